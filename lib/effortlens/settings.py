@@ -1,0 +1,268 @@
+"""Settings: one TOML file whose defaults serve the sample data.
+
+A user's file only needs the keys that differ; it is merged over
+``default_settings.toml`` (shipped with the package) and validated, and every problem is
+reported with the file and the key, e.g. ``settings.toml: attribution.window_days must be a
+positive number of days, got -3``.
+
+Examples
+--------
+>>> from effortlens.settings import load_settings
+>>> s = load_settings()
+>>> s.stages[0], s.attribution_window_days
+('prospect', 14)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_SETTINGS_FILE = "default_settings.toml"
+
+#: Canonical vocabularies (DESIGN §4). Settings may extend activity types via the map only.
+ACTIVITY_TYPES: tuple[str, ...] = (
+    "email",
+    "call",
+    "meeting",
+    "demo",
+    "proposal",
+    "social",
+    "internal",
+    "admin",
+    "other",
+)
+ACTION_TYPES: tuple[str, ...] = (
+    "reply",
+    "meeting_accepted",
+    "meeting_held",
+    "content_engaged",
+    "referral",
+    "proposal_requested",
+    "mutual_plan",
+    "verbal_commit",
+)
+
+
+class SettingsError(ValueError):
+    """A settings file is unreadable or holds a value EffortLens cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings. Build with :func:`load_settings`, never by hand in workbooks."""
+
+    timezone: str
+    currency: str
+    stages: tuple[str, ...]
+    stage_map: dict[str, str]
+    customer_facing: tuple[str, ...]
+    internal: tuple[str, ...]
+    other_is_customer_facing: bool
+    activity_map: dict[str, str]
+    default_duration_min: dict[str, float]
+    verifiers: tuple[str, ...]
+    action_weights: dict[str, float]
+    attribution_window_days: int
+    working_hours_per_week: float
+    peer_keys: tuple[str, ...]
+    min_volume: int
+    currency_rates: dict[str, float]
+    source: str = field(default="<defaults>", compare=False)
+
+    @property
+    def customer_facing_types(self) -> tuple[str, ...]:
+        """Canonical activity types counted as customer-facing (``other`` if so configured)."""
+        extra = ("other",) if self.other_is_customer_facing else ()
+        return self.customer_facing + extra
+
+    def fingerprint(self) -> str:
+        """A stable hash of every value that can change a computed result (cache key part)."""
+        payload = asdict(self)
+        payload.pop("source", None)
+        blob = json.dumps(payload, sort_keys=True, default=list).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _default_toml() -> dict[str, Any]:
+    text = resources.files("effortlens").joinpath(DEFAULT_SETTINGS_FILE).read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any], where: str, origin: str) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        path = f"{where}{key}"
+        if key not in base:
+            known = ", ".join(sorted(base)) or "(none)"
+            raise SettingsError(f"{origin}: unknown setting '{path}'; known keys here: {known}")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise SettingsError(f"{origin}: '{path}' must be a table ([{path}]), got {value!r}")
+            # maps (activity/stage maps, weights, rates) accept new keys; sections do not
+            if key in _OPEN_TABLES:
+                merged[key] = {**base[key], **value}
+            else:
+                merged[key] = _merge(base[key], value, f"{path}.", origin)
+        else:
+            merged[key] = value
+    return merged
+
+
+_OPEN_TABLES = {"map", "default_duration_min", "weights", "currency_rates"}
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read settings from ``path`` merged over the defaults, and validate them.
+
+    Parameters
+    ----------
+    path
+        A TOML file, or ``None`` for the defaults.
+
+    Raises
+    ------
+    SettingsError
+        With the file, the key and what was expected.
+
+    Examples
+    --------
+    >>> load_settings().peer_keys
+    ('segment', 'role')
+    """
+    raw = _default_toml()
+    origin = "<defaults>"
+    if path is not None:
+        p = Path(path)
+        origin = str(p)
+        if not p.is_file():
+            raise SettingsError(f"settings file not found: {p}")
+        try:
+            user = tomllib.loads(p.read_text("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise SettingsError(f"{p}: not valid TOML ({err})") from err
+        raw = _merge(raw, user, "", origin)
+    return _validate(raw, origin)
+
+
+def _fail(origin: str, key: str, expected: str, got: Any) -> SettingsError:
+    return SettingsError(f"{origin}: {key} must be {expected}, got {got!r}")
+
+
+def _str_list(raw: Any, origin: str, key: str, *, allowed: tuple[str, ...] | None = None):
+    if not isinstance(raw, list) or not all(isinstance(v, str) and v for v in raw):
+        raise _fail(origin, key, "a list of non-empty strings", raw)
+    if len(set(raw)) != len(raw):
+        raise _fail(origin, key, "a list without repeats", raw)
+    if allowed is not None:
+        bad = [v for v in raw if v not in allowed]
+        if bad:
+            raise _fail(origin, key, f"a list drawn from {list(allowed)}", bad)
+    return tuple(raw)
+
+
+def _number_map(raw: Any, origin: str, key: str, *, allowed=None, positive=False):
+    out: dict[str, float] = {}
+    for name, value in raw.items():
+        if allowed is not None and name not in allowed:
+            raise _fail(origin, f"{key}.{name}", f"a key among {list(allowed)}", name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(origin, f"{key}.{name}", "a number", value)
+        if value < 0 or (positive and value == 0):
+            raise _fail(origin, f"{key}.{name}", "a positive number" if positive else ">= 0", value)
+        out[name] = float(value)
+    return out
+
+
+def _validate(raw: dict[str, Any], origin: str) -> Settings:
+    tz = raw["timezone"]
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, TypeError) as err:
+        raise _fail(origin, "timezone", "an IANA time zone such as 'Europe/Paris'", tz) from err
+    currency = raw["currency"]
+    if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
+        raise _fail(origin, "currency", "a three-letter ISO code such as 'USD'", currency)
+
+    stages = _str_list(raw["stages"]["order"], origin, "stages.order")
+    if not stages:
+        raise _fail(origin, "stages.order", "at least one stage", stages)
+    stage_map = {}
+    for name, target in raw["stages"]["map"].items():
+        if target not in stages:
+            raise _fail(origin, f"stages.map.{name}", f"one of stages.order {list(stages)}", target)
+        stage_map[name.strip().lower()] = target
+
+    acts = raw["activities"]
+    canonical = ACTIVITY_TYPES
+    customer_facing = _str_list(
+        acts["customer_facing"], origin, "activities.customer_facing", allowed=canonical
+    )
+    internal = _str_list(acts["internal"], origin, "activities.internal", allowed=canonical)
+    both = set(customer_facing) & set(internal)
+    if both:
+        raise _fail(origin, "activities.internal", "disjoint from customer_facing", sorted(both))
+    if not isinstance(acts["other_is_customer_facing"], bool):
+        raise _fail(
+            origin, "activities.other_is_customer_facing", "true or false",
+            acts["other_is_customer_facing"],
+        )
+    activity_map = {}
+    for name, target in acts["map"].items():
+        if target not in canonical:
+            raise _fail(origin, f"activities.map.{name}", f"one of {list(canonical)}", target)
+        activity_map[name.strip().lower()] = target
+    durations = _number_map(
+        acts["default_duration_min"], origin, "activities.default_duration_min", allowed=canonical
+    )
+
+    ba = raw["buyer_actions"]
+    weights = _number_map(ba["weights"], origin, "buyer_actions.weights")
+    verifiers = _str_list(
+        ba["verifiers"], origin, "buyer_actions.verifiers", allowed=tuple(weights)
+    )
+
+    window = raw["attribution"]["window_days"]
+    if isinstance(window, bool) or not isinstance(window, int) or window <= 0:
+        raise _fail(origin, "attribution.window_days", "a positive whole number of days", window)
+    hours = raw["organisation"]["working_hours_per_week"]
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours <= 168:
+        raise _fail(
+            origin, "organisation.working_hours_per_week", "a number of hours in (0, 168]", hours
+        )
+    from effortlens.schema import REPS
+
+    peer_keys = _str_list(
+        raw["peers"]["keys"], origin, "peers.keys",
+        allowed=tuple(c for c in REPS.columns if c not in ("rep_id", "rep_name")),
+    )
+    min_volume = raw["peers"]["min_volume"]
+    if isinstance(min_volume, bool) or not isinstance(min_volume, int) or min_volume < 1:
+        raise _fail(origin, "peers.min_volume", "a whole number >= 1", min_volume)
+    rates = _number_map(raw["currency_rates"], origin, "currency_rates", positive=True)
+
+    return Settings(
+        timezone=tz,
+        currency=currency.upper(),
+        stages=stages,
+        stage_map=stage_map,
+        customer_facing=customer_facing,
+        internal=internal,
+        other_is_customer_facing=acts["other_is_customer_facing"],
+        activity_map=activity_map,
+        default_duration_min=durations,
+        verifiers=verifiers,
+        action_weights=weights,
+        attribution_window_days=window,
+        working_hours_per_week=float(hours),
+        peer_keys=peer_keys,
+        min_volume=min_volume,
+        currency_rates=rates,
+        source=origin,
+    )
