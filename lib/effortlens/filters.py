@@ -1,0 +1,169 @@
+"""The filter a workbook page applies to every view: period, team, segment, role, rep, types.
+
+Filtering happens *after* enrichment: attribution always sees every rep's activities, then the
+views look at a slice of the enriched facts.
+
+Examples
+--------
+>>> import datetime as dt, polars as pl
+>>> f = Filter(teams=("North",), start=dt.date(2025, 1, 6))
+>>> frame = pl.DataFrame({"team": ["North", "South"], "day": [dt.date(2025, 1, 7)] * 2})
+>>> filter_frame(frame, f).height
+1
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+if TYPE_CHECKING:
+    from effortlens.enrich import Enriched
+
+# Filter field -> the column it restricts, where a frame has it.
+_COLUMN_OF = {
+    "teams": "team",
+    "segments": "segment",
+    "roles": "role",
+    "reps": "rep_id",
+    "activity_types": "activity_type",
+}
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What the page is looking at. Empty tuples and ``None`` dates mean "everything".
+
+    Parameters
+    ----------
+    start, end
+        First and last local day included (inclusive).
+    teams, segments, roles, reps, activity_types
+        Allowed values; empty means all.
+    """
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+    teams: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    reps: tuple[str, ...] = ()
+    activity_types: tuple[str, ...] = ()
+
+    @property
+    def is_everything(self) -> bool:
+        return self == Filter()
+
+    def previous_period(self) -> Filter | None:
+        """The same filter over the equally long period just before this one (for KPI deltas)."""
+        if self.start is None or self.end is None:
+            return None
+        length = (self.end - self.start).days + 1
+        return replace(
+            self,
+            start=self.start - dt.timedelta(days=length),
+            end=self.start - dt.timedelta(days=1),
+        )
+
+    def describe(self) -> str:
+        """A short human description, e.g. ``"2025-01-06 – 2025-03-31 · team North"``."""
+        parts = []
+        if self.start or self.end:
+            parts.append(f"{self.start or '…'} – {self.end or '…'}")
+        for f in fields(self):
+            values = getattr(self, f.name)
+            if f.name in _COLUMN_OF and values:
+                label = f.name.replace("_", " ").rstrip("s")
+                parts.append(f"{label} {', '.join(map(str, values))}")
+        return " · ".join(parts) or "everything"
+
+
+def filter_frame(
+    frame: pl.DataFrame | pl.LazyFrame,
+    flt: Filter,
+    *,
+    day_column: str = "day",
+    ignore: tuple[str, ...] = (),
+) -> pl.DataFrame | pl.LazyFrame:
+    """Keep the rows of ``frame`` that pass ``flt``, on the columns the frame has.
+
+    Parameters
+    ----------
+    frame
+        Any enriched or canonical frame; restrictions on columns it lacks are skipped.
+    flt
+        The filter.
+    day_column
+        The local-date (or timestamp) column the period applies to.
+    ignore
+        Filter field names not to apply (e.g. ``("activity_types",)`` for deal views).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> filter_frame(pl.DataFrame({"rep_id": ["a", "b"]}), Filter(reps=("b",)))["rep_id"].to_list()
+    ['b']
+    """
+    names = set(frame.collect_schema().names())
+    conditions: list[pl.Expr] = []
+    for name, column in _COLUMN_OF.items():
+        values = getattr(flt, name)
+        if values and column in names and name not in ignore:
+            conditions.append(pl.col(column).is_in(list(values)))
+    if day_column in names:
+        day = pl.col(day_column)
+        dtype = frame.collect_schema()[day_column]
+        if isinstance(dtype, pl.Datetime):
+            day = day.dt.date()
+        if flt.start is not None:
+            conditions.append(day >= flt.start)
+        if flt.end is not None:
+            conditions.append(day <= flt.end)
+    if not conditions:
+        return frame
+    return frame.filter(pl.all_horizontal(conditions))
+
+
+def filter_enriched(enriched: Enriched, flt: Filter) -> Enriched:
+    """Apply ``flt`` to every fact table of ``enriched``; returns a new object.
+
+    Activities, daily facts and attributed buyer actions are restricted by all fields; reps by
+    team/segment/role/rep; opportunities (and their stage history) by owner and creation date;
+    activity types never restrict deals.
+    """
+    from effortlens.enrich import Enriched  # noqa: F401  (type only at run time)
+
+    reps = filter_frame(enriched.reps, flt, day_column="__none__")
+    opps = enriched.tables["opportunities"]
+    owners = opps.join(
+        enriched.reps.select("rep_id", "team", "segment", "role"), on="rep_id", how="left"
+    )
+    owners = filter_frame(owners, flt, day_column="created_ts", ignore=("activity_types",))
+    kept = owners.select("opportunity_id")
+    stage_history = enriched.tables["stage_history"].join(kept, on="opportunity_id", how="semi")
+    tables = {
+        **enriched.tables,
+        "opportunities": opps.join(kept, on="opportunity_id", how="semi"),
+        "stage_history": stage_history,
+    }
+    return replace(
+        enriched,
+        activities=filter_frame(enriched.activities, flt),
+        actions=_filter_actions(enriched, flt),
+        daily=filter_frame(enriched.daily, flt),
+        reps=reps,
+        tables=tables,
+    )
+
+
+def _filter_actions(enriched: Enriched, flt: Filter) -> pl.DataFrame:
+    actions = enriched.actions
+    if actions.height == 0 or not (flt.teams or flt.segments or flt.roles):
+        return filter_frame(actions, flt, ignore=("activity_types",))
+    with_rep = actions.join(
+        enriched.reps.select("rep_id", "team", "segment", "role"), on="rep_id", how="left"
+    )
+    return filter_frame(with_rep, flt, ignore=("activity_types",)).select(actions.columns)
