@@ -1,0 +1,428 @@
+"""Habits and patterns: which timings, cadences and sequences of touches earn buyer response.
+
+All functions read the *enriched* activities (see :mod:`effortlens.enrich`): one row per
+activity with ``is_customer_facing``, ``responded``, and ``weekday``/``hour`` already in the
+settings' time zone. Only customer-facing activities count as touches; the response of a touch
+is ``responded`` (at least one buyer action attributed to it).
+
+Definitions
+-----------
+- **Timing**: response rate per activity type x ISO weekday (Mon=1) x local hour, with volumes.
+- **Cadence**: for each touch on a contact, the days elapsed since the previous touch on the
+  same contact (by any rep), binned ``0-1, 2-3, 4-7, 8-14, 15-30, 31+``; the first touch on a
+  contact is its own bin (``first touch``). Touches without a contact are left out.
+- **Sequences**: the activity types of the last *k* touches on a contact ending with the touch
+  whose response is measured (``call → email`` = an email whose previous touch on the contact
+  was a call), all within ``within_days`` of the first of them. ``lift = P(response |
+  sequence) / P(response)``, where ``P(response)`` is the rate of all touches that have a
+  length-*k* history; ``lift_over_type`` divides instead by the rate of touches of the same
+  final type with such a history, i.e. what the preceding touches add.
+- **Beyond noise**: :func:`response_homogeneity` is Pearson's chi-square test that the response
+  rate is the same in every cell, summed over strata (e.g. within each activity type) so that
+  a different type mix across cells is not mistaken for a timing or cadence effect.
+
+Examples
+--------
+>>> from effortlens.habits import response_by_cadence
+>>> response_by_cadence(enriched.activities)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+from scipy import stats
+
+#: Left edges (days) of the cadence bins after ``0-1``: 0-1, 2-3, 4-7, 8-14, 15-30, 31+.
+CADENCE_EDGES: tuple[int, ...] = (2, 4, 8, 15, 31)
+FIRST_TOUCH = "first touch"
+WEEKDAY_NAMES: tuple[str, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_SEQUENCE_SEPARATOR = " → "
+
+
+def _touches(activities: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """Customer-facing activities only."""
+    return activities.lazy().filter(pl.col("is_customer_facing"))
+
+
+def _rates(lf: pl.LazyFrame, by: Sequence[str]) -> pl.LazyFrame:
+    """Touches, responded touches and response rate per ``by`` group."""
+    return (
+        lf.group_by(list(by))
+        .agg(
+            activities=pl.len().cast(pl.UInt32),
+            responded=pl.col("responded").sum().cast(pl.UInt32),
+        )
+        .with_columns(response_rate=pl.col("responded") / pl.col("activities"))
+    )
+
+
+def _with_lift(frame: pl.DataFrame, overall_rate: float | None) -> pl.DataFrame:
+    lift = pl.col("response_rate") / overall_rate if overall_rate else pl.lit(None)
+    return frame.with_columns(lift=lift.cast(pl.Float64))
+
+
+def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
+    """``numerator / denominator``, null where the denominator is zero (no lift defined)."""
+    return pl.when(denominator > 0).then(numerator / denominator)
+
+
+def _overall_rate(lf: pl.LazyFrame) -> float | None:
+    row = lf.select(pl.col("responded").mean()).collect().item()
+    return None if row is None else float(row)
+
+
+def response_by_timing(
+    activities: pl.DataFrame | pl.LazyFrame,
+    *,
+    by: Sequence[str] = ("activity_type", "weekday", "hour"),
+) -> pl.DataFrame:
+    """Response rate of customer-facing touches per activity type x weekday x local hour.
+
+    Parameters
+    ----------
+    activities
+        Enriched activities (needs ``is_customer_facing``, ``responded`` and the ``by``
+        columns; ``weekday`` is ISO, Mon=1, and ``hour`` is local, as enrichment writes them).
+    by
+        The cells. Drop ``"activity_type"`` for a weekday x hour grid over all types.
+
+    Returns
+    -------
+    pl.DataFrame
+        The ``by`` columns, ``activities`` (volume), ``responded``, ``response_rate`` and
+        ``lift`` (cell rate over the rate of all touches), sorted by the ``by`` columns.
+
+    Examples
+    --------
+    >>> response_by_timing(enriched.activities, by=["weekday", "hour"])  # doctest: +SKIP
+    """
+    touches = _touches(activities)
+    cells = _rates(touches, by).sort(list(by)).collect()
+    return _with_lift(cells, _overall_rate(touches))
+
+
+def _cadence_labels(edges: Sequence[int]) -> list[str]:
+    lows = [0, *edges]
+    labels = [f"{lo}-{hi - 1}" for lo, hi in zip(lows[:-1], edges, strict=True)]
+    return [*labels, f"{edges[-1]}+"]
+
+
+def _contact_history(activities: pl.DataFrame | pl.LazyFrame, depth: int) -> pl.LazyFrame:
+    """Touches on a known contact in time order, with the ``depth`` previous touches' types and
+    timestamps on the same contact (``prev_type_1``, ``prev_ts_1``, ...)."""
+    ordered = (
+        _touches(activities)
+        .filter(pl.col("contact_id").is_not_null())
+        .sort("contact_id", "ts", "activity_id")
+    )
+    previous = []
+    for k in range(1, depth + 1):
+        previous += [
+            pl.col("activity_type").shift(k).over("contact_id").alias(f"prev_type_{k}"),
+            pl.col("ts").shift(k).over("contact_id").alias(f"prev_ts_{k}"),
+        ]
+    return ordered.with_columns(previous)
+
+
+def response_by_cadence(
+    activities: pl.DataFrame | pl.LazyFrame,
+    *,
+    edges: Sequence[int] = CADENCE_EDGES,
+    by: Sequence[str] = (),
+) -> pl.DataFrame:
+    """Response rate against the days since the previous touch on the same contact.
+
+    Parameters
+    ----------
+    activities
+        Enriched activities (``contact_id``, ``ts``, ``activity_type``, ``activity_id``,
+        ``is_customer_facing``, ``responded``).
+    edges
+        Ascending whole-day left edges of the bins after the first; the default gives
+        ``0-1, 2-3, 4-7, 8-14, 15-30, 31+`` (a gap of 1.9 days is in ``0-1``).
+    by
+        Extra grouping columns, e.g. ``["activity_type"]``.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``by`` columns, ``cadence_bin`` (``first touch`` then the bins in order),
+        ``bin_order`` (0 = first touch), ``min_days_since`` (bin's lower edge, null for the
+        first touch), ``activities``, ``responded``, ``response_rate``, ``lift`` (over all
+        touches on known contacts). Empty bins are omitted.
+
+    Examples
+    --------
+    >>> response_by_cadence(enriched.activities)  # doctest: +SKIP
+    """
+    edges = list(edges)
+    if not edges or any(b <= a for a, b in zip([0, *edges], edges, strict=False)):
+        raise ValueError(f"edges must be ascending positive whole days, got {edges}")
+    labels = [FIRST_TOUCH, *_cadence_labels(edges)]
+    days_since = (pl.col("ts") - pl.col("prev_ts_1")).dt.total_seconds() / 86_400
+    bin_order = (
+        pl.when(pl.col("prev_ts_1").is_null())
+        .then(0)
+        .otherwise(1 + pl.sum_horizontal([days_since >= e for e in edges]))
+        .cast(pl.Int8)
+    )
+    touches = _contact_history(activities, 1).with_columns(bin_order=bin_order)
+    lower = pl.DataFrame(
+        {
+            "bin_order": pl.Series(range(len(labels)), dtype=pl.Int8),
+            "cadence_bin": labels,
+            "min_days_since": [None, 0, *edges],
+        },
+        schema_overrides={"min_days_since": pl.Int32},
+    )
+    cells = (
+        _rates(touches, [*by, "bin_order"])
+        .join(lower.lazy(), on="bin_order", how="left")
+        .select(
+            *by,
+            "cadence_bin",
+            "bin_order",
+            "min_days_since",
+            "activities",
+            "responded",
+            "response_rate",
+        )
+        .sort([*by, "bin_order"])
+        .collect()
+    )
+    return _with_lift(cells, _overall_rate(touches))
+
+
+def sequence_lift(
+    activities: pl.DataFrame | pl.LazyFrame,
+    *,
+    lengths: Sequence[int] = (2, 3),
+    within_days: float = 14,
+    min_support: int = 30,
+) -> pl.DataFrame:
+    """Short sequences of activity types on a contact, ranked by lift of the last touch's
+    response over chance.
+
+    Parameters
+    ----------
+    activities
+        Enriched activities (as for :func:`response_by_cadence`).
+    lengths
+        Sequence lengths to count (each at least 2).
+    within_days
+        All touches of a sequence fall within this many days of its first touch.
+    min_support
+        Fewest touches a sequence needs to be listed.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``sequence`` (types joined by `` → ``, the measured touch last), ``length``,
+        ``support`` (touches ending such a sequence), ``responded``, ``response_rate``,
+        ``base_rate`` (all touches with a length-*k* history), ``lift``, ``type_rate`` and
+        ``lift_over_type`` (against touches of the same last type with such a history),
+        sorted by lift (descending), then support.
+
+    Examples
+    --------
+    >>> sequence_lift(enriched.activities, lengths=[2], min_support=50)  # doctest: +SKIP
+    """
+    lengths = sorted(set(lengths))
+    if not lengths or lengths[0] < 2:
+        raise ValueError(f"sequence lengths must be at least 2, got {list(lengths)}")
+    history = _contact_history(activities, lengths[-1] - 1).collect().lazy()
+    per_length = []
+    for k in lengths:
+        first_ts = pl.col(f"prev_ts_{k - 1}")
+        span_days = (pl.col("ts") - first_ts).dt.total_seconds() / 86_400
+        types = [pl.col(f"prev_type_{j}") for j in range(k - 1, 0, -1)]
+        eligible = history.filter(first_ts.is_not_null() & (span_days <= within_days))
+        with_sequence = eligible.with_columns(
+            sequence=pl.concat_str(
+                [*types, pl.col("activity_type")], separator=_SEQUENCE_SEPARATOR
+            ),
+            length=pl.lit(k, dtype=pl.Int8),
+        )
+        by_type = _rates(eligible, ["activity_type"]).select(
+            "activity_type", type_rate=pl.col("response_rate")
+        )
+        per_length.append(
+            with_sequence.group_by("sequence", "length")
+            .agg(
+                support=pl.len().cast(pl.UInt32),
+                responded=pl.col("responded").sum().cast(pl.UInt32),
+                activity_type=pl.col("activity_type").first(),
+            )
+            .with_columns(
+                response_rate=pl.col("responded") / pl.col("support"),
+                base_rate=pl.lit(
+                    eligible.select(pl.col("responded").mean()).collect().item(), dtype=pl.Float64
+                ),
+            )
+            .join(by_type, on="activity_type", how="left")
+        )
+    return (
+        pl.concat(per_length)
+        .filter(pl.col("support") >= min_support)
+        .with_columns(
+            lift=_ratio(pl.col("response_rate"), pl.col("base_rate")),
+            lift_over_type=_ratio(pl.col("response_rate"), pl.col("type_rate")),
+        )
+        .select(
+            "sequence",
+            "length",
+            "support",
+            "responded",
+            "response_rate",
+            "base_rate",
+            "lift",
+            "type_rate",
+            "lift_over_type",
+        )
+        .sort(["lift", "support", "sequence"], descending=[True, True, False], nulls_last=True)
+        .collect()
+    )
+
+
+def response_homogeneity(
+    cells: pl.DataFrame,
+    *,
+    over: Sequence[str],
+    strata: Sequence[str] = (),
+    min_activities: int = 1,
+) -> dict[str, Any]:
+    """Chi-square test that the response rate is equal across cells (within each stratum).
+
+    Within each stratum, Pearson's chi-square of the 2 x k table (responded, not responded) x
+    cells; the statistics and degrees of freedom of independent strata add up.
+
+    Parameters
+    ----------
+    cells
+        An aggregated frame with ``activities`` and ``responded`` per cell, such as
+        :func:`response_by_timing` or :func:`response_by_cadence` return.
+    over
+        The columns that identify a cell within a stratum, e.g. ``["weekday", "hour"]``.
+    strata
+        Columns that split the test, e.g. ``["activity_type"]``.
+    min_activities
+        Cells with fewer activities are left out before testing (chosen on volume only, so
+        the test stays valid); a stratum left with fewer than two cells adds nothing.
+
+    Returns
+    -------
+    dict
+        ``chi2``, ``dof``, ``p_value`` (``nan`` when nothing could be tested), ``cells``
+        (cells tested).
+
+    Examples
+    --------
+    >>> cells = response_by_timing(enriched.activities)  # doctest: +SKIP
+    >>> response_homogeneity(
+    ...     cells, over=["weekday", "hour"], strata=["activity_type"]
+    ... )  # doctest: +SKIP
+    """
+    strata = list(strata)
+    group = strata or [pl.lit(0).alias("_stratum")]
+    tested = (
+        cells.lazy()
+        .group_by([*strata, *over])
+        .agg(
+            pl.col("activities").sum().cast(pl.Float64), pl.col("responded").sum().cast(pl.Float64)
+        )
+        .filter(pl.col("activities") >= min_activities)
+        .with_columns(
+            stratum_rate=(pl.col("responded").sum() / pl.col("activities").sum()).over(group),
+            n_cells=pl.len().over(group),
+        )
+        .filter(
+            (pl.col("n_cells") >= 2) & (pl.col("stratum_rate") > 0) & (pl.col("stratum_rate") < 1)
+        )
+    )
+    expected = pl.col("activities") * pl.col("stratum_rate")
+    # (observed - expected)^2 / expected, for the responded and the silent column of the table
+    squared_gap = (pl.col("responded") - expected) ** 2
+    chi2_terms = squared_gap / expected + squared_gap / (pl.col("activities") - expected)
+    summary = tested.select(
+        chi2=chi2_terms.sum(),
+        cells=pl.len(),
+        strata=pl.struct(group).n_unique() if strata else pl.len().clip(upper_bound=1),
+    ).collect()
+    n_cells, n_strata = summary["cells"].item(), summary["strata"].item()
+    dof = int(n_cells - n_strata)
+    chi2 = float(summary["chi2"].item() or 0.0)
+    p_value = float(stats.chi2.sf(chi2, dof)) if dof > 0 else float("nan")
+    return {"chi2": chi2, "dof": dof, "p_value": p_value, "cells": int(n_cells)}
+
+
+def _timing_label() -> pl.Expr:
+    weekday = (
+        pl.col("weekday")
+        .cast(pl.Int64)
+        .replace_strict(dict(enumerate(WEEKDAY_NAMES, start=1)), return_dtype=pl.String)
+    )
+    hour = pl.col("hour").cast(pl.String).str.zfill(2) + pl.lit(":00")
+    return pl.concat_str([pl.col("activity_type"), weekday, hour], separator=" · ")
+
+
+def habits_table(
+    enriched: Any,
+    *,
+    min_activities: int = 50,
+    top: int = 5,
+    min_support: int = 30,
+    within_days: float = 14,
+) -> pl.DataFrame:
+    """The headline habits for the command line: best and worst timing cells, every cadence
+    bin, the top sequences.
+
+    Parameters
+    ----------
+    enriched
+        An :class:`effortlens.enrich.Enriched` (its ``activities`` are used).
+    min_activities
+        Fewest touches a timing cell needs to be ranked.
+    top
+        How many best and worst timing cells, and how many sequences.
+    min_support, within_days
+        As in :func:`sequence_lift`.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``finding`` (``best timing``, ``worst timing``, ``cadence``, ``sequence``),
+        ``pattern`` (e.g. ``call · Tue · 10:00``, ``8-14`` days since the previous touch,
+        ``call → email``), ``activities``, ``responded``, ``response_rate``, ``lift``.
+
+    Examples
+    --------
+    >>> habits_table(enriched, top=3)  # doctest: +SKIP
+    """
+    activities = enriched.activities
+    columns = ["finding", "pattern", "activities", "responded", "response_rate", "lift"]
+    ranked = response_by_timing(activities).filter(pl.col("activities") >= min_activities)
+    order = ["response_rate", "activities"]
+    best = ranked.sort(order, descending=True).head(top)
+    worst = (
+        ranked.join(best, on=["activity_type", "weekday", "hour"], how="anti")
+        .sort(order, descending=[False, True])
+        .head(top)
+    )
+    timing = [
+        frame.with_columns(finding=pl.lit(name), pattern=_timing_label())
+        for name, frame in (("best timing", best), ("worst timing", worst))
+    ]
+    cadence = response_by_cadence(activities).with_columns(
+        finding=pl.lit("cadence"), pattern=pl.col("cadence_bin").cast(pl.String)
+    )
+    sequences = (
+        sequence_lift(activities, min_support=min_support, within_days=within_days)
+        .head(top)
+        .with_columns(finding=pl.lit("sequence"), pattern="sequence", activities="support")
+    )
+    return pl.concat(
+        [frame.select(columns) for frame in (*timing, cadence, sequences)], how="vertical_relaxed"
+    )

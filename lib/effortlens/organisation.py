@@ -1,0 +1,423 @@
+"""The organisation: time left for selling, internal load, attrition, and where ROE varies.
+
+Definitions
+-----------
+- **Time for selling** of a rep in a week: customer-facing hours / the settings' working hours
+  per week. **Internal load**: hours of the settings' internal types (``internal``, ``admin``)
+  over the same working hours, so the two read on one scale. Only *full weeks* count: the
+  Monday-to-Friday of the week lies within the rep's employment (``hire_date`` ..
+  ``exit_date``) and within the span of the activity data; a full week without any logged
+  activity counts as zero. A team's or a rep's figure is the mean over its rep-weeks.
+- **Voluntary attrition** of a team (or manager) over a period: ``headcount`` = reps employed
+  at any time in the period; ``attrition_rate`` = voluntary exits in the period / headcount;
+  ``annualised_attrition`` = voluntary exits / rep-years employed in the period.
+- **Variance share** (:func:`variance_share`): one-way random-effects ANOVA of a per-rep
+  metric with teams as groups (unbalanced design, ``n0`` sizes). ``share_between`` is
+  ICC(1) = (MSB - MSW) / (MSB + (n0 - 1) MSW), floored at 0: the share of the variation among
+  reps that lies between teams; the rest (``share_within``) lies between reps of a team,
+  sampling noise of each rep's rate included. ``p_value`` is the ANOVA F-test of no team
+  effect.
+
+Examples
+--------
+>>> from effortlens.organisation import organisation_table
+>>> organisation_table(enriched)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from effortlens.interventions import metric_value
+
+_DAYS_PER_YEAR = 365.25
+
+
+def _employed_between(first: pl.Expr | dt.date, last: pl.Expr | dt.date) -> pl.Expr:
+    """Reps employed on every day of ``[first, last]``."""
+    return (pl.col("hire_date").is_null() | (pl.col("hire_date") <= first)) & (
+        pl.col("exit_date").is_null() | (pl.col("exit_date") >= last)
+    )
+
+
+def selling_time_weekly(
+    daily: pl.DataFrame | pl.LazyFrame,
+    *,
+    reps: pl.DataFrame,
+    working_hours_per_week: float,
+    internal_types: Sequence[str] = ("internal", "admin"),
+) -> pl.DataFrame:
+    """Time for selling and internal load per rep and full week of employment.
+
+    Parameters
+    ----------
+    daily
+        Enriched daily facts (``rep_id``, ``day``, ``activity_type``, ``is_customer_facing``,
+        ``hours``); their first and last day bound the weeks counted.
+    reps
+        The reps (``rep_id``, ``team``, ``hire_date``, ``exit_date``).
+    working_hours_per_week
+        The settings' contracted hours (the denominator).
+    internal_types
+        Activity types counted as internal load (the settings' ``internal``).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``rep_id``, ``team``, ``week`` (Monday), ``customer_facing_hours``,
+        ``internal_hours``, ``selling_time``, ``internal_load``; one row per rep and full week.
+
+    Examples
+    --------
+    >>> weekly = selling_time_weekly(enriched.daily, reps=enriched.reps,
+    ...                              working_hours_per_week=40.0)  # doctest: +SKIP
+    """
+    facts = daily.lazy()
+    span = facts.select(first=pl.col("day").min(), last=pl.col("day").max()).collect()
+    first, last = span["first"].item(), span["last"].item()
+    schema = {
+        "rep_id": pl.String,
+        "team": pl.String,
+        "week": pl.Date,
+        "customer_facing_hours": pl.Float64,
+        "internal_hours": pl.Float64,
+        "selling_time": pl.Float64,
+        "internal_load": pl.Float64,
+    }
+    if first is None:
+        return pl.DataFrame(schema=schema)
+    weeks = pl.DataFrame(
+        {"week": pl.date_range(first - dt.timedelta(days=first.weekday()), last, "1w", eager=True)}
+    ).filter((pl.col("week") >= first) & (pl.col("week") + pl.duration(days=4) <= last))
+    friday = pl.col("week") + pl.duration(days=4)
+    grid = (
+        reps.lazy()
+        .select("rep_id", "team", "hire_date", "exit_date")
+        .join(weeks.lazy(), how="cross")
+        .filter(_employed_between(pl.col("week"), friday))
+        .select("rep_id", "team", "week")
+    )
+    hours = facts.group_by("rep_id", "week").agg(
+        customer_facing_hours=pl.col("hours").filter(pl.col("is_customer_facing")).sum(),
+        internal_hours=pl.col("hours")
+        .filter(pl.col("activity_type").is_in(list(internal_types)))
+        .sum(),
+    )
+    return (
+        grid.join(hours, on=["rep_id", "week"], how="left")
+        .with_columns(pl.col("customer_facing_hours", "internal_hours").fill_null(0.0))
+        .with_columns(
+            selling_time=pl.col("customer_facing_hours") / working_hours_per_week,
+            internal_load=pl.col("internal_hours") / working_hours_per_week,
+        )
+        .sort("rep_id", "week")
+        .collect()
+        .cast(schema)
+    )
+
+
+def selling_time_by(weekly: pl.DataFrame, *, by: Sequence[str] = ("team",)) -> pl.DataFrame:
+    """Mean time for selling and internal load over the rep-weeks of each ``by`` group.
+
+    Parameters
+    ----------
+    weekly
+        :func:`selling_time_weekly`'s frame.
+    by
+        ``["team"]``, ``["rep_id"]``, ``["team", "week"]``, ...
+
+    Returns
+    -------
+    pl.DataFrame
+        ``by`` columns, ``reps``, ``rep_weeks``, ``selling_time``, ``internal_load``, sorted
+        by ``by``.
+
+    Examples
+    --------
+    >>> selling_time_by(weekly, by=["team", "week"])  # doctest: +SKIP
+    """
+    return (
+        weekly.group_by(list(by))
+        .agg(
+            reps=pl.col("rep_id").n_unique().cast(pl.UInt32),
+            rep_weeks=pl.len().cast(pl.UInt32),
+            selling_time=pl.col("selling_time").mean(),
+            internal_load=pl.col("internal_load").mean(),
+        )
+        .sort(list(by))
+    )
+
+
+def attrition(
+    reps: pl.DataFrame,
+    *,
+    by: str = "team",
+    period_start: dt.date,
+    period_end: dt.date,
+) -> pl.DataFrame:
+    """Voluntary attrition per team (or manager) over a period.
+
+    Parameters
+    ----------
+    reps
+        The reps (``hire_date``, ``exit_date``, ``exit_reason`` and the ``by`` column).
+    by
+        ``"team"`` or ``"manager_id"`` (any reps column).
+    period_start, period_end
+        The period, both days included.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``by``, ``headcount`` (employed at any time in the period), ``exits`` (any reason),
+        ``voluntary_exits``, ``rep_years`` (employed time in the period),
+        ``attrition_rate`` (voluntary exits / headcount), ``annualised_attrition``
+        (voluntary exits / rep-years), sorted by ``by``.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> attrition(reps, by="manager_id", period_start=dt.date(2024, 1, 1),
+    ...           period_end=dt.date(2024, 12, 31))  # doctest: +SKIP
+    """
+    if period_end < period_start:
+        raise ValueError(f"period_end {period_end} is before period_start {period_start}")
+    in_period = (pl.col("hire_date").is_null() | (pl.col("hire_date") <= period_end)) & (
+        pl.col("exit_date").is_null() | (pl.col("exit_date") >= period_start)
+    )
+    exited = pl.col("exit_date").is_between(period_start, period_end)
+    employed_from = pl.max_horizontal(
+        pl.col("hire_date").fill_null(period_start), pl.lit(period_start)
+    )
+    employed_to = pl.min_horizontal(pl.col("exit_date").fill_null(period_end), pl.lit(period_end))
+    return (
+        reps.lazy()
+        .filter(in_period)
+        .group_by(by)
+        .agg(
+            headcount=pl.len().cast(pl.UInt32),
+            exits=exited.sum().cast(pl.UInt32),
+            voluntary_exits=(exited & (pl.col("exit_reason") == "voluntary")).sum().cast(pl.UInt32),
+            rep_years=((employed_to - employed_from).dt.total_days() + 1).sum() / _DAYS_PER_YEAR,
+        )
+        .with_columns(
+            attrition_rate=pl.col("voluntary_exits") / pl.col("headcount"),
+            annualised_attrition=pl.col("voluntary_exits") / pl.col("rep_years"),
+        )
+        .sort(by)
+        .collect()
+    )
+
+
+def variance_share(
+    daily: pl.DataFrame | pl.LazyFrame,
+    *,
+    group: str = "team",
+    metrics: Sequence[str] = ("response_rate", "roe_per_100"),
+    min_activities: int = 100,
+) -> pl.DataFrame:
+    """How much of the variation of a per-rep metric lies between teams rather than between reps.
+
+    Parameters
+    ----------
+    daily
+        Enriched daily facts (``rep_id``, the ``group`` column, ``is_customer_facing``,
+        ``activities``, ``responded``, ``response_weight``).
+    group
+        The grouping column (``team``, ``segment``, ``peer_group``, ...).
+    metrics
+        Per-rep metrics over the whole period: ``response_rate``, ``roe_per_100``.
+    min_activities
+        Fewest customer-facing activities for a rep to be included.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per metric: ``metric``, ``group``, ``n_groups``, ``n_reps``, ``mean``,
+        ``between_variance``, ``within_variance``, ``icc`` (ICC(1), may be negative),
+        ``share_between`` (ICC(1) floored at 0), ``share_within``, ``f_statistic``,
+        ``p_value``. Statistics are null with fewer than two groups or no spare reps.
+
+    Examples
+    --------
+    >>> variance_share(enriched.daily, metrics=["roe_per_100"])  # doctest: +SKIP
+    """
+    per_rep = (
+        daily.lazy()
+        .filter(pl.col("is_customer_facing"))
+        .group_by("rep_id", group)
+        .agg(
+            pl.col("activities").sum().cast(pl.Float64),
+            pl.col("responded").sum().cast(pl.Float64),
+            pl.col("response_weight").sum().cast(pl.Float64),
+        )
+        .filter(pl.col("activities") >= min_activities)
+        .with_columns(**{m: metric_value(m) for m in metrics})
+        .collect()
+    )
+    rows = [
+        {"metric": m, "group": group, **_one_way_anova(per_rep[m].to_numpy(), per_rep[group])}
+        for m in metrics
+    ]
+    return pl.DataFrame(rows, schema=_VARIANCE_SCHEMA)
+
+
+_VARIANCE_SCHEMA = {
+    "metric": pl.String,
+    "group": pl.String,
+    "n_groups": pl.UInt32,
+    "n_reps": pl.UInt32,
+    "mean": pl.Float64,
+    "between_variance": pl.Float64,
+    "within_variance": pl.Float64,
+    "icc": pl.Float64,
+    "share_between": pl.Float64,
+    "share_within": pl.Float64,
+    "f_statistic": pl.Float64,
+    "p_value": pl.Float64,
+}
+
+
+def _one_way_anova(values: np.ndarray, groups: pl.Series) -> dict[str, Any]:
+    codes = groups.cast(pl.String).fill_null("(none)").rank("dense").to_numpy().astype(int) - 1
+    n_reps, n_groups = len(values), int(codes.max()) + 1 if len(values) else 0
+    out: dict[str, Any] = {
+        "n_groups": n_groups,
+        "n_reps": n_reps,
+        "mean": float(values.mean()) if n_reps else None,
+    }
+    if n_groups < 2 or n_reps <= n_groups:
+        return out
+    sizes = np.bincount(codes)
+    group_means = np.bincount(codes, weights=values) / sizes
+    ss_between = float((sizes * (group_means - values.mean()) ** 2).sum())
+    ss_within = float(((values - group_means[codes]) ** 2).sum())
+    ms_between = ss_between / (n_groups - 1)
+    ms_within = ss_within / (n_reps - n_groups)
+    n0 = (n_reps - (sizes**2).sum() / n_reps) / (n_groups - 1)
+    denominator = ms_between + (n0 - 1) * ms_within
+    icc = (ms_between - ms_within) / denominator if denominator > 0 else 0.0
+    f_statistic = ms_between / ms_within if ms_within > 0 else float("inf")
+    share_between = max(0.0, icc)
+    return {
+        **out,
+        "between_variance": max(0.0, (ms_between - ms_within) / n0),
+        "within_variance": ms_within,
+        "icc": icc,
+        "share_between": share_between,
+        "share_within": 1.0 - share_between,
+        "f_statistic": f_statistic,
+        "p_value": float(stats.f.sf(f_statistic, n_groups - 1, n_reps - n_groups)),
+    }
+
+
+def _period(enriched: Any) -> tuple[dt.date, dt.date]:
+    """The span of the activity data, else of the deals (pipeline-only data)."""
+    span = enriched.daily.select(first=pl.col("day").min(), last=pl.col("day").max())
+    if span["first"].item() is None:
+        deals = enriched.tables.get("opportunities")
+        if deals is None or deals.height == 0:
+            raise ValueError("no activities and no opportunities: no period to measure")
+        span = deals.select(
+            first=pl.col("created_ts").min().dt.date(),
+            last=pl.max_horizontal(pl.col("created_ts").max(), pl.col("close_ts").max()).dt.date(),
+        )
+    return span["first"].item(), span["last"].item()
+
+
+def organisation_table(
+    enriched: Any, *, period: tuple[dt.date, dt.date] | None = None
+) -> pl.DataFrame:
+    """Per team: time for selling, internal load, voluntary attrition and return on effort.
+
+    Parameters
+    ----------
+    enriched
+        An :class:`effortlens.enrich.Enriched` (``daily``, ``reps``, ``settings``).
+    period
+        ``(first, last)`` day for the attrition counts; default the span of the activities
+        (or of the deals when there are no activities).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``team``, ``headcount``, ``selling_time``, ``internal_load``, ``voluntary_exits``,
+        ``attrition_rate``, ``annualised_attrition``, ``response_rate``, ``roe_per_100``
+        (ROE: attributed buyer-action weight per 100 customer-facing activities); selling
+        and ROE columns are null without activities.
+
+    Examples
+    --------
+    >>> organisation_table(enriched).sort("selling_time").head(1)  # doctest: +SKIP
+    """
+    settings = enriched.settings
+    first, last = period or _period(enriched)
+    weekly = selling_time_weekly(
+        enriched.daily,
+        reps=enriched.reps,
+        working_hours_per_week=settings.working_hours_per_week,
+        internal_types=settings.internal,
+    )
+    selling = selling_time_by(weekly, by=["team"]).select("team", "selling_time", "internal_load")
+    roe = (
+        enriched.daily.lazy()
+        .filter(pl.col("is_customer_facing"))
+        .group_by("team")
+        .agg(pl.col("activities", "responded", "response_weight").sum().cast(pl.Float64))
+        .select(
+            "team",
+            response_rate=metric_value("response_rate"),
+            roe_per_100=metric_value("roe_per_100"),
+        )
+        .collect()
+    )
+    return (
+        attrition(enriched.reps, by="team", period_start=first, period_end=last)
+        .join(selling, on="team", how="left", nulls_equal=True)
+        .join(roe, on="team", how="left", nulls_equal=True)
+        .select(
+            "team",
+            "headcount",
+            "selling_time",
+            "internal_load",
+            "voluntary_exits",
+            "attrition_rate",
+            "annualised_attrition",
+            "response_rate",
+            "roe_per_100",
+        )
+        .sort("team")
+    )
+
+
+def attrition_vs_selling_time(table: pl.DataFrame) -> dict[str, Any]:
+    """Spearman rank correlation between teams' time for selling and their annualised attrition.
+
+    Parameters
+    ----------
+    table
+        :func:`organisation_table`'s frame.
+
+    Returns
+    -------
+    dict
+        ``rho``, ``p_value`` (null with fewer than three teams), ``n_teams``.
+
+    Examples
+    --------
+    >>> attrition_vs_selling_time(organisation_table(enriched))["rho"]  # doctest: +SKIP
+    -0.8
+    """
+    both = table.drop_nulls(["selling_time", "annualised_attrition"])
+    if both.height < 3:
+        return {"rho": None, "p_value": None, "n_teams": both.height}
+    result = stats.spearmanr(
+        both["selling_time"].to_numpy(), both["annualised_attrition"].to_numpy()
+    )
+    return {"rho": float(result.statistic), "p_value": float(result.pvalue), "n_teams": both.height}

@@ -1,0 +1,269 @@
+"""Habits and patterns: timing cells, cadence bins, sequence lift, the homogeneity test."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+from effortlens.habits import (
+    habits_table,
+    response_by_cadence,
+    response_by_timing,
+    response_homogeneity,
+    sequence_lift,
+)
+from polars.testing import assert_frame_equal
+from scipy import stats
+
+UTC = dt.UTC
+T0 = dt.datetime(2024, 3, 4, 14, 0, tzinfo=UTC)  # a Monday, 09:00 in New York
+
+
+def _activities(rows: list[tuple]) -> pl.DataFrame:
+    """Enriched-activity shaped frame from (activity_id, contact_id, hours after T0, type,
+    responded); weekday/hour are local (America/New_York) as enrichment writes them."""
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "activity_id": pl.String,
+            "contact_id": pl.String,
+            "after_h": pl.Float64,
+            "activity_type": pl.String,
+            "responded": pl.Boolean,
+        },
+        orient="row",
+    )
+    local = pl.col("ts").dt.convert_time_zone("America/New_York")
+    return (
+        frame.with_columns(
+            ts=pl.lit(T0) + pl.duration(seconds=pl.col("after_h") * 3600),
+            is_customer_facing=~pl.col("activity_type").is_in(["internal", "admin"]),
+        )
+        .with_columns(weekday=local.dt.weekday().cast(pl.Int8), hour=local.dt.hour().cast(pl.Int8))
+        .drop("after_h")
+    )
+
+
+TIMING = _activities(
+    [
+        ("a1", "c1", 0, "call", True),  # Mon 09
+        ("a2", "c2", 0.5, "call", False),  # Mon 09
+        ("a3", "c3", 24, "call", True),  # Tue 09
+        ("a4", "c1", 25, "email", False),  # Tue 10
+        ("a5", "c2", 25.2, "email", True),  # Tue 10
+        ("a6", "c4", 25.4, "internal", True),  # not a touch
+    ]
+)
+
+
+def test_timing_cells_count_touches_per_type_weekday_local_hour():
+    expected = pl.DataFrame(
+        {
+            "activity_type": ["call", "call", "email"],
+            "weekday": [1, 2, 2],
+            "hour": [9, 9, 10],
+            "activities": [2, 1, 2],
+            "responded": [1, 1, 1],
+            "response_rate": [0.5, 1.0, 0.5],
+            "lift": [0.5 / 0.6, 1.0 / 0.6, 0.5 / 0.6],
+        },
+        schema_overrides={
+            "weekday": pl.Int8,
+            "hour": pl.Int8,
+            "activities": pl.UInt32,
+            "responded": pl.UInt32,
+        },
+    )
+    assert_frame_equal(response_by_timing(TIMING), expected)
+
+
+def test_timing_over_all_types_merges_cells():
+    cells = response_by_timing(TIMING, by=["weekday"])
+    assert cells["weekday"].to_list() == [1, 2]
+    assert cells["activities"].to_list() == [2, 3]
+    assert cells["response_rate"].to_list() == pytest.approx([0.5, 2 / 3])
+
+
+def test_timing_does_not_mutate_its_input():
+    before = TIMING.clone()
+    response_by_timing(TIMING)
+    response_by_cadence(TIMING)
+    sequence_lift(TIMING, min_support=1)
+    assert_frame_equal(TIMING, before)
+
+
+CADENCE = _activities(
+    [
+        ("a1", "c1", 0, "call", True),  # first touch
+        ("a2", "c1", 1.9 * 24, "email", False),  # 1.9 days -> 0-1
+        ("a3", "c1", 3.9 * 24, "internal", False),  # not a touch, not a previous touch
+        ("a4", "c1", 3.9 * 24 + 0.01, "email", True),  # 2.0 days after a2 -> 2-3
+        ("a5", "c1", 3.9 * 24 + 0.01 + 31 * 24, "call", False),  # 31 days -> 31+
+        ("a6", "c2", 5 * 24, "email", False),  # first touch of c2
+        ("a7", "c2", 5 * 24 + 30.9 * 24, "email", False),  # 30.9 days -> 15-30
+        ("a8", None, 1, "email", True),  # no contact: left out
+    ]
+)
+
+
+def test_cadence_bins_days_since_previous_touch_on_the_contact():
+    expected = pl.DataFrame(
+        {
+            "cadence_bin": ["first touch", "0-1", "2-3", "15-30", "31+"],
+            "bin_order": [0, 1, 2, 5, 6],
+            "min_days_since": [None, 0, 2, 15, 31],
+            "activities": [2, 1, 1, 1, 1],
+            "responded": [1, 0, 1, 0, 0],
+            "response_rate": [0.5, 0.0, 1.0, 0.0, 0.0],
+            "lift": [0.5 / (2 / 6), 0.0, 1.0 / (2 / 6), 0.0, 0.0],
+        },
+        schema_overrides={
+            "bin_order": pl.Int8,
+            "min_days_since": pl.Int32,
+            "activities": pl.UInt32,
+            "responded": pl.UInt32,
+        },
+    )
+    assert_frame_equal(response_by_cadence(CADENCE), expected)
+
+
+def test_cadence_custom_edges_and_grouping():
+    cells = response_by_cadence(CADENCE, edges=[7], by=["activity_type"])
+    assert cells.select("activity_type", "cadence_bin", "activities").rows() == [
+        ("call", "first touch", 1),
+        ("call", "7+", 1),
+        ("email", "first touch", 1),
+        ("email", "0-6", 2),
+        ("email", "7+", 1),
+    ]
+
+
+def test_cadence_rejects_edges_out_of_order():
+    with pytest.raises(ValueError, match="ascending"):
+        response_by_cadence(CADENCE, edges=[4, 2])
+
+
+SEQUENCES = _activities(
+    [
+        # contact c1: call, email (1 day later), email (20 days later)
+        ("a1", "c1", 0, "call", False),
+        ("a2", "c1", 24, "email", True),
+        ("a3", "c1", 21 * 24, "email", False),
+        # contact c2: call, email (3 days), call (13.5 days after the email)
+        ("a4", "c2", 0, "call", True),
+        ("a5", "c2", 72, "email", True),
+        ("a6", "c2", 72 + 13.5 * 24, "call", False),
+    ]
+)
+
+
+def test_sequences_of_two_rank_by_lift_over_touches_with_a_history():
+    result = sequence_lift(SEQUENCES, lengths=[2], within_days=14, min_support=1)
+    # eligible touches (previous touch within 14 days): a2, a5, a6 -> base rate 2/3;
+    # a3 follows a2 by 20 days and is not eligible
+    expected = pl.DataFrame(
+        {
+            "sequence": ["call → email", "email → call"],
+            "length": [2, 2],
+            "support": [2, 1],
+            "responded": [2, 0],
+            "response_rate": [1.0, 0.0],
+            "base_rate": [2 / 3, 2 / 3],
+            "lift": [1.5, 0.0],
+            "type_rate": [1.0, 0.0],
+            "lift_over_type": [1.0, None],
+        },
+        schema_overrides={"length": pl.Int8, "support": pl.UInt32, "responded": pl.UInt32},
+    )
+    assert_frame_equal(result, expected, check_exact=False)
+
+
+def test_sequences_of_three_need_all_touches_within_the_window():
+    three = sequence_lift(SEQUENCES, lengths=[3], within_days=14, min_support=1)
+    assert three["sequence"].to_list() == []  # c2's span is 16.5 days
+    three = sequence_lift(SEQUENCES, lengths=[3], within_days=17, min_support=1)
+    assert three.select("sequence", "support", "responded").rows() == [
+        ("call → email → call", 1, 0)
+    ]
+
+
+def test_sequences_below_min_support_are_left_out():
+    result = sequence_lift(SEQUENCES, lengths=[2], within_days=14, min_support=2)
+    assert result["sequence"].to_list() == ["call → email"]
+
+
+def test_sequence_lengths_below_two_are_rejected():
+    with pytest.raises(ValueError, match="at least 2"):
+        sequence_lift(SEQUENCES, lengths=[1])
+
+
+def test_homogeneity_matches_scipy_chi_square_on_one_stratum():
+    cells = pl.DataFrame(
+        {"hour": [9, 10, 11], "activities": [40, 50, 60], "responded": [10, 5, 30]}
+    )
+    table = [[10, 5, 30], [30, 45, 30]]
+    chi2, p_value, dof, _ = stats.chi2_contingency(table, correction=False)
+    result = response_homogeneity(cells, over=["hour"])
+    assert result["chi2"] == pytest.approx(chi2)
+    assert result["p_value"] == pytest.approx(p_value)
+    assert (result["dof"], result["cells"]) == (dof, 3)
+
+
+def test_homogeneity_sums_strata_and_skips_small_cells():
+    cells = pl.DataFrame(
+        {
+            "activity_type": ["call", "call", "email", "email", "email"],
+            "hour": [9, 10, 9, 10, 11],
+            "activities": [40, 50, 20, 30, 3],
+            "responded": [10, 5, 2, 9, 3],
+        }
+    )
+    one = response_homogeneity(cells.filter(pl.col("activity_type") == "call"), over=["hour"])
+    two = response_homogeneity(
+        cells.filter((pl.col("activity_type") == "email") & (pl.col("hour") < 11)), over=["hour"]
+    )
+    both = response_homogeneity(cells, over=["hour"], strata=["activity_type"], min_activities=5)
+    assert both["chi2"] == pytest.approx(one["chi2"] + two["chi2"])
+    assert (both["dof"], both["cells"]) == (2, 4)
+    assert both["p_value"] == pytest.approx(stats.chi2.sf(both["chi2"], 2))
+
+
+def test_homogeneity_of_equal_rates_is_zero():
+    cells = pl.DataFrame({"hour": [9, 10], "activities": [10, 20], "responded": [2, 4]})
+    result = response_homogeneity(cells, over=["hour"])
+    assert result["chi2"] == pytest.approx(0.0)
+    assert result["p_value"] == pytest.approx(1.0)
+
+
+class _Enriched:
+    def __init__(self, activities: pl.DataFrame):
+        self.activities = activities
+
+
+def test_habits_table_ranks_cells_with_enough_volume():
+    busy = _activities(
+        [(f"m{i}", f"c{i}", 0, "call", i < 3) for i in range(4)]  # Mon 09: 3/4
+        + [(f"t{i}", f"d{i}", 24, "call", i < 1) for i in range(4)]  # Tue 09: 1/4
+        + [("w1", "e1", 48, "call", True)]  # Wed 09: 1/1 but too small
+        + [("s1", "d0", 48, "email", True)]  # too small, second touch of d0
+    )
+    table = habits_table(_Enriched(busy), min_activities=4, top=1, min_support=1)
+    assert table.columns == [
+        "finding",
+        "pattern",
+        "activities",
+        "responded",
+        "response_rate",
+        "lift",
+    ]
+    rows = {
+        f: table.filter(pl.col("finding") == f)["pattern"].to_list()
+        for f in ("best timing", "worst timing", "cadence", "sequence")
+    }
+    assert rows == {
+        "best timing": ["call · Mon · 09:00"],
+        "worst timing": ["call · Tue · 09:00"],
+        "cadence": ["first touch", "0-1"],
+        "sequence": ["call → email"],
+    }

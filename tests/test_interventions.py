@@ -1,0 +1,243 @@
+"""Interventions: comparable groups, equal windows, difference-in-differences, bootstrap CI."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import numpy as np
+import polars as pl
+import pytest
+from effortlens.interventions import intervention_effect, intervention_weekly, metric_value
+from polars.testing import assert_frame_equal
+
+D = dt.date
+START = D(2024, 3, 4)
+PEER = "SMB · AE"
+
+
+def _enriched(windows: dict[str, tuple[tuple[int, int], tuple[int, int]]], **reps_extra):
+    """A tiny enriched-shaped namespace. ``windows`` maps rep_id to ((activities, responded)
+    before, (activities, responded) after); the data run from 2024-02-05 to 2024-04-01, so four
+    whole weeks fit on each side of the 2024-03-04 start."""
+    rep_ids = ["t1", "t2", "c1", "c2", "c3", "c4", "c5"]
+    reps = pl.DataFrame(
+        {
+            "rep_id": rep_ids,
+            "peer_group": [PEER, PEER, PEER, PEER, "ENT · AE", PEER, PEER],
+            "hire_date": [None, None, None, D(2023, 1, 1), None, D(2024, 2, 20), None],
+            "exit_date": [None] * 7,
+        },
+        schema_overrides={"hire_date": pl.Date, "exit_date": pl.Date},
+    ).with_columns(**reps_extra)
+    rows = [
+        ("t1", D(2024, 2, 5), "email", True, 1, 0, 0.0),  # data start
+        ("t1", D(2024, 4, 1), "email", True, 1, 0, 0.0),  # data end (outside the windows)
+        ("t1", D(2024, 3, 12), "internal", False, 50, 0, 0.0),
+    ]  # not customer-facing
+    for rep_id, (before, after) in windows.items():
+        for day, (n, responded) in ((D(2024, 2, 14), before), (D(2024, 3, 13), after)):
+            if n:
+                rows.append((rep_id, day, "email", True, n, responded, 2.0 * responded))
+    daily = pl.DataFrame(
+        rows,
+        schema={
+            "rep_id": pl.String,
+            "day": pl.Date,
+            "activity_type": pl.String,
+            "is_customer_facing": pl.Boolean,
+            "activities": pl.UInt32,
+            "responded": pl.UInt32,
+            "response_weight": pl.Float64,
+        },
+        orient="row",
+    )
+    tables = {
+        "interventions": pl.DataFrame(
+            {"intervention_id": ["I1"], "name": ["call coaching"], "start_date": [START]}
+        ),
+        "intervention_participants": pl.DataFrame(
+            {"intervention_id": ["I1", "I1", "I2"], "rep_id": ["t1", "t2", "c1"]}
+        ),
+    }
+    return SimpleNamespace(daily=daily, reps=reps, tables=tables)
+
+
+WINDOWS = {
+    "t1": ((10, 2), (10, 6)),  # with its data-start activity: 2/11 before, 6/10 after
+    "t2": ((20, 4), (20, 8)),  # +0.2
+    "c1": ((10, 2), (10, 3)),  # +0.1 (in another intervention: still a comparison rep)
+    "c2": ((10, 5), (10, 5)),  # 0
+    "c3": ((10, 0), (10, 10)),  # another peer group: left out
+    "c4": ((10, 0), (10, 10)),  # hired inside the before window: left out
+    "c5": ((10, 1), (0, 0)),  # not active after the start: left out
+}
+
+
+def test_effect_is_mean_change_of_participants_minus_comparison():
+    effect = intervention_effect(_enriched(WINDOWS), intervention_id="I1")
+    # t1's data-start activity (1, no response) falls in its before window: 2/11
+    t1_change = 6 / 10 - 2 / 11
+    expected = (t1_change + 0.2) / 2 - (0.1 + 0.0) / 2
+    assert effect["estimate"] == pytest.approx(expected)
+    assert (effect["n_treated"], effect["n_control"], effect["n_participants"]) == (2, 2, 2)
+    assert effect["window_weeks"] == 4
+    assert (effect["before_start"], effect["start_date"], effect["after_end"]) == (
+        D(2024, 2, 5),
+        START,
+        D(2024, 3, 31),
+    )
+    assert effect["treated_before"] == pytest.approx((2 / 11 + 0.2) / 2)
+    assert effect["control_after"] == pytest.approx((0.3 + 0.5) / 2)
+
+
+def test_bootstrap_ci_is_seeded_and_spans_the_resampled_estimates():
+    enriched = _enriched(WINDOWS)
+    one = intervention_effect(enriched, intervention_id="I1", seed=3, n_boot=1000)
+    again = intervention_effect(enriched, intervention_id="I1", seed=3, n_boot=1000)
+    assert one == again
+    # each group has two reps: resampled means are drawn from a few known values
+    t1_change = 6 / 10 - 2 / 11
+    lowest = 0.2 - 0.1
+    highest = t1_change - 0.0
+    assert lowest - 1e-12 <= one["ci_low"] < one["estimate"] < one["ci_high"] <= highest + 1e-12
+
+
+def test_ci_collapses_when_every_rep_changes_alike():
+    same = {"t2": ((20, 4), (20, 8)), "c1": ((10, 2), (10, 3)), "c2": ((10, 2), (10, 3))}
+    enriched = _enriched(same)
+    enriched.tables["intervention_participants"] = pl.DataFrame(
+        {"intervention_id": ["I1"], "rep_id": ["t2"]}
+    )
+    effect = intervention_effect(enriched, intervention_id="I1")
+    assert effect["estimate"] == pytest.approx(0.1)
+    assert effect["ci_low"] == pytest.approx(0.1)
+    assert effect["ci_high"] == pytest.approx(0.1)
+    assert effect["p_value"] == 0.0
+
+
+def test_bootstrap_interval_has_the_width_sampling_theory_predicts():
+    # 60 participants and 60 comparison reps whose changes are drawn with known spread
+    rng = np.random.default_rng(5)
+    rep_ids = [f"t{i}" for i in range(60)] + [f"c{i}" for i in range(60)]
+    before = rng.integers(20, 40, size=120)
+    after = np.clip(before + rng.normal(0, 10, size=120).round().astype(int), 0, 100)
+    daily = pl.DataFrame(
+        {
+            "rep_id": rep_ids * 2,
+            "day": [D(2024, 2, 5)] * 120 + [D(2024, 3, 31)] * 120,
+            "activity_type": "email",
+            "is_customer_facing": True,
+            "activities": [100] * 240,
+            "responded": np.concatenate([before, after]),
+            "response_weight": 0.0,
+        },
+        schema_overrides={"activities": pl.UInt32, "responded": pl.UInt32},
+    )
+    reps = pl.DataFrame(
+        {"rep_id": rep_ids, "peer_group": PEER, "hire_date": None, "exit_date": None},
+        schema_overrides={"hire_date": pl.Date, "exit_date": pl.Date},
+    )
+    tables = {
+        "interventions": pl.DataFrame({"intervention_id": ["I1"], "start_date": [START]}),
+        "intervention_participants": pl.DataFrame(
+            {"intervention_id": "I1", "rep_id": rep_ids[:60]}
+        ),
+    }
+    enriched = SimpleNamespace(daily=daily, reps=reps, tables=tables)
+    effect = intervention_effect(enriched, intervention_id="I1", n_boot=4000)
+    changes = (after - before) / 100
+    se = np.sqrt(changes[:60].var(ddof=1) / 60 + changes[60:].var(ddof=1) / 60)
+    assert effect["estimate"] == pytest.approx(changes[:60].mean() - changes[60:].mean())
+    assert effect["ci_high"] - effect["ci_low"] == pytest.approx(2 * 1.96 * se, rel=0.1)
+
+
+def test_window_can_be_set_and_is_checked_against_the_data():
+    enriched = _enriched(WINDOWS)
+    effect = intervention_effect(enriched, intervention_id="I1", window_weeks=3)
+    # the before window starts 2024-02-12: t1's data-start activity (02-05) is left out
+    assert effect["window_weeks"] == 3
+    assert effect["treated_before"] == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="no rep of the participants group"):
+        # one week before the start (from 2024-02-26) holds no activity
+        intervention_effect(enriched, intervention_id="I1", window_weeks=1)
+    with pytest.raises(ValueError, match="at most 4 whole weeks"):
+        intervention_effect(enriched, intervention_id="I1", window_weeks=5)
+
+
+def test_default_window_is_capped():
+    effect = intervention_effect(_enriched(WINDOWS), intervention_id="I1", max_window_weeks=3)
+    assert effect["window_weeks"] == 3
+
+
+def test_unknown_intervention_and_metric_are_clear_errors():
+    enriched = _enriched(WINDOWS)
+    with pytest.raises(ValueError, match="unknown intervention 'I9'; known: \\['I1'\\]"):
+        intervention_effect(enriched, intervention_id="I9")
+    with pytest.raises(ValueError, match="metric must be one of"):
+        intervention_effect(enriched, intervention_id="I1", metric="win_rate")
+
+
+def test_min_activities_drops_quiet_reps():
+    busier = {**WINDOWS, "c2": ((20, 10), (20, 10))}
+    effect = intervention_effect(_enriched(busier), intervention_id="I1", min_activities=11)
+    # t1 (10 after) and c1 (10 each) are too quiet: t2 (+0.2) against c2 (0)
+    assert (effect["n_treated"], effect["n_control"]) == (1, 1)
+    assert effect["estimate"] == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="no rep of the comparison group"):
+        intervention_effect(_enriched(WINDOWS), intervention_id="I1", min_activities=11)
+
+
+def test_other_metrics():
+    enriched = _enriched(WINDOWS)
+    roe = intervention_effect(enriched, intervention_id="I1", metric="roe_per_100")
+    rate = intervention_effect(enriched, intervention_id="I1")
+    assert roe["estimate"] == pytest.approx(200 * rate["estimate"])  # weight 2 per response
+    volume = intervention_effect(enriched, intervention_id="I1", metric="activities_per_week")
+    # t1: 11 before, 10 after; t2: 20, 20; c1, c2: 10, 10 -> (-1/4 + 0) / 2 - 0
+    assert volume["estimate"] == pytest.approx(-1 / 8)
+
+
+def test_metric_value_expressions():
+    sums = pl.DataFrame({"activities": [200.0], "responded": [30.0], "response_weight": [50.0]})
+    assert sums.select(
+        metric_value("response_rate"),
+        metric_value("roe_per_100").alias("roe"),
+        metric_value("activities_per_week", weeks=4, reps=2).alias("per_week"),
+    ).row(0) == (0.15, 25.0, 25.0)
+
+
+def test_weekly_series_pools_each_group_by_week_since_start():
+    weekly = intervention_weekly(_enriched(WINDOWS), intervention_id="I1")
+    assert weekly.height == 16
+    assert weekly.columns == [
+        "group",
+        "week_index",
+        "week_start",
+        "period",
+        "reps",
+        "activities",
+        "value",
+    ]
+    participants = weekly.filter(pl.col("group") == "participants")
+    expected = pl.DataFrame(
+        {
+            "week_index": [-4, -3, -2, -1, 0, 1, 2, 3],
+            "week_start": [START + dt.timedelta(weeks=k) for k in range(-4, 4)],
+            "activities": [1, 30, 0, 0, 0, 30, 0, 0],
+            "value": [0.0, 6 / 30, None, None, None, 14 / 30, None, None],
+        },
+        schema_overrides={"week_index": pl.Int32, "activities": pl.UInt32},
+    )
+    assert_frame_equal(participants.select(expected.columns), expected)
+    assert participants["reps"].unique().to_list() == [2]
+    assert participants["period"].to_list() == ["before"] * 4 + ["after"] * 4
+
+
+def test_inputs_are_not_mutated():
+    enriched = _enriched(WINDOWS)
+    daily, reps = enriched.daily.clone(), enriched.reps.clone()
+    intervention_effect(enriched, intervention_id="I1")
+    intervention_weekly(enriched, intervention_id="I1")
+    assert_frame_equal(enriched.daily, daily)
+    assert_frame_equal(enriched.reps, reps)

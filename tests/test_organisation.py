@@ -1,0 +1,275 @@
+"""Organisation: time for selling, internal load, attrition, variance between teams."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import numpy as np
+import polars as pl
+import pytest
+from effortlens.organisation import (
+    attrition,
+    attrition_vs_selling_time,
+    organisation_table,
+    selling_time_by,
+    selling_time_weekly,
+    variance_share,
+)
+from effortlens.settings import load_settings
+from polars.testing import assert_frame_equal
+from scipy import stats
+
+D = dt.date
+
+REPS = pl.DataFrame(
+    {
+        "rep_id": ["a", "b", "c", "d"],
+        "team": ["T1", "T1", "T2", "T2"],
+        "manager_id": ["m1", "m1", "m2", "m3"],
+        "hire_date": [None, D(2024, 1, 10), None, D(2023, 6, 1)],
+        "exit_date": [None, None, D(2024, 1, 20), None],
+        "exit_reason": [None, None, "voluntary", None],
+    },
+    schema_overrides={"hire_date": pl.Date, "exit_date": pl.Date},
+)
+
+
+def _daily(rows: list[tuple]) -> pl.DataFrame:
+    """Daily facts from (rep_id, day, activity_type, activities, responded, weight, hours)."""
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "rep_id": pl.String,
+            "day": pl.Date,
+            "activity_type": pl.String,
+            "activities": pl.UInt32,
+            "responded": pl.UInt32,
+            "response_weight": pl.Float64,
+            "hours": pl.Float64,
+        },
+        orient="row",
+    )
+    return frame.with_columns(
+        week=pl.col("day").dt.truncate("1w"),
+        is_customer_facing=~pl.col("activity_type").is_in(["internal", "admin", "other"]),
+    ).join(REPS.select("rep_id", "team"), on="rep_id", how="left")
+
+
+# Data from Monday 2024-01-01 to Wednesday 2024-01-31: full weeks 01-01, 01-08, 01-15, 01-22
+DAILY = _daily(
+    [
+        ("a", D(2024, 1, 1), "call", 10, 2, 3.0, 4.0),
+        ("a", D(2024, 1, 2), "internal", 2, 0, 0.0, 6.0),
+        ("a", D(2024, 1, 3), "admin", 3, 0, 0.0, 2.0),
+        ("a", D(2024, 1, 3), "other", 1, 0, 0.0, 9.0),  # neither selling nor internal
+        ("b", D(2024, 1, 16), "email", 10, 5, 5.0, 2.0),  # b's first full week is 01-15
+        ("b", D(2024, 1, 11), "email", 4, 0, 0.0, 30.0),  # hired on a Wednesday: not counted
+        ("c", D(2024, 1, 9), "email", 10, 1, 1.0, 20.0),
+        ("d", D(2024, 1, 31), "email", 20, 4, 4.0, 10.0),  # in a partial data week
+    ]
+)
+
+
+def test_selling_time_per_rep_and_full_week_of_employment():
+    weekly = selling_time_weekly(DAILY, reps=REPS, working_hours_per_week=40)
+    assert weekly.select("rep_id", "week").rows() == [
+        ("a", D(2024, 1, 1)),
+        ("a", D(2024, 1, 8)),
+        ("a", D(2024, 1, 15)),
+        ("a", D(2024, 1, 22)),
+        ("b", D(2024, 1, 15)),
+        ("b", D(2024, 1, 22)),
+        ("c", D(2024, 1, 1)),
+        ("c", D(2024, 1, 8)),
+        ("c", D(2024, 1, 15)),  # left Sat 01-20
+        ("d", D(2024, 1, 1)),
+        ("d", D(2024, 1, 8)),
+        ("d", D(2024, 1, 15)),
+        ("d", D(2024, 1, 22)),
+    ]
+    first = weekly.row(0, named=True)
+    assert (first["customer_facing_hours"], first["internal_hours"]) == (4.0, 8.0)
+    assert (first["selling_time"], first["internal_load"]) == (0.1, 0.2)
+    assert weekly.filter(pl.col("rep_id") == "d")["selling_time"].to_list() == [0.0] * 4
+
+
+def test_selling_time_by_team_is_the_mean_over_rep_weeks():
+    weekly = selling_time_weekly(DAILY, reps=REPS, working_hours_per_week=40)
+    expected = pl.DataFrame(
+        {
+            "team": ["T1", "T2"],
+            "reps": [2, 2],
+            "rep_weeks": [6, 7],
+            "selling_time": [(4 + 2) / 40 / 6, 20 / 40 / 7],
+            "internal_load": [8 / 40 / 6, 0.0],
+        },
+        schema_overrides={"reps": pl.UInt32, "rep_weeks": pl.UInt32},
+    )
+    assert_frame_equal(selling_time_by(weekly), expected)
+    by_week = selling_time_by(weekly, by=["team", "week"])
+    assert by_week.filter(pl.col("team") == "T1")["rep_weeks"].to_list() == [1, 1, 2, 2]
+
+
+def test_selling_time_without_activities_is_empty():
+    weekly = selling_time_weekly(DAILY.clear(), reps=REPS, working_hours_per_week=40)
+    assert weekly.height == 0
+    assert weekly.columns[-2:] == ["selling_time", "internal_load"]
+
+
+def test_attrition_counts_voluntary_exits_over_headcount_and_rep_years():
+    result = attrition(REPS, period_start=D(2024, 1, 1), period_end=D(2024, 1, 31))
+    t1_years = (31 + 22) / 365.25  # a all month, b from the 10th
+    t2_years = (20 + 31) / 365.25  # c until the 20th, d all month
+    expected = pl.DataFrame(
+        {
+            "team": ["T1", "T2"],
+            "headcount": [2, 2],
+            "exits": [0, 1],
+            "voluntary_exits": [0, 1],
+            "rep_years": [t1_years, t2_years],
+            "attrition_rate": [0.0, 0.5],
+            "annualised_attrition": [0.0, 1 / t2_years],
+        },
+        schema_overrides={"headcount": pl.UInt32, "exits": pl.UInt32, "voluntary_exits": pl.UInt32},
+    )
+    assert_frame_equal(result, expected)
+
+
+def test_attrition_by_manager_and_outside_the_period():
+    by_manager = attrition(
+        REPS, by="manager_id", period_start=D(2024, 1, 1), period_end=D(2024, 1, 31)
+    )
+    assert by_manager.select("manager_id", "headcount", "voluntary_exits").rows() == [
+        ("m1", 2, 0),
+        ("m2", 1, 1),
+        ("m3", 1, 0),
+    ]
+    later = attrition(REPS, period_start=D(2024, 2, 1), period_end=D(2024, 2, 29))
+    # c left before the period: not in the headcount
+    assert later.select("team", "headcount", "voluntary_exits").rows() == [
+        ("T1", 2, 0),
+        ("T2", 1, 0),
+    ]
+    involuntary = REPS.with_columns(exit_reason=pl.lit("involuntary"))
+    result = attrition(involuntary, period_start=D(2024, 1, 1), period_end=D(2024, 1, 31))
+    assert result.select("exits", "voluntary_exits").row(1) == (1, 0)
+    with pytest.raises(ValueError, match="before period_start"):
+        attrition(REPS, period_start=D(2024, 2, 1), period_end=D(2024, 1, 1))
+
+
+def _team_daily(rates_by_team: dict[str, list[float]], activities: int = 200) -> pl.DataFrame:
+    rows = []
+    for team, rates in rates_by_team.items():
+        for i, rate in enumerate(rates):
+            responded = round(rate * activities)
+            rows.append(
+                (f"{team}-{i}", team, D(2024, 1, 2), True, activities, responded, 2.0 * responded)
+            )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "rep_id": pl.String,
+            "team": pl.String,
+            "day": pl.Date,
+            "is_customer_facing": pl.Boolean,
+            "activities": pl.UInt32,
+            "responded": pl.UInt32,
+            "response_weight": pl.Float64,
+        },
+        orient="row",
+    )
+
+
+def test_variance_share_matches_one_way_anova():
+    rates = {"A": [0.10, 0.12, 0.14], "B": [0.20, 0.25], "C": [0.15, 0.16, 0.18, 0.19]}
+    result = variance_share(_team_daily(rates), min_activities=1).row(0, named=True)
+    f_statistic, p_value = stats.f_oneway(*rates.values())
+    assert result["metric"] == "response_rate"
+    assert (result["n_groups"], result["n_reps"]) == (3, 9)
+    assert result["f_statistic"] == pytest.approx(f_statistic)
+    assert result["p_value"] == pytest.approx(p_value)
+    # ICC(1) from the mean squares, with n0 for unequal team sizes
+    values = np.concatenate([np.array(v) for v in rates.values()])
+    within = sum(((np.array(v) - np.mean(v)) ** 2).sum() for v in rates.values()) / (9 - 3)
+    between = f_statistic * within
+    n0 = (9 - (9 + 4 + 16) / 9) / 2
+    assert result["icc"] == pytest.approx((between - within) / (between + (n0 - 1) * within))
+    assert result["share_between"] + result["share_within"] == pytest.approx(1.0)
+    assert result["mean"] == pytest.approx(values.mean())
+
+
+def test_variance_share_is_zero_when_teams_do_not_differ():
+    rates = {"A": [0.10, 0.20, 0.30], "B": [0.30, 0.10, 0.20]}
+    result = variance_share(_team_daily(rates), min_activities=1, metrics=["roe_per_100"]).row(
+        0, named=True
+    )
+    assert result["icc"] < 0
+    assert result["share_between"] == 0.0
+    assert result["p_value"] == pytest.approx(1.0)
+
+
+def test_variance_share_leaves_out_quiet_reps_and_needs_two_teams():
+    daily = _team_daily({"A": [0.1, 0.2]}, activities=50)
+    result = variance_share(daily, min_activities=1).row(0, named=True)
+    assert result["n_groups"] == 1
+    assert result["share_between"] is None
+    assert variance_share(daily, min_activities=51)["n_reps"].to_list() == [0, 0]
+
+
+def _enriched(daily: pl.DataFrame = DAILY) -> SimpleNamespace:
+    return SimpleNamespace(daily=daily, reps=REPS, settings=load_settings(), tables={})
+
+
+def test_organisation_table_per_team():
+    table = organisation_table(_enriched())
+    expected = pl.DataFrame(
+        {
+            "team": ["T1", "T2"],
+            "headcount": [2, 2],
+            "selling_time": [6 / 40 / 6, 20 / 40 / 7],
+            "internal_load": [8 / 40 / 6, 0.0],
+            "voluntary_exits": [0, 1],
+            "attrition_rate": [0.0, 0.5],
+            "annualised_attrition": [0.0, 1 / ((20 + 31) / 365.25)],
+            "response_rate": [7 / 24, 5 / 30],
+            "roe_per_100": [100 * 8 / 24, 100 * 5 / 30],
+        },
+        schema_overrides={"headcount": pl.UInt32, "voluntary_exits": pl.UInt32},
+    )
+    assert_frame_equal(table, expected)
+
+
+def test_organisation_table_on_pipeline_only_data_keeps_attrition():
+    enriched = _enriched(DAILY.clear())
+    enriched.tables["opportunities"] = pl.DataFrame(
+        {
+            "created_ts": [dt.datetime(2024, 1, 1, tzinfo=dt.UTC)],
+            "close_ts": [dt.datetime(2024, 1, 31, tzinfo=dt.UTC)],
+        }
+    )
+    table = organisation_table(enriched)
+    assert table["voluntary_exits"].to_list() == [0, 1]
+    assert table["selling_time"].null_count() == 2
+
+
+def test_attrition_vs_selling_time_rank_correlation():
+    table = pl.DataFrame(
+        {
+            "team": ["A", "B", "C", "D"],
+            "selling_time": [0.1, 0.2, 0.3, 0.4],
+            "annualised_attrition": [0.5, 0.3, 0.2, 0.1],
+        }
+    )
+    relation = attrition_vs_selling_time(table)
+    assert relation["rho"] == pytest.approx(-1.0)
+    assert relation["n_teams"] == 4
+    assert attrition_vs_selling_time(table.head(2))["rho"] is None
+
+
+def test_inputs_are_not_mutated():
+    daily, reps = DAILY.clone(), REPS.clone()
+    organisation_table(_enriched())
+    variance_share(DAILY, min_activities=1)
+    assert_frame_equal(DAILY, daily)
+    assert_frame_equal(REPS, reps)
