@@ -1,0 +1,523 @@
+"""Buyer-journey flow: where deals convert, leak, stall, and which stage moves buyers verified.
+
+Reads ``opportunities`` and ``stage_history`` only (buyer actions if there are any), so it works
+on pipeline-only data. Stages are ``settings.stages``, in order.
+
+Definitions
+-----------
+- **Reached**: a deal reached stage *k* when it entered *k*, or skipped it: it entered a stage
+  before *k* and one after. Stages before a deal's first recorded stage were not reached (the
+  deal joined the pipeline there). Backward moves do not undo progress: a deal is placed at
+  the *furthest* stage it entered. ``skipped`` counts deals that reached *k* without an entry.
+- **Conversion** of *k*: deals that reached *k* and then reached a later stage, or were won,
+  over deals that reached *k*. **Leakage**: deals whose furthest stage is *k* and that closed
+  ``lost`` or ``no_decision``, over deals that reached *k*; ``no_decision_rate`` the
+  ``no_decision`` part of it. The rest of the deals that reached *k* are still open there
+  (``open_share``), so conversion + leakage + open share = 1.
+- **Time in stage**: each stage entry lasts until the deal's next stage entry, else its close;
+  a deal still open is *censored* at ``as_of`` (it has stayed at least that long). Median and
+  p90 are Kaplan–Meier estimates: the first duration by which half (90%) of the stays have
+  ended, counting censored stays as at risk until their censoring time. They are null when
+  that share of stays had not ended by the longest observed stay.
+- **Blockage**: an open deal is blocked when the age of its current (latest) stage entry at
+  ``as_of`` exceeds that stage's p90 time in stage over all deals; where the p90 is not
+  reached (more than 10% of stays still running), the longest ended stay is the threshold.
+- **Verification**: a stage entry is verified when it names a ``verifier_action_id``, or when
+  a buyer verifier action (``is_verifier``, else ``settings.verifiers``) on the same deal
+  falls within ``settings.attribution_window_days`` before the entry (inclusive).
+- ``as_of`` defaults to the latest timestamp in ``opportunities`` and ``stage_history``.
+
+Examples
+--------
+>>> from effortlens.flow import flow_table
+>>> flow_table(enriched)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+from scipy import stats
+
+from effortlens.settings import Settings
+
+LEAK_OUTCOMES: tuple[str, ...] = ("lost", "no_decision")
+_DAY_SECONDS = 86_400
+_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class _FlowData:
+    opportunities: pl.DataFrame
+    stage_history: pl.DataFrame
+    reps: pl.DataFrame | None
+    actions: pl.DataFrame | None
+    settings: Settings
+
+
+def _flow_data(source: Any, settings: Settings | None) -> _FlowData:
+    """Accept an ``Enriched`` or a dict of canonical tables (then ``settings`` is required)."""
+    if isinstance(source, dict):
+        tables = source
+        actions = tables.get("buyer_actions")
+    else:
+        tables = source.tables
+        actions = source.actions
+        settings = settings or source.settings
+    if settings is None:
+        raise ValueError("flow needs settings (settings.stages) when given plain tables")
+    for name in ("opportunities", "stage_history"):
+        if tables.get(name) is None:
+            raise ValueError(f"flow needs the {name} table")
+    if actions is not None and actions.is_empty():
+        actions = None
+    return _FlowData(
+        opportunities=tables["opportunities"],
+        stage_history=tables["stage_history"],
+        reps=tables.get("reps"),
+        actions=actions,
+        settings=settings,
+    )
+
+
+def _by_list(by: str | Sequence[str] | None) -> list[str]:
+    if by is None:
+        return []
+    return [by] if isinstance(by, str) else list(by)
+
+
+def _as_of(data: _FlowData, as_of: datetime | None) -> datetime:
+    if as_of is not None:
+        return as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+    latest = [
+        data.stage_history["entered_ts"].max(),
+        data.opportunities["created_ts"].max(),
+        data.opportunities["close_ts"].max(),
+    ]
+    latest = [t for t in latest if t is not None]
+    return max(latest) if latest else datetime.now(UTC)
+
+
+def _stage_order(settings: Settings) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"stage": list(settings.stages), "stage_index": range(len(settings.stages))},
+        schema={"stage": pl.String, "stage_index": pl.Int32},
+    )
+
+
+def _deals(data: _FlowData, by: list[str]) -> pl.DataFrame:
+    """One row per opportunity: owner, outcome, close time and the ``by`` columns."""
+    deals = data.opportunities.select("opportunity_id", "rep_id", "outcome", "close_ts")
+    extra = [c for c in by if c not in deals.columns]
+    if extra:
+        if data.reps is None or any(c not in data.reps.columns for c in extra):
+            raise ValueError(f"flow by {extra}: not columns of opportunities or reps")
+        deals = deals.join(data.reps.select("rep_id", *extra), on="rep_id", how="left")
+    return deals
+
+
+def _days(end: pl.Expr, start: pl.Expr) -> pl.Expr:
+    return (end - start).dt.total_seconds() / _DAY_SECONDS
+
+
+def _verified_entries(data: _FlowData, entries: pl.DataFrame) -> pl.DataFrame:
+    """``entries`` + ``verified_by``: ``verifier_action_id``, ``buyer_action`` or null."""
+    recorded = pl.col("verifier_action_id").is_not_null()
+    if data.actions is None:
+        return entries.with_columns(
+            verified_by=pl.when(recorded).then(pl.lit("verifier_action_id"))
+        )
+    in_list = pl.col("action_type").is_in(list(data.settings.verifiers))
+    is_verifier = (
+        pl.col("is_verifier").fill_null(in_list)
+        if "is_verifier" in data.actions.columns
+        else in_list
+    )
+    verifiers = (
+        data.actions.filter(pl.col("opportunity_id").is_not_null() & is_verifier)
+        .select("opportunity_id", verifier_ts=pl.col("ts"))
+        .sort("opportunity_id", "verifier_ts")
+    )
+    matched = entries.sort("opportunity_id", "entered_ts").join_asof(
+        verifiers,
+        left_on="entered_ts",
+        right_on="verifier_ts",
+        by="opportunity_id",
+        strategy="backward",
+        tolerance=timedelta(days=data.settings.attribution_window_days),
+        check_sortedness=False,  # both sorted by (opportunity_id, time) just above
+    )
+    return matched.with_columns(
+        verified_by=pl.when(recorded)
+        .then(pl.lit("verifier_action_id"))
+        .when(pl.col("verifier_ts").is_not_null())
+        .then(pl.lit("buyer_action"))
+    ).drop("verifier_ts")
+
+
+def stage_stays(
+    source: Any,
+    *,
+    settings: Settings | None = None,
+    by: str | Sequence[str] | None = None,
+    as_of: datetime | None = None,
+) -> pl.DataFrame:
+    """Every stage entry with how long it lasted and whether a buyer verified it.
+
+    Parameters
+    ----------
+    source
+        An :class:`effortlens.enrich.Enriched`, or a dict of canonical tables with at least
+        ``opportunities`` and ``stage_history`` (``reps`` for owner columns in ``by``,
+        ``buyer_actions`` for verification by actions).
+    settings
+        Required with a dict of tables; defaults to the enriched load's.
+    by
+        Deal-owner columns to carry (``"team"``, ``"segment"``, ``"rep_id"``...).
+    as_of
+        When open deals are censored (default: the latest timestamp in the data).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``opportunity_id``, ``by`` columns, ``stage``, ``stage_index``, ``entered_ts``,
+        ``ended_ts`` (next entry, else close, else ``as_of``), ``days`` (duration),
+        ``ended`` (False = censored: still open), ``outcome``, ``verifier_action_id``,
+        ``verified_by`` (``verifier_action_id``, ``buyer_action`` or null), ``verified``;
+        entries whose stage is not in the settings are left out.
+
+    Examples
+    --------
+    >>> stays = stage_stays(tables, settings=load_settings(), by="team")  # doctest: +SKIP
+    """
+    data = _flow_data(source, settings)
+    return _stays(data, _by_list(by), _as_of(data, as_of))
+
+
+def _stays(data: _FlowData, by_cols: list[str], cutoff: datetime) -> pl.DataFrame:
+    deals = _deals(data, by_cols)
+    entries = (
+        data.stage_history.select("opportunity_id", "stage", "entered_ts", "verifier_action_id")
+        .join(_stage_order(data.settings), on="stage", how="inner")
+        .join(deals, on="opportunity_id", how="inner")
+        .sort("opportunity_id", "entered_ts", "stage_index")
+    )
+    next_entry = pl.col("entered_ts").shift(-1).over("opportunity_id")
+    closed = pl.col("outcome") != "open"
+    ended_ts = next_entry.fill_null(pl.when(closed).then(pl.col("close_ts")))
+    stays = entries.with_columns(
+        ended=ended_ts.is_not_null(),
+        ended_ts=ended_ts.fill_null(pl.lit(cutoff).cast(entries.schema["entered_ts"])),
+    ).with_columns(days=_days(pl.col("ended_ts"), pl.col("entered_ts")))
+    return (
+        _verified_entries(data, stays)
+        .select(
+            "opportunity_id",
+            *by_cols,
+            "stage",
+            "stage_index",
+            "entered_ts",
+            "ended_ts",
+            "days",
+            "ended",
+            "outcome",
+            "verifier_action_id",
+            "verified_by",
+            verified=pl.col("verified_by").is_not_null(),
+        )
+        .sort("opportunity_id", "entered_ts", "stage_index")
+    )
+
+
+def _kaplan_meier_quantiles(
+    stays: pl.DataFrame, *, keys: list[str], quantiles: dict[str, float]
+) -> pl.DataFrame:
+    """Kaplan–Meier duration quantiles per ``keys`` group (``days``, ``ended``)."""
+    survival = (
+        stays.group_by(*keys, "days")
+        .agg(ends=pl.col("ended").sum(), leaving=pl.len())
+        .sort(*keys, "days")
+        .with_columns(at_risk=pl.col("leaving").cum_sum(reverse=True).over(keys))
+        .with_columns(survival=(1 - pl.col("ends") / pl.col("at_risk")).cum_prod().over(keys))
+    )
+    return survival.group_by(keys).agg(
+        stays=pl.col("leaving").sum().cast(pl.UInt32),
+        longest_ended=pl.col("days").filter(pl.col("ends") > 0).max(),
+        **{
+            name: pl.col("days").filter(pl.col("survival") <= 1 - q + _TOLERANCE).min()
+            for name, q in quantiles.items()
+        },
+    )
+
+
+def time_in_stage(stays: pl.DataFrame, *, by: str | Sequence[str] | None = None) -> pl.DataFrame:
+    """Kaplan–Meier median and p90 days in each stage (open deals censored).
+
+    Parameters
+    ----------
+    stays
+        :func:`stage_stays` (with the ``by`` columns).
+    by
+        Extra grouping columns.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``by`` columns, ``stage``, ``stage_index``, ``stays``, ``median_days``, ``p90_days``,
+        ``longest_ended`` (days of the longest stay that ended), sorted.
+
+    Examples
+    --------
+    >>> time_in_stage(stage_stays(tables, settings=s))  # doctest: +SKIP
+    """
+    keys = [*_by_list(by), "stage", "stage_index"]
+    return _kaplan_meier_quantiles(
+        stays, keys=keys, quantiles={"median_days": 0.5, "p90_days": 0.9}
+    ).sort(keys)
+
+
+def blocked_deals(
+    source: Any,
+    *,
+    settings: Settings | None = None,
+    as_of: datetime | None = None,
+    by: str | Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """Open deals stuck in their current stage beyond the stage's p90 time in stage.
+
+    Parameters
+    ----------
+    source, settings, as_of
+        As in :func:`stage_stays`.
+    by
+        Deal-owner columns to carry along, e.g. ``["team", "rep_id"]``.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``opportunity_id``, ``rep_id``, ``by`` columns, ``stage``, ``entered_ts``,
+        ``age_days``, ``threshold_days`` (the stage's p90, or its longest ended stay when the
+        p90 is not reached), ``over_days``; longest overdue first.
+
+    Examples
+    --------
+    >>> blocked_deals(enriched).group_by("stage").len()  # doctest: +SKIP
+    """
+    data = _flow_data(source, settings)
+    by_cols = [c for c in _by_list(by) if c != "rep_id"]
+    return _blocked(_stays(data, ["rep_id", *by_cols], _as_of(data, as_of)), by_cols)
+
+
+def _blocked(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
+    thresholds = time_in_stage(stays).select(
+        "stage", threshold_days=pl.coalesce("p90_days", "longest_ended")
+    )
+    current = stays.filter(
+        (pl.col("outcome") == "open")
+        & (pl.col("entered_ts") == pl.col("entered_ts").max().over("opportunity_id"))
+    ).unique("opportunity_id", keep="last", maintain_order=True)
+    return (
+        current.join(thresholds, on="stage", how="inner")
+        .filter(pl.col("days") > pl.col("threshold_days"))
+        .select(
+            "opportunity_id",
+            "rep_id",
+            *by_cols,
+            "stage",
+            "entered_ts",
+            age_days="days",
+            threshold_days="threshold_days",
+            over_days=pl.col("days") - pl.col("threshold_days"),
+        )
+        .sort("over_days", "opportunity_id", descending=[True, False])
+    )
+
+
+def _reached(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
+    """One row per deal x stage reached: entered (explicitly) or skipped, and how it ended."""
+    paths = stays.group_by("opportunity_id", *by_cols, "outcome").agg(
+        first=pl.col("stage_index").min(),
+        furthest=pl.col("stage_index").max(),
+        entered=pl.col("stage_index").unique(),
+    )
+    return (
+        paths.with_columns(
+            stage_index=pl.int_ranges("first", pl.col("furthest") + 1, dtype=pl.Int32)
+        )
+        .explode("stage_index")
+        .select(
+            "opportunity_id",
+            *by_cols,
+            "stage_index",
+            "outcome",
+            entered=pl.col("entered").list.contains(pl.col("stage_index")),
+            at_furthest=pl.col("stage_index") == pl.col("furthest"),
+        )
+    )
+
+
+def _counts(reached: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    here = pl.col("at_furthest")
+    return reached.group_by(keys).agg(
+        reached=pl.len().cast(pl.UInt32),
+        entered=pl.col("entered").sum().cast(pl.UInt32),
+        skipped=(~pl.col("entered")).sum().cast(pl.UInt32),
+        converted=(~here | (pl.col("outcome") == "won")).sum().cast(pl.UInt32),
+        leaked=(here & pl.col("outcome").is_in(LEAK_OUTCOMES)).sum().cast(pl.UInt32),
+        no_decision=(here & (pl.col("outcome") == "no_decision")).sum().cast(pl.UInt32),
+        open=(here & (pl.col("outcome") == "open")).sum().cast(pl.UInt32),
+    )
+
+
+_FLOW_COLUMNS = [
+    "stage",
+    "stage_index",
+    "reached",
+    "entered",
+    "skipped",
+    "converted",
+    "conversion",
+    "leaked",
+    "leakage",
+    "no_decision",
+    "no_decision_rate",
+    "open",
+    "open_share",
+    "median_days",
+    "p90_days",
+    "verified",
+    "verification_rate",
+    "blocked",
+]
+
+
+def flow_table(
+    tables_or_enriched: Any,
+    *,
+    settings: Settings | None = None,
+    by: str | Sequence[str] | None = None,
+    as_of: datetime | None = None,
+) -> pl.DataFrame:
+    """The buyer journey per stage: conversion, leakage, time in stage, verification, blockage.
+
+    Parameters
+    ----------
+    tables_or_enriched
+        An :class:`effortlens.enrich.Enriched`, or a dict of canonical tables holding
+        ``opportunities`` and ``stage_history`` (and ``reps`` for owner columns in ``by``,
+        ``buyer_actions`` to verify by buyer actions).
+    settings
+        Required with a dict of tables (for ``stages``, ``verifiers`` and the attribution
+        window); defaults to the enriched load's.
+    by
+        Deal-owner columns: ``"segment"``, ``"team"``, ``"rep_id"``, or a list.
+    as_of
+        When open deals are censored and blockage is measured (default: the latest
+        timestamp in the data).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``by`` columns, then ``stage``, ``stage_index``, ``reached``, ``entered``,
+        ``skipped``, ``converted``, ``conversion``, ``leaked``, ``leakage``, ``no_decision``,
+        ``no_decision_rate``, ``open``, ``open_share``, ``median_days``, ``p90_days``,
+        ``verified``, ``verification_rate`` (of the entries), ``blocked`` (open deals
+        currently there past the stage's p90), one row per stage in the settings' order (per
+        ``by`` group, stages the group's deals reached). Rates are null where nothing reached
+        the stage.
+
+    Examples
+    --------
+    >>> flow_table(enriched).select("stage", "conversion", "leakage")  # doctest: +SKIP
+    """
+    data = _flow_data(tables_or_enriched, settings)
+    by_cols = _by_list(by)
+    stays = _stays(data, list(dict.fromkeys([*by_cols, "rep_id"])), _as_of(data, as_of))
+    keys = [*by_cols, "stage_index"]
+    counts = _counts(_reached(stays, by_cols), keys)
+    timing = time_in_stage(stays, by=by_cols).select(*keys, "median_days", "p90_days")
+    verification = stays.group_by(keys).agg(verified=pl.col("verified").sum().cast(pl.UInt32))
+    blocked = (
+        _blocked(stays, [c for c in by_cols if c != "rep_id"])
+        .join(_stage_order(data.settings), on="stage")
+        .group_by(keys)
+        .agg(blocked=pl.len().cast(pl.UInt32))
+    )
+    skeleton = _stage_order(data.settings)
+    if by_cols:
+        skeleton = counts.select(by_cols).unique().join(skeleton, how="cross")
+    table = (
+        skeleton.join(counts, on=keys, how="left")
+        .join(timing, on=keys, how="left")
+        .join(verification, on=keys, how="left")
+        .join(blocked, on=keys, how="left")
+        .with_columns(
+            pl.col(
+                "reached",
+                "entered",
+                "skipped",
+                "converted",
+                "leaked",
+                "no_decision",
+                "open",
+                "verified",
+                "blocked",
+            ).fill_null(0)
+        )
+    )
+    if by_cols:
+        table = table.filter(pl.col("reached") > 0)
+
+    def share(count: str, base: str = "reached") -> pl.Expr:
+        return pl.when(pl.col(base) > 0).then(pl.col(count) / pl.col(base))
+
+    return (
+        table.with_columns(
+            conversion=share("converted"),
+            leakage=share("leaked"),
+            no_decision_rate=share("no_decision"),
+            open_share=share("open"),
+            verification_rate=share("verified", "entered"),
+        )
+        .select(*by_cols, *_FLOW_COLUMNS)
+        .sort(keys)
+    )
+
+
+def leakage_homogeneity(flow: pl.DataFrame) -> dict[str, float]:
+    """Chi-square test that deals leak at the same rate at every stage.
+
+    Among deals whose fate at a stage is known (``leaked`` there or ``converted`` beyond it;
+    deals still open there are left out), Pearson's chi-square of the stages x (leaked,
+    converted) table. A deal that leaves stage *k* counts once at each stage it passed, which
+    is the discrete-time hazard likelihood, so the test is valid.
+
+    Parameters
+    ----------
+    flow
+        A :func:`flow_table` without ``by``.
+
+    Returns
+    -------
+    dict
+        ``chi2``, ``dof``, ``p_value`` (``nan`` with fewer than two testable stages).
+
+    Examples
+    --------
+    >>> leakage_homogeneity(flow_table(enriched))["p_value"]  # doctest: +SKIP
+    """
+    table = flow.filter(pl.col("leaked") + pl.col("converted") > 0).select(
+        pl.col("leaked").cast(pl.Float64), pl.col("converted").cast(pl.Float64)
+    )
+    if table.height < 2 or (table.sum().row(0)[0] == 0) or (table.sum().row(0)[1] == 0):
+        return {"chi2": float("nan"), "dof": 0, "p_value": float("nan")}
+    result = stats.chi2_contingency(table.to_numpy(), correction=False)
+    return {
+        "chi2": float(result.statistic),
+        "dof": int(result.dof),
+        "p_value": float(result.pvalue),
+    }

@@ -1,0 +1,530 @@
+"""Peers and positive deviance: counts, limits, over-dispersion, shrinkage, what differs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import polars as pl
+import pytest
+from effortlens.deviance import (
+    EXACT_MAX_VOLUME,
+    deviants_table,
+    funnel_limits,
+    overdispersion,
+    peer_deviance,
+    rep_deviance,
+    response_counts,
+    what_differs,
+    win_counts,
+)
+from effortlens.peers import peer_groups, with_peer_group
+from effortlens.settings import load_settings
+from polars.testing import assert_frame_equal
+from scipy import stats
+
+T0 = dt.datetime(2024, 3, 4, 14, 0, tzinfo=dt.UTC)
+
+
+def _reps(groups: dict[str, list[str]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(rep, f"name {rep}", group) for group, reps in groups.items() for rep in reps],
+        schema=["rep_id", "rep_name", "peer_group"],
+        orient="row",
+    )
+
+
+def _counts(rows: list[tuple[str, int, int]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows,
+        schema={"rep_id": pl.String, "successes": pl.UInt32, "trials": pl.UInt32},
+        orient="row",
+    )
+
+
+def _cohen_h(p1: float, p2: float) -> float:
+    return 2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p2))
+
+
+def _simulated(rng, *, reps: int, groups: int, rho: float, rates=(0.2, 0.3, 0.4)):
+    """Reps in peer groups with beta-binomial (rho > 0) or binomial response counts."""
+    rows, members = [], {}
+    for i in range(reps):
+        group = f"g{i % groups}"
+        mean = rates[i % groups % len(rates)]
+        n = int(rng.integers(1500, 5000))
+        p = rng.beta(mean * (1 / rho - 1), (1 - mean) * (1 / rho - 1)) if rho > 0 else mean
+        rows.append((f"r{i:03d}", int(rng.binomial(n, p)), n))
+        members.setdefault(group, []).append(f"r{i:03d}")
+    return _counts(rows), _reps(members)
+
+
+# ------------------------------------------------------------------------------ peer groups
+
+
+def test_peer_group_joins_keys_and_names_missing_values():
+    reps = pl.DataFrame(
+        {"rep_id": ["r1", "r2", "r3"], "segment": ["SMB", None, "SMB"], "role": ["AE"] * 3}
+    )
+    out = with_peer_group(reps, keys=["segment", "role"])
+    assert out["peer_group"].to_list() == ["SMB · AE", "(none) · AE", "SMB · AE"]
+    assert "peer_group" not in reps.columns
+    groups = peer_groups(out)
+    assert groups.select("peer_group", "reps").rows() == [("(none) · AE", 1), ("SMB · AE", 2)]
+    assert groups.filter(pl.col("peer_group") == "SMB · AE")["rep_ids"].item().to_list() == [
+        "r1",
+        "r3",
+    ]
+
+
+def test_peer_group_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="tenure"):
+        with_peer_group(pl.DataFrame({"rep_id": ["r1"]}), keys=["tenure"])
+
+
+# ----------------------------------------------------------------------------------- counts
+
+
+def test_response_counts_count_customer_facing_touches_and_responses():
+    activities = pl.DataFrame(
+        {
+            "rep_id": ["r2", "r1", "r1", "r1", "r2"],
+            "is_customer_facing": [True, True, True, False, False],
+            "responded": [False, True, False, True, True],
+        }
+    )
+    expected = _counts([("r1", 1, 2), ("r2", 0, 1)])
+    assert_frame_equal(response_counts(activities), expected)
+
+
+def test_win_counts_count_won_out_of_closed_deals():
+    opportunities = pl.DataFrame(
+        {
+            "rep_id": ["r1", "r1", "r1", "r1", "r2"],
+            "outcome": ["won", "lost", "no_decision", "open", "open"],
+        }
+    )
+    assert_frame_equal(win_counts(opportunities), _counts([("r1", 1, 3)]))
+
+
+# ------------------------------------------------------------------------- limits, direction
+
+
+def test_binomial_limits_are_exact_quantiles_around_the_pooled_peer_rate():
+    reps = _reps({"g": ["a", "b", "c"], "h": ["d", "e"]})
+    counts = _counts([("a", 30, 100), ("b", 90, 300), ("c", 60, 200), ("d", 10, 50), ("e", 20, 50)])
+    table = peer_deviance(counts, reps, min_volume=1, adjust_overdispersion=False)
+    g_rate = (30 + 90 + 60) / 600
+    row = table.filter(pl.col("rep_id") == "b").row(0, named=True)
+    assert row["peer_rate"] == pytest.approx(g_rate)
+    assert row["rate"] == pytest.approx(0.3)
+    for level, name in ((0.95, "95"), (0.998, "998")):
+        tail = (1 - level) / 2
+        assert row[f"lower_{name}"] == stats.binom.ppf(tail, 300, g_rate) / 300
+        assert row[f"upper_{name}"] == stats.binom.ppf(1 - tail, 300, g_rate) / 300
+    assert row["z"] == pytest.approx((0.3 - g_rate) / math.sqrt(g_rate * (1 - g_rate) / 300))
+    assert table.filter(pl.col("peer_group") == "h")["peer_rate"].to_list() == [0.3, 0.3]
+    assert table["overdispersion"].unique().to_list() == [0.0]
+
+
+def test_direction_needs_enough_volume_and_a_rate_outside_the_998_limits():
+    reps = _reps({"g": ["hi", "lo", "mid", "mid2", "small"]})
+    counts = _counts(
+        [
+            ("hi", 380, 1000),
+            ("lo", 180, 1000),
+            ("mid", 290, 1000),
+            ("mid2", 300, 1000),
+            ("small", 19, 20),
+        ]
+    )
+    table = peer_deviance(counts, reps, min_volume=100, adjust_overdispersion=False)
+    got = dict(table.select("rep_id", "direction").iter_rows())
+    assert got == {
+        "hi": "positive",
+        "lo": "negative",
+        "mid": "none",
+        "mid2": "none",
+        "small": "none",
+    }
+    small = table.filter(pl.col("rep_id") == "small").row(0, named=True)
+    assert small["rate"] > small["upper_998"] and not small["eligible"]
+    positive = table.filter(pl.col("rep_id") == "hi").row(0, named=True)
+    assert positive["p_value"] < 0.002
+
+
+def test_p_value_is_the_exact_two_sided_binomial_tail():
+    reps = _reps({"g": ["a", "b"]})
+    table = peer_deviance(
+        _counts([("a", 40, 100), ("b", 20, 100)]), reps, min_volume=1, adjust_overdispersion=False
+    )
+    p_a = 2 * stats.binom.sf(39, 100, 0.3)
+    p_b = 2 * stats.binom.cdf(20, 100, 0.3)
+    assert table["p_value"].to_list() == pytest.approx([p_a, p_b])
+
+
+def test_reps_without_volume_have_null_rates_and_no_direction():
+    reps = _reps({"g": ["a", "b", "idle"]})
+    table = peer_deviance(_counts([("a", 40, 100), ("b", 20, 100)]), reps, min_volume=1)
+    idle = table.filter(pl.col("rep_id") == "idle").row(0, named=True)
+    assert idle["volume"] == 0 and idle["direction"] == "none"
+    assert idle["rate"] is None and idle["shrunk_rate"] is None and idle["upper_998"] is None
+    assert idle["peer_rate"] == pytest.approx(0.3)
+
+
+def test_peer_groups_do_not_influence_each_other():
+    reps = _reps({"g": ["a", "b", "c"], "h": ["d", "e"]})
+    base = [("a", 30, 100), ("b", 90, 300), ("c", 60, 200)]
+    one = peer_deviance(
+        _counts([*base, ("d", 10, 50), ("e", 20, 50)]),
+        reps,
+        min_volume=1,
+        adjust_overdispersion=False,
+    )
+    two = peer_deviance(
+        _counts([*base, ("d", 45, 50), ("e", 2, 50)]),
+        reps,
+        min_volume=1,
+        adjust_overdispersion=False,
+    )
+    assert_frame_equal(
+        one.filter(pl.col("peer_group") == "g"), two.filter(pl.col("peer_group") == "g")
+    )
+
+
+def test_peer_keys_rebuild_the_groups():
+    reps = pl.DataFrame(
+        {"rep_id": ["a", "b", "c"], "segment": ["S", "S", "E"], "role": ["AE", "SDR", "AE"]}
+    )
+    counts = _counts([("a", 10, 100), ("b", 30, 100), ("c", 50, 100)])
+    table = peer_deviance(counts, reps, min_volume=1, peer_keys=["role"])
+    assert dict(table.select("rep_id", "peer_rate").iter_rows()) == pytest.approx(
+        {"a": 0.3, "c": 0.3, "b": 0.3}
+    )
+    assert dict(table.select("rep_id", "peer_group").iter_rows()) == {
+        "a": "AE",
+        "b": "SDR",
+        "c": "AE",
+    }
+    with pytest.raises(ValueError, match="peer_group"):
+        peer_deviance(counts, reps, min_volume=1)
+
+
+def test_peer_deviance_does_not_mutate_its_inputs():
+    reps = _reps({"g": ["a", "b", "c"]})
+    counts = _counts([("a", 30, 100), ("b", 50, 100), ("c", 10, 100)])
+    reps_before, counts_before = reps.clone(), counts.clone()
+    peer_deviance(counts, reps, min_volume=1)
+    assert_frame_equal(reps, reps_before)
+    assert_frame_equal(counts, counts_before)
+
+
+def test_large_volumes_switch_to_an_approximation_that_joins_the_exact_limits():
+    reps = _reps({"g": ["a", "b", "c"]})
+    n = EXACT_MAX_VOLUME
+    counts = _counts([("a", n // 4, n), ("b", (n + 1) // 4, n + 1), ("c", n // 4, n)])
+    table = peer_deviance(counts, reps, min_volume=1, adjust_overdispersion=False)
+    exact, approx = table.filter(pl.col("rep_id") == "a"), table.filter(pl.col("rep_id") == "b")
+    for column in ("lower_95", "upper_95", "lower_998", "upper_998"):
+        assert approx[column].item() == pytest.approx(exact[column].item(), abs=2e-4)
+    assert exact["upper_998"].item() * n == round(exact["upper_998"].item() * n)  # a count
+
+
+def test_funnel_limits_narrow_with_volume_and_pass_through_each_reps_limits():
+    reps = _reps({"g": ["a", "b", "c"]})
+    table = peer_deviance(
+        _counts([("a", 30, 100), ("b", 50, 100), ("c", 10, 400)]), reps, min_volume=1
+    )
+    lines = funnel_limits(table, points=200)
+    width = (lines["upper_998"] - lines["lower_998"]).to_numpy()
+    assert np.all(np.diff(width[lines["volume"].to_numpy() >= 20]) <= 1e-12)
+    at_400 = lines.filter(pl.col("volume") == 400)
+    rep_c = table.filter(pl.col("rep_id") == "c")
+    if at_400.height:  # 400 lies on the geometric grid only by chance; compare if it does
+        assert at_400["upper_998"].item() == rep_c["upper_998"].item()
+    assert lines["volume"].max() >= 400 and lines["peer_group"].unique().to_list() == ["g"]
+
+
+# ------------------------------------------------------------------------- over-dispersion
+
+
+def test_overdispersion_is_zero_for_binomial_reps_and_recovers_real_spread():
+    rng = np.random.default_rng(5)
+    counts, reps = _simulated(rng, reps=300, groups=5, rho=0.0)
+    units = reps.join(counts, on="rep_id")
+    assert overdispersion(units) < 0.0015
+    counts, reps = _simulated(rng, reps=300, groups=5, rho=0.02)
+    assert 0.013 < overdispersion(reps.join(counts, on="rep_id")) < 0.03
+
+
+def test_overdispersed_null_gives_no_more_false_deviants_than_the_998_limits_allow():
+    rng = np.random.default_rng(8)
+    counts, reps = _simulated(rng, reps=200, groups=4, rho=0.01)
+    adjusted = peer_deviance(counts, reps, min_volume=300)
+    plain = peer_deviance(counts, reps, min_volume=300, adjust_overdispersion=False)
+    bound = stats.binom.ppf(0.99, adjusted["eligible"].sum(), 0.002)
+    assert (adjusted["direction"] != "none").sum() <= bound
+    assert (plain["direction"] != "none").sum() > 10 * bound  # why the adjustment is needed
+
+
+def test_winsorising_keeps_strong_deviants_from_widening_their_own_limits():
+    rng = np.random.default_rng(13)
+    counts, reps = _simulated(rng, reps=60, groups=3, rho=0.0)
+    boosted = counts.with_columns(
+        successes=pl.when(pl.col("rep_id").is_in(["r000", "r001", "r002"]))
+        .then((pl.col("trials").cast(pl.Float64) * 0.55).cast(pl.UInt32))
+        .otherwise("successes")
+    )
+    robust = peer_deviance(boosted, reps, min_volume=300)
+    naive = peer_deviance(boosted, reps, min_volume=300, winsor=0)
+    assert robust.filter(pl.col("direction") == "positive")["rep_id"].to_list() == [
+        "r000",
+        "r001",
+        "r002",
+    ]
+    assert robust["overdispersion"][0] < naive["overdispersion"][0]
+
+
+def test_shrinkage_uses_the_beta_prior_implied_by_the_overdispersion():
+    rng = np.random.default_rng(21)
+    counts, reps = _simulated(rng, reps=90, groups=3, rho=0.02)
+    table = peer_deviance(counts, reps, min_volume=1)
+    rho = table["overdispersion"][0]
+    assert rho > 0
+    prior = 1 / rho - 1
+    expected = (table["successes"] + table["peer_rate"] * prior) / (table["volume"] + prior)
+    assert table["shrunk_rate"].to_list() == pytest.approx(expected.to_list())
+    between = (table["shrunk_rate"] - table["rate"]) * (table["shrunk_rate"] - table["peer_rate"])
+    assert (between <= 1e-15).all()  # shrunk rate lies between the rate and the peer rate
+
+
+def test_without_overdispersion_every_rep_shrinks_to_the_peer_rate():
+    reps = _reps({"g": ["a", "b", "c"]})
+    table = peer_deviance(
+        _counts([("a", 30, 100), ("b", 31, 100), ("c", 29, 100)]), reps, min_volume=1
+    )
+    assert table["overdispersion"][0] == 0.0
+    assert table["shrunk_rate"].to_list() == pytest.approx([0.3, 0.3, 0.3])
+
+
+# ------------------------------------------------------------------------ deviants_table
+
+
+def _enriched(activities: pl.DataFrame, reps: pl.DataFrame, opportunities: pl.DataFrame):
+    return SimpleNamespace(
+        activities=activities,
+        reps=reps,
+        tables={"opportunities": opportunities},
+        settings=load_settings(),
+    )
+
+
+def test_deviants_table_lists_deviants_positive_first_by_distance():
+    rows = []
+    spec = {
+        "hi": 0.45,
+        "hi2": 0.40,
+        "lo": 0.15,
+        **{f"m{i}": 0.3 + (i % 5 - 2) / 100 for i in range(17)},
+    }
+    for rep, rate in spec.items():
+        n, s = 1000, round(rate * 1000)
+        rows += [(rep, True, i < s) for i in range(n)]
+    activities = pl.DataFrame(
+        rows, schema=["rep_id", "is_customer_facing", "responded"], orient="row"
+    )
+    reps = _reps({"SMB · AE": list(spec)})
+    table = deviants_table(_enriched(activities, reps, pl.DataFrame()), metric="response_rate")
+    assert table.columns[:8] == [
+        "rep_id",
+        "rep_name",
+        "peer_group",
+        "direction",
+        "rate",
+        "shrunk_rate",
+        "peer_rate",
+        "volume",
+    ]
+    assert table.select("rep_id", "direction").rows() == [
+        ("hi", "positive"),
+        ("hi2", "positive"),
+        ("lo", "negative"),
+    ]
+    json.dumps(table.to_dicts())  # the CLI's --json can serialise it
+
+
+def test_win_rate_deviance_works_on_pipeline_only_data():
+    outcomes = {
+        "ace": ["won"] * 40 + ["lost"] * 10,
+        **{
+            f"r{i}": ["won"] * 12 + ["lost"] * 30 + ["no_decision"] * 8 + ["open"] * 5
+            for i in range(8)
+        },
+    }
+    opportunities = pl.DataFrame(
+        [(rep, o) for rep, os in outcomes.items() for o in os],
+        schema=["rep_id", "outcome"],
+        orient="row",
+    )
+    empty = pl.DataFrame(
+        schema={"rep_id": pl.String, "is_customer_facing": pl.Boolean, "responded": pl.Boolean}
+    )
+    enriched = _enriched(empty, _reps({"g": list(outcomes)}), opportunities)
+    table = rep_deviance(enriched, metric="win_rate")
+    assert table.filter(pl.col("rep_id") == "r0")["volume"].item() == 50
+    assert deviants_table(enriched, metric="win_rate")["rep_id"].to_list() == ["ace"]
+    assert deviants_table(enriched, metric="response_rate").is_empty()
+    with pytest.raises(ValueError, match="metric"):
+        rep_deviance(enriched, metric="roe")
+
+
+# ---------------------------------------------------------------------------- what differs
+
+
+def _touches(rep: str, types: list[str], *, contacts: int = 4, gap_days: float = 1.0):
+    """A rep's touches: ``types`` in order, round-robin over contacts so that each contact
+    sees every ``contacts``-th touch, consecutive touches on a contact ``gap_days`` apart."""
+    rows = []
+    for i, activity_type in enumerate(types):
+        contact, turn = i % contacts, i // contacts
+        ts = T0 + dt.timedelta(days=turn * gap_days, minutes=contact)
+        rows.append((rep, f"{rep}-{i}", f"{rep}-c{contact}", ts, activity_type))
+    frame = pl.DataFrame(
+        rows, schema=["rep_id", "activity_id", "contact_id", "ts", "activity_type"], orient="row"
+    )
+    return frame.with_columns(
+        is_customer_facing=pl.lit(True),
+        weekday=pl.col("ts").dt.weekday().cast(pl.Int8),
+        hour=pl.col("ts").dt.hour().cast(pl.Int8),
+    )
+
+
+def _deviance(directions: dict[str, tuple[str, str]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(rep, group, direction) for rep, (group, direction) in directions.items()],
+        schema=["rep_id", "peer_group", "direction"],
+        orient="row",
+    )
+
+
+def test_what_differs_ranks_the_activity_mix_that_differs_first():
+    activities = pl.concat(
+        [
+            _touches("dev", ["call"] * 60 + ["email"] * 40),
+            _touches("p1", ["call"] * 20 + ["email"] * 80),
+            _touches("p2", ["call"] * 20 + ["email"] * 80),
+            _touches("neg", ["call"] * 100),  # a negative deviant is nobody's peer
+        ]
+    )
+    deviance = _deviance(
+        {
+            "dev": ("g", "positive"),
+            "p1": ("g", "none"),
+            "p2": ("g", "none"),
+            "neg": ("g", "negative"),
+        }
+    )
+    before = activities.clone()
+    table = what_differs(activities, deviance, min_support=1000)
+    assert_frame_equal(activities, before)
+    top = table.row(0, named=True)
+    assert (top["feature"], top["level"], top["rank"]) == ("activity_type_share", "call", 1)
+    assert top["deviant_value"] == pytest.approx(0.6) and top["peer_value"] == pytest.approx(0.2)
+    assert top["effect_size"] == pytest.approx(_cohen_h(0.6, 0.2))
+    email = table.filter(pl.col("level") == "email").row(0, named=True)
+    assert email["effect_size"] == pytest.approx(_cohen_h(0.4, 0.8))
+    assert (top["deviant_base"], top["peer_base"]) == (100, 200)
+    assert table["rank"].to_list() == list(range(1, table.height + 1))
+
+
+def test_what_differs_compares_deviants_with_their_own_peer_group_only():
+    activities = pl.concat(
+        [
+            _touches("devA", ["call"] * 60 + ["email"] * 40),
+            _touches("peerA", ["call"] * 20 + ["email"] * 80),
+            _touches("devB1", ["call"] * 30 + ["email"] * 70),
+            _touches("devB2", ["call"] * 30 + ["email"] * 70),
+            _touches("peerB", ["call"] * 30 + ["email"] * 70),
+            _touches("peerC", ["call"] * 90 + ["email"] * 10),  # a group without deviants
+        ]
+    )
+    deviance = _deviance(
+        {
+            "devA": ("A", "positive"),
+            "peerA": ("A", "none"),
+            "devB1": ("B", "positive"),
+            "devB2": ("B", "positive"),
+            "peerB": ("B", "none"),
+            "peerC": ("C", "none"),
+        }
+    )
+    call = (
+        what_differs(activities, deviance, min_support=1000)
+        .filter(pl.col("level") == "call")
+        .row(0, named=True)
+    )
+    assert call["effect_size"] == pytest.approx(_cohen_h(0.6, 0.2) / 3)  # weights 1 (A), 2 (B)
+    assert call["peer_value"] == pytest.approx((0.2 + 2 * 0.3) / 3)
+    assert call["peer_groups"] == 2
+
+
+def test_what_differs_sequences_measure_order_beyond_the_type_mix():
+    alternating = ["call", "email"] * 100
+    blocks = (["call"] * 10 + ["email"] * 10) * 10
+    activities = pl.concat(
+        [
+            _touches("dev", alternating, contacts=1),
+            _touches("p1", blocks, contacts=1),
+        ]
+    )
+    deviance = _deviance({"dev": ("g", "positive"), "p1": ("g", "none")})
+    table = what_differs(activities, deviance, min_support=50)
+    types = table.filter(pl.col("feature") == "activity_type_share")
+    assert types["effect_size"].abs().max() == pytest.approx(0.0)
+    top = table.row(0, named=True)
+    assert top["feature"] == "sequence" and top["measure"] == "cohen_h_beyond_mix"
+    assert top["level"] in ("call → email", "email → call", "call → call", "email → email")
+    call_email = table.filter(pl.col("level") == "call → email").row(0, named=True)
+    # deviant: after a call always an email (P = 1) where emails are half of next touches
+    assert call_email["deviant_value"] == pytest.approx(1.0 / (100 / 199))
+    assert call_email["effect_size"] > 0.5
+
+
+def test_what_differs_cadence_share_and_median_days():
+    activities = pl.concat(
+        [
+            _touches("dev", ["call"] * 200, contacts=2, gap_days=1),
+            _touches("p1", ["call"] * 200, contacts=2, gap_days=4),
+            _touches("p2", ["call"] * 200, contacts=2, gap_days=6),
+        ]
+    )
+    deviance = _deviance({"dev": ("g", "positive"), "p1": ("g", "none"), "p2": ("g", "none")})
+    table = what_differs(activities, deviance, min_support=50)
+    share = table.filter(pl.col("feature") == "follow_up_share").row(0, named=True)
+    assert share["level"] == "within 2 days"
+    assert (share["deviant_value"], share["peer_value"]) == (1.0, 0.0)
+    assert share["effect_size"] == pytest.approx(_cohen_h(1.0, 0.0))
+    median = table.filter(pl.col("feature") == "median_days_between_touches").row(0, named=True)
+    assert median["deviant_value"] == pytest.approx(1.0)
+    assert median["peer_value"] == pytest.approx(5.0)
+    assert median["effect_size"] == pytest.approx((1.0 - 5.0) / math.sqrt(2.0))
+    assert median["measure"] == "glass_delta"
+
+
+def test_what_differs_for_picked_reps_and_when_there_are_no_deviants():
+    activities = pl.concat(
+        [
+            _touches("a", ["call"] * 50 + ["email"] * 50),
+            _touches("b", ["call"] * 10 + ["email"] * 90),
+        ]
+    )
+    deviance = _deviance({"a": ("g", "none"), "b": ("g", "none")})
+    assert what_differs(activities, deviance).is_empty()
+    picked = what_differs(activities, deviance, rep_ids=["a"], min_support=1000)
+    call = picked.filter(pl.col("level") == "call").row(0, named=True)
+    assert (call["deviant_value"], call["peer_value"]) == (0.5, 0.1)
+    with pytest.raises(ValueError, match="direction"):
+        what_differs(activities, deviance, direction="none")

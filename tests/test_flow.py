@@ -1,0 +1,302 @@
+"""Buyer-journey flow: conversion, leakage, skipped stages, time in stage, blockage and
+verification."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import polars as pl
+import pytest
+from effortlens.flow import (
+    blocked_deals,
+    flow_table,
+    leakage_homogeneity,
+    stage_stays,
+    time_in_stage,
+)
+from effortlens.schema import conform
+from effortlens.settings import load_settings
+from polars.testing import assert_frame_equal
+
+SETTINGS = load_settings()  # prospect, discovery, evaluation, proposal, negotiation, commit
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def day(n: float) -> dt.datetime:
+    return T0 + dt.timedelta(days=n)
+
+
+def _tables(
+    deals: dict[str, tuple],
+    entries: list[tuple],
+    *,
+    actions: list[tuple] = (),
+    reps: dict[str, str] | None = None,
+) -> dict[str, pl.DataFrame]:
+    """deals: id -> (rep_id, outcome, close day or None); entries: (deal, stage, day,
+    verifier_action_id); actions: (action_id, deal, day, action_type, is_verifier)."""
+    opportunities = pl.DataFrame(
+        [
+            (o, rep, day(0), None if close is None else day(close), outcome)
+            for o, (rep, outcome, close) in deals.items()
+        ],
+        schema=["opportunity_id", "rep_id", "created_ts", "close_ts", "outcome"],
+        orient="row",
+    )
+    history = pl.DataFrame(
+        [(o, stage, day(d), v) for o, stage, d, v in entries],
+        schema=["opportunity_id", "stage", "entered_ts", "verifier_action_id"],
+        orient="row",
+    )
+    buyer = pl.DataFrame(
+        [(a, o, day(d), "acct", kind, verifier) for a, o, d, kind, verifier in actions],
+        schema={
+            "action_id": pl.String,
+            "opportunity_id": pl.String,
+            "ts": pl.Datetime("us"),
+            "account_id": pl.String,
+            "action_type": pl.String,
+            "is_verifier": pl.Boolean,
+        },
+        orient="row",
+    )
+    owners = reps or {rep: "A" for rep, _, _ in deals.values()}
+    return {
+        "opportunities": conform(opportunities, "opportunities").collect(),
+        "stage_history": conform(history, "stage_history").collect(),
+        "buyer_actions": conform(
+            buyer.with_columns(pl.col("ts").dt.replace_time_zone("UTC")), "buyer_actions"
+        ).collect(),
+        "reps": conform(
+            pl.DataFrame({"rep_id": list(owners), "team": list(owners.values())}), "reps"
+        ).collect(),
+    }
+
+
+# o1 skips evaluation and is won from proposal; o2 leaks (lost) at discovery; o3 starts at
+# discovery and is still open; o4 ends in no decision at prospect.
+JOURNEY = _tables(
+    {
+        "o1": ("r1", "won", 10),
+        "o2": ("r1", "lost", 6),
+        "o3": ("r2", "open", None),
+        "o4": ("r2", "no_decision", 3),
+    },
+    [
+        ("o1", "prospect", 0, None),
+        ("o1", "discovery", 2, "a1"),
+        ("o1", "proposal", 5, None),
+        ("o2", "prospect", 0, None),
+        ("o2", "discovery", 4, None),
+        ("o3", "discovery", 1, None),
+        ("o4", "prospect", 0, None),
+    ],
+    reps={"r1": "A", "r2": "B"},
+)
+
+
+def test_conversion_leakage_and_skipped_stages_per_stage():
+    table = flow_table(JOURNEY, settings=SETTINGS, as_of=day(20))
+    expected = pl.DataFrame(
+        {
+            "stage": list(SETTINGS.stages),
+            "reached": [3, 3, 1, 1, 0, 0],
+            "entered": [3, 3, 0, 1, 0, 0],
+            "skipped": [0, 0, 1, 0, 0, 0],
+            "converted": [2, 1, 1, 1, 0, 0],
+            "leaked": [1, 1, 0, 0, 0, 0],
+            "no_decision": [1, 0, 0, 0, 0, 0],
+            "open": [0, 1, 0, 0, 0, 0],
+            "conversion": [2 / 3, 1 / 3, 1.0, 1.0, None, None],
+            "leakage": [1 / 3, 1 / 3, 0.0, 0.0, None, None],
+        },
+        schema_overrides={
+            c: pl.UInt32
+            for c in ("reached", "entered", "skipped", "converted", "leaked", "no_decision", "open")
+        },
+    )
+    assert_frame_equal(table.select(expected.columns), expected)
+    known = table.filter(pl.col("reached") > 0)
+    total = known["conversion"] + known["leakage"] + known["open_share"]
+    assert total.to_list() == pytest.approx([1.0] * known.height)
+
+
+def test_backward_moves_keep_the_furthest_stage_and_every_stay():
+    tables = _tables(
+        {"o1": ("r1", "lost", 9)},
+        [("o1", "prospect", 0, None), ("o1", "proposal", 2, None), ("o1", "discovery", 5, None)],
+    )
+    table = flow_table(tables, settings=SETTINGS, as_of=day(20))
+    leaked = table.filter(pl.col("leaked") > 0)["stage"].to_list()
+    assert leaked == ["proposal"]
+    assert table.filter(pl.col("stage") == "discovery")["entered"].item() == 1
+    stays = stage_stays(tables, settings=SETTINGS)
+    assert stays.select("stage", "days", "ended").rows() == [
+        ("prospect", 2.0, True),
+        ("proposal", 3.0, True),
+        ("discovery", 4.0, True),
+    ]
+
+
+def test_time_in_stage_is_kaplan_meier_with_open_deals_censored():
+    # discovery stays: 2 and 4 days ended, three open deals censored at 10 days
+    deals = {
+        "a": ("r1", "lost", 2),
+        "b": ("r1", "lost", 4),
+        "c": ("r1", "open", None),
+        "d": ("r1", "open", None),
+        "e": ("r1", "open", None),
+    }
+    tables = _tables(deals, [(o, "discovery", 0, None) for o in deals])
+    stays = stage_stays(tables, settings=SETTINGS, as_of=day(10))
+    assert stays.filter(~pl.col("ended"))["days"].to_list() == [10.0, 10.0, 10.0]
+    # S(2) = 4/5, S(4) = 3/5: the median is never reached; ended stays alone would say 3
+    row = time_in_stage(stays).row(0, named=True)
+    assert (row["stage"], row["stays"], row["median_days"], row["p90_days"]) == (
+        "discovery",
+        5,
+        None,
+        None,
+    )
+    assert row["longest_ended"] == 4.0
+    # with the same stays all ended, S(2) = 4/5, S(4) = 3/5, S(10) = 0
+    closed = _tables(
+        {o: ("r1", "lost", 2 if o == "a" else 4 if o == "b" else 10) for o in deals},
+        [(o, "discovery", 0, None) for o in deals],
+    )
+    row = time_in_stage(stage_stays(closed, settings=SETTINGS)).row(0, named=True)
+    assert (row["median_days"], row["p90_days"]) == (10.0, 10.0)
+
+
+def test_kaplan_meier_median_matches_the_textbook_example():
+    # durations 1, 2+, 3, 4, 5+ (+ = censored): S(1)=4/5, S(3)=4/5*2/3=8/15, S(4)=8/15*1/2=4/15
+    deals = {
+        "a": ("r", "lost", 1),
+        "b": ("r", "open", None),
+        "c": ("r", "lost", 3),
+        "d": ("r", "lost", 4),
+        "e": ("r", "open", None),
+    }
+    entries = [
+        ("a", "prospect", 0, None),
+        ("b", "prospect", 3, None),
+        ("c", "prospect", 0, None),
+        ("d", "prospect", 0, None),
+        ("e", "prospect", 0, None),
+    ]
+    stays = stage_stays(_tables(deals, entries), settings=SETTINGS, as_of=day(5))
+    assert sorted(stays["days"].to_list()) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    row = time_in_stage(stays).row(0, named=True)
+    assert (row["median_days"], row["p90_days"]) == (4.0, None)
+
+
+def test_blocked_deals_are_open_past_the_stage_p90():
+    deals = {f"w{i}": ("r1", "lost", i + 1) for i in range(10)}  # ended stays of 1..10 days
+    deals |= {"stuck": ("r2", "open", None), "fresh": ("r2", "open", None)}
+    entries = [(o, "evaluation", 0, None) for o in deals if o.startswith("w")]
+    entries += [
+        ("stuck", "prospect", 0, None),
+        ("stuck", "evaluation", 1, None),
+        ("fresh", "evaluation", 29, None),
+    ]
+    tables = _tables(deals, entries, reps={"r1": "A", "r2": "B"})
+    blocked = blocked_deals(tables, settings=SETTINGS, as_of=day(30), by="team")
+    # stays 1..10 ended plus 29 and 1 censored: S drops below 0.1 at 10 days
+    assert blocked.select("opportunity_id", "rep_id", "team", "stage").rows() == [
+        ("stuck", "r2", "B", "evaluation")
+    ]
+    assert blocked["age_days"].item() == 29.0 and blocked["threshold_days"].item() == 10.0
+    table = flow_table(tables, settings=SETTINGS, as_of=day(30))
+    assert table.filter(pl.col("stage") == "evaluation")["blocked"].item() == 1
+    assert table["blocked"].sum() == 1
+
+
+def test_blockage_falls_back_to_the_longest_ended_stay_when_p90_is_not_reached():
+    deals = {"done": ("r1", "won", 3), "open1": ("r1", "open", None), "open2": ("r1", "open", None)}
+    entries = [
+        ("done", "proposal", 0, None),
+        ("open1", "proposal", 0, None),
+        ("open2", "proposal", 8, None),
+    ]
+    blocked = blocked_deals(_tables(deals, entries), settings=SETTINGS, as_of=day(10))
+    assert blocked["opportunity_id"].to_list() == ["open1"]
+    assert blocked["threshold_days"].item() == 3.0
+
+
+def test_verification_by_recorded_id_or_a_buyer_verifier_within_the_window():
+    window = SETTINGS.attribution_window_days
+    deals = {o: ("r1", "open", None) for o in ("byid", "edge", "late", "weak", "other", "nulls")}
+    entries = [(o, "discovery", 20, "x1" if o == "byid" else None) for o in deals]
+    actions = [
+        ("v_edge", "edge", 20 - window, "meeting_held", True),  # exactly at the window edge
+        ("v_late", "late", 20 - window - 0.01, "meeting_held", True),  # just outside
+        ("v_weak", "weak", 19, "reply", False),  # not a verifier
+        ("v_other", "byid", 19, "mutual_plan", True),  # on another deal than "other"
+        ("v_nulls", "nulls", 19, "mutual_plan", None),  # flag missing: settings' verifiers
+        ("v_after", "other", 21, "mutual_plan", True),  # after the entry
+    ]
+    stays = stage_stays(_tables(deals, entries, actions=actions), settings=SETTINGS)
+    got = dict(stays.select("opportunity_id", "verified_by").iter_rows())
+    assert got == {
+        "byid": "verifier_action_id",
+        "edge": "buyer_action",
+        "late": None,
+        "weak": None,
+        "other": None,
+        "nulls": "buyer_action",
+    }
+    table = flow_table(_tables(deals, entries, actions=actions), settings=SETTINGS)
+    row = table.filter(pl.col("stage") == "discovery").row(0, named=True)
+    assert (row["verified"], row["verification_rate"]) == (3, 0.5)
+
+
+def test_flow_by_team_and_rep_uses_the_deal_owner():
+    by_team = flow_table(JOURNEY, settings=SETTINGS, by="team", as_of=day(20))
+    prospect = by_team.filter(pl.col("stage") == "prospect").select("team", "reached", "leaked")
+    assert prospect.rows() == [("A", 2, 0), ("B", 1, 1)]
+    assert by_team.filter(pl.col("team") == "B")["stage"].to_list() == ["prospect", "discovery"]
+    by_rep = flow_table(JOURNEY, settings=SETTINGS, by=["rep_id"], as_of=day(20))
+    assert by_rep.filter(pl.col("rep_id") == "r2")["blocked"].sum() == 1  # o3, open 19 days
+    with pytest.raises(ValueError, match="region2"):
+        flow_table(JOURNEY, settings=SETTINGS, by="region2")
+
+
+def test_flow_accepts_an_enriched_load_and_works_without_activities():
+    empty_actions = JOURNEY["buyer_actions"].clear()
+    enriched = SimpleNamespace(tables=JOURNEY, actions=empty_actions, settings=SETTINGS)
+    assert_frame_equal(
+        flow_table(enriched, as_of=day(20)), flow_table(JOURNEY, settings=SETTINGS, as_of=day(20))
+    )
+    with pytest.raises(ValueError, match="settings"):
+        flow_table(JOURNEY)
+
+
+def test_flow_with_no_stage_history_has_every_stage_and_no_rates():
+    tables = dict(JOURNEY, stage_history=JOURNEY["stage_history"].clear())
+    table = flow_table(tables, settings=SETTINGS)
+    assert table["stage"].to_list() == list(SETTINGS.stages)
+    assert table["reached"].sum() == 0 and table["conversion"].null_count() == table.height
+
+
+def test_flow_does_not_mutate_its_inputs():
+    before = {name: frame.clone() for name, frame in JOURNEY.items()}
+    flow_table(JOURNEY, settings=SETTINGS, by="team")
+    for name, frame in JOURNEY.items():
+        assert_frame_equal(frame, before[name])
+
+
+def test_as_of_defaults_to_the_latest_timestamp_in_the_data():
+    stays = stage_stays(JOURNEY, settings=SETTINGS)
+    open_stay = stays.filter(pl.col("opportunity_id") == "o3").row(0, named=True)
+    assert open_stay["ended_ts"] == day(10)  # o1's close is the latest event
+    assert not open_stay["ended"]
+
+
+def test_leakage_homogeneity_tests_leaks_against_conversions_across_stages():
+    even = pl.DataFrame({"leaked": [10, 20, 5], "converted": [90, 180, 45]})
+    assert leakage_homogeneity(even)["chi2"] == pytest.approx(0.0)
+    assert leakage_homogeneity(even)["dof"] == 2
+    skewed = pl.DataFrame({"leaked": [10, 60, 5], "converted": [90, 140, 45]})
+    assert leakage_homogeneity(skewed)["p_value"] < 0.001
+    assert leakage_homogeneity(even.head(1))["dof"] == 0
