@@ -1,0 +1,268 @@
+"""Enrichment: the facts every metric reads, computed once per load and cached as Parquet.
+
+:func:`enrich` attributes every buyer action (see :mod:`effortlens.attribution`), counts the
+responses each activity earned, adds local calendar columns (in ``settings.timezone``) and the
+rep's team, segment, role and peer group, and rolls everything up to one row per
+rep × day × activity type (``daily``), which is small enough to filter and aggregate at
+interactive speed. The result is cached under a fingerprint of the inputs and settings (see
+:mod:`effortlens.cache`).
+
+Examples
+--------
+>>> from effortlens.load import load_folder  # doctest: +SKIP
+>>> enriched = enrich(load_folder(folder, settings=settings))  # doctest: +SKIP
+>>> enriched.daily.columns[:4]  # doctest: +SKIP
+['rep_id', 'day', 'week', 'activity_type']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from effortlens.attribution import attribution_rows, with_attribution
+from effortlens.cache import default_cache_dir, fingerprint, read_cached, write_cached
+from effortlens.peers import with_peer_group
+from effortlens.schema import TABLES, conform
+from effortlens.settings import Settings
+
+#: Rep columns copied onto activities and daily rows.
+REP_COLUMNS: tuple[str, ...] = ("team", "segment", "role", "peer_group")
+
+#: Local calendar columns (in the settings' time zone) added to activities and actions.
+CALENDAR = {"day": pl.Date(), "week": pl.Date(), "weekday": pl.Int8(), "hour": pl.Int8()}
+
+ACTIVITY_EXTRA = {
+    "is_customer_facing": pl.Boolean(),
+    "hours": pl.Float64(),
+    "n_responses": pl.UInt32(),
+    "response_weight": pl.Float64(),
+    "verifier_responses": pl.UInt32(),
+    "responded": pl.Boolean(),
+    **CALENDAR,
+    **dict.fromkeys(REP_COLUMNS, pl.String()),
+}
+ACTION_EXTRA = {
+    "activity_id": pl.String(),
+    "attribution_level": pl.String(),
+    "rep_id": pl.String(),
+    "lag_hours": pl.Float64(),
+    "buyer_initiated": pl.Boolean(),
+    "day": pl.Date(),
+    "week": pl.Date(),
+}
+DAILY_SCHEMA = pl.Schema(
+    {
+        "rep_id": pl.String(),
+        "day": pl.Date(),
+        "week": pl.Date(),
+        "activity_type": pl.String(),
+        "is_customer_facing": pl.Boolean(),
+        "activities": pl.UInt32(),
+        "hours": pl.Float64(),
+        "responded": pl.UInt32(),
+        "response_weight": pl.Float64(),
+        "no_impact_hours": pl.Float64(),
+        **dict.fromkeys(REP_COLUMNS, pl.String()),
+    }
+)
+_FACTS = ("activities", "actions", "daily", "reps")
+
+
+@dataclass(frozen=True)
+class Enriched:
+    """The enriched facts of one load.
+
+    Attributes
+    ----------
+    activities
+        Canonical activities (in the loaded order) plus ``is_customer_facing``, ``hours``,
+        ``n_responses``, ``response_weight``, ``verifier_responses``, ``responded``, local
+        ``day``, ``week`` (Monday), ``weekday`` (ISO, Mon=1), ``hour`` and the rep's ``team``,
+        ``segment``, ``role``, ``peer_group``.
+    actions
+        Canonical buyer actions plus ``activity_id`` (null = buyer-initiated),
+        ``attribution_level``, ``rep_id``, ``lag_hours``, ``buyer_initiated``, local ``day``
+        and ``week``.
+    daily
+        One row per rep × local day × activity type: ``activities``, ``hours``,
+        ``responded``, ``response_weight``, ``no_impact_hours`` and the rep columns.
+    reps
+        Canonical reps plus ``peer_group``.
+    tables
+        The loaded canonical tables, unchanged.
+    settings
+        The settings used.
+    fingerprint
+        The cache key: a hash of the input tables, the settings and the code.
+    """
+
+    activities: pl.DataFrame
+    actions: pl.DataFrame
+    daily: pl.DataFrame
+    reps: pl.DataFrame
+    tables: dict[str, pl.DataFrame]
+    settings: Settings
+    fingerprint: str
+
+
+def enrich(data: Any, *, cache_dir: Path | str | None = None) -> Enriched:
+    """Enrich a load, reading the facts from the cache when this exact input was seen before.
+
+    Parameters
+    ----------
+    data
+        A :class:`effortlens.load.LoadedData` (anything with ``tables`` and ``settings``).
+    cache_dir
+        Where cached facts live; default :func:`effortlens.cache.default_cache_dir`
+        (``$EFFORTLENS_CACHE`` or ``.cache/effortlens`` under the working directory).
+
+    Returns
+    -------
+    Enriched
+
+    Examples
+    --------
+    >>> data = load_folder(folder, settings=settings)  # doctest: +SKIP
+    >>> enrich(data).fingerprint == enrich(data).fingerprint  # doctest: +SKIP
+    True
+    """
+    tables = dict(data.tables)
+    settings = data.settings
+    key = fingerprint(tables, settings)
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cached = read_cached(folder, key, names=_FACTS)
+    if cached is not None:
+        return Enriched(**cached, tables=tables, settings=settings, fingerprint=key)
+    enriched = enrich_tables(tables, settings=settings, fingerprint=key)
+    write_cached(folder, key, {name: getattr(enriched, name) for name in _FACTS})
+    return enriched
+
+
+def enrich_tables(
+    tables: Mapping[str, pl.DataFrame], *, settings: Settings, fingerprint: str = ""
+) -> Enriched:
+    """Compute the enriched facts of canonical ``tables``, without the cache.
+
+    Parameters
+    ----------
+    tables
+        Canonical table name to frame (as :func:`effortlens.load.load_folder` gives them);
+        each is conformed to its schema (a no-op for loaded tables), missing ones are empty.
+    settings
+        Customer-facing types, attribution window, time zone and peer keys come from here.
+    fingerprint
+        Stored on the result as is.
+
+    Returns
+    -------
+    Enriched
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from effortlens.settings import load_settings
+    >>> e = enrich_tables({"reps": pl.DataFrame({"rep_id": ["r1"], "segment": ["SMB"],
+    ...     "role": ["AE"]})}, settings=load_settings())
+    >>> e.reps["peer_group"].to_list(), e.activities.height, e.daily.height
+    (['SMB · AE'], 0, 0)
+    """
+    tables = {
+        name: conform(tables[name], name).collect() if name in tables else spec.empty()
+        for name, spec in TABLES.items()
+    }
+    activities = tables["activities"]
+    actions = tables["buyer_actions"]
+    reps = with_peer_group(tables["reps"], keys=settings.peer_keys)
+    rep_facts = reps.select("rep_id", *REP_COLUMNS)
+
+    rows = attribution_rows(
+        activities,
+        actions,
+        window_days=settings.attribution_window_days,
+        customer_facing=settings.customer_facing_types,
+    )
+    enriched_activities = _with_responses(activities, actions, rows, settings=settings)
+    enriched_activities = _with_calendar(enriched_activities, timezone=settings.timezone).join(
+        rep_facts, on="rep_id", how="left", maintain_order="left"
+    )
+    enriched_actions = _with_calendar(
+        with_attribution(actions, activities, rows), timezone=settings.timezone
+    ).drop("weekday", "hour")
+    return Enriched(
+        activities=enriched_activities,
+        actions=enriched_actions,
+        daily=_daily(enriched_activities),
+        reps=reps,
+        tables=tables,
+        settings=settings,
+        fingerprint=fingerprint,
+    )
+
+
+def _with_responses(
+    activities: pl.DataFrame, actions: pl.DataFrame, rows: pl.DataFrame, *, settings: Settings
+) -> pl.DataFrame:
+    """Scatter each action's count, weight and verifier flag back onto its activity row."""
+    credited = rows["activity_row"].is_not_null()
+    at = rows["activity_row"].filter(credited).to_numpy()
+    earned = actions.filter(credited)
+    size = activities.height
+
+    def per_activity(weights: pl.Series | None) -> np.ndarray:
+        w = None if weights is None else weights.fill_null(0).cast(pl.Float64).to_numpy()
+        return np.bincount(at, weights=w, minlength=size)
+
+    return activities.with_columns(
+        pl.col("activity_type").is_in(settings.customer_facing_types).alias("is_customer_facing"),
+        (pl.col("duration_min") / 60).alias("hours"),
+        pl.Series("n_responses", per_activity(None), pl.UInt32),
+        pl.Series("response_weight", per_activity(earned["weight"]), pl.Float64),
+        pl.Series("verifier_responses", per_activity(earned["is_verifier"]), pl.UInt32),
+    ).with_columns(responded=pl.col("n_responses") > 0)
+
+
+def _with_calendar(frame: pl.DataFrame, *, timezone: str) -> pl.DataFrame:
+    """Add local ``day``, ``week`` (its Monday), ISO ``weekday`` and ``hour`` of ``ts``."""
+    local = pl.col("ts").dt.convert_time_zone(timezone).dt.replace_time_zone(None)
+    return (
+        frame.lazy()
+        .with_columns(local.alias("_local"))
+        .with_columns(
+            pl.col("_local").dt.date().alias("day"),
+            pl.col("_local").dt.hour().cast(pl.Int8).alias("hour"),
+        )
+        .with_columns(
+            pl.col("day").dt.truncate("1w").alias("week"),
+            pl.col("day").dt.weekday().cast(pl.Int8).alias("weekday"),
+        )
+        .drop("_local")
+        .collect(engine="in-memory")
+    )
+
+
+def _daily(activities: pl.DataFrame) -> pl.DataFrame:
+    """One row per rep × day × activity type, with the rep columns."""
+    return (
+        activities.lazy()
+        .group_by("rep_id", "day", "activity_type")
+        .agg(
+            pl.first("week"),
+            pl.first("is_customer_facing"),
+            pl.len().cast(pl.UInt32).alias("activities"),
+            pl.col("hours").sum(),
+            pl.col("responded").sum().cast(pl.UInt32),
+            pl.col("response_weight").sum(),
+            pl.col("hours").filter(~pl.col("responded")).sum().alias("no_impact_hours"),
+            *(pl.first(c) for c in REP_COLUMNS),
+        )
+        .select(DAILY_SCHEMA.names())
+        .sort("rep_id", "day", "activity_type")
+        # measured at 10M activities: streaming ~2x faster for this many-group aggregation
+        .collect(engine="streaming")
+    )

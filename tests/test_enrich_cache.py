@@ -1,0 +1,346 @@
+"""Enrichment (responses per activity, local calendar, rep columns, daily roll-up) and its cache."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+
+import effortlens.enrich as enrich_module
+import polars as pl
+import pytest
+from effortlens.enrich import DAILY_SCHEMA, enrich, enrich_tables
+from effortlens.schema import TABLES, conform
+from effortlens.settings import load_settings
+from polars.testing import assert_frame_equal
+
+T0 = datetime(2024, 3, 4, 15, 0, tzinfo=UTC)  # Monday 10:00 in New York (EST)
+
+
+def _table(name: str, rows: list[dict]) -> pl.DataFrame:
+    return conform(pl.DataFrame(rows), name).collect()
+
+
+def _tables() -> dict[str, pl.DataFrame]:
+    reps = _table(
+        "reps",
+        [
+            {"rep_id": "r1", "team": "East", "segment": "SMB", "role": "AE"},
+            {"rep_id": "r2", "team": "West", "segment": "SMB", "role": None},
+            {"rep_id": "idle", "team": "East", "segment": "ENT", "role": "AE"},
+        ],
+    )
+    acts = _table(
+        "activities",
+        [
+            {
+                "activity_id": "a1",
+                "rep_id": "r1",
+                "ts": T0,
+                "activity_type": "email",
+                "account_id": "x",
+                "opportunity_id": "o1",
+                "contact_id": "c1",
+                "duration_min": 6.0,
+            },
+            {
+                "activity_id": "a2",
+                "rep_id": "r1",
+                "ts": T0 + timedelta(hours=1),
+                "activity_type": "email",
+                "account_id": "x",
+                "opportunity_id": "o2",
+                "contact_id": "c2",
+                "duration_min": 12.0,
+            },
+            {
+                "activity_id": "a3",
+                "rep_id": "r1",
+                "ts": T0 + timedelta(hours=2),
+                "activity_type": "admin",
+                "account_id": "x",
+                "opportunity_id": "o1",
+                "contact_id": None,
+                "duration_min": 30.0,
+            },
+            {
+                "activity_id": "a4",
+                "rep_id": "r2",
+                "ts": T0,
+                "activity_type": "call",
+                "account_id": "y",
+                "opportunity_id": None,
+                "contact_id": "c9",
+                "duration_min": 15.0,
+            },
+        ],
+    )
+    actions = _table(
+        "buyer_actions",
+        [
+            {
+                "action_id": "b1",
+                "ts": T0 + timedelta(hours=3),
+                "account_id": "x",
+                "opportunity_id": "o1",
+                "contact_id": "c1",
+                "action_type": "reply",
+                "is_verifier": False,
+                "weight": 1.0,
+            },
+            {
+                "action_id": "b2",
+                "ts": T0 + timedelta(days=1),
+                "account_id": "x",
+                "opportunity_id": "o1",
+                "contact_id": "c1",
+                "action_type": "meeting_held",
+                "is_verifier": True,
+                "weight": 3.0,
+            },
+            {
+                "action_id": "b3",
+                "ts": T0 + timedelta(days=40),
+                "account_id": "x",
+                "opportunity_id": "o1",
+                "contact_id": "c1",
+                "action_type": "reply",
+                "is_verifier": False,
+                "weight": 1.0,
+            },
+        ],
+    )
+    return {"reps": reps, "activities": acts, "buyer_actions": actions}
+
+
+def test_activities_carry_their_responses_in_the_loaded_order():
+    e = enrich_tables(_tables(), settings=load_settings())
+    got = e.activities.select(
+        "activity_id",
+        "is_customer_facing",
+        "hours",
+        "n_responses",
+        "response_weight",
+        "verifier_responses",
+        "responded",
+        "team",
+        "peer_group",
+    )
+    expected = pl.DataFrame(
+        {
+            "activity_id": ["a1", "a2", "a3", "a4"],
+            "is_customer_facing": [True, True, False, True],
+            "hours": [0.1, 0.2, 0.5, 0.25],
+            "n_responses": pl.Series([2, 0, 0, 0], dtype=pl.UInt32),
+            "response_weight": [4.0, 0.0, 0.0, 0.0],
+            "verifier_responses": pl.Series([1, 0, 0, 0], dtype=pl.UInt32),
+            "responded": [True, False, False, False],
+            "team": ["East", "East", "East", "West"],
+            "peer_group": ["SMB · AE", "SMB · AE", "SMB · AE", "SMB · (none)"],
+        }
+    )
+    assert_frame_equal(got, expected)
+
+
+def test_enriched_schemas_follow_the_contract():
+    e = enrich_tables(_tables(), settings=load_settings())
+    acts = e.activities.schema
+    for name, dtype in TABLES["activities"].columns.items():
+        assert acts[name] == dtype
+    assert {
+        k: acts[k]
+        for k in (
+            "day",
+            "week",
+            "weekday",
+            "hour",
+            "hours",
+            "n_responses",
+            "verifier_responses",
+            "responded",
+        )
+    } == {
+        "day": pl.Date,
+        "week": pl.Date,
+        "weekday": pl.Int8,
+        "hour": pl.Int8,
+        "hours": pl.Float64,
+        "n_responses": pl.UInt32,
+        "verifier_responses": pl.UInt32,
+        "responded": pl.Boolean,
+    }
+    assert e.daily.schema == DAILY_SCHEMA
+    assert e.actions.columns[: len(TABLES["buyer_actions"].columns)] == list(
+        TABLES["buyer_actions"].columns
+    )
+    assert e.actions.select(
+        "activity_id", "attribution_level", "rep_id", "buyer_initiated", "lag_hours"
+    ).rows() == [
+        ("a1", "opportunity", "r1", False, 3.0),
+        ("a1", "opportunity", "r1", False, 24.0),
+        (None, None, None, True, None),
+    ]
+
+
+def test_local_calendar_follows_the_settings_time_zone_across_dst():
+    # New York springs forward on Sunday 2024-03-10 at 02:00 local
+    stamps = [
+        datetime(2024, 3, 10, 6, 30, tzinfo=UTC),  # 01:30 EST, Sunday
+        datetime(2024, 3, 10, 7, 30, tzinfo=UTC),  # 03:30 EDT, Sunday
+        datetime(2024, 3, 11, 3, 0, tzinfo=UTC),  # 23:00 EDT, still Sunday the 10th
+        datetime(2024, 3, 11, 4, 0, tzinfo=UTC),  # 00:00 EDT, Monday the 11th: a new week
+    ]
+    acts = _table(
+        "activities",
+        [
+            {
+                "activity_id": f"a{i}",
+                "rep_id": "r1",
+                "ts": ts,
+                "activity_type": "call",
+                "duration_min": 12.0,
+            }
+            for i, ts in enumerate(stamps)
+        ],
+    )
+    tables = {**_tables(), "activities": acts}
+    e = enrich_tables(tables, settings=load_settings())
+    assert e.activities.select("day", "week", "weekday", "hour").rows() == [
+        (date(2024, 3, 10), date(2024, 3, 4), 7, 1),
+        (date(2024, 3, 10), date(2024, 3, 4), 7, 3),
+        (date(2024, 3, 10), date(2024, 3, 4), 7, 23),
+        (date(2024, 3, 11), date(2024, 3, 11), 1, 0),
+    ]
+    paris = dataclasses.replace(load_settings(), timezone="Europe/Paris")
+    e = enrich_tables(tables, settings=paris)
+    assert e.activities["hour"].to_list() == [7, 8, 4, 5]
+    assert e.activities["day"].to_list()[2:] == [date(2024, 3, 11)] * 2
+
+
+def test_daily_rolls_up_per_rep_day_and_type():
+    e = enrich_tables(_tables(), settings=load_settings())
+    got = e.daily.select(
+        "rep_id",
+        "day",
+        "activity_type",
+        "activities",
+        "hours",
+        "responded",
+        "response_weight",
+        "no_impact_hours",
+        "team",
+    )
+    expected = pl.DataFrame(
+        {
+            "rep_id": ["r1", "r1", "r2"],
+            "day": [date(2024, 3, 4)] * 3,
+            "activity_type": ["admin", "email", "call"],
+            "activities": pl.Series([1, 2, 1], dtype=pl.UInt32),
+            "hours": [0.5, 0.1 + 0.2, 0.25],
+            "responded": pl.Series([0, 1, 0], dtype=pl.UInt32),
+            "response_weight": [0.0, 4.0, 0.0],
+            "no_impact_hours": [0.5, 0.2, 0.25],
+            "team": ["East", "East", "West"],
+        }
+    )
+    assert_frame_equal(got, expected)
+    # a rep with no activity has no daily rows but keeps a peer group
+    assert "idle" not in e.daily["rep_id"].to_list()
+    assert e.reps.filter(pl.col("rep_id") == "idle")["peer_group"].item() == "ENT · AE"
+
+
+def test_pipeline_only_data_gives_empty_frames_with_the_schemas():
+    tables = {"reps": _tables()["reps"], "opportunities": TABLES["opportunities"].empty()}
+    e = enrich_tables(tables, settings=load_settings())
+    assert (e.activities.height, e.actions.height, e.daily.height) == (0, 0, 0)
+    assert e.daily.schema == DAILY_SCHEMA
+    assert "response_weight" in e.activities.columns and "buyer_initiated" in e.actions.columns
+    assert set(e.tables) == set(TABLES)
+
+
+def test_inputs_not_mutated():
+    tables = _tables()
+    before = {name: frame.clone() for name, frame in tables.items()}
+    enrich_tables(tables, settings=load_settings())
+    assert set(tables) == set(before)
+    for name, frame in tables.items():
+        assert_frame_equal(frame, before[name])
+
+
+# -- the cache ---------------------------------------------------------------------------------
+
+
+def _data(tables=None, settings=None):
+    return SimpleNamespace(tables=tables or _tables(), settings=settings or load_settings())
+
+
+def _forbid_compute(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("enrichment recomputed although the cache holds it")
+
+    monkeypatch.setattr(enrich_module, "enrich_tables", fail)
+
+
+def test_cache_hit_serves_the_same_facts_without_recomputing(tmp_path, monkeypatch):
+    first = enrich(_data(), cache_dir=tmp_path)
+    assert (tmp_path / first.fingerprint / "activities.parquet").is_file()
+    _forbid_compute(monkeypatch)
+    second = enrich(_data(), cache_dir=tmp_path)
+    assert second.fingerprint == first.fingerprint
+    for name in ("activities", "actions", "daily", "reps"):
+        assert_frame_equal(getattr(second, name), getattr(first, name))
+
+
+def test_cache_miss_when_the_data_changes(tmp_path):
+    first = enrich(_data(), cache_dir=tmp_path)
+    tables = _tables()
+    tables["buyer_actions"] = tables["buyer_actions"].with_columns(
+        pl.when(pl.col("action_id") == "b2").then(10.0).otherwise(pl.col("weight")).alias("weight")
+    )
+    second = enrich(_data(tables), cache_dir=tmp_path)
+    assert second.fingerprint != first.fingerprint
+    assert second.activities["response_weight"].to_list()[0] == 11.0
+    assert len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 2
+
+
+def test_cache_miss_when_the_settings_change(tmp_path):
+    first = enrich(_data(), cache_dir=tmp_path)
+    calls_only = dataclasses.replace(load_settings(), customer_facing=("call",))
+    second = enrich(_data(settings=calls_only), cache_dir=tmp_path)
+    assert second.fingerprint != first.fingerprint
+    assert first.activities["n_responses"].to_list() == [2, 0, 0, 0]
+    assert second.activities["n_responses"].to_list() == [0, 0, 0, 0]
+    assert second.actions["buyer_initiated"].all()
+
+
+def test_damaged_cache_entry_is_recomputed(tmp_path):
+    first = enrich(_data(), cache_dir=tmp_path)
+    (tmp_path / first.fingerprint / "daily.parquet").write_bytes(b"not parquet")
+    again = enrich(_data(), cache_dir=tmp_path)
+    assert_frame_equal(again.daily, first.daily)
+
+
+def test_default_cache_dir_is_env_or_working_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv("EFFORTLENS_CACHE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    e = enrich(_data())
+    assert (tmp_path / ".cache" / "effortlens" / e.fingerprint).is_dir()
+    monkeypatch.setenv("EFFORTLENS_CACHE", str(tmp_path / "elsewhere"))
+    e = enrich(_data(settings=dataclasses.replace(load_settings(), timezone="UTC")))
+    assert (tmp_path / "elsewhere" / e.fingerprint).is_dir()
+
+
+@pytest.mark.parametrize("change", ["reorder", "schema"])
+def test_fingerprint_ignores_row_order_but_not_schema(change):
+    from effortlens.cache import fingerprint
+
+    tables = _tables()
+    base = fingerprint(tables, load_settings())
+    if change == "reorder":
+        tables["activities"] = tables["activities"].reverse()
+        assert fingerprint(tables, load_settings()) == base
+    else:
+        tables["activities"] = tables["activities"].with_columns(
+            pl.col("duration_min").cast(pl.Float32)
+        )
+        assert fingerprint(tables, load_settings()) != base
