@@ -1,0 +1,122 @@
+"""The EffortLens chart theme: colour-blind-safe, light, readable; registered and enabled on import.
+
+Colours are the Okabe–Ito palette (Okabe & Ito 2008), distinguishable with every common
+colour-vision deficiency, plus a neutral grey. Chart builders name colours by meaning
+(``PALETTE["positive"]``) so a view reads the same everywhere: blue for the measure itself,
+green for better than peers / buyer response, vermillion for worse / waste, grey for context
+(peer medians, control limits, trailing means).
+
+Examples
+--------
+>>> import altair as alt
+>>> import effortlens.charts._theme as theme
+>>> alt.theme.active
+'effortlens'
+>>> theme.PALETTE["positive"]
+'#009E73'
+"""
+
+from __future__ import annotations
+
+import altair as alt
+
+#: Okabe–Ito colours by name.
+OKABE_ITO: dict[str, str] = {
+    "blue": "#0072B2",
+    "orange": "#E69F00",
+    "bluish_green": "#009E73",
+    "vermillion": "#D55E00",
+    "sky_blue": "#56B4E9",
+    "reddish_purple": "#CC79A7",
+    "yellow": "#F0E442",
+    "black": "#000000",
+}
+
+#: Colours by meaning; chart builders use these names.
+PALETTE: dict[str, str] = {
+    "primary": OKABE_ITO["blue"],  # the measure itself
+    "secondary": OKABE_ITO["sky_blue"],  # a second series of the same kind
+    "positive": OKABE_ITO["bluish_green"],  # buyer response, better than peers
+    "negative": OKABE_ITO["vermillion"],  # no impact, worse than peers, leakage
+    "warning": OKABE_ITO["orange"],  # needs a look: blockage, low volume
+    "highlight": OKABE_ITO["reddish_purple"],  # the selected rep or group
+    "neutral": "#8C8C8C",  # context: peer medians, trailing means, control limits
+    "text": "#222222",
+    "grid": "#E6E6E6",
+    "background": "#FFFFFF",
+}
+
+#: Order of colours for categories (teams, activity types…): most distinct first.
+CATEGORY: list[str] = [
+    OKABE_ITO[name]
+    for name in (
+        "blue",
+        "orange",
+        "bluish_green",
+        "vermillion",
+        "sky_blue",
+        "reddish_purple",
+        "yellow",
+        "black",
+    )
+]
+
+#: Sequential ramp (light to dark blue) for heatmaps of rates; diverging for lifts around 1.
+SEQUENTIAL: list[str] = ["#F7FBFF", "#C6DBEF", "#6BAED6", "#2171B5", "#08306B"]
+DIVERGING: list[str] = ["#D55E00", "#F4B183", "#F7F7F7", "#8ECFC0", "#009E73"]
+
+FONT = "'Source Sans 3', 'Segoe UI', 'Helvetica Neue', Arial, sans-serif"
+
+
+@alt.theme.register("effortlens", enable=True)
+def effortlens_theme() -> alt.theme.ThemeConfig:
+    """The EffortLens theme: white background, Okabe–Ito categories, 12–16 px type."""
+    axis = {
+        "labelColor": PALETTE["text"],
+        "titleColor": PALETTE["text"],
+        "labelFontSize": 12,
+        "titleFontSize": 13,
+        "titleFontWeight": 600,
+        "gridColor": PALETTE["grid"],
+        "domainColor": "#BBBBBB",
+        "tickColor": "#BBBBBB",
+    }
+    return {
+        "background": PALETTE["background"],
+        "config": {
+            "font": FONT,
+            "view": {"stroke": None, "continuousWidth": 560, "continuousHeight": 300},
+            "axis": axis,
+            "axisBand": {"grid": False},
+            "legend": {
+                "labelFontSize": 12,
+                "titleFontSize": 13,
+                "titleFontWeight": 600,
+                "labelColor": PALETTE["text"],
+                "titleColor": PALETTE["text"],
+                "symbolType": "circle",
+            },
+            "title": {
+                "fontSize": 16,
+                "fontWeight": 600,
+                "color": PALETTE["text"],
+                "anchor": "start",
+                "subtitleColor": "#555555",
+                "subtitleFontSize": 12,
+            },
+            "header": {"labelFontSize": 12, "titleFontSize": 13, "labelColor": PALETTE["text"]},
+            "range": {
+                "category": CATEGORY,
+                "ordinal": SEQUENTIAL,
+                "ramp": SEQUENTIAL,
+                "heatmap": SEQUENTIAL,
+                "diverging": DIVERGING,
+            },
+            "line": {"strokeWidth": 2.2, "color": PALETTE["primary"]},
+            "bar": {"color": PALETTE["primary"]},
+            "point": {"filled": True, "size": 50, "color": PALETTE["primary"]},
+            "area": {"color": PALETTE["primary"], "opacity": 0.25},
+            "rule": {"color": PALETTE["neutral"]},
+            "text": {"fontSize": 12, "color": PALETTE["text"]},
+        },
+    }
