@@ -28,7 +28,8 @@ Method (:func:`peer_deviance`)
 - **Control limits** at 95% and 99.8% around the peer rate for each volume: exact quantiles of
   the beta-binomial (binomial when ``rho = 0``) from scipy for volumes up to
   :data:`EXACT_MAX_VOLUME`; above, the moment-matched beta distribution of the rate (its
-  limit for large volumes), which scipy evaluates in constant time.
+  limit for large volumes, within one count of the exact limits there), which scipy
+  evaluates in constant time.
 - **Deviants**: reps with at least ``min_volume`` trials whose rate lies outside the 99.8%
   limits: ``positive`` above, ``negative`` below. ``z`` is the normal score under the
   over-dispersed variance; ``p_value`` the two-sided tail probability (exact where the limits
@@ -72,8 +73,8 @@ LIMIT_LEVELS: tuple[float, ...] = (0.95, 0.998)
 #: customer-facing activities and serves the response rate).
 WIN_RATE_MIN_VOLUME = 20
 #: Largest volume for which limits and p-values are exact (scipy's beta-binomial quantile
-#: costs time linear in the volume).
-EXACT_MAX_VOLUME = 20_000
+#: costs time linear in the volume; beyond 2,000 the approximation is within 1/volume).
+EXACT_MAX_VOLUME = 2_000
 #: Share of z-scores winsorised in each tail before estimating over-dispersion.
 WINSOR = 0.10
 FOLLOW_UP_DAYS = 2.0
@@ -419,7 +420,9 @@ def peer_deviance(
     )
 
 
-def funnel_limits(deviance: pl.DataFrame, *, points: int = 60) -> pl.DataFrame:
+def funnel_limits(
+    deviance: pl.DataFrame, *, points: int = 60, start: int | None = None
+) -> pl.DataFrame:
     """The funnel lines: control limits per peer group over a grid of volumes.
 
     Parameters
@@ -427,7 +430,11 @@ def funnel_limits(deviance: pl.DataFrame, *, points: int = 60) -> pl.DataFrame:
     deviance
         A :func:`peer_deviance` table.
     points
-        Volumes per peer group, spaced geometrically from 1 to 1.2 x the group's largest.
+        Volumes per peer group, spaced geometrically from ``start`` to 1.2 x the group's
+        largest, plus each rep's own volume (so the lines pass through every rep's limits).
+    start
+        The smallest volume drawn; default a quarter of the group's smallest positive volume
+        (at tiny volumes the limits span 0 to 1 and squash the plot).
 
     Returns
     -------
@@ -446,12 +453,16 @@ def funnel_limits(deviance: pl.DataFrame, *, points: int = 60) -> pl.DataFrame:
             pl.col("peer_rate").first(),
             top=pl.col("volume").max(),
             rho=pl.col("overdispersion").first(),
+            smallest=pl.col("volume").min(),
+            reps=pl.col("volume").unique(),
         )
         .sort("peer_group")
     )
     frames = []
-    for group, peer_rate, top, rho in groups.iter_rows():
-        volume = np.unique(np.geomspace(1, max(2.0, top * 1.2), points).round().astype(np.int64))
+    for group, peer_rate, top, rho, smallest, reps in groups.iter_rows():
+        low = max(1, smallest // 4) if start is None else max(1, start)
+        grid = np.geomspace(low, max(low + 1, top * 1.2), points).round().astype(np.int64)
+        volume = np.union1d(grid, np.asarray(reps, dtype=np.int64))
         limits = _limits(volume, np.full(volume.shape, peer_rate), rho, LIMIT_LEVELS)
         frames.append(
             pl.DataFrame({"peer_group": group, "volume": volume, "peer_rate": peer_rate, **limits})

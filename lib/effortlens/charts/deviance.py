@@ -1,0 +1,277 @@
+"""Charts of positive deviance: the funnel plot with control limits, and what differs.
+
+Examples
+--------
+>>> from effortlens.deviance import rep_deviance, what_differs
+>>> from effortlens.charts.deviance import funnel_plot_chart, what_differs_chart
+>>> table = rep_deviance(enriched)  # doctest: +SKIP
+>>> funnel_plot_chart(table, min_volume=enriched.settings.min_volume)  # doctest: +SKIP
+>>> what_differs_chart(what_differs(enriched.activities, table))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+
+import effortlens.charts._theme  # noqa: F401  (registers and enables the project theme)
+from effortlens.charts._theme import PALETTE
+from effortlens.charts.habits import aggregated
+from effortlens.deviance import funnel_limits
+
+DIRECTION_LABELS: dict[str, str] = {
+    "positive": "above peers",
+    "negative": "below peers",
+    "none": "within the limits",
+}
+_LIMIT_LEVELS = {"95": "95% limits", "998": "99.8% limits"}
+
+FEATURE_LABELS: dict[str, str] = {
+    "activity_type_share": "activity type",
+    "weekday_share": "weekday",
+    "hour_share": "hour of day",
+    "follow_up_share": "follow-ups",
+    "median_days_between_touches": "days between touches (median)",
+    "sequence": "sequence",
+}
+_MEASURE_LABELS = {
+    "cohen_h": "Cohen's h of the shares",
+    "cohen_h_beyond_mix": "Cohen's h of the order beyond the type mix",
+    "glass_delta": "Glass's delta (in spreads of peers' medians)",
+}
+
+
+def _limit_lines(reps: pl.DataFrame) -> pl.DataFrame:
+    """The funnel lines in long form: one row per group, volume, level and side."""
+    wide = funnel_limits(reps)
+    long = wide.unpivot(
+        index=["peer_group", "volume", "peer_rate"], variable_name="limit", value_name="value"
+    )
+    parts = pl.col("limit").str.split("_")
+    return long.with_columns(
+        side=parts.list.get(0),
+        level=parts.list.get(1).replace_strict(_LIMIT_LEVELS, return_dtype=pl.String),
+        kind=pl.lit("limit"),
+    ).filter(pl.col("value").is_not_null())
+
+
+def funnel_plot_chart(
+    deviance: pl.DataFrame,
+    *,
+    peer_group: str | None = None,
+    min_volume: int | None = None,
+    log_volume: bool = False,
+    title: str = "Each rep against peers just like them",
+) -> alt.LayerChart | alt.FacetChart:
+    """Funnel plot: each rep's rate against volume, with the peer rate and control limits.
+
+    Reps outside the 99.8% limits with enough volume are coloured as deviants. One panel per
+    peer group (each has its own peer rate and limits). Clicking a rep selects it (the
+    selection parameter ``picked_rep`` holds its ``rep_id``).
+
+    Parameters
+    ----------
+    deviance
+        A :func:`effortlens.deviance.peer_deviance` table.
+    peer_group
+        Show this peer group only.
+    min_volume
+        Draw the minimum volume as a vertical rule.
+    log_volume
+        Volume on a log scale (for very unequal volumes).
+
+    Examples
+    --------
+    >>> funnel_plot_chart(rep_deviance(enriched), peer_group="SMB · AE")  # doctest: +SKIP
+    """
+    reps = deviance.filter(pl.col("volume") > 0)
+    if peer_group is not None:
+        reps = reps.filter(pl.col("peer_group") == peer_group)
+    if "rep_name" not in reps.columns:
+        reps = reps.with_columns(rep_name=pl.col("rep_id"))
+    points = reps.select(
+        "peer_group",
+        "rep_id",
+        "rep_name",
+        "volume",
+        "rate",
+        "shrunk_rate",
+        "peer_rate",
+        "z",
+        "p_value",
+        direction=pl.col("direction").replace_strict(DIRECTION_LABELS, return_dtype=pl.String),
+        kind=pl.lit("rep"),
+    )
+    data = aggregated(pl.concat([points, _limit_lines(reps)], how="diagonal_relaxed"))
+    x = alt.X(
+        "volume:Q",
+        title="volume (trials)",
+        scale=alt.Scale(type="log") if log_volume else alt.Undefined,
+    )
+    y_axis = alt.Axis(format="%")
+    y_scale = alt.Scale(zero=False)
+    is_rep = alt.datum.kind == "rep"
+    lines = (
+        alt.Chart()
+        .transform_filter(alt.datum.kind == "limit")
+        .mark_line(color=PALETTE["neutral"], strokeWidth=1.2)
+        .encode(
+            x=x,
+            y=alt.Y("value:Q", title="rate", axis=y_axis, scale=y_scale),
+            detail="limit:N",
+            strokeDash=alt.StrokeDash(
+                "level:N",
+                title="control limits",
+                scale=alt.Scale(domain=list(_LIMIT_LEVELS.values()), range=[[4, 3], [1, 0]]),
+                legend=alt.Legend(symbolType="stroke"),
+            ),
+            tooltip=[
+                alt.Tooltip("peer_group:N", title="peer group"),
+                alt.Tooltip("level:N", title="limit"),
+                alt.Tooltip("side:N", title="side"),
+                alt.Tooltip("volume:Q", title="volume", format=","),
+                alt.Tooltip("value:Q", title="limit", format=".1%"),
+            ],
+        )
+    )
+    centre = (
+        alt.Chart()
+        .transform_filter(is_rep)
+        .mark_rule(color=PALETTE["neutral"], strokeWidth=2)
+        .encode(
+            y="mean(peer_rate):Q",
+            tooltip=[
+                alt.Tooltip("peer_group:N", title="peer group"),
+                alt.Tooltip("mean(peer_rate):Q", title="peer rate", format=".1%"),
+            ],
+        )
+    )
+    picked = alt.selection_point(name="picked_rep", fields=["rep_id"], on="click", empty=False)
+    dots = (
+        alt.Chart()
+        .transform_filter(is_rep)
+        .mark_circle(size=70, opacity=0.85)
+        .encode(
+            x=x,
+            y=alt.Y("rate:Q", title="rate", axis=y_axis, scale=y_scale),
+            color=alt.Color(
+                "direction:N",
+                title="rate (99.8% limits)",
+                scale=alt.Scale(
+                    domain=list(DIRECTION_LABELS.values()),
+                    range=[PALETTE["positive"], PALETTE["negative"], PALETTE["neutral"]],
+                ),
+            ),
+            stroke=alt.condition(picked, alt.value(PALETTE["highlight"]), alt.value(None)),
+            tooltip=[
+                alt.Tooltip("rep_name:N", title="rep"),
+                alt.Tooltip("rep_id:N", title="rep id"),
+                alt.Tooltip("peer_group:N", title="peer group"),
+                alt.Tooltip("volume:Q", title="volume", format=","),
+                alt.Tooltip("rate:Q", title="rate", format=".1%"),
+                alt.Tooltip("shrunk_rate:Q", title="rate shrunk to peers", format=".1%"),
+                alt.Tooltip("peer_rate:Q", title="peer rate", format=".1%"),
+                alt.Tooltip("z:Q", title="z", format=".2f"),
+                alt.Tooltip("p_value:Q", title="p-value", format=".2g"),
+                alt.Tooltip("direction:N", title="against peers"),
+            ],
+        )
+        .add_params(picked)
+    )
+    layers = [lines, centre, dots]
+    if min_volume is not None:
+        layers.append(
+            alt.Chart()
+            .transform_filter(is_rep)
+            .transform_aggregate(reps="count()")
+            .mark_rule(strokeDash=[2, 2], color=PALETTE["neutral"])
+            .encode(x=alt.datum(min_volume), tooltip=alt.value(f"minimum volume {min_volume:,}"))
+        )
+    chart = alt.layer(*layers, data=data)
+    groups = points["peer_group"].n_unique()
+    if groups > 1:
+        return (
+            chart.properties(width=300, height=240)
+            .facet(facet=alt.Facet("peer_group:N", title=None), columns=min(groups, 3))
+            .resolve_scale(x="independent")
+            .properties(title=title)
+        )
+    return chart.properties(title=title)
+
+
+def _formatted(value: str) -> pl.Expr:
+    """A practice value in words: a share in %, a lift as ×, days as days."""
+    v = pl.col(value)
+    return (
+        pl.when(pl.col("measure") == "cohen_h")
+        .then(pl.format("{}%", (v * 100).round(1)))
+        .when(pl.col("measure") == "cohen_h_beyond_mix")
+        .then(pl.format("{}× the mix", v.round(2)))
+        .otherwise(pl.format("{} days", v.round(1)))
+    )
+
+
+def what_differs_chart(
+    differs: pl.DataFrame,
+    *,
+    top: int = 12,
+    title: str = "What the deviants do differently from their peers",
+) -> alt.Chart:
+    """Horizontal bars of the standardised differences in practice, largest first.
+
+    Parameters
+    ----------
+    differs
+        :func:`effortlens.deviance.what_differs` output (ranked).
+    top
+        How many practices to show.
+
+    Examples
+    --------
+    >>> what_differs_chart(what_differs(enriched.activities, table), top=8)  # doctest: +SKIP
+    """
+    data = aggregated(
+        differs.sort("rank")
+        .head(top)
+        .with_columns(
+            practice=pl.format(
+                "{}: {}",
+                pl.col("feature").replace(FEATURE_LABELS),
+                pl.col("level"),
+            ),
+            deviants=_formatted("deviant_value"),
+            peers=_formatted("peer_value"),
+            measure_label=pl.col("measure").replace(_MEASURE_LABELS),
+            side=pl.when(pl.col("effect_size") > 0)
+            .then(pl.lit("more among deviants"))
+            .otherwise(pl.lit("less among deviants")),
+        )
+    )
+    bars = (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("effect_size:Q", title="standardised difference (deviants − peers)"),
+            y=alt.Y("practice:N", sort=data["practice"].to_list(), title=None),
+            color=alt.Color(
+                "side:N",
+                title=None,
+                scale=alt.Scale(
+                    domain=["more among deviants", "less among deviants"],
+                    range=[PALETTE["positive"], PALETTE["negative"]],
+                ),
+            ),
+            tooltip=[
+                alt.Tooltip("practice:N", title="practice"),
+                alt.Tooltip("deviants:N", title="deviants"),
+                alt.Tooltip("peers:N", title="their peers"),
+                alt.Tooltip("effect_size:Q", title="standardised difference", format="+.2f"),
+                alt.Tooltip("measure_label:N", title="measured as"),
+                alt.Tooltip("deviant_base:Q", title="deviants' observations", format=",.0f"),
+                alt.Tooltip("peer_base:Q", title="peers' observations", format=",.0f"),
+                alt.Tooltip("rank:Q", title="rank"),
+            ],
+        )
+    )
+    zero = alt.Chart(pl.DataFrame({"effect_size": [0.0]})).mark_rule().encode(x="effect_size:Q")
+    return (bars + zero).properties(title=title)

@@ -1,0 +1,229 @@
+"""Charts of the buyer journey: the stage funnel, time in stage, verification by stage.
+
+Each builder takes a :func:`effortlens.flow.flow_table` (one row per stage, or per stage and
+``by`` group when ``by`` is given) and returns a chart; nothing is displayed.
+
+Examples
+--------
+>>> from effortlens.flow import flow_table
+>>> from effortlens.charts.flow import stage_funnel_chart
+>>> stage_funnel_chart(flow_table(enriched))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+
+import effortlens.charts._theme  # noqa: F401  (registers and enables the project theme)
+from effortlens.charts._theme import PALETTE
+from effortlens.charts.habits import aggregated
+
+_STAGE_STEP = alt.Step(80)  # width per stage, so that stage names fit side by side
+
+#: How the deals that reached a stage ended up, in stacking order.
+FATES: dict[str, str] = {
+    "converted": "moved on or won",
+    "lost": "lost here",
+    "no_decision": "no decision here",
+    "open": "still open here",
+}
+
+
+def _stage_order(flow: pl.DataFrame) -> list[str]:
+    return flow.sort("stage_index")["stage"].unique(maintain_order=True).to_list()
+
+
+def _one_row_per_stage(flow: pl.DataFrame, by: str | None) -> None:
+    keys = ["stage"] if by is None else [by, "stage"]
+    if flow.select(keys).is_duplicated().any():
+        raise ValueError(
+            "the flow table has several rows per stage: pass by= the column it was split by"
+        )
+
+
+def stage_funnel_chart(
+    flow: pl.DataFrame,
+    *,
+    by: str | None = None,
+    title: str = "Where deals move on, leak or wait, stage by stage",
+) -> alt.Chart | alt.FacetChart:
+    """Stacked bars per stage: the deals that reached it, split by what became of them.
+
+    Parameters
+    ----------
+    flow
+        :func:`effortlens.flow.flow_table` output.
+    by
+        The column the table was split by (one panel per value).
+
+    Examples
+    --------
+    >>> stage_funnel_chart(flow_table(enriched, by="team"), by="team")  # doctest: +SKIP
+    """
+    _one_row_per_stage(flow, by)
+    keys = [by] if by else []
+    wide = flow.with_columns(lost=pl.col("leaked") - pl.col("no_decision"))
+    long = (
+        wide.unpivot(
+            index=[*keys, "stage", "stage_index", "reached", "skipped", "conversion", "leakage"],
+            on=list(FATES),
+            variable_name="fate_key",
+            value_name="deals",
+        )
+        .with_columns(
+            fate=pl.col("fate_key").replace_strict(FATES, return_dtype=pl.String),
+            fate_order=pl.col("fate_key").replace_strict(
+                {k: i for i, k in enumerate(FATES)}, return_dtype=pl.Int8
+            ),
+            share=pl.when(pl.col("reached") > 0).then(pl.col("deals") / pl.col("reached")),
+        )
+        .filter(pl.col("reached") > 0)
+    )
+    data = aggregated(long)
+    chart = (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("stage:N", sort=_stage_order(flow), title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("deals:Q", title="deals that reached the stage", stack="zero"),
+            color=alt.Color(
+                "fate:N",
+                title=None,
+                sort=list(FATES.values()),
+                scale=alt.Scale(
+                    domain=list(FATES.values()),
+                    range=[
+                        PALETTE["positive"],
+                        PALETTE["negative"],
+                        PALETTE["warning"],
+                        PALETTE["neutral"],
+                    ],
+                ),
+            ),
+            order=alt.Order("fate_order:Q"),
+            tooltip=[
+                *([alt.Tooltip(f"{by}:N", title=by)] if by else []),
+                alt.Tooltip("stage:N", title="stage"),
+                alt.Tooltip("fate:N", title="what happened"),
+                alt.Tooltip("deals:Q", title="deals", format=","),
+                alt.Tooltip("share:Q", title="share of deals that reached it", format=".1%"),
+                alt.Tooltip("reached:Q", title="reached the stage", format=","),
+                alt.Tooltip("skipped:Q", title="of which skipped it", format=","),
+                alt.Tooltip("conversion:Q", title="conversion", format=".1%"),
+                alt.Tooltip("leakage:Q", title="leakage", format=".1%"),
+            ],
+        )
+    )
+    chart = chart.properties(width=_STAGE_STEP)
+    if by:
+        return chart.facet(row=alt.Row(f"{by}:N", title=None)).properties(title=title)
+    return chart.properties(title=title)
+
+
+def _grouped(by: str | None) -> dict:
+    """Encodings that place groups side by side within a stage."""
+    if by is None:
+        return {}
+    return {"xOffset": alt.XOffset(f"{by}:N"), "color": alt.Color(f"{by}:N", title=by)}
+
+
+def time_in_stage_chart(
+    flow: pl.DataFrame,
+    *,
+    by: str | None = None,
+    title: str = "How long deals stay in each stage (median bar, p90 tick)",
+) -> alt.LayerChart:
+    """Median days in each stage as bars, the p90 as a tick above each bar.
+
+    Medians and p90s are Kaplan–Meier estimates with open deals censored; a stage whose
+    median was not reached shows no bar.
+
+    Parameters
+    ----------
+    flow
+        :func:`effortlens.flow.flow_table` output.
+    by
+        The column the table was split by (groups side by side).
+
+    Examples
+    --------
+    >>> time_in_stage_chart(flow_table(enriched))  # doctest: +SKIP
+    """
+    _one_row_per_stage(flow, by)
+    data = aggregated(flow.filter(pl.col("entered") > 0))
+    x = alt.X("stage:N", sort=_stage_order(flow), title=None, axis=alt.Axis(labelAngle=0))
+    tooltip = [
+        *([alt.Tooltip(f"{by}:N", title=by)] if by else []),
+        alt.Tooltip("stage:N", title="stage"),
+        alt.Tooltip("entered:Q", title="entries", format=","),
+        alt.Tooltip("median_days:Q", title="median days", format=".1f"),
+        alt.Tooltip("p90_days:Q", title="p90 days", format=".1f"),
+        alt.Tooltip("blocked:Q", title="open deals past the p90 now", format=","),
+    ]
+    base = alt.Chart(data).encode(x=x, tooltip=tooltip, **_grouped(by))
+    bars = base.mark_bar(**({} if by else {"color": PALETTE["primary"]})).encode(
+        y=alt.Y("median_days:Q", title="days in stage")
+    )
+    ticks = base.mark_tick(thickness=2, **({} if by else {"color": PALETTE["negative"]})).encode(
+        y="p90_days:Q"
+    )
+    return (bars + ticks).properties(title=title, width=_STAGE_STEP)
+
+
+def verification_chart(
+    flow: pl.DataFrame,
+    *,
+    by: str | None = None,
+    title: str = "Stage moves backed by buyer evidence",
+) -> alt.LayerChart:
+    """Verification rate per stage (entries backed by a buyer verifier), with the overall rate.
+
+    Parameters
+    ----------
+    flow
+        :func:`effortlens.flow.flow_table` output.
+    by
+        The column the table was split by (groups side by side).
+
+    Examples
+    --------
+    >>> verification_chart(flow_table(enriched))  # doctest: +SKIP
+    """
+    _one_row_per_stage(flow, by)
+    data = aggregated(
+        flow.filter(pl.col("entered") > 0).with_columns(
+            overall_rate=pl.col("verified").sum() / pl.col("entered").sum()
+        )
+    )
+    x = alt.X("stage:N", sort=_stage_order(flow), title=None, axis=alt.Axis(labelAngle=0))
+    bars = (
+        alt.Chart(data)
+        .mark_bar(**({} if by else {"color": PALETTE["primary"]}))
+        .encode(
+            x=x,
+            y=alt.Y(
+                "verification_rate:Q",
+                title="entries with buyer evidence",
+                axis=alt.Axis(format="%"),
+                scale=alt.Scale(domain=[0, 1]),
+            ),
+            tooltip=[
+                *([alt.Tooltip(f"{by}:N", title=by)] if by else []),
+                alt.Tooltip("stage:N", title="stage"),
+                alt.Tooltip("entered:Q", title="entries", format=","),
+                alt.Tooltip("verified:Q", title="backed by a buyer verifier", format=","),
+                alt.Tooltip("verification_rate:Q", title="verification rate", format=".1%"),
+            ],
+            **_grouped(by),
+        )
+    )
+    overall = (
+        alt.Chart(data)
+        .mark_rule(strokeDash=[4, 4], color=PALETTE["neutral"])
+        .encode(
+            y="mean(overall_rate):Q",
+            tooltip=[alt.Tooltip("mean(overall_rate):Q", title="all stages", format=".1%")],
+        )
+    )
+    return (bars + overall).properties(title=title, width=_STAGE_STEP)

@@ -1,0 +1,246 @@
+"""Charts of deviance and flow: asserted on their Vega-Lite specs (``chart.to_dict()``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import altair as alt
+import polars as pl
+import pytest
+from effortlens.charts.deviance import (
+    DIRECTION_LABELS,
+    funnel_plot_chart,
+    what_differs_chart,
+)
+from effortlens.charts.flow import (
+    FATES,
+    stage_funnel_chart,
+    time_in_stage_chart,
+    verification_chart,
+)
+from effortlens.deviance import peer_deviance
+from effortlens.flow import flow_table
+from effortlens.schema import conform
+from effortlens.settings import load_settings
+
+SETTINGS = load_settings()
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def _rows(spec: dict, layer: dict | None = None) -> list[dict]:
+    """The inline rows a (layer of a) chart spec draws."""
+    name = (layer or spec).get("data", spec.get("data", {})).get("name")
+    return spec["datasets"][name]
+
+
+def _tooltip_fields(layer: dict) -> set[str]:
+    return {t.get("field") for t in layer["encoding"]["tooltip"]}
+
+
+def _deviance(groups: dict[str, list[tuple[str, int, int]]]) -> pl.DataFrame:
+    reps = pl.DataFrame(
+        [(rep, f"Rep {rep}", g) for g, rows in groups.items() for rep, _, _ in rows],
+        schema=["rep_id", "rep_name", "peer_group"],
+        orient="row",
+    )
+    counts = pl.DataFrame(
+        [row for rows in groups.values() for row in rows],
+        schema={"rep_id": pl.String, "successes": pl.UInt32, "trials": pl.UInt32},
+        orient="row",
+    )
+    return peer_deviance(counts, reps, min_volume=300, adjust_overdispersion=False)
+
+
+ONE_GROUP = _deviance(
+    {
+        "SMB · AE": [
+            ("a", 400, 1000),
+            ("b", 300, 1000),
+            ("c", 290, 1000),
+            ("d", 200, 1000),
+            ("e", 30, 100),
+            ("idle", 0, 0),
+        ]
+    }
+)
+
+
+# ------------------------------------------------------------------------------ funnel plot
+
+
+def test_funnel_plot_draws_limits_peer_rate_and_reps_with_tooltips():
+    chart = funnel_plot_chart(ONE_GROUP, min_volume=300)
+    assert isinstance(chart, alt.LayerChart)
+    spec = chart.to_dict()
+    marks = [layer["mark"]["type"] for layer in spec["layer"]]
+    assert marks == ["line", "rule", "circle", "rule"]
+    lines, centre, dots, minimum = spec["layer"]
+    rows = _rows(spec)
+    reps = [r for r in rows if r["kind"] == "rep"]
+    assert sorted(r["rep_id"] for r in reps) == ["a", "b", "c", "d", "e"]  # idle has no volume
+    levels = {r["level"] for r in rows if r["kind"] == "limit"}
+    assert levels == {"95% limits", "99.8% limits"}
+    assert {"rep_name", "rep_id", "peer_group", "volume", "rate", "peer_rate"} <= _tooltip_fields(
+        dots
+    )
+    assert dots["encoding"]["color"]["scale"]["domain"] == list(DIRECTION_LABELS.values())
+    directions = {r["rep_id"]: r["direction"] for r in reps}
+    assert directions["a"] == DIRECTION_LABELS["positive"]
+    assert directions["d"] == DIRECTION_LABELS["negative"]
+    assert centre["encoding"]["y"]["field"] == "peer_rate"
+    assert minimum["encoding"]["x"] == {"datum": 300}
+    assert [p["name"] for p in spec["params"]] == ["picked_rep"]
+
+
+def test_funnel_plot_has_one_panel_per_peer_group_unless_one_is_picked():
+    table = _deviance(
+        {
+            "SMB · AE": [("a", 300, 1000), ("b", 320, 1000)],
+            "ENT · AE": [("c", 100, 500), ("d", 120, 500)],
+        }
+    )
+    spec = funnel_plot_chart(table).to_dict()
+    assert spec["facet"]["field"] == "peer_group" and spec["resolve"]["scale"]["x"] == "independent"
+    picked = funnel_plot_chart(table, peer_group="ENT · AE").to_dict()
+    assert "facet" not in picked
+    assert {r["peer_group"] for r in _rows(picked)} == {"ENT · AE"}
+
+
+def test_funnel_plot_refuses_raw_sized_frames():
+    many = _deviance({"g": [(f"r{i}", 30, 100) for i in range(5001)]})
+    with pytest.raises(AssertionError, match="aggregated"):
+        funnel_plot_chart(many)
+
+
+# ---------------------------------------------------------------------------- what differs
+
+
+DIFFERS = pl.DataFrame(
+    {
+        "feature": ["activity_type_share", "sequence", "median_days_between_touches", "hour_share"],
+        "level": ["call", "call → email", "all follow-ups", "10:00"],
+        "deviant_value": [0.6, 1.5, 1.5, 0.1],
+        "peer_value": [0.2, 1.0, 4.0, 0.12],
+        "difference": [0.4, 0.5, -2.5, -0.02],
+        "effect_size": [0.85, 0.4, -0.3, -0.06],
+        "measure": ["cohen_h", "cohen_h_beyond_mix", "glass_delta", "cohen_h"],
+        "deviant_base": [100.0, 60.0, 90.0, 100.0],
+        "peer_base": [200.0, 120.0, 180.0, 200.0],
+        "peer_groups": pl.Series([1, 1, 1, 1], dtype=pl.UInt32),
+        "rank": pl.Series([1, 2, 3, 4], dtype=pl.UInt32),
+    }
+)
+
+
+def test_what_differs_chart_shows_the_top_practices_in_rank_order_in_words():
+    spec = what_differs_chart(DIFFERS, top=3).to_dict()
+    bars = spec["layer"][0]
+    rows = _rows(spec, bars)
+    assert [r["practice"] for r in rows] == [
+        "activity type: call",
+        "sequence: call → email",
+        "days between touches (median): all follow-ups",
+    ]
+    assert bars["encoding"]["y"]["sort"] == [r["practice"] for r in rows]
+    assert [(r["deviants"], r["peers"]) for r in rows] == [
+        ("60.0%", "20.0%"),
+        ("1.5× the mix", "1.0× the mix"),
+        ("1.5 days", "4.0 days"),
+    ]
+    assert [r["side"] for r in rows] == [
+        "more among deviants",
+        "more among deviants",
+        "less among deviants",
+    ]
+    assert {"practice", "deviants", "peers", "effect_size"} <= _tooltip_fields(bars)
+
+
+# ------------------------------------------------------------------------------------ flow
+
+
+def _flow(by: str | None = None) -> pl.DataFrame:
+    def day(n):
+        return T0 + dt.timedelta(days=n)
+
+    opportunities = pl.DataFrame(
+        {
+            "opportunity_id": ["o1", "o2", "o3", "o4"],
+            "rep_id": ["r1", "r1", "r2", "r2"],
+            "created_ts": [day(0)] * 4,
+            "close_ts": [day(10), day(6), None, day(3)],
+            "outcome": ["won", "lost", "open", "no_decision"],
+        }
+    )
+    history = pl.DataFrame(
+        {
+            "opportunity_id": ["o1", "o1", "o1", "o2", "o2", "o3", "o4"],
+            "stage": [
+                "prospect",
+                "discovery",
+                "proposal",
+                "prospect",
+                "discovery",
+                "discovery",
+                "prospect",
+            ],
+            "entered_ts": [day(0), day(2), day(5), day(0), day(4), day(1), day(0)],
+            "verifier_action_id": [None, "a1", None, None, None, None, None],
+        }
+    )
+    reps = pl.DataFrame({"rep_id": ["r1", "r2"], "team": ["A", "B"]})
+    tables = {
+        "opportunities": conform(opportunities, "opportunities").collect(),
+        "stage_history": conform(history, "stage_history").collect(),
+        "reps": conform(reps, "reps").collect(),
+    }
+    return flow_table(tables, settings=SETTINGS, by=by, as_of=day(20))
+
+
+def test_stage_funnel_splits_each_stage_into_what_became_of_its_deals():
+    flow = _flow()
+    spec = stage_funnel_chart(flow).to_dict()
+    rows = _rows(spec)
+    reached = dict(flow.select("stage", "reached").iter_rows())
+    for stage in {r["stage"] for r in rows}:
+        assert sum(r["deals"] for r in rows if r["stage"] == stage) == reached[stage]
+    assert {r["stage"] for r in rows} == {"prospect", "discovery", "evaluation", "proposal"}
+    encoding = spec["encoding"]
+    assert encoding["x"]["sort"] == list(SETTINGS.stages)
+    assert encoding["color"]["scale"]["domain"] == list(FATES.values())
+    lost = [r for r in rows if r["stage"] == "discovery" and r["fate"] == FATES["lost"]]
+    assert lost[0]["deals"] == 1 and lost[0]["share"] == pytest.approx(1 / 3)
+    assert {"stage", "fate", "deals", "share", "conversion", "leakage"} <= _tooltip_fields(spec)
+
+
+def test_flow_charts_split_by_a_group_or_refuse_an_ambiguous_table():
+    by_team = _flow("team")
+    facet = stage_funnel_chart(by_team, by="team").to_dict()
+    assert facet["facet"]["row"]["field"] == "team"
+    grouped = verification_chart(by_team, by="team").to_dict()
+    assert grouped["layer"][0]["encoding"]["xOffset"]["field"] == "team"
+    for builder in (stage_funnel_chart, time_in_stage_chart, verification_chart):
+        with pytest.raises(ValueError, match="by="):
+            builder(by_team)
+
+
+def test_time_in_stage_chart_draws_median_bars_and_p90_ticks():
+    flow = _flow()
+    spec = time_in_stage_chart(flow).to_dict()
+    bars, ticks = spec["layer"]
+    assert (bars["mark"]["type"], bars["encoding"]["y"]["field"]) == ("bar", "median_days")
+    assert (ticks["mark"]["type"], ticks["encoding"]["y"]["field"]) == ("tick", "p90_days")
+    rows = _rows(spec)
+    assert [r["stage"] for r in rows] == ["prospect", "discovery", "proposal"]  # entered only
+    assert {"median_days", "p90_days", "blocked"} <= _tooltip_fields(bars)
+
+
+def test_verification_chart_shows_rates_per_stage_and_the_overall_rate():
+    flow = _flow()
+    spec = verification_chart(flow).to_dict()
+    bars, overall = spec["layer"]
+    assert bars["encoding"]["y"]["field"] == "verification_rate"
+    assert bars["encoding"]["y"]["scale"]["domain"] == [0, 1]
+    rows = _rows(spec)
+    assert rows[0]["overall_rate"] == pytest.approx(1 / 7)  # one verified entry of seven
+    assert overall["mark"]["type"] == "rule"
+    assert {"entered", "verified", "verification_rate"} <= _tooltip_fields(bars)
