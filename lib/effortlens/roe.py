@@ -1,0 +1,378 @@
+"""Return on effort: response rate, ROE, no-impact effort and silent streaks (DESIGN §5).
+
+Every function reads enriched facts (:mod:`effortlens.enrich`): either the enriched
+``activities`` (one row per activity) or the much smaller ``daily`` roll-up (one row per rep ×
+day × activity type) — the results are the same, ``daily`` is what interactive views should
+query. Only customer-facing activities count.
+
+- **response rate**: share of customer-facing activities with at least one attributed buyer
+  action (``responded / activities``);
+- **ROE per 100**: attributed buyer-action weight per 100 customer-facing activities;
+- **ROE per hour**: attributed buyer-action weight per customer-facing hour;
+- **no-impact effort**: customer-facing activities, and their hours, that earned no buyer action;
+- **silent streak**: a run of ``min_touches`` or more customer-facing touches to one contact with
+  no buyer action by that contact between them.
+
+A slice with no customer-facing activity has zero counts and null rates (never 0 % or NaN).
+
+Examples
+--------
+>>> roe_by(enriched.daily, by=["team"])  # doctest: +SKIP
+>>> roe_trend(enriched.daily, period="week", by=["team"], window=4)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+#: Counts summed over a slice; every metric is a ratio of these.
+COUNTS: tuple[str, ...] = ("activities", "hours", "responded", "response_weight", "no_impact_hours")
+
+#: Metrics derived from the counts, in display order.
+METRICS: tuple[str, ...] = (
+    "response_rate",
+    "roe_per_100",
+    "roe_per_hour",
+    "no_impact_activities",
+    "no_impact_share",
+)
+
+#: Period columns a slice may use; ``month`` and ``quarter`` are derived from the local day.
+PERIODS: dict[str, str] = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "1q"}
+
+#: ``effortlens roe --by`` choices and the columns they slice by.
+ROE_TABLE_BY: dict[str, tuple[str, ...]] = {
+    "rep": ("rep_id", "rep_name", "team", "peer_group"),
+    "team": ("team",),
+    "segment": ("segment",),
+    "role": ("role",),
+    "peer_group": ("peer_group",),
+    "activity_type": ("activity_type",),
+    "week": ("week",),
+}
+
+
+def _facts(frame: pl.DataFrame | pl.LazyFrame, by: Sequence[str]) -> pl.LazyFrame:
+    """Customer-facing rows with the :data:`COUNTS` columns, from activities or daily rows."""
+    lf = frame.lazy().filter(pl.col("is_customer_facing"))
+    names = lf.collect_schema().names()
+    if "activities" not in names:  # one row per activity
+        lf = lf.with_columns(
+            pl.lit(1, pl.UInt32).alias("activities"),
+            pl.col("responded").cast(pl.UInt32),
+            pl.when(pl.col("responded"))
+            .then(0.0)
+            .otherwise(pl.col("hours"))
+            .alias("no_impact_hours"),
+        )
+    derived = [
+        pl.col("day").dt.truncate(every).alias(name)
+        for name, every in PERIODS.items()
+        if name in by and name not in names
+    ]
+    return lf.with_columns(derived) if derived else lf
+
+
+def _sums(frame: pl.DataFrame | pl.LazyFrame, by: Sequence[str]) -> pl.LazyFrame:
+    sums = [
+        pl.col("activities").sum().cast(pl.UInt32),
+        pl.col("hours").sum(),
+        pl.col("responded").sum().cast(pl.UInt32),
+        pl.col("response_weight").sum(),
+        pl.col("no_impact_hours").sum(),
+    ]
+    lf = _facts(frame, by)
+    return lf.group_by(list(by)).agg(sums) if by else lf.select(sums)
+
+
+def _zero_filled(lf: pl.LazyFrame) -> pl.LazyFrame:
+    return lf.with_columns(
+        pl.col("activities", "responded").fill_null(0),
+        pl.col("hours", "response_weight", "no_impact_hours").fill_null(0.0),
+    )
+
+
+def rates(counts: pl.DataFrame | pl.LazyFrame, *, prefix: str = "") -> pl.LazyFrame:
+    """Add the :data:`METRICS` computed from ``{prefix}activities``, ``{prefix}hours``….
+
+    Parameters
+    ----------
+    counts
+        A frame with the :data:`COUNTS` columns (optionally prefixed).
+    prefix
+        Column-name prefix of the counts, e.g. ``"rolling_"``; the metrics get it too.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> c = pl.DataFrame({"activities": [4, 0], "hours": [2.0, 0.0], "responded": [1, 0],
+    ...     "response_weight": [3.0, 0.0], "no_impact_hours": [1.5, 0.0]})
+    >>> rates(c).collect().select("response_rate", "roe_per_100", "roe_per_hour").rows()
+    [(0.25, 75.0, 1.5), (None, None, None)]
+    """
+    p = prefix
+    n = pl.col(f"{p}activities")
+    hours = pl.col(f"{p}hours")
+    active = n > 0
+    return counts.lazy().with_columns(
+        pl.when(active).then(pl.col(f"{p}responded") / n).alias(f"{p}response_rate"),
+        pl.when(active).then(100 * pl.col(f"{p}response_weight") / n).alias(f"{p}roe_per_100"),
+        pl.when(hours > 0).then(pl.col(f"{p}response_weight") / hours).alias(f"{p}roe_per_hour"),
+        (n - pl.col(f"{p}responded")).cast(pl.UInt32).alias(f"{p}no_impact_activities"),
+        pl.when(active).then(1 - pl.col(f"{p}responded") / n).alias(f"{p}no_impact_share"),
+    )
+
+
+def roe_by(
+    frame: pl.DataFrame | pl.LazyFrame,
+    *,
+    by: Sequence[str] = (),
+    reps: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Response rate, ROE and no-impact effort for each slice of ``by``.
+
+    Parameters
+    ----------
+    frame
+        Enriched ``activities`` or ``daily`` rows, filtered as the view requires (never
+        filter before :func:`effortlens.enrich.enrich`).
+    by
+        Slice columns, e.g. ``["rep_id"]``, ``["team", "week"]``, ``["activity_type"]``;
+        ``month`` and ``quarter`` are derived from ``day``. Empty: one row for everything.
+    reps
+        When given (and ``by`` are reps columns such as ``rep_id``, ``team``, ``peer_group``),
+        every rep group in ``reps`` gets a row, with zero counts if it had no activity.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``by`` columns, :data:`COUNTS` (``activities`` and ``responded`` UInt32, the rest
+        Float64) and :data:`METRICS`, sorted by ``by``.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> acts = pl.DataFrame({"team": ["A", "A", "B"], "is_customer_facing": [True] * 3,
+    ...     "hours": [0.5, 0.5, 1.0], "responded": [True, False, False],
+    ...     "response_weight": [2.0, 0.0, 0.0]})
+    >>> roe_by(acts, by=["team"]).select("team", "response_rate", "roe_per_100").rows()
+    [('A', 0.5, 100.0), ('B', 0.0, 0.0)]
+    """
+    by = list(by)
+    out = _sums(frame, by)
+    if reps is not None:
+        missing = [c for c in by if c not in reps.columns]
+        if missing or not by:
+            raise ValueError(f"reps can complete slices by reps columns only; not {missing or by}")
+        out = _zero_filled(
+            reps.lazy().select(by).unique().join(out, on=by, how="left", nulls_equal=True)
+        )
+    return rates(out).sort(by, nulls_last=True).collect(engine="in-memory")
+
+
+def roe_trend(
+    frame: pl.DataFrame | pl.LazyFrame,
+    *,
+    period: str = "week",
+    by: Sequence[str] = (),
+    window: int = 4,
+    start: date | None = None,
+    end: date | None = None,
+) -> pl.DataFrame:
+    """Metrics per ``period`` (and slice), with rolling values over the last ``window`` periods.
+
+    Every period from ``start`` to ``end`` appears for every slice, with zero counts where
+    there was no activity, so a rolling window always spans ``window`` calendar periods. The
+    rolling metrics are ratios of rolling sums (an activity-weighted rolling mean): a quiet
+    week weighs less than a busy one.
+
+    Parameters
+    ----------
+    frame
+        Enriched ``activities`` or ``daily`` rows.
+    period
+        ``"day"``, ``"week"``, ``"month"`` or ``"quarter"`` (local calendar).
+    by
+        Slice columns (one line per slice), e.g. ``["team"]``.
+    window
+        Number of periods in the rolling window (1 = no smoothing).
+    start, end
+        First and last period shown; default: the first and last with activity.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``by``, ``period`` column, :data:`COUNTS`, :data:`METRICS`, and ``rolling_`` +
+        counts and metrics; sorted by ``by`` then period.
+
+    Examples
+    --------
+    >>> trend = roe_trend(enriched.daily, period="week", by=["team"])  # doctest: +SKIP
+    """
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {list(PERIODS)}, got {period!r}")
+    if window < 1:
+        raise ValueError(f"window must be at least 1 period, got {window}")
+    by = list(by)
+    every = PERIODS[period]
+    sums = _sums(frame, [*by, period]).collect(engine="in-memory")
+    first = pl.lit(start).dt.truncate(every) if start else pl.col(period).min()
+    last = pl.lit(end).dt.truncate(every) if end else pl.col(period).max()
+    bounds = sums.select(first.alias("first"), last.alias("last")) if sums.height else None
+    if bounds is None or bounds["first"].item() is None:
+        grid = pl.DataFrame(schema={period: pl.Date})
+    else:
+        grid = pl.DataFrame(
+            {
+                period: pl.date_range(
+                    bounds["first"].item(), bounds["last"].item(), every, eager=True
+                )
+            }
+        )
+    slices = sums.select(by).unique() if by else pl.DataFrame()
+    full = slices.join(grid, how="cross") if by else grid
+    counts = _zero_filled(
+        full.lazy().join(sums.lazy(), on=[*by, period], how="left", nulls_equal=True)
+    ).sort([*by, period], nulls_last=True)
+
+    def rolling(column: str) -> pl.Expr:
+        expr = pl.col(column).rolling_sum(window, min_samples=1)
+        return (expr.over(by) if by else expr).alias(f"rolling_{column}")
+
+    out = rates(counts).with_columns(rolling(c) for c in COUNTS)
+    return rates(out, prefix="rolling_").collect(engine="in-memory")
+
+
+def silent_streaks(
+    activities: pl.DataFrame | pl.LazyFrame,
+    actions: pl.DataFrame | pl.LazyFrame,
+    *,
+    min_touches: int = 4,
+) -> pl.DataFrame:
+    """Runs of ``min_touches`` or more customer-facing touches to one contact, unanswered.
+
+    A run is the touches to a contact between two of that contact's buyer actions (or before
+    the first, or after the last). A buyer action at the same instant as a touch counts as
+    after it, as in attribution.
+
+    Parameters
+    ----------
+    activities
+        Enriched activities (``is_customer_facing``, ``contact_id``, ``ts``, ``rep_id``).
+    actions
+        Buyer actions (``contact_id``, ``ts``): canonical or enriched.
+    min_touches
+        Shortest run reported.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per streak: ``contact_id``, ``account_id``, ``rep_id`` (who made the last
+        touch), ``touches`` (UInt32), ``reps`` (distinct reps touching), ``first_ts``,
+        ``last_ts``, ``days`` (from first to last touch), ``ended_by_response`` (the contact
+        acted after the last touch); longest first.
+
+    Examples
+    --------
+    >>> silent_streaks(enriched.activities, enriched.actions, min_touches=5)  # doctest: +SKIP
+    """
+    if min_touches < 1:
+        raise ValueError(f"min_touches must be at least 1, got {min_touches}")
+    touches = (
+        activities.lazy()
+        .filter(pl.col("is_customer_facing") & pl.col("contact_id").is_not_null())
+        .select("contact_id", "ts", "rep_id", "account_id", pl.lit(0, pl.UInt8).alias("kind"))
+    )
+    answers = (
+        actions.lazy()
+        .filter(pl.col("contact_id").is_not_null())
+        .select(
+            "contact_id",
+            "ts",
+            pl.lit(None, pl.String).alias("rep_id"),
+            pl.lit(None, pl.String).alias("account_id"),
+            pl.lit(1, pl.UInt8).alias("kind"),
+        )
+    )
+    return (
+        pl.concat([touches, answers])
+        .sort("contact_id", "ts", "kind")
+        .with_columns(
+            run=pl.col("kind").cum_sum().over("contact_id"),
+            answers=pl.col("kind").sum().over("contact_id"),
+        )
+        .filter(pl.col("kind") == 0)
+        .group_by("contact_id", "run")
+        .agg(
+            pl.col("account_id").first(),
+            pl.col("rep_id").last(),
+            pl.len().cast(pl.UInt32).alias("touches"),
+            pl.col("rep_id").n_unique().cast(pl.UInt32).alias("reps"),
+            pl.col("ts").first().alias("first_ts"),
+            pl.col("ts").last().alias("last_ts"),
+            (pl.col("run").first() < pl.col("answers").first()).alias("ended_by_response"),
+        )
+        .filter(pl.col("touches") >= min_touches)
+        .with_columns(
+            ((pl.col("last_ts") - pl.col("first_ts")).dt.total_seconds() / 86_400).alias("days")
+        )
+        .select(
+            "contact_id",
+            "account_id",
+            "rep_id",
+            "touches",
+            "reps",
+            "first_ts",
+            "last_ts",
+            "days",
+            "ended_by_response",
+        )
+        .sort(["touches", "contact_id", "first_ts"], descending=[True, False, False])
+        .collect(engine="in-memory")
+    )
+
+
+def roe_table(enriched: Any, *, by: str = "rep") -> pl.DataFrame:
+    """The table ``effortlens roe DATA --by …`` prints: ROE by rep, team, activity type….
+
+    Parameters
+    ----------
+    enriched
+        An :class:`effortlens.enrich.Enriched`.
+    by
+        One of :data:`ROE_TABLE_BY` (``rep``, ``team``, ``segment``, ``role``,
+        ``peer_group``, ``activity_type``, ``week``). By rep, every rep is listed, idle
+        ones with zero activities.
+
+    Returns
+    -------
+    pl.DataFrame
+        The slice columns, ``activities``, ``hours``, ``responded``, ``response_weight``,
+        ``response_rate``, ``roe_per_100``, ``roe_per_hour``, ``no_impact_activities``,
+        ``no_impact_hours``, ``no_impact_share``.
+
+    Examples
+    --------
+    >>> roe_table(enriched, by="team")  # doctest: +SKIP
+    """
+    if by not in ROE_TABLE_BY:
+        raise ValueError(f"--by must be one of {list(ROE_TABLE_BY)}, got {by!r}")
+    columns = list(ROE_TABLE_BY[by])
+    if by == "rep":
+        names = enriched.reps.select("rep_id", "rep_name")
+        facts = enriched.daily.join(names, on="rep_id", how="left")
+        table = roe_by(facts, by=columns, reps=enriched.reps)
+    else:
+        table = roe_by(enriched.daily, by=columns)
+    return table.select(
+        *columns,
+        *COUNTS[:4],
+        *METRICS[:3],
+        "no_impact_activities",
+        "no_impact_hours",
+        "no_impact_share",
+    )

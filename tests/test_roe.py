@@ -1,0 +1,278 @@
+"""Return on effort, trends with rolling means, no-impact effort and silent streaks."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import polars as pl
+import pytest
+from effortlens.enrich import enrich_tables
+from effortlens.roe import roe_by, roe_table, roe_trend, silent_streaks
+from effortlens.schema import conform
+from effortlens.settings import load_settings
+from polars.testing import assert_frame_equal
+
+MON = date(2024, 3, 4)
+
+
+def _acts(rows: list[tuple]) -> pl.DataFrame:
+    """Enriched-activity-like rows: (team, type, customer_facing, hours, weight, day)."""
+    return pl.DataFrame(
+        rows,
+        schema={
+            "team": pl.String,
+            "activity_type": pl.String,
+            "is_customer_facing": pl.Boolean,
+            "hours": pl.Float64,
+            "response_weight": pl.Float64,
+            "day": pl.Date,
+        },
+        orient="row",
+    ).with_columns(
+        responded=pl.col("response_weight") > 0,
+        week=pl.col("day").dt.truncate("1w"),
+    )
+
+
+ACTS = _acts(
+    [
+        ("A", "email", True, 0.1, 2.0, MON),
+        ("A", "email", True, 0.1, 0.0, MON),
+        ("A", "call", True, 0.3, 3.0, MON + timedelta(days=1)),
+        ("A", "admin", False, 1.0, 0.0, MON),
+        ("B", "call", True, 0.5, 0.0, MON + timedelta(days=14)),
+    ]
+)
+
+
+def test_roe_by_slice_by_hand():
+    got = roe_by(ACTS, by=["team"])
+    expected = pl.DataFrame(
+        {
+            "team": ["A", "B"],
+            "activities": pl.Series([3, 1], dtype=pl.UInt32),
+            "hours": [0.5, 0.5],
+            "responded": pl.Series([2, 0], dtype=pl.UInt32),
+            "response_weight": [5.0, 0.0],
+            "no_impact_hours": [0.1, 0.5],
+            "response_rate": [2 / 3, 0.0],
+            "roe_per_100": [500 / 3, 0.0],
+            "roe_per_hour": [10.0, 0.0],
+            "no_impact_activities": pl.Series([1, 1], dtype=pl.UInt32),
+            "no_impact_share": [1 / 3, 1.0],
+        }
+    )
+    assert_frame_equal(got, expected)
+
+
+def test_roe_by_activity_type_period_and_overall():
+    by_type = roe_by(ACTS, by=["activity_type"])
+    assert by_type.select("activity_type", "activities", "roe_per_100").rows() == [
+        ("call", 2, 150.0),
+        ("email", 2, 100.0),
+    ]  # admin is not customer-facing: no row
+    by_month = roe_by(ACTS, by=["month"])
+    assert by_month.select("month", "activities").rows() == [(date(2024, 3, 1), 4)]
+    overall = roe_by(ACTS)
+    assert overall.select("activities", "responded", "response_rate").rows() == [(4, 2, 0.5)]
+
+
+def test_empty_slices_have_zero_counts_and_null_rates():
+    nothing = ACTS.filter(pl.col("team") == "nobody")
+    assert roe_by(nothing, by=["team"]).height == 0
+    overall = roe_by(nothing)
+    assert overall.select(
+        "activities", "hours", "response_rate", "roe_per_100", "roe_per_hour", "no_impact_share"
+    ).rows() == [(0, 0.0, None, None, None, None)]
+
+
+def test_reps_with_no_activity_get_a_row():
+    facts = ACTS.with_columns(
+        rep_id=pl.when(pl.col("team") == "A").then(pl.lit("r1")).otherwise(pl.lit("r2"))
+    )
+    reps = pl.DataFrame({"rep_id": ["r1", "r2", "idle"], "team": ["A", "B", "B"]})
+    got = roe_by(facts, by=["rep_id", "team"], reps=reps)
+    assert got.select("rep_id", "activities", "response_rate").rows() == [
+        ("idle", 0, None),
+        ("r1", 3, 2 / 3),
+        ("r2", 1, 0.0),
+    ]
+    with pytest.raises(ValueError, match="reps columns"):
+        roe_by(facts, by=["activity_type"], reps=reps)
+
+
+def test_trend_fills_quiet_weeks_and_rolls_ratio_of_sums():
+    got = roe_trend(ACTS, period="week", by=["team"], window=2)
+    weeks = [MON, MON + timedelta(weeks=1), MON + timedelta(weeks=2)]
+    expected = pl.DataFrame(
+        {
+            "team": ["A"] * 3 + ["B"] * 3,
+            "week": weeks * 2,
+            "activities": pl.Series([3, 0, 0, 0, 0, 1], dtype=pl.UInt32),
+            "response_rate": [2 / 3, None, None, None, None, 0.0],
+            "rolling_activities": pl.Series([3, 3, 0, 0, 0, 1], dtype=pl.UInt32),
+            "rolling_response_rate": [2 / 3, 2 / 3, None, None, None, 0.0],
+            "rolling_roe_per_100": [500 / 3, 500 / 3, None, None, None, 0.0],
+        }
+    )
+    assert_frame_equal(got.select(expected.columns), expected)
+
+
+def test_trend_by_day_with_explicit_range_and_no_slices():
+    got = roe_trend(
+        ACTS, period="day", window=3, start=MON - timedelta(days=1), end=MON + timedelta(days=2)
+    )
+    assert got.select("day", "activities", "rolling_activities", "rolling_responded").rows() == [
+        (MON - timedelta(days=1), 0, 0, 0),
+        (MON, 2, 2, 1),
+        (MON + timedelta(days=1), 1, 3, 2),
+        (MON + timedelta(days=2), 0, 3, 2),
+    ]
+    assert roe_trend(ACTS.clear(), period="week").height == 0
+    with pytest.raises(ValueError, match="period"):
+        roe_trend(ACTS, period="fortnight")
+
+
+def _enriched():
+    t0 = datetime(2024, 3, 4, 15, tzinfo=UTC)
+    reps = conform(
+        pl.DataFrame(
+            {
+                "rep_id": ["r1", "r2", "idle"],
+                "rep_name": ["Ann", "Bo", "Cy"],
+                "team": ["A", "B", "B"],
+                "segment": ["SMB"] * 3,
+                "role": ["AE"] * 3,
+            }
+        ),
+        "reps",
+    ).collect()
+    acts = conform(
+        pl.DataFrame(
+            {
+                "activity_id": [f"a{i}" for i in range(6)],
+                "rep_id": ["r1", "r1", "r1", "r2", "r2", "r1"],
+                "ts": [t0 + timedelta(days=d) for d in (0, 0, 1, 2, 9, 9)],
+                "activity_type": ["email", "call", "admin", "email", "email", "meeting"],
+                "account_id": ["x"] * 6,
+                "opportunity_id": ["o1", "o2", "o1", "o3", "o3", "o4"],
+                "contact_id": ["c1", "c2", None, "c3", "c3", "c4"],
+                "duration_min": [6.0, 12.0, 30.0, 6.0, 6.0, 45.0],
+            }
+        ),
+        "activities",
+    ).collect()
+    actions = conform(
+        pl.DataFrame(
+            {
+                "action_id": ["b1", "b2", "b3"],
+                "ts": [
+                    t0 + timedelta(hours=5),
+                    t0 + timedelta(days=3),
+                    t0 + timedelta(days=9, hours=1),
+                ],
+                "account_id": ["x"] * 3,
+                "opportunity_id": ["o1", "o3", "o4"],
+                "contact_id": ["c1", "c3", "c4"],
+                "action_type": ["reply", "meeting_held", "reply"],
+                "is_verifier": [False, True, False],
+                "weight": [1.0, 3.0, 1.0],
+            }
+        ),
+        "buyer_actions",
+    ).collect()
+    return enrich_tables(
+        {"reps": reps, "activities": acts, "buyer_actions": actions}, settings=load_settings()
+    )
+
+
+@pytest.mark.parametrize(
+    "by", [["rep_id"], ["team", "week"], ["activity_type"], ["day"], ["peer_group", "month"]]
+)
+def test_daily_and_activities_give_the_same_answer(by):
+    e = _enriched()
+    assert_frame_equal(roe_by(e.daily, by=by), roe_by(e.activities, by=by))
+    assert_frame_equal(
+        roe_trend(e.daily, by=by[:1] if by != ["day"] else []),
+        roe_trend(e.activities, by=by[:1] if by != ["day"] else []),
+    )
+
+
+def test_roe_table_lists_every_rep_and_other_slices():
+    e = _enriched()
+    by_rep = roe_table(e, by="rep")
+    assert by_rep.columns[:4] == ["rep_id", "rep_name", "team", "peer_group"]
+    assert by_rep.select(
+        "rep_id", "rep_name", "activities", "responded", "response_weight"
+    ).rows() == [
+        ("idle", "Cy", 0, 0, 0.0),
+        ("r1", "Ann", 3, 2, 2.0),
+        ("r2", "Bo", 2, 1, 3.0),
+    ]
+    assert roe_table(e, by="activity_type")["activity_type"].to_list() == [
+        "call",
+        "email",
+        "meeting",
+    ]
+    with pytest.raises(ValueError, match="--by"):
+        roe_table(e, by="colour")
+
+
+def _touches(spec: list[tuple]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(kind, contact, hours after t0, rep, customer_facing) with kind 'touch' or 'action'."""
+    t0 = datetime(2024, 3, 4, 15, tzinfo=UTC)
+    touch = [s for s in spec if s[0] == "touch"]
+    act = [s for s in spec if s[0] == "action"]
+    activities = pl.DataFrame(
+        {
+            "contact_id": [s[1] for s in touch],
+            "ts": [t0 + timedelta(hours=s[2]) for s in touch],
+            "rep_id": [s[3] for s in touch],
+            "account_id": ["x"] * len(touch),
+            "is_customer_facing": [s[4] for s in touch],
+        }
+    )
+    actions = pl.DataFrame(
+        {
+            "contact_id": [s[1] for s in act],
+            "ts": [t0 + timedelta(hours=s[2]) for s in act],
+        }
+    )
+    return activities, actions
+
+
+def test_silent_streaks_break_at_buyer_actions():
+    activities, actions = _touches(
+        [
+            ("touch", "c1", 0, "r1", True),
+            ("touch", "c1", 24, "r1", True),
+            ("touch", "c1", 48, "r2", True),
+            ("action", "c1", 48, None, None),  # same instant as the third touch: after it
+            ("touch", "c1", 72, "r1", True),
+            ("touch", "c1", 96, "r1", False),  # internal note: not a touch
+            ("touch", "c1", 120, "r1", True),
+            ("touch", "c2", 0, "r3", True),
+            ("touch", "c2", 1, "r3", True),
+            ("action", "c9", 0, None, None),
+        ]
+    )
+    got = silent_streaks(activities, actions, min_touches=2)
+    assert got.select(
+        "contact_id", "rep_id", "touches", "reps", "days", "ended_by_response"
+    ).rows() == [
+        ("c1", "r2", 3, 2, 2.0, True),
+        ("c1", "r1", 2, 1, 2.0, False),
+        ("c2", "r3", 2, 1, 1 / 24, False),
+    ]
+    assert silent_streaks(activities, actions, min_touches=3)["touches"].to_list() == [3]
+    before = (activities.clone(), actions.clone())
+    silent_streaks(activities, actions.clear(), min_touches=6)
+    assert_frame_equal(activities, before[0])
+    assert_frame_equal(actions, before[1])
+
+
+def test_inputs_not_mutated():
+    frame = ACTS.clone()
+    roe_by(ACTS, by=["team", "month"])
+    roe_trend(ACTS, by=["team"])
+    assert_frame_equal(ACTS, frame)
