@@ -69,6 +69,10 @@ class ParsedTimes:
     notes: tuple[str, ...]
 
 
+def _times(n: int) -> str:
+    return f"{n:,} value" + ("" if n == 1 else "s")
+
+
 def _clock(hour: pl.Expr, minute: pl.Expr, second: pl.Expr, fraction: pl.Expr) -> list[pl.Expr]:
     """Zero-padded pieces of ``HH:MM:SS.ffffff`` (missing parts are zero)."""
     return [
@@ -186,8 +190,7 @@ def parse_timestamps(
         elif not day_evidence and not month_evidence:
             notes.append(
                 f"no slash date in the column has a part above 12, so day and month cannot be "
-                f"told apart; its {undotted.height:,} slash dates were read month first "
-                "(M/D/YYYY)"
+                f"told apart; read month first (M/D/YYYY): {_times(undotted.height)}"
             )
     if undotted.height:
         slash_order = "D/M/YYYY" if day_first else "M/D/YYYY"
@@ -253,13 +256,13 @@ def parse_timestamps(
         parsed = frame.select(pl.coalesce(pl.col("utc"), pl.lit(local_utc))).to_series()
         if n_gap:
             notes.append(
-                f"{n_gap:,} naive times fell in a daylight-saving gap in {timezone}; read with "
-                "the offset in force before the change"
+                f"in a daylight-saving gap of {timezone}, read with the offset in force "
+                f"before the change: {_times(n_gap)}"
             )
         if n_ambiguous:
             notes.append(
-                f"{n_ambiguous:,} naive times occur twice in {timezone} (clocks turned back); "
-                "read as the first occurrence"
+                f"occurring twice in {timezone} (clocks turned back), read as the first "
+                f"occurrence: {_times(n_ambiguous)}"
             )
     failed = frame["text"].is_not_null() & parsed.is_null()
     return ParsedTimes(
