@@ -880,3 +880,22 @@ def test_cli_load_without_reps_exits_2_with_a_clear_message(tmp_path, capsys):
     assert captured.out == ""
     assert f"effortlens: cannot load {tmp_path}: " in captured.err
     assert "reps missing" in captured.err
+
+
+def test_nan_is_an_empty_number_and_infinity_a_bad_one(tmp_path):
+    pl.DataFrame({"rep_id": ["r1"]}).write_parquet(tmp_path / "reps.parquet")
+    pl.DataFrame(
+        {
+            "activity_id": ["a1", "a2", "a3"],
+            "rep_id": ["r1", "r1", "r1"],
+            "ts": [utc(2024, 3, 1), utc(2024, 3, 2), utc(2024, 3, 3)],
+            "activity_type": ["call", "call", "call"],
+            "duration_min": [float("nan"), float("inf"), 3.0],
+        }
+    ).write_parquet(tmp_path / "activities.parquet")
+    data = load_folder(tmp_path, settings=SETTINGS, now=NOW)
+    assert_nothing_lost(data)
+    assert data.tables["activities"]["duration_min"].to_list() == [12.0, 3.0]  # NaN: default
+    assert data.quarantine.select("row", "reason", "column").rows() == [
+        (2, "bad_value", "duration_min")
+    ]

@@ -202,10 +202,10 @@ _DECIMAL_COMMA = r"^[+-]?[\d.]*\d,\d+$"
 
 
 def _numbers(s: pl.Series, *, decimal_comma: bool) -> tuple[pl.Series, pl.Series]:
-    """Float64 values and the rows whose text is not a finite number."""
+    """Float64 values and the rows whose text is not a finite number (NaN counts as empty)."""
     if s.dtype.is_numeric():
-        values = s.cast(pl.Float64)
-        return values, values.is_infinite() | values.is_nan()
+        values = s.cast(pl.Float64).fill_nan(None)
+        return values, values.is_infinite().fill_null(False)
     text = _text(s)
     if decimal_comma and text.str.contains(_DECIMAL_COMMA).any():
         # this column writes decimals with a comma, so dots group thousands
@@ -216,8 +216,8 @@ def _numbers(s: pl.Series, *, decimal_comma: bool) -> tuple[pl.Series, pl.Series
             pl.when(grouped).then(pl.lit(text).str.replace_all(",", "")).otherwise(pl.lit(text))
         ).to_series()
     values = text.cast(pl.Float64, strict=False)
-    bad = text.is_not_null() & (values.is_null() | values.is_infinite() | values.is_nan())
-    return values, bad
+    bad = text.is_not_null() & (values.is_null() | values.is_infinite())
+    return values.fill_nan(None), bad.fill_null(False)
 
 
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
