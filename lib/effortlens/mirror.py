@@ -22,18 +22,17 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from effortlens.roe import COUNTS, rates, roe_by
+from effortlens.roe import COUNTS, METRIC_LABELS, rates, roe_by
 
-#: Metrics in the mirror, in display order, with the words a rep reads.
-METRIC_LABELS: dict[str, str] = {
-    "activities": "Customer-facing activities",
-    "hours": "Customer-facing hours",
-    "response_rate": "Response rate",
-    "roe_per_100": "ROE per 100 activities",
-    "roe_per_hour": "ROE per hour",
-    "no_impact_share": "Share with no buyer action",
-}
-MIRROR_METRICS: tuple[str, ...] = tuple(METRIC_LABELS)
+#: Metrics in the mirror, in display order.
+MIRROR_METRICS: tuple[str, ...] = (
+    "activities",
+    "hours",
+    "response_rate",
+    "roe_per_100",
+    "roe_per_hour",
+    "no_impact_share",
+)
 _VOLUMES = ("activities", "hours")
 
 MIRROR_SCHEMA = pl.Schema(

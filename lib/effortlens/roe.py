@@ -41,6 +41,20 @@ METRICS: tuple[str, ...] = (
     "no_impact_share",
 )
 
+#: Words for the counts and metrics, for chart axes and KPI cards.
+METRIC_LABELS: dict[str, str] = {
+    "activities": "Customer-facing activities",
+    "hours": "Customer-facing hours",
+    "responded": "Activities with a buyer action",
+    "response_weight": "Buyer-action weight",
+    "response_rate": "Response rate",
+    "roe_per_100": "ROE per 100 activities",
+    "roe_per_hour": "ROE per hour",
+    "no_impact_activities": "Activities with no buyer action",
+    "no_impact_hours": "Hours with no buyer action",
+    "no_impact_share": "Share with no buyer action",
+}
+
 #: Period columns a slice may use; ``month`` and ``quarter`` are derived from the local day.
 PERIODS: dict[str, str] = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "1q"}
 
