@@ -276,3 +276,52 @@ def test_inputs_not_mutated():
     roe_by(ACTS, by=["team", "month"])
     roe_trend(ACTS, by=["team"])
     assert_frame_equal(ACTS, frame)
+
+
+# -- planted truths and null data ---------------------------------------------------------------
+
+
+def _rep_against_peers(folder, tmp_path) -> pl.DataFrame:
+    """Each rep's counts and ROE against their peer group without them, and a binomial z."""
+    from effortlens.enrich import enrich
+    from effortlens.load import load_folder
+
+    e = enrich(load_folder(folder, settings=load_settings()), cache_dir=tmp_path)
+    reps = roe_by(e.daily, by=["rep_id", "peer_group"])
+    group = roe_by(e.daily, by=["peer_group"]).select(
+        "peer_group",
+        *(pl.col(c).alias(f"group_{c}") for c in ("activities", "responded", "response_weight")),
+    )
+    peers_n = pl.col("group_activities") - pl.col("activities")
+    peer_rate = (pl.col("group_responded") - pl.col("responded")) / peers_n
+    return reps.join(group, on="peer_group").with_columns(
+        peer_roe_per_100=100
+        * (pl.col("group_response_weight") - pl.col("response_weight"))
+        / peers_n,
+        peer_rate=peer_rate,
+        z=(pl.col("response_rate") - peer_rate)
+        / (peer_rate * (1 - peer_rate) / pl.col("activities")).sqrt(),
+    )
+
+
+def test_planted_deviants_earn_more_per_100_activities_than_their_peers(small_planted, tmp_path):
+    import json
+
+    truth = json.loads((small_planted / "truth.json").read_text())
+    reps = _rep_against_peers(small_planted, tmp_path)
+    positive = reps.filter(pl.col("rep_id").is_in(truth["positive_deviants"]))
+    negative = reps.filter(pl.col("rep_id").is_in(truth["negative_deviants"]))
+    assert positive.height == len(truth["positive_deviants"]) > 0
+    assert (positive["roe_per_100"] > 1.25 * positive["peer_roe_per_100"]).all(), positive
+    assert (negative["roe_per_100"] < 0.8 * negative["peer_roe_per_100"]).all(), negative
+    # and they are the reps furthest above their peers
+    top = reps.sort("z", descending=True).head(len(truth["positive_deviants"]))["rep_id"]
+    assert set(top) == set(truth["positive_deviants"])
+
+
+def test_null_data_rep_rates_stay_within_binomial_noise(small_null, tmp_path):
+    reps = _rep_against_peers(small_null, tmp_path).filter(pl.col("activities") >= 100)
+    assert reps.height >= 40
+    # 99.8% limits: about 0.1 of 60 reps expected outside by chance
+    assert (reps["z"].abs() > 3.09).sum() <= 1, reps.sort("z")
+    assert reps["z"].std() < 1.3
