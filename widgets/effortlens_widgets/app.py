@@ -1,0 +1,159 @@
+"""The frame every workbook app shares: heading, data load, filter bar, views, readable errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import ipywidgets as widgets
+
+from effortlens_widgets._html import CSS, error_box, escape
+from effortlens_widgets.controls import AnonymiseToggle, FilterBar
+from effortlens_widgets.panels import enable_offline_charts
+from effortlens_widgets.state import PageState
+
+PAGE_CSS = """<style>
+.el-app { max-width: 1180px; }
+.el-app-title h1 { font-size: 1.7em; margin: 0 0 2px 0; font-weight: 650; color: #1f2933; }
+.el-app-title p { margin: 0 0 10px 0; color: #52606d; font-size: 1.02em; }
+.el-toolbar { background: #f5f7fa; border-radius: 8px; padding: 6px 10px; margin-bottom: 8px; }
+.el-panel { border: 1px solid #e4e7eb; border-radius: 8px; padding: 6px 14px 10px 14px;
+  margin: 8px 0; background: #fff; }
+.el-panel-title { font-size: 1.12em; font-weight: 620; margin: 6px 0 2px 0; color: #1f2933; }
+.el-caption { margin: 0 0 6px 0; color: #52606d; font-size: 0.93em; max-width: 62em; }
+.el-note { background: #f0f4f8; border-radius: 6px; padding: 10px 14px; color: #3e4c59; }
+.el-kpis { display: flex; flex-wrap: wrap; gap: 10px; margin: 6px 0 4px 0; }
+.el-kpi { flex: 1 1 180px; border: 1px solid #e4e7eb; border-radius: 8px; padding: 10px 14px;
+  background: #fff; }
+.el-kpi-label { color: #52606d; font-size: 0.88em; }
+.el-kpi-value { font-size: 1.7em; font-weight: 650; color: #1f2933; margin: 2px 0; }
+.el-kpi-delta { font-size: 0.85em; }
+.el-good { color: #1b7f4b; } .el-bad { color: #b42318; }
+.el-download { margin-right: 10px; font-size: 0.9em; }
+.el-finding { border-left: 5px solid #0072b2; background: #f3f8fc; padding: 8px 14px;
+  margin: 6px 0; border-radius: 4px; }
+.el-finding b { color: #1f2933; }
+</style>"""
+
+
+class View(widgets.VBox):
+    """A part of a page that redraws from ``state.view`` whenever the data, filter or
+    anonymise switch changes. Subclasses implement :meth:`render`; any failure is shown as a
+    readable message in place of the view."""
+
+    def __init__(self, state: PageState, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.state = state
+        self._problem = widgets.HTML()
+        state.observe(self._refresh, names=["view", "anonymise"])
+
+    def render(self, view) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _refresh(self, change=None) -> None:
+        view = self.state.view
+        if view is None:
+            return
+        self._problem.value = ""
+        try:
+            self.render(view)
+        except Exception as err:  # a viewer must never see a traceback
+            self._problem.value = error_box(
+                "This part of the page could not be drawn.", f"{type(err).__name__}: {err}"
+            )
+            if self._problem not in self.children:
+                self.children = (self._problem, *self.children)
+
+
+class App(widgets.VBox):
+    """One workbook's app: title and question, data status, filter bar, anonymise, views.
+
+    Parameters
+    ----------
+    title, question
+        The heading and the one-line question the page answers.
+    views
+        Callables ``state -> View`` (classes work), built after the state exists.
+    data_dir
+        Folder to load; default ``default_data_dir()`` ($EFFORTLENS_DATA or the sample).
+    filters
+        Which filter controls to show (see :class:`FilterBar`); ``()`` hides the bar.
+    anonymise
+        Start with names hidden.
+    """
+
+    def __init__(
+        self,
+        *,
+        title: str,
+        question: str,
+        views: Sequence[Callable[[PageState], widgets.Widget]],
+        data_dir: str | Path | None = None,
+        filters: tuple[str, ...] = ("period", "team", "segment", "role", "rep", "activity_type"),
+        default_period: str = "All data",
+        anonymise: bool = False,
+        state: PageState | None = None,
+        load: bool = True,
+    ) -> None:
+        super().__init__()
+        enable_offline_charts()
+        self.add_class("el-view")
+        self.add_class("el-app")
+        self.state = state or PageState()
+        self.state.anonymise = anonymise
+        self._status = widgets.HTML()
+        self.filter_bar = FilterBar(self.state, show=filters, default_period=default_period)
+        toolbar = widgets.HBox(
+            [self.filter_bar, AnonymiseToggle(self.state)],
+            layout=widgets.Layout(justify_content="space-between", align_items="center"),
+        )
+        toolbar.add_class("el-toolbar")
+        if not filters:
+            toolbar.children = [AnonymiseToggle(self.state)]
+        self.views = [make(self.state) for make in views]
+        self.children = [
+            widgets.HTML(CSS + PAGE_CSS),
+            widgets.HTML(
+                f'<div class="el-app-title"><h1>{escape(title)}</h1><p>{escape(question)}</p></div>'
+            ),
+            self._status,
+            toolbar,
+            *self.views,
+        ]
+        if load:
+            self.load(data_dir)
+
+    def load(self, data_dir: str | Path | None = None) -> None:
+        """Load and enrich ``data_dir`` (or the default); problems show as a message."""
+        from effortlens.load import load_folder
+        from effortlens.settings import load_settings
+
+        from effortlens_widgets.data_source import default_data_dir
+
+        self._status.value = '<div class="el-note">Loading and preparing the data…</div>'
+        try:
+            folder = Path(data_dir) if data_dir else default_data_dir()
+            data = load_folder(folder, settings=load_settings(_settings_file(folder)))
+        except Exception as err:
+            self._status.value = error_box("The data could not be loaded.", str(err))
+            return
+        self.state.data = data
+        if self.state.error:
+            self._status.value = error_box("The data could not be prepared.", self.state.error)
+            return
+        self._status.value = _status_line(data)
+
+
+def _settings_file(folder: Path) -> Path | None:
+    """A data folder may carry its own ``settings.toml``; else the defaults apply."""
+    candidate = Path(folder) / "settings.toml"
+    return candidate if candidate.is_file() else None
+
+
+def _status_line(data) -> str:
+    report = data.report.to_dict()
+    loaded = {t: r["loaded"] for t, r in report.items() if not r.get("missing")}
+    quarantined = sum(sum(r["quarantined"].values()) for r in report.values())
+    parts = ", ".join(f"{n:,} {t.replace('_', ' ')}" for t, n in loaded.items() if n)
+    q = f" · {quarantined:,} rows quarantined (see <i>Start here</i>)" if quarantined else ""
+    return f'<p class="el-muted">Data: {escape(data.source)} — {escape(parts)}{q}</p>'

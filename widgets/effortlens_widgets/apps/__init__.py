@@ -1,0 +1,1 @@
+"""One app per workbook: each composes the shared page frame, controls and panels."""

@@ -1,0 +1,152 @@
+"""Buyer journey: where deals leak or stall, and which stages lack buyer verification."""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import polars as pl
+from effortlens.charts.flow import stage_funnel_chart, time_in_stage_chart, verification_chart
+from effortlens.flow import blocked_deals, flow_table
+
+from effortlens_widgets._html import escape
+from effortlens_widgets.app import App, View
+from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards, TablePanel
+
+
+def journey_findings(flow: pl.DataFrame) -> str:
+    """Name the leakiest, slowest and least verified stages in words."""
+    rows = flow.filter(pl.col("entered") > 0)
+    if rows.height == 0:
+        return ""
+    parts = []
+    leak = rows.drop_nulls("leakage").sort("leakage", descending=True)
+    if leak.height:
+        r = leak.row(0, named=True)
+        parts.append(
+            f"Deals leak most at <b>{escape(r['stage'])}</b>: {r['leakage']:.0%} of those "
+            "entering it end lost or with no decision before moving on."
+        )
+    slow = rows.drop_nulls("median_days").sort("median_days", descending=True)
+    if slow.height:
+        r = slow.row(0, named=True)
+        p90 = "" if r["p90_days"] is None else f", slowest 10% over {r['p90_days']:.0f}"
+        parts.append(
+            f"They wait longest in <b>{escape(r['stage'])}</b> (median "
+            f"{r['median_days']:.0f} days{p90})."
+        )
+    unverified = rows.drop_nulls("verification_rate").sort("verification_rate")
+    if unverified.height:
+        r = unverified.row(0, named=True)
+        parts.append(
+            f"<b>{escape(r['stage'])}</b> is the stage least backed by buyer evidence: only "
+            f"{r['verification_rate']:.0%} of entries had a buyer verifier."
+        )
+    return f'<div class="el-finding">{" ".join(parts)}</div>' if parts else ""
+
+
+class Journey(View):
+    def __init__(self, state) -> None:
+        super().__init__(state)
+        self._by = widgets.ToggleButtons(
+            options=[("All deals", None), ("By segment", "segment"), ("By team", "team")],
+            value=None,
+        )
+        self._by.style.button_width = "8em"
+        self._cards = KpiCards()
+        self._finding = widgets.HTML()
+        self._funnel = ChartPanel(
+            title="Stage by stage",
+            caption="How many deals reached each stage, and what became of them: moved on, "
+            "leaked (lost or no decision before the next stage) or still open there.",
+            filename="stage-funnel",
+        )
+        self._time = ChartPanel(
+            title="Time in stage",
+            caption="Median days in each stage (bar) and the slowest 10% (tick). Open deals "
+            "count for as long as they have waited so far.",
+            filename="time-in-stage",
+        )
+        self._verified = ChartPanel(
+            title="Verified by the buyer",
+            caption="Share of stage entries backed by a buyer verifier (meeting held, proposal "
+            "requested, mutual plan, verbal commit). Unverified moves are the seller's opinion.",
+            filename="verification",
+        )
+        self._blocked = TablePanel(
+            title="Blocked deals",
+            caption="Open deals that have waited in their stage longer than 90% of deals ever "
+            "did: the ones to unblock or close out.",
+            filename="blocked-deals",
+        )
+        self._by.observe(self._refresh, names="value")
+        self.children = [
+            self._cards,
+            self._finding,
+            self._by,
+            self._funnel,
+            widgets.HBox([self._time, self._verified]),
+            self._blocked,
+        ]
+        self._time.layout.width = self._verified.layout.width = "50%"
+
+    def render(self, view) -> None:
+        opps = view.tables["opportunities"]
+        if opps.height == 0 or view.tables["stage_history"].height == 0:
+            for panel in (self._funnel, self._time, self._verified):
+                panel.show_message("No deals with stage history in this selection.")
+            self._cards.value = self._finding.value = ""
+            return
+        by = self._by.value
+        overall = flow_table(view)
+        flow = flow_table(view, by=by) if by else overall
+        closed = opps.filter(pl.col("outcome") != "open")
+        won = closed.filter(pl.col("outcome") == "won").height
+        no_dec = closed.filter(pl.col("outcome") == "no_decision").height
+        self._cards.show(
+            [
+                Kpi("Deals", opps.height, hint="Deals created in the period", versus=""),
+                Kpi(
+                    "Win rate",
+                    won / closed.height if closed.height else None,
+                    fmt="{:.1%}",
+                    hint="Won / closed deals",
+                    versus="",
+                ),
+                Kpi(
+                    "No-decision rate",
+                    no_dec / closed.height if closed.height else None,
+                    fmt="{:.1%}",
+                    higher_is_better=False,
+                    hint="Closed with no decision / closed",
+                    versus="",
+                ),
+                Kpi(
+                    "Blocked now",
+                    int(overall["blocked"].sum()),
+                    higher_is_better=False,
+                    hint="Open deals past their stage's p90 time in stage",
+                    versus="",
+                ),
+            ]
+        )
+        self._finding.value = journey_findings(overall)
+        self._funnel.show(stage_funnel_chart(flow, by=by), table_frame=flow)
+        self._time.show(time_in_stage_chart(flow, by=by), table_frame=flow)
+        self._verified.show(verification_chart(flow, by=by), table_frame=flow)
+        blocked = blocked_deals(view)
+        if blocked.height:
+            blocked = blocked.join(
+                view.reps.select("rep_id", "rep_name"), on="rep_id", how="left"
+            ).sort("over_days", descending=True)
+            self._blocked.show(self.state.present(blocked))
+        else:
+            self._blocked.show_message("No open deal is past its stage's p90 time.")
+
+
+def buyer_journey_app(**kwargs) -> App:
+    return App(
+        title="Buyer journey",
+        question="Where do deals leak or stall — and which stages lack buyer verification?",
+        views=[Journey],
+        filters=("period", "team", "segment", "role", "rep"),
+        **kwargs,
+    )

@@ -1,0 +1,142 @@
+"""Interventions: did the coaching, review or new practice change buyer response?"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import polars as pl
+from effortlens.charts.interventions import effect_text, intervention_chart
+from effortlens.interventions import intervention_effect, intervention_weekly
+
+from effortlens_widgets._html import escape
+from effortlens_widgets.app import App, View
+from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards
+
+METRICS = {
+    "Response rate": "response_rate",
+    "ROE per 100": "roe_per_100",
+    "Activities per week": "activities_per_week",
+}
+
+
+def verdict(effect: dict) -> str:
+    """A plain-words reading of a difference-in-differences result."""
+    low, high = effect["ci_low"], effect["ci_high"]
+    if low is None or high is None:
+        return "Not enough comparable reps to judge this intervention."
+    if low > 0:
+        return (
+            "Participants improved more than comparable reps: "
+            "the intervention is linked to a real rise."
+        )
+    if high < 0:
+        return "Participants did worse than comparable reps after the start."
+    return "No change that can be told apart from chance: the interval includes zero."
+
+
+class Intervention(View):
+    def __init__(self, state) -> None:
+        super().__init__(state)
+        self._pick = widgets.Dropdown(
+            description="Intervention",
+            layout={"width": "34em"},
+            style={"description_width": "initial"},
+        )
+        self._metric = widgets.ToggleButtons(options=list(METRICS), value="Response rate")
+        self._metric.style.button_width = "11em"
+        self._cards = KpiCards()
+        self._finding = widgets.HTML()
+        self._chart = ChartPanel(
+            title="Participants against comparable reps",
+            caption="Weekly values of the participants and of reps in the same peer groups who "
+            "did not take part, over equal windows before and after the start. The effect is "
+            "the change of participants minus the change of the others (difference in "
+            "differences), with a 95% bootstrap interval over reps.",
+            filename="intervention",
+        )
+        self._updating = False
+        self._pick.observe(self._on_pick, names="value")
+        self._metric.observe(self._refresh, names="value")
+        self.children = [
+            widgets.HBox([self._pick, self._metric], layout={"gap": "16px"}),
+            self._cards,
+            self._finding,
+            self._chart,
+        ]
+
+    def _on_pick(self, change) -> None:
+        if not self._updating:
+            self._refresh()
+
+    def _sync_options(self) -> None:
+        items = self.state.enriched.tables["interventions"].sort("start_date")
+        options = [
+            (f"{r['name'] or r['intervention_id']} (from {r['start_date']})", r["intervention_id"])
+            for r in items.iter_rows(named=True)
+        ]
+        if list(self._pick.options) != options:
+            self._updating = True
+            try:
+                self._pick.options = options
+                self._pick.value = options[0][1] if options else None
+            finally:
+                self._updating = False
+
+    def render(self, view) -> None:
+        self._sync_options()
+        if not self._pick.value:
+            self._chart.show_message("This data has no interventions (interventions table).")
+            self._cards.value = self._finding.value = ""
+            return
+        metric = METRICS[self._metric.value]
+        # the whole data set: a designed comparison keeps its own windows and groups
+        enriched = self.state.enriched
+        effect = intervention_effect(enriched, intervention_id=self._pick.value, metric=metric)
+        weekly = intervention_weekly(enriched, intervention_id=self._pick.value, metric=metric)
+        rate_fmt = "{:.1%}" if metric == "response_rate" else "{:,.2f}"
+        effect_fmt = "{:+.1%}" if metric == "response_rate" else "{:+,.2f}"
+        self._cards.show(
+            [
+                Kpi(
+                    "Effect (difference in differences)",
+                    effect["estimate"],
+                    fmt=effect_fmt,
+                    hint="Change of participants minus change of comparable reps",
+                    versus="",
+                ),
+                Kpi(
+                    "Participants after the start",
+                    effect["treated_after"],
+                    effect["treated_before"],
+                    fmt=rate_fmt,
+                    versus="before",
+                ),
+                Kpi(
+                    "Comparable reps after the start",
+                    effect["control_after"],
+                    effect["control_before"],
+                    fmt=rate_fmt,
+                    versus="before",
+                ),
+            ]
+        )
+        self._finding.value = (
+            f'<div class="el-finding"><b>{escape(verdict(effect))}</b> '
+            f"{escape(effect_text(effect))}.</div>"
+        )
+        if weekly.height == 0:
+            self._chart.show_message("No weekly data around this intervention.")
+            return
+        self._chart.show(
+            intervention_chart(weekly, effect=effect, metric=metric),
+            table_frame=weekly.with_columns(pl.col("value").round(4)),
+        )
+
+
+def interventions_app(**kwargs) -> App:
+    return App(
+        title="Interventions",
+        question="Did the coaching, review or new practice change buyer response?",
+        views=[Intervention],
+        filters=(),
+        **kwargs,
+    )

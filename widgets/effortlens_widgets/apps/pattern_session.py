@@ -1,0 +1,134 @@
+"""Pattern session: a guided walk for a trainer and a team through its own patterns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+from traitlets import Int, observe
+
+from effortlens_widgets._html import escape
+from effortlens_widgets.app import App
+from effortlens_widgets.apps.buyer_journey import Journey
+from effortlens_widgets.apps.habits import Habits
+from effortlens_widgets.apps.positive_deviance import Deviance
+from effortlens_widgets.apps.return_on_effort import BySlice, Headline, Trend
+from effortlens_widgets.state import PageState
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the session: a title, what to say and ask, and the views to show."""
+
+    title: str
+    talk: str
+    ask: str
+    views: tuple[Callable[[PageState], widgets.Widget], ...]
+
+
+STEPS: tuple[Step, ...] = (
+    Step(
+        "Where our effort goes",
+        "This is all of our customer-facing effort and what buyers did in response. A touch "
+        "that earns a reply, a meeting or a request is effort that worked.",
+        "Which number surprises you? Is our week-to-week line going up or down?",
+        (Headline, Trend),
+    ),
+    Step(
+        "Effort with no answer",
+        "Many touches earn no buyer action at all. Compare activity types: which ones earn "
+        "buyer action, and which mostly go unanswered?",
+        "Which kind of touch would you do less of? Which more?",
+        (BySlice,),
+    ),
+    Step(
+        "When buyers answer",
+        "The same touch works better at some times than others, and follow-ups after a long "
+        "silence are rarely answered. Look for the dark cells and the weakest cadence.",
+        "What would change in your calendar if you used this?",
+        (Habits,),
+    ),
+    Step(
+        "Peers who do better",
+        "Some of us get far more buyer response than peers with the same segment and role. "
+        "Names are hidden: this is about practices, not people.",
+        "What do you think the standouts do differently? Write your guess before the next step.",
+        (Deviance,),
+    ),
+    Step(
+        "Where deals leak or stall",
+        "Deals leak at some stages and wait at others; some stage moves have no buyer evidence "
+        "behind them.",
+        "Which stage should we ask the buyer for proof before we move a deal on?",
+        (Journey,),
+    ),
+    Step(
+        "What we try next",
+        "Pick one habit to try for the next four weeks, in pairs. The rep mirror page shows "
+        "each of you week by week whether it moves your own meter; the interventions page "
+        "will tell us whether it changed anything for the team.",
+        "Which one habit will you try, and how will you know it worked?",
+        (),
+    ),
+)
+
+
+class PatternSession(widgets.VBox):
+    """Next/back through :data:`STEPS`; each step's views are built on first visit."""
+
+    step = Int(0, help="Index of the step on screen.")
+
+    def __init__(self, state: PageState, *, steps: tuple[Step, ...] = STEPS) -> None:
+        super().__init__()
+        self.state = state
+        self._steps = steps
+        self._built: dict[int, widgets.Widget] = {}
+        self._header = widgets.HTML()
+        self._back = widgets.Button(description="Back", icon="arrow-left")
+        self._next = widgets.Button(description="Next", icon="arrow-right", button_style="primary")
+        self._back.on_click(lambda _b: self.go(self.step - 1))
+        self._next.on_click(lambda _b: self.go(self.step + 1))
+        self._progress = widgets.HTML()
+        self._body = widgets.Box(layout={"display": "block"})
+        nav = widgets.HBox(
+            [self._back, self._next, self._progress],
+            layout={"align_items": "center", "gap": "10px"},
+        )
+        self.children = [nav, self._header, self._body]
+        self._on_step()
+
+    def go(self, index: int) -> None:
+        self.step = max(0, min(index, len(self._steps) - 1))
+
+    @observe("step")
+    def _on_step(self, change=None) -> None:
+        index = self.step
+        s = self._steps[index]
+        self._back.disabled = index == 0
+        self._next.disabled = index == len(self._steps) - 1
+        self._progress.value = (
+            f'<span class="el-muted">Step {index + 1} of {len(self._steps)}</span>'
+        )
+        self._header.value = (
+            f'<div class="el-step"><h2>{index + 1}. {escape(s.title)}</h2>'
+            f'<p>{escape(s.talk)}</p><p class="el-ask">Ask the team: {escape(s.ask)}</p></div>'
+        )
+        if index not in self._built:
+            views = [make(self.state) for make in s.views]
+            for view in views:
+                view._refresh()
+            self._built[index] = widgets.VBox(views)
+        self._body.children = [self._built[index]]
+
+
+def pattern_session_app(*, anonymise: bool = True, **kwargs) -> App:
+    """The guided session; names are hidden unless ``anonymise=False``."""
+    return App(
+        title="Pattern session",
+        question="A guided walk for a trainer and a team through the team's own patterns.",
+        views=[PatternSession],
+        filters=("period", "team", "segment", "role"),
+        anonymise=anonymise,
+        **kwargs,
+    )

@@ -1,0 +1,131 @@
+"""Rep mirror: how am I doing this week, against my own past and my peers?"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qs
+
+import ipywidgets as widgets
+import polars as pl
+from effortlens.charts.mirror import mirror_chart
+from effortlens.mirror import mirror_weeks, rep_mirror
+
+from effortlens_widgets._html import escape
+from effortlens_widgets.app import App, View
+from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards
+
+_SHOWN = ("activities", "response_rate", "roe_per_100", "no_impact_share")
+_FMT = {
+    "activities": "{:,.0f}",
+    "hours": "{:,.1f}",
+    "roe_per_100": "{:,.1f}",
+    "roe_per_hour": "{:,.2f}",
+}
+
+
+def query_rep() -> str | None:
+    """The ``rep`` parameter of the page URL (``…/rep_mirror.ipynb?rep=R007``), if any.
+
+    Voilà hands the query string to the kernel; with preheated kernels it arrives only when
+    the page is requested, so wait for it there.
+    """
+    query = os.environ.get("QUERY_STRING", "")
+    if os.environ.get("VOILA_PREHEAT", "False") != "False":
+        try:
+            from voila.utils import get_query_string
+
+            query = get_query_string() or ""
+        except Exception:
+            query = os.environ.get("QUERY_STRING", "")
+    values = parse_qs(query).get("rep")
+    return values[0] if values else None
+
+
+class Mirror(View):
+    def __init__(self, state, *, rep_id: str | None = None) -> None:
+        super().__init__(state)
+        self._rep = widgets.Dropdown(
+            description="Rep", layout={"width": "24em"}, style={"description_width": "initial"}
+        )
+        self._wanted = rep_id
+        self._cards = KpiCards()
+        self._finding = widgets.HTML()
+        self._chart = ChartPanel(
+            title="My weeks, my past, my peers",
+            caption="Each panel is one measure, week by week: my line, my own trailing "
+            "4-week mean (dashed) and the median of my peers (same segment and role).",
+            filename="my-weeks",
+        )
+        self._rep.observe(self._refresh, names="value")
+        state.observe(self._on_names, names=["enriched", "anonymise"])
+        self._on_names()
+        self.children = [self._rep, self._cards, self._finding, self._chart]
+
+    def _on_names(self, change=None) -> None:
+        enriched = self.state.enriched
+        if enriched is None:
+            return
+        active = enriched.reps.filter(pl.col("exit_date").is_null())["rep_id"].to_list()
+        options = sorted((self.state.rep_label(r), r) for r in active)
+        current = self._rep.value or self._wanted
+        self._rep.options = options
+        ids = [o[1] for o in options]
+        if current in ids:
+            self._rep.value = current
+        elif ids:
+            self._rep.value = ids[0]
+
+    def render(self, view) -> None:
+        rep_id = self._rep.value
+        if not rep_id:
+            self._chart.show_message("Pick a rep.")
+            return
+        enriched = self.state.enriched  # a rep's mirror always sees their whole history
+        summary = rep_mirror(enriched.daily, reps=enriched.reps, rep_id=rep_id)
+        weeks = mirror_weeks(enriched.daily, reps=enriched.reps, rep_id=rep_id)
+        if summary.height == 0 or weeks.height == 0:
+            self._chart.show_message("No activity for this rep yet.")
+            self._cards.value = self._finding.value = ""
+            return
+        rows = {r["metric"]: r for r in summary.iter_rows(named=True)}
+        cards = []
+        for metric in _SHOWN:
+            r = rows.get(metric)
+            if r is None:
+                continue
+            fmt = "{:.1%}" if metric.endswith(("rate", "share")) else _FMT.get(metric, "{:,.1f}")
+            cards.append(
+                Kpi(
+                    r["label"],
+                    r["value"],
+                    r["own_trailing"],
+                    fmt=fmt,
+                    higher_is_better=metric != "no_impact_share",
+                    versus="my last 4 weeks",
+                )
+            )
+        self._cards.show(cards)
+        week = summary["week"][0]
+        rr = rows.get("response_rate", {})
+        peer = rr.get("peer_median")
+        if rr.get("value") is not None and peer is not None:
+            side = "above" if rr["value"] >= peer else "below"
+            self._finding.value = (
+                f'<div class="el-finding">Week of <b>{week}</b>: '
+                f"{escape(self.state.rep_label(rep_id))} answered by buyers on "
+                f"<b>{rr['value']:.0%}</b> of touches — {side} the peer median of "
+                f"{peer:.0%} ({rr.get('peers', 0)} peers).</div>"
+            )
+        self._chart.show(mirror_chart(weeks), table_frame=weeks)
+
+
+def rep_mirror_app(*, rep_id: str | None = None, **kwargs) -> App:
+    """The rep's own page; ``rep_id`` (or ``?rep=`` in the URL) opens it for that rep."""
+    wanted = rep_id or query_rep()
+    return App(
+        title="My mirror",
+        question="How am I doing this week — against my own past and my peers?",
+        views=[lambda state: Mirror(state, rep_id=wanted)],
+        filters=(),
+        **kwargs,
+    )

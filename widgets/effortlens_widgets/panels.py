@@ -1,0 +1,238 @@
+"""Display pieces: a chart panel around an offline ``alt.JupyterChart``, KPI cards, downloads.
+
+Charts are always shown as ``alt.JupyterChart`` widgets in offline mode (no CDN is needed), fed
+by ``effortlens.charts`` builders with small, pre-aggregated frames.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import altair as alt
+import ipywidgets as widgets
+import polars as pl
+from traitlets import Unicode
+
+from effortlens_widgets._html import error_box, escape, table
+
+_OFFLINE = False
+
+
+def enable_offline_charts() -> None:
+    """Serve the Vega JavaScript from the installed vl-convert bundle (no CDN), once."""
+    global _OFFLINE
+    if not _OFFLINE:
+        alt.JupyterChart.enable_offline()
+        _OFFLINE = True
+
+
+def _data_link(payload: bytes, *, filename: str, mime: str, label: str) -> str:
+    encoded = base64.b64encode(payload).decode()
+    return (
+        f'<a class="el-download" download="{escape(filename)}" '
+        f'href="data:{mime};base64,{encoded}">{escape(label)}</a>'
+    )
+
+
+class ChartPanel(widgets.VBox):
+    """A titled chart with a caption, a message area and downloads (CSV of the table, PNG).
+
+    Call :meth:`show` with a chart (and the table behind it) whenever the view changes; the
+    same ``JupyterChart`` widget is reused so the page does not flicker. :meth:`on_select`
+    wires a chart selection to a callback (e.g. clicking a rep sets the page filter).
+    """
+
+    title = Unicode("", help="Heading shown above the chart.")
+    caption = Unicode("", help="One or two sentences on how to read the chart.")
+    filename = Unicode("effortlens-view", help="Stem of downloaded files.")
+
+    def __init__(self, *, title: str = "", caption: str = "", filename: str = "", **kwargs):
+        super().__init__(**kwargs)
+        enable_offline_charts()
+        self.title, self.caption = title, caption
+        self.filename = filename or (title.lower().replace(" ", "-") or "effortlens-view")
+        self._heading = widgets.HTML()
+        self._message = widgets.HTML()
+        self._chart_box = widgets.Box(layout=widgets.Layout(width="100%"))
+        self._jchart: alt.JupyterChart | None = None
+        self._table: pl.DataFrame | None = None
+        self._chart: alt.TopLevelMixin | None = None
+        self._csv = widgets.HTML()
+        self._png_button = widgets.Button(
+            description="PNG",
+            icon="download",
+            tooltip="Prepare a PNG of this chart",
+            layout=widgets.Layout(width="6em"),
+        )
+        self._png_button.on_click(lambda _b: self._prepare_png())
+        self._png = widgets.HTML()
+        self._selection_handlers: list[tuple[str, Callable]] = []
+        self.add_class("el-panel")
+        self.children = [
+            self._heading,
+            self._message,
+            self._chart_box,
+            widgets.HBox(
+                [self._csv, self._png_button, self._png], layout={"align_items": "center"}
+            ),
+        ]
+        self._render_heading()
+
+    def _render_heading(self) -> None:
+        caption = f'<p class="el-caption">{escape(self.caption)}</p>' if self.caption else ""
+        self._heading.value = f'<h3 class="el-panel-title">{escape(self.title)}</h3>{caption}'
+
+    def show(self, chart: alt.TopLevelMixin, *, table_frame: pl.DataFrame | None = None) -> None:
+        """Show ``chart`` (and offer ``table_frame`` as CSV)."""
+        self._message.value = ""
+        self._chart, self._table = chart, table_frame
+        if self._jchart is None:
+            self._jchart = alt.JupyterChart(chart)
+            for name, handler in self._selection_handlers:
+                self._wire(name, handler)
+            self._chart_box.children = [self._jchart]
+        else:
+            self._jchart.chart = chart
+        self._chart_box.layout.display = None
+        self._csv.value = (
+            _data_link(
+                table_frame.write_csv().encode(),
+                filename=f"{self.filename}.csv",
+                mime="text/csv",
+                label="⬇ CSV",
+            )
+            if table_frame is not None
+            else ""
+        )
+        self._png.value = ""
+        self._png_button.layout.display = None
+
+    def show_message(self, text: str, *, error: bool = False) -> None:
+        """Replace the chart by a message (no data for this slice, or a readable failure)."""
+        self._message.value = (
+            error_box("This view could not be drawn.", text)
+            if error
+            else f'<div class="el-note">{escape(text)}</div>'
+        )
+        self._chart_box.layout.display = "none"
+        self._csv.value = ""
+        self._png.value = ""
+        self._png_button.layout.display = "none"
+
+    def on_select(self, param: str, handler: Callable[[list[dict]], None]) -> None:
+        """Call ``handler(points)`` when the chart's point selection ``param`` changes."""
+        self._selection_handlers.append((param, handler))
+        if self._jchart is not None:
+            self._wire(param, handler)
+
+    def _wire(self, param: str, handler: Callable) -> None:
+        selections = self._jchart.selections
+        if param in selections.trait_names():
+            selections.observe(lambda change: handler(change["new"].value), [param])
+
+    def _prepare_png(self) -> None:
+        import vl_convert as vlc
+
+        if self._chart is None:
+            return
+        try:
+            png = vlc.vegalite_to_png(self._chart.to_dict(), scale=2)
+        except Exception as err:  # the download is optional; say why it failed
+            self._png.value = f'<span class="el-muted">PNG unavailable: {escape(err)}</span>'
+            return
+        self._png.value = _data_link(
+            png, filename=f"{self.filename}.png", mime="image/png", label="⬇ save PNG"
+        )
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """One headline number: its label, current and comparison values and how to read it.
+
+    Rates (``fmt`` with ``%``) change in percentage points, counts and ratios in percent.
+    """
+
+    label: str
+    value: float | None
+    previous: float | None = None
+    fmt: str = "{:,.0f}"
+    higher_is_better: bool = True
+    hint: str = ""
+    versus: str = "previous period"  # '' shows the hint instead of a comparison
+
+    def delta_html(self) -> str:
+        if not self.versus:
+            return f'<span class="el-kpi-delta el-muted">{escape(self.hint)}</span>'
+        if self.value is None or self.previous is None:
+            return f'<span class="el-kpi-delta el-muted">no {escape(self.versus)} to compare</span>'
+        points = "%" in self.fmt
+        if points:
+            change = self.value - self.previous
+            text, flat = f"{change * 100:+.1f} pts", abs(change) < 0.0005
+        elif self.previous == 0:
+            return f'<span class="el-kpi-delta el-muted">{escape(self.versus)}: 0</span>'
+        else:
+            change = (self.value - self.previous) / abs(self.previous)
+            text, flat = f"{change:+.0%}", abs(change) < 0.005
+        good = (change >= 0) == self.higher_is_better
+        arrow, tone = ("▲" if change >= 0 else "▼"), ("el-good" if good else "el-bad")
+        if flat:
+            tone, arrow = "el-muted", "■"
+        return (
+            f'<span class="el-kpi-delta {tone}">{arrow} {text} '
+            f"vs {escape(self.versus)} ({self.fmt.format(self.previous)})</span>"
+        )
+
+
+class KpiCards(widgets.HTML):
+    """A row of KPI cards; set ``kpis`` (a sequence of :class:`Kpi`) to update them."""
+
+    def show(self, kpis: Sequence[Kpi]) -> None:
+        cards = []
+        for k in kpis:
+            value = "—" if k.value is None else k.fmt.format(k.value)
+            hint = f' title="{escape(k.hint)}"' if k.hint else ""
+            cards.append(
+                f'<div class="el-kpi"{hint}><div class="el-kpi-label">{escape(k.label)}</div>'
+                f'<div class="el-kpi-value">{escape(value)}</div>{k.delta_html()}</div>'
+            )
+        self.value = f'<div class="el-kpis">{"".join(cards)}</div>'
+
+
+class TablePanel(widgets.VBox):
+    """A titled small table with a CSV download (tables stay small: views cut them first)."""
+
+    def __init__(self, *, title: str = "", caption: str = "", filename: str = "", max_rows=25):
+        super().__init__()
+        self._title, self._caption, self._max = title, caption, max_rows
+        self._filename = filename or title.lower().replace(" ", "-") or "effortlens-table"
+        self._html = widgets.HTML()
+        self.children = [self._html]
+
+    def show(self, frame: pl.DataFrame, *, labels: dict[str, str] | None = None) -> None:
+        cut = frame.head(self._max)
+        more = (
+            f'<p class="el-muted">Showing {self._max} of {frame.height:,} rows; '
+            "the CSV has them all.</p>"
+            if frame.height > self._max
+            else ""
+        )
+        caption = f'<p class="el-caption">{escape(self._caption)}</p>' if self._caption else ""
+        link = _data_link(
+            frame.write_csv().encode(),
+            filename=f"{self._filename}.csv",
+            mime="text/csv",
+            label="⬇ CSV",
+        )
+        self._html.value = (
+            f'<h3 class="el-panel-title">{escape(self._title)}</h3>{caption}'
+            f"{table(cut, labels=labels)}{more}{link}"
+        )
+
+    def show_message(self, text: str) -> None:
+        self._html.value = (
+            f'<h3 class="el-panel-title">{escape(self._title)}</h3>'
+            f'<div class="el-note">{escape(text)}</div>'
+        )

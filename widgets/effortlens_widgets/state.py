@@ -1,0 +1,99 @@
+"""The one shared state of a workbook page: the data, the filter, the anonymise switch.
+
+Every view on a page observes one :class:`PageState`; the filter bar, the anonymise toggle and
+chart selections write to it. Enrichment (attribution) runs once per data load and is cached on
+disk by ``effortlens.enrich``; a filter change only slices the enriched facts.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+from effortlens.filters import Filter, filter_enriched
+from traitlets import Any, Bool, HasTraits, Instance, Unicode, observe
+
+
+class PageState(HasTraits):
+    """Data, filter and presentation switches shared by every view on a page.
+
+    Examples
+    --------
+    >>> state = PageState()
+    >>> state.data = loaded            # doctest: +SKIP  (LoadedData from effortlens.load)
+    >>> state.filter = Filter(teams=("North",))  # every view refreshes once
+    """
+
+    data = Any(None, allow_none=True, help="LoadedData of the current load, or None.")
+    enriched = Any(None, allow_none=True, help="Enriched facts of the whole data set.")
+    filter = Instance(Filter, args=(), help="What the page is looking at.")
+    view = Any(None, allow_none=True, help="The enriched facts under the current filter.")
+    anonymise = Bool(False, help="Show pseudonyms instead of names and ids everywhere.")
+    error = Unicode("", help="Readable message when enrichment failed; '' otherwise.")
+    busy = Bool(False, help="True while the data is being enriched.")
+
+    def __init__(self, *, cache_dir=None, **kwargs) -> None:
+        self._cache_dir = cache_dir
+        self._pseudonyms = None
+        super().__init__(**kwargs)
+        if self.data is not None:
+            self._on_data({"new": self.data})
+
+    @observe("data")
+    def _on_data(self, change) -> None:
+        from effortlens.anonymise import build_pseudonyms
+        from effortlens.enrich import enrich
+
+        data = change["new"]
+        self.error = ""
+        if data is None:
+            self.enriched = None
+            return
+        self.busy = True
+        try:
+            enriched = enrich(data, cache_dir=self._cache_dir)
+            self._pseudonyms = build_pseudonyms(
+                reps=enriched.reps,
+                accounts=_ids(enriched, "account_id"),
+                contacts=_ids(enriched, "contact_id"),
+            )
+        except Exception as err:  # shown in the page by the views, never as a traceback
+            self.error = f"The data could not be prepared: {type(err).__name__}: {err}"
+            self.enriched = None
+        else:
+            self.enriched = enriched
+        finally:
+            self.busy = False
+
+    @observe("enriched", "filter")
+    def _on_filter(self, change) -> None:
+        self.view = None if self.enriched is None else filter_enriched(self.enriched, self.filter)
+
+    def present(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` as the page may show it: pseudonymised when ``anonymise`` is on."""
+        from effortlens.anonymise import anonymise_frame
+
+        if not self.anonymise or self._pseudonyms is None:
+            return frame
+        return anonymise_frame(frame, self._pseudonyms)
+
+    def rep_label(self, rep_id: str) -> str:
+        """The rep's name, or pseudonym when anonymised."""
+        if self.enriched is None:
+            return rep_id
+        if self.anonymise and self._pseudonyms is not None:
+            return self._pseudonyms.lookup("rep").get(rep_id, "Rep ?")
+        names = self.enriched.reps.filter(pl.col("rep_id") == rep_id)["rep_name"]
+        return names[0] if names.len() and names[0] else rep_id
+
+    def update_filter(self, **changes) -> None:
+        """Replace some fields of the filter (one refresh for all of them)."""
+        from dataclasses import replace
+
+        self.filter = replace(self.filter, **changes)
+
+
+def _ids(enriched, column: str) -> pl.Series:
+    frames = [enriched.activities, enriched.actions, enriched.tables.get("opportunities")]
+    series = [f[column] for f in frames if f is not None and column in f.columns]
+    if not series:
+        return pl.Series(column, [], dtype=pl.String)
+    return pl.concat(series).unique()
