@@ -1,0 +1,44 @@
+"""Real CRM data: Salesforce and HubSpot exports, and any CSV through an editable mapping.
+
+Point :func:`load_any` at a folder: it recognises the format from the header lines
+(:func:`detect_format`), reads the exports into EffortLens's canonical tables and validates
+them through the same pipeline as canonical files, so the load report and the quarantine look
+the same whatever the source. For anything else, :func:`mapping_template` writes a TOML
+mapping pre-filled from the headers; the user corrects it and loads with ``mapping=``.
+
+Examples
+--------
+>>> from effortlens.adapters import detect_format, load_any
+>>> from effortlens.settings import load_settings
+>>> # data = load_any("exports/", settings=load_settings())
+>>> # print(data.report.to_text())
+"""
+
+from __future__ import annotations
+
+from effortlens.adapters._common import ADAPTER_REASONS
+from effortlens.adapters._sfid import salesforce_id18
+from effortlens.adapters.detect import Detection, detect_format
+from effortlens.adapters.mapping import Mapping, MappingError, load_mapping
+from effortlens.adapters.source import (
+    detect_command_text,
+    load_any,
+    load_command_text,
+    mapping_template_text,
+)
+from effortlens.adapters.template import mapping_template
+
+__all__ = [
+    "ADAPTER_REASONS",
+    "Detection",
+    "Mapping",
+    "MappingError",
+    "detect_command_text",
+    "detect_format",
+    "load_any",
+    "load_command_text",
+    "load_mapping",
+    "mapping_template",
+    "mapping_template_text",
+    "salesforce_id18",
+]

@@ -1,0 +1,359 @@
+"""Any CSV export, read through a :class:`~effortlens.adapters.mapping.Mapping`.
+
+What is derived when a file lacks it:
+
+- **ids**: a table without an id column gets one per row from the row's mapped values
+  (``row-<hash>``), so an exported row repeated verbatim is caught as a duplicate;
+- **reps**: without a ``[reps]`` file, the reps are the distinct owners named by the other
+  tables (a note says so); owners written as names where the reps file holds ids are matched
+  to the rep of that name (noted);
+- **outcome**: from the ``outcome`` column through the outcome labels; without one, from
+  the ``stage`` column when it holds a closing label ("Closed Won", "Verloren" mapped in
+  ``[values.outcome]``); otherwise the deal is open. Close dates of open deals are expected
+  dates and are dropped (noted);
+- **stage history**: from ``[stage_history]`` when mapped; else from the ``stage_dates``
+  columns (one entry per filled date); else derived from each deal's current stage (see
+  :func:`effortlens.adapters._common.derived_stage_entries`), so the flow and win-rate views
+  work on pipeline-only exports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import polars as pl
+
+from effortlens.adapters._common import (
+    Context,
+    Piece,
+    Rule,
+    Sheet,
+    action_vocabulary,
+    activity_vocabulary,
+    assemble,
+    closing_stage,
+    derived_note,
+    derived_stage_entries,
+    evaluate,
+    make_piece,
+    only,
+    outcome_vocabulary,
+    parse_amounts,
+    parse_time_columns,
+    read_sheet,
+    reps_from_owners,
+    resolve_owner_names,
+    routing_note,
+    stage_vocabulary,
+    time_field,
+    translated,
+)
+from effortlens.adapters._vocab import merge_spellings
+from effortlens.adapters.mapping import Mapping, MappingError, TableSpec, check_columns
+from effortlens.schema import OUTCOMES, TABLES
+
+_TIME_FIELDS = {"ts", "created_ts", "close_ts", "entered_ts", "stage_date"}
+_DATE_FIELDS = {"hire_date", "exit_date", "start_date", "end_date"}
+_CATEGORIES = {"team", "segment", "region", "role"}
+_ID_OF = {
+    "opportunities": "opportunity_id",
+    "activities": "activity_id",
+    "buyer_actions": "action_id",
+}
+
+
+def load_mapped(mapping: Mapping, folder: Path, *, settings, now=None):
+    """Load the files of ``folder`` as ``mapping`` says (see the module notes).
+
+    Examples
+    --------
+    >>> # load_mapped(load_mapping("mapping.toml"), Path("exports"), settings=load_settings())
+    """
+    folder = Path(folder)
+    if not mapping.tables:
+        where = mapping.path or "the mapping"
+        raise MappingError(
+            f"{where}: names no table; add at least [opportunities] or [activities] with its "
+            "file (a mapping of value maps only serves Salesforce or HubSpot exports: set "
+            '[source] format = "salesforce" or "hubspot")'
+        )
+    check_columns(mapping, folder)
+    ctx = mapping.context(settings)
+    pieces: list[Piece] = []
+    opportunities: list[tuple[Piece, pl.Series, pl.Series | None, Sheet, TableSpec]] = []
+    for spec in mapping.tables:
+        sheet = read_sheet(folder / spec.file)
+        piece, extra = _read(spec, sheet, ctx, mapping)
+        pieces.append(piece)
+        if spec.table == "opportunities":
+            opportunities.append((piece, extra["stage"], extra["stage_date"], extra["sheet"], spec))
+        ctx.note(
+            routing_note(
+                f"{spec.file} [{spec.table}]", sheet.frame.height, {spec.table: piece.frame.height}
+            )
+        )
+    has_history = any(s.table == "stage_history" for s in mapping.tables)
+    if not has_history:
+        for piece, stage, stage_date, sheet, spec in opportunities:
+            pieces += _stage_entries(piece, stage, stage_date, sheet, spec, ctx)
+    reps = [p for p in pieces if p.table == "reps"]
+    others = [p for p in pieces if p.table != "reps"]
+    if reps:
+        pieces = reps + resolve_owner_names(others, reps, ctx)
+    else:
+        pieces = reps_from_owners(others, ctx)
+        ctx.note(
+            "no [reps] file in the mapping: reps are the owners named in the other files "
+            "(no teams, segments or roles; map a reps file for peer groups)"
+        )
+    return assemble(pieces, ctx, source=str(folder), now=now)
+
+
+def _synthetic_id(columns: list[str]) -> pl.Expr:
+    return pl.format(
+        "row-{}",
+        pl.concat_str([pl.col(c).fill_null("") for c in columns], separator="\x1f")
+        .hash()
+        .cast(pl.String),
+    )
+
+
+def _read(spec: TableSpec, sheet: Sheet, ctx: Context, mapping: Mapping) -> tuple[Piece, dict]:
+    table = spec.table
+    where = spec.file
+    real = {k: sheet.column(f.column) for k, f in spec.fields.items() if f.column}
+    exprs: dict[str, pl.Expr] = {}
+    rules: list[Rule] = []
+    frame_columns: dict[str, pl.Series] = {}
+
+    # times and dates, each column with its own format when given
+    for key, fspec in spec.fields.items():
+        if key not in _TIME_FIELDS | _DATE_FIELDS or not fspec.column:
+            if fspec.value is not None and key in _TIME_FIELDS | _DATE_FIELDS:
+                exprs[key] = pl.lit(fspec.value)
+            continue
+        column = real[key]
+        local = ctx
+        if fspec.date_format:
+            local = dataclasses.replace(
+                ctx,
+                notes=ctx.notes,
+                day_first=_day_first(fspec.date_format),
+                time_format=fspec.date_format if "%" in fspec.date_format else None,
+            )
+        sheet = parse_time_columns(sheet, [column], local, as_date=key in _DATE_FIELDS)
+        value, bad, _ = time_field(column)
+        exprs[key] = value
+        if key != "stage_date":
+            rules.append(
+                Rule(
+                    bad.is_not_null(),
+                    "bad_timestamp" if key in _TIME_FIELDS else "bad_value",
+                    key,
+                    bad,
+                )
+            )
+
+    frame = sheet.frame
+
+    def source(key: str) -> pl.Expr:
+        fspec = spec.fields[key]
+        return (
+            pl.lit(fspec.value, dtype=pl.String) if fspec.value is not None else pl.col(real[key])
+        )
+
+    vocabularies = {
+        "activity_type": activity_vocabulary(ctx),
+        "action_type": action_vocabulary(ctx),
+        "outcome": outcome_vocabulary(ctx),
+    }
+    for key in spec.fields:
+        if key in exprs or key in ("stage", "stage_date"):
+            continue
+        if key in vocabularies:
+            frame_columns[key] = translated(
+                frame, source(key), vocabularies[key], ctx, what=key.replace("_", " "), where=where
+            )
+        elif key in _CATEGORIES:
+            values = evaluate(frame, source(key)).alias(key)
+            merged, notes = merge_spellings(values, what=key, where=where)
+            ctx.note(*notes)
+            frame_columns[key] = merged
+        elif key == "amount":
+            amount, currency, notes = parse_amounts(
+                evaluate(frame, source(key)).alias(key),
+                decimal=ctx.decimal,
+                where=f"{where}, {spec.fields[key].column or 'amount'}: ",
+            )
+            ctx.note(*notes)
+            frame_columns["amount"] = amount
+            frame_columns["__symbol_currency"] = currency
+        elif key == "duration_min":
+            frame_columns[key] = _minutes(evaluate(frame, source(key)).alias(key))
+        else:
+            exprs[key] = source(key)
+    frame = frame.with_columns(
+        pl.Series(k, v) if not isinstance(v, pl.Series) else v.alias(k)
+        for k, v in frame_columns.items()
+    )
+    for key in frame_columns:
+        if not key.startswith("__"):
+            exprs[key] = pl.col(key)
+
+    stage = pl.Series("stage", [None] * frame.height, dtype=pl.String)
+    stage_date = None
+    if table == "opportunities":
+        if "stage" in spec.fields:
+            stage = translated(
+                frame, source("stage"), stage_vocabulary(ctx), ctx, what="stage", where=where
+            )
+        outcomes = outcome_vocabulary(ctx)
+        from_stage = (
+            only(
+                translated(
+                    frame,
+                    source("stage"),
+                    outcomes,
+                    Context(ctx.settings, ctx.timezone),
+                    what="stage",
+                    where=where,
+                ),
+                OUTCOMES,
+            )
+            if ("stage" in spec.fields)
+            else pl.Series([None] * frame.height, dtype=pl.String)
+        )
+        given = (
+            frame["outcome"]
+            if "outcome" in frame.columns
+            else pl.Series([None] * frame.height, dtype=pl.String)
+        )
+        outcome = pl.select(
+            pl.coalesce(pl.lit(given), pl.lit(from_stage), pl.lit("open"))
+        ).to_series()
+        if "outcome" not in spec.fields:
+            n_open_label = int((from_stage.is_null()).sum())
+            ctx.note(
+                f"{where}: no outcome column; outcome read from the stage column "
+                f"({frame.height - n_open_label} closed by their stage label, "
+                f"{n_open_label} open)"
+            )
+        frame = frame.with_columns(outcome.alias("__outcome"))
+        exprs["outcome"] = pl.col("__outcome")
+        if "close_ts" in exprs:
+            exprs["close_ts"] = pl.when(pl.col("__outcome") != "open").then(exprs["close_ts"])
+        currency = [source("currency")] if "currency" in spec.fields else []
+        exprs["currency"] = pl.coalesce(
+            *currency,
+            pl.col("__symbol_currency") if "__symbol_currency" in frame.columns else pl.lit(None),
+            pl.lit(mapping.currency, dtype=pl.String),
+        )
+        stage = pl.select(
+            pl.when(~pl.lit(closing_stage(stage, outcomes, ctx.settings.stages))).then(
+                pl.lit(stage)
+            )
+        ).to_series()
+        stage_date = exprs.pop("stage_date", None)
+        if stage_date is not None:
+            stage_date = evaluate(frame, stage_date)
+
+    if table in _ID_OF and _ID_OF[table] not in exprs:
+        used = [c for c in real.values() if c]
+        exprs[_ID_OF[table]] = _synthetic_id(used)
+        ctx.note(
+            f"{where}: no {_ID_OF[table]} column; each row's id is made from its values, "
+            "so rows repeated verbatim count as duplicates"
+        )
+    exprs = {k: v for k, v in exprs.items() if k in TABLES[table].columns}
+    piece = make_piece(table, Sheet(sheet.path, frame), exprs, file=spec.file, rules=rules)
+    return piece, {"stage": stage, "stage_date": stage_date, "sheet": Sheet(sheet.path, frame)}
+
+
+def _day_first(fmt: str) -> bool | None:
+    from effortlens.adapters.mapping import DATE_FORMATS
+
+    return DATE_FORMATS.get(fmt.lower())
+
+
+def _minutes(values: pl.Series) -> pl.Series:
+    """Durations as minutes: ``45``, ``45.5``, ``1:30`` (h:mm) or ``0:01:30`` (h:mm:ss)."""
+
+    def convert(text: str) -> str:
+        if re.fullmatch(r"\d+:\d{2}(:\d{2})?", text):
+            parts = [int(p) for p in text.split(":")]
+            seconds = parts[0] * 3600 + parts[1] * 60 + (parts[2] if len(parts) == 3 else 0)
+            return str(seconds / 60)
+        return text.replace(",", ".")
+
+    mapping = {v: convert(v) for v in values.drop_nulls().unique().to_list()}
+    return values.replace_strict(mapping, default=None, return_dtype=pl.String)
+
+
+def _stage_entries(
+    piece: Piece,
+    stage: pl.Series,
+    stage_date: pl.Series | None,
+    sheet: Sheet,
+    spec: TableSpec,
+    ctx: Context,
+) -> list[Piece]:
+    if spec.stage_dates:
+        vocab = stage_vocabulary(ctx)
+        columns = {raw: sheet.column(col) for raw, col in spec.stage_dates.items()}
+        sheet = parse_time_columns(sheet, list(columns.values()), ctx)
+        targets, _ = _translate_keys(list(columns), vocab, ctx, where=spec.file)
+        frames = []
+        for raw, column in columns.items():
+            frames.append(
+                sheet.frame.filter(pl.col(column).is_not_null()).with_columns(
+                    pl.lit(targets[raw]).alias("__stage"),
+                    pl.col(f"__t:{column}").alias("__entered"),
+                    pl.col(f"__bad:{column}").alias("__bad"),
+                    pl.lit(column).alias("__column"),
+                )
+            )
+        ids = piece.frame.select("__line", "opportunity_id")
+        entries = pl.concat(frames, how="diagonal_relaxed").join(ids, on="__line", how="left")
+        history = make_piece(
+            "stage_history",
+            Sheet(sheet.path, entries),
+            {
+                "opportunity_id": pl.col("opportunity_id"),
+                "stage": pl.col("__stage"),
+                "entered_ts": pl.col("__entered"),
+            },
+            file=spec.file,
+            rules=[
+                Rule(
+                    pl.col("__bad").is_not_null(),
+                    "bad_timestamp",
+                    pl.col("__column"),
+                    pl.col("__bad"),
+                )
+            ],
+        )
+        ctx.note(
+            f"{spec.file}: {history.frame.height} stage entries from the stage date "
+            f"columns {', '.join(columns.values())}"
+        )
+        return [history]
+    if stage.null_count() == len(stage) and "stage" not in spec.fields:
+        ctx.note(f"{spec.file}: no stage column; no stage history (win rates still work)")
+        return []
+    derived, counts = derived_stage_entries(
+        piece, stages=ctx.settings.stages, stage=stage, stage_ts=stage_date
+    )
+    ctx.note(derived_note(spec.file, counts, stage_date=stage_date is not None))
+    return [derived]
+
+
+def _translate_keys(keys: list[str], vocab: dict[str, str], ctx: Context, *, where: str):
+    from effortlens.adapters._vocab import translate
+
+    out, notes = translate(
+        pl.Series(keys, dtype=pl.String), vocab, what="stage_dates stage", where=where
+    )
+    ctx.note(*notes)
+    return dict(zip(keys, out.to_list(), strict=True)), notes

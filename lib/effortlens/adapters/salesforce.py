@@ -1,0 +1,792 @@
+"""Salesforce exports (Data Loader or the weekly Data Export: API field names as headers).
+
+What each object becomes:
+
+``User`` -> reps
+    ``Id``, ``Name`` (else first + last name), team = the ``UserRole`` name (``UserRole.csv``
+    or a ``UserRole.Name`` column; else ``Department``), role = ``Title``, segment =
+    ``Segment__c`` else ``Division``, region = ``Region__c`` else ``Country``, manager =
+    ``ManagerId``, hire date = ``Hire_Date__c``/``HireDate__c``/``Start_Date__c`` when there.
+    Only users who own a task, event, deal or sent email, and their managers, are reps; the
+    others (admins, integration users) are counted in a note. Inactive users stay reps: they
+    left, and their exit date is ``Exit_Date__c``/``Termination_Date__c`` when there, else the
+    date of ``LastModifiedDate`` (deactivating a user is normally its last edit; a note says
+    so); the exit reason is ``Exit_Reason__c`` when there.
+``Task`` -> activities (and buyer actions)
+    time = ``CompletedDateTime``, else ``CreatedDate``, else ``ActivityDate``; type =
+    ``TaskSubtype`` when it says Email/ListEmail/Call/LinkedIn, else ``Type`` (through the
+    settings' and the mapping's activity maps, close spellings matched and noted);
+    duration = ``CallDurationInSeconds`` / 60. Inbound calls (``CallType`` = Inbound) are the
+    buyer calling: buyer actions of type ``reply``. Set aside: deleted tasks, tasks not done
+    (``IsClosed`` false).
+``Event`` -> activities
+    time = ``StartDateTime`` else ``ActivityDateTime`` else ``ActivityDate``; type = ``Type``,
+    blank meaning ``meeting``; duration = ``DurationInMinutes``. Set aside: deleted events and
+    the invitees' copies of group events (``IsChild`` true).
+``EmailMessage`` -> buyer actions (incoming) and activities (outgoing)
+    Incoming emails are buyer ``reply`` actions, except automatic replies, out-of-office
+    messages and bounces (``not_buyer_action``). Outgoing emails are ``email`` activities of
+    their sender (``CreatedById``), except drafts and emails already logged as a Task
+    (``ActivityId``), which count once, as the Task.
+``Opportunity`` -> opportunities
+    outcome: open while ``IsClosed`` is false; won when ``IsWon``; else lost, or no_decision
+    when ``StageName`` or the loss reason (``Loss_Reason__c``, ``Reason_Lost__c``…) is an
+    outcome label for it (``"No Decision"``; add your own in the mapping's
+    ``[values.outcome]``). ``CloseDate`` is kept for closed deals only (on open deals it is
+    an expected date). ``Amount`` in ``CurrencyIsoCode``.
+``OpportunityHistory`` / ``OpportunityFieldHistory`` -> stage history
+    History rows whose stage differs from the deal's previous row are stage entries (rows that
+    only change amount or dates are not; entering Closed Won/Lost is the outcome, not a
+    stage). Field history (``Field`` = StageName) gives ``NewValue`` at ``CreatedDate``, and
+    the first change's ``OldValue`` at the deal's ``CreatedDate``. Deals with no history get
+    entries derived from their current stage (see
+    :func:`effortlens.adapters._common.derived_stage_entries`).
+
+Every id is turned into its 18-character form (case restored from the checksum), so files
+mixing 15- and 18-character ids, or ids whose case a spreadsheet changed, join. Account of an
+activity: ``AccountId``, else ``WhatId`` when it is an account, else the deal's account, else
+the contact's (from ``Contact.csv``); activities with a contact but no account are kept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from effortlens.adapters._common import (
+    ADAPTER_REASONS,
+    Context,
+    Piece,
+    Rule,
+    Sheet,
+    activity_vocabulary,
+    assemble,
+    boolean,
+    closing_stage,
+    derived_note,
+    derived_stage_entries,
+    is_automatic_reply,
+    make_piece,
+    only,
+    outcome_vocabulary,
+    parse_amounts,
+    parse_time_columns,
+    read_sheet,
+    reps_from_owners,
+    routing_note,
+    stage_vocabulary,
+    time_field,
+    translated,
+)
+from effortlens.adapters._sfid import normalise_ids
+from effortlens.adapters._vocab import merge_spellings
+from effortlens.schema import OUTCOMES
+
+ID_COLUMNS: tuple[str, ...] = (
+    "Id",
+    "OwnerId",
+    "AccountId",
+    "WhoId",
+    "WhatId",
+    "OpportunityId",
+    "ManagerId",
+    "UserRoleId",
+    "ParentId",
+    "ActivityId",
+    "RelatedToId",
+    "CreatedById",
+    "ContactId",
+    "ReplyToEmailMessageId",
+    "ParentRoleId",
+)
+
+#: Salesforce's default sales process -> EffortLens stages (used when the target is a stage
+#: of the settings; the settings' and the mapping's maps win).
+DEFAULT_STAGES: dict[str, str] = {
+    "Prospecting": "prospect",
+    "Qualification": "discovery",
+    "Needs Analysis": "discovery",
+    "Value Proposition": "evaluation",
+    "Id. Decision Makers": "evaluation",
+    "Perception Analysis": "evaluation",
+    "Proposal/Price Quote": "proposal",
+    "Negotiation/Review": "negotiation",
+}
+_SUBTYPES = {"email": "email", "listemail": "email", "call": "call", "linkedin": "social"}
+_LOSS_REASON = (
+    "Loss_Reason__c",
+    "Reason_Lost__c",
+    "Lost_Reason__c",
+    "Closed_Lost_Reason__c",
+    "Loss_Reason",
+    "Reason_for_Loss__c",
+)
+
+_PREFIX_ACCOUNT, _PREFIX_OPPORTUNITY = "001", "006"
+_CLOSING_NOTE = "not used: entering a closed stage (the outcome is taken from Opportunity)"
+_OLD_VALUE_NOTE = "stage_history (the first change's OldValue at the deal's CreatedDate)"
+_NOT_SELLER_NOTE = "not used: own no task, event, deal or email (admins, integration users)"
+
+
+def _lookup(expr: pl.Expr, table: dict[str, str]) -> pl.Expr:
+    return expr.replace_strict(table, default=None, return_dtype=pl.String)
+
+
+def _prefixed(expr: pl.Expr, prefix: str) -> pl.Expr:
+    return pl.when(expr.str.starts_with(prefix)).then(expr)
+
+
+def _frames(sheets: list[Sheet]) -> pl.DataFrame | None:
+    return pl.concat([s.frame for s in sheets], how="diagonal_relaxed") if sheets else None
+
+
+def _pairs(frame: pl.DataFrame | None, key: str, value: str) -> dict[str, str]:
+    if frame is None or key not in frame.columns or value not in frame.columns:
+        return {}
+    rows = frame.select(key, value).drop_nulls().unique(subset=[key], keep="first")
+    return dict(rows.iter_rows())
+
+
+class _Links:
+    """What other objects tell about a record: a deal's account, a contact's account…"""
+
+    def __init__(self, sheets: dict[str, list[Sheet]]):
+        opps = _frames(sheets.get("Opportunity", []))
+        contacts = _frames(sheets.get("Contact", []))
+        self.opportunity_account = _pairs(opps, "Id", "AccountId")
+        self.contact_account = _pairs(contacts, "Id", "AccountId")
+        self.email_contact = {}
+        if contacts is not None and "Email" in contacts.columns:
+            self.email_contact = {k.lower(): v for k, v in _pairs(contacts, "Email", "Id").items()}
+
+    def account(self, *, account: pl.Expr, what: pl.Expr, contact: pl.Expr) -> pl.Expr:
+        return pl.coalesce(
+            account,
+            _prefixed(what, _PREFIX_ACCOUNT),
+            _lookup(what, self.opportunity_account),
+            _lookup(contact, self.contact_account),
+        )
+
+    def contact_by_email(self, address: pl.Expr) -> pl.Expr:
+        first = address.str.split(";").list.first().str.strip_chars().str.to_lowercase()
+        return _lookup(first, self.email_contact)
+
+
+def load_salesforce(
+    files: dict[str, tuple[Path, ...]], *, ctx: Context, source: str = "", now=None
+):
+    """Load Salesforce export files (by object) into validated canonical tables.
+
+    Parameters
+    ----------
+    files
+        Object name (``"Opportunity"``, ``"Task"``…, as :func:`detect_format` returns them)
+        to its export files.
+    ctx
+        Settings, source time zone and value maps (see :class:`Context`).
+    source
+        Where the files came from, for the report.
+    now
+        Load time (future timestamps are quarantined).
+
+    Returns
+    -------
+    effortlens.load.LoadedData
+
+    Examples
+    --------
+    >>> from effortlens.adapters import detect_format, load_any
+    >>> from effortlens.settings import load_settings
+    >>> # load_any("exports/", settings=load_settings())  # detects Salesforce and calls this
+    """
+    sheets = {kind: [_normalised(read_sheet(p)) for p in paths] for kind, paths in files.items()}
+    links = _Links(sheets)
+    pieces: list[Piece] = []
+
+    task_ids: set[str] = set()
+    for sheet in sheets.get("Task", []):
+        if "Id" in sheet.frame.columns:
+            task_ids |= set(sheet.frame["Id"].drop_nulls().to_list())
+        pieces += _tasks(sheet, ctx, links)
+    for sheet in sheets.get("Event", []):
+        pieces += _events(sheet, ctx, links)
+    for sheet in sheets.get("EmailMessage", []):
+        pieces += _emails(sheet, ctx, links, task_ids)
+    opportunity_pieces = [_opportunities(sheet, ctx) for sheet in sheets.get("Opportunity", [])]
+    pieces += [piece for piece, _ in opportunity_pieces]
+    pieces += _stage_history(sheets, ctx, opportunity_pieces)
+
+    if sheets.get("User"):
+        pieces += _users(sheets, ctx, pieces)
+    else:
+        pieces = reps_from_owners(pieces, ctx)
+        ctx.note("no User export: reps are the owner ids of tasks, events and deals, unnamed")
+    return assemble(pieces, ctx, source=source, now=now)
+
+
+def _normalised(sheet: Sheet) -> Sheet:
+    return Sheet(sheet.path, normalise_ids(sheet.frame, list(ID_COLUMNS)))
+
+
+def _route(sheet: Sheet, pieces: list[Piece], ctx: Context, not_used: int = 0) -> None:
+    counts: dict[str, int] = {}
+    for piece in pieces:
+        counts[piece.table] = counts.get(piece.table, 0) + piece.frame.height
+    if not_used:
+        counts["not used"] = not_used
+    ctx.note(routing_note(sheet.name, sheet.frame.height, counts))
+
+
+def _deleted() -> Rule:
+    return Rule(
+        boolean(pl.col("IsDeleted")).fill_null(False),
+        "deleted_record",
+        "IsDeleted",
+        ADAPTER_REASONS["deleted_record"],
+    )
+
+
+def _tasks(sheet: Sheet, ctx: Context, links: _Links) -> list[Piece]:
+    sheet = parse_time_columns(
+        sheet,
+        [
+            sheet.column("CompletedDateTime"),
+            sheet.column("CreatedDate"),
+            sheet.column("ActivityDate"),
+        ],
+        ctx,
+    )
+    ts, bad_ts, ts_column = time_field(
+        sheet.column("CompletedDateTime"), sheet.column("CreatedDate"), sheet.column("ActivityDate")
+    )
+    subtype = sheet.get("TaskSubtype").str.to_lowercase()
+    raw_type = pl.coalesce(_lookup(subtype, _SUBTYPES), sheet.get("Type"), subtype)
+    vocab = activity_vocabulary(ctx)
+    types = translated(sheet.frame, raw_type, vocab, ctx, what="activity type", where=sheet.name)
+    frame = sheet.frame.with_columns(types.alias("__type"))
+    what, who = sheet.get("WhatId"), sheet.get("WhoId")
+    common = {
+        "ts": ts,
+        "account_id": links.account(account=sheet.get("AccountId"), what=what, contact=who),
+        "opportunity_id": _prefixed(what, _PREFIX_OPPORTUNITY),
+        "contact_id": who,
+    }
+    inbound = (sheet.get("CallType").str.to_lowercase() == "inbound").fill_null(False)
+    if sheet.column("IsClosed"):
+        done = boolean(pl.col(sheet.column("IsClosed"))).fill_null(True)
+    else:
+        done = ~sheet.get("Status").str.to_lowercase().is_in(
+            ["not started", "in progress", "waiting on someone else", "deferred", "open"]
+        ).fill_null(False)
+    rules = [
+        _deleted(),
+        Rule(
+            ~done,
+            "not_completed",
+            "Status",
+            pl.format(
+                "task not done (Status '{}'): {}",
+                sheet.get("Status").fill_null(""),
+                pl.lit(ADAPTER_REASONS["not_completed"]),
+            ),
+        ),
+        Rule(bad_ts.is_not_null(), "bad_timestamp", ts_column, bad_ts),
+    ]
+    frame_sheet = Sheet(sheet.path, frame)
+    activities = make_piece(
+        "activities",
+        frame_sheet,
+        {
+            "activity_id": sheet.get("Id"),
+            "rep_id": sheet.get("OwnerId"),
+            "activity_type": pl.col("__type"),
+            "duration_min": sheet.get("CallDurationInSeconds").cast(pl.Float64, strict=False) / 60,
+            **common,
+        },
+        where=~inbound,
+        rules=rules,
+    )
+    actions = make_piece(
+        "buyer_actions",
+        frame_sheet,
+        {"action_id": sheet.get("Id"), "action_type": pl.lit("reply"), **common},
+        where=inbound,
+        rules=rules,
+    )
+    pieces = [activities] + ([actions] if actions.frame.height else [])
+    _route(sheet, pieces, ctx)
+    return pieces
+
+
+def _events(sheet: Sheet, ctx: Context, links: _Links) -> list[Piece]:
+    columns = [
+        sheet.column(c)
+        for c in ("StartDateTime", "ActivityDateTime", "ActivityDate", "EndDateTime")
+    ]
+    sheet = parse_time_columns(sheet, columns, ctx)
+    ts, bad_ts, ts_column = time_field(*columns[:3])
+    vocab = activity_vocabulary(ctx)
+    types = translated(
+        sheet.frame, sheet.get("Type"), vocab, ctx, what="activity type", where=sheet.name
+    )
+    frame = sheet.frame.with_columns(types.fill_null("meeting").alias("__type"))
+    minutes = sheet.get("DurationInMinutes").cast(pl.Float64, strict=False)
+    end = sheet.column("EndDateTime")
+    if end and sheet.column("StartDateTime"):
+        span = (
+            pl.col(f"__t:{end}").str.to_datetime(time_zone="UTC", strict=False)
+            - pl.col(f"__t:{sheet.column('StartDateTime')}").str.to_datetime(
+                time_zone="UTC", strict=False
+            )
+        ).dt.total_minutes()
+        minutes = pl.coalesce(minutes, span.cast(pl.Float64))
+    what, who = sheet.get("WhatId"), sheet.get("WhoId")
+    piece = make_piece(
+        "activities",
+        Sheet(sheet.path, frame),
+        {
+            "activity_id": sheet.get("Id"),
+            "rep_id": sheet.get("OwnerId"),
+            "ts": ts,
+            "activity_type": pl.col("__type"),
+            "account_id": links.account(account=sheet.get("AccountId"), what=what, contact=who),
+            "opportunity_id": _prefixed(what, _PREFIX_OPPORTUNITY),
+            "contact_id": who,
+            "duration_min": minutes,
+        },
+        rules=[
+            _deleted(),
+            Rule(
+                boolean(sheet.get("IsChild")).fill_null(False),
+                "child_event",
+                "IsChild",
+                ADAPTER_REASONS["child_event"],
+            ),
+            Rule(bad_ts.is_not_null(), "bad_timestamp", ts_column, bad_ts),
+        ],
+    )
+    _route(sheet, [piece], ctx)
+    return [piece]
+
+
+def _emails(sheet: Sheet, ctx: Context, links: _Links, task_ids: set[str]) -> list[Piece]:
+    columns = [sheet.column("MessageDate"), sheet.column("CreatedDate")]
+    sheet = parse_time_columns(sheet, columns, ctx)
+    ts, bad_ts, ts_column = time_field(*columns)
+    incoming = boolean(sheet.get("Incoming")).fill_null(False)
+    related = sheet.get("RelatedToId")
+    contact = (
+        pl.when(incoming)
+        .then(links.contact_by_email(sheet.get("FromAddress")))
+        .otherwise(links.contact_by_email(sheet.get("ToAddress")))
+    )
+    common = {
+        "ts": ts,
+        "account_id": links.account(
+            account=pl.lit(None, dtype=pl.String), what=related, contact=contact
+        ),
+        "opportunity_id": _prefixed(related, _PREFIX_OPPORTUNITY),
+        "contact_id": contact,
+    }
+    bad = Rule(bad_ts.is_not_null(), "bad_timestamp", ts_column, bad_ts)
+    automatic = is_automatic_reply(
+        subject=sheet.get("Subject"),
+        headers=sheet.get("Headers"),
+        sender=sheet.get("FromAddress"),
+    ) | boolean(sheet.get("IsBounced")).fill_null(False)
+    actions = make_piece(
+        "buyer_actions",
+        sheet,
+        {"action_id": sheet.get("Id"), "action_type": pl.lit("reply"), **common},
+        where=incoming,
+        rules=[
+            _deleted(),
+            Rule(
+                automatic,
+                "not_buyer_action",
+                "Subject",
+                pl.format(
+                    "'{}': {}",
+                    sheet.get("Subject").fill_null(""),
+                    pl.lit(ADAPTER_REASONS["not_buyer_action"]),
+                ),
+            ),
+            bad,
+        ],
+    )
+    activities = make_piece(
+        "activities",
+        sheet,
+        {
+            "activity_id": sheet.get("Id"),
+            "rep_id": sheet.get("CreatedById"),
+            "activity_type": pl.lit("email"),
+            **common,
+        },
+        where=~incoming,
+        rules=[
+            _deleted(),
+            Rule(
+                sheet.get("Status") == "5",
+                "not_completed",
+                "Status",
+                "a draft (Status 5): " + ADAPTER_REASONS["not_completed"],
+            ),
+            Rule(
+                sheet.get("ActivityId").is_in(list(task_ids)).fill_null(False),
+                "same_as_task",
+                "ActivityId",
+                pl.format(
+                    "logged as Task {}: {}",
+                    sheet.get("ActivityId"),
+                    pl.lit(ADAPTER_REASONS["same_as_task"]),
+                ),
+            ),
+            bad,
+        ],
+    )
+    pieces = [actions, activities]
+    _route(sheet, pieces, ctx)
+    return pieces
+
+
+def _outcome_labels(
+    frame: pl.DataFrame, expr: pl.Expr, ctx: Context, *, where: str, what: str
+) -> pl.Series:
+    """Outcome named by a label column (only values the outcome vocabulary knows)."""
+    values = translated(frame, expr, outcome_vocabulary(ctx), ctx, what=what, where=where)
+    return only(values, OUTCOMES)
+
+
+def _opportunities(sheet: Sheet, ctx: Context) -> tuple[Piece, pl.Series]:
+    """The opportunities piece and, aligned with its rows, each deal's translated stage."""
+    created, close = sheet.column("CreatedDate"), sheet.column("CloseDate")
+    sheet = parse_time_columns(sheet, [created, close], ctx)
+    created_ts, bad_created, _ = time_field(created)
+    close_ts, bad_close, _ = time_field(close)
+    frame = sheet.frame
+    stage_label = _outcome_labels(
+        frame, sheet.get("StageName"), ctx, where=sheet.name, what="stage as outcome"
+    )
+    loss = sheet.column(*_LOSS_REASON)
+    reason_label = (
+        _outcome_labels(frame, pl.col(loss), ctx, where=sheet.name, what="loss reason")
+        if loss
+        else pl.Series([None] * frame.height, dtype=pl.String)
+    )
+    amount, symbol_currency, notes = parse_amounts(
+        frame[sheet.column("Amount")]
+        if sheet.column("Amount")
+        else pl.Series([None] * frame.height, dtype=pl.String),
+        decimal=ctx.decimal,
+        where=f"{sheet.name}, Amount: ",
+    )
+    ctx.note(*notes)
+    frame = frame.with_columns(
+        stage_label.alias("__stage_outcome"),
+        reason_label.alias("__reason_outcome"),
+        amount.alias("__amount"),
+        symbol_currency.alias("__symbol_currency"),
+    )
+    closed = boolean(sheet.get("IsClosed"))
+    won = boolean(sheet.get("IsWon")).fill_null(False)
+    no_decision = (pl.col("__stage_outcome") == "no_decision") | (
+        pl.col("__reason_outcome") == "no_decision"
+    )
+    outcome = (
+        pl.when(closed.is_null())
+        .then(pl.col("__stage_outcome").fill_null("open"))
+        .when(~closed)
+        .then(pl.lit("open"))
+        .when(won)
+        .then(pl.lit("won"))
+        .when(no_decision.fill_null(False))
+        .then(pl.lit("no_decision"))
+        .otherwise(pl.lit("lost"))
+    )
+    piece = make_piece(
+        "opportunities",
+        Sheet(sheet.path, frame.with_columns(outcome.alias("__outcome"))),
+        {
+            "opportunity_id": sheet.get("Id"),
+            "account_id": sheet.get("AccountId"),
+            "rep_id": sheet.get("OwnerId"),
+            "created_ts": created_ts,
+            "amount": pl.col("__amount"),
+            "currency": pl.coalesce(sheet.get("CurrencyIsoCode"), pl.col("__symbol_currency")),
+            "close_ts": pl.when(pl.col("__outcome") != "open").then(close_ts),
+            "outcome": pl.col("__outcome"),
+        },
+        rules=[
+            _deleted(),
+            Rule(bad_created.is_not_null(), "bad_timestamp", created, bad_created),
+            Rule(
+                bad_close.is_not_null() & (pl.col("__outcome") != "open"),
+                "bad_timestamp",
+                close,
+                bad_close,
+            ),
+        ],
+    )
+    stages = translated(
+        frame,
+        sheet.get("StageName"),
+        stage_vocabulary(ctx, DEFAULT_STAGES),
+        ctx,
+        what="stage",
+        where=sheet.name,
+    )
+    _route(sheet, [piece], ctx)
+    return piece, stages
+
+
+def _stage_history(
+    sheets: dict[str, list[Sheet]], ctx: Context, opportunity_pieces: list[tuple[Piece, pl.Series]]
+) -> list[Piece]:
+    vocab = stage_vocabulary(ctx, DEFAULT_STAGES)
+    outcomes = outcome_vocabulary(ctx)
+    pieces: list[Piece] = []
+    created_by_opp: dict[str, str] = {}
+    for piece, _ in opportunity_pieces:
+        created_by_opp |= _pairs(piece.frame, "opportunity_id", "created_ts")
+
+    for sheet in sheets.get("OpportunityHistory", []):
+        pieces.append(_history_changes(sheet, ctx, vocab, outcomes))
+    for sheet in sheets.get("OpportunityFieldHistory", []):
+        pieces.append(_field_history(sheet, ctx, vocab, outcomes, created_by_opp))
+
+    with_history = set()
+    for piece in pieces:
+        with_history |= set(piece.frame["opportunity_id"].drop_nulls().to_list())
+    for piece, stages in opportunity_pieces:
+        keep = ~piece.frame["opportunity_id"].is_in(list(with_history))
+        subset = Piece(piece.table, piece.file, piece.frame.filter(keep))
+        if not subset.frame.height:
+            continue
+        derived, counts = derived_stage_entries(
+            subset,
+            stages=ctx.settings.stages,
+            stage=pl.select(
+                pl.when(
+                    ~pl.lit(closing_stage(stages.filter(keep), outcomes, ctx.settings.stages))
+                ).then(pl.lit(stages.filter(keep)))
+            ).to_series(),
+        )
+        pieces.append(derived)
+        ctx.note(
+            derived_note(piece.file, counts, stage_date=False)
+            + " (only deals missing from the history export)"
+        )
+    return pieces
+
+
+def _history_changes(
+    sheet: Sheet, ctx: Context, vocab: dict[str, str], outcomes: dict[str, str]
+) -> Piece:
+    created = sheet.column("CreatedDate")
+    sheet = parse_time_columns(sheet, [created], ctx)
+    ts, bad_ts, _ = time_field(created)
+    frame = sheet.frame.with_columns(ts.alias("__ts")).sort(
+        "OpportunityId", "__ts", "__line", nulls_last=True
+    )
+    stage_key = pl.col("StageName").str.to_lowercase().str.replace_all(r"\s+", " ")
+    changed = (stage_key != stage_key.shift(1).over("OpportunityId")).fill_null(True)
+    closing = closing_stage(frame["StageName"].fill_null(""), outcomes, ctx.settings.stages)
+    frame = frame.with_columns(closing.alias("__closing"))
+    candidates = frame.filter(changed & ~pl.col("__closing") & pl.col("StageName").is_not_null())
+    n_closing = frame.filter(changed & pl.col("__closing")).height
+    n_same = frame.filter(~changed).height
+    stages = translated(candidates, pl.col("StageName"), vocab, ctx, what="stage", where=sheet.name)
+    piece = make_piece(
+        "stage_history",
+        Sheet(sheet.path, candidates.with_columns(stages.alias("__stage"))),
+        {
+            "opportunity_id": pl.col("OpportunityId"),
+            "stage": pl.col("__stage"),
+            "entered_ts": pl.col("__ts"),
+        },
+        rules=[_deleted(), Rule(bad_ts.is_not_null(), "bad_timestamp", created, bad_ts)],
+    )
+    ctx.note(
+        routing_note(
+            sheet.name,
+            sheet.frame.height,
+            {
+                "stage_history": piece.frame.height,
+                _CLOSING_NOTE: n_closing,
+                "not used: amount or date changes within a stage": n_same,
+            },
+        )
+    )
+    return piece
+
+
+def _field_history(
+    sheet: Sheet,
+    ctx: Context,
+    vocab: dict[str, str],
+    outcomes: dict[str, str],
+    created_by_opp: dict[str, str],
+) -> Piece:
+    created = sheet.column("CreatedDate")
+    sheet = parse_time_columns(sheet, [created], ctx)
+    ts, bad_ts, _ = time_field(created)
+    frame = sheet.frame.with_columns(ts.alias("__ts"))
+    is_stage = pl.col("Field").str.to_lowercase().str.replace_all(r"[\s_]", "") == "stagename"
+    changes = frame.filter(is_stage.fill_null(False)).sort(
+        "OpportunityId", "__ts", "__line", nulls_last=True
+    )
+    first = (
+        changes.filter(pl.col("OpportunityId").is_first_distinct())
+        .with_columns(
+            pl.col("OldValue").alias("__value"),
+            pl.col("OpportunityId")
+            .replace_strict(created_by_opp, default=None, return_dtype=pl.String)
+            .alias("__ts"),
+            pl.lit("old").alias("__from"),
+        )
+        .filter(pl.col("__value").is_not_null() & pl.col("__ts").is_not_null())
+    )
+    entries = pl.concat(
+        [
+            first,
+            changes.with_columns(
+                pl.col("NewValue").alias("__value"), pl.lit("new").alias("__from")
+            ),
+        ],
+        how="diagonal_relaxed",
+    ).filter(pl.col("__value").is_not_null())
+    closing = closing_stage(entries["__value"], outcomes, ctx.settings.stages)
+    candidates = entries.filter(~closing)
+    stages = translated(candidates, pl.col("__value"), vocab, ctx, what="stage", where=sheet.name)
+    piece = make_piece(
+        "stage_history",
+        Sheet(sheet.path, candidates.with_columns(stages.alias("__stage"))),
+        {
+            "opportunity_id": pl.col("OpportunityId"),
+            "stage": pl.col("__stage"),
+            "entered_ts": pl.col("__ts"),
+        },
+        rules=[
+            _deleted(),
+            Rule(
+                bad_ts.is_not_null() & (pl.col("__from") == "new"), "bad_timestamp", created, bad_ts
+            ),
+        ],
+    )
+    ctx.note(
+        routing_note(
+            sheet.name,
+            frame.height,
+            {
+                "stage_history (NewValue at CreatedDate)": candidates.filter(
+                    pl.col("__from") == "new"
+                ).height,
+                _OLD_VALUE_NOTE: candidates.filter(pl.col("__from") == "old").height,
+                _CLOSING_NOTE: int(closing.sum()),
+                "not used: changes of other fields": frame.height - changes.height,
+            },
+        )
+    )
+    return piece
+
+
+def _users(sheets: dict[str, list[Sheet]], ctx: Context, pieces: list[Piece]) -> list[Piece]:
+    roles = _pairs(_frames(sheets.get("UserRole", [])), "Id", "Name")
+    out = []
+    owners: set[str] = set()
+    for piece in pieces:
+        if "rep_id" in piece.frame.columns:
+            owners |= set(piece.frame["rep_id"].drop_nulls().to_list())
+    users = _frames(sheets["User"])
+    managers = _pairs(users, "Id", "ManagerId")
+    sellers = set(owners)
+    frontier = set(owners)
+    while frontier:
+        frontier = {managers[u] for u in frontier if u in managers} - sellers
+        sellers |= frontier
+    for sheet in sheets["User"]:
+        modified, hire = (
+            sheet.column("LastModifiedDate"),
+            sheet.column("Hire_Date__c", "HireDate__c", "Start_Date__c"),
+        )
+        exit_column = sheet.column("Exit_Date__c", "Termination_Date__c", "Exit_Date")
+        sheet = parse_time_columns(sheet, [modified, hire, exit_column], ctx, as_date=True)
+        frame = sheet.frame
+        seller = frame["Id"].is_in(list(sellers))
+        inactive = boolean(sheet.get("IsActive")).fill_null(False).not_()
+        name = pl.coalesce(
+            sheet.get("Name"),
+            pl.concat_str(
+                [sheet.get("FirstName"), sheet.get("LastName")], separator=" ", ignore_nulls=True
+            ),
+        )
+        role_name = pl.coalesce(
+            sheet.get("UserRole.Name"),
+            _lookup(sheet.get("UserRoleId"), roles),
+            sheet.get("Department"),
+        )
+        exit_date = pl.when(inactive).then(
+            pl.coalesce(
+                pl.col(f"__t:{exit_column}") if exit_column else pl.lit(None, dtype=pl.String),
+                pl.col(f"__t:{modified}") if modified else pl.lit(None, dtype=pl.String),
+            )
+        )
+        categories = {}
+        for what, expr in {
+            "team": role_name,
+            "role": sheet.get("Title"),
+            "segment": pl.coalesce(sheet.get("Segment__c"), sheet.get("Division")),
+            "region": pl.coalesce(sheet.get("Region__c"), sheet.get("Country")),
+        }.items():
+            values = frame.filter(seller).select(expr.alias(what)).to_series()
+            merged, notes = merge_spellings(values, what=what, where=sheet.name)
+            ctx.note(*notes)
+            lookup = dict(zip(values.to_list(), merged.to_list(), strict=True))
+            categories[what] = expr.replace_strict(
+                {k: v for k, v in lookup.items() if k is not None},
+                default=expr,
+                return_dtype=pl.String,
+            )
+        piece = make_piece(
+            "reps",
+            sheet,
+            {
+                "rep_id": pl.col("Id"),
+                "rep_name": name,
+                **categories,
+                "manager_id": pl.when(pl.col("ManagerId").is_in(list(sellers))).then(
+                    pl.col("ManagerId")
+                )
+                if "ManagerId" in frame.columns
+                else pl.lit(None),
+                "hire_date": pl.col(f"__t:{hire}") if hire else pl.lit(None),
+                "exit_date": exit_date,
+                "exit_reason": _lookup(
+                    sheet.get("Exit_Reason__c").str.to_lowercase(),
+                    {"voluntary": "voluntary", "involuntary": "involuntary"},
+                ),
+            },
+            where=seller,
+        )
+        out.append(piece)
+        n_left = frame.filter(seller & inactive).height
+        ctx.note(
+            routing_note(
+                sheet.name,
+                frame.height,
+                {
+                    "reps": piece.frame.height,
+                    _NOT_SELLER_NOTE: frame.height - piece.frame.height,
+                },
+            )
+        )
+        if n_left:
+            source = "Exit_Date__c" if exit_column else "the date of LastModifiedDate"
+            ctx.note(
+                f"{sheet.name}: {n_left} inactive users kept as reps who left; exit date "
+                f"from {source} (deactivation is normally a user's last edit), exit reason "
+                "unknown unless Exit_Reason__c is given"
+            )
+    return out

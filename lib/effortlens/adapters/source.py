@@ -1,0 +1,176 @@
+"""One entry point for any folder: detect (or be told) the format, then load it.
+
+Also the text the command line prints (``effortlens detect``, ``mapping-template``, ``load``),
+so that the commands stay thin shells over tested functions.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+from effortlens.adapters._common import Context
+from effortlens.adapters.detect import FORMATS, Detection, classify, detect_format, mapping_file
+from effortlens.adapters.mapping import Mapping, MappingError, load_mapping
+
+
+def _context(settings, mapping: Mapping | None) -> Context:
+    if mapping is None:
+        return Context(settings=settings, timezone=settings.timezone)
+    return mapping.context(settings)
+
+
+def load_any(
+    folder: str | Path,
+    *,
+    settings=None,
+    mapping: str | Path | None = None,
+    format: str | None = None,  # noqa: A002 - the word users know
+    now: datetime | None = None,
+):
+    """Load a folder of canonical files, Salesforce or HubSpot exports, or mapped CSVs.
+
+    Parameters
+    ----------
+    folder
+        The data folder.
+    settings
+        Validated settings (default: the defaults).
+    mapping
+        A mapping file. With a generic mapping the folder is read through it; with a mapping
+        whose ``[source] format`` is ``salesforce`` or ``hubspot`` (or with ``format`` given),
+        its value maps and source conventions apply to that CRM's exports. Default: the
+        folder's own ``mapping.toml`` when it has one.
+    format
+        Override detection: ``"canonical"``, ``"salesforce"``, ``"hubspot"`` or ``"mapping"``.
+    now
+        Load time (timestamps after it are quarantined). Default: now.
+
+    Returns
+    -------
+    effortlens.load.LoadedData
+        Canonical tables, quarantine and load report (with notes on what was derived).
+
+    Raises
+    ------
+    effortlens.load.DataError
+        When the format cannot be recognised (the message says what each format needs) or
+        required data is missing.
+    MappingError
+        When the mapping is invalid (file and key named).
+
+    Examples
+    --------
+    >>> from effortlens.settings import load_settings
+    >>> # data = load_any("exports/", settings=load_settings())
+    >>> # data = load_any("pipeline/", settings=load_settings(), mapping="pipeline/mapping.toml")
+    """
+    from effortlens.load import DataError, load_folder
+    from effortlens.settings import load_settings
+
+    settings = settings if settings is not None else load_settings()
+    folder = Path(folder)
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"format must be one of {list(FORMATS)}, got {format!r}")
+    detection = detect_format(folder)
+    mapping_path = (
+        Path(mapping)
+        if mapping is not None
+        else (mapping_file(folder) if folder.is_dir() else None)
+    )
+    parsed = load_mapping(mapping_path, settings=settings) if mapping_path else None
+
+    chosen = format or (parsed.format if parsed else None)
+    if chosen is None:
+        # a mapping with tables reads the folder; one with value maps only serves the CRM
+        chosen = "mapping" if parsed is not None and parsed.tables else detection.format
+    if chosen is None:
+        raise DataError(detection.to_text())
+
+    if chosen == "mapping":
+        if parsed is None:
+            raise DataError(
+                f"{folder}: format 'mapping' needs a mapping file (write one with "
+                "`effortlens mapping-template DIR > DIR/mapping.toml`)"
+            )
+        from effortlens.adapters.generic import load_mapped
+
+        return load_mapped(parsed, folder, settings=settings, now=now)
+    if chosen == "canonical":
+        return load_folder(folder, settings=settings, now=now)
+
+    files = detection.files if detection.format == chosen else _files_of(folder, chosen)
+    if not files:
+        raise DataError(f"{folder}: no {chosen} export recognised; " + detection.to_text())
+    ctx = _context(settings, parsed)
+    if chosen == "salesforce":
+        from effortlens.adapters.salesforce import load_salesforce
+
+        return load_salesforce(files, ctx=ctx, source=str(folder), now=now)
+    from effortlens.adapters.hubspot import load_hubspot
+
+    return load_hubspot(files, ctx=ctx, source=str(folder), now=now)
+
+
+def _files_of(folder: Path, fmt: str) -> dict[str, tuple[Path, ...]]:
+    """The files of ``folder`` recognised as exports of ``fmt`` (when detection chose another)."""
+    from effortlens.adapters._common import read_header
+    from effortlens.adapters.detect import _data_files
+
+    out: dict[str, list[Path]] = {}
+    for path in _data_files(folder):
+        hit = classify(read_header(path))
+        if hit and hit[0] == fmt:
+            out.setdefault(hit[1], []).append(path)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def detect_command_text(folder: str | Path) -> str:
+    """What ``effortlens detect DIR`` prints: the format and its evidence, or what is missing.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> "no format recognised" in detect_command_text(tempfile.mkdtemp())
+    True
+    """
+    detection: Detection = detect_format(folder)
+    return detection.to_text()
+
+
+def mapping_template_text(folder: str | Path) -> str:
+    """What ``effortlens mapping-template DIR`` prints (see :func:`mapping_template`)."""
+    from effortlens.adapters.template import mapping_template
+
+    return mapping_template(folder)
+
+
+def load_command_text(
+    folder: str | Path,
+    *,
+    settings=None,
+    mapping: str | Path | None = None,
+    format: str | None = None,  # noqa: A002
+    as_json: bool = False,
+    now: datetime | None = None,
+) -> str:
+    """What ``effortlens load DIR [--mapping M] [--format F] [--json]`` prints.
+
+    The load report as text (notes below), or with ``as_json`` the foundation's JSON object
+    per table (``read``, ``loaded``, ``quarantined`` by reason) plus ``"notes"``. Raises
+    ``DataError`` / :class:`MappingError` like :func:`load_any`.
+    """
+    data = load_any(folder, settings=settings, mapping=mapping, format=format, now=now)
+    if as_json:
+        return json.dumps({**data.report.to_dict(), "notes": list(data.report.notes)}, indent=2)
+    return data.report.to_text()
+
+
+__all__ = [
+    "MappingError",
+    "detect_command_text",
+    "load_any",
+    "load_command_text",
+    "mapping_template_text",
+]

@@ -1,0 +1,558 @@
+"""Write a mapping template for a folder of CSV exports, pre-filled by guessing from headers.
+
+Each file is assigned to the canonical table whose distinctive fields its header shows most
+(a stage, outcome or amount column: ``opportunities``; a type or duration column:
+``activities``; team, segment, role or manager: ``reps``; an action type: ``buyer_actions``);
+each field gets the column whose header is one of its usual names (English, German, French,
+Spanish), else is left commented out. The stage, outcome and activity-type values found in the
+files are listed with a guessed target, or an empty one to fill in. The date order and decimal
+mark are read off the values. Everything guessed says so in a comment.
+
+Examples
+--------
+>>> import tempfile
+>>> from pathlib import Path
+>>> folder = Path(tempfile.mkdtemp())
+>>> _ = (folder / "deals.csv").write_text("Deal ID,Owner,Created,Stage,Amount\\n"
+...                                       "1,Ann,2024-01-05,Closed Won,100\\n")
+>>> print([l for l in mapping_template(folder).splitlines() if l.startswith("rep_id")][0])
+rep_id = "Owner"   # guessed; required: owner (must be in reps)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from effortlens.adapters._common import Context, header_key, read_sheet
+from effortlens.adapters._vocab import translate
+from effortlens.schema import OUTCOMES, TABLES
+
+#: Usual header names per field, most specific first.
+SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
+    "opportunities": {
+        "opportunity_id": (
+            "opportunity id",
+            "deal id",
+            "opportunity_id",
+            "deal_id",
+            "record id",
+            "deal number",
+            "deal-id",
+            "deal no",
+            "opportunity number",
+            "id",
+        ),
+        "account_id": (
+            "account id",
+            "company id",
+            "account",
+            "account name",
+            "company",
+            "company name",
+            "organization",
+            "organisation",
+            "customer",
+            "client",
+            "firma",
+            "unternehmen",
+            "kunde",
+            "société",
+            "entreprise",
+            "empresa",
+            "cliente",
+        ),
+        "rep_id": (
+            "owner id",
+            "owner",
+            "deal owner",
+            "opportunity owner",
+            "owner name",
+            "sales rep",
+            "salesperson",
+            "account executive",
+            "rep",
+            "assigned to",
+            "user",
+            "verantwortlich",
+            "besitzer",
+            "vertriebsmitarbeiter",
+            "propriétaire",
+            "responsable",
+            "vendedor",
+            "commercial",
+        ),
+        "created_ts": (
+            "created date",
+            "create date",
+            "created",
+            "date created",
+            "created at",
+            "creation date",
+            "createdate",
+            "open date",
+            "opened",
+            "start date",
+            "erstellt am",
+            "erstellt",
+            "angelegt",
+            "date de création",
+            "créé le",
+            "fecha de creación",
+            "creado",
+        ),
+        "close_ts": (
+            "close date",
+            "closed date",
+            "closedate",
+            "date closed",
+            "closed at",
+            "closed on",
+            "abschlussdatum",
+            "abschluss",
+            "geschlossen am",
+            "date de clôture",
+            "fecha de cierre",
+            "cierre",
+        ),
+        "amount": (
+            "amount",
+            "deal value",
+            "value",
+            "deal size",
+            "opportunity amount",
+            "revenue",
+            "arr",
+            "acv",
+            "total",
+            "betrag",
+            "wert",
+            "umsatz",
+            "montant",
+            "valeur",
+            "importe",
+            "valor",
+        ),
+        "currency": ("currency", "currency code", "currencyisocode", "währung", "devise", "moneda"),
+        "outcome": (
+            "outcome",
+            "result",
+            "won/lost",
+            "deal status",
+            "status",
+            "ergebnis",
+            "statut",
+            "résultat",
+            "estado",
+            "resultado",
+        ),
+        "stage": (
+            "stage",
+            "deal stage",
+            "stage name",
+            "stagename",
+            "pipeline stage",
+            "phase",
+            "current stage",
+            "dealstage",
+            "stufe",
+            "verkaufsphase",
+            "étape",
+            "etapa",
+            "fase",
+        ),
+        "stage_date": (
+            "stage date",
+            "last stage change",
+            "last stage change date",
+            "stage changed",
+            "date entered current stage",
+        ),
+    },
+    "activities": {
+        "activity_id": ("activity id", "task id", "event id", "record id", "id"),
+        "rep_id": (
+            "owner id",
+            "owner",
+            "assigned to",
+            "activity owner",
+            "user",
+            "rep",
+            "sales rep",
+            "created by",
+            "mitarbeiter",
+            "verantwortlich",
+            "utilisateur",
+            "usuario",
+        ),
+        "ts": (
+            "timestamp",
+            "date time",
+            "datetime",
+            "activity date",
+            "date",
+            "time",
+            "when",
+            "completed",
+            "start",
+            "start time",
+            "datum",
+            "zeitpunkt",
+            "fecha",
+            "heure",
+        ),
+        "activity_type": (
+            "activity type",
+            "type",
+            "channel",
+            "kind",
+            "task type",
+            "category",
+            "typ",
+            "art",
+            "kanal",
+            "canal",
+            "tipo",
+        ),
+        "account_id": (
+            "account id",
+            "company id",
+            "account",
+            "company",
+            "organization",
+            "firma",
+            "société",
+            "empresa",
+        ),
+        "opportunity_id": ("opportunity id", "deal id", "opportunity", "deal"),
+        "contact_id": (
+            "contact id",
+            "contact",
+            "person",
+            "lead",
+            "contact email",
+            "kontakt",
+            "contacto",
+        ),
+        "duration_min": (
+            "duration (min)",
+            "duration min",
+            "duration",
+            "minutes",
+            "length",
+            "dauer",
+            "durée",
+            "duración",
+        ),
+    },
+    "reps": {
+        "rep_id": ("rep id", "user id", "owner id", "employee id", "id", "email"),
+        "rep_name": ("rep name", "full name", "name", "owner name", "user"),
+        "team": ("team", "sales team", "group"),
+        "segment": ("segment", "market segment", "division"),
+        "region": ("region", "territory", "country"),
+        "role": ("role", "title", "job title", "position"),
+        "manager_id": ("manager id", "manager", "reports to"),
+        "hire_date": ("hire date", "start date", "hired", "joined"),
+        "exit_date": ("exit date", "termination date", "end date", "left"),
+        "exit_reason": ("exit reason", "termination reason", "reason for leaving"),
+    },
+    "buyer_actions": {
+        "action_id": ("action id", "response id", "record id", "id"),
+        "ts": ("timestamp", "date", "time", "when", "datum"),
+        "account_id": ("account id", "company id", "account", "company"),
+        "opportunity_id": ("opportunity id", "deal id", "opportunity", "deal"),
+        "contact_id": ("contact id", "contact", "person"),
+        "action_type": ("action type", "action", "response type", "response", "buyer action"),
+    },
+}
+DISTINCTIVE: dict[str, tuple[str, ...]] = {
+    "opportunities": ("stage", "outcome", "amount", "close_ts"),
+    "activities": ("activity_type", "duration_min"),
+    "reps": ("team", "segment", "role", "manager_id", "hire_date"),
+    "buyer_actions": ("action_type",),
+}
+_TIMES = {"created_ts", "close_ts", "ts", "stage_date", "hire_date", "exit_date"}
+_MAX_VALUES = 60
+
+
+def guess_fields(table: str, headers: list[str]) -> dict[str, str]:
+    """Field -> header for ``table`` (exact usual names first, then names containing one).
+
+    Examples
+    --------
+    >>> guess_fields("opportunities", ["Deal ID", "Deal Owner Name", "Phase"])["stage"]
+    'Phase'
+    """
+    keys = {header_key(h): h for h in headers}
+    used: set[str] = set()
+    out: dict[str, str] = {}
+    for exact in (True, False):
+        for fld, names in SYNONYMS[table].items():
+            if fld in out:
+                continue
+            for name in names:
+                hit = (
+                    keys.get(name)
+                    if exact
+                    else next(
+                        (
+                            h
+                            for k, h in keys.items()
+                            if len(name) >= 4 and h not in used and f" {name} " in f" {k} "
+                        ),
+                        None,
+                    )
+                )
+                if hit and hit not in used:
+                    out[fld] = hit
+                    used.add(hit)
+                    break
+    return out
+
+
+def _assign(headers: list[str]) -> tuple[str | None, dict[str, str]]:
+    best, best_score, best_fields = None, 0, {}
+    for table in SYNONYMS:
+        fields = guess_fields(table, headers)
+        score = sum(1 for f in DISTINCTIVE[table] if f in fields)
+        if score > best_score:
+            best, best_score, best_fields = table, score, fields
+    return best, best_fields
+
+
+def _toml(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _date_hint(columns: list[tuple[str, pl.Series]]) -> tuple[str | None, str]:
+    """(date_format or None, comment) from the values of the date columns."""
+    if not columns:
+        return None, "no date columns found"
+    orders, ambiguous, dotted = set(), [], False
+    for column, series in columns:
+        values = series.drop_nulls()
+        if values.str.contains(r"^\d{1,2}\.\d{1,2}\.\d{4}").any():
+            dotted = True
+        parts = values.str.extract_groups(r"^(\d{1,2})[/-](\d{1,2})[/-]\d{4}").struct.unnest()
+        first, second = parts[:, 0].cast(pl.Int32), parts[:, 1].cast(pl.Int32)
+        if first.is_null().all():
+            continue
+        day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
+        if day_first != month_first:
+            orders.add("D/M/YYYY" if day_first else "M/D/YYYY")
+        elif not day_first:
+            ambiguous.append(column)
+    if len(orders) == 1:
+        order = orders.pop()
+        return order, f"the files' slash dates read as {order} (a part above 12 shows it)"
+    if ambiguous:
+        return None, (
+            f"slash dates in {', '.join(ambiguous)} never have a day above 12: "
+            "M/D/YYYY or D/M/YYYY cannot be told from the values; set date_format"
+        )
+    if dotted:
+        return "D.M.YYYY", "the files write dates as D.M.YYYY"
+    return None, "dates look like ISO (2024-03-05) or are told apart per value"
+
+
+def mapping_template(folder: str | Path) -> str:
+    """A TOML mapping for ``folder``, pre-filled by guessing from its files' headers.
+
+    Parameters
+    ----------
+    folder
+        A folder of CSV exports.
+
+    Returns
+    -------
+    str
+        The mapping text: save it (e.g. as ``mapping.toml`` in the folder), check every guess,
+        fill in the empty targets, and load with ``effortlens load DIR --mapping FILE``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "pipeline.csv").write_text("Owner,Created,Phase\\nAnn,2024-01-05,Won\\n")
+    >>> "[opportunities]" in mapping_template(folder)
+    True
+    """
+    from effortlens.adapters._common import (
+        activity_vocabulary,
+        outcome_vocabulary,
+        parse_amounts,
+        stage_vocabulary,
+    )
+    from effortlens.adapters.detect import _data_files
+    from effortlens.adapters.hubspot import DEFAULT_STAGES as HS_STAGES
+    from effortlens.adapters.salesforce import DEFAULT_STAGES as SF_STAGES
+    from effortlens.settings import load_settings
+
+    folder = Path(folder)
+    settings = load_settings()
+    ctx = Context(settings=settings, timezone=settings.timezone)
+    assigned: list[tuple[str, Path, dict[str, str], pl.DataFrame]] = []
+    unused: list[str] = []
+    for path in _data_files(folder):
+        if path.suffix.lower() == ".parquet":
+            unused.append(path.name)
+            continue
+        frame = read_sheet(path).frame
+        headers = [c for c in frame.columns if not c.startswith("__")]
+        table, fields = _assign(headers)
+        if table is None:
+            unused.append(path.name)
+        else:
+            assigned.append((table, path, fields, frame))
+
+    lines = [
+        f"# EffortLens mapping for {folder.name}, written by `effortlens mapping-template`.",
+        "# Every guess below needs a look: fix a column name where it is wrong, uncomment a",
+        "# field where its column exists under another name, give each empty value a target.",
+        "# Load with:  effortlens load DIR --mapping THIS_FILE   (or save it as DIR/mapping.toml)",
+        "",
+    ]
+    date_columns = [
+        (f"{path.name}, {fields[k]}", frame[fields[k]])
+        for _, path, fields, frame in assigned
+        for k in fields
+        if k in _TIMES
+    ]
+    date_format, date_comment = _date_hint(date_columns)
+    decimal = None
+    for _, _, fields, frame in assigned:
+        if "amount" in fields:
+            _, _, notes = parse_amounts(frame[fields["amount"]])
+            if any("decimal comma" in n for n in notes):
+                decimal = ","
+    lines += [
+        "[source]",
+        "# Time zone of times written without one (leave out: the settings' zone):",
+        '# timezone = "Europe/Berlin"',
+        f"# Date order: {date_comment}.",
+        f"date_format = {_toml(date_format)}"
+        if date_format
+        else '# date_format = "D/M/YYYY"'
+        "   # auto, M/D/YYYY, D/M/YYYY, D.M.YYYY, or a strftime format like %d.%m.%Y %H:%M",
+        f'decimal = "{decimal}"   # amounts are written 1.234,50'
+        if decimal
+        else '# decimal = ","   # when amounts are written 1.234,50',
+        '# currency = "EUR"   # currency of amounts that name none (default: the settings\')',
+        "",
+    ]
+    counts: dict[str, int] = {}
+    for table, _, _, _ in assigned:
+        counts[table] = counts.get(table, 0) + 1
+    value_sources: dict[str, list[pl.Series]] = {"stage": [], "outcome": [], "activity_type": []}
+    for table, path, fields, frame in assigned:
+        header = f"[[{table}]]" if counts[table] > 1 else f"[{table}]"
+        columns = [c for c in frame.columns if not c.startswith("__")]
+        lines += [header, f"file = {_toml(path.name)}", f"# columns: {', '.join(columns)}"]
+        names = list(TABLES[table].columns) + (
+            ["stage", "stage_date"] if table == "opportunities" else []
+        )
+        for name in names:
+            describe = TABLES[table].description.get(name) or {
+                "stage": "the deal's current stage, or its outcome label once closed",
+                "stage_date": "when the deal entered its current stage",
+            }.get(name, "")
+            required = name in TABLES[table].required and name not in (
+                "opportunity_id",
+                "activity_id",
+                "action_id",
+                "outcome",
+            )
+            tag = "required: " if required else ""
+            if name in fields:
+                lines.append(f"{name} = {_toml(fields[name])}   # guessed; {tag}{describe}")
+            else:
+                lines.append(f'# {name} = ""   # {tag}{describe}')
+        if table == "opportunities":
+            lines.append(
+                '# stage_dates = { discovery = "Date qualified", proposal = "Date '
+                'offer sent" }   # columns holding the date each stage was entered'
+            )
+            for key in ("stage", "outcome"):
+                if key in fields:
+                    value_sources["stage" if key == "stage" else "outcome"].append(
+                        frame[fields[key]]
+                    )
+        if table == "activities" and "activity_type" in fields:
+            value_sources["activity_type"].append(frame[fields["activity_type"]])
+        lines.append("")
+
+    outcomes = outcome_vocabulary(ctx)
+    stages = stage_vocabulary(ctx, {**SF_STAGES, **HS_STAGES})
+    stage_lines, outcome_lines, type_lines = [], [], []
+    for values in value_sources["stage"] + value_sources["outcome"]:
+        distinct = values.drop_nulls().unique(maintain_order=True).head(_MAX_VALUES)
+        as_outcome, _ = translate(distinct, outcomes, what="outcome")
+        as_stage, _ = translate(distinct, stages, what="stage")
+        for raw, out, stg in zip(
+            distinct.to_list(), as_outcome.to_list(), as_stage.to_list(), strict=True
+        ):
+            if out in OUTCOMES:
+                outcome_lines.append((raw, out))
+            elif stg in settings.stages:
+                stage_lines.append((raw, stg))
+            else:
+                stage_lines.append((raw, ""))
+    for values in value_sources["activity_type"]:
+        distinct = values.drop_nulls().unique(maintain_order=True).head(_MAX_VALUES)
+        as_type, _ = translate(distinct, activity_vocabulary(ctx), what="activity type")
+        type_lines += [
+            (r, t if t in activity_vocabulary(ctx).values() else "")
+            for r, t in zip(distinct.to_list(), as_type.to_list(), strict=True)
+        ]
+
+    def section(name: str, entries: list[tuple[str, str]], comment: str) -> list[str]:
+        seen: dict[str, str] = {}
+        for raw, target in entries:
+            seen.setdefault(raw, target)
+        if not seen:
+            return [f"# [values.{name}]", f"# {comment}", ""]
+        out = [f"[values.{name}]", f"# {comment}"]
+        out += [
+            f"{_toml(raw)} = {_toml(t)}" + ("   # guessed" if t else "   # fill in")
+            for raw, t in seen.items()
+        ]
+        return out + [""]
+
+    lines += section(
+        "stage",
+        stage_lines,
+        "stage names in the files -> one of "
+        + ", ".join(settings.stages)
+        + " (your settings' stages). A value that is "
+        "an outcome (won, lost, no decision) belongs in [values.outcome].",
+    )
+    lines += section(
+        "outcome",
+        outcome_lines,
+        "outcome labels -> open, won, lost or "
+        "no_decision (deals lost to no decision are a leak of their own)",
+    )
+    lines += section(
+        "activity_type",
+        type_lines,
+        "activity types -> email, call, meeting, "
+        "demo, proposal, social (customer-facing), internal, admin, or other",
+    )
+    if unused:
+        lines.append(
+            "# files not matched to a table (no stage, amount, type, team… column): "
+            + ", ".join(unused)
+        )
+    if not assigned:
+        lines += [
+            "# No file looked like deals, activities or reps. Write the sections by hand:",
+            "# [opportunities]",
+            '# file = "your_export.csv"',
+            '# rep_id = "Owner"',
+            '# created_ts = "Created"',
+            '# stage = "Stage"',
+        ]
+    return "\n".join(lines).rstrip() + "\n"
