@@ -314,6 +314,35 @@ def test_the_load_command_prints_the_report_for_any_source(tmp_path):
 
     payload = json.loads(load_command_text(CRM / "salesforce", as_json=True, now=NOW))
     assert payload["buyer_actions"]["quarantined"] == {"no_account": 1, "not_buyer_action": 1}
-    assert any("EmailMessage.csv" in n for n in payload["notes"])
+    assert set(payload) == {
+        "reps",
+        "activities",
+        "buyer_actions",
+        "opportunities",
+        "stage_history",
+        "interventions",
+        "intervention_participants",
+    }
     with pytest.raises(DataError):
         load_command_text(tmp_path)
+
+
+def test_a_mapped_stage_history_file_is_used_as_it_is(tmp_path):
+    data = _load(
+        tmp_path,
+        {
+            "deals.csv": "Id,Owner,Created,Closed,Amount,Stage\n"
+            "d1,Ann,2024-01-02,2024-03-01,10,Closed Won\n",
+            "moves.csv": "Deal,Phase,Am\nd1,Qualifizierung,2024-01-09\nd1,Angebot,2024-02-01\n"
+            "d9,Angebot,2024-02-01\n",
+        },
+        DEALS_MAPPING + '[stage_history]\nfile = "moves.csv"\nopportunity_id = "Deal"\n'
+        'stage = "Phase"\nentered_ts = "Am"\n'
+        '[values.stage]\nQualifizierung = "discovery"\nAngebot = "proposal"\n',
+    )
+    history = data.tables["stage_history"].sort("entered_ts")
+    assert history.select("opportunity_id", "stage").rows() == [
+        ("d1", "discovery"),
+        ("d1", "proposal"),
+    ]
+    assert data.report["stage_history"].quarantined == {"unknown_reference": 1}  # deal d9

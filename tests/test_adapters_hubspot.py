@@ -197,3 +197,20 @@ def test_end_to_end_hubspot_exports_give_response_rates_and_a_buyer_journey(data
     flow = {r["stage"]: r for r in flow_table(enriched).iter_rows(named=True)}
     assert flow["prospect"]["reached"] == 4  # the DACH deal's only stage is unknown
     assert flow["discovery"]["no_decision"] == 1
+
+
+def test_a_deal_with_no_date_entered_value_still_gets_derived_entries(tmp_path):
+    (tmp_path / "deals.csv").write_text(
+        "Record ID,Deal Stage,Deal owner,Create Date,Close Date,"
+        '"Date entered ""Qualified To Buy (Sales Pipeline)"""\n'
+        "1,Qualified To Buy,Ann,2024-01-02 10:00,,2024-01-09 10:00\n"
+        "2,Presentation Scheduled,Ann,2024-01-03 10:00,,\n"
+    )
+    data = load_any(tmp_path, settings=load_settings(), now=NOW)
+    entries = data.tables["stage_history"].sort("opportunity_id", "stage")
+    assert entries.select("opportunity_id", "stage").rows() == [
+        ("1", "discovery"),
+        ("2", "evaluation"),
+        ("2", "prospect"),
+    ]
+    assert any("only the deals that have no entry" in n for n in data.report.notes)

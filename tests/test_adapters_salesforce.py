@@ -270,3 +270,14 @@ def test_end_to_end_salesforce_exports_give_response_rates_and_a_buyer_journey(d
         (ID("0055e000001BeOz"), 0, 1),
         (ID("0055e000001ClPk"), 1, 1),
     ]
+
+
+def test_data_loader_upper_case_headers_are_read(tmp_path):
+    for name in ("User.csv", "Opportunity.csv", "OpportunityHistory.csv"):
+        lines = (CRM / "salesforce" / name).read_text().split("\n", 1)
+        (tmp_path / name).write_text(lines[0].upper() + "\n" + lines[1])
+    data = load_any(tmp_path, settings=load_settings(), now=NOW)
+    assert data.report["opportunities"].loaded == 6
+    acme = data.tables["stage_history"].filter(pl.col("opportunity_id") == ID("0065e00000OpAc1"))
+    assert acme.height == 4
+    assert "Ava Reed" in data.tables["reps"]["rep_name"].to_list()

@@ -23,14 +23,18 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from effortlens._csv import read_csv_text
-from effortlens._timeparse import EXPECTED_TIMESTAMP, parse_timestamps
+from effortlens._timeparse import EXPECTED_TIMESTAMP, localize, parse_timestamps
 from effortlens.adapters._vocab import merge_spellings, normalise_key, translate
 from effortlens.adapters._vocab import vocabulary as _vocabulary
 from effortlens.schema import TABLES
+
+if TYPE_CHECKING:
+    from effortlens.settings import Settings
 
 #: Reason codes the adapters add to the foundation's, for rows set aside by meaning.
 ADAPTER_REASONS: dict[str, str] = {
@@ -43,13 +47,12 @@ ADAPTER_REASONS: dict[str, str] = {
 
 RAW_CHARS = 200
 _LINE, _RAW, _REASON, _COLUMN, _MESSAGE = "__line", "__raw", "__reason", "__column", "__message"
-_META = (_LINE, _RAW, _REASON, _COLUMN, _MESSAGE)
 
 
 # ----------------------------------------------------------------------------- reading
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Sheet:
     """One export file: its columns as text (blanks null), ``__line`` and ``__raw``."""
 
@@ -152,7 +155,7 @@ class Context:
         Extra value maps from the mapping: ``{"stage": {...}, "outcome": {...}, ...}``.
     """
 
-    settings: object
+    settings: Settings
     timezone: str
     day_first: bool | None = None
     time_format: str | None = None
@@ -201,11 +204,11 @@ OUTCOME_LABELS: dict[str, str] = {
 }
 
 
-def stage_vocabulary(ctx: Context, defaults: dict[str, str] = {}) -> dict[str, str]:  # noqa: B006
+def stage_vocabulary(ctx: Context, defaults: dict[str, str] | None = None) -> dict[str, str]:
     """Stage names -> the settings' stages: a source's defaults whose target the settings
     have, then the settings' ``[stages.map]``, then the mapping's ``[values.stage]``."""
     stages = ctx.settings.stages
-    usable = {k: v for k, v in defaults.items() if v in stages}
+    usable = {k: v for k, v in (defaults or {}).items() if v in stages}
     return _vocabulary(usable, ctx.settings.stage_map, ctx.values.get("stage", {}), targets=stages)
 
 
@@ -216,12 +219,12 @@ def outcome_vocabulary(ctx: Context) -> dict[str, str]:
     return _vocabulary(OUTCOME_LABELS, ctx.values.get("outcome", {}), targets=OUTCOMES)
 
 
-def activity_vocabulary(ctx: Context, defaults: dict[str, str] = {}) -> dict[str, str]:  # noqa: B006
+def activity_vocabulary(ctx: Context, defaults: dict[str, str] | None = None) -> dict[str, str]:
     """Raw activity types -> canonical ones (the settings' map, then the mapping's)."""
     from effortlens.settings import ACTIVITY_TYPES
 
     return _vocabulary(
-        defaults,
+        defaults or {},
         ctx.settings.activity_map,
         ctx.values.get("activity_type", {}),
         targets=ACTIVITY_TYPES,
@@ -350,8 +353,6 @@ def parse_time_columns(
         values = _epochs(frame[column])
         if ctx.time_format:
             naive = values.str.strptime(pl.Datetime("us"), ctx.time_format, strict=False)
-            from effortlens._timeparse import localize
-
             parsed = naive.dt.date() if as_date else localize(naive, timezone=ctx.timezone)[0]
             failed = values.is_not_null() & parsed.is_null()
             conflict = pl.Series([False] * len(values))
@@ -511,7 +512,7 @@ class Rule:
     message: str | pl.Expr
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Piece:
     """Rows of one export file headed for one canonical table.
 
@@ -522,11 +523,6 @@ class Piece:
     table: str
     file: str
     frame: pl.DataFrame
-
-
-def F(name: str) -> pl.Expr:  # noqa: N802 - reads as the field itself in rule conditions
-    """A canonical field computed for a piece, usable in :class:`Rule` conditions."""
-    return pl.col(f"__f:{name}")
 
 
 def make_piece(
@@ -602,7 +598,7 @@ def reps_from_owners(pieces: list[Piece], ctx: Context) -> list[Piece]:
     }
     out = []
     for piece in pieces:
-        if spelling and piece in named:
+        if spelling and "rep_id" in piece.frame.columns:
             piece = Piece(
                 piece.table,
                 piece.file,
@@ -739,6 +735,34 @@ def derived_stage_entries(
         file=file or opportunities.file,
     )
     return piece, counts
+
+
+def current_stage(stages: pl.Series, ctx: Context) -> pl.Series:
+    """Translated stage names with closing labels (Closed Won, Closed Lost) made null."""
+    closing = closing_stage(stages, outcome_vocabulary(ctx), ctx.settings.stages)
+    return pl.select(pl.when(~pl.lit(closing)).then(pl.lit(stages))).to_series()
+
+
+def derive_missing_history(
+    opportunities: Piece, stages: pl.Series, history: list[Piece], ctx: Context
+) -> list[Piece]:
+    """Derived entries (:func:`derived_stage_entries`) for the deals of ``opportunities`` that
+    have no entry in ``history``; ``stages`` are the deals' translated current stages."""
+    known: set[str] = set()
+    for piece in history:
+        known |= set(piece.frame["opportunity_id"].drop_nulls().to_list())
+    missing = ~opportunities.frame["opportunity_id"].is_in(list(known))
+    subset = Piece(opportunities.table, opportunities.file, opportunities.frame.filter(missing))
+    if not subset.frame.filter(pl.col(_REASON).is_null()).height:
+        return []
+    derived, counts = derived_stage_entries(
+        subset, stages=ctx.settings.stages, stage=current_stage(stages.filter(missing), ctx)
+    )
+    note = derived_note(opportunities.file, counts, stage_date=False)
+    if history:
+        note += " (only the deals that have no entry in the stage history)"
+    ctx.note(note)
+    return [derived]
 
 
 def derived_note(file: str, counts: dict[str, int], *, stage_date: bool) -> str:

@@ -33,7 +33,7 @@ from effortlens.adapters._common import (
     action_vocabulary,
     activity_vocabulary,
     assemble,
-    closing_stage,
+    current_stage,
     derived_note,
     derived_stage_entries,
     evaluate,
@@ -169,18 +169,20 @@ def _read(spec: TableSpec, sheet: Sheet, ctx: Context, mapping: Mapping) -> tupl
         "action_type": action_vocabulary(ctx),
         "outcome": outcome_vocabulary(ctx),
     }
+    if table == "stage_history":
+        vocabularies["stage"] = stage_vocabulary(ctx)
     for key in spec.fields:
-        if key in exprs or key in ("stage", "stage_date"):
+        if key in exprs or (table == "opportunities" and key in ("stage", "stage_date")):
             continue
         if key in vocabularies:
-            frame_columns[key] = translated(
+            frame_columns[f"__v:{key}"] = translated(
                 frame, source(key), vocabularies[key], ctx, what=key.replace("_", " "), where=where
             )
         elif key in _CATEGORIES:
             values = evaluate(frame, source(key)).alias(key)
             merged, notes = merge_spellings(values, what=key, where=where)
             ctx.note(*notes)
-            frame_columns[key] = merged
+            frame_columns[f"__v:{key}"] = merged
         elif key == "amount":
             amount, currency, notes = parse_amounts(
                 evaluate(frame, source(key)).alias(key),
@@ -188,19 +190,17 @@ def _read(spec: TableSpec, sheet: Sheet, ctx: Context, mapping: Mapping) -> tupl
                 where=f"{where}, {spec.fields[key].column or 'amount'}: ",
             )
             ctx.note(*notes)
-            frame_columns["amount"] = amount
+            frame_columns["__v:amount"] = amount
             frame_columns["__symbol_currency"] = currency
         elif key == "duration_min":
-            frame_columns[key] = _minutes(evaluate(frame, source(key)).alias(key))
+            frame_columns[f"__v:{key}"] = _minutes(evaluate(frame, source(key)))
         else:
             exprs[key] = source(key)
-    frame = frame.with_columns(
-        pl.Series(k, v) if not isinstance(v, pl.Series) else v.alias(k)
-        for k, v in frame_columns.items()
-    )
+    # computed values under their own names, so that no export column is shadowed
+    frame = frame.with_columns(v.alias(k) for k, v in frame_columns.items())
     for key in frame_columns:
-        if not key.startswith("__"):
-            exprs[key] = pl.col(key)
+        if key.startswith("__v:"):
+            exprs[key.removeprefix("__v:")] = pl.col(key)
 
     stage = pl.Series("stage", [None] * frame.height, dtype=pl.String)
     stage_date = None
@@ -226,8 +226,8 @@ def _read(spec: TableSpec, sheet: Sheet, ctx: Context, mapping: Mapping) -> tupl
             else pl.Series([None] * frame.height, dtype=pl.String)
         )
         given = (
-            frame["outcome"]
-            if "outcome" in frame.columns
+            frame["__v:outcome"]
+            if "outcome" in spec.fields
             else pl.Series([None] * frame.height, dtype=pl.String)
         )
         outcome = pl.select(
@@ -250,11 +250,7 @@ def _read(spec: TableSpec, sheet: Sheet, ctx: Context, mapping: Mapping) -> tupl
             pl.col("__symbol_currency") if "__symbol_currency" in frame.columns else pl.lit(None),
             pl.lit(mapping.currency, dtype=pl.String),
         )
-        stage = pl.select(
-            pl.when(~pl.lit(closing_stage(stage, outcomes, ctx.settings.stages))).then(
-                pl.lit(stage)
-            )
-        ).to_series()
+        stage = current_stage(stage, ctx)
         stage_date = exprs.pop("stage_date", None)
         if stage_date is not None:
             stage_date = evaluate(frame, stage_date)

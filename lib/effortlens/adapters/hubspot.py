@@ -56,8 +56,7 @@ from effortlens.adapters._common import (
     assemble,
     boolean,
     closing_stage,
-    derived_note,
-    derived_stage_entries,
+    derive_missing_history,
     is_automatic_reply,
     make_piece,
     only,
@@ -100,7 +99,6 @@ OWNER = (
     "Meeting owner",
     "Owner",
     "Assigned to",
-    "hs_created_by",
 )
 TIMESTAMP = (
     "hs_timestamp",
@@ -572,27 +570,20 @@ def _deals(sheet: Sheet, ctx: Context) -> list[Piece]:
         if (m := _DATE_ENTERED.match(c)) and not c.startswith("__")
     }
     vocab = stage_vocabulary(ctx, DEFAULT_STAGES)
-    if entered:
-        pieces.append(_date_entered(sheet, entered, pipelines, vocab, outcomes, ctx, opportunities))
-    else:
-        stages = translated(
-            frame.with_columns(stage_text.alias("__s")),
-            pl.col("__s"),
-            vocab,
-            ctx,
-            what="stage",
-            where=sheet.name,
-        )
-        current = pl.select(
-            pl.when(~pl.lit(closing_stage(stages, outcomes, ctx.settings.stages))).then(
-                pl.lit(stages)
-            )
-        ).to_series()
-        derived, counts = derived_stage_entries(
-            opportunities, stages=ctx.settings.stages, stage=current
-        )
-        pieces.append(derived)
-        ctx.note(derived_note(sheet.name, counts, stage_date=False))
+    stages = translated(
+        frame.with_columns(stage_text.alias("__s")),
+        pl.col("__s"),
+        vocab,
+        ctx,
+        what="stage",
+        where=sheet.name,
+    )
+    history = (
+        [_date_entered(sheet, entered, pipelines, vocab, outcomes, ctx, opportunities)]
+        if entered
+        else []
+    )
+    pieces += history + derive_missing_history(opportunities, stages, history, ctx)
     _route(sheet, pieces, ctx)
     return pieces
 

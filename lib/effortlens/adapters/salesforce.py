@@ -64,8 +64,8 @@ from effortlens.adapters._common import (
     assemble,
     boolean,
     closing_stage,
-    derived_note,
-    derived_stage_entries,
+    derive_missing_history,
+    header_key,
     is_automatic_reply,
     make_piece,
     only,
@@ -225,8 +225,65 @@ def load_salesforce(
     return assemble(pieces, ctx, source=source, now=now)
 
 
+#: API field names read here; headers are renamed to them whatever their case (Data Loader
+#: writes ``OWNERID``), then every id column is put in its 18-character form.
+API_FIELDS: tuple[str, ...] = (
+    *ID_COLUMNS,
+    "IsDeleted",
+    "IsClosed",
+    "IsWon",
+    "IsActive",
+    "IsChild",
+    "IsBounced",
+    "Incoming",
+    "StageName",
+    "Field",
+    "OldValue",
+    "NewValue",
+    "Name",
+    "FirstName",
+    "LastName",
+    "Title",
+    "Division",
+    "Department",
+    "Country",
+    "UserRole.Name",
+    "Status",
+    "Type",
+    "TaskSubtype",
+    "CallType",
+    "CallDurationInSeconds",
+    "DurationInMinutes",
+    "Subject",
+    "Headers",
+    "FromAddress",
+    "ToAddress",
+    "Amount",
+    "CurrencyIsoCode",
+    "CloseDate",
+    "CreatedDate",
+    "LastModifiedDate",
+    "ActivityDate",
+    "ActivityDateTime",
+    "StartDateTime",
+    "EndDateTime",
+    "CompletedDateTime",
+    "MessageDate",
+    "Email",
+)
+
+
 def _normalised(sheet: Sheet) -> Sheet:
-    return Sheet(sheet.path, normalise_ids(sheet.frame, list(ID_COLUMNS)))
+    canonical = {header_key(f): f for f in API_FIELDS}
+    renames = {
+        c: canonical[header_key(c)]
+        for c in sheet.frame.columns
+        if header_key(c) in canonical
+        and c != canonical[header_key(c)]
+        and canonical[header_key(c)] not in sheet.frame.columns
+    }
+    frame = sheet.frame.rename(renames)
+    return Sheet(sheet.path, normalise_ids(frame, list(ID_COLUMNS)))
 
 
 def _route(sheet: Sheet, pieces: list[Piece], ctx: Context, not_used: int = 0) -> None:
@@ -556,28 +613,9 @@ def _stage_history(
     for sheet in sheets.get("OpportunityFieldHistory", []):
         pieces.append(_field_history(sheet, ctx, vocab, outcomes, created_by_opp))
 
-    with_history = set()
-    for piece in pieces:
-        with_history |= set(piece.frame["opportunity_id"].drop_nulls().to_list())
+    history = list(pieces)
     for piece, stages in opportunity_pieces:
-        keep = ~piece.frame["opportunity_id"].is_in(list(with_history))
-        subset = Piece(piece.table, piece.file, piece.frame.filter(keep))
-        if not subset.frame.height:
-            continue
-        derived, counts = derived_stage_entries(
-            subset,
-            stages=ctx.settings.stages,
-            stage=pl.select(
-                pl.when(
-                    ~pl.lit(closing_stage(stages.filter(keep), outcomes, ctx.settings.stages))
-                ).then(pl.lit(stages.filter(keep)))
-            ).to_series(),
-        )
-        pieces.append(derived)
-        ctx.note(
-            derived_note(piece.file, counts, stage_date=False)
-            + " (only deals missing from the history export)"
-        )
+        pieces += derive_missing_history(piece, stages, history, ctx)
     return pieces
 
 

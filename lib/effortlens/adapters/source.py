@@ -157,13 +157,14 @@ def load_command_text(
 ) -> str:
     """What ``effortlens load DIR [--mapping M] [--format F] [--json]`` prints.
 
-    The load report as text (notes below), or with ``as_json`` the foundation's JSON object
-    per table (``read``, ``loaded``, ``quarantined`` by reason) plus ``"notes"``. Raises
-    ``DataError`` / :class:`MappingError` like :func:`load_any`.
+    The load report as text (notes below), or with ``as_json`` exactly the foundation's JSON
+    (``report.to_dict()``: an object per table with ``read``, ``loaded``, ``quarantined`` by
+    reason, ``file``, ``missing``). Raises ``DataError`` / :class:`MappingError` like
+    :func:`load_any`.
     """
     data = load_any(folder, settings=settings, mapping=mapping, format=format, now=now)
     if as_json:
-        return json.dumps({**data.report.to_dict(), "notes": list(data.report.notes)}, indent=2)
+        return json.dumps(data.report.to_dict(), indent=2)
     return data.report.to_text()
 
 
