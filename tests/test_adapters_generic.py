@@ -99,6 +99,11 @@ def test_flow_and_win_rates_work_on_a_pipeline_only_export(pipeline, tmp_path):
     assert flow["commit"]["reached"] == 2
     wins = dict((r[0], r[1:]) for r in win_counts(pipeline.tables["opportunities"]).rows())
     assert wins == {"Anna Becker": (1, 2), "Jonas Weber": (0, 1), "Lena Koch": (1, 2)}
+    from effortlens.deviance import rep_deviance
+
+    deviance = rep_deviance(enriched, metric="win_rate").sort("rep_id")
+    assert deviance["volume"].to_list() == [2, 1, 2]  # closed deals
+    assert not deviance["eligible"].any()  # too few closed deals to call anyone a deviant
 
 
 def test_stage_date_columns_give_real_entry_times(tmp_path):
