@@ -80,6 +80,8 @@ class App(widgets.VBox):
         Which filter controls to show (see :class:`FilterBar`); ``()`` hides the bar.
     anonymise
         Start with names hidden.
+    show_title
+        Draw ``title`` and ``question`` as a heading (workbooks carry their own in markdown).
     """
 
     def __init__(
@@ -94,11 +96,13 @@ class App(widgets.VBox):
         anonymise: bool = False,
         state: PageState | None = None,
         load: bool = True,
+        show_title: bool = False,
     ) -> None:
         super().__init__()
         enable_offline_charts()
         self.add_class("el-view")
         self.add_class("el-app")
+        self.title, self.question = title, question
         self.state = state or PageState()
         self.state.anonymise = anonymise
         self._status = widgets.HTML()
@@ -115,6 +119,8 @@ class App(widgets.VBox):
             widgets.HTML(CSS + PAGE_CSS),
             widgets.HTML(
                 f'<div class="el-app-title"><h1>{escape(title)}</h1><p>{escape(question)}</p></div>'
+                if show_title
+                else ""
             ),
             self._status,
             toolbar,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import altair as alt
 import ipywidgets as widgets
@@ -20,12 +21,39 @@ from effortlens_widgets._html import error_box, escape, table
 _OFFLINE = False
 
 
+def _bundle_cache() -> Path:
+    import vl_convert
+
+    from effortlens.cache import default_cache_dir
+
+    stem = f"jupyterchart-{alt.__version__}-{vl_convert.__version__}.js"
+    return default_cache_dir() / "js" / stem
+
+
 def enable_offline_charts() -> None:
-    """Serve the Vega JavaScript from the installed vl-convert bundle (no CDN), once."""
+    """Serve the Vega JavaScript from the installed vl-convert bundle (no CDN), once.
+
+    Bundling takes about two seconds, on every kernel start; the bundle depends only on the
+    Altair and vl-convert versions, so it is kept on disk next to the enriched-facts cache and
+    reused (a damaged or missing file is simply rebuilt).
+    """
     global _OFFLINE
-    if not _OFFLINE:
+    if _OFFLINE:
+        return
+    cached = _bundle_cache()
+    if cached.is_file() and cached.stat().st_size > 10_000:
+        alt.JupyterChart._esm = cached.read_text("utf-8")
+        alt.JupyterChart._is_offline = True
+    else:
         alt.JupyterChart.enable_offline()
-        _OFFLINE = True
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(".tmp")
+            tmp.write_text(alt.JupyterChart._esm, "utf-8")
+            tmp.replace(cached)
+        except OSError:
+            pass  # a read-only disk only costs the two seconds again next time
+    _OFFLINE = True
 
 
 def _data_link(payload: bytes, *, filename: str, mime: str, label: str) -> str:
@@ -84,9 +112,17 @@ class ChartPanel(widgets.VBox):
         caption = f'<p class="el-caption">{escape(self.caption)}</p>' if self.caption else ""
         self._heading.value = f'<h3 class="el-panel-title">{escape(self.title)}</h3>{caption}'
 
-    def show(self, chart: alt.TopLevelMixin, *, table_frame: pl.DataFrame | None = None) -> None:
-        """Show ``chart`` (and offer ``table_frame`` as CSV)."""
+    def show(
+        self,
+        chart: alt.TopLevelMixin,
+        *,
+        table_frame: pl.DataFrame | None = None,
+        width: int | None = None,
+    ) -> None:
+        """Show ``chart`` (and offer ``table_frame`` as CSV); ``width`` overrides its width."""
         self._message.value = ""
+        if width is not None:
+            chart = chart.properties(width=width)
         self._chart, self._table = chart, table_frame
         if self._jchart is None:
             self._jchart = alt.JupyterChart(chart)

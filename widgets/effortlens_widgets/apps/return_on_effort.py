@@ -85,7 +85,9 @@ class Trend(View):
         if trend.height == 0:
             self._panel.show_message("No customer-facing activity in this selection.")
             return
-        self._panel.show(roe_trend_chart(trend, metric=self._metric.value), table_frame=trend)
+        self._panel.show(
+            roe_trend_chart(trend, metric=self._metric.value), table_frame=trend, width=980
+        )
 
 
 class BySlice(View):
@@ -147,7 +149,25 @@ class SilentStreaks(View):
             self._table.show_message("No silent streaks in this selection.")
             return
         streaks = streaks.join(view.reps.select("rep_id", "rep_name"), on="rep_id", how="left")
-        self._table.show(self.state.present(streaks))
+        shown = self.state.present(streaks).select(
+            "rep_name",
+            "contact_id",
+            "account_id",
+            "touches",
+            pl.col("first_ts").dt.date().alias("from"),
+            pl.col("last_ts").dt.date().alias("to"),
+            pl.col("days").round(0),
+            "ended_by_response",
+        )
+        self._table.show(
+            shown,
+            labels={
+                "rep_name": "rep",
+                "contact_id": "contact",
+                "account_id": "account",
+                "ended_by_response": "answered in the end",
+            },
+        )
 
 
 def return_on_effort_app(**kwargs) -> App:
