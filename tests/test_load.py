@@ -878,8 +878,11 @@ def test_cli_load_without_reps_exits_2_with_a_clear_message(tmp_path, capsys):
     assert main(["load", str(tmp_path)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert f"effortlens: cannot load {tmp_path}: " in captured.err
-    assert "reps missing" in captured.err
+    assert captured.err.startswith(f"effortlens: {tmp_path}") or captured.err.startswith(
+        f"effortlens: cannot load {tmp_path}"
+    )
+    assert "reps" in captured.err and "activities.csv" in captured.err
+    assert "Traceback" not in captured.err
 
 
 def test_nan_is_an_empty_number_and_infinity_a_bad_one(tmp_path):
@@ -899,3 +902,35 @@ def test_nan_is_an_empty_number_and_infinity_a_bad_one(tmp_path):
     assert data.quarantine.select("row", "reason", "column").rows() == [
         (2, "bad_value", "duration_min")
     ]
+
+
+# ------------------------------------------------------------------- generated sample data
+
+
+def test_dirty_sample_quarantine_equals_its_truth(tiny_dirty):
+    expected = json.loads((tiny_dirty / "truth.json").read_text())["expected_quarantine"]
+    data = load_folder(tiny_dirty, settings=SETTINGS)
+    assert_nothing_lost(data)
+    got = {t: e["quarantined"] for t, e in data.report.to_dict().items() if e["quarantined"]}
+    assert got == {t: counts for t, counts in expected.items() if counts}
+
+
+def test_planted_sample_loads_without_quarantine(tiny_planted):
+    data = load_folder(tiny_planted, settings=SETTINGS)
+    assert_nothing_lost(data)
+    assert data.quarantine.is_empty()
+    assert data.missing_tables == ()
+
+
+def test_dirty_sample_clean_rows_load_as_the_planted_parquet(tiny_dirty, tiny_planted):
+    # same seed: the Excel-style CSVs hold the planted rows plus the bad ones
+    dirty = load_folder(tiny_dirty, settings=SETTINGS).tables
+    planted = load_folder(tiny_planted, settings=SETTINGS).tables
+    for table in TABLES:
+        left, right = dirty[table], planted[table]
+        if table == "activities":  # its M/D/YYYY H:MM timestamps carry no seconds
+            left, right = (
+                f.with_columns(pl.col("ts").dt.truncate("1m")).sort("activity_id")
+                for f in (left, right)
+            )
+        assert_frame_equal(left, right)

@@ -175,22 +175,26 @@ def parse_timestamps(
         (pl.col("slash_2") == ".").alias("dotted"),
     )
 
-    # day/month order of the column's slash dates
+    # day/month order of the column's slash dates; "31/31/2025" is evidence of nothing
     undotted = frame.filter(pl.col("first").is_not_null() & ~pl.col("dotted"))
-    day_evidence = int((undotted["first"] > 12).sum())
-    month_evidence = int((undotted["second"] > 12).sum())
+    day_only = (pl.col("first") > 12) & (pl.col("second") <= 12)
+    month_only = (pl.col("second") > 12) & (pl.col("first") <= 12)
+    day_evidence, month_evidence, n_ambiguous = undotted.select(
+        day_only.sum().alias("day"),
+        month_only.sum().alias("month"),
+        ((pl.col("first") <= 12) & (pl.col("second") <= 12)).sum().alias("either"),
+    ).row(0)
     notes: list[str] = []
     slash_order: str | None = None
     conflict = pl.lit(False)
     if day_first is None and undotted.height:
         day_first = day_evidence > month_evidence
         if day_evidence and month_evidence:
-            conflict = (pl.col("second") if day_first else pl.col("first")) > 12
-            conflict = conflict & ~pl.col("dotted")
-        elif not day_evidence and not month_evidence:
+            conflict = (month_only if day_first else day_only) & ~pl.col("dotted")
+        elif not day_evidence and n_ambiguous and not month_evidence:
             notes.append(
                 f"no slash date in the column has a part above 12, so day and month cannot be "
-                f"told apart; read month first (M/D/YYYY): {_times(undotted.height)}"
+                f"told apart; read month first (M/D/YYYY): {_times(n_ambiguous)}"
             )
     if undotted.height:
         slash_order = "D/M/YYYY" if day_first else "M/D/YYYY"
