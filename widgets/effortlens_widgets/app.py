@@ -50,6 +50,17 @@ class View(widgets.VBox):
     def render(self, view) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def no_effort_message(self, what: str) -> str:
+        """Why an effort view is empty: the data has no activities at all, or this slice."""
+        enriched = self.state.enriched
+        if enriched is not None and enriched.activities.height == 0:
+            return (
+                f"{what} needs seller activities, and this data has none (deals only). "
+                "Add an activities export to see it; the buyer journey and win-rate views "
+                "work without."
+            )
+        return "No customer-facing activity in this selection: widen the filters above."
+
     def _refresh(self, change=None) -> None:
         view = self.state.view
         if view is None:
@@ -131,7 +142,7 @@ class App(widgets.VBox):
 
     def load(self, data_dir: str | Path | None = None) -> None:
         """Load and enrich ``data_dir`` (or the default); problems show as a message."""
-        from effortlens.load import load_folder
+        from effortlens.adapters import load_any
         from effortlens.settings import load_settings
 
         from effortlens_widgets.data_source import default_data_dir
@@ -139,7 +150,8 @@ class App(widgets.VBox):
         self._status.value = '<div class="el-note">Loading and preparing the data…</div>'
         try:
             folder = Path(data_dir) if data_dir else default_data_dir()
-            data = load_folder(folder, settings=load_settings(_settings_file(folder)))
+            # canonical folders, Salesforce and HubSpot exports, or CSVs with a mapping.toml
+            data = load_any(folder, settings=load_settings(_settings_file(folder)))
         except Exception as err:
             self._status.value = error_box("The data could not be loaded.", str(err))
             return

@@ -12,8 +12,12 @@ from effortlens_widgets.app import App, View
 from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards, TablePanel
 
 
-def journey_findings(flow: pl.DataFrame) -> str:
-    """Name the leakiest, slowest and least verified stages in words."""
+def journey_findings(flow: pl.DataFrame, *, has_evidence: bool = True) -> str:
+    """Name the leakiest, slowest and least verified stages in words.
+
+    ``has_evidence`` is False when the data holds no buyer actions and no recorded verifiers:
+    then nothing can be said about verification (it is unknown, not zero).
+    """
     rows = flow.filter(pl.col("entered") > 0)
     if rows.height == 0:
         return ""
@@ -34,7 +38,9 @@ def journey_findings(flow: pl.DataFrame) -> str:
             f"{r['median_days']:.0f} days{p90})."
         )
     unverified = rows.drop_nulls("verification_rate").sort("verification_rate")
-    if unverified.height:
+    if not has_evidence:
+        parts.append("This data holds no buyer actions, so buyer verification cannot be judged.")
+    elif unverified.height:
         r = unverified.row(0, named=True)
         parts.append(
             f"<b>{escape(r['stage'])}</b> is the stage least backed by buyer evidence: only "
@@ -128,7 +134,11 @@ class Journey(View):
                 ),
             ]
         )
-        self._finding.value = journey_findings(overall)
+        evidence = (
+            view.tables["buyer_actions"].height > 0
+            or view.tables["stage_history"]["verifier_action_id"].is_not_null().any()
+        )
+        self._finding.value = journey_findings(overall, has_evidence=evidence)
         self._funnel.show(stage_funnel_chart(flow, by=by), table_frame=flow)
         self._time.show(time_in_stage_chart(flow, by=by), table_frame=flow)
         self._verified.show(verification_chart(flow, by=by), table_frame=flow)

@@ -81,7 +81,7 @@ class Habits(View):
         acts = view.activities
         if acts.filter(pl.col("is_customer_facing")).height == 0:
             for p in (self._timing, self._cadence, self._sequences):
-                p.show_message("No customer-facing activity in this selection.")
+                p.show_message(self.no_effort_message("Habits and patterns"))
             self._finding.value = ""
             return
         timing = response_by_timing(acts)

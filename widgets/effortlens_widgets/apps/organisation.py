@@ -83,7 +83,7 @@ class Organisation(View):
     def render(self, view) -> None:
         if view.daily.height == 0:
             for p in (self._selling, self._attrition, self._variance):
-                p.show_message("Selling time needs activities; this data has none here.")
+                p.show_message(self.no_effort_message("Time for selling"))
             self._finding.value = ""
             return
         settings = view.settings

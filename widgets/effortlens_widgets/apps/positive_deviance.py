@@ -98,6 +98,9 @@ class Deviance(View):
         self._render_differs(self.state.view, self._last_deviance)
 
     def render(self, view) -> None:
+        if self.state.enriched.activities.height == 0 and self._metric.value != "Win rate":
+            self._metric.value = "Win rate"  # deals-only data: the response rate cannot exist
+            return  # the change of metric redraws the view
         metric = METRICS[self._metric.value]
         deviance = rep_deviance(view, metric=metric)
         if deviance.filter(pl.col("volume") > 0).height == 0:

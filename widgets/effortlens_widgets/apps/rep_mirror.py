@@ -84,7 +84,11 @@ class Mirror(View):
         summary = rep_mirror(enriched.daily, reps=enriched.reps, rep_id=rep_id)
         weeks = mirror_weeks(enriched.daily, reps=enriched.reps, rep_id=rep_id)
         if summary.height == 0 or weeks.height == 0:
-            self._chart.show_message("No activity for this rep yet.")
+            self._chart.show_message(
+                self.no_effort_message("The mirror")
+                if enriched.activities.height == 0
+                else "No activity for this rep yet."
+            )
             self._cards.value = self._finding.value = ""
             return
         rows = {r["metric"]: r for r in summary.iter_rows(named=True)}

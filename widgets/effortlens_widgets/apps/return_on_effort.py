@@ -83,7 +83,7 @@ class Trend(View):
     def render(self, view) -> None:
         trend = roe_trend(view.daily, period="week", window=4)
         if trend.height == 0:
-            self._panel.show_message("No customer-facing activity in this selection.")
+            self._panel.show_message(self.no_effort_message("Return on effort"))
             return
         self._panel.show(
             roe_trend_chart(trend, metric=self._metric.value), table_frame=trend, width=980
@@ -121,7 +121,7 @@ class BySlice(View):
         table = roe_by(facts, by=by).filter(pl.col("activities") > 0)
         if table.height == 0:
             for p in (self._roe, self._waste):
-                p.show_message("No customer-facing activity in this selection.")
+                p.show_message(self.no_effort_message("Return on effort"))
             return
         table = self.state.present(table)
         label = by[-1]
