@@ -128,7 +128,7 @@ class LoadReport:
             if t.missing:
                 rows.append((t.table, "(not provided)", "", "", ""))
                 continue
-            why = ", ".join(f"{r} {n:,}" for r, n in sorted(t.quarantined.items()) if n)
+            why = ", ".join(f"{r} {n:,}" for r, n in t.quarantined.items() if n)
             quarantined = f"{t.quarantined_total:,}" + (f" ({why})" if why else "")
             rows.append((t.table, t.file or "", f"{t.read:,}", f"{t.loaded:,}", quarantined))
         widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
