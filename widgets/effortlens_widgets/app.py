@@ -33,7 +33,18 @@ PAGE_CSS = """<style>
 .el-finding { border-left: 5px solid #0072b2; background: #f3f8fc; padding: 8px 14px;
   margin: 6px 0; border-radius: 4px; }
 .el-finding b { color: #1f2933; }
+.el-row { gap: 6px 14px; align-items: center; }
+.el-step h2 { font-size: 1.35em; margin: 8px 0 4px 0; }
+.el-step p { margin: 2px 0 6px 0; max-width: 64em; }
+.el-ask { font-style: italic; color: #0072b2; }
 </style>"""
+
+
+def row(*children: widgets.Widget) -> widgets.HBox:
+    """A wrapping row of controls with even spacing."""
+    box = widgets.HBox(list(children), layout=widgets.Layout(flex_flow="row wrap"))
+    box.add_class("el-row")
+    return box
 
 
 class View(widgets.VBox):

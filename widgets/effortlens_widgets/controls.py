@@ -51,7 +51,8 @@ class FilterBar(widgets.HBox):
         ),
         default_period: str = "All data",
     ) -> None:
-        super().__init__(layout=widgets.Layout(flex_flow="row wrap", gap="4px 12px"))
+        super().__init__(layout=widgets.Layout(flex_flow="row wrap"))
+        self.add_class("el-row")
         self._state = state
         self._show = show
         self._syncing = False

@@ -8,7 +8,7 @@ from effortlens.charts.interventions import effect_text, intervention_chart
 from effortlens.interventions import intervention_effect, intervention_weekly
 
 from effortlens_widgets._html import escape
-from effortlens_widgets.app import App, View
+from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards
 
 METRICS = {
@@ -57,7 +57,7 @@ class Intervention(View):
         self._pick.observe(self._on_pick, names="value")
         self._metric.observe(self._refresh, names="value")
         self.children = [
-            widgets.HBox([self._pick, self._metric], layout={"gap": "16px"}),
+            row(self._pick, self._metric),
             self._cards,
             self._finding,
             self._chart,

@@ -93,8 +93,9 @@ class PatternSession(widgets.VBox):
         self._body = widgets.Box(layout={"display": "block"})
         nav = widgets.HBox(
             [self._back, self._next, self._progress],
-            layout={"align_items": "center", "gap": "10px"},
+            layout={"align_items": "center"},
         )
+        nav.add_class("el-row")
         self.children = [nav, self._header, self._body]
         self._on_step()
 

@@ -8,7 +8,7 @@ from effortlens.charts.deviance import funnel_plot_chart, what_differs_chart
 from effortlens.deviance import rep_deviance, what_differs
 
 from effortlens_widgets._html import escape
-from effortlens_widgets.app import App, View
+from effortlens_widgets.app import App, View, row
 from effortlens_widgets.controls import PeerPicker
 from effortlens_widgets.panels import ChartPanel, TablePanel
 
@@ -86,7 +86,7 @@ class Deviance(View):
         self._metric.observe(self._refresh, names="value")
         self._peer.observe(self._refresh, names="value")
         self.children = [
-            widgets.HBox([self._metric, self._peer], layout={"gap": "16px"}),
+            row(self._metric, self._peer),
             self._finding,
             self._funnel,
             self._differs,
