@@ -1,3 +1,8 @@
 """Reusable ipywidgets components for EffortLens workbooks; they call ``effortlens`` for all data."""
 
 from __future__ import annotations
+
+from effortlens_widgets.data_source import DATA_ENV, DataSourceLoader, default_data_dir
+from effortlens_widgets.load_report import LoadReportView
+
+__all__ = ["DATA_ENV", "DataSourceLoader", "LoadReportView", "default_data_dir"]

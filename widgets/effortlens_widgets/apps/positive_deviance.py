@@ -26,10 +26,10 @@ def deviance_findings(deviance: pl.DataFrame, differs: pl.DataFrame, *, metric: 
             f"group on {noun}: differences here are within what chance produces.</div>"
         )
     parts = []
-    for row in pos.head(4).iter_rows(named=True):
+    for r in pos.head(4).iter_rows(named=True):
         parts.append(
-            f"<b>{escape(row['rep_name'] or row['rep_id'])}</b> ({escape(row['peer_group'])}): "
-            f"{row['rate']:.0%} against a peer rate of {row['peer_rate']:.0%}"
+            f"<b>{escape(r['rep_name'] or r['rep_id'])}</b> ({escape(r['peer_group'])}): "
+            f"{r['rate']:.0%} against a peer rate of {r['peer_rate']:.0%}"
         )
     text = (
         f"<b>{pos.height} rep{'s' if pos.height != 1 else ''}</b> beat peers just like them on "
