@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
+from effortlens import attribution
 from effortlens.attribution import attribute_actions, attribution_rows
 from effortlens.schema import conform
 from polars.testing import assert_frame_equal
@@ -219,8 +220,16 @@ def _brute_force(acts: list[dict], actions: list[dict], window: timedelta) -> li
     return credited
 
 
+@pytest.mark.parametrize("collide", [False, True], ids=["real_hash", "every_key_collides"])
 @pytest.mark.parametrize("seed", range(6))
-def test_matches_the_literal_definition_on_random_data(seed):
+def test_matches_the_literal_definition_on_random_data(seed, collide, monkeypatch):
+    exact_calls = []
+    if collide:  # every key gets the same hash: only the exact check can tell them apart
+        monkeypatch.setattr(attribution, "_key_hash", lambda key, bits: pl.lit(0, pl.UInt64))
+        exact = attribution._exact
+        monkeypatch.setattr(
+            attribution, "_exact", lambda *a, **k: exact_calls.append(1) or exact(*a, **k)
+        )
     rng = random.Random(seed)
     hours = [timedelta(hours=h) for h in range(0, 24 * 40, 7)]
 
@@ -259,6 +268,7 @@ def test_matches_the_literal_definition_on_random_data(seed):
     expected = _brute_force(acts, actions, timedelta(days=5))
     assert list(zip(got["activity_id"], got["attribution_level"], strict=True)) == expected
     assert got["attribution_level"].null_count() < len(actions)  # the test data does match
+    assert bool(exact_calls) == collide
 
 
 def test_planted_responses_are_recovered(small_planted):

@@ -344,3 +344,37 @@ def test_fingerprint_ignores_row_order_but_not_schema(change):
             pl.col("duration_min").cast(pl.Float32)
         )
         assert fingerprint(tables, load_settings()) != base
+
+
+def test_daily_equals_a_plain_group_by_of_the_activities(tiny_planted):
+    from effortlens.load import load_folder
+
+    e = enrich_tables(
+        load_folder(tiny_planted, settings=load_settings()).tables, settings=load_settings()
+    )
+    keys = ["rep_id", "day", "activity_type"]
+    plain = (
+        e.activities.group_by(keys)
+        .agg(
+            pl.len().cast(pl.UInt32).alias("activities"),
+            pl.col("hours").sum(),
+            pl.col("responded").sum().cast(pl.UInt32),
+            pl.col("response_weight").sum(),
+            pl.col("hours").filter(~pl.col("responded")).sum().alias("no_impact_hours"),
+            pl.col("week", "is_customer_facing", "team", "segment", "role", "peer_group").first(),
+        )
+        .select(DAILY_SCHEMA.names())
+        .sort(keys)
+    )
+    assert e.daily.height > 1000
+    assert_frame_equal(e.daily.sort(keys), plain, check_exact=False)
+
+
+def test_activities_of_reps_missing_from_the_reps_table_are_kept():
+    tables = _tables()
+    tables["reps"] = tables["reps"].filter(pl.col("rep_id") != "r2")
+    e = enrich_tables(tables, settings=load_settings())
+    assert e.activities.filter(pl.col("rep_id") == "r2")["team"].to_list() == [None]
+    assert e.daily.filter(pl.col("rep_id") == "r2").select("activities", "team").rows() == [
+        (1, None)
+    ]

@@ -11,12 +11,16 @@ deciding timestamp on the same key, the one that comes last in the activities ta
 Attribution always sees every rep's activities: filter by team or period only afterwards.
 
 How it is computed, and why so: ``join_asof`` with ``by=`` needs both sides sorted within each
-group, does not check it, and hashes string groups slowly. Instead each level packs its key
-and the time into one ``Int128`` — ``hash(key) · 2^63 + µs since the earliest event`` — sorts
-each side once by that single column and runs a plain as-of join on it. Two different keys are
-then at least ~2^62 apart, so "the lag is between 0 and the window" also proves the key is the
-same. A 63-bit hash collision between two different keys (odds ~n²/2^64, about 1 in 10 million
-for a million opportunities) would let one key see the other's activities.
+group, does not check it, and groups string keys slowly. Instead, for each level, every event
+becomes one ``Int128``: ``hash(key) · 2^(T+R) + µs since the first event · 2^R + row`` (an
+action's low bits are all ones, so it sorts after the activities of its own microsecond). The
+activities' numbers are sorted as plain values (no payload to carry) and a plain as-of join
+finds, for each action, the greatest activity number below it: the latest activity with the
+same key hash at or before it; its row is in the low bits. Different hashes are further apart
+than any window, so a lag within the window means the same hash; every such match is then
+checked on the real key strings, and the rare action whose match came from a different key with
+the same hash (odds ~n²/2^56 for n keys) is recomputed exactly by a join on the key. The result
+is exact.
 
 Examples
 --------
@@ -48,26 +52,26 @@ LEVELS: tuple[tuple[str, str], ...] = (
 )
 
 _US_PER_HOUR = 3_600_000_000
-_KEY_STRIDE = 2**63  # hash(key) // 2 < 2^63, µs offsets < 2^62: packed values stay in Int128
 _HASH_SEED = 20240501
+_MIN_KEY_BITS = 16
 
 
-def _packed(frame: pl.DataFrame, key: str, *, origin_us: int, index: str) -> pl.DataFrame:
-    """Rows with a ``key``: ``packed`` = hash(key)·2^63 + µs since ``origin_us``, sorted."""
-    return (
-        frame.lazy()
-        .filter(pl.col(key).is_not_null())
-        .select(
-            (
-                (pl.col(key).hash(_HASH_SEED) // 2).cast(pl.Int128) * pl.lit(_KEY_STRIDE, pl.Int128)
-                + (pl.col("ts").dt.epoch("us") - origin_us).cast(pl.Int128)
-            ).alias("packed"),
-            pl.col(index),
+def _key_hash(key: pl.Expr, bits: int) -> pl.Expr:
+    """The top ``bits`` bits of the key's 64-bit hash (a separate function so tests can make
+    every key collide)."""
+    return key.hash(_HASH_SEED) // 2 ** (64 - bits)
+
+
+def _layout(*, span_us: int, window_us: int, rows: int) -> tuple[int, int, int]:
+    """Bits of the packed number for the time (T), the row (R) and the key hash (K)."""
+    time_bits = (span_us + window_us + 1).bit_length()  # hashes differ by more than a window
+    row_bits = max(rows, 1).bit_length()  # rows < 2^R - 1: all ones is left for actions
+    key_bits = min(64, 127 - time_bits - row_bits)
+    if key_bits < _MIN_KEY_BITS:
+        raise ValueError(
+            f"cannot attribute {rows} activities over {span_us / 8.64e10:.0f} days in one pass"
         )
-        # stable: among equal (key, ts) the later activity stays later and wins the as-of
-        .sort("packed", maintain_order=True)
-        .collect(engine="in-memory")
-    )
+    return time_bits, row_bits, key_bits
 
 
 def attribution_rows(
@@ -117,47 +121,84 @@ def attribution_rows(
     best_lag = np.zeros(n_actions, dtype=np.int64)
     best_level = np.full(n_actions, -1, dtype=np.int8)
     window_us = int(window_days) * 24 * _US_PER_HOUR
+    facing_mask = activities["activity_type"].is_in(list(customer_facing))
 
-    facing = (
-        activities.lazy()
-        .with_row_index("activity_row")
-        .filter(pl.col("activity_type").is_in(list(customer_facing)))
-        .select("activity_row", "ts", *(key for _, key in LEVELS))
-        .collect(engine="in-memory")
-    )
-    if facing.height and n_actions:
-        bounds = pl.concat([facing.select("ts"), actions.select("ts")]).select(
-            pl.col("ts").dt.epoch("us").min()
+    if facing_mask.any() and n_actions:
+        bounds = pl.concat([activities.select("ts"), actions.select("ts")]).select(
+            first=pl.col("ts").dt.epoch("us").min(), last=pl.col("ts").dt.epoch("us").max()
         )
-        origin_us = int(bounds.item())
-        numbered = (
-            actions.lazy()
-            .with_row_index("action_row")
-            .select("action_row", "ts", *(key for _, key in LEVELS))
-            .collect(engine="in-memory")
+        origin_us, last_us = bounds.row(0)
+        time_bits, row_bits, key_bits = _layout(
+            span_us=last_us - origin_us, window_us=window_us, rows=activities.height
         )
+        key_unit = pl.lit(2 ** (time_bits + row_bits), pl.Int128)
+        row_unit = pl.lit(2**row_bits, pl.Int128)
+
+        def numbered(frame: pl.DataFrame) -> pl.DataFrame:
+            """Row number, µs since the first event, and per level the key hash and presence."""
+            return frame.select(
+                pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"),
+                (pl.col("ts").dt.epoch("us") - origin_us).alias("t"),
+                *(_key_hash(pl.col(key), key_bits).alias(key) for _, key in LEVELS),
+                *(pl.col(key).is_not_null().alias(f"has_{key}") for _, key in LEVELS),
+            )
+
+        def packed(key: str, low: pl.Expr) -> pl.Expr:
+            # Int128 arithmetic is cheap; Int128 when/then is not: rows without a key are
+            # filtered out before packing instead of being masked
+            return (
+                pl.col(key).cast(pl.Int128) * key_unit
+                + pl.col("t").cast(pl.Int128) * row_unit
+                + low.cast(pl.Int128)
+            ).alias("packed")
+
+        facing = numbered(activities).filter(facing_mask)
+        numbered_actions = numbered(actions)
         for code, (_, key) in enumerate(LEVELS):
             # only actions still unattributed need a less specific level
-            pending = numbered.filter(pl.Series(best_row < 0))
+            pending = numbered_actions.filter(pl.Series(best_row < 0) & pl.col(f"has_{key}"))
             if pending.height == 0:
-                break
-            left = _packed(pending, key, origin_us=origin_us, index="action_row")
-            right = _packed(facing, key, origin_us=origin_us, index="activity_row")
+                continue
+            left = pending.select(packed(key, pl.lit(2**row_bits - 1)), "row").sort("packed")
+            right = (
+                facing.filter(pl.col(f"has_{key}"))
+                .select(packed(key, pl.col("row")).alias("packed_activity"))
+                .to_series()
+                .sort()
+                .to_frame()
+            )
             matched = (
                 left.join_asof(
-                    right.with_columns(pl.col("packed").alias("packed_activity")),
-                    on="packed",
+                    right,
+                    left_on="packed",
+                    right_on="packed_activity",
                     strategy="backward",
+                    coalesce=False,
                 )
                 .select(
-                    "action_row",
-                    "activity_row",
-                    (pl.col("packed") - pl.col("packed_activity")).alias("lag"),
+                    pl.col("row").alias("action_row"),
+                    (pl.col("packed_activity") % row_unit).cast(pl.UInt32).alias("activity_row"),
+                    (pl.col("packed") // row_unit - pl.col("packed_activity") // row_unit).alias(
+                        "lag"
+                    ),
                 )
-                # 0 <= lag <= window also proves the same key: other keys are ~2^62 apart
                 .filter(pl.col("lag").is_between(0, window_us, closed="both"))
                 .with_columns(pl.col("lag").cast(pl.Int64))
             )
+            same_key = (
+                actions[key].gather(matched["action_row"])
+                == activities[key].gather(matched["activity_row"])
+            ).fill_null(False)
+            if not same_key.all():
+                collided = matched.filter(~same_key)["action_row"]
+                matched = pl.concat(
+                    [
+                        matched.filter(same_key),
+                        _exact(
+                            activities, facing_mask, actions, collided, key=key, window_us=window_us
+                        ),
+                    ]
+                )
             at = matched["action_row"].to_numpy()
             best_row[at] = matched["activity_row"].to_numpy()
             best_lag[at] = matched["lag"].to_numpy()
@@ -173,6 +214,36 @@ def attribution_rows(
             "lag_hours": pl.Series(best_lag / _US_PER_HOUR),
         }
     ).with_columns(pl.when(found).then(pl.all()).name.keep())
+
+
+def _exact(
+    activities: pl.DataFrame,
+    facing_mask: pl.Series,
+    actions: pl.DataFrame,
+    action_rows: pl.Series,
+    *,
+    key: str,
+    window_us: int,
+) -> pl.DataFrame:
+    """The definition by a plain join on ``key``, for the few actions whose hash collided."""
+    wanted = actions.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("action_row"), key, "ts")[
+        action_rows
+    ]
+    candidates = activities.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("activity_row"),
+        key,
+        pl.col("ts").alias("activity_ts"),
+    ).filter(facing_mask & pl.col(key).is_in(wanted[key].implode()))
+    return (
+        wanted.join(candidates, on=key)
+        .with_columns(lag=(pl.col("ts").dt.epoch("us") - pl.col("activity_ts").dt.epoch("us")))
+        .filter(pl.col("lag").is_between(0, window_us, closed="both"))
+        # the latest activity; at equal times the later row, as in the packed order
+        .sort("action_row", "lag", "activity_row", descending=[False, True, False])
+        .group_by("action_row", maintain_order=True)
+        .last()
+        .select("action_row", "activity_row", "lag")
+    )
 
 
 def attribute_actions(
