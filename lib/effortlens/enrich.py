@@ -312,12 +312,17 @@ def _daily(
     rep = rep_facts[cells // (n_days * n_types)]
     kind = types.gather(cells % n_types)
     local_day = ((cells // n_types) % n_days + first_day).cast(pl.Int32).cast(pl.Date)
-    return pl.DataFrame(
-        {
-            "rep_id": rep["rep_id"],
-            "day": local_day,
-            "week": local_day.dt.truncate("1w"),
-            "activity_type": kind,
-            "is_customer_facing": kind.is_in(customer_facing),
-        }
-    ).hstack(sums.drop("cell")).hstack(rep.select(REP_COLUMNS)).select(DAILY_SCHEMA.names())
+    return (
+        pl.DataFrame(
+            {
+                "rep_id": rep["rep_id"],
+                "day": local_day,
+                "week": local_day.dt.truncate("1w"),
+                "activity_type": kind,
+                "is_customer_facing": kind.is_in(customer_facing),
+            }
+        )
+        .hstack(sums.drop("cell"))
+        .hstack(rep.select(REP_COLUMNS))
+        .select(DAILY_SCHEMA.names())
+    )
