@@ -13,6 +13,7 @@ from effortlens.charts.deviance import (
     what_differs_chart,
 )
 from effortlens.charts.flow import (
+    EVIDENCE,
     FATES,
     stage_funnel_chart,
     time_in_stage_chart,
@@ -123,7 +124,7 @@ DIFFERS = pl.DataFrame(
         "peer_value": [0.2, 1.0, 4.0, 0.12],
         "difference": [0.4, 0.5, -2.5, -0.02],
         "effect_size": [0.85, 0.4, -0.3, -0.06],
-        "measure": ["cohen_h", "cohen_h_beyond_mix", "glass_delta", "cohen_h"],
+        "measure": ["cohen_h", "cohen_h_beyond_mix", "cohen_d_log_days", "cohen_h"],
         "deviant_base": [100.0, 60.0, 90.0, 100.0],
         "peer_base": [200.0, 120.0, 180.0, 200.0],
         "peer_groups": pl.Series([1, 1, 1, 1], dtype=pl.UInt32),
@@ -231,16 +232,26 @@ def test_time_in_stage_chart_draws_median_bars_and_p90_ticks():
     assert (ticks["mark"]["type"], ticks["encoding"]["y"]["field"]) == ("tick", "p90_days")
     rows = _rows(spec)
     assert [r["stage"] for r in rows] == ["prospect", "discovery", "proposal"]  # entered only
-    assert {"median_days", "p90_days", "blocked"} <= _tooltip_fields(bars)
+    assert {"median_days", "p90_days", "blocked", "blocked_after_days"} <= _tooltip_fields(bars)
 
 
-def test_verification_chart_shows_rates_per_stage_and_the_overall_rate():
+def test_verification_chart_stacks_recorded_and_action_evidence_per_stage():
     flow = _flow()
     spec = verification_chart(flow).to_dict()
     bars, overall = spec["layer"]
-    assert bars["encoding"]["y"]["field"] == "verification_rate"
+    assert bars["encoding"]["y"]["field"] == "share"
     assert bars["encoding"]["y"]["scale"]["domain"] == [0, 1]
+    assert bars["encoding"]["color"]["scale"]["domain"] == list(EVIDENCE.values())
     rows = _rows(spec)
-    assert rows[0]["overall_rate"] == pytest.approx(1 / 7)  # one verified entry of seven
+    # moves: o1 into discovery (recorded a1) and proposal, o2 into discovery
+    assert {(r["stage"], r["evidence"]): r["share"] for r in rows} == pytest.approx(
+        {
+            ("discovery", EVIDENCE["verified_recorded"]): 0.5,
+            ("discovery", EVIDENCE["verified_by_action"]): 0.0,
+            ("proposal", EVIDENCE["verified_recorded"]): 0.0,
+            ("proposal", EVIDENCE["verified_by_action"]): 0.0,
+        }
+    )
+    assert rows[0]["overall_rate"] == pytest.approx(1 / 3)
     assert overall["mark"]["type"] == "rule"
-    assert {"entered", "verified", "verification_rate"} <= _tooltip_fields(bars)
+    assert {"evidence", "moves", "verified", "verification_rate"} <= _tooltip_fields(bars)

@@ -273,22 +273,29 @@ def test_overdispersed_null_gives_no_more_false_deviants_than_the_998_limits_all
     assert (plain["direction"] != "none").sum() > 10 * bound  # why the adjustment is needed
 
 
-def test_winsorising_keeps_strong_deviants_from_widening_their_own_limits():
+def test_neither_deviants_nor_a_coached_subgroup_hide_the_deviants():
     rng = np.random.default_rng(13)
     counts, reps = _simulated(rng, reps=60, groups=3, rho=0.0)
-    boosted = counts.with_columns(
-        successes=pl.when(pl.col("rep_id").is_in(["r000", "r001", "r002"]))
-        .then((pl.col("trials").cast(pl.Float64) * 0.55).cast(pl.UInt32))
+    deviants = ["r000", "r001", "r002"]
+    coached = [f"r{i:03d}" for i in range(10, 28)]  # a real effect: +4 points for 18 reps
+    trials = pl.col("trials").cast(pl.Float64)
+    shifted = counts.with_columns(
+        successes=pl.when(pl.col("rep_id").is_in(deviants))
+        .then(trials * 0.55)
+        .when(pl.col("rep_id").is_in(coached))
+        .then(pl.col("successes") + trials * 0.04)
         .otherwise("successes")
+        .cast(pl.UInt32)
     )
-    robust = peer_deviance(boosted, reps, min_volume=300)
-    naive = peer_deviance(boosted, reps, min_volume=300, winsor=0)
-    assert robust.filter(pl.col("direction") == "positive")["rep_id"].to_list() == [
-        "r000",
-        "r001",
-        "r002",
-    ]
-    assert robust["overdispersion"][0] < naive["overdispersion"][0]
+    units = reps.join(shifted, on="rep_id")
+    one_pass, raw = overdispersion(units), overdispersion(units, winsor=0)
+    bulk = overdispersion(units.filter(~pl.col("rep_id").is_in(deviants)), winsor=0)
+    assert one_pass < raw  # winsorising tames the deviants' pull ...
+    assert bulk < one_pass  # ... but overstates the spread a real subgroup effect makes
+    table = peer_deviance(shifted, reps, min_volume=300)
+    assert table.filter(pl.col("direction") != "none")["rep_id"].to_list() == deviants
+    assert table["overdispersion"][0] == pytest.approx(bulk)  # re-estimated without them
+    assert_frame_equal(peer_deviance(shifted, reps, min_volume=300, winsor=0), table)
 
 
 def test_shrinkage_uses_the_beta_prior_implied_by_the_overdispersion():
@@ -513,8 +520,13 @@ def test_what_differs_cadence_share_and_median_days():
     median = table.filter(pl.col("feature") == "median_days_between_touches").row(0, named=True)
     assert median["deviant_value"] == pytest.approx(1.0)
     assert median["peer_value"] == pytest.approx(5.0)
-    assert median["effect_size"] == pytest.approx((1.0 - 5.0) / math.sqrt(2.0))
-    assert median["measure"] == "glass_delta"
+    deviant_gaps = np.log1p(np.full(198, 1.0))
+    peer_gaps = np.log1p(np.repeat([4.0, 6.0], 198))
+    pooled = np.sqrt(
+        (197 * deviant_gaps.var(ddof=1) + 395 * peer_gaps.var(ddof=1)) / (198 + 396 - 2)
+    )
+    assert median["effect_size"] == pytest.approx((deviant_gaps.mean() - peer_gaps.mean()) / pooled)
+    assert (median["deviant_base"], median["measure"]) == (198, "cohen_d_log_days")
 
 
 def test_what_differs_for_picked_reps_and_when_there_are_no_deviants():
@@ -531,3 +543,64 @@ def test_what_differs_for_picked_reps_and_when_there_are_no_deviants():
     assert (call["deviant_value"], call["peer_value"]) == (0.5, 0.1)
     with pytest.raises(ValueError, match="direction"):
         what_differs(activities, deviance, direction="none")
+
+
+# ------------------------------------------------------------------ planted truths and null
+
+
+def _enriched_sample(folder):
+    from effortlens.enrich import enrich
+    from effortlens.load import load_folder
+
+    truth = json.loads((folder / "truth.json").read_text())
+    return enrich(load_folder(folder)), truth
+
+
+@pytest.fixture(scope="module")
+def planted(small_planted):
+    return _enriched_sample(small_planted)
+
+
+@pytest.fixture(scope="module")
+def null(small_null):
+    return _enriched_sample(small_null)
+
+
+def _chance_bound(eligible: int) -> float:
+    """Most reps outside the 99.8% limits by chance alone, in 99% of data sets."""
+    return stats.binom.ppf(0.99, eligible, 0.002)
+
+
+def test_planted_deviants_are_flagged_and_nobody_else_beyond_chance(planted):
+    enriched, truth = planted
+    table = rep_deviance(enriched)
+    flagged = dict(table.filter(pl.col("direction") != "none").select("rep_id", "direction").rows())
+    planted_reps = truth["positive_deviants"] + truth["negative_deviants"]
+    assert truth["positive_deviants"] and truth["negative_deviants"]
+    assert {rep: flagged.get(rep) for rep in planted_reps} == {
+        **{rep: "positive" for rep in truth["positive_deviants"]},
+        **{rep: "negative" for rep in truth["negative_deviants"]},
+    }
+    others = table.filter(pl.col("eligible") & ~pl.col("rep_id").is_in(planted_reps))
+    assert (others["direction"] != "none").sum() <= _chance_bound(others.height)
+    assert set(deviants_table(enriched)["rep_id"]) == set(flagged)
+
+
+def test_planted_practice_ranks_first_in_what_differs(planted):
+    enriched, truth = planted
+    practice = truth["deviant_practice"]
+    differs = what_differs(enriched.activities, rep_deviance(enriched), direction="positive")
+    top = differs.row(0, named=True)
+    assert (top["feature"], top["level"]) == (practice["feature"], practice["activity_type"])
+    assert top["deviant_value"] == pytest.approx(practice["deviant_share"], abs=0.02)
+    assert top["peer_value"] == pytest.approx(practice["peer_share"], abs=0.02)
+
+
+@pytest.mark.parametrize("metric", ["response_rate", "win_rate"])
+def test_null_data_has_no_more_false_deviants_than_the_998_limits_allow(null, metric):
+    enriched, truth = null
+    assert truth["positive_deviants"] == [] and truth["negative_deviants"] == []
+    table = rep_deviance(enriched, metric=metric)
+    eligible = int(table["eligible"].sum())
+    assert eligible >= 30  # enough reps for the check to mean something
+    assert (table["direction"] != "none").sum() <= _chance_bound(eligible)

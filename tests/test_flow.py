@@ -4,6 +4,8 @@ verification."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
 from types import SimpleNamespace
 
 import polars as pl
@@ -159,7 +161,7 @@ def test_time_in_stage_is_kaplan_meier_with_open_deals_censored():
         None,
         None,
     )
-    assert row["longest_ended"] == 4.0
+    assert row["ended_p90_days"] == pytest.approx(3.8)
     # with the same stays all ended, S(2) = 4/5, S(4) = 3/5, S(10) = 0
     closed = _tables(
         {o: ("r1", "lost", 2 if o == "a" else 4 if o == "b" else 10) for o in deals},
@@ -191,7 +193,7 @@ def test_kaplan_meier_median_matches_the_textbook_example():
     assert (row["median_days"], row["p90_days"]) == (4.0, None)
 
 
-def test_blocked_deals_are_open_past_the_stage_p90():
+def test_blocked_deals_are_open_past_the_stage_historical_p90():
     deals = {f"w{i}": ("r1", "lost", i + 1) for i in range(10)}  # ended stays of 1..10 days
     deals |= {"stuck": ("r2", "open", None), "fresh": ("r2", "open", None)}
     entries = [(o, "evaluation", 0, None) for o in deals if o.startswith("w")]
@@ -202,32 +204,44 @@ def test_blocked_deals_are_open_past_the_stage_p90():
     ]
     tables = _tables(deals, entries, reps={"r1": "A", "r2": "B"})
     blocked = blocked_deals(tables, settings=SETTINGS, as_of=day(30), by="team")
-    # stays 1..10 ended plus 29 and 1 censored: S drops below 0.1 at 10 days
     assert blocked.select("opportunity_id", "rep_id", "team", "stage").rows() == [
         ("stuck", "r2", "B", "evaluation")
     ]
-    assert blocked["age_days"].item() == 29.0 and blocked["threshold_days"].item() == 10.0
+    # p90 of the ended stays 1..10 days, interpolated: 9 + 0.1 * (10 - 9)
+    assert blocked["age_days"].item() == 29.0
+    assert blocked["threshold_days"].item() == pytest.approx(9.1)
+    assert blocked["over_days"].item() == pytest.approx(19.9)
     table = flow_table(tables, settings=SETTINGS, as_of=day(30))
-    assert table.filter(pl.col("stage") == "evaluation")["blocked"].item() == 1
+    evaluation = table.filter(pl.col("stage") == "evaluation").row(0, named=True)
+    assert evaluation["blocked"] == 1 and evaluation["blocked_after_days"] == pytest.approx(9.1)
     assert table["blocked"].sum() == 1
 
 
-def test_blockage_falls_back_to_the_longest_ended_stay_when_p90_is_not_reached():
-    deals = {"done": ("r1", "won", 3), "open1": ("r1", "open", None), "open2": ("r1", "open", None)}
-    entries = [
-        ("done", "proposal", 0, None),
-        ("open1", "proposal", 0, None),
-        ("open2", "proposal", 8, None),
-    ]
-    blocked = blocked_deals(_tables(deals, entries), settings=SETTINGS, as_of=day(10))
-    assert blocked["opportunity_id"].to_list() == ["open1"]
-    assert blocked["threshold_days"].item() == 3.0
+def test_deals_stuck_for_good_do_not_raise_the_blockage_bar():
+    # one stay ended after 3 days, one after 5; three deals have sat there for 10 days
+    deals = {"done": ("r1", "won", 3), "done2": ("r1", "lost", 5)}
+    deals |= {f"open{i}": ("r1", "open", None) for i in range(3)}
+    deals |= {"recent": ("r1", "open", None)}
+    entries = [(o, "proposal", 8 if o == "recent" else 0, None) for o in deals]
+    tables = _tables(deals, entries)
+    stays = stage_stays(tables, settings=SETTINGS, as_of=day(10))
+    row = time_in_stage(stays).row(0, named=True)
+    assert row["p90_days"] is None  # Kaplan-Meier: more than 10% of stays still running
+    assert row["ended_p90_days"] == pytest.approx(4.8)
+    blocked = blocked_deals(tables, settings=SETTINGS, as_of=day(10))
+    assert blocked["opportunity_id"].to_list() == ["open0", "open1", "open2"]
 
 
-def test_verification_by_recorded_id_or_a_buyer_verifier_within_the_window():
+def test_verification_of_moves_by_recorded_id_or_a_buyer_verifier_earned_in_the_stage():
     window = SETTINGS.attribution_window_days
-    deals = {o: ("r1", "open", None) for o in ("byid", "edge", "late", "weak", "other", "nulls")}
-    entries = [(o, "discovery", 20, "x1" if o == "byid" else None) for o in deals]
+    names = ("byid", "edge", "late", "weak", "other", "nulls", "stale")
+    deals = {o: ("r1", "open", None) for o in names}
+    # every deal is created in prospect (day 0, "stale" on day 10; "byid" with a recorded
+    # verifier, which does not count: creation is not a move) and moves to discovery on day 20
+    entries = [
+        (o, "prospect", 10 if o == "stale" else 0, "x0" if o == "byid" else None) for o in deals
+    ]
+    entries += [(o, "discovery", 20, "x1" if o == "byid" else None) for o in deals]
     actions = [
         ("v_edge", "edge", 20 - window, "meeting_held", True),  # exactly at the window edge
         ("v_late", "late", 20 - window - 0.01, "meeting_held", True),  # just outside
@@ -235,9 +249,12 @@ def test_verification_by_recorded_id_or_a_buyer_verifier_within_the_window():
         ("v_other", "byid", 19, "mutual_plan", True),  # on another deal than "other"
         ("v_nulls", "nulls", 19, "mutual_plan", None),  # flag missing: settings' verifiers
         ("v_after", "other", 21, "mutual_plan", True),  # after the entry
+        ("v_stale", "stale", 9, "mutual_plan", True),  # in the window, before prospect entry
     ]
-    stays = stage_stays(_tables(deals, entries, actions=actions), settings=SETTINGS)
-    got = dict(stays.select("opportunity_id", "verified_by").iter_rows())
+    tables = _tables(deals, entries, actions=actions)
+    stays = stage_stays(tables, settings=SETTINGS)
+    moved = stays.filter(pl.col("stage") == "discovery")
+    got = dict(moved.select("opportunity_id", "verified_by").iter_rows())
     assert got == {
         "byid": "verifier_action_id",
         "edge": "buyer_action",
@@ -245,10 +262,15 @@ def test_verification_by_recorded_id_or_a_buyer_verifier_within_the_window():
         "weak": None,
         "other": None,
         "nulls": "buyer_action",
+        "stale": None,
     }
-    table = flow_table(_tables(deals, entries, actions=actions), settings=SETTINGS)
-    row = table.filter(pl.col("stage") == "discovery").row(0, named=True)
-    assert (row["verified"], row["verification_rate"]) == (3, 0.5)
+    assert moved["move"].all() and not stays.filter(pl.col("stage") == "prospect")["move"].any()
+    table = flow_table(tables, settings=SETTINGS)
+    discovery = table.filter(pl.col("stage") == "discovery").row(0, named=True)
+    assert (discovery["moves"], discovery["verified"], discovery["verified_recorded"]) == (7, 3, 1)
+    assert discovery["verification_rate"] == pytest.approx(3 / 7)
+    prospect = table.filter(pl.col("stage") == "prospect").row(0, named=True)
+    assert (prospect["moves"], prospect["verified"], prospect["verification_rate"]) == (0, 0, None)
 
 
 def test_flow_by_team_and_rep_uses_the_deal_owner():
@@ -300,3 +322,78 @@ def test_leakage_homogeneity_tests_leaks_against_conversions_across_stages():
     skewed = pl.DataFrame({"leaked": [10, 60, 5], "converted": [90, 140, 45]})
     assert leakage_homogeneity(skewed)["p_value"] < 0.001
     assert leakage_homogeneity(even.head(1))["dof"] == 0
+
+
+# ------------------------------------------------------------------ planted truths and null
+
+
+def _enriched_sample(folder):
+    from effortlens.enrich import enrich
+    from effortlens.load import load_folder
+
+    truth = json.loads((folder / "truth.json").read_text())
+    return enrich(load_folder(folder)), truth
+
+
+@pytest.fixture(scope="module")
+def planted(small_planted):
+    return _enriched_sample(small_planted)
+
+
+@pytest.fixture(scope="module")
+def null(small_null):
+    return _enriched_sample(small_null)
+
+
+def test_planted_leaky_stage_has_the_highest_leakage(planted):
+    enriched, truth = planted
+    flow = flow_table(enriched)
+    assert flow.sort("leakage", descending=True)["stage"][0] == truth["leaky_stage"]
+    assert leakage_homogeneity(flow)["p_value"] < 0.01
+
+
+def test_planted_stalled_stage_is_slowest_and_holds_most_blocked_deals(planted):
+    enriched, truth = planted
+    stalled = truth["stalled_stage"]
+    flow = flow_table(enriched)
+    assert flow.sort("median_days", descending=True, nulls_last=True)["stage"][0] == stalled
+    blocked = blocked_deals(enriched)
+    assert blocked.height == flow["blocked"].sum() > 0
+    assert (blocked["stage"] == stalled).mean() > 0.5
+
+
+def test_planted_unverified_stage_has_the_lowest_verification_rate(planted):
+    enriched, truth = planted
+    moved = flow_table(enriched).filter(pl.col("moves") > 0)
+    assert moved.sort("verification_rate")["stage"][0] == truth["unverified_stage"]
+
+
+def test_null_data_leaks_alike_at_every_stage(null):
+    enriched, truth = null
+    assert truth["leaky_stage"] is None
+    assert leakage_homogeneity(flow_table(enriched))["p_value"] > 0.01
+
+
+def test_flow_by_team_adds_up_to_the_whole(planted):
+    enriched, _ = planted
+    whole = flow_table(enriched).select("stage", "reached", "leaked", "moves", "verified")
+    parts = (
+        flow_table(enriched, by="team")
+        .group_by("stage")
+        .agg(pl.col("reached", "leaked", "moves", "verified").sum())
+    )
+    assert_frame_equal(whole, parts, check_row_order=False)
+
+
+def test_flow_works_on_pipeline_only_data(small_planted, tmp_path, planted):
+    from effortlens.enrich import enrich
+    from effortlens.load import load_folder
+
+    for name in ("reps", "opportunities", "stage_history"):
+        shutil.copy(small_planted / f"{name}.parquet", tmp_path)
+    pipeline = enrich(load_folder(tmp_path))
+    assert pipeline.activities.is_empty()
+    alone, full = flow_table(pipeline), flow_table(planted[0])
+    same = ["stage", "reached", "converted", "leaked", "median_days", "p90_days", "blocked"]
+    assert_frame_equal(alone.select(same), full.select(same))
+    assert (alone["verified"] == alone["verified_recorded"]).all()  # no actions to infer from

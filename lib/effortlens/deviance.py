@@ -15,12 +15,14 @@ Method (:func:`peer_deviance`)
 - **Over-dispersion** (Spiegelhalter 2005, *Handling over-dispersion of performance
   indicators*, additive random effects). Reps differ for many reasons besides skill and
   buyers cluster within reps, so plain binomial limits would make most reps "outliers" on
-  large volumes. Each rep's z-score against its peer rate is winsorised at the 10th/90th
-  percentile (so that true deviants do not inflate the estimate), the sum of squares is
-  rescaled by the winsorised normal's second moment, and a DerSimonian–Laird moment estimate
-  of the between-rep variance is taken across peer groups, expressed as an intra-class
-  correlation ``rho`` (the beta-binomial's, shared by all groups). ``rho = 0`` when the
-  spread is no more than chance.
+  large volumes. The between-rep variance is a DerSimonian–Laird moment estimate pooled
+  across peer groups, expressed as an intra-class correlation ``rho`` (the beta-binomial's,
+  shared by all groups; ``rho = 0`` when the spread is no more than chance). So that the
+  deviants do not hide themselves by inflating it, the first estimate winsorises the reps'
+  z-scores at the 10th/90th percentile (rescaled by the winsorised normal's second moment,
+  so it stays unbiased for normal spread); then ``rho`` is re-estimated from the reps inside
+  the 99.8% limits alone, until that set stops changing. (Winsorising alone overstates
+  ``rho`` when part of the spread is a real group effect, e.g. reps coached mid-year.)
 - **Shrinkage** (empirical Bayes): each group's beta prior has mean = peer rate and
   ``alpha + beta = 1 / rho - 1`` (method of moments); the shrunk rate is
   ``(successes + alpha) / (trials + alpha + beta)``; with ``rho = 0`` every rep shrinks to the
@@ -239,6 +241,25 @@ def overdispersion(units: pl.DataFrame, *, winsor: float = WINSOR) -> float:
     return float(min(max(0.0, (q - df) / spread), 0.999))
 
 
+def _fit_overdispersion(
+    units: pl.DataFrame, peer_rate: np.ndarray, *, winsor: float, max_rounds: int = 20
+) -> float:
+    """``rho`` from the reps inside the 99.8% limits, starting from the winsorised estimate."""
+    volume = units["trials"].to_numpy().astype(np.int64)
+    rate = units["successes"].to_numpy() / np.maximum(volume, 1)
+    rho = overdispersion(units, winsor=winsor)
+    inside = None
+    for _ in range(max_rounds):
+        limits = _limits(volume, peer_rate, rho, LIMIT_LEVELS[-1:])
+        lower, upper = (np.nan_to_num(v, nan=0.5) for v in limits.values())
+        now_inside = (volume == 0) | ((rate >= lower) & (rate <= upper))
+        if inside is not None and np.array_equal(now_inside, inside):
+            break
+        inside = now_inside
+        rho = overdispersion(units.filter(pl.Series(inside)), winsor=0)
+    return rho
+
+
 def _distribution(volume: np.ndarray, rate: np.ndarray, rho: float):
     """scipy's exact count distribution (beta-binomial, binomial at rho = 0)."""
     if rho > 0:
@@ -375,14 +396,14 @@ def peer_deviance(
         )
         .sort("peer_group", "rep_id")
     )
-    rho = (
-        overdispersion(units.rename({"volume": "trials"}), winsor=winsor)
-        if adjust_overdispersion
-        else 0.0
-    )
     volume = units["volume"].to_numpy().astype(np.int64)
     peer_rate = units["peer_rate"].fill_nan(None).fill_null(0.0).to_numpy()
     successes = units["successes"].to_numpy().astype(np.int64)
+    rho = (
+        _fit_overdispersion(units.rename({"volume": "trials"}), peer_rate, winsor=winsor)
+        if adjust_overdispersion
+        else 0.0
+    )
     limits = _limits(volume, peer_rate, rho, LIMIT_LEVELS)
     strictest_lower, strictest_upper = _limit_columns(LIMIT_LEVELS)[-2:]
     variance = peer_rate * (1 - peer_rate) * (1 + (volume - 1) * rho) / np.maximum(volume, 1)
@@ -738,24 +759,29 @@ def _sequence_effects(
 
 
 def _gap_effects(touches: pl.LazyFrame, sides: pl.LazyFrame, *, min_support: int) -> pl.LazyFrame:
-    gaps = touches.filter(pl.col("gap_days").is_not_null()).join(sides, on="rep_id")
-    peers_spread = (
-        gaps.filter(pl.col("side") == "peer")
-        .group_by("peer_group", "rep_id")
-        .agg(rep_median=pl.col("gap_days").median())
-        .group_by("peer_group")
-        .agg(spread=pl.col("rep_median").std())
+    gaps = (
+        touches.filter(pl.col("gap_days").is_not_null())
+        .join(sides, on="rep_id")
+        .with_columns(log_gap=pl.col("gap_days").log1p())
     )
+    per_side = {
+        side: {
+            "value": _by_side(pl.col("gap_days"), side).median(),
+            "base": _by_side(pl.col("gap_days"), side).len().cast(pl.Float64),
+            "mean": _by_side(pl.col("log_gap"), side).mean(),
+            "var": _by_side(pl.col("log_gap"), side).var(),
+        }
+        for side in ("deviant", "peer")
+    }
+    n_dev, n_peer = pl.col("deviant_base"), pl.col("peer_base")
+    pooled_sd = (
+        ((n_dev - 1) * pl.col("deviant_var") + (n_peer - 1) * pl.col("peer_var"))
+        / (n_dev + n_peer - 2)
+    ).sqrt()
     return (
         gaps.group_by("peer_group", "weight")
-        .agg(
-            deviant_value=_by_side(pl.col("gap_days"), "deviant").median(),
-            peer_value=_by_side(pl.col("gap_days"), "peer").median(),
-            deviant_base=_by_side(pl.col("gap_days"), "deviant").len().cast(pl.Float64),
-            peer_base=_by_side(pl.col("gap_days"), "peer").len().cast(pl.Float64),
-        )
-        .filter((pl.col("deviant_base") >= min_support) & (pl.col("peer_base") >= min_support))
-        .join(peers_spread, on="peer_group", how="left")
+        .agg(**{f"{side}_{k}": e for side, exprs in per_side.items() for k, e in exprs.items()})
+        .filter((n_dev >= min_support) & (n_peer >= min_support))
         .select(
             "peer_group",
             "weight",
@@ -765,10 +791,10 @@ def _gap_effects(touches: pl.LazyFrame, sides: pl.LazyFrame, *, min_support: int
             peer_value="peer_value",
             deviant_base="deviant_base",
             peer_base="peer_base",
-            effect_size=pl.when(pl.col("spread") > 0).then(
-                (pl.col("deviant_value") - pl.col("peer_value")) / pl.col("spread")
+            effect_size=pl.when(pooled_sd > 0).then(
+                (pl.col("deviant_mean") - pl.col("peer_mean")) / pooled_sd
             ),
-            measure=pl.lit("glass_delta"),
+            measure=pl.lit("cohen_d_log_days"),
         )
     )
 
@@ -822,7 +848,8 @@ def what_differs(
         ``call``, ``Tue``, ``10:00``, ``within 2 days``, ``call → email``),
         ``deviant_value`` and ``peer_value`` (shares; lifts ``P(b | a) / P(b)`` for
         sequences; days for the median), ``difference``, ``effect_size`` (signed,
-        standardised), ``measure`` (``cohen_h``, ``cohen_h_beyond_mix``, ``glass_delta``),
+        standardised), ``measure`` (``cohen_h``, ``cohen_h_beyond_mix``,
+        ``cohen_d_log_days``),
         ``deviant_base``/``peer_base`` (touches, transitions or follow-ups behind the values,
         summed over groups), ``peer_groups`` and ``rank`` (1 = largest ``|effect_size|``).
         Values are averages over the deviants' peer groups weighted by their deviants.

@@ -20,11 +20,16 @@ Definitions
   ended, counting censored stays as at risk until their censoring time. They are null when
   that share of stays had not ended by the longest observed stay.
 - **Blockage**: an open deal is blocked when the age of its current (latest) stage entry at
-  ``as_of`` exceeds that stage's p90 time in stage over all deals; where the p90 is not
-  reached (more than 10% of stays still running), the longest ended stay is the threshold.
-- **Verification**: a stage entry is verified when it names a ``verifier_action_id``, or when
-  a buyer verifier action (``is_verifier``, else ``settings.verifiers``) on the same deal
-  falls within ``settings.attribution_window_days`` before the entry (inclusive).
+  ``as_of`` exceeds that stage's *historical* p90: the 90th percentile (linear
+  interpolation) of the stays in that stage, over all deals, that have ended. Stays still
+  running are left out of this bar on purpose, so deals stuck for good cannot raise it.
+- **Verification** of stage *moves*: every entry after a deal's first (its creation in the
+  pipeline, which no buyer verifies) is a move. A move is verified when it names a
+  ``verifier_action_id``, or when a buyer verifier action (``is_verifier``, else
+  ``settings.verifiers``) on the same deal falls within ``settings.attribution_window_days``
+  before the entry (inclusive) and after the deal's previous entry: the evidence must have
+  been earned in the stage being left, so one action never backs two moves.
+  ``verified_recorded`` counts the moves verified by ``verifier_action_id`` alone.
 - ``as_of`` defaults to the latest timestamp in ``opportunities`` and ``stage_history``.
 
 Examples
@@ -142,7 +147,9 @@ def _verified_entries(data: _FlowData, entries: pl.DataFrame) -> pl.DataFrame:
         .select("opportunity_id", verifier_ts=pl.col("ts"))
         .sort("opportunity_id", "verifier_ts")
     )
-    matched = entries.sort("opportunity_id", "entered_ts").join_asof(
+    # entries arrive sorted by (opportunity_id, entered_ts); the latest verifier at or before
+    # the entry is the one to test against the previous entry
+    matched = entries.join_asof(
         verifiers,
         left_on="entered_ts",
         right_on="verifier_ts",
@@ -151,10 +158,13 @@ def _verified_entries(data: _FlowData, entries: pl.DataFrame) -> pl.DataFrame:
         tolerance=timedelta(days=data.settings.attribution_window_days),
         check_sortedness=False,  # both sorted by (opportunity_id, time) just above
     )
+    earned_in_stage = pl.col("verifier_ts").is_not_null() & (
+        pl.col("previous_ts").is_null() | (pl.col("verifier_ts") > pl.col("previous_ts"))
+    )
     return matched.with_columns(
         verified_by=pl.when(recorded)
         .then(pl.lit("verifier_action_id"))
-        .when(pl.col("verifier_ts").is_not_null())
+        .when(earned_in_stage)
         .then(pl.lit("buyer_action"))
     ).drop("verifier_ts")
 
@@ -186,9 +196,10 @@ def stage_stays(
     pl.DataFrame
         ``opportunity_id``, ``by`` columns, ``stage``, ``stage_index``, ``entered_ts``,
         ``ended_ts`` (next entry, else close, else ``as_of``), ``days`` (duration),
-        ``ended`` (False = censored: still open), ``outcome``, ``verifier_action_id``,
-        ``verified_by`` (``verifier_action_id``, ``buyer_action`` or null), ``verified``;
-        entries whose stage is not in the settings are left out.
+        ``ended`` (False = censored: still open), ``outcome``, ``move`` (False for the deal's
+        first entry), ``verifier_action_id``, ``verified_by`` (``verifier_action_id``,
+        ``buyer_action`` or null) and ``verified``; entries whose stage is not in the
+        settings are left out.
 
     Examples
     --------
@@ -207,9 +218,12 @@ def _stays(data: _FlowData, by_cols: list[str], cutoff: datetime) -> pl.DataFram
         .sort("opportunity_id", "entered_ts", "stage_index")
     )
     next_entry = pl.col("entered_ts").shift(-1).over("opportunity_id")
+    previous_ts = pl.col("entered_ts").shift(1).over("opportunity_id")
     closed = pl.col("outcome") != "open"
     ended_ts = next_entry.fill_null(pl.when(closed).then(pl.col("close_ts")))
     stays = entries.with_columns(
+        previous_ts=previous_ts,
+        move=previous_ts.is_not_null(),
         ended=ended_ts.is_not_null(),
         ended_ts=ended_ts.fill_null(pl.lit(cutoff).cast(entries.schema["entered_ts"])),
     ).with_columns(days=_days(pl.col("ended_ts"), pl.col("entered_ts")))
@@ -225,6 +239,7 @@ def _stays(data: _FlowData, by_cols: list[str], cutoff: datetime) -> pl.DataFram
             "days",
             "ended",
             "outcome",
+            "move",
             "verifier_action_id",
             "verified_by",
             verified=pl.col("verified_by").is_not_null(),
@@ -246,7 +261,6 @@ def _kaplan_meier_quantiles(
     )
     return survival.group_by(keys).agg(
         stays=pl.col("leaving").sum().cast(pl.UInt32),
-        longest_ended=pl.col("days").filter(pl.col("ends") > 0).max(),
         **{
             name: pl.col("days").filter(pl.col("survival") <= 1 - q + _TOLERANCE).min()
             for name, q in quantiles.items()
@@ -267,17 +281,25 @@ def time_in_stage(stays: pl.DataFrame, *, by: str | Sequence[str] | None = None)
     Returns
     -------
     pl.DataFrame
-        ``by`` columns, ``stage``, ``stage_index``, ``stays``, ``median_days``, ``p90_days``,
-        ``longest_ended`` (days of the longest stay that ended), sorted.
+        ``by`` columns, ``stage``, ``stage_index``, ``stays``, ``median_days`` and
+        ``p90_days`` (Kaplan–Meier), ``ended_p90_days`` (p90 of the stays that ended: the
+        historical bar for blockage), sorted.
 
     Examples
     --------
     >>> time_in_stage(stage_stays(tables, settings=s))  # doctest: +SKIP
     """
     keys = [*_by_list(by), "stage", "stage_index"]
-    return _kaplan_meier_quantiles(
-        stays, keys=keys, quantiles={"median_days": 0.5, "p90_days": 0.9}
-    ).sort(keys)
+    historical = (
+        stays.filter("ended")
+        .group_by(keys)
+        .agg(ended_p90_days=pl.col("days").quantile(0.9, interpolation="linear"))
+    )
+    return (
+        _kaplan_meier_quantiles(stays, keys=keys, quantiles={"median_days": 0.5, "p90_days": 0.9})
+        .join(historical, on=keys, how="left")
+        .sort(keys)
+    )
 
 
 def blocked_deals(
@@ -300,8 +322,8 @@ def blocked_deals(
     -------
     pl.DataFrame
         ``opportunity_id``, ``rep_id``, ``by`` columns, ``stage``, ``entered_ts``,
-        ``age_days``, ``threshold_days`` (the stage's p90, or its longest ended stay when the
-        p90 is not reached), ``over_days``; longest overdue first.
+        ``age_days``, ``threshold_days`` (the stage's historical p90, of its ended stays),
+        ``over_days``; longest overdue first.
 
     Examples
     --------
@@ -312,10 +334,13 @@ def blocked_deals(
     return _blocked(_stays(data, ["rep_id", *by_cols], _as_of(data, as_of)), by_cols)
 
 
+def _blockage_thresholds(stays: pl.DataFrame) -> pl.DataFrame:
+    """Per stage, over all deals: the age beyond which an open deal there is blocked."""
+    return time_in_stage(stays).select("stage", "stage_index", threshold_days="ended_p90_days")
+
+
 def _blocked(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
-    thresholds = time_in_stage(stays).select(
-        "stage", threshold_days=pl.coalesce("p90_days", "longest_ended")
-    )
+    thresholds = _blockage_thresholds(stays).drop("stage_index")
     current = stays.filter(
         (pl.col("outcome") == "open")
         & (pl.col("entered_ts") == pl.col("entered_ts").max().over("opportunity_id"))
@@ -389,9 +414,12 @@ _FLOW_COLUMNS = [
     "open_share",
     "median_days",
     "p90_days",
+    "moves",
     "verified",
+    "verified_recorded",
     "verification_rate",
     "blocked",
+    "blocked_after_days",
 ]
 
 
@@ -425,10 +453,13 @@ def flow_table(
         ``by`` columns, then ``stage``, ``stage_index``, ``reached``, ``entered``,
         ``skipped``, ``converted``, ``conversion``, ``leaked``, ``leakage``, ``no_decision``,
         ``no_decision_rate``, ``open``, ``open_share``, ``median_days``, ``p90_days``,
-        ``verified``, ``verification_rate`` (of the entries), ``blocked`` (open deals
-        currently there past the stage's p90), one row per stage in the settings' order (per
-        ``by`` group, stages the group's deals reached). Rates are null where nothing reached
-        the stage.
+        ``moves`` (entries that were not a deal's first), ``verified`` and
+        ``verified_recorded`` (moves backed by buyer evidence, and by a recorded
+        ``verifier_action_id``), ``verification_rate`` (verified / moves), ``blocked`` (open
+        deals currently there past the stage's historical p90) and ``blocked_after_days``
+        (that p90, over all deals); one row per stage in the settings' order (per ``by``
+        group, stages the group's deals reached). Rates are null where
+        nothing reached (or moved into) the stage.
 
     Examples
     --------
@@ -440,14 +471,23 @@ def flow_table(
     keys = [*by_cols, "stage_index"]
     counts = _counts(_reached(stays, by_cols), keys)
     timing = time_in_stage(stays, by=by_cols).select(*keys, "median_days", "p90_days")
-    verification = stays.group_by(keys).agg(verified=pl.col("verified").sum().cast(pl.UInt32))
+    moves = stays.filter("move")
+    verification = moves.group_by(keys).agg(
+        moves=pl.len().cast(pl.UInt32),
+        verified=pl.col("verified").sum().cast(pl.UInt32),
+        verified_recorded=(pl.col("verified_by") == "verifier_action_id").sum().cast(pl.UInt32),
+    )
     blocked = (
         _blocked(stays, [c for c in by_cols if c != "rep_id"])
         .join(_stage_order(data.settings), on="stage")
         .group_by(keys)
         .agg(blocked=pl.len().cast(pl.UInt32))
     )
-    skeleton = _stage_order(data.settings)
+    skeleton = _stage_order(data.settings).join(
+        _blockage_thresholds(stays).select("stage_index", blocked_after_days="threshold_days"),
+        on="stage_index",
+        how="left",
+    )
     if by_cols:
         skeleton = counts.select(by_cols).unique().join(skeleton, how="cross")
     table = (
@@ -464,7 +504,9 @@ def flow_table(
                 "leaked",
                 "no_decision",
                 "open",
+                "moves",
                 "verified",
+                "verified_recorded",
                 "blocked",
             ).fill_null(0)
         )
@@ -481,7 +523,7 @@ def flow_table(
             leakage=share("leaked"),
             no_decision_rate=share("no_decision"),
             open_share=share("open"),
-            verification_rate=share("verified", "entered"),
+            verification_rate=share("verified", "moves"),
         )
         .select(*by_cols, *_FLOW_COLUMNS)
         .sort(keys)

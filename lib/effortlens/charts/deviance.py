@@ -37,7 +37,7 @@ FEATURE_LABELS: dict[str, str] = {
 _MEASURE_LABELS = {
     "cohen_h": "Cohen's h of the shares",
     "cohen_h_beyond_mix": "Cohen's h of the order beyond the type mix",
-    "glass_delta": "Glass's delta (in spreads of peers' medians)",
+    "cohen_d_log_days": "Cohen's d of log(1 + days)",
 }
 
 

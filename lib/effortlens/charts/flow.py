@@ -159,7 +159,8 @@ def time_in_stage_chart(
         alt.Tooltip("entered:Q", title="entries", format=","),
         alt.Tooltip("median_days:Q", title="median days", format=".1f"),
         alt.Tooltip("p90_days:Q", title="p90 days", format=".1f"),
-        alt.Tooltip("blocked:Q", title="open deals past the p90 now", format=","),
+        alt.Tooltip("blocked_after_days:Q", title="blocked after (days)", format=".1f"),
+        alt.Tooltip("blocked:Q", title="open deals blocked now", format=","),
     ]
     base = alt.Chart(data).encode(x=x, tooltip=tooltip, **_grouped(by))
     bars = base.mark_bar(**({} if by else {"color": PALETTE["primary"]})).encode(
@@ -171,51 +172,103 @@ def time_in_stage_chart(
     return (bars + ticks).properties(title=title, width=_STAGE_STEP)
 
 
+#: Where a verified move's buyer evidence comes from, in stacking order.
+EVIDENCE: dict[str, str] = {
+    "verified_recorded": "recorded verifier",
+    "verified_by_action": "buyer verifier action only",
+}
+
+
 def verification_chart(
     flow: pl.DataFrame,
     *,
     by: str | None = None,
     title: str = "Stage moves backed by buyer evidence",
 ) -> alt.LayerChart:
-    """Verification rate per stage (entries backed by a buyer verifier), with the overall rate.
+    """Verification rate of the moves into each stage, split by where the evidence comes from
+    (a recorded ``verifier_action_id``, or only a buyer verifier action found before the
+    move), with the rate over all stages as a dashed line.
 
     Parameters
     ----------
     flow
         :func:`effortlens.flow.flow_table` output.
     by
-        The column the table was split by (groups side by side).
+        The column the table was split by (groups side by side, colour by group, shade by
+        source of evidence).
 
     Examples
     --------
     >>> verification_chart(flow_table(enriched))  # doctest: +SKIP
     """
     _one_row_per_stage(flow, by)
+    keys = [by] if by else []
+    moved = flow.filter(pl.col("moves") > 0).with_columns(
+        verified_by_action=pl.col("verified") - pl.col("verified_recorded"),
+        overall_rate=pl.col("verified").sum() / pl.col("moves").sum(),
+    )
     data = aggregated(
-        flow.filter(pl.col("entered") > 0).with_columns(
-            overall_rate=pl.col("verified").sum() / pl.col("entered").sum()
+        moved.unpivot(
+            index=[
+                *keys,
+                "stage",
+                "stage_index",
+                "moves",
+                "verified",
+                "verification_rate",
+                "overall_rate",
+            ],
+            on=list(EVIDENCE),
+            variable_name="source_key",
+            value_name="backed",
+        ).with_columns(
+            evidence=pl.col("source_key").replace_strict(EVIDENCE, return_dtype=pl.String),
+            evidence_order=pl.col("source_key").replace_strict(
+                {k: i for i, k in enumerate(EVIDENCE)}, return_dtype=pl.Int8
+            ),
+            share=pl.col("backed") / pl.col("moves"),
         )
     )
     x = alt.X("stage:N", sort=_stage_order(flow), title=None, axis=alt.Axis(labelAngle=0))
+    shades = alt.Scale(domain=list(EVIDENCE.values()), range=[1.0, 0.45])
+    if by:
+        colour = {"color": alt.Color(f"{by}:N", title=by), "xOffset": alt.XOffset(f"{by}:N")}
+    else:
+        colour = {
+            "color": alt.Color(
+                "evidence:N",
+                title="evidence",
+                scale=alt.Scale(
+                    domain=list(EVIDENCE.values()), range=[PALETTE["primary"], PALETTE["secondary"]]
+                ),
+            )
+        }
     bars = (
         alt.Chart(data)
-        .mark_bar(**({} if by else {"color": PALETTE["primary"]}))
+        .mark_bar()
         .encode(
             x=x,
             y=alt.Y(
-                "verification_rate:Q",
-                title="entries with buyer evidence",
+                "share:Q",
+                title="moves backed by buyer evidence",
                 axis=alt.Axis(format="%"),
                 scale=alt.Scale(domain=[0, 1]),
+                stack="zero",
             ),
+            opacity=alt.Opacity("evidence:N", title="evidence", scale=shades)
+            if by
+            else alt.Undefined,
+            order=alt.Order("evidence_order:Q"),
             tooltip=[
                 *([alt.Tooltip(f"{by}:N", title=by)] if by else []),
                 alt.Tooltip("stage:N", title="stage"),
-                alt.Tooltip("entered:Q", title="entries", format=","),
-                alt.Tooltip("verified:Q", title="backed by a buyer verifier", format=","),
+                alt.Tooltip("evidence:N", title="evidence"),
+                alt.Tooltip("backed:Q", title="moves backed this way", format=","),
+                alt.Tooltip("moves:Q", title="moves into the stage", format=","),
+                alt.Tooltip("verified:Q", title="backed by buyer evidence", format=","),
                 alt.Tooltip("verification_rate:Q", title="verification rate", format=".1%"),
             ],
-            **_grouped(by),
+            **colour,
         )
     )
     overall = (
