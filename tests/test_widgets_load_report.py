@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from effortlens.load import load_folder
-from effortlens_widgets import DataSourceLoader, LoadReportView, default_data_dir
+from effortlens_widgets import DataSourceLoader, LoadReportView, default_data_dir, settings_for
 from effortlens_widgets._html import escape, table
 from polars.testing import assert_frame_equal
 from traitlets import TraitError
@@ -171,3 +171,21 @@ def test_tables_escape_what_the_data_holds():
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
     assert '<td class="el-num">1,234,567</td>' in html
+
+
+def test_loader_uses_the_folders_own_settings_file(tmp_path, tiny_planted):
+    import shutil
+
+    folder = shutil.copytree(tiny_planted, tmp_path / "export")
+    (folder / "settings.toml").write_text("[attribution]\nwindow_days = 0\n")
+    source = DataSourceLoader(path=str(folder))
+    source.load()
+    assert source.status == "error"
+    assert "settings.toml" in source.error and "window_days" in source.error
+
+
+def test_settings_for_prefers_the_file_given(tmp_path):
+    (tmp_path / "settings.toml").write_text("")
+    assert settings_for(tmp_path) == tmp_path / "settings.toml"
+    assert settings_for(tmp_path, tmp_path / "other.toml") == tmp_path / "other.toml"
+    assert settings_for(tmp_path / "empty") is None

@@ -1,8 +1,21 @@
-"""Reusable ipywidgets components for EffortLens workbooks; they call ``effortlens`` for all data."""
+"""Reusable ipywidgets components for EffortLens workbooks; all data comes from ``effortlens``."""
 
 from __future__ import annotations
 
-from effortlens_widgets.data_source import DATA_ENV, DataSourceLoader, default_data_dir
+from effortlens_widgets.data_source import (
+    DATA_ENV,
+    DataSourceLoader,
+    default_data_dir,
+    load_data,
+    settings_for,
+)
 from effortlens_widgets.load_report import LoadReportView
 
-__all__ = ["DATA_ENV", "DataSourceLoader", "LoadReportView", "default_data_dir"]
+__all__ = [
+    "DATA_ENV",
+    "DataSourceLoader",
+    "LoadReportView",
+    "default_data_dir",
+    "load_data",
+    "settings_for",
+]

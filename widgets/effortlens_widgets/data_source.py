@@ -11,11 +11,16 @@ import os
 from pathlib import Path
 
 import ipywidgets as widgets
-from effortlens.load import DataError, load_folder
+from effortlens.adapters import load_any
+from effortlens.adapters.mapping import MappingError
+from effortlens.load import DataError
 from effortlens.settings import SettingsError, load_settings
 from traitlets import Any, Enum, Unicode, observe
 
 from effortlens_widgets._html import CSS, error_box, escape
+
+#: Failures whose message is written for the user as it is.
+READABLE_ERRORS = (DataError, SettingsError, MappingError)
 
 #: Environment variable naming the data folder the workbooks open.
 DATA_ENV = "EFFORTLENS_DATA"
@@ -62,6 +67,53 @@ def default_data_dir(*, generate: bool = True) -> Path:
     return folder
 
 
+def settings_for(folder: str | Path, settings_path: str | Path | None = None) -> Path | None:
+    """The settings file for a data folder: the one given, else the folder's ``settings.toml``.
+
+    ``None`` means the defaults.
+
+    Examples
+    --------
+    >>> settings_for("exports/acme", "my_settings.toml")
+    PosixPath('my_settings.toml')
+    """
+    if settings_path:
+        return Path(settings_path).expanduser()
+    own = Path(folder) / "settings.toml"
+    return own if own.is_file() else None
+
+
+def load_data(folder: str | Path | None = None, *, settings_path: str | Path | None = None):
+    """Load a data folder the way every workbook does.
+
+    Parameters
+    ----------
+    folder
+        Canonical tables, Salesforce or HubSpot exports, or CSVs with a ``mapping.toml``
+        (see :func:`effortlens.adapters.load_any`); ``None`` means :func:`default_data_dir`.
+    settings_path
+        Settings TOML; default the folder's own ``settings.toml``, else the defaults.
+
+    Returns
+    -------
+    effortlens.load.LoadedData
+
+    Raises
+    ------
+    DataError, SettingsError, MappingError
+        With a message written for the user.
+
+    Examples
+    --------
+    >>> data = load_data()  # doctest: +SKIP
+    >>> data.report.to_frame().columns  # doctest: +SKIP
+    ['table', 'file', 'read', 'loaded', 'quarantined', 'missing']
+    """
+    folder = Path(folder).expanduser() if folder else default_data_dir()
+    settings = load_settings(settings_for(folder, settings_path))
+    return load_any(folder, settings=settings)
+
+
 class DataSourceLoader(widgets.VBox):
     """Load a data folder with a progress indicator; failures show as a readable message.
 
@@ -80,7 +132,9 @@ class DataSourceLoader(widgets.VBox):
     path = Unicode(
         "", help="Data folder to load; '' means default_data_dir() ($EFFORTLENS_DATA or sample)."
     )
-    settings_path = Unicode("", help="Settings TOML file to load with; '' means the defaults.")
+    settings_path = Unicode(
+        "", help="Settings TOML to load with; '' means the folder's settings.toml, else defaults."
+    )
     status = Enum(
         ("idle", "loading", "loaded", "error"), "idle", help="Where the last load stands."
     )
@@ -119,10 +173,9 @@ class DataSourceLoader(widgets.VBox):
         self._say("Finding the data (the sample is generated on first use)…", step=0)
         try:
             folder = Path(self.path).expanduser() if self.path else default_data_dir()
-            settings = load_settings(self.settings_path or None)
             self._say(f"Loading {folder} …", step=1)
-            data = load_folder(folder, settings=settings)
-        except (DataError, SettingsError) as err:
+            data = load_data(folder, settings_path=self.settings_path or None)
+        except READABLE_ERRORS as err:
             self._fail(str(err))
         except Exception as err:  # a reader of the page must never see a traceback
             self._fail(f"{type(err).__name__}: {err}")
