@@ -227,7 +227,7 @@ def test_flow_charts_split_by_a_group_or_refuse_an_ambiguous_table():
 def test_time_in_stage_chart_draws_median_bars_and_p90_ticks():
     flow = _flow()
     spec = time_in_stage_chart(flow).to_dict()
-    bars, ticks = spec["layer"]
+    bars, ticks, open_ended = spec["layer"]
     assert (bars["mark"]["type"], bars["encoding"]["y"]["field"]) == ("bar", "median_days")
     assert (ticks["mark"]["type"], ticks["encoding"]["y"]["field"]) == ("tick", "p90_days")
     rows = _rows(spec)

@@ -252,7 +252,12 @@ def what_differs_chart(
         .mark_bar()
         .encode(
             x=alt.X("effect_size:Q", title="standardised difference (deviants − peers)"),
-            y=alt.Y("practice:N", sort=data["practice"].to_list(), title=None),
+            y=alt.Y(
+                "practice:N",
+                sort=data["practice"].to_list(),
+                title=None,
+                axis=alt.Axis(labelLimit=360),
+            ),
             color=alt.Color(
                 "side:N",
                 title=None,

@@ -20,6 +20,12 @@ from effortlens.charts._theme import PALETTE
 from effortlens.charts.habits import aggregated
 
 _STAGE_STEP = alt.Step(80)  # width per stage, so that stage names fit side by side
+_GROUP_STEP = alt.Step(26)  # width per group within a stage, when groups stand side by side
+
+
+def _width(by: str | None) -> alt.Step:
+    return _STAGE_STEP if by is None else _GROUP_STEP
+
 
 #: How the deals that reached a stage ended up, in stacking order.
 FATES: dict[str, str] = {
@@ -169,7 +175,13 @@ def time_in_stage_chart(
     ticks = base.mark_tick(thickness=2, **({} if by else {"color": PALETTE["negative"]})).encode(
         y="p90_days:Q"
     )
-    return (bars + ticks).properties(title=title, width=_STAGE_STEP)
+    # where fewer than 90% of stays have ended, Kaplan-Meier gives no p90: say so
+    open_ended = (
+        base.transform_filter("datum.p90_days == null && datum.median_days != null")
+        .mark_text(dy=-8, fontSize=11, color=PALETTE["negative"])
+        .encode(y="median_days:Q", text=alt.value("p90 not reached"))
+    )
+    return (bars + ticks + open_ended).properties(title=title, width=_width(by))
 
 
 #: Where a verified move's buyer evidence comes from, in stacking order.
@@ -238,6 +250,7 @@ def verification_chart(
             "color": alt.Color(
                 "evidence:N",
                 title="evidence",
+                legend=alt.Legend(labelLimit=240),
                 scale=alt.Scale(
                     domain=list(EVIDENCE.values()), range=[PALETTE["primary"], PALETTE["secondary"]]
                 ),
@@ -255,7 +268,9 @@ def verification_chart(
                 scale=alt.Scale(domain=[0, 1]),
                 stack="zero",
             ),
-            opacity=alt.Opacity("evidence:N", title="evidence", scale=shades)
+            opacity=alt.Opacity(
+                "evidence:N", title="evidence", scale=shades, legend=alt.Legend(labelLimit=240)
+            )
             if by
             else alt.Undefined,
             order=alt.Order("evidence_order:Q"),
@@ -279,4 +294,4 @@ def verification_chart(
             tooltip=[alt.Tooltip("mean(overall_rate):Q", title="all stages", format=".1%")],
         )
     )
-    return (bars + overall).properties(title=title, width=_STAGE_STEP)
+    return (bars + overall).properties(title=title, width=_width(by))
