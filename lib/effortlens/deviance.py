@@ -354,7 +354,8 @@ def peer_deviance(
         Widen the limits for real between-rep variation (see the module notes); ``False``
         gives plain binomial limits and no shrinkage.
     winsor
-        Tail share winsorised when estimating the over-dispersion.
+        Tail share winsorised in the first estimate of the over-dispersion (before it is
+        re-estimated from the reps inside the limits).
 
     Returns
     -------
