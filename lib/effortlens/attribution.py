@@ -134,13 +134,19 @@ def attribution_rows(
         key_unit = pl.lit(2 ** (time_bits + row_bits), pl.Int128)
         row_unit = pl.lit(2**row_bits, pl.Int128)
 
-        def numbered(frame: pl.DataFrame) -> pl.DataFrame:
-            """Row number, µs since the first event, and per level the key hash and presence."""
-            return frame.select(
+        def numbered(frame: pl.DataFrame, keep: pl.Series | None = None) -> pl.DataFrame:
+            """Row number, µs since the first event, and per level the key hash and presence,
+            of the rows in ``keep`` (each column filtered as it is made: no full-size copy)."""
+            columns = [
                 pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"),
                 (pl.col("ts").dt.epoch("us") - origin_us).alias("t"),
                 *(_key_hash(pl.col(key), key_bits).alias(key) for _, key in LEVELS),
                 *(pl.col(key).is_not_null().alias(f"has_{key}") for _, key in LEVELS),
+            ]
+            if keep is None:
+                return frame.select(columns)
+            return frame.with_columns(keep.alias("_keep")).select(
+                c.filter(pl.col("_keep")) for c in columns
             )
 
         def packed(key: str, low: pl.Expr) -> pl.Expr:
@@ -152,7 +158,7 @@ def attribution_rows(
                 + low.cast(pl.Int128)
             ).alias("packed")
 
-        facing = numbered(activities).filter(facing_mask)
+        facing = numbered(activities, facing_mask)
         numbered_actions = numbered(actions)
         for code, (_, key) in enumerate(LEVELS):
             # only actions still unattributed need a less specific level
