@@ -9,7 +9,13 @@ from types import SimpleNamespace
 import effortlens.enrich as enrich_module
 import polars as pl
 import pytest
-from effortlens.enrich import DAILY_SCHEMA, enrich, enrich_tables
+from effortlens.enrich import (
+    ACTIONS_SCHEMA,
+    ACTIVITIES_SCHEMA,
+    DAILY_SCHEMA,
+    enrich,
+    enrich_tables,
+)
 from effortlens.schema import TABLES, conform
 from effortlens.settings import load_settings
 from polars.testing import assert_frame_equal
@@ -144,30 +150,14 @@ def test_activities_carry_their_responses_in_the_loaded_order():
 
 def test_enriched_schemas_follow_the_contract():
     e = enrich_tables(_tables(), settings=load_settings())
-    acts = e.activities.schema
-    for name, dtype in TABLES["activities"].columns.items():
-        assert acts[name] == dtype
-    assert {
-        k: acts[k]
-        for k in (
-            "day",
-            "week",
-            "weekday",
-            "hour",
-            "hours",
-            "n_responses",
-            "verifier_responses",
-            "responded",
-        )
-    } == {
-        "day": pl.Date,
-        "week": pl.Date,
+    assert e.activities.schema == ACTIVITIES_SCHEMA
+    assert e.actions.schema == ACTIONS_SCHEMA
+    assert list(ACTIVITIES_SCHEMA)[:8] == list(TABLES["activities"].columns)
+    assert {k: ACTIVITIES_SCHEMA[k] for k in ("weekday", "hour", "n_responses", "team")} == {
         "weekday": pl.Int8,
         "hour": pl.Int8,
-        "hours": pl.Float64,
         "n_responses": pl.UInt32,
-        "verifier_responses": pl.UInt32,
-        "responded": pl.Boolean,
+        "team": pl.String,
     }
     assert e.daily.schema == DAILY_SCHEMA
     assert e.actions.columns[: len(TABLES["buyer_actions"].columns)] == list(
@@ -254,7 +244,8 @@ def test_pipeline_only_data_gives_empty_frames_with_the_schemas():
     e = enrich_tables(tables, settings=load_settings())
     assert (e.activities.height, e.actions.height, e.daily.height) == (0, 0, 0)
     assert e.daily.schema == DAILY_SCHEMA
-    assert "response_weight" in e.activities.columns and "buyer_initiated" in e.actions.columns
+    assert e.activities.schema == ACTIVITIES_SCHEMA
+    assert e.actions.schema == ACTIONS_SCHEMA
     assert set(e.tables) == set(TABLES)
 
 
@@ -287,6 +278,7 @@ def test_cache_hit_serves_the_same_facts_without_recomputing(tmp_path, monkeypat
     _forbid_compute(monkeypatch)
     second = enrich(_data(), cache_dir=tmp_path)
     assert second.fingerprint == first.fingerprint
+    assert set(second.tables) == set(first.tables) == set(TABLES)
     for name in ("activities", "actions", "daily", "reps"):
         assert_frame_equal(getattr(second, name), getattr(first, name))
 

@@ -56,6 +56,9 @@ ACTION_EXTRA = {
     "day": pl.Date(),
     "week": pl.Date(),
 }
+#: Schemas of the enriched activities and actions: the canonical columns, then the added ones.
+ACTIVITIES_SCHEMA = pl.Schema({**TABLES["activities"].columns, **ACTIVITY_EXTRA})
+ACTIONS_SCHEMA = pl.Schema({**TABLES["buyer_actions"].columns, **ACTION_EXTRA})
 DAILY_SCHEMA = pl.Schema(
     {
         "rep_id": pl.String(),
@@ -132,7 +135,7 @@ def enrich(data: Any, *, cache_dir: Path | str | None = None) -> Enriched:
     >>> enrich(data).fingerprint == enrich(data).fingerprint  # doctest: +SKIP
     True
     """
-    tables = dict(data.tables)
+    tables = _canonical_tables(data.tables)
     settings = data.settings
     key = fingerprint(tables, settings)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -172,10 +175,7 @@ def enrich_tables(
     >>> e.reps["peer_group"].to_list(), e.activities.height, e.daily.height
     (['SMB · AE'], 0, 0)
     """
-    tables = {
-        name: conform(tables[name], name).collect() if name in tables else spec.empty()
-        for name, spec in TABLES.items()
-    }
+    tables = _canonical_tables(tables)
     activities = tables["activities"]
     actions = tables["buyer_actions"]
     reps = with_peer_group(tables["reps"], keys=settings.peer_keys)
@@ -207,6 +207,15 @@ def enrich_tables(
         settings=settings,
         fingerprint=fingerprint,
     )
+
+
+def _canonical_tables(tables: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """All seven tables, each conformed to its schema (a no-op for loaded ones); missing ones
+    empty."""
+    return {
+        name: conform(tables[name], name).collect() if name in tables else spec.empty()
+        for name, spec in TABLES.items()
+    }
 
 
 def _rep_codes(rep_ids: pl.Series, reps: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame]:
@@ -252,13 +261,11 @@ def _with_calendar(frame: pl.DataFrame, *, timezone: str) -> pl.DataFrame:
     return (
         frame.lazy()
         .with_columns(local.alias("_local"))
-        .with_columns(
-            pl.col("_local").dt.date().alias("day"),
-            pl.col("_local").dt.hour().cast(pl.Int8).alias("hour"),
-        )
+        .with_columns(pl.col("_local").dt.date().alias("day"))
         .with_columns(
             pl.col("day").dt.truncate("1w").alias("week"),
             pl.col("day").dt.weekday().cast(pl.Int8).alias("weekday"),
+            pl.col("_local").dt.hour().cast(pl.Int8).alias("hour"),
         )
         .drop("_local")
         .collect(engine="in-memory")
@@ -275,8 +282,8 @@ def _daily(
     """One row per rep × day × activity type, with the rep columns.
 
     Grouping 10M rows into millions of groups by three keys, two of them strings, is slow;
-    instead the keys are packed into one integer cell number (rep, day, type), summed by cell,
-    and unpacked. Sorted by rep (the reps table's order), day, activity type.
+    instead the keys are packed into one integer cell number (rep, day, type), summed by cell
+    after one sort, and unpacked. Sorted by rep (the reps table's order), day, activity type.
     """
     if activities.height == 0:
         return pl.DataFrame(schema=DAILY_SCHEMA)
@@ -287,28 +294,28 @@ def _daily(
     cell = (rep_code.cast(pl.Int64) * n_days + (day - first_day)) * n_types + activities[
         "activity_type"
     ].cast(pl.Enum(types)).to_physical().cast(pl.Int64)
-    sums = (
-        activities.lazy()
-        .select(
-            cell.alias("cell"),
-            "hours",
-            "responded",
-            "response_weight",
-            pl.when(pl.col("responded")).then(0.0).otherwise(pl.col("hours")).alias("no_impact"),
-        )
-        .group_by("cell")
-        .agg(
-            pl.len().cast(pl.UInt32).alias("activities"),
-            pl.col("hours").sum(),
-            pl.col("responded").sum().cast(pl.UInt32),
-            pl.col("response_weight").sum(),
-            pl.col("no_impact").sum().alias("no_impact_hours"),
-        )
-        .sort("cell")
-        # measured at 10M activities: streaming is ~2x faster for this many-group aggregation
-        .collect(engine="streaming")
+    # sort-based sums: numpy's (SIMD) argsort of one int64 beats a hash group-by into millions
+    # of groups by ~3x at 10M activities
+    order = np.argsort(cell.to_numpy(), kind="stable")
+    sorted_cells = cell.to_numpy()[order]
+    starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
+
+    def total(column: pl.Expr) -> np.ndarray:
+        values = activities.select(column.fill_null(0)).to_series().to_numpy()
+        return np.add.reduceat(values[order], starts)
+
+    cells = pl.Series(sorted_cells[starts])
+    sums = pl.DataFrame(
+        {
+            "activities": pl.Series(np.diff(np.r_[starts, len(order)]), dtype=pl.UInt32),
+            "hours": total(pl.col("hours")),
+            "responded": pl.Series(total(pl.col("responded").cast(pl.UInt32)), dtype=pl.UInt32),
+            "response_weight": total(pl.col("response_weight")),
+            "no_impact_hours": total(
+                pl.when(pl.col("responded")).then(0.0).otherwise(pl.col("hours"))
+            ),
+        }
     )
-    cells = sums["cell"]
     rep = rep_facts[cells // (n_days * n_types)]
     kind = types.gather(cells % n_types)
     local_day = ((cells // n_types) % n_days + first_day).cast(pl.Int32).cast(pl.Date)
@@ -322,7 +329,7 @@ def _daily(
                 "is_customer_facing": kind.is_in(customer_facing),
             }
         )
-        .hstack(sums.drop("cell"))
+        .hstack(sums)
         .hstack(rep.select(REP_COLUMNS))
         .select(DAILY_SCHEMA.names())
     )
