@@ -213,7 +213,9 @@ def _canonical_tables(tables: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFr
     """All seven tables, each conformed to its schema (a no-op for loaded ones); missing ones
     empty."""
     return {
-        name: conform(tables[name], name).collect() if name in tables else spec.empty()
+        name: conform(tables[name], name).collect(engine="in-memory")
+        if name in tables
+        else spec.empty()
         for name, spec in TABLES.items()
     }
 

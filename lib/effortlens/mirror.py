@@ -120,8 +120,8 @@ def mirror_weeks(
     own = rates(
         mine.select("week", *(pl.col(c).shift(1).rolling_sum(trailing).alias(c) for c in COUNTS))
     ).with_columns(pl.col(v) / trailing for v in _VOLUMES)
-    mine = rates(mine.select("week", *COUNTS)).collect()
-    own = own.collect()
+    mine = rates(mine.select("week", *COUNTS)).collect(engine="in-memory")
+    own = own.collect(engine="in-memory")
 
     peer_weeks = roe_by(
         in_range.filter((pl.col("peer_group") == peer_group) & (pl.col("rep_id") != rep_id)),
