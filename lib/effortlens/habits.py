@@ -16,7 +16,9 @@ Definitions
   was a call), all within ``within_days`` of the first of them. ``lift = P(response |
   sequence) / P(response)``, where ``P(response)`` is the rate of all touches that have a
   length-*k* history; ``lift_over_type`` divides instead by the rate of touches of the same
-  final type with such a history, i.e. what the preceding touches add.
+  final type with such a history, i.e. what the preceding touches add. Sequences are ranked
+  by ``lift_over_type`` by default: plain lift mostly restates that meetings and demos are
+  answered more often than emails, whatever came before them.
 - **Beyond noise**: :func:`response_homogeneity` is Pearson's chi-square test that the response
   rate is the same in every cell, summed over strata (e.g. within each activity type) so that
   a different type mix across cells is not mistaken for a timing or cadence effect.
@@ -69,6 +71,25 @@ def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
     return pl.when(denominator > 0).then(numerator / denominator)
 
 
+def wilson_interval(
+    *, responded: str = "responded", trials: str = "activities", level: float = 0.95
+) -> list[pl.Expr]:
+    """Wilson score interval of the rate ``responded / trials``: ``rate_low``, ``rate_high``.
+
+    Examples
+    --------
+    >>> frame = pl.DataFrame({"responded": [20], "activities": [100]})
+    >>> [round(v, 3) for v in frame.select(wilson_interval()).row(0)]
+    [0.133, 0.289]
+    """
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    n = pl.col(trials).cast(pl.Float64)
+    rate = pl.col(responded) / n
+    centre = (rate + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * (rate * (1 - rate) / n + z**2 / (4 * n**2)).sqrt() / (1 + z**2 / n)
+    return [(centre - half).alias("rate_low"), (centre + half).alias("rate_high")]
+
+
 def _overall_rate(lf: pl.LazyFrame) -> float | None:
     row = lf.select(pl.col("responded").mean()).collect().item()
     return None if row is None else float(row)
@@ -92,16 +113,23 @@ def response_by_timing(
     Returns
     -------
     pl.DataFrame
-        The ``by`` columns, ``activities`` (volume), ``responded``, ``response_rate`` and
-        ``lift`` (cell rate over the rate of all touches), sorted by the ``by`` columns.
+        The ``by`` columns, ``activities`` (volume), ``responded``, ``response_rate``,
+        ``lift`` (cell rate over the rate of all touches) and, when ``activity_type`` is one
+        of ``by``, ``lift_over_type`` (over the rate of all touches of the cell's type: the
+        timing effect without the type's own rate), sorted by the ``by`` columns.
 
     Examples
     --------
     >>> response_by_timing(enriched.activities, by=["weekday", "hour"])  # doctest: +SKIP
     """
     touches = _touches(activities)
-    cells = _rates(touches, by).sort(list(by)).collect()
-    return _with_lift(cells, _overall_rate(touches))
+    cells = _with_lift(_rates(touches, by).sort(list(by)).collect(), _overall_rate(touches))
+    if "activity_type" not in by:
+        return cells
+    type_rate = pl.col("responded").sum().over("activity_type") / pl.col("activities").sum().over(
+        "activity_type"
+    )
+    return cells.with_columns(lift_over_type=_ratio(pl.col("response_rate"), type_rate))
 
 
 def _cadence_labels(edges: Sequence[int]) -> list[str]:
@@ -201,7 +229,8 @@ def sequence_lift(
     *,
     lengths: Sequence[int] = (2, 3),
     within_days: float = 14,
-    min_support: int = 30,
+    min_support: int = 50,
+    rank_by: str = "lift_over_type",
 ) -> pl.DataFrame:
     """Short sequences of activity types on a contact, ranked by lift of the last touch's
     response over chance.
@@ -216,6 +245,9 @@ def sequence_lift(
         All touches of a sequence fall within this many days of its first touch.
     min_support
         Fewest touches a sequence needs to be listed.
+    rank_by
+        ``"lift_over_type"`` (default: what the earlier touches add to the last one) or
+        ``"lift"`` (over all touches with such a history).
 
     Returns
     -------
@@ -224,12 +256,14 @@ def sequence_lift(
         ``support`` (touches ending such a sequence), ``responded``, ``response_rate``,
         ``base_rate`` (all touches with a length-*k* history), ``lift``, ``type_rate`` and
         ``lift_over_type`` (against touches of the same last type with such a history),
-        sorted by lift (descending), then support.
+        sorted by ``rank_by`` (descending), then support.
 
     Examples
     --------
     >>> sequence_lift(enriched.activities, lengths=[2], min_support=50)  # doctest: +SKIP
     """
+    if rank_by not in ("lift", "lift_over_type"):
+        raise ValueError(f"rank_by must be 'lift' or 'lift_over_type', got {rank_by!r}")
     lengths = sorted(set(lengths))
     if not lengths or lengths[0] < 2:
         raise ValueError(f"sequence lengths must be at least 2, got {list(lengths)}")
@@ -282,7 +316,7 @@ def sequence_lift(
             "type_rate",
             "lift_over_type",
         )
-        .sort(["lift", "support", "sequence"], descending=[True, True, False], nulls_last=True)
+        .sort([rank_by, "support", "sequence"], descending=[True, True, False], nulls_last=True)
         .collect()
     )
 
@@ -368,12 +402,22 @@ def _timing_label() -> pl.Expr:
     return pl.concat_str([pl.col("activity_type"), weekday, hour], separator=" · ")
 
 
+def _with_bounds(frame: pl.DataFrame, *, trials: str) -> pl.DataFrame:
+    """Add ``lift``-like bounds over ``type_rate``: the 95% Wilson limits of the rate divided
+    by the rate of the activity type. Ranking by them lets volume count: a cell of 60
+    touches needs a far higher rate than one of 2,000 to be called best."""
+    return frame.with_columns(wilson_interval(trials=trials)).with_columns(
+        lift_low=_ratio(pl.col("rate_low"), pl.col("type_rate")),
+        lift_high=_ratio(pl.col("rate_high"), pl.col("type_rate")),
+    )
+
+
 def habits_table(
     enriched: Any,
     *,
     min_activities: int = 50,
     top: int = 5,
-    min_support: int = 30,
+    min_support: int = 50,
     within_days: float = 14,
 ) -> pl.DataFrame:
     """The headline habits for the command line: best and worst timing cells, every cadence
@@ -396,6 +440,11 @@ def habits_table(
         ``finding`` (``best timing``, ``worst timing``, ``cadence``, ``sequence``),
         ``pattern`` (e.g. ``call · Tue · 10:00``, ``8-14`` days since the previous touch,
         ``call → email``), ``activities``, ``responded``, ``response_rate``, ``lift``.
+        Timing cells and sequences are measured against touches of the same activity type
+        (their ``lift`` is ``lift_over_type``), so that a cell or sequence is not "best"
+        merely for being a meeting; a cadence bin's lift is over all touches. Best cells
+        and sequences are ranked by the lower 95% (Wilson) limit of that lift, worst cells
+        by the upper limit, so a small cell needs a larger difference to be listed.
 
     Examples
     --------
@@ -403,12 +452,18 @@ def habits_table(
     """
     activities = enriched.activities
     columns = ["finding", "pattern", "activities", "responded", "response_rate", "lift"]
-    ranked = response_by_timing(activities).filter(pl.col("activities") >= min_activities)
-    order = ["response_rate", "activities"]
-    best = ranked.sort(order, descending=True).head(top)
+    cells = response_by_timing(activities)
+    ranked = _with_bounds(
+        cells.with_columns(
+            type_rate=pl.col("response_rate") / pl.col("lift_over_type"),
+            lift=pl.col("lift_over_type"),
+        ),
+        trials="activities",
+    ).filter(pl.col("activities") >= min_activities)
+    best = ranked.sort(["lift_low", "activities"], descending=True).head(top)
     worst = (
         ranked.join(best, on=["activity_type", "weekday", "hour"], how="anti")
-        .sort(order, descending=[False, True])
+        .sort(["lift_high", "activities"], descending=[False, True])
         .head(top)
     )
     timing = [
@@ -419,9 +474,18 @@ def habits_table(
         finding=pl.lit("cadence"), pattern=pl.col("cadence_bin").cast(pl.String)
     )
     sequences = (
-        sequence_lift(activities, min_support=min_support, within_days=within_days)
+        _with_bounds(
+            sequence_lift(activities, min_support=min_support, within_days=within_days),
+            trials="support",
+        )
+        .sort(["lift_low", "support"], descending=True)
         .head(top)
-        .with_columns(finding=pl.lit("sequence"), pattern="sequence", activities="support")
+        .with_columns(
+            finding=pl.lit("sequence"),
+            pattern="sequence",
+            activities="support",
+            lift="lift_over_type",
+        )
     )
     return pl.concat(
         [frame.select(columns) for frame in (*timing, cadence, sequences)], how="vertical_relaxed"

@@ -1,0 +1,223 @@
+"""Charts of habits and patterns: the timing heatmap, response by cadence, sequence lift.
+
+Each builder takes the aggregated frame of the matching :mod:`effortlens.habits` function and
+returns an ``alt.Chart``; nothing is displayed.
+
+Examples
+--------
+>>> from effortlens.habits import response_by_cadence
+>>> from effortlens.charts.habits import cadence_chart
+>>> cadence_chart(response_by_cadence(enriched.activities))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+
+import effortlens.charts._theme  # noqa: F401  (registers and enables the project theme)
+from effortlens.charts._theme import PALETTE
+from effortlens.habits import WEEKDAY_NAMES, wilson_interval
+
+MAX_ROWS = 5000
+
+
+def aggregated(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` if it is small enough to chart inline, else an ``AssertionError``.
+
+    Examples
+    --------
+    >>> aggregated(pl.DataFrame({"team": ["A"]})).height
+    1
+    """
+    assert len(frame) <= MAX_ROWS, f"charts take aggregated frames (<= {MAX_ROWS} rows)"
+    return frame
+
+
+def timing_heatmap_chart(
+    cells: pl.DataFrame,
+    *,
+    activity_type: str | None = None,
+    min_activities: int = 1,
+    title: str = "Response rate by weekday and hour",
+) -> alt.Chart:
+    """Heatmap of response rate, weekday x local hour, one activity type at a time.
+
+    Parameters
+    ----------
+    cells
+        :func:`effortlens.habits.response_by_timing` output (with or without
+        ``activity_type``).
+    activity_type
+        Show only this type. Otherwise, when the frame holds several types, a drop-down in
+        the chart picks the type shown.
+    min_activities
+        Cells with fewer activities are left blank (too few to read a rate from).
+
+    Examples
+    --------
+    >>> timing_heatmap_chart(response_by_timing(acts), min_activities=20)  # doctest: +SKIP
+    """
+    data = cells.filter(pl.col("activities") >= min_activities)
+    if activity_type is not None:
+        data = data.filter(pl.col("activity_type") == activity_type)
+    data = aggregated(
+        data.with_columns(
+            day=pl.col("weekday")
+            .cast(pl.Int64)
+            .replace_strict(dict(enumerate(WEEKDAY_NAMES, start=1)), return_dtype=pl.String),
+        )
+    )
+    tooltip = [
+        alt.Tooltip("day:N", title="weekday"),
+        alt.Tooltip("hour:O", title="hour (local)"),
+        alt.Tooltip("activities:Q", title="activities", format=","),
+        alt.Tooltip("responded:Q", title="responded", format=","),
+        alt.Tooltip("response_rate:Q", title="response rate", format=".1%"),
+        alt.Tooltip("lift:Q", title="lift over all touches", format=".2f"),
+    ]
+    chart = (
+        alt.Chart(data, title=title, width=alt.Step(30), height=alt.Step(26))
+        .mark_rect()
+        .encode(
+            x=alt.X("hour:O", title="hour of day (local)"),
+            y=alt.Y("day:N", title=None, sort=list(WEEKDAY_NAMES)),
+            color=alt.Color(
+                "response_rate:Q", title="response rate", legend=alt.Legend(format=".0%")
+            ),
+            tooltip=(
+                [
+                    alt.Tooltip("activity_type:N", title="activity type"),
+                    *tooltip,
+                    alt.Tooltip("lift_over_type:Q", title="lift over the type", format=".2f"),
+                ]
+                if "lift_over_type" in data.columns
+                else tooltip
+            ),
+        )
+    )
+    types = (
+        sorted(data["activity_type"].unique().to_list()) if "activity_type" in data.columns else []
+    )
+    if activity_type is None and len(types) > 1:
+        pick = alt.param(
+            name="activity_type",
+            value=types[0],
+            bind=alt.binding_select(options=types, name="activity type "),
+        )
+        chart = chart.add_params(pick).transform_filter(alt.datum.activity_type == pick)
+    return chart
+
+
+def cadence_chart(
+    bins: pl.DataFrame,
+    *,
+    title: str = "Response by days since the previous touch on the contact",
+) -> alt.Chart:
+    """Bars of response rate per cadence bin, with 95% intervals and the overall rate.
+
+    Parameters
+    ----------
+    bins
+        :func:`effortlens.habits.response_by_cadence` output (without extra ``by`` columns).
+
+    Examples
+    --------
+    >>> cadence_chart(response_by_cadence(acts))  # doctest: +SKIP
+    """
+    data = aggregated(
+        bins.sort("bin_order").with_columns(
+            *wilson_interval(),
+            overall_rate=pl.col("responded").sum() / pl.col("activities").sum(),
+        )
+    )
+    order = data["cadence_bin"].cast(pl.String).to_list()
+    x = alt.X(
+        "cadence_bin:N",
+        sort=order,
+        title="days since the previous touch",
+        axis=alt.Axis(labelAngle=0),
+    )
+    tooltip = [
+        alt.Tooltip("cadence_bin:N", title="days since previous touch"),
+        alt.Tooltip("activities:Q", title="activities", format=","),
+        alt.Tooltip("responded:Q", title="responded", format=","),
+        alt.Tooltip("response_rate:Q", title="response rate", format=".1%"),
+        alt.Tooltip("rate_low:Q", title="95% interval from", format=".1%"),
+        alt.Tooltip("rate_high:Q", title="95% interval to", format=".1%"),
+        alt.Tooltip("lift:Q", title="lift over all touches", format=".2f"),
+    ]
+    base = alt.Chart(data)
+    bars = base.mark_bar(color=PALETTE["primary"]).encode(
+        x=x,
+        y=alt.Y("response_rate:Q", title="response rate", axis=alt.Axis(format="%")),
+        tooltip=tooltip,
+    )
+    intervals = base.mark_rule(color=PALETTE["text"]).encode(
+        x=x, y="rate_low:Q", y2="rate_high:Q", tooltip=tooltip
+    )
+    overall = base.mark_rule(strokeDash=[4, 4]).encode(
+        y="mean(overall_rate):Q",
+        tooltip=[alt.Tooltip("mean(overall_rate):Q", title="all touches", format=".1%")],
+    )
+    return (bars + intervals + overall).properties(title=title, width=alt.Step(64))
+
+
+def sequence_lift_chart(
+    sequences: pl.DataFrame,
+    *,
+    top: int = 15,
+    measure: str = "lift_over_type",
+    title: str = "Sequences of touches before a response: lift over chance",
+) -> alt.Chart:
+    """Horizontal bars of lift for the first ``top`` sequences, with the no-lift line at 1.
+
+    Parameters
+    ----------
+    sequences
+        :func:`effortlens.habits.sequence_lift` output (already ranked).
+    top
+        How many sequences to show, in the frame's order.
+    measure
+        ``"lift_over_type"`` (what the earlier touches add to the last one) or ``"lift"``.
+
+    Examples
+    --------
+    >>> sequence_lift_chart(sequence_lift(acts), top=10)  # doctest: +SKIP
+    """
+    axis_titles = {
+        "lift_over_type": "lift over touches of the same last type",
+        "lift": "lift over all touches with such a history",
+    }
+    if measure not in axis_titles:
+        raise ValueError(f"measure must be one of {list(axis_titles)}, got {measure!r}")
+    data = aggregated(sequences.head(top))
+    bars = (
+        alt.Chart(data)
+        .mark_bar(color=PALETTE["positive"])
+        .encode(
+            x=alt.X(f"{measure}:Q", title=axis_titles[measure]),
+            y=alt.Y(
+                "sequence:N",
+                sort=data["sequence"].to_list(),
+                title=None,
+                axis=alt.Axis(labelLimit=320),
+            ),
+            tooltip=[
+                alt.Tooltip("sequence:N", title="sequence (measured touch last)"),
+                alt.Tooltip("support:Q", title="touches", format=","),
+                alt.Tooltip("responded:Q", title="responded", format=","),
+                alt.Tooltip("response_rate:Q", title="response rate", format=".1%"),
+                alt.Tooltip("type_rate:Q", title="same last type, any history", format=".1%"),
+                alt.Tooltip("lift_over_type:Q", title="lift over the type", format=".2f"),
+                alt.Tooltip("base_rate:Q", title="all touches with such a history", format=".1%"),
+                alt.Tooltip("lift:Q", title="lift over all", format=".2f"),
+            ],
+        )
+    )
+    no_lift = (
+        alt.Chart(pl.DataFrame({"no_lift": [1.0]}))
+        .mark_rule(strokeDash=[4, 4])
+        .encode(x="no_lift:Q", tooltip=[alt.Tooltip("no_lift:Q", title="no lift")])
+    )
+    return (bars + no_lift).properties(title=title)
