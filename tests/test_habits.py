@@ -305,12 +305,13 @@ def test_habits_table_lets_volume_count_when_ranking_cells():
         [(f"m{i}", f"c{i}", 0, "call", i < 40) for i in range(100)]
         + [(f"t{i}", f"d{i}", 24, "call", i < 3) for i in range(5)]
         + [(f"w{i}", f"e{i}", 48, "call", i < 10) for i in range(100)]  # Wed 09: 10 of 100
+        + [(f"f{i}", f"g{i}", 96, "call", False) for i in range(5)]  # Fri 09: none of 5
     )
     table = habits_table(_Enriched(touches), min_activities=5, top=1)
     best = table.filter(pl.col("finding") == "best timing")
     worst = table.filter(pl.col("finding") == "worst timing")
     assert best["pattern"].to_list() == ["call · Mon · 09:00"]
-    assert worst["pattern"].to_list() == ["call · Wed · 09:00"]
+    assert worst["pattern"].to_list() == ["call · Wed · 09:00"]  # more telling than Fri's 0/5
 
 
 def test_wilson_interval_matches_scipy():
@@ -444,3 +445,18 @@ def test_planted_timing_and_cadence_are_beyond_noise_on_the_same_test(planted, s
         min_activities=20,
     )
     assert timing["p_value"] < 1e-6 and cadence["p_value"] < 1e-6
+
+
+def test_cadence_by_any_enriched_column():
+    with_team = CADENCE.with_columns(
+        team=pl.when(pl.col("contact_id") == "c1").then(pl.lit("A")).otherwise(pl.lit("B"))
+    )
+    cells = response_by_cadence(with_team, by=["team"])
+    assert cells.select("team", "cadence_bin").rows() == [
+        ("A", "first touch"),
+        ("A", "0-1"),
+        ("A", "2-3"),
+        ("A", "31+"),
+        ("B", "first touch"),
+        ("B", "15-30"),
+    ]

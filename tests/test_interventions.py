@@ -76,7 +76,7 @@ WINDOWS = {
 
 
 def test_effect_is_mean_change_of_participants_minus_comparison():
-    effect = intervention_effect(_enriched(WINDOWS), intervention_id="I1")
+    effect = intervention_effect(_enriched(WINDOWS), intervention_id="I1", min_activities=1)
     # t1's data-start activity (1, no response) falls in its before window: 2/11
     t1_change = 6 / 10 - 2 / 11
     expected = (t1_change + 0.2) / 2 - (0.1 + 0.0) / 2
@@ -94,8 +94,10 @@ def test_effect_is_mean_change_of_participants_minus_comparison():
 
 def test_bootstrap_ci_is_seeded_and_spans_the_resampled_estimates():
     enriched = _enriched(WINDOWS)
-    one = intervention_effect(enriched, intervention_id="I1", seed=3, n_boot=1000)
-    again = intervention_effect(enriched, intervention_id="I1", seed=3, n_boot=1000)
+    one = intervention_effect(enriched, intervention_id="I1", min_activities=1, seed=3, n_boot=1000)
+    again = intervention_effect(
+        enriched, intervention_id="I1", min_activities=1, seed=3, n_boot=1000
+    )
     assert one == again
     # each group has two reps: resampled means are drawn from a few known values
     t1_change = 6 / 10 - 2 / 11
@@ -110,7 +112,7 @@ def test_ci_collapses_when_every_rep_changes_alike():
     enriched.tables["intervention_participants"] = pl.DataFrame(
         {"intervention_id": ["I1"], "rep_id": ["t2"]}
     )
-    effect = intervention_effect(enriched, intervention_id="I1")
+    effect = intervention_effect(enriched, intervention_id="I1", min_activities=1)
     assert effect["estimate"] == pytest.approx(0.1)
     assert effect["ci_low"] == pytest.approx(0.1)
     assert effect["ci_high"] == pytest.approx(0.1)
@@ -146,7 +148,7 @@ def test_bootstrap_interval_has_the_width_sampling_theory_predicts():
         ),
     }
     enriched = SimpleNamespace(daily=daily, reps=reps, tables=tables)
-    effect = intervention_effect(enriched, intervention_id="I1", n_boot=4000)
+    effect = intervention_effect(enriched, intervention_id="I1", min_activities=1, n_boot=4000)
     changes = (after - before) / 100
     se = np.sqrt(changes[:60].var(ddof=1) / 60 + changes[60:].var(ddof=1) / 60)
     assert effect["estimate"] == pytest.approx(changes[:60].mean() - changes[60:].mean())
@@ -155,19 +157,21 @@ def test_bootstrap_interval_has_the_width_sampling_theory_predicts():
 
 def test_window_can_be_set_and_is_checked_against_the_data():
     enriched = _enriched(WINDOWS)
-    effect = intervention_effect(enriched, intervention_id="I1", window_weeks=3)
+    effect = intervention_effect(enriched, intervention_id="I1", min_activities=1, window_weeks=3)
     # the before window starts 2024-02-12: t1's data-start activity (02-05) is left out
     assert effect["window_weeks"] == 3
     assert effect["treated_before"] == pytest.approx(0.2)
     with pytest.raises(ValueError, match="no rep of the participants group"):
         # one week before the start (from 2024-02-26) holds no activity
-        intervention_effect(enriched, intervention_id="I1", window_weeks=1)
+        intervention_effect(enriched, intervention_id="I1", min_activities=1, window_weeks=1)
     with pytest.raises(ValueError, match="at most 4 whole weeks"):
-        intervention_effect(enriched, intervention_id="I1", window_weeks=5)
+        intervention_effect(enriched, intervention_id="I1", min_activities=1, window_weeks=5)
 
 
 def test_default_window_is_capped():
-    effect = intervention_effect(_enriched(WINDOWS), intervention_id="I1", max_window_weeks=3)
+    effect = intervention_effect(
+        _enriched(WINDOWS), intervention_id="I1", min_activities=1, max_window_weeks=3
+    )
     assert effect["window_weeks"] == 3
 
 
@@ -176,7 +180,7 @@ def test_unknown_intervention_and_metric_are_clear_errors():
     with pytest.raises(ValueError, match="unknown intervention 'I9'; known: \\['I1'\\]"):
         intervention_effect(enriched, intervention_id="I9")
     with pytest.raises(ValueError, match="metric must be one of"):
-        intervention_effect(enriched, intervention_id="I1", metric="win_rate")
+        intervention_effect(enriched, intervention_id="I1", min_activities=1, metric="win_rate")
 
 
 def test_min_activities_drops_quiet_reps():
@@ -187,14 +191,20 @@ def test_min_activities_drops_quiet_reps():
     assert effect["estimate"] == pytest.approx(0.2)
     with pytest.raises(ValueError, match="no rep of the comparison group"):
         intervention_effect(_enriched(WINDOWS), intervention_id="I1", min_activities=11)
+    with pytest.raises(ValueError, match="no rep of the comparison group"):
+        intervention_effect(_enriched(WINDOWS), intervention_id="I1")  # 20 by default
 
 
 def test_other_metrics():
     enriched = _enriched(WINDOWS)
-    roe = intervention_effect(enriched, intervention_id="I1", metric="roe_per_100")
-    rate = intervention_effect(enriched, intervention_id="I1")
+    roe = intervention_effect(
+        enriched, intervention_id="I1", min_activities=1, metric="roe_per_100"
+    )
+    rate = intervention_effect(enriched, intervention_id="I1", min_activities=1)
     assert roe["estimate"] == pytest.approx(200 * rate["estimate"])  # weight 2 per response
-    volume = intervention_effect(enriched, intervention_id="I1", metric="activities_per_week")
+    volume = intervention_effect(
+        enriched, intervention_id="I1", min_activities=1, metric="activities_per_week"
+    )
     # t1: 11 before, 10 after; t2: 20, 20; c1, c2: 10, 10 -> (-1/4 + 0) / 2 - 0
     assert volume["estimate"] == pytest.approx(-1 / 8)
 
@@ -209,7 +219,7 @@ def test_metric_value_expressions():
 
 
 def test_weekly_series_pools_each_group_by_week_since_start():
-    weekly = intervention_weekly(_enriched(WINDOWS), intervention_id="I1")
+    weekly = intervention_weekly(_enriched(WINDOWS), intervention_id="I1", min_activities=1)
     assert weekly.height == 16
     assert weekly.columns == [
         "group",
@@ -238,8 +248,8 @@ def test_weekly_series_pools_each_group_by_week_since_start():
 def test_inputs_are_not_mutated():
     enriched = _enriched(WINDOWS)
     daily, reps = enriched.daily.clone(), enriched.reps.clone()
-    intervention_effect(enriched, intervention_id="I1")
-    intervention_weekly(enriched, intervention_id="I1")
+    intervention_effect(enriched, intervention_id="I1", min_activities=1)
+    intervention_weekly(enriched, intervention_id="I1", min_activities=1)
     assert_frame_equal(enriched.daily, daily)
     assert_frame_equal(enriched.reps, reps)
 

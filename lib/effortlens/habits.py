@@ -138,19 +138,26 @@ def _cadence_labels(edges: Sequence[int]) -> list[str]:
     return [*labels, f"{edges[-1]}+"]
 
 
-def _contact_history(activities: pl.DataFrame | pl.LazyFrame, depth: int) -> pl.LazyFrame:
+def _contact_history(
+    activities: pl.DataFrame | pl.LazyFrame, depth: int, *, keep: Sequence[str] = ()
+) -> pl.LazyFrame:
     """Touches on a known contact in time order, with the ``depth`` previous touches' types and
     timestamps on the same contact (``prev_type_1``, ``prev_ts_1``, ...)."""
     ordered = (
         _touches(activities)
+        .select(
+            *dict.fromkeys(["activity_id", "contact_id", "ts", "activity_type", "responded", *keep])
+        )
         .filter(pl.col("contact_id").is_not_null())
         .sort("contact_id", "ts", "activity_id")
     )
     previous = []
     for k in range(1, depth + 1):
+        # rows are sorted by contact: a plain shift is the previous touch when the contact matches
+        same_contact = pl.col("contact_id").shift(k) == pl.col("contact_id")
         previous += [
-            pl.col("activity_type").shift(k).over("contact_id").alias(f"prev_type_{k}"),
-            pl.col("ts").shift(k).over("contact_id").alias(f"prev_ts_{k}"),
+            pl.when(same_contact).then(pl.col(column).shift(k)).alias(f"prev_{name}_{k}")
+            for column, name in (("activity_type", "type"), ("ts", "ts"))
         ]
     return ordered.with_columns(previous)
 
@@ -197,7 +204,7 @@ def response_by_cadence(
         .otherwise(1 + pl.sum_horizontal([days_since >= e for e in edges]))
         .cast(pl.Int8)
     )
-    touches = _contact_history(activities, 1).with_columns(bin_order=bin_order)
+    touches = _contact_history(activities, 1, keep=by).with_columns(bin_order=bin_order)
     lower = pl.DataFrame(
         {
             "bin_order": pl.Series(range(len(labels)), dtype=pl.Int8),
@@ -455,15 +462,16 @@ def habits_table(
     cells = response_by_timing(activities)
     ranked = _with_bounds(
         cells.with_columns(
-            type_rate=pl.col("response_rate") / pl.col("lift_over_type"),
+            type_rate=pl.col("responded").sum().over("activity_type")
+            / pl.col("activities").sum().over("activity_type"),
             lift=pl.col("lift_over_type"),
         ),
         trials="activities",
     ).filter(pl.col("activities") >= min_activities)
-    best = ranked.sort(["lift_low", "activities"], descending=True).head(top)
+    best = ranked.sort(["lift_low", "activities"], descending=True, nulls_last=True).head(top)
     worst = (
         ranked.join(best, on=["activity_type", "weekday", "hour"], how="anti")
-        .sort(["lift_high", "activities"], descending=[False, True])
+        .sort(["lift_high", "activities"], descending=[False, True], nulls_last=True)
         .head(top)
     )
     timing = [
@@ -478,7 +486,7 @@ def habits_table(
             sequence_lift(activities, min_support=min_support, within_days=within_days),
             trials="support",
         )
-        .sort(["lift_low", "support"], descending=True)
+        .sort(["lift_low", "support"], descending=True, nulls_last=True)
         .head(top)
         .with_columns(
             finding=pl.lit("sequence"),

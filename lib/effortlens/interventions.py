@@ -11,8 +11,8 @@ Design
 - **Participants** (treated): reps listed in ``intervention_participants`` for the
   intervention. **Comparison** (control): reps not listed, in the peer groups of the
   participants. Both groups keep only reps employed over both windows (hire date on or before
-  the first day, no exit before the last) with at least ``min_activities`` customer-facing
-  activities in each window.
+  the first day, no exit before the last) with at least ``min_activities`` (20)
+  customer-facing activities in each window.
 - **Metric** per rep and window, from customer-facing activities: ``response_rate``
   (responded / activities), ``roe_per_100`` (100 x attributed buyer-action weight /
   activities) or ``activities_per_week``.
@@ -212,7 +212,7 @@ def intervention_effect(
     metric: str = "response_rate",
     window_weeks: int | None = None,
     max_window_weeks: int = 12,
-    min_activities: int = 1,
+    min_activities: int = 20,
     n_boot: int = 2000,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -231,7 +231,8 @@ def intervention_effect(
         Weeks before and after the start; default the largest the data allows, up to
         ``max_window_weeks``.
     min_activities
-        Fewest customer-facing activities a rep needs in each window to be analysed.
+        Fewest customer-facing activities a rep needs in each window to be analysed (every
+        rep weighs the same, so a rep with a handful of touches would add mostly noise).
     n_boot, seed
         Bootstrap draws and the seed of the numpy ``Generator``.
 
@@ -317,7 +318,7 @@ def intervention_weekly(
     metric: str = "response_rate",
     window_weeks: int | None = None,
     max_window_weeks: int = 12,
-    min_activities: int = 1,
+    min_activities: int = 20,
 ) -> pl.DataFrame:
     """Weekly series of both groups around the start, for the difference-in-differences chart.
 
