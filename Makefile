@@ -20,6 +20,8 @@ LAB_PORT ?= 8888
 PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Voilà finds the EffortLens landing-page template (voila.json names it) in share/jupyter.
+export JUPYTER_PATH := $(CURDIR)/share/jupyter$(if $(JUPYTER_PATH),:$(JUPYTER_PATH))
 # The sample is generated only when the workbooks are to open it.
 NEEDS_SAMPLE := $(if $(filter $(DEFAULT_DATA),$(abspath $(DATA))),sample)
 
@@ -54,7 +56,7 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends chromium
 
 sample: $(VENV)/.installed-lab
-	@$(PY) -c 'from effortlens.sample import ensure_sample; ensure_sample("$(DEFAULT_DATA)")'
+	@env -u EFFORTLENS_DATA $(PY) -c 'from effortlens_widgets import default_data_dir as d; d()'
 
 run: $(VENV)/.installed-lab $(NEEDS_SAMPLE)
 	@echo "EffortLens is served at http://$(HOST):$(PORT)/  (data: $(DATA); Ctrl-C stops it)"

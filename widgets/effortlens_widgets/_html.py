@@ -26,10 +26,11 @@ CSS = """<style>
 .el-table { border-collapse: collapse; font-size: 0.92em; margin: 2px 0 8px 0; }
 .el-table th { text-align: left; font-weight: 600; color: #3e4c59; background: #f5f7fa;
   border-bottom: 2px solid #cbd2d9; padding: 5px 12px; }
-.el-table td { border-bottom: 1px solid #e4e7eb; padding: 4px 12px; vertical-align: top; }
+.el-table td { border-bottom: 1px solid #e4e7eb; padding: 4px 12px; vertical-align: top;
+  line-height: 1.4; }
 .el-table td.el-num, .el-table th.el-num { text-align: right; font-variant-numeric: tabular-nums; }
-.el-table td.el-raw { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.9em;
-  color: #52606d; max-width: 38em; overflow-wrap: anywhere; }
+.el-table td.el-raw { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.85em;
+  line-height: 1.3; color: #52606d; max-width: 40em; overflow-wrap: anywhere; }
 .el-table tr.el-total td { font-weight: 600; border-top: 2px solid #cbd2d9; }
 .el-notes { margin: 2px 0 8px 0; padding-left: 1.3em; }
 </style>"""

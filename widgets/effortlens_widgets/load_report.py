@@ -193,11 +193,9 @@ def _by_reason(report: dict, reasons: dict[str, int]) -> str:
     ]
     if not records:
         return ""
-    crosstab = (
-        pl.DataFrame(records)
-        .pivot(on="reason", on_columns=list(reasons), index="table", values="rows")
-        .fill_null(0)
-    )
+    crosstab = pl.DataFrame(records).pivot(
+        on="reason", on_columns=list(reasons), index="table", values="rows"
+    )  # a table × reason pair with no row stays empty (shown as a dash) so counts stand out
     return '<div class="el-section">Quarantined rows by table and reason</div>' + table(
         crosstab, labels={code: code for code in reasons}
     )

@@ -1,0 +1,102 @@
+"""Helpers for the browser tests: a real Voilà server on a free port, and Debian's Chromium.
+
+The server is started exactly as ``make run`` starts it (``voila workbooks`` from the
+repository root, so ``voila.json`` applies), only on another port and with another
+``EFFORTLENS_DATA``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def voila_server(data_dir: Path, *, log_path: Path, timeout: float = 120.0):
+    """Serve ``workbooks/`` with ``EFFORTLENS_DATA=data_dir``; yield the base URL.
+
+    The server runs in its own process group and is stopped, with its kernels, on exit.
+    """
+    port = free_port()
+    templates = str(REPO / "share" / "jupyter")  # the landing template voila.json names
+    env = {
+        **os.environ,
+        "EFFORTLENS_DATA": str(data_dir),
+        "JUPYTER_PATH": os.pathsep.join(filter(None, [templates, os.environ.get("JUPYTER_PATH")])),
+    }
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "voila", "workbooks", f"--port={port}", "--no-browser"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_up(url, server, timeout=timeout, log_path=log_path)
+            yield url
+        finally:
+            _stop(server)
+
+
+def _wait_until_up(url: str, server: subprocess.Popen, *, timeout: float, log_path: Path):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"voila exited with {server.returncode}:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"voila did not answer on {url} within {timeout} s:\n{log_path.read_text()}")
+
+
+def _stop(server: subprocess.Popen) -> None:
+    if server.poll() is not None:
+        return
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium driven by Playwright (never a browser of Playwright's own)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
