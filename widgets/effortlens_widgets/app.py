@@ -153,17 +153,12 @@ class App(widgets.VBox):
 
     def load(self, data_dir: str | Path | None = None) -> None:
         """Load and enrich ``data_dir`` (or the default); problems show as a message."""
-        from effortlens.adapters import load_any
-        from effortlens.settings import load_settings
-
-        from effortlens_widgets.data_source import default_data_dir
+        from effortlens_widgets.data_source import load_data
 
         self._status.value = '<div class="el-note">Loading and preparing the data…</div>'
         try:
-            folder = Path(data_dir) if data_dir else default_data_dir()
-            # canonical folders, Salesforce and HubSpot exports, or CSVs with a mapping.toml
-            data = load_any(folder, settings=load_settings(_settings_file(folder)))
-        except Exception as err:
+            data = load_data(data_dir)
+        except Exception as err:  # DataError, SettingsError, MappingError, or worse
             self._status.value = error_box("The data could not be loaded.", str(err))
             return
         self.state.data = data
@@ -171,12 +166,6 @@ class App(widgets.VBox):
             self._status.value = error_box("The data could not be prepared.", self.state.error)
             return
         self._status.value = _status_line(data)
-
-
-def _settings_file(folder: Path) -> Path | None:
-    """A data folder may carry its own ``settings.toml``; else the defaults apply."""
-    candidate = Path(folder) / "settings.toml"
-    return candidate if candidate.is_file() else None
 
 
 def _status_line(data) -> str:
