@@ -64,7 +64,8 @@ run: $(VENV)/.installed-lab $(NEEDS_SAMPLE)
 
 lab: $(VENV)/.installed-lab $(NEEDS_SAMPLE)
 	EFFORTLENS_DATA="$(abspath $(DATA))" $(VENV)/bin/jupyter lab --ServerApp.ip=$(HOST) --ServerApp.port=$(LAB_PORT) \
-		--LabApp.default_url=/lab/tree/workbooks/00_start_here.ipynb
+		--LabApp.default_url=/lab/tree/workbooks/00_start_here.ipynb \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(VENV)/.installed-test /usr/bin/chromium
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
