@@ -155,3 +155,32 @@ def _option(page, reason: str) -> str:
     matching = [label for label in labels if re.match(rf"{re.escape(reason)}\s\(", label)]
     assert len(matching) == 1, labels
     return matching[0]
+
+
+def test_start_here_says_plainly_when_a_typed_folder_cannot_be_loaded(
+    browser, planted_server, tmp_path, tiny_planted
+):
+    page = _open_start_here(browser, planted_server)
+    try:
+        folder = page.get_by_placeholder("default:")
+        folder.fill(str(tmp_path / "no-such-export"))
+        folder.press("Enter")
+        page.get_by_role("button", name="Load").click()
+        page.wait_for_selector(".el-error", timeout=30_000)
+        text = page.inner_text("body")
+        assert "The data could not be loaded." in text
+        assert "no-such-export" in page.inner_text(".el-error")
+        assert "Traceback" not in text
+        assert page.inner_text(".el-headline h2") == "No data loaded yet"
+
+        # the right folder loads again from the page
+        folder.fill(str(tiny_planted))
+        folder.press("Enter")
+        page.get_by_role("button", name="Load").click()
+        page.wait_for_function(
+            "() => document.querySelector('.el-headline h2').innerText === 'The data is sound'",
+            timeout=30_000,
+        )
+        assert page.locator(".el-error").count() == 0
+    finally:
+        page.close()
