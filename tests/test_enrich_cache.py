@@ -370,3 +370,11 @@ def test_activities_of_reps_missing_from_the_reps_table_are_kept():
     assert e.daily.filter(pl.col("rep_id") == "r2").select("activities", "team").rows() == [
         (1, None)
     ]
+
+
+def test_an_unwritable_cache_warns_but_still_enriches(tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should go")
+    with pytest.warns(UserWarning, match="cache not written"):
+        e = enrich(_data(), cache_dir=blocker)
+    assert e.activities["n_responses"].to_list() == [2, 0, 0, 0]

@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +124,8 @@ def enrich(data: Any, *, cache_dir: Path | str | None = None) -> Enriched:
         A :class:`effortlens.load.LoadedData` (anything with ``tables`` and ``settings``).
     cache_dir
         Where cached facts live; default :func:`effortlens.cache.default_cache_dir`
-        (``$EFFORTLENS_CACHE`` or ``.cache/effortlens`` under the working directory).
+        (``$EFFORTLENS_CACHE`` or ``.cache/effortlens`` under the working directory). If it
+        cannot be written, a warning says so and the facts are returned all the same.
 
     Returns
     -------
@@ -143,7 +145,10 @@ def enrich(data: Any, *, cache_dir: Path | str | None = None) -> Enriched:
     if cached is not None:
         return Enriched(**cached, tables=tables, settings=settings, fingerprint=key)
     enriched = enrich_tables(tables, settings=settings, fingerprint=key)
-    write_cached(folder, key, {name: getattr(enriched, name) for name in _FACTS})
+    try:
+        write_cached(folder, key, {name: getattr(enriched, name) for name in _FACTS})
+    except OSError as err:  # a read-only or full disk costs speed next time, not this answer
+        warnings.warn(f"enrichment cache not written to {folder}: {err}", stacklevel=2)
     return enriched
 
 
