@@ -322,20 +322,25 @@ def test_default_cache_dir_is_env_or_working_directory(tmp_path, monkeypatch):
     assert (tmp_path / "elsewhere" / e.fingerprint).is_dir()
 
 
-@pytest.mark.parametrize("change", ["reorder", "schema"])
-def test_fingerprint_ignores_row_order_but_not_schema(change):
+@pytest.mark.parametrize("change", ["reorder", "schema", "one_value", "nothing"])
+def test_fingerprint_follows_content_order_and_schema(change):
     from effortlens.cache import fingerprint
 
     tables = _tables()
     base = fingerprint(tables, load_settings())
-    if change == "reorder":
-        tables["activities"] = tables["activities"].reverse()
-        assert fingerprint(tables, load_settings()) == base
-    else:
-        tables["activities"] = tables["activities"].with_columns(
-            pl.col("duration_min").cast(pl.Float32)
-        )
-        assert fingerprint(tables, load_settings()) != base
+    acts = tables["activities"]
+    tables["activities"] = {
+        "reorder": acts.reverse(),
+        "schema": acts.with_columns(pl.col("duration_min").cast(pl.Float32)),
+        "one_value": acts.with_columns(
+            pl.when(pl.col("activity_id") == "a4")
+            .then(16.0)
+            .otherwise("duration_min")
+            .alias("duration_min")
+        ),
+        "nothing": acts.clone(),
+    }[change]
+    assert (fingerprint(tables, load_settings()) == base) == (change == "nothing")
 
 
 def test_daily_equals_a_plain_group_by_of_the_activities(tiny_planted):

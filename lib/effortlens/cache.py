@@ -4,8 +4,9 @@ A load is enriched once; the result is written under ``<cache dir>/<fingerprint>
 back on the next load of the same data with the same settings and the same code. The
 fingerprint covers
 
-- every input table's content (``DataFrame.hash_rows`` summed, plus its height and schema:
-  cheap, about 0.1 s per million rows, and blind to row order, which enrichment ignores too),
+- every input table's content and row order (``DataFrame.hash_rows`` of the rows with their
+  row numbers, summed, plus height and schema: about 0.3 s for 10M activities; order counts
+  because the enriched activities keep it and ties in attribution go to the later row),
 - ``Settings.fingerprint()``,
 - the Polars version (row hashes are only stable within one version) and the source of the
   enrichment modules, so a code change never serves stale facts.
@@ -93,7 +94,7 @@ def fingerprint(tables: Mapping[str, pl.DataFrame], settings: Settings) -> str:
     for name in sorted(tables):
         frame = tables[name]
         # hash_rows of a frame with no columns is undefined; its height says it all
-        content = int(frame.hash_rows().sum()) if frame.width else 0
+        content = int(frame.with_row_index("_row").hash_rows().sum()) if frame.width else 0
         digest.update(f"\n{name} {frame.height} {frame.schema} {content}".encode())
     return digest.hexdigest()[:24]
 
