@@ -1,0 +1,214 @@
+"""Every analysis app in a real Voilà server and headless Chromium, touched as a person would."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+from _browser import ARTIFACTS, CHROMIUM, launch_chromium, voila_server
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium (make test)"),
+]
+
+FAILURE_TEXT = (
+    "Traceback",
+    "Error displaying widget",
+    "There was an error when executing cell",
+    "could not be drawn",
+    "could not be loaded",
+)
+CHART = ".vega-embed svg, .vega-embed canvas"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        chromium = launch_chromium(p)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(small_planted):
+    with voila_server(small_planted, log_path=ARTIFACTS / "voila-apps.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def names(small_planted) -> list[str]:
+    reps = pl.read_parquet(small_planted / "reps.parquet")
+    return [n for n in reps["rep_name"].to_list() if n]
+
+
+def _open(browser, url: str, notebook: str, *, query: str = "", charts: int = 1):
+    page = browser.new_page(viewport={"width": 1280, "height": 2400})
+    page.goto(f"{url}/voila/render/{notebook}.ipynb{query}", timeout=180_000)
+    page.wait_for_selector(CHART, timeout=180_000)
+    page.wait_for_function(
+        f"document.querySelectorAll('.vega-embed').length >= {charts}", timeout=60_000
+    )
+    _assert_sound(page)
+    return page
+
+
+def _assert_sound(page) -> None:
+    text = page.inner_text("body")
+    for failure in FAILURE_TEXT:
+        assert failure not in text, f"{failure!r} shown on the page"
+    assert page.locator(".el-error").count() == 0
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _select(page, label: str, option: str) -> None:
+    box = page.locator(".widget-dropdown").filter(has=page.locator("label", has_text=label))
+    box.locator("select").first.select_option(label=option)
+
+
+def _changes(page, selector: str, action, *, timeout: float = 60_000) -> str:
+    before = page.inner_text(selector)
+    action()
+    page.wait_for_function(
+        "([sel, before]) => { const el = document.querySelector(sel);"
+        " return el && el.innerText !== before; }",
+        arg=[selector, before],
+        timeout=timeout,
+    )
+    return page.inner_text(selector)
+
+
+def test_landing_page_lists_every_app_with_its_question(server):
+    import urllib.request
+
+    html = urllib.request.urlopen(server + "/", timeout=30).read().decode()
+    for title in ["Start here", "Return on effort", "Positive deviance", "Buyer journey",
+                  "Habits and patterns", "Interventions", "Organisation", "My mirror",
+                  "Pattern session"]:
+        assert title in html
+    assert "Where does seller effort earn buyer action" in html
+
+
+def test_return_on_effort_follows_the_team_filter_and_hides_names(browser, server, names):
+    page = _open(browser, server, "01_return_on_effort", charts=3)
+    kpis = _changes(page, ".el-kpis", lambda: _select(page, "Team", "SMB East"))
+    assert "Customer-facing activities" in kpis
+    _select(page, "Team", "(all)")
+    page.get_by_role("button", name="Rep", exact=True).click()
+    page.wait_for_function(
+        "names => names.some(n => document.body.innerHTML.includes(n))", arg=names,
+        timeout=60_000,
+    )
+    page.get_by_role("button", name="Hide names").click()
+    page.wait_for_function(
+        "names => !names.some(n => document.body.innerHTML.includes(n))", arg=names,
+        timeout=60_000,
+    )
+    page.wait_for_timeout(1000)
+    html = page.content()
+    assert [n for n in names if n in html] == []
+    assert re.search(r"Rep \d\d", html)
+    _assert_sound(page)
+    _shot(page, "app-return-on-effort")
+
+
+def test_positive_deviance_names_the_deviants_and_switches_to_win_rate(
+    browser, server, small_planted
+):
+    truth = json.loads((small_planted / "truth.json").read_text())
+    page = _open(browser, server, "02_positive_deviance", charts=2)
+    finding = page.inner_text(".el-finding")
+    assert "beat peers just like them" in finding
+    assert truth["deviant_practice"]["activity_type"] in finding
+    _shot(page, "app-positive-deviance")
+    after = _changes(page, ".el-finding", lambda: page.get_by_role("button", name="Win rate").click())
+    assert "win rate" in after
+    _assert_sound(page)
+
+
+def test_buyer_journey_splits_by_segment(browser, server, small_planted):
+    truth = json.loads((small_planted / "truth.json").read_text())
+    page = _open(browser, server, "03_buyer_journey", charts=3)
+    finding = page.inner_text(".el-finding")
+    assert truth["leaky_stage"] in finding and truth["stalled_stage"] in finding
+    _shot(page, "app-buyer-journey")
+    page.get_by_role("button", name="By segment").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.vega-embed svg text')]"
+        ".some(t => t.textContent.includes('Enterprise'))",
+        timeout=60_000,
+    )
+    _assert_sound(page)
+
+
+def test_habits_follow_the_period(browser, server):
+    page = _open(browser, server, "04_habits_and_patterns", charts=3)
+    _shot(page, "app-habits")
+    _changes(page, ".el-finding", lambda: _select(page, "Period", "Last 13 weeks"))
+    _assert_sound(page)
+
+
+def test_interventions_show_the_effect_and_switch_metric(browser, server):
+    page = _open(browser, server, "05_interventions")
+    assert "real rise" in page.inner_text(".el-finding")
+    _shot(page, "app-interventions")
+    _changes(page, ".el-kpis", lambda: page.get_by_role("button", name="ROE per 100").click())
+    _assert_sound(page)
+
+
+def test_organisation_names_the_low_selling_team(browser, server, small_planted):
+    truth = json.loads((small_planted / "truth.json").read_text())
+    page = _open(browser, server, "06_organisation", charts=3)
+    assert truth["low_selling_team"] in page.inner_text(".el-finding")
+    _shot(page, "app-organisation")
+    _changes(page, ".el-finding", lambda: _select(page, "Segment", "Enterprise"))
+    _assert_sound(page)
+
+
+def test_rep_mirror_opens_on_the_rep_in_the_link_and_switches_rep(
+    browser, server, small_planted
+):
+    reps = pl.read_parquet(small_planted / "reps.parquet").filter(pl.col("exit_date").is_null())
+    rep_id, name = reps.row(3)[:2]
+    other = reps["rep_name"][4]
+    page = _open(browser, server, "07_rep_mirror", query=f"?rep={rep_id}")
+    assert name in page.inner_text(".el-finding")
+    _shot(page, "app-rep-mirror")
+    after = _changes(page, ".el-finding", lambda: _select(page, "Rep", other))
+    assert other in after
+    _assert_sound(page)
+
+
+def test_pattern_session_steps_forward_and_back_with_names_hidden(browser, server, names):
+    page = _open(browser, server, "08_pattern_session")
+    assert "1. Where our effort goes" in page.inner_text(".el-step")
+    page.get_by_role("button", name="Next").click()
+    page.wait_for_function(
+        "() => document.querySelector('.el-step').innerText.includes('2. Effort with no answer')",
+        timeout=60_000,
+    )
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Next").click()
+    page.wait_for_function(
+        "() => document.querySelector('.el-step').innerText.includes('4. Peers who do better')",
+        timeout=60_000,
+    )
+    page.wait_for_selector(CHART, timeout=60_000)
+    page.wait_for_timeout(1500)
+    html = page.content()
+    assert [n for n in names if n in html] == []
+    _shot(page, "app-pattern-session")
+    page.get_by_role("button", name="Back").click()
+    page.wait_for_function(
+        "() => document.querySelector('.el-step').innerText.includes('3. When buyers answer')",
+        timeout=60_000,
+    )
+    _assert_sound(page)
