@@ -8,7 +8,7 @@ from effortlens.charts.flow import stage_funnel_chart, time_in_stage_chart, veri
 from effortlens.flow import blocked_deals, flow_table
 
 from effortlens_widgets._html import escape
-from effortlens_widgets.app import App, View
+from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards, TablePanel
 
 
@@ -89,10 +89,9 @@ class Journey(View):
             self._finding,
             self._by,
             self._funnel,
-            widgets.HBox([self._time, self._verified]),
+            row(self._time, self._verified),
             self._blocked,
         ]
-        self._time.layout.width = self._verified.layout.width = "50%"
 
     def render(self, view) -> None:
         opps = view.tables["opportunities"]

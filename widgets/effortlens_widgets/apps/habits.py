@@ -8,7 +8,7 @@ from effortlens.charts.habits import cadence_chart, sequence_lift_chart, timing_
 from effortlens.habits import response_by_cadence, response_by_timing, sequence_lift
 
 from effortlens_widgets._html import escape
-from effortlens_widgets.app import App, View
+from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel
 
 WEEKDAYS = {1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 7: "Sun"}
@@ -31,18 +31,23 @@ def habits_findings(timing: pl.DataFrame, cadence: pl.DataFrame, sequences: pl.D
             f"Touches on <b>{WEEKDAYS[best['weekday']]} at {best['hour']:02d}:00</b> are answered "
             f"most often ({best['rate']:.0%} against {overall:.0%} overall)."
         )
-    rated = cadence.filter(pl.col("activities") >= 50).sort("response_rate")
+    rated = cadence.filter(
+        (pl.col("activities") >= 50) & (pl.col("cadence_bin") != "first touch")
+    ).sort("response_rate")
     if rated.height >= 2:
         worst = rated.row(0, named=True)
         parts.append(
-            f"Touches after <b>{escape(worst['cadence_bin'])}</b> since the previous one are the "
-            f"least answered ({worst['response_rate']:.0%})."
+            f"Touches <b>{escape(worst['cadence_bin'])} days</b> after the previous one to the "
+            f"same contact are the least answered ({worst['response_rate']:.0%})."
         )
-    if sequences.height:
-        top = sequences.sort("lift", descending=True).row(0, named=True)
+    if sequences.height:  # ranked by what the earlier touches add to the last one
+        top = sequences.row(0, named=True)
+        last = top["sequence"].split(" → ")[-1]
+        article = "An" if last[:1] in "aeiou" else "A"
         parts.append(
-            f"The sequence <b>{escape(top['sequence'])}</b> is answered {top['lift']:.1f}× as "
-            f"often as an average touch ({top['support']:,} times seen)."
+            f"{article} {escape(last)} that ends the sequence <b>{escape(top['sequence'])}</b> is "
+            f"answered {top['lift_over_type']:.1f}× as often as {escape(last)}s in general "
+            f"({top['support']:,} times seen)."
         )
     return f'<div class="el-finding">{" ".join(parts)}</div>' if parts else ""
 
@@ -73,9 +78,8 @@ class Habits(View):
         self.children = [
             self._finding,
             self._timing,
-            widgets.HBox([self._cadence, self._sequences]),
+            row(self._cadence, self._sequences),
         ]
-        self._cadence.layout.width = self._sequences.layout.width = "50%"
 
     def render(self, view) -> None:
         acts = view.activities

@@ -18,7 +18,7 @@ from effortlens.organisation import (
 )
 
 from effortlens_widgets._html import escape
-from effortlens_widgets.app import App, View
+from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, TablePanel
 
 
@@ -75,10 +75,9 @@ class Organisation(View):
         self.children = [
             self._finding,
             self._selling,
-            widgets.HBox([self._attrition, self._variance]),
+            row(self._attrition, self._variance),
             self._table,
         ]
-        self._attrition.layout.width = self._variance.layout.width = "50%"
 
     def render(self, view) -> None:
         if view.daily.height == 0:

@@ -8,7 +8,7 @@ from effortlens.charts.roe import no_impact_chart, roe_by_chart, roe_trend_chart
 from effortlens.filters import filter_enriched
 from effortlens.roe import METRIC_LABELS, roe_by, roe_trend, silent_streaks
 
-from effortlens_widgets.app import App, View
+from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards, TablePanel
 
 #: Slices a reader can compare, label -> columns.
@@ -110,8 +110,7 @@ class BySlice(View):
             filename="no-impact-effort",
         )
         self._slice.observe(self._refresh, names="value")
-        self.children = [self._slice, widgets.HBox([self._roe, self._waste])]
-        self._roe.layout.width = self._waste.layout.width = "50%"
+        self.children = [self._slice, row(self._roe, self._waste)]
 
     def render(self, view) -> None:
         by = SLICES[self._slice.value]
