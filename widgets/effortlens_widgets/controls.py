@@ -200,9 +200,10 @@ class PeerPicker(widgets.Dropdown):
 
     def _on_data(self, change=None) -> None:
         reps = None if self._state.enriched is None else self._state.enriched.reps
-        self.options = [("All peer groups", "")] + [
-            (g, g) for g in _options(reps, "peer_group")[1:]
-        ]
+        current = self.value or ""
+        options = [("All peer groups", "")] + [(g, g) for g in _options(reps, "peer_group")[1:]]
+        self.options = options
+        self.value = current if current in [v for _, v in options] else ""
 
     @observe("value")
     def _on_value(self, change) -> None:
