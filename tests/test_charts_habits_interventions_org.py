@@ -6,8 +6,8 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from effortlens.charts._theme import aggregated
 from effortlens.charts.habits import (
-    aggregated,
     cadence_chart,
     sequence_lift_chart,
     timing_heatmap_chart,
@@ -81,7 +81,7 @@ def test_timing_heatmap_for_one_type_needs_no_picker():
 
 
 def test_charts_refuse_raw_frames():
-    with pytest.raises(AssertionError, match="aggregated"):
+    with pytest.raises(ValueError, match="aggregated"):
         aggregated(pl.DataFrame({"x": range(5001)}))
     assert aggregated(pl.DataFrame({"x": range(5000)})).height == 5000
 

@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import altair as alt
+import polars as pl
 
 #: Okabe–Ito colours by name.
 OKABE_ITO: dict[str, str] = {
@@ -120,3 +121,23 @@ def effortlens_theme() -> alt.theme.ThemeConfig:
             "text": {"fontSize": 12, "color": PALETTE["text"]},
         },
     }
+
+
+#: Most rows a chart takes inline; charts are fed aggregates, never events.
+MAX_ROWS = 5000
+
+
+def aggregated(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` if it is small enough to chart inline; a ``ValueError`` otherwise.
+
+    Examples
+    --------
+    >>> aggregated(pl.DataFrame({"team": ["A"]})).height
+    1
+    """
+    if frame.height > MAX_ROWS:
+        raise ValueError(
+            f"charts take aggregated frames of at most {MAX_ROWS} rows, got {frame.height}: "
+            "aggregate first (effortlens.roe.roe_by, effortlens.habits.response_by_timing, …)"
+        )
+    return frame

@@ -16,8 +16,7 @@ import altair as alt
 import polars as pl
 
 import effortlens.charts._theme  # noqa: F401  (registers and enables the project theme)
-from effortlens.charts._theme import PALETTE
-from effortlens.charts.habits import aggregated
+from effortlens.charts._theme import PALETTE, aggregated
 
 _STAGE_STEP = alt.Step(80)  # width per stage, so that stage names fit side by side
 _GROUP_STEP = alt.Step(26)  # width per group within a stage, when groups stand side by side

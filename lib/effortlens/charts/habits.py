@@ -16,22 +16,8 @@ import altair as alt
 import polars as pl
 
 import effortlens.charts._theme  # noqa: F401  (registers and enables the project theme)
-from effortlens.charts._theme import PALETTE
+from effortlens.charts._theme import PALETTE, aggregated
 from effortlens.habits import WEEKDAY_NAMES, wilson_interval
-
-MAX_ROWS = 5000
-
-
-def aggregated(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` if it is small enough to chart inline, else an ``AssertionError``.
-
-    Examples
-    --------
-    >>> aggregated(pl.DataFrame({"team": ["A"]})).height
-    1
-    """
-    assert len(frame) <= MAX_ROWS, f"charts take aggregated frames (<= {MAX_ROWS} rows)"
-    return frame
 
 
 def timing_heatmap_chart(

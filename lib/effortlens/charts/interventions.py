@@ -17,8 +17,7 @@ import altair as alt
 import polars as pl
 
 import effortlens.charts._theme  # noqa: F401  (registers and enables the project theme)
-from effortlens.charts._theme import PALETTE
-from effortlens.charts.habits import aggregated
+from effortlens.charts._theme import PALETTE, aggregated
 from effortlens.interventions import COMPARISON, PARTICIPANTS
 
 _METRIC_TITLES = {

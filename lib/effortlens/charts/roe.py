@@ -15,25 +15,12 @@ import altair as alt
 import polars as pl
 
 import effortlens.charts._theme  # noqa: F401  (registers and enables the project theme)
-from effortlens.charts._theme import PALETTE
+from effortlens.charts._theme import PALETTE, aggregated
 from effortlens.roe import METRIC_LABELS
-
-#: Most rows a chart takes inline; charts are fed aggregates, never events.
-MAX_ROWS = 5000
 
 #: Metrics that are shares, shown as percentages.
 _SHARES = {"response_rate", "no_impact_share"}
 _RATIOS = ("response_rate", "roe_per_100", "roe_per_hour", "no_impact_share")
-
-
-def aggregated(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` if it is small enough to chart inline; a ``ValueError`` otherwise."""
-    if frame.height > MAX_ROWS:
-        raise ValueError(
-            f"charts take aggregated frames of at most {MAX_ROWS} rows, got {frame.height}: "
-            "aggregate first (effortlens.roe.roe_by / roe_trend)"
-        )
-    return frame
 
 
 def _format(metric: str) -> str:
