@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import polars as pl
+from polars.testing import assert_series_equal
+
 from effortlens.adapters import salesforce_id18
 from effortlens.adapters._common import boolean, is_automatic_reply, parse_amounts
 from effortlens.adapters._sfid import normalise_ids
 from effortlens.adapters._vocab import merge_spellings, translate, vocabulary
-from polars.testing import assert_series_equal
 
 
 def test_translate_merges_spellings_that_differ_in_case_and_spaces_and_says_so():

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from effortlens.adapters import detect_command_text, detect_format, load_any
 from effortlens.load import DataError
 from effortlens.settings import load_settings

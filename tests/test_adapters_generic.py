@@ -7,10 +7,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
+
 from effortlens.adapters import load_any, load_command_text
 from effortlens.load import DataError
 from effortlens.settings import load_settings
-from polars.testing import assert_frame_equal
 
 CRM = Path(__file__).parent / "data" / "crm"
 NOW = datetime(2024, 7, 1, tzinfo=UTC)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+
 from effortlens.adapters import load_any
 from effortlens.settings import load_settings
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from effortlens.adapters import (
     MappingError,
     load_any,

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
+
 from effortlens.adapters import load_any, salesforce_id18
 from effortlens.settings import load_settings
-from polars.testing import assert_frame_equal
 
 CRM = Path(__file__).parent / "data" / "crm"
 NOW = datetime(2024, 7, 1, tzinfo=UTC)

@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
+
 from effortlens import attribution
 from effortlens.attribution import attribute_actions, attribution_rows
 from effortlens.schema import conform
-from polars.testing import assert_frame_equal
 
 T0 = datetime(2024, 3, 4, 15, 0, tzinfo=UTC)
 CUSTOMER_FACING = ["email", "call", "meeting"]

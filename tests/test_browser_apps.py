@@ -90,9 +90,17 @@ def test_landing_page_lists_every_app_with_its_question(server):
     import urllib.request
 
     html = urllib.request.urlopen(server + "/", timeout=30).read().decode()
-    for title in ["Start here", "Return on effort", "Positive deviance", "Buyer journey",
-                  "Habits and patterns", "Interventions", "Organisation", "My mirror",
-                  "Pattern session"]:
+    for title in [
+        "Start here",
+        "Return on effort",
+        "Positive deviance",
+        "Buyer journey",
+        "Habits and patterns",
+        "Interventions",
+        "Organisation",
+        "My mirror",
+        "Pattern session",
+    ]:
         assert title in html
     assert "Where does seller effort earn buyer action" in html
 
@@ -104,12 +112,14 @@ def test_return_on_effort_follows_the_team_filter_and_hides_names(browser, serve
     _select(page, "Team", "(all)")
     page.get_by_role("button", name="Rep", exact=True).click()
     page.wait_for_function(
-        "names => names.some(n => document.body.innerHTML.includes(n))", arg=names,
+        "names => names.some(n => document.body.innerHTML.includes(n))",
+        arg=names,
         timeout=60_000,
     )
     page.get_by_role("button", name="Hide names").click()
     page.wait_for_function(
-        "names => !names.some(n => document.body.innerHTML.includes(n))", arg=names,
+        "names => !names.some(n => document.body.innerHTML.includes(n))",
+        arg=names,
         timeout=60_000,
     )
     page.wait_for_timeout(1000)
@@ -129,7 +139,9 @@ def test_positive_deviance_names_the_deviants_and_switches_to_win_rate(
     assert "beat peers just like them" in finding
     assert truth["deviant_practice"]["activity_type"] in finding
     _shot(page, "app-positive-deviance")
-    after = _changes(page, ".el-finding", lambda: page.get_by_role("button", name="Win rate").click())
+    after = _changes(
+        page, ".el-finding", lambda: page.get_by_role("button", name="Win rate").click()
+    )
     assert "win rate" in after
     _assert_sound(page)
 
@@ -173,9 +185,7 @@ def test_organisation_names_the_low_selling_team(browser, server, small_planted)
     _assert_sound(page)
 
 
-def test_rep_mirror_opens_on_the_rep_in_the_link_and_switches_rep(
-    browser, server, small_planted
-):
+def test_rep_mirror_opens_on_the_rep_in_the_link_and_switches_rep(browser, server, small_planted):
     reps = pl.read_parquet(small_planted / "reps.parquet").filter(pl.col("exit_date").is_null())
     rep_id, name = reps.row(3)[:2]
     other = reps["rep_name"][4]

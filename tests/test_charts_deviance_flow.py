@@ -7,6 +7,7 @@ import datetime as dt
 import altair as alt
 import polars as pl
 import pytest
+
 from effortlens.charts.deviance import (
     DIRECTION_LABELS,
     funnel_plot_chart,

@@ -6,6 +6,7 @@ import datetime as dt
 
 import polars as pl
 import pytest
+
 from effortlens.charts._theme import aggregated
 from effortlens.charts.habits import (
     cadence_chart,

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import altair as alt
 import polars as pl
 import pytest
+
 from effortlens.charts._theme import CATEGORY, PALETTE
 from effortlens.charts.mirror import mirror_chart
 from effortlens.charts.roe import no_impact_chart, roe_by_chart, roe_trend_chart

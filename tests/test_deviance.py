@@ -10,6 +10,9 @@ from types import SimpleNamespace
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
+from scipy import stats
+
 from effortlens.deviance import (
     EXACT_MAX_VOLUME,
     deviants_table,
@@ -23,8 +26,6 @@ from effortlens.deviance import (
 )
 from effortlens.peers import peer_groups, with_peer_group
 from effortlens.settings import load_settings
-from polars.testing import assert_frame_equal
-from scipy import stats
 
 T0 = dt.datetime(2024, 3, 4, 14, 0, tzinfo=dt.UTC)
 

@@ -6,9 +6,11 @@ import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
-import effortlens.enrich as enrich_module
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
+
+import effortlens.enrich as enrich_module
 from effortlens.enrich import (
     ACTIONS_SCHEMA,
     ACTIVITIES_SCHEMA,
@@ -18,7 +20,6 @@ from effortlens.enrich import (
 )
 from effortlens.schema import TABLES, conform
 from effortlens.settings import load_settings
-from polars.testing import assert_frame_equal
 
 T0 = datetime(2024, 3, 4, 15, 0, tzinfo=UTC)  # Monday 10:00 in New York (EST)
 

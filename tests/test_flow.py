@@ -10,6 +10,8 @@ from types import SimpleNamespace
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
+
 from effortlens.flow import (
     blocked_deals,
     flow_table,
@@ -19,7 +21,6 @@ from effortlens.flow import (
 )
 from effortlens.schema import conform
 from effortlens.settings import load_settings
-from polars.testing import assert_frame_equal
 
 SETTINGS = load_settings()  # prospect, discovery, evaluation, proposal, negotiation, commit
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)

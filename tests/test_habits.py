@@ -7,6 +7,9 @@ import json
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
+from scipy import stats
+
 from effortlens.habits import (
     CADENCE_EDGES,
     habits_table,
@@ -16,8 +19,6 @@ from effortlens.habits import (
     sequence_lift,
     wilson_interval,
 )
-from polars.testing import assert_frame_equal
-from scipy import stats
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 3, 4, 14, 0, tzinfo=UTC)  # a Monday, 09:00 in New York

@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import numpy as np
 import polars as pl
 import pytest
-from effortlens.interventions import intervention_effect, intervention_weekly, metric_value
 from polars.testing import assert_frame_equal
+
+from effortlens.interventions import intervention_effect, intervention_weekly, metric_value
 
 D = dt.date
 START = D(2024, 3, 4)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
+
 from effortlens.cli import main
 from effortlens.load import (
     QUARANTINE_SCHEMA,
@@ -22,7 +24,6 @@ from effortlens.load import (
 from effortlens.report import REASONS
 from effortlens.schema import TABLES
 from effortlens.settings import load_settings
-from polars.testing import assert_frame_equal
 
 DATA = Path(__file__).parent / "data" / "load"
 NOW = datetime(2025, 1, 1, tzinfo=UTC)

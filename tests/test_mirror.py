@@ -6,8 +6,9 @@ from datetime import date, timedelta
 
 import polars as pl
 import pytest
-from effortlens.mirror import MIRROR_METRICS, mirror_weeks, rep_mirror
 from polars.testing import assert_frame_equal
+
+from effortlens.mirror import MIRROR_METRICS, mirror_weeks, rep_mirror
 
 W = [date(2024, 3, 4) + timedelta(weeks=i) for i in range(6)]  # Mondays W0..W5
 GROUP = {"me": "G", "p1": "G", "p2": "G", "p3": "G", "idle": "G", "p4": "H"}

@@ -9,6 +9,9 @@ from types import SimpleNamespace
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
+from scipy import stats
+
 from effortlens.organisation import (
     attrition,
     attrition_vs_selling_time,
@@ -18,8 +21,6 @@ from effortlens.organisation import (
     variance_share,
 )
 from effortlens.settings import load_settings
-from polars.testing import assert_frame_equal
-from scipy import stats
 
 D = dt.date
 

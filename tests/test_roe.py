@@ -6,11 +6,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
+
 from effortlens.enrich import enrich_tables
 from effortlens.roe import roe_by, roe_table, roe_trend, silent_streaks
 from effortlens.schema import conform
 from effortlens.settings import load_settings
-from polars.testing import assert_frame_equal
 
 MON = date(2024, 3, 4)
 

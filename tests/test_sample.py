@@ -13,10 +13,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
+
 from effortlens.sample import SIZES, ensure_sample, generate, resolve_size
 from effortlens.schema import OUTCOMES, TABLES
 from effortlens.settings import load_settings
-from polars.testing import assert_frame_equal
 
 SETTINGS = load_settings()
 CUSTOMER_FACING = list(SETTINGS.customer_facing)

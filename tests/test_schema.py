@@ -6,8 +6,9 @@ from datetime import UTC, date, datetime
 
 import polars as pl
 import pytest
-from effortlens.schema import EFFORT_OR_PIPELINE, TABLES, UTC_TS, conform
 from polars.testing import assert_frame_equal
+
+from effortlens.schema import EFFORT_OR_PIPELINE, TABLES, UTC_TS, conform
 
 EXPECTED_COLUMNS = {
     "reps": [

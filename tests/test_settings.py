@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from effortlens.settings import ACTION_TYPES, ACTIVITY_TYPES, SettingsError, load_settings
 
 

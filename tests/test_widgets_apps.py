@@ -9,6 +9,7 @@ import re
 import ipywidgets as widgets
 import polars as pl
 import pytest
+
 from effortlens_widgets.app import App
 from effortlens_widgets.apps.buyer_journey import buyer_journey_app
 from effortlens_widgets.apps.habits import habits_app

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
+from traitlets import TraitError
+
 from effortlens.load import load_folder
 from effortlens_widgets import DataSourceLoader, LoadReportView, default_data_dir, settings_for
 from effortlens_widgets._html import escape, table
-from polars.testing import assert_frame_equal
-from traitlets import TraitError
 
 REPO = Path(__file__).resolve().parents[1]
 

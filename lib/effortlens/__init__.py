@@ -1,4 +1,4 @@
-"""EffortLens: what sales effort achieves with buyers. The Polars core, importable without Jupyter."""
+"""EffortLens: what sales effort achieves with buyers. The Polars core, no Jupyter needed."""
 
 from __future__ import annotations
 

@@ -7,7 +7,9 @@ same data, and do not reveal the real order of ids or names.
 Examples
 --------
 >>> import polars as pl
->>> reps = pl.DataFrame({"rep_id": ["r1", "r2"], "rep_name": ["Ada", "Bo"], "manager_id": ["m", "m"]})
+>>> reps = pl.DataFrame(
+...     {"rep_id": ["r1", "r2"], "rep_name": ["Ada", "Bo"], "manager_id": ["m", "m"]}
+... )
 >>> p = build_pseudonyms(reps=reps, salt="s")
 >>> out = anonymise_frame(reps, p)
 >>> sorted(out["rep_name"].to_list()) == sorted(out["rep_id"].to_list()) == ["Rep 1", "Rep 2"]
@@ -41,7 +43,7 @@ class Pseudonyms:
 
     def lookup(self, kind: str) -> dict[str, str]:
         m = self.maps.get(kind)
-        return {} if m is None else dict(zip(m["id"].to_list(), m["pseudonym"].to_list()))
+        return {} if m is None else dict(zip(m["id"], m["pseudonym"], strict=True))
 
 
 def _numbered(ids: pl.Series, *, prefix: str, salt: str) -> pl.DataFrame:
@@ -125,9 +127,7 @@ def anonymise_frame(frame: pl.DataFrame, pseudonyms: Pseudonyms) -> pl.DataFrame
                 mapping["id"], mapping["pseudonym"], default=None, return_dtype=pl.String
             )
         replaced = pl.select(
-            pl.when(key.is_null()).then(None).otherwise(
-                replaced.fill_null(f"{_PREFIX[kind]} ?")
-            )
+            pl.when(key.is_null()).then(None).otherwise(replaced.fill_null(f"{_PREFIX[kind]} ?"))
         ).to_series()
         out = out.with_columns(replaced.alias(column))
     return out

@@ -210,7 +210,9 @@ def _validate(raw: dict[str, Any], origin: str) -> Settings:
         raise _fail(origin, "activities.internal", "disjoint from customer_facing", sorted(both))
     if not isinstance(acts["other_is_customer_facing"], bool):
         raise _fail(
-            origin, "activities.other_is_customer_facing", "true or false",
+            origin,
+            "activities.other_is_customer_facing",
+            "true or false",
             acts["other_is_customer_facing"],
         )
     activity_map = {}
@@ -239,7 +241,9 @@ def _validate(raw: dict[str, Any], origin: str) -> Settings:
     from effortlens.schema import REPS
 
     peer_keys = _str_list(
-        raw["peers"]["keys"], origin, "peers.keys",
+        raw["peers"]["keys"],
+        origin,
+        "peers.keys",
         allowed=tuple(c for c in REPS.columns if c not in ("rep_id", "rep_name")),
     )
     min_volume = raw["peers"]["min_volume"]

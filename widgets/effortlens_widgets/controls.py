@@ -6,9 +6,9 @@ import datetime as dt
 
 import ipywidgets as widgets
 import polars as pl
-from effortlens.filters import Filter
 from traitlets import Unicode, observe
 
+from effortlens.filters import Filter
 from effortlens_widgets.state import PageState
 
 ALL = "(all)"

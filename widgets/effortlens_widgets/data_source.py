@@ -11,12 +11,12 @@ import os
 from pathlib import Path
 
 import ipywidgets as widgets
+from traitlets import Any, Enum, Unicode, observe
+
 from effortlens.adapters import load_any
 from effortlens.adapters.mapping import MappingError
 from effortlens.load import DataError
 from effortlens.settings import SettingsError, load_settings
-from traitlets import Any, Enum, Unicode, observe
-
 from effortlens_widgets._html import CSS, error_box, escape
 
 #: Failures whose message is written for the user as it is.

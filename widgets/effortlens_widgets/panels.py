@@ -23,6 +23,7 @@ _OFFLINE = False
 
 def _bundle_cache() -> Path:
     import vl_convert
+
     from effortlens.cache import default_cache_dir
 
     stem = f"jupyterchart-{alt.__version__}-{vl_convert.__version__}.js"

@@ -8,8 +8,9 @@ disk by ``effortlens.enrich``; a filter change only slices the enriched facts.
 from __future__ import annotations
 
 import polars as pl
-from effortlens.filters import Filter, filter_enriched
 from traitlets import Any, Bool, HasTraits, Instance, Unicode, observe
+
+from effortlens.filters import Filter, filter_enriched
 
 
 class PageState(HasTraits):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import polars as pl
+
 from effortlens.charts.flow import stage_funnel_chart, time_in_stage_chart, verification_chart
 from effortlens.flow import blocked_deals, flow_table
-
 from effortlens_widgets._html import escape
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards, TablePanel

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import polars as pl
+
 from effortlens.charts.habits import cadence_chart, sequence_lift_chart, timing_heatmap_chart
 from effortlens.habits import response_by_cadence, response_by_timing, sequence_lift
-
 from effortlens_widgets._html import escape
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import polars as pl
+
 from effortlens.charts.interventions import effect_text, intervention_chart
 from effortlens.interventions import intervention_effect, intervention_weekly
-
 from effortlens_widgets._html import escape
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import polars as pl
+
 from effortlens.charts.organisation import (
     attrition_selling_chart,
     selling_time_chart,
@@ -16,7 +17,6 @@ from effortlens.organisation import (
     selling_time_weekly,
     variance_share,
 )
-
 from effortlens_widgets._html import escape
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, TablePanel

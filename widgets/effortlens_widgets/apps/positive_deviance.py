@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import polars as pl
+
 from effortlens.charts.deviance import funnel_plot_chart, what_differs_chart
 from effortlens.deviance import rep_deviance, what_differs
-
 from effortlens_widgets._html import escape
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.controls import PeerPicker

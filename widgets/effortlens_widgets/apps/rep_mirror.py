@@ -7,9 +7,9 @@ from urllib.parse import parse_qs
 
 import ipywidgets as widgets
 import polars as pl
+
 from effortlens.charts.mirror import mirror_chart
 from effortlens.mirror import mirror_weeks, rep_mirror
-
 from effortlens_widgets._html import escape
 from effortlens_widgets.app import App, View
 from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards

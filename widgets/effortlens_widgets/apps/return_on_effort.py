@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import polars as pl
+
 from effortlens.charts.roe import no_impact_chart, roe_by_chart, roe_trend_chart
 from effortlens.filters import filter_enriched
 from effortlens.roe import METRIC_LABELS, roe_by, roe_trend, silent_streaks
-
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards, TablePanel
 
