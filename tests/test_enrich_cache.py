@@ -384,3 +384,15 @@ def test_an_unwritable_cache_warns_but_still_enriches(tmp_path):
     with pytest.warns(UserWarning, match="cache not written"):
         e = enrich(_data(), cache_dir=blocker)
     assert e.activities["n_responses"].to_list() == [2, 0, 0, 0]
+
+
+def test_enriched_columns_share_the_input_chunks():
+    """Columns chunked differently make every later expression copy the whole frame."""
+    tables = _tables()
+    tables["activities"] = pl.concat(
+        [tables["activities"].slice(0, 2), tables["activities"].slice(2)], rechunk=False
+    )
+    e = enrich_tables(tables, settings=load_settings())
+    assert set(e.activities.n_chunks("all")) == {2}
+    assert e.activities["activity_id"].to_list() == ["a1", "a2", "a3", "a4"]
+    assert e.activities["n_responses"].to_list() == [2, 0, 0, 0]
