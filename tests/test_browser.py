@@ -162,10 +162,11 @@ def test_start_here_says_plainly_when_a_typed_folder_cannot_be_loaded(
 ):
     page = _open_start_here(browser, planted_server)
     try:
+        page.get_by_role("button", name="A folder").click()
         folder = page.get_by_placeholder("default:")
         folder.fill(str(tmp_path / "no-such-export"))
         folder.press("Enter")
-        page.get_by_role("button", name="Load").click()
+        page.locator("button.widget-button", has_text="Load").click()
         page.wait_for_selector(".el-error", timeout=30_000)
         text = page.inner_text("body")
         assert "The data could not be loaded." in text
@@ -176,11 +177,31 @@ def test_start_here_says_plainly_when_a_typed_folder_cannot_be_loaded(
         # the right folder loads again from the page
         folder.fill(str(tiny_planted))
         folder.press("Enter")
-        page.get_by_role("button", name="Load").click()
+        page.locator("button.widget-button", has_text="Load").click()
         page.wait_for_function(
             "() => document.querySelector('.el-headline h2').innerText === 'The data is sound'",
             timeout=30_000,
         )
         assert page.locator(".el-error").count() == 0
+    finally:
+        page.close()
+
+
+def test_start_here_loads_files_uploaded_in_the_page(browser, dirty_server, tiny_planted):
+    page = _open_start_here(browser, dirty_server)
+    try:
+        assert page.inner_text(".el-headline h2") != "The data is sound"  # the dirty folder
+        page.get_by_role("button", name="Upload files").click()
+        files = [str(f) for f in sorted(tiny_planted.glob("*.parquet")) if f.name[0] != "_"]
+        with page.expect_file_chooser() as chooser:
+            page.locator("button.widget-upload").click()
+        chooser.value.set_files(files)
+        page.locator("button.widget-button", has_text="Load").click()
+        page.wait_for_function(
+            "() => document.querySelector('.el-headline h2').innerText === 'The data is sound'",
+            timeout=60_000,
+        )
+        _assert_no_failure(page)
+        page.screenshot(path=str(ARTIFACTS / "start_here_upload.png"), full_page=True)
     finally:
         page.close()

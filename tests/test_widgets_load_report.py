@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import polars as pl
@@ -190,3 +191,38 @@ def test_settings_for_prefers_the_file_given(tmp_path):
     assert settings_for(tmp_path) == tmp_path / "settings.toml"
     assert settings_for(tmp_path, tmp_path / "other.toml") == tmp_path / "other.toml"
     assert settings_for(tmp_path / "empty") is None
+
+
+def test_uploaded_files_load_like_a_folder(tiny_planted, tmp_path, monkeypatch):
+    from effortlens_widgets.data_source import DataSourceLoader
+
+    monkeypatch.setenv("EFFORTLENS_CACHE", str(tmp_path / "cache"))
+    uploads = [
+        {
+            "name": f.name,
+            "type": "application/octet-stream",
+            "size": f.stat().st_size,
+            "content": memoryview(f.read_bytes()),
+            "last_modified": dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+        }
+        for f in sorted(tiny_planted.glob("*.parquet"))
+        if not f.name.startswith("_")
+    ]
+    source = DataSourceLoader(source="upload")
+    source._upload.value = tuple(uploads)
+    source.load()
+    assert source.status == "loaded", source.error
+    expected = load_folder(tiny_planted).report.to_dict()
+    assert source.value.report.to_dict() == expected
+
+
+def test_upload_without_files_and_folder_without_path_say_what_to_do():
+    from effortlens_widgets.data_source import DataSourceLoader
+
+    source = DataSourceLoader(source="upload")
+    source.load()
+    assert source.status == "error" and "choose the files" in source.error
+    source.source = "folder"
+    source.load()
+    assert source.status == "error" and "type the path" in source.error
+    assert source._folder in source._inputs.children

@@ -114,6 +114,34 @@ def load_data(folder: str | Path | None = None, *, settings_path: str | Path | N
     return load_any(folder, settings=settings)
 
 
+def save_uploads(uploads) -> Path:
+    """Write files uploaded in the page to a fresh folder and return it.
+
+    Parameters
+    ----------
+    uploads
+        ``FileUpload.value``: a sequence of ``{"name": ..., "content": bytes-like}``.
+
+    Raises
+    ------
+    DataError
+        When nothing was uploaded.
+    """
+    import tempfile
+
+    from effortlens.cache import default_cache_dir
+
+    if not uploads:
+        raise DataError("choose the files to upload (reps.csv, activities.csv, …), then press Load")
+    root = default_cache_dir() / "uploads"
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="upload-", dir=root))
+    for item in uploads:
+        name = Path(item["name"]).name  # never a path from the browser
+        (folder / name).write_bytes(bytes(item["content"]))
+    return folder
+
+
 class DataSourceLoader(widgets.VBox):
     """Load a data folder with a progress indicator; failures show as a readable message.
 
@@ -129,6 +157,12 @@ class DataSourceLoader(widgets.VBox):
     """
 
     value = Any(None, allow_none=True, help="LoadedData of the last successful load, or None.")
+    source = Enum(
+        ("default", "folder", "upload"),
+        "default",
+        help="Where the data comes from: the default folder ($EFFORTLENS_DATA or the bundled "
+        "sample), a folder typed in, or files uploaded in the page.",
+    )
     path = Unicode(
         "", help="Data folder to load; '' means default_data_dir() ($EFFORTLENS_DATA or sample)."
     )
@@ -154,17 +188,50 @@ class DataSourceLoader(widgets.VBox):
             description="Load", button_style="primary", icon="folder-open", tooltip="Load"
         )
         self._load_button.on_click(lambda _button: self.load())
+        self._source = widgets.ToggleButtons(
+            options=[
+                ("Bundled sample" if not os.environ.get(DATA_ENV) else "Default folder", "default"),
+                ("A folder", "folder"),
+                ("Upload files", "upload"),
+            ],
+            value=self.source,
+            tooltips=[
+                "The data make run opened",
+                "Type the path of a folder of exports",
+                "Choose CSV or Parquet files (and a mapping.toml / settings.toml) to upload",
+            ],
+        )
+        widgets.link((self._source, "value"), (self, "source"))
+        self._upload = widgets.FileUpload(
+            accept=".csv,.tsv,.txt,.parquet,.toml",
+            multiple=True,
+            description="Choose files",
+        )
         self._progress = widgets.IntProgress(
             value=0, min=0, max=2, bar_style="info", layout=widgets.Layout(width="12em")
         )
         self._message = widgets.HTML()
         self.add_class("el-view")
+        self._inputs = widgets.HBox([self._folder, self._load_button])
         self.children = [
             widgets.HTML(CSS),
-            widgets.HBox([self._folder, self._load_button]),
+            self._source,
+            self._inputs,
             widgets.HBox([self._progress, self._message]),
         ]
+        self._on_source()
         self._on_status()
+
+    @observe("source")
+    def _on_source(self, change=None) -> None:
+        if not hasattr(self, "_inputs"):  # set from the constructor: drawn once built
+            return
+        picked = {
+            "default": [self._load_button],
+            "folder": [self._folder, self._load_button],
+            "upload": [self._upload, self._load_button],
+        }
+        self._inputs.children = picked[self.source]
 
     def load(self) -> None:
         """Load ``path`` with ``settings_path``; set ``value`` or ``error``, never raise."""
@@ -172,7 +239,7 @@ class DataSourceLoader(widgets.VBox):
         self.status = "loading"
         self._say("Finding the data (the sample is generated on first use)…", step=0)
         try:
-            folder = Path(self.path).expanduser() if self.path else default_data_dir()
+            folder = self._folder_to_load()
             self._say(f"Loading {folder} …", step=1)
             data = load_data(folder, settings_path=self.settings_path or None)
         except READABLE_ERRORS as err:
@@ -181,8 +248,21 @@ class DataSourceLoader(widgets.VBox):
             self._fail(f"{type(err).__name__}: {err}")
         else:
             self.value = data
-            self._loaded_from = folder
+            self._loaded_from = (
+                f"{len(self._upload.value)} uploaded files"
+                if self.source == "upload"
+                else str(folder)
+            )
             self.status = "loaded"
+
+    def _folder_to_load(self) -> Path:
+        if self.source == "upload":
+            return save_uploads(self._upload.value)
+        if self.source == "folder" and self.path:
+            return Path(self.path).expanduser()
+        if self.source == "folder":
+            raise DataError("type the path of a folder of exports, then press Load")
+        return Path(self.path).expanduser() if self.path else default_data_dir()
 
     def _fail(self, message: str) -> None:
         self.value = None
