@@ -61,6 +61,12 @@ class Mirror(View):
         self._on_names()
         self.children = [self._rep, self._cards, self._finding, self._chart]
 
+    def select(self, rep_id: str | None) -> None:
+        """Open the mirror on ``rep_id`` when it is one of the listed reps."""
+        if rep_id is not None and rep_id in [value for _, value in self._rep.options]:
+            self._rep.value = rep_id
+        self._wanted = rep_id or self._wanted
+
     def _on_names(self, change=None) -> None:
         enriched = self.state.enriched
         if enriched is None:
@@ -124,12 +130,18 @@ class Mirror(View):
 
 
 def rep_mirror_app(*, rep_id: str | None = None, **kwargs) -> App:
-    """The rep's own page; ``rep_id`` (or ``?rep=`` in the URL) opens it for that rep."""
-    wanted = rep_id or query_rep()
-    return App(
+    """The rep's own page; ``rep_id`` (or ``?rep=`` in the URL) opens it for that rep.
+
+    The data is loaded before the URL is read: with preheated Voilà kernels the query string
+    arrives only with the request, and by then the page is ready to draw.
+    """
+    app = App(
         title="My mirror",
         question="How am I doing this week — against my own past and my peers?",
-        views=[lambda state: Mirror(state, rep_id=wanted)],
+        views=[lambda state: Mirror(state, rep_id=rep_id)],
         filters=(),
         **kwargs,
     )
+    if rep_id is None:
+        app.views[0].select(query_rep())
+    return app
