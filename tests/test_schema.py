@@ -136,3 +136,14 @@ def test_conform_is_strict_about_values_it_cannot_cast():
         pl.DataFrame({"intervention_id": ["i1"], "start_date": [date(2024, 3, 1)]}), "interventions"
     ).collect()
     assert ok["start_date"].to_list() == [date(2024, 3, 1)]
+
+
+def test_every_public_name_of_the_package_resolves():
+    import effortlens
+
+    for name in effortlens.__all__:
+        assert getattr(effortlens, name) is not None, name
+    import pytest as _pytest
+
+    with _pytest.raises(AttributeError):
+        effortlens.no_such_metric  # noqa: B018

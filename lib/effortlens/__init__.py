@@ -1,9 +1,84 @@
-"""EffortLens: what sales effort achieves with buyers. The Polars core, no Jupyter needed."""
+"""EffortLens: what sales effort achieves with buyers. The Polars core, no Jupyter needed.
+
+The public names of every module are available from the package itself; they are imported on
+first use, so ``import effortlens`` stays fast (the statistics modules pull in SciPy).
+
+Examples
+--------
+>>> import effortlens as el
+>>> data = el.load_any("sample_data/generated/default")  # doctest: +SKIP
+>>> enriched = el.enrich(data)  # doctest: +SKIP
+>>> el.roe_by(enriched.daily, by=["team"])  # doctest: +SKIP
+"""
 
 from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 from effortlens.schema import TABLES, TableSchema, conform
 from effortlens.settings import Settings, SettingsError, load_settings
 
-__all__ = ["TABLES", "Settings", "SettingsError", "TableSchema", "conform", "load_settings"]
+#: Public name -> the module that defines it.
+_LAZY: dict[str, str] = {
+    # loading
+    "DataError": "effortlens.report",
+    "LoadReport": "effortlens.report",
+    "LoadedData": "effortlens.load",
+    "RawTable": "effortlens.load",
+    "load_folder": "effortlens.load",
+    "validate_tables": "effortlens.load",
+    "load_any": "effortlens.adapters",
+    "detect_format": "effortlens.adapters",
+    "mapping_template": "effortlens.adapters",
+    "load_mapping": "effortlens.adapters",
+    "MappingError": "effortlens.adapters",
+    "generate": "effortlens.sample",
+    "ensure_sample": "effortlens.sample",
+    # enrichment and slicing
+    "Enriched": "effortlens.enrich",
+    "enrich": "effortlens.enrich",
+    "Filter": "effortlens.filters",
+    "filter_enriched": "effortlens.filters",
+    "build_pseudonyms": "effortlens.anonymise",
+    "anonymise_frame": "effortlens.anonymise",
+    # metrics
+    "roe_by": "effortlens.roe",
+    "roe_trend": "effortlens.roe",
+    "roe_table": "effortlens.roe",
+    "silent_streaks": "effortlens.roe",
+    "rep_deviance": "effortlens.deviance",
+    "deviants_table": "effortlens.deviance",
+    "what_differs": "effortlens.deviance",
+    "flow_table": "effortlens.flow",
+    "blocked_deals": "effortlens.flow",
+    "response_by_timing": "effortlens.habits",
+    "response_by_cadence": "effortlens.habits",
+    "sequence_lift": "effortlens.habits",
+    "habits_table": "effortlens.habits",
+    "intervention_effect": "effortlens.interventions",
+    "intervention_weekly": "effortlens.interventions",
+    "organisation_table": "effortlens.organisation",
+    "selling_time_weekly": "effortlens.organisation",
+    "variance_share": "effortlens.organisation",
+    "mirror_weeks": "effortlens.mirror",
+    "rep_mirror": "effortlens.mirror",
+}
+
+__all__ = sorted(
+    ["TABLES", "Settings", "SettingsError", "TableSchema", "conform", "load_settings", *_LAZY]
+)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'effortlens' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
