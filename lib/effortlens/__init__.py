@@ -16,8 +16,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from effortlens.schema import TABLES, TableSchema, conform
-from effortlens.settings import Settings, SettingsError, load_settings
+from effortlens.schema import TABLES as TABLES
+from effortlens.schema import TableSchema as TableSchema
+from effortlens.schema import conform as conform
+from effortlens.settings import Settings as Settings
+from effortlens.settings import SettingsError as SettingsError
+from effortlens.settings import load_settings as load_settings
 
 #: Public name -> the module that defines it.
 _LAZY: dict[str, str] = {
