@@ -222,3 +222,22 @@ def test_pattern_session_steps_forward_and_back_with_names_hidden(browser, serve
         timeout=60_000,
     )
     _assert_sound(page)
+
+
+def test_clicking_a_team_bar_narrows_the_page(browser, server):
+    page = _open(browser, server, "01_return_on_effort", charts=3)
+    team_select = (
+        page.locator(".widget-dropdown")
+        .filter(has=page.locator("label", has_text="Team"))
+        .locator("select")
+        .first
+    )
+    assert team_select.evaluate("s => s.options[s.selectedIndex].text") == "(all)"
+    panel = page.locator(".el-panel").filter(has_text="Return on effort by slice")
+    panel.locator(".vega-embed svg .mark-rect path").first.click()
+    page.wait_for_function(
+        "s => s.options[s.selectedIndex].text !== '(all)'",
+        arg=team_select.element_handle(),
+        timeout=60_000,
+    )
+    _assert_sound(page)

@@ -141,3 +141,26 @@ def test_charts_refuse_raw_events_and_unknown_metrics():
         roe_by_chart(roe_by(ACTS, by=["team"]), by="team", metric="activities")
     with pytest.raises(ValueError, match="measure"):
         no_impact_chart(roe_by(ACTS, by=["team"]), by="team", measure="minutes")
+
+
+def test_roe_by_chart_can_offer_a_click_selection_on_another_column():
+    table = pl.DataFrame(
+        {
+            "rep_id": ["r1", "r2"],
+            "rep_name": ["Ada", "Bo"],
+            "activities": [10, 10],
+            "responded": [5, 1],
+            "hours": [2.0, 2.0],
+            "response_weight": [5.0, 1.0],
+        }
+    ).with_columns(
+        response_rate=pl.col("responded") / pl.col("activities"),
+        roe_per_100=100 * pl.col("response_weight") / pl.col("activities"),
+        roe_per_hour=pl.col("response_weight") / pl.col("hours"),
+    )
+    plain = roe_by_chart(table, by="rep_name").to_dict()
+    assert "params" not in plain
+    spec = roe_by_chart(table, by="rep_name", select="rep_id").to_dict()
+    params = spec["params"]  # Altair lifts layer selections to the top level
+    assert params[0]["name"] == "picked" and params[0]["select"]["type"] == "point"
+    assert params[0]["select"]["fields"] == ["rep_id"]

@@ -232,3 +232,39 @@ def test_app_without_title_keeps_it_for_the_landing_page(tiny_planted):
     app = App(title="T", question="Q?", views=[], data_dir=tiny_planted)
     assert (app.title, app.question) == ("T", "Q?")
     assert "<h1>T</h1>" not in _html(app)
+
+
+def test_clicking_a_bar_narrows_the_page_and_the_filter_bar_follows(small_planted):
+    app = return_on_effort_app(data_dir=small_planted)
+    by_slice = app.views[2]
+    by_slice._slice.value = "Team"
+    team = sorted(app.state.enriched.reps["team"].unique())[1]
+    by_slice._on_pick([{"team": team}])
+    assert app.state.filter.teams == (team,)
+    assert app.filter_bar._dropdowns["team"].value == team
+    assert set(app.state.view.daily["team"].unique()) == {team}
+    # reps are picked by their real id even when the page shows pseudonyms
+    app.filter_bar._dropdowns["team"].value = "(all)"
+    app.state.anonymise = True
+    by_slice._slice.value = "Rep"
+    rep_id = app.state.enriched.reps["rep_id"][0]
+    pseudonym = app.state.rep_label(rep_id)
+    by_slice._on_pick([{"rep_id": pseudonym}])
+    assert app.state.filter.reps == (rep_id,)
+    assert app.filter_bar._dropdowns["rep"].value == rep_id
+
+
+def test_chart_selection_handlers_survive_a_new_chart(small_planted):
+    app = return_on_effort_app(data_dir=small_planted)
+    by_slice = app.views[2]
+    by_slice._slice.value = "Activity type"  # a new chart in the same panel
+    selections = by_slice._roe._jchart.selections
+    assert "picked" in selections.trait_names()
+    first_type = app.state.enriched.activities["activity_type"][0]
+    from altair.jupyter.jupyter_chart import PointSelection
+
+    # what the chart's JavaScript does on a click (JupyterChart's own update path)
+    selections._set_value(
+        "picked", PointSelection(name="picked", value=[{"activity_type": first_type}], store=[])
+    )
+    assert app.state.filter.activity_types == (first_type,)

@@ -23,6 +23,16 @@ PERIODS: dict[str, int | None] = {
 }
 
 
+#: Dropdown -> the Filter field it sets.
+_FIELD_OF = {
+    "team": "teams",
+    "segment": "segments",
+    "role": "roles",
+    "rep": "reps",
+    "activity_type": "activity_types",
+}
+
+
 def _options(frame: pl.DataFrame | None, column: str) -> list[str]:
     if frame is None or column not in frame.columns or frame.height == 0:
         return [ALL]
@@ -82,6 +92,7 @@ class FilterBar(widgets.HBox):
         for control in controls.values():
             control.observe(self._on_control, names="value")
         state.observe(self._on_data, names=["enriched", "anonymise"])
+        state.observe(self._on_state_filter, names="filter")
         self._on_data()
 
     def _on_data(self, change=None) -> None:
@@ -118,7 +129,26 @@ class FilterBar(widgets.HBox):
     def _on_control(self, change=None) -> None:
         if self._syncing:
             return
-        self._state.filter = self.current_filter()
+        self._syncing = True
+        try:
+            self._state.filter = self.current_filter()
+        finally:
+            self._syncing = False
+
+    def _on_state_filter(self, change) -> None:
+        """A view changed the filter (a click in a chart): show it in the dropdowns."""
+        if self._syncing:
+            return
+        flt = change["new"]
+        self._syncing = True
+        try:
+            for name, field in _FIELD_OF.items():
+                values = getattr(flt, field)
+                control = self._dropdowns[name]
+                options = [o[1] if isinstance(o, tuple) else o for o in control.options]
+                control.value = values[0] if len(values) == 1 and values[0] in options else ALL
+        finally:
+            self._syncing = False
 
     def current_filter(self) -> Filter:
         """The filter the controls describe."""

@@ -126,11 +126,12 @@ class ChartPanel(widgets.VBox):
         self._chart, self._table = chart, table_frame
         if self._jchart is None:
             self._jchart = alt.JupyterChart(chart)
-            for name, handler in self._selection_handlers:
-                self._wire(name, handler)
             self._chart_box.children = [self._jchart]
         else:
             self._jchart.chart = chart
+        # every new chart brings new selection objects: wire the handlers to them
+        for name, handler in self._selection_handlers:
+            self._wire(name, handler)
         self._chart_box.layout.display = None
         self._csv.value = (
             _data_link(

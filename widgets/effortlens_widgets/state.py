@@ -76,6 +76,16 @@ class PageState(HasTraits):
             return frame
         return anonymise_frame(frame, self._pseudonyms)
 
+    def unmask(self, kind: str, value: str) -> str:
+        """The real id behind a value shown on the page (a pseudonym when anonymised).
+
+        ``kind`` is ``rep``, ``manager``, ``account`` or ``contact``; other values pass through.
+        """
+        if not self.anonymise or self._pseudonyms is None:
+            return value
+        real = {v: k for k, v in self._pseudonyms.lookup(kind).items()}
+        return real.get(value, value)
+
     def rep_label(self, rep_id: str) -> str:
         """The rep's name, or pseudonym when anonymised."""
         if self.enriched is None:

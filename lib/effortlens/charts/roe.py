@@ -105,6 +105,7 @@ def roe_by_chart(
     by: str,
     metric: str = "roe_per_100",
     title: str | None = None,
+    select: str | None = None,
 ) -> alt.LayerChart:
     """Horizontal bars of a metric per slice, best first, with the overall value as a rule.
 
@@ -118,6 +119,9 @@ def roe_by_chart(
         ``roe_per_100``, ``response_rate``, ``roe_per_hour`` or ``no_impact_share``.
     title
         Chart title; default names the metric and the slice.
+    select
+        A column of ``table``: clicking a bar then sets the point selection ``picked`` to that
+        bar's value of the column (e.g. ``rep_id`` behind bars labelled by ``rep_name``).
 
     Examples
     --------
@@ -163,6 +167,11 @@ def roe_by_chart(
             ],
         )
     )
+    if select is not None:
+        picked = alt.selection_point(name="picked", fields=[select], on="click")
+        bars = bars.add_params(picked).encode(
+            opacity=alt.condition(picked, alt.value(1.0), alt.value(0.55))
+        )
     rule = (
         alt.Chart(pl.DataFrame({"overall": [overall]}, schema={"overall": pl.Float64}))
         .mark_rule(color=PALETTE["neutral"], strokeDash=[4, 3], strokeWidth=2)

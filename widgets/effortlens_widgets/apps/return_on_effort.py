@@ -11,6 +11,15 @@ from effortlens.roe import METRIC_LABELS, roe_by, roe_trend, silent_streaks
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards, TablePanel
 
+#: Slice column -> (the Filter field a click sets, the kind of id it holds).
+_CLICK = {
+    "rep_id": ("reps", "rep"),
+    "team": ("teams", None),
+    "activity_type": ("activity_types", None),
+    "segment": ("segments", None),
+    "role": ("roles", None),
+}
+
 #: Slices a reader can compare, label -> columns.
 SLICES: dict[str, list[str]] = {
     "Rep": ["rep_id", "rep_name"],
@@ -100,7 +109,8 @@ class BySlice(View):
         self._roe = ChartPanel(
             title="Return on effort by slice",
             caption="Buyer-action weight per 100 customer-facing activities; the rule is the "
-            "overall value. Long bars earn more buyer action per touch.",
+            "overall value. Long bars earn more buyer action per touch. Click a bar to narrow "
+            "the whole page to it.",
             filename="roe-by-slice",
         )
         self._waste = ChartPanel(
@@ -110,7 +120,17 @@ class BySlice(View):
             filename="no-impact-effort",
         )
         self._slice.observe(self._refresh, names="value")
+        self._roe.on_select("picked", self._on_pick)
         self.children = [self._slice, row(self._roe, self._waste)]
+
+    def _on_pick(self, points: list[dict]) -> None:
+        """A click on a bar narrows the whole page to that rep, team or type."""
+        column = SLICES[self._slice.value][0]
+        field, kind = _CLICK[column]
+        if not points or column not in points[0]:
+            return
+        value = points[0][column]
+        self.state.update_filter(**{field: (self.state.unmask(kind, value) if kind else value,)})
 
     def render(self, view) -> None:
         by = SLICES[self._slice.value]
@@ -125,7 +145,7 @@ class BySlice(View):
         table = self.state.present(table)
         label = by[-1]
         top = table.sort("activities", descending=True).head(40)
-        self._roe.show(roe_by_chart(top, by=label), table_frame=table)
+        self._roe.show(roe_by_chart(top, by=label, select=by[0]), table_frame=table)
         self._waste.show(no_impact_chart(top, by=label), table_frame=table)
 
 
