@@ -45,3 +45,15 @@ def small_planted(tmp_path_factory) -> Path:
 def small_null(tmp_path_factory) -> Path:
     """Same volumes as small_planted, nothing planted."""
     return _generate(tmp_path_factory, "small_null", size="small", mode="null", seed=23)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright, one for the whole session."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from _browser import launch_chromium
+
+    with sync_api.sync_playwright() as p:
+        chromium = launch_chromium(p)
+        yield chromium
+        chromium.close()

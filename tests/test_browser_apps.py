@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from _browser import ARTIFACTS, CHROMIUM, launch_chromium, voila_server
+from _browser import ARTIFACTS, CHROMIUM, voila_server
 
 pytestmark = [
     pytest.mark.browser,
@@ -23,15 +23,6 @@ FAILURE_TEXT = (
     "could not be loaded",
 )
 CHART = ".vega-embed svg, .vega-embed canvas"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        chromium = launch_chromium(p)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

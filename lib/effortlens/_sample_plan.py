@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from effortlens.settings import ACTIVITY_TYPES as CANONICAL_ACTIVITY_TYPES
+
 PERIOD_START = date(2025, 1, 6)  # a Monday; the data never depends on "today"
 SEGMENTS: tuple[str, ...] = ("SMB", "Mid-Market", "Enterprise")
 ROLES: tuple[str, ...] = ("AE", "SDR")
@@ -29,17 +31,9 @@ REGIONS: tuple[str, ...] = (
     "Gulf",
     "Lakes",
 )
-#: Activity types in the order the generator indexes them; the first six are customer-facing.
-ACTIVITY_TYPES: tuple[str, ...] = (
-    "email",
-    "call",
-    "meeting",
-    "demo",
-    "proposal",
-    "social",
-    "internal",
-    "admin",
-)
+#: Activity types in the order the generator indexes them (the canonical order without
+#: ``other``); the first six are customer-facing.
+ACTIVITY_TYPES: tuple[str, ...] = tuple(t for t in CANONICAL_ACTIVITY_TYPES if t != "other")
 N_CUSTOMER_FACING = 6
 CALL, EMAIL = 1, 0
 #: Customer-facing mix of an ordinary rep (shares of customer-facing activities).
