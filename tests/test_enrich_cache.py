@@ -396,3 +396,15 @@ def test_enriched_columns_share_the_input_chunks():
     assert set(e.activities.n_chunks("all")) == {2}
     assert e.activities["activity_id"].to_list() == ["a1", "a2", "a3", "a4"]
     assert e.activities["n_responses"].to_list() == [2, 0, 0, 0]
+
+
+def test_a_cache_hit_reuses_the_input_columns_in_their_chunks(tmp_path):
+    tables = _tables()
+    tables["activities"] = pl.concat(
+        [tables["activities"].slice(0, 1), tables["activities"].slice(1)], rechunk=False
+    )
+    first = enrich(_data(tables), cache_dir=tmp_path)
+    again = enrich(_data(tables), cache_dir=tmp_path)
+    assert set(again.activities.n_chunks("all")) == {2}
+    assert_frame_equal(again.activities, first.activities)
+    assert_frame_equal(again.actions, first.actions)

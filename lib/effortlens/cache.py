@@ -139,7 +139,11 @@ def write_cached(cache_dir: Path, key: str, frames: Mapping[str, pl.DataFrame]) 
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
     try:
         for name, frame in frames.items():
-            frame.write_parquet(staging / f"{name}.parquet", statistics=True)
+            # one row group: read back, every column is one chunk, which enrichment cuts into
+            # the input's chunks without copying
+            frame.write_parquet(
+                staging / f"{name}.parquet", statistics=True, row_group_size=max(frame.height, 1)
+            )
         try:
             staging.rename(target)
         except OSError:

@@ -142,11 +142,26 @@ def enrich(data: Any, *, cache_dir: Path | str | None = None) -> Enriched:
     key = fingerprint(tables, settings)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cached = read_cached(folder, key, names=_FACTS)
-    if cached is not None:
-        return Enriched(**cached, tables=tables, settings=settings, fingerprint=key)
+    if cached is not None and cached["activities"].height == tables["activities"].height:
+        return Enriched(
+            # the cache holds only the added columns: the canonical ones are the inputs'
+            activities=_same_chunks(tables["activities"].hstack(cached["activities"])),
+            actions=_same_chunks(tables["buyer_actions"].hstack(cached["actions"])),
+            daily=cached["daily"],
+            reps=cached["reps"],
+            tables=tables,
+            settings=settings,
+            fingerprint=key,
+        )
     enriched = enrich_tables(tables, settings=settings, fingerprint=key)
+    added = {
+        "activities": enriched.activities.select(list(ACTIVITY_EXTRA)),
+        "actions": enriched.actions.select(list(ACTION_EXTRA)),
+        "daily": enriched.daily,
+        "reps": enriched.reps,
+    }
     try:
-        write_cached(folder, key, {name: getattr(enriched, name) for name in _FACTS})
+        write_cached(folder, key, added)
     except OSError as err:  # a read-only or full disk costs speed next time, not this answer
         warnings.warn(f"enrichment cache not written to {folder}: {err}", stacklevel=2)
     return enriched
