@@ -51,7 +51,7 @@ def test_trend_chart_layers_period_values_under_the_rolling_mean():
     assert rolling["encoding"]["y"]["field"] == "rolling_response_rate"
     assert per_period["encoding"]["x"] == {"field": "week", "title": None, "type": "temporal"}
     assert per_period["encoding"]["color"]["field"] == "team"
-    assert per_period["encoding"]["y"]["axis"]["format"] == ".1%"
+    assert per_period["encoding"]["y"]["axis"]["format"] == ".0%"
     assert {"week", "team", "response_rate", "rolling_response_rate", "activities"} <= (
         _tooltip_fields(per_period["encoding"])
     )

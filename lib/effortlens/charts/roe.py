@@ -86,7 +86,7 @@ def roe_trend_chart(
         color=colour,
         tooltip=tooltip,
     )
-    y_axis = alt.Axis(format=fmt)
+    y_axis = alt.Axis(format=".0%" if metric in _SHARES else fmt)
     per_period = base.mark_line(strokeWidth=1, opacity=0.45, point=True).encode(
         y=alt.Y(f"{metric}:Q", title=label, axis=y_axis)
     )
