@@ -248,8 +248,21 @@ class TablePanel(widgets.VBox):
         self._html = widgets.HTML()
         self.children = [self._html]
 
-    def show(self, frame: pl.DataFrame, *, labels: dict[str, str] | None = None) -> None:
-        cut = frame.head(self._max)
+    def show(
+        self,
+        frame: pl.DataFrame,
+        *,
+        labels: dict[str, str] | None = None,
+        percent: tuple[str, ...] = (),
+    ) -> None:
+        """Show ``frame`` (cut to ``max_rows``); ``percent`` columns read as "31%" on the
+        page while the CSV keeps the exact shares."""
+        shown = frame.with_columns(
+            (pl.col(c) * 100).round(0).cast(pl.Int64).cast(pl.String).add("%").alias(c)
+            for c in percent
+            if c in frame.columns
+        )
+        cut = shown.head(self._max)
         more = (
             f'<p class="el-muted">Showing {self._max} of {frame.height:,} rows; '
             "the CSV has them all.</p>"

@@ -146,7 +146,15 @@ class Journey(View):
             blocked = blocked.join(
                 view.reps.select("rep_id", "rep_name"), on="rep_id", how="left"
             ).sort("over_days", descending=True)
-            self._blocked.show(self.state.present(blocked))
+            shown = self.state.present(blocked).select(
+                "opportunity_id",
+                "rep_name",
+                "stage",
+                pl.col("entered_ts").dt.date().alias("in stage since"),
+                pl.col("age_days").round(0).cast(pl.Int64).alias("days in stage"),
+                pl.col("threshold_days").round(0).cast(pl.Int64).alias("p90 of the stage"),
+            )
+            self._blocked.show(shown, labels={"opportunity_id": "deal", "rep_name": "owner"})
         else:
             self._blocked.show_message("No open deal is past its stage's p90 time.")
 

@@ -100,7 +100,16 @@ class Organisation(View):
         self._selling.show(selling_time_chart(by_team), table_frame=by_team)
         self._attrition.show(attrition_selling_chart(table), table_frame=table)
         self._variance.show(variance_share_chart(shares), table_frame=shares)
-        self._table.show(table)
+        self._table.show(
+            table,
+            percent=(
+                "selling_time",
+                "internal_load",
+                "attrition_rate",
+                "annualised_attrition",
+                "response_rate",
+            ),
+        )
 
 
 def organisation_app(**kwargs) -> App:

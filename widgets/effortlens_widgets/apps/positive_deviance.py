@@ -123,7 +123,10 @@ class Deviance(View):
             "rep_name", "peer_group", "direction", "rate", "peer_rate", "shrunk_rate", "volume"
         )
         if table.height:
-            self._table.show(table.sort("direction", "rate", descending=[True, True]))
+            self._table.show(
+                table.sort("direction", "rate", descending=[True, True]),
+                percent=("rate", "peer_rate", "shrunk_rate"),
+            )
         else:
             self._table.show_message("No rep is outside the 99.8% limits of their peer group.")
 
