@@ -120,7 +120,7 @@ def weekly_pandas(
     cf = cf.merge(earned, left_on="activity_id", right_index=True, how="left")
     cf = cf.merge(reps, on="rep_id", how="left")
     local = cf["ts"].dt.tz_convert(timezone).dt.tz_localize(None).dt.normalize()
-    cf["week"] = (local - pd.to_timedelta(local.dt.weekday, unit="D")).dt.date
+    cf["week"] = (local - pd.to_timedelta(local.dt.day_of_week, unit="D")).dt.date
     cf["hours"] = cf["duration_min"] / 60
     cf["responded"] = cf["n"].notna()
     cf["w"] = cf["w"].fillna(0.0)

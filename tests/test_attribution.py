@@ -304,3 +304,29 @@ def test_planted_responses_are_recovered(small_planted):
     assert responses.height > 100 and initiated.height > 10
     assert recovered >= 0.85
     assert initiated_found >= 0.6
+
+
+def test_weekly_numbers_match_plain_pandas_and_duckdb(tiny_planted):
+    """The benchmark's straightforward implementations of the definition agree with ours."""
+    import sys
+    from pathlib import Path
+
+    from effortlens.enrich import enrich_tables
+    from effortlens.load import load_folder
+    from effortlens.roe import roe_by
+    from effortlens.settings import load_settings
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from reference import canonical, weekly_duckdb, weekly_pandas
+
+    settings = load_settings()
+    tables = load_folder(tiny_planted, settings=settings).tables
+    ours = canonical(roe_by(enrich_tables(tables, settings=settings).daily, by=["team", "week"]))
+    options = {
+        "customer_facing": settings.customer_facing_types,
+        "window_days": settings.attribution_window_days,
+        "timezone": settings.timezone,
+    }
+    assert ours.height > 50 and ours["responded"].sum() > 100
+    assert_frame_equal(weekly_pandas(tables, **options), ours, check_exact=False, rel_tol=1e-9)
+    assert_frame_equal(weekly_duckdb(tables, **options), ours, check_exact=False, rel_tol=1e-9)
