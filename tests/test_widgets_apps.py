@@ -268,3 +268,12 @@ def test_chart_selection_handlers_survive_a_new_chart(small_planted):
         "picked", PointSelection(name="picked", value=[{"activity_type": first_type}], store=[])
     )
     assert app.state.filter.activity_types == (first_type,)
+
+
+def test_journey_kpis_compare_with_the_previous_period(small_planted):
+    app = buyer_journey_app(data_dir=small_planted)
+    cards = app.views[0]._cards.value
+    assert "Win rate" in cards and "no previous period" in cards
+    app.filter_bar.set_period("Last 26 weeks")
+    cards = app.views[0]._cards.value
+    assert "vs previous period" in cards and " pts " in cards

@@ -6,6 +6,7 @@ import ipywidgets as widgets
 import polars as pl
 
 from effortlens.charts.flow import stage_funnel_chart, time_in_stage_chart, verification_chart
+from effortlens.filters import filter_enriched
 from effortlens.flow import blocked_deals, flow_table
 from effortlens_widgets._html import escape
 from effortlens_widgets.app import App, View, row
@@ -47,6 +48,21 @@ def journey_findings(flow: pl.DataFrame, *, has_evidence: bool = True) -> str:
             f"{r['verification_rate']:.0%} of entries had a buyer verifier."
         )
     return f'<div class="el-finding">{" ".join(parts)}</div>' if parts else ""
+
+
+def deal_rates(opportunities: pl.DataFrame) -> dict[str, float | None]:
+    """Deals created, win rate and no-decision rate (of closed deals) of a set of deals."""
+    closed = opportunities.filter(pl.col("outcome") != "open")
+    n = closed.height
+
+    def share(outcome: str) -> float | None:
+        return closed.filter(pl.col("outcome") == outcome).height / n if n else None
+
+    return {
+        "deals": opportunities.height,
+        "win_rate": share("won"),
+        "no_decision_rate": share("no_decision"),
+    }
 
 
 class Journey(View):
@@ -103,26 +119,30 @@ class Journey(View):
         by = self._by.value
         overall = flow_table(view)
         flow = flow_table(view, by=by) if by else overall
-        closed = opps.filter(pl.col("outcome") != "open")
-        won = closed.filter(pl.col("outcome") == "won").height
-        no_dec = closed.filter(pl.col("outcome") == "no_decision").height
+        now = deal_rates(opps)
+        before = {}
+        previous = self.state.filter.previous_period()
+        if previous is not None:
+            before = deal_rates(
+                filter_enriched(self.state.enriched, previous).tables["opportunities"]
+            )
         self._cards.show(
             [
-                Kpi("Deals", opps.height, hint="Deals created in the period", versus=""),
+                Kpi("Deals created", now["deals"], before.get("deals")),
                 Kpi(
                     "Win rate",
-                    won / closed.height if closed.height else None,
+                    now["win_rate"],
+                    before.get("win_rate"),
                     fmt="{:.1%}",
                     hint="Won / closed deals",
-                    versus="",
                 ),
                 Kpi(
                     "No-decision rate",
-                    no_dec / closed.height if closed.height else None,
+                    now["no_decision_rate"],
+                    before.get("no_decision_rate"),
                     fmt="{:.1%}",
                     higher_is_better=False,
-                    hint="Closed with no decision / closed",
-                    versus="",
+                    hint="Closed with no decision / closed deals",
                 ),
                 Kpi(
                     "Blocked now",
