@@ -277,3 +277,15 @@ def test_journey_kpis_compare_with_the_previous_period(small_planted):
     app.filter_bar.set_period("Last 26 weeks")
     cards = app.views[0]._cards.value
     assert "vs previous period" in cards and " pts " in cards
+
+
+def test_pattern_session_ends_with_a_recap_of_the_findings(small_planted):
+    truth = json.loads((small_planted / "truth.json").read_text())
+    app = pattern_session_app(data_dir=small_planted)
+    session = app.views[0]
+    session.go(len(STEPS) - 1)
+    recap = _html(session._body)
+    assert truth["leaky_stage"] in recap
+    assert truth["deviant_practice"]["activity_type"] in recap
+    reps = pl.read_parquet(small_planted / "reps.parquet")
+    assert not [n for n in reps["rep_name"].to_list() if n and n in recap]
