@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -147,3 +148,28 @@ def test_every_public_name_of_the_package_resolves():
 
     with _pytest.raises(AttributeError):
         effortlens.no_such_metric  # noqa: B018
+
+
+def test_the_polars_core_never_imports_widget_code():
+    """lib/ is pure: no module of it imports ipywidgets, traitlets or the widget package.
+
+    (Altair itself may load ipywidgets when it is installed; that is Altair's business.)
+    """
+    import ast
+
+    import effortlens
+
+    root = Path(effortlens.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if name.split(".")[0] in ("ipywidgets", "traitlets", "effortlens_widgets"):
+                    offenders.append(f"{path.relative_to(root)}: {name}")
+    assert len(list(root.rglob("*.py"))) > 20
+    assert offenders == []
