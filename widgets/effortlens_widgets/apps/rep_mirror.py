@@ -23,6 +23,10 @@ _FMT = {
 }
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def query_rep() -> str | None:
     """The ``rep`` parameter of the page URL (``…/rep_mirror.ipynb?rep=R007``), if any.
 
@@ -124,7 +128,7 @@ class Mirror(View):
                 f'<div class="el-finding">Week of <b>{week}</b>: '
                 f"{escape(self.state.rep_label(rep_id))} answered by buyers on "
                 f"<b>{rr['value']:.0%}</b> of touches — {side} the peer median of "
-                f"{peer:.0%} ({rr.get('peers', 0)} peers).</div>"
+                f"{peer:.0%} ({_count(rr.get('peers', 0), 'peer')}).</div>"
             )
         self._chart.show(mirror_chart(weeks), table_frame=weeks)
 
