@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from effortlens.interventions import intervention_effect, intervention_weekly, metric_value
+from effortlens.interventions import intervention_effect, intervention_weekly
 
 D = dt.date
 START = D(2024, 3, 4)
@@ -208,15 +208,6 @@ def test_other_metrics():
     )
     # t1: 11 before, 10 after; t2: 20, 20; c1, c2: 10, 10 -> (-1/4 + 0) / 2 - 0
     assert volume["estimate"] == pytest.approx(-1 / 8)
-
-
-def test_metric_value_expressions():
-    sums = pl.DataFrame({"activities": [200.0], "responded": [30.0], "response_weight": [50.0]})
-    assert sums.select(
-        metric_value("response_rate"),
-        metric_value("roe_per_100").alias("roe"),
-        metric_value("activities_per_week", weeks=4, reps=2).alias("per_week"),
-    ).row(0) == (0.15, 25.0, 25.0)
 
 
 def test_weekly_series_pools_each_group_by_week_since_start():

@@ -32,33 +32,25 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from scipy import stats
 
+from effortlens.measures import pooled_response_rate, response_rate, touch_counts
+from effortlens.vocabulary import FIRST_TOUCH as FIRST_TOUCH
+from effortlens.vocabulary import SEQUENCE_SEPARATOR, hour_name, weekday_name
+
+if TYPE_CHECKING:
+    from effortlens.enrich import Enriched
+
 #: Left edges (days) of the cadence bins after ``0-1``: 0-1, 2-3, 4-7, 8-14, 15-30, 31+.
 CADENCE_EDGES: tuple[int, ...] = (2, 4, 8, 15, 31)
-FIRST_TOUCH = "first touch"
-WEEKDAY_NAMES: tuple[str, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_SEQUENCE_SEPARATOR = " → "
 
 
 def _touches(activities: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     """Customer-facing activities only."""
     return activities.lazy().filter(pl.col("is_customer_facing"))
-
-
-def _rates(lf: pl.LazyFrame, by: Sequence[str]) -> pl.LazyFrame:
-    """Touches, responded touches and response rate per ``by`` group."""
-    return (
-        lf.group_by(list(by))
-        .agg(
-            activities=pl.len().cast(pl.UInt32),
-            responded=pl.col("responded").sum().cast(pl.UInt32),
-        )
-        .with_columns(response_rate=pl.col("responded") / pl.col("activities"))
-    )
 
 
 def _with_lift(frame: pl.DataFrame, overall_rate: float | None) -> pl.DataFrame:
@@ -123,12 +115,11 @@ def response_by_timing(
     >>> response_by_timing(enriched.activities, by=["weekday", "hour"])  # doctest: +SKIP
     """
     touches = _touches(activities)
-    cells = _with_lift(_rates(touches, by).sort(list(by)).collect(), _overall_rate(touches))
+    cells = touch_counts(touches, by=by).sort(list(by)).collect()
+    cells = _with_lift(cells, _overall_rate(touches))
     if "activity_type" not in by:
         return cells
-    type_rate = pl.col("responded").sum().over("activity_type") / pl.col("activities").sum().over(
-        "activity_type"
-    )
+    type_rate = pooled_response_rate("activity_type")
     return cells.with_columns(lift_over_type=_ratio(pl.col("response_rate"), type_rate))
 
 
@@ -214,7 +205,7 @@ def response_by_cadence(
         schema_overrides={"min_days_since": pl.Int32},
     )
     cells = (
-        _rates(touches, [*by, "bin_order"])
+        touch_counts(touches, by=[*by, "bin_order"])
         .join(lower.lazy(), on="bin_order", how="left")
         .select(
             *by,
@@ -282,12 +273,10 @@ def sequence_lift(
         types = [pl.col(f"prev_type_{j}") for j in range(k - 1, 0, -1)]
         eligible = history.filter(first_ts.is_not_null() & (span_days <= within_days))
         with_sequence = eligible.with_columns(
-            sequence=pl.concat_str(
-                [*types, pl.col("activity_type")], separator=_SEQUENCE_SEPARATOR
-            ),
+            sequence=pl.concat_str([*types, pl.col("activity_type")], separator=SEQUENCE_SEPARATOR),
             length=pl.lit(k, dtype=pl.Int8),
         )
-        by_type = _rates(eligible, ["activity_type"]).select(
+        by_type = touch_counts(eligible, by=["activity_type"]).select(
             "activity_type", type_rate=pl.col("response_rate")
         )
         per_length.append(
@@ -298,7 +287,7 @@ def sequence_lift(
                 activity_type=pl.col("activity_type").first(),
             )
             .with_columns(
-                response_rate=pl.col("responded") / pl.col("support"),
+                response_rate(activities="support"),
                 base_rate=pl.lit(
                     eligible.select(pl.col("responded").mean()).collect().item(), dtype=pl.Float64
                 ),
@@ -399,14 +388,14 @@ def response_homogeneity(
     return {"chi2": chi2, "dof": dof, "p_value": p_value, "cells": int(n_cells)}
 
 
+#: Joins the activity type, weekday and hour of a timing cell in ``habits_table``.
+TIMING_SEPARATOR = " · "
+
+
 def _timing_label() -> pl.Expr:
-    weekday = (
-        pl.col("weekday")
-        .cast(pl.Int64)
-        .replace_strict(dict(enumerate(WEEKDAY_NAMES, start=1)), return_dtype=pl.String)
+    return pl.concat_str(
+        [pl.col("activity_type"), weekday_name(), hour_name()], separator=TIMING_SEPARATOR
     )
-    hour = pl.col("hour").cast(pl.String).str.zfill(2) + pl.lit(":00")
-    return pl.concat_str([pl.col("activity_type"), weekday, hour], separator=" · ")
 
 
 def _with_bounds(frame: pl.DataFrame, *, trials: str) -> pl.DataFrame:
@@ -419,8 +408,78 @@ def _with_bounds(frame: pl.DataFrame, *, trials: str) -> pl.DataFrame:
     )
 
 
+def rank_habits(
+    timing: pl.DataFrame,
+    cadence: pl.DataFrame,
+    sequences: pl.DataFrame,
+    *,
+    min_activities: int = 50,
+    top: int = 5,
+) -> pl.DataFrame:
+    """Rank already computed habit tables into the headline habits (see :func:`habits_table`).
+
+    Parameters
+    ----------
+    timing
+        :func:`response_by_timing` by activity type, weekday and hour.
+    cadence
+        :func:`response_by_cadence`.
+    sequences
+        :func:`sequence_lift` (ranked by ``lift_over_type``).
+    min_activities, top
+        As in :func:`habits_table`.
+
+    Returns
+    -------
+    pl.DataFrame
+        As :func:`habits_table`.
+
+    Examples
+    --------
+    >>> acts = enriched.activities  # doctest: +SKIP
+    >>> rank_habits(response_by_timing(acts), response_by_cadence(acts),
+    ...             sequence_lift(acts))  # doctest: +SKIP
+    """
+    columns = ["finding", "pattern", "activities", "responded", "response_rate", "lift"]
+    ranked = _with_bounds(
+        timing.with_columns(
+            type_rate=pooled_response_rate("activity_type"),
+            lift=pl.col("lift_over_type"),
+        ),
+        trials="activities",
+    ).filter(pl.col("activities") >= min_activities)
+    best = ranked.sort(["lift_low", "activities"], descending=True, nulls_last=True).head(top)
+    worst = (
+        ranked.join(best, on=["activity_type", "weekday", "hour"], how="anti")
+        .sort(["lift_high", "activities"], descending=[False, True], nulls_last=True)
+        .head(top)
+    )
+    timing_rows = [
+        frame.with_columns(finding=pl.lit(name), pattern=_timing_label())
+        for name, frame in (("best timing", best), ("worst timing", worst))
+    ]
+    cadence_rows = cadence.with_columns(
+        finding=pl.lit("cadence"), pattern=pl.col("cadence_bin").cast(pl.String)
+    )
+    sequence_rows = (
+        _with_bounds(sequences, trials="support")
+        .sort(["lift_low", "support"], descending=True, nulls_last=True)
+        .head(top)
+        .with_columns(
+            finding=pl.lit("sequence"),
+            pattern="sequence",
+            activities="support",
+            lift="lift_over_type",
+        )
+    )
+    return pl.concat(
+        [frame.select(columns) for frame in (*timing_rows, cadence_rows, sequence_rows)],
+        how="vertical_relaxed",
+    )
+
+
 def habits_table(
-    enriched: Any,
+    enriched: Enriched,
     *,
     min_activities: int = 50,
     top: int = 5,
@@ -458,43 +517,10 @@ def habits_table(
     >>> habits_table(enriched, top=3)  # doctest: +SKIP
     """
     activities = enriched.activities
-    columns = ["finding", "pattern", "activities", "responded", "response_rate", "lift"]
-    cells = response_by_timing(activities)
-    ranked = _with_bounds(
-        cells.with_columns(
-            type_rate=pl.col("responded").sum().over("activity_type")
-            / pl.col("activities").sum().over("activity_type"),
-            lift=pl.col("lift_over_type"),
-        ),
-        trials="activities",
-    ).filter(pl.col("activities") >= min_activities)
-    best = ranked.sort(["lift_low", "activities"], descending=True, nulls_last=True).head(top)
-    worst = (
-        ranked.join(best, on=["activity_type", "weekday", "hour"], how="anti")
-        .sort(["lift_high", "activities"], descending=[False, True], nulls_last=True)
-        .head(top)
-    )
-    timing = [
-        frame.with_columns(finding=pl.lit(name), pattern=_timing_label())
-        for name, frame in (("best timing", best), ("worst timing", worst))
-    ]
-    cadence = response_by_cadence(activities).with_columns(
-        finding=pl.lit("cadence"), pattern=pl.col("cadence_bin").cast(pl.String)
-    )
-    sequences = (
-        _with_bounds(
-            sequence_lift(activities, min_support=min_support, within_days=within_days),
-            trials="support",
-        )
-        .sort(["lift_low", "support"], descending=True, nulls_last=True)
-        .head(top)
-        .with_columns(
-            finding=pl.lit("sequence"),
-            pattern="sequence",
-            activities="support",
-            lift="lift_over_type",
-        )
-    )
-    return pl.concat(
-        [frame.select(columns) for frame in (*timing, cadence, sequences)], how="vertical_relaxed"
+    return rank_habits(
+        response_by_timing(activities),
+        response_by_cadence(activities),
+        sequence_lift(activities, min_support=min_support, within_days=within_days),
+        min_activities=min_activities,
+        top=top,
     )

@@ -36,43 +36,21 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
-METRICS: tuple[str, ...] = ("response_rate", "roe_per_100", "activities_per_week")
+from effortlens.measures import SUMMED_METRICS, metric_value
+
+if TYPE_CHECKING:
+    from effortlens.enrich import Enriched
+
+
+#: Metrics an intervention can be measured on.
+METRICS: tuple[str, ...] = SUMMED_METRICS
 PARTICIPANTS = "participants"
 COMPARISON = "comparison"
-
-
-def metric_value(
-    metric: str, *, weeks: pl.Expr | float = 1.0, reps: pl.Expr | float = 1.0
-) -> pl.Expr:
-    """The expression of ``metric`` over summed ``activities``, ``responded`` and
-    ``response_weight`` columns (customer-facing activities only).
-
-    Parameters
-    ----------
-    metric
-        ``response_rate``, ``roe_per_100`` or ``activities_per_week``.
-    weeks, reps
-        The span and the number of reps the sums cover (for ``activities_per_week``).
-
-    Examples
-    --------
-    >>> import polars as pl
-    >>> frame = pl.DataFrame({"activities": [200], "responded": [30], "response_weight": [50.0]})
-    >>> frame.select(metric_value("roe_per_100")).item()
-    25.0
-    """
-    if metric == "response_rate":
-        return pl.col("responded") / pl.col("activities")
-    if metric == "roe_per_100":
-        return 100 * pl.col("response_weight") / pl.col("activities")
-    if metric == "activities_per_week":
-        return pl.col("activities") / (weeks * reps)
-    raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
 
 
 def _sums() -> list[pl.Expr]:
@@ -104,7 +82,7 @@ class _Design:
 
 
 def _design(
-    enriched: Any,
+    enriched: Enriched,
     *,
     intervention_id: str,
     window_weeks: int | None,
@@ -206,7 +184,7 @@ def _rep_changes(design: _Design, metric: str) -> pl.DataFrame:
 
 
 def intervention_effect(
-    enriched: Any,
+    enriched: Enriched,
     *,
     intervention_id: str,
     metric: str = "response_rate",
@@ -312,7 +290,7 @@ def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) 
 
 
 def intervention_weekly(
-    enriched: Any,
+    enriched: Enriched,
     *,
     intervention_id: str,
     metric: str = "response_rate",

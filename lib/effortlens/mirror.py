@@ -22,7 +22,8 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from effortlens.roe import COUNTS, METRIC_LABELS, rates, roe_by
+from effortlens.measures import COUNTS, METRIC_LABELS, with_rates
+from effortlens.roe import roe_by
 
 #: Metrics in the mirror, in display order.
 MIRROR_METRICS: tuple[str, ...] = (
@@ -117,10 +118,10 @@ def mirror_weeks(
         pl.col("activities", "responded").fill_null(0),
         pl.col("hours", "response_weight", "no_impact_hours").fill_null(0.0),
     )
-    own = rates(
+    own = with_rates(
         mine.select("week", *(pl.col(c).shift(1).rolling_sum(trailing).alias(c) for c in COUNTS))
     ).with_columns(pl.col(v) / trailing for v in _VOLUMES)
-    mine = rates(mine.select("week", *COUNTS)).collect(engine="in-memory")
+    mine = with_rates(mine.select("week", *COUNTS)).collect(engine="in-memory")
     own = own.collect(engine="in-memory")
 
     peer_weeks = roe_by(

@@ -28,13 +28,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 from scipy import stats
 
-from effortlens.interventions import metric_value
+from effortlens.measures import metric_value
+
+if TYPE_CHECKING:
+    from effortlens.enrich import Enriched
 
 _DAYS_PER_YEAR = 365.25
 
@@ -317,7 +320,7 @@ def _one_way_anova(values: np.ndarray, groups: pl.Series) -> dict[str, Any]:
     }
 
 
-def _period(enriched: Any) -> tuple[dt.date, dt.date]:
+def _period(enriched: Enriched) -> tuple[dt.date, dt.date]:
     """The span of the activity data, else of the deals (pipeline-only data)."""
     span = enriched.daily.select(first=pl.col("day").min(), last=pl.col("day").max())
     if span["first"].item() is None:
@@ -332,7 +335,7 @@ def _period(enriched: Any) -> tuple[dt.date, dt.date]:
 
 
 def organisation_table(
-    enriched: Any, *, period: tuple[dt.date, dt.date] | None = None
+    enriched: Enriched, *, period: tuple[dt.date, dt.date] | None = None
 ) -> pl.DataFrame:
     """Per team: time for selling, internal load, voluntary attrition and return on effort.
 

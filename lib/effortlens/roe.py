@@ -25,35 +25,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-#: Counts summed over a slice; every metric is a ratio of these.
-COUNTS: tuple[str, ...] = ("activities", "hours", "responded", "response_weight", "no_impact_hours")
+from effortlens.measures import COUNTS as COUNTS
+from effortlens.measures import METRIC_LABELS as METRIC_LABELS
+from effortlens.measures import METRICS as METRICS
+from effortlens.measures import with_rates
 
-#: Metrics derived from the counts, in display order.
-METRICS: tuple[str, ...] = (
-    "response_rate",
-    "roe_per_100",
-    "roe_per_hour",
-    "no_impact_activities",
-    "no_impact_share",
-)
-
-#: Words for the counts and metrics, for chart axes and KPI cards.
-METRIC_LABELS: dict[str, str] = {
-    "activities": "Customer-facing activities",
-    "hours": "Customer-facing hours",
-    "responded": "Activities with a buyer action",
-    "response_weight": "Buyer-action weight",
-    "response_rate": "Response rate",
-    "roe_per_100": "ROE per 100 activities",
-    "roe_per_hour": "ROE per hour",
-    "no_impact_activities": "Activities with no buyer action",
-    "no_impact_hours": "Hours with no buyer action",
-    "no_impact_share": "Share with no buyer action",
-}
+if TYPE_CHECKING:
+    from effortlens.enrich import Enriched
 
 #: Period columns a slice may use; ``month`` and ``quarter`` are derived from the local day.
 PERIODS: dict[str, str] = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "1q"}
@@ -110,37 +92,6 @@ def _zero_filled(lf: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def rates(counts: pl.DataFrame | pl.LazyFrame, *, prefix: str = "") -> pl.LazyFrame:
-    """Add the :data:`METRICS` computed from ``{prefix}activities``, ``{prefix}hours``….
-
-    Parameters
-    ----------
-    counts
-        A frame with the :data:`COUNTS` columns (optionally prefixed).
-    prefix
-        Column-name prefix of the counts, e.g. ``"rolling_"``; the metrics get it too.
-
-    Examples
-    --------
-    >>> import polars as pl
-    >>> c = pl.DataFrame({"activities": [4, 0], "hours": [2.0, 0.0], "responded": [1, 0],
-    ...     "response_weight": [3.0, 0.0], "no_impact_hours": [1.5, 0.0]})
-    >>> rates(c).collect().select("response_rate", "roe_per_100", "roe_per_hour").rows()
-    [(0.25, 75.0, 1.5), (None, None, None)]
-    """
-    p = prefix
-    n = pl.col(f"{p}activities")
-    hours = pl.col(f"{p}hours")
-    active = n > 0
-    return counts.lazy().with_columns(
-        pl.when(active).then(pl.col(f"{p}responded") / n).alias(f"{p}response_rate"),
-        pl.when(active).then(100 * pl.col(f"{p}response_weight") / n).alias(f"{p}roe_per_100"),
-        pl.when(hours > 0).then(pl.col(f"{p}response_weight") / hours).alias(f"{p}roe_per_hour"),
-        (n - pl.col(f"{p}responded")).cast(pl.UInt32).alias(f"{p}no_impact_activities"),
-        pl.when(active).then(1 - pl.col(f"{p}responded") / n).alias(f"{p}no_impact_share"),
-    )
-
-
 def roe_by(
     frame: pl.DataFrame | pl.LazyFrame,
     *,
@@ -185,7 +136,7 @@ def roe_by(
         out = _zero_filled(
             reps.lazy().select(by).unique().join(out, on=by, how="left", nulls_equal=True)
         )
-    return rates(out).sort(by, nulls_last=True).collect(engine="in-memory")
+    return with_rates(out).sort(by, nulls_last=True).collect(engine="in-memory")
 
 
 def roe_trend(
@@ -257,8 +208,8 @@ def roe_trend(
         expr = pl.col(column).rolling_sum(window, min_samples=1)
         return (expr.over(by) if by else expr).alias(f"rolling_{column}")
 
-    out = rates(counts).with_columns(rolling(c) for c in COUNTS)
-    return rates(out, prefix="rolling_").collect(engine="in-memory")
+    out = with_rates(counts).with_columns(rolling(c) for c in COUNTS)
+    return with_rates(out, prefix="rolling_").collect(engine="in-memory")
 
 
 def silent_streaks(
@@ -355,7 +306,7 @@ def silent_streaks(
     )
 
 
-def roe_table(enriched: Any, *, by: str = "rep") -> pl.DataFrame:
+def roe_table(enriched: Enriched, *, by: str = "rep") -> pl.DataFrame:
     """The table ``effortlens roe DATA --by …`` prints: ROE by rep, team, activity type….
 
     Parameters

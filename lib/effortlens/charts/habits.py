@@ -17,7 +17,8 @@ import polars as pl
 
 import effortlens.charts._theme  # noqa: F401  (registers and enables the project theme)
 from effortlens.charts._theme import PALETTE, aggregated
-from effortlens.habits import WEEKDAY_NAMES, wilson_interval
+from effortlens.habits import wilson_interval
+from effortlens.vocabulary import WEEKDAY_NAMES
 
 
 def timing_heatmap_chart(
