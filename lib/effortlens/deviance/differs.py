@@ -1,0 +1,334 @@
+"""What differs: the practice mix of deviants against the non-deviant reps of their peer groups.
+
+See :mod:`effortlens.deviance` for the measures (Cohen's *h*, Glass's *delta*).
+
+Examples
+--------
+>>> from effortlens.deviance.differs import what_differs
+>>> what_differs(enriched.activities, rep_deviance(enriched)).head(5)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from effortlens.vocabulary import SEQUENCE_SEPARATOR, hour_name, weekday_name
+
+#: A follow-up within this many days of the rep's previous touch on the contact is "quick".
+FOLLOW_UP_DAYS = 2.0
+
+
+def _touches(activities: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """Customer-facing touches with the rep's previous touch on the same contact."""
+    on_contact = pl.col("contact_id").is_not_null()
+    previous = ["rep_id", "contact_id"]
+    return (
+        activities.lazy()
+        .filter(pl.col("is_customer_facing"))
+        .select("rep_id", "activity_id", "contact_id", "ts", "activity_type", "weekday", "hour")
+        .sort("rep_id", "contact_id", "ts", "activity_id")
+        .with_columns(
+            previous_type=pl.when(on_contact).then(pl.col("activity_type").shift(1).over(previous)),
+            gap_days=pl.when(on_contact).then(
+                (pl.col("ts") - pl.col("ts").shift(1).over(previous)).dt.total_seconds() / 86_400
+            ),
+        )
+    )
+
+
+def _share_counts(touches: pl.LazyFrame) -> pl.LazyFrame:
+    """Per rep, feature and level: touches at that level (the level's share is of the feature's
+    total). Follow-ups carry both levels so the share has its base; only one is reported."""
+    weekday = weekday_name()
+    hour = hour_name()
+    within = pl.when(pl.col("gap_days") <= FOLLOW_UP_DAYS)
+    follow_up = within.then(pl.lit(f"within {FOLLOW_UP_DAYS:g} days")).otherwise(
+        pl.lit(f"after {FOLLOW_UP_DAYS:g} days")
+    )
+    families = [
+        ("activity_type_share", pl.col("activity_type"), None),
+        ("weekday_share", weekday, None),
+        ("hour_share", hour, None),
+        ("follow_up_share", follow_up, pl.col("gap_days").is_not_null()),
+    ]
+    parts = []
+    for feature, level, keep in families:
+        rows = touches if keep is None else touches.filter(keep)
+        parts.append(
+            rows.group_by("rep_id", level.alias("level"))
+            .agg(n=pl.len().cast(pl.Float64))
+            .with_columns(feature=pl.lit(feature))
+        )
+    return pl.concat(parts, how="vertical_relaxed").select("rep_id", "feature", "level", "n")
+
+
+def _sides(
+    deviance: pl.DataFrame, *, direction: str, rep_ids: Sequence[str] | None
+) -> pl.DataFrame:
+    """rep_id, peer_group, side ("deviant" or "peer") and the group's weight (its deviants)."""
+    chosen = (
+        pl.col("rep_id").is_in(list(rep_ids))
+        if rep_ids is not None
+        else pl.col("direction") == direction
+    )
+    marked = deviance.select("rep_id", "peer_group", "direction").with_columns(chosen=chosen)
+    groups = marked.filter("chosen").group_by("peer_group").agg(weight=pl.len().cast(pl.Float64))
+    return (
+        marked.join(groups, on="peer_group", how="inner")
+        .filter(pl.col("chosen") | (pl.col("direction") == "none"))
+        .select(
+            "rep_id",
+            "peer_group",
+            "weight",
+            side=pl.when("chosen").then(pl.lit("deviant")).otherwise(pl.lit("peer")),
+        )
+    )
+
+
+def _by_side(value: pl.Expr, side: str) -> pl.Expr:
+    return value.filter(pl.col("side") == side)
+
+
+def _arcsine(p: pl.Expr) -> pl.Expr:
+    return 2 * p.sqrt().arcsin()
+
+
+def _share_effects(counts: pl.LazyFrame, sides: pl.LazyFrame) -> pl.LazyFrame:
+    pooled = (
+        counts.join(sides, on="rep_id")
+        .group_by("peer_group", "feature", "level")
+        .agg(
+            deviant_n=_by_side(pl.col("n"), "deviant").sum(),
+            peer_n=_by_side(pl.col("n"), "peer").sum(),
+        )
+    )
+    # every level in every group with deviants, zero where it never happened
+    grid = (
+        sides.select("peer_group", "weight")
+        .unique()
+        .join(pooled.select("feature", "level").unique(), how="cross")
+        .join(pooled, on=["peer_group", "feature", "level"], how="left")
+        .with_columns(pl.col("deviant_n", "peer_n").fill_null(0.0))
+    )
+    family = ["peer_group", "feature"]
+    return (
+        grid.with_columns(
+            deviant_base=pl.col("deviant_n").sum().over(family),
+            peer_base=pl.col("peer_n").sum().over(family),
+        )
+        .filter((pl.col("deviant_base") > 0) & (pl.col("peer_base") > 0))
+        .filter(~pl.col("level").str.starts_with("after "))
+        .with_columns(
+            deviant_value=pl.col("deviant_n") / pl.col("deviant_base"),
+            peer_value=pl.col("peer_n") / pl.col("peer_base"),
+        )
+        .with_columns(
+            effect_size=_arcsine(pl.col("deviant_value")) - _arcsine(pl.col("peer_value")),
+            measure=pl.lit("cohen_h"),
+        )
+    )
+
+
+def _sequence_effects(
+    touches: pl.LazyFrame, sides: pl.LazyFrame, *, min_support: int
+) -> pl.LazyFrame:
+    pairs = (
+        touches.filter(pl.col("previous_type").is_not_null())
+        .join(sides, on="rep_id")
+        .group_by("peer_group", "weight", "side", "previous_type", "activity_type")
+        .agg(n=pl.len().cast(pl.Float64))
+        .with_columns(
+            from_n=pl.col("n").sum().over("peer_group", "side", "previous_type"),
+            to_share=pl.col("n").sum().over("peer_group", "side", "activity_type")
+            / pl.col("n").sum().over("peer_group", "side"),
+        )
+        .with_columns(
+            transition=pl.col("n") / pl.col("from_n"),
+            beyond_mix=_arcsine(pl.col("n") / pl.col("from_n")) - _arcsine(pl.col("to_share")),
+        )
+    )
+    key = ["peer_group", "weight", "previous_type", "activity_type"]
+    return (
+        pairs.group_by(key)
+        .agg(
+            *[
+                _by_side(pl.col(c), side).first().alias(f"{side}_{name}")
+                for side in ("deviant", "peer")
+                for c, name in (
+                    ("transition", "value"),
+                    ("from_n", "base"),
+                    ("beyond_mix", "beyond"),
+                )
+            ],
+            deviant_lift=_by_side(pl.col("transition") / pl.col("to_share"), "deviant").first(),
+            peer_lift=_by_side(pl.col("transition") / pl.col("to_share"), "peer").first(),
+        )
+        .filter((pl.col("deviant_base") >= min_support) & (pl.col("peer_base") >= min_support))
+        .select(
+            "peer_group",
+            "weight",
+            feature=pl.lit("sequence"),
+            level=pl.concat_str("previous_type", "activity_type", separator=SEQUENCE_SEPARATOR),
+            deviant_value="deviant_lift",
+            peer_value="peer_lift",
+            deviant_base="deviant_base",
+            peer_base="peer_base",
+            effect_size=pl.col("deviant_beyond") - pl.col("peer_beyond"),
+            measure=pl.lit("cohen_h_beyond_mix"),
+        )
+    )
+
+
+def _gap_effects(touches: pl.LazyFrame, sides: pl.LazyFrame, *, min_support: int) -> pl.LazyFrame:
+    gaps = (
+        touches.filter(pl.col("gap_days").is_not_null())
+        .join(sides, on="rep_id")
+        .with_columns(log_gap=pl.col("gap_days").log1p())
+    )
+    per_side = {
+        side: {
+            "value": _by_side(pl.col("gap_days"), side).median(),
+            "base": _by_side(pl.col("gap_days"), side).len().cast(pl.Float64),
+            "mean": _by_side(pl.col("log_gap"), side).mean(),
+            "var": _by_side(pl.col("log_gap"), side).var(),
+        }
+        for side in ("deviant", "peer")
+    }
+    n_dev, n_peer = pl.col("deviant_base"), pl.col("peer_base")
+    pooled_sd = (
+        ((n_dev - 1) * pl.col("deviant_var") + (n_peer - 1) * pl.col("peer_var"))
+        / (n_dev + n_peer - 2)
+    ).sqrt()
+    return (
+        gaps.group_by("peer_group", "weight")
+        .agg(**{f"{side}_{k}": e for side, exprs in per_side.items() for k, e in exprs.items()})
+        .filter((n_dev >= min_support) & (n_peer >= min_support))
+        .select(
+            "peer_group",
+            "weight",
+            feature=pl.lit("median_days_between_touches"),
+            level=pl.lit("all follow-ups"),
+            deviant_value="deviant_value",
+            peer_value="peer_value",
+            deviant_base="deviant_base",
+            peer_base="peer_base",
+            effect_size=pl.when(pooled_sd > 0).then(
+                (pl.col("deviant_mean") - pl.col("peer_mean")) / pooled_sd
+            ),
+            measure=pl.lit("cohen_d_log_days"),
+        )
+    )
+
+
+_DIFFERS_SCHEMA = {
+    "feature": pl.String,
+    "level": pl.String,
+    "deviant_value": pl.Float64,
+    "peer_value": pl.Float64,
+    "difference": pl.Float64,
+    "effect_size": pl.Float64,
+    "measure": pl.String,
+    "deviant_base": pl.Float64,
+    "peer_base": pl.Float64,
+    "peer_groups": pl.UInt32,
+    "rank": pl.UInt32,
+}
+
+
+def what_differs(
+    activities: pl.DataFrame | pl.LazyFrame,
+    deviance: pl.DataFrame,
+    *,
+    direction: str = "positive",
+    rep_ids: Sequence[str] | None = None,
+    min_support: int = 100,
+) -> pl.DataFrame:
+    """How the practice mix of deviants differs from their peers', largest difference first.
+
+    Parameters
+    ----------
+    activities
+        Enriched activities (``rep_id``, ``activity_id``, ``contact_id``, ``ts``,
+        ``activity_type``, ``weekday``, ``hour``, ``is_customer_facing``).
+    deviance
+        A :func:`peer_deviance` table (``rep_id``, ``peer_group``, ``direction``).
+    direction
+        Compare the ``positive`` (or ``negative``) deviants with their peers.
+    rep_ids
+        Compare these reps instead (e.g. one rep picked in the funnel plot); their peers are
+        the non-deviant reps of their peer groups.
+    min_support
+        Fewest transitions from the first type (sequences) or follow-ups (median days) on
+        each side before a feature is ranked.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``feature`` (``activity_type_share``, ``weekday_share``, ``hour_share``,
+        ``follow_up_share``, ``median_days_between_touches``, ``sequence``), ``level`` (e.g.
+        ``call``, ``Tue``, ``10:00``, ``within 2 days``, ``call → email``),
+        ``deviant_value`` and ``peer_value`` (shares; lifts ``P(b | a) / P(b)`` for
+        sequences; days for the median), ``difference``, ``effect_size`` (signed,
+        standardised), ``measure`` (``cohen_h``, ``cohen_h_beyond_mix``,
+        ``cohen_d_log_days``),
+        ``deviant_base``/``peer_base`` (touches, transitions or follow-ups behind the values,
+        summed over groups), ``peer_groups`` and ``rank`` (1 = largest ``|effect_size|``).
+        Values are averages over the deviants' peer groups weighted by their deviants.
+        Empty when there are no such deviants.
+
+    Examples
+    --------
+    >>> table = rep_deviance(enriched)  # doctest: +SKIP
+    >>> what_differs(enriched.activities, table).head(5)  # doctest: +SKIP
+    """
+    if rep_ids is None and direction not in ("positive", "negative"):
+        raise ValueError(f"direction must be 'positive' or 'negative', got {direction!r}")
+    sides = _sides(deviance, direction=direction, rep_ids=rep_ids)
+    if sides.filter(pl.col("side") == "deviant").is_empty():
+        return pl.DataFrame(schema=_DIFFERS_SCHEMA)
+    touches = _touches(activities).collect().lazy()
+    side_frame = sides.lazy()
+    columns = [
+        "peer_group",
+        "weight",
+        "feature",
+        "level",
+        "deviant_value",
+        "peer_value",
+        "deviant_base",
+        "peer_base",
+        "effect_size",
+        "measure",
+    ]
+    per_group = pl.concat(
+        [
+            _share_effects(_share_counts(touches), side_frame).select(columns),
+            _sequence_effects(touches, side_frame, min_support=min_support).select(columns),
+            _gap_effects(touches, side_frame, min_support=min_support).select(columns),
+        ],
+        how="vertical_relaxed",
+    )
+
+    def weighted(column: str) -> pl.Expr:
+        return (pl.col(column) * pl.col("weight")).sum() / pl.col("weight").sum()
+
+    return (
+        per_group.filter(pl.col("effect_size").is_not_null())
+        .group_by("feature", "level", "measure")
+        .agg(
+            deviant_value=weighted("deviant_value"),
+            peer_value=weighted("peer_value"),
+            effect_size=weighted("effect_size"),
+            deviant_base=pl.col("deviant_base").sum(),
+            peer_base=pl.col("peer_base").sum(),
+            peer_groups=pl.len().cast(pl.UInt32),
+        )
+        .with_columns(difference=pl.col("deviant_value") - pl.col("peer_value"))
+        .sort(pl.col("effect_size").abs(), "feature", "level", descending=[True, False, False])
+        .with_row_index("rank", offset=1)
+        .select(list(_DIFFERS_SCHEMA))
+        .collect()
+        .cast(_DIFFERS_SCHEMA)
+    )
