@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from effortlens.adapters import detect_command_text, detect_format, load_any
-from effortlens.load import DataError
+from effortlens.loading import DataError
 from effortlens.settings import load_settings
 
 CRM = Path(__file__).parent / "data" / "crm"

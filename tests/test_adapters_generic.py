@@ -10,7 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from effortlens.adapters import load_any, load_command_text
-from effortlens.load import DataError
+from effortlens.loading import DataError
 from effortlens.settings import load_settings
 
 CRM = Path(__file__).parent / "data" / "crm"

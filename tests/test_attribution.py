@@ -274,7 +274,7 @@ def test_matches_the_literal_definition_on_random_data(seed, collide, monkeypatc
 
 def test_planted_responses_are_recovered(small_planted):
     """The generator knows which activity each buyer action answered; attribution finds it."""
-    from effortlens.load import load_folder
+    from effortlens.loading import load_folder
     from effortlens.settings import load_settings
 
     truth_file = small_planted / "_truth_responses.parquet"
@@ -312,7 +312,7 @@ def test_weekly_numbers_match_plain_pandas_and_duckdb(tiny_planted):
     from pathlib import Path
 
     from effortlens.enrich import enrich_tables
-    from effortlens.load import load_folder
+    from effortlens.loading import load_folder
     from effortlens.roe import roe_by
     from effortlens.settings import load_settings
 

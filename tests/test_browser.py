@@ -87,7 +87,7 @@ def test_landing_page_lists_the_start_here_app(planted_server):
 
 
 def test_start_here_shows_the_load_report(browser, planted_server, tiny_planted):
-    from effortlens.load import load_folder
+    from effortlens.loading import load_folder
 
     data = load_folder(tiny_planted)
     page = _open_start_here(browser, planted_server)
@@ -104,7 +104,7 @@ def test_start_here_shows_the_load_report(browser, planted_server, tiny_planted)
 
 
 def test_start_here_shows_why_rows_were_quarantined(browser, dirty_server, tiny_dirty):
-    from effortlens.load import load_folder
+    from effortlens.loading import load_folder
 
     data = load_folder(tiny_dirty)
     counts = (

@@ -551,7 +551,7 @@ def test_what_differs_for_picked_reps_and_when_there_are_no_deviants():
 
 def _enriched_sample(folder):
     from effortlens.enrich import enrich
-    from effortlens.load import load_folder
+    from effortlens.loading import load_folder
 
     truth = json.loads((folder / "truth.json").read_text())
     return enrich(load_folder(folder)), truth

@@ -345,7 +345,7 @@ def test_fingerprint_follows_content_order_and_schema(change):
 
 
 def test_daily_equals_a_plain_group_by_of_the_activities(tiny_planted):
-    from effortlens.load import load_folder
+    from effortlens.loading import load_folder
 
     e = enrich_tables(
         load_folder(tiny_planted, settings=load_settings()).tables, settings=load_settings()

@@ -330,7 +330,7 @@ def test_leakage_homogeneity_tests_leaks_against_conversions_across_stages():
 
 def _enriched_sample(folder):
     from effortlens.enrich import enrich
-    from effortlens.load import load_folder
+    from effortlens.loading import load_folder
 
     truth = json.loads((folder / "truth.json").read_text())
     return enrich(load_folder(folder)), truth
@@ -388,7 +388,7 @@ def test_flow_by_team_adds_up_to_the_whole(planted):
 
 def test_flow_works_on_pipeline_only_data(small_planted, tmp_path, planted):
     from effortlens.enrich import enrich
-    from effortlens.load import load_folder
+    from effortlens.loading import load_folder
 
     for name in ("reps", "opportunities", "stage_history"):
         shutil.copy(small_planted / f"{name}.parquet", tmp_path)

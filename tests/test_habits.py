@@ -328,7 +328,7 @@ def test_wilson_interval_matches_scipy():
 
 def _generated(folder, tmp_path_factory):
     from effortlens.enrich import enrich
-    from effortlens.load import load_folder
+    from effortlens.loading import load_folder
     from effortlens.settings import load_settings
 
     data = load_folder(folder, settings=load_settings())

@@ -251,7 +251,7 @@ def test_inputs_are_not_mutated():
 
 def _generated(folder, tmp_path_factory):
     from effortlens.enrich import enrich
-    from effortlens.load import load_folder
+    from effortlens.loading import load_folder
     from effortlens.settings import load_settings
 
     data = load_folder(folder, settings=load_settings())

@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from effortlens.cli import main
-from effortlens.load import (
+from effortlens.loading import (
     QUARANTINE_SCHEMA,
     DataError,
     LoadedData,
@@ -21,7 +21,7 @@ from effortlens.load import (
     read_csv_text,
     validate_tables,
 )
-from effortlens.report import REASONS
+from effortlens.loading import REASONS
 from effortlens.schema import TABLES
 from effortlens.settings import load_settings
 

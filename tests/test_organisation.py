@@ -282,7 +282,7 @@ def test_inputs_are_not_mutated():
 
 def _generated(folder, tmp_path_factory):
     from effortlens.enrich import enrich
-    from effortlens.load import load_folder
+    from effortlens.loading import load_folder
 
     data = load_folder(folder, settings=load_settings())
     enriched = enrich(data, cache_dir=tmp_path_factory.mktemp("cache"))

@@ -285,7 +285,7 @@ def test_inputs_not_mutated():
 def _rep_against_peers(folder, tmp_path) -> pl.DataFrame:
     """Each rep's counts and ROE against their peer group without them, and a binomial z."""
     from effortlens.enrich import enrich
-    from effortlens.load import load_folder
+    from effortlens.loading import load_folder
 
     e = enrich(load_folder(folder, settings=load_settings()), cache_dir=tmp_path)
     reps = roe_by(e.daily, by=["rep_id", "peer_group"])

@@ -10,7 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 from traitlets import TraitError
 
-from effortlens.load import load_folder
+from effortlens.loading import load_folder
 from effortlens_widgets import DataSourceLoader, LoadReportView, default_data_dir, settings_for
 from effortlens_widgets._html import escape, table
 

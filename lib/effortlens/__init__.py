@@ -26,12 +26,12 @@ from effortlens.settings import load_settings as load_settings
 #: Public name -> the module that defines it.
 _LAZY: dict[str, str] = {
     # loading
-    "DataError": "effortlens.report",
-    "LoadReport": "effortlens.report",
-    "LoadedData": "effortlens.load",
-    "RawTable": "effortlens.load",
-    "load_folder": "effortlens.load",
-    "validate_tables": "effortlens.load",
+    "DataError": "effortlens.loading.report",
+    "LoadReport": "effortlens.loading.report",
+    "LoadedData": "effortlens.loading.pipeline",
+    "RawTable": "effortlens.loading.table",
+    "load_folder": "effortlens.loading.pipeline",
+    "validate_tables": "effortlens.loading.pipeline",
     "load_any": "effortlens.adapters",
     "detect_format": "effortlens.adapters",
     "mapping_template": "effortlens.adapters",

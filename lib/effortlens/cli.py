@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from effortlens.adapters import MappingError
-    from effortlens.report import DataError
+    from effortlens.loading import DataError
     from effortlens.settings import SettingsError
 
     args = build_parser().parse_args(argv)

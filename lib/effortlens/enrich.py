@@ -9,7 +9,7 @@ interactive speed. The result is cached under a fingerprint of the inputs and se
 
 Examples
 --------
->>> from effortlens.load import load_folder  # doctest: +SKIP
+>>> from effortlens.loading import load_folder  # doctest: +SKIP
 >>> enriched = enrich(load_folder(folder, settings=settings))  # doctest: +SKIP
 >>> enriched.daily.columns[:4]  # doctest: +SKIP
 ['rep_id', 'day', 'week', 'activity_type']
@@ -121,7 +121,7 @@ def enrich(data: Any, *, cache_dir: Path | str | None = None) -> Enriched:
     Parameters
     ----------
     data
-        A :class:`effortlens.load.LoadedData` (anything with ``tables`` and ``settings``).
+        A :class:`effortlens.loading.LoadedData` (anything with ``tables`` and ``settings``).
     cache_dir
         Where cached facts live; default :func:`effortlens.cache.default_cache_dir`
         (``$EFFORTLENS_CACHE`` or ``.cache/effortlens`` under the working directory). If it
@@ -175,7 +175,7 @@ def enrich_tables(
     Parameters
     ----------
     tables
-        Canonical table name to frame (as :func:`effortlens.load.load_folder` gives them);
+        Canonical table name to frame (as :func:`effortlens.loading.load_folder` gives them);
         each is conformed to its schema (a no-op for loaded tables), missing ones are empty.
     settings
         Customer-facing types, attribution window, time zone and peer keys come from here.

@@ -15,7 +15,7 @@ from traitlets import Any, Enum, Unicode, observe
 
 from effortlens.adapters import load_any
 from effortlens.adapters.mapping import MappingError
-from effortlens.load import DataError
+from effortlens.loading import DataError
 from effortlens.settings import SettingsError, load_settings
 from effortlens_widgets._html import CSS, error_box, escape
 
@@ -96,7 +96,7 @@ def load_data(folder: str | Path | None = None, *, settings_path: str | Path | N
 
     Returns
     -------
-    effortlens.load.LoadedData
+    effortlens.loading.LoadedData
 
     Raises
     ------
@@ -145,7 +145,7 @@ def save_uploads(uploads) -> Path:
 class DataSourceLoader(widgets.VBox):
     """Load a data folder with a progress indicator; failures show as a readable message.
 
-    ``value`` holds the :class:`effortlens.load.LoadedData` of the last successful load
+    ``value`` holds the :class:`effortlens.loading.LoadedData` of the last successful load
     (``None`` before it and after a failure). Link it to the views that show the data.
 
     Examples

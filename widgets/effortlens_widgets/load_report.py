@@ -1,6 +1,6 @@
 """The load report view: is the data sound, what was quarantined and why.
 
-It shows what :func:`effortlens.load.load_folder` reported and counts nothing itself.
+It shows what :func:`effortlens.loading.load_folder` reported and counts nothing itself.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ _ROW_COLUMNS = ("table", "row", "column", "message", "raw")
 class LoadReportView(widgets.VBox):
     """Headline, per-table report, quarantine by table × reason, quarantined rows, notes.
 
-    Set ``value`` to a :class:`effortlens.load.LoadedData` (or link it to a
+    Set ``value`` to a :class:`effortlens.loading.LoadedData` (or link it to a
     :class:`~effortlens_widgets.DataSourceLoader`); pick a reason to list its rows.
 
     Examples
     --------
-    >>> from effortlens.load import load_folder
+    >>> from effortlens.loading import load_folder
     >>> view = LoadReportView(value=load_folder("sample_data/generated/default"))  # doctest: +SKIP
     >>> view.sound, view.reason  # doctest: +SKIP
     (True, '')

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from effortlens._csv import read_csv_text
-from effortlens._timeparse import EXPECTED_TIMESTAMP, localize, parse_timestamps
+from effortlens.loading.delimited import read_csv_text
+from effortlens.loading.timestamps import EXPECTED_TIMESTAMP, localize, parse_timestamps
 from effortlens.adapters._vocab import merge_spellings, normalise_key, translate
 from effortlens.adapters._vocab import vocabulary as _vocabulary
 from effortlens.schema import TABLES
@@ -100,11 +100,11 @@ def read_header(path: Path) -> list[str]:
     """The header names of a CSV export (or the columns of a Parquet file)."""
     if path.suffix.lower() == ".parquet":
         return list(pl.read_parquet_schema(path))
-    from effortlens._csv import _decode, sniff_delimiter
+    from effortlens.loading.delimited import decode_to_utf8, sniff_delimiter
 
     with open(path, "rb") as handle:
         head = handle.read(64 * 1024)
-    data, _ = _decode(head)
+    data, _ = decode_to_utf8(head)
     line = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
     delimiter = sniff_delimiter(line)
     try:
@@ -790,7 +790,7 @@ def assemble(pieces: list[Piece], ctx: Context, *, source: str, now=None):
     quarantine row's ``raw`` is the export row as written. The context's notes join the
     report's.
     """
-    from effortlens.load import RawTable, validate_tables
+    from effortlens.loading import RawTable, validate_tables
 
     raw_tables: dict[str, RawTable] = {}
     set_aside: list[pl.DataFrame] = []

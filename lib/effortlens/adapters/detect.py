@@ -275,7 +275,7 @@ def detect_format(folder: str | Path) -> Detection:
 
     Raises
     ------
-    effortlens.load.DataError
+    effortlens.loading.DataError
         When ``folder`` is not a folder.
 
     Examples
@@ -287,7 +287,7 @@ def detect_format(folder: str | Path) -> Detection:
     >>> detect_format(folder).format is None
     True
     """
-    from effortlens.report import DataError
+    from effortlens.loading import DataError
 
     folder = Path(folder)
     if not folder.is_dir():

@@ -192,7 +192,7 @@ def load_salesforce(
 
     Returns
     -------
-    effortlens.load.LoadedData
+    effortlens.loading.LoadedData
 
     Examples
     --------

@@ -49,12 +49,12 @@ def load_any(
 
     Returns
     -------
-    effortlens.load.LoadedData
+    effortlens.loading.LoadedData
         Canonical tables, quarantine and load report (with notes on what was derived).
 
     Raises
     ------
-    effortlens.load.DataError
+    effortlens.loading.DataError
         When the format cannot be recognised (the message says what each format needs) or
         required data is missing.
     MappingError
@@ -66,7 +66,7 @@ def load_any(
     >>> # data = load_any("exports/", settings=load_settings())
     >>> # data = load_any("pipeline/", settings=load_settings(), mapping="pipeline/mapping.toml")
     """
-    from effortlens.load import DataError, load_folder
+    from effortlens.loading import DataError, load_folder
     from effortlens.settings import load_settings
 
     settings = settings if settings is not None else load_settings()

@@ -49,6 +49,24 @@ QUARANTINE_SCHEMA = pl.Schema(
 )
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` things in words for the report, with thousands separators and a plural.
+
+    Parameters
+    ----------
+    n
+        How many.
+    noun
+        The singular noun; an ``s`` is added unless ``n`` is 1.
+
+    Examples
+    --------
+    >>> counted(1, "row"), counted(2_000, "blank line")
+    ('1 row', '2,000 blank lines')
+    """
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 @dataclass(frozen=True)
 class TableReport:
     """Counts for one canonical table. ``loaded + sum(quarantined.values()) == read``."""
@@ -62,6 +80,7 @@ class TableReport:
 
     @property
     def quarantined_total(self) -> int:
+        """All quarantined rows of the table, whatever their reason."""
         return sum(self.quarantined.values())
 
 
@@ -81,6 +100,7 @@ class LoadReport:
     notes: tuple[str, ...] = ()
 
     def __getitem__(self, table: str) -> TableReport:
+        """The :class:`TableReport` of ``table``; ``KeyError`` when it is not reported."""
         for entry in self.tables:
             if entry.table == table:
                 return entry

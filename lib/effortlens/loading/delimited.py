@@ -13,13 +13,37 @@ from pathlib import Path
 
 import polars as pl
 
-from effortlens.report import DataError
+from effortlens.loading.report import DataError
 
+#: The delimiters :func:`sniff_delimiter` chooses among, the first winning ties.
 DELIMITERS = (",", ";", "\t", "|")
 
 
-def _decode(data: bytes) -> tuple[bytes, str]:
-    """UTF-8 bytes of ``data`` without BOM, and the name of the encoding found."""
+def decode_to_utf8(data: bytes) -> tuple[bytes, str]:
+    """The UTF-8 bytes of text as Excel and CRMs write it, and the encoding found.
+
+    A UTF-8 or UTF-16 byte-order mark decides; otherwise the bytes are UTF-8 when they decode
+    as such, else Windows-1252, else Latin-1 (which decodes any byte).
+
+    Parameters
+    ----------
+    data
+        The file's bytes (or its first bytes: a multi-byte character cut at the end of a
+        UTF-8 prefix makes the guess fall back to Windows-1252).
+
+    Returns
+    -------
+    tuple of (bytes, str)
+        The text as UTF-8 without a byte-order mark, and ``"utf-8-sig"``, ``"utf-16"``,
+        ``"utf-8"``, ``"cp1252"`` or ``"latin-1"``.
+
+    Examples
+    --------
+    >>> decode_to_utf8("Zoë".encode("cp1252"))
+    (b'Zo\\xc3\\xab', 'cp1252')
+    >>> decode_to_utf8(b"\\xef\\xbb\\xbfrep_id")
+    (b'rep_id', 'utf-8-sig')
+    """
     if data.startswith(codecs.BOM_UTF8):
         return data[len(codecs.BOM_UTF8) :], "utf-8-sig"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -61,7 +85,7 @@ def read_delimited(path: Path) -> tuple[pl.DataFrame, str, str]:
     Raises :class:`DataError` naming the file when it is empty or malformed.
     """
     path = Path(path)
-    data, encoding = _decode(path.read_bytes())
+    data, encoding = decode_to_utf8(path.read_bytes())
     first_line = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
     if not first_line.strip():
         raise DataError(f"{path.name}: the file is empty or its first line (the header) is blank")

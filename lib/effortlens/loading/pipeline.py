@@ -1,0 +1,318 @@
+"""Loading that loses nothing: read a folder, validate every row, quarantine what cannot be used.
+
+Every input row ends up either in its canonical table or in the quarantine table, with one
+reason code and a message naming the file, the row, the column, the bad value and what was
+expected. The load report counts both per table (``loaded + quarantined == read``, checked on
+every load) and notes what was mapped, assumed, filled in or ignored. The rules and their
+order are in :mod:`effortlens.loading.rules`.
+
+Tables are validated in dependency order (reps, interventions, opportunities, activities,
+buyer actions, stage history, participants) so references point at *loaded* rows.
+
+Examples
+--------
+>>> import polars as pl
+>>> from effortlens.settings import load_settings
+>>> raw = {
+...     "reps": RawTable("reps", pl.DataFrame({"rep_id": ["r1"]}), "reps.csv"),
+...     "activities": RawTable("activities", pl.DataFrame({
+...         "activity_id": ["a1", "a2"], "rep_id": ["r1", "r9"],
+...         "ts": ["2024-03-05 10:00", "2024-03-05 11:00"], "activity_type": ["Call", "email"],
+...     }), "activities.csv"),
+... }
+>>> data = validate_tables(raw, settings=load_settings())
+>>> data.tables["activities"]["activity_id"].to_list(), data.quarantine["reason"].to_list()
+(['a1'], ['unknown_rep'])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from effortlens.loading.delimited import read_delimited
+from effortlens.loading.report import QUARANTINE_SCHEMA, REASONS, DataError, LoadReport, TableReport
+from effortlens.loading.table import ROW, RawTable, validate_table
+from effortlens.schema import EFFORT_OR_PIPELINE, TABLES
+from effortlens.settings import Settings, load_settings
+
+#: Validation order: a table's references are checked against already loaded tables.
+TABLE_ORDER: tuple[str, ...] = (
+    "reps",
+    "interventions",
+    "opportunities",
+    "activities",
+    "buyer_actions",
+    "stage_history",
+    "intervention_participants",
+)
+#: File name endings :func:`load_folder` reads.
+FILE_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".txt", ".parquet")
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    """The result of a load: canonical tables, quarantined rows and the report.
+
+    Attributes
+    ----------
+    tables
+        All seven canonical tables cast to their schemas; tables not given are empty.
+    quarantine
+        One row per unusable input row (:data:`QUARANTINE_SCHEMA`).
+    report
+        The :class:`LoadReport`.
+    settings
+        The settings the data was validated with.
+    missing_tables
+        Canonical tables that were not given.
+    source
+        The folder, or a description of where the data came from.
+    """
+
+    tables: dict[str, pl.DataFrame]
+    quarantine: pl.DataFrame
+    report: LoadReport
+    settings: Settings
+    missing_tables: tuple[str, ...]
+    source: str
+
+
+def _missing_required(present: set[str]) -> str | None:
+    """What is missing among the required tables, or None."""
+    lacking = []
+    if "reps" not in present:
+        lacking.append("reps")
+    if not present & set(EFFORT_OR_PIPELINE):
+        lacking.append(" or ".join(EFFORT_OR_PIPELINE))
+    if not lacking:
+        return None
+    return (
+        " and ".join(lacking) + " missing; EffortLens needs reps plus activities or opportunities"
+    )
+
+
+def validate_tables(
+    raw: dict[str, RawTable],
+    *,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+    pre_quarantined: pl.DataFrame | None = None,
+) -> LoadedData:
+    """Validate source tables row by row into canonical tables, quarantine and load report.
+
+    The shared pipeline behind :func:`load_folder` and the CRM adapters. See the module
+    docstring for the rules and their order.
+
+    Parameters
+    ----------
+    raw
+        Canonical table name to :class:`RawTable`; absent tables are reported as missing.
+    settings
+        Vocabularies, defaults and the time zone of naive times (default: the defaults).
+    now
+        The load time; later timestamps are quarantined. Default: the current UTC time.
+    pre_quarantined
+        Rows a caller already rejected, in :data:`QUARANTINE_SCHEMA`; counted into the report.
+
+    Returns
+    -------
+    LoadedData
+
+    Raises
+    ------
+    DataError
+        When reps, or both activities and opportunities, are missing, or a required column is.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from effortlens.settings import load_settings
+    >>> reps = RawTable("reps", pl.DataFrame({"rep_id": ["r1", "r1"]}), "reps.csv")
+    >>> opps = RawTable("opportunities", pl.DataFrame({
+    ...     "opportunity_id": ["o1"], "rep_id": ["r1"], "created_ts": ["1/31/2024"],
+    ...     "outcome": ["Won"]}), "opportunities.csv")
+    >>> data = validate_tables({"reps": reps, "opportunities": opps}, settings=load_settings())
+    >>> data.report.to_dict()["reps"]["quarantined"]
+    {'duplicate_id': 1}
+    """
+    unknown = set(raw) - set(TABLES)
+    if unknown:
+        raise ValueError(f"not canonical tables: {sorted(unknown)}; expected {list(TABLES)}")
+    for name, table in raw.items():
+        if table.table != name:
+            raise ValueError(f"RawTable for {table.table!r} given under the name {name!r}")
+    lacking = _missing_required(set(raw))
+    if lacking:
+        given = ", ".join(f"{t.table} ({t.file})" for t in raw.values()) or "nothing"
+        raise DataError(f"{lacking}; given: {given}")
+    if settings is None:
+        settings = load_settings()
+    if now is None:
+        now = datetime.now(UTC)
+    elif now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+
+    pre = (
+        pl.DataFrame(schema=QUARANTINE_SCHEMA)
+        if pre_quarantined is None
+        else pre_quarantined.select(
+            pl.col(name).cast(dtype) for name, dtype in QUARANTINE_SCHEMA.items()
+        )
+    )
+    stray = set(pre["table"].unique().to_list()) - set(TABLES)
+    if stray:
+        raise ValueError(f"pre_quarantined rows name unknown tables: {sorted(stray)}")
+
+    tables: dict[str, pl.DataFrame] = {}
+    quarantines = [pre]
+    notes: list[str] = []
+    entries: dict[str, TableReport] = {}
+    references: dict[str, pl.Series | None] = {}
+    for name in TABLE_ORDER:
+        earlier = pre.filter(pl.col("table") == name)
+        earlier_counts = dict(earlier.group_by("reason").len().iter_rows())
+        if name not in raw:
+            tables[name] = TABLES[name].empty()
+            references[name] = None
+            file = earlier["file"][0] if earlier.height else None
+            entries[name] = TableReport(
+                name, file, earlier.height, 0, earlier_counts, missing=not earlier.height
+            )
+            continue
+        result = validate_table(raw[name], settings=settings, now=now, references=references)
+        tables[name] = result.loaded
+        key = TABLES[name].key
+        references[name] = result.loaded[key] if key else None
+        quarantines.append(result.quarantine)
+        notes += result.notes
+        counts = dict(result.quarantine.group_by("reason").len().iter_rows())
+        for reason, n in earlier_counts.items():
+            counts[reason] = counts.get(reason, 0) + n
+        entry = TableReport(
+            name,
+            raw[name].file,
+            result.read + earlier.height,
+            result.loaded.height,
+            {r: counts[r] for r in REASONS if r in counts}
+            | {r: n for r, n in counts.items() if r not in REASONS},
+        )
+        if entry.loaded + entry.quarantined_total != entry.read:
+            raise AssertionError(
+                f"load invariant broken for {name}: loaded {entry.loaded} + quarantined "
+                f"{entry.quarantined_total} != read {entry.read}"
+            )
+        entries[name] = entry
+
+    report = LoadReport(tables=tuple(entries[t] for t in TABLES), notes=tuple(notes))
+    quarantine = pl.concat(quarantines, how="vertical")
+    missing = tuple(t for t in TABLES if entries[t].missing)
+    source = ", ".join(sorted({t.file for t in raw.values()}))
+    return LoadedData(
+        tables={t: tables[t] for t in TABLES},
+        quarantine=quarantine,
+        report=report,
+        settings=settings,
+        missing_tables=missing,
+        source=source,
+    )
+
+
+def _table_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
+    """Files named after canonical tables, and the names of the other files."""
+    found: dict[str, Path] = {}
+    others: list[str] = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        stem, suffix = path.stem.strip().lower(), path.suffix.lower()
+        if stem in TABLES and suffix in FILE_SUFFIXES:
+            if stem in found:
+                raise DataError(
+                    f"{folder}: two files for the {stem} table ({found[stem].name}, {path.name}); "
+                    "keep one"
+                )
+            found[stem] = path
+        else:
+            others.append(path.name)
+    return found, others
+
+
+def _read_table(table: str, path: Path) -> RawTable:
+    """A table file as a :class:`RawTable`: Parquet as typed, text as all-String columns."""
+    if path.suffix.lower() == ".parquet":
+        try:
+            frame = pl.read_parquet(path)
+        except (pl.exceptions.PolarsError, OSError) as err:
+            raise DataError(f"{path.name}: not a readable Parquet file ({err})") from err
+        return RawTable(table, frame.with_row_index(ROW, offset=1), path.name)
+    frame, delimiter, _ = read_delimited(path)
+    return RawTable(
+        table, frame.with_row_index(ROW, offset=1), path.name, decimal_comma=delimiter == ";"
+    )
+
+
+def load_folder(
+    path: str | Path, *, settings: Settings | None = None, now: datetime | None = None
+) -> LoadedData:
+    """Load a folder of files named after the canonical tables.
+
+    ``reps.csv``, ``Activities.CSV``, ``opportunities.parquet``… (``.csv``, ``.tsv``, ``.txt``
+    with the delimiter sniffed, or ``.parquet``; names are case-insensitive). ``reps`` plus
+    ``activities`` or ``opportunities`` are required; other tables are optional and reported
+    as missing. Other files are ignored and noted.
+
+    Parameters
+    ----------
+    path
+        The folder.
+    settings
+        See :func:`effortlens.settings.load_settings` (default: the defaults).
+    now
+        Load time for the future-timestamp rule (default: the current UTC time).
+
+    Raises
+    ------
+    DataError
+        When the folder, a required file or a required column is missing, or a file is
+        unreadable; the message names what was expected and what was found.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from effortlens.settings import load_settings
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "reps.csv").write_text("rep_id\\nr1\\n")
+    >>> _ = (folder / "opportunities.csv").write_text(
+    ...     "opportunity_id,rep_id,created_ts,outcome\\no1,r1,2024-01-31,open\\n")
+    >>> load_folder(folder, settings=load_settings()).missing_tables[:2]
+    ('activities', 'buyer_actions')
+    """
+    if settings is None:
+        settings = load_settings()
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    files, others = _table_files(folder)
+    lacking = _missing_required(set(files))
+    if lacking:
+        seen = ", ".join(sorted([p.name for p in files.values()] + others)) or "no files"
+        raise DataError(
+            f"{folder}: {lacking} (files named like reps.csv, activities.csv or .parquet); "
+            f"found: {seen}"
+        )
+    raw = {table: _read_table(table, p) for table, p in files.items()}
+    data = validate_tables(raw, settings=settings, now=now)
+    notes = tuple(f"ignored file {name} (not named after a table)" for name in others)
+    report = LoadReport(tables=data.report.tables, notes=data.report.notes + notes)
+    return LoadedData(
+        tables=data.tables,
+        quarantine=data.quarantine,
+        report=report,
+        settings=settings,
+        missing_tables=data.missing_tables,
+        source=str(folder),
+    )
