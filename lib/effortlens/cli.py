@@ -8,6 +8,7 @@ called from scripts and notebooks the same way. Metric commands print a table, o
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -16,16 +17,11 @@ from typing import Any
 
 import polars as pl
 
+from effortlens.sample import command as sample_command
 
-def _cmd_sample(args: argparse.Namespace) -> int:
-    from effortlens.sample import generate
 
-    truth = generate(
-        Path(args.out_dir), size=args.size, mode=args.mode, seed=args.seed, fmt=args.format
-    )
-    print(f"wrote {args.mode} sample ({args.size}, seed {args.seed}) to {args.out_dir}")
-    print(f"truth: {truth}")
-    return 0
+def _cmd_sample(args: argparse.Namespace, *, parser: argparse.ArgumentParser) -> int:
+    return sample_command.run(args, sample_command.out_dir(args, parser))
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
@@ -206,15 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("sample", help="write a deterministic sample data set with planted truths")
-    p.add_argument("out_dir", metavar="OUT_DIR")
-    p.add_argument(
-        "--size", default="default", help="tiny, small, default, 1m, 10m, or N activities"
-    )
-    p.add_argument("--mode", choices=["planted", "null", "dirty"], default="planted")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
-    p.set_defaults(func=_cmd_sample)
+    p = sub.add_parser("sample", help=sample_command.HELP)
+    sample_command.add_arguments(p)
+    p.set_defaults(func=functools.partial(_cmd_sample, parser=p))
 
     p = sub.add_parser("load", help="load a data folder and print its load report")
     _data_args(p)

@@ -1,6 +1,6 @@
 """Dirty sample data: Excel-like CSV files with bad rows injected in known numbers.
 
-Private to :mod:`effortlens.sample`. Every bad row is a *new* row (a copy of a clean row with
+Part of :mod:`effortlens.sample`. Every bad row is a *new* row (a copy of a clean row with
 exactly one defect, or an exact duplicate placed after its original), so no clean row is ever
 lost and no other row comes to depend on a bad one: the loader's quarantine counts must equal
 ``expected_quarantine`` in ``truth.json`` exactly.

@@ -1,8 +1,8 @@
 """The sample company and its rules: who works where, and which patterns are planted.
 
-Private to :mod:`effortlens.sample`. Everything here is decided once per data set, before any
-event is drawn, from one seeded ``numpy`` generator; the events module then draws activities,
-deals and buyer actions rep by rep following these rules.
+Part of :mod:`effortlens.sample`. Everything here is decided once per data set, before any
+event is drawn, from one seeded ``numpy`` generator; :mod:`effortlens.sample.events` then
+draws activities, deals and buyer actions rep by rep following these rules.
 """
 
 from __future__ import annotations
@@ -59,6 +59,12 @@ WEEKEND_WEIGHT = 0.04
 #: Customer-facing hours per week of an ordinary rep, of 40 contracted (about 31%).
 SELLING_HOURS_PER_WEEK = 12.4
 DEVIANT_CALL_SHARE = 0.50
+#: The intervention every data set holds (with a known effect in planted data).
+INTERVENTION = {
+    "intervention_id": "INT-01",
+    "name": "Buyer-first follow-up coaching",
+    "practice": "follow-ups that answer the buyer's own questions from the last conversation",
+}
 #: Verifier action type that backs the entry into each stage when a response is relabelled.
 STAGE_VERIFIER = (
     "meeting_held",
@@ -300,6 +306,14 @@ class Calendar:
 
 
 def make_calendar(weeks: int, timezone: str) -> Calendar:
+    """The calendar of ``weeks`` weeks from :data:`PERIOD_START` in ``timezone``.
+
+    Examples
+    --------
+    >>> cal = make_calendar(2, "America/New_York")
+    >>> cal.n_days, cal.end.isoformat(), int(cal.weekday[0])
+    (14, '2025-01-19', 1)
+    """
     n_days = 7 * weeks
     zone = ZoneInfo(timezone)
     days = [PERIOD_START + timedelta(days=i) for i in range(n_days + 1)]
@@ -349,13 +363,16 @@ class Org:
 
     @property
     def n_reps(self) -> int:
+        """Number of reps."""
         return len(self.rep_id)
 
     def peer_group(self, i: int) -> tuple[str, str]:
+        """Segment and role of rep ``i``."""
         return SEGMENTS[self.segment[i]], ROLES[self.role[i]]
 
 
 def _split(n: int, parts: int) -> list[int]:
+    """Sizes of ``parts`` near-equal parts of ``n``."""
     return [len(a) for a in np.array_split(np.arange(n), parts)]
 
 
