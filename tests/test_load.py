@@ -13,6 +13,7 @@ from polars.testing import assert_frame_equal
 from effortlens.cli import main
 from effortlens.loading import (
     QUARANTINE_SCHEMA,
+    REASONS,
     DataError,
     LoadedData,
     RawTable,
@@ -21,7 +22,6 @@ from effortlens.loading import (
     read_csv_text,
     validate_tables,
 )
-from effortlens.loading import REASONS
 from effortlens.schema import TABLES
 from effortlens.settings import load_settings
 

@@ -16,10 +16,10 @@ Examples
 
 from __future__ import annotations
 
-from effortlens.adapters._common import ADAPTER_REASONS
-from effortlens.adapters._sfid import salesforce_id18
 from effortlens.adapters.detect import Detection, detect_format
 from effortlens.adapters.mapping import Mapping, MappingError, load_mapping
+from effortlens.adapters.pieces import ADAPTER_REASONS
+from effortlens.adapters.salesforce_ids import salesforce_id18
 from effortlens.adapters.source import (
     detect_command_text,
     load_any,

@@ -32,12 +32,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from effortlens.adapters._common import find_column, read_header
+from effortlens.adapters.reading import data_files, find_column, read_header
 from effortlens.schema import EFFORT_OR_PIPELINE, TABLES
 
 FORMATS: tuple[str, ...] = ("canonical", "salesforce", "hubspot", "mapping")
 MAPPING_NAMES: tuple[str, ...] = ("mapping.toml", "effortlens-mapping.toml")
-DATA_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".txt", ".parquet")
 
 #: (format, kind, header groups): a file is of this kind when each group has a header present.
 #: More specific kinds come first.
@@ -231,14 +230,6 @@ def classify(headers: list[str]) -> tuple[str, str, list[str]] | None:
     return None
 
 
-def _data_files(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in DATA_SUFFIXES
-    )
-
-
 def mapping_file(folder: Path) -> Path | None:
     """The mapping file kept in ``folder``, if any."""
     for path in sorted(folder.iterdir()):
@@ -292,7 +283,7 @@ def detect_format(folder: str | Path) -> Detection:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
-    files = _data_files(folder)
+    files = data_files(folder)
 
     mapping = mapping_file(folder)
     if mapping is not None and _names_tables(mapping):

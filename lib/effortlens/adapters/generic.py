@@ -13,7 +13,7 @@ What is derived when a file lacks it:
   dates and are dropped (noted);
 - **stage history**: from ``[stage_history]`` when mapped; else from the ``stage_dates``
   columns (one entry per filled date); else derived from each deal's current stage (see
-  :func:`effortlens.adapters._common.derived_stage_entries`), so the flow and win-rate views
+  :func:`effortlens.adapters.derivation.derived_stage_entries`), so the flow and win-rate views
   work on pipeline-only exports.
 """
 
@@ -25,33 +25,28 @@ from pathlib import Path
 
 import polars as pl
 
-from effortlens.adapters._common import (
-    Context,
-    Piece,
-    Rule,
-    Sheet,
-    action_vocabulary,
-    activity_vocabulary,
-    assemble,
+from effortlens.adapters.derivation import (
     current_stage,
     derived_note,
     derived_stage_entries,
+    reps_from_owners,
+    resolve_owner_names,
+)
+from effortlens.adapters.mapping import Mapping, MappingError, TableSpec, check_columns
+from effortlens.adapters.matching import merge_spellings
+from effortlens.adapters.pieces import Piece, Rule, assemble, make_piece, routing_note
+from effortlens.adapters.reading import Context, Sheet, read_sheet
+from effortlens.adapters.times import parse_time_columns, time_field
+from effortlens.adapters.values import (
+    action_vocabulary,
+    activity_vocabulary,
     evaluate,
-    make_piece,
     only,
     outcome_vocabulary,
     parse_amounts,
-    parse_time_columns,
-    read_sheet,
-    reps_from_owners,
-    resolve_owner_names,
-    routing_note,
     stage_vocabulary,
-    time_field,
     translated,
 )
-from effortlens.adapters._vocab import merge_spellings
-from effortlens.adapters.mapping import Mapping, MappingError, TableSpec, check_columns
 from effortlens.schema import OUTCOMES, TABLES
 
 _TIME_FIELDS = {"ts", "created_ts", "close_ts", "entered_ts", "stage_date"}
@@ -346,7 +341,7 @@ def _stage_entries(
 
 
 def _translate_keys(keys: list[str], vocab: dict[str, str], ctx: Context, *, where: str):
-    from effortlens.adapters._vocab import translate
+    from effortlens.adapters.matching import translate
 
     out, notes = translate(
         pl.Series(keys, dtype=pl.String), vocab, what="stage_dates stage", where=where

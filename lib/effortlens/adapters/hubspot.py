@@ -18,7 +18,7 @@ deals -> opportunities and stage history
     history: one entry per filled ``Date entered "<stage> (<pipeline>)"`` column
     (``hs_v2_date_entered_<stage id>``, ``hs_date_entered_<stage id>``); entering closed won/lost
     is the outcome, not a stage. Without those columns, entries are derived from each deal's
-    current stage (see :func:`effortlens.adapters._common.derived_stage_entries`). Custom
+    current stage (see :func:`effortlens.adapters.derivation.derived_stage_entries`). Custom
     pipelines' stage ids or names go in the mapping's ``[values.stage]``.
 emails -> activities and buyer actions
     ``Email direction`` EMAIL = the rep's email (an activity); INCOMING_EMAIL and
@@ -46,32 +46,33 @@ from pathlib import Path
 
 import polars as pl
 
-from effortlens.adapters._common import (
+from effortlens.adapters.derivation import (
+    derive_missing_history,
+    reps_from_owners,
+    resolve_owner_names,
+)
+from effortlens.adapters.matching import merge_spellings
+from effortlens.adapters.pieces import (
     ADAPTER_REASONS,
-    Context,
     Piece,
     Rule,
-    Sheet,
-    activity_vocabulary,
     assemble,
-    boolean,
-    closing_stage,
-    derive_missing_history,
-    is_automatic_reply,
     make_piece,
+    routing_note,
+)
+from effortlens.adapters.reading import Context, Sheet, read_sheet
+from effortlens.adapters.times import parse_time_columns, time_field
+from effortlens.adapters.values import (
+    activity_vocabulary,
+    closing_stage,
+    is_automatic_reply,
     only,
     outcome_vocabulary,
     parse_amounts,
-    parse_time_columns,
-    read_sheet,
-    reps_from_owners,
-    resolve_owner_names,
-    routing_note,
     stage_vocabulary,
-    time_field,
     translated,
 )
-from effortlens.adapters._vocab import merge_spellings
+from effortlens.loading.columns import boolean
 from effortlens.schema import OUTCOMES
 
 #: HubSpot's default sales pipeline -> EffortLens stages (ids and labels).

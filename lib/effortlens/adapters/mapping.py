@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from effortlens.adapters._common import Context, find_column, read_header
+from effortlens.adapters.reading import Context, find_column, read_header
 from effortlens.schema import OUTCOMES, TABLES
 
 #: Fields a mapping may give beyond the canonical columns.
@@ -113,6 +113,7 @@ class TableSpec:
     stage_dates: dict[str, str] = field(default_factory=dict)
 
     def column(self, name: str) -> str | None:
+        """The source column the mapping gives for the canonical field ``name``, or ``None``."""
         spec = self.fields.get(name)
         return spec.column if spec else None
 

@@ -40,7 +40,7 @@ What each object becomes:
     stage). Field history (``Field`` = StageName) gives ``NewValue`` at ``CreatedDate``, and
     the first change's ``OldValue`` at the deal's ``CreatedDate``. Deals with no history get
     entries derived from their current stage (see
-    :func:`effortlens.adapters._common.derived_stage_entries`).
+    :func:`effortlens.adapters.derivation.derived_stage_entries`).
 
 Every id is turned into its 18-character form (case restored from the checksum), so files
 mixing 15- and 18-character ids, or ids whose case a spreadsheet changed, join. Account of an
@@ -54,33 +54,30 @@ from pathlib import Path
 
 import polars as pl
 
-from effortlens.adapters._common import (
+from effortlens.adapters.derivation import derive_missing_history, reps_from_owners
+from effortlens.adapters.matching import merge_spellings
+from effortlens.adapters.pieces import (
     ADAPTER_REASONS,
-    Context,
     Piece,
     Rule,
-    Sheet,
-    activity_vocabulary,
     assemble,
-    boolean,
-    closing_stage,
-    derive_missing_history,
-    header_key,
-    is_automatic_reply,
     make_piece,
+    routing_note,
+)
+from effortlens.adapters.reading import Context, Sheet, header_key, read_sheet
+from effortlens.adapters.salesforce_ids import normalise_ids
+from effortlens.adapters.times import parse_time_columns, time_field
+from effortlens.adapters.values import (
+    activity_vocabulary,
+    closing_stage,
+    is_automatic_reply,
     only,
     outcome_vocabulary,
     parse_amounts,
-    parse_time_columns,
-    read_sheet,
-    reps_from_owners,
-    routing_note,
     stage_vocabulary,
-    time_field,
     translated,
 )
-from effortlens.adapters._sfid import normalise_ids
-from effortlens.adapters._vocab import merge_spellings
+from effortlens.loading.columns import boolean
 from effortlens.schema import OUTCOMES
 
 ID_COLUMNS: tuple[str, ...] = (

@@ -10,9 +10,9 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from effortlens.adapters._common import Context
 from effortlens.adapters.detect import FORMATS, Detection, classify, detect_format, mapping_file
 from effortlens.adapters.mapping import Mapping, MappingError, load_mapping
+from effortlens.adapters.reading import Context
 
 
 def _context(settings, mapping: Mapping | None) -> Context:
@@ -115,11 +115,10 @@ def load_any(
 
 def _files_of(folder: Path, fmt: str) -> dict[str, tuple[Path, ...]]:
     """The files of ``folder`` recognised as exports of ``fmt`` (when detection chose another)."""
-    from effortlens.adapters._common import read_header
-    from effortlens.adapters.detect import _data_files
+    from effortlens.adapters.reading import data_files, read_header
 
     out: dict[str, list[Path]] = {}
-    for path in _data_files(folder):
+    for path in data_files(folder):
         hit = classify(read_header(path))
         if hit and hit[0] == fmt:
             out.setdefault(hit[1], []).append(path)

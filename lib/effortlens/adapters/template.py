@@ -26,8 +26,8 @@ from pathlib import Path
 
 import polars as pl
 
-from effortlens.adapters._common import Context, header_key, read_sheet
-from effortlens.adapters._vocab import translate
+from effortlens.adapters.matching import translate
+from effortlens.adapters.reading import Context, header_key, read_sheet
 from effortlens.schema import OUTCOMES, TABLES
 
 #: Usual header names per field, most specific first.
@@ -380,15 +380,15 @@ def mapping_template(folder: str | Path) -> str:
     >>> "[opportunities]" in mapping_template(folder)
     True
     """
-    from effortlens.adapters._common import (
+    from effortlens.adapters.hubspot import DEFAULT_STAGES as HS_STAGES
+    from effortlens.adapters.reading import data_files
+    from effortlens.adapters.salesforce import DEFAULT_STAGES as SF_STAGES
+    from effortlens.adapters.values import (
         activity_vocabulary,
         outcome_vocabulary,
         parse_amounts,
         stage_vocabulary,
     )
-    from effortlens.adapters.detect import _data_files
-    from effortlens.adapters.hubspot import DEFAULT_STAGES as HS_STAGES
-    from effortlens.adapters.salesforce import DEFAULT_STAGES as SF_STAGES
     from effortlens.settings import load_settings
 
     folder = Path(folder)
@@ -396,7 +396,7 @@ def mapping_template(folder: str | Path) -> str:
     ctx = Context(settings=settings, timezone=settings.timezone)
     assigned: list[tuple[str, Path, dict[str, str], pl.DataFrame]] = []
     unused: list[str] = []
-    for path in _data_files(folder):
+    for path in data_files(folder):
         if path.suffix.lower() == ".parquet":
             unused.append(path.name)
             continue

@@ -1,0 +1,215 @@
+"""Tables an export does not hold, derived from the ones it does: reps from the owners deals
+and activities name, owners named by name or e-mail matched to rep ids, and stage history
+from a snapshot of deals' current stages.
+
+Every derivation is written in a note of the load report.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from effortlens.adapters.matching import merge_spellings, normalise_key
+from effortlens.adapters.pieces import REASON, Piece, make_piece
+from effortlens.adapters.reading import LINE, RAW, Context
+from effortlens.adapters.values import closing_stage, outcome_vocabulary
+
+
+def reps_from_owners(pieces: list[Piece], ctx: Context) -> list[Piece]:
+    """The pieces plus a ``reps`` piece of every owner they name (when no user file exists).
+
+    Owners written with different case or spacing (``"anna becker"``, ``"Anna Becker"``) are
+    one rep under the most frequent spelling, noted.
+    """
+    named = [p for p in pieces if "rep_id" in p.frame.columns]
+    values = pl.concat(
+        [p.frame["rep_id"] for p in named] or [pl.Series("rep_id", [], dtype=pl.String)]
+    )
+    merged, notes = merge_spellings(values, what="owner")
+    ctx.note(*notes)
+    spelling = {
+        k: v
+        for k, v in zip(values.to_list(), merged.to_list(), strict=True)
+        if k is not None and k != v
+    }
+    out = []
+    for piece in pieces:
+        if spelling and "rep_id" in piece.frame.columns:
+            piece = Piece(
+                piece.table,
+                piece.file,
+                piece.frame.with_columns(
+                    pl.col("rep_id").replace_strict(
+                        spelling, default=pl.col("rep_id"), return_dtype=pl.String
+                    )
+                ),
+            )
+        out.append(piece)
+    ids = merged.drop_nulls().unique().sort()
+    frame = pl.DataFrame({"rep_id": ids}).with_columns(
+        pl.lit(None, dtype=pl.UInt32).alias(LINE),
+        pl.struct("rep_id").struct.json_encode().alias(RAW),
+    )
+    files = sorted({p.file for p in named})
+    reps = make_piece(
+        "reps",
+        frame,
+        {"rep_id": pl.col("rep_id"), "rep_name": pl.col("rep_id")},
+        file=f"(owners named in {', '.join(files)})",
+    )
+    return [reps, *out]
+
+
+def resolve_owner_names(
+    pieces: list[Piece], reps: list[Piece], ctx: Context, *, aliases: dict[str, str] | None = None
+) -> list[Piece]:
+    """Point owners written as a rep's name (or another alias, e.g. an e-mail address) at
+    that rep's id; ids already known are left alone. Returns new pieces; notes the count."""
+    ids: set[str] = set()
+    by_key: dict[str, str] = {}
+    for piece in reps:
+        frame = piece.frame
+        ids |= set(frame["rep_id"].drop_nulls().to_list())
+        if "rep_name" in frame.columns:
+            for rep_id, name in frame.select("rep_id", "rep_name").drop_nulls().iter_rows():
+                by_key.setdefault(normalise_key(name), rep_id)
+    for alias, rep_id in (aliases or {}).items():
+        by_key.setdefault(normalise_key(alias), rep_id)
+    out = []
+    resolved = 0
+    for piece in pieces:
+        if "rep_id" not in piece.frame.columns:
+            out.append(piece)
+            continue
+        values = piece.frame["rep_id"].drop_nulls().unique().to_list()
+        mapping = {
+            v: by_key[normalise_key(v)]
+            for v in values
+            if v not in ids and normalise_key(v) in by_key
+        }
+        if mapping:
+            resolved += int(piece.frame["rep_id"].is_in(list(mapping)).sum())
+            frame = piece.frame.with_columns(
+                pl.col("rep_id").replace_strict(
+                    mapping, default=pl.col("rep_id"), return_dtype=pl.String
+                )
+            )
+            piece = Piece(piece.table, piece.file, frame)
+        out.append(piece)
+    if resolved:
+        ctx.note(f"{resolved} rows name their owner by name or e-mail; matched to the rep's id")
+    return out
+
+
+def derived_stage_entries(
+    opportunities: Piece,
+    *,
+    stages: tuple[str, ...],
+    stage: pl.Series,
+    stage_ts: pl.Series | None = None,
+    file: str | None = None,
+) -> tuple[Piece, dict[str, int]]:
+    """Stage entries derived from a snapshot of deals (no stage history in the export).
+
+    A snapshot says where each deal is (or was when it closed), not when it moved, so the
+    derivation serves the funnel (how far deals got), not times in stage. For each deal of
+    ``opportunities`` (a piece whose rows line up with ``stage``, the translated current or
+    last reached stage, null where unknown or a closing label):
+
+    - every deal enters the **first stage** at its created time: it entered the pipeline;
+    - a deal whose stage is known also enters **that stage**, at ``stage_ts`` (a "stage date"
+      column) when given, else at its created time; the stages between are *skipped*, which
+      the flow counts as reached;
+    - a **won** deal with no stage known also enters the **last stage**, at its close time
+      (else its created time): a won deal went the whole way;
+    - a lost, no-decision or open deal with no stage known stays at the first stage, so its
+      loss counts as a leak there;
+    - a stage name that is none of the stages is passed on and validation quarantines it
+      (``unknown_stage``).
+
+    Returns the piece and counts for the notes.
+    """
+    frame = opportunities.frame.with_columns(
+        stage.alias("__stage"),
+        (
+            stage_ts
+            if stage_ts is not None
+            else pl.Series([None] * opportunities.frame.height, dtype=pl.String)
+        ).alias("__stage_ts"),
+    ).filter(pl.col(REASON).is_null())
+    won = pl.col("outcome") == "won"
+    known = pl.col("__stage").is_not_null()
+    first = pl.lit(stages[0])
+    entries = pl.concat(
+        [
+            frame.with_columns(first.alias("__entry"), pl.col("created_ts").alias("__at")),
+            frame.filter(known & (pl.col("__stage") != stages[0])).with_columns(
+                pl.col("__stage").alias("__entry"),
+                pl.coalesce("__stage_ts", "created_ts").alias("__at"),
+            ),
+            frame.filter(~known & won & pl.lit(len(stages) > 1)).with_columns(
+                pl.lit(stages[-1]).alias("__entry"),
+                pl.coalesce("close_ts", "created_ts").alias("__at"),
+            ),
+        ],
+        how="diagonal_relaxed",
+    )
+    counts = {
+        "deals": frame.height,
+        "stage known": frame.filter(known).height,
+        "won, last stage implied": frame.filter(~known & won).height,
+        "closed or open, stage unknown": frame.filter(~known & ~won).height,
+    }
+    piece = make_piece(
+        "stage_history",
+        entries,
+        {
+            "opportunity_id": pl.col("opportunity_id"),
+            "stage": pl.col("__entry"),
+            "entered_ts": pl.col("__at"),
+        },
+        file=file or opportunities.file,
+    )
+    return piece, counts
+
+
+def current_stage(stages: pl.Series, ctx: Context) -> pl.Series:
+    """Translated stage names with closing labels (Closed Won, Closed Lost) made null."""
+    closing = closing_stage(stages, outcome_vocabulary(ctx), ctx.settings.stages)
+    return pl.select(pl.when(~pl.lit(closing)).then(pl.lit(stages))).to_series()
+
+
+def derive_missing_history(
+    opportunities: Piece, stages: pl.Series, history: list[Piece], ctx: Context
+) -> list[Piece]:
+    """Derived entries (:func:`derived_stage_entries`) for the deals of ``opportunities`` that
+    have no entry in ``history``; ``stages`` are the deals' translated current stages."""
+    known: set[str] = set()
+    for piece in history:
+        known |= set(piece.frame["opportunity_id"].drop_nulls().to_list())
+    missing = ~opportunities.frame["opportunity_id"].is_in(list(known))
+    subset = Piece(opportunities.table, opportunities.file, opportunities.frame.filter(missing))
+    if not subset.frame.filter(pl.col(REASON).is_null()).height:
+        return []
+    derived, counts = derived_stage_entries(
+        subset, stages=ctx.settings.stages, stage=current_stage(stages.filter(missing), ctx)
+    )
+    note = derived_note(opportunities.file, counts, stage_date=False)
+    if history:
+        note += " (only the deals that have no entry in the stage history)"
+    ctx.note(note)
+    return [derived]
+
+
+def derived_note(file: str, counts: dict[str, int], *, stage_date: bool) -> str:
+    """The load-report note saying exactly what :func:`derived_stage_entries` derived."""
+    return (
+        f"{file}: stage history derived from {counts['deals']} deals' current stage (the "
+        "export has none): each deal enters the first stage at its created time; "
+        f"{counts['stage known']} also enter their current or last stage at "
+        + ("their stage date" if stage_date else "their created time")
+        + f"; {counts['won, last stage implied']} won deals with no stage enter the last stage "
+        f"at their close; {counts['closed or open, stage unknown']} lost, no-decision or open "
+        "deals with no stage known stay at the first stage (their losses leak there). "
+        "Conversion and leakage are the funnel's; times in stage are not measured."
+    )

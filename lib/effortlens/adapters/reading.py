@@ -1,0 +1,170 @@
+"""Reading export files: headers, sheets of text values, and what an adapter reads with.
+
+An export file is read as a :class:`Sheet`: every column as trimmed text (blanks null), plus
+the data-row number (``__line``) and the row as written (``__raw``, long texts cut to
+200 characters) so a quarantined row can be traced back. Headers are compared case-, space-
+and quote-insensitively (:func:`header_key`).
+
+Examples
+--------
+>>> find_column(["Deal Stage", "Amount"], "dealstage", "deal stage")
+'Deal Stage'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from effortlens.loading.delimited import decode_to_utf8, read_csv_text, sniff_delimiter
+
+if TYPE_CHECKING:
+    from effortlens.settings import Settings
+
+#: File name endings of the export files an adapter reads.
+DATA_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".txt", ".parquet")
+#: Longest text kept per value in ``__raw``.
+RAW_CHARS = 200
+#: Column of the 1-based data-row number in the export file.
+LINE = "__line"
+#: Column of the export row as written (JSON), for the quarantine.
+RAW = "__raw"
+
+
+@dataclass(frozen=True, eq=False)
+class Sheet:
+    """One export file: its columns as text (blanks null), ``__line`` and ``__raw``."""
+
+    path: Path
+    frame: pl.DataFrame
+
+    @property
+    def name(self) -> str:
+        """The export file's name, for notes and messages."""
+        return self.path.name
+
+    def column(self, *candidates: str) -> str | None:
+        """The first header among ``candidates`` (case and spacing ignored), or ``None``."""
+        return find_column(self.frame.columns, *candidates)
+
+    def get(self, *candidates: str) -> pl.Expr:
+        """The first present candidate column, or a null literal."""
+        name = self.column(*candidates)
+        return pl.col(name) if name else pl.lit(None, dtype=pl.String)
+
+
+def header_key(name: str) -> str:
+    """Headers compared case-, space- and quote-insensitively."""
+    return " ".join(name.replace('"', " ").replace("'", " ").lower().split())
+
+
+def find_column(columns: Iterable[str], *candidates: str) -> str | None:
+    """The first of ``candidates`` present in ``columns`` (compared by :func:`header_key`).
+
+    Examples
+    --------
+    >>> find_column(["Deal Stage", "Amount"], "dealstage", "deal stage")
+    'Deal Stage'
+    """
+    by_key = {}
+    for name in columns:
+        by_key.setdefault(header_key(name), name)
+    for candidate in candidates:
+        hit = by_key.get(header_key(candidate))
+        if hit is not None:
+            return hit
+    return None
+
+
+def read_header(path: Path) -> list[str]:
+    """The header names of a CSV export (or the columns of a Parquet file)."""
+    if path.suffix.lower() == ".parquet":
+        return list(pl.read_parquet_schema(path))
+    with open(path, "rb") as handle:
+        head = handle.read(64 * 1024)
+    data, _ = decode_to_utf8(head)
+    line = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+    delimiter = sniff_delimiter(line)
+    try:
+        return list(
+            pl.read_csv(
+                data.split(b"\n", 1)[0], separator=delimiter, infer_schema=False, n_rows=0
+            ).columns
+        )
+    except pl.exceptions.PolarsError:
+        return [c.strip().strip('"') for c in line.split(delimiter)]
+
+
+def read_sheet(path: Path) -> Sheet:
+    """Read an export file: values trimmed, blanks null, plus ``__line`` and ``__raw``."""
+    frame = read_csv_text(path)
+    columns = [c for c in frame.columns if not c.startswith("__")]
+    frame = frame.select(columns).with_columns(
+        pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c).str.strip_chars()).alias(c)
+        for c in columns
+    )
+    raw = pl.struct([pl.col(c).str.slice(0, RAW_CHARS) for c in columns]).struct.json_encode()
+    frame = frame.with_columns(
+        pl.int_range(1, pl.len() + 1, dtype=pl.UInt32).alias(LINE), raw.alias(RAW)
+    )
+    return Sheet(Path(path), frame)
+
+
+def data_files(folder: Path) -> list[Path]:
+    """The export files of ``folder`` (by their ending, hidden files skipped), sorted by name.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in ("Task.csv", ".hidden.csv", "notes.md"):
+    ...     _ = (folder / name).write_text("Id\\n")
+    >>> [p.name for p in data_files(folder)]
+    ['Task.csv']
+    """
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in DATA_SUFFIXES
+    )
+
+
+@dataclass
+class Context:
+    """What an adapter needs while it reads: settings, source conventions, and its notes.
+
+    Attributes
+    ----------
+    settings
+        Validated settings.
+    timezone
+        Zone of naive times in the export files (the mapping's, else the settings').
+    day_first
+        Slash-date order when the user fixed it (mapping ``date_format``), else ``None``.
+    time_format
+        An explicit ``strftime`` format for dates in these files, or ``None``.
+    decimal
+        ``"."`` or ``","`` when the user fixed it, else ``None`` (decided per column).
+    values
+        Extra value maps from the mapping: ``{"stage": {...}, "outcome": {...}, ...}``.
+    notes
+        Sentences for the load report, gathered while reading (see :meth:`note`).
+    """
+
+    settings: Settings
+    timezone: str
+    day_first: bool | None = None
+    time_format: str | None = None
+    decimal: str | None = None
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, *sentences: str) -> None:
+        """Add sentences to the notes of the load report, each once, in order."""
+        for sentence in sentences:
+            if sentence and sentence not in self.notes:
+                self.notes.append(sentence)
