@@ -14,21 +14,27 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || \
 DEFAULT_DATA := $(abspath sample_data/generated/default)
 # The data the workbooks open: `make run DATA=/path/to/folder`, else $EFFORTLENS_DATA, else the sample.
 DATA ?= $(or $(EFFORTLENS_DATA),$(DEFAULT_DATA))
-HOST := 127.0.0.1
+# `make run` is one person on this machine: loopback, no login. `make serve` is a team:
+# HOST defaults to every address, and a login is required (EFFORTLENS_TOKEN, a password hash
+# file EFFORTLENS_PASSWORD_FILE, or a token generated and printed with the URL).
+RUN_HOST := 127.0.0.1
+HOST := 0.0.0.0
 PORT ?= 8866
+SERVE_ARGS ?=
 LAB_PORT ?= 8888
 PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-# Voilà finds the EffortLens landing-page template (voila.json names it) in share/jupyter.
-export JUPYTER_PATH := $(CURDIR)/share/jupyter$(if $(JUPYTER_PATH),:$(JUPYTER_PATH))
+# Voila finds the EffortLens landing-page template (voila.json names it) in the venv's
+# share/jupyter: installed there by `pip install .`, linked there for the editable install below.
 # The sample is generated only when the workbooks are to open it.
 NEEDS_SAMPLE := $(if $(filter $(DEFAULT_DATA),$(abspath $(DATA))),sample)
 
-.PHONY: help run lab test sample lint format strip clean
+.PHONY: help run serve lab test sample lint format strip clean
 
 help:
-	@echo "make run     serve every workbook with Voila on http://$(HOST):$(PORT)"
+	@echo "make run     serve every workbook with Voila on http://$(RUN_HOST):$(PORT) (you only)"
+	@echo "make serve   publish them to a team on $(HOST):$(PORT), login required (see README)"
 	@echo "make lab     open the workbooks in JupyterLab (same venv, same data)"
 	@echo "make test    install test extras and Chromium if missing, run pytest"
 	@echo "make sample  generate the default sample data into $(DEFAULT_DATA) if missing"
@@ -43,10 +49,12 @@ $(PY):
 # Reinstall only when pyproject.toml changed; the stamps live in the venv.
 $(VENV)/.installed-lab: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e ".[lab]"
+	$(PY) -m effortlens_serve.develop >/dev/null
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e ".[test,lab]"
+	$(PY) -m effortlens_serve.develop >/dev/null
 	touch $@ $(VENV)/.installed-lab
 
 # Debian's Chromium for the browser tests (never a browser download of Playwright's own).
@@ -59,11 +67,16 @@ sample: $(VENV)/.installed-lab
 	@env -u EFFORTLENS_DATA $(PY) -c 'from effortlens_widgets import default_data_dir as d; d()'
 
 run: $(VENV)/.installed-lab $(NEEDS_SAMPLE)
-	@echo "EffortLens is served at http://$(HOST):$(PORT)/  (data: $(DATA); Ctrl-C stops it)"
-	EFFORTLENS_DATA="$(abspath $(DATA))" $(VENV)/bin/voila workbooks --Voila.ip=$(HOST) --port=$(PORT) --no-browser
+	@echo "data: $(DATA); Ctrl-C stops the server"
+	$(PY) -m effortlens_serve --no-auth --host $(RUN_HOST) --port $(PORT) --data "$(abspath $(DATA))" \
+		--cull-connected 0 $(SERVE_ARGS)
+
+serve: $(VENV)/.installed-lab $(NEEDS_SAMPLE)
+	@echo "data: $(DATA); Ctrl-C stops the server"
+	$(PY) -m effortlens_serve --host $(HOST) --port $(PORT) --data "$(abspath $(DATA))" $(SERVE_ARGS)
 
 lab: $(VENV)/.installed-lab $(NEEDS_SAMPLE)
-	EFFORTLENS_DATA="$(abspath $(DATA))" $(VENV)/bin/jupyter lab --ServerApp.ip=$(HOST) --ServerApp.port=$(LAB_PORT) \
+	EFFORTLENS_DATA="$(abspath $(DATA))" $(VENV)/bin/jupyter lab --ServerApp.ip=$(RUN_HOST) --ServerApp.port=$(LAB_PORT) \
 		--LabApp.default_url=/lab/tree/workbooks/00_start_here.ipynb \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 

@@ -1,0 +1,239 @@
+"""``effortlens serve``: the workbooks as Voilà apps for a team, with login and bounded kernels.
+
+The server is Voilà's own application (:class:`voila.app.Voila`) with Jupyter Server's identity
+provider for the login; this module only chooses the settings, swaps in the page handler that
+sets the XSRF cookie and enforces the viewer limit, and refuses unsafe combinations (no login on
+an address other people can reach).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import secrets
+import socket
+import sys
+from pathlib import Path
+
+from traitlets import Integer
+from traitlets.config import Config
+from voila.app import Voila
+from voila.request_info_handler import RequestInfoSocketHandler
+from voila.static_file_handler import AllowListFileHandler
+from voila.tornado.handler import TornadoVoilaHandler
+
+from effortlens_serve.handlers import (
+    AuthenticatedFileHandler,
+    AuthenticatedRequestInfoHandler,
+    EffortLensVoilaHandler,
+    StatusHandler,
+)
+from effortlens_serve.kernels import ViewerSlots
+
+TOKEN_ENV = "EFFORTLENS_TOKEN"
+PASSWORD_FILE_ENV = "EFFORTLENS_PASSWORD_FILE"
+KERNEL_MANAGER = "effortlens_serve.kernels.EffortLensKernelManager"
+_SWAPS = {
+    TornadoVoilaHandler: EffortLensVoilaHandler,
+    AllowListFileHandler: AuthenticatedFileHandler,
+    RequestInfoSocketHandler: AuthenticatedRequestInfoHandler,
+}
+
+
+class EffortLensVoila(Voila):
+    """Voilà with EffortLens's page handler (XSRF cookie, viewer limit) and a status route."""
+
+    name = "effortlens-serve"
+    max_viewers = Integer(
+        20, config=True, help="Most kernels handed to viewers at once (0: no limit)."
+    )
+
+    def init_settings(self):
+        settings = super().init_settings()
+        settings["effortlens_slots"] = ViewerSlots(limit=self.max_viewers)
+        return settings
+
+    def init_handlers(self):
+        handlers = []
+        for spec in super().init_handlers():
+            pattern, cls, *rest = spec
+            handlers.append((pattern, _SWAPS.get(cls, cls), *rest))
+        status = self.server_url.rstrip("/") + "/effortlens/api/status"
+        return [(status, StatusHandler), *handlers]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None)
+        except OSError:
+            return False
+        return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def hash_password(password: str) -> str:
+    """A hash for ``--password-file`` (Jupyter Server's argon2 scheme)."""
+    from jupyter_server.auth.security import passwd
+
+    return passwd(password)
+
+
+def _read_password_hash(path: Path) -> str:
+    lines = [ln.strip() for ln in path.read_text("utf-8").splitlines()]
+    hashes = [ln for ln in lines if ln and not ln.startswith("#")]
+    if len(hashes) != 1 or ":" not in hashes[0]:
+        raise SystemExit(
+            f"effortlens serve: {path} must hold one password hash "
+            "(make one with `effortlens serve --hash-password`)"
+        )
+    return hashes[0]
+
+
+def _template_path() -> str | None:
+    """The source checkout's ``share/jupyter`` when running from one (editable installs)."""
+    share = Path(__file__).resolve().parents[2] / "share" / "jupyter"
+    return str(share) if (share / "voila" / "templates" / "effortlens").is_dir() else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="effortlens serve",
+        description=(
+            "Serve the workbooks as Voilà apps for a team: login required, bounded and culled "
+            f"kernels. The login token comes from ${TOKEN_ENV}, else a password hash file "
+            f"(--password-file or ${PASSWORD_FILE_ENV}), else a token is generated and printed."
+        ),
+    )
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=8866)
+    p.add_argument("--data", help="data folder the apps open (default: $EFFORTLENS_DATA)")
+    p.add_argument("--workbooks", default="workbooks", help="folder of the notebooks to serve")
+    p.add_argument("--password-file", help="file holding one password hash (see --hash-password)")
+    p.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="no login (refused unless --host is a loopback address: `make run`)",
+    )
+    p.add_argument("--pool", type=int, default=1, help="preheated kernels per app (default 1)")
+    p.add_argument(
+        "--max-viewers",
+        type=int,
+        default=20,
+        help="most viewer kernels at once; beyond it a 'busy' page (default 20, 0: no limit)",
+    )
+    p.add_argument(
+        "--cull-idle",
+        type=int,
+        default=300,
+        help="seconds before a kernel whose page is closed is shut down (default 300)",
+    )
+    p.add_argument(
+        "--cull-connected",
+        type=int,
+        default=3600,
+        help="seconds before an idle kernel is shut down even with its page open (0: never)",
+    )
+    p.add_argument("--cull-interval", type=int, default=30, help="seconds between culling rounds")
+    p.add_argument(
+        "--hash-password",
+        action="store_true",
+        help="read a password on stdin (or prompt) and print its hash for --password-file",
+    )
+    return p
+
+
+def voila_arguments(args: argparse.Namespace) -> tuple[list[str], Config]:
+    """Voilà's command line and the secret part of its configuration for ``args``.
+
+    Secrets (token, password hash) go in the returned :class:`Config`, never on the command line
+    where other users of the machine could read them in the process list.
+    """
+    secret = Config()
+    token = os.environ.get(TOKEN_ENV, "")
+    password_file = args.password_file or os.environ.get(PASSWORD_FILE_ENV)
+    generated = False
+    if args.no_auth:
+        if not is_loopback(args.host):
+            raise SystemExit(
+                f"effortlens serve: refusing to serve {args.host} without a login; anyone who "
+                "can reach it could open the apps and start kernels. Use a loopback address "
+                "(127.0.0.1) for a login-free server, or drop --no-auth."
+            )
+        secret.Voila.token = ""
+    elif token:
+        secret.Voila.token = token
+    elif password_file:
+        secret.Voila.token = ""
+        secret.PasswordIdentityProvider.hashed_password = _read_password_hash(Path(password_file))
+    else:
+        token = secrets.token_urlsafe(24)
+        secret.Voila.token = token
+        generated = True
+    if not args.no_auth and not (
+        secret.Voila.token or secret.PasswordIdentityProvider.get("hashed_password")
+    ):
+        raise SystemExit("effortlens serve: no login configured")  # never reached
+    argv = [
+        args.workbooks,
+        f"--Voila.ip={args.host}",
+        f"--Voila.port={args.port}",
+        "--Voila.port_retries=0",
+        "--no-browser",
+        f"--EffortLensVoila.max_viewers={args.max_viewers}",
+        f"--VoilaConfiguration.multi_kernel_manager_class={KERNEL_MANAGER}",
+        f"--VoilaConfiguration.preheat_kernel={args.pool > 0}",
+        f"--VoilaConfiguration.default_pool_size={max(args.pool, 0)}",
+        f"--MappingKernelManager.cull_idle_timeout={args.cull_idle}",
+        f"--MappingKernelManager.cull_interval={args.cull_interval}",
+        f"--EffortLensKernelManager.cull_connected_timeout={args.cull_connected}",
+    ]
+    secret.EffortLensServe.generated_token = token if generated else ""
+    return argv, secret
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.hash_password:
+        import getpass
+
+        password = (
+            getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+        )
+        if not password:
+            print("effortlens serve: empty password", file=sys.stderr)
+            return 2
+        print(hash_password(password))
+        return 0
+    if not Path(args.workbooks).is_dir():
+        print(f"effortlens serve: no folder {args.workbooks!r} of workbooks", file=sys.stderr)
+        return 2
+    voila_argv, config = voila_arguments(args)
+    if args.data:
+        os.environ["EFFORTLENS_DATA"] = str(Path(args.data).resolve())
+    template = _template_path()
+    if template:
+        paths = [template, *filter(None, os.environ.get("JUPYTER_PATH", "").split(os.pathsep))]
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(dict.fromkeys(paths))
+    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    url = f"http://{shown_host}:{args.port}/"
+    token = config.EffortLensServe.generated_token
+    del config["EffortLensServe"]
+    if args.no_auth:
+        print(f"EffortLens is served at {url} (loopback only, no login)", flush=True)
+    elif token:
+        print(f"EffortLens is served at {url}?token={token}", flush=True)
+        print("  (a new token at each start; set EFFORTLENS_TOKEN to choose one)", flush=True)
+    else:
+        print(f"EffortLens is served at {url} (login required)", flush=True)
+    EffortLensVoila.launch_instance(argv=voila_argv, config=config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

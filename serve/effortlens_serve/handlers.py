@@ -1,0 +1,116 @@
+"""Request handlers of the served apps: the page handler with its kernel limit, and auth-only
+variants of Voilà's few unauthenticated routes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import tornado.web
+from jupyter_core.utils import ensure_async
+from jupyter_server.base.handlers import APIHandler
+from voila.request_info_handler import RequestInfoSocketHandler
+from voila.static_file_handler import AllowListFileHandler
+from voila.tornado.handler import TornadoVoilaHandler
+
+from effortlens_serve.kernels import CURRENT_SLOT, ViewerSlots
+
+BUSY_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>EffortLens is busy</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background: #f5f7fa;
+  color: #1f2933; }}
+main {{ max-width: 560px; margin: 12vh auto; background: #fff; border: 1px solid #e4e7eb;
+  border-top: 4px solid #e69f00; border-radius: 10px; padding: 24px 28px; }}
+h1 {{ font-size: 1.5em; margin: 0 0 8px 0; }}
+</style></head>
+<body><main class="el-busy">
+<h1>EffortLens is busy, try again in a minute</h1>
+<p>All {limit} places for viewers are taken right now. A place frees up as soon as someone
+closes their page, or after a few minutes of inactivity.</p>
+<p><a href="">Try again</a></p>
+</main></body></html>
+"""
+
+
+def _slots(handler) -> ViewerSlots:
+    return handler.settings["effortlens_slots"]
+
+
+class EffortLensVoilaHandler(TornadoVoilaHandler):
+    """Voilà's page handler with two additions.
+
+    - It sets the ``_xsrf`` cookie. Voilà's page sends that cookie's value with its shutdown
+      beacon when the page closes, but nothing on the app page ever set it (only the landing
+      page, through its template, did), so the beacon was refused with
+      ``403 '_xsrf' argument missing`` and the kernel lived on.
+    - Beyond the viewer limit it answers 503 with a "busy, try again in a minute" page and
+      starts no kernel, instead of starting one more on a machine with no room for it.
+    """
+
+    @tornado.web.authenticated
+    async def get(self, path=None):
+        self.xsrf_token  # noqa: B018  (reading it sets the _xsrf cookie)
+        slots = _slots(self)
+        slot = slots.try_take(self.kernel_manager)
+        if slot is None:
+            self.log.warning("Viewer limit (%d) reached: busy page for %s", slots.limit, path)
+            self.set_status(503)
+            self.set_header("Retry-After", "60")
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.set_header("Cache-Control", "no-store")
+            self.finish(BUSY_PAGE.format(limit=slots.limit))
+            return
+        token = CURRENT_SLOT.set(slot)
+        try:
+            await super().get(path)
+        finally:
+            CURRENT_SLOT.reset(token)
+            slots.release_if_unused(slot)
+
+
+class StatusHandler(APIHandler):
+    """``GET /effortlens/api/status``: kernels, pool and viewer places (login required)."""
+
+    @tornado.web.authenticated
+    async def get(self):
+        km = self.kernel_manager
+        pools = getattr(km, "_pools", {})
+        slots = _slots(self)
+        self.finish(
+            json.dumps(
+                {
+                    "kernels": len(km.list_kernel_ids()),
+                    "pool": sum(len(p) for p in pools.values()),
+                    "viewers": slots.in_use(km),
+                    "viewer_limit": slots.limit,
+                    "connections": sum(km._kernel_connections.values()),
+                }
+            )
+        )
+
+
+class AuthenticatedFileHandler(AllowListFileHandler):
+    """Voilà's ``/voila/files`` (images beside the notebooks), for logged-in viewers only."""
+
+    async def prepare(self):
+        await _require_user(self)
+        return super().prepare()
+
+
+class AuthenticatedRequestInfoHandler(RequestInfoSocketHandler):
+    """Voilà's request-info socket for preheated kernels, for logged-in viewers only."""
+
+    async def get(self, *args, **kwargs):
+        await _require_user(self)
+        return await super().get(*args, **kwargs)
+
+
+async def _require_user(handler: tornado.web.RequestHandler) -> None:
+    provider = handler.settings["identity_provider"]
+    if not provider.auth_enabled:
+        return
+    user = await ensure_async(provider.get_user(handler))
+    if user is None:
+        raise tornado.web.HTTPError(403)

@@ -1,0 +1,135 @@
+"""Bounded kernels for the served apps: culling of idle kernels and a limit on viewer kernels.
+
+The kernel manager below is an ordinary Jupyter Server ``AsyncMappingKernelManager`` with two
+additions, so it works under Voilà's preheated pool (which wraps whatever class it is given):
+
+- kernels idle with a page still open are culled after a second, longer timeout
+  (``cull_connected_timeout``), while Jupyter Server's own ``cull_idle_timeout`` reclaims the
+  kernels whose page was closed;
+- :class:`ViewerSlots` counts the kernels handed to viewers (pool kernels excluded) so that the
+  page handler can answer "busy, try again in a minute" beyond a limit instead of starting one
+  more kernel on a machine that has no room for it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+from dataclasses import dataclass, field
+
+from jupyter_core.utils import ensure_async
+from jupyter_server._tz import utcnow
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from traitlets import Integer
+
+#: The viewer slot of the page request being served (set by the page handler).
+CURRENT_SLOT: contextvars.ContextVar[Slot | None] = contextvars.ContextVar(
+    "effortlens_slot", default=None
+)
+
+
+@dataclass
+class Slot:
+    """One admitted viewer: the kernel it was given, once known."""
+
+    number: int
+    kernel_id: str | None = None
+
+
+@dataclass
+class ViewerSlots:
+    """The viewers admitted to a server and the kernels they hold.
+
+    A slot is taken when a page request is admitted, learns its kernel id when the kernel is
+    started (or taken from the preheated pool), and is freed when that kernel is gone (shut
+    down by the page's close beacon, culled, or dead) or when the request failed before a
+    kernel was given.
+    """
+
+    limit: int
+    _slots: dict[int, Slot] = field(default_factory=dict)
+    _numbers: itertools.count = field(default_factory=itertools.count)
+
+    def reconcile(self, kernel_manager) -> None:
+        """Free the slots whose kernel no longer exists."""
+        for number, slot in list(self._slots.items()):
+            if slot.kernel_id is not None and slot.kernel_id not in kernel_manager:
+                del self._slots[number]
+
+    def in_use(self, kernel_manager) -> int:
+        self.reconcile(kernel_manager)
+        return len(self._slots)
+
+    def try_take(self, kernel_manager) -> Slot | None:
+        """A new slot, or ``None`` when the limit is reached (``limit <= 0``: no limit)."""
+        if self.limit > 0 and self.in_use(kernel_manager) >= self.limit:
+            return None
+        slot = Slot(next(self._numbers))
+        self._slots[slot.number] = slot
+        return slot
+
+    def release_if_unused(self, slot: Slot) -> None:
+        if slot.kernel_id is None:
+            self._slots.pop(slot.number, None)
+
+
+def claim_kernel(kernel_id: str) -> None:
+    """Record ``kernel_id`` as the kernel of the page request being served, if any."""
+    slot = CURRENT_SLOT.get()
+    if slot is not None and slot.kernel_id is None:
+        slot.kernel_id = kernel_id
+
+
+class EffortLensKernelManager(AsyncMappingKernelManager):
+    """Jupyter Server's kernel manager, with a second culling timeout for open pages.
+
+    ``cull_idle_timeout`` (Jupyter Server's) culls kernels with no page connected;
+    ``cull_connected_timeout`` culls kernels idle that long even with a page still open (a tab
+    left open overnight), 0 to never do so.
+    """
+
+    cull_connected_timeout = Integer(
+        0,
+        config=True,
+        help="Cull kernels idle this many seconds even with a page connected (0: never).",
+    )
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # Voilà's preheated pool hands out kernels through get_rendered_notebook (defined by
+        # the class Voilà derives from this one): note which viewer got which kernel.
+        rendered = getattr(self, "get_rendered_notebook", None)
+        if rendered is not None:
+
+            async def get_rendered_notebook(*args, **kw):
+                result = await rendered(*args, **kw)
+                claim_kernel(result[2])
+                return result
+
+            self.get_rendered_notebook = get_rendered_notebook
+
+    async def start_kernel(self, *args, **kwargs):
+        kernel_id = await super().start_kernel(*args, **kwargs)
+        env = kwargs.get("env") or {}
+        if env.get("VOILA_PREHEAT") != "True":  # a viewer's own kernel, not a pool refill
+            claim_kernel(kernel_id)
+        return kernel_id
+
+    async def cull_kernel_if_idle(self, kernel_id):
+        kernel = self._kernels.get(kernel_id)
+        if kernel is None:
+            return None
+        connections = self._kernel_connections.get(kernel_id, 0)
+        last = getattr(kernel, "last_activity", None)
+        if connections and self.cull_connected_timeout > 0 and last is not None:
+            idle = (utcnow() - last).total_seconds()
+            if idle > self.cull_connected_timeout and kernel.execution_state != "busy":
+                self.log.warning(
+                    "Culling kernel %s with %d page(s) open after %d s of inactivity.",
+                    kernel_id,
+                    connections,
+                    idle,
+                )
+                await ensure_async(self.shutdown_kernel(kernel_id))
+                return None
+        return await ensure_async(super().cull_kernel_if_idle(kernel_id))
