@@ -1,0 +1,88 @@
+"""The second data family and a few fast seeds of the validity harness (bench/validity.py is
+the full run; VALIDITY.md its results)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from effortlens.enrich import enrich_tables
+from effortlens.schema import TABLES
+from effortlens.settings import load_settings
+from effortlens.validity.dgp import Family, generate_tables
+from effortlens.validity.harness import validity_run
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return generate_tables(seed=5, mode="planted")
+
+
+def test_tables_are_canonical_and_seeded(planted):
+    tables, truth = planted
+    for name, frame in tables.items():
+        assert frame.schema == TABLES[name].schema, name
+    again, _ = generate_tables(seed=5, mode="planted")
+    assert again["activities"].equals(tables["activities"])
+    assert not generate_tables(seed=6)[0]["activities"].equals(tables["activities"])
+
+
+def test_peer_groups_are_unequal_and_volumes_heavy_tailed(planted):
+    tables, truth = planted
+    sizes = sorted(truth["peer_groups"].values())
+    assert sizes[0] <= 2 and sizes[-1] >= 20
+    volume = tables["activities"].group_by("rep_id").len()["len"].to_numpy()
+    assert volume.max() > 3 * np.median(volume)
+
+
+def test_reps_differ_by_more_than_chance_without_any_deviant():
+    tables, truth = generate_tables(seed=2, mode="null")
+    assert truth["deviants"] == {} and truth["intervention"]["effect"] == 0.0
+    enriched = enrich_tables(tables, settings=load_settings())
+    rates = (
+        enriched.activities.filter("is_customer_facing")
+        .group_by("rep_id", "peer_group")
+        .agg(n=pl.len(), r=pl.col("responded").mean())
+        .filter(pl.col("n") >= 300)
+        .with_columns(
+            centre=(pl.col("r") * pl.col("n")).sum().over("peer_group")
+            / pl.col("n").sum().over("peer_group")
+        )
+    )
+    chi2 = (
+        (rates["r"] - rates["centre"]) ** 2 / (rates["centre"] * (1 - rates["centre"]) / rates["n"])
+    ).sum()
+    assert chi2 / rates.height > 1.5  # over-dispersed: well above the binomial's 1
+
+
+def test_segment_trends_pull_smb_down_and_enterprise_up():
+    family = Family(rep_sd=0.0, shock_sd=0.0, trend_scale=1.0)
+    tables, _ = generate_tables(seed=3, mode="null", family=family)
+    enriched = enrich_tables(tables, settings=load_settings())
+    halves = (
+        enriched.activities.filter("is_customer_facing")
+        .with_columns(late=pl.col("day") >= pl.col("day").min() + pl.duration(days=140))
+        .group_by("segment", "late")
+        .agg(pl.col("responded").mean())
+        .pivot(on="late", index="segment", values="responded")
+    )
+    change = dict(zip(halves["segment"], halves["true"] - halves["false"], strict=True))
+    assert change["SMB"] < -0.02 and change["Enterprise"] > 0.02
+
+
+def test_the_estimand_truth_is_exact_on_the_counterfactual():
+    run = validity_run(seed=4, mode="planted")
+    assert run.counterfactual is not None
+    # only the participants' after-start touches can gain buyer actions
+    extra = run.enriched.actions.height - run.counterfactual.actions.height
+    assert extra > 0
+    treated = set(run.truth["intervention"]["treated"])
+    gained = (
+        run.enriched.activities.select("activity_id", "rep_id", "day", a="responded")
+        .join(run.counterfactual.activities.select("activity_id", b="responded"), on="activity_id")
+        .filter(pl.col("a") != pl.col("b"))
+    )
+    assert set(gained["rep_id"]) <= treated
+    start = pl.lit(run.truth["intervention"]["start_date"]).str.to_date()
+    assert gained.filter(pl.col("day") < start).height == 0
