@@ -35,7 +35,7 @@ import polars as pl
 
 from effortlens.loading.delimited import read_delimited
 from effortlens.loading.report import QUARANTINE_SCHEMA, REASONS, DataError, LoadReport, TableReport
-from effortlens.loading.table import ROW, RawTable, validate_table
+from effortlens.loading.table import ROW, RawTable, TableResult, validate_table
 from effortlens.schema import EFFORT_OR_PIPELINE, TABLES
 from effortlens.settings import Settings, load_settings
 
@@ -139,6 +139,47 @@ def validate_tables(
     >>> data.report.to_dict()["reps"]["quarantined"]
     {'duplicate_id': 1}
     """
+    _check_names(raw)
+    if settings is None:
+        settings = load_settings()
+    if now is None:
+        now = datetime.now(UTC)
+    elif now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    pre = _pre_quarantine(pre_quarantined)
+
+    tables: dict[str, pl.DataFrame] = {}
+    quarantines = [pre]
+    notes: list[str] = []
+    entries: dict[str, TableReport] = {}
+    references: dict[str, pl.Series | None] = {}
+    for name in TABLE_ORDER:
+        earlier = pre.filter(pl.col("table") == name)
+        if name not in raw:
+            tables[name] = TABLES[name].empty()
+            references[name] = None
+            entries[name] = _not_given_entry(name, earlier)
+            continue
+        result = validate_table(raw[name], settings=settings, now=now, references=references)
+        tables[name] = result.loaded
+        key = TABLES[name].key
+        references[name] = result.loaded[key] if key else None
+        quarantines.append(result.quarantine)
+        notes += result.notes
+        entries[name] = _table_entry(name, raw[name].file, result, earlier)
+
+    return LoadedData(
+        tables={t: tables[t] for t in TABLES},
+        quarantine=pl.concat(quarantines, how="vertical"),
+        report=LoadReport(tables=tuple(entries[t] for t in TABLES), notes=tuple(notes)),
+        settings=settings,
+        missing_tables=tuple(t for t in TABLES if entries[t].missing),
+        source=", ".join(sorted({t.file for t in raw.values()})),
+    )
+
+
+def _check_names(raw: dict[str, RawTable]) -> None:
+    """Canonical table names, each under its own name, and the required tables given."""
     unknown = set(raw) - set(TABLES)
     if unknown:
         raise ValueError(f"not canonical tables: {sorted(unknown)}; expected {list(TABLES)}")
@@ -149,76 +190,52 @@ def validate_tables(
     if lacking:
         given = ", ".join(f"{t.table} ({t.file})" for t in raw.values()) or "nothing"
         raise DataError(f"{lacking}; given: {given}")
-    if settings is None:
-        settings = load_settings()
-    if now is None:
-        now = datetime.now(UTC)
-    elif now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
 
-    pre = (
-        pl.DataFrame(schema=QUARANTINE_SCHEMA)
-        if pre_quarantined is None
-        else pre_quarantined.select(
-            pl.col(name).cast(dtype) for name, dtype in QUARANTINE_SCHEMA.items()
-        )
-    )
+
+def _pre_quarantine(rows: pl.DataFrame | None) -> pl.DataFrame:
+    """The rows a caller already rejected, in :data:`QUARANTINE_SCHEMA` (empty when none)."""
+    if rows is None:
+        return pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    pre = rows.select(pl.col(name).cast(dtype) for name, dtype in QUARANTINE_SCHEMA.items())
     stray = set(pre["table"].unique().to_list()) - set(TABLES)
     if stray:
         raise ValueError(f"pre_quarantined rows name unknown tables: {sorted(stray)}")
+    return pre
 
-    tables: dict[str, pl.DataFrame] = {}
-    quarantines = [pre]
-    notes: list[str] = []
-    entries: dict[str, TableReport] = {}
-    references: dict[str, pl.Series | None] = {}
-    for name in TABLE_ORDER:
-        earlier = pre.filter(pl.col("table") == name)
-        earlier_counts = dict(earlier.group_by("reason").len().iter_rows())
-        if name not in raw:
-            tables[name] = TABLES[name].empty()
-            references[name] = None
-            file = earlier["file"][0] if earlier.height else None
-            entries[name] = TableReport(
-                name, file, earlier.height, 0, earlier_counts, missing=not earlier.height
-            )
-            continue
-        result = validate_table(raw[name], settings=settings, now=now, references=references)
-        tables[name] = result.loaded
-        key = TABLES[name].key
-        references[name] = result.loaded[key] if key else None
-        quarantines.append(result.quarantine)
-        notes += result.notes
-        counts = dict(result.quarantine.group_by("reason").len().iter_rows())
-        for reason, n in earlier_counts.items():
-            counts[reason] = counts.get(reason, 0) + n
-        entry = TableReport(
-            name,
-            raw[name].file,
-            result.read + earlier.height,
-            result.loaded.height,
-            {r: counts[r] for r in REASONS if r in counts}
-            | {r: n for r, n in counts.items() if r not in REASONS},
-        )
-        if entry.loaded + entry.quarantined_total != entry.read:
-            raise AssertionError(
-                f"load invariant broken for {name}: loaded {entry.loaded} + quarantined "
-                f"{entry.quarantined_total} != read {entry.read}"
-            )
-        entries[name] = entry
 
-    report = LoadReport(tables=tuple(entries[t] for t in TABLES), notes=tuple(notes))
-    quarantine = pl.concat(quarantines, how="vertical")
-    missing = tuple(t for t in TABLES if entries[t].missing)
-    source = ", ".join(sorted({t.file for t in raw.values()}))
-    return LoadedData(
-        tables={t: tables[t] for t in TABLES},
-        quarantine=quarantine,
-        report=report,
-        settings=settings,
-        missing_tables=missing,
-        source=source,
+def _reason_counts(quarantine: pl.DataFrame) -> dict[str, int]:
+    """Quarantined rows per reason."""
+    return dict(quarantine.group_by("reason").len().iter_rows())
+
+
+def _not_given_entry(name: str, earlier: pl.DataFrame) -> TableReport:
+    """The report of a table not given: missing, unless a caller set rows of it aside."""
+    file = earlier["file"][0] if earlier.height else None
+    return TableReport(
+        name, file, earlier.height, 0, _reason_counts(earlier), missing=not earlier.height
     )
+
+
+def _table_entry(name: str, file: str, result: TableResult, earlier: pl.DataFrame) -> TableReport:
+    """The report of a validated table, rows set aside earlier included; checks the invariant
+    ``loaded + quarantined == read``."""
+    counts = _reason_counts(result.quarantine)
+    for reason, n in _reason_counts(earlier).items():
+        counts[reason] = counts.get(reason, 0) + n
+    entry = TableReport(
+        name,
+        file,
+        result.read + earlier.height,
+        result.loaded.height,
+        {r: counts[r] for r in REASONS if r in counts}
+        | {r: n for r, n in counts.items() if r not in REASONS},
+    )
+    if entry.loaded + entry.quarantined_total != entry.read:
+        raise AssertionError(
+            f"load invariant broken for {name}: loaded {entry.loaded} + quarantined "
+            f"{entry.quarantined_total} != read {entry.read}"
+        )
+    return entry
 
 
 def _table_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
