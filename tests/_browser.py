@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -19,7 +20,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "test-artifacts"
+#: Screenshots and Voilà logs: a temporary folder per test session, never the repository
+#: (tests/conftest.py names it in ``$EFFORTLENS_TEST_ARTIFACTS`` and prints it at the end).
+ARTIFACTS = Path(
+    os.environ.get("EFFORTLENS_TEST_ARTIFACTS")
+    or tempfile.mkdtemp(prefix="effortlens-test-artifacts-")
+)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",

@@ -549,22 +549,16 @@ def test_what_differs_for_picked_reps_and_when_there_are_no_deviants():
 # ------------------------------------------------------------------ planted truths and null
 
 
-def _enriched_sample(folder):
-    from effortlens.enrich import enrich
-    from effortlens.loading import load_folder
-
-    truth = json.loads((folder / "truth.json").read_text())
-    return enrich(load_folder(folder)), truth
+@pytest.fixture()
+def planted(small_planted_enriched):
+    """``(enriched, truth)`` of the shared planted sample (tests/conftest.py)."""
+    return small_planted_enriched
 
 
-@pytest.fixture(scope="module")
-def planted(small_planted):
-    return _enriched_sample(small_planted)
-
-
-@pytest.fixture(scope="module")
-def null(small_null):
-    return _enriched_sample(small_null)
+@pytest.fixture()
+def null(small_null_enriched):
+    """``(enriched, truth)`` of the shared null sample (tests/conftest.py)."""
+    return small_null_enriched
 
 
 def _chance_bound(eligible: int) -> float:

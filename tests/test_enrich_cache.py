@@ -344,12 +344,8 @@ def test_fingerprint_follows_content_order_and_schema(change):
     assert (fingerprint(tables, load_settings()) == base) == (change == "nothing")
 
 
-def test_daily_equals_a_plain_group_by_of_the_activities(tiny_planted):
-    from effortlens.loading import load_folder
-
-    e = enrich_tables(
-        load_folder(tiny_planted, settings=load_settings()).tables, settings=load_settings()
-    )
+def test_daily_equals_a_plain_group_by_of_the_activities(tiny_planted_enriched):
+    e = tiny_planted_enriched.enriched
     keys = ["rep_id", "day", "activity_type"]
     plain = (
         e.activities.group_by(keys)

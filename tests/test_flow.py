@@ -4,7 +4,6 @@ verification."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 from types import SimpleNamespace
 
@@ -328,22 +327,16 @@ def test_leakage_homogeneity_tests_leaks_against_conversions_across_stages():
 # ------------------------------------------------------------------ planted truths and null
 
 
-def _enriched_sample(folder):
-    from effortlens.enrich import enrich
-    from effortlens.loading import load_folder
-
-    truth = json.loads((folder / "truth.json").read_text())
-    return enrich(load_folder(folder)), truth
+@pytest.fixture()
+def planted(small_planted_enriched):
+    """``(enriched, truth)`` of the shared planted sample (tests/conftest.py)."""
+    return small_planted_enriched
 
 
-@pytest.fixture(scope="module")
-def planted(small_planted):
-    return _enriched_sample(small_planted)
-
-
-@pytest.fixture(scope="module")
-def null(small_null):
-    return _enriched_sample(small_null)
+@pytest.fixture()
+def null(small_null_enriched):
+    """``(enriched, truth)`` of the shared null sample (tests/conftest.py)."""
+    return small_null_enriched
 
 
 def test_planted_leaky_stage_has_the_highest_leakage(planted):
@@ -392,7 +385,7 @@ def test_flow_works_on_pipeline_only_data(small_planted, tmp_path, planted):
 
     for name in ("reps", "opportunities", "stage_history"):
         shutil.copy(small_planted / f"{name}.parquet", tmp_path)
-    pipeline = enrich(load_folder(tmp_path))
+    pipeline = enrich(load_folder(tmp_path), cache_dir=tmp_path / "cache")
     assert pipeline.activities.is_empty()
     alone, full = flow_table(pipeline), flow_table(planted[0])
     same = ["stage", "reached", "converted", "leaked", "median_days", "p90_days", "blocked"]

@@ -99,10 +99,8 @@ def test_peer_group_of_one_and_unknown_rep():
     assert empty.height == 0 and empty.columns[:2] == ["week", "metric"]
 
 
-def test_matches_enriched_facts_end_to_end():
-    from test_roe import _enriched  # the same tiny enriched load
-
-    e = _enriched()
+def test_matches_enriched_facts_end_to_end(hand_enriched):
+    e = hand_enriched
     got = mirror_weeks(e.daily, reps=e.reps, rep_id="r1", weeks=2, trailing=1)
     week = e.activities["week"].max()
     own = e.activities.filter(

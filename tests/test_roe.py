@@ -8,10 +8,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from effortlens.enrich import enrich_tables
 from effortlens.roe import roe_by, roe_table, roe_trend, silent_streaks
-from effortlens.schema import conform
-from effortlens.settings import load_settings
 
 MON = date(2024, 3, 4)
 
@@ -134,64 +131,11 @@ def test_trend_by_day_with_explicit_range_and_no_slices():
         roe_trend(ACTS, period="fortnight")
 
 
-def _enriched():
-    t0 = datetime(2024, 3, 4, 15, tzinfo=UTC)
-    reps = conform(
-        pl.DataFrame(
-            {
-                "rep_id": ["r1", "r2", "idle"],
-                "rep_name": ["Ann", "Bo", "Cy"],
-                "team": ["A", "B", "B"],
-                "segment": ["SMB"] * 3,
-                "role": ["AE"] * 3,
-            }
-        ),
-        "reps",
-    ).collect()
-    acts = conform(
-        pl.DataFrame(
-            {
-                "activity_id": [f"a{i}" for i in range(6)],
-                "rep_id": ["r1", "r1", "r1", "r2", "r2", "r1"],
-                "ts": [t0 + timedelta(days=d) for d in (0, 0, 1, 2, 9, 9)],
-                "activity_type": ["email", "call", "admin", "email", "email", "meeting"],
-                "account_id": ["x"] * 6,
-                "opportunity_id": ["o1", "o2", "o1", "o3", "o3", "o4"],
-                "contact_id": ["c1", "c2", None, "c3", "c3", "c4"],
-                "duration_min": [6.0, 12.0, 30.0, 6.0, 6.0, 45.0],
-            }
-        ),
-        "activities",
-    ).collect()
-    actions = conform(
-        pl.DataFrame(
-            {
-                "action_id": ["b1", "b2", "b3"],
-                "ts": [
-                    t0 + timedelta(hours=5),
-                    t0 + timedelta(days=3),
-                    t0 + timedelta(days=9, hours=1),
-                ],
-                "account_id": ["x"] * 3,
-                "opportunity_id": ["o1", "o3", "o4"],
-                "contact_id": ["c1", "c3", "c4"],
-                "action_type": ["reply", "meeting_held", "reply"],
-                "is_verifier": [False, True, False],
-                "weight": [1.0, 3.0, 1.0],
-            }
-        ),
-        "buyer_actions",
-    ).collect()
-    return enrich_tables(
-        {"reps": reps, "activities": acts, "buyer_actions": actions}, settings=load_settings()
-    )
-
-
 @pytest.mark.parametrize(
     "by", [["rep_id"], ["team", "week"], ["activity_type"], ["day"], ["peer_group", "month"]]
 )
-def test_daily_and_activities_give_the_same_answer(by):
-    e = _enriched()
+def test_daily_and_activities_give_the_same_answer(by, hand_enriched):
+    e = hand_enriched
     assert_frame_equal(roe_by(e.daily, by=by), roe_by(e.activities, by=by))
     assert_frame_equal(
         roe_trend(e.daily, by=by[:1] if by != ["day"] else []),
@@ -199,8 +143,8 @@ def test_daily_and_activities_give_the_same_answer(by):
     )
 
 
-def test_roe_table_lists_every_rep_and_other_slices():
-    e = _enriched()
+def test_roe_table_lists_every_rep_and_other_slices(hand_enriched):
+    e = hand_enriched
     by_rep = roe_table(e, by="rep")
     assert by_rep.columns[:4] == ["rep_id", "rep_name", "team", "peer_group"]
     assert by_rep.select(
@@ -282,12 +226,8 @@ def test_inputs_not_mutated():
 # -- planted truths and null data ---------------------------------------------------------------
 
 
-def _rep_against_peers(folder, tmp_path) -> pl.DataFrame:
+def _rep_against_peers(e) -> pl.DataFrame:
     """Each rep's counts and ROE against their peer group without them, and a binomial z."""
-    from effortlens.enrich import enrich
-    from effortlens.loading import load_folder
-
-    e = enrich(load_folder(folder, settings=load_settings()), cache_dir=tmp_path)
     reps = roe_by(e.daily, by=["rep_id", "peer_group"])
     group = roe_by(e.daily, by=["peer_group"]).select(
         "peer_group",
@@ -305,11 +245,9 @@ def _rep_against_peers(folder, tmp_path) -> pl.DataFrame:
     )
 
 
-def test_planted_deviants_earn_more_per_100_activities_than_their_peers(small_planted, tmp_path):
-    import json
-
-    truth = json.loads((small_planted / "truth.json").read_text())
-    reps = _rep_against_peers(small_planted, tmp_path)
+def test_planted_deviants_earn_more_per_100_activities_than_their_peers(small_planted_enriched):
+    enriched, truth = small_planted_enriched
+    reps = _rep_against_peers(enriched)
     positive = reps.filter(pl.col("rep_id").is_in(truth["positive_deviants"]))
     negative = reps.filter(pl.col("rep_id").is_in(truth["negative_deviants"]))
     assert positive.height == len(truth["positive_deviants"]) > 0
@@ -320,8 +258,8 @@ def test_planted_deviants_earn_more_per_100_activities_than_their_peers(small_pl
     assert set(top) == set(truth["positive_deviants"])
 
 
-def test_null_data_rep_rates_stay_within_binomial_noise(small_null, tmp_path):
-    reps = _rep_against_peers(small_null, tmp_path).filter(pl.col("activities") >= 100)
+def test_null_data_rep_rates_stay_within_binomial_noise(small_null_enriched):
+    reps = _rep_against_peers(small_null_enriched.enriched).filter(pl.col("activities") >= 100)
     assert reps.height >= 40
     # 99.8% limits: about 0.1 of 60 reps expected outside by chance
     assert (reps["z"].abs() > 3.09).sum() <= 1, reps.sort("z")
