@@ -19,7 +19,7 @@ class PageState(HasTraits):
     Examples
     --------
     >>> state = PageState()
-    >>> state.data = loaded            # doctest: +SKIP  (LoadedData from effortlens.loading)
+    >>> state.data = loaded  # a LoadedData from effortlens.loading  # doctest: +SKIP
     >>> state.filter = Filter(teams=("North",))  # every view refreshes once
     """
 
