@@ -90,3 +90,18 @@ def test_metric_command_on_a_folder_without_reps_exits_2(tmp_path, capsys):
     (tmp_path / "activities.csv").write_text("activity_id,rep_id,ts,activity_type\n")
     assert main(["roe", str(tmp_path), "--cache-dir", str(tmp_path / "c")]) == 2
     assert "reps" in capsys.readouterr().err
+
+
+def test_findings_say_what_the_pages_say(small_planted, capsys, cache):
+    from effortlens import load_folder, load_settings
+    from effortlens.enrich import enrich
+    from effortlens.findings import findings_text, team_findings
+
+    assert main(["findings", str(small_planted), *cache]) == 0
+    printed = capsys.readouterr().out.strip()
+    enriched = enrich(load_folder(small_planted, settings=load_settings()), cache_dir=cache[1])
+    assert printed == findings_text(team_findings(enriched))
+    truth = json.loads((small_planted / "truth.json").read_text())
+    assert truth["leaky_stage"] in printed
+    rows = _json(capsys, ["findings", str(small_planted), "--json", *cache])
+    assert [r["text"] for r in rows] == printed.splitlines()

@@ -158,6 +158,17 @@ def _organisation(enriched, args) -> pl.DataFrame:
     return organisation_table(enriched)
 
 
+def _cmd_findings(args: argparse.Namespace) -> int:
+    from effortlens.findings import findings_text, team_findings
+
+    found = team_findings(_enriched(args))
+    if args.json:
+        print(json.dumps([{"topic": f.topic, "text": f.plain} for f in found], indent=2))
+    else:
+        print(findings_text(found) or "(no findings)")
+    return 0
+
+
 def _cmd_intervention(args: argparse.Namespace) -> int:
     from effortlens.interventions import intervention_effect
 
@@ -245,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--by", choices=["segment", "team", "rep_id"], help="one table per group"
             )
+
+    p = sub.add_parser(
+        "findings", help="the habits, deviance and journey findings in words (as the pages say)"
+    )
+    _data_args(p)
+    p.add_argument("--cache-dir", metavar="DIR", help="enriched-facts cache folder")
+    p.set_defaults(func=_cmd_findings)
 
     p = sub.add_parser("intervention", help="difference-in-differences of one intervention")
     _data_args(p)

@@ -78,6 +78,7 @@ from effortlens.deviance.peers import RATE_METRICS as RATE_METRICS
 from effortlens.deviance.peers import WIN_RATE_MIN_VOLUME as WIN_RATE_MIN_VOLUME
 from effortlens.deviance.peers import deviants_table as deviants_table
 from effortlens.deviance.peers import peer_deviance as peer_deviance
+from effortlens.deviance.peers import rank_deviants as rank_deviants
 from effortlens.deviance.peers import rep_deviance as rep_deviance
 from effortlens.measures import response_counts as response_counts
 from effortlens.measures import win_counts as win_counts
@@ -96,6 +97,7 @@ __all__ = [
     "funnel_limits",
     "overdispersion",
     "peer_deviance",
+    "rank_deviants",
     "rep_deviance",
     "response_counts",
     "what_differs",

@@ -221,25 +221,46 @@ def deviants_table(
     table = rep_deviance(enriched, metric=metric, min_volume=min_volume)
     if "rep_name" not in table.columns:
         table = table.with_columns(rep_name=pl.lit(None, dtype=pl.String))
-    return (
-        table.filter(pl.col("direction") != "none")
-        .sort(
-            pl.col("direction").replace_strict({"positive": 0, "negative": 1}),
-            pl.col("z").abs(),
-            descending=[False, True],
-        )
-        .select(
-            "rep_id",
-            "rep_name",
-            "peer_group",
-            "direction",
-            "rate",
-            "shrunk_rate",
-            "peer_rate",
-            "volume",
-            "z",
-            "p_value",
-            "lower_998",
-            "upper_998",
-        )
+    return rank_deviants(table).select(
+        "rep_id",
+        "rep_name",
+        "peer_group",
+        "direction",
+        "rate",
+        "shrunk_rate",
+        "peer_rate",
+        "volume",
+        "z",
+        "p_value",
+        "lower_998",
+        "upper_998",
+    )
+
+
+def rank_deviants(deviance: pl.DataFrame) -> pl.DataFrame:
+    """The deviants of a :func:`peer_deviance` table, in the order they are reported.
+
+    Parameters
+    ----------
+    deviance
+        A :func:`peer_deviance` or :func:`rep_deviance` table (possibly pseudonymised).
+
+    Returns
+    -------
+    pl.DataFrame
+        Its rows whose ``direction`` is not ``none``, all columns kept: positive deviants
+        first, each direction by distance from the peer rate (largest ``|z|`` first).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> table = pl.DataFrame({"rep_id": ["a", "b", "c", "d"],
+    ...     "direction": ["negative", "positive", "none", "positive"], "z": [-4.0, 3.5, 0.1, 5.0]})
+    >>> rank_deviants(table)["rep_id"].to_list()
+    ['d', 'b', 'a']
+    """
+    return deviance.filter(pl.col("direction") != "none").sort(
+        pl.col("direction").replace_strict({"positive": 0, "negative": 1}),
+        pl.col("z").abs(),
+        descending=[False, True],
     )

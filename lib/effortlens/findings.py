@@ -1,0 +1,491 @@
+"""Every finding sentence, defined once: what the habits, deviance, flow and ROE tables say.
+
+A finding is one sentence about a metric table, with the words to stress marked ``**like
+this**``. The pages render findings as HTML (:func:`findings_html`), the command line as plain
+text (:func:`findings_text`), and the pattern session shows the same sentences as the pages,
+because they all call the functions of this module on the tables of the metric modules:
+
+- :func:`habits_findings` on :func:`effortlens.habits.habits_table` (the best timing by its
+  Wilson bound, the least answered cadence, the sequence that pays);
+- :func:`deviance_findings` on :func:`effortlens.deviance.rep_deviance` and
+  :func:`effortlens.deviance.what_differs` (who stands out, what they do differently);
+- :func:`journey_findings` on :func:`effortlens.flow.flow_table` (where deals leak, wait,
+  lack buyer evidence);
+- :func:`team_findings`: all three for one enriched load (the session's recap, the CLI);
+- :func:`roe_headline`: the return-on-effort figures against the period before.
+
+Examples
+--------
+>>> import effortlens as el  # doctest: +SKIP
+>>> print(findings_text(team_findings(el.enrich(el.load_any("data")))))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from effortlens.measures import METRIC_LABELS
+from effortlens.roe import roe_by
+from effortlens.vocabulary import FIRST_TOUCH, SEQUENCE_SEPARATOR
+
+if TYPE_CHECKING:
+    from effortlens.enrich import Enriched
+
+#: Fewest touches a cadence bin needs before it can be called the least answered.
+MIN_CADENCE_ACTIVITIES = 50
+#: How many positive deviants a deviance finding names.
+NAMED_DEVIANTS = 4
+#: Joins the activity type, weekday and hour of a timing cell in ``habits_table``.
+_TIMING_SEPARATOR = " · "
+_STRESS = re.compile(r"\*\*(.+?)\*\*")
+#: Activity types whose plural is not ``type + s``.
+_PLURALS = {"social": "social touches", "other": "other touches", "admin": "admin tasks"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding sentence about a metric table.
+
+    Attributes
+    ----------
+    topic
+        What it is about: ``timing``, ``cadence``, ``sequence``, ``deviants``,
+        ``what_differs``, ``leakage``, ``waiting``, ``verification``.
+    text
+        The sentence; ``**…**`` marks the words to stress.
+    new_line
+        Start a new line when findings are shown together.
+
+    Examples
+    --------
+    >>> Finding("leakage", "Deals leak most at **proposal**.").plain
+    'Deals leak most at proposal.'
+    """
+
+    topic: str
+    text: str
+    new_line: bool = False
+
+    @property
+    def plain(self) -> str:
+        """The sentence without stress marks."""
+        return _STRESS.sub(r"\1", self.text)
+
+    @property
+    def html(self) -> str:
+        """The sentence as HTML: escaped, the stressed words in ``<b>``."""
+        return _STRESS.sub(r"<b>\1</b>", html.escape(self.text, quote=False))
+
+
+def findings_html(findings: Sequence[Finding]) -> str:
+    """Findings as one ``<div class="el-finding">`` (empty string when there are none).
+
+    Examples
+    --------
+    >>> findings_html([Finding("leakage", "Deals leak at **proposal**.")])
+    '<div class="el-finding">Deals leak at <b>proposal</b>.</div>'
+    """
+    if not findings:
+        return ""
+    text = ""
+    for i, finding in enumerate(findings):
+        if i:
+            text += "<br>" if finding.new_line else " "
+        text += finding.html
+    return f'<div class="el-finding">{text}</div>'
+
+
+#: The section of the workbench each topic belongs to (the page that shows it).
+SECTIONS: dict[str, str] = {
+    "timing": "habits",
+    "cadence": "habits",
+    "sequence": "habits",
+    "deviants": "deviance",
+    "what_differs": "deviance",
+    "leakage": "journey",
+    "waiting": "journey",
+    "verification": "journey",
+}
+
+
+def by_section(findings: Sequence[Finding]) -> list[list[Finding]]:
+    """Findings grouped by :data:`SECTIONS`, in the order the sections first appear.
+
+    Examples
+    --------
+    >>> found = [Finding("timing", "a"), Finding("leakage", "b"), Finding("cadence", "c")]
+    >>> [[f.text for f in group] for group in by_section(found)]
+    [['a', 'c'], ['b']]
+    """
+    groups: dict[str, list[Finding]] = {}
+    for finding in findings:
+        groups.setdefault(SECTIONS.get(finding.topic, finding.topic), []).append(finding)
+    return list(groups.values())
+
+
+def findings_text(findings: Sequence[Finding]) -> str:
+    """Findings as plain text, one per line (for the command line).
+
+    Examples
+    --------
+    >>> findings_text([Finding("a", "One **x**."), Finding("b", "Two.")])
+    'One x.\\nTwo.'
+    """
+    return "\n".join(f.plain for f in findings)
+
+
+def _plural(activity_type: str) -> str:
+    return _PLURALS.get(activity_type, f"{activity_type}s")
+
+
+def _article(word: str) -> str:
+    return "An" if word[:1].lower() in "aeiou" else "A"
+
+
+# ----------------------------------------------------------------------------------- habits
+
+
+def habits_findings(table: pl.DataFrame) -> list[Finding]:
+    """The best timing, the least answered cadence and the sequence that pays, in words.
+
+    Parameters
+    ----------
+    table
+        :func:`effortlens.habits.habits_table` (or :func:`effortlens.habits.rank_habits`)
+        output: timing cells ranked by the lower Wilson limit of their lift over their
+        activity type, cadence bins, sequences ranked the same way.
+
+    Returns
+    -------
+    list of Finding
+        ``timing`` (the top-ranked cell, when it is answered more often than its type in
+        general), ``cadence`` (the least answered follow-up bin with at least
+        :data:`MIN_CADENCE_ACTIVITIES` touches, when there are two such bins) and
+        ``sequence`` (the top-ranked sequence, when its lift is above 1).
+
+    Examples
+    --------
+    >>> findings_text(habits_findings(habits_table(enriched)))  # doctest: +SKIP
+    """
+    found = []
+    best = table.filter(pl.col("finding") == "best timing").head(1)
+    if best.height and (best["lift"][0] or 0) > 1:
+        r = best.row(0, named=True)
+        activity_type, weekday, hour = r["pattern"].split(_TIMING_SEPARATOR)
+        found.append(
+            Finding(
+                "timing",
+                f"**{_plural(activity_type).capitalize()} on {weekday} at {hour}** are answered "
+                f"{r['lift']:.1f}× as often as {_plural(activity_type)} in general "
+                f"({r['response_rate']:.0%} of {r['activities']:,} touches).",
+            )
+        )
+    follow_ups = table.filter(
+        (pl.col("finding") == "cadence")
+        & (pl.col("pattern") != FIRST_TOUCH)
+        & (pl.col("activities") >= MIN_CADENCE_ACTIVITIES)
+    ).sort("response_rate")
+    if follow_ups.height >= 2:
+        r = follow_ups.row(0, named=True)
+        found.append(
+            Finding(
+                "cadence",
+                f"Touches **{r['pattern']} days** after the previous one to the same contact "
+                f"are the least answered ({r['response_rate']:.0%}).",
+            )
+        )
+    sequences = table.filter(pl.col("finding") == "sequence").head(1)
+    if sequences.height and (sequences["lift"][0] or 0) > 1:
+        r = sequences.row(0, named=True)
+        last = r["pattern"].split(SEQUENCE_SEPARATOR)[-1]
+        found.append(
+            Finding(
+                "sequence",
+                f"{_article(last)} {last} that ends the sequence **{r['pattern']}** is answered "
+                f"{r['lift']:.1f}× as often as {_plural(last)} in general "
+                f"({r['activities']:,} times seen).",
+            )
+        )
+    return found
+
+
+# --------------------------------------------------------------------------------- deviance
+
+
+def _value(value: float | None, feature: str) -> str:
+    if value is None:
+        return "—"
+    if feature.endswith("share"):
+        return f"{value:.0%}"
+    return f"{value:.2f}"
+
+
+def deviance_findings(
+    deviance: pl.DataFrame, differs: pl.DataFrame, *, metric: str
+) -> list[Finding]:
+    """Who stands out against peers just like them, and the largest difference in practice.
+
+    Parameters
+    ----------
+    deviance
+        :func:`effortlens.deviance.rep_deviance` (names as they may be shown, e.g.
+        pseudonymised).
+    differs
+        :func:`effortlens.deviance.what_differs` of the positive deviants (may be empty).
+    metric
+        ``"response_rate"`` or ``"win_rate"``.
+
+    Returns
+    -------
+    list of Finding
+        ``deviants`` (the positive deviants, up to :data:`NAMED_DEVIANTS` by name, largest
+        ``z`` first, and how many fall below; or that no rep stands outside the limits) and
+        ``what_differs`` (the top-ranked difference), on a new line.
+
+    Examples
+    --------
+    >>> table = rep_deviance(enriched)  # doctest: +SKIP
+    >>> deviance_findings(table, what_differs(enriched.activities, table),
+    ...                   metric="response_rate")  # doctest: +SKIP
+    """
+    noun = "response rate" if metric == "response_rate" else "win rate"
+    pos = deviance.filter(pl.col("direction") == "positive").sort("z", descending=True)
+    neg = deviance.filter(pl.col("direction") == "negative")
+    if pos.height == 0 and neg.height == 0:
+        return [
+            Finding(
+                "deviants",
+                f"No rep stands outside the 99.8% limits of their peer group on {noun}: "
+                "differences here are within what chance produces.",
+            )
+        ]
+    names = "rep_name" in deviance.columns
+    parts = [
+        f"**{(r['rep_name'] if names else None) or r['rep_id']}** ({r['peer_group']}): "
+        f"{r['rate']:.0%} against a peer rate of {r['peer_rate']:.0%}"
+        for r in pos.head(NAMED_DEVIANTS).iter_rows(named=True)
+    ]
+    text = (
+        f"**{pos.height} rep{'s' if pos.height != 1 else ''}** beat peers just like them on "
+        f"{noun} by more than chance allows: " + "; ".join(parts) + "."
+        if pos.height
+        else f"No rep beats their peers on {noun} beyond chance."
+    )
+    if neg.height:
+        text += f" {neg.height} rep{'s' if neg.height != 1 else ''} fall clearly below their peers."
+    found = [Finding("deviants", text)]
+    if differs.height:
+        top = differs.row(0, named=True)
+        found.append(
+            Finding(
+                "what_differs",
+                "What the positive deviants do differently, first of all: "
+                f"**{top['feature'].replace('_', ' ')} — {top['level']}** "
+                f"({_value(top['deviant_value'], top['feature'])} against "
+                f"{_value(top['peer_value'], top['feature'])} for their peers).",
+                new_line=True,
+            )
+        )
+    return found
+
+
+# ---------------------------------------------------------------------------------- journey
+
+
+def has_buyer_evidence(enriched: Enriched) -> bool:
+    """Whether verification can be judged: buyer actions or recorded verifiers exist.
+
+    Examples
+    --------
+    >>> has_buyer_evidence(enriched)  # doctest: +SKIP
+    True
+    """
+    history = enriched.tables["stage_history"]
+    return enriched.tables["buyer_actions"].height > 0 or bool(
+        history["verifier_action_id"].is_not_null().any()
+    )
+
+
+def journey_findings(flow: pl.DataFrame, *, has_evidence: bool = True) -> list[Finding]:
+    """The leakiest, slowest and least verified stages, in words.
+
+    Parameters
+    ----------
+    flow
+        :func:`effortlens.flow.flow_table` over all deals (no ``by``).
+    has_evidence
+        False when the data holds no buyer actions and no recorded verifiers
+        (:func:`has_buyer_evidence`): then verification is unknown, not zero.
+
+    Returns
+    -------
+    list of Finding
+        ``leakage``, ``waiting`` and ``verification``, each when the flow can tell.
+
+    Examples
+    --------
+    >>> journey_findings(flow_table(enriched))  # doctest: +SKIP
+    """
+    rows = flow.filter(pl.col("entered") > 0)
+    if rows.height == 0:
+        return []
+    found = []
+    leak = rows.drop_nulls("leakage").sort("leakage", descending=True)
+    if leak.height:
+        r = leak.row(0, named=True)
+        found.append(
+            Finding(
+                "leakage",
+                f"Deals leak most at **{r['stage']}**: {r['leakage']:.0%} of those entering it "
+                "end lost or with no decision before moving on.",
+            )
+        )
+    slow = rows.drop_nulls("median_days").sort("median_days", descending=True)
+    if slow.height:
+        r = slow.row(0, named=True)
+        p90 = "" if r["p90_days"] is None else f", slowest 10% over {r['p90_days']:.0f}"
+        found.append(
+            Finding(
+                "waiting",
+                f"They wait longest in **{r['stage']}** (median {r['median_days']:.0f} days{p90}).",
+            )
+        )
+    unverified = rows.drop_nulls("verification_rate").sort("verification_rate")
+    if not has_evidence:
+        found.append(
+            Finding(
+                "verification",
+                "This data holds no buyer actions, so buyer verification cannot be judged.",
+            )
+        )
+    elif unverified.height:
+        r = unverified.row(0, named=True)
+        found.append(
+            Finding(
+                "verification",
+                f"**{r['stage']}** is the stage least backed by buyer evidence: only "
+                f"{r['verification_rate']:.0%} of entries had a buyer verifier.",
+            )
+        )
+    return found
+
+
+# ------------------------------------------------------------------------------------- team
+
+
+def team_findings(
+    enriched: Enriched, *, present: Callable[[pl.DataFrame], pl.DataFrame] | None = None
+) -> list[Finding]:
+    """The habits, deviance (response rate) and journey findings of one load, in that order.
+
+    The pattern session's recap and ``effortlens findings`` print these; each page shows the
+    same sentences for its own topic, from the same functions.
+
+    Parameters
+    ----------
+    enriched
+        An enriched load, filtered as the page shows it.
+    present
+        Applied to the deviance table before reps are named (e.g. a page's pseudonymiser).
+
+    Returns
+    -------
+    list of Finding
+        Habits and deviance findings when there are customer-facing activities, journey
+        findings when there is stage history.
+
+    Examples
+    --------
+    >>> print(findings_text(team_findings(enriched)))  # doctest: +SKIP
+    """
+    from effortlens.deviance import rep_deviance, what_differs
+    from effortlens.flow import flow_table
+    from effortlens.habits import habits_table
+
+    found: list[Finding] = []
+    if enriched.activities.filter(pl.col("is_customer_facing")).height:
+        found += habits_findings(habits_table(enriched))
+        deviance = rep_deviance(enriched)
+        differs = what_differs(enriched.activities, deviance)
+        shown = present(deviance) if present is not None else deviance
+        found += deviance_findings(shown, differs, metric="response_rate")
+    if enriched.tables["stage_history"].height:
+        found += journey_findings(flow_table(enriched), has_evidence=has_buyer_evidence(enriched))
+    return found
+
+
+# -------------------------------------------------------------------------------------- ROE
+
+#: The headline return-on-effort figures: metric, higher is better, what it counts.
+HEADLINE: tuple[tuple[str, bool, str], ...] = (
+    ("activities", True, "Customer-facing activities in the period"),
+    ("response_rate", True, "Share of activities with at least one buyer action"),
+    ("roe_per_100", True, "Buyer-action weight per 100 customer-facing activities"),
+    ("roe_per_hour", True, "Buyer-action weight per customer-facing hour"),
+    ("no_impact_share", False, "Share of activities that earned no buyer action"),
+)
+
+
+def roe_headline(
+    daily: pl.DataFrame | pl.LazyFrame, *, previous: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Effort, response rate, ROE per 100 and per hour, no-impact share, against before.
+
+    Parameters
+    ----------
+    daily
+        Enriched ``daily`` rows of the period shown.
+    previous
+        Enriched ``daily`` rows of the equally long period just before (e.g. filtered with
+        :meth:`effortlens.filters.Filter.previous_period`); ``None`` or empty: no comparison.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per :data:`HEADLINE` metric: ``metric``, ``label``, ``value``,
+        ``previous`` (null without a previous period), ``change`` (``value - previous``),
+        ``higher_is_better``, ``hint``.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> now = pl.DataFrame({"is_customer_facing": [True], "activities": [10], "hours": [5.0],
+    ...     "responded": [4], "response_weight": [6.0], "no_impact_hours": [3.0]})
+    >>> before = now.with_columns(responded=pl.lit(2))
+    >>> roe_headline(now, previous=before).row(1, named=True)["change"]
+    0.2
+    """
+    current = roe_by(daily).row(0, named=True)
+    before = roe_by(previous).row(0, named=True) if previous is not None and previous.height else {}
+    rows = []
+    for metric, higher_is_better, hint in HEADLINE:
+        value, then = current.get(metric), before.get(metric)
+        rows.append(
+            {
+                "metric": metric,
+                "label": METRIC_LABELS[metric],
+                "value": None if value is None else float(value),
+                "previous": None if then is None else float(then),
+                "change": None if value is None or then is None else float(value - then),
+                "higher_is_better": higher_is_better,
+                "hint": hint,
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "metric": pl.String,
+            "label": pl.String,
+            "value": pl.Float64,
+            "previous": pl.Float64,
+            "change": pl.Float64,
+            "higher_is_better": pl.Boolean,
+            "hint": pl.String,
+        },
+    )
