@@ -7,62 +7,11 @@ import polars as pl
 
 from effortlens.charts.flow import stage_funnel_chart, time_in_stage_chart, verification_chart
 from effortlens.filters import filter_enriched
+from effortlens.findings import findings_html, has_buyer_evidence, journey_findings
 from effortlens.flow import blocked_deals, flow_table
-from effortlens_widgets._html import escape
+from effortlens.measures import deal_rates
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards, TablePanel
-
-
-def journey_findings(flow: pl.DataFrame, *, has_evidence: bool = True) -> str:
-    """Name the leakiest, slowest and least verified stages in words.
-
-    ``has_evidence`` is False when the data holds no buyer actions and no recorded verifiers:
-    then nothing can be said about verification (it is unknown, not zero).
-    """
-    rows = flow.filter(pl.col("entered") > 0)
-    if rows.height == 0:
-        return ""
-    parts = []
-    leak = rows.drop_nulls("leakage").sort("leakage", descending=True)
-    if leak.height:
-        r = leak.row(0, named=True)
-        parts.append(
-            f"Deals leak most at <b>{escape(r['stage'])}</b>: {r['leakage']:.0%} of those "
-            "entering it end lost or with no decision before moving on."
-        )
-    slow = rows.drop_nulls("median_days").sort("median_days", descending=True)
-    if slow.height:
-        r = slow.row(0, named=True)
-        p90 = "" if r["p90_days"] is None else f", slowest 10% over {r['p90_days']:.0f}"
-        parts.append(
-            f"They wait longest in <b>{escape(r['stage'])}</b> (median "
-            f"{r['median_days']:.0f} days{p90})."
-        )
-    unverified = rows.drop_nulls("verification_rate").sort("verification_rate")
-    if not has_evidence:
-        parts.append("This data holds no buyer actions, so buyer verification cannot be judged.")
-    elif unverified.height:
-        r = unverified.row(0, named=True)
-        parts.append(
-            f"<b>{escape(r['stage'])}</b> is the stage least backed by buyer evidence: only "
-            f"{r['verification_rate']:.0%} of entries had a buyer verifier."
-        )
-    return f'<div class="el-finding">{" ".join(parts)}</div>' if parts else ""
-
-
-def deal_rates(opportunities: pl.DataFrame) -> dict[str, float | None]:
-    """Deals created, win rate and no-decision rate (of closed deals) of a set of deals."""
-    closed = opportunities.filter(pl.col("outcome") != "open")
-    n = closed.height
-
-    def share(outcome: str) -> float | None:
-        return closed.filter(pl.col("outcome") == outcome).height / n if n else None
-
-    return {
-        "deals": opportunities.height,
-        "win_rate": share("won"),
-        "no_decision_rate": share("no_decision"),
-    }
 
 
 class Journey(View):
@@ -153,11 +102,8 @@ class Journey(View):
                 ),
             ]
         )
-        evidence = (
-            view.tables["buyer_actions"].height > 0
-            or view.tables["stage_history"]["verifier_action_id"].is_not_null().any()
-        )
-        self._finding.value = journey_findings(overall, has_evidence=evidence)
+        found = journey_findings(overall, has_evidence=has_buyer_evidence(view))
+        self._finding.value = findings_html(found)
         self._funnel.show(stage_funnel_chart(flow, by=by), table_frame=flow)
         self._time.show(time_in_stage_chart(flow, by=by), table_frame=flow)
         self._verified.show(verification_chart(flow, by=by), table_frame=flow)

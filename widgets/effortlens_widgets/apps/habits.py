@@ -6,50 +6,15 @@ import ipywidgets as widgets
 import polars as pl
 
 from effortlens.charts.habits import cadence_chart, sequence_lift_chart, timing_heatmap_chart
-from effortlens.habits import response_by_cadence, response_by_timing, sequence_lift
-from effortlens_widgets._html import escape
+from effortlens.findings import findings_html, habits_findings
+from effortlens.habits import (
+    rank_habits,
+    response_by_cadence,
+    response_by_timing,
+    sequence_lift,
+)
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel
-
-WEEKDAYS = {1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 7: "Sun"}
-
-
-def habits_findings(timing: pl.DataFrame, cadence: pl.DataFrame, sequences: pl.DataFrame) -> str:
-    """Best timing, the cadence that goes unanswered, the sequence that pays, in words."""
-    parts = []
-    by_slot = (
-        timing.group_by("weekday", "hour")
-        .agg(pl.col("activities").sum(), pl.col("responded").sum())
-        .filter(pl.col("activities") >= 100)
-        .with_columns(rate=pl.col("responded") / pl.col("activities"))
-        .sort("rate", descending=True)
-    )
-    if by_slot.height >= 2:
-        best = by_slot.row(0, named=True)
-        overall = by_slot["responded"].sum() / by_slot["activities"].sum()
-        parts.append(
-            f"Touches on <b>{WEEKDAYS[best['weekday']]} at {best['hour']:02d}:00</b> are answered "
-            f"most often ({best['rate']:.0%} against {overall:.0%} overall)."
-        )
-    rated = cadence.filter(
-        (pl.col("activities") >= 50) & (pl.col("cadence_bin") != "first touch")
-    ).sort("response_rate")
-    if rated.height >= 2:
-        worst = rated.row(0, named=True)
-        parts.append(
-            f"Touches <b>{escape(worst['cadence_bin'])} days</b> after the previous one to the "
-            f"same contact are the least answered ({worst['response_rate']:.0%})."
-        )
-    if sequences.height:  # ranked by what the earlier touches add to the last one
-        top = sequences.row(0, named=True)
-        last = top["sequence"].split(" → ")[-1]
-        article = "An" if last[:1] in "aeiou" else "A"
-        parts.append(
-            f"{article} {escape(last)} that ends the sequence <b>{escape(top['sequence'])}</b> is "
-            f"answered {top['lift_over_type']:.1f}× as often as {escape(last)}s in general "
-            f"({top['support']:,} times seen)."
-        )
-    return f'<div class="el-finding">{" ".join(parts)}</div>' if parts else ""
 
 
 class Habits(View):
@@ -91,7 +56,8 @@ class Habits(View):
         timing = response_by_timing(acts)
         cadence = response_by_cadence(acts)
         sequences = sequence_lift(acts)
-        self._finding.value = habits_findings(timing, cadence, sequences)
+        ranked = rank_habits(timing, cadence, sequences)
+        self._finding.value = findings_html(habits_findings(ranked))
         self._timing.show(timing_heatmap_chart(timing, min_activities=20), table_frame=timing)
         self._cadence.show(cadence_chart(cadence), table_frame=cadence)
         if sequences.height:

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 from traitlets import Int, observe
 
+from effortlens.findings import by_section, findings_html, team_findings
 from effortlens_widgets._html import escape
 from effortlens_widgets.app import App, View
-from effortlens_widgets.apps.buyer_journey import Journey, journey_findings
-from effortlens_widgets.apps.habits import Habits, habits_findings
-from effortlens_widgets.apps.positive_deviance import Deviance, deviance_findings
+from effortlens_widgets.apps.buyer_journey import Journey
+from effortlens_widgets.apps.habits import Habits
+from effortlens_widgets.apps.positive_deviance import Deviance
 from effortlens_widgets.apps.return_on_effort import BySlice, Headline, Trend
 from effortlens_widgets.state import PageState
 
@@ -26,27 +27,9 @@ class Recap(View):
         self.children = [self._html]
 
     def render(self, view) -> None:
-        import polars as pl
-
-        from effortlens.deviance import rep_deviance, what_differs
-        from effortlens.flow import flow_table
-        from effortlens.habits import response_by_cadence, response_by_timing, sequence_lift
-
+        found = team_findings(view, present=self.state.present)
         parts = ['<h3 class="el-panel-title">What we saw</h3>']
-        acts = view.activities
-        if acts.filter(pl.col("is_customer_facing")).height:
-            parts.append(
-                habits_findings(
-                    response_by_timing(acts), response_by_cadence(acts), sequence_lift(acts)
-                )
-            )
-            deviance = rep_deviance(view)
-            differs = what_differs(acts, deviance)
-            parts.append(
-                deviance_findings(self.state.present(deviance), differs, metric="response_rate")
-            )
-        if view.tables["stage_history"].height:
-            parts.append(journey_findings(flow_table(view)))
+        parts += [findings_html(section) for section in by_section(found)]
         self._html.value = "".join(parts)
 
 

@@ -6,56 +6,13 @@ import ipywidgets as widgets
 import polars as pl
 
 from effortlens.charts.deviance import funnel_plot_chart, what_differs_chart
-from effortlens.deviance import rep_deviance, what_differs
-from effortlens_widgets._html import escape
+from effortlens.deviance import rank_deviants, rep_deviance, what_differs
+from effortlens.findings import deviance_findings, findings_html
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.controls import PeerPicker
 from effortlens_widgets.panels import ChartPanel, TablePanel
 
 METRICS = {"Response rate": "response_rate", "Win rate": "win_rate"}
-
-
-def deviance_findings(deviance: pl.DataFrame, differs: pl.DataFrame, *, metric: str) -> str:
-    """The page's finding in words: who stands out and the largest difference in practice."""
-    noun = "response rate" if metric == "response_rate" else "win rate"
-    pos = deviance.filter(pl.col("direction") == "positive").sort("z", descending=True)
-    neg = deviance.filter(pl.col("direction") == "negative")
-    if pos.height == 0 and neg.height == 0:
-        return (
-            f'<div class="el-finding">No rep stands outside the 99.8% limits of their peer '
-            f"group on {noun}: differences here are within what chance produces.</div>"
-        )
-    parts = []
-    for r in pos.head(4).iter_rows(named=True):
-        parts.append(
-            f"<b>{escape(r['rep_name'] or r['rep_id'])}</b> ({escape(r['peer_group'])}): "
-            f"{r['rate']:.0%} against a peer rate of {r['peer_rate']:.0%}"
-        )
-    text = (
-        f"<b>{pos.height} rep{'s' if pos.height != 1 else ''}</b> beat peers just like them on "
-        f"{noun} by more than chance allows: " + "; ".join(parts) + "."
-        if pos.height
-        else f"No rep beats their peers on {noun} beyond chance."
-    )
-    if neg.height:
-        text += f" {neg.height} rep{'s' if neg.height != 1 else ''} fall clearly below their peers."
-    if differs.height:
-        top = differs.row(0, named=True)
-        text += (
-            f"<br>What the positive deviants do differently, first of all: "
-            f"<b>{escape(top['feature'].replace('_', ' '))} — {escape(top['level'])}</b> "
-            f"({_value(top['deviant_value'], top['feature'])} against "
-            f"{_value(top['peer_value'], top['feature'])} for their peers)."
-        )
-    return f'<div class="el-finding">{text}</div>'
-
-
-def _value(value: float | None, feature: str) -> str:
-    if value is None:
-        return "—"
-    if feature.endswith("share"):
-        return f"{value:.0%}"
-    return f"{value:.2f}"
 
 
 class Deviance(View):
@@ -118,15 +75,12 @@ class Deviance(View):
             table_frame=shown.drop("overdispersion"),
         )
         differs = self._render_differs(view, deviance)
-        self._finding.value = deviance_findings(shown, differs, metric=metric)
-        table = shown.filter(pl.col("direction") != "none").select(
+        self._finding.value = findings_html(deviance_findings(shown, differs, metric=metric))
+        table = rank_deviants(shown).select(
             "rep_name", "peer_group", "direction", "rate", "peer_rate", "shrunk_rate", "volume"
         )
         if table.height:
-            self._table.show(
-                table.sort("direction", "rate", descending=[True, True]),
-                percent=("rate", "peer_rate", "shrunk_rate"),
-            )
+            self._table.show(table, percent=("rate", "peer_rate", "shrunk_rate"))
         else:
             self._table.show_message("No rep is outside the 99.8% limits of their peer group.")
 

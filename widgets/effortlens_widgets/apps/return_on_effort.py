@@ -7,7 +7,8 @@ import polars as pl
 
 from effortlens.charts.roe import no_impact_chart, roe_by_chart, roe_trend_chart
 from effortlens.filters import filter_enriched
-from effortlens.roe import METRIC_LABELS, roe_by, roe_trend, silent_streaks
+from effortlens.findings import roe_headline
+from effortlens.roe import roe_by, roe_trend, silent_streaks
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards, TablePanel
 
@@ -30,26 +31,31 @@ SLICES: dict[str, list[str]] = {
 }
 
 
+#: How each headline figure of :func:`effortlens.findings.roe_headline` is written.
+HEADLINE_FORMATS: dict[str, str] = {
+    "activities": "{:,.0f}",
+    "response_rate": "{:.1%}",
+    "roe_per_100": "{:,.1f}",
+    "roe_per_hour": "{:,.2f}",
+    "no_impact_share": "{:.1%}",
+}
+
+
 def headline_kpis(state) -> list[Kpi]:
-    """Effort, response rate, ROE per 100 and per hour, no-impact share, with the change
-    against the equally long period before (when the page looks at a bounded period)."""
-    current = roe_by(state.view.daily).row(0, named=True)
-    previous = {}
-    prev_filter = state.filter.previous_period()
-    if prev_filter is not None:
-        prev_daily = filter_enriched(state.enriched, prev_filter).daily
-        if prev_daily.height:
-            previous = roe_by(prev_daily).row(0, named=True)
-    spec = [
-        ("activities", "{:,.0f}", True, "Customer-facing activities in the period"),
-        ("response_rate", "{:.1%}", True, "Share of activities with at least one buyer action"),
-        ("roe_per_100", "{:,.1f}", True, "Buyer-action weight per 100 customer-facing activities"),
-        ("roe_per_hour", "{:,.2f}", True, "Buyer-action weight per customer-facing hour"),
-        ("no_impact_share", "{:.1%}", False, "Share of activities that earned no buyer action"),
-    ]
+    """The cards of :func:`effortlens.findings.roe_headline`: the page's period against the
+    equally long period before (when the page looks at a bounded period)."""
+    before = state.filter.previous_period()
+    previous = filter_enriched(state.enriched, before).daily if before is not None else None
     return [
-        Kpi(METRIC_LABELS[m], current.get(m), previous.get(m), fmt, better, hint)
-        for m, fmt, better, hint in spec
+        Kpi(
+            r["label"],
+            r["value"],
+            r["previous"],
+            HEADLINE_FORMATS[r["metric"]],
+            r["higher_is_better"],
+            r["hint"],
+        )
+        for r in roe_headline(state.view.daily, previous=previous).iter_rows(named=True)
     ]
 
 
