@@ -153,92 +153,14 @@ def parse_timestamps(
     >>> p.failed.to_list()
     [False, False, False, True]
     """
-    text = values.cast(pl.String).str.strip_chars()
-    frame = pl.DataFrame({"text": text}).with_columns(
-        pl.when(pl.col("text") != "").then(pl.col("text")).alias("text")
-    )
-    iso = pl.col("text").str.extract_groups(_ISO)
-    slash = pl.col("text").str.extract_groups(_SLASH)
-    serial = pl.col("text").str.extract_groups(_SERIAL)
-    frame = frame.with_columns(
-        iso.alias("iso"), slash.alias("slash"), serial.alias("serial")
-    ).unnest("iso", "slash", "serial", separator="_")
-    frame = frame.with_columns(
-        _naive(
-            pl.col("iso_1"),
-            pl.col("iso_2"),
-            pl.col("iso_3"),
-            _clock(pl.col("iso_4"), pl.col("iso_5"), pl.col("iso_6"), pl.col("iso_7")),
-        ).alias("iso_naive"),
-        pl.col("slash_1").cast(pl.Int32).alias("first"),
-        pl.col("slash_3").cast(pl.Int32).alias("second"),
-        (pl.col("slash_2") == ".").alias("dotted"),
-    )
-
-    # day/month order of the column's slash dates; "31/31/2025" is evidence of nothing
-    undotted = frame.filter(pl.col("first").is_not_null() & ~pl.col("dotted"))
-    day_only = (pl.col("first") > 12) & (pl.col("second") <= 12)
-    month_only = (pl.col("second") > 12) & (pl.col("first") <= 12)
-    day_evidence, month_evidence, n_ambiguous = undotted.select(
-        day_only.sum().alias("day"),
-        month_only.sum().alias("month"),
-        ((pl.col("first") <= 12) & (pl.col("second") <= 12)).sum().alias("either"),
-    ).row(0)
-    notes: list[str] = []
-    slash_order: str | None = None
-    conflict = pl.lit(False)
-    if day_first is None and undotted.height:
-        day_first = day_evidence > month_evidence
-        if day_evidence and month_evidence:
-            conflict = (month_only if day_first else day_only) & ~pl.col("dotted")
-        elif not day_evidence and n_ambiguous and not month_evidence:
-            notes.append(
-                f"no slash date in the column has a part above 12, so day and month cannot be "
-                f"told apart; read month first (M/D/YYYY): {_times(n_ambiguous)}"
-            )
-    if undotted.height:
-        slash_order = "D/M/YYYY" if day_first else "M/D/YYYY"
+    frame = _split_parts(values)
+    day_first, slash_order, conflict, notes = _slash_order(frame, day_first=day_first)
     frame = frame.with_columns(conflict.fill_null(False).alias("conflict"))
-
-    day_col = pl.when(pl.col("dotted") | pl.lit(bool(day_first)))
-    month = day_col.then(pl.col("slash_3")).otherwise(pl.col("slash_1"))
-    day = day_col.then(pl.col("slash_1")).otherwise(pl.col("slash_3"))
-    hour = pl.col("slash_5").cast(pl.Int32)
-    pm = pl.col("slash_9").str.to_lowercase() == "p"
-    hour24 = (
-        pl.when(pl.col("slash_9").is_null())
-        .then(hour)
-        .when((hour >= 1) & (hour <= 12))
-        .then(hour % 12 + pl.when(pm).then(12).otherwise(0))
-        .otherwise(99)  # "13:00 PM" is not a time
-        .cast(pl.String)
-    )
-    serial_days = pl.format("{}.{}", pl.col("serial_1"), pl.col("serial_2").fill_null("0"))
     frame = frame.with_columns(
-        pl.when(~pl.col("conflict"))
-        .then(
-            _naive(
-                pl.col("slash_4"),
-                month,
-                day,
-                _clock(hour24, pl.col("slash_6"), pl.col("slash_7"), pl.col("slash_8")),
-            )
-        )
-        .alias("slash_naive"),
-        (
-            _EXCEL_EPOCH
-            + pl.duration(
-                microseconds=(serial_days.cast(pl.Float64) * 86_400_000_000).round().cast(pl.Int64)
-            )
-        ).alias("serial_naive"),
+        pl.when(~pl.col("conflict")).then(_slash_naive(day_first=day_first)).alias("slash_naive"),
+        _serial_naive().alias("serial_naive"),
     )
-    offset = pl.col("iso_8")
-    has_offset = offset.is_not_null()
-    digits = offset.str.replace_all(r"[^0-9]", "")
-    offset_minutes = pl.when(offset.str.starts_with("-")).then(-1).otherwise(1) * (
-        digits.str.slice(0, 2).cast(pl.Int64, strict=False).fill_null(0) * 60
-        + digits.str.slice(2, 2).cast(pl.Int64, strict=False).fill_null(0)
-    )
+    has_offset = pl.col("iso_8").is_not_null()
     frame = frame.with_columns(
         pl.coalesce(
             pl.when(~has_offset).then(pl.col("iso_naive")),
@@ -246,7 +168,7 @@ def parse_timestamps(
             pl.col("serial_naive"),
         ).alias("local"),
         pl.when(has_offset)
-        .then(pl.col("iso_naive") - pl.duration(minutes=offset_minutes))
+        .then(pl.col("iso_naive") - pl.duration(minutes=_offset_minutes(pl.col("iso_8"))))
         .dt.replace_time_zone("UTC")
         .alias("utc"),
     )
@@ -275,4 +197,99 @@ def parse_timestamps(
         conflict=frame["conflict"].alias(values.name),
         slash_order=slash_order,
         notes=tuple(notes),
+    )
+
+
+def _split_parts(values: pl.Series) -> pl.DataFrame:
+    """The text (empty as null) and its parts as ISO (``iso_*``, with ``iso_naive``), slash
+    (``slash_*``, with ``first``, ``second`` and ``dotted``) and Excel serial (``serial_*``)."""
+    text = values.cast(pl.String).str.strip_chars()
+    frame = pl.DataFrame({"text": text}).with_columns(
+        pl.when(pl.col("text") != "").then(pl.col("text")).alias("text")
+    )
+    iso = pl.col("text").str.extract_groups(_ISO)
+    slash = pl.col("text").str.extract_groups(_SLASH)
+    serial = pl.col("text").str.extract_groups(_SERIAL)
+    frame = frame.with_columns(
+        iso.alias("iso"), slash.alias("slash"), serial.alias("serial")
+    ).unnest("iso", "slash", "serial", separator="_")
+    return frame.with_columns(
+        _naive(
+            pl.col("iso_1"),
+            pl.col("iso_2"),
+            pl.col("iso_3"),
+            _clock(pl.col("iso_4"), pl.col("iso_5"), pl.col("iso_6"), pl.col("iso_7")),
+        ).alias("iso_naive"),
+        pl.col("slash_1").cast(pl.Int32).alias("first"),
+        pl.col("slash_3").cast(pl.Int32).alias("second"),
+        (pl.col("slash_2") == ".").alias("dotted"),
+    )
+
+
+def _slash_order(
+    frame: pl.DataFrame, *, day_first: bool | None
+) -> tuple[bool | None, str | None, pl.Expr, list[str]]:
+    """Day/month order of the column's slash dates (see the module notes): whether day comes
+    first, the order's name, which rows contradict it, and notes."""
+    # "31/31/2025" is evidence of nothing
+    undotted = frame.filter(pl.col("first").is_not_null() & ~pl.col("dotted"))
+    day_only = (pl.col("first") > 12) & (pl.col("second") <= 12)
+    month_only = (pl.col("second") > 12) & (pl.col("first") <= 12)
+    day_evidence, month_evidence, n_ambiguous = undotted.select(
+        day_only.sum().alias("day"),
+        month_only.sum().alias("month"),
+        ((pl.col("first") <= 12) & (pl.col("second") <= 12)).sum().alias("either"),
+    ).row(0)
+    notes: list[str] = []
+    conflict = pl.lit(False)
+    if day_first is None and undotted.height:
+        day_first = day_evidence > month_evidence
+        if day_evidence and month_evidence:
+            conflict = (month_only if day_first else day_only) & ~pl.col("dotted")
+        elif not day_evidence and n_ambiguous and not month_evidence:
+            notes.append(
+                f"no slash date in the column has a part above 12, so day and month cannot be "
+                f"told apart; read month first (M/D/YYYY): {_times(n_ambiguous)}"
+            )
+    slash_order = ("D/M/YYYY" if day_first else "M/D/YYYY") if undotted.height else None
+    return day_first, slash_order, conflict, notes
+
+
+def _slash_naive(*, day_first: bool | None) -> pl.Expr:
+    """Naive datetimes of slash and dotted dates (12-hour clocks read), null where impossible."""
+    day_col = pl.when(pl.col("dotted") | pl.lit(bool(day_first)))
+    month = day_col.then(pl.col("slash_3")).otherwise(pl.col("slash_1"))
+    day = day_col.then(pl.col("slash_1")).otherwise(pl.col("slash_3"))
+    hour = pl.col("slash_5").cast(pl.Int32)
+    pm = pl.col("slash_9").str.to_lowercase() == "p"
+    hour24 = (
+        pl.when(pl.col("slash_9").is_null())
+        .then(hour)
+        .when((hour >= 1) & (hour <= 12))
+        .then(hour % 12 + pl.when(pm).then(12).otherwise(0))
+        .otherwise(99)  # "13:00 PM" is not a time
+        .cast(pl.String)
+    )
+    return _naive(
+        pl.col("slash_4"),
+        month,
+        day,
+        _clock(hour24, pl.col("slash_6"), pl.col("slash_7"), pl.col("slash_8")),
+    )
+
+
+def _serial_naive() -> pl.Expr:
+    """Naive datetimes of Excel serial day numbers (days since 1899-12-30)."""
+    days = pl.format("{}.{}", pl.col("serial_1"), pl.col("serial_2").fill_null("0"))
+    return _EXCEL_EPOCH + pl.duration(
+        microseconds=(days.cast(pl.Float64) * 86_400_000_000).round().cast(pl.Int64)
+    )
+
+
+def _offset_minutes(offset: pl.Expr) -> pl.Expr:
+    """Minutes east of UTC of an ISO offset (``Z``, ``+01:00``, ``-0530``, ``+02``)."""
+    digits = offset.str.replace_all(r"[^0-9]", "")
+    return pl.when(offset.str.starts_with("-")).then(-1).otherwise(1) * (
+        digits.str.slice(0, 2).cast(pl.Int64, strict=False).fill_null(0) * 60
+        + digits.str.slice(2, 2).cast(pl.Int64, strict=False).fill_null(0)
     )
