@@ -7,7 +7,6 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from effortlens.charts._theme import aggregated
 from effortlens.charts.habits import (
     cadence_chart,
     sequence_lift_chart,
@@ -19,6 +18,7 @@ from effortlens.charts.organisation import (
     selling_time_chart,
     variance_share_chart,
 )
+from effortlens.charts.theme import aggregated
 
 
 def _rows(chart) -> list[dict]:

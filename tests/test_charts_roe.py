@@ -8,9 +8,9 @@ import altair as alt
 import polars as pl
 import pytest
 
-from effortlens.charts._theme import CATEGORY, PALETTE
 from effortlens.charts.mirror import mirror_chart
 from effortlens.charts.roe import no_impact_chart, roe_by_chart, roe_trend_chart
+from effortlens.charts.theme import CATEGORY, PALETTE
 from effortlens.roe import roe_by, roe_trend
 
 MON = date(2024, 3, 4)

@@ -42,6 +42,7 @@ class Pseudonyms:
     rep_names: pl.DataFrame  # rep_name -> pseudonym (for frames that carry names without ids)
 
     def lookup(self, kind: str) -> dict[str, str]:
+        """Real id -> pseudonym for ``kind`` (empty when that kind has no table)."""
         m = self.maps.get(kind)
         return {} if m is None else dict(zip(m["id"], m["pseudonym"], strict=True))
 

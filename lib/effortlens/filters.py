@@ -55,6 +55,7 @@ class Filter:
 
     @property
     def is_everything(self) -> bool:
+        """True when nothing is restricted (the default filter)."""
         return self == Filter()
 
     def previous_period(self) -> Filter | None:

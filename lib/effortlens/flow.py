@@ -43,12 +43,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 from scipy import stats
 
 from effortlens.settings import Settings
+
+if TYPE_CHECKING:
+    from effortlens.enrich import Enriched
 
 LEAK_OUTCOMES: tuple[str, ...] = ("lost", "no_decision")
 _DAY_SECONDS = 86_400
@@ -64,7 +67,7 @@ class _FlowData:
     settings: Settings
 
 
-def _flow_data(source: Any, settings: Settings | None) -> _FlowData:
+def _flow_data(source: Enriched | dict[str, pl.DataFrame], settings: Settings | None) -> _FlowData:
     """Accept an ``Enriched`` or a dict of canonical tables (then ``settings`` is required)."""
     if isinstance(source, dict):
         tables = source
@@ -170,7 +173,7 @@ def _verified_entries(data: _FlowData, entries: pl.DataFrame) -> pl.DataFrame:
 
 
 def stage_stays(
-    source: Any,
+    source: Enriched | dict[str, pl.DataFrame],
     *,
     settings: Settings | None = None,
     by: str | Sequence[str] | None = None,
@@ -303,7 +306,7 @@ def time_in_stage(stays: pl.DataFrame, *, by: str | Sequence[str] | None = None)
 
 
 def blocked_deals(
-    source: Any,
+    source: Enriched | dict[str, pl.DataFrame],
     *,
     settings: Settings | None = None,
     as_of: datetime | None = None,
@@ -424,7 +427,7 @@ _FLOW_COLUMNS = [
 
 
 def flow_table(
-    tables_or_enriched: Any,
+    tables_or_enriched: Enriched | dict[str, pl.DataFrame],
     *,
     settings: Settings | None = None,
     by: str | Sequence[str] | None = None,

@@ -1,4 +1,4 @@
 """Altair chart builders: ``<name>_chart(frame, ...) -> alt.Chart``, fed aggregated frames only.
 
-Importing any chart module registers and enables the project theme (:mod:`._theme`).
+Importing any chart module registers and enables the project theme (:mod:`.theme`).
 """

@@ -15,8 +15,8 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-import effortlens.charts._theme  # noqa: F401  (registers and enables the project theme)
-from effortlens.charts._theme import PALETTE, aggregated
+import effortlens.charts.theme  # noqa: F401  (registers and enables the project theme)
+from effortlens.charts.theme import PALETTE, aggregated
 
 _STAGE_STEP = alt.Step(80)  # width per stage, so that stage names fit side by side
 _GROUP_STEP = alt.Step(26)  # width per group within a stage, when groups stand side by side

@@ -15,8 +15,8 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-import effortlens.charts._theme  # noqa: F401  (registers and enables the project theme)
-from effortlens.charts._theme import PALETTE, aggregated
+import effortlens.charts.theme  # noqa: F401  (registers and enables the project theme)
+from effortlens.charts.theme import PALETTE, aggregated
 from effortlens.habits import wilson_interval
 from effortlens.vocabulary import WEEKDAY_NAMES
 

@@ -16,8 +16,8 @@ from typing import Any
 import altair as alt
 import polars as pl
 
-import effortlens.charts._theme  # noqa: F401  (registers and enables the project theme)
-from effortlens.charts._theme import PALETTE, aggregated
+import effortlens.charts.theme  # noqa: F401  (registers and enables the project theme)
+from effortlens.charts.theme import PALETTE, aggregated
 from effortlens.interventions import COMPARISON, PARTICIPANTS
 
 _METRIC_TITLES = {

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import altair as alt
 import polars as pl
 
-import effortlens.charts._theme  # noqa: F401  (registers and enables the project theme)
-from effortlens.charts._theme import PALETTE, aggregated
+import effortlens.charts.theme  # noqa: F401  (registers and enables the project theme)
+from effortlens.charts.theme import PALETTE, aggregated
 from effortlens.roe import METRIC_LABELS
 
 #: The three lines of the mirror, their words, colours and dashes (never colour alone).

@@ -13,8 +13,8 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-import effortlens.charts._theme  # noqa: F401  (registers and enables the project theme)
-from effortlens.charts._theme import PALETTE, aggregated
+import effortlens.charts.theme  # noqa: F401  (registers and enables the project theme)
+from effortlens.charts.theme import PALETTE, aggregated
 
 _METRIC_NAMES = {"response_rate": "response rate", "roe_per_100": "ROE per 100 activities"}
 _SELLING = "time for selling"

@@ -14,8 +14,8 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-import effortlens.charts._theme  # noqa: F401  (registers and enables the project theme)
-from effortlens.charts._theme import PALETTE, aggregated
+import effortlens.charts.theme  # noqa: F401  (registers and enables the project theme)
+from effortlens.charts.theme import PALETTE, aggregated
 from effortlens.roe import METRIC_LABELS
 
 #: Metrics that are shares, shown as percentages.

@@ -9,7 +9,7 @@ green for better than peers / buyer response, vermillion for worse / waste, grey
 Examples
 --------
 >>> import altair as alt
->>> import effortlens.charts._theme as theme
+>>> import effortlens.charts.theme as theme
 >>> alt.theme.active
 'effortlens'
 >>> theme.PALETTE["positive"]
