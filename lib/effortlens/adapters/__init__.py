@@ -6,6 +6,25 @@ them through the same pipeline as canonical files, so the load report and the qu
 the same whatever the source. For anything else, :func:`mapping_template` writes a TOML
 mapping pre-filled from the headers; the user corrects it and loads with ``mapping=``.
 
+Modules:
+
+- the sources: :mod:`~effortlens.adapters.salesforce`, :mod:`~effortlens.adapters.hubspot`,
+  :mod:`~effortlens.adapters.generic` (any CSV through a :mod:`~effortlens.adapters.mapping`,
+  whose first draft :mod:`~effortlens.adapters.template` writes);
+  :mod:`~effortlens.adapters.detect` tells them apart and :mod:`~effortlens.adapters.source`
+  is the one entry point;
+- what every source shares, in the order a row meets it: :mod:`~effortlens.adapters.reading`
+  (export files as sheets of text, and the :class:`~effortlens.adapters.reading.Context` an
+  adapter reads with), :mod:`~effortlens.adapters.values` (vocabularies, amounts, automatic
+  replies), :mod:`~effortlens.adapters.matching` (typed values matched to known words),
+  :mod:`~effortlens.adapters.times` (date and time columns),
+  :mod:`~effortlens.adapters.salesforce_ids`, :mod:`~effortlens.adapters.pieces` (rows routed
+  to canonical tables, set aside with a reason, validated together through
+  :mod:`effortlens.loading`) and :mod:`~effortlens.adapters.derivation` (reps and stage history
+  an export does not hold).
+
+True/false values are read by :func:`effortlens.loading.boolean`, as in canonical files.
+
 Examples
 --------
 >>> from effortlens.adapters import detect_format, load_any
