@@ -47,6 +47,10 @@ _LAZY: dict[str, str] = {
     "build_pseudonyms": "effortlens.anonymise",
     "anonymise_frame": "effortlens.anonymise",
     # metrics
+    "with_rates": "effortlens.measures",
+    "response_counts": "effortlens.measures",
+    "win_counts": "effortlens.measures",
+    "deal_rates": "effortlens.measures",
     "roe_by": "effortlens.roe",
     "roe_trend": "effortlens.roe",
     "roe_table": "effortlens.roe",
@@ -54,12 +58,15 @@ _LAZY: dict[str, str] = {
     "rep_deviance": "effortlens.deviance",
     "deviants_table": "effortlens.deviance",
     "what_differs": "effortlens.deviance",
+    "rank_deviants": "effortlens.deviance",
+    "peer_deviance": "effortlens.deviance",
     "flow_table": "effortlens.flow",
     "blocked_deals": "effortlens.flow",
     "response_by_timing": "effortlens.habits",
     "response_by_cadence": "effortlens.habits",
     "sequence_lift": "effortlens.habits",
     "habits_table": "effortlens.habits",
+    "rank_habits": "effortlens.habits",
     "intervention_effect": "effortlens.interventions",
     "intervention_weekly": "effortlens.interventions",
     "organisation_table": "effortlens.organisation",
@@ -67,6 +74,15 @@ _LAZY: dict[str, str] = {
     "variance_share": "effortlens.organisation",
     "mirror_weeks": "effortlens.mirror",
     "rep_mirror": "effortlens.mirror",
+    # findings: the sentences pages, CLI and pattern session share
+    "Finding": "effortlens.findings",
+    "team_findings": "effortlens.findings",
+    "habits_findings": "effortlens.findings",
+    "deviance_findings": "effortlens.findings",
+    "journey_findings": "effortlens.findings",
+    "roe_headline": "effortlens.findings",
+    "findings_text": "effortlens.findings",
+    "findings_html": "effortlens.findings",
 }
 
 __all__ = sorted(
