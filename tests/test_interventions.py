@@ -92,18 +92,15 @@ def test_effect_is_mean_change_of_participants_minus_comparison():
     assert effect["control_after"] == pytest.approx((0.3 + 0.5) / 2)
 
 
-def test_bootstrap_ci_is_seeded_and_spans_the_resampled_estimates():
+def test_bootstrap_ci_is_seeded_and_p_never_zero():
     enriched = _enriched(WINDOWS)
     one = intervention_effect(enriched, intervention_id="I1", min_activities=1, seed=3, n_boot=1000)
     again = intervention_effect(
         enriched, intervention_id="I1", min_activities=1, seed=3, n_boot=1000
     )
     assert one == again
-    # each group has two reps: resampled means are drawn from a few known values
-    t1_change = 6 / 10 - 2 / 11
-    lowest = 0.2 - 0.1
-    highest = t1_change - 0.0
-    assert lowest - 1e-12 <= one["ci_low"] < one["estimate"] < one["ci_high"] <= highest + 1e-12
+    assert one["ci_low"] < one["estimate"] < one["ci_high"]
+    assert 1 / 1001 <= one["p_value"] <= 1
 
 
 def test_ci_collapses_when_every_rep_changes_alike():
@@ -112,11 +109,110 @@ def test_ci_collapses_when_every_rep_changes_alike():
     enriched.tables["intervention_participants"] = pl.DataFrame(
         {"intervention_id": ["I1"], "rep_id": ["t2"]}
     )
-    effect = intervention_effect(enriched, intervention_id="I1", min_activities=1)
+    effect = intervention_effect(enriched, intervention_id="I1", min_activities=1, n_boot=500)
     assert effect["estimate"] == pytest.approx(0.1)
     assert effect["ci_low"] == pytest.approx(0.1)
     assert effect["ci_high"] == pytest.approx(0.1)
-    assert effect["p_value"] == 0.0
+    # a bootstrap p-value is never 0: at least 1 / (B + 1)
+    assert effect["p_value"] == pytest.approx(1 / 501)
+
+
+def _two_groups(changes: dict[str, tuple[str, bool, float, float]], *, weeks: int = 4):
+    """Enriched-shaped data: rep_id -> (peer group, participant?, rate before, rate after),
+    100 activities a week, the same rate every week of a window."""
+    rows = []
+    for rep_id, (_, _, before, after) in changes.items():
+        for k in range(-weeks, weeks):
+            rate = before if k < 0 else after
+            rows.append((rep_id, START + dt.timedelta(weeks=k, days=2), 100, round(100 * rate)))
+    first = next(iter(changes))  # mark the span of the data: whole weeks on both sides
+    rows += [(first, START - dt.timedelta(weeks=weeks), 0, 0)]
+    rows += [(first, START + dt.timedelta(weeks=weeks, days=-1), 0, 0)]
+    daily = pl.DataFrame(
+        rows, schema=["rep_id", "day", "activities", "responded"], orient="row"
+    ).with_columns(
+        activity_type=pl.lit("email"),
+        is_customer_facing=pl.lit(True),
+        response_weight=pl.col("responded").cast(pl.Float64),
+        activities=pl.col("activities").cast(pl.UInt32),
+        responded=pl.col("responded").cast(pl.UInt32),
+    )
+    reps = pl.DataFrame(
+        {
+            "rep_id": list(changes),
+            "peer_group": [g for g, *_ in changes.values()],
+            "hire_date": None,
+            "exit_date": None,
+        },
+        schema_overrides={"hire_date": pl.Date, "exit_date": pl.Date},
+    )
+    tables = {
+        "interventions": pl.DataFrame({"intervention_id": ["I1"], "start_date": [START]}),
+        "intervention_participants": pl.DataFrame(
+            {"intervention_id": "I1", "rep_id": [r for r, (_, t, *_) in changes.items() if t]}
+        ),
+    }
+    return SimpleNamespace(daily=daily, reps=reps, tables=tables)
+
+
+def test_comparison_is_made_within_peer_groups_weighted_by_participants():
+    # SMB drifts down 0.04, Enterprise up 0.04; the true effect is +0.05 in both. Most
+    # participants are in SMB, most comparison reps in Enterprise: a pooled comparison would
+    # read 0.05 - 0.04 - (0.04 - 0.04 * 2/6)... far below 0.05.
+    changes = {
+        "s1": ("SMB", True, 0.20, 0.21),  # -0.04 + 0.05
+        "s2": ("SMB", True, 0.22, 0.23),
+        "s3": ("SMB", True, 0.18, 0.19),
+        "s4": ("SMB", False, 0.20, 0.16),
+        "e1": ("ENT", True, 0.30, 0.39),  # +0.04 + 0.05
+        "e2": ("ENT", False, 0.30, 0.34),
+        "e3": ("ENT", False, 0.28, 0.32),
+        "e4": ("ENT", False, 0.31, 0.35),
+        "m1": ("MM", True, 0.25, 0.40),  # no comparison rep in MM: unmatched
+    }
+    effect = intervention_effect(_two_groups(changes), intervention_id="I1", min_activities=1)
+    assert effect["estimate"] == pytest.approx(0.05)
+    assert (effect["n_treated"], effect["n_control"], effect["n_unmatched"]) == (4, 4, 1)
+    assert effect["peer_groups"] == 2
+    assert "same peer group" in effect["estimand"] and "attribution" in effect["estimand"]
+    # the placebo: nothing moved apart before the start
+    assert effect["pre_trend"] == pytest.approx(0.0)
+
+
+def test_pre_trend_shows_groups_already_moving_apart():
+    changes = {f"t{i}": ("SMB", True, 0.2, 0.2) for i in range(4)}
+    changes |= {f"c{i}": ("SMB", False, 0.2, 0.2) for i in range(4)}
+    enriched = _two_groups(changes)
+    # participants rise by 0.1 from the first half of the before window to the second
+    late = pl.col("day").is_between(START - dt.timedelta(weeks=2), START - dt.timedelta(days=1))
+    enriched.daily = enriched.daily.with_columns(
+        responded=pl.when(late & pl.col("rep_id").str.starts_with("t"))
+        .then(pl.col("responded") + 10)
+        .otherwise("responded")
+    )
+    effect = intervention_effect(enriched, intervention_id="I1", min_activities=1)
+    assert effect["pre_trend"] == pytest.approx(0.1)
+
+
+def test_eligibility_is_decided_before_the_start():
+    changes = {f"t{i}": ("SMB", True, 0.2, 0.3) for i in range(3)}
+    changes |= {f"c{i}": ("SMB", False, 0.2, 0.2) for i in range(3)}
+    enriched = _two_groups(changes)
+    # t0 leaves two weeks after the start and goes quiet: still a participant (intention to
+    # treat), with the rate of the weeks it worked
+    enriched.reps = enriched.reps.with_columns(
+        exit_date=pl.when(pl.col("rep_id") == "t0").then(pl.lit(START + dt.timedelta(weeks=2)))
+    )
+    enriched.daily = enriched.daily.filter(
+        ~((pl.col("rep_id") == "t0") & (pl.col("day") >= START + dt.timedelta(weeks=2)))
+    )
+    effect = intervention_effect(enriched, intervention_id="I1", min_activities=250)
+    assert effect["n_treated"] == 3 and effect["estimate"] == pytest.approx(0.1)
+    # one who left before the start is out
+    enriched.reps = enriched.reps.with_columns(
+        exit_date=pl.when(pl.col("rep_id") == "t0").then(pl.lit(START - dt.timedelta(days=1)))
+    )
+    assert intervention_effect(enriched, intervention_id="I1", min_activities=1)["n_treated"] == 2
 
 
 def test_bootstrap_interval_has_the_width_sampling_theory_predicts():
@@ -161,7 +257,7 @@ def test_window_can_be_set_and_is_checked_against_the_data():
     # the before window starts 2024-02-12: t1's data-start activity (02-05) is left out
     assert effect["window_weeks"] == 3
     assert effect["treated_before"] == pytest.approx(0.2)
-    with pytest.raises(ValueError, match="no rep of the participants group"):
+    with pytest.raises(ValueError, match="no peer group has both"):
         # one week before the start (from 2024-02-26) holds no activity
         intervention_effect(enriched, intervention_id="I1", min_activities=1, window_weeks=1)
     with pytest.raises(ValueError, match="at most 4 whole weeks"):
@@ -183,15 +279,15 @@ def test_unknown_intervention_and_metric_are_clear_errors():
         intervention_effect(enriched, intervention_id="I1", min_activities=1, metric="win_rate")
 
 
-def test_min_activities_drops_quiet_reps():
+def test_min_activities_drops_reps_quiet_before_the_start():
     busier = {**WINDOWS, "c2": ((20, 10), (20, 10))}
-    effect = intervention_effect(_enriched(busier), intervention_id="I1", min_activities=11)
-    # t1 (10 after) and c1 (10 each) are too quiet: t2 (+0.2) against c2 (0)
+    effect = intervention_effect(_enriched(busier), intervention_id="I1", min_activities=12)
+    # before the start t1 (11) and c1 (10) are too quiet: t2 (+0.2) against c2 (0)
     assert (effect["n_treated"], effect["n_control"]) == (1, 1)
     assert effect["estimate"] == pytest.approx(0.2)
-    with pytest.raises(ValueError, match="no rep of the comparison group"):
-        intervention_effect(_enriched(WINDOWS), intervention_id="I1", min_activities=11)
-    with pytest.raises(ValueError, match="no rep of the comparison group"):
+    with pytest.raises(ValueError, match="no peer group has both"):
+        intervention_effect(_enriched(WINDOWS), intervention_id="I1", min_activities=12)
+    with pytest.raises(ValueError, match="no peer group has both"):
         intervention_effect(_enriched(WINDOWS), intervention_id="I1")  # 20 by default
 
 
@@ -205,8 +301,10 @@ def test_other_metrics():
     volume = intervention_effect(
         enriched, intervention_id="I1", min_activities=1, metric="activities_per_week"
     )
-    # t1: 11 before, 10 after; t2: 20, 20; c1, c2: 10, 10 -> (-1/4 + 0) / 2 - 0
-    assert volume["estimate"] == pytest.approx(-1 / 8)
+    # t1: 11 before, 10 after; t2: 20, 20; c1, c2: 10, 10; c5 (eligible before the start,
+    # intention to treat) 10, then none: (-1/4 + 0) / 2 - (0 + 0 - 10/4) / 3
+    assert volume["estimate"] == pytest.approx(-1 / 8 + 10 / 12)
+    assert rate["n_no_after"] == 1  # c5 has no response rate after the start
 
 
 def test_weekly_series_pools_each_group_by_week_since_start():
