@@ -15,7 +15,11 @@ from effortlens.findings import (
     findings_html,
     findings_text,
     habits_findings,
+    intervention_findings,
+    intervention_verdict,
     journey_findings,
+    mirror_findings,
+    organisation_findings,
     roe_headline,
     team_findings,
 )
@@ -161,6 +165,71 @@ def test_roe_headline_compares_with_the_period_before():
 def test_by_section_keeps_each_pages_findings_together():
     found = [Finding("timing", "a"), Finding("deviants", "b"), Finding("cadence", "c")]
     assert [[f.text for f in group] for group in by_section(found)] == [["a", "c"], ["b"]]
+
+
+def test_organisation_findings_name_the_least_selling_and_most_leaving_teams():
+    table = pl.DataFrame(
+        {
+            "team": ["A", "B", "C"],
+            "selling_time": [0.30, 0.12, None],
+            "internal_load": [0.40, 0.60, None],
+            "annualised_attrition": [0.05, 0.10, 0.25],
+        }
+    )
+    shares = pl.DataFrame({"metric": ["response_rate"], "share_between": [0.3]})
+    found = organisation_findings(table, shares, {"rho": -0.8, "n_teams": 3})
+    assert [f.topic for f in found] == ["selling_time", "attrition", "between_teams"]
+    assert found[0].text.startswith("**B** has the least time left for selling: 12%")
+    assert found[1].text.startswith("**C** loses the most people by choice (25% a year)")
+    with_four = organisation_findings(table, shares, {"rho": -0.8, "n_teams": 4})
+    assert "rank correlation of -0.80" in with_four[2].plain
+    assert organisation_findings(table.clear(), shares, {}) == []
+
+
+def test_intervention_verdict_reads_the_interval():
+    assert "real rise" in intervention_verdict({"ci_low": 0.01, "ci_high": 0.1})
+    assert "did worse" in intervention_verdict({"ci_low": -0.1, "ci_high": -0.01})
+    assert "chance" in intervention_verdict({"ci_low": -0.01, "ci_high": 0.1})
+    assert "Not enough" in intervention_verdict({"ci_low": None, "ci_high": None})
+
+
+def test_intervention_findings_stress_the_verdict():
+    effect = {
+        "metric": "response_rate",
+        "estimate": 0.05,
+        "ci_low": 0.02,
+        "ci_high": 0.08,
+        "n_treated": 10,
+        "n_control": 20,
+        "window_weeks": 8,
+        "start_date": "2025-07-07",
+    }
+    (finding,) = intervention_findings(effect)
+    assert finding.text.startswith(f"**{intervention_verdict(effect)}** ")
+    assert finding.plain.endswith(
+        "+5.0 pts (95% CI +2.0 pts to +8.0 pts), 10 participants vs 20 "
+        "comparison reps, 8 weeks either side of 2025-07-07."
+    )
+
+
+def test_mirror_findings_compare_the_week_with_the_peer_median():
+    summary = pl.DataFrame(
+        {
+            "metric": ["activities", "response_rate"],
+            "week": ["2025-03-03", "2025-03-03"],
+            "value": [40.0, 0.25],
+            "peer_median": [30.0, 0.30],
+            "peers": [1, 1],
+        }
+    )
+    (finding,) = mirror_findings(summary, rep_label="Ann <3")
+    assert finding.plain == (
+        "Week of 2025-03-03: Ann <3 answered by buyers on 25% of touches — below the peer "
+        "median of 30% (1 peer)."
+    )
+    assert "Ann &lt;3" in finding.html
+    no_peers = summary.with_columns(peer_median=pl.lit(None, pl.Float64))
+    assert mirror_findings(no_peers, rep_label="Ann") == []
 
 
 # --- planted truths and null data -----------------------------------------------------------

@@ -12,6 +12,8 @@ because they all call the functions of this module on the tables of the metric m
 - :func:`journey_findings` on :func:`effortlens.flow.flow_table` (where deals leak, wait,
   lack buyer evidence);
 - :func:`team_findings`: all three for one enriched load (the session's recap, the CLI);
+- :func:`organisation_findings`, :func:`intervention_findings`, :func:`mirror_findings`:
+  the organisation, interventions and rep-mirror pages' sentences;
 - :func:`roe_headline`: the return-on-effort figures against the period before.
 
 Examples
@@ -26,7 +28,7 @@ import html
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -111,6 +113,12 @@ SECTIONS: dict[str, str] = {
     "leakage": "journey",
     "waiting": "journey",
     "verification": "journey",
+    "selling_time": "organisation",
+    "attrition": "organisation",
+    "attrition_vs_selling_time": "organisation",
+    "between_teams": "organisation",
+    "intervention": "interventions",
+    "mirror": "mirror",
 }
 
 
@@ -489,3 +497,182 @@ def roe_headline(
             "hint": pl.String,
         },
     )
+
+
+# ----------------------------------------------------------------------------- organisation
+
+
+def organisation_findings(
+    table: pl.DataFrame, shares: pl.DataFrame, correlation: dict[str, Any]
+) -> list[Finding]:
+    """The team with least selling time, the one losing most people, and the team share.
+
+    Parameters
+    ----------
+    table
+        :func:`effortlens.organisation.organisation_table`.
+    shares
+        :func:`effortlens.organisation.variance_share` (the ``response_rate`` row is read).
+    correlation
+        :func:`effortlens.organisation.attrition_vs_selling_time` (``rho``, ``n_teams``).
+
+    Returns
+    -------
+    list of Finding
+        ``selling_time``, ``attrition``, ``attrition_vs_selling_time`` (with four teams or
+        more) and ``between_teams`` (when the share could be estimated).
+
+    Examples
+    --------
+    >>> organisation_findings(organisation_table(enriched), variance_share(enriched.daily),
+    ...                       {"rho": None})  # doctest: +SKIP
+    """
+    if table.height == 0:
+        return []
+    low = table.sort("selling_time", nulls_last=True).row(0, named=True)
+    high = table.sort("annualised_attrition", descending=True, nulls_last=True).row(0, named=True)
+    found = [
+        Finding(
+            "selling_time",
+            f"**{low['team']}** has the least time left for selling: "
+            f"{low['selling_time']:.0%} of the working week goes to customers "
+            f"(internal work takes {low['internal_load']:.0%}).",
+        ),
+        Finding(
+            "attrition",
+            f"**{high['team']}** loses the most people by choice "
+            f"({high['annualised_attrition']:.0%} a year).",
+        ),
+    ]
+    if correlation.get("rho") is not None and correlation.get("n_teams", 0) >= 4:
+        found.append(
+            Finding(
+                "attrition_vs_selling_time",
+                f"Across {correlation['n_teams']} teams, selling time and voluntary attrition "
+                f"have a rank correlation of {correlation['rho']:+.2f}.",
+            )
+        )
+    row = shares.filter(pl.col("metric") == "response_rate")
+    if row.height and row["share_between"][0] is not None:
+        found.append(
+            Finding(
+                "between_teams",
+                f"{row['share_between'][0]:.0%} of the differences in response rate between "
+                "reps lie between teams — that part belongs to teams and managers, not "
+                "individuals.",
+            )
+        )
+    return found
+
+
+# ---------------------------------------------------------------------------- interventions
+
+
+def intervention_verdict(effect: dict[str, Any]) -> str:
+    """A plain-words reading of a difference-in-differences result.
+
+    Examples
+    --------
+    >>> intervention_verdict({"ci_low": 0.01, "ci_high": 0.09})
+    'Participants improved more than comparable reps: the intervention is linked to a real rise.'
+    >>> intervention_verdict({"ci_low": -0.02, "ci_high": 0.05})[:9]
+    'No change'
+    """
+    low, high = effect["ci_low"], effect["ci_high"]
+    if low is None or high is None:
+        return "Not enough comparable reps to judge this intervention."
+    if low > 0:
+        return (
+            "Participants improved more than comparable reps: "
+            "the intervention is linked to a real rise."
+        )
+    if high < 0:
+        return "Participants did worse than comparable reps after the start."
+    return "No change that can be told apart from chance: the interval includes zero."
+
+
+def effect_text(effect: dict[str, Any]) -> str:
+    """One line for a difference-in-differences result.
+
+    Response rates read in percentage points, other metrics in their own units.
+
+    Examples
+    --------
+    >>> effect_text({"metric": "response_rate", "estimate": 0.041, "ci_low": 0.012,
+    ...              "ci_high": 0.07, "n_treated": 14, "n_control": 40, "window_weeks": 12,
+    ...              "start_date": "2025-07-07"})
+    'difference-in-differences +4.1 pts (95% CI +1.2 pts to +7.0 pts), 14 participants vs 40 comparison reps, 12 weeks either side of 2025-07-07'
+    """  # noqa: E501
+    scale, unit, digits = (100, " pts", 1) if effect["metric"] == "response_rate" else (1, "", 2)
+
+    def number(value: float) -> str:
+        return f"{scale * value:+.{digits}f}{unit}"
+
+    return (
+        f"difference-in-differences {number(effect['estimate'])} "
+        f"(95% CI {number(effect['ci_low'])} to {number(effect['ci_high'])}), "
+        f"{effect['n_treated']} participants vs {effect['n_control']} comparison reps, "
+        f"{effect['window_weeks']} weeks either side of {effect['start_date']}"
+    )
+
+
+def intervention_findings(effect: dict[str, Any]) -> list[Finding]:
+    """The verdict on an intervention and its estimate with interval, in words.
+
+    Parameters
+    ----------
+    effect
+        :func:`effortlens.interventions.intervention_effect`.
+
+    Returns
+    -------
+    list of Finding
+        One ``intervention`` finding: the stressed verdict, then the estimate.
+
+    Examples
+    --------
+    >>> intervention_findings(intervention_effect(enriched, intervention_id="I1"))  # doctest: +SKIP
+    """
+    return [Finding("intervention", f"**{intervention_verdict(effect)}** {effect_text(effect)}.")]
+
+
+# ----------------------------------------------------------------------------------- mirror
+
+
+def mirror_findings(summary: pl.DataFrame, *, rep_label: str) -> list[Finding]:
+    """A rep's response rate this week against the median of their peers, in words.
+
+    Parameters
+    ----------
+    summary
+        :func:`effortlens.mirror.rep_mirror` of the rep.
+    rep_label
+        How the rep is named (their name, or a pseudonym).
+
+    Returns
+    -------
+    list of Finding
+        One ``mirror`` finding, or none when the week or the peers have no response rate.
+
+    Examples
+    --------
+    >>> summary = rep_mirror(enriched.daily, reps=enriched.reps, rep_id="r007")  # doctest: +SKIP
+    >>> mirror_findings(summary, rep_label="Ann")  # doctest: +SKIP
+    """
+    row = summary.filter(pl.col("metric") == "response_rate")
+    if row.height == 0:
+        return []
+    r = row.row(0, named=True)
+    value, peer = r.get("value"), r.get("peer_median")
+    if value is None or peer is None:
+        return []
+    side = "above" if value >= peer else "below"
+    peers = r.get("peers") or 0
+    return [
+        Finding(
+            "mirror",
+            f"Week of **{r['week']}**: {rep_label} answered by buyers on **{value:.0%}** of "
+            f"touches — {side} the peer median of {peer:.0%} "
+            f"({peers} peer{'' if peers == 1 else 's'}).",
+        )
+    ]

@@ -18,6 +18,7 @@ import polars as pl
 
 import effortlens.charts.theme  # noqa: F401  (registers and enables the project theme)
 from effortlens.charts.theme import PALETTE, aggregated
+from effortlens.findings import effect_text as effect_text
 from effortlens.interventions import COMPARISON, PARTICIPANTS
 
 _METRIC_TITLES = {
@@ -25,31 +26,6 @@ _METRIC_TITLES = {
     "roe_per_100": ("ROE per 100 activities", ".1f"),
     "activities_per_week": ("activities per rep per week", ".1f"),
 }
-
-
-def effect_text(effect: dict[str, Any]) -> str:
-    """One line for a difference-in-differences result.
-
-    Response rates read in percentage points, other metrics in their own units.
-
-    Examples
-    --------
-    >>> effect_text({"metric": "response_rate", "estimate": 0.041, "ci_low": 0.012,
-    ...              "ci_high": 0.07, "n_treated": 14, "n_control": 40, "window_weeks": 12,
-    ...              "start_date": "2025-07-07"})
-    'difference-in-differences +4.1 pts (95% CI +1.2 pts to +7.0 pts), 14 participants vs 40 comparison reps, 12 weeks either side of 2025-07-07'
-    """  # noqa: E501
-    scale, unit, digits = (100, " pts", 1) if effect["metric"] == "response_rate" else (1, "", 2)
-
-    def number(value: float) -> str:
-        return f"{scale * value:+.{digits}f}{unit}"
-
-    return (
-        f"difference-in-differences {number(effect['estimate'])} "
-        f"(95% CI {number(effect['ci_low'])} to {number(effect['ci_high'])}), "
-        f"{effect['n_treated']} participants vs {effect['n_control']} comparison reps, "
-        f"{effect['window_weeks']} weeks either side of {effect['start_date']}"
-    )
 
 
 def intervention_chart(
