@@ -5,9 +5,9 @@ from __future__ import annotations
 import ipywidgets as widgets
 import polars as pl
 
-from effortlens.charts.interventions import effect_text, intervention_chart
+from effortlens.charts.interventions import intervention_chart
+from effortlens.findings import findings_html, intervention_findings
 from effortlens.interventions import intervention_effect, intervention_weekly
-from effortlens_widgets._html import escape
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards
 
@@ -16,21 +16,6 @@ METRICS = {
     "ROE per 100": "roe_per_100",
     "Activities per week": "activities_per_week",
 }
-
-
-def verdict(effect: dict) -> str:
-    """A plain-words reading of a difference-in-differences result."""
-    low, high = effect["ci_low"], effect["ci_high"]
-    if low is None or high is None:
-        return "Not enough comparable reps to judge this intervention."
-    if low > 0:
-        return (
-            "Participants improved more than comparable reps: "
-            "the intervention is linked to a real rise."
-        )
-    if high < 0:
-        return "Participants did worse than comparable reps after the start."
-    return "No change that can be told apart from chance: the interval includes zero."
 
 
 class Intervention(View):
@@ -119,10 +104,7 @@ class Intervention(View):
                 ),
             ]
         )
-        self._finding.value = (
-            f'<div class="el-finding"><b>{escape(verdict(effect))}</b> '
-            f"{escape(effect_text(effect))}.</div>"
-        )
+        self._finding.value = findings_html(intervention_findings(effect))
         if weekly.height == 0:
             self._chart.show_message("No weekly data around this intervention.")
             return

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ipywidgets as widgets
-import polars as pl
 
 from effortlens.charts.organisation import (
     attrition_selling_chart,
     selling_time_chart,
     variance_share_chart,
 )
+from effortlens.findings import findings_html, organisation_findings
 from effortlens.organisation import (
     attrition_vs_selling_time,
     organisation_table,
@@ -17,36 +17,8 @@ from effortlens.organisation import (
     selling_time_weekly,
     variance_share,
 )
-from effortlens_widgets._html import escape
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, TablePanel
-
-
-def organisation_findings(table: pl.DataFrame, shares: pl.DataFrame, corr: dict) -> str:
-    """Lowest selling time, highest attrition and the between-team share, in words."""
-    if table.height == 0:
-        return ""
-    low = table.sort("selling_time", nulls_last=True).row(0, named=True)
-    high = table.sort("annualised_attrition", descending=True, nulls_last=True).row(0, named=True)
-    text = (
-        f"<b>{escape(low['team'])}</b> has the least time left for selling: "
-        f"{low['selling_time']:.0%} of the working week goes to customers "
-        f"(internal work takes {low['internal_load']:.0%}). "
-        f"<b>{escape(high['team'])}</b> loses the most people by choice "
-        f"({high['annualised_attrition']:.0%} a year). "
-    )
-    if corr.get("rho") is not None and corr.get("n_teams", 0) >= 4:
-        text += (
-            f"Across {corr['n_teams']} teams, selling time and voluntary attrition have a rank "
-            f"correlation of {corr['rho']:+.2f}. "
-        )
-    row = shares.filter(pl.col("metric") == "response_rate")
-    if row.height and row["share_between"][0] is not None:
-        text += (
-            f"{row['share_between'][0]:.0%} of the differences in response rate between reps "
-            "lie between teams — that part belongs to teams and managers, not individuals."
-        )
-    return f'<div class="el-finding">{text}</div>'
 
 
 class Organisation(View):
@@ -96,7 +68,7 @@ class Organisation(View):
         table = organisation_table(view)
         shares = variance_share(view.daily)
         corr = attrition_vs_selling_time(table)
-        self._finding.value = organisation_findings(table, shares, corr)
+        self._finding.value = findings_html(organisation_findings(table, shares, corr))
         self._selling.show(selling_time_chart(by_team), table_frame=by_team)
         self._attrition.show(attrition_selling_chart(table), table_frame=table)
         self._variance.show(variance_share_chart(shares), table_frame=shares)

@@ -9,8 +9,8 @@ import ipywidgets as widgets
 import polars as pl
 
 from effortlens.charts.mirror import mirror_chart
+from effortlens.findings import findings_html, mirror_findings
 from effortlens.mirror import mirror_weeks, rep_mirror
-from effortlens_widgets._html import escape
 from effortlens_widgets.app import App, View
 from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards
 
@@ -21,10 +21,6 @@ _FMT = {
     "roe_per_100": "{:,.1f}",
     "roe_per_hour": "{:,.2f}",
 }
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def query_rep() -> str | None:
@@ -119,17 +115,8 @@ class Mirror(View):
                 )
             )
         self._cards.show(cards)
-        week = summary["week"][0]
-        rr = rows.get("response_rate", {})
-        peer = rr.get("peer_median")
-        if rr.get("value") is not None and peer is not None:
-            side = "above" if rr["value"] >= peer else "below"
-            self._finding.value = (
-                f'<div class="el-finding">Week of <b>{week}</b>: '
-                f"{escape(self.state.rep_label(rep_id))} answered by buyers on "
-                f"<b>{rr['value']:.0%}</b> of touches — {side} the peer median of "
-                f"{peer:.0%} ({_count(rr.get('peers', 0), 'peer')}).</div>"
-            )
+        label = self.state.rep_label(rep_id)
+        self._finding.value = findings_html(mirror_findings(summary, rep_label=label))
         self._chart.show(mirror_chart(weeks), table_frame=weeks)
 
 
