@@ -856,6 +856,19 @@ def test_dirty_sample_quarantine_equals_its_truth(tiny_dirty):
     assert got == {t: counts for t, counts in expected.items() if counts}
 
 
+def test_small_dirty_sample_read_in_several_chunks_quarantines_its_truth(tmp_path):
+    # a CSV this size is read in several chunks; formatting quarantine messages across them
+    # once crashed Polars
+    from effortlens.sample import generate
+
+    generate(tmp_path, size="small", mode="dirty", seed=5)
+    expected = json.loads((tmp_path / "truth.json").read_text())["expected_quarantine"]
+    data = load_folder(tmp_path, settings=SETTINGS)
+    assert_nothing_lost(data)
+    got = {t: e["quarantined"] for t, e in data.report.to_dict().items() if e["quarantined"]}
+    assert got == {t: counts for t, counts in expected.items() if counts}
+
+
 def test_planted_sample_loads_without_quarantine(tiny_planted):
     data = load_folder(tiny_planted, settings=SETTINGS)
     assert_nothing_lost(data)

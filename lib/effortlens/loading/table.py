@@ -361,7 +361,7 @@ def _quarantine_rows(
             ),
         ],
         how="horizontal",
-    )
+    ).rechunk()  # Polars 2.1 can panic formatting columns of differing chunks side by side
     if first_rows is not None:
         keys = [f"parsed:{c}" for c in key_columns]
         q = q.join(first_rows, on=keys, how="left", nulls_equal=True, maintain_order="left")
