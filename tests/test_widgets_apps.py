@@ -9,8 +9,9 @@ import re
 import ipywidgets as widgets
 import polars as pl
 import pytest
+from traitlets import TraitError
 
-from effortlens_widgets.app import App
+from effortlens_widgets.app import App, View
 from effortlens_widgets.apps.buyer_journey import buyer_journey_app
 from effortlens_widgets.apps.habits import habits_app
 from effortlens_widgets.apps.interventions import interventions_app
@@ -19,7 +20,7 @@ from effortlens_widgets.apps.pattern_session import STEPS, pattern_session_app
 from effortlens_widgets.apps.positive_deviance import positive_deviance_app
 from effortlens_widgets.apps.rep_mirror import query_rep, rep_mirror_app
 from effortlens_widgets.apps.return_on_effort import return_on_effort_app
-from effortlens_widgets.panels import ChartPanel, Kpi
+from effortlens_widgets.panels import ChartPanel, Kpi, TablePanel
 
 FACTORIES = [
     return_on_effort_app,
@@ -88,28 +89,102 @@ def _inline_datasets(spec: dict) -> list[list]:
     return [v for v in (spec.get("datasets") or {}).values()]
 
 
+def _csv_downloads(widget) -> list[pl.DataFrame]:
+    """The CSV files a widget offers for download (data: links), in page order."""
+    return [
+        pl.read_csv(base64.b64decode(encoded))
+        for w in _walk(widget)
+        if isinstance(w, widgets.HTML)
+        for encoded in re.findall(r'href="data:text/csv;base64,([A-Za-z0-9+/=]+)"', w.value)
+    ]
+
+
+#: The frames each app offers an analyst (app.frames()), by factory.
+FRAMES = {
+    return_on_effort_app: {"headline", "trend", "by_slice", "silent_streaks"},
+    positive_deviance_app: {"deviance", "what_differs"},
+    buyer_journey_app: {"flow", "deal_kpis", "blocked_deals"},
+    habits_app: {"timing", "cadence", "sequences", "habits"},
+    interventions_app: {"weekly", "effect"},
+    organisation_app: {"selling_time", "teams", "variance_share"},
+    rep_mirror_app: {"weeks", "summary"},
+    pattern_session_app: {"headline", "trend"},  # the first step; later ones once visited
+}
+
+
+@pytest.mark.parametrize("factory", FACTORIES, ids=lambda f: f.__name__)
+def test_every_app_hands_an_analyst_the_frames_behind_its_views(factory, small_planted):
+    app = factory(data_dir=small_planted)
+    frames = app.frames()
+    assert set(frames) == FRAMES[factory]
+    for name, frame in frames.items():
+        assert isinstance(frame, pl.DataFrame), name
+        assert frame.height > 0, name
+    for view in app.views:
+        if isinstance(view, View):
+            assert view.frame is next(iter(view.frames.values()))
+            assert set(view.frames) <= set(frames)
+
+
+def test_a_view_frame_is_what_it_drew_and_follows_the_page(small_planted):
+    app = return_on_effort_app(data_dir=small_planted)
+    trend = app.views[1]
+    assert trend.frame is app.frames()["trend"]
+    assert _csv_downloads(trend)[0].equals(trend.frame)  # the same numbers as the download
+    whole = trend.frame
+    team = sorted(app.state.enriched.reps["team"].unique())[0]
+    app.filter_bar.team = team
+    assert trend.frame["activities"].sum() < whole["activities"].sum()
+    assert _csv_downloads(trend)[0].equals(trend.frame)
+    app.filter_bar.activity_type = app.state.enriched.activities["activity_type"][0]
+    app.filter_bar.team = "(all)"
+    app.filter_bar.rep = app.state.enriched.reps["rep_id"][0]
+    assert trend.frame["activities"].sum() < whole["activities"].sum()
+
+
+def test_view_traits_refuse_what_the_page_cannot_show(small_planted):
+    app = return_on_effort_app(data_dir=small_planted)
+    trend = app.views[1]
+    with pytest.raises(TraitError):
+        trend.metric = "happiness"
+    with pytest.raises(TraitError):
+        app.filter_bar.team = "No such team"
+    with pytest.raises(TraitError):
+        app.filter_bar.period = "Last 3 days"
+    assert trend.metric == "roe_per_100" and app.filter_bar.team == "(all)"
+    spec = json.dumps(_charts(trend)[0].spec)
+    trend.metric = "response_rate"
+    assert json.dumps(_charts(trend)[0].spec) != spec
+    streaks = app.views[3]
+    streaks.min_touches = 6
+    assert "Runs of 6 or more touches" in _html(streaks)
+    if streaks.frames:
+        assert streaks.frame["touches"].min() >= 6
+
+
 def test_filter_change_updates_every_view(small_planted):
     app = return_on_effort_app(data_dir=small_planted)
-    cards_before = app.views[0]._cards.value
-    team = app.filter_bar._dropdowns["team"].options[1]
-    app.filter_bar._dropdowns["team"].value = team
+    headline, _trend, by_slice, _streaks = app.views
+    cards_before = _html(headline)
+    team = sorted(app.state.enriched.reps["team"].unique())[0]
+    app.filter_bar.team = team
     assert app.state.filter.teams == (team,)
     assert set(app.state.view.daily["team"].unique()) == {team}
-    assert app.views[0]._cards.value != cards_before
-    slice_panel = app.views[2]
-    slice_panel._slice.value = "Team"
-    table = re.findall(r"base64,([A-Za-z0-9+/=]+)", slice_panel._roe._csv.value)[0]
-    csv = pl.read_csv(base64.b64decode(table))
-    assert csv["team"].to_list() == [team]
+    assert _html(headline) != cards_before
+    by_slice.by = "Team"
+    assert app.frames()["by_slice"]["team"].to_list() == [team]
+    assert _csv_downloads(by_slice)[0]["team"].to_list() == [team]
 
 
 def test_period_filter_gives_kpi_change_against_previous_period(small_planted):
     app = return_on_effort_app(data_dir=small_planted)
-    assert "no previous period" in app.views[0]._cards.value
-    app.filter_bar.set_period("Last 13 weeks")
+    assert "no previous period" in _html(app.views[0])
+    assert app.frames()["headline"]["previous"].is_null().all()
+    app.filter_bar.period = "Last 13 weeks"
     flt = app.state.filter
     assert (flt.end - flt.start).days == 90
-    assert "vs previous period" in app.views[0]._cards.value
+    assert "vs previous period" in _html(app.views[0])
+    assert app.frames()["headline"]["previous"].is_not_null().any()
 
 
 def test_anonymise_hides_every_real_name_everywhere(small_planted):
@@ -128,14 +203,20 @@ def test_pattern_session_steps_and_hides_names_by_default(small_planted):
     app = pattern_session_app(data_dir=small_planted)
     session = app.views[0]
     assert app.state.anonymise is True
-    assert session._back.disabled and not session._next.disabled
+
+    def disabled() -> dict[str, bool]:
+        buttons = [w for w in _walk(session) if isinstance(w, widgets.Button)]
+        return {w.description: w.disabled for w in buttons if w.description in ("Back", "Next")}
+
+    assert disabled() == {"Back": True, "Next": False}
     titles = []
-    for _ in STEPS:
-        titles.append(re.search(r"<h2>\d+\. ([^<]+)</h2>", session._header.value).group(1))
-        session._next.click()
+    for index in range(len(STEPS)):
+        session.step = index
+        titles.append(re.search(r"<h2>\d+\. ([^<]+)</h2>", _html(session)).group(1))
     assert titles == [s.title.replace("'", "&#x27;") for s in STEPS]
-    assert session.step == len(STEPS) - 1 and session._next.disabled
-    session._back.click()
+    session.step = len(STEPS) + 3  # out of range: the last step
+    assert session.step == len(STEPS) - 1 and disabled() == {"Back": False, "Next": True}
+    session.go(session.step - 1)
     assert session.step == len(STEPS) - 2
     reps = pl.read_parquet(small_planted / "reps.parquet")
     text = _page_text(app)
@@ -150,12 +231,16 @@ def test_rep_mirror_opens_on_the_rep_in_the_url(small_planted, monkeypatch):
     assert query_rep() == wanted
     app = rep_mirror_app(data_dir=small_planted)
     mirror = app.views[0]
-    assert mirror._rep.value == wanted
+    assert mirror.rep_id == wanted
     name = reps.filter(pl.col("rep_id") == wanted)["rep_name"][0]
-    assert name in mirror._finding.value
+    assert name in _html(mirror)
     other = reps["rep_id"][6]
-    mirror._rep.value = other
-    assert reps.filter(pl.col("rep_id") == other)["rep_name"][0] in mirror._finding.value
+    weeks = mirror.frame
+    mirror.rep_id = other
+    assert reps.filter(pl.col("rep_id") == other)["rep_name"][0] in _html(mirror)
+    assert mirror.frame is mirror.frames["weeks"] and not mirror.frame.equals(weeks)
+    with pytest.raises(TraitError):
+        mirror.rep_id = "no such rep"
 
 
 def test_clicking_a_rep_in_the_funnel_compares_that_rep(small_planted):
@@ -163,26 +248,38 @@ def test_clicking_a_rep_in_the_funnel_compares_that_rep(small_planted):
     app = positive_deviance_app(data_dir=small_planted)
     view = app.views[0]
     rep = truth["positive_deviants"][0]
-    view._on_pick([{"rep_id": rep}])
-    title = json.dumps(view._differs._jchart.spec.get("title"))
-    assert app.state.rep_label(rep) in title
-    view._on_pick([])
-    assert "Positive deviants" in json.dumps(view._differs._jchart.spec.get("title"))
+
+    def titles() -> str:
+        return json.dumps([chart.spec.get("title") for chart in _charts(view)])
+
+    view.pick([{"rep_id": rep}])
+    assert view.rep == rep
+    assert app.state.rep_label(rep) in titles()
+    view.rep = None
+    assert "Positive deviants" in titles()
+    # with names hidden the chart holds pseudonyms: a click still compares the real rep
+    app.state.anonymise = True
+    view.pick([{"rep_id": app.state.rep_label(rep)}])
+    assert view.rep == rep
+    assert view.frames["what_differs"].height > 0
 
 
 def test_deviance_page_names_the_planted_practice(small_planted):
     truth = json.loads((small_planted / "truth.json").read_text())
     app = positive_deviance_app(data_dir=small_planted)
-    finding = app.views[0]._finding.value
-    assert truth["deviant_practice"]["activity_type"] in finding
+    assert truth["deviant_practice"]["activity_type"] in _html(app.views[0])
 
 
 def test_interventions_page_reports_the_planted_effect(small_planted):
     truth = json.loads((small_planted / "truth.json").read_text())["intervention"]
     app = interventions_app(data_dir=small_planted)
     view = app.views[0]
-    assert view._pick.value == truth["intervention_id"]
-    assert "real rise" in view._finding.value
+    assert view.intervention_id == truth["intervention_id"]
+    assert "real rise" in _html(view)
+    assert view.frames["effect"]["ci_low"][0] > 0
+    weekly = view.frame
+    view.metric = "roe_per_100"
+    assert view.frame is view.frames["weekly"] and not view.frame.equals(weekly)
 
 
 def test_a_missing_folder_is_a_readable_message_not_a_traceback(tmp_path):
@@ -193,12 +290,12 @@ def test_a_missing_folder_is_a_readable_message_not_a_traceback(tmp_path):
 
 
 def test_a_failing_view_shows_a_message_in_place(small_planted, monkeypatch):
-    import effortlens_widgets.apps.habits as habits
+    import effortlens_widgets.views as views
 
     def broken(*args, **kwargs):
         raise RuntimeError("cadence exploded")
 
-    monkeypatch.setattr(habits, "response_by_cadence", broken)
+    monkeypatch.setattr(views, "response_by_cadence", broken)
     app = habits_app(data_dir=small_planted)
     html = _html(app)
     assert "could not be drawn" in html and "cadence exploded" in html
@@ -211,13 +308,28 @@ def test_chart_panel_reuses_its_widget_and_offers_csv():
     panel = ChartPanel(title="t")
     frame = pl.DataFrame({"x": ["a", "b"], "y": [1, 2]})
     panel.show(alt.Chart(frame).mark_bar().encode(x="x", y="y"), table_frame=frame)
-    first = panel._jchart
+    (first,) = _charts(panel)
     panel.show(alt.Chart(frame).mark_line().encode(x="x", y="y"), table_frame=frame)
-    assert panel._jchart is first and panel._jchart.spec["mark"]["type"] == "line"
-    encoded = re.findall(r"base64,([A-Za-z0-9+/=]+)", panel._csv.value)[0]
-    assert pl.read_csv(base64.b64decode(encoded)).equals(frame)
+    assert _charts(panel) == [first] and first.spec["mark"]["type"] == "line"
+    assert _csv_downloads(panel)[0].equals(frame)
     panel.show_message("nothing here")
-    assert panel._chart_box.layout.display == "none" and "nothing here" in panel._message.value
+    (box,) = [w for w in _walk(panel) if first in (getattr(w, "children", ()) or ())]
+    assert box.layout.display == "none" and "nothing here" in _html(panel)
+    assert _csv_downloads(panel) == []
+
+
+def test_panels_redraw_when_their_title_or_caption_changes():
+    chart_panel, table_panel = ChartPanel(title="Old"), TablePanel(title="Old")
+    table_panel.show(pl.DataFrame({"team": ["North"], "activities": [3]}))
+    for panel in (chart_panel, table_panel):
+        panel.title = "New <title>"
+        panel.caption = "How to read it"
+        html = _html(panel)
+        assert "New &lt;title&gt;" in html and "Old" not in html and "How to read it" in html
+    assert "North" in _html(table_panel)
+    table_panel.max_rows = 1
+    table_panel.show(pl.DataFrame({"team": ["North", "South"], "activities": [3, 4]}))
+    assert "Showing 1 of 2 rows" in _html(table_panel)
 
 
 def test_kpi_deltas_use_points_for_rates_and_percent_for_counts():
@@ -237,28 +349,28 @@ def test_app_without_title_keeps_it_for_the_landing_page(tiny_planted):
 def test_clicking_a_bar_narrows_the_page_and_the_filter_bar_follows(small_planted):
     app = return_on_effort_app(data_dir=small_planted)
     by_slice = app.views[2]
-    by_slice._slice.value = "Team"
+    by_slice.by = "Team"
     team = sorted(app.state.enriched.reps["team"].unique())[1]
-    by_slice._on_pick([{"team": team}])
+    by_slice.pick([{"team": team}])
     assert app.state.filter.teams == (team,)
-    assert app.filter_bar._dropdowns["team"].value == team
+    assert app.filter_bar.team == team
     assert set(app.state.view.daily["team"].unique()) == {team}
     # reps are picked by their real id even when the page shows pseudonyms
-    app.filter_bar._dropdowns["team"].value = "(all)"
+    app.filter_bar.team = "(all)"
     app.state.anonymise = True
-    by_slice._slice.value = "Rep"
+    by_slice.by = "Rep"
     rep_id = app.state.enriched.reps["rep_id"][0]
     pseudonym = app.state.rep_label(rep_id)
-    by_slice._on_pick([{"rep_id": pseudonym}])
+    by_slice.pick([{"rep_id": pseudonym}])
     assert app.state.filter.reps == (rep_id,)
-    assert app.filter_bar._dropdowns["rep"].value == rep_id
+    assert app.filter_bar.rep == rep_id
 
 
 def test_chart_selection_handlers_survive_a_new_chart(small_planted):
     app = return_on_effort_app(data_dir=small_planted)
     by_slice = app.views[2]
-    by_slice._slice.value = "Activity type"  # a new chart in the same panel
-    selections = by_slice._roe._jchart.selections
+    by_slice.by = "Activity type"  # a new chart in the same panel
+    selections = _charts(by_slice)[0].selections
     assert "picked" in selections.trait_names()
     first_type = app.state.enriched.activities["activity_type"][0]
     from altair.jupyter.jupyter_chart import PointSelection
@@ -272,20 +384,49 @@ def test_chart_selection_handlers_survive_a_new_chart(small_planted):
 
 def test_journey_kpis_compare_with_the_previous_period(small_planted):
     app = buyer_journey_app(data_dir=small_planted)
-    cards = app.views[0]._cards.value
+    cards = _html(app.views[0])
     assert "Win rate" in cards and "no previous period" in cards
-    app.filter_bar.set_period("Last 26 weeks")
-    cards = app.views[0]._cards.value
+    app.filter_bar.period = "Last 26 weeks"
+    cards = _html(app.views[0])
     assert "vs previous period" in cards and " pts " in cards
+    kpis = app.frames()["deal_kpis"]
+    assert "Win rate" in kpis["label"].to_list() and kpis["previous"].is_not_null().any()
 
 
 def test_pattern_session_ends_with_a_recap_of_the_findings(small_planted):
     truth = json.loads((small_planted / "truth.json").read_text())
     app = pattern_session_app(data_dir=small_planted)
     session = app.views[0]
-    session.go(len(STEPS) - 1)
-    recap = _html(session._body)
+    session.step = len(STEPS) - 1
+    recap = _html(session)
     assert truth["leaky_stage"] in recap
     assert truth["deviant_practice"]["activity_type"] in recap
     reps = pl.read_parquet(small_planted / "reps.parquet")
     assert not [n for n in reps["rep_name"].to_list() if n and n in recap]
+
+
+def test_each_workbook_names_only_frames_its_app_offers():
+    import nbformat
+    from _browser import REPO
+
+    factories = {f.__name__: f for f in FACTORIES}
+    for path in sorted((REPO / "workbooks").glob("0[1-8]_*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        code = "\n".join(c.source for c in cells if c.cell_type == "code")
+        factory = factories[re.search(r"import (\w+_app)", code).group(1)]
+        (guide,) = [
+            c.source for c in cells if c.cell_type == "markdown" and "app.frames()" in c.source
+        ]
+        named = set(re.findall(r'`"(\w+)"`', guide)) | set(
+            re.findall(r'frames\(\)\["(\w+)"\]', guide)
+        )
+        assert named, path.name
+        offered = FRAMES[factory] | ({"deviance"} if factory is pattern_session_app else set())
+        assert named <= offered, (path.name, named - offered)
+
+
+def test_pattern_session_frames_grow_with_the_steps_visited(small_planted):
+    app = pattern_session_app(data_dir=small_planted)
+    assert set(app.frames()) == FRAMES[pattern_session_app]
+    app.views[0].step = 3  # "Peers who do better"
+    assert {"headline", "trend", "deviance", "what_differs"} <= set(app.frames())

@@ -6,7 +6,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import ipywidgets as widgets
+import polars as pl
+from traitlets import Dict
 
+from effortlens.enrich import Enriched
 from effortlens_widgets._html import CSS, error_box, escape
 from effortlens_widgets.controls import AnonymiseToggle, FilterBar
 from effortlens_widgets.panels import enable_offline_charts
@@ -49,17 +52,39 @@ def row(*children: widgets.Widget) -> widgets.HBox:
 
 class View(widgets.VBox):
     """A part of a page that redraws from ``state.view`` whenever the data, filter or
-    anonymise switch changes. Subclasses implement :meth:`render`; any failure is shown as a
-    readable message in place of the view."""
+    anonymise switch changes.
+
+    Subclasses implement :meth:`render` and call :meth:`keep` with the aggregated frames they
+    draw, so an analyst can take them further (``view.frame``, ``App.frames()``). A view's own
+    choices (metric, slice, rep…) are public traits declared on the subclass; setting one
+    redraws the view. Any failure is shown as a readable message in place of the view.
+    """
+
+    frames = Dict(
+        read_only=True,
+        help="The aggregated Polars frames the view last drew, by name ({} while it shows a "
+        "message instead).",
+    )
 
     def __init__(self, state: PageState, **kwargs) -> None:
+        """Build the view on ``state``; it draws once the state has data."""
         super().__init__(**kwargs)
         self.state = state
         self._problem = widgets.HTML()
-        state.observe(self._refresh, names=["view", "anonymise"])
+        state.observe(self.refresh, names=["view", "anonymise"])
 
-    def render(self, view) -> None:  # pragma: no cover - abstract
+    def render(self, view: Enriched) -> None:  # pragma: no cover - abstract
+        """Draw the view from ``view`` (the enriched facts under the page filter)."""
         raise NotImplementedError
+
+    @property
+    def frame(self) -> pl.DataFrame | None:
+        """The main frame the view last drew (the first of ``frames``), or None."""
+        return next(iter(self.frames.values()), None)
+
+    def keep(self, **frames: pl.DataFrame) -> None:
+        """Record frames this draw shows, by name (they join ``frames``; the first is ``frame``)."""
+        self.set_trait("frames", {**self.frames, **frames})
 
     def no_effort_message(self, what: str) -> str:
         """Why an effort view is empty: the data has no activities at all, or this slice."""
@@ -72,11 +97,13 @@ class View(widgets.VBox):
             )
         return "No customer-facing activity in this selection: widen the filters above."
 
-    def _refresh(self, change=None) -> None:
+    def refresh(self, change: dict | None = None) -> None:
+        """Redraw from the page state; the one path every change of data, filter or trait takes."""
         view = self.state.view
         if view is None:
             return
         self._problem.value = ""
+        self.set_trait("frames", {})
         try:
             self.render(view)
         except Exception as err:  # a viewer must never see a traceback
@@ -120,6 +147,7 @@ class App(widgets.VBox):
         load: bool = True,
         show_title: bool = False,
     ) -> None:
+        """Build the page and, unless ``load=False``, load its data."""
         super().__init__()
         enable_offline_charts()
         self.add_class("el-view")
@@ -166,6 +194,26 @@ class App(widgets.VBox):
             self._status.value = error_box("The data could not be prepared.", self.state.error)
             return
         self._status.value = _status_line(data)
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """The Polars frame behind every view on the page, by name, as last drawn.
+
+        Each is the small aggregated frame a chart or table shows (under the page's filter, and
+        pseudonymised when names are hidden): a starting point for an analyst's own work. A
+        pattern session gives the frames of the steps visited so far.
+
+        Examples
+        --------
+        >>> app = return_on_effort_app()  # doctest: +SKIP
+        >>> sorted(app.frames())  # doctest: +SKIP
+        ['by_slice', 'headline', 'silent_streaks', 'trend']
+        >>> app.frames()["trend"].columns[:2]  # doctest: +SKIP
+        ['week', 'activities']
+        """
+        found: dict[str, pl.DataFrame] = {}
+        for view in self.views:
+            found.update(getattr(view, "frames", {}))
+        return found
 
 
 def _status_line(data) -> str:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import ipywidgets as widgets
 import polars as pl
-from traitlets import Unicode, observe
+from traitlets import Enum, TraitError, Unicode, validate
 
 from effortlens.filters import Filter
 from effortlens_widgets.state import PageState
@@ -44,8 +44,17 @@ class FilterBar(widgets.HBox):
 
     The widgets are plain dropdowns (one value or all), the way a sales leader expects; every
     change makes exactly one refresh of the page. The period is counted back from the last day
-    with data, so a historical export still opens on its own latest weeks.
+    with data, so a historical export still opens on its own latest weeks. Each dropdown is
+    linked to a public trait (``period``, ``team``, ``segment``, ``role``, ``rep``,
+    ``activity_type``): setting the trait is the same as picking in the page.
     """
+
+    period = Enum(tuple(PERIODS), "All data", help="Period preset: a key of PERIODS.")
+    team = Unicode(ALL, help="The team looked at, or '(all)'.")
+    segment = Unicode(ALL, help="The segment looked at, or '(all)'.")
+    role = Unicode(ALL, help="The role looked at, or '(all)'.")
+    rep = Unicode(ALL, help="The rep id looked at, or '(all)'.")
+    activity_type = Unicode(ALL, help="The activity type looked at, or '(all)'.")
 
     def __init__(
         self,
@@ -61,6 +70,7 @@ class FilterBar(widgets.HBox):
         ),
         default_period: str = "All data",
     ) -> None:
+        """Build the dropdowns named in ``show`` on ``state``."""
         super().__init__(layout=widgets.Layout(flex_flow="row wrap"))
         self.add_class("el-row")
         self._state = state
@@ -89,8 +99,9 @@ class FilterBar(widgets.HBox):
         }
         controls = {"period": self._period, **self._dropdowns}
         self.children = [controls[name] for name in show]
-        for control in controls.values():
-            control.observe(self._on_control, names="value")
+        for name, control in controls.items():
+            widgets.link((control, "value"), (self, name))
+        self.observe(self._on_control, names=list(controls))
         state.observe(self._on_data, names=["enriched", "anonymise"])
         state.observe(self._on_state_filter, names="filter")
         self._on_data()
@@ -153,11 +164,11 @@ class FilterBar(widgets.HBox):
     def current_filter(self) -> Filter:
         """The filter the controls describe."""
         picked = {
-            name: () if d.value in (ALL, None) else (d.value,)
-            for name, d in self._dropdowns.items()
+            name: () if getattr(self, name) in (ALL, None) else (getattr(self, name),)
+            for name in self._dropdowns
         }
         start = end = None
-        days = PERIODS[self._period.value]
+        days = PERIODS[self.period]
         enriched = self._state.enriched
         if days is not None and enriched is not None:
             end = last_day(enriched)
@@ -173,18 +184,18 @@ class FilterBar(widgets.HBox):
             activity_types=picked["activity_type"],
         )
 
-    def select_rep(self, rep_id: str | None) -> None:
-        """Pick a rep (e.g. from a click in a chart); ``None`` goes back to all reps."""
-        values = [o[1] for o in self._dropdowns["rep"].options]
-        self._dropdowns["rep"].value = rep_id if rep_id in values else ALL
-
-    def select(self, name: str, value: str | None) -> None:
-        """Set one dropdown (``team``, ``segment``, ``role``, ``activity_type``) by value."""
-        control = self._dropdowns[name]
-        control.value = value if value in control.options else ALL
+    @validate("team", "segment", "role", "rep", "activity_type")
+    def _valid_choice(self, proposal):
+        value = proposal["value"]
+        control = self._dropdowns[proposal["trait"].name]
+        options = [o[1] if isinstance(o, tuple) else o for o in control.options]
+        if value not in options:
+            raise TraitError(f"{value!r} is not one of the {proposal['trait'].name} options")
+        return value
 
     def set_period(self, label: str) -> None:
-        self._period.value = label
+        """Look at a period preset (a key of :data:`PERIODS`); the same as setting ``period``."""
+        self.period = label
 
 
 def last_day(enriched) -> dt.date | None:
@@ -202,6 +213,7 @@ class AnonymiseToggle(widgets.ToggleButton):
     """ "Hide names": pseudonyms everywhere on the page (charts, tables, tooltips, downloads)."""
 
     def __init__(self, state: PageState, **kwargs) -> None:
+        """A toggle linked to ``state.anonymise``."""
         super().__init__(
             value=state.anonymise,
             description="Hide names",
@@ -215,9 +227,8 @@ class AnonymiseToggle(widgets.ToggleButton):
 class PeerPicker(widgets.Dropdown):
     """Pick a peer group ("segment · role" by default); ``value`` is the group or ''."""
 
-    value_label = Unicode("", help="The chosen peer group, '' for all groups.")
-
     def __init__(self, state: PageState, **kwargs) -> None:
+        """A dropdown of the peer groups in ``state``'s data."""
         super().__init__(
             description="Peer group",
             style={"description_width": "initial"},
@@ -234,7 +245,3 @@ class PeerPicker(widgets.Dropdown):
         options = [("All peer groups", "")] + [(g, g) for g in _options(reps, "peer_group")[1:]]
         self.options = options
         self.value = current if current in [v for _, v in options] else ""
-
-    @observe("value")
-    def _on_value(self, change) -> None:
-        self.value_label = change["new"] or ""

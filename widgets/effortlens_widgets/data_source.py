@@ -175,6 +175,7 @@ class DataSourceLoader(widgets.VBox):
     error = Unicode("", help="Readable message of the last failure; '' when it succeeded.")
 
     def __init__(self, **kwargs) -> None:
+        """Build the source switch, folder field, upload and Load button (nothing is loaded)."""
         super().__init__(**kwargs)
         self._folder = widgets.Text(
             value=self.path,

@@ -39,6 +39,7 @@ class LoadReportView(widgets.VBox):
     )
 
     def __init__(self, **kwargs) -> None:
+        """Build the report; it shows ``value`` when given, else "No data loaded yet"."""
         self._headline = widgets.HTML()
         self._tables = widgets.HTML()
         self._by_reason = widgets.HTML()

@@ -14,7 +14,7 @@ from pathlib import Path
 import altair as alt
 import ipywidgets as widgets
 import polars as pl
-from traitlets import Unicode
+from traitlets import Int, List, Unicode, observe
 
 from effortlens_widgets._html import error_box, escape, table
 
@@ -40,16 +40,19 @@ def enable_offline_charts() -> None:
     global _OFFLINE
     if _OFFLINE:
         return
+    # Altair offers no public hook to reuse a bundle: its class attributes ``_esm`` (the
+    # bundled JavaScript) and ``_is_offline`` are what ``enable_offline`` itself sets.
+    chart_class = alt.JupyterChart
     cached = _bundle_cache()
     if cached.is_file() and cached.stat().st_size > 10_000:
-        alt.JupyterChart._esm = cached.read_text("utf-8")
-        alt.JupyterChart._is_offline = True
+        chart_class._esm = cached.read_text("utf-8")  # noqa: SLF001
+        chart_class._is_offline = True  # noqa: SLF001
     else:
-        alt.JupyterChart.enable_offline()
+        chart_class.enable_offline()
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
             tmp = cached.with_suffix(".tmp")
-            tmp.write_text(alt.JupyterChart._esm, "utf-8")
+            tmp.write_text(chart_class._esm, "utf-8")  # noqa: SLF001
             tmp.replace(cached)
         except OSError:
             pass  # a read-only disk only costs the two seconds again next time
@@ -77,11 +80,12 @@ class ChartPanel(widgets.VBox):
     filename = Unicode("effortlens-view", help="Stem of downloaded files.")
 
     def __init__(self, *, title: str = "", caption: str = "", filename: str = "", **kwargs):
+        """An empty panel; :meth:`show` puts a chart in it."""
+        self._heading = widgets.HTML()
         super().__init__(**kwargs)
         enable_offline_charts()
         self.title, self.caption = title, caption
         self.filename = filename or (title.lower().replace(" ", "-") or "effortlens-view")
-        self._heading = widgets.HTML()
         self._message = widgets.HTML()
         self._chart_box = widgets.Box(layout=widgets.Layout(width="100%"))
         self._jchart: alt.JupyterChart | None = None
@@ -106,6 +110,11 @@ class ChartPanel(widgets.VBox):
                 [self._csv, self._png_button, self._png], layout={"align_items": "center"}
             ),
         ]
+        self._render_heading()
+
+    @observe("title", "caption")
+    def _on_title(self, change) -> None:
+        """A new title or caption redraws the heading."""
         self._render_heading()
 
     def _render_heading(self) -> None:
@@ -200,6 +209,7 @@ class Kpi:
     versus: str = "previous period"  # '' shows the hint instead of a comparison
 
     def delta_html(self) -> str:
+        """The card's comparison line: change against ``previous``, or the hint."""
         if not self.versus:
             return f'<span class="el-kpi-delta el-muted">{escape(self.hint)}</span>'
         if self.value is None or self.previous is None:
@@ -223,12 +233,46 @@ class Kpi:
         )
 
 
+def kpi_frame(kpis: Sequence[Kpi]) -> pl.DataFrame:
+    """The numbers of a row of KPI cards as a frame: label, value, previous, versus.
+
+    Examples
+    --------
+    >>> kpi_frame([Kpi("Deals", 12, 10)]).row(0)
+    ('Deals', 12.0, 10.0, 'previous period')
+    """
+    return pl.DataFrame(
+        {
+            "label": [k.label for k in kpis],
+            "value": [k.value for k in kpis],
+            "previous": [k.previous for k in kpis],
+            "versus": [k.versus for k in kpis],
+        },
+        schema={
+            "label": pl.String,
+            "value": pl.Float64,
+            "previous": pl.Float64,
+            "versus": pl.String,
+        },
+    )
+
+
 class KpiCards(widgets.HTML):
-    """A row of KPI cards; set ``kpis`` (a sequence of :class:`Kpi`) to update them."""
+    """A row of KPI cards: set ``kpis`` (or call :meth:`show`) to update them."""
+
+    kpis = List(help="The Kpi values shown, in order.")
 
     def show(self, kpis: Sequence[Kpi]) -> None:
+        """Show ``kpis`` (the same as setting ``kpis``); ``[]`` empties the row."""
+        self.kpis = list(kpis)
+
+    @observe("kpis")
+    def _on_kpis(self, change) -> None:
+        if not self.kpis:
+            self.value = ""
+            return
         cards = []
-        for k in kpis:
+        for k in self.kpis:
             value = "—" if k.value is None else k.fmt.format(k.value)
             hint = f' title="{escape(k.hint)}"' if k.hint else ""
             cards.append(
@@ -239,13 +283,24 @@ class KpiCards(widgets.HTML):
 
 
 class TablePanel(widgets.VBox):
-    """A titled small table with a CSV download (tables stay small: views cut them first)."""
+    """A titled small table with a CSV download (tables stay small: views cut them first).
+
+    Call :meth:`show` with a frame or :meth:`show_message` with a sentence; changing
+    ``title``, ``caption`` or ``max_rows`` redraws what is shown.
+    """
+
+    title = Unicode("", help="Heading shown above the table.")
+    caption = Unicode("", help="One or two sentences on how to read the table.")
+    filename = Unicode("effortlens-table", help="Stem of the downloaded CSV.")
+    max_rows = Int(25, min=1, help="Rows shown on the page; the CSV has them all.")
 
     def __init__(self, *, title: str = "", caption: str = "", filename: str = "", max_rows=25):
-        super().__init__()
-        self._title, self._caption, self._max = title, caption, max_rows
-        self._filename = filename or title.lower().replace(" ", "-") or "effortlens-table"
+        """An empty panel; :meth:`show` puts a table in it."""
         self._html = widgets.HTML()
+        self._shown: tuple = ("message", "")
+        super().__init__()
+        self.title, self.caption, self.max_rows = title, caption, max_rows
+        self.filename = filename or title.lower().replace(" ", "-") or "effortlens-table"
         self.children = [self._html]
 
     def show(
@@ -257,32 +312,43 @@ class TablePanel(widgets.VBox):
     ) -> None:
         """Show ``frame`` (cut to ``max_rows``); ``percent`` columns read as "31%" on the
         page while the CSV keeps the exact shares."""
+        self._shown = ("table", frame, labels, percent)
+        self._draw()
+
+    def show_message(self, text: str) -> None:
+        """Replace the table by a message (nothing to list in this selection)."""
+        self._shown = ("message", text)
+        self._draw()
+
+    @observe("title", "caption", "max_rows", "filename")
+    def _on_title(self, change) -> None:
+        """A new title, caption or row limit redraws what is shown."""
+        self._draw()
+
+    def _draw(self) -> None:
+        heading = f'<h3 class="el-panel-title">{escape(self.title)}</h3>'
+        if self._shown[0] == "message":
+            text = self._shown[1]
+            self._html.value = f'{heading}<div class="el-note">{escape(text)}</div>' if text else ""
+            return
+        _, frame, labels, percent = self._shown
         shown = frame.with_columns(
             (pl.col(c) * 100).round(0).cast(pl.Int64).cast(pl.String).add("%").alias(c)
             for c in percent
             if c in frame.columns
         )
-        cut = shown.head(self._max)
+        cut = shown.head(self.max_rows)
         more = (
-            f'<p class="el-muted">Showing {self._max} of {frame.height:,} rows; '
+            f'<p class="el-muted">Showing {self.max_rows} of {frame.height:,} rows; '
             "the CSV has them all.</p>"
-            if frame.height > self._max
+            if frame.height > self.max_rows
             else ""
         )
-        caption = f'<p class="el-caption">{escape(self._caption)}</p>' if self._caption else ""
+        caption = f'<p class="el-caption">{escape(self.caption)}</p>' if self.caption else ""
         link = _data_link(
             frame.write_csv().encode(),
-            filename=f"{self._filename}.csv",
+            filename=f"{self.filename}.csv",
             mime="text/csv",
             label="⬇ CSV",
         )
-        self._html.value = (
-            f'<h3 class="el-panel-title">{escape(self._title)}</h3>{caption}'
-            f"{table(cut, labels=labels)}{more}{link}"
-        )
-
-    def show_message(self, text: str) -> None:
-        self._html.value = (
-            f'<h3 class="el-panel-title">{escape(self._title)}</h3>'
-            f'<div class="el-note">{escape(text)}</div>'
-        )
+        self._html.value = f"{heading}{caption}{table(cut, labels=labels)}{more}{link}"

@@ -24,14 +24,20 @@ class PageState(HasTraits):
     """
 
     data = Any(None, allow_none=True, help="LoadedData of the current load, or None.")
-    enriched = Any(None, allow_none=True, help="Enriched facts of the whole data set.")
+    enriched = Instance(
+        "effortlens.enrich.Enriched", allow_none=True, help="Enriched facts of the whole data set."
+    )
     filter = Instance(Filter, args=(), help="What the page is looking at.")
-    view = Any(None, allow_none=True, help="The enriched facts under the current filter.")
+    view = Instance(
+        "effortlens.enrich.Enriched",
+        allow_none=True,
+        help="The enriched facts under the current filter.",
+    )
     anonymise = Bool(False, help="Show pseudonyms instead of names and ids everywhere.")
     error = Unicode("", help="Readable message when enrichment failed; '' otherwise.")
-    busy = Bool(False, help="True while the data is being enriched.")
 
     def __init__(self, *, cache_dir=None, **kwargs) -> None:
+        """A page state; ``cache_dir`` overrides where enriched facts are cached."""
         self._cache_dir = cache_dir
         self._pseudonyms = None
         super().__init__(**kwargs)
@@ -48,7 +54,6 @@ class PageState(HasTraits):
         if data is None:
             self.enriched = None
             return
-        self.busy = True
         try:
             enriched = enrich(data, cache_dir=self._cache_dir)
             self._pseudonyms = build_pseudonyms(
@@ -61,8 +66,6 @@ class PageState(HasTraits):
             self.enriched = None
         else:
             self.enriched = enriched
-        finally:
-            self.busy = False
 
     @observe("enriched", "filter")
     def _on_filter(self, change) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import polars as pl
+from traitlets import Enum, TraitError, Unicode, observe, validate
 
 from effortlens.charts.interventions import intervention_chart
 from effortlens.findings import findings_html, intervention_findings
@@ -19,14 +20,22 @@ METRICS = {
 
 
 class Intervention(View):
+    """One intervention: its effect as KPI cards, the verdict and the weekly lines."""
+
+    intervention_id = Unicode(
+        None, allow_none=True, help="The intervention shown; None when the data has none."
+    )
+    metric = Enum(tuple(METRICS.values()), "response_rate", help="The measure compared.")
+
     def __init__(self, state) -> None:
+        """Build the intervention picker, metric switch, cards and chart on ``state``."""
         super().__init__(state)
         self._pick = widgets.Dropdown(
             description="Intervention",
             layout={"width": "34em"},
             style={"description_width": "initial"},
         )
-        self._metric = widgets.ToggleButtons(options=list(METRICS), value="Response rate")
+        self._metric = widgets.ToggleButtons(options=list(METRICS.items()), value=self.metric)
         self._metric.style.button_width = "11em"
         self._cards = KpiCards()
         self._finding = widgets.HTML()
@@ -39,8 +48,8 @@ class Intervention(View):
             filename="intervention",
         )
         self._updating = False
-        self._pick.observe(self._on_pick, names="value")
-        self._metric.observe(self._refresh, names="value")
+        widgets.link((self._pick, "value"), (self, "intervention_id"))
+        widgets.link((self._metric, "value"), (self, "metric"))
         self.children = [
             row(self._pick, self._metric),
             self._cards,
@@ -48,9 +57,18 @@ class Intervention(View):
             self._chart,
         ]
 
-    def _on_pick(self, change) -> None:
+    @validate("intervention_id")
+    def _valid_intervention_id(self, proposal):
+        wanted = proposal["value"]
+        known = [value for _, value in self._pick.options]
+        if wanted is not None and wanted not in known:
+            raise TraitError(f"no intervention {wanted!r}; known: {known}")
+        return wanted
+
+    @observe("intervention_id", "metric")
+    def _on_intervention_id(self, change) -> None:
         if not self._updating:
-            self._refresh()
+            self.refresh()
 
     def _sync_options(self) -> None:
         items = self.state.enriched.tables["interventions"].sort("start_date")
@@ -67,16 +85,18 @@ class Intervention(View):
                 self._updating = False
 
     def render(self, view) -> None:
+        """Draw the effect of ``intervention_id`` on ``metric`` (over the whole data set)."""
         self._sync_options()
-        if not self._pick.value:
+        if not self.intervention_id:
             self._chart.show_message("This data has no interventions (interventions table).")
-            self._cards.value = self._finding.value = ""
+            self._cards.show([])
+            self._finding.value = ""
             return
-        metric = METRICS[self._metric.value]
+        metric = self.metric
         # the whole data set: a designed comparison keeps its own windows and groups
         enriched = self.state.enriched
-        effect = intervention_effect(enriched, intervention_id=self._pick.value, metric=metric)
-        weekly = intervention_weekly(enriched, intervention_id=self._pick.value, metric=metric)
+        effect = intervention_effect(enriched, intervention_id=self.intervention_id, metric=metric)
+        weekly = intervention_weekly(enriched, intervention_id=self.intervention_id, metric=metric)
         rate_fmt = "{:.1%}" if metric == "response_rate" else "{:,.2f}"
         effect_fmt = "{:+.1%}" if metric == "response_rate" else "{:+,.2f}"
         self._cards.show(
@@ -112,9 +132,11 @@ class Intervention(View):
             intervention_chart(weekly, effect=effect, metric=metric),
             table_frame=weekly.with_columns(pl.col("value").round(4)),
         )
+        self.keep(weekly=weekly, effect=pl.DataFrame([effect]))
 
 
 def interventions_app(**kwargs) -> App:
+    """The interventions page."""
     return App(
         title="Interventions",
         question="Did the coaching, review or new practice change buyer response?",

@@ -22,7 +22,10 @@ from effortlens_widgets.panels import ChartPanel, TablePanel
 
 
 class Organisation(View):
+    """The finding, selling time per team, attrition against it, the between-team share."""
+
     def __init__(self, state) -> None:
+        """Build the finding, charts and table on ``state``."""
         super().__init__(state)
         self._finding = widgets.HTML()
         self._selling = ChartPanel(
@@ -52,6 +55,7 @@ class Organisation(View):
         ]
 
     def render(self, view) -> None:
+        """Draw every part from the filtered daily facts and teams."""
         if view.daily.height == 0:
             for p in (self._selling, self._attrition, self._variance):
                 p.show_message(self.no_effort_message("Time for selling"))
@@ -72,6 +76,7 @@ class Organisation(View):
         self._selling.show(selling_time_chart(by_team), table_frame=by_team)
         self._attrition.show(attrition_selling_chart(table), table_frame=table)
         self._variance.show(variance_share_chart(shares), table_frame=shares)
+        self.keep(selling_time=by_team, teams=table, variance_share=shares)
         self._table.show(
             table,
             percent=(
@@ -85,6 +90,7 @@ class Organisation(View):
 
 
 def organisation_app(**kwargs) -> App:
+    """The organisation page."""
     return App(
         title="Organisation",
         question="How much of the problem is the organisation — time left for selling, "

@@ -6,27 +6,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import ipywidgets as widgets
-from traitlets import Int, observe
+import polars as pl
+from traitlets import Int, observe, validate
 
 from effortlens.findings import by_section, findings_html, team_findings
 from effortlens_widgets._html import escape
 from effortlens_widgets.app import App, View
-from effortlens_widgets.apps.buyer_journey import Journey
-from effortlens_widgets.apps.habits import Habits
-from effortlens_widgets.apps.positive_deviance import Deviance
-from effortlens_widgets.apps.return_on_effort import BySlice, Headline, Trend
 from effortlens_widgets.state import PageState
+from effortlens_widgets.views import BySlice, Deviance, Habits, Headline, Journey, Trend
 
 
 class Recap(View):
     """The session's findings side by side, to choose the one habit to try."""
 
     def __init__(self, state) -> None:
+        """Build the recap on ``state``."""
         super().__init__(state)
         self._html = widgets.HTML()
         self.children = [self._html]
 
     def render(self, view) -> None:
+        """Put the habits, deviance and journey findings of the selection side by side."""
         found = team_findings(view, present=self.state.present)
         parts = ['<h3 class="el-panel-title">What we saw</h3>']
         parts += [findings_html(section) for section in by_section(found)]
@@ -93,12 +93,13 @@ STEPS: tuple[Step, ...] = (
 class PatternSession(widgets.VBox):
     """Next/back through :data:`STEPS`; each step's views are built on first visit."""
 
-    step = Int(0, help="Index of the step on screen.")
+    step = Int(0, help="Index of the step on screen (0 is the first; out-of-range is clamped).")
 
     def __init__(self, state: PageState, *, steps: tuple[Step, ...] = STEPS) -> None:
+        """Build the navigation on ``state`` and show the first of ``steps``."""
+        self._steps = steps
         super().__init__()
         self.state = state
-        self._steps = steps
         self._built: dict[int, widgets.Widget] = {}
         self._header = widgets.HTML()
         self._back = widgets.Button(description="Back", icon="arrow-left")
@@ -115,8 +116,26 @@ class PatternSession(widgets.VBox):
         self.children = [nav, self._header, self._body]
         self._on_step()
 
+    @property
+    def views(self) -> list[widgets.Widget]:
+        """The views of the steps visited so far, in step order."""
+        return [view for index in sorted(self._built) for view in self._built[index].children]
+
+    @property
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """The frames drawn by the views of the steps visited so far, by name."""
+        found: dict[str, pl.DataFrame] = {}
+        for view in self.views:
+            found.update(getattr(view, "frames", {}))
+        return found
+
     def go(self, index: int) -> None:
-        self.step = max(0, min(index, len(self._steps) - 1))
+        """Show step ``index`` (clamped to the first and last step)."""
+        self.step = index
+
+    @validate("step")
+    def _valid_step(self, proposal):
+        return max(0, min(proposal["value"], len(self._steps) - 1))
 
     @observe("step")
     def _on_step(self, change=None) -> None:
@@ -134,7 +153,7 @@ class PatternSession(widgets.VBox):
         if index not in self._built:
             views = [make(self.state) for make in s.views]
             for view in views:
-                view._refresh()
+                view.refresh()
             self._built[index] = widgets.VBox(views)
         self._body.children = [self._built[index]]
 

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs
 
 import ipywidgets as widgets
 import polars as pl
+from traitlets import TraitError, Unicode, observe, validate
 
 from effortlens.charts.mirror import mirror_chart
 from effortlens.findings import findings_html, mirror_findings
@@ -42,11 +43,19 @@ def query_rep() -> str | None:
 
 
 class Mirror(View):
+    """One rep's week: KPI cards against their own past, the finding, the weekly panels."""
+
+    rep_id = Unicode(
+        None, allow_none=True, help="The rep whose mirror is shown (an active rep's id)."
+    )
+
     def __init__(self, state, *, rep_id: str | None = None) -> None:
+        """Build the rep picker, cards and chart on ``state``, opening on ``rep_id``."""
         super().__init__(state)
         self._rep = widgets.Dropdown(
             description="Rep", layout={"width": "24em"}, style={"description_width": "initial"}
         )
+        widgets.link((self._rep, "value"), (self, "rep_id"))
         self._wanted = rep_id
         self._cards = KpiCards()
         self._finding = widgets.HTML()
@@ -56,15 +65,25 @@ class Mirror(View):
             "4-week mean (dashed) and the median of my peers (same segment and role).",
             filename="my-weeks",
         )
-        self._rep.observe(self._refresh, names="value")
         state.observe(self._on_names, names=["enriched", "anonymise"])
         self._on_names()
         self.children = [self._rep, self._cards, self._finding, self._chart]
 
+    @validate("rep_id")
+    def _valid_rep_id(self, proposal):
+        wanted = proposal["value"]
+        if wanted is not None and wanted not in [value for _, value in self._rep.options]:
+            raise TraitError(f"{wanted!r} is not an active rep of this data")
+        return wanted
+
+    @observe("rep_id")
+    def _on_rep_id(self, change) -> None:
+        self.refresh()
+
     def select(self, rep_id: str | None) -> None:
         """Open the mirror on ``rep_id`` when it is one of the listed reps."""
         if rep_id is not None and rep_id in [value for _, value in self._rep.options]:
-            self._rep.value = rep_id
+            self.rep_id = rep_id
         self._wanted = rep_id or self._wanted
 
     def _on_names(self, change=None) -> None:
@@ -82,7 +101,8 @@ class Mirror(View):
             self._rep.value = ids[0]
 
     def render(self, view) -> None:
-        rep_id = self._rep.value
+        """Draw the mirror of ``rep_id`` over their whole history."""
+        rep_id = self.rep_id
         if not rep_id:
             self._chart.show_message("Pick a rep.")
             return
@@ -95,7 +115,8 @@ class Mirror(View):
                 if enriched.activities.height == 0
                 else "No activity for this rep yet."
             )
-            self._cards.value = self._finding.value = ""
+            self._cards.show([])
+            self._finding.value = ""
             return
         rows = {r["metric"]: r for r in summary.iter_rows(named=True)}
         cards = []
@@ -118,6 +139,7 @@ class Mirror(View):
         label = self.state.rep_label(rep_id)
         self._finding.value = findings_html(mirror_findings(summary, rep_label=label))
         self._chart.show(mirror_chart(weeks), table_frame=weeks)
+        self.keep(weeks=weeks, summary=summary)
 
 
 def rep_mirror_app(*, rep_id: str | None = None, **kwargs) -> App:

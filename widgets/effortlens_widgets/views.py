@@ -1,0 +1,511 @@
+"""Views shown by more than one page: the ROE headline, trend and slices, the habits, positive
+deviance and the buyer journey.
+
+The pages in :mod:`effortlens_widgets.apps` compose them (the pattern session shows several);
+no page imports another page.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import polars as pl
+from traitlets import Enum, TraitError, Unicode, observe, validate
+
+from effortlens.charts.deviance import funnel_plot_chart, what_differs_chart
+from effortlens.charts.flow import stage_funnel_chart, time_in_stage_chart, verification_chart
+from effortlens.charts.habits import cadence_chart, sequence_lift_chart, timing_heatmap_chart
+from effortlens.charts.roe import no_impact_chart, roe_by_chart, roe_trend_chart
+from effortlens.deviance import rank_deviants, rep_deviance, what_differs
+from effortlens.filters import filter_enriched
+from effortlens.findings import (
+    deviance_findings,
+    findings_html,
+    habits_findings,
+    has_buyer_evidence,
+    journey_findings,
+    roe_headline,
+)
+from effortlens.flow import blocked_deals, flow_table
+from effortlens.habits import (
+    rank_habits,
+    response_by_cadence,
+    response_by_timing,
+    sequence_lift,
+)
+from effortlens.measures import deal_rates
+from effortlens.roe import roe_by, roe_trend
+from effortlens_widgets.app import View, row
+from effortlens_widgets.controls import PeerPicker
+from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards, TablePanel, kpi_frame
+
+#: Slice column -> (the Filter field a click sets, the kind of id it holds).
+_CLICK = {
+    "rep_id": ("reps", "rep"),
+    "team": ("teams", None),
+    "activity_type": ("activity_types", None),
+    "segment": ("segments", None),
+    "role": ("roles", None),
+}
+
+
+#: Slices a reader can compare, label -> columns.
+SLICES: dict[str, list[str]] = {
+    "Rep": ["rep_id", "rep_name"],
+    "Team": ["team"],
+    "Activity type": ["activity_type"],
+    "Segment": ["segment"],
+    "Role": ["role"],
+}
+
+
+#: How each headline figure of :func:`effortlens.findings.roe_headline` is written.
+HEADLINE_FORMATS: dict[str, str] = {
+    "activities": "{:,.0f}",
+    "response_rate": "{:.1%}",
+    "roe_per_100": "{:,.1f}",
+    "roe_per_hour": "{:,.2f}",
+    "no_impact_share": "{:.1%}",
+}
+
+
+def headline_kpis(state) -> list[Kpi]:
+    """The cards of :func:`effortlens.findings.roe_headline`: the page's period against the
+    equally long period before (when the page looks at a bounded period)."""
+    before = state.filter.previous_period()
+    previous = filter_enriched(state.enriched, before).daily if before is not None else None
+    return [
+        Kpi(
+            r["label"],
+            r["value"],
+            r["previous"],
+            HEADLINE_FORMATS[r["metric"]],
+            r["higher_is_better"],
+            r["hint"],
+        )
+        for r in roe_headline(state.view.daily, previous=previous).iter_rows(named=True)
+    ]
+
+
+class Headline(View):
+    """KPI cards for the filtered period."""
+
+    def __init__(self, state) -> None:
+        """Build the cards on ``state``."""
+        super().__init__(state)
+        self._cards = KpiCards()
+        self.children = [self._cards]
+
+    def render(self, view) -> None:
+        """Show the KPIs of the filtered period against the previous one."""
+        self._cards.show(headline_kpis(self.state))
+        self.keep(headline=kpi_frame(self._cards.kpis))
+
+
+class Trend(View):
+    """Weekly ROE (or response rate) with its 4-week rolling mean."""
+
+    metric = Enum(
+        ("roe_per_100", "response_rate", "roe_per_hour"),
+        "roe_per_100",
+        help="The measure drawn week by week.",
+    )
+
+    def __init__(self, state) -> None:
+        """Build the metric switch and the chart on ``state``."""
+        super().__init__(state)
+        self._metric = widgets.ToggleButtons(
+            options=[
+                ("ROE per 100", "roe_per_100"),
+                ("Response rate", "response_rate"),
+                ("ROE per hour", "roe_per_hour"),
+            ],
+            value=self.metric,
+        )
+        self._metric.style.button_width = "9em"
+        self._panel = ChartPanel(
+            title="Week by week",
+            caption="Thin line: each week. Thick line: the 4-week rolling mean, which is what to "
+            "read — single weeks are noisy. A lasting rise means effort is earning more buyer "
+            "action per touch.",
+            filename="roe-by-week",
+        )
+        widgets.link((self._metric, "value"), (self, "metric"))
+        self.children = [self._metric, self._panel]
+
+    @observe("metric")
+    def _on_metric(self, change) -> None:
+        self.refresh()
+
+    def render(self, view) -> None:
+        """Draw the weekly line of ``metric`` and its rolling mean."""
+        trend = roe_trend(view.daily, period="week", window=4)
+        if trend.height == 0:
+            self._panel.show_message(self.no_effort_message("Return on effort"))
+            return
+        self._panel.show(roe_trend_chart(trend, metric=self.metric), table_frame=trend, width=980)
+        self.keep(trend=trend)
+
+
+class BySlice(View):
+    """ROE and no-impact effort per rep, team or activity type; click a bar to filter."""
+
+    by = Enum(tuple(SLICES), "Team", help="What the bars compare: a label of SLICES.")
+
+    def __init__(self, state) -> None:
+        """Build the slice switch and the two charts on ``state``."""
+        super().__init__(state)
+        self._slice = widgets.ToggleButtons(options=list(SLICES), value=self.by)
+        self._slice.style.button_width = "8.5em"
+        self._roe = ChartPanel(
+            title="Return on effort by slice",
+            caption="Buyer-action weight per 100 customer-facing activities; the rule is the "
+            "overall value. Long bars earn more buyer action per touch. Click a bar to narrow "
+            "the whole page to it.",
+            filename="roe-by-slice",
+        )
+        self._waste = ChartPanel(
+            title="Effort with no buyer action",
+            caption="Each bar splits the effort into touches that earned at least one buyer "
+            "action and touches that earned none — the invisible waste.",
+            filename="no-impact-effort",
+        )
+        widgets.link((self._slice, "value"), (self, "by"))
+        self._roe.on_select("picked", self.pick)
+        self.children = [self._slice, row(self._roe, self._waste)]
+
+    @observe("by")
+    def _on_by(self, change) -> None:
+        self.refresh()
+
+    def pick(self, points: list[dict]) -> None:
+        """Narrow the whole page to the clicked bar's rep, team or type (a chart selection)."""
+        column = SLICES[self.by][0]
+        field, kind = _CLICK[column]
+        if not points or column not in points[0]:
+            return
+        value = points[0][column]
+        self.state.update_filter(**{field: (self.state.unmask(kind, value) if kind else value,)})
+
+    def render(self, view) -> None:
+        """Draw ROE and no-impact effort per slice of ``by``."""
+        by = SLICES[self.by]
+        facts = view.daily
+        if "rep_name" in by:
+            facts = facts.join(view.reps.select("rep_id", "rep_name"), on="rep_id", how="left")
+        table = roe_by(facts, by=by).filter(pl.col("activities") > 0)
+        if table.height == 0:
+            for p in (self._roe, self._waste):
+                p.show_message(self.no_effort_message("Return on effort"))
+            return
+        table = self.state.present(table)
+        label = by[-1]
+        top = table.sort("activities", descending=True).head(40)
+        self._roe.show(roe_by_chart(top, by=label, select=by[0]), table_frame=table)
+        self._waste.show(no_impact_chart(top, by=label), table_frame=table)
+        self.keep(by_slice=table)
+
+
+class Habits(View):
+    """The finding, the weekday × hour heatmap, cadence and the sequences that pay."""
+
+    def __init__(self, state) -> None:
+        """Build the finding and the three charts on ``state``."""
+        super().__init__(state)
+        self._finding = widgets.HTML()
+        self._timing = ChartPanel(
+            title="When buyers answer",
+            caption="Response rate of customer-facing touches by weekday and local hour (the "
+            "settings' time zone). Darker is better; blank cells have too few touches to read. "
+            "Use the drop-down in the chart to switch activity type.",
+            filename="timing-heatmap",
+        )
+        self._cadence = ChartPanel(
+            title="Cadence",
+            caption="Response against the days since the previous touch on the same contact. "
+            "Follow-ups after a long silence are rarely answered.",
+            filename="cadence",
+        )
+        self._sequences = ChartPanel(
+            title="Sequences that pay",
+            caption="Short runs of touches on one contact, ranked by how much more often their "
+            "last touch is answered than an average touch (lift). 1 means no better than chance.",
+            filename="sequences",
+        )
+        self.children = [
+            self._finding,
+            self._timing,
+            row(self._cadence, self._sequences),
+        ]
+
+    def render(self, view) -> None:
+        """Draw timing, cadence and sequences of the filtered activities."""
+        acts = view.activities
+        if acts.filter(pl.col("is_customer_facing")).height == 0:
+            for p in (self._timing, self._cadence, self._sequences):
+                p.show_message(self.no_effort_message("Habits and patterns"))
+            self._finding.value = ""
+            return
+        timing = response_by_timing(acts)
+        cadence = response_by_cadence(acts)
+        sequences = sequence_lift(acts)
+        ranked = rank_habits(timing, cadence, sequences)
+        self._finding.value = findings_html(habits_findings(ranked))
+        self._timing.show(timing_heatmap_chart(timing, min_activities=20), table_frame=timing)
+        self._cadence.show(cadence_chart(cadence), table_frame=cadence)
+        self.keep(timing=timing, cadence=cadence, sequences=sequences, habits=ranked)
+        if sequences.height:
+            self._sequences.show(sequence_lift_chart(sequences), table_frame=sequences)
+        else:
+            self._sequences.show_message("No sequence is frequent enough in this selection.")
+
+
+METRICS = {"Response rate": "response_rate", "Win rate": "win_rate"}
+
+
+class Deviance(View):
+    """Funnel plot per peer group, the deviants, and what they do differently."""
+
+    metric = Enum(tuple(METRICS.values()), "response_rate", help="The rate reps are compared on.")
+    peer_group = Unicode("", help="The peer group drawn in the funnel plot; '' for all groups.")
+    rep = Unicode(
+        None,
+        allow_none=True,
+        help="Real id of the rep whose practice is compared with peers (a click in the funnel "
+        "plot); None compares all positive deviants.",
+    )
+
+    def __init__(self, state) -> None:
+        """Build the metric switch, peer picker, charts and table on ``state``."""
+        super().__init__(state)
+        self._metric = widgets.ToggleButtons(options=list(METRICS.items()), value=self.metric)
+        self._metric.style.button_width = "9em"
+        self._peer = PeerPicker(state)
+        self._finding = widgets.HTML()
+        self._funnel = ChartPanel(
+            title="Each rep against peers just like them",
+            caption="One panel per peer group. The curved lines are the 95% and 99.8% control "
+            "limits: a rep outside the outer line with enough volume is doing something "
+            "different, not just getting lucky. Click a rep to see what they do differently.",
+            filename="funnel-plot",
+        )
+        self._funnel.on_select("picked_rep", self.pick)
+        self._last_deviance: pl.DataFrame | None = None
+        self._differs = ChartPanel(
+            title="What they do differently",
+            caption="Practice mix of the positive deviants (or the rep you clicked) against "
+            "their peers, largest standardised difference first.",
+            filename="what-differs",
+        )
+        self._table = TablePanel(title="Deviants", filename="deviants")
+        widgets.link((self._metric, "value"), (self, "metric"))
+        widgets.link((self._peer, "value"), (self, "peer_group"))
+        self.children = [
+            row(self._metric, self._peer),
+            self._finding,
+            self._funnel,
+            self._differs,
+            self._table,
+        ]
+
+    @observe("metric", "peer_group")
+    def _on_metric(self, change) -> None:
+        self.refresh()
+
+    @validate("rep")
+    def _valid_rep(self, proposal):
+        rep = proposal["value"] or None
+        enriched = self.state.enriched
+        if rep is not None and enriched is not None and rep not in enriched.reps["rep_id"]:
+            raise TraitError(f"no rep {rep!r} in this data")
+        return rep
+
+    @observe("rep")
+    def _on_rep(self, change) -> None:
+        if self._last_deviance is not None:
+            self._render_differs(self.state.view, self._last_deviance)
+
+    def pick(self, points: list[dict]) -> None:
+        """Compare the clicked rep (a funnel-plot selection; [] for all deviants) with peers."""
+        shown = points[0].get("rep_id") if points else None
+        self.rep = self.state.unmask("rep", shown) if shown else None
+
+    def render(self, view) -> None:
+        """Draw the funnel plot, the finding, what differs and the deviants table."""
+        if self.state.enriched.activities.height == 0 and self.metric != "win_rate":
+            self.metric = "win_rate"  # deals-only data: the response rate cannot exist
+            return  # the change of metric redraws the view
+        metric = self.metric
+        deviance = rep_deviance(view, metric=metric)
+        if deviance.filter(pl.col("volume") > 0).height == 0:
+            what = "closed deals" if metric == "win_rate" else "customer-facing activities"
+            self._funnel.show_message(f"No {what} in this selection.")
+            self._finding.value = ""
+            self._differs.show_message("Nothing to compare.")
+            self._table.show_message("No deviants.")
+            return
+        self._last_deviance = deviance
+        shown = self.state.present(deviance)
+        group = self.peer_group or None
+        self._funnel.show(
+            funnel_plot_chart(shown, peer_group=group, min_volume=None),
+            table_frame=shown.drop("overdispersion"),
+        )
+        self.keep(deviance=shown.drop("overdispersion"))
+        differs = self._render_differs(view, deviance)
+        self._finding.value = findings_html(deviance_findings(shown, differs, metric=metric))
+        table = rank_deviants(shown).select(
+            "rep_name", "peer_group", "direction", "rate", "peer_rate", "shrunk_rate", "volume"
+        )
+        if table.height:
+            self._table.show(table, percent=("rate", "peer_rate", "shrunk_rate"))
+        else:
+            self._table.show_message("No rep is outside the 99.8% limits of their peer group.")
+
+    def _render_differs(self, view, deviance: pl.DataFrame) -> pl.DataFrame:
+        if view is None or view.activities.height == 0:
+            self._differs.show_message("Practice mix needs activities; this data has deals only.")
+            return pl.DataFrame()
+        rep_ids = [self.rep] if self.rep else None
+        differs = what_differs(view.activities, deviance, rep_ids=rep_ids)
+        if differs.height == 0:
+            self._differs.show_message("No positive deviants to compare in this selection.")
+            return differs
+        who = (
+            f"{self.state.rep_label(self.rep)} against their peers"
+            if self.rep
+            else "Positive deviants against their peers"
+        )
+        self._differs.show(
+            what_differs_chart(differs, title=f"What differs: {who}"), table_frame=differs
+        )
+        self.keep(what_differs=differs)
+        return differs
+
+
+class Journey(View):
+    """Deal KPIs, the finding, the stage funnel, time in stage, verification, blocked deals."""
+
+    by = Enum(
+        (None, "segment", "team"),
+        None,
+        allow_none=True,
+        help="Split the stage charts by segment or team; None shows all deals together.",
+    )
+
+    def __init__(self, state) -> None:
+        """Build the split switch, cards, charts and table on ``state``."""
+        super().__init__(state)
+        self._by = widgets.ToggleButtons(
+            options=[("All deals", None), ("By segment", "segment"), ("By team", "team")],
+            value=self.by,
+        )
+        self._by.style.button_width = "8em"
+        self._cards = KpiCards()
+        self._finding = widgets.HTML()
+        self._funnel = ChartPanel(
+            title="Stage by stage",
+            caption="How many deals reached each stage, and what became of them: moved on, "
+            "leaked (lost or no decision before the next stage) or still open there.",
+            filename="stage-funnel",
+        )
+        self._time = ChartPanel(
+            title="Time in stage",
+            caption="Median days in each stage (bar) and the slowest 10% (tick). Open deals "
+            "count for as long as they have waited so far.",
+            filename="time-in-stage",
+        )
+        self._verified = ChartPanel(
+            title="Verified by the buyer",
+            caption="Share of stage entries backed by a buyer verifier (meeting held, proposal "
+            "requested, mutual plan, verbal commit). Unverified moves are the seller's opinion.",
+            filename="verification",
+        )
+        self._blocked = TablePanel(
+            title="Blocked deals",
+            caption="Open deals that have waited in their stage longer than 90% of deals ever "
+            "did: the ones to unblock or close out.",
+            filename="blocked-deals",
+        )
+        widgets.link((self._by, "value"), (self, "by"))
+        self.children = [
+            self._cards,
+            self._finding,
+            self._by,
+            self._funnel,
+            row(self._time, self._verified),
+            self._blocked,
+        ]
+
+    @observe("by")
+    def _on_by(self, change) -> None:
+        self.refresh()
+
+    def render(self, view) -> None:
+        """Draw every part of the journey from the filtered deals."""
+        opps = view.tables["opportunities"]
+        if opps.height == 0 or view.tables["stage_history"].height == 0:
+            for panel in (self._funnel, self._time, self._verified):
+                panel.show_message("No deals with stage history in this selection.")
+            self._cards.show([])
+            self._finding.value = ""
+            return
+        by = self.by
+        overall = flow_table(view)
+        flow = flow_table(view, by=by) if by else overall
+        now = deal_rates(opps)
+        before = {}
+        previous = self.state.filter.previous_period()
+        if previous is not None:
+            before = deal_rates(
+                filter_enriched(self.state.enriched, previous).tables["opportunities"]
+            )
+        self._cards.show(
+            [
+                Kpi("Deals created", now["deals"], before.get("deals")),
+                Kpi(
+                    "Win rate",
+                    now["win_rate"],
+                    before.get("win_rate"),
+                    fmt="{:.1%}",
+                    hint="Won / closed deals",
+                ),
+                Kpi(
+                    "No-decision rate",
+                    now["no_decision_rate"],
+                    before.get("no_decision_rate"),
+                    fmt="{:.1%}",
+                    higher_is_better=False,
+                    hint="Closed with no decision / closed deals",
+                ),
+                Kpi(
+                    "Blocked now",
+                    int(overall["blocked"].sum()),
+                    higher_is_better=False,
+                    hint="Open deals past their stage's p90 time in stage",
+                    versus="",
+                ),
+            ]
+        )
+        found = journey_findings(overall, has_evidence=has_buyer_evidence(view))
+        self._finding.value = findings_html(found)
+        self._funnel.show(stage_funnel_chart(flow, by=by), table_frame=flow)
+        self._time.show(time_in_stage_chart(flow, by=by), table_frame=flow)
+        self._verified.show(verification_chart(flow, by=by), table_frame=flow)
+        self.keep(flow=flow, deal_kpis=kpi_frame(self._cards.kpis))
+        blocked = blocked_deals(view)
+        if blocked.height:
+            blocked = blocked.join(
+                view.reps.select("rep_id", "rep_name"), on="rep_id", how="left"
+            ).sort("over_days", descending=True)
+            shown = self.state.present(blocked).select(
+                "opportunity_id",
+                "rep_name",
+                "stage",
+                pl.col("entered_ts").dt.date().alias("in stage since"),
+                pl.col("age_days").round(0).cast(pl.Int64).alias("days in stage"),
+                pl.col("threshold_days").round(0).cast(pl.Int64).alias("p90 of the stage"),
+            )
+            self._blocked.show(shown, labels={"opportunity_id": "deal", "rep_name": "owner"})
+            self.keep(blocked_deals=shown)
+        else:
+            self._blocked.show_message("No open deal is past its stage's p90 time.")
