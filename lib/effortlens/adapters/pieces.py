@@ -32,12 +32,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 import polars as pl
 
 from effortlens.adapters.reading import LINE, RAW, Context, Sheet
-from effortlens.loading import RawTable, validate_tables
+from effortlens.loading import LoadedData, RawTable, validate_tables
 from effortlens.schema import TABLES
+from effortlens.settings import Settings
 
 #: Reason codes the adapters add to the foundation's, for rows set aside by meaning.
 ADAPTER_REASONS: dict[str, str] = {
@@ -129,7 +131,9 @@ def routing_note(sheet_name: str, rows: int, counts: dict[str, int]) -> str:
     return f"{sheet_name}: {rows} rows -> {parts}" if parts else f"{sheet_name}: {rows} rows"
 
 
-def assemble(pieces: list[Piece], ctx: Context, *, source: str, now=None):
+def assemble(
+    pieces: list[Piece], ctx: Context, *, source: str, now: datetime | None = None
+) -> LoadedData:
     """Validate the pieces through the foundation's pipeline and return ``LoadedData``.
 
     Pieces of one table are stacked, each row keeping its export file and data row; rows set
@@ -196,7 +200,7 @@ def assemble(pieces: list[Piece], ctx: Context, *, source: str, now=None):
     return dataclasses.replace(data, quarantine=quarantine, report=report, source=source)
 
 
-def currency_notes(opportunities: pl.DataFrame, settings) -> list[str]:
+def currency_notes(opportunities: pl.DataFrame, settings: Settings) -> list[str]:
     """Say which currencies the deal amounts are in and which can be converted.
 
     Amounts in different currencies are never added up unless the settings'
