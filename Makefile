@@ -30,11 +30,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # The sample is generated only when the workbooks are to open it.
 NEEDS_SAMPLE := $(if $(filter $(DEFAULT_DATA),$(abspath $(DATA))),sample)
 
-.PHONY: help run serve lab test sample lint format strip clean
+.PHONY: help run serve hub hub-deps lab test sample lint format strip clean
 
 help:
 	@echo "make run     serve every workbook with Voila on http://$(RUN_HOST):$(PORT) (you only)"
 	@echo "make serve   publish them to a team on $(HOST):$(PORT), login required (see README)"
+	@echo "make hub     JupyterHub in front of the apps on http://127.0.0.1:8000 (see README)"
 	@echo "make lab     open the workbooks in JupyterLab (same venv, same data)"
 	@echo "make test    install test extras and Chromium if missing, run pytest"
 	@echo "make sample  generate the default sample data into $(DEFAULT_DATA) if missing"
@@ -53,7 +54,7 @@ $(VENV)/.installed-lab: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e ".[test,lab]"
+	$(PY) -m pip install -q -e ".[test,lab,hub]"
 	$(PY) -m effortlens_serve.develop >/dev/null
 	touch $@ $(VENV)/.installed-lab
 
@@ -80,16 +81,31 @@ lab: $(VENV)/.installed-lab $(NEEDS_SAMPLE)
 		--LabApp.default_url=/lab/tree/workbooks/00_start_here.ipynb \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
-test: $(VENV)/.installed-test /usr/bin/chromium
+# JupyterHub's proxy from npm, inside the venv (Node.js from Debian when missing).
+CHP := $(VENV)/hub/node_modules/.bin/configurable-http-proxy
+$(CHP): | $(PY)
+	@command -v npm >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends nodejs npm; }
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/hub configurable-http-proxy@^5
+
+hub-deps: $(VENV)/.installed-test $(CHP)
+
+# JupyterHub on http://127.0.0.1:8000 in front of the apps (deploy/jupyterhub/jupyterhub_config.py;
+# a trial with any user name and the password in EFFORTLENS_HUB_PASSWORD).
+hub: hub-deps $(NEEDS_SAMPLE)
+	EFFORTLENS_DATA="$(abspath $(DATA))" $(VENV)/bin/jupyterhub -f deploy/jupyterhub/jupyterhub_config.py
+
+test: $(VENV)/.installed-test /usr/bin/chromium $(CHP)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check lib widgets tests bench
-	$(VENV)/bin/ruff format --check lib widgets tests bench
+	$(VENV)/bin/ruff check lib widgets serve tests bench
+	$(VENV)/bin/ruff format --check lib widgets serve tests bench
 
 format: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check --fix lib widgets tests bench
-	$(VENV)/bin/ruff format lib widgets tests bench
+	$(VENV)/bin/ruff check --fix lib widgets serve tests bench
+	$(VENV)/bin/ruff format lib widgets serve tests bench
 
 strip: $(VENV)/.installed-lab
 	$(VENV)/bin/jupyter nbconvert --log-level=WARN --inplace \

@@ -26,6 +26,7 @@ from voila.tornado.handler import TornadoVoilaHandler
 from effortlens_serve.handlers import (
     AuthenticatedFileHandler,
     AuthenticatedRequestInfoHandler,
+    ChartBundleHandler,
     EffortLensVoilaHandler,
     StatusHandler,
 )
@@ -52,6 +53,7 @@ class EffortLensVoila(Voila):
     def init_settings(self):
         settings = super().init_settings()
         settings["effortlens_slots"] = ViewerSlots(limit=self.max_viewers)
+        settings["compress_response"] = True  # pages and the chart bundle, gzipped
         return settings
 
     def init_handlers(self):
@@ -59,8 +61,32 @@ class EffortLensVoila(Voila):
         for spec in super().init_handlers():
             pattern, cls, *rest = spec
             handlers.append((pattern, _SWAPS.get(cls, cls), *rest))
-        status = self.server_url.rstrip("/") + "/effortlens/api/status"
-        return [(status, StatusHandler), *handlers]
+        root = self.server_url.rstrip("/")
+        extra = [(root + "/effortlens/api/status", StatusHandler)]
+        if _BUNDLE:
+            name, content = _BUNDLE
+            extra.append(
+                (
+                    root + "/effortlens/static/(jupyterchart-[^/]+\\.js)",
+                    ChartBundleHandler,
+                    {"name": name, "content": content},
+                )
+            )
+        return [*extra, *handlers]
+
+
+#: (file name, content) of the chart bundle this server serves, set by :func:`main`.
+_BUNDLE: tuple[str, bytes] | None = None
+
+
+def chart_bundle() -> tuple[str, bytes]:
+    """The offline Altair chart module (Vega, Vega-Lite, vega-embed) and its versioned name."""
+    import altair as alt
+    import vl_convert
+
+    alt.JupyterChart.enable_offline()
+    name = f"jupyterchart-{alt.__version__}-{vl_convert.__version__}.js"
+    return name, alt.JupyterChart._esm.encode("utf-8")  # noqa: SLF001
 
 
 def is_loopback(host: str) -> bool:
@@ -121,6 +147,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="no login (refused unless --host is a loopback address: `make run`)",
     )
     p.add_argument("--pool", type=int, default=1, help="preheated kernels per app (default 1)")
+    p.add_argument(
+        "--pool-app",
+        action="append",
+        default=[],
+        metavar="NOTEBOOK=N",
+        help="preheated kernels for one app, e.g. 01_return_on_effort.ipynb=8 (repeatable)",
+    )
+    p.add_argument(
+        "--pool-refill-delay",
+        type=float,
+        default=20,
+        help="seconds before a used preheated kernel is replaced (after a rush, default 20)",
+    )
     p.add_argument(
         "--max-viewers",
         type=int,
@@ -193,6 +232,23 @@ def voila_arguments(args: argparse.Namespace) -> tuple[list[str], Config]:
         f"--MappingKernelManager.cull_interval={args.cull_interval}",
         f"--EffortLensKernelManager.cull_connected_timeout={args.cull_connected}",
     ]
+    pools = {"default": {"pool_size": max(args.pool, 0)}}
+    for item in args.pool_app:
+        name, _, size = item.rpartition("=")
+        if not name or not size.isdigit():
+            raise SystemExit(f"effortlens serve: --pool-app wants NOTEBOOK=N, not {item!r}")
+        pools[name] = {"pool_size": int(size)}
+    preheat = any(p["pool_size"] > 0 for p in pools.values())
+    argv[argv.index(f"--VoilaConfiguration.preheat_kernel={args.pool > 0}")] = (
+        f"--VoilaConfiguration.preheat_kernel={preheat}"
+    )
+    secret.VoilaKernelManager.kernel_pools_config = pools
+    secret.VoilaKernelManager.fill_delay = float(args.pool_refill_delay)
+    # Under load a kernel's output can trail its "done" reply by more than nbclient's 4 s, and
+    # the output (the app itself) was then dropped from the page ("Timeout waiting for IOPub
+    # output"); a kernel could also take more than 60 s to start.
+    secret.VoilaExecutor.iopub_timeout = 60
+    secret.VoilaExecutor.startup_timeout = 180
     secret.EffortLensServe.generated_token = token if generated else ""
     return argv, secret
 
@@ -216,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     voila_argv, config = voila_arguments(args)
     if args.data:
         os.environ["EFFORTLENS_DATA"] = str(Path(args.data).resolve())
+    global _BUNDLE
+    _BUNDLE = chart_bundle()
+    os.environ["EFFORTLENS_CHART_BUNDLE"] = f"effortlens/static/{_BUNDLE[0]}"
     template = _template_path()
     if template:
         paths = [template, *filter(None, os.environ.get("JUPYTER_PATH", "").split(os.pathsep))]

@@ -49,9 +49,26 @@ class EffortLensVoilaHandler(TornadoVoilaHandler):
       starts no kernel, instead of starting one more on a machine with no room for it.
     """
 
+    def should_use_rendered_notebook(self, notebook_data, pool_size, *args, **kwargs):
+        """Take a preheated kernel only when one is ready.
+
+        Voila otherwise hands a viewer the pool's next entry even when it is still starting,
+        and every entry taken schedules one more: in a rush, each viewer beyond the pool waited
+        for a refill kernel while the refills for the next rush competed with them for the CPU.
+        A viewer beyond the ready pool now starts a kernel of its own at once, and the pool
+        refills after ``VoilaKernelManager.fill_delay``, when the rush is over.
+        """
+        notebook = self.notebook_path or getattr(self, "_el_path", None)
+        pools = getattr(self.kernel_manager, "_pools", {})
+        entries = pools.get(notebook, [])
+        if not entries or not _ready(entries[0]):
+            return False
+        return super().should_use_rendered_notebook(notebook_data, pool_size, *args, **kwargs)
+
     @tornado.web.authenticated
     async def get(self, path=None):
         self.xsrf_token  # noqa: B018  (reading it sets the _xsrf cookie)
+        self._el_path = path
         slots = _slots(self)
         slot = slots.try_take(self.kernel_manager)
         if slot is None:
@@ -70,6 +87,27 @@ class EffortLensVoilaHandler(TornadoVoilaHandler):
             slots.release_if_unused(slot)
 
 
+class ChartBundleHandler(tornado.web.RequestHandler):
+    """The Vega/Altair chart bundle, one file for every chart of every page.
+
+    Kernels of this server get its path in ``EFFORTLENS_CHART_BUNDLE`` and give their charts a
+    few-line module that imports it, instead of a 0.9 MB copy each (see
+    ``effortlens_widgets.panels.enable_offline_charts``). The name carries the Altair and
+    vl-convert versions, so browsers may cache it for good. Public library code: no login.
+    """
+
+    def initialize(self, name: str, content: bytes):
+        self.name = name
+        self.content = content
+
+    def get(self, name: str):
+        if name != self.name:
+            raise tornado.web.HTTPError(404)
+        self.set_header("Content-Type", "text/javascript; charset=utf-8")
+        self.set_header("Cache-Control", "public, max-age=31536000, immutable")
+        self.finish(self.content)
+
+
 class StatusHandler(APIHandler):
     """``GET /effortlens/api/status``: kernels, pool and viewer places (login required)."""
 
@@ -83,12 +121,20 @@ class StatusHandler(APIHandler):
                 {
                     "kernels": len(km.list_kernel_ids()),
                     "pool": sum(len(p) for p in pools.values()),
+                    "pool_ready": sum(_ready(entry) for p in pools.values() for entry in p),
                     "viewers": slots.in_use(km),
                     "viewer_limit": slots.limit,
                     "connections": sum(km._kernel_connections.values()),
                 }
             )
         )
+
+
+def _ready(entry) -> bool:
+    """Whether a preheated pool entry has its kernel started and its notebook rendered."""
+    if not entry.done() or entry.cancelled() or entry.exception() is not None:
+        return False
+    return entry.result()["task"].done()
 
 
 class AuthenticatedFileHandler(AllowListFileHandler):
@@ -108,9 +154,11 @@ class AuthenticatedRequestInfoHandler(RequestInfoSocketHandler):
 
 
 async def _require_user(handler: tornado.web.RequestHandler) -> None:
+    """403 unless the request carries a valid login cookie (these routes are used by the page
+    itself, after its login, never opened with a token)."""
     provider = handler.settings["identity_provider"]
     if not provider.auth_enabled:
         return
-    user = await ensure_async(provider.get_user(handler))
+    user = await ensure_async(provider.get_user_cookie(handler))
     if user is None:
         raise tornado.web.HTTPError(403)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import effortlens_widgets._startup  # noqa: F401  (first: keeps kernel starts fast)
 from effortlens_widgets.data_source import (
     DATA_ENV,
     DataSourceLoader,

@@ -1,0 +1,460 @@
+"""Many viewers at once on the served apps: time to first chart, filter changes, clean-up.
+
+Starts ``effortlens serve`` on loopback with a token (as ``make serve`` does), opens N pages at
+the same moment in Debian's headless Chromium (one browser context per viewer, so each has its
+own login cookie and kernel), and measures
+
+- the time from navigation to the first drawn chart, per viewer (p50, p90, max);
+- then, in each page in turn, the time a filter change takes to redraw the KPI cards;
+- the kernels and memory (server + kernels, RSS) before, at the peak and after the pages close,
+  and how long it takes until only the preheated pool is left (close beacon, else culling).
+
+    .venv/bin/python bench/load_test.py --viewers 20 --write-results
+
+Everything is bounded in time (``--deadline``) and runs on 127.0.0.1 only. The exit status is 0
+when every target held (all first charts, p90 <= --p90-target, every filter change <=
+--filter-target, back to the pool within the culling time), else 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+# The same flags as tests/_browser.py: Debian's Chromium, never a browser of Playwright's own.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+CHART = ".vega-embed svg, .vega-embed canvas"
+RESULTS = REPO / "bench" / "RESULTS.md"
+SECTION = "## Serving: viewers at once"
+
+
+@dataclass
+class Figures:
+    viewers: int
+    notebook: str
+    cpus: int
+    server_args: list[str]
+    startup_s: float = 0.0
+    first_chart_s: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    busy_pages: int = 0
+    filter_change_s: list[float] = field(default_factory=list)
+    kernels_before: int = 0
+    kernels_peak: int = 0
+    kernels_after: int = 0
+    rss_before_mb: float = 0.0
+    rss_peak_mb: float = 0.0
+    rss_after_mb: float = 0.0
+    back_to_pool_s: float | None = None
+    cull_idle_s: int = 0
+
+    def summary(self) -> dict:
+        charts = sorted(self.first_chart_s)
+        return {
+            "first_chart_p50_s": _pct(charts, 50),
+            "first_chart_p90_s": _pct(charts, 90),
+            "first_chart_max_s": charts[-1] if charts else None,
+            "charts_drawn": len(charts),
+            "filter_change_max_s": max(self.filter_change_s) if self.filter_change_s else None,
+            "filter_change_p50_s": _pct(sorted(self.filter_change_s), 50),
+        }
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    k = max(0, min(len(values) - 1, round(q / 100 * len(values) + 0.5) - 1))
+    return values[k]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def kernel_processes(server_pid: int):
+    """The server's kernel processes (children running ipykernel), via the process table."""
+    import psutil
+
+    try:
+        children = psutil.Process(server_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    out = []
+    for child in children:
+        try:
+            if "ipykernel" in " ".join(child.cmdline()):
+                out.append(child)
+        except psutil.Error:
+            pass
+    return out
+
+
+def memory_mb(server_pid: int) -> float:
+    """Resident memory of the server and all its descendants, in MB."""
+    import psutil
+
+    try:
+        server = psutil.Process(server_pid)
+        procs = [server, *server.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / 1e6
+
+
+@contextmanager
+def served(
+    *,
+    data: Path,
+    token: str,
+    log_path: Path,
+    args: list[str],
+    timeout: float = 300.0,
+    wait_for_pool: bool = True,
+):
+    """``effortlens serve`` on 127.0.0.1 with ``token``; yields (base URL, process)."""
+    port = free_port()
+    env = {**os.environ, "EFFORTLENS_TOKEN": token}
+    env.pop("JUPYTER_PATH", None)  # the template must be found as installed
+    cmd = [
+        sys.executable,
+        "-m",
+        "effortlens_serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data",
+        str(data),
+        *args,
+    ]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server exited {proc.returncode}:\n{log_path.read_text()}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"server not ready in {timeout} s:\n{log_path.read_text()}")
+                try:
+                    state = status(url, token)
+                    if not wait_for_pool or state["pool_ready"] >= state["pool"]:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.5)
+            yield url, proc
+        finally:
+            stop(proc)
+
+
+def status(url: str, token: str) -> dict:
+    request = urllib.request.Request(
+        url + "/effortlens/api/status", headers={"Authorization": f"token {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+async def _viewer(browser, url: str, token: str, notebook: str, start: asyncio.Event, timeout_s):
+    context = await browser.new_context(viewport={"width": 1280, "height": 1600})
+    page = await context.new_page()
+    await start.wait()
+    t0 = time.monotonic()
+    try:
+        response = await page.goto(
+            f"{url}/voila/render/{notebook}?token={token}", timeout=timeout_s * 1000
+        )
+        if response is not None and response.status == 503:
+            return context, page, None, "busy"
+        await page.wait_for_selector(CHART, timeout=timeout_s * 1000)
+        return context, page, time.monotonic() - t0, None
+    except Exception as err:  # noqa: BLE001 - any failure is a measured outcome
+        text = ""
+        try:
+            text = (await page.inner_text("body"))[:200]
+        except Exception:  # noqa: BLE001
+            pass
+        return context, page, None, f"{type(err).__name__}: {str(err)[:120]} | page: {text!r}"
+
+
+async def _filter_change(page, timeout_s: float) -> float:
+    """Pick another team in the filter bar; seconds until the KPI cards show the new numbers."""
+    box = page.locator(".widget-dropdown").filter(has=page.locator("label", has_text="Team"))
+    select = box.locator("select").first
+    options = await select.locator("option").all_inner_texts()
+    current = await select.evaluate("s => s.options[s.selectedIndex].text")
+    choice = next(o for o in options if o != current and o != "(all)")
+    before = await page.inner_text(".el-kpis")
+    t0 = time.monotonic()
+    await select.select_option(label=choice)
+    await page.wait_for_function(
+        "before => { const el = document.querySelector('.el-kpis');"
+        " return el && el.innerText !== before; }",
+        arg=before,
+        timeout=timeout_s * 1000,
+    )
+    return time.monotonic() - t0
+
+
+async def _drive(url, token, figures: Figures, server_pid: int, *, page_timeout: float):
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            start = asyncio.Event()
+            tasks = [
+                asyncio.create_task(
+                    _viewer(browser, url, token, figures.notebook, start, page_timeout)
+                )
+                for _ in range(figures.viewers)
+            ]
+            await asyncio.sleep(1.0)  # every context and page is open before the rush
+            sampler = asyncio.create_task(_sample_peak(server_pid, figures))
+            start.set()
+            results = await asyncio.gather(*tasks)
+            sampler.cancel()
+            for _context, _page, seconds, failure in results:
+                if failure == "busy":
+                    figures.busy_pages += 1
+                elif failure:
+                    figures.failures.append(failure)
+                else:
+                    figures.first_chart_s.append(round(seconds, 2))
+            for _context, page, seconds, _failure in results:
+                if seconds is None:
+                    continue
+                try:
+                    figures.filter_change_s.append(round(await _filter_change(page, 30), 3))
+                except Exception as err:  # noqa: BLE001
+                    figures.failures.append(f"filter change: {type(err).__name__}")
+            _sample(server_pid, figures)
+            for context, page, _s, _f in results:
+                await page.close(run_before_unload=True)  # Voila's close beacon
+                await context.close()
+        finally:
+            await browser.close()
+
+
+async def _sample_peak(server_pid: int, figures: Figures) -> None:
+    while True:
+        _sample(server_pid, figures)
+        await asyncio.sleep(1.0)
+
+
+def _sample(server_pid: int, figures: Figures) -> None:
+    figures.kernels_peak = max(figures.kernels_peak, len(kernel_processes(server_pid)))
+    figures.rss_peak_mb = max(figures.rss_peak_mb, memory_mb(server_pid))
+
+
+def run_load_test(
+    *,
+    viewers: int,
+    notebook: str = "01_return_on_effort.ipynb",
+    data: Path | None = None,
+    server_args: list[str] | None = None,
+    cull_idle: int = 30,
+    page_timeout: float = 120.0,
+    log_path: Path | None = None,
+) -> Figures:
+    """Serve, rush ``viewers`` pages at once, change a filter in each, close them, wait."""
+    data = data or _sample_data()
+    token = secrets.token_urlsafe(16)
+    args = [
+        "--cull-idle",
+        str(cull_idle),
+        "--cull-interval",
+        "5",
+        *(server_args or []),
+    ]
+    figures = Figures(
+        viewers=viewers, notebook=notebook, cpus=os.cpu_count() or 0, server_args=args
+    )
+    figures.cull_idle_s = cull_idle
+    log_path = log_path or REPO / "test-artifacts" / f"load-test-{viewers}.log"
+    t0 = time.monotonic()
+    with served(data=data, token=token, log_path=log_path, args=args) as (url, proc):
+        figures.startup_s = round(time.monotonic() - t0, 1)
+        pool_kernels = status(url, token)["pool"]
+        time.sleep(2.0)
+        figures.kernels_before = len(kernel_processes(proc.pid))
+        figures.rss_before_mb = round(memory_mb(proc.pid))
+        asyncio.run(_drive(url, token, figures, proc.pid, page_timeout=page_timeout))
+        closed = time.monotonic()
+        limit = closed + cull_idle + 5 * 3 + 30  # culling time, culling rounds, pool refill
+        while time.monotonic() < limit:
+            if len(kernel_processes(proc.pid)) <= pool_kernels and _settled(url, token):
+                figures.back_to_pool_s = round(time.monotonic() - closed, 1)
+                break
+            time.sleep(1.0)
+        time.sleep(2.0)
+        figures.kernels_after = len(kernel_processes(proc.pid))
+        figures.rss_after_mb = round(memory_mb(proc.pid))
+        figures.rss_peak_mb = round(figures.rss_peak_mb)
+    return figures
+
+
+def _settled(url: str, token: str) -> bool:
+    state = status(url, token)
+    return state["viewers"] == 0 and state["pool_ready"] >= state["pool"]
+
+
+def _sample_data() -> Path:
+    folder = REPO / "sample_data" / "generated" / "default"
+    if not (folder / "reps.parquet").exists():
+        subprocess.run(["make", "sample"], cwd=REPO, check=True)
+    return folder
+
+
+def verdict(figures: Figures, *, p90_target: float, filter_target: float) -> list[str]:
+    """The targets missed (empty when all held)."""
+    s = figures.summary()
+    missed = []
+    if figures.failures or figures.busy_pages or s["charts_drawn"] != figures.viewers:
+        missed.append(
+            f"{s['charts_drawn']}/{figures.viewers} first charts "
+            f"({figures.busy_pages} busy, failures: {figures.failures[:3]})"
+        )
+    if s["first_chart_p90_s"] is not None and s["first_chart_p90_s"] > p90_target:
+        missed.append(f"first chart p90 {s['first_chart_p90_s']} s > {p90_target} s")
+    if s["filter_change_max_s"] is not None and s["filter_change_max_s"] > filter_target:
+        missed.append(f"slowest filter change {s['filter_change_max_s']} s > {filter_target} s")
+    if figures.back_to_pool_s is None:
+        missed.append(
+            f"still {figures.kernels_after} kernels (pool {figures.kernels_before}) after "
+            "the culling time"
+        )
+    return missed
+
+
+def markdown(figures: Figures, missed: list[str]) -> str:
+    s = figures.summary()
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = [
+        SECTION,
+        "",
+        f"`bench/load_test.py --viewers {figures.viewers}`, {when}, {figures.cpus} cores, "
+        f"Chromium on the same machine; app `{figures.notebook}` on the bundled sample; "
+        f"server options `{' '.join(figures.server_args)}`.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| viewers opening the app at the same moment | {figures.viewers} |",
+        f"| first chart drawn | {s['charts_drawn']} of {figures.viewers} |",
+        f"| time to first chart p50 / p90 / max | {s['first_chart_p50_s']} / "
+        f"{s['first_chart_p90_s']} / {s['first_chart_max_s']} s |",
+        f"| filter change (Team), median / slowest | {s['filter_change_p50_s']} / "
+        f"{s['filter_change_max_s']} s |",
+        f"| kernels: preheated pool / peak / after closing | {figures.kernels_before} / "
+        f"{figures.kernels_peak} / {figures.kernels_after} |",
+        f"| memory (server + kernels, RSS): pool / peak / after | {figures.rss_before_mb:.0f} / "
+        f"{figures.rss_peak_mb:.0f} / {figures.rss_after_mb:.0f} MB |",
+        f"| back to the pool after the pages closed | "
+        f"{figures.back_to_pool_s if figures.back_to_pool_s is not None else 'no'} s "
+        f"(culling after {figures.cull_idle_s} s idle) |",
+        "",
+        "All targets held." if not missed else "Targets missed: " + "; ".join(missed) + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_results(text: str, path: Path = RESULTS) -> None:
+    """Replace this benchmark's section of RESULTS.md (or append it)."""
+    old = path.read_text("utf-8") if path.exists() else "# EffortLens benchmark results\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    new = pattern.sub(lambda _m: text + "\n", old) if pattern.search(old) else None
+    if new is None:
+        new = old.rstrip("\n") + "\n\n" + text
+    path.write_text(new.rstrip("\n") + "\n", "utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--viewers", type=int, default=20)
+    p.add_argument("--notebook", default="01_return_on_effort.ipynb")
+    p.add_argument("--data", type=Path, help="data folder (default: the bundled sample)")
+    p.add_argument("--cull-idle", type=int, default=30, help="server's culling time (s)")
+    p.add_argument("--p90-target", type=float, default=20.0)
+    p.add_argument("--filter-target", type=float, default=1.0)
+    p.add_argument("--page-timeout", type=float, default=120.0)
+    p.add_argument("--deadline", type=float, default=900.0, help="abort the whole run after (s)")
+    p.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
+    p.add_argument("server_args", nargs="*", help="more `effortlens serve` options, after --")
+    args = p.parse_args(argv)
+    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("deadline")))
+    signal.alarm(int(args.deadline))
+    figures = run_load_test(
+        viewers=args.viewers,
+        notebook=args.notebook,
+        data=args.data,
+        server_args=args.server_args,
+        cull_idle=args.cull_idle,
+        page_timeout=args.page_timeout,
+    )
+    signal.alarm(0)
+    missed = verdict(figures, p90_target=args.p90_target, filter_target=args.filter_target)
+    print(json.dumps({**asdict(figures), **figures.summary()}, indent=2))
+    text = markdown(figures, missed)
+    print(text)
+    if args.write_results:
+        write_results(text)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
