@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -47,7 +48,9 @@ from effortlens.adapters.values import (
     stage_vocabulary,
     translated,
 )
+from effortlens.loading import LoadedData
 from effortlens.schema import OUTCOMES, TABLES
+from effortlens.settings import Settings
 
 _TIME_FIELDS = {"ts", "created_ts", "close_ts", "entered_ts", "stage_date"}
 _DATE_FIELDS = {"hire_date", "exit_date", "start_date", "end_date"}
@@ -59,7 +62,9 @@ _ID_OF = {
 }
 
 
-def load_mapped(mapping: Mapping, folder: Path, *, settings, now=None):
+def load_mapped(
+    mapping: Mapping, folder: Path, *, settings: Settings, now: datetime | None = None
+) -> LoadedData:
     """Load the files of ``folder`` as ``mapping`` says (see the module notes).
 
     Examples

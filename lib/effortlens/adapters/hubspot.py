@@ -42,6 +42,7 @@ Several associated ids in one cell (``"5001;5002"``) use the first, noted.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -72,6 +73,7 @@ from effortlens.adapters.values import (
     stage_vocabulary,
     translated,
 )
+from effortlens.loading import LoadedData
 from effortlens.loading.columns import boolean
 from effortlens.schema import OUTCOMES
 
@@ -203,7 +205,13 @@ class _Links:
         return {"account_id": company, "opportunity_id": deal, "contact_id": contact}
 
 
-def load_hubspot(files: dict[str, tuple[Path, ...]], *, ctx: Context, source: str = "", now=None):
+def load_hubspot(
+    files: dict[str, tuple[Path, ...]],
+    *,
+    ctx: Context,
+    source: str = "",
+    now: datetime | None = None,
+) -> LoadedData:
     """Load HubSpot export files (by kind) into validated canonical tables.
 
     Parameters

@@ -59,6 +59,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from effortlens.adapters.reading import Context, find_column, read_header
 from effortlens.schema import OUTCOMES, TABLES
+from effortlens.settings import Settings
 
 #: Fields a mapping may give beyond the canonical columns.
 EXTRA_FIELDS: dict[str, dict[str, str]] = {
@@ -148,7 +149,7 @@ class Mapping:
     tables: tuple[TableSpec, ...] = ()
     values: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def context(self, settings) -> Context:
+    def context(self, settings: Settings) -> Context:
         """The reading context for these conventions and value maps, checked against
         ``settings`` (stage targets must be among the settings' stages)."""
         where = str(self.path) if self.path else "mapping"

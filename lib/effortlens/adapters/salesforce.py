@@ -50,6 +50,7 @@ the contact's (from ``Contact.csv``); activities with a contact but no account a
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -77,6 +78,7 @@ from effortlens.adapters.values import (
     stage_vocabulary,
     translated,
 )
+from effortlens.loading import LoadedData
 from effortlens.loading.columns import boolean
 from effortlens.schema import OUTCOMES
 
@@ -171,8 +173,12 @@ class _Links:
 
 
 def load_salesforce(
-    files: dict[str, tuple[Path, ...]], *, ctx: Context, source: str = "", now=None
-):
+    files: dict[str, tuple[Path, ...]],
+    *,
+    ctx: Context,
+    source: str = "",
+    now: datetime | None = None,
+) -> LoadedData:
     """Load Salesforce export files (by object) into validated canonical tables.
 
     Parameters
