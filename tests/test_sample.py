@@ -8,6 +8,8 @@ truly answers. Thresholds leave room for the noise of the tiny size.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -144,6 +146,41 @@ def test_sizes_and_ensure_sample(tmp_path, tiny_planted):
     assert json.loads((out / "truth.json").read_text())["mode"] == "null"
     ensure_sample(out, size="tiny", seed=11)  # other arguments: regenerated
     assert json.loads((out / "truth.json").read_text())["mode"] == "planted"
+
+
+def test_command_writes_into_out_dir_given_either_way(tmp_path, tiny_planted, capsys):
+    from effortlens.cli import main as cli_main
+    from effortlens.sample import main
+
+    assert main(["--size", "tiny", "--seed", "11", "--out", str(tmp_path / "a")]) == 0
+    assert cli_main(["sample", str(tmp_path / "b"), "--size", "tiny", "--seed", "11"]) == 0
+    assert "wrote planted sample (tiny, seed 11)" in capsys.readouterr().out
+    for name in ("activities.parquet", "truth.json"):
+        expected = (tiny_planted / name).read_bytes()
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+        assert (tmp_path / "a" / name).read_bytes() == expected
+    assert main(["--size", "huge", str(tmp_path / "c")]) == 2
+    assert "size must be one of" in capsys.readouterr().err
+    for argv in ([], [str(tmp_path / "d"), "--out", str(tmp_path / "e")]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert "OUT_DIR or --out" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
+def test_sample_runs_as_a_module_without_importing_the_cli(tmp_path):
+    code = (
+        "import sys, runpy; sys.argv = ['x', '--help']\n"
+        "try:\n    runpy.run_module('effortlens.sample', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert e.code == 0\n"
+        "assert 'effortlens.cli' not in sys.modules, 'effortlens.sample imports the CLI'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--out DIR" in done.stdout and "OUT_DIR" in done.stdout
 
 
 def test_truth_file_describes_the_data(planted):
