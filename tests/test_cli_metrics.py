@@ -15,8 +15,9 @@ def _json(capsys, argv: list[str]):
 
 
 @pytest.fixture()
-def cache(tmp_path):
-    return ["--cache-dir", str(tmp_path / "cache")]
+def cache(enrich_cache):
+    """The session's enrichment cache (tests/conftest.py): the facts are computed once."""
+    return ["--cache-dir", str(enrich_cache)]
 
 
 def test_deviants_json_names_the_planted_positive_deviants(small_planted, capsys, cache):
