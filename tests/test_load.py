@@ -81,6 +81,7 @@ def canonical_tables() -> dict[str, pl.DataFrame]:
             "hire_date": [date(2022, 1, 15), date(2023, 3, 1)],
             "exit_date": [None, date(2024, 6, 30)],
             "exit_reason": [None, "voluntary"],
+            "timezone": ["Europe/Paris", None],
         },
         "activities": {
             "activity_id": ["a2", "a1", "a3"],
@@ -601,6 +602,7 @@ def test_excel_folder_semicolons_bom_cp1252_decimal_comma_crlf():
             "hire_date": [date(2022, 1, 15), date(2024, 1, 1), date(2023, 3, 1)],
             "exit_date": [None, date(2024, 6, 30), None],
             "exit_reason": [None, "voluntary", None],
+            "timezone": [None, None, None],
         },
         schema=TABLES["reps"].schema,
     )

@@ -23,6 +23,7 @@ EXPECTED_COLUMNS = {
         "hire_date",
         "exit_date",
         "exit_reason",
+        "timezone",
     ],
     "activities": [
         "activity_id",

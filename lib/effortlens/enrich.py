@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import polars as pl
@@ -200,6 +201,7 @@ def enrich_tables(
     actions = _same_chunks(tables["buyer_actions"])
     reps = with_peer_group(tables["reps"], keys=settings.peer_keys)
     rep_code, rep_facts = _rep_codes(activities["rep_id"], reps)
+    zones = _rep_zones(reps, timezone=settings.timezone)
 
     rows = attribution_rows(
         activities,
@@ -220,14 +222,18 @@ def enrich_tables(
                     (pl.col("duration_min") / 60).alias("hours"),
                 ),
                 timezone=settings.timezone,
+                rep_zones=zones,
             ),
             actions,
             rows,
         ).hstack(rep_facts.drop("rep_id")[rep_code])
     ).select(ACTIVITIES_SCHEMA.names())
+    # an action's local day is its credited rep's (buyer-initiated ones: the settings' zone)
     enriched_actions = _same_chunks(
-        with_attribution(
-            _with_calendar(actions, timezone=settings.timezone), activities, rows
+        _with_calendar(
+            with_attribution(actions, activities, rows),
+            timezone=settings.timezone,
+            rep_zones=zones,
         ).select(ACTIONS_SCHEMA.names())
     )
     return Enriched(
@@ -316,9 +322,36 @@ def _same_chunks(frame: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame([cut(column) for column in frame.iter_columns()])
 
 
-def _with_calendar(frame: pl.DataFrame, *, timezone: str) -> pl.DataFrame:
-    """Add local ``day``, ``week`` (its Monday), ISO ``weekday`` and ``hour`` of ``ts``."""
+def _rep_zones(reps: pl.DataFrame, *, timezone: str) -> dict[str, list[str]]:
+    """Zone -> the reps whose ``timezone`` is a valid IANA zone other than ``timezone``."""
+    if "timezone" not in reps.columns:
+        return {}
+    pairs = reps.select("rep_id", "timezone").drop_nulls()
+    out: dict[str, list[str]] = {}
+    for zone in pairs["timezone"].unique().sort().to_list():
+        if zone == timezone:
+            continue
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue  # not a zone: the settings' zone serves
+        out[zone] = pairs.filter(pl.col("timezone") == zone)["rep_id"].to_list()
+    return out
+
+
+def _with_calendar(
+    frame: pl.DataFrame, *, timezone: str, rep_zones: dict[str, list[str]] | None = None
+) -> pl.DataFrame:
+    """Add local ``day``, ``week`` (its Monday), ISO ``weekday`` and ``hour`` of ``ts``: in
+    each rep's own zone (``rep_zones``, from the reps' ``timezone``), else in ``timezone``."""
     local = pl.col("ts").dt.convert_time_zone(timezone).dt.replace_time_zone(None)
+    if rep_zones and "rep_id" in frame.columns:
+        chain = None
+        for zone, ids in rep_zones.items():
+            here = pl.col("rep_id").is_in(ids)
+            there = pl.col("ts").dt.convert_time_zone(zone).dt.replace_time_zone(None)
+            chain = (pl.when(here) if chain is None else chain.when(here)).then(there)
+        local = chain.otherwise(local)
     return (
         frame.lazy()
         .with_columns(local.alias("_local"))

@@ -73,6 +73,7 @@ REPS = TableSchema(
         "hire_date": pl.Date(),
         "exit_date": pl.Date(),
         "exit_reason": pl.String(),
+        "timezone": pl.String(),
     },
     required=("rep_id",),
     key="rep_id",
@@ -88,6 +89,8 @@ REPS = TableSchema(
         "hire_date": "date hired",
         "exit_date": "date left, empty while employed",
         "exit_reason": "voluntary or involuntary, empty while employed",
+        "timezone": "the rep's IANA time zone (e.g. Europe/Berlin) for local day, week and "
+        "hour; empty means the settings' zone",
     },
 )
 

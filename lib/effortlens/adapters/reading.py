@@ -151,6 +151,9 @@ class Context:
         ``"."`` or ``","`` when the user fixed it, else ``None`` (decided per column).
     values
         Extra value maps from the mapping: ``{"stage": {...}, "outcome": {...}, ...}``.
+    loss_reason
+        Columns the mapping names as loss reasons (``[source] loss_reason``), read for
+        no-decision losses besides those recognised by name.
     notes
         Sentences for the load report, gathered while reading (see :meth:`note`).
     """
@@ -161,6 +164,7 @@ class Context:
     time_format: str | None = None
     decimal: str | None = None
     values: dict[str, dict[str, str]] = field(default_factory=dict)
+    loss_reason: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
 
     def note(self, *sentences: str) -> None:

@@ -52,33 +52,40 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
+from effortlens.adapters.currency import RateTables, rate_tables
 from effortlens.adapters.derivation import derive_missing_history, reps_from_owners
 from effortlens.adapters.matching import merge_spellings
 from effortlens.adapters.pieces import (
     ADAPTER_REASONS,
+    REASON,
     Piece,
     Rule,
     assemble,
     make_piece,
     routing_note,
 )
-from effortlens.adapters.reading import Context, Sheet, header_key, read_sheet
-from effortlens.adapters.salesforce_ids import normalise_ids
+from effortlens.adapters.reading import LINE, Context, Sheet, header_key, read_sheet
+from effortlens.adapters.salesforce_ids import EMPTY_IDS, normalise_ids
+from effortlens.adapters.task_types import task_types, type_note
 from effortlens.adapters.times import parse_time_columns, time_field
 from effortlens.adapters.values import (
     activity_vocabulary,
     closing_stage,
+    evaluate,
     is_automatic_reply,
+    is_loss_reason_header,
+    no_decision_labels,
     only,
     outcome_vocabulary,
     parse_amounts,
     stage_vocabulary,
     translated,
 )
-from effortlens.loading import LoadedData
+from effortlens.loading import DataError, LoadedData
 from effortlens.loading.columns import boolean
 from effortlens.schema import OUTCOMES
 
@@ -112,15 +119,28 @@ DEFAULT_STAGES: dict[str, str] = {
     "Proposal/Price Quote": "proposal",
     "Negotiation/Review": "negotiation",
 }
-_SUBTYPES = {"email": "email", "listemail": "email", "call": "call", "linkedin": "social"}
-_LOSS_REASON = (
-    "Loss_Reason__c",
-    "Reason_Lost__c",
-    "Lost_Reason__c",
-    "Closed_Lost_Reason__c",
-    "Loss_Reason",
-    "Reason_for_Loss__c",
-)
+#: Columns each object cannot be read without (one group: any of its names). A missing
+#: optional column (``IsDeleted``, ``TaskSubtype``, ``CallType``…) is simply not used.
+ESSENTIAL: dict[str, tuple[tuple[str, ...], ...]] = {
+    "Task": (("Id",), ("OwnerId",), ("CompletedDateTime", "CreatedDate", "ActivityDate")),
+    "Event": (("Id",), ("OwnerId",), ("StartDateTime", "ActivityDateTime", "ActivityDate")),
+    "EmailMessage": (("Id",), ("Incoming",), ("MessageDate", "CreatedDate")),
+    "Opportunity": (("Id",), ("OwnerId",), ("StageName", "IsClosed"), ("CreatedDate",)),
+    "OpportunityHistory": (("OpportunityId",), ("StageName",), ("CreatedDate",)),
+    "OpportunityFieldHistory": (("OpportunityId",), ("Field",), ("NewValue",), ("CreatedDate",)),
+    "User": (("Id",),),
+    "UserRole": (("Id",), ("Name",)),
+    "Contact": (("Id",),),
+    "CurrencyType": (("IsoCode",), ("ConversionRate",)),
+    "DatedConversionRate": (("IsoCode",), ("ConversionRate",), ("StartDate",)),
+}
+_WHY_ESSENTIAL = {
+    "Id": "each record's id",
+    "OwnerId": "who did it or owns it",
+    "CreatedDate": "when it happened or was created",
+    "StageName": "the deal's stage and outcome",
+    "Incoming": "whether the buyer or the seller wrote the email",
+}
 
 _PREFIX_ACCOUNT, _PREFIX_OPPORTUNITY = "001", "006"
 _CLOSING_NOTE = "not used: entering a closed stage (the outcome is taken from Opportunity)"
@@ -204,28 +224,77 @@ def load_salesforce(
     >>> # load_any("exports/", settings=load_settings())  # detects Salesforce and calls this
     """
     sheets = {kind: [_normalised(read_sheet(p)) for p in paths] for kind, paths in files.items()}
+    check_essential(sheets)
     links = _Links(sheets)
     pieces: list[Piece] = []
 
-    task_ids: set[str] = set()
+    kept_tasks: dict[str, str | None] = {}
     for sheet in sheets.get("Task", []):
-        if "Id" in sheet.frame.columns:
-            task_ids |= set(sheet.frame["Id"].drop_nulls().to_list())
-        pieces += _tasks(sheet, ctx, links)
+        task_pieces, kept = _tasks(sheet, ctx, links)
+        pieces += task_pieces
+        kept_tasks |= kept
     for sheet in sheets.get("Event", []):
         pieces += _events(sheet, ctx, links)
-    for sheet in sheets.get("EmailMessage", []):
-        pieces += _emails(sheet, ctx, links, task_ids)
-    opportunity_pieces = [_opportunities(sheet, ctx) for sheet in sheets.get("Opportunity", [])]
+    email_sheets = sheets.get("EmailMessage", [])
+    email_pieces = [p for sheet in email_sheets for p in _emails(sheet, ctx, links, kept_tasks)]
+    rates = rate_tables(
+        _frames(sheets.get("CurrencyType", [])), _frames(sheets.get("DatedConversionRate", []))
+    )
+    opportunity_pieces = [
+        _opportunities(sheet, ctx, rates) for sheet in sheets.get("Opportunity", [])
+    ]
     pieces += [piece for piece, _ in opportunity_pieces]
     pieces += _stage_history(sheets, ctx, opportunity_pieces)
 
     if sheets.get("User"):
-        pieces += _users(sheets, ctx, pieces)
+        pieces += _users(sheets, ctx, pieces + email_pieces)
     else:
-        pieces = reps_from_owners(pieces, ctx)
+        pieces = reps_from_owners(pieces + email_pieces, ctx)
+        email_pieces = []
         ctx.note("no User export: reps are the owner ids of tasks, events and deals, unnamed")
-    return assemble(pieces, ctx, source=source, now=now)
+    data = assemble(pieces + email_pieces, ctx, source=source, now=now)
+    # dedupe never drops both copies: an email set aside as its Task is kept when that Task
+    # was itself quarantined by validation (a bad time, an unknown owner…)
+    loaded = set(data.tables["activities"]["activity_id"].to_list())
+    lost = {t for t in kept_tasks if t not in loaded}
+    if lost and email_pieces:
+        still = {t: e for t, e in kept_tasks.items() if t in loaded}
+        email_pieces = [p for sheet in email_sheets for p in _emails(sheet, ctx, links, still)]
+        data = assemble(pieces + email_pieces, ctx, source=source, now=now)
+    return data
+
+
+def check_essential(sheets: dict[str, list[Sheet]]) -> None:
+    """Raise one :class:`DataError` naming every file that lacks an essential column, the
+    column, and the columns found. Optional columns may be missing: they are not used.
+
+    Examples
+    --------
+    >>> sheet = Sheet(Path("Task.csv"), pl.DataFrame({"Id": ["1"], "Subject": ["x"]}))
+    >>> try:
+    ...     check_essential({"Task": [sheet]})
+    ... except DataError as err:
+    ...     print(str(err).splitlines()[1][:60])
+      - Task.csv has no OwnerId column (who did it or owns it).
+    """
+    problems = []
+    for kind, kind_sheets in sheets.items():
+        for sheet in kind_sheets:
+            columns = [c for c in sheet.frame.columns if not c.startswith("__")]
+            for group in ESSENTIAL.get(kind, ()):
+                if sheet.column(*group) is None:
+                    names = " or ".join(group)
+                    why = _WHY_ESSENTIAL.get(group[0], "needed to read it")
+                    problems.append(
+                        f"  - {sheet.name} has no {names} column ({why}). "
+                        f"Columns found: {', '.join(columns)}"
+                    )
+    if problems:
+        raise DataError(
+            "Salesforce export files lack a column EffortLens cannot do without; export "
+            "these fields too (Data Loader: add them to the query) and load again:\n"
+            + "\n".join(problems)
+        )
 
 
 #: API field names read here; headers are renamed to them whatever their case (Data Loader
@@ -273,6 +342,15 @@ API_FIELDS: tuple[str, ...] = (
     "CompletedDateTime",
     "MessageDate",
     "Email",
+    "EmailMessageId",
+    "CallObject",
+    "CallDisposition",
+    "TimeZoneSidKey",
+    "IsoCode",
+    "ConversionRate",
+    "StartDate",
+    "NextStartDate",
+    "IsCorporate",
 )
 
 
@@ -286,7 +364,17 @@ def _normalised(sheet: Sheet) -> Sheet:
         and canonical[header_key(c)] not in sheet.frame.columns
     }
     frame = sheet.frame.rename(renames)
-    return Sheet(sheet.path, normalise_ids(frame, list(ID_COLUMNS)))
+    text = [c for c in frame.columns if not c.startswith("__") and frame[c].dtype == pl.String]
+    # Salesforce's empty lookup (fifteen zeros) names no record: null in every column
+    frame = frame.with_columns(
+        pl.when(pl.col(c).str.to_uppercase().is_in(list(EMPTY_IDS)))
+        .then(None)
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in text
+    )
+    ids = [c for c in frame.columns if c in ID_COLUMNS or (c in text and c.endswith("Id"))]
+    return Sheet(sheet.path, normalise_ids(frame, ids))
 
 
 def _route(sheet: Sheet, pieces: list[Piece], ctx: Context, not_used: int = 0) -> None:
@@ -298,16 +386,18 @@ def _route(sheet: Sheet, pieces: list[Piece], ctx: Context, not_used: int = 0) -
     ctx.note(routing_note(sheet.name, sheet.frame.height, counts))
 
 
-def _deleted() -> Rule:
+def _deleted(sheet: Sheet) -> Rule:
+    """Deleted records (``IsDeleted``; an export without the column has none)."""
     return Rule(
-        boolean(pl.col("IsDeleted")).fill_null(False),
+        boolean(sheet.get("IsDeleted")).fill_null(False),
         "deleted_record",
         "IsDeleted",
         ADAPTER_REASONS["deleted_record"],
     )
 
 
-def _tasks(sheet: Sheet, ctx: Context, links: _Links) -> list[Piece]:
+def _tasks(sheet: Sheet, ctx: Context, links: _Links) -> tuple[list[Piece], dict[str, str | None]]:
+    """The task pieces, and the tasks the adapter kept: id -> the EmailMessageId they name."""
     sheet = parse_time_columns(
         sheet,
         [
@@ -320,10 +410,8 @@ def _tasks(sheet: Sheet, ctx: Context, links: _Links) -> list[Piece]:
     ts, bad_ts, ts_column = time_field(
         sheet.column("CompletedDateTime"), sheet.column("CreatedDate"), sheet.column("ActivityDate")
     )
-    subtype = sheet.get("TaskSubtype").str.to_lowercase()
-    raw_type = pl.coalesce(_lookup(subtype, _SUBTYPES), sheet.get("Type"), subtype)
-    vocab = activity_vocabulary(ctx)
-    types = translated(sheet.frame, raw_type, vocab, ctx, what="activity type", where=sheet.name)
+    types, steps = task_types(sheet, ctx)
+    ctx.note(type_note(sheet.name, steps))
     frame = sheet.frame.with_columns(types.alias("__type"))
     what, who = sheet.get("WhatId"), sheet.get("WhoId")
     common = {
@@ -340,7 +428,7 @@ def _tasks(sheet: Sheet, ctx: Context, links: _Links) -> list[Piece]:
             ["not started", "in progress", "waiting on someone else", "deferred", "open"]
         ).fill_null(False)
     rules = [
-        _deleted(),
+        _deleted(sheet),
         Rule(
             ~done,
             "not_completed",
@@ -376,7 +464,15 @@ def _tasks(sheet: Sheet, ctx: Context, links: _Links) -> list[Piece]:
     )
     pieces = [activities] + ([actions] if actions.frame.height else [])
     _route(sheet, pieces, ctx)
-    return pieces
+    kept_ids = activities.frame.filter(pl.col(REASON).is_null()).select("activity_id", LINE)
+    linked = (
+        kept_ids.join(
+            frame.select(LINE, sheet.get("EmailMessageId").alias("__email")), on=LINE, how="left"
+        )
+        .select("activity_id", "__email")
+        .drop_nulls("activity_id")
+    )
+    return pieces, dict(linked.iter_rows())
 
 
 def _events(sheet: Sheet, ctx: Context, links: _Links) -> list[Piece]:
@@ -416,7 +512,7 @@ def _events(sheet: Sheet, ctx: Context, links: _Links) -> list[Piece]:
             "duration_min": minutes,
         },
         rules=[
-            _deleted(),
+            _deleted(sheet),
             Rule(
                 boolean(sheet.get("IsChild")).fill_null(False),
                 "child_event",
@@ -430,7 +526,13 @@ def _events(sheet: Sheet, ctx: Context, links: _Links) -> list[Piece]:
     return [piece]
 
 
-def _emails(sheet: Sheet, ctx: Context, links: _Links, task_ids: set[str]) -> list[Piece]:
+def _emails(
+    sheet: Sheet, ctx: Context, links: _Links, kept_tasks: dict[str, str | None]
+) -> list[Piece]:
+    """Incoming emails as buyer actions, outgoing ones as activities; an outgoing email is set
+    aside as ``same_as_task`` only when the Task it was logged as is kept."""
+    task_ids = list(kept_tasks)
+    email_ids = [e for e in kept_tasks.values() if e]
     columns = [sheet.column("MessageDate"), sheet.column("CreatedDate")]
     sheet = parse_time_columns(sheet, columns, ctx)
     ts, bad_ts, ts_column = time_field(*columns)
@@ -461,7 +563,7 @@ def _emails(sheet: Sheet, ctx: Context, links: _Links, task_ids: set[str]) -> li
         {"action_id": sheet.get("Id"), "action_type": pl.lit("reply"), **common},
         where=incoming,
         rules=[
-            _deleted(),
+            _deleted(sheet),
             Rule(
                 automatic,
                 "not_buyer_action",
@@ -486,7 +588,7 @@ def _emails(sheet: Sheet, ctx: Context, links: _Links, task_ids: set[str]) -> li
         },
         where=~incoming,
         rules=[
-            _deleted(),
+            _deleted(sheet),
             Rule(
                 sheet.get("Status") == "5",
                 "not_completed",
@@ -494,12 +596,16 @@ def _emails(sheet: Sheet, ctx: Context, links: _Links, task_ids: set[str]) -> li
                 "a draft (Status 5): " + ADAPTER_REASONS["not_completed"],
             ),
             Rule(
-                sheet.get("ActivityId").is_in(list(task_ids)).fill_null(False),
+                sheet.get("ActivityId").is_in(task_ids).fill_null(False)
+                | sheet.get("Id").is_in(email_ids).fill_null(False),
                 "same_as_task",
                 "ActivityId",
                 pl.format(
                     "logged as Task {}: {}",
-                    sheet.get("ActivityId"),
+                    pl.coalesce(
+                        sheet.get("ActivityId"),
+                        _lookup(sheet.get("Id"), {e: t for t, e in kept_tasks.items() if e}),
+                    ),
                     pl.lit(ADAPTER_REASONS["same_as_task"]),
                 ),
             ),
@@ -519,7 +625,9 @@ def _outcome_labels(
     return only(values, OUTCOMES)
 
 
-def _opportunities(sheet: Sheet, ctx: Context) -> tuple[Piece, pl.Series]:
+def _opportunities(
+    sheet: Sheet, ctx: Context, rates: RateTables | None = None
+) -> tuple[Piece, pl.Series]:
     """The opportunities piece and, aligned with its rows, each deal's translated stage."""
     created, close = sheet.column("CreatedDate"), sheet.column("CloseDate")
     sheet = parse_time_columns(sheet, [created, close], ctx)
@@ -529,12 +637,13 @@ def _opportunities(sheet: Sheet, ctx: Context) -> tuple[Piece, pl.Series]:
     stage_label = _outcome_labels(
         frame, sheet.get("StageName"), ctx, where=sheet.name, what="stage as outcome"
     )
-    loss = sheet.column(*_LOSS_REASON)
-    reason_label = (
-        _outcome_labels(frame, pl.col(loss), ctx, where=sheet.name, what="loss reason")
-        if loss
-        else pl.Series([None] * frame.height, dtype=pl.String)
+    stage_nd = no_decision_labels(
+        evaluate(frame, sheet.get("StageName")), ctx, what="stage as outcome", where=sheet.name
     )
+    stage_label = pl.select(
+        pl.when(pl.lit(stage_nd)).then(pl.lit("no_decision")).otherwise(pl.lit(stage_label))
+    ).to_series()
+    reason_label, loss_columns = _loss_reasons(sheet, ctx)
     amount, symbol_currency, notes = parse_amounts(
         frame[sheet.column("Amount")]
         if sheet.column("Amount")
@@ -543,11 +652,16 @@ def _opportunities(sheet: Sheet, ctx: Context) -> tuple[Piece, pl.Series]:
         where=f"{sheet.name}, Amount: ",
     )
     ctx.note(*notes)
+    currency = evaluate(
+        frame, pl.coalesce(sheet.get("CurrencyIsoCode"), pl.lit(symbol_currency))
+    ).str.to_uppercase()
+    if rates:
+        amount, currency = _converted(sheet, amount, currency, rates, ctx)
     frame = frame.with_columns(
         stage_label.alias("__stage_outcome"),
         reason_label.alias("__reason_outcome"),
         amount.alias("__amount"),
-        symbol_currency.alias("__symbol_currency"),
+        currency.alias("__currency"),
     )
     closed = boolean(sheet.get("IsClosed"))
     won = boolean(sheet.get("IsWon")).fill_null(False)
@@ -574,12 +688,12 @@ def _opportunities(sheet: Sheet, ctx: Context) -> tuple[Piece, pl.Series]:
             "rep_id": sheet.get("OwnerId"),
             "created_ts": created_ts,
             "amount": pl.col("__amount"),
-            "currency": pl.coalesce(sheet.get("CurrencyIsoCode"), pl.col("__symbol_currency")),
+            "currency": pl.col("__currency"),
             "close_ts": pl.when(pl.col("__outcome") != "open").then(close_ts),
             "outcome": pl.col("__outcome"),
         },
         rules=[
-            _deleted(),
+            _deleted(sheet),
             Rule(bad_created.is_not_null(), "bad_timestamp", created, bad_created),
             Rule(
                 bad_close.is_not_null() & (pl.col("__outcome") != "open"),
@@ -598,7 +712,75 @@ def _opportunities(sheet: Sheet, ctx: Context) -> tuple[Piece, pl.Series]:
         where=sheet.name,
     )
     _route(sheet, [piece], ctx)
+    outcomes = piece.frame.filter(pl.col(REASON).is_null())["outcome"]
+    n_nd = int((outcomes == "no_decision").sum())
+    read_from = ["StageName", *loss_columns]
+    ctx.note(
+        f"{sheet.name}: {n_nd} lost deals read as no decision (from "
+        + ", ".join(read_from)
+        + "; labels such as 'No Decision / Non-Responsive', or the mapping's [values.outcome])"
+        + (
+            ""
+            if loss_columns
+            else "; no loss-reason column found (name yours in a mapping: "
+            '[source] loss_reason = "Your_Field__c")'
+        )
+    )
     return piece, stages
+
+
+def _loss_reasons(sheet: Sheet, ctx: Context) -> tuple[pl.Series, list[str]]:
+    """``"no_decision"`` where any loss-reason column says so, and the columns read: those the
+    mapping names (``[source] loss_reason``) and those recognised by name."""
+    frame = sheet.frame
+    named = [sheet.column(c) for c in ctx.loss_reason]
+    missing = [c for c, hit in zip(ctx.loss_reason, named, strict=True) if hit is None]
+    if missing:
+        ctx.note(
+            f"{sheet.name}: the mapping's loss_reason column(s) {', '.join(missing)} are not in "
+            "the file; loss reasons read from the columns recognised by name"
+        )
+    columns = list(
+        dict.fromkeys(
+            [c for c in named if c]
+            + [c for c in frame.columns if not c.startswith("__") and is_loss_reason_header(c)]
+        )
+    )
+    flag = pl.Series([False] * frame.height)
+    for column in columns:
+        flag = flag | no_decision_labels(frame[column], ctx, what="loss reason", where=sheet.name)
+    label = pl.select(pl.when(pl.lit(flag)).then(pl.lit("no_decision"))).to_series()
+    return label.cast(pl.String), columns
+
+
+def _converted(
+    sheet: Sheet, amount: pl.Series, currency: pl.Series, rates: RateTables, ctx: Context
+) -> tuple[pl.Series, pl.Series]:
+    """Amounts in the settings' currency with the export's rates (dated by CloseDate)."""
+    target = ctx.settings.currency
+    day = evaluate(sheet.frame, sheet.get("CloseDate").str.slice(0, 10).str.to_date(strict=False))
+    given = currency.fill_null(target) if target in rates.known() else currency
+    converted, how = rates.convert(amount, given, day, target=target)
+    n_dated, n_static = int((how == "dated").sum()), int((how == "static").sum())
+    stuck = sorted(
+        set(given.filter(how.is_null() & amount.is_not_null()).drop_nulls().to_list()) - {target}
+    )
+    if target not in rates.known():
+        ctx.note(
+            f"{sheet.name}: the export's rate tables have no rate for the settings' currency "
+            f"{target}; amounts kept in their own currencies"
+        )
+        return amount, currency
+    ctx.note(
+        f"{sheet.name}: {n_dated + n_static} amounts converted to {target} with the export's "
+        f"rates ({n_dated} by DatedConversionRate at their CloseDate, {n_static} by "
+        "CurrencyType)"
+        + (f"; no rate for {', '.join(stuck)}: those kept in their own currency" if stuck else "")
+    )
+    out_currency = pl.select(
+        pl.when(pl.lit(how).is_not_null()).then(pl.lit(target)).otherwise(pl.lit(given))
+    ).to_series()
+    return converted, out_currency
 
 
 def _stage_history(
@@ -647,7 +829,7 @@ def _history_changes(
             "stage": pl.col("__stage"),
             "entered_ts": pl.col("__ts"),
         },
-        rules=[_deleted(), Rule(bad_ts.is_not_null(), "bad_timestamp", created, bad_ts)],
+        rules=[_deleted(sheet), Rule(bad_ts.is_not_null(), "bad_timestamp", created, bad_ts)],
     )
     ctx.note(
         routing_note(
@@ -674,6 +856,8 @@ def _field_history(
     sheet = parse_time_columns(sheet, [created], ctx)
     ts, bad_ts, _ = time_field(created)
     frame = sheet.frame.with_columns(ts.alias("__ts"))
+    if "OldValue" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("OldValue"))
     is_stage = pl.col("Field").str.to_lowercase().str.replace_all(r"[\s_]", "") == "stagename"
     changes = frame.filter(is_stage.fill_null(False)).sort(
         "OpportunityId", "__ts", "__line", nulls_last=True
@@ -710,7 +894,7 @@ def _field_history(
             "entered_ts": pl.col("__ts"),
         },
         rules=[
-            _deleted(),
+            _deleted(sheet),
             Rule(
                 bad_ts.is_not_null() & (pl.col("__from") == "new"), "bad_timestamp", created, bad_ts
             ),
@@ -731,6 +915,34 @@ def _field_history(
         )
     )
     return piece
+
+
+def _zones(values: pl.Series | None, ctx: Context, *, where: str) -> dict[str, str]:
+    """``TimeZoneSidKey`` values that are IANA zones (Salesforce's are), to themselves."""
+    if values is None:
+        ctx.note(
+            f"{where}: no TimeZoneSidKey column; every rep's local day and hour are in the "
+            f"settings' zone {ctx.settings.timezone}"
+        )
+        return {}
+    out, bad = {}, []
+    for value in values.drop_nulls().unique().to_list():
+        try:
+            ZoneInfo(value)
+            out[value] = value
+        except (ZoneInfoNotFoundError, ValueError):
+            bad.append(value)
+    used = len(out)
+    ctx.note(
+        f"{where}: reps' time zones from TimeZoneSidKey ({used} zones); local day, week and "
+        "hour of their activities are in their own zone"
+        + (
+            f"; not a time zone, so the settings' zone is used: {', '.join(sorted(bad))}"
+            if bad
+            else ""
+        )
+    )
+    return out
 
 
 def _users(sheets: dict[str, list[Sheet]], ctx: Context, pieces: list[Piece]) -> list[Piece]:
@@ -755,6 +967,11 @@ def _users(sheets: dict[str, list[Sheet]], ctx: Context, pieces: list[Piece]) ->
         exit_column = sheet.column("Exit_Date__c", "Termination_Date__c", "Exit_Date")
         sheet = parse_time_columns(sheet, [modified, hire, exit_column], ctx, as_date=True)
         frame = sheet.frame
+        zones = _zones(
+            frame[sheet.column("TimeZoneSidKey")] if sheet.column("TimeZoneSidKey") else None,
+            ctx,
+            where=sheet.name,
+        )
         seller = frame["Id"].is_in(list(sellers))
         inactive = boolean(sheet.get("IsActive")).fill_null(False).not_()
         name = pl.coalesce(
@@ -803,6 +1020,7 @@ def _users(sheets: dict[str, list[Sheet]], ctx: Context, pieces: list[Piece]) ->
                 if "ManagerId" in frame.columns
                 else pl.lit(None),
                 "hire_date": pl.col(f"__t:{hire}") if hire else pl.lit(None),
+                "timezone": _lookup(sheet.get("TimeZoneSidKey"), zones),
                 "exit_date": exit_date,
                 "exit_reason": _lookup(
                     sheet.get("Exit_Reason__c").str.to_lowercase(),

@@ -21,6 +21,9 @@ import re
 import polars as pl
 
 _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+#: Salesforce's empty lookup: a lookup field with no record exports as fifteen zeros (plus
+#: ``AAA`` in 18-character form). It names no record, so it is read as empty.
+EMPTY_IDS: frozenset[str] = frozenset({"000000000000000", "000000000000000AAA"})
 _ID = re.compile(r"^[a-zA-Z0-9]{15}([a-zA-Z0-5]{3})?$")
 
 
@@ -50,8 +53,12 @@ def salesforce_id18(value: str | None) -> str | None:
     '0065e00000XyZabAAF'
     >>> salesforce_id18("Acme Corp")  # not an id: unchanged
     'Acme Corp'
+    >>> salesforce_id18("000000000000000AAA") is None  # the empty lookup names no record
+    True
     """
-    if value is None or not _ID.match(value):
+    if value is None or value.upper() in EMPTY_IDS:
+        return None
+    if not _ID.match(value):
         return value
     if len(value) == 15:
         return value + _check_chars(value)
@@ -69,11 +76,12 @@ def salesforce_id18(value: str | None) -> str | None:
 def normalise_ids(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """Return ``frame`` with the Salesforce ids in ``columns`` in 18-character form.
 
-    Each distinct id is converted once; columns not in ``frame`` are ignored.
+    Each distinct id is converted once; columns not in ``frame`` are ignored. Salesforce's
+    empty lookup (``000000000000000AAA`` or ``000000000000000``) becomes null.
 
     Examples
     --------
-    >>> f = pl.DataFrame({"Id": ["0065e00000XyZab", "0065e00000XyZabAAF", None]})
+    >>> f = pl.DataFrame({"Id": ["0065e00000XyZab", "0065e00000XyZabAAF", "000000000000000"]})
     >>> normalise_ids(f, ["Id"])["Id"].to_list()
     ['0065e00000XyZabAAF', '0065e00000XyZabAAF', None]
     """
@@ -83,5 +91,9 @@ def normalise_ids(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     distinct = pl.concat([frame[c].drop_nulls() for c in present]).unique().to_list()
     lookup = {v: salesforce_id18(v) for v in distinct}
     return frame.with_columns(
-        pl.col(c).replace_strict(lookup, default=pl.col(c), return_dtype=pl.String) for c in present
+        pl.when(pl.col(c).str.to_uppercase().is_in(list(EMPTY_IDS)))
+        .then(None)
+        .otherwise(pl.col(c).replace_strict(lookup, default=pl.col(c), return_dtype=pl.String))
+        .alias(c)
+        for c in present
     )

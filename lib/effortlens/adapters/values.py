@@ -46,6 +46,59 @@ OUTCOME_LABELS: dict[str, str] = {
 }
 
 
+#: Words that name a loss to no decision inside a longer label ("No Decision / Non-Responsive",
+#: "Lost - did nothing", "Keine Entscheidung"): the buyer chose nothing, not a competitor.
+NO_DECISION_PATTERN = (
+    r"(?i)\bno[\s_-]*decision\b|\bnodecision\b|\b(did|do)[\s_-]*nothing\b|\bstatus[\s_-]*quo\b|"
+    r"\bnon[\s_-]*responsive\b|\bunresponsive\b|\bwent[\s_-]*dark\b|\bghosted\b|"
+    r"\bno[\s_-]*response\b|\bkeine[\s_-]*entscheidung\b|\b(pas de|sans)[\s_-]*d[ée]cision\b|"
+    r"\bsin[\s_-]*decisi[óo]n\b"
+)
+#: Headers of loss-reason fields, recognised by name (``Loss_Reason__c``, ``LossReason__c``,
+#: ``Reason_Lost__c``, ``Closed Lost Reason``, ``lost_reason``…).
+LOSS_REASON_HEADER = (
+    r"(?i)(loss|lost|closed[\s_]*lost)[\s_]*(reason|cause)|"
+    r"(reason|why)[\s_]*(for[\s_]*)?(loss|lost)"
+)
+
+
+def is_loss_reason_header(name: str) -> bool:
+    """Whether a header names a loss-reason field (by its words, any case or style).
+
+    Examples
+    --------
+    >>> [is_loss_reason_header(h) for h in ("LossReason__c", "Reason_Lost__c", "Amount")]
+    [True, True, False]
+    """
+    return re.search(LOSS_REASON_HEADER, name) is not None
+
+
+def no_decision_labels(values: pl.Series, ctx: Context, *, what: str, where: str) -> pl.Series:
+    """True where a label (a stage name, a loss reason) says the deal was lost to no decision.
+
+    The outcome vocabulary (the mapping's ``[values.outcome]`` first) decides a label it knows;
+    otherwise a label containing the words of :data:`NO_DECISION_PATTERN` is a no-decision.
+
+    Examples
+    --------
+    >>> from effortlens.settings import load_settings
+    >>> ctx = Context(settings=load_settings(), timezone="UTC")
+    >>> s = pl.Series(["No Decision / Non-Responsive", "Price", None, "Lost to competitor"])
+    >>> no_decision_labels(s, ctx, what="loss reason", where="x.csv").to_list()
+    [True, False, False, False]
+    """
+    known, notes = translate(values, outcome_vocabulary(ctx), what=what, where=where)
+    ctx.note(*notes)
+    by_vocabulary = known.is_in(list(OUTCOMES)) & values.is_not_null()
+    by_words = values.str.contains(NO_DECISION_PATTERN).fill_null(False)
+    flag = pl.select(
+        pl.when(pl.lit(by_vocabulary))
+        .then(pl.lit(known) == "no_decision")
+        .otherwise(pl.lit(by_words))
+    ).to_series()
+    return flag.fill_null(False).alias(values.name)
+
+
 def stage_vocabulary(ctx: Context, defaults: dict[str, str] | None = None) -> dict[str, str]:
     """Stage names -> the settings' stages: a source's defaults whose target the settings
     have, then the settings' ``[stages.map]``, then the mapping's ``[values.stage]``."""
