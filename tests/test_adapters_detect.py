@@ -68,7 +68,7 @@ def test_canonical_files_are_recognised_by_name(tmp_path):
     (tmp_path / "notes.txt").write_text("hello\n")
     detection = detect_format(tmp_path)
     assert detection.format == "canonical"
-    assert detection.ignored == ("notes.txt",)
+    assert detection.ignored == ("notes.txt (not named after a table)",)
     data = load_any(tmp_path, settings=load_settings())
     assert data.tables["opportunities"]["opportunity_id"].to_list() == ["o1"]
 

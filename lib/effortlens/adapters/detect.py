@@ -46,19 +46,32 @@ SIGNATURES: tuple[tuple[str, str, tuple[tuple[str, ...], ...]], ...] = (
     ("salesforce", "OpportunityFieldHistory", (("OpportunityId",), ("Field",), ("NewValue",))),
     ("salesforce", "OpportunityHistory", (("OpportunityId",), ("StageName",), ("CreatedDate",))),
     ("salesforce", "Opportunity", (("Id",), ("StageName",), ("OwnerId",), ("CloseDate",))),
+    ("salesforce", "CurrencyType", (("IsoCode",), ("ConversionRate",), ("IsCorporate",))),
+    (
+        "salesforce",
+        "DatedConversionRate",
+        (("IsoCode",), ("ConversionRate",), ("StartDate",), ("NextStartDate",)),
+    ),
     (
         "salesforce",
         "Task",
-        (("Id",), ("WhoId",), ("WhatId",), ("OwnerId",), ("Status", "TaskSubtype")),
+        (
+            ("Id",),
+            ("WhoId", "WhatId"),
+            ("OwnerId",),
+            ("Subject", "TaskSubtype"),
+            ("Status", "TaskSubtype", "IsClosed", "CallType"),
+            ("ActivityDate", "CompletedDateTime", "CreatedDate"),
+        ),
     ),
     (
         "salesforce",
         "Event",
         (
             ("Id",),
-            ("WhoId",),
-            ("WhatId",),
+            ("WhoId", "WhatId"),
             ("OwnerId",),
+            ("Subject", "EventSubtype"),
             ("StartDateTime", "ActivityDateTime", "DurationInMinutes"),
         ),
     ),
@@ -139,6 +152,81 @@ SIGNATURES: tuple[tuple[str, str, tuple[tuple[str, ...], ...]], ...] = (
     ),
 )
 
+#: Headers that a kind's own export never has: a file with one of them is another object
+#: (``ContactRequest`` has WhoId/WhatId/OwnerId/Status like a Task; the recurrence exceptions
+#: of events have StartDateTime like an Event).
+FOREIGN: dict[str, tuple[str, ...]] = {
+    "Task": (
+        "PreferredChannel",
+        "PreferredPhone",
+        "RequestReason",
+        "RequestDescription",
+        "StartDateTime",
+        "EndDateTime",
+        "DurationInMinutes",
+        "IsAllDayEvent",
+        "SeriesActivityId",
+        "ExceptionDate",
+    ),
+    "Event": (
+        "SeriesActivityId",
+        "ExceptionDate",
+        "OriginalStartDateTime",
+        "OriginalActivityDate",
+        "IsCancelled",
+        "PreferredChannel",
+        "RequestReason",
+        "TaskSubtype",
+        "CallType",
+        "CompletedDateTime",
+    ),
+}
+#: Salesforce objects EffortLens reads; a file named after another object is that object
+#: (Data Export names each file after its object), never one of these.
+SALESFORCE_OBJECTS: tuple[str, ...] = (
+    "Account",
+    "ActivityHistory",
+    "ActivityRecurrence2",
+    "ActivityRecurrence2Exception",
+    "Case",
+    "CaseHistory",
+    "Campaign",
+    "CampaignMember",
+    "ContactRequest",
+    "ContentDocument",
+    "EventRelation",
+    "EventWhoRelation",
+    "Lead",
+    "LeadHistory",
+    "OpenActivity",
+    "OpportunityContactRole",
+    "OpportunityLineItem",
+    "RecurrenceException",
+    "TaskRelation",
+    "TaskWhoRelation",
+)
+
+#: What each kind of export file becomes, for ``effortlens detect``.
+BECOMES: dict[str, str] = {
+    "User": "reps",
+    "UserRole": "reps' teams",
+    "OpportunityFieldHistory": "stage history",
+    "OpportunityHistory": "stage history",
+    "Opportunity": "deals",
+    "CurrencyType": "conversion rates for deal amounts",
+    "DatedConversionRate": "dated conversion rates for deal amounts",
+    "Task": "activities (inbound calls: buyer actions)",
+    "Event": "activities (meetings)",
+    "EmailMessage": "buyer actions (incoming) and activities (outgoing)",
+    "Contact": "accounts of contacts",
+    "deals": "deals and stage history",
+    "meetings": "activities and buyer actions",
+    "calls": "activities and buyer actions",
+    "emails": "activities and buyer actions",
+    "owners": "reps",
+    "contacts": "companies of contacts",
+}
+
 #: Kinds that make a folder a source of that format (the others only help).
 _CORE = {
     "salesforce": ("Opportunity", "Task", "Event", "EmailMessage"),
@@ -187,7 +275,8 @@ class Detection:
     files
         Kind (``"Opportunity"``, ``"deals"``, ``"reps"``, ``"mapping"``…) to the files of it.
     ignored
-        Files that matched nothing.
+        Files that are not read, each with why (``"ContactRequest.csv (a Salesforce
+        ContactRequest export: not read)"``).
     """
 
     format: str | None
@@ -203,7 +292,8 @@ class Detection:
             lines = [f"{self.folder}: no format recognised. EffortLens reads:"]
             lines += [f"  - {m}" for m in self.missing]
             if self.ignored:
-                lines.append("files found: " + ", ".join(self.ignored))
+                lines.append("files found:")
+                lines += [f"  - {i}" for i in self.ignored]
             return "\n".join(lines)
         lines = [f"{self.folder}: {self.format}"]
         lines += [f"  {e}" for e in self.evidence]
@@ -211,22 +301,46 @@ class Detection:
             lines.append("limits:")
             lines += [f"  - {m}" for m in self.missing]
         if self.ignored:
-            lines.append("not used: " + ", ".join(self.ignored))
+            lines.append("not used:")
+            lines += [f"  - {i}" for i in self.ignored]
         return "\n".join(lines)
 
 
-def classify(headers: list[str]) -> tuple[str, str, list[str]] | None:
+def classify(headers: list[str], *, name: str | None = None) -> tuple[str, str, list[str]] | None:
     """(format, kind, matched headers) of an export file from its header line, or ``None``.
+
+    A file is of a kind when each of the kind's header groups has a header present and none
+    of the kind's :data:`FOREIGN` headers is; a file named after another Salesforce object
+    (``ContactRequest.csv``) is not taken for one EffortLens reads.
 
     Examples
     --------
     >>> classify(["Id", "OpportunityId", "StageName", "CreatedDate", "Amount"])[:2]
     ('salesforce', 'OpportunityHistory')
+    >>> classify(["Id", "WhoId", "WhatId", "OwnerId", "Status", "PreferredChannel"]) is None
+    True
     """
+    if name is not None and other_object(name):
+        return None
     for fmt, kind, groups in SIGNATURES:
         matched = [find_column(headers, *group) for group in groups]
-        if all(matched):
+        if all(matched) and not find_column(headers, *FOREIGN.get(kind, ())):
             return fmt, kind, [m for m in matched if m]
+    return None
+
+
+def other_object(name: str) -> str | None:
+    """The Salesforce object a file is named after, when it is one EffortLens does not read.
+
+    Examples
+    --------
+    >>> other_object("ActivityRecurrence2Exception.csv"), other_object("Task.csv")
+    ('ActivityRecurrence2Exception', None)
+    """
+    stem = Path(name).stem.strip().lower()
+    for obj in SALESFORCE_OBJECTS:
+        if stem == obj.lower():
+            return obj
     return None
 
 
@@ -308,7 +422,7 @@ def detect_format(folder: str | Path) -> Detection:
             folder,
             evidence,
             files={t: tuple(ps) for t, ps in tables.items()},
-            ignored=tuple(p.name for p in files if p not in used),
+            ignored=tuple(f"{p.name} (not named after a table)" for p in files if p not in used),
         )
 
     found: dict[str, dict[str, list[Path]]] = {"salesforce": {}, "hubspot": {}}
@@ -317,17 +431,26 @@ def detect_format(folder: str | Path) -> Detection:
     for path in files:
         try:
             headers = read_header(path)
-        except (OSError, UnicodeDecodeError):
-            unknown.append(path.name)
+        except (OSError, UnicodeDecodeError) as err:
+            unknown.append(f"{path.name} (cannot be read: {err})")
             continue
-        hit = classify(headers)
+        hit = classify(headers, name=path.name)
         if hit is None:
-            unknown.append(path.name)
+            obj = other_object(path.name)
+            unknown.append(
+                f"{path.name} (a Salesforce {obj} export: not read)"
+                if obj
+                else f"{path.name} (its header matches no export EffortLens reads)"
+            )
             continue
         fmt, kind, matched = hit
         found[fmt].setdefault(kind, []).append(path)
         label = "Salesforce" if fmt == "salesforce" else "HubSpot"
-        evidence[fmt].append(f"{path.name}: {label} {kind} ({', '.join(matched)})")
+        becomes = BECOMES.get(kind, "")
+        evidence[fmt].append(
+            f"{path.name}: {label} {kind} ({', '.join(matched)})"
+            + (f" -> {becomes}" if becomes else "")
+        )
 
     scores = {fmt: sum(len(found[fmt].get(k, [])) for k in _CORE[fmt]) for fmt in found}
     best = max(scores, key=lambda f: scores[f])
@@ -353,5 +476,10 @@ def detect_format(folder: str | Path) -> Detection:
         tuple(evidence[best]),
         tuple(missing),
         files={k: tuple(v) for k, v in kinds.items()},
-        ignored=tuple(unknown) + tuple(line.split(":")[0] for line in other),
+        ignored=tuple(unknown)
+        + tuple(
+            f"{line.split(':')[0]} (a {'HubSpot' if best == 'salesforce' else 'Salesforce'} "
+            f"export in a {best} folder)"
+            for line in other
+        ),
     )

@@ -42,6 +42,8 @@ from effortlens.adapters.values import (
     action_vocabulary,
     activity_vocabulary,
     evaluate,
+    is_loss_reason_header,
+    no_decision_labels,
     only,
     outcome_vocabulary,
     parse_amounts,
@@ -83,17 +85,21 @@ def load_mapped(
     ctx = mapping.context(settings)
     pieces: list[Piece] = []
     opportunities: list[tuple[Piece, pl.Series, pl.Series | None, Sheet, TableSpec]] = []
+    sheets: dict[str, Sheet] = {}
     for spec in mapping.tables:
-        sheet = read_sheet(folder / spec.file)
+        if spec.file not in sheets:
+            sheets[spec.file] = read_sheet(folder / spec.file)
+        whole = sheets[spec.file]
+        sheet = Sheet(whole.path, whole.frame.filter(_where(spec, whole)))
         piece, extra = _read(spec, sheet, ctx, mapping)
         pieces.append(piece)
         if spec.table == "opportunities":
             opportunities.append((piece, extra["stage"], extra["stage_date"], extra["sheet"], spec))
-        ctx.note(
-            routing_note(
-                f"{spec.file} [{spec.table}]", sheet.frame.height, {spec.table: piece.frame.height}
-            )
-        )
+        counts = {spec.table: piece.frame.height}
+        if spec.where:
+            counts["not used here (where)"] = whole.frame.height - sheet.frame.height
+        ctx.note(routing_note(f"{spec.file} [{spec.table}]", whole.frame.height, counts))
+    _note_unrouted(mapping, sheets, ctx)
     has_history = any(s.table == "stage_history" for s in mapping.tables)
     if not has_history:
         for piece, stage, stage_date, sheet, spec in opportunities:
@@ -109,6 +115,43 @@ def load_mapped(
             "(no teams, segments or roles; map a reps file for peer groups)"
         )
     return assemble(pieces, ctx, source=str(folder), now=now)
+
+
+def _where(spec: TableSpec, sheet: Sheet) -> pl.Expr:
+    """The rows of ``sheet`` that ``spec.where`` keeps (values compared case- and
+    space-insensitively)."""
+    if not spec.where:
+        return pl.lit(True)
+
+    def key(expr: pl.Expr) -> pl.Expr:
+        return expr.str.to_lowercase().str.strip_chars().str.replace_all(r"\s+", " ")
+
+    keep = pl.lit(False)
+    for group in spec.where:
+        every = pl.lit(True)
+        for condition in group:
+            wanted = [" ".join(v.lower().split()) for v in condition.values]
+            hit = key(pl.col(sheet.column(condition.column))).is_in(wanted).fill_null(False)
+            every = every & (~hit if condition.negate else hit)
+        keep = keep | every
+    return keep
+
+
+def _note_unrouted(mapping: Mapping, sheets: dict[str, Sheet], ctx: Context) -> None:
+    """Say how many rows of a file split by ``where`` no entry took."""
+    for file, sheet in sheets.items():
+        specs = [s for s in mapping.tables if s.file == file]
+        if not all(s.where for s in specs):
+            continue
+        taken = pl.lit(False)
+        for spec in specs:
+            taken = taken | _where(spec, sheet)
+        left = sheet.frame.filter(~taken).height
+        if left:
+            ctx.note(
+                f"{file}: {left} rows match no entry's where (neither effort nor buyer action); "
+                "not read. Widen a where to count them"
+            )
 
 
 def _synthetic_id(columns: list[str]) -> pl.Expr:
@@ -230,9 +273,17 @@ def _read(spec: TableSpec, sheet: Sheet, ctx: Context, mapping: Mapping) -> tupl
             if "outcome" in spec.fields
             else pl.Series([None] * frame.height, dtype=pl.String)
         )
+        if "stage" in spec.fields:
+            stage_nd = no_decision_labels(
+                evaluate(frame, source("stage")), ctx, what="stage as outcome", where=where
+            )
+            from_stage = pl.select(
+                pl.when(pl.lit(stage_nd)).then(pl.lit("no_decision")).otherwise(pl.lit(from_stage))
+            ).to_series()
         outcome = pl.select(
             pl.coalesce(pl.lit(given), pl.lit(from_stage), pl.lit("open"))
         ).to_series()
+        outcome = _no_decision(frame, outcome, spec, ctx, where=where)
         if "outcome" not in spec.fields:
             n_open_label = int((from_stage.is_null()).sum())
             ctx.note(
@@ -265,6 +316,38 @@ def _read(spec: TableSpec, sheet: Sheet, ctx: Context, mapping: Mapping) -> tupl
     exprs = {k: v for k, v in exprs.items() if k in TABLES[table].columns}
     piece = make_piece(table, Sheet(sheet.path, frame), exprs, file=spec.file, rules=rules)
     return piece, {"stage": stage, "stage_date": stage_date, "sheet": Sheet(sheet.path, frame)}
+
+
+def _no_decision(
+    frame: pl.DataFrame, outcome: pl.Series, spec: TableSpec, ctx: Context, *, where: str
+) -> pl.Series:
+    """Lost deals whose loss reason says no decision become ``no_decision``: the mapped
+    ``loss_reason`` column and any column recognised as one by name."""
+    mapped = spec.column("loss_reason")
+    used = {f.column for f in spec.fields.values() if f.column}
+    columns = list(
+        dict.fromkeys(
+            ([mapped] if mapped else [])
+            + [
+                c
+                for c in frame.columns
+                if not c.startswith("__") and c not in used and is_loss_reason_header(c)
+            ]
+        )
+    )
+    if not columns:
+        return outcome
+    flag = pl.Series([False] * frame.height)
+    for column in columns:
+        flag = flag | no_decision_labels(frame[column], ctx, what="loss reason", where=where)
+    changed = (outcome == "lost") & flag
+    ctx.note(
+        f"{where}: {int(changed.sum())} lost deals read as no decision from the loss reason "
+        f"({', '.join(columns)})"
+    )
+    return pl.select(
+        pl.when(pl.lit(changed)).then(pl.lit("no_decision")).otherwise(pl.lit(outcome))
+    ).to_series()
 
 
 def _day_first(fmt: str) -> bool | None:

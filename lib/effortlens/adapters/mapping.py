@@ -24,6 +24,7 @@ and buyer-action types to canonical ones.
     stage = "Phase"                # current stage, or the outcome label once closed
     outcome = "Status"             # leave out to read it from the stage
     stage_dates = { discovery = "Date qualified", proposal = "Offer sent" }
+    loss_reason = "Why lost"       # "No Decision / Non-Responsive" makes a no-decision loss
 
     [[activities]]                 # [[...]] when several files feed one table
     file = "calls.csv"
@@ -31,11 +32,28 @@ and buyer-action types to canonical ones.
     ts = "Date"
     rep_id = "User"
 
+    [[activities]]                 # one activity log, both directions: the seller's rows…
+    file = "log.csv"
+    where = { Direction = "OUTBOUND" }
+    ts = "Date"
+    rep_id = "Agent"
+    activity_type = "Type"
+
+    [[buyer_actions]]              # …and the buyer's (any of the conditions: a list)
+    file = "log.csv"
+    where = [{ Direction = "INBOUND" }, { Status = ["REPLIED", "CONNECTED"] }]
+    ts = "Date"
+    account_id = "Account"
+    action_type = "Type"           # through [values.action_type]
+
     [values.stage]
     "Qualifizierung" = "discovery"
     [values.outcome]
     "Gewonnen" = "won"
     "Keine Entscheidung" = "no_decision"
+    [values.action_type]
+    "EMAIL" = "reply"
+    "MEETING" = "meeting_held"
 
 Examples
 --------
@@ -67,8 +85,11 @@ EXTRA_FIELDS: dict[str, dict[str, str]] = {
         "stage": "the deal's current stage (or its outcome label once closed)",
         "stage_date": "when the deal entered its current stage",
         "stage_dates": "a table: stage -> column holding the date the deal entered it",
+        "loss_reason": "why a lost deal was lost; no-decision labels make it a no_decision",
     },
 }
+#: Keys every table entry may have besides its fields.
+ENTRY_KEYS: tuple[str, ...] = ("file", "where")
 #: Canonical fields a mapping may leave out although the table requires them.
 OPTIONAL_KEYS: dict[str, tuple[str, ...]] = {
     "opportunities": ("opportunity_id", "outcome"),
@@ -88,7 +109,14 @@ DATE_FORMATS: dict[str, bool | None] = {
     "dd.mm.yyyy": True,
 }
 VALUE_MAPS: tuple[str, ...] = ("stage", "outcome", "activity_type", "action_type")
-SOURCE_KEYS: tuple[str, ...] = ("format", "timezone", "date_format", "decimal", "currency")
+SOURCE_KEYS: tuple[str, ...] = (
+    "format",
+    "timezone",
+    "date_format",
+    "decimal",
+    "currency",
+    "loss_reason",
+)
 
 
 class MappingError(ValueError):
@@ -105,13 +133,28 @@ class FieldSpec:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """Rows whose ``column`` holds one of ``values`` (case and spacing ignored), or with
+    ``negate`` none of them."""
+
+    column: str
+    values: tuple[str, ...]
+    negate: bool = False
+
+
+@dataclass(frozen=True)
 class TableSpec:
-    """One file feeding one canonical table."""
+    """One file feeding one canonical table.
+
+    ``where`` keeps the rows that meet every condition of at least one of its groups (empty:
+    every row), so that one file can feed several tables.
+    """
 
     table: str
     file: str
     fields: dict[str, FieldSpec]
     stage_dates: dict[str, str] = field(default_factory=dict)
+    where: tuple[tuple[Condition, ...], ...] = ()
 
     def column(self, name: str) -> str | None:
         """The source column the mapping gives for the canonical field ``name``, or ``None``."""
@@ -148,6 +191,7 @@ class Mapping:
     currency: str | None = None
     tables: tuple[TableSpec, ...] = ()
     values: dict[str, dict[str, str]] = field(default_factory=dict)
+    loss_reason: tuple[str, ...] = ()
 
     def context(self, settings: Settings) -> Context:
         """The reading context for these conventions and value maps, checked against
@@ -173,6 +217,7 @@ class Mapping:
             time_format=_strftime(self.date_format) if "%" in (self.date_format or "") else None,
             decimal=self.decimal,
             values={k: dict(v) for k, v in self.values.items()},
+            loss_reason=self.loss_reason,
         )
 
 
@@ -240,8 +285,9 @@ def _table(name: str, body: Any, where: str) -> TableSpec:
     allowed = set(TABLES[name].columns) | set(EXTRA_FIELDS.get(name, {}))
     fields: dict[str, FieldSpec] = {}
     stage_dates: dict[str, str] = {}
+    conditions = _where(body.get("where"), where, f"{name}.where")
     for field_name, value in body.items():
-        if field_name == "file":
+        if field_name in ENTRY_KEYS:
             continue
         if field_name not in allowed:
             hint = difflib.get_close_matches(field_name, sorted(allowed), n=1)
@@ -251,7 +297,7 @@ def _table(name: str, body: Any, where: str) -> TableSpec:
                 "is not a field of "
                 + name
                 + (f"; did you mean {hint[0]}?" if hint else "")
-                + f" Fields: {', '.join(sorted(allowed))}",
+                + f" Fields: {', '.join(sorted(allowed))} (and file, where)",
             )
         if field_name == "stage_dates":
             if not isinstance(value, dict) or not value:
@@ -271,7 +317,42 @@ def _table(name: str, body: Any, where: str) -> TableSpec:
             for m in missing
         )
         raise _fail(where, f"[{name}]", f"is missing required field(s): {described}")
-    return TableSpec(name, file, fields, stage_dates)
+    return TableSpec(name, file, fields, stage_dates, conditions)
+
+
+def _texts(value: Any, where: str, key: str) -> tuple[str, ...]:
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, str | int | float | bool) for v in values):
+        raise _fail(where, key, f"must be a value or a list of values, got {value!r}")
+    return tuple(str(v).lower() if isinstance(v, bool) else str(v) for v in values)
+
+
+def _where(value: Any, where: str, key: str) -> tuple[tuple[Condition, ...], ...]:
+    """``where = { Column = "value" }``, ``{ Column = ["a", "b"] }``, ``{ Column = { not =
+    "x" } }``; a list of such tables keeps rows meeting any of them."""
+    if value is None:
+        return ()
+    groups = value if isinstance(value, list) else [value]
+    if not groups or not all(isinstance(g, dict) and g for g in groups):
+        raise _fail(
+            where,
+            key,
+            f'must be a table such as {{ Direction = "INBOUND" }} or a list of them, got {value!r}',
+        )
+    out = []
+    for group in groups:
+        conditions = []
+        for column, wanted in group.items():
+            if isinstance(wanted, dict):
+                if set(wanted) != {"not"}:
+                    raise _fail(where, f"{key}.{column}", "takes a value, a list, or { not = ... }")
+                conditions.append(
+                    Condition(column, _texts(wanted["not"], where, f"{key}.{column}"), True)
+                )
+            else:
+                conditions.append(Condition(column, _texts(wanted, where, f"{key}.{column}")))
+        out.append(tuple(conditions))
+    return tuple(out)
 
 
 def parse_mapping(
@@ -314,6 +395,17 @@ def parse_mapping(
     decimal = source.get("decimal")
     if decimal not in (None, "auto", ".", ","):
         raise _fail(where, "source.decimal", f'must be "auto", "." or ",", got {decimal!r}')
+    loss_reason = source.get("loss_reason", ())
+    if isinstance(loss_reason, str):
+        loss_reason = (loss_reason,)
+    if not isinstance(loss_reason, list | tuple) or not all(
+        isinstance(c, str) and c.strip() for c in loss_reason
+    ):
+        raise _fail(
+            where,
+            "source.loss_reason",
+            f"must be a column name or a list of them, got {loss_reason!r}",
+        )
     currency = source.get("currency")
     if currency is not None and not (
         isinstance(currency, str) and len(currency) == 3 and currency.isalpha()
@@ -381,6 +473,7 @@ def parse_mapping(
         currency=currency.upper() if currency else None,
         tables=tuple(tables),
         values=values,
+        loss_reason=tuple(c.strip() for c in loss_reason),
     )
 
 
@@ -445,6 +538,7 @@ def check_columns(mapping: Mapping, folder: Path) -> None:
         headers = read_header(path)
         named = [(k, f.column) for k, f in spec.fields.items() if f.column]
         named += [(f"stage_dates.{s}", c) for s, c in spec.stage_dates.items()]
+        named += [(f"where.{c.column}", c.column) for group in spec.where for c in group]
         for key, column in named:
             if find_column(headers, column) is None:
                 hint = difflib.get_close_matches(column, headers, n=1, cutoff=0.6)

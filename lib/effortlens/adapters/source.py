@@ -7,6 +7,7 @@ so that the commands stay thin shells over tested functions.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -60,19 +61,37 @@ def load_any(
     MappingError
         When the mapping is invalid (file and key named).
 
+    Whatever the files hold, nothing else is raised: an unreadable file or folder is a
+    ``DataError``, and a failure of EffortLens itself (a Polars panic included) a
+    :class:`~effortlens.loading.report.LoadBug` naming the folder or file. The load runs
+    within the settings' ``[limits]`` (:mod:`effortlens.loading.guard`).
+
     Examples
     --------
     >>> from effortlens.settings import load_settings
     >>> # data = load_any("exports/", settings=load_settings())
     >>> # data = load_any("pipeline/", settings=load_settings(), mapping="pipeline/mapping.toml")
     """
-    from effortlens.loading import DataError, load_folder
+    from effortlens.loading import guard
     from effortlens.settings import load_settings
 
     settings = settings if settings is not None else load_settings()
     folder = Path(folder)
     if format is not None and format not in FORMATS:
         raise ValueError(f"format must be one of {list(FORMATS)}, got {format!r}")
+    with guard.load_scope(settings.limits) as scope, guard.guarded(str(folder)):
+        data = _load_any(folder, settings=settings, mapping=mapping, format=format, now=now)
+        extra = tuple(n for n in scope.notes if n not in data.report.notes)
+        if not extra:
+            return data
+        report = replace(data.report, notes=data.report.notes + extra)
+        return replace(data, report=report)
+
+
+def _load_any(folder: Path, *, settings, mapping, format, now):  # noqa: A002
+    """:func:`load_any` inside its load scope."""
+    from effortlens.loading import DataError, load_folder
+
     detection = detect_format(folder)
     mapping_path = (
         Path(mapping)
@@ -119,7 +138,7 @@ def _files_of(folder: Path, fmt: str) -> dict[str, tuple[Path, ...]]:
 
     out: dict[str, list[Path]] = {}
     for path in data_files(folder):
-        hit = classify(read_header(path))
+        hit = classify(read_header(path), name=path.name)
         if hit and hit[0] == fmt:
             out.setdefault(hit[1], []).append(path)
     return {k: tuple(v) for k, v in out.items()}
