@@ -27,11 +27,19 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 CACHE_ENV = "EFFORTLENS_CACHE"  # effortlens.cache.CACHE_ENV, without importing it this early
 ARTIFACTS_ENV = "EFFORTLENS_TEST_ARTIFACTS"  # read by tests/_browser.py
-#: Paths a test run may touch in the repository: the environment and Python's own caches.
-ALLOWED_PARTS = {".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints"}
-#: New untracked files of these kinds are people's work in progress, not a test's output (tests
-#: write data, caches, logs and images); new ignored files of any kind count.
-SOURCE_SUFFIXES = {".py", ".md", ".ipynb", ".toml"}
+#: Paths a test run may touch in the repository: the environment, Python's own caches, and
+#: ``test-artifacts/``, where ``bench/load_test.py`` (not a test) writes its logs.
+ALLOWED_PARTS = {
+    ".venv",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".ipynb_checkpoints",
+    "test-artifacts",
+}
+#: Folders people author: a new untracked file in one is work in progress, perhaps saved while
+#: the tests run, not a test's output. Ignored files count everywhere (caches, generated data).
+SOURCE_FOLDERS = {"lib", "widgets", "tests", "docs", "workbooks", "bench", "deploy", "share"}
 
 _session: dict[str, object] = {}
 
@@ -42,8 +50,8 @@ _session: dict[str, object] = {}
 def _untracked_files() -> dict[str, int] | None:
     """Untracked and ignored files of the repository, by mtime, that a test could have written.
 
-    Leaves out :data:`ALLOWED_PARTS`, tracked files and new source files (people edit those,
-    sometimes while the tests run).
+    Leaves out :data:`ALLOWED_PARTS`, tracked files and new files in :data:`SOURCE_FOLDERS`
+    (people edit those, sometimes while the tests run).
 
     ``None`` when the folder is not a git checkout (an sdist, say), where there is nothing to
     compare.
@@ -73,7 +81,7 @@ def _untracked_files() -> dict[str, int] | None:
         parts = set(Path(path).parts)
         if parts & ALLOWED_PARTS or any(p.endswith(".egg-info") for p in parts):
             continue
-        if status == "??" and Path(path).suffix in SOURCE_SUFFIXES:
+        if status == "??" and Path(path).parts[0] in SOURCE_FOLDERS:
             continue
         try:
             files[path] = (REPO / path).stat().st_mtime_ns

@@ -28,13 +28,25 @@ the data):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
 
+from effortlens.sample.arrays import (
+    Actions,
+    Activities,
+    Chunk,
+    Context,
+    Deals,
+    Initiated,
+    Responses,
+    Stages,
+    is_verifier_type,
+    take,
+)
 from effortlens.sample.backing import back_entries
-from effortlens.sample.draw import DAY, book_rank, categorical, ids, timestamps
+from effortlens.sample.draw import DAY, book_rank, categorical
 from effortlens.sample.plan import (
     ACTIVITY_TYPES,
     BASE_MIX,
@@ -45,14 +57,18 @@ from effortlens.sample.plan import (
     INTERNAL_MIX,
     N_CUSTOMER_FACING,
     STAGE_VERIFIER,
-    Calendar,
-    Model,
-    Org,
     expected_open_days,
     volume_factor,
 )
-from effortlens.schema import OUTCOMES, conform
-from effortlens.settings import ACTION_TYPES, Settings
+from effortlens.sample.tables import (
+    actions_table,
+    activities_table,
+    opportunities_table,
+    responses_table,
+    stage_table,
+)
+from effortlens.schema import OUTCOMES
+from effortlens.settings import ACTION_TYPES
 
 TOUCHES_PER_DEAL_DAY = 0.8  # most touches an open deal gets on a working day
 ON_DEAL_SHARE = np.array([0.8, 0.45])  # of customer-facing activities, by role (AE, SDR)
@@ -94,116 +110,6 @@ INITIATED_ACTIONS = _action_p(
 )
 
 
-@dataclass(frozen=True)
-class Context:
-    """What every chunk shares: rules, calendar, settings and id layout."""
-
-    org: Org
-    cal: Calendar
-    model: Model
-    settings: Settings
-    intervention_start: int  # UTC seconds
-    cf_duration_scale: float
-    stage_scale: float
-    widths: dict[str, int]
-
-
-@dataclass
-class Chunk:
-    """The tables of one chunk and the counts the truth file needs."""
-
-    activities: pl.DataFrame
-    buyer_actions: pl.DataFrame
-    opportunities: pl.DataFrame
-    stage_history: pl.DataFrame
-    truth_responses: pl.DataFrame
-    customer_facing: np.ndarray  # per rep (global index), customer-facing activities
-    calls: np.ndarray
-
-
-# --- the arrays passed between the steps (one element per event) -----------------------------
-
-
-@dataclass(frozen=True)
-class _Activities:
-    """Activities: chunk-local rep, local day, type, local seconds, UTC seconds, and so on."""
-
-    rep: np.ndarray
-    day: np.ndarray
-    type: np.ndarray
-    local: np.ndarray
-    ts: np.ndarray
-    is_cf: np.ndarray
-    deal: np.ndarray | None = None  # deal index, -1 off any deal
-    account: np.ndarray | None = None  # account index, -1 for internal work
-    contact: np.ndarray | None = None
-    duration: np.ndarray | None = None  # minutes
-
-
-@dataclass(frozen=True)
-class _Deals:
-    """Deals in creation order: owner (chunk-local and global), day, time, account, amount."""
-
-    rep: np.ndarray
-    global_rep: np.ndarray
-    day: np.ndarray
-    created: np.ndarray
-    account: np.ndarray
-    contact_offset: np.ndarray
-    contacts: np.ndarray
-    amount: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Stages:
-    """How each deal ended, and its stage entries (deal, stage, UTC seconds)."""
-
-    outcome: np.ndarray
-    close: np.ndarray  # UTC seconds, -1 while open
-    stuck_from: np.ndarray  # UTC seconds a stalled deal stopped moving (int64 max if never)
-    exit_s: np.ndarray  # UTC seconds the owner left (the horizon if they stayed)
-    e_deal: np.ndarray
-    e_stage: np.ndarray
-    e_t: np.ndarray
-    e_pick: np.ndarray | None = None  # the buyer action backing each entry, -1 none
-
-
-@dataclass(frozen=True)
-class _Responses:
-    """Answered activities (indices), when the answer came, and its action type."""
-
-    answered: np.ndarray
-    ts: np.ndarray
-    type: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Initiated:
-    """Buyer-initiated actions: account, UTC seconds, contact, action type."""
-
-    account: np.ndarray
-    ts: np.ndarray
-    contact: np.ndarray
-    type: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Actions:
-    """All buyer actions in time order; ``source`` is the answered activity, -1 if initiated."""
-
-    ts: np.ndarray
-    source: np.ndarray
-    deal: np.ndarray
-    account: np.ndarray
-    contact: np.ndarray
-    type: np.ndarray
-
-
-def _take(arrays, order: np.ndarray):
-    """``arrays`` (one of the dataclasses above) with every array field reordered."""
-    return replace(arrays, **{f.name: getattr(arrays, f.name)[order] for f in fields(arrays)})
-
-
 # --- the chunk ------------------------------------------------------------------------------
 
 
@@ -222,7 +128,7 @@ def generate_chunk(
     account, contact = _place_on_contacts(ctx, reps, acts, deals, deal, rng)
     duration = _draw_durations(ctx, acts, rng)
     acts = replace(acts, deal=deal, account=account, contact=contact, duration=duration)
-    acts = _take(acts, np.lexsort((acts.ts, acts.rep)))
+    acts = take(acts, np.lexsort((acts.ts, acts.rep)))
     responses = _draw_responses(ctx, reps, acts, rng)
     initiated = _draw_initiated(ctx, reps, acts, len(responses.answered), rng)
     actions = _merge_actions(acts, responses, initiated)
@@ -239,11 +145,11 @@ def generate_chunk(
     g_act = reps[acts.rep]
     n_all = ctx.org.n_reps
     return Chunk(
-        activities=_activities_table(ctx, reps, acts, numbers),
-        buyer_actions=_actions_table(ctx, actions, numbers),
-        opportunities=_opportunities_table(ctx, deals, stages, amount_missing, numbers),
-        stage_history=_stage_table(ctx, stages, numbers),
-        truth_responses=_responses_table(ctx, actions, numbers),
+        activities=activities_table(ctx, reps, acts, numbers),
+        buyer_actions=actions_table(ctx, actions, numbers),
+        opportunities=opportunities_table(ctx, deals, stages, amount_missing, numbers),
+        stage_history=stage_table(ctx, stages, numbers),
+        truth_responses=responses_table(ctx, actions, numbers),
         customer_facing=np.bincount(g_act[acts.is_cf], minlength=n_all),
         calls=np.bincount(g_act[acts.type == CALL], minlength=n_all),
     )
@@ -252,7 +158,7 @@ def generate_chunk(
 # --- 1. activities --------------------------------------------------------------------------
 
 
-def _draw_activities(ctx: Context, reps: np.ndarray, rng: np.random.Generator) -> _Activities:
+def _draw_activities(ctx: Context, reps: np.ndarray, rng: np.random.Generator) -> Activities:
     """A Poisson number of activities per rep-day while employed, with types and local times."""
     org, cal = ctx.org, ctx.cal
     n_days, n_reps = cal.n_days, len(reps)
@@ -280,7 +186,7 @@ def _draw_activities(ctx: Context, reps: np.ndarray, rng: np.random.Generator) -
     a_local = hours[categorical(rng, hour_p / hour_p.sum(), n_act)] * 3600 + rng.integers(
         0, 3600, n_act
     )
-    return _Activities(
+    return Activities(
         rep=a_rep,
         day=a_day,
         type=a_type,
@@ -299,7 +205,7 @@ def _cf_per_day(ctx: Context, reps: np.ndarray) -> np.ndarray:
 # --- 2. deals and their walk through the stages ---------------------------------------------
 
 
-def _draw_deals(ctx: Context, reps: np.ndarray, rng: np.random.Generator) -> _Deals:
+def _draw_deals(ctx: Context, reps: np.ndarray, rng: np.random.Generator) -> Deals:
     """Enough deals per rep to carry the on-deal share of their touches, in creation order."""
     org, cal = ctx.org, ctx.cal
     n_days = cal.n_days
@@ -320,7 +226,7 @@ def _draw_deals(ctx: Context, reps: np.ndarray, rng: np.random.Generator) -> _De
     d_contact_offset = rng.integers(0, 1 << 30, n_deal)
     d_contacts = np.minimum(rng.integers(1, 4, n_deal), org.contact_count[d_acc])
     d_amount = np.round(DEAL_AMOUNT[org.segment[g_rep]] * rng.lognormal(0, 0.5, n_deal), -2)
-    return _Deals(
+    return Deals(
         rep=d_rep,
         global_rep=g_rep,
         day=d_day,
@@ -332,7 +238,7 @@ def _draw_deals(ctx: Context, reps: np.ndarray, rng: np.random.Generator) -> _De
     )
 
 
-def _walk_stages(ctx: Context, deals: _Deals, rng: np.random.Generator) -> _Stages:
+def _walk_stages(ctx: Context, deals: Deals, rng: np.random.Generator) -> Stages:
     """Walk every deal through the stages at once: leave, skip, stall, win, or stay open."""
     org, cal, model = ctx.org, ctx.cal, ctx.model
     n_days, horizon = cal.n_days, cal.horizon
@@ -376,7 +282,7 @@ def _walk_stages(ctx: Context, deals: _Deals, rng: np.random.Generator) -> _Stag
         active[idx[advance]] = True
         stage[idx[advance]] = (k + 1 + skip)[advance]
         t[idx[advance]] = leave[advance]
-    return _Stages(
+    return Stages(
         outcome=outcome,
         close=close,
         stuck_from=stuck_from,
@@ -393,9 +299,9 @@ def _walk_stages(ctx: Context, deals: _Deals, rng: np.random.Generator) -> _Stag
 def _place_on_deals(
     ctx: Context,
     reps: np.ndarray,
-    acts: _Activities,
-    deals: _Deals,
-    stages: _Stages,
+    acts: Activities,
+    deals: Deals,
+    stages: Stages,
     rng: np.random.Generator,
 ) -> np.ndarray:
     """The deal of each activity (-1: none): customer-facing ones go to a deal open that day.
@@ -441,8 +347,8 @@ def _place_on_deals(
 def _place_on_contacts(
     ctx: Context,
     reps: np.ndarray,
-    acts: _Activities,
-    deals: _Deals,
+    acts: Activities,
+    deals: Deals,
     a_deal: np.ndarray,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -474,7 +380,7 @@ def _place_on_contacts(
     return a_acc, a_con
 
 
-def _draw_durations(ctx: Context, acts: _Activities, rng: np.random.Generator) -> np.ndarray:
+def _draw_durations(ctx: Context, acts: Activities, rng: np.random.Generator) -> np.ndarray:
     """Minutes per activity around the settings' defaults (customer-facing ones scaled)."""
     mean_duration = np.array([ctx.settings.default_duration_min[t] for t in ACTIVITY_TYPES])
     mean_duration[:N_CUSTOMER_FACING] *= ctx.cf_duration_scale
@@ -487,7 +393,7 @@ def _draw_durations(ctx: Context, acts: _Activities, rng: np.random.Generator) -
 
 
 def _response_probability(
-    ctx: Context, reps: np.ndarray, acts: _Activities, c: np.ndarray
+    ctx: Context, reps: np.ndarray, acts: Activities, c: np.ndarray
 ) -> np.ndarray:
     """Probability that each activity ``c`` (customer-facing, by contact then time) is answered.
 
@@ -522,8 +428,8 @@ def _response_probability(
 
 
 def _draw_responses(
-    ctx: Context, reps: np.ndarray, acts: _Activities, rng: np.random.Generator
-) -> _Responses:
+    ctx: Context, reps: np.ndarray, acts: Activities, rng: np.random.Generator
+) -> Responses:
     """Which customer-facing activities are answered, when, and with which action type.
 
     Answers come after a log-normal lag within the period; buyers answer between 07:00 and
@@ -550,15 +456,15 @@ def _draw_responses(
     on_deal = categorical(rng, ON_DEAL_ACTIONS, len(answered))
     off_deal = categorical(rng, OFF_DEAL_ACTIONS, len(answered))
     r_type = np.where(acts.deal[answered] >= 0, on_deal, off_deal)
-    return _Responses(answered=answered, ts=r_ts, type=r_type)
+    return Responses(answered=answered, ts=r_ts, type=r_type)
 
 
 # --- 5. buyer-initiated actions ---------------------------------------------------------------
 
 
 def _draw_initiated(
-    ctx: Context, reps: np.ndarray, acts: _Activities, n_answered: int, rng: np.random.Generator
-) -> _Initiated:
+    ctx: Context, reps: np.ndarray, acts: Activities, n_answered: int, rng: np.random.Generator
+) -> Initiated:
     """About 10% of all actions, on the chunk's accounts with no touch in the window before."""
     org, cal = ctx.org, ctx.cal
     n_days = cal.n_days
@@ -589,7 +495,7 @@ def _draw_initiated(
     b_con = (
         org.contact_start[b_acc] + rng.integers(0, 1 << 20, len(b_acc)) % org.contact_count[b_acc]
     )
-    return _Initiated(
+    return Initiated(
         account=b_acc,
         ts=cand["ts"].to_numpy(),
         contact=b_con,
@@ -597,11 +503,11 @@ def _draw_initiated(
     )
 
 
-def _merge_actions(acts: _Activities, responses: _Responses, initiated: _Initiated) -> _Actions:
+def _merge_actions(acts: Activities, responses: Responses, initiated: Initiated) -> Actions:
     """Responses and buyer-initiated actions as one list in time order."""
     answered = responses.answered
     none = np.full(len(initiated.ts), -1)
-    actions = _Actions(
+    actions = Actions(
         ts=np.concatenate([responses.ts, initiated.ts]),
         source=np.concatenate([answered, none]),
         deal=np.concatenate([acts.deal[answered], none]),
@@ -609,21 +515,15 @@ def _merge_actions(acts: _Activities, responses: _Responses, initiated: _Initiat
         contact=np.concatenate([acts.contact[answered], initiated.contact]),
         type=np.concatenate([responses.type, initiated.type]),
     )
-    return _take(actions, np.lexsort((actions.source, actions.ts)))
+    return take(actions, np.lexsort((actions.source, actions.ts)))
 
 
 # --- 6. stage entries backed by buyer actions -------------------------------------------------
 
 
-def _is_verifier_type(settings: Settings) -> np.ndarray:
-    """Per :data:`ACTION_TYPES`: whether the settings count it as a verifier."""
-    verifiers = set(settings.verifiers)
-    return np.array([a in verifiers for a in ACTION_TYPES])
-
-
 def _back_stages(
-    ctx: Context, deals: _Deals, stages: _Stages, actions: _Actions, rng: np.random.Generator
-) -> tuple[_Stages, _Actions]:
+    ctx: Context, deals: Deals, stages: Stages, actions: Actions, rng: np.random.Generator
+) -> tuple[Stages, Actions]:
     """Back stage entries with buyer actions on the deal, relabelled as the stage's verifier.
 
     The entries come back sorted by deal, then time, with their picks; the action that
@@ -649,125 +549,18 @@ def _back_stages(
     first_pick = np.flatnonzero((e_pick >= 0) & np.concatenate([[True], e_deal[1:] != e_deal[:-1]]))
     x_deal[e_pick[first_pick]] = e_deal[first_pick]
     chosen = e_pick >= 0
-    is_verifier_type = _is_verifier_type(ctx.settings)
+    verifier = is_verifier_type(ctx.settings)
     relabel = e_pick[chosen]
     stage_type = np.array([ACTION_TYPES.index(v) for v in STAGE_VERIFIER])[e_stage[chosen]]
-    x_type[relabel] = np.where(is_verifier_type[x_type[relabel]], x_type[relabel], stage_type)
+    x_type[relabel] = np.where(verifier[x_type[relabel]], x_type[relabel], stage_type)
     return replace(stages, e_t=e_t, e_pick=e_pick), replace(actions, deal=x_deal, type=x_type)
 
 
-def _take_entries(stages: _Stages, order: np.ndarray) -> _Stages:
+def _take_entries(stages: Stages, order: np.ndarray) -> Stages:
     """``stages`` with its entries (not its deals) reordered."""
     return replace(
         stages,
         e_deal=stages.e_deal[order],
         e_stage=stages.e_stage[order],
         e_t=stages.e_t[order],
-    )
-
-
-# --- the tables -------------------------------------------------------------------------------
-
-
-def _rep_ids(ctx: Context, global_reps: np.ndarray) -> pl.Series:
-    """The rep id of each global rep index."""
-    if len(global_reps) == 0:
-        return pl.Series([], dtype=pl.String)
-    return pl.Series(ctx.org.rep_id)[global_reps]
-
-
-def _opportunity_ids(ctx: Context, deal: np.ndarray, numbers: dict) -> pl.Series:
-    """Opportunity ids of deal indices (-1: null)."""
-    number = np.where(deal >= 0, numbers["opportunity"][deal], -1)
-    return ids("OPP", number, ctx.widths["opportunity"])
-
-
-def _activities_table(
-    ctx: Context, reps: np.ndarray, acts: _Activities, numbers: dict
-) -> pl.DataFrame:
-    """The canonical ``activities`` table of the chunk."""
-    w = ctx.widths
-    activities = pl.DataFrame(
-        {
-            "activity_id": ids("ACT", numbers["activity"], w["activity"]),
-            "rep_id": _rep_ids(ctx, reps[acts.rep]),
-            "ts": timestamps(acts.ts),
-            "activity_type": np.array(ACTIVITY_TYPES)[acts.type],
-            "account_id": ids("ACC", acts.account, w["account"]),
-            "opportunity_id": _opportunity_ids(ctx, acts.deal, numbers),
-            "contact_id": ids("CON", acts.contact, w["contact"]),
-            "duration_min": acts.duration,
-        }
-    )
-    return conform(activities, "activities").collect()
-
-
-def _actions_table(ctx: Context, actions: _Actions, numbers: dict) -> pl.DataFrame:
-    """The canonical ``buyer_actions`` table of the chunk."""
-    w = ctx.widths
-    weights = np.array([ctx.settings.action_weights[a] for a in ACTION_TYPES])
-    buyer_actions = pl.DataFrame(
-        {
-            "action_id": ids("BA", numbers["action"], w["action"]),
-            "ts": timestamps(actions.ts),
-            "account_id": ids("ACC", actions.account, w["account"]),
-            "opportunity_id": _opportunity_ids(ctx, actions.deal, numbers),
-            "contact_id": ids("CON", actions.contact, w["contact"]),
-            "action_type": np.array(ACTION_TYPES)[actions.type],
-            "is_verifier": _is_verifier_type(ctx.settings)[actions.type],
-            "weight": weights[actions.type],
-        }
-    )
-    return conform(buyer_actions, "buyer_actions").collect()
-
-
-def _opportunities_table(
-    ctx: Context, deals: _Deals, stages: _Stages, amount_missing: np.ndarray, numbers: dict
-) -> pl.DataFrame:
-    """The canonical ``opportunities`` table; some open deals have no amount yet."""
-    w = ctx.widths
-    close = stages.close
-    n_deal = len(deals.rep)
-    opportunities = pl.DataFrame(
-        {
-            "opportunity_id": ids("OPP", numbers["opportunity"], w["opportunity"]),
-            "account_id": ids("ACC", deals.account, w["account"]),
-            "rep_id": _rep_ids(ctx, deals.global_rep),
-            "created_ts": timestamps(deals.created),
-            "amount": pl.Series(np.where(amount_missing, np.nan, deals.amount)).fill_nan(None),
-            "currency": pl.Series(["USD"] * n_deal, dtype=pl.String),
-            "close_ts": timestamps(np.maximum(close, 0), close >= 0),
-            "outcome": np.array(OUTCOMES)[stages.outcome],
-        }
-    )
-    return conform(opportunities, "opportunities").collect()
-
-
-def _stage_table(ctx: Context, stages: _Stages, numbers: dict) -> pl.DataFrame:
-    """The canonical ``stage_history`` table, with the backing action of each entry."""
-    w = ctx.widths
-    pick = stages.e_pick
-    stage_history = pl.DataFrame(
-        {
-            "opportunity_id": ids("OPP", numbers["opportunity"][stages.e_deal], w["opportunity"]),
-            "stage": np.array(ctx.settings.stages)[stages.e_stage],
-            "entered_ts": timestamps(stages.e_t),
-            "verifier_action_id": ids(
-                "BA", np.where(pick >= 0, numbers["action"][np.maximum(pick, 0)], -1), w["action"]
-            ),
-        }
-    )
-    return conform(stage_history, "stage_history").collect()
-
-
-def _responses_table(ctx: Context, actions: _Actions, numbers: dict) -> pl.DataFrame:
-    """``action_id`` -> the ``activity_id`` it truly answers (null when buyer-initiated)."""
-    w = ctx.widths
-    source = actions.source
-    activity = np.where(source >= 0, numbers["activity"][np.maximum(source, 0)], -1)
-    return pl.DataFrame(
-        {
-            "action_id": ids("BA", numbers["action"], w["action"]),
-            "activity_id": ids("ACT", activity, w["activity"]),
-        }
     )

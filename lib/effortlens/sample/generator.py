@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from effortlens.sample.arrays import Chunk, Context
 from effortlens.sample.dirty import write_dirty
-from effortlens.sample.events import Chunk, Context, generate_chunk
+from effortlens.sample.events import generate_chunk
 from effortlens.sample.plan import (
     INTERVENTION,
     ROLES,
