@@ -24,7 +24,9 @@ The modules, in the order the data is made:
 - :mod:`~effortlens.sample.sizes`: the named sizes, modes and formats;
 - :mod:`~effortlens.sample.plan`: the company, its calendar and the rules of each mode;
 - :mod:`~effortlens.sample.events`: the events of a chunk of reps, step by step (with
-  :mod:`~effortlens.sample.draw` and :mod:`~effortlens.sample.backing`);
+  :mod:`~effortlens.sample.draw` and :mod:`~effortlens.sample.backing`), passed between the
+  steps as :mod:`~effortlens.sample.arrays`;
+- :mod:`~effortlens.sample.tables`: the canonical tables of a chunk;
 - :mod:`~effortlens.sample.dirty`: the dirty CSV files;
 - :mod:`~effortlens.sample.truth`: ``truth.json``;
 - :mod:`~effortlens.sample.generator`: :func:`generate` and :func:`ensure_sample`;
