@@ -58,7 +58,16 @@ def _untracked_files() -> dict[str, int] | None:
     """
     try:
         out = subprocess.run(
-            ["git", "status", "--porcelain=v1", "-z", "--ignored", "--untracked-files=all"],
+            # no optional locks: never hold .git/index.lock while someone commits
+            [
+                "git",
+                "--no-optional-locks",
+                "status",
+                "--porcelain=v1",
+                "-z",
+                "--ignored",
+                "--untracked-files=all",
+            ],
             cwd=REPO,
             capture_output=True,
             check=True,
