@@ -812,6 +812,7 @@ def test_cli_load_json_prints_the_per_table_report(tmp_path, capsys):
         "quarantined": {"missing_id": 1},
         "file": "activities.csv",
         "missing": False,
+        "lines": 2,
     }
     assert set(report) == set(TABLES)
 

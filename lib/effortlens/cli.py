@@ -53,9 +53,11 @@ def _cmd_mapping_template(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace):
-    from effortlens.settings import load_settings
+    """The settings of the data folder: ``--settings``, else DIR/settings.toml, else defaults
+    (the same rule the apps follow)."""
+    from effortlens.settings import settings_for_folder
 
-    return load_settings(getattr(args, "settings", None))
+    return settings_for_folder(args.data_dir, getattr(args, "settings", None))
 
 
 def _enriched(args: argparse.Namespace):
@@ -282,14 +284,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from effortlens.adapters import MappingError
     from effortlens.loading import DataError
+    from effortlens.loading.report import LoadBug
     from effortlens.settings import SettingsError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except LoadBug as err:
+        print(f"effortlens: {err}", file=sys.stderr)
+        return 3
     except (SettingsError, DataError, MappingError) as err:
         print(f"effortlens: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # an unreadable folder, settings or mapping file
+        where = err.filename or getattr(args, "data_dir", "")
+        print(f"effortlens: {where}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    except (Exception, pl.exceptions.PanicException) as err:  # a panic is a BaseException
+        where = getattr(args, "data_dir", None) or args.command
+        print(f"effortlens: {LoadBug.of(str(where), err)}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -55,6 +55,40 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one load may cost: the ``[limits]`` section of the settings.
+
+    A file beyond a limit is refused with a message naming the file, where it went over and
+    the setting to raise, before it is read in full: a small hostile file cannot take
+    gigabytes.
+
+    Attributes
+    ----------
+    max_columns
+        Most columns a file may have (a Salesforce object with every field has a few hundred).
+    max_field_chars
+        Longest value, in characters (Salesforce's long text areas hold up to 131,072).
+    max_parquet_rows_per_kb
+        Most rows a Parquet file may hold per KB of its size, so per row group: real exports
+        take a few bytes per row at the very least, while a file of repeated values can
+        expand a thousandfold when read.
+    memory_budget_mb
+        Memory one load may take, in MB: estimated from each file before it is read, and
+        measured after each step; a load that would exceed it stops and says which file.
+
+    Examples
+    --------
+    >>> Limits().max_columns
+    2000
+    """
+
+    max_columns: int = 2_000
+    max_field_chars: int = 1_000_000
+    max_parquet_rows_per_kb: int = 1_000
+    memory_budget_mb: int = 8_192
+
+
+@dataclass(frozen=True)
 class Settings:
     """Validated settings. Build with :func:`load_settings`, never by hand in workbooks."""
 
@@ -74,6 +108,8 @@ class Settings:
     peer_keys: tuple[str, ...]
     min_volume: int
     currency_rates: dict[str, float]
+    #: What one load may cost (``[limits]``); not part of :meth:`fingerprint`.
+    limits: Limits = field(default_factory=Limits)
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -86,6 +122,7 @@ class Settings:
         """A stable hash of every value that can change a computed result (cache key part)."""
         payload = asdict(self)
         payload.pop("source", None)
+        payload.pop("limits", None)  # they refuse inputs, they never change a result
         blob = json.dumps(payload, sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -250,6 +287,7 @@ def _validate(raw: dict[str, Any], origin: str) -> Settings:
     if isinstance(min_volume, bool) or not isinstance(min_volume, int) or min_volume < 1:
         raise _fail(origin, "peers.min_volume", "a whole number >= 1", min_volume)
     rates = _number_map(raw["currency_rates"], origin, "currency_rates", positive=True)
+    limits = _limits(raw.get("limits", {}), origin)
 
     return Settings(
         timezone=tz,
@@ -268,5 +306,74 @@ def _validate(raw: dict[str, Any], origin: str) -> Settings:
         peer_keys=peer_keys,
         min_volume=min_volume,
         currency_rates=rates,
+        limits=limits,
         source=origin,
     )
+
+
+def _limits(raw: dict[str, Any], origin: str) -> Limits:
+    """The ``[limits]`` section as :class:`Limits`: each a whole number >= its floor."""
+    floors = {
+        "max_columns": 1,
+        "max_field_chars": 1,
+        "max_parquet_rows_per_kb": 1,
+        "memory_budget_mb": 64,
+    }
+    values = {}
+    for key, floor in floors.items():
+        value = raw.get(key, getattr(Limits, key))
+        if isinstance(value, bool) or not isinstance(value, int) or value < floor:
+            raise _fail(origin, f"limits.{key}", f"a whole number >= {floor:,}", value)
+        values[key] = value
+    return Limits(**values)
+
+
+def folder_settings_file(
+    folder: str | Path, settings_path: str | Path | None = None
+) -> Path | None:
+    """The settings file for a data folder: the one given, else the folder's ``settings.toml``.
+
+    ``None`` means the defaults. The command line and the apps both ask this, so a folder
+    loads with the same settings everywhere.
+
+    Examples
+    --------
+    >>> folder_settings_file("exports/acme", "my_settings.toml")
+    PosixPath('my_settings.toml')
+    >>> folder_settings_file("no/such/folder") is None
+    True
+    """
+    if settings_path:
+        return Path(settings_path).expanduser()
+    own = Path(folder).expanduser() / "settings.toml"
+    try:
+        return own if own.is_file() else None
+    except OSError:  # an unreadable folder: the load itself says so
+        return None
+
+
+def settings_for_folder(folder: str | Path, settings_path: str | Path | None = None) -> Settings:
+    """The settings a data folder loads with: :func:`folder_settings_file`, validated.
+
+    Parameters
+    ----------
+    folder
+        The data folder.
+    settings_path
+        A settings TOML given by the user; default the folder's ``settings.toml``, else the
+        defaults.
+
+    Raises
+    ------
+    SettingsError
+        With the file, the key and what was expected.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "settings.toml").write_text('timezone = "Europe/Paris"')
+    >>> settings_for_folder(folder).timezone
+    'Europe/Paris'
+    """
+    return load_settings(folder_settings_file(folder, settings_path))

@@ -106,7 +106,7 @@ class View(widgets.VBox):
         self.set_trait("frames", {})
         try:
             self.render(view)
-        except Exception as err:  # a viewer must never see a traceback
+        except (Exception, pl.exceptions.PanicException) as err:  # never a traceback
             self._problem.value = error_box(
                 "This part of the page could not be drawn.", f"{type(err).__name__}: {err}"
             )
@@ -186,8 +186,8 @@ class App(widgets.VBox):
         self._status.value = '<div class="el-note">Loading and preparing the data…</div>'
         try:
             data = load_data(data_dir)
-        except Exception as err:  # DataError, SettingsError, MappingError, or worse
-            self._status.value = error_box("The data could not be loaded.", str(err))
+        except (Exception, pl.exceptions.PanicException) as err:  # a panic is a BaseException
+            self._status.value = error_box("The data could not be loaded.", _load_error(err))
             return
         self.state.data = data
         if self.state.error:
@@ -214,6 +214,17 @@ class App(widgets.VBox):
         for view in self.views:
             found.update(getattr(view, "frames", {}))
         return found
+
+
+def _load_error(err: BaseException) -> str:
+    """What a failed load says: its own message when written for the user, else the bug."""
+    from effortlens_widgets.data_source import READABLE_ERRORS
+
+    if isinstance(err, READABLE_ERRORS):
+        return str(err)
+    from effortlens.loading import LoadBug
+
+    return str(LoadBug.of("the data folder", err))
 
 
 def _status_line(data) -> str:

@@ -11,12 +11,13 @@ import os
 from pathlib import Path
 
 import ipywidgets as widgets
+import polars as pl
 from traitlets import Any, Enum, Unicode, observe
 
 from effortlens.adapters import load_any
 from effortlens.adapters.mapping import MappingError
 from effortlens.loading import DataError
-from effortlens.settings import SettingsError, load_settings
+from effortlens.settings import SettingsError, folder_settings_file, settings_for_folder
 from effortlens_widgets._html import CSS, error_box, escape
 
 #: Failures whose message is written for the user as it is.
@@ -70,17 +71,15 @@ def default_data_dir(*, generate: bool = True) -> Path:
 def settings_for(folder: str | Path, settings_path: str | Path | None = None) -> Path | None:
     """The settings file for a data folder: the one given, else the folder's ``settings.toml``.
 
-    ``None`` means the defaults.
+    ``None`` means the defaults. The rule is :func:`effortlens.settings.folder_settings_file`,
+    the one ``effortlens load DIR`` follows too.
 
     Examples
     --------
     >>> settings_for("exports/acme", "my_settings.toml")
     PosixPath('my_settings.toml')
     """
-    if settings_path:
-        return Path(settings_path).expanduser()
-    own = Path(folder) / "settings.toml"
-    return own if own.is_file() else None
+    return folder_settings_file(folder, settings_path)
 
 
 def load_data(folder: str | Path | None = None, *, settings_path: str | Path | None = None):
@@ -110,7 +109,7 @@ def load_data(folder: str | Path | None = None, *, settings_path: str | Path | N
     ['table', 'file', 'read', 'loaded', 'quarantined', 'missing']
     """
     folder = Path(folder).expanduser() if folder else default_data_dir()
-    settings = load_settings(settings_for(folder, settings_path))
+    settings = settings_for_folder(folder, settings_path)
     return load_any(folder, settings=settings)
 
 
@@ -245,8 +244,10 @@ class DataSourceLoader(widgets.VBox):
             data = load_data(folder, settings_path=self.settings_path or None)
         except READABLE_ERRORS as err:
             self._fail(str(err))
-        except Exception as err:  # a reader of the page must never see a traceback
-            self._fail(f"{type(err).__name__}: {err}")
+        except (Exception, pl.exceptions.PanicException) as err:  # never a traceback
+            from effortlens.loading import LoadBug
+
+            self._fail(str(LoadBug.of(str(self.path or "the data folder"), err)))
         else:
             self.value = data
             self._loaded_from = (

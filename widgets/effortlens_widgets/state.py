@@ -61,7 +61,7 @@ class PageState(HasTraits):
                 accounts=_ids(enriched, "account_id"),
                 contacts=_ids(enriched, "contact_id"),
             )
-        except Exception as err:  # shown in the page by the views, never as a traceback
+        except (Exception, pl.exceptions.PanicException) as err:  # shown, never a traceback
             self.error = f"The data could not be prepared: {type(err).__name__}: {err}"
             self.enriched = None
         else:

@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from effortlens.loading.delimited import decode_to_utf8, read_csv_text, sniff_delimiter
+from effortlens.loading import guard
+from effortlens.loading.delimited import decode_to_utf8, read_text_table, sniff_delimiter
+from effortlens.loading.lines import normalise_line_ends
+from effortlens.loading.report import DataError
 
 if TYPE_CHECKING:
     from effortlens.settings import Settings
@@ -81,12 +84,24 @@ def find_column(columns: Iterable[str], *candidates: str) -> str | None:
 
 
 def read_header(path: Path) -> list[str]:
-    """The header names of a CSV export (or the columns of a Parquet file)."""
+    """The header names of a CSV export (or the columns of a Parquet file).
+
+    Only the first 64 KB are read; any line end (LF, CRLF, bare CR) ends the header, and
+    bytes that do not decode are replaced (the full read names them). ``OSError`` when the
+    file cannot be opened.
+    """
     if path.suffix.lower() == ".parquet":
-        return list(pl.read_parquet_schema(path))
+        try:
+            return list(pl.read_parquet_schema(path))
+        except pl.exceptions.PolarsError as err:
+            raise OSError(f"{path.name}: not a readable Parquet file") from err
     with open(path, "rb") as handle:
         head = handle.read(64 * 1024)
-    data, _ = decode_to_utf8(head)
+    try:
+        data, _ = decode_to_utf8(head, name=path.name)
+    except DataError:  # a byte-order mark and bad bytes: the header may still be fine
+        data = head.removeprefix(b"\xef\xbb\xbf")
+    data, _ = normalise_line_ends(data.split(b"\n", 1)[0] + b"\n")
     line = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
     delimiter = sniff_delimiter(line)
     try:
@@ -100,8 +115,20 @@ def read_header(path: Path) -> list[str]:
 
 
 def read_sheet(path: Path) -> Sheet:
-    """Read an export file: values trimmed, blanks null, plus ``__line`` and ``__raw``."""
-    frame = read_csv_text(path)
+    """Read an export file: values trimmed, blanks null, plus ``__line`` and ``__raw``.
+
+    Read within the limits of the load under way (:mod:`effortlens.loading.guard`); bare-CR
+    line ends, lines inside quoted values and any record the reader missed are noted for the
+    load report.
+
+    Raises
+    ------
+    DataError
+        Naming the file, and the line or column, when it cannot be read.
+    """
+    text = read_text_table(path)
+    _note_lines(Path(path).name, text)
+    frame = text.frame
     columns = [c for c in frame.columns if not c.startswith("__")]
     frame = frame.select(columns).with_columns(
         pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c).str.strip_chars()).alias(c)
@@ -112,6 +139,27 @@ def read_sheet(path: Path) -> Sheet:
         pl.int_range(1, pl.len() + 1, dtype=pl.UInt32).alias(LINE), raw.alias(RAW)
     )
     return Sheet(Path(path), frame)
+
+
+def _note_lines(name: str, text) -> None:
+    """Notes on how the lines of an export were read, when anything is worth saying."""
+    count = text.count
+    if text.line_ends == "CR":
+        guard.note(f"{name}: lines end with a bare CR (old Mac or Excel); read as such")
+    spans = count.multi_line_records()
+    if spans:
+        inside = count.lines - count.header_lines - count.records
+        guard.note(
+            f"{name}: {count.lines - count.header_lines:,} lines of data hold "
+            f"{count.records:,} records: {inside:,} lines lie inside quoted values "
+            f"(multi-line text), the first in row {spans[0][0]:,} (lines {spans[0][1]:,}-"
+            f"{spans[0][2]:,})"
+        )
+    if text.lost:
+        guard.note(
+            f"{name}: counting the lines finds {count.records:,} records but the reader read "
+            f"{text.frame.height:,} rows; check the file's quotes and line ends"
+        )
 
 
 def data_files(folder: Path) -> list[Path]:
@@ -126,11 +174,14 @@ def data_files(folder: Path) -> list[Path]:
     >>> [p.name for p in data_files(folder)]
     ['Task.csv']
     """
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in DATA_SUFFIXES
-    )
+    try:
+        return sorted(
+            p
+            for p in folder.iterdir()
+            if not p.name.startswith(".") and p.suffix.lower() in DATA_SUFFIXES and p.is_file()
+        )
+    except OSError as err:
+        raise guard.unreadable(str(folder), err) from err
 
 
 @dataclass

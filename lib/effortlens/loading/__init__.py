@@ -12,7 +12,10 @@ Modules, in the order data goes through them:
   rows;
 - :mod:`~effortlens.loading.pipeline`: all tables in dependency order (:func:`validate_tables`)
   and folders of canonical files (:func:`load_folder`);
-- :mod:`~effortlens.loading.report`: the load report and :class:`DataError`.
+- :mod:`~effortlens.loading.report`: the load report, :class:`DataError` and :class:`LoadBug`;
+- :mod:`~effortlens.loading.lines`: physical lines counted apart from the CSV parser;
+- :mod:`~effortlens.loading.guard`: the ``[limits]`` of a load (columns, value length,
+  Parquet density, memory budget) and what no input may raise.
 
 Examples
 --------
@@ -30,6 +33,7 @@ from effortlens.loading.report import (
     QUARANTINE_SCHEMA,
     REASONS,
     DataError,
+    LoadBug,
     LoadReport,
     TableReport,
 )
@@ -47,6 +51,7 @@ __all__ = [
     "QUARANTINE_SCHEMA",
     "REASONS",
     "DataError",
+    "LoadBug",
     "LoadReport",
     "LoadedData",
     "ParsedTimes",

@@ -33,8 +33,17 @@ from pathlib import Path
 
 import polars as pl
 
-from effortlens.loading.delimited import read_delimited
-from effortlens.loading.report import QUARANTINE_SCHEMA, REASONS, DataError, LoadReport, TableReport
+from effortlens.loading import guard
+from effortlens.loading.columns import canonical_header
+from effortlens.loading.delimited import TextTable, read_text_table
+from effortlens.loading.report import (
+    QUARANTINE_SCHEMA,
+    REASONS,
+    DataError,
+    LoadReport,
+    TableReport,
+    counted,
+)
 from effortlens.loading.table import ROW, RawTable, TableResult, validate_table
 from effortlens.schema import EFFORT_OR_PIPELINE, TABLES
 from effortlens.settings import Settings, load_settings
@@ -160,7 +169,9 @@ def validate_tables(
             references[name] = None
             entries[name] = _not_given_entry(name, earlier)
             continue
-        result = validate_table(raw[name], settings=settings, now=now, references=references)
+        with guard.guarded(raw[name].file):
+            result = validate_table(raw[name], settings=settings, now=now, references=references)
+            guard.check_memory(raw[name].file, f"validating the {name} table")
         tables[name] = result.loaded
         key = TABLES[name].key
         references[name] = result.loaded[key] if key else None
@@ -229,6 +240,7 @@ def _table_entry(name: str, file: str, result: TableResult, earlier: pl.DataFram
         result.loaded.height,
         {r: counts[r] for r in REASONS if r in counts}
         | {r: n for r, n in counts.items() if r not in REASONS},
+        lines=result.lines,
     )
     if entry.loaded + entry.quarantined_total != entry.read:
         raise AssertionError(
@@ -242,8 +254,16 @@ def _table_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
     """Files named after canonical tables, and the names of the other files."""
     found: dict[str, Path] = {}
     others: list[str] = []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
+    try:
+        listing = sorted(folder.iterdir())
+    except OSError as err:
+        raise guard.unreadable(str(folder), err) from err
+    for path in listing:
+        try:
+            if path.name.startswith(".") or not path.is_file():
+                continue
+        except OSError:  # a name the system will not stat: counted as another file
+            others.append(path.name)
             continue
         stem, suffix = path.stem.strip().lower(), path.suffix.lower()
         if stem in TABLES and suffix in FILE_SUFFIXES:
@@ -258,18 +278,167 @@ def _table_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
     return found, others
 
 
-def _read_table(table: str, path: Path) -> RawTable:
-    """A table file as a :class:`RawTable`: Parquet as typed, text as all-String columns."""
-    if path.suffix.lower() == ".parquet":
-        try:
-            frame = pl.read_parquet(path)
-        except (pl.exceptions.PolarsError, OSError) as err:
-            raise DataError(f"{path.name}: not a readable Parquet file ({err})") from err
-        return RawTable(table, frame.with_row_index(ROW, offset=1), path.name)
-    frame, delimiter, _ = read_delimited(path)
-    return RawTable(
-        table, frame.with_row_index(ROW, offset=1), path.name, decimal_comma=delimiter == ";"
+def _read_table(table: str, path: Path) -> tuple[RawTable, pl.DataFrame | None]:
+    """A table file as a :class:`RawTable` (Parquet as typed, text as all-String columns),
+    and the rows set aside while reading (rows that swallowed several lines), or ``None``."""
+    with guard.guarded(path.name):
+        if path.suffix.lower() == ".parquet":
+            return RawTable(table, _read_parquet(table, path), path.name), None
+        text = read_text_table(path)
+        frame = text.frame.with_row_index(ROW, offset=1)
+        frame, broken = _broken_rows(table, path.name, frame, text)
+        raw = RawTable(
+            table,
+            frame,
+            path.name,
+            decimal_comma=text.delimiter == ";",
+            lines=text.count.lines - text.count.header_lines,
+        )
+        _note_lines(table, path.name, text)
+        return raw, broken
+
+
+def _note_lines(table: str, file: str, text: TextTable) -> None:
+    """Notes for the report: line ends read, lines inside quoted values, rows not read."""
+    count = text.count
+    if text.line_ends == "CR":
+        guard.note(f"{table} ({file}): lines end with a bare CR (old Mac or Excel); read as such")
+    spans = count.multi_line_records()
+    inside = count.lines - count.header_lines - count.records
+    if spans:
+        rows = ", ".join(f"row {r:,} (lines {a:,}-{b:,})" for r, a, b in spans[:5])
+        more = f" and {len(spans) - 5:,} more" if len(spans) > 5 else ""
+        guard.note(
+            f"{table} ({file}): {counted(count.lines - count.header_lines, 'line')} of data "
+            f"hold {counted(count.records, 'record')}: {counted(inside, 'line')} lie inside "
+            f"quoted values, in {rows}{more}"
+        )
+    if text.lost:
+        guard.note(
+            f"{table} ({file}): counting the lines finds {counted(count.records, 'record')} "
+            f"but the reader read {counted(text.frame.height, 'row')}: "
+            f"{abs(text.lost):,} {'missing' if text.lost > 0 else 'extra'}; check the file's "
+            "quotes and line ends"
+        )
+
+
+def _broken_rows(
+    table: str, file: str, frame: pl.DataFrame, text: TextTable
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """Rows whose canonical values hold a line break, set aside as ``merged_lines``.
+
+    A canonical value (an id, a type, a time, a number, a name) never spans lines: such a row
+    is several lines read as one behind an unbalanced quote.
+    """
+    spec = TABLES[table]
+    canonical = [c for c in frame.columns if canonical_header(c) in spec.columns]
+    if not canonical or not text.count.continuation.size:
+        return frame, None
+    has_break = pl.any_horizontal(pl.col(canonical).str.contains(r"[\r\n]").fill_null(False))
+    broken = frame.filter(has_break)
+    if not broken.height:
+        return frame, None
+    spans = {row: (first, last) for row, first, last in text.count.multi_line_records()}
+    rows = broken[ROW].to_list()
+    where = [spans.get(r, (text.count.line_of_row(r),) * 2) for r in rows]
+    source = [c for c in frame.columns if c != ROW]
+    messages = [
+        f"{file} row {r}: lines {a:,}-{b:,} were read as one row (a quote on line {a:,} is not "
+        f"closed on that line); expected one line per row, quotes closed on their line"
+        for r, (a, b) in zip(rows, where, strict=True)
+    ]
+    first_column = broken.select(
+        pl.coalesce(
+            pl.when(pl.col(c).str.contains(r"[\r\n]")).then(pl.lit(canonical_header(c)))
+            for c in canonical
+        )
+    ).to_series()
+    quarantine = pl.DataFrame(
+        {
+            "table": [table] * broken.height,
+            "file": [file] * broken.height,
+            "row": broken[ROW],
+            "column": first_column,
+            "reason": ["merged_lines"] * broken.height,
+            "message": messages,
+            "raw": broken.select(
+                pl.struct(pl.col(source).str.slice(0, 200)).struct.json_encode()
+            ).to_series(),
+        }
+    ).cast(dict(QUARANTINE_SCHEMA))
+    return frame.filter(~has_break), quarantine
+
+
+def _read_parquet(table: str, path: Path) -> pl.DataFrame:
+    """A Parquet file within the limits, its nested columns refused or left out, ``__row``."""
+    name = path.name
+    limits = guard.current_limits()
+    size = path.stat().st_size
+    try:
+        schema = pl.read_parquet_schema(path)
+        rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+    except pl.exceptions.PolarsError as err:
+        raise DataError(f"{name}: not a readable Parquet file ({_first_line(err)})") from err
+    if len(schema) > limits.max_columns:
+        raise DataError(
+            f"{name}: {len(schema):,} columns, more than limits.max_columns "
+            f"({limits.max_columns:,}); raise the limit in the settings if the file is right"
+        )
+    kb = max(size / 1024, 1.0)
+    if rows > limits.max_parquet_rows_per_kb * kb:
+        raise DataError(
+            f"{name}: {rows:,} rows in {kb:,.0f} KB ({rows / kb:,.0f} rows per KB), more than "
+            f"limits.max_parquet_rows_per_kb ({limits.max_parquet_rows_per_kb:,}): values "
+            "repeated this much would take far more memory than the file; expected real "
+            "records (raise the limit in the settings if the file is right)"
+        )
+    spec = TABLES[table]
+    keep, dropped = [], []
+    for column, dtype in schema.items():
+        if not (dtype.is_nested() or dtype == pl.Binary or dtype == pl.Object):
+            keep.append(column)
+            continue
+        canonical = canonical_header(column)
+        if canonical in spec.columns:
+            raise DataError(
+                f"{name}: column {column} holds {dtype} values; expected "
+                f"{spec.columns[canonical]} (one plain value per row, not a list or a record)"
+            )
+        dropped.append(f"{column} ({dtype})")
+    if dropped:
+        guard.note(f"{table} ({name}): ignored columns of lists or records: " + ", ".join(dropped))
+    guard.reserve(
+        name,
+        rows * max(len(keep), 1) * guard.PARQUET_VALUE_BYTES,
+        why=f"{rows:,} rows x {len(keep):,} columns",
     )
+    try:
+        frame = pl.read_parquet(path, columns=keep)
+    except pl.exceptions.PolarsError as err:
+        raise DataError(f"{name}: not a readable Parquet file ({_first_line(err)})") from err
+    _parquet_field_lengths(name, frame, limits.max_field_chars)
+    guard.check_memory(name, "reading it")
+    return frame.with_row_index(ROW, offset=1)
+
+
+def _parquet_field_lengths(name: str, frame: pl.DataFrame, limit: int) -> None:
+    """Refuse a text value longer than ``limit`` characters, naming its row and column."""
+    text = [c for c, t in frame.schema.items() if t in (pl.String, pl.Categorical)]
+    if not text or not frame.height:
+        return
+    longest = frame.select(pl.col(text).cast(pl.String).str.len_chars().max()).row(0)
+    for column, length in zip(text, longest, strict=True):
+        if length is not None and length > limit:
+            row = frame.select(pl.col(column).cast(pl.String).str.len_chars().arg_max()).item()
+            raise DataError(
+                f"{name}: row {row + 1:,}, column {column}: a value of {length:,} characters, "
+                f"longer than limits.max_field_chars ({limit:,}); raise the limit in the "
+                "settings if the file is right"
+            )
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def load_folder(
@@ -311,6 +480,14 @@ def load_folder(
     if settings is None:
         settings = load_settings()
     folder = Path(path)
+    with guard.load_scope(settings.limits) as scope, guard.guarded(str(folder)):
+        return _load_folder(folder, settings=settings, now=now, scope=scope)
+
+
+def _load_folder(
+    folder: Path, *, settings: Settings, now: datetime | None, scope: guard.LoadScope
+) -> LoadedData:
+    """:func:`load_folder` inside its load scope."""
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
     files, others = _table_files(folder)
@@ -321,10 +498,18 @@ def load_folder(
             f"{folder}: {lacking} (files named like reps.csv, activities.csv or .parquet); "
             f"found: {seen}"
         )
-    raw = {table: _read_table(table, p) for table, p in files.items()}
-    data = validate_tables(raw, settings=settings, now=now)
+    raw: dict[str, RawTable] = {}
+    set_aside = []
+    for table, p in files.items():
+        raw[table], broken = _read_table(table, p)
+        if broken is not None:
+            set_aside.append(broken)
+    pre = pl.concat(set_aside) if set_aside else None
+    data = validate_tables(raw, settings=settings, now=now, pre_quarantined=pre)
     notes = tuple(f"ignored file {name} (not named after a table)" for name in others)
-    report = LoadReport(tables=data.report.tables, notes=data.report.notes + notes)
+    report = LoadReport(
+        tables=data.report.tables, notes=data.report.notes + tuple(scope.notes) + notes
+    )
     return LoadedData(
         tables=data.tables,
         quarantine=data.quarantine,

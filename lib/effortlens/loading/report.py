@@ -21,8 +21,33 @@ class DataError(Exception):
     """
 
 
+class LoadBug(DataError):
+    """EffortLens itself failed on an input (a Polars panic, an unexpected error): a bug.
+
+    Raised instead of the raw error so that every entry point shows one message naming the
+    file that triggered it, and the page meant to explain bad data never goes blank.
+
+    Examples
+    --------
+    >>> str(LoadBug.of("reps.csv", RuntimeError("boom")))[:52]
+    'reps.csv: EffortLens failed on this file (a bug: Run'
+    """
+
+    @classmethod
+    def of(cls, file: str, err: BaseException) -> LoadBug:
+        """The bug of ``err`` raised while loading ``file``, in words."""
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        return cls(
+            f"{file}: EffortLens failed on this file (a bug: {type(err).__name__}: {first}). "
+            "Please report it with the file; other files may load on their own."
+        )
+
+
 #: Reason codes, in the order the rules are checked; the first failing rule wins.
+#: ``merged_lines`` is found while reading: several lines of a text file read as one row
+#: (an unbalanced quote), set aside before the rules.
 REASONS: tuple[str, ...] = (
+    "merged_lines",
     "missing_id",
     "bad_timestamp",
     "bad_value",
@@ -69,7 +94,12 @@ def counted(n: int, noun: str) -> str:
 
 @dataclass(frozen=True)
 class TableReport:
-    """Counts for one canonical table. ``loaded + sum(quarantined.values()) == read``."""
+    """Counts for one canonical table. ``loaded + sum(quarantined.values()) == read``.
+
+    ``lines`` counts the physical lines of data of a text file (header excluded, blank lines
+    and lines inside quoted values included), apart from the parser; ``None`` when the table
+    did not come from one text file. The notes explain any difference from ``read``.
+    """
 
     table: str
     file: str | None
@@ -77,6 +107,7 @@ class TableReport:
     loaded: int
     quarantined: dict[str, int] = field(default_factory=dict)
     missing: bool = False
+    lines: int | None = None
 
     @property
     def quarantined_total(self) -> int:
@@ -107,7 +138,8 @@ class LoadReport:
         raise KeyError(table)
 
     def to_dict(self) -> dict[str, dict]:
-        """``{table: {"read", "loaded", "quarantined": {reason: n}, "file", "missing"}}``."""
+        """``{table: {"read", "loaded", "quarantined": {reason: n}, "file", "missing",
+        "lines"}}`` (``lines`` only for tables read from one text file)."""
         return {
             t.table: {
                 "read": t.read,
@@ -116,6 +148,7 @@ class LoadReport:
                 "file": t.file,
                 "missing": t.missing,
             }
+            | ({"lines": t.lines} if t.lines is not None else {})
             for t in self.tables
         }
 

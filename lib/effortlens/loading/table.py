@@ -70,12 +70,16 @@ class RawTable:
         Source file name shown in messages.
     decimal_comma
         Numbers may be written ``12,5`` (``;``-separated files); decided per column.
+    lines
+        Physical lines of data in the source text file, counted apart from the parser
+        (:mod:`effortlens.loading.lines`); ``None`` when not counted.
     """
 
     table: str
     frame: pl.DataFrame
     file: str
     decimal_comma: bool = False
+    lines: int | None = None
 
 
 @dataclass(frozen=True)
@@ -92,12 +96,15 @@ class TableResult:
         Rows read (blank lines not counted): ``loaded.height + quarantine.height``.
     notes
         Sentences for the load report.
+    lines
+        Physical lines of data of the source file (:attr:`RawTable.lines`), or ``None``.
     """
 
     loaded: pl.DataFrame
     quarantine: pl.DataFrame
     read: int
     notes: list[str]
+    lines: int | None = None
 
 
 def prepare(raw: RawTable) -> tuple[pl.DataFrame, list[str]]:
@@ -231,7 +238,7 @@ def validate_table(
         file=raw.file,
     )
     quarantine = _quarantine_rows(raw, frame, work, ~good, checks, first_rows, key_columns)
-    return TableResult(loaded, quarantine, frame.height, notes)
+    return TableResult(loaded, quarantine, frame.height, notes, raw.lines)
 
 
 def _default_fills(table: str, settings: Settings) -> list[tuple[str, pl.Expr, str]]:
