@@ -38,7 +38,8 @@ def reps_from_owners(pieces: list[Piece], ctx: Context) -> list[Piece]:
             piece = Piece(
                 piece.table,
                 piece.file,
-                piece.frame.with_columns(
+                derived=piece.derived,
+                frame=piece.frame.with_columns(
                     pl.col("rep_id").replace_strict(
                         spelling, default=pl.col("rep_id"), return_dtype=pl.String
                     )
@@ -56,6 +57,7 @@ def reps_from_owners(pieces: list[Piece], ctx: Context) -> list[Piece]:
         frame,
         {"rep_id": pl.col("rep_id"), "rep_name": pl.col("rep_id")},
         file=f"(owners named in {', '.join(files)})",
+        derived=True,
     )
     return [reps, *out]
 
@@ -94,7 +96,7 @@ def resolve_owner_names(
                     mapping, default=pl.col("rep_id"), return_dtype=pl.String
                 )
             )
-            piece = Piece(piece.table, piece.file, frame)
+            piece = Piece(piece.table, piece.file, frame, piece.derived)
         out.append(piece)
     if resolved:
         ctx.note(f"{resolved} rows name their owner by name or e-mail; matched to the rep's id")
@@ -169,6 +171,7 @@ def derived_stage_entries(
             "entered_ts": pl.col("__at"),
         },
         file=file or opportunities.file,
+        derived=True,
     )
     return piece, counts
 

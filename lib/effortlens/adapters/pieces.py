@@ -36,6 +36,7 @@ from datetime import datetime
 
 import polars as pl
 
+from effortlens.adapters.accounting import SourceReport, file_reports
 from effortlens.adapters.reading import LINE, RAW, Context, Sheet
 from effortlens.loading import LoadedData, RawTable, validate_tables
 from effortlens.schema import TABLES
@@ -49,6 +50,7 @@ ADAPTER_REASONS: dict[str, str] = {
     "child_event": "a copy of a group event on an invitee's calendar (the organiser's counts)",
     "same_as_task": "an outgoing email already counted as its Task",
 }
+_RECORD_SCHEMA = {"table": pl.String, "file": pl.String, "row": pl.UInt32}
 #: Column of the reason a row is set aside (null for rows passed on).
 REASON = "__reason"
 #: Column of the source column a set-aside row is faulted for.
@@ -72,12 +74,14 @@ class Piece:
     """Rows of one export file headed for one canonical table.
 
     ``frame`` holds canonical columns as text plus ``__line``, ``__raw`` and, for rows set
-    aside by the adapter, ``__reason``, ``__column`` and ``__message``.
+    aside by the adapter, ``__reason``, ``__column`` and ``__message``. ``derived`` marks
+    records EffortLens made rather than read (counted apart in the per-file report).
     """
 
     table: str
     file: str
     frame: pl.DataFrame
+    derived: bool = False
 
 
 def make_piece(
@@ -88,6 +92,7 @@ def make_piece(
     file: str | None = None,
     where: pl.Expr | None = None,
     rules: Iterable[Rule] = (),
+    derived: bool = False,
 ) -> Piece:
     """Build a :class:`Piece`: the rows of ``sheet`` where ``where`` holds, as ``fields``.
 
@@ -122,7 +127,7 @@ def make_piece(
         chain("column").cast(pl.String).alias(COLUMN),
         chain("message").cast(pl.String).alias(MESSAGE),
     )
-    return Piece(table, name, frame)
+    return Piece(table, name, frame, derived)
 
 
 def routing_note(sheet_name: str, rows: int, counts: dict[str, int]) -> str:
@@ -144,6 +149,7 @@ def assemble(
     raw_tables: dict[str, RawTable] = {}
     set_aside: list[pl.DataFrame] = []
     lookups: list[pl.DataFrame] = []
+    records: list[pl.DataFrame] = []
     for table in TABLES:
         mine = [p for p in pieces if p.table == table]
         if not mine:
@@ -159,6 +165,13 @@ def assemble(
                 frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(column))
         label = " + ".join(dict.fromkeys(p.file for p in mine))
         canonical = [c for c in TABLES[table].columns if c in frame.columns]
+        records.append(
+            frame.select(
+                pl.lit(table).alias("table"),
+                pl.col("__file").alias("file"),
+                pl.col("__row").alias("row"),
+            )
+        )
         lookups.append(
             frame.select(
                 pl.lit(table).alias("table"),
@@ -196,7 +209,14 @@ def assemble(
         .select(data.quarantine.columns)
     )
     notes = [*ctx.notes, *currency_notes(data.tables["opportunities"], ctx.settings)]
-    report = dataclasses.replace(data.report, notes=(*data.report.notes, *notes))
+    files = file_reports(
+        pl.concat(records) if records else pl.DataFrame(schema=_RECORD_SCHEMA),
+        quarantine,
+        {(p.table, p.file) for p in pieces if p.derived},
+    )
+    report = SourceReport(
+        tables=data.report.tables, notes=(*data.report.notes, *notes), files=files
+    )
     return dataclasses.replace(data, quarantine=quarantine, report=report, source=source)
 
 

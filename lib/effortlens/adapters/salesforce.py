@@ -87,6 +87,7 @@ from effortlens.adapters.values import (
 )
 from effortlens.loading import DataError, LoadedData
 from effortlens.loading.columns import boolean
+from effortlens.loading.report import counted
 from effortlens.schema import OUTCOMES
 
 ID_COLUMNS: tuple[str, ...] = (
@@ -934,8 +935,8 @@ def _zones(values: pl.Series | None, ctx: Context, *, where: str) -> dict[str, s
             bad.append(value)
     used = len(out)
     ctx.note(
-        f"{where}: reps' time zones from TimeZoneSidKey ({used} zones); local day, week and "
-        "hour of their activities are in their own zone"
+        f"{where}: reps' time zones from TimeZoneSidKey ({counted(used, 'zone')}); local day, "
+        "week and hour of their activities are in their own zone"
         + (
             f"; not a time zone, so the settings' zone is used: {', '.join(sorted(bad))}"
             if bad

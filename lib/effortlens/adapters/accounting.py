@@ -1,0 +1,231 @@
+"""The load report of an export, per source file: what was read, loaded and set aside from
+each file, apart from what was derived, so that nothing is counted twice.
+
+The per-table counts of :class:`~effortlens.loading.LoadReport` count *records*: a deal
+quarantined in ``opportunities`` and the stage entries derived from it, quarantined with it in
+``stage_history``, are records of two tables. Summed across tables they count one export row
+several times. Here each export row counts once, in its file:
+
+- **read**: the file's rows that were candidates for a table (rows of no use to any table,
+  such as an ``OpportunityHistory`` row that only changed the amount, are counted in the
+  file's routing note);
+- **loaded**: rows with at least one record loaded; **quarantined**: rows all of whose
+  records were set aside (the first record's reason). ``loaded + quarantined == read`` holds
+  per file;
+- **derived**: records made by EffortLens rather than read (stage entries from deals' current
+  stages, reps from the owners named): loaded or set aside (most often together with the
+  deal they came from), and never counted as read.
+
+Examples
+--------
+>>> r = SourceReport(tables=(), files=(FileReport("Task.csv", 3, 2, {"bad_timestamp": 1},
+...     {"activities": 3}),))
+>>> print(r.files_text().splitlines()[2])
+Task.csv     3       2  1 (bad_timestamp 1)  activities 3
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from effortlens.loading import LoadReport
+from effortlens.loading.report import counted
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """One source file (or one derivation, when ``derived``).
+
+    Attributes
+    ----------
+    file
+        The export file's name, or what a derivation came from.
+    read
+        Rows read (for a derivation: records derived).
+    loaded
+        Rows with a record loaded.
+    quarantined
+        Rows set aside, by reason (for a derivation: records set aside with their source row).
+    tables
+        Canonical table -> records routed there from this file.
+    derived
+        True for records EffortLens derived rather than read.
+    """
+
+    file: str
+    read: int
+    loaded: int
+    quarantined: dict[str, int] = field(default_factory=dict)
+    tables: dict[str, int] = field(default_factory=dict)
+    derived: bool = False
+
+    @property
+    def quarantined_total(self) -> int:
+        """Rows set aside from this file, whatever the reason."""
+        return sum(self.quarantined.values())
+
+
+@dataclass(frozen=True)
+class SourceReport(LoadReport):
+    """A :class:`~effortlens.loading.LoadReport` that also counts per source file.
+
+    Attributes
+    ----------
+    files
+        One :class:`FileReport` per export file read, then one per derivation.
+    """
+
+    files: tuple[FileReport, ...] = ()
+
+    def files_frame(self) -> pl.DataFrame:
+        """One row per source file and derivation: file, derived, read, loaded, quarantined,
+        tables (``"activities 12, buyer_actions 1"``). Summing ``read`` over the rows whose
+        ``derived`` is false counts every export row once."""
+        return pl.DataFrame(
+            {
+                "file": [f.file for f in self.files],
+                "derived": [f.derived for f in self.files],
+                "read": [f.read for f in self.files],
+                "loaded": [f.loaded for f in self.files],
+                "quarantined": [f.quarantined_total for f in self.files],
+                "tables": [_tables(f) for f in self.files],
+            },
+            schema={
+                "file": pl.String,
+                "derived": pl.Boolean,
+                "read": pl.Int64,
+                "loaded": pl.Int64,
+                "quarantined": pl.Int64,
+                "tables": pl.String,
+            },
+        )
+
+    def files_dict(self) -> dict[str, dict]:
+        """``{file: {"read", "loaded", "quarantined": {reason: n}, "tables", "derived"}}``."""
+        return {
+            f.file: {
+                "read": f.read,
+                "loaded": f.loaded,
+                "quarantined": dict(f.quarantined),
+                "tables": dict(f.tables),
+                "derived": f.derived,
+            }
+            for f in self.files
+        }
+
+    def files_text(self) -> str:
+        """The per-file table: export files first, then what was derived."""
+        head = ("file", "read", "loaded", "quarantined", "went to")
+        rows = []
+        for f in self.files:
+            why = ", ".join(f"{r} {n:,}" for r, n in f.quarantined.items() if n)
+            rows.append(
+                (
+                    f.file,
+                    f"{f.read:,}",
+                    f"{f.loaded:,}",
+                    f"{f.quarantined_total:,}" + (f" ({why})" if why else ""),
+                    _tables(f) + (" (derived, not read)" if f.derived else ""),
+                )
+            )
+        widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
+        right = (False, True, True, False, False)
+
+        def line(cells):
+            return "  ".join(
+                c.rjust(w) if r else c.ljust(w)
+                for c, w, r in zip(cells, widths, right, strict=True)
+            ).rstrip()
+
+        return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
+
+    def to_text(self) -> str:
+        """Per source file (each export row once, derived records apart), then per table."""
+        if not self.files:
+            return super().to_text()
+        real = [f for f in self.files if not f.derived]
+        read = sum(f.read for f in real)
+        loaded = sum(f.loaded for f in real)
+        lead = (
+            f"{counted(read, 'export row')} read from {counted(len(real), 'file')}: "
+            f"{loaded:,} loaded, {read - loaded:,} quarantined (derived records counted apart)."
+        )
+        return "\n".join(
+            [lead, "", "per export file:", self.files_text(), "", "per table (records):"]
+        ) + ("\n" + super().to_text())
+
+
+def _tables(f: FileReport) -> str:
+    return ", ".join(f"{t} {n:,}" for t, n in f.tables.items() if n)
+
+
+def file_reports(
+    records: pl.DataFrame, quarantine: pl.DataFrame, derived: set[tuple[str, str]]
+) -> tuple[FileReport, ...]:
+    """Count per source file.
+
+    Parameters
+    ----------
+    records
+        Every record an adapter passed on or set aside: ``table``, ``file``, ``row``.
+    quarantine
+        The load's quarantine (``table``, ``file``, ``row``, ``reason``).
+    derived
+        The (table, file) pairs whose records were derived, not read.
+
+    Examples
+    --------
+    >>> records = pl.DataFrame({"table": ["opportunities", "stage_history", "stage_history"],
+    ...     "file": ["d.csv"] * 3, "row": [1, 1, 1]}).cast({"row": pl.UInt32})
+    >>> quarantine = pl.DataFrame({"table": ["opportunities", "stage_history"],
+    ...     "file": ["d.csv"] * 2, "row": [1, 1], "reason": ["bad_value", "unknown_reference"]}
+    ...     ).cast({"row": pl.UInt32})
+    >>> [(f.file, f.read, f.quarantined) for f in
+    ...  file_reports(records, quarantine, {("stage_history", "d.csv")})]
+    [('d.csv', 1, {'bad_value': 1}), ('(derived from d.csv)', 2, {'unknown_reference': 2})]
+    """
+    key = ["table", "file", "row"]
+    is_derived = pl.struct("table", "file").is_in(
+        pl.DataFrame(
+            {"table": [t for t, _ in derived], "file": [f for _, f in derived]},
+            schema={"table": pl.String, "file": pl.String},
+        )
+        .to_struct()
+        .implode()
+    )
+    set_aside = quarantine.select(*key, "reason").unique(key, keep="first", maintain_order=True)
+    marked = records.select(*key).join(set_aside, on=key, how="left", maintain_order="left")
+    marked = marked.with_columns(is_derived.alias("derived"))
+    out: list[FileReport] = []
+    real = marked.filter(~pl.col("derived"))
+    for file in real["file"].unique(maintain_order=True).to_list():
+        mine = real.filter(pl.col("file") == file)
+        tables = dict(mine.group_by("table", maintain_order=True).len().iter_rows())
+        rows = mine.group_by("row", maintain_order=True).agg(
+            pl.col("reason").is_not_null().all().alias("out"),
+            pl.col("reason").drop_nulls().first().alias("reason"),
+        )
+        reasons = dict(
+            rows.filter(pl.col("out")).group_by("reason", maintain_order=True).len().iter_rows()
+        )
+        n_out = int(rows["out"].sum())
+        out.append(FileReport(file, rows.height, rows.height - n_out, reasons, tables))
+    made = marked.filter(pl.col("derived"))
+    for (table, file), group in made.group_by(["table", "file"], maintain_order=True):
+        n_out = int(group["reason"].is_not_null().sum())
+        reasons = dict(
+            group.drop_nulls("reason").group_by("reason", maintain_order=True).len().iter_rows()
+        )
+        out.append(
+            FileReport(
+                str(file) if str(file).startswith("(") else f"(derived from {file})",
+                group.height,
+                group.height - n_out,
+                reasons,
+                {str(table): group.height},
+                derived=True,
+            )
+        )
+    return tuple(out)
