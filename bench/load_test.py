@@ -69,8 +69,11 @@ class Figures:
     rss_before_mb: float = 0.0
     rss_peak_mb: float = 0.0
     rss_after_mb: float = 0.0
+    viewers_gone_s: float | None = None
     back_to_pool_s: float | None = None
     cull_idle_s: int = 0
+    load_avg_before: float = 0.0
+    load_avg_after_rush: float = 0.0
 
     def summary(self) -> dict:
         charts = sorted(self.first_chart_s)
@@ -141,9 +144,13 @@ def served(
     log_path: Path,
     args: list[str],
     timeout: float = 300.0,
-    wait_for_pool: bool = True,
+    wait_for_pool: str | None = None,
 ):
-    """``effortlens serve`` on 127.0.0.1 with ``token``; yields (base URL, process)."""
+    """``effortlens serve`` on 127.0.0.1 with ``token``; yields (base URL, process).
+
+    With ``wait_for_pool`` (a notebook name), waits until that app's preheated kernels have
+    rendered it.
+    """
     port = free_port()
     env = {**os.environ, "EFFORTLENS_TOKEN": token}
     env.pop("JUPYTER_PATH", None)  # the template must be found as installed
@@ -180,7 +187,7 @@ def served(
                     raise TimeoutError(f"server not ready in {timeout} s:\n{log_path.read_text()}")
                 try:
                     state = status(url, token)
-                    if not wait_for_pool or state["pool_ready"] >= state["pool"]:
+                    if not wait_for_pool or _pool_ready(state, wait_for_pool):
                         break
                 except OSError:
                     pass
@@ -188,6 +195,11 @@ def served(
             yield url, proc
         finally:
             stop(proc)
+
+
+def _pool_ready(state: dict, notebook: str) -> bool:
+    ready, size = state["pools"].get(notebook, [0, 0])
+    return ready >= size
 
 
 def status(url: str, token: str) -> dict:
@@ -268,6 +280,7 @@ async def _drive(url, token, figures: Figures, server_pid: int, *, page_timeout:
             start.set()
             results = await asyncio.gather(*tasks)
             sampler.cancel()
+            figures.load_avg_after_rush = round(os.getloadavg()[0], 1)
             for _context, _page, seconds, failure in results:
                 if failure == "busy":
                     figures.busy_pages += 1
@@ -310,6 +323,7 @@ def run_load_test(
     cull_idle: int = 30,
     page_timeout: float = 120.0,
     log_path: Path | None = None,
+    back_to_pool_within: float | None = None,
 ) -> Figures:
     """Serve, rush ``viewers`` pages at once, change a filter in each, close them, wait."""
     data = data or _sample_data()
@@ -327,17 +341,25 @@ def run_load_test(
     figures.cull_idle_s = cull_idle
     log_path = log_path or REPO / "test-artifacts" / f"load-test-{viewers}.log"
     t0 = time.monotonic()
-    with served(data=data, token=token, log_path=log_path, args=args) as (url, proc):
+    with served(
+        data=data, token=token, log_path=log_path, args=args, timeout=600, wait_for_pool=notebook
+    ) as (url, proc):
         figures.startup_s = round(time.monotonic() - t0, 1)
-        pool_kernels = status(url, token)["pool"]
         time.sleep(2.0)
+        pool_kernels = status(url, token)["pool"]
         figures.kernels_before = len(kernel_processes(proc.pid))
         figures.rss_before_mb = round(memory_mb(proc.pid))
+        figures.load_avg_before = round(os.getloadavg()[0], 1)
         asyncio.run(_drive(url, token, figures, proc.pid, page_timeout=page_timeout))
         closed = time.monotonic()
-        limit = closed + cull_idle + 5 * 3 + 30  # culling time, culling rounds, pool refill
-        while time.monotonic() < limit:
-            if len(kernel_processes(proc.pid)) <= pool_kernels and _settled(url, token):
+        # culling time, culling rounds, pool refill (its delay, then a render)
+        wait = back_to_pool_within or cull_idle + 5 * 3 + 60
+        while time.monotonic() < closed + wait:
+            state = status(url, token)
+            if figures.viewers_gone_s is None and state["viewers"] == 0:
+                figures.viewers_gone_s = round(time.monotonic() - closed, 1)
+            settled = state["viewers"] == 0 and _pool_ready(state, notebook)
+            if settled and len(kernel_processes(proc.pid)) <= pool_kernels:
                 figures.back_to_pool_s = round(time.monotonic() - closed, 1)
                 break
             time.sleep(1.0)
@@ -346,11 +368,6 @@ def run_load_test(
         figures.rss_after_mb = round(memory_mb(proc.pid))
         figures.rss_peak_mb = round(figures.rss_peak_mb)
     return figures
-
-
-def _settled(url: str, token: str) -> bool:
-    state = status(url, token)
-    return state["viewers"] == 0 and state["pool_ready"] >= state["pool"]
 
 
 def _sample_data() -> Path:
@@ -389,7 +406,9 @@ def markdown(figures: Figures, missed: list[str]) -> str:
         "",
         f"`bench/load_test.py --viewers {figures.viewers}`, {when}, {figures.cpus} cores, "
         f"Chromium on the same machine; app `{figures.notebook}` on the bundled sample; "
-        f"server options `{' '.join(figures.server_args)}`.",
+        f"server options `{' '.join(figures.server_args)}`. Load average (1 min) "
+        f"{figures.load_avg_before} before the rush, {figures.load_avg_after_rush} after it "
+        "(the machine is shared: other jobs count too).",
         "",
         "| measure | value |",
         "|---|---|",
@@ -403,7 +422,8 @@ def markdown(figures: Figures, missed: list[str]) -> str:
         f"{figures.kernels_peak} / {figures.kernels_after} |",
         f"| memory (server + kernels, RSS): pool / peak / after | {figures.rss_before_mb:.0f} / "
         f"{figures.rss_peak_mb:.0f} / {figures.rss_after_mb:.0f} MB |",
-        f"| back to the pool after the pages closed | "
+        f"| viewer kernels shut down after the pages closed | {figures.viewers_gone_s} s |",
+        f"| back to the pool (refilled) after the pages closed | "
         f"{figures.back_to_pool_s if figures.back_to_pool_s is not None else 'no'} s "
         f"(culling after {figures.cull_idle_s} s idle) |",
         "",

@@ -134,15 +134,31 @@ def hub(tmp_path_factory, small_planted):
             time.sleep(0.5)
         yield {"url": url, "password": password, "token": admin_token, "log": log_path}
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        _stop_with_children(proc)
         log.close()
-        # single-user servers run in their own sessions: stop any the hub left behind
-        subprocess.run(["pkill", "-TERM", "-f", str(state)], check=False)
+
+
+def _stop_with_children(proc: subprocess.Popen) -> None:
+    """Stop the hub (which stops the single-user servers), then any descendant left behind."""
+    import psutil
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(children, timeout=20)
 
 
 def _user(hub, name: str) -> dict:
@@ -182,8 +198,8 @@ def test_a_viewer_signs_in_and_opens_an_app_through_the_hub(hub, browser):
         page.fill("input[name=password]", hub["password"])
         page.click("input[type=submit], button[type=submit]")
         # the hub starts alice's server, then sends her to the app (Spawner.default_url)
-        page.wait_for_url("**/user/alice/voila/render/**", timeout=180_000)
-        page.wait_for_selector(CHART, timeout=180_000)
+        page.wait_for_url("**/user/alice/voila/render/**", timeout=180_000, wait_until="commit")
+        page.wait_for_selector(CHART, timeout=300_000)
         assert "Return on effort" in page.inner_text("body")
         page.screenshot(path=str(ARTIFACTS / "jupyterhub-app.png"))
         assert _user(hub, "alice")["servers"][""]["ready"]

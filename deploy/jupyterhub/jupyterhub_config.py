@@ -86,7 +86,7 @@ c.Spawner.environment = {
     "EFFORTLENS_DATA": os.environ.get(
         "EFFORTLENS_DATA", str(REPO / "sample_data" / "generated" / "default")
     ),
-    "EFFORTLENS_CACHE": str(REPO / ".cache" / "effortlens"),
+    "EFFORTLENS_CACHE": os.environ.get("EFFORTLENS_CACHE", str(REPO / ".cache" / "effortlens")),
     # single-user servers report activity often enough for the culler's timeout
     "JUPYTERHUB_ACTIVITY_INTERVAL": str(min(300, max(10, CULL_IDLE // 4))),
 }
@@ -127,6 +127,7 @@ c.JupyterHub.load_roles = [
 
 # --- site settings (SSO, spawner) kept beside this file, or named in EFFORTLENS_HUB_EXTRA_CONFIG
 _extras = sorted((Path(__file__).parent / "jupyterhub_config.d").glob("*.py"))
-_extras += [Path(p) for p in os.environ.get("EFFORTLENS_HUB_EXTRA_CONFIG", "").split(os.pathsep) if p]
+_named = os.environ.get("EFFORTLENS_HUB_EXTRA_CONFIG", "")
+_extras += [Path(p) for p in _named.split(os.pathsep) if p]
 for _extra in _extras:
     exec(compile(_extra.read_text(), str(_extra), "exec"))  # noqa: S102

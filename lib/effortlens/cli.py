@@ -266,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", metavar="DIR", help="enriched-facts cache folder")
     p.set_defaults(func=_cmd_findings)
 
+    # `effortlens serve ...` is handed to effortlens_serve (Jupyter, Voila) before parsing here;
+    # listed so that `effortlens --help` shows it.
+    sub.add_parser("serve", help="publish the workbooks to a team (login)", add_help=False)
+
     p = sub.add_parser("intervention", help="difference-in-differences of one intervention")
     _data_args(p)
     p.add_argument("--cache-dir", metavar="DIR", help="enriched-facts cache folder")
@@ -287,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     from effortlens.loading.report import LoadBug
     from effortlens.settings import SettingsError
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        from effortlens_serve import main as serve
+
+        return serve(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -19,13 +19,11 @@ from pathlib import Path
 from traitlets import Integer
 from traitlets.config import Config
 from voila.app import Voila
-from voila.request_info_handler import RequestInfoSocketHandler
 from voila.static_file_handler import AllowListFileHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
 from effortlens_serve.handlers import (
     AuthenticatedFileHandler,
-    AuthenticatedRequestInfoHandler,
     ChartBundleHandler,
     EffortLensVoilaHandler,
     StatusHandler,
@@ -38,7 +36,6 @@ KERNEL_MANAGER = "effortlens_serve.kernels.EffortLensKernelManager"
 _SWAPS = {
     TornadoVoilaHandler: EffortLensVoilaHandler,
     AllowListFileHandler: AuthenticatedFileHandler,
-    RequestInfoSocketHandler: AuthenticatedRequestInfoHandler,
 }
 
 

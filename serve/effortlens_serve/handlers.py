@@ -9,7 +9,6 @@ import json
 import tornado.web
 from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import APIHandler
-from voila.request_info_handler import RequestInfoSocketHandler
 from voila.static_file_handler import AllowListFileHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
@@ -122,6 +121,12 @@ class StatusHandler(APIHandler):
                     "kernels": len(km.list_kernel_ids()),
                     "pool": sum(len(p) for p in pools.values()),
                     "pool_ready": sum(_ready(entry) for p in pools.values() for entry in p),
+                    # per app: [ready, size]; an app that waits for its viewer's URL (the rep
+                    # mirror) renders up to that point and is never "ready" in the pool
+                    "pools": {
+                        name: [sum(_ready(entry) for entry in p), len(p)]
+                        for name, p in pools.items()
+                    },
                     "viewers": slots.in_use(km),
                     "viewer_limit": slots.limit,
                     "connections": sum(km._kernel_connections.values()),
@@ -145,17 +150,9 @@ class AuthenticatedFileHandler(AllowListFileHandler):
         return super().prepare()
 
 
-class AuthenticatedRequestInfoHandler(RequestInfoSocketHandler):
-    """Voilà's request-info socket for preheated kernels, for logged-in viewers only."""
-
-    async def get(self, *args, **kwargs):
-        await _require_user(self)
-        return await super().get(*args, **kwargs)
-
-
 async def _require_user(handler: tornado.web.RequestHandler) -> None:
-    """403 unless the request carries a valid login cookie (these routes are used by the page
-    itself, after its login, never opened with a token)."""
+    """403 unless the request carries a valid login cookie (the page's own requests, after its
+    login; never opened with a token)."""
     provider = handler.settings["identity_provider"]
     if not provider.auth_enabled:
         return

@@ -1,0 +1,202 @@
+"""``effortlens serve``: login on every route, refusal without it, the viewer limit, the close
+beacon (XSRF) and culling, checked on a real server by counting its kernel processes.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from load_test import kernel_processes, served, status  # noqa: E402
+
+APP = "01_return_on_effort.ipynb"
+TOKEN = "test-token-" + "x" * 20
+CULL_IDLE = 8
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def _request(url, *, method="GET", data=None, headers=None, opener=None):
+    """(status, headers, body) without following redirects."""
+    opener = opener or urllib.request.build_opener(_NoRedirect)
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with opener.open(request, timeout=180) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read()
+
+
+def _kernels(proc) -> int:
+    return len(kernel_processes(proc.pid))
+
+
+@pytest.fixture(scope="module")
+def server(tiny_planted, tmp_path_factory):
+    """One server: no preheated pool (so any kernel is one a request started), one viewer."""
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    args = [
+        "--pool",
+        "0",
+        "--max-viewers",
+        "1",
+        "--cull-idle",
+        str(CULL_IDLE),
+        "--cull-interval",
+        "2",
+    ]
+    with served(data=tiny_planted, token=TOKEN, log_path=log, args=args, timeout=180) as s:
+        yield s
+
+
+def test_loopback_addresses_are_recognised():
+    from effortlens_serve.app import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.20")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::"])
+def test_no_login_is_refused_on_an_address_others_can_reach(host):
+    result = subprocess.run(
+        [sys.executable, "-m", "effortlens_serve", "--no-auth", "--host", host, "--port", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "refusing to serve" in result.stderr
+
+
+def test_the_cli_has_the_serve_command_with_the_same_refusal():
+    result = subprocess.run(
+        [sys.executable, "-m", "effortlens.cli", "serve", "--no-auth", "--host", "0.0.0.0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0 and "refusing to serve" in result.stderr
+
+
+def test_a_password_hash_file_is_read_and_checked(tmp_path):
+    from jupyter_server.auth.security import passwd_check
+
+    from effortlens_serve.app import _read_password_hash, hash_password
+
+    path = tmp_path / "password"
+    path.write_text("# made by effortlens serve --hash-password\n" + hash_password("s3cret") + "\n")
+    hashed = _read_password_hash(path)
+    assert passwd_check(hashed, "s3cret") and not passwd_check(hashed, "wrong")
+    path.write_text("not a hash\n")
+    with pytest.raises(SystemExit):
+        _read_password_hash(path)
+
+
+def test_no_route_gives_a_page_or_starts_a_kernel_without_login(server):
+    url, proc = server
+    assert _kernels(proc) == 0
+    fake = "00000000-0000-0000-0000-000000000000"
+    routes = [
+        ("GET", "/"),
+        ("GET", "/voila/tree"),
+        ("GET", "/voila/tree/"),
+        ("GET", f"/voila/render/{APP}"),
+        ("GET", f"/voila/render/{APP}?token=wrong"),
+        ("GET", "/voila/api/contents"),
+        ("GET", "/voila/api/contents/" + APP),
+        ("GET", f"/api/kernels/{fake}"),
+        ("DELETE", f"/api/kernels/{fake}"),
+        ("GET", f"/api/kernels/{fake}/channels"),
+        ("POST", f"/voila/api/shutdown/{fake}"),
+        ("GET", f"/voila/query/{fake}"),
+        ("GET", "/voila/files/" + APP),
+        ("GET", "/voila/files/anything.png"),
+        ("GET", "/effortlens/api/status"),
+    ]
+    for method, path in routes:
+        code, headers, body = _request(url + path, method=method)
+        assert code in (302, 400, 403, 404, 405), (method, path, code)
+        if code == 302:
+            assert "/login" in headers["Location"], (path, headers["Location"])
+        text = body.decode("utf-8", "replace")
+        assert "Return on effort" not in text and "jupyter-widgets" not in text, path
+    time.sleep(2)
+    assert _kernels(proc) == 0, "a request without login started a kernel"
+    # the static assets a login page needs are public, and are not pages
+    code, _, body = _request(url + "/login")
+    assert code == 200 and b"password" in body.lower()
+
+
+def _login(url: str):
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect)
+    return opener, jar
+
+
+def _xsrf(jar) -> str:
+    return next(c.value for c in jar if c.name == "_xsrf")
+
+
+def test_the_close_beacon_shuts_the_kernel_down_and_the_limit_shows_a_busy_page(server):
+    url, proc = server
+    opener, jar = _login(url)
+    code, _, body = _request(f"{url}/voila/render/{APP}?token={TOKEN}", opener=opener)
+    assert code == 200 and b"jupyter-widgets" in body or b"application/vnd" in body
+    kernel_id = re.search(rb'"kernelId": "([0-9a-f-]+)"', body).group(1).decode()
+    assert _kernels(proc) == 1
+    # the app page set the _xsrf cookie that Voila's close beacon sends back
+    token = _xsrf(jar)
+
+    # a second viewer beyond the limit of one: a clear busy page, no kernel
+    other, _ = _login(url)
+    code, headers, body = _request(f"{url}/voila/render/{APP}?token={TOKEN}", opener=other)
+    assert code == 503 and headers["Retry-After"] == "60"
+    assert b"busy, try again in a minute" in body
+    assert _kernels(proc) == 1
+
+    # the beacon Voila sends when the page closes (FormData with _xsrf, cookies, same origin)
+    beacon = f"{url}/voila/api/shutdown/{kernel_id}"
+    origin = {"Origin": url, "Content-Type": "application/x-www-form-urlencoded"}
+    code, _, _ = _request(beacon, method="POST", data=b"_xsrf=", headers=origin, opener=opener)
+    assert code == 403, "a beacon without the XSRF value must be refused"
+    data = urllib.parse.urlencode({"_xsrf": token}).encode()
+    code, _, _ = _request(beacon, method="POST", data=data, headers=origin, opener=opener)
+    assert code == 204
+    deadline = time.monotonic() + 20
+    while _kernels(proc) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _kernels(proc) == 0
+    # the place is free again
+    code, _, _ = _request(f"{url}/voila/render/{APP}?token={TOKEN}", opener=other)
+    assert code == 200
+
+
+def test_a_kernel_whose_page_is_gone_is_culled(server):
+    url, proc = server
+    if not _kernels(proc):
+        opener, _ = _login(url)
+        assert _request(f"{url}/voila/render/{APP}?token={TOKEN}", opener=opener)[0] == 200
+    assert _kernels(proc) == 1
+    deadline = time.monotonic() + CULL_IDLE + 30
+    while _kernels(proc) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert _kernels(proc) == 0, "the idle kernel was not culled"
+    state = status(url, TOKEN)
+    assert state["kernels"] == 0 and state["viewers"] == 0

@@ -1,0 +1,43 @@
+"""Five viewers at once on ``effortlens serve`` in headless Chromium (bench/load_test.py, small).
+
+Every viewer gets a chart, a filter change redraws in under a second, and when the pages close
+Voila's close beacon (accepted now that the app page sets the XSRF cookie) brings the kernels
+back to the preheated pool long before culling would.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from _browser import ARTIFACTS, CHROMIUM
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from load_test import run_load_test, verdict  # noqa: E402
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium (make test)"),
+]
+
+VIEWERS = 5
+CULL_IDLE = 300  # far longer than the test waits: the kernels must go through the beacon
+
+
+def test_five_viewers_at_once_get_charts_fast_filters_and_leave_nothing_behind(small_planted):
+    figures = run_load_test(
+        viewers=VIEWERS,
+        data=small_planted,
+        cull_idle=CULL_IDLE,
+        server_args=["--pool", "0", "--pool-app", f"01_return_on_effort.ipynb={VIEWERS}"],
+        log_path=ARTIFACTS / "serve-5-viewers.log",
+        back_to_pool_within=150,
+    )
+    summary = figures.summary()
+    assert summary["charts_drawn"] == VIEWERS, figures.failures
+    assert verdict(figures, p90_target=20.0, filter_target=1.0) == []
+    assert figures.kernels_before == VIEWERS  # the preheated pool
+    assert figures.kernels_after == figures.kernels_before
+    assert figures.viewers_gone_s is not None and figures.viewers_gone_s < 30  # the beacon
