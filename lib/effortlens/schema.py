@@ -164,12 +164,13 @@ OPPORTUNITIES = TableSchema(
     },
     required=("opportunity_id", "rep_id", "created_ts", "outcome"),
     key="opportunity_id",
-    not_null=("opportunity_id", "rep_id", "created_ts", "outcome"),
+    # a deal without a created date is kept (its age is unknown), not set aside
+    not_null=("opportunity_id", "rep_id", "outcome"),
     description={
         "opportunity_id": "deal id (unique)",
         "account_id": "buyer account",
         "rep_id": "owner (must be in reps)",
-        "created_ts": "when the deal was created",
+        "created_ts": "when the deal was created; empty: kept, with an unknown age",
         "amount": "deal value; may be empty on open deals",
         "currency": "ISO currency code; empty means the settings' currency",
         "close_ts": "when it closed; empty while open",

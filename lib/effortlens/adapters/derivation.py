@@ -13,6 +13,7 @@ from effortlens.adapters.matching import merge_spellings, normalise_key
 from effortlens.adapters.pieces import REASON, Piece, make_piece
 from effortlens.adapters.reading import LINE, RAW, Context
 from effortlens.adapters.values import closing_stage, outcome_vocabulary
+from effortlens.loading.report import counted
 
 
 def reps_from_owners(pieces: list[Piece], ctx: Context) -> list[Piece]:
@@ -156,7 +157,10 @@ def derived_stage_entries(
         ],
         how="diagonal_relaxed",
     )
+    timeless = entries.filter(pl.col("__at").is_null())
+    entries = entries.filter(pl.col("__at").is_not_null())
     counts = {
+        "no time known": timeless["opportunity_id"].n_unique() if timeless.height else 0,
         "deals": frame.height,
         "stage known": frame.filter(known).height,
         "won, last stage implied": frame.filter(~known & won).height,
@@ -183,10 +187,16 @@ def current_stage(stages: pl.Series, ctx: Context) -> pl.Series:
 
 
 def derive_missing_history(
-    opportunities: Piece, stages: pl.Series, history: list[Piece], ctx: Context
+    opportunities: Piece,
+    stages: pl.Series,
+    history: list[Piece],
+    ctx: Context,
+    *,
+    stage_ts: pl.Series | None = None,
 ) -> list[Piece]:
     """Derived entries (:func:`derived_stage_entries`) for the deals of ``opportunities`` that
-    have no entry in ``history``; ``stages`` are the deals' translated current stages."""
+    have no entry in ``history``; ``stages`` are the deals' translated current stages and
+    ``stage_ts`` when they entered them (ISO text, or ``None`` when the export has no date)."""
     known: set[str] = set()
     for piece in history:
         known |= set(piece.frame["opportunity_id"].drop_nulls().to_list())
@@ -195,9 +205,12 @@ def derive_missing_history(
     if not subset.frame.filter(pl.col(REASON).is_null()).height:
         return []
     derived, counts = derived_stage_entries(
-        subset, stages=ctx.settings.stages, stage=current_stage(stages.filter(missing), ctx)
+        subset,
+        stages=ctx.settings.stages,
+        stage=current_stage(stages.filter(missing), ctx),
+        stage_ts=stage_ts.filter(missing) if stage_ts is not None else None,
     )
-    note = derived_note(opportunities.file, counts, stage_date=False)
+    note = derived_note(opportunities.file, counts, stage_date=stage_ts is not None)
     if history:
         note += " (only the deals that have no entry in the stage history)"
     ctx.note(note)
@@ -215,4 +228,11 @@ def derived_note(file: str, counts: dict[str, int], *, stage_date: bool) -> str:
         f"at their close; {counts['closed or open, stage unknown']} lost, no-decision or open "
         "deals with no stage known stay at the first stage (their losses leak there). "
         "Conversion and leakage are the funnel's; times in stage are not measured."
+        + (
+            f" {counted(counts['no time known'], 'deal')} without a created date: kept, "
+            "with an unknown age; no entry is derived where its time is unknown (the first "
+            "stage; their current stage too unless a stage date is given)."
+            if counts.get("no time known")
+            else ""
+        )
     )

@@ -244,7 +244,7 @@ def load_salesforce(
     opportunity_pieces = [
         _opportunities(sheet, ctx, rates) for sheet in sheets.get("Opportunity", [])
     ]
-    pieces += [piece for piece, _ in opportunity_pieces]
+    pieces += [piece for piece, _, _ in opportunity_pieces]
     pieces += _stage_history(sheets, ctx, opportunity_pieces)
 
     if sheets.get("User"):
@@ -352,6 +352,7 @@ API_FIELDS: tuple[str, ...] = (
     "StartDate",
     "NextStartDate",
     "IsCorporate",
+    "LastStageChangeDate",
 )
 
 
@@ -628,10 +629,12 @@ def _outcome_labels(
 
 def _opportunities(
     sheet: Sheet, ctx: Context, rates: RateTables | None = None
-) -> tuple[Piece, pl.Series]:
-    """The opportunities piece and, aligned with its rows, each deal's translated stage."""
+) -> tuple[Piece, pl.Series, pl.Series | None]:
+    """The opportunities piece and, aligned with its rows, each deal's translated stage and
+    when it entered it (``LastStageChangeDate``, when exported)."""
     created, close = sheet.column("CreatedDate"), sheet.column("CloseDate")
-    sheet = parse_time_columns(sheet, [created, close], ctx)
+    stage_changed = sheet.column("LastStageChangeDate")
+    sheet = parse_time_columns(sheet, [created, close, stage_changed], ctx)
     created_ts, bad_created, _ = time_field(created)
     close_ts, bad_close, _ = time_field(close)
     frame = sheet.frame
@@ -727,7 +730,10 @@ def _opportunities(
             '[source] loss_reason = "Your_Field__c")'
         )
     )
-    return piece, stages
+    stage_ts = None
+    if stage_changed:
+        stage_ts = evaluate(sheet.frame, pl.col(f"__t:{stage_changed}"))
+    return piece, stages, stage_ts
 
 
 def _loss_reasons(sheet: Sheet, ctx: Context) -> tuple[pl.Series, list[str]]:
@@ -785,13 +791,15 @@ def _converted(
 
 
 def _stage_history(
-    sheets: dict[str, list[Sheet]], ctx: Context, opportunity_pieces: list[tuple[Piece, pl.Series]]
+    sheets: dict[str, list[Sheet]],
+    ctx: Context,
+    opportunity_pieces: list[tuple[Piece, pl.Series, pl.Series | None]],
 ) -> list[Piece]:
     vocab = stage_vocabulary(ctx, DEFAULT_STAGES)
     outcomes = outcome_vocabulary(ctx)
     pieces: list[Piece] = []
     created_by_opp: dict[str, str] = {}
-    for piece, _ in opportunity_pieces:
+    for piece, _, _ in opportunity_pieces:
         created_by_opp |= _pairs(piece.frame, "opportunity_id", "created_ts")
 
     for sheet in sheets.get("OpportunityHistory", []):
@@ -800,8 +808,8 @@ def _stage_history(
         pieces.append(_field_history(sheet, ctx, vocab, outcomes, created_by_opp))
 
     history = list(pieces)
-    for piece, stages in opportunity_pieces:
-        pieces += derive_missing_history(piece, stages, history, ctx)
+    for piece, stages, stage_ts in opportunity_pieces:
+        pieces += derive_missing_history(piece, stages, history, ctx, stage_ts=stage_ts)
     return pieces
 
 
