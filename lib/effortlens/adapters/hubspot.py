@@ -67,6 +67,7 @@ from effortlens.adapters.values import (
     activity_vocabulary,
     closing_stage,
     is_automatic_reply,
+    loss_reason_outcome,
     only,
     outcome_vocabulary,
     parse_amounts,
@@ -499,15 +500,8 @@ def _deals(sheet: Sheet, ctx: Context) -> list[Piece]:
         ),
         OUTCOMES,
     )
-    loss = sheet.column("closed_lost_reason", "Closed Lost Reason")
-    reason_outcome = (
-        only(
-            translated(frame, pl.col(loss), outcomes, ctx, what="loss reason", where=sheet.name),
-            OUTCOMES,
-        )
-        if loss
-        else pl.Series([None] * frame.height, dtype=pl.String)
-    )
+    # any loss-reason column (Closed Lost Reason, a custom one named in the mapping…)
+    reason_outcome, _ = loss_reason_outcome(sheet, ctx)
     amount_column = sheet.column("amount", "Amount")
     amount, symbol_currency, notes = parse_amounts(
         frame[amount_column]

@@ -77,7 +77,7 @@ from effortlens.adapters.values import (
     closing_stage,
     evaluate,
     is_automatic_reply,
-    is_loss_reason_header,
+    loss_reason_outcome,
     no_decision_labels,
     only,
     outcome_vocabulary,
@@ -647,7 +647,7 @@ def _opportunities(
     stage_label = pl.select(
         pl.when(pl.lit(stage_nd)).then(pl.lit("no_decision")).otherwise(pl.lit(stage_label))
     ).to_series()
-    reason_label, loss_columns = _loss_reasons(sheet, ctx)
+    reason_label, loss_columns = loss_reason_outcome(sheet, ctx)
     amount, symbol_currency, notes = parse_amounts(
         frame[sheet.column("Amount")]
         if sheet.column("Amount")
@@ -734,30 +734,6 @@ def _opportunities(
     if stage_changed:
         stage_ts = evaluate(sheet.frame, pl.col(f"__t:{stage_changed}"))
     return piece, stages, stage_ts
-
-
-def _loss_reasons(sheet: Sheet, ctx: Context) -> tuple[pl.Series, list[str]]:
-    """``"no_decision"`` where any loss-reason column says so, and the columns read: those the
-    mapping names (``[source] loss_reason``) and those recognised by name."""
-    frame = sheet.frame
-    named = [sheet.column(c) for c in ctx.loss_reason]
-    missing = [c for c, hit in zip(ctx.loss_reason, named, strict=True) if hit is None]
-    if missing:
-        ctx.note(
-            f"{sheet.name}: the mapping's loss_reason column(s) {', '.join(missing)} are not in "
-            "the file; loss reasons read from the columns recognised by name"
-        )
-    columns = list(
-        dict.fromkeys(
-            [c for c in named if c]
-            + [c for c in frame.columns if not c.startswith("__") and is_loss_reason_header(c)]
-        )
-    )
-    flag = pl.Series([False] * frame.height)
-    for column in columns:
-        flag = flag | no_decision_labels(frame[column], ctx, what="loss reason", where=sheet.name)
-    label = pl.select(pl.when(pl.lit(flag)).then(pl.lit("no_decision"))).to_series()
-    return label.cast(pl.String), columns
 
 
 def _converted(

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 import polars as pl
 
 from effortlens.adapters.matching import translate, vocabulary
-from effortlens.adapters.reading import Context
+from effortlens.adapters.reading import Context, Sheet
 from effortlens.schema import OUTCOMES
 from effortlens.settings import ACTIVITY_TYPES
 
@@ -280,3 +280,39 @@ def parse_amounts(
         {raw: c for raw, (_, c) in stripped.items()}, default=None, return_dtype=pl.String
     )
     return amount.alias(values.name), currency.alias("currency"), notes
+
+
+def loss_reason_outcome(sheet: Sheet, ctx: Context) -> tuple[pl.Series, list[str]]:
+    """``"no_decision"`` where any loss-reason column says so, and the columns read: those the
+    mapping names (``[source] loss_reason``) and those recognised by name
+    (:func:`is_loss_reason_header`).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from effortlens.settings import load_settings
+    >>> ctx = Context(settings=load_settings(), timezone="UTC")
+    >>> sheet = Sheet(Path("o.csv"), pl.DataFrame({"LossReason__c": ["No Decision", "Price"]}))
+    >>> label, columns = loss_reason_outcome(sheet, ctx)
+    >>> label.to_list(), columns
+    (['no_decision', None], ['LossReason__c'])
+    """
+    frame = sheet.frame
+    named = [sheet.column(c) for c in ctx.loss_reason]
+    missing = [c for c, hit in zip(ctx.loss_reason, named, strict=True) if hit is None]
+    if missing:
+        ctx.note(
+            f"{sheet.name}: the mapping's loss_reason column(s) {', '.join(missing)} are not in "
+            "the file; loss reasons read from the columns recognised by name"
+        )
+    columns = list(
+        dict.fromkeys(
+            [c for c in named if c]
+            + [c for c in frame.columns if not c.startswith("__") and is_loss_reason_header(c)]
+        )
+    )
+    flag = pl.Series([False] * frame.height)
+    for column in columns:
+        flag = flag | no_decision_labels(frame[column], ctx, what="loss reason", where=sheet.name)
+    label = pl.select(pl.when(pl.lit(flag)).then(pl.lit("no_decision"))).to_series()
+    return label.cast(pl.String), columns
