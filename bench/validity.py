@@ -42,6 +42,7 @@ ROWS = [
     ("dev_false_per_rep", "False flags per rep", "<= 0.5%", lambda v: v <= 0.005),
     ("dev_runs_with_false", "Runs with any false flag", "", None),
     ("dev_mean_rho", "Over-dispersion rho, mean", "", None),
+    ("dev_mean_oracle_rho", "Oracle rho (true non-deviants), mean", "", None),
     ("flow_leaky_found", "Leaky stage named", "", None),
     ("flow_stalled_found", "Stalled stage named", "", None),
     ("flow_leaky_false_per_run", "Wrong leaky stages per run", "0 on null", None),

@@ -114,21 +114,50 @@ def test_win_counts_count_won_out_of_closed_deals():
 # ------------------------------------------------------------------------- limits, direction
 
 
-def test_binomial_limits_are_exact_quantiles_around_the_pooled_peer_rate():
+def _loo_betabinom(n: int, centre: float, centre_var: float):
+    """The count distribution of a rep of volume n around a centre known to ``centre_var``."""
+    rho = centre_var * n / (centre * (1 - centre) * (n - 1))
+    concentration = 1 / rho - 1
+    return stats.betabinom(n, centre * concentration, (1 - centre) * concentration)
+
+
+def test_limits_are_exact_around_the_others_rate_with_its_own_variance():
     reps = _reps({"g": ["a", "b", "c"], "h": ["d", "e"]})
-    counts = _counts([("a", 30, 100), ("b", 90, 300), ("c", 60, 200), ("d", 10, 50), ("e", 20, 50)])
+    counts = _counts([("a", 30, 100), ("b", 96, 300), ("c", 60, 200), ("d", 10, 50), ("e", 20, 50)])
     table = peer_deviance(counts, reps, min_volume=1, adjust_overdispersion=False)
-    g_rate = (30 + 90 + 60) / 600
     row = table.filter(pl.col("rep_id") == "b").row(0, named=True)
-    assert row["peer_rate"] == pytest.approx(g_rate)
-    assert row["rate"] == pytest.approx(0.3)
+    # b is compared with a and c only (pooled: no over-dispersion), never with itself
+    centre = (30 + 60) / 300
+    g_rate = (30 + 96 + 60) / 600
+    centre_var = g_rate * (1 - g_rate) / 300
+    assert row["peer_rate"] == pytest.approx(centre)
+    assert row["peer_rate_se"] == pytest.approx(math.sqrt(centre_var))
+    assert row["rate"] == pytest.approx(0.32)
+    dist = _loo_betabinom(300, centre, centre_var)
     for level, name in ((0.95, "95"), (0.998, "998")):
         tail = (1 - level) / 2
-        assert row[f"lower_{name}"] == stats.binom.ppf(tail, 300, g_rate) / 300
-        assert row[f"upper_{name}"] == stats.binom.ppf(1 - tail, 300, g_rate) / 300
-    assert row["z"] == pytest.approx((0.3 - g_rate) / math.sqrt(g_rate * (1 - g_rate) / 300))
-    assert table.filter(pl.col("peer_group") == "h")["peer_rate"].to_list() == [0.3, 0.3]
+        assert row[f"lower_{name}"] == pytest.approx(dist.ppf(tail) / 300)
+        assert row[f"upper_{name}"] == pytest.approx(dist.ppf(1 - tail) / 300)
+    # wider than binomial limits around a known centre: the centre's own error counts
+    assert row["upper_998"] > stats.binom.ppf(0.999, 300, centre) / 300
+    p = 2 * min(dist.cdf(96), dist.sf(95))
+    assert row["p_value"] == pytest.approx(p)
+    assert row["z"] == pytest.approx(stats.norm.isf(p / 2))  # z from the same tail as the limits
+    assert table.filter(pl.col("rep_id") == "d")["peer_rate"].item() == pytest.approx(0.4)
     assert table["overdispersion"].unique().to_list() == [0.0]
+
+
+def test_z_and_the_limits_agree_on_every_rep():
+    rng = np.random.default_rng(3)
+    counts, reps = _simulated(rng, reps=90, groups=3, rho=0.01)
+    # binomial limits on over-dispersed reps: many reps fall outside them
+    table = peer_deviance(counts, reps, min_volume=1, adjust_overdispersion=False).filter(
+        pl.col("z").is_not_null()
+    )
+    outside = (pl.col("rate") > pl.col("upper_998")) | (pl.col("rate") < pl.col("lower_998"))
+    beyond = pl.col("z").abs() > stats.norm.isf(0.001)
+    assert table.filter(outside != beyond).height == 0
+    assert table.filter(outside).height > 0
 
 
 def test_direction_needs_enough_volume_and_a_rate_outside_the_998_limits():
@@ -157,14 +186,35 @@ def test_direction_needs_enough_volume_and_a_rate_outside_the_998_limits():
     assert positive["p_value"] < 0.002
 
 
-def test_p_value_is_the_exact_two_sided_binomial_tail():
+def test_p_value_is_the_exact_two_sided_tail_around_the_other_rep():
     reps = _reps({"g": ["a", "b"]})
     table = peer_deviance(
         _counts([("a", 40, 100), ("b", 20, 100)]), reps, min_volume=1, adjust_overdispersion=False
     )
-    p_a = 2 * stats.binom.sf(39, 100, 0.3)
-    p_b = 2 * stats.binom.cdf(20, 100, 0.3)
+    # each is compared with the other; the other's rate is known to binomial precision
+    var = 0.3 * 0.7 / 100
+    a, b = _loo_betabinom(100, 0.2, var), _loo_betabinom(100, 0.4, var)
+    p_a = 2 * a.sf(39)
+    p_b = 2 * b.cdf(20)
     assert table["p_value"].to_list() == pytest.approx([p_a, p_b])
+    low, high = sorted([p_a, p_b])
+    q = {low: min(2 * low, high), high: high}  # Benjamini–Hochberg of two
+    assert table["q_value"].to_list() == pytest.approx([q[p_a], q[p_b]])
+
+
+def test_q_values_control_false_discoveries_and_gate_the_flags():
+    rng = np.random.default_rng(17)
+    counts, reps = _simulated(rng, reps=200, groups=4, rho=0.0)
+    table = peer_deviance(counts, reps, min_volume=1, adjust_overdispersion=False)
+    p = table["p_value"].to_numpy()
+    order = np.argsort(p)
+    expected = np.minimum.accumulate((p[order] * len(p) / np.arange(1, len(p) + 1))[::-1])[::-1]
+    assert table["q_value"].to_numpy()[order] == pytest.approx(np.minimum(expected, 1))
+    # a rep just outside the 99.8% limits is not flagged when its q-value is above 5%
+    lonely = table.filter((pl.col("p_value") < 0.002) & (pl.col("q_value") > 0.05))
+    assert (lonely["direction"] == "none").all()
+    flagged = table.filter(pl.col("direction") != "none")
+    assert (flagged["q_value"] <= 0.05).all() and (flagged["p_value"] < 0.002).all()
 
 
 def test_reps_without_volume_have_null_rates_and_no_direction():
@@ -202,16 +252,43 @@ def test_peer_keys_rebuild_the_groups():
     )
     counts = _counts([("a", 10, 100), ("b", 30, 100), ("c", 50, 100)])
     table = peer_deviance(counts, reps, min_volume=1, peer_keys=["role"])
+    # each AE against the other AE; the lone SDR has no peer to be compared with
     assert dict(table.select("rep_id", "peer_rate").iter_rows()) == pytest.approx(
-        {"a": 0.3, "c": 0.3, "b": 0.3}
+        {"a": 0.5, "c": 0.1, "b": None}
     )
     assert dict(table.select("rep_id", "peer_group").iter_rows()) == {
         "a": "AE",
         "b": "SDR",
         "c": "AE",
     }
+    assert table.filter(pl.col("rep_id") == "b")["eligible"].item() is False
     with pytest.raises(ValueError, match="peer_group"):
         peer_deviance(counts, reps, min_volume=1)
+
+
+def test_small_peer_groups_fall_back_to_a_broader_group_and_say_so():
+    reps = pl.DataFrame(
+        {
+            "rep_id": [f"s{i}" for i in range(6)] + ["e0", "e1"] + [f"a{i}" for i in range(5)],
+            "segment": ["SMB"] * 6 + ["ENT"] * 2 + ["ENT"] * 5,
+            "role": ["AE"] * 6 + ["SDR"] * 2 + ["AE"] * 5,
+        }
+    )
+    counts = _counts([(r, 30, 100) for r in reps["rep_id"]])
+    table = peer_deviance(
+        counts, reps, min_volume=1, peer_keys=["segment", "role"], min_peer_reps=5
+    )
+    got = dict(table.select("rep_id", "peer_group").iter_rows())
+    basis = dict(table.select("rep_id", "peer_basis").iter_rows())
+    assert got["s0"] == "SMB · AE" and basis["s0"] == "segment · role"
+    assert got["a0"] == "ENT · AE"
+    assert got["e0"] == "ENT" and basis["e0"] == "segment"  # two ENT SDRs: too few
+    # with a larger minimum even the segment is too small: everyone is compared with all reps
+    table = peer_deviance(
+        counts, reps, min_volume=1, peer_keys=["segment", "role"], min_peer_reps=8
+    )
+    basis = dict(table.select("rep_id", "peer_basis").iter_rows())
+    assert basis["e0"] == "all reps" and basis["s0"] == "all reps"
 
 
 def test_peer_deviance_does_not_mutate_its_inputs():
@@ -234,21 +311,20 @@ def test_large_volumes_switch_to_an_approximation_that_joins_the_exact_limits():
     assert exact["upper_998"].item() * n == round(exact["upper_998"].item() * n)  # a count
 
 
-def test_funnel_limits_narrow_with_volume_and_pass_through_each_reps_limits():
+def test_funnel_limits_narrow_with_volume_around_the_whole_groups_centre():
     reps = _reps({"g": ["a", "b", "c"], "h": ["d", "e"]})
     counts = _counts([("a", 30, 100), ("b", 40, 100), ("c", 140, 437), ("d", 5, 40), ("e", 9, 40)])
-    table = peer_deviance(counts, reps, min_volume=1)
+    table = peer_deviance(counts, reps, min_volume=1, adjust_overdispersion=False)
     lines = funnel_limits(table, points=200, start=1)
     g = lines.filter(pl.col("peer_group") == "g")
     width = dict(g.select("volume", pl.col("upper_998") - pl.col("lower_998")).iter_rows())
     assert width[1] == 1.0 and width[1] > width[20] > width[100] > width[437]
     assert g["volume"].min() == 1 and g["volume"].max() == round(437 * 1.2)
-    limit_columns = ["lower_95", "upper_95", "lower_998", "upper_998"]
-    rep_c = table.filter(pl.col("rep_id") == "c").select("volume", *limit_columns)
-    assert_frame_equal(
-        g.filter(pl.col("volume") == 437).select("volume", *limit_columns),
-        rep_c.cast({"volume": pl.Int64}),
-    )
+    assert g["peer_rate"].unique().to_list() == pytest.approx([210 / 637])  # pooled, rho = 0
+    # a rep is tested against the others: near the line, never looser than a known centre
+    rep_c = table.filter(pl.col("rep_id") == "c").row(0, named=True)
+    line = g.filter(pl.col("volume") == 437).row(0, named=True)
+    assert rep_c["upper_998"] == pytest.approx(line["upper_998"], abs=0.06)
     assert funnel_limits(table)["volume"].min() == 10  # a quarter of the smallest volume
 
 
@@ -289,14 +365,30 @@ def test_neither_deviants_nor_a_coached_subgroup_hide_the_deviants():
         .cast(pl.UInt32)
     )
     units = reps.join(shifted, on="rep_id")
-    one_pass, raw = overdispersion(units), overdispersion(units, winsor=0)
-    bulk = overdispersion(units.filter(~pl.col("rep_id").is_in(deviants)), winsor=0)
-    assert one_pass < raw  # winsorising tames the deviants' pull ...
-    assert bulk < one_pass  # ... but overstates the spread a real subgroup effect makes
+    robust, plain = overdispersion(units), overdispersion(units, huber_k=float("inf"))
+    bulk = overdispersion(units.filter(~pl.col("rep_id").is_in(deviants)), huber_k=float("inf"))
+    assert robust < plain / 3  # the capped estimate tames the deviants' pull ...
+    assert robust < 1.5 * bulk  # ... to near what the reps without them show
     table = peer_deviance(shifted, reps, min_volume=300)
     assert table.filter(pl.col("direction") != "none")["rep_id"].to_list() == deviants
-    assert table["overdispersion"][0] == pytest.approx(bulk)  # re-estimated without them
-    assert_frame_equal(peer_deviance(shifted, reps, min_volume=300, winsor=0), table)
+    assert table["overdispersion"][0] == pytest.approx(robust)
+
+
+def test_one_very_busy_rep_does_not_set_the_centre():
+    # with over-dispersion each rep's weight is capped: a rep with 50x the volume of the
+    # others moves the centre of the others about as much as any one of them
+    rng = np.random.default_rng(2)
+    rates = rng.normal(0.3, 0.04, 12).clip(0.05, 0.95)
+    rows = [(f"r{i}", round(r * 500), 500) for i, r in enumerate(rates)]
+    rows.append(("big", 25_000 * 45 // 100, 25_000))  # 45% on 25,000
+    counts = _counts(rows)
+    reps = _reps({"g": [r for r, *_ in rows]})
+    table = peer_deviance(counts, reps, min_volume=1)
+    pooled = sum(s for _, s, _ in rows) / sum(n for *_, n in rows)
+    centre = table.filter(pl.col("rep_id") == "r0")["peer_rate"].item()
+    assert pooled > 0.42  # a pooled centre would be the big rep's rate
+    assert centre < 0.33  # the random-effects centre stays with the reps
+    assert table.filter(pl.col("rep_id") == "big")["direction"].item() == "positive"
 
 
 def test_shrinkage_uses_the_beta_prior_implied_by_the_overdispersion():
@@ -318,7 +410,9 @@ def test_without_overdispersion_every_rep_shrinks_to_the_peer_rate():
         _counts([("a", 30, 100), ("b", 31, 100), ("c", 29, 100)]), reps, min_volume=1
     )
     assert table["overdispersion"][0] == 0.0
-    assert table["shrunk_rate"].to_list() == pytest.approx([0.3, 0.3, 0.3])
+    # each rep shrinks to the rate of the others
+    assert table["shrunk_rate"].to_list() == pytest.approx([0.3, 0.295, 0.305])
+    assert table["shrunk_rate"].to_list() == table["peer_rate"].to_list()
 
 
 # ------------------------------------------------------------------------ deviants_table

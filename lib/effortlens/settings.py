@@ -108,6 +108,9 @@ class Settings:
     peer_keys: tuple[str, ...]
     min_volume: int
     currency_rates: dict[str, float]
+    #: Fewest reps with volume a peer group needs before its reps are compared within it;
+    #: smaller groups fall back to a broader group (the last peer key dropped).
+    min_peer_reps: int = 5
     #: What one load may cost (``[limits]``); not part of :meth:`fingerprint`.
     limits: Limits = field(default_factory=Limits)
     source: str = field(default="<defaults>", compare=False)
@@ -286,6 +289,9 @@ def _validate(raw: dict[str, Any], origin: str) -> Settings:
     min_volume = raw["peers"]["min_volume"]
     if isinstance(min_volume, bool) or not isinstance(min_volume, int) or min_volume < 1:
         raise _fail(origin, "peers.min_volume", "a whole number >= 1", min_volume)
+    min_peer_reps = raw["peers"].get("min_peer_reps", 5)
+    if isinstance(min_peer_reps, bool) or not isinstance(min_peer_reps, int) or min_peer_reps < 2:
+        raise _fail(origin, "peers.min_peer_reps", "a whole number >= 2", min_peer_reps)
     rates = _number_map(raw["currency_rates"], origin, "currency_rates", positive=True)
     limits = _limits(raw.get("limits", {}), origin)
 
@@ -306,6 +312,7 @@ def _validate(raw: dict[str, Any], origin: str) -> Settings:
         peer_keys=peer_keys,
         min_volume=min_volume,
         currency_rates=rates,
+        min_peer_reps=min_peer_reps,
         limits=limits,
         source=origin,
     )

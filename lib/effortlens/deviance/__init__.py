@@ -9,33 +9,44 @@ Everything works on generic *(successes, trials)* per rep, so the same code serv
 
 Method (:func:`peer_deviance`)
 ------------------------------
-- **Peer rate**: the pooled rate of the rep's peer group (all its reps' successes over all
-  their trials, the rep included), the centre line of the group's funnel plot. A rep alone in
-  a peer group cannot be a deviant.
+- **Peer groups**: reps sharing the settings' peer keys (segment and role). A group with
+  fewer than ``settings.min_peer_reps`` (5) reps with volume is too small to say what is
+  usual in it; its reps are compared within a broader group instead (the last key dropped:
+  the segment, then all reps), and ``peer_group``/``peer_basis`` name the grouping used.
+- **Centre** (leave-one-out, random effects): each rep is compared with the *other* reps of
+  its group, so a rep never pulls its own centre towards itself. The others enter with
+  weights ``1 / v_j``, ``v_j = p (1 - p) (1 + (n_j - 1) rho) / n_j``: with over-dispersion a
+  very busy rep weighs at most ``1 / (p (1 - p) rho)``, so with heavy-tailed volumes no single
+  large rep sets the centre (with ``rho = 0`` this is the pooled rate of the others). The
+  centre's own variance, ``1 / sum(w_j)``, is part of every limit and p-value.
 - **Over-dispersion** (Spiegelhalter 2005, *Handling over-dispersion of performance
-  indicators*, additive random effects). Reps differ for many reasons besides skill and
-  buyers cluster within reps, so plain binomial limits would make most reps "outliers" on
-  large volumes. The between-rep variance is a DerSimonian–Laird moment estimate pooled
-  across peer groups, expressed as an intra-class correlation ``rho`` (the beta-binomial's,
-  shared by all groups; ``rho = 0`` when the spread is no more than chance). So that the
-  deviants do not hide themselves by inflating it, the first estimate winsorises the reps'
-  z-scores at the 10th/90th percentile (rescaled by the winsorised normal's second moment,
-  so it stays unbiased for normal spread); then ``rho`` is re-estimated from the reps inside
-  the 99.8% limits alone, until that set stops changing. (Winsorising alone overstates
-  ``rho`` when part of the spread is a real group effect, e.g. reps coached mid-year.)
-- **Shrinkage** (empirical Bayes): each group's beta prior has mean = peer rate and
-  ``alpha + beta = 1 / rho - 1`` (method of moments); the shrunk rate is
-  ``(successes + alpha) / (trials + alpha + beta)``; with ``rho = 0`` every rep shrinks to the
-  peer rate.
-- **Control limits** at 95% and 99.8% around the peer rate for each volume: exact quantiles of
-  the beta-binomial (binomial when ``rho = 0``) from scipy for volumes up to
-  :data:`EXACT_MAX_VOLUME`; above, the moment-matched beta distribution of the rate (its
-  limit for large volumes, within one count of the exact limits there), which scipy
-  evaluates in constant time.
-- **Deviants**: reps with at least ``min_volume`` trials whose rate lies outside the 99.8%
-  limits: ``positive`` above, ``negative`` below. ``z`` is the normal score under the
-  over-dispersed variance; ``p_value`` the two-sided tail probability (exact where the limits
-  are).
+  indicators*). Reps differ for many reasons besides skill and buyers cluster within reps,
+  so plain binomial limits would make most reps "outliers" on large volumes. The
+  between-rep variation is one intra-class correlation ``rho`` (the beta-binomial's, shared
+  by all groups), estimated once, robustly and against the same leave-one-out centre: ``rho``
+  solves ``mean(min(z_i^2, k^2)) = E[min(Z^2, k^2)]`` (``k = 1.5``, Huber-type), so a
+  deviant far outside the limits weighs no more than a rep at 1.5 standard deviations and
+  cannot hide by widening every limit; the same Huber weights keep it from shifting its
+  peers' centres. ``rho = 0`` when the spread is no more than chance.
+- **Shrinkage** (empirical Bayes): a beta prior with mean = the rep's centre and
+  ``alpha + beta = 1 / rho - 1``; the shrunk rate is
+  ``(successes + alpha) / (trials + alpha + beta)``; with ``rho = 0`` every rep shrinks to
+  the centre.
+- **Control limits** at 95% and 99.8% for each rep: exact quantiles of the beta-binomial
+  whose variance is the rep's own (``rho``) plus its centre's, from scipy for volumes up to
+  :data:`EXACT_MAX_VOLUME`; above, the moment-matched beta distribution of the rate.
+- **p-value** from the same distribution (two-sided, exact where the limits are);
+  ``z`` is its signed normal score, so ``|z| > 3.09`` exactly when the rate lies outside the
+  99.8% limits. **q-value**: Benjamini–Hochberg over the eligible reps (volume at least
+  ``min_volume``, with peers to compare with).
+- **Deviants** (the flag rule): an eligible rep whose rate lies outside the 99.8% limits
+  *and* whose q-value is at most :data:`FDR` (5%): ``positive`` above, ``negative`` below.
+  The q-value keeps the share of false flags among the flags near 5% however many reps are
+  tested; the limits keep each flag a large departure.
+- **Power**: ``detectable`` says whether the 99.8% limits would catch a rep at half or
+  double its centre. Where they would not (a few closed deals, a small or mixed group: win
+  rates especially), a rep inside the limits is *not known* to be ordinary, and the page
+  says so instead of "within chance".
 
 What differs (:func:`what_differs`)
 -----------------------------------
@@ -69,11 +80,12 @@ from __future__ import annotations
 from effortlens.deviance.differs import FOLLOW_UP_DAYS as FOLLOW_UP_DAYS
 from effortlens.deviance.differs import what_differs as what_differs
 from effortlens.deviance.funnel import EXACT_MAX_VOLUME as EXACT_MAX_VOLUME
+from effortlens.deviance.funnel import HUBER_K as HUBER_K
 from effortlens.deviance.funnel import LIMIT_LEVELS as LIMIT_LEVELS
-from effortlens.deviance.funnel import WINSOR as WINSOR
 from effortlens.deviance.funnel import funnel_limits as funnel_limits
 from effortlens.deviance.funnel import overdispersion as overdispersion
 from effortlens.deviance.peers import DIRECTIONS as DIRECTIONS
+from effortlens.deviance.peers import FDR as FDR
 from effortlens.deviance.peers import RATE_METRICS as RATE_METRICS
 from effortlens.deviance.peers import WIN_RATE_MIN_VOLUME as WIN_RATE_MIN_VOLUME
 from effortlens.deviance.peers import deviants_table as deviants_table
@@ -91,7 +103,8 @@ __all__ = [
     "FOLLOW_UP_DAYS",
     "LIMIT_LEVELS",
     "RATE_METRICS",
-    "WINSOR",
+    "HUBER_K",
+    "FDR",
     "WIN_RATE_MIN_VOLUME",
     "deviants_table",
     "funnel_limits",

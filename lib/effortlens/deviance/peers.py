@@ -17,15 +17,18 @@ import numpy as np
 import polars as pl
 
 from effortlens.deviance.funnel import (
+    HUBER_K,
     LIMIT_LEVELS,
-    WINSOR,
+    benjamini_hochberg,
     control_limits,
-    fit_overdispersion,
+    fit_dispersion,
     limit_columns,
+    peer_centres,
+    signed_z,
     tail_p_values,
 )
 from effortlens.measures import response_counts, win_counts
-from effortlens.peers import with_peer_group
+from effortlens.peers import peer_group_expr
 
 if TYPE_CHECKING:
     from effortlens.enrich import Enriched
@@ -37,6 +40,49 @@ RATE_METRICS: tuple[str, ...] = ("response_rate", "win_rate")
 WIN_RATE_MIN_VOLUME = 20
 #: A rep's place against the limits: above, below, or within.
 DIRECTIONS: tuple[str, ...] = ("positive", "negative", "none")
+#: False-discovery rate of the deviants: a flagged rep needs a Benjamini–Hochberg q-value
+#: at most this (besides lying outside the 99.8% limits).
+FDR = 0.05
+#: Label of the broadest fallback group.
+ALL_REPS = "all reps"
+
+
+def _comparison_groups(
+    reps: pl.DataFrame, counts: pl.DataFrame, *, keys: Sequence[str], min_reps: int
+) -> pl.DataFrame:
+    """``rep_id``, ``peer_group`` (the group each rep is compared within) and ``peer_basis``.
+
+    A rep's full peer group (all ``keys``) is used when it holds at least ``min_reps`` reps
+    with volume; otherwise the last key is dropped, and so on down to all reps. The label of
+    a broader group names the keys kept (``Enterprise``; ``all reps``).
+    """
+    missing = [k for k in keys if k not in reps.columns]
+    if missing:
+        raise ValueError(f"peer keys {missing} are not columns of reps ({reps.columns})")
+    active = reps.join(
+        counts.filter(pl.col("trials") > 0).select("rep_id"), on="rep_id", how="semi"
+    )
+    keys = list(keys)
+    chosen = reps.select("rep_id").with_columns(
+        peer_group=pl.lit(None, dtype=pl.String), peer_basis=pl.lit(None, dtype=pl.String)
+    )
+    for depth in range(len(keys), -1, -1):
+        kept = keys[:depth]
+        label = peer_group_expr(keys=kept) if kept else pl.lit(ALL_REPS)
+        basis = " · ".join(kept) if kept else ALL_REPS
+        sizes = active.group_by(label.alias("group")).agg(size=pl.len())
+        level = reps.select("rep_id", group=label).join(sizes, on="group", how="left")
+        big = level.filter(pl.col("size").fill_null(0) >= min_reps)
+        if depth == 0:  # the broadest group is used whatever its size
+            big = level
+        chosen = chosen.join(big.select("rep_id", "group"), on="rep_id", how="left").select(
+            "rep_id",
+            peer_group=pl.col("peer_group").fill_null(pl.col("group")),
+            peer_basis=pl.when(pl.col("peer_basis").is_null() & pl.col("group").is_not_null())
+            .then(pl.lit(basis))
+            .otherwise("peer_basis"),
+        )
+    return chosen
 
 
 def peer_deviance(
@@ -45,8 +91,11 @@ def peer_deviance(
     *,
     min_volume: int,
     peer_keys: Sequence[str] | None = None,
+    min_peer_reps: int = 1,
     adjust_overdispersion: bool = True,
-    winsor: float = WINSOR,
+    huber_k: float = HUBER_K,
+    fdr: float = FDR,
+    rho: float | None = None,
 ) -> pl.DataFrame:
     """Each rep's rate against their peer group: shrunk rate, control limits, direction.
 
@@ -60,24 +109,43 @@ def peer_deviance(
     min_volume
         Fewest trials before a rep can be called a deviant.
     peer_keys
-        Rebuild the peer groups from these reps columns (e.g. a peer-group picker's
-        choice); ``None`` keeps ``reps.peer_group``.
+        Build the peer groups from these reps columns (e.g. the settings' keys or a peer-group
+        picker's choice); ``None`` keeps ``reps.peer_group`` as it is.
+    min_peer_reps
+        With ``peer_keys``: fewest reps with volume a group needs; a smaller group's reps are
+        compared within a broader one (the last key dropped, down to all reps), named in
+        ``peer_group`` and ``peer_basis``.
     adjust_overdispersion
         Widen the limits for real between-rep variation (see the module notes); ``False``
-        gives plain binomial limits and no shrinkage.
-    winsor
-        Tail share winsorised in the first estimate of the over-dispersion (before it is
-        re-estimated from the reps inside the limits).
+        gives binomial limits (around an uncertain centre) and no shrinkage.
+    huber_k
+        The cap on ``|z|`` in the over-dispersion estimate (see
+        :func:`effortlens.deviance.funnel.overdispersion`).
+    fdr
+        The false-discovery rate of the flags (Benjamini–Hochberg over the eligible reps).
+    rho
+        A known over-dispersion to use instead of estimating it (e.g. from a longer
+        history; the validity harness's oracle passes the true one).
 
     Returns
     -------
     pl.DataFrame
-        One row per rep of ``reps``: ``rep_id``, ``rep_name`` (if in reps), ``peer_group``,
-        ``successes``, ``volume`` (trials), ``rate``, ``peer_rate``, ``shrunk_rate``, ``z``,
-        ``p_value``, ``lower_95``, ``upper_95``, ``lower_998``, ``upper_998``, ``eligible``
-        (volume >= min_volume), ``direction`` (``positive``/``negative``/``none``) and
-        ``overdispersion`` (the ``rho`` used, the same on every row), sorted by peer group
-        and rep. Rates are null for reps with no volume.
+        One row per rep of ``reps``: ``rep_id``, ``rep_name`` (if in reps), ``peer_group``
+        (the group the rep is compared within), ``peer_basis`` (its keys, e.g.
+        ``segment · role``, ``segment``, ``all reps``), ``successes``, ``volume`` (trials),
+        ``rate``, ``peer_rate`` (the centre: the other reps of the group), ``peer_rate_se``
+        (its standard error), ``shrunk_rate``, ``z`` and ``p_value`` (two-sided, exact
+        where the limits are; ``|z| > 3.09`` exactly when outside the 99.8% limits),
+        ``q_value`` (Benjamini–Hochberg over the eligible reps), ``lower_95``, ``upper_95``,
+        ``lower_998``, ``upper_998``, ``eligible`` (volume >= min_volume and peers to compare
+        with), ``detectable`` (the 99.8% limits would catch a rep at half or double the
+        centre: only then does "within the limits" say something), ``direction``
+        (``positive``/``negative``/``none``) and ``overdispersion`` (the ``rho`` used, the
+        same on every row), sorted by peer group and rep. Rates are null for reps with no
+        volume.
+
+        **Flag rule**: a rep is ``positive`` (``negative``) when it is eligible, its rate
+        lies above (below) the 99.8% limits, and its q-value is at most ``fdr``.
 
     Examples
     --------
@@ -89,68 +157,107 @@ def peer_deviance(
     >>> table["direction"].to_list()
     ['none', 'none', 'none', 'positive']
     """
+    counts = counts.select("rep_id", "successes", "trials")
     if peer_keys is not None:
-        reps = with_peer_group(reps, keys=peer_keys)
+        groups = _comparison_groups(reps, counts, keys=peer_keys, min_reps=min_peer_reps)
+        reps = reps.drop("peer_group", strict=False).join(groups, on="rep_id", how="left")
     elif "peer_group" not in reps.columns:
         raise ValueError("reps has no peer_group column; pass peer_keys to build one")
+    else:
+        reps = reps.with_columns(peer_basis=pl.lit("peer group"))
     names = ["rep_name"] if "rep_name" in reps.columns else []
     units = (
-        reps.select("rep_id", *names, "peer_group")
-        .join(counts.select("rep_id", "successes", "trials"), on="rep_id", how="left")
+        reps.select("rep_id", *names, "peer_group", "peer_basis")
+        .join(counts, on="rep_id", how="left")
         .with_columns(
             successes=pl.col("successes").fill_null(0).cast(pl.UInt32),
             volume=pl.col("trials").fill_null(0).cast(pl.UInt32),
         )
         .drop("trials")
         .with_columns(
-            rate=pl.when(pl.col("volume") > 0).then(pl.col("successes") / pl.col("volume")),
-            peer_rate=pl.col("successes").sum().over("peer_group")
-            / pl.col("volume").sum().over("peer_group").cast(pl.Float64),
+            rate=pl.when(pl.col("volume") > 0).then(pl.col("successes") / pl.col("volume"))
         )
         .sort("peer_group", "rep_id")
     )
     volume = units["volume"].to_numpy().astype(np.int64)
-    peer_rate = units["peer_rate"].fill_nan(None).fill_null(0.0).to_numpy()
     successes = units["successes"].to_numpy().astype(np.int64)
-    rho = (
-        fit_overdispersion(units.rename({"volume": "trials"}), peer_rate, winsor=winsor)
-        if adjust_overdispersion
-        else 0.0
+    codes = (
+        units["peer_group"].fill_null("").cast(pl.Categorical).to_physical().to_numpy()
+    ).astype(np.int64)
+    if rho is None and not adjust_overdispersion:
+        rho = 0.0
+    fit = fit_dispersion(successes, volume, codes, huber_k=huber_k, rho=rho)
+    rho, robust = fit.rho, fit.robust_weights
+    centres = peer_centres(successes, volume, codes, rho, robust_weights=robust)
+    centre, centre_var = centres.loo, centres.loo_var
+    testable = np.isfinite(centre) & (centre > 0) & (centre < 1) & (volume > 0)
+    safe_centre = np.where(testable, centre, 0.5)
+    safe_var = np.where(testable, centre_var, 0.0)
+    limits = control_limits(volume, safe_centre, rho, LIMIT_LEVELS, centre_var=safe_var)
+    limits = {k: np.where(testable, v, np.nan) for k, v in limits.items()}
+    p = np.where(
+        testable,
+        tail_p_values(successes, volume, safe_centre, rho, centre_var=safe_var),
+        np.nan,
     )
-    limits = control_limits(volume, peer_rate, rho, LIMIT_LEVELS)
-    strictest_lower, strictest_upper = limit_columns(LIMIT_LEVELS)[-2:]
-    variance = peer_rate * (1 - peer_rate) * (1 + (volume - 1) * rho) / np.maximum(volume, 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(
-            variance > 0,
-            (successes / np.maximum(volume, 1) - peer_rate) / np.sqrt(variance),
-            np.nan,
+    rate = successes / np.maximum(volume, 1)
+    z = np.where(testable, signed_z(p, rate, safe_centre), np.nan)
+    eligible = testable & (volume >= min_volume)
+    q = benjamini_hochberg(np.where(eligible, p, np.nan))
+    lower, upper = limit_columns(LIMIT_LEVELS)[-2:]
+    with np.errstate(invalid="ignore"):
+        detectable = (
+            eligible
+            & (limits[upper] < np.minimum(2 * safe_centre, (1 + safe_centre) / 2))
+            & (limits[lower] > safe_centre / 2)
+        )
+        direction = np.where(
+            eligible & (q <= fdr) & (rate > limits[upper]),
+            "positive",
+            np.where(eligible & (q <= fdr) & (rate < limits[lower]), "negative", "none"),
         )
     if rho > 0:
         prior = 1 / rho - 1
-        shrunk = pl.when(pl.col("volume") > 0).then(
-            (pl.col("successes") + pl.col("peer_rate") * prior) / (pl.col("volume") + prior)
-        )
+        shrunk = (successes + safe_centre * prior) / (volume + prior)
     else:
-        shrunk = pl.when(pl.col("volume") > 0).then(pl.col("peer_rate"))
-    eligible = pl.col("volume") >= min_volume
-    return (
-        units.with_columns(
-            shrunk_rate=shrunk,
-            z=pl.Series(z).fill_nan(None),
-            p_value=pl.Series(tail_p_values(successes, volume, peer_rate, rho)).fill_nan(None),
-            **{name: pl.Series(values).fill_nan(None) for name, values in limits.items()},
-        )
-        .with_columns(
-            eligible=eligible,
-            direction=pl.when(eligible & (pl.col("rate") > pl.col(strictest_upper)))
-            .then(pl.lit("positive"))
-            .when(eligible & (pl.col("rate") < pl.col(strictest_lower)))
-            .then(pl.lit("negative"))
-            .otherwise(pl.lit("none")),
-            overdispersion=pl.lit(rho, dtype=pl.Float64),
-        )
-        .with_columns(pl.col("peer_rate").fill_nan(None))
+        shrunk = safe_centre
+    se = np.sqrt(safe_var)
+
+    def column(values: np.ndarray, keep: np.ndarray) -> pl.Series:
+        return pl.Series(np.where(keep, values, np.nan)).fill_nan(None)
+
+    has = volume > 0
+    return units.with_columns(
+        peer_rate=column(centre, np.isfinite(centre)),
+        peer_rate_se=column(se, np.isfinite(centre)),
+        shrunk_rate=column(shrunk, has & np.isfinite(centre)),
+        z=column(z, testable),
+        p_value=column(p, testable),
+        q_value=column(q, eligible),
+        **{name: column(values, testable) for name, values in limits.items()},
+        eligible=pl.Series(eligible),
+        detectable=pl.Series(detectable),
+        direction=pl.Series(direction),
+        overdispersion=pl.lit(rho, dtype=pl.Float64),
+    ).select(
+        "rep_id",
+        *names,
+        "peer_group",
+        "peer_basis",
+        "successes",
+        "volume",
+        "rate",
+        "peer_rate",
+        "peer_rate_se",
+        "shrunk_rate",
+        "z",
+        "p_value",
+        "q_value",
+        *limit_columns(LIMIT_LEVELS),
+        "eligible",
+        "detectable",
+        "direction",
+        "overdispersion",
     )
 
 
@@ -181,18 +288,28 @@ def rep_deviance(
         Fewest trials to be a deviant; ``None`` means ``settings.min_volume`` for the
         response rate and :data:`WIN_RATE_MIN_VOLUME` closed deals for the win rate.
     peer_keys
-        Other peer keys than the settings'.
+        Other peer keys than the settings'. Peer groups with fewer than
+        ``settings.min_peer_reps`` reps with volume fall back to a broader group (see
+        :func:`peer_deviance`).
 
     Examples
     --------
     >>> rep_deviance(enriched, metric="win_rate")  # doctest: +SKIP
     """
     counts = _rate_counts(enriched, metric)
+    settings = enriched.settings
     if min_volume is None:
-        min_volume = (
-            enriched.settings.min_volume if metric == "response_rate" else WIN_RATE_MIN_VOLUME
-        )
-    return peer_deviance(counts, enriched.reps, min_volume=min_volume, peer_keys=peer_keys)
+        min_volume = settings.min_volume if metric == "response_rate" else WIN_RATE_MIN_VOLUME
+    keys = list(peer_keys if peer_keys is not None else settings.peer_keys)
+    if not all(k in enriched.reps.columns for k in keys):  # groups given as they are
+        return peer_deviance(counts, enriched.reps, min_volume=min_volume)
+    return peer_deviance(
+        counts,
+        enriched.reps,
+        min_volume=min_volume,
+        peer_keys=keys,
+        min_peer_reps=getattr(settings, "min_peer_reps", 1),
+    )
 
 
 def deviants_table(

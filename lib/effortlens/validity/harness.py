@@ -43,8 +43,6 @@ from effortlens.settings import load_settings
 from effortlens.validity.dgp import generate_tables
 
 FAMILIES: tuple[str, ...] = ("project", "validity")
-#: Two-sided level of the deviance oracle (the funnel's outer limit).
-ORACLE_LEVEL = 0.998
 
 
 @dataclass
@@ -102,7 +100,6 @@ def make_run(family: str, *, seed: int, mode: str) -> Run:
 
 def _with_true_causes(enriched: Enriched, causes: pl.Series) -> Enriched:
     """The same facts with ``responded`` from the generator's record of true causes."""
-    from dataclasses import replace
 
     activities = enriched.activities.with_columns(
         responded=pl.col("activity_id").is_in(causes.implode())
@@ -115,7 +112,7 @@ def _with_true_causes(enriched: Enriched, causes: pl.Series) -> Enriched:
         .drop("responded_true")
         .select(enriched.daily.columns)
     )
-    return replace(enriched, activities=activities, daily=daily)
+    return enriched.replace(activities=activities, daily=daily)
 
 
 def score_interventions(run: Run, **options: Any) -> dict[str, Any]:
@@ -156,62 +153,41 @@ def score_interventions(run: Run, **options: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ deviance
 
 
-def _oracle_flags(table: pl.DataFrame, truth: dict[str, Any], *, min_volume: int) -> pl.Series:
-    """Flags of a funnel that knows the true dispersion.
+def _oracle(run: Run, counts: pl.DataFrame, **options: Any) -> tuple[pl.DataFrame, float]:
+    """The same funnel with the over-dispersion of the reps the truth says are no deviants.
 
-    The between-rep variance is estimated from the reps the truth says are not deviants
-    (a DerSimonian-Laird moment estimate pooled over peer groups, against each rep's
-    leave-one-out peer rate); each rep is then tested against its leave-one-out peer rate
-    with that variance and the centre's own, at the funnel's 99.8% level.
+    The oracle's ``rho`` is the plain (uncapped) moment estimate over the true non-deviants
+    alone: the dispersion an estimator could reach if it knew who the deviants were. The
+    flag rule is the method's own, so the two differ only in the dispersion used.
     """
-    from scipy import stats
+    from effortlens.deviance import overdispersion, peer_deviance
 
+    truth = run.truth
     deviants = set(truth["positive_deviants"]) | set(truth["negative_deviants"])
-    frame = table.select("rep_id", "peer_group", "successes", "volume").with_columns(
-        n=pl.col("volume").cast(pl.Float64),
-        s=pl.col("successes").cast(pl.Float64),
-        deviant=pl.col("rep_id").is_in(list(deviants)),
+    table = peer_deviance(counts, run.enriched.reps, **options)
+    units = table.filter(~pl.col("rep_id").is_in(list(deviants))).select(
+        "peer_group", "successes", trials="volume"
     )
-    normal = frame.filter(~pl.col("deviant") & (pl.col("n") > 0))
-    loo = normal.with_columns(
-        centre=(pl.col("s").sum().over("peer_group") - pl.col("s"))
-        / (pl.col("n").sum().over("peer_group") - pl.col("n")),
-        others=pl.len().over("peer_group") - 1,
-    ).filter((pl.col("others") >= 1) & pl.col("centre").is_between(0, 1, closed="none"))
-    p, n, c = (loo[k].to_numpy() for k in ("s", "n", "centre"))
-    rate = p / n
-    binom = c * (1 - c) / n
-    # method of moments: E[(rate - centre)^2] = binom + tau2 (the centre's own variance small)
-    tau2 = max(0.0, float(np.mean((rate - c) ** 2 - binom))) if len(p) >= 3 else 0.0
-    test = frame.with_columns(
-        centre=(pl.col("s").sum().over("peer_group") - pl.col("s"))
-        / (pl.col("n").sum().over("peer_group") - pl.col("n")),
-        group_n=pl.col("n").sum().over("peer_group") - pl.col("n"),
-        others=pl.len().over("peer_group") - 1,
+    rho = overdispersion(units, huber_k=float("inf"))
+    reps = run.enriched.reps.drop("peer_group").join(
+        table.select("rep_id", "peer_group"), on="rep_id"
     )
-    c = test["centre"].to_numpy()
-    n = test["n"].to_numpy()
-    gn = test["group_n"].to_numpy()
-    others = np.maximum(test["others"].to_numpy(), 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        var = c * (1 - c) / n + tau2 + (c * (1 - c) / gn + tau2 / others)
-        z = (test["s"].to_numpy() / n - c) / np.sqrt(var)
-    crit = stats.norm.ppf(1 - (1 - ORACLE_LEVEL) / 2)
-    ok = (n >= min_volume) & (test["others"].to_numpy() >= 1) & np.isfinite(z)
-    direction = np.where(
-        ok & (z > crit), "positive", np.where(ok & (z < -crit), "negative", "none")
-    )
-    return pl.Series("oracle", direction)
+    options = {k: v for k, v in options.items() if k not in ("peer_keys", "min_peer_reps")}
+    return peer_deviance(counts, reps, rho=rho, **options), rho
 
 
 def score_deviance(run: Run) -> dict[str, Any]:
     """Recall of the planted deviants (by rate ratio), false flags, and the oracle's recall."""
     from effortlens import rep_deviance
+    from effortlens.measures import response_counts
 
     table = rep_deviance(run.enriched, metric="response_rate")
-    min_volume = run.enriched.settings.min_volume
-    oracle = _oracle_flags(table, run.truth, min_volume=min_volume)
-    table = table.with_columns(oracle=oracle)
+    settings = run.enriched.settings
+    options: dict[str, Any] = {"min_volume": settings.min_volume}
+    if "peer_basis" in table.columns:  # the same groups as the method's
+        options |= {"peer_keys": settings.peer_keys, "min_peer_reps": settings.min_peer_reps}
+    oracle, oracle_rho = _oracle(run, response_counts(run.enriched.activities), **options)
+    table = table.join(oracle.select("rep_id", oracle="direction"), on="rep_id")
     truth_dir = {r: "positive" for r in run.truth["positive_deviants"]} | {
         r: "negative" for r in run.truth["negative_deviants"]
     }
@@ -234,6 +210,7 @@ def score_deviance(run: Run) -> dict[str, Any]:
         "false_flags": false_flags,
         "oracle_false_flags": int((testable["oracle"] != "none").sum()),
         "rho": float(table["overdispersion"][0]) if "overdispersion" in table.columns else None,
+        "oracle_rho": oracle_rho,
         "has_q": "q_value" in table.columns,
     }
 
@@ -412,6 +389,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 tested, 1
             )
             s["dev_mean_rho"] = _mean([x["rho"] for x in dv])
+            s["dev_mean_oracle_rho"] = _mean([x["oracle_rho"] for x in dv])
         s["dev_errors"] = [r["deviance"]["error"] for r in runs if "error" in r["deviance"]]
         fl = [r["flow"] for r in runs if "error" not in r["flow"]]
         if fl:
