@@ -92,7 +92,7 @@ EXTRA_FIELDS: dict[str, dict[str, str]] = {
 ENTRY_KEYS: tuple[str, ...] = ("file", "where")
 #: Canonical fields a mapping may leave out although the table requires them.
 OPTIONAL_KEYS: dict[str, tuple[str, ...]] = {
-    "opportunities": ("opportunity_id", "outcome"),
+    "opportunities": ("opportunity_id", "outcome", "created_ts"),
     "activities": ("activity_id",),
     "buyer_actions": ("action_id",),
 }
@@ -504,8 +504,8 @@ def load_mapping(path: str | Path, *, folder: str | Path | None = None, settings
     >>> try:
     ...     load_mapping(p)
     ... except MappingError as err:
-    ...     print(str(err).split(": ", 1)[1][:52])
-    [opportunities] is missing required field(s): create
+    ...     print(str(err).split(": ", 1)[1][:62])
+    [opportunities] is missing required field(s): outcome or stage
     """
     path = Path(path)
     if not path.is_file():

@@ -22,12 +22,14 @@ rep_id = "Owner"   # guessed; required: owner (must be in reps)
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import polars as pl
 
 from effortlens.adapters.matching import translate
 from effortlens.adapters.reading import Context, header_key, read_sheet
+from effortlens.adapters.values import NO_DECISION_PATTERN, is_loss_reason_header
 from effortlens.schema import OUTCOMES, TABLES
 
 #: Usual header names per field, most specific first.
@@ -36,9 +38,8 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "opportunity_id": (
             "opportunity id",
             "deal id",
-            "opportunity_id",
-            "deal_id",
             "record id",
+            "mql id",
             "deal number",
             "deal-id",
             "deal no",
@@ -71,6 +72,9 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
             "opportunity owner",
             "owner name",
             "sales rep",
+            "sales agent",
+            "sr id",
+            "sales rep id",
             "salesperson",
             "account executive",
             "rep",
@@ -91,8 +95,10 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
             "date created",
             "created at",
             "creation date",
-            "createdate",
             "open date",
+            "engage date",
+            "engaged date",
+            "first contact date",
             "opened",
             "start date",
             "erstellt am",
@@ -106,8 +112,9 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "close_ts": (
             "close date",
             "closed date",
-            "closedate",
             "date closed",
+            "won date",
+            "closed won date",
             "closed at",
             "closed on",
             "abschlussdatum",
@@ -120,6 +127,8 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "amount": (
             "amount",
             "deal value",
+            "close value",
+            "closed value",
             "value",
             "deal size",
             "opportunity amount",
@@ -152,11 +161,9 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
             "stage",
             "deal stage",
             "stage name",
-            "stagename",
             "pipeline stage",
             "phase",
             "current stage",
-            "dealstage",
             "stufe",
             "verkaufsphase",
             "étape",
@@ -181,6 +188,7 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
             "user",
             "rep",
             "sales rep",
+            "sales agent",
             "created by",
             "mitarbeiter",
             "verantwortlich",
@@ -189,15 +197,20 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "ts": (
             "timestamp",
+            "activity date",
+            "activity datetime",
+            "activity date time",
+            "completed date",
             "date time",
             "datetime",
-            "activity date",
             "date",
             "time",
             "when",
             "completed",
             "start",
             "start time",
+            "created date",
+            "created at",
             "datum",
             "zeitpunkt",
             "fecha",
@@ -248,11 +261,20 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         ),
     },
     "reps": {
-        "rep_id": ("rep id", "user id", "owner id", "employee id", "id", "email"),
+        "rep_id": (
+            "rep id",
+            "user id",
+            "owner id",
+            "employee id",
+            "sales agent",
+            "sales rep",
+            "id",
+            "email",
+        ),
         "rep_name": ("rep name", "full name", "name", "owner name", "user"),
         "team": ("team", "sales team", "group"),
         "segment": ("segment", "market segment", "division"),
-        "region": ("region", "territory", "country"),
+        "region": ("region", "territory", "regional office", "office", "country"),
         "role": ("role", "title", "job title", "position"),
         "manager_id": ("manager id", "manager", "reports to"),
         "hire_date": ("hire date", "start date", "hired", "joined"),
@@ -278,15 +300,34 @@ _TIMES = {"created_ts", "close_ts", "ts", "stage_date", "hire_date", "exit_date"
 _MAX_VALUES = 60
 
 
+def words(name: str) -> str:
+    """A header as lower-case words, whatever its case and style: ``deal_stage``,
+    ``DealStage``, ``Deal-Stage`` and ``DEAL STAGE`` are all ``"deal stage"``.
+
+    Examples
+    --------
+    >>> [words(h) for h in ("deal_stage", "closeValue", "CreatedDate", "Won Date", "sr_id")]
+    ['deal stage', 'close value', 'created date', 'won date', 'sr id']
+    """
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name.strip())
+    text = re.sub(r"__c$", "", text)
+    return " ".join(re.sub(r"[_\-./:]+", " ", header_key(text)).split())
+
+
 def guess_fields(table: str, headers: list[str]) -> dict[str, str]:
-    """Field -> header for ``table`` (exact usual names first, then names containing one).
+    """Field -> header for ``table`` (exact usual names first, then names containing one);
+    headers are compared in any case and style (:func:`words`).
 
     Examples
     --------
     >>> guess_fields("opportunities", ["Deal ID", "Deal Owner Name", "Phase"])["stage"]
     'Phase'
+    >>> guess_fields("opportunities", ["deal_stage", "close_value", "engage_date"])["amount"]
+    'close_value'
     """
-    keys = {header_key(h): h for h in headers}
+    keys: dict[str, str] = {}
+    for h in headers:
+        keys.setdefault(words(h), h)
     used: set[str] = set()
     out: dict[str, str] = {}
     for exact in (True, False):
@@ -301,7 +342,10 @@ def guess_fields(table: str, headers: list[str]) -> dict[str, str]:
                         (
                             h
                             for k, h in keys.items()
-                            if len(name) >= 4 and h not in used and f" {name} " in f" {k} "
+                            if len(name) >= 4
+                            and h not in used
+                            and f" {name} " in f" {k} "
+                            and not re.match(r"(has|is|n|num|number of) ", k)
                         ),
                         None,
                     )
@@ -313,14 +357,37 @@ def guess_fields(table: str, headers: list[str]) -> dict[str, str]:
     return out
 
 
-def _assign(headers: list[str]) -> tuple[str | None, dict[str, str]]:
+#: Headers of a file of people at buyers (contacts), never the reps.
+_CONTACT_HINTS = ("first name", "last name", "email", "phone", "contact id", "contact")
+_BUYER_HINTS = ("account", "account id", "company", "company name", "organization", "customer")
+
+
+def _assign(headers: list[str]) -> tuple[str | None, dict[str, str], str]:
+    """(table, fields, why not) for a file: the table whose distinctive fields it shows most.
+
+    Deals need a stage, outcome or close date (an amount alone is an account's revenue); reps
+    need more than a job title when the file names buyers' companies (that is a contacts file).
+    """
+    keys = {words(h) for h in headers}
     best, best_score, best_fields = None, 0, {}
     for table in SYNONYMS:
         fields = guess_fields(table, headers)
         score = sum(1 for f in DISTINCTIVE[table] if f in fields)
+        if table == "opportunities" and not {"stage", "outcome", "close_ts"} & set(fields):
+            score = 0
+        if table == "reps":
+            people_at_buyers = keys & set(_CONTACT_HINTS) and keys & set(_BUYER_HINTS)
+            if people_at_buyers and not {"team", "manager_id", "hire_date"} & set(fields):
+                score = 0
         if score > best_score:
             best, best_score, best_fields = table, score, fields
-    return best, best_fields
+    why = ""
+    if best is None:
+        if keys & set(_CONTACT_HINTS) and keys & set(_BUYER_HINTS):
+            why = "people at buyers' companies (contacts), not sellers"
+        else:
+            why = "no stage, outcome, close date, activity type, team or manager column"
+    return best, best_fields, why
 
 
 def _toml(text: str) -> str:
@@ -394,6 +461,11 @@ def mapping_template(folder: str | Path) -> str:
     folder = Path(folder)
     settings = load_settings()
     ctx = Context(settings=settings, timezone=settings.timezone)
+    from effortlens.adapters.detect import detect_format
+
+    detection = detect_format(folder)
+    if detection.format in ("salesforce", "hubspot"):
+        return crm_values_template(detection, ctx)
     assigned: list[tuple[str, Path, dict[str, str], pl.DataFrame]] = []
     unused: list[str] = []
     for path in data_files(folder):
@@ -402,9 +474,9 @@ def mapping_template(folder: str | Path) -> str:
             continue
         frame = read_sheet(path).frame
         headers = [c for c in frame.columns if not c.startswith("__")]
-        table, fields = _assign(headers)
+        table, fields, why = _assign(headers)
         if table is None:
-            unused.append(path.name)
+            unused.append(f"{path.name} ({why})")
         else:
             assigned.append((table, path, fields, frame))
 
@@ -446,27 +518,46 @@ def mapping_template(folder: str | Path) -> str:
     counts: dict[str, int] = {}
     for table, _, _, _ in assigned:
         counts[table] = counts.get(table, 0) + 1
-    value_sources: dict[str, list[pl.Series]] = {"stage": [], "outcome": [], "activity_type": []}
+    value_sources: dict[str, list[pl.Series]] = {
+        "stage": [],
+        "outcome": [],
+        "activity_type": [],
+        "loss_reason": [],
+    }
     for table, path, fields, frame in assigned:
         header = f"[[{table}]]" if counts[table] > 1 else f"[{table}]"
         columns = [c for c in frame.columns if not c.startswith("__")]
         lines += [header, f"file = {_toml(path.name)}", f"# columns: {', '.join(columns)}"]
         names = list(TABLES[table].columns) + (
-            ["stage", "stage_date"] if table == "opportunities" else []
+            ["stage", "stage_date", "loss_reason"] if table == "opportunities" else []
         )
+        if table == "opportunities":
+            loss = next((h for h in columns if is_loss_reason_header(h)), None)
+            if loss:
+                fields = {**fields, "loss_reason": loss}
+            if "close_ts" in fields and not {"stage", "outcome"} & set(fields):
+                won = words(fields["close_ts"]).startswith("won")
+                fields = {**fields, "outcome": "won"} if won else fields
         for name in names:
             describe = TABLES[table].description.get(name) or {
                 "stage": "the deal's current stage, or its outcome label once closed",
                 "stage_date": "when the deal entered its current stage",
+                "loss_reason": "why a deal was lost ('No Decision / …' makes it a no-decision)",
             }.get(name, "")
             required = name in TABLES[table].required and name not in (
                 "opportunity_id",
                 "activity_id",
                 "action_id",
                 "outcome",
+                "created_ts",
             )
             tag = "required: " if required else ""
-            if name in fields:
+            if name == "outcome" and fields.get("outcome") == "won" and table == "opportunities":
+                lines.append(
+                    'outcome = { value = "won" }   # guessed: a won date and no stage or outcome '
+                    "column, so every row is a won deal"
+                )
+            elif name in fields:
                 lines.append(f"{name} = {_toml(fields[name])}   # guessed; {tag}{describe}")
             else:
                 lines.append(f'# {name} = ""   # {tag}{describe}')
@@ -476,12 +567,24 @@ def mapping_template(folder: str | Path) -> str:
                 'offer sent" }   # columns holding the date each stage was entered'
             )
             for key in ("stage", "outcome"):
-                if key in fields:
+                if key in fields and fields[key] in frame.columns:
                     value_sources["stage" if key == "stage" else "outcome"].append(
                         frame[fields[key]]
                     )
+            if "loss_reason" in fields:
+                value_sources["loss_reason"].append(frame[fields["loss_reason"]])
         if table == "activities" and "activity_type" in fields:
             value_sources["activity_type"].append(frame[fields["activity_type"]])
+        direction = next(
+            (h for h in columns if words(h) in ("direction", "incoming", "inbound", "outbound")),
+            None,
+        )
+        if table == "activities" and direction:
+            lines += [
+                f"# {direction!r} says who acted: keep the seller's rows here and map the "
+                "buyer's to [[buyer_actions]] from the same file, e.g.",
+                f'# where = {{ {_toml(direction)} = "OUTBOUND" }}',
+            ]
         lines.append("")
 
     outcomes = outcome_vocabulary(ctx)
@@ -500,6 +603,8 @@ def mapping_template(folder: str | Path) -> str:
                 stage_lines.append((raw, stg))
             else:
                 stage_lines.append((raw, ""))
+    for values in value_sources["loss_reason"]:
+        outcome_lines += _loss_reason_lines(values, ctx)
     for values in value_sources["activity_type"]:
         distinct = values.drop_nulls().unique(maintain_order=True).head(_MAX_VALUES)
         as_type, _ = translate(distinct, activity_vocabulary(ctx), what="activity type")
@@ -542,10 +647,8 @@ def mapping_template(folder: str | Path) -> str:
         "demo, proposal, social (customer-facing), internal, admin, or other",
     )
     if unused:
-        lines.append(
-            "# files not matched to a table (no stage, amount, type, team… column): "
-            + ", ".join(unused)
-        )
+        lines.append("# files not matched to a table:")
+        lines += [f"#   {u}" for u in unused]
     if not assigned:
         lines += [
             "# No file looked like deals, activities or reps. Write the sections by hand:",
@@ -555,4 +658,143 @@ def mapping_template(folder: str | Path) -> str:
             '# created_ts = "Created"',
             '# stage = "Stage"',
         ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _loss_reason_lines(values: pl.Series, ctx: Context) -> list[tuple[str, str]]:
+    """Loss reasons as outcome labels: no-decision words -> no_decision, others -> lost."""
+    from effortlens.adapters.values import outcome_vocabulary
+
+    distinct = values.drop_nulls().unique(maintain_order=True).head(_MAX_VALUES)
+    known, _ = translate(distinct, outcome_vocabulary(ctx), what="loss reason")
+    out = []
+    for raw, target in zip(distinct.to_list(), known.to_list(), strict=True):
+        if target not in OUTCOMES:
+            target = "no_decision" if re.search(NO_DECISION_PATTERN, raw) else "lost"
+        out.append((raw, target))
+    return out
+
+
+#: Where the Salesforce and HubSpot readers find the values a value map translates.
+_CRM_VALUES: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
+    "salesforce": {
+        "Opportunity": (("stage", "StageName"),),
+        "OpportunityHistory": (("stage", "StageName"),),
+        "Task": (("activity_type", "Type"),),
+        "Event": (("activity_type", "Type"),),
+    },
+    "hubspot": {"deals": (("stage", "Deal Stage"), ("stage", "dealstage"))},
+}
+
+
+def crm_values_template(detection, ctx: Context) -> str:
+    """A mapping of value maps only for a folder of Salesforce or HubSpot exports.
+
+    It lists the stage names, outcome labels, activity types and loss reasons found, with the
+    target each is read as today. It names no table, so saved as ``mapping.toml`` it adds to
+    the CRM's reader and never replaces it; lines with no target yet are commented out, so
+    the file loads as written.
+    """
+    from effortlens.adapters.hubspot import DEFAULT_STAGES as HS_STAGES
+    from effortlens.adapters.salesforce import DEFAULT_STAGES as SF_STAGES
+    from effortlens.adapters.values import activity_vocabulary, stage_vocabulary
+
+    fmt = detection.format
+    settings = ctx.settings
+    label = "Salesforce" if fmt == "salesforce" else "HubSpot"
+    found: dict[str, list[pl.Series]] = {"stage": [], "activity_type": [], "loss_reason": []}
+    loss_columns: list[str] = []
+    for kind, paths in detection.files.items():
+        for path in paths:
+            frame = read_sheet(path).frame
+            for what, column in _CRM_VALUES[fmt].get(kind, ()):
+                hit = next((c for c in frame.columns if header_key(c) == header_key(column)), None)
+                if hit:
+                    found[what].append(frame[hit])
+            if kind in ("Opportunity", "deals"):
+                for c in frame.columns:
+                    if not c.startswith("__") and is_loss_reason_header(c):
+                        found["loss_reason"].append(frame[c])
+                        loss_columns.append(c)
+    stages = stage_vocabulary(ctx, SF_STAGES if fmt == "salesforce" else HS_STAGES)
+    outcomes_vocab = {}
+    from effortlens.adapters.values import outcome_vocabulary
+
+    outcomes_vocab = outcome_vocabulary(ctx)
+    stage_lines, outcome_lines, type_lines = [], [], []
+    for values in found["stage"]:
+        distinct = values.drop_nulls().unique(maintain_order=True).head(_MAX_VALUES)
+        as_outcome, _ = translate(distinct, outcomes_vocab, what="outcome")
+        as_stage, _ = translate(distinct, stages, what="stage")
+        for raw, out, stg in zip(
+            distinct.to_list(), as_outcome.to_list(), as_stage.to_list(), strict=True
+        ):
+            if out in OUTCOMES or re.search(NO_DECISION_PATTERN, raw):
+                outcome_lines.append((raw, out if out in OUTCOMES else "no_decision"))
+            else:
+                stage_lines.append((raw, stg if stg in settings.stages else ""))
+    for values in found["loss_reason"]:
+        outcome_lines += _loss_reason_lines(values, ctx)
+    types = activity_vocabulary(ctx)
+    for values in found["activity_type"]:
+        distinct = values.drop_nulls().unique(maintain_order=True).head(_MAX_VALUES)
+        as_type, _ = translate(distinct, types, what="activity type")
+        type_lines += [
+            (r, t if t in types.values() else "")
+            for r, t in zip(distinct.to_list(), as_type.to_list(), strict=True)
+        ]
+
+    def section(name: str, entries: list[tuple[str, str]], comment: str) -> list[str]:
+        seen: dict[str, str] = {}
+        for raw, target in entries:
+            seen.setdefault(raw, target)
+        out = [f"[values.{name}]", f"# {comment}"]
+        if not seen:
+            out.append("# (none found in the files)")
+        for raw, target in seen.items():
+            if target:
+                out.append(
+                    f"{_toml(raw)} = {_toml(target)}   # how it is read now; change to remap"
+                )
+            else:
+                out.append(f'# {_toml(raw)} = ""   # not known yet: uncomment and fill in')
+        return out + [""]
+
+    lines = [
+        f"# EffortLens value maps for {detection.folder.name}: {label} exports, written by",
+        "# `effortlens mapping-template`. Saved as mapping.toml in the folder (or passed with",
+        f"# --mapping), it adds to what the {label} reader knows and never replaces it: it names",
+        "# no table. Change a target to remap a value; uncomment a line to give a target.",
+        "",
+        "[source]",
+        f'format = "{fmt}"',
+        '# timezone = "Europe/Berlin"   # zone of times written without one',
+    ]
+    if loss_columns:
+        lines.append(
+            f"# loss-reason columns found: {', '.join(dict.fromkeys(loss_columns))} (read "
+            "for no-decision losses)"
+        )
+    lines += [
+        '# loss_reason = "Your_Loss_Reason__c"   # another column holding why deals were lost',
+        "",
+    ]
+    lines += section(
+        "stage",
+        stage_lines,
+        "stage names -> one of " + ", ".join(settings.stages) + " (your settings' stages)",
+    )
+    lines += section(
+        "outcome",
+        outcome_lines,
+        "closing stages and loss reasons -> won, lost or no_decision (a loss to no decision is "
+        "a leak of its own)",
+    )
+    lines += section(
+        "activity_type",
+        type_lines,
+        "activity types -> email, call, meeting, demo, proposal, social, internal, admin, other "
+        "(a Task with no type is read from TaskSubtype, EmailMessageId, call fields and its "
+        'Subject; "" = "email" types the empty Type)',
+    )
     return "\n".join(lines).rstrip() + "\n"
