@@ -337,7 +337,7 @@ def _no_decision(
     )
     if not columns:
         return outcome
-    flag = pl.Series([False] * frame.height)
+    flag = pl.Series([False] * frame.height, dtype=pl.Boolean)
     for column in columns:
         flag = flag | no_decision_labels(frame[column], ctx, what="loss reason", where=where)
     changed = (outcome == "lost") & flag

@@ -23,6 +23,7 @@ import polars as pl
 from effortlens.loading import guard
 from effortlens.loading.delimited import decode_to_utf8, read_text_table, sniff_delimiter
 from effortlens.loading.lines import normalise_line_ends
+from effortlens.loading.parquet import read_parquet_table
 from effortlens.loading.report import DataError
 
 if TYPE_CHECKING:
@@ -126,9 +127,12 @@ def read_sheet(path: Path) -> Sheet:
     DataError
         Naming the file, and the line or column, when it cannot be read.
     """
-    text = read_text_table(path)
-    _note_lines(Path(path).name, text)
-    frame = text.frame
+    if Path(path).suffix.lower() == ".parquet":
+        frame = read_parquet_table(Path(path)).select(pl.all().cast(pl.String))
+    else:
+        text = read_text_table(path)
+        _note_lines(Path(path).name, text)
+        frame = text.frame
     columns = [c for c in frame.columns if not c.startswith("__")]
     frame = frame.select(columns).with_columns(
         pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c).str.strip_chars()).alias(c)

@@ -69,7 +69,7 @@ def parse_time_columns(
             naive = values.str.strptime(pl.Datetime("us"), ctx.time_format, strict=False)
             parsed = naive.dt.date() if as_date else localize(naive, timezone=ctx.timezone)[0]
             failed = values.is_not_null() & parsed.is_null()
-            conflict = pl.Series([False] * len(values))
+            conflict = pl.Series([False] * len(values), dtype=pl.Boolean)
             expected = f"the format {ctx.time_format} (the mapping's date_format)"
         else:
             result = parse_timestamps(

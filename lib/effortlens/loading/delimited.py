@@ -244,6 +244,13 @@ def _parse(name: str, data: bytes, delimiter: str, count: LineCount) -> pl.DataF
                 "closed, so every line after it would be one value; expected each quote to be "
                 'closed (a quote inside a value is written twice: "")'
             ) from err
+        ragged = _ragged_line(data, delimiter)
+        if ragged is not None:
+            line, found, expected = ragged
+            raise DataError(
+                f"{name}: line {line:,} has {found:,} fields, the header {expected:,}; expected "
+                "no more fields than the header (a value holding the delimiter is quoted)"
+            ) from err
         spans = count.multi_line_records()
         where = (
             f"; line {spans[0][1]:,} starts a value in quotes that runs to line {spans[0][2]:,}"
@@ -256,6 +263,23 @@ def _parse(name: str, data: bytes, delimiter: str, count: LineCount) -> pl.DataF
         ) from err
     except pl.exceptions.PanicException as err:
         raise LoadBug.of(name, err) from err
+
+
+def _ragged_line(data: bytes, delimiter: str) -> tuple[int, int, int] | None:
+    """The first line with more fields than the header: (line, fields, header fields)."""
+    import csv
+
+    reader = csv.reader(
+        io.StringIO(data.decode("utf-8", errors="replace"), newline=""), delimiter=delimiter
+    )
+    try:
+        header = next(reader)
+        for record in reader:
+            if len(record) > len(header):
+                return reader.line_num, len(record), len(header)
+    except (csv.Error, StopIteration):
+        return None
+    return None
 
 
 def _check_field_lengths(name: str, frame: pl.DataFrame, count: LineCount, limit: int) -> None:

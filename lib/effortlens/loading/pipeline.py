@@ -36,6 +36,7 @@ import polars as pl
 from effortlens.loading import guard
 from effortlens.loading.columns import canonical_header
 from effortlens.loading.delimited import TextTable, read_text_table
+from effortlens.loading.parquet import read_parquet_table
 from effortlens.loading.report import (
     QUARANTINE_SCHEMA,
     REASONS,
@@ -265,6 +266,8 @@ def _table_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
         except OSError:  # a name the system will not stat: counted as another file
             others.append(path.name)
             continue
+        if path.name.lower() in ("settings.toml", "mapping.toml"):
+            continue  # the folder's settings and mapping: read, not ignored
         stem, suffix = path.stem.strip().lower(), path.suffix.lower()
         if stem in TABLES and suffix in FILE_SUFFIXES:
             if stem in found:
@@ -283,7 +286,8 @@ def _read_table(table: str, path: Path) -> tuple[RawTable, pl.DataFrame | None]:
     and the rows set aside while reading (rows that swallowed several lines), or ``None``."""
     with guard.guarded(path.name):
         if path.suffix.lower() == ".parquet":
-            return RawTable(table, _read_parquet(table, path), path.name), None
+            frame = read_parquet_table(path, table=table)
+            return RawTable(table, frame.with_row_index(ROW, offset=1), path.name), None
         text = read_text_table(path)
         frame = text.frame.with_row_index(ROW, offset=1)
         frame, broken = _broken_rows(table, path.name, frame, text)
@@ -367,78 +371,6 @@ def _broken_rows(
         }
     ).cast(dict(QUARANTINE_SCHEMA))
     return frame.filter(~has_break), quarantine
-
-
-def _read_parquet(table: str, path: Path) -> pl.DataFrame:
-    """A Parquet file within the limits, its nested columns refused or left out, ``__row``."""
-    name = path.name
-    limits = guard.current_limits()
-    size = path.stat().st_size
-    try:
-        schema = pl.read_parquet_schema(path)
-        rows = pl.scan_parquet(path).select(pl.len()).collect().item()
-    except pl.exceptions.PolarsError as err:
-        raise DataError(f"{name}: not a readable Parquet file ({_first_line(err)})") from err
-    if len(schema) > limits.max_columns:
-        raise DataError(
-            f"{name}: {len(schema):,} columns, more than limits.max_columns "
-            f"({limits.max_columns:,}); raise the limit in the settings if the file is right"
-        )
-    kb = max(size / 1024, 1.0)
-    if rows > limits.max_parquet_rows_per_kb * kb:
-        raise DataError(
-            f"{name}: {rows:,} rows in {kb:,.0f} KB ({rows / kb:,.0f} rows per KB), more than "
-            f"limits.max_parquet_rows_per_kb ({limits.max_parquet_rows_per_kb:,}): values "
-            "repeated this much would take far more memory than the file; expected real "
-            "records (raise the limit in the settings if the file is right)"
-        )
-    spec = TABLES[table]
-    keep, dropped = [], []
-    for column, dtype in schema.items():
-        if not (dtype.is_nested() or dtype == pl.Binary or dtype == pl.Object):
-            keep.append(column)
-            continue
-        canonical = canonical_header(column)
-        if canonical in spec.columns:
-            raise DataError(
-                f"{name}: column {column} holds {dtype} values; expected "
-                f"{spec.columns[canonical]} (one plain value per row, not a list or a record)"
-            )
-        dropped.append(f"{column} ({dtype})")
-    if dropped:
-        guard.note(f"{table} ({name}): ignored columns of lists or records: " + ", ".join(dropped))
-    guard.reserve(
-        name,
-        rows * max(len(keep), 1) * guard.PARQUET_VALUE_BYTES,
-        why=f"{rows:,} rows x {len(keep):,} columns",
-    )
-    try:
-        frame = pl.read_parquet(path, columns=keep)
-    except pl.exceptions.PolarsError as err:
-        raise DataError(f"{name}: not a readable Parquet file ({_first_line(err)})") from err
-    _parquet_field_lengths(name, frame, limits.max_field_chars)
-    guard.check_memory(name, "reading it")
-    return frame.with_row_index(ROW, offset=1)
-
-
-def _parquet_field_lengths(name: str, frame: pl.DataFrame, limit: int) -> None:
-    """Refuse a text value longer than ``limit`` characters, naming its row and column."""
-    text = [c for c, t in frame.schema.items() if t in (pl.String, pl.Categorical)]
-    if not text or not frame.height:
-        return
-    longest = frame.select(pl.col(text).cast(pl.String).str.len_chars().max()).row(0)
-    for column, length in zip(text, longest, strict=True):
-        if length is not None and length > limit:
-            row = frame.select(pl.col(column).cast(pl.String).str.len_chars().arg_max()).item()
-            raise DataError(
-                f"{name}: row {row + 1:,}, column {column}: a value of {length:,} characters, "
-                f"longer than limits.max_field_chars ({limit:,}); raise the limit in the "
-                "settings if the file is right"
-            )
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def load_folder(

@@ -1,0 +1,558 @@
+"""A seeded mutator of data folders and the checks every load of a mutant must pass.
+
+Used by ``tests/test_fuzz_loading.py`` (a few hundred cases in ``make test``) and by
+``bench/fuzz.py`` (as many as asked). A case is a copy of a seed folder (the tiny sample cut
+short, or a CRM fixture of ``tests/data/crm``) with one to three mutations drawn by a
+``random.Random(seed)``: lines deleted, doubled, swapped or cut; quotes added or removed; line
+ends changed (CR, CRLF, mixed); byte-order marks, invalid bytes, other encodings; fields
+emptied or filled with hostile values; columns added, dropped or renamed; delimiters
+changed; files emptied, truncated, deleted or turned into Parquet with odd types.
+
+:func:`check_load` runs ``effortlens load DIR --json`` in this process and returns what went
+wrong, if anything: an exit status other than 0 (loaded) or 2 (a message), a traceback, a
+message naming no file, a broken ``loaded + quarantined == read``, physical lines that
+disagree with an independent count, or a line difference the notes do not explain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import random
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CRM = REPO / "tests" / "data" / "crm"
+#: Data rows kept per file of the tiny sample in a canonical seed folder.
+SEED_ROWS = 120
+
+HOSTILE_VALUES = [
+    "",
+    " ",
+    '"',
+    '""',
+    "NaN",
+    "inf",
+    "-1",
+    "1e309",
+    "0x1F",
+    "2024-13-45",
+    "31/02/2024",
+    "9999-12-31T23:59:59Z",
+    "0000-00-00",
+    "12,5",
+    "1.234.567,89",
+    "TRUE",
+    "null",
+    "\u00e9t\u00e9 \u2603 \U0001f600",
+    "\u202eevil",
+    "a" * 3000,
+    "\\N",
+    "=cmd|' /C calc'!A0",
+    "R001",
+    "R999",
+    "x\ty",
+    "'quoted'",
+]
+
+
+@dataclass
+class Case:
+    """One mutated folder: where it is, what it came from and what was done to it."""
+
+    folder: Path
+    seed_name: str
+    seed: int
+    mutations: list[str] = field(default_factory=list)
+    status: int | str | None = None
+    message: str = ""
+
+    def describe(self) -> str:
+        return f"{self.seed_name} seed={self.seed}: " + "; ".join(self.mutations)
+
+
+def canonical_seed(tiny: Path, out: Path, *, rows: int = SEED_ROWS) -> Path:
+    """The tiny sample cut to its first ``rows`` data rows per file (CSV), into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(tiny.glob("*.csv")):
+        lines = path.read_bytes().splitlines(keepends=True)
+        (out / path.name).write_bytes(b"".join(lines[: rows + 1]))
+    return out
+
+
+def crm_seeds() -> dict[str, Path]:
+    """The CRM fixtures, by folder name."""
+    return {p.name: p for p in sorted(CRM.iterdir()) if p.is_dir()}
+
+
+# --- mutations: each takes the folder and the random source, returns what it did ---------------
+
+
+def _data_files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in (".csv", ".tsv", ".txt") and p.is_file()
+    )
+
+
+def _pick(rng: random.Random, folder: Path) -> Path | None:
+    files = _data_files(folder)
+    return rng.choice(files) if files else None
+
+
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def _write_lines(path: Path, lines: list[bytes]) -> None:
+    path.write_bytes(b"".join(lines))
+
+
+def _delete_line(rng, folder):
+    path = _pick(rng, folder)
+    lines = _lines(path) if path else []
+    if len(lines) < 2:
+        return None
+    i = rng.randrange(1, len(lines))
+    del lines[i]
+    _write_lines(path, lines)
+    return f"{path.name}: line {i + 1} deleted"
+
+
+def _delete_header(rng, folder):
+    path = _pick(rng, folder)
+    lines = _lines(path) if path else []
+    if not lines:
+        return None
+    _write_lines(path, lines[1:])
+    return f"{path.name}: header deleted"
+
+
+def _duplicate_line(rng, folder):
+    path = _pick(rng, folder)
+    lines = _lines(path) if path else []
+    if len(lines) < 2:
+        return None
+    i = rng.randrange(1, len(lines))
+    line = lines[i] if lines[i].endswith((b"\n", b"\r")) else lines[i] + b"\n"
+    lines.insert(i, line)
+    _write_lines(path, lines)
+    return f"{path.name}: line {i + 1} doubled"
+
+
+def _swap_lines(rng, folder):
+    path = _pick(rng, folder)
+    lines = _lines(path) if path else []
+    if len(lines) < 3:
+        return None
+    i, j = rng.sample(range(len(lines) - 1), 2)  # the last line may lack its line end
+    lines[i], lines[j] = lines[j], lines[i]
+    _write_lines(path, lines)
+    return f"{path.name}: lines {i + 1} and {j + 1} swapped"
+
+
+def _truncate(rng, folder):
+    path = _pick(rng, folder)
+    if path is None:
+        return None
+    data = path.read_bytes()
+    cut = rng.randrange(0, max(len(data), 1))
+    path.write_bytes(data[:cut])
+    return f"{path.name}: cut at byte {cut}"
+
+
+def _stray_quote(rng, folder):
+    path = _pick(rng, folder)
+    lines = _lines(path) if path else []
+    if len(lines) < 2:
+        return None
+    i = rng.randrange(1, len(lines))
+    line = lines[i]
+    at = rng.randrange(0, max(len(line.rstrip(b"\r\n")), 1))
+    lines[i] = line[:at] + b'"' + line[at:]
+    _write_lines(path, lines)
+    return f"{path.name}: a quote inserted in line {i + 1} at {at}"
+
+
+def _quote_field_start(rng, folder):
+    """An opening quote at the start of a field: the unbalanced quote that swallows lines."""
+    path = _pick(rng, folder)
+    lines = _lines(path) if path else []
+    if len(lines) < 3:
+        return None
+    i = rng.randrange(1, len(lines) - 1)
+    line = lines[i]
+    commas = [m.start() for m in re.finditer(rb",", line)]
+    at = rng.choice(commas) + 1 if commas else 0
+    lines[i] = line[:at] + b'"' + line[at:]
+    _write_lines(path, lines)
+    return f"{path.name}: a quote opens a field of line {i + 1}"
+
+
+def _line_ends(rng, folder):
+    path = _pick(rng, folder)
+    if path is None:
+        return None
+    data = path.read_bytes().replace(b"\r\n", b"\n")
+    style = rng.choice(["CR", "CRLF", "mixed", "LF-last-missing"])
+    if style == "CR":
+        data = data.replace(b"\n", b"\r")
+    elif style == "CRLF":
+        data = data.replace(b"\n", b"\r\n")
+    elif style == "mixed":
+        parts = data.split(b"\n")
+        data = b"".join(p + rng.choice([b"\n", b"\r\n"]) for p in parts[:-1]) + parts[-1]
+    else:
+        data = data.rstrip(b"\n")
+    path.write_bytes(data)
+    return f"{path.name}: line ends {style}"
+
+
+def _encoding(rng, folder):
+    path = _pick(rng, folder)
+    if path is None:
+        return None
+    data = path.read_bytes()
+    kind = rng.choice(["bom", "bom+bad", "cp1252", "utf16", "bad", "nul"])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    if kind == "bom":
+        data = b"\xef\xbb\xbf" + data
+    elif kind == "bom+bad":
+        at = rng.randrange(0, max(len(data), 1))
+        data = b"\xef\xbb\xbf" + data[:at] + b"\xff\xfe" + data[at:]
+    elif kind == "cp1252":
+        data = (text + "Zo\u00eb\n").encode("cp1252", errors="replace")
+    elif kind == "utf16":
+        data = text.encode("utf-16")
+    elif kind == "bad":
+        at = rng.randrange(0, max(len(data), 1))
+        data = data[:at] + bytes([rng.randrange(128, 256)]) + data[at:]
+    else:
+        at = rng.randrange(0, max(len(data), 1))
+        data = data[:at] + b"\x00" + data[at:]
+    path.write_bytes(data)
+    return f"{path.name}: encoding {kind}"
+
+
+def _flip_bytes(rng, folder):
+    path = _pick(rng, folder)
+    if path is None:
+        return None
+    data = bytearray(path.read_bytes())
+    if not data:
+        return None
+    spots = [rng.randrange(len(data)) for _ in range(rng.randint(1, 5))]
+    for at in spots:
+        data[at] = rng.randrange(256)
+    path.write_bytes(bytes(data))
+    return f"{path.name}: bytes flipped at {spots}"
+
+
+def _split_fields(line: bytes, delimiter: bytes = b",") -> list[bytes]:
+    return line.rstrip(b"\r\n").split(delimiter)
+
+
+def _delimiter(path: Path) -> bytes:
+    head = path.read_bytes()[:2000].split(b"\n", 1)[0]
+    return max([b",", b";", b"\t", b"|"], key=head.count)
+
+
+def _hostile_value(rng, folder):
+    path = _pick(rng, folder)
+    lines = _lines(path) if path else []
+    if len(lines) < 2:
+        return None
+    delimiter = _delimiter(path)
+    i = rng.randrange(1, len(lines))
+    fields = _split_fields(lines[i], delimiter)
+    j = rng.randrange(len(fields))
+    value = rng.choice(HOSTILE_VALUES)
+    encoded = value.encode("utf-8")
+    if delimiter in encoded or b'"' in encoded or b"\n" in encoded:
+        encoded = b'"' + encoded.replace(b'"', b'""') + b'"'
+    fields[j] = encoded
+    end = lines[i][len(lines[i].rstrip(b"\r\n")) :]
+    lines[i] = delimiter.join(fields) + end
+    _write_lines(path, lines)
+    return f"{path.name}: line {i + 1} field {j + 1} = {value[:20]!r}"
+
+
+def _empty_field(rng, folder):
+    path = _pick(rng, folder)
+    lines = _lines(path) if path else []
+    if len(lines) < 2:
+        return None
+    delimiter = _delimiter(path)
+    i = rng.randrange(1, len(lines))
+    fields = _split_fields(lines[i], delimiter)
+    j = rng.randrange(len(fields))
+    fields[j] = b""
+    end = lines[i][len(lines[i].rstrip(b"\r\n")) :]
+    lines[i] = delimiter.join(fields) + end
+    _write_lines(path, lines)
+    return f"{path.name}: line {i + 1} field {j + 1} emptied"
+
+
+def _extra_field(rng, folder):
+    path = _pick(rng, folder)
+    lines = _lines(path) if path else []
+    if len(lines) < 2:
+        return None
+    delimiter = _delimiter(path)
+    i = rng.randrange(0, len(lines))
+    body = lines[i].rstrip(b"\r\n")
+    end = lines[i][len(body) :]
+    if rng.random() < 0.5:
+        lines[i] = body + delimiter + b"extra" + end
+        what = "a field added to"
+    else:
+        lines[i] = body.rsplit(delimiter, 1)[0] + end
+        what = "the last field dropped from"
+    _write_lines(path, lines)
+    return f"{path.name}: {what} line {i + 1}"
+
+
+def _rename_column(rng, folder):
+    path = _pick(rng, folder)
+    lines = _lines(path) if path else []
+    if not lines:
+        return None
+    delimiter = _delimiter(path)
+    fields = _split_fields(lines[0], delimiter)
+    j = rng.randrange(len(fields))
+    new = rng.choice([b"", fields[(j + 1) % len(fields)], fields[j].upper(), b"x" * 300])
+    fields[j] = new
+    end = lines[0][len(lines[0].rstrip(b"\r\n")) :]
+    lines[0] = delimiter.join(fields) + end
+    _write_lines(path, lines)
+    return f"{path.name}: header field {j + 1} renamed to {new[:20]!r}"
+
+
+def _change_delimiter(rng, folder):
+    path = _pick(rng, folder)
+    if path is None:
+        return None
+    new = rng.choice([b";", b"\t", b"|"])
+    data = path.read_bytes().replace(_delimiter(path), new)
+    path.write_bytes(data)
+    return f"{path.name}: delimiter {new!r}"
+
+
+def _empty_file(rng, folder):
+    path = _pick(rng, folder)
+    if path is None:
+        return None
+    kind = rng.choice(["empty", "header only", "blank lines"])
+    lines = _lines(path)
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "header only":
+        path.write_bytes(lines[0] if lines else b"")
+    else:
+        _write_lines(path, lines[:1] + [b"\n"] * rng.randint(1, 5) + lines[1:])
+    return f"{path.name}: {kind}"
+
+
+def _delete_file(rng, folder):
+    path = _pick(rng, folder)
+    if path is None:
+        return None
+    path.unlink()
+    return f"{path.name}: deleted"
+
+
+def _to_parquet(rng, folder):
+    import polars as pl
+
+    path = _pick(rng, folder)
+    if path is None:
+        return None
+    try:
+        frame = pl.read_csv(path, infer_schema_length=50, truncate_ragged_lines=True)
+    except Exception:  # the mutant may already be unreadable: leave it as text
+        return None
+    kind = rng.choice(["typed", "list column", "struct column", "int ids", "nulls"])
+    if kind == "list column" and frame.width:
+        column = rng.choice(frame.columns)
+        frame = frame.with_columns(pl.concat_list(pl.col(column).cast(pl.String)).alias(column))
+    elif kind == "struct column" and frame.width:
+        column = rng.choice(frame.columns)
+        frame = frame.with_columns(pl.struct(pl.col(column)).alias(column))
+    elif kind == "int ids" and frame.width:
+        column = frame.columns[0]
+        frame = frame.with_columns(pl.int_range(pl.len()).alias(column))
+    elif kind == "nulls" and frame.width:
+        column = rng.choice(frame.columns)
+        frame = frame.with_columns(pl.lit(None).alias(column))
+    path.unlink()
+    frame.write_parquet(path.with_suffix(".parquet"))
+    return f"{path.name}: as Parquet ({kind})"
+
+
+def _long_value(rng, folder):
+    path = _pick(rng, folder)
+    lines = _lines(path) if path else []
+    if len(lines) < 2:
+        return None
+    i = rng.randrange(1, len(lines))
+    body = lines[i].rstrip(b"\r\n")
+    end = lines[i][len(body) :]
+    lines[i] = body + b"z" * rng.choice([10_000, 200_000]) + end
+    _write_lines(path, lines)
+    return f"{path.name}: line {i + 1} made long"
+
+
+MUTATIONS = [
+    (_delete_line, 6),
+    (_delete_header, 1),
+    (_duplicate_line, 4),
+    (_swap_lines, 2),
+    (_truncate, 3),
+    (_stray_quote, 4),
+    (_quote_field_start, 4),
+    (_line_ends, 4),
+    (_encoding, 4),
+    (_flip_bytes, 4),
+    (_hostile_value, 8),
+    (_empty_field, 4),
+    (_extra_field, 3),
+    (_rename_column, 3),
+    (_change_delimiter, 2),
+    (_empty_file, 2),
+    (_delete_file, 1),
+    (_to_parquet, 2),
+    (_long_value, 1),
+]
+
+
+def mutate(seed_folder: Path, out: Path, *, seed: int, seed_name: str) -> Case:
+    """A copy of ``seed_folder`` in ``out`` with one to three seeded mutations."""
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(seed_folder, out)
+    rng = random.Random(seed)
+    case = Case(out, seed_name, seed)
+    functions, weights = zip(*MUTATIONS, strict=True)
+    for _ in range(rng.choice([1, 1, 2, 3])):
+        for _attempt in range(5):
+            what = rng.choices(functions, weights)[0](rng, out)
+            if what:
+                case.mutations.append(what)
+                break
+    return case
+
+
+# --- what every load must do -----------------------------------------------------------------
+
+
+def physical_lines(path: Path) -> int | None:
+    """Data lines of a text file (header excluded), counted the simplest way there is."""
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            data = data.decode("utf-16").encode("utf-8")
+        except UnicodeError:
+            return None
+    crlf = data.count(b"\r\n")
+    if data.count(b"\r") - crlf > data.count(b"\n") - crlf:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return max(len(lines) - 1, 0)
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """``effortlens ARGS`` in this process: exit status, stdout, stderr (never raises)."""
+    from effortlens.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main(argv)
+        except SystemExit as exit_:  # argparse
+            status = exit_.code if isinstance(exit_.code, int) else 2
+        except BaseException as raised:  # noqa: BLE001 - what the check is about
+            import traceback
+
+            traceback.print_exc(file=err)
+            status = f"raised {type(raised).__name__}"
+    return status, out.getvalue(), err.getvalue()
+
+
+def check_load(case: Case) -> list[str]:
+    """What went wrong loading ``case`` (empty when all held)."""
+    folder = case.folder
+    status, out, err = run_cli(["load", str(folder), "--json"])
+    case.status, case.message = status, err.strip()
+    problems = []
+    if "Traceback" in err or "Traceback" in out:
+        problems.append("a traceback was printed")
+    if status == 2:
+        message = err.strip()
+        names = [p.name for p in folder.iterdir()] + [folder.name]
+        if not message.startswith("effortlens: "):
+            problems.append(f"message not prefixed: {message[:200]!r}")
+        if not any(name in message for name in names):
+            problems.append(f"message names no file: {message[:300]!r}")
+        return problems
+    if status != 0:
+        problems.append(f"exit status {status}: {err.strip()[:600]}")
+        return problems
+    try:
+        report = json.loads(out)
+    except json.JSONDecodeError:
+        return problems + [f"not JSON: {out[:200]!r}"]
+    for table, entry in report.items():
+        quarantined = sum(entry["quarantined"].values())
+        if entry["loaded"] + quarantined != entry["read"]:
+            problems.append(f"{table}: loaded {entry['loaded']} + {quarantined} != {entry['read']}")
+        if entry.get("lines") is None or not entry.get("file"):
+            continue
+        path = folder / entry["file"]
+        expected = physical_lines(path) if path.is_file() else None
+        if expected is not None and entry["lines"] != expected:
+            problems.append(f"{table}: {entry['lines']} lines reported, {expected} counted")
+        if entry["lines"] < entry["read"]:
+            problems.append(f"{table}: more rows read ({entry['read']}) than lines")
+    if not problems:
+        problems += _unexplained_lines(folder, report)
+    return problems
+
+
+def _unexplained_lines(folder: Path, report: dict) -> list[str]:
+    """Tables whose line count differs from rows read without a note saying why."""
+    from effortlens.cli import main
+
+    lacking = [
+        t
+        for t, e in report.items()
+        if e.get("lines") is not None and e["lines"] != e["read"] and e.get("file")
+    ]
+    if not lacking:
+        return []
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        main(["load", str(folder)])
+    text = out.getvalue()
+    problems = []
+    for table in lacking:
+        said = [line for line in text.splitlines() if f"{table} (" in line or "lines" in line]
+        if not any(
+            word in line
+            for line in said
+            for word in ("blank line", "inside quoted", "reader read", "merged")
+        ):
+            problems.append(
+                f"{table}: {report[table]['lines']} lines but {report[table]['read']} "
+                "read, and no note says why"
+            )
+    return problems

@@ -1,0 +1,461 @@
+"""No input makes a load raise: the fixed examples of issue 10, through every entry point.
+
+Each test builds the bad input the issue found, then checks what the user sees: the exit
+status and one message naming the file (and line or column) from ``effortlens load``, a
+``DataError`` from ``load_any``, an error box from the apps, and, where memory was the
+problem, the peak memory of a separate process.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from effortlens.adapters import load_any
+from effortlens.cli import main
+from effortlens.loading import DataError, LoadBug
+from effortlens.settings import Limits, SettingsError, load_settings, settings_for_folder
+
+CRM = Path(__file__).parent / "data" / "crm"
+#: Peak memory a refused hostile file may cost a fresh ``effortlens load`` process (Python,
+#: Polars and NumPy alone take about 150 MB).
+REFUSAL_PEAK_MB = 600
+
+
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory) -> Path:
+    """The tiny planted sample as CSV files (the issue's reproduction data)."""
+    from effortlens.sample import generate
+
+    out = tmp_path_factory.mktemp("tiny_csv")
+    generate(out, size="tiny", seed=11, fmt="csv")
+    return out
+
+
+def _copy(folder: Path, to: Path) -> Path:
+    shutil.copytree(folder, to, ignore=shutil.ignore_patterns("_truth*", "truth.json"))
+    return to
+
+
+def _load_json(folder: Path, capsys) -> tuple[int, dict | None, str]:
+    status = main(["load", str(folder), "--json"])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out) if status == 0 else None
+    return status, report, captured.err
+
+
+def _nothing_lost(report: dict) -> None:
+    for table, entry in report.items():
+        assert entry["loaded"] + sum(entry["quarantined"].values()) == entry["read"], table
+
+
+def _load_in_a_process(folder: Path) -> tuple[int, str, float]:
+    """``effortlens load DIR`` in a fresh process: exit status, stderr, peak memory in MB."""
+    code = (
+        "import resource, sys\n"
+        "from effortlens.cli import main\n"
+        "status = main(sys.argv[1:])\n"
+        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(status)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "load", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    peak = next(
+        int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("PEAK_KB")
+    )
+    message = "\n".join(x for x in done.stderr.splitlines() if not x.startswith("PEAK_KB"))
+    return done.returncode, message, peak / 1024
+
+
+# --- 1. a panic on ordinary data -------------------------------------------------------------
+
+
+def test_a_rep_deleted_from_reps_quarantines_its_rows(tiny_csv, tmp_path, capsys):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    reps = folder / "reps.csv"
+    lines = reps.read_text().splitlines(keepends=True)
+    reps.write_text("".join(line for line in lines if not line.startswith("R024,")))
+    activities = pl.read_csv(folder / "activities.csv", infer_schema=False)
+    of_r024 = activities.filter(pl.col("rep_id") == "R024").height
+    assert of_r024 > 0
+
+    status, report, err = _load_json(folder, capsys)
+
+    assert status == 0, err
+    _nothing_lost(report)
+    assert report["reps"]["read"] == len(lines) - 2
+    assert report["activities"]["quarantined"]["unknown_rep"] == of_r024
+    assert report["activities"]["read"] == activities.height
+
+
+def test_a_panic_is_reported_as_a_bug_naming_the_file(tiny_csv, tmp_path, capsys, monkeypatch):
+    import effortlens.loading.pipeline as pipeline
+
+    def panics(raw, **kwargs):
+        if raw.table == "activities":
+            raise pl.exceptions.PanicException("index out of bounds")
+        return validate_table(raw, **kwargs)
+
+    validate_table = pipeline.validate_table
+    monkeypatch.setattr(pipeline, "validate_table", panics)
+    folder = _copy(tiny_csv, tmp_path / "data")
+
+    status, _, err = _load_json(folder, capsys)
+    assert status == 3
+    assert err.startswith("effortlens: activities.csv: EffortLens failed on this file (a bug")
+    assert "PanicException: index out of bounds" in err and "Traceback" not in err
+    with pytest.raises(LoadBug, match="activities.csv"):
+        load_any(folder)
+
+
+def test_a_panic_shows_in_the_app_and_start_here_never_a_blank_page(
+    tiny_csv, tmp_path, monkeypatch
+):
+    import effortlens.loading.pipeline as pipeline
+    from effortlens_widgets.app import App
+    from effortlens_widgets.data_source import DataSourceLoader
+
+    def panics(raw, **kwargs):
+        raise pl.exceptions.PanicException("the horizontal concat")
+
+    monkeypatch.setattr(pipeline, "validate_table", panics)
+    folder = _copy(tiny_csv, tmp_path / "data")
+
+    app = App(title="T", question="Q?", views=[], data_dir=folder)
+    assert "could not be loaded" in app._status.value
+    assert "a bug" in app._status.value and "reps.csv" in app._status.value
+
+    source = DataSourceLoader(path=str(folder), source="folder")
+    source.load()
+    assert source.status == "error" and source.value is None
+    assert "reps.csv" in source.error and "a bug" in source.error
+
+
+# --- 2. rows lost without a count --------------------------------------------------------------
+
+
+def test_bare_cr_line_ends_read_every_row(tiny_csv, tmp_path, capsys):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    path = folder / "activities.csv"
+    rows = len(path.read_bytes().splitlines()) - 1
+    path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r"))
+
+    status, report, err = _load_json(folder, capsys)
+
+    assert status == 0, err
+    _nothing_lost(report)
+    assert report["activities"]["read"] == rows == report["activities"]["lines"]
+    assert report["activities"]["loaded"] > 0.9 * rows
+    notes = "\n".join(load_any(folder).report.notes)
+    assert "activities.csv): lines end with a bare CR" in notes
+
+
+@pytest.mark.parametrize("export", ["salesforce", "hubspot"])
+def test_bare_cr_line_ends_in_crm_exports_read_like_lf(export, tmp_path):
+    lf = load_any(CRM / export).report.to_dict()
+    folder = _copy(CRM / export, tmp_path / export)
+    for path in folder.glob("*.csv"):
+        path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r"))
+
+    cr = load_any(folder)
+
+    assert cr.report.to_dict() == lf
+    assert any("bare CR" in note for note in cr.report.notes)
+
+
+def test_an_unbalanced_quote_quarantines_the_lines_it_swallowed(tiny_csv, tmp_path, capsys):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    path = folder / "activities.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    # line 5 opens a quote at the start of contact_id (7th field); line 15 closes it after its
+    # own contact_id: lines 5-15 become one row with as many fields as the header
+    opened = lines[4].split(",")
+    opened[6] = '"' + opened[6]
+    lines[4] = ",".join(opened)
+    closing = lines[14].split(",")
+    closing[6] = closing[6] + '"'
+    lines[14] = ",".join(closing)
+    path.write_text("".join(lines))
+
+    status, report, err = _load_json(folder, capsys)
+
+    assert status == 0, err
+    _nothing_lost(report)
+    entry = report["activities"]
+    assert entry["lines"] == len(lines) - 1
+    assert entry["read"] == entry["lines"] - 10  # eleven lines read as one row
+    assert entry["quarantined"] == {"merged_lines": 1}
+    data = load_any(folder)
+    merged = data.quarantine.filter(pl.col("reason") == "merged_lines")
+    assert merged["row"].to_list() == [4] and merged["column"].to_list() == ["contact_id"]
+    assert "lines 5-15 were read as one row" in merged["message"][0]
+    assert any("lie inside quoted values" in note for note in data.report.notes)
+
+
+def test_a_quote_never_closed_names_its_line(tiny_csv, tmp_path, capsys):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    path = folder / "reps.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[6] = lines[6].replace(",", ',"', 1)
+    path.write_text("".join(lines))
+
+    status, _, err = _load_json(folder, capsys)
+
+    assert status == 2
+    assert err.startswith("effortlens: reps.csv: line 7 opens a quoted value")
+
+
+def test_a_line_with_more_fields_than_the_header_names_its_line(tiny_csv, tmp_path, capsys):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    path = folder / "opportunities.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[9] = lines[9].rstrip("\n") + ",surplus\n"
+    path.write_text("".join(lines))
+
+    status, _, err = _load_json(folder, capsys)
+
+    assert status == 2
+    assert "opportunities.csv: line 10 has" in err and "fields, the header" in err
+
+
+# --- 3. memory blow-ups from small files -------------------------------------------------------
+
+
+def test_a_header_of_100000_columns_is_refused_in_little_memory(tiny_csv, tmp_path):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    header = "rep_id," + ",".join(f"c{i}" for i in range(100_000))
+    (folder / "reps.csv").write_text(header + "\nR001" + "," * 100_000 + "\n")
+    assert (folder / "reps.csv").stat().st_size > 700_000
+
+    status, message, peak_mb = _load_in_a_process(folder)
+
+    assert status == 2, message
+    assert message.startswith("effortlens: reps.csv: line 1 (the header) has 100,001 columns")
+    assert "limits.max_columns" in message
+    assert peak_mb < REFUSAL_PEAK_MB
+
+
+def _dense_parquet(path: Path, rows: int) -> None:
+    """A Parquet file of ``rows`` identical activities, a few KB on disk (built by Arrow, so
+    writing it costs ~``rows`` bytes)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    codes = pa.array(np.zeros(rows, dtype=np.int8))
+
+    def constant(value: str) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(codes, pa.array([value]))
+
+    table = pa.table(
+        {
+            "activity_id": constant("ACT1"),
+            "rep_id": constant("R001"),
+            "ts": constant("2025-01-06T14:12:25Z"),
+            "activity_type": constant("call"),
+        }
+    )
+    pq.write_table(table, path, row_group_size=rows)
+
+
+def test_a_small_parquet_of_20m_constant_rows_is_refused_before_it_is_read(tiny_csv, tmp_path):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    (folder / "activities.csv").unlink()
+    _dense_parquet(folder / "activities.parquet", 20_000_000)
+    assert (folder / "activities.parquet").stat().st_size < 4_000_000
+
+    status, message, peak_mb = _load_in_a_process(folder)
+
+    assert status == 2, message
+    assert message.startswith("effortlens: activities.parquet: 20,000,000 rows in")
+    assert "limits.max_parquet_rows_per_kb" in message
+    assert peak_mb < REFUSAL_PEAK_MB
+
+
+def test_the_app_refuses_a_dense_parquet_with_a_message(tiny_csv, tmp_path):
+    from effortlens_widgets.data_source import DataSourceLoader
+
+    folder = _copy(tiny_csv, tmp_path / "data")
+    (folder / "activities.csv").unlink()
+    _dense_parquet(folder / "activities.parquet", 2_000_000)
+
+    source = DataSourceLoader(path=str(folder), source="folder")
+    source.load()
+
+    assert source.status == "error"
+    assert source.error.startswith("activities.parquet: 2,000,000 rows in")
+
+
+def test_the_memory_budget_stops_the_load_and_names_the_file(tiny_csv, tmp_path, capsys):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    body = (folder / "activities.csv").read_bytes()
+    header, _, rows = body.partition(b"\n")
+    (folder / "activities.csv").write_bytes(header + b"\n" + rows * 10)  # about 10 MB
+    (folder / "settings.toml").write_text("[limits]\nmemory_budget_mb = 64\n")
+
+    status, _, err = _load_json(folder, capsys)
+
+    assert status == 2
+    assert err.startswith("effortlens: activities.csv: loading it would take about")
+    assert "over the memory budget of 64 MB" in err and "limits.memory_budget_mb" in err
+
+
+def test_a_value_longer_than_the_limit_names_its_line_and_column(tiny_csv, tmp_path, capsys):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    path = folder / "reps.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    fields = lines[3].split(",")
+    fields[1] = "N" * 300
+    lines[3] = ",".join(fields)
+    path.write_text("".join(lines))
+    (folder / "settings.toml").write_text("[limits]\nmax_field_chars = 200\n")
+
+    status, _, err = _load_json(folder, capsys)
+
+    assert status == 2
+    assert err.startswith("effortlens: reps.csv: line 4, column rep_name: a value of 300 char")
+
+
+# --- 4. tracebacks instead of messages ---------------------------------------------------------
+
+
+def test_an_unreadable_file_is_a_message(tiny_csv, tmp_path, capsys, monkeypatch):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    read_bytes = Path.read_bytes
+
+    def denied(self):
+        if self.name == "stage_history.csv":
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)  # as root, chmod 000 would not stop us
+
+    status, _, err = _load_json(folder, capsys)
+
+    assert status == 2
+    assert err.strip() == (
+        "effortlens: stage_history.csv: cannot be read: permission denied; check the access "
+        "rights of the file"
+    )
+
+
+def test_an_unreadable_folder_is_a_message(tiny_csv, tmp_path, capsys, monkeypatch):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    iterdir = Path.iterdir
+
+    def denied(self):
+        if self == folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", denied)
+
+    status, _, err = _load_json(folder, capsys)
+
+    assert status == 2
+    assert err.startswith(f"effortlens: {folder}: cannot be read: permission denied")
+
+
+def test_invalid_bytes_after_a_utf8_bom_name_the_line_and_column(tiny_csv, tmp_path, capsys):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    path = folder / "reps.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"R003,", b"R003,\xff", 1))
+
+    status, _, err = _load_json(folder, capsys)
+
+    assert status == 2
+    assert err.startswith("effortlens: reps.csv: line 4, column 6: byte 0xff is not UTF-8")
+    assert "byte-order mark" in err
+
+
+def test_a_parquet_list_column_is_named(tiny_csv, tmp_path, capsys):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    activities = pl.read_csv(folder / "activities.csv", infer_schema=False)
+    (folder / "activities.csv").unlink()
+    activities.with_columns(pl.concat_list("activity_type")).write_parquet(
+        folder / "activities.parquet"
+    )
+
+    status, _, err = _load_json(folder, capsys)
+
+    assert status == 2
+    assert err.strip() == (
+        "effortlens: activities.parquet: column activity_type holds List(String) values; "
+        "expected String (one plain value per row, not a list or a record)"
+    )
+
+
+def test_a_list_column_outside_the_table_is_left_out_and_noted(tiny_csv, tmp_path):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    reps = pl.read_csv(folder / "reps.csv", infer_schema=False)
+    (folder / "reps.csv").unlink()
+    reps.with_columns(pl.concat_list("team").alias("tags")).write_parquet(folder / "reps.parquet")
+
+    data = load_any(folder)
+
+    assert data.report["reps"].loaded == reps.height
+    assert any("ignored columns of lists or records: tags" in n for n in data.report.notes)
+
+
+# --- 6. the CLI and the apps read the same settings --------------------------------------------
+
+
+def test_load_honours_the_folders_settings_like_the_apps(tiny_csv, tmp_path, capsys):
+    from effortlens_widgets.data_source import DataSourceLoader
+
+    folder = _copy(tiny_csv, tmp_path / "data")
+    (folder / "settings.toml").write_text('timezone = "Mars/Olympus_Mons"\n')
+
+    status, _, err = _load_json(folder, capsys)
+    source = DataSourceLoader(path=str(folder), source="folder")
+    source.load()
+
+    assert status == 2
+    assert err.strip() == f"effortlens: {source.error}"
+    assert "settings.toml: timezone must be an IANA time zone" in err
+
+
+def test_given_settings_win_over_the_folders(tiny_csv, tmp_path, capsys):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    (folder / "settings.toml").write_text('timezone = "Mars/Olympus_Mons"\n')
+    mine = tmp_path / "mine.toml"
+    mine.write_text('timezone = "Europe/Paris"\n')
+
+    assert settings_for_folder(folder, mine).timezone == "Europe/Paris"
+    assert main(["load", str(folder), "--settings", str(mine)]) == 0
+    assert "settings.toml" not in capsys.readouterr().out  # read, not an ignored file
+
+
+def test_limits_are_validated_and_leave_the_fingerprint_alone(tmp_path):
+    bad = tmp_path / "settings.toml"
+    bad.write_text("[limits]\nmax_columns = 0\n")
+    with pytest.raises(SettingsError, match="limits.max_columns must be a whole number >= 1"):
+        load_settings(bad)
+    bad.write_text("[limits]\nmax_rows = 5\n")
+    with pytest.raises(SettingsError, match="unknown setting 'limits.max_rows'"):
+        load_settings(bad)
+    good = tmp_path / "good.toml"
+    good.write_text("[limits]\nmemory_budget_mb = 512\nmax_columns = 50\n")
+    custom = load_settings(good)
+    assert custom.limits == Limits(max_columns=50, memory_budget_mb=512)
+    assert load_settings().limits == Limits()
+    assert custom.fingerprint() == load_settings().fingerprint()
+
+
+def test_nothing_but_dataerror_leaves_load_any(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError):
+        load_any(empty)
+    with pytest.raises(DataError, match="not a folder"):
+        load_any(tmp_path / "missing")
