@@ -37,6 +37,7 @@ from effortlens.roe import roe_by
 from effortlens.vocabulary import FIRST_TOUCH, SEQUENCE_SEPARATOR
 
 if TYPE_CHECKING:
+    from effortlens.coverage import Coverage
     from effortlens.enrich import Enriched
 
 #: Fewest touches a cadence bin needs before it can be called the least answered.
@@ -117,6 +118,8 @@ SECTIONS: dict[str, str] = {
     "attrition": "organisation",
     "attrition_vs_selling_time": "organisation",
     "between_teams": "organisation",
+    "unknown_stage": "journey",
+    "grouping": "deviance",
     "intervention": "interventions",
     "mirror": "mirror",
 }
@@ -265,14 +268,29 @@ def deviance_findings(
     noun = "response rate" if metric == "response_rate" else "win rate"
     pos = deviance.filter(pl.col("direction") == "positive").sort("z", descending=True)
     neg = deviance.filter(pl.col("direction") == "negative")
+    grouping = _grouping_finding(deviance)
     if pos.height == 0 and neg.height == 0:
-        return [
-            Finding(
-                "deviants",
+        compared = deviance.filter(pl.col("volume") > 0) if "volume" in deviance.columns else None
+        powered = (
+            compared is None
+            or "detectable" not in deviance.columns
+            or bool(compared["detectable"].fill_null(False).all())
+        )
+        if powered:
+            text = (
                 f"No rep stands outside the 99.8% limits of their peer group on {noun}: "
-                "differences here are within what chance produces.",
+                "differences here are within what chance produces."
             )
-        ]
+        else:
+            blind = int((~compared["detectable"].fill_null(False)).sum())
+            what = "closed deals" if metric == "win_rate" else "touches"
+            text = (
+                f"No rep stands outside the 99.8% limits of their peer group on {noun}, but "
+                f"for **{blind} of {compared.height} reps** the limits are too wide to tell: "
+                f"with so few {what} (or peers), even a rep at half or double their peers' "
+                f"rate would stay inside. This data cannot say who differs on {noun}."
+            )
+        return [Finding("deviants", text), *grouping]
     names = "rep_name" in deviance.columns
     parts = [
         f"**{(r['rep_name'] if names else None) or r['rep_id']}** ({r['peer_group']}): "
@@ -287,7 +305,7 @@ def deviance_findings(
     )
     if neg.height:
         text += f" {neg.height} rep{'s' if neg.height != 1 else ''} fall clearly below their peers."
-    found = [Finding("deviants", text)]
+    found = [Finding("deviants", text), *grouping]
     if differs.height:
         top = differs.row(0, named=True)
         found.append(
@@ -301,6 +319,40 @@ def deviance_findings(
             )
         )
     return found
+
+
+def _grouping_finding(deviance: pl.DataFrame) -> list[Finding]:
+    """Which groupings reps were compared within, when peer groups had to be widened.
+
+    ``peer_basis`` (:func:`effortlens.deviance.rep_deviance`) names the keys of the group
+    each rep is compared within; several bases, or ``all reps`` alone, mean peer groups
+    smaller than the settings' minimum fell back to a broader group.
+    """
+    if "peer_basis" not in deviance.columns or deviance.height == 0:
+        return []
+    bases = (
+        deviance.filter(pl.col("peer_basis").is_not_null())
+        .group_by("peer_basis")
+        .len()
+        .with_columns(keys=pl.col("peer_basis").str.count_matches("·"))
+        .sort(["keys", "len"], descending=True)
+    )
+    single = bases.height == 1 and bases["peer_basis"][0] != "all reps"
+    if bases.height == 0 or single:
+        return []
+    parts = [
+        f"{'all reps together' if basis == 'all reps' else 'their ' + basis} ({n} rep"
+        f"{'s' if n != 1 else ''})"
+        for basis, n, _ in bases.iter_rows()
+    ]
+    return [
+        Finding(
+            "grouping",
+            "Some peer groups were smaller than the settings' minimum, so their reps are "
+            f"compared with a broader group. Reps are compared within {'; '.join(parts)}.",
+            new_line=True,
+        )
+    ]
 
 
 # ---------------------------------------------------------------------------------- journey
@@ -320,7 +372,9 @@ def has_buyer_evidence(enriched: Enriched) -> bool:
     )
 
 
-def journey_findings(flow: pl.DataFrame, *, has_evidence: bool = True) -> list[Finding]:
+def journey_findings(
+    flow: pl.DataFrame, *, has_evidence: bool = True, stage_path: str = "recorded"
+) -> list[Finding]:
     """The leakiest, slowest and least verified stages, in words.
 
     Parameters
@@ -330,11 +384,16 @@ def journey_findings(flow: pl.DataFrame, *, has_evidence: bool = True) -> list[F
     has_evidence
         False when the data holds no buyer actions and no recorded verifiers
         (:func:`has_buyer_evidence`): then verification is unknown, not zero.
+    stage_path
+        ``"derived"`` when the stage history was made from deals' current stages
+        (:class:`effortlens.coverage.Coverage`): no sentence about waiting, and the losses
+        whose stage is unknown are said apart.
 
     Returns
     -------
     list of Finding
-        ``leakage``, ``waiting`` and ``verification``, each when the flow can tell.
+        ``leakage``, ``unknown_stage``, ``waiting`` and ``verification``, each when the
+        flow can tell.
 
     Examples
     --------
@@ -344,7 +403,7 @@ def journey_findings(flow: pl.DataFrame, *, has_evidence: bool = True) -> list[F
     if rows.height == 0:
         return []
     found = []
-    leak = rows.drop_nulls("leakage").sort("leakage", descending=True)
+    leak = rows.filter(pl.col("leakage") > 0).sort("leakage", descending=True)
     if leak.height:
         r = leak.row(0, named=True)
         found.append(
@@ -354,8 +413,18 @@ def journey_findings(flow: pl.DataFrame, *, has_evidence: bool = True) -> list[F
                 "end lost or with no decision before moving on.",
             )
         )
+    unknown = int(rows["lost_stage_unknown"].sum()) if "lost_stage_unknown" in rows.columns else 0
+    if unknown:
+        found.append(
+            Finding(
+                "unknown_stage",
+                f"**{unknown:,} lost or no-decision deal{'s' if unknown != 1 else ''}** do not "
+                "say at which stage they ended (the export gives no stage for them): they are "
+                "counted apart, not as leaks at the first stage.",
+            )
+        )
     slow = rows.drop_nulls("median_days").sort("median_days", descending=True)
-    if slow.height:
+    if slow.height and stage_path != "derived":
         r = slow.row(0, named=True)
         p90 = "" if r["p90_days"] is None else f", slowest 10% over {r['p90_days']:.0f}"
         found.append(
@@ -388,7 +457,10 @@ def journey_findings(flow: pl.DataFrame, *, has_evidence: bool = True) -> list[F
 
 
 def team_findings(
-    enriched: Enriched, *, present: Callable[[pl.DataFrame], pl.DataFrame] | None = None
+    enriched: Enriched,
+    *,
+    present: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    coverage: Coverage | None = None,
 ) -> list[Finding]:
     """The habits, deviance (response rate) and journey findings of one load, in that order.
 
@@ -401,30 +473,41 @@ def team_findings(
         An enriched load, filtered as the page shows it.
     present
         Applied to the deviance table before reps are named (e.g. a page's pseudonymiser).
+    coverage
+        What the load can say (:func:`effortlens.coverage.data_coverage`, with its load
+        report); default: computed from ``enriched`` alone (stage history taken as recorded).
 
     Returns
     -------
     list of Finding
-        Habits and deviance findings when there are customer-facing activities, journey
+        First what the data cannot say (topic ``coverage``), then habits and deviance
+        findings when there are customer-facing activities and buyer actions, journey
         findings when there is stage history.
 
     Examples
     --------
     >>> print(findings_text(team_findings(enriched)))  # doctest: +SKIP
     """
+    from effortlens.coverage import data_coverage
     from effortlens.deviance import rep_deviance, what_differs
     from effortlens.flow import flow_table
     from effortlens.habits import habits_table
 
-    found: list[Finding] = []
-    if enriched.activities.filter(pl.col("is_customer_facing")).height:
+    coverage = coverage or data_coverage(enriched)
+    found: list[Finding] = list(coverage.caveats())
+    facing = enriched.activities.filter(pl.col("is_customer_facing")).height
+    if facing and coverage.has_buyer_actions:
         found += habits_findings(habits_table(enriched))
         deviance = rep_deviance(enriched)
         differs = what_differs(enriched.activities, deviance)
         shown = present(deviance) if present is not None else deviance
         found += deviance_findings(shown, differs, metric="response_rate")
     if enriched.tables["stage_history"].height:
-        found += journey_findings(flow_table(enriched), has_evidence=has_buyer_evidence(enriched))
+        found += journey_findings(
+            flow_table(enriched, stage_path=coverage.stage_path),
+            has_evidence=has_buyer_evidence(enriched),
+            stage_path=coverage.stage_path,
+        )
     return found
 
 
@@ -503,7 +586,11 @@ def roe_headline(
 
 
 def organisation_findings(
-    table: pl.DataFrame, shares: pl.DataFrame, correlation: dict[str, Any]
+    table: pl.DataFrame,
+    shares: pl.DataFrame,
+    correlation: dict[str, Any],
+    *,
+    response_measured: bool = True,
 ) -> list[Finding]:
     """The team with least selling time, the one losing most people, and the team share.
 
@@ -515,6 +602,8 @@ def organisation_findings(
         :func:`effortlens.organisation.variance_share` (the ``response_rate`` row is read).
     correlation
         :func:`effortlens.organisation.attrition_vs_selling_time` (``rho``, ``n_teams``).
+    response_measured
+        False when the data holds no buyer actions: no sentence about response rates.
 
     Returns
     -------
@@ -529,22 +618,40 @@ def organisation_findings(
     """
     if table.height == 0:
         return []
-    low = table.sort("selling_time", nulls_last=True).row(0, named=True)
-    high = table.sort("annualised_attrition", descending=True, nulls_last=True).row(0, named=True)
-    found = [
-        Finding(
-            "selling_time",
-            f"**{low['team']}** has the least time left for selling: "
-            f"{low['selling_time']:.0%} of the working week goes to customers "
-            f"(internal work takes {low['internal_load']:.0%}).",
-        ),
-        Finding(
-            "attrition",
-            f"**{high['team']}** loses the most people by choice "
-            f"({high['annualised_attrition']:.0%} a year).",
-        ),
-    ]
-    if correlation.get("rho") is not None and correlation.get("n_teams", 0) >= 4:
+    from effortlens.coverage import UNKNOWN
+
+    found = []
+    timed = table.filter(pl.col("selling_time").is_not_nan().fill_null(False))
+    if timed.height:
+        low = timed.sort("selling_time").row(0, named=True)
+        internal = low.get("internal_load")
+        load = (
+            f" (internal work takes {internal:.0%})"
+            if internal is not None and internal == internal
+            else ""
+        )
+        found.append(
+            Finding(
+                "selling_time",
+                f"**{low['team'] or UNKNOWN}** has the least time left for selling: "
+                f"{low['selling_time']:.0%} of the working week goes to customers{load}.",
+            )
+        )
+    leaving = table.filter(
+        pl.col("annualised_attrition").is_not_nan().fill_null(False)
+        & (pl.col("annualised_attrition") > 0)
+    )
+    if leaving.height:
+        high = leaving.sort("annualised_attrition", descending=True).row(0, named=True)
+        found.append(
+            Finding(
+                "attrition",
+                f"**{high['team'] or UNKNOWN}** loses the most people by choice "
+                f"({high['annualised_attrition']:.0%} a year).",
+            )
+        )
+    rho = correlation.get("rho")
+    if rho is not None and rho == rho and correlation.get("n_teams", 0) >= 4:
         found.append(
             Finding(
                 "attrition_vs_selling_time",
@@ -553,7 +660,8 @@ def organisation_findings(
             )
         )
     row = shares.filter(pl.col("metric") == "response_rate")
-    if row.height and row["share_between"][0] is not None:
+    share = row["share_between"][0] if row.height else None
+    if share is not None and share == share and response_measured:
         found.append(
             Finding(
                 "between_teams",

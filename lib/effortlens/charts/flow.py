@@ -31,6 +31,7 @@ FATES: dict[str, str] = {
     "converted": "moved on or won",
     "lost": "lost here",
     "no_decision": "no decision here",
+    "lost_stage_unknown": "lost, stage unknown",
     "open": "still open here",
 }
 
@@ -69,6 +70,8 @@ def stage_funnel_chart(
     _one_row_per_stage(flow, by)
     keys = [by] if by else []
     wide = flow.with_columns(lost=pl.col("leaked") - pl.col("no_decision"))
+    if "lost_stage_unknown" not in wide.columns:  # a flow table from before the column
+        wide = wide.with_columns(lost_stage_unknown=pl.lit(0, dtype=pl.UInt32))
     long = (
         wide.unpivot(
             index=[*keys, "stage", "stage_index", "reached", "skipped", "conversion", "leakage"],
@@ -102,6 +105,7 @@ def stage_funnel_chart(
                         PALETTE["positive"],
                         PALETTE["negative"],
                         PALETTE["warning"],
+                        "#C8C8C8",  # lost at a stage the export does not give
                         PALETTE["neutral"],
                     ],
                 ),
