@@ -29,6 +29,7 @@ import polars as pl
 
 from effortlens.attribution import attribution_rows, with_attribution
 from effortlens.cache import default_cache_dir, fingerprint, read_cached, write_cached
+from effortlens.coverage import with_known_groups
 from effortlens.peers import with_peer_group
 from effortlens.schema import TABLES, conform
 from effortlens.settings import Settings
@@ -199,7 +200,8 @@ def enrich_tables(
     tables = _canonical_tables(tables)
     activities = _same_chunks(tables["activities"])
     actions = _same_chunks(tables["buyer_actions"])
-    reps = with_peer_group(tables["reps"], keys=settings.peer_keys)
+    # a rep without a team, segment or role is the group "(unknown)", never a null group
+    reps = with_peer_group(with_known_groups(tables["reps"]), keys=settings.peer_keys)
     rep_code, rep_facts = _rep_codes(activities["rep_id"], reps)
     zones = _rep_zones(reps, timezone=settings.timezone)
 

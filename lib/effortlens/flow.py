@@ -365,17 +365,30 @@ def _blocked(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
     )
 
 
-def _reached(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
-    """One row per deal x stage reached: entered (explicitly) or skipped, and how it ended."""
+def _reached(stays: pl.DataFrame, by_cols: list[str], *, derived: bool = False) -> pl.DataFrame:
+    """One row per deal x stage reached: entered (explicitly) or skipped, and how it ended.
+
+    With ``derived`` stage history (entries made from each deal's current stage) only the
+    stages entered count as reached: the stages between are not known to have been passed.
+    A deal that ended lost or with no decision and entered only the first stage is
+    ``stage_unknown`` there: the snapshot does not say where it was lost.
+    """
     paths = stays.group_by("opportunity_id", *by_cols, "outcome").agg(
         first=pl.col("stage_index").min(),
         furthest=pl.col("stage_index").max(),
         entered=pl.col("stage_index").unique(),
     )
+    if derived:
+        path = pl.col("entered").list.sort().cast(pl.List(pl.Int32))
+    else:
+        path = pl.int_ranges("first", pl.col("furthest") + 1, dtype=pl.Int32)
+    unknown = (
+        pl.lit(derived)
+        & (pl.col("furthest") == pl.col("first"))
+        & pl.col("outcome").is_in(LEAK_OUTCOMES)
+    )
     return (
-        paths.with_columns(
-            stage_index=pl.int_ranges("first", pl.col("furthest") + 1, dtype=pl.Int32)
-        )
+        paths.with_columns(stage_index=path, stage_unknown=unknown)
         .explode("stage_index")
         .select(
             "opportunity_id",
@@ -384,19 +397,22 @@ def _reached(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
             "outcome",
             entered=pl.col("entered").list.contains(pl.col("stage_index")),
             at_furthest=pl.col("stage_index") == pl.col("furthest"),
+            stage_unknown="stage_unknown",
         )
     )
 
 
 def _counts(reached: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     here = pl.col("at_furthest")
+    known = ~pl.col("stage_unknown")
     return reached.group_by(keys).agg(
         reached=pl.len().cast(pl.UInt32),
         entered=pl.col("entered").sum().cast(pl.UInt32),
         skipped=(~pl.col("entered")).sum().cast(pl.UInt32),
         converted=(~here | (pl.col("outcome") == "won")).sum().cast(pl.UInt32),
-        leaked=(here & pl.col("outcome").is_in(LEAK_OUTCOMES)).sum().cast(pl.UInt32),
-        no_decision=(here & (pl.col("outcome") == "no_decision")).sum().cast(pl.UInt32),
+        leaked=(here & known & pl.col("outcome").is_in(LEAK_OUTCOMES)).sum().cast(pl.UInt32),
+        no_decision=(here & known & (pl.col("outcome") == "no_decision")).sum().cast(pl.UInt32),
+        lost_stage_unknown=(here & ~known).sum().cast(pl.UInt32),
         open=(here & (pl.col("outcome") == "open")).sum().cast(pl.UInt32),
     )
 
@@ -413,6 +429,7 @@ _FLOW_COLUMNS = [
     "leakage",
     "no_decision",
     "no_decision_rate",
+    "lost_stage_unknown",
     "open",
     "open_share",
     "median_days",
@@ -432,6 +449,7 @@ def flow_table(
     settings: Settings | None = None,
     by: str | Sequence[str] | None = None,
     as_of: datetime | None = None,
+    stage_path: str = "recorded",
 ) -> pl.DataFrame:
     """The buyer journey per stage: conversion, leakage, time in stage, verification, blockage.
 
@@ -449,30 +467,43 @@ def flow_table(
     as_of
         When open deals are censored and blockage is measured (default: the latest
         timestamp in the data).
+    stage_path
+        ``"recorded"`` (stage changes exported; also ``"mixed"``) or ``"derived"``: the
+        entries were made from each deal's current stage
+        (:func:`effortlens.coverage.data_coverage` says which). Derived: a deal reaches
+        only the stages it entered (no invented path between), a deal lost or closed with
+        no decision that entered only the first stage counts in ``lost_stage_unknown``
+        rather than as a leak there, and times in stage and blockage are null (not
+        measured).
 
     Returns
     -------
     pl.DataFrame
         ``by`` columns, then ``stage``, ``stage_index``, ``reached``, ``entered``,
         ``skipped``, ``converted``, ``conversion``, ``leaked``, ``leakage``, ``no_decision``,
-        ``no_decision_rate``, ``open``, ``open_share``, ``median_days``, ``p90_days``,
+        ``no_decision_rate``, ``lost_stage_unknown``, ``open``, ``open_share``,
+        ``median_days``, ``p90_days``,
         ``moves`` (entries that were not a deal's first), ``verified`` and
         ``verified_recorded`` (moves backed by buyer evidence, and by a recorded
         ``verifier_action_id``), ``verification_rate`` (verified / moves), ``blocked`` (open
         deals currently there past the stage's historical p90) and ``blocked_after_days``
-        (that p90, over all deals); one row per stage in the settings' order (per ``by``
-        group, stages the group's deals reached). Rates are null where
-        nothing reached (or moved into) the stage.
+        (that p90, over all deals), ``stage_path`` (as given); one row per stage in the
+        settings' order (per ``by`` group, stages the group's deals reached). Rates are null
+        where nothing reached (or moved into) the stage. Conversion + leakage + open share
+        + ``lost_stage_unknown`` / reached = 1.
 
     Examples
     --------
     >>> flow_table(enriched).select("stage", "conversion", "leakage")  # doctest: +SKIP
     """
+    if stage_path not in ("recorded", "derived", "mixed", "none"):
+        raise ValueError(f"stage_path {stage_path!r}: recorded, derived, mixed or none")
+    derived = stage_path == "derived"
     data = _flow_data(tables_or_enriched, settings)
     by_cols = _by_list(by)
     stays = _stays(data, list(dict.fromkeys([*by_cols, "rep_id"])), _as_of(data, as_of))
     keys = [*by_cols, "stage_index"]
-    counts = _counts(_reached(stays, by_cols), keys)
+    counts = _counts(_reached(stays, by_cols, derived=derived), keys)
     timing = time_in_stage(stays, by=by_cols).select(*keys, "median_days", "p90_days")
     moves = stays.filter("move")
     verification = moves.group_by(keys).agg(
@@ -506,6 +537,7 @@ def flow_table(
                 "converted",
                 "leaked",
                 "no_decision",
+                "lost_stage_unknown",
                 "open",
                 "moves",
                 "verified",
@@ -520,15 +552,21 @@ def flow_table(
     def share(count: str, base: str = "reached") -> pl.Expr:
         return pl.when(pl.col(base) > 0).then(pl.col(count) / pl.col(base))
 
+    table = table.with_columns(
+        conversion=share("converted"),
+        leakage=share("leaked"),
+        no_decision_rate=share("no_decision"),
+        open_share=share("open"),
+        verification_rate=share("verified", "moves"),
+    )
+    if derived:  # a snapshot says where deals are, not when they moved: nothing timed
+        table = table.with_columns(
+            pl.lit(None, dtype=pl.Float64).alias(c)
+            for c in ("median_days", "p90_days", "blocked_after_days")
+        ).with_columns(blocked=pl.lit(0, dtype=pl.UInt32))
     return (
-        table.with_columns(
-            conversion=share("converted"),
-            leakage=share("leaked"),
-            no_decision_rate=share("no_decision"),
-            open_share=share("open"),
-            verification_rate=share("verified", "moves"),
-        )
-        .select(*by_cols, *_FLOW_COLUMNS)
+        table.select(*by_cols, *_FLOW_COLUMNS)
+        .with_columns(stage_path=pl.lit(stage_path, dtype=pl.String))
         .sort(keys)
     )
 
@@ -566,3 +604,4 @@ def leakage_homogeneity(flow: pl.DataFrame) -> dict[str, float]:
         "dof": int(result.dof),
         "p_value": float(result.pvalue),
     }
+
