@@ -15,6 +15,7 @@ from effortlens.flow import (
     blocked_deals,
     flow_table,
     leakage_homogeneity,
+    stage_flags,
     stage_stays,
     time_in_stage,
 )
@@ -391,3 +392,28 @@ def test_flow_works_on_pipeline_only_data(small_planted, tmp_path, planted):
     same = ["stage", "reached", "converted", "leaked", "median_days", "p90_days", "blocked"]
     assert_frame_equal(alone.select(same), full.select(same))
     assert (alone["verified"] == alone["verified_recorded"]).all()  # no actions to infer from
+
+
+def test_stage_flags_name_the_planted_leak_and_stall_and_nothing_else(planted):
+    enriched, truth = planted
+    flags = stage_flags(enriched)
+    assert flags.filter("leaky")["stage"].to_list() == [truth["leaky_stage"]]
+    assert flags.filter("stalled")["stage"].to_list() == [truth["stalled_stage"]]
+    leaky = flags.filter("leaky").row(0, named=True)
+    assert leaky["leak_ratio"] >= 1.5 and leaky["leak_p"] < 0.05
+
+
+def test_no_stage_stands_out_on_null_data(null):
+    enriched, truth = null
+    assert truth["leaky_stage"] is None and truth["stalled_stage"] is None
+    flags = stage_flags(enriched)
+    assert not flags["leaky"].any() and not flags["stalled"].any(), flags
+    # the largest leakage is still some stage's: that alone must not name it
+    assert flags["leak_ratio"].max() > 1
+
+
+def test_stage_flags_need_the_effect_size_as_well_as_the_test(planted):
+    enriched, _ = planted
+    strict = stage_flags(enriched, min_leak_ratio=100.0, min_stay_ratio=100.0)
+    assert not strict["leaky"].any() and not strict["stalled"].any()
+    assert (strict["leak_p"] < 0.05).any()  # the test alone still rejects

@@ -62,6 +62,7 @@ _LAZY: dict[str, str] = {
     "peer_deviance": "effortlens.deviance",
     "flow_table": "effortlens.flow",
     "blocked_deals": "effortlens.flow",
+    "stage_flags": "effortlens.flow",
     "response_by_timing": "effortlens.habits",
     "response_by_cadence": "effortlens.habits",
     "sequence_lift": "effortlens.habits",

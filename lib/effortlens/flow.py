@@ -43,8 +43,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 from scipy import stats
 
@@ -605,3 +606,167 @@ def leakage_homogeneity(flow: pl.DataFrame) -> dict[str, float]:
         "p_value": float(result.pvalue),
     }
 
+
+#: Effect sizes a stage needs before it is called leaky or stalled (besides the test).
+MIN_LEAK_RATIO = 1.5
+MIN_LEAK_POINTS = 0.05
+MIN_STAY_RATIO = 1.5
+#: Family-wise error rate of the per-stage tests (Bonferroni over the stages tested).
+STAGE_ALPHA = 0.05
+
+
+def _cluster_sums(frame: pl.DataFrame, stage: pl.Expr, columns: list[str]) -> pl.DataFrame:
+    """Per rep: the sums of ``columns`` in the stage and in all other stages."""
+    return frame.group_by("rep_id").agg(
+        *[pl.col(c).filter(stage).sum().alias(f"{c}_in") for c in columns],
+        *[pl.col(c).filter(~stage).sum().alias(f"{c}_out") for c in columns],
+    )
+
+
+def _clustered_z(influence: pl.Series, difference: float) -> float:
+    """``difference`` over its rep-cluster (sandwich) standard error."""
+    r = influence.len()
+    if r < 2:
+        return float("nan")
+    var = float((influence**2).sum()) * r / (r - 1)
+    return difference / var**0.5 if var > 0 else float("nan")
+
+
+def stage_flags(
+    source: Enriched | dict[str, pl.DataFrame],
+    *,
+    settings: Settings | None = None,
+    as_of: datetime | None = None,
+    min_leak_ratio: float = MIN_LEAK_RATIO,
+    min_leak_points: float = MIN_LEAK_POINTS,
+    min_stay_ratio: float = MIN_STAY_RATIO,
+    alpha: float = STAGE_ALPHA,
+) -> pl.DataFrame:
+    """Which stage leaks or stalls beyond the others: an effect size *and* a test, per stage.
+
+    A reader of :func:`flow_table` would take the largest leakage or the longest median as
+    "the" leaky or stalled stage, and some stage always is largest, even when every stage
+    behaves alike. Here a stage is named only when it differs from the other stages by a
+    set amount and by more than chance.
+
+    - **Leaky**: the stage's leak hazard (deals that ended lost or with no decision there,
+      over deals whose fate there is known: they leaked or moved on) against the hazard of
+      all other stages pooled. Leaky when the hazard is at least ``min_leak_ratio`` times
+      and ``min_leak_points`` above the others', and the one-sided test of the difference
+      rejects at ``alpha`` after Bonferroni over the stages tested.
+    - **Stalled**: the stage's exit rate (stays that ended, over days spent there, open
+      stays counting their days so far: the censored exponential rate) against the other
+      stages'. ``stay_ratio`` = others' rate / the stage's rate, how many times longer a
+      stay there lasts; stalled when at least ``min_stay_ratio`` and the one-sided test of
+      the log ratio rejects as above.
+    - Deals of one rep are not independent (a rep's pipeline shares its buyers and habits),
+      so both tests use standard errors clustered by deal owner (sandwich, over reps).
+
+    Parameters
+    ----------
+    source, settings, as_of
+        As in :func:`flow_table`.
+    min_leak_ratio, min_leak_points, min_stay_ratio
+        The effect sizes.
+    alpha
+        Family-wise error rate over the stages.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``stage``, ``stage_index``, ``fate_known``, ``leak_hazard``, ``others_leak_hazard``,
+        ``leak_ratio``, ``leak_p`` (Bonferroni-adjusted), ``leaky``, ``stays``,
+        ``stay_ratio``, ``stall_p`` (adjusted), ``stalled``; one row per stage in order.
+        No stage flagged means "no stage stands out".
+
+    Examples
+    --------
+    >>> stage_flags(enriched).filter("leaky")["stage"].to_list()  # doctest: +SKIP
+    ['evaluation']
+    """
+    data = _flow_data(source, settings)
+    stays = _stays(data, ["rep_id"], _as_of(data, as_of))
+    reached = _reached(stays, ["rep_id"]).with_columns(
+        leaked=(pl.col("at_furthest") & pl.col("outcome").is_in(LEAK_OUTCOMES)).cast(pl.Float64),
+        converted=(~pl.col("at_furthest") | (pl.col("outcome") == "won")).cast(pl.Float64),
+    )
+    reached = reached.with_columns(fate=pl.col("leaked") + pl.col("converted"))
+    timed = stays.with_columns(ended=pl.col("ended").cast(pl.Float64))
+    order = _stage_order(data.settings)
+    rows = []
+    for stage, index in order.iter_rows():
+        here = pl.col("stage_index") == index
+        row: dict[str, Any] = {"stage": stage, "stage_index": index}
+        leak = _cluster_sums(reached, here, ["leaked", "fate"])
+        f_in, f_out = leak["fate_in"].sum(), leak["fate_out"].sum()
+        row["fate_known"] = int(f_in)
+        if f_in > 0 and f_out > 0:
+            h_in = leak["leaked_in"].sum() / f_in
+            h_out = leak["leaked_out"].sum() / f_out
+            influence = (leak["leaked_in"] - h_in * leak["fate_in"]) / f_in - (
+                leak["leaked_out"] - h_out * leak["fate_out"]
+            ) / f_out
+            z = _clustered_z(influence, h_in - h_out)
+            row |= {
+                "leak_hazard": h_in,
+                "others_leak_hazard": h_out,
+                "leak_ratio": h_in / h_out if h_out > 0 else None,
+                "leak_p": float(stats.norm.sf(z)) if z == z else None,
+            }
+        time = _cluster_sums(timed, here, ["ended", "days"])
+        e_in, e_out = time["ended_in"].sum(), time["ended_out"].sum()
+        d_in, d_out = time["days_in"].sum(), time["days_out"].sum()
+        row["stays"] = int(timed.filter(here).height)
+        if min(e_in, e_out) > 0 and min(d_in, d_out) > 0:
+            ratio = (e_out / d_out) / (e_in / d_in)
+            influence = (time["ended_out"] / e_out - time["days_out"] / d_out) - (
+                time["ended_in"] / e_in - time["days_in"] / d_in
+            )
+            z = _clustered_z(influence, float(np.log(ratio)))
+            row |= {"stay_ratio": ratio, "stall_p": float(stats.norm.sf(z)) if z == z else None}
+        rows.append(row)
+    schema = {
+        "stage": pl.String,
+        "stage_index": pl.Int32,
+        "fate_known": pl.Int64,
+        "leak_hazard": pl.Float64,
+        "others_leak_hazard": pl.Float64,
+        "leak_ratio": pl.Float64,
+        "leak_p": pl.Float64,
+        "stays": pl.Int64,
+        "stay_ratio": pl.Float64,
+        "stall_p": pl.Float64,
+    }
+    table = pl.DataFrame(rows, schema=schema)
+    tested_leak = max(int(table["leak_p"].is_not_null().sum()), 1)
+    tested_stall = max(int(table["stall_p"].is_not_null().sum()), 1)
+    return (
+        table.with_columns(
+            leak_p=(pl.col("leak_p") * tested_leak).clip(upper_bound=1.0),
+            stall_p=(pl.col("stall_p") * tested_stall).clip(upper_bound=1.0),
+        )
+        .with_columns(
+            leaky=(
+                (pl.col("leak_ratio") >= min_leak_ratio)
+                & (pl.col("leak_hazard") - pl.col("others_leak_hazard") >= min_leak_points)
+                & (pl.col("leak_p") < alpha)
+            ).fill_null(False),
+            stalled=(
+                (pl.col("stay_ratio") >= min_stay_ratio) & (pl.col("stall_p") < alpha)
+            ).fill_null(False),
+        )
+        .select(
+            "stage",
+            "stage_index",
+            "fate_known",
+            "leak_hazard",
+            "others_leak_hazard",
+            "leak_ratio",
+            "leak_p",
+            "leaky",
+            "stays",
+            "stay_ratio",
+            "stall_p",
+            "stalled",
+        )
+    )

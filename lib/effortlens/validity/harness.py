@@ -224,12 +224,14 @@ def score_flow(run: Run) -> dict[str, Any]:
     Before issue 12 the flow table named no stage; a reader took the largest leakage and the
     longest median stay, so those stand for the method when the table has no flag columns.
     """
+    from effortlens import flow
     from effortlens.flow import flow_table, leakage_homogeneity
 
     table = flow_table(run.enriched)
-    if "leaky" in table.columns:
-        leaky = table.filter(pl.col("leaky"))["stage"].to_list()
-        stalled = table.filter(pl.col("stalled"))["stage"].to_list()
+    if hasattr(flow, "stage_flags"):
+        flags = flow.stage_flags(run.enriched)
+        leaky = flags.filter(pl.col("leaky"))["stage"].to_list()
+        stalled = flags.filter(pl.col("stalled"))["stage"].to_list()
     else:
         leaky = [table.sort("leakage", descending=True, nulls_last=True)["stage"][0]]
         stalled = [table.sort("median_days", descending=True, nulls_last=True)["stage"][0]]
