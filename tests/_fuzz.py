@@ -515,44 +515,16 @@ def check_load(case: Case) -> list[str]:
         quarantined = sum(entry["quarantined"].values())
         if entry["loaded"] + quarantined != entry["read"]:
             problems.append(f"{table}: loaded {entry['loaded']} + {quarantined} != {entry['read']}")
-        if entry.get("lines") is None or not entry.get("file"):
+        lines = entry.get("lines")
+        if lines is None or not entry.get("file"):
             continue
         path = folder / entry["file"]
         expected = physical_lines(path) if path.is_file() else None
-        if expected is not None and entry["lines"] != expected:
-            problems.append(f"{table}: {entry['lines']} lines reported, {expected} counted")
-        if entry["lines"] < entry["read"]:
-            problems.append(f"{table}: more rows read ({entry['read']}) than lines")
-    if not problems:
-        problems += _unexplained_lines(folder, report)
-    return problems
-
-
-def _unexplained_lines(folder: Path, report: dict) -> list[str]:
-    """Tables whose line count differs from rows read without a note saying why."""
-    from effortlens.cli import main
-
-    lacking = [
-        t
-        for t, e in report.items()
-        if e.get("lines") is not None and e["lines"] != e["read"] and e.get("file")
-    ]
-    if not lacking:
-        return []
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        main(["load", str(folder)])
-    text = out.getvalue()
-    problems = []
-    for table in lacking:
-        said = [line for line in text.splitlines() if f"{table} (" in line or "lines" in line]
-        if not any(
-            word in line
-            for line in said
-            for word in ("blank line", "inside quoted", "reader read", "merged")
-        ):
+        if expected is not None and lines["physical"] != expected:
+            problems.append(f"{table}: {lines['physical']} lines reported, {expected} counted")
+        if lines["physical"] != entry["read"] + lines["blank"] + lines["quoted"]:
             problems.append(
-                f"{table}: {report[table]['lines']} lines but {report[table]['read']} "
-                "read, and no note says why"
+                f"{table}: {lines['physical']} physical lines != read {entry['read']} + blank "
+                f"{lines['blank']} + quoted {lines['quoted']}"
             )
     return problems

@@ -155,7 +155,7 @@ def test_bare_cr_line_ends_read_every_row(tiny_csv, tmp_path, capsys):
 
     assert status == 0, err
     _nothing_lost(report)
-    assert report["activities"]["read"] == rows == report["activities"]["lines"]
+    assert report["activities"]["read"] == rows == report["activities"]["lines"]["physical"]
     assert report["activities"]["loaded"] > 0.9 * rows
     notes = "\n".join(load_any(folder).report.notes)
     assert "activities.csv): lines end with a bare CR" in notes
@@ -193,8 +193,8 @@ def test_an_unbalanced_quote_quarantines_the_lines_it_swallowed(tiny_csv, tmp_pa
     assert status == 0, err
     _nothing_lost(report)
     entry = report["activities"]
-    assert entry["lines"] == len(lines) - 1
-    assert entry["read"] == entry["lines"] - 10  # eleven lines read as one row
+    assert entry["lines"] == {"physical": len(lines) - 1, "blank": 0, "quoted": 10}
+    assert entry["read"] == len(lines) - 1 - 10  # eleven lines read as one row
     assert entry["quarantined"] == {"merged_lines": 1}
     data = load_any(folder)
     merged = data.quarantine.filter(pl.col("reason") == "merged_lines")

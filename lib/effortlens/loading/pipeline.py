@@ -242,6 +242,8 @@ def _table_entry(name: str, file: str, result: TableResult, earlier: pl.DataFram
         {r: counts[r] for r in REASONS if r in counts}
         | {r: n for r, n in counts.items() if r not in REASONS},
         lines=result.lines,
+        blank_lines=result.blank_lines,
+        quoted_lines=result.quoted_lines,
     )
     if entry.loaded + entry.quarantined_total != entry.read:
         raise AssertionError(
@@ -297,13 +299,15 @@ def _read_table(table: str, path: Path) -> tuple[RawTable, pl.DataFrame | None]:
             path.name,
             decimal_comma=text.delimiter == ";",
             lines=text.count.lines - text.count.header_lines,
+            quoted_lines=text.count.lines - text.count.header_lines - text.count.records,
         )
         _note_lines(table, path.name, text)
         return raw, broken
 
 
 def _note_lines(table: str, file: str, text: TextTable) -> None:
-    """Notes for the report: line ends read, lines inside quoted values, rows not read."""
+    """Notes for the report: line ends read, lines inside quoted values (rows the reader
+    missed show as :attr:`TableReport.unaccounted`)."""
     count = text.count
     if text.line_ends == "CR":
         guard.note(f"{table} ({file}): lines end with a bare CR (old Mac or Excel); read as such")
@@ -316,13 +320,6 @@ def _note_lines(table: str, file: str, text: TextTable) -> None:
             f"{table} ({file}): {counted(count.lines - count.header_lines, 'line')} of data "
             f"hold {counted(count.records, 'record')}: {counted(inside, 'line')} lie inside "
             f"quoted values, in {rows}{more}"
-        )
-    if text.lost:
-        guard.note(
-            f"{table} ({file}): counting the lines finds {counted(count.records, 'record')} "
-            f"but the reader read {counted(text.frame.height, 'row')}: "
-            f"{abs(text.lost):,} {'missing' if text.lost > 0 else 'extra'}; check the file's "
-            "quotes and line ends"
         )
 
 

@@ -96,9 +96,11 @@ def counted(n: int, noun: str) -> str:
 class TableReport:
     """Counts for one canonical table. ``loaded + sum(quarantined.values()) == read``.
 
-    ``lines`` counts the physical lines of data of a text file (header excluded, blank lines
-    and lines inside quoted values included), apart from the parser; ``None`` when the table
-    did not come from one text file. The notes explain any difference from ``read``.
+    ``lines`` counts the physical lines of data of a text file (header excluded), apart from
+    the parser; ``None`` when the table did not come from one text file. Of them,
+    ``blank_lines`` were empty and ``quoted_lines`` lay inside a quoted value (continuing the
+    row before); the others were read: :attr:`unaccounted` is zero unless rows were lost in
+    reading, which :meth:`LoadReport.to_text` flags.
     """
 
     table: str
@@ -108,11 +110,26 @@ class TableReport:
     quarantined: dict[str, int] = field(default_factory=dict)
     missing: bool = False
     lines: int | None = None
+    blank_lines: int = 0
+    quoted_lines: int = 0
 
     @property
     def quarantined_total(self) -> int:
         """All quarantined rows of the table, whatever their reason."""
         return sum(self.quarantined.values())
+
+    @property
+    def unaccounted(self) -> int:
+        """Physical lines neither read, blank nor inside a quoted value (0 when not counted).
+
+        Examples
+        --------
+        >>> TableReport("reps", "reps.csv", 3, 3, lines=5, blank_lines=1).unaccounted
+        1
+        """
+        if self.lines is None:
+            return 0
+        return self.lines - self.read - self.blank_lines - self.quoted_lines
 
 
 @dataclass(frozen=True)
@@ -139,7 +156,8 @@ class LoadReport:
 
     def to_dict(self) -> dict[str, dict]:
         """``{table: {"read", "loaded", "quarantined": {reason: n}, "file", "missing",
-        "lines"}}`` (``lines`` only for tables read from one text file)."""
+        "lines"}}``; ``lines`` (``{"physical", "blank", "quoted"}``) only for tables read from
+        one text file."""
         return {
             t.table: {
                 "read": t.read,
@@ -148,7 +166,17 @@ class LoadReport:
                 "file": t.file,
                 "missing": t.missing,
             }
-            | ({"lines": t.lines} if t.lines is not None else {})
+            | (
+                {
+                    "lines": {
+                        "physical": t.lines,
+                        "blank": t.blank_lines,
+                        "quoted": t.quoted_lines,
+                    }
+                }
+                if t.lines is not None
+                else {}
+            )
             for t in self.tables
         }
 
@@ -194,6 +222,15 @@ class LoadReport:
             ).rstrip()
 
         out = [line(head), line(["-" * w for w in widths]), *map(line, rows)]
+        lost = [
+            f"{t.table} ({t.file}): {t.unaccounted:,} of its {t.lines:,} physical lines were "
+            f"not read (read {t.read:,}, blank {t.blank_lines:,}, inside quoted values "
+            f"{t.quoted_lines:,}); check the file's quotes and line ends"
+            for t in self.tables
+            if t.unaccounted
+        ]
+        if lost:
+            out += ["", "LINES NOT READ:", *(f"- {n}" for n in lost)]
         if self.notes:
             out += ["", "notes:", *(f"- {n}" for n in self.notes)]
         return "\n".join(out)

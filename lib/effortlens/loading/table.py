@@ -73,6 +73,8 @@ class RawTable:
     lines
         Physical lines of data in the source text file, counted apart from the parser
         (:mod:`effortlens.loading.lines`); ``None`` when not counted.
+    quoted_lines
+        Of ``lines``, those inside a quoted value (they continue the row before).
     """
 
     table: str
@@ -80,6 +82,7 @@ class RawTable:
     file: str
     decimal_comma: bool = False
     lines: int | None = None
+    quoted_lines: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,10 @@ class TableResult:
         Sentences for the load report.
     lines
         Physical lines of data of the source file (:attr:`RawTable.lines`), or ``None``.
+    blank_lines
+        Rows skipped because every field was empty.
+    quoted_lines
+        :attr:`RawTable.quoted_lines`.
     """
 
     loaded: pl.DataFrame
@@ -105,6 +112,8 @@ class TableResult:
     read: int
     notes: list[str]
     lines: int | None = None
+    blank_lines: int = 0
+    quoted_lines: int = 0
 
 
 def prepare(raw: RawTable) -> tuple[pl.DataFrame, list[str]]:
@@ -238,7 +247,8 @@ def validate_table(
         file=raw.file,
     )
     quarantine = _quarantine_rows(raw, frame, work, ~good, checks, first_rows, key_columns)
-    return TableResult(loaded, quarantine, frame.height, notes, raw.lines)
+    blank = raw.frame.height - frame.height  # prepare() drops blank lines only
+    return TableResult(loaded, quarantine, frame.height, notes, raw.lines, blank, raw.quoted_lines)
 
 
 def _default_fills(table: str, settings: Settings) -> list[tuple[str, pl.Expr, str]]:
