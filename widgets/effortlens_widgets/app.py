@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -36,11 +39,41 @@ PAGE_CSS = """<style>
 .el-finding { border-left: 5px solid #0072b2; background: #f3f8fc; padding: 8px 14px;
   margin: 6px 0; border-radius: 4px; }
 .el-finding b { color: #1f2933; }
+.el-caveat { border-left: 5px solid #e69f00; background: #fdf6e9; margin: 6px 0; }
 .el-row { gap: 6px 14px; align-items: center; }
 .el-step h2 { font-size: 1.35em; margin: 8px 0 4px 0; }
 .el-step p { margin: 2px 0 6px 0; max-width: 64em; }
 .el-ask { font-style: italic; color: #0072b2; }
 </style>"""
+
+
+_LOG = logging.getLogger("effortlens_widgets")
+
+#: What a viewer reads when a part of the page fails: what to do, never the exception.
+DRAW_PROBLEM = (
+    "Try another filter or period, or reload the page. If it keeps happening, tell whoever "
+    "runs EffortLens for your team: the details are in the server log (EffortLens, {at})."
+)
+
+
+def log_problem(what: str, err: BaseException) -> str:
+    """Write ``err`` with its traceback for the analyst, never to the page; return the time.
+
+    The record goes to the kernel's own standard error (``sys.__stderr__``: the Jupyter or
+    Voila server's log), not to the cell output a viewer sees.
+
+    Examples
+    --------
+    >>> at = log_problem("a test", ValueError("detail"))  # doctest: +SKIP
+    """
+    if not _LOG.handlers:
+        handler = logging.StreamHandler(sys.__stderr__)
+        handler.setFormatter(logging.Formatter("%(asctime)s effortlens_widgets: %(message)s"))
+        _LOG.addHandler(handler)
+        _LOG.propagate = False
+    at = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    _LOG.error("%s", what, exc_info=(type(err), err, err.__traceback__))
+    return at
 
 
 def row(*children: widgets.Widget) -> widgets.HBox:
@@ -107,8 +140,9 @@ class View(widgets.VBox):
         try:
             self.render(view)
         except (Exception, pl.exceptions.PanicException) as err:  # never a traceback
+            at = log_problem(f"{type(self).__name__} could not be drawn", err)
             self._problem.value = error_box(
-                "This part of the page could not be drawn.", f"{type(err).__name__}: {err}"
+                "This part of the page could not be drawn.", DRAW_PROBLEM.format(at=at)
             )
             if self._problem not in self.children:
                 self.children = (self._problem, *self.children)

@@ -62,7 +62,18 @@ class PageState(HasTraits):
                 contacts=_ids(enriched, "contact_id"),
             )
         except (Exception, pl.exceptions.PanicException) as err:  # shown, never a traceback
-            self.error = f"The data could not be prepared: {type(err).__name__}: {err}"
+            from effortlens.loading import DataError
+            from effortlens_widgets.app import log_problem
+
+            if isinstance(err, DataError):  # written for the user: what to fix in the data
+                self.error = f"The data could not be prepared: {err}"
+            else:
+                at = log_problem("the data could not be prepared", err)
+                self.error = (
+                    "The data could not be prepared: EffortLens failed on it (a bug, not a "
+                    "problem you can fix in the data). Please tell whoever runs EffortLens; "
+                    f"the details are in the server log (EffortLens, {at})."
+                )
             self.enriched = None
         else:
             self.enriched = enriched

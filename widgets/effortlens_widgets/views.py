@@ -15,6 +15,7 @@ from effortlens.charts.deviance import funnel_plot_chart, what_differs_chart
 from effortlens.charts.flow import stage_funnel_chart, time_in_stage_chart, verification_chart
 from effortlens.charts.habits import cadence_chart, sequence_lift_chart, timing_heatmap_chart
 from effortlens.charts.roe import no_impact_chart, roe_by_chart, roe_trend_chart
+from effortlens.coverage import Coverage, data_coverage
 from effortlens.deviance import rank_deviants, rep_deviance, what_differs
 from effortlens.filters import filter_enriched
 from effortlens.findings import (
@@ -68,19 +69,56 @@ HEADLINE_FORMATS: dict[str, str] = {
 }
 
 
+def page_coverage(state) -> Coverage:
+    """What the page's load can say (:func:`effortlens.coverage.data_coverage`), computed once
+    per load and kept on the state."""
+    enriched = state.enriched
+    kept = getattr(state, "_coverage", None)
+    if kept is not None and kept[0] is enriched:
+        return kept[1]
+    coverage = data_coverage(enriched, report=getattr(state.data, "report", None))
+    state._coverage = (enriched, coverage)
+    return coverage
+
+
+def caveats_html(state, section: str) -> str:
+    """What ``section`` cannot say with this load, as a note above the view ('' if nothing)."""
+    found = page_coverage(state).caveats(section)
+    if not found:
+        return ""
+    return '<div class="el-note el-caveat">' + "<br>".join(f.html for f in found) + "</div>"
+
+
+#: What a response-rate view says instead of a chart when the data holds no buyer actions.
+NO_BUYER_ACTIONS = (
+    "{what} needs buyer actions (replies, meetings held, requests), and this data has none: "
+    "a response rate here would read 0% whatever the effort earned. Add the export that "
+    "records what buyers did."
+)
+
+
+#: Headline figures that need buyer actions.
+_RESPONSE_FIGURES = ("response_rate", "roe_per_100", "roe_per_hour", "no_impact_share")
+
+
 def headline_kpis(state) -> list[Kpi]:
     """The cards of :func:`effortlens.findings.roe_headline`: the page's period against the
-    equally long period before (when the page looks at a bounded period)."""
+    equally long period before (when the page looks at a bounded period). Without buyer
+    actions in the data, the figures that need them are unknown (—), not zero."""
     before = state.filter.previous_period()
     previous = filter_enriched(state.enriched, before).daily if before is not None else None
+    measured = page_coverage(state).has_buyer_actions
     return [
         Kpi(
             r["label"],
-            r["value"],
-            r["previous"],
+            r["value"] if measured or r["metric"] not in _RESPONSE_FIGURES else None,
+            r["previous"] if measured or r["metric"] not in _RESPONSE_FIGURES else None,
             HEADLINE_FORMATS[r["metric"]],
             r["higher_is_better"],
-            r["hint"],
+            r["hint"]
+            if measured or r["metric"] not in _RESPONSE_FIGURES
+            else "not measured: no buyer actions in this data",
+            versus="previous period" if measured or r["metric"] not in _RESPONSE_FIGURES else "",
         )
         for r in roe_headline(state.view.daily, previous=previous).iter_rows(named=True)
     ]
@@ -92,11 +130,13 @@ class Headline(View):
     def __init__(self, state) -> None:
         """Build the cards on ``state``."""
         super().__init__(state)
+        self._caveat = widgets.HTML()
         self._cards = KpiCards()
-        self.children = [self._cards]
+        self.children = [self._caveat, self._cards]
 
     def render(self, view) -> None:
         """Show the KPIs of the filtered period against the previous one."""
+        self._caveat.value = caveats_html(self.state, "roe")
         self._cards.show(headline_kpis(self.state))
         self.keep(headline=kpi_frame(self._cards.kpis))
 
@@ -141,6 +181,9 @@ class Trend(View):
         trend = roe_trend(view.daily, period="week", window=4)
         if trend.height == 0:
             self._panel.show_message(self.no_effort_message("Return on effort"))
+            return
+        if not page_coverage(self.state).has_buyer_actions:
+            self._panel.show_message(NO_BUYER_ACTIONS.format(what="Return on effort"))
             return
         self._panel.show(roe_trend_chart(trend, metric=self.metric), table_frame=trend, width=980)
         self.keep(trend=trend)
@@ -197,6 +240,13 @@ class BySlice(View):
             for p in (self._roe, self._waste):
                 p.show_message(self.no_effort_message("Return on effort"))
             return
+        if not page_coverage(self.state).has_buyer_actions:
+            for p, what in (
+                (self._roe, "Return on effort"),
+                (self._waste, "Effort with no buyer action"),
+            ):
+                p.show_message(NO_BUYER_ACTIONS.format(what=what))
+            return
         table = self.state.present(table)
         label = by[-1]
         top = table.sort("activities", descending=True).head(40)
@@ -244,6 +294,11 @@ class Habits(View):
             for p in (self._timing, self._cadence, self._sequences):
                 p.show_message(self.no_effort_message("Habits and patterns"))
             self._finding.value = ""
+            return
+        if not page_coverage(self.state).has_buyer_actions:
+            for p in (self._timing, self._cadence, self._sequences):
+                p.show_message(NO_BUYER_ACTIONS.format(what="When buyers answer"))
+            self._finding.value = caveats_html(self.state, "habits")
             return
         timing = response_by_timing(acts)
         cadence = response_by_cadence(acts)
@@ -331,10 +386,22 @@ class Deviance(View):
 
     def render(self, view) -> None:
         """Draw the funnel plot, the finding, what differs and the deviants table."""
-        if self.state.enriched.activities.height == 0 and self.metric != "win_rate":
-            self.metric = "win_rate"  # deals-only data: the response rate cannot exist
+        coverage = page_coverage(self.state)
+        if not coverage.response_measurable and self.metric != "win_rate":
+            self.metric = "win_rate"  # no activities or no buyer actions: no response rate
             return  # the change of metric redraws the view
         metric = self.metric
+        section = "deviance_win" if metric == "win_rate" else "deviance"
+        caveat = caveats_html(self.state, section)
+        if metric == "win_rate" and coverage.one_sided:
+            self._finding.value = caveat
+            self._funnel.show_message(
+                "Win rates cannot be compared: every closed deal in this data has the same "
+                "result, so every rep would be drawn at the same rate."
+            )
+            self._differs.show_message("Nothing to compare.")
+            self._table.show_message("No deviants.")
+            return
         deviance = rep_deviance(view, metric=metric)
         if deviance.filter(pl.col("volume") > 0).height == 0:
             what = "closed deals" if metric == "win_rate" else "customer-facing activities"
@@ -352,7 +419,9 @@ class Deviance(View):
         )
         self.keep(deviance=shown.drop("overdispersion"))
         differs = self._render_differs(view, deviance)
-        self._finding.value = findings_html(deviance_findings(shown, differs, metric=metric))
+        self._finding.value = caveat + findings_html(
+            deviance_findings(shown, differs, metric=metric)
+        )
         table = rank_deviants(shown).select(
             "rep_name", "peer_group", "direction", "rate", "peer_rate", "shrunk_rate", "volume"
         )
@@ -450,9 +519,12 @@ class Journey(View):
             self._finding.value = ""
             return
         by = self.by
-        overall = flow_table(view)
-        flow = flow_table(view, by=by) if by else overall
+        coverage = page_coverage(self.state)
+        path = coverage.stage_path
+        overall = flow_table(view, stage_path=path)
+        flow = flow_table(view, by=by, stage_path=path) if by else overall
         now = deal_rates(opps)
+        one_sided = "" if coverage.win_rate_measurable else "not comparable: one-sided outcomes"
         before = {}
         previous = self.state.filter.previous_period()
         if previous is not None:
@@ -464,10 +536,11 @@ class Journey(View):
                 Kpi("Deals created", now["deals"], before.get("deals")),
                 Kpi(
                     "Win rate",
-                    now["win_rate"],
-                    before.get("win_rate"),
+                    None if one_sided else now["win_rate"],
+                    None if one_sided else before.get("win_rate"),
                     fmt="{:.1%}",
-                    hint="Won / closed deals",
+                    hint=one_sided or "Won / closed deals",
+                    versus="" if one_sided else "previous period",
                 ),
                 Kpi(
                     "No-decision rate",
@@ -479,19 +552,33 @@ class Journey(View):
                 ),
                 Kpi(
                     "Blocked now",
-                    int(overall["blocked"].sum()),
+                    int(overall["blocked"].sum()) if coverage.times_in_stage else None,
                     higher_is_better=False,
-                    hint="Open deals past their stage's p90 time in stage",
+                    hint="Open deals past their stage's p90 time in stage"
+                    if coverage.times_in_stage
+                    else "not measured: no stage changes in this data",
                     versus="",
                 ),
             ]
         )
-        found = journey_findings(overall, has_evidence=has_buyer_evidence(view))
-        self._finding.value = findings_html(found)
+        found = journey_findings(overall, has_evidence=has_buyer_evidence(view), stage_path=path)
+        self._finding.value = caveats_html(self.state, "journey") + findings_html(found)
         self._funnel.show(stage_funnel_chart(flow, by=by), table_frame=flow)
-        self._time.show(time_in_stage_chart(flow, by=by), table_frame=flow)
+        if coverage.times_in_stage:
+            self._time.show(time_in_stage_chart(flow, by=by), table_frame=flow)
+        else:
+            self._time.show_message(
+                "Times in stage are not measured: this data holds each deal's current stage, "
+                "not when it moved. Add the stage-history export to see them."
+            )
         self._verified.show(verification_chart(flow, by=by), table_frame=flow)
         self.keep(flow=flow, deal_kpis=kpi_frame(self._cards.kpis))
+        if not coverage.times_in_stage:
+            self._blocked.show_message(
+                "Blocked deals are not measured: without stage changes, how long a deal has "
+                "waited in its stage is unknown."
+            )
+            return
         blocked = blocked_deals(view)
         if blocked.height:
             blocked = blocked.join(

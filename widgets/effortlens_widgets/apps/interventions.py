@@ -11,6 +11,7 @@ from effortlens.findings import findings_html, intervention_findings
 from effortlens.interventions import intervention_effect, intervention_weekly
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards
+from effortlens_widgets.views import caveats_html, page_coverage
 
 METRICS = {
     "Response rate": "response_rate",
@@ -92,6 +93,9 @@ class Intervention(View):
             self._cards.show([])
             self._finding.value = ""
             return
+        if self.metric != "activities_per_week" and not page_coverage(self.state).has_buyer_actions:
+            self.metric = "activities_per_week"  # no buyer actions: effort is what can be seen
+            return  # the change of metric redraws the view
         metric = self.metric
         # the whole data set: a designed comparison keeps its own windows and groups
         enriched = self.state.enriched
@@ -124,7 +128,9 @@ class Intervention(View):
                 ),
             ]
         )
-        self._finding.value = findings_html(intervention_findings(effect))
+        self._finding.value = caveats_html(self.state, "roe") + findings_html(
+            intervention_findings(effect)
+        )
         if weekly.height == 0:
             self._chart.show_message("No weekly data around this intervention.")
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipywidgets as widgets
+import polars as pl
 
 from effortlens.charts.organisation import (
     attrition_selling_chart,
@@ -19,6 +20,7 @@ from effortlens.organisation import (
 )
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, TablePanel
+from effortlens_widgets.views import caveats_html, page_coverage
 
 
 class Organisation(View):
@@ -71,11 +73,23 @@ class Organisation(View):
         by_team = selling_time_by(weekly)
         table = organisation_table(view)
         shares = variance_share(view.daily)
+        if not page_coverage(self.state).response_measurable:  # unknown, not 0%
+            table = table.drop("response_rate", "roe_per_100", strict=False)
+            shares = shares.filter(pl.lit(False))
         corr = attrition_vs_selling_time(table)
-        self._finding.value = findings_html(organisation_findings(table, shares, corr))
+        measured = page_coverage(self.state).response_measurable
+        self._finding.value = caveats_html(self.state, "organisation") + findings_html(
+            organisation_findings(table, shares, corr, response_measured=measured)
+        )
         self._selling.show(selling_time_chart(by_team), table_frame=by_team)
         self._attrition.show(attrition_selling_chart(table), table_frame=table)
-        self._variance.show(variance_share_chart(shares), table_frame=shares)
+        if shares.height:
+            self._variance.show(variance_share_chart(shares), table_frame=shares)
+        else:
+            self._variance.show_message(
+                "How results split between teams and reps needs buyer actions (response "
+                "rates), and this data has none."
+            )
         self.keep(selling_time=by_team, teams=table, variance_share=shares)
         self._table.show(
             table,

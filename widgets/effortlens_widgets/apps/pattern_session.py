@@ -13,7 +13,15 @@ from effortlens.findings import by_section, findings_html, team_findings
 from effortlens_widgets._html import escape
 from effortlens_widgets.app import App, View
 from effortlens_widgets.state import PageState
-from effortlens_widgets.views import BySlice, Deviance, Habits, Headline, Journey, Trend
+from effortlens_widgets.views import (
+    BySlice,
+    Deviance,
+    Habits,
+    Headline,
+    Journey,
+    Trend,
+    page_coverage,
+)
 
 
 class Recap(View):
@@ -27,7 +35,7 @@ class Recap(View):
 
     def render(self, view) -> None:
         """Put the habits, deviance and journey findings of the selection side by side."""
-        found = team_findings(view, present=self.state.present)
+        found = team_findings(view, present=self.state.present, coverage=page_coverage(self.state))
         parts = ['<h3 class="el-panel-title">What we saw</h3>']
         parts += [findings_html(section) for section in by_section(found)]
         self._html.value = "".join(parts)

@@ -14,6 +14,7 @@ from effortlens.findings import findings_html, mirror_findings
 from effortlens.mirror import mirror_weeks, rep_mirror
 from effortlens_widgets.app import App, View
 from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards
+from effortlens_widgets.views import caveats_html, page_coverage
 
 _SHOWN = ("activities", "response_rate", "roe_per_100", "no_impact_share")
 _FMT = {
@@ -119,8 +120,9 @@ class Mirror(View):
             self._finding.value = ""
             return
         rows = {r["metric"]: r for r in summary.iter_rows(named=True)}
+        measured = page_coverage(self.state).has_buyer_actions
         cards = []
-        for metric in _SHOWN:
+        for metric in _SHOWN if measured else _SHOWN[:1]:  # no buyer actions: no rates
             r = rows.get(metric)
             if r is None:
                 continue
@@ -137,7 +139,9 @@ class Mirror(View):
             )
         self._cards.show(cards)
         label = self.state.rep_label(rep_id)
-        self._finding.value = findings_html(mirror_findings(summary, rep_label=label))
+        self._finding.value = caveats_html(self.state, "mirror") + (
+            findings_html(mirror_findings(summary, rep_label=label)) if measured else ""
+        )
         self._chart.show(mirror_chart(weeks), table_frame=weeks)
         self.keep(weeks=weeks, summary=summary)
 

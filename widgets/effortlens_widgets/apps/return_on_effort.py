@@ -8,7 +8,13 @@ from traitlets import Int, observe
 from effortlens.roe import silent_streaks
 from effortlens_widgets.app import App, View
 from effortlens_widgets.panels import TablePanel
-from effortlens_widgets.views import BySlice, Headline, Trend
+from effortlens_widgets.views import (
+    NO_BUYER_ACTIONS,
+    BySlice,
+    Headline,
+    Trend,
+    page_coverage,
+)
 
 
 class SilentStreaks(View):
@@ -35,6 +41,12 @@ class SilentStreaks(View):
 
     def render(self, view) -> None:
         """List the silent streaks of the filtered activities, longest first."""
+        if not page_coverage(self.state).has_activities:
+            self._table.show_message(self.no_effort_message("Silent streaks"))
+            return
+        if not page_coverage(self.state).has_buyer_actions:  # every run would look silent
+            self._table.show_message(NO_BUYER_ACTIONS.format(what="Silent streaks"))
+            return
         streaks = silent_streaks(view.activities, view.actions, min_touches=self.min_touches)
         if streaks.height == 0:
             self._table.show_message("No silent streaks in this selection.")
