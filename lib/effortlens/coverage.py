@@ -336,6 +336,11 @@ def _height(enriched: Enriched, name: str) -> int:
     return int(lazy.select(pl.len()).collect().item())
 
 
+def _activities(enriched: Enriched) -> int:
+    n = getattr(enriched, "n_activities", None)  # without collecting lazy facts
+    return int(n) if n is not None else enriched.activities.height
+
+
 def data_coverage(enriched: Enriched, *, report: Any = None) -> Coverage:
     """What one enriched load holds (see the module notes).
 
@@ -378,7 +383,7 @@ def data_coverage(enriched: Enriched, *, report: Any = None) -> Coverage:
             value = pl.col(column).cast(pl.String).str.strip_chars()
             unknown[column] = int(raw.select((value.is_null() | (value == "")).sum()).item())
     return Coverage(
-        activities=enriched.n_activities,
+        activities=_activities(enriched),
         buyer_actions=_height(enriched, "buyer_actions"),
         deals=deals,
         outcomes=outcomes,
