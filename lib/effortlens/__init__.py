@@ -67,6 +67,7 @@ _LAZY: dict[str, str] = {
     "response_by_cadence": "effortlens.habits",
     "sequence_lift": "effortlens.habits",
     "habits_table": "effortlens.habits",
+    "habit_effects": "effortlens.habits",
     "rank_habits": "effortlens.habits",
     "intervention_effect": "effortlens.interventions",
     "intervention_weekly": "effortlens.interventions",
