@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tomllib
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -75,6 +76,7 @@ class Limits:
     memory_budget_mb
         Memory one load may take, in MB: estimated from each file before it is read, and
         measured after each step; a load that would exceed it stops and says which file.
+        ``0`` (the default) means half of the machine's memory (:meth:`memory_budget_bytes`).
 
     Examples
     --------
@@ -85,7 +87,25 @@ class Limits:
     max_columns: int = 2_000
     max_field_chars: int = 1_000_000
     max_parquet_rows_per_kb: int = 1_000
-    memory_budget_mb: int = 8_192
+    memory_budget_mb: int = 0
+
+    def memory_budget_bytes(self) -> int:
+        """The memory budget in bytes: the setting, else half of the machine's memory.
+
+        Examples
+        --------
+        >>> Limits(memory_budget_mb=512).memory_budget_bytes()
+        536870912
+        >>> Limits().memory_budget_bytes() >= 1 << 30
+        True
+        """
+        if self.memory_budget_mb:
+            return self.memory_budget_mb << 20
+        try:
+            physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):  # not a POSIX system
+            physical = 8 << 30
+        return max(physical // 2, 1 << 30)
 
 
 @dataclass(frozen=True)
@@ -329,8 +349,16 @@ def _limits(raw: dict[str, Any], origin: str) -> Limits:
     values = {}
     for key, floor in floors.items():
         value = raw.get(key, getattr(Limits, key))
-        if isinstance(value, bool) or not isinstance(value, int) or value < floor:
-            raise _fail(origin, f"limits.{key}", f"a whole number >= {floor:,}", value)
+        automatic = key == "memory_budget_mb" and value == 0
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or (value < floor and not automatic)
+        ):
+            expected = f"a whole number >= {floor:,}" + (
+                " (or 0)" if key == "memory_budget_mb" else ""
+            )
+            raise _fail(origin, f"limits.{key}", expected, value)
         values[key] = value
     return Limits(**values)
 

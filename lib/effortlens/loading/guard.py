@@ -56,7 +56,7 @@ class LoadScope:
     @property
     def budget(self) -> int:
         """The memory budget in bytes."""
-        return self.limits.memory_budget_mb * MB
+        return self.limits.memory_budget_bytes()
 
     def note(self, sentence: str) -> None:
         """Add a sentence for the load report, once."""
@@ -144,9 +144,9 @@ def reserve(file: str, estimate: int, *, why: str) -> None:
     if used + estimate > scope.budget:
         raise DataError(
             f"{file}: loading it would take about {_mb(estimate)} ({why}), and this load "
-            f"already holds {_mb(used)}: over the memory budget of "
-            f"{scope.limits.memory_budget_mb:,} MB for one load. Raise limits.memory_budget_mb "
-            "in the settings if the machine has the memory, or load less data"
+            f"already holds {_mb(used)}: over the memory budget of {_mb(scope.budget)} for "
+            "one load. Raise limits.memory_budget_mb in the settings if the machine has the "
+            "memory, or load less data"
         )
     scope.reserved = used + estimate
 
@@ -164,8 +164,8 @@ def check_memory(file: str, step: str) -> None:
     if used > scope.budget:
         raise DataError(
             f"{file}: the load took {_mb(used)} after {step}, over the memory budget of "
-            f"{scope.limits.memory_budget_mb:,} MB for one load (limits.memory_budget_mb in "
-            "the settings); the load stopped here"
+            f"{_mb(scope.budget)} for one load (limits.memory_budget_mb in the settings); the "
+            "load stopped here"
         )
 
 
