@@ -18,10 +18,13 @@ Modules:
   adapter reads with), :mod:`~effortlens.adapters.values` (vocabularies, amounts, automatic
   replies), :mod:`~effortlens.adapters.matching` (typed values matched to known words),
   :mod:`~effortlens.adapters.times` (date and time columns),
-  :mod:`~effortlens.adapters.salesforce_ids`, :mod:`~effortlens.adapters.pieces` (rows routed
-  to canonical tables, set aside with a reason, validated together through
-  :mod:`effortlens.loading`) and :mod:`~effortlens.adapters.derivation` (reps and stage history
-  an export does not hold).
+  :mod:`~effortlens.adapters.salesforce_ids`, :mod:`~effortlens.adapters.task_types` (the
+  type of an untyped task, by a chain of evidence), :mod:`~effortlens.adapters.currency` (the
+  export's own conversion rates), :mod:`~effortlens.adapters.pieces` (rows routed to canonical
+  tables, set aside with a reason, validated together through :mod:`effortlens.loading`),
+  :mod:`~effortlens.adapters.derivation` (reps and stage history an export does not hold) and
+  :mod:`~effortlens.adapters.accounting` (the load report per source file, derived records
+  apart).
 
 True/false values are read by :func:`effortlens.loading.boolean`, as in canonical files.
 
@@ -35,6 +38,11 @@ Examples
 
 from __future__ import annotations
 
+from effortlens.adapters.accounting import (
+    FileReport,
+    SourceReport,
+    stage_history_source,
+)
 from effortlens.adapters.detect import Detection, detect_format
 from effortlens.adapters.mapping import Mapping, MappingError, load_mapping
 from effortlens.adapters.pieces import ADAPTER_REASONS
@@ -50,8 +58,10 @@ from effortlens.adapters.template import mapping_template
 __all__ = [
     "ADAPTER_REASONS",
     "Detection",
+    "FileReport",
     "Mapping",
     "MappingError",
+    "SourceReport",
     "detect_command_text",
     "detect_format",
     "load_any",
@@ -60,4 +70,5 @@ __all__ = [
     "mapping_template",
     "mapping_template_text",
     "salesforce_id18",
+    "stage_history_source",
 ]

@@ -229,3 +229,30 @@ def file_reports(
             )
         )
     return tuple(out)
+
+
+def stage_history_source(report: LoadReport) -> str:
+    """Where a load's stage history came from: ``"recorded"`` (read from a history export or
+    a canonical file), ``"derived"`` (made from deals' current stages: no path, no times in
+    stage), ``"mixed"`` (some deals each way) or ``"none"``.
+
+    Examples
+    --------
+    >>> from effortlens.loading import TableReport
+    >>> r = SourceReport(tables=(TableReport("stage_history", "d.csv", 4, 4),),
+    ...     files=(FileReport("(derived from d.csv)", 4, 4, tables={"stage_history": 4},
+    ...     derived=True),))
+    >>> stage_history_source(r)
+    'derived'
+    """
+    try:
+        table = report["stage_history"]
+    except KeyError:
+        return "none"
+    if table.missing or not table.loaded:
+        return "none"
+    files = getattr(report, "files", ())
+    derived = sum(f.loaded for f in files if f.derived and "stage_history" in f.tables)
+    if not derived:
+        return "recorded"
+    return "derived" if derived >= table.loaded else "mixed"

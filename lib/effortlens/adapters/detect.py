@@ -277,6 +277,10 @@ class Detection:
     ignored
         Files that are not read, each with why (``"ContactRequest.csv (a Salesforce
         ContactRequest export: not read)"``).
+    incomplete
+        Files named after an export EffortLens reads (``Task.csv``) whose header lacks a
+        column that export always has: each a sentence naming the file, the missing column
+        and the columns found. Loading such a folder stops with these sentences.
     """
 
     format: str | None
@@ -285,6 +289,7 @@ class Detection:
     missing: tuple[str, ...] = ()
     files: dict[str, tuple[Path, ...]] = field(default_factory=dict)
     ignored: tuple[str, ...] = ()
+    incomplete: tuple[str, ...] = ()
 
     def to_text(self) -> str:
         """What ``effortlens detect DIR`` prints."""
@@ -294,6 +299,9 @@ class Detection:
             if self.ignored:
                 lines.append("files found:")
                 lines += [f"  - {i}" for i in self.ignored]
+            if self.incomplete:
+                lines.append("cannot be read (export these columns too):")
+                lines += [f"  - {i}" for i in self.incomplete]
             return "\n".join(lines)
         lines = [f"{self.folder}: {self.format}"]
         lines += [f"  {e}" for e in self.evidence]
@@ -303,6 +311,9 @@ class Detection:
         if self.ignored:
             lines.append("not used:")
             lines += [f"  - {i}" for i in self.ignored]
+        if self.incomplete:
+            lines.append("cannot be read (export these columns too):")
+            lines += [f"  - {i}" for i in self.incomplete]
         return "\n".join(lines)
 
 
@@ -326,6 +337,35 @@ def classify(headers: list[str], *, name: str | None = None) -> tuple[str, str, 
         matched = [find_column(headers, *group) for group in groups]
         if all(matched) and not find_column(headers, *FOREIGN.get(kind, ())):
             return fmt, kind, [m for m in matched if m]
+    return None
+
+
+def near_miss(headers: list[str], name: str) -> str | None:
+    """For a file named after an export EffortLens reads (``Task.csv``, ``Opportunity.csv``…)
+    whose header does not match it: which columns it lacks, and the columns found.
+
+    Examples
+    --------
+    >>> print(near_miss(["Id", "Subject", "ActivityDate", "Status"], "Task.csv")[:64])
+    Task.csv is named like a Salesforce Task export but has no WhoId
+    """
+    stem = Path(name).stem.strip().lower()
+    for fmt, kind, groups in SIGNATURES:
+        if fmt != "salesforce" or kind.lower() != stem:
+            continue
+        lacking = [" or ".join(g) for g in groups if not find_column(headers, *g)]
+        foreign = [h for h in FOREIGN.get(kind, ()) if find_column(headers, h)]
+        if not lacking and not foreign:
+            return None
+        problem = (
+            "has no " + ", no ".join(lacking)
+            if lacking
+            else "has columns such a file never has (" + ", ".join(foreign) + ")"
+        )
+        return (
+            f"{name} is named like a Salesforce {kind} export but {problem}. Columns found: "
+            + ", ".join(headers)
+        )
     return None
 
 
@@ -428,6 +468,7 @@ def detect_format(folder: str | Path) -> Detection:
     found: dict[str, dict[str, list[Path]]] = {"salesforce": {}, "hubspot": {}}
     evidence: dict[str, list[str]] = {"salesforce": [], "hubspot": []}
     unknown: list[str] = []
+    incomplete: list[str] = []
     for path in files:
         try:
             headers = read_header(path)
@@ -436,6 +477,10 @@ def detect_format(folder: str | Path) -> Detection:
             continue
         hit = classify(headers, name=path.name)
         if hit is None:
+            miss = near_miss(headers, path.name)
+            if miss:
+                incomplete.append(miss)
+                continue
             obj = other_object(path.name)
             unknown.append(
                 f"{path.name} (a Salesforce {obj} export: not read)"
@@ -459,7 +504,8 @@ def detect_format(folder: str | Path) -> Detection:
             None,
             folder,
             missing=tuple(_NEEDS.values()),
-            ignored=tuple(p.name for p in files),
+            ignored=tuple(unknown),
+            incomplete=tuple(incomplete),
         )
     kinds = found[best]
     missing = []
@@ -482,4 +528,5 @@ def detect_format(folder: str | Path) -> Detection:
             f"export in a {best} folder)"
             for line in other
         ),
+        incomplete=tuple(incomplete),
     )

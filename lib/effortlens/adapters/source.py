@@ -119,6 +119,12 @@ def _load_any(folder: Path, *, settings, mapping, format, now):  # noqa: A002
     if chosen == "canonical":
         return load_folder(folder, settings=settings, now=now)
 
+    if detection.incomplete and chosen == "salesforce":
+        raise DataError(
+            f"{folder}: Salesforce export files lack a column EffortLens cannot do without; "
+            "export these fields too and load again:\n"
+            + "\n".join(f"  - {line}" for line in detection.incomplete)
+        )
     files = detection.files if detection.format == chosen else _files_of(folder, chosen)
     if not files:
         raise DataError(f"{folder}: no {chosen} export recognised; " + detection.to_text())
