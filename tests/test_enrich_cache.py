@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
@@ -11,6 +12,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import effortlens.enrich as enrich_module
+from effortlens.cache import CacheWarning, verify_entry
 from effortlens.enrich import (
     ACTIONS_SCHEMA,
     ACTIVITIES_SCHEMA,
@@ -143,7 +145,8 @@ def test_activities_carry_their_responses_in_the_loaded_order():
             "verifier_responses": pl.Series([1, 0, 0, 0], dtype=pl.UInt32),
             "responded": [True, False, False, False],
             "team": ["East", "East", "East", "West"],
-            "peer_group": ["SMB · AE", "SMB · AE", "SMB · AE", "SMB · (none)"],
+            # a rep without a role is in the role "(unknown)" (effortlens.coverage)
+            "peer_group": ["SMB · AE", "SMB · AE", "SMB · AE", "SMB · (unknown)"],
         }
     )
     assert_frame_equal(got, expected)
@@ -275,7 +278,7 @@ def _forbid_compute(monkeypatch):
 
 def test_cache_hit_serves_the_same_facts_without_recomputing(tmp_path, monkeypatch):
     first = enrich(_data(), cache_dir=tmp_path)
-    assert (tmp_path / first.fingerprint / "activities.parquet").is_file()
+    assert (tmp_path / "enriched" / first.fingerprint / "activities.parquet").is_file()
     _forbid_compute(monkeypatch)
     second = enrich(_data(), cache_dir=tmp_path)
     assert second.fingerprint == first.fingerprint
@@ -293,7 +296,8 @@ def test_cache_miss_when_the_data_changes(tmp_path):
     second = enrich(_data(tables), cache_dir=tmp_path)
     assert second.fingerprint != first.fingerprint
     assert second.activities["response_weight"].to_list()[0] == 11.0
-    assert len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 2
+    entries = (tmp_path / "enriched").iterdir()
+    assert len([p for p in entries if not p.name.startswith(".")]) == 2
 
 
 def test_cache_miss_when_the_settings_change(tmp_path):
@@ -306,21 +310,48 @@ def test_cache_miss_when_the_settings_change(tmp_path):
     assert second.actions["buyer_initiated"].all()
 
 
-def test_damaged_cache_entry_is_recomputed(tmp_path):
+def _damage_daily(entry, how: str) -> None:
+    """Damage ``daily.parquet`` of a cache entry the three ways issue 10 found."""
+    path = entry / "daily.parquet"
+    if how == "byte flips":
+        raw = bytearray(path.read_bytes())
+        for at in range(len(raw) // 3, len(raw) // 3 + 64, 7):
+            raw[at] ^= 0xFF
+        path.write_bytes(bytes(raw))
+    elif how == "another table":
+        pl.read_parquet(entry / "reps.parquet").write_parquet(path)
+    else:  # the same schema, every number doubled
+        daily = pl.read_parquet(path)
+        numbers = [c for c, t in daily.schema.items() if t.is_numeric()]
+        daily.with_columns(pl.col(numbers) * 2).write_parquet(path)
+
+
+@pytest.mark.parametrize("how", ["byte flips", "another table", "doubled values"])
+def test_a_damaged_cache_entry_is_reported_once_deleted_and_recomputed(tmp_path, how):
     first = enrich(_data(), cache_dir=tmp_path)
-    (tmp_path / first.fingerprint / "daily.parquet").write_bytes(b"not parquet")
-    again = enrich(_data(), cache_dir=tmp_path)
+    entry = tmp_path / "enriched" / first.fingerprint
+    _damage_daily(entry, how)
+    with pytest.warns(CacheWarning, match="daily.parquet") as caught:
+        again = enrich(_data(), cache_dir=tmp_path)
+    assert len([w for w in caught if issubclass(w.category, CacheWarning)]) == 1
     assert_frame_equal(again.daily, first.daily)
+    assert verify_entry(entry) == ""  # deleted and written anew
+    assert_frame_equal(pl.read_parquet(entry / "daily.parquet"), first.daily)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the rewritten entry is served silently
+        assert_frame_equal(enrich(_data(), cache_dir=tmp_path).daily, first.daily)
 
 
-def test_default_cache_dir_is_env_or_working_directory(tmp_path, monkeypatch):
+def test_default_cache_dir_is_env_else_the_per_user_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("EFFORTLENS_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.chdir(tmp_path)
     e = enrich(_data())
-    assert (tmp_path / ".cache" / "effortlens" / e.fingerprint).is_dir()
+    assert (tmp_path / "xdg" / "effortlens" / "enriched" / e.fingerprint).is_dir()
+    assert not (tmp_path / ".cache").exists()  # never under the working directory
     monkeypatch.setenv("EFFORTLENS_CACHE", str(tmp_path / "elsewhere"))
     e = enrich(_data(settings=dataclasses.replace(load_settings(), timezone="UTC")))
-    assert (tmp_path / "elsewhere" / e.fingerprint).is_dir()
+    assert (tmp_path / "elsewhere" / "enriched" / e.fingerprint).is_dir()
 
 
 @pytest.mark.parametrize("change", ["reorder", "schema", "one_value", "nothing"])
