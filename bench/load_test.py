@@ -228,7 +228,9 @@ async def _viewer(browser, url: str, token: str, notebook: str, start: asyncio.E
     t0 = time.monotonic()
     try:
         response = await page.goto(
-            f"{url}/voila/render/{notebook}?token={token}", timeout=timeout_s * 1000
+            f"{url}/voila/render/{notebook}?token={token}",
+            timeout=timeout_s * 1000,
+            wait_until="commit",  # Voila streams the page; the chart is what counts
         )
         if response is not None and response.status == 503:
             return context, page, None, "busy"

@@ -72,7 +72,7 @@ def test_the_wheel_installs_the_template_where_voila_looks(tmp_path):
     for name in ("lib", "widgets", "serve", "share"):
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q"]
         + ["-w", str(tmp_path / "dist"), str(source)],
         check=True,
         timeout=300,
