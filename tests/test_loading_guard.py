@@ -203,6 +203,27 @@ def test_an_unbalanced_quote_quarantines_the_lines_it_swallowed(tiny_csv, tmp_pa
     assert any("lie inside quoted values" in note for note in data.report.notes)
 
 
+def test_an_unbalanced_quote_in_a_crm_export_quarantines_the_merged_row(tmp_path):
+    folder = _copy(CRM / "hubspot", tmp_path / "hubspot")
+    path = folder / "emails.csv"
+    lines = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    opened, closing = lines[3].split(","), lines[8].split(",")
+    opened[3], closing[3] = '"' + opened[3], closing[3] + '"'  # Email direction, lines 4-9
+    lines[3], lines[8] = ",".join(opened), ",".join(closing)
+    path.write_text("".join(lines))
+
+    data = load_any(folder)
+
+    merged = data.quarantine.filter(pl.col("reason") == "merged_lines")
+    assert merged.select("file", "row").rows() == [("emails.csv", 3)]
+    assert "lines 4-9 were read as one row" in merged["message"][0]
+    assert "emails.csv: 12 lines of data hold 7 records: 5 lines lie inside quoted values" in (
+        "\n".join(data.report.notes)
+    )
+    for entry in data.report.tables:
+        assert entry.loaded + entry.quarantined_total == entry.read
+
+
 def test_a_quote_never_closed_names_its_line(tiny_csv, tmp_path, capsys):
     folder = _copy(tiny_csv, tmp_path / "data")
     path = folder / "reps.csv"

@@ -37,7 +37,7 @@ from datetime import datetime
 import polars as pl
 
 from effortlens.adapters.accounting import SourceReport, file_reports
-from effortlens.adapters.reading import LINE, RAW, Context, Sheet
+from effortlens.adapters.reading import LINE, MERGED, RAW, Context, Sheet
 from effortlens.loading import LoadedData, RawTable, validate_tables
 from effortlens.schema import TABLES
 from effortlens.settings import Settings
@@ -110,6 +110,9 @@ def make_piece(
         expr.cast(pl.String).alias(f"__f:{key}") for key, expr in fields.items()
     )
     rules = list(rules)
+    if MERGED in frame.columns:  # several records read as one (see reading.read_sheet)
+        merged = Rule(pl.col(MERGED).is_not_null(), "merged_lines", None, pl.col(MERGED))
+        rules.insert(0, merged)
 
     def chain(attr: str) -> pl.Expr:
         expr = None

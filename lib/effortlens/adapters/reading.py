@@ -37,6 +37,10 @@ RAW_CHARS = 200
 LINE = "__line"
 #: Column of the export row as written (JSON), for the quarantine.
 RAW = "__raw"
+#: Column saying why a row cannot be used as read (several records read as one behind an
+#: unbalanced quote), else null; :func:`~effortlens.adapters.pieces.make_piece` sets such
+#: rows aside as ``merged_lines``.
+MERGED = "__merged"
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,9 +136,10 @@ def read_sheet(path: Path) -> Sheet:
     else:
         text = read_text_table(path)
         _note_lines(Path(path).name, text)
-        frame = text.frame
+        frame = _with_merged(text)
     columns = [c for c in frame.columns if not c.startswith("__")]
-    frame = frame.select(columns).with_columns(
+    kept = [MERGED] if MERGED in frame.columns else []
+    frame = frame.select(columns + kept).with_columns(
         pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c).str.strip_chars()).alias(c)
         for c in columns
     )
@@ -143,6 +148,37 @@ def read_sheet(path: Path) -> Sheet:
         pl.int_range(1, pl.len() + 1, dtype=pl.UInt32).alias(LINE), raw.alias(RAW)
     )
     return Sheet(Path(path), frame)
+
+
+def _with_merged(text) -> pl.DataFrame:
+    """The frame of ``text`` with :data:`MERGED` where a row swallowed whole records.
+
+    A value may span lines (a multi-line description); a row is merged when a line inside one
+    of its values holds about as many delimiters as a record (4/5 of the header's, all of them
+    for narrow files): the lines after an unbalanced quote.
+    """
+    frame = text.frame
+    spans = text.count.multi_line_records()
+    if not spans or frame.width < 2:
+        return frame
+    separators = frame.width - 1
+    threshold = separators if frame.width <= 6 else max(int(0.8 * separators), 1)
+    merged: dict[int, str] = {}
+    for row, first, last in spans:
+        if not 1 <= row <= frame.height:
+            continue
+        for value in frame.row(row - 1):
+            lines = value.splitlines()[1:] if isinstance(value, str) else []
+            if any(line.count(text.delimiter) >= threshold for line in lines):
+                merged[row] = (
+                    f"lines {first:,}-{last:,} were read as one row (a quote on line {first:,} "
+                    "is not closed on that line); expected one line per record"
+                )
+                break
+    if not merged:
+        return frame
+    reasons = [merged.get(i) for i in range(1, frame.height + 1)]
+    return frame.with_columns(pl.Series(MERGED, reasons, dtype=pl.String))
 
 
 def _note_lines(name: str, text) -> None:

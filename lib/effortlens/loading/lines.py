@@ -195,7 +195,16 @@ def count_lines(data: bytes, *, chunk: int = CHUNK) -> LineCount:
     lines = newlines + (1 if tail > 0 else 0)
     found = np.concatenate(continuation) if continuation else np.zeros(0, dtype=np.int64)
     found = found[found <= lines]  # a line end inside quotes at the very end opens no line
-    unclosed = last_quote_line if quotes % 2 and last_quote >= 0 else None
+    unclosed = None
+    if quotes % 2 and last_quote >= 0:
+        # the quote that opened the value running to the end: where the last run of lines
+        # inside quotes starts (in a file of quoted fields, an extra quote on line 4 leaves
+        # every later line inside quotes), else the last quote
+        unclosed = last_quote_line
+        if found.size and found[-1] == lines:
+            breaks = np.flatnonzero(np.diff(found) != 1)
+            run_start = int(found[breaks[-1] + 1] if breaks.size else found[0])
+            unclosed = run_start - 1
     header_lines = 1
     while header_lines + 1 in set(found[: header_lines + 1].tolist()):
         header_lines += 1
