@@ -97,3 +97,20 @@ def test_line_ends_names_the_style():
         "CR",
         "mixed",
     ]
+
+
+def test_the_report_flags_lines_that_were_not_read():
+    from effortlens.loading import LoadReport, TableReport
+
+    lost = TableReport("reps", "reps.csv", 8, 8, lines=12, blank_lines=1, quoted_lines=2)
+    whole = TableReport("activities", "activities.csv", 5, 5, lines=6, blank_lines=1)
+    text = LoadReport(tables=(lost, whole)).to_text()
+
+    assert (lost.unaccounted, whole.unaccounted) == (1, 0)
+    assert "LINES NOT READ:\n- reps (reps.csv): 1 of its 12 physical lines were not read" in text
+    assert "activities (activities.csv):" not in text
+    assert LoadReport(tables=(lost,)).to_dict()["reps"]["lines"] == {
+        "physical": 12,
+        "blank": 1,
+        "quoted": 2,
+    }

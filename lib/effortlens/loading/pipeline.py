@@ -321,6 +321,12 @@ def _note_lines(table: str, file: str, text: TextTable) -> None:
             f"hold {counted(count.records, 'record')}: {counted(inside, 'line')} lie inside "
             f"quoted values, in {rows}{more}"
         )
+    if text.lost:  # also flagged in the report's table (TableReport.unaccounted)
+        guard.note(
+            f"{table} ({file}): counting the lines finds {counted(count.records, 'record')} "
+            f"but the reader read {counted(text.frame.height, 'row')}; check the file's "
+            "quotes and line ends"
+        )
 
 
 def _broken_rows(
