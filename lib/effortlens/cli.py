@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -68,40 +70,221 @@ def _enriched(args: argparse.Namespace):
     data = load_any(
         Path(args.data_dir), settings=_settings(args), mapping=args.mapping, format=args.format
     )
+    args._report = getattr(data, "report", None)  # for effortlens.coverage
     return enrich(data, cache_dir=args.cache_dir)
 
 
-def _print_frame(frame: pl.DataFrame, *, as_json: bool) -> None:
+#: Words that mark a share (printed as a percentage in the human tables).
+_SHARE_WORDS = ("rate", "share", "conversion", "leakage", "selling_time", "internal_load")
+#: Columns a person reads, per command (``--wide`` or ``--json`` give them all); the key
+#: columns of a table (its ``by``) are kept in front whatever the command.
+COMPACT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "roe": ("activities", "response_rate", "roe_per_100", "no_impact_share"),
+    "deviants": ("rep_name", "peer_group", "direction", "rate", "peer_rate", "volume"),
+    "flow": (
+        "stage",
+        "entered",
+        "conversion",
+        "leakage",
+        "lost_stage_unknown",
+        "median_days",
+        "verification_rate",
+        "blocked",
+    ),
+    "habits": ("finding", "pattern", "activities", "response_rate", "lift"),
+    "organisation": (
+        "team",
+        "headcount",
+        "selling_time",
+        "internal_load",
+        "annualised_attrition",
+        "response_rate",
+    ),
+}
+#: Row keys of ``roe`` per ``--by`` (shown before the figures).
+_ROE_KEYS = {"rep": ("rep_name", "team"), "peer_group": ("peer_group",), "week": ("week",)}
+
+
+def _is_share(column: str) -> bool:
+    return any(word in column for word in _SHARE_WORDS)
+
+
+def _compact(frame: pl.DataFrame, command: str, args: argparse.Namespace) -> pl.DataFrame:
+    """The columns a person reads: the command's own, with the table's keys first, and
+    without columns that are empty throughout (e.g. times in stage not measured)."""
+    wanted = list(COMPACT_COLUMNS.get(command, frame.columns))
+    if command == "roe":
+        by = getattr(args, "by", "rep")
+        wanted = [*_ROE_KEYS.get(by, (by,)), *wanted]
+    elif command == "flow" and getattr(args, "by", None):
+        wanted = [args.by, *wanted]
+    shown = [c for c in dict.fromkeys(wanted) if c in frame.columns]
+    shown = [c for c in shown if frame[c].null_count() < frame.height or c in frame.columns[:1]]
+    if "lost_stage_unknown" in shown and not frame["lost_stage_unknown"].sum():
+        shown.remove("lost_stage_unknown")  # only derived stage history has such losses
+    return frame.select(shown) if shown else frame
+
+
+def _human(frame: pl.DataFrame) -> pl.DataFrame:
+    """Shares as percentages, other decimals rounded, missing values as a dash."""
+    out = []
+    for column, dtype in frame.schema.items():
+        if dtype.is_float() and _is_share(column):
+            value = (pl.col(column) * 100).round(1).cast(pl.String) + "%"
+        elif dtype.is_float():
+            value = pl.col(column).round(2).cast(pl.String)
+        else:
+            value = pl.col(column).cast(pl.String)
+        out.append(value.fill_null("—").alias(column))
+    return frame.select(out)
+
+
+def _print_frame(
+    frame: pl.DataFrame,
+    *,
+    as_json: bool,
+    command: str = "",
+    args: argparse.Namespace | None = None,
+    empty: str = "",
+) -> None:
+    """Print a metric table: JSON, or a compact human table (``--wide``: every column).
+
+    An empty table prints why it is empty (``empty``) instead of a bare "no rows": on
+    stderr with ``--json``, so that the JSON stays valid.
+    """
     if as_json:
         print(json.dumps(json.loads(frame.write_json()), indent=2))
+        if frame.height == 0 and empty:
+            print(f"effortlens: {empty}", file=sys.stderr)
         return
     if frame.height == 0:
-        print("(no rows)")
+        print(empty or "Nothing to show for this data.")
         return
-    floats = [c for c, t in frame.schema.items() if t.is_float()]
+    if args is not None and not getattr(args, "wide", False):
+        frame = _compact(frame, command, args)
+    width = shutil.get_terminal_size((120, 24)).columns
     with pl.Config(
         tbl_rows=-1,
         tbl_cols=-1,
-        tbl_width_chars=200,
+        tbl_width_chars=max(width, 80),
         tbl_hide_dataframe_shape=True,
         tbl_hide_column_data_types=True,
-        fmt_str_lengths=60,
+        tbl_hide_dtype_separator=True,
+        fmt_str_lengths=40,
     ):
-        print(frame.with_columns(pl.col(floats).round(4)) if floats else frame)
+        print(_human(frame))
 
 
-def _metric_command(compute: Callable[[Any, argparse.Namespace], pl.DataFrame]):
+def _metric_command(compute: Callable[[Any, argparse.Namespace], pl.DataFrame], command: str = ""):
     def run(args: argparse.Namespace) -> int:
-        _print_frame(compute(_enriched(args), args), as_json=args.json)
+        enriched = _enriched(args)
+        coverage = _coverage(args, enriched)
+        frame = compute(enriched, args)
+        notes = _command_caveats(command, coverage, args)
+        for note in notes:  # what the table cannot say, on stderr: stdout stays the table
+            print(f"effortlens: note: {note}", file=sys.stderr)
+        _print_frame(
+            frame,
+            as_json=args.json,
+            command=command,
+            args=args,
+            empty=_empty_reason(command, enriched, coverage, args) if frame.height == 0 else "",
+        )
         return 0
 
     return run
 
 
+def _coverage(args: argparse.Namespace, enriched):
+    """What the load can say (effortlens.coverage), with the load report of its build."""
+    from effortlens.coverage import data_coverage
+
+    return data_coverage(enriched, report=getattr(args, "_report", None))
+
+
+#: The coverage caveat section of each command.
+_SECTIONS = {
+    "roe": "roe",
+    "habits": "habits",
+    "organisation": "organisation",
+    "flow": "journey",
+}
+
+
+def _command_caveats(command: str, coverage, args: argparse.Namespace) -> list[str]:
+    section = _SECTIONS.get(command)
+    if command == "deviants":
+        section = "deviance_win" if args.metric == "win_rate" else "deviance"
+    if section is None:
+        return []
+    return [f.plain for f in coverage.caveats(section)]
+
+
+def _empty_reason(command: str, enriched, coverage, args: argparse.Namespace) -> str:
+    """Why a metric table is empty, in words, with what to do."""
+    folder = args.data_dir
+    if command in ("roe", "habits", "organisation") and not coverage.has_activities:
+        return (
+            f"No seller activities in {folder} (deals only): add an activities export "
+            "(e-mails, calls, meetings) to see this. 'effortlens flow' and "
+            "'effortlens deviants --metric win_rate' work without."
+        )
+    if command == "habits" and not coverage.has_buyer_actions:
+        return (
+            f"No buyer actions in {folder}, so no touch can be called answered. "
+            "Add the export that records what buyers did."
+        )
+    if command == "flow":
+        if not coverage.deals:
+            return f"No deals in {folder}: add an opportunities (deals) export."
+        return (
+            f"No stage history in {folder}, and none could be derived: add the deals' "
+            "stage (or the stage-history export)."
+        )
+    if command == "deviants":
+        from effortlens.deviance import rep_deviance
+        from effortlens.findings import deviance_findings, findings_text
+
+        if args.metric == "response_rate" and not coverage.response_measurable:
+            return (
+                "Response rates cannot be compared: this data has no "
+                + ("seller activities" if not coverage.has_activities else "buyer actions")
+                + ". Try --metric win_rate."
+            )
+        if args.metric == "win_rate" and not coverage.win_rate_measurable:
+            return "Win rates cannot be compared: " + (
+                "this data has no closed deals."
+                if not coverage.closed
+                else "every closed deal has the same result."
+            )
+        deviance = rep_deviance(enriched, metric=args.metric)
+        return findings_text(deviance_findings(deviance, pl.DataFrame(), metric=args.metric))
+    if command == "organisation":
+        return f"No team in {folder} has reps employed during the activity data."
+    return "Nothing in this data matches."
+
+
 def _roe(enriched, args) -> pl.DataFrame:
     from effortlens.roe import roe_table
 
-    return roe_table(enriched, by=args.by)
+    table = roe_table(enriched, by=args.by)
+    if not _coverage(args, enriched).has_buyer_actions:  # unknown, not 0%
+        unknown = [c for c in _RESPONSE_COLUMNS if c in table.columns]
+        table = table.with_columns(pl.lit(None, dtype=table.schema[c]).alias(c) for c in unknown)
+    return table
+
+
+#: ``roe`` columns that need buyer actions.
+_RESPONSE_COLUMNS = (
+    "responded",
+    "response_weight",
+    "response_rate",
+    "roe_per_100",
+    "roe_per_hour",
+    "no_impact_activities",
+    "no_impact_hours",
+    "no_impact_share",
+)
 
 
 def _deviants(enriched, args) -> pl.DataFrame:
@@ -110,42 +293,12 @@ def _deviants(enriched, args) -> pl.DataFrame:
     return deviants_table(enriched, metric=args.metric, min_volume=args.min_volume)
 
 
-#: The flow columns the text table shows (``--json`` has them all).
-FLOW_TEXT_COLUMNS = (
-    "entered",
-    "conversion",
-    "leakage",
-    "no_decision_rate",
-    "median_days",
-    "p90_days",
-    "verification_rate",
-    "blocked",
-)
-
-
 def _flow(enriched, args) -> pl.DataFrame:
     from effortlens.flow import flow_table
 
-    table = flow_table(enriched, by=args.by)
-    if args.json:
-        return table
-    keys = [c for c in table.columns if c not in FLOW_TEXT_COLUMNS and c not in _FLOW_DETAIL]
-    return table.select(*keys, *FLOW_TEXT_COLUMNS)
-
-
-_FLOW_DETAIL = {
-    "stage_index",
-    "reached",
-    "skipped",
-    "converted",
-    "leaked",
-    "no_decision",
-    "open",
-    "open_share",
-    "moves",
-    "verified",
-    "verified_recorded",
-}
+    # stage_path says whether the stage path was recorded or derived (also in the JSON)
+    path = _coverage(args, enriched).stage_path
+    return flow_table(enriched, by=args.by, stage_path=path)
 
 
 def _habits(enriched, args) -> pl.DataFrame:
@@ -163,11 +316,16 @@ def _organisation(enriched, args) -> pl.DataFrame:
 def _cmd_findings(args: argparse.Namespace) -> int:
     from effortlens.findings import findings_text, team_findings
 
-    found = team_findings(_enriched(args))
+    enriched = _enriched(args)
+    found = team_findings(enriched, coverage=_coverage(args, enriched))
     if args.json:
         print(json.dumps([{"topic": f.topic, "text": f.plain} for f in found], indent=2))
     else:
-        print(findings_text(found) or "(no findings)")
+        print(
+            findings_text(found)
+            or "No finding stands out in this data: no stage, habit or rep differs beyond "
+            "chance, or the data holds too little to tell."
+        )
     return 0
 
 
@@ -242,7 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         _data_args(p)
         p.add_argument("--cache-dir", metavar="DIR", help="enriched-facts cache folder")
-        p.set_defaults(func=_metric_command(compute))
+        p.add_argument(
+            "--wide", action="store_true", help="every column (the default shows the main ones)"
+        )
+        p.set_defaults(func=_metric_command(compute, name))
         if name == "roe":
             p.add_argument(
                 "--by",
@@ -298,7 +459,13 @@ def main(argv: list[str] | None = None) -> int:
         return serve(argv[1:])
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler
+        return code
+    except BrokenPipeError:  # `effortlens roe DATA | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush at exit
+        return 0
     except LoadBug as err:
         print(f"effortlens: {err}", file=sys.stderr)
         return 3
