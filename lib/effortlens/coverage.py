@@ -381,7 +381,8 @@ def data_coverage(enriched: Enriched, *, report: Any = None) -> Coverage:
                 unknown[column] = raw.height
                 continue
             value = pl.col(column).cast(pl.String).str.strip_chars()
-            unknown[column] = int(raw.select((value.is_null() | (value == "")).sum()).item())
+            missing = value.is_null() | (value == "") | (value == UNKNOWN)  # raw or enriched
+            unknown[column] = int(raw.select(missing.sum()).item())
     return Coverage(
         activities=_activities(enriched),
         buyer_actions=_height(enriched, "buyer_actions"),

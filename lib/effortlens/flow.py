@@ -474,7 +474,7 @@ def flow_table(
         (:func:`effortlens.coverage.data_coverage` says which). Derived: a deal reaches
         only the stages it entered (no invented path between), a deal lost or closed with
         no decision that entered only the first stage counts in ``lost_stage_unknown``
-        rather than as a leak there, and times in stage and blockage are null (not
+        rather than as a leak there, and times in stage and ``blocked`` are null (not
         measured).
 
     Returns
@@ -564,7 +564,7 @@ def flow_table(
         table = table.with_columns(
             pl.lit(None, dtype=pl.Float64).alias(c)
             for c in ("median_days", "p90_days", "blocked_after_days")
-        ).with_columns(blocked=pl.lit(0, dtype=pl.UInt32))
+        ).with_columns(blocked=pl.lit(None, dtype=pl.UInt32))
     return (
         table.select(*by_cols, *_FLOW_COLUMNS)
         .with_columns(stage_path=pl.lit(stage_path, dtype=pl.String))
