@@ -88,8 +88,10 @@ def test_organisation_and_habits_json(small_planted, capsys, cache):
 
 
 def test_metric_command_on_a_folder_without_reps_exits_2(tmp_path, capsys):
-    (tmp_path / "activities.csv").write_text("activity_id,rep_id,ts,activity_type\n")
-    assert main(["roe", str(tmp_path), "--cache-dir", str(tmp_path / "c")]) == 2
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "activities.csv").write_text("activity_id,rep_id,ts,activity_type\n")
+    assert main(["roe", str(data), "--cache-dir", str(tmp_path / "c")]) == 2
     assert "reps" in capsys.readouterr().err
 
 

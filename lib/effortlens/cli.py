@@ -63,15 +63,50 @@ def _settings(args: argparse.Namespace):
 
 
 def _enriched(args: argparse.Namespace):
-    """Load any source (canonical, Salesforce, HubSpot, mapped CSV) and enrich it (cached)."""
-    from effortlens.adapters import load_any
-    from effortlens.enrich import enrich
+    """The facts of any source (canonical, Salesforce, HubSpot, mapped CSV) from its current
+    build (effortlens.facts): built, or rebuilt when stale, saying so on stderr."""
+    from effortlens.facts import open_build
 
-    data = load_any(
-        Path(args.data_dir), settings=_settings(args), mapping=args.mapping, format=args.format
+    built = _open_build(args, open_build)
+    args._report = getattr(built.data, "report", None)  # for effortlens.coverage
+    return built.enriched
+
+
+def _open_build(args: argparse.Namespace, open_build, **options):
+    def say(message: str) -> None:
+        print(f"effortlens: {message}", file=sys.stderr)
+
+    folder = Path(args.data_dir)
+    settings = _settings(args) if getattr(args, "settings", None) else None
+    return open_build(
+        folder,
+        settings=settings,
+        mapping=args.mapping,
+        format=args.format,
+        cache_dir=getattr(args, "cache_dir", None),
+        say=say,
+        **options,
     )
-    args._report = getattr(data, "report", None)  # for effortlens.coverage
-    return enrich(data, cache_dir=args.cache_dir)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    if args.engine == "spark":
+        from effortlens import spark_build
+
+        return spark_build.build_command(args)
+    from effortlens.facts import open_build
+
+    built = _open_build(args, open_build, force=args.force)
+    files = built.manifest["files"]
+    size = sum(f["bytes"] for f in files.values())
+    state = f"built ({built.rebuilt})" if built.rebuilt else "current (nothing to do)"
+    if args.json:
+        print(json.dumps({"build": str(built.path), "state": state, **built.manifest}, indent=2))
+    else:
+        print(f"{args.data_dir}: {state}")
+        print(f"facts: {built.path} ({len(files)} files, {size / 2**20:,.1f} MiB)")
+        print(built.data.report.to_text())
+    return 0
 
 
 #: Words that mark a share (printed as a percentage in the human tables).
@@ -380,6 +415,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("load", help="load a data folder and print its load report")
     _data_args(p)
     p.set_defaults(func=_cmd_load)
+
+    p = sub.add_parser(
+        "build", help="validate, enrich and write the facts of a folder (reused while current)"
+    )
+    _data_args(p)
+    p.add_argument("--cache-dir", metavar="DIR", help="cache folder (default $EFFORTLENS_CACHE)")
+    p.add_argument("--force", action="store_true", help="rebuild even when the build is current")
+    p.add_argument(
+        "--engine", choices=["polars", "spark"], default="polars", help="who computes the facts"
+    )
+    p.set_defaults(func=_cmd_build)
 
     p = sub.add_parser("detect", help="say which export format a folder holds, or what is missing")
     p.add_argument("data_dir", metavar="DIR")

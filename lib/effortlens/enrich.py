@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -80,9 +79,14 @@ DAILY_SCHEMA = pl.Schema(
 _FACTS = ("activities", "actions", "daily", "reps")
 
 
-@dataclass(frozen=True)
 class Enriched:
     """The enriched facts of one load.
+
+    Activities and actions may be held eagerly (a ``DataFrame``) or as a ``LazyFrame`` scanned
+    from built facts (:mod:`effortlens.facts`); the attributes :attr:`activities` and
+    :attr:`actions` always give a ``DataFrame`` (a lazy one is collected on first use and kept),
+    :meth:`lazy` gives a ``LazyFrame`` to select and filter before collecting. A kernel that
+    holds a build keeps only ``daily``, ``reps`` and the small tables in memory.
 
     Attributes
     ----------
@@ -101,20 +105,130 @@ class Enriched:
     reps
         Canonical reps plus ``peer_group``.
     tables
-        The loaded canonical tables, unchanged.
+        The loaded canonical tables, unchanged (the two event tables may be lazy: reading
+        ``tables["activities"]`` collects it).
     settings
         The settings used.
     fingerprint
         The cache key: a hash of the input tables, the settings and the code.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from effortlens.settings import load_settings
+    >>> e = enrich_tables({}, settings=load_settings())
+    >>> lazy = e.replace(activities=e.activities.lazy())
+    >>> lazy.is_lazy, lazy.activities.height, lazy.n_activities
+    (True, 0, 0)
     """
 
-    activities: pl.DataFrame
-    actions: pl.DataFrame
-    daily: pl.DataFrame
-    reps: pl.DataFrame
-    tables: dict[str, pl.DataFrame]
-    settings: Settings
-    fingerprint: str
+    __slots__ = ("_events", "daily", "reps", "tables", "settings", "fingerprint")
+
+    def __init__(
+        self,
+        activities: pl.DataFrame | pl.LazyFrame,
+        actions: pl.DataFrame | pl.LazyFrame,
+        daily: pl.DataFrame,
+        reps: pl.DataFrame,
+        tables: Mapping[str, pl.DataFrame | pl.LazyFrame],
+        settings: Settings,
+        fingerprint: str = "",
+    ) -> None:
+        """Hold the facts; ``activities`` and ``actions`` may be lazy."""
+        self._events = {"activities": activities, "actions": actions}
+        self.daily = daily
+        self.reps = reps
+        self.tables = tables if isinstance(tables, Tables) else Tables(tables)
+        self.settings = settings
+        self.fingerprint = fingerprint
+
+    @property
+    def activities(self) -> pl.DataFrame:
+        """The enriched activities (collected on first use when lazy)."""
+        return self._collected("activities")
+
+    @property
+    def actions(self) -> pl.DataFrame:
+        """The enriched buyer actions (collected on first use when lazy)."""
+        return self._collected("actions")
+
+    def _collected(self, name: str) -> pl.DataFrame:
+        frame = self._events[name]
+        if isinstance(frame, pl.LazyFrame):
+            frame = self._events[name] = frame.collect()
+        return frame
+
+    def lazy(self, name: str) -> pl.LazyFrame:
+        """``"activities"`` or ``"actions"`` as a ``LazyFrame``: select and filter, then
+        collect only what a view needs."""
+        return self._events[name].lazy()
+
+    @property
+    def is_lazy(self) -> bool:
+        """True while the activities are not in memory (read from built facts)."""
+        return isinstance(self._events["activities"], pl.LazyFrame)
+
+    @property
+    def n_activities(self) -> int:
+        """How many activities there are, without collecting them (from ``daily``)."""
+        if not self.is_lazy:
+            return self._events["activities"].height
+        return int(self.daily["activities"].sum() or 0)
+
+    def replace(self, **changes: Any) -> Enriched:
+        """A copy with some fields replaced (``activities=``, ``daily=``, …)."""
+        fields = {
+            "activities": self._events["activities"],
+            "actions": self._events["actions"],
+            "daily": self.daily,
+            "reps": self.reps,
+            "tables": self.tables,
+            "settings": self.settings,
+            "fingerprint": self.fingerprint,
+        }
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise TypeError(f"Enriched has no field {sorted(unknown)[0]!r}")
+        return Enriched(**{**fields, **changes})
+
+    def __replace__(self, **changes: Any) -> Enriched:  # copy.replace (Python 3.13)
+        return self.replace(**changes)
+
+    def __repr__(self) -> str:
+        kind = "lazy" if self.is_lazy else f"{self.n_activities} activities"
+        return f"Enriched({kind}, {self.daily.height} daily rows, {self.reps.height} reps)"
+
+
+class Tables(dict):
+    """The canonical tables; a lazy one is collected when it is first looked up.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> t = Tables({"reps": pl.LazyFrame({"rep_id": ["r1"]})})
+    >>> t["reps"].height, t.get("none") is None
+    (1, True)
+    """
+
+    def __getitem__(self, name: str) -> pl.DataFrame:
+        frame = super().__getitem__(name)
+        if isinstance(frame, pl.LazyFrame):
+            frame = frame.collect()
+            super().__setitem__(name, frame)
+        return frame
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self else default
+
+    def values(self):  # noqa: D102 - as dict's, collected
+        return [self[name] for name in self]
+
+    def items(self):  # noqa: D102 - as dict's, collected
+        return [(name, self[name]) for name in self]
+
+    def lazy(self, name: str) -> pl.LazyFrame:
+        """Table ``name`` as a ``LazyFrame`` (never collects)."""
+        return super().__getitem__(name).lazy()
 
 
 def enrich(data: Any, *, cache_dir: Path | str | None = None) -> Enriched:
@@ -126,8 +240,9 @@ def enrich(data: Any, *, cache_dir: Path | str | None = None) -> Enriched:
         A :class:`effortlens.loading.LoadedData` (anything with ``tables`` and ``settings``).
     cache_dir
         Where cached facts live; default :func:`effortlens.cache.default_cache_dir`
-        (``$EFFORTLENS_CACHE`` or ``.cache/effortlens`` under the working directory). If it
-        cannot be written, a warning says so and the facts are returned all the same.
+        (``$EFFORTLENS_CACHE``, else the per-user cache directory). If it cannot be written,
+        a warning says so and the facts are returned all the same. A load read from a build
+        (:func:`effortlens.facts.open_build`) carries its facts: they are returned as they are.
 
     Returns
     -------
@@ -139,6 +254,9 @@ def enrich(data: Any, *, cache_dir: Path | str | None = None) -> Enriched:
     >>> enrich(data).fingerprint == enrich(data).fingerprint  # doctest: +SKIP
     True
     """
+    prebuilt = getattr(data, "enriched", None)
+    if isinstance(prebuilt, Enriched):  # read from a build (effortlens.facts): nothing to do
+        return prebuilt
     tables = _canonical_tables(data.tables)
     settings = data.settings
     key = fingerprint(tables, settings)

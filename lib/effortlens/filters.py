@@ -133,9 +133,9 @@ def filter_enriched(enriched: Enriched, flt: Filter) -> Enriched:
 
     Activities, daily facts and attributed buyer actions are restricted by all fields; reps by
     team/segment/role/rep; opportunities (and their stage history) by owner and creation date;
-    activity types never restrict deals.
+    activity types never restrict deals. Lazy events (read from a build) stay lazy: the filter
+    joins their scan, and a view collecting ``activities`` reads only the filtered rows.
     """
-    from effortlens.enrich import Enriched  # noqa: F401  (type only at run time)
 
     reps = filter_frame(enriched.reps, flt, day_column="__none__")
     opps = enriched.tables["opportunities"]
@@ -150,9 +150,11 @@ def filter_enriched(enriched: Enriched, flt: Filter) -> Enriched:
         "opportunities": opps.join(kept, on="opportunity_id", how="semi"),
         "stage_history": stage_history,
     }
-    return replace(
-        enriched,
-        activities=filter_frame(enriched.activities, flt),
+    if flt.is_everything:
+        return enriched.replace(tables=tables)
+    activities = enriched.lazy("activities") if enriched.is_lazy else enriched.activities
+    return enriched.replace(
+        activities=filter_frame(activities, flt),
         actions=_filter_actions(enriched, flt),
         daily=filter_frame(enriched.daily, flt),
         reps=reps,
@@ -160,11 +162,18 @@ def filter_enriched(enriched: Enriched, flt: Filter) -> Enriched:
     )
 
 
-def _filter_actions(enriched: Enriched, flt: Filter) -> pl.DataFrame:
-    actions = enriched.actions
-    if actions.height == 0 or not (flt.teams or flt.segments or flt.roles):
+def _filter_actions(enriched: Enriched, flt: Filter) -> pl.DataFrame | pl.LazyFrame:
+    actions = enriched.lazy("actions") if enriched.is_lazy else enriched.actions
+    if not (flt.teams or flt.segments or flt.roles) or (
+        isinstance(actions, pl.DataFrame) and actions.height == 0
+    ):
         return filter_frame(actions, flt, ignore=("activity_types",))
+    columns = actions.collect_schema().names()
     with_rep = actions.join(
-        enriched.reps.select("rep_id", "team", "segment", "role"), on="rep_id", how="left"
+        enriched.reps.lazy().select("rep_id", "team", "segment", "role")
+        if isinstance(actions, pl.LazyFrame)
+        else enriched.reps.select("rep_id", "team", "segment", "role"),
+        on="rep_id",
+        how="left",
     )
-    return filter_frame(with_rep, flt, ignore=("activity_types",)).select(actions.columns)
+    return filter_frame(with_rep, flt, ignore=("activity_types",)).select(columns)

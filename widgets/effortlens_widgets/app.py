@@ -122,7 +122,7 @@ class View(widgets.VBox):
     def no_effort_message(self, what: str) -> str:
         """Why an effort view is empty: the data has no activities at all, or this slice."""
         enriched = self.state.enriched
-        if enriched is not None and enriched.activities.height == 0:
+        if enriched is not None and enriched.n_activities == 0:
             return (
                 f"{what} needs seller activities, and this data has none (deals only). "
                 "Add an activities export to see it; the buyer journey and win-rate views "
@@ -267,4 +267,6 @@ def _status_line(data) -> str:
     quarantined = sum(sum(r["quarantined"].values()) for r in report.values())
     parts = ", ".join(f"{n:,} {t.replace('_', ' ')}" for t, n in loaded.items() if n)
     q = f" · {quarantined:,} rows quarantined (see <i>Start here</i>)" if quarantined else ""
-    return f'<p class="el-muted">Data: {escape(data.source)} — {escape(parts)}{q}</p>'
+    rebuilt = getattr(data, "rebuilt", "")
+    b = f" · facts built now: {escape(rebuilt)}" if rebuilt else ""
+    return f'<p class="el-muted">Data: {escape(data.source)} — {escape(parts)}{q}{b}</p>'

@@ -109,7 +109,7 @@ class FilterBar(widgets.HBox):
     def _on_data(self, change=None) -> None:
         enriched = self._state.enriched
         reps = None if enriched is None else enriched.reps
-        acts = None if enriched is None else enriched.activities
+        acts = None if enriched is None else enriched.daily  # every type with an activity
         self._syncing = True
         try:
             for name, column, frame in [
@@ -201,8 +201,8 @@ class FilterBar(widgets.HBox):
 def last_day(enriched) -> dt.date | None:
     """The last local day with any effort or deal event in the data."""
     candidates = []
-    if enriched.activities.height:
-        candidates.append(enriched.activities["day"].max())
+    if enriched.n_activities:  # the daily roll-up has every day with an activity
+        candidates.append(enriched.daily["day"].max())
     opps = enriched.tables.get("opportunities")
     if opps is not None and opps.height:
         candidates.append(opps["created_ts"].max().date())

@@ -7,6 +7,7 @@ bundled sample in ``sample_data/generated/default`` (generated on first use).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -14,7 +15,6 @@ import ipywidgets as widgets
 import polars as pl
 from traitlets import Any, Enum, Unicode, observe
 
-from effortlens.adapters import load_any
 from effortlens.adapters.mapping import MappingError
 from effortlens.loading import DataError
 from effortlens.settings import SettingsError, folder_settings_file, settings_for_folder
@@ -96,6 +96,9 @@ def load_data(folder: str | Path | None = None, *, settings_path: str | Path | N
     Returns
     -------
     effortlens.loading.LoadedData
+        Read from the folder's current build (:func:`effortlens.facts.open_build`: built,
+        or rebuilt when stale, on first use); it carries the facts as ``enriched`` (events
+        scanned lazily) and why they were (re)built as ``rebuilt`` ("" when current).
 
     Raises
     ------
@@ -110,7 +113,11 @@ def load_data(folder: str | Path | None = None, *, settings_path: str | Path | N
     """
     folder = Path(folder).expanduser() if folder else default_data_dir()
     settings = settings_for_folder(folder, settings_path)
-    return load_any(folder, settings=settings)
+    from effortlens.facts import open_build
+
+    said: list[str] = []
+    built = open_build(folder, settings=settings, say=said.append)
+    return dataclasses.replace(built.data, rebuilt="; ".join(said) or built.rebuilt)
 
 
 def save_uploads(uploads) -> Path:

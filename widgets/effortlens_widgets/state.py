@@ -1,8 +1,11 @@
 """The one shared state of a workbook page: the data, the filter, the anonymise switch.
 
 Every view on a page observes one :class:`PageState`; the filter bar, the anonymise toggle and
-chart selections write to it. Enrichment (attribution) runs once per data load and is cached on
-disk by ``effortlens.enrich``; a filter change only slices the enriched facts.
+chart selections write to it. The facts come from the data folder's build
+(:mod:`effortlens.facts`): the kernel holds the daily roll-up, reps and the small tables, while
+activities and buyer actions stay ``LazyFrame`` scans of the Parquet facts. A filter change
+slices the roll-up and narrows the scans; a view that needs events collects them already
+filtered (``view.activities``), and only the columns of the filtered slice it reads.
 """
 
 from __future__ import annotations
@@ -46,7 +49,6 @@ class PageState(HasTraits):
 
     @observe("data")
     def _on_data(self, change) -> None:
-        from effortlens.anonymise import build_pseudonyms
         from effortlens.enrich import enrich
 
         data = change["new"]
@@ -54,13 +56,9 @@ class PageState(HasTraits):
         if data is None:
             self.enriched = None
             return
+        self._pseudonyms = None
         try:
             enriched = enrich(data, cache_dir=self._cache_dir)
-            self._pseudonyms = build_pseudonyms(
-                reps=enriched.reps,
-                accounts=_ids(enriched, "account_id"),
-                contacts=_ids(enriched, "contact_id"),
-            )
         except (Exception, pl.exceptions.PanicException) as err:  # shown, never a traceback
             from effortlens.loading import DataError
             from effortlens_widgets.app import log_problem
@@ -82,30 +80,43 @@ class PageState(HasTraits):
     def _on_filter(self, change) -> None:
         self.view = None if self.enriched is None else filter_enriched(self.enriched, self.filter)
 
+    @property
+    def pseudonyms(self):
+        """The page's pseudonyms, made when first needed (names hidden), from the facts."""
+        if self._pseudonyms is None and self.enriched is not None:
+            from effortlens.anonymise import build_pseudonyms
+
+            self._pseudonyms = build_pseudonyms(
+                reps=self.enriched.reps,
+                accounts=_ids(self.enriched, "account_id"),
+                contacts=_ids(self.enriched, "contact_id"),
+            )
+        return self._pseudonyms
+
     def present(self, frame: pl.DataFrame) -> pl.DataFrame:
         """``frame`` as the page may show it: pseudonymised when ``anonymise`` is on."""
         from effortlens.anonymise import anonymise_frame
 
-        if not self.anonymise or self._pseudonyms is None:
+        if not self.anonymise or self.pseudonyms is None:
             return frame
-        return anonymise_frame(frame, self._pseudonyms)
+        return anonymise_frame(frame, self.pseudonyms)
 
     def unmask(self, kind: str, value: str) -> str:
         """The real id behind a value shown on the page (a pseudonym when anonymised).
 
         ``kind`` is ``rep``, ``manager``, ``account`` or ``contact``; other values pass through.
         """
-        if not self.anonymise or self._pseudonyms is None:
+        if not self.anonymise or self.pseudonyms is None:
             return value
-        real = {v: k for k, v in self._pseudonyms.lookup(kind).items()}
+        real = {v: k for k, v in self.pseudonyms.lookup(kind).items()}
         return real.get(value, value)
 
     def rep_label(self, rep_id: str) -> str:
         """The rep's name, or pseudonym when anonymised."""
         if self.enriched is None:
             return rep_id
-        if self.anonymise and self._pseudonyms is not None:
-            return self._pseudonyms.lookup("rep").get(rep_id, "Rep ?")
+        if self.anonymise and self.pseudonyms is not None:
+            return self.pseudonyms.lookup("rep").get(rep_id, "Rep ?")
         names = self.enriched.reps.filter(pl.col("rep_id") == rep_id)["rep_name"]
         return names[0] if names.len() and names[0] else rep_id
 
@@ -117,8 +128,14 @@ class PageState(HasTraits):
 
 
 def _ids(enriched, column: str) -> pl.Series:
-    frames = [enriched.activities, enriched.actions, enriched.tables.get("opportunities")]
-    series = [f[column] for f in frames if f is not None and column in f.columns]
-    if not series:
+    """Every distinct ``column`` value of the events and deals (events scanned, not held)."""
+    frames = [enriched.lazy("activities"), enriched.lazy("actions")]
+    opportunities = enriched.tables.get("opportunities")
+    if opportunities is not None:
+        frames.append(opportunities.lazy())
+    parts = [
+        f.select(pl.col(column).unique()) for f in frames if column in f.collect_schema().names()
+    ]
+    if not parts:
         return pl.Series(column, [], dtype=pl.String)
-    return pl.concat(series).unique()
+    return pl.concat(parts).unique().collect().to_series()

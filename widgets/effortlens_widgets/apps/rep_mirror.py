@@ -113,7 +113,7 @@ class Mirror(View):
         if summary.height == 0 or weeks.height == 0:
             self._chart.show_message(
                 self.no_effort_message("The mirror")
-                if enriched.activities.height == 0
+                if enriched.n_activities == 0
                 else "No activity for this rep yet."
             )
             self._cards.show([])

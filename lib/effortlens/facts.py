@@ -1,0 +1,833 @@
+"""Built facts: validate and enrich a data folder once, then read the Parquet facts cheaply.
+
+``effortlens build DATA`` (:func:`build`) loads the folder (any source :func:`load_any`
+reads), enriches it (:func:`effortlens.enrich.enrich_tables`) and writes one *build*: the
+facts as Parquet in :data:`FACTS_LAYOUT`, the load report and quarantine beside them, and a
+``manifest.json`` with a checksum of every file. :func:`open_build` returns the current build
+of a folder, building it when there is none and rebuilding a stale or damaged one (saying so);
+a warm start reads no raw row: the canonical tables come back from the facts.
+
+The facts layout (the one place it is defined; ``effortlens build --engine spark`` writes the
+same one)
+------------------------------------------------------------------------------------------------
+``<cache dir>/builds/<key>/``:
+
+- ``activities.parquet``, ``actions.parquet``: every canonical column plus the enrichment's
+  (:data:`effortlens.enrich.ACTIVITIES_SCHEMA`, :data:`~effortlens.enrich.ACTIONS_SCHEMA`), rows
+  in the loaded order, in row groups of :data:`ROW_GROUP` rows with min/max statistics;
+- ``daily.parquet``: the daily roll-up (:data:`~effortlens.enrich.DAILY_SCHEMA`), sorted by
+  rep, day, activity type; ``reps.parquet``: reps with ``peer_group``;
+- ``tables/<name>.parquet``: the other canonical tables (opportunities, stage history,
+  interventions, participants);
+- ``quarantine.parquet`` and ``report.json``: the load report;
+- ``manifest.json``: format, key, inputs, settings and code versions, and per file its size,
+  rows and SHA-256.
+
+A fact may also be a folder of part files (as Spark writes it): it is read as one table, parts
+in name order, and each part has its own checksum. Strings are stored dictionary-encoded
+(Parquet's dictionary pages: small on disk) and read back as ``String`` so that they join with
+every other table; the kernel holds the small daily roll-up and scans events lazily. Event
+files are not hive-partitioned: a view filters by rep, team or period, never by one partition
+key, and the row groups' statistics already skip what a period excludes; partitions by month
+would also break the loaded row order the tie rule of attribution is defined on.
+
+The cache key
+-------------
+``sha256(format, inputs, settings, code)``:
+
+- **inputs**: for every file of the data folder (hidden files skipped) and the mapping file: its
+  name, size, ``mtime_ns`` and a *sampled* BLAKE2 hash of its first and last 64 KiB and 16
+  blocks of 4 KiB spread evenly between. Size and mtime catch nearly every change; the sample
+  catches an edit that kept both (a file copied over with ``cp -p``, a restored mtime) in a
+  few milliseconds, where a full hash of a 10M-row export takes seconds on every start. An
+  edit inside an unsampled block that keeps size and mtime goes unseen: ``effortlens build
+  --force`` rebuilds.
+- **settings**: :meth:`Settings.fingerprint`.
+- **code**: the Polars version and the source of the modules that load and enrich.
+
+Verifying a build
+-----------------
+Every file's SHA-256 is in the manifest. Opening a build checks each file's size and
+``(inode, mtime_ns, ctime_ns)`` against the stamp recorded when it was last fully hashed; a
+file whose stamp differs (any write changes ``ctime``, which no user can set back) is hashed
+again, and files under 16 MiB are always hashed. A damaged, foreign or tampered entry (byte
+flips, a valid Parquet file of another table, same-schema values changed) fails its checksum,
+is reported once (:class:`BuildWarning`), deleted and rebuilt. The cache cannot defend against
+someone who rewrites the manifest as well: it detects damage, not an adversary with write
+access to the cache.
+
+Examples
+--------
+>>> from effortlens.settings import load_settings  # doctest: +SKIP
+>>> built = open_build("exports/acme", settings=load_settings())  # doctest: +SKIP
+>>> built.enriched.daily.columns[:4]  # doctest: +SKIP
+['rep_id', 'day', 'week', 'activity_type']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from effortlens.cache import default_cache_dir
+from effortlens.enrich import ACTIONS_SCHEMA, ACTIVITIES_SCHEMA, DAILY_SCHEMA, Enriched
+from effortlens.settings import Settings
+
+#: Version of the layout below; part of the key.
+FORMAT = "effortlens-facts/1"
+
+#: Fact name -> path under a build (a ``.parquet`` file, or a folder of part files).
+FACTS_LAYOUT: dict[str, str] = {
+    "activities": "activities.parquet",
+    "actions": "actions.parquet",
+    "daily": "daily.parquet",
+    "reps": "reps.parquet",
+}
+#: The canonical tables other than activities, buyer actions and reps, under ``tables/``.
+TABLE_FILES: dict[str, str] = {
+    name: f"tables/{name}.parquet"
+    for name in ("interventions", "opportunities", "stage_history", "intervention_participants")
+}
+QUARANTINE_FILE = "quarantine.parquet"
+REPORT_FILE = "report.json"
+MANIFEST_FILE = "manifest.json"
+#: Stamps of the files as they were when last fully hashed (see "Verifying a build").
+VERIFIED_FILE = "verified.json"
+#: Schemas of the event facts and the roll-up.
+FACT_SCHEMAS: dict[str, pl.Schema] = {
+    "activities": ACTIVITIES_SCHEMA,
+    "actions": ACTIONS_SCHEMA,
+    "daily": DAILY_SCHEMA,
+}
+#: Rows per Parquet row group of the event facts.
+ROW_GROUP = 262_144
+#: Files below this size are hashed on every open.
+ALWAYS_HASH_BYTES = 16 * 2**20
+
+#: Modules whose source is part of the key: a change to loading or enrichment rebuilds.
+_CODE = (
+    "loading",
+    "adapters",
+    "schema.py",
+    "settings.py",
+    "default_settings.toml",
+    "enrich.py",
+    "attribution.py",
+    "peers.py",
+    "facts.py",
+)
+_SAMPLE_EDGE = 64 * 1024
+_SAMPLE_BLOCK = 4096
+_SAMPLE_BLOCKS = 16
+
+
+class BuildWarning(UserWarning):
+    """A build was stale or damaged and is being rebuilt (shown once per event)."""
+
+
+class DamagedBuild(Exception):
+    """A build entry failed verification (the message says which file and how)."""
+
+
+# --- the key ------------------------------------------------------------------------------------
+
+
+def sampled_hash(path: Path, size: int) -> str:
+    """BLAKE2 of the first and last 64 KiB of ``path`` and 16 evenly spread 4 KiB blocks.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "a.csv"
+    >>> _ = p.write_text("x\\n1\\n")
+    >>> len(sampled_hash(p, p.stat().st_size))
+    32
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        if size <= 2 * _SAMPLE_EDGE + _SAMPLE_BLOCKS * _SAMPLE_BLOCK:
+            digest.update(f.read())
+            return digest.hexdigest()
+        digest.update(f.read(_SAMPLE_EDGE))
+        step = (size - 2 * _SAMPLE_EDGE) // (_SAMPLE_BLOCKS + 1)
+        for i in range(1, _SAMPLE_BLOCKS + 1):
+            f.seek(_SAMPLE_EDGE + i * step)
+            digest.update(f.read(_SAMPLE_BLOCK))
+        f.seek(size - _SAMPLE_EDGE)
+        digest.update(f.read(_SAMPLE_EDGE))
+    return digest.hexdigest()
+
+
+def input_files(folder: Path, *, mapping: Path | None = None) -> list[Path]:
+    """The files a build of ``folder`` depends on: every non-hidden file in it, and ``mapping``."""
+    folder = Path(folder)
+    files = (
+        sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        if folder.is_dir()
+        else [folder]
+    )
+    if mapping is not None and Path(mapping).resolve() not in {p.resolve() for p in files}:
+        files.append(Path(mapping))
+    return files
+
+
+def input_fingerprint(folder: Path, *, mapping: Path | None = None) -> list[dict[str, Any]]:
+    """One record per input file: name, size, ``mtime_ns`` and :func:`sampled_hash`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "reps.csv").write_text("rep_id\\nr1\\n")
+    >>> [r["name"] for r in input_fingerprint(folder)]
+    ['reps.csv']
+    """
+    records = []
+    for path in input_files(folder, mapping=mapping):
+        stat = path.stat()
+        records.append(
+            {
+                "name": path.name if path.parent == Path(folder) else str(path.resolve()),
+                "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "sample": sampled_hash(path, stat.st_size),
+            }
+        )
+    return records
+
+
+@functools.cache
+def code_version() -> str:
+    """A hash of the Polars version and the source of the loading and enrichment code.
+
+    Computed once per process: it describes the code this process runs, even if the files
+    change while it runs.
+    """
+    package = resources.files("effortlens")
+    digest = hashlib.sha256(f"polars {pl.__version__}\n".encode())
+    for name in _CODE:
+        node = package.joinpath(name)
+        paths = sorted(Path(str(node)).rglob("*.py")) if node.is_dir() else [Path(str(node))]
+        for path in paths:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def build_key(
+    inputs: list[dict[str, Any]],
+    settings: Settings,
+    *,
+    format: str | None = None,  # noqa: A002
+) -> str:
+    """The cache key of a build: inputs, settings, source format and code.
+
+    Examples
+    --------
+    >>> from effortlens.settings import load_settings
+    >>> a = build_key([{"name": "a.csv", "size": 1}], load_settings())
+    >>> a == build_key([{"name": "a.csv", "size": 2}], load_settings())
+    False
+    """
+    payload = {
+        "format": FORMAT,
+        "inputs": inputs,
+        "settings": settings.fingerprint(),
+        "source_format": format,
+        "code": code_version(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+# --- progress -----------------------------------------------------------------------------------
+
+
+class Progress:
+    """Named steps of a build, drawn as a bar on a terminal (nothing elsewhere).
+
+    Examples
+    --------
+    >>> p = Progress(["load", "write"], stream=None)
+    >>> p.step("load"); p.done()
+    """
+
+    def __init__(self, steps: list[str], *, stream=sys.stderr) -> None:
+        self.steps = steps
+        self.stream = stream if stream is not None and _is_tty(stream) else None
+        self.started = time.perf_counter()
+        self.at = 0
+
+    def step(self, name: str) -> None:
+        """Start step ``name``."""
+        self.at = self.steps.index(name) if name in self.steps else self.at
+        self._draw(name)
+
+    def done(self) -> None:
+        """All steps finished."""
+        self.at = len(self.steps)
+        self._draw("done")
+        if self.stream is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _draw(self, label: str) -> None:
+        if self.stream is None:
+            return
+        width = 30
+        filled = round(width * self.at / max(len(self.steps), 1))
+        elapsed = time.perf_counter() - self.started
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {self.at}/{len(self.steps)} "
+            f"{label:<28} {elapsed:6.1f} s"
+        )
+        self.stream.flush()
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# --- the build result ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Build:
+    """A verified build: where it is, its manifest, and the facts read lazily.
+
+    Attributes
+    ----------
+    path
+        The build folder.
+    manifest
+        The parsed ``manifest.json``.
+    enriched
+        :class:`effortlens.enrich.Enriched` whose activities and actions are scanned lazily
+        from the Parquet facts (collected only when a view asks, after its filter).
+    data
+        A :class:`BuiltData` (load report, quarantine, settings, lazy canonical tables), what
+        the apps show as the load report.
+    rebuilt
+        Why this build was (re)made in this call ("" when an existing build was used).
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+    enriched: Enriched
+    data: Any
+    rebuilt: str = ""
+
+
+def built_data(**fields):
+    """A :class:`effortlens.loading.LoadedData` that also carries the build's ``enriched``."""
+    from effortlens.loading import LoadedData
+
+    cls = _BUILT_DATA.get("cls")
+    if cls is None:
+
+        @dataclass(frozen=True)
+        class BuiltData(LoadedData):
+            """LoadedData read from a build; ``enriched`` are its facts (no enrichment needed)."""
+
+            enriched: Any = None
+            build: Any = None
+            rebuilt: str = ""
+
+        cls = _BUILT_DATA["cls"] = BuiltData
+    return cls(**fields)
+
+
+_BUILT_DATA: dict[str, type] = {}
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def build(
+    folder: str | Path,
+    *,
+    settings: Settings | None = None,
+    mapping: str | Path | None = None,
+    format: str | None = None,  # noqa: A002
+    cache_dir: str | Path | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> Build:
+    """Validate, enrich and write the facts of ``folder``; reuse a current, verified build.
+
+    Parameters
+    ----------
+    folder
+        A data folder (see :func:`effortlens.adapters.load_any`).
+    settings
+        Validated settings; default the folder's ``settings.toml``, else the defaults.
+    mapping, format
+        As for :func:`~effortlens.adapters.load_any`.
+    cache_dir
+        Where builds live; default :func:`effortlens.cache.default_cache_dir`.
+    force
+        Rebuild even when a current build exists.
+    progress
+        Steps drawn on the terminal; default one on stderr (drawn only on a terminal).
+
+    Returns
+    -------
+    Build
+
+    Examples
+    --------
+    >>> b = build("exports/acme")  # doctest: +SKIP
+    >>> sorted(b.manifest["files"])[:2]  # doctest: +SKIP
+    ['actions.parquet', 'activities.parquet']
+    """
+    return open_build(
+        folder,
+        settings=settings,
+        mapping=mapping,
+        format=format,
+        cache_dir=cache_dir,
+        force=force,
+        progress=progress,
+    )
+
+
+def open_build(
+    folder: str | Path,
+    *,
+    settings: Settings | None = None,
+    mapping: str | Path | None = None,
+    format: str | None = None,  # noqa: A002
+    cache_dir: str | Path | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    say: Callable[[str], None] | None = None,
+) -> Build:
+    """The current build of ``folder``: the existing one when current and intact, else a new one.
+
+    A stale build (an input file, the settings or the code changed) or a damaged one is
+    rebuilt; ``say`` (default: a :class:`BuildWarning`) is told why, once. Parameters as for
+    :func:`build`.
+
+    Examples
+    --------
+    >>> built = open_build("exports/acme")  # doctest: +SKIP
+    >>> built.enriched.daily.height > 0  # doctest: +SKIP
+    True
+    """
+    from effortlens.cache import check_cache_dir
+
+    folder = Path(folder).expanduser()
+    if not folder.exists():
+        from effortlens.loading import DataError
+
+        raise DataError(f"{folder}: no such file or folder")
+    settings = settings if settings is not None else _folder_settings(folder)
+    mapping_path = Path(mapping).expanduser() if mapping is not None else None
+    root = check_cache_dir(
+        Path(cache_dir) if cache_dir is not None else default_cache_dir(), data=folder
+    )
+    say = say or _warn
+    inputs = input_fingerprint(folder, mapping=mapping_path)
+    key = build_key(inputs, settings, format=format)
+    entry = root / "builds" / key
+    reason = ""
+    if entry.is_dir() and not force:
+        try:
+            return _open_entry(entry, key=key, settings=settings)
+        except DamagedBuild as err:
+            reason = f"the build of {folder} was damaged ({err}): deleted, rebuilding"
+            say(reason)
+            shutil.rmtree(entry, ignore_errors=True)
+    elif force:
+        reason = "rebuild forced"
+    else:
+        reason = _why_stale(root, folder, inputs, settings=settings)
+        if reason:
+            say(f"the build of {folder} is stale ({reason}): rebuilding")
+    _write_build(
+        root,
+        key,
+        folder=folder,
+        settings=settings,
+        mapping=mapping_path,
+        format=format,
+        inputs=inputs,
+        progress=progress or Progress(_STEPS),
+    )
+    _remember(root, folder, key=key, inputs=inputs, settings=settings)
+    built = _open_entry(entry, key=key, settings=settings)
+    return dataclasses.replace(built, rebuilt=reason or "no build yet")
+
+
+_STEPS = ["fingerprint", "load and validate", "enrich", "write facts", "checksums"]
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, BuildWarning, stacklevel=3)
+
+
+def _folder_settings(folder: Path) -> Settings:
+    """The settings the apps and the CLI load ``folder`` with (its ``settings.toml``)."""
+    from effortlens import settings as module
+
+    if hasattr(module, "settings_for_folder"):
+        return module.settings_for_folder(folder)
+    own = folder / "settings.toml" if folder.is_dir() else None
+    return module.load_settings(own if own is not None and own.is_file() else None)
+
+
+def _source_record(root: Path, folder: Path) -> Path:
+    name = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:24]
+    return root / "sources" / f"{name}.json"
+
+
+def _remember(root: Path, folder: Path, *, key: str, inputs, settings: Settings) -> None:
+    """Note which build is the latest of ``folder`` (to say why the next one is stale)."""
+    record = _source_record(root, folder)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "folder": str(folder.resolve()),
+        "key": key,
+        "inputs": inputs,
+        "settings": settings.fingerprint(),
+        "code": code_version(),
+    }
+    _atomic_write(record, json.dumps(payload, indent=1))
+
+
+def _why_stale(root: Path, folder: Path, inputs, *, settings: Settings) -> str:
+    """Why the last build of ``folder`` no longer fits, or "" when it was never built."""
+    try:
+        last = json.loads(_source_record(root, folder).read_text("utf-8"))
+    except (OSError, ValueError):
+        return ""
+    before = {r["name"]: r for r in last.get("inputs", [])}
+    now = {r["name"]: r for r in inputs}
+    changed = sorted(n for n in now.keys() & before.keys() if now[n] != before[n])
+    reasons = [f"{n} changed" for n in changed]
+    reasons += [f"{n} added" for n in sorted(now.keys() - before.keys())]
+    reasons += [f"{n} removed" for n in sorted(before.keys() - now.keys())]
+    if last.get("settings") != settings.fingerprint():
+        reasons.append("settings changed")
+    if last.get("code") != code_version():
+        reasons.append("EffortLens code changed")
+    return ", ".join(reasons) or "built with other options"
+
+
+def _write_build(
+    root: Path,
+    key: str,
+    *,
+    folder: Path,
+    settings: Settings,
+    mapping: Path | None,
+    format: str | None,  # noqa: A002
+    inputs,
+    progress: Progress,
+) -> Path:
+    from effortlens.adapters import load_any
+    from effortlens.enrich import enrich_tables
+
+    progress.step("load and validate")
+    data = load_any(folder, settings=settings, mapping=mapping, format=format)
+    progress.step("enrich")
+    enriched = enrich_tables(data.tables, settings=settings, fingerprint=key)
+    progress.step("write facts")
+    builds = root / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=builds))
+    try:
+        frames: dict[str, pl.DataFrame] = {
+            "activities": enriched.activities,
+            "actions": enriched.actions,
+            "daily": enriched.daily,
+            "reps": enriched.reps,
+        }
+        rows: dict[str, int] = {}
+        for name, relative in FACTS_LAYOUT.items():
+            frame = frames[name]
+            group = ROW_GROUP if name in ("activities", "actions") else max(frame.height, 1)
+            _write_parquet(frame, staging / relative, row_group_size=group)
+            rows[relative] = frame.height
+        for name, relative in TABLE_FILES.items():
+            frame = enriched.tables[name]
+            _write_parquet(frame, staging / relative, row_group_size=max(frame.height, 1))
+            rows[relative] = frame.height
+        _write_parquet(data.quarantine, staging / QUARANTINE_FILE, row_group_size=None)
+        rows[QUARANTINE_FILE] = data.quarantine.height
+        report = {
+            "report": _report_to_json(data.report),
+            "missing_tables": list(data.missing_tables),
+            "source": str(data.source),
+        }
+        (staging / REPORT_FILE).write_text(json.dumps(report, indent=1, default=str), "utf-8")
+        del frames, enriched, data
+        progress.step("checksums")
+        files = {}
+        for path in _files_of(staging):
+            relative = path.relative_to(staging).as_posix()
+            files[relative] = {
+                "bytes": path.stat().st_size,
+                "sha256": _sha256(path),
+                "rows": rows.get(relative),
+            }
+        manifest = {
+            "format": FORMAT,
+            "key": key,
+            "folder": str(folder.resolve()),
+            "inputs": inputs,
+            "settings": settings.fingerprint(),
+            "source_format": format,
+            "code": code_version(),
+            "polars": pl.__version__,
+            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "files": files,
+        }
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1), "utf-8")
+        target = builds / key
+        try:
+            staging.rename(target)
+        except OSError:
+            if not target.is_dir():  # lost a race to a builder of the same key: theirs is fine
+                raise
+        _write_stamps(target, manifest)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    progress.done()
+    return builds / key
+
+
+def _write_parquet(frame: pl.DataFrame, path: Path, *, row_group_size: int | None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path, statistics=True, row_group_size=row_group_size)
+
+
+def _files_of(entry: Path) -> Iterator[Path]:
+    skip = {MANIFEST_FILE, VERIFIED_FILE}
+    for path in sorted(entry.rglob("*")):
+        if path.is_file() and path.name not in skip:
+            yield path
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _stamp(stat: os.stat_result) -> list[int]:
+    return [stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+
+
+def _write_stamps(entry: Path, manifest: Mapping[str, Any]) -> None:
+    stamps = {name: _stamp((entry / name).stat()) for name in manifest["files"]}
+    try:
+        _atomic_write(entry / VERIFIED_FILE, json.dumps(stamps))
+    except OSError:
+        pass  # files are then hashed again on the next open: slower, never wrong
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _report_to_json(report) -> dict[str, Any]:
+    return {
+        "tables": [dataclasses.asdict(t) for t in report.tables],
+        "notes": list(report.notes),
+        **{
+            f.name: _plain(getattr(report, f.name))
+            for f in dataclasses.fields(report)
+            if f.name not in ("tables", "notes")
+        },
+    }
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _report_from_json(payload: Mapping[str, Any]):
+    from effortlens.loading import LoadReport, TableReport
+
+    names = {f.name for f in dataclasses.fields(TableReport)}
+
+    def table(d: Mapping[str, Any]) -> TableReport:
+        return TableReport(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
+        )
+
+    extra = {
+        f.name: tuple(payload[f.name]) if isinstance(payload.get(f.name), list) else payload[f.name]
+        for f in dataclasses.fields(LoadReport)
+        if f.name not in ("tables", "notes") and f.name in payload
+    }
+    return LoadReport(
+        tables=tuple(table(t) for t in payload["tables"]),
+        notes=tuple(payload.get("notes", ())),
+        **extra,
+    )
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def verify_entry(entry: Path, *, key: str | None = None) -> dict[str, Any]:
+    """Check a build folder against its manifest; return the manifest.
+
+    Raises
+    ------
+    DamagedBuild
+        Naming the file that is missing, extra, of another size, or fails its checksum, or a
+        manifest that is unreadable or belongs to another key.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> try:
+    ...     verify_entry(Path(tempfile.mkdtemp()))
+    ... except DamagedBuild as err:
+    ...     print(str(err).split(":")[0])
+    manifest.json unreadable
+    """
+    try:
+        manifest = json.loads((entry / MANIFEST_FILE).read_text("utf-8"))
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DamagedBuild(f"{MANIFEST_FILE} unreadable: {err}") from None
+    if manifest.get("format") != FORMAT:
+        raise DamagedBuild(f"{MANIFEST_FILE}: format {manifest.get('format')!r}, not {FORMAT}")
+    if key is not None and manifest.get("key") != key:
+        raise DamagedBuild(f"{MANIFEST_FILE} belongs to build {manifest.get('key')!r}")
+    present = {p.relative_to(entry).as_posix() for p in _files_of(entry)}
+    extra = sorted(present - set(files))
+    if extra:
+        raise DamagedBuild(f"{extra[0]} is not part of the build")
+    try:
+        stamps = json.loads((entry / VERIFIED_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        stamps = {}
+    fresh = {}
+    for name, expected in files.items():
+        path = entry / name
+        try:
+            stat = path.stat()
+        except OSError:
+            raise DamagedBuild(f"{name} is missing") from None
+        if stat.st_size != expected["bytes"]:
+            raise DamagedBuild(f"{name} has {stat.st_size} bytes, not {expected['bytes']}")
+        stamp = _stamp(stat)
+        if stat.st_size >= ALWAYS_HASH_BYTES and stamps.get(name) == stamp:
+            fresh[name] = stamp
+            continue
+        if _sha256(path) != expected["sha256"]:
+            raise DamagedBuild(f"{name} fails its checksum")
+        fresh[name] = stamp
+    if fresh != stamps:
+        try:
+            _atomic_write(entry / VERIFIED_FILE, json.dumps(fresh))
+        except OSError:
+            pass
+    return manifest
+
+
+def _open_entry(entry: Path, *, key: str, settings: Settings) -> Build:
+    manifest = verify_entry(entry, key=key)
+    try:
+        return _read_entry(entry, manifest, settings=settings)
+    except (OSError, ValueError, KeyError, pl.exceptions.PolarsError) as err:
+        raise DamagedBuild(f"unreadable: {type(err).__name__}: {err}") from None
+
+
+def scan_fact(entry: Path, relative: str) -> pl.LazyFrame:
+    """A lazy scan of one fact (a file, or a folder of part files read in name order)."""
+    path = entry / relative
+    if path.is_dir():
+        parts = sorted(path.glob("*.parquet"))
+        return pl.scan_parquet(parts) if parts else pl.LazyFrame()
+    return pl.scan_parquet(path)
+
+
+def _read_entry(entry: Path, manifest: Mapping[str, Any], *, settings: Settings) -> Build:
+    facts = {name: scan_fact(entry, relative) for name, relative in FACTS_LAYOUT.items()}
+    for name, schema in FACT_SCHEMAS.items():
+        got = facts[name].collect_schema()
+        if dict(got) != dict(schema):
+            raise DamagedBuild(f"{FACTS_LAYOUT[name]} holds another table ({list(got)[:4]}…)")
+    daily = facts["daily"].collect()
+    reps = facts["reps"].collect()
+    tables: dict[str, pl.DataFrame | pl.LazyFrame] = {
+        name: scan_fact(entry, relative).collect() for name, relative in TABLE_FILES.items()
+    }
+    from effortlens.schema import TABLES
+
+    canonical_reps = reps.select([c for c in TABLES["reps"].columns if c in reps.columns])
+    tables["reps"] = canonical_reps
+    tables["activities"] = facts["activities"].select(list(TABLES["activities"].columns))
+    tables["buyer_actions"] = facts["actions"].select(list(TABLES["buyer_actions"].columns))
+    enriched = Enriched(
+        activities=facts["activities"],
+        actions=facts["actions"],
+        daily=daily,
+        reps=reps,
+        tables=tables,
+        settings=settings,
+        fingerprint=manifest["key"],
+    )
+    saved = json.loads((entry / REPORT_FILE).read_text("utf-8"))
+    data = built_data(
+        tables=enriched.tables,
+        quarantine=pl.read_parquet(entry / QUARANTINE_FILE),
+        report=_report_from_json(saved["report"]),
+        settings=settings,
+        missing_tables=tuple(saved["missing_tables"]),
+        source=saved["source"],
+        enriched=enriched,
+        build=str(entry),
+    )
+    return Build(path=entry, manifest=dict(manifest), enriched=enriched, data=data)
+
+
+__all__ = [
+    "FACTS_LAYOUT",
+    "FACT_SCHEMAS",
+    "FORMAT",
+    "TABLE_FILES",
+    "Build",
+    "BuildWarning",
+    "DamagedBuild",
+    "Progress",
+    "build",
+    "build_key",
+    "code_version",
+    "input_fingerprint",
+    "open_build",
+    "sampled_hash",
+    "scan_fact",
+    "verify_entry",
+]

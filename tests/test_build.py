@@ -1,0 +1,177 @@
+"""Built facts (effortlens.facts, `effortlens build`): build once, warm starts read no raw row,
+stale and damaged builds are rebuilt, and the cache lives in one place outside data and repo."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import effortlens.adapters as adapters
+import effortlens.facts as facts
+from effortlens.cache import CacheLocationError, check_cache_dir, default_cache_dir
+from effortlens.cli import main
+from effortlens.enrich import enrich
+from effortlens.facts import BuildWarning, open_build, verify_entry
+from effortlens.loading import load_folder
+from effortlens.settings import load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def data(tiny_planted, tmp_path) -> Path:
+    """A private copy of the tiny planted sample (tests change its files)."""
+    folder = tmp_path / "data"
+    shutil.copytree(tiny_planted, folder)
+    return folder
+
+
+@pytest.fixture
+def loads(monkeypatch) -> list[Path]:
+    """Every raw load made by a build (a spy on load_any, which the build calls)."""
+    calls: list[Path] = []
+    real = adapters.load_any
+
+    def spy(folder, **options):
+        calls.append(Path(folder))
+        return real(folder, **options)
+
+    monkeypatch.setattr(adapters, "load_any", spy)
+    return calls
+
+
+def _quiet_open(folder, cache):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BuildWarning)
+        return open_build(folder, cache_dir=cache)
+
+
+def test_a_warm_start_reads_no_raw_row_and_serves_the_same_facts(data, tmp_path, loads):
+    cache = tmp_path / "cache"
+    first = open_build(data, cache_dir=cache)
+    assert loads == [data] and first.rebuilt == "no build yet"
+    again = _quiet_open(data, cache)
+    assert loads == [data], "the warm start loaded the raw files again"
+    assert again.rebuilt == "" and again.path == first.path
+    fresh = enrich(load_folder(data, settings=load_settings()), cache_dir=tmp_path / "mem")
+    assert again.enriched.is_lazy
+    for name in ("activities", "actions", "daily", "reps"):
+        assert_frame_equal(getattr(again.enriched, name), getattr(fresh, name))
+    for name in ("opportunities", "stage_history", "interventions", "buyer_actions"):
+        assert_frame_equal(again.enriched.tables[name], fresh.tables[name])
+    assert again.data.report.to_dict() == first.data.report.to_dict()
+    assert again.data.report["activities"].loaded == fresh.activities.height
+
+
+def test_a_stale_build_is_rebuilt_when_an_input_file_changes(data, tmp_path, loads):
+    cache = tmp_path / "cache"
+    first = open_build(data, cache_dir=cache)
+    acts = pl.read_parquet(data / "activities.parquet")
+    acts.head(acts.height - 100).write_parquet(data / "activities.parquet")
+    with pytest.warns(BuildWarning, match=r"stale \(activities.parquet changed\)"):
+        second = open_build(data, cache_dir=cache)
+    assert len(loads) == 2 and second.path != first.path
+    assert second.enriched.n_activities == acts.height - 100
+    assert second.enriched.activities.height == acts.height - 100
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_seen_by_the_sampled_hash(data, tmp_path, loads):
+    cache = tmp_path / "cache"
+    open_build(data, cache_dir=cache)
+    path = data / "truth.json"
+    stat = path.stat()
+    text = path.read_text()
+    at = text.index('"') + 1
+    path.write_text(text[:at] + ("X" if text[at] != "X" else "Y") + text[at + 1 :])
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    with pytest.warns(BuildWarning, match=r"stale \(truth.json changed\)"):
+        open_build(data, cache_dir=cache)
+    assert len(loads) == 2
+
+
+def test_a_settings_change_rebuilds(data, tmp_path, loads):
+    cache = tmp_path / "cache"
+    open_build(data, cache_dir=cache)
+    (data / "settings.toml").write_text('timezone = "UTC"\n')
+    with pytest.warns(BuildWarning, match="stale"):
+        built = open_build(data, cache_dir=cache)
+    assert built.enriched.settings.timezone == "UTC" and len(loads) == 2
+
+
+def _damage(path: Path, how: str, entry: Path) -> None:
+    if how == "byte flips":
+        raw = bytearray(path.read_bytes())
+        for at in range(len(raw) // 3, len(raw) // 3 + 64, 7):
+            raw[at] ^= 0xFF
+        path.write_bytes(bytes(raw))
+    elif how == "another table":
+        pl.read_parquet(entry / "reps.parquet").write_parquet(path)
+    else:  # same schema, every number doubled
+        frame = pl.read_parquet(path)
+        numbers = [c for c, t in frame.schema.items() if t.is_numeric()]
+        frame.with_columns(pl.col(numbers) * 2).write_parquet(path)
+
+
+@pytest.mark.parametrize("how", ["byte flips", "another table", "doubled values"])
+@pytest.mark.parametrize("fact", ["daily.parquet", "activities.parquet"])
+def test_a_damaged_build_is_reported_once_deleted_and_rebuilt(
+    data, tmp_path, loads, how, fact, monkeypatch
+):
+    monkeypatch.setattr(facts, "ALWAYS_HASH_BYTES", 0)  # large-file path: stamps, then hashes
+    cache = tmp_path / "cache"
+    first = open_build(data, cache_dir=cache)
+    daily = first.enriched.daily
+    path = first.path / fact
+    stat = path.stat()
+    _damage(path, how, first.path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # a tamper that restores mtime
+    with pytest.warns(BuildWarning, match=f"damaged.*{fact}") as caught:
+        again = open_build(data, cache_dir=cache)
+    assert len([w for w in caught if issubclass(w.category, BuildWarning)]) == 1
+    assert len(loads) == 2, "the damaged build was not rebuilt"
+    assert again.path == first.path
+    verify_entry(again.path)  # the rebuilt entry is whole
+    assert_frame_equal(again.enriched.daily, daily)
+    assert_frame_equal(pl.read_parquet(again.path / "daily.parquet"), daily)
+    assert _quiet_open(data, cache).rebuilt == ""  # reported once: the next open is silent
+
+
+def test_cache_is_env_else_per_user_never_in_data_or_repo(data, tmp_path, monkeypatch):
+    monkeypatch.delenv("EFFORTLENS_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(data)  # the working directory is the data folder
+    assert default_cache_dir() == (tmp_path / "xdg" / "effortlens").resolve()
+    built = open_build(data)
+    assert built.path.is_relative_to(tmp_path / "xdg")
+    assert not any(p.name.startswith(".cache") for p in data.iterdir())
+    for inside in (data / ".cache", data / "sub" / "cache", REPO / ".cache", REPO / "workbooks"):
+        with pytest.raises(CacheLocationError, match="inside"):
+            check_cache_dir(inside, data=data)
+    monkeypatch.setenv("EFFORTLENS_CACHE", str(data / ".cache"))
+    with pytest.raises(CacheLocationError):
+        open_build(data)
+    assert not (data / ".cache").exists()
+
+
+def test_cli_build_then_roe_uses_the_build(data, tmp_path, loads, capsys, monkeypatch):
+    cache = tmp_path / "cache"
+    assert main(["build", str(data), "--cache-dir", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert "built (no build yet)" in out and "activities" in out
+    assert main(["build", str(data), "--cache-dir", str(cache)]) == 0
+    assert "current (nothing to do)" in capsys.readouterr().out
+    assert main(["roe", str(data), "--cache-dir", str(cache), "--json"]) == 0
+    assert '"rep_id"' in capsys.readouterr().out
+    assert len(loads) == 1
+    (data / "reps.parquet").touch()
+    assert main(["roe", str(data), "--cache-dir", str(cache)]) == 0
+    assert "stale (reps.parquet changed): rebuilding" in capsys.readouterr().err
+    assert main(["build", str(data), "--cache-dir", str(data / "cache")]) == 2
+    assert "inside the data folder" in capsys.readouterr().err
