@@ -140,6 +140,9 @@ def derived_stage_entries(
             else pl.Series([None] * opportunities.frame.height, dtype=pl.String)
         ).alias("__stage_ts"),
     ).filter(pl.col(REASON).is_null())
+    for column in ("created_ts", "close_ts"):  # a mapping may leave them out
+        if column not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(column))
     won = pl.col("outcome") == "won"
     known = pl.col("__stage").is_not_null()
     first = pl.lit(stages[0])

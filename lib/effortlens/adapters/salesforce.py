@@ -68,7 +68,14 @@ from effortlens.adapters.pieces import (
     make_piece,
     routing_note,
 )
-from effortlens.adapters.reading import LINE, Context, Sheet, header_key, read_sheet
+from effortlens.adapters.reading import (
+    LINE,
+    Context,
+    Sheet,
+    header_key,
+    read_header,
+    read_sheet,
+)
 from effortlens.adapters.salesforce_ids import EMPTY_IDS, normalise_ids
 from effortlens.adapters.task_types import task_types, type_note
 from effortlens.adapters.times import parse_time_columns, time_field
@@ -282,6 +289,8 @@ def check_essential(sheets: dict[str, list[Sheet]]) -> None:
     for kind, kind_sheets in sheets.items():
         for sheet in kind_sheets:
             columns = [c for c in sheet.frame.columns if not c.startswith("__")]
+            if sheet.path.is_file():  # the headers as written, before names were normalised
+                columns = read_header(sheet.path)
             for group in ESSENTIAL.get(kind, ()):
                 if sheet.column(*group) is None:
                     names = " or ".join(group)
