@@ -34,7 +34,7 @@ import polars as pl
 
 from effortlens.measures import METRIC_LABELS
 from effortlens.roe import roe_by
-from effortlens.vocabulary import FIRST_TOUCH, SEQUENCE_SEPARATOR
+from effortlens.vocabulary import FIRST_TOUCH, SEQUENCE_SEPARATOR, hour_name, weekday_name
 
 if TYPE_CHECKING:
     from effortlens.coverage import Coverage
@@ -162,7 +162,62 @@ def _article(word: str) -> str:
 # ----------------------------------------------------------------------------------- habits
 
 
-def habits_findings(table: pl.DataFrame) -> list[Finding]:
+def _habit_effect_findings(effects: dict[str, pl.DataFrame]) -> list[Finding]:
+    """Timing and cadence sentences from :func:`effortlens.habits.habit_effects`."""
+    found = []
+    timing = effects.get("timing")
+    if timing is not None and timing.height:
+        better = timing.filter(pl.col("flag") == "better").sort("lift", descending=True)
+        if better.height:
+            named = better.head(4).select(weekday_name(), hour_name())
+            cells = ", ".join(f"{day} at {hour}" for day, hour in named.iter_rows())
+            top = better.row(0, named=True)
+            found.append(
+                Finding(
+                    "timing",
+                    f"Touches on **{cells}** are answered more often than their activity types "
+                    f"predict (up to {top['lift']:.1f}×), with each buyer action shared among "
+                    "the touches before it.",
+                )
+            )
+        else:
+            found.append(
+                Finding(
+                    "timing",
+                    "No weekday or hour stands out once each buyer action is shared among the "
+                    "touches before it.",
+                )
+            )
+    cadence = effects.get("cadence")
+    if cadence is not None and cadence.height:
+        flagged = cadence.filter(
+            pl.col("flag").is_not_null() & (pl.col("cadence_bin") != FIRST_TOUCH)
+        ).sort("lift")
+        if flagged.height:
+            r = flagged.row(0, named=True)
+            found.append(
+                Finding(
+                    "cadence",
+                    f"Touches **{r['cadence_bin']} days** after the previous one to the same "
+                    f"contact are answered {r['lift']:.1f}× as often as their activity types "
+                    "predict.",
+                )
+            )
+        else:
+            found.append(
+                Finding(
+                    "cadence",
+                    "No follow-up interval stands out once each buyer action is shared among "
+                    "the touches before it (quick follow-ups only look better under last-touch "
+                    "credit).",
+                )
+            )
+    return found
+
+
+def habits_findings(
+    table: pl.DataFrame, *, effects: dict[str, pl.DataFrame] | None = None
+) -> list[Finding]:
     """The best timing, the least answered cadence and the sequence that pays, in words.
 
     Parameters
@@ -179,13 +234,22 @@ def habits_findings(table: pl.DataFrame) -> list[Finding]:
         general), ``cadence`` (the least answered follow-up bin with at least
         :data:`MIN_CADENCE_ACTIVITIES` touches, when there are two such bins) and
         ``sequence`` (the top-ranked sequence, when its lift is above 1).
+    effects
+        ``{"timing": ..., "cadence": ...}`` from :func:`effortlens.habits.habit_effects`:
+        then the timing and cadence sentences come from it (buyer actions shared among the
+        touches before them, so last-touch attribution does not flatter quick follow-ups or
+        late-day touches), name only the cells it flags, and say when none stands out.
 
     Examples
     --------
     >>> findings_text(habits_findings(habits_table(enriched)))  # doctest: +SKIP
     """
     found = []
+    if effects is not None:
+        found += _habit_effect_findings(effects)
     best = table.filter(pl.col("finding") == "best timing").head(1)
+    if effects is not None:
+        best = best.clear()
     if best.height and (best["lift"][0] or 0) > 1:
         r = best.row(0, named=True)
         activity_type, weekday, hour = r["pattern"].split(_TIMING_SEPARATOR)
@@ -202,7 +266,7 @@ def habits_findings(table: pl.DataFrame) -> list[Finding]:
         & (pl.col("pattern") != FIRST_TOUCH)
         & (pl.col("activities") >= MIN_CADENCE_ACTIVITIES)
     ).sort("response_rate")
-    if follow_ups.height >= 2:
+    if follow_ups.height >= 2 and effects is None:
         r = follow_ups.row(0, named=True)
         found.append(
             Finding(
@@ -299,7 +363,8 @@ def deviance_findings(
     ]
     text = (
         f"**{pos.height} rep{'s' if pos.height != 1 else ''}** beat peers just like them on "
-        f"{noun} by more than chance allows: " + "; ".join(parts) + "."
+        f"{noun} by more than chance allows (outside the 99.8% limits, false-discovery rate "
+        "5%): " + "; ".join(parts) + "."
         if pos.height
         else f"No rep beats their peers on {noun} beyond chance."
     )
@@ -372,8 +437,48 @@ def has_buyer_evidence(enriched: Enriched) -> bool:
     )
 
 
+def _leak_flag_finding(flags: pl.DataFrame) -> Finding:
+    """Leaky stages by :func:`effortlens.flow.stage_flags`, or that none stands out."""
+    leaky = flags.filter("leaky").sort("leak_ratio", descending=True)
+    if leaky.height:
+        parts = [
+            f"**{r['stage']}** ({r['leak_hazard']:.0%} of the deals whose fate there is known "
+            f"end lost or with no decision, against {r['others_leak_hazard']:.0%} at the other "
+            "stages)"
+            for r in leaky.iter_rows(named=True)
+        ]
+        return Finding("leakage", "Deals leak beyond chance at " + "; ".join(parts) + ".")
+    hazards = flags.drop_nulls("leak_hazard")["leak_hazard"]
+    spread = f" ({hazards.min():.0%} to {hazards.max():.0%})" if hazards.len() else ""
+    return Finding(
+        "leakage",
+        f"No stage stands out for leakage: deals leak at similar rates at every stage{spread}, "
+        "within what chance and the usual spread between reps produce.",
+    )
+
+
+def _stall_flag_finding(flags: pl.DataFrame) -> Finding:
+    """Stalled stages by :func:`effortlens.flow.stage_flags`, or that none stands out."""
+    stalled = flags.filter("stalled").sort("stay_ratio", descending=True)
+    if stalled.height:
+        parts = [
+            f"**{r['stage']}** (stays last {r['stay_ratio']:.1f}× as long as at other stages)"
+            for r in stalled.iter_rows(named=True)
+        ]
+        return Finding("waiting", "Deals stall at " + "; ".join(parts) + ".")
+    return Finding(
+        "waiting",
+        "No stage stands out for waiting: no stage keeps deals 1.5× as long as the others "
+        "beyond chance.",
+    )
+
+
 def journey_findings(
-    flow: pl.DataFrame, *, has_evidence: bool = True, stage_path: str = "recorded"
+    flow: pl.DataFrame,
+    *,
+    has_evidence: bool = True,
+    stage_path: str = "recorded",
+    flags: pl.DataFrame | None = None,
 ) -> list[Finding]:
     """The leakiest, slowest and least verified stages, in words.
 
@@ -388,6 +493,11 @@ def journey_findings(
         ``"derived"`` when the stage history was made from deals' current stages
         (:class:`effortlens.coverage.Coverage`): no sentence about waiting, and the losses
         whose stage is unknown are said apart.
+    flags
+        :func:`effortlens.flow.stage_flags`: then a stage is called leaky or slow only when
+        it differs from the others by a set amount *and* beyond chance, and "no stage stands
+        out" is said when none does. Without it, the largest leakage and the longest wait
+        are described as such (never as a problem stage).
 
     Returns
     -------
@@ -404,7 +514,9 @@ def journey_findings(
         return []
     found = []
     leak = rows.filter(pl.col("leakage") > 0).sort("leakage", descending=True)
-    if leak.height:
+    if flags is not None and leak.height:
+        found.append(_leak_flag_finding(flags))
+    elif leak.height:
         r = leak.row(0, named=True)
         found.append(
             Finding(
@@ -424,7 +536,9 @@ def journey_findings(
             )
         )
     slow = rows.drop_nulls("median_days").sort("median_days", descending=True)
-    if slow.height and stage_path != "derived":
+    if flags is not None and slow.height and stage_path != "derived":
+        found.append(_stall_flag_finding(flags))
+    elif slow.height and stage_path != "derived":
         r = slow.row(0, named=True)
         p90 = "" if r["p90_days"] is None else f", slowest 10% over {r['p90_days']:.0f}"
         found.append(
@@ -490,14 +604,17 @@ def team_findings(
     """
     from effortlens.coverage import data_coverage
     from effortlens.deviance import rep_deviance, what_differs
-    from effortlens.flow import flow_table
-    from effortlens.habits import habits_table
+    from effortlens.flow import flow_table, stage_flags
+    from effortlens.habits import habit_effects, habits_table
 
     coverage = coverage or data_coverage(enriched)
     found: list[Finding] = list(coverage.caveats())
     facing = enriched.activities.filter(pl.col("is_customer_facing")).height
     if facing and coverage.has_buyer_actions:
-        found += habits_findings(habits_table(enriched))
+        found += habits_findings(
+            habits_table(enriched),
+            effects={f: habit_effects(enriched, feature=f) for f in ("timing", "cadence")},
+        )
         deviance = rep_deviance(enriched)
         differs = what_differs(enriched.activities, deviance)
         shown = present(deviance) if present is not None else deviance
@@ -507,6 +624,7 @@ def team_findings(
             flow_table(enriched, stage_path=coverage.stage_path),
             has_evidence=has_buyer_evidence(enriched),
             stage_path=coverage.stage_path,
+            flags=stage_flags(enriched),
         )
     return found
 
@@ -717,7 +835,7 @@ def effect_text(effect: dict[str, Any]) -> str:
         return f"{scale * value:+.{digits}f}{unit}"
 
     return (
-        f"difference-in-differences {number(effect['estimate'])} "
+        f"difference-in-differences within peer groups {number(effect['estimate'])} "
         f"(95% CI {number(effect['ci_low'])} to {number(effect['ci_high'])}), "
         f"{effect['n_treated']} participants vs {effect['n_control']} comparison reps, "
         f"{effect['window_weeks']} weeks either side of {effect['start_date']}"
@@ -741,7 +859,43 @@ def intervention_findings(effect: dict[str, Any]) -> list[Finding]:
     --------
     >>> intervention_findings(intervention_effect(enriched, intervention_id="I1"))  # doctest: +SKIP
     """
-    return [Finding("intervention", f"**{intervention_verdict(effect)}** {effect_text(effect)}.")]
+    text = f"**{intervention_verdict(effect)}** {effect_text(effect)}."
+    pre = pre_trend_text(effect)
+    if pre:
+        text += f" {pre}"
+    if effect.get("n_unmatched"):
+        n = effect["n_unmatched"]
+        text += (
+            f" {n} participant{'s' if n != 1 else ''} had no non-participant in their peer "
+            "group and could not be compared."
+        )
+    found = [Finding("intervention", text)]
+    if effect.get("estimand"):
+        found.append(Finding("intervention", f"What this measures: {effect['estimand']}", True))
+    return found
+
+
+def pre_trend_text(effect: dict[str, Any]) -> str:
+    """The placebo check beside the estimate: did the groups move alike before the start?
+
+    Examples
+    --------
+    >>> pre_trend_text({"metric": "response_rate", "pre_trend": 0.002,
+    ...                 "pre_trend_low": -0.011, "pre_trend_high": 0.015})
+    'Before the start, participants and comparison moved alike (+0.2 pts, ±1.3 pts).'
+    """
+    if effect.get("pre_trend") is None:
+        return ""
+    scale, unit, digits = (100, " pts", 1) if effect["metric"] == "response_rate" else (1, "", 2)
+    value = scale * effect["pre_trend"]
+    half = scale * (effect["pre_trend_high"] - effect["pre_trend_low"]) / 2
+    shown = f"{value:+.{digits}f}{unit}, ±{half:.{digits}f}{unit}"
+    if effect["pre_trend_low"] <= 0 <= effect["pre_trend_high"]:
+        return f"Before the start, participants and comparison moved alike ({shown})."
+    return (
+        f"Caution: before the start, participants and comparison already moved apart "
+        f"({shown}), so part of the estimate may be a trend of their own."
+    )
 
 
 # ----------------------------------------------------------------------------------- mirror
