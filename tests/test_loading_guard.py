@@ -480,3 +480,31 @@ def test_nothing_but_dataerror_leaves_load_any(tmp_path):
         load_any(empty)
     with pytest.raises(DataError, match="not a folder"):
         load_any(tmp_path / "missing")
+
+
+def test_a_small_parquet_of_long_repeated_values_is_reserved_by_its_uncompressed_size(
+    tiny_csv, tmp_path, capsys
+):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    (folder / "reps.csv").unlink()
+    pl.DataFrame({"rep_id": ["R" * 50_000_000]}).write_parquet(folder / "reps.parquet")
+    assert (folder / "reps.parquet").stat().st_size < 100_000
+    (folder / "settings.toml").write_text("[limits]\nmemory_budget_mb = 256\n")
+
+    status, _, err = _load_json(folder, capsys)
+
+    assert status == 2
+    assert err.startswith("effortlens: reps.parquet: loading it would take about")
+    assert "47.7 MB of values once uncompressed" in err
+
+
+def test_a_header_name_longer_than_the_limit_is_refused(tiny_csv, tmp_path, capsys):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    path = folder / "reps.csv"
+    path.write_text(path.read_text().replace("rep_name", "h" * 500, 1))
+    (folder / "settings.toml").write_text("[limits]\nmax_field_chars = 200\n")
+
+    status, _, err = _load_json(folder, capsys)
+
+    assert status == 2
+    assert err.startswith("effortlens: reps.csv: line 1 (the header), column 2: a name of 500")

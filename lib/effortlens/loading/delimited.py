@@ -223,6 +223,7 @@ def read_text_table(path: Path) -> TextTable:
             )
         count = count_lines(data)
         frame = _parse(name, data, delimiter, count)
+        _check_header_lengths(name, frame.columns, limits.max_field_chars)
         del data
         if count.longest_line > limits.max_field_chars or count.continuation.size:
             _check_field_lengths(name, frame, count, limits.max_field_chars)
@@ -280,6 +281,17 @@ def _ragged_line(data: bytes, delimiter: str) -> tuple[int, int, int] | None:
     except (csv.Error, StopIteration):
         return None
     return None
+
+
+def _check_header_lengths(name: str, columns: list[str], limit: int) -> None:
+    """Refuse a column name longer than ``limit`` characters."""
+    for number, column in enumerate(columns, start=1):
+        if len(column) > limit:
+            raise DataError(
+                f"{name}: line 1 (the header), column {number:,}: a name of {len(column):,} "
+                f"characters, longer than limits.max_field_chars ({limit:,}); expected a "
+                "header line of column names"
+            )
 
 
 def _check_field_lengths(name: str, frame: pl.DataFrame, count: LineCount, limit: int) -> None:

@@ -83,11 +83,14 @@ def read_parquet_table(path: Path, *, table: str | None = None) -> pl.DataFrame:
         dropped.append(f"{column} ({dtype})")
     if dropped:
         guard.note(f"{name}: ignored columns of lists or records: " + ", ".join(dropped))
-    guard.reserve(
-        name,
-        rows * max(len(keep), 1) * guard.PARQUET_VALUE_BYTES,
-        why=f"{rows:,} rows x {len(keep):,} columns",
-    )
+    estimate = rows * max(len(keep), 1) * guard.PARQUET_VALUE_BYTES
+    why = f"{rows:,} rows x {len(keep):,} columns"
+    uncompressed = _uncompressed_bytes(path, keep)
+    if uncompressed is not None and uncompressed * guard.TEXT_BYTES_FACTOR > estimate:
+        # a few rows of long, repetitive values: small on disk, large in memory
+        estimate = uncompressed * guard.TEXT_BYTES_FACTOR
+        why = f"{uncompressed / guard.MB:,.1f} MB of values once uncompressed"
+    guard.reserve(name, estimate, why=why)
     try:
         frame = pl.read_parquet(path, columns=keep)
     except pl.exceptions.PolarsError as err:
@@ -111,6 +114,28 @@ def _check_field_lengths(name: str, frame: pl.DataFrame, limit: int) -> None:
                 f"longer than limits.max_field_chars ({limit:,}); raise the limit in the "
                 "settings if the file is right"
             )
+
+
+def _uncompressed_bytes(path: Path, columns: list[str]) -> int | None:
+    """The bytes of ``columns`` once decompressed, from the file's footer (``None`` when
+    pyarrow, which reads footers in detail, is not installed or cannot read it)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception:  # noqa: BLE001 - the Polars reader gives the message
+        return None
+    wanted = set(columns)
+    total = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            if chunk.path_in_schema.split(".")[0] in wanted:
+                total += chunk.total_uncompressed_size
+    return total
 
 
 def _first_line(err: BaseException) -> str:
