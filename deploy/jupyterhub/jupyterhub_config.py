@@ -93,6 +93,8 @@ c.Spawner.environment = {
 c.Spawner.args = [
     # the EffortLens landing-page template and Voila's settings (voila.json at the repo root)
     "--VoilaConfiguration.template=effortlens",
+    "--VoilaConfiguration.classic_tree=True",  # the template's landing page (tree.html)
+    "--VoilaConfiguration.theme=light",
     "--VoilaConfiguration.strip_sources=True",
     "--VoilaConfiguration.show_tracebacks=False",
     # kernels inside each viewer's server are reclaimed too (page closed: 10 minutes)
