@@ -17,7 +17,9 @@ from traitlets import Any, Enum, Unicode, observe
 
 from effortlens.adapters.mapping import MappingError
 from effortlens.loading import DataError
+from effortlens.loading.paths import data_roots, folders_under, served, under_roots
 from effortlens.settings import SettingsError, folder_settings_file, settings_for_folder
+from effortlens.uploads import UploadSession, sweep
 from effortlens_widgets._html import CSS, error_box, escape
 
 #: Failures whose message is written for the user as it is.
@@ -82,7 +84,12 @@ def settings_for(folder: str | Path, settings_path: str | Path | None = None) ->
     return folder_settings_file(folder, settings_path)
 
 
-def load_data(folder: str | Path | None = None, *, settings_path: str | Path | None = None):
+def load_data(
+    folder: str | Path | None = None,
+    *,
+    settings_path: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+):
     """Load a data folder the way every workbook does.
 
     Parameters
@@ -92,6 +99,9 @@ def load_data(folder: str | Path | None = None, *, settings_path: str | Path | N
         (see :func:`effortlens.adapters.load_any`); ``None`` means :func:`default_data_dir`.
     settings_path
         Settings TOML; default the folder's own ``settings.toml``, else the defaults.
+    cache_dir
+        Where the build goes; default the cache (``$EFFORTLENS_CACHE``). Uploads pass their
+        session's, so that the build is deleted with them.
 
     Returns
     -------
@@ -116,36 +126,49 @@ def load_data(folder: str | Path | None = None, *, settings_path: str | Path | N
     from effortlens.facts import open_build
 
     said: list[str] = []
-    built = open_build(folder, settings=settings, say=said.append)
+    built = open_build(folder, settings=settings, say=said.append, cache_dir=cache_dir)
     return dataclasses.replace(built.data, rebuilt="; ".join(said) or built.rebuilt)
 
 
-def save_uploads(uploads) -> Path:
-    """Write files uploaded in the page to a fresh folder and return it.
+def save_uploads(uploads, *, session=None) -> Path:
+    """Write files uploaded in the page to a fresh folder of an upload session and return it.
 
     Parameters
     ----------
     uploads
         ``FileUpload.value``: a sequence of ``{"name": ..., "content": bytes-like}``.
+    session
+        An :class:`effortlens.uploads.UploadSession`; default one per process (deleted when
+        the kernel ends).
 
     Raises
     ------
     DataError
-        When nothing was uploaded.
+        When nothing arrived, the upload is over the size limit
+        (``EFFORTLENS_UPLOAD_MAX_MB``) or holds a file type that is not read.
     """
-    import tempfile
+    global _PROCESS_UPLOADS
+    if session is None:
+        if _PROCESS_UPLOADS is None:
+            _PROCESS_UPLOADS = UploadSession()
+        session = _PROCESS_UPLOADS
+    return session.save(uploads)
 
-    from effortlens.cache import default_cache_dir
 
-    if not uploads:
-        raise DataError("choose the files to upload (reps.csv, activities.csv, …), then press Load")
-    root = default_cache_dir() / "uploads"
-    root.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="upload-", dir=root))
-    for item in uploads:
-        name = Path(item["name"]).name  # never a path from the browser
-        (folder / name).write_bytes(bytes(item["content"]))
-    return folder
+#: The upload session of :func:`save_uploads` without one (made on first use).
+_PROCESS_UPLOADS: UploadSession | None = None
+#: Whether this process swept old upload folders yet (once, when the first loader is built).
+_SWEPT = False
+
+
+def _sweep_old_uploads() -> None:
+    global _SWEPT
+    if not _SWEPT:
+        _SWEPT = True
+        try:
+            sweep()
+        except OSError:
+            pass  # a cache that cannot be listed holds no uploads to remove
 
 
 class DataSourceLoader(widgets.VBox):
@@ -183,14 +206,29 @@ class DataSourceLoader(widgets.VBox):
     def __init__(self, **kwargs) -> None:
         """Build the source switch, folder field, upload and Load button (nothing is loaded)."""
         super().__init__(**kwargs)
-        self._folder = widgets.Text(
-            value=self.path,
-            placeholder=f"default: {default_data_dir(generate=False)}",
-            description="Data folder",
-            continuous_update=False,
-            layout=widgets.Layout(width="min(52em, 100%)"),
-        )
-        widgets.link((self._folder, "value"), (self, "path"))
+        _sweep_old_uploads()
+        self._uploads = UploadSession()
+        #: Served to viewers (``effortlens serve`` with a login, the hub): the folder box is a
+        #: list of the folders under the data roots, never free text.
+        self.served = served()
+        if self.served:
+            choices = folders_under(data_roots())
+            self._folder = widgets.Dropdown(
+                options=[(label, str(path)) for label, path in choices],
+                value=None,
+                description="Data folder",
+                layout=widgets.Layout(width="min(52em, 100%)"),
+            )
+            widgets.dlink((self._folder, "value"), (self, "path"), transform=lambda v: v or "")
+        else:
+            self._folder = widgets.Text(
+                value=self.path,
+                placeholder=f"default: {default_data_dir(generate=False)}",
+                description="Data folder",
+                continuous_update=False,
+                layout=widgets.Layout(width="min(52em, 100%)"),
+            )
+            widgets.link((self._folder, "value"), (self, "path"))
         self._load_button = widgets.Button(
             description="Load", button_style="primary", icon="folder-open", tooltip="Load"
         )
@@ -204,12 +242,14 @@ class DataSourceLoader(widgets.VBox):
             value=self.source,
             tooltips=[
                 "The data make run opened",
-                "Type the path of a folder of exports",
+                "Choose one of the data folders this server offers"
+                if self.served
+                else "Type the path of a folder of exports",
                 "Choose CSV or Parquet files (and a mapping.toml / settings.toml) to upload",
             ],
         )
         widgets.link((self._source, "value"), (self, "source"))
-        self._upload = widgets.FileUpload(
+        self._upload = widgets.FileUpload(  # size limit: effortlens.uploads
             accept=".csv,.tsv,.txt,.parquet,.toml",
             multiple=True,
             description="Choose files",
@@ -248,7 +288,11 @@ class DataSourceLoader(widgets.VBox):
         try:
             folder = self._folder_to_load()
             self._say(f"Loading {folder} …", step=1)
-            data = load_data(folder, settings_path=self.settings_path or None)
+            data = load_data(
+                folder,
+                settings_path=self.settings_path or None,
+                cache_dir=self._uploads.cache_dir if self.source == "upload" else None,
+            )
         except READABLE_ERRORS as err:
             self._fail(str(err))
         except (Exception, pl.exceptions.PanicException) as err:  # never a traceback
@@ -266,7 +310,14 @@ class DataSourceLoader(widgets.VBox):
 
     def _folder_to_load(self) -> Path:
         if self.source == "upload":
-            return save_uploads(self._upload.value)
+            return save_uploads(self._upload.value, session=self._uploads)
+        if self.source == "folder" and self.served:
+            # Only folders under the data roots; the same answer whether or not a folder
+            # outside them exists.
+            chosen = under_roots(self.path) if self.path else None
+            if chosen is None:
+                raise DataError("choose one of the data folders offered, then press Load")
+            return chosen
         if self.source == "folder" and self.path:
             return Path(self.path).expanduser()
         if self.source == "folder":

@@ -18,6 +18,7 @@ import ipywidgets as widgets
 import polars as pl
 from traitlets import Int, List, Unicode, observe
 
+from effortlens.safe_csv import csv_bytes
 from effortlens_widgets._html import error_box, escape, table
 
 _OFFLINE = False
@@ -179,7 +180,7 @@ class ChartPanel(widgets.VBox):
         self._chart_box.layout.display = None
         self._csv.value = (
             _data_link(
-                table_frame.write_csv().encode(),
+                csv_bytes(table_frame),
                 filename=f"{self.filename}.csv",
                 mime="text/csv",
                 label="⬇ CSV",
@@ -381,7 +382,7 @@ class TablePanel(widgets.VBox):
         )
         caption = f'<p class="el-caption">{escape(self.caption)}</p>' if self.caption else ""
         link = _data_link(
-            frame.write_csv().encode(),
+            csv_bytes(frame),
             filename=f"{self.filename}.csv",
             mime="text/csv",
             label="⬇ CSV",

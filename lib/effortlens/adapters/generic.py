@@ -51,6 +51,7 @@ from effortlens.adapters.values import (
     translated,
 )
 from effortlens.loading import LoadedData
+from effortlens.loading.paths import inside
 from effortlens.schema import OUTCOMES, TABLES
 from effortlens.settings import Settings
 
@@ -88,6 +89,7 @@ def load_mapped(
     sheets: dict[str, Sheet] = {}
     for spec in mapping.tables:
         if spec.file not in sheets:
+            inside(folder, spec.file)  # never a file outside the data folder
             sheets[spec.file] = read_sheet(folder / spec.file)
         whole = sheets[spec.file]
         sheet = Sheet(whole.path, whole.frame.filter(_where(spec, whole)))

@@ -76,6 +76,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from effortlens.adapters.reading import Context, find_column, read_header
+from effortlens.loading.paths import UnsafePath, check_relative, inside
 from effortlens.schema import OUTCOMES, TABLES
 from effortlens.settings import Settings
 
@@ -282,6 +283,10 @@ def _table(name: str, body: Any, where: str) -> TableSpec:
     if "file" not in body:
         raise _fail(where, key, 'needs file = "..." (the export file, relative to the data folder)')
     file = _string(body["file"], where, f"{name}.file")
+    try:
+        check_relative(file)  # no absolute path, no "..": refused before any file is touched
+    except UnsafePath as err:
+        raise _fail(where, f"{name}.file", f"= {err}") from None
     allowed = set(TABLES[name].columns) | set(EXTRA_FIELDS.get(name, {}))
     fields: dict[str, FieldSpec] = {}
     stage_dates: dict[str, str] = {}
@@ -526,6 +531,10 @@ def check_columns(mapping: Mapping, folder: Path) -> None:
     """Raise :class:`MappingError` when a mapped file or column is not in ``folder``."""
     where = str(mapping.path) if mapping.path else "mapping"
     for spec in mapping.tables:
+        try:
+            inside(folder, spec.file)  # symlinks out of the data folder are refused too
+        except UnsafePath as err:
+            raise _fail(where, f"{spec.table}.file", f"= {err}") from None
         path = folder / spec.file
         if not path.is_file():
             present = sorted(p.name for p in folder.iterdir() if p.is_file())
