@@ -22,7 +22,9 @@
 #   EFFORTLENS_HUB_CHP            path of configurable-http-proxy (default: the one `make hub`
 #                                 installs into .venv/hub, else the one on PATH);
 #   EFFORTLENS_HUB_EXTRA_CONFIG   more config files to load last (os.pathsep-separated);
-#   EFFORTLENS_DATA               the data folder every app opens.
+#   EFFORTLENS_DATA               the data folder every app opens;
+#   EFFORTLENS_DATA_ROOTS         folders (os.pathsep-separated) whose subfolders Start here
+#                                 offers as a list (default: EFFORTLENS_DATA only).
 #
 # The single-user servers are local processes of the hub's own user (SimpleLocalProcessSpawner),
 # which suits one machine serving read-only apps. For isolation between viewers use
@@ -87,6 +89,9 @@ c.Spawner.environment = {
         "EFFORTLENS_DATA", str(REPO / "sample_data" / "generated" / "default")
     ),
     "EFFORTLENS_CACHE": os.environ.get("EFFORTLENS_CACHE", str(REPO / ".cache" / "effortlens")),
+    # served: Start here offers only folders under the data roots, never a typed path
+    "EFFORTLENS_SERVED": "1",
+    "EFFORTLENS_DATA_ROOTS": os.environ.get("EFFORTLENS_DATA_ROOTS", ""),
     # single-user servers report activity often enough for the culler's timeout
     "JUPYTERHUB_ACTIVITY_INTERVAL": str(min(300, max(10, CULL_IDLE // 4))),
 }

@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"effortlens serve: no folder {args.workbooks!r} of workbooks", file=sys.stderr)
         return 2
     voila_argv, config = voila_arguments(args)
+    if not args.no_auth:  # the apps' kernels offer only folders under the data roots
+        os.environ.setdefault("EFFORTLENS_SERVED", "1")
     if args.data:
         os.environ["EFFORTLENS_DATA"] = str(Path(args.data).resolve())
     global _BUNDLE
