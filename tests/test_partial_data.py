@@ -1,0 +1,479 @@
+"""Partial data, end to end: every page and command says what the data cannot say.
+
+Real exports are often partial: no buyer actions, only won deals, a pipeline snapshot without
+stage changes, reps without a team, peer groups of one from job titles. For each such fixture
+(and every CRM fixture under tests/data/crm/), the data is loaded, every CLI command runs, and
+every app is built headless: no error box, no exception name or traceback, and the honest
+sentence (what cannot be measured, and why) is on the page.
+
+Fixtures:
+- ``tests/data/partial/pipeline_snake``: a pipeline-only export with snake_case headers (in the
+  style of public CRM datasets): outcome in the stage column, no stage history (derived),
+  skipped stages, lost deals whose stage is unknown, two reps without a team.
+- ``tests/data/partial/sf_titles``: a Salesforce Opportunity + User export without
+  OpportunityHistory; every rep has a different job title (role), so every peer group by
+  segment and role is a singleton; one rep has no title or division.
+- made here from the tiny planted sample (so that they hold enough activity to draw):
+  ``no_buyer_actions`` (the buyer-actions export left out), ``only_won`` and ``only_lost``
+  (every closed deal one way), ``missing_attributes`` (some reps without team, segment or role).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import ipywidgets as widgets
+import polars as pl
+import pytest
+
+from effortlens.cli import main
+from effortlens.coverage import (
+    DERIVED_HISTORY_NOTE,
+    UNKNOWN,
+    Coverage,
+    data_coverage,
+    stage_path_of,
+    with_known_groups,
+)
+from effortlens_widgets.apps.buyer_journey import buyer_journey_app
+from effortlens_widgets.apps.habits import habits_app
+from effortlens_widgets.apps.interventions import interventions_app
+from effortlens_widgets.apps.organisation import organisation_app
+from effortlens_widgets.apps.pattern_session import pattern_session_app
+from effortlens_widgets.apps.positive_deviance import positive_deviance_app
+from effortlens_widgets.apps.rep_mirror import rep_mirror_app
+from effortlens_widgets.apps.return_on_effort import return_on_effort_app
+
+DATA = Path(__file__).parent / "data"
+PARTIAL = DATA / "partial"
+CRM = sorted(p for p in (DATA / "crm").iterdir() if p.is_dir()) if (DATA / "crm").is_dir() else []
+
+APPS = [
+    return_on_effort_app,
+    positive_deviance_app,
+    buyer_journey_app,
+    habits_app,
+    interventions_app,
+    organisation_app,
+    rep_mirror_app,
+    pattern_session_app,
+]
+#: A library exception's name, as a user must never see it.
+EXCEPTION_NAME = re.compile(r"\b[A-Z]\w*(Error|Exception)\b|Traceback \(most recent")
+
+#: Fixture -> (page, the honest sentence it must show).
+HONEST = {
+    "no_buyer_actions": [
+        (return_on_effort_app, "no buyer actions"),
+        (habits_app, "needs buyer actions"),
+        (organisation_app, "no buyer actions"),
+    ],
+    "only_won": [(buyer_journey_app, "is won")],
+    "only_lost": [(buyer_journey_app, "No closed deal in this data is won")],
+    "missing_attributes": [(organisation_app, UNKNOWN), (return_on_effort_app, UNKNOWN)],
+    "pipeline_snake": [
+        (buyer_journey_app, "derived from each deal"),
+        (buyer_journey_app, "do not say at which stage"),
+        (buyer_journey_app, "Times in stage are not measured"),
+    ],
+    "sf_titles": [(positive_deviance_app, "compared with a broader group")],
+}
+
+
+# ----------------------------------------------------------------------------- the fixtures
+
+
+def _variant(tiny: Path, folder: Path, change) -> Path:
+    shutil.copytree(tiny, folder)
+    for extra in (*folder.glob("_truth*"), folder / "truth.json"):
+        extra.unlink(missing_ok=True)
+    change(folder)
+    return folder
+
+
+def _outcomes(to: str):
+    def change(folder: Path) -> None:
+        path = folder / "opportunities.parquet"
+        closed = pl.col("outcome") != "open"
+        deals = pl.read_parquet(path).with_columns(
+            outcome=pl.when(closed).then(pl.lit(to)).otherwise("outcome")
+        )
+        deals.write_parquet(path)
+
+    return change
+
+
+def _no_buyer_actions(folder: Path) -> None:
+    (folder / "buyer_actions.parquet").unlink()
+    history = pl.read_parquet(folder / "stage_history.parquet")
+    history.with_columns(verifier_action_id=pl.lit(None, dtype=pl.String)).write_parquet(
+        folder / "stage_history.parquet"
+    )
+
+
+def _missing_attributes(folder: Path) -> None:
+    reps = pl.read_parquet(folder / "reps.parquet")
+    i = pl.int_range(reps.height)
+    reps.with_columns(
+        team=pl.when(i % 3 == 0).then(None).otherwise("team"),
+        segment=pl.when(i % 4 == 1).then(pl.lit("")).otherwise("segment"),
+        role=pl.when(i % 5 == 2).then(None).otherwise("role"),
+    ).write_parquet(folder / "reps.parquet")
+
+
+@pytest.fixture(scope="session")
+def partial_folders(tiny_planted, tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("partial")
+    made = {
+        "no_buyer_actions": _no_buyer_actions,
+        "only_won": _outcomes("won"),
+        "only_lost": _outcomes("lost"),
+        "missing_attributes": _missing_attributes,
+    }
+    folders = {name: _variant(tiny_planted, root / name, change) for name, change in made.items()}
+    folders |= {p.name: p for p in sorted(PARTIAL.iterdir()) if p.is_dir()}
+    return folders
+
+
+PARTIAL_NAMES = [
+    "no_buyer_actions",
+    "only_won",
+    "only_lost",
+    "missing_attributes",
+    *sorted(p.name for p in PARTIAL.iterdir() if p.is_dir()),
+]
+ALL_CASES = [*PARTIAL_NAMES, *(f"crm/{p.name}" for p in CRM)]
+
+
+def _folder(partial_folders, case: str) -> Path:
+    return DATA / case if case.startswith("crm/") else partial_folders[case]
+
+
+# --------------------------------------------------------------------------------- the CLI
+
+
+def _commands(folder: Path) -> list[list[str]]:
+    data = str(folder)
+    return [
+        ["detect", data],
+        ["load", data],
+        ["load", data, "--json"],
+        ["roe", data],
+        ["roe", data, "--by", "team"],
+        ["roe", data, "--json"],
+        ["deviants", data],
+        ["deviants", data, "--metric", "win_rate"],
+        ["deviants", data, "--json"],
+        ["flow", data],
+        ["flow", data, "--json"],
+        ["flow", data, "--by", "team"],
+        ["habits", data],
+        ["organisation", data],
+        ["findings", data],
+        ["findings", data, "--json"],
+    ]
+
+
+@pytest.mark.parametrize("case", ALL_CASES)
+def test_every_command_runs_and_says_why_when_empty(case, partial_folders, capsys):
+    folder = _folder(partial_folders, case)
+    for argv in _commands(folder):
+        code = main(argv)
+        out, err = capsys.readouterr()
+        assert code == 0, f"{argv}: exit {code}: {err}"
+        assert not EXCEPTION_NAME.search(out + err), f"{argv}: {out}{err}"
+        assert "(no rows)" not in out and "(no findings)" not in out, argv
+        if "--json" in argv:
+            parsed = json.loads(out)
+            if parsed == []:
+                assert err.strip(), f"{argv}: empty JSON without a reason on stderr"
+        else:
+            assert out.strip(), f"{argv}: printed nothing"
+
+
+def test_flow_json_says_whether_the_stage_path_was_recorded_or_derived(
+    partial_folders, tiny_planted, capsys
+):
+    assert main(["flow", str(partial_folders["pipeline_snake"]), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["stage_path"] for r in rows} == {"derived"}
+    assert all(r["median_days"] is None and r["blocked"] is None for r in rows)
+    assert sum(r["lost_stage_unknown"] for r in rows) > 0
+    assert main(["flow", str(tiny_planted), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["stage_path"] for r in rows} == {"recorded"}
+    assert any(r["median_days"] is not None for r in rows)
+
+
+def test_cli_notes_what_the_data_cannot_say(partial_folders, capsys):
+    assert main(["roe", str(partial_folders["no_buyer_actions"]), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "no buyer actions" in err
+    assert all(r["response_rate"] is None for r in json.loads(out))  # unknown, not 0
+    assert main(["habits", str(partial_folders["pipeline_snake"])]) == 0
+    assert "No seller activities" in capsys.readouterr().out
+    assert main(["deviants", str(partial_folders["only_won"]), "--metric", "win_rate"]) == 0
+    out, err = capsys.readouterr()
+    assert "every closed deal has the same result" in out and "is won" in err
+
+
+# -------------------------------------------------------------------------------- the apps
+
+
+def _walk(widget, out=None) -> list:
+    out = [] if out is None else out
+    out.append(widget)
+    for child in getattr(widget, "children", ()) or ():
+        _walk(child, out)
+    return out
+
+
+def _words(page: str) -> str:
+    """The page's text without markup (stressed words read as the rest)."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page))
+
+
+def _page(app) -> str:
+    text = "\n".join(w.value for w in _walk(app) if isinstance(w, widgets.HTML))
+    return text.replace("&#x27;", "'")
+
+
+@pytest.mark.parametrize("case", ALL_CASES)
+def test_every_app_draws_without_an_error_box(case, partial_folders):
+    folder = _folder(partial_folders, case)
+    for factory in APPS:
+        app = factory(data_dir=folder)
+        page = _page(app)
+        assert app.state.error == "", (factory.__name__, app.state.error)
+        assert 'class="el-error"' not in page, (factory.__name__, page[-1500:])
+        assert not EXCEPTION_NAME.search(page), factory.__name__
+        assert "nan" not in re.sub(r"<[^>]+>", " ", page).split(), factory.__name__
+
+
+@pytest.mark.parametrize("case", sorted(HONEST))
+def test_the_page_says_what_the_data_cannot_say(case, partial_folders):
+    folder = partial_folders[case]
+    for factory, sentence in HONEST[case]:
+        app = factory(data_dir=folder)
+        page = _page(app)
+        if sentence is not None:
+            assert sentence in _words(page), (factory.__name__, sentence)
+
+
+def test_only_won_deals_draw_no_rep_at_a_100_percent_win_rate(partial_folders):
+    app = positive_deviance_app(data_dir=partial_folders["only_won"])
+    view = next(v for v in app.views if type(v).__name__ == "Deviance")
+    view.metric = "win_rate"
+    words = _words(_page(app))
+    assert "Win rates cannot be compared" in words and "is won" in words
+    assert "deviance" not in view.frames
+
+
+def test_no_buyer_actions_shows_no_zero_response_rate(partial_folders):
+    app = return_on_effort_app(data_dir=partial_folders["no_buyer_actions"])
+    headline = next(v for v in app.views if type(v).__name__ == "Headline")
+    cards = {k.label: k for k in headline._cards.kpis}
+    assert cards["Response rate"].value is None
+    assert cards["Customer-facing activities"].value > 0
+    assert "silent_streaks" not in app.frames()
+
+
+def test_organisation_unknown_team_is_a_group_and_never_nan(partial_folders):
+    app = organisation_app(data_dir=partial_folders["missing_attributes"])
+    teams = app.frames()["teams"]
+    assert UNKNOWN in teams["team"].to_list()
+    page = _page(app)
+    assert "+nan" not in page and "— has the least" not in page
+
+
+def test_deviance_page_names_the_broader_grouping_and_claims_no_chance_without_power(
+    partial_folders,
+):
+    app = positive_deviance_app(data_dir=partial_folders["sf_titles"])
+    page = _page(app)
+    assert "within what chance produces" not in page
+    assert "too wide to tell" in _words(page)
+    deviance = app.frames()["deviance"]
+    assert set(deviance["peer_basis"]) <= {"segment · role", "segment", "all reps"}
+    assert "segment · role" not in set(deviance["peer_basis"])  # every title is a singleton
+
+
+# ------------------------------------------------------------------------- the lib, directly
+
+
+def test_coverage_reads_the_load_and_its_report(partial_folders):
+    from effortlens.adapters import load_any
+    from effortlens.enrich import enrich
+
+    data = load_any(partial_folders["pipeline_snake"])
+    coverage = data_coverage(enrich(data), report=data.report)
+    assert coverage.stage_path == "derived" and not coverage.times_in_stage
+    assert not coverage.has_activities and not coverage.has_buyer_actions
+    assert coverage.unknown_groups == {"team": 2, "segment": 9, "role": 9}
+    assert coverage.win_rate_measurable
+    data = load_any(partial_folders["only_won"])
+    coverage = data_coverage(enrich(data), report=data.report)
+    assert coverage.one_sided == "won" and coverage.stage_path == "recorded"
+
+
+def test_the_derivation_note_keeps_the_words_coverage_reads():
+    from effortlens.adapters.derivation import derived_note
+
+    counts = {
+        "deals": 7,
+        "stage known": 3,
+        "won, last stage implied": 2,
+        "closed or open, stage unknown": 2,
+    }
+    note = derived_note("deals.csv", counts, stage_date=False)
+    assert DERIVED_HISTORY_NOTE in note
+    from effortlens.loading import LoadReport
+
+    assert stage_path_of(LoadReport(tables=(), notes=(note,))) == ("derived", 7)
+    partly = note + " (only the deals that have no entry in the stage history)"
+    assert stage_path_of(LoadReport(tables=(), notes=(partly,)))[0] == "mixed"
+    assert stage_path_of(LoadReport(tables=(), notes=()))[0] == "recorded"
+    assert stage_path_of(None, has_history=False)[0] == "none"
+
+
+def test_one_sided_outcomes_and_caveats_by_section():
+    both = Coverage(activities=1, buyer_actions=1, outcomes={"won": 3, "lost": 2})
+    assert both.one_sided is None and both.caveats() == []
+    lost = Coverage(outcomes={"lost": 2, "no_decision": 1})
+    assert lost.one_sided == "lost" and not lost.win_rate_measurable
+    assert lost.caveats("journey") and not lost.caveats("roe")
+    none = Coverage(activities=5)
+    assert none.caveats("roe") and not none.caveats("journey")
+
+
+def test_with_known_groups_fills_missing_and_blank_values():
+    reps = pl.DataFrame({"rep_id": ["a", "b", "c"], "team": ["N", None, "  "], "role": ["AE"] * 3})
+    out = with_known_groups(reps)
+    assert out["team"].to_list() == ["N", UNKNOWN, UNKNOWN]
+    assert out["segment"].to_list() == [UNKNOWN] * 3 and out["role"].to_list() == ["AE"] * 3
+
+
+def _snapshot_tables():
+    """Four deals, history derived from a snapshot: a skip, a loss of unknown stage."""
+    from effortlens.schema import conform
+
+    ts = pl.datetime(2024, 1, 1, time_zone="UTC")
+    deals = pl.DataFrame(
+        {
+            "opportunity_id": ["d1", "d2", "d3", "d4"],
+            "account_id": ["a"] * 4,
+            "rep_id": ["r"] * 4,
+            "outcome": ["open", "lost", "won", "open"],
+        }
+    ).with_columns(created_ts=ts, close_ts=pl.lit(None, dtype=pl.Datetime("us", "UTC")))
+    history = pl.DataFrame(
+        {
+            "opportunity_id": ["d1", "d1", "d2", "d3", "d3", "d4"],
+            "stage": ["prospect", "proposal", "prospect", "prospect", "commit", "prospect"],
+        }
+    ).with_columns(entered_ts=ts)
+    return {
+        "opportunities": conform(deals, "opportunities").collect(),
+        "stage_history": conform(history, "stage_history").collect(),
+    }
+
+
+def test_derived_flow_invents_no_path_and_keeps_unknown_losses_apart():
+    from effortlens.flow import flow_table
+    from effortlens.settings import load_settings
+
+    settings = load_settings()
+    derived = flow_table(_snapshot_tables(), settings=settings, stage_path="derived")
+    recorded = flow_table(_snapshot_tables(), settings=settings)
+    by_stage = {r["stage"]: r for r in derived.iter_rows(named=True)}
+    assert by_stage["discovery"]["reached"] == 0 and derived["skipped"].sum() == 0
+    assert {r["stage"]: r for r in recorded.iter_rows(named=True)}["discovery"]["reached"] == 2
+    prospect = by_stage["prospect"]
+    assert prospect["lost_stage_unknown"] == 1 and prospect["leaked"] == 0
+    shares = prospect["conversion"] + prospect["leakage"] + prospect["open_share"]
+    assert shares + prospect["lost_stage_unknown"] / prospect["reached"] == pytest.approx(1)
+    assert derived["median_days"].null_count() == derived.height
+    assert set(derived["stage_path"]) == {"derived"}
+    assert recorded.filter(pl.col("stage") == "prospect")["leaked"].item() == 1
+
+
+def test_journey_findings_on_derived_history_say_no_wait_and_the_unknown_losses():
+    from effortlens.findings import findings_text, journey_findings
+    from effortlens.flow import flow_table
+    from effortlens.settings import load_settings
+
+    flow = flow_table(_snapshot_tables(), settings=load_settings(), stage_path="derived")
+    text = findings_text(journey_findings(flow, stage_path="derived"))
+    assert "wait longest" not in text and "1 lost or no-decision deal" in text
+    assert "leak most at prospect" not in text
+
+
+def test_deviance_without_power_never_claims_chance():
+    from effortlens.findings import deviance_findings, findings_text
+
+    deviance = pl.DataFrame(
+        {
+            "rep_id": ["a", "b"],
+            "peer_group": ["x", "x"],
+            "peer_basis": ["segment", "all reps"],
+            "direction": ["none", "none"],
+            "z": [0.1, -0.2],
+            "volume": [3, 4],
+            "detectable": [False, False],
+        }
+    )
+    text = findings_text(deviance_findings(deviance, pl.DataFrame(), metric="win_rate"))
+    assert "within what chance" not in text and "cannot say who differs" in text
+    assert "their segment (1 rep)" in text and "all reps together (1 rep)" in text
+    powered = deviance.with_columns(detectable=pl.lit(True), peer_basis=pl.lit("segment · role"))
+    text = findings_text(deviance_findings(powered, pl.DataFrame(), metric="win_rate"))
+    assert "within what chance produces" in text and "broader" not in text
+
+
+def test_organisation_findings_skip_nan_and_null():
+    from effortlens.findings import findings_text, organisation_findings
+
+    table = pl.DataFrame(
+        {
+            "team": [None, "North"],
+            "selling_time": [0.2, 0.3],
+            "internal_load": [0.1, 0.1],
+            "annualised_attrition": [0.0, 0.0],
+        }
+    )
+    shares = pl.DataFrame({"metric": ["response_rate"], "share_between": [float("nan")]})
+    text = findings_text(organisation_findings(table, shares, {"rho": float("nan"), "n_teams": 5}))
+    assert "nan" not in text and UNKNOWN in text and "loses the most" not in text
+
+
+def test_a_failing_view_says_what_to_do_and_logs_the_detail(partial_folders, monkeypatch):
+    import effortlens_widgets.app as app_module
+    from effortlens_widgets.views import Trend
+
+    logged = []
+    monkeypatch.setattr(app_module, "log_problem", lambda what, err: logged.append(err) or "now")
+
+    def broken(self, view):
+        raise KeyError("column 'weird' not found")
+
+    monkeypatch.setattr(Trend, "render", broken)
+    app = return_on_effort_app(data_dir=partial_folders["missing_attributes"])
+    page = _page(app)
+    assert "could not be drawn" in page and "server log" in page
+    assert "KeyError" not in page and "weird" not in page
+    assert logged and isinstance(logged[0], KeyError)
+
+
+def test_a_closed_pipe_exits_quietly(tiny_planted, tmp_path):
+    command = f"{sys.executable} -m effortlens.cli roe {tiny_planted} --by week --wide | head -n 2"
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 2
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
