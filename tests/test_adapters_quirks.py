@@ -510,3 +510,85 @@ def test_every_command_runs_on_the_fixture_without_a_traceback(fixture, tmp_path
             assert code == 0, (argv, err)
         else:
             assert "coaching" in err  # says that no such intervention exists
+
+
+@pytest.mark.parametrize("fixture", ["generic_snake_case", "generic_closed_deals"])
+def test_every_command_runs_on_a_folder_loaded_through_its_filled_in_template(
+    fixture, tmp_path, capsys
+):
+    from effortlens.cli import main
+
+    folder = _copy(fixture, tmp_path)
+    assert main(["mapping-template", str(folder)]) == 0
+    text = capsys.readouterr().out.replace('"Engaging" = ""', '"Engaging" = "discovery"')
+    (folder / "mapping.toml").write_text(text)
+    for command in COMMANDS:
+        argv = [command[0], str(folder), *command[1:]]
+        if command[0] not in ("load", "detect", "mapping-template"):
+            argv += ["--cache-dir", str(tmp_path / "cache")]
+        code = main(argv)
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err, argv
+        assert code == (2 if command[0] == "intervention" else 0), (argv, err)
+
+
+# -- Units --------------------------------------------------------------------------------
+
+
+def test_a_dated_rate_holds_from_its_start_until_the_next_start_exclusive():
+    from effortlens.adapters.currency import rate_tables
+
+    dated = pl.DataFrame(
+        {
+            "IsoCode": ["EUR", "EUR"],
+            "StartDate": ["2024-01-01", "2024-04-01"],
+            "NextStartDate": ["2024-04-01", "9999-12-31"],
+            "ConversionRate": ["0.5", "0.25"],
+        }
+    )
+    static = pl.DataFrame({"IsoCode": ["USD", "EUR"], "ConversionRate": ["1", "0.9"]})
+    rates = rate_tables(static, dated)
+    days = pl.Series([date(2024, 3, 31), date(2024, 4, 1), date(2023, 6, 1)])
+    amount, how = rates.convert(
+        pl.Series(["1", "1", "0.9"]), pl.Series(["EUR"] * 3), days, target="USD"
+    )
+    assert [float(a) for a in amount] == [2.0, 4.0, 1.0]
+    assert how.to_list() == ["dated", "dated", "static"]
+    # into a target that is not the corporate currency: through the corporate one
+    amount, _ = rates.convert(pl.Series(["1"]), pl.Series(["USD"]), days[:1], target="EUR")
+    assert float(amount[0]) == 0.5
+
+
+def test_task_subtype_comes_before_type_and_type_before_the_other_evidence():
+    from effortlens.adapters.reading import Context, Sheet
+    from effortlens.adapters.task_types import task_types
+
+    ctx = Context(settings=load_settings(), timezone="UTC")
+    frame = pl.DataFrame(
+        {
+            "TaskSubtype": ["Call", "Task", "Task", None],
+            "Type": ["Email", "Meeting", None, "Other"],
+            "Subject": ["Email: x", "Call: y", "Call: z", "Demo for Acme"],
+            "CallType": [None, "Outbound", None, None],
+        }
+    )
+    types, steps = task_types(Sheet(Path("Task.csv"), frame), ctx)
+    assert types.to_list() == ["call", "meeting", "call", "demo"]
+    assert steps == {"TaskSubtype": 1, "Type": 1, "Subject prefix": 2}
+
+
+def test_a_rep_zone_that_is_not_a_zone_falls_back_to_the_settings_zone():
+    settings = load_settings()
+    tables = {
+        "reps": pl.DataFrame({"rep_id": ["a", "b"], "timezone": ["Mars/Olympus", "Asia/Tokyo"]}),
+        "activities": pl.DataFrame(
+            {
+                "activity_id": ["1", "2"],
+                "rep_id": ["a", "b"],
+                "ts": [datetime(2024, 3, 5, 3, 30, tzinfo=UTC)] * 2,
+                "activity_type": ["call", "call"],
+            }
+        ),
+    }
+    hours = enrich_tables(tables, settings=settings).activities.sort("activity_id")["hour"]
+    assert hours.to_list() == [22, 12]  # New York (the settings'), Tokyo

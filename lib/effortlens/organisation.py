@@ -328,7 +328,8 @@ def _period(enriched: Enriched) -> tuple[dt.date, dt.date]:
         if deals is None or deals.height == 0:
             raise ValueError("no activities and no opportunities: no period to measure")
         span = deals.select(
-            first=pl.col("created_ts").min().dt.date(),
+            # a deal may lack its created date (kept, unknown age): its close still counts
+            first=pl.min_horizontal(pl.col("created_ts").min(), pl.col("close_ts").min()).dt.date(),
             last=pl.max_horizontal(pl.col("created_ts").max(), pl.col("close_ts").max()).dt.date(),
         )
     return span["first"].item(), span["last"].item()
