@@ -311,7 +311,7 @@ def loss_reason_outcome(sheet: Sheet, ctx: Context) -> tuple[pl.Series, list[str
             + [c for c in frame.columns if not c.startswith("__") and is_loss_reason_header(c)]
         )
     )
-    flag = pl.Series([False] * frame.height)
+    flag = pl.Series([False] * frame.height, dtype=pl.Boolean)
     for column in columns:
         flag = flag | no_decision_labels(frame[column], ctx, what="loss reason", where=sheet.name)
     label = pl.select(pl.when(pl.lit(flag)).then(pl.lit("no_decision"))).to_series()
