@@ -508,3 +508,21 @@ def test_a_header_name_longer_than_the_limit_is_refused(tiny_csv, tmp_path, caps
 
     assert status == 2
     assert err.startswith("effortlens: reps.csv: line 1 (the header), column 2: a name of 500")
+
+
+def test_a_table_column_named_twice_is_named_with_its_positions(tiny_csv, tmp_path, capsys):
+    folder = _copy(tiny_csv, tmp_path / "data")
+    path = folder / "buyer_actions.csv"
+    header, _, rest = path.read_text().partition("\n")
+    names = header.split(",")
+    names[names.index("account_id")] = "opportunity_id"
+    path.write_text(",".join(names) + "\n" + rest)
+
+    status, _, err = _load_json(folder, capsys)
+
+    assert status == 2
+    first, second = [i + 1 for i, n in enumerate(names) if n == "opportunity_id"]
+    assert err.strip() == (
+        f"effortlens: buyer_actions.csv: line 1 (the header) names opportunity_id twice (columns "
+        f"{first} and {second}); expected each column once: keep one"
+    )

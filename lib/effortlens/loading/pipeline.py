@@ -291,6 +291,7 @@ def _read_table(table: str, path: Path) -> tuple[RawTable, pl.DataFrame | None]:
             frame = read_parquet_table(path, table=table)
             return RawTable(table, frame.with_row_index(ROW, offset=1), path.name), None
         text = read_text_table(path)
+        _check_repeated_headers(table, path.name, text.frame.columns)
         frame = text.frame.with_row_index(ROW, offset=1)
         frame, broken = _broken_rows(table, path.name, frame, text)
         raw = RawTable(
@@ -303,6 +304,19 @@ def _read_table(table: str, path: Path) -> tuple[RawTable, pl.DataFrame | None]:
         )
         _note_lines(table, path.name, text)
         return raw, broken
+
+
+def _check_repeated_headers(table: str, file: str, columns: list[str]) -> None:
+    """Refuse a table column named twice (the reader renames the second ``x_duplicated_0``)."""
+    spec = TABLES[table]
+    for number, column in enumerate(columns, start=1):
+        base, marker, _ = column.rpartition("_duplicated_")
+        if marker and base in columns and canonical_header(base) in spec.columns:
+            first = columns.index(base) + 1
+            raise DataError(
+                f"{file}: line 1 (the header) names {base} twice (columns {first} and "
+                f"{number}); expected each column once: keep one"
+            )
 
 
 def _note_lines(table: str, file: str, text: TextTable) -> None:
