@@ -592,3 +592,14 @@ def test_a_rep_zone_that_is_not_a_zone_falls_back_to_the_settings_zone():
     }
     hours = enrich_tables(tables, settings=settings).activities.sort("activity_id")["hour"]
     assert hours.to_list() == [22, 12]  # New York (the settings'), Tokyo
+
+
+def test_the_template_finds_a_time_column_by_its_values_when_no_header_names_it(tmp_path):
+    (tmp_path / "log.csv").write_text(
+        "Owner,Logged,Kind,Account\n"
+        "Ann,05.03.2024 10:00,Call,Acme\n"
+        "Bob,16.03.2024 11:00,Email,Globex\n"
+    )
+    parsed = tomllib.loads(mapping_template(tmp_path))
+    assert parsed["activities"]["ts"] == "Logged"
+    assert parsed["source"]["date_format"] == "D.M.YYYY"

@@ -280,6 +280,7 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "hire_date": ("hire date", "start date", "hired", "joined"),
         "exit_date": ("exit date", "termination date", "end date", "left"),
         "exit_reason": ("exit reason", "termination reason", "reason for leaving"),
+        "timezone": ("time zone", "timezone", "time zone sid key", "tz"),
     },
     "buyer_actions": {
         "action_id": ("action id", "response id", "record id", "id"),
@@ -390,6 +391,37 @@ def _assign(headers: list[str]) -> tuple[str | None, dict[str, str], str]:
     return best, best_fields, why
 
 
+#: Time fields a table needs, looked for by their values when no header names them.
+_NEEDED_TIMES = {"activities": "ts", "buyer_actions": "ts", "opportunities": "created_ts"}
+_DATE_SHAPE = r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4})"
+
+
+def _times_by_value(
+    table: str, fields: dict[str, str], frame: pl.DataFrame, headers: list[str]
+) -> dict[str, str]:
+    """The needed time field of ``table`` from a column whose values are dates (ISO, slash or
+    dotted dates, with or without a time), when no header named it."""
+    from effortlens.loading.timestamps import parse_timestamps
+
+    needed = _NEEDED_TIMES.get(table)
+    if needed is None or needed in fields:
+        return {}
+    used = set(fields.values())
+    for header in headers:
+        if header in used:
+            continue
+        values = frame[header].drop_nulls().head(200)
+        if values.is_empty():
+            continue
+        shaped = values.str.contains(_DATE_SHAPE).mean() or 0.0
+        if shaped < 0.8:
+            continue
+        parsed = parse_timestamps(values, timezone="UTC")
+        if 1.0 - float(parsed.failed.mean() or 0.0) >= 0.8:
+            return {needed: header}
+    return {}
+
+
 def _toml(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
@@ -478,6 +510,7 @@ def mapping_template(folder: str | Path) -> str:
         if table is None:
             unused.append(f"{path.name} ({why})")
         else:
+            fields = {**fields, **_times_by_value(table, fields, frame, headers)}
             assigned.append((table, path, fields, frame))
 
     lines = [
