@@ -303,6 +303,8 @@ def _roe(enriched, args) -> pl.DataFrame:
     from effortlens.roe import roe_table
 
     table = roe_table(enriched, by=args.by)
+    if not _coverage(args, enriched).has_activities:  # deals only: no effort to show
+        return table.head(0)
     if not _coverage(args, enriched).has_buyer_actions:  # unknown, not 0%
         unknown = [c for c in _RESPONSE_COLUMNS if c in table.columns]
         table = table.with_columns(pl.lit(None, dtype=table.schema[c]).alias(c) for c in unknown)
