@@ -603,3 +603,16 @@ def test_the_template_finds_a_time_column_by_its_values_when_no_header_names_it(
     parsed = tomllib.loads(mapping_template(tmp_path))
     assert parsed["activities"]["ts"] == "Logged"
     assert parsed["source"]["date_format"] == "D.M.YYYY"
+
+
+def test_hubspot_no_decision_from_a_stage_or_a_custom_loss_reason(tmp_path):
+    folder = _copy("hubspot", tmp_path)
+    deals = (folder / "deals.csv").read_text(encoding="utf-8-sig")
+    deals = deals.replace("Closed Lost Reason", "Lost Reason (custom)").replace(
+        ",No decision,", ",No Decision / Non-Responsive,"
+    )
+    (folder / "deals.csv").write_text(deals, encoding="utf-8")
+    outcomes = dict(
+        _load(folder).tables["opportunities"].select("opportunity_id", "outcome").iter_rows()
+    )
+    assert outcomes["7002"] == "no_decision"

@@ -68,6 +68,7 @@ from effortlens.adapters.values import (
     closing_stage,
     is_automatic_reply,
     loss_reason_outcome,
+    no_decision_labels,
     only,
     outcome_vocabulary,
     parse_amounts,
@@ -500,6 +501,11 @@ def _deals(sheet: Sheet, ctx: Context) -> list[Piece]:
         ),
         OUTCOMES,
     )
+    # a closing stage named "Closed - No Decision" or the like is a no-decision loss
+    stage_nd = no_decision_labels(stage_text, ctx, what="stage as outcome", where=sheet.name)
+    stage_outcome = pl.select(
+        pl.when(pl.lit(stage_nd)).then(pl.lit("no_decision")).otherwise(pl.lit(stage_outcome))
+    ).to_series()
     # any loss-reason column (Closed Lost Reason, a custom one named in the mapping…)
     reason_outcome, _ = loss_reason_outcome(sheet, ctx)
     amount_column = sheet.column("amount", "Amount")
