@@ -17,6 +17,7 @@ from effortlens.charts.habits import cadence_chart, sequence_lift_chart, timing_
 from effortlens.charts.roe import no_impact_chart, roe_by_chart, roe_trend_chart
 from effortlens.coverage import Coverage, data_coverage
 from effortlens.deviance import rank_deviants, rep_deviance, what_differs
+from effortlens.enrich import events, has_rows
 from effortlens.filters import filter_enriched
 from effortlens.findings import (
     deviance_findings,
@@ -26,8 +27,9 @@ from effortlens.findings import (
     journey_findings,
     roe_headline,
 )
-from effortlens.flow import blocked_deals, flow_table
+from effortlens.flow import blocked_deals, flow_table, stage_flags
 from effortlens.habits import (
+    habit_effects,
     rank_habits,
     response_by_cadence,
     response_by_timing,
@@ -265,14 +267,19 @@ class Habits(View):
         self._timing = ChartPanel(
             title="When buyers answer",
             caption="Response rate of customer-facing touches by weekday and local hour (the "
-            "settings' time zone). Darker is better; blank cells have too few touches to read. "
-            "Use the drop-down in the chart to switch activity type.",
+            "settings' time zone), each buyer action credited to the last touch before it. "
+            "Darker is better; blank cells have too few touches to read. Use the drop-down in "
+            "the chart to switch activity type. Last-touch credit favours late-day touches; the "
+            "finding above shares each action among the touches before it and names only the "
+            "hours that stand out beyond chance.",
             filename="timing-heatmap",
         )
         self._cadence = ChartPanel(
             title="Cadence",
-            caption="Response against the days since the previous touch on the same contact. "
-            "Follow-ups after a long silence are rarely answered.",
+            caption="Response against the days since the previous touch on the same contact, "
+            "each buyer action credited to the last touch before it. That credit makes quick "
+            "follow-ups look better than they are (they collect answers to the touch before); "
+            "the finding above shares each action among the touches before it.",
             filename="cadence",
         )
         self._sequences = ChartPanel(
@@ -289,8 +296,8 @@ class Habits(View):
 
     def render(self, view) -> None:
         """Draw timing, cadence and sequences of the filtered activities."""
-        acts = view.activities
-        if acts.filter(pl.col("is_customer_facing")).height == 0:
+        acts = events(view, "activities")  # scanned, filtered: never all events in memory
+        if not has_rows(acts.filter(pl.col("is_customer_facing"))):
             for p in (self._timing, self._cadence, self._sequences):
                 p.show_message(self.no_effort_message("Habits and patterns"))
             self._finding.value = ""
@@ -304,7 +311,8 @@ class Habits(View):
         cadence = response_by_cadence(acts)
         sequences = sequence_lift(acts)
         ranked = rank_habits(timing, cadence, sequences)
-        self._finding.value = findings_html(habits_findings(ranked))
+        effects = {f: habit_effects(view, feature=f) for f in ("timing", "cadence")}
+        self._finding.value = findings_html(habits_findings(ranked, effects=effects))
         self._timing.show(timing_heatmap_chart(timing, min_activities=20), table_frame=timing)
         self._cadence.show(cadence_chart(cadence), table_frame=cadence)
         self.keep(timing=timing, cadence=cadence, sequences=sequences, habits=ranked)
@@ -431,11 +439,11 @@ class Deviance(View):
             self._table.show_message("No rep is outside the 99.8% limits of their peer group.")
 
     def _render_differs(self, view, deviance: pl.DataFrame) -> pl.DataFrame:
-        if view is None or view.activities.height == 0:
+        if view is None or view.n_activities == 0:
             self._differs.show_message("Practice mix needs activities; this data has deals only.")
             return pl.DataFrame()
         rep_ids = [self.rep] if self.rep else None
-        differs = what_differs(view.activities, deviance, rep_ids=rep_ids)
+        differs = what_differs(events(view, "activities"), deviance, rep_ids=rep_ids)
         if differs.height == 0:
             self._differs.show_message("No positive deviants to compare in this selection.")
             return differs
@@ -561,7 +569,12 @@ class Journey(View):
                 ),
             ]
         )
-        found = journey_findings(overall, has_evidence=has_buyer_evidence(view), stage_path=path)
+        found = journey_findings(
+            overall,
+            has_evidence=has_buyer_evidence(view),
+            stage_path=path,
+            flags=stage_flags(view) if coverage.times_in_stage else None,
+        )
         self._finding.value = caveats_html(self.state, "journey") + findings_html(found)
         self._funnel.show(stage_funnel_chart(flow, by=by), table_frame=flow)
         if coverage.times_in_stage:

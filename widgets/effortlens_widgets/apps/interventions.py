@@ -44,8 +44,11 @@ class Intervention(View):
             title="Participants against comparable reps",
             caption="Weekly values of the participants and of reps in the same peer groups who "
             "did not take part, over equal windows before and after the start. The effect is "
-            "the change of participants minus the change of the others (difference in "
-            "differences), with a 95% bootstrap interval over reps.",
+            "the change of participants minus the change of non-participants of the same peer "
+            "group (difference in differences within peer groups, groups weighted by their "
+            "participants; who counts is decided before the start), with a 95% studentised "
+            "bootstrap interval over reps. Beside it, the same comparison over the two halves "
+            "of the before window: groups that already moved apart there are a warning.",
             filename="intervention",
         )
         self._updating = False

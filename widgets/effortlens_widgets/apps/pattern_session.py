@@ -68,8 +68,9 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         "When buyers answer",
-        "The same touch works better at some times than others, and follow-ups after a long "
-        "silence are rarely answered. Look for the dark cells and the weakest cadence.",
+        "Does the same touch work better at some times, or after some gaps, than others? "
+        "Read the finding first: it names only the hours and gaps that stand out beyond "
+        "chance, and says so when none does.",
         "What would change in your calendar if you used this?",
         (Habits,),
     ),
