@@ -37,7 +37,7 @@ help:
 	@echo "make serve   publish them to a team on $(HOST):$(PORT), login required (see README)"
 	@echo "make hub     JupyterHub in front of the apps on http://127.0.0.1:8000 (see README)"
 	@echo "make lab     open the workbooks in JupyterLab (same venv, same data)"
-	@echo "make test    install test extras and Chromium if missing, run pytest"
+	@echo "make test    install test extras, Chromium and Java if missing, run pytest"
 	@echo "make sample  generate the default sample data into $(DEFAULT_DATA) if missing"
 	@echo "make lint    ruff check and format check (make format fixes what it can)"
 	@echo "make strip   strip outputs and metadata from workbooks/*.ipynb"
@@ -54,7 +54,7 @@ $(VENV)/.installed-lab: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e ".[test,lab,hub]"
+	$(PY) -m pip install -q -e ".[test,lab,hub,spark]"
 	$(PY) -m effortlens_serve.develop >/dev/null
 	touch $@ $(VENV)/.installed-lab
 
@@ -63,6 +63,12 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 	@SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	export DEBIAN_FRONTEND=noninteractive; \
 	$$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends chromium
+
+# Debian's Java runtime for the Spark engine's tests (tests/test_spark.py, Spark local mode).
+/usr/bin/java:
+	@SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends default-jre-headless
 
 sample: $(VENV)/.installed-lab
 	@env -u EFFORTLENS_DATA $(PY) -c 'from effortlens_widgets import default_data_dir as d; d()'
@@ -96,7 +102,7 @@ hub-deps: $(VENV)/.installed-test $(CHP)
 hub: hub-deps $(NEEDS_SAMPLE)
 	EFFORTLENS_DATA="$(abspath $(DATA))" $(VENV)/bin/jupyterhub -f deploy/jupyterhub/jupyterhub_config.py
 
-test: $(VENV)/.installed-test /usr/bin/chromium $(CHP)
+test: $(VENV)/.installed-test /usr/bin/chromium /usr/bin/java $(CHP)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
