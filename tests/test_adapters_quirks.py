@@ -616,3 +616,23 @@ def test_hubspot_no_decision_from_a_stage_or_a_custom_loss_reason(tmp_path):
         _load(folder).tables["opportunities"].select("opportunity_id", "outcome").iter_rows()
     )
     assert outcomes["7002"] == "no_decision"
+
+
+def test_start_here_counts_each_export_row_once(tmp_path):
+    from effortlens_widgets.load_report import LoadReportView
+
+    folder = tmp_path / "deals"
+    folder.mkdir()
+    (folder / "deals.csv").write_text(
+        "Deal,Owner,Created,Stage\nd1,Ann,2024-01-02,Proposal\nd2,Ann,not a date,Proposal\n"
+    )
+    (folder / "mapping.toml").write_text(
+        '[opportunities]\nfile = "deals.csv"\nopportunity_id = "Deal"\nrep_id = "Owner"\n'
+        'created_ts = "Created"\nstage = "Stage"\n[values.stage]\n"Proposal" = "proposal"\n'
+    )
+    view = LoadReportView(value=_load(folder))
+    headline = view._headline.value
+    assert "1 of 2 export rows were quarantined" in headline
+    assert "from 1 file" in headline and "derived (not read)" in headline
+    assert "all tables" not in view._tables.value  # records of tables are not summed
+    assert "(derived, not read)" in view._tables.value

@@ -110,10 +110,26 @@ class LoadReportView(widgets.VBox):
             reasons = self._reasons()
             report = self.value.report.to_frame()
             self.set_trait("sound", not reasons)
-            self._headline.value = _headline(report, reasons, self.value.missing_tables)
-            self._tables.value = '<div class="el-section">What was read, table by table</div>' + (
-                _table_report(report)
-            )
+            # an export's report also counts per source file: each export row once there,
+            # derived records apart (summing tables would count a bad deal and its derived
+            # stage rows twice)
+            files = getattr(self.value.report, "files", ())
+            if files:
+                self._headline.value = _files_headline(
+                    self.value.report.files_frame(), reasons, self.value.missing_tables
+                )
+                self._tables.value = (
+                    '<div class="el-section">What was read, file by file</div>'
+                    + _files_report(self.value.report.files_frame())
+                    + '<div class="el-section">… and the records of each table (derived '
+                    "ones included)</div>" + _table_report(report, total=False)
+                )
+            else:
+                self._headline.value = _headline(report, reasons, self.value.missing_tables)
+                self._tables.value = (
+                    '<div class="el-section">What was read, table by table</div>'
+                    + _table_report(report)
+                )
             self._quarantine_box.layout.display = None if reasons else "none"
             self._by_reason.value = _by_reason(self.value.report.to_dict(), reasons)
             self.reason = ""
@@ -163,7 +179,50 @@ def _headline(report: pl.DataFrame, reasons: dict[str, int], missing) -> str:
     )
 
 
-def _table_report(report: pl.DataFrame) -> str:
+def _files_headline(files: pl.DataFrame, reasons: dict[str, int], missing) -> str:
+    """The headline of an export's load: export rows read, loaded and quarantined, each once."""
+    real = files.filter(~pl.col("derived"))
+    read, loaded = int(real["read"].sum()), int(real["loaded"].sum())
+    quarantined = int(real["quarantined"].sum())
+    derived = int(files.filter(pl.col("derived"))["read"].sum())
+    made = f" {number(derived)} records were derived (not read), listed apart." if derived else ""
+    absent = f" Not provided (optional): {escape(', '.join(missing))}." if len(missing) else ""
+    n_files = f"{real.height} file{'s' if real.height != 1 else ''}"
+    if not reasons:
+        return (
+            '<div class="el-headline el-sound"><h2>The data is sound</h2>'
+            f"<p>All {number(read)} rows read from {n_files} were loaded; none was "
+            f"quarantined.{made}{absent}</p></div>"
+        )
+    return (
+        '<div class="el-headline el-warn">'
+        f"<h2>{number(quarantined)} of {number(read)} export rows were quarantined</h2>"
+        f"<p>{number(loaded)} of {number(read)} rows read from {n_files} were loaded. The "
+        f"rest were set aside for {len(reasons)} reason{'s' if len(reasons) != 1 else ''}, "
+        f"listed below with the rows themselves.{made}{absent}</p></div>"
+    )
+
+
+def _files_report(files: pl.DataFrame) -> str:
+    shown = files.with_columns(
+        pl.when(pl.col("derived"))
+        .then(pl.col("tables") + " (derived, not read)")
+        .otherwise(pl.col("tables"))
+        .alias("went to")
+    ).drop("derived", "tables")
+    real = files.filter(~pl.col("derived"))
+    total = pl.DataFrame(
+        {
+            "file": ["all export files"],
+            **{c: [real[c].sum()] for c in ("read", "loaded", "quarantined")},
+        }
+    ).cast(shown.select("read", "loaded", "quarantined").schema, strict=False)
+    return table(
+        pl.concat([shown, total], how="diagonal_relaxed"), labels=_REPORT_LABELS, total_row=True
+    )
+
+
+def _table_report(report: pl.DataFrame, *, total: bool = True) -> str:
     shown = report.with_columns(
         pl.when(pl.col("missing"))
         .then(pl.lit("not provided"))
@@ -171,15 +230,17 @@ def _table_report(report: pl.DataFrame) -> str:
         .alias("file")
     ).drop("missing")
     provided = report.filter(~pl.col("missing"))
-    total = pl.DataFrame(
+    total_row = pl.DataFrame(
         {
             "table": ["all tables"],
             "file": [""],
             **{c: [provided[c].sum()] for c in ("read", "loaded", "quarantined")},
         }
     ).cast(shown.select("read", "loaded", "quarantined").schema, strict=False)
+    if not total:  # records of several tables do not add up to rows read
+        return table(shown, labels=_REPORT_LABELS)
     return table(
-        pl.concat([shown, total], how="diagonal_relaxed"),
+        pl.concat([shown, total_row], how="diagonal_relaxed"),
         labels=_REPORT_LABELS,
         total_row=True,
     )
