@@ -86,3 +86,64 @@ def test_the_estimand_truth_is_exact_on_the_counterfactual():
     assert set(gained["rep_id"]) <= treated
     start = pl.lit(run.truth["intervention"]["start_date"]).str.to_date()
     assert gained.filter(pl.col("day") < start).height == 0
+
+
+# --- a few fast seeds of the harness (bench/validity.py runs 20 of each family) -------------
+
+from effortlens.validity.harness import (  # noqa: E402
+    score_deviance,
+    score_flow,
+    score_habits,
+    score_interventions,
+)
+
+
+@pytest.fixture(scope="module")
+def planted_run():
+    return validity_run(seed=4, mode="planted")
+
+
+@pytest.fixture(scope="module")
+def null_run():
+    return validity_run(seed=4, mode="null")
+
+
+def test_intervention_within_peer_groups_survives_strong_segment_trends():
+    # SMB drifts down and Enterprise up twice as fast as the family's default, most
+    # participants are in SMB: a pooled comparison would read far below the truth
+    run = validity_run(seed=7, mode="planted", trend_scale=2.0)
+    scored = score_interventions(run, n_boot=999)
+    assert scored["covered"], scored
+    assert abs(scored["estimate"] - scored["truth"]) < 0.25 * scored["truth"], scored
+    assert abs(scored["pre_trend"]) < 0.02
+    assert scored["p_value"] >= 1 / 1000
+
+
+def test_intervention_on_null_data_covers_zero(null_run):
+    scored = score_interventions(null_run, n_boot=999)
+    assert scored["truth"] == 0 and scored["covered"], scored
+
+
+def test_deviance_finds_the_strong_deviant_and_flags_nobody_on_null(planted_run, null_run):
+    planted = score_deviance(planted_run)
+    assert planted["by_ratio"]["2.5"][0] == 1, planted
+    assert planted["false_flags"] == 0
+    assert planted["rho"] < 2 * planted["oracle_rho"]  # the deviants widen the limits little
+    null = score_deviance(null_run)
+    assert null["false_flags"] == 0 and null["reps_tested"] >= 40
+
+
+def test_flow_names_the_planted_stages_and_none_on_null(planted_run, null_run):
+    planted = score_flow(planted_run)
+    assert (planted["leaky"], planted["stalled"]) == (["evaluation"], ["negotiation"])
+    null = score_flow(null_run)
+    assert null["leaky"] == [] and null["stalled"] == []
+
+
+def test_habits_recover_planted_timing_and_find_none_on_null(planted_run, null_run):
+    planted = score_habits(planted_run)
+    assert planted["method"] == "habit_effects"
+    assert planted["timing_top_share"] == 1.0 and planted["silence_lowest"]
+    null = score_habits(null_run)
+    assert null["timing_flagged"] == 0 and null["cadence_flagged"] == 0
+    assert 0.93 < null["quick_lift"] < 1.07  # last-touch credit would read about 1.3
