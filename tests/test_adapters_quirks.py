@@ -636,3 +636,26 @@ def test_start_here_counts_each_export_row_once(tmp_path):
     assert "from 1 file" in headline and "derived (not read)" in headline
     assert "all tables" not in view._tables.value  # records of tables are not summed
     assert "(derived, not read)" in view._tables.value
+
+
+def test_salesforce_files_cut_to_their_signature_and_essential_columns_still_load(tmp_path):
+    """Every other column is optional: a Data Loader export of the fewest fields loads."""
+    from effortlens.adapters.detect import SIGNATURES
+    from effortlens.adapters.reading import find_column
+    from effortlens.adapters.salesforce import ESSENTIAL
+
+    folder = _copy("salesforce", tmp_path)
+    detection = detect_format(folder)
+    for kind, paths in detection.files.items():
+        groups = [g for fmt, k, gs in SIGNATURES if k == kind for g in gs]
+        groups += list(ESSENTIAL.get(kind, ()))
+        for path in paths:
+            rows = list(csv.reader(path.open(newline="", encoding="utf-8-sig")))
+            keep = {find_column(rows[0], *g) for g in groups} - {None}
+            at = [i for i, c in enumerate(rows[0]) if c in keep]
+            with path.open("w", newline="", encoding="utf-8") as handle:
+                csv.writer(handle).writerows([r[i] for i in at] for r in rows)
+    assert set(detect_format(folder).files) == set(detection.files)
+    data = _load(folder)
+    _invariants(data)
+    assert data.report["activities"].loaded > 0 and data.report["opportunities"].loaded > 0
