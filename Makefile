@@ -75,6 +75,8 @@ sample: $(VENV)/.installed-lab
 
 run: $(VENV)/.installed-lab $(NEEDS_SAMPLE)
 	@echo "data: $(DATA); Ctrl-C stops the server"
+	@# build the facts once (or reuse a current build) before the preheated kernels open them
+	$(VENV)/bin/effortlens build "$(abspath $(DATA))" >/dev/null
 	$(PY) -m effortlens_serve --no-auth --host $(RUN_HOST) --port $(PORT) --data "$(abspath $(DATA))" \
 		--cull-connected 0 $(SERVE_ARGS)
 

@@ -175,3 +175,22 @@ def test_cli_build_then_roe_uses_the_build(data, tmp_path, loads, capsys, monkey
     assert "stale (reps.parquet changed): rebuilding" in capsys.readouterr().err
     assert main(["build", str(data), "--cache-dir", str(data / "cache")]) == 2
     assert "inside the data folder" in capsys.readouterr().err
+
+
+def test_kernels_opening_a_folder_together_build_it_once(data, tmp_path, loads):
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache = tmp_path / "cache"
+    with ThreadPoolExecutor(3) as pool:
+        built = list(pool.map(lambda _: open_build(data, cache_dir=cache), range(3)))
+    assert len(loads) == 1, "each kernel built the facts itself"
+    assert len({b.path for b in built}) == 1
+    assert sorted(b.rebuilt for b in built) == ["", "", "no build yet"]
+
+
+def test_force_rebuilds_a_current_build(data, tmp_path, loads):
+    cache = tmp_path / "cache"
+    first = open_build(data, cache_dir=cache)
+    again = open_build(data, cache_dir=cache, force=True)
+    assert len(loads) == 2 and again.rebuilt == "rebuild forced" and again.path == first.path
+    verify_entry(again.path)

@@ -199,6 +199,33 @@ class Enriched:
         return f"Enriched({kind}, {self.daily.height} daily rows, {self.reps.height} reps)"
 
 
+def events(enriched: Any, name: str) -> pl.LazyFrame:
+    """``enriched``'s ``"activities"`` or ``"actions"`` as a ``LazyFrame``, never collecting a
+    lazy scan (any object with those attributes works, e.g. a test's stand-in).
+
+    Examples
+    --------
+    >>> from effortlens.settings import load_settings
+    >>> events(enrich_tables({}, settings=load_settings()), "actions").collect().height
+    0
+    """
+    lazy = getattr(enriched, "lazy", None)
+    return lazy(name) if callable(lazy) else getattr(enriched, name).lazy()
+
+
+def table(enriched: Any, name: str) -> pl.LazyFrame:
+    """Canonical table ``name`` of ``enriched`` as a ``LazyFrame`` (never collecting)."""
+    tables = enriched.tables
+    return tables.lazy(name) if isinstance(tables, Tables) else tables[name].lazy()
+
+
+def has_rows(frame: pl.DataFrame | pl.LazyFrame) -> bool:
+    """Whether ``frame`` has a row, reading at most one of a lazy scan."""
+    if isinstance(frame, pl.DataFrame):
+        return frame.height > 0
+    return frame.head(1).collect().height > 0
+
+
 class Tables(dict):
     """The canonical tables; a lazy one is collected when it is first looked up.
 

@@ -66,6 +66,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -448,33 +449,58 @@ def open_build(
     inputs = input_fingerprint(folder, mapping=mapping_path)
     key = build_key(inputs, settings, format=format)
     entry = root / "builds" / key
-    reason = ""
     if entry.is_dir() and not force:
         try:
             return _open_entry(entry, key=key, settings=settings)
-        except DamagedBuild as err:
-            reason = f"the build of {folder} was damaged ({err}): deleted, rebuilding"
-            say(reason)
+        except DamagedBuild:
+            pass  # checked again under the lock: another process may be repairing it
+    with _build_lock(root, key):  # kernels starting together build once, the others wait
+        reason = ""
+        if entry.is_dir() and not force:
+            try:
+                return _open_entry(entry, key=key, settings=settings)
+            except DamagedBuild as err:
+                reason = f"the build of {folder} was damaged ({err}): deleted, rebuilding"
+                say(reason)
+                shutil.rmtree(entry, ignore_errors=True)
+        elif force:
+            reason = "rebuild forced"
             shutil.rmtree(entry, ignore_errors=True)
-    elif force:
-        reason = "rebuild forced"
-    else:
-        reason = _why_stale(root, folder, inputs, settings=settings)
-        if reason:
-            say(f"the build of {folder} is stale ({reason}): rebuilding")
-    _write_build(
-        root,
-        key,
-        folder=folder,
-        settings=settings,
-        mapping=mapping_path,
-        format=format,
-        inputs=inputs,
-        progress=progress or Progress(_STEPS),
-    )
-    _remember(root, folder, key=key, inputs=inputs, settings=settings)
-    built = _open_entry(entry, key=key, settings=settings)
+        else:
+            reason = _why_stale(root, folder, inputs, settings=settings)
+            if reason:
+                say(f"the build of {folder} is stale ({reason}): rebuilding")
+        _write_build(
+            root,
+            key,
+            folder=folder,
+            settings=settings,
+            mapping=mapping_path,
+            format=format,
+            inputs=inputs,
+            progress=progress or Progress(_STEPS),
+        )
+        _remember(root, folder, key=key, inputs=inputs, settings=settings)
+        built = _open_entry(entry, key=key, settings=settings)
     return dataclasses.replace(built, rebuilt=reason or "no build yet")
+
+
+@contextlib.contextmanager
+def _build_lock(root: Path, key: str) -> Iterator[None]:
+    """Hold an exclusive lock on build ``key`` (POSIX ``flock``; no lock elsewhere)."""
+    lock = root / "builds" / f".{key}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: concurrent builders race, both valid
+        yield
+        return
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 _STEPS = ["fingerprint", "load and validate", "enrich", "write facts", "checksums"]
@@ -781,8 +807,9 @@ def _read_entry(entry: Path, manifest: Mapping[str, Any], *, settings: Settings)
             raise DamagedBuild(f"{FACTS_LAYOUT[name]} holds another table ({list(got)[:4]}…)")
     daily = facts["daily"].collect()
     reps = facts["reps"].collect()
+    # the small tables are collected when first looked up (Tables): `roe` never reads them
     tables: dict[str, pl.DataFrame | pl.LazyFrame] = {
-        name: scan_fact(entry, relative).collect() for name, relative in TABLE_FILES.items()
+        name: scan_fact(entry, relative) for name, relative in TABLE_FILES.items()
     }
     from effortlens.schema import TABLES
 

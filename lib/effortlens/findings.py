@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from effortlens.enrich import events, has_rows, table
 from effortlens.measures import METRIC_LABELS
 from effortlens.roe import roe_by
 from effortlens.vocabulary import FIRST_TOUCH, SEQUENCE_SEPARATOR, hour_name, weekday_name
@@ -432,7 +433,7 @@ def has_buyer_evidence(enriched: Enriched) -> bool:
     True
     """
     history = enriched.tables["stage_history"]
-    return enriched.tables["buyer_actions"].height > 0 or bool(
+    return has_rows(table(enriched, "buyer_actions")) or bool(
         history["verifier_action_id"].is_not_null().any()
     )
 
@@ -609,14 +610,14 @@ def team_findings(
 
     coverage = coverage or data_coverage(enriched)
     found: list[Finding] = list(coverage.caveats())
-    facing = enriched.activities.filter(pl.col("is_customer_facing")).height
+    facing = has_rows(events(enriched, "activities").filter(pl.col("is_customer_facing")))
     if facing and coverage.has_buyer_actions:
         found += habits_findings(
             habits_table(enriched),
             effects={f: habit_effects(enriched, feature=f) for f in ("timing", "cadence")},
         )
         deviance = rep_deviance(enriched)
-        differs = what_differs(enriched.activities, deviance)
+        differs = what_differs(events(enriched, "activities"), deviance)
         shown = present(deviance) if present is not None else deviance
         found += deviance_findings(shown, differs, metric="response_rate")
     if enriched.tables["stage_history"].height:

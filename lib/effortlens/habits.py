@@ -38,6 +38,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from effortlens.enrich import events
 from effortlens.measures import pooled_response_rate, response_rate, touch_counts
 from effortlens.vocabulary import FIRST_TOUCH as FIRST_TOUCH
 from effortlens.vocabulary import SEQUENCE_SEPARATOR, hour_name, weekday_name
@@ -517,7 +518,7 @@ def habits_table(
     --------
     >>> habits_table(enriched, top=3)  # doctest: +SKIP
     """
-    activities = enriched.activities
+    activities = events(enriched, "activities")
     return rank_habits(
         response_by_timing(activities),
         response_by_cadence(activities),
@@ -668,7 +669,7 @@ def habit_effects(
     cells = _habit_cells(feature)
     window = float(window_days or enriched.settings.attribution_window_days)
     touches = (
-        _touches(enriched.activities)
+        _touches(events(enriched, "activities"))
         .filter(pl.col("contact_id").is_not_null())
         .select("activity_id", "rep_id", "contact_id", "ts", "activity_type", "weekday", "hour")
         .sort("contact_id", "ts", "activity_id")
@@ -685,7 +686,7 @@ def habit_effects(
         )
     touches = touches.with_row_index("row")
     actions = (
-        enriched.actions.lazy()
+        events(enriched, "actions")
         .filter(pl.col("contact_id").is_not_null())
         .select("contact_id", action_ts="ts")
         .sort("contact_id", "action_ts")

@@ -333,9 +333,11 @@ def roe_table(enriched: Enriched, *, by: str = "rep") -> pl.DataFrame:
         raise ValueError(f"--by must be one of {list(ROE_TABLE_BY)}, got {by!r}")
     columns = list(ROE_TABLE_BY[by])
     if by == "rep":
-        names = enriched.reps.select("rep_id", "rep_name")
-        facts = enriched.daily.join(names, on="rep_id", how="left")
-        table = roe_by(facts, by=columns, reps=enriched.reps)
+        # summed by rep_id alone, then the rep's name, team and peer group joined onto the
+        # small result: grouping the daily roll-up by four text keys costs ~0.5 GB at 10M
+        per_rep = roe_by(enriched.daily, by=["rep_id"], reps=enriched.reps)
+        names = enriched.reps.select(columns).unique("rep_id", keep="first", maintain_order=True)
+        table = names.join(per_rep, on="rep_id", how="left").sort(columns, nulls_last=True)
     else:
         table = roe_by(enriched.daily, by=columns)
     return table.select(

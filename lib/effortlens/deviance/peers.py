@@ -27,6 +27,7 @@ from effortlens.deviance.funnel import (
     signed_z,
     tail_p_values,
 )
+from effortlens.enrich import events
 from effortlens.measures import response_counts, win_counts
 from effortlens.peers import peer_group_expr
 
@@ -263,7 +264,7 @@ def peer_deviance(
 
 def _rate_counts(enriched: Enriched, metric: str) -> pl.DataFrame:
     if metric == "response_rate":
-        return response_counts(enriched.activities)
+        return response_counts(events(enriched, "activities"))
     if metric == "win_rate":
         return win_counts(enriched.tables["opportunities"])
     raise ValueError(f"metric must be one of {list(RATE_METRICS)}, got {metric!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 from traitlets import Int, observe
 
+from effortlens.enrich import events
 from effortlens.roe import silent_streaks
 from effortlens_widgets.app import App, View
 from effortlens_widgets.panels import TablePanel
@@ -47,7 +48,9 @@ class SilentStreaks(View):
         if not page_coverage(self.state).has_buyer_actions:  # every run would look silent
             self._table.show_message(NO_BUYER_ACTIONS.format(what="Silent streaks"))
             return
-        streaks = silent_streaks(view.activities, view.actions, min_touches=self.min_touches)
+        streaks = silent_streaks(  # lazy scans of the built facts, filtered, streamed
+            events(view, "activities"), events(view, "actions"), min_touches=self.min_touches
+        )
         if streaks.height == 0:
             self._table.show_message("No silent streaks in this selection.")
             return

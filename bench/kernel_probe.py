@@ -1,0 +1,74 @@
+"""What one Voilà kernel does for one app, without a front end: prints one JSON line.
+
+Usage::
+
+    python bench/kernel_probe.py return_on_effort DATA
+
+Imports the widgets, builds the app on ``DATA`` (opening its current build and drawing every
+view: the first chart), then makes four filter changes (a team; the team over the last 90
+days; everything; the last 90 days). Reports the time of the first draw, the resident set
+after it and at the end, the kernel-side time of each filter change (every view redraws
+before the assignment returns) and the views that showed a problem instead of a chart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import resource
+import sys
+import time
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def main(app_name: str, data: str) -> dict:
+    started = time.perf_counter()
+    import effortlens_widgets.apps as apps
+    from effortlens.filters import Filter
+
+    imported = time.perf_counter()
+    rss_import = _rss_mb()
+    app = getattr(apps, f"{app_name}_app")(data_dir=data)
+    first = time.perf_counter() - imported
+    rss_first = _rss_mb()
+    state = app.state
+    if state.enriched is None:
+        return {"app": app_name, "error": state.error or app._status.value[:300]}
+    team = state.enriched.reps["team"].drop_nulls().unique().sort()[0]
+    end = state.enriched.daily["day"].max()
+    start = end - dt.timedelta(days=89)
+    changes = []
+    for flt in (
+        Filter(teams=(team,)),
+        Filter(teams=(team,), start=start, end=end),
+        Filter(),
+        Filter(start=start, end=end),
+    ):
+        t = time.perf_counter()
+        state.filter = flt
+        changes.append(round((time.perf_counter() - t) * 1000, 1))
+    problems = [
+        type(v).__name__
+        for v in app.views
+        if getattr(v, "_problem", None) is not None and v._problem.value
+    ]
+    return {
+        "app": app_name,
+        "import_s": round(imported - started, 2),
+        "first_render_s": round(first, 2),
+        "rss_import_mb": round(rss_import),
+        "rss_after_first_mb": round(rss_first),
+        "filter_changes_ms": changes,
+        "rss_end_mb": round(_rss_mb()),
+        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "views_with_problem": problems,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1], sys.argv[2])))
