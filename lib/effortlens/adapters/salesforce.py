@@ -11,14 +11,15 @@ What each object becomes:
     others (admins, integration users) are counted in a note. Inactive users stay reps: they
     left, and their exit date is ``Exit_Date__c``/``Termination_Date__c`` when there, else the
     date of ``LastModifiedDate`` (deactivating a user is normally its last edit; a note says
-    so); the exit reason is ``Exit_Reason__c`` when there.
+    so); the exit reason is ``Exit_Reason__c`` when there. ``TimeZoneSidKey`` is the rep's
+    ``timezone`` (local day, week and hour of their activities).
 ``Task`` -> activities (and buyer actions)
-    time = ``CompletedDateTime``, else ``CreatedDate``, else ``ActivityDate``; type =
-    ``TaskSubtype`` when it says Email/ListEmail/Call/LinkedIn, else ``Type`` (through the
-    settings' and the mapping's activity maps, close spellings matched and noted);
-    duration = ``CallDurationInSeconds`` / 60. Inbound calls (``CallType`` = Inbound) are the
-    buyer calling: buyer actions of type ``reply``. Set aside: deleted tasks, tasks not done
-    (``IsClosed`` false).
+    time = ``CompletedDateTime``, else ``CreatedDate``, else ``ActivityDate``; type by the
+    chain of :mod:`effortlens.adapters.task_types` (value map, ``TaskSubtype``, ``Type``,
+    ``EmailMessageId``, call fields, ``Subject`` prefix, settings default; counted per step in
+    a note); duration = ``CallDurationInSeconds`` / 60. Inbound calls (``CallType`` =
+    Inbound) are the buyer calling: buyer actions of type ``reply``. Set aside: deleted
+    tasks, tasks not done (``IsClosed`` false).
 ``Event`` -> activities
     time = ``StartDateTime`` else ``ActivityDateTime`` else ``ActivityDate``; type = ``Type``,
     blank meaning ``meeting``; duration = ``DurationInMinutes``. Set aside: deleted events and
@@ -27,13 +28,18 @@ What each object becomes:
     Incoming emails are buyer ``reply`` actions, except automatic replies, out-of-office
     messages and bounces (``not_buyer_action``). Outgoing emails are ``email`` activities of
     their sender (``CreatedById``), except drafts and emails already logged as a Task
-    (``ActivityId``), which count once, as the Task.
+    (``ActivityId``, or the Task's ``EmailMessageId``), which count once, as the Task, when
+    that Task is loaded; when validation quarantines the Task, the email counts instead.
 ``Opportunity`` -> opportunities
     outcome: open while ``IsClosed`` is false; won when ``IsWon``; else lost, or no_decision
-    when ``StageName`` or the loss reason (``Loss_Reason__c``, ``Reason_Lost__c``…) is an
-    outcome label for it (``"No Decision"``; add your own in the mapping's
-    ``[values.outcome]``). ``CloseDate`` is kept for closed deals only (on open deals it is
-    an expected date). ``Amount`` in ``CurrencyIsoCode``.
+    when ``StageName`` or any loss-reason field (recognised by name, or named in the
+    mapping's ``[source] loss_reason``) says so: a label the mapping's ``[values.outcome]``
+    maps to no_decision, or one holding the words (``"No Decision / Non-Responsive"``).
+    ``CloseDate`` is kept for closed deals only (on open deals it is an expected date).
+    ``Amount`` in ``CurrencyIsoCode``, converted into the settings' currency with
+    ``CurrencyType`` / ``DatedConversionRate`` when exported (see
+    :mod:`effortlens.adapters.currency`). A deal without ``CreatedDate`` is kept (unknown
+    age); ``LastStageChangeDate`` dates its current stage.
 ``OpportunityHistory`` / ``OpportunityFieldHistory`` -> stage history
     History rows whose stage differs from the deal's previous row are stage entries (rows that
     only change amount or dates are not; entering Closed Won/Lost is the outcome, not a
@@ -43,7 +49,10 @@ What each object becomes:
     :func:`effortlens.adapters.derivation.derived_stage_entries`).
 
 Every id is turned into its 18-character form (case restored from the checksum), so files
-mixing 15- and 18-character ids, or ids whose case a spreadsheet changed, join. Account of an
+mixing 15- and 18-character ids, or ids whose case a spreadsheet changed, join; the empty
+lookup ``000000000000000AAA`` (or ``000000000000000``) is null in every column. A missing
+optional column is not used; a missing essential one (:data:`ESSENTIAL`) stops the load with
+one message naming the file, the column and the columns found. Account of an
 activity: ``AccountId``, else ``WhatId`` when it is an account, else the deal's account, else
 the contact's (from ``Contact.csv``); activities with a contact but no account are kept.
 """
