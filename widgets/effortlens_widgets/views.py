@@ -584,7 +584,13 @@ class Journey(View):
                 "Times in stage are not measured: this data holds each deal's current stage, "
                 "not when it moved. Add the stage-history export to see them."
             )
-        self._verified.show(verification_chart(flow, by=by), table_frame=flow)
+        if has_buyer_evidence(view):
+            self._verified.show(verification_chart(flow, by=by), table_frame=flow)
+        else:
+            self._verified.show_message(
+                "Buyer verification needs buyer actions (meetings held, proposals requested) or "
+                "recorded verifiers, and this data has neither: unknown, not zero."
+            )
         self.keep(flow=flow, deal_kpis=kpi_frame(self._cards.kpis))
         if not coverage.times_in_stage:
             self._blocked.show_message(
