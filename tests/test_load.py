@@ -741,13 +741,24 @@ def test_missing_required_column_names_file_column_and_found_columns(tmp_path):
         load_folder(tmp_path, settings=SETTINGS)
 
 
-def test_unreadable_files_are_data_errors(tmp_path):
-    write(tmp_path, "reps.csv", "rep_id,team\nr1,North,extra\n")
+def test_a_line_with_more_fields_than_the_header_is_quarantined(tmp_path):
+    write(tmp_path, "reps.csv", "rep_id,team\nr0,South\nr1,North,extra\nr2,East\n")
     write(tmp_path, "activities.csv", ACTIVITY_HEADER)
-    with pytest.raises(DataError, match="^reps.csv: line 2 has 3 fields, the header 2; "):
-        load_folder(tmp_path, settings=SETTINGS)
+    data = load_folder(tmp_path, settings=SETTINGS)
+    assert_nothing_lost(data)
+    assert data.tables["reps"]["rep_id"].to_list() == ["r0", "r2"]
+    assert data.quarantine.select("row", "reason", "message").rows() == [
+        (
+            2,
+            "extra_fields",
+            "reps.csv row 2: line 3 has 3 fields, the header 2; expected no more fields than "
+            "the header (a value holding the delimiter is quoted)",
+        )
+    ]
+
+
+def test_unreadable_files_are_data_errors(tmp_path):
     write(tmp_path, "reps.csv", "rep_id\nr1\n")
-    (tmp_path / "activities.csv").unlink()
     write(tmp_path, "activities.parquet", "not parquet")
     with pytest.raises(DataError, match="activities.parquet: not a readable Parquet file"):
         load_folder(tmp_path, settings=SETTINGS)

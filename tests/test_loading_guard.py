@@ -237,17 +237,37 @@ def test_a_quote_never_closed_names_its_line(tiny_csv, tmp_path, capsys):
     assert err.startswith("effortlens: reps.csv: line 7 opens a quoted value")
 
 
-def test_a_line_with_more_fields_than_the_header_names_its_line(tiny_csv, tmp_path, capsys):
+def test_a_line_with_more_fields_than_the_header_is_set_aside(tiny_csv, tmp_path, capsys):
     folder = _copy(tiny_csv, tmp_path / "data")
     path = folder / "opportunities.csv"
     lines = path.read_text().splitlines(keepends=True)
     lines[9] = lines[9].rstrip("\n") + ",surplus\n"
+    lines[20] = lines[20].rstrip("\n") + ',"a,b",c\n'
     path.write_text("".join(lines))
 
-    status, _, err = _load_json(folder, capsys)
+    status, report, err = _load_json(folder, capsys)
 
-    assert status == 2
-    assert "opportunities.csv: line 10 has" in err and "fields, the header" in err
+    assert status == 0, err
+    _nothing_lost(report)
+    assert report["opportunities"]["quarantined"] == {"extra_fields": 2}
+    assert report["opportunities"]["read"] == len(lines) - 1
+    messages = load_any(folder).quarantine.filter(pl.col("reason") == "extra_fields")["message"]
+    assert messages.to_list() == [
+        f"opportunities.csv row {row}: line {row + 1} has {n} fields, the header 8; expected no "
+        "more fields than the header (a value holding the delimiter is quoted)"
+        for row, n in ((9, 9), (20, 10))
+    ]
+
+
+def test_a_crm_line_with_more_fields_than_the_header_names_its_line(tmp_path):
+    folder = _copy(CRM / "hubspot", tmp_path / "hubspot")
+    path = folder / "calls.csv"
+    lines = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    lines[2] = lines[2].rstrip("\n") + ",surplus\n"
+    path.write_text("".join(lines))
+
+    with pytest.raises(DataError, match="^calls.csv: line 3 has 12 fields, the header 11; "):
+        load_any(folder)
 
 
 # --- 3. memory blow-ups from small files -------------------------------------------------------

@@ -19,6 +19,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from effortlens.loading import guard
@@ -137,7 +138,13 @@ class TextTable:
         ``"LF"``, ``"CRLF"``, ``"CR"``, ``"mixed"`` or ``"none"``.
     count
         The physical lines, counted apart from the parser (:func:`~effortlens.loading.lines.
-        count_lines`); ``count.records == frame.height`` unless rows were lost.
+        count_lines`); ``count.records == frame.height + len(surplus)`` unless rows were lost.
+    rows
+        The 1-based data-row number of each row of ``frame`` when lines were set aside
+        (``surplus``), else ``None`` (the rows are numbered in order).
+    surplus
+        Lines set aside because they hold more fields than the header, as
+        ``(data row, line, fields, text)`` (only when asked, see :func:`read_text_table`).
     """
 
     frame: pl.DataFrame
@@ -145,11 +152,13 @@ class TextTable:
     encoding: str
     line_ends: str
     count: LineCount
+    rows: pl.Series | None = None
+    surplus: tuple[tuple[int, int, int, str], ...] = ()
 
     @property
     def lost(self) -> int:
         """Records counted in the lines but not read as rows (negative: rows read twice)."""
-        return self.count.records - self.frame.height
+        return self.count.records - self.frame.height - len(self.surplus)
 
 
 def header_fields(header_line: str, delimiter: str) -> int:
@@ -169,13 +178,17 @@ def header_fields(header_line: str, delimiter: str) -> int:
     return count
 
 
-def read_text_table(path: Path) -> TextTable:
+def read_text_table(path: Path, *, set_aside_surplus: bool = False) -> TextTable:
     """Read a delimited text file within the limits of the load under way.
 
     Parameters
     ----------
     path
         The file.
+    set_aside_surplus
+        Lines with more fields than the header are set aside (``TextTable.surplus``) and the
+        others read, instead of refusing the file; only in files where every record is one
+        line.
 
     Returns
     -------
@@ -222,13 +235,68 @@ def read_text_table(path: Path) -> TextTable:
                 "(raise the limit in the settings if the file is right)"
             )
         count = count_lines(data)
-        frame = _parse(name, data, delimiter, count)
+        rows, surplus = None, ()
+        try:
+            frame = _parse(name, data, delimiter, count)
+        except DataError:
+            found = _surplus_lines(data, delimiter, columns, count) if set_aside_surplus else []
+            if not found:
+                raise
+            frame, rows, surplus = _parse_without(name, data, delimiter, count, found)
         _check_header_lengths(name, frame.columns, limits.max_field_chars)
         del data
         if count.longest_line > limits.max_field_chars or count.continuation.size:
             _check_field_lengths(name, frame, count, limits.max_field_chars)
         guard.check_memory(name, "reading it")
-    return TextTable(frame, delimiter, encoding, ends, count)
+    return TextTable(frame, delimiter, encoding, ends, count, rows, surplus)
+
+
+def _surplus_lines(
+    data: bytes, delimiter: str, expected: int, count: LineCount
+) -> list[tuple[int, int, str]]:
+    """``(line, fields, text)`` of the lines with more fields than ``expected`` (files whose
+    records are one line each; counted with numpy, lines holding quotes checked one by one)."""
+    if count.continuation.size or count.unclosed_at is not None or count.lines < 2:
+        return []
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    starts = np.concatenate([[0], np.flatnonzero(buffer == 10) + 1])[: count.lines]
+    bounds = np.append(starts, buffer.size)
+
+    def per_line(byte: int) -> np.ndarray:
+        return np.diff(np.searchsorted(np.flatnonzero(buffer == byte), bounds))
+
+    delimiters, quotes = per_line(ord(delimiter)), per_line(34)
+    found = []
+    for index in np.flatnonzero(delimiters + 1 > expected):
+        if index == 0:
+            continue
+        text = data[bounds[index] : bounds[index + 1]].decode("utf-8", errors="replace")
+        text = text.rstrip("\r\n")
+        fields = header_fields(text, delimiter) if quotes[index] else int(delimiters[index]) + 1
+        if fields > expected:
+            found.append((int(index) + 1, fields, text))
+    return found
+
+
+def _parse_without(
+    name: str, data: bytes, delimiter: str, count: LineCount, found: list[tuple[int, int, str]]
+) -> tuple[pl.DataFrame, pl.Series, tuple[tuple[int, int, int, str], ...]]:
+    """The file read without the ``found`` lines; the data-row numbers of the rows read."""
+    drop = {line - 1 for line, _, _ in found}  # 0-based line indexes
+    lines = data.split(b"\n")
+    kept = b"\n".join(line for i, line in enumerate(lines) if i not in drop)
+    frame = _parse(name, kept, delimiter, count)
+    header = count.header_lines
+    surplus = tuple((line - header, line, fields, text) for line, fields, text in found)
+    set_aside = {row for row, _, _, _ in surplus}
+    rows = [r for r in range(1, count.records + 1) if r not in set_aside]
+    if len(rows) != frame.height:  # the reader and the count disagree: say so, read nothing
+        line, fields, _ = found[0]
+        raise DataError(
+            f"{name}: line {line:,} has {fields:,} fields, more than the header; expected no "
+            "more fields than the header (a value holding the delimiter is quoted)"
+        )
+    return frame, pl.Series("__row", rows, dtype=pl.UInt32), surplus
 
 
 def _parse(name: str, data: bytes, delimiter: str, count: LineCount) -> pl.DataFrame:

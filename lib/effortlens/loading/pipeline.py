@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -290,10 +291,17 @@ def _read_table(table: str, path: Path) -> tuple[RawTable, pl.DataFrame | None]:
         if path.suffix.lower() == ".parquet":
             frame = read_parquet_table(path, table=table)
             return RawTable(table, frame.with_row_index(ROW, offset=1), path.name), None
-        text = read_text_table(path)
+        text = read_text_table(path, set_aside_surplus=True)
         _check_repeated_headers(table, path.name, text.frame.columns)
-        frame = text.frame.with_row_index(ROW, offset=1)
+        if text.rows is None:
+            frame = text.frame.with_row_index(ROW, offset=1)
+        else:
+            columns = text.frame.columns
+            frame = text.frame.with_columns(text.rows.alias(ROW)).select(ROW, *columns)
         frame, broken = _broken_rows(table, path.name, frame, text)
+        surplus = _surplus_rows(table, path.name, text)
+        if surplus is not None:
+            broken = surplus if broken is None else pl.concat([broken, surplus])
         raw = RawTable(
             table,
             frame,
@@ -341,6 +349,30 @@ def _note_lines(table: str, file: str, text: TextTable) -> None:
             f"but the reader read {counted(text.frame.height, 'row')}; check the file's "
             "quotes and line ends"
         )
+
+
+def _surplus_rows(table: str, file: str, text: TextTable) -> pl.DataFrame | None:
+    """Lines with more fields than the header, set aside as ``extra_fields``."""
+    if not text.surplus:
+        return None
+    header = len(text.frame.columns)
+    n = len(text.surplus)
+    return pl.DataFrame(
+        {
+            "table": [table] * n,
+            "file": [file] * n,
+            "row": [row for row, _, _, _ in text.surplus],
+            "column": [None] * n,
+            "reason": ["extra_fields"] * n,
+            "message": [
+                f"{file} row {row}: line {line:,} has {fields:,} fields, the header {header:,}; "
+                "expected no more fields than the header (a value holding the delimiter is "
+                "quoted)"
+                for row, line, fields, _ in text.surplus
+            ],
+            "raw": [json.dumps({"line": line_text[:200]}) for _, _, _, line_text in text.surplus],
+        }
+    ).cast(dict(QUARANTINE_SCHEMA))
 
 
 def _broken_rows(

@@ -44,10 +44,12 @@ class LoadBug(DataError):
 
 
 #: Reason codes, in the order the rules are checked; the first failing rule wins.
-#: ``merged_lines`` is found while reading: several lines of a text file read as one row
-#: (an unbalanced quote), set aside before the rules.
+#: ``merged_lines`` and ``extra_fields`` are found while reading a text file, before the
+#: rules: several lines read as one row (an unbalanced quote), a line with more fields than
+#: the header.
 REASONS: tuple[str, ...] = (
     "merged_lines",
+    "extra_fields",
     "missing_id",
     "bad_timestamp",
     "bad_value",
