@@ -378,6 +378,14 @@ def _cmd_intervention(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.metric != "activities_per_week" and not _coverage(args, enriched).has_buyer_actions:
+        print(
+            f"effortlens: {args.data_dir} holds no buyer actions, so --metric {args.metric} "
+            "cannot be measured (it would read 0 for everyone); use --metric "
+            "activities_per_week, or add the export that records what buyers did.",
+            file=sys.stderr,
+        )
+        return 2
     effect = intervention_effect(
         enriched, intervention_id=args.id, metric=args.metric, n_boot=args.n_boot, seed=args.seed
     )
