@@ -659,3 +659,19 @@ def test_salesforce_files_cut_to_their_signature_and_essential_columns_still_loa
     data = _load(folder)
     _invariants(data)
     assert data.report["activities"].loaded > 0 and data.report["opportunities"].loaded > 0
+
+
+def test_a_task_dated_without_a_time_is_that_day_in_its_owners_zone(tmp_path):
+    folder = _copy("sf_zones_currency", tmp_path)
+    rows = list(csv.reader((folder / "Task.csv").open(newline="", encoding="utf-8")))
+    head = rows[0]
+    for column in ("CreatedDate", "CompletedDateTime"):
+        rows[1][head.index(column)] = ""  # task 1 (Los Angeles) keeps only ActivityDate
+    with (folder / "Task.csv").open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, quoting=csv.QUOTE_ALL).writerows(rows)
+    data = _load(folder)
+    task = data.tables["activities"].filter(pl.col("activity_id") == ID("00T5e00000TzC01"))
+    assert task["ts"][0] == datetime(2024, 3, 5, 8, tzinfo=UTC)  # midnight in Los Angeles
+    enriched = enrich_tables(data.tables, settings=data.settings)
+    local = enriched.activities.filter(pl.col("activity_id") == ID("00T5e00000TzC01"))
+    assert local["day"][0] == date(2024, 3, 5)

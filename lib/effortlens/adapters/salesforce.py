@@ -195,6 +195,37 @@ class _Links:
         self.email_contact = {}
         if contacts is not None and "Email" in contacts.columns:
             self.email_contact = {k.lower(): v for k, v in _pairs(contacts, "Email", "Id").items()}
+        self.user_zones: dict[str, list[str]] = {}
+        for user, zone in _pairs(_frames(sheets.get("User", [])), "Id", "TimeZoneSidKey").items():
+            self.user_zones.setdefault(zone, []).append(user)
+
+    def in_owner_zone(
+        self, ts: pl.Expr, raw: list[str | None], owner: pl.Expr, ctx: Context
+    ) -> pl.Expr:
+        """``ts`` (ISO UTC text) with the times written without a zone (a date, a naive time)
+        read in the owner's ``TimeZoneSidKey`` instead of the source zone: a task due
+        2024-03-05 for a rep in Los Angeles is that day in Los Angeles."""
+        present = [c for c in raw if c]
+        zones = {z: ids for z, ids in self.user_zones.items() if z != ctx.timezone and _is_zone(z)}
+        if not present or not zones:
+            return ts
+        written = pl.coalesce([pl.col(c) for c in present])
+        naive = ~written.str.contains(r"(Z|[+-]\d{2}:?\d{2})\s*$").fill_null(True)
+        local = (
+            ts.str.to_datetime(time_zone="UTC", strict=False)
+            .dt.convert_time_zone(ctx.timezone)
+            .dt.replace_time_zone(None)
+        )
+        out = None
+        for zone, ids in zones.items():
+            hit = naive & owner.is_in(ids).fill_null(False)
+            there = (
+                local.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+                .dt.convert_time_zone("UTC")
+                .dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+            )
+            out = (pl.when(hit) if out is None else out.when(hit)).then(there)
+        return out.otherwise(ts)
 
     def account(self, *, account: pl.Expr, what: pl.Expr, contact: pl.Expr) -> pl.Expr:
         return pl.coalesce(
@@ -427,9 +458,13 @@ def _tasks(sheet: Sheet, ctx: Context, links: _Links) -> tuple[list[Piece], dict
         ],
         ctx,
     )
-    ts, bad_ts, ts_column = time_field(
-        sheet.column("CompletedDateTime"), sheet.column("CreatedDate"), sheet.column("ActivityDate")
-    )
+    written = [
+        sheet.column("CompletedDateTime"),
+        sheet.column("CreatedDate"),
+        sheet.column("ActivityDate"),
+    ]
+    ts, bad_ts, ts_column = time_field(*written)
+    ts = links.in_owner_zone(ts, written, sheet.get("OwnerId"), ctx)
     types, steps = task_types(sheet, ctx)
     ctx.note(type_note(sheet.name, steps))
     frame = sheet.frame.with_columns(types.alias("__type"))
@@ -502,6 +537,7 @@ def _events(sheet: Sheet, ctx: Context, links: _Links) -> list[Piece]:
     ]
     sheet = parse_time_columns(sheet, columns, ctx)
     ts, bad_ts, ts_column = time_field(*columns[:3])
+    ts = links.in_owner_zone(ts, columns[:3], sheet.get("OwnerId"), ctx)
     vocab = activity_vocabulary(ctx)
     types = translated(
         sheet.frame, sheet.get("Type"), vocab, ctx, what="activity type", where=sheet.name
@@ -918,6 +954,14 @@ def _field_history(
         )
     )
     return piece
+
+
+def _is_zone(value: str) -> bool:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _zones(values: pl.Series | None, ctx: Context, *, where: str) -> dict[str, str]:
