@@ -625,7 +625,8 @@ def team_findings(
             flow_table(enriched, stage_path=coverage.stage_path),
             has_evidence=has_buyer_evidence(enriched),
             stage_path=coverage.stage_path,
-            flags=stage_flags(enriched),
+            # a snapshot's derived stays are no times, and its unknown-stage losses no leaks
+            flags=stage_flags(enriched) if coverage.times_in_stage else None,
         )
     return found
 
