@@ -36,7 +36,13 @@ from effortlens.loading.paths import (
     under_roots,
 )
 from effortlens.safe_csv import csv_bytes, neutral_text, neutralise
-from effortlens.uploads import UploadSession, check_uploads, max_upload_bytes, sweep
+from effortlens.uploads import (
+    UploadSession,
+    check_uploads,
+    max_upload_bytes,
+    refuse_uploaded_limits,
+    sweep,
+)
 
 SECRET = "TOP-SECRET-7d1e,password,hunter2"
 
@@ -511,3 +517,23 @@ def test_every_app_escapes_hostile_names_and_hide_names_leaks_none(hostile, tiny
             shown_names += 1
             assert re.search(r"Rep \d", text), factory.__name__
     assert shown_names >= 4  # the test saw names to hide in most apps
+
+
+def test_a_served_upload_cannot_lift_the_load_limits(roots, tiny_planted):
+    from effortlens_widgets import DataSourceLoader
+
+    source = DataSourceLoader(source="upload")
+    files = [f for f in sorted(tiny_planted.glob("*.parquet")) if not f.name.startswith("_")]
+    settings = b"[limits]\nmax_columns = 100000000\nmemory_budget_mb = 1000000\n"
+    source._upload.value = tuple(_upload(f.name, f.read_bytes()) for f in files) + (
+        _upload("settings.toml", settings),
+    )
+    source.load()
+    assert source.status == "error"
+    assert "[limits] cannot be set by an upload" in source.error
+    source._uploads.close()
+
+
+def test_uploaded_settings_without_limits_pass(tmp_path):
+    (tmp_path / "settings.toml").write_text('timezone = "Europe/Berlin"\n')
+    refuse_uploaded_limits(tmp_path)  # no [limits]: nothing to refuse

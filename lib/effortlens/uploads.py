@@ -162,6 +162,44 @@ def check_uploads(
     return files
 
 
+def refuse_uploaded_limits(folder: str | Path) -> None:
+    """Refuse an uploaded ``settings.toml`` that sets ``[limits]`` (served pages call this).
+
+    The limits bound what one load may cost on the server; a viewer's upload must not lift
+    them. Everything else in an uploaded settings file applies as usual.
+
+    Raises
+    ------
+    DataError
+        Naming the file and the table.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "settings.toml").write_text("[limits]\\nmax_columns = 10000000\\n")
+    >>> refuse_uploaded_limits(folder)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    effortlens.loading.report.DataError: settings.toml: [limits] cannot be set by an upload ...
+    """
+    import tomllib
+
+    for path in Path(folder).iterdir():
+        if path.name.lower() != "settings.toml":
+            continue
+        try:
+            data = tomllib.loads(path.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue  # the settings reader gives the message
+        if "limits" in data:
+            raise DataError(
+                f"{path.name}: [limits] cannot be set by an upload on a served EffortLens (they "
+                "bound what one load may cost on the server); remove the [limits] table, or ask "
+                "whoever runs EffortLens to change them"
+            )
+
+
 def sweep(root: str | Path | None = None, *, max_age: float | None = None) -> list[Path]:
     """Delete upload folders under ``root`` older than ``max_age`` seconds; return them.
 

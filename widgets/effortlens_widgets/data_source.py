@@ -19,7 +19,7 @@ from effortlens.adapters.mapping import MappingError
 from effortlens.loading import DataError
 from effortlens.loading.paths import data_roots, folders_under, served, under_roots
 from effortlens.settings import SettingsError, folder_settings_file, settings_for_folder
-from effortlens.uploads import UploadSession, sweep
+from effortlens.uploads import UploadSession, refuse_uploaded_limits, sweep
 from effortlens_widgets._html import CSS, error_box, escape
 
 #: Failures whose message is written for the user as it is.
@@ -310,7 +310,10 @@ class DataSourceLoader(widgets.VBox):
 
     def _folder_to_load(self) -> Path:
         if self.source == "upload":
-            return save_uploads(self._upload.value, session=self._uploads)
+            folder = save_uploads(self._upload.value, session=self._uploads)
+            if self.served:  # a viewer's settings.toml may not lift the server's load limits
+                refuse_uploaded_limits(folder)
+            return folder
         if self.source == "folder" and self.served:
             # Only folders under the data roots; the same answer whether or not a folder
             # outside them exists.
