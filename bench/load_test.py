@@ -49,7 +49,7 @@ CHROMIUM_ARGS = [
 ]
 CHART = ".vega-embed svg, .vega-embed canvas"
 RESULTS = REPO / "bench" / "RESULTS.md"
-SECTION = "## Serving: viewers at once"
+SECTION = "## Serving: {viewers} viewers at once"
 
 
 @dataclass
@@ -322,7 +322,7 @@ def run_load_test(
     notebook: str = "01_return_on_effort.ipynb",
     data: Path | None = None,
     server_args: list[str] | None = None,
-    cull_idle: int = 30,
+    cull_idle: int = 120,
     page_timeout: float = 120.0,
     log_path: Path | None = None,
     back_to_pool_within: float | None = None,
@@ -404,7 +404,7 @@ def markdown(figures: Figures, missed: list[str]) -> str:
     s = figures.summary()
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
-        SECTION,
+        SECTION.format(viewers=figures.viewers),
         "",
         f"`bench/load_test.py --viewers {figures.viewers}`, {when}, {figures.cpus} cores, "
         f"Chromium on the same machine; app `{figures.notebook}` on the bundled sample; "
@@ -436,9 +436,10 @@ def markdown(figures: Figures, missed: list[str]) -> str:
 
 
 def write_results(text: str, path: Path = RESULTS) -> None:
-    """Replace this benchmark's section of RESULTS.md (or append it)."""
+    """Replace this benchmark's section of RESULTS.md for as many viewers (or append it)."""
     old = path.read_text("utf-8") if path.exists() else "# EffortLens benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    title = text.splitlines()[0]
+    pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     new = pattern.sub(lambda _m: text + "\n", old) if pattern.search(old) else None
     if new is None:
         new = old.rstrip("\n") + "\n\n" + text
@@ -450,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--viewers", type=int, default=20)
     p.add_argument("--notebook", default="01_return_on_effort.ipynb")
     p.add_argument("--data", type=Path, help="data folder (default: the bundled sample)")
-    p.add_argument("--cull-idle", type=int, default=30, help="server's culling time (s)")
+    p.add_argument("--cull-idle", type=int, default=120, help="server culling time (s)")
     p.add_argument("--p90-target", type=float, default=20.0)
     p.add_argument("--filter-target", type=float, default=1.0)
     p.add_argument("--page-timeout", type=float, default=120.0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import time
 from dataclasses import dataclass, field
 
 from jupyter_core.utils import ensure_async
@@ -83,7 +84,8 @@ def claim_kernel(kernel_id: str) -> None:
 class EffortLensKernelManager(AsyncMappingKernelManager):
     """Jupyter Server's kernel manager, with a second culling timeout for open pages.
 
-    ``cull_idle_timeout`` (Jupyter Server's) culls kernels with no page connected;
+    ``cull_idle_timeout`` (Jupyter Server's) culls kernels with no page connected (twice that
+    for a viewer's kernel whose page has not connected yet);
     ``cull_connected_timeout`` culls kernels idle that long even with a page still open (a tab
     left open overnight), 0 to never do so.
     """
@@ -96,6 +98,8 @@ class EffortLensKernelManager(AsyncMappingKernelManager):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self._handed_at: dict[str, float] = {}  # viewer kernels: when their page was served
+        self._connected: set[str] = set()  # kernels a page has connected to
         # Voilà's preheated pool hands out kernels through get_rendered_notebook (defined by
         # the class Voilà derives from this one): note which viewer got which kernel.
         rendered = getattr(self, "get_rendered_notebook", None)
@@ -104,6 +108,7 @@ class EffortLensKernelManager(AsyncMappingKernelManager):
             async def get_rendered_notebook(*args, **kw):
                 result = await rendered(*args, **kw)
                 claim_kernel(result[2])
+                self._handed_at[result[2]] = time.monotonic()
                 return result
 
             self.get_rendered_notebook = get_rendered_notebook
@@ -113,13 +118,27 @@ class EffortLensKernelManager(AsyncMappingKernelManager):
         env = kwargs.get("env") or {}
         if env.get("VOILA_PREHEAT") != "True":  # a viewer's own kernel, not a pool refill
             claim_kernel(kernel_id)
+            self._handed_at[kernel_id] = time.monotonic()
         return kernel_id
+
+    async def shutdown_kernel(self, kernel_id, *args, **kwargs):
+        self._handed_at.pop(kernel_id, None)
+        self._connected.discard(kernel_id)
+        return await ensure_async(super().shutdown_kernel(kernel_id, *args, **kwargs))
 
     async def cull_kernel_if_idle(self, kernel_id):
         kernel = self._kernels.get(kernel_id)
         if kernel is None:
             return None
         connections = self._kernel_connections.get(kernel_id, 0)
+        if connections:
+            self._connected.add(kernel_id)
+        elif kernel_id not in self._connected and kernel_id in self._handed_at:
+            # Its page has not connected yet: on a busy machine a page can take longer than
+            # the idle timeout to start its scripts, and culling the kernel then leaves the
+            # viewer with a page that never draws. Give it twice the timeout.
+            if time.monotonic() - self._handed_at[kernel_id] < 2 * self.cull_idle_timeout:
+                return None
         last = getattr(kernel, "last_activity", None)
         if connections and self.cull_connected_timeout > 0 and last is not None:
             idle = (utcnow() - last).total_seconds()
