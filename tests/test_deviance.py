@@ -458,6 +458,8 @@ def test_deviants_table_lists_deviants_positive_first_by_distance():
         ("hi2", "positive"),
         ("lo", "negative"),
     ]
+    assert (table["q_value"] <= 0.05).all()  # the flag rule, shown in the table and --json
+    assert table["peer_basis"].is_not_null().all()
     json.dumps(table.to_dicts())  # the CLI's --json can serialise it
 
 

@@ -329,8 +329,10 @@ def deviants_table(
     -------
     pl.DataFrame
         ``rep_id``, ``rep_name``, ``peer_group``, ``direction``, ``rate``, ``shrunk_rate``,
-        ``peer_rate``, ``volume``, ``z``, ``p_value``, ``lower_998``, ``upper_998``: positive
+        ``peer_rate``, ``volume``, ``z``, ``p_value``, ``q_value`` (Benjamini–Hochberg),
+        ``lower_998``, ``upper_998``, ``peer_basis`` (the grouping compared within): positive
         deviants first, each direction by distance from the peer rate (largest ``|z|``).
+        A deviant lies outside the 99.8% limits with a q-value of at most 5%.
 
     Examples
     --------
@@ -350,8 +352,10 @@ def deviants_table(
         "volume",
         "z",
         "p_value",
+        "q_value",
         "lower_998",
         "upper_998",
+        "peer_basis",
     )
 
 
