@@ -539,7 +539,9 @@ HOUR_BANDS: tuple[int, ...] = (11, 15)
 MAX_CANDIDATES = 8
 #: A habit is named only when its credited rate differs from what its activity type predicts
 #: by at least this factor (or its inverse) *and* the test rejects (Bonferroni over cells).
-MIN_HABIT_LIFT = 1.15
+MIN_HABIT_LIFT = 1.2
+#: Fewest touches a cell needs to be tested (a rep-clustered error needs many reps' touches).
+MIN_HABIT_ACTIVITIES = 200
 HABIT_ALPHA = 0.05
 
 
@@ -613,6 +615,7 @@ def habit_effects(
     window_days: float | None = None,
     iterations: int = 60,
     min_lift: float = MIN_HABIT_LIFT,
+    min_activities: int = MIN_HABIT_ACTIVITIES,
     alpha: float = HABIT_ALPHA,
 ) -> pl.DataFrame:
     """Timing or cadence habits measured by an estimate that last-touch attribution does
@@ -634,8 +637,9 @@ def habit_effects(
     standardisation): ``lift = credited / expected``, so a cell is not "best" for being full
     of meetings. The test is a z of the credited count against the expected one, with a
     standard error clustered by rep (a rep's touches share buyers and habits), Bonferroni
-    over the cells; a cell is named (``flag``) only when that test rejects at ``alpha``
-    *and* its lift is at least ``min_lift`` (or at most ``1 / min_lift``).
+    over the cells with at least ``min_activities`` touches (smaller cells are shown, not
+    tested); a cell is named (``flag``) only when that test rejects at ``alpha`` *and* its
+    lift is at least ``min_lift`` (or at most ``1 / min_lift``).
 
     Parameters
     ----------
@@ -650,8 +654,8 @@ def habit_effects(
         Longest lag credited; default the settings' attribution window.
     iterations
         EM iterations.
-    min_lift, alpha
-        The flag rule.
+    min_lift, min_activities, alpha
+        The flag rule: cells with fewer touches are shown but not tested.
 
     Returns
     -------
@@ -770,9 +774,11 @@ def habit_effects(
         )
         .sort(cells)
     )
+    tested = (table["activities"] >= min_activities).to_numpy()
     z = table["z"].fill_null(0.0).to_numpy()
-    p = np.minimum(1.0, 2 * stats.norm.sf(np.abs(z)) * max(len(z), 1))
-    table = table.with_columns(p_value=pl.Series(p)).with_columns(
+    p = np.minimum(1.0, 2 * stats.norm.sf(np.abs(z)) * max(int(tested.sum()), 1))
+    p = np.where(tested, p, np.nan)
+    table = table.with_columns(p_value=pl.Series(p).fill_nan(None)).with_columns(
         flag=pl.when((pl.col("p_value") < alpha) & (pl.col("lift") >= min_lift))
         .then(pl.lit("better"))
         .when((pl.col("p_value") < alpha) & (pl.col("lift") <= 1 / min_lift))
