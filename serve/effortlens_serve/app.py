@@ -51,6 +51,11 @@ class EffortLensVoila(Voila):
         settings = super().init_settings()
         settings["effortlens_slots"] = ViewerSlots(limit=self.max_viewers)
         settings["compress_response"] = True  # pages and the chart bundle, gzipped
+        # an upload reaches the kernel as one websocket message: let one up to the upload
+        # limit (EFFORTLENS_UPLOAD_MAX_MB) through, so the page can say the file is too big
+        from effortlens.uploads import max_upload_bytes
+
+        settings["websocket_max_message_size"] = max(max_upload_bytes() + (1 << 20), 10 << 20)
         return settings
 
     def init_handlers(self):
