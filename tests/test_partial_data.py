@@ -275,6 +275,12 @@ def test_every_app_draws_without_an_error_box(case, partial_folders, capsys):
         assert 'class="el-error"' not in page, (factory.__name__, page[-1500:])
         assert not EXCEPTION_NAME.search(page), factory.__name__
         assert "nan" not in re.sub(r"<[^>]+>", " ", page).split(), factory.__name__
+    if loads:  # Start here: the load report of the same folder
+        from effortlens.adapters import load_any
+        from effortlens_widgets.load_report import LoadReportView
+
+        report = _page(LoadReportView(value=load_any(folder)))
+        assert 'class="el-error"' not in report and not EXCEPTION_NAME.search(report)
 
 
 @pytest.mark.parametrize("case", sorted(HONEST))
