@@ -675,3 +675,16 @@ def test_a_task_dated_without_a_time_is_that_day_in_its_owners_zone(tmp_path):
     enriched = enrich_tables(data.tables, settings=data.settings)
     local = enriched.activities.filter(pl.col("activity_id") == ID("00T5e00000TzC01"))
     assert local["day"][0] == date(2024, 3, 5)
+
+
+def test_the_template_of_a_hubspot_folder_loads_as_written(tmp_path):
+    folder = _copy("hubspot", tmp_path)
+    text = mapping_template(folder)
+    parsed = tomllib.loads(text)
+    assert set(parsed) == {"source", "values"} and parsed["source"]["format"] == "hubspot"
+    assert parsed["values"]["stage"]["Qualified To Buy"] == "discovery"  # pipeline suffix gone
+    assert parsed["values"]["outcome"]["No decision"] == "no_decision"
+    before = _load(folder).report.to_dict()
+    (folder / "mapping.toml").write_text(text)
+    assert detect_format(folder).format == "hubspot"
+    assert _load(folder).report.to_dict() == before  # the reader's own reading, unchanged

@@ -720,6 +720,18 @@ _CRM_VALUES: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
 }
 
 
+def _hubspot_stage_names(values: pl.Series, frame: pl.DataFrame) -> pl.Series:
+    """Stage labels without their pipeline suffix, as the HubSpot reader reads them."""
+    from effortlens.adapters.hubspot import _stage_name
+
+    pipeline = next((c for c in frame.columns if header_key(c) == "pipeline"), None)
+    pipelines = (
+        {p.strip().lower() for p in frame[pipeline].drop_nulls().to_list()} if pipeline else set()
+    )
+    names = {v: _stage_name(v, pipelines) for v in values.drop_nulls().unique().to_list()}
+    return values.replace_strict(names, default=None, return_dtype=pl.String)
+
+
 def crm_values_template(detection, ctx: Context) -> str:
     """A mapping of value maps only for a folder of Salesforce or HubSpot exports.
 
@@ -743,7 +755,10 @@ def crm_values_template(detection, ctx: Context) -> str:
             for what, column in _CRM_VALUES[fmt].get(kind, ()):
                 hit = next((c for c in frame.columns if header_key(c) == header_key(column)), None)
                 if hit:
-                    found[what].append(frame[hit])
+                    values = frame[hit]
+                    if fmt == "hubspot":  # "Qualified To Buy (Sales Pipeline)", as the reader
+                        values = _hubspot_stage_names(values, frame)
+                    found[what].append(values)
             if kind in ("Opportunity", "deals"):
                 for c in frame.columns:
                     if not c.startswith("__") and is_loss_reason_header(c):
@@ -826,8 +841,12 @@ def crm_values_template(detection, ctx: Context) -> str:
     lines += section(
         "activity_type",
         type_lines,
-        "activity types -> email, call, meeting, demo, proposal, social, internal, admin, other "
-        "(a Task with no type is read from TaskSubtype, EmailMessageId, call fields and its "
-        'Subject; "" = "email" types the empty Type)',
+        "activity types -> email, call, meeting, demo, proposal, social, internal, admin, other"
+        + (
+            " (a Task with no type is read from TaskSubtype, EmailMessageId, call fields and "
+            'its Subject; "" = "email" types the empty Type)'
+            if fmt == "salesforce"
+            else " (HubSpot's emails, calls and meetings are typed by their export)"
+        ),
     )
     return "\n".join(lines).rstrip() + "\n"
