@@ -837,7 +837,7 @@ def effect_text(effect: dict[str, Any]) -> str:
         return f"{scale * value:+.{digits}f}{unit}"
 
     return (
-        f"difference-in-differences within peer groups {number(effect['estimate'])} "
+        f"difference-in-differences {number(effect['estimate'])} "
         f"(95% CI {number(effect['ci_low'])} to {number(effect['ci_high'])}), "
         f"{effect['n_treated']} participants vs {effect['n_control']} comparison reps, "
         f"{effect['window_weeks']} weeks either side of {effect['start_date']}"
