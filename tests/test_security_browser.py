@@ -110,8 +110,9 @@ def _assert_nothing_ran(page, watch: Watch, where: str) -> None:
 def _open(browser, url: str, notebook: str, selector: str):
     page = browser.new_page(viewport={"width": 1280, "height": 2400})
     watch = Watch(page)
-    page.goto(f"{url}/voila/render/{notebook}.ipynb", timeout=180_000)
-    page.wait_for_selector(selector, timeout=180_000)
+    # Voilà streams the page as its cells run: wait for the app, not for the load event
+    page.goto(f"{url}/voila/render/{notebook}.ipynb", timeout=180_000, wait_until="commit")
+    page.wait_for_selector(selector, timeout=300_000)
     return page, watch
 
 
@@ -200,10 +201,41 @@ def test_a_hostile_query_string_is_not_reflected_as_markup(browser, served):
         from urllib.parse import quote
 
         page.goto(
-            f"{served}/voila/render/07_rep_mirror.ipynb?rep={quote(payload)}", timeout=180_000
+            f"{served}/voila/render/07_rep_mirror.ipynb?rep={quote(payload)}",
+            timeout=180_000,
+            wait_until="commit",
         )
-        page.wait_for_selector(f"{CHART}, .el-note, .el-error, .el-finding", timeout=180_000)
+        page.wait_for_selector(f"{CHART}, .el-note, .el-error, .el-finding", timeout=300_000)
         page.wait_for_timeout(1_500)
         _assert_nothing_ran(page, watch, "07_rep_mirror?rep=<script>")
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize(
+    ("size", "said"),
+    [
+        # over the limit but under Jupyter's 10 MiB websocket message: the kernel measures it
+        (10_200_000, "the upload holds 10.2 MB (activities.csv 10.2 MB); at most 10.0 MB"),
+        # over 10 MiB: the browser's message never reaches the kernel
+        (11_600_000, "no uploaded file arrived"),
+    ],
+)
+def test_an_upload_over_the_limit_says_so_in_the_page(browser, served, tmp_path, size, said):
+    big = tmp_path / "activities.csv"
+    big.write_bytes(b"a,b\n" + b"1,2\n" * (size // 4))
+    page, watch = _open(browser, served, "00_start_here", ".el-headline h2")
+    try:
+        page.get_by_role("button", name="Upload files").click()
+        with page.expect_file_chooser() as chooser:
+            page.locator("button.widget-upload").click()
+        chooser.value.set_files([str(big)])
+        page.wait_for_timeout(3_000)  # the browser sends the file (or fails to) first
+        page.locator("button.widget-button", has_text="Load").click()
+        page.wait_for_selector(".el-error", timeout=120_000)
+        message = page.inner_text(".el-error")
+        assert said in message
+        assert "at most 10.0 MB" in message
+        _assert_nothing_ran(page, watch, "00_start_here upload")
     finally:
         page.close()
