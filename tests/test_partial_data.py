@@ -505,3 +505,21 @@ def test_a_closed_pipe_exits_quietly(tiny_planted, tmp_path):
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 2
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_a_load_bug_shows_what_to_do_without_the_exception(partial_folders, monkeypatch):
+    import effortlens.loading.pipeline as pipeline
+    import effortlens_widgets.app as app_module
+    from effortlens_widgets.app import App
+
+    def panics(raw, **kwargs):
+        raise pl.exceptions.PanicException("index out of bounds")
+
+    logged = []
+    monkeypatch.setattr(app_module, "log_problem", lambda what, err: logged.append(err) or "now")
+    monkeypatch.setattr(pipeline, "validate_table", panics)
+    app = App(title="T", question="Q?", views=[], data_dir=partial_folders["only_lost"])
+    status = app._status.value
+    assert "could not be loaded" in status and "a bug" in status and "server log" in status
+    assert "PanicException" not in status and "index out of bounds" not in status
+    assert logged

@@ -252,13 +252,21 @@ class App(widgets.VBox):
 
 def _load_error(err: BaseException) -> str:
     """What a failed load says: its own message when written for the user, else the bug."""
+    from effortlens.loading import LoadBug
     from effortlens_widgets.data_source import READABLE_ERRORS
 
-    if isinstance(err, READABLE_ERRORS):
+    if isinstance(err, READABLE_ERRORS) and not isinstance(err, LoadBug):
         return str(err)
-    from effortlens.loading import LoadBug
-
-    return str(LoadBug.of("the data folder", err))
+    # a bug: the page names the file and what to do; the exception goes to the server log
+    where = "the data folder"
+    if isinstance(err, LoadBug):
+        where = str(err).split(": EffortLens failed on this file", 1)[0]
+    at = log_problem(f"{where}: the data could not be loaded", err)
+    return (
+        f"{where}: EffortLens failed on it (a bug, not a problem you can fix in the data; "
+        "other files may load on their own). Please tell whoever runs EffortLens: the details "
+        f"are in the server log (EffortLens, {at})."
+    )
 
 
 def _status_line(data) -> str:
