@@ -537,3 +537,16 @@ def test_a_served_upload_cannot_lift_the_load_limits(roots, tiny_planted):
 def test_uploaded_settings_without_limits_pass(tmp_path):
     (tmp_path / "settings.toml").write_text('timezone = "Europe/Berlin"\n')
     refuse_uploaded_limits(tmp_path)  # no [limits]: nothing to refuse
+
+
+def test_a_served_folder_holding_a_link_out_is_refused_without_reading_it(roots, outside):
+    from effortlens_widgets import DataSourceLoader
+
+    folder = roots / "acme"
+    (folder / "reps.csv").symlink_to(outside)
+    source = DataSourceLoader(source="folder")
+    source._folder.value = str(folder.resolve())
+    source.load()
+    assert source.status == "error"
+    assert "reps.csv: a link to a file outside the data folder" in source.error
+    assert not any(part in source.error for part in SECRET.split(","))

@@ -17,7 +17,13 @@ from traitlets import Any, Enum, Unicode, observe
 
 from effortlens.adapters.mapping import MappingError
 from effortlens.loading import DataError
-from effortlens.loading.paths import data_roots, folders_under, served, under_roots
+from effortlens.loading.paths import (
+    data_roots,
+    folders_under,
+    refuse_links_out,
+    served,
+    under_roots,
+)
 from effortlens.settings import SettingsError, folder_settings_file, settings_for_folder
 from effortlens.uploads import UploadSession, refuse_uploaded_limits, sweep
 from effortlens_widgets._html import CSS, error_box, escape
@@ -320,6 +326,7 @@ class DataSourceLoader(widgets.VBox):
             chosen = under_roots(self.path) if self.path else None
             if chosen is None:
                 raise DataError("choose one of the data folders offered, then press Load")
+            refuse_links_out(chosen)  # files linked in from outside the roots are not read
             return chosen
         if self.source == "folder" and self.path:
             return Path(self.path).expanduser()

@@ -145,6 +145,51 @@ def contains(folder: str | Path, path: str | Path) -> bool:
     return target == base or base in target.parents
 
 
+def links_out(folder: str | Path) -> list[str]:
+    """Names of the entries of ``folder`` that are symlinks resolving outside it.
+
+    Loaders read the files at the top of a data folder; a served EffortLens refuses a folder
+    holding such a link rather than follow it (see :func:`refuse_links_out`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "reps.csv").symlink_to("/etc/hostname")
+    >>> links_out(folder)
+    ['reps.csv']
+    """
+    base = Path(folder).expanduser().resolve()
+    try:
+        entries = sorted(base.iterdir())
+    except OSError:
+        return []  # the loader says why the folder cannot be read
+    found = []
+    for entry in entries:
+        try:
+            if entry.is_symlink() and not contains(base, entry.resolve()):
+                found.append(entry.name)
+        except (OSError, RuntimeError):  # a loop of links
+            found.append(entry.name)
+    return found
+
+
+def refuse_links_out(folder: str | Path) -> None:
+    """Raise :class:`UnsafePath` when ``folder`` holds a symlink leading out of it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> refuse_links_out(tempfile.mkdtemp())  # nothing to refuse
+    """
+    names = links_out(folder)
+    if names:
+        raise UnsafePath(
+            f"{', '.join(names)}: a link to a file outside the data folder, which a served "
+            "EffortLens does not follow; copy the file into the folder instead"
+        )
+
+
 def served() -> bool:
     """Whether this process serves viewers (``EFFORTLENS_SERVED`` or data roots are set).
 
