@@ -28,12 +28,15 @@ def _rss_mb() -> float:
 
 def main(app_name: str, data: str) -> dict:
     started = time.perf_counter()
-    import effortlens_widgets.apps as apps
+    import importlib
+
     from effortlens.filters import Filter
+
+    module = importlib.import_module(f"effortlens_widgets.apps.{app_name}")
 
     imported = time.perf_counter()
     rss_import = _rss_mb()
-    app = getattr(apps, f"{app_name}_app")(data_dir=data)
+    app = getattr(module, f"{app_name}_app")(data_dir=data)
     first = time.perf_counter() - imported
     rss_first = _rss_mb()
     state = app.state
