@@ -38,7 +38,7 @@ from effortlens.spark_build import (  # noqa: E402  (after the skips above)
 
 @pytest.fixture(scope="module")
 def spark():
-    session = local_session(cores=2, shuffle_partitions=2)
+    session = local_session(cores=2, shuffle_partitions=2, short_jobs=True)
     yield session
     session.stop()
 
@@ -154,7 +154,13 @@ def _hand_tables() -> dict[str, pl.DataFrame]:
         orient="row",
     )
     reps = pl.DataFrame(
-        {"rep_id": ["r1", "r2", "r1"], "team": ["A", "B", "dup"], "segment": ["SMB", None, "X"]}
+        {
+            "rep_id": ["r1", "r2", "r1"],
+            "team": ["A", " B ", "dup"],
+            "segment": ["SMB", None, "X"],
+            # r1's zone is no zone (the settings' serves), r2 works from Berlin
+            "timezone": ["Mars/Base", "Europe/Berlin", None],
+        }
     )
     tables = {"reps": reps, "activities": activities, "buyer_actions": actions}
     return {name: conform(frame, name).collect() for name, frame in tables.items()}
@@ -195,6 +201,13 @@ def test_spark_agrees_on_ties_levels_the_window_edge_and_local_calendar(spark, t
     assert (first["day"].isoformat(), first["hour"], first["weekday"]) == ("2024-03-10", 1, 7)
     assert first["week"].isoformat() == "2024-03-04"
     assert activities.row(2, named=True)["hour"] == 3
+    # r2's activities and the actions credited to r2 are on Berlin's calendar; blank groups
+    # are "(unknown)", values are trimmed
+    assert activities.row(1, named=True)["hour"] == 7
+    assert activities.filter(pl.col("rep_id") == "r2")["team"].unique().to_list() == ["B"]
+    assert activities.filter(pl.col("rep_id") == "r2")["segment"].unique().to_list() == [
+        "(unknown)"
+    ]
 
 
 def test_spark_without_buyer_actions(spark, tmp_path):
@@ -205,3 +218,16 @@ def test_spark_without_buyer_actions(spark, tmp_path):
     _assert_same_facts(got, _polars_facts(tables, settings))
     assert got["activities"]["n_responses"].sum() == 0
     assert got["actions"].height == 0
+
+
+def test_effortlens_build_engine_spark_writes_the_polars_facts(spark, tiny_planted, tmp_path):
+    """`effortlens build DATA --engine spark`, end to end on the tiny sample."""
+    from effortlens.cli import main
+    from effortlens.loading import load_folder
+
+    cache = tmp_path / "cache"
+    assert main(["build", str(tiny_planted), "--engine", "spark", "--cache-dir", str(cache)]) == 0
+    [facts] = {path.parent for path in cache.rglob("daily.parquet")}
+    settings = load_settings()
+    expected = _polars_facts(dict(load_folder(tiny_planted, settings=settings).tables), settings)
+    _assert_same_facts(read_facts(facts), expected)

@@ -53,10 +53,12 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
 from effortlens.attribution import LEVELS
+from effortlens.coverage import GROUP_COLUMNS, UNKNOWN
 from effortlens.enrich import ACTIONS_SCHEMA, ACTIVITIES_SCHEMA, DAILY_SCHEMA, REP_COLUMNS
 from effortlens.peers import NO_VALUE, PEER_SEPARATOR
 from effortlens.schema import TABLES
@@ -116,8 +118,14 @@ _SPARK_CONF = {
 }
 
 
-def local_session(*, cores: int = 2, shuffle_partitions: int = 4) -> SparkSession:
+def local_session(
+    *, cores: int = 2, shuffle_partitions: int = 4, short_jobs: bool = False
+) -> SparkSession:
     """A Spark session on this machine (``local[cores]``, UI off), for tests and small data.
+
+    ``short_jobs`` starts the JVM with the quick JIT only and the serial collector: about half
+    the CPU for a job of seconds (the tests), slower code for long ones. It applies only when
+    this call starts the JVM.
 
     Examples
     --------
@@ -134,6 +142,10 @@ def local_session(*, cores: int = 2, shuffle_partitions: int = 4) -> SparkSessio
         .config("spark.default.parallelism", str(cores))
         .config("spark.driver.memory", "2g")
     )
+    if short_jobs:
+        builder = builder.config(
+            "spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+        )
     for key, value in _SPARK_CONF.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
@@ -246,12 +258,12 @@ def write_canonical(tables: Mapping[str, pl.DataFrame], folder: str | Path) -> P
 # --- the enrichment -----------------------------------------------------------------------------
 
 
-def _local_calendar(ts: Column, timezone: str, *, hour: bool) -> list[Column]:
+def _local_calendar(ts: Column, zone: Column, *, hour: bool) -> list[Column]:
     """``day``, ``week`` (its Monday) and, with ``hour``, ISO ``weekday`` and ``hour`` of ``ts``
-    in ``timezone`` (the session time zone is UTC: see :data:`_SPARK_CONF`)."""
+    in the time zone ``zone`` names (the session time zone is UTC: see :data:`_SPARK_CONF`)."""
     from pyspark.sql import functions as F
 
-    local = F.from_utc_timestamp(ts, timezone)
+    local = F.from_utc_timestamp(ts, zone)
     day = F.to_date(local)
     columns = [day.alias("day"), F.date_sub(day, F.weekday(day)).alias("week")]
     if hour:
@@ -260,6 +272,29 @@ def _local_calendar(ts: Column, timezone: str, *, hour: bool) -> list[Column]:
             F.hour(local).cast("byte").alias("hour"),
         ]
     return columns
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _rep_zone(reps: DataFrame, *, settings: Settings) -> Column:
+    """The zone of a rep's local calendar: the reps' ``timezone`` when it is a real IANA zone,
+    else the settings' (as :func:`effortlens.enrich.enrich_tables`; zones checked here, on the
+    driver: the reps' distinct zones are few)."""
+    from pyspark.sql import functions as F
+
+    zones = reps.select("timezone").where(F.col("timezone").isNotNull()).distinct().collect()
+    valid = sorted(z for (z,) in zones if z != settings.timezone and _is_zone(z))
+    if not valid:
+        return F.lit(settings.timezone)
+    return F.when(F.col("timezone").isin(valid), F.col("timezone")).otherwise(
+        F.lit(settings.timezone)
+    )
 
 
 def _attribution(
@@ -337,9 +372,15 @@ def _attribution(
 
 
 def _rep_facts(reps: DataFrame, *, settings: Settings) -> DataFrame:
-    """Reps with ``peer_group`` (the reps table's order kept in ``_row_order``)."""
+    """Reps with a missing or blank team, segment or role as ``(unknown)``
+    (:func:`effortlens.coverage.with_known_groups`), and ``peer_group``."""
     from pyspark.sql import functions as F
 
+    known = {}
+    for column in GROUP_COLUMNS:
+        value = F.regexp_replace(F.col(column).cast("string"), r"(?U)^\s+|\s+$", "")
+        known[column] = F.when(value.isNull() | (value == ""), F.lit(UNKNOWN)).otherwise(value)
+    reps = reps.withColumns(known)
     parts = [F.coalesce(F.col(k).cast("string"), F.lit(NO_VALUE)) for k in settings.peer_keys]
     return reps.withColumn("peer_group", F.concat_ws(PEER_SEPARATOR, *parts))
 
@@ -383,8 +424,15 @@ def enrich_frames(
     rep_columns = (
         reps.withColumn("_n", F.row_number().over(first))
         .filter(F.col("_n") == 1)
-        .select("rep_id", *REP_COLUMNS, F.col(_ORDER).alias("_rep_order"))
+        .select(
+            "rep_id",
+            *REP_COLUMNS,
+            F.col(_ORDER).alias("_rep_order"),
+            _rep_zone(reps, settings=settings).alias("_zone"),
+        )
     )
+    # the settings' zone for activities of reps not in reps and for buyer-initiated actions
+    zone = F.coalesce("_zone", F.lit(settings.timezone))
 
     attributed = _attribution(activities, actions, settings=settings)
     if attributed is not None:
@@ -392,8 +440,10 @@ def enrich_frames(
         credited = activities.select(
             F.col(_ORDER).alias("_activity_order"), "activity_id", "rep_id"
         )
-        enriched_actions = actions.join(attributed, _ORDER, "left").join(
-            credited, "_activity_order", "left"
+        enriched_actions = (
+            actions.join(attributed, _ORDER, "left")
+            .join(credited, "_activity_order", "left")
+            .join(rep_columns.select("rep_id", "_zone"), "rep_id", "left")
         )
         earned = (
             attributed.join(actions.select(_ORDER, "weight", "is_verifier"), _ORDER)
@@ -415,6 +465,7 @@ def enrich_frames(
             F.lit(None).cast("string").alias("attribution_level"),
             F.lit(None).cast("long").alias("_lag_us"),
             F.lit(None).cast("long").alias("_activity_order"),
+            F.lit(None).cast("string").alias("_zone"),
         )
         earned = None
     enriched_actions = enriched_actions.select(
@@ -424,7 +475,8 @@ def enrich_frames(
         "rep_id",
         (F.col("_lag_us") / F.lit(float(_US_PER_HOUR))).alias("lag_hours"),
         F.col("_activity_order").isNull().alias("buyer_initiated"),
-        *_local_calendar(F.col("ts"), settings.timezone, hour=False),
+        # an action's local day is its credited rep's (buyer-initiated: the settings' zone)
+        *_local_calendar(F.col("ts"), zone, hour=False),
         _ORDER,
     )
 
@@ -448,7 +500,7 @@ def enrich_frames(
             .cast("int")
             .alias("verifier_responses"),
             (n_responses > 0).alias("responded"),
-            *_local_calendar(F.col("ts"), settings.timezone, hour=True),
+            *_local_calendar(F.col("ts"), zone, hour=True),
             *REP_COLUMNS,
             "_rep_order",
             _ORDER,
@@ -724,6 +776,7 @@ def build_command(args: argparse.Namespace) -> int:
     else:
         print(f"{args.data_dir}: enriched on Spark in {time.perf_counter() - started:.1f} s")
         print(f"facts: {out} ({', '.join(f'{k} {v:,} rows' for k, v in rows.items())})")
+        say("this build store has no Spark engine yet: the apps do not read these facts")
         print(data.report.to_text())
     return 0
 
