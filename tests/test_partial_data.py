@@ -523,3 +523,26 @@ def test_a_load_bug_shows_what_to_do_without_the_exception(partial_folders, monk
     assert "could not be loaded" in status and "a bug" in status and "server log" in status
     assert "PanicException" not in status and "index out of bounds" not in status
     assert logged
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian chromium")
+def test_the_journey_of_a_pipeline_snapshot_in_chromium(browser):
+    """The buyer journey of a pipeline-only export, served by Voilà, as a sales leader sees it:
+    the note on derived stages, the unknown-stage losses, no time in stage; a screenshot goes
+    to $EFFORTLENS_TEST_ARTIFACTS."""
+    from _browser import ARTIFACTS, voila_server
+
+    with voila_server(PARTIAL / "pipeline_snake", log_path=ARTIFACTS / "voila-partial.log") as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 2400})
+        page.goto(f"{url}/voila/render/03_buyer_journey.ipynb", timeout=180_000)
+        page.wait_for_selector(".el-caveat", timeout=180_000)
+        page.wait_for_selector(".vega-embed svg, .vega-embed canvas", timeout=120_000)
+        text = re.sub(r"\s+", " ", page.inner_text("body"))
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "partial-pipeline-journey.png"), full_page=True)
+        page.close()
+    assert "derived from each deal's current stage" in text
+    assert "do not say at which stage they ended" in text
+    assert "Times in stage are not measured" in text
+    assert "wait longest" not in text and "Traceback" not in text
