@@ -430,11 +430,24 @@ class Deviance(View):
         self._finding.value = caveat + findings_html(
             deviance_findings(shown, differs, metric=metric)
         )
-        table = rank_deviants(shown).select(
-            "rep_name", "peer_group", "direction", "rate", "peer_rate", "shrunk_rate", "volume"
+        ranked = rank_deviants(shown)
+        basis = ["peer_basis"] if "peer_basis" in ranked.columns else []  # the grouping used
+        table = ranked.select(
+            "rep_name",
+            "peer_group",
+            *basis,
+            "direction",
+            "rate",
+            "peer_rate",
+            "shrunk_rate",
+            "volume",
         )
         if table.height:
-            self._table.show(table, percent=("rate", "peer_rate", "shrunk_rate"))
+            self._table.show(
+                table,
+                percent=("rate", "peer_rate", "shrunk_rate"),
+                labels={"peer_basis": "compared within"},
+            )
         else:
             self._table.show_message("No rep is outside the 99.8% limits of their peer group.")
 
