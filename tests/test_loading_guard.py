@@ -114,6 +114,11 @@ def test_a_panic_is_reported_as_a_bug_naming_the_file(tiny_csv, tmp_path, capsys
     status, _, err = _load_json(folder, capsys)
     assert status == 3
     assert err.startswith("effortlens: activities.csv: EffortLens failed on this file (a bug")
+    # no library exception name for the user (issue 9); the details on request, for the report
+    assert "PanicException" not in err and "EFFORTLENS_DEBUG=1" in err and "Traceback" not in err
+    monkeypatch.setenv("EFFORTLENS_DEBUG", "1")
+    status, _, err = _load_json(folder, capsys)
+    assert status == 3
     assert "PanicException: index out of bounds" in err and "Traceback" not in err
     with pytest.raises(LoadBug, match="activities.csv"):
         load_any(folder)

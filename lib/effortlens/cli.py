@@ -502,6 +502,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report_bug(err: Exception) -> None:
+    """A bug in EffortLens, in words: the file and what to do. The exception itself (its name
+    and message, for the bug report) only with ``EFFORTLENS_DEBUG=1``."""
+    text = str(err)
+    where = text.partition(": EffortLens failed on this file")[0]
+    print(
+        f"effortlens: {where}: EffortLens failed on this file (a bug, not a problem with your "
+        "data; other files may load on their own). Please report it with the file; run again "
+        "with EFFORTLENS_DEBUG=1 to print the details to include.",
+        file=sys.stderr,
+    )
+    if os.environ.get("EFFORTLENS_DEBUG"):
+        print(f"effortlens: details: {text}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     from effortlens.adapters import MappingError
     from effortlens.loading import DataError
@@ -523,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush at exit
         return 0
     except LoadBug as err:
-        print(f"effortlens: {err}", file=sys.stderr)
+        _report_bug(err)
         return 3
     except (SettingsError, DataError, MappingError) as err:
         print(f"effortlens: {err}", file=sys.stderr)
@@ -534,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (Exception, pl.exceptions.PanicException) as err:  # a panic is a BaseException
         where = getattr(args, "data_dir", None) or args.command
-        print(f"effortlens: {LoadBug.of(str(where), err)}", file=sys.stderr)
+        _report_bug(LoadBug.of(str(where), err))
         return 3
 
 
