@@ -221,7 +221,7 @@ class App(widgets.VBox):
         try:
             data = load_data(data_dir)
         except (Exception, pl.exceptions.PanicException) as err:  # a panic is a BaseException
-            self._status.value = error_box("The data could not be loaded.", _load_error(err))
+            self._status.value = error_box("The data could not be loaded.", load_error_text(err))
             return
         self.state.data = data
         if self.state.error:
@@ -250,7 +250,7 @@ class App(widgets.VBox):
         return found
 
 
-def _load_error(err: BaseException) -> str:
+def load_error_text(err: BaseException) -> str:
     """What a failed load says: its own message when written for the user, else the bug."""
     from effortlens.loading import LoadBug
     from effortlens_widgets.data_source import READABLE_ERRORS

@@ -299,12 +299,11 @@ class DataSourceLoader(widgets.VBox):
                 settings_path=self.settings_path or None,
                 cache_dir=self._uploads.cache_dir if self.source == "upload" else None,
             )
-        except READABLE_ERRORS as err:
-            self._fail(str(err))
         except (Exception, pl.exceptions.PanicException) as err:  # never a traceback
-            from effortlens.loading import LoadBug
+            from effortlens_widgets.app import load_error_text
 
-            self._fail(str(LoadBug.of(str(self.path or "the data folder"), err)))
+            # the user's data problem in words; a bug named by file, its detail in the log
+            self._fail(load_error_text(err))
         else:
             self.value = data
             self._loaded_from = (
