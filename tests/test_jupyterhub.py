@@ -206,6 +206,20 @@ def test_a_viewer_signs_in_and_opens_an_app_through_the_hub(hub, browser):
         # the apps list (Voila's tree with the EffortLens template) is there too
         page.goto(hub["url"] + "/user/alice/voila/tree", timeout=60_000)
         assert "Pattern session" in page.inner_text("body")
+        # a signed-in viewer cannot write a notebook into workbooks/ for /voila/render/ to run
+        status, text = page.evaluate(
+            """async () => {
+                const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || "";
+                const notebook = {cells: [], metadata: {}, nbformat: 4, nbformat_minor: 5};
+                const r = await fetch("/user/alice/api/contents/evil.ipynb", {
+                    method: "PUT",
+                    headers: {"Content-Type": "application/json", "X-XSRFToken": xsrf},
+                    body: JSON.stringify({type: "notebook", format: "json", content: notebook}),
+                });
+                return [r.status, await r.text()];
+            }"""
+        )
+        assert status == 403 and "read-only" in text, (status, text[:300])
     finally:
         context.close()
 

@@ -77,6 +77,17 @@ if any(_allowed):
 else:
     c.Authenticator.allow_all = True
 
+#: The kernel messages a viewer's page may send: Voila's own list (voila/app.py); never
+#: execute_request, so a signed-in viewer cannot run code through the kernel websocket.
+ALLOWED_MESSAGE_TYPES = (
+    "comm_open",
+    "comm_close",
+    "comm_msg",
+    "comm_info_request",
+    "kernel_info_request",
+    "shutdown_request",
+)
+
 # --- one single-user server per viewer, serving the apps with Voila -------------------------
 c.JupyterHub.spawner_class = "simple"
 c.Spawner.cmd = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
@@ -88,7 +99,8 @@ c.Spawner.environment = {
     "EFFORTLENS_DATA": os.environ.get(
         "EFFORTLENS_DATA", str(REPO / "sample_data" / "generated" / "default")
     ),
-    "EFFORTLENS_CACHE": os.environ.get("EFFORTLENS_CACHE", str(REPO / ".cache" / "effortlens")),
+    # unset: each server uses the per-user cache directory (never inside the repo)
+    **{k: v for k, v in os.environ.items() if k == "EFFORTLENS_CACHE"},
     # served: Start here offers only folders under the data roots, never a typed path
     "EFFORTLENS_SERVED": "1",
     "EFFORTLENS_DATA_ROOTS": os.environ.get("EFFORTLENS_DATA_ROOTS", ""),
@@ -107,6 +119,10 @@ c.Spawner.args = [
     "--MappingKernelManager.cull_interval=60",
     # viewers only see apps: no JupyterLab, no terminals, no file browser for them
     "--ServerApp.terminals_enabled=False",
+    # viewers run no code: the kernel websocket takes only widget messages (Voila's own list)
+    *(f"--MappingKernelManager.allowed_message_types={t}" for t in ALLOWED_MESSAGE_TYPES),
+    # and cannot write a notebook into workbooks/ for /voila/render/ to run
+    "--ServerApp.contents_manager_class=effortlens_serve.readonly.ReadOnlyContentsManager",
 ]
 if os.getuid() == 0:
     c.Spawner.args.append("--allow-root")
