@@ -53,6 +53,7 @@ class TableSchema:
 
     @property
     def schema(self) -> pl.Schema:
+        """The table's Polars schema, column name to dtype."""
         return pl.Schema(self.columns)
 
     def empty(self) -> pl.DataFrame:

@@ -257,6 +257,7 @@ class UploadSession:
     """
 
     def __init__(self, root: str | Path | None = None) -> None:
+        """Open a session under ``root`` (default: the uploads root); no folder yet."""
         self.root = uploads_root() if root is None else Path(root)
         self._folder: Path | None = None
         self._count = 0

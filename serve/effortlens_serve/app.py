@@ -130,6 +130,7 @@ def _template_path() -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``effortlens serve`` (also ``python -m effortlens_serve``)."""
     p = argparse.ArgumentParser(
         prog="effortlens serve",
         description=(
@@ -256,6 +257,7 @@ def voila_arguments(args: argparse.Namespace) -> tuple[list[str], Config]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Serve the apps (or hash a password) as the command line says; the exit status."""
     args = build_parser().parse_args(argv)
     if args.hash_password:
         import getpass

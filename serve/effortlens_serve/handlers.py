@@ -129,7 +129,7 @@ class StatusHandler(APIHandler):
                     },
                     "viewers": slots.in_use(km),
                     "viewer_limit": slots.limit,
-                    "connections": sum(km._kernel_connections.values()),
+                    "connections": sum(km._kernel_connections.values()),  # noqa: SLF001 (no public count)
                 }
             )
         )

@@ -17,9 +17,9 @@ import contextvars
 import itertools
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from jupyter_core.utils import ensure_async
-from jupyter_server._tz import utcnow
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from traitlets import Integer
 
@@ -141,7 +141,7 @@ class EffortLensKernelManager(AsyncMappingKernelManager):
                 return None
         last = getattr(kernel, "last_activity", None)
         if connections and self.cull_connected_timeout > 0 and last is not None:
-            idle = (utcnow() - last).total_seconds()
+            idle = (datetime.now(UTC) - last).total_seconds()
             if idle > self.cull_connected_timeout and kernel.execution_state != "busy":
                 self.log.warning(
                     "Culling kernel %s with %d page(s) open after %d s of inactivity.",

@@ -88,6 +88,7 @@ def project_run(*, seed: int, mode: str = "planted", size: str = "small") -> Run
 
 
 def make_run(family: str, *, seed: int, mode: str) -> Run:
+    """One generated data set of ``family`` ("project" or the second family) with its truth."""
     if family == "project":
         return project_run(seed=seed, mode=mode)
     if family == "validity":
