@@ -68,7 +68,7 @@ def _enriched(args: argparse.Namespace):
     from effortlens.facts import open_build
 
     built = _open_build(args, open_build)
-    args._report = getattr(built.data, "report", None)  # for effortlens.coverage
+    args.load_report = getattr(built.data, "report", None)  # for effortlens.coverage
     return built.enriched
 
 
@@ -234,7 +234,7 @@ def _coverage(args: argparse.Namespace, enriched):
     """What the load can say (effortlens.coverage), with the load report of its build."""
     from effortlens.coverage import data_coverage
 
-    return data_coverage(enriched, report=getattr(args, "_report", None))
+    return data_coverage(enriched, report=getattr(args, "load_report", None))
 
 
 #: The coverage caveat section of each command.
@@ -413,6 +413,7 @@ def _data_args(p: argparse.ArgumentParser, *, as_json: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``effortlens`` argument parser: one subcommand per task."""
     parser = argparse.ArgumentParser(
         prog="effortlens", description="See what sales effort achieves with buyers."
     )
@@ -518,6 +519,7 @@ def _report_bug(err: Exception) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``effortlens`` command line on ``argv``; return the exit code (never raise)."""
     from effortlens.adapters import MappingError
     from effortlens.loading import DataError
     from effortlens.loading.report import LoadBug

@@ -7,6 +7,8 @@ no page imports another page.
 
 from __future__ import annotations
 
+import weakref
+
 import ipywidgets as widgets
 import polars as pl
 from traitlets import Enum, TraitError, Unicode, observe, validate
@@ -71,15 +73,19 @@ HEADLINE_FORMATS: dict[str, str] = {
 }
 
 
+#: Each page state's coverage, with the load it was computed for.
+_COVERAGE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def page_coverage(state) -> Coverage:
     """What the page's load can say (:func:`effortlens.coverage.data_coverage`), computed once
     per load and kept on the state."""
     enriched = state.enriched
-    kept = getattr(state, "_coverage", None)
+    kept = _COVERAGE.get(state)
     if kept is not None and kept[0] is enriched:
         return kept[1]
     coverage = data_coverage(enriched, report=getattr(state.data, "report", None))
-    state._coverage = (enriched, coverage)
+    _COVERAGE[state] = (enriched, coverage)
     return coverage
 
 
