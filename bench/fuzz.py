@@ -1,6 +1,6 @@
 """Fuzz the loaders at length: thousands of seeded mutants of the tiny sample and the CRM fixtures.
 
-The same mutator and checks as ``tests/test_fuzz_loading.py`` (``tests/_fuzz.py``), for as
+The same mutator and checks as ``tests/test_fuzz_loading.py`` (``tests/fuzz_support.py``), for as
 many cases as asked. Failing cases are copied to ``--keep`` with a ``CASE.txt`` saying how to
 rebuild them (the seed folder and the seed number), so each can become a fixed example.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from _fuzz import canonical_seed, check_load, crm_seeds, mutate, run_cli  # noqa: E402
+from fuzz_support import canonical_seed, check_load, crm_seeds, mutate, run_cli  # noqa: E402
 
 
 def _seeds(work: Path) -> list[tuple[str, Path]]:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-# The same flags as tests/_browser.py: Debian's Chromium, never a browser of Playwright's own.
+# The flags of tests/browser_support.py: Debian's Chromium, never a browser of Playwright's own.
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE_ENV = "EFFORTLENS_CACHE"  # effortlens.cache.CACHE_ENV, without importing it this early
-ARTIFACTS_ENV = "EFFORTLENS_TEST_ARTIFACTS"  # read by tests/_browser.py
+ARTIFACTS_ENV = "EFFORTLENS_TEST_ARTIFACTS"  # read by tests/browser_support.py
 #: Paths a test run may touch in the repository: the environment, Python's own caches, and
 #: ``test-artifacts/``, where ``bench/load_test.py`` (not a test) writes its logs.
 ALLOWED_PARTS = {
@@ -317,7 +317,7 @@ def hand_enriched() -> Enriched:
 def browser():
     """Debian's Chromium driven by Playwright, one for the whole session."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    from _browser import launch_chromium
+    from browser_support import launch_chromium
 
     with sync_api.sync_playwright() as p:
         chromium = launch_chromium(p)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from _browser import ARTIFACTS, CHROMIUM, voila_server
+from browser_support import ARTIFACTS, CHROMIUM, voila_server
 
 pytestmark = [
     pytest.mark.browser,

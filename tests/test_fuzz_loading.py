@@ -2,7 +2,7 @@
 
 Each case copies a seed folder (the tiny sample cut to its first rows, or a folder of
 ``tests/data/crm`` that loads cleanly as it is), applies one to three mutations drawn from a
-seeded ``random.Random`` (see ``tests/_fuzz.py``) and runs ``effortlens load DIR --json`` in
+seeded ``random.Random`` (see ``tests/fuzz_support.py``) and runs ``effortlens load DIR --json`` in
 this process. Whatever the mutant holds:
 
 - the exit status is 0 (a load report) or 2 (one message, prefixed, naming a file or the
@@ -23,7 +23,7 @@ import os
 import resource
 
 import pytest
-from _fuzz import canonical_seed, check_load, crm_seeds, mutate, run_cli
+from fuzz_support import canonical_seed, check_load, crm_seeds, mutate, run_cli
 
 CASES = int(os.environ.get("EFFORTLENS_FUZZ_CASES", "200"))
 #: Most a single case may add to the test process's peak memory.

@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from _browser import ARTIFACTS, CHROMIUM, free_port
+from browser_support import ARTIFACTS, CHROMIUM, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "deploy" / "jupyterhub" / "jupyterhub_config.py"

@@ -21,7 +21,7 @@ from pathlib import Path
 import ipywidgets as widgets
 import polars as pl
 import pytest
-from _hostile import FORMULAS, PAYLOADS, RAW_MARKUP, hostile_copy
+from hostile_data import FORMULAS, PAYLOADS, RAW_MARKUP, hostile_copy
 
 from effortlens.adapters import load_any
 from effortlens.adapters.mapping import MappingError

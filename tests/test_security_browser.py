@@ -1,7 +1,7 @@
 """Hostile data in a real served Voilà and headless Chromium: no script runs, nothing leaks.
 
 The server runs as served (``EFFORTLENS_SERVED=1``, ``EFFORTLENS_DATA_ROOTS``) on a data set
-whose every text field holds markup, script or a spreadsheet formula (tests/_hostile.py).
+whose every text field holds markup, script or a spreadsheet formula (tests/hostile_data.py).
 Each script payload would set ``window.__pwned`` or open a dialog if it ever ran.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from _browser import ARTIFACTS, CHROMIUM, voila_server
-from _hostile import FORMULAS, PAYLOADS, hostile_copy
+from browser_support import ARTIFACTS, CHROMIUM, voila_server
+from hostile_data import FORMULAS, PAYLOADS, hostile_copy
 
 pytestmark = [
     pytest.mark.browser,

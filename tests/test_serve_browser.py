@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _browser import ARTIFACTS, CHROMIUM
+from browser_support import ARTIFACTS, CHROMIUM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from load_test import run_load_test, verdict  # noqa: E402
@@ -43,4 +43,5 @@ def test_five_viewers_at_once_get_charts_fast_filters_and_leave_nothing_behind(s
     print("5-viewer timing:", summary, verdict(figures, p90_target=20.0, filter_target=1.0))
     assert figures.kernels_before == VIEWERS  # the preheated pool
     assert figures.kernels_after == figures.kernels_before
-    assert figures.viewers_gone_s is not None and figures.viewers_gone_s < 120  # the beacon, well before culling
+    # the beacon, well before culling
+    assert figures.viewers_gone_s is not None and figures.viewers_gone_s < 120

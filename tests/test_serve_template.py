@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from _browser import free_port
+from browser_support import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from load_test import stop  # noqa: E402

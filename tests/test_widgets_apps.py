@@ -409,7 +409,7 @@ def test_pattern_session_ends_with_a_recap_of_the_findings(small_planted):
 
 def test_each_workbook_names_only_frames_its_app_offers():
     import nbformat
-    from _browser import REPO
+    from browser_support import REPO
 
     factories = {f.__name__: f for f in FACTORIES}
     for path in sorted((REPO / "workbooks").glob("0[1-8]_*.ipynb")):

@@ -245,6 +245,7 @@ class Tables(dict):
         return frame
 
     def get(self, name: str, default: Any = None) -> Any:
+        """The table ``name``, or ``default`` when there is none (as ``dict.get``)."""
         return self[name] if name in self else default
 
     def values(self):  # noqa: D102 - as dict's, collected

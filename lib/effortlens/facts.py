@@ -269,6 +269,7 @@ class Progress:
     """
 
     def __init__(self, steps: list[str], *, stream=sys.stderr) -> None:
+        """Progress over ``steps``, drawn on ``stream`` only when it is a terminal."""
         self.steps = steps
         self.stream = stream if stream is not None and _is_tty(stream) else None
         self.started = time.perf_counter()
