@@ -310,6 +310,13 @@ def test_no_buyer_actions_shows_no_zero_response_rate(partial_folders):
     assert "silent_streaks" not in app.frames()
 
 
+def test_no_buyer_actions_mirror_draws_effort_only(partial_folders):
+    app = rep_mirror_app(data_dir=partial_folders["no_buyer_actions"])
+    weeks = app.frames()["weeks"]
+    assert weeks.height > 0
+    assert weeks["metric"].unique().to_list() == ["activities"]  # no response-rate line at 0
+
+
 def test_organisation_unknown_team_is_a_group_and_never_nan(partial_folders):
     app = organisation_app(data_dir=partial_folders["missing_attributes"])
     teams = app.frames()["teams"]

@@ -142,7 +142,12 @@ class Mirror(View):
         self._finding.value = caveats_html(self.state, "mirror") + (
             findings_html(mirror_findings(summary, rep_label=label)) if measured else ""
         )
-        self._chart.show(mirror_chart(weeks), table_frame=weeks)
+        if not measured:  # no buyer actions: draw the effort only, never a rate of zero
+            weeks = weeks.filter(pl.col("metric") == "activities")
+        self._chart.show(
+            mirror_chart(weeks) if measured else mirror_chart(weeks, metrics=["activities"]),
+            table_frame=weeks,
+        )
         self.keep(weeks=weeks, summary=summary)
 
 
