@@ -263,7 +263,8 @@ def _delimiter(path: Path) -> bytes:
     return max([b",", b";", b"\t", b"|"], key=head.count)
 
 
-def _hostile_value(rng, folder):
+def _replace_field(rng, folder, new_value):
+    """Replace one field of one data line by ``new_value(rng)`` -> (bytes, what was done)."""
     path = _pick(rng, folder)
     lines = _lines(path) if path else []
     if len(lines) < 2:
@@ -272,31 +273,27 @@ def _hostile_value(rng, folder):
     i = rng.randrange(1, len(lines))
     fields = _split_fields(lines[i], delimiter)
     j = rng.randrange(len(fields))
-    value = rng.choice(HOSTILE_VALUES)
-    encoded = value.encode("utf-8")
-    if delimiter in encoded or b'"' in encoded or b"\n" in encoded:
-        encoded = b'"' + encoded.replace(b'"', b'""') + b'"'
+    encoded, what = new_value(rng, delimiter)
     fields[j] = encoded
     end = lines[i][len(lines[i].rstrip(b"\r\n")) :]
     lines[i] = delimiter.join(fields) + end
     _write_lines(path, lines)
-    return f"{path.name}: line {i + 1} field {j + 1} = {value[:20]!r}"
+    return f"{path.name}: line {i + 1} field {j + 1} {what}"
+
+
+def _hostile_value(rng, folder):
+    def hostile(rng, delimiter):
+        value = rng.choice(HOSTILE_VALUES)
+        encoded = value.encode("utf-8")
+        if delimiter in encoded or b'"' in encoded or b"\n" in encoded:
+            encoded = b'"' + encoded.replace(b'"', b'""') + b'"'
+        return encoded, f"= {value[:20]!r}"
+
+    return _replace_field(rng, folder, hostile)
 
 
 def _empty_field(rng, folder):
-    path = _pick(rng, folder)
-    lines = _lines(path) if path else []
-    if len(lines) < 2:
-        return None
-    delimiter = _delimiter(path)
-    i = rng.randrange(1, len(lines))
-    fields = _split_fields(lines[i], delimiter)
-    j = rng.randrange(len(fields))
-    fields[j] = b""
-    end = lines[i][len(lines[i].rstrip(b"\r\n")) :]
-    lines[i] = delimiter.join(fields) + end
-    _write_lines(path, lines)
-    return f"{path.name}: line {i + 1} field {j + 1} emptied"
+    return _replace_field(rng, folder, lambda rng, delimiter: (b"", "emptied"))
 
 
 def _extra_field(rng, folder):
