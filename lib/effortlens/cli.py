@@ -35,6 +35,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
         mapping=args.mapping,
         format=args.format,
         as_json=args.json,
+        by_file=args.by_file,
     )
     print(text)
     return 0
@@ -425,6 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("load", help="load a data folder and print its load report")
     _data_args(p)
+    p.add_argument(
+        "--by-file",
+        action="store_true",
+        help="count per export file (read, loaded, quarantined; derived apart), not per table",
+    )
     p.set_defaults(func=_cmd_load)
 
     p = sub.add_parser(

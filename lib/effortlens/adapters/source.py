@@ -177,6 +177,7 @@ def load_command_text(
     mapping: str | Path | None = None,
     format: str | None = None,  # noqa: A002
     as_json: bool = False,
+    by_file: bool = False,
     now: datetime | None = None,
 ) -> str:
     """What ``effortlens load DIR [--mapping M] [--format F] [--json]`` prints.
@@ -184,9 +185,14 @@ def load_command_text(
     The load report as text (notes below), or with ``as_json`` exactly the foundation's JSON
     (``report.to_dict()``: an object per table with ``read``, ``loaded``, ``quarantined`` by
     reason, ``file``, ``missing``). Raises ``DataError`` / :class:`MappingError` like
-    :func:`load_any`.
+    :func:`load_any`. With ``by_file`` the counts are per export file instead (each row once in
+    its file, loaded + quarantined = read, derived records apart; ``{file: {"read", "loaded",
+    "quarantined", "tables", "derived"}}`` as JSON); a canonical folder is one file per table.
     """
     data = load_any(folder, settings=settings, mapping=mapping, format=format, now=now)
+    report = data.report
+    if by_file and hasattr(report, "files_dict"):
+        return json.dumps(report.files_dict(), indent=2) if as_json else report.files_text()
     if as_json:
         return json.dumps(data.report.to_dict(), indent=2)
     return data.report.to_text()
