@@ -74,6 +74,7 @@ class Figures:
     cull_idle_s: int = 0
     load_avg_before: float = 0.0
     load_avg_after_rush: float = 0.0
+    status_after: dict = field(default_factory=dict)  # the server's own count at the end
 
     def summary(self) -> dict:
         charts = sorted(self.first_chart_s)
@@ -298,8 +299,19 @@ async def _drive(url, token, figures: Figures, server_pid: int, *, page_timeout:
                 except Exception as err:  # noqa: BLE001
                     figures.failures.append(f"filter change: {type(err).__name__}")
             _sample(server_pid, figures)
-            for context, page, _s, _f in results:
-                await page.close(run_before_unload=True)  # Voila's close beacon
+            # Voila's close beacon goes out from the page's unload handlers. page.close() with
+            # run_before_unload returns before the page has gone, and closing its context at
+            # once can drop the beacon still in flight: wait for every page to go, then give
+            # the browser a moment to send what the pages queued, then close the contexts.
+            for _context, page, _s, _f in results:
+                gone = asyncio.ensure_future(page.wait_for_event("close", timeout=60_000))
+                await page.close(run_before_unload=True)
+                try:
+                    await gone
+                except Exception as err:  # noqa: BLE001
+                    figures.failures.append(f"page close: {type(err).__name__}")
+            await asyncio.sleep(2.0)
+            for context, _page, _s, _f in results:
                 await context.close()
         finally:
             await browser.close()
@@ -367,6 +379,11 @@ def run_load_test(
             time.sleep(1.0)
         time.sleep(2.0)
         figures.kernels_after = len(kernel_processes(proc.pid))
+        figures.status_after = {
+            k: v
+            for k, v in status(url, token).items()
+            if k in ("kernels", "viewers", "pool", "connections")
+        }
         figures.rss_after_mb = round(memory_mb(proc.pid))
         figures.rss_peak_mb = round(figures.rss_peak_mb)
     return figures
