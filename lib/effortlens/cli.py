@@ -97,7 +97,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
         return spark_build.build_command(args)
     from effortlens.facts import open_build
 
-    built = _open_build(args, open_build, force=args.force)
+    partitioned = getattr(args, "partitioned", None)
+    options = {} if partitioned is None else {"partitioned": partitioned}
+    built = _open_build(args, open_build, force=args.force, **options)
     files = built.manifest["files"]
     size = sum(f["bytes"] for f in files.values())
     state = f"built ({built.rebuilt})" if built.rebuilt else "current (nothing to do)"
@@ -106,6 +108,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     else:
         print(f"{args.data_dir}: {state}")
         print(f"facts: {built.path} ({len(files)} files, {size / 2**20:,.1f} MiB)")
+        if "build" in built.manifest:
+            print(f"build: {built.manifest['build']}")
         print(built.data.report.to_text())
     return 0
 
@@ -441,6 +445,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rebuild even when the build is current")
     p.add_argument(
         "--engine", choices=["polars", "spark"], default="polars", help="who computes the facts"
+    )
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--partitioned",
+        dest="partitioned",
+        action="store_const",
+        const=True,
+        default=None,
+        help="validate in chunks and enrich per partition (default: when the event tables "
+        "hold more rows than limits.partition_above_rows); with --force to redo a current build",
+    )
+    how.add_argument(
+        "--in-memory",
+        dest="partitioned",
+        action="store_const",
+        const=False,
+        help="validate and enrich in memory, however large the input",
     )
     p.set_defaults(func=_cmd_build)
 

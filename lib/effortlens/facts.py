@@ -421,12 +421,16 @@ def open_build(
     force: bool = False,
     progress: Progress | None = None,
     say: Callable[[str], None] | None = None,
+    partitioned: bool | None = None,
 ) -> Build:
     """The current build of ``folder``: the existing one when current and intact, else a new one.
 
     A stale build (an input file, the settings or the code changed) or a damaged one is
-    rebuilt; ``say`` (default: a :class:`BuildWarning`) is told why, once. Parameters as for
-    :func:`build`.
+    rebuilt; ``say`` (default: a :class:`BuildWarning`) is told why, once. ``partitioned``
+    forces (``True``) or refuses (``False``) the partitioned build of
+    :mod:`effortlens.partitioned`; ``None`` takes it for a canonical folder whose event tables
+    hold more than ``limits.partition_above_rows`` rows (the manifest's ``"build"`` says which).
+    Other parameters as for :func:`build`.
 
     Examples
     --------
@@ -480,6 +484,7 @@ def open_build(
             format=format,
             inputs=inputs,
             progress=progress or Progress(_STEPS),
+            partitioned=partitioned,
         )
         _remember(root, folder, key=key, inputs=inputs, settings=settings)
         built = _open_entry(entry, key=key, settings=settings)
@@ -569,10 +574,17 @@ def _write_build(
     format: str | None,  # noqa: A002
     inputs,
     progress: Progress,
+    partitioned: bool | None = None,
 ) -> Path:
     from effortlens.adapters import load_any
     from effortlens.enrich import enrich_tables
 
+    how = _partitioned_how(folder, settings, mapping=mapping, format=format, force=partitioned)
+    if how.startswith("partitioned"):
+        return _write_partitioned_build(
+            root, key, folder=folder, settings=settings, format=format, inputs=inputs,
+            progress=progress, how=how,
+        )  # fmt: skip
     progress.step("load and validate")
     data = load_any(folder, settings=settings, mapping=mapping, format=format)
     progress.step("enrich")
@@ -626,6 +638,7 @@ def _write_build(
             "code": code_version(),
             "polars": pl.__version__,
             "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "build": how,
             "files": files,
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1), "utf-8")
@@ -634,6 +647,90 @@ def _write_build(
             staging.rename(target)
         except OSError:
             if not target.is_dir():  # lost a race to a builder of the same key: theirs is fine
+                raise
+        _write_stamps(target, manifest)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    progress.done()
+    return builds / key
+
+
+def _partitioned_how(
+    folder: Path,
+    settings: Settings,
+    *,
+    mapping: Path | None,
+    format: str | None,
+    force: bool | None,  # noqa: A002
+) -> str:
+    """Which build ``folder`` gets, in words: "partitioned (why)" or "in memory (why)"."""
+    from effortlens.partitioned import should_partition
+
+    if force is False:
+        return "in memory (asked for)"
+    if mapping is not None or format not in (None, "canonical"):
+        return "in memory (a mapped or CRM export is loaded whole)"
+    wanted, how = should_partition(folder, settings=settings)
+    if force and not wanted:
+        if how.startswith("in memory (the event tables are not Parquet"):
+            return how
+        return "partitioned (asked for)"
+    return how
+
+
+def _write_partitioned_build(
+    root: Path,
+    key: str,
+    *,
+    folder: Path,
+    settings: Settings,
+    format: str | None,  # noqa: A002
+    inputs,
+    progress: Progress,
+    how: str,
+) -> Path:
+    """:func:`_write_build` by :func:`effortlens.partitioned.write_partitioned`: the same
+    files, the event facts as folders of part files (one per partition)."""
+    from effortlens.partitioned import write_partitioned
+
+    builds = root / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=builds))
+    try:
+        rows = write_partitioned(
+            folder, staging, settings=settings, layout=FACTS_LAYOUT, table_files=TABLE_FILES,
+            quarantine_file=QUARANTINE_FILE, report_file=REPORT_FILE,
+            report_json=_report_to_json, step=progress.step,
+        )  # fmt: skip
+        progress.step("checksums")
+        files = {}
+        for path in _files_of(staging):
+            relative = path.relative_to(staging).as_posix()
+            files[relative] = {
+                "bytes": path.stat().st_size,
+                "sha256": _sha256(path),
+                "rows": rows.get(relative),
+            }
+        manifest = {
+            "format": FORMAT,
+            "key": key,
+            "folder": str(folder.resolve()),
+            "inputs": inputs,
+            "settings": settings.fingerprint(),
+            "source_format": format,
+            "code": code_version(),
+            "polars": pl.__version__,
+            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "build": how,
+            "files": files,
+        }
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1), "utf-8")
+        target = builds / key
+        try:
+            staging.rename(target)
+        except OSError:
+            if not target.is_dir():
                 raise
         _write_stamps(target, manifest)
     finally:

@@ -77,6 +77,12 @@ class Limits:
         Memory one load may take, in MB: estimated from each file before it is read, and
         measured after each step; a load that would exceed it stops and says which file.
         ``0`` (the default) means half of the machine's memory (:meth:`memory_budget_bytes`).
+    partition_above_rows
+        ``effortlens build`` validates in chunks and enriches per partition
+        (:mod:`effortlens.partitioned`) when a folder's event tables (Parquet activities and
+        buyer actions) hold more rows than this; below it, in memory (about 0.4 GB per million).
+    partition_rows
+        Events per chunk and per partition of that build (about 0.5 GB each per million).
 
     Examples
     --------
@@ -88,6 +94,8 @@ class Limits:
     max_field_chars: int = 1_000_000
     max_parquet_rows_per_kb: int = 1_000
     memory_budget_mb: int = 0
+    partition_above_rows: int = 20_000_000
+    partition_rows: int = 4_000_000
 
     def memory_budget_bytes(self) -> int:
         """The memory budget in bytes: the setting, else half of the machine's memory.
@@ -345,6 +353,8 @@ def _limits(raw: dict[str, Any], origin: str) -> Limits:
         "max_field_chars": 1,
         "max_parquet_rows_per_kb": 1,
         "memory_budget_mb": 64,
+        "partition_above_rows": 0,
+        "partition_rows": 1_000,
     }
     values = {}
     for key, floor in floors.items():

@@ -28,6 +28,8 @@ Examples
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,17 +231,20 @@ def _not_given_entry(name: str, earlier: pl.DataFrame) -> TableReport:
     )
 
 
-def _table_entry(name: str, file: str, result: TableResult, earlier: pl.DataFrame) -> TableReport:
+def _table_entry(
+    name: str, file: str, result: TableResult | _Counts, earlier: pl.DataFrame
+) -> TableReport:
     """The report of a validated table, rows set aside earlier included; checks the invariant
     ``loaded + quarantined == read``."""
     counts = _reason_counts(result.quarantine)
     for reason, n in _reason_counts(earlier).items():
         counts[reason] = counts.get(reason, 0) + n
+    loaded = result.loaded if isinstance(result.loaded, int) else result.loaded.height
     entry = TableReport(
         name,
         file,
         result.read + earlier.height,
-        result.loaded.height,
+        loaded,
         {r: counts[r] for r in REASONS if r in counts}
         | {r: n for r, n in counts.items() if r not in REASONS},
         lines=result.lines,
@@ -499,3 +504,348 @@ def _load_folder(
         missing_tables=data.missing_tables,
         source=str(folder),
     )
+
+
+# --- chunked validation (the partitioned build, :mod:`effortlens.partitioned`) -----------------
+
+#: The tables validated in chunks by :func:`load_folder_chunked`; the others are small.
+EVENT_TABLES: tuple[str, ...] = ("activities", "buyer_actions")
+_BUCKET_SEED = 20260511
+_NUMBER = re.compile(r"(\d[\d,]*) (blank lines?|[a-z]+)")
+
+
+@dataclass(frozen=True)
+class ChunkedLoad:
+    """A load whose event tables were validated in chunks and written to disk.
+
+    Attributes
+    ----------
+    tables
+        The small canonical tables (the event tables are empty frames here).
+    events
+        ``"activities"`` / ``"buyer_actions"`` to the validated part files: canonical columns
+        plus ``__row``, the row in the input file (the loaded order of a table is its
+        :data:`effortlens.loading.table.SORT_KEYS` order, ties by ``__row``).
+    rows
+        Loaded rows per event table.
+    quarantine, report, settings, missing_tables, source
+        As :class:`LoadedData`.
+    """
+
+    tables: dict[str, pl.DataFrame]
+    events: dict[str, list[Path]]
+    rows: dict[str, int]
+    quarantine: pl.DataFrame
+    report: LoadReport
+    settings: Settings
+    missing_tables: tuple[str, ...]
+    source: str
+
+
+def streamable_rows(path: str | Path) -> int | None:
+    """Rows of the event tables of a canonical folder whose event files are Parquet (read from
+    the footers), or ``None`` when the folder cannot be validated in chunks.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> streamable_rows(tempfile.mkdtemp()) is None
+    True
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    try:
+        files, _ = _table_files(folder)
+    except DataError:
+        return None
+    if _missing_required(set(files)) or "activities" not in files:
+        return None
+    total = 0
+    for name in EVENT_TABLES:
+        if name not in files:
+            continue
+        if files[name].suffix.lower() != ".parquet":
+            return None
+        try:
+            total += pl.scan_parquet(files[name]).select(pl.len()).collect().item()
+        except (pl.exceptions.PolarsError, OSError):
+            return None
+    return total
+
+
+def load_folder_chunked(
+    path: str | Path,
+    out: str | Path,
+    *,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+    chunk_rows: int = 4_000_000,
+) -> ChunkedLoad:
+    """Validate a canonical folder whose event tables are Parquet, the event tables in chunks.
+
+    Each event table is first split by one streaming pass (``sink_parquet`` with
+    ``pl.PartitionBy``) into chunks by a hash of its trimmed id, so every repeat of an id
+    falls in one chunk and the duplicate rule ("first kept") is exact; each chunk is then
+    validated like :func:`validate_tables` does a whole table, with the input row numbers kept
+    (messages name the same rows), and its loaded rows are written under ``out``. The report
+    counts as the in-memory load does: ``loaded + quarantined == read`` per table.
+
+    Parameters
+    ----------
+    path
+        The folder (see :func:`load_folder`); its activities and buyer actions must be Parquet
+        (:func:`streamable_rows` is not ``None``).
+    out
+        A scratch folder for the chunks.
+    settings, now
+        As for :func:`load_folder`.
+    chunk_rows
+        Rows per chunk (about).
+
+    Returns
+    -------
+    ChunkedLoad
+
+    Examples
+    --------
+    >>> data = load_folder_chunked("exports/big", "/tmp/scratch")  # doctest: +SKIP
+    >>> data.report.to_dict()["activities"]["read"]  # doctest: +SKIP
+    100000000
+    """
+    if settings is None:
+        settings = load_settings()
+    if now is None:
+        now = datetime.now(UTC)
+    elif now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    folder, out = Path(path), Path(out)
+    with guard.load_scope(settings.limits) as scope, guard.guarded(str(folder)):
+        if streamable_rows(folder) is None:
+            raise DataError(f"{folder}: not a folder whose activities are Parquet")
+        files, others = _table_files(folder)
+        raw: dict[str, RawTable] = {}
+        set_aside = []
+        for table, p in files.items():
+            if table in EVENT_TABLES:
+                continue
+            raw[table], broken = _read_table(table, p)
+            if broken is not None:
+                set_aside.append(broken)
+        pre = _pre_quarantine(pl.concat(set_aside) if set_aside else None)
+        tables: dict[str, pl.DataFrame] = {}
+        quarantines = [pre]
+        notes: list[str] = []
+        entries: dict[str, TableReport] = {}
+        references: dict[str, pl.Series | None] = {}
+        events: dict[str, list[Path]] = {}
+        rows: dict[str, int] = {}
+        for name in TABLE_ORDER:
+            earlier = pre.filter(pl.col("table") == name)
+            if name in EVENT_TABLES and name in files:
+                file = files[name]
+                with guard.guarded(file.name):
+                    parts, counts = _validate_in_chunks(
+                        name,
+                        file,
+                        out / name,
+                        settings=settings,
+                        now=now,
+                        references=references,
+                        chunk_rows=chunk_rows,
+                    )
+                tables[name] = TABLES[name].empty()
+                references[name] = None  # no table refers to an event table
+                events[name] = parts
+                rows[name] = counts.loaded
+                quarantines.append(counts.quarantine)
+                notes += counts.notes
+                entries[name] = _table_entry(name, file.name, counts, earlier)
+                continue
+            if name not in raw:
+                tables[name] = TABLES[name].empty()
+                references[name] = None
+                entries[name] = _not_given_entry(name, earlier)
+                continue
+            with guard.guarded(raw[name].file):
+                result = validate_table(
+                    raw[name], settings=settings, now=now, references=references
+                )
+            tables[name] = result.loaded
+            key = TABLES[name].key
+            references[name] = result.loaded[key] if key else None
+            quarantines.append(result.quarantine)
+            notes += result.notes
+            entries[name] = _table_entry(name, raw[name].file, result, earlier)
+        ignored = tuple(f"ignored file {name} (not named after a table)" for name in others)
+        report = LoadReport(
+            tables=tuple(entries[t] for t in TABLES),
+            notes=tuple(notes) + tuple(scope.notes) + ignored,
+        )
+        return ChunkedLoad(
+            tables={t: tables[t] for t in TABLES},
+            events=events,
+            rows=rows,
+            quarantine=pl.concat(quarantines, how="vertical"),
+            report=report,
+            settings=settings,
+            missing_tables=tuple(t for t in TABLES if entries[t].missing),
+            source=str(folder),
+        )
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """What the chunks of one table gave, in :class:`TableResult`'s terms."""
+
+    loaded: int
+    quarantine: pl.DataFrame
+    read: int
+    notes: list[str]
+    lines: int | None = None
+    blank_lines: int = 0
+    quoted_lines: int = 0
+
+
+def _validate_in_chunks(
+    name: str,
+    file: Path,
+    out: Path,
+    *,
+    settings: Settings,
+    now: datetime,
+    references: dict[str, pl.Series | None],
+    chunk_rows: int,
+) -> tuple[list[Path], _Counts]:
+    """Split ``file`` by id hash (one streaming pass), validate each chunk, write its rows."""
+    schema = pl.read_parquet_schema(file)
+    spec = TABLES[name]
+    keep = []
+    for column, dtype in schema.items():
+        if dtype.is_nested() or dtype in (pl.Binary, pl.Object):
+            if canonical_header(column) in spec.columns:
+                raise DataError(
+                    f"{file.name}: column {column} holds {dtype} values; expected "
+                    f"{spec.columns[canonical_header(column)]} (one plain value per row)"
+                )
+            guard.note(f"{file.name}: ignored column of lists or records: {column} ({dtype})")
+            continue
+        keep.append(column)
+    id_column = next((c for c in keep if canonical_header(c) == spec.key), None)
+    total = pl.scan_parquet(file).select(pl.len()).collect().item()
+    n_chunks = max(1, -(-total // max(chunk_rows, 1)))
+    split = out / "split"
+    scan = pl.scan_parquet(file).select(keep).with_row_index(ROW, offset=1)
+    bucket = (
+        pl.col(id_column).cast(pl.String).str.strip_chars().hash(_BUCKET_SEED) % n_chunks
+        if id_column is not None and n_chunks > 1
+        else pl.lit(0, pl.UInt64)
+    )
+    scan.with_columns(bucket.alias("__chunk")).sink_parquet(
+        pl.PartitionBy(split, key="__chunk", include_key=False), mkdir=True
+    )
+    parts: list[Path] = []
+    quarantines: list[pl.DataFrame] = []
+    notes: list[str] = []
+    loaded = read = blank = 0
+    for k in range(n_chunks):
+        chunk_files = sorted((split / f"__chunk={k}").glob("*.parquet"))
+        if not chunk_files:
+            continue
+        frame = pl.read_parquet(chunk_files, hive_partitioning=False).sort(ROW)
+        for path in chunk_files:
+            path.unlink()
+        if not frame.height:
+            continue
+        _check_field_lengths(file.name, frame, guard.current_limits().max_field_chars)
+        result = validate_table(
+            RawTable(name, frame, file.name), settings=settings, now=now, references=references
+        )
+        rows = _loaded_rows(name, frame, result)
+        part = out / f"part-{k:05d}.parquet"
+        result.loaded.with_columns(rows).write_parquet(part)
+        parts.append(part)
+        quarantines.append(result.quarantine)
+        notes += result.notes
+        loaded += result.loaded.height
+        read += result.read
+        blank += result.blank_lines
+        guard.check_memory(file.name, f"validating chunk {k + 1} of the {name} table")
+        del frame, result
+    shutil.rmtree(split, ignore_errors=True)
+    quarantine = (
+        pl.concat(quarantines).sort("row", maintain_order=True)
+        if quarantines
+        else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    )
+    return parts, _Counts(loaded, quarantine, read, merge_notes(notes), None, blank)
+
+
+def _check_field_lengths(file: str, frame: pl.DataFrame, limit: int) -> None:
+    """Refuse a text value longer than ``limit`` characters (as the Parquet reader does)."""
+    text = [c for c, t in frame.schema.items() if t == pl.String]
+    if not text or not frame.height:
+        return
+    longest = frame.select(pl.col(text).str.len_chars().max()).row(0)
+    for column, length in zip(text, longest, strict=True):
+        if length is not None and length > limit:
+            row = frame.filter(pl.col(column).str.len_chars() == length)[ROW][0]
+            raise DataError(
+                f"{file}: row {row:,}, column {column}: a value of {length:,} characters, "
+                f"longer than limits.max_field_chars ({limit:,}); raise the limit in the "
+                "settings if the file is right"
+            )
+
+
+def _loaded_rows(name: str, frame: pl.DataFrame, result: TableResult) -> pl.Series:
+    """The input row (``__row``) of each loaded row, in the loaded order: found by the id,
+    which is unique among loaded rows (the duplicate rule) and trimmed as the loader trims."""
+    key = TABLES[name].key
+    raw_key = next(c for c in frame.columns if c != ROW and canonical_header(c) == key)
+    rows = (
+        frame.lazy()
+        .filter(~pl.col(ROW).is_in(result.quarantine["row"].cast(pl.UInt32).implode()))
+        .select(ROW, pl.col(raw_key).cast(pl.String).str.strip_chars().alias(key))
+        .filter(pl.col(key).is_not_null() & (pl.col(key) != ""))
+    )
+    found = (
+        result.loaded.lazy()
+        .select(key)
+        .join(rows, on=key, how="left", maintain_order="left")
+        .collect()[ROW]
+    )
+    if found.len() != result.loaded.height or found.null_count():
+        raise AssertionError(f"{name}: loaded rows not matched to their input rows")
+    return found
+
+
+def merge_notes(notes: list[str]) -> list[str]:
+    """Notes of several chunks of one table as one load would say them: repeats once, and
+    notes that differ only in their first count summed.
+
+    Examples
+    --------
+    >>> merge_notes(["a: x empty in 1 row; filled", "a: x empty in 2 rows; filled", "b"])
+    ['a: x empty in 3 rows; filled', 'b']
+    """
+    merged: dict[tuple[str, str, str], int] = {}
+    plain: dict[str, None] = {}
+    order: list[tuple[str, str, str] | str] = []
+    for note in notes:
+        match = _NUMBER.search(note)
+        if match is None:
+            if note not in plain:
+                plain[note] = None
+                order.append(note)
+            continue
+        noun = match.group(2)
+        singular = noun[:-1] if noun.endswith("s") and match.group(1) != "1" else noun
+        key = (note[: match.start()], singular, note[match.end() :])
+        if key not in merged:
+            merged[key] = 0
+            order.append(key)
+        merged[key] += int(match.group(1).replace(",", ""))
+    return [
+        item if isinstance(item, str) else f"{item[0]}{counted(merged[item], item[1])}{item[2]}"
+        for item in order
+    ]

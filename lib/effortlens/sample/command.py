@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", metavar="OUT_DIR", nargs="?", help="folder to write into")
     parser.add_argument("--out", metavar="DIR", help="folder to write into (same as OUT_DIR)")
     parser.add_argument(
-        "--size", default="default", help="tiny, small, default, 1m, 10m, or N activities"
+        "--size", default="default", help="tiny, small, default, 1m, 10m, 100m, or N activities"
     )
     parser.add_argument("--mode", choices=list(MODES), default="planted")
     parser.add_argument("--seed", type=int, default=7)

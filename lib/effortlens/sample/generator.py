@@ -68,7 +68,7 @@ def generate(
         Folder to write into (created if missing). Earlier table files of either format
         are replaced.
     size
-        ``"tiny"``, ``"small"``, ``"default"``, ``"1m"``, ``"10m"`` (see
+        ``"tiny"``, ``"small"``, ``"default"``, ``"1m"``, ``"10m"``, ``"100m"`` (see
         :data:`effortlens.sample.SIZES`) or a number of activities.
     mode
         ``"planted"``, ``"null"`` or ``"dirty"`` (always CSV).

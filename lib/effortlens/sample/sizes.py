@@ -18,6 +18,8 @@ SIZES: dict[str, dict[str, int]] = {
     "default": {"n_reps": 60, "weeks": 78, "n_activities": 300_000},
     "1m": {"n_reps": 200, "weeks": 78, "n_activities": 1_000_000},
     "10m": {"n_reps": 2000, "weeks": 78, "n_activities": 10_000_000},
+    # a 5,000-rep enterprise over two years (issue 13's scale target; written chunk by chunk)
+    "100m": {"n_reps": 5000, "weeks": 104, "n_activities": 100_000_000},
 }
 #: What is planted: patterns with known truths, nothing, or planted data written dirty.
 MODES: tuple[str, ...] = ("planted", "null", "dirty")

@@ -1,0 +1,227 @@
+"""The partitioned build (effortlens.partitioned): chunked validation and per-partition
+enrichment give the in-memory build's facts, load report and quarantine."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from effortlens.cli import main
+from effortlens.enrich import enrich_tables
+from effortlens.facts import open_build
+from effortlens.loading import load_folder
+from effortlens.loading.pipeline import load_folder_chunked, merge_notes, streamable_rows
+from effortlens.partitioned import should_partition
+from effortlens.settings import load_settings
+
+KEYS = {"activities": "activity_id", "actions": "action_id"}
+
+
+def _settings(partition_rows: int, above: int = 20_000_000):
+    s = load_settings()
+    limits = dataclasses.replace(
+        s.limits, partition_rows=partition_rows, partition_above_rows=above
+    )
+    return dataclasses.replace(s, limits=limits)
+
+
+def _both(folder: Path, tmp_path: Path, *, partition_rows: int):
+    """The in-memory load and enrichment of ``folder``, and its partitioned build."""
+    settings = _settings(partition_rows)
+    data = load_folder(folder, settings=settings)
+    whole = SimpleNamespace(data=data, enriched=enrich_tables(data.tables, settings=settings))
+    parts = open_build(folder, settings=settings, cache_dir=tmp_path / "b", partitioned=True)
+    return whole, parts
+
+
+def _assert_same(whole, parts) -> None:
+    """Same facts (event rows compared by id), roll-up (sums to 1e-9), reps, report, quarantine."""
+    assert parts.manifest["build"].startswith("partitioned")
+    for name, key in KEYS.items():
+        a = getattr(whole.enriched, name)
+        b = parts.enriched.lazy(name).collect()
+        assert a.height == b.height
+        assert_frame_equal(a.sort(key), b.sort(key))
+    assert_frame_equal(whole.enriched.daily, parts.enriched.daily, check_exact=False, rel_tol=1e-9)
+    assert_frame_equal(whole.enriched.reps, parts.enriched.reps)
+    assert whole.data.report.to_dict() == parts.data.report.to_dict()
+    assert whole.data.report.notes == parts.data.report.notes
+    assert_frame_equal(whole.data.quarantine, parts.data.quarantine)
+    for table in parts.data.report.tables:  # the load invariant
+        assert table.loaded + table.quarantined_total == table.read
+
+
+def test_tiny_sample_partitioned_equals_in_memory(tiny_planted, tmp_path):
+    whole, parts = _both(tiny_planted, tmp_path, partition_rows=3_000)
+    activities = parts.path / "activities.parquet"
+    assert activities.is_dir() and len(list(activities.glob("*.parquet"))) >= 5
+    _assert_same(whole, parts)
+    assert parts.enriched.actions["activity_id"].is_not_null().sum() > 1_000  # real matches
+
+
+T0 = datetime(2024, 3, 4, 9, tzinfo=UTC)
+
+
+def _hand_made(folder: Path) -> None:
+    """Accounts whose rows straddle chunks, exact ties, keys that disagree across accounts,
+    duplicates far apart, bad rows and rows without keys."""
+    folder.mkdir()
+    pl.DataFrame({"rep_id": ["r1", "r2", "r3"], "team": ["A", "A", "B"]}).write_parquet(
+        folder / "reps.parquet"
+    )
+    rows = []
+    for i in range(3_000):  # account "big" everywhere in the file, between the others
+        account = "big" if i % 3 == 0 else f"acc{i % 40}"
+        rows.append(
+            {
+                "activity_id": f"a{i:05d}",
+                "rep_id": ["r1", "r2", "r3"][i % 3],
+                "ts": (T0 + timedelta(hours=i % 500)).isoformat(),
+                "activity_type": ["email", "call", "meeting", "internal"][i % 4],
+                "account_id": account,
+                "contact_id": f"{account}-c{i % 5}",
+                "opportunity_id": f"{account}-o{i % 7}" if i % 11 else None,
+                "duration_min": str(i % 60),
+            }
+        )
+    tie = (T0 + timedelta(days=40)).isoformat()
+    rows += [
+        # exact ties on one opportunity, far apart in the file: the later loaded row wins
+        {"activity_id": "tie-1", "rep_id": "r1", "ts": tie, "activity_type": "call",
+         "account_id": "big", "contact_id": "big-c1", "opportunity_id": "big-tie"},
+        # a tie at contact level between two opportunities: loaded order is by opportunity
+        {"activity_id": "ctie-z", "rep_id": "r2", "ts": tie, "activity_type": "email",
+         "account_id": "acc3", "contact_id": "acc3-tie", "opportunity_id": "acc3-z"},
+        {"activity_id": "ctie-a", "rep_id": "r3", "ts": tie, "activity_type": "email",
+         "account_id": "acc3", "contact_id": "acc3-tie", "opportunity_id": "acc3-a"},
+        # an opportunity filed under another account than its actions: still matched
+        {"activity_id": "cross", "rep_id": "r1", "ts": tie, "activity_type": "call",
+         "account_id": "acc7", "contact_id": None, "opportunity_id": "shared-opp"},
+        # no keys at all, an unknown rep, a bad time, a missing id, duplicates after trimming
+        {"activity_id": "nokeys", "rep_id": "r1", "ts": tie, "activity_type": "call"},
+        {"activity_id": "dup-1", "rep_id": "r9", "ts": tie, "activity_type": "call",
+         "account_id": "big"},
+        {"activity_id": "who", "rep_id": "r9", "ts": tie, "activity_type": "call"},
+        {"activity_id": "bad-ts", "rep_id": "r1", "ts": "not a time", "activity_type": "call"},
+        {"activity_id": " ", "rep_id": "r1", "ts": tie, "activity_type": "call"},
+        {"activity_id": " a00010 ", "rep_id": "r2", "ts": tie, "activity_type": "call"},
+    ]  # fmt: skip
+    rows.insert(7, {**rows[-4], "activity_id": "dup-1", "rep_id": "r1"})  # a later row repeats it
+    rows.insert(2_000, {**rows[0], "activity_type": "call", "account_id": "big",
+                        "opportunity_id": "big-tie", "contact_id": "big-c1", "ts": tie,
+                        "activity_id": "tie-0"})  # fmt: skip
+    activities = pl.DataFrame(rows, infer_schema_length=None)
+    activities.write_parquet(folder / "activities.parquet")
+    actions = []
+    for i in range(1_200):
+        account = "big" if i % 2 else f"acc{i % 40}"
+        actions.append(
+            {
+                "action_id": f"b{i:05d}",
+                "ts": (T0 + timedelta(hours=i % 500, minutes=30)).isoformat(),
+                "action_type": "email_reply"
+                if i % 100 == 0
+                else ["reply", "meeting_accepted"][i % 2],
+                "account_id": account,
+                "contact_id": f"{account}-c{i % 5}" if i % 3 else None,
+                "opportunity_id": f"{account}-o{i % 7}" if i % 4 else None,
+            }
+        )
+    actions += [
+        {"action_id": "on-tie", "ts": tie, "action_type": "reply", "account_id": "big",
+         "opportunity_id": "big-tie"},
+        {"action_id": "on-ctie", "ts": tie, "action_type": "reply", "account_id": "acc3",
+         "contact_id": "acc3-tie"},
+        {"action_id": "on-cross", "ts": tie, "action_type": "reply", "account_id": "acc9",
+         "opportunity_id": "shared-opp"},
+        {"action_id": "no-account", "ts": tie, "action_type": "reply"},
+        {"action_id": "b00003", "ts": tie, "action_type": "reply", "account_id": "big"},
+    ]  # fmt: skip
+    pl.DataFrame(actions, infer_schema_length=None).write_parquet(folder / "buyer_actions.parquet")
+
+
+def test_hand_made_chunks_ties_and_crossing_keys(tmp_path):
+    folder = tmp_path / "data"
+    _hand_made(folder)
+    # ~4 chunks per event table, accounts spread over every chunk and several partitions
+    whole, parts = _both(folder, tmp_path, partition_rows=1_000)
+    assert len(list((parts.path / "activities.parquet").glob("*.parquet"))) >= 3
+    _assert_same(whole, parts)
+    credited = dict(
+        parts.enriched.lazy("actions").select("action_id", "activity_id").collect().rows()
+    )
+    # the tie rule: tie-0 comes earlier in the file but both are loaded in (opportunity, ts)
+    # order with ties by input row, so tie-1 (later input row) is later in the table and wins
+    assert credited["on-tie"] == "tie-1"
+    # at contact level the tie goes to the opportunity that sorts last ("acc3-z")
+    assert credited["on-ctie"] == "ctie-z"
+    # the opportunity under another account is still matched (components join the accounts)
+    assert credited["on-cross"] == "cross"
+    reasons = parts.data.quarantine.group_by("table", "reason").len().sort("table", "reason")
+    assert set(reasons.rows()) >= {
+        ("activities", "duplicate_id", 2),
+        ("activities", "unknown_rep", 1),
+        ("activities", "bad_timestamp", 1),
+        ("activities", "missing_id", 1),
+        ("buyer_actions", "no_account", 1),
+        ("buyer_actions", "duplicate_id", 1),
+        ("buyer_actions", "bad_value", 12),
+    }
+
+
+def test_chunked_load_counts_and_rows(tmp_path):
+    folder = tmp_path / "data"
+    _hand_made(folder)
+    assert streamable_rows(folder) == 3_012 + 1_205
+    data = load_folder_chunked(
+        folder, tmp_path / "scratch", settings=load_settings(), chunk_rows=1_000
+    )
+    assert len(data.events["activities"]) >= 3
+    loaded = pl.read_parquet(data.events["activities"])
+    assert loaded.height == data.rows["activities"] == 3_012 - 5
+    assert loaded["__row"].n_unique() == loaded.height  # each loaded row names its input row
+    original = pl.read_parquet(folder / "activities.parquet").with_row_index("__row", offset=1)
+    ids = loaded.join(original.select("__row", "activity_id"), on="__row", suffix="_raw")
+    assert (ids["activity_id"] == ids["activity_id_raw"].str.strip_chars()).all()
+
+
+def test_the_build_chooses_the_partitioned_path_when_large(tiny_planted, tmp_path, capsys):
+    folder = tmp_path / "data"
+    shutil.copytree(tiny_planted, folder)
+    small = _settings(5_000, above=10_000)
+    assert should_partition(folder, settings=small)[0]
+    assert not should_partition(folder, settings=load_settings())[0]
+    built = open_build(folder, settings=small, cache_dir=tmp_path / "c")
+    events = sum(
+        pl.scan_parquet(folder / f"{name}.parquet").select(pl.len()).collect().item()
+        for name in ("activities", "buyer_actions")
+    )
+    assert built.manifest["build"].startswith(f"partitioned ({events:,} events, more than")
+    assert main(["build", str(folder), "--cache-dir", str(tmp_path / "d"), "--partitioned"]) == 0
+    assert "partitioned (asked for)" in capsys.readouterr().out
+    csv = tmp_path / "csv"
+    csv.mkdir()
+    (csv / "reps.csv").write_text("rep_id\nr1\n")
+    (csv / "activities.csv").write_text(
+        "activity_id,rep_id,ts,activity_type\na1,r1,2024-01-01,call\n"
+    )
+    assert not should_partition(csv, settings=small)[0]  # text files are loaded whole
+
+
+@pytest.mark.parametrize(
+    ("notes", "merged"),
+    [
+        (["x: 1 row; y", "x: 2 rows; y"], ["x: 3 rows; y"]),
+        (["skip 1 blank line (x)", "skip 1 blank line (x)", "z"], ["skip 2 blank lines (x)", "z"]),
+        (["same", "same"], ["same"]),
+    ],
+)  # fmt: skip
+def test_notes_of_chunks_merge_as_one_load_says_them(notes, merged):
+    assert merge_notes(notes) == merged
