@@ -41,7 +41,7 @@ def main(app_name: str, data: str) -> dict:
     rss_first = _rss_mb()
     state = app.state
     if state.enriched is None:
-        return {"app": app_name, "error": state.error or app._status.value[:300]}
+        return {"app": app_name, "error": app.error[:300]}
     team = state.enriched.reps["team"].drop_nulls().unique().sort()[0]
     end = state.enriched.daily["day"].max()
     start = end - dt.timedelta(days=89)
@@ -55,11 +55,7 @@ def main(app_name: str, data: str) -> dict:
         t = time.perf_counter()
         state.filter = flt
         changes.append(round((time.perf_counter() - t) * 1000, 1))
-    problems = [
-        type(v).__name__
-        for v in app.views
-        if getattr(v, "_problem", None) is not None and v._problem.value
-    ]
+    problems = [type(v).__name__ for v in app.views if getattr(v, "problem", "")]
     return {
         "app": app_name,
         "import_s": round(imported - started, 2),

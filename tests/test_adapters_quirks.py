@@ -631,11 +631,12 @@ def test_start_here_counts_each_export_row_once(tmp_path):
         'created_ts = "Created"\nstage = "Stage"\n[values.stage]\n"Proposal" = "proposal"\n'
     )
     view = LoadReportView(value=_load(folder))
-    headline = view._headline.value
-    assert "1 of 2 export rows were quarantined" in headline
-    assert "from 1 file" in headline and "derived (not read)" in headline
-    assert "all tables" not in view._tables.value  # records of tables are not summed
-    assert "(derived, not read)" in view._tables.value
+    assert view.headline.startswith("1 of 2 export rows were quarantined.")
+    assert "from 1 file" in view.headline and "derived (not read)" in view.headline
+    assert "all tables" not in view.frames["tables"]["table"]  # records are not summed
+    files = view.frames["files"]
+    assert files.filter(pl.col("file") == "all export files")["read"].to_list() == [2]
+    assert files["went to"].str.ends_with("(derived, not read)").any()
 
 
 def test_salesforce_files_cut_to_their_signature_and_essential_columns_still_load(tmp_path):

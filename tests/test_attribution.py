@@ -226,10 +226,10 @@ def _brute_force(acts: list[dict], actions: list[dict], window: timedelta) -> li
 def test_matches_the_literal_definition_on_random_data(seed, collide, monkeypatch):
     exact_calls = []
     if collide:  # every key gets the same hash: only the exact check can tell them apart
-        monkeypatch.setattr(attribution, "_key_hash", lambda key, bits: pl.lit(0, pl.UInt64))
-        exact = attribution._exact
+        monkeypatch.setattr(attribution, "key_hash", lambda key, bits: pl.lit(0, pl.UInt64))
+        exact = attribution.exact_matches
         monkeypatch.setattr(
-            attribution, "_exact", lambda *a, **k: exact_calls.append(1) or exact(*a, **k)
+            attribution, "exact_matches", lambda *a, **k: exact_calls.append(1) or exact(*a, **k)
         )
     rng = random.Random(seed)
     hours = [timedelta(hours=h) for h in range(0, 24 * 40, 7)]

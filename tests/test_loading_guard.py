@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from widget_support import page_html
 
 from effortlens.adapters import load_any
 from effortlens.cli import main
@@ -141,8 +142,9 @@ def test_a_panic_shows_in_the_app_and_start_here_never_a_blank_page(
     folder = _copy(tiny_csv, tmp_path / "data")
 
     app = App(title="T", question="Q?", views=[], data_dir=folder)
-    assert "could not be loaded" in app._status.value
-    assert "a bug" in app._status.value and "reps.csv" in app._status.value
+    assert app.state.enriched is None
+    assert "a bug" in app.error and "reps.csv" in app.error
+    assert "could not be loaded" in page_html(app)
 
     source = DataSourceLoader(path=str(folder), source="folder")
     source.load()

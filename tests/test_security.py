@@ -22,6 +22,7 @@ import ipywidgets as widgets
 import polars as pl
 import pytest
 from hostile_data import FORMULAS, PAYLOADS, RAW_MARKUP, hostile_copy
+from widget_support import app_factories, page_html, shown, walk
 
 from effortlens.adapters import load_any
 from effortlens.adapters.mapping import MappingError
@@ -204,14 +205,6 @@ def test_served_mode_and_roots_come_from_the_environment(roots, monkeypatch):
     assert not served()
 
 
-def _walk(widget, out=None) -> list:
-    out = [] if out is None else out
-    out.append(widget)
-    for child in getattr(widget, "children", ()) or ():
-        _walk(child, out)
-    return out
-
-
 def test_served_folder_box_is_a_choice_list_of_folders_under_the_roots(roots, tiny_planted):
     import shutil
 
@@ -219,15 +212,17 @@ def test_served_folder_box_is_a_choice_list_of_folders_under_the_roots(roots, ti
 
     shutil.copytree(tiny_planted, roots / "globex" / "tiny")
     source = DataSourceLoader(source="folder")
-    every = _walk(source) + [source._folder]
-    assert not any(isinstance(w, widgets.Text) for w in every), "no free text when served"
-    assert isinstance(source._folder, widgets.Dropdown)
-    offered = [Path(value) for _, value in source._folder.options]
+    for where in ("default", "upload", "folder"):  # the folder box is drawn last
+        source.source = where
+        assert not shown(source, widgets.Text), "no free text when served"
+    (folder_box,) = shown(source, widgets.Dropdown)
+    offered = [Path(value) for _, value in folder_box.options]
     assert all(under_roots(p, [roots.resolve()]) for p in offered)
     assert (roots / "globex" / "tiny").resolve() in offered
     assert not any("escape" in str(p) or ".hidden" in str(p) for p in offered)
 
-    source._folder.value = str((roots / "globex" / "tiny").resolve())
+    folder_box.value = str((roots / "globex" / "tiny").resolve())  # as the viewer picks it
+    assert source.path == folder_box.value
     source.load()
     assert (source.status, source.error) == ("loaded", "")
 
@@ -251,8 +246,8 @@ def test_run_mode_keeps_the_free_text_folder_box(monkeypatch, tmp_path):
     monkeypatch.delenv("EFFORTLENS_SERVED", raising=False)
     monkeypatch.delenv("EFFORTLENS_DATA_ROOTS", raising=False)
     source = DataSourceLoader(source="folder")
-    assert isinstance(source._folder, widgets.Text)
-    source._folder.value = str(tmp_path / "no-such-export")
+    (folder_box,) = shown(source, widgets.Text)
+    folder_box.value = str(tmp_path / "no-such-export")  # as the user types it
     source.load()
     assert "no-such-export" in source.error
 
@@ -361,12 +356,12 @@ def test_start_here_loads_an_upload_and_keeps_its_build_in_the_session(tiny_plan
     monkeypatch.delenv("EFFORTLENS_SERVED", raising=False)
     source = DataSourceLoader(source="upload")
     files = [f for f in sorted(tiny_planted.glob("*.parquet")) if not f.name.startswith("_")]
-    source._upload.value = tuple(_upload(f.name, f.read_bytes()) for f in files)
+    source.uploads = tuple(_upload(f.name, f.read_bytes()) for f in files)
     source.load()
     assert (source.status, source.error) == ("loaded", "")
-    session = source._uploads.folder
+    session = source.upload_session.folder
     assert any(session.joinpath("cache").rglob("manifest.json"))  # the build lives there
-    source._uploads.close()
+    source.upload_session.close()
     assert not session.exists()
 
 
@@ -375,11 +370,11 @@ def test_start_here_says_the_limit_when_an_upload_is_too_big(monkeypatch):
 
     monkeypatch.setenv("EFFORTLENS_UPLOAD_MAX_MB", "0.5")
     source = DataSourceLoader(source="upload")
-    source._upload.value = (_upload("activities.csv", b"x" * 600_000),)
+    source.uploads = (_upload("activities.csv", b"x" * 600_000),)
     source.load()
     assert source.status == "error"
     assert "at most 0.5 MB" in source.error
-    source._upload.value = ()
+    source.uploads = ()
     source.load()
     assert "at most 0.5 MB" in source.error  # nothing arrived: the limit may be why
 
@@ -438,7 +433,7 @@ def test_downloads_of_chart_and_table_panels_are_neutralised():
     for panel in (chart_panel, table_panel):
         downloads = [
             base64.b64decode(e)
-            for w in _walk(panel)
+            for w in walk(panel)
             if isinstance(w, widgets.HTML)
             for e in re.findall(r"data:text/csv;base64,([A-Za-z0-9+/=]+)", w.value)
         ]
@@ -460,39 +455,17 @@ def _state(app) -> str:
     """Everything the kernel sends the page: each widget's state (HTML, options, chart specs
     with their data) and the content of every download link."""
     parts = []
-    for w in _walk(app):
+    for w in walk(app):
         state = w.get_state()
         parts.append(json.dumps(state, default=str))
         for value in state.values():
             if isinstance(value, str):
                 for encoded in re.findall(r"base64,([A-Za-z0-9+/=]+)", value):
                     parts.append(base64.b64decode(encoded).decode("utf-8", "replace"))
-    for w in _walk(app):  # a chart's data can sit in its spec trait only
+    for w in walk(app):  # a chart's data can sit in its spec trait only
         if type(w).__name__ == "JupyterChart":
             parts.append(json.dumps(w.spec, default=str))
     return "\n".join(parts)
-
-
-def _factories():
-    from effortlens_widgets.apps.buyer_journey import buyer_journey_app
-    from effortlens_widgets.apps.habits import habits_app
-    from effortlens_widgets.apps.interventions import interventions_app
-    from effortlens_widgets.apps.organisation import organisation_app
-    from effortlens_widgets.apps.pattern_session import pattern_session_app
-    from effortlens_widgets.apps.positive_deviance import positive_deviance_app
-    from effortlens_widgets.apps.rep_mirror import rep_mirror_app
-    from effortlens_widgets.apps.return_on_effort import return_on_effort_app
-
-    return [
-        return_on_effort_app,
-        positive_deviance_app,
-        buyer_journey_app,
-        habits_app,
-        interventions_app,
-        organisation_app,
-        rep_mirror_app,
-        pattern_session_app,
-    ]
 
 
 def test_every_app_escapes_hostile_names_and_hide_names_leaks_none(hostile, tiny_planted):
@@ -501,9 +474,9 @@ def test_every_app_escapes_hostile_names_and_hide_names_leaks_none(hostile, tiny
     names = [n for n in reps["rep_name"].to_list() if n]  # the real part of each hostile name
     hidden = names + [i for i in hostile_reps["rep_id"].to_list()]
     shown_names = 0
-    for factory in _factories():
+    for factory in app_factories():
         app = factory(data_dir=hostile)
-        markup = "\n".join(w.value for w in _walk(app) if isinstance(w, widgets.HTML))
+        markup = page_html(app)
         for raw in RAW_MARKUP:
             assert raw not in markup, (factory.__name__, raw)
         before = html.unescape(_state(app))
@@ -525,13 +498,13 @@ def test_a_served_upload_cannot_lift_the_load_limits(roots, tiny_planted):
     source = DataSourceLoader(source="upload")
     files = [f for f in sorted(tiny_planted.glob("*.parquet")) if not f.name.startswith("_")]
     settings = b"[limits]\nmax_columns = 100000000\nmemory_budget_mb = 1000000\n"
-    source._upload.value = tuple(_upload(f.name, f.read_bytes()) for f in files) + (
+    source.uploads = tuple(_upload(f.name, f.read_bytes()) for f in files) + (
         _upload("settings.toml", settings),
     )
     source.load()
     assert source.status == "error"
     assert "[limits] cannot be set by an upload" in source.error
-    source._uploads.close()
+    source.upload_session.close()
 
 
 def test_uploaded_settings_without_limits_pass(tmp_path):
@@ -545,7 +518,7 @@ def test_a_served_folder_holding_a_link_out_is_refused_without_reading_it(roots,
     folder = roots / "acme"
     (folder / "reps.csv").symlink_to(outside)
     source = DataSourceLoader(source="folder")
-    source._folder.value = str(folder.resolve())
+    source.path = str(folder.resolve())  # what picking it in the list sets
     source.load()
     assert source.status == "error"
     assert "reps.csv: a link to a file outside the data folder" in source.error

@@ -98,15 +98,15 @@ def test_the_cli_has_the_serve_command_with_the_same_refusal():
 def test_a_password_hash_file_is_read_and_checked(tmp_path):
     from jupyter_server.auth.security import passwd_check
 
-    from effortlens_serve.app import _read_password_hash, hash_password
+    from effortlens_serve.app import hash_password, read_password_hash
 
     path = tmp_path / "password"
     path.write_text("# made by effortlens serve --hash-password\n" + hash_password("s3cret") + "\n")
-    hashed = _read_password_hash(path)
+    hashed = read_password_hash(path)
     assert passwd_check(hashed, "s3cret") and not passwd_check(hashed, "wrong")
     path.write_text("not a hash\n")
     with pytest.raises(SystemExit):
-        _read_password_hash(path)
+        read_password_hash(path)
 
 
 def test_no_route_gives_a_page_or_starts_a_kernel_without_login(server):

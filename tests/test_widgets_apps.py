@@ -10,6 +10,7 @@ import ipywidgets as widgets
 import polars as pl
 import pytest
 from traitlets import TraitError
+from widget_support import app_factories, page_html, walk
 
 from effortlens_widgets.app import App, View
 from effortlens_widgets.apps.buyer_journey import buyer_journey_app
@@ -22,42 +23,21 @@ from effortlens_widgets.apps.rep_mirror import query_rep, rep_mirror_app
 from effortlens_widgets.apps.return_on_effort import return_on_effort_app
 from effortlens_widgets.panels import ChartPanel, Kpi, TablePanel
 
-FACTORIES = [
-    return_on_effort_app,
-    positive_deviance_app,
-    buyer_journey_app,
-    habits_app,
-    interventions_app,
-    organisation_app,
-    rep_mirror_app,
-    pattern_session_app,
-]
-
-
-def _walk(widget, out=None) -> list:
-    out = [] if out is None else out
-    out.append(widget)
-    for child in getattr(widget, "children", ()) or ():
-        _walk(child, out)
-    return out
-
-
-def _html(app) -> str:
-    return "\n".join(w.value for w in _walk(app) if isinstance(w, widgets.HTML))
+FACTORIES = app_factories()
 
 
 def _charts(app) -> list:
-    return [w for w in _walk(app) if type(w).__name__ == "JupyterChart"]
+    return [w for w in walk(app) if type(w).__name__ == "JupyterChart"]
 
 
 def _page_text(app) -> str:
     """Everything the page would send to a browser: HTML, chart specs with data, options."""
-    parts = [_html(app)]
+    parts = [page_html(app)]
     parts += [json.dumps(c.spec, default=str) for c in _charts(app)]
-    for w in _walk(app):
+    for w in walk(app):
         if isinstance(w, widgets.Dropdown):
             parts.append(json.dumps([str(o) for o in w.options]))
-    for w in _walk(app):  # downloads are data: links; their content counts too
+    for w in walk(app):  # downloads are data: links; their content counts too
         if isinstance(w, widgets.HTML):
             for encoded in re.findall(r"base64,([A-Za-z0-9+/=]+)", w.value):
                 parts.append(base64.b64decode(encoded).decode("utf-8", "replace"))
@@ -78,7 +58,7 @@ def _cache_env(monkeypatch, cache):
 def test_every_app_draws_charts_and_no_error(factory, small_planted):
     app = factory(data_dir=small_planted)
     assert app.state.error == ""
-    assert 'class="el-error"' not in _html(app)
+    assert 'class="el-error"' not in page_html(app)
     assert _charts(app), f"{factory.__name__} shows no chart"
     for chart in _charts(app):
         for values in _inline_datasets(chart.spec):
@@ -93,7 +73,7 @@ def _csv_downloads(widget) -> list[pl.DataFrame]:
     """The CSV files a widget offers for download (data: links), in page order."""
     return [
         pl.read_csv(base64.b64decode(encoded))
-        for w in _walk(widget)
+        for w in walk(widget)
         if isinstance(w, widgets.HTML)
         for encoded in re.findall(r'href="data:text/csv;base64,([A-Za-z0-9+/=]+)"', w.value)
     ]
@@ -157,7 +137,7 @@ def test_view_traits_refuse_what_the_page_cannot_show(small_planted):
     assert json.dumps(_charts(trend)[0].spec) != spec
     streaks = app.views[3]
     streaks.min_touches = 6
-    assert "Runs of 6 or more touches" in _html(streaks)
+    assert "Runs of 6 or more touches" in page_html(streaks)
     if streaks.frames:
         assert streaks.frame["touches"].min() >= 6
 
@@ -165,12 +145,12 @@ def test_view_traits_refuse_what_the_page_cannot_show(small_planted):
 def test_filter_change_updates_every_view(small_planted):
     app = return_on_effort_app(data_dir=small_planted)
     headline, _trend, by_slice, _streaks = app.views
-    cards_before = _html(headline)
+    cards_before = page_html(headline)
     team = sorted(app.state.enriched.reps["team"].unique())[0]
     app.filter_bar.team = team
     assert app.state.filter.teams == (team,)
     assert set(app.state.view.daily["team"].unique()) == {team}
-    assert _html(headline) != cards_before
+    assert page_html(headline) != cards_before
     by_slice.by = "Team"
     assert app.frames()["by_slice"]["team"].to_list() == [team]
     assert _csv_downloads(by_slice)[0]["team"].to_list() == [team]
@@ -178,12 +158,12 @@ def test_filter_change_updates_every_view(small_planted):
 
 def test_period_filter_gives_kpi_change_against_previous_period(small_planted):
     app = return_on_effort_app(data_dir=small_planted)
-    assert "no previous period" in _html(app.views[0])
+    assert "no previous period" in page_html(app.views[0])
     assert app.frames()["headline"]["previous"].is_null().all()
     app.filter_bar.period = "Last 13 weeks"
     flt = app.state.filter
     assert (flt.end - flt.start).days == 90
-    assert "vs previous period" in _html(app.views[0])
+    assert "vs previous period" in page_html(app.views[0])
     assert app.frames()["headline"]["previous"].is_not_null().any()
 
 
@@ -205,14 +185,14 @@ def test_pattern_session_steps_and_hides_names_by_default(small_planted):
     assert app.state.anonymise is True
 
     def disabled() -> dict[str, bool]:
-        buttons = [w for w in _walk(session) if isinstance(w, widgets.Button)]
+        buttons = [w for w in walk(session) if isinstance(w, widgets.Button)]
         return {w.description: w.disabled for w in buttons if w.description in ("Back", "Next")}
 
     assert disabled() == {"Back": True, "Next": False}
     titles = []
     for index in range(len(STEPS)):
         session.step = index
-        titles.append(re.search(r"<h2>\d+\. ([^<]+)</h2>", _html(session)).group(1))
+        titles.append(re.search(r"<h2>\d+\. ([^<]+)</h2>", page_html(session)).group(1))
     assert titles == [s.title.replace("'", "&#x27;") for s in STEPS]
     session.step = len(STEPS) + 3  # out of range: the last step
     assert session.step == len(STEPS) - 1 and disabled() == {"Back": False, "Next": True}
@@ -233,11 +213,11 @@ def test_rep_mirror_opens_on_the_rep_in_the_url(small_planted, monkeypatch):
     mirror = app.views[0]
     assert mirror.rep_id == wanted
     name = reps.filter(pl.col("rep_id") == wanted)["rep_name"][0]
-    assert name in _html(mirror)
+    assert name in page_html(mirror)
     other = reps["rep_id"][6]
     weeks = mirror.frame
     mirror.rep_id = other
-    assert reps.filter(pl.col("rep_id") == other)["rep_name"][0] in _html(mirror)
+    assert reps.filter(pl.col("rep_id") == other)["rep_name"][0] in page_html(mirror)
     assert mirror.frame is mirror.frames["weeks"] and not mirror.frame.equals(weeks)
     with pytest.raises(TraitError):
         mirror.rep_id = "no such rep"
@@ -267,7 +247,7 @@ def test_clicking_a_rep_in_the_funnel_compares_that_rep(small_planted):
 def test_deviance_page_names_the_planted_practice(small_planted):
     truth = json.loads((small_planted / "truth.json").read_text())
     app = positive_deviance_app(data_dir=small_planted)
-    assert truth["deviant_practice"]["activity_type"] in _html(app.views[0])
+    assert truth["deviant_practice"]["activity_type"] in page_html(app.views[0])
 
 
 def test_interventions_page_reports_the_planted_effect(small_planted):
@@ -275,7 +255,7 @@ def test_interventions_page_reports_the_planted_effect(small_planted):
     app = interventions_app(data_dir=small_planted)
     view = app.views[0]
     assert view.intervention_id == truth["intervention_id"]
-    assert "real rise" in _html(view)
+    assert "real rise" in page_html(view)
     assert view.frames["effect"]["ci_low"][0] > 0
     weekly = view.frame
     view.metric = "roe_per_100"
@@ -284,7 +264,7 @@ def test_interventions_page_reports_the_planted_effect(small_planted):
 
 def test_a_missing_folder_is_a_readable_message_not_a_traceback(tmp_path):
     app = return_on_effort_app(data_dir=tmp_path / "nowhere")
-    html = _html(app)
+    html = page_html(app)
     assert "could not be loaded" in html
     assert "Traceback" not in html
 
@@ -295,9 +275,9 @@ def test_a_failing_view_shows_a_message_in_place(small_planted, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("cadence exploded")
 
-    monkeypatch.setattr(views, "response_by_cadence", broken)
+    monkeypatch.setattr(views, "rank_habits", broken)  # built facts or events: both rank
     app = habits_app(data_dir=small_planted)
-    html = _html(app)
+    html = page_html(app)
     # words saying what to do; the detail goes to the server log, never to the page (issue 9)
     assert "could not be drawn" in html and "server log" in html
     assert "cadence exploded" not in html and "RuntimeError" not in html
@@ -315,8 +295,8 @@ def test_chart_panel_reuses_its_widget_and_offers_csv():
     assert _charts(panel) == [first] and first.spec["mark"]["type"] == "line"
     assert _csv_downloads(panel)[0].equals(frame)
     panel.show_message("nothing here")
-    (box,) = [w for w in _walk(panel) if first in (getattr(w, "children", ()) or ())]
-    assert box.layout.display == "none" and "nothing here" in _html(panel)
+    (box,) = [w for w in walk(panel) if first in (getattr(w, "children", ()) or ())]
+    assert box.layout.display == "none" and "nothing here" in page_html(panel)
     assert _csv_downloads(panel) == []
 
 
@@ -326,12 +306,12 @@ def test_panels_redraw_when_their_title_or_caption_changes():
     for panel in (chart_panel, table_panel):
         panel.title = "New <title>"
         panel.caption = "How to read it"
-        html = _html(panel)
+        html = page_html(panel)
         assert "New &lt;title&gt;" in html and "Old" not in html and "How to read it" in html
-    assert "North" in _html(table_panel)
+    assert "North" in page_html(table_panel)
     table_panel.max_rows = 1
     table_panel.show(pl.DataFrame({"team": ["North", "South"], "activities": [3, 4]}))
-    assert "Showing 1 of 2 rows" in _html(table_panel)
+    assert "Showing 1 of 2 rows" in page_html(table_panel)
 
 
 def test_kpi_deltas_use_points_for_rates_and_percent_for_counts():
@@ -345,7 +325,7 @@ def test_kpi_deltas_use_points_for_rates_and_percent_for_counts():
 def test_app_without_title_keeps_it_for_the_landing_page(tiny_planted):
     app = App(title="T", question="Q?", views=[], data_dir=tiny_planted)
     assert (app.title, app.question) == ("T", "Q?")
-    assert "<h1>T</h1>" not in _html(app)
+    assert "<h1>T</h1>" not in page_html(app)
 
 
 def test_clicking_a_bar_narrows_the_page_and_the_filter_bar_follows(small_planted):
@@ -372,24 +352,29 @@ def test_chart_selection_handlers_survive_a_new_chart(small_planted):
     app = return_on_effort_app(data_dir=small_planted)
     by_slice = app.views[2]
     by_slice.by = "Activity type"  # a new chart in the same panel
-    selections = _charts(by_slice)[0].selections
-    assert "picked" in selections.trait_names()
+    chart = _charts(by_slice)[0]
+    assert "picked" in chart.selections.trait_names()
     first_type = app.state.enriched.activities["activity_type"][0]
-    from altair.jupyter.jupyter_chart import PointSelection
-
-    # what the chart's JavaScript does on a click (JupyterChart's own update path)
-    selections._set_value(
-        "picked", PointSelection(name="picked", value=[{"activity_type": first_type}], store=[])
+    # what the chart's JavaScript sends on a click: the Vega point signal, as a widget update
+    chart.set_state(
+        {
+            "_vl_selections": {
+                "picked": {
+                    "value": {"vlPoint": {"or": [{"activity_type": first_type}]}},
+                    "store": [],
+                }
+            }
+        }
     )
     assert app.state.filter.activity_types == (first_type,)
 
 
 def test_journey_kpis_compare_with_the_previous_period(small_planted):
     app = buyer_journey_app(data_dir=small_planted)
-    cards = _html(app.views[0])
+    cards = page_html(app.views[0])
     assert "Win rate" in cards and "no previous period" in cards
     app.filter_bar.period = "Last 26 weeks"
-    cards = _html(app.views[0])
+    cards = page_html(app.views[0])
     assert "vs previous period" in cards and " pts " in cards
     kpis = app.frames()["deal_kpis"]
     assert "Win rate" in kpis["label"].to_list() and kpis["previous"].is_not_null().any()
@@ -400,7 +385,7 @@ def test_pattern_session_ends_with_a_recap_of_the_findings(small_planted):
     app = pattern_session_app(data_dir=small_planted)
     session = app.views[0]
     session.step = len(STEPS) - 1
-    recap = _html(session)
+    recap = page_html(session)
     assert truth["leaky_stage"] in recap
     assert truth["deviant_practice"]["activity_type"] in recap
     reps = pl.read_parquet(small_planted / "reps.parquet")

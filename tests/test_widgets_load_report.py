@@ -1,18 +1,24 @@
-"""The data-source loader and the load report view, headless: set traits, assert state."""
+"""The data-source loader and the load report view, headless: set traits, assert state.
+
+Only public names: the widgets' traits, and what their widget tree draws (widget_support).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import html
 from pathlib import Path
 
+import ipywidgets as widgets
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 from traitlets import TraitError
+from widget_support import page_html, shown
 
 from effortlens.loading import load_folder
 from effortlens_widgets import DataSourceLoader, LoadReportView, default_data_dir, settings_for
-from effortlens_widgets._html import escape, table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,7 +47,8 @@ def test_loader_loads_the_folder_it_is_given(tiny_planted):
     source.load()
     assert (source.status, source.error) == ("loaded", "")
     assert source.value.report.to_dict() == load_folder(tiny_planted).report.to_dict()
-    assert str(tiny_planted) in source._message.value
+    assert source.message == f"Loaded from {tiny_planted}"
+    assert html.escape(source.message) in page_html(source)
 
 
 def test_loader_with_an_empty_path_opens_the_environment_folder(monkeypatch, tiny_planted):
@@ -59,8 +66,11 @@ def test_loader_shows_a_readable_message_for_a_missing_folder(tmp_path):
     assert source.value is None
     assert source.error
     assert "Traceback" not in source.error
-    assert "el-error" in source._message.value
-    assert not source._load_button.disabled
+    assert source.message == "The data could not be loaded."
+    assert 'class="el-error"' in page_html(source)
+    assert html.escape(source.error) in page_html(source)
+    (button,) = shown(source, widgets.Button)
+    assert not button.disabled, "the Load button is back for another try"
 
 
 def test_loader_reports_a_bad_settings_file_by_key(tmp_path, tiny_planted):
@@ -99,8 +109,9 @@ def test_report_view_before_any_load():
     view = LoadReportView()
     assert view.sound is False
     assert view.reason == ""
-    assert "No data loaded yet" in view._headline.value
-    assert view._quarantine_box.layout.display == "none"
+    assert view.headline.startswith("No data loaded yet.")
+    assert (view.reasons, view.frames, view.frame) == ({}, {}, None)
+    assert "No data loaded yet" in page_html(view)
 
 
 def test_report_view_on_clean_data_says_it_is_sound(tiny_planted):
@@ -108,11 +119,16 @@ def test_report_view_on_clean_data_says_it_is_sound(tiny_planted):
     assert data.quarantine.height == 0, "the planted sample is clean by contract"
     view = LoadReportView(value=data)
     assert view.sound is True
-    assert "The data is sound" in view._headline.value
-    assert view._quarantine_box.layout.display == "none"
-    assert view.reason == ""
-    for row in data.report.to_frame().filter(~pl.col("missing")).iter_rows(named=True):
-        assert f">{row['loaded']:,}<" in view._tables.value
+    assert view.headline.startswith("The data is sound.")
+    assert (view.reasons, view.reason) == ({}, "")
+    assert set(view.frames) == {"tables"}, "no quarantine to show"
+    provided = data.report.to_frame().filter(~pl.col("missing"))
+    shown_rows = {row["table"]: row for row in view.frame.iter_rows(named=True)}
+    for row in provided.iter_rows(named=True):
+        assert shown_rows[row["table"]]["loaded"] == row["loaded"]
+        assert f'<td class="el-num">{row["loaded"]:,}</td>' in page_html(view)
+    assert shown_rows["all tables"]["read"] == provided["read"].sum()
+    assert f"All {provided['read'].sum():,} rows read" in view.headline
 
 
 def test_report_view_lists_quarantine_by_reason(tiny_dirty):
@@ -123,17 +139,23 @@ def test_report_view_lists_quarantine_by_reason(tiny_dirty):
     view = LoadReportView(value=data)
 
     assert view.sound is False
-    assert f"{data.quarantine.height:,} rows were quarantined" in view._headline.value
-    assert [value for _label, value in view._reason_picker.options] == by_reason["reason"].to_list()
+    assert view.headline.startswith(f"{data.quarantine.height:,} rows were quarantined.")
+    assert view.reasons == dict(by_reason.iter_rows())
     assert view.reason == by_reason["reason"][0]
-    for reason in by_reason["reason"]:
-        assert reason in view._by_reason.value
+    crosstab = view.frames["by_reason"]
+    for reason, n in by_reason.iter_rows():
+        assert crosstab[reason].sum() == n
 
+    (picker,) = shown(view, widgets.Dropdown)
+    assert [value for _label, value in picker.options] == by_reason["reason"].to_list()
     for reason in by_reason["reason"]:
         view.reason = reason
-        assert view._reason_picker.value == reason
+        assert picker.value == reason
         first = data.quarantine.filter(pl.col("reason") == reason).row(0, named=True)
-        assert escape(first["message"]) in view._rows.value
+        assert view.frames["rows"].row(0, named=True)["message"] == first["message"]
+        assert html.escape(first["message"]) in page_html(view)
+    picker.value = by_reason["reason"][0]  # as the viewer picks it in the page
+    assert view.reason == by_reason["reason"][0]
 
 
 def test_report_view_lists_only_max_rows_and_says_how_many_more(tiny_dirty):
@@ -141,9 +163,12 @@ def test_report_view_lists_only_max_rows_and_says_how_many_more(tiny_dirty):
     view = LoadReportView(value=data)
     count = data.quarantine.filter(pl.col("reason") == view.reason).height
     view.max_rows = 1
-    assert view._rows.value.count("<tr>") == 2  # header + one row
+    assert view.frames["rows"].height == 1
+    assert view.more == count - 1
     if count > 1:
-        assert f"and {count - 1:,} more rows" in view._rows.value
+        assert f"and {count - 1:,} more rows" in page_html(view)
+    view.max_rows = count
+    assert (view.frames["rows"].height, view.more) == (count, 0)
 
 
 def test_report_view_refuses_a_reason_with_no_rows(tiny_dirty):
@@ -164,15 +189,22 @@ def test_report_view_does_not_change_the_data(tiny_dirty):
 def test_report_view_shows_the_notes(tiny_dirty):
     data = load_folder(tiny_dirty)
     view = LoadReportView(value=data)
+    assert data.report.notes, "the dirty sample has notes to show"
     for note in data.report.notes:
-        assert f"<li>{escape(note)}</li>" in view._notes.value
+        assert f"<li>{html.escape(note)}</li>" in page_html(view)
 
 
-def test_tables_escape_what_the_data_holds():
-    html = table(pl.DataFrame({"raw": ["<script>alert(1)</script>"], "read": [1234567]}))
-    assert "<script>" not in html
-    assert "&lt;script&gt;" in html
-    assert '<td class="el-num">1,234,567</td>' in html
+def test_report_view_escapes_what_the_data_holds(tiny_dirty):
+    data = load_folder(tiny_dirty)
+    hostile = "<script>alert(1)</script>"
+    data = dataclasses.replace(
+        data, quarantine=data.quarantine.with_columns(raw=pl.lit(hostile), message=pl.lit(hostile))
+    )
+    view = LoadReportView(value=data)
+    assert view.frames["rows"]["raw"][0] == hostile  # the state holds the text as read
+    page = page_html(view)
+    assert hostile not in page and "<script>" not in page
+    assert html.escape(hostile) in page
 
 
 def test_loader_uses_the_folders_own_settings_file(tmp_path, tiny_planted):
@@ -209,9 +241,12 @@ def test_uploaded_files_load_like_a_folder(tiny_planted, tmp_path, monkeypatch):
         if not f.name.startswith("_")
     ]
     source = DataSourceLoader(source="upload")
-    source._upload.value = tuple(uploads)
+    (box,) = shown(source, widgets.FileUpload)
+    box.value = tuple(uploads)  # as the page's upload box sets it
+    assert source.uploads == box.value
     source.load()
     assert source.status == "loaded", source.error
+    assert source.message == f"Loaded from {len(uploads)} uploaded files"
     expected = load_folder(tiny_planted).report.to_dict()
     assert source.value.report.to_dict() == expected
 
@@ -225,4 +260,7 @@ def test_upload_without_files_and_folder_without_path_say_what_to_do():
     source.source = "folder"
     source.load()
     assert source.status == "error" and "type the path" in source.error
-    assert source._folder in source._inputs.children
+    (folder_box,) = shown(source, widgets.Text)
+    assert folder_box.description == "Data folder" and not shown(source, widgets.FileUpload)
+    folder_box.value = "/no/such/export"
+    assert source.path == "/no/such/export"

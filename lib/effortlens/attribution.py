@@ -56,9 +56,17 @@ _HASH_SEED = 20240501
 _MIN_KEY_BITS = 16
 
 
-def _key_hash(key: pl.Expr, bits: int) -> pl.Expr:
-    """The top ``bits`` bits of the key's 64-bit hash (a separate function so tests can make
-    every key collide)."""
+def key_hash(key: pl.Expr, bits: int) -> pl.Expr:
+    """The top ``bits`` bits of the key's 64-bit hash: the key's part of the packed number.
+
+    Keys with equal hashes are told apart by :func:`exact_matches`; a test can make every key
+    collide by replacing this function.
+
+    Examples
+    --------
+    >>> pl.select(key_hash(pl.lit("acme"), 16)).dtypes
+    [UInt64]
+    """
     return key.hash(_HASH_SEED) // 2 ** (64 - bits)
 
 
@@ -140,7 +148,7 @@ def attribution_rows(
             columns = [
                 pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"),
                 (pl.col("ts").dt.epoch("us") - origin_us).alias("t"),
-                *(_key_hash(pl.col(key), key_bits).alias(key) for _, key in LEVELS),
+                *(key_hash(pl.col(key), key_bits).alias(key) for _, key in LEVELS),
                 *(pl.col(key).is_not_null().alias(f"has_{key}") for _, key in LEVELS),
             ]
             if keep is None:
@@ -200,7 +208,7 @@ def attribution_rows(
                 matched = pl.concat(
                     [
                         matched.filter(same_key),
-                        _exact(
+                        exact_matches(
                             activities, facing_mask, actions, collided, key=key, window_us=window_us
                         ),
                     ]
@@ -222,7 +230,7 @@ def attribution_rows(
     ).with_columns(pl.when(found).then(pl.all()).name.keep())
 
 
-def _exact(
+def exact_matches(
     activities: pl.DataFrame,
     facing_mask: pl.Series,
     actions: pl.DataFrame,
@@ -231,7 +239,28 @@ def _exact(
     key: str,
     window_us: int,
 ) -> pl.DataFrame:
-    """The definition by a plain join on ``key``, for the few actions whose hash collided."""
+    """The definition by a plain join on ``key``, for the few actions whose hash collided.
+
+    Parameters
+    ----------
+    activities, actions
+        As for :func:`attribution_rows`.
+    facing_mask
+        Which activities are customer-facing (one boolean per activity row).
+    action_rows
+        The 0-based rows of the actions to match.
+    key
+        The level's key column (``opportunity_id``, ``contact_id`` or ``account_id``).
+    window_us
+        The attribution window in microseconds, inclusive.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``action_row``, ``activity_row`` (the latest customer-facing activity on the same key
+        within the window; at equal times the later row) and ``lag`` (µs), one row per action
+        that has one.
+    """
     wanted = actions.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("action_row"), key, "ts")[
         action_rows
     ]

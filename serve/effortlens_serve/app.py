@@ -112,7 +112,11 @@ def hash_password(password: str) -> str:
     return passwd(password)
 
 
-def _read_password_hash(path: Path) -> str:
+def read_password_hash(path: Path) -> str:
+    """The one password hash a ``--password-file`` holds (``#`` lines are comments).
+
+    Raises ``SystemExit`` with what to do when the file holds none or several.
+    """
     lines = [ln.strip() for ln in path.read_text("utf-8").splitlines()]
     hashes = [ln for ln in lines if ln and not ln.startswith("#")]
     if len(hashes) != 1 or ":" not in hashes[0]:
@@ -212,7 +216,7 @@ def voila_arguments(args: argparse.Namespace) -> tuple[list[str], Config]:
         secret.Voila.token = token
     elif password_file:
         secret.Voila.token = ""
-        secret.PasswordIdentityProvider.hashed_password = _read_password_hash(Path(password_file))
+        secret.PasswordIdentityProvider.hashed_password = read_password_hash(Path(password_file))
     else:
         token = secrets.token_urlsafe(24)
         secret.Voila.token = token

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import ipywidgets as widgets
 import polars as pl
-from traitlets import Dict
+from traitlets import Dict, Unicode
 
 from effortlens.enrich import Enriched
 from effortlens_widgets._html import CSS, error_box, escape
@@ -98,6 +98,11 @@ class View(widgets.VBox):
         help="The aggregated Polars frames the view last drew, by name ({} while it shows a "
         "message instead).",
     )
+    problem = Unicode(
+        "",
+        read_only=True,
+        help="Why the view could not be drawn, as shown in its place ('' when it was drawn).",
+    )
 
     def __init__(self, state: PageState, **kwargs) -> None:
         """Build the view on ``state``; it draws once the state has data."""
@@ -136,13 +141,15 @@ class View(widgets.VBox):
         if view is None:
             return
         self._problem.value = ""
+        self.set_trait("problem", "")
         self.set_trait("frames", {})
         try:
             self.render(view)
         except (Exception, pl.exceptions.PanicException) as err:  # never a traceback
             at = log_problem(f"{type(self).__name__} could not be drawn", err)
+            self.set_trait("problem", DRAW_PROBLEM.format(at=at))
             self._problem.value = error_box(
-                "This part of the page could not be drawn.", DRAW_PROBLEM.format(at=at)
+                "This part of the page could not be drawn.", self.problem
             )
             if self._problem not in self.children:
                 self.children = (self._problem, *self.children)
@@ -166,6 +173,13 @@ class App(widgets.VBox):
     show_title
         Draw ``title`` and ``question`` as a heading (workbooks carry their own in markdown).
     """
+
+    error = Unicode(
+        "",
+        read_only=True,
+        help="Why the data could not be loaded or prepared, in the words the page shows ('' "
+        "when it loaded).",
+    )
 
     def __init__(
         self,
@@ -218,14 +232,17 @@ class App(widgets.VBox):
         from effortlens_widgets.data_source import load_data
 
         self._status.value = '<div class="el-note">Loading and preparing the data…</div>'
+        self.set_trait("error", "")
         try:
             data = load_data(data_dir)
         except (Exception, pl.exceptions.PanicException) as err:  # a panic is a BaseException
-            self._status.value = error_box("The data could not be loaded.", load_error_text(err))
+            self.set_trait("error", load_error_text(err))
+            self._status.value = error_box("The data could not be loaded.", self.error)
             return
         self.state.data = data
         if self.state.error:
-            self._status.value = error_box("The data could not be prepared.", self.state.error)
+            self.set_trait("error", self.state.error)
+            self._status.value = error_box("The data could not be prepared.", self.error)
             return
         self._status.value = _status_line(data)
 

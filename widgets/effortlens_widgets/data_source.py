@@ -13,7 +13,7 @@ from pathlib import Path
 
 import ipywidgets as widgets
 import polars as pl
-from traitlets import Any, Enum, Unicode, observe
+from traitlets import Any, Enum, Tuple, Unicode, observe
 
 from effortlens.adapters.mapping import MappingError
 from effortlens.loading import DataError
@@ -181,7 +181,10 @@ class DataSourceLoader(widgets.VBox):
     """Load a data folder with a progress indicator; failures show as a readable message.
 
     ``value`` holds the :class:`effortlens.loading.LoadedData` of the last successful load
-    (``None`` before it and after a failure). Link it to the views that show the data.
+    (``None`` before it and after a failure). Link it to the views that show the data. Its
+    state is public: where the data comes from (``source``, ``path``, ``uploads``,
+    ``settings_path``) and how the last load stands (``status``, ``message``, ``error``); the
+    children only draw it.
 
     Examples
     --------
@@ -189,6 +192,8 @@ class DataSourceLoader(widgets.VBox):
     >>> source.load()  # doctest: +SKIP
     >>> source.status, source.value.report.to_frame().columns[:3]  # doctest: +SKIP
     ('loaded', ['table', 'file', 'read'])
+    >>> source.message  # doctest: +SKIP
+    'Loaded from sample_data/generated/default'
     """
 
     value = Any(None, allow_none=True, help="LoadedData of the last successful load, or None.")
@@ -208,6 +213,16 @@ class DataSourceLoader(widgets.VBox):
         ("idle", "loading", "loaded", "error"), "idle", help="Where the last load stands."
     )
     error = Unicode("", help="Readable message of the last failure; '' when it succeeded.")
+    uploads = Tuple(
+        help="The files chosen in the upload box (``FileUpload.value``: dicts with ``name`` and "
+        "``content``), loaded when ``source`` is 'upload'."
+    )
+    message = Unicode(
+        "",
+        read_only=True,
+        help="What the loader says beside its button, in words: the step of a load in "
+        "progress, 'Loaded from …', or 'The data could not be loaded.' (``error`` says why).",
+    )
 
     def __init__(self, **kwargs) -> None:
         """Build the source switch, folder field, upload and Load button (nothing is loaded)."""
@@ -260,6 +275,7 @@ class DataSourceLoader(widgets.VBox):
             multiple=True,
             description="Choose files",
         )
+        widgets.link((self._upload, "value"), (self, "uploads"))
         self._progress = widgets.IntProgress(
             value=0, min=0, max=2, bar_style="info", layout=widgets.Layout(width="12em")
         )
@@ -274,6 +290,14 @@ class DataSourceLoader(widgets.VBox):
         ]
         self._on_source()
         self._on_status()
+
+    @property
+    def upload_session(self) -> UploadSession:
+        """The upload session holding this loader's uploaded files and their build.
+
+        Deleted when the kernel ends (or by its ``close()``); a page's uploads never outlive it.
+        """
+        return self._uploads
 
     @observe("source")
     def _on_source(self, change=None) -> None:
@@ -307,15 +331,13 @@ class DataSourceLoader(widgets.VBox):
         else:
             self.value = data
             self._loaded_from = (
-                f"{len(self._upload.value)} uploaded files"
-                if self.source == "upload"
-                else str(folder)
+                f"{len(self.uploads)} uploaded files" if self.source == "upload" else str(folder)
             )
             self.status = "loaded"
 
     def _folder_to_load(self) -> Path:
         if self.source == "upload":
-            folder = save_uploads(self._upload.value, session=self._uploads)
+            folder = save_uploads(self.uploads, session=self._uploads)
             if self.served:  # a viewer's settings.toml may not lift the server's load limits
                 refuse_uploaded_limits(folder)
             return folder
@@ -340,7 +362,14 @@ class DataSourceLoader(widgets.VBox):
 
     def _say(self, text: str, *, step: int) -> None:
         self._progress.value = step
-        self._message.value = f'<span class="el-muted">{escape(text)}</span>'
+        self._show(text)
+
+    def _show(self, text: str) -> None:
+        self.set_trait("message", text)
+        if self.status == "error":
+            self._message.value = error_box(text, self.error)
+        else:
+            self._message.value = f'<span class="el-muted">{escape(text)}</span>' if text else ""
 
     @observe("status")
     def _on_status(self, change=None) -> None:
@@ -348,10 +377,8 @@ class DataSourceLoader(widgets.VBox):
         self._load_button.disabled = busy
         self._progress.layout.display = None if busy else "none"
         if self.status == "error":
-            self._message.value = error_box("The data could not be loaded.", self.error)
+            self._show("The data could not be loaded.")
         elif self.status == "loaded":
-            self._message.value = (
-                f'<span class="el-muted">Loaded from {escape(self._loaded_from)}</span>'
-            )
+            self._show(f"Loaded from {self._loaded_from}")
         elif self.status == "idle":
-            self._message.value = ""
+            self._show("")
