@@ -50,12 +50,10 @@ $(PY):
 # Reinstall only when pyproject.toml changed; the stamps live in the venv.
 $(VENV)/.installed-lab: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e ".[lab]"
-	$(PY) -m effortlens_serve.develop >/dev/null
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e ".[test,lab,hub,spark]"
-	$(PY) -m effortlens_serve.develop >/dev/null
 	touch $@ $(VENV)/.installed-lab
 
 # Debian's Chromium for the browser tests (never a browser download of Playwright's own).

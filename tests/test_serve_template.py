@@ -1,8 +1,8 @@
 """Plain ``voila`` and JupyterLab's Voila preview find the ``effortlens`` template as installed.
 
-``pip install .`` puts the template into ``<prefix>/share/jupyter/voila/templates`` (pyproject's
-``data-files``); an editable install links it there (``python -m effortlens_serve.develop``, run
-by ``make``). No test here sets ``JUPYTER_PATH``: the template must be found the standard way.
+``pip install .`` and ``pip install -e .`` put the template into
+``<prefix>/share/jupyter/voila/templates`` (hatchling's ``shared-data`` in pyproject.toml). No
+test here sets ``JUPYTER_PATH``: the template must be found the standard way.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from load_test import stop  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = Path("share", "jupyter", "voila", "templates", "effortlens")
 BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.slow
@@ -63,14 +64,55 @@ def _get(url: str, proc, log: Path, *, timeout: float = 240) -> str:
     raise TimeoutError(log.read_text())
 
 
-def test_the_wheel_installs_the_template_where_voila_looks(tmp_path):
-    # build from a copy: a build writes build/ and egg-info beside the sources
+def _source_copy(tmp_path: Path) -> Path:
+    """What a build reads, copied: no build may write beside the checkout's sources."""
     source = tmp_path / "src"
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     for name in ("lib", "widgets", "serve", "share"):
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return source
+
+
+def test_an_editable_install_puts_the_template_where_voila_looks(tmp_path):
+    source = _source_copy(tmp_path)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "-e",
+            str(source),
+        ],
+        check=True,
+        timeout=300,
+    )
+    installed = venv / "share" / "jupyter" / "voila" / "templates" / "effortlens"
+    for name in ("conf.json", "tree.html"):
+        assert (installed / name).read_bytes() == (source / TEMPLATE / name).read_bytes(), name
+    # and the editable packages are the checkout's own
+    found = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import effortlens_serve; print(effortlens_serve.__file__)",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.strip()
+    assert Path(found).is_relative_to(source)
+
+
+def test_the_wheel_installs_the_template_where_voila_looks(tmp_path):
+    source = _source_copy(tmp_path)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q"]
         + ["-w", str(tmp_path / "dist"), str(source)],
@@ -90,7 +132,7 @@ def test_the_template_is_found_in_this_environment():
     from jupyter_core.paths import jupyter_path
 
     found = [p for p in jupyter_path("voila", "templates") if Path(p, "effortlens").is_dir()]
-    assert found, "make (or python -m effortlens_serve.develop) links it for editable installs"
+    assert found, "pip install -e . installs it (hatchling shared-data)"
 
 
 def test_plain_voila_serves_the_landing_page_and_an_app(tmp_path, tiny_planted):
