@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
-from traitlets import Integer
+from traitlets import Integer, TraitError
 
 #: The viewer slot of the page request being served (set by the page handler).
 CURRENT_SLOT: contextvars.ContextVar[Slot | None] = contextvars.ContextVar(
@@ -130,6 +130,12 @@ class EffortLensKernelManager(AsyncMappingKernelManager):
         kernel = self._kernels.get(kernel_id)
         if kernel is None:
             return None
+        try:
+            kernel.last_activity  # noqa: B018
+        except (KeyError, TraitError):
+            # still starting: Jupyter Server sets it once the kernel is up, and its culler
+            # otherwise logs a traceback for every kernel of a filling pool
+            return None
         connections = self._kernel_connections.get(kernel_id, 0)
         if connections:
             self._connected.add(kernel_id)
@@ -139,7 +145,7 @@ class EffortLensKernelManager(AsyncMappingKernelManager):
             # viewer with a page that never draws. Give it twice the timeout.
             if time.monotonic() - self._handed_at[kernel_id] < 2 * self.cull_idle_timeout:
                 return None
-        last = getattr(kernel, "last_activity", None)
+        last = kernel.last_activity
         if connections and self.cull_connected_timeout > 0 and last is not None:
             idle = (datetime.now(UTC) - last).total_seconds()
             if idle > self.cull_connected_timeout and kernel.execution_state != "busy":
