@@ -175,8 +175,8 @@ def test_deals_without_date_entered_columns_get_derived_entries(tmp_path):
         ("1", "prospect"),
         ("2", "prospect"),
         ("2", "commit"),
-        ("3", "prospect"),
-    ]
+    ]  # deal 3 reads "Closed Lost": where it was lost is unknown, so it gets no entry
+    assert entries["derived"].all()
     assert any("stage history derived from 3 deals" in n for n in data.report.notes)
 
 

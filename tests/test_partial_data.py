@@ -33,7 +33,6 @@ import pytest
 
 from effortlens.cli import main
 from effortlens.coverage import (
-    DERIVED_HISTORY_NOTE,
     UNKNOWN,
     Coverage,
     data_coverage,
@@ -81,6 +80,10 @@ HONEST = {
         (buyer_journey_app, "derived from each deal"),
         (buyer_journey_app, "do not say at which stage"),
         (buyer_journey_app, "Times in stage are not measured"),
+    ],
+    "pipedrive_deals": [
+        (buyer_journey_app, "derived from each deal"),
+        (buyer_journey_app, "does not say at which stage it ended"),
     ],
     "sf_titles": [(positive_deviance_app, "compared with a broader group")],
 }
@@ -355,24 +358,25 @@ def test_coverage_reads_the_load_and_its_report(partial_folders):
     assert coverage.one_sided == "won" and coverage.stage_path == "recorded"
 
 
-def test_the_derivation_note_keeps_the_words_coverage_reads():
-    from effortlens.adapters.derivation import derived_note
+def test_coverage_reads_the_derived_flag_not_the_notes(partial_folders):
+    from effortlens.adapters import load_any
+    from effortlens.enrich import enrich
 
-    counts = {
-        "deals": 7,
-        "stage known": 3,
-        "won, last stage implied": 2,
-        "closed or open, stage unknown": 2,
-    }
-    note = derived_note("deals.csv", counts, stage_date=False)
-    assert DERIVED_HISTORY_NOTE in note
-    from effortlens.loading import LoadReport
-
-    assert stage_path_of(LoadReport(tables=(), notes=(note,))) == ("derived", 7)
-    partly = note + " (only the deals that have no entry in the stage history)"
-    assert stage_path_of(LoadReport(tables=(), notes=(partly,)))[0] == "mixed"
-    assert stage_path_of(LoadReport(tables=(), notes=()))[0] == "recorded"
-    assert stage_path_of(None, has_history=False)[0] == "none"
+    data = load_any(partial_folders["pipeline_snake"])
+    history = data.tables["stage_history"]
+    assert history["derived"].all()  # every entry of a snapshot is marked
+    # no report at all: the flag alone says the path was derived
+    coverage = data_coverage(enrich(data))
+    assert coverage.stage_path == "derived"
+    assert coverage.derived_deals == history["opportunity_id"].n_unique()
+    recorded = history.with_columns(derived=pl.lit(None, dtype=pl.Boolean))
+    assert stage_path_of(recorded) == ("recorded", None)
+    assert stage_path_of(recorded.drop("derived")) == ("recorded", None)
+    one = history["opportunity_id"][0]
+    mixed = history.with_columns(derived=pl.col("opportunity_id") == one)
+    assert stage_path_of(mixed.lazy()) == ("mixed", 1)
+    assert stage_path_of(history.clear())[0] == "none"
+    assert stage_path_of(None)[0] == "none"
 
 
 def test_one_sided_outcomes_and_caveats_by_section():
@@ -392,25 +396,27 @@ def test_with_known_groups_fills_missing_and_blank_values():
     assert out["segment"].to_list() == [UNKNOWN] * 3 and out["role"].to_list() == ["AE"] * 3
 
 
-def _snapshot_tables():
-    """Four deals, history derived from a snapshot: a skip, a loss of unknown stage."""
+def _snapshot_tables(*, flag: bool = True):
+    """Five deals, history derived from a snapshot: a skip, a loss at the first stage that
+    the export states (d5) and a loss whose stage the export does not give (d2: no entry).
+    ``flag`` False leaves the ``derived`` column empty (as a canonical file without it)."""
     from effortlens.schema import conform
 
     ts = pl.datetime(2024, 1, 1, time_zone="UTC")
     deals = pl.DataFrame(
         {
-            "opportunity_id": ["d1", "d2", "d3", "d4"],
-            "account_id": ["a"] * 4,
-            "rep_id": ["r"] * 4,
-            "outcome": ["open", "lost", "won", "open"],
+            "opportunity_id": ["d1", "d2", "d3", "d4", "d5"],
+            "account_id": ["a"] * 5,
+            "rep_id": ["r"] * 5,
+            "outcome": ["open", "lost", "won", "open", "lost"],
         }
     ).with_columns(created_ts=ts, close_ts=pl.lit(None, dtype=pl.Datetime("us", "UTC")))
     history = pl.DataFrame(
         {
-            "opportunity_id": ["d1", "d1", "d2", "d3", "d3", "d4"],
-            "stage": ["prospect", "proposal", "prospect", "prospect", "commit", "prospect"],
+            "opportunity_id": ["d1", "d1", "d3", "d3", "d4", "d5"],
+            "stage": ["prospect", "proposal", "prospect", "commit", "prospect", "prospect"],
         }
-    ).with_columns(entered_ts=ts)
+    ).with_columns(entered_ts=ts, derived=pl.lit(flag or None, dtype=pl.Boolean))
     return {
         "opportunities": conform(deals, "opportunities").collect(),
         "stage_history": conform(history, "stage_history").collect(),
@@ -422,18 +428,94 @@ def test_derived_flow_invents_no_path_and_keeps_unknown_losses_apart():
     from effortlens.settings import load_settings
 
     settings = load_settings()
-    derived = flow_table(_snapshot_tables(), settings=settings, stage_path="derived")
-    recorded = flow_table(_snapshot_tables(), settings=settings)
+    derived = flow_table(_snapshot_tables(), settings=settings)  # read from the flag
+    recorded = flow_table(_snapshot_tables(flag=False), settings=settings)
+    assert derived.equals(
+        flow_table(_snapshot_tables(flag=False), settings=settings, stage_path="derived")
+    )
     by_stage = {r["stage"]: r for r in derived.iter_rows(named=True)}
     assert by_stage["discovery"]["reached"] == 0 and derived["skipped"].sum() == 0
     assert {r["stage"]: r for r in recorded.iter_rows(named=True)}["discovery"]["reached"] == 2
     prospect = by_stage["prospect"]
-    assert prospect["lost_stage_unknown"] == 1 and prospect["leaked"] == 0
+    # d2 (no stage given) is a loss at an unknown stage; d5 (stated at prospect) leaked there
+    assert prospect["lost_stage_unknown"] == 1 and prospect["leaked"] == 1
+    assert prospect["reached"] == 5
     shares = prospect["conversion"] + prospect["leakage"] + prospect["open_share"]
     assert shares + prospect["lost_stage_unknown"] / prospect["reached"] == pytest.approx(1)
     assert derived["median_days"].null_count() == derived.height
+    assert derived["moves"].sum() == 0  # a derived entry's time is no move
     assert set(derived["stage_path"]) == {"derived"}
+    # recorded: a deal without entries is left out; d5's loss leaks at prospect
     assert recorded.filter(pl.col("stage") == "prospect")["leaked"].item() == 1
+    assert recorded["lost_stage_unknown"].sum() == 0
+    assert set(recorded["stage_path"]) == {"recorded"}
+
+
+def test_times_in_stage_come_only_from_recorded_entries():
+    from datetime import UTC, datetime, timedelta
+
+    from effortlens.flow import flow_table
+    from effortlens.schema import conform
+    from effortlens.settings import load_settings
+
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    deals = pl.DataFrame(
+        {
+            "opportunity_id": ["r1", "r2", "s1", "s2"],
+            "account_id": ["a"] * 4,
+            "rep_id": ["r"] * 4,
+            "outcome": ["won", "won", "won", "won"],
+            "created_ts": [start] * 4,
+            "close_ts": [start + timedelta(days=40)] * 4,
+        }
+    )
+    # recorded deals spend 10 days in prospect; the snapshot deals' entries (all at their
+    # created time) would say 0 days if they were timed
+    history = pl.DataFrame(
+        {
+            "opportunity_id": ["r1", "r1", "r2", "r2", "s1", "s1", "s2", "s2"],
+            "stage": ["prospect", "commit"] * 4,
+            "entered_ts": [start, start + timedelta(days=10)] * 2 + [start, start] * 2,
+            "derived": [False] * 4 + [True] * 4,
+        }
+    )
+    tables = {
+        "opportunities": conform(deals, "opportunities").collect(),
+        "stage_history": conform(history, "stage_history").collect(),
+    }
+    flow = flow_table(tables, settings=load_settings())
+    prospect = flow.filter(pl.col("stage") == "prospect").row(0, named=True)
+    assert prospect["median_days"] == pytest.approx(10)
+    assert prospect["moves"] == 0 and prospect["reached"] == 4
+    assert flow.filter(pl.col("stage") == "commit")["moves"].item() == 2
+    assert set(flow["stage_path"]) == {"mixed"}
+    # the snapshot deals reach only the stages they entered (no invented path between)
+    assert flow.filter(pl.col("stage") == "discovery")["skipped"].item() == 2
+
+
+def test_pipedrive_losses_at_the_first_stage_are_leaks_there_and_unknown_ones_apart():
+    """A Pipedrive-style export keeps the stage a lost deal was lost at: two deals lost at
+    the first stage (Qualified) leak there, one lost at Proposal Made leaks there, and the
+    one whose stage is empty is "lost, stage unknown"."""
+    from effortlens.adapters import load_any
+    from effortlens.enrich import enrich
+    from effortlens.flow import flow_table
+
+    data = load_any(PARTIAL / "pipedrive_deals")
+    enriched = enrich(data)
+    assert data_coverage(enriched).stage_path == "derived"
+    flow = {r["stage"]: r for r in flow_table(enriched).iter_rows(named=True)}
+    assert flow["prospect"]["leaked"] == 2 and flow["prospect"]["lost_stage_unknown"] == 1
+    assert flow["proposal"]["leaked"] == 1 and flow["proposal"]["reached"] == 1
+    assert sum(r["lost_stage_unknown"] for r in flow.values()) == 1
+    assert all(r["median_days"] is None for r in flow.values())
+    # the snake_case pipeline writes Lost in its stage column: every loss's stage is unknown
+    snake = enrich(load_any(PARTIAL / "pipeline_snake"))
+    rows = flow_table(snake).to_dicts()
+    lost = snake.tables["opportunities"].filter(pl.col("outcome") != "won")
+    lost = lost.filter(pl.col("outcome") != "open").height
+    assert sum(r["lost_stage_unknown"] for r in rows) == lost > 0
+    assert sum(r["leaked"] for r in rows) == 0
 
 
 def test_journey_findings_on_derived_history_say_no_wait_and_the_unknown_losses():
@@ -441,10 +523,12 @@ def test_journey_findings_on_derived_history_say_no_wait_and_the_unknown_losses(
     from effortlens.flow import flow_table
     from effortlens.settings import load_settings
 
-    flow = flow_table(_snapshot_tables(), settings=load_settings(), stage_path="derived")
+    flow = flow_table(_snapshot_tables(), settings=load_settings())
     text = findings_text(journey_findings(flow, stage_path="derived"))
-    assert "wait longest" not in text and "1 lost or no-decision deal" in text
-    assert "leak most at prospect" not in text
+    assert "wait longest" not in text and "1 lost or no-decision deal does not say" in text
+    # one of the five deals leaked at prospect (the export says so); the unknown loss is
+    # not counted there: 20%, not 40%
+    assert "leak most at prospect: 20%" in text
 
 
 def test_deviance_without_power_never_claims_chance():

@@ -43,11 +43,6 @@ if TYPE_CHECKING:
 UNKNOWN = "(unknown)"
 #: Reps-table columns that group reps on the pages.
 GROUP_COLUMNS: tuple[str, ...] = ("team", "segment", "role")
-#: The words of the load note that says stage history was derived
-#: (:func:`effortlens.adapters.derivation.derived_note`).
-DERIVED_HISTORY_NOTE = "stage history derived from"
-#: The words a derived note adds when only some deals' history was derived.
-PARTLY_DERIVED_NOTE = "only the deals that have no entry in the stage history"
 #: Stage paths: as exported, derived from current stages, both, or no stage history.
 STAGE_PATHS: tuple[str, ...] = ("recorded", "derived", "mixed", "none")
 #: Closed outcomes, as the opportunities table writes them.
@@ -111,7 +106,7 @@ class Coverage:
     stage_path
         One of :data:`STAGE_PATHS`.
     derived_deals
-        Deals whose stage entries were derived (``None`` when the report does not say).
+        Deals whose stage entries were derived (``None`` when none were).
     unknown_groups
         Reps whose ``team``, ``segment`` or ``role`` is not recorded, by column.
     reps
@@ -287,53 +282,70 @@ def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def stage_path_of(report: Any, *, has_history: bool = True) -> tuple[str, int | None]:
-    """Whether the stage history of a load was recorded or derived, from its load report.
+def stage_path_of(
+    stage_history: pl.DataFrame | pl.LazyFrame | None,
+) -> tuple[str, int | None]:
+    """Whether the stage history of a load was recorded or derived, from its ``derived`` flag.
 
     Parameters
     ----------
-    report
-        A :class:`effortlens.loading.LoadReport` (a per-file report names derived records;
-        otherwise its notes are read), or ``None`` (recorded is assumed).
-    has_history
-        Whether the load holds any stage entry (``False`` gives ``"none"``).
+    stage_history
+        The ``stage_history`` table (eager or lazy), or ``None``. Entries whose ``derived``
+        flag is true were made from a deal's current stage
+        (:func:`effortlens.adapters.derivation.derived_stage_entries`); an empty flag, or no
+        ``derived`` column (canonical files), means recorded.
 
     Returns
     -------
     tuple
-        The stage path (:data:`STAGE_PATHS`) and, when the report says, how many deals'
-        entries were derived.
+        The stage path (:data:`STAGE_PATHS`: ``none`` without entries, ``derived`` when every
+        entry is derived, ``mixed`` when some are, else ``recorded``) and how many deals'
+        entries were derived (``None`` when none were).
 
     Examples
     --------
-    >>> from effortlens.loading import LoadReport
-    >>> note = "deals.csv: stage history derived from 12 deals' current stage (the export ..."
-    >>> stage_path_of(LoadReport(tables=(), notes=(note,)))
-    ('derived', 12)
+    >>> history = pl.DataFrame({"opportunity_id": ["o1", "o1", "o2"],
+    ...                         "derived": [True, True, None]})
+    >>> stage_path_of(history)
+    ('mixed', 1)
+    >>> stage_path_of(history.filter(pl.col("derived")))
+    ('derived', 1)
     """
-    if not has_history:
+    if stage_history is None:
         return "none", None
-    if report is None:
+    lazy = stage_history.lazy()
+    if "derived" not in lazy.collect_schema().names():
+        rows = int(lazy.select(pl.len()).collect().item())
+        return ("recorded" if rows else "none"), None
+    flag = pl.col("derived").fill_null(value=False)
+    rows, derived, deals = (
+        lazy.select(
+            pl.len(),
+            flag.sum(),
+            pl.col("opportunity_id").filter(flag).n_unique(),
+        )
+        .collect()
+        .row(0)
+    )
+    if not rows:
+        return "none", None
+    if not derived:
         return "recorded", None
-    notes = [n for n in getattr(report, "notes", ()) if DERIVED_HISTORY_NOTE in n]
-    if not notes:
-        return "recorded", None
-    deals = 0
-    for note in notes:
-        words = note.split(DERIVED_HISTORY_NOTE, 1)[1].split()
-        if words and words[0].replace(",", "").isdigit():
-            deals += int(words[0].replace(",", ""))
-    partly = any(PARTLY_DERIVED_NOTE in n for n in notes)
-    return ("mixed" if partly else "derived"), (deals or None)
+    return ("derived" if derived == rows else "mixed"), int(deals)
+
+
+def _lazy(enriched: Enriched, name: str) -> pl.LazyFrame | None:
+    """A canonical table as a lazy frame (without collecting a lazy one), or ``None``."""
+    tables = enriched.tables
+    if name not in tables:
+        return None
+    return tables.lazy(name) if hasattr(tables, "lazy") else tables[name].lazy()
 
 
 def _height(enriched: Enriched, name: str) -> int:
     """Rows of a canonical table, without collecting a lazy one."""
-    tables = enriched.tables
-    if name not in tables:
-        return 0
-    lazy = tables.lazy(name) if hasattr(tables, "lazy") else tables[name].lazy()
-    return int(lazy.select(pl.len()).collect().item())
+    lazy = _lazy(enriched, name)
+    return 0 if lazy is None else int(lazy.select(pl.len()).collect().item())
 
 
 def _activities(enriched: Enriched) -> int:
@@ -341,7 +353,7 @@ def _activities(enriched: Enriched) -> int:
     return int(n) if n is not None else enriched.activities.height
 
 
-def data_coverage(enriched: Enriched, *, report: Any = None) -> Coverage:
+def data_coverage(enriched: Enriched, *, report: Any = None) -> Coverage:  # noqa: ARG001
     """What one enriched load holds (see the module notes).
 
     Parameters
@@ -349,7 +361,8 @@ def data_coverage(enriched: Enriched, *, report: Any = None) -> Coverage:
     enriched
         The enriched facts of the whole load (not a filtered view).
     report
-        The load report (``data.report``): it says whether the stage history was derived.
+        The load report (``data.report``); accepted for callers that have it. Whether the
+        stage history was derived is read from its entries' ``derived`` flag.
 
     Returns
     -------
@@ -372,7 +385,7 @@ def data_coverage(enriched: Enriched, *, report: Any = None) -> Coverage:
             for outcome, n in opportunities.group_by("outcome").len().iter_rows():
                 if outcome in outcomes:
                     outcomes[outcome] = int(n)
-    stage_path, derived = stage_path_of(report, has_history=_height(enriched, "stage_history") > 0)
+    stage_path, derived = stage_path_of(_lazy(enriched, "stage_history"))
     raw = enriched.tables.get("reps")
     unknown: dict[str, int] = {}
     if raw is not None and raw.height:

@@ -531,9 +531,15 @@ def journey_findings(
         found.append(
             Finding(
                 "unknown_stage",
-                f"**{unknown:,} lost or no-decision deal{'s' if unknown != 1 else ''}** do not "
-                "say at which stage they ended (the export gives no stage for them): they are "
-                "counted apart, not as leaks at the first stage.",
+                f"**{unknown:,} lost or no-decision deal{'s' if unknown != 1 else ''}** "
+                + (
+                    "do not say at which stage they"
+                    if unknown != 1
+                    else "does not say at which stage it"
+                )
+                + " ended (the export gives no stage for "
+                + ("them): they are" if unknown != 1 else "it): it is")
+                + " counted apart, not as leaks at the first stage.",
             )
         )
     slow = rows.drop_nulls("median_days").sort("median_days", descending=True)

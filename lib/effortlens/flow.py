@@ -202,8 +202,9 @@ def stage_stays(
         ``ended_ts`` (next entry, else close, else ``as_of``), ``days`` (duration),
         ``ended`` (False = censored: still open), ``outcome``, ``move`` (False for the deal's
         first entry), ``verifier_action_id``, ``verified_by`` (``verifier_action_id``,
-        ``buyer_action`` or null) and ``verified``; entries whose stage is not in the
-        settings are left out.
+        ``buyer_action`` or null), ``verified`` and ``derived`` (the deal's stage path was
+        derived from its current stage: ``days`` is then not a time in stage); entries whose
+        stage is not in the settings are left out.
 
     Examples
     --------
@@ -213,10 +214,26 @@ def stage_stays(
     return _stays(data, _by_list(by), _as_of(data, as_of))
 
 
-def _stays(data: _FlowData, by_cols: list[str], cutoff: datetime) -> pl.DataFrame:
+def _derived_flag(history: pl.DataFrame, *, assume: bool = False) -> pl.Expr:
+    """Each entry's ``derived`` flag; ``assume`` where it is empty or the column is absent."""
+    if "derived" in history.columns:
+        return pl.col("derived").fill_null(value=assume)
+    return pl.lit(assume, dtype=pl.Boolean)
+
+
+def _stays(
+    data: _FlowData, by_cols: list[str], cutoff: datetime, *, assume_derived: bool = False
+) -> pl.DataFrame:
     deals = _deals(data, by_cols)
+    history = data.stage_history
     entries = (
-        data.stage_history.select("opportunity_id", "stage", "entered_ts", "verifier_action_id")
+        history.select(
+            "opportunity_id",
+            "stage",
+            "entered_ts",
+            "verifier_action_id",
+            derived=_derived_flag(history, assume=assume_derived),
+        )
         .join(_stage_order(data.settings), on="stage", how="inner")
         .join(deals, on="opportunity_id", how="inner")
         .sort("opportunity_id", "entered_ts", "stage_index")
@@ -247,6 +264,7 @@ def _stays(data: _FlowData, by_cols: list[str], cutoff: datetime) -> pl.DataFram
             "verifier_action_id",
             "verified_by",
             verified=pl.col("verified_by").is_not_null(),
+            derived=pl.col("derived").any().over("opportunity_id"),
         )
         .sort("opportunity_id", "entered_ts", "stage_index")
     )
@@ -287,13 +305,16 @@ def time_in_stage(stays: pl.DataFrame, *, by: str | Sequence[str] | None = None)
     pl.DataFrame
         ``by`` columns, ``stage``, ``stage_index``, ``stays``, ``median_days`` and
         ``p90_days`` (Kaplan–Meier), ``ended_p90_days`` (p90 of the stays that ended: the
-        historical bar for blockage), sorted.
+        historical bar for blockage), sorted. Stays of deals whose stage path was derived
+        (``derived``) are left out: their entry times are not when they entered a stage.
 
     Examples
     --------
     >>> time_in_stage(stage_stays(tables, settings=s))  # doctest: +SKIP
     """
     keys = [*_by_list(by), "stage", "stage_index"]
+    if "derived" in stays.columns:
+        stays = stays.filter(~pl.col("derived"))
     historical = (
         stays.filter("ended")
         .group_by(keys)
@@ -345,6 +366,8 @@ def _blockage_thresholds(stays: pl.DataFrame) -> pl.DataFrame:
 
 def _blocked(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
     thresholds = _blockage_thresholds(stays).drop("stage_index")
+    if "derived" in stays.columns:  # a derived entry's age is not an age in the stage
+        stays = stays.filter(~pl.col("derived"))
     current = stays.filter(
         (pl.col("outcome") == "open")
         & (pl.col("entered_ts") == pl.col("entered_ts").max().over("opportunity_id"))
@@ -369,27 +392,25 @@ def _blocked(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
 def _reached(stays: pl.DataFrame, by_cols: list[str], *, derived: bool = False) -> pl.DataFrame:
     """One row per deal x stage reached: entered (explicitly) or skipped, and how it ended.
 
-    With ``derived`` stage history (entries made from each deal's current stage) only the
-    stages entered count as reached: the stages between are not known to have been passed.
-    A deal that ended lost or with no decision and entered only the first stage is
-    ``stage_unknown`` there: the snapshot does not say where it was lost.
+    A deal whose stage path was derived (``derived`` column of the stays, or every deal when
+    ``derived`` is given) reaches only the stages it entered: the stages between are not
+    known to have been passed. ``stage_unknown`` is false here; :func:`_unknown_losses` adds
+    the losses at no known stage.
     """
+    flag = pl.col("derived").any() if "derived" in stays.columns else pl.lit(value=False)
     paths = stays.group_by("opportunity_id", *by_cols, "outcome").agg(
         first=pl.col("stage_index").min(),
         furthest=pl.col("stage_index").max(),
         entered=pl.col("stage_index").unique(),
+        derived=flag | pl.lit(derived),
     )
-    if derived:
-        path = pl.col("entered").list.sort().cast(pl.List(pl.Int32))
-    else:
-        path = pl.int_ranges("first", pl.col("furthest") + 1, dtype=pl.Int32)
-    unknown = (
-        pl.lit(derived)
-        & (pl.col("furthest") == pl.col("first"))
-        & pl.col("outcome").is_in(LEAK_OUTCOMES)
+    path = (
+        pl.when("derived")
+        .then(pl.col("entered").list.sort().cast(pl.List(pl.Int32)))
+        .otherwise(pl.int_ranges("first", pl.col("furthest") + 1, dtype=pl.Int32))
     )
     return (
-        paths.with_columns(stage_index=path, stage_unknown=unknown)
+        paths.with_columns(stage_index=path)
         .explode("stage_index")
         .select(
             "opportunity_id",
@@ -398,7 +419,30 @@ def _reached(stays: pl.DataFrame, by_cols: list[str], *, derived: bool = False) 
             "outcome",
             entered=pl.col("entered").list.contains(pl.col("stage_index")),
             at_furthest=pl.col("stage_index") == pl.col("furthest"),
-            stage_unknown="stage_unknown",
+            stage_unknown=pl.lit(value=False),
+        )
+    )
+
+
+def _unknown_losses(data: _FlowData, stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
+    """Deals lost or closed with no decision that have no stage entry, at the first stage.
+
+    Only where stage history was derived (a snapshot of current stages): there a loss gets
+    no entry when the export does not say at which stage it was lost, so it is "lost, stage
+    unknown", not a leak at the first stage. Rows shaped as :func:`_reached`'s.
+    """
+    return (
+        _deals(data, by_cols)
+        .filter(pl.col("outcome").is_in(LEAK_OUTCOMES))
+        .join(stays.select("opportunity_id").unique(), on="opportunity_id", how="anti")
+        .select(
+            "opportunity_id",
+            *by_cols,
+            stage_index=pl.lit(0, dtype=pl.Int32),
+            outcome="outcome",
+            entered=pl.lit(value=False),
+            at_furthest=pl.lit(value=True),
+            stage_unknown=pl.lit(value=True),
         )
     )
 
@@ -409,7 +453,7 @@ def _counts(reached: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     return reached.group_by(keys).agg(
         reached=pl.len().cast(pl.UInt32),
         entered=pl.col("entered").sum().cast(pl.UInt32),
-        skipped=(~pl.col("entered")).sum().cast(pl.UInt32),
+        skipped=(~pl.col("entered") & known).sum().cast(pl.UInt32),
         converted=(~here | (pl.col("outcome") == "won")).sum().cast(pl.UInt32),
         leaked=(here & known & pl.col("outcome").is_in(LEAK_OUTCOMES)).sum().cast(pl.UInt32),
         no_decision=(here & known & (pl.col("outcome") == "no_decision")).sum().cast(pl.UInt32),
@@ -450,7 +494,7 @@ def flow_table(
     settings: Settings | None = None,
     by: str | Sequence[str] | None = None,
     as_of: datetime | None = None,
-    stage_path: str = "recorded",
+    stage_path: str | None = None,
 ) -> pl.DataFrame:
     """The buyer journey per stage: conversion, leakage, time in stage, verification, blockage.
 
@@ -469,13 +513,29 @@ def flow_table(
         When open deals are censored and blockage is measured (default: the latest
         timestamp in the data).
     stage_path
-        ``"recorded"`` (stage changes exported; also ``"mixed"``) or ``"derived"``: the
-        entries were made from each deal's current stage
-        (:func:`effortlens.coverage.data_coverage` says which). Derived: a deal reaches
-        only the stages it entered (no invented path between), a deal lost or closed with
-        no decision that entered only the first stage counts in ``lost_stage_unknown``
-        rather than as a leak there, and times in stage and ``blocked`` are null (not
-        measured).
+        Default: read from the ``derived`` flag of ``stage_history``
+        (:func:`effortlens.coverage.stage_path_of`): ``"recorded"``, ``"derived"``,
+        ``"mixed"`` or ``"none"``. Giving ``"derived"`` for tables without the flag treats
+        every entry as derived.
+
+    Notes
+    -----
+    Entries flagged ``derived`` were made from each deal's current stage (a snapshot
+    export, :func:`effortlens.adapters.derivation.derived_stage_entries`). For a deal whose
+    entries are derived:
+
+    - it reaches only the stages it entered: no invented path between, nothing ``skipped``;
+    - no time in stage, no move, no verification and no blockage is measured from its
+      entries (their times are not when it entered a stage); when every deal is derived,
+      ``median_days``, ``p90_days``, ``blocked`` and ``blocked_after_days`` are null;
+    - **losses**: a deal lost or closed with no decision is counted where the export says
+      it was: at its current (last) stage when the export gives one, *including the first
+      stage* (a lost deal whose stage is the first stage was lost there, a leak); a lost deal
+      whose stage the export does not give (its stage reads "Closed Lost", or is empty) has
+      no entry, and is counted in ``lost_stage_unknown`` on the first stage's row (it entered
+      the pipeline), never as a leak there. This applies where stage history was derived
+      (``stage_path`` derived or mixed); with recorded history a deal without entries is
+      left out, as before.
 
     Returns
     -------
@@ -488,7 +548,7 @@ def flow_table(
         ``verified_recorded`` (moves backed by buyer evidence, and by a recorded
         ``verifier_action_id``), ``verification_rate`` (verified / moves), ``blocked`` (open
         deals currently there past the stage's historical p90) and ``blocked_after_days``
-        (that p90, over all deals), ``stage_path`` (as given); one row per stage in the
+        (that p90, over all deals), ``stage_path``; one row per stage in the
         settings' order (per ``by`` group, stages the group's deals reached). Rates are null
         where nothing reached (or moved into) the stage. Conversion + leakage + open share
         + ``lost_stage_unknown`` / reached = 1.
@@ -497,16 +557,30 @@ def flow_table(
     --------
     >>> flow_table(enriched).select("stage", "conversion", "leakage")  # doctest: +SKIP
     """
-    if stage_path not in ("recorded", "derived", "mixed", "none"):
+    if stage_path not in (None, "recorded", "derived", "mixed", "none"):
         raise ValueError(f"stage_path {stage_path!r}: recorded, derived, mixed or none")
-    derived = stage_path == "derived"
     data = _flow_data(tables_or_enriched, settings)
+    if stage_path is None:
+        from effortlens.coverage import stage_path_of
+
+        stage_path = stage_path_of(data.stage_history)[0]
     by_cols = _by_list(by)
-    stays = _stays(data, list(dict.fromkeys([*by_cols, "rep_id"])), _as_of(data, as_of))
+    stays = _stays(
+        data,
+        list(dict.fromkeys([*by_cols, "rep_id"])),
+        _as_of(data, as_of),
+        assume_derived=stage_path == "derived",
+    )
+    derived = stage_path == "derived" or (stays.height > 0 and bool(stays["derived"].all()))
     keys = [*by_cols, "stage_index"]
-    counts = _counts(_reached(stays, by_cols, derived=derived), keys)
+    reached = _reached(stays, by_cols)
+    if stage_path in ("derived", "mixed") or bool(stays["derived"].any()):
+        reached = pl.concat(
+            [reached, _unknown_losses(data, stays, by_cols)], how="vertical_relaxed"
+        )
+    counts = _counts(reached, keys)
     timing = time_in_stage(stays, by=by_cols).select(*keys, "median_days", "p90_days")
-    moves = stays.filter("move")
+    moves = stays.filter(pl.col("move") & ~pl.col("derived"))
     verification = moves.group_by(keys).agg(
         moves=pl.len().cast(pl.UInt32),
         verified=pl.col("verified").sum().cast(pl.UInt32),

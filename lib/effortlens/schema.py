@@ -186,6 +186,7 @@ STAGE_HISTORY = TableSchema(
         "stage": pl.String(),
         "entered_ts": UTC_TS,
         "verifier_action_id": pl.String(),
+        "derived": pl.Boolean(),
     },
     required=("opportunity_id", "stage", "entered_ts"),
     key=None,
@@ -195,6 +196,9 @@ STAGE_HISTORY = TableSchema(
         "stage": "stage entered (one of the settings' ordered stages)",
         "entered_ts": "when the deal entered the stage",
         "verifier_action_id": "buyer action that verified the move, if any",
+        "derived": "true when EffortLens made the entry from the deal's current stage (no "
+        "stage change exported: its time is not when the deal entered the stage); empty "
+        "means recorded",
     },
 )
 

@@ -115,18 +115,22 @@ def derived_stage_entries(
     """Stage entries derived from a snapshot of deals (no stage history in the export).
 
     A snapshot says where each deal is (or was when it closed), not when it moved, so the
-    derivation serves the funnel (how far deals got), not times in stage. For each deal of
-    ``opportunities`` (a piece whose rows line up with ``stage``, the translated current or
-    last reached stage, null where unknown or a closing label):
+    derivation serves the funnel (how far deals got), not times in stage. Every entry it makes
+    has ``derived`` true: the flow measures no time in stage from it and counts only the
+    stages it names as reached. For each deal of ``opportunities`` (a piece whose rows line
+    up with ``stage``, the translated current or last reached stage, null where unknown or a
+    closing label):
 
-    - every deal enters the **first stage** at its created time: it entered the pipeline;
-    - a deal whose stage is known also enters **that stage**, at ``stage_ts`` (a "stage date"
-      column) when given, else at its created time; the stages between are *skipped*, which
-      the flow counts as reached;
-    - a **won** deal with no stage known also enters the **last stage**, at its close time
-      (else its created time): a won deal went the whole way;
-    - a lost, no-decision or open deal with no stage known stays at the first stage, so its
-      loss counts as a leak there;
+    - a deal whose stage is known enters the **first stage** at its created time (it entered
+      the pipeline) and **that stage**, at ``stage_ts`` (a "stage date" column) when given,
+      else at its created time; the stages between are *skipped*, not known to be passed;
+    - a **won** deal with no stage known enters the first stage and the **last stage**, at its
+      close time (else its created time): a won deal went the whole way;
+    - an **open** deal with no stage known enters the first stage (it is in the pipeline);
+    - a **lost or no-decision** deal with no stage known gets **no entry**: the export does
+      not say where it was lost, and the flow counts it as "lost, stage unknown" rather than
+      as a loss at the first stage. A lost deal whose known stage *is* the first stage enters
+      only the first stage and is lost there: the export says so;
     - a stage name that is none of the stages is passed on and validation quarantines it
       (``unknown_stage``).
 
@@ -145,10 +149,13 @@ def derived_stage_entries(
             frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(column))
     won = pl.col("outcome") == "won"
     known = pl.col("__stage").is_not_null()
+    placed = known | won | (pl.col("outcome") == "open")  # a loss at no known stage: no entry
     first = pl.lit(stages[0])
     entries = pl.concat(
         [
-            frame.with_columns(first.alias("__entry"), pl.col("created_ts").alias("__at")),
+            frame.filter(placed).with_columns(
+                first.alias("__entry"), pl.col("created_ts").alias("__at")
+            ),
             frame.filter(known & (pl.col("__stage") != stages[0])).with_columns(
                 pl.col("__stage").alias("__entry"),
                 pl.coalesce("__stage_ts", "created_ts").alias("__at"),
@@ -167,7 +174,8 @@ def derived_stage_entries(
         "deals": frame.height,
         "stage known": frame.filter(known).height,
         "won, last stage implied": frame.filter(~known & won).height,
-        "closed or open, stage unknown": frame.filter(~known & ~won).height,
+        "open, stage unknown": frame.filter(~known & (pl.col("outcome") == "open")).height,
+        "lost, stage unknown": frame.filter(~placed).height,
     }
     piece = make_piece(
         "stage_history",
@@ -176,6 +184,7 @@ def derived_stage_entries(
             "opportunity_id": pl.col("opportunity_id"),
             "stage": pl.col("__entry"),
             "entered_ts": pl.col("__at"),
+            "derived": pl.lit(value=True),
         },
         file=file or opportunities.file,
         derived=True,
@@ -224,13 +233,15 @@ def derived_note(file: str, counts: dict[str, int], *, stage_date: bool) -> str:
     """The load-report note saying exactly what :func:`derived_stage_entries` derived."""
     return (
         f"{file}: stage history derived from {counts['deals']} deals' current stage (the "
-        "export has none): each deal enters the first stage at its created time; "
-        f"{counts['stage known']} also enter their current or last stage at "
+        "export has none; every derived entry is marked derived): "
+        f"{counts['stage known']} enter the first stage at their created time and their "
+        "current or last stage at "
         + ("their stage date" if stage_date else "their created time")
-        + f"; {counts['won, last stage implied']} won deals with no stage enter the last stage "
-        f"at their close; {counts['closed or open, stage unknown']} lost, no-decision or open "
-        "deals with no stage known stay at the first stage (their losses leak there). "
-        "Conversion and leakage are the funnel's; times in stage are not measured."
+        + f"; {counts['won, last stage implied']} won deals with no stage known enter the first "
+        f"stage and the last stage at their close; {counts['open, stage unknown']} open deals "
+        f"with no stage known stay at the first stage; {counts['lost, stage unknown']} lost or "
+        "no-decision deals with no stage known get no entry: they are counted as lost, stage "
+        "unknown. Conversion and leakage are the funnel's; times in stage are not measured."
         + (
             f" {counted(counts['no time known'], 'deal')} without a created date: kept, "
             "with an unknown age; no entry is derived where its time is unknown (the first "

@@ -103,6 +103,7 @@ def stage_table(ctx: Context, stages: Stages, numbers: dict) -> pl.DataFrame:
             "verifier_action_id": ids(
                 "BA", np.where(pick >= 0, numbers["action"][np.maximum(pick, 0)], -1), w["action"]
             ),
+            "derived": np.zeros(len(stages.e_stage), dtype=bool),  # recorded stage changes
         }
     )
     return conform(stage_history, "stage_history").collect()
