@@ -37,7 +37,7 @@ from datetime import datetime
 import polars as pl
 
 from effortlens.adapters.accounting import SourceReport, file_reports
-from effortlens.adapters.reading import LINE, MERGED, RAW, Context, Sheet
+from effortlens.adapters.reading import EXTRA, LINE, MERGED, RAW, Context, Sheet
 from effortlens.loading import LoadedData, RawTable, validate_tables
 from effortlens.schema import TABLES
 from effortlens.settings import Settings
@@ -113,6 +113,8 @@ def make_piece(
     if MERGED in frame.columns:  # several records read as one (see reading.read_sheet)
         merged = Rule(pl.col(MERGED).is_not_null(), "merged_lines", None, pl.col(MERGED))
         rules.insert(0, merged)
+    if EXTRA in frame.columns:  # a line with more fields than the header (reading.read_sheet)
+        rules.insert(0, Rule(pl.col(EXTRA).is_not_null(), "extra_fields", None, pl.col(EXTRA)))
 
     def chain(attr: str) -> pl.Expr:
         expr = None

@@ -41,6 +41,12 @@ RAW = "__raw"
 #: unbalanced quote), else null; :func:`~effortlens.adapters.pieces.make_piece` sets such
 #: rows aside as ``merged_lines``.
 MERGED = "__merged"
+#: Column saying why a row cannot be used as read (its line holds more fields than the
+#: header), else null; :func:`~effortlens.adapters.pieces.make_piece` sets such rows aside
+#: as ``extra_fields``.
+EXTRA = "__extra_fields"
+#: The line as written of a row with surplus fields (its ``__raw``).
+_EXTRA_LINE = "__extra_line"
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,7 +130,10 @@ def read_sheet(path: Path) -> Sheet:
 
     Read within the limits of the load under way (:mod:`effortlens.loading.guard`); bare-CR
     line ends, lines inside quoted values and any record the reader missed are noted for the
-    load report.
+    load report. A line with more fields than the header (a value holding the delimiter, not
+    quoted) does not refuse the file: it stays a row, its first fields as values, with
+    :data:`EXTRA` saying why it is set aside (the file, the line, the field counts), so the
+    file's rows read are still loaded + quarantined.
 
     Raises
     ------
@@ -134,16 +143,21 @@ def read_sheet(path: Path) -> Sheet:
     if Path(path).suffix.lower() == ".parquet":
         frame = read_parquet_table(Path(path)).select(pl.all().cast(pl.String))
     else:
-        text = read_text_table(path)
+        text = read_text_table(path, set_aside_surplus=True)
         _note_lines(Path(path).name, text)
-        frame = _with_merged(text)
+        frame = _with_extra_fields(text, _with_merged(text))
     columns = [c for c in frame.columns if not c.startswith("__")]
-    kept = [MERGED] if MERGED in frame.columns else []
+    kept = [c for c in (MERGED, EXTRA, _EXTRA_LINE) if c in frame.columns]
     frame = frame.select(columns + kept).with_columns(
         pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c).str.strip_chars()).alias(c)
         for c in columns
     )
     raw = pl.struct([pl.col(c).str.slice(0, RAW_CHARS) for c in columns]).struct.json_encode()
+    if EXTRA in frame.columns:  # the line as written: its fields do not match the header
+        line = pl.struct(pl.col(_EXTRA_LINE).alias("line")).struct.json_encode()
+        raw = pl.when(pl.col(EXTRA).is_not_null()).then(line).otherwise(raw)
+        frame = frame.with_columns(raw.alias(RAW)).drop(_EXTRA_LINE)
+        raw = pl.col(RAW)
     frame = frame.with_columns(
         pl.int_range(1, pl.len() + 1, dtype=pl.UInt32).alias(LINE), raw.alias(RAW)
     )
@@ -179,6 +193,45 @@ def _with_merged(text) -> pl.DataFrame:
         return frame
     reasons = [merged.get(i) for i in range(1, frame.height + 1)]
     return frame.with_columns(pl.Series(MERGED, reasons, dtype=pl.String))
+
+
+def _with_extra_fields(text, frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with the lines set aside for surplus fields put back as rows, in file order.
+
+    Such a row keeps its first fields (as many as the header has) so that it is routed like
+    its neighbours, and :data:`EXTRA` names the line and the field counts (the quarantine
+    message adds the file and the data row).
+    """
+    if not text.surplus:
+        return frame
+    import csv
+    import io
+
+    columns = frame.columns
+    header = len(columns)
+    values: dict[str, list[str | None]] = {c: [] for c in columns}
+    reasons, rows = [], []
+    for row, line, fields, line_text in text.surplus:
+        parsed = next(csv.reader(io.StringIO(line_text), delimiter=text.delimiter), [])
+        parsed = [*parsed[:header], *[None] * (header - len(parsed[:header]))]
+        for column, value in zip(columns, parsed, strict=True):
+            values[column].append(value if value != "" else None)
+        reasons.append(
+            f"line {line:,} has {fields:,} fields, the header {header:,}; expected no more "
+            "fields than the header (a value holding the delimiter is quoted)"
+        )
+        rows.append(row)
+    order = "__order"
+    extra = pl.DataFrame(
+        {**values, EXTRA: reasons, _EXTRA_LINE: [t[:RAW_CHARS] for *_, t in text.surplus]},
+        schema={**dict.fromkeys(columns, pl.String), EXTRA: pl.String, _EXTRA_LINE: pl.String},
+    ).with_columns(pl.Series(order, rows, dtype=pl.UInt32))
+    numbered = frame.with_columns(
+        text.rows.alias(order),
+        pl.lit(None, dtype=pl.String).alias(EXTRA),
+        pl.lit(None, dtype=pl.String).alias(_EXTRA_LINE),
+    )
+    return pl.concat([numbered, extra], how="diagonal_relaxed").sort(order).drop(order)
 
 
 def _note_lines(name: str, text) -> None:
