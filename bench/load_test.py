@@ -36,7 +36,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-# The flags of tests/browser_support.py: Debian's Chromium, never a browser of Playwright's own.
+# Debian's Chromium, never a browser of Playwright's own; the one home of these flags (the
+# browser tests take them from here, through tests/browser_support.py).
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -26,17 +26,10 @@ ARTIFACTS = Path(
     os.environ.get("EFFORTLENS_TEST_ARTIFACTS")
     or tempfile.mkdtemp(prefix="effortlens-test-artifacts-")
 )
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+
+sys.path.insert(0, str(REPO / "bench"))
+# Debian's Chromium and its flags: one home, shared with the load test
+from load_test import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 
 def free_port() -> int:
