@@ -141,6 +141,14 @@ def routing_note(sheet_name: str, rows: int, counts: dict[str, int]) -> str:
     return f"{sheet_name}: {rows} rows -> {parts}" if parts else f"{sheet_name}: {rows} rows"
 
 
+def note_routing(sheet: Sheet, pieces: list[Piece], ctx: Context) -> None:
+    """Note where the rows of ``sheet`` went: its :func:`routing_note` over ``pieces``."""
+    counts: dict[str, int] = {}
+    for piece in pieces:
+        counts[piece.table] = counts.get(piece.table, 0) + piece.frame.height
+    ctx.note(routing_note(sheet.name, sheet.frame.height, counts))
+
+
 def assemble(
     pieces: list[Piece], ctx: Context, *, source: str, now: datetime | None = None
 ) -> LoadedData:
