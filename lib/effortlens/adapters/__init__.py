@@ -8,7 +8,10 @@ mapping pre-filled from the headers; the user corrects it and loads with ``mappi
 
 Modules:
 
-- the sources: :mod:`~effortlens.adapters.salesforce`, :mod:`~effortlens.adapters.hubspot`,
+- the sources: :mod:`~effortlens.adapters.salesforce` (split by what it reads:
+  ``salesforce_objects``, ``salesforce_activities``, ``salesforce_deals``,
+  ``salesforce_users``), :mod:`~effortlens.adapters.hubspot` (``hubspot_objects``,
+  ``hubspot_activities``, ``hubspot_deals``, ``hubspot_owners``),
   :mod:`~effortlens.adapters.generic` (any CSV through a :mod:`~effortlens.adapters.mapping`,
   whose first draft :mod:`~effortlens.adapters.template` writes);
   :mod:`~effortlens.adapters.detect` tells them apart and :mod:`~effortlens.adapters.source`

@@ -722,13 +722,13 @@ _CRM_VALUES: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
 
 def _hubspot_stage_names(values: pl.Series, frame: pl.DataFrame) -> pl.Series:
     """Stage labels without their pipeline suffix, as the HubSpot reader reads them."""
-    from effortlens.adapters.hubspot import _stage_name
+    from effortlens.adapters.hubspot import stage_name
 
     pipeline = next((c for c in frame.columns if header_key(c) == "pipeline"), None)
     pipelines = (
         {p.strip().lower() for p in frame[pipeline].drop_nulls().to_list()} if pipeline else set()
     )
-    names = {v: _stage_name(v, pipelines) for v in values.drop_nulls().unique().to_list()}
+    names = {v: stage_name(v, pipelines) for v in values.drop_nulls().unique().to_list()}
     return values.replace_strict(names, default=None, return_dtype=pl.String)
 
 
