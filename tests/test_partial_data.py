@@ -27,9 +27,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import ipywidgets as widgets
 import polars as pl
 import pytest
+from widget_support import app_factories, page_html
 
 from effortlens.cli import main
 from effortlens.coverage import (
@@ -41,9 +41,7 @@ from effortlens.coverage import (
 )
 from effortlens_widgets.apps.buyer_journey import buyer_journey_app
 from effortlens_widgets.apps.habits import habits_app
-from effortlens_widgets.apps.interventions import interventions_app
 from effortlens_widgets.apps.organisation import organisation_app
-from effortlens_widgets.apps.pattern_session import pattern_session_app
 from effortlens_widgets.apps.positive_deviance import positive_deviance_app
 from effortlens_widgets.apps.rep_mirror import rep_mirror_app
 from effortlens_widgets.apps.return_on_effort import return_on_effort_app
@@ -52,16 +50,7 @@ DATA = Path(__file__).parent / "data"
 PARTIAL = DATA / "partial"
 CRM = sorted(p for p in (DATA / "crm").iterdir() if p.is_dir()) if (DATA / "crm").is_dir() else []
 
-APPS = [
-    return_on_effort_app,
-    positive_deviance_app,
-    buyer_journey_app,
-    habits_app,
-    interventions_app,
-    organisation_app,
-    rep_mirror_app,
-    pattern_session_app,
-]
+APPS = app_factories()
 #: A library exception's name as Python prints it ("KeyError: ..."), or a traceback: what a
 #: user must never see (a Salesforce object such as ActivityRecurrence2Exception is fine).
 EXCEPTION_NAME = re.compile(r"\b[A-Z]\w*(Error|Exception)\b:|Traceback \(most recent")
@@ -245,21 +234,13 @@ def test_cli_notes_what_the_data_cannot_say(partial_folders, capsys):
 # -------------------------------------------------------------------------------- the apps
 
 
-def _walk(widget, out=None) -> list:
-    out = [] if out is None else out
-    out.append(widget)
-    for child in getattr(widget, "children", ()) or ():
-        _walk(child, out)
-    return out
-
-
 def _words(page: str) -> str:
     """The page's text without markup (stressed words read as the rest)."""
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page))
 
 
 def _page(app) -> str:
-    text = "\n".join(w.value for w in _walk(app) if isinstance(w, widgets.HTML))
+    text = page_html(app)
     return text.replace("&#x27;", "'")
 
 
