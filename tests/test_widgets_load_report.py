@@ -264,3 +264,17 @@ def test_upload_without_files_and_folder_without_path_say_what_to_do():
     assert folder_box.description == "Data folder" and not shown(source, widgets.FileUpload)
     folder_box.value = "/no/such/export"
     assert source.path == "/no/such/export"
+
+
+def test_start_here_names_only_frames_its_report_offers(tiny_dirty):
+    import re
+
+    import nbformat
+
+    cells = nbformat.read(REPO / "workbooks" / "00_start_here.ipynb", as_version=4).cells
+    (guide,) = [c.source for c in cells if "report.frames" in c.source]
+    named = set(re.findall(r'report\.frames\["(\w+)"\]', guide))
+    assert named, "the guide shows the frames behind the report"
+    view = LoadReportView(value=load_folder(tiny_dirty))
+    assert named <= set(view.frames), named - set(view.frames)
+    assert view.frame is view.frames["tables"]
