@@ -604,7 +604,7 @@ def test_the_journey_of_a_pipeline_snapshot_in_chromium(browser):
     """The buyer journey of a pipeline-only export, served by Voilà, as a sales leader sees it:
     the note on derived stages, the unknown-stage losses, no time in stage; a screenshot goes
     to $EFFORTLENS_TEST_ARTIFACTS."""
-    from browser_support import ARTIFACTS, voila_server  # noqa: PLC2701 - the tests' own helper
+    from browser_support import ARTIFACTS, voila_server
 
     with voila_server(PARTIAL / "pipeline_snake", log_path=ARTIFACTS / "voila-partial.log") as url:
         page = browser.new_page(viewport={"width": 1280, "height": 2400})
