@@ -118,6 +118,7 @@ def canonical_tables() -> dict[str, pl.DataFrame]:
             "stage": ["prospect", "discovery", "prospect"],
             "entered_ts": [utc(2024, 2, 1), utc(2024, 3, 1), utc(2024, 2, 5)],
             "verifier_action_id": [None, "b1", None],
+            "derived": [None, False, True],
         },
         "interventions": {
             "intervention_id": ["i1"],

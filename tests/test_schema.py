@@ -55,7 +55,7 @@ EXPECTED_COLUMNS = {
         "close_ts",
         "outcome",
     ],
-    "stage_history": ["opportunity_id", "stage", "entered_ts", "verifier_action_id"],
+    "stage_history": ["opportunity_id", "stage", "entered_ts", "verifier_action_id", "derived"],
     "interventions": ["intervention_id", "name", "practice", "start_date", "end_date"],
     "intervention_participants": ["intervention_id", "rep_id"],
 }
