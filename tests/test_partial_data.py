@@ -490,6 +490,10 @@ def test_pipedrive_losses_at_the_first_stage_are_leaks_there_and_unknown_ones_ap
     assert flow["proposal"]["leaked"] == 1 and flow["proposal"]["reached"] == 1
     assert sum(r["lost_stage_unknown"] for r in flow.values()) == 1
     assert all(r["median_days"] is None for r in flow.values())
+    # by team: the reps have no team (null before enrichment fills it), still one group
+    by_team = flow_table(enriched, by="team")
+    assert by_team["reached"].sum() == sum(r["reached"] for r in flow.values())
+    assert by_team["lost_stage_unknown"].sum() == 1 and by_team["leaked"].sum() == 3
     # the snake_case pipeline writes Lost in its stage column: every loss's stage is unknown
     snake = enrich(load_any(PARTIAL / "pipeline_snake"))
     rows = flow_table(snake).to_dicts()

@@ -31,6 +31,13 @@ Definitions
   been earned in the stage being left, so one action never backs two moves.
   ``verified_recorded`` counts the moves verified by ``verifier_action_id`` alone.
 - ``as_of`` defaults to the latest timestamp in ``opportunities`` and ``stage_history``.
+- **Derived stage history** (entries with ``derived`` true, made from each deal's current
+  stage by an adapter): such a deal reaches only the stages it entered; no time in stage,
+  move, verification or blockage is measured from its entries. A loss is placed where the
+  export says it was: at the deal's current (last) stage when the export gives one — the
+  first stage included, so a deal lost at the first stage leaks there — while a loss whose
+  stage the export does not give has no entry and counts as ``lost_stage_unknown`` on the
+  first stage's row, never as a leak (see :func:`flow_table`).
 
 Examples
 --------
@@ -600,10 +607,10 @@ def flow_table(
     if by_cols:
         skeleton = counts.select(by_cols).unique().join(skeleton, how="cross")
     table = (
-        skeleton.join(counts, on=keys, how="left")
-        .join(timing, on=keys, how="left")
-        .join(verification, on=keys, how="left")
-        .join(blocked, on=keys, how="left")
+        skeleton.join(counts, on=keys, how="left", nulls_equal=True)  # a group may be empty
+        .join(timing, on=keys, how="left", nulls_equal=True)
+        .join(verification, on=keys, how="left", nulls_equal=True)
+        .join(blocked, on=keys, how="left", nulls_equal=True)
         .with_columns(
             pl.col(
                 "reached",
