@@ -27,6 +27,9 @@ def _rss_mb() -> float:
 
 
 def main(app_name: str, data: str) -> dict:
+    import os
+
+    load_start = os.getloadavg()
     started = time.perf_counter()
     import importlib
 
@@ -36,8 +39,10 @@ def main(app_name: str, data: str) -> dict:
 
     imported = time.perf_counter()
     rss_import = _rss_mb()
+    cpu = time.process_time()
     app = getattr(module, f"{app_name}_app")(data_dir=data)
     first = time.perf_counter() - imported
+    first_cpu = time.process_time() - cpu
     rss_first = _rss_mb()
     state = app.state
     if state.enriched is None:
@@ -45,27 +50,31 @@ def main(app_name: str, data: str) -> dict:
     team = state.enriched.reps["team"].drop_nulls().unique().sort()[0]
     end = state.enriched.daily["day"].max()
     start = end - dt.timedelta(days=89)
-    changes = []
+    changes, changes_cpu = [], []
     for flt in (
         Filter(teams=(team,)),
         Filter(teams=(team,), start=start, end=end),
         Filter(),
         Filter(start=start, end=end),
     ):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         state.filter = flt
         changes.append(round((time.perf_counter() - t) * 1000, 1))
+        changes_cpu.append(round((time.process_time() - c) * 1000, 1))
     problems = [type(v).__name__ for v in app.views if getattr(v, "problem", "")]
     return {
         "app": app_name,
         "import_s": round(imported - started, 2),
         "first_render_s": round(first, 2),
+        "first_render_cpu_s": round(first_cpu, 2),
         "rss_import_mb": round(rss_import),
         "rss_after_first_mb": round(rss_first),
         "filter_changes_ms": changes,
+        "filter_changes_cpu_ms": changes_cpu,
         "rss_end_mb": round(_rss_mb()),
         "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "views_with_problem": problems,
+        "load_average": [round(v, 1) for v in (*load_start[:1], os.getloadavg()[0])],
     }
 
 

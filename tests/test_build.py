@@ -61,8 +61,15 @@ def test_a_warm_start_reads_no_raw_row_and_serves_the_same_facts(data, tmp_path,
     assert again.rebuilt == "" and again.path == first.path
     fresh = enrich(load_folder(data, settings=load_settings()), cache_dir=tmp_path / "mem")
     assert again.enriched.is_lazy
-    for name in ("activities", "actions", "daily", "reps"):
+    for name in ("activities", "actions"):
         assert_frame_equal(getattr(again.enriched, name), getattr(fresh, name))
+    # a kernel holds the roll-up's and the reps' grouping columns as Categorical (the same values)
+    for name in ("daily", "reps"):
+        held = getattr(again.enriched, name)
+        grouping = [c for c in facts.KERNEL_CATEGORICAL if c in held.columns]
+        assert all(held.schema[c] == pl.Categorical for c in grouping), held.schema
+        expected = getattr(fresh, name).with_columns(pl.col(grouping).cast(pl.Categorical))
+        assert_frame_equal(held, expected)
     for name in ("opportunities", "stage_history", "interventions", "buyer_actions"):
         assert_frame_equal(again.enriched.tables[name], fresh.tables[name])
     assert again.data.report.to_dict() == first.data.report.to_dict()
@@ -139,7 +146,10 @@ def test_a_damaged_build_is_reported_once_deleted_and_rebuilt(
     assert again.path == first.path
     verify_entry(again.path)  # the rebuilt entry is whole
     assert_frame_equal(again.enriched.daily, daily)
-    assert_frame_equal(pl.read_parquet(again.path / "daily.parquet"), daily)
+    on_disk = pl.read_parquet(again.path / "daily.parquet")
+    assert_frame_equal(
+        on_disk.with_columns(pl.col(facts.KERNEL_CATEGORICAL).cast(pl.Categorical)), daily
+    )
     assert _quiet_open(data, cache).rebuilt == ""  # reported once: the next open is silent
 
 

@@ -256,3 +256,22 @@ def test_verification_chart_stacks_recorded_and_action_evidence_per_stage():
     assert rows[0]["overall_rate"] == pytest.approx(1 / 3)
     assert overall["mark"]["type"] == "rule"
     assert {"evidence", "moves", "verified", "verification_rate"} <= _tooltip_fields(bars)
+
+
+def test_funnel_plot_of_two_thousand_reps_draws_curves_on_a_grid():
+    # an org of 2,000 reps in 6 peer groups: the limits are curves on a grid of volumes, the
+    # reps points, together under the charts' row limit (the plot drew nothing at 10M before)
+    groups = {
+        f"g{g}": [(f"r{g}-{i}", 20 + (i * 7) % 90, 100 + i * 3) for i in range(334)]
+        for g in range(6)
+    }
+    spec = funnel_plot_chart(_deviance(groups)).to_dict()
+    rows = _rows(spec)
+    reps = [r for r in rows if r["kind"] == "rep"]
+    limits = [r for r in rows if r["kind"] == "limit"]
+    assert len(reps) == 6 * 334 and len(rows) <= 5000
+    for group in groups:
+        volumes = sorted({r["volume"] for r in limits if r["peer_group"] == group})
+        assert len(volumes) >= 12  # enough points for a smooth curve
+        largest = max(r["volume"] for r in reps if r["peer_group"] == group)
+        assert volumes[-1] >= largest  # the curve spans every rep

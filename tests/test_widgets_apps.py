@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 
@@ -21,7 +20,7 @@ from effortlens_widgets.apps.pattern_session import STEPS, pattern_session_app
 from effortlens_widgets.apps.positive_deviance import positive_deviance_app
 from effortlens_widgets.apps.rep_mirror import query_rep, rep_mirror_app
 from effortlens_widgets.apps.return_on_effort import return_on_effort_app
-from effortlens_widgets.panels import ChartPanel, Kpi, TablePanel
+from effortlens_widgets.panels import ChartPanel, Kpi, TablePanel, downloads
 
 FACTORIES = app_factories()
 
@@ -37,10 +36,8 @@ def _page_text(app) -> str:
     for w in walk(app):
         if isinstance(w, widgets.Dropdown):
             parts.append(json.dumps([str(o) for o in w.options]))
-    for w in walk(app):  # downloads are data: links; their content counts too
-        if isinstance(w, widgets.HTML):
-            for encoded in re.findall(r"base64,([A-Za-z0-9+/=]+)", w.value):
-                parts.append(base64.b64decode(encoded).decode("utf-8", "replace"))
+    for button in downloads(app):  # what each download button sends when clicked
+        parts.append(button.payload().decode("utf-8", "replace"))
     return "\n".join(parts)
 
 
@@ -70,13 +67,8 @@ def _inline_datasets(spec: dict) -> list[list]:
 
 
 def _csv_downloads(widget) -> list[pl.DataFrame]:
-    """The CSV files a widget offers for download (data: links), in page order."""
-    return [
-        pl.read_csv(base64.b64decode(encoded))
-        for w in walk(widget)
-        if isinstance(w, widgets.HTML)
-        for encoded in re.findall(r'href="data:text/csv;base64,([A-Za-z0-9+/=]+)"', w.value)
-    ]
+    """The CSV files a widget offers for download (what a click sends), in page order."""
+    return [pl.read_csv(b.payload()) for b in downloads(widget) if b.mime == "text/csv"]
 
 
 #: The frames each app offers an analyst (app.frames()), by factory.

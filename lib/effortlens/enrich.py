@@ -111,6 +111,13 @@ class Enriched:
         The settings used.
     fingerprint
         The cache key: a hash of the input tables, the settings and the code.
+    aggregates
+        Facts precomputed at build time for the views that would otherwise sort events
+        (``"touches"``: one row per customer-facing touch with its cadence bin, sequences and
+        habit credit, :func:`effortlens.habits.touch_facts`; ``"streaks"``: every silent run
+        of two or more touches, :func:`effortlens.roe.streak_facts`), as lazy scans of the
+        build; empty when the facts were enriched in memory (the views then read events).
+        Unfiltered: a view applies its filter (:func:`effortlens.filters.filter_frame`).
 
     Examples
     --------
@@ -122,7 +129,7 @@ class Enriched:
     (True, 0, 0)
     """
 
-    __slots__ = ("_events", "daily", "reps", "tables", "settings", "fingerprint")
+    __slots__ = ("_events", "aggregates", "daily", "reps", "tables", "settings", "fingerprint")
 
     def __init__(
         self,
@@ -133,9 +140,11 @@ class Enriched:
         tables: Mapping[str, pl.DataFrame | pl.LazyFrame],
         settings: Settings,
         fingerprint: str = "",
+        aggregates: Mapping[str, pl.LazyFrame] | None = None,
     ) -> None:
         """Hold the facts; ``activities`` and ``actions`` may be lazy."""
         self._events = {"activities": activities, "actions": actions}
+        self.aggregates = dict(aggregates or {})
         self.daily = daily
         self.reps = reps
         self.tables = tables if isinstance(tables, Tables) else Tables(tables)
@@ -185,6 +194,7 @@ class Enriched:
             "tables": self.tables,
             "settings": self.settings,
             "fingerprint": self.fingerprint,
+            "aggregates": self.aggregates,
         }
         unknown = set(changes) - set(fields)
         if unknown:
@@ -211,6 +221,19 @@ def events(enriched: Any, name: str) -> pl.LazyFrame:
     """
     lazy = getattr(enriched, "lazy", None)
     return lazy(name) if callable(lazy) else getattr(enriched, name).lazy()
+
+
+def precomputed(enriched: Any, name: str) -> pl.LazyFrame | None:
+    """The build's precomputed fact ``name`` (see :attr:`Enriched.aggregates`) as an unfiltered
+    ``LazyFrame``, or None when ``enriched`` was not read from a build that has it.
+
+    Examples
+    --------
+    >>> from effortlens.settings import load_settings
+    >>> precomputed(enrich_tables({}, settings=load_settings()), "streaks") is None
+    True
+    """
+    return (getattr(enriched, "aggregates", None) or {}).get(name)
 
 
 def table(enriched: Any, name: str) -> pl.LazyFrame:

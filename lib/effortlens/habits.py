@@ -186,18 +186,34 @@ def response_by_cadence(
     --------
     >>> response_by_cadence(enriched.activities)  # doctest: +SKIP
     """
+    edges = _checked_edges(edges)
+    touches = _contact_history(activities, 1, keep=by).with_columns(bin_order=_bin_order(edges))
+    return _cadence_cells(touches, edges=edges, by=by)
+
+
+def _checked_edges(edges: Sequence[int]) -> list[int]:
     edges = list(edges)
     if not edges or any(b <= a for a, b in zip([0, *edges], edges, strict=False)):
         raise ValueError(f"edges must be ascending positive whole days, got {edges}")
-    labels = [FIRST_TOUCH, *_cadence_labels(edges)]
+    return edges
+
+
+def _bin_order(edges: Sequence[int]) -> pl.Expr:
+    """The cadence bin of a touch from ``prev_ts_1`` (0 = first touch on the contact)."""
     days_since = (pl.col("ts") - pl.col("prev_ts_1")).dt.total_seconds() / 86_400
-    bin_order = (
+    return (
         pl.when(pl.col("prev_ts_1").is_null())
         .then(0)
         .otherwise(1 + pl.sum_horizontal([days_since >= e for e in edges]))
         .cast(pl.Int8)
     )
-    touches = _contact_history(activities, 1, keep=by).with_columns(bin_order=bin_order)
+
+
+def _cadence_cells(
+    touches: pl.LazyFrame, *, edges: Sequence[int], by: Sequence[str] = ()
+) -> pl.DataFrame:
+    """Counts per cadence bin of touches on known contacts that carry ``bin_order``."""
+    labels = [FIRST_TOUCH, *_cadence_labels(edges)]
     lower = pl.DataFrame(
         {
             "bin_order": pl.Series(range(len(labels)), dtype=pl.Int8),
@@ -268,21 +284,38 @@ def sequence_lift(
     if not lengths or lengths[0] < 2:
         raise ValueError(f"sequence lengths must be at least 2, got {list(lengths)}")
     history = _contact_history(activities, lengths[-1] - 1).collect().lazy()
-    per_length = []
-    for k in lengths:
-        first_ts = pl.col(f"prev_ts_{k - 1}")
-        span_days = (pl.col("ts") - first_ts).dt.total_seconds() / 86_400
-        types = [pl.col(f"prev_type_{j}") for j in range(k - 1, 0, -1)]
-        eligible = history.filter(first_ts.is_not_null() & (span_days <= within_days))
-        with_sequence = eligible.with_columns(
-            sequence=pl.concat_str([*types, pl.col("activity_type")], separator=SEQUENCE_SEPARATOR),
-            length=pl.lit(k, dtype=pl.Int8),
+    eligible = {
+        k: history.filter(_sequence(k, within_days).is_not_null()).select(
+            sequence=_sequence(k, within_days), activity_type="activity_type", responded="responded"
         )
-        by_type = touch_counts(eligible, by=["activity_type"]).select(
+        for k in lengths
+    }
+    return _rank_sequences(eligible, min_support=min_support, rank_by=rank_by)
+
+
+def _sequence(k: int, within_days: float) -> pl.Expr:
+    """The length-``k`` sequence ending with a touch of :func:`_contact_history`, or null when
+    it has no such history within ``within_days``."""
+    first_ts = pl.col(f"prev_ts_{k - 1}")
+    span_days = (pl.col("ts") - first_ts).dt.total_seconds() / 86_400
+    types = [pl.col(f"prev_type_{j}") for j in range(k - 1, 0, -1)]
+    return pl.when(first_ts.is_not_null() & (span_days <= within_days)).then(
+        pl.concat_str([*types, pl.col("activity_type")], separator=SEQUENCE_SEPARATOR)
+    )
+
+
+def _rank_sequences(
+    eligible: dict[int, pl.LazyFrame], *, min_support: int, rank_by: str
+) -> pl.DataFrame:
+    """:func:`sequence_lift`'s table from the touches with a length-k history (``sequence``,
+    ``activity_type``, ``responded``), per length k."""
+    per_length = []
+    for k, touches in eligible.items():
+        by_type = touch_counts(touches, by=["activity_type"]).select(
             "activity_type", type_rate=pl.col("response_rate")
         )
         per_length.append(
-            with_sequence.group_by("sequence", "length")
+            touches.group_by("sequence")
             .agg(
                 support=pl.len().cast(pl.UInt32),
                 responded=pl.col("responded").sum().cast(pl.UInt32),
@@ -290,8 +323,9 @@ def sequence_lift(
             )
             .with_columns(
                 response_rate(activities="support"),
+                length=pl.lit(k, dtype=pl.Int8),
                 base_rate=pl.lit(
-                    eligible.select(pl.col("responded").mean()).collect().item(), dtype=pl.Float64
+                    touches.select(pl.col("responded").mean()).collect().item(), dtype=pl.Float64
                 ),
             )
             .join(by_type, on="activity_type", how="left")
@@ -670,10 +704,39 @@ def habit_effects(
     --------
     >>> habit_effects(enriched, feature="cadence").select("cadence_bin", "lift")  # doctest: +SKIP
     """
-    cells = _habit_cells(feature)
     window = float(window_days or enriched.settings.attribution_window_days)
+    per_touch = _touch_credit(
+        events(enriched, "activities"),
+        events(enriched, "actions"),
+        feature=feature,
+        edges=edges,
+        window=window,
+        iterations=iterations,
+    )
+    return _effects_table(
+        per_touch.lazy(),
+        feature=feature,
+        edges=edges,
+        min_lift=min_lift,
+        min_activities=min_activities,
+        alpha=alpha,
+    )
+
+
+def _touch_credit(
+    activities: pl.LazyFrame,
+    actions: pl.LazyFrame,
+    *,
+    feature: str,
+    edges: Sequence[int],
+    window: float,
+    iterations: int,
+) -> pl.DataFrame:
+    """Each touch on a known contact with its cell and the buyer actions credited to it
+    (``activity_id``, ``rep_id``, ``activity_type``, the cell columns, ``credited``)."""
+    cells = _habit_cells(feature)
     touches = (
-        _touches(events(enriched, "activities"))
+        _touches(activities)
         .filter(pl.col("contact_id").is_not_null())
         .select("activity_id", "rep_id", "contact_id", "ts", "activity_type", "weekday", "hour")
         .sort("contact_id", "ts", "activity_id")
@@ -688,10 +751,12 @@ def habit_effects(
             .otherwise(0)
             .cast(pl.Int8)
         )
+    keep = ["activity_id", "rep_id", "activity_type", *cells]
+    if touches.height == 0:
+        return touches.select(keep).with_columns(credited=pl.lit(0.0))
     touches = touches.with_row_index("row")
     actions = (
-        events(enriched, "actions")
-        .filter(pl.col("contact_id").is_not_null())
+        actions.filter(pl.col("contact_id").is_not_null())
         .select("contact_id", action_ts="ts")
         .sort("contact_id", "action_ts")
         .collect()
@@ -747,22 +812,43 @@ def habit_effects(
         iterations=iterations,
     )
     credited = np.bincount(pair_touch, weights=credit, minlength=touches.height)
-    per_touch = touches.select("rep_id", "activity_type", *cells).with_columns(
-        credited=pl.Series(credited)
+    return touches.select(keep).with_columns(credited=pl.Series(credited))
+
+
+def _effects_table(
+    per_touch: pl.LazyFrame,
+    *,
+    feature: str,
+    edges: Sequence[int],
+    min_lift: float,
+    min_activities: int,
+    alpha: float,
+) -> pl.DataFrame:
+    """:func:`habit_effects`' table from credited touches (``rep_id``, ``activity_type``, the
+    cell columns, ``credited``), summed per cell, rep and type first (no per-touch frame)."""
+    cells = _habit_cells(feature)
+    per_type = (
+        per_touch.group_by([*cells, "rep_id", "activity_type"])
+        .agg(n=pl.len(), credited=pl.col("credited").sum())
+        .collect(engine="streaming")
     )
-    per_touch = per_touch.with_columns(
-        expected=pl.col("credited").mean().over("activity_type")
-    ).with_columns(excess=pl.col("credited") - pl.col("expected"))
+    # each touch is expected the mean credit of its activity type (indirect standardisation)
+    type_mean = pl.col("credited").sum().over("activity_type") / pl.col("n").sum().over(
+        "activity_type"
+    )
+    per_type = per_type.with_columns(expected=pl.col("n") * type_mean).with_columns(
+        excess=pl.col("credited") - pl.col("expected")
+    )
     # the spread of a cell's excess credit, clustered by rep: a rep's touches share buyers
     # and habits, so they are not independent draws
-    by_rep = per_touch.group_by(*cells, "rep_id").agg(pl.col("excess").sum())
+    by_rep = per_type.group_by(*cells, "rep_id").agg(pl.col("excess").sum())
     spread = by_rep.group_by(cells).agg(
         variance=(pl.col("excess") ** 2).sum() * pl.len() / (pl.len() - 1).clip(lower_bound=1)
     )
     table = (
-        per_touch.group_by(cells)
+        per_type.group_by(cells)
         .agg(
-            activities=pl.len().cast(pl.UInt32),
+            activities=pl.col("n").sum().cast(pl.UInt32),
             credited=pl.col("credited").sum(),
             expected=pl.col("expected").sum(),
         )
@@ -778,7 +864,7 @@ def habit_effects(
     z = table["z"].fill_null(0.0).to_numpy()
     p = np.minimum(1.0, 2 * stats.norm.sf(np.abs(z)) * max(int(tested.sum()), 1))
     p = np.where(tested, p, np.nan)
-    table = table.with_columns(p_value=pl.Series(p).fill_nan(None)).with_columns(
+    table = table.with_columns(p_value=pl.Series(p, dtype=pl.Float64).fill_nan(None)).with_columns(
         flag=pl.when((pl.col("p_value") < alpha) & (pl.col("lift") >= min_lift))
         .then(pl.lit("better"))
         .when((pl.col("p_value") < alpha) & (pl.col("lift") <= 1 / min_lift))
@@ -806,3 +892,146 @@ def habit_effects(
         "p_value",
         "flag",
     )
+
+
+# ------------------------------------------------------- precomputed at build time, per touch
+
+#: Sequence lengths and window stored by :func:`touch_facts` (the views' defaults).
+TOUCH_SEQUENCE_LENGTHS: tuple[int, ...] = (2, 3)
+TOUCH_SEQUENCE_DAYS: float = 14
+
+
+def touch_facts(enriched: Enriched, *, iterations: int = 60) -> pl.DataFrame:
+    """One row per customer-facing touch with everything the habit views group by, computed
+    once over all the data (the build stores it: a view then filters and sums, never sorts).
+
+    The history-dependent columns are those of the whole data: the cadence bin is the days
+    since the previous touch on the contact *by anyone* (as :func:`response_by_cadence`
+    defines it), a sequence is the contact's last touches by anyone, and the credit comes from
+    one :func:`habit_effects` fit over every touch. A filtered view counts the touches in its
+    filter with those values; on the whole data the tables are the event path's.
+
+    Parameters
+    ----------
+    enriched
+        All the enriched facts.
+    iterations
+        EM iterations of the credit (as :func:`habit_effects`).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``rep_id``, ``team``, ``segment``, ``role``, ``day``, ``activity_type``, ``weekday``,
+        ``hour``, ``responded``; for touches on a known contact (else null): ``bin_order``
+        (cadence bin, 0 = first touch), ``sequence_2`` and ``sequence_3`` (the sequence of
+        that length ending here, null without such a history within
+        :data:`TOUCH_SEQUENCE_DAYS`), ``credit_timing`` and ``credit_cadence`` (buyer actions
+        credited by the timing and cadence fits). Sorted by rep and day.
+
+    Examples
+    --------
+    >>> facts = touch_facts(enriched)  # doctest: +SKIP
+    >>> touch_habits(facts.lazy())["cadence"]  # doctest: +SKIP
+    """
+    acts = events(enriched, "activities")
+    rep_cols = ["rep_id", "team", "segment", "role"]
+    calendar = ["day", "activity_type", "weekday", "hour", "responded"]
+    depth = max(TOUCH_SEQUENCE_LENGTHS) - 1
+    on_contact = (
+        _contact_history(acts, depth, keep=[*rep_cols, *calendar])
+        .with_columns(
+            bin_order=_bin_order(CADENCE_EDGES),
+            **{f"sequence_{k}": _sequence(k, TOUCH_SEQUENCE_DAYS) for k in TOUCH_SEQUENCE_LENGTHS},
+        )
+        .collect()
+    )
+    window = float(enriched.settings.attribution_window_days)
+    for feature in ("timing", "cadence"):
+        credit = _touch_credit(
+            acts,
+            events(enriched, "actions"),
+            feature=feature,
+            edges=CADENCE_EDGES,
+            window=window,
+            iterations=iterations,
+        ).select("activity_id", pl.col("credited").alias(f"credit_{feature}"))
+        on_contact = on_contact.join(credit, on="activity_id", how="left")
+    columns = [
+        *rep_cols,
+        *calendar,
+        "bin_order",
+        *(f"sequence_{k}" for k in TOUCH_SEQUENCE_LENGTHS),
+        "credit_timing",
+        "credit_cadence",
+    ]
+    schema = on_contact.select(columns).schema
+    without_contact = (
+        _touches(acts)
+        .filter(pl.col("contact_id").is_null())
+        .select(*rep_cols, *calendar)
+        .with_columns(pl.lit(None, schema[c]).alias(c) for c in columns[len(rep_cols) + 5 :])
+        .collect()
+    )
+    return pl.concat([on_contact.select(columns), without_contact]).sort(
+        "rep_id", "day", maintain_order=True
+    )
+
+
+def touch_habits(
+    touches: pl.DataFrame | pl.LazyFrame,
+    *,
+    min_support: int = 50,
+    min_lift: float = MIN_HABIT_LIFT,
+    min_activities: int = MIN_HABIT_ACTIVITIES,
+    alpha: float = HABIT_ALPHA,
+) -> dict[str, Any]:
+    """The habit tables of the touches in a view, from :func:`touch_facts` (filtered).
+
+    Parameters
+    ----------
+    touches
+        :func:`touch_facts` rows (a lazy scan of the build's), filtered as the view needs.
+    min_support
+        As in :func:`sequence_lift`.
+    min_lift, min_activities, alpha
+        As in :func:`habit_effects`.
+
+    Returns
+    -------
+    dict
+        ``timing`` (:func:`response_by_timing`), ``cadence`` (:func:`response_by_cadence`),
+        ``sequences`` (:func:`sequence_lift`, lengths :data:`TOUCH_SEQUENCE_LENGTHS` within
+        :data:`TOUCH_SEQUENCE_DAYS`) and ``effects`` (``{"timing": …, "cadence": …}`` as
+        :func:`habit_effects`): on the whole data, the same tables as the event functions.
+
+    Examples
+    --------
+    >>> touch_habits(enriched.aggregates["touches"])["timing"]  # doctest: +SKIP
+    """
+    lf = touches.lazy()
+    on_contact = lf.filter(pl.col("bin_order").is_not_null())
+    eligible = {
+        k: lf.filter(pl.col(f"sequence_{k}").is_not_null()).select(
+            sequence=f"sequence_{k}", activity_type="activity_type", responded="responded"
+        )
+        for k in TOUCH_SEQUENCE_LENGTHS
+    }
+    effects = {
+        feature: _effects_table(
+            on_contact.select(
+                "rep_id", "activity_type", *_habit_cells(feature), credited=f"credit_{feature}"
+            ),
+            feature=feature,
+            edges=CADENCE_EDGES,
+            min_lift=min_lift,
+            min_activities=min_activities,
+            alpha=alpha,
+        )
+        for feature in ("timing", "cadence")
+    }
+    return {
+        "timing": response_by_timing(lf.with_columns(is_customer_facing=pl.lit(True))),
+        "cadence": _cadence_cells(on_contact, edges=CADENCE_EDGES),
+        "sequences": _rank_sequences(eligible, min_support=min_support, rank_by="lift_over_type"),
+        "effects": effects,
+    }

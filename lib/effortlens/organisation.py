@@ -86,7 +86,7 @@ def selling_time_weekly(
     first, last = span["first"].item(), span["last"].item()
     schema = {
         "rep_id": pl.String,
-        "team": pl.String,
+        "team": reps.lazy().collect_schema()["team"],  # as the reps hold it (a kernel: Categorical)
         "week": pl.Date,
         "customer_facing_hours": pl.Float64,
         "internal_hours": pl.Float64,

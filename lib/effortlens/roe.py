@@ -217,6 +217,7 @@ def silent_streaks(
     actions: pl.DataFrame | pl.LazyFrame,
     *,
     min_touches: int = 4,
+    last: Sequence[str] = (),
 ) -> pl.DataFrame:
     """Runs of ``min_touches`` or more customer-facing touches to one contact, unanswered.
 
@@ -232,6 +233,9 @@ def silent_streaks(
         Buyer actions (``contact_id``, ``ts``): canonical or enriched.
     min_touches
         Shortest run reported.
+    last
+        Further activity columns to report as they are on the run's last touch (e.g.
+        ``["day"]``, its local day), after the columns below.
 
     Returns
     -------
@@ -239,7 +243,7 @@ def silent_streaks(
         One row per streak: ``contact_id``, ``account_id``, ``rep_id`` (who made the last
         touch), ``touches`` (UInt32), ``reps`` (distinct reps touching), ``first_ts``,
         ``last_ts``, ``days`` (from first to last touch), ``ended_by_response`` (the contact
-        acted after the last touch); longest first.
+        acted after the last touch), then ``last``; longest first.
 
     Examples
     --------
@@ -250,8 +254,16 @@ def silent_streaks(
     touches = (
         activities.lazy()
         .filter(pl.col("is_customer_facing") & pl.col("contact_id").is_not_null())
-        .select("contact_id", "ts", "rep_id", "account_id", pl.lit(0, pl.UInt8).alias("kind"))
+        .select(
+            "contact_id",
+            "ts",
+            "rep_id",
+            "account_id",
+            *last,
+            pl.lit(0, pl.UInt8).alias("kind"),
+        )
     )
+    schema = touches.collect_schema()
     answers = (
         actions.lazy()
         .filter(pl.col("contact_id").is_not_null())
@@ -262,6 +274,7 @@ def silent_streaks(
             "ts",
             pl.lit(None, pl.String).alias("rep_id"),
             pl.lit(None, pl.String).alias("account_id"),
+            *[pl.lit(None, schema[c]).alias(c) for c in last],
             pl.lit(1, pl.UInt8).alias("kind"),
         )
     )
@@ -284,6 +297,7 @@ def silent_streaks(
             pl.col("ts").first().alias("first_ts"),
             pl.col("ts").last().alias("last_ts"),
             pl.col("answered").last().fill_null(False).alias("ended_by_response"),
+            *[pl.col(c).last() for c in last],
         )
         .filter(pl.col("touches") >= min_touches)
         .with_columns(
@@ -299,10 +313,101 @@ def silent_streaks(
             "last_ts",
             "days",
             "ended_by_response",
+            *last,
         )
         .sort(["touches", "contact_id", "first_ts"], descending=[True, False, False])
         # measured at 10M activities: streaming 2.4 s, in-memory 2.9 s, same result
         .collect(engine="streaming")
+    )
+
+
+#: Shortest run kept by :func:`streak_facts` (the widest a view can ask for).
+STREAK_FACTS_MIN_TOUCHES = 2
+
+
+def streak_facts(
+    activities: pl.DataFrame | pl.LazyFrame,
+    actions: pl.DataFrame | pl.LazyFrame,
+    reps: pl.DataFrame | pl.LazyFrame,
+) -> pl.DataFrame:
+    """Every silent streak of two or more touches over all the data, for the build to store.
+
+    A view then lists streaks by filtering this small table (:func:`streaks_from_facts`)
+    instead of sorting every touch in its filter. A streak is the run of touches to a contact
+    by *anyone* between two of its buyer actions (:func:`silent_streaks` on all events); a
+    filtered view lists the streaks whose last touch is in its filter: by that touch's rep
+    (and the rep's team, segment, role) and its local ``day``.
+
+    Parameters
+    ----------
+    activities, actions
+        All enriched activities and buyer actions (as for :func:`silent_streaks`).
+    reps
+        Reps with ``rep_id``, ``team``, ``segment``, ``role``.
+
+    Returns
+    -------
+    pl.DataFrame
+        :func:`silent_streaks`' columns for ``min_touches=2``, plus ``day`` (local day of the
+        last touch) and the last rep's ``team``, ``segment``, ``role``.
+
+    Examples
+    --------
+    >>> facts = streak_facts(enriched.activities, enriched.actions, enriched.reps)  # doctest: +SKIP
+    >>> streaks_from_facts(facts, min_touches=4)  # doctest: +SKIP
+    """
+    streaks = silent_streaks(
+        activities, actions, min_touches=STREAK_FACTS_MIN_TOUCHES, last=("day",)
+    )
+    rep_columns = reps.lazy().select("rep_id", "team", "segment", "role").unique("rep_id")
+    return (
+        streaks.lazy()
+        .join(rep_columns, on="rep_id", how="left")
+        .sort(["touches", "contact_id", "first_ts"], descending=[True, False, False])
+        .collect()
+    )
+
+
+def streaks_from_facts(facts: pl.DataFrame | pl.LazyFrame, *, min_touches: int = 4) -> pl.DataFrame:
+    """:func:`silent_streaks`' table from :func:`streak_facts` (filtered as the view needs).
+
+    Parameters
+    ----------
+    facts
+        :func:`streak_facts` rows, or a lazy scan of them, already filtered.
+    min_touches
+        Shortest run reported (at least :data:`STREAK_FACTS_MIN_TOUCHES`).
+
+    Returns
+    -------
+    pl.DataFrame
+        As :func:`silent_streaks`, longest first.
+
+    Examples
+    --------
+    >>> streaks_from_facts(enriched.aggregates["streaks"], min_touches=5)  # doctest: +SKIP
+    """
+    if min_touches < STREAK_FACTS_MIN_TOUCHES:
+        raise ValueError(
+            f"the built streaks hold runs of {STREAK_FACTS_MIN_TOUCHES} touches or more, "
+            f"not {min_touches}"
+        )
+    return (
+        facts.lazy()
+        .filter(pl.col("touches") >= min_touches)
+        .select(
+            "contact_id",
+            "account_id",
+            "rep_id",
+            "touches",
+            "reps",
+            "first_ts",
+            "last_ts",
+            "days",
+            "ended_by_response",
+        )
+        .sort(["touches", "contact_id", "first_ts"], descending=[True, False, False])
+        .collect()
     )
 
 

@@ -19,8 +19,8 @@ from effortlens.charts.habits import cadence_chart, sequence_lift_chart, timing_
 from effortlens.charts.roe import no_impact_chart, roe_by_chart, roe_trend_chart
 from effortlens.coverage import Coverage, data_coverage
 from effortlens.deviance import rank_deviants, rep_deviance, what_differs
-from effortlens.enrich import events, has_rows
-from effortlens.filters import filter_enriched
+from effortlens.enrich import events, has_rows, precomputed
+from effortlens.filters import filter_enriched, filter_frame
 from effortlens.findings import (
     deviance_findings,
     findings_html,
@@ -36,6 +36,7 @@ from effortlens.habits import (
     response_by_cadence,
     response_by_timing,
     sequence_lift,
+    touch_habits,
 )
 from effortlens.measures import deal_rates
 from effortlens.roe import roe_by, roe_trend
@@ -313,11 +314,17 @@ class Habits(View):
                 p.show_message(NO_BUYER_ACTIONS.format(what="When buyers answer"))
             self._finding.value = caveats_html(self.state, "habits")
             return
-        timing = response_by_timing(acts)
-        cadence = response_by_cadence(acts)
-        sequences = sequence_lift(acts)
+        built = precomputed(self.state.enriched, "touches")
+        if built is not None:  # the build's touches: filter and sum, no sort of events
+            tables = touch_habits(filter_frame(built, self.state.filter))
+            timing, cadence, sequences = tables["timing"], tables["cadence"], tables["sequences"]
+            effects = tables["effects"]
+        else:  # facts enriched in memory
+            timing = response_by_timing(acts)
+            cadence = response_by_cadence(acts)
+            sequences = sequence_lift(acts)
+            effects = {f: habit_effects(view, feature=f) for f in ("timing", "cadence")}
         ranked = rank_habits(timing, cadence, sequences)
-        effects = {f: habit_effects(view, feature=f) for f in ("timing", "cadence")}
         self._finding.value = findings_html(habits_findings(ranked, effects=effects))
         self._timing.show(timing_heatmap_chart(timing, min_activities=20), table_frame=timing)
         self._cadence.show(cadence_chart(cadence), table_frame=cadence)

@@ -15,7 +15,7 @@ import altair as alt
 import polars as pl
 
 import effortlens.charts.theme  # noqa: F401  (registers and enables the project theme)
-from effortlens.charts.theme import PALETTE, aggregated
+from effortlens.charts.theme import MAX_ROWS, PALETTE, aggregated
 from effortlens.deviance import funnel_limits
 
 DIRECTION_LABELS: dict[str, str] = {
@@ -41,8 +41,11 @@ _MEASURE_LABELS = {
 
 
 def _limit_lines(reps: pl.DataFrame) -> pl.DataFrame:
-    """The funnel lines in long form: one row per group, volume, level and side."""
-    wide = funnel_limits(reps)
+    """The funnel lines in long form: one row per group, volume, level and side, on a grid of
+    volumes small enough that the lines and every rep fit the charts' row limit."""
+    groups = max(reps["peer_group"].n_unique(), 1)
+    room = (MAX_ROWS - reps.height) // (4 * groups)  # 4 lines per group
+    wide = funnel_limits(reps, points=int(min(60, max(12, room))), at_reps=False)
     long = wide.unpivot(
         index=["peer_group", "volume", "peer_rate"], variable_name="limit", value_name="value"
     )

@@ -478,7 +478,7 @@ def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
 
 
 def funnel_limits(
-    deviance: pl.DataFrame, *, points: int = 60, start: int | None = None
+    deviance: pl.DataFrame, *, points: int = 60, start: int | None = None, at_reps: bool = True
 ) -> pl.DataFrame:
     """The funnel lines: control limits per peer group over a grid of volumes.
 
@@ -493,10 +493,13 @@ def funnel_limits(
         A :func:`peer_deviance` table.
     points
         Volumes per peer group, spaced geometrically from ``start`` to 1.2 x the group's
-        largest, plus each rep's own volume.
+        largest, plus each rep's own volume when ``at_reps``.
     start
         The smallest volume drawn; default a quarter of the group's smallest positive volume
         (at tiny volumes the limits span 0 to 1 and squash the plot).
+    at_reps
+        Also give the limits at each rep's volume (exact lines through every rep; leave it
+        out for a chart of thousands of reps: the grid alone draws the curve).
 
     Returns
     -------
@@ -536,7 +539,7 @@ def funnel_limits(
     for group, centre, centre_var, top, smallest, reps in groups.iter_rows():
         low = max(1, smallest // 4) if start is None else max(1, start)
         grid = np.geomspace(low, max(low + 1, top * 1.2), points).round().astype(np.int64)
-        volume = np.union1d(grid, np.asarray(reps, dtype=np.int64))
+        volume = np.union1d(grid, np.asarray(reps if at_reps else [], dtype=np.int64))
         limits = control_limits(
             volume,
             np.full(volume.shape, centre),

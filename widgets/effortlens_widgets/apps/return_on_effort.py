@@ -5,8 +5,9 @@ from __future__ import annotations
 import polars as pl
 from traitlets import Int, observe
 
-from effortlens.enrich import events
-from effortlens.roe import silent_streaks
+from effortlens.enrich import events, precomputed
+from effortlens.filters import filter_frame
+from effortlens.roe import silent_streaks, streaks_from_facts
 from effortlens_widgets.app import App, View
 from effortlens_widgets.panels import TablePanel
 from effortlens_widgets.views import (
@@ -48,9 +49,16 @@ class SilentStreaks(View):
         if not page_coverage(self.state).has_buyer_actions:  # every run would look silent
             self._table.show_message(NO_BUYER_ACTIONS.format(what="Silent streaks"))
             return
-        streaks = silent_streaks(  # lazy scans of the built facts, filtered, streamed
-            events(view, "activities"), events(view, "actions"), min_touches=self.min_touches
-        )
+        built = precomputed(self.state.enriched, "streaks")
+        if built is not None:  # the build's streaks, by the last touch's rep and day
+            flt = self.state.filter
+            streaks = streaks_from_facts(
+                filter_frame(built, flt, ignore=("activity_types",)), min_touches=self.min_touches
+            )
+        else:  # facts enriched in memory: the streaks of the filtered events
+            streaks = silent_streaks(
+                events(view, "activities"), events(view, "actions"), min_touches=self.min_touches
+            )
         if streaks.height == 0:
             self._table.show_message("No silent streaks in this selection.")
             return

@@ -1,0 +1,184 @@
+"""Facts precomputed at build time (issue 13 §2): the silent-streak and habit views filter small
+built tables instead of sorting every touch; on the whole data they give the event path's
+numbers, and a filter keeps the rule it documents."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from effortlens.facts import AGGREGATES_LAYOUT, KERNEL_CATEGORICAL, open_build
+from effortlens.filters import Filter, filter_frame
+from effortlens.habits import (
+    habit_effects,
+    response_by_cadence,
+    response_by_timing,
+    sequence_lift,
+    touch_facts,
+    touch_habits,
+)
+from effortlens.roe import silent_streaks, streak_facts, streaks_from_facts
+
+
+@pytest.fixture(scope="module")
+def planted_touches(small_planted_enriched):
+    """The planted sample and its touch facts."""
+    enriched, truth = small_planted_enriched
+    return enriched, truth, touch_facts(enriched)
+
+
+def _same_as_event_path(enriched, tables) -> None:
+    acts = enriched.activities
+    assert_frame_equal(tables["timing"], response_by_timing(acts))
+    assert_frame_equal(tables["cadence"], response_by_cadence(acts))
+    assert_frame_equal(tables["sequences"], sequence_lift(acts))
+    for feature in ("timing", "cadence"):
+        assert_frame_equal(
+            tables["effects"][feature],
+            habit_effects(enriched, feature=feature),
+            check_exact=False,
+            rel_tol=1e-9,
+        )
+
+
+def test_touch_facts_give_the_event_path_habits_on_planted_data(planted_touches):
+    enriched, _, touches = planted_touches
+    n_touches = enriched.activities.filter(pl.col("is_customer_facing")).height
+    assert touches.height == n_touches
+    _same_as_event_path(enriched, touch_habits(touches.lazy()))
+
+
+def test_touch_facts_give_the_event_path_habits_on_null_data(small_null_enriched):
+    enriched, _ = small_null_enriched
+    tables = touch_habits(touch_facts(enriched))
+    _same_as_event_path(enriched, tables)
+    # and, as the event path, they name no habit where none was planted
+    for feature in ("timing", "cadence"):
+        assert tables["effects"][feature]["flag"].is_null().all()
+
+
+def test_precomputed_habits_recover_the_planted_timing_and_silence(planted_touches):
+    _, truth, touches = planted_touches
+    effects = touch_habits(touches)["effects"]
+    planted_cell = pl.col("weekday").is_in(truth["timing"]["best_weekdays"]) & pl.col("hour").is_in(
+        truth["timing"]["best_hours"]
+    )
+    better = effects["timing"].filter(pl.col("flag") == "better")
+    assert better.height >= 3 and better.filter(~planted_cell).is_empty(), better
+    silence = truth["cadence"]["silence_days"]
+    worse = effects["cadence"].filter(pl.col("flag") == "worse")["min_days_since"].to_list()
+    assert worse and all(d is not None and d >= silence - 6 for d in worse)
+
+
+def test_filtered_touch_facts_count_only_the_touches_in_the_filter(planted_touches):
+    enriched, _, touches = planted_touches
+    team = enriched.reps["team"].drop_nulls().unique().sort()[0]
+    flt = Filter(teams=(team,))
+    tables = touch_habits(filter_frame(touches.lazy(), flt))
+    # timing needs no history: exactly the event path's cells of the team's touches
+    assert_frame_equal(tables["timing"], response_by_timing(filter_frame(enriched.activities, flt)))
+    # the cadence bin is the days since the previous touch on the contact by anyone: the
+    # team's touches are counted in the bins they have in the whole data
+    counted = tables["cadence"]["activities"].sum()
+    team_on_contact = filter_frame(enriched.activities, flt).filter(
+        pl.col("is_customer_facing") & pl.col("contact_id").is_not_null()
+    )
+    assert counted == team_on_contact.height
+    assert tables["effects"]["timing"]["activities"].sum() == team_on_contact.height
+
+
+def test_streak_facts_give_the_event_path_streaks(planted_touches):
+    enriched, _, _ = planted_touches
+    acts, actions = enriched.activities, enriched.actions
+    built = streak_facts(acts, actions, enriched.reps)
+    for n in (2, 4, 7):
+        assert_frame_equal(
+            streaks_from_facts(built, min_touches=n), silent_streaks(acts, actions, min_touches=n)
+        )
+    with pytest.raises(ValueError, match="2 touches or more"):
+        streaks_from_facts(built, min_touches=1)
+
+
+def test_filtered_streaks_are_those_whose_last_touch_is_in_the_filter(planted_touches):
+    enriched, _, _ = planted_touches
+    acts, actions = enriched.activities, enriched.actions
+    built = streak_facts(acts, actions, enriched.reps)
+    reps = tuple(enriched.reps["rep_id"].sort()[:5])
+    end = acts["day"].max()
+    start = end.replace(day=1)
+    flt = Filter(reps=reps, start=start, end=end)
+    got = streaks_from_facts(filter_frame(built, flt), min_touches=3)
+    every = silent_streaks(acts, actions, min_touches=3, last=("day",))
+    expected = every.filter(
+        pl.col("rep_id").is_in(reps) & pl.col("day").is_between(start, end)
+    ).drop("day")
+    assert got.height > 0
+    assert_frame_equal(got, expected)
+
+
+def test_a_build_holds_the_precomputed_facts_and_the_views_read_them(tiny_planted, tmp_path):
+    built = open_build(tiny_planted, cache_dir=tmp_path / "cache")
+    assert built.manifest["engine"] == "polars"
+    for relative in AGGREGATES_LAYOUT.values():
+        assert relative in built.manifest["files"]
+    enriched = built.enriched
+    assert set(enriched.aggregates) == set(AGGREGATES_LAYOUT)
+    touches = enriched.aggregates["touches"].collect()
+    n_touches = enriched.lazy("activities").filter(pl.col("is_customer_facing")).collect().height
+    assert touches.height == n_touches
+    streaks = streaks_from_facts(enriched.aggregates["streaks"], min_touches=4)
+    acts = enriched.lazy("activities")
+    assert_frame_equal(streaks, silent_streaks(acts, enriched.lazy("actions")))
+    # filtering a view does not touch the unfiltered aggregates
+    narrowed = filter_frame(enriched.aggregates["touches"], Filter(reps=("nobody",)))
+    assert narrowed.collect().height == 0
+    assert enriched.aggregates["touches"].collect().height == n_touches
+
+
+def test_open_build_rejects_an_unknown_engine(tiny_planted, tmp_path):
+    with pytest.raises(ValueError, match="engine"):
+        open_build(tiny_planted, cache_dir=tmp_path / "cache", engine="duckdb")
+
+
+def test_a_build_whose_counts_are_signed_integers_is_read_with_the_layouts_types(
+    tiny_planted, tmp_path
+):
+    # Spark has no unsigned integers: facts written on a cluster hold their counts as Int32.
+    # Rewrite a build's daily roll-up that way (and its manifest, as such a build carries it)
+    import hashlib
+    import json
+
+    from effortlens.enrich import DAILY_SCHEMA
+
+    cache = tmp_path / "cache"
+    built = open_build(tiny_planted, cache_dir=cache)
+    daily_path = built.path / "daily.parquet"
+    expected = pl.read_parquet(daily_path).with_columns(
+        pl.col(KERNEL_CATEGORICAL).cast(pl.Categorical)  # as a kernel holds it
+    )
+    signed = pl.read_parquet(daily_path).with_columns(
+        pl.col("activities", "responded").cast(pl.Int32)
+    )
+    signed.write_parquet(daily_path)
+    manifest = json.loads((built.path / "manifest.json").read_text())
+    manifest["files"]["daily.parquet"] |= {
+        "bytes": daily_path.stat().st_size,
+        "sha256": hashlib.sha256(daily_path.read_bytes()).hexdigest(),
+    }
+    (built.path / "manifest.json").write_text(json.dumps(manifest))
+    again = open_build(tiny_planted, cache_dir=cache)
+    assert not again.rebuilt and again.path == built.path
+    assert again.enriched.daily.schema == expected.schema
+    assert_frame_equal(again.enriched.daily, expected)
+    # another table in its place is still refused (and the build made again)
+    signed.with_columns(pl.col("hours").cast(pl.String)).write_parquet(daily_path)
+    manifest["files"]["daily.parquet"] |= {
+        "bytes": daily_path.stat().st_size,
+        "sha256": hashlib.sha256(daily_path.read_bytes()).hexdigest(),
+    }
+    (built.path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.warns(UserWarning, match="another table"):
+        rebuilt = open_build(tiny_planted, cache_dir=cache)
+    assert rebuilt.rebuilt and rebuilt.enriched.daily.schema == expected.schema
+    assert pl.read_parquet_schema(daily_path) == dict(DAILY_SCHEMA)
