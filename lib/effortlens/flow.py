@@ -56,6 +56,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from effortlens.coverage import stage_path_of
 from effortlens.settings import Settings
 
 if TYPE_CHECKING:
@@ -568,8 +569,6 @@ def flow_table(
         raise ValueError(f"stage_path {stage_path!r}: recorded, derived, mixed or none")
     data = _flow_data(tables_or_enriched, settings)
     if stage_path is None:
-        from effortlens.coverage import stage_path_of
-
         stage_path = stage_path_of(data.stage_history)[0]
     by_cols = _by_list(by)
     stays = _stays(
