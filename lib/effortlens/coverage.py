@@ -250,7 +250,8 @@ class Coverage:
                 some = f"{self.derived_deals:,} deals" if self.derived_deals else "Some deals"
                 text = (
                     f"{some} have no recorded stage changes: their stage history is derived "
-                    "from their current stage, so their times in stage are not real."
+                    "from their current stage, so they count in the funnel only at the stages "
+                    "they entered, and times in stage come from the other deals only."
                 )
             found.append(Finding("coverage", text))
         groups = {
