@@ -1,0 +1,244 @@
+"""Benchmark of one large build (issue 13 part 4: 100M activities in <= 8 GB, <= 4 minutes).
+
+Usage (from the repository root, in the project's venv)::
+
+    python bench/build_big.py /tmp/el100m/data --cache-dir /tmp/el100m/cache \\
+        --label 100m --results bench/RESULTS.md
+
+Runs ``effortlens build DATA --force`` (partitioned unless ``--in-memory``) in a child process
+and reports its wall time, CPU time (user + system of all its threads, from ``wait4``) and
+peak resident set (the child's own ``VmHWM``, read by the child as it exits), with the time,
+resident set and load average at each step of the build, and the load average sampled every
+second. A guard stops the child if its resident set passes ``--limit-mb`` (default 7,800):
+the machine is shared. Then, unless ``--no-warm``, a warm ``effortlens roe DATA --json`` with
+the current build (wall, CPU, peak) checks the result is usable. The figures go to the JSON
+file given and, with ``--results``, to the "100M build" section of RESULTS.md (between its
+markers; the rest of the file is left alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BEGIN = "<!-- big-build:begin -->"
+END = "<!-- big-build:end -->"
+
+
+def _vm(pid: int | str, field: str) -> int:
+    """``VmRSS`` / ``VmHWM`` of process ``pid`` in MB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
+
+
+def child(folder: str, *, cache_dir: str | None, partitioned: bool | None) -> int:
+    """The build itself (in the child): steps logged as JSON lines on stderr, VmHWM at exit."""
+    from effortlens import facts
+
+    started = time.perf_counter()
+
+    class Logged(facts.Progress):
+        def _draw(self, label: str) -> None:
+            record = {
+                "step": label,
+                "at_s": round(time.perf_counter() - started, 1),
+                "rss_mb": _vm("self", "VmRSS"),
+                "hwm_mb": _vm("self", "VmHWM"),
+                "load": [round(x, 1) for x in os.getloadavg()],
+            }
+            print("STEP " + json.dumps(record), file=sys.stderr, flush=True)
+
+    built = facts.open_build(
+        folder,
+        cache_dir=cache_dir,
+        force=True,
+        progress=Logged(facts._STEPS, stream=None),  # noqa: SLF001 - the build's own steps
+        **({} if partitioned is None else {"partitioned": partitioned}),
+    )
+    report = built.data.report.to_dict()
+    files = built.manifest["files"]
+    print(
+        json.dumps(
+            {
+                "build": built.manifest.get("build"),
+                "path": str(built.path),
+                "files": len(files),
+                "bytes": sum(f["bytes"] for f in files.values()),
+                "read": {t: r["read"] for t, r in report.items() if isinstance(r, dict)},
+                "loaded": {t: r["loaded"] for t, r in report.items() if isinstance(r, dict)},
+                "daily_rows": built.enriched.daily.height,
+                "vm_hwm_mb": _vm("self", "VmHWM"),
+            }
+        )
+    )
+    return 0
+
+
+def _measured(argv: list[str], *, limit_mb: int, env: dict) -> dict:
+    """Run ``argv``; wall, CPU (``wait4``), sampled RSS and load; stop it above ``limit_mb``."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env=env)
+        samples: list[list[float]] = []
+        stopped: list[int] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(1.0):
+                rss = _vm(proc.pid, "VmRSS")
+                samples.append([round(time.perf_counter() - started, 1), rss, os.getloadavg()[0]])
+                if rss > limit_mb and not stopped:
+                    stopped.append(rss)
+                    os.kill(proc.pid, signal.SIGKILL)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        _, status, usage = os.wait4(proc.pid, 0)  # the child's own rusage, reaped here
+        done.set()
+        wall = time.perf_counter() - started
+        watcher.join(timeout=5)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    steps = [json.loads(line[5:]) for line in stderr.splitlines() if line.startswith("STEP ")]
+    return {
+        "rc": proc.returncode,
+        "wall_s": round(wall, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "maxrss_mb": usage.ru_maxrss // 1024,
+        "steps": steps,
+        "rss_samples": samples[:: max(1, len(samples) // 120)],
+        "max_sampled_rss_mb": max((s[1] for s in samples), default=0),
+        "stopped_at_mb": stopped[0] if stopped else None,
+        "stdout": stdout[-4000:],
+        "stderr": "\n".join(x for x in stderr.splitlines() if not x.startswith("STEP "))[-2000:],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("data")
+    parser.add_argument("--cache-dir")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--in-memory", dest="partitioned", action="store_const", const=False)
+    how.add_argument("--partitioned", dest="partitioned", action="store_const", const=True)
+    parser.add_argument("--limit-mb", type=int, default=7_800)
+    parser.add_argument("--no-warm", action="store_true")
+    parser.add_argument("--label", default="")
+    parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--results", help="RESULTS.md to write the section into")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args.data, cache_dir=args.cache_dir, partitioned=args.partitioned)
+
+    env = dict(os.environ)
+    if args.cache_dir:
+        env["EFFORTLENS_CACHE"] = args.cache_dir
+    folder = str(Path(args.data).resolve())
+    figures: dict = {
+        "data": folder,
+        "started": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "load_at_start": [round(x, 1) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+    }
+    flag = {None: [], True: ["--partitioned"], False: ["--in-memory"]}[args.partitioned]
+    run = _measured(
+        [sys.executable, __file__, folder, "--child", *flag]
+        + (["--cache-dir", args.cache_dir] if args.cache_dir else []),
+        limit_mb=args.limit_mb,
+        env=env,
+    )
+    try:
+        run["result"] = json.loads(run["stdout"].strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        run["result"] = None
+    run.pop("stdout")
+    figures["build"] = run
+    figures["load_after_build"] = [round(x, 1) for x in os.getloadavg()]
+    if not args.no_warm and run["rc"] == 0:
+        warm = _measured(
+            [sys.executable, "-m", "effortlens.cli", "roe", folder, "--json"],
+            limit_mb=args.limit_mb,
+            env=env,
+        )
+        warm.pop("stdout")
+        figures["warm_roe"] = warm
+    figures["load_at_end"] = [round(x, 1) for x in os.getloadavg()]
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1))
+    if args.results:
+        write_section(figures, Path(args.results), label=args.label or Path(folder).name)
+    print(json.dumps({k: v for k, v in figures.items() if k != "build"}, indent=1))
+    print(json.dumps({k: v for k, v in run.items() if k != "rss_samples"}, indent=1))
+    return 0 if run["rc"] == 0 else 1
+
+
+def write_section(figures: dict, path: Path, *, label: str) -> None:
+    """Replace the big-build section of ``path`` (between its markers) with ``figures``."""
+    run = figures["build"]
+    result = run.get("result") or {}
+    peak = result.get("vm_hwm_mb") or run["max_sampled_rss_mb"]
+    lines = [
+        BEGIN,
+        f"### Measured: {label} ({figures['started']}, `python bench/build_big.py`)",
+        "",
+        f"Load average at start {figures['load_at_start']}, after the build "
+        f"{figures['load_after_build']}, at end {figures['load_at_end']} "
+        f"({figures['cpus']} cores).",
+        "",
+        "| step | wall s | CPU s | peak MB |",
+        "|---|---:|---:|---:|",
+        f"| `effortlens build --force` ({result.get('build', 'failed')}) | {run['wall_s']:.0f} | "
+        f"{run['cpu_s']:.0f} | {peak:,} (VmHWM) |",
+    ]
+    warm = figures.get("warm_roe")
+    if warm:
+        lines.append(
+            f"| warm `effortlens roe --json` | {warm['wall_s']:.1f} | {warm['cpu_s']:.1f} | "
+            f"{warm['max_sampled_rss_mb']:,} (sampled) |"
+        )
+    lines += ["", "Steps of the build (time since start, resident set, load average):", ""]
+    lines += [
+        f"- {s['step']}: {s['at_s']:.0f} s, RSS {s['rss_mb']:,} MB (peak so far {s['hwm_mb']:,}),"
+        f" load {s['load']}"
+        for s in run["steps"]
+    ]
+    if result:
+        lines += [
+            "",
+            f"Rows read {result['read']}, loaded {result['loaded']}; daily roll-up "
+            f"{result['daily_rows']:,} rows; {result['files']} files, "
+            f"{result['bytes'] / 2**30:,.1f} GiB.",
+        ]
+    if run["stopped_at_mb"]:
+        lines += ["", f"**Stopped by the guard at {run['stopped_at_mb']:,} MB.**"]
+    lines.append(END)
+    text = path.read_text() if path.is_file() else ""
+    section = "\n".join(lines)
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
