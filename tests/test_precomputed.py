@@ -15,6 +15,7 @@ from effortlens.habits import (
     response_by_cadence,
     response_by_timing,
     sequence_lift,
+    touch_cells,
     touch_facts,
     touch_habits,
 )
@@ -88,6 +89,26 @@ def test_filtered_touch_facts_count_only_the_touches_in_the_filter(planted_touch
     assert tables["effects"]["timing"]["activities"].sum() == team_on_contact.height
 
 
+def test_per_rep_cells_give_the_touch_tables_for_a_filter_without_a_period(planted_touches):
+    enriched, _, touches = planted_touches
+    cells = {name: frame.collect() for name, frame in touch_cells(touches).items()}
+    assert cells["timing"].height < touches.height / 4  # far fewer rows than touches
+    team = enriched.reps["team"].drop_nulls().unique().sort()[0]
+    types = tuple(enriched.activities["activity_type"].unique().sort()[:3])
+    for flt in (Filter(), Filter(teams=(team,)), Filter(activity_types=types)):
+        by_cells = touch_habits({name: filter_frame(f, flt) for name, f in cells.items()})
+        by_touches = touch_habits(filter_frame(touches, flt))
+        for name in ("timing", "cadence", "sequences"):
+            assert_frame_equal(by_cells[name], by_touches[name])
+        for feature in ("timing", "cadence"):
+            assert_frame_equal(
+                by_cells["effects"][feature],
+                by_touches["effects"][feature],
+                check_exact=False,
+                rel_tol=1e-9,
+            )
+
+
 def test_streak_facts_give_the_event_path_streaks(planted_touches):
     enriched, _, _ = planted_touches
     acts, actions = enriched.activities, enriched.actions
@@ -96,6 +117,8 @@ def test_streak_facts_give_the_event_path_streaks(planted_touches):
         assert_frame_equal(
             streaks_from_facts(built, min_touches=n), silent_streaks(acts, actions, min_touches=n)
         )
+    longest = streaks_from_facts(built, min_touches=3, top=25)
+    assert_frame_equal(longest, silent_streaks(acts, actions, min_touches=3).head(25))
     with pytest.raises(ValueError, match="2 touches or more"):
         streaks_from_facts(built, min_touches=1)
 

@@ -210,9 +210,10 @@ def _bin_order(edges: Sequence[int]) -> pl.Expr:
 
 
 def _cadence_cells(
-    touches: pl.LazyFrame, *, edges: Sequence[int], by: Sequence[str] = ()
+    touches: pl.LazyFrame, *, edges: Sequence[int], by: Sequence[str] = (), weighted: bool = False
 ) -> pl.DataFrame:
-    """Counts per cadence bin of touches on known contacts that carry ``bin_order``."""
+    """Counts per cadence bin of touches on known contacts that carry ``bin_order`` (or of
+    :func:`touch_cells`' weighted cells: ``n`` touches, ``responded`` of them)."""
     labels = [FIRST_TOUCH, *_cadence_labels(edges)]
     lower = pl.DataFrame(
         {
@@ -222,8 +223,9 @@ def _cadence_cells(
         },
         schema_overrides={"min_days_since": pl.Int32},
     )
+    counts = _counted if weighted else (lambda frame, by: touch_counts(frame, by=by))
     cells = (
-        touch_counts(touches, by=[*by, "bin_order"])
+        counts(touches, [*by, "bin_order"])
         .join(lower.lazy(), on="bin_order", how="left")
         .select(
             *by,
@@ -237,7 +239,7 @@ def _cadence_cells(
         .sort([*by, "bin_order"])
         .collect()
     )
-    return _with_lift(cells, _overall_rate(touches))
+    return _with_lift(cells, _pooled_rate(touches) if weighted else _overall_rate(touches))
 
 
 def sequence_lift(
@@ -305,28 +307,33 @@ def _sequence(k: int, within_days: float) -> pl.Expr:
 
 
 def _rank_sequences(
-    eligible: dict[int, pl.LazyFrame], *, min_support: int, rank_by: str
+    eligible: dict[int, pl.LazyFrame], *, min_support: int, rank_by: str, weighted: bool = False
 ) -> pl.DataFrame:
     """:func:`sequence_lift`'s table from the touches with a length-k history (``sequence``,
-    ``activity_type``, ``responded``), per length k."""
+    ``activity_type``, ``responded``), per length k; or from :func:`touch_cells`' weighted
+    cells (``n`` touches, ``responded`` of them)."""
     per_length = []
     for k, touches in eligible.items():
-        by_type = touch_counts(touches, by=["activity_type"]).select(
-            "activity_type", type_rate=pl.col("response_rate")
-        )
+        if weighted:
+            by_type = _counted(touches, ["activity_type"])
+            support = pl.col("n").sum().cast(pl.UInt32)
+            base = _pooled_rate(touches)
+        else:
+            by_type = touch_counts(touches, by=["activity_type"])
+            support = pl.len().cast(pl.UInt32)
+            base = touches.select(pl.col("responded").mean()).collect().item()
+        by_type = by_type.select("activity_type", type_rate=pl.col("response_rate"))
         per_length.append(
             touches.group_by("sequence")
             .agg(
-                support=pl.len().cast(pl.UInt32),
+                support=support,
                 responded=pl.col("responded").sum().cast(pl.UInt32),
                 activity_type=pl.col("activity_type").first(),
             )
             .with_columns(
                 response_rate(activities="support"),
                 length=pl.lit(k, dtype=pl.Int8),
-                base_rate=pl.lit(
-                    touches.select(pl.col("responded").mean()).collect().item(), dtype=pl.Float64
-                ),
+                base_rate=pl.lit(base, dtype=pl.Float64),
             )
             .join(by_type, on="activity_type", how="left")
         )
@@ -825,11 +832,17 @@ def _effects_table(
     alpha: float,
 ) -> pl.DataFrame:
     """:func:`habit_effects`' table from credited touches (``rep_id``, ``activity_type``, the
-    cell columns, ``credited``), summed per cell, rep and type first (no per-touch frame)."""
+    cell columns, ``credited``; with ``n``, rows that stand for ``n`` touches), summed per
+    cell, rep and type first (no per-touch frame)."""
     cells = _habit_cells(feature)
+    weight = "n" in per_touch.collect_schema().names()
     per_type = (
         per_touch.group_by([*cells, "rep_id", "activity_type"])
-        .agg(n=pl.len(), credited=pl.col("credited").sum())
+        .agg(
+            n=pl.col("n").sum().cast(pl.UInt32) if weight else pl.len(),
+            credited=pl.col("credited").sum(),
+        )
+        .filter(pl.col("n") > 0)
         .collect(engine="streaming")
     )
     # each touch is expected the mean credit of its activity type (indirect standardisation)
@@ -977,20 +990,96 @@ def touch_facts(enriched: Enriched, *, iterations: int = 60) -> pl.DataFrame:
     )
 
 
+#: The columns a view may filter the touch facts on besides the day (and so the keys that
+#: :func:`touch_cells` keeps).
+TOUCH_CELL_KEYS: tuple[str, ...] = ("rep_id", "team", "segment", "role", "activity_type")
+
+
+def touch_cells(touches: pl.DataFrame | pl.LazyFrame) -> dict[str, pl.LazyFrame]:
+    """:func:`touch_facts` summed per rep and activity type (no day): what the habit tables
+    need, a few hundred thousand rows at 10M activities instead of millions of touches.
+
+    A view filtered by rep, team, segment, role or activity type (not by period) filters these
+    and sums them (:func:`touch_habits` takes them as they are); :func:`touch_habits` of
+    per-touch rows sums them this way first.
+
+    Parameters
+    ----------
+    touches
+        :func:`touch_facts` rows (or a lazy scan of them), filtered or not.
+
+    Returns
+    -------
+    dict
+        Lazy frames keyed by :data:`TOUCH_CELL_KEYS` plus: ``"timing"`` (``weekday``, ``hour``:
+        ``n`` touches, ``responded``, ``n_contact`` touches on a known contact and their
+        ``credited``), ``"cadence"`` (``bin_order``: ``n``, ``responded``, ``credited``) and
+        ``"sequence_2"``, ``"sequence_3"`` (``sequence``: ``n``, ``responded``).
+
+    Examples
+    --------
+    >>> cells = {k: v.collect() for k, v in touch_cells(facts).items()}  # doctest: +SKIP
+    >>> touch_habits(cells)["cadence"]  # doctest: +SKIP
+    """
+    lf = touches.lazy()
+    keys = list(TOUCH_CELL_KEYS)
+    answered = pl.col("responded").cast(pl.UInt32).sum()
+    on_contact = pl.col("bin_order").is_not_null()
+    cells = {
+        "timing": lf.group_by(*keys, "weekday", "hour").agg(
+            n=pl.len().cast(pl.UInt32),
+            responded=answered,
+            n_contact=on_contact.sum().cast(pl.UInt32),
+            credited=pl.col("credit_timing").sum(),
+        ),
+        "cadence": lf.filter(on_contact)
+        .group_by(*keys, "bin_order")
+        .agg(
+            n=pl.len().cast(pl.UInt32), responded=answered, credited=pl.col("credit_cadence").sum()
+        ),
+    }
+    for k in TOUCH_SEQUENCE_LENGTHS:
+        cells[f"sequence_{k}"] = (
+            lf.filter(pl.col(f"sequence_{k}").is_not_null())
+            .group_by(*keys, sequence=f"sequence_{k}")
+            .agg(n=pl.len().cast(pl.UInt32), responded=answered)
+        )
+    return cells
+
+
+def _counted(cells: pl.LazyFrame, by: Sequence[str]) -> pl.LazyFrame:
+    """``activities``, ``responded`` and ``response_rate`` per ``by`` from weighted cells."""
+    return (
+        cells.group_by(list(by))
+        .agg(
+            activities=pl.col("n").sum().cast(pl.UInt32),
+            responded=pl.col("responded").sum().cast(pl.UInt32),
+        )
+        .with_columns(response_rate())
+    )
+
+
+def _pooled_rate(cells: pl.LazyFrame) -> float | None:
+    row = cells.select(pl.col("responded").sum(), pl.col("n").sum()).collect().row(0)
+    return float(row[0]) / row[1] if row[1] else None
+
+
 def touch_habits(
-    touches: pl.DataFrame | pl.LazyFrame,
+    touches: pl.DataFrame | pl.LazyFrame | dict[str, pl.DataFrame | pl.LazyFrame],
     *,
     min_support: int = 50,
     min_lift: float = MIN_HABIT_LIFT,
     min_activities: int = MIN_HABIT_ACTIVITIES,
     alpha: float = HABIT_ALPHA,
 ) -> dict[str, Any]:
-    """The habit tables of the touches in a view, from :func:`touch_facts` (filtered).
+    """The habit tables of the touches in a view, from :func:`touch_facts` (filtered) or from
+    :func:`touch_cells` (filtered by rep, team, segment, role or activity type).
 
     Parameters
     ----------
     touches
-        :func:`touch_facts` rows (a lazy scan of the build's), filtered as the view needs.
+        :func:`touch_facts` rows (a lazy scan of the build's) filtered as the view needs, or a
+        :func:`touch_cells` dict of them.
     min_support
         As in :func:`sequence_lift`.
     min_lift, min_activities, alpha
@@ -1008,18 +1097,33 @@ def touch_habits(
     --------
     >>> touch_habits(enriched.aggregates["touches"])["timing"]  # doctest: +SKIP
     """
-    lf = touches.lazy()
-    on_contact = lf.filter(pl.col("bin_order").is_not_null())
-    eligible = {
-        k: lf.filter(pl.col(f"sequence_{k}").is_not_null()).select(
-            sequence=f"sequence_{k}", activity_type="activity_type", responded="responded"
-        )
-        for k in TOUCH_SEQUENCE_LENGTHS
-    }
+    if isinstance(touches, dict):
+        cells = {name: frame.lazy() for name, frame in touches.items()}
+    else:  # summed once, streaming, then every table reads the small sums
+        cells = {
+            name: frame.collect(engine="streaming").lazy()
+            for name, frame in touch_cells(touches).items()
+        }
+    timing_by = ["activity_type", "weekday", "hour"]
+    timing = _with_lift(
+        _counted(cells["timing"], timing_by).sort(timing_by).collect(),
+        _pooled_rate(cells["timing"]),
+    ).with_columns(
+        lift_over_type=_ratio(pl.col("response_rate"), pooled_response_rate("activity_type"))
+    )
+    cadence = _cadence_cells(cells["cadence"], edges=CADENCE_EDGES, weighted=True)
+    eligible = {k: cells[f"sequence_{k}"] for k in TOUCH_SEQUENCE_LENGTHS}
+    sequences = _rank_sequences(
+        eligible, min_support=min_support, rank_by="lift_over_type", weighted=True
+    )
     effects = {
         feature: _effects_table(
-            on_contact.select(
-                "rep_id", "activity_type", *_habit_cells(feature), credited=f"credit_{feature}"
+            cells[feature].select(
+                "rep_id",
+                "activity_type",
+                *_habit_cells(feature),
+                n="n_contact" if feature == "timing" else "n",
+                credited="credited",
             ),
             feature=feature,
             edges=CADENCE_EDGES,
@@ -1029,9 +1133,4 @@ def touch_habits(
         )
         for feature in ("timing", "cadence")
     }
-    return {
-        "timing": response_by_timing(lf.with_columns(is_customer_facing=pl.lit(True))),
-        "cadence": _cadence_cells(on_contact, edges=CADENCE_EDGES),
-        "sequences": _rank_sequences(eligible, min_support=min_support, rank_by="lift_over_type"),
-        "effects": effects,
-    }
+    return {"timing": timing, "cadence": cadence, "sequences": sequences, "effects": effects}

@@ -368,7 +368,9 @@ def streak_facts(
     )
 
 
-def streaks_from_facts(facts: pl.DataFrame | pl.LazyFrame, *, min_touches: int = 4) -> pl.DataFrame:
+def streaks_from_facts(
+    facts: pl.DataFrame | pl.LazyFrame, *, min_touches: int = 4, top: int | None = None
+) -> pl.DataFrame:
     """:func:`silent_streaks`' table from :func:`streak_facts` (filtered as the view needs).
 
     Parameters
@@ -377,6 +379,8 @@ def streaks_from_facts(facts: pl.DataFrame | pl.LazyFrame, *, min_touches: int =
         :func:`streak_facts` rows, or a lazy scan of them, already filtered.
     min_touches
         Shortest run reported (at least :data:`STREAK_FACTS_MIN_TOUCHES`).
+    top
+        Keep only this many, the longest (an org of 2,000 reps has hundreds of thousands).
 
     Returns
     -------
@@ -392,7 +396,7 @@ def streaks_from_facts(facts: pl.DataFrame | pl.LazyFrame, *, min_touches: int =
             f"the built streaks hold runs of {STREAK_FACTS_MIN_TOUCHES} touches or more, "
             f"not {min_touches}"
         )
-    return (
+    longest = (
         facts.lazy()
         .filter(pl.col("touches") >= min_touches)
         .select(
@@ -407,8 +411,8 @@ def streaks_from_facts(facts: pl.DataFrame | pl.LazyFrame, *, min_touches: int =
             "ended_by_response",
         )
         .sort(["touches", "contact_id", "first_ts"], descending=[True, False, False])
-        .collect()
     )
+    return (longest if top is None else longest.head(top)).collect()
 
 
 def roe_table(enriched: Enriched, *, by: str = "rep") -> pl.DataFrame:

@@ -36,6 +36,7 @@ from effortlens.habits import (
     response_by_cadence,
     response_by_timing,
     sequence_lift,
+    touch_cells,
     touch_habits,
 )
 from effortlens.measures import deal_rates
@@ -88,6 +89,30 @@ def page_coverage(state) -> Coverage:
     coverage = data_coverage(enriched, report=getattr(state.data, "report", None))
     _COVERAGE[state] = (enriched, coverage)
     return coverage
+
+
+#: Each page state's per-rep habit sums (:func:`effortlens.habits.touch_cells`), with their load.
+_TOUCH_CELLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def habit_tables(state) -> dict:
+    """The habit tables of the page's filter from the build's touch facts: a filter without a
+    period sums the per-rep cells (computed once per load, kept on the state); a period
+    filters the touches and sums those."""
+    enriched, flt = state.enriched, state.filter
+    if flt.start is not None or flt.end is not None:
+        return touch_habits(filter_frame(precomputed(enriched, "touches"), flt))
+    kept = _TOUCH_CELLS.get(state)
+    if kept is None or kept[0] is not enriched:
+        grouping = ["team", "segment", "role", "activity_type"]
+        cells = {
+            name: frame.with_columns(pl.col(grouping).cast(pl.Categorical)).collect(
+                engine="streaming"
+            )
+            for name, frame in touch_cells(precomputed(enriched, "touches")).items()
+        }
+        kept = _TOUCH_CELLS[state] = (enriched, cells)
+    return touch_habits({name: filter_frame(frame, flt) for name, frame in kept[1].items()})
 
 
 def caveats_html(state, section: str) -> str:
@@ -314,9 +339,8 @@ class Habits(View):
                 p.show_message(NO_BUYER_ACTIONS.format(what="When buyers answer"))
             self._finding.value = caveats_html(self.state, "habits")
             return
-        built = precomputed(self.state.enriched, "touches")
-        if built is not None:  # the build's touches: filter and sum, no sort of events
-            tables = touch_habits(filter_frame(built, self.state.filter))
+        if precomputed(self.state.enriched, "touches") is not None:  # built: sums, no sort
+            tables = habit_tables(self.state)
             timing, cadence, sequences = tables["timing"], tables["cadence"], tables["sequences"]
             effects = tables["effects"]
         else:  # facts enriched in memory

@@ -18,6 +18,9 @@ from effortlens_widgets.views import (
     page_coverage,
 )
 
+#: The longest streaks listed (an org of 2,000 reps has hundreds of thousands).
+STREAKS_SHOWN = 1_000
+
 
 class SilentStreaks(View):
     """Contacts touched again and again with no answer: effort to stop or change."""
@@ -35,8 +38,9 @@ class SilentStreaks(View):
     def _on_min_touches(self, change=None) -> None:
         self._table.caption = (
             f"Runs of {self.min_touches} or more touches to one contact with no buyer action in "
-            "between, longest first. Each is effort that could go elsewhere, or a cue to change "
-            "approach."
+            f"between, longest first (the {STREAKS_SHOWN:,} longest at most). Each is effort "
+            "that could go elsewhere, or a cue to change approach. A streak counts every rep's "
+            "touches to the contact and is listed when its last touch is in the selection."
         )
         if change is not None:
             self.refresh()
@@ -51,14 +55,12 @@ class SilentStreaks(View):
             return
         built = precomputed(self.state.enriched, "streaks")
         if built is not None:  # the build's streaks, by the last touch's rep and day
-            flt = self.state.filter
-            streaks = streaks_from_facts(
-                filter_frame(built, flt, ignore=("activity_types",)), min_touches=self.min_touches
-            )
+            kept = filter_frame(built, self.state.filter, ignore=("activity_types",))
+            streaks = streaks_from_facts(kept, min_touches=self.min_touches, top=STREAKS_SHOWN)
         else:  # facts enriched in memory: the streaks of the filtered events
             streaks = silent_streaks(
                 events(view, "activities"), events(view, "actions"), min_touches=self.min_touches
-            )
+            ).head(STREAKS_SHOWN)
         if streaks.height == 0:
             self._table.show_message("No silent streaks in this selection.")
             return
