@@ -6,7 +6,6 @@ tests/test_security_browser.py; unauthenticated routes are tests/test_serve.py's
 
 from __future__ import annotations
 
-import base64
 import csv
 import gc
 import html
@@ -44,6 +43,7 @@ from effortlens.uploads import (
     refuse_uploaded_limits,
     sweep,
 )
+from effortlens_widgets.panels import downloads
 
 SECRET = "TOP-SECRET-7d1e,password,hunter2"
 
@@ -431,14 +431,9 @@ def test_downloads_of_chart_and_table_panels_are_neutralised():
     table_panel = TablePanel(title="t")
     table_panel.show(frame)
     for panel in (chart_panel, table_panel):
-        downloads = [
-            base64.b64decode(e)
-            for w in walk(panel)
-            if isinstance(w, widgets.HTML)
-            for e in re.findall(r"data:text/csv;base64,([A-Za-z0-9+/=]+)", w.value)
-        ]
-        assert len(downloads) == 1
-        rows = _cells(downloads[0])[1:]
+        files = [b.payload() for b in downloads(panel) if b.mime == "text/csv"]
+        assert len(files) == 1
+        rows = _cells(files[0])[1:]
         assert [r[0] for r in rows] == ["'" + f for f in FORMULAS]
         assert {r[1] for r in rows} == {"-1.0"}
 
@@ -453,15 +448,12 @@ def hostile(tiny_planted, tmp_path_factory) -> Path:
 
 def _state(app) -> str:
     """Everything the kernel sends the page: each widget's state (HTML, options, chart specs
-    with their data) and the content of every download link."""
+    with their data) and what every download button sends when clicked."""
     parts = []
     for w in walk(app):
-        state = w.get_state()
-        parts.append(json.dumps(state, default=str))
-        for value in state.values():
-            if isinstance(value, str):
-                for encoded in re.findall(r"base64,([A-Za-z0-9+/=]+)", value):
-                    parts.append(base64.b64decode(encoded).decode("utf-8", "replace"))
+        parts.append(json.dumps(w.get_state(), default=str))
+    for button in downloads(app):
+        parts.append(button.payload().decode("utf-8", "replace"))
     for w in walk(app):  # a chart's data can sit in its spec trait only
         if type(w).__name__ == "JupyterChart":
             parts.append(json.dumps(w.spec, default=str))

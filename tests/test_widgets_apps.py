@@ -409,3 +409,30 @@ def test_pattern_session_frames_grow_with_the_steps_visited(small_planted):
     assert set(app.frames()) == FRAMES[pattern_session_app]
     app.views[0].step = 3  # "Peers who do better"
     assert {"headline", "trend", "deviance", "what_differs"} <= set(app.frames())
+
+
+def test_a_chart_panel_makes_its_downloads_only_when_clicked():
+    import altair as alt
+
+    frame = pl.DataFrame({"rep": [f"rep {i}" for i in range(500)], "value": range(500)})
+    panel = ChartPanel(title="Many rows")
+    panel.show(alt.Chart(frame.head(5).to_pandas()).mark_bar().encode(x="rep"), table_frame=frame)
+    csv, png = downloads(panel)
+    assert (csv.mime, csv.filename, png.mime) == ("text/csv", "many-rows.csv", "image/png")
+    # nothing of the files is in what the page receives until a click asks for them
+    # (the chart's own state carries the Vega bundle; its data is the 5 rows it draws)
+    state = json.dumps(
+        [w.get_state() for w in walk(panel) if type(w).__name__ != "JupyterChart"], default=str
+    )
+    assert "rep 4" not in state and "base64" not in state
+    assert pl.read_csv(csv.payload()).equals(frame)
+    assert png.payload().startswith(b"\x89PNG")
+    # a click sends the file to the page as a binary buffer
+    sent = []
+    csv.send = lambda content, buffers=None: sent.append((content, buffers))
+    csv.click()
+    ((content, buffers),) = sent
+    assert content == {"event": "file", "filename": "many-rows.csv", "mime": "text/csv"}
+    assert pl.read_csv(buffers[0]).equals(frame)
+    panel.show_message("Nothing in this selection.")
+    assert downloads(panel) == []

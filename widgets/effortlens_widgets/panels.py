@@ -6,7 +6,6 @@ by ``effortlens.charts`` builders with small, pre-aggregated frames.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -14,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import altair as alt
+import anywidget
 import ipywidgets as widgets
 import polars as pl
-from traitlets import Int, List, Unicode, observe
+from traitlets import Bool, Int, List, Unicode, observe
 
 from effortlens.safe_csv import csv_bytes
 from effortlens_widgets._html import error_box, escape, table
@@ -95,12 +95,114 @@ def enable_offline_charts() -> None:
     _OFFLINE = True
 
 
-def _data_link(payload: bytes, *, filename: str, mime: str, label: str) -> str:
-    encoded = base64.b64encode(payload).decode()
-    return (
-        f'<a class="el-download" download="{escape(filename)}" '
-        f'href="data:{mime};base64,{encoded}">{escape(label)}</a>'
-    )
+_DOWNLOAD_ESM = """
+function render({ model, el }) {
+  const button = document.createElement("button");
+  button.className = "jupyter-button widget-button el-download";
+  const draw = () => {
+    button.textContent = model.get("label");
+    button.title = model.get("hint");
+    button.disabled = !model.get("available");
+    el.style.display = model.get("available") ? "" : "none";
+  };
+  draw();
+  model.on("change:label", draw);
+  model.on("change:hint", draw);
+  model.on("change:available", draw);
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    model.send({ event: "download" });
+  });
+  model.on("msg:custom", (msg, buffers) => {
+    draw();
+    if (msg.event === "error") {
+      button.title = msg.message;
+      return;
+    }
+    if (msg.event !== "file" || !buffers.length) return;
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(new Blob(buffers, { type: msg.mime }));
+    a.download = msg.filename;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+  });
+  el.appendChild(button);
+}
+export default { render };
+"""
+
+
+class DownloadButton(anywidget.AnyWidget):
+    """A button that hands the browser a file, made when it is clicked.
+
+    Nothing of the file is in the page until then: a view whose table behind the chart is
+    large (a row per contact) costs no encoding, no websocket traffic and no page weight on
+    every filter change. :meth:`offer` sets what a click makes; :meth:`payload` makes it
+    (what a click sends, for scripts and tests).
+
+    Examples
+    --------
+    >>> button = DownloadButton(label="CSV")
+    >>> button.offer(lambda: b"a,b\\n1,2\\n", filename="view.csv", mime="text/csv")
+    >>> button.available, button.payload()
+    (True, b'a,b\\n1,2\\n')
+    """
+
+    _esm = _DOWNLOAD_ESM
+    label = Unicode("⬇ CSV", help="Text of the button.").tag(sync=True)
+    # not ``tooltip``: DOMWidget's own trait of that name breaks an anywidget view when set
+    hint = Unicode("", help="Hover text (a failure's reason after a failed click).").tag(sync=True)
+    available = Bool(False, help="Whether there is something to download.").tag(sync=True)
+    filename = Unicode("effortlens.csv", help="Name the browser saves the file under.")
+    mime = Unicode("text/csv", help="Media type of the file.")
+
+    def __init__(self, **kwargs):
+        """A button with nothing to offer yet (hidden until :meth:`offer`)."""
+        super().__init__(**kwargs)
+        self._source: Callable[[], bytes] | None = None
+        self.on_msg(self._on_click)
+
+    def offer(
+        self, source: Callable[[], bytes] | None, *, filename: str, mime: str = "text/csv"
+    ) -> None:
+        """Offer the bytes ``source()`` makes, as ``filename``; ``None`` offers nothing."""
+        self._source = source
+        self.filename, self.mime = filename, mime
+        self.available = source is not None
+
+    def payload(self) -> bytes | None:
+        """The file a click sends now (``None`` when nothing is offered)."""
+        return self._source() if self._source is not None else None
+
+    def click(self) -> None:
+        """Do what a click on the page does: send the file (or the reason there is none)."""
+        self._on_click(self, {"event": "download"}, [])
+
+    def _on_click(self, _widget, content, _buffers) -> None:
+        if not isinstance(content, dict) or content.get("event") != "download":
+            return
+        try:
+            data = self.payload()
+        except Exception as err:  # noqa: BLE001 - the viewer gets a reason, never a traceback
+            self.send({"event": "error", "message": f"Download unavailable: {err}"})
+            return
+        if data is None:
+            self.send({"event": "error", "message": "Nothing to download in this selection."})
+            return
+        self.send({"event": "file", "filename": self.filename, "mime": self.mime}, [data])
+
+
+def downloads(widget: widgets.Widget) -> list[DownloadButton]:
+    """The download buttons offering a file in ``widget`` and its children, in page order."""
+    found, stack = [], [widget]
+    while stack:
+        w = stack.pop(0)
+        if isinstance(w, DownloadButton) and w.available:
+            found.append(w)
+        stack[:0] = list(getattr(w, "children", ()) or ())
+    return found
 
 
 class ChartPanel(widgets.VBox):
@@ -127,24 +229,15 @@ class ChartPanel(widgets.VBox):
         self._jchart: alt.JupyterChart | None = None
         self._table: pl.DataFrame | None = None
         self._chart: alt.TopLevelMixin | None = None
-        self._csv = widgets.HTML()
-        self._png_button = widgets.Button(
-            description="PNG",
-            icon="download",
-            tooltip="Prepare a PNG of this chart",
-            layout=widgets.Layout(width="6em"),
-        )
-        self._png_button.on_click(lambda _b: self._prepare_png())
-        self._png = widgets.HTML()
+        self._csv = DownloadButton(label="⬇ CSV", hint="The table behind this chart")
+        self._png = DownloadButton(label="⬇ PNG", hint="This chart as an image")
         self._selection_handlers: list[tuple[str, Callable]] = []
         self.add_class("el-panel")
         self.children = [
             self._heading,
             self._message,
             self._chart_box,
-            widgets.HBox(
-                [self._csv, self._png_button, self._png], layout={"align_items": "center"}
-            ),
+            widgets.HBox([self._csv, self._png], layout={"align_items": "center"}),
         ]
         self._render_heading()
 
@@ -178,18 +271,11 @@ class ChartPanel(widgets.VBox):
         for name, handler in self._selection_handlers:
             self._wire(name, handler)
         self._chart_box.layout.display = None
-        self._csv.value = (
-            _data_link(
-                csv_bytes(table_frame),
-                filename=f"{self.filename}.csv",
-                mime="text/csv",
-                label="⬇ CSV",
-            )
-            if table_frame is not None
-            else ""
+        self._csv.offer(
+            (lambda: csv_bytes(table_frame)) if table_frame is not None else None,
+            filename=f"{self.filename}.csv",
         )
-        self._png.value = ""
-        self._png_button.layout.display = None
+        self._png.offer(self._png_bytes, filename=f"{self.filename}.png", mime="image/png")
 
     def show_message(self, text: str, *, error: bool = False) -> None:
         """Replace the chart by a message (no data for this slice, or a readable failure)."""
@@ -199,9 +285,8 @@ class ChartPanel(widgets.VBox):
             else f'<div class="el-note">{escape(text)}</div>'
         )
         self._chart_box.layout.display = "none"
-        self._csv.value = ""
-        self._png.value = ""
-        self._png_button.layout.display = "none"
+        self._csv.offer(None, filename=f"{self.filename}.csv")
+        self._png.offer(None, filename=f"{self.filename}.png", mime="image/png")
 
     def on_select(self, param: str, handler: Callable[[list[dict]], None]) -> None:
         """Call ``handler(points)`` when the chart's point selection ``param`` changes."""
@@ -214,19 +299,10 @@ class ChartPanel(widgets.VBox):
         if param in selections.trait_names():
             selections.observe(lambda change: handler(change["new"].value), [param])
 
-    def _prepare_png(self) -> None:
+    def _png_bytes(self) -> bytes:
         import vl_convert as vlc
 
-        if self._chart is None:
-            return
-        try:
-            png = vlc.vegalite_to_png(self._chart.to_dict(), scale=2)
-        except Exception as err:  # the download is optional; say why it failed
-            self._png.value = f'<span class="el-muted">PNG unavailable: {escape(err)}</span>'
-            return
-        self._png.value = _data_link(
-            png, filename=f"{self.filename}.png", mime="image/png", label="⬇ save PNG"
-        )
+        return vlc.vegalite_to_png(self._chart.to_dict(), scale=2)
 
 
 @dataclass(frozen=True)
@@ -333,11 +409,12 @@ class TablePanel(widgets.VBox):
     def __init__(self, *, title: str = "", caption: str = "", filename: str = "", max_rows=25):
         """An empty panel; :meth:`show` puts a table in it."""
         self._html = widgets.HTML()
+        self._csv = DownloadButton(label="⬇ CSV", hint="Every row of this table")
         self._shown: tuple = ("message", "")
         super().__init__()
         self.title, self.caption, self.max_rows = title, caption, max_rows
         self.filename = filename or title.lower().replace(" ", "-") or "effortlens-table"
-        self.children = [self._html]
+        self.children = [self._html, self._csv]
 
     def show(
         self,
@@ -366,6 +443,7 @@ class TablePanel(widgets.VBox):
         if self._shown[0] == "message":
             text = self._shown[1]
             self._html.value = f'{heading}<div class="el-note">{escape(text)}</div>' if text else ""
+            self._csv.offer(None, filename=f"{self.filename}.csv")
             return
         _, frame, labels, percent = self._shown
         shown = frame.with_columns(
@@ -381,10 +459,5 @@ class TablePanel(widgets.VBox):
             else ""
         )
         caption = f'<p class="el-caption">{escape(self.caption)}</p>' if self.caption else ""
-        link = _data_link(
-            csv_bytes(frame),
-            filename=f"{self.filename}.csv",
-            mime="text/csv",
-            label="⬇ CSV",
-        )
-        self._html.value = f"{heading}{caption}{table(cut, labels=labels)}{more}{link}"
+        self._csv.offer(lambda: csv_bytes(frame), filename=f"{self.filename}.csv")
+        self._html.value = f"{heading}{caption}{table(cut, labels=labels)}{more}"
