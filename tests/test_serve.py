@@ -205,3 +205,27 @@ def test_a_kernel_whose_page_is_gone_is_culled(server):
         time.sleep(1)
         state = status(url, TOKEN)
     assert state["kernels"] == 0 and state["viewers"] == 0, state
+
+
+def test_app_kernels_keep_no_command_history(monkeypatch):
+    # many kernels writing one history.sqlite fail with "database is locked" on the pages
+    from jupyter_client.manager import start_new_kernel
+
+    from effortlens_serve.app import kernel_ipython_dir
+
+    monkeypatch.setenv("IPYTHONDIR", kernel_ipython_dir())
+    manager, client = start_new_kernel(kernel_name="python3")
+    outputs: list[str] = []
+    try:
+        reply = client.execute_interactive(
+            "hm = get_ipython().history_manager; print(hm.enabled, hm.hist_file)",
+            output_hook=lambda msg: outputs.append(msg["content"].get("text", "")),
+            timeout=60,
+        )
+        assert reply["content"]["status"] == "ok"
+        enabled, hist_file = "".join(outputs).split()
+        assert enabled == "False"
+        assert not Path(hist_file).exists()  # nothing written to disk
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

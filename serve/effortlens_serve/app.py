@@ -260,6 +260,26 @@ def voila_arguments(args: argparse.Namespace) -> tuple[list[str], Config]:
     return argv, secret
 
 
+def kernel_ipython_dir() -> str:
+    """An IPython folder for the apps' kernels, without command history.
+
+    Every kernel of the server would otherwise write each executed cell to the one
+    ``~/.ipython/profile_default/history.sqlite``; a rush of kernels then fails with
+    "history saving thread ... database is locked" on the pages. App kernels run the same
+    cells each time, so they keep no history (in memory only). Removed when the server ends.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="effortlens-ipython-"))
+    profile = folder / "profile_default"
+    profile.mkdir()
+    (profile / "ipython_kernel_config.py").write_text("c.HistoryManager.enabled = False\n", "utf-8")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return str(folder)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve the apps (or hash a password) as the command line says; the exit status."""
     args = build_parser().parse_args(argv)
@@ -285,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     global _BUNDLE
     _BUNDLE = chart_bundle()
     os.environ["EFFORTLENS_CHART_BUNDLE"] = f"effortlens/static/{_BUNDLE[0]}"
+    os.environ["IPYTHONDIR"] = kernel_ipython_dir()
     template = _template_path()
     if template:
         paths = [template, *filter(None, os.environ.get("JUPYTER_PATH", "").split(os.pathsep))]
