@@ -8,6 +8,7 @@ test here sets ``JUPYTER_PATH``: the template must be found the standard way.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -94,7 +95,7 @@ def test_an_editable_install_puts_the_template_where_voila_looks(tmp_path):
         timeout=300,
     )
     installed = venv / "share" / "jupyter" / "voila" / "templates" / "effortlens"
-    for name in ("conf.json", "tree.html"):
+    for name in ("conf.json", "tree.html", "index.html.j2"):
         assert (installed / name).read_bytes() == (source / TEMPLATE / name).read_bytes(), name
     # and the editable packages are the checkout's own
     found = subprocess.run(
@@ -121,7 +122,7 @@ def test_the_wheel_installs_the_template_where_voila_looks(tmp_path):
     )
     (wheel,) = (tmp_path / "dist").glob("effortlens-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for name in ("conf.json", "tree.html"):
+    for name in ("conf.json", "tree.html", "index.html.j2"):
         assert any(
             n.endswith(f".data/data/share/jupyter/voila/templates/effortlens/{name}") for n in names
         ), name
@@ -162,6 +163,8 @@ def test_plain_voila_serves_the_landing_page_and_an_app(tmp_path, tiny_planted):
         html = _get(f"http://127.0.0.1:{port}/", proc, log)
         assert "application/vnd.jupyter.widget-view+json" in html
         assert "Traceback" not in html
+        # nothing from a CDN (the lab template's Font Awesome links are dropped by ours)
+        assert re.findall(r'(?:href|src)="(https?://[^"]+)"', html) == []
     finally:
         stop(proc)
 
@@ -184,6 +187,8 @@ def test_jupyterlab_voila_preview_renders_an_app(tmp_path, tiny_planted):
         html = _get(f"{base}/voila/render/{app}?token={token}", proc, log)
         assert "application/vnd.jupyter.widget-view+json" in html
         assert "Traceback" not in html
+        # nothing from a CDN (the lab template's Font Awesome links are dropped by ours)
+        assert re.findall(r'(?:href|src)="(https?://[^"]+)"', html) == []
         tree = _get(f"{base}/voila/tree/workbooks?token={token}", proc, log)
         assert "Pattern session" in tree  # the EffortLens landing page, from the installed template
     finally:
