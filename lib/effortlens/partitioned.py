@@ -54,7 +54,13 @@ import numpy as np
 import polars as pl
 
 from effortlens.enrich import DAILY_SCHEMA, REP_COLUMNS, enrich_tables
-from effortlens.loading.pipeline import ChunkedLoad, load_folder_chunked, streamable_rows
+from effortlens.loading.pipeline import (
+    ISOLATE_ABOVE_ROWS,
+    ChunkedLoad,
+    in_child,
+    load_folder_chunked,
+    streamable_rows,
+)
 from effortlens.loading.table import ROW, SORT_KEYS
 from effortlens.settings import Settings
 
@@ -136,7 +142,12 @@ def write_partitioned(
             folder, scratch / "valid", settings=settings, now=now, chunk_rows=chunk_rows
         )
         say("enrich")
-        parts = _partition(data, scratch / "parts", chunk_rows=chunk_rows)
+        if sum(data.rows.values()) > ISOLATE_ABOVE_ROWS:  # its memory goes back after it
+            parts = in_child(
+                partition_events, data.events, scratch / "parts", chunk_rows=chunk_rows
+            )
+        else:
+            parts = partition_events(data.events, scratch / "parts", chunk_rows=chunk_rows)
         rows = _enrich_partitions(
             data, parts, staging, scratch / "slim", settings=settings, layout=layout
         )
@@ -171,13 +182,13 @@ def _node() -> pl.Expr:
     return pl.coalesce(pl.format(f"{prefix}:{{}}", pl.col(key)) for key, prefix in _KEYS)
 
 
-def _components(data: ChunkedLoad) -> tuple[pl.DataFrame, int]:
+def _components(events: dict[str, list[Path]]) -> tuple[pl.DataFrame, np.ndarray]:
     """Node -> component and events per component, from the keys of every loaded event."""
     scans = [
         pl.scan_parquet(paths).select(
             pl.format(f"{prefix}:{{}}", pl.col(key)).alias(prefix) for key, prefix in _KEYS
         )
-        for paths in data.events.values()
+        for paths in events.values()
         if paths
     ]
     triples = (
@@ -235,19 +246,20 @@ def _pack(weight: np.ndarray, *, chunk_rows: int) -> np.ndarray:
     return out
 
 
-def _partition(data: ChunkedLoad, out: Path, *, chunk_rows: int) -> int:
-    """Write every validated event under ``out/<table>/__part=<p>/``; the number of partitions.
+def partition_events(events: dict[str, list[Path]], out: Path, *, chunk_rows: int) -> int:
+    """Write the validated ``events`` (table -> part files, deleted after) under
+    ``out/<table>/__part=<p>/``; the number of partitions.
 
     Events without any key (never matched) go to partition 0.
     """
-    if not any(data.events.values()):
+    if not any(events.values()):
         return 0
-    nodes, weight = _components(data)
+    nodes, weight = _components(events)
     part_of = _pack(weight, chunk_rows=chunk_rows)
     mapping = nodes.select(
         "node", pl.Series(_PART, part_of)[nodes["component"]].alias(_PART)
     ).lazy()
-    for name, paths in data.events.items():
+    for name, paths in events.items():
         if not paths:
             continue
         (
@@ -289,52 +301,71 @@ def _enrich_partitions(
     settings: Settings,
     layout: dict[str, str],
 ) -> dict[str, int]:
-    """Enrich each partition and write its part of the event facts and of the slim roll-up."""
-    parts_root = slim.parent / "parts"
+    """Enrich each partition (in a child process of its own when the data is large) and write
+    its part of the event facts and of the slim roll-up; the reps fact once."""
     slim.mkdir(parents=True, exist_ok=True)
-    counts = {layout["activities"]: 0, layout["actions"]: 0}
-    reps_written = False
     tables = {n: f for n, f in data.tables.items() if n not in ("activities", "buyer_actions")}
+    reps = enrich_tables(tables, settings=settings).reps
+    _write(reps, staging / layout["reps"], row_group_size=max(reps.height, 1))
+    counts = {layout["activities"]: 0, layout["actions"]: 0, layout["reps"]: reps.height}
+    isolate = sum(data.rows.values()) > ISOLATE_ABOVE_ROWS
+    for p in range(max(n_parts, 1)):
+        arguments = (p, slim.parent / "parts", staging, slim, tables)
+        options = {"settings": settings, "layout": layout}
+        if isolate:  # a fresh process per partition: its memory goes back after it
+            written = in_child(enrich_partition, *arguments, **options)
+        else:
+            written = enrich_partition(*arguments, **options)
+        for relative, n in written.items():
+            counts[relative] += n
+    return counts
+
+
+def enrich_partition(
+    p: int,
+    parts_root: Path,
+    staging: Path,
+    slim: Path,
+    tables: dict[str, pl.DataFrame],
+    *,
+    settings: Settings,
+    layout: dict[str, str],
+) -> dict[str, int]:
+    """Enrich partition ``p``; write its event facts and slim roll-up rows; rows written."""
     from effortlens.enrich import ACTIONS_SCHEMA, ACTIVITIES_SCHEMA
 
-    for p in range(max(n_parts, 1)):
-        activities = _read_part(parts_root / "activities" / f"{_PART}={p}", "activities")
-        actions = _read_part(parts_root / "buyer_actions" / f"{_PART}={p}", "buyer_actions")
-        given = dict(tables)
-        if activities.width:
-            given["activities"] = activities
-        if actions.width:
-            given["buyer_actions"] = actions
-        enriched = enrich_tables(given, settings=settings)
-        if not reps_written:
-            reps = enriched.reps
-            _write(reps, staging / layout["reps"], row_group_size=max(reps.height, 1))
-            counts[layout["reps"]] = reps.height
-            reps_written = True
-        for fact, schema in (("activities", ACTIVITIES_SCHEMA), ("actions", ACTIONS_SCHEMA)):
-            frame = getattr(enriched, fact)
-            if not frame.height and p:
-                continue
-            target = staging / layout[fact] / f"part-{p:05d}.parquet"
-            _write(frame.select(schema.names()), target, row_group_size=262_144)
-            counts[layout[fact]] += frame.height
-        acts = enriched.activities
-        if acts.height:
-            acts.select(
-                "rep_id",
-                "day",
-                "activity_type",
-                pl.col("hours").fill_null(0.0),
-                pl.col("responded").cast(pl.UInt32),
-                pl.col("response_weight").fill_null(0.0),
-                pl.when(pl.col("responded"))
-                .then(0.0)
-                .otherwise(pl.col("hours"))
-                .fill_null(0.0)
-                .alias("no_impact_hours"),
-            ).write_parquet(slim / f"part-{p:05d}.parquet")
-        del enriched, activities, actions, given, acts
-    return counts
+    activities = _read_part(parts_root / "activities" / f"{_PART}={p}", "activities")
+    actions = _read_part(parts_root / "buyer_actions" / f"{_PART}={p}", "buyer_actions")
+    given = dict(tables)
+    if activities.width:
+        given["activities"] = activities
+    if actions.width:
+        given["buyer_actions"] = actions
+    enriched = enrich_tables(given, settings=settings)
+    written = {}
+    for fact, schema in (("activities", ACTIVITIES_SCHEMA), ("actions", ACTIONS_SCHEMA)):
+        frame = getattr(enriched, fact)
+        written[layout[fact]] = frame.height
+        if not frame.height and p:
+            continue
+        target = staging / layout[fact] / f"part-{p:05d}.parquet"
+        _write(frame.select(schema.names()), target, row_group_size=262_144)
+    acts = enriched.activities
+    if acts.height:
+        acts.select(
+            "rep_id",
+            "day",
+            "activity_type",
+            pl.col("hours").fill_null(0.0),
+            pl.col("responded").cast(pl.UInt32),
+            pl.col("response_weight").fill_null(0.0),
+            pl.when(pl.col("responded"))
+            .then(0.0)
+            .otherwise(pl.col("hours"))
+            .fill_null(0.0)
+            .alias("no_impact_hours"),
+        ).write_parquet(slim / f"part-{p:05d}.parquet")
+    return written
 
 
 def _daily(slim: Path, data: ChunkedLoad, *, settings: Settings) -> pl.DataFrame:
