@@ -7,7 +7,9 @@ Usage (from the repository root, in the project's venv)::
 
 Runs ``effortlens build DATA --force`` (partitioned unless ``--in-memory``) in a child process
 and reports its wall time, CPU time (user + system of all its threads, from ``wait4``) and
-peak resident set (the child's own ``VmHWM``, read by the child as it exits), with the time,
+peak resident set (the child's own ``VmHWM``, read by the child as it exits; ``maxrss`` from
+``wait4`` is the largest of it and of the processes it spawned; the resident set of the whole
+process tree, summed, is sampled every second), with the time,
 resident set and load average at each step of the build, and the load average sampled every
 second. A guard stops the child if its resident set passes ``--limit-mb`` (default 7,800):
 the machine is shared. Then, unless ``--no-warm``, a warm ``effortlens roe DATA --json`` with
@@ -43,6 +45,20 @@ def _vm(pid: int | str, field: str) -> int:
     except OSError:
         pass
     return 0
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the build spawns a process per chunk and partition)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
 
 
 def child(folder: str, *, cache_dir: str | None, partitioned: bool | None) -> int:
@@ -101,7 +117,7 @@ def _measured(argv: list[str], *, limit_mb: int, env: dict) -> dict:
 
         def watch() -> None:
             while not done.wait(1.0):
-                rss = _vm(proc.pid, "VmRSS")
+                rss = sum(_vm(p, "VmRSS") for p in _tree(proc.pid))  # the whole tree
                 samples.append([round(time.perf_counter() - started, 1), rss, os.getloadavg()[0]])
                 if rss > limit_mb and not stopped:
                     stopped.append(rss)
@@ -207,7 +223,8 @@ def write_section(figures: dict, path: Path, *, label: str) -> None:
         "| step | wall s | CPU s | peak MB |",
         "|---|---:|---:|---:|",
         f"| `effortlens build --force` ({result.get('build', 'failed')}) | {run['wall_s']:.0f} | "
-        f"{run['cpu_s']:.0f} | {peak:,} (VmHWM) |",
+        f"{run['cpu_s']:.0f} | {peak:,} (build process VmHWM); {run['maxrss_mb']:,} (largest "
+        f"process, wait4); {run['max_sampled_rss_mb']:,} (process tree, sampled) |",
     ]
     warm = figures.get("warm_roe")
     if warm:
