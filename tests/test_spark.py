@@ -231,3 +231,25 @@ def test_effortlens_build_engine_spark_writes_the_polars_facts(spark, tiny_plant
     settings = load_settings()
     expected = _polars_facts(dict(load_folder(tiny_planted, settings=settings).tables), settings)
     _assert_same_facts(read_facts(facts), expected)
+    # the apps open that build (the key does not depend on the engine) with its precomputed
+    # view facts, made by Polars from the Spark-written facts: the same as from Polars' own
+    from effortlens.facts import open_build
+    from effortlens.habits import touch_facts
+    from effortlens.roe import streak_facts
+
+    built = open_build(tiny_planted, cache_dir=cache)
+    assert built.path == facts and built.manifest["engine"] == "spark" and not built.rebuilt
+    enriched = enrich_tables(
+        dict(load_folder(tiny_planted, settings=settings).tables), settings=settings
+    )
+    assert_frame_equal(
+        built.enriched.aggregates["touches"].collect(),
+        touch_facts(enriched),
+        check_exact=False,
+        rel_tol=1e-9,
+        abs_tol=1e-9,
+    )
+    assert_frame_equal(
+        built.enriched.aggregates["streaks"].collect(),
+        streak_facts(enriched.activities, enriched.actions, enriched.reps),
+    )
