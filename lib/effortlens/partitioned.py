@@ -184,18 +184,19 @@ def _node() -> pl.Expr:
 
 def _components(events: dict[str, list[Path]]) -> tuple[pl.DataFrame, np.ndarray]:
     """Node -> component and events per component, from the keys of every loaded event."""
-    scans = [
-        pl.scan_parquet(paths).select(
-            pl.format(f"{prefix}:{{}}", pl.col(key)).alias(prefix) for key, prefix in _KEYS
-        )
-        for paths in events.values()
-        if paths
-    ]
+    keys = [key for key, _ in _KEYS]
+    scans = [pl.scan_parquet(paths).select(keys) for paths in events.values() if paths]
+    # distinct triples first (a streaming group-by on the raw keys), prefixed afterwards: 9M
+    # distinct triples at 100M events instead of formatting 117M rows
     triples = (
         pl.concat(scans)
-        .group_by("a", "c", "o")
+        .group_by(keys)
         .agg(pl.len().alias("n"))
         .collect(engine="streaming")
+        .select(
+            *(pl.format(f"{prefix}:{{}}", pl.col(key)).alias(prefix) for key, prefix in _KEYS),
+            "n",
+        )
     )
     nodes = (
         pl.concat([triples.select(pl.col(p).alias("node")) for _, p in _KEYS])
