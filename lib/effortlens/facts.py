@@ -613,7 +613,11 @@ def _write_build(
     from effortlens.adapters import load_any
     from effortlens.enrich import enrich_tables
 
-    how = _partitioned_how(folder, settings, mapping=mapping, format=format, force=partitioned)
+    how = (
+        "in memory, enriched by Spark"
+        if engine == "spark"
+        else _partitioned_how(folder, settings, mapping=mapping, format=format, force=partitioned)
+    )
     if how.startswith("partitioned"):
         return _write_partitioned_build(
             root, key, folder=folder, settings=settings, format=format, inputs=inputs,
