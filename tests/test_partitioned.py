@@ -72,6 +72,17 @@ def test_tiny_sample_partitioned_equals_in_memory(tiny_planted, tmp_path):
     _assert_same(whole, parts)
 
 
+def test_partitioned_build_precomputes_the_same_view_facts(tiny_planted, tmp_path):
+    settings = _settings(3_000)
+    whole = open_build(tiny_planted, settings=settings, cache_dir=tmp_path / "a", partitioned=False)
+    parts = open_build(tiny_planted, settings=settings, cache_dir=tmp_path / "b", partitioned=True)
+    assert set(parts.enriched.aggregates) == set(whole.enriched.aggregates) != set()
+    for name, frame in whole.enriched.aggregates.items():
+        a, b = frame.collect(), parts.enriched.aggregates[name].collect()
+        assert a.height == b.height > 0
+        assert_frame_equal(a.sort(a.columns), b.sort(b.columns), check_exact=False, rel_tol=1e-9)
+
+
 def test_chunks_and_partitions_in_child_processes_give_the_same(
     tiny_planted, tmp_path, monkeypatch
 ):

@@ -757,6 +757,10 @@ def _write_partitioned_build(
             quarantine_file=QUARANTINE_FILE, report_file=REPORT_FILE,
             report_json=_report_to_json, step=progress.step,
         )  # fmt: skip
+        events = sum(rows.get(FACTS_LAYOUT[name], 0) for name in ("activities", "actions"))
+        if events <= settings.limits.partition_above_rows:  # not yet measured on larger builds
+            progress.step("precompute views")
+            rows.update(write_aggregates(staging, settings=settings))
         progress.step("checksums")
         files = {}
         for path in _files_of(staging):
