@@ -82,7 +82,7 @@ def child(folder: str, *, cache_dir: str | None, partitioned: bool | None) -> in
         folder,
         cache_dir=cache_dir,
         force=True,
-        progress=Logged(facts._STEPS, stream=None),  # noqa: SLF001 - the build's own steps
+        progress=Logged(facts.BUILD_STEPS, stream=None),
         **({} if partitioned is None else {"partitioned": partitioned}),
     )
     report = built.data.report.to_dict()

@@ -508,7 +508,7 @@ def open_build(
             mapping=mapping_path,
             format=format,
             inputs=inputs,
-            progress=progress or Progress(_STEPS),
+            progress=progress or Progress(BUILD_STEPS),
             partitioned=partitioned,
             engine=engine,
         )
@@ -535,7 +535,8 @@ def _build_lock(root: Path, key: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-_STEPS = [
+#: The steps of a build, in order, as its progress bar names them.
+BUILD_STEPS = [
     "fingerprint",
     "load and validate",
     "enrich",
