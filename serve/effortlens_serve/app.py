@@ -168,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before a used preheated kernel is replaced (after a rush, default 20)",
     )
     p.add_argument(
+        "--pool-refill-max-wait",
+        type=int,
+        default=600,
+        help="a refill waits for a quiet machine (1-minute load average at most 1 per CPU), "
+        "at most this many seconds (default 600; 0: no wait)",
+    )
+    p.add_argument(
         "--max-viewers",
         type=int,
         default=20,
@@ -238,6 +245,7 @@ def voila_arguments(args: argparse.Namespace) -> tuple[list[str], Config]:
         f"--MappingKernelManager.cull_idle_timeout={args.cull_idle}",
         f"--MappingKernelManager.cull_interval={args.cull_interval}",
         f"--EffortLensKernelManager.cull_connected_timeout={args.cull_connected}",
+        f"--EffortLensKernelManager.refill_max_wait={args.pool_refill_max_wait}",
     ]
     pools = {"default": {"pool_size": max(args.pool, 0)}}
     for item in args.pool_app:

@@ -13,20 +13,57 @@ additions, so it works under Voilà's preheated pool (which wraps whatever class
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import itertools
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
-from traitlets import Integer, TraitError
+from traitlets import Float, Integer, TraitError
 
 #: The viewer slot of the page request being served (set by the page handler).
 CURRENT_SLOT: contextvars.ContextVar[Slot | None] = contextvars.ContextVar(
     "effortlens_slot", default=None
 )
+
+
+#: Set while Voilà hands out a preheated kernel: the refills it then schedules inherit it.
+_REFILL: contextvars.ContextVar[bool] = contextvars.ContextVar("effortlens_refill", default=False)
+
+
+async def wait_until_quiet(
+    *,
+    busy_above: float,
+    max_wait: float,
+    poll: float = 5.0,
+    load: Callable[[], float] = lambda: os.getloadavg()[0],
+    cpus: int | None = None,
+) -> float:
+    """Wait while the 1-minute load average per CPU is above ``busy_above`` (at most
+    ``max_wait`` seconds); the seconds waited.
+
+    A refill kernel costs seconds of CPU to start and render its app: started in the middle of
+    a rush, it takes them from the viewers whose pages are drawing.
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> loads = iter([9.0, 9.0, 0.5])
+    >>> waited = asyncio.run(wait_until_quiet(
+    ...     busy_above=1.0, max_wait=60, poll=0.01, load=lambda: next(loads), cpus=2))
+    >>> 0.01 < waited < 1
+    True
+    """
+    cpus = cpus or os.cpu_count() or 1
+    start = time.monotonic()
+    while time.monotonic() - start < max_wait and load() / cpus > busy_above:
+        await asyncio.sleep(poll)
+    return time.monotonic() - start
 
 
 @dataclass
@@ -96,22 +133,51 @@ class EffortLensKernelManager(AsyncMappingKernelManager):
         help="Cull kernels idle this many seconds even with a page connected (0: never).",
     )
 
+    refill_busy_above = Float(
+        1.0,
+        config=True,
+        help="Start a pool refill only when the 1-minute load average per CPU is at most this.",
+    )
+    refill_max_wait = Integer(
+        600, config=True, help="Start a pool refill after this many seconds even if busy."
+    )
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._handed_at: dict[str, float] = {}  # viewer kernels: when their page was served
         self._connected: set[str] = set()  # kernels a page has connected to
         # Voilà's preheated pool hands out kernels through get_rendered_notebook (defined by
-        # the class Voilà derives from this one): note which viewer got which kernel.
+        # the class Voilà derives from this one): note which viewer got which kernel, and
+        # mark the refills it schedules.
         rendered = getattr(self, "get_rendered_notebook", None)
         if rendered is not None:
 
             async def get_rendered_notebook(*args, **kw):
-                result = await rendered(*args, **kw)
+                token = _REFILL.set(True)
+                try:
+                    result = await rendered(*args, **kw)
+                finally:
+                    _REFILL.reset(token)
                 claim_kernel(result[2])
                 self._handed_at[result[2]] = time.monotonic()
                 return result
 
             self.get_rendered_notebook = get_rendered_notebook
+        # A refill waits for a quiet machine (after Voilà's own fill delay): in a rush of 20
+        # viewers the 20 refills took 80 CPU seconds from the pages being drawn.
+        initialize = getattr(self, "_initialize", None)
+        if initialize is not None:
+
+            async def _initialize(*args, **kw):
+                if _REFILL.get():
+                    waited = await wait_until_quiet(
+                        busy_above=self.refill_busy_above, max_wait=self.refill_max_wait
+                    )
+                    if waited >= 1:
+                        self.log.info("Pool refill waited %.0f s for a quiet machine", waited)
+                return await initialize(*args, **kw)
+
+            self._initialize = _initialize
 
     async def start_kernel(self, *args, **kwargs):
         kernel_id = await super().start_kernel(*args, **kwargs)
