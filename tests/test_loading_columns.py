@@ -73,10 +73,19 @@ def test_canonical_files_accept_the_spellings_crm_exports_do(spelling):
 
 
 def test_adapters_read_flags_with_the_same_reader():
-    from effortlens.adapters import hubspot, salesforce
+    import importlib
+    import pkgutil
+
+    import effortlens.adapters as adapters
 
     # the adapters' flags (IsDeleted, IsClosed, hs_is_closed_won...) go through loading's reader
-    assert salesforce.boolean is boolean and hubspot.boolean is boolean
+    readers = {}
+    for info in pkgutil.iter_modules(adapters.__path__):
+        module = importlib.import_module(f"effortlens.adapters.{info.name}")
+        if hasattr(module, "boolean"):
+            readers[info.name] = module.boolean
+    assert {"salesforce_objects", "salesforce_deals", "hubspot_deals"} <= set(readers)
+    assert all(reader is boolean for reader in readers.values()), readers
     sheet = Sheet(Path("Task.csv"), pl.DataFrame({"IsDeleted": ["JA", "n", "kaputt"]}))
     flags = sheet.frame.select(boolean(sheet.get("IsDeleted"))).to_series()
     assert flags.to_list() == [True, False, None]
