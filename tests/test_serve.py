@@ -229,3 +229,28 @@ def test_app_kernels_keep_no_command_history(monkeypatch):
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def _run_in_own_loop(coroutine):
+    # the session's sync Playwright may run an event loop in this thread
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def test_a_refill_waits_while_the_machine_is_busy_and_no_longer():
+    from effortlens_serve.kernels import wait_until_quiet
+
+    loads = iter([9.0, 9.0, 0.5, 9.0])  # load averages on 2 CPUs: busy, busy, quiet
+    waited = _run_in_own_loop(
+        wait_until_quiet(busy_above=1.0, max_wait=60, poll=0.05, load=lambda: next(loads), cpus=2)
+    )
+    assert 0.1 <= waited < 5
+    assert next(loads) == 9.0  # it stopped asking once the machine was quiet
+    # a machine that stays busy is waited for max_wait at most
+    waited = _run_in_own_loop(
+        wait_until_quiet(busy_above=1.0, max_wait=0.2, poll=0.05, load=lambda: 50.0, cpus=2)
+    )
+    assert 0.2 <= waited < 2

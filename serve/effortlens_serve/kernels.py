@@ -52,12 +52,8 @@ async def wait_until_quiet(
 
     Examples
     --------
-    >>> import asyncio
-    >>> loads = iter([9.0, 9.0, 0.5])
-    >>> waited = asyncio.run(wait_until_quiet(
-    ...     busy_above=1.0, max_wait=60, poll=0.01, load=lambda: next(loads), cpus=2))
-    >>> 0.01 < waited < 1
-    True
+    >>> await wait_until_quiet(busy_above=1.0, max_wait=600)  # doctest: +SKIP
+    0.0
     """
     cpus = cpus or os.cpu_count() or 1
     start = time.monotonic()
