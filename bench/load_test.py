@@ -123,22 +123,27 @@ def kernel_processes(server_pid: int):
     return out
 
 
-def memory_mb(server_pid: int) -> float:
-    """Resident memory of the server and all its descendants, in MB."""
+def _tree_sum(pid: int, measure) -> float:
+    """``measure(process)`` summed over a process and all its descendants (0 once gone)."""
     import psutil
 
     try:
-        server = psutil.Process(server_pid)
-        procs = [server, *server.children(recursive=True)]
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return 0.0
-    total = 0
+    total = 0.0
     for proc in procs:
         try:
-            total += proc.memory_info().rss
+            total += measure(proc)
         except psutil.Error:
             pass
-    return total / 1e6
+    return total
+
+
+def memory_mb(server_pid: int) -> float:
+    """Resident memory of the server and all its descendants, in MB."""
+    return _tree_sum(server_pid, lambda proc: proc.memory_info().rss) / 1e6
 
 
 @contextmanager
@@ -295,21 +300,12 @@ async def _warm_up(browser, url: str, token: str, figures: Figures, timeout_s: f
 
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU of a process tree (live processes; children reaped count in it)."""
-    import psutil
 
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    total = 0.0
-    for proc in procs:
-        try:
-            t = proc.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-        except psutil.Error:
-            pass
-    return total
+    def cpu(proc) -> float:
+        t = proc.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    return _tree_sum(pid, cpu)
 
 
 def _browser_cpu_seconds() -> float:

@@ -673,42 +673,65 @@ def _write_build(
         del data  # the raw rows are not needed for what follows: it reads the written facts
         progress.step("precompute views")
         rows.update(write_aggregates(staging, settings=settings))
-        progress.step("checksums")
-        files = {}
-        for path in _files_of(staging):
-            relative = path.relative_to(staging).as_posix()
-            files[relative] = {
-                "bytes": path.stat().st_size,
-                "sha256": _sha256(path),
-                "rows": rows.get(relative),
-            }
-        manifest = {
-            "format": FORMAT,
-            "key": key,
-            "folder": str(folder.resolve()),
-            "inputs": inputs,
-            "settings": settings.fingerprint(),
-            "source_format": format,
-            "code": code_version(),
-            "engine": engine,
-            "polars": pl.__version__,
-            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "build": how,
-            "files": files,
-        }
-        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1), "utf-8")
-        target = builds / key
-        try:
-            staging.rename(target)
-        except OSError:
-            if not target.is_dir():  # lost a race to a builder of the same key: theirs is fine
-                raise
-        _write_stamps(target, manifest)
+        _seal(
+            staging, builds / key, rows=rows, progress=progress, key=key, folder=folder,
+            inputs=inputs, settings=settings, format=format, engine=engine, how=how,
+        )  # fmt: skip
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     progress.done()
     return builds / key
+
+
+def _seal(
+    staging: Path,
+    target: Path,
+    *,
+    rows: Mapping[str, int],
+    progress: Progress,
+    key: str,
+    folder: Path,
+    inputs,
+    settings: Settings,
+    format: str | None,  # noqa: A002
+    engine: str | None,
+    how: str,
+) -> None:
+    """Checksum every file of ``staging``, write its manifest and move it to ``target``.
+
+    ``engine`` ``None`` leaves it out of the manifest (the partitioned build is Polars only).
+    """
+    progress.step("checksums")
+    files = {}
+    for path in _files_of(staging):
+        relative = path.relative_to(staging).as_posix()
+        files[relative] = {
+            "bytes": path.stat().st_size,
+            "sha256": _sha256(path),
+            "rows": rows.get(relative),
+        }
+    manifest = {
+        "format": FORMAT,
+        "key": key,
+        "folder": str(folder.resolve()),
+        "inputs": inputs,
+        "settings": settings.fingerprint(),
+        "source_format": format,
+        "code": code_version(),
+        **({"engine": engine} if engine is not None else {}),
+        "polars": pl.__version__,
+        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "build": how,
+        "files": files,
+    }
+    (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1), "utf-8")
+    try:
+        staging.rename(target)
+    except OSError:
+        if not target.is_dir():  # lost a race to a builder of the same key: theirs is fine
+            raise
+    _write_stamps(target, manifest)
 
 
 def _partitioned_how(
@@ -762,36 +785,10 @@ def _write_partitioned_build(
         if events <= settings.limits.partition_above_rows:  # not yet measured on larger builds
             progress.step("precompute views")
             rows.update(write_aggregates(staging, settings=settings))
-        progress.step("checksums")
-        files = {}
-        for path in _files_of(staging):
-            relative = path.relative_to(staging).as_posix()
-            files[relative] = {
-                "bytes": path.stat().st_size,
-                "sha256": _sha256(path),
-                "rows": rows.get(relative),
-            }
-        manifest = {
-            "format": FORMAT,
-            "key": key,
-            "folder": str(folder.resolve()),
-            "inputs": inputs,
-            "settings": settings.fingerprint(),
-            "source_format": format,
-            "code": code_version(),
-            "polars": pl.__version__,
-            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "build": how,
-            "files": files,
-        }
-        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1), "utf-8")
-        target = builds / key
-        try:
-            staging.rename(target)
-        except OSError:
-            if not target.is_dir():
-                raise
-        _write_stamps(target, manifest)
+        _seal(
+            staging, builds / key, rows=rows, progress=progress, key=key, folder=folder,
+            inputs=inputs, settings=settings, format=format, engine=None, how=how,
+        )  # fmt: skip
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

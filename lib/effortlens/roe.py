@@ -304,15 +304,7 @@ def silent_streaks(
             ((pl.col("last_ts") - pl.col("first_ts")).dt.total_seconds() / 86_400).alias("days")
         )
         .select(
-            "contact_id",
-            "account_id",
-            "rep_id",
-            "touches",
-            "reps",
-            "first_ts",
-            "last_ts",
-            "days",
-            "ended_by_response",
+            *STREAK_COLUMNS,
             *last,
         )
         .sort(["touches", "contact_id", "first_ts"], descending=[True, False, False])
@@ -322,6 +314,19 @@ def silent_streaks(
 
 
 #: Shortest run kept by :func:`streak_facts` (the widest a view can ask for).
+#: The columns of a silent streak, as the streak tables list them.
+STREAK_COLUMNS = (
+    "contact_id",
+    "account_id",
+    "rep_id",
+    "touches",
+    "reps",
+    "first_ts",
+    "last_ts",
+    "days",
+    "ended_by_response",
+)
+
 STREAK_FACTS_MIN_TOUCHES = 2
 
 
@@ -400,15 +405,7 @@ def streaks_from_facts(
         facts.lazy()
         .filter(pl.col("touches") >= min_touches)
         .select(
-            "contact_id",
-            "account_id",
-            "rep_id",
-            "touches",
-            "reps",
-            "first_ts",
-            "last_ts",
-            "days",
-            "ended_by_response",
+            *STREAK_COLUMNS,
         )
         .sort(["touches", "contact_id", "first_ts"], descending=[True, False, False])
     )
