@@ -36,7 +36,7 @@ BEGIN = "<!-- big-build:begin -->"
 END = "<!-- big-build:end -->"
 
 
-def _vm(pid: int | str, field: str) -> int:
+def vm_mb(pid: int | str, field: str) -> int:
     """``VmRSS`` / ``VmHWM`` of process ``pid`` in MB (0 when it is gone)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -72,8 +72,8 @@ def child(folder: str, *, cache_dir: str | None, partitioned: bool | None) -> in
             record = {
                 "step": label,
                 "at_s": round(time.perf_counter() - started, 1),
-                "rss_mb": _vm("self", "VmRSS"),
-                "hwm_mb": _vm("self", "VmHWM"),
+                "rss_mb": vm_mb("self", "VmRSS"),
+                "hwm_mb": vm_mb("self", "VmHWM"),
                 "load": [round(x, 1) for x in os.getloadavg()],
             }
             print("STEP " + json.dumps(record), file=sys.stderr, flush=True)
@@ -97,7 +97,7 @@ def child(folder: str, *, cache_dir: str | None, partitioned: bool | None) -> in
                 "read": {t: r["read"] for t, r in report.items() if isinstance(r, dict)},
                 "loaded": {t: r["loaded"] for t, r in report.items() if isinstance(r, dict)},
                 "daily_rows": built.enriched.daily.height,
-                "vm_hwm_mb": _vm("self", "VmHWM"),
+                "vm_hwm_mb": vm_mb("self", "VmHWM"),
             }
         )
     )
@@ -117,7 +117,7 @@ def _measured(argv: list[str], *, limit_mb: int, env: dict) -> dict:
 
         def watch() -> None:
             while not done.wait(1.0):
-                rss = sum(_vm(p, "VmRSS") for p in _tree(proc.pid))  # the whole tree
+                rss = sum(vm_mb(p, "VmRSS") for p in _tree(proc.pid))  # the whole tree
                 samples.append([round(time.perf_counter() - started, 1), rss, os.getloadavg()[0]])
                 if rss > limit_mb and not stopped:
                     stopped.append(rss)

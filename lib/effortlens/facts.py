@@ -17,11 +17,17 @@ same one)
   in the loaded order, in row groups of :data:`ROW_GROUP` rows with min/max statistics;
 - ``daily.parquet``: the daily roll-up (:data:`~effortlens.enrich.DAILY_SCHEMA`), sorted by
   rep, day, activity type; ``reps.parquet``: reps with ``peer_group``;
-- ``touches.parquet`` and ``streaks.parquet`` (:data:`AGGREGATES_LAYOUT`): what the habit and
-  silent-streak views would otherwise sort every touch for, computed once from the facts above
-  (:func:`effortlens.habits.touch_facts`, :func:`effortlens.roe.streak_facts`; after either
-  engine, by Polars reading the written facts). Optional: a build without them (the
-  partitioned one, for now) is read as before and those views scan the events;
+- the precomputed view facts (:data:`AGGREGATES_LAYOUT`), computed once from the facts above
+  (after either engine, by Polars reading the written facts): ``touches.parquet`` and
+  ``streaks.parquet``, what the habit and silent-streak views would otherwise sort every touch
+  for (:func:`effortlens.habits.touch_facts`, :func:`effortlens.roe.streak_facts`);
+  ``habit_cells/`` (:func:`effortlens.habits.touch_cells` of the touches: per rep and
+  activity type, what the habits page sums when it has no period); ``practice.parquet``
+  (:func:`effortlens.deviance.practice_facts`: each touch with the rep's previous touch on
+  its contact, what "what differs" sorts every touch for); ``verifiers.parquet``
+  (:func:`effortlens.flow.verifier_facts`: the only buyer actions the journey reads).
+  Optional: a build without them (a partitioned one above ``limits.partition_above_rows``)
+  is read as before and those views scan the events;
 - ``tables/<name>.parquet``: the other canonical tables (opportunities, stage history,
   interventions, participants);
 - ``quarantine.parquet`` and ``report.json``: the load report;
@@ -109,6 +115,12 @@ FACTS_LAYOUT: dict[str, str] = {
 AGGREGATES_LAYOUT: dict[str, str] = {
     "touches": "touches.parquet",
     "streaks": "streaks.parquet",
+    "practice": "practice.parquet",
+    "verifiers": "verifiers.parquet",
+    "habit_timing": "habit_cells/timing.parquet",
+    "habit_cadence": "habit_cells/cadence.parquet",
+    "habit_sequence_2": "habit_cells/sequence_2.parquet",
+    "habit_sequence_3": "habit_cells/sequence_3.parquet",
 }
 #: The canonical tables other than activities, buyer actions and reps, under ``tables/``.
 TABLE_FILES: dict[str, str] = {
@@ -151,6 +163,8 @@ _CODE = (
     "facts.py",
     "habits.py",
     "roe.py",
+    "flow.py",
+    "deviance/differs.py",
 )
 _SAMPLE_EDGE = 64 * 1024
 _SAMPLE_BLOCK = 4096
@@ -805,7 +819,9 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
     >>> write_aggregates(staging, settings=settings)  # doctest: +SKIP
     {'streaks.parquet': 1204, 'touches.parquet': 81265}
     """
-    from effortlens.habits import touch_facts
+    from effortlens.deviance import practice_facts
+    from effortlens.flow import verifier_facts
+    from effortlens.habits import touch_cells, touch_facts
     from effortlens.roe import streak_facts
 
     facts = {name: scan_fact(folder, relative) for name, relative in FACTS_LAYOUT.items()}
@@ -819,9 +835,17 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
         settings=settings,
     )
     rows = {}
+
+    def cells() -> dict[str, pl.LazyFrame]:
+        touches = pl.scan_parquet(folder / AGGREGATES_LAYOUT["touches"])
+        return {f"habit_{k}": v for k, v in touch_cells(touches).items()}
+
     for name, compute in (
         ("streaks", lambda: streak_facts(facts["activities"], facts["actions"], reps)),
         ("touches", lambda: touch_facts(written)),
+        ("practice", lambda: practice_facts(facts["activities"]).collect()),
+        ("verifiers", lambda: verifier_facts(facts["actions"], settings=settings).collect()),
+        *((cell, lambda cell=cell: _cells(cells()[cell])) for cell in _HABIT_CELLS),
     ):
         frame = compute()
         relative = AGGREGATES_LAYOUT[name]
@@ -829,6 +853,19 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
         rows[relative] = frame.height
         del frame
     return rows
+
+
+#: The habit cells among :data:`AGGREGATES_LAYOUT` (:func:`effortlens.habits.touch_cells`).
+_HABIT_CELLS = ("habit_timing", "habit_cadence", "habit_sequence_2", "habit_sequence_3")
+
+
+def _cells(cells: pl.LazyFrame) -> pl.DataFrame:
+    """Habit cells summed (streaming), by rep, their grouping columns as categories."""
+    from effortlens.habits import TOUCH_CELL_KEYS
+
+    grouping = [c for c in KERNEL_CATEGORICAL if c in TOUCH_CELL_KEYS]
+    frame = cells.collect(engine="streaming").sort("rep_id", maintain_order=True)
+    return frame.with_columns(pl.col(grouping).cast(pl.Categorical))
 
 
 def _write_parquet(frame: pl.DataFrame, path: Path, *, row_group_size: int | None) -> None:

@@ -162,6 +162,17 @@ def filter_enriched(enriched: Enriched, flt: Filter) -> Enriched:
     )
 
 
+def filter_actions(enriched: Enriched, flt: Filter) -> pl.DataFrame | pl.LazyFrame:
+    """The buyer actions of ``enriched`` that pass ``flt`` (as :func:`filter_enriched` keeps
+    them: by the credited rep, that rep's team/segment/role, and the action's day).
+
+    Examples
+    --------
+    >>> filter_actions(enriched, Filter(teams=("North",)))  # doctest: +SKIP
+    """
+    return _filter_actions(enriched, flt)
+
+
 def _filter_actions(enriched: Enriched, flt: Filter) -> pl.DataFrame | pl.LazyFrame:
     actions = enriched.lazy("actions") if enriched.is_lazy else enriched.actions
     if not (flt.teams or flt.segments or flt.roles) or (

@@ -141,6 +141,65 @@ def _days(end: pl.Expr, start: pl.Expr) -> pl.Expr:
     return (end - start).dt.total_seconds() / _DAY_SECONDS
 
 
+def _verifier_rows(actions: pl.DataFrame | pl.LazyFrame, settings: Settings):
+    """The buyer verifiers on a deal among ``actions`` (``is_verifier``, else the settings')."""
+    in_list = pl.col("action_type").is_in(list(settings.verifiers))
+    is_verifier = (
+        pl.col("is_verifier").fill_null(in_list)
+        if "is_verifier" in actions.collect_schema().names()
+        else in_list
+    )
+    return actions.filter(pl.col("opportunity_id").is_not_null() & is_verifier)
+
+
+#: Columns of :func:`verifier_facts`: what flow reads of a verifier, and what a filter reads.
+VERIFIER_COLUMNS: tuple[str, ...] = (
+    "opportunity_id",
+    "ts",
+    "action_type",
+    "is_verifier",
+    "rep_id",
+    "day",
+)
+
+
+def verifier_facts(actions: pl.DataFrame | pl.LazyFrame, *, settings: Settings) -> pl.LazyFrame:
+    """The buyer actions the flow reads (verifiers on a deal), with the columns a page filter
+    reads: computed once by the build, so that a journey page never reads every action.
+
+    :func:`flow_table`, :func:`stage_flags` and :func:`blocked_deals` of a view whose buyer
+    actions are these, filtered as the view's (:func:`with_verifiers`), equal those of the
+    view itself: they read nothing else of the actions.
+
+    Examples
+    --------
+    >>> verifier_facts(enriched.lazy("actions"), settings=enriched.settings)  # doctest: +SKIP
+    """
+    names = actions.collect_schema().names()
+    return _verifier_rows(actions.lazy(), settings).select(
+        c for c in VERIFIER_COLUMNS if c in names
+    )
+
+
+def with_verifiers(view: Enriched, enriched: Enriched, flt) -> Enriched:
+    """``view`` (``enriched`` filtered by ``flt``) whose buyer actions are only the build's
+    verifier facts under the same filter: what the flow functions read, without reading
+    every action. ``view`` itself when ``enriched`` has no such facts.
+
+    Examples
+    --------
+    >>> flow_table(with_verifiers(state.view, state.enriched, state.filter))  # doctest: +SKIP
+    """
+    from effortlens.enrich import precomputed
+    from effortlens.filters import filter_actions
+
+    verifiers = precomputed(enriched, "verifiers")
+    if verifiers is None:
+        return view
+    actions = filter_actions(enriched.replace(actions=verifiers), flt)
+    return view.replace(actions=actions.lazy())
+
+
 def _verified_entries(data: _FlowData, entries: pl.DataFrame) -> pl.DataFrame:
     """``entries`` + ``verified_by``: ``verifier_action_id``, ``buyer_action`` or null."""
     recorded = pl.col("verifier_action_id").is_not_null()
@@ -148,14 +207,8 @@ def _verified_entries(data: _FlowData, entries: pl.DataFrame) -> pl.DataFrame:
         return entries.with_columns(
             verified_by=pl.when(recorded).then(pl.lit("verifier_action_id"))
         )
-    in_list = pl.col("action_type").is_in(list(data.settings.verifiers))
-    is_verifier = (
-        pl.col("is_verifier").fill_null(in_list)
-        if "is_verifier" in data.actions.columns
-        else in_list
-    )
     verifiers = (
-        data.actions.filter(pl.col("opportunity_id").is_not_null() & is_verifier)
+        _verifier_rows(data.actions, data.settings)
         .select("opportunity_id", verifier_ts=pl.col("ts"))
         .sort("opportunity_id", "verifier_ts")
     )

@@ -18,7 +18,13 @@ from effortlens.charts.flow import stage_funnel_chart, time_in_stage_chart, veri
 from effortlens.charts.habits import cadence_chart, sequence_lift_chart, timing_heatmap_chart
 from effortlens.charts.roe import no_impact_chart, roe_by_chart, roe_trend_chart
 from effortlens.coverage import Coverage, data_coverage
-from effortlens.deviance import rank_deviants, rep_deviance, what_differs
+from effortlens.deviance import (
+    practice_in,
+    rank_deviants,
+    rep_deviance,
+    what_differs,
+    what_differs_in,
+)
 from effortlens.enrich import events, has_rows, precomputed
 from effortlens.filters import filter_enriched, filter_frame
 from effortlens.findings import (
@@ -29,7 +35,7 @@ from effortlens.findings import (
     journey_findings,
     roe_headline,
 )
-from effortlens.flow import blocked_deals, flow_table, stage_flags
+from effortlens.flow import blocked_deals, flow_table, stage_flags, with_verifiers
 from effortlens.habits import (
     habit_effects,
     rank_habits,
@@ -91,6 +97,9 @@ def page_coverage(state) -> Coverage:
     return coverage
 
 
+#: The habit cells a build sums (:func:`effortlens.habits.touch_cells`; ``habit_<name>`` facts).
+HABIT_CELLS = ("timing", "cadence", "sequence_2", "sequence_3")
+
 #: Each page state's per-rep habit sums (:func:`effortlens.habits.touch_cells`), with their load.
 _TOUCH_CELLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -105,12 +114,16 @@ def habit_tables(state) -> dict:
     kept = _TOUCH_CELLS.get(state)
     if kept is None or kept[0] is not enriched:
         grouping = ["team", "segment", "role", "activity_type"]
-        cells = {
-            name: frame.with_columns(pl.col(grouping).cast(pl.Categorical)).collect(
-                engine="streaming"
-            )
-            for name, frame in touch_cells(precomputed(enriched, "touches")).items()
-        }
+        built = {name: precomputed(enriched, f"habit_{name}") for name in HABIT_CELLS}
+        if all(frame is not None for frame in built.values()):  # summed by the build
+            cells = {name: frame.collect() for name, frame in built.items()}
+        else:
+            cells = {
+                name: frame.with_columns(pl.col(grouping).cast(pl.Categorical)).collect(
+                    engine="streaming"
+                )
+                for name, frame in touch_cells(precomputed(enriched, "touches")).items()
+            }
         kept = _TOUCH_CELLS[state] = (enriched, cells)
     return touch_habits({name: filter_frame(frame, flt) for name, frame in kept[1].items()})
 
@@ -493,7 +506,12 @@ class Deviance(View):
             self._differs.show_message("Practice mix needs activities; this data has deals only.")
             return pl.DataFrame()
         rep_ids = [self.rep] if self.rep else None
-        differs = what_differs(events(view, "activities"), deviance, rep_ids=rep_ids)
+        practice = precomputed(self.state.enriched, "practice")
+        touches = None if practice is None else practice_in(practice, self.state.filter)
+        if touches is not None:  # the build's touches with their previous ones: no sort
+            differs = what_differs_in(touches, deviance, rep_ids=rep_ids)
+        else:
+            differs = what_differs(events(view, "activities"), deviance, rep_ids=rep_ids)
         if differs.height == 0:
             self._differs.show_message("No positive deviants to compare in this selection.")
             return differs
@@ -569,6 +587,7 @@ class Journey(View):
 
     def render(self, view) -> None:
         """Draw every part of the journey from the filtered deals."""
+        view = with_verifiers(view, self.state.enriched, self.state.filter)  # not every action
         opps = view.tables["opportunities"]
         if opps.height == 0 or view.tables["stage_history"].height == 0:
             for panel in (self._funnel, self._time, self._verified):

@@ -78,7 +78,11 @@ Examples
 from __future__ import annotations
 
 from effortlens.deviance.differs import FOLLOW_UP_DAYS as FOLLOW_UP_DAYS
+from effortlens.deviance.differs import PRACTICE_COLUMNS as PRACTICE_COLUMNS
+from effortlens.deviance.differs import practice_facts as practice_facts
+from effortlens.deviance.differs import practice_in as practice_in
 from effortlens.deviance.differs import what_differs as what_differs
+from effortlens.deviance.differs import what_differs_in as what_differs_in
 from effortlens.deviance.funnel import EXACT_MAX_VOLUME as EXACT_MAX_VOLUME
 from effortlens.deviance.funnel import HUBER_K as HUBER_K
 from effortlens.deviance.funnel import LIMIT_LEVELS as LIMIT_LEVELS
@@ -102,6 +106,7 @@ __all__ = [
     "EXACT_MAX_VOLUME",
     "FOLLOW_UP_DAYS",
     "LIMIT_LEVELS",
+    "PRACTICE_COLUMNS",
     "RATE_METRICS",
     "HUBER_K",
     "FDR",
@@ -110,9 +115,12 @@ __all__ = [
     "funnel_limits",
     "overdispersion",
     "peer_deviance",
+    "practice_facts",
+    "practice_in",
     "rank_deviants",
     "rep_deviance",
     "response_counts",
     "what_differs",
+    "what_differs_in",
     "win_counts",
 ]

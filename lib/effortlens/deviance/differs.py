@@ -20,21 +20,88 @@ from effortlens.vocabulary import SEQUENCE_SEPARATOR, hour_name, weekday_name
 FOLLOW_UP_DAYS = 2.0
 
 
-def _touches(activities: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
-    """Customer-facing touches with the rep's previous touch on the same contact."""
+def _touches(activities: pl.DataFrame | pl.LazyFrame, *, keep: Sequence[str] = ()) -> pl.LazyFrame:
+    """Customer-facing touches with the rep's previous touch on the same contact (``keep``:
+    more columns to carry; with ``day``, also the day of that previous touch)."""
     on_contact = pl.col("contact_id").is_not_null()
     previous = ["rep_id", "contact_id"]
+    history = {
+        "previous_type": pl.when(on_contact).then(pl.col("activity_type").shift(1).over(previous)),
+        "gap_days": pl.when(on_contact).then(
+            (pl.col("ts") - pl.col("ts").shift(1).over(previous)).dt.total_seconds() / 86_400
+        ),
+    }
+    if "day" in keep:
+        history["previous_day"] = pl.when(on_contact).then(pl.col("day").shift(1).over(previous))
+    columns = ["rep_id", "activity_id", "contact_id", "ts", "activity_type", "weekday", "hour"]
     return (
         activities.lazy()
         .filter(pl.col("is_customer_facing"))
-        .select("rep_id", "activity_id", "contact_id", "ts", "activity_type", "weekday", "hour")
+        .select(*columns, *(c for c in keep if c not in columns))
         .sort("rep_id", "contact_id", "ts", "activity_id")
-        .with_columns(
-            previous_type=pl.when(on_contact).then(pl.col("activity_type").shift(1).over(previous)),
-            gap_days=pl.when(on_contact).then(
-                (pl.col("ts") - pl.col("ts").shift(1).over(previous)).dt.total_seconds() / 86_400
-            ),
-        )
+        .with_columns(**history)
+    )
+
+
+#: Columns of :func:`practice_facts`: a touch, the rep's previous touch on its contact, and
+#: what a view filters on.
+PRACTICE_COLUMNS: tuple[str, ...] = (
+    "rep_id",
+    "team",
+    "segment",
+    "role",
+    "day",
+    "activity_type",
+    "weekday",
+    "hour",
+    "previous_type",
+    "gap_days",
+    "previous_day",
+)
+
+
+def practice_facts(activities: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """One row per customer-facing touch with the rep's previous touch on the same contact
+    (its type, the days since it and its day): what :func:`what_differs` sorts every touch
+    for, computed once over all the data (the build stores it, sorted by day).
+
+    A view's filter then keeps rows (:func:`practice_in`) instead of sorting its events: a
+    rep, team, segment or role filter keeps whole reps, whose histories are unchanged; a
+    period keeps the touches of its days and forgets a previous touch made before it began,
+    as the event path (which never sees that touch) does.
+
+    Examples
+    --------
+    >>> practice = practice_facts(enriched.activities).collect()  # doctest: +SKIP
+    >>> what_differs_in(practice_in(practice, Filter()), deviance)  # doctest: +SKIP
+    """
+    return (
+        _touches(activities, keep=("team", "segment", "role", "day"))
+        .select(PRACTICE_COLUMNS)
+        .sort("day", maintain_order=True)
+    )
+
+
+def practice_in(practice: pl.DataFrame | pl.LazyFrame, flt) -> pl.LazyFrame | None:
+    """The touches of :func:`practice_facts` that a view filtered by ``flt`` (an
+    :class:`effortlens.filters.Filter`) sees, with the previous touch it sees; ``None`` when
+    the filter names activity types (the previous touch of a type is then another touch:
+    only the events can say which).
+
+    Examples
+    --------
+    >>> practice_in(practice, Filter(teams=("North",)))  # doctest: +SKIP
+    """
+    from effortlens.filters import filter_frame
+
+    if flt.activity_types:
+        return None
+    kept = filter_frame(practice.lazy(), flt)
+    if flt.start is None:
+        return kept
+    before = pl.col("previous_day") < flt.start  # outside the period: the view never sees it
+    return kept.with_columns(
+        pl.when(~before).then(pl.col(c)).alias(c) for c in ("previous_type", "gap_days")
     )
 
 
@@ -285,10 +352,38 @@ def what_differs(
     """
     if rep_ids is None and direction not in ("positive", "negative"):
         raise ValueError(f"direction must be 'positive' or 'negative', got {direction!r}")
+    if _sides(deviance, direction=direction, rep_ids=rep_ids).is_empty():
+        return pl.DataFrame(schema=_DIFFERS_SCHEMA)  # no deviants: no touch sorted
+    return what_differs_in(
+        _touches(activities).collect().lazy(),
+        deviance,
+        direction=direction,
+        rep_ids=rep_ids,
+        min_support=min_support,
+    )
+
+
+def what_differs_in(
+    touches: pl.DataFrame | pl.LazyFrame,
+    deviance: pl.DataFrame,
+    *,
+    direction: str = "positive",
+    rep_ids: Sequence[str] | None = None,
+    min_support: int = 100,
+) -> pl.DataFrame:
+    """:func:`what_differs` of touches that already carry the rep's previous touch
+    (``previous_type``, ``gap_days``): :func:`practice_in` of the build's practice facts.
+
+    Examples
+    --------
+    >>> what_differs_in(practice_in(practice, Filter()), rep_deviance(view))  # doctest: +SKIP
+    """
+    if rep_ids is None and direction not in ("positive", "negative"):
+        raise ValueError(f"direction must be 'positive' or 'negative', got {direction!r}")
     sides = _sides(deviance, direction=direction, rep_ids=rep_ids)
     if sides.filter(pl.col("side") == "deviant").is_empty():
         return pl.DataFrame(schema=_DIFFERS_SCHEMA)
-    touches = _touches(activities).collect().lazy()
+    touches = touches.lazy()
     side_frame = sides.lazy()
     columns = [
         "peer_group",

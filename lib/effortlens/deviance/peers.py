@@ -264,10 +264,39 @@ def peer_deviance(
 
 def _rate_counts(enriched: Enriched, metric: str) -> pl.DataFrame:
     if metric == "response_rate":
+        if getattr(enriched, "is_lazy", False):  # built facts: the roll-up has the same counts
+            return daily_response_counts(enriched.daily)
         return response_counts(events(enriched, "activities"))
     if metric == "win_rate":
         return win_counts(enriched.tables["opportunities"])
     raise ValueError(f"metric must be one of {list(RATE_METRICS)}, got {metric!r}")
+
+
+def daily_response_counts(daily: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """:func:`effortlens.measures.response_counts` per rep from the daily roll-up (its
+    ``activities`` and ``responded`` per rep, day and activity type): the same counts without
+    reading an event.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> daily = pl.DataFrame({"rep_id": ["r1", "r1"], "is_customer_facing": [True, False],
+    ...                       "activities": [4, 3], "responded": [1, 2]},
+    ...                      schema_overrides={"activities": pl.UInt32, "responded": pl.UInt32})
+    >>> daily_response_counts(daily).row(0)
+    ('r1', 1, 4)
+    """
+    return (
+        daily.lazy()
+        .filter(pl.col("is_customer_facing") & (pl.col("activities") > 0))
+        .group_by("rep_id")
+        .agg(
+            successes=pl.col("responded").sum().cast(pl.UInt32),
+            trials=pl.col("activities").sum().cast(pl.UInt32),
+        )
+        .sort("rep_id")
+        .collect()
+    )
 
 
 def rep_deviance(

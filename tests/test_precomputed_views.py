@@ -1,0 +1,171 @@
+"""Precomputed inputs of the positive-deviance, buyer-journey and habits pages (issue 13 §2):
+the build stores small tables (practice facts, verifier facts, per-rep habit cells) and the
+views filter and sum them instead of reading every event. Each is checked against the
+event-level path, on the whole data and under the page filters (team, period, rep)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from effortlens.deviance import (
+    practice_facts,
+    practice_in,
+    rep_deviance,
+    what_differs,
+    what_differs_in,
+)
+from effortlens.deviance.peers import daily_response_counts
+from effortlens.enrich import precomputed
+from effortlens.facts import AGGREGATES_LAYOUT, open_build
+from effortlens.filters import Filter, filter_enriched, filter_frame
+from effortlens.flow import blocked_deals, flow_table, stage_flags, with_verifiers
+from effortlens.habits import touch_cells, touch_habits
+from effortlens.measures import response_counts
+
+
+def _filters(enriched) -> list[Filter]:
+    """The page filters a reader uses: none, a team, a period, both, one rep, a late start."""
+    reps = enriched.reps.with_columns(pl.col("team").cast(pl.String))
+    team = reps["team"].drop_nulls().unique().sort()[0]
+    rep = reps.filter(pl.col("team") == team)["rep_id"].sort()[0]
+    end = enriched.daily["day"].max()
+    start = end - dt.timedelta(days=89)
+    return [
+        Filter(),
+        Filter(teams=(team,)),
+        Filter(start=start, end=end),
+        Filter(teams=(team,), start=start, end=end),
+        Filter(reps=(rep,)),
+        Filter(start=start),
+        Filter(end=start),
+    ]
+
+
+def _as_strings(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with Categorical columns as String (a build holds grouping columns so)."""
+    return frame.with_columns(pl.col(pl.Categorical).cast(pl.String))
+
+
+@pytest.fixture(scope="module")
+def planted(small_planted_enriched):
+    enriched, truth = small_planted_enriched
+    return enriched, practice_facts(enriched.activities).collect()
+
+
+def test_daily_response_counts_are_the_event_counts_under_every_filter(planted):
+    enriched, _ = planted
+    for flt in _filters(enriched):
+        view = filter_enriched(enriched, flt)
+        assert_frame_equal(daily_response_counts(view.daily), response_counts(view.activities))
+
+
+def test_practice_facts_give_what_differs_of_the_events_under_every_filter(planted):
+    enriched, practice = planted
+    assert practice.height == enriched.activities.filter(pl.col("is_customer_facing")).height
+    compared = 0
+    for flt in _filters(enriched):
+        view = filter_enriched(enriched, flt)
+        deviance = rep_deviance(view)
+        picked = deviance.filter(pl.col("volume") > 0)["rep_id"].sort()[:1].to_list()
+        for rep_ids in (None, picked):
+            expected = what_differs(view.activities, deviance, rep_ids=rep_ids)
+            got = what_differs_in(practice_in(practice, flt), deviance, rep_ids=rep_ids)
+            compared += expected.height
+            assert_frame_equal(got, expected, check_exact=False, rel_tol=1e-9)
+    assert compared > 0  # the planted deviants are compared, not only empty tables
+
+
+def test_a_period_forgets_the_previous_touch_made_before_it(planted):
+    enriched, practice = planted
+    start = enriched.daily["day"].max() - dt.timedelta(days=30)
+    seen = practice_in(practice, Filter(start=start)).collect()
+    assert seen["day"].min() >= start
+    # previous touches before the period are gone; those inside it are kept
+    assert seen.filter(pl.col("previous_day") < start)["previous_type"].is_null().all()
+    assert seen.filter(pl.col("previous_day") >= start)["previous_type"].is_not_null().all()
+    assert seen.filter(pl.col("previous_day") < start).height > 0
+    # an activity-type filter changes which touch came before: only the events can say
+    assert practice_in(practice, Filter(activity_types=("call",))) is None
+
+
+def test_verifier_facts_give_the_flow_of_every_action_under_every_filter(tiny_planted, tmp_path):
+    built = open_build(tiny_planted, cache_dir=tmp_path / "cache").enriched
+    verifiers = precomputed(built, "verifiers").collect()
+    assert 0 < verifiers.height < built.lazy("actions").collect().height
+    for flt in _filters(built):
+        view = filter_enriched(built, flt)
+        slim = with_verifiers(view, built, flt)
+        for by in (None, "team"):
+            assert_frame_equal(flow_table(slim, by=by), flow_table(view, by=by))
+        assert_frame_equal(stage_flags(slim), stage_flags(view))
+        assert_frame_equal(blocked_deals(slim), blocked_deals(view))
+    # without the facts the view is left as it is
+    bare = built.replace(aggregates={})
+    assert with_verifiers(bare, bare, Filter()) is bare
+
+
+def test_a_build_stores_the_view_inputs_equal_to_those_of_its_facts(tiny_planted, tmp_path):
+    built = open_build(tiny_planted, cache_dir=tmp_path / "cache")
+    enriched = built.enriched
+    for relative in AGGREGATES_LAYOUT.values():
+        assert relative in built.manifest["files"]
+    practice = precomputed(enriched, "practice").collect()
+    expected = practice_facts(enriched.lazy("activities")).collect()
+    assert_frame_equal(practice, expected)
+    assert practice["day"].is_sorted()  # a period reads only its row groups
+    touches = precomputed(enriched, "touches")
+    for name, cells in touch_cells(touches).items():
+        stored = precomputed(enriched, f"habit_{name}").collect()
+        keys = [c for c in stored.columns if stored.schema[c] != pl.Float64]
+        assert_frame_equal(
+            _as_strings(stored).sort(keys),
+            _as_strings(cells.collect()).sort(keys),
+            check_exact=False,
+            rel_tol=1e-12,
+        )
+
+
+def test_stored_habit_cells_give_the_touch_tables_for_filters_without_a_period(
+    tiny_planted, tmp_path
+):
+    enriched = open_build(tiny_planted, cache_dir=tmp_path / "cache").enriched
+    touches = precomputed(enriched, "touches")
+    cells = {
+        name: precomputed(enriched, f"habit_{name}").collect()
+        for name in ("timing", "cadence", "sequence_2", "sequence_3")
+    }
+    for flt in _filters(enriched):
+        if flt.start is not None or flt.end is not None:
+            continue
+        by_cells = touch_habits({name: filter_frame(f, flt) for name, f in cells.items()})
+        by_touches = touch_habits(filter_frame(touches, flt))
+        for name in ("timing", "cadence", "sequences"):  # the page holds types as categories
+            assert_frame_equal(_as_strings(by_cells[name]), by_touches[name])
+        for feature in ("timing", "cadence"):
+            assert_frame_equal(
+                _as_strings(by_cells["effects"][feature]),
+                by_touches["effects"][feature],
+                check_exact=False,
+                rel_tol=1e-9,
+            )
+
+
+def test_a_partitioned_build_stores_the_same_view_inputs(tiny_planted, tmp_path):
+    whole = open_build(tiny_planted, cache_dir=tmp_path / "a", partitioned=False)
+    parts = open_build(tiny_planted, cache_dir=tmp_path / "b", partitioned=True)
+    assert parts.manifest["build"].startswith("partitioned")
+    for name in ("practice", "verifiers", "habit_timing", "habit_cadence", "habit_sequence_2"):
+        a = _as_strings(precomputed(whole.enriched, name).collect())
+        b = _as_strings(precomputed(parts.enriched, name).collect())
+        keys = [c for c in a.columns if a.schema[c] != pl.Float64]
+        assert a.height > 0
+        assert_frame_equal(
+            b.sort(keys, nulls_last=True),
+            a.sort(keys, nulls_last=True),
+            check_exact=False,
+            rel_tol=1e-9,
+        )
