@@ -65,6 +65,19 @@ def test_habits_findings_name_the_top_ranked_cell_the_weakest_follow_up_and_sequ
     assert "700 times seen" in found[2].plain
 
 
+def test_habits_findings_name_a_sequence_only_when_its_lower_limit_clears_the_bar():
+    # 1.3x on 787 touches (a null sample's top sequence): its lower 95% limit is ~1.15x
+    weak = ("sequence", "call → demo → email", 787, 153, 0.195, 1.3)
+    strong = ("sequence", "call → email", 3000, 900, 0.30, 1.5)  # lower limit ~1.43x
+    effects = {"timing": pl.DataFrame(), "cadence": pl.DataFrame()}
+    (silent,) = habits_findings(_habits([weak]), effects=effects)
+    assert silent.plain.startswith("No sequence of touches stands out")
+    assert habits_findings(_habits([weak])) == []  # the command line's table: no sentence
+    (named,) = habits_findings(_habits([weak, strong]), effects=effects)
+    assert "call → email" in named.plain and "demo" not in named.plain
+    assert "credited to the last touch" in named.plain
+
+
 def test_habits_findings_stay_silent_when_the_best_is_no_better_than_its_type():
     table = _habits(
         [
@@ -111,7 +124,7 @@ def test_deviance_findings_name_positive_deviants_largest_z_first():
     text = deviants.plain
     assert text.startswith("2 reps beat peers just like them on response rate")
     assert text.index("b (g): 40%") < text.index("Ann (g): 30%")  # no name: the id
-    assert "1 rep fall clearly below" in text
+    assert "1 rep falls clearly below" in text
     assert differs_finding.new_line
     assert "activity type share — call (50% against 20%" in differs_finding.plain
 
@@ -134,6 +147,54 @@ def test_journey_findings_name_the_leakiest_slowest_and_least_verified_stage():
     *_, unknown = journey_findings(flow, has_evidence=False)
     assert "cannot be judged" in unknown.plain
     assert journey_findings(flow.filter(pl.col("entered") == 0)) == []
+
+
+def test_journey_findings_name_no_unverified_stage_when_none_stands_out():
+    flow = pl.DataFrame(
+        {
+            "stage": ["discovery", "evaluation", "commit"],
+            "entered": [4000, 3300, 2000],
+            "leakage": [0.15, 0.14, 0.15],
+            "median_days": [14.0, 14.0, 13.5],
+            "p90_days": [30.0, 30.0, 29.0],
+            "verification_rate": [0.82, 0.70, 0.67],  # a null sample's spread
+        }
+    )
+    *_, verified = journey_findings(flow)
+    assert verified.plain == (
+        "No stage stands out for lack of buyer evidence: 67% to 82% of stage entries had a "
+        "buyer verifier."
+    )
+
+
+def test_journey_findings_say_a_stall_is_a_slower_exit_with_its_median():
+    flow = pl.DataFrame(
+        {
+            "stage": ["proposal", "negotiation"],
+            "entered": [900, 800],
+            "leakage": [0.1, 0.1],
+            "median_days": [12.0, 44.0],
+            "p90_days": [30.0, None],
+            "verification_rate": [0.8, 0.8],
+        }
+    )
+    flags = pl.DataFrame(
+        {
+            "stage": ["proposal", "negotiation"],
+            "leak_hazard": [0.1, 0.1],
+            "others_leak_hazard": [0.1, 0.1],
+            "leak_ratio": [1.0, 1.0],
+            "leaky": [False, False],
+            "stay_ratio": [0.5, 8.0],
+            "stalled": [False, True],
+        }
+    )
+    found = {f.topic: f.plain for f in journey_findings(flow, flags=flags)}
+    assert found["leakage"].startswith("No stage stands out for leakage")
+    assert found["waiting"] == (
+        "Deals stall at negotiation (deals leave it 8.0× more slowly per day than the other "
+        "stages; median stay 44 days)."
+    )
 
 
 def _daily(responded: int) -> pl.DataFrame:
@@ -265,3 +326,6 @@ def test_team_findings_on_null_data_say_no_rep_stands_out(small_null, tmp_path):
     found = {f.topic: f.plain for f in team_findings(_enriched(small_null, tmp_path))}
     assert found["deviants"].startswith("No rep stands outside the 99.8% limits")
     assert "what_differs" not in found
+    # nothing was planted: no habit, sequence or stage is named
+    for topic in ("timing", "cadence", "sequence", "leakage", "waiting", "verification"):
+        assert found[topic].startswith("No "), (topic, found[topic])

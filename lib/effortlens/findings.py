@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 
 #: Fewest touches a cadence bin needs before it can be called the least answered.
 MIN_CADENCE_ACTIVITIES = 50
+#: A sequence of touches is named only when the lower 95% (Wilson) limit of its lift over
+#: its last touch's type is at least this: sequences are ranked from many, under last-touch
+#: credit (which flatters quick follow-ups), so a lift merely above 1 names one on data
+#: with no habit at all.
+MIN_SEQUENCE_LIFT = 1.2
 #: How many positive deviants a deviance finding names.
 NAMED_DEVIANTS = 4
 #: Joins the activity type, weekday and hour of a timing cell in ``habits_table``.
@@ -234,7 +239,9 @@ def habits_findings(
         ``timing`` (the top-ranked cell, when it is answered more often than its type in
         general), ``cadence`` (the least answered follow-up bin with at least
         :data:`MIN_CADENCE_ACTIVITIES` touches, when there are two such bins) and
-        ``sequence`` (the top-ranked sequence, when its lift is above 1).
+        ``sequence`` (the top-ranked sequence, when the lower 95% limit of its lift is at
+        least :data:`MIN_SEQUENCE_LIFT`; with ``effects``, "no sequence stands out"
+        otherwise).
     effects
         ``{"timing": ..., "cadence": ...}`` from :func:`effortlens.habits.habit_effects`:
         then the timing and cadence sentences come from it (buyer actions shared among the
@@ -276,19 +283,42 @@ def habits_findings(
                 f"are the least answered ({r['response_rate']:.0%}).",
             )
         )
-    sequences = table.filter(pl.col("finding") == "sequence").head(1)
-    if sequences.height and (sequences["lift"][0] or 0) > 1:
-        r = sequences.row(0, named=True)
+    sequences = table.filter(pl.col("finding") == "sequence")
+    named = sequences.filter(_sequence_lift_low() >= MIN_SEQUENCE_LIFT).head(1)
+    if named.height:
+        r = named.row(0, named=True)
         last = r["pattern"].split(SEQUENCE_SEPARATOR)[-1]
         found.append(
             Finding(
                 "sequence",
                 f"{_article(last)} {last} that ends the sequence **{r['pattern']}** is answered "
                 f"{r['lift']:.1f}× as often as {_plural(last)} in general "
-                f"({r['activities']:,} times seen).",
+                f"({r['activities']:,} times seen, each buyer action credited to the last touch "
+                "before it).",
+            )
+        )
+    elif effects is not None and sequences.height:
+        found.append(
+            Finding(
+                "sequence",
+                "No sequence of touches stands out: none is answered clearly more often than "
+                f"its last touch's type in general (at least {MIN_SEQUENCE_LIFT:.1f}× at the "
+                "lower 95% limit).",
             )
         )
     return found
+
+
+def _sequence_lift_low() -> pl.Expr:
+    """The lower 95% (Wilson) limit of a sequence row's lift over its last touch's type.
+
+    The row's ``lift`` is its rate over the type's, so the type's rate is ``rate / lift``.
+    """
+    n = pl.col("activities").cast(pl.Float64)
+    p = pl.col("responded") / n
+    z2 = 1.96**2
+    low = (p + z2 / (2 * n) - 1.96 * (p * (1 - p) / n + z2 / (4 * n**2)).sqrt()) / (1 + z2 / n)
+    return low * pl.col("lift") / pl.col("response_rate")
 
 
 # --------------------------------------------------------------------------------- deviance
@@ -370,7 +400,10 @@ def deviance_findings(
         else f"No rep beats their peers on {noun} beyond chance."
     )
     if neg.height:
-        text += f" {neg.height} rep{'s' if neg.height != 1 else ''} fall clearly below their peers."
+        text += (
+            f" {neg.height} rep{'s fall' if neg.height != 1 else ' falls'} clearly below "
+            "their peers."
+        )
     found = [Finding("deviants", text), *grouping]
     if differs.height:
         top = differs.row(0, named=True)
@@ -458,14 +491,27 @@ def _leak_flag_finding(flags: pl.DataFrame) -> Finding:
     )
 
 
-def _stall_flag_finding(flags: pl.DataFrame) -> Finding:
-    """Stalled stages by :func:`effortlens.flow.stage_flags`, or that none stands out."""
+def _stall_flag_finding(flags: pl.DataFrame, flow: pl.DataFrame | None = None) -> Finding:
+    """Stalled stages by :func:`effortlens.flow.stage_flags`, or that none stands out.
+
+    ``stay_ratio`` compares daily exit rates (open deals count their days so far), not
+    medians, so the sentence says so and gives the median the time-in-stage chart shows.
+    """
     stalled = flags.filter("stalled").sort("stay_ratio", descending=True)
+    medians = (
+        dict(flow.select("stage", "median_days").iter_rows())
+        if flow is not None and "median_days" in flow.columns
+        else {}
+    )
     if stalled.height:
-        parts = [
-            f"**{r['stage']}** (stays last {r['stay_ratio']:.1f}× as long as at other stages)"
-            for r in stalled.iter_rows(named=True)
-        ]
+        parts = []
+        for r in stalled.iter_rows(named=True):
+            median = medians.get(r["stage"])
+            shown = f"; median stay {median:.0f} days" if median is not None else ""
+            parts.append(
+                f"**{r['stage']}** (deals leave it {r['stay_ratio']:.1f}× more slowly per day "
+                f"than the other stages{shown})"
+            )
         return Finding("waiting", "Deals stall at " + "; ".join(parts) + ".")
     return Finding(
         "waiting",
@@ -504,7 +550,9 @@ def journey_findings(
     -------
     list of Finding
         ``leakage``, ``unknown_stage``, ``waiting`` and ``verification``, each when the
-        flow can tell.
+        flow can tell. The least verified stage is named only when its rate is at most
+        :data:`MAX_VERIFIED_RATIO` of the other stages' and below it beyond chance; else the
+        sentence gives the range and says no stage stands out.
 
     Examples
     --------
@@ -544,7 +592,7 @@ def journey_findings(
         )
     slow = rows.drop_nulls("median_days").sort("median_days", descending=True)
     if flags is not None and slow.height and stage_path != "derived":
-        found.append(_stall_flag_finding(flags))
+        found.append(_stall_flag_finding(flags, rows))
     elif slow.height and stage_path != "derived":
         r = slow.row(0, named=True)
         p90 = "" if r["p90_days"] is None else f", slowest 10% over {r['p90_days']:.0f}"
@@ -563,15 +611,46 @@ def journey_findings(
             )
         )
     elif unverified.height:
-        r = unverified.row(0, named=True)
-        found.append(
-            Finding(
+        found.append(_verification_finding(unverified))
+    return found
+
+
+#: A stage is named as the least backed by buyer evidence only when its verification rate
+#: is at most this share of the other stages' pooled rate *and* below it beyond chance.
+MAX_VERIFIED_RATIO = 0.75
+
+
+def _verification_finding(unverified: pl.DataFrame, *, alpha: float = 0.05) -> Finding:
+    """The least verified stage when it stands out (effect size and a test), else the range.
+
+    ``unverified``: flow rows with a verification rate, least verified first. The test is
+    the one-sided two-proportion z of the stage against the other stages pooled, Bonferroni
+    over the stages (entries of one deal are not independent, so the effect size carries
+    most of the weight).
+    """
+    from scipy import stats
+
+    r = unverified.row(0, named=True)
+    verified = unverified["verification_rate"] * unverified["entered"].cast(pl.Float64)
+    n_in, v_in = float(r["entered"]), float(verified[0])
+    n_out, v_out = float(unverified["entered"][1:].sum()), float(verified[1:].sum())
+    if n_out > 0 and n_in > 0:
+        p_in, p_out, pooled = v_in / n_in, v_out / n_out, (v_in + v_out) / (n_in + n_out)
+        se = (pooled * (1 - pooled) * (1 / n_in + 1 / n_out)) ** 0.5
+        p = stats.norm.sf((p_out - p_in) / se) * unverified.height if se > 0 else 1.0
+        if p_out > 0 and p_in <= MAX_VERIFIED_RATIO * p_out and p < alpha:
+            return Finding(
                 "verification",
                 f"**{r['stage']}** is the stage least backed by buyer evidence: only "
-                f"{r['verification_rate']:.0%} of entries had a buyer verifier.",
+                f"{r['verification_rate']:.0%} of entries had a buyer verifier, against "
+                f"{p_out:.0%} at the other stages.",
             )
-        )
-    return found
+    low, high = unverified["verification_rate"].min(), unverified["verification_rate"].max()
+    return Finding(
+        "verification",
+        f"No stage stands out for lack of buyer evidence: {low:.0%} to {high:.0%} of stage "
+        "entries had a buyer verifier.",
+    )
 
 
 # ------------------------------------------------------------------------------------- team
