@@ -939,7 +939,7 @@ def touch_facts(enriched: Enriched, *, iterations: int = 60) -> pl.DataFrame:
         (cadence bin, 0 = first touch), ``sequence_2`` and ``sequence_3`` (the sequence of
         that length ending here, null without such a history within
         :data:`TOUCH_SEQUENCE_DAYS`), ``credit_timing`` and ``credit_cadence`` (buyer actions
-        credited by the timing and cadence fits). Sorted by rep and day.
+        credited by the timing and cadence fits). Sorted by day and rep.
 
     Examples
     --------
@@ -985,8 +985,9 @@ def touch_facts(enriched: Enriched, *, iterations: int = 60) -> pl.DataFrame:
         .with_columns(pl.lit(None, schema[c]).alias(c) for c in columns[len(rep_cols) + 5 :])
         .collect()
     )
+    # by day, then rep: a page's period reads only the row groups of its days
     return pl.concat([on_contact.select(columns), without_contact]).sort(
-        "rep_id", "day", maintain_order=True
+        "day", "rep_id", maintain_order=True
     )
 
 
