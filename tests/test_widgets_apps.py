@@ -239,7 +239,10 @@ def test_clicking_a_rep_in_the_funnel_compares_that_rep(small_planted):
 def test_deviance_page_names_the_planted_practice(small_planted):
     truth = json.loads((small_planted / "truth.json").read_text())
     app = positive_deviance_app(data_dir=small_planted)
-    assert truth["deviant_practice"]["activity_type"] in page_html(app.views[0])
+    html = page_html(app.views[0])
+    assert truth["deviant_practice"]["activity_type"] in html
+    # the deviants table shows the flag rule's q-value and the grouping each rep is compared in
+    assert "q (false discovery)" in html and "compared within" in html
 
 
 def test_interventions_page_reports_the_planted_effect(small_planted):
@@ -247,8 +250,13 @@ def test_interventions_page_reports_the_planted_effect(small_planted):
     app = interventions_app(data_dir=small_planted)
     view = app.views[0]
     assert view.intervention_id == truth["intervention_id"]
-    assert "real rise" in page_html(view)
+    html = page_html(view)
+    assert "real rise" in html
     assert view.frames["effect"]["ci_low"][0] > 0
+    # the estimate in points with its interval, the pre-trend check and the estimand beside it
+    assert re.search(r"\+\d+\.\d pts</", html) and "95% interval +" in html
+    assert "Before the start, participants and comparison" in html
+    assert "What this measures:" in html and "intention to treat" in html
     weekly = view.frame
     view.metric = "roe_per_100"
     assert view.frame is view.frames["weekly"] and not view.frame.equals(weekly)

@@ -409,7 +409,16 @@ class Deviance(View):
             "their peers, largest standardised difference first.",
             filename="what-differs",
         )
-        self._table = TablePanel(title="Deviants", filename="deviants")
+        self._table = TablePanel(
+            title="Deviants",
+            caption="Reps outside the 99.8% limits of their peer group (the other reps of it, "
+            "its own uncertainty included) whose q-value is at most 5% (Benjamini-Hochberg over "
+            "every rep tested: of the reps flagged this way, on average at most 1 in 20 is a "
+            "fluke). "
+            "'Compared within' names the grouping used: a peer group smaller than the "
+            "settings' minimum is widened to its segment, then to all reps.",
+            filename="deviants",
+        )
         widgets.link((self._metric, "value"), (self, "metric"))
         widgets.link((self._peer, "value"), (self, "peer_group"))
         self.children = [
@@ -491,12 +500,24 @@ class Deviance(View):
             "peer_rate",
             "shrunk_rate",
             "volume",
+            *(["z"] if "z" in ranked.columns else []),
+            # the flag rule's second half: Benjamini-Hochberg q-value at most 5%
+            *(
+                [
+                    pl.when(pl.col("q_value") < 0.001)
+                    .then(pl.lit("<0.001"))
+                    .otherwise(pl.col("q_value").round(3).cast(pl.String))
+                    .alias("q_value")
+                ]
+                if "q_value" in ranked.columns
+                else []
+            ),
         )
         if table.height:
             self._table.show(
                 table,
                 percent=("rate", "peer_rate", "shrunk_rate"),
-                labels={"peer_basis": "compared within"},
+                labels={"peer_basis": "compared within", "q_value": "q (false discovery)"},
             )
         else:
             self._table.show_message("No rep is outside the 99.8% limits of their peer group.")

@@ -105,14 +105,21 @@ class Intervention(View):
         effect = intervention_effect(enriched, intervention_id=self.intervention_id, metric=metric)
         weekly = intervention_weekly(enriched, intervention_id=self.intervention_id, metric=metric)
         rate_fmt = "{:.1%}" if metric == "response_rate" else "{:,.2f}"
-        effect_fmt = "{:+.1%}" if metric == "response_rate" else "{:+,.2f}"
+        # a difference of rates is in percentage points, with its interval beside it
+        scale, effect_fmt = (100, "{:+.1f} pts") if metric == "response_rate" else (1, "{:+,.2f}")
+        interval = (
+            effect_fmt.format(scale * effect["ci_low"])
+            + " to "
+            + effect_fmt.format(scale * effect["ci_high"])
+        )
         self._cards.show(
             [
                 Kpi(
                     "Effect (difference in differences)",
-                    effect["estimate"],
+                    scale * effect["estimate"],
                     fmt=effect_fmt,
-                    hint="Change of participants minus change of comparable reps",
+                    hint=f"95% interval {interval}: change of participants minus change of "
+                    "comparable reps",
                     versus="",
                 ),
                 Kpi(
