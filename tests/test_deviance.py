@@ -160,6 +160,42 @@ def test_z_and_the_limits_agree_on_every_rep():
     assert table.filter(outside).height > 0
 
 
+@pytest.mark.parametrize("seed", [2, 5])
+def test_every_flag_agrees_with_its_z_under_overdispersion_at_any_volume(seed):
+    # the issue-12 audit found a rep flagged with z = -2.84: z came from a normal
+    # approximation while the flag used exact limits. Here over-dispersion is estimated,
+    # volumes are heavy-tailed (exact limits below EXACT_MAX_VOLUME, the beta approximation
+    # above), rates run down to 2% (where the exact tails are skewed: on these seeds a
+    # normal z disagrees with the limits on one or two reps) and a few reps are planted far
+    # out, so that some are flagged.
+    rng = np.random.default_rng(seed)
+    rows, members = [], {}
+    for i in range(120):
+        group, mean = f"g{i % 4}", (0.02, 0.1, 0.3, 0.5)[i % 4]
+        n = int(min(rng.lognormal(6.0, 1.3), 40_000)) + 30
+        p = rng.beta(mean * 199, (1 - mean) * 199) * (2.0 if i in (3, 50) else 1.0)
+        p = p * (0.4 if i in (17, 90) else 1.0)
+        rows.append((f"r{i:03d}", int(rng.binomial(n, min(p, 0.95))), n))
+        members.setdefault(group, []).append(f"r{i:03d}")
+    table = peer_deviance(_counts(rows), _reps(members), min_volume=50).filter(
+        pl.col("z").is_not_null()
+    )
+    assert table["overdispersion"][0] > 0
+    assert (table["volume"] > EXACT_MAX_VOLUME).any() and (table["volume"] <= 500).any()
+    cut = stats.norm.isf(0.001)
+    outside = (pl.col("rate") > pl.col("upper_998")) | (pl.col("rate") < pl.col("lower_998"))
+    assert table.filter(outside != (pl.col("z").abs() > cut)).is_empty()
+    flagged = table.filter(pl.col("direction") != "none")
+    assert flagged.height >= 2
+    sign = pl.when(pl.col("direction") == "positive").then(1.0).otherwise(-1.0)
+    assert flagged.filter((pl.col("z") * sign <= cut) | (pl.col("q_value") > 0.05)).is_empty()
+    # and the other way round: beyond the limits with q <= 5% and enough volume is a flag
+    missed = table.filter(
+        outside & (pl.col("q_value") <= 0.05) & pl.col("eligible") & (pl.col("direction") == "none")
+    )
+    assert missed.is_empty()
+
+
 def test_direction_needs_enough_volume_and_a_rate_outside_the_998_limits():
     reps = _reps({"g": ["hi", "lo", "mid", "mid2", "small"]})
     counts = _counts(
