@@ -179,6 +179,45 @@ def test_comparison_is_made_within_peer_groups_weighted_by_participants():
     assert effect["pre_trend"] == pytest.approx(0.0)
 
 
+def test_estimate_is_the_fixed_effects_regression_with_group_by_period_effects():
+    # The issue asks for the comparison within peer groups *or* a regression with rep fixed
+    # effects and peer-group x period effects. They are the same estimator when the
+    # treatment effect may differ by group: OLS of the rep x period rates on rep effects,
+    # group x after effects and group-specific participant x after effects, whose
+    # coefficients averaged with the participants' weights are the estimate. A single
+    # participant x after coefficient (no interaction) weights groups by
+    # n_t n_c / (n_t + n_c) instead: another number when effects differ between groups.
+    rng = np.random.default_rng(4)
+    # per peer group: participants, comparison reps, the effect on the participants
+    sizes = {"SMB": (6, 3, 0.02), "MM": (2, 5, 0.08), "ENT": (1, 4, 0.15)}
+    changes = {}
+    for group, (n_t, n_c, lift) in sizes.items():
+        for i in range(n_t + n_c):
+            before = float(rng.uniform(0.1, 0.4))
+            trend = {"SMB": -0.04, "MM": 0.0, "ENT": 0.05}[group]
+            after = before + trend + (lift if i < n_t else 0.0) + float(rng.normal(0, 0.02))
+            changes[f"{group}{i}"] = (group, i < n_t, round(before, 2), round(after, 2))
+    effect = intervention_effect(_two_groups(changes), intervention_id="I1", min_activities=1)
+
+    reps = list(changes)
+    groups = sorted(sizes)
+    y, saturated, pooled = [], [], []
+    for r, (group, treated, before, after) in changes.items():
+        for post, rate in ((0, before), (1, after)):
+            fixed = [float(r == other) for other in reps]  # rep fixed effects
+            fixed += [float(post and group == g) for g in groups]  # peer group x period
+            saturated.append(fixed + [float(post and treated and group == g) for g in groups])
+            pooled.append([*fixed, float(post and treated)])
+            y.append(rate)
+    coef, *_ = np.linalg.lstsq(np.array(saturated), np.array(y), rcond=None)
+    per_group = dict(zip(groups, coef[-len(groups) :], strict=True))
+    weights = {g: sizes[g][0] / sum(t for t, _, _ in sizes.values()) for g in groups}
+    regression = sum(weights[g] * per_group[g] for g in groups)
+    assert effect["estimate"] == pytest.approx(regression, abs=1e-9)
+    single, *_ = np.linalg.lstsq(np.array(pooled), np.array(y), rcond=None)
+    assert abs(single[-1] - effect["estimate"]) > 0.005  # variance weights, not participants'
+
+
 def test_pre_trend_shows_groups_already_moving_apart():
     changes = {f"t{i}": ("SMB", True, 0.2, 0.2) for i in range(4)}
     changes |= {f"c{i}": ("SMB", False, 0.2, 0.2) for i in range(4)}
