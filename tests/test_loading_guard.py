@@ -562,3 +562,140 @@ def test_a_table_column_named_twice_is_named_with_its_positions(tiny_csv, tmp_pa
         f"effortlens: buyer_actions.csv: line 1 (the header) names opportunity_id twice (columns "
         f"{first} and {second}); expected each column once: keep one"
     )
+
+
+# --- 3 (continued). small Parquet files whose values outgrow them -----------------------------
+
+
+def _one_long_value(path: Path, *, rows: int, dictionary: bool) -> None:
+    """Reps whose names are one value of a million characters, repeated: a few KB on disk."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {"rep_id": [f"R{i:05}" for i in range(rows)], "rep_name": ["N" * 10**6] * rows}
+    )
+    pq.write_table(table, path, use_dictionary=dictionary, compression="zstd")
+
+
+@pytest.mark.parametrize("dictionary", [True, False], ids=["dictionary", "plain"])
+def test_a_small_parquet_of_one_long_value_repeated_is_refused_in_little_memory(
+    tiny_csv, tmp_path, dictionary
+):
+    # issue 10: an 85 KB Parquet file cost 714 MB inside an app; this one would take 3 GB
+    folder = _copy(tiny_csv, tmp_path / "data")
+    (folder / "reps.csv").unlink()
+    _one_long_value(folder / "reps.parquet", rows=3000, dictionary=dictionary)
+    assert (folder / "reps.parquet").stat().st_size < 200_000
+
+    status, message, peak_mb = _load_in_a_process(folder)
+
+    assert status == 2, message
+    how = "read" if dictionary else "decompressed"  # known from the footer before reading
+    assert message.startswith(f"effortlens: reps.parquet: its values take 2,861 MB once {how}")
+    assert "limits.max_parquet_expansion (1,000)" in message
+    assert peak_mb < REFUSAL_PEAK_MB
+
+
+def test_the_app_refuses_a_small_parquet_that_would_take_gigabytes(tiny_csv, tmp_path):
+    from effortlens_widgets.data_source import DataSourceLoader
+
+    folder = _copy(tiny_csv, tmp_path / "data")
+    (folder / "reps.csv").unlink()
+    _one_long_value(folder / "reps.parquet", rows=1000, dictionary=True)
+
+    source = DataSourceLoader(path=str(folder), source="folder")
+    source.load()
+
+    assert source.status == "error" and source.value is None
+    assert source.error.startswith("reps.parquet: its values take 954 MB once read")
+
+
+def test_a_dense_row_group_in_a_larger_parquet_is_refused_naming_the_group(tiny_csv, tmp_path):
+    import pyarrow.parquet as pq
+
+    folder = _copy(tiny_csv, tmp_path / "data")
+    (folder / "activities.csv").unlink()
+    real = pl.read_csv(tiny_csv / "activities.csv", infer_schema=False)
+    rng = np.random.default_rng(5)
+    noise = [rng.bytes(300).hex() for _ in range(real.height)]  # hard to compress: ~9 MB
+    real = real.with_columns(pl.Series("subject", noise)).to_arrow()
+    dense = pl.select(
+        pl.repeat(real.column(c)[0].as_py(), 1_000_000).alias(c) for c in real.column_names
+    ).to_arrow()
+    with pq.ParquetWriter(folder / "activities.parquet", real.schema) as writer:
+        writer.write_table(real)
+        writer.write_table(dense.cast(real.schema), row_group_size=1_000_000)
+    size_kb = (folder / "activities.parquet").stat().st_size / 1024
+    assert 1_015_162 < 1000 * size_kb, "the file as a whole passes the density limit"
+
+    status, message, peak_mb = _load_in_a_process(folder)
+
+    assert status == 2, message
+    assert message.startswith("effortlens: activities.parquet: row group 2 of 2 holds 1,000,000 ")
+    assert "limits.max_parquet_rows_per_kb" in message
+    assert peak_mb < REFUSAL_PEAK_MB
+
+
+def test_the_footer_reader_agrees_with_pyarrow(tiny_csv, tmp_path):
+    import pyarrow.parquet as pq
+
+    from effortlens.loading.parquet import row_groups
+
+    path = tmp_path / "activities.parquet"
+    frame = pl.read_csv(tiny_csv / "activities.csv", infer_schema=False)
+    frame.with_columns(pl.struct("rep_id", "ts").alias("nested")).write_parquet(
+        path, row_group_size=4000
+    )
+    meta = pq.ParquetFile(path).metadata
+    groups = row_groups(path)
+
+    assert len(groups) == meta.num_row_groups > 1
+    for number, group in enumerate(groups):
+        theirs = meta.row_group(number)
+        chunks = [theirs.column(c) for c in range(theirs.num_columns)]
+        assert group.rows == theirs.num_rows
+        assert group.compressed == sum(c.total_compressed_size for c in chunks)
+        assert group.uncompressed["nested"] == sum(
+            c.total_uncompressed_size for c in chunks if c.path_in_schema.startswith("nested.")
+        )
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(path.read_bytes()[:-20] + b"\xff" * 16 + b"PAR1")
+    assert row_groups(broken) is None  # left to the reader's message
+
+
+def test_a_list_column_in_an_export_parquet_is_named(tmp_path):
+    folder = _copy(CRM / "salesforce", tmp_path / "salesforce")
+    tasks = pl.read_csv(folder / "Task.csv", infer_schema=False)
+    (folder / "Task.csv").unlink()
+    tasks.with_columns(pl.concat_list("OwnerId")).write_parquet(folder / "Task.parquet")
+
+    with pytest.raises(DataError) as raised:
+        load_any(folder)
+
+    assert str(raised.value) == (
+        "Task.parquet: column OwnerId holds List(String) values; expected one plain value per "
+        "row, not a list or a record"
+    )
+
+
+def test_an_unreadable_export_file_stops_the_load_naming_it(tmp_path, monkeypatch, capsys):
+    folder = _copy(CRM / "salesforce", tmp_path / "salesforce")
+    opened = open
+
+    def denied(file, *args, **kwargs):
+        if Path(str(file)).name == "Task.csv":
+            raise PermissionError(13, "Permission denied", str(file))
+        return opened(file, *args, **kwargs)
+
+    import builtins
+
+    monkeypatch.setattr(builtins, "open", denied)  # as root, chmod 000 would not stop us
+
+    status, _, err = _load_json(folder, capsys)  # its rows would be lost without a word
+
+    assert status == 2
+    assert err.strip() == (
+        "effortlens: Task.csv: cannot be read: permission denied; check the access rights of "
+        "the file"
+    )

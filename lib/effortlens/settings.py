@@ -70,9 +70,13 @@ class Limits:
     max_field_chars
         Longest value, in characters (Salesforce's long text areas hold up to 131,072).
     max_parquet_rows_per_kb
-        Most rows a Parquet file may hold per KB of its size, so per row group: real exports
-        take a few bytes per row at the very least, while a file of repeated values can
-        expand a thousandfold when read.
+        Most rows a Parquet file, and each of its row groups, may hold per KB of its size:
+        real exports take a few bytes per row at the very least, while a file of repeated
+        values can expand a thousandfold when read.
+    max_parquet_expansion
+        Most times the values of a Parquet file may outgrow the file once read (real exports:
+        3 to 10 times; a few KB of one long value repeated: millions). Files whose values
+        take less than 256 MB are never refused by it.
     memory_budget_mb
         Memory one load may take, in MB: estimated from each file before it is read, and
         measured after each step; a load that would exceed it stops and says which file.
@@ -93,6 +97,7 @@ class Limits:
     max_columns: int = 2_000
     max_field_chars: int = 1_000_000
     max_parquet_rows_per_kb: int = 1_000
+    max_parquet_expansion: int = 1_000
     memory_budget_mb: int = 0
     partition_above_rows: int = 20_000_000
     partition_rows: int = 4_000_000
@@ -352,6 +357,7 @@ def _limits(raw: dict[str, Any], origin: str) -> Limits:
         "max_columns": 1,
         "max_field_chars": 1,
         "max_parquet_rows_per_kb": 1,
+        "max_parquet_expansion": 1,
         "memory_budget_mb": 64,
         "partition_above_rows": 0,
         "partition_rows": 1_000,

@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from effortlens.adapters.reading import data_files, find_column, read_header
+from effortlens.adapters.reading import cannot_read, data_files, find_column, read_header
 from effortlens.schema import EFFORT_OR_PIPELINE, TABLES
 
 FORMATS: tuple[str, ...] = ("canonical", "salesforce", "hubspot", "mapping")
@@ -281,6 +281,10 @@ class Detection:
         Files named after an export EffortLens reads (``Task.csv``) whose header lacks a
         column that export always has: each a sentence naming the file, the missing column
         and the columns found. Loading such a folder stops with these sentences.
+    unreadable
+        Files whose header could not be read (their access rights, a damaged Parquet file),
+        each as a sentence naming the file; loading an export folder stops with them, since
+        their rows would be lost.
     """
 
     format: str | None
@@ -290,6 +294,7 @@ class Detection:
     files: dict[str, tuple[Path, ...]] = field(default_factory=dict)
     ignored: tuple[str, ...] = ()
     incomplete: tuple[str, ...] = ()
+    unreadable: tuple[str, ...] = ()
 
     def to_text(self) -> str:
         """What ``effortlens detect DIR`` prints."""
@@ -469,11 +474,13 @@ def detect_format(folder: str | Path) -> Detection:
     evidence: dict[str, list[str]] = {"salesforce": [], "hubspot": []}
     unknown: list[str] = []
     incomplete: list[str] = []
+    unreadable: list[str] = []
     for path in files:
         try:
             headers = read_header(path)
         except (OSError, UnicodeDecodeError) as err:
             unknown.append(f"{path.name} (cannot be read: {err})")
+            unreadable.append(cannot_read(path, err))
             continue
         hit = classify(headers, name=path.name)
         if hit is None:
@@ -506,6 +513,7 @@ def detect_format(folder: str | Path) -> Detection:
             missing=tuple(_NEEDS.values()),
             ignored=tuple(unknown),
             incomplete=tuple(incomplete),
+            unreadable=tuple(unreadable),
         )
     kinds = found[best]
     missing = []
@@ -529,4 +537,5 @@ def detect_format(folder: str | Path) -> Detection:
             for line in other
         ),
         incomplete=tuple(incomplete),
+        unreadable=tuple(unreadable),
     )

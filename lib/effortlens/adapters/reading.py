@@ -105,7 +105,8 @@ def read_header(path: Path) -> list[str]:
         try:
             return list(pl.read_parquet_schema(path))
         except pl.exceptions.PolarsError as err:
-            raise OSError(f"{path.name}: not a readable Parquet file") from err
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise OSError(f"not a readable Parquet file ({first})") from err
     with open(path, "rb") as handle:
         head = handle.read(64 * 1024)
     try:
@@ -123,6 +124,19 @@ def read_header(path: Path) -> list[str]:
         )
     except pl.exceptions.PolarsError:
         return [c.strip().strip('"') for c in line.split(delimiter)]
+
+
+def cannot_read(path: Path, err: Exception) -> str:
+    """A sentence for an export file whose header could not be read (see :func:`read_header`).
+
+    Examples
+    --------
+    >>> cannot_read(Path("Task.csv"), PermissionError(13, "Permission denied"))
+    'Task.csv: cannot be read: permission denied; check the access rights of the file'
+    """
+    if isinstance(err, OSError) and err.errno is not None:
+        return str(guard.unreadable(path.name, err))
+    return f"{path.name}: cannot be read ({err}); expected a CSV or Parquet export"
 
 
 def read_sheet(path: Path) -> Sheet:

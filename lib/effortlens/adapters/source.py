@@ -119,6 +119,8 @@ def _load_any(folder: Path, *, settings, mapping, format, now):  # noqa: A002
     if chosen == "canonical":
         return load_folder(folder, settings=settings, now=now)
 
+    if detection.unreadable and chosen in ("salesforce", "hubspot"):
+        raise DataError("\n".join(detection.unreadable))  # their rows would be lost unsaid
     if detection.incomplete and chosen == "salesforce":
         raise DataError(
             f"{folder}: Salesforce export files lack a column EffortLens cannot do without; "
