@@ -795,10 +795,17 @@ def _write_partitioned_build(
             quarantine_file=QUARANTINE_FILE, report_file=REPORT_FILE,
             report_json=_report_to_json, step=progress.step,
         )  # fmt: skip
-        events = sum(rows.get(FACTS_LAYOUT[name], 0) for name in ("activities", "actions"))
-        if events <= settings.limits.partition_above_rows:  # not yet measured on larger builds
-            progress.step("precompute views")
+        events = sum(
+            n
+            for relative, n in rows.items()
+            for name in ("activities", "actions")
+            if relative == FACTS_LAYOUT[name] or relative.startswith(FACTS_LAYOUT[name] + "/")
+        )
+        progress.step("precompute views")
+        if events <= settings.limits.partition_above_rows:
             rows.update(write_aggregates(staging, settings=settings))
+        else:  # what one partition's events give, per partition (the whole would not fit)
+            rows.update(write_partition_aggregates(staging, settings=settings))
         _seal(
             staging, builds / key, rows=rows, progress=progress, key=key, folder=folder,
             inputs=inputs, settings=settings, format=format, engine=None, how=how,
@@ -852,6 +859,42 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
         _write_parquet(frame, folder / relative, row_group_size=ROW_GROUP)
         rows[relative] = frame.height
         del frame
+    return rows
+
+
+#: The precomputed view facts one partition's events give exactly (histories per rep and
+#: contact, which a partition holds whole), written per partition by a large build.
+PARTITION_AGGREGATES: tuple[str, ...] = ("practice", "verifiers")
+
+
+def write_partition_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
+    """:data:`PARTITION_AGGREGATES` of a partitioned build in ``folder``, one part file per
+    partition (from that partition's event part files: memory bounded by a partition); rows
+    per relative path. The other view facts need every touch at once (the habit credit is one
+    fit over all of them): such a build goes without them, and those views read the events.
+
+    Examples
+    --------
+    >>> write_partition_aggregates(staging, settings=settings)  # doctest: +SKIP
+    {'practice.parquet/part-00000.parquet': 81265, ...}
+    """
+    from effortlens.deviance import practice_facts
+    from effortlens.flow import verifier_facts
+
+    rows = {}
+    for name, source, compute in (
+        ("practice", "activities", practice_facts),
+        ("verifiers", "actions", lambda lf: verifier_facts(lf, settings=settings)),
+    ):
+        parts = folder / FACTS_LAYOUT[source]
+        schema = FACT_SCHEMAS[source]
+        for part in sorted(parts.glob("*.parquet")) if parts.is_dir() else [parts]:
+            events = _conformed(pl.scan_parquet(part), schema, FACTS_LAYOUT[source])
+            frame = compute(events).collect()
+            relative = f"{AGGREGATES_LAYOUT[name]}/{part.name}"
+            _write_parquet(frame, folder / relative, row_group_size=ROW_GROUP)
+            rows[relative] = frame.height
+            del frame
     return rows
 
 
@@ -1082,6 +1125,7 @@ def _read_entry(entry: Path, manifest: Mapping[str, Any], *, settings: Settings)
             name: scan_fact(entry, relative)
             for name, relative in AGGREGATES_LAYOUT.items()
             if relative in manifest["files"]
+            or any(f.startswith(relative + "/") for f in manifest["files"])  # part files
         },
     )
     saved = json.loads((entry / REPORT_FILE).read_text("utf-8"))
@@ -1117,4 +1161,5 @@ __all__ = [
     "scan_fact",
     "verify_entry",
     "write_aggregates",
+    "write_partition_aggregates",
 ]
