@@ -7,7 +7,8 @@ figures of ``VALIDITY.md`` as a Markdown table (targets beside them).
 
     .venv/bin/python bench/validity.py --seeds 20 --json /tmp/validity.json
 
-About 3 s per run on 2 cores: 20 seeds x 2 families x 2 modes take 3-4 minutes.
+About 10-25 minutes for 20 seeds x 2 families x 2 modes on a 2-core machine (the EM of
+``habit_effects`` is most of it; VALIDITY.md has the figures).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ ROWS = [
     ("iv_dilution", "Dilution by attribution (project)", "stated", None),
     ("iv_p_min", "Smallest p-value", "> 0", lambda v: v > 0),
     ("iv_pre_trend_mean", "Pre-trend placebo, mean", "about 0", None),
+    ("iv_pre_trend_excludes_zero", "Pre-trend interval excludes 0", "about 5%", None),
     ("dev_recall", "Deviants found", "vs oracle", None),
     ("dev_oracle_recall", "Oracle (true dispersion)", "", None),
     ("dev_by_ratio", "Found by rate ratio", "", None),

@@ -254,6 +254,21 @@ def test_intervention_verdict_reads_the_interval():
     assert "Not enough" in intervention_verdict({"ci_low": None, "ci_high": None})
 
 
+def test_pre_trend_text_says_alike_only_when_the_placebo_interval_holds_zero():
+    from effortlens.findings import pre_trend_text
+
+    alike = {"metric": "response_rate", "pre_trend": 0.004}
+    alike |= {"pre_trend_low": -0.01, "pre_trend_high": 0.018}
+    assert pre_trend_text(alike) == (
+        "Before the start, participants and comparison moved alike (+0.4 pts, ±1.4 pts)."
+    )
+    apart = alike | {"pre_trend": -0.019, "pre_trend_low": -0.037, "pre_trend_high": -0.001}
+    text = pre_trend_text(apart)
+    assert text.startswith("Caution: before the start, participants and comparison already")
+    assert "1 in 10" in text  # its measured false-alarm rate (VALIDITY.md), not a verdict
+    assert pre_trend_text(alike | {"pre_trend": None}) == ""
+
+
 def test_intervention_findings_stress_the_verdict():
     effect = {
         "metric": "response_rate",

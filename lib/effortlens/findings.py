@@ -981,7 +981,9 @@ def pre_trend_text(effect: dict[str, Any]) -> str:
         return f"Before the start, participants and comparison moved alike ({shown})."
     return (
         f"Caution: before the start, participants and comparison already moved apart "
-        f"({shown}), so part of the estimate may be a trend of their own."
+        f"({shown}), so part of the estimate may be a trend of their own. (This check also "
+        "fires by chance: in about 1 in 10 data sets with no such trend, VALIDITY.md; the "
+        "weekly lines before the start show how far apart they moved.)"
     )
 
 

@@ -365,6 +365,15 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 s["iv_dilution"] = float(1 - est.sum() / causal.sum())
             if "pre_trend" in iv[0]:
                 s["iv_pre_trend_mean"] = _mean([x["pre_trend"] for x in iv])
+                # the placebo's own false alarms: nothing starts before the start, so its
+                # interval should exclude 0 in about 5% of runs (the page's "Caution")
+                placebo = [x for x in iv if x.get("pre_trend_low") is not None]
+                if placebo:
+                    s["iv_pre_trend_excludes_zero"] = float(
+                        np.mean(
+                            [x["pre_trend_low"] > 0 or x["pre_trend_high"] < 0 for x in placebo]
+                        )
+                    )
         s["iv_errors"] = [
             r["interventions"]["error"] for r in runs if "error" in r["interventions"]
         ]
