@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -47,7 +46,11 @@ TABLES = ("reps", "activities", "buyer_actions")
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    """This worker's own peak resident set (``VmHWM``): ``ru_maxrss`` can carry the parent's
+    peak across the ``exec`` that started the worker (the orchestrator's, not this one's)."""
+    from build_big import vm_mb
+
+    return float(vm_mb("self", "VmHWM"))
 
 
 def _rss_mb() -> float:
