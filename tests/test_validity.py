@@ -147,3 +147,37 @@ def test_habits_recover_planted_timing_and_find_none_on_null(planted_run, null_r
     null = score_habits(null_run)
     assert null["timing_flagged"] == 0 and null["cadence_flagged"] == 0
     assert 0.93 < null["quick_lift"] < 1.07  # last-touch credit would read about 1.3
+
+
+# --- the project's own generator through the same scorers (the shared small samples) -------
+
+
+def _project_run(sample, mode: str):
+    from effortlens.validity.harness import Run
+
+    enriched, truth = sample
+    return Run("project", 23, mode, enriched, truth)
+
+
+def test_project_family_passes_the_harness_checks(small_planted_enriched, small_null_enriched):
+    planted = _project_run(small_planted_enriched, "planted")
+    null = _project_run(small_null_enriched, "null")
+    # interventions: the planted 0.08 (on the buyers' scale) covered, zero covered on null
+    effect = score_interventions(planted, n_boot=999)
+    assert effect["covered"] and effect["excludes_zero"], effect
+    assert abs(effect["estimate"] - effect["planted"]) < 0.25 * effect["planted"], effect
+    assert score_interventions(null, n_boot=999)["covered"]
+    # deviance: every planted deviant, no false flag, the same as the oracle
+    found = score_deviance(planted)
+    assert found["found"] == found["planted"] == found["oracle_found"] and found["has_q"]
+    assert found["false_flags"] == 0
+    assert score_deviance(null)["false_flags"] == 0
+    # flow: the planted stages named, none on null
+    flow = score_flow(planted)
+    assert (flow["leaky"], flow["stalled"]) == ([flow["leaky_truth"]], [flow["stalled_truth"]])
+    assert score_flow(null)["leaky"] == [] and score_flow(null)["stalled"] == []
+    # habits (no generator truth used by the method): planted timing on top, nothing on null
+    habits = score_habits(planted)
+    assert habits["timing_top_share"] >= 0.8 and habits["silence_lowest"], habits
+    quiet = score_habits(null)
+    assert quiet["timing_flagged"] == 0 and quiet["cadence_flagged"] == 0, quiet
