@@ -11,7 +11,13 @@ changed; files emptied, truncated, deleted or turned into Parquet with odd types
 :func:`check_load` runs ``effortlens load DIR --json`` in this process and returns what went
 wrong, if anything: an exit status other than 0 (loaded) or 2 (a message), a traceback, a
 message naming no file, a broken ``loaded + quarantined == read``, physical lines that
-disagree with an independent count, or a line difference the notes do not explain.
+disagree with an independent count, a line difference the notes do not explain, or a load
+whose own peak memory (``VmHWM`` from the memory held before it, the peak reset first) went
+over :data:`CASE_PEAK_MB`.
+
+:data:`FIXED_EXAMPLES` are the inputs issue 10 found breaking the loaders, each built afresh
+from the tiny sample or a CRM fixture (:func:`fixed_example`) and checked the same way, with
+the exit status and the start of the message it must give.
 """
 
 from __future__ import annotations
@@ -25,10 +31,14 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from effortlens.loading.guard import MB, peak_rss_bytes, reset_peak_rss, rss_bytes
+
 REPO = Path(__file__).resolve().parents[1]
 CRM = REPO / "tests" / "data" / "crm"
 #: Data rows kept per file of the tiny sample in a canonical seed folder.
 SEED_ROWS = 120
+#: Most memory one load may take above what the process held before it (its own peak).
+CASE_PEAK_MB = 512
 
 HOSTILE_VALUES = [
     "",
@@ -70,6 +80,7 @@ class Case:
     mutations: list[str] = field(default_factory=list)
     status: int | str | None = None
     message: str = ""
+    peak_mb: float = 0.0
 
     def describe(self) -> str:
         return f"{self.seed_name} seed={self.seed}: " + "; ".join(self.mutations)
@@ -87,6 +98,31 @@ def canonical_seed(tiny: Path, out: Path, *, rows: int = SEED_ROWS) -> Path:
 def crm_seeds() -> dict[str, Path]:
     """The CRM fixtures, by folder name."""
     return {p.name: p for p in sorted(CRM.iterdir()) if p.is_dir()}
+
+
+def seed_folders(tiny: Path, work: Path) -> list[tuple[str, Path]]:
+    """(name, folder) of every seed: the tiny sample (CSV) ``tiny`` cut short, then each CRM
+    fixture that loads; one that loads only with a mapping (a generic CSV) gets its
+    ``mapping-template`` written in a copy under ``work``, its unfilled value lines left out.
+    A fixture that loads neither way (one being written beside the tests) is left out."""
+    found = [("canonical", canonical_seed(tiny, work / "seed_canonical"))]
+    for name, folder in crm_seeds().items():
+        if run_cli(["load", str(folder), "--json"])[0] == 0:
+            found.append((name, folder))
+            continue
+        status, template, _ = run_cli(["mapping-template", str(folder)])
+        if status != 0 or (folder / "mapping.toml").exists():
+            continue
+        copy = work / f"seed_{name}"
+        if copy.exists():
+            shutil.rmtree(copy)
+        shutil.copytree(folder, copy)
+        unfilled = re.compile(r'^\s*"[^"]*"\s*=\s*""\s*(#.*)?$')
+        kept = [line for line in template.splitlines() if not unfilled.match(line)]
+        (copy / "mapping.toml").write_text("\n".join(kept) + "\n")
+        if run_cli(["load", str(copy), "--json"])[0] == 0:
+            found.append((name, copy))
+    return found
 
 
 # --- mutations: each takes the folder and the random source, returns what it did ---------------
@@ -485,12 +521,17 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
     return status, out.getvalue(), err.getvalue()
 
 
-def check_load(case: Case) -> list[str]:
+def check_load(case: Case, *, peak_mb: float = CASE_PEAK_MB) -> list[str]:
     """What went wrong loading ``case`` (empty when all held)."""
     folder = case.folder
+    before = rss_bytes()
+    measured = reset_peak_rss()
     status, out, err = run_cli(["load", str(folder), "--json"])
     case.status, case.message = status, err.strip()
+    case.peak_mb = (peak_rss_bytes() - before) / MB if measured else 0.0
     problems = []
+    if case.peak_mb > peak_mb:
+        problems.append(f"the load took {case.peak_mb:,.0f} MB, more than {peak_mb:,.0f} MB")
     if "Traceback" in err or "Traceback" in out:
         problems.append("a traceback was printed")
     if status == 2:
@@ -525,3 +566,158 @@ def check_load(case: Case) -> list[str]:
                 f"{lines['blank']} + quoted {lines['quoted']}"
             )
     return problems
+
+
+# --- the inputs issue 10 found: fixed examples ---------------------------------------------------
+
+
+def _copy_seed(folder: Path, out: Path) -> Path:
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("_truth*", "truth.json"))
+    return out
+
+
+def _rewrite(path: Path, change) -> None:
+    path.write_bytes(change(path.read_bytes()))
+
+
+def _bare_cr(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r")
+
+
+def _r024_deleted(folder: Path) -> None:
+    _rewrite(folder / "reps.csv", lambda d: re.sub(rb"(?m)^R024,[^\n]*\n", b"", d))
+
+
+def _cr_all(folder: Path) -> None:
+    for path in _data_files(folder):
+        _rewrite(path, _bare_cr)
+
+
+def _unbalanced_quote(folder: Path) -> None:
+    # line 5 opens a quote at the start of a field, line 15 closes it: 11 lines become one row
+    lines = _lines(folder / "activities.csv")
+    opened, closing = lines[4].split(b","), lines[14].split(b",")
+    opened[6], closing[6] = b'"' + opened[6], closing[6] + b'"'
+    lines[4], lines[14] = b",".join(opened), b",".join(closing)
+    _write_lines(folder / "activities.csv", lines)
+
+
+def _wide_header(folder: Path) -> None:
+    header = ",".join(f"column_{i}" for i in range(100_000))
+    (folder / "activities.csv").write_text(header + "\n" + ("x" + "," * 99_999 + "\n") * 6)
+
+
+def _constant_parquet(folder: Path) -> None:
+    """20M identical activities in a few MB (built by Arrow as dictionary codes: ~20 MB)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (folder / "activities.csv").unlink()
+    codes = pa.array(np.zeros(20_000_000, dtype=np.int8))
+    row = {"activity_id": "ACT1", "rep_id": "R001", "ts": "2025-01-06T14:12:25Z"}
+    table = pa.table(
+        {
+            **{k: pa.DictionaryArray.from_arrays(codes, pa.array([v])) for k, v in row.items()},
+            "activity_type": pa.DictionaryArray.from_arrays(codes, pa.array(["call"])),
+        }
+    )
+    pq.write_table(table, folder / "activities.parquet", row_group_size=20_000_000)
+
+
+def _long_value_parquet(folder: Path) -> None:
+    """3,000 reps named by one value of a million characters: a few KB, 2.9 GB once copied."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (folder / "reps.csv").unlink()
+    codes = pa.array(np.zeros(3000, dtype=np.int8))
+    table = pa.table(
+        {
+            "rep_id": [f"R{i:05}" for i in range(3000)],
+            "rep_name": pa.DictionaryArray.from_arrays(codes, pa.array(["N" * 10**6])),
+        }
+    )
+    pq.write_table(table, folder / "reps.parquet", compression="zstd")
+
+
+def _bom_bad_bytes(folder: Path) -> None:
+    _rewrite(folder / "reps.csv", lambda d: b"\xef\xbb\xbf" + d.replace(b"R003,", b"R003,\xff", 1))
+
+
+def _list_column(folder: Path) -> None:
+    import polars as pl
+
+    activities = pl.read_csv(folder / "activities.csv", infer_schema=False)
+    (folder / "activities.csv").unlink()
+    activities.with_columns(pl.concat_list("activity_type")).write_parquet(
+        folder / "activities.parquet"
+    )
+
+
+def _bad_time_zone(folder: Path) -> None:
+    (folder / "settings.toml").write_text('timezone = "Mars/Olympus_Mons"\n')
+
+
+#: name -> (seed: "tiny" or a CRM fixture, how the folder is changed, exit status, message start
+#: or None). Unreadable files, panics and damaged caches need a monkeypatch or a build, and are
+#: fixed examples of tests/test_loading_guard.py and tests/test_build.py.
+FIXED_EXAMPLES = {
+    "rep R024 deleted (was a panic)": ("tiny", _r024_deleted, 0, None),
+    "bare CR line ends, canonical": (
+        "tiny",
+        lambda f: _rewrite(f / "activities.csv", _bare_cr),
+        0,
+        None,
+    ),
+    "bare CR line ends, Salesforce": ("salesforce", _cr_all, 0, None),
+    "bare CR line ends, HubSpot": ("hubspot", _cr_all, 0, None),
+    "an unbalanced quote merging 11 lines": ("tiny", _unbalanced_quote, 0, None),
+    "a header of 100,000 columns": (
+        "tiny",
+        _wide_header,
+        2,
+        "activities.csv: line 1 (the header) has 100,000 columns",
+    ),
+    "20M constant rows in a small Parquet": (
+        "tiny",
+        _constant_parquet,
+        2,
+        "activities.parquet: 20,000,000 rows in",
+    ),
+    "a few KB of Parquet taking gigabytes": (
+        "tiny",
+        _long_value_parquet,
+        2,
+        "reps.parquet: its values take",
+    ),
+    "invalid bytes after a UTF-8 BOM": (
+        "tiny",
+        _bom_bad_bytes,
+        2,
+        "reps.csv: line 4, column 6: byte 0xff is not UTF-8",
+    ),
+    "a Parquet list column": (
+        "tiny",
+        _list_column,
+        2,
+        "activities.parquet: column activity_type holds List(String)",
+    ),
+    "a bad time zone in DIR/settings.toml": (
+        "tiny",
+        _bad_time_zone,
+        2,
+        "settings.toml: timezone must be",
+    ),
+}
+
+
+def fixed_example(name: str, tiny: Path, out: Path) -> Case:
+    """The folder of fixed example ``name`` in ``out``, from the tiny sample (CSV) ``tiny``."""
+    seed, change, _, _ = FIXED_EXAMPLES[name]
+    folder = _copy_seed(tiny if seed == "tiny" else CRM / seed, out)
+    change(folder)
+    return Case(folder, seed, 0, [name])

@@ -10,43 +10,44 @@ this process. Whatever the mutant holds:
 - every table keeps ``loaded + quarantined == read``;
 - a text table's physical lines equal an independent count, and every one of them is read,
   blank or inside a quoted value;
-- the case's peak memory stays bounded.
+- the load's own peak memory (``VmHWM`` above what the process held before it, the peak
+  reset first) stays under ``fuzz_support.CASE_PEAK_MB``.
 
 ``EFFORTLENS_FUZZ_CASES`` sets how many cases run (default 200, about a minute);
-``bench/fuzz.py`` runs thousands. The issue's fixed examples are in
-``tests/test_loading_guard.py``.
+``bench/fuzz.py`` runs thousands. The inputs issue 10 found are fixed examples
+(``fuzz_support.FIXED_EXAMPLES``), built afresh and checked the same way, each with the exit
+status and message it must give; those that need a monkeypatch (an unreadable file, a
+panic) or a build (a damaged cache) are fixed examples of ``tests/test_loading_guard.py`` and
+``tests/test_build.py``.
 """
 
 from __future__ import annotations
 
 import os
-import resource
 
 import pytest
-from fuzz_support import canonical_seed, check_load, crm_seeds, mutate, run_cli
+from fuzz_support import (
+    FIXED_EXAMPLES,
+    check_load,
+    crm_seeds,
+    fixed_example,
+    mutate,
+    seed_folders,
+)
 
 CASES = int(os.environ.get("EFFORTLENS_FUZZ_CASES", "200"))
-#: Most a single case may add to the test process's peak memory.
-CASE_PEAK_MB = 512
 
 
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory) -> list[tuple[str, object]]:
-    """(name, folder) of every seed: the cut tiny sample, then the CRM fixtures that load."""
+    """(name, folder) of every seed: the cut tiny sample, then the CRM fixtures that load
+    (generic CSVs through their filled-in mapping template)."""
     from effortlens.sample import generate
 
     tiny = generate(tmp_path_factory.mktemp("fuzz_tiny"), size="tiny", seed=11, fmt="csv")
-    found = [("canonical", canonical_seed(tiny.parent, tmp_path_factory.mktemp("fuzz_seed")))]
-    for name, folder in crm_seeds().items():
-        status, _, _ = run_cli(["load", str(folder), "--json"])
-        if status == 0:  # a fixture being written beside the tests is not a seed yet
-            found.append((name, folder))
-    assert len(found) >= 4, found
+    found = seed_folders(tiny.parent, tmp_path_factory.mktemp("fuzz_seeds"))
+    assert len(found) >= len(crm_seeds()) - 1, [name for name, _ in found]
     return found
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @pytest.mark.parametrize("number", range(CASES))
@@ -54,9 +55,29 @@ def test_a_mutated_folder_loads_or_says_why(number, seeds, tmp_path):
     # a third of the cases mutate the canonical sample, the rest each CRM fixture in turn
     name, folder = seeds[0] if number % 3 == 0 else seeds[1 + number % (len(seeds) - 1)]
     case = mutate(folder, tmp_path / "case", seed=number, seed_name=name)
-    before = _peak_mb()
+
+    problems = check_load(case)  # exit status, message, invariant, lines, memory
+
+    assert not problems, case.describe() + "\n" + "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The whole tiny sample as CSV, as issue 10 reproduced its findings on."""
+    from effortlens.sample import generate
+
+    return generate(tmp_path_factory.mktemp("fixed_tiny"), size="tiny", seed=11, fmt="csv").parent
+
+
+@pytest.mark.parametrize("name", list(FIXED_EXAMPLES))
+def test_each_input_issue_10_found_is_a_fixed_example(name, tiny, tmp_path):
+    _, _, status, message = FIXED_EXAMPLES[name]
+    case = fixed_example(name, tiny, tmp_path / "case")
 
     problems = check_load(case)
 
     assert not problems, case.describe() + "\n" + "\n".join(problems)
-    assert _peak_mb() - before < CASE_PEAK_MB, case.describe()
+    assert case.status == status, case.message
+    if message is not None:
+        assert case.message.startswith("effortlens: "), case.message
+        assert message in case.message.splitlines()[0]

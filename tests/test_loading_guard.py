@@ -59,14 +59,14 @@ def _nothing_lost(report: dict) -> None:
 
 def _load_in_a_process(folder: Path) -> tuple[int, str, float]:
     """``effortlens load DIR`` in a fresh process: exit status, stderr, peak memory in MB."""
-    # VmHWM is this process's own high-water mark; ru_maxrss would also carry the parent's
+    # the child's own VmHWM (guard.peak_rss_bytes); ru_maxrss would also carry the parent's
     # (the test runner's) peak, which Linux hands on across fork and exec.
     code = (
         "import sys\n"
         "from effortlens.cli import main\n"
+        "from effortlens.loading.guard import peak_rss_bytes\n"
         "status = main(sys.argv[1:])\n"
-        "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:')).split()[1]\n"
-        "print('PEAK_KB', hwm, file=sys.stderr)\n"
+        "print('PEAK_KB', peak_rss_bytes() // 1024, file=sys.stderr)\n"
         "sys.exit(status)\n"
     )
     done = subprocess.run(

@@ -113,7 +113,7 @@ def read_parquet_table(path: Path, *, table: str | None = None) -> pl.DataFrame:
         raise DataError(f"{name}: not a readable Parquet file ({_first_line(err)})") from err
     # dictionary-encoded values share their dictionary once read; every step after this one
     # (trimming, casting, validating) gives each value its own copy: check their full size
-    values = frame.estimated_size()
+    values = _values_bytes(frame)
     _check_expansion(name, values, size, limits.max_parquet_expansion, "read")
     if values * guard.TEXT_BYTES_FACTOR > estimate:
         guard.reserve(
@@ -124,6 +124,17 @@ def read_parquet_table(path: Path, *, table: str | None = None) -> pl.DataFrame:
     _check_field_lengths(name, frame, limits.max_field_chars)
     guard.check_memory(name, "reading it")
     return frame
+
+
+def _values_bytes(frame: pl.DataFrame) -> int:
+    """The memory ``frame``'s values take once each has its own copy (a categorical column,
+    as Arrow writes dictionaries, counts each row's text, not its dictionary once)."""
+    categorical = [c for c, t in frame.schema.items() if isinstance(t, pl.Categorical | pl.Enum)]
+    size = frame.drop(categorical).estimated_size()
+    if categorical and frame.height:
+        texts = frame.select(pl.col(categorical).cat.len_bytes().cast(pl.UInt64).sum()).row(0)
+        size += sum(n or 0 for n in texts) + 16 * frame.height * len(categorical)
+    return size
 
 
 #: Values may always take this much memory, whatever ``limits.max_parquet_expansion`` says.
