@@ -129,6 +129,21 @@ def test_deviance_findings_name_positive_deviants_largest_z_first():
     assert "activity type share — call (50% against 20%" in differs_finding.plain
 
 
+def test_deviance_findings_say_when_no_positive_deviant_is_no_reassurance():
+    # a null sample's win rates: one rep far below, the others' limits too wide to tell
+    table = _deviance(
+        [("a", "Ann", "g", "negative", 0.0, 0.36, -3.6), ("b", "Bo", "g", "none", 0.3, 0.3, 0.1)]
+    ).with_columns(volume=pl.Series([21, 40]), detectable=pl.Series([False, True]))
+    (finding,) = deviance_findings(table, pl.DataFrame(), metric="win_rate")
+    assert finding.plain == (
+        "No rep beats their peers on win rate beyond chance, but for 1 of 2 reps the limits "
+        "are too wide to tell. 1 rep falls clearly below their peers."
+    )
+    powered = table.with_columns(detectable=pl.lit(True))
+    (finding,) = deviance_findings(powered, pl.DataFrame(), metric="win_rate")
+    assert finding.plain.startswith("No rep beats their peers on win rate beyond chance. 1 rep")
+
+
 def test_journey_findings_name_the_leakiest_slowest_and_least_verified_stage():
     flow = pl.DataFrame(
         {

@@ -399,6 +399,13 @@ def deviance_findings(
         if pos.height
         else f"No rep beats their peers on {noun} beyond chance."
     )
+    if not pos.height and "detectable" in deviance.columns and "volume" in deviance.columns:
+        compared = deviance.filter(pl.col("volume") > 0)
+        blind = int((~compared["detectable"].fill_null(False)).sum())
+        if blind:  # "no rep beats" is no reassurance where the limits could not tell
+            text = text[:-1] + (
+                f", but for {blind} of {compared.height} reps the limits are too wide to tell."
+            )
     if neg.height:
         text += (
             f" {neg.height} rep{'s fall' if neg.height != 1 else ' falls'} clearly below "
@@ -515,8 +522,8 @@ def _stall_flag_finding(flags: pl.DataFrame, flow: pl.DataFrame | None = None) -
         return Finding("waiting", "Deals stall at " + "; ".join(parts) + ".")
     return Finding(
         "waiting",
-        "No stage stands out for waiting: no stage keeps deals 1.5× as long as the others "
-        "beyond chance.",
+        "No stage stands out for waiting: at no stage do deals leave 1.5× more slowly per "
+        "day than at the others beyond chance.",
     )
 
 
