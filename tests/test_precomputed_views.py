@@ -12,6 +12,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from effortlens.deviance import (
+    practice_cells,
     practice_facts,
     practice_in,
     rep_deviance,
@@ -66,6 +67,8 @@ def test_daily_response_counts_are_the_event_counts_under_every_filter(planted):
 def test_practice_facts_give_what_differs_of_the_events_under_every_filter(planted):
     enriched, practice = planted
     assert practice.height == enriched.activities.filter(pl.col("is_customer_facing")).height
+    cells = {k: v.collect() for k, v in practice_cells(practice).items()}
+    assert cells["shares"].height < practice.height / 10  # per rep: far fewer rows
     compared = 0
     for flt in _filters(enriched):
         view = filter_enriched(enriched, flt)
@@ -76,6 +79,14 @@ def test_practice_facts_give_what_differs_of_the_events_under_every_filter(plant
             got = what_differs_in(practice_in(practice, flt), deviance, rep_ids=rep_ids)
             compared += expected.height
             assert_frame_equal(got, expected, check_exact=False, rel_tol=1e-9)
+            if flt.start is None and flt.end is None:  # whole reps: their sums hold
+                by_cells = what_differs_in(
+                    practice_in(practice, flt),
+                    deviance,
+                    rep_ids=rep_ids,
+                    cells={k: filter_frame(v, flt) for k, v in cells.items()},
+                )
+                assert_frame_equal(by_cells, expected, check_exact=False, rel_tol=1e-9)
     assert compared > 0  # the planted deviants are compared, not only empty tables
 
 
@@ -158,14 +169,22 @@ def test_a_partitioned_build_stores_the_same_view_inputs(tiny_planted, tmp_path)
     whole = open_build(tiny_planted, cache_dir=tmp_path / "a", partitioned=False)
     parts = open_build(tiny_planted, cache_dir=tmp_path / "b", partitioned=True)
     assert parts.manifest["build"].startswith("partitioned")
-    for name in ("practice", "verifiers", "habit_timing", "habit_cadence", "habit_sequence_2"):
+    for name in (
+        "practice",
+        "verifiers",
+        "practice_shares",
+        "practice_sequences",
+        "habit_timing",
+        "habit_cadence",
+        "habit_sequence_2",
+    ):
         a = _as_strings(precomputed(whole.enriched, name).collect())
         b = _as_strings(precomputed(parts.enriched, name).collect())
         assert a.height > 0
-        if not name.startswith("habit_"):  # rows of events: the same rows, in any order
+        if name in ("practice", "verifiers"):  # rows of events: the same rows, in any order
             assert_frame_equal(b.sort(b.columns), a.sort(a.columns))
             continue
-        keys = [c for c in a.columns if a.schema[c] != pl.Float64]  # one row per cell
+        keys = [c for c in a.columns if a.schema[c] != pl.Float64 or c == "n"]  # one per cell
         assert_frame_equal(b.sort(keys), a.sort(keys), check_exact=False, rel_tol=1e-9)
 
 
@@ -188,6 +207,13 @@ def test_a_partitioned_build_above_the_threshold_stores_them_per_partition(tiny_
         a = _as_strings(precomputed(whole.enriched, name).collect())
         b = _as_strings(precomputed(parts.enriched, name).collect())
         assert_frame_equal(b.sort(b.columns), a.sort(a.columns))  # same rows, in any order
+    for name in ("practice_shares", "practice_sequences"):  # per-rep sums of each partition
+        a = _as_strings(precomputed(whole.enriched, name).collect())
+        b = _as_strings(precomputed(parts.enriched, name).collect())
+        keys = [c for c in a.columns if c != "n"]
+        assert b.height > a.height  # a rep's sums are split among partitions
+        summed = b.group_by(keys).agg(pl.col("n").sum())
+        assert_frame_equal(summed.sort(keys), a.select(summed.columns).sort(keys))
     # the pages read them as they read the in-memory build's
     view = filter_enriched(parts.enriched, Filter())
     expected = filter_enriched(whole.enriched, Filter())

@@ -24,7 +24,8 @@ same one)
   ``habit_cells/`` (:func:`effortlens.habits.touch_cells` of the touches: per rep and
   activity type, what the habits page sums when it has no period); ``practice.parquet``
   (:func:`effortlens.deviance.practice_facts`: each touch with the rep's previous touch on
-  its contact, what "what differs" sorts every touch for); ``verifiers.parquet``
+  its contact, what "what differs" sorts every touch for, and ``practice_cells/``, its sums
+  per rep, what a page without a period counts); ``verifiers.parquet``
   (:func:`effortlens.flow.verifier_facts`: the only buyer actions the journey reads).
   Optional: a build without them (a partitioned one above ``limits.partition_above_rows``)
   is read as before and those views scan the events;
@@ -116,6 +117,8 @@ AGGREGATES_LAYOUT: dict[str, str] = {
     "touches": "touches.parquet",
     "streaks": "streaks.parquet",
     "practice": "practice.parquet",
+    "practice_shares": "practice_cells/shares.parquet",
+    "practice_sequences": "practice_cells/sequences.parquet",
     "verifiers": "verifiers.parquet",
     "habit_timing": "habit_cells/timing.parquet",
     "habit_cadence": "habit_cells/cadence.parquet",
@@ -851,6 +854,10 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
         ("streaks", lambda: streak_facts(facts["activities"], facts["actions"], reps)),
         ("touches", lambda: touch_facts(written)),
         ("practice", lambda: practice_facts(facts["activities"]).collect()),
+        *(
+            (f"practice_{cell}", lambda cell=cell: _rep_sorted(practice_cells_of(folder)[cell]))
+            for cell in ("shares", "sequences")
+        ),
         ("verifiers", lambda: verifier_facts(facts["actions"], settings=settings).collect()),
         *((cell, lambda cell=cell: _cells(cells()[cell])) for cell in _HABIT_CELLS),
     ):
@@ -863,8 +870,14 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
 
 
 #: The precomputed view facts one partition's events give exactly (histories per rep and
-#: contact, which a partition holds whole), written per partition by a large build.
-PARTITION_AGGREGATES: tuple[str, ...] = ("practice", "verifiers")
+#: contact, which a partition holds whole; per-rep sums that the views add up), written per
+#: partition by a large build.
+PARTITION_AGGREGATES: tuple[str, ...] = (
+    "practice",
+    "practice_shares",
+    "practice_sequences",
+    "verifiers",
+)
 
 
 def write_partition_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
@@ -878,7 +891,7 @@ def write_partition_aggregates(folder: Path, *, settings: Settings) -> dict[str,
     >>> write_partition_aggregates(staging, settings=settings)  # doctest: +SKIP
     {'practice.parquet/part-00000.parquet': 81265, ...}
     """
-    from effortlens.deviance import practice_facts
+    from effortlens.deviance import practice_cells, practice_facts
     from effortlens.flow import verifier_facts
 
     rows = {}
@@ -894,8 +907,25 @@ def write_partition_aggregates(folder: Path, *, settings: Settings) -> dict[str,
             relative = f"{AGGREGATES_LAYOUT[name]}/{part.name}"
             _write_parquet(frame, folder / relative, row_group_size=ROW_GROUP)
             rows[relative] = frame.height
+            if name == "practice":  # a rep's sums per partition: the views add them up
+                for cell, cells in practice_cells(frame).items():
+                    relative = f"{AGGREGATES_LAYOUT[f'practice_{cell}']}/{part.name}"
+                    written = _rep_sorted(cells)
+                    _write_parquet(written, folder / relative, row_group_size=ROW_GROUP)
+                    rows[relative] = written.height
             del frame
     return rows
+
+
+def practice_cells_of(folder: Path) -> dict[str, pl.LazyFrame]:
+    """:func:`effortlens.deviance.practice_cells` of the practice facts written in ``folder``."""
+    from effortlens.deviance import practice_cells
+
+    return practice_cells(scan_fact(folder, AGGREGATES_LAYOUT["practice"]))
+
+
+def _rep_sorted(cells: pl.LazyFrame) -> pl.DataFrame:
+    return cells.collect(engine="streaming").sort("rep_id", maintain_order=True)
 
 
 #: The habit cells among :data:`AGGREGATES_LAYOUT` (:func:`effortlens.habits.touch_cells`).

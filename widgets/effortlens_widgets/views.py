@@ -527,10 +527,19 @@ class Deviance(View):
             self._differs.show_message("Practice mix needs activities; this data has deals only.")
             return pl.DataFrame()
         rep_ids = [self.rep] if self.rep else None
-        practice = precomputed(self.state.enriched, "practice")
-        touches = None if practice is None else practice_in(practice, self.state.filter)
+        enriched, flt = self.state.enriched, self.state.filter
+        practice = precomputed(enriched, "practice")
+        touches = None if practice is None else practice_in(practice, flt)
         if touches is not None:  # the build's touches with their previous ones: no sort
-            differs = what_differs_in(touches, deviance, rep_ids=rep_ids)
+            cells = {k: precomputed(enriched, f"practice_{k}") for k in ("shares", "sequences")}
+            whole_reps = flt.start is None and flt.end is None  # per-rep sums hold
+            given = whole_reps and all(v is not None for v in cells.values())
+            differs = what_differs_in(
+                touches,
+                deviance,
+                rep_ids=rep_ids,
+                cells={k: filter_frame(v, flt) for k, v in cells.items()} if given else None,
+            )
         else:
             differs = what_differs(events(view, "activities"), deviance, rep_ids=rep_ids)
         if differs.height == 0:

@@ -79,6 +79,7 @@ from __future__ import annotations
 
 from effortlens.deviance.differs import FOLLOW_UP_DAYS as FOLLOW_UP_DAYS
 from effortlens.deviance.differs import PRACTICE_COLUMNS as PRACTICE_COLUMNS
+from effortlens.deviance.differs import practice_cells as practice_cells
 from effortlens.deviance.differs import practice_facts as practice_facts
 from effortlens.deviance.differs import practice_in as practice_in
 from effortlens.deviance.differs import what_differs as what_differs
@@ -115,6 +116,7 @@ __all__ = [
     "funnel_limits",
     "overdispersion",
     "peer_deviance",
+    "practice_cells",
     "practice_facts",
     "practice_in",
     "rank_deviants",

@@ -82,6 +82,35 @@ def practice_facts(activities: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+#: The rep columns a page filters on (a rep's touches all carry the same values).
+_REP_KEYS = ["rep_id", "team", "segment", "role"]
+
+
+def practice_cells(practice: pl.DataFrame | pl.LazyFrame) -> dict[str, pl.LazyFrame]:
+    """:func:`practice_facts` summed per rep (no day): what :func:`what_differs_in` counts of
+    the touches, for a view without a period (a rep, team, segment or role filter keeps whole
+    reps, whose sums are unchanged). The median days between touches still reads the touches.
+
+    Returns
+    -------
+    dict
+        ``"shares"``: rep columns, ``feature``, ``level``, ``n`` (touches at that level);
+        ``"sequences"``: rep columns, ``previous_type``, ``activity_type``, ``n``.
+
+    Examples
+    --------
+    >>> cells = {k: v.collect() for k, v in practice_cells(practice).items()}  # doctest: +SKIP
+    """
+    lf = practice.lazy()
+    reps = lf.select(_REP_KEYS).unique()
+    return {
+        "shares": _share_counts(lf).join(reps, on="rep_id", how="left", nulls_equal=True),
+        "sequences": lf.filter(pl.col("previous_type").is_not_null())
+        .group_by(*_REP_KEYS, "previous_type", "activity_type")
+        .agg(n=pl.len().cast(pl.Float64)),
+    }
+
+
 def practice_in(practice: pl.DataFrame | pl.LazyFrame, flt) -> pl.LazyFrame | None:
     """The touches of :func:`practice_facts` that a view filtered by ``flt`` (an
     :class:`effortlens.filters.Filter`) sees, with the previous touch it sees; ``None`` when
@@ -201,11 +230,12 @@ def _share_effects(counts: pl.LazyFrame, sides: pl.LazyFrame) -> pl.LazyFrame:
 def _sequence_effects(
     touches: pl.LazyFrame, sides: pl.LazyFrame, *, min_support: int
 ) -> pl.LazyFrame:
+    counted = pl.col("n").sum() if "n" in touches.collect_schema().names() else pl.len()
     pairs = (
         touches.filter(pl.col("previous_type").is_not_null())
         .join(sides, on="rep_id")
         .group_by("peer_group", "weight", "side", "previous_type", "activity_type")
-        .agg(n=pl.len().cast(pl.Float64))
+        .agg(n=counted.cast(pl.Float64))
         .with_columns(
             from_n=pl.col("n").sum().over("peer_group", "side", "previous_type"),
             to_share=pl.col("n").sum().over("peer_group", "side", "activity_type")
@@ -370,9 +400,12 @@ def what_differs_in(
     direction: str = "positive",
     rep_ids: Sequence[str] | None = None,
     min_support: int = 100,
+    cells: dict[str, pl.DataFrame | pl.LazyFrame] | None = None,
 ) -> pl.DataFrame:
     """:func:`what_differs` of touches that already carry the rep's previous touch
     (``previous_type``, ``gap_days``): :func:`practice_in` of the build's practice facts.
+    ``cells``: their :func:`practice_cells`, filtered as the touches are, to count shares and
+    sequences from (the touches then give only the days between touches).
 
     Examples
     --------
@@ -385,6 +418,13 @@ def what_differs_in(
         return pl.DataFrame(schema=_DIFFERS_SCHEMA)
     touches = touches.lazy()
     side_frame = sides.lazy()
+    if cells is None:
+        share_counts, transitions = _share_counts(touches), touches
+    else:
+        share_counts = (
+            cells["shares"].lazy().group_by("rep_id", "feature", "level").agg(pl.col("n").sum())
+        )
+        transitions = cells["sequences"].lazy()
     columns = [
         "peer_group",
         "weight",
@@ -399,8 +439,8 @@ def what_differs_in(
     ]
     per_group = pl.concat(
         [
-            _share_effects(_share_counts(touches), side_frame).select(columns),
-            _sequence_effects(touches, side_frame, min_support=min_support).select(columns),
+            _share_effects(share_counts, side_frame).select(columns),
+            _sequence_effects(transitions, side_frame, min_support=min_support).select(columns),
             _gap_effects(touches, side_frame, min_support=min_support).select(columns),
         ],
         how="vertical_relaxed",
