@@ -282,7 +282,27 @@ def _derived_flag(history: pl.DataFrame, *, assume: bool = False) -> pl.Expr:
     return pl.lit(assume, dtype=pl.Boolean)
 
 
+#: The last stays computed, with what they were computed from: a journey page draws the flow,
+#: the blocked deals and the stage flags from the same deals, and would sort them three times.
+_LAST_STAYS: list[tuple[tuple, pl.DataFrame]] = []
+_KEEP_STAYS = 2
+
+
 def _stays(
+    data: _FlowData, by_cols: list[str], cutoff: datetime, *, assume_derived: bool = False
+) -> pl.DataFrame:
+    frames = (data.opportunities, data.stage_history, data.reps, data.actions, data.settings)
+    options = (tuple(by_cols), cutoff, assume_derived)
+    for (kept, kept_options), stays in _LAST_STAYS:
+        if kept_options == options and all(a is b for a, b in zip(kept, frames, strict=True)):
+            return stays  # the same frames (not equal ones: the same objects) and options
+    stays = _computed_stays(data, by_cols, cutoff, assume_derived=assume_derived)
+    _LAST_STAYS.insert(0, ((frames, options), stays))
+    del _LAST_STAYS[_KEEP_STAYS:]
+    return stays
+
+
+def _computed_stays(
     data: _FlowData, by_cols: list[str], cutoff: datetime, *, assume_derived: bool = False
 ) -> pl.DataFrame:
     deals = _deals(data, by_cols)
@@ -422,7 +442,16 @@ def blocked_deals(
 
 def _blockage_thresholds(stays: pl.DataFrame) -> pl.DataFrame:
     """Per stage, over all deals: the age beyond which an open deal there is blocked."""
-    return time_in_stage(stays).select("stage", "stage_index", threshold_days="ended_p90_days")
+    if _LAST_THRESHOLDS and _LAST_THRESHOLDS[0][0] is stays:  # the same stays (see _stays)
+        return _LAST_THRESHOLDS[0][1]
+    thresholds = time_in_stage(stays).select(
+        "stage", "stage_index", threshold_days="ended_p90_days"
+    )
+    _LAST_THRESHOLDS[:] = [(stays, thresholds)]
+    return thresholds
+
+
+_LAST_THRESHOLDS: list[tuple[pl.DataFrame, pl.DataFrame]] = []
 
 
 def _blocked(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
