@@ -565,6 +565,42 @@ def check_load(case: Case, *, peak_mb: float = CASE_PEAK_MB) -> list[str]:
                 f"{table}: {lines['physical']} physical lines != read {entry['read']} + blank "
                 f"{lines['blank']} + quoted {lines['quoted']}"
             )
+    if not any("lines" in entry for entry in report.values()):
+        problems += _export_lines(folder)
+    return problems
+
+
+def _export_lines(folder: Path) -> list[str]:
+    """An export folder: each text file the load read has as many lines as the simplest count
+    finds, a record the reader missed is flagged in the report's notes, and a file it did not
+    read is named there."""
+    from effortlens.adapters import detect_format, load_any
+    from effortlens.adapters.reading import data_files
+    from effortlens.loading import guard
+    from effortlens.loading.delimited import read_text_table
+
+    report = load_any(folder).report
+    notes = "\n".join(report.notes)
+    read = {f.file for f in getattr(report, "files", ()) if not f.derived}
+    detection = detect_format(folder)
+    used = {p.name for paths in detection.files.values() for p in paths}
+    problems = []
+    for path in data_files(folder):
+        if detection.format in ("salesforce", "hubspot") and path.name not in used:
+            if f"ignored file {path.name}" not in notes:
+                problems.append(f"{path.name}: neither read nor named in the notes")
+        if path.name not in read:
+            continue
+        if path.suffix.lower() == ".parquet":
+            continue
+        with guard.load_scope():
+            text = read_text_table(path, set_aside_surplus=True)
+        expected = physical_lines(path)
+        counted = text.count.lines - 1  # the header's first line
+        if expected is not None and counted != expected:
+            problems.append(f"{path.name}: {counted} lines of data counted, {expected} expected")
+        if text.lost and f"{path.name}: counting the lines finds" not in notes:
+            problems.append(f"{path.name}: records the reader missed are not in the notes")
     return problems
 
 
@@ -658,6 +694,13 @@ def _list_column(folder: Path) -> None:
     )
 
 
+def _no_team_column(folder: Path) -> None:
+    import polars as pl
+
+    owners = pl.read_csv(folder / "owners.csv", infer_schema=False)
+    owners.drop("teams").write_csv(folder / "owners.csv")
+
+
 def _bad_time_zone(folder: Path) -> None:
     (folder / "settings.toml").write_text('timezone = "Mars/Olympus_Mons"\n')
 
@@ -706,6 +749,8 @@ FIXED_EXAMPLES = {
         2,
         "activities.parquet: column activity_type holds List(String)",
     ),
+    # found by the fuzzer (bench/fuzz.py, seed 10781): a Polars error in the owners reader
+    "a HubSpot owners export without teams": ("hubspot_api", _no_team_column, 0, None),
     "a bad time zone in DIR/settings.toml": (
         "tiny",
         _bad_time_zone,

@@ -45,12 +45,12 @@ def read_owners(sheets: list[Sheet], ctx: Context) -> tuple[list[Piece], dict[st
             aliases |= {
                 a: i for a, i in frame.select(alias_column, "__id").drop_nulls().iter_rows()
             }
-        team_values = frame.select(
+        team_values = frame.with_columns(  # with_columns: no team column is one null per row
             sheet.get("teams", "Team", "Primary team", "Primary Team")
             .str.split(";")
             .list.first()
-            .alias("team")
-        ).to_series()
+            .alias("__team")
+        ).get_column("__team")
         teams, notes = merge_spellings(team_values, what="team", where=sheet.name)
         ctx.note(*notes)
         frame = frame.with_columns(teams.alias("__team"))

@@ -131,6 +131,8 @@ def _load_any(folder: Path, *, settings, mapping, format, now):  # noqa: A002
     if not files:
         raise DataError(f"{folder}: no {chosen} export recognised; " + detection.to_text())
     ctx = _context(settings, parsed)
+    if detection.format == chosen:  # a file not read is said, never silently left out
+        ctx.note(*(f"ignored file {line}" for line in detection.ignored))
     if chosen == "salesforce":
         from effortlens.adapters.salesforce import load_salesforce
 
