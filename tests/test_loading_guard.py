@@ -699,3 +699,22 @@ def test_an_unreadable_export_file_stops_the_load_naming_it(tmp_path, monkeypatc
         "effortlens: Task.csv: cannot be read: permission denied; check the access rights of "
         "the file"
     )
+
+
+def test_a_wide_csv_of_empty_fields_is_reserved_by_its_fields(tiny_csv, tmp_path, capsys):
+    # 10,000 lines of 2,000 mostly empty fields: 19 MB of text, about 1 GB to parse and load
+    folder = _copy(tiny_csv, tmp_path / "data")
+    path = folder / "activities.csv"
+    header = path.read_text().split("\n", 1)[0].split(",")
+    names = header + [f"x{i}" for i in range(2000 - len(header))]
+    row = ",".join(["A1", "R001", "2025-01-06T14:12:25Z", "call"] + [""] * (len(names) - 4))
+    path.write_text(",".join(names) + "\n" + "\n".join([row] * 10_000) + "\n")
+    assert path.stat().st_size < 20 * 2**20
+    (folder / "settings.toml").write_text("[limits]\nmemory_budget_mb = 512\n")
+
+    status, message, peak_mb = _load_in_a_process(folder)
+
+    assert status == 2, message
+    assert message.startswith("effortlens: activities.csv: loading it would take about")
+    assert "(10,000 records x 2,000 columns)" in message
+    assert peak_mb < REFUSAL_PEAK_MB

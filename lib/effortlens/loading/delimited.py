@@ -235,6 +235,14 @@ def read_text_table(path: Path, *, set_aside_surplus: bool = False) -> TextTable
                 "(raise the limit in the settings if the file is right)"
             )
         count = count_lines(data)
+        # many short fields (a wide file of empty values) cost more than their bytes
+        cells = count.records * columns * guard.TEXT_CELL_BYTES
+        if cells > size * guard.TEXT_BYTES_FACTOR:
+            guard.reserve(
+                name,
+                cells - size * guard.TEXT_BYTES_FACTOR,
+                why=f"{count.records:,} records x {columns:,} columns",
+            )
         rows, surplus = None, ()
         try:
             frame = _parse(name, data, delimiter, count)
