@@ -718,3 +718,33 @@ def test_a_wide_csv_of_empty_fields_is_reserved_by_its_fields(tiny_csv, tmp_path
     assert message.startswith("effortlens: activities.csv: loading it would take about")
     assert "(10,000 records x 2,000 columns)" in message
     assert peak_mb < REFUSAL_PEAK_MB
+
+
+# --- 5. every cache read, panics included ------------------------------------------------------
+
+
+def test_a_panic_reading_a_build_rebuilds_it_once(tiny_csv, tmp_path, monkeypatch):
+    from effortlens import facts
+
+    cache = tmp_path / "cache"
+    said: list[str] = []
+    first = facts.open_build(tiny_csv, cache_dir=cache, say=said.append)
+    scan_fact = facts.scan_fact
+    calls = []
+
+    def panics_on_the_damaged_entry(entry, relative):
+        if relative == "daily.parquet":
+            calls.append(relative)
+            if len(calls) <= 2:  # read before and under the build lock: both fail
+                raise pl.exceptions.PanicException("out of spec")
+        return scan_fact(entry, relative)
+
+    monkeypatch.setattr(facts, "scan_fact", panics_on_the_damaged_entry)
+    said.clear()
+    again = facts.open_build(tiny_csv, cache_dir=cache, say=said.append)
+
+    assert said == [
+        f"the build of {tiny_csv} was damaged (unreadable: the Parquet reader failed (out of "
+        "spec)): deleted, rebuilding"
+    ]
+    assert again.path == first.path and again.enriched.daily.height == first.enriched.daily.height

@@ -224,8 +224,8 @@ def read_cached(
     if not problem:
         try:
             return {name: pl.read_parquet(path) for name, path in paths.items()}
-        except (OSError, pl.exceptions.PolarsError) as err:
-            problem = f"unreadable ({type(err).__name__})"
+        except (OSError, pl.exceptions.PolarsError, pl.exceptions.PanicException) as err:
+            problem = f"unreadable ({type(err).__name__})"  # a panic too: a BaseException
     warnings.warn(
         f"enrichment cache entry {folder} was damaged ({problem}): deleted, recomputing",
         CacheWarning,

@@ -1087,6 +1087,8 @@ def _open_entry(entry: Path, *, key: str, settings: Settings) -> Build:
         return _read_entry(entry, manifest, settings=settings)
     except (OSError, ValueError, KeyError, pl.exceptions.PolarsError) as err:
         raise DamagedBuild(f"unreadable: {type(err).__name__}: {err}") from None
+    except pl.exceptions.PanicException as err:  # a BaseException: never past a cache read
+        raise DamagedBuild(f"unreadable: the Parquet reader failed ({err})") from None
 
 
 def scan_fact(entry: Path, relative: str) -> pl.LazyFrame:
