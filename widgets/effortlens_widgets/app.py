@@ -103,13 +103,18 @@ class View(widgets.VBox):
         read_only=True,
         help="Why the view could not be drawn, as shown in its place ('' when it was drawn).",
     )
+    #: False for a view that always shows the whole data (a rep's whole history, a designed
+    #: comparison): it redraws when the data changes, never for a change of the page filter.
+    follows_filter: bool = True
 
     def __init__(self, state: PageState, **kwargs) -> None:
         """Build the view on ``state``; it draws once the state has data."""
         super().__init__(**kwargs)
         self.state = state
         self._problem = widgets.HTML()
-        state.observe(self.refresh, names=["view", "anonymise"])
+        state.observe(
+            self.refresh, names=["view" if self.follows_filter else "enriched", "anonymise"]
+        )
 
     def render(self, view: Enriched) -> None:  # pragma: no cover - abstract
         """Draw the view from ``view`` (the enriched facts under the page filter)."""

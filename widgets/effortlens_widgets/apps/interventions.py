@@ -27,6 +27,7 @@ class Intervention(View):
         None, allow_none=True, help="The intervention shown; None when the data has none."
     )
     metric = Enum(tuple(METRICS.values()), "response_rate", help="The measure compared.")
+    follows_filter = False  # a designed comparison keeps its own windows and groups
 
     def __init__(self, state) -> None:
         """Build the intervention picker, metric switch, cards and chart on ``state``."""

@@ -49,6 +49,7 @@ class Mirror(View):
     rep_id = Unicode(
         None, allow_none=True, help="The rep whose mirror is shown (an active rep's id)."
     )
+    follows_filter = False  # a rep's mirror always shows their whole history
 
     def __init__(self, state, *, rep_id: str | None = None) -> None:
         """Build the rep picker, cards and chart on ``state``, opening on ``rep_id``."""
