@@ -78,3 +78,11 @@ def test_load_by_file_counts_each_export_row_once_in_its_file(capsys):
     assert files["EmailMessage.csv"]["quarantined"].get("same_as_task", 0) > 0
     assert main(["load", str(folder), "--by-file"]) == 0
     assert "Task.csv" in capsys.readouterr().out
+
+
+def test_deviants_table_shows_q_values_without_rounding_them_to_zero(small_planted, capsys):
+    assert main(["deviants", str(small_planted)]) == 0
+    header, *rows = _rows(capsys.readouterr().out)
+    q = header.index("q_value")
+    assert rows
+    assert all(r[q] == "<0.001" or 0 < float(r[q]) <= 1 for r in rows), rows

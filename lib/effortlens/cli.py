@@ -120,7 +120,15 @@ _SHARE_WORDS = ("rate", "share", "conversion", "leakage", "selling_time", "inter
 #: columns of a table (its ``by``) are kept in front whatever the command.
 COMPACT_COLUMNS: dict[str, tuple[str, ...]] = {
     "roe": ("activities", "response_rate", "roe_per_100", "no_impact_share"),
-    "deviants": ("rep_name", "peer_group", "direction", "rate", "peer_rate", "volume"),
+    "deviants": (
+        "rep_name",
+        "peer_group",
+        "direction",
+        "rate",
+        "peer_rate",
+        "volume",
+        "q_value",
+    ),
     "flow": (
         "stage",
         "entered",
@@ -143,6 +151,10 @@ COMPACT_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 #: Row keys of ``roe`` per ``--by`` (shown before the figures).
 _ROE_KEYS = {"rep": ("rep_name", "team"), "peer_group": ("peer_group",), "week": ("week",)}
+
+
+#: p- and q-values: three decimals, and "<0.001" rather than a rounded 0.0.
+_PROBABILITIES = ("p_value", "q_value")
 
 
 def _is_share(column: str) -> bool:
@@ -171,6 +183,12 @@ def _human(frame: pl.DataFrame) -> pl.DataFrame:
     for column, dtype in frame.schema.items():
         if dtype.is_float() and _is_share(column):
             value = (pl.col(column) * 100).round(1).cast(pl.String) + "%"
+        elif dtype.is_float() and column in _PROBABILITIES:
+            value = (
+                pl.when(pl.col(column) < 0.001)
+                .then(pl.lit("<0.001"))
+                .otherwise(pl.col(column).round(3).cast(pl.String))
+            )
         elif dtype.is_float():
             value = pl.col(column).round(2).cast(pl.String)
         else:
