@@ -748,3 +748,59 @@ def test_a_panic_reading_a_build_rebuilds_it_once(tiny_csv, tmp_path, monkeypatc
         "spec)): deleted, rebuilding"
     ]
     assert again.path == first.path and again.enriched.daily.height == first.enriched.daily.height
+
+
+def _deny(monkeypatch, name: str) -> None:
+    """Opening a file called ``name`` fails as it would without the rights (we run as root)."""
+    import builtins
+
+    opened, read_text, read_bytes = open, Path.read_text, Path.read_bytes
+
+    def denied_open(file, *args, **kwargs):
+        if Path(str(file)).name == name:
+            raise PermissionError(13, "Permission denied", str(file))
+        return opened(file, *args, **kwargs)
+
+    def denied_read_text(self, *args, **kwargs):
+        if self.name == name:
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_text(self, *args, **kwargs)
+
+    def denied_read_bytes(self):
+        if self.name == name:
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_bytes(self)
+
+    monkeypatch.setattr(builtins, "open", denied_open)
+    monkeypatch.setattr(Path, "read_text", denied_read_text)
+    monkeypatch.setattr(Path, "read_bytes", denied_read_bytes)
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("stage_history.csv", "stage_history.csv: cannot be read: permission denied; check the"),
+        ("settings.toml", "settings.toml: cannot be read: permission denied; check the access"),
+    ],
+)
+def test_an_unreadable_file_is_said_in_words_by_the_apps_and_every_command(
+    tiny_csv, tmp_path, monkeypatch, capsys, name, said
+):
+    from effortlens_widgets.app import App
+    from effortlens_widgets.data_source import DataSourceLoader
+
+    folder = _copy(tiny_csv, tmp_path / "data")
+    (folder / "settings.toml").write_text('timezone = "UTC"\n')
+    monkeypatch.setenv("EFFORTLENS_CACHE", str(tmp_path / "cache"))
+    _deny(monkeypatch, name)
+
+    source = DataSourceLoader(path=str(folder), source="folder")
+    source.load()
+    app = App(title="T", question="Q?", views=[], data_dir=folder)
+
+    assert source.status == "error" and said in source.error and "a bug" not in source.error
+    assert said in app.error and "a bug" not in app.error
+    for command in ("load", "build", "roe"):
+        assert main([command, str(folder)]) == 2, command
+        err = capsys.readouterr().err
+        assert err.startswith("effortlens: ") and said in err, (command, err)

@@ -493,7 +493,13 @@ def open_build(
         Path(cache_dir) if cache_dir is not None else default_cache_dir(), data=folder
     )
     say = say or _warn
-    inputs = input_fingerprint(folder, mapping=mapping_path)
+    try:
+        inputs = input_fingerprint(folder, mapping=mapping_path)
+    except OSError as err:  # an unreadable file or folder: the user's to fix, said in words
+        from effortlens.loading.guard import unreadable
+
+        where = Path(err.filename) if err.filename else folder
+        raise unreadable(str(folder) if where == folder else where.name, err) from err
     key = build_key(inputs, settings, format=format)
     entry = root / "builds" / key
     if entry.is_dir() and not force:

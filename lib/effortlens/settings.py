@@ -220,6 +220,9 @@ def load_settings(path: str | Path | None = None) -> Settings:
             user = tomllib.loads(p.read_text("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise SettingsError(f"{p}: not valid TOML ({err})") from err
+        except OSError as err:  # the user's to fix (its rights), not a bug
+            why = (err.strerror or str(err)).lower()
+            raise SettingsError(f"{p}: cannot be read: {why}; check the access rights") from err
         raw = _merge(raw, user, "", origin)
     return _validate(raw, origin)
 
