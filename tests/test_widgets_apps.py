@@ -160,6 +160,19 @@ def test_whole_data_pages_redraw_for_new_data_not_for_a_filter(factory, small_pl
     assert view.frame is not drawn and view.frame.equals(drawn)
 
 
+def test_pages_without_statistics_do_not_load_scipy():
+    # scipy (stats, optimize) is ~65 MB of every kernel's memory: loaded only when a view
+    # computes a test or a fit, never by importing a page
+    import subprocess
+    import sys
+
+    pages = ["return_on_effort", "rep_mirror", "interventions", "organisation"]
+    code = "".join(f"import effortlens_widgets.apps.{p};" for p in pages)
+    code += "import sys; print('scipy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_period_filter_gives_kpi_change_against_previous_period(small_planted):
     app = return_on_effort_app(data_dir=small_planted)
     assert "no previous period" in page_html(app.views[0])

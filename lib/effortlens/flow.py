@@ -54,7 +54,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from effortlens.coverage import stage_path_of
 from effortlens.settings import Settings
@@ -756,6 +755,8 @@ def leakage_homogeneity(flow: pl.DataFrame) -> dict[str, float]:
     --------
     >>> leakage_homogeneity(flow_table(enriched))["p_value"]  # doctest: +SKIP
     """
+    from scipy import stats
+
     table = flow.filter(pl.col("leaked") + pl.col("converted") > 0).select(
         pl.col("leaked").cast(pl.Float64), pl.col("converted").cast(pl.Float64)
     )
@@ -846,6 +847,8 @@ def stage_flags(
     >>> stage_flags(enriched).filter("leaky")["stage"].to_list()  # doctest: +SKIP
     ['evaluation']
     """
+    from scipy import stats
+
     data = _flow_data(source, settings)
     stays = _stays(data, ["rep_id"], _as_of(data, as_of))
     reached = _reached(stays, ["rep_id"]).with_columns(

@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from effortlens.enrich import events
 from effortlens.measures import pooled_response_rate, response_rate, touch_counts
@@ -76,6 +75,8 @@ def wilson_interval(
     >>> [round(v, 3) for v in frame.select(wilson_interval()).row(0)]
     [0.133, 0.289]
     """
+    from scipy import stats
+
     z = float(stats.norm.ppf(0.5 + level / 2))
     n = pl.col(trials).cast(pl.Float64)
     rate = pl.col(responded) / n
@@ -398,6 +399,8 @@ def response_homogeneity(
     ...     cells, over=["weekday", "hour"], strata=["activity_type"]
     ... )  # doctest: +SKIP
     """
+    from scipy import stats
+
     strata = list(strata)
     group = strata or [pl.lit(0).alias("_stratum")]
     tested = (
@@ -834,6 +837,8 @@ def _effects_table(
     """:func:`habit_effects`' table from credited touches (``rep_id``, ``activity_type``, the
     cell columns, ``credited``; with ``n``, rows that stand for ``n`` touches), summed per
     cell, rep and type first (no per-touch frame)."""
+    from scipy import stats
+
     cells = _habit_cells(feature)
     weight = "n" in per_touch.collect_schema().names()
     per_type = (

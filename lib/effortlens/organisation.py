@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from effortlens.measures import metric_value
 
@@ -288,6 +287,8 @@ _VARIANCE_SCHEMA = {
 
 
 def _one_way_anova(values: np.ndarray, groups: pl.Series) -> dict[str, Any]:
+    from scipy import stats
+
     codes = groups.cast(pl.String).fill_null("(none)").rank("dense").to_numpy().astype(int) - 1
     n_reps, n_groups = len(values), int(codes.max()) + 1 if len(values) else 0
     out: dict[str, Any] = {
@@ -418,6 +419,8 @@ def attrition_vs_selling_time(table: pl.DataFrame) -> dict[str, Any]:
     >>> attrition_vs_selling_time(organisation_table(enriched))["rho"]  # doctest: +SKIP
     -0.8
     """
+    from scipy import stats
+
     both = table.drop_nulls(["selling_time", "annualised_attrition"])
     if both.height < 3:
         return {"rho": None, "p_value": None, "n_teams": both.height}

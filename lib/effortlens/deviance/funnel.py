@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy import optimize, stats
 
 #: Control-limit levels (two-sided coverage); a deviant lies outside the last one.
 LIMIT_LEVELS: tuple[float, ...] = (0.95, 0.998)
@@ -49,6 +48,8 @@ def limit_columns(levels: Sequence[float] = LIMIT_LEVELS) -> list[str]:
 
 def _capped_second_moment(k: float) -> float:
     """E[min(Z^2, k^2)] for standard normal Z."""
+    from scipy import stats
+
     tail = 2 * stats.norm.sf(k)
     return float((1 - tail) - 2 * k * stats.norm.pdf(k) + tail * k**2)
 
@@ -195,6 +196,8 @@ def fit_dispersion(
     >>> fit.rho, bool(fit.robust_weights[-1] < 0.5)
     (0.0, True)
     """
+    from scipy import optimize
+
     fixed = rho
     s = np.asarray(successes, dtype=float)
     n = np.asarray(volume, dtype=float)
@@ -306,6 +309,8 @@ def effective_rho(
 
 def _distribution(volume: np.ndarray, rate: np.ndarray, rho: np.ndarray):
     """scipy's count distribution: beta-binomial where ``rho > 0``, else binomial."""
+    from scipy import stats
+
     rho = np.maximum(rho, 1e-12)  # a tiny rho is the binomial to many digits
     concentration = 1 / rho - 1
     return stats.betabinom(volume, rate * concentration, (1 - rate) * concentration)
@@ -313,6 +318,8 @@ def _distribution(volume: np.ndarray, rate: np.ndarray, rho: np.ndarray):
 
 def _rate_approximation(volume: np.ndarray, rate: np.ndarray, rho: np.ndarray):
     """The moment-matched beta distribution of the observed rate (for large volumes)."""
+    from scipy import stats
+
     concentration = volume / (1 + (volume - 1) * rho) - 1
     return stats.beta(rate * concentration, (1 - rate) * concentration)
 
@@ -452,6 +459,8 @@ def signed_z(p_value: np.ndarray, rate: np.ndarray, centre: np.ndarray) -> np.nd
     >>> round(float(signed_z(np.array([0.002]), np.array([0.1]), np.array([0.2]))[0]), 2)
     -3.09
     """
+    from scipy import stats
+
     p = np.clip(np.asarray(p_value, dtype=float), 1e-300, 1.0)
     return np.sign(np.asarray(rate) - np.asarray(centre)) * stats.norm.isf(p / 2)
 
