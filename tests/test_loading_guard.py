@@ -59,14 +59,15 @@ def _nothing_lost(report: dict) -> None:
 
 def _load_in_a_process(folder: Path) -> tuple[int, str, float]:
     """``effortlens load DIR`` in a fresh process: exit status, stderr, peak memory in MB."""
-    # the child's own VmHWM (guard.peak_rss_bytes); ru_maxrss would also carry the parent's
+    # the child's own VmHWM (bench/build_big.vm_mb); ru_maxrss would also carry the parent's
     # (the test runner's) peak, which Linux hands on across fork and exec.
     code = (
         "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1] / 'bench')!r})\n"
+        "from build_big import vm_mb\n"
         "from effortlens.cli import main\n"
-        "from effortlens.loading.guard import peak_rss_bytes\n"
         "status = main(sys.argv[1:])\n"
-        "print('PEAK_KB', peak_rss_bytes() // 1024, file=sys.stderr)\n"
+        "print('PEAK_KB', vm_mb('self', 'VmHWM') * 1024, file=sys.stderr)\n"
         "sys.exit(status)\n"
     )
     done = subprocess.run(

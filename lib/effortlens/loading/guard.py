@@ -86,46 +86,6 @@ def rss_bytes() -> int:
         return peak if sys.platform == "darwin" else peak * 1024
 
 
-def peak_rss_bytes() -> int:
-    """The most memory this process has held (its ``VmHWM``), in bytes.
-
-    Since it started, or since :func:`reset_peak_rss`. Unlike ``ru_maxrss`` of a child, it
-    is the process's own: Linux hands a parent's ``maxrss`` on across ``fork`` and ``exec``.
-    Where ``/proc`` is missing, ``ru_maxrss`` (never reset).
-
-    Examples
-    --------
-    >>> peak_rss_bytes() >= rss_bytes() > 0
-    True
-    """
-    try:
-        with open("/proc/self/status", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
-
-
-def reset_peak_rss() -> bool:
-    """Start :func:`peak_rss_bytes` afresh from the memory held now; ``False`` where the
-    system cannot (Linux does: ``5`` written to ``/proc/self/clear_refs``).
-
-    Examples
-    --------
-    >>> reset_peak_rss() in (True, False)
-    True
-    """
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
-
-
 @contextlib.contextmanager
 def load_scope(limits: Limits | None = None) -> Iterator[LoadScope]:
     """Run a load inside a scope (a scope already open is reused: one budget per load).
