@@ -805,3 +805,23 @@ def test_an_unreadable_file_is_said_in_words_by_the_apps_and_every_command(
         assert main([command, str(folder)]) == 2, command
         err = capsys.readouterr().err
         assert err.startswith("effortlens: ") and said in err, (command, err)
+
+
+@pytest.mark.parametrize(
+    ("export", "reader", "file"),
+    [("hubspot", "read_owners", "owners.csv"), ("salesforce", "read_events", "Event.csv")],
+)
+def test_a_bug_in_an_export_reader_names_the_file(export, reader, file, monkeypatch, capsys):
+    import importlib
+
+    module = importlib.import_module(f"effortlens.adapters.{export}")
+
+    def fails(*args, **kwargs):
+        raise pl.exceptions.PanicException("index out of bounds")
+
+    monkeypatch.setattr(module, reader, fails)
+
+    with pytest.raises(LoadBug, match=f"^{file}: EffortLens failed on this file"):
+        load_any(CRM / export)
+    assert main(["load", str(CRM / export)]) == 3
+    assert capsys.readouterr().err.startswith(f"effortlens: {file}: EffortLens failed on this")

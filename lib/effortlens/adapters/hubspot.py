@@ -66,6 +66,7 @@ from effortlens.adapters.hubspot_owners import read_owners
 from effortlens.adapters.pieces import Piece, assemble
 from effortlens.adapters.reading import Context, read_sheet
 from effortlens.loading import LoadedData
+from effortlens.loading.guard import guarded
 
 __all__ = [
     "COMPANIES",
@@ -109,16 +110,22 @@ def load_hubspot(
     sheets = {kind: [read_sheet(p) for p in paths] for kind, paths in files.items()}
     links = Links(sheets, ctx)
     pieces: list[Piece] = []
+    # a bug reading one file is reported naming that file (guarded), not the folder
     for sheet in sheets.get("emails", []):
-        pieces += read_emails(sheet, ctx, links)
+        with guarded(sheet.name):
+            pieces += read_emails(sheet, ctx, links)
     for sheet in sheets.get("calls", []):
-        pieces += read_calls(sheet, ctx, links)
+        with guarded(sheet.name):
+            pieces += read_calls(sheet, ctx, links)
     for sheet in sheets.get("meetings", []):
-        pieces += read_meetings(sheet, ctx, links)
+        with guarded(sheet.name):
+            pieces += read_meetings(sheet, ctx, links)
     for sheet in sheets.get("deals", []):
-        pieces += read_deals(sheet, ctx)
+        with guarded(sheet.name):
+            pieces += read_deals(sheet, ctx)
     if sheets.get("owners"):
-        reps, aliases = read_owners(sheets["owners"], ctx)
+        with guarded(" + ".join(sheet.name for sheet in sheets["owners"])):
+            reps, aliases = read_owners(sheets["owners"], ctx)
         pieces = reps + resolve_owner_names(pieces, reps, ctx, aliases=aliases)
     else:
         pieces = reps_from_owners(pieces, ctx)

@@ -90,6 +90,7 @@ from effortlens.adapters.salesforce_objects import (
 )
 from effortlens.adapters.salesforce_users import read_users
 from effortlens.loading import LoadedData
+from effortlens.loading.guard import guarded
 
 __all__ = [
     "API_FIELDS",
@@ -138,25 +139,30 @@ def load_salesforce(
     pieces: list[Piece] = []
 
     kept_tasks: dict[str, str | None] = {}
+    # a bug reading one file is reported naming that file (guarded), not the folder
     for sheet in sheets.get("Task", []):
-        task_pieces, kept = read_tasks(sheet, ctx, links)
+        with guarded(sheet.name):
+            task_pieces, kept = read_tasks(sheet, ctx, links)
         pieces += task_pieces
         kept_tasks |= kept
     for sheet in sheets.get("Event", []):
-        pieces += read_events(sheet, ctx, links)
+        with guarded(sheet.name):
+            pieces += read_events(sheet, ctx, links)
     email_sheets = sheets.get("EmailMessage", [])
     email_pieces = [p for sheet in email_sheets for p in read_emails(sheet, ctx, links, kept_tasks)]
     rates = rate_tables(
         frames(sheets.get("CurrencyType", [])), frames(sheets.get("DatedConversionRate", []))
     )
-    opportunity_pieces = [
-        read_opportunities(sheet, ctx, rates) for sheet in sheets.get("Opportunity", [])
-    ]
+    opportunity_pieces = []
+    for sheet in sheets.get("Opportunity", []):
+        with guarded(sheet.name):
+            opportunity_pieces.append(read_opportunities(sheet, ctx, rates))
     pieces += [piece for piece, _, _ in opportunity_pieces]
     pieces += read_stage_history(sheets, ctx, opportunity_pieces)
 
     if sheets.get("User"):
-        pieces += read_users(sheets, ctx, pieces + email_pieces)
+        with guarded(" + ".join(sheet.name for sheet in sheets["User"])):
+            pieces += read_users(sheets, ctx, pieces + email_pieces)
     else:
         pieces = reps_from_owners(pieces + email_pieces, ctx)
         email_pieces = []
