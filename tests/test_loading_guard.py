@@ -809,12 +809,17 @@ def test_an_unreadable_file_is_said_in_words_by_the_apps_and_every_command(
 
 @pytest.mark.parametrize(
     ("export", "reader", "file"),
-    [("hubspot", "read_owners", "owners.csv"), ("salesforce", "read_events", "Event.csv")],
+    [
+        ("hubspot", "read_owners", "owners.csv"),
+        ("salesforce", "read_events", "Event.csv"),
+        ("generic_both_directions", "_read", "activity_log.csv"),
+    ],
 )
 def test_a_bug_in_an_export_reader_names_the_file(export, reader, file, monkeypatch, capsys):
     import importlib
 
-    module = importlib.import_module(f"effortlens.adapters.{export}")
+    adapter = export.split("_")[0]
+    module = importlib.import_module(f"effortlens.adapters.{adapter}")
 
     def fails(*args, **kwargs):
         raise pl.exceptions.PanicException("index out of bounds")

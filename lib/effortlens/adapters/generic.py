@@ -51,6 +51,7 @@ from effortlens.adapters.values import (
     translated,
 )
 from effortlens.loading import LoadedData
+from effortlens.loading.guard import guarded
 from effortlens.loading.paths import inside
 from effortlens.schema import OUTCOMES, TABLES
 from effortlens.settings import Settings
@@ -92,8 +93,9 @@ def load_mapped(
             inside(folder, spec.file)  # never a file outside the data folder
             sheets[spec.file] = read_sheet(folder / spec.file)
         whole = sheets[spec.file]
-        sheet = Sheet(whole.path, whole.frame.filter(_where(spec, whole)))
-        piece, extra = _read(spec, sheet, ctx, mapping)
+        with guarded(spec.file):  # a bug names the file, not the folder
+            sheet = Sheet(whole.path, whole.frame.filter(_where(spec, whole)))
+            piece, extra = _read(spec, sheet, ctx, mapping)
         pieces.append(piece)
         if spec.table == "opportunities":
             opportunities.append((piece, extra["stage"], extra["stage_date"], extra["sheet"], spec))
