@@ -173,6 +173,27 @@ def test_pages_without_statistics_do_not_load_scipy():
     assert out.stdout.strip() == "False"
 
 
+def test_roe_views_sum_the_weekly_roll_up_to_the_daily_figures(small_planted):
+    from polars.testing import assert_frame_equal
+
+    from effortlens.filters import Filter
+    from effortlens.roe import roe_by, roe_trend
+
+    app = return_on_effort_app(data_dir=small_planted)
+    state = app.state
+    team = sorted(state.enriched.reps["team"].unique())[0]
+    kinds = state.enriched.daily["activity_type"].unique().sort()
+    for flt in (Filter(), Filter(teams=(team,)), Filter(activity_types=(kinds[0],))):
+        state.filter = flt
+        weekly, daily = state.roe_facts(), state.view.daily
+        assert weekly.height < daily.height  # the roll-up, not the day rows
+        for by in (["team"], ["rep_id"], ["activity_type"], []):
+            assert_frame_equal(roe_by(weekly, by=by), roe_by(daily, by=by), check_exact=False)
+        assert_frame_equal(roe_trend(weekly), roe_trend(daily), check_exact=False)
+    state.update_filter(start=state.enriched.daily["day"].max())  # a period: the day rows
+    assert state.roe_facts() is state.view.daily
+
+
 def test_period_filter_gives_kpi_change_against_previous_period(small_planted):
     app = return_on_effort_app(data_dir=small_planted)
     assert "no previous period" in page_html(app.views[0])

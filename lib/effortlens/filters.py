@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from effortlens.enrich import table
+
 if TYPE_CHECKING:
     from effortlens.enrich import Enriched
 
@@ -134,17 +136,18 @@ def filter_enriched(enriched: Enriched, flt: Filter) -> Enriched:
     Activities, daily facts and attributed buyer actions are restricted by all fields; reps by
     team/segment/role/rep; opportunities (and their stage history) by owner and creation date;
     activity types never restrict deals. Lazy events (read from a build) stay lazy: the filter
-    joins their scan, and a view collecting ``activities`` reads only the filtered rows.
+    joins their scan, and a view collecting ``activities`` reads only the filtered rows. The
+    deals and their stage history are filtered lazily too: a page that shows no deal never
+    reads them, one that does collects them once, when it first looks them up.
     """
-
     reps = filter_frame(enriched.reps, flt, day_column="__none__")
-    opps = enriched.tables["opportunities"]
+    opps = table(enriched, "opportunities")
     owners = opps.join(
-        enriched.reps.select("rep_id", "team", "segment", "role"), on="rep_id", how="left"
+        enriched.reps.lazy().select("rep_id", "team", "segment", "role"), on="rep_id", how="left"
     )
     owners = filter_frame(owners, flt, day_column="created_ts", ignore=("activity_types",))
     kept = owners.select("opportunity_id")
-    stage_history = enriched.tables["stage_history"].join(kept, on="opportunity_id", how="semi")
+    stage_history = table(enriched, "stage_history").join(kept, on="opportunity_id", how="semi")
     tables = {
         **enriched.tables,
         "opportunities": opps.join(kept, on="opportunity_id", how="semi"),

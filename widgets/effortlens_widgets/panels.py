@@ -6,6 +6,7 @@ by ``effortlens.charts`` builders with small, pre-aggregated frames.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -205,6 +206,19 @@ def downloads(widget: widgets.Widget) -> list[DownloadButton]:
     return found
 
 
+def _unvalidated(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    """``chart``, whose ``to_dict()`` no longer validates the spec against the Vega-Lite schema.
+
+    A ``JupyterChart`` validates every chart it is given: jsonschema over the whole Vega-Lite
+    schema took about half of a page's kernel time on a filter change (20-40 ms a chart). The
+    chart builders' specs are validated by the tests (``tests/test_charts_*.py``).
+    """
+    object.__setattr__(
+        chart, "to_dict", functools.partial(type(chart).to_dict, chart, validate=False)
+    )
+    return chart
+
+
 class ChartPanel(widgets.VBox):
     """A titled chart with a caption, a message area and downloads (CSV of the table, PNG).
 
@@ -261,7 +275,7 @@ class ChartPanel(widgets.VBox):
         self._message.value = ""
         if width is not None:
             chart = chart.properties(width=width)
-        self._chart, self._table = chart, table_frame
+        self._chart, self._table = _unvalidated(chart), table_frame
         if self._jchart is None:
             self._jchart = alt.JupyterChart(chart)
             self._chart_box.children = [self._jchart]

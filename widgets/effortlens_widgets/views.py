@@ -153,7 +153,7 @@ def headline_kpis(state) -> list[Kpi]:
     equally long period before (when the page looks at a bounded period). Without buyer
     actions in the data, the figures that need them are unknown (—), not zero."""
     before = state.filter.previous_period()
-    previous = filter_enriched(state.enriched, before).daily if before is not None else None
+    previous = filter_frame(state.enriched.daily, before) if before is not None else None
     measured = page_coverage(state).has_buyer_actions
     return [
         Kpi(
@@ -167,7 +167,7 @@ def headline_kpis(state) -> list[Kpi]:
             else "not measured: no buyer actions in this data",
             versus="previous period" if measured or r["metric"] not in _RESPONSE_FIGURES else "",
         )
-        for r in roe_headline(state.view.daily, previous=previous).iter_rows(named=True)
+        for r in roe_headline(state.roe_facts(), previous=previous).iter_rows(named=True)
     ]
 
 
@@ -225,7 +225,7 @@ class Trend(View):
 
     def render(self, view) -> None:
         """Draw the weekly line of ``metric`` and its rolling mean."""
-        trend = roe_trend(view.daily, period="week", window=4)
+        trend = roe_trend(self.state.roe_facts(), period="week", window=4)
         if trend.height == 0:
             self._panel.show_message(self.no_effort_message("Return on effort"))
             return
@@ -279,7 +279,7 @@ class BySlice(View):
     def render(self, view) -> None:
         """Draw ROE and no-impact effort per slice of ``by``."""
         by = SLICES[self.by]
-        facts = view.daily
+        facts = self.state.roe_facts()
         if "rep_name" in by:
             facts = facts.join(view.reps.select("rep_id", "rep_name"), on="rep_id", how="left")
         table = roe_by(facts, by=by).filter(pl.col("activities") > 0)
