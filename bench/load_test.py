@@ -79,6 +79,9 @@ class Figures:
     status_after: dict = field(default_factory=dict)  # the server's own count at the end
     browser_cache: str = "cold"  # "cold": each viewer a fresh profile; "warm": visited before
     rush_cpu_s: dict = field(default_factory=dict)  # CPU seconds from the rush to the charts
+    # Voila's close beacons (POST /voila/api/shutdown/<kernel>) as the browser saw them
+    beacons: dict = field(default_factory=lambda: {"sent": 0, "failed": []})
+    pages_closed_at: float = 0.0  # time.monotonic() when the last page had closed
 
     def summary(self) -> dict:
         charts = sorted(self.first_chart_s)
@@ -231,8 +234,36 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-async def _viewer(browser, url, token, notebook, start: asyncio.Event, timeout_s, shared=None):
+SHUTDOWN = "/voila/api/shutdown/"
+_WATCHED: set[int] = set()
+
+
+def _watch_beacons(context, figures: Figures) -> None:
+    """Count the close beacons a browser context sends, and those that failed (once per context;
+    a beacon's answer is never reported, its page being gone)."""
+    if id(context) in _WATCHED:
+        return
+    _WATCHED.add(id(context))
+    beacons = figures.beacons
+
+    def sent(request):
+        if SHUTDOWN in request.url:
+            beacons["sent"] += 1
+
+    def failed(request):
+        if SHUTDOWN in request.url:
+            beacons["failed"].append(str(request.failure)[:80])
+
+    context.on("request", sent)
+    context.on("requestfailed", failed)
+
+
+async def _viewer(
+    browser, url, token, notebook, start: asyncio.Event, timeout_s, shared=None, figures=None
+):
     context = shared or await browser.new_context(viewport=VIEWPORT)
+    if figures is not None:
+        _watch_beacons(context, figures)
     page = await context.new_page()
     await start.wait()
     t0 = time.monotonic()
@@ -335,7 +366,9 @@ async def _drive(url, token, figures: Figures, server_pid: int, *, page_timeout:
             start = asyncio.Event()
             tasks = [
                 asyncio.create_task(
-                    _viewer(browser, url, token, figures.notebook, start, page_timeout, shared)
+                    _viewer(
+                        browser, url, token, figures.notebook, start, page_timeout, shared, figures
+                    )
                 )
                 for _ in range(figures.viewers)
             ]
@@ -367,9 +400,11 @@ async def _drive(url, token, figures: Figures, server_pid: int, *, page_timeout:
                     figures.failures.append(f"filter change: {type(err).__name__}")
             _sample(server_pid, figures)
             # Voila's close beacon goes out from the page's unload handlers. page.close() with
-            # run_before_unload returns before the page has gone, and closing its context at
-            # once can drop the beacon still in flight: wait for every page to go, then give
-            # the browser a moment to send what the pages queued, then close the contexts.
+            # run_before_unload returns before the page has gone, and closing its context
+            # cancels a beacon still in flight (a fixed 2 s lost the last page's beacon in a rush
+            # of 20 sharing one context: its kernel went by culling): wait for every page to
+            # go, then until the server has no viewer left (at most 30 s), as a real browser,
+            # which stays open, would let the beacons arrive; then close the contexts.
             for _context, page, _s, _f in results:
                 gone = asyncio.ensure_future(page.wait_for_event("close", timeout=60_000))
                 await page.close(run_before_unload=True)
@@ -377,7 +412,13 @@ async def _drive(url, token, figures: Figures, server_pid: int, *, page_timeout:
                     await gone
                 except Exception as err:  # noqa: BLE001
                     figures.failures.append(f"page close: {type(err).__name__}")
-            await asyncio.sleep(2.0)
+            figures.pages_closed_at = time.monotonic()
+            until = figures.pages_closed_at + 30
+            while time.monotonic() < until:
+                state = await asyncio.to_thread(status, url, token)
+                if state["viewers"] == 0:
+                    break
+                await asyncio.sleep(0.5)
             for context in {id(r[0]): r[0] for r in results}.values():
                 await context.close()
         finally:
@@ -434,7 +475,7 @@ def run_load_test(
         figures.rss_before_mb = round(memory_mb(proc.pid))
         figures.load_avg_before = round(os.getloadavg()[0], 1)
         asyncio.run(_drive(url, token, figures, proc.pid, page_timeout=page_timeout))
-        closed = time.monotonic()
+        closed = figures.pages_closed_at or time.monotonic()
         # culling time, culling rounds, pool refill (its delay, then a render)
         wait = back_to_pool_within or cull_idle + 5 * 3 + 60
         while time.monotonic() < closed + wait:
@@ -519,6 +560,8 @@ def markdown(figures: Figures, missed: list[str]) -> str:
         f"| CPU from the rush to the last first chart: browsers / server and kernels | "
         f"{figures.rush_cpu_s.get('browsers')} / {figures.rush_cpu_s.get('server_and_kernels')} s "
         f"(in {figures.rush_cpu_s.get('wall')} s on {figures.cpus} cores) |",
+        f"| close beacons sent by the pages / failed in the browser | "
+        f"{figures.beacons['sent']} / {len(figures.beacons['failed'])} |",
         f"| viewer kernels shut down after the pages closed | {figures.viewers_gone_s} s |",
         f"| back to the pool (refilled) after the pages closed | "
         f"{figures.back_to_pool_s if figures.back_to_pool_s is not None else 'no'} s "

@@ -26,7 +26,13 @@ _OFFLINE = False
 #: Set by ``effortlens serve`` for its kernels: the bundle's path under the server's base URL.
 SERVED_BUNDLE_ENV = "EFFORTLENS_CHART_BUNDLE"
 # The chart module when the server serves the bundle: loads it on first render (the module
-# itself must load within anywidget's 2 s, so it awaits nothing at import).
+# itself must load within anywidget's 2 s, so it awaits nothing at import). A page's charts
+# are drawn one at a time, in page order: the first at once, each other one once it is near
+# the viewport. The first chart is not held up by the Vega work of the others (on a busy
+# machine that work came before any chart appeared), and a chart never scrolled to, or in a
+# hidden step, costs nothing. render() returns at once (anywidget awaits it inside the
+# model's update chain); until it is drawn a chart keeps its height, so the charts below it
+# stay out of view.
 _SERVED_ESM = """
 let bundle;
 function load() {
@@ -39,10 +45,70 @@ function load() {
   }
   return bundle;
 }
+// anywidget imports this module once per chart: what the page's charts share lives on window
+const page = (window.__effortlensCharts ??= { turn: Promise.resolve(), first: null });
+function scroller(el) {
+  for (let e = el.parentElement; e; e = e.parentElement) {
+    const overflow = getComputedStyle(e).overflowY;
+    if ((overflow === "auto" || overflow === "scroll") && e.scrollHeight > e.clientHeight) {
+      return e;
+    }
+  }
+  return null;
+}
+function nearView(el, signal) {
+  return new Promise((resolve) => {
+    if (typeof IntersectionObserver === "undefined") return resolve(true);
+    const seen = new IntersectionObserver(
+      (entries) => {
+        if (entries.some((e) => e.isIntersecting)) {
+          seen.disconnect();
+          resolve(true);
+        }
+      },
+      // Voila's page scrolls in an element of its own: the margin applies to that one
+      { root: scroller(el), rootMargin: "300px 0px" },
+    );
+    seen.observe(el);
+    if (signal) signal.addEventListener("abort", () => { seen.disconnect(); resolve(false); });
+  });
+}
+function painted() {
+  return new Promise((resolve) => {
+    let done = false;
+    const go = () => { if (!done) { done = true; setTimeout(resolve, 0); } };
+    requestAnimationFrame(go);
+    setTimeout(go, 100);
+  });
+}
 export default {
-  async render(context) {
-    const module = await load();
-    return module.default.render(context);
+  render(context) {
+    const { el, model, signal } = context;
+    let cleanup;
+    const spec = model.get("spec") || {};
+    const height = typeof spec.height === "number" ? spec.height : 300;
+    el.style.minHeight = `${height + 40}px`;
+    load();
+    const draw = async () => {
+      if (signal && signal.aborted) return;
+      try {
+        const module = await load();
+        cleanup = await module.default.render(context);
+      } finally {
+        el.style.minHeight = "";
+      }
+    };
+    const queue = () => {
+      page.turn = page.turn.then(draw).catch((err) => console.error(err)).then(painted);
+      return page.turn;
+    };
+    if (!page.first) {
+      page.first = queue();
+    } else {
+      // where a chart is is known once the page around the first one is laid out
+      page.first.then(() => nearView(el, signal)).then((near) => near && queue());
+    }
+    return () => { if (typeof cleanup === "function") cleanup(); };
   },
 };
 """
@@ -233,12 +299,14 @@ class ChartPanel(widgets.VBox):
 
     def __init__(self, *, title: str = "", caption: str = "", filename: str = "", **kwargs):
         """An empty panel; :meth:`show` puts a chart in it."""
+        # one HTML widget for the heading and the message (each widget is a model, a view and
+        # its layout and style models in every viewer's page)
         self._heading = widgets.HTML()
+        self._note = ""
         super().__init__(**kwargs)
         enable_offline_charts()
         self.title, self.caption = title, caption
         self.filename = filename or (title.lower().replace(" ", "-") or "effortlens-view")
-        self._message = widgets.HTML()
         self._chart_box = widgets.Box(layout=widgets.Layout(width="100%"))
         self._jchart: alt.JupyterChart | None = None
         self._table: pl.DataFrame | None = None
@@ -249,7 +317,6 @@ class ChartPanel(widgets.VBox):
         self.add_class("el-panel")
         self.children = [
             self._heading,
-            self._message,
             self._chart_box,
             widgets.HBox([self._csv, self._png], layout={"align_items": "center"}),
         ]
@@ -262,7 +329,9 @@ class ChartPanel(widgets.VBox):
 
     def _render_heading(self) -> None:
         caption = f'<p class="el-caption">{escape(self.caption)}</p>' if self.caption else ""
-        self._heading.value = f'<h3 class="el-panel-title">{escape(self.title)}</h3>{caption}'
+        self._heading.value = (
+            f'<h3 class="el-panel-title">{escape(self.title)}</h3>{caption}{self._note}'
+        )
 
     def show(
         self,
@@ -272,7 +341,9 @@ class ChartPanel(widgets.VBox):
         width: int | None = None,
     ) -> None:
         """Show ``chart`` (and offer ``table_frame`` as CSV); ``width`` overrides its width."""
-        self._message.value = ""
+        if self._note:
+            self._note = ""
+            self._render_heading()
         if width is not None:
             chart = chart.properties(width=width)
         self._chart, self._table = _unvalidated(chart), table_frame
@@ -293,11 +364,12 @@ class ChartPanel(widgets.VBox):
 
     def show_message(self, text: str, *, error: bool = False) -> None:
         """Replace the chart by a message (no data for this slice, or a readable failure)."""
-        self._message.value = (
+        self._note = (
             error_box("This view could not be drawn.", text)
             if error
             else f'<div class="el-note">{escape(text)}</div>'
         )
+        self._render_heading()
         self._chart_box.layout.display = "none"
         self._csv.offer(None, filename=f"{self.filename}.csv")
         self._png.offer(None, filename=f"{self.filename}.png", mime="image/png")
