@@ -221,3 +221,31 @@ def test_a_partitioned_build_above_the_threshold_stores_them_per_partition(tiny_
         flow_table(with_verifiers(view, parts.enriched, Filter())),
         flow_table(with_verifiers(expected, whole.enriched, Filter())),
     )
+
+
+def test_the_pages_show_the_event_paths_tables_from_the_precomputed_inputs(tiny_planted):
+    """Wiring: the deviance and journey pages read the build's precomputed inputs and show what
+    the event functions give on the same filtered view (none, a team, a period, both)."""
+    from effortlens_widgets.apps.buyer_journey import buyer_journey_app
+    from effortlens_widgets.apps.positive_deviance import positive_deviance_app
+    from effortlens_widgets.views import page_coverage
+
+    deviance_page = positive_deviance_app(data_dir=tiny_planted)
+    journey_page = buyer_journey_app(data_dir=tiny_planted)
+    enriched = deviance_page.state.enriched
+    assert precomputed(enriched, "practice") is not None  # read from the build
+    compared = 0
+    for flt in _filters(enriched)[:4]:
+        deviance_page.state.filter = journey_page.state.filter = flt
+        view = filter_enriched(enriched, flt)
+        events_view = view.replace(activities=view.lazy("activities").collect())
+        deviance = rep_deviance(events_view)  # the event path's counts
+        shown = deviance_page.views[0].frames.get("what_differs")
+        expected = what_differs(events_view.activities, deviance)
+        if expected.height:
+            compared += 1
+            assert_frame_equal(shown, expected, check_exact=False, rel_tol=1e-9)
+        path = page_coverage(journey_page.state).stage_path
+        flow = flow_table(filter_enriched(journey_page.state.enriched, flt), stage_path=path)
+        assert_frame_equal(_as_strings(journey_page.views[0].frames["flow"]), _as_strings(flow))
+    assert compared  # the planted deviants' practice was compared at least once
