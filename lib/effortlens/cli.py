@@ -552,9 +552,11 @@ def _report_bug(err: Exception) -> None:
     """A bug in EffortLens, in words: the file and what to do. The exception itself (its name
     and message, for the bug report) only with ``EFFORTLENS_DEBUG=1``."""
     text = str(err)
-    where = text.partition(": EffortLens failed on this file")[0]
+    # a step across files (links, derivation, assembly) names its files and itself
+    where = getattr(err, "where", "") or text.partition(": EffortLens failed on this file")[0]
+    subject = getattr(err, "subject", "this file")
     print(
-        f"effortlens: {where}: EffortLens failed on this file (a bug, not a problem with your "
+        f"effortlens: {where}: EffortLens failed on {subject} (a bug, not a problem with your "
         "data; other files may load on their own). Please report it with the file; run again "
         "with EFFORTLENS_DEBUG=1 to print the details to include.",
         file=sys.stderr,

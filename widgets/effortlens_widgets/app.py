@@ -280,12 +280,13 @@ def load_error_text(err: BaseException) -> str:
     if isinstance(err, READABLE_ERRORS) and not isinstance(err, LoadBug):
         return str(err)
     # a bug: the page names the file and what to do; the exception goes to the server log
-    where = "the data folder"
-    if isinstance(err, LoadBug):
-        where = str(err).split(": EffortLens failed on this file", 1)[0]
+    where, on = "the data folder", "it"
+    if isinstance(err, LoadBug):  # a step across files names its files and itself
+        where = err.where or str(err).split(": EffortLens failed on this file", 1)[0]
+        on = f"them while {err.step}" if err.step else "it"
     at = log_problem(f"{where}: the data could not be loaded", err)
     return (
-        f"{where}: EffortLens failed on it (a bug, not a problem you can fix in the data; "
+        f"{where}: EffortLens failed on {on} (a bug, not a problem you can fix in the data; "
         "other files may load on their own). Please tell whoever runs EffortLens: the details "
         f"are in the server log (EffortLens, {at})."
     )

@@ -14,7 +14,13 @@ several times. Here each export row counts once, in its file:
   per file;
 - **derived**: records made by EffortLens rather than read (stage entries from deals' current
   stages, reps from the owners named): loaded or set aside (most often together with the
-  deal they came from), and never counted as read.
+  deal they came from), and never counted as read;
+- **lines**: for a text file, its physical lines of data counted apart from the reader
+  (:class:`~effortlens.loading.report.FileLines`): the rows the reader produced, blank lines
+  and lines inside quoted values; any difference is a problem the report flags ("LINES NOT
+  READ"). A file's ``read`` may be fewer than its rows: rows of use to no table (an admin
+  user, a history row that only changed the amount) are counted in its routing note. A file
+  read only to look things up (``Contact.csv``, ``UserRole.csv``) is listed too, read 0.
 
 Examples
 --------
@@ -26,12 +32,14 @@ Task.csv     3       2  1 (bad_timestamp 1)  activities 3
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from effortlens.loading import LoadReport
-from effortlens.loading.report import counted
+from effortlens.loading.report import FileLines, counted
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,9 @@ class FileReport:
         Canonical table -> records routed there from this file.
     derived
         True for records EffortLens derived rather than read.
+    lines
+        The physical lines of a text file and the rows its reader produced, else ``None``
+        (a Parquet file, a derivation, or a load outside :func:`~effortlens.adapters.load_any`).
     """
 
     file: str
@@ -60,6 +71,7 @@ class FileReport:
     quarantined: dict[str, int] = field(default_factory=dict)
     tables: dict[str, int] = field(default_factory=dict)
     derived: bool = False
+    lines: FileLines | None = None
 
     @property
     def quarantined_total(self) -> int:
@@ -80,13 +92,27 @@ class SourceReport(LoadReport):
     files: tuple[FileReport, ...] = ()
 
     def files_frame(self) -> pl.DataFrame:
-        """One row per source file and derivation: file, derived, read, loaded, quarantined,
-        tables (``"activities 12, buyer_actions 1"``). Summing ``read`` over the rows whose
+        """One row per source file and derivation: file, derived, lines (physical lines of
+        data, text files only), rows (rows the reader produced holding a value; lines = rows +
+        blank lines + lines inside quoted values + lines not read), lines not read (0 unless
+        rows were lost in reading), read, loaded, quarantined, tables
+        (``"activities 12, buyer_actions 1"``). Summing ``read`` over the rows whose
         ``derived`` is false counts every export row once."""
+
+        def of(f: FileReport, key: str) -> int | None:
+            if f.lines is None:
+                return None
+            return {
+                "lines": f.lines.physical,
+                "rows": f.lines.rows,
+                "lines not read": f.lines.unaccounted,
+            }[key]
+
         return pl.DataFrame(
             {
                 "file": [f.file for f in self.files],
                 "derived": [f.derived for f in self.files],
+                **{k: [of(f, k) for f in self.files] for k in LINE_COLUMNS},
                 "read": [f.read for f in self.files],
                 "loaded": [f.loaded for f in self.files],
                 "quarantined": [f.quarantined_total for f in self.files],
@@ -95,6 +121,7 @@ class SourceReport(LoadReport):
             schema={
                 "file": pl.String,
                 "derived": pl.Boolean,
+                **dict.fromkeys(LINE_COLUMNS, pl.Int64),
                 "read": pl.Int64,
                 "loaded": pl.Int64,
                 "quarantined": pl.Int64,
@@ -103,7 +130,9 @@ class SourceReport(LoadReport):
         )
 
     def files_dict(self) -> dict[str, dict]:
-        """``{file: {"read", "loaded", "quarantined": {reason: n}, "tables", "derived"}}``."""
+        """``{file: {"read", "loaded", "quarantined": {reason: n}, "tables", "derived",
+        "lines"}}``; ``lines`` (``{"physical", "rows", "blank", "quoted", "not_read"}``, see
+        :class:`~effortlens.loading.report.FileLines`) only for text files."""
         return {
             f.file: {
                 "read": f.read,
@@ -112,26 +141,42 @@ class SourceReport(LoadReport):
                 "tables": dict(f.tables),
                 "derived": f.derived,
             }
+            | ({"lines": f.lines.to_dict()} if f.lines is not None else {})
             for f in self.files
         }
 
+    def lines_not_read(self) -> list[str]:
+        """Each table, then each export text file, whose physical lines and rows read
+        disagree, in words; ``[]`` when every line is accounted for."""
+        found = [f.lines.problem() for f in self.files if f.lines is not None]
+        return super().lines_not_read() + [p for p in found if p]
+
     def files_text(self) -> str:
-        """The per-file table: export files first, then what was derived."""
-        head = ("file", "read", "loaded", "quarantined", "went to")
+        """The per-file table (export files first, then what was derived), and the files
+        whose lines were not all read ("LINES NOT READ")."""
+        lost = [f.lines.problem() for f in self.files if f.lines is not None]
+        lost = [p for p in lost if p]
+        flag = ["", "LINES NOT READ:", *(f"- {n}" for n in lost)] if lost else []
+        return "\n".join([self._files_table(), *flag])
+
+    def _files_table(self) -> str:
+        head = ("file", "lines", "rows", "read", "loaded", "quarantined", "went to")
         rows = []
         for f in self.files:
             why = ", ".join(f"{r} {n:,}" for r, n in f.quarantined.items() if n)
             rows.append(
                 (
                     f.file,
+                    _lines(f.lines),
+                    "" if f.lines is None else f"{f.lines.rows:,}",
                     f"{f.read:,}",
                     f"{f.loaded:,}",
                     f"{f.quarantined_total:,}" + (f" ({why})" if why else ""),
-                    _tables(f) + (" (derived, not read)" if f.derived else ""),
+                    (_tables(f) or "(no table)") + (" (derived, not read)" if f.derived else ""),
                 )
             )
         widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
-        right = (False, True, True, False, False)
+        right = (False, True, True, True, True, False, False)
 
         def line(cells):
             return "  ".join(
@@ -153,12 +198,58 @@ class SourceReport(LoadReport):
             f"{loaded:,} loaded, {read - loaded:,} quarantined (derived records counted apart)."
         )
         return "\n".join(
-            [lead, "", "per export file:", self.files_text(), "", "per table (records):"]
+            [lead, "", "per export file:", self._files_table(), "", "per table (records):"]
         ) + ("\n" + super().to_text())
+
+
+#: The line columns of :meth:`SourceReport.files_frame`.
+LINE_COLUMNS = ("lines", "rows", "lines not read")
 
 
 def _tables(f: FileReport) -> str:
     return ", ".join(f"{t} {n:,}" for t, n in f.tables.items() if n)
+
+
+def _lines(lines: FileLines | None) -> str:
+    """A file's physical lines for the text table: ``"12"``, ``"12 (1 blank, 2 in quotes)"``,
+    ``"12 (1 NOT READ)"``; empty for a Parquet file or a derivation."""
+    if lines is None:
+        return ""
+    parts = [
+        f"{n:,} {what}"
+        for n, what in (
+            (lines.blank, "blank"),
+            (lines.quoted, "in quotes"),
+            (lines.unaccounted, "NOT READ"),
+        )
+        if n
+    ]
+    return f"{lines.physical:,}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def with_lines(report: SourceReport, lines: Mapping[str, FileLines]) -> SourceReport:
+    """``report`` with each export text file's physical lines (see :class:`FileReport`).
+
+    A file read but routed to no table (read only to look things up, or holding no row) is
+    added after the files that were, read 0, so that every file read shows its lines.
+
+    Examples
+    --------
+    >>> r = SourceReport(tables=(), files=(FileReport("Task.csv", 3, 3),))
+    >>> r = with_lines(r, {"Task.csv": FileLines("Task.csv", 5, 3, 1, 0),
+    ...                    "Contact.csv": FileLines("Contact.csv", 2, 2)})
+    >>> [(f.file, f.read, f.lines.unaccounted) for f in r.files]
+    [('Task.csv', 3, 1), ('Contact.csv', 0, 0)]
+    >>> r.lines_not_read()[0][:48]
+    'Task.csv: 1 of its 5 physical lines were not rea'
+    """
+    if not lines:
+        return report
+    real = [dataclasses.replace(f, lines=lines.get(f.file)) for f in report.files if not f.derived]
+    named = {f.file for f in report.files}
+    extra = [FileReport(name, 0, 0, lines=n) for name, n in lines.items() if name not in named]
+    made = [f for f in report.files if f.derived]
+    return dataclasses.replace(report, files=(*real, *extra, *made))
 
 
 def file_reports(

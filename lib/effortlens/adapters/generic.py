@@ -36,7 +36,7 @@ from effortlens.adapters.derivation import (
 from effortlens.adapters.mapping import Mapping, MappingError, TableSpec, check_columns
 from effortlens.adapters.matching import merge_spellings
 from effortlens.adapters.pieces import Piece, Rule, assemble, make_piece, routing_note
-from effortlens.adapters.reading import Context, Sheet, read_sheet
+from effortlens.adapters.reading import Context, Sheet, across, file_list, read_sheet
 from effortlens.adapters.times import parse_time_columns, time_field
 from effortlens.adapters.values import (
     action_vocabulary,
@@ -107,18 +107,27 @@ def load_mapped(
     has_history = any(s.table == "stage_history" for s in mapping.tables)
     if not has_history:
         for piece, stage, stage_date, sheet, spec in opportunities:
-            pieces += _stage_entries(piece, stage, stage_date, sheet, spec, ctx)
+            with across(f"deriving the stage history of {spec.file}", [spec.file]):
+                pieces += _stage_entries(piece, stage, stage_date, sheet, spec, ctx)
     reps = [p for p in pieces if p.table == "reps"]
     others = [p for p in pieces if p.table != "reps"]
+    # a bug in a step across files names the step and the files it read, not the folder
+    named = [p.file for p in others if not p.file.startswith("(")]
     if reps:
-        pieces = reps + resolve_owner_names(others, reps, ctx)
+        listed = [p.file for p in reps]
+        step = f"matching the reps of {file_list(listed)} to the owners in {file_list(named)}"
+        with across(step, [*listed, *named]):
+            pieces = reps + resolve_owner_names(others, reps, ctx)
     else:
-        pieces = reps_from_owners(others, ctx)
+        with across(f"deriving reps from the owners in {file_list(named)}", named):
+            pieces = reps_from_owners(others, ctx)
         ctx.note(
             "no [reps] file in the mapping: reps are the owners named in the other files "
             "(no teams, segments or roles; map a reps file for peer groups)"
         )
-    return assemble(pieces, ctx, source=str(folder), now=now)
+    files = [p.file for p in pieces if not p.file.startswith("(")]
+    with across(f"validating the tables read from {file_list(files)}", files):
+        return assemble(pieces, ctx, source=str(folder), now=now)
 
 
 def _where(spec: TableSpec, sheet: Sheet) -> pl.Expr:

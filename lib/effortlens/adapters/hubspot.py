@@ -64,7 +64,7 @@ from effortlens.adapters.hubspot_objects import (
 )
 from effortlens.adapters.hubspot_owners import read_owners
 from effortlens.adapters.pieces import Piece, assemble
-from effortlens.adapters.reading import Context, read_sheet
+from effortlens.adapters.reading import Context, across, file_list, read_sheet
 from effortlens.loading import LoadedData
 from effortlens.loading.guard import guarded
 
@@ -108,7 +108,11 @@ def load_hubspot(
     >>> # load_any("hubspot_exports/", settings=load_settings())  # detects and calls this
     """
     sheets = {kind: [read_sheet(p) for p in paths] for kind, paths in files.items()}
-    links = Links(sheets, ctx)
+    every = [s.name for kind in sheets for s in sheets[kind]]
+    linked = [s.name for kind in ("contacts", "deals") for s in sheets.get(kind, [])]
+    # a bug in a step across files names the step and the files it read, not the folder
+    with across(f"linking {file_list(every)} to {file_list(linked)}", linked):
+        links = Links(sheets, ctx)
     pieces: list[Piece] = []
     # a bug reading one file is reported naming that file (guarded), not the folder
     for sheet in sheets.get("emails", []):
@@ -123,11 +127,18 @@ def load_hubspot(
     for sheet in sheets.get("deals", []):
         with guarded(sheet.name):
             pieces += read_deals(sheet, ctx)
+    named = [p.file for p in pieces if not p.file.startswith("(")]
     if sheets.get("owners"):
         with guarded(" + ".join(sheet.name for sheet in sheets["owners"])):
             reps, aliases = read_owners(sheets["owners"], ctx)
-        pieces = reps + resolve_owner_names(pieces, reps, ctx, aliases=aliases)
+        owners = [s.name for s in sheets["owners"]]
+        step = f"matching the owners of {file_list(owners)} to those named in {file_list(named)}"
+        with across(step, [*owners, *named]):
+            pieces = reps + resolve_owner_names(pieces, reps, ctx, aliases=aliases)
     else:
-        pieces = reps_from_owners(pieces, ctx)
+        with across(f"deriving reps from the owners in {file_list(named)}", named):
+            pieces = reps_from_owners(pieces, ctx)
         ctx.note("no owners export: reps are the owners named in the other files (no teams)")
-    return assemble(pieces, ctx, source=source, now=now)
+    files = [p.file for p in pieces if not p.file.startswith("(")]
+    with across(f"validating the tables read from {file_list(files)}", files):
+        return assemble(pieces, ctx, source=source, now=now)

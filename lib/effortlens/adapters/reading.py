@@ -24,7 +24,7 @@ from effortlens.loading import guard
 from effortlens.loading.delimited import decode_to_utf8, read_text_table, sniff_delimiter
 from effortlens.loading.lines import normalise_line_ends
 from effortlens.loading.parquet import read_parquet_table
-from effortlens.loading.report import DataError
+from effortlens.loading.report import DataError, FileLines, counted
 
 if TYPE_CHECKING:
     from effortlens.settings import Settings
@@ -144,21 +144,31 @@ def read_sheet(path: Path) -> Sheet:
 
     Read within the limits of the load under way (:mod:`effortlens.loading.guard`); bare-CR
     line ends, lines inside quoted values and any record the reader missed are noted for the
-    load report. A line with more fields than the header (a value holding the delimiter, not
-    quoted) does not refuse the file: it stays a row, its first fields as values, with
-    :data:`EXTRA` saying why it is set aside (the file, the line, the field counts), so the
-    file's rows read are still loaded + quarantined.
+    load report, and a text file's physical lines (counted apart from the reader) are kept
+    for it beside the rows read (:class:`~effortlens.loading.report.FileLines`, see
+    :func:`~effortlens.loading.guard.count_file`). A line with more fields than the header
+    (a value holding the delimiter, not quoted) does not refuse the file: it stays a row, its
+    first fields as values, with :data:`EXTRA` saying why it is set aside (the file, the
+    line, the field counts), so the file's rows read are still loaded + quarantined.
 
     Raises
     ------
     DataError
-        Naming the file, and the line or column, when it cannot be read.
+        Naming the file, and the line or column, when it cannot be read; a failure of
+        EffortLens itself is a :class:`~effortlens.loading.report.LoadBug` naming the file.
     """
-    if Path(path).suffix.lower() == ".parquet":
-        frame = read_parquet_table(Path(path)).select(pl.all().cast(pl.String))
+    with guard.guarded(Path(path).name):
+        return _read_sheet(Path(path))
+
+
+def _read_sheet(path: Path) -> Sheet:
+    """:func:`read_sheet` inside its guard."""
+    text = None
+    if path.suffix.lower() == ".parquet":
+        frame = read_parquet_table(path).select(pl.all().cast(pl.String))
     else:
         text = read_text_table(path, set_aside_surplus=True)
-        _note_lines(Path(path).name, text)
+        _note_lines(path.name, text)
         frame = _with_extra_fields(text, _with_merged(text))
     columns = [c for c in frame.columns if not c.startswith("__")]
     kept = [c for c in (MERGED, EXTRA, _EXTRA_LINE) if c in frame.columns]
@@ -175,7 +185,64 @@ def read_sheet(path: Path) -> Sheet:
     frame = frame.with_columns(
         pl.int_range(1, pl.len() + 1, dtype=pl.UInt32).alias(LINE), raw.alias(RAW)
     )
-    return Sheet(Path(path), frame)
+    # a line of empty fields (a row deleted in a spreadsheet) holds nothing to load: counted
+    # apart as blank, like the blank lines of a canonical table, its neighbours keep their rows
+    empty = pl.lit(bool(columns)) & pl.all_horizontal(
+        [pl.col(c).is_null() for c in (*columns, *kept) if c != _EXTRA_LINE]
+    )
+    blank = int(frame.select(empty.sum()).item()) if columns and frame.height else 0
+    if text is not None:
+        guard.count_file(_file_lines(path.name, text, rows=frame.height - blank, blank=blank))
+    if blank:
+        frame = frame.filter(~empty)
+        what = "blank line" if text is not None else "blank row"
+        guard.note(f"{path.name}: skipped {counted(blank, what)} (every field empty)")
+    return Sheet(path, frame)
+
+
+def _file_lines(name: str, text, *, rows: int, blank: int) -> FileLines:
+    """The physical lines of data of ``text`` (counted apart from the reader) beside the rows
+    the reader produced (surplus-field rows included): ``rows`` holding a value, ``blank``
+    holding none."""
+    count = text.count
+    physical = max(count.lines - count.header_lines, 0)
+    return FileLines(
+        name, physical=physical, rows=rows, blank=blank, quoted=max(physical - count.records, 0)
+    )
+
+
+def file_list(names: Iterable[str]) -> str:
+    """File names in words, each once: ``"A.csv"``, ``"A.csv and B.csv"``, ``"A.csv, B.csv
+    and C.csv"``.
+
+    Examples
+    --------
+    >>> file_list(["Task.csv", "Event.csv", "Task.csv", "User.csv"])
+    'Task.csv, Event.csv and User.csv'
+    """
+    unique = list(dict.fromkeys(n for n in names if n))
+    if len(unique) < 2:
+        return "".join(unique)
+    return ", ".join(unique[:-1]) + " and " + unique[-1]
+
+
+def across(step: str, names: Iterable[str]):
+    """Guard a step that works across several export files (links, derivation, assembly).
+
+    A failure of EffortLens inside it is a :class:`~effortlens.loading.report.LoadBug` that
+    names ``names`` (the files the step read) and ``step`` (what it was doing, naming them:
+    ``"linking Task.csv to Opportunity.csv"``); see :func:`effortlens.loading.guard.guarded`.
+
+    Examples
+    --------
+    >>> with across("linking Task.csv to Opportunity.csv", ["Task.csv", "Opportunity.csv"]):
+    ...     raise KeyError("Id")
+    Traceback (most recent call last):
+    ...
+    effortlens.loading.report.LoadBug: Task.csv, Opportunity.csv: EffortLens failed while ...
+    """
+    listed = ", ".join(dict.fromkeys(n for n in names if n)) or "the export files"
+    return guard.guarded(listed, step=step)
 
 
 def _with_merged(text) -> pl.DataFrame:

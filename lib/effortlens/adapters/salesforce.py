@@ -72,7 +72,7 @@ from pathlib import Path
 from effortlens.adapters.currency import rate_tables
 from effortlens.adapters.derivation import reps_from_owners
 from effortlens.adapters.pieces import Piece, assemble
-from effortlens.adapters.reading import Context, read_sheet
+from effortlens.adapters.reading import Context, across, file_list, read_sheet
 from effortlens.adapters.salesforce_activities import read_emails, read_events, read_tasks
 from effortlens.adapters.salesforce_deals import (
     DEFAULT_STAGES,
@@ -134,8 +134,16 @@ def load_salesforce(
     >>> # load_any("exports/", settings=load_settings())  # detects Salesforce and calls this
     """
     sheets = {kind: [normalised(read_sheet(p)) for p in paths] for kind, paths in files.items()}
-    check_essential(sheets)
-    links = Links(sheets)
+
+    def named(*kinds: str) -> list[str]:
+        return [s.name for k in (kinds or sheets) for s in sheets.get(k, [])]
+
+    # a bug in a step across files names the step and the files it read, not the folder
+    with across(f"checking the columns of {file_list(named())}", named()):
+        check_essential(sheets)
+    linked = named("Opportunity", "Contact", "User")
+    with across(f"linking {file_list(named())} to {file_list(linked)}", linked):
+        links = Links(sheets)
     pieces: list[Piece] = []
 
     kept_tasks: dict[str, str | None] = {}
@@ -149,31 +157,56 @@ def load_salesforce(
         with guarded(sheet.name):
             pieces += read_events(sheet, ctx, links)
     email_sheets = sheets.get("EmailMessage", [])
-    email_pieces = [p for sheet in email_sheets for p in read_emails(sheet, ctx, links, kept_tasks)]
-    rates = rate_tables(
-        frames(sheets.get("CurrencyType", [])), frames(sheets.get("DatedConversionRate", []))
-    )
+
+    def emails(kept: dict[str, str | None]) -> list[Piece]:
+        out = []
+        for sheet in email_sheets:
+            step = f"matching {sheet.name} to the tasks of {file_list(named('Task'))}"
+            with across(step, [sheet.name, *named("Task")]):
+                out += read_emails(sheet, ctx, links, kept)
+        return out
+
+    email_pieces = emails(kept_tasks)
+    currency = named("CurrencyType", "DatedConversionRate")
+    with across(f"reading the currency rates of {file_list(currency)}", currency):
+        rates = rate_tables(
+            frames(sheets.get("CurrencyType", [])), frames(sheets.get("DatedConversionRate", []))
+        )
     opportunity_pieces = []
     for sheet in sheets.get("Opportunity", []):
         with guarded(sheet.name):
             opportunity_pieces.append(read_opportunities(sheet, ctx, rates))
     pieces += [piece for piece, _, _ in opportunity_pieces]
-    pieces += read_stage_history(sheets, ctx, opportunity_pieces)
+    history = named("OpportunityHistory", "OpportunityFieldHistory", "Opportunity")
+    step = f"reading the stage history of {file_list(history)} (deriving it where missing)"
+    with across(step, history):
+        pieces += read_stage_history(sheets, ctx, opportunity_pieces)
 
+    owners = [p.file for p in pieces + email_pieces if not p.file.startswith("(")]
     if sheets.get("User"):
-        with guarded(" + ".join(sheet.name for sheet in sheets["User"])):
+        users = named("User", "UserRole")
+        step = f"matching the users of {file_list(users)} to the owners in {file_list(owners)}"
+        with across(step, [*users, *owners]):
             pieces += read_users(sheets, ctx, pieces + email_pieces)
     else:
-        pieces = reps_from_owners(pieces + email_pieces, ctx)
+        with across(f"deriving reps from the owners in {file_list(owners)}", owners):
+            pieces = reps_from_owners(pieces + email_pieces, ctx)
         email_pieces = []
         ctx.note("no User export: reps are the owner ids of tasks, events and deals, unnamed")
-    data = assemble(pieces + email_pieces, ctx, source=source, now=now)
+    data = _assemble(pieces + email_pieces, ctx, source=source, now=now)
     # dedupe never drops both copies: an email set aside as its Task is kept when that Task
     # was itself quarantined by validation (a bad time, an unknown owner…)
     loaded = set(data.tables["activities"]["activity_id"].to_list())
     lost = {t for t in kept_tasks if t not in loaded}
     if lost and email_pieces:
         still = {t: e for t, e in kept_tasks.items() if t in loaded}
-        email_pieces = [p for sheet in email_sheets for p in read_emails(sheet, ctx, links, still)]
-        data = assemble(pieces + email_pieces, ctx, source=source, now=now)
+        email_pieces = emails(still)
+        data = _assemble(pieces + email_pieces, ctx, source=source, now=now)
     return data
+
+
+def _assemble(pieces: list[Piece], ctx: Context, *, source: str, now: datetime | None):
+    """:func:`assemble`, a bug in it naming the files whose rows it was validating."""
+    files = [p.file for p in pieces if not p.file.startswith("(")]
+    with across(f"validating the tables read from {file_list(files)}", files):
+        return assemble(pieces, ctx, source=source, now=now)

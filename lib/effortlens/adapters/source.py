@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from effortlens.adapters.accounting import SourceReport, with_lines
 from effortlens.adapters.detect import FORMATS, Detection, classify, detect_format, mapping_file
 from effortlens.adapters.mapping import Mapping, MappingError, load_mapping
 from effortlens.adapters.reading import Context
@@ -80,12 +81,18 @@ def load_any(
     if format is not None and format not in FORMATS:
         raise ValueError(f"format must be one of {list(FORMATS)}, got {format!r}")
     with guard.load_scope(settings.limits) as scope, guard.guarded(str(folder)):
-        data = _load_any(folder, settings=settings, mapping=mapping, format=format, now=now)
-        extra = tuple(n for n in scope.notes if n not in data.report.notes)
-        if not extra:
-            return data
-        report = replace(data.report, notes=data.report.notes + extra)
-        return replace(data, report=report)
+        before, scope.lines = scope.lines, {}  # the lines of this load's files only
+        try:
+            data = _load_any(folder, settings=settings, mapping=mapping, format=format, now=now)
+        finally:
+            lines, scope.lines = scope.lines, {**before, **scope.lines}
+        report = data.report
+        if isinstance(report, SourceReport):  # each export file's lines beside its rows
+            report = with_lines(report, lines)
+        extra = tuple(n for n in scope.notes if n not in report.notes)
+        if extra:
+            report = replace(report, notes=report.notes + extra)
+        return data if report is data.report else replace(data, report=report)
 
 
 def _load_any(folder: Path, *, settings, mapping, format, now):  # noqa: A002
@@ -191,7 +198,10 @@ def load_command_text(
     reason, ``file``, ``missing``). Raises ``DataError`` / :class:`MappingError` like
     :func:`load_any`. With ``by_file`` the counts are per export file instead (each row once in
     its file, loaded + quarantined = read, derived records apart; ``{file: {"read", "loaded",
-    "quarantined", "tables", "derived"}}`` as JSON); a canonical folder is one file per table.
+    "quarantined", "tables", "derived", "lines"}}`` as JSON, ``lines`` being a text file's
+    physical lines beside the rows read: ``{"physical", "rows", "blank", "quoted",
+    "not_read"}``); a canonical folder is one file per table. Lines not all read are flagged
+    ("LINES NOT READ") in the text.
     """
     data = load_any(folder, settings=settings, mapping=mapping, format=format, now=now)
     report = data.report

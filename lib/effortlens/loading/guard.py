@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from effortlens.loading.report import DataError, LoadBug
+from effortlens.loading.report import DataError, FileLines, LoadBug
 from effortlens.settings import Limits
 
 MB = 1 << 20
@@ -49,12 +49,14 @@ TEXT_CELL_BYTES = 60
 
 @dataclass
 class LoadScope:
-    """The state of one load: its limits, memory at the start, memory reserved, notes."""
+    """The state of one load: its limits, memory at the start, memory reserved, notes, and
+    the physical lines of each export text file read (by file name, see :func:`count_file`)."""
 
     limits: Limits
     start_rss: int
     reserved: int = 0
     notes: list[str] = field(default_factory=list)
+    lines: dict[str, FileLines] = field(default_factory=dict)
 
     @property
     def budget(self) -> int:
@@ -130,6 +132,14 @@ def note(sentence: str) -> None:
         scope.note(sentence)
 
 
+def count_file(lines: FileLines) -> None:
+    """Keep the physical lines of an export file for the report of the load under way
+    (nothing outside a load)."""
+    scope = _SCOPE.get()
+    if scope is not None:
+        scope.lines[lines.file] = lines
+
+
 def _mb(n: int) -> str:
     return f"{max(n // MB, 1):,} MB"
 
@@ -192,8 +202,12 @@ def unreadable(name: str, err: OSError) -> DataError:
 
 
 @contextlib.contextmanager
-def guarded(file: str) -> Iterator[None]:
+def guarded(file: str, *, step: str = "") -> Iterator[None]:
     """Turn what no input should raise into a message naming ``file``.
+
+    For a step that works across several files (links, derivation, assembly), ``file``
+    names the files it reads and ``step`` says what it does (``"linking Task.csv to
+    Opportunity.csv"``): a bug then names both (see :meth:`LoadBug.of`).
 
     :class:`DataError` passes as it is; ``OSError`` becomes a :class:`DataError` (see
     :func:`unreadable`); a Polars panic (a ``BaseException``) or any other exception becomes
@@ -221,7 +235,7 @@ def guarded(file: str) -> Iterator[None]:
     except (Exception, pl.exceptions.PanicException) as err:
         if _is_settings_or_mapping_error(err):
             raise
-        raise LoadBug.of(file, err) from err
+        raise LoadBug.of(file, err, step=step) from err
 
 
 def _is_settings_or_mapping_error(err: BaseException) -> bool:

@@ -33,14 +33,43 @@ class LoadBug(DataError):
     'reps.csv: EffortLens failed on this file (a bug: Run'
     """
 
+    #: What the bug names: a file, or the files a step across files read.
+    where: str = ""
+    #: The step across files that failed (``"linking Task.csv to Opportunity.csv"``), or ``""``
+    #: when the bug is in one file.
+    step: str = ""
+
     @classmethod
-    def of(cls, file: str, err: BaseException) -> LoadBug:
-        """The bug of ``err`` raised while loading ``file``, in words."""
+    def of(cls, file: str, err: BaseException, *, step: str = "") -> LoadBug:
+        """The bug of ``err`` raised while loading ``file``, in words.
+
+        With ``step`` (a step that works across several files: links, derivation, assembly),
+        ``file`` names the files it read and the message says the step.
+
+        Examples
+        --------
+        >>> bug = LoadBug.of("Task.csv, Opportunity.csv", KeyError("Id"),
+        ...     step="linking Task.csv to Opportunity.csv")
+        >>> str(bug).split(" (a bug")[0]
+        'Task.csv, Opportunity.csv: EffortLens failed while linking Task.csv to Opportunity.csv'
+        >>> bug.where, bug.subject
+        ('Task.csv, Opportunity.csv', 'these files while linking Task.csv to Opportunity.csv')
+        """
         first = (str(err).strip().splitlines() or [""])[0][:300]
-        return cls(
-            f"{file}: EffortLens failed on this file (a bug: {type(err).__name__}: {first}). "
-            "Please report it with the file; other files may load on their own."
+        what = f"while {step}" if step else "on this file"
+        bug = cls(
+            f"{file}: EffortLens failed {what} (a bug: {type(err).__name__}: {first}). "
+            f"Please report it with the file{'s' if step else ''}; other files may load on "
+            "their own."
         )
+        bug.where, bug.step = file, step
+        return bug
+
+    @property
+    def subject(self) -> str:
+        """What failed, after "EffortLens failed on": ``"this file"``, or ``"these files while
+        <step>"``."""
+        return f"these files while {self.step}" if self.step else "this file"
 
 
 #: Reason codes, in the order the rules are checked; the first failing rule wins.
@@ -134,6 +163,89 @@ class TableReport:
         return self.lines - self.read - self.blank_lines - self.quoted_lines
 
 
+def lines_not_read(
+    label: str, *, physical: int, read: int, blank: int, quoted: int, read_as: str = "read"
+) -> str | None:
+    """The problem, in words, when a text file's physical lines and the rows read disagree.
+
+    ``physical`` lines of data (counted apart from the parser) should be ``read`` rows,
+    ``blank`` lines and ``quoted`` lines inside quoted values (continuing a row); ``None``
+    when they are.
+
+    Examples
+    --------
+    >>> print(lines_not_read("Task.csv", physical=12, read=9, blank=1, quoted=1))
+    Task.csv: 1 of its 12 physical lines were not read (read 9, blank 1, inside quoted values 1);...
+    >>> lines_not_read("Task.csv", physical=12, read=10, blank=1, quoted=1) is None
+    True
+    """
+    missing = physical - read - blank - quoted
+    if not missing:
+        return None
+    counts = f"{read_as} {read:,}, blank {blank:,}, inside quoted values {quoted:,}"
+    if missing < 0:
+        return (
+            f"{label}: {-missing:,} more rows were read than its {physical:,} physical lines "
+            f"hold ({counts}); check the file's quotes and line ends"
+        )
+    return (
+        f"{label}: {missing:,} of its {physical:,} physical lines were not read ({counts}); "
+        "check the file's quotes and line ends"
+    )
+
+
+@dataclass(frozen=True)
+class FileLines:
+    """The physical lines of data of one export text file and the rows its reader produced.
+
+    ``physical`` is counted apart from the parser (:func:`~effortlens.loading.lines.
+    count_lines`, header excluded); ``rows`` are the rows the reader produced that hold a
+    value, ``blank`` those that hold none (empty lines), ``quoted`` the lines inside quoted
+    values (each continuing the row before). :attr:`unaccounted` is zero unless rows were
+    lost (or read twice) in reading.
+
+    Examples
+    --------
+    >>> FileLines("Task.csv", physical=12, rows=10, blank=1, quoted=1).unaccounted
+    0
+    >>> FileLines("Task.csv", physical=12, rows=9, blank=1, quoted=1).to_dict()
+    {'physical': 12, 'rows': 9, 'blank': 1, 'quoted': 1, 'not_read': 1}
+    """
+
+    file: str
+    physical: int
+    rows: int
+    blank: int = 0
+    quoted: int = 0
+
+    @property
+    def unaccounted(self) -> int:
+        """Physical lines neither read as a row, blank nor inside a quoted value."""
+        return self.physical - self.rows - self.blank - self.quoted
+
+    def to_dict(self) -> dict[str, int]:
+        """``{"physical", "rows", "blank", "quoted", "not_read"}`` (``not_read`` is
+        :attr:`unaccounted`: negative when more rows were read than lines hold)."""
+        return {
+            "physical": self.physical,
+            "rows": self.rows,
+            "blank": self.blank,
+            "quoted": self.quoted,
+            "not_read": self.unaccounted,
+        }
+
+    def problem(self) -> str | None:
+        """The difference in words (see :func:`lines_not_read`), or ``None``."""
+        return lines_not_read(
+            self.file,
+            physical=self.physical,
+            read=self.rows,
+            blank=self.blank,
+            quoted=self.quoted,
+            read_as="rows read",
+        )
+
+
 @dataclass(frozen=True)
 class LoadReport:
     """The load report: one :class:`TableReport` per canonical table, and notes.
@@ -203,6 +315,24 @@ class LoadReport:
             },
         )
 
+    def lines_not_read(self) -> list[str]:
+        """Each table whose physical lines and rows read disagree, in words (see
+        :func:`lines_not_read`); ``[]`` when every line is accounted for."""
+        out = []
+        for t in self.tables:
+            if t.lines is None:
+                continue
+            problem = lines_not_read(
+                f"{t.table} ({t.file})",
+                physical=t.lines,
+                read=t.read,
+                blank=t.blank_lines,
+                quoted=t.quoted_lines,
+            )
+            if problem:
+                out.append(problem)
+        return out
+
     def to_text(self) -> str:
         """A plain-text table for the terminal, notes below it."""
         head = ("table", "file", "read", "loaded", "quarantined")
@@ -224,13 +354,7 @@ class LoadReport:
             ).rstrip()
 
         out = [line(head), line(["-" * w for w in widths]), *map(line, rows)]
-        lost = [
-            f"{t.table} ({t.file}): {t.unaccounted:,} of its {t.lines:,} physical lines were "
-            f"not read (read {t.read:,}, blank {t.blank_lines:,}, inside quoted values "
-            f"{t.quoted_lines:,}); check the file's quotes and line ends"
-            for t in self.tables
-            if t.unaccounted
-        ]
+        lost = self.lines_not_read()
         if lost:
             out += ["", "LINES NOT READ:", *(f"- {n}" for n in lost)]
         if self.notes:
