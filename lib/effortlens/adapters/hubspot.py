@@ -108,10 +108,11 @@ def load_hubspot(
     >>> # load_any("hubspot_exports/", settings=load_settings())  # detects and calls this
     """
     sheets = {kind: [read_sheet(p) for p in paths] for kind, paths in files.items()}
-    every = [s.name for kind in sheets for s in sheets[kind]]
+    acts = [s.name for kind in ("emails", "calls", "meetings") for s in sheets.get(kind, [])]
     linked = [s.name for kind in ("contacts", "deals") for s in sheets.get(kind, [])]
     # a bug in a step across files names the step and the files it read, not the folder
-    with across(f"linking {file_list(every)} to {file_list(linked)}", linked):
+    step = f"linking {file_list(acts) or 'the activities'} to {file_list(linked) or 'no deal'}"
+    with across(step, linked):
         links = Links(sheets, ctx)
     pieces: list[Piece] = []
     # a bug reading one file is reported naming that file (guarded), not the folder

@@ -142,7 +142,8 @@ def load_salesforce(
     with across(f"checking the columns of {file_list(named())}", named()):
         check_essential(sheets)
     linked = named("Opportunity", "Contact", "User")
-    with across(f"linking {file_list(named())} to {file_list(linked)}", linked):
+    acts = file_list(named("Task", "Event", "EmailMessage")) or "the activities"
+    with across(f"linking {acts} to {file_list(linked)}", linked):
         links = Links(sheets)
     pieces: list[Piece] = []
 
@@ -168,7 +169,8 @@ def load_salesforce(
 
     email_pieces = emails(kept_tasks)
     currency = named("CurrencyType", "DatedConversionRate")
-    with across(f"reading the currency rates of {file_list(currency)}", currency):
+    rates_of = f" of {file_list(currency)}" if currency else " (none exported)"
+    with across(f"reading the currency rates{rates_of}", currency):
         rates = rate_tables(
             frames(sheets.get("CurrencyType", [])), frames(sheets.get("DatedConversionRate", []))
         )
