@@ -283,7 +283,7 @@ def load_error_text(err: BaseException) -> str:
     where, on = "the data folder", "it"
     if isinstance(err, LoadBug):  # a step across files names its files and itself
         where = err.where or str(err).split(": EffortLens failed on this file", 1)[0]
-        on = f"them while {err.step}" if err.step else "it"
+        on = f"{'them' if err.plural else 'it'} while {err.step}" if err.step else "it"
     at = log_problem(f"{where}: the data could not be loaded", err)
     return (
         f"{where}: EffortLens failed on {on} (a bug, not a problem you can fix in the data; "

@@ -107,7 +107,7 @@ def load_mapped(
     has_history = any(s.table == "stage_history" for s in mapping.tables)
     if not has_history:
         for piece, stage, stage_date, sheet, spec in opportunities:
-            with across(f"deriving the stage history of {spec.file}", [spec.file]):
+            with across("deriving the deals' stage history", [spec.file]):
                 pieces += _stage_entries(piece, stage, stage_date, sheet, spec, ctx)
     reps = [p for p in pieces if p.table == "reps"]
     others = [p for p in pieces if p.table != "reps"]
@@ -119,14 +119,14 @@ def load_mapped(
         with across(step, [*listed, *named]):
             pieces = reps + resolve_owner_names(others, reps, ctx)
     else:
-        with across(f"deriving reps from the owners in {file_list(named)}", named):
+        with across("deriving reps from the owners they name", named):
             pieces = reps_from_owners(others, ctx)
         ctx.note(
             "no [reps] file in the mapping: reps are the owners named in the other files "
             "(no teams, segments or roles; map a reps file for peer groups)"
         )
     files = [p.file for p in pieces if not p.file.startswith("(")]
-    with across(f"validating the tables read from {file_list(files)}", files):
+    with across("validating the tables they make", files):
         return assemble(pieces, ctx, source=str(folder), now=now)
 
 

@@ -111,7 +111,8 @@ def load_hubspot(
     acts = [s.name for kind in ("emails", "calls", "meetings") for s in sheets.get(kind, [])]
     linked = [s.name for kind in ("contacts", "deals") for s in sheets.get(kind, [])]
     # a bug in a step across files names the step and the files it read, not the folder
-    step = f"linking {file_list(acts) or 'the activities'} to {file_list(linked) or 'no deal'}"
+    to = file_list(linked) or "the contacts and deals"
+    step = f"linking {file_list(acts) or 'the activities'} to {to}"
     with across(step, linked):
         links = Links(sheets, ctx)
     pieces: list[Piece] = []
@@ -137,9 +138,9 @@ def load_hubspot(
         with across(step, [*owners, *named]):
             pieces = reps + resolve_owner_names(pieces, reps, ctx, aliases=aliases)
     else:
-        with across(f"deriving reps from the owners in {file_list(named)}", named):
+        with across("deriving reps from the owners they name", named):
             pieces = reps_from_owners(pieces, ctx)
         ctx.note("no owners export: reps are the owners named in the other files (no teams)")
     files = [p.file for p in pieces if not p.file.startswith("(")]
-    with across(f"validating the tables read from {file_list(files)}", files):
+    with across("validating the tables they make", files):
         return assemble(pieces, ctx, source=source, now=now)

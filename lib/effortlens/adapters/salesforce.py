@@ -139,7 +139,7 @@ def load_salesforce(
         return [s.name for k in (kinds or sheets) for s in sheets.get(k, [])]
 
     # a bug in a step across files names the step and the files it read, not the folder
-    with across(f"checking the columns of {file_list(named())}", named()):
+    with across("checking the columns they must have", named()):
         check_essential(sheets)
     linked = named("Opportunity", "Contact", "User")
     acts = file_list(named("Task", "Event", "EmailMessage")) or "the activities"
@@ -169,8 +169,7 @@ def load_salesforce(
 
     email_pieces = emails(kept_tasks)
     currency = named("CurrencyType", "DatedConversionRate")
-    rates_of = f" of {file_list(currency)}" if currency else " (none exported)"
-    with across(f"reading the currency rates{rates_of}", currency):
+    with across("reading their currency rates", currency):
         rates = rate_tables(
             frames(sheets.get("CurrencyType", [])), frames(sheets.get("DatedConversionRate", []))
         )
@@ -180,8 +179,7 @@ def load_salesforce(
             opportunity_pieces.append(read_opportunities(sheet, ctx, rates))
     pieces += [piece for piece, _, _ in opportunity_pieces]
     history = named("OpportunityHistory", "OpportunityFieldHistory", "Opportunity")
-    step = f"reading the stage history of {file_list(history)} (deriving it where missing)"
-    with across(step, history):
+    with across("reading their stage history (derived where it is missing)", history):
         pieces += read_stage_history(sheets, ctx, opportunity_pieces)
 
     owners = [p.file for p in pieces + email_pieces if not p.file.startswith("(")]
@@ -191,7 +189,7 @@ def load_salesforce(
         with across(step, [*users, *owners]):
             pieces += read_users(sheets, ctx, pieces + email_pieces)
     else:
-        with across(f"deriving reps from the owners in {file_list(owners)}", owners):
+        with across("deriving reps from the owners they name", owners):
             pieces = reps_from_owners(pieces + email_pieces, ctx)
         email_pieces = []
         ctx.note("no User export: reps are the owner ids of tasks, events and deals, unnamed")
@@ -210,5 +208,5 @@ def load_salesforce(
 def _assemble(pieces: list[Piece], ctx: Context, *, source: str, now: datetime | None):
     """:func:`assemble`, a bug in it naming the files whose rows it was validating."""
     files = [p.file for p in pieces if not p.file.startswith("(")]
-    with across(f"validating the tables read from {file_list(files)}", files):
+    with across("validating the tables they make", files):
         return assemble(pieces, ctx, source=source, now=now)

@@ -66,10 +66,17 @@ class LoadBug(DataError):
         return bug
 
     @property
+    def plural(self) -> bool:
+        """Whether the bug names several files (a step across files that read more than one)."""
+        return ", " in self.where
+
+    @property
     def subject(self) -> str:
-        """What failed, after "EffortLens failed on": ``"this file"``, or ``"these files while
-        <step>"``."""
-        return f"these files while {self.step}" if self.step else "this file"
+        """What failed, after "EffortLens failed on": ``"this file"``, or with a step ``"these
+        files while <step>"`` (``"this file while <step>"`` when the step read one file)."""
+        if not self.step:
+            return "this file"
+        return f"{'these files' if self.plural else 'this file'} while {self.step}"
 
 
 #: Reason codes, in the order the rules are checked; the first failing rule wins.
