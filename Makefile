@@ -20,6 +20,9 @@ DATA ?= $(or $(EFFORTLENS_DATA),$(DEFAULT_DATA))
 RUN_HOST := 127.0.0.1
 HOST := 0.0.0.0
 PORT ?= 8866
+# Preheated kernels per app (`make run POOL=0`: kernels start only when a page is opened). Each
+# holds its app's data: 0.4-0.7 GB each at 10M activities, so 9 apps x POOL kernels (README).
+POOL ?= 1
 SERVE_ARGS ?=
 LAB_PORT ?= 8888
 PYTEST_ARGS ?=
@@ -76,11 +79,12 @@ run: $(VENV)/.installed-lab $(NEEDS_SAMPLE)
 	@# build the facts once (or reuse a current build) before the preheated kernels open them
 	$(VENV)/bin/effortlens build "$(abspath $(DATA))" >/dev/null
 	$(PY) -m effortlens_serve --no-auth --host $(RUN_HOST) --port $(PORT) --data "$(abspath $(DATA))" \
-		--cull-connected 0 $(SERVE_ARGS)
+		--pool $(POOL) --cull-connected 0 $(SERVE_ARGS)
 
 serve: $(VENV)/.installed-lab $(NEEDS_SAMPLE)
 	@echo "data: $(DATA); Ctrl-C stops the server"
-	$(PY) -m effortlens_serve --host $(HOST) --port $(PORT) --data "$(abspath $(DATA))" $(SERVE_ARGS)
+	$(PY) -m effortlens_serve --host $(HOST) --port $(PORT) --data "$(abspath $(DATA))" \
+		--pool $(POOL) $(SERVE_ARGS)
 
 lab: $(VENV)/.installed-lab $(NEEDS_SAMPLE)
 	EFFORTLENS_DATA="$(abspath $(DATA))" $(VENV)/bin/jupyter lab --ServerApp.ip=$(RUN_HOST) --ServerApp.port=$(LAB_PORT) \
