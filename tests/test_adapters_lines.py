@@ -211,14 +211,41 @@ def test_a_row_lost_in_reading_is_flagged_per_file(folder, file, quoted, monkeyp
     assert f"- {flag}" in capsys.readouterr().out
 
 
+def _page(widget) -> str:
+    """The HTML a widget and its children show."""
+    own = widget.value if isinstance(getattr(widget, "value", None), str) else ""
+    return own + "".join(_page(child) for child in getattr(widget, "children", ()))
+
+
 def test_start_here_lists_each_files_lines_and_the_lines_not_read(monkeypatch):
     from effortlens_widgets.load_report import LoadReportView
 
-    sound = LoadReportView(value=load_any(CRM / "hubspot_line_ends")).frames["files"]
-    emails = sound.filter(pl.col("file") == "emails.csv").row(0, named=True)
-    assert (emails["lines"], emails["rows"], emails["lines not read"]) == (12, 7, 0)
+    sound = LoadReportView(value=load_any(CRM / "hubspot_line_ends"))
+    emails = sound.frames["files"].filter(pl.col("file") == "emails.csv").row(0, named=True)
+    counts = ("lines", "rows", "blank lines", "lines in quotes", "lines not read")
+    assert tuple(emails[c] for c in counts) == (12, 7, 0, 5, 0)
+    total = sound.frames["files"].filter(pl.col("file") == "all export files").row(0, named=True)
+    assert total["lines"] == total["rows"] + total["blank lines"] + total["lines in quotes"]
+    assert "physical lines" in _page(sound) and "Lines not read" not in _page(sound)
+    assert "were neither read" not in sound.headline
 
     _losing("calls.csv", monkeypatch)
     view = LoadReportView(value=load_any(CRM / "hubspot_line_ends"))
     files = view.frames["files"]
-    assert files.filter(pl.col("lines not read") > 0)["file"].to_list() == ["calls.csv"]
+    lost = files.filter(pl.col("lines not read") > 0)["file"].to_list()
+    assert lost == ["calls.csv", "all export files"]  # and the total says so
+    assert not view.sound
+    assert "1 file had physical lines that were neither read" in view.headline
+    assert "Lines not read" in _page(view)
+    assert "calls.csv: 1 of its 4 physical lines were not read" in _page(view)
+
+
+def test_a_sound_export_whose_lines_were_not_all_read_is_not_called_sound(monkeypatch):
+    from effortlens_widgets.load_report import LoadReportView
+
+    folder = CRM / "sf_empty_lookup"
+    assert LoadReportView(value=load_any(folder)).sound  # nothing quarantined, nothing lost
+    _losing("Task.csv", monkeypatch)
+    view = LoadReportView(value=load_any(folder))
+    assert not view.sound
+    assert view.headline.startswith("Lines of the files were not read.")

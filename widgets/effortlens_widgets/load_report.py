@@ -14,6 +14,8 @@ from traitlets import Any, Bool, Dict, Int, TraitError, Unicode, observe, valida
 from effortlens_widgets._html import CSS, escape, number, table
 
 _REPORT_LABELS = {"read": "rows read", "loaded": "loaded", "quarantined": "quarantined"}
+# an export text file's physical lines, counted apart from the reader (SourceReport.files_frame)
+_REPORT_LABELS |= {"lines": "physical lines", "rows": "rows in the file"}
 _ROW_COLUMNS = ("table", "row", "column", "message", "raw")
 _NO_DATA = ("No data loaded yet", "Choose a data folder and press Load.")
 
@@ -138,8 +140,10 @@ class LoadReportView(widgets.VBox):
                 return
             report = self.value.report
             reasons = _reasons(report.to_dict())
+            # physical lines neither read nor accounted for (rows lost in reading): a problem
+            lost = report.lines_not_read() if hasattr(report, "lines_not_read") else []
             self.set_trait("reasons", reasons)
-            self.set_trait("sound", not reasons)
+            self.set_trait("sound", not reasons and not lost)
             frames: dict[str, pl.DataFrame] = {}
             # an export's report also counts per source file: each export row once there,
             # derived records apart (summing tables would count a bad deal and its derived
@@ -147,10 +151,8 @@ class LoadReportView(widgets.VBox):
             if getattr(report, "files", ()):
                 frames["tables"] = _table_report(report.to_frame(), total=False)
                 frames["files"] = _files_report(report.files_frame())
-                self._say(
-                    *_files_headline(report.files_frame(), reasons, self.value.missing_tables),
-                    sound=not reasons,
-                )
+                said = _files_headline(report.files_frame(), reasons, self.value.missing_tables)
+                self._say(*_with_lost(said, lost, reasons), sound=self.sound)
                 self._tables.value = (
                     '<div class="el-section">What was read, file by file</div>'
                     + table(frames["files"], labels=_REPORT_LABELS, total_row=True)
@@ -159,10 +161,8 @@ class LoadReportView(widgets.VBox):
                 )
             else:
                 frames["tables"] = _table_report(report.to_frame())
-                self._say(
-                    *_headline(report.to_frame(), reasons, self.value.missing_tables),
-                    sound=not reasons,
-                )
+                said = _headline(report.to_frame(), reasons, self.value.missing_tables)
+                self._say(*_with_lost(said, lost, reasons), sound=self.sound)
                 self._tables.value = (
                     '<div class="el-section">What was read, table by table</div>'
                     + table(frames["tables"], labels=_REPORT_LABELS, total_row=True)
@@ -183,7 +183,7 @@ class LoadReportView(widgets.VBox):
                 (f"{code} ({number(n)} rows)", code) for code, n in reasons.items()
             ]
             self.reason = next(iter(reasons), "")
-            self._notes.value = _notes(report.notes)
+            self._notes.value = _lost(lost) + _notes(report.notes)
             self._show_rows()
 
     def _show_rows(self) -> None:
@@ -270,12 +270,10 @@ def _files_report(files: pl.DataFrame) -> pl.DataFrame:
         .alias("went to")
     ).drop("derived", "tables")
     real = files.filter(~pl.col("derived"))
+    counts = [c for c in shown.columns if c not in ("file", "went to")]  # lines, rows read…
     total = pl.DataFrame(
-        {
-            "file": ["all export files"],
-            **{c: [real[c].sum()] for c in ("read", "loaded", "quarantined")},
-        }
-    ).cast(shown.select("read", "loaded", "quarantined").schema, strict=False)
+        {"file": ["all export files"], **{c: [real[c].sum()] for c in counts}}
+    ).cast(shown.select(counts).schema, strict=False)
     return pl.concat([shown, total], how="diagonal_relaxed")
 
 
@@ -314,6 +312,27 @@ def _by_reason(report: dict, reasons: dict[str, int]) -> pl.DataFrame | None:
     return pl.DataFrame(records).pivot(
         on="reason", on_columns=list(reasons), index="table", values="rows"
     )
+
+
+def _with_lost(said: tuple[str, str], lost: list[str], reasons) -> tuple[str, str]:
+    """The headline, saying so when physical lines of the files were not read."""
+    if not lost:
+        return said
+    title, sentence = said
+    if not reasons:
+        title = "Lines of the files were not read"
+    n = len(lost)
+    return title, (
+        f"{sentence} {n} file{'s' if n != 1 else ''} had physical lines that were neither "
+        "read nor blank nor inside quoted values: rows may be missing (listed below)."
+    )
+
+
+def _lost(lost: list[str]) -> str:
+    if not lost:
+        return ""
+    items = "".join(f"<li>{escape(line)}</li>" for line in lost)
+    return f'<div class="el-section">Lines not read</div><ul class="el-notes">{items}</ul>'
 
 
 def _notes(notes) -> str:

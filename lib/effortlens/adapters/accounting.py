@@ -93,9 +93,9 @@ class SourceReport(LoadReport):
 
     def files_frame(self) -> pl.DataFrame:
         """One row per source file and derivation: file, derived, lines (physical lines of
-        data, text files only), rows (rows the reader produced holding a value; lines = rows +
-        blank lines + lines inside quoted values + lines not read), lines not read (0 unless
-        rows were lost in reading), read, loaded, quarantined, tables
+        data, text files only; null otherwise) = rows (rows the reader produced holding a
+        value) + blank lines + lines in quotes (inside a quoted value, continuing a row) +
+        lines not read (0 unless rows were lost in reading), read, loaded, quarantined, tables
         (``"activities 12, buyer_actions 1"``). Summing ``read`` over the rows whose
         ``derived`` is false counts every export row once."""
 
@@ -105,6 +105,8 @@ class SourceReport(LoadReport):
             return {
                 "lines": f.lines.physical,
                 "rows": f.lines.rows,
+                "blank lines": f.lines.blank,
+                "lines in quotes": f.lines.quoted,
                 "lines not read": f.lines.unaccounted,
             }[key]
 
@@ -203,7 +205,7 @@ class SourceReport(LoadReport):
 
 
 #: The line columns of :meth:`SourceReport.files_frame`.
-LINE_COLUMNS = ("lines", "rows", "lines not read")
+LINE_COLUMNS = ("lines", "rows", "blank lines", "lines in quotes", "lines not read")
 
 
 def _tables(f: FileReport) -> str:
