@@ -585,8 +585,9 @@ def check_load(case: Case, *, peak_mb: float = CASE_PEAK_MB) -> list[str]:
 
 def _export_lines(folder: Path) -> list[str]:
     """An export folder: each text file the load read has as many lines as the simplest count
-    finds, a record the reader missed is flagged in the report's notes, and a file it did not
-    read is named there."""
+    finds, in the report too (its per-file ``lines``: physical = rows + blank + quoted, else
+    flagged as LINES NOT READ), a record the reader missed is flagged in the report's notes,
+    and a file it did not read is named there."""
     from effortlens.adapters import detect_format, load_any
     from effortlens.adapters.reading import data_files
     from effortlens.loading import guard
@@ -614,6 +615,15 @@ def _export_lines(folder: Path) -> list[str]:
             problems.append(f"{path.name}: {counted} lines of data counted, {expected} expected")
         if text.lost and f"{path.name}: counting the lines finds" not in notes:
             problems.append(f"{path.name}: records the reader missed are not in the notes")
+        lines = next(f.lines for f in report.files if f.file == path.name)
+        if lines is None:
+            problems.append(f"{path.name}: read, but its physical lines are not in the report")
+            continue
+        if expected is not None and lines.physical != expected:
+            problems.append(f"{path.name}: {lines.physical} lines reported, {expected} counted")
+        flagged = any(p.startswith(f"{path.name}: ") for p in report.lines_not_read())
+        if lines.unaccounted and not flagged:
+            problems.append(f"{path.name}: {lines.unaccounted} lines not read, not flagged")
     return problems
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -249,3 +250,28 @@ def test_a_sound_export_whose_lines_were_not_all_read_is_not_called_sound(monkey
     view = LoadReportView(value=load_any(folder))
     assert not view.sound
     assert view.headline.startswith("Lines of the files were not read.")
+
+
+def test_lines_a_stray_quote_on_the_header_line_swallowed_are_flagged(tmp_path, capsys):
+    # a hand edit lost the opening quote of one header name and one value of row 5: the
+    # reader (like the quote count) takes lines 2-6 as part of the header and reads none of
+    # them; the line count knows they are lines of data
+    folder = tmp_path / "salesforce"
+    shutil.copytree(CRM / "salesforce", folder)
+    path = folder / "Task.csv"
+    lines = path.read_bytes().split(b"\n")
+    lines[0] = lines[0].replace(b'"ActivityDate"', b'ActivityDate"', 1)
+    lines[5] = lines[5].replace(b'"Completed"', b'Completed"', 1)
+    path.write_bytes(b"\n".join(lines))
+
+    report = load_any(folder).report
+
+    task = _files(report)["Task.csv"]
+    physical = physical_lines(path)
+    assert task.lines.physical == physical
+    assert task.lines.rows + task.lines.unaccounted == physical
+    assert task.lines.unaccounted == 5
+    (flag,) = report.lines_not_read()
+    assert flag.startswith(f"Task.csv: 5 of its {physical} physical lines were not read")
+    assert main(["load", str(folder)]) == 0
+    assert f"LINES NOT READ:\n- {flag}" in capsys.readouterr().out

@@ -201,13 +201,11 @@ def _read_sheet(path: Path) -> Sheet:
 
 
 def _file_lines(name: str, text, *, rows: int, blank: int) -> FileLines:
-    """The physical lines of data of ``text`` (counted apart from the reader) beside the rows
-    the reader produced (surplus-field rows included): ``rows`` holding a value, ``blank``
-    holding none."""
-    count = text.count
-    physical = max(count.lines - count.header_lines, 0)
+    """The physical lines of ``text`` after its header line (counted apart from the reader)
+    beside the rows the reader produced (surplus-field rows included): ``rows`` holding a
+    value, ``blank`` holding none; lines a quote on the header line swallowed are not read."""
     return FileLines(
-        name, physical=physical, rows=rows, blank=blank, quoted=max(physical - count.records, 0)
+        name, physical=text.data_lines, rows=rows, blank=blank, quoted=text.quoted_lines
     )
 
 

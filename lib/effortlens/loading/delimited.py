@@ -160,6 +160,31 @@ class TextTable:
         """Records counted in the lines but not read as rows (negative: rows read twice)."""
         return self.count.records - self.frame.height - len(self.surplus)
 
+    @property
+    def data_lines(self) -> int:
+        """Physical lines after the header's first line, counted apart from the reader."""
+        return max(self.count.lines - 1, 0)
+
+    @property
+    def quoted_lines(self) -> int:
+        """Lines of :attr:`data_lines` inside a quoted value: continuing a row, or a header
+        name the reader read over several lines. Lines the count finds inside the header
+        (a quote opened on line 1) that the reader did not put in a name are not among them:
+        swallowed by the header, they are lines not read.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "t.csv"
+        >>> _ = p.write_bytes(b'id,"note\\nlong"\\n1,"a\\nb"\\n')
+        >>> text = read_text_table(p)
+        >>> text.data_lines, text.quoted_lines, text.frame.height
+        (3, 2, 1)
+        """
+        in_names = sum(str(name).count("\n") for name in self.frame.columns)
+        in_header = min(max(self.count.header_lines - 1, 0), in_names)
+        return in_header + self.count.data_lines_inside_quotes
+
 
 def header_fields(header_line: str, delimiter: str) -> int:
     """How many fields a header line has (delimiters outside quotes, plus one).

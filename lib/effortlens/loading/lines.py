@@ -61,6 +61,11 @@ class LineCount:
     def _data_continuation(self) -> int:
         return int((self.continuation > self.header_lines).sum())
 
+    @property
+    def data_lines_inside_quotes(self) -> int:
+        """Lines after the header's that start inside a quoted value (continuing a record)."""
+        return self._data_continuation
+
     def multi_line_records(self) -> list[tuple[int, int, int]]:
         """``(data row, first line, last line)`` of each record spanning several lines.
 

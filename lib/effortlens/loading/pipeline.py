@@ -312,8 +312,8 @@ def _read_table(table: str, path: Path) -> tuple[RawTable, pl.DataFrame | None]:
             frame,
             path.name,
             decimal_comma=text.delimiter == ";",
-            lines=text.count.lines - text.count.header_lines,
-            quoted_lines=text.count.lines - text.count.header_lines - text.count.records,
+            lines=text.data_lines,  # a header that swallowed lines leaves them not read
+            quoted_lines=text.quoted_lines,
         )
         _note_lines(table, path.name, text)
         return raw, broken
