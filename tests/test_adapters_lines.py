@@ -275,3 +275,22 @@ def test_lines_a_stray_quote_on_the_header_line_swallowed_are_flagged(tmp_path, 
     assert flag.startswith(f"Task.csv: 5 of its {physical} physical lines were not read")
     assert main(["load", str(folder)]) == 0
     assert f"LINES NOT READ:\n- {flag}" in capsys.readouterr().out
+
+
+def test_start_here_shows_the_lines_of_a_build_read_back_from_the_cache(tmp_path):
+    # the apps read a folder through its build (facts.open_build): the per-file report, lines
+    # included, must come back from the cache as the load made it
+    from effortlens.facts import open_build
+    from effortlens_widgets.load_report import LoadReportView
+
+    folder = tmp_path / "hubspot"
+    shutil.copytree(CRM / "hubspot_line_ends", folder)
+    first = open_build(folder, cache_dir=tmp_path / "cache")
+    again = open_build(folder, cache_dir=tmp_path / "cache")
+    assert first.rebuilt and not again.rebuilt  # built, then read back
+
+    assert again.data.report.files == load_any(folder).report.files
+    assert again.data.report.files == first.data.report.files
+    view = LoadReportView(value=again.data)
+    emails = view.frames["files"].filter(pl.col("file") == "emails.csv").row(0, named=True)
+    assert (emails["lines"], emails["lines in quotes"], emails["lines not read"]) == (12, 5, 0)

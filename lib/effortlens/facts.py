@@ -998,8 +998,8 @@ def _report_to_json(report) -> dict[str, Any]:
 def _plain(value):
     if dataclasses.is_dataclass(value):
         return dataclasses.asdict(value)
-    if isinstance(value, tuple):
-        return list(value)
+    if isinstance(value, tuple):  # an export's FileReports (with their lines) as objects
+        return [_plain(v) for v in value]
     return value
 
 
@@ -1018,11 +1018,19 @@ def _report_from_json(payload: Mapping[str, Any]):
         for f in dataclasses.fields(LoadReport)
         if f.name not in ("tables", "notes") and f.name in payload
     }
-    return LoadReport(
-        tables=tuple(table(t) for t in payload["tables"]),
-        notes=tuple(payload.get("notes", ())),
-        **extra,
-    )
+    tables = tuple(table(t) for t in payload["tables"])
+    notes = tuple(payload.get("notes", ()))
+    files = payload.get("files")
+    if files and all(isinstance(f, dict) for f in files):  # an export: per file, with lines
+        from effortlens.adapters.accounting import FileReport, SourceReport
+        from effortlens.loading.report import FileLines
+
+        def file(d: Mapping[str, Any]) -> FileReport:
+            lines = d.get("lines")
+            return FileReport(**{**d, "lines": FileLines(**lines) if lines else None})
+
+        return SourceReport(tables=tables, notes=notes, files=tuple(file(f) for f in files))
+    return LoadReport(tables=tables, notes=notes, **extra)
 
 
 # --- reading ------------------------------------------------------------------------------------
