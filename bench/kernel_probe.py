@@ -36,11 +36,12 @@ def main(app_name: str, data: str) -> dict:
     started = time.perf_counter()
     import importlib
 
+    # the page first, as a kernel imports it: its start-up configures Polars's allocator,
+    # which must happen before Polars is loaded
+    module = importlib.import_module(f"effortlens_widgets.apps.{app_name}")
     import polars as pl
 
     from effortlens.filters import Filter
-
-    module = importlib.import_module(f"effortlens_widgets.apps.{app_name}")
 
     imported = time.perf_counter()
     rss_import = _rss_mb()
