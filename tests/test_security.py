@@ -515,3 +515,15 @@ def test_a_served_folder_holding_a_link_out_is_refused_without_reading_it(roots,
     assert source.status == "error"
     assert "reps.csv: a link to a file outside the data folder" in source.error
     assert not any(part in source.error for part in SECRET.split(","))
+
+
+def test_no_chart_offers_vega_embeds_actions_menu(tiny_planted):
+    """vega-embed's menu has "Open in Vega Editor", which posts the chart and its data
+    (names included) to an outside site; the panels offer their own downloads instead."""
+    charts = 0
+    for factory in app_factories():
+        for w in walk(factory(data_dir=tiny_planted)):
+            if type(w).__name__ == "JupyterChart":
+                charts += 1
+                assert w.embed_options.get("actions") is False, factory.__name__
+    assert charts >= 8  # every app draws charts on the sample

@@ -114,6 +114,10 @@ export default {
 """
 
 
+#: How every chart is embedded: without vega-embed's actions menu (see ChartPanel.show).
+CHART_EMBED_OPTIONS = {"actions": False}
+
+
 def _bundle_cache() -> Path:
     import vl_convert
 
@@ -348,7 +352,9 @@ class ChartPanel(widgets.VBox):
             chart = chart.properties(width=width)
         self._chart, self._table = _unvalidated(chart), table_frame
         if self._jchart is None:
-            self._jchart = alt.JupyterChart(chart)
+            # no vega-embed actions menu: its "Open in Vega Editor" posts the chart and its
+            # data to an outside site, and the panel has its own CSV/PNG downloads
+            self._jchart = alt.JupyterChart(chart, embed_options=CHART_EMBED_OPTIONS)
             self._chart_box.children = [self._jchart]
         else:
             self._jchart.chart = chart
