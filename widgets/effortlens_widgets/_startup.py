@@ -14,8 +14,9 @@ the draw (100–300 MB at 10M activities) as resident memory. :data:`KERNEL_JEMA
 background thread return freed pages to the system 0.2 s after they are freed: at 1M
 activities a kernel holds 192 MB instead of 250 MB a second after its first draw. (Returning
 them at once, ``dirty_decay_ms:0``, did the same but made scans up to twice as costly in CPU,
-re-faulting fresh pages.) It applies when this module runs before Polars is first imported (a kernel's first cell imports
-``effortlens_widgets``); an explicit ``_RJEM_MALLOC_CONF`` wins.
+re-faulting fresh pages.) It applies when this module runs before Polars is first imported
+(a kernel's first cell imports ``effortlens_widgets``); an explicit ``_RJEM_MALLOC_CONF``
+wins.
 """
 
 from __future__ import annotations
