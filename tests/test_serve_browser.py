@@ -3,23 +3,20 @@
 Every viewer gets a chart and a filter change redraws (its timings are printed; bench/load_test.py
 measures them against the targets), and when the pages close
 Voila's close beacon (accepted now that the app page sets the XSRF cookie) brings the kernels
-back to the preheated pool long before culling would. On a laptop-sized page, the served charts
-below the fold are drawn only once scrolled to.
+back to the preheated pool long before culling would.
 """
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from browser_support import ARTIFACTS, CHROMIUM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from load_test import run_load_test, served, verdict  # noqa: E402
+from load_test import run_load_test, verdict  # noqa: E402
 
 pytestmark = [
     pytest.mark.browser,
@@ -58,48 +55,3 @@ def _load_test(small_planted):
         log_path=ARTIFACTS / "serve-5-viewers.log",
         back_to_pool_within=240,
     )
-
-
-def test_served_charts_below_the_fold_are_drawn_when_scrolled_to(small_planted):
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        drawn = pool.submit(asyncio.run, _scroll_page(small_planted)).result()
-    # a laptop's viewport: the first chart at once, the two below it only once scrolled to
-    assert drawn["at_load"] == 1, drawn
-    assert drawn["scrolled"] == drawn["panels"] == 3, drawn
-
-
-async def _scroll_page(data: Path) -> dict:
-    from playwright.async_api import async_playwright
-
-    token = secrets.token_urlsafe(16)
-    notebook = "01_return_on_effort.ipynb"
-    args = ["--pool", "0", "--pool-app", f"{notebook}=1", "--pool-refill-delay", "600"]
-    with served(
-        data=data,
-        token=token,
-        log_path=ARTIFACTS / "serve-scroll.log",
-        args=args,
-        wait_for_pool=notebook,
-    ) as (url, _proc):
-        async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = await browser.new_page(viewport={"width": 1280, "height": 800})
-                await page.goto(f"{url}/voila/render/{notebook}?token={token}")
-                await page.wait_for_selector(".vega-embed svg", timeout=180_000)
-                await asyncio.sleep(3)  # time enough to draw the others, were they drawn now
-                at_load = await page.locator(".vega-embed").count()
-                for panel in await page.locator(".el-panel").all():
-                    await panel.scroll_into_view_if_needed()
-                    await asyncio.sleep(1)
-                await page.wait_for_function(
-                    "document.querySelectorAll('.vega-embed svg.marks').length >= 3",
-                    timeout=60_000,
-                )
-                return {
-                    "at_load": at_load,
-                    "scrolled": await page.locator(".vega-embed").count(),
-                    "panels": await page.locator(".el-panel").count(),
-                }
-            finally:
-                await browser.close()

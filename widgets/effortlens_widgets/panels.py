@@ -26,13 +26,7 @@ _OFFLINE = False
 #: Set by ``effortlens serve`` for its kernels: the bundle's path under the server's base URL.
 SERVED_BUNDLE_ENV = "EFFORTLENS_CHART_BUNDLE"
 # The chart module when the server serves the bundle: loads it on first render (the module
-# itself must load within anywidget's 2 s, so it awaits nothing at import). A page's charts
-# are drawn one at a time, in page order: the first at once, each other one once it is near
-# the viewport. The first chart is not held up by the Vega work of the others (on a busy
-# machine that work came before any chart appeared), and a chart never scrolled to, or in a
-# hidden step, costs nothing. render() returns at once (anywidget awaits it inside the
-# model's update chain); until it is drawn a chart keeps its height, so the charts below it
-# stay out of view.
+# itself must load within anywidget's 2 s, so it awaits nothing at import).
 _SERVED_ESM = """
 let bundle;
 function load() {
@@ -45,70 +39,10 @@ function load() {
   }
   return bundle;
 }
-// anywidget imports this module once per chart: what the page's charts share lives on window
-const page = (window.__effortlensCharts ??= { turn: Promise.resolve(), first: null });
-function scroller(el) {
-  for (let e = el.parentElement; e; e = e.parentElement) {
-    const overflow = getComputedStyle(e).overflowY;
-    if ((overflow === "auto" || overflow === "scroll") && e.scrollHeight > e.clientHeight) {
-      return e;
-    }
-  }
-  return null;
-}
-function nearView(el, signal) {
-  return new Promise((resolve) => {
-    if (typeof IntersectionObserver === "undefined") return resolve(true);
-    const seen = new IntersectionObserver(
-      (entries) => {
-        if (entries.some((e) => e.isIntersecting)) {
-          seen.disconnect();
-          resolve(true);
-        }
-      },
-      // Voila's page scrolls in an element of its own: the margin applies to that one
-      { root: scroller(el), rootMargin: "300px 0px" },
-    );
-    seen.observe(el);
-    if (signal) signal.addEventListener("abort", () => { seen.disconnect(); resolve(false); });
-  });
-}
-function painted() {
-  return new Promise((resolve) => {
-    let done = false;
-    const go = () => { if (!done) { done = true; setTimeout(resolve, 0); } };
-    requestAnimationFrame(go);
-    setTimeout(go, 100);
-  });
-}
 export default {
-  render(context) {
-    const { el, model, signal } = context;
-    let cleanup;
-    const spec = model.get("spec") || {};
-    const height = typeof spec.height === "number" ? spec.height : 300;
-    el.style.minHeight = `${height + 40}px`;
-    load();
-    const draw = async () => {
-      if (signal && signal.aborted) return;
-      try {
-        const module = await load();
-        cleanup = await module.default.render(context);
-      } finally {
-        el.style.minHeight = "";
-      }
-    };
-    const queue = () => {
-      page.turn = page.turn.then(draw).catch((err) => console.error(err)).then(painted);
-      return page.turn;
-    };
-    if (!page.first) {
-      page.first = queue();
-    } else {
-      // where a chart is is known once the page around the first one is laid out
-      page.first.then(() => nearView(el, signal)).then((near) => near && queue());
-    }
-    return () => { if (typeof cleanup === "function") cleanup(); };
+  async render(context) {
+    const module = await load();
+    return module.default.render(context);
   },
 };
 """
