@@ -31,6 +31,14 @@ sys.path.insert(0, str(REPO / "bench"))
 # Debian's Chromium and its flags: one home, shared with the load test
 from load_test import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
+#: What a page shows when it broke (a traceback, a widget or cell that failed): no test page may
+#: show any of these; each test adds the messages of its own that must not appear either.
+PAGE_FAILURES = (
+    "Traceback",
+    "Error displaying widget",
+    "There was an error when executing cell",
+)
+
 
 def free_port() -> int:
     with socket.socket() as sock:

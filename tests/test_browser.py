@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from browser_support import ARTIFACTS, CHROMIUM, voila_server
+from browser_support import ARTIFACTS, CHROMIUM, PAGE_FAILURES, voila_server
 
 pytestmark = [
     pytest.mark.browser,
@@ -16,12 +16,7 @@ pytestmark = [
 ]
 
 START_HERE = "/voila/render/00_start_here.ipynb"
-FAILURE_TEXT = (
-    "Traceback",
-    "Error displaying widget",
-    "There was an error when executing cell",
-    "could not be loaded",
-)
+FAILURE_TEXT = PAGE_FAILURES + ("could not be loaded",)
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from browser_support import ARTIFACTS, CHROMIUM, voila_server
+from browser_support import ARTIFACTS, CHROMIUM, PAGE_FAILURES, voila_server
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium (make test)"),
 ]
 
-FAILURE_TEXT = (
-    "Traceback",
-    "Error displaying widget",
-    "There was an error when executing cell",
-)
+FAILURE_TEXT = PAGE_FAILURES
 
 
 @pytest.fixture(scope="module")
