@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/kernel_probe.py return_on_effort DATA
+    python bench/kernel_probe.py return_on_effort DATA [--reuse-build]
 
 Imports the widgets, builds the app on ``DATA`` (opening its current build and drawing every
 view: the first chart), then makes five filter changes (a team; the team over the last 90
@@ -11,6 +11,12 @@ the resident set after it and at the end (``VmRSS``), the peak (``VmHWM`` of thi
 ``ru_maxrss`` could carry the peak of the process it was started from), the kernel-side time
 of each filter change (every view redraws before the assignment returns) and the views that
 showed a problem instead of a chart.
+
+``--reuse-build`` opens the folder's latest build even when the EffortLens code has changed
+since it was written (it patches :func:`effortlens.facts.code_version` to the version that build
+recorded). It is for measuring changes to what kernels do with a build, without rebuilding a
+large folder after every edit; it is wrong when the change alters what a build writes. The
+JSON line says ``"reused_build": true`` when it was used.
 """
 
 from __future__ import annotations
@@ -29,7 +35,18 @@ def _rss_mb() -> float:
     return vm_mb("self", "VmRSS")
 
 
-def main(app_name: str, data: str) -> dict:
+def _reuse_latest_build(data: str) -> str:
+    """Make this process accept ``data``'s latest build whatever code wrote it."""
+    import effortlens.facts as facts
+    from effortlens.cache import default_cache_dir
+
+    record = facts._source_record(default_cache_dir(), Path(data))  # noqa: SLF001
+    code = json.loads(record.read_text("utf-8"))["code"]
+    facts.code_version = lambda: code
+    return code
+
+
+def main(app_name: str, data: str, *, reuse_build: bool = False) -> dict:
     import os
 
     load_start = os.getloadavg()
@@ -39,6 +56,8 @@ def main(app_name: str, data: str) -> dict:
     # the page first, as a kernel imports it: its start-up configures Polars's allocator,
     # which must happen before Polars is loaded
     module = importlib.import_module(f"effortlens_widgets.apps.{app_name}")
+    if reuse_build:
+        _reuse_latest_build(data)
     import polars as pl
 
     from effortlens.filters import Filter
@@ -83,8 +102,10 @@ def main(app_name: str, data: str) -> dict:
         "peak_mb": vm_mb("self", "VmHWM"),  # this kernel's own high-water mark
         "views_with_problem": problems,
         "load_average": [round(v, 1) for v in (*load_start[:1], os.getloadavg()[0])],
+        "reused_build": reuse_build,
     }
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], sys.argv[2])))
+    args = [a for a in sys.argv[1:] if a != "--reuse-build"]
+    print(json.dumps(main(args[0], args[1], reuse_build="--reuse-build" in sys.argv)))
