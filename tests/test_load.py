@@ -903,3 +903,17 @@ def test_dirty_sample_clean_rows_load_as_the_planted_parquet(tiny_dirty, tiny_pl
                 for f in (left, right)
             )
         assert_frame_equal(left, right)
+
+
+def test_generator_truth_files_are_named_as_its_answer_key(tiny_planted):
+    # the bundled sample keeps the generator's truth beside its tables: the report says what
+    # those files are instead of calling them stray files
+    from effortlens.adapters.detect import detect_format
+
+    notes = load_folder(tiny_planted).report.notes
+    for name in ("truth.json", "_truth_responses.parquet"):
+        assert f"ignored file {name} (the sample generator's answer key, not data)" in notes
+    assert not [n for n in notes if "not named after a table" in n]
+    assert detect_format(tiny_planted).ignored == (
+        "_truth_responses.parquet (the sample generator's answer key, not data)",
+    )

@@ -251,6 +251,25 @@ TABLES: dict[str, TableSchema] = {
 #: ``reps`` is always required, plus at least one of these.
 EFFORT_OR_PIPELINE: tuple[str, ...] = ("activities", "opportunities")
 
+#: The files the sample generator writes beside its tables: its answer key (what was planted
+#: and which activity each buyer action truly answers), never read as data.
+SAMPLE_TRUTH_FILES: tuple[str, ...] = ("truth.json", "_truth_responses.parquet")
+
+
+def why_ignored(name: str) -> str:
+    """The note for a file in a data folder that is not read as a table.
+
+    Examples
+    --------
+    >>> why_ignored("notes.txt")
+    'notes.txt (not named after a table)'
+    >>> why_ignored("truth.json")
+    "truth.json (the sample generator's answer key, not data)"
+    """
+    if name in SAMPLE_TRUTH_FILES:
+        return f"{name} (the sample generator's answer key, not data)"
+    return f"{name} (not named after a table)"
+
 
 def conform(frame: pl.DataFrame | pl.LazyFrame, table: str) -> pl.LazyFrame:
     """Select and cast ``frame`` to the canonical schema of ``table``.

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from effortlens.adapters.reading import cannot_read, data_files, find_column, read_header
-from effortlens.schema import EFFORT_OR_PIPELINE, TABLES
+from effortlens.schema import EFFORT_OR_PIPELINE, TABLES, why_ignored
 
 FORMATS: tuple[str, ...] = ("canonical", "salesforce", "hubspot", "mapping")
 MAPPING_NAMES: tuple[str, ...] = ("mapping.toml", "effortlens-mapping.toml")
@@ -467,7 +467,7 @@ def detect_format(folder: str | Path) -> Detection:
             folder,
             evidence,
             files={t: tuple(ps) for t, ps in tables.items()},
-            ignored=tuple(f"{p.name} (not named after a table)" for p in files if p not in used),
+            ignored=tuple(why_ignored(p.name) for p in files if p not in used),
         )
 
     found: dict[str, dict[str, list[Path]]] = {"salesforce": {}, "hubspot": {}}

@@ -49,7 +49,7 @@ from effortlens.loading.report import (
     counted,
 )
 from effortlens.loading.table import ROW, RawTable, TableResult, validate_table
-from effortlens.schema import EFFORT_OR_PIPELINE, TABLES
+from effortlens.schema import EFFORT_OR_PIPELINE, TABLES, why_ignored
 from effortlens.settings import Settings, load_settings
 
 #: Validation order: a table's references are checked against already loaded tables.
@@ -492,7 +492,7 @@ def _load_folder(
             set_aside.append(broken)
     pre = pl.concat(set_aside) if set_aside else None
     data = validate_tables(raw, settings=settings, now=now, pre_quarantined=pre)
-    notes = tuple(f"ignored file {name} (not named after a table)" for name in others)
+    notes = tuple(f"ignored file {why_ignored(name)}" for name in others)
     report = LoadReport(
         tables=data.report.tables, notes=data.report.notes + tuple(scope.notes) + notes
     )
@@ -677,7 +677,7 @@ def load_folder_chunked(
             quarantines.append(result.quarantine)
             notes += result.notes
             entries[name] = _table_entry(name, raw[name].file, result, earlier)
-        ignored = tuple(f"ignored file {name} (not named after a table)" for name in others)
+        ignored = tuple(f"ignored file {why_ignored(name)}" for name in others)
         report = LoadReport(
             tables=tuple(entries[t] for t in TABLES),
             notes=tuple(notes) + tuple(scope.notes) + ignored,

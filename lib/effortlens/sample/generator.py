@@ -40,15 +40,14 @@ from effortlens.sample.plan import (
 )
 from effortlens.sample.sizes import FORMATS, MODES, resolve_size
 from effortlens.sample.truth import GENERATOR_VERSION, truth_record
-from effortlens.schema import TABLES, conform
+from effortlens.schema import SAMPLE_TRUTH_FILES, TABLES, conform
 from effortlens.settings import Settings, load_settings
 
 REPS_PER_CHUNK = 200  # reps drawn and written together; fixed, so chunking never changes data
 DIRTY_MAX_REPS = REPS_PER_CHUNK
-#: The file that describes a data set and its planted truths.
-TRUTH_FILE = "truth.json"
-#: The file that says which activity each buyer action truly answers.
-RESPONSES_FILE = "_truth_responses.parquet"
+#: The file that describes a data set and its planted truths, and the file that says which
+#: activity each buyer action truly answers (the loader notes both as not data).
+TRUTH_FILE, RESPONSES_FILE = SAMPLE_TRUTH_FILES
 CSV_DATETIME = "%Y-%m-%dT%H:%M:%SZ"
 
 
