@@ -137,6 +137,37 @@ def _code_version() -> bytes:
     return digest.digest()
 
 
+def scratch_dir(parent: Path, name: str) -> Path:
+    """A new working folder ``parent/.NAME-PID-XXXXXXXX`` for a build being written.
+
+    First deletes the working folders of ``parent`` whose process is gone: a build killed
+    outright (SIGKILL, a closed terminal, the machine's memory killer) runs no cleanup, and its
+    folder would otherwise stay, however large, until the cache is emptied by hand.
+
+    Examples
+    --------
+    >>> parent = Path(tempfile.mkdtemp())
+    >>> scratch_dir(parent, "build").name.startswith(f".build-{os.getpid()}-")
+    True
+    """
+    parent.mkdir(parents=True, exist_ok=True)
+    for path in parent.glob(".*-*-*"):
+        pid = path.name.rsplit("-", 2)[-2]
+        if path.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f".{name}-{os.getpid()}-", dir=parent))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but is not ours to signal
+        return True
+    return True
+
+
 def fingerprint(tables: Mapping[str, pl.DataFrame], settings: Settings) -> str:
     """A hex key for the enriched facts of ``tables`` under ``settings`` and this code.
 

@@ -98,7 +98,7 @@ from typing import Any
 
 import polars as pl
 
-from effortlens.cache import default_cache_dir
+from effortlens.cache import default_cache_dir, scratch_dir
 from effortlens.enrich import ACTIONS_SCHEMA, ACTIVITIES_SCHEMA, DAILY_SCHEMA, Enriched
 from effortlens.settings import Settings
 
@@ -650,8 +650,7 @@ def _write_build(
     progress.step("load and validate")
     data = load_any(folder, settings=settings, mapping=mapping, format=format)
     builds = root / "builds"
-    builds.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=builds))
+    staging = scratch_dir(builds, key)
     try:
         progress.step("enrich")
         if engine == "spark":
@@ -796,8 +795,7 @@ def _write_partitioned_build(
     from effortlens.partitioned import write_partitioned
 
     builds = root / "builds"
-    builds.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=builds))
+    staging = scratch_dir(builds, key)
     try:
         rows = write_partitioned(
             folder, staging, settings=settings, layout=FACTS_LAYOUT, table_files=TABLE_FILES,

@@ -44,7 +44,6 @@ from __future__ import annotations
 import heapq
 import json
 import shutil
-import tempfile
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +52,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from effortlens.cache import scratch_dir
 from effortlens.enrich import DAILY_SCHEMA, REP_COLUMNS, enrich_tables
 from effortlens.loading.pipeline import (
     ISOLATE_ABOVE_ROWS,
@@ -135,7 +135,7 @@ def write_partitioned(
     say = step or (lambda _name: None)
     if chunk_rows is None:
         chunk_rows = getattr(settings.limits, "partition_rows", DEFAULT_CHUNK_ROWS)
-    scratch = Path(tempfile.mkdtemp(prefix=".partitioned-", dir=staging.parent))
+    scratch = scratch_dir(staging.parent, "partitioned")
     try:
         say("load and validate")
         data = load_folder_chunked(

@@ -28,6 +28,7 @@ Examples
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -800,8 +801,28 @@ def in_child(function, /, *args, **kwargs):
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=1, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         return pool.submit(function, *args, **kwargs).result()
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a child of :func:`in_child`: be killed when the build that started it dies.
+
+    A build killed outright (SIGKILL, the memory killer) would otherwise leave its worker
+    running, holding gigabytes, with nobody to read its result (Linux; elsewhere a no-op).
+    """
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
 
 
 def validate_chunk(
