@@ -4,7 +4,11 @@ Starts ``effortlens serve`` on loopback with a token (as ``make serve`` does), o
 the same moment in Debian's headless Chromium (one browser context per viewer, so each has its
 own login cookie and kernel), and measures
 
-- the time from navigation to the first drawn chart, per viewer (p50, p90, max);
+- per viewer (p50, p90, max), the time from navigation to
+  - the first chart *visible*: the static preview of the first chart that the page's HTML
+    carries (``effortlens_widgets.first_paint``, as painted: its Element Timing entry), or the
+    interactive chart if that came first;
+  - the first *interactive* chart: a chart drawn by Vega in the browser (``.vega-embed svg``);
 - then, in each page in turn, the time a filter change takes to redraw the KPI cards;
 - the kernels and memory (server + kernels, RSS) before, at the peak and after the pages close,
   and how long it takes until only the preheated pool is left (close beacon, else culling).
@@ -49,6 +53,21 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 CHART = ".vega-embed svg, .vega-embed canvas"
+#: The static preview of the first chart in the page's HTML (its <img> carries this
+#: ``elementtiming`` identifier; see share/jupyter/voila/templates/effortlens/index.html.j2).
+PREVIEW = "el-first-paint"
+# When the preview was painted, in ms since the epoch (null without one): the Element Timing
+# entry, read after the fact, so a page's busy main thread does not delay the reading itself.
+_PREVIEW_PAINTED_JS = """id => new Promise(resolve => {
+  const done = entries => {
+    const e = entries.find(x => x.identifier === id);
+    if (e) resolve(performance.timeOrigin + (e.renderTime || e.loadTime));
+    return e;
+  };
+  new PerformanceObserver((list, obs) => { if (done(list.getEntries())) obs.disconnect(); })
+    .observe({ type: "element", buffered: true });
+  setTimeout(() => resolve(null), 2000);
+})"""
 VIEWPORT = {"width": 1280, "height": 1600}
 RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "## Serving: {viewers} viewers at once, {cache} browser cache"
@@ -61,7 +80,9 @@ class Figures:
     cpus: int
     server_args: list[str]
     startup_s: float = 0.0
-    first_chart_s: list[float] = field(default_factory=list)
+    first_chart_s: list[float] = field(default_factory=list)  # first interactive chart
+    first_visible_s: list[float] = field(default_factory=list)  # preview or interactive chart
+    previews_painted: int = 0  # pages whose static preview was painted
     failures: list[str] = field(default_factory=list)
     busy_pages: int = 0
     filter_change_s: list[float] = field(default_factory=list)
@@ -85,7 +106,12 @@ class Figures:
 
     def summary(self) -> dict:
         charts = sorted(self.first_chart_s)
+        visible = sorted(self.first_visible_s)
         return {
+            "first_visible_p50_s": _pct(visible, 50),
+            "first_visible_p90_s": _pct(visible, 90),
+            "first_visible_max_s": visible[-1] if visible else None,
+            "previews_painted": self.previews_painted,
             "first_chart_p50_s": _pct(charts, 50),
             "first_chart_p90_s": _pct(charts, 90),
             "first_chart_max_s": charts[-1] if charts else None,
@@ -266,7 +292,7 @@ async def _viewer(
         _watch_beacons(context, figures)
     page = await context.new_page()
     await start.wait()
-    t0 = time.monotonic()
+    t0, t0_epoch = time.monotonic(), time.time()
     try:
         response = await page.goto(
             f"{url}/voila/render/{notebook}?token={token}",
@@ -276,7 +302,10 @@ async def _viewer(
         if response is not None and response.status == 503:
             return context, page, None, "busy"
         await page.wait_for_selector(CHART, timeout=timeout_s * 1000)
-        return context, page, time.monotonic() - t0, None
+        interactive = time.monotonic() - t0
+        painted = await page.evaluate(_PREVIEW_PAINTED_JS, PREVIEW)
+        preview = None if painted is None else max(0.0, painted / 1000 - t0_epoch)
+        return context, page, (interactive, preview), None
     except Exception as err:  # noqa: BLE001 - any failure is a measured outcome
         text = ""
         try:
@@ -390,7 +419,12 @@ async def _drive(url, token, figures: Figures, server_pid: int, *, page_timeout:
                 elif failure:
                     figures.failures.append(failure)
                 else:
-                    figures.first_chart_s.append(round(seconds, 2))
+                    interactive, preview = seconds
+                    figures.first_chart_s.append(round(interactive, 2))
+                    if preview is not None:
+                        figures.previews_painted += 1
+                    visible = interactive if preview is None else min(preview, interactive)
+                    figures.first_visible_s.append(round(visible, 2))
             for _context, page, seconds, _failure in results:
                 if seconds is None:
                     continue
@@ -515,8 +549,10 @@ def verdict(figures: Figures, *, p90_target: float, filter_target: float) -> lis
             f"{s['charts_drawn']}/{figures.viewers} first charts "
             f"({figures.busy_pages} busy, failures: {figures.failures[:3]})"
         )
-    if s["first_chart_p90_s"] is not None and s["first_chart_p90_s"] > p90_target:
-        missed.append(f"first chart p90 {s['first_chart_p90_s']} s > {p90_target} s")
+    # the target is on the first chart a viewer sees (the static preview, or the interactive
+    # chart if it came first); the interactive chart's own times are reported beside it
+    if s["first_visible_p90_s"] is not None and s["first_visible_p90_s"] > p90_target:
+        missed.append(f"first chart visible p90 {s['first_visible_p90_s']} s > {p90_target} s")
     if s["filter_change_max_s"] is not None and s["filter_change_max_s"] > filter_target:
         missed.append(f"slowest filter change {s['filter_change_max_s']} s > {filter_target} s")
     if figures.back_to_pool_s is None:
@@ -548,16 +584,20 @@ def markdown(figures: Figures, missed: list[str]) -> str:
         "| measure | value |",
         "|---|---|",
         f"| viewers opening the app at the same moment | {figures.viewers} |",
-        f"| first chart drawn | {s['charts_drawn']} of {figures.viewers} |",
-        f"| time to first chart p50 / p90 / max | {s['first_chart_p50_s']} / "
+        f"| first interactive chart drawn | {s['charts_drawn']} of {figures.viewers} |",
+        f"| first chart visible (static preview, or interactive if first) p50 / p90 / max | "
+        f"{s['first_visible_p50_s']} / {s['first_visible_p90_s']} / {s['first_visible_max_s']} s |",
+        f"| first interactive chart (drawn by Vega) p50 / p90 / max | {s['first_chart_p50_s']} / "
         f"{s['first_chart_p90_s']} / {s['first_chart_max_s']} s |",
+        f"| pages whose static preview was painted | {figures.previews_painted} of "
+        f"{figures.viewers} |",
         f"| filter change (Team), median / slowest | {s['filter_change_p50_s']} / "
         f"{s['filter_change_max_s']} s |",
         f"| kernels: preheated pool / peak / after closing | {figures.kernels_before} / "
         f"{figures.kernels_peak} / {figures.kernels_after} |",
         f"| memory (server + kernels, RSS): pool / peak / after | {figures.rss_before_mb:.0f} / "
         f"{figures.rss_peak_mb:.0f} / {figures.rss_after_mb:.0f} MB |",
-        f"| CPU from the rush to the last first chart: browsers / server and kernels | "
+        f"| CPU from the rush to the last first interactive chart: browsers / server and kernels | "
         f"{figures.rush_cpu_s.get('browsers')} / {figures.rush_cpu_s.get('server_and_kernels')} s "
         f"(in {figures.rush_cpu_s.get('wall')} s on {figures.cpus} cores) |",
         f"| close beacons sent by the pages / failed in the browser | "

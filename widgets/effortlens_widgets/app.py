@@ -251,6 +251,17 @@ class App(widgets.VBox):
             return
         self._status.value = _status_line(data)
 
+    def _repr_mimebundle_(self, **kwargs):
+        """The widget view; under Voilà also a static preview of the first chart
+        (:mod:`effortlens_widgets.first_paint`), which the page shows until the chart draws."""
+        data = super()._repr_mimebundle_(**kwargs)
+        from effortlens_widgets.first_paint import PREVIEW_MIME, preview
+
+        shown = preview(self) if data is not None else None
+        if shown is not None:
+            data = {**data, PREVIEW_MIME: shown}
+        return data
+
     def frames(self) -> dict[str, pl.DataFrame]:
         """The Polars frame behind every view on the page, by name, as last drawn.
 
