@@ -47,6 +47,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -318,8 +319,11 @@ def _computed_stays(
         .join(deals, on="opportunity_id", how="inner")
         .sort("opportunity_id", "entered_ts", "stage_index")
     )
-    next_entry = pl.col("entered_ts").shift(-1).over("opportunity_id")
-    previous_ts = pl.col("entered_ts").shift(1).over("opportunity_id")
+    # sorted by deal: the next (previous) row is the deal's next (previous) entry when it is
+    # the same deal's (a plain shift, not a window per deal)
+    deal = pl.col("opportunity_id")
+    next_entry = pl.when(deal.shift(-1) == deal).then(pl.col("entered_ts").shift(-1))
+    previous_ts = pl.when(deal.shift(1) == deal).then(pl.col("entered_ts").shift(1))
     closed = pl.col("outcome") != "open"
     ended_ts = next_entry.fill_null(pl.when(closed).then(pl.col("close_ts")))
     stays = entries.with_columns(
@@ -328,9 +332,13 @@ def _computed_stays(
         ended=ended_ts.is_not_null(),
         ended_ts=ended_ts.fill_null(pl.lit(cutoff).cast(entries.schema["entered_ts"])),
     ).with_columns(days=_days(pl.col("ended_ts"), pl.col("entered_ts")))
-    return (
-        _verified_entries(data, stays)
-        .select(
+    derived = (  # the deal's path was derived: any of its entries is
+        pl.col("derived").any().over("opportunity_id")
+        if bool(stays["derived"].any())
+        else pl.col("derived")
+    )
+    return (  # still sorted by (opportunity_id, entered_ts, stage_index): joins keep the order
+        _verified_entries(data, stays).select(
             "opportunity_id",
             *by_cols,
             "stage",
@@ -344,29 +352,70 @@ def _computed_stays(
             "verifier_action_id",
             "verified_by",
             verified=pl.col("verified_by").is_not_null(),
-            derived=pl.col("derived").any().over("opportunity_id"),
+            derived=derived,
         )
-        .sort("opportunity_id", "entered_ts", "stage_index")
     )
+
+
+def _group_codes(frame: pl.DataFrame, keys: list[str]) -> np.ndarray:
+    """A dense integer code per row of ``frame`` for its ``keys`` values (nulls a value)."""
+    if keys == ["stage_index"] or keys == ["stage", "stage_index"]:
+        return frame["stage_index"].fill_null(-1).to_numpy().astype(np.int64)
+    return frame.select(pl.struct(keys).rank("dense"))[:, 0].to_numpy().astype(np.int64)
 
 
 def _kaplan_meier_quantiles(
     stays: pl.DataFrame, *, keys: list[str], quantiles: dict[str, float]
 ) -> pl.DataFrame:
-    """Kaplan–Meier duration quantiles per ``keys`` group (``days``, ``ended``)."""
-    survival = (
-        stays.group_by(*keys, "days")
-        .agg(ends=pl.col("ended").sum(), leaving=pl.len())
-        .sort(*keys, "days")
-        .with_columns(at_risk=pl.col("leaving").cum_sum(reverse=True).over(keys))
-        .with_columns(survival=(1 - pl.col("ends") / pl.col("at_risk")).cum_prod().over(keys))
-    )
-    return survival.group_by(keys).agg(
-        stays=pl.col("leaving").sum().cast(pl.UInt32),
-        **{
-            name: pl.col("days").filter(pl.col("survival") <= 1 - q + _TOLERANCE).min()
-            for name, q in quantiles.items()
-        },
+    """Kaplan–Meier duration quantiles per ``keys`` group (``days``, ``ended``).
+
+    One sort of the stays by (group, duration), then per group: at each distinct duration the
+    stays that end there and the stays still at risk, the survival as the running product of
+    (1 - ended / at risk), and each quantile as the first duration where the survival falls
+    to 1 - q (the same products, in the same order, as a per-group window would compute).
+    """
+    schema = {
+        **{k: stays.schema[k] for k in keys},
+        "stays": pl.UInt32,
+        **{name: pl.Float64 for name in quantiles},
+    }
+    if stays.height == 0:
+        return pl.DataFrame(schema=schema)
+    code = _group_codes(stays, keys)
+    days = stays["days"].to_numpy()
+    order = np.lexsort((days, code))
+    code, days = code[order], days[order]
+    ended = stays["ended"].to_numpy()[order].astype(np.int64)
+    n = len(order)
+    new_time = np.ones(n, dtype=bool)
+    new_time[1:] = (code[1:] != code[:-1]) | (days[1:] != days[:-1])
+    starts = np.flatnonzero(new_time)  # one row per (group, distinct duration)
+    ends = np.add.reduceat(ended, starts)
+    leaving = np.diff(np.append(starts, n))
+    times, groups = days[starts], code[starts]
+    m = len(starts)
+    new_group = np.ones(m, dtype=bool)
+    new_group[1:] = groups[1:] != groups[:-1]
+    first = np.flatnonzero(new_group)
+    last = np.append(first[1:], m)
+    behind = np.append(np.cumsum(leaving[::-1])[::-1], 0)  # stays at this duration or later
+    at_risk = behind[:-1] - np.repeat(behind[last], last - first)
+    factor = 1 - ends / at_risk
+    survival = np.empty(m)
+    for a, b in zip(first.tolist(), last.tolist(), strict=True):
+        np.multiply.accumulate(factor[a:b], out=survival[a:b])
+    index = np.arange(m)
+    columns: dict[str, Any] = {}
+    for name, q in quantiles.items():
+        hit = np.where(survival <= 1 - q + _TOLERANCE, index, m)
+        at = np.minimum.reduceat(hit, first)
+        columns[name] = pl.Series(
+            name, np.where(at < m, times[np.minimum(at, m - 1)], np.nan), dtype=pl.Float64
+        ).fill_nan(None)
+    return (
+        stays.select(keys)[order[starts[first]]]
+        .with_columns(pl.Series("stays", np.add.reduceat(leaving, first), dtype=pl.UInt32))
+        .with_columns(columns.values())
     )
 
 
@@ -443,8 +492,12 @@ def _blockage_thresholds(stays: pl.DataFrame) -> pl.DataFrame:
     """Per stage, over all deals: the age beyond which an open deal there is blocked."""
     if _LAST_THRESHOLDS and _LAST_THRESHOLDS[0][0] is stays:  # the same stays (see _stays)
         return _LAST_THRESHOLDS[0][1]
-    thresholds = time_in_stage(stays).select(
-        "stage", "stage_index", threshold_days="ended_p90_days"
+    if "derived" in stays.columns:
+        stays = stays.filter(~pl.col("derived"))
+    thresholds = (  # the ended_p90_days of time_in_stage, without its Kaplan-Meier part
+        stays.filter("ended")
+        .group_by("stage", "stage_index")
+        .agg(threshold_days=pl.col("days").quantile(0.9, interpolation="linear"))
     )
     _LAST_THRESHOLDS[:] = [(stays, thresholds)]
     return thresholds
@@ -778,17 +831,27 @@ MIN_STAY_RATIO = 1.5
 STAGE_ALPHA = 0.05
 
 
-def _cluster_sums(frame: pl.DataFrame, stage: pl.Expr, columns: list[str]) -> pl.DataFrame:
-    """Per rep: the sums of ``columns`` in the stage and in all other stages."""
-    return frame.group_by("rep_id").agg(
-        *[pl.col(c).filter(stage).sum().alias(f"{c}_in") for c in columns],
-        *[pl.col(c).filter(~stage).sum().alias(f"{c}_out") for c in columns],
-    )
+def _normal_sf(z: float) -> float:
+    """The standard normal's upper tail at ``z`` (``scipy.stats.norm.sf``, without scipy)."""
+    return 0.5 * math.erfc(z / math.sqrt(2))
 
 
-def _clustered_z(influence: pl.Series, difference: float) -> float:
+def _rep_stage_sums(frame: pl.DataFrame, columns: list[str], stages: int) -> np.ndarray:
+    """Per rep (rows, every rep of ``frame``) x stage index: the sums of each of ``columns``
+    (shape reps x stages x columns), from one pass over ``frame``."""
+    cells = frame.group_by("rep_id", "stage_index").agg(pl.col(c).sum() for c in columns)
+    ranks = cells.select(pl.col("rep_id").rank("dense").fill_null(0))[:, 0].to_numpy()
+    codes, reps = np.unique(ranks, return_inverse=True)  # every rep (a null one too) a row
+    stage = cells["stage_index"].to_numpy()
+    sums = np.zeros((len(codes), stages, len(columns)))
+    for j, c in enumerate(columns):
+        np.add.at(sums[:, :, j], (reps, stage), cells[c].fill_null(0).to_numpy())
+    return sums
+
+
+def _clustered_z(influence: np.ndarray, difference: float) -> float:
     """``difference`` over its rep-cluster (sandwich) standard error."""
-    r = influence.len()
+    r = len(influence)
     if r < 2:
         return float("nan")
     var = float((influence**2).sum()) * r / (r - 1)
@@ -847,8 +910,6 @@ def stage_flags(
     >>> stage_flags(enriched).filter("leaky")["stage"].to_list()  # doctest: +SKIP
     ['evaluation']
     """
-    from scipy import stats
-
     data = _flow_data(source, settings)
     stays = _stays(data, ["rep_id"], _as_of(data, as_of))
     reached = _reached(stays, ["rep_id"]).with_columns(
@@ -858,37 +919,41 @@ def stage_flags(
     reached = reached.with_columns(fate=pl.col("leaked") + pl.col("converted"))
     timed = stays.with_columns(ended=pl.col("ended").cast(pl.Float64))
     order = _stage_order(data.settings)
+    # one pass each: per rep x stage sums; a stage's "others" are the rep's total minus it
+    leak = _rep_stage_sums(reached, ["leaked", "fate"], order.height)
+    time = _rep_stage_sums(timed, ["ended", "days"], order.height)
+    leak_all, time_all = leak.sum(axis=1), time.sum(axis=1)
+    counts = dict(timed.group_by("stage_index").len().iter_rows())
     rows = []
     for stage, index in order.iter_rows():
-        here = pl.col("stage_index") == index
         row: dict[str, Any] = {"stage": stage, "stage_index": index}
-        leak = _cluster_sums(reached, here, ["leaked", "fate"])
-        f_in, f_out = leak["fate_in"].sum(), leak["fate_out"].sum()
+        leaked_in, fate_in = leak[:, index, 0], leak[:, index, 1]
+        leaked_out, fate_out = leak_all[:, 0] - leaked_in, leak_all[:, 1] - fate_in
+        f_in, f_out = fate_in.sum(), fate_out.sum()
         row["fate_known"] = int(f_in)
         if f_in > 0 and f_out > 0:
-            h_in = leak["leaked_in"].sum() / f_in
-            h_out = leak["leaked_out"].sum() / f_out
-            influence = (leak["leaked_in"] - h_in * leak["fate_in"]) / f_in - (
-                leak["leaked_out"] - h_out * leak["fate_out"]
+            h_in = leaked_in.sum() / f_in
+            h_out = leaked_out.sum() / f_out
+            influence = (leaked_in - h_in * fate_in) / f_in - (
+                leaked_out - h_out * fate_out
             ) / f_out
             z = _clustered_z(influence, h_in - h_out)
             row |= {
                 "leak_hazard": h_in,
                 "others_leak_hazard": h_out,
                 "leak_ratio": h_in / h_out if h_out > 0 else None,
-                "leak_p": float(stats.norm.sf(z)) if z == z else None,
+                "leak_p": _normal_sf(z) if z == z else None,
             }
-        time = _cluster_sums(timed, here, ["ended", "days"])
-        e_in, e_out = time["ended_in"].sum(), time["ended_out"].sum()
-        d_in, d_out = time["days_in"].sum(), time["days_out"].sum()
-        row["stays"] = int(timed.filter(here).height)
+        ended_in, days_in = time[:, index, 0], time[:, index, 1]
+        ended_out, days_out = time_all[:, 0] - ended_in, time_all[:, 1] - days_in
+        e_in, e_out = ended_in.sum(), ended_out.sum()
+        d_in, d_out = days_in.sum(), days_out.sum()
+        row["stays"] = int(counts.get(index, 0))
         if min(e_in, e_out) > 0 and min(d_in, d_out) > 0:
             ratio = (e_out / d_out) / (e_in / d_in)
-            influence = (time["ended_out"] / e_out - time["days_out"] / d_out) - (
-                time["ended_in"] / e_in - time["days_in"] / d_in
-            )
+            influence = (ended_out / e_out - days_out / d_out) - (ended_in / e_in - days_in / d_in)
             z = _clustered_z(influence, float(np.log(ratio)))
-            row |= {"stay_ratio": ratio, "stall_p": float(stats.norm.sf(z)) if z == z else None}
+            row |= {"stay_ratio": ratio, "stall_p": _normal_sf(z) if z == z else None}
         rows.append(row)
     schema = {
         "stage": pl.String,
