@@ -361,7 +361,17 @@ def _group_codes(frame: pl.DataFrame, keys: list[str]) -> np.ndarray:
     """A dense integer code per row of ``frame`` for its ``keys`` values (nulls a value)."""
     if keys == ["stage_index"] or keys == ["stage", "stage_index"]:
         return frame["stage_index"].fill_null(-1).to_numpy().astype(np.int64)
-    return frame.select(pl.struct(keys).rank("dense"))[:, 0].to_numpy().astype(np.int64)
+    groups = (
+        frame.select(keys)
+        .with_row_index("row")
+        .group_by(keys)
+        .agg("row")
+        .with_row_index("group")
+        .explode("row")
+    )
+    codes = np.empty(frame.height, dtype=np.int64)
+    codes[groups["row"].to_numpy()] = groups["group"].to_numpy()
+    return codes
 
 
 def _kaplan_meier_quantiles(
@@ -383,7 +393,8 @@ def _kaplan_meier_quantiles(
         return pl.DataFrame(schema=schema)
     code = _group_codes(stays, keys)
     days = stays["days"].to_numpy()
-    order = np.lexsort((days, code))
+    by_days = stays["days"].arg_sort().to_numpy()  # then a stable sort by group
+    order = by_days[np.argsort(code[by_days], kind="stable")]
     code, days = code[order], days[order]
     ended = stays["ended"].to_numpy()[order].astype(np.int64)
     n = len(order)
