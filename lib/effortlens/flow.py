@@ -293,10 +293,27 @@ def _stays(
 ) -> pl.DataFrame:
     frames = (data.opportunities, data.stage_history, data.reps, data.actions, data.settings)
     options = (tuple(by_cols), cutoff, assume_derived)
+    per_rep = (("rep_id",), cutoff, assume_derived)  # what a split by owner columns extends
+    base = None
     for (kept, kept_options), stays in _LAST_STAYS:
-        if kept_options == options and all(a is b for a, b in zip(kept, frames, strict=True)):
-            return stays  # the same frames (not equal ones: the same objects) and options
-    stays = _computed_stays(data, by_cols, cutoff, assume_derived=assume_derived)
+        if all(a is b for a, b in zip(kept, frames, strict=True)):
+            if kept_options == options:
+                return stays  # the same frames (not equal ones: the same objects) and options
+            if kept_options == per_rep:
+                base = stays
+    extra = [c for c in by_cols if c != "rep_id"]
+    if (
+        base is not None
+        and "rep_id" in by_cols
+        and data.reps is not None
+        and all(c in data.reps.columns and c not in data.opportunities.columns for c in extra)
+        and data.reps["rep_id"].is_unique().all()
+    ):  # the per-rep stays with the owner's columns: the same rows, in the same order
+        stays = base.join(
+            data.reps.select("rep_id", *extra), on="rep_id", how="left", maintain_order="left"
+        ).select("opportunity_id", *by_cols, *base.columns[2:])
+    else:
+        stays = _computed_stays(data, by_cols, cutoff, assume_derived=assume_derived)
     _LAST_STAYS.insert(0, ((frames, options), stays))
     del _LAST_STAYS[_KEEP_STAYS:]
     return stays
@@ -842,8 +859,15 @@ MIN_STAY_RATIO = 1.5
 STAGE_ALPHA = 0.05
 
 
-def _normal_sf(z: float) -> float:
-    """The standard normal's upper tail at ``z`` (``scipy.stats.norm.sf``, without scipy)."""
+def normal_sf(z: float) -> float:
+    """The standard normal's upper tail at ``z``: ``scipy.stats.norm.sf(z)`` without importing
+    scipy (which costs a page about a second).
+
+    Examples
+    --------
+    >>> round(normal_sf(1.959964), 4)
+    0.025
+    """
     return 0.5 * math.erfc(z / math.sqrt(2))
 
 
@@ -953,7 +977,7 @@ def stage_flags(
                 "leak_hazard": h_in,
                 "others_leak_hazard": h_out,
                 "leak_ratio": h_in / h_out if h_out > 0 else None,
-                "leak_p": _normal_sf(z) if z == z else None,
+                "leak_p": normal_sf(z) if z == z else None,
             }
         ended_in, days_in = time[:, index, 0], time[:, index, 1]
         ended_out, days_out = time_all[:, 0] - ended_in, time_all[:, 1] - days_in
@@ -964,7 +988,7 @@ def stage_flags(
             ratio = (e_out / d_out) / (e_in / d_in)
             influence = (ended_out / e_out - days_out / d_out) - (ended_in / e_in - days_in / d_in)
             z = _clustered_z(influence, float(np.log(ratio)))
-            row |= {"stay_ratio": ratio, "stall_p": _normal_sf(z) if z == z else None}
+            row |= {"stay_ratio": ratio, "stall_p": normal_sf(z) if z == z else None}
         rows.append(row)
     schema = {
         "stage": pl.String,

@@ -616,92 +616,42 @@ class Journey(View):
         self.refresh()
 
     def render(self, view) -> None:
-        """Draw every part of the journey from the filtered deals."""
-        view = with_verifiers(view, self.state.enriched, self.state.filter)  # not every action
-        opps = view.tables["opportunities"]
-        if opps.height == 0 or view.tables["stage_history"].height == 0:
+        """Draw every part of the journey from the filtered deals (computed once per filter
+        and split: :func:`journey_numbers`)."""
+        drawn = journey_numbers(self.state, view, by=self.by)
+        if drawn is None:
             for panel in (self._funnel, self._time, self._verified):
                 panel.show_message("No deals with stage history in this selection.")
             self._cards.show([])
             self._finding.value = ""
             return
-        by = self.by
-        coverage = page_coverage(self.state)
-        path = coverage.stage_path
-        overall = flow_table(view, stage_path=path)
-        flow = flow_table(view, by=by, stage_path=path) if by else overall
-        now = deal_rates(opps)
-        one_sided = "" if coverage.win_rate_measurable else "not comparable: one-sided outcomes"
-        before = {}
-        previous = self.state.filter.previous_period()
-        if previous is not None:
-            before = deal_rates(
-                filter_enriched(self.state.enriched, previous).tables["opportunities"]
-            )
-        self._cards.show(
-            [
-                Kpi("Deals created", now["deals"], before.get("deals")),
-                Kpi(
-                    "Win rate",
-                    None if one_sided else now["win_rate"],
-                    None if one_sided else before.get("win_rate"),
-                    fmt="{:.1%}",
-                    hint=one_sided or "Won / closed deals",
-                    versus="" if one_sided else "previous period",
-                ),
-                Kpi(
-                    "No-decision rate",
-                    now["no_decision_rate"],
-                    before.get("no_decision_rate"),
-                    fmt="{:.1%}",
-                    higher_is_better=False,
-                    hint="Closed with no decision / closed deals",
-                ),
-                Kpi(
-                    "Blocked now",
-                    int(overall["blocked"].sum()) if coverage.times_in_stage else None,
-                    higher_is_better=False,
-                    hint="Open deals past their stage's p90 time in stage"
-                    if coverage.times_in_stage
-                    else "not measured: no stage changes in this data",
-                    versus="",
-                ),
-            ]
-        )
-        found = journey_findings(
-            overall,
-            has_evidence=has_buyer_evidence(view),
-            stage_path=path,
-            flags=stage_flags(view) if coverage.times_in_stage else None,
-        )
-        self._finding.value = caveats_html(self.state, "journey") + findings_html(found)
-        self._funnel.show(stage_funnel_chart(flow, by=by), table_frame=flow)
-        if coverage.times_in_stage:
-            self._time.show(time_in_stage_chart(flow, by=by), table_frame=flow)
+        flow = drawn["flow"]
+        self._cards.show(drawn["kpis"])
+        self._finding.value = caveats_html(self.state, "journey") + drawn["finding"]
+        self._funnel.show(drawn["funnel_chart"], table_frame=flow)
+        if drawn["time_chart"] is not None:
+            self._time.show(drawn["time_chart"], table_frame=flow)
         else:
             self._time.show_message(
                 "Times in stage are not measured: this data holds each deal's current stage, "
                 "not when it moved. Add the stage-history export to see them."
             )
-        if has_buyer_evidence(view):
-            self._verified.show(verification_chart(flow, by=by), table_frame=flow)
+        if drawn["verification_chart"] is not None:
+            self._verified.show(drawn["verification_chart"], table_frame=flow)
         else:
             self._verified.show_message(
                 "Buyer verification needs buyer actions (meetings held, proposals requested) or "
                 "recorded verifiers, and this data has neither: unknown, not zero."
             )
         self.keep(flow=flow, deal_kpis=kpi_frame(self._cards.kpis))
-        if not coverage.times_in_stage:
+        blocked = drawn["blocked"]
+        if blocked is None:
             self._blocked.show_message(
                 "Blocked deals are not measured: without stage changes, how long a deal has "
                 "waited in its stage is unknown."
             )
             return
-        blocked = blocked_deals(view)
         if blocked.height:
-            blocked = blocked.join(
-                view.reps.select("rep_id", "rep_name"), on="rep_id", how="left"
-            ).sort("over_days", descending=True)
             shown = self.state.present(blocked).select(
                 "opportunity_id",
                 "rep_name",
@@ -714,3 +664,103 @@ class Journey(View):
             self.keep(blocked_deals=shown)
         else:
             self._blocked.show_message("No open deal is past its stage's p90 time.")
+
+
+#: Each page state's journey draws (:func:`journey_numbers`), with their load: the last few
+#: (filter, split) pairs, so that returning to one costs no computation.
+_JOURNEY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_KEEP_JOURNEYS = 8
+
+
+def journey_numbers(state, view, *, by: str | None = None) -> dict | None:
+    """Everything the journey page draws for the page filter and split ``by``: the flow tables,
+    deal KPIs, the finding's HTML, the three charts (None where not measured) and the blocked
+    deals with their owners' names (before the page's pseudonyms; None when not measured);
+    None when the selection has no deals with stage history.
+
+    Kept per load for the last few (filter, split) pairs: a filter the reader returns to
+    (everything, after a team) is drawn from memory. ``view`` is the state's filtered view.
+    """
+    enriched, flt = state.enriched, state.filter
+    kept = _JOURNEY.get(state)
+    if kept is None or kept[0] is not enriched:
+        kept = _JOURNEY[state] = (enriched, {})
+    memo = kept[1]
+    key = (flt, by)
+    if key in memo:
+        memo[key] = memo.pop(key)  # the most recent last
+        return memo[key]
+    drawn = _journey_numbers(state, view, by=by)
+    memo[key] = drawn
+    while len(memo) > _KEEP_JOURNEYS:
+        del memo[next(iter(memo))]
+    return drawn
+
+
+def _journey_numbers(state, view, *, by: str | None) -> dict | None:
+    view = with_verifiers(view, state.enriched, state.filter)  # not every action
+    opps = view.tables["opportunities"]
+    if opps.height == 0 or view.tables["stage_history"].height == 0:
+        return None
+    coverage = page_coverage(state)
+    path = coverage.stage_path
+    overall = flow_table(view, stage_path=path)
+    flow = flow_table(view, by=by, stage_path=path) if by else overall
+    now = deal_rates(opps)
+    one_sided = "" if coverage.win_rate_measurable else "not comparable: one-sided outcomes"
+    before = {}
+    previous = state.filter.previous_period()
+    if previous is not None:
+        before = deal_rates(filter_enriched(state.enriched, previous).tables["opportunities"])
+    kpis = [
+        Kpi("Deals created", now["deals"], before.get("deals")),
+        Kpi(
+            "Win rate",
+            None if one_sided else now["win_rate"],
+            None if one_sided else before.get("win_rate"),
+            fmt="{:.1%}",
+            hint=one_sided or "Won / closed deals",
+            versus="" if one_sided else "previous period",
+        ),
+        Kpi(
+            "No-decision rate",
+            now["no_decision_rate"],
+            before.get("no_decision_rate"),
+            fmt="{:.1%}",
+            higher_is_better=False,
+            hint="Closed with no decision / closed deals",
+        ),
+        Kpi(
+            "Blocked now",
+            int(overall["blocked"].sum()) if coverage.times_in_stage else None,
+            higher_is_better=False,
+            hint="Open deals past their stage's p90 time in stage"
+            if coverage.times_in_stage
+            else "not measured: no stage changes in this data",
+            versus="",
+        ),
+    ]
+    evidence = has_buyer_evidence(view)
+    found = journey_findings(
+        overall,
+        has_evidence=evidence,
+        stage_path=path,
+        flags=stage_flags(view) if coverage.times_in_stage else None,
+    )
+    blocked = None
+    if coverage.times_in_stage:
+        blocked = blocked_deals(view)
+        if blocked.height:
+            blocked = blocked.join(
+                view.reps.select("rep_id", "rep_name"), on="rep_id", how="left"
+            ).sort("over_days", descending=True)
+    return {
+        "overall": overall,
+        "flow": flow,
+        "kpis": kpis,
+        "finding": findings_html(found),
+        "funnel_chart": stage_funnel_chart(flow, by=by),
+        "time_chart": time_in_stage_chart(flow, by=by) if coverage.times_in_stage else None,
+        "verification_chart": verification_chart(flow, by=by) if evidence else None,
+        "blocked": blocked,
+    }
