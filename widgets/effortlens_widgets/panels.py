@@ -6,7 +6,6 @@ by ``effortlens.charts`` builders with small, pre-aggregated frames.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ import ipywidgets as widgets
 import polars as pl
 from traitlets import Bool, Int, List, Unicode, observe
 
+from effortlens.charts.theme import chart_spec
 from effortlens.safe_csv import csv_bytes
 from effortlens_widgets._html import error_box, escape, table
 
@@ -210,16 +210,16 @@ def downloads(widget: widgets.Widget) -> list[DownloadButton]:
     return found
 
 
-def _unvalidated(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
-    """``chart``, whose ``to_dict()`` no longer validates the spec against the Vega-Lite schema.
+def _with_spec(chart: alt.TopLevelMixin, spec: dict) -> alt.TopLevelMixin:
+    """``chart``, whose ``to_dict()`` gives ``spec`` (its spec, made once) without Altair's work.
 
-    A ``JupyterChart`` validates every chart it is given: jsonschema over the whole Vega-Lite
-    schema took about half of a page's kernel time on a filter change (20-40 ms a chart). The
-    chart builders' specs are validated by the tests (``tests/test_charts_*.py``).
+    A ``JupyterChart`` makes the spec of every chart it is given, validated against the
+    Vega-Lite schema: that took about half of a page's kernel time on a filter change (20-40 ms
+    a chart), and the spec itself another 2-10 ms. The spec is made once, unvalidated, by
+    :func:`effortlens.charts.theme.chart_spec` (from a cached layout for the builders that
+    have one); the builders' specs are validated by the tests (``tests/test_charts_*.py``).
     """
-    object.__setattr__(
-        chart, "to_dict", functools.partial(type(chart).to_dict, chart, validate=False)
-    )
+    object.__setattr__(chart, "to_dict", lambda *args, **kwargs: spec)
     return chart
 
 
@@ -282,9 +282,12 @@ class ChartPanel(widgets.VBox):
         if self._note:
             self._note = ""
             self._render_heading()
+        spec = chart_spec(chart)
         if width is not None:
-            chart = chart.properties(width=width)
-        self._chart, self._table = _unvalidated(chart), table_frame
+            spec = {**spec, "width": width}
+        # the chart hands the JupyterChart this spec (its selections come from the chart)
+        chart = _with_spec(chart, spec)
+        self._chart, self._table = chart, table_frame
         if self._jchart is None:
             # no vega-embed actions menu: its "Open in Vega Editor" posts the chart and its
             # data to an outside site, and the panel has its own CSV/PNG downloads

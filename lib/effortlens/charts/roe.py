@@ -11,16 +11,20 @@ Examples
 
 from __future__ import annotations
 
+import functools
+
 import altair as alt
 import polars as pl
 
 import effortlens.charts.theme  # noqa: F401  (registers and enables the project theme)
-from effortlens.charts.theme import PALETTE, aggregated
+from effortlens.charts.theme import PALETTE, aggregated, placeholder, with_data
 from effortlens.roe import METRIC_LABELS
 
 #: Metrics that are shares, shown as percentages.
 _SHARES = {"response_rate", "no_impact_share"}
 _RATIOS = ("response_rate", "roe_per_100", "roe_per_hour", "no_impact_share")
+#: The two parts of a no-impact bar, in stacking order.
+_OUTCOMES = ["no buyer action", "earned a buyer action"]
 
 
 def _format(metric: str) -> str:
@@ -65,7 +69,12 @@ def roe_trend_chart(
     'line'
     """
     metric = _metric(metric)
-    frame = aggregated(trend)
+    return with_data(_trend_layout(metric, period, by, title), trend=aggregated(trend))
+
+
+@functools.lru_cache(maxsize=64)
+def _trend_layout(metric: str, period: str, by: str | None, title: str | None) -> alt.LayerChart:
+    """:func:`roe_trend_chart` without its data (made once per set of options)."""
     label = METRIC_LABELS[metric]
     fmt = _format(metric)
     colour = (
@@ -81,7 +90,7 @@ def roe_trend_chart(
         alt.Tooltip("activities:Q", title="Customer-facing activities", format=","),
         alt.Tooltip("rolling_activities:Q", title="Activities in the rolling window", format=","),
     ]
-    base = alt.Chart(frame).encode(
+    base = alt.Chart(placeholder("trend")).encode(
         x=alt.X(f"{period}:T", title=None),
         color=colour,
         tooltip=tooltip,
@@ -135,8 +144,6 @@ def roe_by_chart(
     """
     metric = _metric(metric)
     frame = aggregated(table)
-    label = METRIC_LABELS[metric]
-    fmt = _format(metric)
     totals = frame.select(
         pl.col("activities").sum(),
         pl.col("responded").sum(),
@@ -150,8 +157,20 @@ def roe_by_chart(
         "roe_per_hour": weight / hours if hours else None,
         "no_impact_share": 1 - totals["responded"] / n if n else None,
     }[metric]
+    return with_data(
+        _by_layout(by, metric, title, select),
+        bars=frame,
+        overall=pl.DataFrame({"overall": [overall]}, schema={"overall": pl.Float64}),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _by_layout(by: str, metric: str, title: str | None, select: str | None) -> alt.LayerChart:
+    """:func:`roe_by_chart` without its data (made once per set of options)."""
+    label = METRIC_LABELS[metric]
+    fmt = _format(metric)
     bars = (
-        alt.Chart(frame)
+        alt.Chart(placeholder("bars"))
         .mark_bar(color=PALETTE["primary"])
         .encode(
             x=alt.X(f"{metric}:Q", title=label, axis=alt.Axis(format=fmt)),
@@ -173,7 +192,7 @@ def roe_by_chart(
             opacity=alt.condition(picked, alt.value(1.0), alt.value(0.55))
         )
     rule = (
-        alt.Chart(pl.DataFrame({"overall": [overall]}, schema={"overall": pl.Float64}))
+        alt.Chart(placeholder("overall"))
         .mark_rule(color=PALETTE["neutral"], strokeDash=[4, 3], strokeWidth=2)
         .encode(
             x="overall:Q",
@@ -224,7 +243,7 @@ def no_impact_chart(
     frame = aggregated(table)
     no_impact = "no_impact_activities" if measure == "activities" else "no_impact_hours"
     earned = pl.col(measure) - pl.col(no_impact)
-    outcome_order = ["no buyer action", "earned a buyer action"]
+    outcome_order = _OUTCOMES
     long = (
         frame.select(
             pl.col(by),
@@ -240,9 +259,16 @@ def no_impact_chart(
             ),
         )
     )
+    return with_data(_no_impact_layout(by, measure, title), outcomes=long)
+
+
+@functools.lru_cache(maxsize=64)
+def _no_impact_layout(by: str, measure: str, title: str | None) -> alt.Chart:
+    """:func:`no_impact_chart` without its data (made once per set of options)."""
+    outcome_order = _OUTCOMES
     unit = "activities" if measure == "activities" else "hours"
     return (
-        alt.Chart(long)
+        alt.Chart(placeholder("outcomes"))
         .mark_bar()
         .encode(
             x=alt.X("amount:Q", title=f"Customer-facing {unit}", stack="zero"),
