@@ -93,6 +93,26 @@ def _vl_version() -> str:
     return f"v{major}_{minor}"
 
 
+def _canonical(value):
+    """``value`` with every float rounded to 12 significant digits (a pixel never moves).
+
+    Kernels computing the same chart differ in the last bits of some sums (Polars aggregates in
+    parallel); rounded, their specs are equal, so the pool shares one cached SVG.
+
+    Examples
+    --------
+    >>> _canonical({"a": [436.3466666666667, 1, "x"], "b": 436.34666666666664})
+    {'a': [436.346666667, 1, 'x'], 'b': 436.346666667}
+    """
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
 def cache_path(spec_json: str, vl_version: str) -> Path:
     """Where the SVG of a spec is kept: a hash of the spec, the versions and the renderer."""
     import vl_convert
@@ -108,6 +128,8 @@ def cache_path(spec_json: str, vl_version: str) -> Path:
 def render_svg(spec: dict, *, timeout: float = RENDER_TIMEOUT_S) -> str | None:
     """The SVG of a Vega-Lite ``spec``, from the disk cache or a renderer subprocess.
 
+    Floats are rounded to 12 significant digits first (:func:`_canonical`).
+
     Kernels rendering the same spec at once wait for one another (a lock file), so the
     renderer runs once. None when it fails (the reason is logged).
 
@@ -121,7 +143,7 @@ def render_svg(spec: dict, *, timeout: float = RENDER_TIMEOUT_S) -> str | None:
     import fcntl
 
     try:
-        spec_json = json.dumps(spec, sort_keys=True, default=str)
+        spec_json = json.dumps(_canonical(spec), sort_keys=True, default=str)
         vl_version = _vl_version()
         path = cache_path(spec_json, vl_version)
         if path.is_file():
