@@ -307,13 +307,126 @@ def effective_rho(
     return np.clip(rho + extra, 0.0, 0.999)
 
 
+def _shapes(rate: np.ndarray, rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The beta-binomial's ``a``, ``b`` for a mean rate and intra-class correlation."""
+    rho = np.maximum(rho, 1e-12)  # a tiny rho is the binomial to many digits
+    concentration = 1 / rho - 1
+    return rate * concentration, (1 - rate) * concentration
+
+
 def _distribution(volume: np.ndarray, rate: np.ndarray, rho: np.ndarray):
     """scipy's count distribution: beta-binomial where ``rho > 0``, else binomial."""
     from scipy import stats
 
-    rho = np.maximum(rho, 1e-12)  # a tiny rho is the binomial to many digits
-    concentration = 1 / rho - 1
-    return stats.betabinom(volume, rate * concentration, (1 - rate) * concentration)
+    a, b = _shapes(rate, rho)
+    return stats.betabinom(volume, a, b)
+
+
+#: Cells (rows x counts) of beta-binomial probabilities computed at once.
+_BLOCK_CELLS = 1 << 19
+
+
+def _blocks(volume: np.ndarray):
+    """Row indices in blocks of similar volume, each block at most ``_BLOCK_CELLS`` cells."""
+    order = np.argsort(volume, kind="stable")
+    start = 0
+    while start < order.size:
+        end = start + 1
+        while end < order.size and (end + 1 - start) * (volume[order[end]] + 1) <= _BLOCK_CELLS:
+            end += 1
+        yield order[start:end]
+        start = end
+
+
+def _count_probabilities(
+    n: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The beta-binomial probability of every count ``0..n`` of each row (``n``: a block's
+    volumes; zero past each row's volume), and a bound on the error of its cdf.
+
+    The log-probabilities step from ``P(0)`` by the ratios ``P(k + 1) / P(k) =
+    (n - k) (k + a) / ((k + 1) (n - k - 1 + b))``: one logarithm per count, where scipy
+    evaluates three log-beta functions per count and sums every cdf from zero again. The
+    bound covers the rounding of both ways (the log-beta functions of large ``a + b`` carry
+    an absolute error of a few ``eps (a + b + n)``; the steps' sums a few ``1e-10``).
+    """
+    from scipy.special import betaln
+
+    width = int(n.max()) + 1
+    k = np.arange(width, dtype=float)
+    nf = n.astype(float)[:, None]
+    a2, b2 = a[:, None], b[:, None]
+    left = nf - k
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = left * (k + a2)
+        ratio /= (k + 1) * (left + (b2 - 1))
+        steps = np.log(ratio, out=ratio)  # NaN or -inf past the volume, masked below
+    first = -np.log(nf + 1) - betaln(nf + 1, 1.0) + betaln(a2, nf + b2) - betaln(a2, b2)
+    log_p = np.empty((n.size, width))
+    log_p[:, :1] = first
+    np.cumsum(steps[:, :-1], axis=1, out=log_p[:, 1:])
+    log_p[:, 1:] += first
+    probability = np.exp(log_p, out=log_p)
+    probability[left < 0] = 0.0
+    return probability, 2e-9 + 1e-14 * (a + b + n)
+
+
+#: Rows whose cdf error bound exceeds this are left to scipy (a rate known to many digits:
+#: ``a + b`` in the millions, where scipy's own log-beta rounding decides the last digits).
+_MAX_ERROR = 1e-7
+
+
+def _exact(
+    volume: np.ndarray,
+    rate: np.ndarray,
+    rho: np.ndarray,
+    quantiles: Sequence[float],
+    successes: np.ndarray | None = None,
+) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Beta-binomial quantiles (counts) and, with ``successes``, two-sided tail
+    probabilities ``2 min(P(X <= s), P(X >= s))``: scipy's answers, from one table of
+    :func:`_count_probabilities` per block of reps.
+
+    - A quantile is the smallest count whose cdf is at least ``q``: scipy's own
+      ``ppf`` whenever that cdf clears ``q`` by more than its error bound on both sides of
+      the count (scipy's search compares the same cdf, computed its way, with ``q``); the
+      rare count within the bound is asked of scipy.
+    - Each tail is summed from its own end, so a small tail keeps its digits (scipy's
+      ``sf`` is one minus the cdf: below ~1e-11 it is rounding, else they agree to ~1e-11).
+    - Rows whose error bound exceeds :data:`_MAX_ERROR` are left to scipy.
+    """
+    volume = np.asarray(volume, dtype=np.int64)
+    rate, rho = np.asarray(rate, dtype=float), np.asarray(rho, dtype=float)
+    a, b = _shapes(rate, rho)
+    counts = [np.full(volume.shape, np.nan) for _ in quantiles]
+    p = None if successes is None else np.full(volume.shape, np.nan)
+    for rows in _blocks(volume):
+        n = volume[rows]
+        probability, error = _count_probabilities(n, a[rows], b[rows])
+        index = np.arange(rows.size)
+        cdf = np.cumsum(probability, axis=1)
+        rough = error > _MAX_ERROR
+        for target, q in zip(counts, quantiles, strict=True):
+            count = np.minimum(np.sum(cdf < q, axis=1), n)  # past n the cdf stays at its top
+            at = cdf[index, count]
+            under = np.where(count > 0, cdf[index, np.maximum(count - 1, 0)], -np.inf)
+            sure = ((count == n) | (at - q > error)) & (q - under > error) & ~rough
+            target[rows[sure]] = count[sure]
+            unsure = rows[~sure]
+            if unsure.size:
+                target[unsure] = _distribution(volume[unsure], rate[unsure], rho[unsure]).ppf(q)
+        if p is not None:
+            s = np.asarray(successes, dtype=np.int64)[rows]
+            lower = cdf[index, s]
+            upper = np.where(np.arange(probability.shape[1]) >= s[:, None], probability, 0.0)
+            tails = 2 * np.minimum(np.minimum(lower, upper.sum(axis=1)), 0.5)
+            p[rows] = tails
+            if rough.any():
+                left = rows[rough]
+                dist = _distribution(volume[left], rate[left], rho[left])
+                k = np.asarray(successes, dtype=np.int64)[left]
+                p[left] = 2 * np.minimum(dist.cdf(k), dist.sf(k - 1))
+    return counts, p
 
 
 def _rate_approximation(volume: np.ndarray, rate: np.ndarray, rho: np.ndarray):
@@ -369,24 +482,66 @@ def control_limits(
     >>> [round(float(v[0]), 2) for v in limits.values()]
     [0.4, 0.6]
     """
+    return limits_and_p_values(None, volume, centre, rho, levels, centre_var=centre_var)[0]
+
+
+def limits_and_p_values(
+    successes: np.ndarray | None,
+    volume: np.ndarray,
+    centre: np.ndarray,
+    rho: float | np.ndarray,
+    levels: Sequence[float],
+    *,
+    centre_var: np.ndarray | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """:func:`control_limits` and, with ``successes``, :func:`tail_p_values`, computed
+    together (the exact ones share one table of the count distribution).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> limits, p = limits_and_p_values(np.array([50]), np.array([100]), np.array([0.5]),
+    ...                                 0.0, [0.95])
+    >>> [round(float(v[0]), 2) for v in limits.values()], float(p[0])
+    ([0.4, 0.6], 1.0)
+    """
     volume = np.asarray(volume, dtype=np.int64)
     centre = np.asarray(centre, dtype=np.float64)
     var = np.zeros(volume.shape) if centre_var is None else np.nan_to_num(centre_var)
     rho_i = effective_rho(centre, var, volume, 0.0) + np.asarray(rho, dtype=float)
     rho_i = np.broadcast_to(np.clip(rho_i, 0.0, 0.999), volume.shape)
     exact, approx = _split(volume, centre)
+    quantiles = _tail_quantiles(levels)
+    counts, exact_p = [], None
+    if exact.any():
+        counts, exact_p = _exact(
+            volume[exact],
+            centre[exact],
+            rho_i[exact],
+            quantiles,
+            None if successes is None else np.asarray(successes, dtype=np.int64)[exact],
+        )
     out: dict[str, np.ndarray] = {}
-    for name, q in zip(limit_columns(levels), _tail_quantiles(levels), strict=True):
+    for name, q in zip(limit_columns(levels), quantiles, strict=True):
         limit = np.where(volume > 0, centre, np.nan)  # degenerate centre 0 or 1
         if exact.any():
-            v = volume[exact]
-            limit[exact] = _distribution(v, centre[exact], rho_i[exact]).ppf(q) / v
+            limit[exact] = counts.pop(0) / volume[exact]
         if approx.any():
             limit[approx] = _rate_approximation(volume[approx], centre[approx], rho_i[approx]).ppf(
                 q
             )
         out[name] = limit
-    return out
+    if successes is None:
+        return out, None
+    successes = np.asarray(successes, dtype=np.int64)
+    p = np.full(volume.shape, np.nan)
+    if exact.any():
+        p[exact] = exact_p
+    if approx.any():
+        dist = _rate_approximation(volume[approx], centre[approx], rho_i[approx])
+        r = successes[approx] / volume[approx]
+        p[approx] = 2 * np.minimum(dist.cdf(r), dist.sf(r))
+    return out, np.minimum(p, 1.0)
 
 
 def _tail_quantiles(levels: Sequence[float]) -> list[float]:
@@ -429,23 +584,7 @@ def tail_p_values(
     >>> float(tail_p_values(np.array([50]), np.array([100]), np.array([0.5]), 0.0)[0])
     1.0
     """
-    successes = np.asarray(successes, dtype=np.int64)
-    volume = np.asarray(volume, dtype=np.int64)
-    centre = np.asarray(centre, dtype=np.float64)
-    var = np.zeros(volume.shape) if centre_var is None else np.nan_to_num(centre_var)
-    rho_i = effective_rho(centre, var, volume, 0.0) + np.asarray(rho, dtype=float)
-    rho_i = np.broadcast_to(np.clip(rho_i, 0.0, 0.999), volume.shape)
-    p = np.full(volume.shape, np.nan)
-    exact, approx = _split(volume, centre)
-    if exact.any():
-        dist = _distribution(volume[exact], centre[exact], rho_i[exact])
-        s = successes[exact]
-        p[exact] = 2 * np.minimum(dist.cdf(s), dist.sf(s - 1))
-    if approx.any():
-        dist = _rate_approximation(volume[approx], centre[approx], rho_i[approx])
-        r = successes[approx] / volume[approx]
-        p[approx] = 2 * np.minimum(dist.cdf(r), dist.sf(r))
-    return np.minimum(p, 1.0)
+    return limits_and_p_values(successes, volume, centre, rho, (), centre_var=centre_var)[1]
 
 
 def signed_z(p_value: np.ndarray, rate: np.ndarray, centre: np.ndarray) -> np.ndarray:

@@ -20,12 +20,11 @@ from effortlens.deviance.funnel import (
     HUBER_K,
     LIMIT_LEVELS,
     benjamini_hochberg,
-    control_limits,
     fit_dispersion,
     limit_columns,
+    limits_and_p_values,
     peer_centres,
     signed_z,
-    tail_p_values,
 )
 from effortlens.enrich import events
 from effortlens.measures import response_counts, win_counts
@@ -194,13 +193,11 @@ def peer_deviance(
     testable = np.isfinite(centre) & (centre > 0) & (centre < 1) & (volume > 0)
     safe_centre = np.where(testable, centre, 0.5)
     safe_var = np.where(testable, centre_var, 0.0)
-    limits = control_limits(volume, safe_centre, rho, LIMIT_LEVELS, centre_var=safe_var)
-    limits = {k: np.where(testable, v, np.nan) for k, v in limits.items()}
-    p = np.where(
-        testable,
-        tail_p_values(successes, volume, safe_centre, rho, centre_var=safe_var),
-        np.nan,
+    limits, p = limits_and_p_values(
+        successes, volume, safe_centre, rho, LIMIT_LEVELS, centre_var=safe_var
     )
+    limits = {k: np.where(testable, v, np.nan) for k, v in limits.items()}
+    p = np.where(testable, p, np.nan)
     rate = successes / np.maximum(volume, 1)
     z = np.where(testable, signed_z(p, rate, safe_centre), np.nan)
     eligible = testable & (volume >= min_volume)
