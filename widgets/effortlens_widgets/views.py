@@ -10,6 +10,7 @@ from __future__ import annotations
 import weakref
 
 import ipywidgets as widgets
+import numpy as np
 import polars as pl
 from traitlets import Enum, TraitError, Unicode, observe, validate
 
@@ -25,7 +26,7 @@ from effortlens.deviance import (
     what_differs,
     what_differs_in,
 )
-from effortlens.enrich import events, has_rows, precomputed
+from effortlens.enrich import events, has_rows, precomputed, table
 from effortlens.filters import filter_enriched, filter_frame
 from effortlens.findings import (
     deviance_findings,
@@ -697,8 +698,109 @@ def journey_numbers(state, view, *, by: str | None = None) -> dict | None:
     return drawn
 
 
+#: Each page state's deal tables for the journey, collected once per load (:func:`_deal_tables`).
+_DEALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_OWNER = ["team", "segment", "role"]
+
+
+def _deal_tables(state) -> dict | None:
+    """The load's deals, their stage history and the build's verifier facts, in memory with
+    what a filter reads (each deal's owner columns; each history row's deal), made once per
+    load; None without verifier facts (facts enriched in memory: the view is used as is)."""
+    enriched = state.enriched
+    kept = _DEALS.get(state)
+    if kept is not None and kept[0] is enriched:
+        return kept[1]
+    verifiers = precomputed(enriched, "verifiers")
+    tables = None
+    if verifiers is not None:
+        reps = enriched.reps.select("rep_id", *_OWNER)
+        opps = table(enriched, "opportunities").collect()
+        history = table(enriched, "stage_history").collect()
+        if opps["opportunity_id"].is_unique().all() and reps["rep_id"].is_unique().all():
+            deal = (
+                history.select("opportunity_id")
+                .join(
+                    opps.select("opportunity_id").with_row_index("deal"),
+                    on="opportunity_id",
+                    how="left",
+                    maintain_order="left",
+                )["deal"]
+                .fill_null(opps.height)
+                .to_numpy()
+            )
+            if (deal == opps.height).any():  # rows of no known deal: no filter keeps them
+                history = history.filter(pl.Series(deal < opps.height))
+                deal = deal[deal < opps.height]
+            verifiers = verifiers.collect()
+            tables = {
+                "opportunities": opps,
+                "owners": opps.join(reps, on="rep_id", how="left", maintain_order="left"),
+                "stage_history": history,
+                "deal": deal,
+                "verifiers": verifiers,
+                "verifier_owners": verifiers.join(
+                    reps, on="rep_id", how="left", maintain_order="left"
+                ),
+                "has_actions": has_rows(table(enriched, "buyer_actions")),
+            }
+    _DEALS[state] = (enriched, tables)
+    return tables
+
+
+def _deals_kept(tables: dict, flt) -> np.ndarray | None:
+    """Which deals ``flt`` keeps, as :func:`effortlens.filters.filter_enriched` keeps them (by
+    owner and creation date); None for all of them."""
+    owners = tables["owners"]
+    kept = filter_frame(
+        owners.with_row_index("row"), flt, day_column="created_ts", ignore=("activity_types",)
+    )
+    if kept.height == owners.height:
+        return None
+    mask = np.zeros(owners.height, dtype=bool)
+    mask[kept["row"].to_numpy()] = True
+    return mask
+
+
+def journey_view(state, view):
+    """``view`` (the state's filtered view) with the deals, stage history and buyer verifiers
+    the journey reads, filtered in memory from :func:`_deal_tables` exactly as
+    :func:`effortlens.filters.filter_enriched` and :func:`effortlens.flow.with_verifiers`
+    filter them from the build; ``view`` with its verifiers when the load has no such
+    tables. Also whether the view has buyer evidence (:func:`has_buyer_evidence`)."""
+    tables = _deal_tables(state)
+    if tables is None:
+        view = with_verifiers(view, state.enriched, state.filter)
+        return view, has_buyer_evidence(view)
+    flt = state.filter
+    mask = _deals_kept(tables, flt)
+    opps, history = tables["opportunities"], tables["stage_history"]
+    if mask is not None:
+        opps = opps.filter(pl.Series(mask))
+        history = history.filter(pl.Series(mask[tables["deal"]]))
+    verifiers = filter_frame(tables["verifier_owners"], flt, ignore=("activity_types",)).select(
+        tables["verifiers"].columns
+    )
+    view = view.replace(
+        tables={**view.tables, "opportunities": opps, "stage_history": history},
+        actions=verifiers,
+    )
+    evidence = tables["has_actions"] or bool(history["verifier_action_id"].is_not_null().any())
+    return view, evidence
+
+
+def _previous_deals(state, previous) -> pl.DataFrame:
+    """The deals of the previous period's filter (for the KPI comparison)."""
+    tables = _deal_tables(state)
+    if tables is None:
+        return filter_enriched(state.enriched, previous).tables["opportunities"]
+    mask = _deals_kept(tables, previous)
+    opps = tables["opportunities"]
+    return opps if mask is None else opps.filter(pl.Series(mask))
+
+
 def _journey_numbers(state, view, *, by: str | None) -> dict | None:
-    view = with_verifiers(view, state.enriched, state.filter)  # not every action
+    view, evidence = journey_view(state, view)
     opps = view.tables["opportunities"]
     if opps.height == 0 or view.tables["stage_history"].height == 0:
         return None
@@ -711,7 +813,7 @@ def _journey_numbers(state, view, *, by: str | None) -> dict | None:
     before = {}
     previous = state.filter.previous_period()
     if previous is not None:
-        before = deal_rates(filter_enriched(state.enriched, previous).tables["opportunities"])
+        before = deal_rates(_previous_deals(state, previous))
     kpis = [
         Kpi("Deals created", now["deals"], before.get("deals")),
         Kpi(
@@ -740,7 +842,6 @@ def _journey_numbers(state, view, *, by: str | None) -> dict | None:
             versus="",
         ),
     ]
-    evidence = has_buyer_evidence(view)
     found = journey_findings(
         overall,
         has_evidence=evidence,

@@ -1,0 +1,93 @@
+"""The buyer-journey page on a build (issue 13 §2): its deals, stage history and verifier facts
+are held in memory once per load and filtered there, and what it draws is kept per (filter,
+split). Both must give exactly what the flow functions give on the page's filtered view."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from effortlens.enrich import precomputed
+from effortlens.filters import Filter, filter_enriched
+from effortlens.findings import has_buyer_evidence
+from effortlens.flow import blocked_deals, flow_table, stage_flags, with_verifiers
+from effortlens.measures import deal_rates
+
+
+def _filters(enriched) -> list[Filter]:
+    """None, a team, a period, both, one rep, a late start, an early end."""
+    reps = enriched.reps.with_columns(pl.col("team").cast(pl.String))
+    team = reps["team"].drop_nulls().unique().sort()[0]
+    rep = reps.filter(pl.col("team") == team)["rep_id"].sort()[0]
+    end = enriched.daily["day"].max()
+    start = end - dt.timedelta(days=89)
+    return [
+        Filter(),
+        Filter(teams=(team,)),
+        Filter(start=start, end=end),
+        Filter(teams=(team,), start=start, end=end),
+        Filter(reps=(rep,)),
+        Filter(start=start),
+        Filter(end=start),
+    ]
+
+
+def _as_strings(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(pl.col(pl.Categorical).cast(pl.String))
+
+
+@pytest.fixture(scope="module")
+def page(tiny_planted):
+    from effortlens_widgets.apps.buyer_journey import buyer_journey_app
+
+    page = buyer_journey_app(data_dir=tiny_planted)
+    assert precomputed(page.state.enriched, "verifiers") is not None  # read from a build
+    return page
+
+
+def test_the_page_filters_its_deals_in_memory_as_the_build_path_does(page):
+    from effortlens_widgets.views import journey_view, page_coverage
+
+    state, journey = page.state, page.views[0]
+    enriched = state.enriched
+    path = page_coverage(state).stage_path
+    for flt in _filters(enriched):
+        state.filter = flt
+        view = with_verifiers(filter_enriched(enriched, flt), enriched, flt)
+        for by in (None, "team"):
+            journey.by = by
+            expected = flow_table(view, by=by, stage_path=path)
+            assert_frame_equal(_as_strings(journey.frames["flow"]), _as_strings(expected))
+        journey.by = None
+        slim, evidence = journey_view(state, state.view)
+        assert evidence == has_buyer_evidence(view)
+        assert deal_rates(slim.tables["opportunities"]) == deal_rates(view.tables["opportunities"])
+        assert_frame_equal(
+            slim.tables["stage_history"].sort("opportunity_id", "entered_ts", "stage"),
+            view.tables["stage_history"].sort("opportunity_id", "entered_ts", "stage"),
+        )
+        assert_frame_equal(stage_flags(slim), stage_flags(view), check_exact=False, rel_tol=1e-9)
+        assert_frame_equal(blocked_deals(slim), blocked_deals(view))
+        shown = journey.frames.get("blocked_deals")
+        assert (shown.height if shown is not None else 0) == blocked_deals(view).height
+        kpis = journey.frames["deal_kpis"]
+        assert kpis.height == 4
+
+
+def test_a_filter_returned_to_is_drawn_from_memory(page):
+    from effortlens_widgets.views import journey_numbers
+
+    state = page.state
+    team_filter = _filters(state.enriched)[1]
+    state.filter = team_filter
+    first = journey_numbers(state, state.view, by=None)
+    state.filter = Filter()
+    everything = journey_numbers(state, state.view, by=None)
+    assert everything is not first
+    assert everything["flow"]["reached"].sum() > first["flow"]["reached"].sum()
+    state.filter = team_filter
+    assert journey_numbers(state, state.view, by=None) is first  # kept, not recomputed
+    assert journey_numbers(state, state.view, by="team") is not first  # another split
