@@ -194,6 +194,61 @@ def test_roe_views_sum_the_weekly_roll_up_to_the_daily_figures(small_planted):
     assert state.roe_facts() is state.view.daily
 
 
+def test_organisation_page_from_the_weekly_roll_ups_equals_the_daily_figures(small_planted):
+    """Without a period the organisation page sums rep x week roll-ups made once per load; its
+    frames equal those counted from the filtered daily facts (none, a team, a segment, a rep,
+    and a period and an activity type, which count from the days)."""
+    import datetime as dt
+
+    from polars.testing import assert_frame_equal
+
+    from effortlens.filters import Filter, filter_enriched
+    from effortlens.organisation import (
+        organisation_table,
+        selling_time_by,
+        selling_time_weekly,
+        variance_share,
+    )
+
+    app = organisation_app(data_dir=small_planted)
+    state = app.state
+    reps = state.enriched.reps.with_columns(pl.col("team", "segment").cast(pl.String))
+    team = sorted(reps["team"].drop_nulls().unique())[0]
+    segment = sorted(reps["segment"].drop_nulls().unique())[0]
+    rep = reps.filter(pl.col("team") == team)["rep_id"].sort()[0]
+    end = state.enriched.daily["day"].max()
+    kind = state.enriched.daily["activity_type"].unique().sort()[0]
+    compared = 0
+    for flt in (
+        Filter(),
+        Filter(teams=(team,)),
+        Filter(segments=(segment,)),
+        Filter(reps=(rep,)),
+        Filter(start=end - dt.timedelta(days=89), end=end),
+        Filter(activity_types=(kind,)),
+    ):
+        state.filter = flt
+        view = filter_enriched(state.enriched, flt)
+        settings = view.settings
+        weekly = selling_time_weekly(
+            view.daily,
+            reps=view.reps,
+            working_hours_per_week=settings.working_hours_per_week,
+            internal_types=settings.internal,
+        )
+        frames = app.views[0].frames
+        assert not app.views[0].problem
+        expected = {
+            "selling_time": selling_time_by(weekly),
+            "teams": organisation_table(view),
+            "variance_share": variance_share(view.daily),
+        }
+        for name, frame in expected.items():
+            assert_frame_equal(frames[name], frame, check_exact=False, rel_tol=1e-9)
+            compared += frame.height
+    assert compared
+
+
 def test_period_filter_gives_kpi_change_against_previous_period(small_planted):
     app = return_on_effort_app(data_dir=small_planted)
     assert "no previous period" in page_html(app.views[0])

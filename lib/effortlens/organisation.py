@@ -80,8 +80,85 @@ def selling_time_weekly(
     >>> weekly = selling_time_weekly(enriched.daily, reps=enriched.reps,
     ...                              working_hours_per_week=40.0)  # doctest: +SKIP
     """
+    return selling_time_of_hours(
+        weekly_hours(daily, internal_types=internal_types),
+        reps=reps,
+        working_hours_per_week=working_hours_per_week,
+    )
+
+
+#: The columns of :func:`weekly_hours` besides the rep's own (team, segment, role).
+HOURS_COLUMNS = ("customer_facing_hours", "internal_hours", "first_day", "last_day")
+
+
+def weekly_hours(
+    daily: pl.DataFrame | pl.LazyFrame, *, internal_types: Sequence[str] = ("internal", "admin")
+) -> pl.DataFrame:
+    """Customer-facing and internal hours per rep and week, with the first and last day of data.
+
+    The roll-up :func:`selling_time_weekly` counts from (a page makes it once per load: a
+    filter on reps, teams, segments or roles then keeps its rows instead of summing the daily
+    facts again). It keeps the daily facts' ``team``, ``segment`` and ``role`` so that those
+    filters apply to it.
+
+    Parameters
+    ----------
+    daily
+        Enriched daily facts (``rep_id``, ``day``, ``week``, ``activity_type``,
+        ``is_customer_facing``, ``hours``).
+    internal_types
+        Activity types counted as internal load (the settings' ``internal``).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``rep_id``, ``week``, the ``team``, ``segment`` and ``role`` columns ``daily`` has,
+        ``customer_facing_hours``, ``internal_hours``, ``first_day``, ``last_day``.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> day = dt.date(2024, 1, 3)
+    >>> daily = pl.DataFrame({"rep_id": ["a", "a"], "day": [day, day], "week": [day, day],
+    ...     "activity_type": ["call", "admin"], "is_customer_facing": [True, False],
+    ...     "hours": [2.0, 1.0]})
+    >>> weekly_hours(daily).select("customer_facing_hours", "internal_hours").row(0)
+    (2.0, 1.0)
+    """
     facts = daily.lazy()
-    span = facts.select(first=pl.col("day").min(), last=pl.col("day").max()).collect()
+    names = facts.collect_schema().names()
+    if "week" not in names:
+        facts = facts.with_columns(week=pl.col("day").dt.truncate("1w"))
+    keys = ["rep_id", "week", *(c for c in ("team", "segment", "role") if c in names)]
+    return (
+        facts.group_by(keys)
+        .agg(
+            customer_facing_hours=pl.col("hours").filter(pl.col("is_customer_facing")).sum(),
+            internal_hours=pl.col("hours")
+            .filter(pl.col("activity_type").is_in(list(internal_types)))
+            .sum(),
+            first_day=pl.col("day").min(),
+            last_day=pl.col("day").max(),
+        )
+        .collect()
+    )
+
+
+def selling_time_of_hours(
+    hours: pl.DataFrame | pl.LazyFrame, *, reps: pl.DataFrame, working_hours_per_week: float
+) -> pl.DataFrame:
+    """:func:`selling_time_weekly` from :func:`weekly_hours` (filtered as the page needs).
+
+    The first and last day of ``hours`` bound the weeks counted.
+
+    Examples
+    --------
+    >>> hours = weekly_hours(enriched.daily)  # once per load  # doctest: +SKIP
+    >>> selling_time_of_hours(hours.filter(pl.col("team") == "North"), reps=enriched.reps,
+    ...                       working_hours_per_week=40.0)  # doctest: +SKIP
+    """
+    facts = hours.lazy()
+    span = facts.select(first=pl.col("first_day").min(), last=pl.col("last_day").max()).collect()
     first, last = span["first"].item(), span["last"].item()
     schema = {
         "rep_id": pl.String,
@@ -105,14 +182,11 @@ def selling_time_weekly(
         .filter(_employed_between(pl.col("week"), friday))
         .select("rep_id", "team", "week")
     )
-    hours = facts.group_by("rep_id", "week").agg(
-        customer_facing_hours=pl.col("hours").filter(pl.col("is_customer_facing")).sum(),
-        internal_hours=pl.col("hours")
-        .filter(pl.col("activity_type").is_in(list(internal_types)))
-        .sum(),
+    per_week = facts.group_by("rep_id", "week").agg(
+        pl.col("customer_facing_hours", "internal_hours").sum()
     )
     return (
-        grid.join(hours, on=["rep_id", "week"], how="left")
+        grid.join(per_week, on=["rep_id", "week"], how="left")
         .with_columns(pl.col("customer_facing_hours", "internal_hours").fill_null(0.0))
         .with_columns(
             selling_time=pl.col("customer_facing_hours") / working_hours_per_week,
@@ -337,7 +411,11 @@ def _period(enriched: Enriched) -> tuple[dt.date, dt.date]:
 
 
 def organisation_table(
-    enriched: Enriched, *, period: tuple[dt.date, dt.date] | None = None
+    enriched: Enriched,
+    *,
+    period: tuple[dt.date, dt.date] | None = None,
+    weekly: pl.DataFrame | None = None,
+    effort: pl.DataFrame | pl.LazyFrame | None = None,
 ) -> pl.DataFrame:
     """Per team: time for selling, internal load, voluntary attrition and return on effort.
 
@@ -348,6 +426,12 @@ def organisation_table(
     period
         ``(first, last)`` day for the attrition counts; default the span of the activities
         (or of the deals when there are no activities).
+    weekly
+        :func:`selling_time_weekly` of ``enriched`` when the caller has it already.
+    effort
+        The customer-facing rows to sum the return on effort from (``team``,
+        ``activities``, ``responded``, ``response_weight``), such as a weekly roll-up of
+        ``enriched.daily``; default ``enriched.daily``.
 
     Returns
     -------
@@ -363,15 +447,17 @@ def organisation_table(
     """
     settings = enriched.settings
     first, last = period or _period(enriched)
-    weekly = selling_time_weekly(
-        enriched.daily,
-        reps=enriched.reps,
-        working_hours_per_week=settings.working_hours_per_week,
-        internal_types=settings.internal,
-    )
+    if weekly is None:
+        weekly = selling_time_weekly(
+            enriched.daily,
+            reps=enriched.reps,
+            working_hours_per_week=settings.working_hours_per_week,
+            internal_types=settings.internal,
+        )
     selling = selling_time_by(weekly, by=["team"]).select("team", "selling_time", "internal_load")
     roe = (
-        enriched.daily.lazy()
+        (enriched.daily if effort is None else effort)
+        .lazy()
         .filter(pl.col("is_customer_facing"))
         .group_by("team")
         .agg(pl.col("activities", "responded", "response_weight").sum().cast(pl.Float64))

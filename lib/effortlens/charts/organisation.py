@@ -10,11 +10,13 @@ Examples
 
 from __future__ import annotations
 
+import functools
+
 import altair as alt
 import polars as pl
 
 import effortlens.charts.theme  # noqa: F401  (registers and enables the project theme)
-from effortlens.charts.theme import PALETTE, aggregated
+from effortlens.charts.theme import PALETTE, aggregated, placeholder, with_data
 
 _METRIC_NAMES = {"response_rate": "response rate", "roe_per_100": "ROE per 100 activities"}
 _SELLING = "time for selling"
@@ -45,14 +47,20 @@ def selling_time_chart(
         pl.col("selling_time").alias(_SELLING),
         pl.col("internal_load").alias(_INTERNAL),
     ).unpivot(index="team", variable_name="part", value_name="share")
+    return with_data(_selling_layout(title, tuple(teams["team"].to_list())), parts=data)
+
+
+@functools.lru_cache(maxsize=64)
+def _selling_layout(title: str, teams: tuple) -> alt.Chart:
+    """:func:`selling_time_chart` without its data, for ``teams`` in this order (made once)."""
     return (
-        alt.Chart(data, title=title)
+        alt.Chart(placeholder("parts"), title=title)
         .mark_bar()
         .encode(
             x=alt.X(
                 "share:Q", title="share of working hours", axis=alt.Axis(format="%"), stack="zero"
             ),
-            y=alt.Y("team:N", sort=teams["team"].to_list(), title=None),
+            y=alt.Y("team:N", sort=list(teams), title=None),
             color=alt.Color(
                 "part:N",
                 title=None,
@@ -88,7 +96,13 @@ def attrition_selling_chart(
     >>> attrition_selling_chart(organisation_table(enriched))  # doctest: +SKIP
     """
     data = aggregated(table.drop_nulls(["selling_time", "annualised_attrition"]))
-    base = alt.Chart(data, title=title).encode(
+    return with_data(_attrition_layout(title), teams=data)
+
+
+@functools.lru_cache(maxsize=16)
+def _attrition_layout(title: str) -> alt.LayerChart:
+    """:func:`attrition_selling_chart` without its data (made once per title)."""
+    base = alt.Chart(placeholder("teams"), title=title).encode(
         x=alt.X(
             "selling_time:Q",
             title="time for selling (share of working hours)",
@@ -150,8 +164,14 @@ def variance_share_chart(
             value_name="share",
         )
     )
+    return with_data(_variance_layout(title, between, within), shares=data)
+
+
+@functools.lru_cache(maxsize=16)
+def _variance_layout(title: str, between: str, within: str) -> alt.Chart:
+    """:func:`variance_share_chart` without its data (made once per title and group)."""
     return (
-        alt.Chart(data, title=title)
+        alt.Chart(placeholder("shares"), title=title)
         .mark_bar()
         .encode(
             x=alt.X(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import ipywidgets as widgets
 import polars as pl
 
@@ -10,13 +12,16 @@ from effortlens.charts.organisation import (
     selling_time_chart,
     variance_share_chart,
 )
+from effortlens.filters import Filter, filter_frame
 from effortlens.findings import findings_html, organisation_findings
 from effortlens.organisation import (
     attrition_vs_selling_time,
     organisation_table,
     selling_time_by,
+    selling_time_of_hours,
     selling_time_weekly,
     variance_share,
+    weekly_hours,
 )
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, TablePanel
@@ -64,15 +69,27 @@ class Organisation(View):
             self._finding.value = ""
             return
         settings = view.settings
-        weekly = selling_time_weekly(
-            view.daily,
-            reps=view.reps,
-            working_hours_per_week=settings.working_hours_per_week,
-            internal_types=settings.internal,
-        )
+        flt = self.state.filter
+        if _by_week(flt):  # the load's rep x week roll-ups, filtered: no pass over the days
+            hours = filter_frame(_hours(self.state), flt)
+            weekly = selling_time_of_hours(
+                hours, reps=view.reps, working_hours_per_week=settings.working_hours_per_week
+            )
+            effort = self.state.roe_facts()
+            span = hours.select(pl.col("first_day").min(), pl.col("last_day").max()).row(0)
+            period = span if span[0] is not None else None
+            table = organisation_table(view, weekly=weekly, effort=effort, period=period)
+            shares = variance_share(effort)
+        else:  # a period or activity types: counted from the days they keep
+            weekly = selling_time_weekly(
+                view.daily,
+                reps=view.reps,
+                working_hours_per_week=settings.working_hours_per_week,
+                internal_types=settings.internal,
+            )
+            table = organisation_table(view, weekly=weekly)
+            shares = variance_share(view.daily)
         by_team = selling_time_by(weekly)
-        table = organisation_table(view)
-        shares = variance_share(view.daily)
         if not page_coverage(self.state).response_measurable:  # unknown, not 0%
             table = table.drop("response_rate", "roe_per_100", strict=False)
             shares = shares.filter(pl.lit(False))
@@ -101,6 +118,27 @@ class Organisation(View):
                 "response_rate",
             ),
         )
+
+
+def _by_week(flt: Filter) -> bool:
+    """Whether ``flt`` keeps whole rep-weeks (reps, teams, segments, roles: no period, no
+    activity types), so the page's figures are sums of the weekly roll-ups."""
+    return flt.start is None and flt.end is None and not flt.activity_types
+
+
+#: Each page state's rep x week hours (:func:`effortlens.organisation.weekly_hours`), with
+#: the load it was made for.
+_HOURS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _hours(state) -> pl.DataFrame:
+    """The load's :func:`effortlens.organisation.weekly_hours`, made once per load."""
+    kept = _HOURS.get(state)
+    if kept is None or kept[0] is not state.enriched:
+        settings = state.enriched.settings
+        hours = weekly_hours(state.enriched.daily, internal_types=settings.internal)
+        kept = _HOURS[state] = (state.enriched, hours)
+    return kept[1]
 
 
 def organisation_app(**kwargs) -> App:
