@@ -635,7 +635,7 @@ def _verification_finding(unverified: pl.DataFrame, *, alpha: float = 0.05) -> F
     over the stages (entries of one deal are not independent, so the effect size carries
     most of the weight).
     """
-    from effortlens.flow import normal_sf  # scipy's norm.sf without importing scipy (~1 s)
+    from effortlens.normal import normal_sf  # scipy's norm.sf without importing scipy
 
     r = unverified.row(0, named=True)
     verified = unverified["verification_rate"] * unverified["entered"].cast(pl.Float64)

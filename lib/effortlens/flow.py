@@ -47,7 +47,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -57,6 +56,7 @@ import numpy as np
 import polars as pl
 
 from effortlens.coverage import stage_path_of
+from effortlens.normal import normal_sf
 from effortlens.settings import Settings
 
 if TYPE_CHECKING:
@@ -857,18 +857,6 @@ MIN_LEAK_POINTS = 0.05
 MIN_STAY_RATIO = 1.5
 #: Family-wise error rate of the per-stage tests (Bonferroni over the stages tested).
 STAGE_ALPHA = 0.05
-
-
-def normal_sf(z: float) -> float:
-    """The standard normal's upper tail at ``z``: ``scipy.stats.norm.sf(z)`` without importing
-    scipy (which costs a page about a second).
-
-    Examples
-    --------
-    >>> round(normal_sf(1.959964), 4)
-    0.025
-    """
-    return 0.5 * math.erfc(z / math.sqrt(2))
 
 
 def _rep_stage_sums(frame: pl.DataFrame, columns: list[str], stages: int) -> np.ndarray:

@@ -75,9 +75,9 @@ def wilson_interval(
     >>> [round(v, 3) for v in frame.select(wilson_interval()).row(0)]
     [0.133, 0.289]
     """
-    from scipy import stats
+    from effortlens.normal import normal_ppf  # scipy's norm.ppf without importing scipy
 
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = normal_ppf(0.5 + level / 2)
     n = pl.col(trials).cast(pl.Float64)
     rate = pl.col(responded) / n
     centre = (rate + z**2 / (2 * n)) / (1 + z**2 / n)
@@ -837,7 +837,7 @@ def _effects_table(
     """:func:`habit_effects`' table from credited touches (``rep_id``, ``activity_type``, the
     cell columns, ``credited``; with ``n``, rows that stand for ``n`` touches), summed per
     cell, rep and type first (no per-touch frame)."""
-    from scipy import stats
+    from effortlens.normal import normal_sf_array  # without importing scipy
 
     cells = _habit_cells(feature)
     weight = "n" in per_touch.collect_schema().names()
@@ -880,7 +880,7 @@ def _effects_table(
     )
     tested = (table["activities"] >= min_activities).to_numpy()
     z = table["z"].fill_null(0.0).to_numpy()
-    p = np.minimum(1.0, 2 * stats.norm.sf(np.abs(z)) * max(int(tested.sum()), 1))
+    p = np.minimum(1.0, 2 * normal_sf_array(np.abs(z)) * max(int(tested.sum()), 1))
     p = np.where(tested, p, np.nan)
     table = table.with_columns(p_value=pl.Series(p, dtype=pl.Float64).fill_nan(None)).with_columns(
         flag=pl.when((pl.col("p_value") < alpha) & (pl.col("lift") >= min_lift))
