@@ -198,6 +198,44 @@ def selling_time_of_hours(
     )
 
 
+def selling_time_within(
+    weekly: pl.DataFrame, *, reps: pl.DataFrame, hours: pl.DataFrame | pl.LazyFrame
+) -> pl.DataFrame:
+    """The rows of a whole-data :func:`selling_time_weekly` that ``reps`` and the span of
+    ``hours`` keep: what :func:`selling_time_of_hours` gives for them, without its grid.
+
+    A page makes ``weekly`` once per load; a filter on reps, teams, segments or roles then
+    keeps the weeks of its reps (``reps``, matched on ``rep_id`` and ``team``) that lie in the
+    span of its own hours (the first and last day of ``hours``, :func:`weekly_hours` under
+    the same filter). Each rep-week's hours are all of the rep's hours that week, as the
+    filtered hours hold them (a filter on reps keeps or drops a rep's days together).
+
+    Examples
+    --------
+    >>> whole = selling_time_of_hours(hours, reps=enriched.reps,
+    ...                               working_hours_per_week=40.0)  # doctest: +SKIP
+    >>> selling_time_within(whole, reps=view.reps, hours=filtered_hours)  # doctest: +SKIP
+    """
+    span = (
+        hours.lazy()
+        .select(first=pl.col("first_day").min(), last=pl.col("last_day").max())
+        .collect()
+    )
+    first, last = span["first"].item(), span["last"].item()
+    if first is None:
+        return weekly.clear()
+    kept = weekly.lazy().filter(
+        (pl.col("week") >= first) & (pl.col("week") + pl.duration(days=4) <= last)
+    )
+    kept = kept.join(
+        reps.lazy().select("rep_id", "team").unique(),
+        on=["rep_id", "team"],
+        how="semi",
+        nulls_equal=True,
+    )
+    return kept.collect()
+
+
 def selling_time_by(weekly: pl.DataFrame, *, by: Sequence[str] = ("team",)) -> pl.DataFrame:
     """Mean time for selling and internal load over the rep-weeks of each ``by`` group.
 

@@ -20,6 +20,7 @@ from effortlens.organisation import (
     selling_time_by,
     selling_time_of_hours,
     selling_time_weekly,
+    selling_time_within,
     variance_share,
     weekly_hours,
 )
@@ -70,12 +71,15 @@ class Organisation(View):
             return
         settings = view.settings
         flt = self.state.filter
-        if _by_week(flt):  # the load's rep x week roll-ups, filtered: no pass over the days
-            hours = filter_frame(_hours(self.state), flt)
-            weekly = selling_time_of_hours(
-                hours, reps=view.reps, working_hours_per_week=settings.working_hours_per_week
+        if _by_week(flt):  # the load's roll-ups, filtered: no pass over the days
+            whole_hours, whole_weekly, per_rep = _hours(self.state)
+            hours = filter_frame(whole_hours, flt)
+            weekly = (
+                whole_weekly
+                if flt.is_everything
+                else selling_time_within(whole_weekly, reps=view.reps, hours=hours)
             )
-            effort = self.state.roe_facts()
+            effort = filter_frame(per_rep, flt)
             span = hours.select(pl.col("first_day").min(), pl.col("last_day").max()).row(0)
             period = span if span[0] is not None else None
             table = organisation_table(view, weekly=weekly, effort=effort, period=period)
@@ -126,19 +130,38 @@ def _by_week(flt: Filter) -> bool:
     return flt.start is None and flt.end is None and not flt.activity_types
 
 
-#: Each page state's rep x week hours (:func:`effortlens.organisation.weekly_hours`), with
-#: the load it was made for.
+#: Each page state's rep x week hours (:func:`effortlens.organisation.weekly_hours`), time for
+#: selling of the whole data and effort per rep, with the load they were made for.
 _HOURS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _hours(state) -> pl.DataFrame:
-    """The load's :func:`effortlens.organisation.weekly_hours`, made once per load."""
+def _hours(state) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The load's :func:`effortlens.organisation.weekly_hours`, its
+    :func:`effortlens.organisation.selling_time_of_hours` over every rep and the customer-facing
+    effort per rep, made once per load."""
     kept = _HOURS.get(state)
     if kept is None or kept[0] is not state.enriched:
-        settings = state.enriched.settings
-        hours = weekly_hours(state.enriched.daily, internal_types=settings.internal)
-        kept = _HOURS[state] = (state.enriched, hours)
+        enriched = state.enriched
+        hours = weekly_hours(enriched.daily, internal_types=enriched.settings.internal)
+        weekly = selling_time_of_hours(
+            hours,
+            reps=enriched.reps,
+            working_hours_per_week=enriched.settings.working_hours_per_week,
+        )
+        per_rep = (  # customer-facing effort per rep: the ROE and variance share sum it
+            enriched.daily.lazy()
+            .filter(pl.col("is_customer_facing"))
+            .group_by(_REP_KEYS)
+            .agg(pl.col("activities", "responded", "response_weight").sum())
+            .with_columns(is_customer_facing=pl.lit(True))
+            .collect()
+        )
+        kept = _HOURS[state] = (enriched, (hours, weekly, per_rep))
     return kept[1]
+
+
+#: The columns a filter without a period keeps or drops a rep's effort by.
+_REP_KEYS = ("rep_id", "team", "segment", "role")
 
 
 def organisation_app(**kwargs) -> App:
