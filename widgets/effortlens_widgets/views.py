@@ -341,34 +341,21 @@ class Habits(View):
         ]
 
     def render(self, view) -> None:
-        """Draw timing, cadence and sequences of the filtered activities."""
-        acts = events(view, "activities")  # scanned, filtered: never all events in memory
-        if not has_rows(acts.filter(pl.col("is_customer_facing"))):
+        """Draw timing, cadence and sequences of the filtered activities (computed once per
+        filter: :func:`habits_numbers`)."""
+        drawn = habits_numbers(self.state, view, no_effort=self.no_effort_message)
+        if "message" in drawn:
             for p in (self._timing, self._cadence, self._sequences):
-                p.show_message(self.no_effort_message("Habits and patterns"))
-            self._finding.value = ""
+                p.show_message(drawn["message"])
+            self._finding.value = caveats_html(self.state, "habits") if drawn["caveats"] else ""
             return
-        if not page_coverage(self.state).has_buyer_actions:
-            for p in (self._timing, self._cadence, self._sequences):
-                p.show_message(NO_BUYER_ACTIONS.format(what="When buyers answer"))
-            self._finding.value = caveats_html(self.state, "habits")
-            return
-        if precomputed(self.state.enriched, "touches") is not None:  # built: sums, no sort
-            tables = habit_tables(self.state)
-            timing, cadence, sequences = tables["timing"], tables["cadence"], tables["sequences"]
-            effects = tables["effects"]
-        else:  # facts enriched in memory
-            timing = response_by_timing(acts)
-            cadence = response_by_cadence(acts)
-            sequences = sequence_lift(acts)
-            effects = {f: habit_effects(view, feature=f) for f in ("timing", "cadence")}
-        ranked = rank_habits(timing, cadence, sequences)
-        self._finding.value = findings_html(habits_findings(ranked, effects=effects))
-        self._timing.show(timing_heatmap_chart(timing, min_activities=20), table_frame=timing)
-        self._cadence.show(cadence_chart(cadence), table_frame=cadence)
-        self.keep(timing=timing, cadence=cadence, sequences=sequences, habits=ranked)
+        timing, cadence, sequences = drawn["timing"], drawn["cadence"], drawn["sequences"]
+        self._finding.value = drawn["finding"]
+        self._timing.show(drawn["timing_chart"], table_frame=timing)
+        self._cadence.show(drawn["cadence_chart"], table_frame=cadence)
+        self.keep(timing=timing, cadence=cadence, sequences=sequences, habits=drawn["habits"])
         if sequences.height:
-            self._sequences.show(sequence_lift_chart(sequences), table_frame=sequences)
+            self._sequences.show(drawn["sequence_chart"], table_frame=sequences)
         else:
             self._sequences.show_message("No sequence is frequent enough in this selection.")
 
@@ -864,4 +851,59 @@ def _journey_numbers(state, view, *, by: str | None) -> dict | None:
         "time_chart": time_in_stage_chart(flow, by=by) if coverage.times_in_stage else None,
         "verification_chart": verification_chart(flow, by=by) if evidence else None,
         "blocked": blocked,
+    }
+
+
+#: Each page state's habits draws (:func:`habits_numbers`), with their load: the last few
+#: filters, so that returning to one costs no computation.
+_HABITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_KEEP_HABITS = 8
+
+
+def habits_numbers(state, view, *, no_effort) -> dict:
+    """What the habits page draws for the page filter: the tables, the ranked habits, the
+    finding's HTML and the three charts; or ``message`` (and whether to show the caveats)
+    when there is nothing to rank. ``no_effort(what)`` words the message of a selection
+    without customer-facing effort. Kept per load for the last few filters.
+    """
+    enriched, flt = state.enriched, state.filter
+    kept = _HABITS.get(state)
+    if kept is None or kept[0] is not enriched:
+        kept = _HABITS[state] = (enriched, {})
+    memo = kept[1]
+    if flt in memo:
+        memo[flt] = memo.pop(flt)  # the most recent last
+        return memo[flt]
+    drawn = _habits_numbers(state, view, no_effort=no_effort)
+    memo[flt] = drawn
+    while len(memo) > _KEEP_HABITS:
+        del memo[next(iter(memo))]
+    return drawn
+
+
+def _habits_numbers(state, view, *, no_effort) -> dict:
+    acts = events(view, "activities")  # scanned, filtered: never all events in memory
+    if not has_rows(acts.filter(pl.col("is_customer_facing"))):
+        return {"message": no_effort("Habits and patterns"), "caveats": False}
+    if not page_coverage(state).has_buyer_actions:
+        return {"message": NO_BUYER_ACTIONS.format(what="When buyers answer"), "caveats": True}
+    if precomputed(state.enriched, "touches") is not None:  # built: sums, no sort
+        tables = habit_tables(state)
+        timing, cadence, sequences = tables["timing"], tables["cadence"], tables["sequences"]
+        effects = tables["effects"]
+    else:  # facts enriched in memory
+        timing = response_by_timing(acts)
+        cadence = response_by_cadence(acts)
+        sequences = sequence_lift(acts)
+        effects = {f: habit_effects(view, feature=f) for f in ("timing", "cadence")}
+    ranked = rank_habits(timing, cadence, sequences)
+    return {
+        "timing": timing,
+        "cadence": cadence,
+        "sequences": sequences,
+        "habits": ranked,
+        "finding": findings_html(habits_findings(ranked, effects=effects)),
+        "timing_chart": timing_heatmap_chart(timing, min_activities=20),
+        "cadence_chart": cadence_chart(cadence),
+        "sequence_chart": sequence_lift_chart(sequences) if sequences.height else None,
     }
