@@ -8,6 +8,7 @@ no page imports another page.
 from __future__ import annotations
 
 import weakref
+from collections import OrderedDict
 
 import ipywidgets as widgets
 import numpy as np
@@ -391,6 +392,8 @@ class Deviance(View):
         )
         self._funnel.on_select("picked_rep", self.pick)
         self._last_deviance: pl.DataFrame | None = None
+        self._memo: OrderedDict[tuple, pl.DataFrame] = OrderedDict()
+        self._memo_data = None
         self._differs = ChartPanel(
             title="What they do differently",
             caption="Practice mix of the positive deviants (or the rep you clicked) against "
@@ -420,6 +423,25 @@ class Deviance(View):
     @observe("metric", "peer_group")
     def _on_metric(self, change) -> None:
         self.refresh()
+
+    #: Tables kept per filter, metric and rep: going back to a selection redraws it without
+    #: computing its statistics again (a few small frames each).
+    MEMO_SIZE = 12
+
+    def _remembered(self, key: tuple, compute) -> pl.DataFrame:
+        """``compute()`` once per ``key`` and data load; the last :attr:`MEMO_SIZE` kept."""
+        enriched = self.state.enriched
+        if self._memo_data is not enriched:  # other data: nothing kept holds
+            self._memo.clear()
+            self._memo_data = enriched
+        if key in self._memo:
+            self._memo.move_to_end(key)
+            return self._memo[key]
+        value = compute()
+        self._memo[key] = value
+        while len(self._memo) > self.MEMO_SIZE:
+            self._memo.popitem(last=False)
+        return value
 
     @validate("rep")
     def _valid_rep(self, proposal):
@@ -457,7 +479,9 @@ class Deviance(View):
             self._differs.show_message("Nothing to compare.")
             self._table.show_message("No deviants.")
             return
-        deviance = rep_deviance(view, metric=metric)
+        deviance = self._remembered(
+            ("deviance", self.state.filter, metric), lambda: rep_deviance(view, metric=metric)
+        )
         if deviance.filter(pl.col("volume") > 0).height == 0:
             what = "closed deals" if metric == "win_rate" else "customer-facing activities"
             self._funnel.show_message(f"No {what} in this selection.")
@@ -514,6 +538,25 @@ class Deviance(View):
         if view is None or view.n_activities == 0:
             self._differs.show_message("Practice mix needs activities; this data has deals only.")
             return pl.DataFrame()
+        differs = self._remembered(
+            ("differs", self.state.filter, self.metric, self.rep),
+            lambda: self._what_differs(view, deviance),
+        )
+        if differs.height == 0:
+            self._differs.show_message("No positive deviants to compare in this selection.")
+            return differs
+        who = (
+            f"{self.state.rep_label(self.rep)} against their peers"
+            if self.rep
+            else "Positive deviants against their peers"
+        )
+        self._differs.show(
+            what_differs_chart(differs, title=f"What differs: {who}"), table_frame=differs
+        )
+        self.keep(what_differs=differs)
+        return differs
+
+    def _what_differs(self, view, deviance: pl.DataFrame) -> pl.DataFrame:
         rep_ids = [self.rep] if self.rep else None
         enriched, flt = self.state.enriched, self.state.filter
         practice = precomputed(enriched, "practice")
@@ -530,18 +573,6 @@ class Deviance(View):
             )
         else:
             differs = what_differs(events(view, "activities"), deviance, rep_ids=rep_ids)
-        if differs.height == 0:
-            self._differs.show_message("No positive deviants to compare in this selection.")
-            return differs
-        who = (
-            f"{self.state.rep_label(self.rep)} against their peers"
-            if self.rep
-            else "Positive deviants against their peers"
-        )
-        self._differs.show(
-            what_differs_chart(differs, title=f"What differs: {who}"), table_frame=differs
-        )
-        self.keep(what_differs=differs)
         return differs
 
 

@@ -48,10 +48,11 @@ def limit_columns(levels: Sequence[float] = LIMIT_LEVELS) -> list[str]:
 
 def _capped_second_moment(k: float) -> float:
     """E[min(Z^2, k^2)] for standard normal Z."""
-    from scipy import stats
+    from scipy import special  # scipy.stats.norm's own sf and pdf, without importing stats
 
-    tail = 2 * stats.norm.sf(k)
-    return float((1 - tail) - 2 * k * stats.norm.pdf(k) + tail * k**2)
+    tail = 2 * special.ndtr(-k)
+    pdf = np.exp(-(k**2) / 2.0) / np.sqrt(2 * np.pi)
+    return float((1 - tail) - 2 * k * pdf + tail * k**2)
 
 
 @dataclass(frozen=True)
@@ -430,11 +431,26 @@ def _exact(
 
 
 def _rate_approximation(volume: np.ndarray, rate: np.ndarray, rho: np.ndarray):
-    """The moment-matched beta distribution of the observed rate (for large volumes)."""
-    from scipy import stats
-
+    """The moment-matched beta distribution of the observed rate (for large volumes), as
+    its shapes ``(a, b)`` for :func:`_beta_ppf` and :func:`_beta_tails`."""
     concentration = volume / (1 + (volume - 1) * rho) - 1
-    return stats.beta(rate * concentration, (1 - rate) * concentration)
+    return rate * concentration, (1 - rate) * concentration
+
+
+def _beta_ppf(shapes: tuple[np.ndarray, np.ndarray], q: float) -> np.ndarray:
+    """``scipy.stats.beta(a, b).ppf(q)``: the same function (scipy.special's), without
+    importing scipy.stats (half a second and ~40 MB of a kernel)."""
+    from scipy import special
+
+    return special.betaincinv(*shapes, q)
+
+
+def _beta_tails(shapes: tuple[np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """``2 min(cdf(x), sf(x))`` of ``scipy.stats.beta(a, b)`` for ``x`` in [0, 1], by the
+    functions scipy.stats calls."""
+    from scipy import special
+
+    return 2 * np.minimum(special.betainc(*shapes, x), special.betaincc(*shapes, x))
 
 
 def _split(volume: np.ndarray, centre: np.ndarray):
@@ -527,9 +543,8 @@ def limits_and_p_values(
         if exact.any():
             limit[exact] = counts.pop(0) / volume[exact]
         if approx.any():
-            limit[approx] = _rate_approximation(volume[approx], centre[approx], rho_i[approx]).ppf(
-                q
-            )
+            shapes = _rate_approximation(volume[approx], centre[approx], rho_i[approx])
+            limit[approx] = _beta_ppf(shapes, q)
         out[name] = limit
     if successes is None:
         return out, None
@@ -538,9 +553,8 @@ def limits_and_p_values(
     if exact.any():
         p[exact] = exact_p
     if approx.any():
-        dist = _rate_approximation(volume[approx], centre[approx], rho_i[approx])
-        r = successes[approx] / volume[approx]
-        p[approx] = 2 * np.minimum(dist.cdf(r), dist.sf(r))
+        shapes = _rate_approximation(volume[approx], centre[approx], rho_i[approx])
+        p[approx] = _beta_tails(shapes, successes[approx] / volume[approx])
     return out, np.minimum(p, 1.0)
 
 
@@ -598,10 +612,11 @@ def signed_z(p_value: np.ndarray, rate: np.ndarray, centre: np.ndarray) -> np.nd
     >>> round(float(signed_z(np.array([0.002]), np.array([0.1]), np.array([0.2]))[0]), 2)
     -3.09
     """
-    from scipy import stats
+    from scipy import special
 
     p = np.clip(np.asarray(p_value, dtype=float), 1e-300, 1.0)
-    return np.sign(np.asarray(rate) - np.asarray(centre)) * stats.norm.isf(p / 2)
+    # scipy.stats.norm.isf is -ndtri: the same numbers without importing scipy.stats
+    return np.sign(np.asarray(rate) - np.asarray(centre)) * -special.ndtri(p / 2)
 
 
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
