@@ -113,6 +113,12 @@ def habit_tables(state) -> dict:
     enriched, flt = state.enriched, state.filter
     if flt.start is not None or flt.end is not None:
         return touch_habits(filter_frame(precomputed(enriched, "touches"), flt))
+    return touch_habits({name: filter_frame(frame, flt) for name, frame in _cells(state).items()})
+
+
+def _cells(state) -> dict[str, pl.DataFrame]:
+    """The load's per-rep habit cells in memory (stored by the build, else summed once)."""
+    enriched = state.enriched
     kept = _TOUCH_CELLS.get(state)
     if kept is None or kept[0] is not enriched:
         grouping = ["team", "segment", "role", "activity_type"]
@@ -127,7 +133,21 @@ def habit_tables(state) -> dict:
                 for name, frame in touch_cells(precomputed(enriched, "touches")).items()
             }
         kept = _TOUCH_CELLS[state] = (enriched, cells)
-    return touch_habits({name: filter_frame(frame, flt) for name, frame in kept[1].items()})
+    return kept[1]
+
+
+def has_touches(state, view) -> bool:
+    """Whether the page's filter keeps a customer-facing activity. On a build, read from the
+    touch facts (every customer-facing activity, with the columns a filter reads): the
+    in-memory per-rep cells without a period, the touches of the period with one; else from
+    the view's activities."""
+    enriched, flt = state.enriched, state.filter
+    touches = precomputed(enriched, "touches")
+    if touches is None:
+        return has_rows(events(view, "activities").filter(pl.col("is_customer_facing")))
+    if flt.start is not None or flt.end is not None:
+        return has_rows(filter_frame(touches, flt))
+    return bool(filter_frame(_cells(state)["timing"], flt)["n"].sum() > 0)
 
 
 def caveats_html(state, section: str) -> str:
@@ -913,8 +933,7 @@ def habits_numbers(state, view, *, no_effort) -> dict:
 
 
 def _habits_numbers(state, view, *, no_effort) -> dict:
-    acts = events(view, "activities")  # scanned, filtered: never all events in memory
-    if not has_rows(acts.filter(pl.col("is_customer_facing"))):
+    if not has_touches(state, view):
         return {"message": no_effort("Habits and patterns"), "caveats": False}
     if not page_coverage(state).has_buyer_actions:
         return {"message": NO_BUYER_ACTIONS.format(what="When buyers answer"), "caveats": True}
@@ -923,6 +942,7 @@ def _habits_numbers(state, view, *, no_effort) -> dict:
         timing, cadence, sequences = tables["timing"], tables["cadence"], tables["sequences"]
         effects = tables["effects"]
     else:  # facts enriched in memory
+        acts = events(view, "activities")
         timing = response_by_timing(acts)
         cadence = response_by_cadence(acts)
         sequences = sequence_lift(acts)
