@@ -37,7 +37,13 @@ from effortlens.findings import (
     journey_findings,
     roe_headline,
 )
-from effortlens.flow import blocked_deals, flow_table, stage_flags, with_verifiers
+from effortlens.flow import (
+    blocked_deals,
+    flow_table,
+    forget_stays,
+    stage_flags,
+    with_verifiers,
+)
 from effortlens.habits import (
     habit_effects,
     rank_habits,
@@ -730,6 +736,7 @@ def journey_numbers(state, view, *, by: str | None = None) -> dict | None:
         memo[key] = memo.pop(key)  # the most recent last
         return memo[key]
     drawn = _journey_numbers(state, view, by=by)
+    forget_stays()  # what the draw shared between its tables; not read again
     memo[key] = drawn
     while len(memo) > _KEEP_JOURNEYS:
         del memo[next(iter(memo))]
@@ -771,12 +778,14 @@ def _deal_tables(state) -> dict | None:
                 history = history.filter(pl.Series(deal < opps.height))
                 deal = deal[deal < opps.height]
             verifiers = verifiers.collect()
-            tables = {
+            tables = {  # what a filter reads, once (the kernel's memory: issue 13)
                 "opportunities": opps,
-                "owners": opps.join(reps, on="rep_id", how="left", maintain_order="left"),
+                "owners": opps.select("rep_id", "created_ts").join(
+                    reps, on="rep_id", how="left", maintain_order="left"
+                ),
                 "stage_history": history,
                 "deal": deal,
-                "verifiers": verifiers,
+                "verifier_columns": verifiers.columns,
                 "verifier_owners": verifiers.join(
                     reps, on="rep_id", how="left", maintain_order="left"
                 ),
@@ -817,7 +826,7 @@ def journey_view(state, view):
         opps = opps.filter(pl.Series(mask))
         history = history.filter(pl.Series(mask[tables["deal"]]))
     verifiers = filter_frame(tables["verifier_owners"], flt, ignore=("activity_types",)).select(
-        tables["verifiers"].columns
+        tables["verifier_columns"]
     )
     view = view.replace(
         tables={**view.tables, "opportunities": opps, "stage_history": history},
