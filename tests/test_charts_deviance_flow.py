@@ -143,7 +143,9 @@ def test_what_differs_chart_shows_the_top_practices_in_rank_order_in_words():
         "sequence: call → email",
         "days between touches (median): all follow-ups",
     ]
-    assert bars["encoding"]["y"]["sort"] == [r["practice"] for r in rows]
+    # the bars are sorted by rank (1 = largest difference), the order of the rows above
+    assert bars["encoding"]["y"]["sort"] == {"field": "rank", "op": "min", "order": "ascending"}
+    assert [r["rank"] for r in rows] == [1, 2, 3]
     assert [(r["deviants"], r["peers"]) for r in rows] == [
         ("60.0%", "20.0%"),
         ("1.5× the mix", "1.0× the mix"),

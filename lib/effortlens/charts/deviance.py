@@ -11,11 +11,13 @@ Examples
 
 from __future__ import annotations
 
+import functools
+
 import altair as alt
 import polars as pl
 
 import effortlens.charts.theme  # noqa: F401  (registers and enables the project theme)
-from effortlens.charts.theme import MAX_ROWS, PALETTE, aggregated
+from effortlens.charts.theme import MAX_ROWS, PALETTE, aggregated, placeholder, with_data
 from effortlens.deviance import funnel_limits
 
 DIRECTION_LABELS: dict[str, str] = {
@@ -105,6 +107,17 @@ def funnel_plot_chart(
         kind=pl.lit("rep"),
     )
     data = aggregated(pl.concat([points, _limit_lines(reps)], how="diagonal_relaxed"))
+    groups = points["peer_group"].n_unique()
+    columns = min(groups, 3) if groups > 1 else None
+    return with_data(_funnel_layout(min_volume, log_volume, title, columns), funnel=data)
+
+
+@functools.lru_cache(maxsize=32)
+def _funnel_layout(
+    min_volume: int | None, log_volume: bool, title: str, columns: int | None
+) -> alt.LayerChart | alt.FacetChart:
+    """:func:`funnel_plot_chart` without its data (made once per set of options); ``columns``
+    of peer-group panels, ``None`` for one panel."""
     x = alt.X(
         "volume:Q",
         title="volume (trials)",
@@ -189,12 +202,11 @@ def funnel_plot_chart(
             .mark_rule(strokeDash=[2, 2], color=PALETTE["neutral"])
             .encode(x=alt.datum(min_volume), tooltip=alt.value(f"minimum volume {min_volume:,}"))
         )
-    chart = alt.layer(*layers, data=data)
-    groups = points["peer_group"].n_unique()
-    if groups > 1:
+    chart = alt.layer(*layers, data=placeholder("funnel"))
+    if columns is not None:
         return (
             chart.properties(width=300, height=240)
-            .facet(facet=alt.Facet("peer_group:N", title=None), columns=min(groups, 3))
+            .facet(facet=alt.Facet("peer_group:N", title=None), columns=columns)
             .resolve_scale(x="independent")
             .properties(title=title)
         )
@@ -249,14 +261,20 @@ def what_differs_chart(
             .otherwise(pl.lit("less among deviants")),
         )
     )
+    return with_data(_differs_layout(title), differs=data)
+
+
+@functools.lru_cache(maxsize=32)
+def _differs_layout(title: str) -> alt.LayerChart:
+    """:func:`what_differs_chart` without its data (made once per title)."""
     bars = (
-        alt.Chart(data)
+        alt.Chart(placeholder("differs"))
         .mark_bar()
         .encode(
             x=alt.X("effect_size:Q", title="standardised difference (deviants − peers)"),
             y=alt.Y(
                 "practice:N",
-                sort=data["practice"].to_list(),
+                sort=alt.EncodingSortField("rank", op="min", order="ascending"),
                 title=None,
                 axis=alt.Axis(labelLimit=360),
             ),
@@ -280,5 +298,10 @@ def what_differs_chart(
             ],
         )
     )
-    zero = alt.Chart(pl.DataFrame({"effect_size": [0.0]})).mark_rule().encode(x="effect_size:Q")
+    zero = (
+        alt.Chart(placeholder("differs"))
+        .transform_aggregate(practices="count()")
+        .mark_rule()
+        .encode(x=alt.datum(0.0))
+    )
     return (bars + zero).properties(title=title)
