@@ -264,3 +264,53 @@ def test_null_data_rep_rates_stay_within_binomial_noise(small_null_enriched):
     # 99.8% limits: about 0.1 of 60 reps expected outside by chance
     assert (reps["z"].abs() > 3.09).sum() <= 1, reps.sort("z")
     assert reps["z"].std() < 1.3
+
+
+def test_streaks_read_by_position_equal_the_filtered_and_sorted_streaks():
+    """A page finds its longest streaks in the load's index and reads only those rows: the
+    same rows, in the same order, as filtering and sorting every stored streak."""
+    from effortlens.filters import Filter, filter_frame
+    from effortlens.roe import streak_index, streak_slices, streaks_at, streaks_from_facts
+
+    n = 500
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    stored = (
+        pl.DataFrame(
+            {
+                "contact_id": [f"c{i:04d}" for i in range(n)],
+                "account_id": [f"a{i % 37}" for i in range(n)],
+                "rep_id": [f"r{(i * 7) % 11}" for i in range(n)],
+                "touches": [2 + (i * 13) % 9 for i in range(n)],
+                "reps": [1] * n,
+                "first_ts": [start + timedelta(hours=i) for i in range(n)],
+                "last_ts": [start + timedelta(hours=i, days=3) for i in range(n)],
+                "days": [3.0] * n,
+                "ended_by_response": [i % 3 == 0 for i in range(n)],
+                "day": [date(2024, 1, 1) + timedelta(days=i % 60) for i in range(n)],
+                "team": [f"T{(i * 7) % 11 % 3}" for i in range(n)],
+                "segment": ["S"] * n,
+                "role": ["AE"] * n,
+            },
+            schema_overrides={"touches": pl.UInt32, "reps": pl.UInt32},
+        )
+        .sort(["touches", "contact_id", "first_ts"], descending=[True, False, False])
+        .lazy()
+    )  # as a build stores them: longest first
+    index = streak_index(stored, min_touches=4)
+    assert index.height == stored.filter(pl.col("touches") >= 4).collect().height
+    for flt in (
+        Filter(),
+        Filter(teams=("T1",)),
+        Filter(reps=("r3",)),
+        Filter(start=date(2024, 1, 20), end=date(2024, 2, 10)),
+    ):
+        for touches, top in ((4, 50), (7, 1000)):
+            expected = streaks_from_facts(filter_frame(stored, flt), min_touches=touches, top=top)
+            positions = (
+                filter_frame(index, flt).filter(pl.col("touches") >= touches).head(top)["position"]
+            )
+            for gap in (0, 3, 10_000):  # one slice per row, some, one for all
+                assert_frame_equal(streaks_at(stored, positions, gap=gap), expected)
+            assert expected.height > 0
+    assert streak_slices(pl.Series([1, 2, 9]), gap=3) == [(1, 2), (9, 1)]
+    assert streaks_at(stored, pl.Series([], dtype=pl.UInt32)).height == 0

@@ -8,6 +8,7 @@ import re
 import ipywidgets as widgets
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from traitlets import TraitError
 from widget_support import app_factories, page_html, walk
 
@@ -247,6 +248,44 @@ def test_organisation_page_from_the_weekly_roll_ups_equals_the_daily_figures(sma
             assert_frame_equal(frames[name], frame, check_exact=False, rel_tol=1e-9)
             compared += frame.height
     assert compared
+
+
+def test_silent_streaks_by_position_list_the_stored_streaks_of_the_filter(small_planted):
+    """The streaks table reads its rows by position in the build's streaks (the load's index)
+    and lists what filtering and sorting every stored streak gives (none, a team, a period,
+    a rep; a longer minimum run)."""
+    import datetime as dt
+
+    from effortlens.enrich import precomputed
+    from effortlens.filters import Filter, filter_frame
+    from effortlens.roe import streaks_from_facts
+
+    app = return_on_effort_app(data_dir=small_planted)
+    state, streaks = app.state, app.views[3]
+    built = precomputed(state.enriched, "streaks")
+    assert built is not None  # read from the build
+    reps = state.enriched.reps.with_columns(pl.col("team").cast(pl.String))
+    team = sorted(reps["team"].drop_nulls().unique())[0]
+    rep = reps.filter(pl.col("team") == team)["rep_id"].sort()[0]
+    end = state.enriched.daily["day"].max()
+    listed = 0
+    for touches in (4, 6):
+        streaks.min_touches = touches
+        for flt in (
+            Filter(),
+            Filter(teams=(team,)),
+            Filter(start=end - dt.timedelta(days=89), end=end),
+            Filter(reps=(rep,)),
+        ):
+            state.filter = flt
+            expected = streaks_from_facts(
+                filter_frame(built, flt), min_touches=touches, top=1_000
+            ).select("contact_id", "account_id", "touches")
+            shown = streaks.frames.get("silent_streaks")
+            got = shown.select(expected.columns) if shown is not None else expected.clear()
+            assert_frame_equal(got, expected)
+            listed += expected.height
+    assert listed
 
 
 def test_period_filter_gives_kpi_change_against_previous_period(small_planted):

@@ -412,6 +412,88 @@ def streaks_from_facts(
     return (longest if top is None else longest.head(top)).collect()
 
 
+#: The columns of :func:`streak_index` a page filter reads (besides ``position``, ``touches``).
+STREAK_INDEX_COLUMNS = ("rep_id", "team", "segment", "role", "day")
+
+
+def streak_index(facts: pl.LazyFrame, *, min_touches: int = 4) -> pl.DataFrame:
+    """Where each streak of ``min_touches`` or more lies in :func:`streak_facts` as a build
+    stores them (longest first), with what a page filter reads: a few bytes a streak.
+
+    A page makes it once per load; a filter change then finds the positions of its longest
+    streaks here and reads only those rows (:func:`streaks_at`) instead of filtering and
+    sorting every stored streak.
+
+    Parameters
+    ----------
+    facts
+        The build's :func:`streak_facts` (one file, sorted longest first), lazily scanned.
+    min_touches
+        Shortest run indexed.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``position`` (the row of ``facts``), ``touches``, ``rep_id``, ``team``, ``segment``,
+        ``role`` (categorical) and ``day``, in the order of ``facts``.
+
+    Examples
+    --------
+    >>> index = streak_index(precomputed(enriched, "streaks"))  # doctest: +SKIP
+    >>> positions = filter_frame(index, flt).head(1000)["position"]  # doctest: +SKIP
+    """
+    names = facts.collect_schema().names()
+    kept = [c for c in STREAK_INDEX_COLUMNS if c in names]
+    return (
+        facts.select("touches", *kept)
+        .with_row_index("position")
+        .filter(pl.col("touches") >= min_touches)
+        .with_columns(pl.col(c).cast(pl.Categorical) for c in kept if c != "day")
+        .collect()
+    )
+
+
+def streaks_at(facts: pl.LazyFrame, positions: pl.Series, *, gap: int = 16_384) -> pl.DataFrame:
+    """:func:`silent_streaks`' columns of the rows of ``facts`` at ``positions`` (ascending).
+
+    Nearby positions are read as one slice (a gap of more than ``gap`` rows starts another):
+    a stored row group is decoded once for all the rows wanted from it.
+
+    Examples
+    --------
+    >>> streaks_at(precomputed(enriched, "streaks"), pl.Series([0, 1, 5]))  # doctest: +SKIP
+    """
+    slices = streak_slices(positions, gap=gap)
+    if not slices:
+        return facts.select(*STREAK_COLUMNS).head(0).collect()
+    parts = [facts.slice(start, length).select(*STREAK_COLUMNS) for start, length in slices]
+    rows = pl.concat(parts).collect()
+    wanted, values, i, at = [], positions.to_list(), 0, 0
+    for start, length in slices:  # both ascending: each position's row in ``rows``
+        while i < len(values) and values[i] < start + length:
+            wanted.append(at + values[i] - start)
+            i += 1
+        at += length
+    return rows[wanted]
+
+
+def streak_slices(positions: pl.Series, *, gap: int = 16_384) -> list[tuple[int, int]]:
+    """``(start, length)`` of the row ranges :func:`streaks_at` reads for ``positions``.
+
+    Examples
+    --------
+    >>> streak_slices(pl.Series([0, 2, 40_000, 40_010]))
+    [(0, 3), (40000, 11)]
+    """
+    ranges: list[tuple[int, int]] = []
+    for p in positions.to_list():
+        if ranges and p - (ranges[-1][0] + ranges[-1][1] - 1) <= gap:
+            ranges[-1] = (ranges[-1][0], p - ranges[-1][0] + 1)
+        else:
+            ranges.append((p, 1))
+    return ranges
+
+
 def roe_table(enriched: Enriched, *, by: str = "rep") -> pl.DataFrame:
     """The table ``effortlens roe DATA --by …`` prints: ROE by rep, team, activity type….
 
