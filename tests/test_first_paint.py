@@ -9,8 +9,10 @@ failed render means no preview, never an error.
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import polars as pl
@@ -85,7 +87,9 @@ def test_a_second_kernel_reads_the_cache_and_starts_no_renderer(tiny_planted, vo
         subprocess.TimeoutExpired(["python"], 60),
     ],
 )
-def test_a_failed_render_means_no_preview_and_no_error(tiny_planted, voila, monkeypatch, failure):
+def test_a_failed_render_means_no_preview_and_no_error(
+    tiny_planted, voila, monkeypatch, capsys, failure
+):
     def renderer(*args, **kwargs):
         if isinstance(failure, Exception):
             raise failure
@@ -97,6 +101,12 @@ def test_a_failed_render_means_no_preview_and_no_error(tiny_planted, voila, monk
     assert PREVIEW_MIME not in bundle
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert not list(voila.glob("first-paint/*.svg"))  # nothing half-written is kept
+    # nothing on the kernel's stdout/stderr either: a kernel shows those in the page
+    out, err = capsys.readouterr()
+    assert "preview" not in out + err and "Traceback" not in out + err
+    # the reason went to the server log (a kernel's sys.__stderr__), as app.log_problem's do
+    handlers = logging.getLogger("effortlens_widgets").handlers
+    assert any(getattr(h, "stream", None) is sys.__stderr__ for h in handlers)
 
 
 def test_a_page_with_no_chart_has_no_preview(tmp_path, voila):

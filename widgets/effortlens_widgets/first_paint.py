@@ -42,6 +42,21 @@ RENDER_TIMEOUT_S = 60.0
 
 _LOG = logging.getLogger("effortlens_widgets")
 
+
+def _log(message: str, *args) -> None:
+    """A warning for the server log (the kernel's ``sys.__stderr__``), never the page.
+
+    Without a handler, logging would write to ``sys.stderr``, which a kernel shows as the
+    cell's output: in the viewer's page. The handler is the one ``app.log_problem`` sets.
+    """
+    if not _LOG.handlers:
+        handler = logging.StreamHandler(sys.__stderr__)
+        handler.setFormatter(logging.Formatter("%(asctime)s effortlens_widgets: %(message)s"))
+        _LOG.addHandler(handler)
+        _LOG.propagate = False
+    _LOG.warning(message, *args)
+
+
 # The renderer: the spec on stdin, the SVG on stdout. Nothing else is imported.
 _RENDER = (
     "import sys, vl_convert as vlc\n"
@@ -163,7 +178,7 @@ def render_svg(spec: dict, *, timeout: float = RENDER_TIMEOUT_S) -> str | None:
             )
             svg = done.stdout
             if done.returncode != 0 or not svg.lstrip().startswith("<svg"):
-                _LOG.warning(
+                _log(
                     "first-paint preview not rendered (exit %s): %s",
                     done.returncode,
                     done.stderr[-500:],
@@ -174,7 +189,7 @@ def render_svg(spec: dict, *, timeout: float = RENDER_TIMEOUT_S) -> str | None:
             tmp.replace(path)
             return svg
     except (OSError, ValueError, TypeError, subprocess.SubprocessError) as err:
-        _LOG.warning("first-paint preview not rendered: %s", err)
+        _log("first-paint preview not rendered: %s", err)
         return None
 
 
@@ -191,7 +206,7 @@ def preview(widget: widgets.Widget) -> dict | None:
             return None
         spec = panel._chart.to_dict()  # noqa: SLF001 - the spec the JupyterChart was given
     except Exception as err:  # noqa: BLE001 - a preview must never break the page
-        _LOG.warning("first-paint preview skipped: %s", err)
+        _log("first-paint preview skipped: %s", err)
         return None
     svg = render_svg(spec)
     if svg is None:
