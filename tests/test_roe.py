@@ -270,7 +270,13 @@ def test_streaks_read_by_position_equal_the_filtered_and_sorted_streaks():
     """A page finds its longest streaks in the load's index and reads only those rows: the
     same rows, in the same order, as filtering and sorting every stored streak."""
     from effortlens.filters import Filter, filter_frame
-    from effortlens.roe import streak_index, streak_slices, streaks_at, streaks_from_facts
+    from effortlens.roe import (
+        streak_index,
+        streak_positions,
+        streak_slices,
+        streaks_at,
+        streaks_from_facts,
+    )
 
     n = 500
     start = datetime(2024, 1, 1, tzinfo=UTC)
@@ -297,20 +303,20 @@ def test_streaks_read_by_position_equal_the_filtered_and_sorted_streaks():
         .lazy()
     )  # as a build stores them: longest first
     index = streak_index(stored, min_touches=4)
-    assert index.height == stored.filter(pl.col("touches") >= 4).collect().height
+    assert index[0].height == stored.filter(pl.col("touches") >= 4).collect().height
     for flt in (
         Filter(),
         Filter(teams=("T1",)),
         Filter(reps=("r3",)),
         Filter(start=date(2024, 1, 20), end=date(2024, 2, 10)),
+        Filter(teams=("T2",), end=date(2024, 1, 30)),
     ):
         for touches, top in ((4, 50), (7, 1000)):
             expected = streaks_from_facts(filter_frame(stored, flt), min_touches=touches, top=top)
-            positions = (
-                filter_frame(index, flt).filter(pl.col("touches") >= touches).head(top)["position"]
-            )
-            for gap in (0, 3, 10_000):  # one slice per row, some, one for all
-                assert_frame_equal(streaks_at(stored, positions, gap=gap), expected)
+            positions = streak_positions(index, flt, min_touches=touches, top=top)
+            for group_rows in (1, 7, 10_000):  # one slice per row, some, one for all
+                got = streaks_at(stored, positions, group_rows=group_rows)
+                assert_frame_equal(got, expected)
             assert expected.height > 0
-    assert streak_slices(pl.Series([1, 2, 9]), gap=3) == [(1, 2), (9, 1)]
-    assert streaks_at(stored, pl.Series([], dtype=pl.UInt32)).height == 0
+    assert streak_slices(pl.Series([1, 2, 9]), group_rows=4) == [(1, 2), (9, 1)]
+    assert streaks_at(stored, pl.Series([], dtype=pl.UInt32), group_rows=4).height == 0

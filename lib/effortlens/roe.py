@@ -412,13 +412,14 @@ def streaks_from_facts(
     return (longest if top is None else longest.head(top)).collect()
 
 
-#: The columns of :func:`streak_index` a page filter reads (besides ``position``, ``touches``).
-STREAK_INDEX_COLUMNS = ("rep_id", "team", "segment", "role", "day")
+#: The columns of the streak facts a page filter reads that are the last rep's (one value per
+#: ``rep_id``: :func:`streak_facts` joins them from the reps).
+STREAK_REP_COLUMNS = ("team", "segment", "role")
 
 
-def streak_index(facts: pl.LazyFrame, *, min_touches: int = 4) -> pl.DataFrame:
+def streak_index(facts: pl.LazyFrame, *, min_touches: int = 4) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Where each streak of ``min_touches`` or more lies in :func:`streak_facts` as a build
-    stores them (longest first), with what a page filter reads: a few bytes a streak.
+    stores them (longest first), with what a page filter reads: 16 bytes a streak.
 
     A page makes it once per load; a filter change then finds the positions of its longest
     streaks here and reads only those rows (:func:`streaks_at`) instead of filtering and
@@ -433,37 +434,66 @@ def streak_index(facts: pl.LazyFrame, *, min_touches: int = 4) -> pl.DataFrame:
 
     Returns
     -------
-    pl.DataFrame
-        ``position`` (the row of ``facts``), ``touches``, ``rep_id``, ``team``, ``segment``,
-        ``role`` (categorical) and ``day``, in the order of ``facts``.
+    tuple of pl.DataFrame
+        The index: ``position`` (the row of ``facts``), ``touches``, ``rep_id``
+        (categorical) and ``day``, in the order of ``facts``; and each ``rep_id``'s
+        ``team``, ``segment`` and ``role`` (a filter on those keeps the reps it names).
 
     Examples
     --------
-    >>> index = streak_index(precomputed(enriched, "streaks"))  # doctest: +SKIP
-    >>> positions = filter_frame(index, flt).head(1000)["position"]  # doctest: +SKIP
+    >>> index, reps = streak_index(precomputed(enriched, "streaks"))  # doctest: +SKIP
+    >>> kept = filter_frame(reps, flt, day_column="__none__")["rep_id"]  # doctest: +SKIP
     """
     names = facts.collect_schema().names()
-    kept = [c for c in STREAK_INDEX_COLUMNS if c in names]
-    return (
-        facts.select("touches", *kept)
+    extra = [c for c in STREAK_REP_COLUMNS if c in names]
+    rows = (
+        facts.select("touches", "rep_id", "day", *extra)
         .with_row_index("position")
         .filter(pl.col("touches") >= min_touches)
-        .with_columns(pl.col(c).cast(pl.Categorical) for c in kept if c != "day")
         .collect()
     )
+    reps = rows.select("rep_id", *extra).unique(maintain_order=True)
+    index = rows.select("position", "touches", pl.col("rep_id").cast(pl.Categorical), "day")
+    return index, reps
 
 
-def streaks_at(facts: pl.LazyFrame, positions: pl.Series, *, gap: int = 16_384) -> pl.DataFrame:
-    """:func:`silent_streaks`' columns of the rows of ``facts`` at ``positions`` (ascending).
-
-    Nearby positions are read as one slice (a gap of more than ``gap`` rows starts another):
-    a stored row group is decoded once for all the rows wanted from it.
+def streak_positions(
+    index: tuple[pl.DataFrame, pl.DataFrame], flt, *, min_touches: int, top: int
+) -> pl.Series:
+    """The positions in the stored streaks of the ``top`` longest of ``min_touches`` or more
+    that the page filter ``flt`` keeps (by the last touch's rep and day), longest first.
 
     Examples
     --------
-    >>> streaks_at(precomputed(enriched, "streaks"), pl.Series([0, 1, 5]))  # doctest: +SKIP
+    >>> streak_positions(streak_index(stored), Filter(teams=("North",)), min_touches=4,
+    ...                  top=1000)  # doctest: +SKIP
     """
-    slices = streak_slices(positions, gap=gap)
+    from effortlens.filters import filter_frame
+
+    rows, reps = index
+    wanted = pl.col("touches") >= min_touches
+    if flt.reps or flt.teams or flt.segments or flt.roles:
+        kept = filter_frame(reps, flt, day_column="__none__", ignore=("activity_types",))
+        wanted &= pl.col("rep_id").is_in(kept["rep_id"].cast(pl.String).implode())
+    if flt.start is not None:
+        wanted &= pl.col("day") >= flt.start
+    if flt.end is not None:
+        wanted &= pl.col("day") <= flt.end
+    return rows.lazy().filter(wanted).head(top).collect()["position"]
+
+
+def streaks_at(facts: pl.LazyFrame, positions: pl.Series, *, group_rows: int) -> pl.DataFrame:
+    """:func:`silent_streaks`' columns of the rows of ``facts`` at ``positions`` (ascending).
+
+    The rows wanted from one stored row group (``group_rows`` rows each) are read as one
+    slice: decoding a row group's text columns is most of what reading any of its rows costs.
+
+    Examples
+    --------
+    >>> streaks_at(precomputed(enriched, "streaks"), pl.Series([0, 1, 5]),
+    ...            group_rows=262_144)  # doctest: +SKIP
+    """
+    slices = streak_slices(positions, group_rows=group_rows)
     if not slices:
         return facts.select(*STREAK_COLUMNS).head(0).collect()
     parts = [facts.slice(start, length).select(*STREAK_COLUMNS) for start, length in slices]
@@ -477,17 +507,18 @@ def streaks_at(facts: pl.LazyFrame, positions: pl.Series, *, gap: int = 16_384) 
     return rows[wanted]
 
 
-def streak_slices(positions: pl.Series, *, gap: int = 16_384) -> list[tuple[int, int]]:
-    """``(start, length)`` of the row ranges :func:`streaks_at` reads for ``positions``.
+def streak_slices(positions: pl.Series, *, group_rows: int) -> list[tuple[int, int]]:
+    """``(start, length)`` of the row ranges :func:`streaks_at` reads for ``positions``: one
+    for those in each stored row group of ``group_rows`` rows.
 
     Examples
     --------
-    >>> streak_slices(pl.Series([0, 2, 40_000, 40_010]))
-    [(0, 3), (40000, 11)]
+    >>> streak_slices(pl.Series([0, 2, 40_000, 70_000]), group_rows=65_536)
+    [(0, 40001), (70000, 1)]
     """
     ranges: list[tuple[int, int]] = []
     for p in positions.to_list():
-        if ranges and p - (ranges[-1][0] + ranges[-1][1] - 1) <= gap:
+        if ranges and p // group_rows == ranges[-1][0] // group_rows:
             ranges[-1] = (ranges[-1][0], p - ranges[-1][0] + 1)
         else:
             ranges.append((p, 1))

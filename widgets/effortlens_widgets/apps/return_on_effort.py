@@ -8,10 +8,12 @@ import polars as pl
 from traitlets import Int, observe
 
 from effortlens.enrich import events, precomputed
+from effortlens.facts import ROW_GROUP
 from effortlens.filters import filter_frame
 from effortlens.roe import (
     silent_streaks,
     streak_index,
+    streak_positions,
     streak_slices,
     streaks_at,
     streaks_from_facts,
@@ -97,44 +99,39 @@ class SilentStreaks(View):
         """The longest streaks of the page filter from the build's (stored longest first).
 
         The load's :func:`effortlens.roe.streak_index` gives the positions of the filter's
-        longest streaks; when they lie close together (the longest of a team, a period or
-        everything) only those rows are read, otherwise the stored streaks are filtered.
+        longest streaks; when they lie in a few stored row groups (the longest of a team, a
+        period or everything lie near the top) only those are read, one slice each.
+        Otherwise (one rep's streaks lie all along) filtering every stored streak costs less.
         """
-        flt = self.state.filter
-        index = _streak_index(self.state, built)
-        if self.min_touches >= INDEXED_TOUCHES and index is not None:
-            kept = filter_frame(index, flt, ignore=("activity_types",))
-            positions = (
-                kept.lazy()
-                .filter(pl.col("touches") >= self.min_touches)
-                .head(STREAKS_SHOWN)
-                .collect()["position"]
+        if self.min_touches >= INDEXED_TOUCHES:
+            positions = streak_positions(
+                _streak_index(self.state, built),
+                self.state.filter,
+                min_touches=self.min_touches,
+                top=STREAKS_SHOWN,
             )
-            read = sum(length for _, length in streak_slices(positions))
-            if read <= SLICE_ROWS:
-                return streaks_at(built, positions)
-        kept = filter_frame(built, flt, ignore=("activity_types",))
+            if len(streak_slices(positions, group_rows=ROW_GROUP)) <= SLICED_GROUPS:
+                return streaks_at(built, positions, group_rows=ROW_GROUP)
+        kept = filter_frame(built, self.state.filter, ignore=("activity_types",))
         return streaks_from_facts(kept, min_touches=self.min_touches, top=STREAKS_SHOWN)
 
 
 #: The shortest runs :func:`_streak_index` holds (the view's default ``min_touches``).
 INDEXED_TOUCHES = 4
-#: Most stored streak rows a filter change reads by position; past it, filtering the stored
-#: streaks costs less (at 10M, 6 row groups of 262,144 rows: ~15 ms a row group either way).
-SLICE_ROWS = 300_000
+#: Most stored row groups read by position: each costs 15-25 ms at 10M (its text columns'
+#: dictionaries), about a quarter of filtering every stored streak (6 row groups).
+SLICED_GROUPS = 3
 
 #: Each page state's streak index, with the load it was made for.
 _STREAK_INDEX: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _streak_index(state, built: pl.LazyFrame) -> pl.DataFrame | None:
+def _streak_index(state, built: pl.LazyFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The load's :func:`effortlens.roe.streak_index` of its built streaks, made once."""
     kept = _STREAK_INDEX.get(state)
     if kept is None or kept[0] is not state.enriched:
-        kept = _STREAK_INDEX[state] = (
-            state.enriched,
-            streak_index(built, min_touches=INDEXED_TOUCHES),
-        )
+        index = streak_index(built, min_touches=INDEXED_TOUCHES)
+        kept = _STREAK_INDEX[state] = (state.enriched, index)
     return kept[1]
 
 
