@@ -12,11 +12,13 @@ Examples
 
 from __future__ import annotations
 
+import functools
+
 import altair as alt
 import polars as pl
 
 import effortlens.charts.theme  # noqa: F401  (registers and enables the project theme)
-from effortlens.charts.theme import PALETTE, aggregated
+from effortlens.charts.theme import PALETTE, aggregated, placeholder, with_data
 
 _STAGE_STEP = alt.Step(80)  # width per stage, so that stage names fit side by side
 _GROUP_STEP = alt.Step(26)  # width per group within a stage, when groups stand side by side
@@ -36,8 +38,8 @@ FATES: dict[str, str] = {
 }
 
 
-def _stage_order(flow: pl.DataFrame) -> list[str]:
-    return flow.sort("stage_index")["stage"].unique(maintain_order=True).to_list()
+def _stage_order(flow: pl.DataFrame) -> tuple[str, ...]:
+    return tuple(flow.sort("stage_index")["stage"].unique(maintain_order=True).to_list())
 
 
 def _one_row_per_stage(flow: pl.DataFrame, by: str | None) -> None:
@@ -88,12 +90,16 @@ def stage_funnel_chart(
         )
         .filter(pl.col("reached") > 0)
     )
-    data = aggregated(long)
+    return with_data(_funnel_layout(by, _stage_order(flow), title), funnel=aggregated(long))
+
+
+@functools.lru_cache(maxsize=64)
+def _funnel_layout(by: str | None, stages: tuple[str, ...], title: str) -> alt.TopLevelMixin:
     chart = (
-        alt.Chart(data)
+        alt.Chart(placeholder("funnel"))
         .mark_bar()
         .encode(
-            x=alt.X("stage:N", sort=_stage_order(flow), title=None, axis=alt.Axis(labelAngle=0)),
+            x=alt.X("stage:N", sort=list(stages), title=None, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("deals:Q", title="deals that reached the stage", stack="zero"),
             color=alt.Color(
                 "fate:N",
@@ -161,7 +167,12 @@ def time_in_stage_chart(
     """
     _one_row_per_stage(flow, by)
     data = aggregated(flow.filter(pl.col("entered") > 0))
-    x = alt.X("stage:N", sort=_stage_order(flow), title=None, axis=alt.Axis(labelAngle=0))
+    return with_data(_time_layout(by, _stage_order(flow), title), stays=data)
+
+
+@functools.lru_cache(maxsize=64)
+def _time_layout(by: str | None, stages: tuple[str, ...], title: str) -> alt.LayerChart:
+    x = alt.X("stage:N", sort=list(stages), title=None, axis=alt.Axis(labelAngle=0))
     tooltip = [
         *([alt.Tooltip(f"{by}:N", title=by)] if by else []),
         alt.Tooltip("stage:N", title="stage"),
@@ -171,7 +182,7 @@ def time_in_stage_chart(
         alt.Tooltip("blocked_after_days:Q", title="blocked after (days)", format=".1f"),
         alt.Tooltip("blocked:Q", title="open deals blocked now", format=","),
     ]
-    base = alt.Chart(data).encode(x=x, tooltip=tooltip, **_grouped(by))
+    base = alt.Chart().encode(x=x, tooltip=tooltip, **_grouped(by))
     bars = base.mark_bar(**({} if by else {"color": PALETTE["primary"]})).encode(
         y=alt.Y("median_days:Q", title="days in stage")
     )
@@ -184,7 +195,9 @@ def time_in_stage_chart(
         .mark_text(dy=-8, fontSize=11, color=PALETTE["negative"])
         .encode(y="median_days:Q", text=alt.value("p90 not reached"))
     )
-    return (bars + ticks + open_ended).properties(title=title, width=_width(by))
+    return alt.layer(bars, ticks, open_ended, data=placeholder("stays")).properties(
+        title=title, width=_width(by)
+    )
 
 
 #: Where a verified move's buyer evidence comes from, in stacking order.
@@ -244,7 +257,12 @@ def verification_chart(
             share=pl.col("backed") / pl.col("moves"),
         )
     )
-    x = alt.X("stage:N", sort=_stage_order(flow), title=None, axis=alt.Axis(labelAngle=0))
+    return with_data(_verification_layout(by, _stage_order(flow), title), moves=data)
+
+
+@functools.lru_cache(maxsize=64)
+def _verification_layout(by: str | None, stages: tuple[str, ...], title: str) -> alt.LayerChart:
+    x = alt.X("stage:N", sort=list(stages), title=None, axis=alt.Axis(labelAngle=0))
     shades = alt.Scale(domain=list(EVIDENCE.values()), range=[1.0, 0.45])
     if by:
         colour = {"color": alt.Color(f"{by}:N", title=by), "xOffset": alt.XOffset(f"{by}:N")}
@@ -260,7 +278,7 @@ def verification_chart(
             )
         }
     bars = (
-        alt.Chart(data)
+        alt.Chart()
         .mark_bar()
         .encode(
             x=x,
@@ -290,11 +308,13 @@ def verification_chart(
         )
     )
     overall = (
-        alt.Chart(data)
+        alt.Chart()
         .mark_rule(strokeDash=[4, 4], color=PALETTE["neutral"])
         .encode(
             y="mean(overall_rate):Q",
             tooltip=[alt.Tooltip("mean(overall_rate):Q", title="all stages", format=".1%")],
         )
     )
-    return (bars + overall).properties(title=title, width=_width(by))
+    return alt.layer(bars, overall, data=placeholder("moves")).properties(
+        title=title, width=_width(by)
+    )
