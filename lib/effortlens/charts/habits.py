@@ -12,11 +12,13 @@ Examples
 
 from __future__ import annotations
 
+import functools
+
 import altair as alt
 import polars as pl
 
 import effortlens.charts.theme  # noqa: F401  (registers and enables the project theme)
-from effortlens.charts.theme import PALETTE, aggregated
+from effortlens.charts.theme import PALETTE, aggregated, placeholder, with_data
 from effortlens.habits import wilson_interval
 from effortlens.vocabulary import WEEKDAY_NAMES
 
@@ -55,6 +57,19 @@ def timing_heatmap_chart(
             .replace_strict(dict(enumerate(WEEKDAY_NAMES, start=1)), return_dtype=pl.String),
         )
     )
+    types = (
+        sorted(data["activity_type"].unique().to_list()) if "activity_type" in data.columns else []
+    )
+    layout = _timing_layout(
+        title,
+        "lift_over_type" in data.columns,
+        tuple(types) if activity_type is None and len(types) > 1 else None,
+    )
+    return with_data(layout, cells=data)
+
+
+@functools.lru_cache(maxsize=64)
+def _timing_layout(title: str, type_lift: bool, picker: tuple[str, ...] | None) -> alt.Chart:
     tooltip = [
         alt.Tooltip("day:N", title="weekday"),
         alt.Tooltip("hour:O", title="hour (local)"),
@@ -64,7 +79,7 @@ def timing_heatmap_chart(
         alt.Tooltip("lift:Q", title="lift over all touches", format=".2f"),
     ]
     chart = (
-        alt.Chart(data, title=title, width=alt.Step(30), height=alt.Step(26))
+        alt.Chart(placeholder("cells"), title=title, width=alt.Step(30), height=alt.Step(26))
         .mark_rect()
         .encode(
             x=alt.X("hour:O", title="hour of day (local)"),
@@ -78,19 +93,16 @@ def timing_heatmap_chart(
                     *tooltip,
                     alt.Tooltip("lift_over_type:Q", title="lift over the type", format=".2f"),
                 ]
-                if "lift_over_type" in data.columns
+                if type_lift
                 else tooltip
             ),
         )
     )
-    types = (
-        sorted(data["activity_type"].unique().to_list()) if "activity_type" in data.columns else []
-    )
-    if activity_type is None and len(types) > 1:
+    if picker is not None:
         pick = alt.param(
             name="activity_type",
-            value=types[0],
-            bind=alt.binding_select(options=types, name="activity type "),
+            value=picker[0],
+            bind=alt.binding_select(options=list(picker), name="activity type "),
         )
         chart = chart.add_params(pick).transform_filter(alt.datum.activity_type == pick)
     return chart
@@ -118,10 +130,15 @@ def cadence_chart(
             overall_rate=pl.col("responded").sum() / pl.col("activities").sum(),
         )
     )
-    order = data["cadence_bin"].cast(pl.String).to_list()
+    order = tuple(data["cadence_bin"].cast(pl.String).to_list())
+    return with_data(_cadence_layout(title, order), bins=data)
+
+
+@functools.lru_cache(maxsize=64)
+def _cadence_layout(title: str, order: tuple[str, ...]) -> alt.LayerChart:
     x = alt.X(
         "cadence_bin:N",
-        sort=order,
+        sort=list(order),
         title="days since the previous touch",
         axis=alt.Axis(labelAngle=0),
     )
@@ -134,7 +151,7 @@ def cadence_chart(
         alt.Tooltip("rate_high:Q", title="95% interval to", format=".1%"),
         alt.Tooltip("lift:Q", title="lift over all touches", format=".2f"),
     ]
-    base = alt.Chart(data)
+    base = alt.Chart()
     bars = base.mark_bar(color=PALETTE["primary"]).encode(
         x=x,
         y=alt.Y("response_rate:Q", title="response rate", axis=alt.Axis(format="%")),
@@ -147,7 +164,9 @@ def cadence_chart(
         y="mean(overall_rate):Q",
         tooltip=[alt.Tooltip("mean(overall_rate):Q", title="all touches", format=".1%")],
     )
-    return (bars + intervals + overall).properties(title=title, width=alt.Step(64))
+    return alt.layer(bars, intervals, overall, data=placeholder("bins")).properties(
+        title=title, width=alt.Step(64)
+    )
 
 
 def sequence_lift_chart(
@@ -179,14 +198,25 @@ def sequence_lift_chart(
     if measure not in axis_titles:
         raise ValueError(f"measure must be one of {list(axis_titles)}, got {measure!r}")
     data = aggregated(sequences.head(top))
+    layout = _sequence_layout(title, measure, axis_titles[measure], tuple(data["sequence"]))
+    return with_data(layout, sequences=data, no_lift=_NO_LIFT)
+
+
+_NO_LIFT = pl.DataFrame({"no_lift": [1.0]})
+
+
+@functools.lru_cache(maxsize=64)
+def _sequence_layout(
+    title: str, measure: str, axis_title: str, order: tuple[str, ...]
+) -> alt.LayerChart:
     bars = (
-        alt.Chart(data)
+        alt.Chart(placeholder("sequences"))
         .mark_bar(color=PALETTE["positive"])
         .encode(
-            x=alt.X(f"{measure}:Q", title=axis_titles[measure]),
+            x=alt.X(f"{measure}:Q", title=axis_title),
             y=alt.Y(
                 "sequence:N",
-                sort=data["sequence"].to_list(),
+                sort=list(order),
                 title=None,
                 axis=alt.Axis(labelLimit=320),
             ),
@@ -203,7 +233,7 @@ def sequence_lift_chart(
         )
     )
     no_lift = (
-        alt.Chart(pl.DataFrame({"no_lift": [1.0]}))
+        alt.Chart(placeholder("no_lift"))
         .mark_rule(strokeDash=[4, 4])
         .encode(x="no_lift:Q", tooltip=[alt.Tooltip("no_lift:Q", title="no lift")])
     )
