@@ -107,8 +107,8 @@ def funnel_plot_chart(
         kind=pl.lit("rep"),
     )
     data = aggregated(pl.concat([points, _limit_lines(reps)], how="diagonal_relaxed"))
-    groups = points["peer_group"].n_unique()
-    columns = min(groups, 3) if groups > 1 else None
+    # up to three panels a row (two groups fill two): one layout for any number of groups
+    columns = 3 if points["peer_group"].n_unique() > 1 else None
     return with_data(_funnel_layout(min_volume, log_volume, title, columns), funnel=data)
 
 
