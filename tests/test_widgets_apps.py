@@ -288,6 +288,44 @@ def test_silent_streaks_by_position_list_the_stored_streaks_of_the_filter(small_
     assert listed
 
 
+def test_headline_of_a_period_sums_the_day_totals_to_the_daily_figures(small_planted):
+    """A period alone (or with activity types) sums the load's per-day totals: the cards show
+    what the filtered day rows give, for the period and the one before."""
+    import datetime as dt
+
+    from polars.testing import assert_series_equal
+
+    from effortlens.filters import Filter, filter_frame
+    from effortlens.findings import roe_headline
+
+    app = return_on_effort_app(data_dir=small_planted)
+    state = app.state
+    end = state.enriched.daily["day"].max()
+    kind = state.enriched.daily["activity_type"].unique().sort()[0]
+    for flt in (
+        Filter(start=end - dt.timedelta(days=89), end=end),
+        Filter(start=end - dt.timedelta(days=29), end=end, activity_types=(kind,)),
+        Filter(start=end - dt.timedelta(days=400)),
+    ):
+        state.filter = flt
+        before = flt.previous_period()
+        expected = roe_headline(
+            state.view.daily,
+            previous=filter_frame(state.enriched.daily, before) if before else None,
+        )
+        shown = app.views[0].frames["headline"]
+        assert shown["label"].to_list() == expected["label"].to_list()
+        for column in ("value", "previous"):
+            assert_series_equal(
+                shown[column],
+                expected[column].cast(pl.Float64),
+                check_names=False,
+                check_exact=False,
+                rel_tol=1e-9,
+            )
+        assert shown["previous"].is_not_null().any() == (before is not None)
+
+
 def test_period_filter_gives_kpi_change_against_previous_period(small_planted):
     app = return_on_effort_app(data_dir=small_planted)
     assert "no previous period" in page_html(app.views[0])

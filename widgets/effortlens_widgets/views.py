@@ -180,8 +180,17 @@ def headline_kpis(state) -> list[Kpi]:
     """The cards of :func:`effortlens.findings.roe_headline`: the page's period against the
     equally long period before (when the page looks at a bounded period). Without buyer
     actions in the data, the figures that need them are unknown (—), not zero."""
-    before = state.filter.previous_period()
-    previous = filter_frame(state.enriched.daily, before) if before is not None else None
+    flt = state.filter
+    before = flt.previous_period()
+    if (flt.start is not None or flt.end is not None) and not (
+        flt.reps or flt.teams or flt.segments or flt.roles
+    ):  # a period (and activity types) alone: the load's day x type sums, not the day rows
+        days = _day_sums(state)
+        facts = filter_frame(days, flt)
+        previous = filter_frame(days, before) if before is not None else None
+    else:
+        facts = state.roe_facts()
+        previous = filter_frame(state.enriched.daily, before) if before is not None else None
     measured = page_coverage(state).has_buyer_actions
     return [
         Kpi(
@@ -195,8 +204,27 @@ def headline_kpis(state) -> list[Kpi]:
             else "not measured: no buyer actions in this data",
             versus="previous period" if measured or r["metric"] not in _RESPONSE_FIGURES else "",
         )
-        for r in roe_headline(state.roe_facts(), previous=previous).iter_rows(named=True)
+        for r in roe_headline(facts, previous=previous).iter_rows(named=True)
     ]
+
+
+#: Each page state's daily facts summed per day and activity type, with their load.
+_DAY_SUMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _day_sums(state) -> pl.DataFrame:
+    """The load's ``daily`` summed per day, activity type and customer-facing flag (a few
+    thousand rows, made once per load): the headline of a period without a rep-level filter
+    sums it for the period and the one before instead of filtering four million day rows."""
+    from effortlens.roe import COUNTS
+
+    kept = _DAY_SUMS.get(state)
+    if kept is None or kept[0] is not state.enriched:
+        daily = state.enriched.daily
+        keys = ["day", "activity_type", "is_customer_facing"]
+        sums = daily.group_by(keys).agg(pl.col(c).sum().cast(daily.schema[c]) for c in COUNTS)
+        kept = _DAY_SUMS[state] = (state.enriched, sums)
+    return kept[1]
 
 
 class Headline(View):
