@@ -298,6 +298,7 @@ def forget_stays() -> None:
     >>> forget_stays()
     """
     _LAST_STAYS.clear()
+    _LAST_THRESHOLDS.clear()  # keyed by the stays they were computed from
 
 
 def _stays(
