@@ -222,7 +222,12 @@ def _day_sums(state) -> pl.DataFrame:
     if kept is None or kept[0] is not state.enriched:
         daily = state.enriched.daily
         keys = ["day", "activity_type", "is_customer_facing"]
-        sums = daily.group_by(keys).agg(pl.col(c).sum().cast(daily.schema[c]) for c in COUNTS)
+        sums = (  # lazily: the eager group-by took four times as long at 10M
+            daily.lazy()
+            .group_by(keys)
+            .agg(pl.col(c).sum().cast(daily.schema[c]) for c in COUNTS)
+            .collect()
+        )
         kept = _DAY_SUMS[state] = (state.enriched, sums)
     return kept[1]
 
@@ -239,6 +244,7 @@ class Headline(View):
 
     def render(self, view) -> None:
         """Show the KPIs of the filtered period against the previous one."""
+        _day_sums(self.state)  # made with the page's first draw, not on its first period
         self._caveat.value = caveats_html(self.state, "roe")
         self._cards.show(headline_kpis(self.state))
         self.keep(headline=kpi_frame(self._cards.kpis))
