@@ -299,6 +299,7 @@ def forget_stays() -> None:
     """
     _LAST_STAYS.clear()
     _LAST_THRESHOLDS.clear()  # keyed by the stays they were computed from
+    _LAST_REACHED.clear()  # so are the deal x stage rows
 
 
 def _stays(
@@ -572,39 +573,50 @@ def _blocked(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
     )
 
 
+#: The last deal x stage rows computed, with the stays and options they came from: a journey
+#: draw reads them for the flow table and again for the stage flags (see :func:`_stays`).
+_LAST_REACHED: list[tuple[pl.DataFrame, tuple, pl.DataFrame]] = []
+
+
 def _reached(stays: pl.DataFrame, by_cols: list[str], *, derived: bool = False) -> pl.DataFrame:
     """One row per deal x stage reached: entered (explicitly) or skipped, and how it ended.
 
     A deal whose stage path was derived (``derived`` column of the stays, or every deal when
     ``derived`` is given) reaches only the stages it entered: the stages between are not
     known to have been passed. ``stage_unknown`` is false here; :func:`_unknown_losses` adds
-    the losses at no known stage.
+    the losses at no known stage. The stages a deal entered are kept as the bits of one
+    integer (stage indices are small), not as a list per deal.
     """
+    options = (tuple(by_cols), derived)
+    if _LAST_REACHED and _LAST_REACHED[0][0] is stays and _LAST_REACHED[0][1] == options:
+        return _LAST_REACHED[0][2]
     flag = pl.col("derived").any() if "derived" in stays.columns else pl.lit(value=False)
+    bit = pl.lit(2, dtype=pl.Int64).pow(pl.col("stage_index"))
     paths = stays.group_by("opportunity_id", *by_cols, "outcome").agg(
         first=pl.col("stage_index").min(),
         furthest=pl.col("stage_index").max(),
-        entered=pl.col("stage_index").unique(),
+        entered_bits=bit.bitwise_or(),
         derived=flag | pl.lit(derived),
     )
-    path = (
-        pl.when("derived")
-        .then(pl.col("entered").list.sort().cast(pl.List(pl.Int32)))
-        .otherwise(pl.int_ranges("first", pl.col("furthest") + 1, dtype=pl.Int32))
-    )
-    return (
-        paths.with_columns(stage_index=path)
+    entered = (pl.col("entered_bits") // bit) % 2 == 1
+    reached = (
+        paths.with_columns(
+            stage_index=pl.int_ranges("first", pl.col("furthest") + 1, dtype=pl.Int32)
+        )
         .explode("stage_index")
+        .filter(~pl.col("derived") | entered)  # a derived path: only the stages entered
         .select(
             "opportunity_id",
             *by_cols,
             "stage_index",
             "outcome",
-            entered=pl.col("entered").list.contains(pl.col("stage_index")),
+            entered=entered,
             at_furthest=pl.col("stage_index") == pl.col("furthest"),
             stage_unknown=pl.lit(value=False),
         )
     )
+    _LAST_REACHED[:] = [(stays, options, reached)]
+    return reached
 
 
 def _unknown_losses(data: _FlowData, stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
@@ -754,11 +766,10 @@ def flow_table(
     )
     derived = stage_path == "derived" or (stays.height > 0 and bool(stays["derived"].all()))
     keys = [*by_cols, "stage_index"]
-    reached = _reached(stays, by_cols)
+    owners = list(dict.fromkeys([*by_cols, "rep_id"]))  # as the stage flags read them
+    reached = _reached(stays, owners)
     if stage_path in ("derived", "mixed") or bool(stays["derived"].any()):
-        reached = pl.concat(
-            [reached, _unknown_losses(data, stays, by_cols)], how="vertical_relaxed"
-        )
+        reached = pl.concat([reached, _unknown_losses(data, stays, owners)], how="vertical_relaxed")
     counts = _counts(reached, keys)
     timing = time_in_stage(stays, by=by_cols).select(*keys, "median_days", "p90_days")
     moves = stays.filter(pl.col("move") & ~pl.col("derived"))
