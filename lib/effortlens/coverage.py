@@ -377,13 +377,13 @@ def data_coverage(enriched: Enriched, *, report: Any = None) -> Coverage:  # noq
     >>> cov.has_activities, cov.stage_path
     (False, 'none')
     """
-    opportunities = enriched.tables.get("opportunities")
+    opportunities = _lazy(enriched, "opportunities")  # counted, not held (a kernel's memory)
     outcomes: dict[str, int] = dict.fromkeys(_CLOSED, 0)
     deals = 0
     if opportunities is not None:
-        deals = opportunities.height
-        if "outcome" in opportunities.columns:
-            for outcome, n in opportunities.group_by("outcome").len().iter_rows():
+        deals = _height(enriched, "opportunities")
+        if "outcome" in opportunities.collect_schema().names():
+            for outcome, n in opportunities.group_by("outcome").len().collect().iter_rows():
                 if outcome in outcomes:
                     outcomes[outcome] = int(n)
     stage_path, derived = stage_path_of(_lazy(enriched, "stage_history"))
