@@ -289,19 +289,22 @@ def test_silent_streaks_by_position_list_the_stored_streaks_of_the_filter(small_
 
 
 def test_headline_of_a_period_sums_the_day_totals_to_the_daily_figures(small_planted):
-    """A period alone (or with activity types) sums the load's per-day totals: the cards show
-    what the filtered day rows give, for the period and the one before."""
+    """A period alone (or with activity types) sums the load's per-day totals: the cards, the
+    trend and the slices by activity type show what the filtered day rows give (the cards for
+    the period and the one before)."""
     import datetime as dt
 
     from polars.testing import assert_series_equal
 
     from effortlens.filters import Filter, filter_frame
     from effortlens.findings import roe_headline
+    from effortlens.roe import roe_by, roe_trend
 
     app = return_on_effort_app(data_dir=small_planted)
     state = app.state
     end = state.enriched.daily["day"].max()
-    kind = state.enriched.daily["activity_type"].unique().sort()[0]
+    facing = state.enriched.daily.filter(pl.col("is_customer_facing"))
+    kind = facing["activity_type"].cast(pl.String).unique().sort()[0]
     for flt in (
         Filter(start=end - dt.timedelta(days=89), end=end),
         Filter(start=end - dt.timedelta(days=29), end=end, activity_types=(kind,)),
@@ -324,6 +327,15 @@ def test_headline_of_a_period_sums_the_day_totals_to_the_daily_figures(small_pla
                 rel_tol=1e-9,
             )
         assert shown["previous"].is_not_null().any() == (before is not None)
+        trend = roe_trend(state.view.daily, period="week", window=4)
+        assert not app.views[1].problem, app.views[1].problem
+        assert_frame_equal(app.views[1].frames["trend"], trend, check_exact=False, rel_tol=1e-9)
+        app.views[2].by = "Activity type"
+        by_type = roe_by(state.view.daily, by=["activity_type"]).filter(pl.col("activities") > 0)
+        assert_frame_equal(
+            app.views[2].frames["by_slice"], by_type, check_exact=False, rel_tol=1e-9
+        )
+        app.views[2].by = "Team"
 
 
 def test_period_filter_gives_kpi_change_against_previous_period(small_planted):

@@ -182,9 +182,7 @@ def headline_kpis(state) -> list[Kpi]:
     actions in the data, the figures that need them are unknown (—), not zero."""
     flt = state.filter
     before = flt.previous_period()
-    if (flt.start is not None or flt.end is not None) and not (
-        flt.reps or flt.teams or flt.segments or flt.roles
-    ):  # a period (and activity types) alone: the load's day x type sums, not the day rows
+    if _by_day(flt):  # a period (and activity types) alone: the load's day x type sums
         days = _day_sums(state)
         facts = filter_frame(days, flt)
         previous = filter_frame(days, before) if before is not None else None
@@ -206,6 +204,24 @@ def headline_kpis(state) -> list[Kpi]:
         )
         for r in roe_headline(facts, previous=previous).iter_rows(named=True)
     ]
+
+
+def _by_day(flt) -> bool:
+    """Whether ``flt`` is a period, with activity types at most: the load's per-day totals
+    (:func:`_day_sums`) then give its return on effort, without the day rows of each rep."""
+    return (flt.start is not None or flt.end is not None) and not (
+        flt.reps or flt.teams or flt.segments or flt.roles
+    )
+
+
+def roe_facts(state) -> pl.DataFrame | None:
+    """What the return-on-effort views sum under the page filter: the load's per-day totals
+    for a period alone (:func:`_day_sums`), else :meth:`PageState.roe_facts` (the weekly
+    roll-up without a period, the filtered day rows with one). Each gives the same sums by
+    week and activity type (``None`` before the data is loaded)."""
+    if state.view is not None and _by_day(state.filter):
+        return filter_frame(_day_sums(state), state.filter)
+    return state.roe_facts()
 
 
 #: Each page state's daily facts summed per day and activity type, with their load.
@@ -287,7 +303,7 @@ class Trend(View):
 
     def render(self, view) -> None:
         """Draw the weekly line of ``metric`` and its rolling mean."""
-        trend = roe_trend(self.state.roe_facts(), period="week", window=4)
+        trend = roe_trend(roe_facts(self.state), period="week", window=4)
         if trend.height == 0:
             self._panel.show_message(self.no_effort_message("Return on effort"))
             return
@@ -341,7 +357,8 @@ class BySlice(View):
     def render(self, view) -> None:
         """Draw ROE and no-impact effort per slice of ``by``."""
         by = SLICES[self.by]
-        facts = self.state.roe_facts()
+        # the per-day totals of a period alone hold activity types, not reps or teams
+        facts = roe_facts(self.state) if by == ["activity_type"] else self.state.roe_facts()
         if "rep_name" in by:
             facts = facts.join(view.reps.select("rep_id", "rep_name"), on="rep_id", how="left")
         table = roe_by(facts, by=by).filter(pl.col("activities") > 0)
