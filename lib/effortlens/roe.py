@@ -452,7 +452,7 @@ def streak_index(facts: pl.LazyFrame, *, min_touches: int = 4) -> tuple[pl.DataF
         .filter(pl.col("touches") >= min_touches)
         .collect()
     )
-    reps = rows.select("rep_id", *extra).unique(maintain_order=True)
+    reps = rows.lazy().select("rep_id", *extra).unique().collect()
     index = rows.select("position", "touches", pl.col("rep_id").cast(pl.Categorical), "day")
     return index, reps
 
