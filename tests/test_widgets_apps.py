@@ -338,6 +338,29 @@ def test_headline_of_a_period_sums_the_day_totals_to_the_daily_figures(small_pla
         app.views[2].by = "Team"
 
 
+def test_returning_to_a_filter_redraws_the_figures_it_drew_before(small_planted):
+    """The ROE and organisation pages keep the figures of the last few filters of a load: going
+    back to one (everything, after a team) draws them again without computing them."""
+    from effortlens.filters import Filter
+
+    for make in (return_on_effort_app, organisation_app):
+        app = make(data_dir=small_planted)
+        state = app.state
+        team = sorted(state.enriched.reps["team"].cast(pl.String).unique())[0]
+        first = {name: frame for view in app.views for name, frame in view.frames.items()}
+        state.filter = Filter(teams=(team,))
+        narrowed = {name: frame for view in app.views for name, frame in view.frames.items()}
+        assert any(not narrowed[n].equals(first[n]) for n in first if n != "headline")
+        state.filter = Filter()
+        again = {name: frame for view in app.views for name, frame in view.frames.items()}
+        assert set(again) == set(first)
+        for name in ("trend", "by_slice", "teams", "variance_share"):
+            if name in first:
+                assert_frame_equal(again[name], first[name])
+        if "trend" in first:
+            assert again["trend"] is first["trend"]  # from memory, not computed again
+
+
 def test_period_filter_gives_kpi_change_against_previous_period(small_planted):
     app = return_on_effort_app(data_dir=small_planted)
     assert "no previous period" in page_html(app.views[0])

@@ -224,6 +224,35 @@ def roe_facts(state) -> pl.DataFrame | None:
     return state.roe_facts()
 
 
+#: Each page state's return-on-effort and organisation figures, with their load: the last few
+#: per page filter and view (:func:`remembered`).
+_REMEMBERED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_KEEP_REMEMBERED = 32
+
+
+def remembered(state, key: tuple, compute):
+    """``compute()`` for the page filter and ``key`` (what else it depends on: the view and
+    its options), kept per load for the last few: a filter the reader returns to (everything,
+    after a team) is drawn from memory. What it returns is shared: read it, do not change it.
+
+    Examples
+    --------
+    >>> trend = remembered(state, ("trend",), lambda: roe_trend(roe_facts(state)))  # doctest: +SKIP
+    """
+    enriched = state.enriched
+    kept = _REMEMBERED.get(state)
+    if kept is None or kept[0] is not enriched:
+        kept = _REMEMBERED[state] = (enriched, OrderedDict())
+    memo, full = kept[1], (state.filter, *key)
+    if full in memo:
+        memo.move_to_end(full)
+        return memo[full]
+    value = memo[full] = compute()
+    while len(memo) > _KEEP_REMEMBERED:
+        memo.popitem(last=False)
+    return value
+
+
 #: Each page state's daily facts summed per day and activity type, with their load.
 _DAY_SUMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -303,7 +332,10 @@ class Trend(View):
 
     def render(self, view) -> None:
         """Draw the weekly line of ``metric`` and its rolling mean."""
-        trend = roe_trend(roe_facts(self.state), period="week", window=4)
+        state = self.state
+        trend = remembered(
+            state, ("trend",), lambda: roe_trend(roe_facts(state), period="week", window=4)
+        )
         if trend.height == 0:
             self._panel.show_message(self.no_effort_message("Return on effort"))
             return
@@ -357,11 +389,16 @@ class BySlice(View):
     def render(self, view) -> None:
         """Draw ROE and no-impact effort per slice of ``by``."""
         by = SLICES[self.by]
-        # the per-day totals of a period alone hold activity types, not reps or teams
-        facts = roe_facts(self.state) if by == ["activity_type"] else self.state.roe_facts()
-        if "rep_name" in by:
-            facts = facts.join(view.reps.select("rep_id", "rep_name"), on="rep_id", how="left")
-        table = roe_by(facts, by=by).filter(pl.col("activities") > 0)
+
+        def sums() -> pl.DataFrame:
+            # the per-day totals of a period alone hold activity types, not reps or teams
+            facts = roe_facts(self.state) if by == ["activity_type"] else self.state.roe_facts()
+            if "rep_name" in by:
+                names = view.reps.select("rep_id", "rep_name")
+                facts = facts.join(names, on="rep_id", how="left")
+            return roe_by(facts, by=by).filter(pl.col("activities") > 0)
+
+        table = remembered(self.state, ("by_slice", self.by), sums)
         if table.height == 0:
             for p in (self._roe, self._waste):
                 p.show_message(self.no_effort_message("Return on effort"))

@@ -26,7 +26,7 @@ from effortlens.organisation import (
 )
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, TablePanel
-from effortlens_widgets.views import caveats_html, page_coverage
+from effortlens_widgets.views import caveats_html, page_coverage, remembered
 
 
 class Organisation(View):
@@ -69,30 +69,9 @@ class Organisation(View):
                 p.show_message(self.no_effort_message("Time for selling"))
             self._finding.value = ""
             return
-        settings = view.settings
-        flt = self.state.filter
-        if _by_week(flt):  # the load's roll-ups, filtered: no pass over the days
-            whole_hours, whole_weekly, per_rep = _hours(self.state)
-            hours = filter_frame(whole_hours, flt)
-            weekly = (
-                whole_weekly
-                if flt.is_everything
-                else selling_time_within(whole_weekly, reps=view.reps, hours=hours)
-            )
-            effort = filter_frame(per_rep, flt)
-            span = hours.select(pl.col("first_day").min(), pl.col("last_day").max()).row(0)
-            period = span if span[0] is not None else None
-            table = organisation_table(view, weekly=weekly, effort=effort, period=period)
-            shares = variance_share(effort)
-        else:  # a period or activity types: counted from the days they keep
-            weekly = selling_time_weekly(
-                view.daily,
-                reps=view.reps,
-                working_hours_per_week=settings.working_hours_per_week,
-                internal_types=settings.internal,
-            )
-            table = organisation_table(view, weekly=weekly)
-            shares = variance_share(view.daily)
+        weekly, table, shares = remembered(
+            self.state, ("organisation",), lambda: _figures(self.state, view)
+        )
         by_team = selling_time_by(weekly)
         if not page_coverage(self.state).response_measurable:  # unknown, not 0%
             table = table.drop("response_rate", "roe_per_100", strict=False)
@@ -122,6 +101,34 @@ class Organisation(View):
                 "response_rate",
             ),
         )
+
+
+def _figures(state, view) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The page's time for selling per rep-week, its table per team and the variance shares
+    under the page filter (``view`` is the state's filtered view)."""
+    settings = view.settings
+    flt = state.filter
+    if _by_week(flt):  # the load's roll-ups, filtered: no pass over the days
+        whole_hours, whole_weekly, per_rep = _hours(state)
+        hours = filter_frame(whole_hours, flt)
+        weekly = (
+            whole_weekly
+            if flt.is_everything
+            else selling_time_within(whole_weekly, reps=view.reps, hours=hours)
+        )
+        effort = filter_frame(per_rep, flt)
+        span = hours.select(pl.col("first_day").min(), pl.col("last_day").max()).row(0)
+        period = span if span[0] is not None else None
+        table = organisation_table(view, weekly=weekly, effort=effort, period=period)
+        return weekly, table, variance_share(effort)
+    # a period or activity types: counted from the days they keep
+    weekly = selling_time_weekly(
+        view.daily,
+        reps=view.reps,
+        working_hours_per_week=settings.working_hours_per_week,
+        internal_types=settings.internal,
+    )
+    return weekly, organisation_table(view, weekly=weekly), variance_share(view.daily)
 
 
 def _by_week(flt: Filter) -> bool:

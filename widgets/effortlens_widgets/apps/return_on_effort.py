@@ -26,6 +26,7 @@ from effortlens_widgets.views import (
     Headline,
     Trend,
     page_coverage,
+    remembered,
 )
 
 #: The longest streaks listed (an org of 2,000 reps has hundreds of thousands).
@@ -65,7 +66,8 @@ class SilentStreaks(View):
             return
         built = precomputed(self.state.enriched, "streaks")
         if built is not None:  # the build's streaks, by the last touch's rep and day
-            streaks = self._built_streaks(built)
+            key = ("silent_streaks", self.min_touches)
+            streaks = remembered(self.state, key, lambda: self._built_streaks(built))
         else:  # facts enriched in memory: the streaks of the filtered events
             streaks = silent_streaks(
                 events(view, "activities"), events(view, "actions"), min_touches=self.min_touches
