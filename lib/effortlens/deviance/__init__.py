@@ -33,8 +33,10 @@ Method (:func:`peer_deviance`)
   ``(successes + alpha) / (trials + alpha + beta)``; with ``rho = 0`` every rep shrinks to
   the centre.
 - **Control limits** at 95% and 99.8% for each rep: exact quantiles of the beta-binomial
-  whose variance is the rep's own (``rho``) plus its centre's, from scipy for volumes up to
-  :data:`EXACT_MAX_VOLUME`; above, the moment-matched beta distribution of the rate.
+  whose variance is the rep's own (``rho``) plus its centre's, for volumes up to
+  :data:`EXACT_MAX_VOLUME` (scipy's ``ppf`` to the count, computed from one table of the
+  count probabilities per block of reps); above, the moment-matched beta distribution of the
+  rate.
 - **p-value** from the same distribution (two-sided, exact where the limits are);
   ``z`` is its signed normal score, so ``|z| > 3.09`` exactly when the rate lies outside the
   99.8% limits. **q-value**: Benjamini–Hochberg over the eligible reps (volume at least
@@ -88,6 +90,7 @@ from effortlens.deviance.funnel import EXACT_MAX_VOLUME as EXACT_MAX_VOLUME
 from effortlens.deviance.funnel import HUBER_K as HUBER_K
 from effortlens.deviance.funnel import LIMIT_LEVELS as LIMIT_LEVELS
 from effortlens.deviance.funnel import funnel_limits as funnel_limits
+from effortlens.deviance.funnel import limits_and_p_values as limits_and_p_values
 from effortlens.deviance.funnel import overdispersion as overdispersion
 from effortlens.deviance.peers import DIRECTIONS as DIRECTIONS
 from effortlens.deviance.peers import FDR as FDR
@@ -114,6 +117,7 @@ __all__ = [
     "WIN_RATE_MIN_VOLUME",
     "deviants_table",
     "funnel_limits",
+    "limits_and_p_values",
     "overdispersion",
     "peer_deviance",
     "practice_cells",
