@@ -191,9 +191,10 @@ def weekly_effort(daily: pl.DataFrame) -> pl.DataFrame:
 def _ids(enriched, column: str) -> pl.Series:
     """Every distinct ``column`` value of the events and deals (events scanned, not held)."""
     frames = [enriched.lazy("activities"), enriched.lazy("actions")]
-    opportunities = enriched.tables.get("opportunities")
-    if opportunities is not None:
-        frames.append(opportunities.lazy())
+    if "opportunities" in enriched.tables:  # scanned: looking a table up would keep it
+        from effortlens.enrich import table
+
+        frames.append(table(enriched, "opportunities"))
     parts = [
         f.select(pl.col(column).unique()) for f in frames if column in f.collect_schema().names()
     ]
