@@ -484,8 +484,8 @@ def time_in_stage(stays: pl.DataFrame, *, by: str | Sequence[str] | None = None)
     >>> time_in_stage(stage_stays(tables, settings=s))  # doctest: +SKIP
     """
     keys = [*_by_list(by), "stage", "stage_index"]
-    if "derived" in stays.columns:
-        stays = stays.filter(~pl.col("derived"))
+    if "derived" in stays.columns:  # only the columns read: a filter copies what it keeps
+        stays = stays.select(*keys, "days", "ended", "derived").filter(~pl.col("derived"))
     historical = (
         stays.filter("ended")
         .group_by(keys)
@@ -534,10 +534,12 @@ def _blockage_thresholds(stays: pl.DataFrame) -> pl.DataFrame:
     """Per stage, over all deals: the age beyond which an open deal there is blocked."""
     if _LAST_THRESHOLDS and _LAST_THRESHOLDS[0][0] is stays:  # the same stays (see _stays)
         return _LAST_THRESHOLDS[0][1]
+    ended = pl.col("ended")
     if "derived" in stays.columns:
-        stays = stays.filter(~pl.col("derived"))
+        ended = ended & ~pl.col("derived")
     thresholds = (  # the ended_p90_days of time_in_stage, without its Kaplan-Meier part
-        stays.filter("ended")
+        stays.select("stage", "stage_index", "days", ended=ended)
+        .filter("ended")
         .group_by("stage", "stage_index")
         .agg(threshold_days=pl.col("days").quantile(0.9, interpolation="linear"))
     )
@@ -550,12 +552,13 @@ _LAST_THRESHOLDS: list[tuple[pl.DataFrame, pl.DataFrame]] = []
 
 def _blocked(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
     thresholds = _blockage_thresholds(stays).drop("stage_index")
+    # the stays are sorted by deal, then entry time and stage: a deal's current (latest)
+    # entry is its last row
+    deal = pl.col("opportunity_id")
+    current = (pl.col("outcome") == "open") & (deal != deal.shift(-1)).fill_null(value=True)
     if "derived" in stays.columns:  # a derived entry's age is not an age in the stage
-        stays = stays.filter(~pl.col("derived"))
-    current = stays.filter(
-        (pl.col("outcome") == "open")
-        & (pl.col("entered_ts") == pl.col("entered_ts").max().over("opportunity_id"))
-    ).unique("opportunity_id", keep="last", maintain_order=True)
+        current = current & ~pl.col("derived")
+    current = stays.filter(current)
     return (
         current.join(thresholds, on="stage", how="inner")
         .filter(pl.col("days") > pl.col("threshold_days"))
