@@ -121,14 +121,28 @@ def _figures(state, view) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         period = span if span[0] is not None else None
         table = organisation_table(view, weekly=weekly, effort=effort, period=period)
         return weekly, table, variance_share(effort)
-    # a period or activity types: counted from the days they keep
+    # a period or activity types: counted from the days they keep (one pass for the effort)
     weekly = selling_time_weekly(
         view.daily,
         reps=view.reps,
         working_hours_per_week=settings.working_hours_per_week,
         internal_types=settings.internal,
     )
-    return weekly, organisation_table(view, weekly=weekly), variance_share(view.daily)
+    effort = _effort_per_rep(view.daily)
+    return weekly, organisation_table(view, weekly=weekly, effort=effort), variance_share(effort)
+
+
+def _effort_per_rep(daily: pl.DataFrame) -> pl.DataFrame:
+    """The customer-facing effort of ``daily`` per rep (with its team, segment and role): what
+    the page's return on effort per team and variance share sum."""
+    return (
+        daily.lazy()
+        .filter(pl.col("is_customer_facing"))
+        .group_by(_REP_KEYS)
+        .agg(pl.col("activities", "responded", "response_weight").sum())
+        .with_columns(is_customer_facing=pl.lit(True))
+        .collect()
+    )
 
 
 def _by_week(flt: Filter) -> bool:
@@ -155,14 +169,7 @@ def _hours(state) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
             reps=enriched.reps,
             working_hours_per_week=enriched.settings.working_hours_per_week,
         )
-        per_rep = (  # customer-facing effort per rep: the ROE and variance share sum it
-            enriched.daily.lazy()
-            .filter(pl.col("is_customer_facing"))
-            .group_by(_REP_KEYS)
-            .agg(pl.col("activities", "responded", "response_weight").sum())
-            .with_columns(is_customer_facing=pl.lit(True))
-            .collect()
-        )
+        per_rep = _effort_per_rep(enriched.daily)
         kept = _HOURS[state] = (enriched, (hours, weekly, per_rep))
     return kept[1]
 
