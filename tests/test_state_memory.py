@@ -1,0 +1,39 @@
+"""What a page's state holds in memory (issue 13: a kernel's RSS after its first chart)."""
+
+from __future__ import annotations
+
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from effortlens.anonymise import anonymise_frame, build_pseudonyms
+from effortlens_widgets.state import PageState, _ids  # noqa: PLC2701 - the ids it numbers
+
+
+def test_page_pseudonyms_of_accounts_and_contacts_are_made_when_first_read(
+    tiny_planted_enriched,
+):
+    enriched, _ = tiny_planted_enriched
+    state = PageState()
+    state.enriched = enriched
+    state.anonymise = True
+    made = state.pseudonyms
+    # reps and managers at once; accounts and contacts (a scan of every event) not yet
+    assert isinstance(dict.__getitem__(made.maps, "rep"), pl.DataFrame)
+    for kind in ("account", "contact"):
+        assert kind in made.maps
+        assert not isinstance(dict.__getitem__(made.maps, kind), pl.DataFrame)
+    eager = build_pseudonyms(
+        reps=enriched.reps,
+        accounts=_ids(enriched, "account_id"),
+        contacts=_ids(enriched, "contact_id"),
+    )
+    shown = enriched.activities.select("rep_id", "account_id", "contact_id").head(50)
+    assert_frame_equal(state.present(shown), anonymise_frame(shown, eager))
+    assert shown["contact_id"].drop_nulls().len() > 0
+    for kind in ("rep", "manager", "account", "contact"):
+        assert_frame_equal(made.maps[kind], eager.maps[kind])
+        assert made.lookup(kind) == eager.lookup(kind)
+    assert (
+        state.unmask("contact", made.lookup("contact")[shown["contact_id"][0]])
+        == (shown["contact_id"][0])
+    )
