@@ -866,35 +866,67 @@ def _deal_tables(state) -> dict | None:
                 history = history.filter(pl.Series(deal < opps.height))
                 deal = deal[deal < opps.height]
             verifiers = verifiers.collect()
+            # a filter reads a row's owner (team, segment, role: the rep's) and its day: each
+            # row keeps a code of its owner and its day, and a filter is applied once to the
+            # few owners, then to the rows as two array look-ups
+            owner_ids = pl.concat([opps.select("rep_id"), verifiers.select("rep_id")])
+            owners = (
+                owner_ids.unique(maintain_order=True)
+                .join(reps, on="rep_id", how="left", maintain_order="left", nulls_equal=True)
+                .with_row_index("owner")
+            )
+
+            def owner_of(frame: pl.DataFrame) -> np.ndarray:
+                return (
+                    frame.select("rep_id")
+                    .join(
+                        owners.select("rep_id", "owner"),
+                        on="rep_id",
+                        how="left",
+                        maintain_order="left",
+                        nulls_equal=True,
+                    )["owner"]
+                    .to_numpy()
+                )
+
             tables = {  # what a filter reads, once (the kernel's memory: issue 13)
                 "opportunities": opps,
-                "owners": opps.select("rep_id", "created_ts").join(
-                    reps, on="rep_id", how="left", maintain_order="left"
-                ),
+                "owners": owners,
+                "deal_owner": owner_of(opps),
+                "deal_day": opps["created_ts"].dt.date().to_numpy(),
                 "stage_history": history,
                 "deal": deal,
-                "verifier_columns": verifiers.columns,
-                "verifier_owners": verifiers.join(
-                    reps, on="rep_id", how="left", maintain_order="left"
-                ),
+                "verifiers": verifiers,
+                "verifier_owner": owner_of(verifiers),
+                "verifier_day": verifiers["day"].to_numpy(),
                 "has_actions": has_rows(table(enriched, "buyer_actions")),
             }
     _DEALS[state] = (enriched, tables)
     return tables
 
 
+def _rows_kept(tables: dict, flt, *, owner: str, day: str) -> np.ndarray | None:
+    """Which rows ``flt`` keeps, as :func:`effortlens.filters.filter_frame` keeps them on their
+    owner's columns and their day (activity types never apply); None for all of them."""
+    owners = tables["owners"]
+    kept_owners = filter_frame(owners, flt, day_column="__none__", ignore=("activity_types",))
+    mask = None
+    if kept_owners.height < owners.height:
+        by_owner = np.zeros(owners.height, dtype=bool)
+        by_owner[kept_owners["owner"].to_numpy()] = True
+        mask = by_owner[tables[owner]]
+    days = tables[day]
+    for bound, keep in ((flt.start, np.greater_equal), (flt.end, np.less_equal)):
+        if bound is not None:  # a missing day (NaT) is never kept, as a null is not
+            inside = keep(days, np.datetime64(bound, "D"))
+            mask = inside if mask is None else mask & inside
+    return mask
+
+
 def _deals_kept(tables: dict, flt) -> np.ndarray | None:
     """Which deals ``flt`` keeps, as :func:`effortlens.filters.filter_enriched` keeps them (by
     owner and creation date); None for all of them."""
-    owners = tables["owners"]
-    kept = filter_frame(
-        owners.with_row_index("row"), flt, day_column="created_ts", ignore=("activity_types",)
-    )
-    if kept.height == owners.height:
-        return None
-    mask = np.zeros(owners.height, dtype=bool)
-    mask[kept["row"].to_numpy()] = True
-    return mask
+    return _rows_kept(tables, flt, owner="deal_owner", day="deal_day")
 
 
 def journey_view(state, view):
@@ -913,9 +945,10 @@ def journey_view(state, view):
     if mask is not None:
         opps = opps.filter(pl.Series(mask))
         history = history.filter(pl.Series(mask[tables["deal"]]))
-    verifiers = filter_frame(tables["verifier_owners"], flt, ignore=("activity_types",)).select(
-        tables["verifier_columns"]
-    )
+    verifiers = tables["verifiers"]
+    kept = _rows_kept(tables, flt, owner="verifier_owner", day="verifier_day")
+    if kept is not None:
+        verifiers = verifiers.filter(pl.Series(kept))
     view = view.replace(
         tables={**view.tables, "opportunities": opps, "stage_history": history},
         actions=verifiers,
