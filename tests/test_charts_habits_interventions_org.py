@@ -132,7 +132,10 @@ SEQUENCES = pl.DataFrame(
 def test_sequence_chart_keeps_the_ranking_and_marks_no_lift():
     chart = sequence_lift_chart(SEQUENCES, top=2)
     bars, no_lift = chart.to_dict()["layer"]
-    assert bars["encoding"]["y"]["sort"] == ["call → email", "email → meeting"]
+    sort = bars["encoding"]["y"]["sort"]  # by the frame's order, kept in a column
+    assert sort == {"field": "bar_order", "op": "min", "order": "ascending"}
+    ranked = sorted((r["bar_order"], r["sequence"]) for r in _rows(chart) if "bar_order" in r)
+    assert [s for _, s in ranked] == ["call → email", "email → meeting"]
     assert bars["encoding"]["x"]["field"] == "lift_over_type"
     assert {"support", "lift", "lift_over_type"} <= _tooltip_fields(bars)
     assert no_lift["mark"]["type"] == "rule"

@@ -197,8 +197,10 @@ def sequence_lift_chart(
     }
     if measure not in axis_titles:
         raise ValueError(f"measure must be one of {list(axis_titles)}, got {measure!r}")
-    data = aggregated(sequences.head(top))
-    layout = _sequence_layout(title, measure, axis_titles[measure], tuple(data["sequence"]))
+    # the bars keep the frame's order through a column, so the layout is the same for any
+    # selection (a list of the sequences in the spec would make a new layout per filter)
+    data = aggregated(sequences.head(top)).with_row_index("bar_order")
+    layout = _sequence_layout(title, measure, axis_titles[measure])
     return with_data(layout, sequences=data, no_lift=_NO_LIFT)
 
 
@@ -206,9 +208,7 @@ _NO_LIFT = pl.DataFrame({"no_lift": [1.0]})
 
 
 @functools.lru_cache(maxsize=64)
-def _sequence_layout(
-    title: str, measure: str, axis_title: str, order: tuple[str, ...]
-) -> alt.LayerChart:
+def _sequence_layout(title: str, measure: str, axis_title: str) -> alt.LayerChart:
     bars = (
         alt.Chart(placeholder("sequences"))
         .mark_bar(color=PALETTE["positive"])
@@ -216,7 +216,7 @@ def _sequence_layout(
             x=alt.X(f"{measure}:Q", title=axis_title),
             y=alt.Y(
                 "sequence:N",
-                sort=list(order),
+                sort=alt.EncodingSortField(field="bar_order", op="min", order="ascending"),
                 title=None,
                 axis=alt.Axis(labelLimit=320),
             ),
