@@ -105,9 +105,10 @@ class SilentStreaks(View):
         period or everything lie near the top) only those are read, one slice each.
         Otherwise (one rep's streaks lie all along) filtering every stored streak costs less.
         """
-        if self.min_touches >= INDEXED_TOUCHES:
+        index = _streak_index(self.state, built) if self.min_touches >= INDEXED_TOUCHES else None
+        if index is not None:
             positions = streak_positions(
-                _streak_index(self.state, built),
+                index,
                 self.state.filter,
                 min_touches=self.min_touches,
                 top=STREAKS_SHOWN,
@@ -128,11 +129,14 @@ SLICED_GROUPS = 3
 _STREAK_INDEX: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _streak_index(state, built: pl.LazyFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The load's :func:`effortlens.roe.streak_index` of its built streaks, made once."""
+def _streak_index(state, built: pl.LazyFrame) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """The load's :func:`effortlens.roe.streak_index` of its built streaks, made once; None if
+    they are not stored longest first (positions would not be the order of the list)."""
     kept = _STREAK_INDEX.get(state)
     if kept is None or kept[0] is not state.enriched:
         index = streak_index(built, min_touches=INDEXED_TOUCHES)
+        if not index[0]["touches"].is_sorted(descending=True):
+            index = None
         kept = _STREAK_INDEX[state] = (state.enriched, index)
     return kept[1]
 
