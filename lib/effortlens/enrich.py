@@ -129,27 +129,52 @@ class Enriched:
     (True, 0, 0)
     """
 
-    __slots__ = ("_events", "aggregates", "daily", "reps", "tables", "settings", "fingerprint")
+    __slots__ = (
+        "_events",
+        "_held_daily",
+        "aggregates",
+        "reps",
+        "tables",
+        "settings",
+        "fingerprint",
+    )
 
     def __init__(
         self,
         activities: pl.DataFrame | pl.LazyFrame,
         actions: pl.DataFrame | pl.LazyFrame,
-        daily: pl.DataFrame,
+        daily: pl.DataFrame | pl.LazyFrame,
         reps: pl.DataFrame,
         tables: Mapping[str, pl.DataFrame | pl.LazyFrame],
         settings: Settings,
         fingerprint: str = "",
         aggregates: Mapping[str, pl.LazyFrame] | None = None,
     ) -> None:
-        """Hold the facts; ``activities`` and ``actions`` may be lazy."""
+        """Hold the facts; ``activities``, ``actions`` and ``daily`` may be lazy."""
         self._events = {"activities": activities, "actions": actions}
         self.aggregates = dict(aggregates or {})
-        self.daily = daily
+        self._held_daily = daily
         self.reps = reps
         self.tables = tables if isinstance(tables, Tables) else Tables(tables)
         self.settings = settings
         self.fingerprint = fingerprint
+
+    @property
+    def daily(self) -> pl.DataFrame:
+        """The daily roll-up (collected on first use when lazy: a filtered view's roll-up is
+        made only if a view reads it, see :func:`effortlens.filters.filter_enriched`)."""
+        if isinstance(self._held_daily, pl.LazyFrame):
+            self._held_daily = self._held_daily.collect()
+        return self._held_daily
+
+    @property
+    def daily_is_made(self) -> bool:
+        """False while ``daily`` is a lazy query not yet collected (a filtered view's)."""
+        return isinstance(self._held_daily, pl.DataFrame)
+
+    @daily.setter
+    def daily(self, frame: pl.DataFrame | pl.LazyFrame) -> None:
+        self._held_daily = frame
 
     @property
     def activities(self) -> pl.DataFrame:
@@ -189,7 +214,7 @@ class Enriched:
         fields = {
             "activities": self._events["activities"],
             "actions": self._events["actions"],
-            "daily": self.daily,
+            "daily": self._held_daily,  # a lazy one stays lazy
             "reps": self.reps,
             "tables": self.tables,
             "settings": self.settings,

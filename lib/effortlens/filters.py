@@ -111,6 +111,8 @@ def filter_frame(
     ['b']
     """
     names = set(frame.collect_schema().names())
+    if day_column in names:
+        frame, flt = period_slice(frame, flt, day_column=day_column)
     conditions: list[pl.Expr] = []
     for name, column in _COLUMN_OF.items():
         values = getattr(flt, name)
@@ -128,6 +130,39 @@ def filter_frame(
     if not conditions:
         return frame
     return frame.filter(pl.all_horizontal(conditions))
+
+
+def period_slice(
+    frame: pl.DataFrame | pl.LazyFrame, flt: Filter, *, day_column: str
+) -> tuple[pl.DataFrame | pl.LazyFrame, Filter]:
+    """``frame`` cut to ``flt``'s period by binary search, and ``flt`` without its period, when
+    ``frame`` is an eager frame whose ``Date`` column ``day_column`` is flagged sorted
+    ascending and holds no null (Polars sets the flag when a frame is sorted by that column
+    first, or by ``set_sorted``); else both unchanged (the period is then filtered).
+
+    A slice is O(log n) and copies nothing: the rows kept, in their order, are the rows the
+    filter keeps (a sorted column's rows in the period are one contiguous run).
+
+    Examples
+    --------
+    >>> import datetime as dt, polars as pl
+    >>> days = pl.DataFrame({"day": [dt.date(2025, 1, d) for d in (1, 2, 2, 5)]}).sort("day")
+    >>> kept, rest = period_slice(days, Filter(start=dt.date(2025, 1, 2)), day_column="day")
+    >>> kept.height, rest.start
+    (3, None)
+    """
+    if (
+        not isinstance(frame, pl.DataFrame)
+        or (flt.start is None and flt.end is None)
+        or frame.schema[day_column] != pl.Date
+    ):
+        return frame, flt
+    day = frame.get_column(day_column)
+    if not day.flags["SORTED_ASC"] or day.null_count():
+        return frame, flt
+    first = 0 if flt.start is None else int(day.search_sorted(flt.start, side="left"))
+    last = frame.height if flt.end is None else int(day.search_sorted(flt.end, side="right"))
+    return frame.slice(first, max(last - first, 0)), replace(flt, start=None, end=None)
 
 
 def filter_enriched(enriched: Enriched, flt: Filter) -> Enriched:
@@ -159,10 +194,19 @@ def filter_enriched(enriched: Enriched, flt: Filter) -> Enriched:
     return enriched.replace(
         activities=filter_frame(activities, flt),
         actions=_filter_actions(enriched, flt),
-        daily=filter_frame(enriched.daily, flt),
+        daily=_lazily(enriched.daily, flt),
         reps=reps,
         tables=tables,
     )
+
+
+def _lazily(daily: pl.DataFrame, flt: Filter) -> pl.LazyFrame:
+    """``daily`` under ``flt`` as a ``LazyFrame`` the view's :class:`Enriched` collects when
+    a view first reads it: a page that never reads the filtered roll-up (four million rows
+    at 10M activities, 30-90 ms a filter change to filter) does not pay for it. The period is
+    cut now when it can be (a slice, :func:`period_slice`), the rest is filtered lazily."""
+    daily, rest = period_slice(daily, flt, day_column="day")
+    return filter_frame(daily.lazy(), rest)
 
 
 def filter_actions(enriched: Enriched, flt: Filter) -> pl.DataFrame | pl.LazyFrame:
