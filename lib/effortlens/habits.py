@@ -1106,10 +1106,9 @@ def touch_habits(
     if isinstance(touches, dict):
         cells = {name: frame.lazy() for name, frame in touches.items()}
     else:  # summed once, streaming, then every table reads the small sums
-        cells = {
-            name: frame.collect(engine="streaming").lazy()
-            for name, frame in touch_cells(touches).items()
-        }
+        plans = touch_cells(touches)  # collected together: the touches are scanned once
+        summed = pl.collect_all(list(plans.values()), engine="streaming")
+        cells = {name: frame.lazy() for name, frame in zip(plans, summed, strict=True)}
     timing_by = ["activity_type", "weekday", "hour"]
     timing = _with_lift(
         _counted(cells["timing"], timing_by).sort(timing_by).collect(),
