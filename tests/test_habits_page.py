@@ -42,7 +42,7 @@ def _filters(enriched) -> list[Filter]:
 
 
 def test_the_effort_check_reads_the_touch_facts_as_the_events_say(page):
-    from effortlens_widgets.views import has_touches
+    from effortlens_widgets.views import habits_numbers, has_touches
 
     state = page.state
     said = []
@@ -50,6 +50,9 @@ def test_the_effort_check_reads_the_touch_facts_as_the_events_say(page):
         state.filter = flt
         expected = has_rows(events(state.view, "activities").filter(pl.col("is_customer_facing")))
         assert has_touches(state, state.view) == expected, flt
+        assert page.views[0].problem == ""  # drawn, or a message in words
+        drawn = habits_numbers(state, state.view, no_effort=page.views[0].no_effort_message)
+        assert ("message" not in drawn) == expected, flt  # the page says it has no effort
         said.append(expected)
     assert True in said and False in said  # both answers were checked
 

@@ -1063,12 +1063,21 @@ def habits_numbers(state, view, *, no_effort) -> dict:
 
 
 def _habits_numbers(state, view, *, no_effort) -> dict:
-    if not has_touches(state, view):
+    flt, built = state.filter, precomputed(state.enriched, "touches") is not None
+    tables = None
+    if built and (flt.start or flt.end) and page_coverage(state).has_buyer_actions:
+        # a period sums its touches once: the timing table counts every one of them, which
+        # says whether there are any (a separate scan would read them again)
+        tables = habit_tables(state)
+        effort = int(tables["timing"]["activities"].sum()) > 0
+    else:
+        effort = has_touches(state, view)
+    if not effort:
         return {"message": no_effort("Habits and patterns"), "caveats": False}
     if not page_coverage(state).has_buyer_actions:
         return {"message": NO_BUYER_ACTIONS.format(what="When buyers answer"), "caveats": True}
-    if precomputed(state.enriched, "touches") is not None:  # built: sums, no sort
-        tables = habit_tables(state)
+    if built:  # sums, no sort
+        tables = tables or habit_tables(state)
         timing, cadence, sequences = tables["timing"], tables["cadence"], tables["sequences"]
         effects = tables["effects"]
     else:  # facts enriched in memory
