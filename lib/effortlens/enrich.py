@@ -143,7 +143,7 @@ class Enriched:
         self,
         activities: pl.DataFrame | pl.LazyFrame,
         actions: pl.DataFrame | pl.LazyFrame,
-        daily: pl.DataFrame | pl.LazyFrame,
+        daily: pl.DataFrame | pl.LazyFrame | _Once,
         reps: pl.DataFrame,
         tables: Mapping[str, pl.DataFrame | pl.LazyFrame],
         settings: Settings,
@@ -153,7 +153,7 @@ class Enriched:
         """Hold the facts; ``activities``, ``actions`` and ``daily`` may be lazy."""
         self._events = {"activities": activities, "actions": actions}
         self.aggregates = dict(aggregates or {})
-        self._held_daily = daily
+        self._held_daily = daily if isinstance(daily, _Once) else _Once(daily)
         self.reps = reps
         self.tables = tables if isinstance(tables, Tables) else Tables(tables)
         self.settings = settings
@@ -163,18 +163,16 @@ class Enriched:
     def daily(self) -> pl.DataFrame:
         """The daily roll-up (collected on first use when lazy: a filtered view's roll-up is
         made only if a view reads it, see :func:`effortlens.filters.filter_enriched`)."""
-        if isinstance(self._held_daily, pl.LazyFrame):
-            self._held_daily = self._held_daily.collect()
-        return self._held_daily
+        return self._held_daily.made()
 
     @property
     def daily_is_made(self) -> bool:
         """False while ``daily`` is a lazy query not yet collected (a filtered view's)."""
-        return isinstance(self._held_daily, pl.DataFrame)
+        return isinstance(self._held_daily.frame, pl.DataFrame)
 
     @daily.setter
     def daily(self, frame: pl.DataFrame | pl.LazyFrame) -> None:
-        self._held_daily = frame
+        self._held_daily = _Once(frame)
 
     @property
     def activities(self) -> pl.DataFrame:
@@ -214,7 +212,7 @@ class Enriched:
         fields = {
             "activities": self._events["activities"],
             "actions": self._events["actions"],
-            "daily": self._held_daily,  # a lazy one stays lazy
+            "daily": self._held_daily,  # a lazy one stays lazy, collected once for all copies
             "reps": self.reps,
             "tables": self.tables,
             "settings": self.settings,
@@ -232,6 +230,21 @@ class Enriched:
     def __repr__(self) -> str:
         kind = "lazy" if self.is_lazy else f"{self.n_activities} activities"
         return f"Enriched({kind}, {self.daily.height} daily rows, {self.reps.height} reps)"
+
+
+class _Once:
+    """A frame that may be a lazy query, collected the first time it is asked for; shared by
+    the copies of an :class:`Enriched` (:meth:`Enriched.replace`), so that it is made once."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: pl.DataFrame | pl.LazyFrame) -> None:
+        self.frame = frame
+
+    def made(self) -> pl.DataFrame:
+        if isinstance(self.frame, pl.LazyFrame):
+            self.frame = self.frame.collect()
+        return self.frame
 
 
 def events(enriched: Any, name: str) -> pl.LazyFrame:
