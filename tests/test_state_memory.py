@@ -37,3 +37,20 @@ def test_page_pseudonyms_of_accounts_and_contacts_are_made_when_first_read(
         state.unmask("contact", made.lookup("contact")[shown["contact_id"][0]])
         == (shown["contact_id"][0])
     )
+
+
+def test_held_categories_of_two_builds_do_not_share_their_codes():
+    from effortlens.facts import held_categorical
+
+    # two loads held at once (a notebook comparing two exports), 100 teams each, none shared:
+    # one set of 1-byte codes (255 at most) for both would overflow
+    first = [f"a{i}" for i in range(100)]
+    second = [f"b{i}" for i in range(100)]
+    one = pl.Series(first).cast(held_categorical("team", len(first), build="k1"))
+    other = pl.Series(second).cast(held_categorical("team", len(second), build="k2"))
+    again = pl.Series(first[::-1]).cast(held_categorical("team", len(first), build="k1"))
+    assert one.dtype.categories.physical() == pl.UInt8 == other.dtype.categories.physical()
+    assert one.to_list() == first and other.to_list() == second
+    assert one.dtype == again.dtype and one.dtype != other.dtype  # one build's frames join
+    shared = held_categorical("team", 100, build="k1")
+    assert pl.Series([f"c{i}" for i in range(100)]).cast(shared).len() == 100

@@ -1138,29 +1138,35 @@ def _conformed(frame: pl.LazyFrame, schema: pl.Schema, relative: str) -> pl.Lazy
     return frame.with_columns(casts)
 
 
-def held_categorical(column: str, distinct: int) -> pl.Categorical:
-    """The type a kernel holds the :data:`KERNEL_CATEGORICAL` ``column`` as, for a build with
-    ``distinct`` values in it: ``Categorical`` with 1-byte codes up to 127 values, 2-byte up to
-    32,767, else Polars's default (4-byte).
+def held_categorical(column: str, distinct: int, *, build: str = "") -> pl.Categorical:
+    """The type a kernel holds the :data:`KERNEL_CATEGORICAL` ``column`` of ``build`` (its
+    key) as, for ``distinct`` values in it: ``Categorical`` with 1-byte codes up to 127
+    values, 2-byte up to 32,767, else Polars's default (4-byte).
 
     Every frame of one build holds the column with the same type (the roll-up, the reps and
-    the precomputed aggregates), so they join and compare as before. At 10M activities (201
-    teams, 8 activity types) the roll-up's five columns take 25 MB instead of 83 MB.
+    the precomputed aggregates), so they join and compare as before. Each build has its own
+    categories (the namespace): a process holding several builds never fills one build's codes
+    with another's values. At 10M activities (201 teams, 8 activity types) the roll-up's five
+    columns take 25 MB instead of 83 MB.
 
     Examples
     --------
-    >>> held_categorical("team", 201)
-    Categorical(Categories(name="effortlens.team", namespace="", physical=pl.UInt16))
+    >>> held_categorical("team", 201, build="c377407a")
+    Categorical(Categories(name="effortlens.team", namespace="c377407a", physical=pl.UInt16))
     >>> held_categorical("role", 2).categories.physical()
     UInt8
     """
     for width, most in _CODE_WIDTHS:
         if distinct <= most:
-            return pl.Categorical(pl.Categories(f"effortlens.{column}", physical=width))
+            return pl.Categorical(
+                pl.Categories(f"effortlens.{column}", namespace=build, physical=width)
+            )
     return pl.Categorical()
 
 
-def _held_types(daily: pl.LazyFrame, reps: pl.LazyFrame) -> dict[str, pl.Categorical]:
+def _held_types(
+    daily: pl.LazyFrame, reps: pl.LazyFrame, *, build: str
+) -> dict[str, pl.Categorical]:
     """The held type of each categorical column of ``daily`` and ``reps`` (from their sizes:
     the reps table and one column of the roll-up)."""
     names = reps.collect_schema().names()
@@ -1169,7 +1175,9 @@ def _held_types(daily: pl.LazyFrame, reps: pl.LazyFrame) -> dict[str, pl.Categor
     counts["activity_type"] = (
         daily.select(pl.col("activity_type").cast(pl.String).n_unique()).collect().item()
     )
-    return {c: held_categorical(c, counts[c]) for c in KERNEL_CATEGORICAL if c in counts}
+    return {
+        c: held_categorical(c, counts[c], build=build) for c in KERNEL_CATEGORICAL if c in counts
+    }
 
 
 def _holding(
@@ -1190,7 +1198,7 @@ def _read_entry(entry: Path, manifest: Mapping[str, Any], *, settings: Settings)
     facts = {name: scan_fact(entry, relative) for name, relative in FACTS_LAYOUT.items()}
     for name, schema in FACT_SCHEMAS.items():
         facts[name] = _conformed(facts[name], schema, FACTS_LAYOUT[name])
-    held = _held_types(facts["daily"], facts["reps"])
+    held = _held_types(facts["daily"], facts["reps"], build=manifest["key"])
     daily = _holding(facts["daily"], held).collect(engine="streaming")
     reps = _holding(facts["reps"], held).collect()
     # the small tables are collected when first looked up (Tables): `roe` never reads them
