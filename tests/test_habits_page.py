@@ -8,6 +8,7 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from filter_support import reader_filters
 
 from effortlens.enrich import events, has_rows, precomputed
 from effortlens.filters import Filter
@@ -23,18 +24,11 @@ def page(tiny_planted):
 
 
 def _filters(enriched) -> list[Filter]:
-    reps = enriched.reps.with_columns(pl.col("team").cast(pl.String))
-    team = reps["team"].drop_nulls().unique().sort()[0]
-    rep = reps.filter(pl.col("team") == team)["rep_id"].sort()[0]
+    """The reader's filters, one activity type, a period after the data, an unknown rep."""
     end = enriched.daily["day"].max()
-    start = end - dt.timedelta(days=89)
     kinds = enriched.daily["activity_type"].cast(pl.String).unique().sort().to_list()
     return [
-        Filter(),
-        Filter(teams=(team,)),
-        Filter(start=start, end=end),
-        Filter(teams=(team,), start=start, end=end),
-        Filter(reps=(rep,)),
+        *reader_filters(enriched),
         Filter(activity_types=(kinds[0],)),
         Filter(start=end + dt.timedelta(days=30)),  # after the data: nothing
         Filter(reps=("no such rep",)),  # nothing

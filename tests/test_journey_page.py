@@ -4,10 +4,8 @@ split). Both must give exactly what the flow functions give on the page's filter
 
 from __future__ import annotations
 
-import datetime as dt
-
-import polars as pl
 import pytest
+from filter_support import as_strings, reader_filters
 from polars.testing import assert_frame_equal
 
 from effortlens.enrich import precomputed
@@ -15,28 +13,6 @@ from effortlens.filters import Filter, filter_enriched
 from effortlens.findings import has_buyer_evidence
 from effortlens.flow import blocked_deals, flow_table, stage_flags, with_verifiers
 from effortlens.measures import deal_rates
-
-
-def _filters(enriched) -> list[Filter]:
-    """None, a team, a period, both, one rep, a late start, an early end."""
-    reps = enriched.reps.with_columns(pl.col("team").cast(pl.String))
-    team = reps["team"].drop_nulls().unique().sort()[0]
-    rep = reps.filter(pl.col("team") == team)["rep_id"].sort()[0]
-    end = enriched.daily["day"].max()
-    start = end - dt.timedelta(days=89)
-    return [
-        Filter(),
-        Filter(teams=(team,)),
-        Filter(start=start, end=end),
-        Filter(teams=(team,), start=start, end=end),
-        Filter(reps=(rep,)),
-        Filter(start=start),
-        Filter(end=start),
-    ]
-
-
-def _as_strings(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(pl.col(pl.Categorical).cast(pl.String))
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +30,13 @@ def test_the_page_filters_its_deals_in_memory_as_the_build_path_does(page):
     state, journey = page.state, page.views[0]
     enriched = state.enriched
     path = page_coverage(state).stage_path
-    for flt in _filters(enriched):
+    for flt in reader_filters(enriched):
         state.filter = flt
         view = with_verifiers(filter_enriched(enriched, flt), enriched, flt)
         for by in (None, "team"):
             journey.by = by
             expected = flow_table(view, by=by, stage_path=path)
-            assert_frame_equal(_as_strings(journey.frames["flow"]), _as_strings(expected))
+            assert_frame_equal(as_strings(journey.frames["flow"]), as_strings(expected))
         journey.by = None
         slim, evidence = journey_view(state, state.view)
         assert evidence == has_buyer_evidence(view)
@@ -81,7 +57,7 @@ def test_a_filter_returned_to_is_drawn_from_memory(page):
     from effortlens_widgets.views import journey_numbers
 
     state = page.state
-    team_filter = _filters(state.enriched)[1]
+    team_filter = reader_filters(state.enriched)[1]
     state.filter = team_filter
     first = journey_numbers(state, state.view, by=None)
     state.filter = Filter()

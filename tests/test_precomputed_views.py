@@ -9,6 +9,7 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from filter_support import as_strings, reader_filters
 from polars.testing import assert_frame_equal
 
 from effortlens.deviance import (
@@ -28,29 +29,6 @@ from effortlens.habits import touch_cells, touch_habits
 from effortlens.measures import response_counts
 
 
-def _filters(enriched) -> list[Filter]:
-    """The page filters a reader uses: none, a team, a period, both, one rep, a late start."""
-    reps = enriched.reps.with_columns(pl.col("team").cast(pl.String))
-    team = reps["team"].drop_nulls().unique().sort()[0]
-    rep = reps.filter(pl.col("team") == team)["rep_id"].sort()[0]
-    end = enriched.daily["day"].max()
-    start = end - dt.timedelta(days=89)
-    return [
-        Filter(),
-        Filter(teams=(team,)),
-        Filter(start=start, end=end),
-        Filter(teams=(team,), start=start, end=end),
-        Filter(reps=(rep,)),
-        Filter(start=start),
-        Filter(end=start),
-    ]
-
-
-def _as_strings(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with Categorical columns as String (a build holds grouping columns so)."""
-    return frame.with_columns(pl.col(pl.Categorical).cast(pl.String))
-
-
 @pytest.fixture(scope="module")
 def planted(small_planted_enriched):
     enriched, truth = small_planted_enriched
@@ -59,7 +37,7 @@ def planted(small_planted_enriched):
 
 def test_daily_response_counts_are_the_event_counts_under_every_filter(planted):
     enriched, _ = planted
-    for flt in _filters(enriched):
+    for flt in reader_filters(enriched):
         view = filter_enriched(enriched, flt)
         assert_frame_equal(daily_response_counts(view.daily), response_counts(view.activities))
 
@@ -70,7 +48,7 @@ def test_practice_facts_give_what_differs_of_the_events_under_every_filter(plant
     cells = {k: v.collect() for k, v in practice_cells(practice).items()}
     assert cells["shares"].height < practice.height / 10  # per rep: far fewer rows
     compared = 0
-    for flt in _filters(enriched):
+    for flt in reader_filters(enriched):
         view = filter_enriched(enriched, flt)
         deviance = rep_deviance(view)
         picked = deviance.filter(pl.col("volume") > 0)["rep_id"].sort()[:1].to_list()
@@ -107,7 +85,7 @@ def test_verifier_facts_give_the_flow_of_every_action_under_every_filter(tiny_pl
     built = open_build(tiny_planted, cache_dir=tmp_path / "cache").enriched
     verifiers = precomputed(built, "verifiers").collect()
     assert 0 < verifiers.height < built.lazy("actions").collect().height
-    for flt in _filters(built):
+    for flt in reader_filters(built):
         view = filter_enriched(built, flt)
         slim = with_verifiers(view, built, flt)
         for by in (None, "team"):
@@ -133,8 +111,8 @@ def test_a_build_stores_the_view_inputs_equal_to_those_of_its_facts(tiny_planted
         stored = precomputed(enriched, f"habit_{name}").collect()
         keys = [c for c in stored.columns if stored.schema[c] != pl.Float64]
         assert_frame_equal(
-            _as_strings(stored).sort(keys),
-            _as_strings(cells.collect()).sort(keys),
+            as_strings(stored).sort(keys),
+            as_strings(cells.collect()).sort(keys),
             check_exact=False,
             rel_tol=1e-12,
         )
@@ -149,16 +127,16 @@ def test_stored_habit_cells_give_the_touch_tables_for_filters_without_a_period(
         name: precomputed(enriched, f"habit_{name}").collect()
         for name in ("timing", "cadence", "sequence_2", "sequence_3")
     }
-    for flt in _filters(enriched):
+    for flt in reader_filters(enriched):
         if flt.start is not None or flt.end is not None:
             continue
         by_cells = touch_habits({name: filter_frame(f, flt) for name, f in cells.items()})
         by_touches = touch_habits(filter_frame(touches, flt))
         for name in ("timing", "cadence", "sequences"):  # the page holds types as categories
-            assert_frame_equal(_as_strings(by_cells[name]), by_touches[name])
+            assert_frame_equal(as_strings(by_cells[name]), by_touches[name])
         for feature in ("timing", "cadence"):
             assert_frame_equal(
-                _as_strings(by_cells["effects"][feature]),
+                as_strings(by_cells["effects"][feature]),
                 by_touches["effects"][feature],
                 check_exact=False,
                 rel_tol=1e-9,
@@ -178,8 +156,8 @@ def test_a_partitioned_build_stores_the_same_view_inputs(tiny_planted, tmp_path)
         "habit_cadence",
         "habit_sequence_2",
     ):
-        a = _as_strings(precomputed(whole.enriched, name).collect())
-        b = _as_strings(precomputed(parts.enriched, name).collect())
+        a = as_strings(precomputed(whole.enriched, name).collect())
+        b = as_strings(precomputed(parts.enriched, name).collect())
         assert a.height > 0
         if name in ("practice", "verifiers"):  # rows of events: the same rows, in any order
             assert_frame_equal(b.sort(b.columns), a.sort(a.columns))
@@ -204,12 +182,12 @@ def test_a_partitioned_build_above_the_threshold_stores_them_per_partition(tiny_
     assert len(practice_parts) > 1  # one per partition
     assert AGGREGATES_LAYOUT["touches"] not in files  # needs every touch at once: left out
     for name in ("practice", "verifiers"):
-        a = _as_strings(precomputed(whole.enriched, name).collect())
-        b = _as_strings(precomputed(parts.enriched, name).collect())
+        a = as_strings(precomputed(whole.enriched, name).collect())
+        b = as_strings(precomputed(parts.enriched, name).collect())
         assert_frame_equal(b.sort(b.columns), a.sort(a.columns))  # same rows, in any order
     for name in ("practice_shares", "practice_sequences"):  # per-rep sums of each partition
-        a = _as_strings(precomputed(whole.enriched, name).collect())
-        b = _as_strings(precomputed(parts.enriched, name).collect())
+        a = as_strings(precomputed(whole.enriched, name).collect())
+        b = as_strings(precomputed(parts.enriched, name).collect())
         keys = [c for c in a.columns if c != "n"]
         assert b.height > a.height  # a rep's sums are split among partitions
         summed = b.group_by(keys).agg(pl.col("n").sum())
@@ -235,7 +213,7 @@ def test_the_pages_show_the_event_paths_tables_from_the_precomputed_inputs(tiny_
     enriched = deviance_page.state.enriched
     assert precomputed(enriched, "practice") is not None  # read from the build
     compared = 0
-    for flt in _filters(enriched)[:4]:
+    for flt in reader_filters(enriched)[:4]:
         deviance_page.state.filter = journey_page.state.filter = flt
         view = filter_enriched(enriched, flt)
         events_view = view.replace(activities=view.lazy("activities").collect())
@@ -247,5 +225,5 @@ def test_the_pages_show_the_event_paths_tables_from_the_precomputed_inputs(tiny_
             assert_frame_equal(shown, expected, check_exact=False, rel_tol=1e-9)
         path = page_coverage(journey_page.state).stage_path
         flow = flow_table(filter_enriched(journey_page.state.enriched, flt), stage_path=path)
-        assert_frame_equal(_as_strings(journey_page.views[0].frames["flow"]), _as_strings(flow))
+        assert_frame_equal(as_strings(journey_page.views[0].frames["flow"]), as_strings(flow))
     assert compared  # the planted deviants' practice was compared at least once
