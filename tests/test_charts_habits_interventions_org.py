@@ -227,9 +227,31 @@ def test_attrition_chart_plots_teams_with_both_measures():
     chart = attrition_selling_chart(TEAMS)
     points, labels = chart.to_dict()["layer"]
     assert points["mark"]["type"] == "circle"
-    assert labels["encoding"]["text"]["field"] == "team"
+    assert labels["encoding"]["text"]["field"] == "label"
     assert {"voluntary_exits", "annualised_attrition", "selling_time"} <= _tooltip_fields(points)
     assert sorted(r["team"] for r in _rows(chart)) == ["East", "West"]  # North has no activities
+
+
+def test_attrition_chart_labels_only_teams_whose_names_can_be_read():
+    # five teams in a tight cluster and one apart: the cluster gets one label, the outlier
+    # its own; every team keeps its dot and its name in the tooltip
+    cluster = pl.DataFrame(
+        {
+            "team": ["A", "B", "C", "D", "E", "Far"],
+            "headcount": [5] * 6,
+            "selling_time": [0.300, 0.302, 0.305, 0.308, 0.31, 0.1],
+            "internal_load": [0.2] * 6,
+            "voluntary_exits": [0, 0, 0, 0, 0, 3],
+            "attrition_rate": [0.0, 0.0, 0.0, 0.0, 0.0, 0.6],
+            "annualised_attrition": [0.0, 0.002, 0.004, 0.006, 0.008, 0.36],
+        }
+    )
+    rows = _rows(attrition_selling_chart(cluster))
+    labels = sorted(r["label"] for r in rows if r["label"] is not None)
+    assert labels == ["E", "Far"]  # the cluster's highest attrition, and the outlier
+    assert sorted(r["team"] for r in rows) == ["A", "B", "C", "D", "E", "Far"]
+    spread = cluster.with_columns(selling_time=pl.Series([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]))
+    assert all(r["label"] == r["team"] for r in _rows(attrition_selling_chart(spread)))
 
 
 def test_variance_share_chart_splits_each_metric_between_and_within_teams():

@@ -96,7 +96,48 @@ def attrition_selling_chart(
     >>> attrition_selling_chart(organisation_table(enriched))  # doctest: +SKIP
     """
     data = aggregated(table.drop_nulls(["selling_time", "annualised_attrition"]))
-    return with_data(_attrition_layout(title), teams=data)
+    return with_data(_attrition_layout(title), teams=with_labels(data))
+
+
+#: A label is left off when its dot lies within this share of both axes' spans of a labelled one.
+LABEL_CLEARANCE = (0.12, 0.06)
+
+
+def with_labels(teams: pl.DataFrame) -> pl.DataFrame:
+    """``teams`` with a ``label`` column: the team's name where its label can be read, else null.
+
+    Teams close together on the scatter would print their names over each other. Labels go
+    first to the teams that stand out (highest attrition, then least time for selling); a team
+    whose dot lies within :data:`LABEL_CLEARANCE` of an already labelled one gets none (its
+    tooltip still names it).
+
+    Examples
+    --------
+    >>> teams = pl.DataFrame({"team": ["A", "B", "C"], "selling_time": [0.30, 0.301, 0.1],
+    ...                       "annualised_attrition": [0.0, 0.001, 0.4]})
+    >>> with_labels(teams)["label"].to_list()
+    [None, 'B', 'C']
+    """
+    if teams.is_empty():
+        return teams.with_columns(label=pl.lit(None, dtype=pl.String))
+    x, y = teams["selling_time"].to_list(), teams["annualised_attrition"].to_list()
+    span_x = (max(x) - min(x)) or 1.0
+    span_y = (max(y) - min(y)) or 1.0
+    placed: list[tuple[float, float]] = []
+    keep = [False] * teams.height
+    for i in sorted(range(teams.height), key=lambda i: (-y[i], x[i])):
+        near = any(
+            abs(x[i] - px) < LABEL_CLEARANCE[0] * span_x
+            and abs(y[i] - py) < LABEL_CLEARANCE[1] * span_y
+            for px, py in placed
+        )
+        if not near:
+            placed.append((x[i], y[i]))
+            keep[i] = True
+    names = teams["team"].cast(pl.String)
+    return teams.with_columns(
+        label=pl.when(pl.Series(keep, dtype=pl.Boolean)).then(names).otherwise(None)
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -126,7 +167,7 @@ def _attrition_layout(title: str) -> alt.LayerChart:
     points = base.mark_circle(opacity=0.85, color=PALETTE["primary"]).encode(
         size=alt.Size("headcount:Q", title="headcount")
     )
-    labels = base.mark_text(align="left", dx=8).encode(text="team:N")
+    labels = base.mark_text(align="left", dx=8).encode(text="label:N")
     return points + labels
 
 

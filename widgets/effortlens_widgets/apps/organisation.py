@@ -44,8 +44,9 @@ class Organisation(View):
         )
         self._attrition = ChartPanel(
             title="Attrition and selling time",
-            caption="Each dot is a team: time for selling against voluntary exits per year. "
-            "Teams with little time for selling tend to lose people.",
+            caption="Each dot is a team: time for selling against voluntary exits per year "
+            "(names on the teams that stand apart; hover a dot for any other). If too little "
+            "time for selling drives people out, the dots fall from top left to bottom right.",
             filename="attrition-selling-time",
         )
         self._variance = ChartPanel(
