@@ -247,10 +247,13 @@ def test_attrition_chart_labels_only_teams_whose_names_can_be_read():
         }
     )
     rows = _rows(attrition_selling_chart(cluster))
-    labels = sorted(r["label"] for r in rows if r["label"] is not None)
+    labels = sorted(r["label"] for r in rows if r["label"])  # "" draws nothing (null drew "null")
     assert labels == ["E", "Far"]  # the cluster's highest attrition, and the outlier
     assert sorted(r["team"] for r in rows) == ["A", "B", "C", "D", "E", "Far"]
-    spread = cluster.with_columns(selling_time=pl.Series([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]))
+    spread = cluster.with_columns(
+        selling_time=pl.Series([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]),
+        annualised_attrition=pl.Series([0.0, 0.1, 0.2, 0.3, 0.4, 0.5]),
+    )
     assert all(r["label"] == r["team"] for r in _rows(attrition_selling_chart(spread)))
 
 

@@ -100,11 +100,11 @@ def attrition_selling_chart(
 
 
 #: A label is left off when its dot lies within this share of both axes' spans of a labelled one.
-LABEL_CLEARANCE = (0.12, 0.06)
+LABEL_CLEARANCE = (0.25, 0.06)  # a name runs ~100 px right of its dot
 
 
 def with_labels(teams: pl.DataFrame) -> pl.DataFrame:
-    """``teams`` with a ``label`` column: the team's name where its label can be read, else null.
+    """``teams`` with a ``label`` column: the team's name where it can be read, else empty.
 
     Teams close together on the scatter would print their names over each other. Labels go
     first to the teams that stand out (highest attrition, then least time for selling); a team
@@ -116,10 +116,10 @@ def with_labels(teams: pl.DataFrame) -> pl.DataFrame:
     >>> teams = pl.DataFrame({"team": ["A", "B", "C"], "selling_time": [0.30, 0.301, 0.1],
     ...                       "annualised_attrition": [0.0, 0.001, 0.4]})
     >>> with_labels(teams)["label"].to_list()
-    [None, 'B', 'C']
+    ['', 'B', 'C']
     """
     if teams.is_empty():
-        return teams.with_columns(label=pl.lit(None, dtype=pl.String))
+        return teams.with_columns(label=pl.lit("", dtype=pl.String))
     x, y = teams["selling_time"].to_list(), teams["annualised_attrition"].to_list()
     span_x = (max(x) - min(x)) or 1.0
     span_y = (max(y) - min(y)) or 1.0
@@ -136,7 +136,7 @@ def with_labels(teams: pl.DataFrame) -> pl.DataFrame:
             keep[i] = True
     names = teams["team"].cast(pl.String)
     return teams.with_columns(
-        label=pl.when(pl.Series(keep, dtype=pl.Boolean)).then(names).otherwise(None)
+        label=pl.when(pl.Series(keep, dtype=pl.Boolean)).then(names).otherwise(pl.lit(""))
     )
 
 
