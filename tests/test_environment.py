@@ -26,6 +26,7 @@ def _pip_requirements() -> dict[str, str]:
 def _conda_requirements() -> dict[str, str]:
     out = {}
     for line in (REPO / "environment.yml").read_text().splitlines():
+        line = re.sub(r"\s+#.*$", "", line)  # a YAML comment: whitespace, then # to the end
         match = re.match(r"\s+-\s+([A-Za-z0-9_.-]+)\s*([<>=!].*)?$", line)
         if match and match.group(1) not in ("pip", "python", "conda-forge"):
             out[match.group(1).lower()] = (match.group(2) or "").replace(" ", "")
