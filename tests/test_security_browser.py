@@ -74,8 +74,11 @@ class Watch:
     def __init__(self, page) -> None:
         self.dialogs: list[str] = []
         self.requests: list[str] = []
+        self.console: list[str] = []  # what the page logged: the first clue when it hangs
         page.on("dialog", self._dialog)
         page.on("request", self._request)
+        page.on("console", lambda message: self.console.append(f"{message.type}: {message.text}"))
+        page.on("pageerror", lambda error: self.console.append(f"pageerror: {error}"))
         page.add_init_script("window.__pwned = 0;")
 
     def _dialog(self, dialog) -> None:
@@ -111,7 +114,16 @@ def _open(browser, url: str, notebook: str, selector: str):
     watch = Watch(page)
     # Voilà streams the page as its cells run: wait for the app, not for the load event
     page.goto(f"{url}/voila/render/{notebook}.ipynb", timeout=180_000, wait_until="commit")
-    page.wait_for_selector(selector, timeout=300_000)
+    try:
+        page.wait_for_selector(selector, timeout=300_000)
+    except Exception as err:  # keep what the page showed and logged, then fail with it
+        shot = ARTIFACTS / f"hostile-{notebook}-stuck.png"
+        page.screenshot(path=str(shot), full_page=True)
+        logged = "\n".join(watch.console[-40:])
+        raise AssertionError(
+            f"{notebook}: no {selector!r} in 300 s (screenshot {shot}); the page logged:\n"
+            f"{logged}\nits text begins: {page.inner_text('body')[:600]!r}"
+        ) from err
     return page, watch
 
 
