@@ -47,8 +47,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def voila_server(data_dir: Path, *, log_path: Path, timeout: float = 120.0):
-    """Serve ``workbooks/`` with ``EFFORTLENS_DATA=data_dir``; yield the base URL.
+def voila_server(
+    data_dir: Path, *, log_path: Path, timeout: float = 120.0, notebooks: str | Path = "workbooks"
+):
+    """Serve ``notebooks`` (``workbooks/``) with ``EFFORTLENS_DATA=data_dir``; yield the base URL.
 
     The server runs in its own process group and is stopped, with its kernels, on exit.
     """
@@ -62,7 +64,7 @@ def voila_server(data_dir: Path, *, log_path: Path, timeout: float = 120.0):
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "voila", "workbooks", f"--port={port}", "--no-browser"],
+            [sys.executable, "-m", "voila", str(notebooks), f"--port={port}", "--no-browser"],
             cwd=REPO,
             env=env,
             stdout=log,

@@ -254,3 +254,72 @@ def test_a_refill_waits_while_the_machine_is_busy_and_no_longer():
         wait_until_quiet(busy_above=1.0, max_wait=0.2, poll=0.05, load=lambda: 50.0, cpus=2)
     )
     assert 0.2 <= waited < 2
+
+
+# --- an output that reaches the server late is still part of the page ----------------------------
+
+#: A cell whose output (and its "idle" status) reaches the server 8 s after its execute_reply:
+#: it holds the kernel's IOPub thread before displaying, and lets the kernel send its reply
+#: without waiting for that thread (which it otherwise does for up to 10 s). On a loaded
+#: machine (nine preheated kernels executing at once, beside the test run) the server read an
+#: app's output that late; nbclient's default ``iopub_timeout`` of 4 s then dropped the app from
+#: the page, which showed its text and nothing else (issue 11, the "stalled page" of
+#: tests/test_security_browser.py).
+LATE_OUTPUT_CELL = """\
+import sys, time
+from IPython.display import HTML, display
+
+sys.stdout.flush_timeout = sys.stderr.flush_timeout = 0.05
+get_ipython().kernel.iopub_socket.io_thread.schedule(lambda: time.sleep(8))
+display(HTML("<p>el-late-output-" + "arrived</p>"))
+"""
+LATE_MARKER = "el-late-output-arrived"
+
+
+def _late_output_folder(folder: Path) -> Path:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(
+        metadata={
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+        },
+        cells=[
+            nbformat.v4.new_markdown_cell("# Late"),
+            nbformat.v4.new_code_cell(LATE_OUTPUT_CELL),
+        ],
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, folder / "late.ipynb")
+    return folder
+
+
+def test_voila_json_and_effortlens_serve_wait_as_long_for_a_late_output():
+    import json
+
+    from effortlens_serve.app import EXECUTOR_TIMEOUTS, build_parser, voila_arguments
+
+    plain = json.loads((REPO / "voila.json").read_text("utf-8"))["VoilaExecutor"]
+    _, config = voila_arguments(build_parser().parse_args(["--host", "127.0.0.1", "--no-auth"]))
+    served_mode = {name: config.VoilaExecutor[name] for name in EXECUTOR_TIMEOUTS}
+    assert plain == served_mode == EXECUTOR_TIMEOUTS
+    assert EXECUTOR_TIMEOUTS["iopub_timeout"] >= 30  # nbclient's 4 s dropped apps under load
+
+
+@pytest.mark.parametrize("mode", ["voila", "effortlens serve"])
+def test_an_output_that_reaches_the_server_late_is_on_the_page(mode, tiny_planted, tmp_path):
+    folder = _late_output_folder(tmp_path / "notebooks")
+    log = tmp_path / "server.log"
+    if mode == "voila":  # as `voila workbooks` from the repository root (voila.json applies)
+        from browser_support import voila_server
+
+        with voila_server(tiny_planted, log_path=log, notebooks=folder) as url:
+            code, _, body = _request(f"{url}/voila/render/late.ipynb")
+    else:
+        args = ["--workbooks", str(folder), "--pool", "1"]
+        with served(data=tiny_planted, token=TOKEN, log_path=log, args=args, timeout=180) as s:
+            url, _ = s
+            code, _, body = _request(f"{url}/voila/render/late.ipynb?token={TOKEN}")
+    assert code == 200
+    page = body.decode("utf-8")
+    assert "Late" in page  # the page itself was served
+    assert LATE_MARKER in page, "the cell's output was dropped: " + log.read_text()[-2000:]

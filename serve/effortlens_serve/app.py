@@ -33,6 +33,13 @@ from effortlens_serve.kernels import ViewerSlots
 TOKEN_ENV = "EFFORTLENS_TOKEN"
 PASSWORD_FILE_ENV = "EFFORTLENS_PASSWORD_FILE"
 KERNEL_MANAGER = "effortlens_serve.kernels.EffortLensKernelManager"
+#: How long Voila's notebook executor waits: for a cell's outputs after its "done" reply, and for
+#: a kernel to start. Under load a kernel's output can reach the server more than nbclient's 4 s
+#: after the reply (nine preheated kernels executing at once on two busy cores), and nbclient
+#: then drops it: the app itself vanished from the page, which showed its text and nothing else
+#: ("Timeout waiting for IOPub output" in the log). A kernel could also take more than 60 s to
+#: start. The repository's voila.json (plain ``voila workbooks``) carries the same values.
+EXECUTOR_TIMEOUTS = {"iopub_timeout": 60, "startup_timeout": 180}
 _SWAPS = {
     TornadoVoilaHandler: EffortLensVoilaHandler,
     AllowListFileHandler: AuthenticatedFileHandler,
@@ -259,11 +266,8 @@ def voila_arguments(args: argparse.Namespace) -> tuple[list[str], Config]:
     )
     secret.VoilaKernelManager.kernel_pools_config = pools
     secret.VoilaKernelManager.fill_delay = float(args.pool_refill_delay)
-    # Under load a kernel's output can trail its "done" reply by more than nbclient's 4 s, and
-    # the output (the app itself) was then dropped from the page ("Timeout waiting for IOPub
-    # output"); a kernel could also take more than 60 s to start.
-    secret.VoilaExecutor.iopub_timeout = 60
-    secret.VoilaExecutor.startup_timeout = 180
+    for name, seconds in EXECUTOR_TIMEOUTS.items():  # see EXECUTOR_TIMEOUTS
+        secret.VoilaExecutor[name] = seconds
     secret.EffortLensServe.generated_token = token if generated else ""
     return argv, secret
 
