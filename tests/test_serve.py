@@ -293,8 +293,10 @@ def _late_output_folder(folder: Path) -> Path:
     return folder
 
 
-def test_voila_json_and_effortlens_serve_wait_as_long_for_a_late_output():
+def test_every_way_of_serving_waits_as_long_for_a_late_output(monkeypatch):
     import json
+
+    from traitlets.config.loader import PyFileConfigLoader
 
     from effortlens_serve.app import EXECUTOR_TIMEOUTS, build_parser, voila_arguments
 
@@ -303,6 +305,12 @@ def test_voila_json_and_effortlens_serve_wait_as_long_for_a_late_output():
     served_mode = {name: config.VoilaExecutor[name] for name in EXECUTOR_TIMEOUTS}
     assert plain == served_mode == EXECUTOR_TIMEOUTS
     assert EXECUTOR_TIMEOUTS["iopub_timeout"] >= 30  # nbclient's 4 s dropped apps under load
+    # the hub's single-user servers (Voila as a server extension reads no voila.json for this)
+    monkeypatch.setenv("EFFORTLENS_HUB_PASSWORD", "unused")
+    hub = PyFileConfigLoader(str(REPO / "deploy" / "jupyterhub" / "jupyterhub_config.py"))
+    args = hub.load_config().Spawner.args
+    for name, seconds in EXECUTOR_TIMEOUTS.items():
+        assert f"--VoilaExecutor.{name}={seconds}" in args
 
 
 @pytest.mark.parametrize("mode", ["voila", "effortlens serve"])

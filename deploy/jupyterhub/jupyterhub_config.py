@@ -114,6 +114,10 @@ c.Spawner.args = [
     "--VoilaConfiguration.theme=light",
     "--VoilaConfiguration.strip_sources=True",
     "--VoilaConfiguration.show_tracebacks=False",
+    # Voila's executor waits for a cell's outputs as `effortlens serve` does (EXECUTOR_TIMEOUTS,
+    # serve/effortlens_serve/app.py): with nbclient's 4 s a loaded server dropped an app's output
+    "--VoilaExecutor.iopub_timeout=60",
+    "--VoilaExecutor.startup_timeout=180",
     # kernels inside each viewer's server are reclaimed too (page closed: 10 minutes)
     "--MappingKernelManager.cull_idle_timeout=600",
     "--MappingKernelManager.cull_interval=60",
