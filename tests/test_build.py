@@ -204,3 +204,60 @@ def test_force_rebuilds_a_current_build(data, tmp_path, loads):
     again = open_build(data, cache_dir=cache, force=True)
     assert len(loads) == 2 and again.rebuilt == "rebuild forced" and again.path == first.path
     verify_entry(again.path)
+
+
+# --- the code part of the key: only what a build runs (issue 13, session 6) ------------------
+
+
+def _edited_digest(tmp_path: Path, relative: str, old: str, new: str) -> str:
+    """``code_digest`` of a copy of the package with ``old`` replaced by ``new`` in one file."""
+    package = Path(facts.__file__).parent
+    copy = tmp_path / f"copy-{len(list(tmp_path.iterdir()))}"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    path = copy / relative
+    text = path.read_text("utf-8")
+    assert text.count(old) == 1, (relative, old)
+    path.write_text(text.replace(old, new), "utf-8")
+    return facts.code_digest(copy)
+
+
+@pytest.mark.parametrize(
+    ("relative", "old", "new", "rebuilds"),
+    [
+        # view-only code: a page's habit tables, the period sums, a chart, a view's helper
+        ("habits.py", "def touch_habits(", "def touch_habits(  # edited\n", False),
+        ("habits.py", "def period_habits(", "def period_habits(  # edited\n", False),
+        ("habits.py", "MIN_HABIT_LIFT = 1.2", "MIN_HABIT_LIFT = 1.3", False),
+        ("charts/habits.py", "from __future__", "# edited\nfrom __future__", False),
+        ("roe.py", "def roe_by(", "def roe_by(  # edited\n", False),
+        ("flow.py", "def flow_table(", "def flow_table(  # edited\n", False),
+        # build-time code, in the modules read whole and deep in the views' modules
+        ("facts.py", "def write_aggregates(", "def write_aggregates(  # edited\n", True),
+        ("enrich.py", "from __future__", "# edited\nfrom __future__", True),
+        ("habits.py", "def touch_facts(", "def touch_facts(  # edited\n", True),
+        ("habits.py", "def _bin_order(", "def _bin_order(  # edited\n", True),  # a helper
+        ("habits.py", "def write_touch_codes(", "def write_touch_codes(  # edited\n", True),
+        ("habits.py", "(2, 4, 8, 15, 31)", "(2, 4, 8, 15, 30)", True),  # CADENCE_EDGES
+        ("roe.py", "def streak_facts(", "def streak_facts(  # edited\n", True),
+        ("flow.py", "def verifier_facts(", "def verifier_facts(  # edited\n", True),
+        ("vocabulary.py", "def weekday_name(", "def weekday_name(  # edited\n", True),
+        ("partitioned.py", "def write_partitioned(", "def write_partitioned(  # edited\n", True),
+    ],
+)
+def test_the_code_version_changes_with_build_code_only(tmp_path, relative, old, new, rebuilds):
+    before = facts.code_digest(Path(facts.__file__).parent)
+    after = _edited_digest(tmp_path, relative, old, new)
+    assert (after != before) is rebuilds
+
+
+def test_the_code_version_is_remembered_per_source_and_equals_the_digest(tmp_path, monkeypatch):
+    monkeypatch.setenv("EFFORTLENS_CACHE", str(tmp_path / "cache"))
+    facts.code_version.cache_clear()
+    try:
+        first = facts.code_version()
+        assert first == facts.code_digest(Path(facts.__file__).parent)
+        assert (tmp_path / "cache" / "code-versions.json").is_file()
+        facts.code_version.cache_clear()
+        assert facts.code_version() == first  # read back
+    finally:
+        facts.code_version.cache_clear()

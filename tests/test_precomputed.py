@@ -4,6 +4,8 @@ numbers, and a filter keeps the rule it documents."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -11,13 +13,16 @@ from polars.testing import assert_frame_equal
 from effortlens.facts import AGGREGATES_LAYOUT, KERNEL_CATEGORICAL, open_build
 from effortlens.filters import Filter, filter_frame
 from effortlens.habits import (
+    TouchCodes,
     habit_effects,
+    period_habits,
     response_by_cadence,
     response_by_timing,
     sequence_lift,
     touch_cells,
     touch_facts,
     touch_habits,
+    write_touch_codes,
 )
 from effortlens.roe import silent_streaks, streak_facts, streaks_from_facts
 
@@ -208,3 +213,87 @@ def test_a_build_whose_counts_are_signed_integers_is_read_with_the_layouts_types
         c: pl.Categorical() if c in KERNEL_CATEGORICAL else t for c, t in DAILY_SCHEMA.items()
     }
     assert pl.read_parquet_schema(daily_path) == on_disk
+
+
+# --- touch codes: a period's habit tables summed from integer codes (issue 13, session 6) ----
+
+
+@pytest.fixture(scope="module")
+def planted_codes(planted_touches, tmp_path_factory):
+    """The planted touches written as touch codes and mapped back."""
+    _, _, touches = planted_touches
+    folder = tmp_path_factory.mktemp("codes") / "habit_touches"
+    written = write_touch_codes(touches, folder)
+    return TouchCodes(folder), written
+
+
+def _filters_cutting_weeks(enriched, touches) -> list[Filter]:
+    """Periods that start and end inside weeks (a Wednesday to a Tuesday; a single day; an
+    open end), alone and with a team, activity types or one rep; no period; empty periods."""
+    first, last = touches["day"].min(), touches["day"].max()
+    wednesday = first + dt.timedelta(days=(2 - first.weekday()) % 7 + 7)
+    tuesday = wednesday + dt.timedelta(days=27 + 6)
+    middle = first + (last - first) / 2
+    team = enriched.reps["team"].drop_nulls().unique().sort()[0]
+    rep = enriched.reps.filter(pl.col("team") == team)["rep_id"].sort()[0]
+    types = tuple(touches["activity_type"].unique().sort()[:2])
+    return [
+        Filter(start=wednesday, end=tuesday),
+        Filter(start=wednesday, end=tuesday, teams=(team,)),
+        Filter(start=wednesday, end=tuesday, activity_types=types),
+        Filter(start=wednesday, end=tuesday, reps=(rep,)),
+        Filter(start=middle, end=middle),
+        Filter(start=middle),
+        Filter(end=middle, teams=(team,)),
+        Filter(teams=(team,)),
+        Filter(),
+        Filter(start=last + dt.timedelta(days=1)),
+        Filter(end=first - dt.timedelta(days=1)),
+        Filter(start=wednesday, end=tuesday, reps=("nobody",)),
+    ]
+
+
+def test_touch_codes_give_the_touch_tables_for_periods_cutting_weeks(
+    planted_touches, planted_codes
+):
+    enriched, _, touches = planted_touches
+    codes, written = planted_codes
+    assert written == touches.height  # every touch of the planted data has a day
+    compared = 0
+    for flt in _filters_cutting_weeks(enriched, touches):
+        kept = filter_frame(touches, flt)
+        assert codes.count(flt) == kept.height
+        by_codes = period_habits(codes, flt)
+        by_touches = touch_habits(kept.lazy())
+        for name in ("timing", "cadence", "sequences"):
+            assert_frame_equal(by_codes[name], by_touches[name])
+        for feature in ("timing", "cadence"):
+            assert_frame_equal(
+                by_codes["effects"][feature],
+                by_touches["effects"][feature],
+                check_exact=False,
+                rel_tol=1e-9,
+            )
+        compared += kept.height > 0
+    assert compared >= 8  # most filters keep touches: the sums were compared, not just empties
+
+
+def test_touch_codes_recover_the_planted_timing_and_name_nothing_on_null_data(
+    planted_touches, planted_codes, small_null_enriched, tmp_path
+):
+    _, truth, _ = planted_touches
+    codes, _ = planted_codes
+    effects = period_habits(codes, Filter())["effects"]["timing"]
+    planted_cell = pl.col("weekday").is_in(truth["timing"]["best_weekdays"]) & pl.col("hour").is_in(
+        truth["timing"]["best_hours"]
+    )
+    better = effects.filter(pl.col("flag") == "better")
+    assert better.height >= 3 and better.filter(~planted_cell).is_empty(), better
+    enriched, _ = small_null_enriched
+    write_touch_codes(touch_facts(enriched), tmp_path / "null")
+    null_codes = TouchCodes(tmp_path / "null")
+    last = null_codes.days[1]
+    for flt in (Filter(), Filter(start=last - dt.timedelta(days=180))):
+        tables = period_habits(null_codes, flt)
+        for feature in ("timing", "cadence"):
+            assert tables["effects"][feature]["flag"].is_null().all()

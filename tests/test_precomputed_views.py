@@ -227,3 +227,78 @@ def test_the_pages_show_the_event_paths_tables_from_the_precomputed_inputs(tiny_
         flow = flow_table(filter_enriched(journey_page.state.enriched, flt), stage_path=path)
         assert_frame_equal(as_strings(journey_page.views[0].frames["flow"]), as_strings(flow))
     assert compared  # the planted deviants' practice was compared at least once
+
+
+# --- habits with a period: the build's touch codes (issue 13, session 6; habits helper) -----
+
+
+def _periods_cutting_weeks(enriched) -> list[Filter]:
+    """Periods starting and ending mid-week (Wednesday to Tuesday, a single Sunday, open at
+    either end), alone and with a team, one rep or one activity type, and the reader's."""
+    reps = enriched.reps.with_columns(pl.col("team").cast(pl.String))
+    team = reps["team"].drop_nulls().unique().sort()[0]
+    rep = reps.filter(pl.col("team") == team)["rep_id"].sort()[0]
+    kind = enriched.daily["activity_type"].cast(pl.String).unique().sort()[0]
+    first, last = enriched.daily["day"].min(), enriched.daily["day"].max()
+    wednesday = last - dt.timedelta(days=(last.weekday() - 2) % 7 + 35)
+    tuesday = wednesday + dt.timedelta(days=20)
+    sunday = wednesday + dt.timedelta(days=4)
+    weeks = [
+        Filter(start=wednesday, end=tuesday),
+        Filter(start=wednesday, end=tuesday, teams=(team,)),
+        Filter(start=wednesday, end=tuesday, reps=(rep,)),
+        Filter(start=wednesday, end=tuesday, activity_types=(kind,)),
+        Filter(start=sunday, end=sunday),
+        Filter(start=wednesday),
+        Filter(end=tuesday, teams=(team,)),
+        Filter(start=first, end=last),  # every touch: the page sums its cells
+    ]
+    return weeks + [f for f in reader_filters(enriched) if f.start or f.end]
+
+
+def test_a_builds_touch_codes_give_the_touch_tables_of_periods_cutting_weeks(
+    tiny_planted, tmp_path
+):
+    from effortlens.habits import period_habits, touch_codes_of
+
+    enriched = open_build(tiny_planted, cache_dir=tmp_path / "cache").enriched
+    codes = touch_codes_of(enriched)
+    assert codes is not None  # written by the build, mapped from it
+    touches = precomputed(enriched, "touches")
+    compared = 0
+    for flt in _periods_cutting_weeks(enriched):
+        kept = filter_frame(touches, flt).collect()
+        assert codes.count(flt) == kept.height, flt
+        by_codes = period_habits(codes, flt)
+        by_touches = touch_habits(kept.lazy())
+        for name in ("timing", "cadence", "sequences"):
+            assert_frame_equal(by_codes[name], by_touches[name])
+        for feature in ("timing", "cadence"):
+            assert_frame_equal(
+                by_codes["effects"][feature],
+                by_touches["effects"][feature],
+                check_exact=False,
+                rel_tol=1e-9,
+            )
+        compared += kept.height > 0
+    assert compared >= 8
+
+
+def test_the_habits_page_with_a_period_shows_the_touch_tables(tiny_planted):
+    """Wiring: with a period the habits page draws the tables of the period's touch facts
+    (summed from the touch codes), with the period holding every touch those of its cells."""
+    from effortlens_widgets.apps.habits import habits_app
+    from effortlens_widgets.views import habits_numbers
+
+    page = habits_app(data_dir=tiny_planted)
+    state, view = page.state, page.views[0]
+    touches = precomputed(state.enriched, "touches")
+    for flt in _periods_cutting_weeks(state.enriched):
+        state.filter = flt
+        drawn = habits_numbers(state, state.view, no_effort=view.no_effort_message)
+        expected = touch_habits(filter_frame(touches, flt))
+        if "message" in drawn:
+            assert expected["timing"]["activities"].sum() == 0, flt
+            continue
+        for name in ("timing", "cadence", "sequences"):
+            assert_frame_equal(as_strings(drawn[name]), expected[name])

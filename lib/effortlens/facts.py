@@ -78,6 +78,7 @@ Examples
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import datetime as dt
@@ -125,6 +126,10 @@ AGGREGATES_LAYOUT: dict[str, str] = {
     "habit_sequence_2": "habit_cells/sequence_2.parquet",
     "habit_sequence_3": "habit_cells/sequence_3.parquet",
 }
+#: The habit touch codes (:func:`effortlens.habits.write_touch_codes`) under a build: a
+#: folder of ``.npy`` columns and key tables, mapped by a kernel
+#: (:func:`effortlens.habits.touch_codes_of`).
+HABIT_TOUCHES = "habit_touches"
 #: The canonical tables other than activities, buyer actions and reps, under ``tables/``.
 TABLE_FILES: dict[str, str] = {
     name: f"tables/{name}.parquet"
@@ -157,7 +162,8 @@ ROW_GROUP = 262_144
 #: Files below this size are hashed on every open.
 ALWAYS_HASH_BYTES = 16 * 2**20
 
-#: Modules whose source is part of the key: a change to loading or enrichment rebuilds.
+#: Modules read whole into the key (:func:`code_version`): loading, validation, enrichment and
+#: this module run only to build (or open) facts.
 _CODE = (
     "loading",
     "adapters",
@@ -166,12 +172,7 @@ _CODE = (
     "default_settings.toml",
     "enrich.py",
     "attribution.py",
-    "peers.py",
     "facts.py",
-    "habits.py",
-    "roe.py",
-    "flow.py",
-    "deviance/differs.py",
 )
 _SAMPLE_EDGE = 64 * 1024
 _SAMPLE_BLOCK = 4096
@@ -255,20 +256,200 @@ def input_fingerprint(folder: Path, *, mapping: Path | None = None) -> list[dict
 
 @functools.cache
 def code_version() -> str:
-    """A hash of the Polars version and the source of the loading and enrichment code.
+    """A hash of the Polars version and of the code that runs when a build is written.
 
     Computed once per process: it describes the code this process runs, even if the files
-    change while it runs.
+    change while it runs. See :func:`code_digest`. Finding what a build reaches parses the
+    package (about a CPU second), so the result is remembered in the cache folder under a
+    hash of every source file of the package (a few milliseconds to read): a process whose
+    sources are those of an earlier one reads it back instead.
     """
-    package = resources.files("effortlens")
+    package = Path(str(resources.files("effortlens")))
+    sources = hashlib.sha256(f"polars {pl.__version__}\n".encode())
+    for path in sorted([*package.rglob("*.py"), *package.glob("*.toml")]):
+        sources.update(path.relative_to(package).as_posix().encode() + b"\0")
+        sources.update(path.read_bytes())
+    seen = sources.hexdigest()
+    memo = default_cache_dir() / "code-versions.json"
+    try:
+        known = json.loads(memo.read_text("utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(seen), str):
+        return known[seen]
+    digest = code_digest(package)
+    try:  # the last few versions (several checkouts may share a cache)
+        recent = dict(list(known.items())[-15:]) if isinstance(known, dict) else {}
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(memo, json.dumps({**recent, seen: digest}))
+    except OSError:
+        pass
+    return digest
+
+
+def code_digest(package: Path) -> str:
+    """The build-time code of the ``effortlens`` package in folder ``package``, hashed.
+
+    - The modules of :data:`_CODE` are read whole (loading, validation, enrichment, this
+      module).
+    - Of every other module, only what the build can reach: each function, class or
+      module-level name that the code of :data:`_CODE` refers to (by name, an attribute of an
+      imported module or an import inside a function), then what those refer to, and so on.
+      Its source text goes into the hash, found statically (:mod:`ast`, nothing imported).
+
+    Why a reach and not build-only modules: the habit, streak, verifier and practice facts
+    are made by functions that share their helpers with the views. For example,
+    :func:`effortlens.habits.touch_facts` uses the cadence bins and sequences that the event
+    path uses too. Moving them into build modules would split each metric's definitions
+    across two files. It would also leave the rule "a build module imports no view module" to
+    be kept by hand. Hashing a hand-kept list of functions would miss a helper someone adds
+    to one of them. The reach follows the calls, so a view-only change (a chart, a page's
+    table, :func:`effortlens.habits.touch_habits`) keeps every build current. A change to
+    anything a build runs, however deep, rebuilds. What it cannot see is code reached only
+    through a string (``getattr`` by name) or run at a module's import; the build reaches
+    none today.
+
+    Examples
+    --------
+    >>> len(code_digest(Path(str(resources.files("effortlens")))))
+    16
+    """
     digest = hashlib.sha256(f"polars {pl.__version__}\n".encode())
+    whole = set()
     for name in _CODE:
-        node = package.joinpath(name)
-        paths = sorted(Path(str(node)).rglob("*.py")) if node.is_dir() else [Path(str(node))]
+        node = package / name
+        paths = sorted(node.rglob("*.py")) if node.is_dir() else [node]
         for path in paths:
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
+            whole.add(_module_name(package, path))
+    for name, source in _reached(package, whole):
+        digest.update(f"\n{name}\n".encode())
+        digest.update(source.encode())
     return digest.hexdigest()[:16]
+
+
+def _module_name(package: Path, path: Path) -> str:
+    """``habits`` for ``habits.py``, ``deviance`` for ``deviance/__init__.py``."""
+    parts = list(path.relative_to(package).with_suffix("").parts)
+    if parts and parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+class _Module:
+    """One module's top-level names (definition nodes) and imports, parsed once."""
+
+    def __init__(self, package: Path, name: str) -> None:
+        base = package.joinpath(*name.split(".")) if name else package
+        path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+        self.name = name
+        self.is_package = base.is_dir()
+        self.source = path.read_text("utf-8")
+        self.lines = self.source.splitlines(keepends=True)
+        self.tree = tree = ast.parse(self.source)
+        self.defs: dict[str, ast.AST] = {}
+        self.imports: dict[str, tuple[str, str | None]] = {}
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                self.defs[node.name] = node
+            elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    for leaf in ast.walk(target):
+                        if isinstance(leaf, ast.Name):
+                            self.defs.setdefault(leaf.id, node)
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                self.imports.update(_imported(node, name, is_package=base.is_dir()))
+
+    def text(self, node: ast.AST) -> str:
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+        return "".join(self.lines[first - 1 : node.end_lineno])
+
+
+def _imported(node: ast.Import | ast.ImportFrom, module: str, *, is_package: bool):
+    """``(local name, (effortlens module, name or None for the module))`` per import."""
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.name.startswith("effortlens.") and alias.asname:
+                yield alias.asname, (alias.name.removeprefix("effortlens."), None)
+        return
+    if node.level:  # relative: from the module's package
+        parts = module.split(".") if module else []
+        parts = parts if is_package else parts[:-1]
+        parts = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+        origin = ".".join([*parts, *([node.module] if node.module else [])])
+    elif node.module == "effortlens" or (node.module or "").startswith("effortlens."):
+        origin = node.module.removeprefix("effortlens").removeprefix(".")
+    else:
+        return
+    for alias in node.names:
+        yield alias.asname or alias.name, (origin, alias.name)
+
+
+def _reached(package: Path, whole: set[str]) -> list[tuple[str, str]]:
+    """``(module.name, source)`` of every top-level definition outside the ``whole`` modules
+    that their code reaches, sorted."""
+    modules: dict[str, _Module | None] = {}
+
+    def module(name: str) -> _Module | None:
+        if name not in modules:
+            base = package.joinpath(*name.split(".")) if name else package
+            found = (base / "__init__.py").is_file() or base.with_suffix(".py").is_file()
+            modules[name] = _Module(package, name) if found else None
+        return modules[name]
+
+    def references(mod: _Module, node: ast.AST):
+        """The (module, name) pairs that ``node`` of ``mod`` refers to."""
+        for leaf in ast.walk(node):
+            if isinstance(leaf, ast.Name):
+                yield from _resolve(mod, leaf.id)
+            elif isinstance(leaf, ast.Attribute) and isinstance(leaf.value, ast.Name):
+                target = mod.imports.get(leaf.value.id)
+                if target is not None:
+                    held = target[0] if target[1] is None else f"{target[0]}.{target[1]}"
+                    if target[1] is None or module(held.strip(".")) is not None:
+                        yield held.strip("."), leaf.attr
+            elif isinstance(leaf, ast.ImportFrom | ast.Import) and leaf is not node:
+                for _, target in _imported(leaf, mod.name, is_package=mod.is_package):
+                    yield target
+
+    def _resolve(mod: _Module, name: str):
+        if name in mod.defs:
+            yield mod.name, name
+        elif name in mod.imports:
+            yield mod.imports[name]
+
+    todo: list[tuple[str, str | None]] = []
+    for name in sorted(whole):
+        mod = module(name)
+        if mod is not None:  # every statement of it, at any depth
+            todo.extend(references(mod, mod.tree))
+    seen: set[tuple[str, str | None]] = set()
+    pieces: dict[str, str] = {}
+    while todo:
+        origin, name = todo.pop()
+        if (origin, name) in seen:
+            continue
+        seen.add((origin, name))
+        sub = f"{origin}.{name}".strip(".") if name is not None else None
+        if name is None or (sub is not None and module(sub) is not None):
+            target = origin if name is None else sub
+            if target not in whole and module(target) is not None:  # a module itself: whole
+                pieces[target] = module(target).source
+            continue
+        if origin in whole:
+            continue
+        mod = module(origin)
+        if mod is None:
+            continue
+        if name in mod.defs:
+            node = mod.defs[name]
+            pieces[f"{origin}.{name}"] = mod.text(node)
+            todo.extend(references(mod, node))
+        elif name in mod.imports:  # re-exported (a package's __init__)
+            todo.append(mod.imports[name])
+    return sorted(pieces.items())
 
 
 def build_key(
@@ -839,7 +1020,7 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
     """
     from effortlens.deviance import practice_facts
     from effortlens.flow import verifier_facts
-    from effortlens.habits import touch_cells, touch_facts
+    from effortlens.habits import touch_cells, touch_facts, write_touch_codes
     from effortlens.roe import streak_facts
 
     facts = {name: scan_fact(folder, relative) for name, relative in FACTS_LAYOUT.items()}
@@ -874,7 +1055,25 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
         _write_parquet(frame, folder / relative, row_group_size=ROW_GROUP)
         rows[relative] = frame.height
         del frame
+    touches = pl.scan_parquet(folder / AGGREGATES_LAYOUT["touches"])
+    rows[f"{HABIT_TOUCHES}/day.npy"] = write_touch_codes(touches, folder / HABIT_TOUCHES)
     return rows
+
+
+#: Build key -> the entry it was read from in this process (:func:`entry_of`).
+_ENTRIES: dict[str, Path] = {}
+
+
+def entry_of(enriched: Any) -> Path | None:
+    """The build folder ``enriched`` was read from in this process (by :func:`open_build`),
+    or None (facts enriched in memory).
+
+    Examples
+    --------
+    >>> entry_of(open_build(folder).enriched)  # doctest: +SKIP
+    PosixPath('/home/analyst/.cache/effortlens/builds/c377407abe2566df5bb848d1')
+    """
+    return _ENTRIES.get(getattr(enriched, "fingerprint", "") or "")
 
 
 #: The precomputed view facts one partition's events give exactly (histories per rep and
@@ -1228,6 +1427,7 @@ def _read_entry(entry: Path, manifest: Mapping[str, Any], *, settings: Settings)
             or any(f.startswith(relative + "/") for f in manifest["files"])  # part files
         },
     )
+    _ENTRIES[manifest["key"]] = entry
     saved = json.loads((entry / REPORT_FILE).read_text("utf-8"))
     data = built_data(
         tables=enriched.tables,
@@ -1260,6 +1460,7 @@ __all__ = [
     "input_fingerprint",
     "open_build",
     "sampled_hash",
+    "entry_of",
     "scan_fact",
     "verify_entry",
     "write_aggregates",

@@ -837,8 +837,6 @@ def _effects_table(
     """:func:`habit_effects`' table from credited touches (``rep_id``, ``activity_type``, the
     cell columns, ``credited``; with ``n``, rows that stand for ``n`` touches), summed per
     cell, rep and type first (no per-touch frame)."""
-    from effortlens.normal import normal_sf_array  # without importing scipy
-
     cells = _habit_cells(feature)
     weight = "n" in per_touch.collect_schema().names()
     per_type = (
@@ -871,13 +869,36 @@ def _effects_table(
             expected=pl.col("expected").sum(),
         )
         .join(spread, on=cells, how="left")
-        .with_columns(
-            lift=_ratio(pl.col("credited"), pl.col("expected")),
-            effect_rate=pl.col("credited") / pl.col("activities"),
-            z=_ratio(pl.col("credited") - pl.col("expected"), pl.col("variance").sqrt()),
-        )
-        .sort(cells)
     )
+    return _effects_finish(
+        table,
+        feature=feature,
+        edges=edges,
+        min_lift=min_lift,
+        min_activities=min_activities,
+        alpha=alpha,
+    )
+
+
+def _effects_finish(
+    table: pl.DataFrame,
+    *,
+    feature: str,
+    edges: Sequence[int],
+    min_lift: float,
+    min_activities: int,
+    alpha: float,
+) -> pl.DataFrame:
+    """:func:`habit_effects`' table from its sums per cell (the cell columns, ``activities``,
+    ``credited``, ``expected`` and the rep-clustered ``variance`` of the excess credit)."""
+    from effortlens.normal import normal_sf_array  # without importing scipy
+
+    cells = _habit_cells(feature)
+    table = table.with_columns(
+        lift=_ratio(pl.col("credited"), pl.col("expected")),
+        effect_rate=pl.col("credited") / pl.col("activities"),
+        z=_ratio(pl.col("credited") - pl.col("expected"), pl.col("variance").sqrt()),
+    ).sort(cells)
     tested = (table["activities"] >= min_activities).to_numpy()
     z = table["z"].fill_null(0.0).to_numpy()
     p = np.minimum(1.0, 2 * normal_sf_array(np.abs(z)) * max(int(tested.sum()), 1))
@@ -1070,6 +1091,17 @@ def _pooled_rate(cells: pl.LazyFrame) -> float | None:
     return float(row[0]) / row[1] if row[1] else None
 
 
+def _timing_table(cells: pl.LazyFrame) -> pl.DataFrame:
+    """:func:`response_by_timing`'s table from weighted cells (``activity_type``, ``weekday``,
+    ``hour``, ``n`` touches, ``responded`` of them)."""
+    timing_by = ["activity_type", "weekday", "hour"]
+    return _with_lift(
+        _counted(cells, timing_by).sort(timing_by).collect(), _pooled_rate(cells)
+    ).with_columns(
+        lift_over_type=_ratio(pl.col("response_rate"), pooled_response_rate("activity_type"))
+    )
+
+
 def touch_habits(
     touches: pl.DataFrame | pl.LazyFrame | dict[str, pl.DataFrame | pl.LazyFrame],
     *,
@@ -1109,13 +1141,7 @@ def touch_habits(
         plans = touch_cells(touches)  # collected together: the touches are scanned once
         summed = pl.collect_all(list(plans.values()), engine="streaming")
         cells = {name: frame.lazy() for name, frame in zip(plans, summed, strict=True)}
-    timing_by = ["activity_type", "weekday", "hour"]
-    timing = _with_lift(
-        _counted(cells["timing"], timing_by).sort(timing_by).collect(),
-        _pooled_rate(cells["timing"]),
-    ).with_columns(
-        lift_over_type=_ratio(pl.col("response_rate"), pooled_response_rate("activity_type"))
-    )
+    timing = _timing_table(cells["timing"])
     cadence = _cadence_cells(cells["cadence"], edges=CADENCE_EDGES, weighted=True)
     eligible = {k: cells[f"sequence_{k}"] for k in TOUCH_SEQUENCE_LENGTHS}
     sequences = _rank_sequences(
@@ -1137,5 +1163,354 @@ def touch_habits(
             alpha=alpha,
         )
         for feature in ("timing", "cadence")
+    }
+    return {"timing": timing, "cadence": cadence, "sequences": sequences, "effects": effects}
+
+
+# -------------------------------------------- per touch as integer codes: a period's sums
+
+#: Code column -> the :func:`touch_facts` columns it numbers (the row of its key table). A
+#: null ``bin_order`` or sequence (no contact, no such history) is coded -1; the other keys
+#: number null as a value, as a group-by does.
+TOUCH_CODE_KEYS: dict[str, tuple[str, ...]] = {
+    "owner": ("rep_id", "team", "segment", "role"),
+    "type": ("activity_type",),
+    "cell": ("weekday", "hour"),
+    "bin": ("bin_order",),
+    **{f"sequence_{k}": (f"sequence_{k}", "activity_type") for k in TOUCH_SEQUENCE_LENGTHS},
+}
+#: The other columns of :func:`write_touch_codes` (``day`` as days since 1970-01-01; the
+#: credits with 0 where :func:`touch_facts` has null).
+TOUCH_CODE_VALUES: tuple[str, ...] = ("day", "responded", "credit_timing", "credit_cadence")
+_NULL_CODED = ("bin", *(f"sequence_{k}" for k in TOUCH_SEQUENCE_LENGTHS))
+
+
+def _narrowest(most: int) -> type:
+    for dtype in (np.int8, np.int16, np.int32):
+        if most <= np.iinfo(dtype).max:
+            return dtype
+    return np.int64
+
+
+def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
+    """Write :func:`touch_facts` as day-sorted integer codes, one ``.npy`` per column, plus a
+    key table per code (``<code>.keys.parquet``, row *i* = code *i*): what
+    :func:`period_habits` sums for a period (a kernel maps the files, reads a period's rows
+    in place and adds them up with :func:`numpy.bincount`). Touches without a day are left
+    out (no period holds them). Returns the number of touches written.
+
+    Why codes per touch, not per rep x week cells: a rep has ~50 touches a week spread over
+    ~1,000 (activity type, weekday, hour) timing cells, so rep x week cells would be almost
+    as many rows as touches (10M activities: ~8M cells for 8.6M touches), while the rep x
+    cell x type sums the habit effects need cannot be summed over anything coarser than the
+    period's touches.
+
+    Examples
+    --------
+    >>> write_touch_codes(touch_facts(enriched), build / "habit_touches")  # doctest: +SKIP
+    8583700
+    """
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = sorted({c for cols in TOUCH_CODE_KEYS.values() for c in cols})
+    frame = (
+        touches.lazy()
+        .filter(pl.col("day").is_not_null())
+        .select(*keys, *TOUCH_CODE_VALUES[1:], "day")
+        .collect()
+    )
+    if not frame["day"].is_sorted():
+        frame = frame.sort("day", maintain_order=True)
+    for name, columns in TOUCH_CODE_KEYS.items():
+        part = frame.select(columns)
+        dictionary = part.unique()
+        if name in _NULL_CODED:
+            dictionary = dictionary.drop_nulls(columns[0])
+        dictionary = dictionary.sort(list(columns), nulls_last=True)
+        codes = (
+            part.join(
+                dictionary.with_row_index("code"),
+                on=list(columns),
+                how="left",
+                nulls_equal=True,
+                maintain_order="left",
+            )["code"]
+            .fill_null(-1)
+            .to_numpy()
+            .astype(_narrowest(dictionary.height))
+        )
+        np.save(folder / f"{name}.npy", codes)
+        if name.startswith("sequence_"):
+            dictionary = dictionary.rename({columns[0]: "sequence"})
+        dictionary.write_parquet(folder / f"{name}.keys.parquet")
+        del part, codes
+    np.save(folder / "day.npy", frame["day"].to_physical().to_numpy().astype(np.int32))
+    np.save(folder / "responded.npy", frame["responded"].fill_null(False).to_numpy())
+    for credit in ("credit_timing", "credit_cadence"):
+        np.save(folder / f"{credit}.npy", frame[credit].fill_null(0.0).to_numpy())
+    return frame.height
+
+
+def _mapped(path: Any) -> np.ndarray:
+    """``path`` (an ``.npy``) mapped read-only: its pages are read when a period reads them."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except ValueError:  # an empty array has no data to map
+        return np.load(path)
+
+
+class TouchCodes:
+    """The touch codes of :func:`write_touch_codes` in ``folder``, mapped (not read): a
+    kernel holds a few key tables and reads a period's rows only when it sums them.
+
+    Examples
+    --------
+    >>> codes = TouchCodes(build / "habit_touches")  # doctest: +SKIP
+    >>> period_habits(codes, Filter(start=dt.date(2026, 4, 1)))["timing"]  # doctest: +SKIP
+    """
+
+    def __init__(self, folder: Any) -> None:
+        """Map the columns and read the key tables of ``folder``."""
+        from pathlib import Path
+
+        folder = Path(folder)
+        names = [*TOUCH_CODE_KEYS, *TOUCH_CODE_VALUES]
+        self.columns = {name: _mapped(folder / f"{name}.npy") for name in names}
+        self.keys = {
+            name: pl.read_parquet(folder / f"{name}.keys.parquet") for name in TOUCH_CODE_KEYS
+        }
+        owners = self.keys["owner"]
+        # the rep of each owner code (a rep whose team changed has several owners)
+        # (1, 2, … in rep_id order; a null rep_id is a rep of its own, 0)
+        self.rep_of_owner = (
+            owners.select(pl.col("rep_id").rank("dense").fill_null(0)).to_series().to_numpy()
+        ).astype(np.intp)
+        self.n_reps = int(self.rep_of_owner.max()) + 1 if owners.height else 0
+
+    @property
+    def days(self) -> tuple[Any, Any] | None:
+        """First and last day with a touch (``datetime.date``), None without touches."""
+        day = self.columns["day"]
+        if not len(day):
+            return None
+        epoch = pl.Series([int(day[0]), int(day[-1])], dtype=pl.Int32).cast(pl.Date)
+        return epoch[0], epoch[1]
+
+    def rows(self, flt: Any) -> tuple[slice, np.ndarray | None]:
+        """The rows of the period of ``flt`` (a slice: the days are sorted) and, when ``flt``
+        restricts reps, teams, segments, roles or activity types, the mask of those kept."""
+        from effortlens.filters import filter_frame
+
+        day = self.columns["day"]
+        lo, hi = 0, len(day)
+        if flt.start is not None:
+            lo = int(np.searchsorted(day, _day_number(flt.start), side="left"))
+        if flt.end is not None:
+            hi = max(lo, int(np.searchsorted(day, _day_number(flt.end), side="right")))
+        rows = slice(lo, hi)
+        keep = None
+        for name in ("owner", "type"):
+            keys = self.keys[name]
+            kept = filter_frame(keys.with_row_index("code"), replace_period(flt))
+            if kept.height == keys.height:
+                continue
+            allowed = np.zeros(keys.height, dtype=bool)
+            allowed[kept["code"].to_numpy()] = True
+            mask = allowed[self.columns[name][rows]]
+            keep = mask if keep is None else keep & mask
+        return rows, keep
+
+    def count(self, flt: Any) -> int:
+        """How many touches ``flt`` keeps."""
+        rows, keep = self.rows(flt)
+        return int(keep.sum()) if keep is not None else rows.stop - rows.start
+
+
+_TOUCH_CODES: dict[Any, TouchCodes] = {}
+
+
+def touch_codes_of(enriched: Any) -> TouchCodes | None:
+    """The :class:`TouchCodes` of the build ``enriched`` was read from (mapped once per
+    process and build), or None: facts enriched in memory, or a build without them (older,
+    or partitioned above ``limits.partition_above_rows``).
+
+    Examples
+    --------
+    >>> touch_codes_of(open_build(folder).enriched)  # doctest: +SKIP
+    <effortlens.habits.TouchCodes object at ...>
+    """
+    from effortlens.facts import HABIT_TOUCHES, entry_of
+
+    entry = entry_of(enriched)
+    if entry is None or not (entry / HABIT_TOUCHES / "day.npy").is_file():
+        return None
+    if entry not in _TOUCH_CODES:
+        _TOUCH_CODES[entry] = TouchCodes(entry / HABIT_TOUCHES)
+    return _TOUCH_CODES[entry]
+
+
+def _day_number(day: Any) -> int:
+    import datetime as dt
+
+    if isinstance(day, dt.datetime):
+        day = day.date()
+    return (day - dt.date(1970, 1, 1)).days
+
+
+def replace_period(flt: Any) -> Any:
+    """``flt`` without its period."""
+    from dataclasses import replace
+
+    return replace(flt, start=None, end=None)
+
+
+def _sums_by(codes: np.ndarray, size: int, *, weights: np.ndarray | None = None) -> np.ndarray:
+    return np.bincount(codes, weights=weights, minlength=size)[:size]
+
+
+def _dense_effects(
+    touch: dict[str, np.ndarray],
+    cell_keys: pl.DataFrame,
+    *,
+    cell: str,
+    credit: str,
+    n_types: int,
+    n_reps: int,
+    feature: str,
+    min_lift: float,
+    min_activities: int,
+    alpha: float,
+) -> pl.DataFrame:
+    """:func:`_effects_table` of the touches on a contact (``touch``: their codes), from
+    bincounts: per type, per type x cell and per rep x cell (never per rep x type x cell)."""
+    types, cells, reps, credited = touch["type"], touch[cell], touch["rep"], touch[credit]
+    size = cell_keys.height
+    per_cell = types * size + cells
+    n_tc = _sums_by(per_cell, n_types * size).reshape(n_types, size)
+    credit_tc = _sums_by(per_cell, n_types * size, weights=credited).reshape(n_types, size)
+    n_t = n_tc.sum(axis=1)
+    # each touch is expected the mean credit of its activity type (indirect standardisation)
+    mean_t = np.divide(credit_tc.sum(axis=1), n_t, out=np.zeros(n_types), where=n_t > 0)
+    per_rep = reps * size + cells
+    n_rc = _sums_by(per_rep, n_reps * size).reshape(n_reps, size)
+    excess_rc = _sums_by(per_rep, n_reps * size, weights=credited - mean_t[types]).reshape(
+        n_reps, size
+    )
+    present = n_rc > 0
+    k = present.sum(axis=0)
+    variance = (np.where(present, excess_rc, 0.0) ** 2).sum(axis=0) * k / np.maximum(k - 1, 1)
+    activities = n_tc.sum(axis=0)
+    used = activities > 0
+    table = cell_keys.filter(pl.Series(used)).with_columns(
+        activities=pl.Series(activities[used], dtype=pl.UInt32),
+        credited=pl.Series(credit_tc.sum(axis=0)[used], dtype=pl.Float64),
+        expected=pl.Series((n_tc * mean_t[:, None]).sum(axis=0)[used], dtype=pl.Float64),
+        variance=pl.Series(variance[used], dtype=pl.Float64),
+    )
+    return _effects_finish(
+        table,
+        feature=feature,
+        edges=CADENCE_EDGES,
+        min_lift=min_lift,
+        min_activities=min_activities,
+        alpha=alpha,
+    )
+
+
+def _counts(keys: pl.DataFrame, codes: np.ndarray, responded: np.ndarray) -> pl.LazyFrame:
+    """``keys`` (a key table) with ``n`` touches per code and ``responded`` of them, the codes
+    without a touch left out."""
+    n = _sums_by(codes, keys.height)
+    answered = _sums_by(codes[responded], keys.height)
+    used = n > 0
+    return (
+        keys.filter(pl.Series(used))
+        .with_columns(
+            n=pl.Series(n[used], dtype=pl.UInt32),
+            responded=pl.Series(answered[used], dtype=pl.UInt32),
+        )
+        .lazy()
+    )
+
+
+def period_habits(
+    codes: TouchCodes,
+    flt: Any,
+    *,
+    min_support: int = 50,
+    min_lift: float = MIN_HABIT_LIFT,
+    min_activities: int = MIN_HABIT_ACTIVITIES,
+    alpha: float = HABIT_ALPHA,
+) -> dict[str, Any]:
+    """:func:`touch_habits` of the touches that ``flt`` (an
+    :class:`effortlens.filters.Filter`, with or without a period) keeps, summed from
+    :class:`TouchCodes`: the period is a slice of the day-sorted codes, the rest a mask, and
+    every table is made from bincounts of the kept touches. The same tables as
+    :func:`touch_habits` of the filtered :func:`touch_facts` (activity types as text); float
+    sums may differ in the last bits (another order).
+
+    Examples
+    --------
+    >>> period_habits(codes, Filter(start=dt.date(2026, 4, 6)))["cadence"]  # doctest: +SKIP
+    """
+    rows, keep = codes.rows(flt)
+
+    def take(name: str) -> np.ndarray:
+        column = codes.columns[name][rows]
+        return np.asarray(column if keep is None else column[keep])
+
+    touch = {
+        "type": take("type").astype(np.intp),
+        "cell": take("cell").astype(np.intp),
+        "bin": take("bin").astype(np.intp),
+        "responded": take("responded").astype(bool),
+    }
+    keys = codes.keys
+    n_types = keys["type"].height
+    per_type_cell = touch["type"] * keys["cell"].height + touch["cell"]
+    timing_keys = (
+        keys["type"]
+        .join(keys["cell"], how="cross")
+        .select("activity_type", "weekday", "hour")  # row = type code x cells + cell code
+    )
+    timing = _timing_table(_counts(timing_keys, per_type_cell, touch["responded"]))
+    on_contact = touch["bin"] >= 0
+    contact = {
+        "type": touch["type"][on_contact],
+        "cell": touch["cell"][on_contact],
+        "bin": touch["bin"][on_contact],
+        "rep": codes.rep_of_owner[take("owner")[on_contact]],
+        "credit_timing": take("credit_timing")[on_contact],
+        "credit_cadence": take("credit_cadence")[on_contact],
+    }
+    cadence = _cadence_cells(
+        _counts(keys["bin"], contact["bin"], touch["responded"][on_contact]),
+        edges=CADENCE_EDGES,
+        weighted=True,
+    )
+    eligible = {}
+    for k in TOUCH_SEQUENCE_LENGTHS:
+        sequence = take(f"sequence_{k}").astype(np.intp)
+        has = sequence >= 0
+        eligible[k] = _counts(keys[f"sequence_{k}"], sequence[has], touch["responded"][has])
+    sequences = _rank_sequences(
+        eligible, min_support=min_support, rank_by="lift_over_type", weighted=True
+    )
+    effects = {
+        feature: _dense_effects(
+            contact,
+            keys[name],
+            cell=name,
+            credit=f"credit_{feature}",
+            n_types=n_types,
+            n_reps=codes.n_reps,
+            feature=feature,
+            min_lift=min_lift,
+            min_activities=min_activities,
+            alpha=alpha,
+        )
+        for feature, name in (("timing", "cell"), ("cadence", "bin"))
     }
     return {"timing": timing, "cadence": cadence, "sequences": sequences, "effects": effects}

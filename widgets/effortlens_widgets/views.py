@@ -46,11 +46,14 @@ from effortlens.flow import (
 )
 from effortlens.habits import (
     habit_effects,
+    period_habits,
     rank_habits,
+    replace_period,
     response_by_cadence,
     response_by_timing,
     sequence_lift,
     touch_cells,
+    touch_codes_of,
     touch_habits,
 )
 from effortlens.measures import deal_rates
@@ -114,12 +117,31 @@ _TOUCH_CELLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def habit_tables(state) -> dict:
     """The habit tables of the page's filter from the build's touch facts: a filter without a
-    period sums the per-rep cells (computed once per load, kept on the state); a period
-    filters the touches and sums those."""
+    period (or with one that holds every touch) sums the per-rep cells (computed once per
+    load, kept on the state); a period sums its touches from the build's touch codes
+    (:func:`effortlens.habits.period_habits`), else filters the touches and sums those."""
     enriched, flt = state.enriched, state.filter
     if flt.start is not None or flt.end is not None:
-        return touch_habits(filter_frame(precomputed(enriched, "touches"), flt))
+        codes = touch_codes_of(enriched)
+        if codes is None:
+            return touch_habits(filter_frame(precomputed(enriched, "touches"), flt))
+        if not _holds_every_touch(state, codes, flt):
+            return period_habits(codes, flt)
+        flt = replace_period(flt)
     return touch_habits({name: filter_frame(frame, flt) for name, frame in _cells(state).items()})
+
+
+def _holds_every_touch(state, codes, flt) -> bool:
+    """Whether the period of ``flt`` holds every day of the touch codes, and the codes every
+    touch of the cells (none without a day): the period then keeps what no period keeps."""
+    days = codes.days
+    if days is None:
+        return False
+    if (flt.start is not None and flt.start > days[0]) or (
+        flt.end is not None and flt.end < days[1]
+    ):
+        return False
+    return len(codes.columns["day"]) == int(_cells(state)["timing"]["n"].sum())
 
 
 def _cells(state) -> dict[str, pl.DataFrame]:
@@ -152,6 +174,9 @@ def has_touches(state, view) -> bool:
     if touches is None:
         return has_rows(events(view, "activities").filter(pl.col("is_customer_facing")))
     if flt.start is not None or flt.end is not None:
+        codes = touch_codes_of(enriched)
+        if codes is not None:
+            return codes.count(flt) > 0
         return has_rows(filter_frame(touches, flt))
     return bool(filter_frame(_cells(state)["timing"], flt)["n"].sum() > 0)
 
