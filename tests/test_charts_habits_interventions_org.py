@@ -212,7 +212,10 @@ TEAMS = pl.DataFrame(
 def test_selling_time_chart_stacks_selling_and_internal_per_team():
     chart = selling_time_chart(TEAMS.head(2))
     spec = chart.to_dict()
-    assert spec["encoding"]["y"]["sort"] == ["East", "West"]  # most selling time first
+    sort = spec["encoding"]["y"]["sort"]  # most selling time first, kept in a column
+    assert sort == {"field": "team_order", "op": "min", "order": "ascending"}
+    order = sorted({(r["team_order"], r["team"]) for r in _rows(chart)})
+    assert [team for _, team in order] == ["East", "West"]
     assert spec["encoding"]["color"]["scale"]["domain"] == ["time for selling", "internal load"]
     rows = {(r["team"], r["part"]): r["share"] for r in _rows(chart)}
     assert rows == {

@@ -40,3 +40,54 @@ def test_a_selection_returned_to_is_drawn_from_the_tables_kept_for_it(tiny_plant
     view.metric = "win_rate"  # another metric is another selection
     assert computed[4] == "deviance"
     assert view.frames["deviance"].filter(pl.col("volume") > 0).height > 0
+
+
+def test_the_page_counts_each_reps_responses_as_the_events_do_under_every_filter(tiny_planted):
+    """The page counts a filter's responses from the load's running counts per rep and day
+    (no day row read): its deviance table equals the event path's on the same filtered view
+    (none, a team, periods with and without it, one rep, open periods, a late start)."""
+    import datetime as dt
+
+    from filter_support import as_strings, reader_filters
+
+    from effortlens.deviance import (
+        response_count_index,
+        response_counts,
+        response_counts_between,
+    )
+    from effortlens.filters import filter_enriched
+    from effortlens_widgets.apps.positive_deviance import positive_deviance_app
+
+    page = positive_deviance_app(data_dir=tiny_planted)
+    enriched = page.state.enriched
+    last = enriched.daily["day"].max()
+    filters = [
+        *reader_filters(enriched),
+        Filter(start=last - dt.timedelta(days=2), end=last),
+        Filter(start=last + dt.timedelta(days=1)),  # nothing
+        Filter(start=last, end=last - dt.timedelta(days=5)),  # end before start
+    ]
+    drawn = 0
+    for flt in filters:
+        page.state.filter = flt
+        view = filter_enriched(enriched, flt)
+        events = response_counts(view.lazy("activities").collect())
+        index = response_count_index(enriched.daily)
+        reps = view.reps["rep_id"] if flt.teams or flt.reps else None
+        counted = response_counts_between(index, start=flt.start, end=flt.end, reps=reps)
+        assert_frame_equal(counted, events, check_dtypes=False)
+        shown = page.views[0].frames.get("deviance")
+        if shown is not None and events.height:
+            expected = rep_deviance_of(view.replace(activities=view.lazy("activities").collect()))
+            assert_frame_equal(as_strings(shown), as_strings(expected.drop("overdispersion")))
+            drawn += 1
+    assert drawn >= 4
+
+
+def rep_deviance_of(events_view):
+    """The event path: counts from the view's activities (facts enriched in memory)."""
+    from effortlens.deviance import rep_deviance
+    from effortlens.measures import response_counts
+
+    counts = response_counts(events_view.activities)
+    return rep_deviance(events_view, counts=counts)

@@ -12,6 +12,7 @@ import random
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from effortlens.filters import Filter, filter_enriched, filter_frame, period_slice
 
@@ -138,3 +139,60 @@ def test_filtered_views_daily_is_made_when_read_and_equals_the_filter(
             assert view.daily_is_made and copy.daily_is_made  # made once, for both
             assert copy.daily is view.daily
     assert filter_enriched(enriched, Filter()).daily is daily
+
+
+def _by_weeks_periods(first: dt.date, last: dt.date, seed: int) -> list:
+    rng = random.Random(seed)
+    span = (last - first).days
+    day = lambda k: first + dt.timedelta(days=k)  # noqa: E731
+    periods = [(first, last), (first, first), (last, last), (None, day(20)), (day(20), None)]
+    periods += [(day(-9), day(-1)), (last + dt.timedelta(days=1), None), (day(30), day(29))]
+    periods += [(day(3), day(9)), (day(7), day(13))]  # within one week or two
+    for _ in range(25):
+        a, b = sorted(rng.randrange(-5, span + 5) for _ in range(2))
+        periods.append((day(a), day(b)))
+    return periods
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_period_by_weeks_sums_like_the_filtered_days(tiny_planted_enriched, seed):
+    """Whole weeks summed + the days of the partial weeks = the period's day rows, for any
+    sum by week, rep, team or activity type (the return-on-effort views' sums)."""
+    from effortlens.filters import period_by_weeks, week_spans
+    from effortlens.roe import COUNTS
+    from effortlens_widgets.state import weekly_effort
+
+    daily = tiny_planted_enriched.enriched.daily
+    weekly, spans = weekly_effort(daily), week_spans(daily)
+    facing = daily.filter(pl.col("is_customer_facing"))
+    team = daily["team"].drop_nulls().sort()[0]
+    rep = daily["rep_id"].sort()[0]
+    kind = daily["activity_type"].sort()[0]
+    first, last = daily["day"].min(), daily["day"].max()
+    rows_read = []
+    for start, end in _by_weeks_periods(first, last, seed):
+        for extra in ({}, {"teams": (team,)}, {"reps": (rep,)}, {"activity_types": (kind,)}):
+            flt = Filter(start=start, end=end, **extra)
+            got = period_by_weeks(
+                weekly, daily, flt, spans=spans, where=pl.col("is_customer_facing")
+            )
+            expected = filter_frame(facing, flt)
+            rows_read.append((got.height, expected.height))
+            for by in (["week"], ["rep_id"], ["team"], ["activity_type"], ["week", "team"]):
+                sums = [pl.col(c).sum() for c in COUNTS]
+                a = got.group_by(by).agg(sums).sort(by)
+                b = expected.group_by(by).agg(sums).sort(by)
+                assert_frame_equal(a, b, check_exact=False, rel_tol=1e-9)
+    assert sum(r[0] for r in rows_read) < sum(r[1] for r in rows_read)  # fewer rows read
+
+
+def test_period_by_weeks_without_a_period_is_the_filtered_weeks(tiny_planted_enriched):
+    from effortlens.filters import period_by_weeks, week_spans
+    from effortlens_widgets.state import weekly_effort
+
+    daily = tiny_planted_enriched.enriched.daily
+    weekly = weekly_effort(daily)
+    team = daily["team"].drop_nulls().sort()[0]
+    flt = Filter(teams=(team,))
+    got = period_by_weeks(weekly, daily, flt, spans=week_spans(daily))
+    assert got.equals(filter_frame(weekly, flt))

@@ -15,6 +15,7 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING
 
@@ -163,6 +164,91 @@ def period_slice(
     first = 0 if flt.start is None else int(day.search_sorted(flt.start, side="left"))
     last = frame.height if flt.end is None else int(day.search_sorted(flt.end, side="right"))
     return frame.slice(first, max(last - first, 0)), replace(flt, start=None, end=None)
+
+
+def week_spans(daily: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """The first and last day of each ``week`` of ``daily``'s days (a page makes it once per
+    load, for :func:`period_by_weeks`): ``week``, ``first_day``, ``last_day``, sorted by week.
+
+    Examples
+    --------
+    >>> import datetime as dt, polars as pl
+    >>> days = [dt.date(2025, 1, d) for d in (6, 8, 13)]
+    >>> daily = pl.DataFrame({"day": days, "week": [days[0], days[0], days[2]]})
+    >>> week_spans(daily).row(0)
+    (datetime.date(2025, 1, 6), datetime.date(2025, 1, 6), datetime.date(2025, 1, 8))
+    """
+    return (
+        daily.lazy()
+        .group_by("week")
+        .agg(first_day=pl.col("day").min(), last_day=pl.col("day").max())
+        .drop_nulls("week")
+        .sort("week")
+        .collect()
+    )
+
+
+def period_by_weeks(
+    weekly: pl.DataFrame,
+    daily: pl.DataFrame | pl.LazyFrame,
+    flt: Filter,
+    *,
+    spans: pl.DataFrame,
+    where: pl.Expr | None = None,
+    summed: Callable[[pl.LazyFrame], pl.DataFrame | pl.LazyFrame] | None = None,
+) -> pl.DataFrame:
+    """The rows of ``daily`` (those ``where`` keeps) under ``flt``, with its whole weeks
+    already summed: ``weekly``'s rows of the weeks whose every day of data lies in the period,
+    and ``daily``'s rows of the period's other days (the partial weeks at its ends), each
+    under the rest of ``flt``.
+
+    ``weekly`` sums ``daily``'s rows (``where``) by keys that include ``week`` (e.g. rep ×
+    week × activity type); ``spans`` is :func:`week_spans` of ``daily``. Any sum of the
+    result by its keys' ``week`` or anything coarser (rep, team, activity type, the whole)
+    equals the same sum of the filtered ``daily`` rows, up to the order of float additions;
+    a 90-day period reads ~12 summed weeks and the days of two weeks at most instead of every
+    day of its reps. Without a period it is ``weekly`` under ``flt``.
+
+    ``summed`` turns day rows into ``weekly``'s rows (e.g. summed per rep and week, as
+    ``weekly`` was made); by default the day rows are kept as they are, with ``weekly``'s
+    columns. Either way a row of the result is a whole week's or lies in a partial week.
+
+    Examples
+    --------
+    >>> import datetime as dt, polars as pl
+    >>> days = [dt.date(2025, 1, 6) + dt.timedelta(days=i) for i in range(14)]
+    >>> daily = pl.DataFrame({"day": days, "week": [days[0]] * 7 + [days[7]] * 7,
+    ...                       "activities": [1] * 14})
+    >>> weekly = daily.group_by("week").agg(pl.col("activities").sum())
+    >>> flt = Filter(start=days[0], end=days[9])  # a whole week and three days
+    >>> int(period_by_weeks(weekly, daily, flt, spans=week_spans(daily))["activities"].sum())
+    10
+    """
+    rest = replace(flt, start=None, end=None)
+    if flt.start is None and flt.end is None:
+        return filter_frame(weekly, rest)
+    inside = pl.lit(value=True)
+    if flt.start is not None:
+        inside &= pl.col("first_day") >= flt.start
+    if flt.end is not None:
+        inside &= pl.col("last_day") <= flt.end
+    whole = spans.filter(inside)
+    days = daily.lazy() if where is None else daily.lazy().filter(where)
+
+    def as_weekly(rows: pl.LazyFrame) -> pl.LazyFrame:
+        made = rows.select(weekly.columns) if summed is None else summed(rows)
+        return made.lazy().select(weekly.columns)
+
+    if whole.height == 0:
+        return as_weekly(filter_frame(days, flt)).collect()
+    # the whole weeks are one run of weeks (weeks are disjoint runs of days, in order): the
+    # period's other days lie before the first of them or after the last
+    first, last = whole["first_day"].min(), whole["last_day"].max()
+    weeks = filter_frame(weekly.lazy(), rest).filter(
+        pl.col("week").is_between(whole["week"].min(), whole["week"].max())
+    )
+    edges = filter_frame(days.filter((pl.col("day") < first) | (pl.col("day") > last)), flt)
+    return pl.concat([weeks, as_weekly(edges)]).collect()
 
 
 def filter_enriched(enriched: Enriched, flt: Filter) -> Enriched:

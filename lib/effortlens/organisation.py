@@ -91,8 +91,15 @@ def selling_time_weekly(
 HOURS_COLUMNS = ("customer_facing_hours", "internal_hours", "first_day", "last_day")
 
 
+#: The customer-facing effort :func:`weekly_hours` sums per rep and week with ``effort=True``.
+EFFORT_COLUMNS = ("activities", "responded", "response_weight")
+
+
 def weekly_hours(
-    daily: pl.DataFrame | pl.LazyFrame, *, internal_types: Sequence[str] = ("internal", "admin")
+    daily: pl.DataFrame | pl.LazyFrame,
+    *,
+    internal_types: Sequence[str] = ("internal", "admin"),
+    effort: bool = False,
 ) -> pl.DataFrame:
     """Customer-facing and internal hours per rep and week, with the first and last day of data.
 
@@ -108,12 +115,16 @@ def weekly_hours(
         ``is_customer_facing``, ``hours``).
     internal_types
         Activity types counted as internal load (the settings' ``internal``).
+    effort
+        Also sum the customer-facing :data:`EFFORT_COLUMNS` and count the customer-facing
+        day rows (``facing_rows``): what a rep's return on effort sums (:func:`effort_of_hours`).
 
     Returns
     -------
     pl.DataFrame
         ``rep_id``, ``week``, the ``team``, ``segment`` and ``role`` columns ``daily`` has,
-        ``customer_facing_hours``, ``internal_hours``, ``first_day``, ``last_day``.
+        ``customer_facing_hours``, ``internal_hours``, ``first_day``, ``last_day`` (and with
+        ``effort``, ``facing_rows`` and :data:`EFFORT_COLUMNS`).
 
     Examples
     --------
@@ -130,16 +141,55 @@ def weekly_hours(
     if "week" not in names:
         facts = facts.with_columns(week=pl.col("day").dt.truncate("1w"))
     keys = ["rep_id", "week", *(c for c in ("team", "segment", "role") if c in names)]
+    facing = pl.col("is_customer_facing")
+    sums = []
+    if effort:
+        schema = facts.collect_schema()
+        sums = [
+            facing.sum().cast(pl.UInt32).alias("facing_rows"),
+            *(pl.col(c).filter(facing).sum().cast(schema[c]) for c in EFFORT_COLUMNS),
+        ]
     return (
         facts.group_by(keys)
         .agg(
-            customer_facing_hours=pl.col("hours").filter(pl.col("is_customer_facing")).sum(),
-            internal_hours=pl.col("hours")
+            pl.col("hours").filter(facing).sum().alias("customer_facing_hours"),
+            pl.col("hours")
             .filter(pl.col("activity_type").is_in(list(internal_types)))
-            .sum(),
-            first_day=pl.col("day").min(),
-            last_day=pl.col("day").max(),
+            .sum()
+            .alias("internal_hours"),
+            pl.col("day").min().alias("first_day"),
+            pl.col("day").max().alias("last_day"),
+            *sums,
         )
+        .collect()
+    )
+
+
+def effort_of_hours(hours: pl.DataFrame | pl.LazyFrame, *, keys: Sequence[str]) -> pl.DataFrame:
+    """The customer-facing effort per ``keys`` (e.g. rep, team, segment, role) of
+    :func:`weekly_hours` made with ``effort=True``: the sums of :data:`EFFORT_COLUMNS` of the
+    groups with a customer-facing day row, as summing the day rows' would give them (with
+    ``is_customer_facing`` true, as :func:`organisation_table` and :func:`variance_share`
+    read effort).
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> day = dt.date(2024, 1, 3)
+    >>> daily = pl.DataFrame({"rep_id": ["a", "a"], "day": [day, day], "week": [day, day],
+    ...     "activity_type": ["call", "admin"], "is_customer_facing": [True, False],
+    ...     "hours": [2.0, 1.0], "activities": [3, 1], "responded": [1, 0],
+    ...     "response_weight": [0.5, 0.0]})
+    >>> hours = weekly_hours(daily, effort=True)
+    >>> effort_of_hours(hours, keys=["rep_id"]).row(0)
+    ('a', 3, 1, 0.5, True)
+    """
+    return (
+        hours.lazy()
+        .filter(pl.col("facing_rows") > 0)
+        .group_by(list(keys))
+        .agg(pl.col(c).sum() for c in EFFORT_COLUMNS)
+        .with_columns(is_customer_facing=pl.lit(value=True))
         .collect()
     )
 

@@ -42,17 +42,22 @@ def selling_time_chart(
     >>> selling_time_chart(organisation_table(enriched))  # doctest: +SKIP
     """
     teams = aggregated(by_team).sort("selling_time", descending=True, nulls_last=True)
-    data = teams.select(
-        "team",
-        pl.col("selling_time").alias(_SELLING),
-        pl.col("internal_load").alias(_INTERNAL),
-    ).unpivot(index="team", variable_name="part", value_name="share")
-    return with_data(_selling_layout(title, tuple(teams["team"].to_list())), parts=data)
+    data = (
+        teams.select(
+            "team",
+            pl.col("selling_time").alias(_SELLING),
+            pl.col("internal_load").alias(_INTERNAL),
+        )
+        .with_row_index("team_order")
+        .unpivot(index=["team", "team_order"], variable_name="part", value_name="share")
+    )
+    return with_data(_selling_layout(title), parts=data)
 
 
-@functools.lru_cache(maxsize=64)
-def _selling_layout(title: str, teams: tuple) -> alt.Chart:
-    """:func:`selling_time_chart` without its data, for ``teams`` in this order (made once)."""
+@functools.lru_cache(maxsize=16)
+def _selling_layout(title: str) -> alt.Chart:
+    """:func:`selling_time_chart` without its data (made once per title): the teams in the
+    data's order (``team_order``), so that one layout serves any teams in any order."""
     return (
         alt.Chart(placeholder("parts"), title=title)
         .mark_bar()
@@ -60,7 +65,11 @@ def _selling_layout(title: str, teams: tuple) -> alt.Chart:
             x=alt.X(
                 "share:Q", title="share of working hours", axis=alt.Axis(format="%"), stack="zero"
             ),
-            y=alt.Y("team:N", sort=list(teams), title=None),
+            y=alt.Y(
+                "team:N",
+                sort=alt.EncodingSortField(field="team_order", op="min", order="ascending"),
+                title=None,
+            ),
             color=alt.Color(
                 "part:N",
                 title=None,

@@ -96,10 +96,13 @@ from effortlens.deviance.peers import DIRECTIONS as DIRECTIONS
 from effortlens.deviance.peers import FDR as FDR
 from effortlens.deviance.peers import RATE_METRICS as RATE_METRICS
 from effortlens.deviance.peers import WIN_RATE_MIN_VOLUME as WIN_RATE_MIN_VOLUME
+from effortlens.deviance.peers import ResponseCountIndex as ResponseCountIndex
 from effortlens.deviance.peers import deviants_table as deviants_table
 from effortlens.deviance.peers import peer_deviance as peer_deviance
 from effortlens.deviance.peers import rank_deviants as rank_deviants
 from effortlens.deviance.peers import rep_deviance as rep_deviance
+from effortlens.deviance.peers import response_count_index as response_count_index
+from effortlens.deviance.peers import response_counts_between as response_counts_between
 from effortlens.measures import response_counts as response_counts
 from effortlens.measures import win_counts as win_counts
 from effortlens.vocabulary import CLOSED_OUTCOMES as CLOSED_OUTCOMES
@@ -112,6 +115,7 @@ __all__ = [
     "LIMIT_LEVELS",
     "PRACTICE_COLUMNS",
     "RATE_METRICS",
+    "ResponseCountIndex",
     "HUBER_K",
     "FDR",
     "WIN_RATE_MIN_VOLUME",
@@ -125,6 +129,8 @@ __all__ = [
     "practice_in",
     "rank_deviants",
     "rep_deviance",
+    "response_count_index",
+    "response_counts_between",
     "response_counts",
     "what_differs",
     "what_differs_in",

@@ -10,7 +10,9 @@ Examples
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -296,12 +298,112 @@ def daily_response_counts(daily: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class ResponseCountIndex:
+    """Each rep's customer-facing activities (``trials``) and responded ones (``successes``)
+    summed from the first day of the data to each day: a period's counts per rep are two
+    look-ups (:func:`response_counts_between`). Made once per load
+    (:func:`response_count_index`); integers, so the counts are exact.
+    """
+
+    rep_ids: pl.Series
+    first_day: dt.date
+    successes: np.ndarray  # (reps, days + 1): column d sums the days before day d
+    trials: np.ndarray
+
+
+def response_count_index(daily: pl.DataFrame | pl.LazyFrame) -> ResponseCountIndex:
+    """:class:`ResponseCountIndex` of a daily roll-up (``rep_id``, ``day``,
+    ``is_customer_facing``, ``activities``, ``responded``): at 10M activities 2,000 reps x
+    730 days, 12 MB.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> daily = pl.DataFrame({"rep_id": ["r1", "r1", "r2"], "is_customer_facing": [True] * 3,
+    ...     "day": [dt.date(2025, 1, 6), dt.date(2025, 1, 8), dt.date(2025, 1, 7)],
+    ...     "activities": [4, 3, 2], "responded": [1, 2, 0]})
+    >>> index = response_count_index(daily)
+    >>> response_counts_between(index, start=dt.date(2025, 1, 7)).rows()
+    [('r1', 2, 3), ('r2', 0, 2)]
+    """
+    rows = (
+        daily.lazy()
+        .filter(pl.col("is_customer_facing") & (pl.col("activities") > 0))
+        .group_by("rep_id", "day")
+        .agg(pl.col("responded").sum(), pl.col("activities").sum())
+        .collect()
+    )
+    rep_ids = rows["rep_id"].cast(pl.String).unique().sort()
+    if rows.height == 0:
+        empty = np.zeros((0, 1), dtype=np.int64)
+        return ResponseCountIndex(rep_ids, dt.date(1970, 1, 1), empty, empty)
+    first_day, last_day = rows["day"].min(), rows["day"].max()
+    days = (last_day - first_day).days + 1
+    code = (
+        rows.select(pl.col("rep_id").cast(pl.String).cast(pl.Enum(rep_ids)).to_physical())
+        .to_series()
+        .to_numpy()
+        .astype(np.int64)
+    )
+    day = rows.select((pl.col("day") - first_day).dt.total_days()).to_series().to_numpy()
+    cell = code * (days + 1) + day.astype(np.int64) + 1
+    size = len(rep_ids) * (days + 1)
+
+    def cumulated(column: str) -> np.ndarray:
+        values = rows[column].to_numpy().astype(np.int64)
+        summed = np.zeros(size, dtype=np.int64)
+        summed[cell] = values  # one row per rep and day
+        return np.cumsum(summed.reshape(len(rep_ids), days + 1), axis=1)
+
+    return ResponseCountIndex(rep_ids, first_day, cumulated("responded"), cumulated("activities"))
+
+
+def response_counts_between(
+    index: ResponseCountIndex,
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    reps: pl.Series | Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """:func:`daily_response_counts` of the daily rows of ``reps`` (None: every rep) from
+    ``start`` to ``end`` (inclusive; None: open), from the load's :class:`ResponseCountIndex`.
+
+    Examples
+    --------
+    >>> response_counts_between(index, start=dt.date(2025, 1, 1), reps=["r1"])  # doctest: +SKIP
+    """
+    days = index.trials.shape[1] - 1
+
+    def position(day: dt.date | None, default: int) -> int:
+        if day is None:
+            return default
+        return min(max((day - index.first_day).days, 0), days)
+
+    first = position(start, 0)
+    last = position(None if end is None else end + dt.timedelta(days=1), days)
+    last = max(last, first)
+    successes = index.successes[:, last] - index.successes[:, first]
+    trials = index.trials[:, last] - index.trials[:, first]
+    keep = trials > 0
+    if reps is not None:
+        keep &= index.rep_ids.is_in(pl.Series(reps, dtype=pl.String).implode()).to_numpy()
+    return pl.DataFrame(
+        {
+            "rep_id": index.rep_ids.filter(pl.Series(keep)),
+            "successes": pl.Series(successes[keep], dtype=pl.UInt32),
+            "trials": pl.Series(trials[keep], dtype=pl.UInt32),
+        }
+    )
+
+
 def rep_deviance(
     enriched: Enriched,
     *,
     metric: str = "response_rate",
     min_volume: int | None = None,
     peer_keys: Sequence[str] | None = None,
+    counts: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """:func:`peer_deviance` of every rep on ``metric``, straight from an enriched load.
 
@@ -318,12 +420,17 @@ def rep_deviance(
         Other peer keys than the settings'. Peer groups with fewer than
         ``settings.min_peer_reps`` reps with volume fall back to a broader group (see
         :func:`peer_deviance`).
+    counts
+        The reps' ``rep_id``, ``successes`` and ``trials`` on ``metric`` when the caller has
+        them already (e.g. :func:`response_counts_between`); default counted from
+        ``enriched``.
 
     Examples
     --------
     >>> rep_deviance(enriched, metric="win_rate")  # doctest: +SKIP
     """
-    counts = _rate_counts(enriched, metric)
+    if counts is None:
+        counts = _rate_counts(enriched, metric)
     settings = enriched.settings
     if min_volume is None:
         min_volume = settings.min_volume if metric == "response_rate" else WIN_RATE_MIN_VOLUME
