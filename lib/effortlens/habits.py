@@ -1255,8 +1255,8 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
 
 def _mapped(path: Any) -> np.ndarray:
     """``path`` (an ``.npy``) mapped read-only: its pages are read when a period reads them."""
-    try:
-        return np.load(path, mmap_mode="r")
+    try:  # a plain array over the mapped pages (no memmap subclass on every slice)
+        return np.asarray(np.load(path, mmap_mode="r"))
     except ValueError:  # an empty array has no data to map
         return np.load(path)
 
@@ -1288,6 +1288,12 @@ class TouchCodes:
             owners.select(pl.col("rep_id").rank("dense").fill_null(0)).to_series().to_numpy()
         ).astype(np.intp)
         self.n_reps = int(self.rep_of_owner.max()) + 1 if owners.height else 0
+        #: (activity type, weekday, hour) per type code x cells + cell code
+        self.timing_keys = (
+            self.keys["type"]
+            .join(self.keys["cell"], how="cross")
+            .select("activity_type", "weekday", "hour")
+        )
 
     @property
     def days(self) -> tuple[Any, Any] | None:
@@ -1305,13 +1311,17 @@ class TouchCodes:
 
         day = self.columns["day"]
         lo, hi = 0, len(day)
+        # the bound in the column's type: another would convert (and read) the whole column
         if flt.start is not None:
-            lo = int(np.searchsorted(day, _day_number(flt.start), side="left"))
+            lo = int(np.searchsorted(day, day.dtype.type(_day_number(flt.start)), side="left"))
         if flt.end is not None:
-            hi = max(lo, int(np.searchsorted(day, _day_number(flt.end), side="right")))
+            end = day.dtype.type(_day_number(flt.end))
+            hi = max(lo, int(np.searchsorted(day, end, side="right")))
         rows = slice(lo, hi)
         keep = None
-        for name in ("owner", "type"):
+        for name, fields in _RESTRICTING.items():
+            if not any(getattr(flt, f) for f in fields):
+                continue
             keys = self.keys[name]
             kept = filter_frame(keys.with_row_index("code"), replace_period(flt))
             if kept.height == keys.height:
@@ -1349,6 +1359,10 @@ def touch_codes_of(enriched: Any) -> TouchCodes | None:
     if entry not in _TOUCH_CODES:
         _TOUCH_CODES[entry] = TouchCodes(entry / HABIT_TOUCHES)
     return _TOUCH_CODES[entry]
+
+
+#: Code -> the filter fields that restrict it.
+_RESTRICTING = {"owner": ("reps", "teams", "segments", "roles"), "type": ("activity_types",)}
 
 
 def _day_number(day: Any) -> int:
@@ -1402,12 +1416,14 @@ def _dense_effects(
     k = present.sum(axis=0)
     variance = (np.where(present, excess_rc, 0.0) ** 2).sum(axis=0) * k / np.maximum(k - 1, 1)
     activities = n_tc.sum(axis=0)
-    used = activities > 0
-    table = cell_keys.filter(pl.Series(used)).with_columns(
-        activities=pl.Series(activities[used], dtype=pl.UInt32),
-        credited=pl.Series(credit_tc.sum(axis=0)[used], dtype=pl.Float64),
-        expected=pl.Series((n_tc * mean_t[:, None]).sum(axis=0)[used], dtype=pl.Float64),
-        variance=pl.Series(variance[used], dtype=pl.Float64),
+    used = np.flatnonzero(activities)
+    table = cell_keys[used].hstack(
+        [
+            pl.Series("activities", activities[used], dtype=pl.UInt32),
+            pl.Series("credited", credit_tc.sum(axis=0)[used], dtype=pl.Float64),
+            pl.Series("expected", (n_tc * mean_t[:, None]).sum(axis=0)[used], dtype=pl.Float64),
+            pl.Series("variance", variance[used], dtype=pl.Float64),
+        ]
     )
     return _effects_finish(
         table,
@@ -1424,12 +1440,14 @@ def _counts(keys: pl.DataFrame, codes: np.ndarray, responded: np.ndarray) -> pl.
     without a touch left out."""
     n = _sums_by(codes, keys.height)
     answered = _sums_by(codes[responded], keys.height)
-    used = n > 0
+    used = np.flatnonzero(n)
     return (
-        keys.filter(pl.Series(used))
-        .with_columns(
-            n=pl.Series(n[used], dtype=pl.UInt32),
-            responded=pl.Series(answered[used], dtype=pl.UInt32),
+        keys[used]
+        .hstack(
+            [
+                pl.Series("n", n[used], dtype=pl.UInt32),
+                pl.Series("responded", answered[used], dtype=pl.UInt32),
+            ]
         )
         .lazy()
     )
@@ -1470,12 +1488,7 @@ def period_habits(
     keys = codes.keys
     n_types = keys["type"].height
     per_type_cell = touch["type"] * keys["cell"].height + touch["cell"]
-    timing_keys = (
-        keys["type"]
-        .join(keys["cell"], how="cross")
-        .select("activity_type", "weekday", "hour")  # row = type code x cells + cell code
-    )
-    timing = _timing_table(_counts(timing_keys, per_type_cell, touch["responded"]))
+    timing = _timing_table(_counts(codes.timing_keys, per_type_cell, touch["responded"]))
     on_contact = touch["bin"] >= 0
     contact = {
         "type": touch["type"][on_contact],
