@@ -25,10 +25,22 @@ def page(tiny_planted):
 
 
 def test_the_page_filters_its_deals_in_memory_as_the_build_path_does(page):
-    from effortlens_widgets.views import journey_view, page_coverage
+    import polars as pl
+
+    from effortlens_widgets.views import (
+        _deal_tables,  # noqa: PLC2701
+        journey_view,
+        page_coverage,
+    )
 
     state, journey = page.state, page.views[0]
     enriched = state.enriched
+    ids = _deal_tables(state)["deal_ids"]  # the page reads deals by integer codes
+
+    def decoded(frame):
+        assert frame["opportunity_id"].dtype == pl.UInt32
+        return frame.with_columns(opportunity_id=ids.gather(frame["opportunity_id"]))
+
     path = page_coverage(state).stage_path
     for flt in reader_filters(enriched):
         state.filter = flt
@@ -42,13 +54,16 @@ def test_the_page_filters_its_deals_in_memory_as_the_build_path_does(page):
         assert evidence == has_buyer_evidence(view)
         assert deal_rates(slim.tables["opportunities"]) == deal_rates(view.tables["opportunities"])
         assert_frame_equal(
-            slim.tables["stage_history"].sort("opportunity_id", "entered_ts", "stage"),
+            decoded(slim.tables["stage_history"]).sort("opportunity_id", "entered_ts", "stage"),
             view.tables["stage_history"].sort("opportunity_id", "entered_ts", "stage"),
         )
         assert_frame_equal(stage_flags(slim), stage_flags(view), check_exact=False, rel_tol=1e-9)
-        assert_frame_equal(blocked_deals(slim), blocked_deals(view))
+        blocked = blocked_deals(view)
+        assert_frame_equal(decoded(blocked_deals(slim)), blocked)  # the same order too
         shown = journey.frames.get("blocked_deals")
-        assert (shown.height if shown is not None else 0) == blocked_deals(view).height
+        assert (shown.height if shown is not None else 0) == blocked.height
+        if blocked.height:  # the deals' own ids shown
+            assert sorted(shown["opportunity_id"]) == sorted(blocked["opportunity_id"])
         kpis = journey.frames["deal_kpis"]
         assert kpis.height == 4
 

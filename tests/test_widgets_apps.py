@@ -175,30 +175,54 @@ def test_pages_without_statistics_do_not_load_scipy():
 
 
 def test_roe_views_sum_the_weekly_roll_up_to_the_daily_figures(small_planted):
+    import datetime as dt
+
     from polars.testing import assert_frame_equal
 
-    from effortlens.filters import Filter
+    from effortlens.filters import Filter, filter_frame
+    from effortlens.findings import roe_headline
     from effortlens.roe import roe_by, roe_trend
 
     app = return_on_effort_app(data_dir=small_planted)
     state = app.state
     team = sorted(state.enriched.reps["team"].unique())[0]
     kinds = state.enriched.daily["activity_type"].unique().sort()
-    for flt in (Filter(), Filter(teams=(team,)), Filter(activity_types=(kinds[0],))):
+    end = state.enriched.daily["day"].max()
+    start = end - dt.timedelta(days=89)  # whole weeks from the roll-up, the others' days
+    for flt in (
+        Filter(),
+        Filter(teams=(team,)),
+        Filter(activity_types=(kinds[0],)),
+        Filter(teams=(team,), start=start, end=end),
+        Filter(teams=(team,), start=start + dt.timedelta(days=3), end=end - dt.timedelta(days=2)),
+        Filter(start=start, activity_types=(kinds[0],)),
+        Filter(teams=(team,), start=end),  # a single day
+    ):
         state.filter = flt
         weekly, daily = state.roe_facts(), state.view.daily
-        assert weekly.height < daily.height  # the roll-up, not the day rows
+        assert weekly.height < daily.height or flt.start == end  # the roll-up, not the days
         for by in (["team"], ["rep_id"], ["activity_type"], []):
             assert_frame_equal(roe_by(weekly, by=by), roe_by(daily, by=by), check_exact=False)
         assert_frame_equal(roe_trend(weekly), roe_trend(daily), check_exact=False)
-    state.update_filter(start=state.enriched.daily["day"].max())  # a period: the day rows
-    assert state.roe_facts() is state.view.daily
+        if flt.teams and flt.end:  # the cards: this period and the one before, by weeks
+            before = flt.previous_period()
+            previous = filter_frame(state.enriched.daily, before) if before else None
+            expected = roe_headline(daily, previous=previous)
+            shown = app.views[0].frames["headline"]
+            for column in ("value", "previous"):
+                assert_frame_equal(
+                    shown.select(column),
+                    expected.select(pl.col(column).cast(pl.Float64)),
+                    check_exact=False,
+                    rel_tol=1e-9,
+                )
 
 
 def test_organisation_page_from_the_weekly_roll_ups_equals_the_daily_figures(small_planted):
-    """Without a period the organisation page sums rep x week roll-ups made once per load; its
-    frames equal those counted from the filtered daily facts (none, a team, a segment, a rep,
-    and a period and an activity type, which count from the days)."""
+    """The organisation page sums rep x week roll-ups made once per load (a period: those of
+    its whole weeks, and the days of the others); its frames equal those counted from the
+    filtered daily facts (none, a team, a segment, a rep, periods with and without them, and
+    activity types, which count from the days)."""
     import datetime as dt
 
     from polars.testing import assert_frame_equal
@@ -226,7 +250,12 @@ def test_organisation_page_from_the_weekly_roll_ups_equals_the_daily_figures(sma
         Filter(segments=(segment,)),
         Filter(reps=(rep,)),
         Filter(start=end - dt.timedelta(days=89), end=end),
+        Filter(teams=(team,), start=end - dt.timedelta(days=89), end=end),
+        Filter(reps=(rep,), start=end - dt.timedelta(days=60), end=end - dt.timedelta(days=3)),
+        Filter(start=end - dt.timedelta(days=2), end=end),  # within a week
+        Filter(start=end - dt.timedelta(days=200)),
         Filter(activity_types=(kind,)),
+        Filter(activity_types=(kind,), start=end - dt.timedelta(days=89), end=end),
     ):
         state.filter = flt
         view = filter_enriched(state.enriched, flt)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import polars as pl
 from traitlets import Any, Bool, HasTraits, Instance, Unicode, observe
 
-from effortlens.filters import Filter, filter_enriched, filter_frame
+from effortlens.filters import Filter, filter_enriched, period_by_weeks, week_spans
 
 
 class PageState(HasTraits):
@@ -43,7 +43,8 @@ class PageState(HasTraits):
         """A page state; ``cache_dir`` overrides where enriched facts are cached."""
         self._cache_dir = cache_dir
         self._pseudonyms = None
-        self._weekly: tuple | None = None  # (the load's Enriched, its weekly_effort)
+        self._weekly: tuple | None = None  # (the load's Enriched, its weekly_effort, spans)
+        self._effort: tuple | None = None  # (the load's Enriched, a filter, its effort rows)
         super().__init__(**kwargs)
         if self.data is not None:
             self._on_data({"new": self.data})
@@ -87,18 +88,36 @@ class PageState(HasTraits):
         Without a period that is the load's weekly roll-up (rep × week × activity type,
         customer-facing only; :func:`weekly_effort`, made once per load): a filter change then
         sums a few hundred thousand rows at 10M activities instead of the four million of the
-        daily roll-up. A period is counted in days, so with one it is the filtered ``daily``.
-        Either gives the same sums to :func:`effortlens.roe.roe_by` and
-        :func:`effortlens.roe.roe_trend` by week (``None`` before the data is loaded).
+        daily roll-up. A period takes its whole weeks from the same roll-up and its other days
+        (the partial weeks at its ends) from ``daily`` (:func:`effortlens.filters.
+        period_by_weeks`). Each gives the same sums to :func:`effortlens.roe.roe_by` and
+        :func:`effortlens.roe.roe_trend` by week as the filtered ``daily`` (``None`` before
+        the data is loaded).
         """
         if self.view is None:
             return None
-        if self.filter.start is not None or self.filter.end is not None:
-            return self.view.daily
+        return self.effort_under(self.filter)
+
+    def effort_under(self, flt: Filter) -> pl.DataFrame:
+        """:meth:`roe_facts` under ``flt`` (another period, such as the previous one, for
+        instance): the customer-facing rows of the load's ``daily`` that ``flt`` keeps, its
+        whole weeks summed per rep × week × activity type."""
         kept = self._weekly
         if kept is None or kept[0] is not self.enriched:
-            kept = self._weekly = (self.enriched, weekly_effort(self.enriched.daily))
-        return filter_frame(kept[1], self.filter)
+            daily = self.enriched.daily
+            kept = self._weekly = (self.enriched, weekly_effort(daily), week_spans(daily))
+        last = self._effort  # the page's views read the same filter's rows in turn
+        if last is not None and last[0] is self.enriched and last[1] == flt:
+            return last[2]
+        rows = period_by_weeks(
+            kept[1],
+            self.enriched.daily,
+            flt,
+            spans=kept[2],
+            where=pl.col("is_customer_facing"),
+        )
+        self._effort = (self.enriched, flt, rows)
+        return rows
 
     @property
     def pseudonyms(self):

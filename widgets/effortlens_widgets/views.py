@@ -24,6 +24,8 @@ from effortlens.deviance import (
     practice_in,
     rank_deviants,
     rep_deviance,
+    response_count_index,
+    response_counts_between,
     what_differs,
     what_differs_in,
 )
@@ -213,7 +215,7 @@ def headline_kpis(state) -> list[Kpi]:
         previous = filter_frame(days, before) if before is not None else None
     else:
         facts = state.roe_facts()
-        previous = filter_frame(state.enriched.daily, before) if before is not None else None
+        previous = _previous_effort(state, before) if before is not None else None
     measured = page_coverage(state).has_buyer_actions
     return [
         Kpi(
@@ -229,6 +231,17 @@ def headline_kpis(state) -> list[Kpi]:
         )
         for r in roe_headline(facts, previous=previous).iter_rows(named=True)
     ]
+
+
+def _previous_effort(state, before) -> pl.DataFrame:
+    """What the headline compares with: the customer-facing effort of the previous period
+    (:meth:`PageState.effort_under`: its whole weeks summed); when it has none, one of the
+    period's other day rows if there is any (it sums to nothing, as the day rows did), so
+    that a period with only internal work still reads as a period with data."""
+    effort = state.effort_under(before)
+    if effort.height:
+        return effort
+    return filter_frame(state.enriched.daily.lazy(), before).head(1).collect()
 
 
 def _by_day(flt) -> bool:
@@ -619,7 +632,12 @@ class Deviance(View):
             self._table.show_message("No deviants.")
             return
         deviance = self._remembered(
-            ("deviance", self.state.filter, metric), lambda: rep_deviance(view, metric=metric)
+            ("deviance", self.state.filter, metric),
+            lambda: (
+                rep_deviance(view, metric=metric, counts=response_counts_of(self.state, view))
+                if metric == "response_rate"
+                else rep_deviance(view, metric=metric)
+            ),
         )
         if deviance.filter(pl.col("volume") > 0).height == 0:
             what = "closed deals" if metric == "win_rate" else "customer-facing activities"
@@ -713,6 +731,29 @@ class Deviance(View):
         else:
             differs = what_differs(events(view, "activities"), deviance, rep_ids=rep_ids)
         return differs
+
+
+#: Each page state's :class:`effortlens.deviance.ResponseCountIndex`, with its load.
+_RESPONSE_COUNTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def response_counts_of(state, view) -> pl.DataFrame | None:
+    """Each rep's customer-facing activities and responded ones under the page filter, from
+    the load's per-rep running counts by day (:func:`effortlens.deviance.
+    response_count_index`, made once per load): what :func:`effortlens.deviance.rep_deviance`
+    would count from ``view``'s daily roll-up, without reading a day row. None where the
+    counts come from elsewhere (activity types, facts enriched in memory)."""
+    flt = state.filter
+    if flt.activity_types or not getattr(view, "is_lazy", False):
+        return None
+    kept = _RESPONSE_COUNTS.get(state)
+    if kept is None or kept[0] is not state.enriched:
+        index = response_count_index(state.enriched.daily)
+        kept = _RESPONSE_COUNTS[state] = (state.enriched, index)
+    rep_level = flt.reps or flt.teams or flt.segments or flt.roles
+    return response_counts_between(
+        kept[1], start=flt.start, end=flt.end, reps=view.reps["rep_id"] if rep_level else None
+    )
 
 
 class Journey(View):
@@ -891,6 +932,24 @@ def _deal_tables(state) -> dict | None:
                 history = history.filter(pl.Series(deal < opps.height))
                 deal = deal[deal < opps.height]
             verifiers = verifiers.collect()
+            # the flow joins, sorts and groups by deal: it reads each deal's id as an integer
+            # code numbered in the ids' own order (the same order of rows, cheaper keys);
+            # a verifier of no known deal backs no stage entry and is left out
+            ids = opps["opportunity_id"]
+            rank = np.empty(opps.height, dtype=np.uint32)
+            rank[ids.arg_sort().to_numpy()] = np.arange(opps.height, dtype=np.uint32)
+            on_deal = verifiers.join(
+                pl.DataFrame({"opportunity_id": ids, "__code": rank}),
+                on="opportunity_id",
+                how="left",
+                maintain_order="left",
+            )["__code"]
+            verifiers = verifiers.with_columns(opportunity_id=on_deal).filter(
+                pl.col("opportunity_id").is_not_null()
+            )
+            ids_in_order = ids.sort()
+            opps = opps.with_columns(opportunity_id=pl.Series(rank))
+            history = history.with_columns(opportunity_id=pl.Series(rank[deal]))
             # a filter reads a row's owner (team, segment, role: the rep's) and its day: each
             # row keeps a code of its owner and its day, and a filter is applied once to the
             # few owners, then to the rows as two array look-ups
@@ -915,6 +974,7 @@ def _deal_tables(state) -> dict | None:
                 )
 
             tables = {  # what a filter reads, once (the kernel's memory: issue 13)
+                "deal_ids": ids_in_order,  # a deal's id by its code
                 "opportunities": opps,
                 "owners": owners,
                 "deal_owner": owner_of(opps),
@@ -1044,6 +1104,10 @@ def _journey_numbers(state, view, *, by: str | None) -> dict | None:
     blocked = None
     if coverage.times_in_stage:
         blocked = blocked_deals(view)
+        tables = _deal_tables(state)
+        if tables is not None:  # each deal's id from its code
+            ids = tables["deal_ids"].gather(blocked["opportunity_id"])
+            blocked = blocked.with_columns(opportunity_id=ids)
         if blocked.height:
             blocked = blocked.join(
                 view.reps.select("rep_id", "rep_name"), on="rep_id", how="left"

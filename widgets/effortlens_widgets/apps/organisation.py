@@ -12,10 +12,11 @@ from effortlens.charts.organisation import (
     selling_time_chart,
     variance_share_chart,
 )
-from effortlens.filters import Filter, filter_frame
+from effortlens.filters import Filter, filter_frame, period_by_weeks, week_spans
 from effortlens.findings import findings_html, organisation_findings
 from effortlens.organisation import (
     attrition_vs_selling_time,
+    effort_of_hours,
     organisation_table,
     selling_time_by,
     selling_time_of_hours,
@@ -65,14 +66,13 @@ class Organisation(View):
 
     def render(self, view) -> None:
         """Draw every part from the filtered daily facts and teams."""
-        if view.daily.height == 0:
+        figures = remembered(self.state, ("organisation",), lambda: _figures(self.state, view))
+        if figures is None:  # no day rows under the filter
             for p in (self._selling, self._attrition, self._variance):
                 p.show_message(self.no_effort_message("Time for selling"))
             self._finding.value = ""
             return
-        weekly, table, shares = remembered(
-            self.state, ("organisation",), lambda: _figures(self.state, view)
-        )
+        weekly, table, shares = figures
         by_team = selling_time_by(weekly)
         if not page_coverage(self.state).response_measurable:  # unknown, not 0%
             table = table.drop("response_rate", "roe_per_100", strict=False)
@@ -104,14 +104,38 @@ class Organisation(View):
         )
 
 
-def _figures(state, view) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def _figures(state, view) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None:
     """The page's time for selling per rep-week, its table per team and the variance shares
-    under the page filter (``view`` is the state's filtered view)."""
+    under the page filter (``view`` is the state's filtered view); None when the filter keeps
+    no day row (every day row lies in a rep-week of the hours)."""
     settings = view.settings
     flt = state.filter
+    if not flt.activity_types and (flt.start is not None or flt.end is not None):
+        # a period: its whole weeks' rep-week hours are the load's, its partial weeks' are
+        # summed from their days (two weeks of days at most)
+        whole_hours, _, _ = _hours(state)
+        internal = settings.internal
+        hours = period_by_weeks(
+            whole_hours,
+            state.enriched.daily,
+            flt,
+            spans=_spans(state),
+            summed=lambda days: weekly_hours(days, internal_types=internal, effort=True),
+        )
+        if hours.height == 0:
+            return None
+        weekly = selling_time_of_hours(
+            hours, reps=view.reps, working_hours_per_week=settings.working_hours_per_week
+        )
+        effort = effort_of_hours(hours, keys=_REP_KEYS)
+        span = hours.select(pl.col("first_day").min(), pl.col("last_day").max()).row(0)
+        table = organisation_table(view, weekly=weekly, effort=effort, period=span)
+        return weekly, table, variance_share(effort)
     if _by_week(flt):  # the load's roll-ups, filtered: no pass over the days
         whole_hours, whole_weekly, per_rep = _hours(state)
         hours = filter_frame(whole_hours, flt)
+        if hours.height == 0:
+            return None
         weekly = (
             whole_weekly
             if flt.is_everything
@@ -122,7 +146,9 @@ def _figures(state, view) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         period = span if span[0] is not None else None
         table = organisation_table(view, weekly=weekly, effort=effort, period=period)
         return weekly, table, variance_share(effort)
-    # a period or activity types: counted from the days they keep (one pass for the effort)
+    # activity types: counted from the days they keep (one pass for the effort)
+    if view.daily.height == 0:
+        return None
     weekly = selling_time_weekly(
         view.daily,
         reps=view.reps,
@@ -164,7 +190,7 @@ def _hours(state) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     kept = _HOURS.get(state)
     if kept is None or kept[0] is not state.enriched:
         enriched = state.enriched
-        hours = weekly_hours(enriched.daily, internal_types=enriched.settings.internal)
+        hours = weekly_hours(enriched.daily, internal_types=enriched.settings.internal, effort=True)
         weekly = selling_time_of_hours(
             hours,
             reps=enriched.reps,
@@ -172,6 +198,18 @@ def _hours(state) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         )
         per_rep = _effort_per_rep(enriched.daily)
         kept = _HOURS[state] = (enriched, (hours, weekly, per_rep))
+    return kept[1]
+
+
+#: Each page state's week spans (:func:`effortlens.filters.week_spans`), with their load.
+_SPANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _spans(state) -> pl.DataFrame:
+    """The load's first and last day of each week, made once per load."""
+    kept = _SPANS.get(state)
+    if kept is None or kept[0] is not state.enriched:
+        kept = _SPANS[state] = (state.enriched, week_spans(state.enriched.daily))
     return kept[1]
 
 
