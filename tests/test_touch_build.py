@@ -1,0 +1,123 @@
+"""The build's touch facts in one sort (effortlens.touch_build) equal habits.touch_facts: the
+same rows, order and values to the bit, on the planted and null samples, the hand-made load
+and random loads full of ties (same contact, same instant), touches without a contact, long
+gaps and buyer actions at a touch's instant."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from effortlens import habits
+from effortlens.enrich import enrich_tables
+from effortlens.habits import touch_facts
+from effortlens.settings import load_settings
+from effortlens.touch_build import build_touch_facts, credit_em
+
+
+def _same(enriched, iterations: int = 60) -> pl.DataFrame:
+    new = build_touch_facts(enriched, iterations=iterations)
+    assert_frame_equal(new, touch_facts(enriched, iterations=iterations), check_exact=True)
+    return new
+
+
+def test_equal_on_the_planted_sample(small_planted_enriched):
+    enriched, _ = small_planted_enriched
+    new = _same(enriched)
+    assert new["credit_timing"].sum() > 0  # the fit ran: there is something to be equal
+    assert new["sequence_3"].null_count() < new.height
+
+
+def test_equal_on_the_null_sample(small_null_enriched):
+    _same(small_null_enriched[0])
+
+
+def test_equal_on_the_hand_made_load(hand_enriched):
+    _same(hand_enriched)
+
+
+def _random_load(seed: int, *, contacts: int, with_actions: bool = True) -> dict:
+    rng = np.random.default_rng(seed)
+    n, m = 3_000, 900
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    # whole hours over 60 days: many touches share a contact and an instant
+    hours = rng.integers(0, 60 * 24, n)
+    reps = pl.DataFrame(
+        {
+            "rep_id": ["r1", "r2", "r3"],
+            "team": ["A", "B", None],
+            "segment": ["SMB"] * 3,
+            "role": ["AE"] * 3,
+            "timezone": ["Europe/Paris", "America/New_York", None],
+        }
+    )
+    contact = rng.integers(0, contacts, n).astype(str)
+    activities = pl.DataFrame(
+        {
+            "activity_id": [f"a{i:05d}" for i in rng.permutation(n)],
+            "rep_id": rng.choice(["r1", "r2", "r3", "ghost"], n).tolist(),
+            "ts": [t0 + timedelta(hours=int(h)) for h in hours],
+            "activity_type": rng.choice(["email", "call", "meeting", "demo", "admin"], n).tolist(),
+            "account_id": ["x"] * n,
+            "opportunity_id": [None] * n,
+            "contact_id": [None if rng.random() < 0.1 else f"c{c}" for c in contact],
+            "duration_min": [6.0] * n,
+        }
+    )
+    tables = {"reps": reps, "activities": activities}
+    if with_actions:
+        at = rng.integers(0, n, m)  # many at a touch's very instant, the rest in between
+        shift = np.where(rng.random(m) < 0.3, 0, rng.integers(1, 400, m))
+        tables["buyer_actions"] = pl.DataFrame(
+            {
+                "action_id": [f"b{i}" for i in range(m)],
+                "ts": [
+                    t0 + timedelta(hours=int(hours[i] + s)) for i, s in zip(at, shift, strict=True)
+                ],
+                "account_id": ["x"] * m,
+                "opportunity_id": [None] * m,
+                "contact_id": [
+                    None if rng.random() < 0.05 else activities["contact_id"][int(i)] for i in at
+                ],
+                "action_type": ["reply"] * m,
+            }
+        )
+    return tables
+
+
+@pytest.mark.parametrize(("seed", "contacts"), [(1, 40), (2, 400), (3, 5)])
+def test_equal_on_random_loads_full_of_ties(seed, contacts):
+    enriched = enrich_tables(_random_load(seed, contacts=contacts), settings=load_settings())
+    new = _same(enriched, iterations=12)
+    assert new["sequence_2"].null_count() < new.height
+
+
+def test_equal_without_buyer_actions_and_without_touches():
+    settings = load_settings()
+    _same(enrich_tables(_random_load(4, contacts=30, with_actions=False), settings=settings))
+    _same(enrich_tables({}, settings=settings))
+
+
+def test_the_em_is_the_habits_em_to_the_bit():
+    rng = np.random.default_rng(5)
+    touches, pairs, actions = 500, 1_200, 300
+    args = (
+        rng.integers(0, 40, touches),
+        rng.integers(0, 3, touches),
+        rng.uniform(0, 500, touches),  # some windows cut by the end of the data
+        rng.integers(0, actions, pairs),
+        rng.integers(0, touches, pairs),
+        rng.uniform(0, 336, pairs),
+        actions,
+        1e5,
+    )
+    for got, want in zip(
+        credit_em(*args, iterations=30),
+        habits._credit_em(*args, iterations=30),  # noqa: SLF001
+        strict=True,
+    ):
+        assert np.array_equal(got, want)
