@@ -121,3 +121,26 @@ def test_the_em_is_the_habits_em_to_the_bit():
         strict=True,
     ):
         assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize(("seed", "contacts"), [(1, 40), (3, 5)])
+def test_practice_facts_equal_on_random_loads_full_of_ties(seed, contacts):
+    from effortlens.deviance import practice_facts
+    from effortlens.touch_build import build_practice_facts
+
+    acts = enrich_tables(_random_load(seed, contacts=contacts), settings=load_settings()).activities
+    want = practice_facts(acts).collect()
+    assert want["previous_type"].null_count() < want.height
+    assert_frame_equal(build_practice_facts(acts), want, check_exact=True)
+    assert_frame_equal(build_practice_facts(acts.lazy()), want, check_exact=True)
+    assert_frame_equal(build_practice_facts(acts.head(0)), practice_facts(acts.head(0)).collect())
+
+
+def test_practice_facts_equal_on_the_samples(small_planted_enriched, hand_enriched):
+    from effortlens.deviance import practice_facts
+    from effortlens.touch_build import build_practice_facts
+
+    for acts in (small_planted_enriched[0].activities, hand_enriched.activities):
+        assert_frame_equal(
+            build_practice_facts(acts), practice_facts(acts).collect(), check_exact=True
+        )
