@@ -80,12 +80,57 @@ RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "## Serving: {viewers} viewers at once, {cache} browser cache"
 
 
+#: Plain Voila pages, to measure what any page costs in this harness (``--plain``): the code of
+#: one notebook each and the selector that shows it is ready (the "first chart").
+PLAIN_PAGES = {
+    "label": (
+        'import ipywidgets as widgets\nwidgets.Label("Return on effort")',
+        ".widget-label",
+    ),
+    "chart": (
+        "import altair as alt\n"
+        "import polars as pl\n"
+        "from effortlens_widgets.panels import CHART_EMBED_OPTIONS, enable_offline_charts\n"
+        "\n"
+        "enable_offline_charts()  # the chart bundle as the apps get it (served once per page)\n"
+        'weeks = pl.DataFrame({"week": list(range(1, 27)), "roe": [20 + (i * 7) % 11 for i in '
+        "range(26)]})\n"
+        'chart = alt.Chart(weeks).mark_line(point=True).encode(x="week:Q", y="roe:Q")\n'
+        "alt.JupyterChart(chart, embed_options=CHART_EMBED_OPTIONS)",
+        CHART,
+    ),
+}
+
+
+def plain_workbooks(kind: str, folder: Path) -> tuple[Path, str, str]:
+    """A folder holding one plain Voila notebook of :data:`PLAIN_PAGES` ``kind``: (folder,
+    notebook name, ready selector)."""
+    import nbformat
+
+    code, ready = PLAIN_PAGES[kind]
+    folder.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(f"# Plain Voila page: {kind}"),
+        nbformat.v4.new_code_cell(code),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    name = f"plain_{kind}.ipynb"
+    nbformat.write(nb, folder / name)
+    return folder, name, ready
+
+
 @dataclass
 class Figures:
     viewers: int
     notebook: str
     cpus: int
     server_args: list[str]
+    ready: str = CHART  # the selector counted as the page's first (interactive) chart
     startup_s: float = 0.0
     first_chart_s: list[float] = field(default_factory=list)  # first interactive chart
     first_visible_s: list[float] = field(default_factory=list)  # preview or interactive chart
@@ -108,6 +153,8 @@ class Figures:
     load_avg_after_rush: float = 0.0
     status_after: dict = field(default_factory=dict)  # the server's own count at the end
     browser_cache: str = "cold"  # "cold": each viewer a fresh profile; "warm": visited before
+    filter_changes: bool = True  # change the Team filter in each page after the rush
+    workbooks: str = ""  # the served folder of notebooks ("": the repository's workbooks/)
     rush_cpu_s: dict = field(default_factory=dict)  # CPU seconds from the rush to the charts
     # Voila's close beacons (POST /voila/api/shutdown/<kernel>) as the browser saw them
     beacons: dict = field(default_factory=lambda: {"sent": 0, "failed": []})
@@ -196,13 +243,14 @@ def served(
     args: list[str],
     timeout: float = 300.0,
     wait_for_pool: str | None = None,
+    port: int | None = None,
 ):
     """``effortlens serve`` on 127.0.0.1 with ``token``; yields (base URL, process).
 
     With ``wait_for_pool`` (a notebook name), waits until that app's preheated kernels have
-    rendered it.
+    rendered it. ``port`` defaults to a free one.
     """
-    port = free_port()
+    port = port or free_port()
     env = {**os.environ, "EFFORTLENS_TOKEN": token}
     env.pop("JUPYTER_PATH", None)  # the template must be found as installed
     cmd = [
@@ -297,7 +345,15 @@ def _watch_beacons(context, figures: Figures) -> None:
 
 
 async def _viewer(
-    browser, url, token, notebook, start: asyncio.Event, timeout_s, shared=None, figures=None
+    browser,
+    url,
+    token,
+    notebook,
+    start: asyncio.Event,
+    timeout_s,
+    shared=None,
+    figures=None,
+    ready: str = CHART,
 ):
     context = shared or await browser.new_context(viewport=VIEWPORT)
     if figures is not None:
@@ -313,7 +369,7 @@ async def _viewer(
         )
         if response is not None and response.status == 503:
             return context, page, None, "busy"
-        await page.wait_for_selector(CHART, timeout=timeout_s * 1000)
+        await page.wait_for_selector(ready, timeout=timeout_s * 1000)
         interactive = time.monotonic() - t0
         painted = await page.evaluate(_PREVIEW_PAINTED_JS, PREVIEW)
         preview = None if painted is None else max(0.0, painted / 1000 - t0_epoch)
@@ -358,7 +414,7 @@ async def _warm_up(browser, url: str, token: str, figures: Figures, timeout_s: f
     context = await browser.new_context(viewport=VIEWPORT)
     page = await context.new_page()
     await page.goto(f"{url}/voila/render/{figures.notebook}?token={token}", wait_until="commit")
-    await page.wait_for_selector(CHART, timeout=timeout_s * 1000)
+    await page.wait_for_selector(figures.ready, timeout=timeout_s * 1000)
     gone = asyncio.ensure_future(page.wait_for_event("close", timeout=60_000))
     await page.close(run_before_unload=True)
     await gone
@@ -382,7 +438,7 @@ def _cpu_seconds(pid: int) -> float:
     return _tree_sum(pid, cpu)
 
 
-def _browser_cpu_seconds() -> float:
+def browser_cpu_seconds() -> float:
     """CPU of the Chromium processes this script started (Playwright's driver's children)."""
     import psutil
 
@@ -410,19 +466,27 @@ async def _drive(url, token, figures: Figures, server_pid: int, *, page_timeout:
             tasks = [
                 asyncio.create_task(
                     _viewer(
-                        browser, url, token, figures.notebook, start, page_timeout, shared, figures
+                        browser,
+                        url,
+                        token,
+                        figures.notebook,
+                        start,
+                        page_timeout,
+                        shared,
+                        figures,
+                        figures.ready,
                     )
                 )
                 for _ in range(figures.viewers)
             ]
             await asyncio.sleep(1.0)  # every context and page is open before the rush
             sampler = asyncio.create_task(_sample_peak(server_pid, figures))
-            cpu0 = (_browser_cpu_seconds(), _cpu_seconds(server_pid), time.monotonic())
+            cpu0 = (browser_cpu_seconds(), _cpu_seconds(server_pid), time.monotonic())
             start.set()
             results = await asyncio.gather(*tasks)
             sampler.cancel()
             figures.rush_cpu_s = {
-                "browsers": round(_browser_cpu_seconds() - cpu0[0], 1),
+                "browsers": round(browser_cpu_seconds() - cpu0[0], 1),
                 "server_and_kernels": round(_cpu_seconds(server_pid) - cpu0[1], 1),
                 "wall": round(time.monotonic() - cpu0[2], 1),
             }
@@ -442,7 +506,7 @@ async def _drive(url, token, figures: Figures, server_pid: int, *, page_timeout:
                     visible = interactive if preview is None else min(preview, interactive)
                     figures.first_visible_s.append(round(visible, 2))
             for _context, page, seconds, _failure in results:
-                if seconds is None:
+                if seconds is None or not figures.filter_changes:
                     continue
                 try:
                     figures.filter_change_s.append(round(await _filter_change(page, 30), 3))
@@ -497,26 +561,47 @@ def run_load_test(
     log_path: Path | None = None,
     back_to_pool_within: float | None = None,
     browser_cache: str = "cold",
+    port: int | None = None,
+    workbooks: Path | None = None,
+    ready: str = CHART,
+    filter_changes: bool = True,
 ) -> Figures:
-    """Serve, rush ``viewers`` pages at once, change a filter in each, close them, wait."""
-    data = data or _sample_data()
+    """Serve, rush ``viewers`` pages at once, change a filter in each, close them, wait.
+
+    ``workbooks`` serves another folder of notebooks (``ready``: the selector that shows its
+    page is drawn; ``filter_changes=False`` for a page without the filter bar).
+    """
+    data = data or sample_data()
     token = secrets.token_urlsafe(16)
     args = [
         "--cull-idle",
         str(cull_idle),
         "--cull-interval",
         "5",
+        *(["--workbooks", str(workbooks)] if workbooks else []),
         *(server_args or []),
     ]
     figures = Figures(
-        viewers=viewers, notebook=notebook, cpus=os.cpu_count() or 0, server_args=args
+        viewers=viewers,
+        notebook=notebook,
+        cpus=os.cpu_count() or 0,
+        server_args=args,
+        ready=ready,
+        filter_changes=filter_changes,
+        workbooks=str(workbooks or ""),
     )
     figures.cull_idle_s = cull_idle
     figures.browser_cache = browser_cache
     log_path = log_path or REPO / "test-artifacts" / f"load-test-{viewers}.log"
     t0 = time.monotonic()
     with served(
-        data=data, token=token, log_path=log_path, args=args, timeout=600, wait_for_pool=notebook
+        data=data,
+        token=token,
+        log_path=log_path,
+        args=args,
+        timeout=600,
+        wait_for_pool=notebook,
+        port=port,
     ) as (url, proc):
         figures.startup_s = round(time.monotonic() - t0, 1)
         time.sleep(2.0)
@@ -549,7 +634,7 @@ def run_load_test(
     return figures
 
 
-def _sample_data() -> Path:
+def sample_data() -> Path:
     folder = REPO / "sample_data" / "generated" / "default"
     if not (folder / "reps.parquet").exists():
         subprocess.run(["make", "sample"], cwd=REPO, check=True)
@@ -583,7 +668,8 @@ def markdown(figures: Figures, missed: list[str]) -> str:
     s = figures.summary()
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
-        SECTION.format(viewers=figures.viewers, cache=figures.browser_cache),
+        SECTION.format(viewers=figures.viewers, cache=figures.browser_cache)
+        + (f", plain page {figures.notebook}" if figures.workbooks else ""),
         "",
         f"`bench/load_test.py --viewers {figures.viewers}`, {when}, {figures.cpus} cores, "
         f"Chromium on the same machine ({figures.browser_cache} browser cache: "
@@ -592,8 +678,12 @@ def markdown(figures: Figures, missed: list[str]) -> str:
             if figures.browser_cache == "cold"
             else "the viewers share a profile that opened the app once before, as on a return visit"
         )
-        + f"); app `{figures.notebook}` on the bundled sample; "
-        f"server options `{' '.join(figures.server_args)}`. Load average (1 min) "
+        + (
+            f"); app `{figures.notebook}` on the bundled sample; "
+            if not figures.workbooks
+            else f"); plain Voila page `{figures.notebook}` (drawn: `{figures.ready}`); "
+        )
+        + f"server options `{' '.join(figures.server_args)}`. Load average (1 min) "
         f"{figures.load_avg_before} before the rush, {figures.load_avg_after_rush} after it "
         "(the machine is shared: other jobs count too).",
         "",
@@ -659,11 +749,32 @@ def main(argv: list[str] | None = None) -> int:
         default="cold",
         help="cold: each viewer a fresh browser profile; warm: one shared profile, visited once",
     )
+    p.add_argument("--port", type=int, help="the server's port (default: a free one)")
+    p.add_argument(
+        "--back-to-pool-within",
+        type=float,
+        help="seconds to wait, after the pages closed, for the pool to be whole again "
+        "(default: the culling time + 75)",
+    )
+    p.add_argument(
+        "--plain",
+        choices=sorted(PLAIN_PAGES),
+        help="rush a plain Voila page instead of an app (label: one Label widget; chart: one "
+        "JupyterChart as the apps draw it), served by the same server: what any page costs here",
+    )
     p.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
     p.add_argument("server_args", nargs="*", help="more `effortlens serve` options, after --")
     args = p.parse_args(argv)
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("deadline")))
     signal.alarm(int(args.deadline))
+    plain = {}
+    if args.plain:
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="effortlens-plain-"))
+        folder, notebook, ready = plain_workbooks(args.plain, folder)
+        plain = {"workbooks": folder, "ready": ready, "filter_changes": False}
+        args.notebook = notebook  # its pool: --pool-app plain_<kind>.ipynb=N after --
     figures = run_load_test(
         viewers=args.viewers,
         notebook=args.notebook,
@@ -672,6 +783,9 @@ def main(argv: list[str] | None = None) -> int:
         cull_idle=args.cull_idle,
         page_timeout=args.page_timeout,
         browser_cache=args.browser_cache,
+        port=args.port,
+        back_to_pool_within=args.back_to_pool_within,
+        **plain,
     )
     signal.alarm(0)
     missed = verdict(figures, p90_target=args.p90_target, filter_target=args.filter_target)

@@ -537,9 +537,52 @@ def test_chart_panel_reuses_its_widget_and_offers_csv():
     assert _charts(panel) == [first] and first.spec["mark"]["type"] == "line"
     assert _csv_downloads(panel)[0].equals(frame)
     panel.show_message("nothing here")
-    (box,) = [w for w in walk(panel) if first in (getattr(w, "children", ()) or ())]
-    assert box.layout.display == "none" and "nothing here" in page_html(panel)
+    assert first.layout.display == "none" and "nothing here" in page_html(panel)
     assert _csv_downloads(panel) == []
+    panel.show(alt.Chart(frame).mark_bar().encode(x="x", y="y"), table_frame=frame)
+    assert _charts(panel) == [first] and first.layout.display is None
+
+
+def _live_models() -> dict:
+    from ipywidgets.widgets import widget as widget_module
+
+    return dict(widget_module._instances)  # noqa: SLF001 - every model a page is sent
+
+
+def test_an_app_shares_equal_layouts_and_styles(small_planted):
+    """Every model is sent to and built in each viewer's page: equal layouts and styles are
+    one shared model, and the models they replace are closed, not left behind."""
+    import collections
+
+    before = set(_live_models())
+    app = return_on_effort_app(data_dir=small_planted)
+    made = {k: w for k, w in _live_models().items() if k not in before}
+    kinds = collections.Counter(type(w).__name__ for w in made.values())
+    layouts = [w for w in made.values() if isinstance(w, widgets.Layout)]
+    styles = [w for w in made.values() if isinstance(w, widgets.Style)]
+    # one model per distinct value (the charts keep their own: a message hides them)
+    values = {tuple(sorted(w.get_state().items())) for w in layouts}
+    assert len(layouts) <= len(values) + 3, kinds
+    assert len({(type(w), tuple(sorted(w.get_state().items()))) for w in styles}) == len(styles)
+    assert len(made) < 70, kinds  # 117 before sharing
+    # every layout and style a live widget refers to is itself live (none closed under it)
+    for w in walk(app):
+        for trait in ("layout", "style"):
+            model = getattr(w, trait, None)
+            if isinstance(model, widgets.Widget):
+                assert model.comm is not None, (type(w).__name__, trait)
+
+
+def test_a_shared_layout_cannot_be_changed_for_one_widget(small_planted):
+    app = return_on_effort_app(data_dir=small_planted)
+    htmls = [w for w in walk(app) if isinstance(w, widgets.HTML)]
+    assert len({id(w.layout) for w in htmls}) == 1  # one shared layout
+    with pytest.raises(TraitError, match="shared"):
+        htmls[0].layout.display = "none"  # would hide every HTML of the page
+    assert all(w.layout.display is None for w in htmls)
+    # a chart is hidden and shown again on its own (its panel gives it its own layout)
+    charts = [w for w in walk(app) if type(w).__name__ == "JupyterChart"]
+    assert len({id(c.layout) for c in charts}) == len(charts)
 
 
 def test_panels_redraw_when_their_title_or_caption_changes():

@@ -14,6 +14,7 @@ from traitlets import Dict, Unicode
 
 from effortlens.enrich import Enriched
 from effortlens_widgets._html import CSS, error_box, escape
+from effortlens_widgets._shared import live_model_ids, share_layouts_and_styles, widgets_made_since
 from effortlens_widgets.controls import AnonymiseToggle, FilterBar
 from effortlens_widgets.panels import enable_offline_charts
 from effortlens_widgets.state import PageState
@@ -111,7 +112,7 @@ class View(widgets.VBox):
         """Build the view on ``state``; it draws once the state has data."""
         super().__init__(**kwargs)
         self.state = state
-        self._problem = widgets.HTML()
+        self._problem: widgets.HTML | None = None  # made on the first failure (a model less)
         state.observe(
             self.refresh, names=["view" if self.follows_filter else "enriched", "anonymise"]
         )
@@ -145,7 +146,8 @@ class View(widgets.VBox):
         view = self.state.view
         if view is None:
             return
-        self._problem.value = ""
+        if self._problem is not None:
+            self._problem.value = ""
         self.set_trait("problem", "")
         self.set_trait("frames", {})
         try:
@@ -153,6 +155,8 @@ class View(widgets.VBox):
         except (Exception, pl.exceptions.PanicException) as err:  # never a traceback
             at = log_problem(f"{type(self).__name__} could not be drawn", err)
             self.set_trait("problem", DRAW_PROBLEM.format(at=at))
+            if self._problem is None:
+                self._problem = widgets.HTML()
             self._problem.value = error_box(
                 "This part of the page could not be drawn.", self.problem
             )
@@ -201,6 +205,7 @@ class App(widgets.VBox):
         show_title: bool = False,
     ) -> None:
         """Build the page and, unless ``load=False``, load its data."""
+        made_before = live_model_ids()
         super().__init__()
         enable_offline_charts()
         self.add_class("el-view")
@@ -208,48 +213,50 @@ class App(widgets.VBox):
         self.title, self.question = title, question
         self.state = state or PageState()
         self.state.anonymise = anonymise
-        self._status = widgets.HTML()
+        # the page's styles, its heading and the data status in one HTML widget (each widget is
+        # a model, a view and its layout and style in every viewer's page)
+        self._head = CSS + PAGE_CSS
+        if show_title:
+            self._head += (
+                f'<div class="el-app-title"><h1>{escape(title)}</h1><p>{escape(question)}</p></div>'
+            )
+        self._status = widgets.HTML(self._head)
         self.filter_bar = FilterBar(self.state, show=filters, default_period=default_period)
+        anonymise_toggle = AnonymiseToggle(self.state)
         toolbar = widgets.HBox(
-            [self.filter_bar, AnonymiseToggle(self.state)],
+            [self.filter_bar, anonymise_toggle] if filters else [anonymise_toggle],
             layout=widgets.Layout(justify_content="space-between", align_items="center"),
         )
         toolbar.add_class("el-toolbar")
-        if not filters:
-            toolbar.children = [AnonymiseToggle(self.state)]
         self.views = [make(self.state) for make in views]
-        self.children = [
-            widgets.HTML(CSS + PAGE_CSS),
-            widgets.HTML(
-                f'<div class="el-app-title"><h1>{escape(title)}</h1><p>{escape(question)}</p></div>'
-                if show_title
-                else ""
-            ),
-            self._status,
-            toolbar,
-            *self.views,
-        ]
+        self.children = [self._status, toolbar, *self.views]
         if load:
             self.load(data_dir)
+        # equal layouts and styles shared: about half of a page's models (see _shared.py)
+        share_layouts_and_styles(widgets_made_since(made_before))
+
+    def _show_status(self, html: str) -> None:
+        """The data status line (or a message) under the page's heading."""
+        self._status.value = self._head + html
 
     def load(self, data_dir: str | Path | None = None) -> None:
         """Load and enrich ``data_dir`` (or the default); problems show as a message."""
         from effortlens_widgets.data_source import load_data
 
-        self._status.value = '<div class="el-note">Loading and preparing the data…</div>'
+        self._show_status('<div class="el-note">Loading and preparing the data…</div>')
         self.set_trait("error", "")
         try:
             data = load_data(data_dir)
         except (Exception, pl.exceptions.PanicException) as err:  # a panic is a BaseException
             self.set_trait("error", load_error_text(err))
-            self._status.value = error_box("The data could not be loaded.", self.error)
+            self._show_status(error_box("The data could not be loaded.", self.error))
             return
         self.state.data = data
         if self.state.error:
             self.set_trait("error", self.state.error)
-            self._status.value = error_box("The data could not be prepared.", self.error)
+            self._show_status(error_box("The data could not be prepared.", self.error))
             return
-        self._status.value = _status_line(data)
+        self._show_status(_status_line(data))
 
     def _repr_mimebundle_(self, **kwargs):
         """The widget view; under Voilà also a static preview of the first chart

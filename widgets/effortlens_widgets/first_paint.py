@@ -5,9 +5,11 @@ In Voilà's lab template nothing of a page is visible until its whole JavaScript
 :class:`~effortlens_widgets.app.App` therefore adds to its display a static SVG of its first
 chart, rendered from the very Vega-Lite spec its interactive ``JupyterChart`` draws. The
 ``effortlens`` Voilà template (``share/jupyter/voila/templates/effortlens/index.html.j2``)
-shows it as an image as soon as the HTML and CSS are parsed, says it is a preview, and hides it
-once the interactive chart has drawn. Preheated kernels render the notebook before any viewer
-arrives, so a viewer pays nothing for it.
+shows it as an image as soon as the HTML and CSS are parsed and says it is a preview; once the
+app's widgets are on the page it moves the image into the panel of that chart (marked with
+:data:`TARGET_CLASS`), in the very place the chart will draw, and removes it once the
+interactive chart has drawn there, so nothing on the page jumps. Preheated kernels render the
+notebook before any viewer arrives, so a viewer pays nothing for it.
 
 - The SVG is made by ``vl-convert`` (Altair's own export engine) in a short-lived subprocess,
   so its V8 engine (about 100 MB) never lives in a kernel, and it is cached on disk under the
@@ -35,6 +37,10 @@ import ipywidgets as widgets
 
 #: The mime type of the preview in an app's display bundle (read by the Voilà template).
 PREVIEW_MIME = "application/vnd.effortlens.first-paint+json"
+#: The class of the panel whose chart the preview stands for: the page moves the preview into
+#: that panel, where its chart will draw, as soon as the panel is on the page (no jump when the
+#: chart comes; see the ``effortlens`` template).
+TARGET_CLASS = "el-first-paint-target"
 #: Set by Voilà in its kernels' environment (``"True"`` for a preheated kernel, else ``"False"``).
 VOILA_ENV = "VOILA_PREHEAT"
 #: Seconds the renderer subprocess may take (a cold vl-convert start is about 1-2 CPU s).
@@ -89,8 +95,7 @@ def first_chart_panel(widget: widgets.Widget):
     from effortlens_widgets.panels import ChartPanel
 
     if isinstance(widget, ChartPanel):
-        shown = widget._chart is not None and widget._chart_box.layout.display != "none"  # noqa: SLF001
-        return widget if shown else None
+        return widget if widget.chart_shown else None
     if getattr(widget.layout, "display", None) == "none":
         return None
     for child in getattr(widget, "children", ()):
@@ -211,6 +216,7 @@ def preview(widget: widgets.Widget) -> dict | None:
     svg = render_svg(spec)
     if svg is None:
         return None
+    panel.add_class(TARGET_CLASS)
     return {
         "title": panel.title,
         "caption": panel.caption,

@@ -21,6 +21,7 @@ from traitlets import Bool, Int, List, Unicode, observe
 from effortlens.charts.theme import chart_spec
 from effortlens.safe_csv import csv_bytes
 from effortlens_widgets._html import error_box, escape, table
+from effortlens_widgets._shared import own_layout
 
 _OFFLINE = False
 #: Set by ``effortlens serve`` for its kernels: the bundle's path under the server's base URL.
@@ -245,7 +246,7 @@ class ChartPanel(widgets.VBox):
         enable_offline_charts()
         self.title, self.caption = title, caption
         self.filename = filename or (title.lower().replace(" ", "-") or "effortlens-view")
-        self._chart_box = widgets.Box(layout=widgets.Layout(width="100%"))
+        # the chart goes between the heading and the downloads when it is first shown
         self._jchart: alt.JupyterChart | None = None
         self._table: pl.DataFrame | None = None
         self._chart: alt.TopLevelMixin | None = None
@@ -253,12 +254,18 @@ class ChartPanel(widgets.VBox):
         self._png = DownloadButton(label="⬇ PNG", hint="This chart as an image")
         self._selection_handlers: list[tuple[str, Callable]] = []
         self.add_class("el-panel")
-        self.children = [
-            self._heading,
-            self._chart_box,
-            widgets.HBox([self._csv, self._png], layout={"align_items": "center"}),
-        ]
+        self._downloads = widgets.HBox([self._csv, self._png], layout={"align_items": "center"})
+        self.children = [self._heading, self._downloads]
         self._render_heading()
+
+    @property
+    def chart_shown(self) -> bool:
+        """Whether the panel shows a chart now (not a message in its place)."""
+        return (
+            self._chart is not None
+            and self._jchart is not None
+            and self._jchart.layout.display != "none"
+        )
 
     @observe("title", "caption")
     def _on_title(self, change) -> None:
@@ -291,14 +298,19 @@ class ChartPanel(widgets.VBox):
         if self._jchart is None:
             # no vega-embed actions menu: its "Open in Vega Editor" posts the chart and its
             # data to an outside site, and the panel has its own CSV/PNG downloads
-            self._jchart = alt.JupyterChart(chart, embed_options=CHART_EMBED_OPTIONS)
-            self._chart_box.children = [self._jchart]
+            # its own layout: a message hides it (see effortlens_widgets._shared)
+            self._jchart = own_layout(
+                alt.JupyterChart(
+                    chart, embed_options=CHART_EMBED_OPTIONS, layout=widgets.Layout(width="100%")
+                )
+            )
+            self.children = [self._heading, self._jchart, self._downloads]
         else:
             self._jchart.chart = chart
         # every new chart brings new selection objects: wire the handlers to them
         for name, handler in self._selection_handlers:
             self._wire(name, handler)
-        self._chart_box.layout.display = None
+        self._jchart.layout.display = None
         self._csv.offer(
             (lambda: csv_bytes(table_frame)) if table_frame is not None else None,
             filename=f"{self.filename}.csv",
@@ -313,7 +325,8 @@ class ChartPanel(widgets.VBox):
             else f'<div class="el-note">{escape(text)}</div>'
         )
         self._render_heading()
-        self._chart_box.layout.display = "none"
+        if self._jchart is not None:
+            self._jchart.layout.display = "none"
         self._csv.offer(None, filename=f"{self.filename}.csv")
         self._png.offer(None, filename=f"{self.filename}.png", mime="image/png")
 
