@@ -206,10 +206,19 @@ _SPANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _spans(state) -> pl.DataFrame:
-    """The load's first and last day of each week, made once per load."""
+    """The load's first and last day of each week, made once per load from its rep-week hours
+    (each row's first and last day: the same spans as :func:`effortlens.filters.week_spans`
+    of the daily facts, from 141k rows instead of four million at 10M activities)."""
     kept = _SPANS.get(state)
     if kept is None or kept[0] is not state.enriched:
-        kept = _SPANS[state] = (state.enriched, week_spans(state.enriched.daily))
+        days = (  # each rep-week's first and last day: every week's first and last among them
+            _hours(state)[0]
+            .lazy()
+            .select("week", pl.concat_list("first_day", "last_day").alias("day"))
+            .explode("day")
+        )
+        spans = week_spans(days)
+        kept = _SPANS[state] = (state.enriched, spans)
     return kept[1]
 
 
