@@ -231,11 +231,15 @@ def _edited_digest(tmp_path: Path, relative: str, old: str, new: str) -> str:
         ("charts/habits.py", "from __future__", "# edited\nfrom __future__", False),
         ("roe.py", "def roe_by(", "def roe_by(  # edited\n", False),
         ("flow.py", "def flow_table(", "def flow_table(  # edited\n", False),
+        # the reference the build's touch facts are tested equal to (tests/test_touch_build.py)
+        ("habits.py", "def touch_facts(", "def touch_facts(  # edited\n", False),
         # build-time code, in the modules read whole and deep in the views' modules
         ("facts.py", "def write_aggregates(", "def write_aggregates(  # edited\n", True),
         ("enrich.py", "from __future__", "# edited\nfrom __future__", True),
-        ("habits.py", "def touch_facts(", "def touch_facts(  # edited\n", True),
-        ("habits.py", "def _bin_order(", "def _bin_order(  # edited\n", True),  # a helper
+        ("touch_build.py", "def build_touch_facts(", "def build_touch_facts(  # e\n", True),
+        ("touch_build.py", "def build_practice_facts(", "def build_practice_facts(  # e\n", True),
+        ("touch_build.py", "def _credits(", "def _credits(  # edited\n", True),  # a helper
+        ("habits.py", "def _overall_rate(", "def _overall_rate(  # edited\n", False),
         ("habits.py", "def write_touch_codes(", "def write_touch_codes(  # edited\n", True),
         ("habits.py", "(2, 4, 8, 15, 31)", "(2, 4, 8, 15, 30)", True),  # CADENCE_EDGES
         ("roe.py", "def streak_facts(", "def streak_facts(  # edited\n", True),
