@@ -1286,7 +1286,7 @@ class TouchCodes:
         # (1, 2, … in rep_id order; a null rep_id is a rep of its own, 0)
         self.rep_of_owner = (
             owners.select(pl.col("rep_id").rank("dense").fill_null(0)).to_series().to_numpy()
-        ).astype(np.intp)
+        ).astype(np.int32)
         self.n_reps = int(self.rep_of_owner.max()) + 1 if owners.height else 0
         #: (activity type, weekday, hour) per type code x cells + cell code
         self.timing_keys = (
@@ -1385,11 +1385,14 @@ def _sums_by(codes: np.ndarray, size: int, *, weights: np.ndarray | None = None)
 
 
 def _dense_effects(
-    touch: dict[str, np.ndarray],
+    types: np.ndarray,
+    per_cell: np.ndarray,
+    counted: np.ndarray,
+    slot: np.ndarray,
+    reps: np.ndarray,
+    credited: np.ndarray,
     cell_keys: pl.DataFrame,
     *,
-    cell: str,
-    credit: str,
     n_types: int,
     n_reps: int,
     feature: str,
@@ -1397,21 +1400,24 @@ def _dense_effects(
     min_activities: int,
     alpha: float,
 ) -> pl.DataFrame:
-    """:func:`_effects_table` of the touches on a contact (``touch``: their codes), from
-    bincounts: per type, per type x cell and per rep x cell (never per rep x type x cell)."""
-    types, cells, reps, credited = touch["type"], touch[cell], touch["rep"], touch[credit]
-    size = cell_keys.height
-    per_cell = types * size + cells
-    n_tc = _sums_by(per_cell, n_types * size).reshape(n_types, size)
-    credit_tc = _sums_by(per_cell, n_types * size, weights=credited).reshape(n_types, size)
+    """:func:`_effects_table` of the touches on a contact, from bincounts of the period's
+    touches: per type, per type x cell and per rep x cell (never per rep x type x cell).
+    ``slot`` is 1 + the cell code of a touch on a contact and 0 for the others (a spare
+    column, dropped), so no touch is selected out (the sums keep the touches' order).
+    ``per_cell`` numbers (type, slot, rest) with ``rest`` of ``counted.shape[2]`` values
+    (responded, ...) and ``counted`` is its bincount, shape (types, cells + 1, rest)."""
+    width = cell_keys.height + 1
+    rest = counted.shape[2]
+    n_tc = counted[:, 1:].sum(axis=2)
+    credit_tc = _sums_by(per_cell, n_types * width * rest, weights=credited)
+    credit_tc = credit_tc.reshape(n_types, width, rest)[:, 1:].sum(axis=2)
     n_t = n_tc.sum(axis=1)
     # each touch is expected the mean credit of its activity type (indirect standardisation)
     mean_t = np.divide(credit_tc.sum(axis=1), n_t, out=np.zeros(n_types), where=n_t > 0)
-    per_rep = reps * size + cells
-    n_rc = _sums_by(per_rep, n_reps * size).reshape(n_reps, size)
-    excess_rc = _sums_by(per_rep, n_reps * size, weights=credited - mean_t[types]).reshape(
-        n_reps, size
-    )
+    per_rep = _combined(reps, (slot, width))
+    n_rc = _sums_by(per_rep, n_reps * width).reshape(n_reps, width)[:, 1:]
+    excess = credited - mean_t[types]
+    excess_rc = _sums_by(per_rep, n_reps * width, weights=excess).reshape(n_reps, width)[:, 1:]
     present = n_rc > 0
     k = present.sum(axis=0)
     variance = (np.where(present, excess_rc, 0.0) ** 2).sum(axis=0) * k / np.maximum(k - 1, 1)
@@ -1435,11 +1441,7 @@ def _dense_effects(
     )
 
 
-def _counts(keys: pl.DataFrame, codes: np.ndarray, responded: np.ndarray) -> pl.LazyFrame:
-    """``keys`` (a key table) with ``n`` touches per code and ``responded`` of them, the codes
-    without a touch left out."""
-    n = _sums_by(codes, keys.height)
-    answered = _sums_by(codes[responded], keys.height)
+def _counts_table(keys: pl.DataFrame, n: np.ndarray, answered: np.ndarray) -> pl.LazyFrame:
     used = np.flatnonzero(n)
     return (
         keys[used]
@@ -1451,6 +1453,34 @@ def _counts(keys: pl.DataFrame, codes: np.ndarray, responded: np.ndarray) -> pl.
         )
         .lazy()
     )
+
+
+def _counts(keys: pl.DataFrame, slot: np.ndarray, responded: np.ndarray) -> pl.LazyFrame:
+    """``keys`` (a key table) with ``n`` touches per code and ``responded`` of them, the codes
+    without a touch left out. ``slot`` is 1 + the code of a touch (0: none, not counted),
+    ``responded`` a bool per touch: one bincount of ``slot * 2 + responded``."""
+    size = keys.height
+    index = _combined(slot, (responded, 2))
+    both = _sums_by(index, (size + 1) * 2).reshape(size + 1, 2)[1:]
+    return _counts_table(keys, both[:, 0] + both[:, 1], both[:, 1])
+
+
+def _combined(first: np.ndarray, *rest: tuple[np.ndarray, int]) -> np.ndarray:
+    """One code of ``first`` and ``rest`` (code, how many values it has) pairs, mixed radix,
+    made in place in ``int32`` (a quarter of the memory passes of ``intp``; the bincount
+    then widens it once)."""
+    code = first.astype(np.int32)
+    for array, size in rest:
+        code *= size
+        code += array
+    return code
+
+
+def _slot(codes: np.ndarray) -> np.ndarray:
+    """1 + ``codes`` (-1: none -> 0) as ``int32``, in one pass."""
+    slot = codes.astype(np.int32)
+    slot += 1
+    return slot
 
 
 def period_habits(
@@ -1469,6 +1499,10 @@ def period_habits(
     :func:`touch_habits` of the filtered :func:`touch_facts` (activity types as text); float
     sums may differ in the last bits (another order).
 
+    A period without a mask is never copied: the bincounts read its slice of the mapped
+    codes (a touch without a contact or a sequence counts to a spare bin, not selected
+    out), the combined codes are made in one pass each.
+
     Examples
     --------
     >>> period_habits(codes, Filter(start=dt.date(2026, 4, 6)))["cadence"]  # doctest: +SKIP
@@ -1479,44 +1513,56 @@ def period_habits(
         column = codes.columns[name][rows]
         return np.asarray(column if keep is None else column[keep])
 
-    touch = {
-        "type": take("type").astype(np.intp),
-        "cell": take("cell").astype(np.intp),
-        "bin": take("bin").astype(np.intp),
-        "responded": take("responded").astype(bool),
-    }
     keys = codes.keys
-    n_types = keys["type"].height
-    per_type_cell = touch["type"] * keys["cell"].height + touch["cell"]
-    timing = _timing_table(_counts(codes.timing_keys, per_type_cell, touch["responded"]))
-    on_contact = touch["bin"] >= 0
-    contact = {
-        "type": touch["type"][on_contact],
-        "cell": touch["cell"][on_contact],
-        "bin": touch["bin"][on_contact],
-        "rep": codes.rep_of_owner[take("owner")[on_contact]],
-        "credit_timing": take("credit_timing")[on_contact],
-        "credit_cadence": take("credit_cadence")[on_contact],
-    }
+    n_types, n_cells, n_bins = keys["type"].height, keys["cell"].height, keys["bin"].height
+    types = take("type")
+    responded = take("responded")
+    if responded.dtype != np.bool_:
+        responded = responded.astype(bool)
+    bin_slot = _slot(take("bin"))  # 1 + bin, 0 without a contact
+    on_contact = bin_slot > 0
+    # timing: (type, 1 + cell on a contact else 0, responded, cell) in one code and one
+    # bincount: the timing table (every touch) and the touches on a contact per type x cell
+    cell = take("cell")
+    cell_slot = _slot(cell)
+    cell_slot *= on_contact
+    per_timing = _combined(types, (cell_slot, n_cells + 1), (responded, 2), (cell, n_cells))
+    timing_rest = 2 * n_cells
+    by_timing = _sums_by(per_timing, n_types * (n_cells + 1) * timing_rest).reshape(
+        n_types, n_cells + 1, timing_rest
+    )
+    # summed over on/off contact: (type, responded, cell) -> (type x cell, responded)
+    every = by_timing.sum(axis=1).reshape(n_types, 2, n_cells).transpose(0, 2, 1)
+    every = every.reshape(n_types * n_cells, 2)
+    timing = _timing_table(
+        _counts_table(codes.timing_keys, every[:, 0] + every[:, 1], every[:, 1]).lazy()
+    )
+    # cadence: (type, 1 + bin, responded) in one code: the cadence table and its effects
+    per_bin = _combined(types, (bin_slot, n_bins + 1), (responded, 2))
+    by_bin = _sums_by(per_bin, n_types * (n_bins + 1) * 2).reshape(n_types, n_bins + 1, 2)
+    bins = by_bin.sum(axis=0)[1:]
     cadence = _cadence_cells(
-        _counts(keys["bin"], contact["bin"], touch["responded"][on_contact]),
+        _counts_table(keys["bin"], bins[:, 0] + bins[:, 1], bins[:, 1]),
         edges=CADENCE_EDGES,
         weighted=True,
     )
-    eligible = {}
-    for k in TOUCH_SEQUENCE_LENGTHS:
-        sequence = take(f"sequence_{k}").astype(np.intp)
-        has = sequence >= 0
-        eligible[k] = _counts(keys[f"sequence_{k}"], sequence[has], touch["responded"][has])
+    eligible = {
+        k: _counts(keys[f"sequence_{k}"], _slot(take(f"sequence_{k}")), responded)
+        for k in TOUCH_SEQUENCE_LENGTHS
+    }
     sequences = _rank_sequences(
         eligible, min_support=min_support, rank_by="lift_over_type", weighted=True
     )
+    reps = codes.rep_of_owner[take("owner")]
     effects = {
         feature: _dense_effects(
-            contact,
+            types,
+            per_cell,
+            counted,
+            slot,
+            reps,
+            take(f"credit_{feature}"),
             keys[name],
-            cell=name,
-            credit=f"credit_{feature}",
             n_types=n_types,
             n_reps=codes.n_reps,
             feature=feature,
@@ -1524,6 +1570,9 @@ def period_habits(
             min_activities=min_activities,
             alpha=alpha,
         )
-        for feature, name in (("timing", "cell"), ("cadence", "bin"))
+        for feature, name, per_cell, counted, slot in (
+            ("timing", "cell", per_timing, by_timing, cell_slot),
+            ("cadence", "bin", per_bin, by_bin, bin_slot),
+        )
     }
     return {"timing": timing, "cadence": cadence, "sequences": sequences, "effects": effects}
