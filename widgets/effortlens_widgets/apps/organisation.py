@@ -12,7 +12,7 @@ from effortlens.charts.organisation import (
     selling_time_chart,
     variance_share_chart,
 )
-from effortlens.filters import Filter, filter_frame, period_by_weeks, week_spans
+from effortlens.filters import Filter, filter_frame, period_by_weeks
 from effortlens.findings import findings_html, organisation_findings
 from effortlens.organisation import (
     attrition_vs_selling_time,
@@ -211,13 +211,15 @@ def _spans(state) -> pl.DataFrame:
     of the daily facts, from 141k rows instead of four million at 10M activities)."""
     kept = _SPANS.get(state)
     if kept is None or kept[0] is not state.enriched:
-        days = (  # each rep-week's first and last day: every week's first and last among them
+        spans = (  # each week's first and last day among its rep-weeks'
             _hours(state)[0]
             .lazy()
-            .select("week", pl.concat_list("first_day", "last_day").alias("day"))
-            .explode("day")
+            .group_by("week")
+            .agg(pl.col("first_day").min(), pl.col("last_day").max())
+            .drop_nulls("week")
+            .sort("week")
+            .collect()
         )
-        spans = week_spans(days)
         kept = _SPANS[state] = (state.enriched, spans)
     return kept[1]
 
