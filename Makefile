@@ -50,12 +50,14 @@ $(PY):
 	@test -n "$(PYTHON)" || { echo "EffortLens needs Python 3.11 or newer (python3.11 or python3)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when pyproject.toml changed; the stamps live in the venv.
-$(VENV)/.installed-lab: pyproject.toml | $(PY)
+# Reinstall only when pyproject.toml or the template changed (an editable install copies the
+# template into the venv, where plain `voila` finds it); the stamps live in the venv.
+TEMPLATE := $(wildcard share/jupyter/voila/templates/effortlens/*)
+$(VENV)/.installed-lab: pyproject.toml $(TEMPLATE) | $(PY)
 	$(PY) -m pip install -q -e ".[lab]"
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(PY)
+$(VENV)/.installed-test: pyproject.toml $(TEMPLATE) | $(PY)
 	$(PY) -m pip install -q -e ".[test,lab,hub,spark]"
 	touch $@ $(VENV)/.installed-lab
 
