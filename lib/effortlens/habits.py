@@ -1404,13 +1404,12 @@ def _dense_effects(
     touches: per type, per type x cell and per rep x cell (never per rep x type x cell).
     ``slot`` is 1 + the cell code of a touch on a contact and 0 for the others (a spare
     column, dropped), so no touch is selected out (the sums keep the touches' order).
-    ``per_cell`` numbers (type, slot, rest) with ``rest`` of ``counted.shape[2]`` values
-    (responded, ...) and ``counted`` is its bincount, shape (types, cells + 1, rest)."""
+    ``per_cell`` numbers (type, slot); ``counted`` is the bincount of a code of (type, slot,
+    rest), shape (types, cells + 1, rest): the touches per type x cell summed over rest."""
     width = cell_keys.height + 1
-    rest = counted.shape[2]
     n_tc = counted[:, 1:].sum(axis=2)
-    credit_tc = _sums_by(per_cell, n_types * width * rest, weights=credited)
-    credit_tc = credit_tc.reshape(n_types, width, rest)[:, 1:].sum(axis=2)
+    credit_tc = _sums_by(per_cell, n_types * width, weights=credited)
+    credit_tc = credit_tc.reshape(n_types, width)[:, 1:]
     n_t = n_tc.sum(axis=1)
     # each touch is expected the mean credit of its activity type (indirect standardisation)
     mean_t = np.divide(credit_tc.sum(axis=1), n_t, out=np.zeros(n_types), where=n_t > 0)
@@ -1526,7 +1525,8 @@ def period_habits(
     cell = take("cell")
     cell_slot = _slot(cell)
     cell_slot *= on_contact
-    per_timing = _combined(types, (cell_slot, n_cells + 1), (responded, 2), (cell, n_cells))
+    per_type_cell = _combined(types, (cell_slot, n_cells + 1))
+    per_timing = _combined(per_type_cell, (responded, 2), (cell, n_cells))
     timing_rest = 2 * n_cells
     by_timing = _sums_by(per_timing, n_types * (n_cells + 1) * timing_rest).reshape(
         n_types, n_cells + 1, timing_rest
@@ -1538,7 +1538,8 @@ def period_habits(
         _counts_table(codes.timing_keys, every[:, 0] + every[:, 1], every[:, 1]).lazy()
     )
     # cadence: (type, 1 + bin, responded) in one code: the cadence table and its effects
-    per_bin = _combined(types, (bin_slot, n_bins + 1), (responded, 2))
+    per_type_bin = _combined(types, (bin_slot, n_bins + 1))
+    per_bin = _combined(per_type_bin, (responded, 2))
     by_bin = _sums_by(per_bin, n_types * (n_bins + 1) * 2).reshape(n_types, n_bins + 1, 2)
     bins = by_bin.sum(axis=0)[1:]
     cadence = _cadence_cells(
@@ -1546,10 +1547,21 @@ def period_habits(
         edges=CADENCE_EDGES,
         weighted=True,
     )
-    eligible = {
-        k: _counts(keys[f"sequence_{k}"], _slot(take(f"sequence_{k}")), responded)
-        for k in TOUCH_SEQUENCE_LENGTHS
-    }
+    # the sequences of every length and responded in one code: one bincount
+    sizes = [keys[f"sequence_{k}"].height + 1 for k in TOUCH_SEQUENCE_LENGTHS]
+    per_sequence = np.zeros(len(types), dtype=np.int32)
+    for k, size in zip(TOUCH_SEQUENCE_LENGTHS, sizes, strict=True):
+        per_sequence *= size
+        per_sequence += take(f"sequence_{k}")
+        per_sequence += 1
+    per_sequence *= 2
+    per_sequence += responded
+    by_sequence = _sums_by(per_sequence, int(np.prod(sizes)) * 2).reshape(*sizes, 2)
+    eligible = {}
+    for axis, k in enumerate(TOUCH_SEQUENCE_LENGTHS):
+        others = tuple(a for a in range(len(sizes)) if a != axis)
+        both = by_sequence.sum(axis=others)[1:] if others else by_sequence[1:]
+        eligible[k] = _counts_table(keys[f"sequence_{k}"], both[:, 0] + both[:, 1], both[:, 1])
     sequences = _rank_sequences(
         eligible, min_support=min_support, rank_by="lift_over_type", weighted=True
     )
@@ -1571,8 +1583,8 @@ def period_habits(
             alpha=alpha,
         )
         for feature, name, per_cell, counted, slot in (
-            ("timing", "cell", per_timing, by_timing, cell_slot),
-            ("cadence", "bin", per_bin, by_bin, bin_slot),
+            ("timing", "cell", per_type_cell, by_timing, cell_slot),
+            ("cadence", "bin", per_type_bin, by_bin, bin_slot),
         )
     }
     return {"timing": timing, "cadence": cadence, "sequences": sequences, "effects": effects}
