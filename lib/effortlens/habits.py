@@ -1386,8 +1386,8 @@ def _sums_by(codes: np.ndarray, size: int, *, weights: np.ndarray | None = None)
 
 def _dense_effects(
     types: np.ndarray,
-    per_cell: np.ndarray,
-    counted: np.ndarray,
+    n_tc: np.ndarray,
+    credit_tc: np.ndarray,
     slot: np.ndarray,
     reps: np.ndarray,
     credited: np.ndarray,
@@ -1404,12 +1404,9 @@ def _dense_effects(
     touches: per type, per type x cell and per rep x cell (never per rep x type x cell).
     ``slot`` is 1 + the cell code of a touch on a contact and 0 for the others (a spare
     column, dropped), so no touch is selected out (the sums keep the touches' order).
-    ``per_cell`` numbers (type, slot); ``counted`` is the bincount of a code of (type, slot,
-    rest), shape (types, cells + 1, rest): the touches per type x cell summed over rest."""
+    ``n_tc`` and ``credit_tc`` are the touches on a contact and their credit per type x
+    cell."""
     width = cell_keys.height + 1
-    n_tc = counted[:, 1:].sum(axis=2)
-    credit_tc = _sums_by(per_cell, n_types * width, weights=credited)
-    credit_tc = credit_tc.reshape(n_types, width)[:, 1:]
     n_t = n_tc.sum(axis=1)
     # each touch is expected the mean credit of its activity type (indirect standardisation)
     mean_t = np.divide(credit_tc.sum(axis=1), n_t, out=np.zeros(n_types), where=n_t > 0)
@@ -1475,6 +1472,12 @@ def _combined(first: np.ndarray, *rest: tuple[np.ndarray, int]) -> np.ndarray:
     return code
 
 
+def _writeable(array: np.ndarray) -> np.ndarray:
+    """``array``, copied when read-only (a slice of the mapped codes): a weighted bincount
+    copies read-only weights on every call (numpy asks for a writeable array)."""
+    return array if array.flags.writeable else array.copy()
+
+
 def _slot(codes: np.ndarray) -> np.ndarray:
     """1 + ``codes`` (-1: none -> 0) as ``int32``, in one pass."""
     slot = codes.astype(np.int32)
@@ -1519,34 +1522,33 @@ def period_habits(
     if responded.dtype != np.bool_:
         responded = responded.astype(bool)
     bin_slot = _slot(take("bin"))  # 1 + bin, 0 without a contact
-    on_contact = bin_slot > 0
-    # timing: (type, 1 + cell on a contact else 0, responded, cell) in one code and one
-    # bincount: the timing table (every touch) and the touches on a contact per type x cell
     cell = take("cell")
-    cell_slot = _slot(cell)
-    cell_slot *= on_contact
-    per_type_cell = _combined(types, (cell_slot, n_cells + 1))
-    per_timing = _combined(per_type_cell, (responded, 2), (cell, n_cells))
-    timing_rest = 2 * n_cells
-    by_timing = _sums_by(per_timing, n_types * (n_cells + 1) * timing_rest).reshape(
-        n_types, n_cells + 1, timing_rest
-    )
-    # summed over on/off contact: (type, responded, cell) -> (type x cell, responded)
-    every = by_timing.sum(axis=1).reshape(n_types, 2, n_cells).transpose(0, 2, 1)
-    every = every.reshape(n_types * n_cells, 2)
+    # one code of (type, 1 + bin, cell) and one count of it with responded: the timing
+    # and cadence tables and the touches on a contact per type x cell and type x bin
+    per_tbc = _combined(types, (bin_slot, n_bins + 1), (cell, n_cells))
+    size = n_types * (n_bins + 1) * n_cells
+    by = _sums_by(_combined(per_tbc, (responded, 2)), size * 2)
+    by = by.reshape(n_types, n_bins + 1, n_cells, 2)
+    every = by.sum(axis=1).reshape(n_types * n_cells, 2)  # (type x cells + cell, responded)
     timing = _timing_table(
         _counts_table(codes.timing_keys, every[:, 0] + every[:, 1], every[:, 1]).lazy()
     )
-    # cadence: (type, 1 + bin, responded) in one code: the cadence table and its effects
-    per_type_bin = _combined(types, (bin_slot, n_bins + 1))
-    per_bin = _combined(per_type_bin, (responded, 2))
-    by_bin = _sums_by(per_bin, n_types * (n_bins + 1) * 2).reshape(n_types, n_bins + 1, 2)
-    bins = by_bin.sum(axis=0)[1:]
+    bins = by.sum(axis=(0, 2))[1:]
     cadence = _cadence_cells(
         _counts_table(keys["bin"], bins[:, 0] + bins[:, 1], bins[:, 1]),
         edges=CADENCE_EDGES,
         weighted=True,
     )
+    on_contact = by[:, 1:]
+    credit = {
+        feature: _sums_by(per_tbc, size, weights=_writeable(take(f"credit_{feature}"))).reshape(
+            n_types, n_bins + 1, n_cells
+        )[:, 1:]
+        for feature in ("timing", "cadence")
+    }
+    # the timing cell of a touch on a contact, 1 + cell; 0 without a contact
+    cell_slot = _slot(cell)
+    cell_slot *= bin_slot > 0
     # the sequences of every length and responded in one code: one bincount
     sizes = [keys[f"sequence_{k}"].height + 1 for k in TOUCH_SEQUENCE_LENGTHS]
     per_sequence = np.zeros(len(types), dtype=np.int32)
@@ -1569,11 +1571,11 @@ def period_habits(
     effects = {
         feature: _dense_effects(
             types,
-            per_cell,
-            counted,
+            n_tc,
+            credit_tc,
             slot,
             reps,
-            take(f"credit_{feature}"),
+            _writeable(take(f"credit_{feature}")),
             keys[name],
             n_types=n_types,
             n_reps=codes.n_reps,
@@ -1582,9 +1584,21 @@ def period_habits(
             min_activities=min_activities,
             alpha=alpha,
         )
-        for feature, name, per_cell, counted, slot in (
-            ("timing", "cell", per_type_cell, by_timing, cell_slot),
-            ("cadence", "bin", per_type_bin, by_bin, bin_slot),
+        for feature, name, n_tc, credit_tc, slot in (
+            (
+                "timing",
+                "cell",
+                on_contact.sum(axis=(1, 3)),
+                credit["timing"].sum(axis=1),
+                cell_slot,
+            ),
+            (
+                "cadence",
+                "bin",
+                on_contact.sum(axis=(2, 3)),
+                credit["cadence"].sum(axis=2),
+                bin_slot,
+            ),
         )
     }
     return {"timing": timing, "cadence": cadence, "sequences": sequences, "effects": effects}
