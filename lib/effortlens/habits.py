@@ -1540,11 +1540,10 @@ def period_habits(
         weighted=True,
     )
     on_contact = by[:, 1:]
+    credited = {feature: _writeable(take(f"credit_{feature}")) for feature in ("timing", "cadence")}
     credit = {
-        feature: _sums_by(per_tbc, size, weights=_writeable(take(f"credit_{feature}"))).reshape(
-            n_types, n_bins + 1, n_cells
-        )[:, 1:]
-        for feature in ("timing", "cadence")
+        feature: _sums_by(per_tbc, size, weights=weights).reshape(n_types, n_bins + 1, n_cells)
+        for feature, weights in credited.items()
     }
     # the timing cell of a touch on a contact, 1 + cell; 0 without a contact
     cell_slot = _slot(cell)
@@ -1575,7 +1574,7 @@ def period_habits(
             credit_tc,
             slot,
             reps,
-            _writeable(take(f"credit_{feature}")),
+            credited[feature],
             keys[name],
             n_types=n_types,
             n_reps=codes.n_reps,
@@ -1589,14 +1588,14 @@ def period_habits(
                 "timing",
                 "cell",
                 on_contact.sum(axis=(1, 3)),
-                credit["timing"].sum(axis=1),
+                credit["timing"][:, 1:].sum(axis=1),
                 cell_slot,
             ),
             (
                 "cadence",
                 "bin",
                 on_contact.sum(axis=(2, 3)),
-                credit["cadence"].sum(axis=2),
+                credit["cadence"][:, 1:].sum(axis=2),
                 bin_slot,
             ),
         )
