@@ -1463,7 +1463,7 @@ def _counts(keys: pl.DataFrame, slot: np.ndarray, responded: np.ndarray) -> pl.L
 
 def _combined(first: np.ndarray, *rest: tuple[np.ndarray, int]) -> np.ndarray:
     """One code of ``first`` and ``rest`` (code, how many values it has) pairs, mixed radix,
-    made in place in ``int32`` (a quarter of the memory passes of ``intp``; the bincount
+    made in place in ``int32`` (half the memory passes of ``intp``; the bincount
     then widens it once)."""
     code = first.astype(np.int32)
     for array, size in rest:
