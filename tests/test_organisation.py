@@ -305,3 +305,26 @@ def test_null_teams_hold_no_share_of_the_variation(small_null_enriched):
     assert shares["n_reps"].to_list() == [60, 60]
     f_99 = stats.f.ppf(0.99, 5, 54)
     assert (shares["share_between"] < (f_99 - 1) / (f_99 + 10 - 1)).all(), shares
+
+
+# --- scipy's numbers without importing scipy.stats (a page's first draw, issue 13) ------------
+
+
+def test_spearman_equals_scipy_to_the_bit_with_ties_and_constant_input():
+    import warnings
+
+    from effortlens.organisation import spearman
+
+    rng = np.random.default_rng(7)
+    for i in range(400):
+        n = int(rng.integers(3, 40))
+        x = rng.integers(0, 6, n).astype(float) if i % 2 else rng.normal(size=n)
+        y = rng.integers(0, 4, n).astype(float) if i % 3 == 0 else rng.normal(size=n) + 0.3 * x
+        if i % 50 == 0:
+            y = np.ones(n)  # constant: no correlation defined
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = stats.spearmanr(x, y)
+        got = spearman(x, y)
+        for a, b in zip(got, (float(expected.statistic), float(expected.pvalue)), strict=True):
+            assert a == b or (np.isnan(a) and np.isnan(b)), (i, got, expected)
