@@ -24,8 +24,6 @@ from effortlens.deviance import (
     practice_in,
     rank_deviants,
     rep_deviance,
-    response_count_index,
-    response_counts_between,
     what_differs,
     what_differs_in,
 )
@@ -632,12 +630,7 @@ class Deviance(View):
             self._table.show_message("No deviants.")
             return
         deviance = self._remembered(
-            ("deviance", self.state.filter, metric),
-            lambda: (
-                rep_deviance(view, metric=metric, counts=response_counts_of(self.state, view))
-                if metric == "response_rate"
-                else rep_deviance(view, metric=metric)
-            ),
+            ("deviance", self.state.filter, metric), lambda: rep_deviance(view, metric=metric)
         )
         if deviance.filter(pl.col("volume") > 0).height == 0:
             what = "closed deals" if metric == "win_rate" else "customer-facing activities"
@@ -731,31 +724,6 @@ class Deviance(View):
         else:
             differs = what_differs(events(view, "activities"), deviance, rep_ids=rep_ids)
         return differs
-
-
-#: Each page state's :class:`effortlens.deviance.ResponseCountIndex`, with its load.
-_RESPONSE_COUNTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def response_counts_of(state, view) -> pl.DataFrame | None:
-    """Each rep's customer-facing activities and responded ones under the page filter, from
-    the load's per-rep running counts by day (:func:`effortlens.deviance.
-    response_count_index`, made once per load): what :func:`effortlens.deviance.rep_deviance`
-    would count from ``view``'s daily roll-up, without reading a day row. None where the
-    counts come from elsewhere (activity types, facts enriched in memory, no period)."""
-    flt = state.filter
-    if flt.activity_types or not getattr(view, "is_lazy", False):
-        return None
-    if flt.start is None and flt.end is None:  # the view's daily counts at once: no index to
-        return None  # make at the first draw (0.4-0.6 s at 10M, no faster a filter there)
-    kept = _RESPONSE_COUNTS.get(state)
-    if kept is None or kept[0] is not state.enriched:
-        index = response_count_index(state.enriched.daily)
-        kept = _RESPONSE_COUNTS[state] = (state.enriched, index)
-    rep_level = flt.reps or flt.teams or flt.segments or flt.roles
-    return response_counts_between(
-        kept[1], start=flt.start, end=flt.end, reps=view.reps["rep_id"] if rep_level else None
-    )
 
 
 class Journey(View):
