@@ -32,7 +32,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -764,44 +764,9 @@ def _touch_credit(
     keep = ["activity_id", "rep_id", "activity_type", *cells]
     if touches.height == 0:
         return touches.select(keep).with_columns(credited=pl.lit(0.0))
-    touches = touches.with_row_index("row")
-    actions = (
-        actions.filter(pl.col("contact_id").is_not_null())
-        .select("contact_id", action_ts="ts")
-        .sort("contact_id", "action_ts")
-        .collect()
-        .with_row_index("action")
-    )
-    end = max(touches["ts"].max(), actions["action_ts"].max() or touches["ts"].max())
-    # the latest touch at or before each action on the contact, then the ones before it
-    latest = actions.join_asof(
-        touches.select("contact_id", "ts", "row"),
-        left_on="action_ts",
-        right_on="ts",
-        by="contact_id",
-        strategy="backward",
-        check_sortedness=False,
-    ).filter(pl.col("row").is_not_null())
-    contact = touches["contact_id"].to_numpy()
-    ts_hours = (touches["ts"] - end).dt.total_seconds().to_numpy() / 3600.0
-    rows, act, lag = [], [], []
-    last_row = latest["row"].to_numpy().astype(np.int64)
-    action_idx = latest["action"].to_numpy().astype(np.int64)
-    action_hours = (latest["action_ts"] - end).dt.total_seconds().to_numpy() / 3600.0
-    action_contact = latest["contact_id"].to_numpy()
-    for k in range(MAX_CANDIDATES):
-        g = last_row - k
-        ok = g >= 0
-        g_safe = np.where(ok, g, 0)
-        ok &= contact[g_safe] == action_contact
-        delay = action_hours - ts_hours[g_safe]
-        ok &= (delay >= 0) & (delay <= window * 24)
-        rows.append(g_safe[ok])
-        act.append(action_idx[ok])
-        lag.append(delay[ok])
-    pair_touch = np.concatenate(rows)
-    pair_action = np.concatenate(act)
-    pair_lag = np.concatenate(lag)
+    pairs = candidate_pairs(touches, actions, window=window)
+    pair_touch, pair_action, pair_lag = pairs.touch, pairs.action, pairs.lag
+    ts_hours, end = pairs.ts_hours, pairs.end
     stratum = touches.select(
         code=pl.concat_str(["activity_type", *cells], separator="|")
         .cast(pl.Categorical)
@@ -817,12 +782,92 @@ def _touch_credit(
         pair_action,
         pair_touch,
         pair_lag,
-        actions.height,
+        pairs.actions,
         touches["contact_id"].n_unique() * span_hours,
         iterations=iterations,
     )
     credited = np.bincount(pair_touch, weights=credit, minlength=touches.height)
     return touches.select(keep).with_columns(credited=pl.Series(credited))
+
+
+class CandidatePairs(NamedTuple):
+    """Each buyer action's candidate touches (:func:`candidate_pairs`)."""
+
+    touch: np.ndarray  #: the touch's row
+    action: np.ndarray  #: the action's number (actions sorted by contact, then time)
+    lag: np.ndarray  #: hours from the touch to the action
+    ts_hours: np.ndarray  #: each touch's time, in hours before ``end``
+    end: Any  #: the latest touch or action
+    actions: int  #: actions on a known contact
+
+
+def candidate_pairs(
+    touches: pl.DataFrame,
+    actions: pl.LazyFrame,
+    *,
+    window: float,
+    touch_key: np.ndarray | None = None,
+) -> CandidatePairs:
+    """The touches that may have earned each buyer action, for the habit credit fits: the
+    latest touch at or before the action on its contact and up to :data:`MAX_CANDIDATES` - 1
+    before it, within ``window`` days.
+
+    ``touches`` are sorted by contact, then time (``contact_id``, ``ts``); ``touch_key``
+    numbers their contacts (any values equal exactly where the contacts are; default: the
+    contact ids themselves). One home for :func:`habit_effects`' event path and the build's
+    :func:`effortlens.touch_build.build_touch_facts`.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> t = [dt.datetime(2025, 1, 6, h) for h in (9, 10, 12)]
+    >>> touches = pl.DataFrame({"contact_id": ["c", "c", "c"], "ts": t})
+    >>> actions = pl.LazyFrame({"contact_id": ["c"], "ts": [dt.datetime(2025, 1, 6, 11)]})
+    >>> pairs = candidate_pairs(touches, actions, window=14)
+    >>> pairs.touch.tolist(), pairs.lag.tolist()
+    ([1, 0], [1.0, 2.0])
+    """
+    actions = (
+        actions.filter(pl.col("contact_id").is_not_null())
+        .select("contact_id", action_ts="ts")
+        .sort("contact_id", "action_ts")
+        .collect()
+        .with_row_index("action")
+    )
+    end = max(touches["ts"].max(), actions["action_ts"].max() or touches["ts"].max())
+    latest = actions.join_asof(
+        touches.select("contact_id", "ts").with_row_index("row"),
+        left_on="action_ts",
+        right_on="ts",
+        by="contact_id",
+        strategy="backward",
+        check_sortedness=False,
+    ).filter(pl.col("row").is_not_null())
+    key = touches["contact_id"].to_numpy() if touch_key is None else touch_key
+    ts_hours = (touches["ts"] - end).dt.total_seconds().to_numpy() / 3600.0
+    last_row = latest["row"].to_numpy().astype(np.int64)
+    action_idx = latest["action"].to_numpy().astype(np.int64)
+    action_hours = (latest["action_ts"] - end).dt.total_seconds().to_numpy() / 3600.0
+    action_key = key[last_row]
+    rows, act, lag = [], [], []
+    for k in range(MAX_CANDIDATES):
+        g = last_row - k
+        ok = g >= 0
+        g_safe = np.where(ok, g, 0)
+        ok &= key[g_safe] == action_key
+        delay = action_hours - ts_hours[g_safe]
+        ok &= (delay >= 0) & (delay <= window * 24)
+        rows.append(g_safe[ok])
+        act.append(action_idx[ok])
+        lag.append(delay[ok])
+    return CandidatePairs(
+        np.concatenate(rows),
+        np.concatenate(act),
+        np.concatenate(lag),
+        ts_hours,
+        end,
+        actions.height,
+    )
 
 
 def _effects_table(

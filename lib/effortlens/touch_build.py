@@ -37,9 +37,9 @@ from effortlens.habits import (
     CADENCE_EDGES,
     HOUR_BANDS,
     LAG_EDGES_HOURS,
-    MAX_CANDIDATES,
     TOUCH_SEQUENCE_DAYS,
     TOUCH_SEQUENCE_LENGTHS,
+    candidate_pairs,
 )
 from effortlens.vocabulary import SEQUENCE_SEPARATOR
 
@@ -185,43 +185,10 @@ def _credits(
     ``habits._touch_credit`` computes them (the same pairs, lags and sums)."""
     if touches.height == 0:
         return {"timing": np.zeros(0), "cadence": np.zeros(0)}
-    actions = (
-        actions.filter(pl.col("contact_id").is_not_null())
-        .select("contact_id", action_ts="ts")
-        .sort("contact_id", "action_ts")
-        .collect()
-        .with_row_index("action")
-    )
-    end = max(touches["ts"].max(), actions["action_ts"].max() or touches["ts"].max())
-    latest = actions.join_asof(
-        touches.select("contact_id", "ts").with_row_index("row"),
-        left_on="action_ts",
-        right_on="ts",
-        by="contact_id",
-        strategy="backward",
-        check_sortedness=False,
-    ).filter(pl.col("row").is_not_null())
-    ts_hours = (touches["ts"] - end).dt.total_seconds().to_numpy() / 3600.0
     # a contact number per touch: equal neighbours = same contact (rows are sorted by contact)
-    contact_no = np.cumsum(~same_contact)
-    last_row = latest["row"].to_numpy().astype(np.int64)
-    action_idx = latest["action"].to_numpy().astype(np.int64)
-    action_hours = (latest["action_ts"] - end).dt.total_seconds().to_numpy() / 3600.0
-    action_contact = contact_no[last_row]
-    rows, act, lag = [], [], []
-    for k in range(MAX_CANDIDATES):
-        g = last_row - k
-        ok = g >= 0
-        g_safe = np.where(ok, g, 0)
-        ok &= contact_no[g_safe] == action_contact
-        delay = action_hours - ts_hours[g_safe]
-        ok &= (delay >= 0) & (delay <= window * 24)
-        rows.append(g_safe[ok])
-        act.append(action_idx[ok])
-        lag.append(delay[ok])
-    pair_touch = np.concatenate(rows)
-    pair_action = np.concatenate(act)
-    pair_lag = np.concatenate(lag)
+    pairs = candidate_pairs(touches, actions, window=window, touch_key=np.cumsum(~same_contact))
+    pair_touch, pair_action, pair_lag = pairs.touch, pairs.action, pairs.lag
+    ts_hours, end = pairs.ts_hours, pairs.end
     kind = touches["activity_type"]
     kind_code = kind.cast(pl.Enum(kind.drop_nulls().unique().sort())).to_physical()
     kind_code = kind_code.cast(pl.Int64).fill_null(-1).to_numpy() + 1
@@ -245,7 +212,7 @@ def _credits(
             pair_action,
             pair_touch,
             pair_lag,
-            actions.height,
+            pairs.actions,
             exposure_scale,
             iterations=iterations,
         )
@@ -273,8 +240,8 @@ def credit_em(
     >>> import numpy as np
     >>> one = np.array([0]); rate, credit = credit_em(one, one, np.array([400.0]), one, one,
     ...     np.array([2.0]), 1, 1000.0, iterations=3)
-    >>> credit.round(3).tolist()
-    [0.999]
+    >>> credit.round(3).tolist()  # one touch before the one action: all of its credit
+    [1.0]
     """
     edges = np.asarray(LAG_EDGES_HOURS)
     widths = np.diff(edges)
