@@ -33,3 +33,25 @@ def reader_filters(enriched) -> list[Filter]:
 def as_strings(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with Categorical columns as String (a build holds grouping columns so)."""
     return frame.with_columns(pl.col(pl.Categorical).cast(pl.String))
+
+
+def assert_period_habits_equal(codes, flt: Filter, kept: pl.DataFrame) -> bool:
+    """The habit tables summed from the build's touch codes under ``flt`` equal those of the
+    touch facts ``kept`` under it (counts exact, effects to 1e-9); True if any touch was kept."""
+    from polars.testing import assert_frame_equal
+
+    from effortlens.habits import period_habits, touch_habits
+
+    assert codes.count(flt) == kept.height, flt
+    by_codes = period_habits(codes, flt)
+    by_touches = touch_habits(kept.lazy())
+    for name in ("timing", "cadence", "sequences"):
+        assert_frame_equal(by_codes[name], by_touches[name])
+    for feature in ("timing", "cadence"):
+        assert_frame_equal(
+            by_codes["effects"][feature],
+            by_touches["effects"][feature],
+            check_exact=False,
+            rel_tol=1e-9,
+        )
+    return kept.height > 0

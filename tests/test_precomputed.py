@@ -8,6 +8,7 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from filter_support import assert_period_habits_equal
 from polars.testing import assert_frame_equal
 
 from effortlens.facts import AGGREGATES_LAYOUT, KERNEL_CATEGORICAL, open_build
@@ -262,19 +263,7 @@ def test_touch_codes_give_the_touch_tables_for_periods_cutting_weeks(
     compared = 0
     for flt in _filters_cutting_weeks(enriched, touches):
         kept = filter_frame(touches, flt)
-        assert codes.count(flt) == kept.height
-        by_codes = period_habits(codes, flt)
-        by_touches = touch_habits(kept.lazy())
-        for name in ("timing", "cadence", "sequences"):
-            assert_frame_equal(by_codes[name], by_touches[name])
-        for feature in ("timing", "cadence"):
-            assert_frame_equal(
-                by_codes["effects"][feature],
-                by_touches["effects"][feature],
-                check_exact=False,
-                rel_tol=1e-9,
-            )
-        compared += kept.height > 0
+        compared += assert_period_habits_equal(codes, flt, kept)
     assert compared >= 8  # most filters keep touches: the sums were compared, not just empties
 
 
