@@ -365,9 +365,36 @@ def streak_facts(
         activities, actions, min_touches=STREAK_FACTS_MIN_TOUCHES, last=("day",)
     )
     rep_columns = reps.lazy().select("rep_id", "team", "segment", "role").unique("rep_id")
+    return sort_streak_facts(streaks.lazy().join(rep_columns, on="rep_id", how="left"))
+
+
+def sort_streak_facts(frame: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
+    """Put streak facts in the order a build stores them (:func:`streak_facts` ends with it).
+
+    A build that finds streaks piece by piece (per partition of contacts) concatenates the
+    pieces and calls this, so that both paths store the same rows in the same order:
+    longest first, then by ``contact_id`` and ``first_ts``. :func:`streak_index` relies on it.
+
+    Parameters
+    ----------
+    frame
+        Streak facts (:func:`streak_facts`' columns), in any order; lazy or not.
+
+    Returns
+    -------
+    pl.DataFrame
+        The same rows, sorted and collected.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> rows = pl.DataFrame({"touches": [2, 5, 5], "contact_id": ["c", "b", "a"],
+    ...                      "first_ts": [1, 2, 3]})
+    >>> sort_streak_facts(rows.lazy())["contact_id"].to_list()
+    ['a', 'b', 'c']
+    """
     return (
-        streaks.lazy()
-        .join(rep_columns, on="rep_id", how="left")
+        frame.lazy()
         .sort(["touches", "contact_id", "first_ts"], descending=[True, False, False])
         .collect()
     )
