@@ -320,3 +320,65 @@ def test_streaks_read_by_position_equal_the_filtered_and_sorted_streaks():
             assert expected.height > 0
     assert streak_slices(pl.Series([1, 2, 9]), group_rows=4) == [(1, 2), (9, 1)]
     assert streaks_at(stored, pl.Series([], dtype=pl.UInt32), group_rows=4).height == 0
+
+
+def test_stored_streaks_are_written_in_the_build_order_and_read_back_by_position(
+    tmp_path, monkeypatch
+):
+    """The build's streaks: :func:`sort_streak_facts` puts rows of any order (a build in
+    parts) in the stored order, and the file :func:`write_streak_facts` writes, in row groups
+    of ``STREAK_ROW_GROUP`` rows, gives the same rows by position as in memory."""
+    import pyarrow.parquet as pq
+
+    import effortlens.roe as roe
+    from effortlens.filters import Filter, filter_frame
+    from effortlens.roe import (
+        sort_streak_facts,
+        streak_index,
+        streak_positions,
+        streaks_at,
+        streaks_from_facts,
+        write_streak_facts,
+    )
+
+    n = 400
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = pl.DataFrame(
+        {
+            "contact_id": [f"c{(i * 17) % 97:03d}" for i in range(n)],  # repeated contacts
+            "account_id": [f"a{i % 23}" for i in range(n)],
+            "rep_id": [f"r{(i * 5) % 13}" for i in range(n)],
+            "touches": [2 + (i * 11) % 8 for i in range(n)],
+            "reps": [1] * n,
+            "first_ts": [start + timedelta(hours=(i * 29) % n) for i in range(n)],
+            "last_ts": [start + timedelta(hours=i, days=2) for i in range(n)],
+            "days": [2.0] * n,
+            "ended_by_response": [i % 4 == 0 for i in range(n)],
+            "day": [date(2024, 1, 1) + timedelta(days=i % 45) for i in range(n)],
+            "team": [f"T{(i * 5) % 13 % 4}" for i in range(n)],
+            "segment": ["S"] * n,
+            "role": ["AE"] * n,
+        },
+        schema_overrides={"touches": pl.UInt32, "reps": pl.UInt32},
+    )
+    ordered = sort_streak_facts(rows.sample(fraction=1.0, shuffle=True, seed=3).lazy())
+    key = ["touches", "contact_id", "first_ts"]
+    assert ordered.select(key).equals(rows.sort(key, descending=[True, False, False]).select(key))
+    assert ordered["touches"].is_sorted(descending=True)
+    halves = [ordered.slice(0, n // 2), ordered.slice(n // 2)]  # parts in either order
+    assert sort_streak_facts(pl.concat(halves[::-1])).equals(ordered)
+
+    monkeypatch.setattr(roe, "STREAK_ROW_GROUP", 64)
+    path = tmp_path / "built" / "streaks.parquet"
+    write_streak_facts(ordered, path)
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_row_groups == -(-n // 64)
+    assert meta.row_group(0).column(0).compression == "LZ4"
+    stored = pl.scan_parquet(path)
+    assert stored.collect().equals(ordered)
+    index = streak_index(stored, min_touches=4)
+    for flt in (Filter(), Filter(teams=("T1",)), Filter(reps=("r4",), end=date(2024, 1, 30))):
+        expected = streaks_from_facts(filter_frame(stored, flt), min_touches=4, top=40)
+        positions = streak_positions(index, flt, min_touches=4, top=40)
+        assert_frame_equal(streaks_at(stored, positions, group_rows=64), expected)
+        assert expected.height > 0

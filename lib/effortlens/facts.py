@@ -1020,7 +1020,7 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
     """
     from effortlens.flow import verifier_facts
     from effortlens.habits import touch_cells, write_touch_codes
-    from effortlens.roe import streak_facts
+    from effortlens.roe import streak_facts, write_streak_facts
     from effortlens.touch_build import build_practice_facts, build_touch_facts
 
     facts = {name: scan_fact(folder, relative) for name, relative in FACTS_LAYOUT.items()}
@@ -1053,7 +1053,10 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
     ):
         frame = compute()
         relative = AGGREGATES_LAYOUT[name]
-        _write_parquet(frame, folder / relative, row_group_size=ROW_GROUP)
+        if name == "streaks":  # read a few rows at a time by the ROE page: lz4, small groups
+            write_streak_facts(frame, folder / relative)
+        else:
+            _write_parquet(frame, folder / relative, row_group_size=ROW_GROUP)
         rows[relative] = frame.height
         del frame
     touches = pl.scan_parquet(folder / AGGREGATES_LAYOUT["touches"])

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -437,6 +438,43 @@ def streaks_from_facts(
         .sort(["touches", "contact_id", "first_ts"], descending=[True, False, False])
     )
     return (longest if top is None else longest.head(top)).collect()
+
+
+#: Rows per row group of the stored streak facts (:func:`write_streak_facts`).
+STREAK_ROW_GROUP = 65_536
+
+
+def write_streak_facts(frame: pl.DataFrame, path: str | Path) -> None:
+    """Write :func:`streak_facts` (in :func:`sort_streak_facts`' order) as a build stores them:
+    LZ4-compressed, in row groups of :data:`STREAK_ROW_GROUP` rows.
+
+    The ROE page reads a filter's longest streaks from this file on every filter change, a
+    few row slices (:func:`streaks_at`) or a filtered scan. Written with zstd in row groups of
+    262,144 rows, each group's ``contact_id`` and ``account_id`` were dictionary-encoded and
+    zstd-compressed, and reading any row of a group cost 15-25 ms (a scan for one rep
+    ~100-170 ms at 10M activities). Groups of 65,536 rows hold too many distinct contacts for
+    Polars to dictionary-encode them, and LZ4 decompresses several times faster: a slice
+    costs ~4 ms and the scan for one rep ~30 ms (the file is ~35% larger: 48 MB against 35).
+
+    Parameters
+    ----------
+    frame
+        The streak facts (or one part of them, for a build written in parts).
+    path
+        The Parquet file to write (its folder is made).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> write_streak_facts(pl.DataFrame({"touches": [3, 2]}), folder / "streaks.parquet")
+    >>> pl.read_parquet(folder / "streaks.parquet")["touches"].to_list()
+    [3, 2]
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path, compression="lz4", statistics=True, row_group_size=STREAK_ROW_GROUP)
 
 
 #: The columns of the streak facts a page filter reads that are the last rep's (one value per

@@ -8,9 +8,9 @@ import polars as pl
 from traitlets import Int, observe
 
 from effortlens.enrich import events, precomputed
-from effortlens.facts import ROW_GROUP
 from effortlens.filters import filter_frame
 from effortlens.roe import (
+    STREAK_ROW_GROUP,
     silent_streaks,
     streak_index,
     streak_positions,
@@ -113,17 +113,17 @@ class SilentStreaks(View):
                 min_touches=self.min_touches,
                 top=STREAKS_SHOWN,
             )
-            if len(streak_slices(positions, group_rows=ROW_GROUP)) <= SLICED_GROUPS:
-                return streaks_at(built, positions, group_rows=ROW_GROUP)
+            if len(streak_slices(positions, group_rows=STREAK_ROW_GROUP)) <= SLICED_GROUPS:
+                return streaks_at(built, positions, group_rows=STREAK_ROW_GROUP)
         kept = filter_frame(built, self.state.filter, ignore=("activity_types",))
         return streaks_from_facts(kept, min_touches=self.min_touches, top=STREAKS_SHOWN)
 
 
 #: The shortest runs :func:`_streak_index` holds (the view's default ``min_touches``).
 INDEXED_TOUCHES = 4
-#: Most stored row groups read by position: each costs 15-25 ms at 10M (its text columns'
-#: dictionaries), about a quarter of filtering every stored streak (6 row groups).
-SLICED_GROUPS = 3
+#: Most stored row groups read by position: each slice costs ~3-5 ms at 10M
+#: (:func:`effortlens.roe.write_streak_facts`), filtering every stored streak ~25-35 ms.
+SLICED_GROUPS = 5
 
 #: Each page state's streak index, with the load it was made for.
 _STREAK_INDEX: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
