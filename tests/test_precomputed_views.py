@@ -234,10 +234,13 @@ def test_the_pages_show_the_event_paths_tables_from_the_precomputed_inputs(tiny_
 
 def _periods_cutting_weeks(enriched) -> list[Filter]:
     """Periods starting and ending mid-week (Wednesday to Tuesday, a single Sunday, open at
-    either end), alone and with a team, one rep or one activity type, and the reader's."""
-    reps = enriched.reps.with_columns(pl.col("team").cast(pl.String))
+    either end), alone and with a team, one rep or one activity type, and the reader's; a
+    team, a rep, an activity type, a segment and role, a rep with a type without a period
+    (the page sums those from the touch codes too)."""
+    reps = enriched.reps.with_columns(pl.col("team", "segment", "role").cast(pl.String))
     team = reps["team"].drop_nulls().unique().sort()[0]
     rep = reps.filter(pl.col("team") == team)["rep_id"].sort()[0]
+    placed = reps.drop_nulls(["segment", "role"]).sort("rep_id").row(0, named=True)
     kind = enriched.daily["activity_type"].cast(pl.String).unique().sort()[0]
     first, last = enriched.daily["day"].min(), enriched.daily["day"].max()
     wednesday = last - dt.timedelta(days=(last.weekday() - 2) % 7 + 35)
@@ -252,6 +255,11 @@ def _periods_cutting_weeks(enriched) -> list[Filter]:
         Filter(start=wednesday),
         Filter(end=tuesday, teams=(team,)),
         Filter(start=first, end=last),  # every touch: the page sums its cells
+        Filter(teams=(team,)),
+        Filter(reps=(rep,)),
+        Filter(activity_types=(kind,)),
+        Filter(segments=(placed["segment"],), roles=(placed["role"],)),
+        Filter(reps=(rep,), activity_types=(kind,)),
     ]
     return weeks + [f for f in reader_filters(enriched) if f.start or f.end]
 
@@ -273,8 +281,11 @@ def test_a_builds_touch_codes_give_the_touch_tables_of_periods_cutting_weeks(
 
 
 def test_the_habits_page_with_a_period_shows_the_touch_tables(tiny_planted):
-    """Wiring: with a period the habits page draws the tables of the period's touch facts
-    (summed from the touch codes), with the period holding every touch those of its cells."""
+    """Wiring: with a period, a team, a rep or an activity type the habits page draws the
+    tables of the filter's touch facts (summed from the touch codes), with the period
+    holding every touch those of its cells."""
+    from effortlens.findings import findings_html, habits_findings
+    from effortlens.habits import rank_habits
     from effortlens_widgets.apps.habits import habits_app
     from effortlens_widgets.views import habits_numbers
 
@@ -290,3 +301,8 @@ def test_the_habits_page_with_a_period_shows_the_touch_tables(tiny_planted):
             continue
         for name in ("timing", "cadence", "sequences"):
             assert_frame_equal(as_strings(drawn[name]), expected[name])
+        finding = habits_findings(
+            rank_habits(expected["timing"], expected["cadence"], expected["sequences"]),
+            effects=expected["effects"],
+        )
+        assert drawn["finding"] == findings_html(finding), flt

@@ -1237,12 +1237,70 @@ def _narrowest(most: int) -> type:
     return np.int64
 
 
+#: The per-day running totals :func:`write_touch_codes` adds (``running_<name>.npy``, row
+#: *i* = the sums of the touches before the *i*-th day from the first): a period without a
+#: rep, team, segment or role restriction is the difference of two rows.
+TOUCH_RUNNING: tuple[str, ...] = ("counts", *(f"sequence_{k}" for k in TOUCH_SEQUENCE_LENGTHS))
+#: The columns :func:`write_touch_codes` also writes sorted by owner, then day
+#: (``by_owner/``, with ``starts.npy``: owner *o*'s rows are ``starts[o]:starts[o + 1]``).
+TOUCH_BY_OWNER: tuple[str, ...] = (
+    "day",
+    "type",
+    "cell",
+    "bin",
+    "responded",
+    *(f"sequence_{k}" for k in TOUCH_SEQUENCE_LENGTHS),
+    "credit_timing",
+    "credit_cadence",
+)
+
+
+def _rep_of_owner(owners: pl.DataFrame) -> np.ndarray:
+    """The rep of each owner code (a rep whose team changed has several owners): 1, 2, … in
+    ``rep_id`` order; a null ``rep_id`` is a rep of its own, 0."""
+    return (
+        owners.select(pl.col("rep_id").rank("dense").fill_null(0)).to_series().to_numpy()
+    ).astype(np.int32)
+
+
+def _slot(codes: np.ndarray) -> np.ndarray:
+    """1 + ``codes`` (-1: none -> 0) as ``int32``, in one pass."""
+    slot = codes.astype(np.int32)
+    slot += 1
+    return slot
+
+
+def _sums_by(codes: np.ndarray, size: int, *, weights: np.ndarray | None = None) -> np.ndarray:
+    return np.bincount(codes, weights=weights, minlength=size)[:size]
+
+
+def _running(codes: np.ndarray, days: np.ndarray, span: int, size: int, weights=None):
+    """Running totals by day of ``codes`` (``size`` values; ``weights`` or counts): row *i*
+    holds the sums over the touches of days ``0 … i - 1`` (``span + 1`` rows)."""
+    per_day = _sums_by(days * size + codes, span * size, weights=weights).reshape(span, size)
+    running = np.zeros((span + 1, size), dtype=per_day.dtype)
+    np.cumsum(per_day, axis=0, out=running[1:])
+    return running
+
+
 def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
     """Write :func:`touch_facts` as day-sorted integer codes, one ``.npy`` per column, plus a
-    key table per code (``<code>.keys.parquet``, row *i* = code *i*): what
-    :func:`period_habits` sums for a period (a kernel maps the files, reads a period's rows
-    in place and adds them up with :func:`numpy.bincount`). Touches without a day are left
-    out (no period holds them). Returns the number of touches written.
+    key table per code (``<code>.keys.parquet``, row *i* = code *i*), and what makes a
+    period's habit tables cheap for :func:`period_habits`:
+
+    - per-day running totals (:data:`TOUCH_RUNNING`) of the touches and the answered ones
+      per (activity type, cadence bin, timing cell) and per sequence code: a period's
+      counts are two rows of each (exact: whole numbers);
+    - per touch, its rep x type x timing cell and rep x type x cadence bin as one code each
+      (``rep_type_cell.npy``, ``rep_type_bin.npy``): the habit effects, whose rep-clustered
+      spread needs the period's touches, are two bincounts of each (the credits are summed
+      so, not as running totals: a difference of two large float sums would lose the small
+      ones);
+    - the columns again sorted by owner, then day (:data:`TOUCH_BY_OWNER`): a team's or a
+      rep's touches are a few contiguous blocks.
+
+    A kernel maps the files (reads a period's rows in place). Touches without a day are
+    left out (no period holds them). Returns the number of touches written.
 
     Why codes per touch, not per rep x week cells: a rep has ~50 touches a week spread over
     ~1,000 (activity type, weekday, hour) timing cells, so rep x week cells would be almost
@@ -1258,7 +1316,7 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
     from pathlib import Path
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "by_owner").mkdir(parents=True, exist_ok=True)
     keys = sorted({c for cols in TOUCH_CODE_KEYS.values() for c in cols})
     frame = (
         touches.lazy()
@@ -1268,13 +1326,15 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
     )
     if not frame["day"].is_sorted():
         frame = frame.sort("day", maintain_order=True)
+    column: dict[str, np.ndarray] = {}
+    sizes: dict[str, int] = {}
     for name, columns in TOUCH_CODE_KEYS.items():
         part = frame.select(columns)
         dictionary = part.unique()
         if name in _NULL_CODED:
             dictionary = dictionary.drop_nulls(columns[0])
         dictionary = dictionary.sort(list(columns), nulls_last=True)
-        codes = (
+        column[name] = (
             part.join(
                 dictionary.with_row_index("code"),
                 on=list(columns),
@@ -1286,29 +1346,87 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
             .to_numpy()
             .astype(_narrowest(dictionary.height))
         )
-        np.save(folder / f"{name}.npy", codes)
+        sizes[name] = dictionary.height
+        if name == "owner":
+            rep_of_owner = _rep_of_owner(dictionary)
         if name.startswith("sequence_"):
             dictionary = dictionary.rename({columns[0]: "sequence"})
         dictionary.write_parquet(folder / f"{name}.keys.parquet")
-        del part, codes
-    np.save(folder / "day.npy", frame["day"].to_physical().to_numpy().astype(np.int32))
-    np.save(folder / "responded.npy", frame["responded"].fill_null(False).to_numpy())
+        del part
+    column["day"] = frame["day"].to_physical().to_numpy().astype(np.int32)
+    column["responded"] = frame["responded"].fill_null(False).to_numpy()
     for credit in ("credit_timing", "credit_cadence"):
-        np.save(folder / f"{credit}.npy", frame[credit].fill_null(0.0).to_numpy())
-    return frame.height
+        column[credit] = frame[credit].fill_null(0.0).to_numpy()
+    rows = frame.height
+    del frame
+    for name, values in column.items():
+        np.save(folder / f"{name}.npy", values)
+    # per-day running totals
+    n_types, n_cells, n_bins = sizes["type"], sizes["cell"], sizes["bin"]
+    day = column["day"]
+    span = int(day[-1]) - int(day[0]) + 1 if rows else 0
+    days = (day - day[0]).astype(np.int64) if rows else day.astype(np.int64)
+    bin_slot = _slot(column["bin"])
+    per_tbc = (column["type"].astype(np.int64) * (n_bins + 1) + bin_slot) * n_cells
+    per_tbc += column["cell"]
+    size = n_types * (n_bins + 1) * n_cells
+    counts = _running(per_tbc * 2 + column["responded"], days, span, size * 2)
+    np.save(folder / "running_counts.npy", counts.astype(_narrowest(int(counts[-1].sum()))))
+    del per_tbc, counts
+    for k in TOUCH_SEQUENCE_LENGTHS:
+        name = f"sequence_{k}"
+        per_sequence = _slot(column[name]).astype(np.int64) * 2 + column["responded"]
+        running = _running(per_sequence, days, span, (sizes[name] + 1) * 2)
+        np.save(folder / f"running_{name}.npy", running.astype(_narrowest(rows)))
+    del days
+    # per touch: rep x type x (1 + timing cell on a contact) and rep x type x (1 + bin)
+    rep_type = rep_of_owner[column["owner"]] * n_types + column["type"]
+    cell_slot = _slot(column["cell"])
+    cell_slot *= bin_slot > 0
+    for name, slot, width in (
+        ("rep_type_cell", cell_slot, n_cells + 1),
+        ("rep_type_bin", bin_slot, n_bins + 1),
+    ):
+        code = rep_type * width
+        code += slot
+        np.save(folder / f"{name}.npy", code.astype(_narrowest(int(code.max(initial=0)))))
+    del rep_type, cell_slot, bin_slot
+    # the columns again by owner, then day (a stable sort keeps the day order)
+    order = np.argsort(column["owner"], kind="stable")
+    starts = np.searchsorted(column["owner"][order], np.arange(sizes["owner"] + 1))
+    np.save(folder / "by_owner" / "starts.npy", starts.astype(np.int64))
+    for name in TOUCH_BY_OWNER:
+        np.save(folder / "by_owner" / f"{name}.npy", column[name][order])
+    return rows
 
 
-def _mapped(path: Any) -> np.ndarray:
-    """``path`` (an ``.npy``) mapped read-only: its pages are read when a period reads them."""
+def _mapped(path: Any, *, mode: str = "r") -> np.ndarray:
+    """``path`` (an ``.npy``) mapped: its pages are read when a period reads them. ``mode``
+    ``"c"`` (copy on write) maps weights a bincount reads in place (it copies read-only
+    ones); nothing writes to them."""
     try:  # a plain array over the mapped pages (no memmap subclass on every slice)
-        return np.asarray(np.load(path, mmap_mode="r"))
+        return np.asarray(np.load(path, mmap_mode=mode))
     except ValueError:  # an empty array has no data to map
         return np.load(path)
 
 
+class _Mapped(dict):
+    """``.npy`` files of a folder by name, mapped when first asked for."""
+
+    def __init__(self, folder: Any) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def __missing__(self, name: str) -> np.ndarray:
+        mode = "c" if name.startswith("credit_") else "r"
+        self[name] = array = _mapped(self.folder / f"{name}.npy", mode=mode)
+        return array
+
+
 class TouchCodes:
-    """The touch codes of :func:`write_touch_codes` in ``folder``, mapped (not read): a
-    kernel holds a few key tables and reads a period's rows only when it sums them.
+    """The touch codes of :func:`write_touch_codes` in ``folder``, mapped (not read) when
+    first used: a kernel holds a few key tables and reads a period's rows only when it sums
+    them.
 
     Examples
     --------
@@ -1317,28 +1435,24 @@ class TouchCodes:
     """
 
     def __init__(self, folder: Any) -> None:
-        """Map the columns and read the key tables of ``folder``."""
+        """Read the key tables of ``folder``; its columns are mapped when first used."""
         from pathlib import Path
 
         folder = Path(folder)
-        names = [*TOUCH_CODE_KEYS, *TOUCH_CODE_VALUES]
-        self.columns = {name: _mapped(folder / f"{name}.npy") for name in names}
+        self.columns = _Mapped(folder)
+        self.by_owner = _Mapped(folder / "by_owner")
         self.keys = {
             name: pl.read_parquet(folder / f"{name}.keys.parquet") for name in TOUCH_CODE_KEYS
         }
-        owners = self.keys["owner"]
-        # the rep of each owner code (a rep whose team changed has several owners)
-        # (1, 2, … in rep_id order; a null rep_id is a rep of its own, 0)
-        self.rep_of_owner = (
-            owners.select(pl.col("rep_id").rank("dense").fill_null(0)).to_series().to_numpy()
-        ).astype(np.int32)
-        self.n_reps = int(self.rep_of_owner.max()) + 1 if owners.height else 0
+        self.rep_of_owner = _rep_of_owner(self.keys["owner"])
+        self.n_reps = int(self.rep_of_owner.max()) + 1 if self.keys["owner"].height else 0
         #: (activity type, weekday, hour) per type code x cells + cell code
         self.timing_keys = (
             self.keys["type"]
             .join(self.keys["cell"], how="cross")
             .select("activity_type", "weekday", "hour")
         )
+        self.shape = {name: keys.height for name, keys in self.keys.items()}
 
     @property
     def days(self) -> tuple[Any, Any] | None:
@@ -1349,38 +1463,181 @@ class TouchCodes:
         epoch = pl.Series([int(day[0]), int(day[-1])], dtype=pl.Int32).cast(pl.Date)
         return epoch[0], epoch[1]
 
-    def rows(self, flt: Any) -> tuple[slice, np.ndarray | None]:
-        """The rows of the period of ``flt`` (a slice: the days are sorted) and, when ``flt``
-        restricts reps, teams, segments, roles or activity types, the mask of those kept."""
+    def _period(self, flt: Any) -> tuple[int | None, int | None]:
+        """The first and last day number of ``flt``'s period (None: open)."""
+        return (
+            None if flt.start is None else _day_number(flt.start),
+            None if flt.end is None else _day_number(flt.end),
+        )
+
+    def _allowed(self, name: str, flt: Any) -> np.ndarray | None:
+        """Which codes of ``name`` (``owner`` or ``type``) ``flt`` keeps; None: all."""
+        if not any(getattr(flt, f) for f in _RESTRICTING[name]):
+            return None
         from effortlens.filters import filter_frame
 
-        day = self.columns["day"]
+        keys = self.keys[name]
+        kept = filter_frame(keys.with_row_index("code"), replace_period(flt))
+        if kept.height == keys.height:
+            return None
+        allowed = np.zeros(keys.height, dtype=bool)
+        allowed[kept["code"].to_numpy()] = True
+        return allowed
+
+    def _day_rows(self, day: np.ndarray, first: int | None, last: int | None) -> slice:
+        """The rows of ``day`` (sorted) from day ``first`` to ``last`` (inclusive)."""
         lo, hi = 0, len(day)
         # the bound in the column's type: another would convert (and read) the whole column
-        if flt.start is not None:
-            lo = int(np.searchsorted(day, day.dtype.type(_day_number(flt.start)), side="left"))
-        if flt.end is not None:
-            end = day.dtype.type(_day_number(flt.end))
-            hi = max(lo, int(np.searchsorted(day, end, side="right")))
-        rows = slice(lo, hi)
-        keep = None
-        for name, fields in _RESTRICTING.items():
-            if not any(getattr(flt, f) for f in fields):
-                continue
-            keys = self.keys[name]
-            kept = filter_frame(keys.with_row_index("code"), replace_period(flt))
-            if kept.height == keys.height:
-                continue
-            allowed = np.zeros(keys.height, dtype=bool)
-            allowed[kept["code"].to_numpy()] = True
-            mask = allowed[self.columns[name][rows]]
-            keep = mask if keep is None else keep & mask
-        return rows, keep
+        if first is not None:
+            lo = int(np.searchsorted(day, day.dtype.type(first), side="left"))
+        if last is not None:
+            hi = max(lo, int(np.searchsorted(day, day.dtype.type(last), side="right")))
+        return slice(lo, hi)
+
+    def _owner_blocks(self, owners: np.ndarray, flt: Any) -> list[tuple[int, int, int]]:
+        """(owner, first row, end row) of the owner-sorted rows ``flt`` keeps, per kept
+        owner with touches in its period."""
+        starts = self.by_owner["starts"]
+        day = self.by_owner["day"]
+        first, last = self._period(flt)
+        blocks = []
+        for owner in np.flatnonzero(owners):
+            lo, hi = int(starts[owner]), int(starts[owner + 1])
+            if first is not None or last is not None:
+                rows = self._day_rows(day[lo:hi], first, last)
+                lo, hi = lo + rows.start, lo + rows.stop
+            if hi > lo:
+                blocks.append((int(owner), lo, hi))
+        return blocks
 
     def count(self, flt: Any) -> int:
         """How many touches ``flt`` keeps."""
-        rows, keep = self.rows(flt)
-        return int(keep.sum()) if keep is not None else rows.stop - rows.start
+        types = self._allowed("type", flt)
+        owners = self._allowed("owner", flt)
+        if owners is None:
+            counts = self._running_sums("counts", flt)
+            if types is not None:
+                counts = counts.reshape(self.shape["type"], -1)[types]
+            return int(counts.sum())
+        blocks = self._owner_blocks(owners, flt)
+        if types is None:
+            return sum(hi - lo for _, lo, hi in blocks)
+        kept = self.by_owner["type"]
+        return int(sum(types[kept[lo:hi]].sum() for _, lo, hi in blocks))
+
+    def _running_sums(self, name: str, flt: Any) -> np.ndarray:
+        """The sums of ``running_<name>`` over the period of ``flt``: two rows."""
+        running = self.columns[f"running_{name}"]
+        day = self.columns["day"]
+        if not len(day):
+            return np.zeros(running.shape[1], dtype=np.int64)
+        span = running.shape[0] - 1
+        first, last = self._period(flt)
+        lo = 0 if first is None else min(max(first - int(day[0]), 0), span)
+        hi = span if last is None else min(max(last - int(day[0]) + 1, lo), span)
+        if running.dtype.kind == "f":
+            return running[hi] - running[lo]
+        return running[hi].astype(np.int64) - running[lo]
+
+    def sums(self, flt: Any) -> dict[str, np.ndarray]:
+        """The sums :func:`period_habits` makes its tables of, over the touches ``flt`` keeps:
+
+        - ``counts`` (type, 1 + bin, cell, responded): touches;
+        - ``sequence_<k>`` (1 + sequence code, responded): touches;
+        - ``rep_cell``, ``rep_cell_credit`` (rep, type, 1 + cell on a contact) and
+          ``rep_bin``, ``rep_bin_credit`` (rep, type, 1 + bin): touches and credits per rep
+          (every rep of the build, or only the reps kept).
+
+        Without a rep, team, segment or role restriction, the counts are two rows of the
+        running totals and the per-rep sums bincounts of the period's slice of
+        the day-sorted codes; with one, bincounts of the kept owners' blocks. An activity-type
+        restriction zeroes the other types.
+        """
+        n_types, n_cells, n_bins = self.shape["type"], self.shape["cell"], self.shape["bin"]
+        owners = self._allowed("owner", flt)
+        if owners is None:
+            sums = {
+                "counts": self._running_sums("counts", flt).reshape(
+                    n_types, n_bins + 1, n_cells, 2
+                ),
+                **{
+                    f"sequence_{k}": self._running_sums(f"sequence_{k}", flt).reshape(-1, 2)
+                    for k in TOUCH_SEQUENCE_LENGTHS
+                },
+            }
+            rows = self._day_rows(self.columns["day"], *self._period(flt))
+            n_reps = self.n_reps
+            for name, credit, width in (
+                ("rep_cell", "credit_timing", n_cells + 1),
+                ("rep_bin", "credit_cadence", n_bins + 1),
+            ):
+                code = self.columns[f"rep_type_{name[4:]}"][rows].astype(np.intp)
+                size = n_reps * n_types * width
+                shape = (n_reps, n_types, width)
+                sums[name] = _sums_by(code, size).reshape(shape)
+                weights = self.columns[credit][rows]
+                sums[f"{name}_credit"] = _sums_by(code, size, weights=weights).reshape(shape)
+        else:
+            sums = self._owner_sums(owners, flt)
+        types = self._allowed("type", flt)
+        if types is not None:
+            dropped = ~types
+            sums["counts"][dropped] = 0
+            for name in ("rep_cell", "rep_cell_credit", "rep_bin", "rep_bin_credit"):
+                sums[name][:, dropped] = 0
+            type_code = {t: i for i, t in enumerate(self.keys["type"]["activity_type"])}
+            for k in TOUCH_SEQUENCE_LENGTHS:
+                last = self.keys[f"sequence_{k}"]["activity_type"].to_list()
+                out = [1 + i for i, t in enumerate(last) if dropped[type_code[t]]]
+                sums[f"sequence_{k}"][out] = 0
+        return sums
+
+    def _owner_sums(self, owners: np.ndarray, flt: Any) -> dict[str, np.ndarray]:
+        """:meth:`sums` of the kept owners' touches (owner-sorted blocks)."""
+        n_types, n_cells, n_bins = self.shape["type"], self.shape["cell"], self.shape["bin"]
+        blocks = self._owner_blocks(owners, flt)
+        lengths = np.array([hi - lo for _, lo, hi in blocks], dtype=np.intp)
+
+        def take(name: str) -> np.ndarray:
+            column = self.by_owner[name]
+            if len(blocks) == 1:
+                return np.asarray(column[blocks[0][1] : blocks[0][2]])
+            return np.concatenate([column[lo:hi] for _, lo, hi in blocks] or [column[:0]])
+
+        # the kept reps, numbered 0, 1, … (a rep with several owners once)
+        reps, local = np.unique(
+            self.rep_of_owner[[owner for owner, _, _ in blocks]], return_inverse=True
+        )
+        rep = np.repeat(local.astype(np.intp), lengths)
+        types = take("type").astype(np.intp)
+        bin_slot = _slot(take("bin"))
+        cell = take("cell")
+        responded = take("responded").astype(np.intp)
+        per_tbc = (types * (n_bins + 1) + bin_slot) * n_cells + cell
+        size = n_types * (n_bins + 1) * n_cells
+        credited = {credit: take(credit) for credit in ("credit_timing", "credit_cadence")}
+        sums = {
+            "counts": _sums_by(per_tbc * 2 + responded, size * 2).reshape(
+                n_types, n_bins + 1, n_cells, 2
+            )
+        }
+        for k in TOUCH_SEQUENCE_LENGTHS:
+            name = f"sequence_{k}"
+            size = self.shape[name] + 1
+            sums[name] = _sums_by(_slot(take(name)) * 2 + responded, size * 2).reshape(size, 2)
+        cell_slot = _slot(cell)
+        cell_slot *= bin_slot > 0
+        rep_type = rep * n_types + types
+        for name, credit, slot, width in (
+            ("rep_cell", "credit_timing", cell_slot, n_cells + 1),
+            ("rep_bin", "credit_cadence", bin_slot, n_bins + 1),
+        ):
+            code = rep_type * width + slot
+            size = len(reps) * n_types * width
+            shape = (len(reps), n_types, width)
+            sums[name] = _sums_by(code, size).reshape(shape)
+            sums[f"{name}_credit"] = _sums_by(code, size, weights=credited[credit]).reshape(shape)
+        return sums
 
 
 _TOUCH_CODES: dict[Any, TouchCodes] = {}
@@ -1399,10 +1656,13 @@ def touch_codes_of(enriched: Any) -> TouchCodes | None:
     from effortlens.facts import HABIT_TOUCHES, entry_of
 
     entry = entry_of(enriched)
-    if entry is None or not (entry / HABIT_TOUCHES / "day.npy").is_file():
+    if entry is None:
         return None
     if entry not in _TOUCH_CODES:
-        _TOUCH_CODES[entry] = TouchCodes(entry / HABIT_TOUCHES)
+        folder = entry / HABIT_TOUCHES
+        if not (folder / "by_owner" / "starts.npy").is_file():
+            return None
+        _TOUCH_CODES[entry] = TouchCodes(folder)
     return _TOUCH_CODES[entry]
 
 
@@ -1425,41 +1685,27 @@ def replace_period(flt: Any) -> Any:
     return replace(flt, start=None, end=None)
 
 
-def _sums_by(codes: np.ndarray, size: int, *, weights: np.ndarray | None = None) -> np.ndarray:
-    return np.bincount(codes, weights=weights, minlength=size)[:size]
-
-
 def _dense_effects(
-    types: np.ndarray,
-    n_tc: np.ndarray,
-    credit_tc: np.ndarray,
-    slot: np.ndarray,
-    reps: np.ndarray,
-    credited: np.ndarray,
+    n_rtc: np.ndarray,
+    credit_rtc: np.ndarray,
     cell_keys: pl.DataFrame,
     *,
-    n_types: int,
-    n_reps: int,
     feature: str,
     min_lift: float,
     min_activities: int,
     alpha: float,
 ) -> pl.DataFrame:
-    """:func:`_effects_table` of the touches on a contact, from bincounts of the period's
-    touches: per type, per type x cell and per rep x cell (never per rep x type x cell).
-    ``slot`` is 1 + the cell code of a touch on a contact and 0 for the others (a spare
-    column, dropped), so no touch is selected out (the sums keep the touches' order).
-    ``n_tc`` and ``credit_tc`` are the touches on a contact and their credit per type x
-    cell."""
-    width = cell_keys.height + 1
+    """:func:`_effects_table` of the touches on a contact, from their sums per rep x type x
+    cell (``n_rtc`` touches, ``credit_rtc`` credit), summed as it sums them: the excess
+    credit of a rep x type x cell is its credit less its touches' expected credit (the mean
+    credit of their type), then added up per rep x cell."""
+    n_tc, credit_tc = n_rtc.sum(axis=0), credit_rtc.sum(axis=0)
     n_t = n_tc.sum(axis=1)
     # each touch is expected the mean credit of its activity type (indirect standardisation)
-    mean_t = np.divide(credit_tc.sum(axis=1), n_t, out=np.zeros(n_types), where=n_t > 0)
-    per_rep = _combined(reps, (slot, width))
-    n_rc = _sums_by(per_rep, n_reps * width).reshape(n_reps, width)[:, 1:]
-    excess = credited - mean_t[types]
-    excess_rc = _sums_by(per_rep, n_reps * width, weights=excess).reshape(n_reps, width)[:, 1:]
-    present = n_rc > 0
+    mean_t = np.divide(credit_tc.sum(axis=1), n_t, out=np.zeros(len(n_t)), where=n_t > 0)
+    expected_rtc = n_rtc * mean_t[None, :, None]
+    excess_rc = (credit_rtc - expected_rtc).sum(axis=1)
+    present = n_rtc.sum(axis=1) > 0
     k = present.sum(axis=0)
     variance = (np.where(present, excess_rc, 0.0) ** 2).sum(axis=0) * k / np.maximum(k - 1, 1)
     activities = n_tc.sum(axis=0)
@@ -1468,7 +1714,7 @@ def _dense_effects(
         [
             pl.Series("activities", activities[used], dtype=pl.UInt32),
             pl.Series("credited", credit_tc.sum(axis=0)[used], dtype=pl.Float64),
-            pl.Series("expected", (n_tc * mean_t[:, None]).sum(axis=0)[used], dtype=pl.Float64),
+            pl.Series("expected", expected_rtc.sum(axis=(0, 1))[used], dtype=pl.Float64),
             pl.Series("variance", variance[used], dtype=pl.Float64),
         ]
     )
@@ -1496,40 +1742,6 @@ def _counts_table(keys: pl.DataFrame, n: np.ndarray, answered: np.ndarray) -> pl
     )
 
 
-def _counts(keys: pl.DataFrame, slot: np.ndarray, responded: np.ndarray) -> pl.LazyFrame:
-    """``keys`` (a key table) with ``n`` touches per code and ``responded`` of them, the codes
-    without a touch left out. ``slot`` is 1 + the code of a touch (0: none, not counted),
-    ``responded`` a bool per touch: one bincount of ``slot * 2 + responded``."""
-    size = keys.height
-    index = _combined(slot, (responded, 2))
-    both = _sums_by(index, (size + 1) * 2).reshape(size + 1, 2)[1:]
-    return _counts_table(keys, both[:, 0] + both[:, 1], both[:, 1])
-
-
-def _combined(first: np.ndarray, *rest: tuple[np.ndarray, int]) -> np.ndarray:
-    """One code of ``first`` and ``rest`` (code, how many values it has) pairs, mixed radix,
-    made in place in ``int32`` (half the memory passes of ``intp``; the bincount
-    then widens it once)."""
-    code = first.astype(np.int32)
-    for array, size in rest:
-        code *= size
-        code += array
-    return code
-
-
-def _writeable(array: np.ndarray) -> np.ndarray:
-    """``array``, copied when read-only (a slice of the mapped codes): a weighted bincount
-    copies read-only weights on every call (numpy asks for a writeable array)."""
-    return array if array.flags.writeable else array.copy()
-
-
-def _slot(codes: np.ndarray) -> np.ndarray:
-    """1 + ``codes`` (-1: none -> 0) as ``int32``, in one pass."""
-    slot = codes.astype(np.int32)
-    slot += 1
-    return slot
-
-
 def period_habits(
     codes: TouchCodes,
     flt: Any,
@@ -1540,109 +1752,47 @@ def period_habits(
     alpha: float = HABIT_ALPHA,
 ) -> dict[str, Any]:
     """:func:`touch_habits` of the touches that ``flt`` (an
-    :class:`effortlens.filters.Filter`, with or without a period) keeps, summed from
-    :class:`TouchCodes`: the period is a slice of the day-sorted codes, the rest a mask, and
-    every table is made from bincounts of the kept touches. The same tables as
+    :class:`effortlens.filters.Filter`, with or without a period) keeps, made from
+    :meth:`TouchCodes.sums`: without a rep, team, segment or role restriction the tables
+    are two rows of the build's running totals per day, and only the rep-clustered spread
+    of the habit effects reads the period's touches (two bincounts per feature); with one,
+    everything is summed from the kept owners' blocks. The same tables as
     :func:`touch_habits` of the filtered :func:`touch_facts` (activity types as text); float
     sums may differ in the last bits (another order).
-
-    A period without a mask is never copied: the bincounts read its slice of the mapped
-    codes (a touch without a contact or a sequence counts to a spare bin, not selected
-    out), the combined codes are made in one pass each.
 
     Examples
     --------
     >>> period_habits(codes, Filter(start=dt.date(2026, 4, 6)))["cadence"]  # doctest: +SKIP
     """
-    rows, keep = codes.rows(flt)
-
-    def take(name: str) -> np.ndarray:
-        column = codes.columns[name][rows]
-        return np.asarray(column if keep is None else column[keep])
-
+    sums = codes.sums(flt)
     keys = codes.keys
-    n_types, n_cells, n_bins = keys["type"].height, keys["cell"].height, keys["bin"].height
-    types = take("type")
-    responded = take("responded")
-    if responded.dtype != np.bool_:
-        responded = responded.astype(bool)
-    bin_slot = _slot(take("bin"))  # 1 + bin, 0 without a contact
-    cell = take("cell")
-    # one code of (type, 1 + bin, cell) and one count of it with responded: the timing
-    # and cadence tables and the touches on a contact per type x cell and type x bin
-    per_tbc = _combined(types, (bin_slot, n_bins + 1), (cell, n_cells))
-    size = n_types * (n_bins + 1) * n_cells
-    by = _sums_by(_combined(per_tbc, (responded, 2)), size * 2)
-    by = by.reshape(n_types, n_bins + 1, n_cells, 2)
+    n_types, n_cells = codes.shape["type"], codes.shape["cell"]
+    by = sums["counts"]
     every = by.sum(axis=1).reshape(n_types * n_cells, 2)  # (type x cells + cell, responded)
-    timing = _timing_table(
-        _counts_table(codes.timing_keys, every[:, 0] + every[:, 1], every[:, 1]).lazy()
-    )
+    timing = _timing_table(_counts_table(codes.timing_keys, every[:, 0] + every[:, 1], every[:, 1]))
     bins = by.sum(axis=(0, 2))[1:]
     cadence = _cadence_cells(
         _counts_table(keys["bin"], bins[:, 0] + bins[:, 1], bins[:, 1]),
         edges=CADENCE_EDGES,
         weighted=True,
     )
-    on_contact = by[:, 1:]
-    credited = {feature: _writeable(take(f"credit_{feature}")) for feature in ("timing", "cadence")}
-    credit = {
-        feature: _sums_by(per_tbc, size, weights=weights).reshape(n_types, n_bins + 1, n_cells)
-        for feature, weights in credited.items()
-    }
-    # the timing cell of a touch on a contact, 1 + cell; 0 without a contact
-    cell_slot = _slot(cell)
-    cell_slot *= bin_slot > 0
-    # the sequences of every length and responded in one code: one bincount
-    sizes = [keys[f"sequence_{k}"].height + 1 for k in TOUCH_SEQUENCE_LENGTHS]
-    per_sequence = np.zeros(len(types), dtype=np.int32)
-    for k, size in zip(TOUCH_SEQUENCE_LENGTHS, sizes, strict=True):
-        per_sequence *= size
-        per_sequence += take(f"sequence_{k}")
-        per_sequence += 1
-    per_sequence *= 2
-    per_sequence += responded
-    by_sequence = _sums_by(per_sequence, int(np.prod(sizes)) * 2).reshape(*sizes, 2)
     eligible = {}
-    for axis, k in enumerate(TOUCH_SEQUENCE_LENGTHS):
-        others = tuple(a for a in range(len(sizes)) if a != axis)
-        both = by_sequence.sum(axis=others)[1:] if others else by_sequence[1:]
+    for k in TOUCH_SEQUENCE_LENGTHS:
+        both = sums[f"sequence_{k}"][1:]
         eligible[k] = _counts_table(keys[f"sequence_{k}"], both[:, 0] + both[:, 1], both[:, 1])
     sequences = _rank_sequences(
         eligible, min_support=min_support, rank_by="lift_over_type", weighted=True
     )
-    reps = codes.rep_of_owner[take("owner")]
     effects = {
         feature: _dense_effects(
-            types,
-            n_tc,
-            credit_tc,
-            slot,
-            reps,
-            credited[feature],
-            keys[name],
-            n_types=n_types,
-            n_reps=codes.n_reps,
+            sums[name][:, :, 1:],
+            sums[f"{name}_credit"][:, :, 1:],
+            keys[key],
             feature=feature,
             min_lift=min_lift,
             min_activities=min_activities,
             alpha=alpha,
         )
-        for feature, name, n_tc, credit_tc, slot in (
-            (
-                "timing",
-                "cell",
-                on_contact.sum(axis=(1, 3)),
-                credit["timing"][:, 1:].sum(axis=1),
-                cell_slot,
-            ),
-            (
-                "cadence",
-                "bin",
-                on_contact.sum(axis=(2, 3)),
-                credit["cadence"][:, 1:].sum(axis=2),
-                bin_slot,
-            ),
-        )
+        for feature, key, name in (("timing", "cell", "rep_cell"), ("cadence", "bin", "rep_bin"))
     }
     return {"timing": timing, "cadence": cadence, "sequences": sequences, "effects": effects}

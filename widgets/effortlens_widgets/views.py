@@ -116,32 +116,37 @@ _TOUCH_CELLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def habit_tables(state) -> dict:
-    """The habit tables of the page's filter from the build's touch facts: a filter without a
-    period (or with one that holds every touch) sums the per-rep cells (computed once per
-    load, kept on the state); a period sums its touches from the build's touch codes
-    (:func:`effortlens.habits.period_habits`), else filters the touches and sums those."""
+    """The habit tables of the page's filter from the build's touch facts. With the build's
+    touch codes, every filter but "everything" (or a period holding every touch) sums them
+    (:func:`effortlens.habits.period_habits`: running totals per day, a team's or a rep's
+    blocks); "everything" sums the per-rep cells (computed once per load, kept on the
+    state), as does any filter without a period when there are no codes. A period without
+    codes filters the touches and sums those."""
     enriched, flt = state.enriched, state.filter
-    if flt.start is not None or flt.end is not None:
-        codes = touch_codes_of(enriched)
-        if codes is None:
-            return touch_habits(filter_frame(precomputed(enriched, "touches"), flt))
-        if not _holds_every_touch(state, codes, flt):
+    codes = touch_codes_of(enriched)
+    if codes is not None and _codes_hold_every_touch(state, codes):
+        if not _holds_every_touch(codes, flt) or not replace_period(flt).is_everything:
             return period_habits(codes, flt)
         flt = replace_period(flt)
+    elif flt.start is not None or flt.end is not None:
+        return touch_habits(filter_frame(precomputed(enriched, "touches"), flt))
     return touch_habits({name: filter_frame(frame, flt) for name, frame in _cells(state).items()})
 
 
-def _holds_every_touch(state, codes, flt) -> bool:
-    """Whether the period of ``flt`` holds every day of the touch codes, and the codes every
-    touch of the cells (none without a day): the period then keeps what no period keeps."""
+def _codes_hold_every_touch(state, codes) -> bool:
+    """Whether the touch codes hold every touch of the per-rep cells (none without a day)."""
+    return len(codes.columns["day"]) == int(_cells(state)["timing"]["n"].sum())
+
+
+def _holds_every_touch(codes, flt) -> bool:
+    """Whether the period of ``flt`` holds every day of the touch codes."""
     days = codes.days
     if days is None:
         return False
-    if (flt.start is not None and flt.start > days[0]) or (
-        flt.end is not None and flt.end < days[1]
-    ):
-        return False
-    return len(codes.columns["day"]) == int(_cells(state)["timing"]["n"].sum())
+    return not (
+        (flt.start is not None and flt.start > days[0])
+        or (flt.end is not None and flt.end < days[1])
+    )
 
 
 def _cells(state) -> dict[str, pl.DataFrame]:
@@ -173,10 +178,10 @@ def has_touches(state, view) -> bool:
     touches = precomputed(enriched, "touches")
     if touches is None:
         return has_rows(events(view, "activities").filter(pl.col("is_customer_facing")))
+    codes = touch_codes_of(enriched)
+    if codes is not None and not flt.is_everything and _codes_hold_every_touch(state, codes):
+        return codes.count(flt) > 0
     if flt.start is not None or flt.end is not None:
-        codes = touch_codes_of(enriched)
-        if codes is not None:
-            return codes.count(flt) > 0
         return has_rows(filter_frame(touches, flt))
     return bool(filter_frame(_cells(state)["timing"], flt)["n"].sum() > 0)
 
@@ -1124,9 +1129,9 @@ def habits_numbers(state, view, *, no_effort) -> dict:
 def _habits_numbers(state, view, *, no_effort) -> dict:
     flt, built = state.filter, precomputed(state.enriched, "touches") is not None
     tables = None
-    if built and (flt.start or flt.end) and page_coverage(state).has_buyer_actions:
-        # a period sums its touches once: the timing table counts every one of them, which
-        # says whether there are any (a separate scan would read them again)
+    if built and not flt.is_everything and page_coverage(state).has_buyer_actions:
+        # the filter's touches are summed once: the timing table counts every one of them,
+        # which says whether there are any (a separate count would read them again)
         tables = habit_tables(state)
         effort = int(tables["timing"]["activities"].sum()) > 0
     else:
