@@ -600,6 +600,67 @@ def _reached(stays: pl.DataFrame, by_cols: list[str], *, derived: bool = False) 
     options = (tuple(by_cols), derived)
     if _LAST_REACHED and _LAST_REACHED[0][0] is stays and _LAST_REACHED[0][1] == options:
         return _LAST_REACHED[0][2]
+    reached = _reached_by_runs(stays, by_cols, derived=derived)
+    if reached is None:  # not one run of rows per group: grouped
+        reached = _reached_grouped(stays, by_cols, derived=derived)
+    _LAST_REACHED[:] = [(stays, options, reached)]
+    return reached
+
+
+def _reached_by_runs(
+    stays: pl.DataFrame, by_cols: list[str], *, derived: bool
+) -> pl.DataFrame | None:
+    """:func:`_reached`'s rows from the stays as :func:`_stays` gives them (sorted by deal:
+    each deal's rows one run, its owner and outcome the same on each), in numpy: one
+    reduction per run instead of a group-by; None when the groups are not runs of rows.
+
+    The same rows as :func:`_reached_grouped` (deals in the stays' order, each deal's stages
+    in order, where the group-by's order is arbitrary); every use of them sums them by group.
+    """
+    keys = ["opportunity_id", *by_cols, "outcome"]
+    if stays.height == 0 or not stays["opportunity_id"].is_sorted():
+        return None
+    frame = stays.select(keys)
+    new_deal = frame["opportunity_id"].ne_missing(frame["opportunity_id"].shift(1)).to_numpy()
+    new_deal[0] = True
+    for c in keys[1:]:  # a deal whose rows differ in owner or outcome: not one group
+        column = frame[c]
+        changed = column.ne_missing(column.shift(1)).to_numpy()
+        if (changed[1:] & ~new_deal[1:]).any():
+            return None
+    starts = np.flatnonzero(new_deal)
+    stage = stays["stage_index"]
+    if stage.null_count():
+        return None
+    stage = stage.to_numpy().astype(np.int64)
+    first = np.minimum.reduceat(stage, starts)
+    furthest = np.maximum.reduceat(stage, starts)
+    bits = np.bitwise_or.reduceat(np.left_shift(1, stage), starts)
+    if "derived" in stays.columns:
+        flags = stays["derived"].fill_null(value=False).to_numpy().astype(np.int64)
+        path_derived = np.maximum.reduceat(flags, starts).astype(bool) | derived
+    else:
+        path_derived = np.full(len(starts), derived)
+    spans = furthest - first + 1
+    group = np.repeat(np.arange(len(starts)), spans)
+    offsets = np.cumsum(spans) - spans
+    index = first[group] + (np.arange(len(group)) - offsets[group])
+    entered = (np.right_shift(bits[group], index) & 1).astype(bool)
+    keep = ~path_derived[group] | entered  # a derived path: only the stages entered
+    group, index, entered = group[keep], index[keep], entered[keep]
+    return frame[starts[group]].select(
+        "opportunity_id",
+        *by_cols,
+        pl.Series("stage_index", index, dtype=pl.Int32),
+        "outcome",
+        pl.Series("entered", entered, dtype=pl.Boolean),
+        pl.Series("at_furthest", index == furthest[group], dtype=pl.Boolean),
+        pl.lit(value=False).alias("stage_unknown"),
+    )
+
+
+def _reached_grouped(stays: pl.DataFrame, by_cols: list[str], *, derived: bool) -> pl.DataFrame:
+    """:func:`_reached` by a group-by per deal (any order of stays)."""
     flag = pl.col("derived").any() if "derived" in stays.columns else pl.lit(value=False)
     bit = pl.lit(2, dtype=pl.Int64).pow(pl.col("stage_index"))
     paths = stays.group_by("opportunity_id", *by_cols, "outcome").agg(
@@ -625,7 +686,6 @@ def _reached(stays: pl.DataFrame, by_cols: list[str], *, derived: bool = False) 
             stage_unknown=pl.lit(value=False),
         )
     )
-    _LAST_REACHED[:] = [(stays, options, reached)]
     return reached
 
 
