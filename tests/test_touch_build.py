@@ -123,6 +123,34 @@ def test_the_em_is_the_habits_em_to_the_bit():
         assert np.array_equal(got, want)
 
 
+def test_the_em_stops_when_converged_in_both_and_only_then():
+    rng = np.random.default_rng(6)
+    touches, pairs, actions = 800, 900, 500
+    args = (
+        rng.integers(0, 6, touches),
+        rng.integers(0, 3, touches),
+        rng.uniform(0, 500, touches),
+        rng.integers(0, actions, pairs),
+        rng.integers(0, touches, pairs),
+        rng.exponential(20, pairs).clip(0, 336),  # a lag density worth learning
+        actions,
+        1e5,
+    )
+    stopped = credit_em(*args, iterations=400)
+    reference = habits._credit_em(*args, iterations=400)  # noqa: SLF001
+    assert all(np.array_equal(a, b) for a, b in zip(stopped, reference, strict=True))
+    # the stop gives what some number of whole iterations gives, well before the cap ...
+    runs = [credit_em(*args, iterations=n, tolerance=0) for n in range(1, 400)]
+    at = [n + 1 for n, run in enumerate(runs) if np.array_equal(run[1], stopped[1])]
+    assert at and 1 < at[0] < 400
+    assert np.array_equal(runs[at[0] - 1][0], stopped[0])
+    # ... the credits of a far longer fit, to within the tolerance's order
+    longer = credit_em(*args, iterations=2_000, tolerance=0)[1]
+    assert np.max(np.abs(stopped[1] - longer)) < 1e-6
+    # ... and none of it before the parameters settled: a cruder tolerance stops sooner
+    assert not np.array_equal(credit_em(*args, iterations=400, tolerance=1e-3)[1], stopped[1])
+
+
 @pytest.mark.parametrize(("seed", "contacts"), [(1, 40), (3, 5)])
 def test_practice_facts_equal_on_random_loads_full_of_ties(seed, contacts):
     from effortlens.deviance import practice_facts

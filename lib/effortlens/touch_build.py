@@ -220,6 +220,11 @@ def _credits(
     return out
 
 
+#: The habit credit's EM stops when an iteration changes no parameter by this much,
+#: relatively (:func:`credit_em`; ``habits._credit_em`` has the same rule and default).
+CREDIT_TOLERANCE = 1e-9
+
+
 def credit_em(
     touch_cell: np.ndarray,
     touch_band: np.ndarray,
@@ -231,9 +236,19 @@ def credit_em(
     background_exposure: float,
     *,
     iterations: int,
+    tolerance: float = CREDIT_TOLERANCE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``habits._credit_em`` with the same arithmetic in the same order (equal results), its
     unchanging parts computed once and its sums by :func:`numpy.bincount`.
+
+    Both stop by the same rule: after at most ``iterations``, or as soon as one iteration
+    changes no parameter by ``tolerance`` or more, relatively: each cell's rate and the
+    background rate relative to their larger value (old or new), each lag bin's probability
+    (density x width, a share of its band's 1). The default :data:`CREDIT_TOLERANCE` (1e-9)
+    stops the two fits after 48 and 45 of 60 iterations on ``effortlens sample --size 1m``,
+    51 and 43 on ``--size 3000000``; a touch's credit then differs from 60 iterations' by at
+    most 4e-7 (credits reach 3.1), their sum by 2e-10 relatively, a cell's rate by 3e-9
+    relatively. ``tolerance=0`` runs every iteration.
 
     Examples
     --------
@@ -263,6 +278,7 @@ def credit_em(
     cut_at = touch_band[cut] * n_bins + left_bin[cut]
     cut_hours = touch_left[cut] - edges[left_bin[cut]]
     for _ in range(iterations):
+        previous = rate, density, background
         weight = rate[pair_cell] * density.reshape(-1)[pair_slot]
         total = np.bincount(pair_action, weights=weight, minlength=n_actions) + background
         credit = weight / total[pair_action]
@@ -282,7 +298,20 @@ def credit_em(
         density = (mass + 1e-9) / widths
         density /= (density * widths).sum(axis=1, keepdims=True)
         background = background_share.sum() / max(background_exposure, 1e-9)
+        if _em_change(previous, (rate, density, background), widths) < tolerance:
+            break
     return rate, credit
+
+
+def _em_change(old: tuple, new: tuple, widths: np.ndarray) -> float:
+    """The largest relative change of the credit EM's parameters (rate, density, background)
+    from ``old`` to ``new`` (:func:`credit_em`'s stopping rule)."""
+    (rate0, density0, background0), (rate1, density1, background1) = old, new
+    tiny = np.finfo(np.float64).tiny
+    rates = np.abs(rate1 - rate0) / np.maximum(np.maximum(rate0, rate1), tiny)
+    shares = np.abs(density1 - density0) * widths
+    background = abs(background1 - background0) / max(background0, background1, tiny)
+    return max(float(rates.max(initial=0.0)), float(shares.max(initial=0.0)), background)
 
 
 def _day_rep_order(frame: pl.DataFrame) -> pl.Series:
