@@ -44,7 +44,7 @@ class PageState(HasTraits):
         self._cache_dir = cache_dir
         self._pseudonyms = None
         self._weekly: tuple | None = None  # (the load's Enriched, its weekly_effort, spans)
-        self._effort: tuple | None = None  # (the load's Enriched, a filter, its effort rows)
+        self._effort: list = []  # the last (load's Enriched, filter, its effort rows), newest first
         super().__init__(**kwargs)
         if self.data is not None:
             self._on_data({"new": self.data})
@@ -106,9 +106,11 @@ class PageState(HasTraits):
         if kept is None or kept[0] is not self.enriched:
             daily = self.enriched.daily
             kept = self._weekly = (self.enriched, weekly_effort(daily), week_spans(daily))
-        last = self._effort  # the page's views read the same filter's rows in turn
-        if last is not None and last[0] is self.enriched and last[1] == flt:
-            return last[2]
+        # the page's views read the same filter's rows in turn, and the headline the previous
+        # period's between them: the last two are kept
+        for enriched, kept_flt, kept_rows in self._effort:
+            if enriched is self.enriched and kept_flt == flt:
+                return kept_rows
         rows = period_by_weeks(
             kept[1],
             self.enriched.daily,
@@ -116,7 +118,7 @@ class PageState(HasTraits):
             spans=kept[2],
             where=pl.col("is_customer_facing"),
         )
-        self._effort = (self.enriched, flt, rows)
+        self._effort = [(self.enriched, flt, rows), *self._effort[:1]]
         return rows
 
     @property
