@@ -490,19 +490,28 @@ def time_in_stage(stays: pl.DataFrame, *, by: str | Sequence[str] | None = None)
     --------
     >>> time_in_stage(stage_stays(tables, settings=s))  # doctest: +SKIP
     """
+    return _time_in_stage(stays, by=by)
+
+
+def _time_in_stage(
+    stays: pl.DataFrame, *, by: str | Sequence[str] | None, historical: bool = True
+) -> pl.DataFrame:
+    """:func:`time_in_stage`; without ``ended_p90_days`` unless ``historical`` (the flow
+    table reads only the Kaplan-Meier quantiles)."""
     keys = [*_by_list(by), "stage", "stage_index"]
     if "derived" in stays.columns:  # only the columns read: a filter copies what it keeps
         stays = stays.select(*keys, "days", "ended", "derived").filter(~pl.col("derived"))
-    historical = (
+    quantiles = _kaplan_meier_quantiles(
+        stays, keys=keys, quantiles={"median_days": 0.5, "p90_days": 0.9}
+    )
+    if not historical:
+        return quantiles
+    ended_p90 = (
         stays.filter("ended")
         .group_by(keys)
         .agg(ended_p90_days=pl.col("days").quantile(0.9, interpolation="linear"))
     )
-    return (
-        _kaplan_meier_quantiles(stays, keys=keys, quantiles={"median_days": 0.5, "p90_days": 0.9})
-        .join(historical, on=keys, how="left")
-        .sort(keys)
-    )
+    return quantiles.join(ended_p90, on=keys, how="left").sort(keys)
 
 
 def blocked_deals(
@@ -841,7 +850,9 @@ def flow_table(
     if stage_path in ("derived", "mixed") or bool(stays["derived"].any()):
         reached = pl.concat([reached, _unknown_losses(data, stays, owners)], how="vertical_relaxed")
     counts = _counts(reached, keys)
-    timing = time_in_stage(stays, by=by_cols).select(*keys, "median_days", "p90_days")
+    timing = _time_in_stage(stays, by=by_cols, historical=False).select(
+        *keys, "median_days", "p90_days"
+    )
     moves = stays.filter(pl.col("move") & ~pl.col("derived"))
     verification = moves.group_by(keys).agg(
         moves=pl.len().cast(pl.UInt32),
