@@ -366,22 +366,51 @@ def build_practice_facts(activities: pl.DataFrame | pl.LazyFrame) -> pl.DataFram
     order = keys.select(pl.arg_sort_by("g", "t", maintain_order=True)).to_series().to_numpy()
     order = _ties_by_id(order, keys, touches["activity_id"])
     # the history on a narrow frame in (rep, contact, time) order; every column is then
-    # gathered once, straight into the final (day) order
+    # gathered once, straight into the final (day) order. Text columns move as small integer
+    # codes and are spelled out at the end from their few distinct values (a random gather of
+    # millions of strings costs ~5x more than the codes and the spelling together).
     g = group.to_numpy()[order]
     same = np.r_[False, g[1:] == g[:-1]] & touches["contact_id"].is_not_null().to_numpy()[order]
-    narrow = touches.select("activity_type", "ts", "day")[order].with_columns(_same=pl.Series(same))
+    narrow = touches.select("ts", "day")[order].with_columns(_same=pl.Series(same))
     history = narrow.select(
-        previous_type=pl.when("_same").then(pl.col("activity_type").shift(1)),
         gap_days=pl.when("_same").then(
             (pl.col("ts") - pl.col("ts").shift(1)).dt.total_seconds() / 86_400
         ),
         previous_day=pl.when("_same").then(pl.col("day").shift(1)),
     )
+    kinds, kind = _coded(touches["activity_type"])
+    kind = kind[order]
+    previous_kind = np.where(same, np.r_[-1, kind[:-1]], -1)
     day = narrow["day"].to_physical().cast(pl.Int64)
     day = day.fill_null(int(day.min() or 0) - 1).to_numpy()
     by_day = np.argsort(day, kind="stable")
-    rest = [c for c in PRACTICE_COLUMNS if c not in history.columns]
-    return touches.select(rest)[order[by_day]].hstack(history[by_day]).select(PRACTICE_COLUMNS)
+    final = order[by_day]
+    out = {}
+    for column in PRACTICE_COLUMNS:
+        if column == "previous_type":
+            out[column] = _spelled(kinds, previous_kind[by_day], column)
+        elif column in history.columns:
+            out[column] = history[column].gather(by_day)
+        elif touches.schema[column] == pl.String:
+            names, codes = _coded(touches[column])
+            out[column] = _spelled(names, codes[final], column)
+        else:
+            out[column] = touches[column].gather(final)
+    return pl.DataFrame(out)
+
+
+def _coded(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """The sorted distinct values of a text column and each row's number among them (-1 for
+    null), as Int64."""
+    names = values.drop_nulls().unique().sort()
+    codes = values.cast(pl.Enum(names)).to_physical().cast(pl.Int64).fill_null(-1)
+    return names, codes.to_numpy()
+
+
+def _spelled(names: pl.Series, codes: np.ndarray, name: str) -> pl.Series:
+    """The values of :func:`_coded`'s ``codes`` (null for -1), as a text column ``name``."""
+    at = pl.Series(codes)
+    return names.gather(pl.select(pl.when(at >= 0).then(at)).to_series()).rename(name)
 
 
 def _rank(values: pl.Series) -> pl.Series:
