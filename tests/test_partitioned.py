@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -16,7 +17,7 @@ from polars.testing import assert_frame_equal
 from effortlens import partitioned
 from effortlens.cli import main
 from effortlens.enrich import enrich_tables
-from effortlens.facts import open_build
+from effortlens.facts import AGGREGATES_LAYOUT, HABIT_TOUCHES, open_build
 from effortlens.loading import load_folder, pipeline
 from effortlens.loading.pipeline import load_folder_chunked, merge_notes, streamable_rows
 from effortlens.partitioned import should_partition
@@ -81,6 +82,107 @@ def test_partitioned_build_precomputes_the_same_view_facts(tiny_planted, tmp_pat
         a, b = frame.collect(), parts.enriched.aggregates[name].collect()
         assert a.height == b.height > 0
         assert_frame_equal(a.sort(a.columns), b.sort(b.columns), check_exact=False, rel_tol=1e-9)
+
+
+#: Tolerance of the habit credits (and of sums of them) in a build fitted part by part: the
+#: one fit adds the same terms in another order (the touches in partition order), so the last
+#: bits may differ from the in-memory build's.
+CREDIT_TOL = {"rel_tol": 1e-9, "abs_tol": 1e-12}
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    frame = frame.with_columns(pl.col(pl.Categorical).cast(pl.String))
+    return frame.sort(frame.columns, nulls_last=True)
+
+
+#: A streak's columns that come from its last touch: with several touches of a contact at
+#: one instant, which of them is last is not decided (roe.silent_streaks sorts by contact
+#: and time without keeping the input order), in either build.
+LAST_TOUCH = ("rep_id", "day", "team", "segment", "role")
+
+
+def _assert_same_view_facts(whole, parts, *, instant_ties: bool = False) -> None:
+    """Every view fact of a build written part by part equals the in-memory build's: the same
+    rows (floats to :data:`CREDIT_TOL`), streaks in the same order, each touch part in (day,
+    rep) order, the habit touch codes with the same dictionaries and the same rows by day."""
+    assert parts.manifest["build"].startswith("partitioned")
+    assert (
+        set(parts.enriched.aggregates) == set(whole.enriched.aggregates) == set(AGGREGATES_LAYOUT)
+    )
+    undecided = pl.exclude(LAST_TOUCH) if instant_ties else pl.all()
+    for name, frame in whole.enriched.aggregates.items():
+        a, b = frame.collect(), parts.enriched.aggregates[name].collect()
+        if name == "streaks":
+            a, b = a.select(undecided), b.select(undecided)
+        assert a.height == b.height, name
+        assert a.height > 0 or (instant_ties and name == "verifiers"), name  # no deals there
+        assert a.schema == b.schema, name
+        assert_frame_equal(_sorted(a), _sorted(b), check_exact=False, **CREDIT_TOL)
+        if name in ("touches", "practice", "streaks", "verifiers"):  # event-level: part files
+            assert any(f.startswith(AGGREGATES_LAYOUT[name] + "/") for f in parts.manifest["files"])
+    # the streaks' order is the in-memory order (longest, contact, first touch)
+    streaks = [
+        x.aggregates["streaks"].select(undecided).collect()
+        for x in (whole.enriched, parts.enriched)
+    ]
+    assert_frame_equal(*streaks)
+    # the touches: part files of a range of days each, in name order the in-memory order
+    # (day, then rep; a rep's touches of one day may come in another order)
+    touches = parts.enriched.aggregates["touches"].collect()
+    keys = touches.select("day", "rep_id")
+    assert keys.equals(keys.sort("day", "rep_id", nulls_last=False, maintain_order=True))
+    assert touches["credit_timing"].sum() > 10  # pairs were fitted
+    # the habit touch codes: the same key tables, the same rows of codes per day
+    one, other = whole.path / HABIT_TOUCHES, parts.path / HABIT_TOUCHES
+    assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in other.iterdir())
+    for keys in sorted(one.glob("*.keys.parquet")):
+        assert_frame_equal(pl.read_parquet(keys), pl.read_parquet(other / keys.name))
+    for where in sorted({p.parent.relative_to(one) for p in one.rglob("*.npy")}):
+        arrays = [
+            {p.stem: np.load(p) for p in sorted((folder / where).glob("*.npy"))}
+            for folder in (one, other)
+        ]
+        assert {k: (v.dtype, v.shape) for k, v in arrays[0].items()} == {
+            k: (v.dtype, v.shape) for k, v in arrays[1].items()
+        }
+        rows = max(len(v) for v in arrays[0].values())
+        # per touch (one row each): the same rows; a day's touches may come in another order
+        per_touch = [
+            pl.DataFrame({k: v for k, v in a.items() if v.ndim == 1 and len(v) == rows})
+            for a in arrays
+        ]
+        if where == Path():  # the touches by day (by_owner: by owner, then day)
+            assert per_touch[1]["day"].is_sorted()
+        assert_frame_equal(
+            _sorted(per_touch[0]), _sorted(per_touch[1]), check_exact=False, **CREDIT_TOL
+        )
+        for name, values in arrays[0].items():  # the rest (running totals, starts) as they are
+            if name not in per_touch[0].columns:
+                np.testing.assert_allclose(arrays[1][name], values, rtol=1e-9, atol=1e-12)
+
+
+def test_partitioned_build_writes_every_view_fact_part_by_part(tiny_planted, tmp_path):
+    # above `partition_above_rows` the view facts are written partition by partition, the
+    # habit credit fitted once over every partition's inputs
+    settings = _settings(3_000, above=10_000)
+    whole = open_build(tiny_planted, settings=settings, cache_dir=tmp_path / "a", partitioned=False)
+    parts = open_build(tiny_planted, settings=settings, cache_dir=tmp_path / "b", partitioned=True)
+    assert len(list((parts.path / AGGREGATES_LAYOUT["touches"]).glob("*.parquet"))) >= 5
+    _assert_same_view_facts(whole, parts)
+
+
+def test_view_facts_part_by_part_in_child_processes(tmp_path, monkeypatch):
+    # the hand-made load (ties, crossing keys, rows without keys or contact) with every
+    # partition, the fit and the merges in processes of their own
+    monkeypatch.setattr(pipeline, "ISOLATE_ABOVE_ROWS", 0)
+    monkeypatch.setattr(partitioned, "ISOLATE_ABOVE_ROWS", 0)
+    folder = tmp_path / "data"
+    _hand_made(folder)
+    settings = _settings(1_000, above=1_000)
+    whole = open_build(folder, settings=settings, cache_dir=tmp_path / "a", partitioned=False)
+    parts = open_build(folder, settings=settings, cache_dir=tmp_path / "b", partitioned=True)
+    assert len(list((parts.path / AGGREGATES_LAYOUT["touches"]).glob("*.parquet"))) >= 3
+    _assert_same_view_facts(whole, parts, instant_ties=True)
 
 
 def test_chunks_and_partitions_in_child_processes_give_the_same(

@@ -996,8 +996,8 @@ def _write_partitioned_build(
         progress.step("precompute views")
         if events <= settings.limits.partition_above_rows:
             rows.update(write_aggregates(staging, settings=settings))
-        else:  # what one partition's events give, per partition (the whole would not fit)
-            rows.update(write_partition_aggregates(staging, settings=settings))
+        else:  # part by part (the whole would not fit)
+            rows.update(write_partition_aggregates(staging, settings=settings, step=progress.step))
         _seal(
             staging, builds / key, rows=rows, progress=progress, key=key, folder=folder,
             inputs=inputs, settings=settings, format=format, engine=None, how=how,
@@ -1080,52 +1080,26 @@ def entry_of(enriched: Any) -> Path | None:
     return _ENTRIES.get(getattr(enriched, "fingerprint", "") or "")
 
 
-#: The precomputed view facts one partition's events give exactly (histories per rep and
-#: contact, which a partition holds whole; per-rep sums that the views add up), written per
-#: partition by a large build.
-PARTITION_AGGREGATES: tuple[str, ...] = (
-    "practice",
-    "practice_shares",
-    "practice_sequences",
-    "verifiers",
-)
+#: The precomputed view facts a large (partitioned) build writes part by part
+#: (:func:`effortlens.partitioned.write_view_facts`): all of them.
+PARTITION_AGGREGATES: tuple[str, ...] = tuple(AGGREGATES_LAYOUT)
 
 
-def write_partition_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
-    """:data:`PARTITION_AGGREGATES` of a partitioned build in ``folder``, one part file per
-    partition (from that partition's event part files: memory bounded by a partition); rows
-    per relative path. The other view facts need every touch at once (the habit credit is one
-    fit over all of them): such a build goes without them, and those views read the events.
+def write_partition_aggregates(
+    folder: Path, *, settings: Settings, step: Callable[[str], None] | None = None
+) -> dict[str, int]:
+    """:data:`PARTITION_AGGREGATES` and the habit touch codes of a partitioned build in
+    ``folder``, with memory bounded by a partition (and by the habit credit's one fit over
+    compact inputs): :func:`effortlens.partitioned.write_view_facts`. Rows per relative path.
 
     Examples
     --------
     >>> write_partition_aggregates(staging, settings=settings)  # doctest: +SKIP
     {'practice.parquet/part-00000.parquet': 81265, ...}
     """
-    from effortlens.deviance import practice_cells, practice_facts
-    from effortlens.flow import verifier_facts
+    from effortlens.partitioned import write_view_facts
 
-    rows = {}
-    for name, source, compute in (
-        ("practice", "activities", practice_facts),
-        ("verifiers", "actions", lambda lf: verifier_facts(lf, settings=settings)),
-    ):
-        parts = folder / FACTS_LAYOUT[source]
-        schema = FACT_SCHEMAS[source]
-        for part in sorted(parts.glob("*.parquet")) if parts.is_dir() else [parts]:
-            events = _conformed(pl.scan_parquet(part), schema, FACTS_LAYOUT[source])
-            frame = compute(events).collect()
-            relative = f"{AGGREGATES_LAYOUT[name]}/{part.name}"
-            _write_parquet(frame, folder / relative, row_group_size=ROW_GROUP)
-            rows[relative] = frame.height
-            if name == "practice":  # a rep's sums per partition: the views add them up
-                for cell, cells in practice_cells(frame).items():
-                    relative = f"{AGGREGATES_LAYOUT[f'practice_{cell}']}/{part.name}"
-                    written = _rep_sorted(cells)
-                    _write_parquet(written, folder / relative, row_group_size=ROW_GROUP)
-                    rows[relative] = written.height
-            del frame
-    return rows
+    return write_view_facts(folder, settings=settings, step=step)
 
 
 def practice_cells_of(folder: Path) -> dict[str, pl.LazyFrame]:

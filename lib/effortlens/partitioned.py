@@ -410,3 +410,435 @@ def _daily(slim: Path, data: ChunkedLoad, *, settings: Settings) -> pl.DataFrame
 
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "should_partition", "write_partitioned"]
+
+
+# ------------------------------------------------- the precomputed view facts, part by part
+
+
+def write_view_facts(
+    folder: str | Path,
+    *,
+    settings: Settings,
+    isolate: bool | None = None,
+    iterations: int = 60,
+    step: Callable[[str], None] | None = None,
+) -> dict[str, int]:
+    """Every precomputed view fact of the partitioned build in ``folder``, with memory
+    bounded by a partition (and by the habit credit's one fit); rows per relative path.
+
+    A partition holds every contact's whole history (contacts are nodes of its component), so
+    what a contact's history gives is computed per partition, from its part of the event facts:
+
+    - ``practice`` and its rep cells, ``verifiers``: one part file per partition (as before);
+    - ``streaks``: found per partition, then put in the build's order
+      (:func:`effortlens.roe.sort_streak_facts`) a range of lengths at a time, written as
+      part files in that order (the folder read in name order is the in-memory order);
+    - ``touches``: the habit credit is **one** fit over every touch and candidate pair
+      (:func:`effortlens.touch_build.credit_em`, two fits). Pass 1 writes each partition's
+      touches without credits and its fit inputs as integer codes numbered as over all
+      touches (:func:`effortlens.touch_build.touch_credit_inputs`); the fit runs once over the
+      inputs concatenated (memory-mapped); pass 2 writes each partition's touch facts with
+      their credits (its part in (day, rep) order);
+    - the habit cells: the group-by sums of :func:`effortlens.habits.touch_cells`, streamed
+      over the touch part files;
+    - the habit touch codes: :func:`effortlens.habits.write_touch_codes` per partition, then
+      one dictionary per code (the union, sorted as it sorts) and every column merged in day
+      order (:func:`merge_touch_codes`).
+
+    The fit adds its sums in another order than the in-memory build (the touches and pairs
+    are in partition order), so the credits may differ from it in the last bits; every
+    other value is equal (tests/test_partitioned.py).
+
+    Parameters
+    ----------
+    folder
+        A build folder whose event facts are folders of part files (one per partition).
+    settings
+        The build's settings.
+    isolate
+        Run each partition, the fit and each merge in a process of its own (their memory goes
+        back when they exit); default: above ``ISOLATE_ABOVE_ROWS`` events.
+    iterations
+        EM iterations of the habit credit.
+    step
+        Called with what is being done (a progress note).
+
+    Examples
+    --------
+    >>> write_view_facts(staging, settings=settings)  # doctest: +SKIP
+    {'practice.parquet/part-00000.parquet': 81265, ...}
+    """
+    from effortlens.facts import FACTS_LAYOUT, HABIT_TOUCHES
+
+    folder = Path(folder)
+    say = step or (lambda _name: None)
+    names = _part_names(folder / FACTS_LAYOUT["activities"])
+    if isolate is None:
+        events = sum(
+            pl.scan_parquet(path).select(pl.len()).collect().item()
+            for fact in ("activities", "actions")
+            for path in sorted((folder / FACTS_LAYOUT[fact]).glob("*.parquet"))
+        )
+        isolate = events > ISOLATE_ABOVE_ROWS
+
+    def run(function, /, *args, **kwargs):
+        return in_child(function, *args, **kwargs) if isolate else function(*args, **kwargs)
+
+    scratch = scratch_dir(folder.parent, "views")
+    rows: dict[str, int] = {}
+    try:
+        say("view facts: global extent")
+        extent = _touch_extent(folder)
+        window = float(settings.attribution_window_days)
+        per_part = getattr(settings.limits, "partition_rows", DEFAULT_CHUNK_ROWS)
+        metas = []
+        for name in names:
+            say(f"view facts: partition {name} (pass 1)")
+            meta = run(
+                _view_part, name, folder, scratch, settings=settings, window=window, **extent
+            )
+            rows.update(meta.pop("rows"))
+            metas.append(meta)
+        n_touches = sum(m["touches"] for m in metas)
+        credits = None
+        if n_touches and extent["end"] is not None:
+            say(f"view facts: habit credit fit ({n_touches:,} touches)")
+            span_hours = (extent["end"] - extent["first"]).total_seconds() / 3600.0
+            credits = run(
+                _fit_touch_credits,
+                scratch,
+                names,
+                metas,
+                exposure_scale=sum(m["contacts"] for m in metas) * span_hours,
+                iterations=iterations,
+            )
+        offset = 0
+        for name, meta in zip(names, metas, strict=True):
+            say(f"view facts: partition {name} (pass 2)")
+            run(
+                _touch_part,
+                name,
+                folder,
+                scratch,
+                credits=credits,
+                offset=offset,
+                n=meta["touches"],
+            )
+            offset += meta["touches"]
+        say("view facts: touches in day order")
+        rows.update(run(_day_ordered_touches, scratch, folder, rows_per_part=per_part))
+        say("view facts: habit and practice cells")
+        rows.update(run(_habit_cells, folder))
+        rows.update(run(_practice_cells, scratch, folder))
+        say("view facts: habit touch codes")
+        rows[f"{HABIT_TOUCHES}/day.npy"] = run(
+            _touch_codes, sorted((scratch / "codes").glob("*.parquet")), folder / HABIT_TOUCHES
+        )
+        say("view facts: streaks in order")
+        streaks = sorted((scratch / "streaks").glob("*.parquet"))
+        rows.update(run(_ordered_streaks, streaks, folder, rows_per_part=per_part))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return rows
+
+
+def _part_names(parts: Path) -> list[str]:
+    return [p.name for p in sorted(parts.glob("*.parquet"))] if parts.is_dir() else []
+
+
+def _scan_part(folder: Path, fact: str, name: str) -> pl.LazyFrame:
+    """One partition's part of an event fact (an empty frame of its schema if it wrote none)."""
+    from effortlens.facts import FACT_SCHEMAS, FACTS_LAYOUT
+
+    path = folder / FACTS_LAYOUT[fact] / name
+    if path.is_file():
+        return pl.scan_parquet(path)
+    return pl.LazyFrame(schema=FACT_SCHEMAS[fact])
+
+
+def _touch_extent(folder: Path) -> dict[str, Any]:
+    """What the habit credit takes from all the touches at once (one streaming scan): the
+    activity types of touches on a contact (sorted), the first touch and ``end`` (the latest
+    touch or buyer action on a contact, as :func:`effortlens.habits.candidate_pairs` has it)."""
+    from effortlens.facts import FACTS_LAYOUT, scan_fact
+
+    touches = (
+        scan_fact(folder, FACTS_LAYOUT["activities"])
+        .filter(pl.col("is_customer_facing"))
+        .filter(pl.col("contact_id").is_not_null())
+    )
+    kinds = (
+        touches.select(pl.col("activity_type").drop_nulls().unique())
+        .collect(engine="streaming")
+        .to_series()
+        .sort()
+        .to_list()
+    )
+    span = touches.select(first=pl.col("ts").min(), last=pl.col("ts").max()).collect(
+        engine="streaming"
+    )
+    actions = scan_fact(folder, FACTS_LAYOUT["actions"])
+    answered = (
+        actions.filter(pl.col("contact_id").is_not_null())
+        .select(pl.col("ts").max())
+        .collect(engine="streaming")
+        .item()
+    )
+    first, last = span["first"].item(), span["last"].item()
+    end = None if last is None else max(last, answered or last)
+    return {"kinds": kinds, "first": first, "end": end}
+
+
+def _view_part(
+    name: str,
+    folder: Path,
+    scratch: Path,
+    *,
+    settings: Settings,
+    window: float,
+    kinds: list[str],
+    first: Any,
+    end: Any,
+) -> dict[str, Any]:
+    """Pass 1 over partition ``name``: its practice facts and cells, verifiers (written), its
+    streaks and touches without credits (scratch) and its credit-fit inputs (scratch)."""
+    from effortlens.deviance import practice_cells
+    from effortlens.facts import AGGREGATES_LAYOUT, FACTS_LAYOUT, ROW_GROUP, _rep_sorted
+    from effortlens.flow import verifier_facts
+    from effortlens.roe import streak_facts
+    from effortlens.touch_build import build_practice_facts, touch_credit_inputs
+
+    acts = _scan_part(folder, "activities", name)
+    actions = _scan_part(folder, "actions", name)
+    rows: dict[str, int] = {}
+
+    def write(frame: pl.DataFrame, relative: str) -> None:
+        _write(frame, folder / relative, row_group_size=ROW_GROUP)
+        rows[relative] = frame.height
+
+    practice = build_practice_facts(acts)
+    write(practice, f"{AGGREGATES_LAYOUT['practice']}/{name}")
+    for cell, cells in practice_cells(practice).items():  # a rep's sums in this partition
+        _write(_rep_sorted(cells), scratch / cell / name, row_group_size=ROW_GROUP)
+    del practice
+    write(
+        verifier_facts(actions, settings=settings).collect(),
+        f"{AGGREGATES_LAYOUT['verifiers']}/{name}",
+    )
+    reps = pl.scan_parquet(folder / FACTS_LAYOUT["reps"]).collect()
+    streaks = scratch / "streaks" / name
+    _write(streak_facts(acts, actions, reps), streaks, row_group_size=ROW_GROUP)
+    on_contact, arrays, n_actions = touch_credit_inputs(
+        acts, actions, window=window, kinds=kinds, end=end
+    )
+    _write(on_contact, scratch / "touch1" / name, row_group_size=ROW_GROUP)
+    em = scratch / "em" / name
+    em.mkdir(parents=True, exist_ok=True)
+    for key, values in arrays.items():
+        np.save(em / f"{key}.npy", values)
+    return {
+        "rows": rows,
+        "touches": on_contact.height,
+        "pairs": len(arrays["pair_touch"]),
+        "actions": n_actions,
+        # the first touch on each contact has cadence bin 0
+        "contacts": int((on_contact["bin_order"] == 0).sum()),
+    }
+
+
+def _fit_touch_credits(
+    scratch: Path,
+    names: list[str],
+    metas: list[dict[str, Any]],
+    *,
+    exposure_scale: float,
+    iterations: int,
+) -> dict[str, Path]:
+    """The habit credit's fits over every partition's inputs, concatenated into one
+    memory-mapped file per input; each touch's credits saved (in partition order)."""
+    from numpy.lib.format import open_memmap
+
+    from effortlens.touch_build import CREDIT_INPUTS, fit_credits
+
+    em = scratch / "em"
+    touch_at = np.cumsum([0] + [m["touches"] for m in metas])
+    action_at = np.cumsum([0] + [m["actions"] for m in metas])
+    moved = {"pair_touch": touch_at, "pair_action": action_at}
+    arrays = {}
+    for key, dtype in CREDIT_INPUTS.items():
+        size = sum(m["pairs"] if key.startswith("pair_") else m["touches"] for m in metas)
+        whole = open_memmap(em / f"{key}.npy", mode="w+", dtype=dtype, shape=(size,))
+        at = 0
+        for p, name in enumerate(names):
+            part = np.load(em / name / f"{key}.npy")
+            if key in moved:
+                part = part + dtype(moved[key][p])
+            whole[at : at + len(part)] = part
+            at += len(part)
+            (em / name / f"{key}.npy").unlink()
+        whole.flush()
+        del whole
+        arrays[key] = np.load(em / f"{key}.npy", mmap_mode="r")
+    credits = fit_credits(
+        arrays,
+        n_actions=int(action_at[-1]),
+        exposure_scale=exposure_scale,
+        iterations=iterations,
+    )
+    out = {}
+    for feature, values in credits.items():
+        out[feature] = em / f"credit_{feature}.npy"
+        np.save(out[feature], values)
+    return out
+
+
+def _touch_part(
+    name: str,
+    folder: Path,
+    scratch: Path,
+    *,
+    credits: dict[str, Path] | None,
+    offset: int,
+    n: int,
+) -> int:
+    """Pass 2 over partition ``name``: its touch facts with their credits (scratch)."""
+    from effortlens.facts import ROW_GROUP
+    from effortlens.touch_build import with_credits
+
+    on_contact = pl.read_parquet(scratch / "touch1" / name)
+    given = {}
+    for feature in ("timing", "cadence"):
+        if credits is None:
+            given[feature] = np.zeros(0)
+        else:
+            given[feature] = np.array(np.load(credits[feature], mmap_mode="r")[offset : offset + n])
+    frame = with_credits(on_contact, given, _scan_part(folder, "activities", name))
+    _write(frame, scratch / "touch2" / name, row_group_size=ROW_GROUP)
+    return frame.height
+
+
+def _habit_cells(folder: Path) -> dict[str, int]:
+    """The habit cells summed over every touch part file (streaming group-bys)."""
+    from effortlens.facts import _HABIT_CELLS, AGGREGATES_LAYOUT, ROW_GROUP, _cells, scan_fact
+    from effortlens.habits import touch_cells
+
+    plans = touch_cells(scan_fact(folder, AGGREGATES_LAYOUT["touches"]))
+    rows = {}
+    for cell in _HABIT_CELLS:
+        frame = _cells(plans[cell.removeprefix("habit_")])
+        relative = AGGREGATES_LAYOUT[cell]
+        _write(frame, folder / relative, row_group_size=ROW_GROUP)
+        rows[relative] = frame.height
+    return rows
+
+
+def _practice_cells(scratch: Path, folder: Path) -> dict[str, int]:
+    """The practice cells: each partition's sums per rep added up (a rep's touches may lie in
+    several partitions), by rep as :func:`effortlens.facts.write_aggregates` writes them."""
+    from effortlens.facts import AGGREGATES_LAYOUT, ROW_GROUP, _rep_sorted
+
+    rows = {}
+    for cell in ("shares", "sequences"):
+        parts = pl.scan_parquet(sorted((scratch / cell).glob("*.parquet")))
+        columns = parts.collect_schema().names()
+        keys = [c for c in columns if c != "n"]
+        summed = _rep_sorted(parts.group_by(keys).agg(pl.col("n").sum()).select(columns))
+        relative = AGGREGATES_LAYOUT[f"practice_{cell}"]
+        _write(summed, folder / relative, row_group_size=ROW_GROUP)
+        rows[relative] = summed.height
+    return rows
+
+
+def _ordered_streaks(
+    files: list[Path], folder: Path, *, rows_per_part: int = 4_000_000
+) -> dict[str, int]:
+    """The streaks of every partition in the build's order, as part files: a range of
+    lengths (longest first) per part, each sorted by :func:`effortlens.roe.sort_streak_facts`
+    (its first key is the length, so the parts in name order are the whole order)."""
+    from effortlens.facts import AGGREGATES_LAYOUT, ROW_GROUP
+    from effortlens.roe import sort_streak_facts
+
+    streaks = pl.scan_parquet(files)
+    lengths = (
+        streaks.group_by("touches")
+        .len()
+        .collect(engine="streaming")
+        .sort("touches", descending=True)
+    )
+    ranges: list[tuple[int, int]] = []  # (longest, shortest) of each part
+    held = 0
+    for length, n in lengths.iter_rows():
+        if ranges and held + n <= rows_per_part:
+            ranges[-1] = (ranges[-1][0], length)
+            held += n
+        else:
+            ranges.append((length, length))
+            held = n
+    rows = {}
+    for i, (longest, shortest) in enumerate(ranges or [(0, 0)]):
+        frame = sort_streak_facts(
+            streaks.filter(pl.col("touches").is_between(shortest, longest)) if ranges else streaks
+        )
+        relative = f"{AGGREGATES_LAYOUT['streaks']}/part-{i:05d}.parquet"
+        _write(frame, folder / relative, row_group_size=ROW_GROUP)
+        rows[relative] = frame.height
+    return rows
+
+
+def _day_ordered_touches(
+    scratch: Path, folder: Path, *, rows_per_part: int = 4_000_000
+) -> dict[str, int]:
+    """The touch facts of every partition (``scratch/touch2``) rewritten in the in-memory
+    build's order, by day then rep (a day's touches of one rep in partition order), as part
+    files of a range of days each; beside each, its rows with their text keys as ``Enum``s
+    of the sorted values of all the touches (``scratch/codes``: what :func:`_touch_codes`
+    reads)."""
+    from effortlens.facts import AGGREGATES_LAYOUT, ROW_GROUP
+    from effortlens.habits import TOUCH_CODE_KEYS
+
+    touches = pl.scan_parquet(sorted((scratch / "touch2").glob("*.parquet")))
+    schema = touches.collect_schema()
+    texts = sorted({c for cs in TOUCH_CODE_KEYS.values() for c in cs if schema.get(c) == pl.String})
+    values = pl.collect_all(
+        [touches.select(pl.col(c).drop_nulls().unique()) for c in texts], engine="streaming"
+    )
+    enums = {c: pl.Enum(v.to_series().sort()) for c, v in zip(texts, values, strict=True)}
+    days = touches.group_by("day").len().collect(engine="streaming").sort("day", nulls_last=False)
+    ranges: list[list[Any]] = []  # [first day, last day, rows] of each part
+    for day, n in days.iter_rows():
+        if ranges and ranges[-1][2] + n <= rows_per_part:
+            ranges[-1][1:] = [day, ranges[-1][2] + n]
+        else:
+            ranges.append([day, day, n])
+    rows = {}
+    (scratch / "codes").mkdir(parents=True, exist_ok=True)
+    for i, (first, last, _) in enumerate(ranges or [[None, None, 0]]):
+        inside = pl.col("day").is_between(first, last) if first is not None else pl.lit(True)
+        if i == 0:
+            inside = inside | pl.col("day").is_null()
+        frame = touches.filter(inside).collect()
+        frame = frame.sort("day", "rep_id", nulls_last=False, maintain_order=True)
+        relative = f"{AGGREGATES_LAYOUT['touches']}/part-{i:05d}.parquet"
+        _write(frame, folder / relative, row_group_size=ROW_GROUP)
+        rows[relative] = frame.height
+        coded = frame.with_columns(pl.col(c).cast(e) for c, e in enums.items())
+        _write(coded, scratch / "codes" / f"part-{i:05d}.parquet", row_group_size=ROW_GROUP)
+        del frame, coded
+    return rows
+
+
+def _touch_codes(files: list[Path], out: Path) -> int:
+    """:func:`effortlens.habits.write_touch_codes` of the day-ordered touches ``files``
+    whose text keys are ``Enum``s of their sorted values (4 bytes or less a row instead of
+    a string: 100M touches fit in memory); the codes are the same as of the text (the
+    dictionaries sort and rank the same), and the key tables are written back as text."""
+    from effortlens.habits import write_touch_codes
+
+    if not files:
+        return 0
+    written = write_touch_codes(pl.scan_parquet(files), out)
+    for keys in sorted(out.rglob("*.keys.parquet")):
+        table = pl.read_parquet(keys)
+        if any(isinstance(t, pl.Enum) for t in table.dtypes):
+            table.with_columns(pl.col(pl.Enum).cast(pl.String)).write_parquet(keys)
+    return written

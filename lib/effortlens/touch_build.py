@@ -27,7 +27,7 @@ True
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -71,6 +71,24 @@ def build_touch_facts(enriched: Enriched, *, iterations: int = 60) -> pl.DataFra
     ['rep_id', 'team', 'segment', 'role']
     """
     acts = events(enriched, "activities")
+    touches, same, on_contact = _on_contact(acts)
+    window = float(enriched.settings.attribution_window_days)
+    credits = _credits(
+        touches,
+        events(enriched, "actions"),
+        same_contact=same[0],
+        bin_order=on_contact["bin_order"],
+        window=window,
+        iterations=iterations,
+    )
+    del touches
+    return with_credits(on_contact, credits, acts)
+
+
+def _on_contact(acts: pl.LazyFrame) -> tuple[pl.DataFrame, list[np.ndarray], pl.DataFrame]:
+    """The customer-facing touches on a known contact sorted by (contact, time, id), whether
+    each of the previous touches is on the same contact, and the touch facts' columns of
+    those touches without the credits (contact history: cadence bin and sequences)."""
     depth = max(TOUCH_SEQUENCE_LENGTHS) - 1
     wanted = dict.fromkeys(
         ["activity_id", "contact_id", "ts", "activity_type", "responded", *_REP_COLUMNS, *_CALENDAR]
@@ -90,21 +108,20 @@ def build_touch_facts(enriched: Enriched, *, iterations: int = 60) -> pl.DataFra
         _bin_order(touches, same[0]),
         *_sequences(touches, same),
     )
-    window = float(enriched.settings.attribution_window_days)
-    credits = _credits(
-        touches,
-        events(enriched, "actions"),
-        same_contact=same[0],
-        bin_order=on_contact["bin_order"],
-        window=window,
-        iterations=iterations,
-    )
+    return touches, same, on_contact
+
+
+def with_credits(
+    on_contact: pl.DataFrame, credits: dict[str, np.ndarray], acts: pl.LazyFrame
+) -> pl.DataFrame:
+    """The touch facts: ``on_contact`` (:func:`touch_credit_inputs`' frame) with its
+    ``credits`` (per feature, one per row), then the customer-facing touches of ``acts``
+    without a contact, in (day, rep) order."""
     on_contact = on_contact.with_columns(
         # typed as habits' (np.bincount's type: integers when nothing was credited)
         pl.Series(f"credit_{feature}", credit)
         for feature, credit in credits.items()
     )
-    del touches
     columns = on_contact.columns
     schema = on_contact.schema
     without_contact = (
@@ -118,6 +135,133 @@ def build_touch_facts(enriched: Enriched, *, iterations: int = 60) -> pl.DataFra
     )
     both = pl.concat([on_contact, without_contact])
     return both[_day_rep_order(both)]
+
+
+#: The inputs of the credit fits per touch and per candidate pair, with their types
+#: (:func:`touch_credit_inputs`).
+CREDIT_INPUTS: dict[str, type] = {
+    "cell_timing": np.int32,
+    "cell_cadence": np.int32,
+    "band": np.int8,
+    "left": np.float64,
+    "pair_touch": np.int32,
+    "pair_action": np.int32,
+    "pair_lag": np.float64,
+}
+#: A contact id after every real one (it sorts last as UTF-8 bytes): the contact of the
+#: stand-in action by which :func:`touch_credit_inputs` sets the hours' origin.
+_LAST_CONTACT = "\U0010ffff" * 4
+
+
+def touch_credit_inputs(
+    acts: pl.LazyFrame,
+    actions: pl.LazyFrame,
+    *,
+    window: float,
+    kinds: list[str],
+    end: Any,
+) -> tuple[pl.DataFrame, dict[str, np.ndarray], int]:
+    """One part of the touches (every contact's whole history) and its inputs of the habit
+    credit fits, numbered as over all the touches, for a build that fits the credit once
+    over parts written apart (:mod:`effortlens.partitioned`).
+
+    The arrays are those :func:`build_touch_facts` gives :func:`credit_em`, with the same
+    values: the cells are numbered from ``kinds`` (every activity type of a touch on a
+    contact, over all parts, sorted), and the hours are counted back from ``end`` (the
+    latest touch or contact action over all parts). Concatenated over the parts, with each
+    part's ``pair_touch`` and ``pair_action`` moved by the touches and actions before it,
+    they are the whole fit's inputs (the pairs in another order).
+
+    Parameters
+    ----------
+    acts, actions
+        The part's enriched activities and buyer actions.
+    window
+        The attribution window in days.
+    kinds, end
+        As above.
+
+    Returns
+    -------
+    tuple
+        The part's touches on a contact without credits (:func:`with_credits` adds them),
+        the arrays (``cell_timing``, ``cell_cadence`` int32, ``band`` int8, ``left``
+        float64 per touch; ``pair_touch``, ``pair_action`` int32 and ``pair_lag`` float64
+        per candidate pair) and the part's number of actions on a contact.
+
+    Examples
+    --------
+    >>> frame, arrays, n_actions = touch_credit_inputs(
+    ...     acts, actions, window=14.0, kinds=["call", "email"], end=end)  # doctest: +SKIP
+    """
+    touches, same, on_contact = _on_contact(acts)
+    arrays = {name: np.zeros(0, dtype) for name, dtype in CREDIT_INPUTS.items()}
+    if touches.height == 0:
+        n_actions = actions.filter(pl.col("contact_id").is_not_null()).select(pl.len())
+        return on_contact, arrays, int(n_actions.collect().item())
+    # a stand-in action after every contact at `end`: candidate_pairs counts the hours back
+    # from the latest time it sees, so every part counts from the same instant; it is the
+    # last action (its contact sorts last) and no touch shares its contact
+    schema = actions.collect_schema()
+    stand_in = pl.LazyFrame(
+        {"contact_id": [_LAST_CONTACT], "ts": [end]},
+        schema={"contact_id": schema["contact_id"], "ts": schema["ts"]},
+    )
+    given = pl.concat([actions.select("contact_id", "ts"), stand_in])
+    pairs = candidate_pairs(touches, given, window=window, touch_key=np.cumsum(~same[0]))
+    kind_code = touches["activity_type"].cast(pl.Enum(kinds)).to_physical()
+    kind_code = kind_code.cast(pl.Int64).fill_null(-1).to_numpy() + 1
+    hour = touches["hour"].cast(pl.Int64).fill_null(-1).to_numpy()
+    weekday = touches["weekday"].cast(pl.Int64).fill_null(-1).to_numpy()
+    bin_order = on_contact["bin_order"].cast(pl.Int64).to_numpy()
+    band = np.searchsorted(np.asarray(HOUR_BANDS), touches["hour"].to_numpy(), side="right")
+    arrays = {
+        # as _credits numbers them
+        "cell_timing": ((kind_code * 9 + weekday + 1) * 26 + hour + 1).astype(np.int32),
+        "cell_cadence": (kind_code * 256 + bin_order + 128).astype(np.int32),
+        "band": band.astype(np.int8),
+        "left": np.minimum(-pairs.ts_hours, window * 24),
+        "pair_touch": pairs.touch.astype(np.int32),
+        "pair_action": pairs.action.astype(np.int32),
+        "pair_lag": pairs.lag,
+    }
+    return on_contact, arrays, pairs.actions - 1
+
+
+def fit_credits(
+    arrays: dict[str, np.ndarray],
+    *,
+    n_actions: int,
+    exposure_scale: float,
+    iterations: int = 60,
+) -> dict[str, np.ndarray]:
+    """Each touch's credit by the timing and by the cadence fit (:func:`credit_em`) from
+    the inputs of :func:`touch_credit_inputs` over all the touches (arrays may be
+    memory-mapped); ``exposure_scale`` is the contacts touched times the hours from the
+    first touch to ``end``.
+
+    Examples
+    --------
+    >>> fit_credits(arrays, n_actions=n, exposure_scale=scale)["timing"]  # doctest: +SKIP
+    """
+    out = {}
+    for feature in ("timing", "cadence"):
+        _, credit = credit_em(
+            arrays[f"cell_{feature}"],
+            arrays["band"],
+            arrays["left"],
+            arrays["pair_action"],
+            arrays["pair_touch"],
+            arrays["pair_lag"],
+            n_actions,
+            exposure_scale,
+            iterations=iterations,
+        )
+        out[feature] = np.bincount(
+            arrays["pair_touch"], weights=credit, minlength=len(arrays["band"])
+        )
+        del credit
+    return out
 
 
 def _bin_order(touches: pl.DataFrame, same_contact: np.ndarray) -> pl.Series:
