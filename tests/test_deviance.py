@@ -731,3 +731,52 @@ def test_null_data_has_no_more_false_deviants_than_the_998_limits_allow(null, me
     eligible = int(table["eligible"].sum())
     assert eligible >= 30  # enough reps for the check to mean something
     assert (table["direction"] != "none").sum() <= _chance_bound(eligible)
+
+
+def test_running_counts_of_each_reps_run_of_rows_equal_the_grouped_ones():
+    """A roll-up sorted by rep (as a build writes it) is indexed from each rep's run of rows;
+    shuffled, or holding a rep the list lacks, it is grouped instead: the counts of every
+    period are the same three ways, and equal the rows summed."""
+    from effortlens.deviance import response_count_index, response_counts_between
+
+    rng = np.random.default_rng(7)
+    days = [dt.date(2025, 3, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 40, 600)]
+    daily = pl.DataFrame(
+        {
+            "rep_id": [f"r{int(r)}" for r in rng.integers(0, 9, 600)],
+            "day": days,
+            "is_customer_facing": rng.random(600) < 0.7,
+            "activities": rng.integers(0, 5, 600),
+            "responded": rng.integers(0, 3, 600),
+        },
+        schema_overrides={"activities": pl.UInt32, "responded": pl.UInt32},
+    ).with_columns(responded=pl.min_horizontal("responded", "activities"))
+    reps = pl.Series([f"r{i}" for i in range(10)])  # r9 has no row
+    ordered = daily.sort("rep_id", "day")
+    indexes = {
+        "runs": response_count_index(ordered, rep_ids=reps),
+        "shuffled": response_count_index(daily, rep_ids=reps),
+        "a rep missing": response_count_index(ordered, rep_ids=reps.head(5)),
+        "grouped": response_count_index(ordered),
+    }
+    assert indexes["runs"].rep_ids.to_list() == reps.sort().to_list()  # the runs were read
+    assert indexes["shuffled"].rep_ids.len() == 9  # grouped: reps with rows only
+    for start, end in [
+        (None, None),
+        (dt.date(2025, 3, 5), dt.date(2025, 3, 20)),
+        (dt.date(2025, 4, 8), None),
+        (None, dt.date(2025, 2, 1)),
+    ]:
+        kept = ordered.filter(
+            pl.col("is_customer_facing") & (pl.col("activities") > 0),
+            pl.col("day") >= (start or dt.date.min),
+            pl.col("day") <= (end or dt.date.max),
+        )
+        summed = (
+            kept.group_by("rep_id")
+            .agg(successes=pl.col("responded").sum(), trials=pl.col("activities").sum())
+            .sort("rep_id")
+        )
+        for index in indexes.values():
+            counted = response_counts_between(index, start=start, end=end)
+            assert_frame_equal(counted, summed, check_dtypes=False)

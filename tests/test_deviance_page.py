@@ -67,15 +67,19 @@ def test_the_page_counts_each_reps_responses_as_the_events_do_under_every_filter
         Filter(start=last + dt.timedelta(days=1)),  # nothing
         Filter(start=last, end=last - dt.timedelta(days=5)),  # end before start
     ]
+    assert enriched.is_lazy  # read from a build: the page counts from its running counts
+    grouped = response_count_index(enriched.daily)
+    runs = response_count_index(enriched.daily, rep_ids=enriched.reps["rep_id"])
+    assert runs.rep_ids.equals(enriched.reps["rep_id"].unique().sort())  # the build's order
     drawn = 0
     for flt in filters:
         page.state.filter = flt
         view = filter_enriched(enriched, flt)
         events = response_counts(view.lazy("activities").collect())
-        index = response_count_index(enriched.daily)
         reps = view.reps["rep_id"] if flt.teams or flt.reps else None
-        counted = response_counts_between(index, start=flt.start, end=flt.end, reps=reps)
-        assert_frame_equal(counted, events, check_dtypes=False)
+        for index in (grouped, runs):  # grouped by rep and day, or each rep's run of rows
+            counted = response_counts_between(index, start=flt.start, end=flt.end, reps=reps)
+            assert_frame_equal(counted, events, check_dtypes=False)
         shown = page.views[0].frames.get("deviance")
         if shown is not None and events.height:
             expected = rep_deviance_of(view.replace(activities=view.lazy("activities").collect()))

@@ -24,6 +24,8 @@ from effortlens.deviance import (
     practice_in,
     rank_deviants,
     rep_deviance,
+    response_count_index,
+    response_counts_between,
     what_differs,
     what_differs_in,
 )
@@ -549,6 +551,7 @@ class Deviance(View):
         self._last_deviance: pl.DataFrame | None = None
         self._memo: OrderedDict[tuple, pl.DataFrame] = OrderedDict()
         self._memo_data = None
+        self._counts_index = None  # (the load's Enriched, its ResponseCountIndex)
         self._differs = ChartPanel(
             title="What they do differently",
             caption="Practice mix of the positive deviants (or the rep you clicked) against "
@@ -598,6 +601,22 @@ class Deviance(View):
             self._memo.popitem(last=False)
         return value
 
+    def _response_counts(self, metric: str) -> pl.DataFrame | None:
+        """The page filter's response counts per rep from the load's running counts
+        (:func:`effortlens.deviance.response_count_index`, made at the first draw: the
+        counts of any period are then two look-ups per rep, no day row read); None where
+        :func:`effortlens.deviance.rep_deviance` counts them itself (the win rate, facts
+        enriched in memory, a filter on activity types)."""
+        enriched, flt = self.state.enriched, self.state.filter
+        if metric != "response_rate" or not enriched.is_lazy or flt.activity_types:
+            return None
+        kept = self._counts_index
+        if kept is None or kept[0] is not enriched:
+            index = response_count_index(enriched.daily, rep_ids=enriched.reps["rep_id"])
+            kept = self._counts_index = (enriched, index)
+        # every rep's: peer_deviance keeps the filtered view's reps (a team, a rep...)
+        return response_counts_between(kept[1], start=flt.start, end=flt.end)
+
     @validate("rep")
     def _valid_rep(self, proposal):
         rep = proposal["value"] or None
@@ -635,7 +654,8 @@ class Deviance(View):
             self._table.show_message("No deviants.")
             return
         deviance = self._remembered(
-            ("deviance", self.state.filter, metric), lambda: rep_deviance(view, metric=metric)
+            ("deviance", self.state.filter, metric),
+            lambda: rep_deviance(view, metric=metric, counts=self._response_counts(metric)),
         )
         if deviance.filter(pl.col("volume") > 0).height == 0:
             what = "closed deals" if metric == "win_rate" else "customer-facing activities"
@@ -647,10 +667,11 @@ class Deviance(View):
         self._last_deviance = deviance
         shown = self.state.present(deviance)
         group = self.peer_group or None
-        self._funnel.show(
-            funnel_plot_chart(shown, peer_group=group, min_volume=None),
-            table_frame=shown.drop("overdispersion"),
+        funnel = self._remembered(  # a chart object: its lines are worked out per filter
+            ("funnel", self.state.filter, metric, group, self.state.anonymise),
+            lambda: funnel_plot_chart(shown, peer_group=group, min_volume=None),
         )
+        self._funnel.show(funnel, table_frame=shown.drop("overdispersion"))
         self.keep(deviance=shown.drop("overdispersion"))
         differs = self._render_differs(view, deviance)
         self._finding.value = caveat + findings_html(

