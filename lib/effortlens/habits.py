@@ -1310,10 +1310,10 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
       per (activity type, cadence bin, timing cell) and per sequence code: a period's
       counts are two rows of each (exact: whole numbers);
     - per touch, its rep x type x timing cell and rep x type x cadence bin as one code each
-      (``rep_type_cell.npy``, ``rep_type_bin.npy``): the habit effects, whose rep-clustered
-      spread needs the period's touches, are two bincounts of each (the credits are summed
-      so, not as running totals: a difference of two large float sums would lose the small
-      ones);
+      (``rep_type_cell.npy``, ``rep_type_bin.npy``; a day's touches are sorted by the
+      first): the habit effects, whose rep-clustered spread needs the period's touches, are
+      two bincounts of each (the credits are summed so, not as running totals: a
+      difference of two large float sums would lose the small ones);
     - the columns again sorted by owner, then day (:data:`TOUCH_BY_OWNER`): a team's or a
       rep's touches are a few contiguous blocks.
 
@@ -1377,10 +1377,28 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
         column[credit] = frame[credit].fill_null(0.0).to_numpy()
     rows = frame.height
     del frame
-    for name, values in column.items():
-        np.save(folder / f"{name}.npy", values)
-    # per-day running totals
     n_types, n_cells, n_bins = sizes["type"], sizes["cell"], sizes["bin"]
+    # per touch: rep x type x (1 + timing cell on a contact) and rep x type x (1 + bin)
+    rep_type = rep_of_owner[column["owner"]] * n_types + column["type"]
+    bin_slot = _slot(column["bin"])
+    cell_slot = _slot(column["cell"])
+    cell_slot *= bin_slot > 0
+    for name, slot, width in (
+        ("rep_type_cell", cell_slot, n_cells + 1),
+        ("rep_type_bin", bin_slot, n_bins + 1),
+    ):
+        code = rep_type * width
+        code += slot
+        column[name] = code.astype(_narrowest(int(code.max(initial=0))))
+    del rep_type, cell_slot, bin_slot, code
+    # within a day by rep x type x cell: a period's bincounts then add up neighbouring
+    # counters (about three times faster than in time order at 10M activities)
+    order = np.lexsort((column["rep_type_cell"], column["day"]))
+    for name, values in column.items():
+        column[name] = values[order]
+        np.save(folder / f"{name}.npy", column[name])
+    del order
+    # per-day running totals
     day = column["day"]
     span = int(day[-1]) - int(day[0]) + 1 if rows else 0
     days = (day - day[0]).astype(np.int64) if rows else day.astype(np.int64)
@@ -1390,25 +1408,13 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
     size = n_types * (n_bins + 1) * n_cells
     counts = _running(per_tbc * 2 + column["responded"], days, span, size * 2)
     np.save(folder / "running_counts.npy", counts.astype(_narrowest(int(counts[-1].sum()))))
-    del per_tbc, counts
+    del per_tbc, counts, bin_slot
     for k in TOUCH_SEQUENCE_LENGTHS:
         name = f"sequence_{k}"
         per_sequence = _slot(column[name]).astype(np.int64) * 2 + column["responded"]
         running = _running(per_sequence, days, span, (sizes[name] + 1) * 2)
         np.save(folder / f"running_{name}.npy", running.astype(_narrowest(rows)))
     del days
-    # per touch: rep x type x (1 + timing cell on a contact) and rep x type x (1 + bin)
-    rep_type = rep_of_owner[column["owner"]] * n_types + column["type"]
-    cell_slot = _slot(column["cell"])
-    cell_slot *= bin_slot > 0
-    for name, slot, width in (
-        ("rep_type_cell", cell_slot, n_cells + 1),
-        ("rep_type_bin", bin_slot, n_bins + 1),
-    ):
-        code = rep_type * width
-        code += slot
-        np.save(folder / f"{name}.npy", code.astype(_narrowest(int(code.max(initial=0)))))
-    del rep_type, cell_slot, bin_slot
     # the columns again by owner, then day (a stable sort keeps the day order)
     order = np.argsort(column["owner"], kind="stable")
     starts = np.searchsorted(column["owner"][order], np.arange(sizes["owner"] + 1))
@@ -1714,25 +1720,28 @@ def _dense_effects(
     alpha: float,
 ) -> pl.DataFrame:
     """:func:`_effects_table` of the touches on a contact, from their sums per rep x type x
-    cell (``n_rtc`` touches, ``credit_rtc`` credit), summed as it sums them: the excess
-    credit of a rep x type x cell is its credit less its touches' expected credit (the mean
-    credit of their type), then added up per rep x cell."""
-    n_tc, credit_tc = n_rtc.sum(axis=0), credit_rtc.sum(axis=0)
+    (1 + cell) (``n_rtc`` touches, ``credit_rtc`` credit; slot 0, the touches without a
+    contact, is left out), summed as it sums them: the excess credit of a rep x type x cell
+    is its credit less its touches' expected credit (the mean credit of their type), then
+    added up per rep x cell."""
+    n_tc, credit_tc = n_rtc.sum(axis=0)[:, 1:], credit_rtc.sum(axis=0)[:, 1:]
     n_t = n_tc.sum(axis=1)
     # each touch is expected the mean credit of its activity type (indirect standardisation)
     mean_t = np.divide(credit_tc.sum(axis=1), n_t, out=np.zeros(len(n_t)), where=n_t > 0)
     expected_rtc = n_rtc * mean_t[None, :, None]
-    excess_rc = (credit_rtc - expected_rtc).sum(axis=1)
-    present = n_rtc.sum(axis=1) > 0
+    excess_rc = credit_rtc - expected_rtc
+    excess_rc = excess_rc.sum(axis=1)[:, 1:]
+    present = n_rtc.any(axis=1)[:, 1:]
     k = present.sum(axis=0)
-    variance = (np.where(present, excess_rc, 0.0) ** 2).sum(axis=0) * k / np.maximum(k - 1, 1)
+    excess_rc[~present] = 0.0
+    variance = np.einsum("rc,rc->c", excess_rc, excess_rc) * k / np.maximum(k - 1, 1)
     activities = n_tc.sum(axis=0)
     used = np.flatnonzero(activities)
     table = cell_keys[used].hstack(
         [
             pl.Series("activities", activities[used], dtype=pl.UInt32),
             pl.Series("credited", credit_tc.sum(axis=0)[used], dtype=pl.Float64),
-            pl.Series("expected", expected_rtc.sum(axis=(0, 1))[used], dtype=pl.Float64),
+            pl.Series("expected", expected_rtc.sum(axis=(0, 1))[1:][used], dtype=pl.Float64),
             pl.Series("variance", variance[used], dtype=pl.Float64),
         ]
     )
@@ -1803,8 +1812,8 @@ def period_habits(
     )
     effects = {
         feature: _dense_effects(
-            sums[name][:, :, 1:],
-            sums[f"{name}_credit"][:, :, 1:],
+            sums[name],
+            sums[f"{name}_credit"],
             keys[key],
             feature=feature,
             min_lift=min_lift,
