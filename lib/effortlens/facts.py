@@ -1019,7 +1019,12 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
     {'streaks.parquet': 1204, 'touches.parquet': 81265}
     """
     from effortlens.flow import verifier_facts
-    from effortlens.habits import touch_cells, write_touch_codes
+    from effortlens.habits import (
+        TOUCH_CELL_KEYS,
+        TOUCH_SEQUENCE_LENGTHS,
+        touch_cells,
+        write_touch_codes,
+    )
     from effortlens.roe import streak_facts, write_streak_facts
     from effortlens.touch_build import build_practice_facts, build_touch_facts
 
@@ -1035,9 +1040,21 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
     )
     rows = {}
 
+    held: dict[str, pl.LazyFrame] = {}
+
     def cells() -> dict[str, pl.LazyFrame]:
-        touches = pl.scan_parquet(folder / AGGREGATES_LAYOUT["touches"])
-        return {f"habit_{k}": v for k, v in touch_cells(touches).items()}
+        # the touches read once for the four habit cells, their text keys as categories: a
+        # group-by hashes small integers instead of strings (3m: 5.7 -> 2.9 CPU s)
+        if not held:
+            text = [*TOUCH_CELL_KEYS, *(f"sequence_{k}" for k in TOUCH_SEQUENCE_LENGTHS)]
+            touches = (
+                pl.scan_parquet(folder / AGGREGATES_LAYOUT["touches"])
+                .select(pl.exclude("day"))
+                .with_columns(pl.col(text).cast(pl.Categorical))
+                .collect()
+            )
+            held.update({f"habit_{k}": v for k, v in touch_cells(touches).items()})
+        return held
 
     for name, compute in (
         ("streaks", lambda: streak_facts(facts["activities"], facts["actions"], reps)),
@@ -1059,6 +1076,7 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
             _write_parquet(frame, folder / relative, row_group_size=ROW_GROUP)
         rows[relative] = frame.height
         del frame
+    held.clear()
     touches = pl.scan_parquet(folder / AGGREGATES_LAYOUT["touches"])
     rows[f"{HABIT_TOUCHES}/day.npy"] = write_touch_codes(touches, folder / HABIT_TOUCHES)
     return rows
@@ -1122,13 +1140,24 @@ def _cells(cells: pl.LazyFrame) -> pl.DataFrame:
     from effortlens.habits import TOUCH_CELL_KEYS
 
     grouping = [c for c in KERNEL_CATEGORICAL if c in TOUCH_CELL_KEYS]
-    frame = cells.collect(engine="streaming").sort("rep_id", maintain_order=True)
+    frame = cells.collect(engine="streaming")
+    # keys grouped as categories (write_aggregates) are text again where the layout has text
+    text = [c for c in ("rep_id", "sequence") if frame.schema.get(c, pl.String) != pl.String]
+    frame = frame.with_columns(pl.col(text).cast(pl.String)).sort("rep_id", maintain_order=True)
     return frame.with_columns(pl.col(grouping).cast(pl.Categorical))
+
+
+#: The build's Parquet codec: lz4 writes and reads with less CPU than Polars' default zstd
+#: (3m activities: 2.6 against 3.6 CPU s to write, 0.8 against 1.1 to read) for files ~1.5x
+#: larger.
+PARQUET_CODEC = "lz4"
 
 
 def _write_parquet(frame: pl.DataFrame, path: Path, *, row_group_size: int | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(path, statistics=True, row_group_size=row_group_size)
+    frame.write_parquet(
+        path, compression=PARQUET_CODEC, statistics=True, row_group_size=row_group_size
+    )
 
 
 def _files_of(entry: Path) -> Iterator[Path]:
