@@ -936,7 +936,7 @@ def test_rows_are_put_in_key_order_as_a_stable_sort_would(seed):
     keys = ("opportunity_id", "ts")
     want = frame.sort(list(keys), nulls_last=True, maintain_order=True)
     assert_frame_equal(_in_order(frame, keys), want)
-    assert _in_order(want, keys) is want  # already ordered: returned as is
+    assert_frame_equal(_in_order(want, keys), want)  # already ordered: as is
     # ordered on the first key, not on the second: the quick look does not decide
     first_only = frame.sort("opportunity_id", nulls_last=True, maintain_order=True)
     assert_frame_equal(_in_order(first_only, keys), want)

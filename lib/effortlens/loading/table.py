@@ -306,12 +306,14 @@ def _finish(
 def _in_order(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
     """``frame`` sorted by ``keys`` (nulls last, ties in input order), fast on 10M rows.
 
-    Already ordered input is returned as is. Otherwise one stable pass per key, last key
-    first, on numbers only (text keys are replaced by their rank among the distinct values,
-    since sorting numbers is several times faster than sorting text); rows are gathered once.
+    Already ordered input is returned as is, in one chunk per column. Otherwise one stable
+    pass per key, last key first, on numbers only (text keys are replaced by their rank among
+    the distinct values, since sorting numbers is several times faster than sorting text);
+    rows are gathered once, into one chunk per column (a row gather from many chunks, as
+    enrichment makes, is several times slower).
     """
     if frame.height < 2 or (not _out_of_order(frame, keys[0]) and _is_ordered(frame, keys)):
-        return frame
+        return frame.rechunk()
     order: pl.Series | None = None
     for key in reversed(keys):
         column = frame[key]
@@ -326,7 +328,8 @@ def _in_order(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
             .to_series()
         )
         order = step if order is None else order.gather(step)
-    return frame.lazy().select(pl.all().gather(order)).collect()  # columns in parallel
+    # columns in parallel; one chunk each: every later row gather (enrichment) is faster
+    return frame.lazy().select(pl.all().gather(order)).collect().rechunk()
 
 
 def _out_of_order(frame: pl.DataFrame, key: str) -> bool:
