@@ -196,3 +196,24 @@ def test_period_by_weeks_without_a_period_is_the_filtered_weeks(tiny_planted_enr
     flt = Filter(teams=(team,))
     got = period_by_weeks(weekly, daily, flt, spans=week_spans(daily))
     assert got.equals(filter_frame(weekly, flt))
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_rows_of_reps_slice_the_rows_a_rep_filter_keeps(seed):
+    """A rep-sorted frame's rows of some reps, sliced by their runs, then filtered: the rows
+    (in order) that filtering every row keeps; a frame whose reps are not runs has none."""
+    from effortlens.filters import rep_runs, rows_of_reps
+
+    frame = _frame(3_000, seed=seed).sort("rep_id", "day")
+    runs = rep_runs(frame)
+    assert runs is not None and runs["length"].sum() == frame.height
+    rng = random.Random(seed)
+    for _ in range(10):
+        reps = rng.sample(sorted(set(frame["rep_id"])), rng.randint(1, 4))
+        start, end = sorted(FIRST + dt.timedelta(days=rng.randrange(60)) for _ in range(2))
+        flt = Filter(reps=tuple(reps), teams=("North", "West"), start=start, end=end)
+        sliced = rows_of_reps(frame, runs, pl.Series(reps + ["nobody"]))
+        assert_frame_equal(filter_frame(sliced, flt), filter_frame(frame, flt))
+        assert sliced.height == frame.filter(pl.col("rep_id").is_in(reps)).height
+    assert rows_of_reps(frame, runs, pl.Series(["nobody"])).height == 0
+    assert rep_runs(_frame(300, seed=seed)) is None  # random order: reps not in runs

@@ -251,6 +251,52 @@ def period_by_weeks(
     return pl.concat([weeks, as_weekly(edges)]).collect()
 
 
+def rep_runs(daily: pl.DataFrame) -> pl.DataFrame | None:
+    """Where each rep's rows lie in ``daily`` when they lie together (a build writes the daily
+    roll-up sorted by rep, then day): ``rep_id``, ``start``, ``length``; None when a rep's
+    rows are not one run. A page makes it once per load for :func:`rows_of_reps`.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> rep_runs(pl.DataFrame({"rep_id": ["a", "a", "b"]})).rows()
+    [('a', 0, 2), ('b', 2, 1)]
+    >>> rep_runs(pl.DataFrame({"rep_id": ["a", "b", "a"]})) is None
+    True
+    """
+    runs = daily.get_column("rep_id").rle().struct.unnest()
+    if runs.height and not runs.get_column("value").is_unique().all():
+        return None
+    lengths = runs.get_column("len").cast(pl.Int64)
+    return pl.DataFrame(
+        {
+            "rep_id": runs.get_column("value"),
+            "start": lengths.cum_sum() - lengths,
+            "length": lengths,
+        }
+    )
+
+
+def rows_of_reps(daily: pl.DataFrame, runs: pl.DataFrame, reps: pl.Series) -> pl.DataFrame:
+    """The rows of ``daily`` of the reps ``reps``, in ``daily``'s order, by slicing their runs
+    (:func:`rep_runs` of ``daily``) instead of scanning every row: a page whose filter names
+    a team or a rep then reads a few thousand rows, not four million at 10M activities.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> daily = pl.DataFrame({"rep_id": ["a", "a", "b", "c"], "x": [1, 2, 3, 4]})
+    >>> rows_of_reps(daily, rep_runs(daily), pl.Series(["c", "a"]))["x"].to_list()
+    [1, 2, 4]
+    """
+    kept = runs.filter(pl.col("rep_id").is_in(reps.implode())).sort("start")
+    if kept.height == 0:
+        return daily.clear()
+    return pl.concat(
+        [daily.slice(start, length) for start, length in kept.select("start", "length").rows()]
+    )
+
+
 def filter_enriched(enriched: Enriched, flt: Filter) -> Enriched:
     """Apply ``flt`` to every fact table of ``enriched``; returns a new object.
 
