@@ -953,46 +953,53 @@ def _effects_finish(
     alpha: float,
 ) -> pl.DataFrame:
     """:func:`habit_effects`' table from its sums per cell (the cell columns, ``activities``,
-    ``credited``, ``expected`` and the rep-clustered ``variance`` of the excess credit)."""
+    ``credited``, ``expected`` and the rep-clustered ``variance`` of the excess credit),
+    worked out in numpy (a page redraws it on every filter change)."""
     from effortlens.normal import normal_sf_array  # without importing scipy
 
     cells = _habit_cells(feature)
-    table = table.with_columns(
-        lift=_ratio(pl.col("credited"), pl.col("expected")),
-        effect_rate=pl.col("credited") / pl.col("activities"),
-        z=_ratio(pl.col("credited") - pl.col("expected"), pl.col("variance").sqrt()),
-    ).sort(cells)
-    tested = (table["activities"] >= min_activities).to_numpy()
-    z = table["z"].fill_null(0.0).to_numpy()
-    p = np.minimum(1.0, 2 * normal_sf_array(np.abs(z)) * max(int(tested.sum()), 1))
+    table = table.sort(cells)
+    credited = table["credited"].cast(pl.Float64).to_numpy()
+    expected = table["expected"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    variance = table["variance"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    activities = table["activities"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # null where the denominator is not positive (as _ratio)
+        lift = np.where(expected > 0, credited / expected, np.nan)
+        effect_rate = credited / activities
+        spread = np.sqrt(variance)
+        z = np.where(spread > 0, (credited - expected) / spread, np.nan)
+    tested = activities >= min_activities
+    p = np.minimum(1.0, 2 * normal_sf_array(np.abs(np.nan_to_num(z))) * max(int(tested.sum()), 1))
     p = np.where(tested, p, np.nan)
-    table = table.with_columns(p_value=pl.Series(p, dtype=pl.Float64).fill_nan(None)).with_columns(
-        flag=pl.when((pl.col("p_value") < alpha) & (pl.col("lift") >= min_lift))
-        .then(pl.lit("better"))
-        .when((pl.col("p_value") < alpha) & (pl.col("lift") <= 1 / min_lift))
-        .then(pl.lit("worse"))
+    significant = p < alpha
+    flag = np.where(
+        significant & (lift >= min_lift),
+        "better",
+        np.where(significant & (lift <= 1 / min_lift), "worse", ""),
     )
     if feature == "cadence":
-        labels = pl.DataFrame(
-            {
-                "bin_order": pl.Series(range(len(edges) + 2), dtype=pl.Int8),
-                "cadence_bin": [FIRST_TOUCH, *_cadence_labels(list(edges))],
-                "min_days_since": [None, 0, *edges],
-            },
-            schema_overrides={"min_days_since": pl.Int32},
+        labels = [FIRST_TOUCH, *_cadence_labels(list(edges))]
+        lower = [None, 0, *edges]
+        order = table["bin_order"].to_list()
+        known = [b is not None and 0 <= b < len(labels) for b in order]
+        table = table.with_columns(
+            cadence_bin=pl.Series(
+                [labels[b] if k else None for b, k in zip(order, known, strict=True)],
+                dtype=pl.String,
+            ),
+            min_days_since=pl.Series(
+                [lower[b] if k else None for b, k in zip(order, known, strict=True)],
+                dtype=pl.Int32,
+            ),
         )
-        table = table.join(labels, on="bin_order", how="left")
         cells = ["cadence_bin", "bin_order", "min_days_since"]
-    return table.select(
-        *cells,
-        "activities",
-        "credited",
-        "expected",
-        "lift",
-        "effect_rate",
-        "z",
-        "p_value",
-        "flag",
+    return table.select(*cells, "activities", "credited", "expected").with_columns(
+        pl.Series("lift", lift, dtype=pl.Float64, nan_to_null=True),
+        pl.Series("effect_rate", effect_rate, dtype=pl.Float64),
+        pl.Series("z", z, dtype=pl.Float64, nan_to_null=True),
+        pl.Series("p_value", p, dtype=pl.Float64, nan_to_null=True),
+        pl.Series("flag", flag, dtype=pl.String).replace("", None),
     )
 
 
@@ -1477,6 +1484,21 @@ class TouchCodes:
             .select("activity_type", "weekday", "hour")
         )
         self.shape = {name: keys.height for name, keys in self.keys.items()}
+        #: whether a timing key holds a null (the tables then sort them first)
+        self.nulls = {
+            "timing": any(
+                self.keys[name].null_count().sum_horizontal().item() for name in ("type", "cell")
+            )
+        }
+        type_code = {t: i for i, t in enumerate(self.keys["type"]["activity_type"].to_list())}
+        #: per sequence length, the type code of each sequence's last touch
+        self.sequence_types = {
+            k: np.array(
+                [type_code[t] for t in self.keys[f"sequence_{k}"]["activity_type"].to_list()],
+                dtype=np.intp,
+            )
+            for k in TOUCH_SEQUENCE_LENGTHS
+        }
 
     @property
     def days(self) -> tuple[Any, Any] | None:
@@ -1769,6 +1791,126 @@ def _counts_table(keys: pl.DataFrame, n: np.ndarray, answered: np.ndarray) -> pl
     )
 
 
+def _rates(n: np.ndarray, answered: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """``answered / n`` per row and the pooled rate (None without touches), as
+    :func:`effortlens.measures.response_rate` and :func:`_pooled_rate` give them."""
+    total = int(n.sum())
+    pooled = float(int(answered.sum())) / total if total else None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n > 0, answered / n, np.nan), pooled
+
+
+def _lift_over(rate: np.ndarray, pooled: float | None) -> np.ndarray:
+    """``rate / pooled`` as :func:`_with_lift` (null without a pooled rate)."""
+    return rate / pooled if pooled else np.full(len(rate), np.nan)
+
+
+def _float(name: str, values: np.ndarray) -> pl.Series:
+    return pl.Series(name, values, dtype=pl.Float64, nan_to_null=True)
+
+
+def _counts_columns(n: np.ndarray, answered: np.ndarray, rate: np.ndarray) -> list[pl.Series]:
+    return [
+        pl.Series("activities", n, dtype=pl.UInt32),
+        pl.Series("responded", answered, dtype=pl.UInt32),
+        _float("response_rate", rate),
+    ]
+
+
+def _timing_of_counts(codes: TouchCodes, n: np.ndarray, answered: np.ndarray) -> pl.DataFrame:
+    """:func:`_timing_table` of the touches (``n``) and answered ones per type x cells + cell,
+    from numpy: one frame, no query (the same numbers, rows and types)."""
+    n_cells = codes.shape["cell"]
+    used = np.flatnonzero(n)
+    rate, pooled = _rates(n[used], answered[used])
+    n_t = n.reshape(-1, n_cells).sum(axis=1)[used // n_cells]
+    answered_t = answered.reshape(-1, n_cells).sum(axis=1)[used // n_cells]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        type_rate = answered_t / n_t
+        over_type = np.where(type_rate > 0, rate / type_rate, np.nan)
+    table = codes.timing_keys[used].hstack(
+        [
+            *_counts_columns(n[used], answered[used], rate),
+            _float("lift", _lift_over(rate, pooled)),
+            _float("lift_over_type", over_type),
+        ]
+    )
+    if codes.nulls["timing"]:  # the keys put nulls last, the tables first
+        table = table.sort(["activity_type", "weekday", "hour"])
+    return table
+
+
+def _cadence_of_counts(codes: TouchCodes, n: np.ndarray, answered: np.ndarray) -> pl.DataFrame:
+    """:func:`_cadence_cells` of the touches on a contact (``n``) and answered ones per bin."""
+    used = np.flatnonzero(n)
+    rate, pooled = _rates(n[used], answered[used])
+    order = codes.keys["bin"]["bin_order"].to_numpy()[used]
+    labels = [FIRST_TOUCH, *_cadence_labels(CADENCE_EDGES)]
+    lower = [None, 0, *CADENCE_EDGES]
+    known = [0 <= b < len(labels) for b in order.tolist()]
+    return pl.DataFrame(
+        [
+            pl.Series(
+                "cadence_bin",
+                [labels[b] if k else None for b, k in zip(order.tolist(), known, strict=True)],
+                dtype=pl.String,
+            ),
+            pl.Series("bin_order", order, dtype=pl.Int8),
+            pl.Series(
+                "min_days_since",
+                [lower[b] if k else None for b, k in zip(order.tolist(), known, strict=True)],
+                dtype=pl.Int32,
+            ),
+            *_counts_columns(n[used], answered[used], rate),
+            _float("lift", _lift_over(rate, pooled)),
+        ]
+    )
+
+
+def _sequences_of_counts(
+    codes: TouchCodes, sums: dict[str, np.ndarray], *, min_support: int
+) -> pl.DataFrame:
+    """:func:`_rank_sequences` (by ``lift_over_type``) of the touches with a length-k history
+    per sequence code (``sums["sequence_<k>"]``: 1 + code, answered), in numpy, then one
+    sort."""
+    parts = []
+    for k in TOUCH_SEQUENCE_LENGTHS:
+        keys = codes.keys[f"sequence_{k}"]
+        both = sums[f"sequence_{k}"][1:]
+        n, answered = both[:, 0] + both[:, 1], both[:, 1]
+        kind = codes.sequence_types[k]  # the type code of each sequence's last touch
+        n_t = np.bincount(kind, weights=n, minlength=codes.shape["type"])
+        answered_t = np.bincount(kind, weights=answered, minlength=codes.shape["type"])
+        _, base = _rates(n, answered)
+        used = np.flatnonzero(n >= max(min_support, 1))
+        rate, _ = _rates(n[used], answered[used])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            type_rate = answered_t[kind[used]] / n_t[kind[used]]
+            over_type = np.where(type_rate > 0, rate / type_rate, np.nan)
+        # null without a base rate or with a zero one (as _ratio)
+        lift = rate / base if base else np.full(len(used), np.nan)
+        parts.append(
+            pl.DataFrame(
+                [
+                    keys["sequence"][used],
+                    pl.Series("length", np.full(len(used), k), dtype=pl.Int8),
+                    pl.Series("support", n[used], dtype=pl.UInt32),
+                    pl.Series("responded", answered[used], dtype=pl.UInt32),
+                    _float("response_rate", rate),
+                    pl.Series("base_rate", [base] * len(used), dtype=pl.Float64),
+                    _float("lift", lift),
+                    _float("type_rate", type_rate),
+                    _float("lift_over_type", over_type),
+                ]
+            )
+        )
+    return pl.concat(parts).sort(
+        ["lift_over_type", "support", "sequence"],
+        descending=[True, True, False],
+        nulls_last=True,
+    )
+
+
 def period_habits(
     codes: TouchCodes,
     flt: Any,
@@ -1793,23 +1935,12 @@ def period_habits(
     """
     sums = codes.sums(flt)
     keys = codes.keys
-    n_types, n_cells = codes.shape["type"], codes.shape["cell"]
     by = sums["counts"]
-    every = by.sum(axis=1).reshape(n_types * n_cells, 2)  # (type x cells + cell, responded)
-    timing = _timing_table(_counts_table(codes.timing_keys, every[:, 0] + every[:, 1], every[:, 1]))
+    every = by.sum(axis=1).reshape(-1, 2)  # (type x cells + cell, responded)
     bins = by.sum(axis=(0, 2))[1:]
-    cadence = _cadence_cells(
-        _counts_table(keys["bin"], bins[:, 0] + bins[:, 1], bins[:, 1]),
-        edges=CADENCE_EDGES,
-        weighted=True,
-    )
-    eligible = {}
-    for k in TOUCH_SEQUENCE_LENGTHS:
-        both = sums[f"sequence_{k}"][1:]
-        eligible[k] = _counts_table(keys[f"sequence_{k}"], both[:, 0] + both[:, 1], both[:, 1])
-    sequences = _rank_sequences(
-        eligible, min_support=min_support, rank_by="lift_over_type", weighted=True
-    )
+    timing = _timing_of_counts(codes, every[:, 0] + every[:, 1], every[:, 1])
+    cadence = _cadence_of_counts(codes, bins[:, 0] + bins[:, 1], bins[:, 1])
+    sequences = _sequences_of_counts(codes, sums, min_support=min_support)
     effects = {
         feature: _dense_effects(
             sums[name],
