@@ -69,9 +69,11 @@ def child(folder: str, *, cache_dir: str | None, partitioned: bool | None) -> in
 
     class Logged(facts.Progress):
         def _draw(self, label: str) -> None:
+            times = os.times()  # the build's CPU and that of its finished child processes
             record = {
                 "step": label,
                 "at_s": round(time.perf_counter() - started, 1),
+                "cpu_s": round(sum(times[:4]), 1),
                 "rss_mb": vm_mb("self", "VmRSS"),
                 "hwm_mb": vm_mb("self", "VmHWM"),
                 "load": [round(x, 1) for x in os.getloadavg()],
@@ -141,6 +143,7 @@ def _measured(argv: list[str], *, limit_mb: int, env: dict) -> dict:
         "maxrss_mb": usage.ru_maxrss // 1024,
         "steps": steps,
         "rss_samples": samples[:: max(1, len(samples) // 120)],
+        "all_samples": samples,
         "max_sampled_rss_mb": max((s[1] for s in samples), default=0),
         "stopped_at_mb": stopped[0] if stopped else None,
         "stdout": stdout[-4000:],
@@ -203,8 +206,42 @@ def main(argv: list[str] | None = None) -> int:
     if args.results:
         write_section(figures, Path(args.results), label=args.label or Path(folder).name)
     print(json.dumps({k: v for k, v in figures.items() if k != "build"}, indent=1))
-    print(json.dumps({k: v for k, v in run.items() if k != "rss_samples"}, indent=1))
+    print(
+        json.dumps(
+            {k: v for k, v in run.items() if k not in ("rss_samples", "all_samples", "steps")},
+            indent=1,
+        )
+    )
+    for s in per_step(run):
+        print(
+            f"{s['step']:<45} at {s['at_s']:7.1f} s  wall {s['wall_s']:7.1f} s  "
+            f"CPU {s['cpu_step_s']} s  tree peak {s['tree_peak_mb']:,} MB  load {s['load']}"
+        )
     return 0 if run["rc"] == 0 else 1
+
+
+def per_step(run: dict) -> list[dict]:
+    """Each step's wall and CPU seconds (to the next step) and the largest sampled resident
+    set of the process tree while it ran."""
+    steps = run["steps"]
+    samples = run.get("all_samples") or run["rss_samples"]
+    out = []
+    for i, s in enumerate(steps):
+        end = steps[i + 1]["at_s"] if i + 1 < len(steps) else run["wall_s"]
+        following = steps[i + 1].get("cpu_s") if i + 1 < len(steps) else None
+        cpu = None
+        if s.get("cpu_s") is not None and following is not None:
+            cpu = round(following - s["cpu_s"], 1)
+        inside = [rss for at, rss, _ in samples if s["at_s"] <= at <= end + 1]
+        out.append(
+            {
+                **s,
+                "wall_s": round(end - s["at_s"], 1),
+                "cpu_step_s": cpu,
+                "tree_peak_mb": max(inside, default=0),
+            }
+        )
+    return out
 
 
 def write_section(figures: dict, path: Path, *, label: str) -> None:
@@ -232,11 +269,20 @@ def write_section(figures: dict, path: Path, *, label: str) -> None:
             f"| warm `effortlens roe --json` | {warm['wall_s']:.1f} | {warm['cpu_s']:.1f} | "
             f"{warm['max_sampled_rss_mb']:,} (sampled) |"
         )
-    lines += ["", "Steps of the build (time since start, resident set, load average):", ""]
     lines += [
-        f"- {s['step']}: {s['at_s']:.0f} s, RSS {s['rss_mb']:,} MB (peak so far {s['hwm_mb']:,}),"
-        f" load {s['load']}"
-        for s in run["steps"]
+        "",
+        "Steps of the build (wall and CPU s of the step: the build process and its finished"
+        " child processes; the largest resident set of the whole process tree sampled during"
+        " the step; load average at its start):",
+        "",
+        "| step | starts at s | wall s | CPU s | tree peak MB | load at start |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    lines += [
+        f"| {s['step']} | {s['at_s']:.0f} | {s['wall_s']:.0f} | "
+        f"{s['cpu_step_s'] if s['cpu_step_s'] is not None else '—'} | {s['tree_peak_mb']:,} | "
+        f"{s['load']} |"
+        for s in per_step(run)
     ]
     if result:
         lines += [

@@ -679,16 +679,18 @@ def _fit_touch_credits(
         whole.flush()
         del whole
         arrays[key] = np.load(em / f"{key}.npy", mmap_mode="r")
-    credits = fit_credits(
-        arrays,
-        n_actions=int(action_at[-1]),
-        exposure_scale=exposure_scale,
-        iterations=iterations,
-    )
     out = {}
-    for feature, values in credits.items():
+    for feature in ("timing", "cadence"):  # one at a time: the first's credits leave memory
+        credits = fit_credits(
+            arrays,
+            n_actions=int(action_at[-1]),
+            exposure_scale=exposure_scale,
+            iterations=iterations,
+            features=(feature,),
+        )
         out[feature] = em / f"credit_{feature}.npy"
-        np.save(out[feature], values)
+        np.save(out[feature], credits[feature])
+        del credits
     return out
 
 

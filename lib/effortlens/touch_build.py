@@ -234,18 +234,19 @@ def fit_credits(
     n_actions: int,
     exposure_scale: float,
     iterations: int = 60,
+    features: tuple[str, ...] = ("timing", "cadence"),
 ) -> dict[str, np.ndarray]:
     """Each touch's credit by the timing and by the cadence fit (:func:`credit_em`) from
     the inputs of :func:`touch_credit_inputs` over all the touches (arrays may be
     memory-mapped); ``exposure_scale`` is the contacts touched times the hours from the
-    first touch to ``end``.
+    first touch to ``end``; ``features`` the fits to make (one at a time holds less).
 
     Examples
     --------
     >>> fit_credits(arrays, n_actions=n, exposure_scale=scale)["timing"]  # doctest: +SKIP
     """
     out = {}
-    for feature in ("timing", "cadence"):
+    for feature in features:
         _, credit = credit_em(
             arrays[f"cell_{feature}"],
             arrays["band"],
