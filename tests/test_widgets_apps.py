@@ -364,7 +364,11 @@ def test_headline_of_a_period_sums_the_day_totals_to_the_daily_figures(small_pla
         assert_frame_equal(
             app.views[2].frames["by_slice"], by_type, check_exact=False, rel_tol=1e-9
         )
-        app.views[2].by = "Team"
+        app.views[2].by = "Team"  # a period alone: the load's per-day totals by team
+        by_team = roe_by(state.view.daily, by=["team"]).filter(pl.col("activities") > 0)
+        assert_frame_equal(
+            app.views[2].frames["by_slice"], by_team, check_exact=False, rel_tol=1e-9
+        )
 
 
 def test_returning_to_a_filter_redraws_the_figures_it_drew_before(small_planted):
