@@ -1316,11 +1316,12 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
     - per-day running totals (:data:`TOUCH_RUNNING`) of the touches and the answered ones
       per (activity type, cadence bin, timing cell) and per sequence code: a period's
       counts are two rows of each (exact: whole numbers);
-    - per touch, its rep x type x timing cell and rep x type x cadence bin as one code each
-      (``rep_type_cell.npy``, ``rep_type_bin.npy``; a day's touches are sorted by the
-      first): the habit effects, whose rep-clustered spread needs the period's touches, are
-      two bincounts of each (the credits are summed so, not as running totals: a
-      difference of two large float sums would lose the small ones);
+    - per touch, its type x timing cell, type x cadence bin, rep x timing cell and rep x
+      cadence bin as one code each (``type_cell.npy``, ``type_bin.npy``, ``rep_cell.npy``,
+      ``rep_bin.npy``; a day's touches are sorted by ``rep_cell``): the habit effects, whose
+      rep-clustered spread needs the period's touches, are three bincounts per feature (the
+      credits are summed so, not as running totals: a difference of two large float sums
+      would lose the small ones);
     - the columns again sorted by owner, then day (:data:`TOUCH_BY_OWNER`): a team's or a
       rep's touches are a few contiguous blocks.
 
@@ -1385,22 +1386,25 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
     rows = frame.height
     del frame
     n_types, n_cells, n_bins = sizes["type"], sizes["cell"], sizes["bin"]
-    # per touch: rep x type x (1 + timing cell on a contact) and rep x type x (1 + bin)
-    rep_type = rep_of_owner[column["owner"]] * n_types + column["type"]
+    # per touch: type x (1 + timing cell on a contact), type x (1 + bin), and the same per
+    # rep (what a period's habit effects sum)
+    rep = rep_of_owner[column["owner"]]
     bin_slot = _slot(column["bin"])
     cell_slot = _slot(column["cell"])
     cell_slot *= bin_slot > 0
-    for name, slot, width in (
-        ("rep_type_cell", cell_slot, n_cells + 1),
-        ("rep_type_bin", bin_slot, n_bins + 1),
+    for name, first, slot, width in (
+        ("type_cell", column["type"], cell_slot, n_cells + 1),
+        ("type_bin", column["type"], bin_slot, n_bins + 1),
+        ("rep_cell", rep, cell_slot, n_cells + 1),
+        ("rep_bin", rep, bin_slot, n_bins + 1),
     ):
-        code = rep_type * width
+        code = first.astype(np.int64) * width
         code += slot
         column[name] = code.astype(_narrowest(int(code.max(initial=0))))
-    del rep_type, cell_slot, bin_slot, code
-    # within a day by rep x type x cell: a period's bincounts then add up neighbouring
-    # counters (about three times faster than in time order at 10M activities)
-    order = np.lexsort((column["rep_type_cell"], column["day"]))
+    del rep, cell_slot, bin_slot, code
+    # within a day by rep x cell: a period's bincounts per rep then add up neighbouring
+    # counters (several times faster than in time order at 10M activities)
+    order = np.lexsort((column["rep_cell"], column["day"]))
     for name, values in column.items():
         column[name] = values[order]
         np.save(folder / f"{name}.npy", column[name])
@@ -1585,24 +1589,25 @@ class TouchCodes:
             return running[hi] - running[lo]
         return running[hi].astype(np.int64) - running[lo]
 
-    def sums(self, flt: Any) -> dict[str, np.ndarray]:
+    def sums(self, flt: Any) -> dict[str, Any]:
         """The sums :func:`period_habits` makes its tables of, over the touches ``flt`` keeps:
 
         - ``counts`` (type, 1 + bin, cell, responded): touches;
         - ``sequence_<k>`` (1 + sequence code, responded): touches;
-        - ``rep_cell``, ``rep_cell_credit`` (rep, type, 1 + cell on a contact) and
-          ``rep_bin``, ``rep_bin_credit`` (rep, type, 1 + bin): touches and credits per rep
-          (every rep of the build, or only the reps kept).
+        - ``timing`` and ``cadence``: :func:`_effect_sums` of the touches on a contact (per
+          type x cell or bin: touches, credit; per rep x cell or bin: touches, excess
+          credit), the reps every rep of the build or only the kept ones.
 
         Without a rep, team, segment or role restriction, the counts are two rows of the
-        running totals and the per-rep sums bincounts of the period's slice of
-        the day-sorted codes; with one, bincounts of the kept owners' blocks. An activity-type
-        restriction zeroes the other types.
+        running totals and the effect sums bincounts of the period's slice of the day-sorted
+        codes; with one, bincounts of the kept owners' blocks. An activity-type restriction
+        zeroes the other types (and weighs their touches 0 in the per-rep sums).
         """
         n_types, n_cells, n_bins = self.shape["type"], self.shape["cell"], self.shape["bin"]
+        types = self._allowed("type", flt)
         owners = self._allowed("owner", flt)
         if owners is None:
-            sums = {
+            sums: dict[str, Any] = {
                 "counts": self._running_sums("counts", flt).reshape(
                     n_types, n_bins + 1, n_cells, 2
                 ),
@@ -1612,39 +1617,41 @@ class TouchCodes:
                 },
             }
             rows = self._day_rows(self.columns["day"], *self._period(flt))
+
+            def take(name: str) -> np.ndarray:
+                return self.columns[name][rows]
+
             n_reps = self.n_reps
-            for name, credit, width in (
-                ("rep_cell", "credit_timing", n_cells + 1),
-                ("rep_bin", "credit_cadence", n_bins + 1),
-            ):
-                code = self.columns[f"rep_type_{name[4:]}"][rows].astype(np.intp)
-                size = n_reps * n_types * width
-                shape = (n_reps, n_types, width)
-                sums[name] = _sums_by(code, size).reshape(shape)
-                weights = self.columns[credit][rows]
-                sums[f"{name}_credit"] = _sums_by(code, size, weights=weights).reshape(shape)
         else:
-            sums = self._owner_sums(owners, flt)
-        types = self._allowed("type", flt)
+            sums, take, n_reps = self._owner_sums(owners, flt)
         if types is not None:
             dropped = ~types
             sums["counts"][dropped] = 0
-            for name in ("rep_cell", "rep_cell_credit", "rep_bin", "rep_bin_credit"):
-                sums[name][:, dropped] = 0
-            type_code = {t: i for i, t in enumerate(self.keys["type"]["activity_type"])}
             for k in TOUCH_SEQUENCE_LENGTHS:
-                last = self.keys[f"sequence_{k}"]["activity_type"].to_list()
-                out = [1 + i for i, t in enumerate(last) if dropped[type_code[t]]]
-                sums[f"sequence_{k}"][out] = 0
+                sums[f"sequence_{k}"][1 + np.flatnonzero(dropped[self.sequence_types[k]])] = 0
+        on_contact = sums["counts"][:, 1:].sum(axis=3)  # (type, bin, cell)
+        for feature, name, n_tc in (
+            ("timing", "cell", on_contact.sum(axis=1)),
+            ("cadence", "bin", on_contact.sum(axis=2)),
+        ):
+            sums[feature] = _effect_sums(
+                n_tc,
+                take(f"type_{name}"),
+                take(f"rep_{name}"),
+                take(f"credit_{feature}"),
+                n_reps=n_reps,
+                kept=types,
+            )
         return sums
 
-    def _owner_sums(self, owners: np.ndarray, flt: Any) -> dict[str, np.ndarray]:
-        """:meth:`sums` of the kept owners' touches (owner-sorted blocks)."""
+    def _owner_sums(self, owners: np.ndarray, flt: Any) -> tuple[dict[str, Any], Any, int]:
+        """:meth:`sums`' counts of the kept owners' touches (owner-sorted blocks), a
+        ``take(name)`` of their codes per touch and how many reps they have."""
         n_types, n_cells, n_bins = self.shape["type"], self.shape["cell"], self.shape["bin"]
         blocks = self._owner_blocks(owners, flt)
         lengths = np.array([hi - lo for _, lo, hi in blocks], dtype=np.intp)
 
-        def take(name: str) -> np.ndarray:
+        def gather(name: str) -> np.ndarray:
             column = self.by_owner[name]
             if len(blocks) == 1:
                 return np.asarray(column[blocks[0][1] : blocks[0][2]])
@@ -1655,13 +1662,12 @@ class TouchCodes:
             self.rep_of_owner[[owner for owner, _, _ in blocks]], return_inverse=True
         )
         rep = np.repeat(local.astype(np.intp), lengths)
-        types = take("type").astype(np.intp)
-        bin_slot = _slot(take("bin"))
-        cell = take("cell")
-        responded = take("responded").astype(np.intp)
+        types = gather("type").astype(np.intp)
+        bin_slot = _slot(gather("bin"))
+        cell = gather("cell")
+        responded = gather("responded").astype(np.intp)
         per_tbc = (types * (n_bins + 1) + bin_slot) * n_cells + cell
         size = n_types * (n_bins + 1) * n_cells
-        credited = {credit: take(credit) for credit in ("credit_timing", "credit_cadence")}
         sums = {
             "counts": _sums_by(per_tbc * 2 + responded, size * 2).reshape(
                 n_types, n_bins + 1, n_cells, 2
@@ -1670,20 +1676,52 @@ class TouchCodes:
         for k in TOUCH_SEQUENCE_LENGTHS:
             name = f"sequence_{k}"
             size = self.shape[name] + 1
-            sums[name] = _sums_by(_slot(take(name)) * 2 + responded, size * 2).reshape(size, 2)
+            sums[name] = _sums_by(_slot(gather(name)) * 2 + responded, size * 2).reshape(size, 2)
         cell_slot = _slot(cell)
         cell_slot *= bin_slot > 0
-        rep_type = rep * n_types + types
-        for name, credit, slot, width in (
-            ("rep_cell", "credit_timing", cell_slot, n_cells + 1),
-            ("rep_bin", "credit_cadence", bin_slot, n_bins + 1),
-        ):
-            code = rep_type * width + slot
-            size = len(reps) * n_types * width
-            shape = (len(reps), n_types, width)
-            sums[name] = _sums_by(code, size).reshape(shape)
-            sums[f"{name}_credit"] = _sums_by(code, size, weights=credited[credit]).reshape(shape)
-        return sums
+        codes = {
+            "type_cell": types * (n_cells + 1) + cell_slot,
+            "type_bin": types * (n_bins + 1) + bin_slot,
+            "rep_cell": rep * (n_cells + 1) + cell_slot,
+            "rep_bin": rep * (n_bins + 1) + bin_slot,
+        }
+
+        def take(name: str) -> np.ndarray:
+            return codes[name] if name in codes else gather(name)
+
+        return sums, take, len(reps)
+
+
+def _effect_sums(
+    n_tc: np.ndarray,
+    type_code: np.ndarray,
+    rep_code: np.ndarray,
+    credit: np.ndarray,
+    *,
+    n_reps: int,
+    kept: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The sums of one habit feature's effects over touches: ``n_tc`` (type, cell) the
+    touches on a contact, ``type_code`` / ``rep_code`` per touch its type or rep x (1 + cell;
+    0 off a contact), ``credit`` its credit, ``kept`` the activity types kept (None: all).
+    Returns ``n_tc``, the credit per type x cell, the touches per rep x cell and their
+    excess credit (credit less the mean credit of the touch's type: indirect
+    standardisation), each per touch as the touch facts' path sums them."""
+    n_types, width = n_tc.shape[0], n_tc.shape[1] + 1
+    credit_tc = _sums_by(type_code, n_types * width, weights=credit).reshape(n_types, width)
+    if kept is not None:
+        credit_tc[~kept] = 0.0
+    n_t = n_tc.sum(axis=1)
+    mean_t = np.divide(credit_tc[:, 1:].sum(axis=1), n_t, out=np.zeros(n_types), where=n_t > 0)
+    excess = credit - np.repeat(mean_t, width)[type_code]
+    counted = None
+    if kept is not None:
+        counted = np.repeat(kept, width)[type_code].astype(np.float64)
+        excess *= counted
+    size = n_reps * width
+    n_rc = _sums_by(rep_code, size, weights=counted).reshape(n_reps, width)
+    excess_rc = _sums_by(rep_code, size, weights=excess).reshape(n_reps, width)
+    return n_tc, credit_tc[:, 1:], n_rc[:, 1:], excess_rc[:, 1:]
 
 
 _TOUCH_CODES: dict[Any, TouchCodes] = {}
@@ -1706,7 +1744,7 @@ def touch_codes_of(enriched: Any) -> TouchCodes | None:
         return None
     if entry not in _TOUCH_CODES:
         folder = entry / HABIT_TOUCHES
-        if not (folder / "by_owner" / "starts.npy").is_file():
+        if not (folder / "rep_cell.npy").is_file():
             return None
         _TOUCH_CODES[entry] = TouchCodes(folder)
     return _TOUCH_CODES[entry]
@@ -1732,8 +1770,7 @@ def replace_period(flt: Any) -> Any:
 
 
 def _dense_effects(
-    n_rtc: np.ndarray,
-    credit_rtc: np.ndarray,
+    sums: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     cell_keys: pl.DataFrame,
     *,
     feature: str,
@@ -1741,29 +1778,21 @@ def _dense_effects(
     min_activities: int,
     alpha: float,
 ) -> pl.DataFrame:
-    """:func:`_effects_table` of the touches on a contact, from their sums per rep x type x
-    (1 + cell) (``n_rtc`` touches, ``credit_rtc`` credit; slot 0, the touches without a
-    contact, is left out), summed as it sums them: the excess credit of a rep x type x cell
-    is its credit less its touches' expected credit (the mean credit of their type), then
-    added up per rep x cell."""
-    n_tc, credit_tc = n_rtc.sum(axis=0)[:, 1:], credit_rtc.sum(axis=0)[:, 1:]
+    """:func:`_effects_table` of the touches on a contact, from :func:`_effect_sums`: per
+    type x cell their count and credit, per rep x cell their count and excess credit."""
+    n_tc, credit_tc, n_rc, excess_rc = sums
     n_t = n_tc.sum(axis=1)
-    # each touch is expected the mean credit of its activity type (indirect standardisation)
     mean_t = np.divide(credit_tc.sum(axis=1), n_t, out=np.zeros(len(n_t)), where=n_t > 0)
-    expected_rtc = n_rtc * mean_t[None, :, None]
-    excess_rc = credit_rtc - expected_rtc
-    excess_rc = excess_rc.sum(axis=1)[:, 1:]
-    present = n_rtc.any(axis=1)[:, 1:]
+    present = n_rc > 0
     k = present.sum(axis=0)
-    excess_rc[~present] = 0.0
-    variance = np.einsum("rc,rc->c", excess_rc, excess_rc) * k / np.maximum(k - 1, 1)
+    variance = (np.where(present, excess_rc, 0.0) ** 2).sum(axis=0) * k / np.maximum(k - 1, 1)
     activities = n_tc.sum(axis=0)
     used = np.flatnonzero(activities)
     table = cell_keys[used].hstack(
         [
             pl.Series("activities", activities[used], dtype=pl.UInt32),
             pl.Series("credited", credit_tc.sum(axis=0)[used], dtype=pl.Float64),
-            pl.Series("expected", expected_rtc.sum(axis=(0, 1))[1:][used], dtype=pl.Float64),
+            pl.Series("expected", (n_tc * mean_t[:, None]).sum(axis=0)[used], dtype=pl.Float64),
             pl.Series("variance", variance[used], dtype=pl.Float64),
         ]
     )
@@ -1924,7 +1953,7 @@ def period_habits(
     :class:`effortlens.filters.Filter`, with or without a period) keeps, made from
     :meth:`TouchCodes.sums`: without a rep, team, segment or role restriction the tables
     are two rows of the build's running totals per day, and only the rep-clustered spread
-    of the habit effects reads the period's touches (two bincounts per feature); with one,
+    of the habit effects reads the period's touches (three bincounts per feature); with one,
     everything is summed from the kept owners' blocks. The same tables as
     :func:`touch_habits` of the filtered :func:`touch_facts` (activity types as text); float
     sums may differ in the last bits (another order).
@@ -1943,14 +1972,13 @@ def period_habits(
     sequences = _sequences_of_counts(codes, sums, min_support=min_support)
     effects = {
         feature: _dense_effects(
-            sums[name],
-            sums[f"{name}_credit"],
+            sums[feature],
             keys[key],
             feature=feature,
             min_lift=min_lift,
             min_activities=min_activities,
             alpha=alpha,
         )
-        for feature, key, name in (("timing", "cell", "rep_cell"), ("cadence", "bin", "rep_bin"))
+        for feature, key in (("timing", "cell"), ("cadence", "bin"))
     }
     return {"timing": timing, "cadence": cadence, "sequences": sequences, "effects": effects}
