@@ -745,7 +745,8 @@ class Deviance(View):
             self._table.show_message("No rep is outside the 99.8% limits of their peer group.")
 
     def _render_differs(self, view, deviance: pl.DataFrame) -> pl.DataFrame:
-        if view is None or view.n_activities == 0:
+        # the load's count (made once): a view's would collect its filtered day rows
+        if view is None or page_coverage(self.state).activities == 0:
             self._differs.show_message("Practice mix needs activities; this data has deals only.")
             return pl.DataFrame()
         differs = self._remembered(

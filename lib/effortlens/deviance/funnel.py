@@ -390,11 +390,13 @@ _BLOCK_CELLS = 1 << 16  # 512 KB a table: faster than larger blocks (cache)
 def _blocks(volume: np.ndarray):
     """Row indices in blocks of similar volume, each block at most ``_BLOCK_CELLS`` cells."""
     order = np.argsort(volume, kind="stable")
+    width = volume[order] + 1  # a block's table is as wide as its last (largest) row's
     start = 0
     while start < order.size:
-        end = start + 1
-        while end < order.size and (end + 1 - start) * (volume[order[end]] + 1) <= _BLOCK_CELLS:
-            end += 1
+        # the block grows while (its rows) x (the width of its last row) fits
+        cells = np.arange(2, order.size - start + 1) * width[start + 1 :]
+        over = np.flatnonzero(cells > _BLOCK_CELLS)
+        end = start + 1 + (int(over[0]) if over.size else order.size - start - 1)
         yield order[start:end]
         start = end
 
@@ -419,16 +421,22 @@ def _count_probabilities(
     a2, b2 = a[:, None], b[:, None]
     left = nf - k
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ratio = left * (k + a2)
-        ratio /= (k + 1) * (left + (b2 - 1))
-        steps = np.log(ratio, out=ratio)  # NaN or -inf past the volume, masked below
+        ratio = k + a2
+        ratio *= left  # left (k + a)
+        below = left + (b2 - 1)
+        below *= k + 1  # (k + 1) (left + b - 1)
+        ratio /= below
+        steps = np.log(ratio, out=ratio)  # NaN or -inf past the volume, set to 0 below
+    del below
     first = -np.log(nf + 1) - betaln(nf + 1, 1.0) + betaln(a2, nf + b2) - betaln(a2, b2)
-    log_p = np.empty((n.size, width))
+    log_p = left  # reused: same shape, no longer needed
     log_p[:, :1] = first
     np.cumsum(steps[:, :-1], axis=1, out=log_p[:, 1:])
     log_p[:, 1:] += first
     probability = np.exp(log_p, out=log_p)
-    probability[left < 0] = 0.0
+    short = n + 1 < width  # rows with counts past their volume: zero those
+    for volume in np.unique(n[short]):
+        probability[np.flatnonzero(n == volume), volume + 1 :] = 0.0
     return probability, 2e-9 + 1e-14 * (a + b + n)
 
 
@@ -461,14 +469,17 @@ def _exact(
     a, b = _shapes(rate, rho)
     counts = [np.full(volume.shape, np.nan) for _ in quantiles]
     p = None if successes is None else np.full(volume.shape, np.nan)
-    for rows in _blocks(volume):
+    if successes is not None:
+        successes = np.asarray(successes, dtype=np.int64)
+
+    def block(rows: np.ndarray) -> None:  # writes the rows' own entries of counts and p
         n = volume[rows]
         probability, error = _count_probabilities(n, a[rows], b[rows])
         index = np.arange(rows.size)
         cdf = np.cumsum(probability, axis=1)
         rough = error > _MAX_ERROR
         for target, q in zip(counts, quantiles, strict=True):
-            count = np.minimum(np.sum(cdf < q, axis=1), n)  # past n the cdf stays at its top
+            count = np.minimum(np.count_nonzero(cdf < q, axis=1), n)  # past n: at its top
             at = cdf[index, count]
             under = np.where(count > 0, cdf[index, np.maximum(count - 1, 0)], -np.inf)
             sure = ((count == n) | (at - q > error)) & (q - under > error) & ~rough
@@ -477,19 +488,43 @@ def _exact(
             if unsure.size:
                 target[unsure] = _distribution(volume[unsure], rate[unsure], rho[unsure]).ppf(q)
         if p is not None:
-            s = np.asarray(successes, dtype=np.int64)[rows]
+            s = successes[rows]
             lower = cdf[index, s]
             # summed from the top down, one by one (the zeros past the volume add nothing):
-            # a rep's tail does not depend on the other rows of its block
-            upper = np.cumsum(probability[:, ::-1], axis=1)[index, probability.shape[1] - 1 - s]
+            # a rep's tail does not depend on the other rows of its block, nor on the counts
+            # below the block's smallest success count (never summed)
+            top = probability[:, int(s.min()) :][:, ::-1]
+            upper = np.cumsum(top, axis=1)[index, probability.shape[1] - 1 - s]
             tails = 2 * np.minimum(np.minimum(lower, upper), 0.5)
             p[rows] = tails
             if rough.any():
                 left = rows[rough]
                 dist = _distribution(volume[left], rate[left], rho[left])
-                k = np.asarray(successes, dtype=np.int64)[left]
+                k = successes[left]
                 p[left] = 2 * np.minimum(dist.cdf(k), dist.sf(k - 1))
+
+    blocks = list(_blocks(volume))
+    cells = sum(rows.size * (int(volume[rows[-1]]) + 1) for rows in blocks)
+    if len(blocks) < 2 or cells < _THREAD_CELLS:
+        for rows in blocks:
+            block(rows)
+    else:  # numpy's logarithms, exponentials and sums run outside the GIL: one block a core
+        list(_pool().map(block, blocks))
     return counts, p
+
+
+#: Tables of at least this many cells (all blocks) are worked out on two threads.
+_THREAD_CELLS = 1 << 18
+_POOL: list = []
+
+
+def _pool():
+    """Two worker threads, made on first use (each block's rows are its own: no lock)."""
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.append(ThreadPoolExecutor(max_workers=2, thread_name_prefix="effortlens-limits"))
+    return _POOL[0]
 
 
 def _rate_approximation(volume: np.ndarray, rate: np.ndarray, rho: np.ndarray):
