@@ -490,11 +490,18 @@ def _exact(
         if p is not None:
             s = successes[rows]
             lower = cdf[index, s]
-            # summed from the top down, one by one (the zeros past the volume add nothing):
-            # a rep's tail does not depend on the other rows of its block, nor on the counts
-            # below the block's smallest success count (never summed)
-            top = probability[:, int(s.min()) :][:, ::-1]
-            upper = np.cumsum(top, axis=1)[index, probability.shape[1] - 1 - s]
+            # the upper tail P(X >= s) >= 1 - P(X <= s) - error: where the lower tail is at
+            # most 0.49 it is the smaller, and the upper one is not needed
+            upper = np.full(rows.size, np.inf)
+            high = np.flatnonzero(lower > 0.49)
+            if high.size:
+                # summed from the top down, one by one (the zeros past the volume add
+                # nothing): a rep's tail does not depend on the other rows of its block, nor
+                # on the counts below the smallest success count summed
+                top = probability[high, int(s[high].min()) :][:, ::-1]
+                upper[high] = np.cumsum(top, axis=1)[
+                    np.arange(high.size), probability.shape[1] - 1 - s[high]
+                ]
             tails = 2 * np.minimum(np.minimum(lower, upper), 0.5)
             p[rows] = tails
             if rough.any():
