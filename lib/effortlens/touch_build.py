@@ -503,7 +503,8 @@ def build_practice_facts(activities: pl.DataFrame | pl.LazyFrame) -> pl.DataFram
             gap_days=pl.lit(None, pl.Float64),
             previous_day=pl.lit(None, pl.Date),
         ).select(PRACTICE_COLUMNS)
-    rep = _rank(touches["rep_id"])
+    coded = {c: _coded(touches[c]) for c in ("rep_id", "activity_type")}  # made once
+    rep = pl.Series(coded["rep_id"][1] + 1)  # the rep's rank, 0 for null (as _rank)
     contact = _rank(touches["contact_id"])
     ts = touches["ts"].to_physical().cast(pl.Int64).fill_null(np.iinfo(np.int64).min)
     # nulls first, as sort puts them: ranks start at 1, null is 0
@@ -524,7 +525,7 @@ def build_practice_facts(activities: pl.DataFrame | pl.LazyFrame) -> pl.DataFram
         ),
         previous_day=pl.when("_same").then(pl.col("day").shift(1)),
     )
-    kinds, kind = _coded(touches["activity_type"])
+    kinds, kind = coded["activity_type"]
     kind = kind[order]
     previous_kind = np.where(same, np.r_[-1, kind[:-1]], -1)
     day = narrow["day"].to_physical().cast(pl.Int64)
@@ -538,7 +539,7 @@ def build_practice_facts(activities: pl.DataFrame | pl.LazyFrame) -> pl.DataFram
         elif column in history.columns:
             out[column] = history[column].gather(by_day)
         elif touches.schema[column] == pl.String:
-            names, codes = _coded(touches[column])
+            names, codes = coded[column] if column in coded else _coded(touches[column])
             out[column] = _spelled(names, codes[final], column)
         else:
             out[column] = touches[column].gather(final)
