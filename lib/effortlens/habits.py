@@ -618,7 +618,8 @@ def _credit_em(
     ``tolerance`` or more, relatively: a cell's rate or the background rate relative to the
     larger of its old and new value, a lag bin's probability (density x width) absolutely.
     With 1e-9 the fits of ``effortlens sample --size 1m`` and ``3000000`` stop after 43-51
-    iterations of 60; ``tolerance=0`` runs them all. :func:`effortlens.touch_build.credit_em` is the build's equal version.
+    iterations of 60; ``tolerance=0`` runs them all.
+    :func:`effortlens.touch_build.credit_em` is the build's equal version.
     """
     edges = np.asarray(LAG_EDGES_HOURS)
     widths = np.diff(edges)
