@@ -116,7 +116,13 @@ def with_credits(
 ) -> pl.DataFrame:
     """The touch facts: ``on_contact`` (:func:`touch_credit_inputs`' frame) with its
     ``credits`` (per feature, one per row), then the customer-facing touches of ``acts``
-    without a contact, in (day, rep) order."""
+    without a contact, in (day, rep) order.
+
+    Examples
+    --------
+    >>> with_credits(frame, {"timing": t, "cadence": c}, acts).height  # doctest: +SKIP
+    81265
+    """
     on_contact = on_contact.with_columns(
         # typed as habits' (np.bincount's type: integers when nothing was credited)
         pl.Series(f"credit_{feature}", credit)
