@@ -279,18 +279,27 @@ def _sequence_effects(
 
 
 def _gap_effects(touches: pl.LazyFrame, sides: pl.LazyFrame, *, min_support: int) -> pl.LazyFrame:
+    # each follow-up carries one small integer, its (peer group, side), not the labels: at
+    # 10m the 8M follow-ups would otherwise carry two strings and a float each (~0.3 GB)
+    cells = sides.select("peer_group", "weight", "side").unique().with_row_index("cell")
     gaps = (
         touches.filter(pl.col("gap_days").is_not_null())
-        .join(sides, on="rep_id")
-        .with_columns(log_gap=pl.col("gap_days").log1p())
+        .select("rep_id", "gap_days")
+        .join(
+            sides.join(cells, on=["peer_group", "weight", "side"]).select("rep_id", "cell"),
+            on="rep_id",
+        )
+        .group_by("cell")
+        .agg(
+            value=pl.col("gap_days").median(),
+            base=pl.len().cast(pl.Float64),
+            mean=pl.col("gap_days").log1p().mean(),
+            var=pl.col("gap_days").log1p().var(),
+        )
+        .join(cells, on="cell")
     )
     per_side = {
-        side: {
-            "value": _by_side(pl.col("gap_days"), side).median(),
-            "base": _by_side(pl.col("gap_days"), side).len().cast(pl.Float64),
-            "mean": _by_side(pl.col("log_gap"), side).mean(),
-            "var": _by_side(pl.col("log_gap"), side).var(),
-        }
+        side: {k: _by_side(pl.col(k), side).first() for k in ("value", "base", "mean", "var")}
         for side in ("deviant", "peer")
     }
     n_dev, n_peer = pl.col("deviant_base"), pl.col("peer_base")
@@ -301,6 +310,7 @@ def _gap_effects(touches: pl.LazyFrame, sides: pl.LazyFrame, *, min_support: int
     return (
         gaps.group_by("peer_group", "weight")
         .agg(**{f"{side}_{k}": e for side, exprs in per_side.items() for k, e in exprs.items()})
+        .with_columns(pl.col("deviant_base", "peer_base").fill_null(0.0))
         .filter((n_dev >= min_support) & (n_peer >= min_support))
         .select(
             "peer_group",
