@@ -1379,12 +1379,18 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
         if name.startswith("sequence_"):
             dictionary = dictionary.rename({columns[0]: "sequence"})
         dictionary.write_parquet(folder / f"{name}.keys.parquet")
+        # the key columns no later code reads are let go (at 100M touches the frame and
+        # every code would not fit together)
+        later = {c for n, cs in TOUCH_CODE_KEYS.items() if n not in column for c in cs}
+        frame = frame.drop([c for c in columns if c not in later])
         del part
+    rows = frame.height
     column["day"] = frame["day"].to_physical().to_numpy().astype(np.int32)
     column["responded"] = frame["responded"].fill_null(False).to_numpy()
+    frame = frame.drop("day", "responded")
     for credit in ("credit_timing", "credit_cadence"):
         column[credit] = frame[credit].fill_null(0.0).to_numpy()
-    rows = frame.height
+        frame = frame.drop(credit)
     del frame
     n_types, n_cells, n_bins = sizes["type"], sizes["cell"], sizes["bin"]
     # per touch: type x (1 + timing cell on a contact), type x (1 + bin), and the same per
