@@ -180,18 +180,17 @@ def test_a_partitioned_build_above_the_threshold_stores_them_per_partition(tiny_
     files = parts.manifest["files"]
     practice_parts = [f for f in files if f.startswith(AGGREGATES_LAYOUT["practice"] + "/")]
     assert len(practice_parts) > 1  # one per partition
-    assert AGGREGATES_LAYOUT["touches"] not in files  # needs every touch at once: left out
+    # every view fact, the touches too (one credit fit over every partition's touches)
+    assert any(f.startswith(AGGREGATES_LAYOUT["touches"] + "/") for f in files)
     for name in ("practice", "verifiers"):
         a = as_strings(precomputed(whole.enriched, name).collect())
         b = as_strings(precomputed(parts.enriched, name).collect())
         assert_frame_equal(b.sort(b.columns), a.sort(a.columns))  # same rows, in any order
-    for name in ("practice_shares", "practice_sequences"):  # per-rep sums of each partition
+    for name in ("practice_shares", "practice_sequences"):  # the partitions' sums added up
         a = as_strings(precomputed(whole.enriched, name).collect())
         b = as_strings(precomputed(parts.enriched, name).collect())
         keys = [c for c in a.columns if c != "n"]
-        assert b.height > a.height  # a rep's sums are split among partitions
-        summed = b.group_by(keys).agg(pl.col("n").sum())
-        assert_frame_equal(summed.sort(keys), a.select(summed.columns).sort(keys))
+        assert_frame_equal(b.sort(keys), a.select(b.columns).sort(keys))
     # the pages read them as they read the in-memory build's
     view = filter_enriched(parts.enriched, Filter())
     expected = filter_enriched(whole.enriched, Filter())
