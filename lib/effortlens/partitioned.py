@@ -28,10 +28,17 @@ the size of a partition rather than of the data:
 4. **Daily roll-up** summed across partitions by a streaming ``group_by`` over a slim
    projection (rep, day, type and the sums), then sorted as the in-memory roll-up is.
 
+5. **View facts** (above ``limits.partition_above_rows``, :func:`write_view_facts`): what a
+   contact's history gives, per partition (practice, verifiers, streaks, the touches' history
+   columns); the habit credit as **one** fit over the compact inputs of every partition
+   (memory-mapped integer codes and lags), the touch facts then rewritten in day order, the
+   habit and practice cells summed over them, and the habit touch codes made from them.
+
 What differs from the in-memory build: the event facts are in partition order (loaded order
-within each partition) rather than one loaded order; the sums of the daily roll-up are added
-in another order (floating-point totals may differ in the last bits). Every row, value and
-count is otherwise the same (tests/test_partitioned.py).
+within each partition) rather than one loaded order; the sums of the daily roll-up and of the
+habit credit's fit are added in another order (floating-point totals and credits may differ
+in the last bits, tested to 1e-9 relative); a rep's touches of one day come in partition
+order. Every row, value and count is otherwise the same (tests/test_partitioned.py).
 
 Examples
 --------
