@@ -216,4 +216,11 @@ def test_rows_of_reps_slice_the_rows_a_rep_filter_keeps(seed):
         assert_frame_equal(filter_frame(sliced, flt), filter_frame(frame, flt))
         assert sliced.height == frame.filter(pl.col("rep_id").is_in(reps)).height
     assert rows_of_reps(frame, runs, pl.Series(["nobody"])).height == 0
+    no_rep = frame.with_columns(  # rows without a rep: a run of their own, kept by a null
+        rep_id=pl.when(pl.col("rep_id") == "r03").then(None).otherwise(pl.col("rep_id"))
+    ).sort("rep_id", "day", nulls_last=True)
+    sliced = rows_of_reps(no_rep, rep_runs(no_rep), pl.Series([None, "r05"], dtype=pl.String))
+    assert_frame_equal(
+        sliced, no_rep.filter(pl.col("rep_id").is_null() | (pl.col("rep_id") == "r05"))
+    )
     assert rep_runs(_frame(300, seed=seed)) is None  # random order: reps not in runs

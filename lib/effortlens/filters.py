@@ -278,9 +278,10 @@ def rep_runs(daily: pl.DataFrame) -> pl.DataFrame | None:
 
 
 def rows_of_reps(daily: pl.DataFrame, runs: pl.DataFrame, reps: pl.Series) -> pl.DataFrame:
-    """The rows of ``daily`` of the reps ``reps``, in ``daily``'s order, by slicing their runs
-    (:func:`rep_runs` of ``daily``) instead of scanning every row: a page whose filter names
-    a team or a rep then reads a few thousand rows, not four million at 10M activities.
+    """The rows of ``daily`` of the reps ``reps`` (a null among them: the rows without a rep),
+    in ``daily``'s order, by slicing their runs (:func:`rep_runs` of ``daily``) instead of
+    scanning every row: a page whose filter names a team or a rep then reads a few thousand
+    rows, not four million at 10M activities.
 
     Examples
     --------
@@ -289,7 +290,7 @@ def rows_of_reps(daily: pl.DataFrame, runs: pl.DataFrame, reps: pl.Series) -> pl
     >>> rows_of_reps(daily, rep_runs(daily), pl.Series(["c", "a"]))["x"].to_list()
     [1, 2, 4]
     """
-    kept = runs.filter(pl.col("rep_id").is_in(reps.implode())).sort("start")
+    kept = runs.filter(pl.col("rep_id").is_in(reps.implode(), nulls_equal=True)).sort("start")
     if kept.height == 0:
         return daily.clear()
     return pl.concat(
