@@ -149,14 +149,12 @@ def write_partitioned(
         # the result (the small tables), not the validation's high-water mark (100M: 4.8 GB)
         isolated = (streamable_rows(folder) or 0) > ISOLATE_ABOVE_ROWS
         run = in_child if isolated else (lambda function, *a, **k: function(*a, **k))
-        data = run(
-            load_folder_chunked,
-            folder,
-            scratch / "valid",
-            settings=settings,
-            now=now,
-            chunk_rows=chunk_rows,
-        )
+        arguments = (folder, scratch / "valid")
+        options = {"settings": settings, "now": now, "chunk_rows": chunk_rows}
+        if isolated:  # its frames come back through files, not a pipe (100M: 1 GB pickled)
+            data = _read_load(in_child(_load_to_files, *arguments, **options))
+        else:
+            data = load_folder_chunked(*arguments, **options)
         say("enrich")
         if sum(data.rows.values()) > ISOLATE_ABOVE_ROWS:  # its memory goes back after it
             parts = in_child(
@@ -186,6 +184,31 @@ def write_partitioned(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return rows
+
+
+def _load_to_files(folder: Path, out: Path, **options: Any) -> ChunkedLoad:
+    """:func:`load_folder_chunked`, its frames written under ``out/frames`` and replaced by
+    the paths (what a child process sends back: a pickled frame of 1 GB would be held three
+    times at once, by the child, the pipe and the parent)."""
+    import dataclasses
+
+    data = load_folder_chunked(folder, out, **options)
+    frames = out / "frames"
+    frames.mkdir(parents=True, exist_ok=True)
+    tables = {}
+    for name, frame in data.tables.items():
+        tables[name] = frames / f"{name}.parquet"
+        frame.write_parquet(tables[name])
+    data.quarantine.write_parquet(frames / "quarantine.parquet")
+    return dataclasses.replace(data, tables=tables, quarantine=frames / "quarantine.parquet")
+
+
+def _read_load(data: ChunkedLoad) -> ChunkedLoad:
+    """The frames of :func:`_load_to_files`' load read back."""
+    import dataclasses
+
+    tables = {name: pl.read_parquet(path) for name, path in data.tables.items()}
+    return dataclasses.replace(data, tables=tables, quarantine=pl.read_parquet(data.quarantine))
 
 
 def _write(frame: pl.DataFrame, path: Path, *, row_group_size: int | None) -> None:
