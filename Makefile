@@ -21,7 +21,7 @@ RUN_HOST := 127.0.0.1
 HOST := 0.0.0.0
 PORT ?= 8866
 # Preheated kernels per app (`make run POOL=0`: kernels start only when a page is opened). Each
-# holds its app's data: 0.4-0.7 GB each at 10M activities, so 9 apps x POOL kernels (README).
+# holds its app's data: 0.4-0.5 GB each at 10M activities, so 9 apps x POOL kernels (README).
 POOL ?= 1
 SERVE_ARGS ?=
 LAB_PORT ?= 8888
