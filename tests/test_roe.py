@@ -278,26 +278,18 @@ def test_streaks_read_by_position_equal_the_filtered_and_sorted_streaks():
         streaks_from_facts,
     )
 
-    n = 500
-    start = datetime(2024, 1, 1, tzinfo=UTC)
     stored = (
-        pl.DataFrame(
-            {
-                "contact_id": [f"c{i:04d}" for i in range(n)],
-                "account_id": [f"a{i % 37}" for i in range(n)],
-                "rep_id": [f"r{(i * 7) % 11}" for i in range(n)],
-                "touches": [2 + (i * 13) % 9 for i in range(n)],
-                "reps": [1] * n,
-                "first_ts": [start + timedelta(hours=i) for i in range(n)],
-                "last_ts": [start + timedelta(hours=i, days=3) for i in range(n)],
-                "days": [3.0] * n,
-                "ended_by_response": [i % 3 == 0 for i in range(n)],
-                "day": [date(2024, 1, 1) + timedelta(days=i % 60) for i in range(n)],
-                "team": [f"T{(i * 7) % 11 % 3}" for i in range(n)],
-                "segment": ["S"] * n,
-                "role": ["AE"] * n,
-            },
-            schema_overrides={"touches": pl.UInt32, "reps": pl.UInt32},
+        _streak_rows(
+            500,
+            contact=lambda i: f"c{i:04d}",
+            accounts=37,
+            reps=(7, 11),
+            teams=3,
+            lengths=(13, 9),
+            first_hours=lambda i: i,
+            days=3,
+            ended_every=3,
+            days_spread=60,
         )
         .sort(["touches", "contact_id", "first_ts"], descending=[True, False, False])
         .lazy()
@@ -342,25 +334,18 @@ def test_stored_streaks_are_written_in_the_build_order_and_read_back_by_position
     )
 
     n = 400
-    start = datetime(2024, 1, 1, tzinfo=UTC)
-    rows = pl.DataFrame(
-        {
-            "contact_id": [f"c{(i * 17) % 97:03d}" for i in range(n)],  # repeated contacts
-            "account_id": [f"a{i % 23}" for i in range(n)],
-            "rep_id": [f"r{(i * 5) % 13}" for i in range(n)],
-            "touches": [2 + (i * 11) % 8 for i in range(n)],
-            "reps": [1] * n,
-            "first_ts": [start + timedelta(hours=(i * 29) % n) for i in range(n)],
-            "last_ts": [start + timedelta(hours=i, days=2) for i in range(n)],
-            "days": [2.0] * n,
-            "ended_by_response": [i % 4 == 0 for i in range(n)],
-            "day": [date(2024, 1, 1) + timedelta(days=i % 45) for i in range(n)],
-            "team": [f"T{(i * 5) % 13 % 4}" for i in range(n)],
-            "segment": ["S"] * n,
-            "role": ["AE"] * n,
-        },
-        schema_overrides={"touches": pl.UInt32, "reps": pl.UInt32},
-    )
+    rows = _streak_rows(
+        n,
+        contact=lambda i: f"c{(i * 17) % 97:03d}",
+        accounts=23,
+        reps=(5, 13),
+        teams=4,
+        lengths=(11, 8),
+        first_hours=lambda i: (i * 29) % n,
+        days=2,
+        ended_every=4,
+        days_spread=45,
+    )  # repeated contacts
     ordered = sort_streak_facts(rows.sample(fraction=1.0, shuffle=True, seed=3).lazy())
     key = ["touches", "contact_id", "first_ts"]
     assert ordered.select(key).equals(rows.sort(key, descending=[True, False, False]).select(key))
@@ -382,3 +367,31 @@ def test_stored_streaks_are_written_in_the_build_order_and_read_back_by_position
         positions = streak_positions(index, flt, min_touches=4, top=40)
         assert_frame_equal(streaks_at(stored, positions, group_rows=64), expected)
         assert expected.height > 0
+
+
+def _streak_rows(
+    n, *, contact, accounts, reps, teams, lengths, first_hours, days, ended_every, days_spread
+) -> pl.DataFrame:
+    """``n`` stored streak facts (:func:`effortlens.roe.streak_facts`' columns) spread over
+    contacts, accounts, reps (``reps`` = (stride, count)), teams, lengths and days."""
+    rep_stride, rep_count = reps
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    step, spread = lengths
+    return pl.DataFrame(
+        {
+            "contact_id": [contact(i) for i in range(n)],
+            "account_id": [f"a{i % accounts}" for i in range(n)],
+            "rep_id": [f"r{(i * rep_stride) % rep_count}" for i in range(n)],
+            "touches": [2 + (i * step) % spread for i in range(n)],
+            "reps": [1] * n,
+            "first_ts": [start + timedelta(hours=first_hours(i)) for i in range(n)],
+            "last_ts": [start + timedelta(hours=i, days=days) for i in range(n)],
+            "days": [float(days)] * n,
+            "ended_by_response": [i % ended_every == 0 for i in range(n)],
+            "day": [date(2024, 1, 1) + timedelta(days=i % days_spread) for i in range(n)],
+            "team": [f"T{(i * rep_stride) % rep_count % teams}" for i in range(n)],
+            "segment": ["S"] * n,
+            "role": ["AE"] * n,
+        },
+        schema_overrides={"touches": pl.UInt32, "reps": pl.UInt32},
+    )
