@@ -356,3 +356,75 @@ def test_the_build_chooses_the_partitioned_path_when_large(tiny_planted, tmp_pat
 )  # fmt: skip
 def test_notes_of_chunks_merge_as_one_load_says_them(notes, merged):
     assert merge_notes(notes) == merged
+
+
+def _keyless(folder: Path) -> None:
+    """Mostly events without any key (never matched), some keyed, some in the future."""
+    folder.mkdir()
+    pl.DataFrame({"rep_id": ["r1", "r2"], "team": ["A", "B"]}).write_parquet(
+        folder / "reps.parquet"
+    )
+    rows = []
+    for i in range(3_000):
+        keyed = i % 5 == 0
+        rows.append(
+            {
+                "activity_id": f"a{i:05d}",
+                "rep_id": ["r1", "r2"][i % 2],
+                # every 7th in the future: quarantined in every chunk
+                "ts": (T0 + timedelta(days=4_000 if i % 7 == 0 else i % 300)).isoformat(),
+                "activity_type": ["email", "call", "meeting"][i % 3],
+                "account_id": f"acc{i % 4}" if keyed else None,
+                "contact_id": f"acc{i % 4}-c{i % 3}" if keyed else None,
+            }
+        )
+    pl.DataFrame(rows, infer_schema_length=None).write_parquet(folder / "activities.parquet")
+    actions = [
+        {
+            "action_id": f"b{i:04d}",
+            "ts": (T0 + timedelta(days=i % 300, hours=5)).isoformat(),
+            "action_type": "reply",
+            "account_id": f"acc{i % 4}",
+            "contact_id": f"acc{i % 4}-c{i % 3}",
+        }
+        for i in range(400)
+    ]
+    pl.DataFrame(actions).write_parquet(folder / "buyer_actions.parquet")
+
+
+def test_keyless_events_spread_over_every_partition_with_equal_facts(tmp_path):
+    folder = tmp_path / "data"
+    _keyless(folder)
+    whole, parts = _both(folder, tmp_path, partition_rows=500)
+    _assert_same(whole, parts)
+    assert whole.data.report.to_dict()["activities"]["quarantined"]["future_timestamp"] > 0
+    # the partitions themselves: no partition holds more than about chunk_rows keyless events
+    data = load_folder_chunked(folder, tmp_path / "s", settings=_settings(500), chunk_rows=500)
+    n_parts = partitioned.partition_events(data.events, tmp_path / "p", chunk_rows=500)
+    per_part = [
+        pl.read_parquet(tmp_path / "p" / "activities" / f"__part={p}")
+        .filter(pl.col("account_id").is_null() & pl.col("contact_id").is_null())
+        .height
+        for p in range(n_parts)
+        if (tmp_path / "p" / "activities" / f"__part={p}").is_dir()
+    ]
+    keyless = whole.data.tables["activities"].filter(pl.col("account_id").is_null()).height
+    assert sum(per_part) == keyless > 2_000
+    assert n_parts >= 4 and sum(n > 0 for n in per_part) == n_parts
+    assert max(per_part) <= 500
+
+
+def test_chunked_quarantine_is_files_that_read_back_as_in_memory(tmp_path):
+    folder = tmp_path / "data"
+    _keyless(folder)
+    settings = _settings(500)
+    whole = load_folder(folder, settings=settings, now=datetime(2026, 1, 1, tzinfo=UTC))
+    data = load_folder_chunked(
+        folder, tmp_path / "s", settings=settings, chunk_rows=500, now=datetime(2026, 1, 1)
+    )
+    assert len(data.quarantine) > 1  # the small tables' and one per window of rows
+    assert all(isinstance(p, Path) and p.is_file() for p in data.quarantine)
+    assert whole.quarantine.height > 400
+    assert_frame_equal(whole.quarantine, pipeline.read_quarantine(data.quarantine))
+    report = whole.report.to_dict()
+    assert report == data.report.to_dict()

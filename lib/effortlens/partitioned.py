@@ -19,6 +19,7 @@ the size of a partition rather than of the data:
    exact because every candidate match shares a key, hence a component. Components are
    packed into partitions of about ``chunk_rows`` events (largest first, into the lightest
    partition). A single component larger than that stays whole: its partition is bigger.
+   Events without any key match nothing: they are spread over every partition by input row.
 3. **Enrich per partition** with :func:`effortlens.enrich.enrich_tables`, the partition's
    rows sorted in the loaded order (the tables' sort keys, ties by input row): the tie rule of
    attribution (at equal times on the same key, the activity *later in the loaded table*
@@ -66,6 +67,7 @@ from effortlens.loading.pipeline import (
     ChunkedLoad,
     in_child,
     load_folder_chunked,
+    scan_quarantine,
     streamable_rows,
 )
 from effortlens.loading.table import ROW, SORT_KEYS
@@ -173,14 +175,12 @@ def write_partitioned(
             frame = data.tables[name]
             _write(frame, staging / relative, row_group_size=max(frame.height, 1))
             rows[relative] = frame.height
-        if isinstance(data.quarantine, Path):  # written by the load's own process
-            shutil.copyfile(data.quarantine, staging / quarantine_file)
-            rows[quarantine_file] = (
-                pl.scan_parquet(data.quarantine).select(pl.len()).collect().item()
-            )
-        else:
-            _write(data.quarantine, staging / quarantine_file, row_group_size=None)
-            rows[quarantine_file] = data.quarantine.height
+        # the files each chunk of the load wrote, streamed into one (100M: 6.7M rows, ~3 GB
+        # in memory, never held)
+        target = staging / quarantine_file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scan_quarantine(data.quarantine).sink_parquet(target, statistics=True, engine="streaming")
+        rows[quarantine_file] = pl.scan_parquet(target).select(pl.len()).collect().item()
         report = {
             "report": report_json(data.report),
             "missing_tables": list(data.missing_tables),
@@ -195,7 +195,7 @@ def write_partitioned(
 def _load_to_files(folder: Path, out: Path, **options: Any) -> ChunkedLoad:
     """:func:`load_folder_chunked`, its frames written under ``out/frames`` and replaced by
     the paths (what a child process sends back: a pickled frame of 1 GB would be held three
-    times at once, by the child, the pipe and the parent)."""
+    times at once, by the child, the pipe and the parent); the quarantine is files already."""
     import dataclasses
 
     data = load_folder_chunked(folder, out, **options)
@@ -205,17 +205,16 @@ def _load_to_files(folder: Path, out: Path, **options: Any) -> ChunkedLoad:
     for name, frame in data.tables.items():
         tables[name] = frames / f"{name}.parquet"
         frame.write_parquet(tables[name])
-    data.quarantine.write_parquet(frames / "quarantine.parquet", statistics=True)
-    return dataclasses.replace(data, tables=tables, quarantine=frames / "quarantine.parquet")
+    return dataclasses.replace(data, tables=tables)
 
 
 def _read_load(data: ChunkedLoad) -> ChunkedLoad:
-    """The tables of :func:`_load_to_files`' load read back; its quarantine stays a file
-    (6.7M rows at 100M, ~3 GB in memory), copied into the build as it is."""
+    """The tables of :func:`_load_to_files`' load read back; its quarantine stays files
+    (6.7M rows at 100M, ~3 GB in memory), streamed into the build."""
     import dataclasses
 
     tables = {name: pl.read_parquet(path) for name, path in data.tables.items()}
-    return dataclasses.replace(data, tables=tables)  # the quarantine stays a file (100M: 3 GB)
+    return dataclasses.replace(data, tables=tables)
 
 
 def _write(frame: pl.DataFrame, path: Path, *, row_group_size: int | None) -> None:
@@ -228,8 +227,9 @@ def _node() -> pl.Expr:
     return pl.coalesce(pl.format(f"{prefix}:{{}}", pl.col(key)) for key, prefix in _KEYS)
 
 
-def _components(events: dict[str, list[Path]]) -> tuple[pl.DataFrame, np.ndarray]:
-    """Node -> component and events per component, from the keys of every loaded event."""
+def _components(events: dict[str, list[Path]]) -> tuple[pl.DataFrame, np.ndarray, int]:
+    """Node -> component, events per component, and events without any key, from the keys
+    of every loaded event."""
     keys = [key for key, _ in _KEYS]
     scans = [pl.scan_parquet(paths).select(keys) for paths in events.values() if paths]
     # distinct triples first (a streaming group-by on the raw keys), prefixed afterwards: 9M
@@ -274,17 +274,27 @@ def _components(events: dict[str, list[Path]]) -> tuple[pl.DataFrame, np.ndarray
     component = pl.Series("component", labels, dtype=pl.UInt32)
     # events per component: each triple's count goes to the component of its first key
     first = coded.select(pl.coalesce("a", "c", "o").alias("code"), "n").drop_nulls("code")
+    minlength = int(labels.max()) + 1 if len(labels) else 0
     weight = np.bincount(
-        labels[first["code"].to_numpy()], weights=first["n"].to_numpy(), minlength=labels.max() + 1
+        labels[first["code"].to_numpy()], weights=first["n"].to_numpy(), minlength=minlength
     )
-    return nodes.select("node").with_columns(component), weight
+    keyless = triples.filter(pl.all_horizontal(pl.col("a", "c", "o").is_null()))["n"].sum()
+    return nodes.select("node").with_columns(component), weight, int(keyless or 0)
 
 
-def _pack(weight: np.ndarray, *, chunk_rows: int) -> np.ndarray:
-    """Partition of each component: largest first into the lightest of ``ceil(total /
-    chunk_rows)`` partitions (deterministic: ties by component number)."""
-    n_parts = max(1, int(-(-weight.sum() // max(chunk_rows, 1))))
-    heap = [(0.0, p) for p in range(n_parts)]
+def _pack(weight: np.ndarray, *, chunk_rows: int, keyless: int = 0) -> np.ndarray:
+    """Partition of each component: largest first into the lightest of ``ceil((total +
+    keyless) / chunk_rows)`` partitions (deterministic: ties by component number), each
+    starting with its even share of the ``keyless`` events (spread by
+    :func:`partition_events`).
+
+    Examples
+    --------
+    >>> _pack(np.array([5.0, 1.0, 3.0]), chunk_rows=10, keyless=11).tolist()
+    [0, 1, 1]
+    """
+    n_parts = max(1, int(-(-(weight.sum() + keyless) // max(chunk_rows, 1))))
+    heap = [(keyless / n_parts, p) for p in range(n_parts)]
     out = np.zeros(len(weight), dtype=np.uint32)
     for c in np.argsort(-weight, kind="stable"):
         load, p = heapq.heappop(heap)
@@ -297,15 +307,20 @@ def partition_events(events: dict[str, list[Path]], out: Path, *, chunk_rows: in
     """Write the validated ``events`` (table -> part files, deleted after) under
     ``out/<table>/__part=<p>/``; the number of partitions.
 
-    Events without any key (never matched) go to partition 0.
+    Events without any key never match anything in attribution: they are spread over every
+    partition by their input row (``__row`` modulo the number of partitions, deterministic),
+    so no partition holds more than its share of them (100M: 16.6M activities, which all
+    went to partition 0 before and took 6.3 GB to enrich).
     """
     if not any(events.values()):
         return 0
-    nodes, weight = _components(events)
-    part_of = _pack(weight, chunk_rows=chunk_rows)
+    nodes, weight, keyless = _components(events)
+    part_of = _pack(weight, chunk_rows=chunk_rows, keyless=keyless)
+    n_parts = max(1, int(-(-(weight.sum() + keyless) // max(chunk_rows, 1))))
     mapping = nodes.select(
         "node", pl.Series(_PART, part_of)[nodes["component"]].alias(_PART)
     ).lazy()
+    spread = (pl.col(ROW) % n_parts).cast(pl.UInt32)
     for name, paths in events.items():
         if not paths:
             continue
@@ -313,7 +328,7 @@ def partition_events(events: dict[str, list[Path]], out: Path, *, chunk_rows: in
             pl.scan_parquet(paths)
             .with_columns(_node().alias("__node"))
             .join(mapping, left_on="__node", right_on="node", how="left")
-            .with_columns(pl.col(_PART).fill_null(0))
+            .with_columns(pl.col(_PART).fill_null(spread))
             .drop("__node")
             .sink_parquet(
                 pl.PartitionBy(out / name, key=_PART, include_key=False),
@@ -323,7 +338,7 @@ def partition_events(events: dict[str, list[Path]], out: Path, *, chunk_rows: in
         )
         for path in paths:
             path.unlink(missing_ok=True)
-    return int(part_of.max()) + 1 if len(part_of) else 1
+    return n_parts
 
 
 def _read_part(folder: Path, table: str) -> pl.DataFrame:

@@ -219,8 +219,10 @@ def _pre_quarantine(rows: pl.DataFrame | None) -> pl.DataFrame:
     return pre
 
 
-def _reason_counts(quarantine: pl.DataFrame) -> dict[str, int]:
-    """Quarantined rows per reason."""
+def _reason_counts(quarantine: pl.DataFrame | list[Path]) -> dict[str, int]:
+    """Quarantined rows per reason (of a frame, or of quarantine files read one column)."""
+    if isinstance(quarantine, list):
+        quarantine = scan_quarantine(quarantine).select("reason").collect()
     return dict(quarantine.group_by("reason").len().iter_rows())
 
 
@@ -529,18 +531,56 @@ class ChunkedLoad:
         :data:`effortlens.loading.table.SORT_KEYS` order, ties by ``__row``).
     rows
         Loaded rows per event table.
-    quarantine, report, settings, missing_tables, source
+    quarantine
+        Parquet files under the scratch folder which, read in this order, are the in-memory
+        load's quarantine (:data:`QUARANTINE_SCHEMA`); :func:`read_quarantine` reads them.
+        Each chunk writes its own as it goes (100M: 6.7M rows, ~3 GB in memory).
+    report, settings, missing_tables, source
         As :class:`LoadedData`.
     """
 
     tables: dict[str, pl.DataFrame]
     events: dict[str, list[Path]]
     rows: dict[str, int]
-    quarantine: pl.DataFrame
+    quarantine: list[Path]
     report: LoadReport
     settings: Settings
     missing_tables: tuple[str, ...]
     source: str
+
+
+def scan_quarantine(files: list[Path]) -> pl.LazyFrame:
+    """The quarantine of a :class:`ChunkedLoad` (its files, in order) as one lazy frame.
+
+    Examples
+    --------
+    >>> scan_quarantine([]).collect().schema == QUARANTINE_SCHEMA
+    True
+    """
+    if not files:
+        return pl.LazyFrame(schema=QUARANTINE_SCHEMA)
+    return pl.concat([pl.scan_parquet(f) for f in files], how="vertical")
+
+
+def read_quarantine(files: list[Path]) -> pl.DataFrame:
+    """The quarantine of a :class:`ChunkedLoad` read into memory (small loads, tests).
+
+    Examples
+    --------
+    >>> read_quarantine([]).height
+    0
+    """
+    return scan_quarantine(files).collect()
+
+
+def _quarantine_file(
+    frame: pl.DataFrame, path: Path, files: list[Path], *, row_group_size: int | None = None
+) -> None:
+    """Write a non-empty quarantine ``frame`` to ``path`` and list it in ``files``."""
+    if frame.height:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(path, statistics=True, row_group_size=row_group_size)
+        files.append(path)
 
 
 def streamable_rows(path: str | Path) -> int | None:
@@ -635,7 +675,9 @@ def load_folder_chunked(
                 set_aside.append(broken)
         pre = _pre_quarantine(pl.concat(set_aside) if set_aside else None)
         tables: dict[str, pl.DataFrame] = {}
-        quarantines = [pre]
+        held = out / "quarantine"  # each table's quarantine a file as it goes, not held
+        quarantines: list[Path] = []
+        _quarantine_file(pre, held / "00-set-aside.parquet", quarantines)
         notes: list[str] = []
         entries: dict[str, TableReport] = {}
         references: dict[str, pl.Series | None] = {}
@@ -659,7 +701,7 @@ def load_folder_chunked(
                 references[name] = None  # no table refers to an event table
                 events[name] = parts
                 rows[name] = counts.loaded
-                quarantines.append(counts.quarantine)
+                quarantines += counts.quarantine
                 notes += counts.notes
                 entries[name] = _table_entry(name, file.name, counts, earlier)
                 continue
@@ -675,7 +717,8 @@ def load_folder_chunked(
             tables[name] = result.loaded
             key = TABLES[name].key
             references[name] = result.loaded[key] if key else None
-            quarantines.append(result.quarantine)
+            index = TABLE_ORDER.index(name) + 1
+            _quarantine_file(result.quarantine, held / f"{index:02d}-{name}.parquet", quarantines)
             notes += result.notes
             entries[name] = _table_entry(name, raw[name].file, result, earlier)
         ignored = tuple(f"ignored file {why_ignored(name)}" for name in others)
@@ -687,7 +730,7 @@ def load_folder_chunked(
             tables={t: tables[t] for t in TABLES},
             events=events,
             rows=rows,
-            quarantine=pl.concat(quarantines, how="vertical"),
+            quarantine=quarantines,
             report=report,
             settings=settings,
             missing_tables=tuple(t for t in TABLES if entries[t].missing),
@@ -700,7 +743,7 @@ class _Counts:
     """What the chunks of one table gave, in :class:`TableResult`'s terms."""
 
     loaded: int
-    quarantine: pl.DataFrame
+    quarantine: list[Path]  # files, in the loaded order of the quarantine
     read: int
     notes: list[str]
     lines: int | None = None
@@ -746,7 +789,7 @@ def _validate_in_chunks(
         pl.PartitionBy(split, key="__chunk", include_key=False), mkdir=True
     )
     parts: list[Path] = []
-    quarantines: list[pl.DataFrame] = []
+    quarantines: list[Path] = []
     notes: list[str] = []
     loaded = read = blank = 0
     isolate = total > ISOLATE_ABOVE_ROWS
@@ -755,7 +798,7 @@ def _validate_in_chunks(
         if not chunk_files:
             continue
         part = out / f"part-{k:05d}.parquet"
-        arguments = (name, file.name, chunk_files, part)
+        arguments = (name, file.name, chunk_files, part, out / f"quarantine-{k:05d}.parquet")
         options = {
             "settings": settings,
             "now": now,
@@ -769,20 +812,50 @@ def _validate_in_chunks(
         if counts is None:
             continue
         parts.append(part)
-        quarantines.append(counts.quarantine)
+        quarantines += counts.quarantine
         notes += counts.notes
         loaded += counts.loaded
         read += counts.read
         blank += counts.blank_lines
         guard.check_memory(file.name, f"validating chunk {k + 1} of the {name} table")
     shutil.rmtree(split, ignore_errors=True)
-    quarantine = (
-        pl.concat(quarantines).sort("row", maintain_order=True)
-        if quarantines
-        else pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    )
+    quarantine = _merge_by_row(quarantines, out / "quarantine", rows=total, window=chunk_rows)
     return parts, _Counts(loaded, quarantine, read, merge_notes(notes), None, blank)
 
+
+def _merge_by_row(files: list[Path], out: Path, *, rows: int, window: int) -> list[Path]:
+    """The chunks' quarantine ``files`` (each in input row order) as files that, read in
+    order, are in input row order, as the in-memory load has it; deleted after.
+
+    One window of ``window`` input rows at a time is read from every file (its row groups
+    skipped by their statistics), so no more than one window is held (100M: 6.7M rows).
+    A row's several quarantine rows, if any, keep their order (one chunk holds the row).
+    """
+    if len(files) <= 1:
+        return files
+    merged: list[Path] = []
+    window = max(window, 1)
+    scan = pl.scan_parquet(files)
+    expected = scan.select(pl.len()).collect().item()
+    found = 0
+    for w, start in enumerate(range(1, rows + 1, window)):
+        piece = (
+            scan.filter(pl.col("row").is_between(start, start + window - 1))
+            .collect()
+            .sort("row", maintain_order=True)
+        )
+        found += piece.height
+        _quarantine_file(piece, out / f"rows-{w:05d}.parquet", merged)
+        del piece
+    if found != expected:
+        raise AssertionError(f"quarantine rows outside rows 1..{rows}: {expected - found}")
+    for path in files:
+        path.unlink(missing_ok=True)
+    return merged
+
+
+#: Rows per row group of a chunk's quarantine file (read back one window of rows at a time).
+_QUARANTINE_GROUP = 16_384
 
 #: Tables with more rows than this are validated one chunk per child process (the allocator
 #: keeps what a chunk took: at 100M activities a single process grew by ~100 MB per chunk).
@@ -830,6 +903,7 @@ def validate_chunk(
     file: str,
     chunk_files: list[Path],
     part: Path,
+    quarantine: Path,
     *,
     settings: Settings,
     now: datetime,
@@ -837,7 +911,8 @@ def validate_chunk(
     max_field_chars: int,
 ) -> _Counts | None:
     """Validate one chunk of an event table (its split files, deleted after reading); write the
-    loaded rows with their input row (``__row``) to ``part``; ``None`` when it has no row."""
+    loaded rows with their input row (``__row``) to ``part`` and the quarantined rows, in input
+    row order, to ``quarantine`` (none when there are none); ``None`` when it has no row."""
     frame = pl.read_parquet(chunk_files, hive_partitioning=False).sort(ROW)
     for path in chunk_files:
         path.unlink()
@@ -849,9 +924,13 @@ def validate_chunk(
     )
     rows = _loaded_rows(name, frame, result)
     result.loaded.with_columns(rows).write_parquet(part)
+    held: list[Path] = []
+    sorted_rows = result.quarantine.sort("row", maintain_order=True)
+    # small row groups: :func:`_merge_by_row` reads one window of rows at a time by them
+    _quarantine_file(sorted_rows, quarantine, held, row_group_size=_QUARANTINE_GROUP)
     return _Counts(
         result.loaded.height,
-        result.quarantine,
+        held,
         result.read,
         result.notes,
         None,
