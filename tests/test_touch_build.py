@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from effortlens import habits
+from effortlens import habits, touch_build
 from effortlens.enrich import enrich_tables
 from effortlens.habits import touch_facts
 from effortlens.settings import load_settings
@@ -121,6 +121,45 @@ def test_the_em_is_the_habits_em_to_the_bit():
         strict=True,
     ):
         assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 17])
+def test_the_em_by_chunks_in_small_integers_is_the_habits_em_to_the_bit(monkeypatch, chunk):
+    # the fit's chunked loops and sums, over the partitioned build's input types (int32
+    # cells, int8 bands, more cells than an int8 holds), give habits' numbers to the bit
+    monkeypatch.setattr(touch_build, "_CHUNK", chunk)
+    rng = np.random.default_rng(8)
+    touches, pairs, actions = 700, 1_500, 400
+    args = (
+        rng.integers(0, 300, touches).astype(np.int32),
+        rng.integers(0, 3, touches).astype(np.int8),
+        rng.uniform(0, 500, touches),
+        rng.integers(0, actions, pairs).astype(np.int32),
+        rng.integers(0, touches, pairs).astype(np.int32),
+        rng.exponential(30, pairs).clip(0, 336),
+        actions,
+        1e5,
+    )
+    got = credit_em(*args, iterations=25, tolerance=0)
+    want = habits._credit_em(*args, iterations=25, tolerance=0)  # noqa: SLF001
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    assert got[1].sum() > 0  # the credits are not all zero
+    arrays = dict(
+        zip(
+            ["cell_timing", "band", "left", "pair_action", "pair_touch", "pair_lag"],
+            args[:6],
+            strict=True,
+        )
+    )
+    fitted = touch_build.fit_credits(
+        arrays | {"cell_cadence": args[0]},
+        n_actions=actions,
+        exposure_scale=1e5,
+        iterations=25,
+        features=("timing",),
+    )["timing"]
+    credit = credit_em(*args, iterations=25)[1]
+    assert np.array_equal(fitted, np.bincount(args[4], weights=credit, minlength=touches))
 
 
 def test_the_em_stops_when_converged_in_both_and_only_then():
