@@ -1300,13 +1300,104 @@ def _sums_by(codes: np.ndarray, size: int, *, weights: np.ndarray | None = None)
     return np.bincount(codes, weights=weights, minlength=size)[:size]
 
 
-def _running(codes: np.ndarray, days: np.ndarray, span: int, size: int, weights=None):
-    """Running totals by day of ``codes`` (``size`` values; ``weights`` or counts): row *i*
-    holds the sums over the touches of days ``0 … i - 1`` (``span + 1`` rows)."""
-    per_day = _sums_by(days * size + codes, span * size, weights=weights).reshape(span, size)
-    running = np.zeros((span + 1, size), dtype=per_day.dtype)
-    np.cumsum(per_day, axis=0, out=running[1:])
+def _running(code_of: Any, days: np.ndarray, span: int, size: int) -> np.ndarray:
+    """Running totals by day of the counts of ``code_of(rows)`` (codes below ``size`` of the
+    touches ``rows``, a slice), ``days`` the touches' day numbers from the first, sorted: row
+    *i* holds the counts over the touches of days ``0 … i - 1`` (``span + 1`` rows). Counted
+    :data:`_CHUNK` touches at a time (each chunk's days only)."""
+    running = np.zeros((span + 1, size), dtype=np.intp)
+    per_day = running[1:].reshape(-1)  # a view: each day's counts, then summed in place
+    for rows in _chunks(len(days)):
+        first, last = int(days[rows.start]), int(days[rows.stop - 1])
+        key = days[rows].astype(np.int64)
+        key -= first
+        key *= size
+        key += code_of(rows)
+        per_day[first * size : (last + 1) * size] += np.bincount(
+            key, minlength=(last - first + 1) * size
+        )
+    for row in range(2, span + 1):
+        running[row] += running[row - 1]
     return running
+
+
+#: Rows per step of :func:`write_touch_codes`'s passes over the touches (their temporary
+#: arrays are a chunk's, not every touch's).
+_CHUNK = 1 << 20
+
+
+def _chunks(rows: int, size: int = _CHUNK) -> list[slice]:
+    return [slice(lo, min(lo + size, rows)) for lo in range(0, rows, size)]
+
+
+def _save_taken(path: Any, values: np.ndarray, order: np.ndarray, dtype: Any = None) -> None:
+    """``np.save(path, values[order].astype(dtype))``, written a chunk at a time: the taken
+    copy is never whole in memory (the same bytes)."""
+    from numpy.lib import format as npy
+
+    dtype = np.dtype(values.dtype if dtype is None else dtype)
+    header = {"descr": npy.dtype_to_descr(dtype), "fortran_order": False, "shape": (len(order),)}
+    with open(path, "wb") as out:
+        npy.write_array_header_1_0(out, header)
+        for rows in _chunks(len(order)):
+            out.write(np.take(values, order[rows]).astype(dtype, copy=False).data)
+
+
+def _day_order(day: np.ndarray, rep_cell: np.ndarray, *, day_sorted: bool) -> np.ndarray:
+    """``np.lexsort((rep_cell, day))``; for sorted days, a chunk of whole days at a time (its
+    temporaries a chunk's; a day's touches never cross a chunk, so the order is the same)."""
+    if not day_sorted:
+        return np.lexsort((rep_cell, day))
+    rows = len(day)
+    order = np.empty(rows, dtype=np.int32 if rows < 2**31 else np.int64)
+    lo = 0
+    while lo < rows:
+        hi = min(lo + _CHUNK, rows)
+        if hi < rows:  # back to the first touch of the day at hi (or on to the next day)
+            hi = int(np.searchsorted(day, day[hi], side="left"))
+            if hi <= lo:
+                hi = int(np.searchsorted(day, day[lo], side="right"))
+        local = np.lexsort((rep_cell[lo:hi], day[lo:hi]))
+        local += lo
+        order[lo:hi] = local
+        lo = hi
+    return order
+
+
+def _touch_code(touches: pl.LazyFrame, name: str, folder: Any) -> tuple[np.ndarray, pl.DataFrame]:
+    """The code of ``name`` (:data:`TOUCH_CODE_KEYS`) per touch, in ``touches``' order (only
+    its columns read), and its key table (written to ``<name>.keys.parquet``)."""
+    columns = list(TOUCH_CODE_KEYS[name])
+    part = touches.select(columns).collect()
+    # a chunk of touches at a time: the unique rows and the join's temporaries are a chunk's
+    dictionary = pl.concat([chunk.unique() for chunk in part.iter_slices(_CHUNK // 4)]).unique()
+    if name in _NULL_CODED:
+        dictionary = dictionary.drop_nulls(columns[0])
+    dictionary = dictionary.sort(columns, nulls_last=True)
+    numbered = dictionary.with_row_index("code")
+    code = np.empty(part.height, dtype=_narrowest(dictionary.height))
+    for rows in _chunks(part.height, _CHUNK // 4):
+        code[rows] = (
+            part[rows]
+            .join(numbered, on=columns, how="left", nulls_equal=True, maintain_order="left")["code"]
+            .fill_null(-1)
+            .to_numpy()
+        )
+    del part, numbered
+    written = dictionary
+    if name.startswith("sequence_"):
+        written = dictionary.rename({columns[0]: "sequence"})
+    written.write_parquet(folder / f"{name}.keys.parquet")
+    return code, dictionary
+
+
+def _pair_code(rows: int, bound: int, make: Any) -> np.ndarray:
+    """``make(chunk)`` (int64 codes of a chunk of touches, each ``<= bound``) for every
+    touch, in the narrowest integer type of their largest."""
+    codes = np.empty(rows, dtype=_narrowest(bound))
+    for chunk in _chunks(rows):
+        codes[chunk] = make(chunk)
+    return codes.astype(_narrowest(int(codes.max(initial=0))), copy=False)
 
 
 def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
@@ -1329,6 +1420,11 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
     A kernel maps the files (reads a period's rows in place). Touches without a day are
     left out (no period holds them). Returns the number of touches written.
 
+    Memory: ``touches`` is read a column (or a code's key columns) at a time, and each
+    column is written as soon as it is made, then let go; the day order and the owner order
+    are one permutation each, applied a chunk at a time. The peak holds the permutation and
+    a few code columns (~20-30 bytes per touch), not every column.
+
     Why codes per touch, not per rep x week cells: a rep has ~50 touches a week spread over
     ~1,000 (activity type, weekday, hour) timing cells, so rep x week cells would be almost
     as many rows as touches (10M activities: ~8M cells for 8.6M touches), while the rep x
@@ -1344,101 +1440,124 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
 
     folder = Path(folder)
     (folder / "by_owner").mkdir(parents=True, exist_ok=True)
-    keys = sorted({c for cols in TOUCH_CODE_KEYS.values() for c in cols})
-    frame = (
-        touches.lazy()
-        .filter(pl.col("day").is_not_null())
-        .select(*keys, *TOUCH_CODE_VALUES[1:], "day")
-        .collect()
-    )
-    if not frame["day"].is_sorted():
-        frame = frame.sort("day", maintain_order=True)
-    column: dict[str, np.ndarray] = {}
+    touches = touches.lazy().filter(pl.col("day").is_not_null())
+    day_series = touches.select("day").collect().to_series()
+    day_sorted = day_series.is_sorted()
+    day = day_series.to_physical().to_numpy().astype(np.int32)
+    del day_series
+    rows = len(day)
     sizes: dict[str, int] = {}
-    for name, columns in TOUCH_CODE_KEYS.items():
-        part = frame.select(columns)
-        dictionary = part.unique()
-        if name in _NULL_CODED:
-            dictionary = dictionary.drop_nulls(columns[0])
-        dictionary = dictionary.sort(list(columns), nulls_last=True)
-        column[name] = (
-            part.join(
-                dictionary.with_row_index("code"),
-                on=list(columns),
-                how="left",
-                nulls_equal=True,
-                maintain_order="left",
-            )["code"]
-            .fill_null(-1)
-            .to_numpy()
-            .astype(_narrowest(dictionary.height))
-        )
+
+    def code(name: str) -> np.ndarray:
+        values, dictionary = _touch_code(touches, name, folder)
         sizes[name] = dictionary.height
-        if name == "owner":
-            rep_of_owner = _rep_of_owner(dictionary)
-        if name.startswith("sequence_"):
-            dictionary = dictionary.rename({columns[0]: "sequence"})
-        dictionary.write_parquet(folder / f"{name}.keys.parquet")
-        # the key columns no later code reads are let go (at 100M touches the frame and
-        # every code would not fit together)
-        later = {c for n, cs in TOUCH_CODE_KEYS.items() if n not in column for c in cs}
-        frame = frame.drop([c for c in columns if c not in later])
-        del part
-    rows = frame.height
-    column["day"] = frame["day"].to_physical().to_numpy().astype(np.int32)
-    column["responded"] = frame["responded"].fill_null(False).to_numpy()
-    frame = frame.drop("day", "responded")
-    for credit in ("credit_timing", "credit_cadence"):
-        column[credit] = frame[credit].fill_null(0.0).to_numpy()
-        frame = frame.drop(credit)
-    del frame
-    n_types, n_cells, n_bins = sizes["type"], sizes["cell"], sizes["bin"]
-    # per touch: type x (1 + timing cell on a contact), type x (1 + bin), and the same per
-    # rep (what a period's habit effects sum)
-    rep = rep_of_owner[column["owner"]]
-    bin_slot = _slot(column["bin"])
-    cell_slot = _slot(column["cell"])
-    cell_slot *= bin_slot > 0
-    for name, first, slot, width in (
-        ("type_cell", column["type"], cell_slot, n_cells + 1),
-        ("type_bin", column["type"], bin_slot, n_bins + 1),
-        ("rep_cell", rep, cell_slot, n_cells + 1),
-        ("rep_bin", rep, bin_slot, n_bins + 1),
+        return values
+
+    def load(name: str) -> np.ndarray:
+        return np.load(folder / f"{name}.npy")
+
+    def pair(first: Any, width: int, *, cell: np.ndarray | None, bins: np.ndarray) -> Any:
+        """A chunk's first x width + 1 + (timing cell on a contact, or cadence bin)."""
+
+        def make(chunk: slice) -> np.ndarray:
+            slot = _slot(bins[chunk])
+            if cell is not None:
+                on_contact = slot > 0
+                slot = _slot(cell[chunk])
+                slot *= on_contact
+            codes = first(chunk).astype(np.int64) * width
+            codes += slot
+            return codes
+
+        return make
+
+    # the day order: by day, then rep x (1 + timing cell on a contact) (a period's bincounts
+    # per rep then add up neighbouring counters: several times faster than in time order)
+    owner, owners = _touch_code(touches, "owner", folder)
+    sizes["owner"] = owners.height
+    rep_of_owner = _rep_of_owner(owners)
+    del owners
+    cell, bins = code("cell"), code("bin")
+    n_cells, n_bins = sizes["cell"], sizes["bin"]
+    most_rep = int(rep_of_owner.max(initial=0))
+    rep_cell = _pair_code(
+        rows,
+        (most_rep + 1) * (n_cells + 1),
+        pair(lambda c, owner=owner: rep_of_owner[owner[c]], n_cells + 1, cell=cell, bins=bins),
+    )
+    order = _day_order(day, rep_cell, day_sorted=day_sorted)
+    for name, values in (
+        ("day", day),
+        ("owner", owner),
+        ("cell", cell),
+        ("bin", bins),
+        ("rep_cell", rep_cell),
     ):
-        code = first.astype(np.int64) * width
-        code += slot
-        column[name] = code.astype(_narrowest(int(code.max(initial=0))))
-    del rep, cell_slot, bin_slot, code
-    # within a day by rep x cell: a period's bincounts per rep then add up neighbouring
-    # counters (several times faster than in time order at 10M activities)
-    order = np.lexsort((column["rep_cell"], column["day"]))
-    for name, values in column.items():
-        column[name] = values[order]
-        np.save(folder / f"{name}.npy", column[name])
+        _save_taken(folder / f"{name}.npy", values, order)
+    del day, owner, cell, bins, rep_cell, values
+    # every other column read, coded, written in day order and let go, one at a time
+    for name in ("type", *(f"sequence_{k}" for k in TOUCH_SEQUENCE_LENGTHS)):
+        _save_taken(folder / f"{name}.npy", code(name), order)
+    for name, fill in (("responded", False), ("credit_timing", 0.0), ("credit_cadence", 0.0)):
+        values = touches.select(pl.col(name).fill_null(fill)).collect().to_series().to_numpy()
+        _save_taken(folder / f"{name}.npy", values, order)
+        del values
     del order
+    # per touch: type x (1 + timing cell on a contact), type x (1 + bin), and rep x bin
+    # (what a period's habit effects sum)
+    col = {name: load(name) for name in ("day", "owner", "type", "cell", "bin", "responded")}
+    n_types = sizes["type"]
+    for name, first, most, width, timing in (
+        ("type_cell", lambda c: col["type"][c], n_types, n_cells + 1, True),
+        ("type_bin", lambda c: col["type"][c], n_types, n_bins + 1, False),
+        ("rep_bin", lambda c: rep_of_owner[col["owner"][c]], most_rep + 1, n_bins + 1, False),
+    ):
+        make = pair(first, width, cell=col["cell"] if timing else None, bins=col["bin"])
+        np.save(folder / f"{name}.npy", _pair_code(rows, most * width, make))
     # per-day running totals
-    day = column["day"]
+    day = col["day"]
     span = int(day[-1]) - int(day[0]) + 1 if rows else 0
-    days = (day - day[0]).astype(np.int64) if rows else day.astype(np.int64)
-    bin_slot = _slot(column["bin"])
-    per_tbc = (column["type"].astype(np.int64) * (n_bins + 1) + bin_slot) * n_cells
-    per_tbc += column["cell"]
+    days = day - day[0] if rows else day
+    del day
+
+    def per_tbc(chunk: slice) -> np.ndarray:
+        codes = col["type"][chunk].astype(np.int64) * (n_bins + 1)
+        codes += _slot(col["bin"][chunk])
+        codes *= n_cells
+        codes += col["cell"][chunk]
+        codes *= 2
+        codes += col["responded"][chunk]
+        return codes
+
     size = n_types * (n_bins + 1) * n_cells
-    counts = _running(per_tbc * 2 + column["responded"], days, span, size * 2)
+    counts = _running(per_tbc, days, span, size * 2)
     np.save(folder / "running_counts.npy", counts.astype(_narrowest(int(counts[-1].sum()))))
-    del per_tbc, counts, bin_slot
+    del counts
     for k in TOUCH_SEQUENCE_LENGTHS:
         name = f"sequence_{k}"
-        per_sequence = _slot(column[name]).astype(np.int64) * 2 + column["responded"]
+        sequence = load(name)
+
+        def per_sequence(chunk: slice, sequence: np.ndarray = sequence) -> np.ndarray:
+            codes = _slot(sequence[chunk]).astype(np.int64)
+            codes *= 2
+            codes += col["responded"][chunk]
+            return codes
+
         running = _running(per_sequence, days, span, (sizes[name] + 1) * 2)
         np.save(folder / f"running_{name}.npy", running.astype(_narrowest(rows)))
+        del sequence, running
     del days
     # the columns again by owner, then day (a stable sort keeps the day order)
-    order = np.argsort(column["owner"], kind="stable")
-    starts = np.searchsorted(column["owner"][order], np.arange(sizes["owner"] + 1))
+    owner = col.pop("owner")
+    col.clear()  # read again one at a time below: the sort holds only the owner codes
+    order = np.argsort(owner, kind="stable")
+    starts = np.searchsorted(owner[order], np.arange(sizes["owner"] + 1))
+    del owner
     np.save(folder / "by_owner" / "starts.npy", starts.astype(np.int64))
     for name in TOUCH_BY_OWNER:
-        np.save(folder / "by_owner" / f"{name}.npy", column[name][order])
+        values = load(name)
+        _save_taken(folder / "by_owner" / f"{name}.npy", values, order)
+        del values
     return rows
 
 
