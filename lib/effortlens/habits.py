@@ -1370,7 +1370,8 @@ def _touch_code(touches: pl.LazyFrame, name: str, folder: Any) -> tuple[np.ndarr
     columns = list(TOUCH_CODE_KEYS[name])
     part = touches.select(columns).collect()
     # a chunk of touches at a time: the unique rows and the join's temporaries are a chunk's
-    dictionary = pl.concat([chunk.unique() for chunk in part.iter_slices(_CHUNK // 4)]).unique()
+    chunks = (chunk.unique() for chunk in part.iter_slices(_CHUNK // 4))  # none without touches
+    dictionary = pl.concat([part.clear(), *chunks]).unique()
     if name in _NULL_CODED:
         dictionary = dictionary.drop_nulls(columns[0])
     dictionary = dictionary.sort(columns, nulls_last=True)
