@@ -207,6 +207,44 @@ def test_a_kernel_whose_page_is_gone_is_culled(server):
     assert state["kernels"] == 0 and state["viewers"] == 0, state
 
 
+def test_kernels_talk_to_their_server_over_unix_sockets_in_its_own_folder(tiny_planted, tmp_path):
+    # With TCP, a kernel's ports are chosen free, closed and bound again by the kernel: another
+    # process took one in between once, and a preheated kernel of `make run` died ("ZMQError:
+    # Address already in use"). Unix sockets in the server's own folder have no such window.
+    import json
+    import os
+    import stat
+
+    log = tmp_path / "serve.log"
+    args = ["--pool", "0", "--pool-app", f"{APP}=1", "--pool-refill-delay", "600"]
+    with served(
+        data=tiny_planted, token=TOKEN, log_path=log, args=args, timeout=180, wait_for_pool=APP
+    ) as (url, proc):
+        (preheated,) = kernel_processes(proc.pid)
+        opener, _ = _login(url)
+        code, _, body = _request(f"{url}/voila/render/{APP}?token={TOKEN}", opener=opener)
+        assert code == 200 and b"application/vnd.jupyter.widget-view+json" in body
+        (kernel,) = kernel_processes(proc.pid)
+        assert kernel.pid == preheated.pid  # the page was served by the preheated kernel
+        command = kernel.cmdline()
+        connection_file = Path(command[command.index("-f") + 1])
+        info = json.loads(connection_file.read_text("utf-8"))
+        assert info["transport"] == "ipc", info
+        folder = connection_file.parent
+        assert Path(info["ip"]).parent == folder and folder.name.startswith("voila_")
+        assert folder.stat().st_uid == os.getuid()
+        assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0, "others can enter the folder"
+        # the kernel bound its five channels there (its only TCP port is ipykernel's pipe for
+        # forked children's output, which ZeroMQ binds itself: no window there)
+        bound = {c.laddr for c in kernel.net_connections(kind="unix")}
+        for channel in ("shell", "iopub", "stdin", "control", "hb"):
+            socket_path = f"{info['ip']}-{info[channel + '_port']}"
+            assert stat.S_ISSOCK(Path(socket_path).stat().st_mode), socket_path
+            assert socket_path in bound, (socket_path, bound)
+    assert not folder.exists(), "the server left its kernels' socket folder behind"
+    assert "Address already in use" not in log.read_text()
+
+
 def test_app_kernels_keep_no_command_history(monkeypatch):
     # many kernels writing one history.sqlite fail with "database is locked" on the pages
     from jupyter_client.manager import start_new_kernel

@@ -40,6 +40,9 @@ KERNEL_MANAGER = "effortlens_serve.kernels.EffortLensKernelManager"
 #: ("Timeout waiting for IOPub output" in the log). A kernel could also take more than 60 s to
 #: start. The repository's voila.json (plain ``voila workbooks``) carries the same values.
 EXECUTOR_TIMEOUTS = {"iopub_timeout": 60, "startup_timeout": 180}
+#: Longest Unix socket path the kernels' ipc sockets may have (``sun_path``: 108 bytes on Linux,
+#: 104 on macOS, minus a margin).
+_MAX_SOCKET_PATH = 100
 _SWAPS = {
     TornadoVoilaHandler: EffortLensVoilaHandler,
     AllowListFileHandler: AuthenticatedFileHandler,
@@ -110,6 +113,35 @@ def is_loopback(host: str) -> bool:
         except OSError:
             return False
         return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def kernel_transport(*, temp_dir: str | None = None) -> str:
+    """How the server talks to its kernels: ``"ipc"`` (Unix sockets) where it can, else ``"tcp"``.
+
+    With TCP, each kernel's five ports are chosen free on loopback, closed, and bound again by
+    the kernel a moment later: another process can take one in between, and the kernel dies
+    ("ZMQError: Address already in use"; seen once in a ``make run`` log, where Voilà restarted
+    it). Unix sockets have no such window. Voilà puts them beside the kernels' connection
+    files, in a folder it makes for each server with :func:`tempfile.mkdtemp` (only this user
+    can enter it) under ``temp_dir`` (the system's temporary folder), and removes when it stops.
+    TCP remains where Unix sockets are missing (Windows) or where their paths would exceed
+    the system's limit (a long ``$TMPDIR``).
+
+    Examples
+    --------
+    >>> kernel_transport(temp_dir="/tmp")  # doctest: +SKIP
+    'ipc'
+    >>> kernel_transport(temp_dir="/" + "d" * 80)
+    'tcp'
+    """
+    import tempfile
+
+    if os.name != "posix":
+        return "tcp"
+    root = temp_dir or tempfile.gettempdir()
+    # Voilà's folder (voila_ + 8 characters), then kernel-<uuid>-ipc-<channel number>
+    longest = os.path.join(root, "voila_" + "x" * 8, f"kernel-{'0' * 36}-ipc-99999")
+    return "ipc" if len(longest.encode()) <= _MAX_SOCKET_PATH else "tcp"
 
 
 def hash_password(password: str) -> str:
@@ -253,6 +285,7 @@ def voila_arguments(args: argparse.Namespace) -> tuple[list[str], Config]:
         f"--MappingKernelManager.cull_interval={args.cull_interval}",
         f"--EffortLensKernelManager.cull_connected_timeout={args.cull_connected}",
         f"--EffortLensKernelManager.refill_max_wait={args.pool_refill_max_wait}",
+        f"--KernelManager.transport={kernel_transport()}",
     ]
     pools = {"default": {"pool_size": max(args.pool, 0)}}
     for item in args.pool_app:
