@@ -351,6 +351,31 @@ def test_every_way_of_serving_waits_as_long_for_a_late_output(monkeypatch):
         assert f"--VoilaExecutor.{name}={seconds}" in args
 
 
+def test_plain_voila_started_from_another_folder_reads_the_same_settings(tmp_path):
+    # Voila reads voila.json from the current folder and from Jupyter's config path. Started
+    # elsewhere, it kept nbclient's 4 s wait for a cell's output (and Voila's own template):
+    # the install puts the repository's voila.json in <prefix>/etc/jupyter for that.
+    import json
+
+    script = (
+        "import json\n"
+        "from voila.app import Voila\n"
+        "app = Voila()\n"
+        "app.load_config_file('voila', path=app.config_file_paths)\n"
+        "print(json.dumps({name: dict(section) for name, section in app.config.items()}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.splitlines()[-1])
+    assert loaded == json.loads((REPO / "voila.json").read_text("utf-8")), (
+        "voila.json is not installed (or is stale) in <prefix>/etc/jupyter: reinstall "
+        "(make test / make run do)"
+    )
+    assert loaded["VoilaExecutor"]["iopub_timeout"] >= 30
+
+
 @pytest.mark.parametrize("mode", ["voila", "effortlens serve"])
 def test_an_output_that_reaches_the_server_late_is_on_the_page(mode, tiny_planted, tmp_path):
     folder = _late_output_folder(tmp_path / "notebooks")
