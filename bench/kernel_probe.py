@@ -40,10 +40,11 @@ def _rss_mb() -> float:
 def _reuse_latest_build(data: str) -> str:
     """Make this process accept ``data``'s latest build whatever code wrote it."""
     import effortlens.facts as facts
-    from effortlens.cache import default_cache_dir
 
-    record = facts._source_record(default_cache_dir(), Path(data))  # noqa: SLF001
-    code = json.loads(record.read_text("utf-8"))["code"]
+    record = facts.latest_build_record(data)
+    if record is None:
+        raise SystemExit(f"kernel_probe: --reuse-build, but {data} was never built")
+    code = record["code"]
     facts.code_version = lambda: code
     return code
 

@@ -114,6 +114,19 @@ def test_a_settings_change_rebuilds(data, tmp_path, loads):
     assert built.enriched.settings.timezone == "UTC" and len(loads) == 2
 
 
+def test_the_latest_build_record_names_the_folders_current_build(data, tmp_path):
+    cache = tmp_path / "cache"
+    assert facts.latest_build_record(data, cache_dir=cache) is None
+    first = open_build(data, cache_dir=cache)
+    record = facts.latest_build_record(data, cache_dir=cache)
+    assert record["key"] == first.path.name and record["code"] == facts.code_version()
+    (data / "settings.toml").write_text('timezone = "UTC"\n')
+    with pytest.warns(BuildWarning, match="stale"):
+        second = open_build(data, cache_dir=cache)
+    record = facts.latest_build_record(data, cache_dir=cache)
+    assert record["key"] == second.path.name != first.path.name
+
+
 def _damage(path: Path, how: str, entry: Path) -> None:
     if how == "byte flips":
         raw = bytearray(path.read_bytes())

@@ -806,6 +806,35 @@ def _why_stale(root: Path, folder: Path, inputs, *, settings: Settings) -> str:
     return ", ".join(reasons) or "built with other options"
 
 
+def latest_build_record(
+    folder: str | Path, *, cache_dir: str | Path | None = None
+) -> dict[str, Any] | None:
+    """What the latest build of ``folder`` recorded, or ``None`` when it was never built.
+
+    The record says which build is the folder's latest and what it was made from: ``"key"``
+    (its folder under ``<cache>/builds``), ``"inputs"`` (the input fingerprint),
+    ``"settings"`` (the settings' fingerprint) and ``"code"`` (the :func:`code_version` that
+    wrote it). A build is current only while all of them still match.
+
+    Parameters
+    ----------
+    folder
+        The data folder, as given to :func:`build`.
+    cache_dir
+        Where builds live; default :func:`effortlens.cache.default_cache_dir`.
+
+    Examples
+    --------
+    >>> latest_build_record("exports/acme")["code"]  # doctest: +SKIP
+    '3f1c…'
+    """
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    try:
+        return json.loads(_source_record(root, Path(folder).expanduser()).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def _write_build(
     root: Path,
     key: str,
