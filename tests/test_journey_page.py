@@ -11,7 +11,13 @@ from polars.testing import assert_frame_equal
 from effortlens.enrich import precomputed
 from effortlens.filters import Filter, filter_enriched
 from effortlens.findings import has_buyer_evidence
-from effortlens.flow import blocked_deals, flow_table, stage_flags, with_verifiers
+from effortlens.flow import (
+    blocked_deals,
+    flow_table,
+    stage_flags,
+    stage_stays,
+    with_verifiers,
+)
 from effortlens.measures import deal_rates
 
 
@@ -29,19 +35,31 @@ def test_the_page_filters_its_deals_in_memory_as_the_build_path_does(page):
 
     from effortlens_widgets.views import (
         _deal_tables,  # noqa: PLC2701
-        journey_view,
+        journey_inputs,
+        journey_numbers,
         page_coverage,
     )
 
     state, journey = page.state, page.views[0]
     enriched = state.enriched
     ids = _deal_tables(state)["deal_ids"]  # the page reads deals by integer codes
+    assert _deal_tables(state)["stays"] is not None  # every deal's stays, masked per filter
 
     def decoded(frame):
         assert frame["opportunity_id"].dtype == pl.UInt32
         return frame.with_columns(opportunity_id=ids.gather(frame["opportunity_id"]))
 
+    def flow_as_of(view):  # the flow's default as_of: the latest timestamp of the deals
+        opps = view.tables["opportunities"]
+        latest = [
+            view.tables["stage_history"]["entered_ts"].max(),
+            opps["created_ts"].max(),
+            opps["close_ts"].max(),
+        ]
+        return max(t for t in latest if t is not None)
+
     path = page_coverage(state).stage_path
+    compared = {"verified": 0, "blocked": 0, "censored": 0}
     for flt in reader_filters(enriched):
         state.filter = flt
         view = with_verifiers(filter_enriched(enriched, flt), enriched, flt)
@@ -50,22 +68,30 @@ def test_the_page_filters_its_deals_in_memory_as_the_build_path_does(page):
             expected = flow_table(view, by=by, stage_path=path)
             assert_frame_equal(as_strings(journey.frames["flow"]), as_strings(expected))
         journey.by = None
-        slim, evidence = journey_view(state, state.view)
-        assert evidence == has_buyer_evidence(view)
-        assert deal_rates(slim.tables["opportunities"]) == deal_rates(view.tables["opportunities"])
-        assert_frame_equal(
-            decoded(slim.tables["stage_history"]).sort("opportunity_id", "entered_ts", "stage"),
-            view.tables["stage_history"].sort("opportunity_id", "entered_ts", "stage"),
-        )
-        assert_frame_equal(stage_flags(slim), stage_flags(view), check_exact=False, rel_tol=1e-9)
+        inputs = journey_inputs(state, state.view)
+        assert inputs["evidence"] == has_buyer_evidence(view)
+        assert deal_rates(inputs["deals"]) == deal_rates(view.tables["opportunities"])
+        stays = inputs["stays"]
+        assert stays.as_of == flow_as_of(view)  # censored at the filtered deals' latest time
+        expected_stays = stage_stays(view, by="rep_id").drop("verifier_action_id")
+        assert_frame_equal(decoded(stays.frame), expected_stays)
+        compared["verified"] += int(expected_stays["verified"].sum())
+        compared["censored"] += int((~expected_stays["ended"]).sum())
+        drawn = journey_numbers(state, state.view, by=None)
+        assert_frame_equal(drawn["flags"], stage_flags(view), check_exact=False, rel_tol=1e-9)
         blocked = blocked_deals(view)
-        assert_frame_equal(decoded(blocked_deals(slim)), blocked)  # the same order too
+        compared["blocked"] += blocked.height
+        assert_frame_equal(
+            decoded(blocked_deals(inputs["source"], stays=stays, settings=enriched.settings)),
+            blocked,
+        )  # the same order too
         shown = journey.frames.get("blocked_deals")
         assert (shown.height if shown is not None else 0) == blocked.height
         if blocked.height:  # the deals' own ids shown
             assert sorted(shown["opportunity_id"]) == sorted(blocked["opportunity_id"])
         kpis = journey.frames["deal_kpis"]
         assert kpis.height == 4
+    assert all(compared.values()), compared  # each was compared on some rows
 
 
 def test_a_filter_returned_to_is_drawn_from_memory(page):

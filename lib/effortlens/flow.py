@@ -71,13 +71,18 @@ _TOLERANCE = 1e-9
 @dataclass(frozen=True)
 class _FlowData:
     opportunities: pl.DataFrame
-    stage_history: pl.DataFrame
+    stage_history: pl.DataFrame | None  # None only with stays given (stays_under)
     reps: pl.DataFrame | None
     actions: pl.DataFrame | None
     settings: Settings
 
 
-def _flow_data(source: Enriched | dict[str, pl.DataFrame], settings: Settings | None) -> _FlowData:
+def _flow_data(
+    source: Enriched | dict[str, pl.DataFrame],
+    settings: Settings | None,
+    *,
+    needs: tuple[str, ...] = ("opportunities", "stage_history"),
+) -> _FlowData:
     """Accept an ``Enriched`` or a dict of canonical tables (then ``settings`` is required)."""
     if isinstance(source, dict):
         tables = source
@@ -88,14 +93,14 @@ def _flow_data(source: Enriched | dict[str, pl.DataFrame], settings: Settings | 
         settings = settings or source.settings
     if settings is None:
         raise ValueError("flow needs settings (settings.stages) when given plain tables")
-    for name in ("opportunities", "stage_history"):
+    for name in needs:
         if tables.get(name) is None:
             raise ValueError(f"flow needs the {name} table")
     if actions is not None and actions.is_empty():
         actions = None
     return _FlowData(
         opportunities=tables["opportunities"],
-        stage_history=tables["stage_history"],
+        stage_history=tables.get("stage_history"),
         reps=tables.get("reps"),
         actions=actions,
         settings=settings,
@@ -310,8 +315,19 @@ def forget_stays() -> None:
 
 
 def _stays(
-    data: _FlowData, by_cols: list[str], cutoff: datetime, *, assume_derived: bool = False
+    data: _FlowData,
+    by_cols: list[str],
+    cutoff: datetime | None,
+    *,
+    assume_derived: bool = False,
+    given: Stays | None = None,
 ) -> pl.DataFrame:
+    if given is not None:  # the per-rep stays made by stays_under, with the owner's columns
+        if by_cols == ["rep_id"]:
+            return given.frame
+        if data.reps is None:
+            raise ValueError(f"flow by {by_cols}: given stays need the reps table")
+        return _with_owner_columns(given.frame, data.reps, by_cols)
     frames = (data.opportunities, data.stage_history, data.reps, data.actions, data.settings)
     options = (tuple(by_cols), cutoff, assume_derived)
     per_rep = (("rep_id",), cutoff, assume_derived)  # what a split by owner columns extends
@@ -330,9 +346,7 @@ def _stays(
         and all(c in data.reps.columns and c not in data.opportunities.columns for c in extra)
         and data.reps["rep_id"].is_unique().all()
     ):  # the per-rep stays with the owner's columns: the same rows, in the same order
-        stays = base.join(
-            data.reps.select("rep_id", *extra), on="rep_id", how="left", maintain_order="left"
-        ).select("opportunity_id", *by_cols, *base.columns[2:])
+        stays = _with_owner_columns(base, data.reps, by_cols)
     else:
         stays = _computed_stays(data, by_cols, cutoff, assume_derived=assume_derived)
     _LAST_STAYS.insert(0, ((frames, options), stays))
@@ -340,9 +354,47 @@ def _stays(
     return stays
 
 
+def _with_owner_columns(base: pl.DataFrame, reps: pl.DataFrame, by_cols: list[str]):
+    """The per-rep stays ``base`` with the owner's ``by_cols``: the same rows, in order."""
+    extra = [c for c in by_cols if c != "rep_id"]
+    return base.join(
+        reps.select("rep_id", *extra), on="rep_id", how="left", maintain_order="left"
+    ).select("opportunity_id", *by_cols, *base.columns[2:])
+
+
 def _computed_stays(
     data: _FlowData, by_cols: list[str], cutoff: datetime, *, assume_derived: bool = False
 ) -> pl.DataFrame:
+    stays = _uncensored_stays(data, by_cols, assume_derived=assume_derived)
+    stays = stays.with_columns(
+        ended_ts=pl.col("ended_ts").fill_null(pl.lit(cutoff).cast(stays.schema["entered_ts"]))
+    ).with_columns(days=_days(pl.col("ended_ts"), pl.col("entered_ts")))
+    return (  # still sorted by (opportunity_id, entered_ts, stage_index): joins keep the order
+        _verified_entries(data, stays).select(
+            "opportunity_id",
+            *by_cols,
+            "stage",
+            "stage_index",
+            "entered_ts",
+            "ended_ts",
+            "days",
+            "ended",
+            "outcome",
+            "move",
+            "verifier_action_id",
+            "verified_by",
+            verified=pl.col("verified_by").is_not_null(),
+            derived="derived",
+        )
+    )
+
+
+def _uncensored_stays(
+    data: _FlowData, by_cols: list[str], *, assume_derived: bool = False
+) -> pl.DataFrame:
+    """The stays before censoring and verification: ``ended_ts`` null where the stay has not
+    ended (a censored stay ends at ``as_of``), with ``previous_ts``, ``move``, ``ended`` and
+    each deal's ``derived`` flag; sorted by (opportunity_id, entered_ts, stage_index)."""
     deals = _deals(data, by_cols)
     history = data.stage_history
     entries = (
@@ -364,35 +416,229 @@ def _computed_stays(
     previous_ts = pl.when(deal.shift(1) == deal).then(pl.col("entered_ts").shift(1))
     closed = pl.col("outcome") != "open"
     ended_ts = next_entry.fill_null(pl.when(closed).then(pl.col("close_ts")))
-    stays = entries.with_columns(
+    derived = (  # the deal's path was derived: any of its entries is
+        pl.col("derived").any().over("opportunity_id")
+        if bool(entries["derived"].any())
+        else pl.col("derived")
+    )
+    return entries.with_columns(
         previous_ts=previous_ts,
         move=previous_ts.is_not_null(),
         ended=ended_ts.is_not_null(),
-        ended_ts=ended_ts.fill_null(pl.lit(cutoff).cast(entries.schema["entered_ts"])),
-    ).with_columns(days=_days(pl.col("ended_ts"), pl.col("entered_ts")))
-    derived = (  # the deal's path was derived: any of its entries is
-        pl.col("derived").any().over("opportunity_id")
-        if bool(stays["derived"].any())
-        else pl.col("derived")
+        ended_ts=ended_ts,
+    ).with_columns(derived=derived)
+
+
+@dataclass(frozen=True)
+class StayIndex:
+    """Every deal's stays, made once per load (:func:`stay_index`), for :func:`stays_under`
+    to mask per filter instead of computing them again."""
+
+    frame: pl.DataFrame  # the stays, uncensored and unverified (see stay_index)
+    deal: np.ndarray  # each stay's deal: a row of the opportunities given
+    low: np.ndarray  # each stay's verifiers: positions (low, high] in verifier_order
+    high: np.ndarray
+    verifier_order: np.ndarray  # the verifiers' rows (on a known deal) by deal, then time
+    latest: pl.Series  # each deal's latest timestamp (created, closed, stage entries)
+    stages: pl.Series  # the stage names by stage index
+    outcome_dtype: pl.DataType
+
+
+@dataclass(frozen=True)
+class Stays:
+    """The stays of the deals a filter keeps, as :func:`stage_stays` gives them by
+    ``rep_id`` (without ``verifier_action_id``), and their ``as_of``: what
+    :func:`flow_table`, :func:`stage_flags` and :func:`blocked_deals` read (``stays=``)."""
+
+    frame: pl.DataFrame
+    as_of: datetime
+
+
+def stay_index(
+    source: Enriched | dict[str, pl.DataFrame],
+    *,
+    settings: Settings | None = None,
+    assume_derived: bool = False,
+) -> StayIndex | None:
+    """Every deal's stays, held once (a page's load) so that a filter masks them
+    (:func:`stays_under`) instead of computing them again: the stays of the deals kept,
+    with their censoring and buyer verification, equal those the flow functions compute
+    from the filtered tables.
+
+    A stay's censoring needs the filter's ``as_of`` (each deal's latest timestamp is kept);
+    its buyer verification, whether a verifier kept by the filter falls in the stay's window
+    (each stay's candidate verifiers are kept as a range of the deal's verifiers by time:
+    the latest verifier within ``settings.attribution_window_days`` before the entry is
+    after the previous entry exactly when one of those is).
+
+    Parameters
+    ----------
+    source, settings
+        As in :func:`flow_table`: every deal of the load, its stage history, the ``reps``
+        (``rep_id`` as the stays carry it) and the buyer verifiers (``buyer_actions`` of a
+        dict, or the enriched load's actions).
+    assume_derived
+        As ``stage_path="derived"`` of :func:`flow_table`.
+
+    Returns
+    -------
+    StayIndex or None
+        None when ``opportunity_id`` is not unique in the opportunities.
+
+    Examples
+    --------
+    >>> index = stay_index(tables, settings=load_settings())  # doctest: +SKIP
+    >>> flow_table(tables, settings=s, stays=stays_under(index))  # doctest: +SKIP
+    """
+    data = _flow_data(source, settings)
+    opps = data.opportunities
+    if not opps["opportunity_id"].is_unique().all():
+        return None
+    plain = _FlowData(opps, data.stage_history, data.reps, None, data.settings)
+    stays = _uncensored_stays(plain, ["rep_id"], assume_derived=assume_derived)
+    rows = opps.select("opportunity_id").with_row_index("__deal")
+    deal = (
+        stays.select("opportunity_id")
+        .join(rows, on="opportunity_id", how="left", maintain_order="left")["__deal"]
+        .to_numpy()
     )
-    return (  # still sorted by (opportunity_id, entered_ts, stage_index): joins keep the order
-        _verified_entries(data, stays).select(
+    entered_type = stays.schema["entered_ts"]
+    entered = stays["entered_ts"].to_physical().to_numpy()
+    previous = stays["previous_ts"].to_physical().fill_null(np.iinfo(np.int64).min).to_numpy()
+    unit = {"ns": 1_000_000_000, "us": 1_000_000, "ms": 1_000}[entered_type.time_unit]
+    window = data.settings.attribution_window_days * _DAY_SECONDS * unit
+    # a verifier backs the stay when entered - window <= its time <= entered and its time is
+    # after the previous entry: after low = max(entered - window - 1, previous), at most high
+    low_time = np.maximum(entered - window - 1, previous)
+    if data.actions is not None:
+        verifiers = (
+            _verifier_rows(data.actions, data.settings)
+            .lazy()
+            .select("opportunity_id", pl.col("ts").cast(entered_type))
+            .collect()
+        )
+        found = verifiers.select("opportunity_id").join(
+            rows, on="opportunity_id", how="left", maintain_order="left"
+        )["__deal"]
+        on_deal = found.is_not_null().to_numpy()
+        v_deal = found.fill_null(0).to_numpy().astype(np.int64)
+        v_time = verifiers["ts"].to_physical().fill_null(np.iinfo(np.int64).max).to_numpy()
+        on_deal &= v_time != np.iinfo(np.int64).max  # a verifier without a time backs nothing
+        times = np.unique(v_time[on_deal])
+        width = np.int64(len(times) + 1)
+        v_key = v_deal * width + np.searchsorted(times, v_time)
+        v_key = np.where(on_deal, v_key, np.iinfo(np.int64).max)
+        order = np.argsort(v_key, kind="stable")
+        order = order[on_deal[order]]
+        v_key = v_key[order]
+        base = deal.astype(np.int64) * width
+
+        def position(at: np.ndarray) -> np.ndarray:
+            counted = np.searchsorted(times, at, side="right")  # distinct times <= at
+            return np.searchsorted(v_key, base + counted, side="left").astype(np.uint32)
+
+        low, high = position(low_time), position(entered)
+    else:
+        order = np.empty(0, dtype=np.int64)
+        low = high = np.zeros(stays.height, dtype=np.uint32)
+    history_latest = (
+        data.stage_history.group_by("opportunity_id")
+        .agg(__latest=pl.col("entered_ts").max())
+        .select(pl.col("opportunity_id"), pl.col("__latest"))
+    )
+    latest = (
+        opps.select("opportunity_id", "created_ts", "close_ts")
+        .join(history_latest, on="opportunity_id", how="left", maintain_order="left")
+        .select(pl.max_horizontal("created_ts", "close_ts", "__latest"))
+        .to_series()
+    )
+    outcome_dtype = stays.schema["outcome"]
+    frame = stays.select(
+        "opportunity_id",
+        "rep_id",
+        "stage_index",
+        "entered_ts",
+        "ended_ts",
+        pl.when("ended").then(_days(pl.col("ended_ts"), pl.col("entered_ts"))).alias("days"),
+        "ended",
+        pl.col("outcome").cast(pl.Categorical),
+        "move",
+        recorded=pl.col("verifier_action_id").is_not_null(),
+        derived="derived",
+    )
+    return StayIndex(
+        frame=frame,
+        deal=deal.astype(np.uint32),
+        low=low,
+        high=high,
+        verifier_order=order,
+        latest=latest,
+        stages=pl.Series("stage", list(data.settings.stages), dtype=pl.String),
+        outcome_dtype=outcome_dtype,
+    )
+
+
+def stays_under(
+    index: StayIndex,
+    *,
+    deals: np.ndarray | None = None,
+    verifiers: np.ndarray | None = None,
+) -> Stays | None:
+    """The stays of the deals a filter keeps (``deals``: a mask of the opportunities given to
+    :func:`stay_index`, None for all), verified by the verifiers it keeps (``verifiers``: a
+    mask of the verifiers given, None for all), censored at the kept deals' latest
+    timestamp; None when no deal is kept.
+
+    Examples
+    --------
+    >>> stays = stays_under(index, deals=kept)  # doctest: +SKIP
+    """
+    latest = index.latest if deals is None else index.latest.filter(pl.Series(deals))
+    as_of = latest.max()
+    if as_of is None:
+        return None
+    frame, low, high = index.frame, index.low, index.high
+    if deals is not None:
+        rows = deals[index.deal]
+        frame = frame.filter(pl.Series(rows))
+        low, high = low[rows], high[rows]
+    if verifiers is None:
+        backed = high > low
+    else:
+        counted = np.zeros(len(index.verifier_order) + 1, dtype=np.int64)
+        np.cumsum(verifiers[index.verifier_order], out=counted[1:])
+        backed = counted[high] > counted[low]
+    entered_type = frame.schema["entered_ts"]
+    by_stage = pl.DataFrame({"stage_index": range(len(index.stages)), "stage": index.stages})
+    by_stage = by_stage.with_columns(pl.col("stage_index").cast(pl.Int32))
+    stays = (
+        frame.lazy()
+        .with_columns(
+            ended_ts=pl.col("ended_ts").fill_null(pl.lit(as_of).cast(entered_type)),
+            backed=pl.Series(backed, dtype=pl.Boolean),
+        )
+        .join(by_stage.lazy(), on="stage_index", how="left", maintain_order="left")
+        .select(
             "opportunity_id",
-            *by_cols,
+            "rep_id",
             "stage",
             "stage_index",
             "entered_ts",
             "ended_ts",
-            "days",
+            pl.col("days").fill_null(_days(pl.col("ended_ts"), pl.col("entered_ts"))),
             "ended",
-            "outcome",
+            pl.col("outcome").cast(index.outcome_dtype),
             "move",
-            "verifier_action_id",
-            "verified_by",
-            verified=pl.col("verified_by").is_not_null(),
-            derived=derived,
+            verified_by=pl.when("recorded")
+            .then(pl.lit("verifier_action_id"))
+            .when("backed")
+            .then(pl.lit("buyer_action")),
+            verified=pl.col("recorded") | pl.col("backed"),
+            derived="derived",
         )
+        .collect()
     )
+    return Stays(frame=stays, as_of=as_of)
 
 
 def _group_codes(frame: pl.DataFrame, keys: list[str]) -> np.ndarray:
@@ -520,6 +766,7 @@ def blocked_deals(
     settings: Settings | None = None,
     as_of: datetime | None = None,
     by: str | Sequence[str] | None = None,
+    stays: Stays | None = None,
 ) -> pl.DataFrame:
     """Open deals stuck in their current stage beyond the stage's p90 time in stage.
 
@@ -529,6 +776,9 @@ def blocked_deals(
         As in :func:`stage_stays`.
     by
         Deal-owner columns to carry along, e.g. ``["team", "rep_id"]``.
+    stays
+        The stays of ``source`` already made (:func:`stays_under`): ``as_of`` is then theirs
+        and the stage history is not read.
 
     Returns
     -------
@@ -541,9 +791,14 @@ def blocked_deals(
     --------
     >>> blocked_deals(enriched).group_by("stage").len()  # doctest: +SKIP
     """
-    data = _flow_data(source, settings)
+    data = _flow_data(source, settings, needs=_needs(stays))
     by_cols = [c for c in _by_list(by) if c != "rep_id"]
-    return _blocked(_stays(data, ["rep_id", *by_cols], _as_of(data, as_of)), by_cols)
+    cutoff = None if stays is not None else _as_of(data, as_of)
+    return _blocked(_stays(data, ["rep_id", *by_cols], cutoff, given=stays), by_cols)
+
+
+def _needs(stays: Stays | None) -> tuple[str, ...]:
+    return ("opportunities",) if stays is not None else ("opportunities", "stage_history")
 
 
 def _blockage_thresholds(stays: pl.DataFrame) -> pl.DataFrame:
@@ -769,6 +1024,7 @@ def flow_table(
     by: str | Sequence[str] | None = None,
     as_of: datetime | None = None,
     stage_path: str | None = None,
+    stays: Stays | None = None,
 ) -> pl.DataFrame:
     """The buyer journey per stage: conversion, leakage, time in stage, verification, blockage.
 
@@ -791,6 +1047,9 @@ def flow_table(
         (:func:`effortlens.coverage.stage_path_of`): ``"recorded"``, ``"derived"``,
         ``"mixed"`` or ``"none"``. Giving ``"derived"`` for tables without the flag treats
         every entry as derived.
+    stays
+        The stays of ``source`` already made (:func:`stays_under`): ``as_of`` is then theirs
+        and the stage history is not read.
 
     Notes
     -----
@@ -833,15 +1092,18 @@ def flow_table(
     """
     if stage_path not in (None, "recorded", "derived", "mixed", "none"):
         raise ValueError(f"stage_path {stage_path!r}: recorded, derived, mixed or none")
-    data = _flow_data(tables_or_enriched, settings)
+    data = _flow_data(tables_or_enriched, settings, needs=_needs(stays))
     if stage_path is None:
+        if data.stage_history is None:
+            raise ValueError("flow_table with given stays needs their stage_path")
         stage_path = stage_path_of(data.stage_history)[0]
     by_cols = _by_list(by)
     stays = _stays(
         data,
         list(dict.fromkeys([*by_cols, "rep_id"])),
-        _as_of(data, as_of),
+        None if stays is not None else _as_of(data, as_of),
         assume_derived=stage_path == "derived",
+        given=stays,
     )
     derived = stage_path == "derived" or (stays.height > 0 and bool(stays["derived"].all()))
     keys = [*by_cols, "stage_index"]
@@ -995,6 +1257,7 @@ def stage_flags(
     min_leak_points: float = MIN_LEAK_POINTS,
     min_stay_ratio: float = MIN_STAY_RATIO,
     alpha: float = STAGE_ALPHA,
+    stays: Stays | None = None,
 ) -> pl.DataFrame:
     """Which stage leaks or stalls beyond the others: an effect size *and* a test, per stage.
 
@@ -1024,6 +1287,9 @@ def stage_flags(
         The effect sizes.
     alpha
         Family-wise error rate over the stages.
+    stays
+        The stays of ``source`` already made (:func:`stays_under`): ``as_of`` is then theirs
+        and the stage history is not read.
 
     Returns
     -------
@@ -1038,8 +1304,9 @@ def stage_flags(
     >>> stage_flags(enriched).filter("leaky")["stage"].to_list()  # doctest: +SKIP
     ['evaluation']
     """
-    data = _flow_data(source, settings)
-    stays = _stays(data, ["rep_id"], _as_of(data, as_of))
+    data = _flow_data(source, settings, needs=_needs(stays))
+    cutoff = None if stays is not None else _as_of(data, as_of)
+    stays = _stays(data, ["rep_id"], cutoff, given=stays)
     reached = _reached(stays, ["rep_id"]).with_columns(
         leaked=(pl.col("at_furthest") & pl.col("outcome").is_in(LEAK_OUTCOMES)).cast(pl.Float64),
         converted=(~pl.col("at_furthest") | (pl.col("outcome") == "won")).cast(pl.Float64),

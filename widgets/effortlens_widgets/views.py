@@ -44,6 +44,8 @@ from effortlens.flow import (
     flow_table,
     forget_stays,
     stage_flags,
+    stay_index,
+    stays_under,
     with_verifiers,
 )
 from effortlens.habits import (
@@ -934,9 +936,11 @@ _OWNER = ["team", "segment", "role"]
 
 
 def _deal_tables(state) -> dict | None:
-    """The load's deals, their stage history and the build's verifier facts, in memory with
-    what a filter reads (each deal's owner columns; each history row's deal), made once per
-    load; None without verifier facts (facts enriched in memory: the view is used as is)."""
+    """The load's deals and what a filter reads of them (each deal's owner and creation
+    day), with every deal's stays (:func:`effortlens.flow.stay_index`) and the build's
+    verifier facts' owners and days, made once per load; the stage history and the verifiers
+    themselves are not kept (a filter masks the stays). None without verifier facts (facts
+    enriched in memory: the view is used as is) or with deal ids that are not unique."""
     enriched = state.enriched
     kept = _DEALS.get(state)
     if kept is not None and kept[0] is enriched:
@@ -948,77 +952,94 @@ def _deal_tables(state) -> dict | None:
         opps = table(enriched, "opportunities").collect()
         history = table(enriched, "stage_history").collect()
         if opps["opportunity_id"].is_unique().all() and reps["rep_id"].is_unique().all():
-            deal = (
-                history.select("opportunity_id")
-                .join(
-                    opps.select("opportunity_id").with_row_index("deal"),
-                    on="opportunity_id",
-                    how="left",
-                    maintain_order="left",
-                )["deal"]
-                .fill_null(opps.height)
-                .to_numpy()
-            )
-            if (deal == opps.height).any():  # rows of no known deal: no filter keeps them
-                history = history.filter(pl.Series(deal < opps.height))
-                deal = deal[deal < opps.height]
-            verifiers = verifiers.collect()
-            # the flow joins, sorts and groups by deal: it reads each deal's id as an integer
-            # code numbered in the ids' own order (the same order of rows, cheaper keys);
-            # a verifier of no known deal backs no stage entry and is left out
-            ids = opps["opportunity_id"]
-            rank = np.empty(opps.height, dtype=np.uint32)
-            rank[ids.arg_sort().to_numpy()] = np.arange(opps.height, dtype=np.uint32)
-            on_deal = verifiers.join(
-                pl.DataFrame({"opportunity_id": ids, "__code": rank}),
-                on="opportunity_id",
-                how="left",
-                maintain_order="left",
-            )["__code"]
-            verifiers = verifiers.with_columns(opportunity_id=on_deal).filter(
-                pl.col("opportunity_id").is_not_null()
-            )
-            ids_in_order = ids.sort()
-            opps = opps.with_columns(opportunity_id=pl.Series(rank))
-            history = history.with_columns(opportunity_id=pl.Series(rank[deal]))
-            # a filter reads a row's owner (team, segment, role: the rep's) and its day: each
-            # row keeps a code of its owner and its day, and a filter is applied once to the
-            # few owners, then to the rows as two array look-ups
-            owner_ids = pl.concat([opps.select("rep_id"), verifiers.select("rep_id")])
-            owners = (
-                owner_ids.unique(maintain_order=True)
-                .join(reps, on="rep_id", how="left", maintain_order="left", nulls_equal=True)
-                .with_row_index("owner")
-            )
-
-            def owner_of(frame: pl.DataFrame) -> np.ndarray:
-                return (
-                    frame.select("rep_id")
-                    .join(
-                        owners.select("rep_id", "owner"),
-                        on="rep_id",
-                        how="left",
-                        maintain_order="left",
-                        nulls_equal=True,
-                    )["owner"]
-                    .to_numpy()
-                )
-
-            tables = {  # what a filter reads, once (the kernel's memory: issue 13)
-                "deal_ids": ids_in_order,  # a deal's id by its code
-                "opportunities": opps,
-                "owners": owners,
-                "deal_owner": owner_of(opps),
-                "deal_day": opps["created_ts"].dt.date().to_numpy(),
-                "stage_history": history,
-                "deal": deal,
-                "verifiers": verifiers,
-                "verifier_owner": owner_of(verifiers),
-                "verifier_day": verifiers["day"].to_numpy(),
-                "has_actions": has_rows(table(enriched, "buyer_actions")),
-            }
+            tables = _deal_tables_of(state, opps, history, reps, verifiers.collect())
     _DEALS[state] = (enriched, tables)
     return tables
+
+
+def _deal_tables_of(state, opps, history, reps, verifiers) -> dict:
+    deal = (
+        history.select("opportunity_id")
+        .join(
+            opps.select("opportunity_id").with_row_index("deal"),
+            on="opportunity_id",
+            how="left",
+            maintain_order="left",
+        )["deal"]
+        .fill_null(opps.height)
+        .to_numpy()
+    )
+    if (deal == opps.height).any():  # rows of no known deal: no filter keeps them
+        history = history.filter(pl.Series(deal < opps.height))
+        deal = deal[deal < opps.height]
+    # the flow joins, sorts and groups by deal: it reads each deal's id as an integer code
+    # numbered in the ids' own order (the same order of rows, cheaper keys); a verifier of no
+    # known deal backs no stage entry and is left out
+    ids = opps["opportunity_id"]
+    rank = np.empty(opps.height, dtype=np.uint32)
+    rank[ids.arg_sort().to_numpy()] = np.arange(opps.height, dtype=np.uint32)
+    on_deal = verifiers.join(
+        pl.DataFrame({"opportunity_id": ids, "__code": rank}),
+        on="opportunity_id",
+        how="left",
+        maintain_order="left",
+    )["__code"]
+    verifiers = verifiers.with_columns(opportunity_id=on_deal).filter(
+        pl.col("opportunity_id").is_not_null()
+    )
+    ids_in_order = ids.sort()
+    opps = opps.with_columns(opportunity_id=pl.Series(rank))
+    history = history.with_columns(opportunity_id=pl.Series(rank[deal]))
+    # a filter reads a row's owner (team, segment, role: the rep's) and its day: each row
+    # keeps a code of its owner and its day, and a filter is applied once to the few owners,
+    # then to the rows as two array look-ups
+    owner_ids = pl.concat([opps.select("rep_id"), verifiers.select("rep_id")])
+    owners = (
+        owner_ids.unique(maintain_order=True)
+        .join(reps, on="rep_id", how="left", maintain_order="left", nulls_equal=True)
+        .with_row_index("owner")
+    )
+
+    def owner_of(frame: pl.DataFrame) -> np.ndarray:
+        return (
+            frame.select("rep_id")
+            .join(
+                owners.select("rep_id", "owner"),
+                on="rep_id",
+                how="left",
+                maintain_order="left",
+                nulls_equal=True,
+            )["owner"]
+            .to_numpy()
+        )
+
+    has_history = np.zeros(opps.height, dtype=bool)
+    has_history[deal] = True
+    has_recorded = np.zeros(opps.height, dtype=bool)
+    has_recorded[deal[history["verifier_action_id"].is_not_null().to_numpy()]] = True
+    stays = stay_index(
+        {
+            "opportunities": opps,
+            "stage_history": history,
+            "reps": reps,
+            "buyer_actions": verifiers,
+        },
+        settings=state.enriched.settings,
+        assume_derived=page_coverage(state).stage_path == "derived",
+    )
+    return {  # what a filter reads, once (the kernel's memory: issue 13)
+        "deal_ids": ids_in_order,  # a deal's id by its code
+        "opportunities": opps,
+        "owners": owners,
+        "deal_owner": owner_of(opps),
+        "deal_day": opps["created_ts"].dt.date().to_numpy(),
+        "stays": stays,  # every deal's stays, masked per filter
+        "has_history": has_history,  # per deal: any stage history row
+        "has_recorded": has_recorded,  # per deal: any recorded verifier_action_id
+        "verifier_owner": owner_of(verifiers),
+        "verifier_day": verifiers["day"].to_numpy(),
+        "has_actions": has_rows(table(state.enriched, "buyer_actions")),
+    }
 
 
 def _rows_kept(tables: dict, flt, *, owner: str, day: str) -> np.ndarray | None:
@@ -1045,32 +1066,41 @@ def _deals_kept(tables: dict, flt) -> np.ndarray | None:
     return _rows_kept(tables, flt, owner="deal_owner", day="deal_day")
 
 
-def journey_view(state, view):
-    """``view`` (the state's filtered view) with the deals, stage history and buyer verifiers
-    the journey reads, filtered in memory from :func:`_deal_tables` exactly as
-    :func:`effortlens.filters.filter_enriched` and :func:`effortlens.flow.with_verifiers`
-    filter them from the build; ``view`` with its verifiers when the load has no such
-    tables. Also whether the view has buyer evidence (:func:`has_buyer_evidence`)."""
+def journey_inputs(state, view) -> dict | None:
+    """What the journey's flow functions read under the page filter: ``source`` (the kept
+    deals and the reps), ``stays`` (:func:`effortlens.flow.stays_under`, masked from
+    :func:`_deal_tables`; None when the load has no such tables: the flow functions then
+    compute them from ``source``, the view with its verifiers,
+    :func:`effortlens.flow.with_verifiers`), ``evidence`` (:func:`has_buyer_evidence`) and
+    ``deals`` (the kept opportunities); None when no kept deal has stage history.
+
+    Equal to what the flow functions give on the filtered view (tests/test_journey_page.py).
+    """
     tables = _deal_tables(state)
     if tables is None:
         view = with_verifiers(view, state.enriched, state.filter)
-        return view, has_buyer_evidence(view)
+        opps = view.tables["opportunities"]
+        if opps.height == 0 or view.tables["stage_history"].height == 0:
+            return None
+        return {"source": view, "stays": None, "evidence": has_buyer_evidence(view), "deals": opps}
     flt = state.filter
     mask = _deals_kept(tables, flt)
-    opps, history = tables["opportunities"], tables["stage_history"]
+    opps = tables["opportunities"]
+    with_history = tables["has_history"]
     if mask is not None:
         opps = opps.filter(pl.Series(mask))
-        history = history.filter(pl.Series(mask[tables["deal"]]))
-    verifiers = tables["verifiers"]
-    kept = _rows_kept(tables, flt, owner="verifier_owner", day="verifier_day")
-    if kept is not None:
-        verifiers = verifiers.filter(pl.Series(kept))
-    view = view.replace(
-        tables={**view.tables, "opportunities": opps, "stage_history": history},
-        actions=verifiers,
-    )
-    evidence = tables["has_actions"] or bool(history["verifier_action_id"].is_not_null().any())
-    return view, evidence
+        with_history = with_history & mask
+    if opps.height == 0 or not with_history.any():
+        return None
+    verifiers = _rows_kept(tables, flt, owner="verifier_owner", day="verifier_day")
+    stays = stays_under(tables["stays"], deals=mask, verifiers=verifiers)
+    recorded = tables["has_recorded"] if mask is None else tables["has_recorded"] & mask
+    return {
+        "source": {"opportunities": opps, "reps": view.reps},
+        "stays": stays,
+        "evidence": tables["has_actions"] or bool(recorded.any()),
+        "deals": opps,
+    }
 
 
 def _previous_deals(state, previous) -> pl.DataFrame:
@@ -1084,14 +1114,16 @@ def _previous_deals(state, previous) -> pl.DataFrame:
 
 
 def _journey_numbers(state, view, *, by: str | None) -> dict | None:
-    view, evidence = journey_view(state, view)
-    opps = view.tables["opportunities"]
-    if opps.height == 0 or view.tables["stage_history"].height == 0:
+    inputs = journey_inputs(state, view)
+    if inputs is None:
         return None
+    source, stays, evidence, opps = (inputs[k] for k in ("source", "stays", "evidence", "deals"))
+    settings = state.enriched.settings
     coverage = page_coverage(state)
     path = coverage.stage_path
-    overall = flow_table(view, stage_path=path)
-    flow = flow_table(view, by=by, stage_path=path) if by else overall
+    read = {"settings": settings, "stays": stays}
+    overall = flow_table(source, stage_path=path, **read)
+    flow = flow_table(source, by=by, stage_path=path, **read) if by else overall
     now = deal_rates(opps)
     one_sided = "" if coverage.win_rate_measurable else "not comparable: one-sided outcomes"
     before = {}
@@ -1126,15 +1158,11 @@ def _journey_numbers(state, view, *, by: str | None) -> dict | None:
             versus="",
         ),
     ]
-    found = journey_findings(
-        overall,
-        has_evidence=evidence,
-        stage_path=path,
-        flags=stage_flags(view) if coverage.times_in_stage else None,
-    )
+    flags = stage_flags(source, **read) if coverage.times_in_stage else None
+    found = journey_findings(overall, has_evidence=evidence, stage_path=path, flags=flags)
     blocked = None
     if coverage.times_in_stage:
-        blocked = blocked_deals(view)
+        blocked = blocked_deals(source, **read)
         tables = _deal_tables(state)
         if tables is not None:  # each deal's id from its code
             ids = tables["deal_ids"].gather(blocked["opportunity_id"])
@@ -1146,6 +1174,7 @@ def _journey_numbers(state, view, *, by: str | None) -> dict | None:
     return {
         "overall": overall,
         "flow": flow,
+        "flags": flags,
         "kpis": kpis,
         "finding": findings_html(found),
         "funnel_chart": stage_funnel_chart(flow, by=by),
