@@ -102,19 +102,44 @@ def test_equal_without_buyer_actions_and_without_touches():
     _same(enrich_tables({}, settings=settings))
 
 
+def _em_args(
+    seed: int,
+    *,
+    touches: int,
+    pairs: int,
+    actions: int,
+    cells: int,
+    lag_scale: float | None = None,
+    narrow: bool = False,
+) -> tuple:
+    """Random arguments of the credit EM (``credit_em`` and ``habits._credit_em``).
+
+    Per touch: a cell of ``cells``, a band and the hours left in its window (some cut by the
+    end of the data); per candidate pair: its action, its touch and its lag, uniform over the
+    336-hour window or, with ``lag_scale``, exponential with that mean (a density worth
+    learning). ``narrow`` gives the partitioned build's input types (int32 cells and indices,
+    int8 bands). Then the number of actions and the exposure scale.
+    """
+    rng = np.random.default_rng(seed)
+    cell = rng.integers(0, cells, touches)
+    band = rng.integers(0, 3, touches)
+    left = rng.uniform(0, 500, touches)
+    pair_action = rng.integers(0, actions, pairs)
+    pair_touch = rng.integers(0, touches, pairs)
+    if lag_scale is None:
+        lag = rng.uniform(0, 336, pairs)
+    else:
+        lag = rng.exponential(lag_scale, pairs).clip(0, 336)
+    if narrow:
+        cell, pair_action, pair_touch = (
+            a.astype(np.int32) for a in (cell, pair_action, pair_touch)
+        )
+        band = band.astype(np.int8)
+    return (cell, band, left, pair_action, pair_touch, lag, actions, 1e5)
+
+
 def test_the_em_is_the_habits_em_to_the_bit():
-    rng = np.random.default_rng(5)
-    touches, pairs, actions = 500, 1_200, 300
-    args = (
-        rng.integers(0, 40, touches),
-        rng.integers(0, 3, touches),
-        rng.uniform(0, 500, touches),  # some windows cut by the end of the data
-        rng.integers(0, actions, pairs),
-        rng.integers(0, touches, pairs),
-        rng.uniform(0, 336, pairs),
-        actions,
-        1e5,
-    )
+    args = _em_args(5, touches=500, pairs=1_200, actions=300, cells=40)
     for got, want in zip(
         credit_em(*args, iterations=30),
         habits._credit_em(*args, iterations=30),  # noqa: SLF001
@@ -128,17 +153,9 @@ def test_the_em_by_chunks_in_small_integers_is_the_habits_em_to_the_bit(monkeypa
     # the fit's chunked loops and sums, over the partitioned build's input types (int32
     # cells, int8 bands, more cells than an int8 holds), give habits' numbers to the bit
     monkeypatch.setattr(touch_build, "_CHUNK", chunk)
-    rng = np.random.default_rng(8)
-    touches, pairs, actions = 700, 1_500, 400
-    args = (
-        rng.integers(0, 300, touches).astype(np.int32),
-        rng.integers(0, 3, touches).astype(np.int8),
-        rng.uniform(0, 500, touches),
-        rng.integers(0, actions, pairs).astype(np.int32),
-        rng.integers(0, touches, pairs).astype(np.int32),
-        rng.exponential(30, pairs).clip(0, 336),
-        actions,
-        1e5,
+    touches, actions = 700, 400
+    args = _em_args(
+        8, touches=touches, pairs=1_500, actions=actions, cells=300, lag_scale=30, narrow=True
     )
     got = credit_em(*args, iterations=25, tolerance=0)
     want = habits._credit_em(*args, iterations=25, tolerance=0)  # noqa: SLF001
@@ -163,18 +180,7 @@ def test_the_em_by_chunks_in_small_integers_is_the_habits_em_to_the_bit(monkeypa
 
 
 def test_the_em_stops_when_converged_in_both_and_only_then():
-    rng = np.random.default_rng(6)
-    touches, pairs, actions = 800, 900, 500
-    args = (
-        rng.integers(0, 6, touches),
-        rng.integers(0, 3, touches),
-        rng.uniform(0, 500, touches),
-        rng.integers(0, actions, pairs),
-        rng.integers(0, touches, pairs),
-        rng.exponential(20, pairs).clip(0, 336),  # a lag density worth learning
-        actions,
-        1e5,
-    )
+    args = _em_args(6, touches=800, pairs=900, actions=500, cells=6, lag_scale=20)
     stopped = credit_em(*args, iterations=400)
     reference = habits._credit_em(*args, iterations=400)  # noqa: SLF001
     assert all(np.array_equal(a, b) for a, b in zip(stopped, reference, strict=True))
