@@ -45,9 +45,12 @@ def test_the_page_filters_its_deals_in_memory_as_the_build_path_does(page):
     ids = _deal_tables(state)["deal_ids"]  # the page reads deals by integer codes
     assert _deal_tables(state)["stays"] is not None  # every deal's stays, masked per filter
 
-    def decoded(frame):
+    owners = _deal_tables(state)["owners"]["rep_id"]  # and owners by the row of their rep
+
+    def decoded(frame, *, rep_codes: bool = False):
         assert frame["opportunity_id"].dtype == pl.UInt32
-        return frame.with_columns(opportunity_id=ids.gather(frame["opportunity_id"]))
+        frame = frame.with_columns(opportunity_id=ids.gather(frame["opportunity_id"]))
+        return frame.with_columns(rep_id=owners.gather(frame["rep_id"])) if rep_codes else frame
 
     def flow_as_of(view):  # the flow's default as_of: the latest timestamp of the deals
         opps = view.tables["opportunities"]
@@ -73,8 +76,11 @@ def test_the_page_filters_its_deals_in_memory_as_the_build_path_does(page):
         assert deal_rates(inputs["deals"]) == deal_rates(view.tables["opportunities"])
         stays = inputs["stays"]
         assert stays.as_of == flow_as_of(view)  # censored at the filtered deals' latest time
-        expected_stays = stage_stays(view, by="rep_id").drop("verifier_action_id")
-        assert_frame_equal(decoded(stays.frame), expected_stays)
+        expected_stays = stage_stays(view, by="rep_id").drop("ended_ts", "verifier_action_id")
+        as_text = pl.col("stage", "outcome", "verified_by").cast(pl.String)  # categories there
+        assert_frame_equal(
+            decoded(stays.frame, rep_codes=True).with_columns(as_text), expected_stays
+        )
         compared["verified"] += int(expected_stays["verified"].sum())
         compared["censored"] += int((~expected_stays["ended"]).sum())
         drawn = journey_numbers(state, state.view, by=None)
@@ -82,7 +88,10 @@ def test_the_page_filters_its_deals_in_memory_as_the_build_path_does(page):
         blocked = blocked_deals(view)
         compared["blocked"] += blocked.height
         assert_frame_equal(
-            decoded(blocked_deals(inputs["source"], stays=stays, settings=enriched.settings)),
+            decoded(
+                blocked_deals(inputs["source"], stays=stays, settings=enriched.settings),
+                rep_codes=True,
+            ),
             blocked,
         )  # the same order too
         shown = journey.frames.get("blocked_deals")

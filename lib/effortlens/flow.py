@@ -429,6 +429,9 @@ def _uncensored_stays(
     ).with_columns(derived=derived)
 
 
+_VERIFIED_BY = pl.Enum(["verifier_action_id", "buyer_action"])
+
+
 @dataclass(frozen=True)
 class StayIndex:
     """Every deal's stays, made once per load (:func:`stay_index`), for :func:`stays_under`
@@ -440,15 +443,15 @@ class StayIndex:
     high: np.ndarray
     verifier_order: np.ndarray  # the verifiers' rows (on a known deal) by deal, then time
     latest: pl.Series  # each deal's latest timestamp (created, closed, stage entries)
-    stages: pl.Series  # the stage names by stage index
-    outcome_dtype: pl.DataType
 
 
 @dataclass(frozen=True)
 class Stays:
     """The stays of the deals a filter keeps, as :func:`stage_stays` gives them by
-    ``rep_id`` (without ``verifier_action_id``), and their ``as_of``: what
-    :func:`flow_table`, :func:`stage_flags` and :func:`blocked_deals` read (``stays=``)."""
+    ``rep_id`` (without ``ended_ts`` and ``verifier_action_id``; ``stage``, ``outcome`` and
+    ``verified_by`` as categories, 1-4 bytes a row instead of a string), and their
+    ``as_of``: what :func:`flow_table`, :func:`stage_flags` and :func:`blocked_deals` read
+    (``stays=``)."""
 
     frame: pl.DataFrame
     as_of: datetime
@@ -552,13 +555,14 @@ def stay_index(
         .select(pl.max_horizontal("created_ts", "close_ts", "__latest"))
         .to_series()
     )
-    outcome_dtype = stays.schema["outcome"]
+    stages = list(data.settings.stages)
+    stage_type = pl.Enum(stages) if len(set(stages)) == len(stages) else pl.String
     frame = stays.select(
         "opportunity_id",
         "rep_id",
+        pl.col("stage").cast(stage_type),
         "stage_index",
         "entered_ts",
-        "ended_ts",
         pl.when("ended").then(_days(pl.col("ended_ts"), pl.col("entered_ts"))).alias("days"),
         "ended",
         pl.col("outcome").cast(pl.Categorical),
@@ -573,8 +577,6 @@ def stay_index(
         high=high,
         verifier_order=order,
         latest=latest,
-        stages=pl.Series("stage", list(data.settings.stages), dtype=pl.String),
-        outcome_dtype=outcome_dtype,
     )
 
 
@@ -609,30 +611,23 @@ def stays_under(
         np.cumsum(verifiers[index.verifier_order], out=counted[1:])
         backed = counted[high] > counted[low]
     entered_type = frame.schema["entered_ts"]
-    by_stage = pl.DataFrame({"stage_index": range(len(index.stages)), "stage": index.stages})
-    by_stage = by_stage.with_columns(pl.col("stage_index").cast(pl.Int32))
     stays = (
         frame.lazy()
-        .with_columns(
-            ended_ts=pl.col("ended_ts").fill_null(pl.lit(as_of).cast(entered_type)),
-            backed=pl.Series(backed, dtype=pl.Boolean),
-        )
-        .join(by_stage.lazy(), on="stage_index", how="left", maintain_order="left")
+        .with_columns(backed=pl.Series(backed, dtype=pl.Boolean))
         .select(
             "opportunity_id",
             "rep_id",
             "stage",
             "stage_index",
             "entered_ts",
-            "ended_ts",
-            pl.col("days").fill_null(_days(pl.col("ended_ts"), pl.col("entered_ts"))),
+            pl.col("days").fill_null(_days(pl.lit(as_of).cast(entered_type), pl.col("entered_ts"))),
             "ended",
-            pl.col("outcome").cast(index.outcome_dtype),
+            "outcome",
             "move",
             verified_by=pl.when("recorded")
-            .then(pl.lit("verifier_action_id"))
+            .then(pl.lit("verifier_action_id", dtype=_VERIFIED_BY))
             .when("backed")
-            .then(pl.lit("buyer_action")),
+            .then(pl.lit("buyer_action", dtype=_VERIFIED_BY)),
             verified=pl.col("recorded") | pl.col("backed"),
             derived="derived",
         )
@@ -837,7 +832,7 @@ def _blocked(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
             "opportunity_id",
             "rep_id",
             *by_cols,
-            "stage",
+            pl.col("stage").cast(pl.String),  # a category in stays_under's
             "entered_ts",
             age_days="days",
             threshold_days="threshold_days",
@@ -1110,7 +1105,9 @@ def flow_table(
     owners = list(dict.fromkeys([*by_cols, "rep_id"]))  # as the stage flags read them
     reached = _reached(stays, owners)
     if stage_path in ("derived", "mixed") or bool(stays["derived"].any()):
-        reached = pl.concat([reached, _unknown_losses(data, stays, owners)], how="vertical_relaxed")
+        unknown = _unknown_losses(data, stays, owners)
+        unknown = unknown.with_columns(pl.col("outcome").cast(reached.schema["outcome"]))
+        reached = pl.concat([reached, unknown], how="vertical_relaxed")
     counts = _counts(reached, keys)
     timing = _time_in_stage(stays, by=by_cols, historical=False).select(
         *keys, "median_days", "p90_days"

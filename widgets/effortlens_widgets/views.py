@@ -1017,11 +1017,17 @@ def _deal_tables_of(state, opps, history, reps, verifiers) -> dict:
     has_history[deal] = True
     has_recorded = np.zeros(opps.height, dtype=bool)
     has_recorded[deal[history["verifier_action_id"].is_not_null().to_numpy()]] = True
+    # the flow reads a deal's owner as a code too (the owners' row): 4 bytes a stay, not a string
+    deal_owner = owner_of(opps)
+    opps = opps.select("opportunity_id", "created_ts", "close_ts", "outcome").with_columns(
+        rep_id=pl.Series(deal_owner, dtype=pl.UInt32)
+    )
+    owner_reps = owners.select(pl.col("owner").alias("rep_id"), *_OWNER)
     stays = stay_index(
         {
             "opportunities": opps,
             "stage_history": history,
-            "reps": reps,
+            "reps": owner_reps,
             "buyer_actions": verifiers,
         },
         settings=state.enriched.settings,
@@ -1031,7 +1037,8 @@ def _deal_tables_of(state, opps, history, reps, verifiers) -> dict:
         "deal_ids": ids_in_order,  # a deal's id by its code
         "opportunities": opps,
         "owners": owners,
-        "deal_owner": owner_of(opps),
+        "owner_reps": owner_reps,  # the reps by owner code, as the stays read them
+        "deal_owner": deal_owner,
         "deal_day": opps["created_ts"].dt.date().to_numpy(),
         "stays": stays,  # every deal's stays, masked per filter
         "has_history": has_history,  # per deal: any stage history row
@@ -1068,7 +1075,8 @@ def _deals_kept(tables: dict, flt) -> np.ndarray | None:
 
 def journey_inputs(state, view) -> dict | None:
     """What the journey's flow functions read under the page filter: ``source`` (the kept
-    deals and the reps), ``stays`` (:func:`effortlens.flow.stays_under`, masked from
+    deals and the reps, with owners as codes: ``rep_id`` a row of :func:`_deal_tables`'
+    ``owners``), ``stays`` (:func:`effortlens.flow.stays_under`, masked from
     :func:`_deal_tables`; None when the load has no such tables: the flow functions then
     compute them from ``source``, the view with its verifiers,
     :func:`effortlens.flow.with_verifiers`), ``evidence`` (:func:`has_buyer_evidence`) and
@@ -1096,7 +1104,7 @@ def journey_inputs(state, view) -> dict | None:
     stays = stays_under(tables["stays"], deals=mask, verifiers=verifiers)
     recorded = tables["has_recorded"] if mask is None else tables["has_recorded"] & mask
     return {
-        "source": {"opportunities": opps, "reps": view.reps},
+        "source": {"opportunities": opps, "reps": tables["owner_reps"]},
         "stays": stays,
         "evidence": tables["has_actions"] or bool(recorded.any()),
         "deals": opps,
@@ -1164,9 +1172,11 @@ def _journey_numbers(state, view, *, by: str | None) -> dict | None:
     if coverage.times_in_stage:
         blocked = blocked_deals(source, **read)
         tables = _deal_tables(state)
-        if tables is not None:  # each deal's id from its code
-            ids = tables["deal_ids"].gather(blocked["opportunity_id"])
-            blocked = blocked.with_columns(opportunity_id=ids)
+        if tables is not None:  # each deal's id and owner from their codes
+            blocked = blocked.with_columns(
+                opportunity_id=tables["deal_ids"].gather(blocked["opportunity_id"]),
+                rep_id=tables["owners"]["rep_id"].gather(blocked["rep_id"]),
+            )
         if blocked.height:
             blocked = blocked.join(
                 view.reps.select("rep_id", "rep_name"), on="rep_id", how="left"
