@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import polars as pl
 import pytest
 from filter_support import assert_period_habits_equal
@@ -286,3 +287,36 @@ def test_touch_codes_recover_the_planted_timing_and_name_nothing_on_null_data(
         tables = period_habits(null_codes, flt)
         for feature in ("timing", "cadence"):
             assert tables["effects"][feature]["flag"].is_null().all()
+
+
+def test_touch_codes_running_effect_sums_equal_the_periods_touches(planted_touches, planted_codes):
+    # the credit per type x cell (per-day running double-doubles) and the touches per rep x
+    # cell (per-week running counts and the partial weeks' touches) of periods that cut weeks
+    # at either end, start at the first day or end at the last, equal those of the touches
+    enriched, _, touches = planted_touches
+    codes, _ = planted_codes
+    assert codes.running_effects
+    first, last = touches["day"].min(), touches["day"].max()
+    periods = [
+        (first + dt.timedelta(days=3), first + dt.timedelta(days=60)),
+        (first, first + dt.timedelta(days=20)),
+        (first + dt.timedelta(days=9), last),
+        (first + dt.timedelta(days=8), first + dt.timedelta(days=12)),
+        (last - dt.timedelta(days=89), last),
+        (first - dt.timedelta(days=5), last + dt.timedelta(days=5)),
+    ]
+    for start, end in periods:
+        flt = Filter(start=start, end=end)
+        kept = filter_frame(touches, flt)
+        assert kept.height > 0
+        assert assert_period_habits_equal(codes, flt, kept)
+        running = codes.sums(flt)
+        codes.running_effects = False  # the same sums from the period's touches
+        try:
+            summed = codes.sums(flt)
+        finally:
+            codes.running_effects = True
+        for feature in ("timing", "cadence"):
+            np.testing.assert_array_equal(running[feature][2], summed[feature][2])
+            np.testing.assert_allclose(running[feature][1], summed[feature][1], rtol=1e-12)
+            assert running[feature][2].sum() > 0

@@ -1267,6 +1267,16 @@ def _narrowest(most: int) -> type:
 #: *i* = the sums of the touches before the *i*-th day from the first): a period without a
 #: rep, team, segment or role restriction is the difference of two rows.
 TOUCH_RUNNING: tuple[str, ...] = ("counts", *(f"sequence_{k}" for k in TOUCH_SEQUENCE_LENGTHS))
+#: The running sums of the habit effects :func:`write_touch_codes` adds: per day the credit
+#: per type x (1 + cell or bin) as double-doubles (``running_credit_<feature>.npy``: day x
+#: (high, low) x code), per :data:`TOUCH_WEEK_DAYS` days the touches per rep x (1 + cell or
+#: bin) (``running_rep_<cell or bin>.npy``).
+TOUCH_RUNNING_EFFECTS: tuple[str, ...] = (
+    "credit_timing",
+    "credit_cadence",
+    "rep_cell",
+    "rep_bin",
+)
 #: The columns :func:`write_touch_codes` also writes sorted by owner, then day
 #: (``by_owner/``, with ``starts.npy``: owner *o*'s rows are ``starts[o]:starts[o + 1]``).
 TOUCH_BY_OWNER: tuple[str, ...] = (
@@ -1324,6 +1334,55 @@ def _running(code_of: Any, days: np.ndarray, span: int, size: int) -> np.ndarray
 #: Rows per step of :func:`write_touch_codes`'s passes over the touches (their temporary
 #: arrays are a chunk's, not every touch's).
 _CHUNK = 1 << 20
+
+#: Days per block of the per-week running touches per rep x cell or bin (from the first day).
+TOUCH_WEEK_DAYS = 7
+
+
+def _day_sums(
+    code: np.ndarray, weights: np.ndarray, days: np.ndarray, span: int, size: int
+) -> np.ndarray:
+    """Per day the sums of ``weights`` by ``code`` (below ``size``) of the touches, ``days``
+    their day numbers from the first, sorted: ``(span, size)``, :data:`_CHUNK` touches at a
+    time."""
+    sums = np.zeros((span, size))
+    flat = sums.reshape(-1)
+    for rows in _chunks(len(days)):
+        first, last = int(days[rows.start]), int(days[rows.stop - 1])
+        key = days[rows].astype(np.int64)
+        key -= first
+        key *= size
+        key += code[rows]
+        flat[first * size : (last + 1) * size] += np.bincount(
+            key, weights=weights[rows], minlength=(last - first + 1) * size
+        )
+    return sums
+
+
+def _running_double(per_day: np.ndarray) -> np.ndarray:
+    """Running totals of ``per_day`` (a row per day) as double-doubles: ``(days + 1, 2,
+    size)``, row *i* the high and low parts of the sums of days ``0 … i - 1``. A period's
+    sum is then ``(hi[b] - hi[a]) + (lo[b] - lo[a])``, within ~1e-16 of itself relatively
+    (a plain float running total would lose a one-day period's small credits: 1e-13 beside
+    totals of 1e3).
+
+    Examples
+    --------
+    >>> running = _running_double(np.array([[1e3], [1e-13], [2.0]]))
+    >>> ((running[2, 0] - running[1, 0]) + (running[2, 1] - running[1, 1])).tolist()
+    [1e-13]
+    """
+    out = np.zeros((len(per_day) + 1, 2, per_day.shape[1]))
+    high = np.zeros(per_day.shape[1])
+    low = np.zeros(per_day.shape[1])
+    for i, x in enumerate(per_day):  # two-sum of high and x, its error carried in low
+        total = high + x
+        back = total - high
+        low = low + ((high - (total - back)) + (x - back))
+        high = total + low
+        low = low - (high - total)
+        out[i + 1, 0], out[i + 1, 1] = high, low
+    return out
 
 
 def _chunks(rows: int, size: int = _CHUNK) -> list[slice]:
@@ -1416,7 +1475,11 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
       credits are summed so, not as running totals: a difference of two large float sums
       would lose the small ones);
     - the columns again sorted by owner, then day (:data:`TOUCH_BY_OWNER`): a team's or a
-      rep's touches are a few contiguous blocks.
+      rep's touches are a few contiguous blocks;
+    - the running sums of the habit effects (:data:`TOUCH_RUNNING_EFFECTS`): per day the
+      credit per type x (1 + cell or bin) as double-doubles (exact enough for a one-day
+      period's small credits), per week the touches per rep x (1 + cell or bin): a period's
+      effects then read its touches for the excess credit per rep x cell only.
 
     A kernel maps the files (reads a period's rows in place). Touches without a day are
     left out (no period holds them). Returns the number of touches written.
@@ -1559,6 +1622,25 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
         values = load(name)
         _save_taken(folder / "by_owner" / f"{name}.npy", values, order)
         del values
+    del order
+    # per feature, what a period's habit effects need besides each touch's excess credit:
+    # the credit per type x (1 + cell or bin) as per-day running double-doubles, and the
+    # touches per rep x (1 + cell or bin) as per-week running counts (read from the files)
+    day = _mapped(folder / "day.npy")
+    days = (day - day[0]).astype(np.int32) if rows else np.zeros(0, dtype=np.int32)
+    weeks = days // TOUCH_WEEK_DAYS
+    n_weeks = int(weeks[-1]) + 1 if rows else 0
+    for feature, name, width in (("timing", "cell", n_cells + 1), ("cadence", "bin", n_bins + 1)):
+        code = _mapped(folder / f"type_{name}.npy")
+        credit = _mapped(folder / f"credit_{feature}.npy")
+        per_day = _day_sums(code, credit, days, span, n_types * width)
+        np.save(folder / f"running_credit_{feature}.npy", _running_double(per_day))
+        del per_day
+        code = _mapped(folder / f"rep_{name}.npy")
+        weekly = _running(lambda c, code=code: code[c], weeks, n_weeks, (most_rep + 1) * width)
+        most = int(weekly[-1].max(initial=0))
+        np.save(folder / f"running_rep_{name}.npy", weekly.astype(_narrowest(most)))
+        del weekly, code, credit
     return rows
 
 
@@ -1630,12 +1712,18 @@ class TouchCodes:
         # mapped now (~7 ms at 10m, at the first draw), not at a reader's first filter;
         # mapping reads no page
         self.by_owner.map(*TOUCH_BY_OWNER, "starts")
+        #: whether the build wrote the running sums of the habit effects (older builds: the
+        #: period's touches are summed instead)
+        self.running_effects = all(
+            (folder / f"running_{name}.npy").is_file() for name in TOUCH_RUNNING_EFFECTS
+        )
         self.columns.map(
             "day",
             *(f"{a}_{b}" for a in ("type", "rep") for b in ("cell", "bin")),
             "credit_timing",
             "credit_cadence",
             *(f"running_{name}" for name in TOUCH_RUNNING),
+            *(f"running_{name}" for name in TOUCH_RUNNING_EFFECTS if self.running_effects),
         )
         #: per sequence length, the type code of each sequence's last touch
         self.sequence_types = {
@@ -1717,19 +1805,55 @@ class TouchCodes:
         kept = self.by_owner["type"]
         return int(sum(types[kept[lo:hi]].sum() for _, lo, hi in blocks))
 
-    def _running_sums(self, name: str, flt: Any) -> np.ndarray:
-        """The sums of ``running_<name>`` over the period of ``flt``: two rows."""
-        running = self.columns[f"running_{name}"]
+    def _day_span(self, flt: Any, span: int) -> tuple[int, int]:
+        """The period of ``flt`` as day numbers from the first touch's, ``lo`` to ``hi``
+        (exclusive), within ``0 … span``."""
         day = self.columns["day"]
-        if not len(day):
-            return np.zeros(running.shape[1], dtype=np.int64)
-        span = running.shape[0] - 1
         first, last = self._period(flt)
         lo = 0 if first is None else min(max(first - int(day[0]), 0), span)
         hi = span if last is None else min(max(last - int(day[0]) + 1, lo), span)
-        if running.dtype.kind == "f":
-            return running[hi] - running[lo]
+        return lo, hi
+
+    def _running_sums(self, name: str, flt: Any) -> np.ndarray:
+        """The sums of ``running_<name>`` over the period of ``flt``: two rows."""
+        running = self.columns[f"running_{name}"]
+        if not len(self.columns["day"]):
+            return np.zeros(running.shape[1], dtype=np.int64)
+        lo, hi = self._day_span(flt, running.shape[0] - 1)
         return running[hi].astype(np.int64) - running[lo]
+
+    def _period_credit(self, feature: str, flt: Any) -> np.ndarray:
+        """The credit of ``feature`` per type x (1 + cell or bin) over the period of ``flt``:
+        two rows of its per-day running double-doubles."""
+        running = self.columns[f"running_credit_{feature}"]
+        if not len(self.columns["day"]):
+            return np.zeros(running.shape[2])
+        lo, hi = self._day_span(flt, running.shape[0] - 1)
+        return (running[hi, 0] - running[lo, 0]) + (running[hi, 1] - running[lo, 1])
+
+    def _period_rep_counts(self, name: str, flt: Any) -> np.ndarray:
+        """The touches per rep x (1 + ``name``, cell or bin) over the period of ``flt``:
+        two rows of the per-week running counts, and a bincount of the partial weeks'
+        touches at either end."""
+        running = self.columns[f"running_rep_{name}"]
+        day, code = self.columns["day"], self.columns[f"rep_{name}"]
+        if not len(day):
+            return np.zeros(running.shape[1], dtype=np.int64)
+        days = int(day[-1]) - int(day[0]) + 1
+        lo, hi = self._day_span(flt, days)
+        week = TOUCH_WEEK_DAYS
+        first_week = -(-lo // week)  # the whole weeks inside lo … hi
+        end_week = running.shape[0] - 1 if hi == days else hi // week
+        start = int(day[0])
+        if first_week >= end_week:  # no whole week: the touches themselves
+            rows = self._day_rows(day, start + lo, start + hi - 1)
+            return _sums_by(code[rows], running.shape[1]).astype(np.int64)
+        counts = running[end_week].astype(np.int64) - running[first_week]
+        for a, b in ((lo, first_week * week), (end_week * week, hi)):
+            if b > a:
+                rows = self._day_rows(day, start + a, start + b - 1)
+                counts += _sums_by(code[rows], running.shape[1])
+        return counts
 
     def sums(self, flt: Any) -> dict[str, Any]:
         """The sums :func:`period_habits` makes its tables of, over the touches ``flt`` keeps:
@@ -1764,8 +1888,10 @@ class TouchCodes:
                 return self.columns[name][rows]
 
             n_reps = self.n_reps
+            running = self.running_effects
         else:
             sums, take, n_reps = self._owner_sums(owners, flt)
+            running = False
         if types is not None:
             dropped = ~types
             sums["counts"][dropped] = 0
@@ -1783,6 +1909,8 @@ class TouchCodes:
                 take(f"credit_{feature}"),
                 n_reps=n_reps,
                 kept=types,
+                credit_tc=self._period_credit(feature, flt) if running else None,
+                n_rc=(self._period_rep_counts(name, flt) if running and types is None else None),
             )
         return sums
 
@@ -1842,26 +1970,35 @@ def _effect_sums(
     *,
     n_reps: int,
     kept: np.ndarray | None,
+    credit_tc: np.ndarray | None = None,
+    n_rc: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The sums of one habit feature's effects over touches: ``n_tc`` (type, cell) the
     touches on a contact, ``type_code`` / ``rep_code`` per touch its type or rep x (1 + cell;
     0 off a contact), ``credit`` its credit, ``kept`` the activity types kept (None: all).
     Returns ``n_tc``, the credit per type x cell, the touches per rep x cell and their
     excess credit (credit less the mean credit of the touch's type: indirect
-    standardisation), each per touch as the touch facts' path sums them."""
+    standardisation), each per touch as the touch facts' path sums them. ``credit_tc``
+    (per type x (1 + cell), every type) and ``n_rc`` (per rep x (1 + cell), ``kept``
+    None), when given, are those sums already made (from the build's running totals)."""
     n_types, width = n_tc.shape[0], n_tc.shape[1] + 1
-    credit_tc = _sums_by(type_code, n_types * width, weights=credit).reshape(n_types, width)
+    if credit_tc is None:
+        credit_tc = _sums_by(type_code, n_types * width, weights=credit)
+    credit_tc = credit_tc.reshape(n_types, width)
     if kept is not None:
-        credit_tc[~kept] = 0.0
+        credit_tc = np.where(kept[:, None], credit_tc, 0.0)
     n_t = n_tc.sum(axis=1)
     mean_t = np.divide(credit_tc[:, 1:].sum(axis=1), n_t, out=np.zeros(n_types), where=n_t > 0)
-    excess = credit - np.repeat(mean_t, width)[type_code]
+    excess = np.repeat(mean_t, width)[type_code]
+    np.subtract(credit, excess, out=excess)
     counted = None
     if kept is not None:
         counted = np.repeat(kept, width)[type_code].astype(np.float64)
         excess *= counted
     size = n_reps * width
-    n_rc = _sums_by(rep_code, size, weights=counted).reshape(n_reps, width)
+    if n_rc is None or kept is not None:
+        n_rc = _sums_by(rep_code, size, weights=counted)
+    n_rc = n_rc.reshape(n_reps, width)
     excess_rc = _sums_by(rep_code, size, weights=excess).reshape(n_reps, width)
     return n_tc, credit_tc[:, 1:], n_rc[:, 1:], excess_rc[:, 1:]
 
@@ -2095,7 +2232,9 @@ def period_habits(
     :class:`effortlens.filters.Filter`, with or without a period) keeps, made from
     :meth:`TouchCodes.sums`: without a rep, team, segment or role restriction the tables
     are two rows of the build's running totals per day, and only the rep-clustered spread
-    of the habit effects reads the period's touches (three bincounts per feature); with one,
+    of the habit effects reads the period's touches (the excess credit per rep x cell: one
+    gather and one bincount per feature, the reps present from per-week running counts and
+    the partial weeks' touches); with one,
     everything is summed from the kept owners' blocks. The same tables as
     :func:`touch_habits` of the filtered :func:`touch_facts` (activity types as text); float
     sums may differ in the last bits (another order).
