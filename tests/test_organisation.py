@@ -328,3 +328,66 @@ def test_spearman_equals_scipy_to_the_bit_with_ties_and_constant_input():
         got = spearman(x, y)
         for a, b in zip(got, (float(expected.statistic), float(expected.pvalue)), strict=True):
             assert a == b or (np.isnan(a) and np.isnan(b)), (i, got, expected)
+
+
+def _days_of(reps: list[str], first: dt.date, days: int) -> pl.DataFrame:
+    """A customer-facing call and an internal meeting every day (weekends too) per rep, sorted
+    by rep and day as a build stores them; hours vary by day so sums tell days apart."""
+    rows = [
+        (rep, first + dt.timedelta(days=i), kind, 1, i % 2, 0.5 * (i % 3), 1.0 + i + 0.25 * r)
+        for r, rep in enumerate(reps)
+        for i in range(days)
+        for kind in ("call", "internal")
+    ]
+    return _daily(rows).sort("rep_id", "day", maintain_order=True)
+
+
+def test_selling_time_of_a_period_from_the_whole_data_equals_its_hours():
+    """The load's selling time with a period's cut weeks summed from their days in the period
+    equals selling time counted from the period's hours, for periods ending on every weekday
+    (a period ending on a Friday or Saturday keeps its last week as a full week of fewer
+    days) and starting on every weekday, over reps hired and leaving within the data."""
+    from effortlens.organisation import (
+        selling_time_in_period,
+        selling_time_of_hours,
+        weekly_hours,
+    )
+
+    reps = REPS.with_columns(
+        hire_date=pl.Series([None, D(2024, 1, 10), None, D(2024, 1, 22)], dtype=pl.Date),
+        exit_date=pl.Series([None, None, D(2024, 2, 9), None], dtype=pl.Date),
+    )
+    daily = _days_of(["a", "b", "c", "d"], D(2024, 1, 1), 63)
+    whole_hours = weekly_hours(daily)
+    whole = selling_time_of_hours(whole_hours, reps=reps, working_hours_per_week=40.0)
+    spans = daily.group_by("week").agg(first_day=pl.col("day").min(), last_day=pl.col("day").max())
+    last = daily["day"].max()
+    compared = 0
+    for k in range(7):
+        for start, end in (
+            (D(2024, 1, 1) + dt.timedelta(days=k), last - dt.timedelta(days=k)),
+            (D(2024, 1, 10) + dt.timedelta(days=k), D(2024, 2, 9) + dt.timedelta(days=k)),
+        ):
+            days = daily.filter(pl.col("day").is_between(start, end))
+            hours = weekly_hours(days)
+            cut = spans.filter(
+                (pl.col("last_day") >= start)
+                & (pl.col("first_day") <= end)
+                & ~((pl.col("first_day") >= start) & (pl.col("last_day") <= end))
+            )["week"]
+            for kept in (reps, reps.filter(pl.col("team") == "T2")):
+                expected = selling_time_of_hours(
+                    hours.filter(pl.col("rep_id").is_in(kept["rep_id"].implode())),
+                    reps=kept,
+                    working_hours_per_week=40.0,
+                )
+                got = selling_time_in_period(
+                    whole,
+                    reps=kept,
+                    hours=hours.filter(pl.col("rep_id").is_in(kept["rep_id"].implode())),
+                    partial=cut,
+                    working_hours_per_week=40.0,
+                )
+                assert_frame_equal(got, expected)
+                compared += expected.filter(pl.col("week").is_in(cut.implode())).height
+    assert compared  # some cut weeks counted as full weeks

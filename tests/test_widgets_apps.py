@@ -64,7 +64,10 @@ def test_every_app_draws_charts_and_no_error(factory, small_planted):
 
 
 def _inline_datasets(spec: dict) -> list[list]:
-    return [v for v in (spec.get("datasets") or {}).values()]
+    # a dataset may come as JSON text (the funnel plot's): its rows are what Vega parses
+    return [
+        json.loads(v) if isinstance(v, str) else v for v in (spec.get("datasets") or {}).values()
+    ]
 
 
 def _csv_downloads(widget) -> list[pl.DataFrame]:
@@ -254,6 +257,11 @@ def test_organisation_page_from_the_weekly_roll_ups_equals_the_daily_figures(sma
         Filter(reps=(rep,), start=end - dt.timedelta(days=60), end=end - dt.timedelta(days=3)),
         Filter(start=end - dt.timedelta(days=2), end=end),  # within a week
         Filter(start=end - dt.timedelta(days=200)),
+        # periods ending on other weekdays: a cut last week may count as a full week
+        *(
+            Filter(start=end - dt.timedelta(days=40 + k), end=end - dt.timedelta(days=k))
+            for k in (1, 2, 3, 4)
+        ),
         Filter(activity_types=(kind,)),
         Filter(activity_types=(kind,), start=end - dt.timedelta(days=89), end=end),
     ):
@@ -277,6 +285,24 @@ def test_organisation_page_from_the_weekly_roll_ups_equals_the_daily_figures(sma
             assert_frame_equal(frames[name], frame, check_exact=False, rel_tol=1e-9)
             compared += frame.height
     assert compared
+
+
+def test_weekly_effort_summed_a_slice_of_reps_at_a_time_equals_one_sum(small_planted, monkeypatch):
+    """The ROE page's weekly roll-up summed over slices of whole reps' rows (the daily
+    roll-up is rep-sorted) has the rows and sums of one group-by over every day row."""
+    from polars.testing import assert_frame_equal
+
+    import effortlens_widgets.state as state_module
+    from effortlens.filters import rep_runs
+
+    daily = return_on_effort_app(data_dir=small_planted).state.enriched.daily
+    runs = rep_runs(daily)
+    assert runs is not None and runs.height > 3
+    whole = state_module.weekly_effort(daily)
+    monkeypatch.setattr(state_module, "EFFORT_SLICE_ROWS", daily.height // 7)
+    sliced = state_module.weekly_effort(daily, runs=runs)
+    keys = list(state_module.WEEKLY_KEYS)
+    assert_frame_equal(sliced.sort(keys), whole.sort(keys), check_exact=False, rel_tol=1e-12)
 
 
 def test_silent_streaks_by_position_list_the_stored_streaks_of_the_filter(small_planted):

@@ -446,7 +446,8 @@ STREAK_ROW_GROUP = 65_536
 
 def write_streak_facts(frame: pl.DataFrame, path: str | Path) -> None:
     """Write :func:`streak_facts` (in :func:`sort_streak_facts`' order) as a build stores them:
-    LZ4-compressed, in row groups of :data:`STREAK_ROW_GROUP` rows.
+    in the build's codec (:data:`effortlens.facts.PARQUET_CODEC`, LZ4), in row groups of
+    :data:`STREAK_ROW_GROUP` rows.
 
     The ROE page reads a filter's longest streaks from this file on every filter change, a
     few row slices (:func:`streaks_at`) or a filtered scan. Written with zstd in row groups of
@@ -472,9 +473,13 @@ def write_streak_facts(frame: pl.DataFrame, path: str | Path) -> None:
     >>> pl.read_parquet(folder / "streaks.parquet")["touches"].to_list()
     [3, 2]
     """
+    from effortlens.facts import PARQUET_CODEC  # one codec for every build file
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(path, compression="lz4", statistics=True, row_group_size=STREAK_ROW_GROUP)
+    frame.write_parquet(
+        path, compression=PARQUET_CODEC, statistics=True, row_group_size=STREAK_ROW_GROUP
+    )
 
 
 #: The columns of the streak facts a page filter reads that are the last rep's (one value per
@@ -511,15 +516,29 @@ def streak_index(facts: pl.LazyFrame, *, min_touches: int = 4) -> tuple[pl.DataF
     """
     names = facts.collect_schema().names()
     extra = [c for c in STREAK_REP_COLUMNS if c in names]
-    rows = (
-        facts.select("touches", "rep_id", "day", *extra)
-        .with_row_index("position")
-        .filter(pl.col("touches") >= min_touches)
-        .collect()
-    )
-    reps = rows.lazy().select("rep_id", *extra).unique().collect()
-    index = rows.select("position", "touches", pl.col("rep_id").cast(pl.Categorical), "day")
-    return index, reps
+    # read a stored row group at a time: the text columns of every indexed streak decoded at
+    # once were a ~75 MB transient of the ROE page's first draw at 10M activities (863k
+    # streaks); a group's are ~5 MB, and only its categorical rep codes are kept
+    parts, reps = [], []
+    stored = facts.select(pl.len()).collect().item()
+    for offset in range(0, stored, STREAK_ROW_GROUP):
+        rows = (
+            facts.slice(offset, STREAK_ROW_GROUP)
+            .select("touches", "rep_id", "day", *extra)
+            .with_row_index("position", offset=offset)
+            .filter(pl.col("touches") >= min_touches)
+            .collect()
+        )
+        reps.append(rows.select("rep_id", *extra).unique())
+        parts.append(_index_columns(rows))
+    if not parts:  # no stored streak: the empty index, with its columns
+        rows = facts.select("touches", "rep_id", "day", *extra).with_row_index("position")
+        parts, reps = [_index_columns(rows.collect())], [rows.select("rep_id", *extra).collect()]
+    return pl.concat(parts), pl.concat(reps).unique()
+
+
+def _index_columns(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.select("position", "touches", pl.col("rep_id").cast(pl.Categorical), "day")
 
 
 def streak_positions(

@@ -19,6 +19,7 @@ from effortlens.organisation import (
     effort_of_hours,
     organisation_table,
     selling_time_by,
+    selling_time_in_period,
     selling_time_of_hours,
     selling_time_weekly,
     selling_time_within,
@@ -113,19 +114,25 @@ def _figures(state, view) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | N
     if not flt.activity_types and (flt.start is not None or flt.end is not None):
         # a period: its whole weeks' rep-week hours are the load's, its partial weeks' are
         # summed from their days (two weeks of days at most)
-        whole_hours, _, _ = _hours(state)
+        whole_hours, whole_weekly, _ = _hours(state)
         internal = settings.internal
+        spans = _spans(state)
+        partial = _cut_weeks(spans, flt)
         hours = period_by_weeks(
             whole_hours,
             state.enriched.daily,
             flt,
-            spans=_spans(state),
+            spans=spans,
             summed=lambda days: weekly_hours(days, internal_types=internal, effort=True),
         )
         if hours.height == 0:
             return None
-        weekly = selling_time_of_hours(
-            hours, reps=view.reps, working_hours_per_week=settings.working_hours_per_week
+        weekly = selling_time_in_period(
+            whole_weekly,
+            reps=view.reps,
+            hours=hours,
+            partial=partial,
+            working_hours_per_week=settings.working_hours_per_week,
         )
         effort = effort_of_hours(hours, keys=_REP_KEYS)
         span = hours.select(pl.col("first_day").min(), pl.col("last_day").max()).row(0)
@@ -176,6 +183,19 @@ def _by_week(flt: Filter) -> bool:
     """Whether ``flt`` keeps whole rep-weeks (reps, teams, segments, roles: no period, no
     activity types), so the page's figures are sums of the weekly roll-ups."""
     return flt.start is None and flt.end is None and not flt.activity_types
+
+
+def _cut_weeks(spans: pl.DataFrame, flt: Filter) -> pl.Series:
+    """The weeks of the load (``spans``) that the period of ``flt`` cuts: some of their days
+    of data lie in it, some outside."""
+    inside, overlaps = pl.lit(value=True), pl.lit(value=True)
+    if flt.start is not None:
+        inside &= pl.col("first_day") >= flt.start
+        overlaps &= pl.col("last_day") >= flt.start
+    if flt.end is not None:
+        inside &= pl.col("last_day") <= flt.end
+        overlaps &= pl.col("first_day") <= flt.end
+    return spans.filter(overlaps & ~inside).get_column("week")
 
 
 #: Each page state's rep x week hours (:func:`effortlens.organisation.weekly_hours`), time for
