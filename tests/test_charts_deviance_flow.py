@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import altair as alt
 import polars as pl
@@ -30,9 +31,14 @@ T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 
 def _rows(spec: dict, layer: dict | None = None) -> list[dict]:
-    """The inline rows a (layer of a) chart spec draws."""
-    name = (layer or spec).get("data", spec.get("data", {})).get("name")
-    return spec["datasets"][name]
+    """The inline rows a (layer of a) chart spec draws (JSON text parsed, as Vega-Lite does
+    when the data names that format)."""
+    data = (layer or spec).get("data", spec.get("data", {}))
+    rows = spec["datasets"][data.get("name")]
+    if isinstance(rows, str):
+        assert data.get("format") == {"type": "json"}
+        return json.loads(rows)
+    return rows
 
 
 def _tooltip_fields(layer: dict) -> set[str]:
@@ -80,8 +86,17 @@ def test_funnel_plot_draws_limits_peer_rate_and_reps_with_tooltips():
     rows = _rows(spec)
     reps = [r for r in rows if r["kind"] == "rep"]
     assert sorted(r["rep_id"] for r in reps) == ["a", "b", "c", "d", "e"]  # idle has no volume
-    levels = {r["level"] for r in rows if r["kind"] == "limit"}
-    assert levels == {"95% limits", "99.8% limits"}
+    # the limits come a row per volume; the lines layer folds the four into one line each
+    limits = [r for r in rows if r["kind"] == "limit"]
+    assert limits and all(
+        r["lower_998"] < r["lower_95"] < r["upper_95"] < r["upper_998"]
+        for r in limits
+        if r["lower_998"] is not None
+    )
+    fold = next(t for t in lines["transform"] if "fold" in t)
+    assert sorted(fold["fold"]) == ["lower_95", "lower_998", "upper_95", "upper_998"]
+    assert fold["as"] == ["limit", "value"]
+    assert lines["encoding"]["y"]["field"] == "value"
     assert {"rep_name", "rep_id", "peer_group", "volume", "rate", "peer_rate"} <= _tooltip_fields(
         dots
     )
@@ -92,6 +107,25 @@ def test_funnel_plot_draws_limits_peer_rate_and_reps_with_tooltips():
     assert centre["encoding"]["y"]["field"] == "peer_rate"
     assert minimum["encoding"]["x"] == {"datum": 300}
     assert [p["name"] for p in spec["params"]] == ["picked_rep"]
+
+
+def test_funnel_plot_draws_four_limit_lines_from_its_wide_rows():
+    # rendered by Vega (vl-convert, as the PNG download is): the JSON rows parsed, each
+    # volume's four limits folded into a 95% and a 99.8% line on each side
+    import re
+
+    import vl_convert as vlc
+
+    svg = vlc.vegalite_to_svg(funnel_plot_chart(ONE_GROUP, min_volume=300).to_dict())
+    lines = re.findall(r'aria-label="([^"]*)"[^>]*aria-roledescription="line mark"', svg)
+    drawn = {
+        (re.search(r"control limits: ([^;]*)", label)[1], re.search(r"side: (\w+)", label)[1])
+        for label in lines
+    }
+    assert drawn == {
+        (level, side) for level in ("95% limits", "99.8% limits") for side in ("lower", "upper")
+    }
+    assert svg.count('aria-roledescription="circle"') == 5  # the reps with volume
 
 
 def test_funnel_plot_has_one_panel_per_peer_group_unless_one_is_picked():

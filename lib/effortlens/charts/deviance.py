@@ -50,20 +50,30 @@ _MEASURE_LABELS = {
 
 
 def _limit_lines(reps: pl.DataFrame) -> pl.DataFrame:
-    """The funnel lines in long form: one row per group, volume, level and side, on a grid of
+    """The funnel lines in wide form: one row per group and volume with its four limits
+    (:func:`effortlens.deviance.funnel_limits`; the chart folds them into lines), on a grid of
     volumes small enough that the lines and every rep fit the charts' row limit."""
     groups = max(reps["peer_group"].n_unique(), 1)
-    room = (MAX_ROWS - reps.height) // (4 * groups)  # 4 lines per group
+    room = (MAX_ROWS - reps.height) // groups  # a row per group and volume
     wide = funnel_limits(reps, points=int(min(60, max(12, room))), at_reps=False)
-    long = wide.unpivot(
-        index=["peer_group", "volume", "peer_rate"], variable_name="limit", value_name="value"
-    )
-    parts = pl.col("limit").str.split("_")
-    return long.with_columns(
-        side=parts.list.get(0),
-        level=parts.list.get(1).replace_strict(_LIMIT_LEVELS, return_dtype=pl.String),
-        kind=pl.lit("limit"),
-    ).filter(pl.col("value").is_not_null())
+    return wide.with_columns(kind=pl.lit("limit"))
+
+
+#: The limit columns of :func:`_limit_lines`, folded into lines by the chart.
+_LIMIT_COLUMNS = [f"{side}_{tag}" for tag in _LIMIT_LEVELS for side in ("lower", "upper")]
+
+
+def _json_rows(frame: pl.DataFrame) -> str:
+    """``frame`` as the JSON text of its rows (nulls where a value is missing or not finite).
+
+    The funnel plot's ~4,000 rows as one string: Altair's rows of Python dictionaries cost the
+    kernel ~20 ms, ipywidgets' search of them for binary buffers ~25 ms and the message's
+    JSON encoding ~30 ms at every draw; Polars writes the text in ~2 ms, and Vega-Lite parses
+    it (the dataset's ``format`` says JSON) into the same rows.
+    """
+    floats = [c for c, t in frame.schema.items() if t.is_float()]
+    finite = [pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in floats]
+    return frame.with_columns(finite).write_json()
 
 
 def funnel_plot_chart(
@@ -116,7 +126,12 @@ def funnel_plot_chart(
     data = aggregated(pl.concat([points, _limit_lines(reps)], how="diagonal_relaxed"))
     # up to three panels a row (two groups fill two): one layout for any number of groups
     columns = 3 if points["peer_group"].n_unique() > 1 else None
-    return with_data(_funnel_layout(min_volume, log_volume, title, columns), funnel=data)
+    layout = _funnel_layout(min_volume, log_volume, title, columns)
+    return with_data(layout, funnel=_json_rows(data))
+
+
+#: The funnel plot's dataset: JSON text (:func:`_json_rows`), filled by ``with_data``.
+_FUNNEL_DATA = alt.NamedData(name="funnel", format=alt.JsonDataFormat(type="json"))
 
 
 @functools.lru_cache(maxsize=32)
@@ -130,7 +145,7 @@ def _funnel_layout(
     the one-panel layout and its spec are made with the first faceted one, so that such a
     filter change does not pay Altair's copies of the layers (~65 ms).
     """
-    chart = alt.layer(*_funnel_layers(min_volume, log_volume), data=placeholder("funnel"))
+    chart = alt.layer(*_funnel_layers(min_volume, log_volume), data=_FUNNEL_DATA)
     if columns is None:
         return chart.properties(title=title)
     chart_spec(with_data(_funnel_layout(min_volume, log_volume, title, None)))  # made, kept
@@ -154,9 +169,16 @@ def _funnel_layers(min_volume: int | None, log_volume: bool) -> tuple[alt.Chart,
     y_axis = alt.Axis(format="%")
     y_scale = alt.Scale(zero=False)
     is_rep = alt.datum.kind == "rep"
+    # the limits come a row per volume (four columns): folded here into one line each
+    level_of = " : ".join(
+        f"indexof(datum.limit, '_{tag}') >= 0 ? '{label}'" for tag, label in _LIMIT_LEVELS.items()
+    )
     lines = (
         alt.Chart()
         .transform_filter(alt.datum.kind == "limit")
+        .transform_fold(_LIMIT_COLUMNS, as_=["limit", "value"])
+        .transform_filter("isValid(datum.value)")
+        .transform_calculate(side="split(datum.limit, '_')[0]", level=f"{level_of} : null")
         .mark_line(color=PALETTE["neutral"], strokeWidth=1.2)
         .encode(
             x=x,

@@ -160,8 +160,12 @@ def placeholder(name: str) -> alt.NamedData:
     return alt.NamedData(name=name)
 
 
-def with_data(layout: alt.TopLevelMixin, **frames: pl.DataFrame) -> alt.TopLevelMixin:
+def with_data(layout: alt.TopLevelMixin, **frames: pl.DataFrame | str) -> alt.TopLevelMixin:
     """``layout`` drawing ``frames``: a chart whose data are the named datasets ``frames``.
+
+    A frame may also come as text already written (e.g. JSON rows, for thousands of rows:
+    see :func:`effortlens.charts.deviance.funnel_plot_chart`); the layout's data then names
+    its format (``alt.NamedData(name=..., format={"type": "json"})``).
 
     A chart builder makes its layout (marks, encodings, titles: everything but the data, whose
     places are :func:`placeholder` names) once per set of options and caches it; each call
@@ -182,7 +186,11 @@ def with_data(layout: alt.TopLevelMixin, **frames: pl.DataFrame) -> alt.TopLevel
     [{'team': 'A', 'n': 3}]
     """
     transform = alt.data_transformers.get()  # what Altair applies to a frame it inlines
-    datasets = {name: transform(frame)["values"] for name, frame in frames.items()}
+    # a str is a dataset already written as text (its placeholder names the format)
+    datasets = {
+        name: frame if isinstance(frame, str) else transform(frame)["values"]
+        for name, frame in frames.items()
+    }
     # a shallow copy with its own top-level properties (the layers, encodings… are shared
     # and never changed): Altair's own copy would rebuild and revalidate the whole chart
     chart = object.__new__(type(layout))

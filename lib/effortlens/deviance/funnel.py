@@ -11,6 +11,7 @@ Examples
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -445,6 +446,71 @@ def _count_probabilities(
 _MAX_ERROR = 1e-7
 
 
+def _log_p0(volume: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``log P(X = 0)`` of each row's beta-binomial (as :func:`_count_probabilities` starts)."""
+    from scipy.special import betaln
+
+    nf = volume.astype(float)
+    return -np.log(nf + 1) - betaln(nf + 1, 1.0) + betaln(a, nf + b) - betaln(a, b)
+
+
+def _scratch(cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """This thread's three work arrays of at least ``cells`` floats, kept between calls: a
+    fresh array of a block's size is new pages, and their faults cost more than the block's
+    arithmetic (~0.3 ms a block)."""
+    kept = getattr(_SCRATCH, "arrays", None)
+    if kept is None or kept[0].size < cells:
+        kept = _SCRATCH.arrays = tuple(np.empty(max(cells, _BLOCK_CELLS)) for _ in range(3))
+    return kept
+
+
+_SCRATCH = threading.local()
+
+
+def _linear_count_probabilities(
+    n: np.ndarray, a: np.ndarray, b: np.ndarray, log_p0: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The probabilities of the counts ``0..width - 1`` of each row (zero past its volume) as
+    the running product of ``P(0)`` and the ratios ``P(k + 1) / P(k)`` of
+    :func:`_count_probabilities`: no logarithm and no exponential per count. For rows whose
+    ``P(0)`` is a normal float (the running product then never leaves [0, 1]); its relative
+    rounding, a few ``eps`` a step, stays far inside that function's error bound.
+
+    Returns the table and its running sums along each row (the cdf), both in this thread's
+    work arrays (:func:`_scratch`): valid until its next call.
+    """
+    rows = n.size
+    first, second, third = _scratch(rows * width)
+    table = first[: rows * width].reshape(rows, width)
+    left = second[: rows * (width - 1)].reshape(rows, width - 1)
+    k = np.arange(width - 1, dtype=float)
+    ratio = table[:, 1:]  # P(k + 1) / P(k), then the running product in place
+    np.subtract(n.astype(float)[:, None], k, out=left)
+    np.maximum(left, 0.0, out=left)  # n - k, zero past the volume: every later count is 0
+    np.add(k, a[:, None], out=ratio)
+    ratio *= left  # (k + a) (n - k)
+    left -= 1.0
+    np.maximum(left, 0.0, out=left)
+    left += b[:, None]
+    left *= k + 1.0  # (k + 1) (n - k - 1 + b): positive (b > 0), also past the volume
+    ratio /= left
+    table[:, 0] = np.exp(log_p0)
+    np.cumprod(table, axis=1, out=table)
+    cdf = third[: rows * width].reshape(rows, width)
+    return table, np.cumsum(table, axis=1, out=cdf)
+
+
+#: A row's table stops this many standard deviations above its mean (or above its count,
+#: when a p-value needs that tail) when the mass left above is provably negligible.
+_TOP_SDS = 14.0
+#: Rows whose ``log P(0)`` is below this are worked out in logarithms
+#: (:func:`_count_probabilities`): ``P(0)`` would be no normal float.
+_LINEAR_MIN_LOG = -700.0
+#: The upper tail of a p-value may miss at most this share of itself (the mass above the
+#: table); else the row's table is worked out to its volume.
+_TAIL_SHARE = 1e-12
+
+
 def _exact(
     volume: np.ndarray,
     rate: np.ndarray,
@@ -453,8 +519,8 @@ def _exact(
     successes: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray | None]:
     """Beta-binomial quantiles (counts) and, with ``successes``, two-sided tail
-    probabilities ``2 min(P(X <= s), P(X >= s))``: scipy's answers, from one table of
-    :func:`_count_probabilities` per block of reps.
+    probabilities ``2 min(P(X <= s), P(X >= s))``: scipy's answers, from one table of the
+    count probabilities per block of reps.
 
     - A quantile is the smallest count whose cdf is at least ``q``: scipy's own
       ``ppf`` whenever that cdf clears ``q`` by more than its error bound on both sides of
@@ -462,6 +528,14 @@ def _exact(
       rare count within the bound is asked of scipy.
     - Each tail is summed from its own end, so a small tail keeps its digits (scipy's
       ``sf`` is one minus the cdf: below ~1e-11 it is rounding, else they agree to ~1e-11).
+    - A row's table is the running product of the count ratios from ``P(0)``
+      (:func:`_linear_count_probabilities`; in logarithms, :func:`_count_probabilities`,
+      where ``P(0)`` is below the smallest float). It stops :data:`_TOP_SDS` standard
+      deviations above the mean (and above the rep's count) where the distribution is
+      log-concave (``a, b >= 1``: the ratios then fall, so the mass above the last count
+      ``t`` is at most ``P(t) r / (1 - r)``, ``r`` its ratio): the cdf of every count in
+      the table is unchanged, and an upper tail that could miss more than
+      :data:`_TAIL_SHARE` of itself is summed again from a table up to the volume.
     - Rows whose error bound exceeds :data:`_MAX_ERROR` are left to scipy.
     """
     volume = np.asarray(volume, dtype=np.int64)
@@ -471,15 +545,37 @@ def _exact(
     p = None if successes is None else np.full(volume.shape, np.nan)
     if successes is not None:
         successes = np.asarray(successes, dtype=np.int64)
+    log_p0 = _log_p0(volume, a, b)
+    linear = log_p0 > _LINEAR_MIN_LOG
+    concave = (a >= 1) & (b >= 1)
+    top = volume.copy()  # each row's last count in its table
+    cut = linear & concave
+    if cut.any():
+        nf = volume.astype(float)
+        ab = a + b
+        sd = np.sqrt(nf * a * b * (ab + nf) / (ab * ab * (ab + 1)))
+        reach = nf * a / ab + _TOP_SDS * sd
+        if successes is not None:
+            reach = np.maximum(reach, successes + _TOP_SDS * sd)
+        top[cut] = np.minimum(volume, np.ceil(reach)).astype(np.int64)[cut]
+    again: list[np.ndarray] = []  # rows whose upper tail needs the whole table
 
     def block(rows: np.ndarray) -> None:  # writes the rows' own entries of counts and p
         n = volume[rows]
-        probability, error = _count_probabilities(n, a[rows], b[rows])
+        if linear[rows[0]]:
+            probability, cdf = _linear_count_probabilities(
+                n, a[rows], b[rows], log_p0[rows], int(top[rows].max()) + 1
+            )
+            error = 2e-9 + 1e-14 * (a[rows] + b[rows] + n)
+        else:
+            probability, error = _count_probabilities(n, a[rows], b[rows])
+            cdf = np.cumsum(probability, axis=1)
         index = np.arange(rows.size)
-        cdf = np.cumsum(probability, axis=1)
+        last = np.minimum(n, probability.shape[1] - 1)  # each row's last count in the table
         rough = error > _MAX_ERROR
         for target, q in zip(counts, quantiles, strict=True):
-            count = np.minimum(np.count_nonzero(cdf < q, axis=1), n)  # past n: at its top
+            # past the volume: at its top; past the table: not sure (asked of scipy)
+            count = np.minimum(np.count_nonzero(cdf < q, axis=1), last)
             at = cdf[index, count]
             under = np.where(count > 0, cdf[index, np.maximum(count - 1, 0)], -np.inf)
             sure = ((count == n) | (at - q > error)) & (q - under > error) & ~rough
@@ -498,10 +594,22 @@ def _exact(
                 # summed from the top down, one by one (the zeros past the volume add
                 # nothing): a rep's tail does not depend on the other rows of its block, nor
                 # on the counts below the smallest success count summed
-                top = probability[high, int(s[high].min()) :][:, ::-1]
-                upper[high] = np.cumsum(top, axis=1)[
+                top_down = probability[high, int(s[high].min()) :][:, ::-1]
+                upper[high] = np.cumsum(top_down, axis=1)[
                     np.arange(high.size), probability.shape[1] - 1 - s[high]
                 ]
+                short = high[last[high] < n[high]]  # the table stops below the volume
+                if short.size:
+                    t = last[short].astype(float)
+                    nn, aa, bb = n[short].astype(float), a[rows[short]], b[rows[short]]
+                    r = (t + aa) * (nn - t) / ((t + 1) * (nn - t - 1 + bb))
+                    with np.errstate(divide="ignore"):
+                        above = np.where(
+                            r < 1, probability[short, last[short]] * r / (1 - r), np.inf
+                        )
+                    missed = short[~(above <= _TAIL_SHARE * upper[short])]
+                    if missed.size:
+                        again.append(rows[missed])
             tails = 2 * np.minimum(np.minimum(lower, upper), 0.5)
             p[rows] = tails
             if rough.any():
@@ -510,13 +618,20 @@ def _exact(
                 k = successes[left]
                 p[left] = 2 * np.minimum(dist.cdf(k), dist.sf(k - 1))
 
-    blocks = list(_blocks(volume))
-    cells = sum(rows.size * (int(volume[rows[-1]]) + 1) for rows in blocks)
+    blocks = []
+    for chosen in (np.flatnonzero(linear), np.flatnonzero(~linear)):
+        blocks += [chosen[rows] for rows in _blocks(top[chosen])]
+    cells = sum(rows.size * (int(top[rows].max()) + 1) for rows in blocks)
     if len(blocks) < 2 or cells < _THREAD_CELLS:
         for rows in blocks:
             block(rows)
-    else:  # numpy's logarithms, exponentials and sums run outside the GIL: one block a core
+    else:  # numpy's arithmetic, logarithms and sums run outside the GIL: one block a core
         list(_pool().map(block, blocks))
+    if again:  # rare: an upper tail far out; its whole table, as the rows without a cut
+        rows = np.concatenate(again)
+        top[rows] = volume[rows]
+        for chosen in _blocks(top[rows]):
+            block(rows[chosen])
     return counts, p
 
 
@@ -784,30 +899,25 @@ def funnel_limits(
     if with_volume.is_empty():
         return pl.DataFrame(schema=schema)
     rho = float(with_volume["overdispersion"][0])
-    centres = peer_centres(
-        with_volume["successes"].to_numpy(),
-        with_volume["volume"].to_numpy(),
-        _codes(with_volume["peer_group"]),
-        rho,
-    )
-    groups = (
-        with_volume.with_columns(centre=centres.group, centre_var=centres.group_var)
-        .group_by("peer_group")
-        .agg(
-            pl.col("centre").first(),
-            pl.col("centre_var").first(),
-            top=pl.col("volume").max(),
-            smallest=pl.col("volume").min(),
-            reps=pl.col("volume").unique(),
-        )
-        .sort("peer_group")
-    )
+    volumes_of = with_volume["volume"].to_numpy().astype(np.int64)
+    # the groups in sorted order, each rep's group by its place in it (numpy: a few hundred
+    # microseconds where a Polars group-by costs milliseconds on a busy machine)
+    labels = with_volume["peer_group"].fill_null("").to_numpy().astype(str)
+    names_of, first_of, group_of = np.unique(labels, return_index=True, return_inverse=True)
+    centres = peer_centres(with_volume["successes"].to_numpy(), volumes_of, group_of, rho)
+    top_of = np.zeros(names_of.size, dtype=np.int64)
+    np.maximum.at(top_of, group_of, volumes_of)
+    smallest_of = np.full(names_of.size, np.iinfo(np.int64).max)
+    np.minimum.at(smallest_of, group_of, volumes_of)
     names, volumes, centre_at, var_at = [], [], [], []
-    for group, centre, centre_var, top, smallest, reps in groups.iter_rows():
+    for g in range(names_of.size):
+        centre, centre_var = centres.group[first_of[g]], centres.group_var[first_of[g]]
+        top, smallest = int(top_of[g]), int(smallest_of[g])
+        reps = volumes_of[group_of == g] if at_reps else []
         low = max(1, smallest // 4) if start is None else max(1, start)
         grid = np.geomspace(low, max(low + 1, top * 1.2), points).round().astype(np.int64)
-        volume = np.union1d(grid, np.asarray(reps if at_reps else [], dtype=np.int64))
-        names.append(group)
+        volume = np.union1d(grid, np.asarray(reps, dtype=np.int64))
+        names.append(with_volume["peer_group"][int(first_of[g])])
         volumes.append(volume)
         centre_at.append(np.full(volume.shape, centre))
         var_at.append(np.full(volume.shape, centre_var))
