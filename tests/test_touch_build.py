@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
+from credit_reference import reference_credit_em
 from polars.testing import assert_frame_equal
 
-from effortlens import habits, touch_build
+from effortlens import touch_build
 from effortlens.enrich import enrich_tables
 from effortlens.habits import touch_facts
 from effortlens.settings import load_settings
@@ -112,7 +113,7 @@ def _em_args(
     lag_scale: float | None = None,
     narrow: bool = False,
 ) -> tuple:
-    """Random arguments of the credit EM (``credit_em`` and ``habits._credit_em``).
+    """Random arguments of the credit EM (``credit_em`` and its plain reference).
 
     Per touch: a cell of ``cells``, a band and the hours left in its window (some cut by the
     end of the data); per candidate pair: its action, its touch and its lag, uniform over the
@@ -138,27 +139,27 @@ def _em_args(
     return (cell, band, left, pair_action, pair_touch, lag, actions, 1e5)
 
 
-def test_the_em_is_the_habits_em_to_the_bit():
+def test_the_em_is_the_plain_reference_em_to_the_bit():
     args = _em_args(5, touches=500, pairs=1_200, actions=300, cells=40)
     for got, want in zip(
         credit_em(*args, iterations=30),
-        habits._credit_em(*args, iterations=30),  # noqa: SLF001
+        reference_credit_em(*args, iterations=30),
         strict=True,
     ):
         assert np.array_equal(got, want)
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 1 << 17])
-def test_the_em_by_chunks_in_small_integers_is_the_habits_em_to_the_bit(monkeypatch, chunk):
+def test_the_em_by_chunks_in_small_integers_is_the_reference_em_to_the_bit(monkeypatch, chunk):
     # the fit's chunked loops and sums, over the partitioned build's input types (int32
-    # cells, int8 bands, more cells than an int8 holds), give habits' numbers to the bit
+    # cells, int8 bands, more cells than an int8 holds), give the reference's numbers to the bit
     monkeypatch.setattr(touch_build, "_CHUNK", chunk)
     touches, actions = 700, 400
     args = _em_args(
         8, touches=touches, pairs=1_500, actions=actions, cells=300, lag_scale=30, narrow=True
     )
     got = credit_em(*args, iterations=25, tolerance=0)
-    want = habits._credit_em(*args, iterations=25, tolerance=0)  # noqa: SLF001
+    want = reference_credit_em(*args, iterations=25, tolerance=0)
     assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
     assert got[1].sum() > 0  # the credits are not all zero
     arrays = dict(
@@ -182,7 +183,7 @@ def test_the_em_by_chunks_in_small_integers_is_the_habits_em_to_the_bit(monkeypa
 def test_the_em_stops_when_converged_in_both_and_only_then():
     args = _em_args(6, touches=800, pairs=900, actions=500, cells=6, lag_scale=20)
     stopped = credit_em(*args, iterations=400)
-    reference = habits._credit_em(*args, iterations=400)  # noqa: SLF001
+    reference = reference_credit_em(*args, iterations=400)
     assert all(np.array_equal(a, b) for a, b in zip(stopped, reference, strict=True))
     # the stop gives what some number of whole iterations gives, well before the cap ...
     runs = [credit_em(*args, iterations=n, tolerance=0) for n in range(1, 400)]

@@ -598,78 +598,6 @@ def _habit_cells(feature: str) -> list[str]:
     raise ValueError(f"feature must be 'timing' or 'cadence', got {feature!r}")
 
 
-def _credit_em(
-    touch_cell: np.ndarray,
-    touch_band: np.ndarray,
-    touch_left: np.ndarray,
-    pair_action: np.ndarray,
-    pair_touch: np.ndarray,
-    pair_lag: np.ndarray,
-    n_actions: int,
-    background_exposure: float,
-    *,
-    iterations: int,
-    tolerance: float = 1e-9,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Fractional credit of buyer actions to the touches before them (EM of a Poisson
-    mixture): per cell the expected responses per touch, and each pair's credit.
-
-    Stops after ``iterations``, or sooner when an iteration changes no parameter by
-    ``tolerance`` or more, relatively: a cell's rate or the background rate relative to the
-    larger of its old and new value, a lag bin's probability (density x width) absolutely.
-    With 1e-9 the fits of ``effortlens sample --size 1m`` and ``3000000`` stop after 43-51
-    iterations of 60; ``tolerance=0`` runs them all.
-    :func:`effortlens.touch_build.credit_em` is the build's equal version.
-    """
-    edges = np.asarray(LAG_EDGES_HOURS)
-    widths = np.diff(edges)
-    n_bands = int(touch_band.max()) + 1 if touch_band.size else 1
-    n_cells = int(touch_cell.max()) + 1 if touch_cell.size else 1
-    pair_bin = np.clip(np.searchsorted(edges, pair_lag, side="right") - 1, 0, len(widths) - 1)
-    pair_band = touch_band[pair_touch]
-    density = np.tile(1 / (edges[-1] * np.ones(len(widths))), (n_bands, 1))  # per hour
-    rate = np.full(n_cells, max(len(pair_action), 1) / max(len(touch_cell), 1))
-    background = 0.1 * n_actions / max(background_exposure, 1e-9)
-    credit = np.zeros(len(pair_action))
-    for _ in range(iterations):
-        before = rate, density, background
-        weight = rate[touch_cell[pair_touch]] * density[pair_band, pair_bin]
-        total = np.bincount(pair_action, weights=weight, minlength=n_actions) + background
-        credit = weight / total[pair_action]
-        background_share = background / total
-        # exposure: the share of each touch's lag density inside the data
-        cumulative = np.concatenate(
-            [np.zeros((n_bands, 1)), np.cumsum(density * widths, axis=1)], axis=1
-        )
-        left_bin = np.clip(np.searchsorted(edges, touch_left, side="right") - 1, 0, len(widths))
-        inside = cumulative[touch_band, np.minimum(left_bin, len(widths))]
-        partial = np.where(
-            left_bin < len(widths),
-            (touch_left - edges[np.minimum(left_bin, len(widths) - 1)])
-            * density[touch_band, np.minimum(left_bin, len(widths) - 1)],
-            0.0,
-        )
-        exposure = np.clip(inside + partial, 1e-9, 1.0)
-        credited = np.bincount(touch_cell[pair_touch], weights=credit, minlength=n_cells)
-        exposed = np.bincount(touch_cell, weights=exposure, minlength=n_cells)
-        rate = np.where(exposed > 0, credited / np.maximum(exposed, 1e-12), 0.0)
-        mass = np.zeros((n_bands, len(widths)))
-        np.add.at(mass, (pair_band, pair_bin), credit)
-        density = (mass + 1e-9) / widths
-        density /= (density * widths).sum(axis=1, keepdims=True)
-        background = background_share.sum() / max(background_exposure, 1e-9)
-        tiny = np.finfo(np.float64).tiny
-        rates = np.abs(rate - before[0]) / np.maximum(np.maximum(rate, before[0]), tiny)
-        moved = max(
-            float(rates.max(initial=0.0)),
-            float((np.abs(density - before[1]) * widths).max(initial=0.0)),
-            abs(background - before[2]) / max(background, before[2], tiny),
-        )
-        if moved < tolerance:
-            break
-    return rate, credit
-
-
 def habit_effects(
     enriched: Enriched,
     *,
@@ -794,7 +722,9 @@ def _touch_credit(
     band = np.searchsorted(np.asarray(HOUR_BANDS), touches["hour"].to_numpy(), side="right")
     left = np.minimum(-ts_hours, window * 24)
     span_hours = (end - touches["ts"].min()).total_seconds() / 3600.0
-    rate, credit = _credit_em(
+    from effortlens.touch_build import credit_em  # the one fit (it imports this module)
+
+    rate, credit = credit_em(
         stratum.astype(np.int64),
         band.astype(np.int64),
         left,

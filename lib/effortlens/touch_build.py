@@ -370,7 +370,7 @@ def _credits(
 
 
 #: The habit credit's EM stops when an iteration changes no parameter by this much,
-#: relatively (:func:`credit_em`; ``habits._credit_em`` has the same rule and default).
+#: relatively (:func:`credit_em`).
 CREDIT_TOLERANCE = 1e-9
 
 
@@ -387,17 +387,22 @@ def credit_em(
     iterations: int,
     tolerance: float = CREDIT_TOLERANCE,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``habits._credit_em`` with the same arithmetic in the same order (equal results), its
-    unchanging parts computed once, in small integers, and little memory beside the inputs.
+    """Fractional credit of buyer actions to the touches before them (EM of a Poisson
+    mixture): per cell the expected responses per touch, and each pair's credit. The one fit
+    of the habit credit, for :func:`effortlens.habits.habit_effects` (the event path) and the
+    build; tests/credit_reference.py writes it plainly, and it gives the same bits.
+
+    Its unchanging parts are computed once, in small integers, with little memory beside the
+    inputs.
 
     It holds one float per pair (the weights, divided in place into the credits), each
     pair's cell and lag slot in the smallest integers that hold them, and a few bytes per
     touch; every other value is made :data:`_CHUNK` rows at a time, and every sum adds its
     terms one at a time in order into zeros (:func:`numpy.add.at` by chunks, as
-    :func:`numpy.bincount` and ``habits._credit_em`` add them). At 3m (0.77 pairs a touch)
-    a fit's peak beside its inputs is ~16 bytes a touch (68 before).
+    :func:`numpy.bincount` adds them). At 3m (0.77 pairs a touch) a fit's peak beside its
+    inputs is ~16 bytes a touch (68 before).
 
-    Both stop by the same rule: after at most ``iterations``, or as soon as one iteration
+    It stops after at most ``iterations``, or as soon as one iteration
     changes no parameter by ``tolerance`` or more, relatively: each cell's rate and the
     background rate relative to their larger value (old or new), each lag bin's probability
     (density x width, a share of its band's 1). The default :data:`CREDIT_TOLERANCE` (1e-9)
