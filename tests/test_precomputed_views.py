@@ -15,8 +15,10 @@ from polars.testing import assert_frame_equal
 from effortlens.deviance import (
     practice_cells,
     practice_facts,
+    practice_gaps,
     practice_in,
     rep_deviance,
+    sorted_gaps,
     what_differs,
     what_differs_in,
 )
@@ -47,7 +49,13 @@ def test_practice_facts_give_what_differs_of_the_events_under_every_filter(plant
     assert practice.height == enriched.activities.filter(pl.col("is_customer_facing")).height
     cells = {k: v.collect() for k, v in practice_cells(practice).items()}
     assert cells["shares"].height < practice.height / 10  # per rep: far fewer rows
-    compared = 0
+    by_rep = practice_gaps(practice)
+    gaps = {
+        "gaps": sorted_gaps(by_rep["gaps"]),
+        "all_gap_reps": by_rep["gap_reps"].collect().sort("rep_id"),
+    }
+    assert gaps["gaps"].height == practice["gap_days"].count()
+    compared = with_gaps = 0
     for flt in reader_filters(enriched):
         view = filter_enriched(enriched, flt)
         deviance = rep_deviance(view)
@@ -65,7 +73,19 @@ def test_practice_facts_give_what_differs_of_the_events_under_every_filter(plant
                     cells={k: filter_frame(v, flt) for k, v in cells.items()},
                 )
                 assert_frame_equal(by_cells, expected, check_exact=False, rel_tol=1e-9)
+                # the days between touches from the follow-ups by rep, as a build writes them
+                by_reps = what_differs_in(
+                    practice_in(practice, flt),
+                    deviance,
+                    rep_ids=rep_ids,
+                    cells={k: filter_frame(v, flt) for k, v in cells.items()},
+                    gaps={**gaps, "gap_reps": filter_frame(gaps["all_gap_reps"], flt)},
+                )
+                assert_frame_equal(by_reps, expected, check_exact=False, rel_tol=1e-9)
+                medians = expected.filter(pl.col("feature") == "median_days_between_touches")
+                with_gaps += medians.height
     assert compared > 0  # the planted deviants are compared, not only empty tables
+    assert with_gaps > 0  # and their median days between touches
 
 
 def test_a_period_forgets_the_previous_touch_made_before_it(planted):

@@ -120,6 +120,8 @@ AGGREGATES_LAYOUT: dict[str, str] = {
     "practice": "practice.parquet",
     "practice_shares": "practice_cells/shares.parquet",
     "practice_sequences": "practice_cells/sequences.parquet",
+    "practice_gaps": "practice_cells/gaps.parquet",
+    "practice_gap_reps": "practice_cells/gap_reps.parquet",
     "verifiers": "verifiers.parquet",
     "habit_timing": "habit_cells/timing.parquet",
     "habit_cadence": "habit_cells/cadence.parquet",
@@ -1048,6 +1050,7 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
     {'streaks.parquet': 1204, 'touches.parquet': 81265}
     """
     from effortlens.deviance import practice_cells as practice_cells_of_frame
+    from effortlens.deviance import practice_gaps, sorted_gaps
     from effortlens.flow import verifier_facts
     from effortlens.habits import (
         TOUCH_CELL_KEYS,
@@ -1084,6 +1087,7 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
                 .collect()
             )
             practice.update(practice_cells_of_frame(read))
+            practice.update(practice_gaps(read))  # "gaps", "gap_reps"
         return practice
 
     def cells() -> dict[str, pl.LazyFrame]:
@@ -1107,8 +1111,9 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
         ("practice", lambda: build_practice_facts(facts["activities"])),
         *(
             (f"practice_{cell}", lambda cell=cell: _rep_sorted(practice_cells()[cell]))
-            for cell in ("shares", "sequences")
+            for cell in ("shares", "sequences", "gap_reps")
         ),
+        ("practice_gaps", lambda: sorted_gaps(practice_cells()["gaps"])),
         ("verifiers", lambda: verifier_facts(facts["actions"], settings=settings).collect()),
         *((cell, lambda cell=cell: _cells(cells()[cell])) for cell in _HABIT_CELLS),
     ):

@@ -601,6 +601,7 @@ def write_view_facts(
         say("view facts: habit and practice cells")
         rows.update(run(_habit_cells, folder))
         rows.update(run(_practice_cells, scratch, folder))
+        rows.update(run(_practice_gap_facts, scratch, folder))
         say("view facts: habit touch codes")
         rows[f"{HABIT_TOUCHES}/day.npy"] = run(
             _touch_codes, sorted((scratch / "codes").glob("*.parquet")), folder / HABIT_TOUCHES
@@ -673,7 +674,7 @@ def _view_part(
 ) -> dict[str, Any]:
     """Pass 1 over partition ``name``: its practice facts and cells, verifiers (written), its
     streaks and touches without credits (scratch) and its credit-fit inputs (scratch)."""
-    from effortlens.deviance import practice_cells
+    from effortlens.deviance import practice_cells, practice_gaps
     from effortlens.facts import AGGREGATES_LAYOUT, FACTS_LAYOUT, ROW_GROUP, _rep_sorted
     from effortlens.flow import verifier_facts
     from effortlens.roe import streak_facts
@@ -691,6 +692,8 @@ def _view_part(
     write(practice, f"{AGGREGATES_LAYOUT['practice']}/{name}")
     for cell, cells in practice_cells(practice).items():  # a rep's sums in this partition
         _write(_rep_sorted(cells), scratch / cell / name, row_group_size=ROW_GROUP)
+    for kind, frame in practice_gaps(practice).items():  # its follow-ups, its reps' sums
+        _write(frame.collect(), scratch / kind / name, row_group_size=ROW_GROUP)
     del practice
     write(
         verifier_facts(actions, settings=settings).collect(),
@@ -819,6 +822,33 @@ def _practice_cells(scratch: Path, folder: Path) -> dict[str, int]:
         relative = AGGREGATES_LAYOUT[f"practice_{cell}"]
         _write(summed, folder / relative, row_group_size=ROW_GROUP)
         rows[relative] = summed.height
+    return rows
+
+
+def _practice_gap_facts(scratch: Path, folder: Path) -> dict[str, int]:
+    """The follow-ups by rep (:func:`effortlens.deviance.practice_gaps`): every partition's
+    sorted by rep, then gap, and each rep's sums added up over the partitions, as
+    :func:`effortlens.facts.write_aggregates` writes them."""
+    from effortlens.deviance import sorted_gaps
+    from effortlens.facts import AGGREGATES_LAYOUT, ROW_GROUP, _rep_sorted
+
+    gaps = sorted_gaps(pl.scan_parquet(sorted((scratch / "gaps").glob("*.parquet"))))
+    relative = AGGREGATES_LAYOUT["practice_gaps"]
+    _write(gaps, folder / relative, row_group_size=ROW_GROUP)
+    rows = {relative: gaps.height}
+    del gaps
+    parts = pl.scan_parquet(sorted((scratch / "gap_reps").glob("*.parquet")))
+    columns = parts.collect_schema().names()
+    sums = ["follow_ups", "log_gap_sum", "log_gap_squares"]
+    keys = [c for c in columns if c not in sums]
+    summed = _rep_sorted(
+        parts.group_by(keys)
+        .agg(pl.col("follow_ups").sum().cast(pl.UInt32), pl.col(sums[1:]).sum())
+        .select(columns)
+    )
+    relative = AGGREGATES_LAYOUT["practice_gap_reps"]
+    _write(summed, folder / relative, row_group_size=ROW_GROUP)
+    rows[relative] = summed.height
     return rows
 
 

@@ -778,11 +778,21 @@ class Deviance(View):
             cells = {k: precomputed(enriched, f"practice_{k}") for k in ("shares", "sequences")}
             whole_reps = flt.start is None and flt.end is None  # per-rep sums hold
             given = whole_reps and all(v is not None for v in cells.values())
+            # the follow-ups by rep: the median days between touches without the touches
+            gaps = {k: precomputed(enriched, f"practice_{k}") for k in ("gaps", "gap_reps")}
+            by_rep = given and all(v is not None for v in gaps.values())
             differs = what_differs_in(
                 touches,
                 deviance,
                 rep_ids=rep_ids,
                 cells={k: filter_frame(v, flt) for k, v in cells.items()} if given else None,
+                gaps={
+                    "gaps": gaps["gaps"],
+                    "all_gap_reps": gaps["gap_reps"],
+                    "gap_reps": filter_frame(gaps["gap_reps"], flt),
+                }
+                if by_rep
+                else None,
             )
         else:
             differs = what_differs(events(view, "activities"), deviance, rep_ids=rep_ids)

@@ -83,7 +83,9 @@ from effortlens.deviance.differs import FOLLOW_UP_DAYS as FOLLOW_UP_DAYS
 from effortlens.deviance.differs import PRACTICE_COLUMNS as PRACTICE_COLUMNS
 from effortlens.deviance.differs import practice_cells as practice_cells
 from effortlens.deviance.differs import practice_facts as practice_facts
+from effortlens.deviance.differs import practice_gaps as practice_gaps
 from effortlens.deviance.differs import practice_in as practice_in
+from effortlens.deviance.differs import sorted_gaps as sorted_gaps
 from effortlens.deviance.differs import what_differs as what_differs
 from effortlens.deviance.differs import what_differs_in as what_differs_in
 from effortlens.deviance.funnel import EXACT_MAX_VOLUME as EXACT_MAX_VOLUME
@@ -126,12 +128,14 @@ __all__ = [
     "peer_deviance",
     "practice_cells",
     "practice_facts",
+    "practice_gaps",
     "practice_in",
     "rank_deviants",
     "rep_deviance",
     "response_count_index",
     "response_counts_between",
     "response_counts",
+    "sorted_gaps",
     "what_differs",
     "what_differs_in",
     "win_counts",

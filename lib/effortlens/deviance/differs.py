@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
 
 from effortlens.vocabulary import SEQUENCE_SEPARATOR, hour_name, weekday_name
@@ -109,6 +110,63 @@ def practice_cells(practice: pl.DataFrame | pl.LazyFrame) -> dict[str, pl.LazyFr
         .group_by(*_REP_KEYS, "previous_type", "activity_type")
         .agg(n=pl.len().cast(pl.Float64)),
     }
+
+
+#: Seconds in a day: a follow-up's ``gap_days`` is its whole seconds over this.
+_DAY_SECONDS = 86_400
+
+
+def practice_gaps(practice: pl.DataFrame | pl.LazyFrame) -> dict[str, pl.LazyFrame]:
+    """:func:`practice_facts`' follow-ups by rep, for the median days between touches of a
+    view without a period (whole reps): a kernel then reads one narrow integer column instead
+    of every follow-up's rep and days.
+
+    Returns
+    -------
+    dict
+        ``"gaps"``: ``rep_id`` and ``gap_seconds`` (the follow-up's ``gap_days`` in whole
+        seconds, which it is exactly: ``gap_days = gap_seconds / 86400``); the build sorts it
+        by rep, then gap (:func:`sorted_gaps`). ``"gap_reps"``: rep columns,
+        ``follow_ups``, ``log_gap_sum`` and ``log_gap_squares`` (sums of ``log1p(gap_days)``
+        and of its square), one row per rep: in rep order, the reps' runs of ``"gaps"``.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> practice = pl.DataFrame({"rep_id": ["a", "a", "b"], "team": "T", "segment": "S",
+    ...     "role": "R", "gap_days": [None, 0.5, 2.0]})
+    >>> sorted_gaps(practice_gaps(practice)["gaps"])["gap_seconds"].to_list()
+    [43200, 172800]
+    """
+    lf = practice.lazy().filter(pl.col("gap_days").is_not_null())
+    log = pl.col("gap_days").log1p()
+    return {
+        "gaps": lf.select("rep_id", gap_seconds=(pl.col("gap_days") * _DAY_SECONDS).round()),
+        "gap_reps": lf.group_by(_REP_KEYS).agg(
+            follow_ups=pl.len().cast(pl.UInt32),
+            log_gap_sum=log.sum(),
+            log_gap_squares=(log * log).sum(),
+        ),
+    }
+
+
+def sorted_gaps(gaps: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """``"gaps"`` of :func:`practice_gaps` as a build writes it: sorted by rep, then gap, the
+    seconds as 32-bit integers when they fit (else 64-bit).
+
+    Examples
+    --------
+    >>> sorted_gaps(practice_gaps(practice)["gaps"])  # doctest: +SKIP
+    """
+    frame = (
+        gaps.lazy()
+        .with_columns(pl.col("rep_id").cast(pl.String))
+        .sort("rep_id", "gap_seconds")
+        .collect(engine="streaming")
+    )
+    top = frame["gap_seconds"].max()
+    narrow = pl.Int32 if top is None or top < 2**31 else pl.Int64
+    return frame.with_columns(pl.col("gap_seconds").cast(narrow))
 
 
 def practice_in(practice: pl.DataFrame | pl.LazyFrame, flt) -> pl.LazyFrame | None:
@@ -278,11 +336,13 @@ def _sequence_effects(
     )
 
 
-def _gap_effects(touches: pl.LazyFrame, sides: pl.LazyFrame, *, min_support: int) -> pl.LazyFrame:
+def _gap_cells(touches: pl.LazyFrame, sides: pl.LazyFrame) -> pl.LazyFrame:
+    """Per (peer group, weight, side): the follow-ups' median days, count and the mean and
+    variance of ``log1p(days)``."""
     # each follow-up carries one small integer, its (peer group, side), not the labels: at
     # 10m the 8M follow-ups would otherwise carry two strings and a float each (~0.3 GB)
     cells = sides.select("peer_group", "weight", "side").unique().with_row_index("cell")
-    gaps = (
+    return (
         touches.filter(pl.col("gap_days").is_not_null())
         .select("rep_id", "gap_days")
         .join(
@@ -298,6 +358,68 @@ def _gap_effects(touches: pl.LazyFrame, sides: pl.LazyFrame, *, min_support: int
         )
         .join(cells, on="cell")
     )
+
+
+def _gap_cells_of_reps(gaps: dict[str, pl.LazyFrame], sides: pl.DataFrame) -> pl.LazyFrame:
+    """:func:`_gap_cells` from :func:`practice_gaps` as a build wrote them (``"gaps"``,
+    ``"gap_reps"``; the latter filtered as the view's reps are): each cell's median is
+    selected from its reps' runs of the seconds column, its moments summed from the reps'
+    sums. The column is read, used and let go here (at 10m 8M 32-bit integers)."""
+    follow_ups = pl.col("follow_ups").cast(pl.Int64)
+    reps = (
+        gaps["all_gap_reps"]
+        .lazy()
+        .select("rep_id", "follow_ups", "log_gap_sum", "log_gap_squares")
+        .with_columns(start=follow_ups.cum_sum() - follow_ups)  # the rep's run, in file order
+        .join(gaps["gap_reps"].lazy().select("rep_id"), on="rep_id", how="semi")
+    )
+    cells = sides.select("peer_group", "weight", "side").unique(maintain_order=True)
+    member = reps.join(
+        sides.lazy().select("rep_id", "peer_group", "weight", "side"), on="rep_id"
+    ).collect()
+    seconds = gaps["gaps"].lazy().select("gap_seconds").collect().to_series().to_numpy()
+    rows = []
+    for peer_group, weight, side in cells.iter_rows():
+        part = member.filter(
+            (pl.col("peer_group") == peer_group)
+            & (pl.col("weight") == weight)
+            & (pl.col("side") == side)
+        )
+        counts = part["follow_ups"].to_numpy().astype(np.int64)
+        n = int(counts.sum())
+        if n == 0:
+            continue
+        starts = part["start"].to_numpy().astype(np.int64)
+        # each rep's run of the column: start, start + 1, ... start + count - 1
+        index = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(n)
+        values = seconds[index]
+        middle = (n - 1) // 2
+        if n % 2:
+            value = np.partition(values, middle)[middle] / _DAY_SECONDS
+        else:
+            low, high = np.partition(values, [middle, middle + 1])[middle : middle + 2]
+            low, high = low / _DAY_SECONDS, high / _DAY_SECONDS
+            value = low + (high - low) * 0.5  # as Polars' median of the days
+        del values, index
+        total, squares = float(part["log_gap_sum"].sum()), float(part["log_gap_squares"].sum())
+        mean = total / n
+        var = (squares - n * mean * mean) / (n - 1) if n > 1 else None
+        rows.append((peer_group, weight, side, float(value), float(n), mean, var))
+    del seconds
+    schema = {
+        "peer_group": sides.schema["peer_group"],
+        "weight": pl.Float64,
+        "side": pl.String,
+        "value": pl.Float64,
+        "base": pl.Float64,
+        "mean": pl.Float64,
+        "var": pl.Float64,
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row").lazy()
+
+
+def _gap_effects(gaps: pl.LazyFrame, *, min_support: int) -> pl.LazyFrame:
+    """The median days between touches, deviants against peers, from :func:`_gap_cells`."""
     per_side = {
         side: {k: _by_side(pl.col(k), side).first() for k in ("value", "base", "mean", "var")}
         for side in ("deviant", "peer")
@@ -411,11 +533,15 @@ def what_differs_in(
     rep_ids: Sequence[str] | None = None,
     min_support: int = 100,
     cells: dict[str, pl.DataFrame | pl.LazyFrame] | None = None,
+    gaps: dict[str, pl.DataFrame | pl.LazyFrame] | None = None,
 ) -> pl.DataFrame:
     """:func:`what_differs` of touches that already carry the rep's previous touch
     (``previous_type``, ``gap_days``): :func:`practice_in` of the build's practice facts.
     ``cells``: their :func:`practice_cells`, filtered as the touches are, to count shares and
-    sequences from (the touches then give only the days between touches).
+    sequences from (the touches then give only the days between touches). ``gaps``: their
+    :func:`practice_gaps` as the build wrote them (``"gaps"``, ``"all_gap_reps"``) and
+    ``"gap_reps"`` filtered as the touches are (a view without a period: whole reps), for the
+    days between touches without reading a touch.
 
     Examples
     --------
@@ -451,7 +577,12 @@ def what_differs_in(
         [
             _share_effects(share_counts, side_frame).select(columns),
             _sequence_effects(transitions, side_frame, min_support=min_support).select(columns),
-            _gap_effects(touches, side_frame, min_support=min_support).select(columns),
+            _gap_effects(
+                _gap_cells(touches, side_frame)
+                if gaps is None
+                else _gap_cells_of_reps(gaps, sides),
+                min_support=min_support,
+            ).select(columns),
         ],
         how="vertical_relaxed",
     )
