@@ -324,6 +324,10 @@ def _stays(
 ) -> pl.DataFrame:
     if given is not None:  # the per-rep stays made by stays_under, with the owner's columns
         if by_cols == ["rep_id"]:
+            if given.reached is not None and not (
+                _LAST_REACHED and _LAST_REACHED[0][0] is given.frame
+            ):
+                _LAST_REACHED[:] = [(given.frame, (("rep_id",), False), given.reached)]
             return given.frame
         if data.reps is None:
             raise ValueError(f"flow by {by_cols}: given stays need the reps table")
@@ -443,6 +447,8 @@ class StayIndex:
     high: np.ndarray
     verifier_order: np.ndarray  # the verifiers' rows (on a known deal) by deal, then time
     latest: pl.Series  # each deal's latest timestamp (created, closed, stage entries)
+    run_start: np.ndarray  # each deal's first stay (a row of frame), for its path:
+    paths: tuple[np.ndarray, ...]  # first and furthest stage, stages entered (bits), derived
 
 
 @dataclass(frozen=True)
@@ -455,6 +461,7 @@ class Stays:
 
     frame: pl.DataFrame
     as_of: datetime
+    reached: pl.DataFrame | None = None  # the deal x stage rows by rep_id (see _reached)
 
 
 def stay_index(
@@ -570,8 +577,23 @@ def stay_index(
         recorded=pl.col("verifier_action_id").is_not_null(),
         derived="derived",
     )
+    run_start = np.flatnonzero(np.diff(deal.astype(np.int64), prepend=-1) != 0)
+    if len(run_start):
+        first, furthest, bits, path_derived = _paths(frame, run_start, derived=False)
+    else:
+        first = furthest = bits = np.empty(0, dtype=np.int64)
+        path_derived = np.empty(0, dtype=bool)
+    small = np.int8 if len(stages) < 127 else np.int64
+    paths = (
+        first.astype(small),
+        furthest.astype(small),
+        bits.astype(np.int32) if len(stages) < 31 else bits,
+        path_derived,
+    )
     return StayIndex(
         frame=frame,
+        run_start=run_start.astype(np.uint32),
+        paths=paths,
         deal=deal.astype(np.uint32),
         low=low,
         high=high,
@@ -600,10 +622,14 @@ def stays_under(
     if as_of is None:
         return None
     frame, low, high = index.frame, index.low, index.high
+    starts, paths = index.run_start, index.paths
     if deals is not None:
         rows = deals[index.deal]
         frame = frame.filter(pl.Series(rows))
         low, high = low[rows], high[rows]
+        runs = rows[starts]  # the kept deals' paths, their first stays in the kept rows
+        starts = (np.cumsum(rows) - 1)[starts[runs]]
+        paths = tuple(p[runs] for p in paths)
     if verifiers is None:
         backed = high > low
     else:
@@ -633,7 +659,13 @@ def stays_under(
         )
         .collect()
     )
-    return Stays(frame=stays, as_of=as_of)
+    reached = _reached_of_paths(
+        stays.select("opportunity_id", "rep_id", "outcome"),
+        ["rep_id"],
+        starts.astype(np.int64),
+        *(p.astype(np.int64) if p.dtype != bool else p for p in paths),
+    )
+    return Stays(frame=stays, as_of=as_of, reached=reached)
 
 
 def _group_codes(frame: pl.DataFrame, keys: list[str]) -> np.ndarray:
@@ -673,6 +705,8 @@ def _kaplan_meier_quantiles(
     code = _group_codes(stays, keys)
     days = stays["days"].to_numpy()
     by_days = stays["days"].arg_sort().to_numpy()  # then a stable sort by group
+    if len(code) and -(2**15) <= code.min() and code.max() < 2**15:
+        code = code.astype(np.int16)  # numpy's stable sort of 16-bit integers is a radix sort
     order = by_days[np.argsort(code[by_days], kind="stable")]
     code, days = code[order], days[order]
     ended = stays["ended"].to_numpy()[order].astype(np.int64)
@@ -891,7 +925,16 @@ def _reached_by_runs(
     stage = stays["stage_index"]
     if stage.null_count():
         return None
-    stage = stage.to_numpy().astype(np.int64)
+    first, furthest, bits, path_derived = _paths(stays, starts, derived=derived)
+    return _reached_of_paths(frame, by_cols, starts, first, furthest, bits, path_derived)
+
+
+def _paths(
+    stays: pl.DataFrame, starts: np.ndarray, *, derived: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per run of a deal's stays (``starts``): its first and furthest stage index, the stages
+    it entered as bits, and whether its path was derived."""
+    stage = stays["stage_index"].to_numpy().astype(np.int64)
     first = np.minimum.reduceat(stage, starts)
     furthest = np.maximum.reduceat(stage, starts)
     bits = np.bitwise_or.reduceat(np.left_shift(1, stage), starts)
@@ -900,6 +943,20 @@ def _reached_by_runs(
         path_derived = np.maximum.reduceat(flags, starts).astype(bool) | derived
     else:
         path_derived = np.full(len(starts), derived)
+    return first, furthest, bits, path_derived
+
+
+def _reached_of_paths(
+    frame: pl.DataFrame,
+    by_cols: list[str],
+    starts: np.ndarray,
+    first: np.ndarray,
+    furthest: np.ndarray,
+    bits: np.ndarray,
+    path_derived: np.ndarray,
+) -> pl.DataFrame:
+    """:func:`_reached`'s rows of the deals whose stays start at rows ``starts`` of ``frame``
+    (``opportunity_id``, ``by_cols``, ``outcome``), from their paths (:func:`_paths`)."""
     spans = furthest - first + 1
     group = np.repeat(np.arange(len(starts)), spans)
     offsets = np.cumsum(spans) - spans
@@ -1223,17 +1280,33 @@ MIN_STAY_RATIO = 1.5
 STAGE_ALPHA = 0.05
 
 
-def _rep_stage_sums(frame: pl.DataFrame, columns: list[str], stages: int) -> np.ndarray:
-    """Per rep (rows, every rep of ``frame``) x stage index: the sums of each of ``columns``
-    (shape reps x stages x columns), from one pass over ``frame``."""
-    cells = frame.group_by("rep_id", "stage_index").agg(pl.col(c).sum() for c in columns)
-    ranks = cells.select(pl.col("rep_id").rank("dense").fill_null(0))[:, 0].to_numpy()
-    codes, reps = np.unique(ranks, return_inverse=True)  # every rep (a null one too) a row
-    stage = cells["stage_index"].to_numpy()
-    sums = np.zeros((len(codes), stages, len(columns)))
-    for j, c in enumerate(columns):
-        np.add.at(sums[:, :, j], (reps, stage), cells[c].fill_null(0).to_numpy())
-    return sums
+def _rep_stage_sums(
+    frame: pl.DataFrame, values: dict[str, pl.Expr], stages: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per rep (rows, every rep of ``frame``, a null one too) x stage index: the sums of each
+    of ``values`` (shape reps x stages x values), and the rows per stage index; one select
+    and numpy bin counts (a rep's code is its ``rep_id`` when that is an integer code)."""
+    rep = pl.col("rep_id")
+    coded = frame.schema["rep_id"].is_integer() and frame["rep_id"].null_count() == 0
+    cells = frame.select(
+        rep if coded else rep.rank("dense").fill_null(0),
+        pl.col("stage_index"),
+        *(expr.fill_null(0).cast(pl.Float64).alias(name) for name, expr in values.items()),
+    )
+    code = cells["rep_id"].to_numpy().astype(np.int64)
+    stage = cells["stage_index"].to_numpy().astype(np.int64)
+    seen = np.zeros(int(code.max()) + 1 if len(code) else 0, dtype=bool)
+    seen[code] = True
+    row = (np.cumsum(seen) - 1)[code]  # the reps present, in code order
+    reps = int(seen.sum())
+    cell = row * stages + stage
+    sums = np.empty((reps, stages, len(values)))
+    for j, name in enumerate(values):
+        weights = cells[name].to_numpy()
+        sums[:, :, j] = np.bincount(cell, weights=weights, minlength=reps * stages).reshape(
+            reps, stages
+        )
+    return sums, np.bincount(stage, minlength=stages)
 
 
 def _clustered_z(influence: np.ndarray, difference: float) -> float:
@@ -1304,18 +1377,21 @@ def stage_flags(
     data = _flow_data(source, settings, needs=_needs(stays))
     cutoff = None if stays is not None else _as_of(data, as_of)
     stays = _stays(data, ["rep_id"], cutoff, given=stays)
-    reached = _reached(stays, ["rep_id"]).with_columns(
-        leaked=(pl.col("at_furthest") & pl.col("outcome").is_in(LEAK_OUTCOMES)).cast(pl.Float64),
-        converted=(~pl.col("at_furthest") | (pl.col("outcome") == "won")).cast(pl.Float64),
-    )
-    reached = reached.with_columns(fate=pl.col("leaked") + pl.col("converted"))
-    timed = stays.with_columns(ended=pl.col("ended").cast(pl.Float64))
+    reached = _reached(stays, ["rep_id"])
+    leaked = pl.col("at_furthest") & pl.col("outcome").is_in(LEAK_OUTCOMES)
+    converted = ~pl.col("at_furthest") | (pl.col("outcome") == "won")
     order = _stage_order(data.settings)
     # one pass each: per rep x stage sums; a stage's "others" are the rep's total minus it
-    leak = _rep_stage_sums(reached, ["leaked", "fate"], order.height)
-    time = _rep_stage_sums(timed, ["ended", "days"], order.height)
+    leak, _ = _rep_stage_sums(
+        reached,
+        {"leaked": leaked, "fate": leaked.cast(pl.Float64) + converted.cast(pl.Float64)},
+        order.height,
+    )
+    time, per_stage = _rep_stage_sums(
+        stays, {"ended": pl.col("ended"), "days": pl.col("days")}, order.height
+    )
     leak_all, time_all = leak.sum(axis=1), time.sum(axis=1)
-    counts = dict(timed.group_by("stage_index").len().iter_rows())
+    counts = dict(enumerate(per_stage.tolist()))
     rows = []
     for stage, index in order.iter_rows():
         row: dict[str, Any] = {"stage": stage, "stage_index": index}
