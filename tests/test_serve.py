@@ -245,6 +245,60 @@ def test_kernels_talk_to_their_server_over_unix_sockets_in_its_own_folder(tiny_p
     assert "Address already in use" not in log.read_text()
 
 
+def test_plain_voila_from_another_folder_starts_its_kernels_on_unix_sockets_too(tmp_path):
+    # `voila` reads the installed etc/jupyter/voila.py (kernel_transport), from any folder
+    import json
+    import os
+    import signal
+    import stat
+
+    import nbformat
+    from browser_support import free_port
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    notebook = nbformat.v4.new_notebook(
+        metadata={
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+        },
+        cells=[nbformat.v4.new_code_cell('print("el-ipc-" + "page")')],
+    )
+    nbformat.write(notebook, folder / "page.ipynb")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_PATH", "JUPYTER_CONFIG_DIR")}
+    log = tmp_path / "voila.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "voila", str(folder), f"--port={port}", "--no-browser"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}/voila/render/page.ipynb"
+        deadline = time.monotonic() + 120
+        code = 0
+        while time.monotonic() < deadline and code != 200:
+            time.sleep(0.5)
+            try:
+                code, _, body = _request(url)
+            except OSError:
+                code = 0
+        assert code == 200 and b"el-ipc-page" in body, log.read_text()[-2000:]
+        command = kernel_processes(proc.pid)[0].cmdline()
+        connection_file = Path(command[command.index("-f") + 1])
+        info = json.loads(connection_file.read_text("utf-8"))
+        assert info["transport"] == "ipc", info
+        assert Path(info["ip"]).parent == connection_file.parent
+        assert stat.S_IMODE(connection_file.parent.stat().st_mode) & 0o077 == 0
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
 def test_app_kernels_keep_no_command_history(monkeypatch):
     # many kernels writing one history.sqlite fail with "database is locked" on the pages
     from jupyter_client.manager import start_new_kernel
@@ -357,6 +411,8 @@ def test_plain_voila_started_from_another_folder_reads_the_same_settings(tmp_pat
     # the install puts the repository's voila.json in <prefix>/etc/jupyter for that.
     import json
 
+    from effortlens_serve.app import kernel_transport
+
     script = (
         "import json\n"
         "from voila.app import Voila\n"
@@ -369,9 +425,12 @@ def test_plain_voila_started_from_another_folder_reads_the_same_settings(tmp_pat
     )
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout.splitlines()[-1])
-    assert loaded == json.loads((REPO / "voila.json").read_text("utf-8")), (
-        "voila.json is not installed (or is stale) in <prefix>/etc/jupyter: reinstall "
-        "(make test / make run do)"
+    # voila.json, and the machine's kernel transport (etc/jupyter/voila.py) as effortlens serve
+    expected = json.loads((REPO / "voila.json").read_text("utf-8"))
+    expected["KernelManager"] = {"transport": kernel_transport()}
+    assert loaded == expected, (
+        "Voila's settings are not installed (or are stale) in <prefix>/etc/jupyter: "
+        "reinstall (make test / make run do)"
     )
     assert loaded["VoilaExecutor"]["iopub_timeout"] >= 30
 
