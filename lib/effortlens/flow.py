@@ -311,6 +311,7 @@ def forget_stays() -> None:
     """
     _LAST_STAYS.clear()
     _LAST_THRESHOLDS.clear()  # keyed by the stays they were computed from
+    _LAST_BLOCKED.clear()  # so are the blocked deals
     _LAST_REACHED.clear()  # so are the deal x stage rows
 
 
@@ -851,6 +852,17 @@ _LAST_THRESHOLDS: list[tuple[pl.DataFrame, pl.DataFrame]] = []
 
 
 def _blocked(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
+    if _LAST_BLOCKED and _LAST_BLOCKED[0][0] is stays and _LAST_BLOCKED[0][1] == by_cols:
+        return _LAST_BLOCKED[0][2]  # the same stays (see _stays): the flow table's, again
+    blocked = _blocked_of(stays, by_cols)
+    _LAST_BLOCKED[:] = [(stays, list(by_cols), blocked)]
+    return blocked
+
+
+_LAST_BLOCKED: list[tuple[pl.DataFrame, list[str], pl.DataFrame]] = []
+
+
+def _blocked_of(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
     thresholds = _blockage_thresholds(stays).drop("stage_index")
     # the stays are sorted by deal, then entry time and stage: a deal's current (latest)
     # entry is its last row
@@ -858,9 +870,10 @@ def _blocked(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
     current = (pl.col("outcome") == "open") & (deal != deal.shift(-1)).fill_null(value=True)
     if "derived" in stays.columns:  # a derived entry's age is not an age in the stage
         current = current & ~pl.col("derived")
-    current = stays.filter(current)
-    return (
-        current.join(thresholds, on="stage", how="inner")
+    return (  # one query
+        stays.lazy()
+        .filter(current)
+        .join(thresholds.lazy(), on="stage", how="inner")
         .filter(pl.col("days") > pl.col("threshold_days"))
         .select(
             "opportunity_id",
@@ -873,6 +886,7 @@ def _blocked(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
             over_days=pl.col("days") - pl.col("threshold_days"),
         )
         .sort("over_days", "opportunity_id", descending=[True, False])
+        .collect()
     )
 
 
@@ -1169,7 +1183,8 @@ def flow_table(
     timing = _time_in_stage(stays, by=by_cols, historical=False).select(
         *keys, "median_days", "p90_days"
     )
-    moves = stays.filter(pl.col("move") & ~pl.col("derived"))
+    # the rest as one query (a few small frames: each eager step costs a query's overhead)
+    moves = stays.lazy().filter(pl.col("move") & ~pl.col("derived"))
     verification = moves.group_by(keys).agg(
         moves=pl.len().cast(pl.UInt32),
         verified=pl.col("verified").sum().cast(pl.UInt32),
@@ -1177,20 +1192,27 @@ def flow_table(
     )
     blocked = (
         _blocked(stays, [c for c in by_cols if c != "rep_id"])
-        .join(_stage_order(data.settings), on="stage")
+        .lazy()
+        .join(_stage_order(data.settings).lazy(), on="stage")
         .group_by(keys)
         .agg(blocked=pl.len().cast(pl.UInt32))
     )
-    skeleton = _stage_order(data.settings).join(
-        _blockage_thresholds(stays).select("stage_index", blocked_after_days="threshold_days"),
-        on="stage_index",
-        how="left",
+    skeleton = (
+        _stage_order(data.settings)
+        .lazy()
+        .join(
+            _blockage_thresholds(stays)
+            .lazy()
+            .select("stage_index", blocked_after_days="threshold_days"),
+            on="stage_index",
+            how="left",
+        )
     )
     if by_cols:
-        skeleton = counts.select(by_cols).unique().join(skeleton, how="cross")
+        skeleton = counts.lazy().select(by_cols).unique().join(skeleton, how="cross")
     table = (
-        skeleton.join(counts, on=keys, how="left", nulls_equal=True)  # a group may be empty
-        .join(timing, on=keys, how="left", nulls_equal=True)
+        skeleton.join(counts.lazy(), on=keys, how="left", nulls_equal=True)  # may be empty
+        .join(timing.lazy(), on=keys, how="left", nulls_equal=True)
         .join(verification, on=keys, how="left", nulls_equal=True)
         .join(blocked, on=keys, how="left", nulls_equal=True)
         .with_columns(
@@ -1232,6 +1254,7 @@ def flow_table(
         table.select(*by_cols, *_FLOW_COLUMNS)
         .with_columns(stage_path=pl.lit(stage_path, dtype=pl.String))
         .sort(keys)
+        .collect()
     )
 
 
