@@ -7,6 +7,7 @@ import datetime as dt
 import shutil
 from types import SimpleNamespace
 
+import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -17,6 +18,8 @@ from effortlens.flow import (
     leakage_homogeneity,
     stage_flags,
     stage_stays,
+    stay_index,
+    stays_under,
     time_in_stage,
 )
 from effortlens.schema import conform
@@ -417,3 +420,95 @@ def test_stage_flags_need_the_effect_size_as_well_as_the_test(planted):
     strict = stage_flags(enriched, min_leak_ratio=100.0, min_stay_ratio=100.0)
     assert not strict["leaky"].any() and not strict["stalled"].any()
     assert (strict["leak_p"] < 0.05).any()  # the test alone still rejects
+
+
+# ------------------------------------- a page's stays: made once, masked per filter (issue 13)
+
+
+def _masked_tables(tables: dict, deals: np.ndarray, verifiers: np.ndarray) -> dict:
+    """``tables`` with the deals and the buyer actions the masks keep (a filter's tables)."""
+    opps = tables["opportunities"].filter(pl.Series(deals))
+    return dict(
+        tables,
+        opportunities=opps,
+        stage_history=tables["stage_history"].join(
+            opps.select("opportunity_id"), on="opportunity_id", how="semi", maintain_order="left"
+        ),
+        buyer_actions=tables["buyer_actions"].filter(pl.Series(verifiers)),
+    )
+
+
+def test_masked_stays_verify_as_the_filtered_actions_do():
+    tables = _tables(
+        {"a": ("r1", "open", None), "b": ("r1", "won", 30), "c": ("r2", "lost", 25)},
+        [
+            ("a", "prospect", 0, None),
+            ("a", "discovery", 20, None),
+            ("b", "prospect", 0, None),
+            ("b", "discovery", 10, None),
+            ("b", "proposal", 20, "x1"),
+            ("c", "prospect", 0, None),
+            ("c", "discovery", 12, None),
+        ],
+        actions=[
+            ("v1", "a", 19, "meeting_held", True),  # backs a's move, if kept
+            ("v2", "a", 18, "mutual_plan", True),  # so does this one
+            ("v3", "b", 9, "mutual_plan", True),  # backs b's move to discovery
+            ("v4", "b", 15, "reply", False),  # not a verifier
+            ("v5", "c", 11, "meeting_held", True),
+        ],
+    )
+    index = stay_index(tables, settings=SETTINGS)
+    every = np.ones(tables["opportunities"].height, dtype=bool)
+    masks = [  # (deals, verifiers): all; one of a's two verifiers; none; without deal b
+        (None, None),
+        (every, np.array([True, False, True, True, True])),
+        (every, np.zeros(5, dtype=bool)),
+        (np.array([True, False, True]), np.array([False, True, False, True, True])),
+    ]
+    verified = []
+    for deals, verifiers in masks:
+        stays = stays_under(index, deals=deals, verifiers=verifiers)
+        kept = tables if deals is None else _masked_tables(tables, deals, verifiers)
+        expected = stage_stays(kept, settings=SETTINGS, by="rep_id")
+        assert stays.as_of == expected["ended_ts"].max()
+        got = stays.frame.with_columns(pl.col("stage", "outcome", "verified_by").cast(pl.String))
+        assert_frame_equal(got, expected.drop("ended_ts", "verifier_action_id"))
+        verified.append(int(got["verified"].sum()))
+        for by in (None, "team"):
+            assert_frame_equal(
+                flow_table(kept, settings=SETTINGS, by=by, stays=stays),
+                flow_table(kept, settings=SETTINGS, by=by),
+            )
+    assert verified == [4, 4, 1, 2]  # a, b (twice: recorded and by v3), c; x1 alone; ...
+
+
+def test_masked_stays_give_the_flow_of_the_filtered_tables(planted):
+    enriched, _ = planted
+    tables = {
+        "opportunities": enriched.tables["opportunities"],
+        "stage_history": enriched.tables["stage_history"],
+        "reps": enriched.reps,
+        "buyer_actions": enriched.actions,
+    }
+    index = stay_index(tables, settings=enriched.settings)
+    rng = np.random.default_rng(13)
+    for share in (1.0, 0.5, 0.1):
+        deals = rng.random(tables["opportunities"].height) < share
+        verifiers = rng.random(tables["buyer_actions"].height) < share
+        kept = _masked_tables(tables, deals, verifiers)
+        stays = stays_under(index, deals=deals, verifiers=verifiers)
+        read = {"settings": enriched.settings, "stays": stays}
+        for by in (None, "team"):
+            assert_frame_equal(
+                flow_table(kept, by=by, **read), flow_table(kept, settings=enriched.settings, by=by)
+            )
+        assert_frame_equal(
+            stage_flags(kept, **read),
+            stage_flags(kept, settings=enriched.settings),
+            check_exact=False,
+            rel_tol=1e-9,
+        )
+        assert_frame_equal(
+            blocked_deals(kept, **read), blocked_deals(kept, settings=enriched.settings)
+        )

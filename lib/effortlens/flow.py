@@ -155,13 +155,14 @@ def _days(end: pl.Expr, start: pl.Expr) -> pl.Expr:
 
 def _verifier_rows(actions: pl.DataFrame | pl.LazyFrame, settings: Settings):
     """The buyer verifiers on a deal among ``actions`` (``is_verifier``, else the settings')."""
+    return actions.filter(_is_verifier(actions.collect_schema().names(), settings))
+
+
+def _is_verifier(names: list[str], settings: Settings) -> pl.Expr:
+    """Whether an action is a buyer verifier on a deal (:func:`_verifier_rows`)."""
     in_list = pl.col("action_type").is_in(list(settings.verifiers))
-    is_verifier = (
-        pl.col("is_verifier").fill_null(in_list)
-        if "is_verifier" in actions.collect_schema().names()
-        else in_list
-    )
-    return actions.filter(pl.col("opportunity_id").is_not_null() & is_verifier)
+    is_verifier = pl.col("is_verifier").fill_null(in_list) if "is_verifier" in names else in_list
+    return pl.col("opportunity_id").is_not_null() & is_verifier
 
 
 #: Columns of :func:`verifier_facts`: what flow reads of a verifier, and what a filter reads.
@@ -522,16 +523,18 @@ def stay_index(
     # after the previous entry: after low = max(entered - window - 1, previous), at most high
     low_time = np.maximum(entered - window - 1, previous)
     if data.actions is not None:
-        verifiers = (
-            _verifier_rows(data.actions, data.settings)
-            .lazy()
-            .select("opportunity_id", pl.col("ts").cast(entered_type))
-            .collect()
-        )
+        actions = data.actions.lazy()
+        verifiers = actions.select(  # every row given: a filter's mask is of these rows
+            "opportunity_id",
+            pl.col("ts").cast(entered_type),
+            __verifier=_is_verifier(actions.collect_schema().names(), data.settings).fill_null(
+                value=False
+            ),
+        ).collect()
         found = verifiers.select("opportunity_id").join(
             rows, on="opportunity_id", how="left", maintain_order="left"
         )["__deal"]
-        on_deal = found.is_not_null().to_numpy()
+        on_deal = found.is_not_null().to_numpy() & verifiers["__verifier"].to_numpy()
         v_deal = found.fill_null(0).to_numpy().astype(np.int64)
         v_time = verifiers["ts"].to_physical().fill_null(np.iinfo(np.int64).max).to_numpy()
         on_deal &= v_time != np.iinfo(np.int64).max  # a verifier without a time backs nothing
