@@ -64,15 +64,49 @@ def _get(url: str, *, headers: dict | None = None):
         return err.code, err.headers.get("Location"), err.read()
 
 
-def _kernel_count() -> int:
+def _kernel_processes(hub) -> list:
+    """The kernels under this test's hub (its single-user servers' children)."""
     import psutil
 
-    count = 0
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if "ipykernel" in cmd and "jupyterhub-test" in cmd:
-            count += 1
-    return count
+    try:
+        tree = psutil.Process(hub["pid"]).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    kernels = []
+    for proc in tree:
+        try:
+            if "ipykernel" in " ".join(proc.cmdline()):
+                kernels.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return kernels
+
+
+def _unix_socket_folders(hub) -> set[Path]:
+    """Check that every kernel of the hub talks over Unix sockets in a private folder."""
+    import stat
+
+    kernels = _kernel_processes(hub)
+    assert kernels, "no kernel under the hub"
+    folders = set()
+    for kernel in kernels:
+        command = kernel.cmdline()
+        connection_file = Path(command[command.index("-f") + 1])
+        info = json.loads(connection_file.read_text("utf-8"))
+        assert info["transport"] == "ipc", info
+        # the server's own folder (not $HOME/.local/share/jupyter/runtime, shared and as long
+        # as the user name), which only this user can enter
+        folder = connection_file.parent
+        assert Path(info["ip"]).parent == folder and folder.name.startswith("el_kernels_")
+        assert folder.stat().st_uid == os.getuid()
+        assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0, "others can enter the folder"
+        bound = {c.laddr for c in kernel.net_connections(kind="unix")}
+        for channel in ("shell", "iopub", "stdin", "control", "hb"):
+            socket_path = f"{info['ip']}-{info[channel + '_port']}"
+            assert stat.S_ISSOCK(Path(socket_path).stat().st_mode), socket_path
+            assert socket_path in bound, (socket_path, bound)
+        folders.add(folder)
+    return folders
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +125,6 @@ def hub(tmp_path_factory, small_planted):
         "EFFORTLENS_HUB_STATE": str(state),
         "EFFORTLENS_HUB_CULL_IDLE": str(CULL_IDLE),
         "EFFORTLENS_DATA": str(small_planted),
-        # kernels' connection files under the state folder, so this test can count its own
-        "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
         # an API token for this test, as a service with the admin role would have
         "JUPYTERHUB_TEST_ADMIN_TOKEN": admin_token,
     }
@@ -132,7 +164,14 @@ def hub(tmp_path_factory, small_planted):
             except OSError:
                 pass
             time.sleep(0.5)
-        yield {"url": url, "password": password, "token": admin_token, "log": log_path}
+        yield {
+            "url": url,
+            "password": password,
+            "token": admin_token,
+            "log": log_path,
+            "pid": proc.pid,
+            "socket_folders": set(),
+        }
     finally:
         _stop_with_children(proc)
         log.close()
@@ -170,7 +209,7 @@ def _user(hub, name: str) -> dict:
 
 
 def test_without_the_hub_login_there_is_no_page_and_no_server(hub):
-    kernels = _kernel_count()
+    kernels = len(_kernel_processes(hub))
     for path in (
         "/user/alice/voila/render/01_return_on_effort.ipynb",
         "/user/alice/voila/tree",
@@ -186,7 +225,7 @@ def test_without_the_hub_login_there_is_no_page_and_no_server(hub):
     status, _, _ = _get(f"{hub['url']}/hub/api/users", headers={})
     assert status == 403
     time.sleep(1)
-    assert _kernel_count() == kernels
+    assert len(_kernel_processes(hub)) == kernels
 
 
 def test_a_viewer_signs_in_and_opens_an_app_through_the_hub(hub, browser):
@@ -201,6 +240,9 @@ def test_a_viewer_signs_in_and_opens_an_app_through_the_hub(hub, browser):
         page.wait_for_url("**/user/alice/voila/render/**", timeout=180_000, wait_until="commit")
         page.wait_for_selector(CHART, timeout=300_000)
         assert "Return on effort" in page.inner_text("body")
+        # the app's kernel talks to alice's server over Unix sockets in the server's own folder
+        # (TCP ports are chosen free and bound a moment later: "Address already in use")
+        hub["socket_folders"] |= _unix_socket_folders(hub)
         page.screenshot(path=str(ARTIFACTS / "jupyterhub-app.png"))
         assert _user(hub, "alice")["servers"][""]["ready"]
         # the apps list (Voila's tree with the EffortLens template) is there too
@@ -232,4 +274,7 @@ def test_the_idle_culler_stops_the_server_after_the_viewer_leaves(hub):
             break
         time.sleep(5)
     assert not _user(hub, "alice")["servers"], "the idle culler did not stop the server"
+    assert hub["socket_folders"], "the previous test saw no kernel"
+    for folder in hub["socket_folders"]:
+        assert not folder.exists(), f"the stopped server left {folder} behind"
     assert "idle-culler" in hub["log"].read_text()

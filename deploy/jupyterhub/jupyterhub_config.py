@@ -118,6 +118,11 @@ c.Spawner.args = [
     # serve/effortlens_serve/app.py): with nbclient's 4 s a loaded server dropped an app's output
     "--VoilaExecutor.iopub_timeout=60",
     "--VoilaExecutor.startup_timeout=180",
+    # kernels talk to their server over Unix sockets in a folder each server makes for itself
+    # (0700, removed at stop), as under `effortlens serve`: over TCP a kernel's ports are chosen
+    # free and bound a moment later, and another process can take one in between ("ZMQError:
+    # Address already in use"). TCP remains where effortlens_serve.app.kernel_transport says so.
+    "--ServerApp.kernel_manager_class=effortlens_serve.hub.PrivateSocketsKernelManager",
     # kernels inside each viewer's server are reclaimed too (page closed: 10 minutes)
     "--MappingKernelManager.cull_idle_timeout=600",
     "--MappingKernelManager.cull_interval=60",

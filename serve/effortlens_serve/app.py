@@ -115,7 +115,7 @@ def is_loopback(host: str) -> bool:
         return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
 
-def kernel_transport(*, temp_dir: str | None = None) -> str:
+def kernel_transport(*, temp_dir: str | None = None, connection_dir: str | None = None) -> str:
     """How the server talks to its kernels: ``"ipc"`` (Unix sockets) where it can, else ``"tcp"``.
 
     With TCP, each kernel's five ports are chosen free on loopback, closed, and bound again by
@@ -125,7 +125,8 @@ def kernel_transport(*, temp_dir: str | None = None) -> str:
     files, in a folder it makes for each server with :func:`tempfile.mkdtemp` (only this user
     can enter it) under ``temp_dir`` (the system's temporary folder), and removes when it stops.
     TCP remains where Unix sockets are missing (Windows) or where their paths would exceed
-    the system's limit (a long ``$TMPDIR``).
+    the system's limit (a long ``$TMPDIR``). ``connection_dir`` names the sockets' folder where
+    it is not Voilà's (the JupyterHub single-user servers' one, :mod:`effortlens_serve.hub`).
 
     Examples
     --------
@@ -133,14 +134,16 @@ def kernel_transport(*, temp_dir: str | None = None) -> str:
     'ipc'
     >>> kernel_transport(temp_dir="/" + "d" * 80)
     'tcp'
+    >>> kernel_transport(connection_dir="/" + "d" * 60)
+    'tcp'
     """
     import tempfile
 
     if os.name != "posix":
         return "tcp"
-    root = temp_dir or tempfile.gettempdir()
     # Voilà's folder (voila_ + 8 characters), then kernel-<uuid>-ipc-<channel number>
-    longest = os.path.join(root, "voila_" + "x" * 8, f"kernel-{'0' * 36}-ipc-99999")
+    folder = connection_dir or os.path.join(temp_dir or tempfile.gettempdir(), "voila_" + "x" * 8)
+    longest = os.path.join(folder, f"kernel-{'0' * 36}-ipc-99999")
     return "ipc" if len(longest.encode()) <= _MAX_SOCKET_PATH else "tcp"
 
 
