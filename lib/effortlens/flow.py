@@ -598,12 +598,22 @@ def stay_index(
         frame=frame,
         run_start=run_start.astype(np.uint32),
         paths=paths,
-        deal=deal.astype(np.uint32),
+        deal=_same_or(stays["opportunity_id"], deal.astype(np.uint32)),
         low=low,
         high=high,
-        verifier_order=order,
+        verifier_order=order.astype(np.uint32) if len(order) < 2**32 else order,
         latest=latest,
     )
+
+
+def _same_or(ids: pl.Series, rows: np.ndarray) -> np.ndarray:
+    """``ids`` as numpy without a copy when they equal ``rows`` (deals coded by their row),
+    else ``rows``."""
+    if ids.dtype == pl.UInt32 and ids.null_count() == 0 and ids.n_chunks() == 1:
+        view = ids.to_numpy()
+        if np.array_equal(view, rows):
+            return view
+    return rows
 
 
 def stays_under(

@@ -998,8 +998,10 @@ def _deal_tables_of(state, opps, history, reps, verifiers) -> dict:
         pl.col("opportunity_id").is_not_null()
     )
     ids_in_order = ids.sort()
-    opps = opps.with_columns(opportunity_id=pl.Series(rank))
-    history = history.with_columns(opportunity_id=pl.Series(rank[deal]))
+    # the deals in the order of their codes: a stay's deal is then its code (no array of it)
+    opps = opps.with_columns(opportunity_id=pl.Series(rank)).sort("opportunity_id")
+    deal = rank[deal]
+    history = history.with_columns(opportunity_id=pl.Series(deal))
     # a filter reads a row's owner (team, segment, role: the rep's) and its day: each row
     # keeps a code of its owner and its day, and a filter is applied once to the few owners,
     # then to the rows as two array look-ups
@@ -1029,9 +1031,10 @@ def _deal_tables_of(state, opps, history, reps, verifiers) -> dict:
     has_recorded[deal[history["verifier_action_id"].is_not_null().to_numpy()]] = True
     # the flow reads a deal's owner as a code too (the owners' row): 4 bytes a stay, not a string
     deal_owner = owner_of(opps)
-    opps = opps.select("opportunity_id", "created_ts", "close_ts", "outcome").with_columns(
-        rep_id=pl.Series(deal_owner, dtype=pl.UInt32)
-    )
+    deal_day = _day_numbers(opps["created_ts"].dt.date())
+    opps = opps.select(
+        "opportunity_id", "created_ts", "close_ts", pl.col("outcome").cast(pl.Categorical)
+    ).with_columns(rep_id=pl.Series(deal_owner, dtype=pl.UInt32))
     owner_reps = owners.select(pl.col("owner").alias("rep_id"), *_OWNER)
     stays = stay_index(
         {
@@ -1045,16 +1048,16 @@ def _deal_tables_of(state, opps, history, reps, verifiers) -> dict:
     )
     return {  # what a filter reads, once (the kernel's memory: issue 13)
         "deal_ids": ids_in_order,  # a deal's id by its code
-        "opportunities": opps,
+        "opportunities": opps.drop("created_ts"),  # read for rates and losses, by code
         "owners": owners,
         "owner_reps": owner_reps,  # the reps by owner code, as the stays read them
         "deal_owner": deal_owner,
-        "deal_day": opps["created_ts"].dt.date().to_numpy(),
+        "deal_day": deal_day,
         "stays": stays,  # every deal's stays, masked per filter
         "has_history": has_history,  # per deal: any stage history row
         "has_recorded": has_recorded,  # per deal: any recorded verifier_action_id
         "verifier_owner": owner_of(verifiers),
-        "verifier_day": verifiers["day"].to_numpy(),
+        "verifier_day": _day_numbers(verifiers["day"]),
         "has_actions": has_rows(table(state.enriched, "buyer_actions")),
     }
 
@@ -1071,10 +1074,21 @@ def _rows_kept(tables: dict, flt, *, owner: str, day: str) -> np.ndarray | None:
         mask = by_owner[tables[owner]]
     days = tables[day]
     for bound, keep in ((flt.start, np.greater_equal), (flt.end, np.less_equal)):
-        if bound is not None:  # a missing day (NaT) is never kept, as a null is not
-            inside = keep(days, np.datetime64(bound, "D"))
+        if bound is not None:  # a missing day is never kept, as a null is not
+            inside = keep(days, np.datetime64(bound, "D").astype(np.int64))
+            if bound is flt.end:
+                inside &= days != _NO_DAY
             mask = inside if mask is None else mask & inside
     return mask
+
+
+_NO_DAY = np.iinfo(np.int32).min
+
+
+def _day_numbers(days: pl.Series) -> np.ndarray:
+    """Days since 1970-01-01 as 32-bit integers (half a date's 8 bytes), a missing day
+    :data:`_NO_DAY` (before any bound: a filter keeps it by neither)."""
+    return days.cast(pl.Int32).fill_null(_NO_DAY).to_numpy()
 
 
 def _deals_kept(tables: dict, flt) -> np.ndarray | None:
