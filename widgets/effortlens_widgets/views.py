@@ -959,8 +959,23 @@ def _deal_tables(state) -> dict | None:
     tables = None
     if verifiers is not None:
         reps = enriched.reps.select("rep_id", *_OWNER)
-        opps = table(enriched, "opportunities").collect()
-        history = table(enriched, "stage_history").collect()
+        # only the columns the journey reads (a deal's account, amount and currency are not)
+        opps = table(enriched, "opportunities")
+        opps = opps.select(
+            c
+            for c in ("opportunity_id", "rep_id", "created_ts", "close_ts", "outcome")
+            if c in opps.collect_schema().names()
+        ).collect()
+        history = table(enriched, "stage_history")
+        names = history.collect_schema().names()
+        history = history.select(
+            "opportunity_id",
+            "stage",
+            "entered_ts",
+            *(["derived"] if "derived" in names else []),
+            # whether a move names its verifier is all the flow reads of the id: 1 byte
+            verifier_action_id=pl.col("verifier_action_id").is_not_null().replace(False, None),
+        ).collect()
         if opps["opportunity_id"].is_unique().all() and reps["rep_id"].is_unique().all():
             tables = _deal_tables_of(state, opps, history, reps, verifiers.collect())
     _DEALS[state] = (enriched, tables)
