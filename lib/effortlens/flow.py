@@ -538,7 +538,7 @@ def stay_index(
         v_deal = found.fill_null(0).to_numpy().astype(np.int64)
         v_time = verifiers["ts"].to_physical().fill_null(np.iinfo(np.int64).max).to_numpy()
         on_deal &= v_time != np.iinfo(np.int64).max  # a verifier without a time backs nothing
-        times = np.unique(v_time[on_deal])
+        times = pl.Series(v_time[on_deal]).unique().sort().to_numpy()  # numpy: 10x slower
         width = np.int64(len(times) + 1)
         v_key = v_deal * width + np.searchsorted(times, v_time)
         v_key = np.where(on_deal, v_key, np.iinfo(np.int64).max)
