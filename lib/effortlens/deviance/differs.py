@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from effortlens.deviance.peers import _return_freed_heap
 from effortlens.vocabulary import SEQUENCE_SEPARATOR, hour_name, weekday_name
 
 #: A follow-up within this many days of the rep's previous touch on the contact is "quick".
@@ -390,22 +391,23 @@ def _gap_cells_of_reps(gaps: dict[str, pl.LazyFrame], sides: pl.DataFrame) -> pl
         if n == 0:
             continue
         starts = part["start"].to_numpy().astype(np.int64)
-        # each rep's run of the column: start, start + 1, ... start + count - 1
-        index = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(n)
-        values = seconds[index]
+        # the cell's reps' runs of the column, one copy (no index arrays of 8 bytes a value)
+        values = np.concatenate([seconds[s : s + c] for s, c in zip(starts, counts, strict=True)])
         middle = (n - 1) // 2
         if n % 2:
-            value = np.partition(values, middle)[middle] / _DAY_SECONDS
+            values.partition(middle)
+            value = values[middle] / _DAY_SECONDS
         else:
-            low, high = np.partition(values, [middle, middle + 1])[middle : middle + 2]
-            low, high = low / _DAY_SECONDS, high / _DAY_SECONDS
+            values.partition([middle, middle + 1])
+            low, high = values[middle] / _DAY_SECONDS, values[middle + 1] / _DAY_SECONDS
             value = low + (high - low) * 0.5  # as Polars' median of the days
-        del values, index
+        del values
         total, squares = float(part["log_gap_sum"].sum()), float(part["log_gap_squares"].sum())
         mean = total / n
         var = (squares - n * mean * mean) / (n - 1) if n > 1 else None
         rows.append((peer_group, weight, side, float(value), float(n), mean, var))
     del seconds
+    _return_freed_heap()  # the copies' pages, kept by glibc once its mmap threshold has risen
     schema = {
         "peer_group": sides.schema["peer_group"],
         "weight": pl.Float64,
