@@ -453,3 +453,40 @@ def test_partitioned_build_writes_its_files_as_the_in_memory_build(
     for part in (parts.path / "activities.parquet").glob("*.parquet"):
         codec = pq.ParquetFile(part).metadata.row_group(0).column(0).compression
         assert codec == facts.PARQUET_CODEC.upper()
+
+
+def test_daily_summed_a_slice_of_reps_at_a_time_is_the_whole_roll_up(tiny_planted, tmp_path):
+    # 100M events summed in one group-by went past 8 GB: the roll-up is summed a run of reps
+    # at a time; whatever the slice, the file is the in-memory roll-up, in its order
+    settings = load_settings()
+    data = load_folder(tiny_planted, settings=settings)
+    enriched = enrich_tables(data.tables, settings=settings)
+    slim = tmp_path / "slim"
+    slim.mkdir()
+    rows = partitioned.slim_rows(enriched.activities)
+    ghost = rows.head(3).with_columns(rep_id=pl.lit("not-a-rep"))  # a rep the table lacks
+    for i, part in enumerate((rows[::3], rows[1::3], rows[2::3], ghost)):
+        part.write_parquet(slim / f"part-{i:05d}.parquet")
+    reps = data.tables["reps"]
+    read = {}
+    for slice_rows in (1, 977, 10**9):  # a rep a slice, a few reps a slice, one slice
+        target = tmp_path / f"daily-{slice_rows}.parquet"
+        n = partitioned.write_daily(slim, reps, target, settings=settings, slice_rows=slice_rows)
+        read[slice_rows] = pl.read_parquet(target)
+        assert n == read[slice_rows].height
+    assert_frame_equal(read[1], read[10**9])
+    assert_frame_equal(read[977], read[10**9])
+    known = read[1].filter(pl.col("rep_id") != "not-a-rep")
+    assert read[1].tail(1)["rep_id"].item() == "not-a-rep"  # unknown reps last
+    assert_frame_equal(
+        enriched.daily,
+        known.with_columns(pl.col(pl.Categorical).cast(pl.String)),
+        check_exact=False,
+        rel_tol=1e-9,
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    n = partitioned.write_daily(
+        empty, reps, tmp_path / "none.parquet", settings=settings, slice_rows=1
+    )
+    assert n == 0 and pl.read_parquet(tmp_path / "none.parquet").height == 0

@@ -27,7 +27,9 @@ the size of a partition rather than of the data:
    ``activities.parquet/`` and ``actions.parquet/`` (folders of part files,
    :func:`effortlens.facts.scan_fact`).
 4. **Daily roll-up** summed across partitions by a streaming ``group_by`` over a slim
-   projection (rep, day, type and the sums), then sorted as the in-memory roll-up is.
+   projection (rep, day, type and the sums), a run of reps at a time (about four partitions'
+   events; one ``group_by`` over all of them passed 8 GB at 100M), each run sorted as the
+   in-memory roll-up is, and written by the process that sums it.
 
 5. **View facts** (above ``limits.partition_above_rows``, :func:`write_view_facts`): what a
    contact's history gives, per partition (practice, verifiers, streaks, the touches' history
@@ -168,14 +170,15 @@ def write_partitioned(
             data, parts, staging, scratch / "slim", settings=settings, layout=layout
         )
         say("write facts")
-        daily = run(_daily, scratch / "slim", data.tables["reps"], settings=settings)
-        # as the in-memory build writes it: every kernel reads it at its first draw (one
-        # row group of text columns at 10m: +170 MB peak, +0.8 CPU s for the habits page)
-        from effortlens.facts import KERNEL_CATEGORICAL, ROW_GROUP
-
-        daily = daily.with_columns(pl.col(KERNEL_CATEGORICAL).cast(pl.Categorical))
-        _write(daily, staging / layout["daily"], row_group_size=ROW_GROUP)
-        rows[layout["daily"]] = daily.height
+        # written by the child (100M: ~15M rows, never sent back through a pipe)
+        rows[layout["daily"]] = run(
+            write_daily,
+            scratch / "slim",
+            data.tables["reps"],
+            staging / layout["daily"],
+            settings=settings,
+            slice_rows=4 * chunk_rows,
+        )
         for name, relative in table_files.items():
             frame = data.tables[name]
             _write(frame, staging / relative, row_group_size=max(frame.height, 1))
@@ -422,41 +425,85 @@ def enrich_partition(
             continue
         target = staging / layout[fact] / f"part-{p:05d}.parquet"
         _write(frame.select(schema.names()), target, row_group_size=262_144)
-    acts = enriched.activities
-    if acts.height:
-        acts.select(
-            "rep_id",
-            "day",
-            "activity_type",
-            pl.col("hours").fill_null(0.0),
-            pl.col("responded").cast(pl.UInt32),
-            pl.col("response_weight").fill_null(0.0),
-            pl.when(pl.col("responded"))
-            .then(0.0)
-            .otherwise(pl.col("hours"))
-            .fill_null(0.0)
-            .alias("no_impact_hours"),
-        ).write_parquet(slim / f"part-{p:05d}.parquet")
+    if enriched.activities.height:
+        slim_rows(enriched.activities).write_parquet(slim / f"part-{p:05d}.parquet")
     return written
 
 
-def _daily(slim: Path, reps: pl.DataFrame, *, settings: Settings) -> pl.DataFrame:
-    """The daily roll-up summed across partitions, in the in-memory roll-up's order."""
-    files = sorted(slim.glob("*.parquet"))
-    if not files:
-        return pl.DataFrame(schema=DAILY_SCHEMA)
+def slim_rows(activities: pl.DataFrame) -> pl.DataFrame:
+    """What the daily roll-up sums of enriched ``activities`` (:func:`write_daily`)."""
+    return activities.select(
+        "rep_id",
+        "day",
+        "activity_type",
+        pl.col("hours").fill_null(0.0),
+        pl.col("responded").cast(pl.UInt32),
+        pl.col("response_weight").fill_null(0.0),
+        pl.when(pl.col("responded"))
+        .then(0.0)
+        .otherwise(pl.col("hours"))
+        .fill_null(0.0)
+        .alias("no_impact_hours"),
+    )
+
+
+def write_daily(
+    slim: Path, reps: pl.DataFrame, target: Path, *, settings: Settings, slice_rows: int
+) -> int:
+    """The daily roll-up summed across partitions, in the in-memory roll-up's order, written
+    to ``target`` as the in-memory build writes it; its rows.
+
+    Summed a slice of reps at a time, each slice a run of reps in the roll-up's order holding
+    about ``slice_rows`` events: one streaming ``group_by`` over every rep x day x type at
+    once went past 8 GB at 100M events (~15-22M groups with text keys), a slice's stays near
+    its own size. The slices' sorted sums, put end to end, are the whole roll-up's order.
+    """
     from effortlens.coverage import with_known_groups
+    from effortlens.facts import KERNEL_CATEGORICAL, ROW_GROUP
     from effortlens.peers import with_peer_group
 
+    files = sorted(slim.glob("*.parquet"))
     reps = with_peer_group(with_known_groups(reps), keys=settings.peer_keys)
     facts = (
         reps.select("rep_id", *REP_COLUMNS)
         .unique("rep_id", keep="first", maintain_order=True)
         .with_row_index("__rep")
     )
+    categorical = pl.col(KERNEL_CATEGORICAL).cast(pl.Categorical)
+    sliced = [pl.DataFrame(schema=DAILY_SCHEMA)]  # no events: no rows
+    if files:
+        events = pl.scan_parquet(files)
+        per_rep = (  # events per rep, in the roll-up's order; reps not in `reps` last
+            events.group_by("rep_id")
+            .agg(pl.len().alias("n"))
+            .collect(engine="streaming")
+            .join(facts.select("rep_id", "__rep"), on="rep_id", how="left")
+            .sort("__rep", "rep_id", nulls_last=True)
+        )
+        known = per_rep.filter(pl.col("__rep").is_not_null())
+        cut = (known["n"].cum_sum() - 1) // max(slice_rows, 1)  # slice number of each rep
+        groups = [known.filter(cut == c)["rep_id"] for c in cut.unique(maintain_order=True)]
+        unknown = per_rep.filter(pl.col("__rep").is_null())["rep_id"]
+        if unknown.len():  # sorted among themselves as the whole roll-up sorts them: last
+            groups.append(unknown)
+        sliced = [
+            _daily_of(
+                events.filter(pl.col("rep_id").is_in(ids.implode())), facts, settings
+            ).with_columns(categorical)
+            for ids in groups
+        ]
+    daily = pl.concat(sliced, rechunk=False).with_columns(categorical)
+    del sliced
+    # as the in-memory build writes it: every kernel reads it at its first draw (one row
+    # group of text columns at 10m: +170 MB peak, +0.8 CPU s for the habits page)
+    _write(daily, target, row_group_size=ROW_GROUP)
+    return daily.height
+
+
+def _daily_of(events: pl.LazyFrame, facts: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+    """The daily roll-up of ``events`` (the slim rows of some reps), sorted by rep, day, type."""
     sums = (
-        pl.scan_parquet(files)
-        .group_by("rep_id", "day", "activity_type")
+        events.group_by("rep_id", "day", "activity_type")
         .agg(
             pl.len().cast(pl.UInt32).alias("activities"),
             pl.col("hours").sum(),
