@@ -490,3 +490,15 @@ def test_daily_summed_a_slice_of_reps_at_a_time_is_the_whole_roll_up(tiny_plante
         empty, reps, tmp_path / "none.parquet", settings=settings, slice_rows=1
     )
     assert n == 0 and pl.read_parquet(tmp_path / "none.parquet").height == 0
+
+
+def test_follow_up_gaps_sorted_a_run_of_reps_at_a_time_are_the_whole_sort(tiny_planted, tmp_path):
+    # the follow-ups by rep and gap are sorted a run of reps at a time (about 4 partitions'
+    # worth; 100M: ~80M follow-ups): here runs of 400, end to end the in-memory file, in order
+    settings = _settings(100, above=10_000)
+    whole = open_build(tiny_planted, settings=settings, cache_dir=tmp_path / "a", partitioned=False)
+    parts = open_build(tiny_planted, settings=settings, cache_dir=tmp_path / "b", partitioned=True)
+    a = pl.read_parquet(whole.path / AGGREGATES_LAYOUT["practice_gaps"])
+    b = pl.read_parquet(parts.path / AGGREGATES_LAYOUT["practice_gaps"])
+    assert a.height > 4 * 400 and b["rep_id"].n_unique() > 4  # several runs of reps
+    assert_frame_equal(a, b)

@@ -648,7 +648,8 @@ def write_view_facts(
         say("view facts: habit and practice cells")
         rows.update(run(_habit_cells, folder))
         rows.update(run(_practice_cells, scratch, folder))
-        rows.update(run(_practice_gap_facts, scratch, folder))
+        slice_rows = 4 * getattr(settings.limits, "partition_rows", DEFAULT_CHUNK_ROWS)
+        rows.update(run(_practice_gap_facts, scratch, folder, slice_rows=slice_rows))
         say("view facts: habit touch codes")
         rows[f"{HABIT_TOUCHES}/day.npy"] = run(
             _touch_codes, sorted((scratch / "codes").glob("*.parquet")), folder / HABIT_TOUCHES
@@ -872,14 +873,29 @@ def _practice_cells(scratch: Path, folder: Path) -> dict[str, int]:
     return rows
 
 
-def _practice_gap_facts(scratch: Path, folder: Path) -> dict[str, int]:
+def _practice_gap_facts(scratch: Path, folder: Path, *, slice_rows: int) -> dict[str, int]:
     """The follow-ups by rep (:func:`effortlens.deviance.practice_gaps`): every partition's
     sorted by rep, then gap, and each rep's sums added up over the partitions, as
     :func:`effortlens.facts.write_aggregates` writes them."""
     from effortlens.deviance import sorted_gaps
     from effortlens.facts import AGGREGATES_LAYOUT, ROW_GROUP, _rep_sorted
 
-    gaps = sorted_gaps(pl.scan_parquet(sorted((scratch / "gaps").glob("*.parquet"))))
+    # sorted a run of reps at a time (100M: ~80M follow-ups; one sort of all of them with
+    # text reps would pass 8 GB), the runs end to end in rep order: the whole sort's order
+    scan = pl.scan_parquet(sorted((scratch / "gaps").glob("*.parquet"))).with_columns(
+        pl.col("rep_id").cast(pl.String)
+    )
+    per_rep = scan.group_by("rep_id").agg(pl.len().alias("n")).collect().sort("rep_id")
+    run = (per_rep["n"].cum_sum() - 1) // slice_rows
+    slices = [
+        sorted_gaps(scan.filter(pl.col("rep_id").is_in(ids.implode())))
+        for ids in (per_rep.filter(run == r)["rep_id"] for r in run.unique(maintain_order=True))
+    ]
+    if per_rep["rep_id"].null_count():  # sorted first, as one sort puts them
+        slices.insert(0, sorted_gaps(scan.filter(pl.col("rep_id").is_null())))
+    # the wider seconds type of any run is the one a whole sort would choose
+    gaps = pl.concat(slices or [sorted_gaps(scan)], how="vertical_relaxed", rechunk=False)
+    del slices
     relative = AGGREGATES_LAYOUT["practice_gaps"]
     _write(gaps, folder / relative, row_group_size=ROW_GROUP)
     rows = {relative: gaps.height}
