@@ -173,9 +173,10 @@ def peer_deviance(
     else:
         reps = reps.with_columns(peer_basis=pl.lit("peer group"))
     names = ["rep_name"] if "rep_name" in reps.columns else []
-    units = (
-        reps.select("rep_id", *names, "peer_group", "peer_basis")
-        .join(counts, on="rep_id", how="left")
+    units = (  # one query
+        reps.lazy()
+        .select("rep_id", *names, "peer_group", "peer_basis")
+        .join(counts.lazy(), on="rep_id", how="left")
         .with_columns(
             successes=pl.col("successes").fill_null(0).cast(pl.UInt32),
             volume=pl.col("trials").fill_null(0).cast(pl.UInt32),
@@ -185,6 +186,7 @@ def peer_deviance(
             rate=pl.when(pl.col("volume") > 0).then(pl.col("successes") / pl.col("volume"))
         )
         .sort("peer_group", "rep_id")
+        .collect()
     )
     volume = units["volume"].to_numpy().astype(np.int64)
     successes = units["successes"].to_numpy().astype(np.int64)
@@ -229,7 +231,8 @@ def peer_deviance(
     se = np.sqrt(safe_var)
 
     def column(values: np.ndarray, keep: np.ndarray) -> pl.Series:
-        return pl.Series(np.where(keep, values, np.nan)).fill_nan(None)
+        # NaN to null as the Series is made (a fill_nan after it is one more Polars query)
+        return pl.Series(np.where(keep, values, np.nan), dtype=pl.Float64, nan_to_null=True)
 
     has = volume > 0
     return units.with_columns(
