@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import weakref
-from dataclasses import replace
 
 import ipywidgets as widgets
 import polars as pl
@@ -116,25 +115,16 @@ def _figures(state, view) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | N
         # a period: its whole weeks' rep-week hours are the load's, its partial weeks' are
         # summed from their days (two weeks of days at most)
         whole_hours, whole_weekly, _ = _hours(state)
+        internal = settings.internal
         spans = _spans(state)
         partial = _cut_weeks(spans, flt)
-        owners = replace(flt, start=None, end=None)
-        if _has_period_hours(state, flt) or not (
-            flt.reps or flt.teams or flt.segments or flt.roles
-        ):
-            # the period's hours of every rep, kept per period: a team, segment, role or rep
-            # keeps its rows (each one rep's week), so changing them within the period reads
-            # no day row
-            hours = filter_frame(_period_hours(state, flt.start, flt.end), owners)
-        else:  # only the filter's reps' days are summed
-            internal = settings.internal
-            hours = period_by_weeks(
-                whole_hours,
-                state.enriched.daily,
-                flt,
-                spans=spans,
-                summed=lambda days: weekly_hours(days, internal_types=internal, effort=True),
-            )
+        hours = period_by_weeks(
+            whole_hours,
+            state.enriched.daily,
+            flt,
+            spans=spans,
+            summed=lambda days: weekly_hours(days, internal_types=internal, effort=True),
+        )
         if hours.height == 0:
             return None
         weekly = selling_time_in_period(
@@ -206,44 +196,6 @@ def _cut_weeks(spans: pl.DataFrame, flt: Filter) -> pl.Series:
         inside &= pl.col("last_day") <= flt.end
         overlaps &= pl.col("first_day") <= flt.end
     return spans.filter(overlaps & ~inside).get_column("week")
-
-
-#: Each page state's rep-week hours of its last few periods, with their load.
-_PERIOD_HOURS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-#: How many periods' hours a page keeps (each ~2 MB for 90 days at 10M activities).
-_KEEP_PERIODS = 2
-
-
-def _has_period_hours(state, flt: Filter) -> bool:
-    """Whether the page keeps the hours of ``flt``'s period (:func:`_period_hours`)."""
-    kept = _PERIOD_HOURS.get(state)
-    return kept is not None and kept[0] is state.enriched and (flt.start, flt.end) in kept[1]
-
-
-def _period_hours(state, start, end) -> pl.DataFrame:
-    """The rep-week hours of every rep in the period ``start``..``end``: the load's rows of
-    its whole weeks and its partial weeks' summed from their days
-    (:func:`effortlens.filters.period_by_weeks`), kept for the last few periods of a load.
-
-    A filter on reps, teams, segments or roles keeps the rows of this frame: the same rows as
-    the period's hours made under that filter (the day rows it keeps are whole reps', and
-    each row sums one rep's days)."""
-    kept = _PERIOD_HOURS.get(state)
-    if kept is None or kept[0] is not state.enriched:
-        kept = _PERIOD_HOURS[state] = (state.enriched, {})
-    memo = kept[1]
-    if (start, end) not in memo:
-        internal = state.enriched.settings.internal
-        memo[start, end] = period_by_weeks(
-            _hours(state)[0],
-            state.enriched.daily,
-            Filter(start=start, end=end),
-            spans=_spans(state),
-            summed=lambda days: weekly_hours(days, internal_types=internal, effort=True),
-        )
-        while len(memo) > _KEEP_PERIODS:
-            del memo[next(iter(memo))]
-    return memo[start, end]
 
 
 #: Each page state's rep x week hours (:func:`effortlens.organisation.weekly_hours`), time for
