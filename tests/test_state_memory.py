@@ -54,3 +54,33 @@ def test_held_categories_of_two_builds_do_not_share_their_codes():
     assert one.dtype == again.dtype and one.dtype != other.dtype  # one build's frames join
     shared = held_categorical("team", 100, build="k1")
     assert pl.Series([f"c{i}" for i in range(100)]).cast(shared).len() == 100
+
+
+def test_the_chart_bundle_is_made_outside_the_kernel(tmp_path):
+    # the first kernel on a new cache folder made the offline chart module itself and kept
+    # vl-convert's JavaScript runtime resident (~100 MB, issue 13); a child process makes it
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys\n"
+        "from effortlens_widgets import panels\n"
+        "panels.enable_offline_charts()\n"
+        "esm = panels.alt.JupyterChart._esm\n"
+        "print(json.dumps({'vl': 'vl_convert' in sys.modules, 'esm': len(esm),\n"
+        "                  'vega': 'vega-embed' in esm or 'vegaEmbed' in esm}))\n"
+    )
+    env = {**os.environ, "EFFORTLENS_CACHE": str(tmp_path / "cache")}
+    env.pop("EFFORTLENS_CHART_BUNDLE", None)
+    for run in ("new folder", "cached"):
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
+        seen = json.loads(out.stdout.strip().splitlines()[-1])
+        assert seen == {"vl": False, "esm": seen["esm"], "vega": True}, run
+        assert seen["esm"] > 100_000
+    (bundle,) = (tmp_path / "cache" / "js").glob("jupyterchart-*.js")
+    assert bundle.stat().st_size == len(bundle.read_bytes()) > 100_000
+    assert not list(bundle.parent.glob("*.tmp"))  # the child's file was moved, not left

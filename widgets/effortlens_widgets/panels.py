@@ -54,20 +54,53 @@ CHART_EMBED_OPTIONS = {"actions": False}
 
 
 def _bundle_cache() -> Path:
-    import vl_convert
+    from importlib.metadata import version  # not vl_convert itself: its runtime is large
 
     from effortlens.cache import default_cache_dir
 
-    stem = f"jupyterchart-{alt.__version__}-{vl_convert.__version__}.js"
+    stem = f"jupyterchart-{alt.__version__}-{version('vl-convert-python')}.js"
     return default_cache_dir() / "js" / stem
+
+
+#: Made in a process of its own: vl-convert's JavaScript runtime, once started in a kernel,
+#: stays resident there (~100 MB and ~3 CPU s in the first kernel on a new cache folder).
+_BUNDLE_SCRIPT = (
+    "import sys, altair as alt; alt.JupyterChart.enable_offline(); "
+    "open(sys.argv[1], 'w', encoding='utf-8').write(alt.JupyterChart._esm)"
+)
+
+
+def _bundle_in_child(cached: Path) -> bool:
+    """Write the offline chart module to ``cached`` from a child process; whether it did."""
+    import subprocess
+    import sys
+
+    tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-c", _BUNDLE_SCRIPT, str(tmp)],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        if tmp.stat().st_size <= 10_000:
+            return False
+        tmp.replace(cached)
+        return True
+    except (OSError, subprocess.SubprocessError):
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def enable_offline_charts() -> None:
     """Serve the Vega JavaScript from the installed vl-convert bundle (no CDN), once.
 
-    Bundling takes about two seconds, on every kernel start; the bundle depends only on the
-    Altair and vl-convert versions, so it is kept on disk next to the enriched-facts cache and
-    reused (a damaged or missing file is simply rebuilt).
+    Bundling takes about three CPU seconds, in a child process (vl-convert's JavaScript
+    runtime would stay in the kernel); the bundle depends only on the Altair and vl-convert
+    versions, so it is kept on disk next to the enriched-facts cache and reused (a damaged or
+    missing file is simply rebuilt).
     """
     global _OFFLINE
     if _OFFLINE:
@@ -86,10 +119,10 @@ def enable_offline_charts() -> None:
         _OFFLINE = True
         return
     cached = _bundle_cache()
-    if cached.is_file() and cached.stat().st_size > 10_000:
+    if (cached.is_file() and cached.stat().st_size > 10_000) or _bundle_in_child(cached):
         chart_class._esm = cached.read_text("utf-8")  # noqa: SLF001
         chart_class._is_offline = True  # noqa: SLF001
-    else:
+    else:  # no child process or a read-only disk: in this process
         chart_class.enable_offline()
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
