@@ -502,7 +502,7 @@ def _linear_count_probabilities(
 
 #: A row's table stops this many standard deviations above its mean (or above its count,
 #: when a p-value needs that tail) when the mass left above is provably negligible.
-_TOP_SDS = 14.0
+_TOP_SDS = 10.0
 #: Rows whose ``log P(0)`` is below this are worked out in logarithms
 #: (:func:`_count_probabilities`): ``P(0)`` would be no normal float.
 _LINEAR_MIN_LOG = -700.0
