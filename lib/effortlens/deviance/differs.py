@@ -361,6 +361,28 @@ def _gap_cells(touches: pl.LazyFrame, sides: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _column_in_slices(
+    frame: pl.DataFrame | pl.LazyFrame, column: str, *, rows: int, slice_rows: int = 1 << 20
+) -> np.ndarray:
+    """``column`` of ``frame`` (``rows`` rows) as one numpy array, read ``slice_rows`` at a
+    time: the array is numpy's (mapped pages, returned when it is freed) and Polars holds one
+    slice at a time (its allocator keeps freed pages resident for a while: at 10m the whole
+    column, 32 MB, was still resident when the first chart was drawn)."""
+    scan = frame.lazy().select(column)
+    out = np.empty(0, dtype=np.int32)
+    filled = 0
+    while filled < rows:
+        part = scan.slice(filled, slice_rows).collect().to_series().to_numpy()
+        if part.size == 0 or filled + part.size > rows:
+            raise ValueError(f"{column}: the facts hold another number of rows than {rows}")
+        if filled == 0:
+            out = np.empty(rows, dtype=part.dtype)
+        out[filled : filled + part.size] = part
+        filled += part.size
+        del part
+    return out
+
+
 def _gap_cells_of_reps(gaps: dict[str, pl.LazyFrame], sides: pl.DataFrame) -> pl.LazyFrame:
     """:func:`_gap_cells` from :func:`practice_gaps` as a build wrote them (``"gaps"``,
     ``"gap_reps"``; the latter filtered as the view's reps are): each cell's median is
@@ -378,7 +400,8 @@ def _gap_cells_of_reps(gaps: dict[str, pl.LazyFrame], sides: pl.DataFrame) -> pl
     member = reps.join(
         sides.lazy().select("rep_id", "peer_group", "weight", "side"), on="rep_id"
     ).collect()
-    seconds = gaps["gaps"].lazy().select("gap_seconds").collect().to_series().to_numpy()
+    total = int(gaps["all_gap_reps"].lazy().select(follow_ups.sum()).collect().item() or 0)
+    seconds = _column_in_slices(gaps["gaps"], "gap_seconds", rows=total)
     rows = []
     for peer_group, weight, side in cells.iter_rows():
         part = member.filter(
