@@ -451,6 +451,7 @@ class StayIndex:
     latest: pl.Series  # each deal's latest timestamp (created, closed, stage entries)
     run_start: np.ndarray  # each deal's first stay (a row of frame), for its path:
     paths: tuple[np.ndarray, ...]  # first and furthest stage, stages entered (bits), derived
+    by_duration: np.ndarray | None = None  # the stays not derived, for Kaplan-Meier (below)
 
 
 @dataclass(frozen=True)
@@ -464,6 +465,7 @@ class Stays:
     frame: pl.DataFrame
     as_of: datetime
     reached: pl.DataFrame | None = None  # the deal x stage rows by rep_id (see _reached)
+    by_duration: np.ndarray | None = None  # rows of frame: see _duration_order
 
 
 def stay_index(
@@ -598,12 +600,34 @@ def stay_index(
         frame=frame,
         run_start=run_start.astype(np.uint32),
         paths=paths,
+        by_duration=_duration_order(frame),
         deal=_same_or(stays["opportunity_id"], deal.astype(np.uint32)),
         low=low,
         high=high,
         verifier_order=order.astype(np.uint32) if len(order) < 2**32 else order,
         latest=latest,
     )
+
+
+def _duration_order(frame: pl.DataFrame) -> np.ndarray:
+    """The rows of the stays not derived by stage (``stage_index``, nulls first), within a
+    stage the ended ones by duration, then the open ones by entry, latest first (by duration
+    under any ``as_of``): what Kaplan-Meier reads in order, kept once per load so that a
+    filter selects from it instead of sorting (:func:`_kaplan_meier_in_order`)."""
+    ordered = (
+        frame.select(
+            pl.col("stage_index").fill_null(-1),
+            ~pl.col("ended"),
+            pl.col("days"),
+            -pl.col("entered_ts").to_physical(),
+            pl.col("derived"),
+        )
+        .with_row_index("__row")
+        .filter(~pl.col("derived"))
+        .sort(["stage_index", "ended", "days", "entered_ts"], maintain_order=True)
+    )
+    rows = ordered["__row"].to_numpy()
+    return rows.astype(np.uint32) if frame.height < 2**32 else rows
 
 
 def _same_or(ids: pl.Series, rows: np.ndarray) -> np.ndarray:
@@ -636,18 +660,22 @@ def stays_under(
     if as_of is None:
         return None
     frame, low, high = index.frame, index.low, index.high
-    starts, paths = index.run_start, index.paths
+    starts, paths, by_duration = index.run_start, index.paths, index.by_duration
     if deals is not None:
         rows = deals[index.deal]
         frame = frame.filter(pl.Series(rows))
         low, high = low[rows], high[rows]
         runs = rows[starts]  # the kept deals' paths, their first stays in the kept rows
-        starts = (np.cumsum(rows) - 1)[starts[runs]]
+        kept_row = np.cumsum(rows, dtype=np.int32 if len(rows) < 2**31 else np.int64) - 1
+        starts = kept_row[starts[runs]]
         paths = tuple(p[runs] for p in paths)
+        if by_duration is not None:  # the kept stays in the same order, as rows of frame
+            by_duration = kept_row[by_duration[rows[by_duration]]]
     if verifiers is None:
         backed = high > low
     else:
-        counted = np.zeros(len(index.verifier_order) + 1, dtype=np.int64)
+        n = len(index.verifier_order)
+        counted = np.zeros(n + 1, dtype=np.int32 if n < 2**31 else np.int64)
         np.cumsum(verifiers[index.verifier_order], out=counted[1:])
         backed = counted[high] > counted[low]
     entered_type = frame.schema["entered_ts"]
@@ -679,7 +707,7 @@ def stays_under(
         starts.astype(np.int64),
         *(p.astype(np.int64) if p.dtype != bool else p for p in paths),
     )
-    return Stays(frame=stays, as_of=as_of, reached=reached)
+    return Stays(frame=stays, as_of=as_of, reached=reached, by_duration=by_duration)
 
 
 def _group_codes(frame: pl.DataFrame, keys: list[str]) -> np.ndarray:
@@ -757,6 +785,70 @@ def _kaplan_meier_quantiles(
     )
 
 
+def _kaplan_meier_in_order(
+    stays: pl.DataFrame, order: np.ndarray, *, quantiles: dict[str, float]
+) -> pl.DataFrame | None:
+    """:func:`_kaplan_meier_quantiles` by ``stage`` and ``stage_index`` of the stays not
+    derived, read in ``order`` (:func:`_duration_order`: per stage the ended stays by
+    duration, then the open ones by duration) instead of sorted; None when the rows are not
+    in that order (then sort).
+
+    The survival falls only where a stay ended: at each distinct duration of the ended stays,
+    those at risk are the ended and open stays of the stage at that duration or later (the
+    open ones found by a binary search), and the durations where only open stays leave
+    multiply the survival by exactly 1.
+    """
+    if stays.height == 0 or len(order) == 0:
+        return None
+    code = stays["stage_index"].fill_null(-1).to_numpy()[order].astype(np.int64)
+    ended = stays["ended"].to_numpy()[order]
+    days = stays["days"].to_numpy()[order]
+    n = len(order)
+    # groups: where the stage changes; within one, ended (False < True: ~ended) then open
+    change = np.flatnonzero(code[1:] != code[:-1]) + 1
+    bounds = np.concatenate(([0], change, [n]))
+    if np.any(np.diff(code) < 0) or np.isnan(days).any():
+        return None
+    out_times: list[np.ndarray] = []
+    out_surv: list[np.ndarray] = []
+    counts: list[int] = []
+    firsts: list[int] = []
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        e = int(np.count_nonzero(ended[a:b]))
+        if not ended[a : a + e].all():
+            return None
+        ended_days, open_days = days[a : a + e], days[a + e : b]
+        if np.any(np.diff(ended_days) < 0) or np.any(np.diff(open_days) < 0):
+            return None
+        firsts.append(a)
+        counts.append(b - a)
+        if e == 0:
+            out_times.append(np.empty(0))
+            out_surv.append(np.empty(0))
+            continue
+        new_time = np.ones(e, dtype=bool)
+        new_time[1:] = ended_days[1:] != ended_days[:-1]
+        starts = np.flatnonzero(new_time)
+        times = ended_days[starts]
+        ends = np.diff(np.append(starts, e))
+        at_risk = (e - starts) + (len(open_days) - np.searchsorted(open_days, times, side="left"))
+        out_times.append(times)
+        out_surv.append(np.multiply.accumulate(1 - ends / at_risk))
+    columns: dict[str, Any] = {}
+    for name, q in quantiles.items():
+        values = np.full(len(firsts), np.nan)
+        for g, (times, survival) in enumerate(zip(out_times, out_surv, strict=True)):
+            hit = np.flatnonzero(survival <= 1 - q + _TOLERANCE)
+            if len(hit):
+                values[g] = times[hit[0]]
+        columns[name] = pl.Series(name, values, dtype=pl.Float64).fill_nan(None)
+    return (
+        stays.select("stage", "stage_index")[order[np.array(firsts, dtype=np.int64)]]
+        .with_columns(pl.Series("stays", counts, dtype=pl.UInt32))
+        .with_columns(columns.values())
+    )
+
+
 def time_in_stage(stays: pl.DataFrame, *, by: str | Sequence[str] | None = None) -> pl.DataFrame:
     """Kaplan–Meier median and p90 days in each stage (open deals censored).
 
@@ -783,11 +875,22 @@ def time_in_stage(stays: pl.DataFrame, *, by: str | Sequence[str] | None = None)
 
 
 def _time_in_stage(
-    stays: pl.DataFrame, *, by: str | Sequence[str] | None, historical: bool = True
+    stays: pl.DataFrame,
+    *,
+    by: str | Sequence[str] | None,
+    historical: bool = True,
+    by_duration: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """:func:`time_in_stage`; without ``ended_p90_days`` unless ``historical`` (the flow
-    table reads only the Kaplan-Meier quantiles)."""
+    table reads only the Kaplan-Meier quantiles); ``by_duration`` (without ``by``): the
+    stays not derived in :func:`_duration_order`'s order (:attr:`Stays.by_duration`)."""
     keys = [*_by_list(by), "stage", "stage_index"]
+    if by_duration is not None and not historical and keys == ["stage", "stage_index"]:
+        quantiles = _kaplan_meier_in_order(
+            stays, by_duration, quantiles={"median_days": 0.5, "p90_days": 0.9}
+        )
+        if quantiles is not None:
+            return quantiles
     if "derived" in stays.columns:  # only the columns read: a filter copies what it keeps
         stays = stays.select(*keys, "days", "ended", "derived").filter(~pl.col("derived"))
     quantiles = _kaplan_meier_quantiles(
@@ -1177,6 +1280,7 @@ def flow_table(
             raise ValueError("flow_table with given stays needs their stage_path")
         stage_path = stage_path_of(data.stage_history)[0]
     by_cols = _by_list(by)
+    given = stays
     stays = _stays(
         data,
         list(dict.fromkeys([*by_cols, "rep_id"])),
@@ -1184,6 +1288,9 @@ def flow_table(
         assume_derived=stage_path == "derived",
         given=stays,
     )
+    by_duration = None
+    if given is not None and stays is given.frame and not by_cols:
+        by_duration = given.by_duration
     derived = stage_path == "derived" or (stays.height > 0 and bool(stays["derived"].all()))
     keys = [*by_cols, "stage_index"]
     owners = list(dict.fromkeys([*by_cols, "rep_id"]))  # as the stage flags read them
@@ -1193,7 +1300,7 @@ def flow_table(
         unknown = unknown.with_columns(pl.col("outcome").cast(reached.schema["outcome"]))
         reached = pl.concat([reached, unknown], how="vertical_relaxed")
     counts = _counts(reached, keys)
-    timing = _time_in_stage(stays, by=by_cols, historical=False).select(
+    timing = _time_in_stage(stays, by=by_cols, historical=False, by_duration=by_duration).select(
         *keys, "median_days", "p90_days"
     )
     # the rest as one query (a few small frames: each eager step costs a query's overhead)
