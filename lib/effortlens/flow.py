@@ -669,8 +669,10 @@ def stays_under(
         kept_row = np.cumsum(rows, dtype=np.int32 if len(rows) < 2**31 else np.int64) - 1
         starts = kept_row[starts[runs]]
         paths = tuple(p[runs] for p in paths)
-        if by_duration is not None:  # the kept stays in the same order, as rows of frame
-            by_duration = kept_row[by_duration[rows[by_duration]]]
+        if by_duration is not None and len(rows) and 16 * (int(kept_row[-1]) + 1) >= len(rows):
+            by_duration = kept_row[by_duration[rows[by_duration]]]  # the kept rows, in order
+        else:  # a few kept: sorting them costs less than selecting them from every stay
+            by_duration = None
     if verifiers is None:
         backed = high > low
     else:
