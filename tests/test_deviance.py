@@ -376,6 +376,37 @@ def test_overdispersion_is_zero_for_binomial_reps_and_recovers_real_spread():
     assert 0.013 < overdispersion(reps.join(counts, on="rep_id")) < 0.03
 
 
+@pytest.mark.parametrize("seed", [2, 9, 21])
+def test_the_fit_bracketed_by_the_last_round_equals_the_fit_over_the_whole_range(seed, monkeypatch):
+    # fit_dispersion looks for each round's rho near the last round's first: the same root
+    # within brentq's xtol (1e-8), so the same weights within 1e-5 (the rounds stop at 1e-4)
+    from effortlens.deviance import funnel
+
+    rng = np.random.default_rng(seed)
+    counts, reps = _simulated(rng, reps=240, groups=4, rho=0.01)
+    deviant = pl.col("rep_id").is_in(["r000", "r005", "r010"])
+    counts = counts.with_columns(
+        successes=pl.when(deviant).then(pl.col("trials") * 3 // 4).otherwise("successes")
+    )
+    units = reps.join(counts, on="rep_id")
+    args = (
+        units["successes"].cast(pl.Float64).to_numpy(),
+        units["trials"].cast(pl.Float64).to_numpy(),
+        units["peer_group"].rank("dense").cast(pl.Int64).to_numpy() - 1,
+    )
+    warm = funnel.fit_dispersion(*args)
+    table = peer_deviance(counts, reps, min_volume=300)
+    monkeypatch.setattr(funnel, "_WARM_BRACKET", 0.0)  # no bracket: always the whole range
+    cold = funnel.fit_dispersion(*args)
+    whole = peer_deviance(counts, reps, min_volume=300)
+    assert 0.005 < cold.rho < 0.03 and abs(warm.rho - cold.rho) <= 1e-8
+    np.testing.assert_allclose(warm.robust_weights, cold.robust_weights, rtol=0, atol=1e-5)
+    assert cold.robust_weights[:1].max() < 0.5  # a planted deviant counts less
+    floats = [c for c, t in table.schema.items() if t == pl.Float64]
+    assert_frame_equal(table.drop(floats), whole.drop(floats))
+    assert_frame_equal(table.select(floats), whole.select(floats), rtol=1e-6, atol=1e-12)
+
+
 def test_overdispersed_null_gives_no_more_false_deviants_than_the_998_limits_allow():
     rng = np.random.default_rng(8)
     counts, reps = _simulated(rng, reps=200, groups=4, rho=0.01)

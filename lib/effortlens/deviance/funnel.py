@@ -223,6 +223,11 @@ class Dispersion:
     robust_weights: np.ndarray
 
 
+#: The relative half-width of the bracket around the last round's ``rho`` in which
+#: :func:`fit_dispersion` looks first (the whole range when the root is not inside).
+_WARM_BRACKET = 0.02
+
+
 def fit_dispersion(
     successes: np.ndarray,
     volume: np.ndarray,
@@ -283,15 +288,29 @@ def fit_dispersion(
             return -1.0
         return float(np.mean(np.minimum(z2[ok], cap)) - target)
 
+    previous = None  # the last round's root inside (0, _MAX_RHO): the next one is close
     for _ in range(max_rounds):
+        new_rho = None
         if fixed is not None:
             new_rho = fixed
+        elif previous is not None:
+            # a bracket around it (the weights move little between rounds): a few steps
+            # of brentq instead of a dozen from (0, _MAX_RHO); the same root within xtol
+            low, high = (
+                previous * (1 - _WARM_BRACKET),
+                min(previous * (1 + _WARM_BRACKET), _MAX_RHO),
+            )
+            if excess(low) > 0 and excess(high) < 0:
+                new_rho = float(optimize.brentq(excess, low, high, xtol=1e-8))
+        if new_rho is not None:
+            pass
         elif excess(0.0) <= 0:
             new_rho = 0.0
         elif excess(_MAX_RHO) > 0:
             new_rho = _MAX_RHO
         else:
             new_rho = float(optimize.brentq(excess, 0.0, _MAX_RHO, xtol=1e-8))
+        previous = new_rho if fixed is None and 0 < new_rho < _MAX_RHO else None
         z2, ok = squared_z(new_rho)
         new_h = np.where(ok, np.minimum(1.0, huber_k / np.sqrt(np.maximum(z2, 1e-300))), 1.0)
         done = abs(new_rho - rho) < 1e-7 and np.allclose(new_h, h_kept, atol=1e-4)
