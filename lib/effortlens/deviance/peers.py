@@ -78,14 +78,21 @@ def _comparison_groups(
     is_active = labels["active"].to_list()
     peer_group: list[str | None] = [None] * labels.height
     peer_basis: list[str | None] = [None] * labels.height
+    todo = list(range(labels.height))  # the reps without a group yet
     for depth in depths:
+        if not todo:  # usually after the first depth: the broader ones are not needed
+            break
         level = labels[f"d{depth}"].to_list()
         sizes = Counter(label for label, on in zip(level, is_active, strict=True) if on)
         basis = " · ".join(keys[:depth]) if depth else ALL_REPS
-        for i, label in enumerate(level):
+        left = []
+        for i in todo:
             # the broadest group is used whatever its size
-            if peer_group[i] is None and (depth == 0 or sizes[label] >= min_reps):
-                peer_group[i], peer_basis[i] = label, basis
+            if depth == 0 or sizes[level[i]] >= min_reps:
+                peer_group[i], peer_basis[i] = level[i], basis
+            else:
+                left.append(i)
+        todo = left
     return pl.DataFrame(
         {"rep_id": reps["rep_id"], "peer_group": peer_group, "peer_basis": peer_basis},
         schema={"rep_id": reps.schema["rep_id"], "peer_group": pl.String, "peer_basis": pl.String},
