@@ -50,15 +50,15 @@ $(PY):
 	@test -n "$(PYTHON)" || { echo "EffortLens needs Python 3.11 or newer (python3.11 or python3)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when pyproject.toml, the template or Voila's settings (voila.json,
-# etc/jupyter/voila.py) changed (an editable install copies them into the venv, where plain
+# Reinstall only when pyproject.toml, the template or Voila's settings for the environment
+# (etc/jupyter/voila.py) changed (an editable install copies them into the venv, where plain
 # `voila` finds them from any folder); the stamps live in the venv.
 TEMPLATE := $(wildcard share/jupyter/voila/templates/effortlens/*)
-$(VENV)/.installed-lab: pyproject.toml $(TEMPLATE) voila.json etc/jupyter/voila.py | $(PY)
+$(VENV)/.installed-lab: pyproject.toml $(TEMPLATE) etc/jupyter/voila.py | $(PY)
 	$(PY) -m pip install -q -e ".[lab]"
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(TEMPLATE) voila.json etc/jupyter/voila.py | $(PY)
+$(VENV)/.installed-test: pyproject.toml $(TEMPLATE) etc/jupyter/voila.py | $(PY)
 	$(PY) -m pip install -q -e ".[test,lab,hub,spark]"
 	touch $@ $(VENV)/.installed-lab
 
