@@ -91,7 +91,8 @@ _REP_KEYS = ["rep_id", "team", "segment", "role"]
 def practice_cells(practice: pl.DataFrame | pl.LazyFrame) -> dict[str, pl.LazyFrame]:
     """:func:`practice_facts` summed per rep (no day): what :func:`what_differs_in` counts of
     the touches, for a view without a period (a rep, team, segment or role filter keeps whole
-    reps, whose sums are unchanged). The median days between touches still reads the touches.
+    reps, whose sums are unchanged). The median days between touches reads the follow-ups
+    by rep instead (:func:`practice_gaps`).
 
     Returns
     -------
