@@ -109,3 +109,28 @@ def _stop(server: subprocess.Popen) -> None:
 def launch_chromium(playwright):
     """Debian's Chromium driven by Playwright (never a browser of Playwright's own)."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def private_unix_sockets(kernel, *, folder_prefix: str) -> Path:
+    """Check that ``kernel`` (a psutil process) talks to its server over Unix sockets bound in
+    a folder named ``folder_prefix…`` that only this user can enter; that folder.
+
+    Its only TCP port is then ipykernel's pipe for forked children's output, which ZeroMQ binds
+    itself (no window between choosing a port and binding it)."""
+    import json
+    import stat
+
+    command = kernel.cmdline()
+    connection_file = Path(command[command.index("-f") + 1])
+    info = json.loads(connection_file.read_text("utf-8"))
+    assert info["transport"] == "ipc", info
+    folder = connection_file.parent
+    assert Path(info["ip"]).parent == folder and folder.name.startswith(folder_prefix), info
+    assert folder.stat().st_uid == os.getuid()
+    assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0, "others can enter the folder"
+    bound = {c.laddr for c in kernel.net_connections(kind="unix")}
+    for channel in ("shell", "iopub", "stdin", "control", "hb"):
+        socket_path = f"{info['ip']}-{info[channel + '_port']}"
+        assert stat.S_ISSOCK(Path(socket_path).stat().st_mode), socket_path
+        assert socket_path in bound, (socket_path, bound)
+    return folder

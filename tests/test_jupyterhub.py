@@ -83,30 +83,13 @@ def _kernel_processes(hub) -> list:
 
 
 def _unix_socket_folders(hub) -> set[Path]:
-    """Check that every kernel of the hub talks over Unix sockets in a private folder."""
-    import stat
+    """Check that every kernel of the hub talks over Unix sockets in a private folder: the
+    server's own (not $HOME/.local/share/jupyter/runtime, shared and as long as the user name)."""
+    from browser_support import private_unix_sockets
 
     kernels = _kernel_processes(hub)
     assert kernels, "no kernel under the hub"
-    folders = set()
-    for kernel in kernels:
-        command = kernel.cmdline()
-        connection_file = Path(command[command.index("-f") + 1])
-        info = json.loads(connection_file.read_text("utf-8"))
-        assert info["transport"] == "ipc", info
-        # the server's own folder (not $HOME/.local/share/jupyter/runtime, shared and as long
-        # as the user name), which only this user can enter
-        folder = connection_file.parent
-        assert Path(info["ip"]).parent == folder and folder.name.startswith("el_kernels_")
-        assert folder.stat().st_uid == os.getuid()
-        assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0, "others can enter the folder"
-        bound = {c.laddr for c in kernel.net_connections(kind="unix")}
-        for channel in ("shell", "iopub", "stdin", "control", "hb"):
-            socket_path = f"{info['ip']}-{info[channel + '_port']}"
-            assert stat.S_ISSOCK(Path(socket_path).stat().st_mode), socket_path
-            assert socket_path in bound, (socket_path, bound)
-        folders.add(folder)
-    return folders
+    return {private_unix_sockets(k, folder_prefix="el_kernels_") for k in kernels}
 
 
 @pytest.fixture(scope="module")

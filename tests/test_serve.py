@@ -211,9 +211,7 @@ def test_kernels_talk_to_their_server_over_unix_sockets_in_its_own_folder(tiny_p
     # With TCP, a kernel's ports are chosen free, closed and bound again by the kernel: another
     # process took one in between once, and a preheated kernel of `make run` died ("ZMQError:
     # Address already in use"). Unix sockets in the server's own folder have no such window.
-    import json
-    import os
-    import stat
+    from browser_support import private_unix_sockets
 
     log = tmp_path / "serve.log"
     args = ["--pool", "0", "--pool-app", f"{APP}=1", "--pool-refill-delay", "600"]
@@ -226,34 +224,18 @@ def test_kernels_talk_to_their_server_over_unix_sockets_in_its_own_folder(tiny_p
         assert code == 200 and b"application/vnd.jupyter.widget-view+json" in body
         (kernel,) = kernel_processes(proc.pid)
         assert kernel.pid == preheated.pid  # the page was served by the preheated kernel
-        command = kernel.cmdline()
-        connection_file = Path(command[command.index("-f") + 1])
-        info = json.loads(connection_file.read_text("utf-8"))
-        assert info["transport"] == "ipc", info
-        folder = connection_file.parent
-        assert Path(info["ip"]).parent == folder and folder.name.startswith("voila_")
-        assert folder.stat().st_uid == os.getuid()
-        assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0, "others can enter the folder"
-        # the kernel bound its five channels there (its only TCP port is ipykernel's pipe for
-        # forked children's output, which ZeroMQ binds itself: no window there)
-        bound = {c.laddr for c in kernel.net_connections(kind="unix")}
-        for channel in ("shell", "iopub", "stdin", "control", "hb"):
-            socket_path = f"{info['ip']}-{info[channel + '_port']}"
-            assert stat.S_ISSOCK(Path(socket_path).stat().st_mode), socket_path
-            assert socket_path in bound, (socket_path, bound)
+        folder = private_unix_sockets(kernel, folder_prefix="voila_")
     assert not folder.exists(), "the server left its kernels' socket folder behind"
     assert "Address already in use" not in log.read_text()
 
 
 def test_plain_voila_from_another_folder_starts_its_kernels_on_unix_sockets_too(tmp_path):
     # `voila` reads the installed etc/jupyter/voila.py (kernel_transport), from any folder
-    import json
     import os
     import signal
-    import stat
 
     import nbformat
-    from browser_support import free_port
+    from browser_support import free_port, private_unix_sockets
 
     folder = tmp_path / "notebooks"
     folder.mkdir()
@@ -288,12 +270,7 @@ def test_plain_voila_from_another_folder_starts_its_kernels_on_unix_sockets_too(
             except OSError:
                 code = 0
         assert code == 200 and b"el-ipc-page" in body, log.read_text()[-2000:]
-        command = kernel_processes(proc.pid)[0].cmdline()
-        connection_file = Path(command[command.index("-f") + 1])
-        info = json.loads(connection_file.read_text("utf-8"))
-        assert info["transport"] == "ipc", info
-        assert Path(info["ip"]).parent == connection_file.parent
-        assert stat.S_IMODE(connection_file.parent.stat().st_mode) & 0o077 == 0
+        sockets = private_unix_sockets(kernel_processes(proc.pid)[0], folder_prefix="voila_")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -301,7 +278,7 @@ def test_plain_voila_from_another_folder_starts_its_kernels_on_unix_sockets_too(
         except subprocess.TimeoutExpired:  # a hung Voila is not left running
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-    assert not connection_file.parent.exists(), "Voila left its kernels' socket folder behind"
+    assert not sockets.exists(), "Voila left its kernels' socket folder behind"
 
 
 def test_app_kernels_keep_no_command_history(monkeypatch):
