@@ -492,9 +492,10 @@ def test_daily_summed_a_slice_of_reps_at_a_time_is_the_whole_roll_up(tiny_plante
     assert n == 0 and pl.read_parquet(tmp_path / "none.parquet").height == 0
 
 
-def test_follow_up_gaps_sorted_a_run_of_reps_at_a_time_are_the_whole_sort(tiny_planted, tmp_path):
-    # the follow-ups by rep and gap are sorted a run of reps at a time (about 4 partitions'
-    # worth; 100M: ~80M follow-ups): here runs of 400, end to end the in-memory file, in order
+def test_cells_and_gaps_summed_a_run_of_reps_at_a_time_are_the_whole_sums(tiny_planted, tmp_path):
+    # the habit cells and the follow-ups by rep are made a run of reps at a time (about four
+    # partitions' touches; 100M: 81.6M touches, 80M follow-ups, each passed 8 GB at once):
+    # here runs of 400, every view fact as the in-memory build's, the gaps row for row
     settings = _settings(100, above=10_000)
     whole = open_build(tiny_planted, settings=settings, cache_dir=tmp_path / "a", partitioned=False)
     parts = open_build(tiny_planted, settings=settings, cache_dir=tmp_path / "b", partitioned=True)
@@ -502,3 +503,7 @@ def test_follow_up_gaps_sorted_a_run_of_reps_at_a_time_are_the_whole_sort(tiny_p
     b = pl.read_parquet(parts.path / AGGREGATES_LAYOUT["practice_gaps"])
     assert a.height > 4 * 400 and b["rep_id"].n_unique() > 4  # several runs of reps
     assert_frame_equal(a, b)
+    timing = pl.read_parquet(parts.path / AGGREGATES_LAYOUT["habit_timing"])
+    assert timing["n"].sum() > 4 * 400  # the touches span several runs
+    assert timing["rep_id"].to_list() == sorted(timing["rep_id"].to_list())  # runs in rep order
+    _assert_same_view_facts(whole, parts)

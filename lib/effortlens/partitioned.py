@@ -646,9 +646,10 @@ def write_view_facts(
         say("view facts: touches in day order")
         rows.update(run(_day_ordered_touches, scratch, folder, rows_per_part=per_part))
         say("view facts: habit and practice cells")
-        rows.update(run(_habit_cells, folder))
-        rows.update(run(_practice_cells, scratch, folder))
+        # a run of reps at a time: about four partitions' touches or follow-ups
         slice_rows = 4 * getattr(settings.limits, "partition_rows", DEFAULT_CHUNK_ROWS)
+        rows.update(run(_habit_cells, folder, slice_rows=slice_rows))
+        rows.update(run(_practice_cells, scratch, folder))
         rows.update(run(_practice_gap_facts, scratch, folder, slice_rows=slice_rows))
         say("view facts: habit touch codes")
         rows[f"{HABIT_TOUCHES}/day.npy"] = run(
@@ -841,15 +842,34 @@ def _touch_part(
     return frame.height
 
 
-def _habit_cells(folder: Path) -> dict[str, int]:
-    """The habit cells summed over every touch part file (streaming group-bys)."""
+def _habit_cells(folder: Path, *, slice_rows: int) -> dict[str, int]:
+    """The habit cells summed over every touch part file, a run of reps at a time (about
+    ``slice_rows`` touches, read once for the four cells): streaming group-bys over all of
+    them at once passed 8 GB at 100M (81.6M touches). Each run's cells sorted by rep, the runs
+    end to end in rep order, as :func:`effortlens.facts.write_aggregates` writes them."""
     from effortlens.facts import _HABIT_CELLS, AGGREGATES_LAYOUT, ROW_GROUP, _cells, scan_fact
     from effortlens.habits import touch_cells
 
-    plans = touch_cells(scan_fact(folder, AGGREGATES_LAYOUT["touches"]))
+    touches = scan_fact(folder, AGGREGATES_LAYOUT["touches"])
+    rep = pl.col("rep_id").cast(pl.String)
+    per_rep = (
+        touches.group_by(rep).agg(pl.len().alias("n")).collect(engine="streaming").sort("rep_id")
+    )
+    run = (per_rep["n"].cum_sum() - 1) // max(slice_rows, 1)
+    runs = [per_rep.filter(run == r)["rep_id"] for r in run.unique(maintain_order=True)]
+    if per_rep["rep_id"].null_count():  # no rep: first, as one sort by rep puts them
+        runs.insert(0, None)
+    made: dict[str, list[pl.DataFrame]] = {cell: [] for cell in _HABIT_CELLS}
+    for ids in runs or [None]:
+        kept = rep.is_null() if ids is None else rep.is_in(ids.implode())
+        some = touches.filter(kept).collect(engine="streaming")
+        plans = touch_cells(some)
+        for cell in _HABIT_CELLS:
+            made[cell].append(_cells(plans[cell.removeprefix("habit_")]))
+        del some, plans
     rows = {}
     for cell in _HABIT_CELLS:
-        frame = _cells(plans[cell.removeprefix("habit_")])
+        frame = pl.concat(made.pop(cell), rechunk=False)
         relative = AGGREGATES_LAYOUT[cell]
         _write(frame, folder / relative, row_group_size=ROW_GROUP)
         rows[relative] = frame.height
