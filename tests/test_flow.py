@@ -512,3 +512,28 @@ def test_masked_stays_give_the_flow_of_the_filtered_tables(planted):
         assert_frame_equal(
             blocked_deals(kept, **read), blocked_deals(kept, settings=enriched.settings)
         )
+
+
+def test_masked_stays_refuse_a_stage_path_their_index_was_not_made_for():
+    plain = stay_index(JOURNEY, settings=SETTINGS)
+    derived = stay_index(JOURNEY, settings=SETTINGS, assume_derived=True)
+    assert not plain.assume_derived and derived.assume_derived
+    assert stays_under(derived).assume_derived and not stays_under(plain).assume_derived
+    # the index made for it gives the event path's derived flow, which differs: o1 skipped
+    # evaluation, and a derived path reaches only the stages it entered
+    as_derived = flow_table(JOURNEY, settings=SETTINGS, stage_path="derived")
+    assert_frame_equal(
+        flow_table(JOURNEY, settings=SETTINGS, stage_path="derived", stays=stays_under(derived)),
+        as_derived,
+    )
+    as_recorded = flow_table(JOURNEY, settings=SETTINGS, stage_path="recorded")
+    assert as_derived["reached"].to_list() != as_recorded["reached"].to_list()
+    with pytest.raises(ValueError, match="made without assume_derived"):
+        flow_table(JOURNEY, settings=SETTINGS, stage_path="derived", stays=stays_under(plain))
+    for path in ("recorded", "mixed", None):  # None: read from the history (recorded)
+        with pytest.raises(ValueError, match="made with assume_derived"):
+            flow_table(JOURNEY, settings=SETTINGS, stage_path=path, stays=stays_under(derived))
+    assert_frame_equal(
+        flow_table(JOURNEY, settings=SETTINGS, stage_path="recorded", stays=stays_under(plain)),
+        as_recorded,
+    )

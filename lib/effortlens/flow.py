@@ -452,6 +452,7 @@ class StayIndex:
     run_start: np.ndarray  # each deal's first stay (a row of frame), for its path:
     paths: tuple[np.ndarray, ...]  # first and furthest stage, stages entered (bits), derived
     by_duration: np.ndarray | None = None  # the stays not derived, for Kaplan-Meier (below)
+    assume_derived: bool = False  # as given to stay_index: every unflagged entry derived
 
 
 @dataclass(frozen=True)
@@ -466,6 +467,9 @@ class Stays:
     as_of: datetime
     reached: pl.DataFrame | None = None  # the deal x stage rows by rep_id (see _reached)
     by_duration: np.ndarray | None = None  # rows of frame: see _duration_order
+    #: the index's ``assume_derived``: these stays are for ``stage_path="derived"`` exactly
+    #: when it is true (:func:`flow_table` refuses any other ``stage_path`` with them)
+    assume_derived: bool = False
 
 
 def stay_index(
@@ -606,6 +610,7 @@ def stay_index(
         high=high,
         verifier_order=order.astype(np.uint32) if len(order) < 2**32 else order,
         latest=latest,
+        assume_derived=assume_derived,
     )
 
 
@@ -709,7 +714,13 @@ def stays_under(
         starts.astype(np.int64),
         *(p.astype(np.int64) if p.dtype != bool else p for p in paths),
     )
-    return Stays(frame=stays, as_of=as_of, reached=reached, by_duration=by_duration)
+    return Stays(
+        frame=stays,
+        as_of=as_of,
+        reached=reached,
+        by_duration=by_duration,
+        assume_derived=index.assume_derived,
+    )
 
 
 def _group_codes(frame: pl.DataFrame, keys: list[str]) -> np.ndarray:
@@ -1233,7 +1244,8 @@ def flow_table(
         every entry as derived.
     stays
         The stays of ``source`` already made (:func:`stays_under`): ``as_of`` is then theirs
-        and the stage history is not read.
+        and the stage history is not read. Their index's ``assume_derived`` must agree with
+        ``stage_path``: true exactly for ``"derived"`` (else ``ValueError``).
 
     Notes
     -----
@@ -1281,6 +1293,13 @@ def flow_table(
         if data.stage_history is None:
             raise ValueError("flow_table with given stays needs their stage_path")
         stage_path = stage_path_of(data.stage_history)[0]
+    if stays is not None and (stage_path == "derived") != stays.assume_derived:
+        made = "with" if stays.assume_derived else "without"
+        raise ValueError(
+            f"flow_table: stage_path {stage_path!r} with stays from a stay_index made {made} "
+            f"assume_derived: their reached stages differ (make the index with "
+            f"assume_derived={stage_path == 'derived'})"
+        )
     by_cols = _by_list(by)
     given = stays
     stays = _stays(
