@@ -391,3 +391,46 @@ def test_selling_time_of_a_period_from_the_whole_data_equals_its_hours():
                 assert_frame_equal(got, expected)
                 compared += expected.filter(pl.col("week").is_in(cut.implode())).height
     assert compared  # some cut weeks counted as full weeks
+
+
+def test_hours_of_rows_read_by_position_equal_the_hours_of_the_filtered_days(
+    small_planted_enriched,
+):
+    """The rep-weeks' day rows read by their position in the rep-sorted daily facts, within a
+    period starting and ending on every weekday, sum to what :func:`weekly_hours` gives for
+    the period's day rows of those rep-weeks; day rows that do not lie together per
+    rep-week have no position (and a page falls back to the days)."""
+    from effortlens.organisation import hours_of_rows, weekly_hours
+
+    enriched, _ = small_planted_enriched
+    daily = enriched.daily.sort("rep_id", "day", maintain_order=True)
+    internal = enriched.settings.internal
+    located = weekly_hours(daily, internal_types=internal, effort=True, rows=True)
+    assert located["first_row"].null_count() == 0
+    assert int(located["rows"].sum()) == daily.height
+    weeks = located["week"].unique().sort()
+    team = located["team"].drop_nulls().unique().sort()[0]
+    compared = 0
+    for k in range(7):
+        start = weeks[3] + dt.timedelta(days=k)
+        end = weeks[-4] + dt.timedelta(days=k)
+        for cut in (weeks[3], weeks[-4]):  # a rep-week of a cut week, and all of a team's
+            for rows in (
+                located.filter(pl.col("week") == cut),
+                located.filter((pl.col("week") == cut) & (pl.col("team") == team)),
+            ):
+                days = daily.filter(pl.col("day").is_between(start, end)).join(
+                    rows.select("rep_id", "week"), on=["rep_id", "week"], how="semi"
+                )
+                expected = weekly_hours(days, internal_types=internal, effort=True)
+                got = hours_of_rows(daily, rows, start=start, end=end, internal_types=internal)
+                assert got.columns == expected.columns
+                assert_frame_equal(
+                    got.sort("rep_id"), expected.sort("rep_id"), check_exact=False, rel_tol=1e-12
+                )
+                compared += got.height
+    assert compared
+    # a rep's days out of order: its rep-weeks' rows no longer lie together
+    shuffled = pl.concat([daily.slice(0, 50), daily.slice(50, 100).reverse(), daily.slice(150)])
+    loose = weekly_hours(shuffled, internal_types=internal, effort=True, rows=True)
+    assert 0 < loose["first_row"].null_count() < loose.height

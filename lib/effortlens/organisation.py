@@ -100,6 +100,7 @@ def weekly_hours(
     *,
     internal_types: Sequence[str] = ("internal", "admin"),
     effort: bool = False,
+    rows: bool = False,
 ) -> pl.DataFrame:
     """Customer-facing and internal hours per rep and week, with the first and last day of data.
 
@@ -118,13 +119,20 @@ def weekly_hours(
     effort
         Also sum the customer-facing :data:`EFFORT_COLUMNS` and count the customer-facing
         day rows (``facing_rows``): what a rep's return on effort sums (:func:`effort_of_hours`).
+    rows
+        Also say where each row's day rows lie in ``daily`` (a frame, read in its order):
+        ``first_row`` and ``rows``, the position of the first and the number of them, when
+        they lie together (a build writes the daily roll-up sorted by rep, then day);
+        ``first_row`` is null for a row whose day rows do not. What :func:`hours_of_rows`
+        reads a period's cut weeks by.
 
     Returns
     -------
     pl.DataFrame
         ``rep_id``, ``week``, the ``team``, ``segment`` and ``role`` columns ``daily`` has,
         ``customer_facing_hours``, ``internal_hours``, ``first_day``, ``last_day`` (and with
-        ``effort``, ``facing_rows`` and :data:`EFFORT_COLUMNS`).
+        ``effort``, ``facing_rows`` and :data:`EFFORT_COLUMNS`; with ``rows``, ``first_row``
+        and ``rows``).
 
     Examples
     --------
@@ -141,32 +149,109 @@ def weekly_hours(
     if "week" not in names:
         facts = facts.with_columns(week=pl.col("day").dt.truncate("1w"))
     keys = ["rep_id", "week", *(c for c in ("team", "segment", "role") if c in names)]
+    masked, sums = _hour_sums(facts.collect_schema(), internal_types=internal_types, effort=effort)
+    located = []
+    if rows:
+        facts = facts.with_row_index("_row")
+        n, first = pl.len().cast(pl.UInt32), pl.col("_row").min()
+        together = pl.col("_row").max() - first + 1 == n
+        located = [pl.when(together).then(first).alias("first_row"), n.alias("rows")]
+    return (
+        facts.select(*keys, "day", *(["_row"] if rows else []), **masked)
+        .group_by(keys)
+        .agg(*sums, *located)
+        .collect()
+    )
+
+
+def _hour_sums(
+    schema: pl.Schema, *, internal_types: Sequence[str], effort: bool
+) -> tuple[dict[str, pl.Expr], list[pl.Expr]]:
+    """The masked columns and the sums of :func:`weekly_hours` (and :func:`hours_of_rows`)."""
     facing = pl.col("is_customer_facing")
     internal = pl.col("activity_type").is_in(list(internal_types))
-    schema = facts.collect_schema()
     # each sum over a masked column (zero where a row does not count), not over a filter per
     # group: the group-by's fast path, ~5x faster, the same sums (adding 0 changes nothing)
     masked = {
         "customer_facing_hours": pl.when(facing).then(pl.col("hours")).otherwise(0.0),
         "internal_hours": pl.when(internal).then(pl.col("hours")).otherwise(0.0),
     }
-    sums = [pl.col("customer_facing_hours").sum(), pl.col("internal_hours").sum()]
+    sums = [
+        pl.col("customer_facing_hours").sum(),
+        pl.col("internal_hours").sum(),
+        pl.col("day").min().alias("first_day"),
+        pl.col("day").max().alias("last_day"),
+    ]
     if effort:
         masked["facing_rows"] = facing.cast(pl.UInt32)
         sums.append(pl.col("facing_rows").sum().cast(pl.UInt32))
         for c in EFFORT_COLUMNS:
             masked[c] = pl.when(facing).then(pl.col(c)).otherwise(pl.lit(0, dtype=schema[c]))
             sums.append(pl.col(c).sum().cast(schema[c]))
-    return (
-        facts.select(*keys, "day", **masked)
-        .group_by(keys)
-        .agg(
-            *sums[:2],
-            pl.col("day").min().alias("first_day"),
-            pl.col("day").max().alias("last_day"),
-            *sums[2:],
-        )
+    return masked, sums
+
+
+def hours_of_rows(
+    daily: pl.DataFrame,
+    located: pl.DataFrame,
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    internal_types: Sequence[str] = ("internal", "admin"),
+) -> pl.DataFrame:
+    """:func:`weekly_hours` (``effort=True``) of the day rows of ``daily`` from ``start`` to
+    ``end`` (both included; None: open) that lie in the rep-weeks of ``located``, read by
+    their position: no pass over ``daily``.
+
+    ``located`` holds rows of ``weekly_hours(daily, effort=True, rows=True)`` (any of them,
+    e.g. the weeks a period cuts, under a team filter; every ``first_row`` set). The result
+    has ``located``'s key columns and :func:`weekly_hours`'s sums, one row per rep-week with
+    a day in the period, in ``located``'s order: the rows ``weekly_hours`` gives for the
+    period's day rows of those rep-weeks (the same sums over the same rows in the same
+    order). A 90-day period's cut week is ~2,000 rep-weeks of ~25 rows at 10M activities:
+    ~50k rows gathered instead of a filter over four million.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> days = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(3)]
+    >>> daily = pl.DataFrame({"rep_id": ["a"] * 3, "day": days, "week": [days[0]] * 3,
+    ...     "activity_type": ["call"] * 3, "is_customer_facing": [True] * 3,
+    ...     "hours": [1.0, 2.0, 4.0], "activities": [1, 1, 1], "responded": [0, 0, 1],
+    ...     "response_weight": [0.0, 0.0, 1.0]})
+    >>> located = weekly_hours(daily, effort=True, rows=True)
+    >>> hours_of_rows(daily, located, start=days[1]).select("customer_facing_hours",
+    ...     "first_day", "activities").row(0)
+    (6.0, datetime.date(2024, 1, 2), 2)
+    """
+    keys = [c for c in located.columns if c in ("rep_id", "week", "team", "segment", "role")]
+    starts = located.get_column("first_row").to_numpy().astype(np.int64)
+    counts = located.get_column("rows").to_numpy().astype(np.int64)
+    before = np.cumsum(counts) - counts  # where each rep-week's rows begin among those gathered
+    at = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(starts - before, counts)
+    columns = ["day", "activity_type", "is_customer_facing", "hours", *EFFORT_COLUMNS]
+    gathered = daily.select(columns)[pl.Series(at, dtype=pl.Int64)].with_columns(
+        _group=pl.Series(np.repeat(np.arange(len(counts), dtype=np.uint32), counts))
+    )
+    masked, sums = _hour_sums(gathered.schema, internal_types=internal_types, effort=True)
+    inside = pl.lit(value=True)
+    if start is not None:
+        inside &= pl.col("day") >= start
+    if end is not None:
+        inside &= pl.col("day") <= end
+    summed = (
+        gathered.lazy()
+        .filter(inside)
+        .select("_group", "day", **masked)
+        .group_by("_group")
+        .agg(*sums)
+        .sort("_group")
         .collect()
+    )
+    group = summed.get_column("_group").to_numpy()
+    return pl.concat(
+        [located.select(keys)[pl.Series(group, dtype=pl.Int64)], summed.drop("_group")],
+        how="horizontal",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from dataclasses import replace
 
 import ipywidgets as widgets
 import polars as pl
@@ -17,6 +18,7 @@ from effortlens.findings import findings_html, organisation_findings
 from effortlens.organisation import (
     attrition_vs_selling_time,
     effort_of_hours,
+    hours_of_rows,
     organisation_table,
     selling_time_by,
     selling_time_in_period,
@@ -118,13 +120,16 @@ def _figures(state, view) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | N
         internal = settings.internal
         spans = _spans(state)
         partial = _cut_weeks(spans, flt)
-        hours = period_by_weeks(
-            whole_hours,
-            state.enriched.daily,
-            flt,
-            spans=spans,
-            summed=lambda days: weekly_hours(days, internal_types=internal, effort=True),
-        )
+        if whole_hours.get_column("first_row").null_count() == 0:
+            hours = _period_hours(state, flt, spans=spans, partial=partial)
+        else:  # day rows not sorted by rep-week: the period's edges filtered from the days
+            hours = period_by_weeks(
+                whole_hours.drop(_LOCATED),
+                state.enriched.daily,
+                flt,
+                spans=spans,
+                summed=lambda days: weekly_hours(days, internal_types=internal, effort=True),
+            )
         if hours.height == 0:
             return None
         weekly = selling_time_in_period(
@@ -185,6 +190,40 @@ def _by_week(flt: Filter) -> bool:
     return flt.start is None and flt.end is None and not flt.activity_types
 
 
+def _period_hours(state, flt: Filter, *, spans: pl.DataFrame, partial: pl.Series) -> pl.DataFrame:
+    """The load's rep-week hours under ``flt`` (a period, no activity types): the rows of the
+    weeks that lie wholly in the period as the load summed them, and the ``partial`` weeks'
+    (those it cuts) summed from their day rows in the period, read by position
+    (:func:`effortlens.organisation.hours_of_rows`): what
+    :func:`effortlens.filters.period_by_weeks` gives, without a filter over every day row."""
+    whole_hours = _hours(state)[0]
+    overlaps = pl.lit(value=True)
+    if flt.start is not None:
+        overlaps &= pl.col("last_day") >= flt.start
+    if flt.end is not None:
+        overlaps &= pl.col("first_day") <= flt.end
+    weeks = spans.filter(overlaps).get_column("week")  # one run of weeks, cut ones at its ends
+    if weeks.len() == 0:
+        return whole_hours.drop(_LOCATED).clear()
+    rest = replace(flt, start=None, end=None)
+    kept = filter_frame(
+        whole_hours.lazy().filter(pl.col("week").is_between(weeks.min(), weeks.max())), rest
+    ).collect()
+    cut = kept.get_column("week").is_in(pl.Series(partial, dtype=pl.Date).implode())
+    summed = hours_of_rows(
+        state.enriched.daily,
+        kept.filter(cut),
+        start=flt.start,
+        end=flt.end,
+        internal_types=state.enriched.settings.internal,
+    )
+    return pl.concat([kept.filter(~cut).drop(_LOCATED), summed])
+
+
+#: The columns of the load's rep-week hours that say where their day rows lie.
+_LOCATED = ("first_row", "rows")
+
+
 def _cut_weeks(spans: pl.DataFrame, flt: Filter) -> pl.Series:
     """The weeks of the load (``spans``) that the period of ``flt`` cuts: some of their days
     of data lie in it, some outside."""
@@ -210,7 +249,9 @@ def _hours(state) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     kept = _HOURS.get(state)
     if kept is None or kept[0] is not state.enriched:
         enriched = state.enriched
-        hours = weekly_hours(enriched.daily, internal_types=enriched.settings.internal, effort=True)
+        hours = weekly_hours(
+            enriched.daily, internal_types=enriched.settings.internal, effort=True, rows=True
+        )
         weekly = selling_time_of_hours(
             hours,
             reps=enriched.reps,
