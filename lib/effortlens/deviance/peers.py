@@ -51,31 +51,28 @@ ALL_REPS = "all reps"
 
 
 def _comparison_groups(
-    reps: pl.DataFrame, counts: pl.DataFrame, *, keys: Sequence[str], min_reps: int
-) -> pl.DataFrame:
-    """``rep_id``, ``peer_group`` (the group each rep is compared within) and ``peer_basis``.
+    reps: pl.DataFrame, active: np.ndarray, *, keys: Sequence[str], min_reps: int
+) -> tuple[list[str | None], list[str | None]]:
+    """Each reps row's ``peer_group`` (the group it is compared within) and ``peer_basis``.
 
     A rep's full peer group (all ``keys``) is used when it holds at least ``min_reps`` reps
-    with volume; otherwise the last key is dropped, and so on down to all reps. The label of
-    a broader group names the keys kept (``Enterprise``; ``all reps``).
+    with volume (``active``: per reps row); otherwise the last key is dropped, and so on down
+    to all reps. The label of a broader group names the keys kept (``Enterprise``;
+    ``all reps``).
     """
     missing = [k for k in keys if k not in reps.columns]
     if missing:
         raise ValueError(f"peer keys {missing} are not columns of reps ({reps.columns})")
-    active = counts.filter(pl.col("trials") > 0)["rep_id"]  # reps with volume
     keys = list(keys)
     depths = range(len(keys), -1, -1)  # every key, then one fewer, ... then all reps
     # every depth's label of every rep in one select; the sizes and choices in Python (2,000
     # reps: well under a millisecond, where a group-by and two joins per depth took ~10 ms
     # of a filter change on a busy machine)
     labels = reps.select(
-        pl.col("rep_id").is_in(active.implode()).fill_null(False).alias("active"),
-        *(
-            (peer_group_expr(keys=keys[:depth]) if depth else pl.lit(ALL_REPS)).alias(f"d{depth}")
-            for depth in depths
-        ),
+        (peer_group_expr(keys=keys[:depth]) if depth else pl.lit(ALL_REPS)).alias(f"d{depth}")
+        for depth in depths
     )
-    is_active = labels["active"].to_list()
+    is_active = active.tolist()
     peer_group: list[str | None] = [None] * labels.height
     peer_basis: list[str | None] = [None] * labels.height
     todo = list(range(labels.height))  # the reps without a group yet
@@ -93,10 +90,25 @@ def _comparison_groups(
             else:
                 left.append(i)
         todo = left
-    return pl.DataFrame(
-        {"rep_id": reps["rep_id"], "peer_group": peer_group, "peer_basis": peer_basis},
-        schema={"rep_id": reps.schema["rep_id"], "peer_group": pl.String, "peer_basis": pl.String},
+    return peer_group, peer_basis
+
+
+def _counts_of_reps(counts: pl.DataFrame, rep_ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``successes`` and ``trials`` of ``counts`` for each of ``rep_ids`` (0 for a rep it has no
+    row of), as int64: a left join of 2,000 reps by a dictionary, without a Polars query."""
+    ids = counts.get_column("rep_id").cast(pl.String).to_list()
+    place = {rep: i for i, rep in enumerate(ids) if rep is not None}
+    if len(place) != len(ids) - ids.count(None):
+        raise ValueError("counts has more than one row for a rep")
+    row = np.array(
+        [place.get(rep, -1) for rep in rep_ids.cast(pl.String).to_list()], dtype=np.int64
     )
+
+    def column(name: str) -> np.ndarray:  # row -1 (no counts) reads the appended 0
+        values = counts.get_column(name).fill_null(0).to_numpy().astype(np.int64)
+        return np.append(values, 0)[row]
+
+    return column("successes"), column("trials")
 
 
 def peer_deviance(
@@ -171,35 +183,42 @@ def peer_deviance(
     >>> table["direction"].to_list()
     ['none', 'none', 'none', 'positive']
     """
-    counts = counts.select("rep_id", "successes", "trials")
+    # the reps' units in numpy (a dictionary join, a lexsort): the Polars join, sort and
+    # casts here were ~10 queries of a few hundred microseconds each on a busy machine
+    names = ["rep_name"] if "rep_name" in reps.columns else []
+    rep_ids = reps.get_column("rep_id")
+    all_successes, all_volume = _counts_of_reps(counts, rep_ids)
     if peer_keys is not None:
-        groups = _comparison_groups(reps, counts, keys=peer_keys, min_reps=min_peer_reps)
-        reps = reps.drop("peer_group", strict=False).join(groups, on="rep_id", how="left")
+        groups, bases = _comparison_groups(
+            reps, all_volume > 0, keys=peer_keys, min_reps=min_peer_reps
+        )
+        group_series = pl.Series("peer_group", groups, dtype=pl.String)
     elif "peer_group" not in reps.columns:
         raise ValueError("reps has no peer_group column; pass peer_keys to build one")
     else:
-        reps = reps.with_columns(peer_basis=pl.lit("peer group"))
-    names = ["rep_name"] if "rep_name" in reps.columns else []
-    units = (  # one query
-        reps.lazy()
-        .select("rep_id", *names, "peer_group", "peer_basis")
-        .join(counts.lazy(), on="rep_id", how="left")
-        .with_columns(
-            successes=pl.col("successes").fill_null(0).cast(pl.UInt32),
-            volume=pl.col("trials").fill_null(0).cast(pl.UInt32),
-        )
-        .drop("trials")
-        .with_columns(
-            rate=pl.when(pl.col("volume") > 0).then(pl.col("successes") / pl.col("volume"))
-        )
-        .sort("peer_group", "rep_id")
-        .collect()
-    )
-    volume = units["volume"].to_numpy().astype(np.int64)
-    successes = units["successes"].to_numpy().astype(np.int64)
-    codes = (
-        units["peer_group"].fill_null("").cast(pl.Categorical).to_physical().to_numpy()
-    ).astype(np.int64)
+        group_series = reps.get_column("peer_group")
+        groups, bases = group_series.to_list(), ["peer group"] * reps.height
+    # sorted by peer group (missing first), then rep, as Polars sorts them; a group's code
+    # is its place among the labels (a missing group shares the empty label's)
+    label = np.array(["" if g is None else str(g) for g in groups], dtype=str)
+    _, group_code = np.unique(label, return_inverse=True)
+    rep_rank = np.empty(reps.height, dtype=np.int64)
+    rep_rank[rep_ids.arg_sort().to_numpy()] = np.arange(reps.height)
+    present = np.array([g is not None for g in groups], dtype=bool)
+    order = np.lexsort((rep_rank, group_code, present))
+    volume, successes = all_volume[order], all_successes[order]
+    if volume.size and (volume.max() >= 2**32 or successes.min() < 0):
+        raise ValueError("counts must be non-negative and below 2**32")
+    codes = group_code.reshape(-1)[order].astype(np.int64)
+    taken = pl.Series(order)
+    units = {
+        "rep_id": rep_ids.gather(taken),
+        **({"rep_name": reps.get_column("rep_name").gather(taken)} if names else {}),
+        "peer_group": group_series.gather(taken).alias("peer_group"),
+        "peer_basis": pl.Series("peer_basis", bases, dtype=pl.String).gather(taken),
+        "successes": pl.Series(successes, dtype=pl.UInt32),
+        "volume": pl.Series(volume, dtype=pl.UInt32),
+    }
     if rho is None and not adjust_overdispersion:
         rho = 0.0
     fit = fit_dispersion(successes, volume, codes, huber_k=huber_k, rho=rho)
@@ -242,37 +261,22 @@ def peer_deviance(
         return pl.Series(np.where(keep, values, np.nan), dtype=pl.Float64, nan_to_null=True)
 
     has = volume > 0
-    return units.with_columns(
-        peer_rate=column(centre, np.isfinite(centre)),
-        peer_rate_se=column(se, np.isfinite(centre)),
-        shrunk_rate=column(shrunk, has & np.isfinite(centre)),
-        z=column(z, testable),
-        p_value=column(p, testable),
-        q_value=column(q, eligible),
-        **{name: column(values, testable) for name, values in limits.items()},
-        eligible=pl.Series(eligible),
-        detectable=pl.Series(detectable),
-        direction=pl.Series(direction),
-        overdispersion=pl.lit(rho, dtype=pl.Float64),
-    ).select(
-        "rep_id",
-        *names,
-        "peer_group",
-        "peer_basis",
-        "successes",
-        "volume",
-        "rate",
-        "peer_rate",
-        "peer_rate_se",
-        "shrunk_rate",
-        "z",
-        "p_value",
-        "q_value",
-        *limit_columns(LIMIT_LEVELS),
-        "eligible",
-        "detectable",
-        "direction",
-        "overdispersion",
+    return pl.DataFrame(  # one frame of the columns, in their order: no Polars query
+        {
+            **units,
+            "rate": column(successes / np.maximum(volume, 1), has),
+            "peer_rate": column(centre, np.isfinite(centre)),
+            "peer_rate_se": column(se, np.isfinite(centre)),
+            "shrunk_rate": column(shrunk, has & np.isfinite(centre)),
+            "z": column(z, testable),
+            "p_value": column(p, testable),
+            "q_value": column(q, eligible),
+            **{name: column(values, testable) for name, values in limits.items()},
+            "eligible": pl.Series(eligible, dtype=pl.Boolean),
+            "detectable": pl.Series(detectable, dtype=pl.Boolean),
+            "direction": pl.Series(direction, dtype=pl.String),
+            "overdispersion": pl.Series(np.full(volume.size, rho), dtype=pl.Float64),
+        }
     )
 
 
