@@ -439,3 +439,80 @@ def test_an_output_that_reaches_the_server_late_is_on_the_page(mode, tiny_plante
     page = body.decode("utf-8")
     assert "Late" in page  # the page itself was served
     assert LATE_MARKER in page, "the cell's output was dropped: " + log.read_text()[-2000:]
+
+
+def _socket_folder(root: Path, name: str, *, pid: int | None, extra: str | None = None) -> Path:
+    """A 0700 folder under ``root`` holding one bound Unix socket, a server record naming
+    ``pid`` (none: no record) and an ``extra`` regular file."""
+    import os
+    import socket
+
+    from effortlens_serve.app import mark_socket_folder
+
+    folder = root / name
+    folder.mkdir(mode=0o700)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(folder / "kernel-1-ipc-1"))
+    if pid is not None:
+        mark_socket_folder(folder)
+        if pid != os.getpid():  # as the server with that id would have written it
+            record = folder / "effortlens-server.pid"
+            record.write_text(f"{pid} {record.read_text().split()[1]}\n")
+    if extra:
+        (folder / extra).write_text("{}")
+    return folder
+
+
+def test_socket_folders_of_killed_servers_are_swept_and_no_other(tmp_path):
+    import os
+
+    from effortlens_serve.app import sweep_socket_folders
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # its id is free now
+    gone = [
+        _socket_folder(tmp_path, "voila_gone1234", pid=ended.pid),
+        _socket_folder(tmp_path, "el_kernels_gone1234", pid=ended.pid),
+    ]
+    kept = [
+        _socket_folder(tmp_path, "voila_live1234", pid=os.getpid()),  # a running server's
+        _socket_folder(tmp_path, "voila_plain123", pid=None),  # plain voila's: no record
+        _socket_folder(tmp_path, "voila_conn1234", pid=ended.pid, extra="kernel-1.json"),
+        _socket_folder(tmp_path, "other_gone1234", pid=ended.pid),
+    ]
+    # this process's id, recorded with another start time: the id was reused, the server ended
+    reused = _socket_folder(tmp_path, "voila_reused12", pid=os.getpid())
+    record = reused / "effortlens-server.pid"
+    record.write_text(f"{os.getpid()} 1\n")
+    assert sorted(sweep_socket_folders(tmp_path)) == sorted([*gone, reused])
+    assert not any(f.exists() for f in [*gone, reused])
+    assert all(f.is_dir() for f in kept)
+    assert sweep_socket_folders(tmp_path) == []
+
+
+def test_a_killed_server_leaves_its_socket_folder_and_the_next_start_removes_it(
+    tiny_planted, tmp_path, monkeypatch
+):
+    import os
+    import shutil
+    import signal
+    import tempfile
+
+    from effortlens_serve.app import SERVER_FILE, sweep_socket_folders
+
+    temp = Path(tempfile.mkdtemp(prefix="el_sweep_"))  # the servers' temporary folder
+    monkeypatch.setenv("TMPDIR", str(temp))
+    try:
+        log = tmp_path / "serve.log"
+        with served(data=tiny_planted, token=TOKEN, log_path=log, args=["--pool", "0"]) as (
+            _,
+            proc,
+        ):
+            (folder,) = [p.parent for p in temp.glob(f"voila_*/{SERVER_FILE}")]
+            assert int((folder / SERVER_FILE).read_text().split()[0]) == proc.pid
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        assert folder.is_dir(), "a killed server cleans up nothing"
+        assert sweep_socket_folders(temp) == [folder]  # what the next start does first
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)

@@ -58,6 +58,10 @@ class EffortLensVoila(Voila):
     )
 
     def init_settings(self):
+        # Voilà has just made its socket folder (start): name this server in it, so that a
+        # later start removes it if this server is killed (sweep_socket_folders)
+        if self.connection_dir:
+            mark_socket_folder(self.connection_dir)
         settings = super().init_settings()
         settings["effortlens_slots"] = ViewerSlots(limit=self.max_viewers)
         settings["compress_response"] = True  # pages and the chart bundle, gzipped
@@ -145,6 +149,95 @@ def kernel_transport(*, temp_dir: str | None = None, connection_dir: str | None 
     folder = connection_dir or os.path.join(temp_dir or tempfile.gettempdir(), "voila_" + "x" * 8)
     longest = os.path.join(folder, f"kernel-{'0' * 36}-ipc-99999")
     return "ipc" if len(longest.encode()) <= _MAX_SOCKET_PATH else "tcp"
+
+
+#: The file naming the server a socket folder belongs to (``voila_…``, ``el_kernels_…``): its
+#: process id and start time, so that a later start can tell a folder left by a killed server.
+SERVER_FILE = "effortlens-server.pid"
+#: Prefixes of the socket folders :func:`sweep_socket_folders` looks at.
+SOCKET_FOLDER_PREFIXES = ("voila_", "el_kernels_")
+
+
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from ``/proc``), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, after the command's parentheses
+
+
+def mark_socket_folder(folder: str | os.PathLike) -> None:
+    """Name this process as the server of socket folder ``folder`` (:data:`SERVER_FILE`).
+
+    Examples
+    --------
+    >>> mark_socket_folder(tempfile.mkdtemp(prefix="voila_"))  # doctest: +SKIP
+    """
+    pid = os.getpid()
+    (Path(folder) / SERVER_FILE).write_text(f"{pid} {_started(pid) or ''}\n", "utf-8")
+
+
+def _server_gone(record: Path) -> bool:
+    """Whether the server a :data:`SERVER_FILE` names has ended (its process is gone, or its
+    id now belongs to a process started at another time)."""
+    try:
+        pid, *started = record.read_text("utf-8").split()
+        pid = int(pid)
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process holds the id now
+        return True
+    return bool(started) and _started(pid) not in (None, started[0])
+
+
+def sweep_socket_folders(root: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the socket folders under ``root`` (the system's temporary folder) that servers
+    killed before they could clean up left behind; the folders removed.
+
+    A server (``effortlens serve``, ``make run``, a hub's single-user server) makes a 0700
+    folder for its kernels' Unix sockets and removes it when it stops; a SIGKILL leaves it.
+    A folder goes only when it is this user's, is named ``voila_…`` or ``el_kernels_…``,
+    holds nothing but sockets and its :data:`SERVER_FILE`, and that file names a server that
+    has ended: another server's live folder, or one holding anything else (a kernel's
+    connection file), stays.
+
+    Examples
+    --------
+    >>> sweep_socket_folders()  # doctest: +SKIP
+    [PosixPath('/tmp/voila_k2j4h1x0')]
+    """
+    import stat
+    import tempfile
+
+    base = Path(root if root is not None else tempfile.gettempdir())
+    removed = []
+    try:
+        candidates = [p for p in base.iterdir() if p.name.startswith(SOCKET_FOLDER_PREFIXES)]
+    except OSError:
+        return removed
+    for folder in candidates:
+        try:
+            info = folder.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            entries = list(folder.iterdir())
+            record = folder / SERVER_FILE
+            if record not in entries or not _server_gone(record):
+                continue
+            if not all(e == record or stat.S_ISSOCK(e.lstat().st_mode) for e in entries):
+                continue
+            for entry in entries:
+                entry.unlink()
+            folder.rmdir()
+        except OSError:  # gone meanwhile, or not ours to remove
+            continue
+        removed.append(folder)
+    return removed
 
 
 def hash_password(password: str) -> str:
@@ -346,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"effortlens serve: no folder {args.workbooks!r} of workbooks", file=sys.stderr)
         return 2
     voila_argv, config = voila_arguments(args)
+    sweep_socket_folders()  # left by a server killed before it could remove them
     if not args.no_auth:  # the apps' kernels offer only folders under the data roots
         os.environ.setdefault("EFFORTLENS_SERVED", "1")
     if args.data:

@@ -21,7 +21,7 @@ from typing import Any
 
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
-from effortlens_serve.app import kernel_transport
+from effortlens_serve.app import kernel_transport, mark_socket_folder, sweep_socket_folders
 
 #: Prefix of each server's socket folder under the system's temporary folder.
 FOLDER_PREFIX = "el_kernels_"
@@ -53,7 +53,9 @@ class PrivateSocketsKernelManager(AsyncMappingKernelManager):
         # mkdtemp's folder name: the prefix and 8 random characters
         planned = os.path.join(tempfile.gettempdir(), FOLDER_PREFIX + "x" * 8)
         if kernel_transport(connection_dir=planned) == "ipc":
+            sweep_socket_folders()  # left by servers killed before they could remove them
             self.socket_dir = tempfile.mkdtemp(prefix=FOLDER_PREFIX)
+            mark_socket_folder(self.socket_dir)
             self.connection_dir = self.socket_dir
             atexit.register(shutil.rmtree, self.socket_dir, ignore_errors=True)
             self.log.info("Kernels talk over Unix sockets in %s", self.socket_dir)
