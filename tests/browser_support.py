@@ -54,19 +54,35 @@ def voila_server(
 
     The server runs in its own process group and is stopped, with its kernels, on exit.
     """
-    port = free_port()
     templates = str(REPO / "share" / "jupyter")  # the landing template voila.json names
     env = {
         **os.environ,
         "EFFORTLENS_DATA": str(data_dir),
         "JUPYTER_PATH": os.pathsep.join(filter(None, [templates, os.environ.get("JUPYTER_PATH")])),
     }
+    with voila_process(notebooks, log_path=log_path, timeout=timeout, env=env) as (url, _):
+        yield url
+
+
+@contextmanager
+def voila_process(
+    notebooks: str | Path,
+    *,
+    log_path: Path,
+    timeout: float = 120.0,
+    cwd: Path = REPO,
+    env: dict[str, str] | None = None,
+):
+    """Plain ``voila notebooks`` started in ``cwd`` with ``env`` (default this process's);
+    yield (base URL, process) once it answers. Its own process group, stopped with its
+    kernels on exit."""
+    port = free_port()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "voila", str(notebooks), f"--port={port}", "--no-browser"],
-            cwd=REPO,
-            env=env,
+            cwd=cwd,
+            env=dict(os.environ) if env is None else env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -75,7 +91,7 @@ def voila_server(
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_until_up(url, server, timeout=timeout, log_path=log_path)
-            yield url
+            yield url, server
         finally:
             _stop(server)
 

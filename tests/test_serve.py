@@ -232,10 +232,9 @@ def test_kernels_talk_to_their_server_over_unix_sockets_in_its_own_folder(tiny_p
 def test_plain_voila_from_another_folder_starts_its_kernels_on_unix_sockets_too(tmp_path):
     # `voila` reads the installed etc/jupyter/voila.py (kernel_transport), from any folder
     import os
-    import signal
 
     import nbformat
-    from browser_support import free_port, private_unix_sockets
+    from browser_support import private_unix_sockets, voila_process
 
     folder = tmp_path / "notebooks"
     folder.mkdir()
@@ -246,38 +245,12 @@ def test_plain_voila_from_another_folder_starts_its_kernels_on_unix_sockets_too(
         cells=[nbformat.v4.new_code_cell('print("el-ipc-" + "page")')],
     )
     nbformat.write(notebook, folder / "page.ipynb")
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_PATH", "JUPYTER_CONFIG_DIR")}
     log = tmp_path / "voila.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "voila", str(folder), f"--port={port}", "--no-browser"],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}/voila/render/page.ipynb"
-        deadline = time.monotonic() + 120
-        code = 0
-        while time.monotonic() < deadline and code != 200:
-            time.sleep(0.5)
-            try:
-                code, _, body = _request(url)
-            except OSError:
-                code = 0
+    with voila_process(folder, log_path=log, cwd=tmp_path, env=env) as (url, proc):
+        code, _, body = _request(f"{url}/voila/render/page.ipynb")
         assert code == 200 and b"el-ipc-page" in body, log.read_text()[-2000:]
         sockets = private_unix_sockets(kernel_processes(proc.pid)[0], folder_prefix="voila_")
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # a hung Voila is not left running
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
     assert not sockets.exists(), "Voila left its kernels' socket folder behind"
 
 
