@@ -339,7 +339,7 @@ def selling_time_of_hours(
 
 
 def selling_time_within(
-    weekly: pl.DataFrame, *, reps: pl.DataFrame, hours: pl.DataFrame | pl.LazyFrame
+    weekly: pl.DataFrame, *, reps: pl.DataFrame | None, hours: pl.DataFrame | pl.LazyFrame
 ) -> pl.DataFrame:
     """The rows of a whole-data :func:`selling_time_weekly` that ``reps`` and the span of
     ``hours`` keep: what :func:`selling_time_of_hours` gives for them, without its grid.
@@ -349,6 +349,7 @@ def selling_time_within(
     span of its own hours (the first and last day of ``hours``, :func:`weekly_hours` under
     the same filter). Each rep-week's hours are all of the rep's hours that week, as the
     filtered hours hold them (a filter on reps keeps or drops a rep's days together).
+    ``reps`` None: every rep of ``weekly`` (a filter that keeps every rep).
 
     Examples
     --------
@@ -367,27 +368,28 @@ def selling_time_within(
     kept = weekly.lazy().filter(
         (pl.col("week") >= first) & (pl.col("week") + pl.duration(days=4) <= last)
     )
-    kept = kept.join(
-        reps.lazy().select("rep_id", "team").unique(),
-        on=["rep_id", "team"],
-        how="semi",
-        nulls_equal=True,
-    )
+    if reps is not None:
+        kept = kept.join(
+            reps.lazy().select("rep_id", "team").unique(),
+            on=["rep_id", "team"],
+            how="semi",
+            nulls_equal=True,
+        )
     return kept.collect()
 
 
 def selling_time_in_period(
     weekly: pl.DataFrame,
     *,
-    reps: pl.DataFrame,
+    reps: pl.DataFrame | None,
     hours: pl.DataFrame,
     partial: pl.Series | Sequence[dt.date],
     working_hours_per_week: float,
 ) -> pl.DataFrame:
     """:func:`selling_time_of_hours` of a period's ``hours`` from the load's whole-data
     ``weekly``: its rows that ``reps`` and the span of ``hours`` keep
-    (:func:`selling_time_within`), with the hours of the ``partial`` weeks summed from
-    ``hours``.
+    (:func:`selling_time_within`; None: every rep), with the hours of the ``partial`` weeks
+    summed from ``hours``.
 
     ``hours`` is :func:`weekly_hours` under a period (its whole weeks the load's rows, its
     partial weeks summed from their days in the period); ``partial`` lists the weeks the
@@ -653,6 +655,7 @@ def organisation_table(
     period: tuple[dt.date, dt.date] | None = None,
     weekly: pl.DataFrame | None = None,
     effort: pl.DataFrame | pl.LazyFrame | None = None,
+    selling: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Per team: time for selling, internal load, voluntary attrition and return on effort.
 
@@ -669,6 +672,9 @@ def organisation_table(
         The customer-facing rows to sum the return on effort from (``team``,
         ``activities``, ``responded``, ``response_weight``), such as a weekly roll-up of
         ``enriched.daily``; default ``enriched.daily``.
+    selling
+        ``selling_time_by(weekly)`` (:func:`selling_time_by`, by team) when the caller has
+        it already (a page draws it too); ``weekly`` is then not read.
 
     Returns
     -------
@@ -684,14 +690,16 @@ def organisation_table(
     """
     settings = enriched.settings
     first, last = period or _period(enriched)
-    if weekly is None:
-        weekly = selling_time_weekly(
-            enriched.daily,
-            reps=enriched.reps,
-            working_hours_per_week=settings.working_hours_per_week,
-            internal_types=settings.internal,
-        )
-    selling = selling_time_by(weekly, by=["team"]).select("team", "selling_time", "internal_load")
+    if selling is None:
+        if weekly is None:
+            weekly = selling_time_weekly(
+                enriched.daily,
+                reps=enriched.reps,
+                working_hours_per_week=settings.working_hours_per_week,
+                internal_types=settings.internal,
+            )
+        selling = selling_time_by(weekly, by=["team"])
+    selling = selling.select("team", "selling_time", "internal_load")
     roe = (
         (enriched.daily if effort is None else effort)
         .lazy()

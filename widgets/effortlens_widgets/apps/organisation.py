@@ -75,8 +75,7 @@ class Organisation(View):
                 p.show_message(self.no_effort_message("Time for selling"))
             self._finding.value = ""
             return
-        weekly, table, shares = figures
-        by_team = selling_time_by(weekly)
+        table, shares, by_team = figures
         if not page_coverage(self.state).response_measurable:  # unknown, not 0%
             table = table.drop("response_rate", "roe_per_100", strict=False)
             shares = shares.filter(pl.lit(False))
@@ -108,9 +107,21 @@ class Organisation(View):
 
 
 def _figures(state, view) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None:
-    """The page's time for selling per rep-week, its table per team and the variance shares
-    under the page filter (``view`` is the state's filtered view); None when the filter keeps
-    no day row (every day row lies in a rep-week of the hours)."""
+    """The page's table per team, variance shares and time for selling per team under the
+    page filter (``view`` is the state's filtered view); None when the filter keeps no day
+    row (every day row lies in a rep-week of the hours)."""
+    weekly_table = _weekly_figures(state, view)
+    if weekly_table is None:
+        return None
+    weekly, effort, period = weekly_table
+    by_team = selling_time_by(weekly)
+    table = organisation_table(view, effort=effort, period=period, selling=by_team)
+    return table, variance_share(effort), by_team
+
+
+def _weekly_figures(state, view) -> tuple[pl.DataFrame, pl.DataFrame, tuple | None] | None:
+    """The page's time for selling per rep-week, effort per rep and attrition period (None:
+    the data's) under the page filter; None when the filter keeps no day row."""
     settings = view.settings
     flt = state.filter
     if not flt.activity_types and (flt.start is not None or flt.end is not None):
@@ -134,15 +145,14 @@ def _figures(state, view) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | N
             return None
         weekly = selling_time_in_period(
             whole_weekly,
-            reps=view.reps,
+            reps=_reps_kept(state, view),
             hours=hours,
             partial=partial,
             working_hours_per_week=settings.working_hours_per_week,
         )
         effort = effort_of_hours(hours, keys=_REP_KEYS)
         span = hours.select(pl.col("first_day").min(), pl.col("last_day").max()).row(0)
-        table = organisation_table(view, weekly=weekly, effort=effort, period=span)
-        return weekly, table, variance_share(effort)
+        return weekly, effort, span
     if _by_week(flt):  # the load's roll-ups, filtered: no pass over the days
         whole_hours, whole_weekly, per_rep = _hours(state)
         hours = filter_frame(whole_hours, flt)
@@ -151,13 +161,11 @@ def _figures(state, view) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | N
         weekly = (
             whole_weekly
             if flt.is_everything
-            else selling_time_within(whole_weekly, reps=view.reps, hours=hours)
+            else selling_time_within(whole_weekly, reps=_reps_kept(state, view), hours=hours)
         )
         effort = filter_frame(per_rep, flt)
         span = hours.select(pl.col("first_day").min(), pl.col("last_day").max()).row(0)
-        period = span if span[0] is not None else None
-        table = organisation_table(view, weekly=weekly, effort=effort, period=period)
-        return weekly, table, variance_share(effort)
+        return weekly, effort, span if span[0] is not None else None
     # activity types: counted from the days they keep (one pass for the effort)
     if view.daily.height == 0:
         return None
@@ -167,8 +175,13 @@ def _figures(state, view) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | N
         working_hours_per_week=settings.working_hours_per_week,
         internal_types=settings.internal,
     )
-    effort = _effort_per_rep(view.daily)
-    return weekly, organisation_table(view, weekly=weekly, effort=effort), variance_share(effort)
+    return weekly, _effort_per_rep(view.daily), None
+
+
+def _reps_kept(state, view) -> pl.DataFrame | None:
+    """The reps the filter keeps (``view.reps``), or None when it keeps every rep of the load
+    (whose rep-weeks the load's selling time holds): no join needed."""
+    return None if view.reps.height == state.enriched.reps.height else view.reps
 
 
 def _effort_per_rep(daily: pl.DataFrame) -> pl.DataFrame:
