@@ -575,6 +575,8 @@ def what_differs_in(
     """
     if rep_ids is None and direction not in ("positive", "negative"):
         raise ValueError(f"direction must be 'positive' or 'negative', got {direction!r}")
+    if rep_ids is None and not (deviance.get_column("direction") == direction).any():
+        return pl.DataFrame(schema=_DIFFERS_SCHEMA)  # no such deviant (no query to say so)
     sides = _sides(deviance, direction=direction, rep_ids=rep_ids)
     if sides.filter(pl.col("side") == "deviant").is_empty():
         return pl.DataFrame(schema=_DIFFERS_SCHEMA)

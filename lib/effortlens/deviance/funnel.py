@@ -943,18 +943,24 @@ def funnel_limits(
     --------
     >>> funnel_limits(peer_deviance(counts, reps, min_volume=300))  # doctest: +SKIP
     """
-    with_volume = deviance.filter(pl.col("volume") > 0)
     schema = {"peer_group": pl.String, "volume": pl.Int64, "peer_rate": pl.Float64}
     schema |= {name: pl.Float64 for name in limit_columns(LIMIT_LEVELS)}
-    if with_volume.is_empty():
+    # the reps with volume by numpy (no Polars query: a few each cost milliseconds on a
+    # busy machine, more than the numbers)
+    with np.errstate(invalid="ignore"):
+        rows = np.flatnonzero(deviance.get_column("volume").to_numpy() > 0)
+    if rows.size == 0:
         return pl.DataFrame(schema=schema)
-    rho = float(with_volume["overdispersion"][0])
-    volumes_of = with_volume["volume"].to_numpy().astype(np.int64)
+    taken = pl.Series(rows)
+    rho = float(deviance.get_column("overdispersion")[int(rows[0])])
+    volumes_of = deviance.get_column("volume").to_numpy()[rows].astype(np.int64)
+    groups_of = deviance.get_column("peer_group").gather(taken)
     # the groups in sorted order, each rep's group by its place in it (numpy: a few hundred
     # microseconds where a Polars group-by costs milliseconds on a busy machine)
-    labels = with_volume["peer_group"].fill_null("").to_numpy().astype(str)
+    labels = groups_of.fill_null("").to_numpy().astype(str)
     names_of, first_of, group_of = np.unique(labels, return_index=True, return_inverse=True)
-    centres = peer_centres(with_volume["successes"].to_numpy(), volumes_of, group_of, rho)
+    successes_of = deviance.get_column("successes").gather(taken).to_numpy()
+    centres = peer_centres(successes_of, volumes_of, group_of, rho)
     top_of = np.zeros(names_of.size, dtype=np.int64)
     np.maximum.at(top_of, group_of, volumes_of)
     smallest_of = np.full(names_of.size, np.iinfo(np.int64).max)
@@ -967,7 +973,7 @@ def funnel_limits(
         low = max(1, smallest // 4) if start is None else max(1, start)
         grid = np.geomspace(low, max(low + 1, top * 1.2), points).round().astype(np.int64)
         volume = np.union1d(grid, np.asarray(reps, dtype=np.int64))
-        names.append(with_volume["peer_group"][int(first_of[g])])
+        names.append(groups_of[int(first_of[g])])
         volumes.append(volume)
         centre_at.append(np.full(volume.shape, centre))
         var_at.append(np.full(volume.shape, centre_var))
@@ -976,17 +982,17 @@ def funnel_limits(
     volume = np.concatenate(volumes)
     centre = np.concatenate(centre_at)
     limits = control_limits(volume, centre, rho, LIMIT_LEVELS, centre_var=np.concatenate(var_at))
-    return (
-        pl.DataFrame(
-            {
-                "peer_group": pl.Series(names).gather(
-                    np.repeat(np.arange(len(names)), [v.size for v in volumes])
-                ),
-                "volume": volume,
-                "peer_rate": centre,
-                **limits,
-            }
-        )
-        .cast(schema)
-        .with_columns(pl.exclude("peer_group", "volume").fill_nan(None))
+
+    def floats(values: np.ndarray) -> pl.Series:  # NaN as null, as the Series is made
+        return pl.Series(values, dtype=pl.Float64, nan_to_null=True)
+
+    return pl.DataFrame(
+        {
+            "peer_group": pl.Series(names, dtype=pl.String).gather(
+                np.repeat(np.arange(len(names)), [v.size for v in volumes])
+            ),
+            "volume": pl.Series(volume, dtype=pl.Int64),
+            "peer_rate": floats(centre),
+            **{name: floats(values) for name, values in limits.items()},
+        }
     )

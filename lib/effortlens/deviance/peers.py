@@ -608,6 +608,8 @@ def rank_deviants(deviance: pl.DataFrame) -> pl.DataFrame:
     >>> rank_deviants(table)["rep_id"].to_list()
     ['d', 'b', 'a']
     """
+    if not (deviance.get_column("direction") != "none").any():
+        return deviance.head(0)  # no deviant: the empty frame without a query
     return deviance.filter(pl.col("direction") != "none").sort(
         pl.col("direction").replace_strict({"positive": 0, "negative": 1}),
         pl.col("z").abs(),
