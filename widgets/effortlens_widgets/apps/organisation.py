@@ -209,7 +209,7 @@ def _period_hours(state, flt: Filter, *, spans: pl.DataFrame, partial: pl.Series
     (those it cuts) summed from their day rows in the period, read by position
     (:func:`effortlens.organisation.hours_of_rows`): what
     :func:`effortlens.filters.period_by_weeks` gives, without a filter over every day row."""
-    whole_hours = _hours(state)[0]
+    hours = _hours(state)[0]  # sorted by week: a run of weeks is a slice
     overlaps = pl.lit(value=True)
     if flt.start is not None:
         overlaps &= pl.col("last_day") >= flt.start
@@ -217,20 +217,27 @@ def _period_hours(state, flt: Filter, *, spans: pl.DataFrame, partial: pl.Series
         overlaps &= pl.col("first_day") <= flt.end
     weeks = spans.filter(overlaps).get_column("week")  # one run of weeks, cut ones at its ends
     if weeks.len() == 0:
-        return whole_hours.drop(_LOCATED).clear()
+        return hours.drop(_LOCATED).clear()
+    first, last = weeks.min(), weeks.max()
+    week = hours.get_column("week").slice(0, hours.height - hours.get_column("week").null_count())
+    cut = set(pl.Series(partial, dtype=pl.Date).to_list())
+    start, end = int(week.search_sorted(first, "left")), int(week.search_sorted(last, "right"))
+    inner_start = int(week.search_sorted(first, "right")) if first in cut else start
+    inner_end = int(week.search_sorted(last, "left")) if last in cut and last != first else end
+    inner_end = max(inner_end, inner_start)
     rest = replace(flt, start=None, end=None)
-    kept = filter_frame(
-        whole_hours.lazy().filter(pl.col("week").is_between(weeks.min(), weeks.max())), rest
-    ).collect()
-    cut = kept.get_column("week").is_in(pl.Series(partial, dtype=pl.Date).implode())
+    whole = filter_frame(hours.slice(inner_start, inner_end - inner_start), rest)
+    edges = pl.concat(
+        [hours.slice(start, inner_start - start), hours.slice(inner_end, end - inner_end)]
+    )
     summed = hours_of_rows(
         state.enriched.daily,
-        kept.filter(cut),
+        filter_frame(edges, rest),
         start=flt.start,
         end=flt.end,
         internal_types=state.enriched.settings.internal,
     )
-    return pl.concat([kept.filter(~cut).drop(_LOCATED), summed])
+    return pl.concat([whole.drop(_LOCATED), summed])
 
 
 #: The columns of the load's rep-week hours that say where their day rows lie.
@@ -264,7 +271,7 @@ def _hours(state) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         enriched = state.enriched
         hours = weekly_hours(
             enriched.daily, internal_types=enriched.settings.internal, effort=True, rows=True
-        )
+        ).sort("week", nulls_last=True)  # a run of weeks is a slice (_period_hours)
         weekly = selling_time_of_hours(
             hours,
             reps=enriched.reps,
