@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from effortlens.anonymise import anonymise_frame, build_pseudonyms
@@ -84,3 +85,75 @@ def test_the_chart_bundle_is_made_outside_the_kernel(tmp_path):
     (bundle,) = (tmp_path / "cache" / "js").glob("jupyterchart-*.js")
     assert bundle.stat().st_size == len(bundle.read_bytes()) > 100_000
     assert not list(bundle.parent.glob("*.tmp"))  # the child's file was moved, not left
+
+
+#: The pages that hold less of the daily roll-up: fewer counts (``daily_counts``) or the reps
+#: as codes (``daily_rep_codes``), by module.
+_NARROW_PAGES = (
+    "buyer_journey",
+    "habits",
+    "positive_deviance",
+    "interventions",
+    "organisation",
+    "return_on_effort",
+)
+
+
+@pytest.fixture(scope="module")
+def _built_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.mark.parametrize("name", _NARROW_PAGES)
+def test_a_page_holding_fewer_daily_counts_draws_what_the_whole_roll_up_draws(
+    name, small_planted, _built_cache, monkeypatch
+):
+    import datetime as dt
+    import importlib
+
+    from effortlens.enrich import DAILY_SCHEMA
+    from effortlens.filters import Filter
+    from effortlens.roe import COUNTS
+    from effortlens_widgets.state import DAILY_KEYS
+
+    monkeypatch.setenv("EFFORTLENS_CACHE", str(_built_cache))
+    factory = getattr(importlib.import_module(f"effortlens_widgets.apps.{name}"), f"{name}_app")
+    narrow = factory(data_dir=small_planted)
+    whole = factory(data_dir=small_planted, state=PageState())  # a state of its own: every count
+    held = narrow.state.enriched.daily.schema
+    assert whole.state.enriched.daily.columns == DAILY_SCHEMA.names()
+    assert whole.state.enriched.daily.schema["rep_id"] == pl.String
+    assert set(DAILY_KEYS) <= set(held), held
+    assert list(held) == [c for c in DAILY_SCHEMA.names() if c in held]  # in the build's order
+    codes = held["rep_id"] != pl.String
+    assert codes or set(COUNTS) - set(held), held  # fewer counts, or the reps as codes
+    if codes:  # the build's codes, two bytes a row
+        assert held["rep_id"].categories.physical() == pl.UInt16
+    reps = whole.state.enriched.reps
+    team = reps["team"].drop_nulls().unique().sort()[0]
+    rep = reps.filter(pl.col("team") == team)["rep_id"].sort()[0]
+    end = whole.state.enriched.daily["day"].max()
+    start = end - dt.timedelta(days=89)
+    filters = [
+        Filter(),
+        Filter(teams=(team,)),
+        Filter(teams=(team,), start=start, end=end),
+        Filter(start=start, end=end),
+        Filter(start=start + dt.timedelta(days=3), end=end - dt.timedelta(days=2)),
+        Filter(reps=(rep,)),
+    ]
+    slices = [v for v in narrow.views + whole.views if hasattr(v, "by")]  # ROE by slice
+    for flt in filters:
+        narrow.state.filter = whole.state.filter = flt
+        for by in ("Team", "Rep") if slices else ("",):
+            for view in slices:
+                view.by = by
+            for hidden in (False, True) if by == "Rep" else (False,):
+                narrow.state.anonymise = whole.state.anonymise = hidden
+                for app in (narrow, whole):
+                    problems = [v.problem for v in app.views if getattr(v, "problem", "")]
+                    assert not problems, (name, flt)
+                frames, expected = narrow.frames(), whole.frames()
+                assert set(frames) == set(expected) and expected, (name, flt)
+                for key, frame in expected.items():
+                    assert_frame_equal(frames[key], frame)

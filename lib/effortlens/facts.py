@@ -100,7 +100,13 @@ from typing import Any
 import polars as pl
 
 from effortlens.cache import default_cache_dir, scratch_dir
-from effortlens.enrich import ACTIONS_SCHEMA, ACTIVITIES_SCHEMA, DAILY_SCHEMA, Enriched
+from effortlens.enrich import (
+    ACTIONS_SCHEMA,
+    ACTIVITIES_SCHEMA,
+    DAILY_SCHEMA,
+    Enriched,
+    _Once,  # noqa: PLC2701 - the roll-up read when first used
+)
 from effortlens.settings import Settings
 
 #: Version of the layout below; part of the key.
@@ -1459,7 +1465,9 @@ def _read_entry(entry: Path, manifest: Mapping[str, Any], *, settings: Settings)
     for name, schema in FACT_SCHEMAS.items():
         facts[name] = _conformed(facts[name], schema, FACTS_LAYOUT[name])
     held = _held_types(facts["daily"], facts["reps"], build=manifest["key"])
-    daily = _holding(facts["daily"], held).collect(engine="streaming")
+    # read when first used (streaming): a page that holds fewer of its columns reads only those
+    # (Enriched.holding)
+    daily = _Once(_holding(facts["daily"], held), engine="streaming")
     reps = _holding(facts["reps"], held).collect()
     # the small tables are collected when first looked up (Tables): `roe` never reads them
     tables: dict[str, pl.DataFrame | pl.LazyFrame] = {

@@ -181,6 +181,11 @@ class App(widgets.VBox):
         Start with names hidden.
     show_title
         Draw ``title`` and ``question`` as a heading (workbooks carry their own in markdown).
+    daily_counts
+        The counts of the daily roll-up ``views`` read, when not all of them: the page's own
+        state then holds only those (:class:`PageState`); a ``state`` passed in keeps its own.
+    daily_rep_codes
+        The page's own state holds the roll-up's ``rep_id`` as codes (:class:`PageState`).
     """
 
     error = Unicode(
@@ -203,6 +208,8 @@ class App(widgets.VBox):
         state: PageState | None = None,
         load: bool = True,
         show_title: bool = False,
+        daily_counts: Sequence[str] | None = None,
+        daily_rep_codes: bool = False,
     ) -> None:
         """Build the page and, unless ``load=False``, load its data."""
         made_before = live_model_ids()
@@ -211,7 +218,7 @@ class App(widgets.VBox):
         self.add_class("el-view")
         self.add_class("el-app")
         self.title, self.question = title, question
-        self.state = state or PageState()
+        self.state = state or PageState(daily_counts=daily_counts, daily_rep_codes=daily_rep_codes)
         self.state.anonymise = anonymise
         # the page's styles, its heading and the data status in one HTML widget (each widget is
         # a model, a view and its layout and style in every viewer's page)

@@ -65,6 +65,7 @@ from effortlens.roe import roe_by, roe_trend
 from effortlens_widgets.app import View, row
 from effortlens_widgets.controls import PeerPicker
 from effortlens_widgets.panels import ChartPanel, Kpi, KpiCards, TablePanel, kpi_frame
+from effortlens_widgets.state import as_text_reps
 
 #: Slice column -> (the Filter field a click sets, the kind of id it holds).
 _CLICK = {
@@ -472,7 +473,7 @@ class BySlice(View):
                 facts = self.state.roe_facts()
             if "rep_name" in by:
                 names = view.reps.select("rep_id", "rep_name")
-                facts = facts.join(names, on="rep_id", how="left")
+                facts = as_text_reps(facts).join(names, on="rep_id", how="left")
             return roe_by(facts, by=by).filter(pl.col("activities") > 0)
 
         if by == ["team"]:

@@ -13,5 +13,6 @@ def buyer_journey_app(**kwargs) -> App:
         question="Where do deals leak or stall — and which stages lack buyer verification?",
         views=[Journey],
         filters=("period", "team", "segment", "role", "rep"),
+        daily_counts=("activities",),  # the roll-up only says which days and types have effort
         **kwargs,
     )

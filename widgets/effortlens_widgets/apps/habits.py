@@ -12,5 +12,6 @@ def habits_app(**kwargs) -> App:
         title="Habits and patterns",
         question="Which timings, cadences and sequences pay — and which are wasted effort?",
         views=[Habits],
+        daily_counts=("activities",),  # the habits read touches; the roll-up, which days
         **kwargs,
     )

@@ -159,5 +159,6 @@ def interventions_app(**kwargs) -> App:
         question="Did the coaching, review or new practice change buyer response?",
         views=[Intervention],
         filters=(),
+        daily_counts=("activities", "responded", "response_weight"),
         **kwargs,
     )

@@ -317,5 +317,6 @@ def organisation_app(**kwargs) -> App:
         "internal load, attrition — rather than the individual?",
         views=[Organisation],
         filters=("period", "segment", "role"),
+        daily_counts=("activities", "hours", "responded", "response_weight"),
         **kwargs,
     )

@@ -13,5 +13,6 @@ def positive_deviance_app(**kwargs) -> App:
         question="Who outperforms peers just like them — and what do they do differently?",
         views=[Deviance],
         filters=("period", "team", "segment", "role"),
+        daily_counts=("activities", "responded"),
         **kwargs,
     )

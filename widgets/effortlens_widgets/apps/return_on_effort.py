@@ -147,5 +147,6 @@ def return_on_effort_app(**kwargs) -> App:
         title="Return on effort",
         question="Where does seller effort earn buyer action — by rep, team, practice and week?",
         views=[Headline, Trend, BySlice, SilentStreaks],
+        daily_rep_codes=True,  # its views read the roll-up's reps through state.roe_facts
         **kwargs,
     )
