@@ -694,7 +694,7 @@ class Deviance(View):
             ("deviance", self.state.filter, metric),
             lambda: rep_deviance(view, metric=metric, counts=self._response_counts(metric)),
         )
-        if deviance.filter(pl.col("volume") > 0).height == 0:
+        if not (deviance.get_column("volume") > 0).any():  # a Series test: no query
             what = "closed deals" if metric == "win_rate" else "customer-facing activities"
             self._funnel.show_message(f"No {what} in this selection.")
             self._finding.value = ""
@@ -708,13 +708,18 @@ class Deviance(View):
             ("funnel", self.state.filter, metric, group, self.state.anonymise),
             lambda: funnel_plot_chart(shown, peer_group=group, min_volume=None),
         )
-        self._funnel.show(funnel, table_frame=shown.drop("overdispersion"))
-        self.keep(deviance=shown.drop("overdispersion"))
+        kept = shown.clone()  # without the rho column (drop_in_place: no query)
+        kept.drop_in_place("overdispersion")
+        self._funnel.show(funnel, table_frame=kept)
+        self.keep(deviance=kept)
         differs = self._render_differs(view, deviance)
         self._finding.value = caveat + findings_html(
             deviance_findings(shown, differs, metric=metric)
         )
         ranked = rank_deviants(shown)
+        if ranked.height == 0:
+            self._table.show_message("No rep is outside the 99.8% limits of their peer group.")
+            return
         basis = ["peer_basis"] if "peer_basis" in ranked.columns else []  # the grouping used
         table = ranked.select(
             "rep_name",
