@@ -399,7 +399,7 @@ def test_hours_of_rows_read_by_position_equal_the_hours_of_the_filtered_days(
     """The rep-weeks' day rows read by their position in the rep-sorted daily facts, within a
     period starting and ending on every weekday, sum to what :func:`weekly_hours` gives for
     the period's day rows of those rep-weeks; day rows that do not lie together per
-    rep-week have no position (and a page falls back to the days)."""
+    rep-week, or not in day order, have no position (and a page falls back to the days)."""
     from effortlens.organisation import hours_of_rows, weekly_hours
 
     enriched, _ = small_planted_enriched
@@ -430,7 +430,15 @@ def test_hours_of_rows_read_by_position_equal_the_hours_of_the_filtered_days(
                 )
                 compared += got.height
     assert compared
-    # a rep's days out of order: its rep-weeks' rows no longer lie together
+    # a rep's days out of order: some rep-weeks' rows no longer lie together, others lie
+    # together out of day order
     shuffled = pl.concat([daily.slice(0, 50), daily.slice(50, 100).reverse(), daily.slice(150)])
     loose = weekly_hours(shuffled, internal_types=internal, effort=True, rows=True)
-    assert 0 < loose["first_row"].null_count() < loose.height
+    assert loose["first_row"].null_count() == loose.height
+    # rows out of day order but each rep-week's together (one week reversed)
+    rep_week = located.sort("first_row").row(5, named=True)
+    a, n = rep_week["first_row"], rep_week["rows"]
+    assert daily["day"][a] < daily["day"][a + n - 1]
+    turned = pl.concat([daily.slice(0, a), daily.slice(a, n).reverse(), daily.slice(a + n)])
+    turned_rows = weekly_hours(turned, internal_types=internal, effort=True, rows=True)
+    assert turned_rows["first_row"].null_count() == turned_rows.height

@@ -121,18 +121,20 @@ def weekly_hours(
         day rows (``facing_rows``): what a rep's return on effort sums (:func:`effort_of_hours`).
     rows
         Also say where each row's day rows lie in ``daily`` (a frame, read in its order):
-        ``first_row`` and ``rows``, the position of the first and the number of them, when
-        they lie together (a build writes the daily roll-up sorted by rep, then day);
-        ``first_row`` is null for a row whose day rows do not. What :func:`hours_of_rows`
-        reads a period's cut weeks by.
+        ``first_row`` and ``rows``, the position of the first and the number of them, and
+        ``rows_to_1`` … ``rows_to_6``, how many of them lie on Monday … on the sixth weekday
+        (Saturday) or before: the day rows of any days of the week are then one run. Valid
+        when each row's day rows lie together in day order (a build writes the daily roll-up
+        sorted by rep, then day); else ``first_row`` is null (for every row when some rows
+        are out of day order). What :func:`hours_of_rows` reads a period's cut weeks by.
 
     Returns
     -------
     pl.DataFrame
         ``rep_id``, ``week``, the ``team``, ``segment`` and ``role`` columns ``daily`` has,
         ``customer_facing_hours``, ``internal_hours``, ``first_day``, ``last_day`` (and with
-        ``effort``, ``facing_rows`` and :data:`EFFORT_COLUMNS`; with ``rows``, ``first_row``
-        and ``rows``).
+        ``effort``, ``facing_rows`` and :data:`EFFORT_COLUMNS`; with ``rows``, ``first_row``,
+        ``rows`` and ``rows_to_1`` … ``rows_to_6``).
 
     Examples
     --------
@@ -150,18 +152,28 @@ def weekly_hours(
         facts = facts.with_columns(week=pl.col("day").dt.truncate("1w"))
     keys = ["rep_id", "week", *(c for c in ("team", "segment", "role") if c in names)]
     masked, sums = _hour_sums(facts.collect_schema(), internal_types=internal_types, effort=effort)
-    located = []
+    located, extra = [], {}
     if rows:
         facts = facts.with_row_index("_row")
+        extra = {"_row": pl.col("_row"), "_weekday": pl.col("day").dt.weekday()}  # Monday 1
         n, first = pl.len().cast(pl.UInt32), pl.col("_row").min()
-        together = pl.col("_row").max() - first + 1 == n
-        located = [pl.when(together).then(first).alias("first_row"), n.alias("rows")]
-    return (
-        facts.select(*keys, "day", *(["_row"] if rows else []), **masked)
-        .group_by(keys)
-        .agg(*sums, *located)
-        .collect()
-    )
+        together = (pl.col("_row").max() - first + 1 == n) & (pl.col("day").null_count() == 0)
+        located = [
+            pl.when(together).then(first).alias("first_row"),
+            n.alias("rows"),
+            *(
+                (pl.col("_weekday") <= k).sum().cast(pl.UInt16).alias(f"rows_to_{k}")
+                for k in range(1, 7)
+            ),
+        ]
+    hours = facts.select(*keys, "day", **extra, **masked).group_by(keys).agg(*sums, *located)
+    hours = hours.collect()
+    if rows:
+        # the rows of each run must be in day order: the day may fall only where a run begins
+        falls = daily.lazy().select(pl.arg_where(pl.col("day").diff() < 0)).collect().to_series()
+        if not falls.is_in(hours.get_column("first_row").drop_nulls().implode()).all():
+            hours = hours.with_columns(pl.lit(None, dtype=pl.UInt32).alias("first_row"))
+    return hours
 
 
 def _hour_sums(
@@ -204,12 +216,14 @@ def hours_of_rows(
     their position: no pass over ``daily``.
 
     ``located`` holds rows of ``weekly_hours(daily, effort=True, rows=True)`` (any of them,
-    e.g. the weeks a period cuts, under a team filter; every ``first_row`` set). The result
-    has ``located``'s key columns and :func:`weekly_hours`'s sums, one row per rep-week with
-    a day in the period, in ``located``'s order: the rows ``weekly_hours`` gives for the
-    period's day rows of those rep-weeks (the same sums over the same rows in the same
-    order). A 90-day period's cut week is ~2,000 rep-weeks of ~25 rows at 10M activities:
-    ~50k rows gathered instead of a filter over four million.
+    e.g. the weeks a period cuts, under a team filter; every ``first_row`` set): each
+    rep-week's day rows in the period are one run of ``daily``, where its days of the week
+    in the period lie. The result has ``located``'s key columns and :func:`weekly_hours`'s
+    sums, one row per rep-week with a day in the period, in ``located``'s order: the rows
+    ``weekly_hours`` gives for the period's day rows of those rep-weeks (the same sums over
+    the same rows in the same order). A 90-day period's cut week is ~2,000 rep-weeks of ~25
+    rows at 10M activities: the ~30k rows in the period gathered, not a filter over four
+    million.
 
     Examples
     --------
@@ -225,8 +239,19 @@ def hours_of_rows(
     (6.0, datetime.date(2024, 1, 2), 2)
     """
     keys = [c for c in located.columns if c in ("rep_id", "week", "team", "segment", "role")]
-    starts = located.get_column("first_row").to_numpy().astype(np.int64)
-    counts = located.get_column("rows").to_numpy().astype(np.int64)
+    # rows_to[i, k]: rep-week i's rows on its first k days (0 … 7)
+    rows_to = np.zeros((located.height, 8), dtype=np.int64)
+    for k in range(1, 7):
+        rows_to[:, k] = located.get_column(f"rows_to_{k}").to_numpy()
+    rows_to[:, 7] = located.get_column("rows").to_numpy()
+    week = located.get_column("week").to_physical().to_numpy().astype(np.int64)
+    epoch = dt.date(1970, 1, 1)
+    first_day = 0 if start is None else np.clip((start - epoch).days - week, 0, 7)
+    after_day = 7 if end is None else np.clip((end - epoch).days - week + 1, 0, 7)
+    line = np.arange(located.height)
+    skipped, upto = rows_to[line, first_day], rows_to[line, after_day]
+    starts = located.get_column("first_row").to_numpy().astype(np.int64) + skipped
+    counts = np.maximum(upto - skipped, 0)
     before = np.cumsum(counts) - counts  # where each rep-week's rows begin among those gathered
     at = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(starts - before, counts)
     columns = ["day", "activity_type", "is_customer_facing", "hours", *EFFORT_COLUMNS]
@@ -234,14 +259,8 @@ def hours_of_rows(
         _group=pl.Series(np.repeat(np.arange(len(counts), dtype=np.uint32), counts))
     )
     masked, sums = _hour_sums(gathered.schema, internal_types=internal_types, effort=True)
-    inside = pl.lit(value=True)
-    if start is not None:
-        inside &= pl.col("day") >= start
-    if end is not None:
-        inside &= pl.col("day") <= end
     summed = (
         gathered.lazy()
-        .filter(inside)
         .select("_group", "day", **masked)
         .group_by("_group")
         .agg(*sums)

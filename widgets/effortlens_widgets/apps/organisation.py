@@ -241,7 +241,7 @@ def _period_hours(state, flt: Filter, *, spans: pl.DataFrame, partial: pl.Series
 
 
 #: The columns of the load's rep-week hours that say where their day rows lie.
-_LOCATED = ("first_row", "rows")
+_LOCATED = ("first_row", "rows", *(f"rows_to_{k}" for k in range(1, 7)))
 
 
 def _cut_weeks(spans: pl.DataFrame, flt: Filter) -> pl.Series:
