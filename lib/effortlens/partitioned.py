@@ -66,6 +66,7 @@ from effortlens.cache import scratch_dir
 from effortlens.enrich import DAILY_SCHEMA, REP_COLUMNS, enrich_tables
 from effortlens.loading.pipeline import (
     ISOLATE_ABOVE_ROWS,
+    SCRATCH_CODEC,
     ChunkedLoad,
     in_child,
     load_folder_chunked,
@@ -212,7 +213,7 @@ def _load_to_files(folder: Path, out: Path, **options: Any) -> ChunkedLoad:
     tables = {}
     for name, frame in data.tables.items():
         tables[name] = frames / f"{name}.parquet"
-        frame.write_parquet(tables[name])
+        frame.write_parquet(tables[name], compression=SCRATCH_CODEC)
     return dataclasses.replace(data, tables=tables)
 
 
@@ -264,11 +265,11 @@ def _components(events: dict[str, list[Path]]) -> tuple[pl.DataFrame, np.ndarray
         .sort("node")
         .with_row_index("code")
     )
+    # a node's code is its place among the sorted nodes: an `Enum` of them gives it by one
+    # hash lookup (3m: 1.6 CPU s by `replace_strict` with the nodes as a mapping)
+    as_code = pl.Enum(nodes["node"])
     coded = triples.select(
-        *(
-            pl.col(p).replace_strict(nodes["node"], nodes["code"], default=None).alias(p)
-            for _, p in _KEYS
-        ),
+        *(pl.col(p).cast(as_code).to_physical().alias(p) for _, p in _KEYS),
         "n",
     )
     from scipy.sparse import coo_matrix
@@ -347,6 +348,7 @@ def partition_events(events: dict[str, list[Path]], out: Path, *, chunk_rows: in
                 pl.PartitionBy(out / name, key=_PART, include_key=False),
                 mkdir=True,
                 engine="streaming",
+                compression=SCRATCH_CODEC,
             )
         )
         for path in paths:
@@ -379,7 +381,9 @@ def _enrich_partitions(
     """Enrich each partition (in a child process of its own when the data is large) and write
     its part of the event facts and of the slim roll-up; the reps fact once."""
     slim.mkdir(parents=True, exist_ok=True)
-    tables = {n: f for n, f in data.tables.items() if n not in ("activities", "buyer_actions")}
+    # a partition's enrichment reads its events and the reps only: the other tables are not
+    # sent to every partition's process (100M: millions of stage and deal rows, 28 times)
+    tables = {"reps": data.tables["reps"]}
     reps = enrich_tables(tables, settings=settings).reps
     _write(reps, staging / layout["reps"], row_group_size=max(reps.height, 1))
     counts = {layout["activities"]: 0, layout["actions"]: 0, layout["reps"]: reps.height}
@@ -426,7 +430,9 @@ def enrich_partition(
         target = staging / layout[fact] / f"part-{p:05d}.parquet"
         _write(frame.select(schema.names()), target, row_group_size=262_144)
     if enriched.activities.height:
-        slim_rows(enriched.activities).write_parquet(slim / f"part-{p:05d}.parquet")
+        slim_rows(enriched.activities).write_parquet(
+            slim / f"part-{p:05d}.parquet", compression=SCRATCH_CODEC
+        )
     return written
 
 

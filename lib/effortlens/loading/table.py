@@ -184,6 +184,7 @@ def validate_table(
     settings: Settings,
     now: datetime,
     references: dict[str, pl.Series | None],
+    keep_row: bool = False,
 ) -> TableResult:
     """Validate one table row by row: its loaded rows, quarantined rows and notes.
 
@@ -197,6 +198,9 @@ def validate_table(
         The load time.
     references
         Canonical table name to its loaded keys (``None`` when not given), for rules 9–10.
+    keep_row
+        Keep each loaded row's input row number as a last column ``__row`` (the chunked
+        load writes it beside the row; it follows the rows through the sort).
 
     Returns
     -------
@@ -245,6 +249,7 @@ def validate_table(
         settings=settings,
         notes=notes,
         file=raw.file,
+        keep_row=keep_row,
     )
     quarantine = _quarantine_rows(raw, frame, work, ~good, checks, first_rows, key_columns)
     blank = raw.frame.height - frame.height  # prepare() drops blank lines only
@@ -282,9 +287,16 @@ def _default_fills(table: str, settings: Settings) -> list[tuple[str, pl.Expr, s
 
 
 def _finish(
-    good: pl.DataFrame, table: str, *, settings: Settings, notes: list[str], file: str
+    good: pl.DataFrame,
+    table: str,
+    *,
+    settings: Settings,
+    notes: list[str],
+    file: str,
+    keep_row: bool = False,
 ) -> pl.DataFrame:
-    """Defaults from the settings, canonical schema, canonical order."""
+    """Defaults from the settings, canonical schema, canonical order (``__row`` last when
+    ``keep_row``)."""
     frame = good.select(
         pl.col(c).alias(c.removeprefix("parsed:")) for c in good.columns if c.startswith("parsed:")
     )
@@ -300,7 +312,10 @@ def _finish(
         if n_empty:
             frame = frame.with_columns(fill.alias(column))
             notes.append(f"{table} ({file}): {where} filled with {what}")
-    return _in_order(conform(frame, table).collect(), SORT_KEYS[table])
+    conformed = conform(frame, table).collect()
+    if keep_row:
+        conformed = conformed.with_columns(good[ROW])
+    return _in_order(conformed, SORT_KEYS[table])
 
 
 def _in_order(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
