@@ -105,8 +105,11 @@ def _counts_of_reps(counts: pl.DataFrame, rep_ids: pl.Series) -> tuple[np.ndarra
     )
 
     def column(name: str) -> np.ndarray:  # row -1 (no counts) reads the appended 0
-        values = counts.get_column(name).fill_null(0).to_numpy().astype(np.int64)
-        return np.append(values, 0)[row]
+        values = counts.get_column(name)
+        numbers = values.to_numpy()
+        if values.null_count():  # nulls count 0 (numpy has them as NaN)
+            numbers = np.where(values.is_null().to_numpy(), 0, numbers)
+        return np.append(numbers.astype(np.int64), 0)[row]
 
     return column("successes"), column("trials")
 
@@ -202,20 +205,32 @@ def peer_deviance(
     # is its place among the labels (a missing group shares the empty label's)
     label = np.array(["" if g is None else str(g) for g in groups], dtype=str)
     _, group_code = np.unique(label, return_inverse=True)
+    # (Polars' Series methods such as gather, fill_null and arg_sort each run a query:
+    # numpy and indexing by a numpy array here, which do not)
+    ids = rep_ids.to_list()
+    ranked = (
+        np.lexsort(
+            (
+                np.array(["" if r is None else str(r) for r in ids], dtype=str),
+                [r is not None for r in ids],
+            )
+        )
+        if rep_ids.dtype == pl.String
+        else rep_ids.arg_sort().to_numpy()
+    )
     rep_rank = np.empty(reps.height, dtype=np.int64)
-    rep_rank[rep_ids.arg_sort().to_numpy()] = np.arange(reps.height)
+    rep_rank[ranked] = np.arange(reps.height)
     present = np.array([g is not None for g in groups], dtype=bool)
     order = np.lexsort((rep_rank, group_code, present))
     volume, successes = all_volume[order], all_successes[order]
     if volume.size and (volume.max() >= 2**32 or successes.min() < 0):
         raise ValueError("counts must be non-negative and below 2**32")
     codes = group_code.reshape(-1)[order].astype(np.int64)
-    taken = pl.Series(order)
     units = {
-        "rep_id": rep_ids.gather(taken),
-        **({"rep_name": reps.get_column("rep_name").gather(taken)} if names else {}),
-        "peer_group": group_series.gather(taken).alias("peer_group"),
-        "peer_basis": pl.Series("peer_basis", bases, dtype=pl.String).gather(taken),
+        "rep_id": rep_ids[order],
+        **({"rep_name": reps.get_column("rep_name")[order]} if names else {}),
+        "peer_group": group_series[order].alias("peer_group"),
+        "peer_basis": pl.Series("peer_basis", bases, dtype=pl.String)[order],
         "successes": pl.Series(successes, dtype=pl.UInt32),
         "volume": pl.Series(volume, dtype=pl.UInt32),
     }
