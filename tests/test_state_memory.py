@@ -96,6 +96,7 @@ _NARROW_PAGES = (
     "interventions",
     "organisation",
     "return_on_effort",
+    "rep_mirror",
 )
 
 

@@ -163,6 +163,7 @@ def rep_mirror_app(*, rep_id: str | None = None, **kwargs) -> App:
         question="How am I doing this week — against my own past and my peers?",
         views=[lambda state: Mirror(state, rep_id=rep_id)],
         filters=(),
+        daily_rep_codes=True,  # the mirror compares a rep's rows by value, never joins reps
         **kwargs,
     )
     if rep_id is None:
