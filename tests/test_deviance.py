@@ -336,6 +336,41 @@ def test_peer_deviance_does_not_mutate_its_inputs():
     assert_frame_equal(counts, counts_before)
 
 
+def test_peer_deviance_reads_counts_by_rep_and_sorts_by_group_then_rep():
+    # the reps' counts are looked up by id (counts in any order, a rep without counts has
+    # volume 0, counts of a rep not in reps are ignored); rows by peer group, missing first
+    rng = np.random.default_rng(5)
+    ids = [f"r{i:02d}" for i in range(30)]
+    reps = pl.DataFrame(
+        {
+            "rep_id": ids,
+            "peer_group": [None if i % 10 == 3 else f"g{i % 3}" for i in range(30)],
+        }
+    )
+    rows = [(rep, int(rng.integers(20, 60)), int(rng.integers(100, 200))) for rep in ids[1:]]
+    counts = _counts([*rows, ("not a rep", 5, 10)])
+    table = peer_deviance(counts, reps, min_volume=1)
+    shuffled = peer_deviance(
+        counts.sample(fraction=1.0, shuffle=True, seed=1),
+        reps.sample(fraction=1.0, shuffle=True, seed=2),
+        min_volume=1,
+    )
+    assert_frame_equal(table, shuffled, check_exact=True)
+    groups = table["peer_group"].to_list()
+    assert groups[:3] == [None] * 3 and groups[3:] == sorted(groups[3:])
+    assert table.select("peer_group", "rep_id").equals(
+        table.select("peer_group", "rep_id").sort("peer_group", "rep_id")
+    )
+    assert "not a rep" not in table["rep_id"]
+    first = table.filter(pl.col("rep_id") == "r00")
+    assert first["volume"].item() == 0 and first["rate"].item() is None
+    expected = {rep: (s, n) for rep, s, n in rows}
+    got = {r: (s, n) for r, s, n in table.select("rep_id", "successes", "volume").iter_rows()}
+    assert all(got[rep] == expected[rep] for rep in expected)
+    with pytest.raises(ValueError, match="more than one row"):
+        peer_deviance(_counts([*rows, rows[0]]), reps, min_volume=1)
+
+
 def test_large_volumes_switch_to_an_approximation_that_joins_the_exact_limits():
     reps = _reps({"g": ["a", "b", "c"]})
     n = EXACT_MAX_VOLUME
