@@ -580,7 +580,10 @@ def what_differs_in(
     sides = _sides(deviance, direction=direction, rep_ids=rep_ids)
     if sides.filter(pl.col("side") == "deviant").is_empty():
         return pl.DataFrame(schema=_DIFFERS_SCHEMA)
-    touches = touches.lazy()
+    # only the compared reps' touches are read: every count below is per rep and joined
+    # with the sides (a period's touches of one peer group instead of every rep's)
+    compared = pl.col("rep_id").is_in(sides.get_column("rep_id").unique().implode())
+    touches = touches.lazy().filter(compared)
     side_frame = sides.lazy()
     if cells is None:
         share_counts, transitions = _share_counts(touches), touches
