@@ -323,6 +323,34 @@ def test_chunked_load_counts_and_rows(tmp_path):
     assert (ids["activity_id"] == ids["activity_id_raw"].str.strip_chars()).all()
 
 
+def test_validation_keeps_input_rows_in_input_order_for_the_chunked_load(tmp_path):
+    """What each chunk's validation gives (its input row kept, no sort) is the whole load's
+    rows once sorted by the table's keys and that row; the row names the row it came from."""
+    from effortlens.loading.table import ROW, SORT_KEYS, RawTable, validate_table
+
+    folder = tmp_path / "data"
+    _hand_made(folder)
+    settings, now = load_settings(), datetime(2030, 1, 1, tzinfo=UTC)
+    for name in ("activities", "buyer_actions"):
+        raw = pl.read_parquet(folder / f"{name}.parquet").with_row_index(ROW, offset=1)
+        options = {"settings": settings, "now": now, "references": {}}
+        whole = validate_table(RawTable(name, raw, "x.parquet"), **options)
+        kept = validate_table(
+            RawTable(name, raw, "x.parquet"), keep_row=True, in_order=False, **options
+        )
+        assert kept.loaded.columns == [*whole.loaded.columns, ROW]
+        assert kept.loaded[ROW].is_sorted() and kept.loaded.height == whole.loaded.height
+        assert_frame_equal(
+            kept.loaded.sort([*SORT_KEYS[name], ROW], nulls_last=True).drop(ROW), whole.loaded
+        )
+        assert_frame_equal(kept.quarantine, whole.quarantine)
+        key = "activity_id" if name == "activities" else "action_id"
+        named = kept.loaded.select(ROW, key).join(
+            raw.select(ROW, pl.col(key).str.strip_chars().alias("raw")), on=ROW
+        )
+        assert named.height == kept.loaded.height and (named[key] == named["raw"]).all()
+
+
 def test_the_build_chooses_the_partitioned_path_when_large(tiny_planted, tmp_path, capsys):
     folder = tmp_path / "data"
     shutil.copytree(tiny_planted, folder)

@@ -629,7 +629,9 @@ def load_folder_chunked(
     ``pl.PartitionBy``) into chunks by a hash of its trimmed id, so every repeat of an id
     falls in one chunk and the duplicate rule ("first kept") is exact; each chunk is then
     validated like :func:`validate_tables` does a whole table, with the input row numbers kept
-    (messages name the same rows), and its loaded rows are written under ``out``. The report
+    (messages name the same rows), and its loaded rows are written under ``out`` with their
+    input row (``__row``), in input order (not sorted: the partitioned build sorts each
+    partition by the table's sort keys, ties by that row, as the whole load's order). The report
     counts as the in-memory load does: ``loaded + quarantined == read`` per table.
 
     Parameters
@@ -926,13 +928,15 @@ def validate_chunk(
     if not frame.height:
         return None
     _check_field_lengths(file, frame, max_field_chars)
-    # each loaded row keeps its input row (``__row``, last) through the validation's sort
+    # each loaded row keeps its input row (``__row``, last), in input order: the partitioned
+    # build sorts each partition by the sort keys and that row, so a sort here is wasted
     result = validate_table(
         RawTable(name, frame, file),
         settings=settings,
         now=now,
         references=references,
         keep_row=True,
+        in_order=False,
     )
     del frame
     result.loaded.write_parquet(part, compression=SCRATCH_CODEC)

@@ -185,6 +185,7 @@ def validate_table(
     now: datetime,
     references: dict[str, pl.Series | None],
     keep_row: bool = False,
+    in_order: bool = True,
 ) -> TableResult:
     """Validate one table row by row: its loaded rows, quarantined rows and notes.
 
@@ -201,6 +202,9 @@ def validate_table(
     keep_row
         Keep each loaded row's input row number as a last column ``__row`` (the chunked
         load writes it beside the row; it follows the rows through the sort).
+    in_order
+        Sort the loaded rows by the table's sort keys (ties in input order); ``False`` leaves
+        them in input order (the partitioned build sorts each partition itself).
 
     Returns
     -------
@@ -250,6 +254,7 @@ def validate_table(
         notes=notes,
         file=raw.file,
         keep_row=keep_row,
+        in_order=in_order,
     )
     quarantine = _quarantine_rows(raw, frame, work, ~good, checks, first_rows, key_columns)
     blank = raw.frame.height - frame.height  # prepare() drops blank lines only
@@ -294,9 +299,10 @@ def _finish(
     notes: list[str],
     file: str,
     keep_row: bool = False,
+    in_order: bool = True,
 ) -> pl.DataFrame:
     """Defaults from the settings, canonical schema, canonical order (``__row`` last when
-    ``keep_row``)."""
+    ``keep_row``; input order unless ``in_order``)."""
     frame = good.select(
         pl.col(c).alias(c.removeprefix("parsed:")) for c in good.columns if c.startswith("parsed:")
     )
@@ -315,6 +321,8 @@ def _finish(
     conformed = conform(frame, table).collect()
     if keep_row:
         conformed = conformed.with_columns(good[ROW])
+    if not in_order:
+        return conformed.rechunk()
     return _in_order(conformed, SORT_KEYS[table])
 
 
