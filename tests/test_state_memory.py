@@ -158,3 +158,24 @@ def test_a_page_holding_fewer_daily_counts_draws_what_the_whole_roll_up_draws(
                 assert set(frames) == set(expected) and expected, (name, flt)
                 for key, frame in expected.items():
                     assert_frame_equal(frames[key], frame)
+
+
+def test_the_pattern_session_with_rep_codes_draws_every_step_as_with_text_ids(
+    small_planted, _built_cache, monkeypatch
+):
+    from effortlens_widgets.apps.pattern_session import STEPS, pattern_session_app
+
+    monkeypatch.setenv("EFFORTLENS_CACHE", str(_built_cache))
+    codes = pattern_session_app(data_dir=small_planted)
+    text = pattern_session_app(data_dir=small_planted, state=PageState())
+    assert codes.state.enriched.daily.schema["rep_id"] != pl.String
+    assert text.state.enriched.daily.schema["rep_id"] == pl.String
+    for step in range(len(STEPS)):
+        for app in (codes, text):
+            app.views[0].go(step)
+            assert not [v.problem for v in app.views[0].views if getattr(v, "problem", "")]
+        frames, expected = codes.frames(), text.frames()
+        assert set(frames) == set(expected) and expected, step
+        for key, frame in expected.items():
+            assert_frame_equal(frames[key], frame)
+    assert len(text.frames()) > 6  # every step drew

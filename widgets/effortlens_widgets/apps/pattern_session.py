@@ -175,5 +175,6 @@ def pattern_session_app(*, anonymise: bool = True, **kwargs) -> App:
         views=[PatternSession],
         filters=("period", "team", "segment", "role"),
         anonymise=anonymise,
+        daily_rep_codes=True,  # every step's views as with text ids (tests/test_state_memory.py)
         **kwargs,
     )
