@@ -244,7 +244,7 @@ def hours_of_rows(
     for k in range(1, 7):
         rows_to[:, k] = located.get_column(f"rows_to_{k}").to_numpy()
     rows_to[:, 7] = located.get_column("rows").to_numpy()
-    week = located.get_column("week").to_physical().to_numpy().astype(np.int64)
+    week = located.get_column("week").to_numpy().astype("datetime64[D]").astype(np.int64)
     epoch = dt.date(1970, 1, 1)
     first_day = 0 if start is None else np.clip((start - epoch).days - week, 0, 7)
     after_day = 7 if end is None else np.clip((end - epoch).days - week + 1, 0, 7)
@@ -255,8 +255,11 @@ def hours_of_rows(
     before = np.cumsum(counts) - counts  # where each rep-week's rows begin among those gathered
     at = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(starts - before, counts)
     columns = ["day", "activity_type", "is_customer_facing", "hours", *EFFORT_COLUMNS]
-    gathered = daily.select(columns)[pl.Series(at, dtype=pl.Int64)].with_columns(
-        _group=pl.Series(np.repeat(np.arange(len(counts), dtype=np.uint32), counts))
+    # frames made of columns and gathered directly: each eager select or with_columns would
+    # run a query (~1-2 ms apiece on a busy machine)
+    gathered = pl.DataFrame([daily.get_column(c) for c in columns])[pl.Series(at, dtype=pl.Int64)]
+    gathered = gathered.hstack(
+        [pl.Series("_group", np.repeat(np.arange(len(counts), dtype=np.uint32), counts))]
     )
     masked, sums = _hour_sums(gathered.schema, internal_types=internal_types, effort=True)
     summed = (
@@ -267,11 +270,9 @@ def hours_of_rows(
         .sort("_group")
         .collect()
     )
-    group = summed.get_column("_group").to_numpy()
-    return pl.concat(
-        [located.select(keys)[pl.Series(group, dtype=pl.Int64)], summed.drop("_group")],
-        how="horizontal",
-    )
+    group = pl.Series(summed.get_column("_group").to_numpy(), dtype=pl.Int64)
+    named = pl.DataFrame([located.get_column(k) for k in keys])[group]
+    return named.hstack([summed.get_column(c) for c in summed.columns if c != "_group"])
 
 
 def effort_of_hours(hours: pl.DataFrame | pl.LazyFrame, *, keys: Sequence[str]) -> pl.DataFrame:
