@@ -445,16 +445,15 @@ def selling_time_in_period(
         .select(pl.col(columns).fill_null(0.0))
         .collect()
     )
-    at = mask.arg_true().to_numpy()
+    at = np.flatnonzero(mask.to_numpy())
     new = {}
-    for column in columns:
+    for column, share in zip(columns, ("selling_time", "internal_load"), strict=True):
         values = kept.get_column(column).to_numpy().copy()
         values[at] = fixed.get_column(column).to_numpy()
         new[column] = pl.Series(column, values, dtype=pl.Float64)
-    return kept.with_columns(**new).with_columns(
-        selling_time=pl.col("customer_facing_hours") / working_hours_per_week,
-        internal_load=pl.col("internal_hours") / working_hours_per_week,
-    )
+        new[share] = pl.Series(share, values / working_hours_per_week, dtype=pl.Float64)
+    # the columns replaced in place (one eager with_columns would run a query)
+    return pl.DataFrame([new.get(c, kept.get_column(c)) for c in kept.columns])
 
 
 def selling_time_by(weekly: pl.DataFrame, *, by: Sequence[str] = ("team",)) -> pl.DataFrame:
@@ -596,8 +595,13 @@ def variance_share(
         .with_columns(**{m: metric_value(m) for m in metrics})
         .collect()
     )
+    # the groups' codes once for every metric (in the order of their names, "(none)" for a
+    # missing one): Series casts and ranks each run a query
+    names = per_rep.get_column(group).cast(pl.String).to_numpy().astype(object)
+    names[_is_none(names)] = "(none)"
+    codes = np.unique(names.astype(str), return_inverse=True)[1].reshape(-1)
     rows = [
-        {"metric": m, "group": group, **_one_way_anova(per_rep[m].to_numpy(), per_rep[group])}
+        {"metric": m, "group": group, **_one_way_anova(per_rep[m].to_numpy(), codes)}
         for m in metrics
     ]
     return pl.DataFrame(rows, schema=_VARIANCE_SCHEMA)
@@ -619,10 +623,16 @@ _VARIANCE_SCHEMA = {
 }
 
 
-def _one_way_anova(values: np.ndarray, groups: pl.Series) -> dict[str, Any]:
+def _is_none(values: np.ndarray) -> np.ndarray:
+    """Where an object array holds None."""
+    return np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+
+
+def _one_way_anova(values: np.ndarray, codes: np.ndarray) -> dict[str, Any]:
+    """ICC(1) and the F-test of ``values`` grouped by ``codes`` (0 … groups - 1)."""
     from scipy import special  # scipy.stats.f.sf's own function, without importing stats (~1 s)
 
-    codes = groups.cast(pl.String).fill_null("(none)").rank("dense").to_numpy().astype(int) - 1
+    codes = codes.astype(int)
     n_reps, n_groups = len(values), int(codes.max()) + 1 if len(values) else 0
     out: dict[str, Any] = {
         "n_groups": n_groups,
