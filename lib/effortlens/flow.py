@@ -299,6 +299,17 @@ def _derived_flag(history: pl.DataFrame, *, assume: bool = False) -> pl.Expr:
 #: the blocked deals and the stage flags from the same deals, and would sort them three times.
 _LAST_STAYS: list[tuple[tuple, pl.DataFrame]] = []
 _KEEP_STAYS = 2
+#: The stays last given (:func:`stays_under`), found by their frame: what their runs give.
+_LAST_GIVEN: list[Stays] = []
+#: Their deal x stage rows as numpy arrays (:func:`_expanded`).
+_LAST_EXPANDED: list[tuple[Stays, tuple]] = []
+
+
+def _given_of(stays: pl.DataFrame) -> Stays | None:
+    """The :class:`Stays` whose frame ``stays`` is (the same object), with their runs."""
+    if _LAST_GIVEN and _LAST_GIVEN[0].frame is stays and _LAST_GIVEN[0].runs is not None:
+        return _LAST_GIVEN[0]
+    return None
 
 
 def forget_stays() -> None:
@@ -314,6 +325,9 @@ def forget_stays() -> None:
     _LAST_THRESHOLDS.clear()  # keyed by the stays they were computed from
     _LAST_BLOCKED.clear()  # so are the blocked deals
     _LAST_REACHED.clear()  # so are the deal x stage rows
+    _LAST_GIVEN.clear()
+    _LAST_EXPANDED.clear()
+    _LAST_IN_ORDER.clear()
 
 
 def _stays(
@@ -330,6 +344,7 @@ def _stays(
                 _LAST_REACHED and _LAST_REACHED[0][0] is given.frame
             ):
                 _LAST_REACHED[:] = [(given.frame, (("rep_id",), False), given.reached)]
+            _LAST_GIVEN[:] = [given]  # its frame's runs, read by _reached and the numpy paths
             return given.frame
         if data.reps is None:
             raise ValueError(f"flow by {by_cols}: given stays need the reps table")
@@ -436,6 +451,9 @@ def _uncensored_stays(
 
 
 _VERIFIED_BY = pl.Enum(["verifier_action_id", "buyer_action"])
+#: A deal's outcome as a small code (0: any other, or none).
+_OUTCOME_CODE = {"won": 1, "lost": 2, "no_decision": 3, "open": 4}
+_LEAK_CODES = tuple(_OUTCOME_CODE[o] for o in LEAK_OUTCOMES)
 
 
 @dataclass(frozen=True)
@@ -453,6 +471,12 @@ class StayIndex:
     paths: tuple[np.ndarray, ...]  # first and furthest stage, stages entered (bits), derived
     by_duration: np.ndarray | None = None  # the stays not derived, for Kaplan-Meier (below)
     assume_derived: bool = False  # as given to stay_index: every unflagged entry derived
+    #: per deal (run): its outcome (:data:`_OUTCOME_CODE`) and its owner's code (the dense
+    #: rank of ``rep_id``, 0 for none: the order :func:`stage_flags` sums reps in); and the
+    #: rows of each open deal's current (latest) stay not derived, the blocked candidates
+    run_outcome: np.ndarray | None = None
+    run_rep: np.ndarray | None = None
+    current: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -470,6 +494,12 @@ class Stays:
     #: the index's ``assume_derived``: these stays are for ``stage_path="derived"`` exactly
     #: when it is true (:func:`flow_table` refuses any other ``stage_path`` with them)
     assume_derived: bool = False
+    #: the kept deals' runs of rows: first row, first and furthest stage, stages entered
+    #: (bits), derived path, outcome code, owner code (see StayIndex); and the rows of frame
+    #: that may be blocked (StayIndex.current): read by numpy instead of group-bys
+    runs: tuple[np.ndarray, ...] | None = None
+    current: np.ndarray | None = None
+    recorded: np.ndarray | None = None  # per row: verified by a recorded verifier_action_id
 
 
 def stay_index(
@@ -600,10 +630,14 @@ def stay_index(
         bits.astype(np.int32) if len(stages) < 31 else bits,
         path_derived,
     )
+    run_outcome, run_rep, current = _run_codes(frame, run_start)
     return StayIndex(
         frame=frame,
         run_start=run_start.astype(np.uint32),
         paths=paths,
+        run_outcome=run_outcome,
+        run_rep=run_rep,
+        current=current,
         by_duration=_duration_order(frame),
         deal=_same_or(stays["opportunity_id"], deal.astype(np.uint32)),
         low=low,
@@ -612,6 +646,30 @@ def stay_index(
         latest=latest,
         assume_derived=assume_derived,
     )
+
+
+def _run_codes(
+    frame: pl.DataFrame, run_start: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per run of a deal's stays: its outcome code and owner code; and the rows of the open
+    deals' current stays not derived (what :func:`_blocked_of` reads as candidates)."""
+    if frame.height == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return empty.astype(np.int8), empty, empty.astype(np.uint32)
+    firsts = pl.Series(run_start.astype(np.int64))
+    outcome = (
+        frame["outcome"]
+        .gather(firsts)
+        .cast(pl.String)
+        .replace_strict(_OUTCOME_CODE, default=0, return_dtype=pl.Int8)
+        .fill_null(0)
+        .to_numpy()
+    )
+    rep = frame["rep_id"].gather(firsts).rank("dense").fill_null(0).to_numpy().astype(np.int64)
+    last = np.append(run_start[1:], frame.height).astype(np.int64) - 1
+    derived = frame["derived"].fill_null(value=False).to_numpy()[last]
+    current = last[(outcome == _OUTCOME_CODE["open"]) & ~derived]
+    return outcome, rep.astype(np.int32), current.astype(np.uint32)
 
 
 def _duration_order(frame: pl.DataFrame) -> np.ndarray:
@@ -666,6 +724,8 @@ def stays_under(
         return None
     frame, low, high = index.frame, index.low, index.high
     starts, paths, by_duration = index.run_start, index.paths, index.by_duration
+    codes = (index.run_outcome, index.run_rep)
+    current = index.current
     if deals is not None:
         rows = deals[index.deal]
         frame = frame.filter(pl.Series(rows))
@@ -674,6 +734,9 @@ def stays_under(
         kept_row = np.cumsum(rows, dtype=np.int32 if len(rows) < 2**31 else np.int64) - 1
         starts = kept_row[starts[runs]]
         paths = tuple(p[runs] for p in paths)
+        codes = tuple(None if c is None else c[runs] for c in codes)
+        if current is not None:
+            current = kept_row[current[rows[current]]]
         if by_duration is not None and len(rows) and 16 * (int(kept_row[-1]) + 1) >= len(rows):
             by_duration = kept_row[by_duration[rows[by_duration]]]  # the kept rows, in order
         else:  # a few kept: sorting them costs less than selecting them from every stay
@@ -708,18 +771,21 @@ def stays_under(
         )
         .collect()
     )
-    reached = _reached_of_paths(
-        stays.select("opportunity_id", "rep_id", "outcome"),
-        ["rep_id"],
-        starts.astype(np.int64),
-        *(p.astype(np.int64) if p.dtype != bool else p for p in paths),
-    )
-    return Stays(
+    runs = None
+    if codes[0] is not None and codes[1] is not None:
+        runs = (
+            starts.astype(np.int64),
+            *(p.astype(np.int64) if p.dtype != bool else p for p in paths),
+            *codes,
+        )
+    return Stays(  # the deal x stage rows made when read (_given_reached)
         frame=stays,
         as_of=as_of,
-        reached=reached,
         by_duration=by_duration,
         assume_derived=index.assume_derived,
+        runs=runs,
+        current=None if current is None else current.astype(np.int64),
+        recorded=frame["recorded"].to_numpy(),
     )
 
 
@@ -811,30 +877,17 @@ def _kaplan_meier_in_order(
     open ones found by a binary search), and the durations where only open stays leave
     multiply the survival by exactly 1.
     """
-    if stays.height == 0 or len(order) == 0:
-        return None
-    code = stays["stage_index"].fill_null(-1).to_numpy()[order].astype(np.int64)
-    ended = stays["ended"].to_numpy()[order]
-    days = stays["days"].to_numpy()[order]
-    n = len(order)
-    # groups: where the stage changes; within one, ended (False < True: ~ended) then open
-    change = np.flatnonzero(code[1:] != code[:-1]) + 1
-    bounds = np.concatenate(([0], change, [n]))
-    if np.any(np.diff(code) < 0) or np.isnan(days).any():
+    groups = _stage_runs_in_order(stays, order)
+    if groups is None:
         return None
     out_times: list[np.ndarray] = []
     out_surv: list[np.ndarray] = []
     counts: list[int] = []
     firsts: list[int] = []
-    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        e = int(np.count_nonzero(ended[a:b]))
-        if not ended[a : a + e].all():
-            return None
-        ended_days, open_days = days[a : a + e], days[a + e : b]
-        if np.any(np.diff(ended_days) < 0) or np.any(np.diff(open_days) < 0):
-            return None
+    for a, ended_days, open_days in groups:
+        e = len(ended_days)
         firsts.append(a)
-        counts.append(b - a)
+        counts.append(e + len(open_days))
         if e == 0:
             out_times.append(np.empty(0))
             out_surv.append(np.empty(0))
@@ -849,16 +902,20 @@ def _kaplan_meier_in_order(
         out_surv.append(np.multiply.accumulate(1 - ends / at_risk))
     columns: dict[str, Any] = {}
     for name, q in quantiles.items():
-        values = np.full(len(firsts), np.nan)
+        values: list[float | None] = [None] * len(firsts)  # a list: fill_nan is a query
         for g, (times, survival) in enumerate(zip(out_times, out_surv, strict=True)):
             hit = np.flatnonzero(survival <= 1 - q + _TOLERANCE)
             if len(hit):
-                values[g] = times[hit[0]]
-        columns[name] = pl.Series(name, values, dtype=pl.Float64).fill_nan(None)
-    return (
-        stays.select("stage", "stage_index")[order[np.array(firsts, dtype=np.int64)]]
-        .with_columns(pl.Series("stays", counts, dtype=pl.UInt32))
-        .with_columns(columns.values())
+                values[g] = float(times[hit[0]])
+        columns[name] = pl.Series(name, values, dtype=pl.Float64)
+    at = pl.Series(order[np.array(firsts, dtype=np.int64)], dtype=pl.Int64)
+    return pl.DataFrame(
+        [
+            stays["stage"].gather(at),
+            stays["stage_index"].gather(at),
+            pl.Series("stays", counts, dtype=pl.UInt32),
+            *columns.values(),
+        ]
     )
 
 
@@ -964,6 +1021,12 @@ def _blockage_thresholds(stays: pl.DataFrame) -> pl.DataFrame:
     """Per stage, over all deals: the age beyond which an open deal there is blocked."""
     if _LAST_THRESHOLDS and _LAST_THRESHOLDS[0][0] is stays:  # the same stays (see _stays)
         return _LAST_THRESHOLDS[0][1]
+    given = _given_of(stays)
+    if given is not None and given.by_duration is not None:
+        thresholds = _thresholds_in_order(stays, given.by_duration)
+        if thresholds is not None:
+            _LAST_THRESHOLDS[:] = [(stays, thresholds)]
+            return thresholds
     ended = pl.col("ended")
     if "derived" in stays.columns:
         ended = ended & ~pl.col("derived")
@@ -980,6 +1043,90 @@ def _blockage_thresholds(stays: pl.DataFrame) -> pl.DataFrame:
 _LAST_THRESHOLDS: list[tuple[pl.DataFrame, pl.DataFrame]] = []
 
 
+def _stage_runs_in_order(
+    stays: pl.DataFrame, order: np.ndarray
+) -> list[tuple[int, np.ndarray, np.ndarray]] | None:
+    """The stays not derived read in ``order`` (:func:`_duration_order`), per stage: its
+    first position in ``order``, the ended stays' durations (ascending) and the open ones';
+    None when the rows are not in that order (or a duration is not a number). Kept for the
+    draw (Kaplan-Meier and the blockage thresholds read them)."""
+    if _LAST_IN_ORDER and _LAST_IN_ORDER[0][0] is stays and _LAST_IN_ORDER[0][1] is order:
+        return _LAST_IN_ORDER[0][2]
+    groups = _stage_runs_of(stays, order)
+    _LAST_IN_ORDER[:] = [(stays, order, groups)]
+    return groups
+
+
+_LAST_IN_ORDER: list[tuple[pl.DataFrame, np.ndarray, list | None]] = []
+
+
+def _stage_runs_of(
+    stays: pl.DataFrame, order: np.ndarray
+) -> list[tuple[int, np.ndarray, np.ndarray]] | None:
+    if stays.height == 0 or len(order) == 0:
+        return None
+    code = stays["stage_index"].fill_null(-1).to_numpy()[order].astype(np.int64)
+    ended = stays["ended"].to_numpy()[order]
+    days = stays["days"].to_numpy()[order]
+    if np.any(np.diff(code) < 0) or np.isnan(days).any():
+        return None
+    bounds = np.concatenate(([0], np.flatnonzero(code[1:] != code[:-1]) + 1, [len(order)]))
+    groups = []
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        e = int(np.count_nonzero(ended[a:b]))
+        if not ended[a : a + e].all():
+            return None
+        ended_days, open_days = days[a : a + e], days[a + e : b]
+        if np.any(np.diff(ended_days) < 0) or np.any(np.diff(open_days) < 0):
+            return None
+        groups.append((a, ended_days, open_days))
+    return groups
+
+
+def _linear_quantile(ordered: np.ndarray, q: float) -> float:
+    """Polars' ``quantile(q, interpolation="linear")`` of ascending ``ordered`` (not empty)."""
+    at = (len(ordered) - 1) * q
+    low = int(np.floor(at))
+    lower, upper = ordered[low], ordered[min(low + 1, len(ordered) - 1)]
+    return float(lower) if lower == upper else float((at - low) * (upper - lower) + lower)
+
+
+def _thresholds_in_order(stays: pl.DataFrame, order: np.ndarray) -> pl.DataFrame | None:
+    """:func:`_blockage_thresholds` from the ended stays of each stage read in ``order``
+    (already by duration: the p90 read at its place, no group-by); None when out of order."""
+    groups = _stage_runs_in_order(stays, order)
+    if groups is None or stays.schema["stage"] == pl.String:  # stage names may repeat
+        return None
+    rows = [(a, _linear_quantile(ended, 0.9)) for a, ended, _ in groups if len(ended)]
+    at = pl.Series([order[a] for a, _ in rows], dtype=pl.Int64)
+    return pl.DataFrame(
+        [
+            stays["stage"].gather(at),
+            stays["stage_index"].gather(at),
+            pl.Series("threshold_days", [t for _, t in rows], dtype=pl.Float64),
+        ]
+    )
+
+
+def _blocked_rows(given: Stays, stays: pl.DataFrame) -> tuple[np.ndarray, ...] | None:
+    """The blocked stays of ``given`` (its frame ``stays``) by numpy: rows, stage index, age
+    and threshold; None when not known by numpy (then :func:`_blocked_of` by Polars)."""
+    if given.current is None or given.by_duration is None:
+        return None
+    thresholds = _blockage_thresholds(stays)
+    if _LAST_THRESHOLDS[0][0] is not stays or stays.schema["stage"] == pl.String:
+        return None
+    size = int(thresholds["stage_index"].max() or 0) + 1 if thresholds.height else 1
+    bar = np.full(size + 1, np.nan)  # the last: any stage without a threshold
+    bar[thresholds["stage_index"].to_numpy()] = thresholds["threshold_days"].to_numpy()
+    current = given.current
+    stage = stays["stage_index"].fill_null(-1).to_numpy()[current].astype(np.int64)
+    stage = np.where((stage >= 0) & (stage < size), stage, size)
+    age = stays["days"].to_numpy()[current]
+    over = age > bar[stage]  # no threshold (NaN): never
+    return current[over], stage[over], age[over], bar[stage][over]
+
+
 def _blocked(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
     if _LAST_BLOCKED and _LAST_BLOCKED[0][0] is stays and _LAST_BLOCKED[0][1] == by_cols:
         return _LAST_BLOCKED[0][2]  # the same stays (see _stays): the flow table's, again
@@ -992,6 +1139,29 @@ _LAST_BLOCKED: list[tuple[pl.DataFrame, list[str], pl.DataFrame]] = []
 
 
 def _blocked_of(stays: pl.DataFrame, by_cols: list[str]) -> pl.DataFrame:
+    given = _given_of(stays)
+    found = None if given is None or by_cols else _blocked_rows(given, stays)
+    if found is not None:
+        rows, _, age, bar = found
+        ids = stays["opportunity_id"]
+        if ids.dtype.is_integer() and ids.null_count() == 0:  # longest overdue, then by id
+            by = np.lexsort((ids.to_numpy()[rows], -(age - bar)))
+            rows, age, bar = rows[by], age[by], bar[by]
+        at = pl.Series(rows, dtype=pl.Int64)
+        blocked = pl.DataFrame(
+            [
+                stays["opportunity_id"].gather(at),
+                stays["rep_id"].gather(at),
+                stays["stage"].gather(at).cast(pl.String),
+                stays["entered_ts"].gather(at),
+                pl.Series("age_days", age, dtype=pl.Float64),
+                pl.Series("threshold_days", bar, dtype=pl.Float64),
+                pl.Series("over_days", age - bar, dtype=pl.Float64),
+            ]
+        )
+        if ids.dtype.is_integer() and ids.null_count() == 0:
+            return blocked
+        return blocked.sort("over_days", "opportunity_id", descending=[True, False])
     thresholds = _blockage_thresholds(stays).drop("stage_index")
     # the stays are sorted by deal, then entry time and stage: a deal's current (latest)
     # entry is its last row
@@ -1036,6 +1206,20 @@ def _reached(stays: pl.DataFrame, by_cols: list[str], *, derived: bool = False) 
     options = (tuple(by_cols), derived)
     if _LAST_REACHED and _LAST_REACHED[0][0] is stays and _LAST_REACHED[0][1] == options:
         return _LAST_REACHED[0][2]
+    given = _given_of(stays)
+    if given is not None and by_cols == ["rep_id"] and not derived:
+        starts, first, furthest, bits, path_derived = given.runs[:5]
+        reached = _reached_of_paths(
+            stays.select("opportunity_id", "rep_id", "outcome"),
+            ["rep_id"],
+            starts,
+            first,
+            furthest,
+            bits,
+            path_derived,
+        )
+        _LAST_REACHED[:] = [(stays, options, reached)]
+        return reached
     reached = _reached_by_runs(stays, by_cols, derived=derived)
     if reached is None:  # not one run of rows per group: grouped
         reached = _reached_grouped(stays, by_cols, derived=derived)
@@ -1100,13 +1284,7 @@ def _reached_of_paths(
 ) -> pl.DataFrame:
     """:func:`_reached`'s rows of the deals whose stays start at rows ``starts`` of ``frame``
     (``opportunity_id``, ``by_cols``, ``outcome``), from their paths (:func:`_paths`)."""
-    spans = furthest - first + 1
-    group = np.repeat(np.arange(len(starts)), spans)
-    offsets = np.cumsum(spans) - spans
-    index = first[group] + (np.arange(len(group)) - offsets[group])
-    entered = (np.right_shift(bits[group], index) & 1).astype(bool)
-    keep = ~path_derived[group] | entered  # a derived path: only the stages entered
-    group, index, entered = group[keep], index[keep], entered[keep]
+    group, index, entered = _expand_paths(first, furthest, bits, path_derived)
     return frame[starts[group]].select(
         "opportunity_id",
         *by_cols,
@@ -1116,6 +1294,32 @@ def _reached_of_paths(
         pl.Series("at_furthest", index == furthest[group], dtype=pl.Boolean),
         pl.lit(value=False).alias("stage_unknown"),
     )
+
+
+def _expand_paths(
+    first: np.ndarray, furthest: np.ndarray, bits: np.ndarray, path_derived: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per deal x stage reached, from the deals' paths: the deal (its position), the stage
+    index and whether it was entered; deals in order, each deal's stages in order."""
+    spans = furthest - first + 1
+    group = np.repeat(np.arange(len(first)), spans)
+    offsets = np.cumsum(spans) - spans
+    index = first[group] + (np.arange(len(group)) - offsets[group])
+    entered = (np.right_shift(bits[group], index) & 1).astype(bool)
+    keep = ~path_derived[group] | entered  # a derived path: only the stages entered
+    return group[keep], index[keep], entered[keep]
+
+
+def _expanded(given: Stays) -> tuple[np.ndarray, ...]:
+    """:func:`_reached`'s rows of ``given`` (by ``rep_id``, not derived) as numpy: the
+    deal's run, the stage index, entered, at the deal's furthest stage; kept for the draw."""
+    if _LAST_EXPANDED and _LAST_EXPANDED[0][0] is given:
+        return _LAST_EXPANDED[0][1]
+    _, first, furthest, bits, path_derived = given.runs[:5]
+    group, index, entered = _expand_paths(first, furthest, bits, path_derived)
+    expanded = (group, index, entered, index == furthest[group])
+    _LAST_EXPANDED[:] = [(given, expanded)]
+    return expanded
 
 
 def _reached_grouped(stays: pl.DataFrame, by_cols: list[str], *, derived: bool) -> pl.DataFrame:
@@ -1312,6 +1516,10 @@ def flow_table(
     by_duration = None
     if given is not None and stays is given.frame and not by_cols:
         by_duration = given.by_duration
+        if stage_path in ("recorded", "none") and not bool(stays["derived"].any()):
+            table = _flow_of_runs(data, stays, given)
+            if table is not None:
+                return table.with_columns(stage_path=pl.lit(stage_path, dtype=pl.String))
     derived = stage_path == "derived" or (stays.height > 0 and bool(stays["derived"].all()))
     keys = [*by_cols, "stage_index"]
     owners = list(dict.fromkeys([*by_cols, "rep_id"]))  # as the stage flags read them
@@ -1399,6 +1607,94 @@ def flow_table(
     )
 
 
+def _flow_of_runs(data: _FlowData, stays: pl.DataFrame, given: Stays) -> pl.DataFrame | None:
+    """:func:`flow_table` without ``by`` of given stays with nothing derived, by numpy bin
+    counts of their runs and rows instead of group-bys and joins (the same numbers); None
+    when a part cannot be read so (the stays out of duration order, unknown stages)."""
+    order = _stage_order(data.settings)
+    size = order.height
+    if _given_of(stays) is not given or stays.schema["stage"] == pl.String:
+        return None
+    found = _blocked_rows(given, stays)
+    timing = _time_in_stage(stays, by=None, historical=False, by_duration=given.by_duration)
+    if found is None or timing.height and int(timing["stage_index"].max()) >= size:
+        return None
+    group, index, entered, at_furthest = _expanded(given)
+    outcome = given.runs[5][group]
+    stage = stays["stage_index"].to_numpy()
+    if len(index) and int(index.max()) >= size or len(stage) and int(stage.max()) >= size:
+        return None
+    move = stays["move"].to_numpy() & ~stays["derived"].to_numpy()  # derived: none
+    verified = stays["verified"].to_numpy()
+    recorded = given.recorded
+    if recorded is None or len(recorded) != stays.height:
+        return None
+
+    # one bin count per kind of row: the deal x stage rows by (stage, entered, at the
+    # furthest stage, outcome code), the stays by (stage, move, verified, recorded)
+    key = ((index * 2 + entered) * 2 + at_furthest) * 8 + outcome
+    cells = np.bincount(key, minlength=size * 32).reshape(size, 2, 2, 8)
+    furthest = cells[:, :, 1, :].sum(axis=1)  # per stage x outcome, at the furthest stage
+    won, nd, is_open = (_OUTCOME_CODE[o] for o in ("won", "no_decision", "open"))
+    key = ((stage.astype(np.int64) * 2 + move) * 2 + verified) * 2 + recorded
+    moved = np.bincount(key, minlength=size * 8).reshape(size, 2, 2, 2)[:, 1]
+    counts = {
+        "reached": cells.sum(axis=(1, 2, 3)),
+        "entered": cells[:, 1].sum(axis=(1, 2)),
+        "skipped": cells[:, 0].sum(axis=(1, 2)),
+        "converted": cells[:, :, 0, :].sum(axis=(1, 2)) + furthest[:, won],
+        "leaked": furthest[:, list(_LEAK_CODES)].sum(axis=1),
+        "no_decision": furthest[:, nd],
+        "lost_stage_unknown": np.zeros(size, dtype=np.int64),
+        "open": furthest[:, is_open],
+        "moves": moved.sum(axis=(1, 2)),
+        "verified": moved[:, 1].sum(axis=1),
+        "verified_recorded": moved[:, :, 1].sum(axis=1),
+        "blocked": np.bincount(found[1], minlength=size),
+    }
+
+    # a few values per stage: Python lists (a Series' fill_nan or scatter is a query each)
+    def share(part: str, base: str = "reached") -> pl.Series:
+        whole = counts[base].astype(np.float64).tolist()
+        values = [
+            c / w if w > 0 else None
+            for c, w in zip(counts[part].astype(np.float64).tolist(), whole, strict=True)
+        ]
+        return pl.Series(values, dtype=pl.Float64)
+
+    def by_stage(frame: pl.DataFrame, column: str) -> pl.Series:
+        values: list[float | None] = [None] * size
+        for at, value in zip(frame["stage_index"].to_list(), frame[column].to_list(), strict=True):
+            values[at] = value
+        return pl.Series(column, values, dtype=pl.Float64)
+
+    thresholds = _blockage_thresholds(stays)
+    columns = {name: pl.Series(name, values.astype(np.uint32)) for name, values in counts.items()}
+    return pl.DataFrame(
+        {
+            "stage": order["stage"],
+            "stage_index": order["stage_index"],
+            **{c: columns[c] for c in ("reached", "entered", "skipped", "converted")},
+            "conversion": share("converted"),
+            "leaked": columns["leaked"],
+            "leakage": share("leaked"),
+            "no_decision": columns["no_decision"],
+            "no_decision_rate": share("no_decision"),
+            "lost_stage_unknown": columns["lost_stage_unknown"],
+            "open": columns["open"],
+            "open_share": share("open"),
+            "median_days": by_stage(timing, "median_days"),
+            "p90_days": by_stage(timing, "p90_days"),
+            "moves": columns["moves"],
+            "verified": columns["verified"],
+            "verified_recorded": columns["verified_recorded"],
+            "verification_rate": share("verified", "moves"),
+            "blocked": columns["blocked"],
+            "blocked_after_days": by_stage(thresholds, "threshold_days"),
+        }
+    )
+
+
 def leakage_homogeneity(flow: pl.DataFrame) -> dict[str, float]:
     """Chi-square test that deals leak at the same rate at every stage.
 
@@ -1459,6 +1755,15 @@ def _rep_stage_sums(
     )
     code = cells["rep_id"].to_numpy().astype(np.int64)
     stage = cells["stage_index"].to_numpy().astype(np.int64)
+    return _code_stage_sums(code, stage, {name: cells[name].to_numpy() for name in values}, stages)
+
+
+def _code_stage_sums(
+    code: np.ndarray, stage: np.ndarray, values: dict[str, np.ndarray], stages: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_rep_stage_sums` of rows given as numpy: each row's rep code (reps in code
+    order), stage index and the values summed."""
+    code, stage = code.astype(np.int64), stage.astype(np.int64)
     seen = np.zeros(int(code.max()) + 1 if len(code) else 0, dtype=bool)
     seen[code] = True
     row = (np.cumsum(seen) - 1)[code]  # the reps present, in code order
@@ -1466,11 +1771,47 @@ def _rep_stage_sums(
     cell = row * stages + stage
     sums = np.empty((reps, stages, len(values)))
     for j, name in enumerate(values):
-        weights = cells[name].to_numpy()
+        weights = values[name]
         sums[:, :, j] = np.bincount(cell, weights=weights, minlength=reps * stages).reshape(
             reps, stages
         )
     return sums, np.bincount(stage, minlength=stages)
+
+
+def _flag_sums(
+    given: Stays, stays: pl.DataFrame, stages: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`stage_flags`' per rep x stage sums of ``given`` (its frame ``stays``) from its
+    runs: the deal x stage rows' leaks and known fates, the stays' ends and days, and the
+    stays per stage; the same rows in the same order as the frames' (equal sums)."""
+    group, index, _, at_furthest = _expanded(given)
+    starts, outcome, rep = given.runs[0], given.runs[5], given.runs[6]
+    seen = np.zeros(int(rep.max()) + 1 if len(rep) else 0, dtype=bool)
+    seen[rep] = True
+    row = (np.cumsum(seen) - 1)[rep]  # per deal, its rep's row: the reps present, in order
+    reps = int(seen.sum())
+    # the deal x stage rows by cell (rep x stage), at the furthest stage and outcome code:
+    # the leaks and known fates are sums of these counts (whole numbers, exact as floats)
+    cell = row[group] * stages + index
+    counted = np.bincount(
+        (cell * 2 + at_furthest) * 8 + outcome[group], minlength=reps * stages * 16
+    ).reshape(reps, stages, 2, 8)
+    leaked = counted[:, :, 1, list(_LEAK_CODES)].sum(axis=2)
+    converted = counted[:, :, 0, :].sum(axis=2) + counted[:, :, 1, _OUTCOME_CODE["won"]]
+    leak = np.empty((reps, stages, 2))
+    leak[:, :, 0] = leaked
+    leak[:, :, 1] = leaked + converted
+    lengths = np.diff(np.append(starts, stays.height))
+    stage = stays["stage_index"].to_numpy().astype(np.int64)
+    cell = np.repeat(row, lengths) * stages + stage
+    ended = stays["ended"].to_numpy()
+    time = np.empty((reps, stages, 2))
+    time[:, :, 0] = np.bincount(cell * 2 + ended, minlength=reps * stages * 2).reshape(
+        reps, stages, 2
+    )[:, :, 1]
+    days = stays["days"].fill_null(0).to_numpy().astype(np.float64)
+    time[:, :, 1] = np.bincount(cell, weights=days, minlength=reps * stages).reshape(reps, stages)
+    return leak, time, np.bincount(stage, minlength=stages)
 
 
 def _clustered_z(influence: np.ndarray, difference: float) -> float:
@@ -1541,19 +1882,23 @@ def stage_flags(
     data = _flow_data(source, settings, needs=_needs(stays))
     cutoff = None if stays is not None else _as_of(data, as_of)
     stays = _stays(data, ["rep_id"], cutoff, given=stays)
-    reached = _reached(stays, ["rep_id"])
-    leaked = pl.col("at_furthest") & pl.col("outcome").is_in(LEAK_OUTCOMES)
-    converted = ~pl.col("at_furthest") | (pl.col("outcome") == "won")
     order = _stage_order(data.settings)
     # one pass each: per rep x stage sums; a stage's "others" are the rep's total minus it
-    leak, _ = _rep_stage_sums(
-        reached,
-        {"leaked": leaked, "fate": leaked.cast(pl.Float64) + converted.cast(pl.Float64)},
-        order.height,
-    )
-    time, per_stage = _rep_stage_sums(
-        stays, {"ended": pl.col("ended"), "days": pl.col("days")}, order.height
-    )
+    given = _given_of(stays)
+    if given is not None:  # the same sums from the runs' numpy arrays
+        leak, time, per_stage = _flag_sums(given, stays, order.height)
+    else:
+        reached = _reached(stays, ["rep_id"])
+        leaked = pl.col("at_furthest") & pl.col("outcome").is_in(LEAK_OUTCOMES)
+        converted = ~pl.col("at_furthest") | (pl.col("outcome") == "won")
+        leak, _ = _rep_stage_sums(
+            reached,
+            {"leaked": leaked, "fate": leaked.cast(pl.Float64) + converted.cast(pl.Float64)},
+            order.height,
+        )
+        time, per_stage = _rep_stage_sums(
+            stays, {"ended": pl.col("ended"), "days": pl.col("days")}, order.height
+        )
     leak_all, time_all = leak.sum(axis=1), time.sum(axis=1)
     counts = dict(enumerate(per_stage.tolist()))
     rows = []
