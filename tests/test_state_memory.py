@@ -116,6 +116,7 @@ def test_a_page_holding_fewer_daily_counts_draws_what_the_whole_roll_up_draws(
     from effortlens.filters import Filter
     from effortlens.roe import COUNTS
     from effortlens_widgets.state import DAILY_KEYS
+    from effortlens_widgets.views import BySlice
 
     monkeypatch.setenv("EFFORTLENS_CACHE", str(_built_cache))
     factory = getattr(importlib.import_module(f"effortlens_widgets.apps.{name}"), f"{name}_app")
@@ -143,7 +144,7 @@ def test_a_page_holding_fewer_daily_counts_draws_what_the_whole_roll_up_draws(
         Filter(start=start + dt.timedelta(days=3), end=end - dt.timedelta(days=2)),
         Filter(reps=(rep,)),
     ]
-    slices = [v for v in narrow.views + whole.views if hasattr(v, "by")]  # ROE by slice
+    slices = [v for v in narrow.views + whole.views if isinstance(v, BySlice)]  # ROE by slice
     for flt in filters:
         narrow.state.filter = whole.state.filter = flt
         for by in ("Team", "Rep") if slices else ("",):
