@@ -743,10 +743,11 @@ def organisation_table(
         )
         .collect()
     )
-    return (
+    return (  # one query (each eager join, select and sort would run its own)
         attrition(enriched.reps, by="team", period_start=first, period_end=last)
-        .join(selling, on="team", how="left", nulls_equal=True)
-        .join(roe, on="team", how="left", nulls_equal=True)
+        .lazy()
+        .join(selling.lazy(), on="team", how="left", nulls_equal=True)
+        .join(roe.lazy(), on="team", how="left", nulls_equal=True)
         .select(
             "team",
             "headcount",
@@ -759,6 +760,7 @@ def organisation_table(
             "roe_per_100",
         )
         .sort("team")
+        .collect()
     )
 
 
