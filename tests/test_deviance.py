@@ -846,3 +846,76 @@ def test_running_counts_of_each_reps_run_of_rows_equal_the_grouped_ones():
         for index in indexes.values():
             counted = response_counts_between(index, start=start, end=end)
             assert_frame_equal(counted, summed, check_dtypes=False)
+
+
+@pytest.mark.parametrize("weekday", range(7))
+def test_what_differs_over_a_period_counts_the_touches_it_sees(planted, weekday, monkeypatch):
+    """A period starting on any weekday: the picked deviant's and its peers' shares, follow-up
+    share, transitions and median days are those of the period's touches, counted here by
+    hand (a previous touch before the period forgotten), whether the compared touches are read
+    once (few reps) or counted where they lie (most reps)."""
+    from effortlens.deviance import differs, practice_facts, practice_in, what_differs_in
+    from effortlens.filters import Filter
+    from effortlens.vocabulary import SEQUENCE_SEPARATOR, WEEKDAY_NAMES
+
+    enriched, truth = planted
+    deviance = rep_deviance(enriched)
+    practice = practice_facts(enriched.activities).collect()
+    last = practice["day"].max()
+    start = last - dt.timedelta(days=90)
+    start -= dt.timedelta(days=(start.weekday() - weekday) % 7)
+    flt = Filter(start=start, end=last - dt.timedelta(days=3))
+    touches = practice_in(practice, flt).collect()
+    assert touches.filter(pl.col("previous_day") < start)["previous_type"].is_null().all()
+    deviant = truth["positive_deviants"][0]
+    group = deviance.filter(pl.col("rep_id") == deviant)["peer_group"].item()
+    peers = deviance.filter((pl.col("peer_group") == group) & (pl.col("direction") == "none"))
+    sides = {"deviant": [deviant], "peer": peers["rep_id"].to_list()}
+    tables = {}
+    for at_most in (0.0, 1.0):  # counted where they lie, or read once
+        monkeypatch.setattr(differs, "READ_ONCE_AT_MOST", at_most)
+        tables[at_most] = what_differs_in(
+            practice_in(practice, flt), deviance, rep_ids=[deviant], min_support=1
+        )
+    got = tables[1.0]
+    assert_frame_equal(tables[0.0], got, check_exact=False, rel_tol=1e-12)
+
+    def level(feature: str) -> pl.Expr:
+        return {
+            "activity_type_share": pl.col("activity_type"),
+            "weekday_share": pl.col("weekday").map_elements(
+                lambda d: WEEKDAY_NAMES[d - 1], return_dtype=pl.String
+            ),
+            "hour_share": pl.format("{}:00", pl.col("hour").cast(pl.String).str.zfill(2)),
+            "follow_up_share": pl.when(pl.col("gap_days") <= 2)
+            .then(pl.lit("within 2 days"))
+            .otherwise(pl.lit("after 2 days")),
+        }[feature]
+
+    checked = 0
+    for row in got.iter_rows(named=True):
+        feature = row["feature"]
+        for side, reps in sides.items():
+            mine = touches.filter(pl.col("rep_id").is_in(reps))
+            if feature == "median_days_between_touches":
+                gaps = mine["gap_days"].drop_nulls()
+                expected = (gaps.median(), float(gaps.len()))
+            elif feature == "sequence":
+                before, after = row["level"].split(SEQUENCE_SEPARATOR)
+                moves = mine.filter(pl.col("previous_type").is_not_null())
+                base = moves.filter(pl.col("previous_type") == before).height
+                rate = moves.filter(pl.col("previous_type") == before)
+                rate = (rate["activity_type"] == after).sum() / base
+                expected = (rate / ((moves["activity_type"] == after).sum() / moves.height), base)
+            else:
+                if feature == "follow_up_share":
+                    mine = mine.filter(pl.col("gap_days").is_not_null())
+                named = mine.select(level(feature).alias("level"))["level"]
+                expected = ((named == row["level"]).sum() / named.len(), float(named.len()))
+            value, base = row[f"{side}_value"], row[f"{side}_base"]
+            assert base == expected[1], (feature, row["level"], side)
+            assert value == pytest.approx(expected[0], rel=1e-12), (feature, row["level"], side)
+            checked += 1
+    assert {"activity_type_share", "weekday_share", "hour_share"} <= set(got["feature"])
+    assert {"follow_up_share", "sequence", "median_days_between_touches"} <= set(got["feature"])
+    assert checked > 50

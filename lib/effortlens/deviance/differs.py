@@ -196,28 +196,38 @@ def practice_in(practice: pl.DataFrame | pl.LazyFrame, flt) -> pl.LazyFrame | No
 
 def _share_counts(touches: pl.LazyFrame) -> pl.LazyFrame:
     """Per rep, feature and level: touches at that level (the level's share is of the feature's
-    total). Follow-ups carry both levels so the share has its base; only one is reported."""
-    weekday = weekday_name()
-    hour = hour_name()
-    within = pl.when(pl.col("gap_days") <= FOLLOW_UP_DAYS)
-    follow_up = within.then(pl.lit(f"within {FOLLOW_UP_DAYS:g} days")).otherwise(
-        pl.lit(f"after {FOLLOW_UP_DAYS:g} days")
-    )
+    total). Follow-ups carry both levels so the share has its base; only one is reported.
+    Touches are grouped by the raw key (a weekday or hour number, within the follow-up days or
+    not) and only the groups are named: one name per group instead of one per touch."""
+    within = pl.when(pl.col("level")).then(pl.lit(f"within {FOLLOW_UP_DAYS:g} days"))
+    follow_up = within.otherwise(pl.lit(f"after {FOLLOW_UP_DAYS:g} days"))
     families = [
-        ("activity_type_share", pl.col("activity_type"), None),
-        ("weekday_share", weekday, None),
-        ("hour_share", hour, None),
-        ("follow_up_share", follow_up, pl.col("gap_days").is_not_null()),
+        ("activity_type_share", pl.col("activity_type"), None, None),
+        ("weekday_share", pl.col("weekday"), weekday_name("level"), None),
+        ("hour_share", pl.col("hour"), hour_name("level"), None),
+        (
+            "follow_up_share",
+            pl.col("gap_days") <= FOLLOW_UP_DAYS,
+            follow_up,
+            pl.col("gap_days").is_not_null(),
+        ),
     ]
     parts = []
-    for feature, level, keep in families:
+    for feature, key, name, keep in families:
         rows = touches if keep is None else touches.filter(keep)
-        parts.append(
-            rows.group_by("rep_id", level.alias("level"))
-            .agg(n=pl.len().cast(pl.Float64))
-            .with_columns(feature=pl.lit(feature))
-        )
+        counts = rows.group_by("rep_id", key.alias("level")).agg(n=pl.len().cast(pl.Float64))
+        if name is not None:
+            counts = counts.with_columns(name.alias("level"))
+        parts.append(counts.with_columns(feature=pl.lit(feature)))
     return pl.concat(parts, how="vertical_relaxed").select("rep_id", "feature", "level", "n")
+
+
+#: The columns of the touches that :func:`what_differs_in` counts.
+_COUNTED = ["rep_id", "activity_type", "weekday", "hour", "previous_type", "gap_days"]
+
+#: :func:`what_differs_in` reads the compared reps' touches once into memory when they are at
+#: most this share of the reps (else it counts them where they lie, one scan per count).
+READ_ONCE_AT_MOST = 0.5
 
 
 def _sides(
@@ -291,11 +301,17 @@ def _sequence_effects(
     touches: pl.LazyFrame, sides: pl.LazyFrame, *, min_support: int
 ) -> pl.LazyFrame:
     counted = pl.col("n").sum() if "n" in touches.collect_schema().names() else pl.len()
-    pairs = (
+    # counted per rep first: the join with the sides then meets one row per rep and
+    # transition instead of one per touch (whole numbers: the same sums)
+    per_rep = (
         touches.filter(pl.col("previous_type").is_not_null())
-        .join(sides, on="rep_id")
-        .group_by("peer_group", "weight", "side", "previous_type", "activity_type")
+        .group_by("rep_id", "previous_type", "activity_type")
         .agg(n=counted.cast(pl.Float64))
+    )
+    pairs = (
+        per_rep.join(sides, on="rep_id")
+        .group_by("peer_group", "weight", "side", "previous_type", "activity_type")
+        .agg(n=pl.col("n").sum())
         .with_columns(
             from_n=pl.col("n").sum().over("peer_group", "side", "previous_type"),
             to_share=pl.col("n").sum().over("peer_group", "side", "activity_type")
@@ -585,6 +601,12 @@ def what_differs_in(
     compared = pl.col("rep_id").is_in(sides.get_column("rep_id").unique().implode())
     touches = touches.lazy().filter(compared)
     side_frame = sides.lazy()
+    if cells is None and sides.height <= READ_ONCE_AT_MOST * deviance.height:
+        # counted from the touches (a period): read them once, the columns counted, instead
+        # of once per count (six scans of the period's touches of every rep, the compared
+        # ones kept after). Only when the compared reps are at most half of them: the
+        # frame held is then at most half of the period's touches (10m, a year: ~70 MB)
+        touches = touches.select(_COUNTED).collect().lazy()
     if cells is None:
         share_counts, transitions = _share_counts(touches), touches
     else:
