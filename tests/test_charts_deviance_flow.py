@@ -21,6 +21,7 @@ from effortlens.charts.flow import (
     time_in_stage_chart,
     verification_chart,
 )
+from effortlens.charts.theme import MAX_ROWS
 from effortlens.deviance import peer_deviance
 from effortlens.flow import flow_table
 from effortlens.schema import conform
@@ -143,7 +144,7 @@ def test_funnel_plot_has_one_panel_per_peer_group_unless_one_is_picked():
 
 
 def test_funnel_plot_refuses_raw_sized_frames():
-    many = _deviance({"g": [(f"r{i}", 30, 100) for i in range(5001)]})
+    many = _deviance({"g": [(f"r{i}", 30, 100) for i in range(MAX_ROWS + 1)]})
     with pytest.raises(ValueError, match="aggregated"):
         funnel_plot_chart(many)
 
@@ -305,9 +306,24 @@ def test_funnel_plot_of_two_thousand_reps_draws_curves_on_a_grid():
     rows = _rows(spec)
     reps = [r for r in rows if r["kind"] == "rep"]
     limits = [r for r in rows if r["kind"] == "limit"]
-    assert len(reps) == 6 * 334 and len(rows) <= 5000
+    assert len(reps) == 6 * 334 and len(rows) <= MAX_ROWS
     for group in groups:
         volumes = sorted({r["volume"] for r in limits if r["peer_group"] == group})
         assert len(volumes) >= 12  # enough points for a smooth curve
         largest = max(r["volume"] for r in reps if r["peer_group"] == group)
         assert volumes[-1] >= largest  # the curve spans every rep
+
+
+def test_funnel_plot_of_an_enterprise_of_five_thousand_reps_draws_every_rep_and_its_limits():
+    # the generator's 100M sample has 5,000 reps: the plot refused them with the former
+    # 5,000-row limit (a point per rep plus 12 limit rows per group is 5,072)
+    groups = {
+        f"g{g}": [(f"r{g}-{i}", 20 + (i * 7) % 90, 100 + i * 3) for i in range(834)]
+        for g in range(6)
+    }
+    rows = _rows(funnel_plot_chart(_deviance(groups)).to_dict())
+    reps = [r for r in rows if r["kind"] == "rep"]
+    assert len(reps) == 6 * 834 and len(rows) <= MAX_ROWS
+    for group in groups:
+        volumes = {r["volume"] for r in rows if r["kind"] == "limit" and r["peer_group"] == group}
+        assert len(volumes) >= 12

@@ -18,7 +18,7 @@ from effortlens.charts.organisation import (
     selling_time_chart,
     variance_share_chart,
 )
-from effortlens.charts.theme import aggregated
+from effortlens.charts.theme import MAX_ROWS, aggregated
 
 
 def _rows(chart) -> list[dict]:
@@ -83,8 +83,8 @@ def test_timing_heatmap_for_one_type_needs_no_picker():
 
 def test_charts_refuse_raw_frames():
     with pytest.raises(ValueError, match="aggregated"):
-        aggregated(pl.DataFrame({"x": range(5001)}))
-    assert aggregated(pl.DataFrame({"x": range(5000)})).height == 5000
+        aggregated(pl.DataFrame({"x": range(MAX_ROWS + 1)}))
+    assert aggregated(pl.DataFrame({"x": range(MAX_ROWS)})).height == MAX_ROWS
 
 
 CADENCE = pl.DataFrame(
