@@ -446,11 +446,16 @@ def test_socket_folders_of_killed_servers_are_swept_and_no_other(tmp_path):
     gone = [
         _socket_folder(tmp_path, "voila_gone1234", pid=ended.pid),
         _socket_folder(tmp_path, "el_kernels_gone1234", pid=ended.pid),
+        # a kernel's connection file is left beside its sockets by a killed server
+        _socket_folder(tmp_path, "voila_conn1234", pid=ended.pid, extra="kernel-1.json"),
     ]
+    link = _socket_folder(tmp_path, "voila_link1234", pid=ended.pid)
+    (link / "kernel-2.json").symlink_to(tmp_path / "elsewhere.json")
     kept = [
         _socket_folder(tmp_path, "voila_live1234", pid=os.getpid()),  # a running server's
         _socket_folder(tmp_path, "voila_plain123", pid=None),  # plain voila's: no record
-        _socket_folder(tmp_path, "voila_conn1234", pid=ended.pid, extra="kernel-1.json"),
+        _socket_folder(tmp_path, "voila_file1234", pid=ended.pid, extra="notes.txt"),  # other file
+        link,  # a connection file's name on a link: not what a kernel leaves
         _socket_folder(tmp_path, "other_gone1234", pid=ended.pid),
     ]
     # this process's id, recorded with another start time: the id was reused, the server ended
@@ -477,15 +482,21 @@ def test_a_killed_server_leaves_its_socket_folder_and_the_next_start_removes_it(
     monkeypatch.setenv("TMPDIR", str(temp))
     try:
         log = tmp_path / "serve.log"
-        with served(data=tiny_planted, token=TOKEN, log_path=log, args=["--pool", "0"]) as (
+        # a preheated kernel (the default pool) leaves its connection file and sockets too
+        with served(data=tiny_planted, token=TOKEN, log_path=log, args=["--pool", "1"]) as (
             _,
             proc,
         ):
             (folder,) = [p.parent for p in temp.glob(f"voila_*/{SERVER_FILE}")]
             assert int((folder / SERVER_FILE).read_text().split()[0]) == proc.pid
+            deadline = time.monotonic() + 120
+            while not list(folder.glob("kernel-*.json")) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert list(folder.glob("kernel-*.json")), "the preheated kernel never started"
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
         assert folder.is_dir(), "a killed server cleans up nothing"
+        assert list(folder.glob("kernel-*.json"))
         assert sweep_socket_folders(temp) == [folder]  # what the next start does first
     finally:
         shutil.rmtree(temp, ignore_errors=True)

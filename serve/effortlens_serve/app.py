@@ -195,6 +195,17 @@ def _server_gone(record: Path) -> bool:
     return bool(started) and _started(pid) not in (None, started[0])
 
 
+def _left_by_a_kernel(entry: Path) -> bool:
+    """Whether ``entry`` of a socket folder is what a kernel leaves there: a Unix socket or
+    its connection file (``kernel-<id>.json``, a regular file, never a link)."""
+    import stat
+
+    mode = entry.lstat().st_mode
+    if stat.S_ISSOCK(mode):
+        return True
+    return stat.S_ISREG(mode) and entry.name.startswith("kernel-") and entry.suffix == ".json"
+
+
 def sweep_socket_folders(root: str | os.PathLike | None = None) -> list[Path]:
     """Remove the socket folders under ``root`` (the system's temporary folder) that servers
     killed before they could clean up left behind; the folders removed.
@@ -202,9 +213,9 @@ def sweep_socket_folders(root: str | os.PathLike | None = None) -> list[Path]:
     A server (``effortlens serve``, ``make run``, a hub's single-user server) makes a 0700
     folder for its kernels' Unix sockets and removes it when it stops; a SIGKILL leaves it.
     A folder goes only when it is this user's, is named ``voila_…`` or ``el_kernels_…``,
-    holds nothing but sockets and its :data:`SERVER_FILE`, and that file names a server that
-    has ended: another server's live folder, or one holding anything else (a kernel's
-    connection file), stays.
+    holds nothing but sockets, its kernels' connection files (``kernel-….json``) and its
+    :data:`SERVER_FILE`, and that file names a server that has ended: another server's live
+    folder, or one holding anything else, stays.
 
     Examples
     --------
@@ -229,7 +240,7 @@ def sweep_socket_folders(root: str | os.PathLike | None = None) -> list[Path]:
             record = folder / SERVER_FILE
             if record not in entries or not _server_gone(record):
                 continue
-            if not all(e == record or stat.S_ISSOCK(e.lstat().st_mode) for e in entries):
+            if not all(e == record or _left_by_a_kernel(e) for e in entries):
                 continue
             for entry in entries:
                 entry.unlink()
