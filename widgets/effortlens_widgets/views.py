@@ -743,14 +743,11 @@ class Deviance(View):
                 else []
             ),
         )
-        if table.height:
-            self._table.show(
-                table,
-                percent=("rate", "peer_rate", "shrunk_rate"),
-                labels={"peer_basis": "compared within", "q_value": "q (false discovery)"},
-            )
-        else:
-            self._table.show_message("No rep is outside the 99.8% limits of their peer group.")
+        self._table.show(  # a row per ranked deviant: not empty (the message above)
+            table,
+            percent=("rate", "peer_rate", "shrunk_rate"),
+            labels={"peer_basis": "compared within", "q_value": "q (false discovery)"},
+        )
 
     def _render_differs(self, view, deviance: pl.DataFrame) -> pl.DataFrame:
         # the load's count (made once): a view's would collect its filtered day rows

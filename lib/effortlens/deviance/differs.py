@@ -195,7 +195,8 @@ def practice_in(practice: pl.DataFrame | pl.LazyFrame, flt) -> pl.LazyFrame | No
 
 
 def _share_counts(touches: pl.LazyFrame) -> pl.LazyFrame:
-    """Per rep, feature and level: touches at that level (the level's share is of the feature's
+    """Per ``rep_id`` (a rep, or on a period's path the (peer group, side) cell that stands in
+    its place), feature and level: touches at that level (the level's share is of the feature's
     total). Follow-ups carry both levels so the share has its base; only one is reported.
     Touches are grouped by the raw key (a weekday or hour number, within the follow-up days or
     not) and only the groups are named: one name per group instead of one per touch."""
@@ -301,8 +302,9 @@ def _sequence_effects(
     touches: pl.LazyFrame, sides: pl.LazyFrame, *, min_support: int
 ) -> pl.LazyFrame:
     counted = pl.col("n").sum() if "n" in touches.collect_schema().names() else pl.len()
-    # counted per rep first: the join with the sides then meets one row per rep and
-    # transition instead of one per touch (whole numbers: the same sums)
+    # counted per rep_id first (a rep, or a period's (peer group, side) cell): the join with
+    # the sides then meets one row per rep_id and transition instead of one per touch (whole
+    # numbers: the same sums)
     per_rep = (
         touches.filter(pl.col("previous_type").is_not_null())
         .group_by("rep_id", "previous_type", "activity_type")
