@@ -11,6 +11,7 @@ import pytest
 
 from effortlens.charts.deviance import (
     DIRECTION_LABELS,
+    MAX_FUNNEL_ROWS,
     funnel_plot_chart,
     what_differs_chart,
 )
@@ -21,7 +22,6 @@ from effortlens.charts.flow import (
     time_in_stage_chart,
     verification_chart,
 )
-from effortlens.charts.theme import MAX_ROWS
 from effortlens.deviance import peer_deviance
 from effortlens.flow import flow_table
 from effortlens.schema import conform
@@ -144,7 +144,7 @@ def test_funnel_plot_has_one_panel_per_peer_group_unless_one_is_picked():
 
 
 def test_funnel_plot_refuses_raw_sized_frames():
-    many = _deviance({"g": [(f"r{i}", 30, 100) for i in range(MAX_ROWS + 1)]})
+    many = _deviance({"g": [(f"r{i}", 30, 100) for i in range(MAX_FUNNEL_ROWS + 1)]})
     with pytest.raises(ValueError, match="aggregated"):
         funnel_plot_chart(many)
 
@@ -306,7 +306,7 @@ def test_funnel_plot_of_two_thousand_reps_draws_curves_on_a_grid():
     rows = _rows(spec)
     reps = [r for r in rows if r["kind"] == "rep"]
     limits = [r for r in rows if r["kind"] == "limit"]
-    assert len(reps) == 6 * 334 and len(rows) <= MAX_ROWS
+    assert len(reps) == 6 * 334 and len(rows) <= MAX_FUNNEL_ROWS
     for group in groups:
         volumes = sorted({r["volume"] for r in limits if r["peer_group"] == group})
         assert len(volumes) >= 12  # enough points for a smooth curve
@@ -323,7 +323,7 @@ def test_funnel_plot_of_an_enterprise_of_five_thousand_reps_draws_every_rep_and_
     }
     rows = _rows(funnel_plot_chart(_deviance(groups)).to_dict())
     reps = [r for r in rows if r["kind"] == "rep"]
-    assert len(reps) == 6 * 834 and len(rows) <= MAX_ROWS
+    assert len(reps) == 6 * 834 and len(rows) <= MAX_FUNNEL_ROWS
     for group in groups:
         volumes = {r["volume"] for r in rows if r["kind"] == "limit" and r["peer_group"] == group}
         assert len(volumes) >= 12

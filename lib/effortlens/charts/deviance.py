@@ -18,7 +18,6 @@ import polars as pl
 
 import effortlens.charts.theme  # noqa: F401  (registers and enables the project theme)
 from effortlens.charts.theme import (
-    MAX_ROWS,
     PALETTE,
     aggregated,
     chart_spec,
@@ -49,12 +48,19 @@ _MEASURE_LABELS = {
 }
 
 
+#: Most rows the funnel plot takes: a point per rep plus its limit lines, written as JSON text
+#: (:func:`_json_rows`, not through Altair's converter and its 5,000-row limit). An enterprise
+#: of 5,000 reps (the generator's 100M sample) is 5,072 rows: under the charts' 5,000-row limit
+#: its deviance page drew no plot.
+MAX_FUNNEL_ROWS = 20_000
+
+
 def _limit_lines(reps: pl.DataFrame) -> pl.DataFrame:
     """The funnel lines in wide form: one row per group and volume with its four limits
     (:func:`effortlens.deviance.funnel_limits`; the chart folds them into lines), on a grid of
     volumes small enough that the lines and every rep fit the charts' row limit."""
     groups = max(reps["peer_group"].n_unique(), 1)
-    room = (MAX_ROWS - reps.height) // groups  # a row per group and volume
+    room = (MAX_FUNNEL_ROWS - reps.height) // groups  # a row per group and volume
     wide = funnel_limits(reps, points=int(min(60, max(12, room))), at_reps=False)
     return wide.with_columns(kind=pl.lit("limit"))
 
@@ -123,7 +129,9 @@ def funnel_plot_chart(
         direction=pl.col("direction").replace_strict(DIRECTION_LABELS, return_dtype=pl.String),
         kind=pl.lit("rep"),
     )
-    data = aggregated(pl.concat([points, _limit_lines(reps)], how="diagonal_relaxed"))
+    data = aggregated(
+        pl.concat([points, _limit_lines(reps)], how="diagonal_relaxed"), limit=MAX_FUNNEL_ROWS
+    )
     # up to three panels a row (two groups fill two): one layout for any number of groups
     columns = 3 if points["peer_group"].n_unique() > 1 else None
     layout = _funnel_layout(min_volume, log_volume, title, columns)

@@ -123,24 +123,23 @@ def effortlens_theme() -> alt.theme.ThemeConfig:
     }
 
 
-#: Most rows a chart takes inline; charts are fed aggregates, never events. The largest
-#: aggregate drawn is the funnel plot's point per rep plus its limit lines: an enterprise of
-#: 5,000 reps (the generator's 100M sample) passed the former 5,000 and its deviance page drew
-#: no chart.
-MAX_ROWS = 20_000
+#: Most rows a chart takes inline (Altair's own limit for the frames it converts); charts are
+#: fed aggregates, never events.
+MAX_ROWS = 5000
 
 
-def aggregated(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` if it is small enough to chart inline; a ``ValueError`` otherwise.
+def aggregated(frame: pl.DataFrame, *, limit: int = MAX_ROWS) -> pl.DataFrame:
+    """``frame`` if it is small enough to chart inline (``limit`` rows; a chart that writes its
+    rows as text itself may take more); a ``ValueError`` otherwise.
 
     Examples
     --------
     >>> aggregated(pl.DataFrame({"team": ["A"]})).height
     1
     """
-    if frame.height > MAX_ROWS:
+    if frame.height > limit:
         raise ValueError(
-            f"charts take aggregated frames of at most {MAX_ROWS} rows, got {frame.height}: "
+            f"charts take aggregated frames of at most {limit} rows, got {frame.height}: "
             "aggregate first (effortlens.roe.roe_by, effortlens.habits.response_by_timing, …)"
         )
     return frame
