@@ -143,7 +143,7 @@ class Enriched:
         self,
         activities: pl.DataFrame | pl.LazyFrame,
         actions: pl.DataFrame | pl.LazyFrame,
-        daily: pl.DataFrame | pl.LazyFrame | _Once,
+        daily: pl.DataFrame | pl.LazyFrame | Once,
         reps: pl.DataFrame,
         tables: Mapping[str, pl.DataFrame | pl.LazyFrame],
         settings: Settings,
@@ -153,7 +153,7 @@ class Enriched:
         """Hold the facts; ``activities``, ``actions`` and ``daily`` may be lazy."""
         self._events = {"activities": activities, "actions": actions}
         self.aggregates = dict(aggregates or {})
-        self._held_daily = daily if isinstance(daily, _Once) else _Once(daily)
+        self._held_daily = daily if isinstance(daily, Once) else Once(daily)
         self.reps = reps
         self.tables = tables if isinstance(tables, Tables) else Tables(tables)
         self.settings = settings
@@ -172,7 +172,7 @@ class Enriched:
 
     @daily.setter
     def daily(self, frame: pl.DataFrame | pl.LazyFrame) -> None:
-        self._held_daily = _Once(frame)
+        self._held_daily = Once(frame)
 
     @property
     def activities(self) -> pl.DataFrame:
@@ -254,7 +254,7 @@ class Enriched:
         if kept == names and not casts:
             return self
         frame = frame.select(kept)
-        return self.replace(daily=_Once(frame.with_columns(casts), engine=held.engine))
+        return self.replace(daily=Once(frame.with_columns(casts), engine=held.engine))
 
     def __replace__(self, **changes: Any) -> Enriched:  # copy.replace (Python 3.13)
         return self.replace(**changes)
@@ -264,17 +264,29 @@ class Enriched:
         return f"Enriched({kind}, {self.daily.height} daily rows, {self.reps.height} reps)"
 
 
-class _Once:
+class Once:
     """A frame that may be a lazy query, collected the first time it is asked for; shared by
-    the copies of an :class:`Enriched` (:meth:`Enriched.replace`), so that it is made once."""
+    the copies of an :class:`Enriched` (:meth:`Enriched.replace`), so that it is made once.
+
+    ``engine``: how a lazy one is collected (a build's roll-up: ``"streaming"``,
+    :mod:`effortlens.facts`).
+
+    Examples
+    --------
+    >>> once = Once(pl.LazyFrame({"a": [1, 2]}))
+    >>> once.made() is once.made(), isinstance(once.frame, pl.DataFrame)
+    (True, True)
+    """
 
     __slots__ = ("engine", "frame")
 
     def __init__(self, frame: pl.DataFrame | pl.LazyFrame, *, engine: str = "auto") -> None:
+        """Hold ``frame``, collected with ``engine`` when first made (if lazy)."""
         self.frame = frame
-        self.engine = engine  # how a lazy one is collected (a build's scan: "streaming")
+        self.engine = engine
 
     def made(self) -> pl.DataFrame:
+        """The frame, collected now if it is still lazy (and kept)."""
         if isinstance(self.frame, pl.LazyFrame):
             self.frame = self.frame.collect(engine=self.engine)
         return self.frame

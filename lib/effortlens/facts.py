@@ -105,7 +105,7 @@ from effortlens.enrich import (
     ACTIVITIES_SCHEMA,
     DAILY_SCHEMA,
     Enriched,
-    _Once,  # noqa: PLC2701 - the roll-up read when first used
+    Once,
 )
 from effortlens.settings import Settings
 
@@ -1467,7 +1467,7 @@ def _read_entry(entry: Path, manifest: Mapping[str, Any], *, settings: Settings)
     held = _held_types(facts["daily"], facts["reps"], build=manifest["key"])
     # read when first used (streaming): a page that holds fewer of its columns reads only those
     # (Enriched.holding)
-    daily = _Once(_holding(facts["daily"], held), engine="streaming")
+    daily = Once(_holding(facts["daily"], held), engine="streaming")
     reps = _holding(facts["reps"], held).collect()
     # the small tables are collected when first looked up (Tables): `roe` never reads them
     tables: dict[str, pl.DataFrame | pl.LazyFrame] = {
