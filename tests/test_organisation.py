@@ -442,3 +442,44 @@ def test_hours_of_rows_read_by_position_equal_the_hours_of_the_filtered_days(
     turned = pl.concat([daily.slice(0, a), daily.slice(a, n).reverse(), daily.slice(a + n)])
     turned_rows = weekly_hours(turned, internal_types=internal, effort=True, rows=True)
     assert turned_rows["first_row"].null_count() == turned_rows.height
+
+
+def test_rep_weeks_of_a_roll_up_whose_weeks_are_not_mondays_have_no_position(
+    small_planted_enriched,
+):
+    """:func:`hours_of_rows` counts a rep-week's day rows by weekday from the week's Monday: a
+    roll-up made by hand whose ``week`` is another day (Sunday weeks, months, one row moved to
+    the week before) gets no positions (the organisation page then sums the period's days),
+    though its rows lie together in day order; its sums stay those of its rows."""
+    from effortlens.organisation import weekly_hours
+
+    enriched, _ = small_planted_enriched
+    daily = enriched.daily.sort("rep_id", "day", maintain_order=True)
+    internal = enriched.settings.internal
+    located = weekly_hours(daily, internal_types=internal, effort=True, rows=True)
+    assert located["first_row"].null_count() == 0  # the build's: Mondays
+    day, week = pl.col("day"), pl.col("week")
+    # the first row of a rep-week that follows the rep's week before: moved to that week, the
+    # rows of both still lie together
+    before = daily.select(
+        (pl.col("rep_id") == pl.col("rep_id").shift())
+        & (week - week.shift() == pl.duration(days=7))
+    ).to_series()
+    starts = located.filter(pl.col("first_row") > 0)["first_row"].sort()
+    first = next(int(a) for a in starts if before[int(a)])
+    moved = pl.int_range(pl.len()) == first
+    made = {
+        "sundays": (day + pl.duration(days=1)).dt.truncate("1w") - pl.duration(days=1),
+        "months": day.dt.truncate("1mo"),
+        "one row": pl.when(moved).then(week - pl.duration(days=7)).otherwise(week),
+    }
+    for name, weeks in made.items():
+        hand = daily.with_columns(weeks.alias("week"))
+        assert not hand["week"].equals(daily["week"]), name
+        rows = weekly_hours(hand, internal_types=internal, effort=True, rows=True)
+        assert rows["first_row"].null_count() == rows.height, name
+        located_columns = ("first_row", "rows", *(f"rows_to_{k}" for k in range(1, 7)))
+        assert_frame_equal(
+            rows.drop(located_columns).sort("rep_id", "week"),
+            weekly_hours(hand, internal_types=internal, effort=True).sort("rep_id", "week"),
+        )

@@ -126,7 +126,8 @@ def weekly_hours(
         (Saturday) or before: the day rows of any days of the week are then one run. Valid
         when each row's day rows lie together in day order (a build writes the daily roll-up
         sorted by rep, then day); else ``first_row`` is null (for every row when some rows
-        are out of day order). What :func:`hours_of_rows` reads a period's cut weeks by.
+        are out of day order, or when some row's ``week`` is not the Monday of its days: a
+        roll-up made by hand). What :func:`hours_of_rows` reads a period's cut weeks by.
 
     Returns
     -------
@@ -171,7 +172,15 @@ def weekly_hours(
     if rows:
         # the rows of each run must be in day order: the day may fall only where a run begins
         falls = daily.lazy().select(pl.arg_where(pl.col("day").diff() < 0)).collect().to_series()
-        if not falls.is_in(hours.get_column("first_row").drop_nulls().implode()).all():
+        # a run's days are counted by weekday from its week's Monday (rows_to_k): each row's
+        # week must be the Monday of its days (a roll-up made by hand may hold other weeks)
+        monday = (pl.col("week").dt.weekday() == 1) & (pl.col("first_day") >= pl.col("week"))
+        monday &= (pl.col("last_day") - pl.col("week")).dt.total_days() <= 6
+        mondays = hours.select((monday.fill_null(False) | pl.col("first_row").is_null()).all())
+        if not (
+            mondays.item()
+            and falls.is_in(hours.get_column("first_row").drop_nulls().implode()).all()
+        ):
             hours = hours.with_columns(pl.lit(None, dtype=pl.UInt32).alias("first_row"))
     return hours
 
