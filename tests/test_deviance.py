@@ -819,14 +819,33 @@ def test_running_counts_of_each_reps_run_of_rows_equal_the_grouped_ones():
     ).with_columns(responded=pl.min_horizontal("responded", "activities"))
     reps = pl.Series([f"r{i}" for i in range(10)])  # r9 has no row
     ordered = daily.sort("rep_id", "day")
+    # the reps held as codes (a page's daily_rep_codes): the categories in another order than
+    # the text's, so that a code's order is not the rep's
+    categorical = pl.Categorical(pl.Categories("test.rep_id", namespace=str(rng.integers(1e9))))
+    pl.Series([f"r{i}" for i in (8, 3, 0, 5, 1, 7, 2, 6, 4)], dtype=categorical)
+    enum = pl.Enum([f"r{i}" for i in (8, 3, 0, 9, 5, 1, 7, 2, 6, 4)])
+    coded = {
+        f"{name} {kind}": frame.with_columns(pl.col("rep_id").cast(dtype))
+        for name, frame in (("ordered", ordered), ("shuffled", daily))
+        for kind, dtype in (("categorical", categorical), ("enum", enum))
+    }
     indexes = {
         "runs": response_count_index(ordered, rep_ids=reps),
         "shuffled": response_count_index(daily, rep_ids=reps),
         "a rep missing": response_count_index(ordered, rep_ids=reps.head(5)),
         "grouped": response_count_index(ordered),
+        **{name: response_count_index(frame, rep_ids=reps) for name, frame in coded.items()},
+        "codes, a rep missing": response_count_index(coded["ordered enum"], rep_ids=reps.head(5)),
     }
     assert indexes["runs"].rep_ids.to_list() == reps.sort().to_list()  # the runs were read
     assert indexes["shuffled"].rep_ids.len() == 9  # grouped: reps with rows only
+    for name in ("ordered categorical", "ordered enum"):  # the codes' runs: the same index
+        index, runs = indexes[name], indexes["runs"]
+        assert index.rep_ids.equals(runs.rep_ids) and index.first_day == runs.first_day
+        assert np.array_equal(index.successes, runs.successes)
+        assert np.array_equal(index.trials, runs.trials)
+    for name in ("shuffled categorical", "shuffled enum", "codes, a rep missing"):
+        assert indexes[name].rep_ids.len() < 10  # a rep in many runs, or not listed: grouped
     for start, end in [
         (None, None),
         (dt.date(2025, 3, 5), dt.date(2025, 3, 20)),

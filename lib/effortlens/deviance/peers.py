@@ -355,9 +355,10 @@ def response_count_index(
 
     ``rep_ids`` (the load's reps, e.g. ``enriched.reps["rep_id"]``) lets a roll-up sorted by
     rep (as a build writes it) be indexed without grouping its rows: each rep's rows are one
-    run, found by binary search, and their days are summed by one ``bincount`` (at 10m
-    ~0.1 s instead of ~0.65 s). The counts are the same either way; without ``rep_ids``, or
-    when the roll-up is not sorted or holds another rep, its rows are grouped.
+    run, found by binary search (or, for rep ids held as codes, where the code changes), and
+    their days are summed by one ``bincount`` (at 10m ~0.1 s instead of ~0.65 s). The counts
+    are the same either way; without ``rep_ids``, or when the roll-up is not grouped by rep or
+    holds another rep, its rows are grouped.
 
     Examples
     --------
@@ -412,27 +413,60 @@ def _counted(summed: np.ndarray) -> np.ndarray:
     return summed.astype(np.int32) if summed.size and summed.max() < 2**31 else summed
 
 
+def _runs_of_text(rep: pl.Series, ids: pl.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each run of ``rep`` (text ids, sorted) as its rep's place in ``ids`` and its length;
+    None when ``rep`` is not sorted or holds a rep not in ``ids``."""
+    if not rep.is_sorted():
+        return None
+    first = rep.search_sorted(ids, side="left").to_numpy().astype(np.int64)
+    runs = rep.search_sorted(ids, side="right").to_numpy().astype(np.int64) - first
+    if int(runs.sum()) != rep.len():  # a rep of the roll-up that is not in rep_ids
+        return None
+    return np.arange(ids.len(), dtype=np.int64), runs
+
+
+def _runs_of_codes(rep: pl.Series, ids: pl.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`_runs_of_text` of rep ids held as codes (Categorical or Enum, as a page holding
+    its roll-up's reps as codes does): the runs are where the code changes, read from the
+    codes themselves (no text per row); None when a rep has two runs (the rows are not
+    grouped by rep) or is not in ``ids``."""
+    codes = rep.to_physical().to_numpy()
+    starts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    starts = np.concatenate([np.zeros(1, dtype=np.int64), starts])
+    if np.unique(codes[starts]).size != starts.size:
+        return None
+    where = {rep_id: i for i, rep_id in enumerate(ids.to_list())}
+    place = np.array(  # one text id per run, not per row
+        [where.get(rep_id, -1) for rep_id in rep[starts].cast(pl.String).to_list()],
+        dtype=np.int64,
+    )
+    if (place < 0).any():
+        return None
+    return place, np.diff(np.append(starts, codes.size))
+
+
 def _index_of_runs(daily: pl.DataFrame, rep_ids: pl.Series) -> ResponseCountIndex | None:
-    """:func:`response_count_index` of a roll-up whose ``rep_id`` is sorted and every one of
-    whose reps is in ``rep_ids``; None when it is not so."""
+    """:func:`response_count_index` of a roll-up whose rows lie in one run per rep (``rep_id``
+    sorted text, or codes grouped by rep) and every one of whose reps is in ``rep_ids``;
+    None when it is not so."""
     rep = daily.get_column("rep_id")
+    coded = isinstance(rep.dtype, pl.Categorical | pl.Enum)
     if (
         daily.height == 0
-        or rep.dtype != pl.String
+        or not (rep.dtype == pl.String or coded)
         or rep.null_count()
         or daily.schema["day"] != pl.Date
-        or not rep.is_sorted()
     ):
         return None
     ids = rep_ids.drop_nulls().unique().sort()
-    first = rep.search_sorted(ids, side="left").to_numpy().astype(np.int64)
-    runs = rep.search_sorted(ids, side="right").to_numpy().astype(np.int64) - first
-    if int(runs.sum()) != daily.height:  # a rep of the roll-up that is not in rep_ids
+    found = (_runs_of_codes if coded else _runs_of_text)(rep, ids)
+    if found is None:
         return None
+    place, runs = found
     day = daily.get_column("day").to_physical()
     first_day, last_day = int(day.min()), int(day.max())
     width = last_day - first_day + 2  # column d sums the days before day d
-    cell = np.repeat(np.arange(ids.len(), dtype=np.int64) * width, runs)
+    cell = np.repeat(place * width, runs)
     cell += day.to_numpy().astype(np.int64) - (first_day - 1)
     kept = pl.col("is_customer_facing") & (pl.col("activities") > 0)
     weights = daily.select(
