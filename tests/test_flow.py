@@ -518,6 +518,65 @@ def test_masked_stays_give_the_flow_of_the_filtered_tables(planted):
         )
 
 
+def test_a_few_kept_deals_read_by_their_runs_give_what_masking_every_stay_gives(
+    planted, monkeypatch
+):
+    """A team's or a rep's deals (at most one deal in _FEW_RUNS) are read by position; their
+    stays, runs, Kaplan-Meier order and blocked candidates equal the masked ones, and the
+    flow, flags and blocked deals those of the filtered tables (to the bit)."""
+    import effortlens.flow as flow
+
+    enriched, _ = planted
+    tables = {
+        "opportunities": enriched.tables["opportunities"],
+        "stage_history": enriched.tables["stage_history"],
+        "reps": enriched.reps,
+        "buyer_actions": enriched.actions,
+    }
+    index = stay_index(tables, settings=enriched.settings)
+    deals_n, actions_n = tables["opportunities"].height, tables["buyer_actions"].height
+    rng = np.random.default_rng(7)
+    one = np.zeros(deals_n, dtype=bool)
+    one[int(np.flatnonzero(index.run_outcome == 4)[0])] = True  # one open deal
+    for deals, verifiers in (
+        (rng.random(deals_n) < 0.03, rng.random(actions_n) < 0.5),
+        (rng.random(deals_n) < 0.01, None),
+        (one, np.ones(actions_n, dtype=bool)),
+    ):
+        few = stays_under(index, deals=deals, verifiers=verifiers)
+        with monkeypatch.context() as patched:
+            patched.setattr(flow, "_FEW_RUNS", 0)  # never few: every stay masked
+            masked = stays_under(index, deals=deals, verifiers=verifiers)
+        assert_frame_equal(few.frame, masked.frame, check_exact=True)
+        assert few.as_of == masked.as_of
+        for got, expected in zip(few.runs, masked.runs, strict=True):
+            np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(few.by_duration, masked.by_duration)
+        np.testing.assert_array_equal(few.current, masked.current)
+        np.testing.assert_array_equal(few.recorded, masked.recorded)
+        kept = _masked_tables(
+            tables, deals, np.ones(actions_n, dtype=bool) if verifiers is None else verifiers
+        )
+        read = {"settings": enriched.settings, "stays": few}
+        assert_frame_equal(
+            flow_table(kept, **read),
+            flow_table(kept, settings=enriched.settings),
+            check_exact=True,
+        )
+        assert_frame_equal(
+            blocked_deals(kept, **read),
+            blocked_deals(kept, settings=enriched.settings),
+            check_exact=True,
+        )
+        assert_frame_equal(
+            stage_flags(kept, **read),
+            stage_flags(kept, settings=enriched.settings),
+            check_exact=False,
+            rel_tol=1e-9,
+        )
+    assert few.frame["opportunity_id"].n_unique() == 1 and len(few.current) == 1
+
+
 def test_masked_stays_refuse_a_stage_path_their_index_was_not_made_for():
     plain = stay_index(JOURNEY, settings=SETTINGS)
     derived = stay_index(JOURNEY, settings=SETTINGS, assume_derived=True)

@@ -477,6 +477,9 @@ class StayIndex:
     run_outcome: np.ndarray | None = None
     run_rep: np.ndarray | None = None
     current: np.ndarray | None = None
+    #: per stay, its place in ``by_duration`` (:data:`_NOT_RANKED` for a derived one): the
+    #: order of a few kept stays is theirs sorted (:func:`stays_under`)
+    duration_rank: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -631,6 +634,9 @@ def stay_index(
         path_derived,
     )
     run_outcome, run_rep, current = _run_codes(frame, run_start)
+    by_duration = _duration_order(frame)
+    duration_rank = np.full(frame.height, _NOT_RANKED, dtype=np.uint32)
+    duration_rank[by_duration] = np.arange(len(by_duration), dtype=np.uint32)
     return StayIndex(
         frame=frame,
         run_start=run_start.astype(np.uint32),
@@ -638,7 +644,8 @@ def stay_index(
         run_outcome=run_outcome,
         run_rep=run_rep,
         current=current,
-        by_duration=_duration_order(frame),
+        by_duration=by_duration,
+        duration_rank=duration_rank if frame.height < _NOT_RANKED else None,
         deal=_same_or(stays["opportunity_id"], deal.astype(np.uint32)),
         low=low,
         high=high,
@@ -726,6 +733,10 @@ def stays_under(
     starts, paths, by_duration = index.run_start, index.paths, index.by_duration
     codes = (index.run_outcome, index.run_rep)
     current = index.current
+    runs = None if deals is None else deals[index.deal[starts]]  # per deal's run: kept
+    few = runs is not None and _FEW_RUNS * int(np.count_nonzero(runs)) < len(runs)
+    if few and index.duration_rank is not None and index.current is not None:
+        return _few_stays_under(index, runs, verifiers, as_of)
     if deals is not None:
         rows = deals[index.deal]
         frame = frame.filter(pl.Series(rows))
@@ -737,10 +748,8 @@ def stays_under(
         codes = tuple(None if c is None else c[runs] for c in codes)
         if current is not None:
             current = kept_row[current[rows[current]]]
-        if by_duration is not None and len(rows) and 16 * (int(kept_row[-1]) + 1) >= len(rows):
+        if by_duration is not None:
             by_duration = kept_row[by_duration[rows[by_duration]]]  # the kept rows, in order
-        else:  # a few kept: sorting them costs less than selecting them from every stay
-            by_duration = None
     if verifiers is None:
         backed = high > low
     else:
@@ -748,6 +757,75 @@ def stays_under(
         counted = np.zeros(n + 1, dtype=np.int32 if n < 2**31 else np.int64)
         np.cumsum(verifiers[index.verifier_order], out=counted[1:])
         backed = counted[high] > counted[low]
+    return _stays_of(index, frame, backed, as_of, starts, paths, codes, by_duration, current)
+
+
+#: :func:`stays_under` reads the kept deals' rows by their runs when at most one deal's run in
+#: this many is kept (a team, a rep): each array it reads is then as long as the kept stays,
+#: not as every stay, and their Kaplan-Meier order is sorted, not selected from every stay's.
+_FEW_RUNS = 16
+
+
+def _few_stays_under(
+    index: StayIndex, runs: np.ndarray, verifiers: np.ndarray | None, as_of: datetime
+) -> Stays:
+    """:func:`stays_under` of the stays of the kept runs ``runs`` (a mask of the deals' runs)
+    read by position: the same frame, runs and orders as masking every stay gives."""
+    starts = index.run_start
+    kept = np.flatnonzero(runs)
+    ends = np.append(starts[1:], index.frame.height).astype(np.int64)[kept]
+    lengths = ends - starts[kept]
+    offsets = np.cumsum(lengths) - lengths  # each kept run's first row among the kept rows
+    at = np.repeat(starts[kept] - offsets, lengths) + np.arange(int(lengths.sum()))
+    frame = index.frame[pl.Series(at)]
+    low, high = index.low[at], index.high[at]
+    paths = tuple(p[kept] for p in index.paths)
+    codes = tuple(c[kept] for c in (index.run_outcome, index.run_rep))
+    derived = frame["derived"].fill_null(value=False).to_numpy()
+    last = offsets + lengths - 1
+    current = last[(codes[0] == _OUTCOME_CODE["open"]) & ~derived[last]]
+    rank = index.duration_rank[at]  # each kept stay's place in every stay's order
+    order = np.argsort(rank, kind="stable")
+    by_duration = order[: int(np.count_nonzero(rank != _NOT_RANKED))]
+    if verifiers is None:
+        backed = high > low
+    else:  # each stay's candidate verifiers (low, high] read one by one: few of them
+        span = (high.astype(np.int64) - low).astype(np.int64)
+        first = np.cumsum(span) - span
+        read = np.repeat(low.astype(np.int64) - first, span) + np.arange(int(span.sum()))
+        counted = np.zeros(len(read) + 1, dtype=np.int64)
+        np.cumsum(verifiers[index.verifier_order[read]], out=counted[1:])
+        backed = counted[first + span] > counted[first]
+    return _stays_of(
+        index,
+        frame,
+        backed,
+        as_of,
+        offsets,
+        paths,
+        codes,
+        by_duration.astype(np.int64),
+        current,
+    )
+
+
+#: :attr:`StayIndex.duration_rank` of a stay in no Kaplan-Meier order (derived).
+_NOT_RANKED = np.iinfo(np.uint32).max
+
+
+def _stays_of(
+    index: StayIndex,
+    frame: pl.DataFrame,
+    backed: np.ndarray,
+    as_of: datetime,
+    starts: np.ndarray,
+    paths: tuple[np.ndarray, ...],
+    codes: tuple[np.ndarray | None, ...],
+    by_duration: np.ndarray | None,
+    current: np.ndarray | None,
+) -> Stays:
+    """:func:`stays_under`'s :class:`Stays` of the kept stays ``frame`` (the index's kept
+    rows), whether a kept verifier backs each, and their runs and orders."""
     entered_type = frame.schema["entered_ts"]
     stays = (
         frame.lazy()
@@ -897,7 +975,7 @@ def _kaplan_meier_in_order(
         starts = np.flatnonzero(new_time)
         times = ended_days[starts]
         ends = np.diff(np.append(starts, e))
-        at_risk = (e - starts) + (len(open_days) - np.searchsorted(open_days, times, side="left"))
+        at_risk = (e - starts) + _open_from(open_days, times)
         out_times.append(times)
         out_surv.append(np.multiply.accumulate(1 - ends / at_risk))
     columns: dict[str, Any] = {}
@@ -917,6 +995,16 @@ def _kaplan_meier_in_order(
             *columns.values(),
         ]
     )
+
+
+def _open_from(open_days: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Per distinct duration of ``times`` (ascending), the open stays of ``open_days``
+    (ascending) that lasted at least as long: the fewer searched in the more."""
+    if len(open_days) >= len(times):
+        return len(open_days) - np.searchsorted(open_days, times, side="left")
+    # an open stay lasted at least times[j] exactly when more than j of the times are <= it
+    below = np.searchsorted(times, open_days, side="right")
+    return len(open_days) - np.cumsum(np.bincount(below, minlength=len(times) + 1))[:-1]
 
 
 def time_in_stage(stays: pl.DataFrame, *, by: str | Sequence[str] | None = None) -> pl.DataFrame:
@@ -1312,12 +1400,28 @@ def _expand_paths(
 
 def _expanded(given: Stays) -> tuple[np.ndarray, ...]:
     """:func:`_reached`'s rows of ``given`` (by ``rep_id``, not derived) as numpy: the
-    deal's run, the stage index, entered, at the deal's furthest stage; kept for the draw."""
+    deal's run, the stage index, entered, at the deal's furthest stage; kept for the draw.
+
+    Stage by stage (the deals that reached each, in order): every reader counts them in
+    bins, which no order changes, and a few passes over the deals per stage cost a third of
+    :func:`_expand_paths`' per-row arithmetic.
+    """
     if _LAST_EXPANDED and _LAST_EXPANDED[0][0] is given:
         return _LAST_EXPANDED[0][1]
     _, first, furthest, bits, path_derived = given.runs[:5]
-    group, index, entered = _expand_paths(first, furthest, bits, path_derived)
-    expanded = (group, index, entered, index == furthest[group])
+    parts: list[tuple[np.ndarray, ...]] = []
+    if len(first):
+        for stage in range(int(first.min()), int(furthest.max()) + 1):
+            entered = (np.right_shift(bits, stage) & 1).astype(bool)
+            reached = (first <= stage) & (furthest >= stage) & (~path_derived | entered)
+            group = np.flatnonzero(reached)
+            parts.append(
+                (group, np.full(len(group), stage), entered[group], furthest[group] == stage)
+            )
+    if not parts:
+        empty = np.empty(0, dtype=np.int64)
+        parts.append((empty, empty, empty.astype(bool), empty.astype(bool)))
+    expanded = tuple(np.concatenate(p) for p in zip(*parts, strict=True))
     _LAST_EXPANDED[:] = [(given, expanded)]
     return expanded
 

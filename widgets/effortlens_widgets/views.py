@@ -1083,21 +1083,44 @@ def _deal_tables_of(state, opps, history, reps, verifiers) -> dict:
 def _rows_kept(tables: dict, flt, *, owner: str, day: str) -> np.ndarray | None:
     """Which rows ``flt`` keeps, as :func:`effortlens.filters.filter_frame` keeps them on their
     owner's columns and their day (activity types never apply); None for all of them."""
-    owners = tables["owners"]
-    kept_owners = filter_frame(owners, flt, day_column="__none__", ignore=("activity_types",))
-    mask = None
-    if kept_owners.height < owners.height:
-        by_owner = np.zeros(owners.height, dtype=bool)
-        by_owner[kept_owners["owner"].to_numpy()] = True
-        mask = by_owner[tables[owner]]
+    by_owner = _owners_kept(tables, flt)
+    mask = None if by_owner is None else by_owner[tables[owner]]
     days = tables[day]
     for bound, keep in ((flt.start, np.greater_equal), (flt.end, np.less_equal)):
         if bound is not None:  # a missing day is never kept, as a null is not
-            inside = keep(days, np.datetime64(bound, "D").astype(np.int64))
+            # a Python int: compared as the days' 32-bit integers, not copied to 64 bits
+            inside = keep(days, int(np.datetime64(bound, "D").astype(np.int64)))
             if bound is flt.end:
                 inside &= days != _NO_DAY
             mask = inside if mask is None else mask & inside
     return mask
+
+
+#: Owner masks kept per load (:func:`_owners_kept`): a page's deals, verifiers and previous
+#: period read the same owners' filter, and a reader goes back and forth between a few.
+_KEEP_OWNER_MASKS = 8
+
+
+def _owners_kept(tables: dict, flt) -> np.ndarray | None:
+    """Which owners (rows of the tables' ``owners``) ``flt`` keeps by its teams, segments,
+    roles and reps; None for all of them. Kept in ``tables`` for the last few filters."""
+    from dataclasses import replace
+
+    key = replace(flt, start=None, end=None, activity_types=())
+    memo = tables.setdefault("owners_kept", OrderedDict())
+    if key in memo:
+        memo.move_to_end(key)
+        return memo[key]
+    owners = tables["owners"]
+    kept = filter_frame(owners, key, day_column="__none__")
+    by_owner = None
+    if kept.height < owners.height:
+        by_owner = np.zeros(owners.height, dtype=bool)
+        by_owner[kept["owner"].to_numpy()] = True
+    memo[key] = by_owner
+    while len(memo) > _KEEP_OWNER_MASKS:
+        memo.popitem(last=False)
+    return by_owner
 
 
 _NO_DAY = np.iinfo(np.int32).min
