@@ -414,10 +414,12 @@ def test_an_output_that_reaches_the_server_late_is_on_the_page(mode, tiny_plante
     assert LATE_MARKER in page, "the cell's output was dropped: " + log.read_text()[-2000:]
 
 
-def _socket_folder(root: Path, name: str, *, pid: int | None, extra: str | None = None) -> Path:
+def _socket_folder(
+    root: Path, name: str, *, pid: int | None, extra: str | None = None, namespace: str = ""
+) -> Path:
     """A 0700 folder under ``root`` holding one bound Unix socket, a server record naming
-    ``pid`` (none: no record) and an ``extra`` regular file."""
-    import os
+    ``pid`` (none: no record) and ``namespace`` (empty: this process's; ``None``: none, as
+    records were written before namespaces) and an ``extra`` regular file."""
     import socket
 
     from effortlens_serve.app import mark_socket_folder
@@ -428,9 +430,9 @@ def _socket_folder(root: Path, name: str, *, pid: int | None, extra: str | None 
         sock.bind(str(folder / "kernel-1-ipc-1"))
     if pid is not None:
         mark_socket_folder(folder)
-        if pid != os.getpid():  # as the server with that id would have written it
-            record = folder / "effortlens-server.pid"
-            record.write_text(f"{pid} {record.read_text().split()[1]}\n")
+        _, started, ours = (folder / "effortlens-server.pid").read_text().split()
+        fields = [str(pid), started, *([namespace or ours] if namespace is not None else [])]
+        (folder / "effortlens-server.pid").write_text(" ".join(fields) + "\n")
     if extra:
         (folder / extra).write_text("{}")
     return folder
@@ -457,15 +459,75 @@ def test_socket_folders_of_killed_servers_are_swept_and_no_other(tmp_path):
         _socket_folder(tmp_path, "voila_file1234", pid=ended.pid, extra="notes.txt"),  # other file
         link,  # a connection file's name on a link: not what a kernel leaves
         _socket_folder(tmp_path, "other_gone1234", pid=ended.pid),
+        # a server of another PID namespace (a container sharing /tmp as the same user): its
+        # ids are not this process's to judge, nor are those of a record without a namespace
+        _socket_folder(tmp_path, "voila_other_ns", pid=ended.pid, namespace="pid:[1]"),
+        _socket_folder(tmp_path, "voila_no_ns123", pid=ended.pid, namespace=None),
     ]
     # this process's id, recorded with another start time: the id was reused, the server ended
     reused = _socket_folder(tmp_path, "voila_reused12", pid=os.getpid())
     record = reused / "effortlens-server.pid"
-    record.write_text(f"{os.getpid()} 1\n")
+    record.write_text(f"{os.getpid()} 1 {os.readlink('/proc/self/ns/pid')}\n")
     assert sorted(sweep_socket_folders(tmp_path)) == sorted([*gone, reused])
     assert not any(f.exists() for f in [*gone, reused])
     assert all(f.is_dir() for f in kept)
     assert sweep_socket_folders(tmp_path) == []
+
+
+def _ipython_folder(root: Path, *, ended: bool) -> Path:
+    """A kernels' IPython folder made under ``root`` by :func:`kernel_ipython_dir` in another
+    process, which then ends without cleaning up (``ended``, as a SIGKILL leaves it) or by
+    this one (a live server's; removed when this process ends)."""
+    import tempfile
+
+    from effortlens_serve.app import kernel_ipython_dir
+
+    if not ended:
+        saved, tempfile.tempdir = tempfile.tempdir, str(root)
+        try:
+            return Path(kernel_ipython_dir())
+        finally:
+            tempfile.tempdir = saved
+    script = (
+        "import os, sys, tempfile\n"
+        "tempfile.tempdir = sys.argv[1]\n"
+        "from effortlens_serve.app import kernel_ipython_dir\n"
+        "print(kernel_ipython_dir(), flush=True)\n"
+        "os._exit(0)  # no atexit: as a killed server\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(root)], capture_output=True, text=True, check=True
+    )
+    return Path(out.stdout.strip())
+
+
+def test_ipython_folders_of_killed_servers_are_swept_and_no_other(tmp_path):
+    from effortlens_serve.app import SERVER_FILE, sweep_ipython_folders
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("kept")
+    gone = [_ipython_folder(tmp_path, ended=True) for _ in range(2)]
+    (gone[1] / "profile_default" / "startup").mkdir()  # what a kernel writes there goes too
+    (gone[1] / "profile_default" / "startup" / "README").write_text("x")
+    (gone[1] / "profile_default" / "link").symlink_to(outside)  # removed, not followed
+    live = _ipython_folder(tmp_path, ended=False)  # this process's: a running server's
+    other_ns, extra, linked, plain = (_ipython_folder(tmp_path, ended=True) for _ in range(4))
+    record = other_ns / SERVER_FILE
+    pid, started, _ = record.read_text().split()
+    record.write_text(f"{pid} {started} pid:[1]\n")  # another container's server
+    (extra / "notes.txt").write_text("mine")  # something else beside the profile
+    profile = linked / "profile_default"
+    profile.rename(outside / "profile_default")
+    profile.symlink_to(outside / "profile_default")  # the profile a link: never followed
+    (plain / SERVER_FILE).unlink()  # no record: not a server's to judge
+    kept = [live, other_ns, extra, linked, plain]
+    assert sorted(sweep_ipython_folders(tmp_path)) == sorted(gone)
+    assert not any(f.exists() for f in gone)
+    assert all(f.is_dir() for f in kept)
+    assert (outside / "keep.txt").read_text() == "kept"
+    assert (outside / "profile_default" / "ipython_kernel_config.py").is_file()
+    assert sweep_ipython_folders(tmp_path) == []
 
 
 def test_a_killed_server_leaves_its_socket_folder_and_the_next_start_removes_it(
@@ -476,7 +538,7 @@ def test_a_killed_server_leaves_its_socket_folder_and_the_next_start_removes_it(
     import signal
     import tempfile
 
-    from effortlens_serve.app import SERVER_FILE, sweep_socket_folders
+    from effortlens_serve.app import SERVER_FILE, sweep_ipython_folders, sweep_socket_folders
 
     temp = Path(tempfile.mkdtemp(prefix="el_sweep_"))  # the servers' temporary folder
     monkeypatch.setenv("TMPDIR", str(temp))
@@ -497,6 +559,9 @@ def test_a_killed_server_leaves_its_socket_folder_and_the_next_start_removes_it(
             proc.wait(timeout=30)
         assert folder.is_dir(), "a killed server cleans up nothing"
         assert list(folder.glob("kernel-*.json"))
+        (ipython,) = temp.glob("effortlens-ipython-*")  # its kernels' IPython folder too
         assert sweep_socket_folders(temp) == [folder]  # what the next start does first
+        assert sweep_ipython_folders(temp) == [ipython]
+        assert not ipython.exists()
     finally:
         shutil.rmtree(temp, ignore_errors=True)

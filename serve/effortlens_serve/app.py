@@ -151,11 +151,23 @@ def kernel_transport(*, temp_dir: str | None = None, connection_dir: str | None 
     return "ipc" if len(longest.encode()) <= _MAX_SOCKET_PATH else "tcp"
 
 
-#: The file naming the server a socket folder belongs to (``voila_…``, ``el_kernels_…``): its
-#: process id and start time, so that a later start can tell a folder left by a killed server.
+#: The file naming the server a socket folder belongs to (``voila_…``, ``el_kernels_…``, and
+#: its kernels' IPython folder, ``effortlens-ipython-…``): its process id, start time and PID
+#: namespace, so that a later start can tell a folder left by a killed server.
 SERVER_FILE = "effortlens-server.pid"
 #: Prefixes of the socket folders :func:`sweep_socket_folders` looks at.
 SOCKET_FOLDER_PREFIXES = ("voila_", "el_kernels_")
+#: Prefix of the kernels' IPython folders (:func:`kernel_ipython_dir`).
+IPYTHON_FOLDER_PREFIX = "effortlens-ipython-"
+
+
+def _pid_namespace() -> str:
+    """This process's PID namespace (``pid:[4026531836]``), or ``-`` where there is none to
+    read (no ``/proc``): process ids are judged only within the namespace they belong to."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "-"
 
 
 def _started(pid: int) -> str | None:
@@ -168,23 +180,33 @@ def _started(pid: int) -> str | None:
 
 
 def mark_socket_folder(folder: str | os.PathLike) -> None:
-    """Name this process as the server of socket folder ``folder`` (:data:`SERVER_FILE`).
+    """Name this process as the server of socket folder ``folder`` (:data:`SERVER_FILE`: its
+    id, start time and PID namespace).
 
     Examples
     --------
     >>> mark_socket_folder(tempfile.mkdtemp(prefix="voila_"))  # doctest: +SKIP
     """
     pid = os.getpid()
-    (Path(folder) / SERVER_FILE).write_text(f"{pid} {_started(pid) or ''}\n", "utf-8")
+    record = f"{pid} {_started(pid) or '-'} {_pid_namespace()}\n"
+    (Path(folder) / SERVER_FILE).write_text(record, "utf-8")
 
 
 def _server_gone(record: Path) -> bool:
     """Whether the server a :data:`SERVER_FILE` names has ended (its process is gone, or its
-    id now belongs to a process started at another time)."""
+    id now belongs to a process started at another time).
+
+    Only a record of this process's PID namespace is judged: a server of another container
+    sharing the temporary folder (as the same user) has ids this process cannot see, so its
+    folders stay (as do those of records written before the namespace was recorded, on a
+    system that has namespaces)."""
     try:
-        pid, *started = record.read_text("utf-8").split()
+        pid, *rest = record.read_text("utf-8").split()
         pid = int(pid)
     except (OSError, ValueError):
+        return False
+    started = [s for s in rest[:1] if s != "-"]
+    if (rest[1] if len(rest) > 1 else "-") != _pid_namespace():
         return False
     try:
         os.kill(pid, 0)
@@ -245,6 +267,51 @@ def sweep_socket_folders(root: str | os.PathLike | None = None) -> list[Path]:
             for entry in entries:
                 entry.unlink()
             folder.rmdir()
+        except OSError:  # gone meanwhile, or not ours to remove
+            continue
+        removed.append(folder)
+    return removed
+
+
+def sweep_ipython_folders(root: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the kernels' IPython folders (:func:`kernel_ipython_dir`) under ``root`` (the
+    system's temporary folder) that servers killed before they could clean up left behind;
+    the folders removed.
+
+    A folder goes only when it is this user's, is named ``effortlens-ipython-…``, holds
+    nothing but its :data:`SERVER_FILE` and its ``profile_default`` folder (a folder, not a
+    link), which holds the ``ipython_kernel_config.py`` the server wrote, and that file names
+    a server of this PID namespace that has ended (as :func:`sweep_socket_folders` judges).
+    What the kernels wrote under ``profile_default`` goes with it; a link there is removed,
+    never followed.
+
+    Examples
+    --------
+    >>> sweep_ipython_folders()  # doctest: +SKIP
+    [PosixPath('/tmp/effortlens-ipython-k2j4h1x0')]
+    """
+    import shutil
+    import stat
+    import tempfile
+
+    base = Path(root if root is not None else tempfile.gettempdir())
+    removed = []
+    try:
+        candidates = [p for p in base.iterdir() if p.name.startswith(IPYTHON_FOLDER_PREFIX)]
+    except OSError:
+        return removed
+    for folder in candidates:
+        try:
+            info = folder.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            record, profile = folder / SERVER_FILE, folder / "profile_default"
+            if set(folder.iterdir()) != {record, profile} or not _server_gone(record):
+                continue
+            config = (profile / "ipython_kernel_config.py").lstat()
+            if not stat.S_ISDIR(profile.lstat().st_mode) or not stat.S_ISREG(config.st_mode):
+                continue
+            shutil.rmtree(folder)  # removes links inside, never follows them
         except OSError:  # gone meanwhile, or not ours to remove
             continue
         removed.append(folder)
@@ -418,7 +485,9 @@ def kernel_ipython_dir() -> str:
     Every kernel of the server would otherwise write each executed cell to the one
     ``~/.ipython/profile_default/history.sqlite``; a rush of kernels then fails with
     "history saving thread ... database is locked" on the pages. App kernels run the same
-    cells each time, so they keep no history (in memory only). Removed when the server ends.
+    cells each time, so they keep no history (in memory only). Removed when the server ends;
+    a server killed first leaves it, named by its :data:`SERVER_FILE`, for the next start to
+    remove (:func:`sweep_ipython_folders`).
     """
     import atexit
     import shutil
@@ -428,6 +497,7 @@ def kernel_ipython_dir() -> str:
     profile = folder / "profile_default"
     profile.mkdir()
     (profile / "ipython_kernel_config.py").write_text("c.HistoryManager.enabled = False\n", "utf-8")
+    mark_socket_folder(folder)
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return str(folder)
 
@@ -451,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     voila_argv, config = voila_arguments(args)
     sweep_socket_folders()  # left by a server killed before it could remove them
+    sweep_ipython_folders()
     if not args.no_auth:  # the apps' kernels offer only folders under the data roots
         os.environ.setdefault("EFFORTLENS_SERVED", "1")
     if args.data:
