@@ -17,7 +17,7 @@ from polars.testing import assert_frame_equal
 from effortlens import partitioned
 from effortlens.cli import main
 from effortlens.enrich import enrich_tables
-from effortlens.facts import AGGREGATES_LAYOUT, HABIT_TOUCHES, open_build
+from effortlens.facts import AGGREGATES_LAYOUT, HABIT_TOUCHES, PRACTICE_CODES, open_build
 from effortlens.loading import load_folder, pipeline
 from effortlens.loading.pipeline import load_folder_chunked, merge_notes, streamable_rows
 from effortlens.partitioned import should_partition
@@ -159,6 +159,19 @@ def _assert_same_view_facts(whole, parts, *, instant_ties: bool = False) -> None
         for name, values in arrays[0].items():  # the rest (running totals, starts) as they are
             if name not in per_touch[0].columns:
                 np.testing.assert_allclose(arrays[1][name], values, rtol=1e-9, atol=1e-12)
+    # the practice codes: the same key tables, the same rows (a day's in another order)
+    one, other = whole.path / PRACTICE_CODES, parts.path / PRACTICE_CODES
+    assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in other.iterdir())
+    for keys in sorted(one.glob("*.keys.parquet")):
+        assert_frame_equal(pl.read_parquet(keys), pl.read_parquet(other / keys.name))
+    codes = [
+        pl.DataFrame({p.stem: np.load(p) for p in sorted(folder.glob("*.npy"))})
+        for folder in (one, other)
+    ]
+    assert codes[0].height == codes[1].height > 0
+    assert codes[0].schema == codes[1].schema
+    assert codes[1].select("day", "rep").equals(codes[1].select("day", "rep").sort("day", "rep"))
+    assert_frame_equal(_sorted(codes[0]), _sorted(codes[1]))
 
 
 def test_partitioned_build_writes_every_view_fact_part_by_part(tiny_planted, tmp_path):

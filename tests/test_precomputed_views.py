@@ -325,3 +325,79 @@ def test_the_habits_page_with_a_period_shows_the_touch_tables(tiny_planted):
             effects=expected["effects"],
         )
         assert drawn["finding"] == findings_html(finding), flt
+
+
+def test_practice_codes_give_what_differs_of_the_practice_facts_over_periods(
+    planted, tmp_path, monkeypatch
+):
+    """The build's practice codes (integer columns counted by numpy) give the table of the
+    practice facts' rows (Polars group-bys) for periods starting on every weekday, an open
+    start or end, with a team, a segment or a rep, for the planted deviants and a picked
+    rep; they are the practice facts' values, row for row."""
+    from effortlens.deviance import differs
+    from effortlens.deviance.differs import PracticeCodes, what_differs_coded
+    from effortlens.touch_build import write_practice_codes
+
+    enriched, practice = planted
+    written = write_practice_codes(practice, tmp_path / "codes")
+    codes = PracticeCodes(tmp_path / "codes")
+    assert written == codes.rows == practice["day"].count()
+    # decoded, the codes are the practice facts' rows (in day, then rep order)
+    column = codes.columns
+    types = pl.concat([codes.types, pl.Series([None], dtype=pl.String)])
+    seconds = pl.Series(column["gap_seconds"]).cast(pl.Int64)
+    decoded = pl.DataFrame(
+        {
+            "rep_id": codes.reps["rep_id"].gather(column["rep"]),
+            "day": pl.Series(column["day"]).cast(pl.Date),
+            "activity_type": types.gather(column["type"]),
+            "weekday": pl.Series(column["weekday"]),
+            "hour": pl.Series(column["hour"]),
+            "previous_type": types.gather(column["previous"]),
+            "gap_days": pl.select(pl.when(seconds >= 0).then(seconds / 86_400)).to_series(),
+            "previous_day": pl.Series(column["previous_day"]).replace(-(2**31), None).cast(pl.Date),
+        }
+    )
+    assert decoded["day"].is_sorted()
+    kept = practice.filter(pl.col("day").is_not_null()).select(decoded.columns)
+    assert_frame_equal(
+        decoded.sort(pl.all(), nulls_last=True),
+        kept.sort(pl.all(), nulls_last=True),
+        check_dtypes=False,
+    )
+    team = enriched.reps["team"].drop_nulls().cast(pl.String).unique().sort()[0]
+    segment = enriched.reps["segment"].drop_nulls().cast(pl.String).unique().sort()[0]
+    last = practice["day"].max()
+    periods = [
+        Filter(start=last - dt.timedelta(days=90 + shift), end=last - dt.timedelta(days=shift))
+        for shift in range(7)  # every weekday of the start and of the end
+    ]
+    periods += [
+        Filter(start=last - dt.timedelta(days=180)),
+        Filter(end=last - dt.timedelta(days=200)),
+        Filter(teams=(team,), start=last - dt.timedelta(days=365), end=last),
+        Filter(segments=(segment,), start=last - dt.timedelta(days=120)),
+        *(f for f in reader_filters(enriched) if f.start or f.end),
+    ]
+    compared = 0
+    for flt in periods:
+        view = filter_enriched(enriched, flt)
+        deviance = rep_deviance(view)
+        picked = deviance.filter(pl.col("volume") > 0)["rep_id"].sort()[:1].to_list()
+        for rep_ids in (None, picked):
+            for min_support in (1, 100):
+                expected = what_differs_in(
+                    practice_in(practice, flt), deviance, rep_ids=rep_ids, min_support=min_support
+                )
+                # read at once and the follow-ups of each cell masked, or by many chunks and
+                # the follow-ups sorted by cell
+                for chunk, masked in ((differs.CODED_CHUNK, 16), (997, 0)):
+                    monkeypatch.setattr(differs, "CODED_CHUNK", chunk)
+                    monkeypatch.setattr(differs, "_MASKED_CELLS", masked)
+                    got = what_differs_coded(
+                        codes, deviance, flt, rep_ids=rep_ids, min_support=min_support
+                    )
+                    assert_frame_equal(got, expected, check_exact=False, rel_tol=1e-12)
+                compared += expected.height
+    assert compared > 1000  # deviants compared, every feature
+    assert what_differs_coded(codes, deviance, Filter(activity_types=("call",))) is None

@@ -99,6 +99,9 @@ _NARROW_PAGES = (
     "rep_mirror",
 )
 
+#: Those of them holding the roll-up's ``rep_id`` as codes (``daily_rep_codes``).
+_REP_CODE_PAGES = ("buyer_journey", "habits", "return_on_effort", "rep_mirror")
+
 
 @pytest.fixture(scope="module")
 def _built_cache(tmp_path_factory):
@@ -129,6 +132,9 @@ def test_a_page_holding_fewer_daily_counts_draws_what_the_whole_roll_up_draws(
     assert list(held) == [c for c in DAILY_SCHEMA.names() if c in held]  # in the build's order
     codes = held["rep_id"] != pl.String
     assert codes or set(COUNTS) - set(held), held  # fewer counts, or the reps as codes
+    assert codes == (name in _REP_CODE_PAGES), held
+    if set(COUNTS) - set(held):  # of the rest, only what every page reads: no week, no peers
+        assert not {"week", "peer_group"} & set(held), held
     if codes:  # the build's codes, two bytes a row
         assert held["rep_id"].categories.physical() == pl.UInt16
     reps = whole.state.enriched.reps

@@ -218,3 +218,64 @@ def test_practice_facts_equal_on_the_samples(small_planted_enriched, hand_enrich
         assert_frame_equal(
             build_practice_facts(acts), practice_facts(acts).collect(), check_exact=True
         )
+
+
+def _decoded_practice_codes(folder) -> pl.DataFrame:
+    """The practice codes under ``folder`` spelled out as the practice facts' columns."""
+    from effortlens.deviance.differs import PracticeCodes
+
+    codes = PracticeCodes(folder)
+    column = codes.columns
+    types = pl.concat([codes.types, pl.Series([None], dtype=pl.String)])
+    seconds = pl.Series(column["gap_seconds"]).cast(pl.Int64)
+    reps = codes.reps.select(pl.all().gather(column["rep"]))
+    return reps.hstack(
+        [
+            pl.Series("day", column["day"]).cast(pl.Date),
+            types.gather(column["type"]).rename("activity_type"),
+            pl.Series("weekday", column["weekday"]).replace(-1, None),
+            pl.Series("hour", column["hour"]).replace(-1, None),
+            types.gather(column["previous"]).rename("previous_type"),
+            pl.select(gap_days=pl.when(seconds >= 0).then(seconds / 86_400)).to_series(),
+            pl.Series("previous_day", column["previous_day"]).replace(-(2**31), None).cast(pl.Date),
+        ]
+    )
+
+
+@pytest.mark.parametrize(("seed", "contacts"), [(1, 40), (3, 5)])
+def test_practice_codes_are_the_practice_facts_on_loads_full_of_ties(
+    seed, contacts, hand_enriched, tmp_path
+):
+    """The practice codes spell out the practice facts with a day (every column, to the
+    bit), sorted by day then rep; the same codes from the facts in any row order."""
+    from effortlens.deviance.differs import PRACTICE_COLUMNS
+    from effortlens.touch_build import build_practice_facts, write_practice_codes
+
+    random = enrich_tables(_random_load(seed, contacts=contacts), settings=load_settings())
+    for index, acts in enumerate((random.activities, hand_enriched.activities)):
+        facts = build_practice_facts(acts)
+        folder = tmp_path / f"codes{index}"
+        assert write_practice_codes(facts, folder) == facts["day"].count()
+        got = _decoded_practice_codes(folder)
+        assert got.select("day", "rep_id").equals(
+            got.select("day", "rep_id").sort("day", "rep_id", nulls_last=True)
+        )
+        want = facts.filter(pl.col("day").is_not_null()).select(PRACTICE_COLUMNS)
+        assert want["previous_type"].null_count() < want.height
+        ordered = list(PRACTICE_COLUMNS)
+        assert_frame_equal(
+            got.select(ordered).sort(ordered, nulls_last=True),
+            want.sort(ordered, nulls_last=True),
+            check_dtypes=False,
+            check_exact=True,
+        )
+        shuffled = tmp_path / f"shuffled{index}"
+        write_practice_codes(facts.sample(fraction=1.0, shuffle=True, seed=seed).lazy(), shuffled)
+        for name in ("rep.keys.parquet", "type.keys.parquet"):
+            assert pl.read_parquet(folder / name).equals(pl.read_parquet(shuffled / name))
+        again = _decoded_practice_codes(shuffled)
+        assert got.select("day", "rep_id").equals(again.select("day", "rep_id"))
+        assert_frame_equal(again.sort(ordered, nulls_last=True), got.sort(ordered, nulls_last=True))
+    empty = build_practice_facts(random.activities.head(0))
+    assert write_practice_codes(empty, tmp_path / "empty") == 0
+    assert _decoded_practice_codes(tmp_path / "empty").height == 0

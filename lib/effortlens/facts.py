@@ -138,6 +138,10 @@ AGGREGATES_LAYOUT: dict[str, str] = {
 #: folder of ``.npy`` columns and key tables, mapped by a kernel
 #: (:func:`effortlens.habits.touch_codes_of`).
 HABIT_TOUCHES = "habit_touches"
+#: The practice codes (:func:`effortlens.touch_build.write_practice_codes`) under a build:
+#: the practice facts as day-sorted ``.npy`` integer columns and key tables, mapped by a
+#: kernel to count a period's touches (:func:`effortlens.deviance.differs.practice_codes_of`).
+PRACTICE_CODES = "practice_codes"
 #: The canonical tables other than activities, buyer actions and reps, under ``tables/``.
 TABLE_FILES: dict[str, str] = {
     name: f"tables/{name}.parquet"
@@ -1065,7 +1069,11 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
         write_touch_codes,
     )
     from effortlens.roe import streak_facts, write_streak_facts
-    from effortlens.touch_build import build_practice_facts, build_touch_facts
+    from effortlens.touch_build import (
+        build_practice_facts,
+        build_touch_facts,
+        write_practice_codes,
+    )
 
     facts = {name: scan_fact(folder, relative) for name, relative in FACTS_LAYOUT.items()}
     reps = facts["reps"].collect()
@@ -1135,6 +1143,10 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
     practice.clear()
     touches = pl.scan_parquet(folder / AGGREGATES_LAYOUT["touches"])
     rows[f"{HABIT_TOUCHES}/day.npy"] = write_touch_codes(touches, folder / HABIT_TOUCHES)
+    practice_facts = scan_fact(folder, AGGREGATES_LAYOUT["practice"])
+    rows[f"{PRACTICE_CODES}/day.npy"] = write_practice_codes(
+        practice_facts, folder / PRACTICE_CODES
+    )
     return rows
 
 

@@ -592,7 +592,7 @@ def write_view_facts(
     >>> write_view_facts(staging, settings=settings)  # doctest: +SKIP
     {'practice.parquet/part-00000.parquet': 81265, ...}
     """
-    from effortlens.facts import FACTS_LAYOUT, HABIT_TOUCHES
+    from effortlens.facts import FACTS_LAYOUT, HABIT_TOUCHES, PRACTICE_CODES
 
     folder = Path(folder)
     say = step or (lambda _name: None)
@@ -661,6 +661,8 @@ def write_view_facts(
         rows[f"{HABIT_TOUCHES}/day.npy"] = run(
             _touch_codes, sorted((scratch / "codes").glob("*.parquet")), folder / HABIT_TOUCHES
         )
+        say("view facts: practice codes")
+        rows[f"{PRACTICE_CODES}/day.npy"] = run(_practice_codes, folder)
         say("view facts: streaks in order")
         streaks = sorted((scratch / "streaks").glob("*.parquet"))
         rows.update(run(_ordered_streaks, streaks, folder, rows_per_part=per_part))
@@ -1017,6 +1019,18 @@ def _day_ordered_touches(
         _write(coded, scratch / "codes" / f"part-{i:05d}.parquet", row_group_size=ROW_GROUP)
         del frame, coded
     return rows
+
+
+def _practice_codes(folder: Path) -> int:
+    """:func:`effortlens.touch_build.write_practice_codes` of every partition's practice
+    facts (read a column at a time, its text as ``Enum`` codes; put in day, then rep order)."""
+    from effortlens.facts import AGGREGATES_LAYOUT, PRACTICE_CODES, scan_fact
+    from effortlens.touch_build import write_practice_codes
+
+    practice = scan_fact(folder, AGGREGATES_LAYOUT["practice"])
+    if not practice.collect_schema().names():  # no partition wrote practice facts
+        return 0
+    return write_practice_codes(practice, folder / PRACTICE_CODES)
 
 
 def _touch_codes(files: list[Path], out: Path) -> int:

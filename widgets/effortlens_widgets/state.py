@@ -48,12 +48,15 @@ class PageState(HasTraits):
         """A page state; ``cache_dir`` overrides where enriched facts are cached.
 
         ``daily_counts``: the counts of the daily roll-up (:data:`effortlens.roe.COUNTS`) the
-        page's views read, when not all of them; a load then holds only those and the roll-up's
-        keys (:data:`DAILY_KEYS`). A count is 4 or 8 bytes a row: 16-33 MB each at 10M
-        activities. ``daily_rep_codes``: hold the roll-up's ``rep_id`` as categorical codes
+        page's views read, when not all of them; a load then holds only those and the columns
+        every page reads (:data:`DAILY_KEYS`): not ``week`` (the Monday of ``day``: a view
+        that groups by week derives it) nor ``peer_group``, unless named too. A count is 4 or
+        8 bytes a row: 16-33 MB each at 10M activities, ``week`` 4, ``peer_group`` 1.
+        ``daily_rep_codes``: hold the roll-up's ``rep_id`` as categorical codes
         (:func:`rep_codes`: 2 bytes a row instead of 16, 58 MB less at 10M), for a page whose
-        views read the roll-up's reps only through :meth:`roe_facts` and cast them to text where
-        they join other tables (:func:`as_text_reps`)."""
+        views never join the roll-up's reps to a table keyed by text ids, or cast them to text
+        first (:func:`as_text_reps`). Which page may hold what is fixed by
+        tests/test_state_memory.py (each draws what it draws on the whole roll-up)."""
         self._cache_dir = cache_dir
         self._daily_counts = None if daily_counts is None else tuple(daily_counts)
         self._daily_rep_codes = daily_rep_codes
@@ -240,16 +243,16 @@ class PageState(HasTraits):
 
 
 #: The columns of the daily roll-up every page holds: what a row is and what filters read.
+#: ``week`` (derivable from ``day``) and ``peer_group`` are held by a page that holds every
+#: count, or names them in ``daily_counts``.
 DAILY_KEYS = (
     "rep_id",
     "day",
-    "week",
     "activity_type",
     "is_customer_facing",
     "team",
     "segment",
     "role",
-    "peer_group",
 )
 
 

@@ -775,6 +775,16 @@ class Deviance(View):
     def _what_differs(self, view, deviance: pl.DataFrame) -> pl.DataFrame:
         rep_ids = [self.rep] if self.rep else None
         enriched, flt = self.state.enriched, self.state.filter
+        if flt.start is not None or flt.end is not None:
+            # a period: the build's practice codes, a slice of days counted by numpy
+            from effortlens.deviance.differs import practice_codes_of, what_differs_coded
+
+            codes = practice_codes_of(enriched)
+            differs = (
+                None if codes is None else what_differs_coded(codes, deviance, flt, rep_ids=rep_ids)
+            )
+            if differs is not None:
+                return differs
         practice = precomputed(enriched, "practice")
         touches = None if practice is None else practice_in(practice, flt)
         if touches is not None:  # the build's touches with their previous ones: no sort

@@ -10,7 +10,9 @@ Examples
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -634,31 +636,39 @@ def what_differs_in(
             cells["shares"].lazy().group_by("rep_id", "feature", "level").agg(pl.col("n").sum())
         )
         transitions = cells["sequences"].lazy()
-    columns = [
-        "peer_group",
-        "weight",
-        "feature",
-        "level",
-        "deviant_value",
-        "peer_value",
-        "deviant_base",
-        "peer_base",
-        "effect_size",
-        "measure",
-    ]
-    per_group = pl.concat(
+    return _ranked(
         [
-            _share_effects(share_counts, side_frame).select(columns),
-            _sequence_effects(transitions, side_frame, min_support=min_support).select(columns),
+            _share_effects(share_counts, side_frame),
+            _sequence_effects(transitions, side_frame, min_support=min_support),
             _gap_effects(
                 _gap_cells(touches, side_frame)
                 if gaps is None
                 else _gap_cells_of_reps(gaps, sides),
                 min_support=min_support,
-            ).select(columns),
-        ],
-        how="vertical_relaxed",
+            ),
+        ]
     )
+
+
+#: The columns of each part of :func:`_ranked`.
+_PER_GROUP = [
+    "peer_group",
+    "weight",
+    "feature",
+    "level",
+    "deviant_value",
+    "peer_value",
+    "deviant_base",
+    "peer_base",
+    "effect_size",
+    "measure",
+]
+
+
+def _ranked(parts: list[pl.LazyFrame]) -> pl.DataFrame:
+    """The effects per peer group (shares, sequences, days between touches) averaged over
+    the groups weighted by their deviants, largest first (:func:`what_differs`' table)."""
+    per_group = pl.concat([p.select(_PER_GROUP) for p in parts], how="vertical_relaxed")
 
     def weighted(column: str) -> pl.Expr:
         return (pl.col(column) * pl.col("weight")).sum() / pl.col("weight").sum()
@@ -680,4 +690,325 @@ def what_differs_in(
         .select(list(_DIFFERS_SCHEMA))
         .collect()
         .cast(_DIFFERS_SCHEMA)
+    )
+
+
+class PracticeCodes:
+    """The practice codes of a build (:func:`effortlens.touch_build.write_practice_codes`):
+    their key tables, and a period's slice of a column read into memory on demand
+    (:meth:`read`: the bytes of its rows only; freed, and out of the resident set, when the
+    array is let go). ``columns`` maps every column whole (for a look at all of them).
+
+    Examples
+    --------
+    >>> codes = PracticeCodes(build / "practice_codes")  # doctest: +SKIP
+    >>> codes.rows  # doctest: +SKIP
+    8583700
+    """
+
+    def __init__(self, folder) -> None:
+        """Read the key tables and the columns' headers under ``folder``."""
+        from pathlib import Path
+
+        from effortlens.touch_build import PRACTICE_CODE_COLUMNS
+
+        self.folder = Path(folder)
+        self.layout = {}  # column -> (dtype, offset of its first value)
+        for name in PRACTICE_CODE_COLUMNS:
+            with open(self.folder / f"{name}.npy", "rb") as f:
+                version = np.lib.format.read_magic(f)
+                header = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = header(f)
+                self.layout[name] = (dtype, f.tell())
+        self.rows = int(shape[0])
+        # the days, mapped: a period's two binary searches touch a few pages
+        self._day = np.load(self.folder / "day.npy", mmap_mode="r")
+        self.reps = pl.read_parquet(self.folder / "rep.keys.parquet")
+        self.types = pl.read_parquet(self.folder / "type.keys.parquet").to_series()
+
+    @property
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every column, mapped whole."""
+        return {name: np.load(self.folder / f"{name}.npy", mmap_mode="r") for name in self.layout}
+
+    def days(self, start, end) -> slice:
+        """The rows of the touches from ``start`` to ``end`` (dates; None: open)."""
+        day = self._day
+
+        def number(date) -> np.generic:  # of the column's type: no cast of the column
+            return day.dtype.type((date - _EPOCH).days)
+
+        lo = 0 if start is None else int(day.searchsorted(number(start), "left"))
+        hi = self.rows if end is None else int(day.searchsorted(number(end), "right"))
+        return slice(lo, max(lo, hi))
+
+    def read(self, name: str, rows: slice) -> np.ndarray:
+        """Column ``name``'s values of ``rows`` (a :meth:`days` slice), read from its file."""
+        dtype, offset = self.layout[name]
+        return np.fromfile(
+            self.folder / f"{name}.npy",
+            dtype=dtype,
+            count=rows.stop - rows.start,
+            offset=offset + rows.start * dtype.itemsize,
+        )
+
+
+#: Build folder -> its :class:`PracticeCodes` (mapped once per process and build).
+_PRACTICE_CODES: dict = {}
+
+
+def practice_codes_of(enriched) -> PracticeCodes | None:
+    """The :class:`PracticeCodes` of the build ``enriched`` was read from, or None (facts
+    enriched in memory, or a build without them).
+
+    Examples
+    --------
+    >>> practice_codes_of(open_build(folder).enriched)  # doctest: +SKIP
+    <effortlens.deviance.differs.PracticeCodes object at ...>
+    """
+    from effortlens.facts import PRACTICE_CODES, entry_of
+
+    entry = entry_of(enriched)
+    if entry is None:
+        return None
+    if entry not in _PRACTICE_CODES:
+        folder = entry / PRACTICE_CODES
+        if not (folder / "previous_day.npy").is_file():
+            return None
+        _PRACTICE_CODES[entry] = PracticeCodes(folder)
+    return _PRACTICE_CODES[entry]
+
+
+#: Day 0 of the practice codes' day numbers.
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def _type_name(names: pl.Series) -> pl.Expr:
+    """The activity type of a code in column ``level`` (the last code: none)."""
+    return pl.col("level").replace_strict(
+        list(range(names.len())), names.to_list(), return_dtype=pl.String
+    )
+
+
+def _nonzero(counts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The nonzero counts of a (cell, level) table: their cells, levels and counts."""
+    at = np.flatnonzero(counts)
+    cells, levels = np.divmod(at, counts.shape[1])
+    return cells, levels, counts.reshape(-1)[at].astype(np.float64)
+
+
+#: Touches :func:`what_differs_coded` reads and counts at a time (its temporaries are a
+#: chunk's: ~30 bytes a touch; 10m, a year: 4M touches).
+CODED_CHUNK = 1 << 20
+
+
+def _coded_counts(
+    codes: PracticeCodes, at: slice, cell_of_rep: np.ndarray, *, n_cells: int, start: int | None
+) -> dict:
+    """Per (cell, level): the touches of the compared reps (``cell_of_rep`` >= 0) in rows
+    ``at`` per activity type, weekday + 1, hour + 1, follow-up within the days or not and
+    transition (previous x width + type, a previous touch before day ``start`` forgotten),
+    each an (n_cells, levels) table of counts; ``"gaps"``: the follow-ups' cells and seconds
+    in row order. Read and counted :data:`CODED_CHUNK` touches at a time."""
+    width = codes.types.len() + 1
+    sizes = {
+        "activity_type_share": width,
+        "weekday_share": 129,
+        "hour_share": 129,
+        "follow_up_share": 2,
+        "sequence": width * width,
+    }
+    counts = {k: np.zeros(n_cells * size, dtype=np.int64) for k, size in sizes.items()}
+    gap_cells, gap_seconds = [], []
+    for lo in range(at.start, at.stop, CODED_CHUNK):
+        part = slice(lo, min(lo + CODED_CHUNK, at.stop))
+        cell = cell_of_rep[codes.read("rep", part)]
+        compared = cell >= 0
+        whole = bool(compared.all())
+        if not whole:
+            if not compared.any():
+                continue
+            cell = cell[compared]
+
+        def read(name: str, part: slice = part, compared=compared, whole=whole) -> np.ndarray:
+            values = codes.read(name, part)
+            return values if whole else values[compared]
+
+        kind, previous, seconds = read("type"), read("previous"), read("gap_seconds")
+        followed = seconds >= 0
+        moved = previous < width - 1
+        if start is not None:  # a previous touch before the period: the view never sees it
+            seen = read("previous_day") >= start
+            followed &= seen
+            moved &= seen
+        for feature, key in (
+            ("activity_type_share", _keyed(cell, width, kind)),
+            ("weekday_share", _keyed(cell, 129, read("weekday"), 1)),
+            ("hour_share", _keyed(cell, 129, read("hour"), 1)),
+        ):
+            counts[feature] += np.bincount(key, minlength=counts[feature].size)
+        gap_cell, seconds = cell[followed], seconds[followed]
+        within = (seconds <= FOLLOW_UP_DAYS * _DAY_SECONDS).view(np.int8)
+        key = _keyed(gap_cell, 2, within)
+        counts["follow_up_share"] += np.bincount(key, minlength=n_cells * 2)
+        gap_cells.append(gap_cell)
+        gap_seconds.append(seconds)
+        pair = _keyed(previous[moved], width, kind[moved])
+        key = _keyed(cell[moved], width * width, pair)
+        counts["sequence"] += np.bincount(key, minlength=counts["sequence"].size)
+    out: dict = {k: v.reshape(n_cells, sizes[k]) for k, v in counts.items()}
+    small = cell_of_rep.dtype
+    out["gaps"] = (
+        np.concatenate([np.empty(0, dtype=small), *gap_cells]),
+        np.concatenate([np.empty(0, dtype=codes.layout["gap_seconds"][0]), *gap_seconds]),
+    )
+    return out
+
+
+def _keyed(cell: np.ndarray, width: int, *levels: np.ndarray) -> np.ndarray:
+    """``cell * width + sum(levels)`` as 32-bit integers (no 64-bit temporaries)."""
+    key = cell.astype(np.int32)
+    key *= width
+    for values in levels:
+        key += values
+    return key
+
+
+#: :func:`_coded_gap_cells` picks each cell's follow-ups by a mask when there are at most
+#: this many cells (no sort, no 8-byte index per follow-up), else by one sort.
+_MASKED_CELLS = 16
+
+
+def _coded_gap_cells(cell: np.ndarray, seconds: np.ndarray, cell_of: pl.DataFrame) -> pl.LazyFrame:
+    """:func:`_gap_cells` of follow-ups given as their cell and whole seconds: each cell's
+    median selected by ``np.partition`` (Polars' median formula), the moments of
+    ``log1p(days)`` by numpy."""
+    rows: list[tuple] = []
+    few = cell_of.height <= _MASKED_CELLS
+    if not few:  # many cells: their follow-ups together, once (a sort of small integers)
+        order = np.argsort(cell, kind="stable")
+        bounds = np.searchsorted(cell[order], np.arange(cell_of.height + 1))
+    for index in range(cell_of.height):
+        # a cell's follow-ups, in row order
+        values = (
+            seconds[cell == index] if few else seconds[order[bounds[index] : bounds[index + 1]]]
+        )
+        n = len(values)
+        if n == 0:
+            continue
+        logs = np.log1p(values / _DAY_SECONDS)
+        middle = (n - 1) // 2
+        if n % 2:
+            values.partition(middle)
+            value = values[middle] / _DAY_SECONDS
+        else:
+            values.partition([middle, middle + 1])
+            low, high = values[middle] / _DAY_SECONDS, values[middle + 1] / _DAY_SECONDS
+            value = low + (high - low) * 0.5  # as Polars' median of the days
+        var = float(logs.var(ddof=1)) if n > 1 else None
+        rows.append((index, float(value), float(n), float(logs.mean()), var))
+    schema = {"cell": pl.UInt32, "value": pl.Float64, "base": pl.Float64}
+    schema |= {"mean": pl.Float64, "var": pl.Float64}
+    frame = pl.DataFrame(rows, schema=schema, orient="row")
+    return frame.lazy().join(cell_of.lazy(), on="cell")
+
+
+def what_differs_coded(
+    codes: PracticeCodes,
+    deviance: pl.DataFrame,
+    flt,
+    *,
+    direction: str = "positive",
+    rep_ids: Sequence[str] | None = None,
+    min_support: int = 100,
+) -> pl.DataFrame | None:
+    """:func:`what_differs_in` of :func:`practice_in` of the practice facts, counted from the
+    build's practice codes (:class:`PracticeCodes`): the period is a slice of the day-sorted
+    columns, the filter's reps a mask of rep codes, every count a ``numpy.bincount`` per
+    (peer group, side) and level. The same table (whole-number counts; the moments of the
+    days between touches summed in another order: equal within 1e-12). None when the
+    filter names activity types (as :func:`practice_in`: only the events can say).
+
+    Examples
+    --------
+    >>> what_differs_coded(practice_codes_of(enriched), rep_deviance(view), flt)
+    ... # doctest: +SKIP
+    """
+    from effortlens.filters import filter_frame
+
+    if flt.activity_types:
+        return None
+    if rep_ids is None and direction not in ("positive", "negative"):
+        raise ValueError(f"direction must be 'positive' or 'negative', got {direction!r}")
+    if rep_ids is None and not (deviance.get_column("direction") == direction).any():
+        return pl.DataFrame(schema=_DIFFERS_SCHEMA)
+    sides = _sides(deviance, direction=direction, rep_ids=rep_ids)
+    if sides.filter(pl.col("side") == "deviant").is_empty():
+        return pl.DataFrame(schema=_DIFFERS_SCHEMA)
+    cell_of = (
+        sides.select("peer_group", "weight", "side")
+        .unique(maintain_order=True)
+        .with_row_index("cell")
+    )
+    rep_cells = sides.join(cell_of, on=["peer_group", "weight", "side"]).select(
+        pl.col("rep_id").cast(pl.String), "cell"
+    )
+    # the filter's reps (its period is the slice below): a filter on the small key table
+    kept = filter_frame(codes.reps.with_row_index("code"), replace(flt, start=None, end=None))
+    kept = kept.join(rep_cells, on="rep_id", nulls_equal=True)
+    # each touch's (peer group, side) cell through its rep code: -1 for a rep not compared
+    small = np.int16 if cell_of.height < 2**15 else np.int32
+    cell_of_rep = np.full(codes.reps.height, -1, dtype=small)
+    cell_of_rep[kept["code"].to_numpy()] = kept["cell"].to_numpy()
+    n_types = codes.types.len()
+    width = n_types + 1  # the last code: no type (no previous touch)
+    counts = _coded_counts(
+        codes,
+        codes.days(flt.start, flt.end),
+        cell_of_rep,
+        n_cells=cell_of.height,
+        start=None if flt.start is None else (flt.start - _EPOCH).days,
+    )
+    type_names = pl.concat([codes.types, pl.Series([None], dtype=pl.String)])
+    names = {
+        "activity_type_share": _type_name(type_names),
+        "weekday_share": weekday_name("level"),
+        "hour_share": hour_name("level"),
+        "follow_up_share": pl.when(pl.col("level") == 1)
+        .then(pl.lit(f"within {FOLLOW_UP_DAYS:g} days"))
+        .otherwise(pl.lit(f"after {FOLLOW_UP_DAYS:g} days")),
+    }
+    parts = []
+    for feature, name in names.items():
+        counted, levels, n = _nonzero(counts[feature])
+        raw = pl.Series("level", levels)
+        if feature in ("weekday_share", "hour_share"):  # counted + 1 (0: none)
+            raw = pl.select(pl.when(raw > 0).then(raw - 1)).to_series().rename("level")
+        parts.append(
+            pl.DataFrame({"rep_id": pl.Series(counted, dtype=pl.UInt32), "level": raw, "n": n})
+            .with_columns(name.alias("level"), feature=pl.lit(feature))
+            .select("rep_id", "feature", "level", "n")
+        )
+    share_counts = pl.concat(parts, how="vertical_relaxed")
+    pair_cells, pairs, n = _nonzero(counts["sequence"])
+    transitions = pl.DataFrame(
+        {
+            "rep_id": pl.Series(pair_cells, dtype=pl.UInt32),
+            "previous_type": type_names.gather(pairs // width),
+            "activity_type": type_names.gather(pairs % width),
+            "n": n,
+        }
+    )
+    gap_cells = _coded_gap_cells(*counts["gaps"], cell_of)
+    side_frame = cell_of.select(pl.col("cell").alias("rep_id"), "peer_group", "weight", "side")
+    return _ranked(
+        [
+            _share_effects(share_counts.lazy(), side_frame.lazy()),
+            _sequence_effects(transitions.lazy(), side_frame.lazy(), min_support=min_support),
+            _gap_effects(gap_cells, min_support=min_support),
+        ]
     )

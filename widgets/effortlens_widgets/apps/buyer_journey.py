@@ -14,5 +14,6 @@ def buyer_journey_app(**kwargs) -> App:
         views=[Journey],
         filters=("period", "team", "segment", "role", "rep"),
         daily_counts=("activities",),  # the roll-up only says which days and types have effort
+        daily_rep_codes=True,  # its views never join the roll-up's reps (test_state_memory)
         **kwargs,
     )

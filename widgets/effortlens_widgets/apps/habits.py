@@ -13,5 +13,6 @@ def habits_app(**kwargs) -> App:
         question="Which timings, cadences and sequences pay — and which are wasted effort?",
         views=[Habits],
         daily_counts=("activities",),  # the habits read touches; the roll-up, which days
+        daily_rep_codes=True,  # its views never join the roll-up's reps (test_state_memory)
         **kwargs,
     )
