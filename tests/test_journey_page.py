@@ -4,6 +4,8 @@ split). Both must give exactly what the flow functions give on the page's filter
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from filter_support import as_strings, reader_filters
 from polars.testing import assert_frame_equal
@@ -117,3 +119,10 @@ def test_a_filter_returned_to_is_drawn_from_memory(page):
     state.filter = team_filter
     assert journey_numbers(state, state.view, by=None) is first  # kept, not recomputed
     assert journey_numbers(state, state.view, by="team") is not first  # another split
+    for days in range(1, 12):  # more filters than are kept: everything stays, the team goes
+        state.filter = Filter(start=state.enriched.daily["day"].max() - dt.timedelta(days=days))
+        journey_numbers(state, state.view, by=None)
+    state.filter = Filter()
+    assert journey_numbers(state, state.view, by=None) is everything
+    state.filter = team_filter
+    assert journey_numbers(state, state.view, by=None) is not first

@@ -750,14 +750,29 @@ def stays_under(
             current = kept_row[current[rows[current]]]
         if by_duration is not None:
             by_duration = kept_row[by_duration[rows[by_duration]]]  # the kept rows, in order
-    if verifiers is None:
-        backed = high > low
-    else:
-        n = len(index.verifier_order)
-        counted = np.zeros(n + 1, dtype=np.int32 if n < 2**31 else np.int64)
-        np.cumsum(verifiers[index.verifier_order], out=counted[1:])
-        backed = counted[high] > counted[low]
+    backed = _backed(index, low, high, verifiers)
     return _stays_of(index, frame, backed, as_of, starts, paths, codes, by_duration, current)
+
+
+def _backed(
+    index: StayIndex, low: np.ndarray, high: np.ndarray, verifiers: np.ndarray | None
+) -> np.ndarray:
+    """Whether a kept verifier (``verifiers``: a mask of the index's, None for all) is among
+    each kept stay's candidates, positions (``low``, ``high``] of ``verifier_order``."""
+    if verifiers is None:
+        return high > low
+    n = len(index.verifier_order)
+    span = high.astype(np.int64) - low
+    read = int(span.sum())
+    if 4 * read < n:  # the kept stays' candidates read one by one: fewer than the verifiers
+        first = np.cumsum(span) - span
+        at = np.repeat(low.astype(np.int64) - first, span) + np.arange(read)
+        counted = np.zeros(read + 1, dtype=np.int64)
+        np.cumsum(verifiers[index.verifier_order[at]], out=counted[1:])
+        return counted[first + span] > counted[first]
+    counted = np.zeros(n + 1, dtype=np.int32 if n < 2**31 else np.int64)
+    np.cumsum(verifiers[index.verifier_order], out=counted[1:])
+    return counted[high] > counted[low]
 
 
 #: :func:`stays_under` reads the kept deals' rows by their runs when at most one deal's run in
@@ -787,19 +802,10 @@ def _few_stays_under(
     rank = index.duration_rank[at]  # each kept stay's place in every stay's order
     order = np.argsort(rank, kind="stable")
     by_duration = order[: int(np.count_nonzero(rank != _NOT_RANKED))]
-    if verifiers is None:
-        backed = high > low
-    else:  # each stay's candidate verifiers (low, high] read one by one: few of them
-        span = (high.astype(np.int64) - low).astype(np.int64)
-        first = np.cumsum(span) - span
-        read = np.repeat(low.astype(np.int64) - first, span) + np.arange(int(span.sum()))
-        counted = np.zeros(len(read) + 1, dtype=np.int64)
-        np.cumsum(verifiers[index.verifier_order[read]], out=counted[1:])
-        backed = counted[first + span] > counted[first]
     return _stays_of(
         index,
         frame,
-        backed,
+        _backed(index, low, high, verifiers),
         as_of,
         offsets,
         paths,

@@ -934,7 +934,9 @@ def journey_numbers(state, view, *, by: str | None = None) -> dict | None:
     None when the selection has no deals with stage history.
 
     Kept per load for the last few (filter, split) pairs: a filter the reader returns to
-    (everything, after a team) is drawn from memory. ``view`` is the state's filtered view.
+    (everything, after a team) is drawn from memory. Everything with no split (the page's
+    first draw, and its dearest: every deal) is kept however many others were drawn since.
+    ``view`` is the state's filtered view.
     """
     enriched, flt = state.enriched, state.filter
     kept = _JOURNEY.get(state)
@@ -949,7 +951,7 @@ def journey_numbers(state, view, *, by: str | None = None) -> dict | None:
     forget_stays()  # what the draw shared between its tables; not read again
     memo[key] = drawn
     while len(memo) > _KEEP_JOURNEYS:
-        del memo[next(iter(memo))]
+        del memo[next(k for k in memo if not (k[0].is_everything and k[1] is None))]
     return drawn
 
 
