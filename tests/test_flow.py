@@ -521,7 +521,7 @@ def test_masked_stays_give_the_flow_of_the_filtered_tables(planted):
 def test_a_few_kept_deals_read_by_their_runs_give_what_masking_every_stay_gives(
     planted, monkeypatch
 ):
-    """A team's or a rep's deals (at most one deal in _FEW_RUNS) are read by position; their
+    """A team's or a rep's deals (at most one deal in _FEW_DEALS) are read by position; their
     stays, runs, Kaplan-Meier order and blocked candidates equal the masked ones, and the
     flow, flags and blocked deals those of the filtered tables (to the bit)."""
     import effortlens.flow as flow
@@ -545,7 +545,7 @@ def test_a_few_kept_deals_read_by_their_runs_give_what_masking_every_stay_gives(
     ):
         few = stays_under(index, deals=deals, verifiers=verifiers)
         with monkeypatch.context() as patched:
-            patched.setattr(flow, "_FEW_RUNS", 0)  # never few: every stay masked
+            patched.setattr(flow, "_FEW_DEALS", 0)  # never few: every stay masked
             masked = stays_under(index, deals=deals, verifiers=verifiers)
         assert_frame_equal(few.frame, masked.frame, check_exact=True)
         assert few.as_of == masked.as_of

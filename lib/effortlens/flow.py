@@ -733,10 +733,9 @@ def stays_under(
     starts, paths, by_duration = index.run_start, index.paths, index.by_duration
     codes = (index.run_outcome, index.run_rep)
     current = index.current
-    runs = None if deals is None else deals[index.deal[starts]]  # per deal's run: kept
-    few = runs is not None and _FEW_RUNS * int(np.count_nonzero(runs)) < len(runs)
+    few = deals is not None and _FEW_DEALS * int(np.count_nonzero(deals)) < len(deals)
     if few and index.duration_rank is not None and index.current is not None:
-        return _few_stays_under(index, runs, verifiers, as_of)
+        return _few_stays_under(index, deals[index.deal[starts]], verifiers, as_of)
     if deals is not None:
         rows = deals[index.deal]
         frame = frame.filter(pl.Series(rows))
@@ -775,10 +774,10 @@ def _backed(
     return counted[high] > counted[low]
 
 
-#: :func:`stays_under` reads the kept deals' rows by their runs when at most one deal's run in
-#: this many is kept (a team, a rep): each array it reads is then as long as the kept stays,
+#: :func:`stays_under` reads the kept deals' rows by their runs when at most one deal in this
+#: many is kept (a team, a rep): each array it reads is then as long as the kept stays,
 #: not as every stay, and their Kaplan-Meier order is sorted, not selected from every stay's.
-_FEW_RUNS = 16
+_FEW_DEALS = 16
 
 
 def _few_stays_under(
