@@ -729,6 +729,11 @@ class PracticeCodes:
         self._day = np.load(self.folder / "day.npy", mmap_mode="r")
         self.reps = pl.read_parquet(self.folder / "rep.keys.parquet")
         self.types = pl.read_parquet(self.folder / "type.keys.parquet").to_series()
+        # the weekday's and hour's values + 1 lie in 0 .. span - 1 (0: none)
+        self.spans = {
+            name: 2 + int(self.read(name, slice(0, self.rows)).max(initial=0))
+            for name in ("weekday", "hour")
+        }
 
     @property
     def columns(self) -> dict[str, np.ndarray]:
@@ -803,7 +808,7 @@ def _nonzero(counts: np.ndarray) -> tuple[np.ndarray, ...]:
 
 #: Touches :func:`what_differs_coded` reads and counts at a time (its temporaries are a
 #: chunk's: ~30 bytes a touch; 10m, a year: 4M touches).
-CODED_CHUNK = 1 << 20
+CODED_CHUNK = 1 << 18
 
 
 def _coded_counts(
@@ -815,13 +820,10 @@ def _coded_counts(
     each an (n_cells, levels) table of counts; ``"gaps"``: the follow-ups' cells and seconds
     in row order. Read and counted :data:`CODED_CHUNK` touches at a time."""
     width = codes.types.len() + 1
-    sizes = {
-        "activity_type_share": width,
-        "weekday_share": 129,
-        "hour_share": 129,
-        "follow_up_share": 2,
-        "sequence": width * width,
-    }
+    # a touch's type, weekday + 1 and hour + 1 as one key: one count for the three shares
+    days, hours = codes.spans["weekday"], codes.spans["hour"]
+    calendar = width * days * hours
+    sizes = {"calendar": calendar, "follow_up_share": 2, "sequence": width * width}
     counts = {k: np.zeros(n_cells * size, dtype=np.int64) for k, size in sizes.items()}
     gap_cells, gap_seconds = [], []
     for lo in range(at.start, at.stop, CODED_CHUNK):
@@ -845,12 +847,14 @@ def _coded_counts(
             seen = read("previous_day") >= start
             followed &= seen
             moved &= seen
-        for feature, key in (
-            ("activity_type_share", _keyed(cell, width, kind)),
-            ("weekday_share", _keyed(cell, 129, read("weekday"), 1)),
-            ("hour_share", _keyed(cell, 129, read("hour"), 1)),
-        ):
-            counts[feature] += np.bincount(key, minlength=counts[feature].size)
+        key = _keyed(cell, width, kind)
+        key *= days
+        key += read("weekday")
+        key += 1
+        key *= hours
+        key += read("hour")
+        key += 1
+        counts["calendar"] += np.bincount(key, minlength=counts["calendar"].size)
         gap_cell, seconds = cell[followed], seconds[followed]
         within = (seconds <= FOLLOW_UP_DAYS * _DAY_SECONDS).view(np.int8)
         key = _keyed(gap_cell, 2, within)
@@ -861,6 +865,10 @@ def _coded_counts(
         key = _keyed(cell[moved], width * width, pair)
         counts["sequence"] += np.bincount(key, minlength=counts["sequence"].size)
     out: dict = {k: v.reshape(n_cells, sizes[k]) for k, v in counts.items()}
+    by_calendar = out.pop("calendar").reshape(n_cells, width, days, hours)
+    out["activity_type_share"] = by_calendar.sum(axis=(2, 3))
+    out["weekday_share"] = by_calendar.sum(axis=(1, 3))
+    out["hour_share"] = by_calendar.sum(axis=(1, 2))
     small = cell_of_rep.dtype
     out["gaps"] = (
         np.concatenate([np.empty(0, dtype=small), *gap_cells]),
