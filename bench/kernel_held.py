@@ -4,16 +4,17 @@ Usage::
 
     python bench/kernel_held.py APP DATA [--reuse-build] [--top N]
 
-Builds the app on ``DATA`` as ``kernel_probe.py`` does (``--reuse-build`` as there), then lists
-the process's memory (``VmRSS`` split into anonymous and file-backed pages, ``RssAnon`` /
-``RssFile``) and the ``N`` largest Polars frames and NumPy arrays reachable from Python objects,
-with their rows and, per frame, the bytes of each column. A frame's bytes are Polars's
-``estimated_size``, but a text column's are 16 bytes a row (its views, which that estimate
-leaves out: at 10M activities the roll-up's text ``rep_id`` is 66 MB, not 21) plus, when some
-string is longer than 12 bytes (held outside its view), the estimate. Frames that
-share columns (a filtered view of the roll-up, a copy holding fewer of its columns) are each
-counted whole, so the list says what is held, not a sum. Arrays mapped from files (the habit
-touch codes) count in ``RssFile`` only for the pages read.
+Builds the app on ``DATA`` as ``kernel_probe.py`` does (``--reuse-build`` as there), then
+lists the process's memory (``VmRSS`` split into anonymous and file-backed pages, ``RssAnon``
+/ ``RssFile``), its largest resident mappings (files, anonymous memory, the heap: a build's
+data mapped by a kernel would show by its path) and the ``N`` largest Polars frames and NumPy
+arrays reachable from Python objects, with their rows and, per frame, the bytes of each
+column. A frame's bytes are Polars's ``estimated_size``, but a text column's are 16 bytes a
+row (its views, which that estimate leaves out: at 10M activities the roll-up's text
+``rep_id`` is 66 MB, not 21) plus, when some string is longer than 12 bytes (held outside its
+view), the estimate. Frames that share columns (a filtered view of the roll-up, a copy holding
+fewer of its columns) are each counted whole, so the list says what is held, not a sum.
+Arrays mapped from files (the habit touch codes) count in ``RssFile`` only for the pages read.
 """
 
 from __future__ import annotations
@@ -38,6 +39,22 @@ def _status() -> dict[str, int]:
         if key in wanted:
             out[key] = int(value.split()[0]) // 1024
     return out
+
+
+def _mapped(top: int) -> list[tuple[str, int]]:
+    """The ``top`` largest resident mappings of this process (``/proc/self/smaps``): file
+    paths (a build's mapped data would show here), ``[anon]`` and ``[heap]``, bytes each."""
+    import re
+
+    rss: dict[str, int] = {}
+    name = "[anon]"
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        parts = line.split()
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+            name = parts[5] if len(parts) > 5 else "[anon]"  # the path field
+        elif parts and parts[0] == "Rss:":
+            rss[name] = rss.get(name, 0) + int(parts[1]) * 1024
+    return sorted(rss.items(), key=lambda x: -x[1])[:top]
 
 
 def _frame_bytes(frame) -> dict[str, int]:
@@ -111,6 +128,9 @@ def main(app_name: str, data: str, *, reuse_build: bool, top: int) -> None:
             f"{c} {b / 1e6:.1f}" for c, b in sorted(sizes.items(), key=lambda x: -x[1])
         )
         print(f"    {sum(sizes.values()) / 1e6:8.1f} MB {rows:>11,} rows: {columns}")
+    print("  largest resident mappings (MB):")
+    for name, size in _mapped(top):
+        print(f"    {size / 1e6:8.1f} MB {name}")
     print("  largest arrays (MB, shape, dtype, mapped):")
     for shape, dtype, nbytes, mapped in arrays:
         print(f"    {nbytes / 1e6:8.1f} MB {shape} {dtype}{' mapped' if mapped else ''}")
