@@ -389,10 +389,15 @@ def test_practice_codes_give_what_differs_of_the_practice_facts_over_periods(
                 expected = what_differs_in(
                     practice_in(practice, flt), deviance, rep_ids=rep_ids, min_support=min_support
                 )
-                # read at once and the follow-ups of each cell masked, or by many chunks and
-                # the follow-ups sorted by cell
-                for chunk, masked in ((differs.CODED_CHUNK, 16), (997, 0)):
+                # read at once or by many chunks; every touch counted, the compared ones
+                # picked first, or either by chunk; each cell's follow-ups masked or sorted
+                for chunk, compact, masked in (
+                    (differs.CODED_CHUNK, 0.0, 2),
+                    (997, 1.1, 0),
+                    (997, 0.5, 64),
+                ):
                     monkeypatch.setattr(differs, "CODED_CHUNK", chunk)
+                    monkeypatch.setattr(differs, "COMPACT_BELOW", compact)
                     monkeypatch.setattr(differs, "_MASKED_CELLS", masked)
                     got = what_differs_coded(
                         codes, deviance, flt, rep_ids=rep_ids, min_support=min_support

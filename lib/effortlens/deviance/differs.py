@@ -810,6 +810,10 @@ def _nonzero(counts: np.ndarray) -> tuple[np.ndarray, ...]:
 #: chunk's: ~30 bytes a touch; 10m, a year: 4M touches).
 CODED_CHUNK = 1 << 18
 
+#: :func:`_coded_counts` picks a chunk's compared touches first when they are fewer than
+#: this share of it (else it counts every touch, those of reps not compared apart).
+COMPACT_BELOW = 0.5
+
 
 def _coded_counts(
     codes: PracticeCodes, at: slice, cell_of_rep: np.ndarray, *, n_cells: int, start: int | None
@@ -818,35 +822,44 @@ def _coded_counts(
     ``at`` per activity type, weekday + 1, hour + 1, follow-up within the days or not and
     transition (previous x width + type, a previous touch before day ``start`` forgotten),
     each an (n_cells, levels) table of counts; ``"gaps"``: the follow-ups' cells and seconds
-    in row order. Read and counted :data:`CODED_CHUNK` touches at a time."""
+    in row order. Read and counted :data:`CODED_CHUNK` touches at a time.
+
+    A chunk's touches of reps not compared are counted in a cell of their own (dropped at
+    the end) when they are at most :data:`COMPACT_BELOW` of it; else the compared ones are
+    picked first (one copy of every column, cheaper when few are kept). Touches without a
+    previous touch (or without one seen) are counted as transitions from "none", dropped
+    too: every count is one ``bincount`` of the chunk, no column picked per count."""
     width = codes.types.len() + 1
+    none = width - 1  # the type code of no (previous) touch
     # a touch's type, weekday + 1 and hour + 1 as one key: one count for the three shares
     days, hours = codes.spans["weekday"], codes.spans["hour"]
-    calendar = width * days * hours
-    sizes = {"calendar": calendar, "follow_up_share": 2, "sequence": width * width}
-    counts = {k: np.zeros(n_cells * size, dtype=np.int64) for k, size in sizes.items()}
+    sizes = {"calendar": width * days * hours, "follow_up": 3, "sequence": width * width}
+    held = n_cells + 1  # the last cell: the touches of reps not compared
+    counts = {k: np.zeros(held * size, dtype=np.int64) for k, size in sizes.items()}
+    cell_of = np.where(cell_of_rep >= 0, cell_of_rep, n_cells).astype(cell_of_rep.dtype)
     gap_cells, gap_seconds = [], []
     for lo in range(at.start, at.stop, CODED_CHUNK):
         part = slice(lo, min(lo + CODED_CHUNK, at.stop))
-        cell = cell_of_rep[codes.read("rep", part)]
-        compared = cell >= 0
-        whole = bool(compared.all())
-        if not whole:
-            if not compared.any():
-                continue
+        cell = cell_of[codes.read("rep", part)]
+        compared = cell < n_cells
+        kept = int(np.count_nonzero(compared))
+        if kept == 0:
+            continue
+        picked = kept < COMPACT_BELOW * len(cell)
+        if picked:
             cell = cell[compared]
 
-        def read(name: str, part: slice = part, compared=compared, whole=whole) -> np.ndarray:
+        def read(name: str, part: slice = part, compared=compared, picked=picked) -> np.ndarray:
             values = codes.read(name, part)
-            return values if whole else values[compared]
+            return values[compared] if picked else values
 
         kind, previous, seconds = read("type"), read("previous"), read("gap_seconds")
         followed = seconds >= 0
-        moved = previous < width - 1
         if start is not None:  # a previous touch before the period: the view never sees it
             seen = read("previous_day") >= start
             followed &= seen
-            moved &= seen
+            previous = np.where(seen, previous, previous.dtype.type(none))
+            del seen
         key = _keyed(cell, width, kind)
         key *= days
         key += read("weekday")
@@ -855,23 +868,30 @@ def _coded_counts(
         key += read("hour")
         key += 1
         counts["calendar"] += np.bincount(key, minlength=counts["calendar"].size)
-        gap_cell, seconds = cell[followed], seconds[followed]
-        within = (seconds <= FOLLOW_UP_DAYS * _DAY_SECONDS).view(np.int8)
-        key = _keyed(gap_cell, 2, within)
-        counts["follow_up_share"] += np.bincount(key, minlength=n_cells * 2)
-        gap_cells.append(gap_cell)
-        gap_seconds.append(seconds)
-        pair = _keyed(previous[moved], width, kind[moved])
-        key = _keyed(cell[moved], width * width, pair)
+        # the follow-up: 1 within the days, 0 after, 2 none
+        level = (seconds <= FOLLOW_UP_DAYS * _DAY_SECONDS).view(np.int8)
+        level = np.where(followed, level, np.int8(2))
+        counts["follow_up"] += np.bincount(_keyed(cell, 3, level), minlength=held * 3)
+        key = _keyed(cell, width, previous)
+        key *= width
+        key += kind
         counts["sequence"] += np.bincount(key, minlength=counts["sequence"].size)
-    out: dict = {k: v.reshape(n_cells, sizes[k]) for k, v in counts.items()}
+        del key, level
+        if not picked:
+            followed &= compared
+        gap_cells.append(cell[followed])
+        gap_seconds.append(seconds[followed])
+    out: dict = {k: v.reshape(held, sizes[k])[:n_cells] for k, v in counts.items()}
     by_calendar = out.pop("calendar").reshape(n_cells, width, days, hours)
     out["activity_type_share"] = by_calendar.sum(axis=(2, 3))
     out["weekday_share"] = by_calendar.sum(axis=(1, 3))
     out["hour_share"] = by_calendar.sum(axis=(1, 2))
-    small = cell_of_rep.dtype
+    out["follow_up_share"] = out.pop("follow_up")[:, :2]
+    sequence = out["sequence"].reshape(n_cells, width, width).copy()
+    sequence[:, none, :] = 0  # from no previous touch: not a transition
+    out["sequence"] = sequence.reshape(n_cells, width * width)
     out["gaps"] = (
-        np.concatenate([np.empty(0, dtype=small), *gap_cells]),
+        np.concatenate([np.empty(0, dtype=cell_of.dtype), *gap_cells]),
         np.concatenate([np.empty(0, dtype=codes.layout["gap_seconds"][0]), *gap_seconds]),
     )
     return out
@@ -888,7 +908,7 @@ def _keyed(cell: np.ndarray, width: int, *levels: np.ndarray) -> np.ndarray:
 
 #: :func:`_coded_gap_cells` picks each cell's follow-ups by a mask when there are at most
 #: this many cells (no sort, no 8-byte index per follow-up), else by one sort.
-_MASKED_CELLS = 16
+_MASKED_CELLS = 2
 
 
 def _coded_gap_cells(cell: np.ndarray, seconds: np.ndarray, cell_of: pl.DataFrame) -> pl.LazyFrame:
