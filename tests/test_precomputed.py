@@ -289,6 +289,65 @@ def test_touch_codes_recover_the_planted_timing_and_name_nothing_on_null_data(
             assert tables["effects"][feature]["flag"].is_null().all()
 
 
+def _one_pass_effect_sums(
+    n_tc, type_code, rep_code, credit, *, n_reps, kept, credit_tc=None, n_rc=None
+):
+    """The habit effect sums with every touch of the period at once (one ``np.bincount`` per
+    sum: the code before :data:`effortlens.habits._EFFECT_STEP`)."""
+    n_types, width = n_tc.shape[0], n_tc.shape[1] + 1
+    if credit_tc is None:
+        credit_tc = np.bincount(type_code, weights=credit, minlength=n_types * width)
+    credit_tc = credit_tc.reshape(n_types, width)
+    if kept is not None:
+        credit_tc = np.where(kept[:, None], credit_tc, 0.0)
+    n_t = n_tc.sum(axis=1)
+    mean_t = np.divide(credit_tc[:, 1:].sum(axis=1), n_t, out=np.zeros(n_types), where=n_t > 0)
+    excess = credit - np.repeat(mean_t, width)[type_code]
+    counted = None
+    if kept is not None:
+        counted = np.repeat(kept, width)[type_code].astype(np.float64)
+        excess *= counted
+    size = n_reps * width
+    if n_rc is None or kept is not None:
+        n_rc = np.bincount(rep_code, weights=counted, minlength=size)
+    excess_rc = np.bincount(rep_code, weights=excess, minlength=size)
+    return (
+        n_tc,
+        credit_tc[:, 1:],
+        n_rc.reshape(n_reps, width)[:, 1:],
+        excess_rc.reshape(n_reps, width)[:, 1:],
+    )
+
+
+def test_effect_sums_in_steps_equal_one_pass_bit_for_bit(
+    planted_touches, planted_codes, monkeypatch
+):
+    # a period's touches are summed a step at a time (working arrays of a step, not of the
+    # period): in the touches' order, so every sum is the one-pass sum to the last bit, for
+    # periods with and without a team, rep or activity-type restriction
+    import effortlens.habits as habits
+
+    enriched, _, touches = planted_touches
+    codes, _ = planted_codes
+    stepped = habits._effect_sums  # noqa: SLF001  (the function the test wraps)
+    monkeypatch.setattr(habits, "_EFFECT_STEP", 97)  # many steps, the last one partial
+    touches_summed = []
+
+    def compared(*args, **kwargs):
+        by_steps = stepped(*args, **kwargs)
+        at_once = _one_pass_effect_sums(*args, **kwargs)
+        for a, b in zip(by_steps, at_once, strict=True):
+            assert a.shape == b.shape
+            np.testing.assert_array_equal(a, b)
+        touches_summed.append(len(args[1]))
+        return by_steps
+
+    monkeypatch.setattr(habits, "_effect_sums", compared)
+    for flt in _filters_cutting_weeks(enriched, touches):
+        period_habits(codes, flt)
+    assert max(touches_summed) > 97 * 10 and min(touches_summed) == 0
+
+
 def test_touch_codes_running_effect_sums_equal_the_periods_touches(planted_touches, planted_codes):
     # the credit per type x cell (per-day running double-doubles) and the touches per rep x
     # cell (per-week running counts and the partial weeks' touches) of periods that cut weeks
