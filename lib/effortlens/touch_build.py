@@ -659,6 +659,10 @@ PRACTICE_CODE_COLUMNS: tuple[str, ...] = (
 )
 
 
+#: Rows of the practice facts :func:`write_practice_codes` reads at a time.
+_PRACTICE_SLICE = 1 << 19
+
+
 def write_practice_codes(practice: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
     """Write :func:`effortlens.deviance.practice_facts` as integer codes, one ``.npy`` per
     column (:data:`PRACTICE_CODE_COLUMNS`), sorted by day, then rep: what
@@ -690,60 +694,84 @@ def write_practice_codes(practice: pl.DataFrame | pl.LazyFrame, folder: Any) -> 
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    touches = practice.lazy().filter(pl.col("day").is_not_null())
+    scan = practice.lazy()
+    n_all = scan.select(pl.len()).collect().item()
+    slices = [scan.slice(at, _PRACTICE_SLICE) for at in range(0, n_all, _PRACTICE_SLICE)]
 
-    def column(expr: pl.Expr) -> np.ndarray:
-        # the in-memory engine: every column read in the same row order; a text column cast
-        # to an Enum while it is read (4 bytes a row held, not a string: 100M touches)
-        return touches.select(expr).collect().to_series().to_physical().to_numpy()
+    def distinct(*exprs: pl.Expr) -> pl.DataFrame:
+        # of the touches with a day, a slice at a time (never a whole text column held)
+        parts = [s.filter(pl.col("day").is_not_null()).select(*exprs).unique() for s in slices]
+        schema = scan.select(*exprs).collect_schema()
+        return pl.concat([pl.DataFrame(schema=schema), *(p.collect() for p in parts)]).unique()
+
+    dated = np.empty(0, dtype=bool)
+
+    def column(expr: pl.Expr, dtype: Any) -> np.ndarray:
+        # a slice at a time (every slice in the same row order), cast to its small integer
+        # type in the query (a text column to its Enum code as it is read): what is held is
+        # the written column's bytes, not a string or a float (100M touches)
+        out = np.empty(n_all, dtype=pl.select(pl.lit(0, dtype)).to_series().to_numpy().dtype)
+        for at, part in zip(range(0, n_all, _PRACTICE_SLICE), slices, strict=True):
+            values = part.select(expr.to_physical().cast(dtype)).collect().to_series()
+            out[at : at + len(values)] = values.to_numpy()
+        return out if dated.all() else out[dated]
 
     reps = (
-        touches.group_by("rep_id")
-        .agg(pl.col("team", "segment", "role").first())
-        .collect(engine="streaming")
+        distinct(pl.col("rep_id", "team", "segment", "role"))
+        .sort(pl.all(), nulls_last=True)
+        .group_by("rep_id", maintain_order=True)
+        .agg(pl.all().first())  # one row a rep (the facts have one)
         .sort("rep_id", nulls_last=True)
     )
     reps.write_parquet(folder / "rep.keys.parquet")
     known = reps["rep_id"].drop_nulls()
+    rep_type = pl.Int16 if reps.height <= np.iinfo(np.int16).max else pl.Int32
+    dated = np.ones(n_all, dtype=bool)
+    day = column(pl.col("day").to_physical().fill_null(np.iinfo(np.int32).min), pl.Int32)
+    dated = day != np.iinfo(np.int32).min
+    day = day[dated]
     # a null rep: the last row of the keys
-    rep = column(pl.col("rep_id").cast(pl.Enum(known)).to_physical().fill_null(known.len()))
-    key = column(pl.col("day").to_physical().cast(pl.Int64))
-    key *= reps.height + 1
-    key += rep
-    order = np.argsort(key, kind="stable")
-    del key
+    rep = column(
+        pl.col("rep_id").cast(pl.Enum(known)).to_physical().fill_null(known.len()), rep_type
+    )
+    order = np.lexsort((rep, day))  # by day, then rep, ties in the facts' order
     if order.size < 2**31:
         order = order.astype(np.int32)
     rows = order.size
 
-    def save(name: str, values: np.ndarray, dtype: Any) -> None:
-        np.save(folder / f"{name}.npy", values[order].astype(dtype, copy=False))
+    def save(name: str, values: np.ndarray) -> None:
+        with open(folder / f"{name}.npy", "wb") as out:
+            header = {"descr": np.lib.format.dtype_to_descr(values.dtype)}
+            header |= {"fortran_order": False, "shape": (rows,)}
+            np.lib.format.write_array_header_1_0(out, header)
+            for at in range(0, rows, _CHUNK):  # permuted a chunk at a time: no second copy
+                out.write(np.take(values, order[at : at + _CHUNK]).data)
 
-    save("rep", rep, np.int16 if reps.height <= np.iinfo(np.int16).max else np.int32)
-    del rep
-    save("day", column(pl.col("day").to_physical()), np.int32)
+    save("rep", rep)
+    save("day", day)
+    del rep, day
     types = (
         pl.concat(
             [
-                touches.select(pl.col(c).drop_nulls().unique().alias("activity_type"))
+                distinct(pl.col(c).drop_nulls().alias("activity_type"))
                 for c in ("activity_type", "previous_type")
             ]
         )
         .unique()
-        .collect(engine="streaming")
         .to_series()
         .sort()
     )
     types.to_frame().write_parquet(folder / "type.keys.parquet")
-    kind = np.uint8 if types.len() < 255 else np.uint16
+    kind = pl.UInt8 if types.len() < 255 else pl.UInt16
     for name, source in (("type", "activity_type"), ("previous", "previous_type")):
         code = pl.col(source).cast(pl.Enum(types)).to_physical().fill_null(types.len())
-        save(name, column(code), kind)
+        save(name, column(code, kind))
     for name in ("weekday", "hour"):
-        save(name, column(pl.col(name).fill_null(-1)), np.int8)
-    gap = column((pl.col("gap_days") * 86_400).round().cast(pl.Int64).fill_null(-1))
-    save("gap_seconds", gap, np.int32 if gap.max(initial=0) < 2**31 else np.int64)
-    del gap
+        save(name, column(pl.col(name).fill_null(-1), pl.Int8))
+    seconds = (pl.col("gap_days") * 86_400).round()
+    top = scan.select(seconds.max()).collect(engine="streaming").item()
+    wide = pl.Int32 if top is None or top < 2**31 else pl.Int64
+    save("gap_seconds", column(seconds.fill_null(-1), wide))
     none = np.iinfo(np.int32).min
-    save("previous_day", column(pl.col("previous_day").to_physical().fill_null(none)), np.int32)
+    save("previous_day", column(pl.col("previous_day").to_physical().fill_null(none), pl.Int32))
     return rows
