@@ -886,14 +886,37 @@ def _effects_finish(
     """:func:`habit_effects`' table from its sums per cell (the cell columns, ``activities``,
     ``credited``, ``expected`` and the rep-clustered ``variance`` of the excess credit),
     worked out in numpy (a page redraws it on every filter change)."""
-    from effortlens.normal import normal_sf_array  # without importing scipy
-
     cells = _habit_cells(feature)
     table = table.sort(cells)
-    credited = table["credited"].cast(pl.Float64).to_numpy()
-    expected = table["expected"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    variance = table["variance"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    activities = table["activities"].to_numpy()
+    stats = _effect_stats(
+        table["credited"].cast(pl.Float64).to_numpy(),
+        table["expected"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+        table["variance"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+        table["activities"].to_numpy(),
+        min_lift=min_lift,
+        min_activities=min_activities,
+        alpha=alpha,
+    )
+    if feature == "cadence":
+        table = table.with_columns(_cadence_columns(table["bin_order"].to_list(), list(edges)))
+        cells = ["cadence_bin", "bin_order", "min_days_since"]
+    return table.select(*cells, "activities", "credited", "expected").with_columns(stats)
+
+
+def _effect_stats(
+    credited: np.ndarray,
+    expected: np.ndarray,
+    variance: np.ndarray,
+    activities: np.ndarray,
+    *,
+    min_lift: float,
+    min_activities: int,
+    alpha: float,
+) -> list[pl.Series]:
+    """:func:`_effects_finish`' columns ``lift``, ``effect_rate``, ``z``, ``p_value`` and
+    ``flag`` of the cells' sums, in numpy."""
+    from effortlens.normal import normal_sf_array  # without importing scipy
+
     with np.errstate(divide="ignore", invalid="ignore"):
         # null where the denominator is not positive (as _ratio)
         lift = np.where(expected > 0, credited / expected, np.nan)
@@ -909,29 +932,32 @@ def _effects_finish(
         "better",
         np.where(significant & (lift <= 1 / min_lift), "worse", ""),
     )
-    if feature == "cadence":
-        labels = [FIRST_TOUCH, *_cadence_labels(list(edges))]
-        lower = [None, 0, *edges]
-        order = table["bin_order"].to_list()
-        known = [b is not None and 0 <= b < len(labels) for b in order]
-        table = table.with_columns(
-            cadence_bin=pl.Series(
-                [labels[b] if k else None for b, k in zip(order, known, strict=True)],
-                dtype=pl.String,
-            ),
-            min_days_since=pl.Series(
-                [lower[b] if k else None for b, k in zip(order, known, strict=True)],
-                dtype=pl.Int32,
-            ),
-        )
-        cells = ["cadence_bin", "bin_order", "min_days_since"]
-    return table.select(*cells, "activities", "credited", "expected").with_columns(
+    return [
         pl.Series("lift", lift, dtype=pl.Float64, nan_to_null=True),
         pl.Series("effect_rate", effect_rate, dtype=pl.Float64),
         pl.Series("z", z, dtype=pl.Float64, nan_to_null=True),
         pl.Series("p_value", p, dtype=pl.Float64, nan_to_null=True),
-        pl.Series("flag", flag, dtype=pl.String).replace("", None),
-    )
+        pl.Series("flag", [f or None for f in flag.tolist()], dtype=pl.String),
+    ]
+
+
+def _cadence_columns(order: list[int | None], edges: list[int]) -> list[pl.Series]:
+    """``cadence_bin`` and ``min_days_since`` of the cadence bins ``order`` (``bin_order``)."""
+    labels = [FIRST_TOUCH, *_cadence_labels(edges)]
+    lower = [None, 0, *edges]
+    known = [b is not None and 0 <= b < len(labels) for b in order]
+    return [
+        pl.Series(
+            "cadence_bin",
+            [labels[b] if k else None for b, k in zip(order, known, strict=True)],
+            dtype=pl.String,
+        ),
+        pl.Series(
+            "min_days_since",
+            [lower[b] if k else None for b, k in zip(order, known, strict=True)],
+            dtype=pl.Int32,
+        ),
+    ]
 
 
 # ------------------------------------------------------- precomputed at build time, per touch
@@ -2025,22 +2051,50 @@ def _dense_effects(
     variance = (np.where(present, excess_rc, 0.0) ** 2).sum(axis=0) * k / np.maximum(k - 1, 1)
     activities = n_tc.sum(axis=0)
     used = np.flatnonzero(activities)
-    table = cell_keys[used].hstack(
-        [
-            pl.Series("activities", activities[used], dtype=pl.UInt32),
-            pl.Series("credited", credit_tc.sum(axis=0)[used], dtype=pl.Float64),
-            pl.Series("expected", (n_tc * mean_t[:, None]).sum(axis=0)[used], dtype=pl.Float64),
-            pl.Series("variance", variance[used], dtype=pl.Float64),
-        ]
-    )
-    return _effects_finish(
-        table,
-        feature=feature,
-        edges=CADENCE_EDGES,
+    credited = credit_tc.sum(axis=0)[used]
+    expected = (n_tc * mean_t[:, None]).sum(axis=0)[used]
+    activities, variance = activities[used], variance[used]
+    keys, cells = cell_keys[used], _habit_cells(feature)
+    if any(keys[c].has_nulls() for c in cells):  # sorted as Polars sorts nulls
+        return _effects_finish(
+            keys.hstack(
+                [
+                    pl.Series("activities", activities, dtype=pl.UInt32),
+                    pl.Series("credited", credited, dtype=pl.Float64),
+                    pl.Series("expected", expected, dtype=pl.Float64),
+                    pl.Series("variance", variance, dtype=pl.Float64),
+                ]
+            ),
+            feature=feature,
+            edges=CADENCE_EDGES,
+            min_lift=min_lift,
+            min_activities=min_activities,
+            alpha=alpha,
+        )
+    # the cells in their order (each once), in numpy: the keys are written sorted
+    order = np.lexsort([keys[c].to_numpy() for c in reversed(cells)])
+    if (order != np.arange(len(order))).any():
+        keys = keys[order]
+        credited, expected = credited[order], expected[order]
+        activities, variance = activities[order], variance[order]
+    stats = _effect_stats(
+        credited,
+        expected,
+        variance,
+        activities,
         min_lift=min_lift,
         min_activities=min_activities,
         alpha=alpha,
     )
+    if feature == "cadence":
+        label, lower = _cadence_columns(keys["bin_order"].to_list(), list(CADENCE_EDGES))
+        keys = pl.DataFrame([label, keys["bin_order"], lower])
+    sums_of_cells = [
+        pl.Series("activities", activities, dtype=pl.UInt32),
+        pl.Series("credited", credited, dtype=pl.Float64),
+        pl.Series("expected", expected, dtype=pl.Float64),
+    ]
+    return keys.hstack([*sums_of_cells, *stats])
 
 
 def _counts_table(keys: pl.DataFrame, n: np.ndarray, answered: np.ndarray) -> pl.LazyFrame:
