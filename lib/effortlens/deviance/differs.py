@@ -11,6 +11,7 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -729,8 +730,12 @@ class PracticeCodes:
         self._day = np.load(self.folder / "day.npy", mmap_mode="r")
         self.reps = pl.read_parquet(self.folder / "rep.keys.parquet")
         self.types = pl.read_parquet(self.folder / "type.keys.parquet").to_series()
-        # the weekday's and hour's values + 1 lie in 0 .. span - 1 (0: none)
-        self.spans = {
+
+    @functools.cached_property
+    def spans(self) -> dict[str, int]:
+        """The weekday's and hour's values + 1 lie in ``0 .. span - 1`` (0: none); read when
+        first counted (a period without deviants reads no column)."""
+        return {
             name: 2 + int(self.read(name, slice(0, self.rows)).max(initial=0))
             for name in ("weekday", "hour")
         }
