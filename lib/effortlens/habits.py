@@ -1658,6 +1658,7 @@ class TouchCodes:
             .select("activity_type", "weekday", "hour")
         )
         self.shape = {name: keys.height for name, keys in self.keys.items()}
+        self._allowed_memo: dict[str, dict[tuple, np.ndarray | None]] = {}
         #: whether a timing key holds a null (the tables then sort them first)
         self.nulls = {
             "timing": any(
@@ -1680,6 +1681,18 @@ class TouchCodes:
             "credit_cadence",
             *(f"running_{name}" for name in TOUCH_RUNNING),
             *(f"running_{name}" for name in TOUCH_RUNNING_EFFECTS if self.running_effects),
+        )
+        #: every sequence of every length (``sequence_<k>`` keys, one after the other) and
+        #: where each length's start in it
+        self.sequence_names = pl.concat(
+            [self.keys[f"sequence_{k}"]["sequence"] for k in TOUCH_SEQUENCE_LENGTHS]
+        )
+        self.sequence_offsets = dict(
+            zip(
+                TOUCH_SEQUENCE_LENGTHS,
+                np.cumsum([0, *(self.shape[f"sequence_{k}"] for k in TOUCH_SEQUENCE_LENGTHS)]),
+                strict=False,
+            )
         )
         #: per sequence length, the type code of each sequence's last touch
         self.sequence_types = {
@@ -1707,17 +1720,26 @@ class TouchCodes:
         )
 
     def _allowed(self, name: str, flt: Any) -> np.ndarray | None:
-        """Which codes of ``name`` (``owner`` or ``type``) ``flt`` keeps; None: all."""
-        if not any(getattr(flt, f) for f in _RESTRICTING[name]):
+        """Which codes of ``name`` (``owner`` or ``type``) ``flt`` keeps; None: all. Kept for
+        the last few restrictions (a team's codes serve its periods too)."""
+        restriction = tuple(getattr(flt, f) for f in _RESTRICTING[name])
+        if not any(restriction):
             return None
+        memo = self._allowed_memo.setdefault(name, {})
+        if restriction in memo:
+            return memo[restriction]
         from effortlens.filters import filter_frame
 
         keys = self.keys[name]
         kept = filter_frame(keys.with_row_index("code"), replace_period(flt))
-        if kept.height == keys.height:
-            return None
-        allowed = np.zeros(keys.height, dtype=bool)
-        allowed[kept["code"].to_numpy()] = True
+        allowed = None
+        if kept.height < keys.height:
+            allowed = np.zeros(keys.height, dtype=bool)
+            allowed[kept["code"].to_numpy()] = True
+            allowed.flags.writeable = False  # shared by the calls that find it here
+        if len(memo) >= 16:
+            memo.clear()
+        memo[restriction] = allowed
         return allowed
 
     def _day_rows(self, day: np.ndarray, first: int | None, last: int | None) -> slice:
@@ -2193,9 +2215,8 @@ def _sequences_of_counts(
     """:func:`_rank_sequences` (by ``lift_over_type``) of the touches with a length-k history
     per sequence code (``sums["sequence_<k>"]``: 1 + code, answered), in numpy, then one
     sort."""
-    parts = []
+    rows, parts = [], []  # per length: the rows of codes.sequence_names, their columns
     for k in TOUCH_SEQUENCE_LENGTHS:
-        keys = codes.keys[f"sequence_{k}"]
         both = sums[f"sequence_{k}"][1:]
         n, answered = both[:, 0] + both[:, 1], both[:, 1]
         kind = codes.sequence_types[k]  # the type code of each sequence's last touch
@@ -2209,22 +2230,38 @@ def _sequences_of_counts(
             over_type = np.where(type_rate > 0, rate / type_rate, np.nan)
         # null without a base rate or with a zero one (as _ratio)
         lift = rate / base if base else np.full(len(used), np.nan)
+        rows.append(used + codes.sequence_offsets[k])
         parts.append(
-            pl.DataFrame(
-                [
-                    keys["sequence"][used],
-                    pl.Series("length", np.full(len(used), k), dtype=pl.Int8),
-                    pl.Series("support", n[used], dtype=pl.UInt32),
-                    pl.Series("responded", answered[used], dtype=pl.UInt32),
-                    _float("response_rate", rate),
-                    pl.Series("base_rate", [base] * len(used), dtype=pl.Float64),
-                    _float("lift", lift),
-                    _float("type_rate", type_rate),
-                    _float("lift_over_type", over_type),
-                ]
+            (
+                np.full(len(used), k),
+                n[used],
+                answered[used],
+                rate,
+                np.full(len(used), np.nan if base is None else base),
+                lift,
+                type_rate,
+                over_type,
             )
         )
-    return pl.concat(parts).sort(
+    # one frame of both lengths' rows (a frame per length and their concatenation cost more)
+    length, support, responded, *rates = (np.concatenate(c) for c in zip(*parts, strict=True))
+    table = pl.DataFrame(
+        [
+            codes.sequence_names.gather(np.concatenate(rows)),
+            pl.Series("length", length, dtype=pl.Int8),
+            pl.Series("support", support, dtype=pl.UInt32),
+            pl.Series("responded", responded, dtype=pl.UInt32),
+            *(
+                _float(name, values)
+                for name, values in zip(
+                    ("response_rate", "base_rate", "lift", "type_rate", "lift_over_type"),
+                    rates,
+                    strict=True,
+                )
+            ),
+        ]
+    )
+    return table.sort(
         ["lift_over_type", "support", "sequence"],
         descending=[True, True, False],
         nulls_last=True,
