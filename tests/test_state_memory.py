@@ -100,7 +100,13 @@ _NARROW_PAGES = (
 )
 
 #: Those of them holding the roll-up's ``rep_id`` as codes (``daily_rep_codes``).
-_REP_CODE_PAGES = ("buyer_journey", "habits", "return_on_effort", "rep_mirror")
+_REP_CODE_PAGES = (
+    "buyer_journey",
+    "habits",
+    "positive_deviance",
+    "return_on_effort",
+    "rep_mirror",
+)
 
 
 @pytest.fixture(scope="module")

@@ -14,5 +14,6 @@ def positive_deviance_app(**kwargs) -> App:
         views=[Deviance],
         filters=("period", "team", "segment", "role"),
         daily_counts=("activities", "responded"),
+        daily_rep_codes=True,  # its views never join the roll-up's reps (test_state_memory)
         **kwargs,
     )
