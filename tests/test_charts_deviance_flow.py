@@ -143,6 +143,62 @@ def test_funnel_plot_has_one_panel_per_peer_group_unless_one_is_picked():
     assert {r["peer_group"] for r in _rows(picked)} == {"ENT · AE"}
 
 
+def _funnel_rows_by_queries(table: pl.DataFrame, peer_group: str | None) -> str:
+    """The funnel plot's JSON rows made as before its rows were made of Series: the reps and
+    the lines selected, concatenated diagonally and written with non-finite floats null."""
+    from effortlens.deviance import funnel_limits
+
+    reps = table.filter(pl.col("volume") > 0)
+    if peer_group is not None:
+        reps = reps.filter(pl.col("peer_group") == peer_group)
+    if "rep_name" not in reps.columns:
+        reps = reps.with_columns(rep_name=pl.col("rep_id"))
+    points = reps.select(
+        *("peer_group", "rep_id", "rep_name", "volume", "rate", "shrunk_rate", "peer_rate"),
+        *("z", "p_value"),
+        direction=pl.col("direction").replace_strict(DIRECTION_LABELS, return_dtype=pl.String),
+        kind=pl.lit("rep"),
+    )
+    room = (MAX_FUNNEL_ROWS - reps.height) // max(reps["peer_group"].n_unique(), 1)
+    lines = funnel_limits(reps, points=min(60, max(12, room)), at_reps=False)
+    lines = lines.with_columns(kind=pl.lit("limit"))
+    data = pl.concat([points, lines], how="diagonal_relaxed")
+    floats = [c for c, t in data.schema.items() if t.is_float()]
+    return data.with_columns(
+        pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in floats
+    ).write_json()
+
+
+def test_funnel_plot_rows_are_those_the_queries_made():
+    two = _deviance(
+        {
+            "SMB · AE": [("a", 300, 1000), ("b", 320, 1000), ("idle", 0, 0)],
+            "ENT · AE": [("c", 100, 500), ("d", 120, 500), ("e", 160, 500)],
+        }
+    )
+    many = _deviance(
+        {
+            f"g{g}": [(f"r{g}-{i}", 20 + (i * 7) % 90, 100 + i * 3) for i in range(60)]
+            for g in range(4)
+        }
+    )
+    tables = {
+        "one group": ONE_GROUP,
+        "two groups": two,
+        "many": many,
+        "no names": two.drop("rep_name"),
+        "coded groups": many.with_columns(pl.col("peer_group").cast(pl.Categorical)),
+        "not finite": two.with_columns(
+            z=pl.Series([float("inf"), None, float("nan"), -float("inf"), 1.0, 2.0]),
+            volume=pl.col("volume").cast(pl.Int64),
+        ),
+    }
+    for name, table in tables.items():
+        for group in (None, table["peer_group"].cast(pl.String)[0]):
+            drawn = funnel_plot_chart(table, peer_group=group).to_dict()["datasets"]["funnel"]
+            assert drawn == _funnel_rows_by_queries(table, group), (name, group)
+
+
 def test_funnel_plot_refuses_raw_sized_frames():
     many = _deviance({"g": [(f"r{i}", 30, 100) for i in range(MAX_FUNNEL_ROWS + 1)]})
     with pytest.raises(ValueError, match="aggregated"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 
 import altair as alt
+import numpy as np
 import polars as pl
 
 import effortlens.charts.theme  # noqa: F401  (registers and enables the project theme)
@@ -61,12 +62,45 @@ def _limit_lines(reps: pl.DataFrame) -> pl.DataFrame:
     volumes small enough that the lines and every rep fit the charts' row limit."""
     groups = max(reps["peer_group"].n_unique(), 1)
     room = (MAX_FUNNEL_ROWS - reps.height) // groups  # a row per group and volume
-    wide = funnel_limits(reps, points=int(min(60, max(12, room))), at_reps=False)
-    return wide.with_columns(kind=pl.lit("limit"))
+    return funnel_limits(reps, points=int(min(60, max(12, room))), at_reps=False)
 
 
 #: The limit columns of :func:`_limit_lines`, folded into lines by the chart.
 _LIMIT_COLUMNS = [f"{side}_{tag}" for tag in _LIMIT_LEVELS for side in ("lower", "upper")]
+#: The funnel plot's rows: a rep's point (``kind`` "rep") or a volume of its group's lines
+#: (``kind`` "limit"), each with the other's columns null. The types are those of the rep
+#: columns of a :func:`effortlens.deviance.peer_deviance` table and of the lines.
+_FUNNEL_SCHEMA: dict[str, pl.DataType] = {
+    "peer_group": pl.String(),
+    "rep_id": pl.String(),
+    "rep_name": pl.String(),
+    "volume": pl.Int64(),
+    **dict.fromkeys(("rate", "shrunk_rate", "peer_rate", "z", "p_value"), pl.Float64()),
+    "direction": pl.String(),
+    "kind": pl.String(),
+    **dict.fromkeys(_LIMIT_COLUMNS, pl.Float64()),
+}
+
+
+def _column(values: pl.Series | None, dtype: pl.DataType, rows: int) -> pl.Series:
+    """``values`` as ``dtype``, or ``rows`` nulls of it: by Series operations, not a Polars
+    query (each costs a millisecond or more on a busy machine, more than the rows)."""
+    if values is None:
+        return pl.Series([None], dtype=dtype)[np.zeros(rows, dtype=np.int64)]
+    return values if values.dtype == dtype else values.cast(dtype)
+
+
+def _funnel_rows(points: dict[str, pl.Series], lines: pl.DataFrame) -> pl.DataFrame:
+    """The reps' ``points`` (their columns of :data:`_FUNNEL_SCHEMA`) and the ``lines`` as
+    one frame of :data:`_FUNNEL_SCHEMA`, each part's missing columns null (the two frames
+    concatenated diagonally), made of Series."""
+    kind = pl.Series(["limit"], dtype=pl.String)[np.zeros(lines.height, dtype=np.int64)]
+    line_columns = {"kind": kind, **{name: lines.get_column(name) for name in lines.columns}}
+    parts = [
+        {name: _column(part.get(name), dtype, rows) for name, dtype in _FUNNEL_SCHEMA.items()}
+        for part, rows in ((points, len(points["kind"])), (line_columns, lines.height))
+    ]
+    return pl.DataFrame(parts[0]).vstack(pl.DataFrame(parts[1]))
 
 
 def _json_rows(frame: pl.DataFrame) -> str:
@@ -77,9 +111,15 @@ def _json_rows(frame: pl.DataFrame) -> str:
     JSON encoding ~30 ms at every draw; Polars writes the text in ~2 ms, and Vega-Lite parses
     it (the dataset's ``format`` says JSON) into the same rows.
     """
-    floats = [c for c, t in frame.schema.items() if t.is_float()]
-    finite = [pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in floats]
-    return frame.with_columns(finite).write_json()
+    columns = {}
+    for name, values in frame.to_dict().items():
+        if values.dtype.is_float():  # by numpy: a null is NaN there, and stays null
+            numbers = values.to_numpy()
+            if not np.isfinite(numbers).all():
+                finite = np.where(np.isfinite(numbers), numbers, np.nan)
+                values = pl.Series(name, finite, dtype=values.dtype, nan_to_null=True)
+        columns[name] = values
+    return pl.DataFrame(columns).write_json()
 
 
 def funnel_plot_chart(
@@ -111,29 +151,26 @@ def funnel_plot_chart(
     --------
     >>> funnel_plot_chart(rep_deviance(enriched), peer_group="SMB · AE")  # doctest: +SKIP
     """
-    reps = deviance.filter(pl.col("volume") > 0)
+    # the reps drawn by numpy and Series (no Polars query: see _column)
+    with np.errstate(invalid="ignore"):
+        drawn = deviance.get_column("volume").to_numpy() > 0  # a null volume is NaN: not drawn
     if peer_group is not None:
-        reps = reps.filter(pl.col("peer_group") == peer_group)
-    if "rep_name" not in reps.columns:
-        reps = reps.with_columns(rep_name=pl.col("rep_id"))
-    points = reps.select(
-        "peer_group",
-        "rep_id",
-        "rep_name",
-        "volume",
-        "rate",
-        "shrunk_rate",
-        "peer_rate",
-        "z",
-        "p_value",
-        direction=pl.col("direction").replace_strict(DIRECTION_LABELS, return_dtype=pl.String),
-        kind=pl.lit("rep"),
-    )
-    data = aggregated(
-        pl.concat([points, _limit_lines(reps)], how="diagonal_relaxed"), limit=MAX_FUNNEL_ROWS
-    )
+        drawn &= np.array(
+            [g == peer_group for g in deviance.get_column("peer_group").to_list()], dtype=bool
+        )
+    reps = deviance[np.flatnonzero(drawn)]
+    labels = [None if d is None else DIRECTION_LABELS[d] for d in reps["direction"].to_list()]
+    points = {
+        name: reps.get_column(name)
+        for name in ("peer_group", "rep_id", "volume", "rate", "shrunk_rate", "peer_rate")
+    }
+    points |= {name: reps.get_column(name) for name in ("z", "p_value") if name in reps.columns}
+    points["rep_name"] = reps.get_column("rep_name" if "rep_name" in reps.columns else "rep_id")
+    points["direction"] = pl.Series(labels, dtype=pl.String)
+    points["kind"] = pl.Series(["rep"], dtype=pl.String)[np.zeros(reps.height, dtype=np.int64)]
+    data = aggregated(_funnel_rows(points, _limit_lines(reps)), limit=MAX_FUNNEL_ROWS)
     # up to three panels a row (two groups fill two): one layout for any number of groups
-    columns = 3 if points["peer_group"].n_unique() > 1 else None
+    columns = 3 if reps["peer_group"].n_unique() > 1 else None
     layout = _funnel_layout(min_volume, log_volume, title, columns)
     return with_data(layout, funnel=_json_rows(data))
 
