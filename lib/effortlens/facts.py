@@ -25,7 +25,8 @@ same one)
   activity type, what the habits page sums when it has no period); ``practice.parquet``
   (:func:`effortlens.deviance.practice_facts`: each touch with the rep's previous touch on
   its contact, what "what differs" sorts every touch for, and ``practice_cells/``, its sums
-  per rep, what a page without a period counts); ``verifiers.parquet``
+  per rep, what a page without a period counts; ``practice_codes/``, the same touches as
+  day-sorted integer columns, what a page with a period counts by numpy); ``verifiers.parquet``
   (:func:`effortlens.flow.verifier_facts`: the only buyer actions the journey reads).
   Optional: a build without them (a partitioned one above ``limits.partition_above_rows``)
   is read as before and those views scan the events;
