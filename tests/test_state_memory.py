@@ -104,6 +104,7 @@ _REP_CODE_PAGES = (
     "buyer_journey",
     "habits",
     "positive_deviance",
+    "interventions",
     "return_on_effort",
     "rep_mirror",
 )

@@ -193,6 +193,7 @@ def _design(
             week_index=((pl.col("day") - start).dt.total_days() // 7).cast(pl.Int32),
         )
         .agg(pl.col("activities", "responded", "response_weight").sum())
+        .with_columns(pl.col("rep_id").cast(pl.String))  # a page may hold the reps as codes
         .join(candidates, on="rep_id", how="inner")
         .with_columns(
             period=pl.when(pl.col("week_index") < 0)

@@ -160,5 +160,6 @@ def interventions_app(**kwargs) -> App:
         views=[Intervention],
         filters=(),
         daily_counts=("activities", "responded", "response_weight"),
+        daily_rep_codes=True,  # its views join the roll-up's reps only as text (test_state_memory)
         **kwargs,
     )
