@@ -231,7 +231,10 @@ def test_the_pages_show_the_event_paths_tables_from_the_precomputed_inputs(tiny_
     journey_page = buyer_journey_app(data_dir=tiny_planted)
     enriched = deviance_page.state.enriched
     assert precomputed(enriched, "practice") is not None  # read from the build
-    compared = 0
+    from effortlens.deviance.differs import practice_codes_of
+
+    assert practice_codes_of(enriched) is not None  # a period counts the build's codes
+    compared = over_periods = 0
     for flt in reader_filters(enriched)[:4]:
         deviance_page.state.filter = journey_page.state.filter = flt
         view = filter_enriched(enriched, flt)
@@ -242,10 +245,20 @@ def test_the_pages_show_the_event_paths_tables_from_the_precomputed_inputs(tiny_
         if expected.height:
             compared += 1
             assert_frame_equal(shown, expected, check_exact=False, rel_tol=1e-9)
+        if flt.start is not None:  # a period: one rep picked, counted from the build's codes
+            picked = deviance.filter(pl.col("volume") > 0)["rep_id"].sort()[0]
+            deviance_page.views[0].rep = picked
+            expected = what_differs(events_view.activities, deviance, rep_ids=[picked])
+            shown = deviance_page.views[0].frames.get("what_differs")
+            assert expected.height > 0
+            assert_frame_equal(shown, expected, check_exact=False, rel_tol=1e-9)
+            deviance_page.views[0].rep = None
+            over_periods += 1
         path = page_coverage(journey_page.state).stage_path
         flow = flow_table(filter_enriched(journey_page.state.enriched, flt), stage_path=path)
         assert_frame_equal(as_strings(journey_page.views[0].frames["flow"]), as_strings(flow))
     assert compared  # the planted deviants' practice was compared at least once
+    assert over_periods == 2  # and a picked rep's over both periods
 
 
 # --- habits with a period: the build's touch codes (issue 13, session 6; habits helper) -----
