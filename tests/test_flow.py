@@ -577,6 +577,51 @@ def test_a_few_kept_deals_read_by_their_runs_give_what_masking_every_stay_gives(
     assert few.frame["opportunity_id"].n_unique() == 1 and len(few.current) == 1
 
 
+def test_a_few_kept_deals_of_a_mixed_stage_path_give_what_masking_gives(planted, monkeypatch):
+    """A third of the deals' stage history derived (a mixed path): a few kept deals read by
+    their runs leave the derived stays out of the Kaplan-Meier order and the blocked
+    candidates as masking does, and the flow and blocked deals equal the event path's."""
+    import effortlens.flow as flow
+
+    enriched, _ = planted
+    ids = enriched.tables["opportunities"]["opportunity_id"]
+    derived = ids.gather(np.arange(0, len(ids), 3)).implode()
+    history = enriched.tables["stage_history"].with_columns(
+        derived=pl.col("opportunity_id").is_in(derived)
+    )
+    tables = {
+        "opportunities": enriched.tables["opportunities"],
+        "stage_history": history,
+        "reps": enriched.reps,
+        "buyer_actions": enriched.actions,
+    }
+    index = stay_index(tables, settings=enriched.settings)
+    rng = np.random.default_rng(3)
+    for share in (0.03, 0.01):
+        deals = rng.random(len(ids)) < share
+        verifiers = rng.random(tables["buyer_actions"].height) < 0.5
+        few = stays_under(index, deals=deals, verifiers=verifiers)
+        with monkeypatch.context() as patched:
+            patched.setattr(flow, "_FEW_DEALS", 0)
+            masked = stays_under(index, deals=deals, verifiers=verifiers)
+        assert few.frame["derived"].any() and not few.frame["derived"].all()
+        assert_frame_equal(few.frame, masked.frame, check_exact=True)
+        np.testing.assert_array_equal(few.by_duration, masked.by_duration)
+        np.testing.assert_array_equal(few.current, masked.current)
+        kept = _masked_tables(tables, deals, verifiers)
+        read = {"settings": enriched.settings, "stays": few}
+        assert_frame_equal(
+            flow_table(kept, stage_path="mixed", **read),
+            flow_table(kept, settings=enriched.settings, stage_path="mixed"),
+            check_exact=True,
+        )
+        assert_frame_equal(
+            blocked_deals(kept, **read),
+            blocked_deals(kept, settings=enriched.settings),
+            check_exact=True,
+        )
+
+
 def test_masked_stays_refuse_a_stage_path_their_index_was_not_made_for():
     plain = stay_index(JOURNEY, settings=SETTINGS)
     derived = stay_index(JOURNEY, settings=SETTINGS, assume_derived=True)
