@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import polars as pl
 import pytest
@@ -22,8 +23,13 @@ from effortlens.charts.theme import MAX_ROWS, aggregated
 
 
 def _rows(chart) -> list[dict]:
-    """All inline data rows of a chart (every dataset of its spec)."""
-    return [row for rows in chart.to_dict()["datasets"].values() for row in rows]
+    """All inline data rows of a chart (every dataset of its spec; one written as JSON text,
+    as the timing heatmap's, read back)."""
+    return [
+        row
+        for rows in chart.to_dict()["datasets"].values()
+        for row in (json.loads(rows) if isinstance(rows, str) else rows)
+    ]
 
 
 def _layers(spec: dict) -> list[dict]:
@@ -59,7 +65,21 @@ def test_timing_heatmap_has_weekdays_in_order_and_a_type_picker():
     [picker] = spec["params"]
     assert picker["bind"]["options"] == ["call", "email"]
     assert spec["transform"] == [{"filter": "(datum.activity_type === activity_type)"}]
+    # the cells go as JSON text (Vega-Lite parses it: the dataset's format says so)
+    assert spec["data"] == {"name": "cells", "format": {"type": "json"}}
+    assert isinstance(spec["datasets"]["cells"], str)
     rows = _rows(timing_heatmap_chart(TIMING, min_activities=10))
+    assert rows[0] == {
+        "activity_type": "call",
+        "weekday": 1,
+        "hour": 9,
+        "activities": 40,
+        "responded": 10,
+        "response_rate": 0.25,
+        "lift": 1.5,
+        "lift_over_type": 1.3,
+        "day": "Mon",
+    }
     assert sorted((r["activity_type"], r["day"]) for r in rows) == [
         ("call", "Mon"),
         ("call", "Wed"),
