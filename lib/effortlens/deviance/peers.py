@@ -259,10 +259,12 @@ def peer_deviance(
             & (limits[upper] < np.minimum(2 * safe_centre, (1 + safe_centre) / 2))
             & (limits[lower] > safe_centre / 2)
         )
+        # each rep's place in DIRECTIONS (positive, negative, none): the column is then
+        # those three texts gathered (a Series of 2,000 numpy texts costs ~0.25 ms)
         direction = np.where(
             eligible & (q <= fdr) & (rate > limits[upper]),
-            "positive",
-            np.where(eligible & (q <= fdr) & (rate < limits[lower]), "negative", "none"),
+            0,
+            np.where(eligible & (q <= fdr) & (rate < limits[lower]), 1, 2),
         )
     if rho > 0:
         prior = 1 / rho - 1
@@ -289,7 +291,7 @@ def peer_deviance(
             **{name: column(values, testable) for name, values in limits.items()},
             "eligible": pl.Series(eligible, dtype=pl.Boolean),
             "detectable": pl.Series(detectable, dtype=pl.Boolean),
-            "direction": pl.Series(direction, dtype=pl.String),
+            "direction": pl.Series(DIRECTIONS, dtype=pl.String)[direction],
             "overdispersion": pl.Series(np.full(volume.size, rho), dtype=pl.Float64),
         }
     )
