@@ -266,6 +266,22 @@ def test_null_data_rep_rates_stay_within_binomial_noise(small_null_enriched):
     assert reps["z"].std() < 1.3
 
 
+def test_stored_streaks_read_back_with_their_stored_days(small_planted_enriched):
+    """A reader of stored streaks makes ``days`` again from the first and last touch instead
+    of decoding it: the very values stored, for every streak, read by position or filtered."""
+    from effortlens.roe import STREAK_COLUMNS, streak_facts, streaks_at, streaks_from_facts
+
+    enriched = small_planted_enriched.enriched
+    stored = streak_facts(enriched.activities, enriched.actions, enriched.reps)
+    assert stored["days"].n_unique() > 100  # fractional days of every length
+    as_stored = stored.select(STREAK_COLUMNS)
+    assert_frame_equal(streaks_from_facts(stored, min_touches=2), as_stored, check_exact=True)
+    every = pl.Series(range(stored.height), dtype=pl.UInt32)
+    assert_frame_equal(
+        streaks_at(stored.lazy(), every, group_rows=1_000), as_stored, check_exact=True
+    )
+
+
 def test_streaks_read_by_position_equal_the_filtered_and_sorted_streaks():
     """A page finds its longest streaks in the load's index and reads only those rows: the
     same rows, in the same order, as filtering and sorting every stored streak."""
