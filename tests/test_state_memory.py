@@ -105,6 +105,7 @@ _REP_CODE_PAGES = (
     "habits",
     "positive_deviance",
     "interventions",
+    "organisation",
     "return_on_effort",
     "rep_mirror",
 )
@@ -149,6 +150,8 @@ def test_a_page_holding_fewer_daily_counts_draws_what_the_whole_roll_up_draws(
     rep = reps.filter(pl.col("team") == team)["rep_id"].sort()[0]
     end = whole.state.enriched.daily["day"].max()
     start = end - dt.timedelta(days=89)
+    facing = whole.state.enriched.daily.filter(pl.col("is_customer_facing"))
+    kinds = facing["activity_type"].cast(pl.String).unique().sort()
     filters = [
         Filter(),
         Filter(teams=(team,)),
@@ -156,6 +159,9 @@ def test_a_page_holding_fewer_daily_counts_draws_what_the_whole_roll_up_draws(
         Filter(start=start, end=end),
         Filter(start=start + dt.timedelta(days=3), end=end - dt.timedelta(days=2)),
         Filter(reps=(rep,)),
+        # a type: the pages that count from the days it keeps (the organisation page)
+        Filter(activity_types=(kinds[0],)),
+        Filter(activity_types=(kinds[0],), start=start, end=end),
     ]
     slices = [v for v in narrow.views + whole.views if isinstance(v, BySlice)]  # ROE by slice
     for flt in filters:

@@ -237,9 +237,12 @@ def test_organisation_page_from_the_weekly_roll_ups_equals_the_daily_figures(sma
         selling_time_weekly,
         variance_share,
     )
+    from effortlens_widgets.state import as_text_reps
 
     app = organisation_app(data_dir=small_planted)
     state = app.state
+    # counted from the roll-up with text rep ids (the page holds them as codes)
+    text = state.enriched.replace(daily=as_text_reps(state.enriched.daily))
     reps = state.enriched.reps.with_columns(pl.col("team", "segment").cast(pl.String))
     team = sorted(reps["team"].drop_nulls().unique())[0]
     segment = sorted(reps["segment"].drop_nulls().unique())[0]
@@ -266,7 +269,7 @@ def test_organisation_page_from_the_weekly_roll_ups_equals_the_daily_figures(sma
         Filter(activity_types=(kind,), start=end - dt.timedelta(days=89), end=end),
     ):
         state.filter = flt
-        view = filter_enriched(state.enriched, flt)
+        view = filter_enriched(text, flt)
         settings = view.settings
         weekly = selling_time_weekly(
             view.daily,

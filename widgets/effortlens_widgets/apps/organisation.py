@@ -23,13 +23,13 @@ from effortlens.organisation import (
     selling_time_by,
     selling_time_in_period,
     selling_time_of_hours,
-    selling_time_weekly,
     selling_time_within,
     variance_share,
     weekly_hours,
 )
 from effortlens_widgets.app import App, View, row
 from effortlens_widgets.panels import ChartPanel, TablePanel
+from effortlens_widgets.state import as_text_reps
 from effortlens_widgets.views import caveats_html, page_coverage, remembered
 
 
@@ -139,7 +139,9 @@ def _weekly_figures(state, view) -> tuple[pl.DataFrame, pl.DataFrame, tuple | No
                 state.enriched.daily,
                 flt,
                 spans=spans,
-                summed=lambda days: weekly_hours(days, internal_types=internal, effort=True),
+                summed=lambda days: as_text_reps(
+                    weekly_hours(days, internal_types=internal, effort=True)
+                ),
             )
         if hours.height == 0:
             return None
@@ -169,13 +171,12 @@ def _weekly_figures(state, view) -> tuple[pl.DataFrame, pl.DataFrame, tuple | No
     # activity types: counted from the days they keep (one pass for the effort)
     if view.daily.height == 0:
         return None
-    weekly = selling_time_weekly(
-        view.daily,
+    weekly = selling_time_of_hours(  # selling_time_weekly, its hours' reps as text
+        as_text_reps(weekly_hours(view.daily, internal_types=settings.internal)),
         reps=view.reps,
         working_hours_per_week=settings.working_hours_per_week,
-        internal_types=settings.internal,
     )
-    return weekly, _effort_per_rep(view.daily), None
+    return weekly, as_text_reps(_effort_per_rep(view.daily)), None
 
 
 def _reps_kept(state, view) -> pl.DataFrame | None:
@@ -269,15 +270,17 @@ def _hours(state) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     kept = _HOURS.get(state)
     if kept is None or kept[0] is not state.enriched:
         enriched = state.enriched
-        hours = weekly_hours(
-            enriched.daily, internal_types=enriched.settings.internal, effort=True, rows=True
+        hours = as_text_reps(  # the page holds the roll-up's reps as codes: joined as text
+            weekly_hours(
+                enriched.daily, internal_types=enriched.settings.internal, effort=True, rows=True
+            )
         ).sort("week", nulls_last=True)  # a run of weeks is a slice (_period_hours)
         weekly = selling_time_of_hours(
             hours,
             reps=enriched.reps,
             working_hours_per_week=enriched.settings.working_hours_per_week,
         )
-        per_rep = _effort_per_rep(enriched.daily)
+        per_rep = as_text_reps(_effort_per_rep(enriched.daily))
         kept = _HOURS[state] = (enriched, (hours, weekly, per_rep))
     return kept[1]
 
@@ -318,5 +321,6 @@ def organisation_app(**kwargs) -> App:
         views=[Organisation],
         filters=("period", "segment", "role"),
         daily_counts=("activities", "hours", "responded", "response_weight"),
+        daily_rep_codes=True,  # its rep-week and rep sums are cast to text (as_text_reps)
         **kwargs,
     )
