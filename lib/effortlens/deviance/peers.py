@@ -11,6 +11,7 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -495,13 +496,22 @@ def _return_freed_heap() -> None:
     elsewhere). The index's numpy temporaries of 4-16 MB come from the heap, below glibc's
     mmap threshold once it has risen, and their pages stayed resident after they were freed:
     at 10m a page kernel held ~45 MB more one second after its first draw without this."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's ``malloc_trim``, looked up once (``find_library`` runs ``ldconfig``: 1-18 ms of
+    wall a call, paid at every "what differs" before); None elsewhere."""
     import ctypes
     import ctypes.util
 
     try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
     except (OSError, AttributeError):  # not glibc
-        return
+        return None
 
 
 def response_counts_between(
