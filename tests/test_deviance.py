@@ -799,6 +799,44 @@ def test_null_data_has_no_more_false_deviants_than_the_998_limits_allow(null, me
     assert (table["direction"] != "none").sum() <= _chance_bound(eligible)
 
 
+def test_the_fits_root_finder_is_scipys_brentq_without_importing_scipy_optimize():
+    """fit_dispersion's brentq is scipy's compiled routine loaded alone: the same roots (to the
+    bit, on curves like the fit's and on plain ones), the same refusals, and a fit in a fresh
+    interpreter leaves scipy.optimize (and its ~23 MB) unimported."""
+    import subprocess
+    import sys
+
+    from scipy import optimize
+
+    from effortlens.deviance.funnel import _brentq  # noqa: PLC2701 - against scipy's
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        centre, scale, power = rng.uniform(0.001, 0.49), rng.uniform(0.1, 50), rng.uniform(0.3, 3)
+
+        def curve(x, centre=centre, scale=scale, power=power):
+            return math.copysign(abs(centre - x) ** power, centre - x) * scale
+
+        for low, high, xtol in [(0.0, 0.5, 1e-8), (centre * 0.98, centre * 1.02, 1e-8)]:
+            if curve(low) > 0 > curve(high):
+                assert _brentq(curve, low, high, xtol=xtol) == optimize.brentq(
+                    curve, low, high, xtol=xtol
+                )
+    with pytest.raises(ValueError, match="NaN"):
+        _brentq(lambda x: float("nan"), 0.0, 1.0, xtol=1e-8)
+    with pytest.raises(ValueError):  # no sign change
+        _brentq(lambda x: 1.0 + x, 0.0, 1.0, xtol=1e-8)
+    fit = (
+        "import sys, numpy as np\n"
+        "from effortlens.deviance.funnel import fit_dispersion\n"
+        "fit = fit_dispersion(np.array([30, 41, 29, 52, 18, 30, 44, 27]), np.full(8, 100),"
+        " np.zeros(8, dtype=int))\n"
+        "assert 0 < fit.rho < 0.5, fit.rho\n"
+        "assert 'scipy.optimize' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", fit], check=True)
+
+
 def test_running_counts_of_each_reps_run_of_rows_equal_the_grouped_ones():
     """A roll-up sorted by rep (as a build writes it) is indexed from each rep's run of rows;
     shuffled, or holding a rep the list lacks, it is grouped instead: the counts of every
