@@ -112,7 +112,7 @@ def _assert_same_view_facts(whole, parts, *, instant_ties: bool = False) -> None
     undecided = pl.exclude(LAST_TOUCH) if instant_ties else pl.all()
     for name, frame in whole.enriched.aggregates.items():
         a, b = frame.collect(), parts.enriched.aggregates[name].collect()
-        if name == "streaks":
+        if name in ("streaks", "streaks_by_rep"):  # the copy by rep: by the last touch's
             a, b = a.select(undecided), b.select(undecided)
         assert a.height == b.height, name
         assert a.height > 0 or (instant_ties and name == "verifiers"), name  # no deals there
@@ -126,6 +126,16 @@ def _assert_same_view_facts(whole, parts, *, instant_ties: bool = False) -> None
         for x in (whole.enriched, parts.enriched)
     ]
     assert_frame_equal(*streaks)
+    # the streaks of 4+ touches again by team and rep: each row the stored streak at its
+    # position, and (the last touch decided) the same rows in the same order in both builds
+    by_rep = [x.aggregates["streaks_by_rep"].collect() for x in (whole.enriched, parts.enriched)]
+    for ordered, x in zip(by_rep, (whole.enriched, parts.enriched), strict=True):
+        stored = x.aggregates["streaks"].collect()
+        at = stored.select(ordered.columns[1:])[ordered["position"].to_list()]
+        assert_frame_equal(ordered.drop("position"), at, check_exact=True)
+        assert ordered.height == stored.filter(pl.col("touches") >= 4).height > 0
+    if not instant_ties:
+        assert_frame_equal(*by_rep, check_exact=True)
     # the touches: part files of a range of days each, in name order the in-memory order
     # (day, then rep; a rep's touches of one day may come in another order)
     touches = parts.enriched.aggregates["touches"].collect()

@@ -411,3 +411,87 @@ def _streak_rows(
         },
         schema_overrides={"touches": pl.UInt32, "reps": pl.UInt32},
     )
+
+
+def test_streaks_read_from_the_rep_ordered_copy_equal_the_filtered_streaks(tmp_path, monkeypatch):
+    """A rep's or a team's longest streaks read from the build's rep-ordered copy (a rep's
+    lie together there) are the rows, in the order, of filtering and sorting every stored
+    streak: for a rep, a team, several reps, a rep without streaks, with periods."""
+    import effortlens.roe as roe
+    from effortlens.filters import Filter, filter_frame
+    from effortlens.roe import (
+        rep_ordered_streaks,
+        streak_index,
+        streaks_from_facts,
+        streaks_read,
+        write_rep_ordered_streaks,
+        write_streak_facts,
+    )
+
+    rows = _streak_rows(
+        900,
+        contact=lambda i: f"c{(i * 31) % 211:03d}",
+        accounts=41,
+        reps=(7, 23),
+        teams=5,
+        lengths=(11, 14),
+        first_hours=lambda i: (i * 13) % 900,
+        days=4,
+        ended_every=3,
+        days_spread=90,
+    ).sort(["touches", "contact_id", "first_ts"], descending=[True, False, False])
+    monkeypatch.setattr(roe, "STREAK_BY_REP_GROUP", 16)
+    write_streak_facts(rows, tmp_path / "streaks.parquet")
+    write_rep_ordered_streaks(rep_ordered_streaks(rows), tmp_path / "by_rep.parquet")
+    stored = pl.scan_parquet(tmp_path / "streaks.parquet")
+    by_rep = pl.scan_parquet(tmp_path / "by_rep.parquet")
+    ordered = by_rep.collect()
+    assert ordered.height == rows.filter(pl.col("touches") >= 4).height
+    assert ordered["rep_id"].n_unique() == 23 and not ordered["position"].is_sorted()
+    # each row is the stored streak at its position
+    at = rows.select(ordered.columns[1:])[ordered["position"].to_list()]
+    assert_frame_equal(ordered.drop("position"), at, check_exact=True)
+    index = streak_index(stored, min_touches=4, by_rep=by_rep)
+    assert "by_rep" in index[0].columns
+    nowhere = stored.filter(pl.lit(False))  # the stored streaks unread: the copy's rows only
+    team_reps = tuple(rows.filter(pl.col("team") == "T2")["rep_id"].unique().sort())
+    for flt in (
+        Filter(reps=("r3",)),
+        Filter(teams=("T2",)),
+        Filter(reps=team_reps[:3]),  # several reps of a team
+        Filter(reps=("r3", "r17", "r8")),
+        Filter(reps=("r3",), start=date(2024, 1, 20), end=date(2024, 2, 20)),
+        Filter(teams=("T1",), end=date(2024, 1, 30)),
+        Filter(reps=("r404",)),  # a rep without streaks
+    ):
+        for touches, top in ((4, 1000), (4, 10), (9, 50)):
+            expected = streaks_from_facts(filter_frame(stored, flt), min_touches=touches, top=top)
+            # a rep's or a team's 1,000 longest: the copy's rows only (the stored unread)
+            only_copy = top == 1000 and touches == 4
+            got = streaks_read(
+                nowhere if only_copy else stored,
+                index,
+                flt,
+                min_touches=touches,
+                top=top,
+                group_rows=64,
+                sliced_groups=5,
+                by_rep=by_rep,
+            )
+            assert_frame_equal(got, expected, check_exact=True)
+            assert expected.height > 0 or flt.reps == ("r404",)
+            # and read from the stored streaks (no copy): the same
+            alone = streaks_read(
+                stored, index, flt, min_touches=touches, top=top, group_rows=64, sliced_groups=99
+            )
+            assert_frame_equal(alone, expected, check_exact=True)
+    # everything: the longest lie at the top of the stored streaks, read there
+    expected = streaks_from_facts(stored, min_touches=4, top=40)
+    got = streaks_read(
+        stored, index, Filter(), min_touches=4, top=40, group_rows=64, sliced_groups=5,
+        by_rep=by_rep.filter(pl.lit(False)),
+    )  # fmt: skip
+    assert_frame_equal(got, expected, check_exact=True)
+    # a copy without every indexed streak is not used
+    assert "by_rep" not in streak_index(stored, by_rep=by_rep.head(10))[0].columns
+    assert "by_rep" not in streak_index(stored, min_touches=3, by_rep=by_rep)[0].columns

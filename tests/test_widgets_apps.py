@@ -308,16 +308,26 @@ def test_weekly_effort_summed_a_slice_of_reps_at_a_time_equals_one_sum(small_pla
     assert_frame_equal(sliced.sort(keys), whole.sort(keys), check_exact=False, rel_tol=1e-12)
 
 
-def test_silent_streaks_by_position_list_the_stored_streaks_of_the_filter(small_planted):
+def test_silent_streaks_by_position_list_the_stored_streaks_of_the_filter(
+    small_planted, monkeypatch
+):
     """The streaks table reads its rows by position in the build's streaks (the load's index)
     and lists what filtering and sorting every stored streak gives (none, a team, a period,
     a rep; a longer minimum run)."""
     import datetime as dt
 
+    import effortlens.roe as roe
     from effortlens.enrich import precomputed
     from effortlens.filters import Filter, filter_frame
     from effortlens.roe import streaks_from_facts
 
+    read, streaks_at = set(), roe.streaks_at
+
+    def reading(facts, positions, *, group_rows):
+        read.add("by rep" if group_rows == roe.STREAK_BY_REP_GROUP else "stored")
+        return streaks_at(facts, positions, group_rows=group_rows)
+
+    monkeypatch.setattr(roe, "streaks_at", reading)
     app = return_on_effort_app(data_dir=small_planted)
     state, streaks = app.state, app.views[3]
     built = precomputed(state.enriched, "streaks")
@@ -334,6 +344,9 @@ def test_silent_streaks_by_position_list_the_stored_streaks_of_the_filter(small_
             Filter(teams=(team,)),
             Filter(start=end - dt.timedelta(days=89), end=end),
             Filter(reps=(rep,)),
+            # read from the build's rep-ordered copy (streaks_by_rep) when it decodes less
+            Filter(teams=(team,), start=end - dt.timedelta(days=89), end=end),
+            Filter(reps=tuple(reps["rep_id"].sort()[:3])),
         ):
             state.filter = flt
             expected = streaks_from_facts(
@@ -344,6 +357,7 @@ def test_silent_streaks_by_position_list_the_stored_streaks_of_the_filter(small_
             assert_frame_equal(got, expected)
             listed += expected.height
     assert listed
+    assert set(read) == {"stored", "by rep"}  # both copies were read
 
 
 def test_headline_of_a_period_sums_the_day_totals_to_the_daily_figures(small_planted):

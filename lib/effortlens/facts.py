@@ -20,7 +20,9 @@ same one)
 - the precomputed view facts (:data:`AGGREGATES_LAYOUT`), computed once from the facts above
   (after either engine, by Polars reading the written facts): ``touches.parquet`` and
   ``streaks.parquet``, what the habit and silent-streak views would otherwise sort every touch
-  for (:func:`effortlens.habits.touch_facts`, :func:`effortlens.roe.streak_facts`);
+  for (:func:`effortlens.habits.touch_facts`, :func:`effortlens.roe.streak_facts`), and
+  ``streaks_by_rep.parquet``, the streaks of 4+ touches again by team and rep with their row
+  in ``streaks.parquet`` (:func:`effortlens.roe.rep_ordered_streaks`: a rep's lie together);
   ``habit_cells/`` (:func:`effortlens.habits.touch_cells` of the touches: per rep and
   activity type, what the habits page sums when it has no period); ``practice.parquet``
   (:func:`effortlens.deviance.practice_facts`: each touch with the rep's previous touch on
@@ -124,6 +126,7 @@ FACTS_LAYOUT: dict[str, str] = {
 AGGREGATES_LAYOUT: dict[str, str] = {
     "touches": "touches.parquet",
     "streaks": "streaks.parquet",
+    "streaks_by_rep": "streaks_by_rep.parquet",
     "practice": "practice.parquet",
     "practice_shares": "practice_cells/shares.parquet",
     "practice_sequences": "practice_cells/sequences.parquet",
@@ -1069,7 +1072,12 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
         touch_cells,
         write_touch_codes,
     )
-    from effortlens.roe import streak_facts, write_streak_facts
+    from effortlens.roe import (
+        rep_ordered_streaks,
+        streak_facts,
+        write_rep_ordered_streaks,
+        write_streak_facts,
+    )
     from effortlens.touch_build import (
         build_practice_facts,
         build_touch_facts,
@@ -1136,6 +1144,10 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
         relative = AGGREGATES_LAYOUT[name]
         if name == "streaks":  # read a few rows at a time by the ROE page: lz4, small groups
             write_streak_facts(frame, folder / relative)
+            by_rep = rep_ordered_streaks(frame)  # and again by rep, for a rep's or a team's
+            write_rep_ordered_streaks(by_rep, folder / AGGREGATES_LAYOUT["streaks_by_rep"])
+            rows[AGGREGATES_LAYOUT["streaks_by_rep"]] = by_rep.height
+            del by_rep
         else:
             _write_parquet(frame, folder / relative, row_group_size=ROW_GROUP)
         rows[relative] = frame.height

@@ -556,7 +556,8 @@ def write_view_facts(
     - ``practice`` and its rep cells, ``verifiers``: one part file per partition (as before);
     - ``streaks``: found per partition, then put in the build's order
       (:func:`effortlens.roe.sort_streak_facts`) a range of lengths at a time, written as
-      part files in that order (the folder read in name order is the in-memory order);
+      part files in that order (the folder read in name order is the in-memory order), and
+      those of 4+ touches again by rep in one file (:func:`effortlens.roe.rep_ordered_streaks`);
     - ``touches``: the habit credit is **one** fit over every touch and candidate pair
       (:func:`effortlens.touch_build.credit_em`, two fits). Pass 1 writes each partition's
       touches without credits and its fit inputs as integer codes numbered as over all
@@ -948,9 +949,11 @@ def _ordered_streaks(
 ) -> dict[str, int]:
     """The streaks of every partition in the build's order, as part files: a range of
     lengths (longest first) per part, each sorted by :func:`effortlens.roe.sort_streak_facts`
-    (its first key is the length, so the parts in name order are the whole order)."""
+    (its first key is the length, so the parts in name order are the whole order); then those
+    of 4+ touches again by rep, read back from the parts
+    (:func:`effortlens.roe.rep_ordered_streaks`)."""
     from effortlens.facts import AGGREGATES_LAYOUT, ROW_GROUP
-    from effortlens.roe import sort_streak_facts
+    from effortlens.roe import rep_ordered_streaks, sort_streak_facts, write_rep_ordered_streaks
 
     streaks = pl.scan_parquet(files)
     lengths = (
@@ -976,6 +979,11 @@ def _ordered_streaks(
         relative = f"{AGGREGATES_LAYOUT['streaks']}/part-{i:05d}.parquet"
         _write(frame, folder / relative, row_group_size=ROW_GROUP)
         rows[relative] = frame.height
+        del frame
+    written = sorted((folder / AGGREGATES_LAYOUT["streaks"]).glob("part-*.parquet"))
+    by_rep = rep_ordered_streaks(pl.scan_parquet(written))
+    write_rep_ordered_streaks(by_rep, folder / AGGREGATES_LAYOUT["streaks_by_rep"])
+    rows[AGGREGATES_LAYOUT["streaks_by_rep"]] = by_rep.height
     return rows
 
 

@@ -28,6 +28,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import polars as pl
 
 from effortlens.measures import COUNTS as COUNTS
@@ -489,12 +490,79 @@ def write_streak_facts(frame: pl.DataFrame, path: str | Path) -> None:
     )
 
 
+#: The shortest runs :func:`rep_ordered_streaks` holds (a ROE page's default, its index's).
+STREAK_BY_REP_TOUCHES = 4
+#: Rows per row group of :func:`rep_ordered_streaks` as a build stores them: a team's ~4,300
+#: streaks of 4+ touches at 10M activities lie in one or two groups, each decoded in a fraction
+#: of the ~2-3 ms a group of :data:`STREAK_ROW_GROUP` rows costs.
+STREAK_BY_REP_GROUP = 8_192
+
+
+def rep_ordered_streaks(facts: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """The stored streaks of :data:`STREAK_BY_REP_TOUCHES` or more touches again, ordered by
+    the last touch's team and rep (then as stored), each with its ``position`` in ``facts``.
+
+    The build writes them beside :func:`streak_facts` (``streaks_by_rep``): one rep's longest
+    streaks lie all along the stored streaks (in 9 of the 13 row groups of 4+ touches at 10M
+    activities) and a team's in several; here a rep's or a team's lie together, in a group or
+    two of :data:`STREAK_BY_REP_GROUP` rows (:func:`streaks_read`).
+
+    Parameters
+    ----------
+    facts
+        The build's :func:`streak_facts`, in :func:`sort_streak_facts`' order (as stored).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``position`` (UInt32, the row in ``facts``) and the columns a reader reads
+        (:func:`silent_streaks`' but ``days``), by ``team``, ``rep_id`` and ``position``.
+
+    Examples
+    --------
+    >>> rows = pl.DataFrame({"contact_id": ["a", "b", "c"], "account_id": ["x"] * 3,
+    ...     "rep_id": ["r2", "r1", "r2"], "touches": [9, 5, 2], "reps": [1, 1, 1],
+    ...     "first_ts": [1, 2, 3], "last_ts": [4, 5, 6], "ended_by_response": [False] * 3,
+    ...     "team": ["T"] * 3})
+    >>> rep_ordered_streaks(rows)["position"].to_list()
+    [1, 0]
+    """
+    return (
+        facts.lazy()
+        .with_row_index("position")
+        .filter(pl.col("touches") >= STREAK_BY_REP_TOUCHES)
+        .sort(["team", "rep_id", "position"], nulls_last=True)
+        .select(pl.col("position").cast(pl.UInt32), *_STREAK_READ)
+        .collect()
+    )
+
+
+def write_rep_ordered_streaks(frame: pl.DataFrame, path: str | Path) -> None:
+    """Write :func:`rep_ordered_streaks` as a build stores them: the build's codec, row groups
+    of :data:`STREAK_BY_REP_GROUP` rows.
+
+    Examples
+    --------
+    >>> write_rep_ordered_streaks(rep_ordered_streaks(stored),
+    ...                           folder / "streaks_by_rep.parquet")  # doctest: +SKIP
+    """
+    from effortlens.facts import PARQUET_CODEC  # one codec for every build file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(
+        path, compression=PARQUET_CODEC, statistics=True, row_group_size=STREAK_BY_REP_GROUP
+    )
+
+
 #: The columns of the streak facts a page filter reads that are the last rep's (one value per
 #: ``rep_id``: :func:`streak_facts` joins them from the reps).
 STREAK_REP_COLUMNS = ("team", "segment", "role")
 
 
-def streak_index(facts: pl.LazyFrame, *, min_touches: int = 4) -> tuple[pl.DataFrame, pl.DataFrame]:
+def streak_index(
+    facts: pl.LazyFrame, *, min_touches: int = 4, by_rep: pl.LazyFrame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Where each streak of ``min_touches`` or more lies in :func:`streak_facts` as a build
     stores them (longest first), with what a page filter reads: 16 bytes a streak.
 
@@ -508,13 +576,17 @@ def streak_index(facts: pl.LazyFrame, *, min_touches: int = 4) -> tuple[pl.DataF
         The build's :func:`streak_facts` (one file, sorted longest first), lazily scanned.
     min_touches
         Shortest run indexed.
+    by_rep
+        The build's :func:`rep_ordered_streaks` of ``facts``, lazily scanned, if it has them:
+        the index then also says where each streak lies there (``by_rep``).
 
     Returns
     -------
     tuple of pl.DataFrame
         The index: ``position`` (the row of ``facts``), ``touches``, ``rep_id``
-        (categorical) and ``day``, in the order of ``facts``; and each ``rep_id``'s
-        ``team``, ``segment`` and ``role`` (a filter on those keeps the reps it names).
+        (categorical), ``day`` and (with ``by_rep``) ``by_rep``, the row there, in the order
+        of ``facts``; and each ``rep_id``'s ``team``, ``segment`` and ``role`` (a filter on
+        those keeps the reps it names).
 
     Examples
     --------
@@ -541,7 +613,25 @@ def streak_index(facts: pl.LazyFrame, *, min_touches: int = 4) -> tuple[pl.DataF
     if not parts:  # no stored streak: the empty index, with its columns
         rows = facts.select("touches", "rep_id", "day", *extra).with_row_index("position")
         parts, reps = [_index_columns(rows.collect())], [rows.select("rep_id", *extra).collect()]
-    return pl.concat(parts), pl.concat(reps).unique()
+    index = pl.concat(parts)
+    if by_rep is not None and min_touches >= STREAK_BY_REP_TOUCHES:
+        index = _with_rep_rows(index, by_rep)
+    return index, pl.concat(reps).unique()
+
+
+def _with_rep_rows(index: pl.DataFrame, by_rep: pl.LazyFrame) -> pl.DataFrame:
+    """``index`` with ``by_rep``, each streak's row in the rep-ordered streaks (their
+    ``position`` column inverted); ``index`` as it is if they do not hold every one."""
+    positions = by_rep.select("position").collect()["position"].to_numpy()
+    wanted = index["position"].to_numpy()
+    if wanted.size and (positions.size == 0 or wanted.max() > positions.max()):
+        return index
+    rows = np.full(positions.max() + 1 if positions.size else 0, -1, dtype=np.int64)
+    rows[positions] = np.arange(positions.size)
+    at = rows[wanted]
+    if (at < 0).any():
+        return index
+    return index.with_columns(by_rep=pl.Series(at, dtype=pl.UInt32))
 
 
 def _index_columns(rows: pl.DataFrame) -> pl.DataFrame:
@@ -559,6 +649,20 @@ def streak_positions(
     >>> streak_positions(streak_index(stored), Filter(teams=("North",)), min_touches=4,
     ...                  top=1000)  # doctest: +SKIP
     """
+    return streak_rows(index, flt, min_touches=min_touches, top=top)["position"]
+
+
+def streak_rows(
+    index: tuple[pl.DataFrame, pl.DataFrame], flt, *, min_touches: int, top: int
+) -> pl.DataFrame:
+    """:func:`streak_positions` with, if the index has them, the streaks' rows in the
+    rep-ordered streaks (``by_rep``).
+
+    Examples
+    --------
+    >>> streak_rows(streak_index(stored, by_rep=ordered), Filter(reps=("r1",)),
+    ...             min_touches=4, top=1000)  # doctest: +SKIP
+    """
     from effortlens.filters import filter_frame
 
     rows, reps = index
@@ -570,7 +674,54 @@ def streak_positions(
         wanted &= pl.col("day") >= flt.start
     if flt.end is not None:
         wanted &= pl.col("day") <= flt.end
-    return rows.lazy().filter(wanted).head(top).collect()["position"]
+    return (
+        rows.lazy()
+        .filter(wanted)
+        .head(top)
+        .select("position", *(["by_rep"] if "by_rep" in rows.columns else []))
+        .collect()
+    )
+
+
+def streaks_read(
+    built: pl.LazyFrame,
+    index: tuple[pl.DataFrame, pl.DataFrame],
+    flt,
+    *,
+    min_touches: int,
+    top: int,
+    group_rows: int,
+    sliced_groups: int,
+    by_rep: pl.LazyFrame | None = None,
+) -> pl.DataFrame | None:
+    """The ``top`` longest streaks the page filter ``flt`` keeps, read by position from
+    whichever stored copy decodes fewer rows: the rep-ordered streaks (``by_rep``, a rep's or
+    a team's lie together, in groups of :data:`STREAK_BY_REP_GROUP` rows) or the stored
+    streaks (``built``, longest first, groups of ``group_rows``); None when that would be
+    more than ``sliced_groups`` groups of ``built`` (filtering every stored streak costs
+    less). The same rows in the same order as :func:`streaks_from_facts` of the filtered
+    streaks.
+
+    Examples
+    --------
+    >>> streaks_read(stored, streak_index(stored, by_rep=ordered), Filter(reps=("r1",)),
+    ...              min_touches=4, top=1000, group_rows=65_536, sliced_groups=5,
+    ...              by_rep=ordered)  # doctest: +SKIP
+    """
+    rows = streak_rows(index, flt, min_touches=min_touches, top=top)
+    groups = _groups(rows["position"], group_rows)  # as many as streaks_at's slices
+    by_reps = flt.reps or flt.teams or flt.segments or flt.roles  # else spread over all reps
+    if by_rep is not None and by_reps and "by_rep" in rows.columns:
+        # at 10M activities one rep's 1,000 longest lie in 9 groups of the stored streaks
+        # (~2-3 ms each to decode) and in one of the rep-ordered ones
+        ordered = rows.sort("by_rep")
+        slices = _groups(ordered["by_rep"], STREAK_BY_REP_GROUP)
+        if slices * STREAK_BY_REP_GROUP < min(groups, sliced_groups) * group_rows:
+            read = streaks_at(by_rep, ordered["by_rep"], group_rows=STREAK_BY_REP_GROUP)
+            return read[ordered["position"].arg_sort()]
+    if groups <= sliced_groups:
+        return streaks_at(built, rows["position"], group_rows=group_rows)
+    return None
 
 
 def streaks_at(facts: pl.LazyFrame, positions: pl.Series, *, group_rows: int) -> pl.DataFrame:
@@ -596,6 +747,11 @@ def streaks_at(facts: pl.LazyFrame, positions: pl.Series, *, group_rows: int) ->
             i += 1
         at += length
     return rows[wanted].lazy().with_columns(_streak_days()).select(STREAK_COLUMNS).collect()
+
+
+def _groups(positions: pl.Series, group_rows: int) -> int:
+    """How many row groups of ``group_rows`` rows ``positions`` lie in."""
+    return int(np.unique(positions.to_numpy() // group_rows).size)
 
 
 def streak_slices(positions: pl.Series, *, group_rows: int) -> list[tuple[int, int]]:

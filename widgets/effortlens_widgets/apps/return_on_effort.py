@@ -13,10 +13,8 @@ from effortlens.roe import (
     STREAK_ROW_GROUP,
     silent_streaks,
     streak_index,
-    streak_positions,
-    streak_slices,
-    streaks_at,
     streaks_from_facts,
+    streaks_read,
 )
 from effortlens_widgets.app import App, View
 from effortlens_widgets.panels import TablePanel
@@ -102,19 +100,25 @@ class SilentStreaks(View):
 
         The load's :func:`effortlens.roe.streak_index` gives the positions of the filter's
         longest streaks; when they lie in a few stored row groups (the longest of a team, a
-        period or everything lie near the top) only those are read, one slice each.
-        Otherwise (one rep's streaks lie all along) filtering every stored streak costs less.
+        period or everything lie near the top) only those are read, one slice each, or in
+        fewer rows of the build's rep-ordered copy (a rep's or a team's lie together there:
+        :func:`effortlens.roe.streaks_read`). Otherwise filtering every stored streak costs
+        less.
         """
         index = _streak_index(self.state, built) if self.min_touches >= INDEXED_TOUCHES else None
         if index is not None:
-            positions = streak_positions(
+            read = streaks_read(
+                built,
                 index,
                 self.state.filter,
                 min_touches=self.min_touches,
                 top=STREAKS_SHOWN,
+                group_rows=STREAK_ROW_GROUP,
+                sliced_groups=SLICED_GROUPS,
+                by_rep=precomputed(self.state.enriched, "streaks_by_rep"),
             )
-            if len(streak_slices(positions, group_rows=STREAK_ROW_GROUP)) <= SLICED_GROUPS:
-                return streaks_at(built, positions, group_rows=STREAK_ROW_GROUP)
+            if read is not None:
+                return read
         kept = filter_frame(built, self.state.filter, ignore=("activity_types",))
         return streaks_from_facts(kept, min_touches=self.min_touches, top=STREAKS_SHOWN)
 
@@ -134,7 +138,8 @@ def _streak_index(state, built: pl.LazyFrame) -> tuple[pl.DataFrame, pl.DataFram
     they are not stored longest first (positions would not be the order of the list)."""
     kept = _STREAK_INDEX.get(state)
     if kept is None or kept[0] is not state.enriched:
-        index = streak_index(built, min_touches=INDEXED_TOUCHES)
+        by_rep = precomputed(state.enriched, "streaks_by_rep")
+        index = streak_index(built, min_touches=INDEXED_TOUCHES, by_rep=by_rep)
         if not index[0]["touches"].is_sorted(descending=True):
             index = None
         kept = _STREAK_INDEX[state] = (state.enriched, index)
