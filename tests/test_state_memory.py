@@ -199,3 +199,40 @@ def test_the_pattern_session_with_rep_codes_draws_every_step_as_with_text_ids(
         for key, frame in expected.items():
             assert_frame_equal(frames[key], frame)
     assert len(text.frames()) > 6  # every step drew
+
+
+def test_the_organisation_page_with_rep_codes_on_a_roll_up_out_of_order_draws_as_with_text_ids(
+    small_planted, _built_cache, monkeypatch
+):
+    # rows out of rep-day order (a roll-up not written by a build): the rep-weeks have no
+    # positions and a period's cut weeks are summed from the filtered days (period_by_weeks),
+    # whose sums the page casts to text to join the rep-weeks of the load
+    import datetime as dt
+
+    import numpy as np
+
+    from effortlens.filters import Filter
+    from effortlens_widgets.apps.organisation import organisation_app
+
+    monkeypatch.setenv("EFFORTLENS_CACHE", str(_built_cache))
+    codes = organisation_app(data_dir=small_planted)
+    text = organisation_app(data_dir=small_planted, state=PageState())
+    order = pl.Series(np.random.default_rng(5).permutation(codes.state.enriched.daily.height))
+    for app in (codes, text):
+        app.state.enriched = app.state.enriched.replace(daily=app.state.enriched.daily[order])
+    assert codes.state.enriched.daily.schema["rep_id"] != pl.String
+    assert text.state.enriched.daily.schema["rep_id"] == pl.String
+    end = text.state.enriched.daily["day"].max()
+    segment = text.state.enriched.reps["segment"].drop_nulls().sort()[0]
+    for flt in (
+        Filter(start=end - dt.timedelta(days=89), end=end),
+        Filter(start=end - dt.timedelta(days=40), end=end - dt.timedelta(days=3)),
+        Filter(segments=(segment,), start=end - dt.timedelta(days=60), end=end),
+    ):
+        codes.state.filter = text.state.filter = flt
+        for app in (codes, text):
+            assert not [v.problem for v in app.views if getattr(v, "problem", "")], flt
+        frames, expected = codes.frames(), text.frames()
+        assert set(frames) == set(expected) and expected, flt
+        for key, frame in expected.items():
+            assert_frame_equal(frames[key], frame)
