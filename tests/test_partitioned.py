@@ -118,7 +118,7 @@ def _assert_same_view_facts(whole, parts, *, instant_ties: bool = False) -> None
         assert a.height > 0 or (instant_ties and name == "verifiers"), name  # no deals there
         assert a.schema == b.schema, name
         assert_frame_equal(_sorted(a), _sorted(b), check_exact=False, **CREDIT_TOL)
-        if name in ("touches", "practice", "streaks", "verifiers"):  # event-level: part files
+        if name in ("touches", "practice", "streaks", "streaks_by_rep", "verifiers"):  # parts
             assert any(f.startswith(AGGREGATES_LAYOUT[name] + "/") for f in parts.manifest["files"])
     # the streaks' order is the in-memory order (longest, contact, first touch)
     streaks = [

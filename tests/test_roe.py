@@ -492,6 +492,16 @@ def test_streaks_read_from_the_rep_ordered_copy_equal_the_filtered_streaks(tmp_p
         by_rep=by_rep.filter(pl.lit(False)),
     )  # fmt: skip
     assert_frame_equal(got, expected, check_exact=True)
+    # written a range of teams at a time (a partitioned build), a streak without a team too
+    teamless = rows.with_columns(
+        team=pl.when(pl.col("rep_id") == "r5").then(None).otherwise(pl.col("team"))
+    )
+    whole = rep_ordered_streaks(teamless)
+    assert whole["rep_id"].tail(1).item() == "r5"  # no team: last
+    batches = [["T0", "T1"], ["T2"], ["T3", "T4", None]]
+    parts = pl.concat(rep_ordered_streaks(teamless, teams=t) for t in batches)
+    assert_frame_equal(parts, whole, check_exact=True)
+    assert rep_ordered_streaks(teamless, teams=["T9"]).height == 0
     # a copy without every indexed streak is not used
     assert "by_rep" not in streak_index(stored, by_rep=by_rep.head(10))[0].columns
     assert "by_rep" not in streak_index(stored, min_touches=3, by_rep=by_rep)[0].columns

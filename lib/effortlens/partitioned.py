@@ -557,7 +557,8 @@ def write_view_facts(
     - ``streaks``: found per partition, then put in the build's order
       (:func:`effortlens.roe.sort_streak_facts`) a range of lengths at a time, written as
       part files in that order (the folder read in name order is the in-memory order), and
-      those of 4+ touches again by rep in one file (:func:`effortlens.roe.rep_ordered_streaks`);
+      those of 4+ touches again by rep, a range of teams per part file
+      (:func:`effortlens.roe.rep_ordered_streaks`);
     - ``touches``: the habit credit is **one** fit over every touch and candidate pair
       (:func:`effortlens.touch_build.credit_em`, two fits). Pass 1 writes each partition's
       touches without credits and its fit inputs as integer codes numbered as over all
@@ -950,10 +951,16 @@ def _ordered_streaks(
     """The streaks of every partition in the build's order, as part files: a range of
     lengths (longest first) per part, each sorted by :func:`effortlens.roe.sort_streak_facts`
     (its first key is the length, so the parts in name order are the whole order); then those
-    of 4+ touches again by rep, read back from the parts
+    of 4+ touches again by rep, read back from the parts a range of teams (in team order, at most
+    ``rows_per_part`` streaks unless one team has more) per part file
     (:func:`effortlens.roe.rep_ordered_streaks`)."""
     from effortlens.facts import AGGREGATES_LAYOUT, ROW_GROUP
-    from effortlens.roe import rep_ordered_streaks, sort_streak_facts, write_rep_ordered_streaks
+    from effortlens.roe import (
+        STREAK_BY_REP_TOUCHES,
+        rep_ordered_streaks,
+        sort_streak_facts,
+        write_rep_ordered_streaks,
+    )
 
     streaks = pl.scan_parquet(files)
     lengths = (
@@ -980,10 +987,28 @@ def _ordered_streaks(
         _write(frame, folder / relative, row_group_size=ROW_GROUP)
         rows[relative] = frame.height
         del frame
-    written = sorted((folder / AGGREGATES_LAYOUT["streaks"]).glob("part-*.parquet"))
-    by_rep = rep_ordered_streaks(pl.scan_parquet(written))
-    write_rep_ordered_streaks(by_rep, folder / AGGREGATES_LAYOUT["streaks_by_rep"])
-    rows[AGGREGATES_LAYOUT["streaks_by_rep"]] = by_rep.height
+    stored = pl.scan_parquet(sorted((folder / AGGREGATES_LAYOUT["streaks"]).glob("*.parquet")))
+    teams = (
+        stored.filter(pl.col("touches") >= STREAK_BY_REP_TOUCHES)
+        .group_by("team")
+        .len()
+        .collect(engine="streaming")
+        .sort("team", nulls_last=True)
+    )
+    batches: list[list[str | None]] = []  # the teams of each part
+    held = 0
+    for team, n in teams.iter_rows():
+        if batches and held + n <= rows_per_part:
+            batches[-1].append(team)
+            held += n
+        else:
+            batches.append([team])
+            held = n
+    for i, names in enumerate(batches or [None]):
+        by_rep = rep_ordered_streaks(stored, teams=names)
+        relative = f"{AGGREGATES_LAYOUT['streaks_by_rep']}/part-{i:05d}.parquet"
+        write_rep_ordered_streaks(by_rep, folder / relative)
+        rows[relative] = by_rep.height
     return rows
 
 

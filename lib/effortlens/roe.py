@@ -498,7 +498,9 @@ STREAK_BY_REP_TOUCHES = 4
 STREAK_BY_REP_GROUP = 8_192
 
 
-def rep_ordered_streaks(facts: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+def rep_ordered_streaks(
+    facts: pl.DataFrame | pl.LazyFrame, *, teams: Sequence[str | None] | None = None
+) -> pl.DataFrame:
     """The stored streaks of :data:`STREAK_BY_REP_TOUCHES` or more touches again, ordered by
     the last touch's team and rep (then as stored), each with its ``position`` in ``facts``.
 
@@ -511,6 +513,10 @@ def rep_ordered_streaks(facts: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     ----------
     facts
         The build's :func:`streak_facts`, in :func:`sort_streak_facts`' order (as stored).
+    teams
+        Only the streaks of these teams (None: a streak without one), for a build that writes
+        the copy a range of teams at a time (in team order, nulls last, the parts are the
+        whole); all when None.
 
     Returns
     -------
@@ -527,10 +533,14 @@ def rep_ordered_streaks(facts: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     >>> rep_ordered_streaks(rows)["position"].to_list()
     [1, 0]
     """
+    kept = pl.col("touches") >= STREAK_BY_REP_TOUCHES
+    if teams is not None:
+        named = pl.col("team").is_in([t for t in teams if t is not None])
+        kept &= (named | pl.col("team").is_null()) if None in teams else named
     return (
         facts.lazy()
         .with_row_index("position")
-        .filter(pl.col("touches") >= STREAK_BY_REP_TOUCHES)
+        .filter(kept)
         .sort(["team", "rep_id", "position"], nulls_last=True)
         .select(pl.col("position").cast(pl.UInt32), *_STREAK_READ)
         .collect()
