@@ -1,4 +1,5 @@
-"""What differs without a period reads only the compared reps' runs of the follow-ups
+"""What differs without a period sums the compared reps' cells by numpy
+(``PracticeRepCells``) and reads only the compared reps' runs of the follow-ups
 (``differs._compared_runs``, issue 13): the same table as reading the whole column (the
 medians' cells to the bit; the effects to 1e-12, as Polars sums them in any order), and each
 rep's run read back where it says."""
@@ -22,6 +23,7 @@ from effortlens.deviance import (
     what_differs_in,
 )
 from effortlens.deviance.differs import (
+    PracticeRepCells,
     _compared_runs,  # noqa: PLC2701 - against the column
     _gap_cells_of_reps,  # noqa: PLC2701 - its medians
     _sides,  # noqa: PLC2701 - the compared reps
@@ -113,3 +115,53 @@ def test_what_differs_by_runs_equals_reading_the_whole_column(planted, monkeypat
                     )
                 compared += whole.filter(pl.col("feature") == "median_days_between_touches").height
     assert compared > 0  # medians were compared, not only empty tables
+
+
+def test_the_reps_cells_summed_by_numpy_equal_joining_them(planted):
+    enriched, practice, cells, gaps = planted
+    rep_cells = PracticeRepCells(cells["shares"], cells["sequences"])
+    # a build writing a rep's cells in two parts (a partitioned build): the same arrays
+    halves = {k: pl.concat([v.with_columns(n=pl.col("n") / 2)] * 2) for k, v in cells.items()}
+    split = PracticeRepCells(halves["shares"].lazy(), halves["sequences"].lazy())
+    assert np.array_equal(split.shares, rep_cells.shares)
+    assert np.array_equal(split.sequences, rep_cells.sequences)
+    reps = enriched.reps.with_columns(pl.col("segment", "role").cast(pl.String))
+    filters = [f for f in reader_filters(enriched) if f.start is None and f.end is None]
+    filters += [Filter(segments=(reps["segment"].drop_nulls().sort()[0],))]
+    filters += [Filter(roles=(reps["role"].drop_nulls().sort()[-1],))]
+    compared = 0
+    for flt in filters:
+        deviance = rep_deviance(filter_enriched(enriched, flt))
+        picked = deviance.filter(pl.col("volume") > 0)["rep_id"].sort()[:1].to_list()
+        by_reps = {**gaps, "gap_reps": filter_frame(gaps["all_gap_reps"], flt)}
+        for rep_ids in (None, picked):
+            for min_support in (1, 100, 1000):
+                expected = what_differs_in(
+                    practice_in(practice, flt),
+                    deviance,
+                    rep_ids=rep_ids,
+                    min_support=min_support,
+                    cells={k: filter_frame(v, flt) for k, v in cells.items()},
+                    gaps=by_reps,
+                )
+                got = what_differs_in(
+                    practice_in(practice, flt),
+                    deviance,
+                    rep_ids=rep_ids,
+                    min_support=min_support,
+                    rep_cells=rep_cells.kept(flt),
+                    gaps=by_reps,
+                )
+                assert_frame_equal(got, expected, check_exact=False, rel_tol=1e-12)
+                # the days between touches from the touches themselves (no gaps given)
+                touched = what_differs_in(
+                    practice_in(practice, flt),
+                    deviance,
+                    rep_ids=rep_ids,
+                    min_support=min_support,
+                    rep_cells=rep_cells.kept(flt),
+                )
+                assert_frame_equal(touched, expected, check_exact=False, rel_tol=1e-9)
+                assert_frame_equal(got, expected, check_exact=False, rel_tol=1e-12)
+                compared += expected.height
+    assert compared > 0

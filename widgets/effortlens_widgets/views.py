@@ -794,11 +794,16 @@ class Deviance(View):
             # the follow-ups by rep: the median days between touches without the touches
             gaps = {k: precomputed(enriched, f"practice_{k}") for k in ("gaps", "gap_reps")}
             by_rep = given and all(v is not None for v in gaps.values())
+            if by_rep:  # whole reps: their cells summed from the reps' rows by numpy
+                from effortlens.deviance.differs import practice_rep_cells_of
+
+                rep_cells = practice_rep_cells_of(enriched, cells["shares"], cells["sequences"])
             differs = what_differs_in(
                 touches,
                 deviance,
                 rep_ids=rep_ids,
                 cells={k: filter_frame(v, flt) for k, v in cells.items()} if given else None,
+                rep_cells=rep_cells.kept(flt) if by_rep else None,
                 gaps={
                     "gaps": gaps["gaps"],
                     "all_gap_reps": gaps["gap_reps"],

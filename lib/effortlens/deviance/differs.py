@@ -10,6 +10,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import functools
 from collections.abc import Sequence
@@ -632,6 +633,7 @@ def what_differs_in(
     min_support: int = 100,
     cells: dict[str, pl.DataFrame | pl.LazyFrame] | None = None,
     gaps: dict[str, pl.DataFrame | pl.LazyFrame] | None = None,
+    rep_cells: PracticeRepCells | None = None,
 ) -> pl.DataFrame:
     """:func:`what_differs` of touches that already carry the rep's previous touch
     (``previous_type``, ``gap_days``): :func:`practice_in` of the build's practice facts.
@@ -639,7 +641,9 @@ def what_differs_in(
     sequences from (the touches then give only the days between touches). ``gaps``: their
     :func:`practice_gaps` as the build wrote them (``"gaps"``, ``"all_gap_reps"``) and
     ``"gap_reps"`` filtered as the touches are (a view without a period: whole reps), for the
-    days between touches without reading a touch.
+    days between touches without reading a touch. ``rep_cells``: in place of ``cells``, the
+    build's :class:`PracticeRepCells` of the view's reps (:meth:`PracticeRepCells.kept`),
+    each (peer group, side) cell's shares and sequences summed from its reps' rows by numpy.
 
     Examples
     --------
@@ -657,7 +661,21 @@ def what_differs_in(
     compared = pl.col("rep_id").is_in(sides.get_column("rep_id").unique().implode())
     touches = touches.lazy().filter(compared)
     side_frame = sides.lazy()
-    if cells is None:
+    if rep_cells is not None:  # whole reps: each cell's counts summed from its reps' rows
+        cell_of = (
+            sides.select("peer_group", "weight", "side")
+            .unique(maintain_order=True)
+            .with_row_index("cell")
+        )
+        by_rep = sides.join(cell_of, on=["peer_group", "weight", "side"]).select(
+            pl.col("rep_id").cast(pl.String), "cell"
+        )
+        summed, transitions = rep_cells.cell_counts(by_rep, n_cells=cell_of.height)
+        share_counts, transitions = summed.lazy(), transitions.lazy()
+        side_frame = cell_of.select(
+            pl.col("cell").alias("rep_id"), "peer_group", "weight", "side"
+        ).lazy()
+    elif cells is None:
         # counted from the touches (a period): every count below is pooled by (peer group,
         # side), so each touch carries its cell as a small integer in place of its rep and
         # the group-bys and joins hash integers, not rep ids (whole-number counts: the same
@@ -667,10 +685,10 @@ def what_differs_in(
             .unique(maintain_order=True)
             .with_row_index("cell")
         )
-        rep_cells = sides.join(cell_of, on=["peer_group", "weight", "side"]).select(
+        cell_of_reps = sides.join(cell_of, on=["peer_group", "weight", "side"]).select(
             pl.col("rep_id").cast(touches.collect_schema()["rep_id"]), "cell"
         )
-        touches = touches.join(rep_cells.lazy(), on="rep_id").select(
+        touches = touches.join(cell_of_reps.lazy(), on="rep_id").select(
             pl.col("cell").alias("rep_id"), *_COUNTED[1:]
         )
         side_frame = cell_of.select(
@@ -693,7 +711,7 @@ def what_differs_in(
             _share_effects(share_counts, side_frame),
             _sequence_effects(transitions, side_frame, min_support=min_support),
             _gap_effects(
-                _gap_cells(touches, side_frame)
+                _gap_cells(touches, sides.lazy() if rep_cells is not None else side_frame)
                 if gaps is None
                 else _gap_cells_of_reps(gaps, sides),
                 min_support=min_support,
@@ -1096,3 +1114,105 @@ def what_differs_coded(
             _gap_effects(gap_cells, min_support=min_support),
         ]
     )
+
+
+class PracticeRepCells:
+    """:func:`practice_cells` as rep-indexed arrays (read once per load): a row per rep, a
+    column per (feature, level) of the shares and per (previous type, type) of the
+    sequences, the touches counted. A view without a period keeps whole reps, so its
+    compared (peer group, side) cells' counts are the sums of their reps' rows: whole numbers,
+    the same sums in any order (:func:`what_differs_of_reps`).
+
+    Examples
+    --------
+    >>> shares = precomputed(enriched, "practice_shares")  # doctest: +SKIP
+    >>> sequences = precomputed(enriched, "practice_sequences")  # doctest: +SKIP
+    >>> PracticeRepCells(shares, sequences).shares.shape  # doctest: +SKIP
+    (2000, 54)
+    """
+
+    def __init__(
+        self, shares: pl.DataFrame | pl.LazyFrame, sequences: pl.DataFrame | pl.LazyFrame
+    ) -> None:
+        """Count the cells of ``shares`` and ``sequences`` (:func:`practice_cells`' frames)
+        into the arrays (a rep's rows summed where a build wrote it in several parts)."""
+        shares = shares.lazy().collect()
+        sequences = sequences.lazy().filter(pl.col("previous_type").is_not_null()).collect()
+        as_text = pl.col("rep_id").cast(pl.String)
+        shares, sequences = (f.with_columns(as_text) for f in (shares, sequences))
+        keys = pl.concat([f.select(_REP_KEYS) for f in (shares, sequences)], how="vertical_relaxed")
+        #: rep_id, team, segment, role: a row per rep, in the arrays' order
+        self.reps = keys.unique("rep_id", keep="first").sort("rep_id")
+        #: the filter whose reps alone are counted (:meth:`kept`; None: every rep)
+        self.flt = None
+        self.share_keys, self.shares = self._counted(shares, ["feature", "level"])
+        self.sequence_keys, self.sequences = self._counted(
+            sequences, ["previous_type", "activity_type"]
+        )
+
+    def _counted(self, frame: pl.DataFrame, key: list[str]) -> tuple[pl.DataFrame, np.ndarray]:
+        levels = frame.select(key).unique(maintain_order=True).with_row_index("k")
+        coded = frame.join(
+            self.reps.select("rep_id").with_row_index("r"), on="rep_id", how="left"
+        ).join(levels, on=key, how="left", nulls_equal=True)
+        counts = np.zeros((self.reps.height, levels.height), dtype=np.float64)
+        np.add.at(counts, (coded["r"].to_numpy(), coded["k"].to_numpy()), coded["n"].to_numpy())
+        return levels.drop("k"), counts
+
+    def kept(self, flt) -> PracticeRepCells:
+        """These cells with only the reps that ``flt`` (a filter without a period) keeps
+        counted (the filter applied by :meth:`cell_counts`: nothing done until then)."""
+        out = copy.copy(self)
+        out.flt = flt
+        return out
+
+    def cell_counts(self, rep_cells: pl.DataFrame, *, n_cells: int) -> tuple[pl.DataFrame, ...]:
+        """The share counts (``rep_id``: the cell, ``feature``, ``level``, ``n``) and
+        transitions (``rep_id``, ``previous_type``, ``activity_type``, ``n``) of the
+        (peer group, side) cells of ``rep_cells`` (``rep_id`` text, ``cell``): each cell's
+        reps' rows summed, its levels that happened."""
+        from effortlens.filters import filter_frame
+
+        reps = self.reps.with_row_index("r")
+        if self.flt is not None:
+            reps = filter_frame(reps, self.flt)
+        kept = reps.select("r", "rep_id").join(rep_cells, on="rep_id")
+        rows, cells = kept["r"].to_numpy(), kept["cell"].to_numpy()
+        out = []
+        for levels, counts in (
+            (self.share_keys, self.shares),
+            (self.sequence_keys, self.sequences),
+        ):
+            summed = np.zeros((n_cells, counts.shape[1]), dtype=np.float64)
+            np.add.at(summed, cells, counts[rows])
+            cell, level, n = _nonzero(summed)
+            out.append(
+                levels[level]
+                .with_columns(n=pl.Series(n), rep_id=pl.Series(cell, dtype=pl.UInt32))
+                .select("rep_id", *levels.columns, "n")
+            )
+        return out[0], out[1]
+
+
+#: Build folder -> its :class:`PracticeRepCells` (made once per process and build).
+_REP_CELLS: dict = {}
+
+
+def practice_rep_cells_of(enriched, shares, sequences) -> PracticeRepCells:
+    """The :class:`PracticeRepCells` of ``shares`` and ``sequences`` (the build's
+    :func:`practice_cells` that ``enriched`` was read from): made once per build in this
+    process; each time for facts enriched in memory.
+
+    Examples
+    --------
+    >>> practice_rep_cells_of(enriched, shares, sequences)  # doctest: +SKIP
+    <effortlens.deviance.differs.PracticeRepCells object at ...>
+    """
+    from effortlens.facts import entry_of
+
+    entry = entry_of(enriched)
+    if entry is None:
+        return PracticeRepCells(shares, sequences)
+    if entry not in _REP_CELLS:
+        _REP_CELLS[entry] = PracticeRepCells(shares, sequences)
+    return _REP_CELLS[entry]
