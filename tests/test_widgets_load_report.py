@@ -278,3 +278,41 @@ def test_start_here_names_only_frames_its_report_offers(tiny_dirty):
     view = LoadReportView(value=load_folder(tiny_dirty))
     assert named <= set(view.frames), named - set(view.frames)
     assert view.frame is view.frames["tables"]
+
+
+def test_a_large_builds_quarantine_is_held_in_part_and_listed_from_its_file(
+    tiny_dirty, tmp_path, monkeypatch
+):
+    """A kernel holds the first rows of each reason of a large build's quarantine (the 100M
+    sample's 6.6M rows were 3.5 GB in every kernel); the view counts them all from the report
+    and lists as many as asked, reading the build's file past what is held."""
+    import effortlens.facts as facts
+
+    cache = tmp_path / "cache"
+    facts.open_build(tiny_dirty, cache_dir=cache)
+    whole = facts.open_build(tiny_dirty, cache_dir=cache).data  # read back from the build
+    assert whole.quarantine_complete
+    on_file = pl.read_parquet(whole.quarantine_file)
+    assert_frame_equal(whole.quarantine, on_file)
+    counts = dict(on_file.group_by("reason").len().iter_rows())
+    assert max(counts.values()) > 2, "the dirty sample sets aside several rows of a reason"
+
+    monkeypatch.setattr(facts, "QUARANTINE_HELD_ROWS", on_file.height - 1)
+    monkeypatch.setattr(facts, "QUARANTINE_ROWS_PER_REASON", 2)
+    data = facts.open_build(tiny_dirty, cache_dir=cache).data
+    assert not data.quarantine_complete
+    expected = pl.concat(
+        on_file.with_row_index("at").filter(pl.col("reason") == code).head(2) for code in counts
+    )
+    assert_frame_equal(data.quarantine, expected.sort("at").drop("at"))  # file order kept
+
+    view = LoadReportView(value=data)
+    assert view.reasons == dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    for code, n in counts.items():
+        view.max_rows = 1
+        view.reason = code
+        first = on_file.filter(pl.col("reason") == code)
+        assert (view.frames["rows"]["message"][0], view.more) == (first["message"][0], n - 1)
+        view.max_rows = n  # more than the kernel holds: the rest is read from the build's file
+        assert view.frames["rows"]["message"].to_list() == first["message"].to_list()
+        assert view.more == 0
