@@ -228,6 +228,28 @@ def _left_by_a_kernel(entry: Path) -> bool:
     return stat.S_ISREG(mode) and entry.name.startswith("kernel-") and entry.suffix == ".json"
 
 
+def _own_folders(root: str | os.PathLike | None, prefixes: str | tuple[str, ...]) -> list[Path]:
+    """The folders (not links) of this user directly under ``root`` (the system's temporary
+    folder) whose names start with ``prefixes``: what the sweeps below may judge."""
+    import stat
+    import tempfile
+
+    base = Path(root if root is not None else tempfile.gettempdir())
+    try:
+        candidates = [p for p in base.iterdir() if p.name.startswith(prefixes)]
+    except OSError:
+        return []
+    owned = []
+    for folder in candidates:
+        try:
+            info = folder.lstat()
+        except OSError:  # gone meanwhile
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+            owned.append(folder)
+    return owned
+
+
 def sweep_socket_folders(root: str | os.PathLike | None = None) -> list[Path]:
     """Remove the socket folders under ``root`` (the system's temporary folder) that servers
     killed before they could clean up left behind; the folders removed.
@@ -244,20 +266,9 @@ def sweep_socket_folders(root: str | os.PathLike | None = None) -> list[Path]:
     >>> sweep_socket_folders()  # doctest: +SKIP
     [PosixPath('/tmp/voila_k2j4h1x0')]
     """
-    import stat
-    import tempfile
-
-    base = Path(root if root is not None else tempfile.gettempdir())
     removed = []
-    try:
-        candidates = [p for p in base.iterdir() if p.name.startswith(SOCKET_FOLDER_PREFIXES)]
-    except OSError:
-        return removed
-    for folder in candidates:
+    for folder in _own_folders(root, SOCKET_FOLDER_PREFIXES):
         try:
-            info = folder.lstat()
-            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-                continue
             entries = list(folder.iterdir())
             record = folder / SERVER_FILE
             if record not in entries or not _server_gone(record):
@@ -292,19 +303,10 @@ def sweep_ipython_folders(root: str | os.PathLike | None = None) -> list[Path]:
     """
     import shutil
     import stat
-    import tempfile
 
-    base = Path(root if root is not None else tempfile.gettempdir())
     removed = []
-    try:
-        candidates = [p for p in base.iterdir() if p.name.startswith(IPYTHON_FOLDER_PREFIX)]
-    except OSError:
-        return removed
-    for folder in candidates:
+    for folder in _own_folders(root, IPYTHON_FOLDER_PREFIX):
         try:
-            info = folder.lstat()
-            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-                continue
             record, profile = folder / SERVER_FILE, folder / "profile_default"
             if set(folder.iterdir()) != {record, profile} or not _server_gone(record):
                 continue

@@ -122,6 +122,26 @@ def practice_cells(practice: pl.DataFrame | pl.LazyFrame) -> dict[str, pl.LazyFr
 _DAY_SECONDS = 86_400
 
 
+def _median_days(values: np.ndarray) -> float:
+    """The median of ``values`` (seconds, partitioned in place) in days, as Polars' median of
+    the days: the mean of the two middle values when their count is even.
+
+    Examples
+    --------
+    >>> odd, even = np.array([3, 1, 2]), np.array([4.0, 1.0])
+    >>> _median_days(odd * _DAY_SECONDS), _median_days(even * _DAY_SECONDS)
+    (2.0, 2.5)
+    """
+    n = len(values)
+    middle = (n - 1) // 2
+    if n % 2:
+        values.partition(middle)
+        return float(values[middle] / _DAY_SECONDS)
+    values.partition([middle, middle + 1])
+    low, high = values[middle] / _DAY_SECONDS, values[middle + 1] / _DAY_SECONDS
+    return float(low + (high - low) * 0.5)
+
+
 def practice_gaps(practice: pl.DataFrame | pl.LazyFrame) -> dict[str, pl.LazyFrame]:
     """:func:`practice_facts`' follow-ups by rep, for the median days between touches of a
     view without a period (whole reps): a kernel then reads one narrow integer column instead
@@ -493,14 +513,7 @@ def _gap_cells_of_reps(gaps: dict[str, pl.LazyFrame], sides: pl.DataFrame) -> pl
         starts = part["start"].to_numpy().astype(np.int64)
         # the cell's reps' runs of the column, one copy (no index arrays of 8 bytes a value)
         values = np.concatenate([seconds[s : s + c] for s, c in zip(starts, counts, strict=True)])
-        middle = (n - 1) // 2
-        if n % 2:
-            values.partition(middle)
-            value = values[middle] / _DAY_SECONDS
-        else:
-            values.partition([middle, middle + 1])
-            low, high = values[middle] / _DAY_SECONDS, values[middle + 1] / _DAY_SECONDS
-            value = low + (high - low) * 0.5  # as Polars' median of the days
+        value = _median_days(values)
         del values
         total, squares = float(part["log_gap_sum"].sum()), float(part["log_gap_squares"].sum())
         mean = total / n
@@ -1006,14 +1019,7 @@ def _coded_gap_cells(cell: np.ndarray, seconds: np.ndarray, cell_of: pl.DataFram
         if n == 0:
             continue
         logs = np.log1p(values / _DAY_SECONDS)
-        middle = (n - 1) // 2
-        if n % 2:
-            values.partition(middle)
-            value = values[middle] / _DAY_SECONDS
-        else:
-            values.partition([middle, middle + 1])
-            low, high = values[middle] / _DAY_SECONDS, values[middle + 1] / _DAY_SECONDS
-            value = low + (high - low) * 0.5  # as Polars' median of the days
+        value = _median_days(values)
         var = float(logs.var(ddof=1)) if n > 1 else None
         rows.append((index, float(value), float(n), float(logs.mean()), var))
     schema = {"cell": pl.UInt32, "value": pl.Float64, "base": pl.Float64}
