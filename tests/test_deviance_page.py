@@ -95,3 +95,35 @@ def rep_deviance_of(events_view):
 
     counts = response_counts(events_view.activities)
     return rep_deviance(events_view, counts=counts)
+
+
+def test_everything_is_kept_however_many_selections_were_drawn_since(tiny_planted, monkeypatch):
+    """The page's first draw, everything (its dearest at scale: what differs compares every
+    positive deviant), stays kept while older selections are forgotten past MEMO_SIZE."""
+    import datetime as dt
+
+    from effortlens_widgets import views
+    from effortlens_widgets.apps.positive_deviance import positive_deviance_app
+
+    computed: list[str] = []
+    original = views.rep_deviance
+
+    def counted(*args, **kwargs):
+        computed.append("deviance")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(views, "rep_deviance", counted)
+    page = positive_deviance_app(data_dir=tiny_planted)
+    view = page.views[0]
+    everything = view.frames["deviance"].clone()
+    last = page.state.enriched.daily["day"].max()
+    periods = [Filter(start=last - dt.timedelta(days=30 + n), end=last) for n in range(14)]
+    assert len(periods) > view.MEMO_SIZE
+    for flt in periods:
+        page.state.filter = flt
+    assert computed == ["deviance"] * (1 + len(periods))
+    page.state.filter = Filter()  # everything: kept, drawn from memory
+    assert len(computed) == 1 + len(periods)
+    assert_frame_equal(view.frames["deviance"], everything)
+    page.state.filter = periods[0]  # the oldest period: forgotten, computed again
+    assert len(computed) == 2 + len(periods)

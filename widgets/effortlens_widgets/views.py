@@ -558,6 +558,14 @@ class Habits(View):
 METRICS = {"Response rate": "response_rate", "Win rate": "win_rate"}
 
 
+def _whole_page(key: tuple) -> bool:
+    """A deviance memo key of everything with no option narrowing it: the filter is the
+    default, and what follows the metric (peer group, rep picked) is unset; the anonymise
+    switch does not narrow."""
+    _name, flt, _metric, *options = key
+    return flt.is_everything and not any(o for o in options if not isinstance(o, bool))
+
+
 class Deviance(View):
     """Funnel plot per peer group, the deviants, and what they do differently."""
 
@@ -624,7 +632,10 @@ class Deviance(View):
     MEMO_SIZE = 12
 
     def _remembered(self, key: tuple, compute) -> pl.DataFrame:
-        """``compute()`` once per ``key`` and data load; the last :attr:`MEMO_SIZE` kept."""
+        """``compute()`` once per ``key`` (its name, the page filter, then options) and data
+        load; the last :attr:`MEMO_SIZE` kept, and besides them those of everything with no
+        option narrowing it (no peer group, no rep picked: the page's first draw and its
+        dearest, its "what differs" comparing every positive deviant)."""
         enriched = self.state.enriched
         if self._memo_data is not enriched:  # other data: nothing kept holds
             self._memo.clear()
@@ -634,8 +645,9 @@ class Deviance(View):
             return self._memo[key]
         value = compute()
         self._memo[key] = value
-        while len(self._memo) > self.MEMO_SIZE:
-            self._memo.popitem(last=False)
+        others = [k for k in self._memo if not _whole_page(k)]
+        for old in others[: max(len(others) - self.MEMO_SIZE, 0)]:
+            del self._memo[old]
         return value
 
     def _response_counts(self, metric: str) -> pl.DataFrame | None:
