@@ -518,14 +518,34 @@ def test_masked_stays_give_the_flow_of_the_filtered_tables(planted):
         )
 
 
+def _few_and_masked(monkeypatch, index, deals, verifiers):
+    """``stays_under`` of a few kept deals read by their runs, and the same with every stay
+    masked (a few-deals threshold no selection meets), each checked to take its path."""
+    import effortlens.flow as flow
+
+    taken: list[str] = []
+    few_path = flow._few_stays_under  # noqa: SLF001  (the path the spy counts)
+
+    def spy(*args, **kwargs):
+        taken.append("few")
+        return few_path(*args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(flow, "_few_stays_under", spy)
+        few = stays_under(index, deals=deals, verifiers=verifiers)
+        assert taken == ["few"], "the kept deals are few: read by their runs"
+        patched.setattr(flow, "_FEW_DEALS", 10**9)  # never few: every stay masked
+        masked = stays_under(index, deals=deals, verifiers=verifiers)
+        assert taken == ["few"], "the masked reference does not take the few path"
+    return few, masked
+
+
 def test_a_few_kept_deals_read_by_their_runs_give_what_masking_every_stay_gives(
     planted, monkeypatch
 ):
     """A team's or a rep's deals (at most one deal in _FEW_DEALS) are read by position; their
     stays, runs, Kaplan-Meier order and blocked candidates equal the masked ones, and the
     flow, flags and blocked deals those of the filtered tables (to the bit)."""
-    import effortlens.flow as flow
-
     enriched, _ = planted
     tables = {
         "opportunities": enriched.tables["opportunities"],
@@ -543,10 +563,7 @@ def test_a_few_kept_deals_read_by_their_runs_give_what_masking_every_stay_gives(
         (rng.random(deals_n) < 0.01, None),
         (one, np.ones(actions_n, dtype=bool)),
     ):
-        few = stays_under(index, deals=deals, verifiers=verifiers)
-        with monkeypatch.context() as patched:
-            patched.setattr(flow, "_FEW_DEALS", 0)  # never few: every stay masked
-            masked = stays_under(index, deals=deals, verifiers=verifiers)
+        few, masked = _few_and_masked(monkeypatch, index, deals, verifiers)
         assert_frame_equal(few.frame, masked.frame, check_exact=True)
         assert few.as_of == masked.as_of
         for got, expected in zip(few.runs, masked.runs, strict=True):
@@ -581,8 +598,6 @@ def test_a_few_kept_deals_of_a_mixed_stage_path_give_what_masking_gives(planted,
     """A third of the deals' stage history derived (a mixed path): a few kept deals read by
     their runs leave the derived stays out of the Kaplan-Meier order and the blocked
     candidates as masking does, and the flow and blocked deals equal the event path's."""
-    import effortlens.flow as flow
-
     enriched, _ = planted
     ids = enriched.tables["opportunities"]["opportunity_id"]
     derived = ids.gather(np.arange(0, len(ids), 3)).implode()
@@ -600,10 +615,7 @@ def test_a_few_kept_deals_of_a_mixed_stage_path_give_what_masking_gives(planted,
     for share in (0.03, 0.01):
         deals = rng.random(len(ids)) < share
         verifiers = rng.random(tables["buyer_actions"].height) < 0.5
-        few = stays_under(index, deals=deals, verifiers=verifiers)
-        with monkeypatch.context() as patched:
-            patched.setattr(flow, "_FEW_DEALS", 0)
-            masked = stays_under(index, deals=deals, verifiers=verifiers)
+        few, masked = _few_and_masked(monkeypatch, index, deals, verifiers)
         assert few.frame["derived"].any() and not few.frame["derived"].all()
         assert_frame_equal(few.frame, masked.frame, check_exact=True)
         np.testing.assert_array_equal(few.by_duration, masked.by_duration)
