@@ -279,3 +279,31 @@ def test_practice_codes_are_the_practice_facts_on_loads_full_of_ties(
     empty = build_practice_facts(random.activities.head(0))
     assert write_practice_codes(empty, tmp_path / "empty") == 0
     assert _decoded_practice_codes(tmp_path / "empty").height == 0
+
+
+def test_practice_codes_leave_out_touches_without_a_day_whatever_rep_or_type_they_name(
+    tmp_path,
+):
+    """An undated touch is left out of the practice codes, also when its rep or type is on no
+    dated touch (its code was once looked up among the dated touches' and failed)."""
+    import datetime as dt
+
+    from effortlens.touch_build import write_practice_codes
+
+    schema = {
+        **{c: pl.String for c in ("rep_id", "team", "segment", "role", "activity_type")},
+        "day": pl.Date,
+        "weekday": pl.Int8,
+        "hour": pl.Int8,
+        "previous_type": pl.String,
+        "gap_days": pl.Float64,
+        "previous_day": pl.Date,
+    }
+    dated = {"rep_id": "A", "team": "T", "segment": "S", "role": "AE", "activity_type": "call"}
+    dated |= {"day": dt.date(2025, 1, 6), "weekday": 1, "hour": 9}
+    for undated in ({"rep_id": "Z"}, {"activity_type": "fax"}, {}):
+        facts = pl.DataFrame([dated, {**dated, "day": None, **undated}], schema=schema)
+        folder = tmp_path / f"codes-{len(list(tmp_path.iterdir()))}"
+        assert write_practice_codes(facts, folder) == 1
+        assert pl.read_parquet(folder / "rep.keys.parquet")["rep_id"].to_list() == ["A"]
+        assert "fax" not in pl.read_parquet(folder / "type.keys.parquet").to_series().to_list()

@@ -732,7 +732,9 @@ def write_practice_codes(practice: pl.DataFrame | pl.LazyFrame, folder: Any) -> 
     day = day[dated]
     # a null rep: the last row of the keys
     rep = column(
-        pl.col("rep_id").cast(pl.Enum(known)).to_physical().fill_null(known.len()), rep_type
+        # strict=False: a touch without a day (left out below) may name a rep no dated one does
+        pl.col("rep_id").cast(pl.Enum(known), strict=False).to_physical().fill_null(known.len()),
+        rep_type,
     )
     order = np.lexsort((rep, day))  # by day, then rep, ties in the facts' order
     if order.size < 2**31:
@@ -764,7 +766,8 @@ def write_practice_codes(practice: pl.DataFrame | pl.LazyFrame, folder: Any) -> 
     types.to_frame().write_parquet(folder / "type.keys.parquet")
     kind = pl.UInt8 if types.len() < 255 else pl.UInt16
     for name, source in (("type", "activity_type"), ("previous", "previous_type")):
-        code = pl.col(source).cast(pl.Enum(types)).to_physical().fill_null(types.len())
+        code = pl.col(source).cast(pl.Enum(types), strict=False).to_physical()
+        code = code.fill_null(types.len())  # strict=False: as the reps' codes above
         save(name, column(code, kind))
     for name in ("weekday", "hour"):
         save(name, column(pl.col(name).fill_null(-1), pl.Int8))
