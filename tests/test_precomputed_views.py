@@ -419,3 +419,15 @@ def test_practice_codes_give_what_differs_of_the_practice_facts_over_periods(
                 compared += expected.height
     assert compared > 1000  # deviants compared, every feature
     assert what_differs_coded(codes, deviance, Filter(activity_types=("call",))) is None
+    # a period given as datetimes (a notebook's): their dates, as habits read them
+    as_dates = Filter(start=last - dt.timedelta(days=120), end=last)
+    midnight = dt.time()
+    as_times = Filter(
+        start=dt.datetime.combine(as_dates.start, midnight),
+        end=dt.datetime.combine(as_dates.end, midnight),
+    )
+    deviance = rep_deviance(filter_enriched(enriched, as_dates))
+    assert_frame_equal(
+        what_differs_coded(codes, deviance, as_times),
+        what_differs_coded(codes, deviance, as_dates),
+    )

@@ -835,7 +835,7 @@ class PracticeCodes:
         day = self._day
 
         def number(date) -> np.generic:  # of the column's type: no cast of the column
-            return day.dtype.type((date - _EPOCH).days)
+            return day.dtype.type(_day_number(date))
 
         lo = 0 if start is None else int(day.searchsorted(number(start), "left"))
         hi = self.rows if end is None else int(day.searchsorted(number(end), "right"))
@@ -880,6 +880,14 @@ def practice_codes_of(enriched) -> PracticeCodes | None:
 
 #: Day 0 of the practice codes' day numbers.
 _EPOCH = dt.date(1970, 1, 1)
+
+
+def _day_number(day: dt.date) -> int:
+    """Days since 1970-01-01 of a period's end, a date (a datetime's own date: as habits read
+    a period, so an API caller's datetime is not refused)."""
+    if isinstance(day, dt.datetime):
+        day = day.date()
+    return (day - _EPOCH).days
 
 
 def _type_name(names: pl.Series) -> pl.Expr:
@@ -1082,7 +1090,7 @@ def what_differs_coded(
         codes.days(flt.start, flt.end),
         cell_of_rep,
         n_cells=cell_of.height,
-        start=None if flt.start is None else (flt.start - _EPOCH).days,
+        start=None if flt.start is None else _day_number(flt.start),
     )
     type_names = pl.concat([codes.types, pl.Series([None], dtype=pl.String)])
     names = {
