@@ -799,7 +799,7 @@ def test_null_data_has_no_more_false_deviants_than_the_998_limits_allow(null, me
     assert (table["direction"] != "none").sum() <= _chance_bound(eligible)
 
 
-def test_the_fits_root_finder_is_scipys_brentq_without_importing_scipy_optimize():
+def test_the_fits_root_finder_is_scipys_brentq_without_importing_scipy_optimize(monkeypatch):
     """fit_dispersion's brentq is scipy's compiled routine loaded alone: the same roots (to the
     bit, on curves like the fit's and on plain ones), the same refusals, and a fit in a fresh
     interpreter leaves scipy.optimize (and its ~23 MB) unimported."""
@@ -826,6 +826,14 @@ def test_the_fits_root_finder_is_scipys_brentq_without_importing_scipy_optimize(
         _brentq(lambda x: float("nan"), 0.0, 1.0, xtol=1e-8)
     with pytest.raises(ValueError):  # no sign change
         _brentq(lambda x: 1.0 + x, 0.0, 1.0, xtol=1e-8)
+
+    def changed(*args):  # a scipy whose private routine takes other arguments
+        raise TypeError("_brentq() takes 9 positional arguments")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("effortlens.deviance.funnel._brent_routine", lambda: changed)
+        line = lambda x: 0.3 - x  # noqa: E731
+        assert _brentq(line, 0.0, 1.0, xtol=1e-8) == optimize.brentq(line, 0.0, 1.0, xtol=1e-8)
     fit = (
         "import sys, numpy as np\n"
         "from effortlens.deviance.funnel import fit_dispersion\n"

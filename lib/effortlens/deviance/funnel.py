@@ -223,9 +223,7 @@ def _brentq(f, low: float, high: float, *, xtol: float) -> float:
     deviance kernel ~140 CPU ms and ~23 MB at its first draw, for this routine alone."""
     routine = _brent_routine()
     if routine is None:  # another scipy layout: the public function
-        from scipy import optimize
-
-        return float(optimize.brentq(f, low, high, xtol=xtol))
+        return _public_brentq(f, low, high, xtol=xtol)
 
     def checked(x: float) -> float:
         fx = f(x)
@@ -235,7 +233,18 @@ def _brentq(f, low: float, high: float, *, xtol: float) -> float:
 
     # brentq's defaults: rtol 4 eps, 100 iterations, no extra arguments, the root alone,
     # an error when it does not converge
-    return float(routine(checked, low, high, xtol, 4 * np.finfo(float).eps, 100, (), False, True))
+    try:
+        return float(
+            routine(checked, low, high, xtol, 4 * np.finfo(float).eps, 100, (), False, True)
+        )
+    except TypeError:  # another signature of scipy's private routine: the public function
+        return _public_brentq(f, low, high, xtol=xtol)
+
+
+def _public_brentq(f, low: float, high: float, *, xtol: float) -> float:
+    from scipy import optimize
+
+    return float(optimize.brentq(f, low, high, xtol=xtol))
 
 
 @functools.cache
