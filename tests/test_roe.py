@@ -282,6 +282,31 @@ def test_stored_streaks_read_back_with_their_stored_days(small_planted_enriched)
     )
 
 
+def test_stored_streaks_read_from_their_file_give_the_days_written(
+    small_planted_enriched, tmp_path
+):
+    """Written as a build writes them and read back, the streaks' ``days`` made again from
+    their first and last touch are the values in the file, and those of the expression the
+    build always wrote (a literal copy here: a change to either side fails)."""
+    from effortlens.roe import (
+        STREAK_COLUMNS,
+        sort_streak_facts,
+        streak_facts,
+        streaks_at,
+        write_streak_facts,
+    )
+
+    enriched = small_planted_enriched.enriched
+    stored = sort_streak_facts(streak_facts(enriched.activities, enriched.actions, enriched.reps))
+    write_streak_facts(stored, tmp_path / "streaks.parquet")
+    on_file = pl.read_parquet(tmp_path / "streaks.parquet")
+    written = ((pl.col("last_ts") - pl.col("first_ts")).dt.total_seconds() / 86_400).alias("days")
+    assert on_file["days"].equals(on_file.select(written).to_series())
+    every = pl.Series(range(on_file.height), dtype=pl.UInt32)
+    read = streaks_at(pl.scan_parquet(tmp_path / "streaks.parquet"), every, group_rows=1_000)
+    assert_frame_equal(read, on_file.select(STREAK_COLUMNS), check_exact=True)
+
+
 def test_streaks_read_by_position_equal_the_filtered_and_sorted_streaks():
     """A page finds its longest streaks in the load's index and reads only those rows: the
     same rows, in the same order, as filtering and sorting every stored streak."""
