@@ -483,14 +483,19 @@ def test_masked_stays_verify_as_the_filtered_actions_do():
     assert verified == [4, 4, 1, 2]  # a, b (twice: recorded and by v3), c; x1 alone; ...
 
 
-def test_masked_stays_give_the_flow_of_the_filtered_tables(planted):
-    enriched, _ = planted
-    tables = {
+def _stay_tables(enriched) -> dict:
+    """The tables a stay index is made of, from a planted load's enriched facts."""
+    return {
         "opportunities": enriched.tables["opportunities"],
         "stage_history": enriched.tables["stage_history"],
         "reps": enriched.reps,
         "buyer_actions": enriched.actions,
     }
+
+
+def test_masked_stays_give_the_flow_of_the_filtered_tables(planted):
+    enriched, _ = planted
+    tables = _stay_tables(enriched)
     index = stay_index(tables, settings=enriched.settings)
     rng = np.random.default_rng(13)
     for share in (1.0, 0.5, 0.1):
@@ -547,12 +552,7 @@ def test_a_few_kept_deals_read_by_their_runs_give_what_masking_every_stay_gives(
     stays, runs, Kaplan-Meier order and blocked candidates equal the masked ones, and the
     flow, flags and blocked deals those of the filtered tables (to the bit)."""
     enriched, _ = planted
-    tables = {
-        "opportunities": enriched.tables["opportunities"],
-        "stage_history": enriched.tables["stage_history"],
-        "reps": enriched.reps,
-        "buyer_actions": enriched.actions,
-    }
+    tables = _stay_tables(enriched)
     index = stay_index(tables, settings=enriched.settings)
     deals_n, actions_n = tables["opportunities"].height, tables["buyer_actions"].height
     rng = np.random.default_rng(7)

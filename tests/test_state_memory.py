@@ -100,15 +100,7 @@ _NARROW_PAGES = (
 )
 
 #: Those of them holding the roll-up's ``rep_id`` as codes (``daily_rep_codes``).
-_REP_CODE_PAGES = (
-    "buyer_journey",
-    "habits",
-    "positive_deviance",
-    "interventions",
-    "organisation",
-    "return_on_effort",
-    "rep_mirror",
-)
+_REP_CODE_PAGES = _NARROW_PAGES  # every narrowed page holds them so since session 10
 
 
 @pytest.fixture(scope="module")

@@ -122,6 +122,20 @@ def practice_cells(practice: pl.DataFrame | pl.LazyFrame) -> dict[str, pl.LazyFr
 _DAY_SECONDS = 86_400
 
 
+def _cells_of(sides: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The (peer group, weight, side) cells of ``sides`` numbered in order of appearance, and
+    each rep's cell (``rep_id`` as text, ``cell``)."""
+    cell_of = (
+        sides.select("peer_group", "weight", "side")
+        .unique(maintain_order=True)
+        .with_row_index("cell")
+    )
+    by_rep = sides.join(cell_of, on=["peer_group", "weight", "side"]).select(
+        pl.col("rep_id").cast(pl.String), "cell"
+    )
+    return cell_of, by_rep
+
+
 def _median_days(values: np.ndarray) -> float:
     """The median of ``values`` (seconds, partitioned in place) in days, as Polars' median of
     the days: the mean of the two middle values when their count is even.
@@ -678,14 +692,7 @@ def what_differs_in(
     touches = touches.lazy().filter(compared)
     side_frame = sides.lazy()
     if rep_cells is not None:  # whole reps: each cell's counts summed from its reps' rows
-        cell_of = (
-            sides.select("peer_group", "weight", "side")
-            .unique(maintain_order=True)
-            .with_row_index("cell")
-        )
-        by_rep = sides.join(cell_of, on=["peer_group", "weight", "side"]).select(
-            pl.col("rep_id").cast(pl.String), "cell"
-        )
+        cell_of, by_rep = _cells_of(sides)
         summed, transitions = rep_cells.cell_counts(by_rep, n_cells=cell_of.height)
         share_counts, transitions = summed.lazy(), transitions.lazy()
         side_frame = cell_of.select(
@@ -1068,14 +1075,7 @@ def what_differs_coded(
     sides = _sides(deviance, direction=direction, rep_ids=rep_ids)
     if sides.filter(pl.col("side") == "deviant").is_empty():
         return pl.DataFrame(schema=_DIFFERS_SCHEMA)
-    cell_of = (
-        sides.select("peer_group", "weight", "side")
-        .unique(maintain_order=True)
-        .with_row_index("cell")
-    )
-    rep_cells = sides.join(cell_of, on=["peer_group", "weight", "side"]).select(
-        pl.col("rep_id").cast(pl.String), "cell"
-    )
+    cell_of, rep_cells = _cells_of(sides)
     # the filter's reps (its period is the slice below): a filter on the small key table
     kept = filter_frame(codes.reps.with_row_index("code"), replace(flt, start=None, end=None))
     kept = kept.join(rep_cells, on="rep_id", nulls_equal=True)
