@@ -133,6 +133,20 @@ def filter_frame(
     return frame.filter(pl.all_horizontal(conditions))
 
 
+def day_number(day: dt.date) -> int:
+    """Days since 1970-01-01 of a period's end (a ``Date``'s physical value); a datetime's
+    own date, so a notebook's datetimes are read as the period control's dates.
+
+    Examples
+    --------
+    >>> day_number(dt.date(1970, 1, 2)), day_number(dt.datetime(1970, 1, 2, 18))
+    (1, 1)
+    """
+    if isinstance(day, dt.datetime):
+        day = day.date()
+    return (day - dt.date(1970, 1, 1)).days
+
+
 def period_slice(
     frame: pl.DataFrame | pl.LazyFrame, flt: Filter, *, day_column: str
 ) -> tuple[pl.DataFrame | pl.LazyFrame, Filter]:

@@ -1714,9 +1714,11 @@ class TouchCodes:
 
     def _period(self, flt: Any) -> tuple[int | None, int | None]:
         """The first and last day number of ``flt``'s period (None: open)."""
+        from effortlens.filters import day_number
+
         return (
-            None if flt.start is None else _day_number(flt.start),
-            None if flt.end is None else _day_number(flt.end),
+            None if flt.start is None else day_number(flt.start),
+            None if flt.end is None else day_number(flt.end),
         )
 
     def _allowed(self, name: str, flt: Any) -> np.ndarray | None:
@@ -2037,14 +2039,6 @@ def touch_codes_of(enriched: Any) -> TouchCodes | None:
 
 #: Code -> the filter fields that restrict it.
 _RESTRICTING = {"owner": ("reps", "teams", "segments", "roles"), "type": ("activity_types",)}
-
-
-def _day_number(day: Any) -> int:
-    import datetime as dt
-
-    if isinstance(day, dt.datetime):
-        day = day.date()
-    return (day - dt.date(1970, 1, 1)).days
 
 
 def replace_period(flt: Any) -> Any:

@@ -11,7 +11,6 @@ Examples
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import functools
 from collections.abc import Sequence
 from dataclasses import replace
@@ -839,10 +838,12 @@ class PracticeCodes:
 
     def days(self, start, end) -> slice:
         """The rows of the touches from ``start`` to ``end`` (dates; None: open)."""
+        from effortlens.filters import day_number
+
         day = self._day
 
         def number(date) -> np.generic:  # of the column's type: no cast of the column
-            return day.dtype.type(_day_number(date))
+            return day.dtype.type(day_number(date))
 
         lo = 0 if start is None else int(day.searchsorted(number(start), "left"))
         hi = self.rows if end is None else int(day.searchsorted(number(end), "right"))
@@ -883,18 +884,6 @@ def practice_codes_of(enriched) -> PracticeCodes | None:
             return None
         _PRACTICE_CODES[entry] = PracticeCodes(folder)
     return _PRACTICE_CODES[entry]
-
-
-#: Day 0 of the practice codes' day numbers.
-_EPOCH = dt.date(1970, 1, 1)
-
-
-def _day_number(day: dt.date) -> int:
-    """Days since 1970-01-01 of a period's end, a date (a datetime's own date: as habits read
-    a period, so an API caller's datetime is not refused)."""
-    if isinstance(day, dt.datetime):
-        day = day.date()
-    return (day - _EPOCH).days
 
 
 def _type_name(names: pl.Series) -> pl.Expr:
@@ -1064,7 +1053,7 @@ def what_differs_coded(
     >>> what_differs_coded(practice_codes_of(enriched), rep_deviance(view), flt)
     ... # doctest: +SKIP
     """
-    from effortlens.filters import filter_frame
+    from effortlens.filters import day_number, filter_frame
 
     if flt.activity_types:
         return None
@@ -1090,7 +1079,7 @@ def what_differs_coded(
         codes.days(flt.start, flt.end),
         cell_of_rep,
         n_cells=cell_of.height,
-        start=None if flt.start is None else _day_number(flt.start),
+        start=None if flt.start is None else day_number(flt.start),
     )
     type_names = pl.concat([codes.types, pl.Series([None], dtype=pl.String)])
     names = {
