@@ -845,6 +845,55 @@ def test_the_fits_root_finder_is_scipys_brentq_without_importing_scipy_optimize(
     subprocess.run([sys.executable, "-c", fit], check=True)
 
 
+def test_quantiles_and_tails_left_to_scipy_are_scipys_without_importing_scipy_stats(
+    monkeypatch,
+):
+    """The counts the exact tables leave undecided, and the tails of rough rows, are
+    scipy.stats.betabinom's ppf and 2 min(cdf, sf) to the bit (random shapes, tiny and zero
+    rho, a zero rate, counts past both ends of the support; every row of _exact sent there),
+    and a kernel that meets one never imports scipy.stats."""
+    import subprocess
+    import sys
+
+    from effortlens.deviance import funnel
+
+    rng = np.random.default_rng(11)
+    n = 600
+    volume = rng.integers(0, 1500, n)
+    rate, rho = rng.uniform(0.001, 0.999, n), 10 ** rng.uniform(-12, -0.5, n)
+    rho[:20], rate[20:25] = 0.0, 0.0  # the binomial limit; invalid shapes (NaN, as scipy)
+    a, b = funnel._shapes(rate, rho)
+    with np.errstate(all="ignore"):
+        dist = stats.betabinom(volume, a, b)
+        for q in (0.001, 0.025, 0.3, 0.975, 0.999):
+            np.testing.assert_array_equal(funnel._betabinom_ppf(volume, rate, rho, q), dist.ppf(q))
+        k = rng.integers(-1, volume + 2)
+        want = 2 * np.minimum(dist.cdf(k), dist.sf(k - 1))
+    np.testing.assert_array_equal(funnel._betabinom_two_sided(volume, rate, rho, k), want)
+    # every row of the exact tables undecided and rough: each answer is scipy's
+    monkeypatch.setattr(funnel, "_MAX_ERROR", -1.0)
+    keep = volume > 0
+    v, r, h = volume[keep], np.clip(rate[keep], 0.01, 0.99), rho[keep]
+    s = rng.integers(0, v + 1)
+    quantiles = [0.001, 0.999]
+    counts, p = funnel._exact(v, r, h, quantiles, s)
+    aa, bb = funnel._shapes(r, h)
+    exact = stats.betabinom(v, aa, bb)
+    for got, q in zip(counts, quantiles, strict=True):
+        np.testing.assert_array_equal(got, exact.ppf(q))
+    np.testing.assert_array_equal(p, 2 * np.minimum(exact.cdf(s), exact.sf(s - 1)))
+    undecided = (
+        "import sys, numpy as np\n"
+        "from effortlens.deviance import funnel\n"
+        "funnel._MAX_ERROR = -1.0\n"
+        "counts, p = funnel._exact(np.array([40, 300]), np.array([0.2, 0.6]),"
+        " np.array([0.01, 0.0]), [0.001, 0.999], np.array([3, 200]))\n"
+        "assert np.isfinite(counts[0]).all() and np.isfinite(p).all()\n"
+        "assert 'scipy.stats' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", undecided], check=True)
+
+
 def test_running_counts_of_each_reps_run_of_rows_equal_the_grouped_ones():
     """A roll-up sorted by rep (as a build writes it) is indexed from each rep's run of rows;
     shuffled, or holding a rep the list lacks, it is grouped instead: the counts of every
