@@ -554,6 +554,18 @@ def test_cells_and_gaps_summed_a_run_of_reps_at_a_time_are_the_whole_sums(tiny_p
     b = pl.read_parquet(parts.path / AGGREGATES_LAYOUT["practice_gaps"])
     assert a.height > 4 * 400 and b["rep_id"].n_unique() > 4  # several runs of reps
     assert_frame_equal(a, b)
+    # and mapped by rep with each rep's counts by bin: the same files (the seconds, the bins)
+    from effortlens.facts import PRACTICE_GAP_RUNS
+
+    one, other = whole.path / PRACTICE_GAP_RUNS, parts.path / PRACTICE_GAP_RUNS
+    assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in other.iterdir())
+    assert_frame_equal(
+        pl.read_parquet(one / "rep.keys.parquet"), pl.read_parquet(other / "rep.keys.parquet")
+    )
+    for name in ("seconds.npy", "bins.npy", "edges.npy"):
+        x, y = np.load(one / name), np.load(other / name)
+        assert x.dtype == y.dtype and np.array_equal(x, y)
+    assert np.load(one / "seconds.npy").size == a.height
     timing = pl.read_parquet(parts.path / AGGREGATES_LAYOUT["habit_timing"])
     assert timing["n"].sum() > 4 * 400  # the touches span several runs
     assert timing["rep_id"].to_list() == sorted(timing["rep_id"].to_list())  # runs in rep order

@@ -146,6 +146,10 @@ HABIT_TOUCHES = "habit_touches"
 #: the practice facts as day-sorted ``.npy`` integer columns and key tables, mapped by a
 #: kernel to count a period's touches (:func:`effortlens.deviance.differs.practice_codes_of`).
 PRACTICE_CODES = "practice_codes"
+#: The follow-ups' seconds by rep (:func:`effortlens.deviance.differs.write_gap_runs`) under a
+#: build: ``.npy`` files mapped by a kernel for the median days between touches of a view
+#: without a period (:func:`effortlens.deviance.differs.practice_gap_runs_of`).
+PRACTICE_GAP_RUNS = "practice_gap_runs"
 #: The canonical tables other than activities, buyer actions and reps, under ``tables/``.
 TABLE_FILES: dict[str, str] = {
     name: f"tables/{name}.parquet"
@@ -1075,6 +1079,7 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
     """
     from effortlens.deviance import practice_cells as practice_cells_of_frame
     from effortlens.deviance import practice_gaps, sorted_gaps
+    from effortlens.deviance.differs import write_gap_runs
     from effortlens.flow import verifier_facts
     from effortlens.habits import (
         TOUCH_CELL_KEYS,
@@ -1160,6 +1165,10 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
             del by_rep
         else:
             _write_parquet(frame, folder / relative, row_group_size=ROW_GROUP)
+        if name == "practice_gaps":  # and mapped by rep, with each rep's counts by bin
+            rows[f"{PRACTICE_GAP_RUNS}/seconds.npy"] = write_gap_runs(
+                frame, folder / PRACTICE_GAP_RUNS
+            )
         rows[relative] = frame.height
         del frame
     held.clear()

@@ -908,7 +908,8 @@ def _practice_gap_facts(scratch: Path, folder: Path, *, slice_rows: int) -> dict
     sorted by rep, then gap, and each rep's sums added up over the partitions, as
     :func:`effortlens.facts.write_aggregates` writes them."""
     from effortlens.deviance import sorted_gaps
-    from effortlens.facts import AGGREGATES_LAYOUT, ROW_GROUP, _rep_sorted
+    from effortlens.deviance.differs import write_gap_runs
+    from effortlens.facts import AGGREGATES_LAYOUT, PRACTICE_GAP_RUNS, ROW_GROUP, _rep_sorted
 
     # sorted a run of reps at a time (100M: ~80M follow-ups; one sort of all of them with
     # text reps would pass 8 GB), the runs end to end in rep order: the whole sort's order
@@ -929,6 +930,8 @@ def _practice_gap_facts(scratch: Path, folder: Path, *, slice_rows: int) -> dict
     relative = AGGREGATES_LAYOUT["practice_gaps"]
     _write(gaps, folder / relative, row_group_size=ROW_GROUP)
     rows = {relative: gaps.height}
+    # and mapped by rep, with each rep's counts by bin (a slice of the seconds at a time)
+    rows[f"{PRACTICE_GAP_RUNS}/seconds.npy"] = write_gap_runs(gaps, folder / PRACTICE_GAP_RUNS)
     del gaps
     parts = pl.scan_parquet(sorted((scratch / "gap_reps").glob("*.parquet")))
     columns = parts.collect_schema().names()

@@ -807,9 +807,10 @@ class Deviance(View):
             gaps = {k: precomputed(enriched, f"practice_{k}") for k in ("gaps", "gap_reps")}
             by_rep = given and all(v is not None for v in gaps.values())
             if by_rep:  # whole reps: their cells summed from the reps' rows by numpy
-                from effortlens.deviance.differs import practice_rep_cells_of
+                from effortlens.deviance.differs import practice_gap_runs_of, practice_rep_cells_of
 
                 rep_cells = practice_rep_cells_of(enriched, cells["shares"], cells["sequences"])
+                runs = practice_gap_runs_of(enriched)  # None: a build from before them
             differs = what_differs_in(
                 touches,
                 deviance,
@@ -820,6 +821,7 @@ class Deviance(View):
                     "gaps": gaps["gaps"],
                     "all_gap_reps": gaps["gap_reps"],
                     "gap_reps": filter_frame(gaps["gap_reps"], flt),
+                    **({} if runs is None else {"runs": runs}),
                 }
                 if by_rep
                 else None,

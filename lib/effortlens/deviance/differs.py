@@ -208,6 +208,202 @@ def sorted_gaps(gaps: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     return frame.with_columns(pl.col("gap_seconds").cast(narrow))
 
 
+#: Bins of the follow-ups' seconds per doubling in :func:`write_gap_runs` (each ~2% wide): at
+#: 10m the median's bin holds ~0.5% of a cell's follow-ups.
+GAP_BINS_PER_OCTAVE = 32
+
+
+def gap_bin_edges() -> np.ndarray:
+    """The seconds that bound the bins of :func:`write_gap_runs`: ``2 ** (i / 32)`` rounded
+    down, up to 2**32 (~136 years), each once (int64).
+
+    Examples
+    --------
+    >>> gap_bin_edges()[:4].tolist(), int(gap_bin_edges()[-1]) == 2**32
+    ([1, 2, 3, 4], True)
+    """
+    steps = np.arange(32 * GAP_BINS_PER_OCTAVE + 1) / GAP_BINS_PER_OCTAVE
+    return np.unique(np.floor(np.exp2(steps)).astype(np.int64))
+
+
+#: The files of :func:`write_gap_runs` under its folder.
+_GAP_RUN_FILES = ("seconds.npy", "bins.npy", "edges.npy", "rep.keys.parquet")
+
+
+def write_gap_runs(gaps: pl.DataFrame, folder) -> int:
+    """Write :func:`sorted_gaps` (sorted by rep, then gap) for a kernel to map: the median of
+    any reps' follow-ups is then found from a few of their rows, without reading the column.
+
+    - ``seconds.npy``: ``gap_seconds`` in the frame's order (each rep's follow-ups one run,
+      sorted);
+    - ``rep.keys.parquet``: a row per run in that order: ``rep_id``, ``start`` (its first
+      row in ``seconds.npy``) and ``follow_ups``;
+    - ``edges.npy``: :func:`gap_bin_edges`;
+    - ``bins.npy``: uint32, a row per run and a column per edge and one more: how many of the
+      rep's follow-ups lie below the edge (then all of them). A cell's rows summed say which
+      bin holds its median, and each rep's part of that bin is one slice of its run.
+
+    Returns the number of follow-ups written.
+
+    Examples
+    --------
+    >>> write_gap_runs(sorted_gaps(practice_gaps(practice)["gaps"]), build / "practice_gap_runs")
+    ... # doctest: +SKIP
+    8033106
+    """
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    runs = gaps.select(pl.col("rep_id").cast(pl.String).rle()).unnest("rep_id")
+    lengths = runs.get_column("len").to_numpy().astype(np.int64)
+    starts = np.cumsum(lengths) - lengths
+    pl.DataFrame(
+        {
+            "rep_id": runs.get_column("value"),
+            "start": pl.Series(starts, dtype=pl.Int64),
+            "follow_ups": pl.Series(lengths, dtype=pl.Int64),
+        }
+    ).write_parquet(folder / "rep.keys.parquet")
+    column = gaps.get_column("gap_seconds")
+    rows = column.len()
+    with open(folder / "seconds.npy", "wb") as out:
+        dtype = np.dtype(np.int64 if column.dtype == pl.Int64 else np.int32)
+        header = {"descr": np.lib.format.dtype_to_descr(dtype)}
+        header |= {"fortran_order": False, "shape": (rows,)}
+        np.lib.format.write_array_header_1_0(out, header)
+        for at in range(0, rows, 1 << 22):  # a slice at a time: no copy of the whole column
+            out.write(column.slice(at, 1 << 22).to_numpy().astype(dtype, copy=False).data)
+    edges = gap_bin_edges()
+    np.save(folder / "edges.npy", edges)
+    seconds = np.load(folder / "seconds.npy", mmap_mode="r")
+    bins = np.empty((lengths.size, edges.size + 1), dtype=np.uint32)
+    for row, (start, length) in enumerate(zip(starts, lengths, strict=True)):
+        bins[row, :-1] = np.searchsorted(seconds[start : start + length], edges, side="left")
+        bins[row, -1] = length
+    del seconds
+    np.save(folder / "bins.npy", bins)
+    return rows
+
+
+class PracticeGapRuns:
+    """The follow-ups' seconds by rep of a build (:func:`write_gap_runs`): the median of a
+    (peer group, side) cell's follow-ups reads the cell's reps' rows of ``bins.npy``
+    (mapped) and their values in the median's bin, a slice of ``seconds.npy`` per rep read
+    from the file (not mapped: a mapped page brings its neighbours into the resident set;
+    at 100M the file is ~320 MB). At 10m, a role's ~1,000 reps' 4M follow-ups: ~20k values
+    read instead of the 8M of the column.
+
+    Examples
+    --------
+    >>> runs = PracticeGapRuns(build / "practice_gap_runs")  # doctest: +SKIP
+    >>> runs.median_days(runs.rows_of(["R0001", "R0002"]))  # doctest: +SKIP
+    3.1
+    """
+
+    def __init__(self, folder) -> None:
+        """Map ``bins.npy`` under ``folder``, read its rep keys and the seconds' header."""
+        from pathlib import Path
+
+        folder = Path(folder)
+        self.path = folder / "seconds.npy"
+        with open(self.path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            (rows,), _, self.seconds_dtype = header(f)
+            self._offset = f.tell()  # of the first value
+        self.bins = np.load(folder / "bins.npy", mmap_mode="r")
+        self.edges = np.load(folder / "edges.npy")
+        #: rep_id, start, follow_ups: a row per rep (its row of ``bins``)
+        self.reps = pl.read_parquet(folder / "rep.keys.parquet")
+        self._starts = self.reps.get_column("start").to_numpy()
+        if self.bins.shape != (self.reps.height, self.edges.size + 1) or (
+            int(self.reps.get_column("follow_ups").sum()) != rows
+        ):
+            raise ValueError(f"{folder}: the gap runs' files do not agree")
+
+    def rows_of(self, rep_ids: pl.Series | Sequence[str]) -> np.ndarray:
+        """The rows (of ``bins`` and :attr:`reps`) of ``rep_ids``, those with follow-ups."""
+        ids = pl.Series("rep_id", rep_ids, dtype=pl.String)
+        found = self.reps.with_row_index("row").join(ids.to_frame(), on="rep_id", how="semi")
+        return found.get_column("row").to_numpy().astype(np.int64)
+
+    def _bin_values(self, rows: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        # each rep's values from its run's position low to high, read into one array
+        import os
+
+        counts = high - low
+        held = counts > 0
+        width = self.seconds_dtype.itemsize
+        first = (self._offset + (self._starts[rows] + low)[held] * width).tolist()
+        sizes = (counts[held] * width).tolist()
+        out = np.empty(int(counts[held].sum()), dtype=self.seconds_dtype)
+        view, at = memoryview(out).cast("B"), 0
+        with open(self.path, "rb", buffering=0) as f:
+            fd = f.fileno()
+            for offset, size in zip(first, sizes, strict=True):
+                if os.preadv(fd, [view[at : at + size]], offset) != size:
+                    raise ValueError(f"{self.path}: shorter than its rep keys say")
+                at += size
+        return out
+
+    def median_days(self, rows: np.ndarray) -> float | None:
+        """The median of the follow-ups of ``rows`` (:meth:`rows_of`) in days, as
+        :func:`_median_days` of them all; None when they have none."""
+        rows = np.sort(rows)
+        below = self.bins[rows]  # (reps, edges + 1): the mapped rows, read in file order
+        summed = below.sum(axis=0, dtype=np.int64)  # the cell's follow-ups below each edge
+        n = int(summed[-1]) if summed.size else 0
+        if n == 0:
+            return None
+        middle = (n - 1) // 2
+        ranks = [middle] if n % 2 else [middle, middle + 1]
+        values, seen = [], None
+        for rank in ranks:
+            j = int(np.searchsorted(summed, rank, side="right"))  # the bin holding it
+            if seen is None or seen[0] != j:
+                low = below[:, j - 1] if j > 0 else np.zeros(rows.size, dtype=np.uint32)
+                high = below[:, j]
+                seen = (j, self._bin_values(rows, low.astype(np.int64), high.astype(np.int64)))
+            before = int(summed[j - 1]) if j > 0 else 0
+            values.append(np.partition(seen[1], rank - before)[rank - before] / _DAY_SECONDS)
+        if n % 2:
+            return float(values[0])
+        low, high = values
+        return float(low + (high - low) * 0.5)
+
+
+#: Build folder -> its :class:`PracticeGapRuns` (mapped once per process and build).
+_GAP_RUNS: dict = {}
+
+
+def practice_gap_runs_of(enriched) -> PracticeGapRuns | None:
+    """The :class:`PracticeGapRuns` of the build ``enriched`` was read from, or None (facts
+    enriched in memory, or a build written before them: the kernel then reads the compared
+    reps' runs of the gap facts).
+
+    Examples
+    --------
+    >>> practice_gap_runs_of(open_build(folder).enriched)  # doctest: +SKIP
+    <effortlens.deviance.differs.PracticeGapRuns object at ...>
+    """
+    from effortlens.facts import PRACTICE_GAP_RUNS, entry_of
+
+    entry = entry_of(enriched)
+    if entry is None:
+        return None
+    if entry not in _GAP_RUNS:
+        folder = entry / PRACTICE_GAP_RUNS
+        if not all((folder / name).is_file() for name in _GAP_RUN_FILES):
+            return None
+        _GAP_RUNS[entry] = PracticeGapRuns(folder)
+    return _GAP_RUNS[entry]
+
+
 def practice_in(practice: pl.DataFrame | pl.LazyFrame, flt) -> pl.LazyFrame | None:
     """The touches of :func:`practice_facts` that a view filtered by ``flt`` (an
     :class:`effortlens.filters.Filter`) sees, with the previous touch it sees; ``None`` when
@@ -490,8 +686,10 @@ def _gap_cells_of_reps(gaps: dict[str, pl.LazyFrame], sides: pl.DataFrame) -> pl
     """:func:`_gap_cells` from :func:`practice_gaps` as a build wrote them (``"gaps"``,
     ``"gap_reps"``; the latter filtered as the view's reps are): each cell's median is
     selected from its reps' runs of the seconds column, its moments summed from the reps'
-    sums. The compared reps' runs of the column are read, used and let go here
-    (:func:`_compared_runs`; at 10m the whole column is 8M 32-bit integers)."""
+    sums. With ``"runs"`` (the build's :class:`PracticeGapRuns`) each median is found from
+    the cell's reps' bin counts and the values of its bin; else the compared reps' runs of the
+    column are read, used and let go here (:func:`_compared_runs`; at 10m the whole column is
+    8M 32-bit integers: a role's or a segment's reps read most of it)."""
     follow_ups = pl.col("follow_ups").cast(pl.Int64)
     reps = (
         gaps["all_gap_reps"]
@@ -504,14 +702,16 @@ def _gap_cells_of_reps(gaps: dict[str, pl.LazyFrame], sides: pl.DataFrame) -> pl
     member = reps.join(
         sides.lazy().select("rep_id", "peer_group", "weight", "side"), on="rep_id"
     ).collect()
-    total = int(gaps["all_gap_reps"].lazy().select(follow_ups.sum()).collect().item() or 0)
-    seconds, moved = _compared_runs(
-        gaps["gaps"],
-        member["start"].to_numpy().astype(np.int64),
-        member["follow_ups"].to_numpy().astype(np.int64),
-        rows=total,
-    )
-    member = member.with_columns(start=pl.Series(moved))
+    runs = gaps.get("runs")  # a build's PracticeGapRuns: each median from a few of its rows
+    if runs is None:
+        total = int(gaps["all_gap_reps"].lazy().select(follow_ups.sum()).collect().item() or 0)
+        seconds, moved = _compared_runs(
+            gaps["gaps"],
+            member["start"].to_numpy().astype(np.int64),
+            member["follow_ups"].to_numpy().astype(np.int64),
+            rows=total,
+        )
+        member = member.with_columns(start=pl.Series(moved))
     rows = []
     for peer_group, weight, side in cells.iter_rows():
         part = member.filter(
@@ -523,17 +723,23 @@ def _gap_cells_of_reps(gaps: dict[str, pl.LazyFrame], sides: pl.DataFrame) -> pl
         n = int(counts.sum())
         if n == 0:
             continue
-        starts = part["start"].to_numpy().astype(np.int64)
-        # the cell's reps' runs of the column, one copy (no index arrays of 8 bytes a value)
-        values = np.concatenate([seconds[s : s + c] for s, c in zip(starts, counts, strict=True)])
-        value = _median_days(values)
-        del values
+        if runs is not None:
+            value = runs.median_days(runs.rows_of(part.get_column("rep_id")))
+        else:
+            starts = part["start"].to_numpy().astype(np.int64)
+            # the cell's reps' runs of the column, one copy (no index arrays of 8 bytes a value)
+            values = np.concatenate(
+                [seconds[s : s + c] for s, c in zip(starts, counts, strict=True)]
+            )
+            value = _median_days(values)
+            del values
         total, squares = float(part["log_gap_sum"].sum()), float(part["log_gap_squares"].sum())
         mean = total / n
         var = (squares - n * mean * mean) / (n - 1) if n > 1 else None
         rows.append((peer_group, weight, side, float(value), float(n), mean, var))
-    del seconds
-    _return_freed_heap()  # the copies' pages, kept by glibc once its mmap threshold has risen
+    if runs is None:
+        del seconds
+        _return_freed_heap()  # the copies' pages, kept by glibc once its mmap threshold has risen
     schema = {
         "peer_group": sides.schema["peer_group"],
         "weight": pl.Float64,
@@ -670,9 +876,11 @@ def what_differs_in(
     sequences from (the touches then give only the days between touches). ``gaps``: their
     :func:`practice_gaps` as the build wrote them (``"gaps"``, ``"all_gap_reps"``) and
     ``"gap_reps"`` filtered as the touches are (a view without a period: whole reps), for the
-    days between touches without reading a touch. ``rep_cells``: in place of ``cells``, the
-    build's :class:`PracticeRepCells` of the view's reps (:meth:`PracticeRepCells.kept`),
-    each (peer group, side) cell's shares and sequences summed from its reps' rows by numpy.
+    days between touches without reading a touch; and ``"runs"``, the build's
+    :class:`PracticeGapRuns` where it has them (:func:`practice_gap_runs_of`).
+    ``rep_cells``: in place of ``cells``, the build's :class:`PracticeRepCells` of the view's
+    reps (:meth:`PracticeRepCells.kept`), each (peer group, side) cell's shares and sequences
+    summed from its reps' rows by numpy.
 
     Examples
     --------
