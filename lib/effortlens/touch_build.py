@@ -390,17 +390,25 @@ def credit_em(
     """Fractional credit of buyer actions to the touches before them (EM of a Poisson
     mixture): per cell the expected responses per touch, and each pair's credit. The one fit
     of the habit credit, for :func:`effortlens.habits.habit_effects` (the event path) and the
-    build; tests/credit_reference.py writes it plainly, and it gives the same bits.
+    build; tests/credit_reference.py writes it plainly, and it gives the same numbers within
+    a relative 1e-11 (6e-14 seen over 400 iterations: some sums add the same terms in
+    another order, so not to the bit). The event path and the build give the same bits: no
+    sum's order depends on how the cells are numbered.
 
-    Its unchanging parts are computed once, in small integers, with little memory beside the
-    inputs.
+    What the iterations do not change is computed once, so that an iteration makes three
+    passes over the pairs and none over the touches:
+
+    - each pair's cell and lag slot (band x lag bin) are one small integer, its *code*,
+      the cells renumbered to those that have touches: a pair's weight is a lookup of its
+      code in the table rate x density, and the M step's sums by cell and by slot are one
+      :func:`numpy.bincount` by code (summed over slots, then over cells);
+    - a touch's exposure depends only on its band unless the end of the data cuts its
+      window (the touches of the last 14 days): each cell's uncut touches are counted per
+      band once, and only the cut touches are summed one by one.
 
     It holds one float per pair (the weights, divided in place into the credits), each
-    pair's cell and lag slot in the smallest integers that hold them, and a few bytes per
-    touch; every other value is made :data:`_CHUNK` rows at a time, and every sum adds its
-    terms one at a time in order into zeros (:func:`numpy.add.at` by chunks, as
-    :func:`numpy.bincount` adds them). At 3m (0.77 pairs a touch) a fit's peak beside its
-    inputs is ~16 bytes a touch (68 before).
+    pair's code in the smallest integer that holds it, and the cut touches; every other
+    per-pair value is made :data:`_CHUNK` rows at a time.
 
     It stops after at most ``iterations``, or as soon as one iteration
     changes no parameter by ``tolerance`` or more, relatively: each cell's rate and the
@@ -424,57 +432,80 @@ def credit_em(
     n_bins = len(widths)
     n_bands = int(touch_band.max()) + 1 if touch_band.size else 1
     n_cells = int(touch_cell.max()) + 1 if touch_cell.size else 1
+    n_slots = n_bands * n_bins
     n_pairs, n_touches = len(pair_action), len(touch_cell)
-    # what does not change, in the smallest integers that hold it: per pair its cell and its
-    # flat index into density / mass (band x lag bin), per touch where its window is cut
-    pair_cell = np.empty(n_pairs, _small_int(n_cells))
-    pair_slot = np.empty(n_pairs, _small_int(n_bands * n_bins))
+    # per touch band, the uncut touches of each cell and the cut touches one by one
+    uncut = np.zeros((n_cells, n_bands), np.int64)
+    cut_parts: list[tuple[np.ndarray, ...]] = []
+    for at in _chunks(n_touches):
+        band = touch_band[at].astype(np.int64)
+        cut_bin = np.searchsorted(edges, touch_left[at], side="right") - 1
+        np.clip(cut_bin, 0, n_bins, out=cut_bin)
+        is_cut = cut_bin < n_bins
+        whole = touch_cell[at][~is_cut].astype(np.int64) * n_bands + band[~is_cut]
+        uncut += np.bincount(whole, minlength=n_cells * n_bands).reshape(n_cells, n_bands)
+        cut_parts.append(
+            (
+                touch_cell[at][is_cut].astype(np.int64),
+                band[is_cut] * n_bins + cut_bin[is_cut],  # its slot of the density
+                band[is_cut] * (n_bins + 1) + cut_bin[is_cut],  # its place in the cumulative
+                touch_left[at][is_cut] - edges[cut_bin[is_cut]],  # its hours in the cut bin
+            )
+        )
+    cut_cell, cut_slot, cut_below, cut_hours = (
+        np.concatenate([p[k] for p in cut_parts]) if cut_parts else np.zeros(0, np.int64)
+        for k in range(4)
+    )
+    del cut_parts
+    # the cells that have touches, renumbered 0.. (the others' rate is 0, as their exposure)
+    has = (uncut.sum(axis=1) > 0) | (np.bincount(cut_cell, minlength=n_cells) > 0)
+    used = np.flatnonzero(has)
+    dense = np.cumsum(has) - 1
+    uncut = uncut[used]
+    cut_cell = dense[cut_cell]
+    n_codes = max(len(used), 1) * n_slots
+    code = np.empty(n_pairs, _small_int(n_codes))
     for at in _chunks(n_pairs):
         lag_bin = np.searchsorted(edges, pair_lag[at], side="right") - 1
         np.clip(lag_bin, 0, n_bins - 1, out=lag_bin)
-        pair_slot[at] = touch_band[pair_touch[at]].astype(np.int64) * n_bins + lag_bin
-        pair_cell[at] = touch_cell[pair_touch[at]]
-    left_bin = np.empty(n_touches, _small_int(n_bins))
-    inside_at = np.empty(n_touches, _small_int(n_bands * (n_bins + 1)))
-    for at in _chunks(n_touches):
-        cut_bin = np.searchsorted(edges, touch_left[at], side="right") - 1
-        np.clip(cut_bin, 0, n_bins, out=cut_bin)
-        left_bin[at] = cut_bin
-        inside_at[at] = touch_band[at].astype(np.int64) * (n_bins + 1) + cut_bin
+        touch = pair_touch[at]
+        slot = touch_band[touch].astype(np.int64) * n_bins + lag_bin
+        code[at] = dense[touch_cell[touch]] * n_slots + slot
     n_total = max(n_actions, int(pair_action.max()) + 1 if n_pairs else 0)
     density = np.tile(1 / (edges[-1] * np.ones(n_bins)), (n_bands, 1))  # per hour
     rate = np.full(n_cells, max(n_pairs, 1) / max(n_touches, 1))
     background = 0.1 * n_actions / max(background_exposure, 1e-9)
-    # one array per pair, the weights and then (divided in place) the credits; every other
-    # per-pair or per-touch value is made a chunk at a time, and every sum adds its terms
-    # one by one in pair (touch) order into zeros, as numpy.bincount does: the same bits
     credit = np.zeros(n_pairs)
     for _ in range(iterations):
         previous = rate, density, background
-        flat = density.reshape(-1)
+        # E step: each pair's weight (its code's), then its share of its action's total
+        table = np.multiply.outer(rate[used], density.reshape(-1)).reshape(-1)
         for at in _chunks(n_pairs):
-            np.multiply(rate[pair_cell[at]], flat[pair_slot[at]], out=credit[at])
+            np.take(table, code[at], out=credit[at])
         total = _summed(pair_action, credit, n_total)
         total += background
         for at in _chunks(n_pairs):
             np.divide(credit[at], total[pair_action[at]], out=credit[at])
         background_share = background / total
+        # M step
+        by_code = np.zeros(n_codes)
+        for at in _chunks(n_pairs):
+            by_code += np.bincount(code[at], weights=credit[at], minlength=n_codes)
+        by_code = by_code.reshape(-1, n_slots)
         cumulative = np.concatenate(
             [np.zeros((n_bands, 1)), np.cumsum(density * widths, axis=1)], axis=1
         ).reshape(-1)
-        exposed = np.zeros(n_cells)
-        for at in _chunks(n_touches):
-            exposure = cumulative[inside_at[at]]
-            cut = np.flatnonzero(left_bin[at] < n_bins)
-            cut_bin = left_bin[at][cut].astype(np.int64)
-            cut_at = touch_band[at][cut].astype(np.int64) * n_bins + cut_bin
-            cut_hours = touch_left[at][cut] - edges[cut_bin]
-            exposure[cut] += cut_hours * flat[cut_at]
-            np.clip(exposure, 1e-9, 1.0, out=exposure)
-            np.add.at(exposed, touch_cell[at], exposure)
-        credited = _summed(pair_cell, credit, n_cells)
-        rate = np.where(exposed > 0, credited / np.maximum(exposed, 1e-12), 0.0)
-        mass = _summed(pair_slot, credit, n_bands * n_bins).reshape(n_bands, n_bins)
+        whole = np.clip(cumulative.reshape(n_bands, n_bins + 1)[:, -1], 1e-9, 1.0)
+        exposure = cumulative[cut_below] + cut_hours * density.reshape(-1)[cut_slot]
+        np.clip(exposure, 1e-9, 1.0, out=exposure)
+        exposed = np.bincount(cut_cell, exposure, minlength=len(used)).astype(np.float64)
+        for b in range(n_bands):  # (not a matrix product: its sums' order varies with shapes)
+            exposed += uncut[:, b] * whole[b]
+        rate = np.zeros(n_cells)
+        rate[used] = np.where(exposed > 0, by_code.sum(axis=1) / np.maximum(exposed, 1e-12), 0.0)
+        # each slot's credits of every cell added in the order of their values (not of the
+        # cells' numbers: the event path numbers the same cells otherwise, and gives these bits)
+        mass = np.sort(by_code, axis=0).sum(axis=0).reshape(n_bands, n_bins)
         density = (mass + 1e-9) / widths
         density /= (density * widths).sum(axis=1, keepdims=True)
         background = background_share.sum() / max(background_exposure, 1e-9)
