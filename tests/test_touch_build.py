@@ -333,3 +333,38 @@ def test_practice_codes_leave_out_touches_without_a_day_whatever_rep_or_type_the
         assert write_practice_codes(facts, folder) == 1
         assert pl.read_parquet(folder / "rep.keys.parquet")["rep_id"].to_list() == ["A"]
         assert "fax" not in pl.read_parquet(folder / "type.keys.parquet").to_series().to_list()
+
+
+@pytest.mark.parametrize(("seed", "contacts"), [(1, 40), (3, 5)])
+def test_partitioned_touch_frame_is_the_touch_facts_in_their_final_order(seed, contacts):
+    """The partitioned build's pass 1 frame (already by day, then rep, with each touch's row
+    in the fit) with credits added equals the in-memory path's touch facts of the same
+    credits, row for row, on loads full of ties and touches without a contact; the fit's
+    rows are the in-memory contact order."""
+    settings = load_settings()
+    enriched = enrich_tables(_random_load(seed, contacts=contacts), settings=settings)
+    acts, actions = enriched.lazy("activities"), enriched.lazy("actions")
+    from effortlens.touch_build import _on_contact  # noqa: PLC2701 - the in-memory path's
+
+    touches, _, on_contact = _on_contact(acts)
+    kinds = touches["activity_type"].drop_nulls().unique().sort().to_list()
+    end = max(touches["ts"].max(), actions.select(pl.col("ts").max()).collect().item())
+    frame, arrays, _ = touch_build.touch_credit_inputs(
+        acts, actions, window=14.0, kinds=kinds, end=end
+    )
+    rng = np.random.default_rng(seed)
+    credits = {f: rng.random(on_contact.height) for f in ("timing", "cadence")}
+    assert len(arrays["band"]) == on_contact.height
+    assert frame["fit_row"].null_count() == frame.height - on_contact.height > 0
+    want = touch_build.with_credits(on_contact, credits, acts)
+    assert_frame_equal(touch_build.credited_touches(frame, credits), want, check_exact=True)
+
+
+def test_stable_order_by_one_key_or_two_is_the_sort_order():
+    from effortlens.touch_build import _stable_order  # noqa: PLC2701 - both of its ways
+
+    rng = np.random.default_rng(5)
+    g = rng.integers(0, 50, 5_000)
+    for t in (rng.integers(0, 30, 5_000), rng.integers(-(2**62), 2**62, 5_000)):  # fits / not
+        want = pl.DataFrame({"g": g, "t": t}).select(pl.arg_sort_by("g", "t", maintain_order=True))
+        assert _stable_order(g, t).tolist() == want.to_series().to_list()

@@ -761,21 +761,21 @@ def _view_part(
     reps = pl.scan_parquet(folder / FACTS_LAYOUT["reps"]).collect()
     streaks = scratch / "streaks" / name
     _write(streak_facts(acts, actions, reps), streaks, row_group_size=ROW_GROUP)
-    on_contact, arrays, n_actions = touch_credit_inputs(
+    touches, arrays, n_actions = touch_credit_inputs(
         acts, actions, window=window, kinds=kinds, end=end
     )
-    _write(on_contact, scratch / "touch1" / name, row_group_size=ROW_GROUP)
+    _write(touches, scratch / "touch1" / name, row_group_size=ROW_GROUP)
     em = scratch / "em" / name
     em.mkdir(parents=True, exist_ok=True)
     for key, values in arrays.items():
         np.save(em / f"{key}.npy", values)
     return {
         "rows": rows,
-        "touches": on_contact.height,
+        "touches": len(arrays["band"]),  # on a contact: the fit's rows
         "pairs": len(arrays["pair_touch"]),
         "actions": n_actions,
         # the first touch on each contact has cadence bin 0
-        "contacts": int((on_contact["bin_order"] == 0).sum()),
+        "contacts": int((touches["bin_order"] == 0).sum()),
     }
 
 
@@ -836,18 +836,19 @@ def _touch_part(
     offset: int,
     n: int,
 ) -> int:
-    """Pass 2 over partition ``name``: its touch facts with their credits (scratch)."""
+    """Pass 2 over partition ``name``: its touch facts with their credits (scratch); pass 1
+    wrote them in their final order (:func:`effortlens.touch_build.touch_credit_inputs`)."""
     from effortlens.facts import ROW_GROUP
-    from effortlens.touch_build import with_credits
+    from effortlens.touch_build import credited_touches
 
-    on_contact = pl.read_parquet(scratch / "touch1" / name)
+    touches = pl.read_parquet(scratch / "touch1" / name)
     given = {}
     for feature in ("timing", "cadence"):
         if credits is None:
             given[feature] = np.zeros(0)
         else:
             given[feature] = np.array(np.load(credits[feature], mmap_mode="r")[offset : offset + n])
-    frame = with_credits(on_contact, given, _scan_part(folder, "activities", name))
+    frame = credited_touches(touches, given)
     _write(frame, scratch / "touch2" / name, row_group_size=ROW_GROUP)
     return frame.height
 
