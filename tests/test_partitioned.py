@@ -16,11 +16,13 @@ from polars.testing import assert_frame_equal
 
 from effortlens import partitioned
 from effortlens.cli import main
-from effortlens.enrich import enrich_tables
+from effortlens.coverage import with_known_groups
+from effortlens.enrich import daily_of_activities, enrich_tables
 from effortlens.facts import AGGREGATES_LAYOUT, HABIT_TOUCHES, PRACTICE_CODES, open_build
 from effortlens.loading import load_folder, pipeline
 from effortlens.loading.pipeline import load_folder_chunked, merge_notes, streamable_rows
 from effortlens.partitioned import should_partition
+from effortlens.peers import with_peer_group
 from effortlens.settings import load_settings
 
 KEYS = {"activities": "activity_id", "actions": "action_id"}
@@ -514,10 +516,15 @@ def test_daily_summed_a_slice_of_reps_at_a_time_is_the_whole_roll_up(tiny_plante
     enriched = enrich_tables(data.tables, settings=settings)
     slim = tmp_path / "slim"
     slim.mkdir()
-    rows = partitioned.slim_rows(enriched.activities)
-    ghost = rows.head(3).with_columns(rep_id=pl.lit("not-a-rep"))  # a rep the table lacks
-    for i, part in enumerate((rows[::3], rows[1::3], rows[2::3], ghost)):
-        part.write_parquet(slim / f"part-{i:05d}.parquet")
+    # each part's own roll-up, as a partition writes it: a rep's day of one type falls in
+    # several parts, whose sums are added up
+    reps = with_peer_group(with_known_groups(data.tables["reps"]), keys=settings.peer_keys)
+    acts = enriched.activities
+    ghost = acts.head(3).with_columns(rep_id=pl.lit("not-a-rep"))  # a rep the table lacks
+    for i, part in enumerate((acts[::3], acts[1::3], acts[2::3], ghost)):
+        daily = daily_of_activities(part, reps, customer_facing=settings.customer_facing_types)
+        assert daily.height < part.height or part.height <= 3  # sums, not rows
+        partitioned.slim_rows(daily).write_parquet(slim / f"part-{i:05d}.parquet")
     reps = data.tables["reps"]
     read = {}
     for slice_rows in (1, 977, 10**9):  # a rep a slice, a few reps a slice, one slice

@@ -631,37 +631,122 @@ def _daily(
 
     Grouping 10M rows into millions of groups by three keys, two of them strings, is slow;
     instead the keys are packed into one integer cell number (rep, day, type), summed by cell
-    after one sort, and unpacked. Sorted by rep (the reps table's order), day, activity type.
+    after one sort, and unpacked (:func:`daily_of_rows`). Sorted by rep (the reps table's
+    order), day, activity type.
     """
     if activities.height == 0:
         return pl.DataFrame(schema=DAILY_SCHEMA)
-    types = activities["activity_type"].unique().sort()
-    day = activities["day"].to_physical().cast(pl.Int64)
+    values = activities.select(
+        pl.col("hours").fill_null(0),
+        pl.col("responded").cast(pl.UInt32).fill_null(0),
+        pl.col("response_weight").fill_null(0),
+        pl.when(pl.col("responded"))
+        .then(0.0)
+        .otherwise(pl.col("hours"))
+        .fill_null(0)
+        .alias("no_impact_hours"),
+    )
+    return daily_of_rows(
+        activities.select("day", "activity_type").hstack(values),
+        rep_code=rep_code,
+        rep_facts=rep_facts,
+        customer_facing=customer_facing,
+    )
+
+
+def daily_of_activities(
+    activities: pl.DataFrame, reps: pl.DataFrame, *, customer_facing: Sequence[str]
+) -> pl.DataFrame:
+    """The daily roll-up of enriched ``activities`` (as :func:`enrich_tables` makes it), with
+    the rep columns of ``reps`` (with their ``peer_group``; reps missing from it last, by id).
+
+    Examples
+    --------
+    >>> from effortlens.settings import load_settings
+    >>> e = enrich_tables({}, settings=load_settings())
+    >>> daily_of_activities(e.activities, e.reps, customer_facing=["call"]).height
+    0
+    """
+    rep_code, rep_facts = _rep_codes(activities["rep_id"], reps)
+    return _daily(
+        activities,
+        rep_code=rep_code,
+        rep_facts=rep_facts,
+        customer_facing=tuple(customer_facing),
+    )
+
+
+#: What :func:`daily_of_rows` sums per rep × day × activity type (``activities``: counted
+#: when the rows do not hold it).
+DAILY_SUMS: tuple[str, ...] = (
+    "activities",
+    "hours",
+    "responded",
+    "response_weight",
+    "no_impact_hours",
+)
+
+
+def daily_of_rows(
+    rows: pl.DataFrame,
+    *,
+    rep_code: pl.Series,
+    rep_facts: pl.DataFrame,
+    customer_facing: Sequence[str],
+) -> pl.DataFrame:
+    """The daily roll-up of ``rows`` (``day``, ``activity_type`` and the sums of
+    :data:`DAILY_SUMS`, nulls as 0; without ``activities`` each row counts one): summed per
+    rep × day × type, sorted by rep (its row in ``rep_facts``, whose row ``rep_code`` gives
+    for each row), day, type; with the rep columns.
+
+    The keys are packed into one integer cell number, summed by cell after one stable sort
+    (numpy's argsort of one int64 beats a hash group-by into millions of groups by ~3x at 10M
+    rows; the sums of a cell are added in row order), and unpacked. Rows of partial sums (the
+    partitioned build's, :func:`effortlens.partitioned.write_daily`) add up to the sums of
+    their rows.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> rows = pl.DataFrame({"day": [dt.date(2024, 5, 2)] * 3, "activity_type": ["call"] * 3,
+    ...     "activities": [2, 1, 4], "hours": [1.0, 0.5, 2.0], "responded": [1, 0, 1],
+    ...     "response_weight": [1.0, 0.0, 2.0], "no_impact_hours": [0.0, 0.5, 0.0]})
+    >>> facts = pl.DataFrame({"rep_id": ["r1", "r2"], "team": ["T", "U"], "segment": ["S", "S"],
+    ...     "role": ["AE", "AE"], "peer_group": ["S · AE", "S · AE"]})
+    >>> out = daily_of_rows(rows, rep_code=pl.Series([1, 0, 1]), rep_facts=facts,
+    ...     customer_facing=["call"])
+    >>> out.select("rep_id", "activities", "hours", "responded").rows()
+    [('r1', 1, 0.5, 0), ('r2', 6, 3.0, 2)]
+    """
+    if rows.height == 0:
+        return pl.DataFrame(schema=DAILY_SCHEMA)
+    types = rows["activity_type"].unique().sort()
+    day = rows["day"].to_physical().cast(pl.Int64)
     first_day = day.min()
     n_days, n_types = day.max() - first_day + 1, types.len()
-    cell = (rep_code.cast(pl.Int64) * n_days + (day - first_day)) * n_types + activities[
+    cell = (rep_code.cast(pl.Int64) * n_days + (day - first_day)) * n_types + rows[
         "activity_type"
     ].cast(pl.Enum(types)).to_physical().cast(pl.Int64)
-    # sort-based sums: numpy's (SIMD) argsort of one int64 beats a hash group-by into millions
-    # of groups by ~3x at 10M activities
     order = np.argsort(cell.to_numpy(), kind="stable")
     sorted_cells = cell.to_numpy()[order]
     starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
 
-    def total(column: pl.Expr) -> np.ndarray:
-        values = activities.select(column.fill_null(0)).to_series().to_numpy()
+    def total(name: str) -> np.ndarray:
+        values = rows[name].fill_null(0).to_numpy()
         return np.add.reduceat(values[order], starts)
 
+    if "activities" in rows.columns:
+        counts = total("activities")
+    else:
+        counts = np.diff(np.r_[starts, len(order)])
     cells = pl.Series(sorted_cells[starts])
     sums = pl.DataFrame(
         {
-            "activities": pl.Series(np.diff(np.r_[starts, len(order)]), dtype=pl.UInt32),
-            "hours": total(pl.col("hours")),
-            "responded": pl.Series(total(pl.col("responded").cast(pl.UInt32)), dtype=pl.UInt32),
-            "response_weight": total(pl.col("response_weight")),
-            "no_impact_hours": total(
-                pl.when(pl.col("responded")).then(0.0).otherwise(pl.col("hours"))
-            ),
+            "activities": pl.Series(counts, dtype=pl.UInt32),
+            "hours": total("hours"),
+            "responded": pl.Series(total("responded"), dtype=pl.UInt32),
+            "response_weight": total("response_weight"),
+            "no_impact_hours": total("no_impact_hours"),
         }
     )
     rep = rep_facts[cells // (n_days * n_types)]
@@ -674,7 +759,7 @@ def _daily(
                 "day": local_day,
                 "week": local_day.dt.truncate("1w"),
                 "activity_type": kind,
-                "is_customer_facing": kind.is_in(customer_facing),
+                "is_customer_facing": kind.is_in(list(customer_facing)),
             }
         )
         .hstack(sums)
