@@ -635,7 +635,7 @@ def write_view_facts(
         say("view facts: habit and practice cells")
         # a run of reps at a time: about four partitions' touches or follow-ups
         slice_rows = 4 * getattr(settings.limits, "partition_rows", DEFAULT_CHUNK_ROWS)
-        rows.update(run(_habit_cells, folder, slice_rows=slice_rows))
+        rows.update(run(_habit_cells, scratch, folder, slice_rows=slice_rows))
         rows.update(run(_practice_cells, scratch, folder))
         rows.update(run(_practice_gap_facts, scratch, folder, slice_rows=slice_rows))
         say("view facts: habit touch codes")
@@ -832,26 +832,36 @@ def _touch_part(
     return frame.height
 
 
-def _habit_cells(folder: Path, *, slice_rows: int) -> dict[str, int]:
-    """The habit cells summed over every touch part file, a run of reps at a time (about
+def _habit_cells(scratch: Path, folder: Path, *, slice_rows: int) -> dict[str, int]:
+    """The habit cells summed over every touch, a run of reps at a time (about
     ``slice_rows`` touches, read once for the four cells): streaming group-bys over all of
-    them at once passed 8 GB at 100M (81.6M touches). Each run's cells sorted by rep, the runs
-    end to end in rep order, as :func:`effortlens.facts.write_aggregates` writes them."""
+    them at once passed 8 GB at 100M (81.6M touches). The touches are read from
+    ``scratch/codes`` (:func:`_day_ordered_touches`: the touch facts with their text keys as
+    ``Enum``s of the sorted values), so the runs are ranges of rep codes and the group-bys
+    are by small integers (2.5x less CPU than by text; :func:`effortlens.facts._cells` writes
+    the keys as text or categories as before).
+    Each run's cells sorted by rep, the runs end to end in rep order, as
+    :func:`effortlens.facts.write_aggregates` writes them."""
     from effortlens.facts import _HABIT_CELLS, AGGREGATES_LAYOUT, ROW_GROUP, _cells, scan_fact
     from effortlens.habits import touch_cells
 
-    touches = scan_fact(folder, AGGREGATES_LAYOUT["touches"])
-    rep = pl.col("rep_id").cast(pl.String)
+    files = sorted((scratch / "codes").glob("*.parquet"))
+    # no touch at all: the cells of the (empty) touch facts, as before
+    touches = pl.scan_parquet(files) if files else scan_fact(folder, AGGREGATES_LAYOUT["touches"])
+    rep = pl.col("rep_id").to_physical()  # an Enum of the sorted reps: codes in rep order
     per_rep = (
         touches.group_by(rep).agg(pl.len().alias("n")).collect(engine="streaming").sort("rep_id")
     )
-    run = (per_rep["n"].cum_sum() - 1) // max(slice_rows, 1)
-    runs = [per_rep.filter(run == r)["rep_id"] for r in run.unique(maintain_order=True)]
+    known = per_rep.filter(pl.col("rep_id").is_not_null())
+    run = (known["n"].cum_sum() - 1) // max(slice_rows, 1)
+    runs: list[pl.Expr] = [
+        rep.is_between(codes.min(), codes.max())
+        for codes in (known.filter(run == r)["rep_id"] for r in run.unique(maintain_order=True))
+    ]
     if per_rep["rep_id"].null_count():  # no rep: first, as one sort by rep puts them
-        runs.insert(0, None)
+        runs.insert(0, rep.is_null())
     made: dict[str, list[pl.DataFrame]] = {cell: [] for cell in _HABIT_CELLS}
-    for ids in runs or [None]:
-        kept = rep.is_null() if ids is None else rep.is_in(ids.implode())
+    for kept in runs or [pl.lit(True)]:
         some = touches.filter(kept).collect(engine="streaming")
         plans = touch_cells(some)
         for cell in _HABIT_CELLS:

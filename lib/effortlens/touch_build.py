@@ -509,7 +509,7 @@ def credit_em(
     another order, so not to the bit). The event path and the build give the same bits: no
     sum's order depends on how the cells are numbered.
 
-    What the iterations do not change is computed once, so that an iteration makes three
+    What the iterations do not change is computed once, so that an iteration makes two
     passes over the pairs and none over the touches:
 
     - each pair's cell and lag slot (band x lag bin) are one small integer, its *code*,
@@ -598,12 +598,11 @@ def credit_em(
             np.take(table, code[at], out=credit[at])
         total = _summed(pair_action, credit, n_total)
         total += background
-        for at in _chunks(n_pairs):
-            np.divide(credit[at], total[pair_action[at]], out=credit[at])
         background_share = background / total
-        # M step
+        # M step (each chunk's credits summed by code while they are in the cache)
         by_code = np.zeros(n_codes)
         for at in _chunks(n_pairs):
+            np.divide(credit[at], total[pair_action[at]], out=credit[at])
             by_code += np.bincount(code[at], weights=credit[at], minlength=n_codes)
         by_code = by_code.reshape(-1, n_slots)
         cumulative = np.concatenate(
