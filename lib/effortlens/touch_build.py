@@ -722,7 +722,12 @@ def build_practice_facts(activities: pl.DataFrame | pl.LazyFrame) -> pl.DataFram
     # nulls first, as sort puts them: ranks start at 1, null is 0
     group = rep * (int(contact.max()) + 1) + contact
     keys = pl.DataFrame({"g": group, "t": ts})
-    order = keys.select(pl.arg_sort_by("g", "t", maintain_order=True)).to_series().to_numpy()
+    # by (contact, time) in one integer sort, then stably by rep (a radix sort of small
+    # integers): the order of one sort by (rep, contact, time) at ~1/3 of its CPU
+    by_contact = _stable_order(contact.to_numpy(), keys["t"].to_numpy())
+    rep_of = rep.to_numpy()[by_contact]
+    rep_of = rep_of.astype(np.int16) if rep_of.max(initial=0) < 2**15 else rep_of
+    order = by_contact[np.argsort(rep_of, kind="stable")]
     order = _ties_by_id(order, keys, touches["activity_id"])
     # the history on a narrow frame in (rep, contact, time) order; every column is then
     # gathered once, straight into the final (day) order. Text columns move as small integer
