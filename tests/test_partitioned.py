@@ -467,6 +467,30 @@ def test_keyless_events_spread_over_every_partition_with_equal_facts(tmp_path):
     assert max(per_part) <= 500
 
 
+def test_events_find_their_partition_by_keys_when_triples_hashes_collide(tmp_path, monkeypatch):
+    # each event finds its key triple's partition by the triple's hash; when two distinct
+    # triples' hashes are equal (here all of them), by a join on the keys: the same partitions
+    folder = tmp_path / "data"
+    _keyless(folder)
+    placed = {}
+    for how in ("hash", "keys"):
+        if how == "keys":
+            monkeypatch.setattr(partitioned, "_triple_hash", lambda: pl.lit(7, pl.UInt64))
+        out = tmp_path / how
+        data = load_folder_chunked(folder, out / "s", settings=_settings(500), chunk_rows=500)
+        n_parts = partitioned.partition_events(data.events, out / "p", chunk_rows=500)
+        placed[how] = pl.concat(
+            pl.read_parquet(out / "p" / table / f"__part={p}").select(
+                pl.lit(table).alias("table"), pl.lit(p).alias("part"), "__row"
+            )
+            for table in ("activities", "buyer_actions")
+            for p in range(n_parts)
+            if (out / "p" / table / f"__part={p}").is_dir()
+        ).sort("table", "__row")
+    assert n_parts >= 4 and placed["hash"]["part"].n_unique() == n_parts
+    assert_frame_equal(placed["hash"], placed["keys"])
+
+
 def test_chunked_quarantine_is_files_that_read_back_as_in_memory(tmp_path):
     folder = tmp_path / "data"
     _keyless(folder)
@@ -577,3 +601,29 @@ def test_cells_and_gaps_summed_a_run_of_reps_at_a_time_are_the_whole_sums(tiny_p
     assert timing["n"].sum() > 4 * 400  # the touches span several runs
     assert timing["rep_id"].to_list() == sorted(timing["rep_id"].to_list())  # runs in rep order
     _assert_same_view_facts(whole, parts)
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_a_partition_is_read_in_the_loaded_order(tmp_path, wide):
+    # the loaded order (sort keys, nulls last, ties by input row) by one packed integer sort;
+    # keys too wide for 64 bits (times three centuries apart, 2,000 opportunities) by the
+    # general sort: both give the rows as a sort on the keys and the input row does
+    rng = np.random.default_rng(11)
+    n = 6_000
+    start = datetime(1900 if wide else 2024, 1, 1, tzinfo=UTC)
+    last = datetime(2200, 1, 1, tzinfo=UTC) if wide else start + timedelta(minutes=30)
+    steps = rng.integers(0, 30, n)
+    frame = pl.DataFrame(
+        {
+            "activity_id": [f"a{i}" for i in range(n)],
+            "opportunity_id": [None if x == 0 else f"o{x}" for x in rng.integers(0, 2_001, n)],
+            "ts": [start + timedelta(minutes=int(m)) for m in steps],
+            "__row": pl.Series(rng.permutation(3 * n)[:n], dtype=pl.UInt32),
+        }
+    ).with_columns(pl.when(pl.col("__row") == 5).then(last).otherwise("ts").alias("ts"))
+    frame[:2_500].write_parquet(tmp_path / "a.parquet")
+    frame[2_500:].write_parquet(tmp_path / "b.parquet")
+    assert (partitioned.loaded_order(frame, ["opportunity_id", "ts"]) is None) == wide
+    expected = frame.sort("opportunity_id", "ts", "__row", nulls_last=True).drop("__row")
+    assert expected["ts"].n_unique() < n / 100  # many ties, broken by the input row
+    assert_frame_equal(partitioned.read_partition(tmp_path, "activities"), expected)
