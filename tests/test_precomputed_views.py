@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import polars as pl
 import pytest
 from filter_support import as_strings, assert_period_habits_equal, reader_filters
@@ -431,3 +432,116 @@ def test_practice_codes_give_what_differs_of_the_practice_facts_over_periods(
         what_differs_coded(codes, deviance, as_times),
         what_differs_coded(codes, deviance, as_dates),
     )
+
+
+def _effects_by_polars(counts, cell_of, type_names, gap_rows, min_support):
+    """The period path's effects as before the numpy tables: each count table's nonzero
+    entries as rows, the Polars queries of what_differs_in on them."""
+    from effortlens.deviance.differs import (  # noqa: PLC2701 - the old path, to compare
+        FOLLOW_UP_DAYS,
+        _gap_effects,  # noqa: PLC2701
+        _ranked,  # noqa: PLC2701
+        _sequence_effects,  # noqa: PLC2701
+        _share_effects,  # noqa: PLC2701
+    )
+    from effortlens.vocabulary import hour_name, weekday_name
+
+    names = pl.Series(type_names, dtype=pl.String)
+    level_names = {
+        "activity_type_share": pl.col("level").replace_strict(
+            list(range(len(type_names))), type_names, return_dtype=pl.String
+        ),
+        "weekday_share": weekday_name("level"),
+        "hour_share": hour_name("level"),
+        "follow_up_share": pl.when(pl.col("level") == 1)
+        .then(pl.lit(f"within {FOLLOW_UP_DAYS:g} days"))
+        .otherwise(pl.lit(f"after {FOLLOW_UP_DAYS:g} days")),
+    }
+    parts = []
+    for feature, name in level_names.items():
+        cells, levels = np.nonzero(counts[feature])
+        raw = pl.Series("level", levels)
+        if feature in ("weekday_share", "hour_share"):  # counted + 1 (0: none)
+            raw = pl.select(pl.when(raw > 0).then(raw - 1)).to_series().rename("level")
+        n = counts[feature][cells, levels].astype(float)
+        parts.append(
+            pl.DataFrame({"rep_id": pl.Series(cells, dtype=pl.UInt32), "level": raw, "n": n})
+            .with_columns(name.alias("level"), feature=pl.lit(feature))
+            .select("rep_id", "feature", "level", "n")
+        )
+    width = len(type_names)
+    cells, pairs = np.nonzero(counts["sequence"])
+    transitions = pl.DataFrame(
+        {
+            "rep_id": pl.Series(cells, dtype=pl.UInt32),
+            "previous_type": names.gather(pairs // width),
+            "activity_type": names.gather(pairs % width),
+            "n": counts["sequence"][cells, pairs].astype(float),
+        }
+    )
+    schema = {"cell": pl.UInt32, "value": pl.Float64, "base": pl.Float64}
+    schema |= {"mean": pl.Float64, "var": pl.Float64}
+    gaps = (
+        pl.DataFrame(gap_rows, schema=schema, orient="row").lazy().join(cell_of.lazy(), on="cell")
+    )
+    sides = cell_of.select(pl.col("cell").alias("rep_id"), "peer_group", "weight", "side").lazy()
+    return _ranked(
+        [
+            _share_effects(pl.concat(parts, how="vertical_relaxed").lazy(), sides),
+            _sequence_effects(transitions.lazy(), sides, min_support=min_support),
+            _gap_effects(gaps, min_support=min_support),
+        ]
+    )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_period_paths_numpy_effects_equal_its_polars_queries(seed):
+    """what_differs_coded's effects from its count tables by numpy (_coded_table) equal the
+    Polars queries it ran before on the tables' rows: random tables with levels counted in
+    one group only, zero rows, a group without peers, unnamed levels (a weekday or hour of
+    "none"), cells without follow-ups, with one (no spread), and min_support 1 or 100."""
+    from effortlens.deviance.differs import _coded_table  # noqa: PLC2701 - against the old
+
+    rng = np.random.default_rng(seed)
+    type_names = ["call", "email", "meeting", "video", None]  # the last code: none
+    width = len(type_names)
+    n_groups = int(rng.integers(1, 5))
+    rows = []
+    for g in range(n_groups):
+        weight = float(rng.integers(1, 4))
+        rows.append((f"group {g}", weight, "deviant"))
+        if g or rng.random() < 0.7:  # the first group sometimes without peers
+            rows.append((f"group {g}", weight, "peer"))
+    cell_of = pl.DataFrame(rows, schema=["peer_group", "weight", "side"], orient="row")
+    cell_of = cell_of.with_row_index("cell")
+    n_cells = cell_of.height
+
+    def table(levels: int, scale: int) -> np.ndarray:
+        counts = rng.integers(0, scale, (n_cells, levels)) * (rng.random((n_cells, levels)) < 0.6)
+        counts[rng.random(n_cells) < 0.15] = 0  # a cell that never did it
+        return counts.astype(np.int64)
+
+    calendar_types = table(width, 300)
+    calendar_types[:, -1] = 0  # a touch has a type
+    sequence = table(width * width, 200)
+    by_pair = sequence.reshape(n_cells, width, width)
+    by_pair[:, width - 1, :] = 0  # from none: not counted
+    by_pair[:, :, width - 1] = 0  # a touch has a type
+    counts = {
+        "activity_type_share": calendar_types,
+        "weekday_share": table(9, 300),  # 0: none, 1: no day, 2..8: Mon..Sun
+        "hour_share": table(25, 300),  # 0: none, 1..24: 00:00..23:00
+        "follow_up_share": table(2, 400),
+        "sequence": sequence,
+    }
+    counts["weekday_share"][:, 1] = 0  # ISO weekdays: no day 0
+    gap_rows = []
+    for cell in range(n_cells):
+        n = int(rng.choice([0, 1, 2, 50, 500]))
+        if n:
+            var = None if n == 1 else float(rng.uniform(0.1, 2))
+            gap_rows.append((cell, float(rng.uniform(0.5, 9)), float(n), float(rng.normal()), var))
+    for min_support in (1, 100):
+        got = _coded_table(counts, cell_of, type_names, gap_rows, min_support)
+        expected = _effects_by_polars(counts, cell_of, type_names, gap_rows, min_support)
+        assert_frame_equal(got, expected, check_exact=False, rel_tol=1e-12, abs_tol=1e-15)

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from effortlens.deviance.peers import _return_freed_heap
-from effortlens.vocabulary import SEQUENCE_SEPARATOR, hour_name, weekday_name
+from effortlens.vocabulary import SEQUENCE_SEPARATOR, WEEKDAY_NAMES, hour_name, weekday_name
 
 #: A follow-up within this many days of the rep's previous touch on the contact is "quick".
 FOLLOW_UP_DAYS = 2.0
@@ -1094,13 +1094,6 @@ def practice_codes_of(enriched) -> PracticeCodes | None:
     return _PRACTICE_CODES[entry]
 
 
-def _type_name(names: pl.Series) -> pl.Expr:
-    """The activity type of a code in column ``level`` (the last code: none)."""
-    return pl.col("level").replace_strict(
-        list(range(names.len())), names.to_list(), return_dtype=pl.String
-    )
-
-
 def _nonzero(counts: np.ndarray) -> tuple[np.ndarray, ...]:
     """The nonzero counts of a (cell, level) table: their cells, levels and counts."""
     at = np.flatnonzero(counts)
@@ -1213,16 +1206,17 @@ def _keyed(cell: np.ndarray, width: int, *levels: np.ndarray) -> np.ndarray:
 _MASKED_CELLS = 2
 
 
-def _coded_gap_cells(cell: np.ndarray, seconds: np.ndarray, cell_of: pl.DataFrame) -> pl.LazyFrame:
-    """:func:`_gap_cells` of follow-ups given as their cell and whole seconds: each cell's
-    median selected by ``np.partition`` (Polars' median formula), the moments of
-    ``log1p(days)`` by numpy."""
+def _coded_gap_rows(cell: np.ndarray, seconds: np.ndarray, n_cells: int) -> list[tuple]:
+    """:func:`_gap_cells` of follow-ups given as their cell and whole seconds, a row (cell,
+    median days, follow-ups, mean and variance of ``log1p(days)``) per cell with any: each
+    cell's median selected by ``np.partition`` (Polars' median formula), the moments by
+    numpy."""
     rows: list[tuple] = []
-    few = cell_of.height <= _MASKED_CELLS
+    few = n_cells <= _MASKED_CELLS
     if not few:  # many cells: their follow-ups together, once (a sort of small integers)
         order = np.argsort(cell, kind="stable")
-        bounds = np.searchsorted(cell[order], np.arange(cell_of.height + 1))
-    for index in range(cell_of.height):
+        bounds = np.searchsorted(cell[order], np.arange(n_cells + 1))
+    for index in range(n_cells):
         # a cell's follow-ups, in row order
         values = (
             seconds[cell == index] if few else seconds[order[bounds[index] : bounds[index + 1]]]
@@ -1234,10 +1228,140 @@ def _coded_gap_cells(cell: np.ndarray, seconds: np.ndarray, cell_of: pl.DataFram
         value = _median_days(values)
         var = float(logs.var(ddof=1)) if n > 1 else None
         rows.append((index, float(value), float(n), float(logs.mean()), var))
-    schema = {"cell": pl.UInt32, "value": pl.Float64, "base": pl.Float64}
-    schema |= {"mean": pl.Float64, "var": pl.Float64}
-    frame = pl.DataFrame(rows, schema=schema, orient="row")
-    return frame.lazy().join(cell_of.lazy(), on="cell")
+    return rows
+
+
+def _arcsine_of(p: np.ndarray | float) -> np.ndarray | float:
+    """:func:`_arcsine` of numbers."""
+    return 2 * np.arcsin(np.sqrt(p))
+
+
+def _coded_table(
+    counts: dict, cell_of: pl.DataFrame, type_names: list, gap_rows: list[tuple], min_support: int
+) -> pl.DataFrame:
+    """:func:`_ranked` of :func:`_share_effects`, :func:`_sequence_effects` and
+    :func:`_gap_effects` of the (cell, level) count tables of :func:`_coded_counts` and the
+    cells' follow-ups (:func:`_coded_gap_rows`), worked out by numpy on the tables (a few
+    cells by a few dozen levels) instead of Polars queries on their rows: the same rules
+    (a level counted in any cell is compared in every group, zero where it never happened;
+    both sides' bases above zero, or at least ``min_support`` transitions or follow-ups,
+    and a transition seen on both sides; levels "after the days" and unnamed ones only in
+    the bases), the same numbers (sums of whole counts; the weighted means over the groups
+    summed in another order: equal within a few ``eps``). ``type_names``: a name per type
+    code, the last (no type) None; a touch's own type is never none."""
+    groups: dict = {}  # peer group -> [weight, deviant cell, peer cell]
+    for cell, group, weight, side in cell_of.select("cell", "peer_group", "weight", "side").rows():
+        groups.setdefault(group, [weight, None, None])[1 if side == "deviant" else 2] = cell
+    within = f"within {FOLLOW_UP_DAYS:g} days"
+    names = {
+        "activity_type_share": type_names,
+        # counted + 1 (0: none); ISO weekday numbers
+        "weekday_share": [
+            WEEKDAY_NAMES[k - 2] if 2 <= k <= 8 else None
+            for k in range(counts["weekday_share"].shape[1])
+        ],
+        "hour_share": [None, *(f"{h:02d}:00" for h in range(counts["hour_share"].shape[1] - 1))],
+        "follow_up_share": [f"after {FOLLOW_UP_DAYS:g} days", within],
+    }
+    rows: list[tuple] = []  # feature, level, measure, values, bases, effect, weight
+    for feature, levels in names.items():
+        # an unnamed level (a weekday or hour of none, which a touch never has) counts in no
+        # base either: the Polars queries lost it in a join on the level
+        named = np.array([level is not None for level in levels])
+        table = counts[feature].astype(np.float64) * named
+        present = [
+            k for k in np.flatnonzero(table.any(axis=0)) if not levels[k].startswith("after ")
+        ]
+        for weight, deviant, peer in groups.values():
+            if peer is None:
+                continue
+            dn, pn = table[deviant], table[peer]
+            db, pb = dn.sum(), pn.sum()
+            if not (db > 0 and pb > 0):
+                continue
+            for k in present:
+                dv, pv = dn[k] / db, pn[k] / pb
+                effect = _arcsine_of(dv) - _arcsine_of(pv)
+                rows.append((feature, levels[k], "cohen_h", dv, pv, db, pb, effect, weight))
+    width = len(type_names)
+    pairs = counts["sequence"].astype(np.float64).reshape(-1, width, width)
+    for weight, deviant, peer in groups.values():
+        if peer is None:
+            continue
+        sides = []
+        for cell in (deviant, peer):
+            n = pairs[cell]
+            base = n.sum(axis=1)  # transitions from each previous type
+            with np.errstate(divide="ignore", invalid="ignore"):
+                to_share = n.sum(axis=0) / n.sum()
+                transition = n / base[:, None]
+            sides.append((n, base, to_share, transition))
+        (dn, dbase, dshare, dtrans), (pn, pbase, pshare, ptrans) = sides
+        for previous, kind in zip(*np.nonzero((dn > 0) & (pn > 0)), strict=True):
+            if not (dbase[previous] >= min_support and pbase[previous] >= min_support):
+                continue
+            before, after = type_names[previous], type_names[kind]
+            level = None if before is None or after is None else before + SEQUENCE_SEPARATOR + after
+            beyond = [
+                _arcsine_of(trans[previous, kind]) - _arcsine_of(share[kind])
+                for trans, share in ((dtrans, dshare), (ptrans, pshare))
+            ]
+            rows.append(
+                (
+                    "sequence",
+                    level,
+                    "cohen_h_beyond_mix",
+                    dtrans[previous, kind] / dshare[kind],
+                    ptrans[previous, kind] / pshare[kind],
+                    dbase[previous],
+                    pbase[previous],
+                    beyond[0] - beyond[1],
+                    weight,
+                )
+            )
+    gaps = {row[0]: row[1:] for row in gap_rows}  # cell -> median, follow-ups, mean, var
+    for weight, deviant, peer in groups.values():
+        (dv, nd, md, vd), (pv, np_, mp, vp) = (
+            gaps.get(cell, (None, 0.0, None, None)) for cell in (deviant, peer)
+        )
+        if not (nd >= min_support and np_ >= min_support):
+            continue
+        if vd is None or vp is None or md is None or mp is None:
+            continue  # no spread on a side: no effect
+        sd = np.sqrt(((nd - 1) * vd + (np_ - 1) * vp) / (nd + np_ - 2))
+        if not sd > 0:
+            continue
+        effect = (md - mp) / sd
+        rows.append(
+            (
+                "median_days_between_touches",
+                "all follow-ups",
+                "cohen_d_log_days",
+                dv,
+                pv,
+                nd,
+                np_,
+                effect,
+                weight,
+            )
+        )
+    ranked: dict = {}  # (feature, level, measure) -> sums
+    for feature, level, measure, dv, pv, db, pb, effect, weight in rows:
+        sums = ranked.setdefault((feature, level, measure), [0.0] * 6 + [0])
+        for i, value in enumerate((dv * weight, pv * weight, effect * weight, db, pb, weight)):
+            sums[i] += value
+        sums[6] += 1
+    out = []
+    for (feature, level, measure), (dw, pw, ew, db, pb, weight, groups_n) in ranked.items():
+        dv, pv, effect = dw / weight, pw / weight, ew / weight
+        out.append((feature, level, dv, pv, dv - pv, effect, measure, db, pb, groups_n))
+    out.sort(key=lambda r: (-abs(r[5]), r[0], r[1]))
+    frame = pl.DataFrame(
+        [(*r, rank) for rank, r in enumerate(out, start=1)],
+        schema=_DIFFERS_SCHEMA,
+        orient="row",
+    )
+    return frame
 
 
 def what_differs_coded(
@@ -1280,8 +1404,6 @@ def what_differs_coded(
     small = np.int16 if cell_of.height < 2**15 else np.int32
     cell_of_rep = np.full(codes.reps.height, -1, dtype=small)
     cell_of_rep[kept["code"].to_numpy()] = kept["cell"].to_numpy()
-    n_types = codes.types.len()
-    width = n_types + 1  # the last code: no type (no previous touch)
     counts = _coded_counts(
         codes,
         codes.days(flt.start, flt.end),
@@ -1289,45 +1411,9 @@ def what_differs_coded(
         n_cells=cell_of.height,
         start=None if flt.start is None else day_number(flt.start),
     )
-    type_names = pl.concat([codes.types, pl.Series([None], dtype=pl.String)])
-    names = {
-        "activity_type_share": _type_name(type_names),
-        "weekday_share": weekday_name("level"),
-        "hour_share": hour_name("level"),
-        "follow_up_share": pl.when(pl.col("level") == 1)
-        .then(pl.lit(f"within {FOLLOW_UP_DAYS:g} days"))
-        .otherwise(pl.lit(f"after {FOLLOW_UP_DAYS:g} days")),
-    }
-    parts = []
-    for feature, name in names.items():
-        counted, levels, n = _nonzero(counts[feature])
-        raw = pl.Series("level", levels)
-        if feature in ("weekday_share", "hour_share"):  # counted + 1 (0: none)
-            raw = pl.select(pl.when(raw > 0).then(raw - 1)).to_series().rename("level")
-        parts.append(
-            pl.DataFrame({"rep_id": pl.Series(counted, dtype=pl.UInt32), "level": raw, "n": n})
-            .with_columns(name.alias("level"), feature=pl.lit(feature))
-            .select("rep_id", "feature", "level", "n")
-        )
-    share_counts = pl.concat(parts, how="vertical_relaxed")
-    pair_cells, pairs, n = _nonzero(counts["sequence"])
-    transitions = pl.DataFrame(
-        {
-            "rep_id": pl.Series(pair_cells, dtype=pl.UInt32),
-            "previous_type": type_names.gather(pairs // width),
-            "activity_type": type_names.gather(pairs % width),
-            "n": n,
-        }
-    )
-    gap_cells = _coded_gap_cells(*counts["gaps"], cell_of)
-    side_frame = cell_of.select(pl.col("cell").alias("rep_id"), "peer_group", "weight", "side")
-    return _ranked(
-        [
-            _share_effects(share_counts.lazy(), side_frame.lazy()),
-            _sequence_effects(transitions.lazy(), side_frame.lazy(), min_support=min_support),
-            _gap_effects(gap_cells, min_support=min_support),
-        ]
-    )
+    type_names = [*codes.types.to_list(), None]  # the last code: none
+    gap_rows = _coded_gap_rows(*counts["gaps"], cell_of.height)
+    return _coded_table(counts, cell_of, type_names, gap_rows, min_support)
 
 
 class PracticeRepCells:
