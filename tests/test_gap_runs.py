@@ -190,3 +190,29 @@ def test_a_build_writes_the_gap_runs_and_one_from_before_them_still_works(tiny_p
         _gap_cells_of_reps({**gaps, "runs": PracticeGapRuns(runs_copy)}, sides).collect(),
         _gap_cells_of_reps(gaps, sides).collect(),
     )
+
+
+def test_the_page_finds_its_medians_from_the_build_s_gap_runs(tiny_planted, monkeypatch):
+    from effortlens_widgets.apps.positive_deviance import positive_deviance_app
+
+    sizes: list[int] = []
+    median_days = PracticeGapRuns.median_days
+
+    def counted(self, rows):
+        sizes.append(rows.size)
+        return median_days(self, rows)
+
+    monkeypatch.setattr(PracticeGapRuns, "median_days", counted)
+    page = positive_deviance_app(data_dir=tiny_planted)
+    view = page.views[0]
+    deviance = view._last_deviance  # noqa: SLF001 - what the first draw compared
+    with_runs = view._what_differs(page.state.view, deviance)  # noqa: SLF001
+    assert sizes and sum(sizes) > 2  # every compared rep's counts by bin were read
+    gap = pl.col("feature") == "median_days_between_touches"
+    assert with_runs.filter(gap).height > 0
+    # the same table from the column (a build from before the runs)
+    monkeypatch.setattr(differs, "practice_gap_runs_of", lambda enriched: None)
+    sizes.clear()
+    from_column = view._what_differs(page.state.view, deviance)  # noqa: SLF001
+    assert not sizes
+    assert_frame_equal(with_runs, from_column, check_exact=False, rel_tol=1e-12)
