@@ -1185,10 +1185,7 @@ def _coded_counts(
     sequence = out["sequence"].reshape(n_cells, width, width).copy()
     sequence[:, none, :] = 0  # from no previous touch: not a transition
     out["sequence"] = sequence.reshape(n_cells, width * width)
-    out["gaps"] = (
-        np.concatenate([np.empty(0, dtype=cell_of.dtype), *gap_cells]),
-        np.concatenate([np.empty(0, dtype=codes.layout["gap_seconds"][0]), *gap_seconds]),
-    )
+    out["gaps"] = (gap_cells, gap_seconds)  # by chunk
     return out
 
 
@@ -1206,21 +1203,32 @@ def _keyed(cell: np.ndarray, width: int, *levels: np.ndarray) -> np.ndarray:
 _MASKED_CELLS = 2
 
 
-def _coded_gap_rows(cell: np.ndarray, seconds: np.ndarray, n_cells: int) -> list[tuple]:
-    """:func:`_gap_cells` of follow-ups given as their cell and whole seconds, a row (cell,
-    median days, follow-ups, mean and variance of ``log1p(days)``) per cell with any: each
-    cell's median selected by ``np.partition`` (Polars' median formula), the moments by
-    numpy."""
+def _coded_gap_rows(
+    cells: list[np.ndarray], seconds: list[np.ndarray], n_cells: int
+) -> list[tuple]:
+    """:func:`_gap_cells` of follow-ups given as their cells and whole seconds (chunk by
+    chunk, in row order), a row (cell, median days, follow-ups, mean and variance of
+    ``log1p(days)``) per cell with any: each cell's median selected by ``np.partition``
+    (Polars' median formula), the moments by numpy. With more than :data:`_MASKED_CELLS`
+    cells each chunk's follow-ups are put in cell order by a stable sort of the chunk's
+    cells (in the cache: a third of one sort of every follow-up's, 10m, a year, 3.7M)."""
     rows: list[tuple] = []
-    few = n_cells <= _MASKED_CELLS
-    if not few:  # many cells: their follow-ups together, once (a sort of small integers)
-        order = np.argsort(cell, kind="stable")
-        bounds = np.searchsorted(cell[order], np.arange(n_cells + 1))
-    for index in range(n_cells):
-        # a cell's follow-ups, in row order
-        values = (
-            seconds[cell == index] if few else seconds[order[bounds[index] : bounds[index + 1]]]
-        )
+    if n_cells <= _MASKED_CELLS:
+        cell = np.concatenate([np.empty(0, dtype=np.int16), *cells])
+        every = np.concatenate([np.empty(0, dtype=np.int32), *seconds])
+        held = [[every[cell == index]] for index in range(n_cells)]
+    else:
+        held = [[] for _ in range(n_cells)]
+        for cell, values in zip(cells, seconds, strict=True):
+            order = np.argsort(cell, kind="stable")
+            bounds = np.searchsorted(cell[order], np.arange(n_cells + 1))
+            values = values[order]
+            for index in range(n_cells):
+                if bounds[index + 1] > bounds[index]:
+                    held[index].append(values[bounds[index] : bounds[index + 1]])
+    for index, pieces in enumerate(held):
+        # a cell's follow-ups, in row order (arrays of its own: partitioned in place)
+        values = pieces[0] if len(pieces) == 1 else np.concatenate([np.empty(0, np.int32), *pieces])
         n = len(values)
         if n == 0:
             continue
