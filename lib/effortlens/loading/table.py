@@ -24,7 +24,7 @@ from datetime import datetime
 
 import polars as pl
 
-from effortlens.loading.columns import canonical_header
+from effortlens.loading.columns import canonical_header, no_failures
 from effortlens.loading.report import QUARANTINE_SCHEMA, REASONS, DataError, counted
 from effortlens.loading.rules import (
     Check,
@@ -186,6 +186,7 @@ def validate_table(
     references: dict[str, pl.Series | None],
     keep_row: bool = False,
     in_order: bool = True,
+    distinct_keys: bool = False,
 ) -> TableResult:
     """Validate one table row by row: its loaded rows, quarantined rows and notes.
 
@@ -205,6 +206,9 @@ def validate_table(
     in_order
         Sort the loaded rows by the table's sort keys (ties in input order); ``False`` leaves
         them in input order (the partitioned build sorts each partition itself).
+    distinct_keys
+        The caller knows that no two rows share a key (trimmed, non-empty): the duplicate rule
+        is not looked for (the chunked load knows it from the hashes of the whole file's ids).
 
     Returns
     -------
@@ -233,7 +237,11 @@ def validate_table(
     survivor = pl.col("__rule").is_null()
     keys = [pl.col(f"parsed:{c}") for c in key_columns]
     first = pl.struct(*keys, survivor).is_first_distinct()
-    duplicate = work.select(survivor & ~first).to_series()
+    # the keys hashed and compared: a third of the validation when nothing repeats (1M: 0.2 s)
+    if distinct_keys and key:
+        duplicate = no_failures(work.height)
+    else:
+        duplicate = work.select(survivor & ~first).to_series()
     first_rows = None
     if duplicate.any():
         first_rows = work.filter(survivor & first).select(*keys, pl.col(ROW).alias("__first_row"))
