@@ -83,6 +83,10 @@ _KEYS = (("account_id", "a"), ("contact_id", "c"), ("opportunity_id", "o"))
 _PART = "__part"
 #: The seed of the hash that finds each event's key triple (:func:`partition_events`).
 _TRIPLE_SEED = 20240501
+#: The partitions' scratch files: each is written once and read whole once, so neither
+#: compressed nor with statistics (3m, 3.5M events: written and read 1.8 -> 1.4 CPU s against
+#: lz4; 1.7x the disk, ~5 GB at 100M events).
+_PARTITION_CODEC = "uncompressed"
 
 
 def should_partition(folder: str | Path, *, settings: Settings) -> tuple[bool, str]:
@@ -357,7 +361,8 @@ def partition_events(events: dict[str, list[Path]], out: Path, *, chunk_rows: in
                 pl.PartitionBy(out / name, key=_PART, include_key=False),
                 mkdir=True,
                 engine="streaming",
-                compression=SCRATCH_CODEC,
+                compression=_PARTITION_CODEC,
+                statistics=False,
             )
         )
         written = {path.name for path in (out / name).iterdir()}
