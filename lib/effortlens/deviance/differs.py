@@ -1117,32 +1117,42 @@ def _coded_counts(
     ``at`` per activity type, weekday + 1, hour + 1, follow-up within the days or not and
     transition (previous x width + type, a previous touch before day ``start`` forgotten),
     each an (n_cells, levels) table of counts; ``"gaps"``: the follow-ups' cells and seconds
-    in row order. Read and counted :data:`CODED_CHUNK` touches at a time.
+    in row order, chunk by chunk. Read and counted :data:`CODED_CHUNK` touches at a time.
 
     A chunk's touches of reps not compared are counted in a cell of their own (dropped at
     the end) when they are at most :data:`COMPACT_BELOW` of it; else the compared ones are
-    picked first (one copy of every column, cheaper when few are kept). Touches without a
+    picked first (one copy of every column, cheaper when few are kept). Two counts a chunk,
+    type x weekday x hour and previous x type x follow-up (within the days, after, none),
+    each key started from a per-rep table of its cell's first key (one look-up of the rep
+    code): the shares, follow-ups and transitions are their marginals. Touches without a
     previous touch (or without one seen) are counted as transitions from "none", dropped
     too: every count is one ``bincount`` of the chunk, no column picked per count."""
     width = codes.types.len() + 1
     none = width - 1  # the type code of no (previous) touch
     # a touch's type, weekday + 1 and hour + 1 as one key: one count for the three shares
     days, hours = codes.spans["weekday"], codes.spans["hour"]
-    sizes = {"calendar": width * days * hours, "follow_up": 3, "sequence": width * width}
+    sizes = {"calendar": width * days * hours, "sequence": width * width * 3}
     held = n_cells + 1  # the last cell: the touches of reps not compared
     counts = {k: np.zeros(held * size, dtype=np.int64) for k, size in sizes.items()}
     cell_of = np.where(cell_of_rep >= 0, cell_of_rep, n_cells).astype(cell_of_rep.dtype)
+    # each rep's first key in each count: its cell's (the calendar's with the + 1 of the
+    # weekday and of the hour folded in)
+    first_key = {
+        "calendar": cell_of.astype(np.int32) * sizes["calendar"] + (hours + 1),
+        "sequence": cell_of.astype(np.int32) * sizes["sequence"],
+    }
     gap_cells, gap_seconds = [], []
     for lo in range(at.start, at.stop, CODED_CHUNK):
         part = slice(lo, min(lo + CODED_CHUNK, at.stop))
-        cell = cell_of[codes.read("rep", part)]
+        rep = codes.read("rep", part)
+        cell = cell_of.take(rep)
         compared = cell < n_cells
         kept = int(np.count_nonzero(compared))
         if kept == 0:
             continue
         picked = kept < COMPACT_BELOW * len(cell)
         if picked:
-            cell = cell[compared]
+            cell, rep = cell[compared], rep[compared]
 
         def read(name: str, part: slice = part, compared=compared, picked=picked) -> np.ndarray:
             values = codes.read(name, part)
@@ -1155,51 +1165,49 @@ def _coded_counts(
             followed &= seen
             previous = np.where(seen, previous, previous.dtype.type(none))
             del seen
-        key = _keyed(cell, width, kind)
-        key *= days
-        key += read("weekday")
-        key += 1
-        key *= hours
+        # ((cell x width + type) x days + weekday + 1) x hours + hour + 1
+        key = first_key["calendar"].take(rep)
+        step = kind.astype(np.int32)
+        step *= days * hours
+        key += step
+        step = read("weekday").astype(np.int32)
+        step *= hours
+        key += step
         key += read("hour")
-        key += 1
         counts["calendar"] += np.bincount(key, minlength=counts["calendar"].size)
-        # the follow-up: 1 within the days, 0 after, 2 none
-        level = (seconds <= FOLLOW_UP_DAYS * _DAY_SECONDS).view(np.int8)
-        level = np.where(followed, level, np.int8(2))
-        counts["follow_up"] += np.bincount(_keyed(cell, 3, level), minlength=held * 3)
-        key = _keyed(cell, width, previous)
-        key *= width
-        key += kind
+        # ((cell x width + previous) x width + type) x 3 + the follow-up: 1 within the
+        # days, 0 after, 2 none
+        key = first_key["sequence"].take(rep)
+        step = previous.astype(np.int32)
+        step *= width * 3
+        key += step
+        step = kind.astype(np.int32)
+        step *= 3
+        key += step
+        within = (seconds <= FOLLOW_UP_DAYS * _DAY_SECONDS).view(np.int8)
+        key += np.where(followed, within, np.int8(2))
         counts["sequence"] += np.bincount(key, minlength=counts["sequence"].size)
-        del key, level
+        del key, step, within
         if not picked:
             followed &= compared
         gap_cells.append(cell[followed])
         gap_seconds.append(seconds[followed])
-    out: dict = {k: v.reshape(held, sizes[k])[:n_cells] for k, v in counts.items()}
-    by_calendar = out.pop("calendar").reshape(n_cells, width, days, hours)
-    out["activity_type_share"] = by_calendar.sum(axis=(2, 3))
-    out["weekday_share"] = by_calendar.sum(axis=(1, 3))
-    out["hour_share"] = by_calendar.sum(axis=(1, 2))
-    out["follow_up_share"] = out.pop("follow_up")[:, :2]
-    sequence = out["sequence"].reshape(n_cells, width, width).copy()
+    by_calendar = counts["calendar"].reshape(held, width, days, hours)[:n_cells]
+    by_pair = counts["sequence"].reshape(held, width, width, 3)[:n_cells]
+    sequence = by_pair.sum(axis=3)
     sequence[:, none, :] = 0  # from no previous touch: not a transition
-    out["sequence"] = sequence.reshape(n_cells, width * width)
-    out["gaps"] = (gap_cells, gap_seconds)  # by chunk
-    return out
+    return {
+        "activity_type_share": by_calendar.sum(axis=(2, 3)),
+        "weekday_share": by_calendar.sum(axis=(1, 3)),
+        "hour_share": by_calendar.sum(axis=(1, 2)),
+        "follow_up_share": by_pair.sum(axis=(1, 2))[:, :2],
+        "sequence": sequence.reshape(n_cells, width * width),
+        "gaps": (gap_cells, gap_seconds),  # by chunk
+    }
 
 
-def _keyed(cell: np.ndarray, width: int, *levels: np.ndarray) -> np.ndarray:
-    """``cell * width + sum(levels)`` as 32-bit integers (no 64-bit temporaries)."""
-    key = cell.astype(np.int32)
-    key *= width
-    for values in levels:
-        key += values
-    return key
-
-
-#: :func:`_coded_gap_cells` picks each cell's follow-ups by a mask when there are at most
-#: this many cells (no sort, no 8-byte index per follow-up), else by one sort.
+#: :func:`_coded_gap_rows` picks each cell's follow-ups by a mask when there are at most
+#: this many cells (no sort, no 8-byte index per follow-up), else by a sort per chunk.
 _MASKED_CELLS = 2
 
 
