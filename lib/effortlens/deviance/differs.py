@@ -1240,10 +1240,19 @@ def _coded_gap_rows(
         n = len(values)
         if n == 0:
             continue
-        logs = np.log1p(values / _DAY_SECONDS)
+        # np.mean and np.var(ddof=1) of log1p(days), their steps in one array (each new
+        # array of a year's follow-ups is fresh pages: ~2 ms a million values)
+        logs = np.divide(values, _DAY_SECONDS)
+        np.log1p(logs, out=logs)
+        mean = logs.sum() / n
         value = _median_days(values)
-        var = float(logs.var(ddof=1)) if n > 1 else None
-        rows.append((index, float(value), float(n), float(logs.mean()), var))
+        if n > 1:
+            logs -= mean
+            logs *= logs
+            var = float(logs.sum() / (n - 1))
+        else:
+            var = None
+        rows.append((index, float(value), float(n), float(mean), var))
     return rows
 
 
