@@ -4,6 +4,7 @@ loaded rows, quarantine and report are the in-memory load's."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -130,3 +131,29 @@ def test_distinct_keys_skips_only_the_search_for_repeats(tmp_path):
         assert_frame_equal(told.quarantine, full.quarantine)
         repeats = full.quarantine.filter(pl.col("reason") == "duplicate_id").height
         assert (repeats > 0) == has_repeats
+
+
+def test_child_processes_run_a_few_calls_each_then_end():
+    children = pipeline.ChildProcesses(2)
+    try:
+        pids = [children(os.getpid) for _ in range(5)]
+    finally:
+        children.close()
+    assert os.getpid() not in pids
+    # a new child after every two calls: [a, a, b, b, c]
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4] and len(set(pids)) == 3
+    assert children.pool is None
+
+
+def test_chunks_in_child_processes_load_as_in_memory(tmp_path, monkeypatch):
+    folder = tmp_path / "data"
+    _folder(folder)
+    monkeypatch.setattr(pipeline, "ISOLATE_ABOVE_ROWS", 0)
+    monkeypatch.setattr(pipeline, "CHUNKS_PER_CHILD", 2)
+    settings = load_settings()
+    whole = load_folder(folder, settings=settings, now=NOW)
+    data = load_folder_chunked(folder, tmp_path / "s", settings=settings, now=NOW, chunk_rows=500)
+    assert len(data.events["activities"]) == 6  # five ranges and the set-aside repeats
+    assert_frame_equal(_loaded(data, "activities"), whole.tables["activities"])
+    assert_frame_equal(pipeline.read_quarantine(data.quarantine), whole.quarantine)
+    assert data.report.to_dict() == whole.report.to_dict()

@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -809,41 +810,107 @@ def _validate_in_chunks(
     quarantines: list[Path] = []
     notes: list[str] = []
     loaded = read = blank = 0
+    # a child process validates a few chunks and ends: its memory goes back to the system
     isolate = total > ISOLATE_ABOVE_ROWS
     # only the keys this table's rows point at go to each chunk's process (not every deal id)
     needed = {target for _, target, _, applies in REFERENCES if name in applies}
-    references = {t: keys for t, keys in references.items() if t in needed}
-    for k, source in enumerate(sources):
-        if isinstance(source, Path):
-            source = sorted(source.glob("*.parquet"))
-            if not source:
+    options = {
+        "settings": settings,
+        "now": now,
+        "references": {t: keys for t, keys in references.items() if t in needed},
+        "max_field_chars": guard.current_limits().max_field_chars,
+    }
+    with _chunk_processes(isolate) as run:
+        for k, source in enumerate(sources):
+            counts = _validate_source(k, source, name, file, out, run, options)
+            if counts is None:
                 continue
-        part = out / f"part-{k:05d}.parquet"
-        arguments = (name, file.name, source, part, out / f"quarantine-{k:05d}.parquet")
-        options = {
-            "settings": settings,
-            "now": now,
-            "references": references,
-            "max_field_chars": guard.current_limits().max_field_chars,
-        }
-        if isolate:  # a fresh process per chunk: its memory goes back to the system after it
-            counts = in_child(validate_chunk, *arguments, **options)
-        else:
-            counts = validate_chunk(*arguments, **options)
-        if counts is None:
-            continue
-        parts.append(part)
-        quarantines += counts.quarantine
-        notes += counts.notes
-        loaded += counts.loaded
-        read += counts.read
-        blank += counts.blank_lines
-        guard.check_memory(file.name, f"validating chunk {k + 1} of the {name} table")
+            parts.append(out / f"part-{k:05d}.parquet")
+            quarantines += counts.quarantine
+            notes += counts.notes
+            loaded += counts.loaded
+            read += counts.read
+            blank += counts.blank_lines
+            guard.check_memory(file.name, f"validating chunk {k + 1} of the {name} table")
     shutil.rmtree(aside, ignore_errors=True)
     if n_aside:  # the set-aside rows' quarantine comes last: merged back into row order
         quarantines = _merge_by_row(quarantines, out / "quarantine", rows=total, window=chunk_rows)
     # else the ranges' files, each in row order, are in row order one after the other
     return parts, _Counts(loaded, quarantines, read, merge_notes(notes), None, blank)
+
+
+#: Chunks validated by one child process before the next starts (a child costs ~0.4 CPU s
+#: to start; the allocator keeps some of what a chunk took, so not all in one).
+CHUNKS_PER_CHILD = 3
+
+
+@contextmanager
+def _chunk_processes(isolate: bool):
+    """A function running ``validate_chunk`` in child processes (spawned, one at a time, each
+    for :data:`CHUNKS_PER_CHILD` chunks, then ended) when ``isolate``, else in this process."""
+    if not isolate:
+        yield lambda function, *args, **kwargs: function(*args, **kwargs)
+        return
+    children = ChildProcesses(CHUNKS_PER_CHILD)
+    try:
+        yield children
+    finally:
+        children.close()
+
+
+class ChildProcesses:
+    """Calls run in a spawned child process, a new one after every ``per_child`` calls (what a
+    child costs to start is paid once for several; its memory still goes back after them).
+
+    Examples
+    --------
+    >>> children = ChildProcesses(2)  # doctest: +SKIP
+    >>> [children(os.getpid) for _ in range(3)]  # doctest: +SKIP
+    [4101, 4101, 4107]
+    >>> children.close()  # doctest: +SKIP
+    """
+
+    def __init__(self, per_child: int) -> None:
+        """Children that each run ``per_child`` calls (none started yet)."""
+        self.per_child = per_child
+        self.pool = None
+        self.calls = 0
+
+    def __call__(self, function, /, *args, **kwargs):
+        """``function(*args, **kwargs)`` in the current child (started if none), its result."""
+        if self.pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_die_with_parent,
+                initargs=(os.getpid(),),
+            )
+        try:
+            return self.pool.submit(function, *args, **kwargs).result()
+        finally:
+            self.calls += 1
+            if self.calls >= self.per_child:
+                self.close()
+
+    def close(self) -> None:
+        """End the current child, if any."""
+        if self.pool is not None:
+            self.pool.shutdown()
+        self.pool, self.calls = None, 0
+
+
+def _validate_source(k, source, name, file, out, run, options) -> _Counts | None:
+    """Chunk ``k`` of an event table validated by ``run``; ``None`` when it holds no row."""
+    if isinstance(source, Path):
+        source = sorted(source.glob("*.parquet"))
+        if not source:
+            return None
+    part = out / f"part-{k:05d}.parquet"
+    arguments = (name, file.name, source, part, out / f"quarantine-{k:05d}.parquet")
+    return run(validate_chunk, *arguments, **options)
 
 
 def _trimmed_id_hash(id_column: str) -> pl.Expr:
@@ -875,10 +942,12 @@ def repeated_ids(file: Path, id_column: str) -> tuple[pl.Series, int]:
         .collect()
         .to_series()
     )
-    same = hashes == hashes.shift(1)
-    repeated = hashes.filter(same).unique()
-    n_rows = int(same.sum()) + repeated.len()  # each repeated hash: its repeats + its first
-    return repeated, n_rows
+    # each hash against the one before, as views of the sorted values (no shifted copy)
+    values = hashes.to_numpy()
+    repeats = values[1:][values[1:] == values[:-1]]
+    del hashes, values
+    repeated = pl.Series("h", repeats, dtype=pl.UInt64).unique()
+    return repeated, len(repeats) + repeated.len()  # each repeated hash: repeats + first
 
 
 @dataclass(frozen=True)

@@ -329,8 +329,8 @@ def _finish(
     conformed = conform(frame, table).collect()
     if keep_row:
         conformed = conformed.with_columns(good[ROW])
-    if not in_order:
-        return conformed.rechunk()
+    if not in_order:  # written to a file next (the chunked load): no need of one chunk
+        return conformed
     return _in_order(conformed, SORT_KEYS[table])
 
 
