@@ -20,16 +20,17 @@ the size of a partition rather than of the data:
    packed into partitions of about ``chunk_rows`` events (largest first, into the lightest
    partition). A single component larger than that stays whole: its partition is bigger.
    Events without any key match nothing: they are spread over every partition by input row.
+   Each event finds its partition by its key triple (:func:`partition_events`).
 3. **Enrich per partition** with :func:`effortlens.enrich.enrich_tables`, the partition's
    rows sorted in the loaded order (the tables' sort keys, ties by input row): the tie rule of
    attribution (at equal times on the same key, the activity *later in the loaded table*
    wins) is decided exactly as in memory. Each partition writes one part file of
    ``activities.parquet/`` and ``actions.parquet/`` (folders of part files,
    :func:`effortlens.facts.scan_fact`).
-4. **Daily roll-up** summed across partitions by a streaming ``group_by`` over a slim
-   projection (rep, day, type and the sums), a run of reps at a time (about four partitions'
-   events; one ``group_by`` over all of them passed 8 GB at 100M), each run sorted as the
-   in-memory roll-up is, and written by the process that sums it.
+4. **Daily roll-up**: each partition writes its own roll-up's keys and sums (rep, day, type),
+   added up across partitions a run of reps at a time (about four partitions' rows; one
+   ``group_by`` over every event passed 8 GB at 100M) by one integer cell number a row, in the
+   in-memory roll-up's order, and written by the process that sums it.
 
 5. **View facts** (above ``limits.partition_above_rows``, :func:`write_view_facts`): what a
    contact's history gives, per partition (practice, verifiers, streaks, the touches' history
