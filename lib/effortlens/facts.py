@@ -1179,7 +1179,19 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
     rows[f"{PRACTICE_CODES}/day.npy"] = write_practice_codes(
         practice_facts, folder / PRACTICE_CODES
     )
+    rows.update(write_practice_periods(folder))
     return rows
+
+
+def write_practice_periods(folder: Path) -> dict[str, int]:
+    """The practice cells and gap runs of the page's period presets
+    (:func:`effortlens.deviance.differs.write_practice_periods`) from the practice facts
+    written in build folder ``folder``, ending on its last day with data."""
+    from effortlens.deviance.differs import PRACTICE_PERIODS, build_last_day
+    from effortlens.deviance.differs import write_practice_periods as write_periods
+
+    practice = scan_fact(folder, AGGREGATES_LAYOUT["practice"])
+    return write_periods(practice, folder / PRACTICE_PERIODS, build_last_day(folder))
 
 
 #: Build key -> the entry it was read from in this process (:func:`entry_of`).

@@ -704,6 +704,7 @@ def write_view_facts(
         rows.update(run(_habit_cells, scratch, folder, slice_rows=slice_rows))
         rows.update(run(_practice_cells, scratch, folder))
         rows.update(run(_practice_gap_facts, scratch, folder, slice_rows=slice_rows))
+        rows.update(run(_practice_periods, folder))
         say("view facts: habit touch codes")
         rows[f"{HABIT_TOUCHES}/day.npy"] = run(
             _touch_codes, sorted((scratch / "codes").glob("*.parquet")), folder / HABIT_TOUCHES
@@ -957,6 +958,14 @@ def _practice_cells(scratch: Path, folder: Path) -> dict[str, int]:
         _write(summed, folder / relative, row_group_size=ROW_GROUP)
         rows[relative] = summed.height
     return rows
+
+
+def _practice_periods(folder: Path) -> dict[str, int]:
+    """The practice cells and gap runs of the page's period presets, from the practice facts'
+    parts as :func:`effortlens.facts.write_aggregates` writes them."""
+    from effortlens.facts import write_practice_periods
+
+    return write_practice_periods(folder)
 
 
 def _practice_gap_facts(scratch: Path, folder: Path, *, slice_rows: int) -> dict[str, int]:

@@ -789,8 +789,16 @@ class Deviance(View):
         enriched, flt = self.state.enriched, self.state.filter
         if flt.start is not None or flt.end is not None:
             # a period: the build's practice codes, a slice of days counted by numpy
-            from effortlens.deviance.differs import practice_codes_of, what_differs_coded
+            from effortlens.deviance.differs import (
+                practice_codes_of,
+                what_differs_coded,
+                what_differs_preset,
+            )
 
+            # one of the build's period presets: its reps' rows summed, as without a period
+            differs = what_differs_preset(enriched, deviance, flt, rep_ids=rep_ids)
+            if differs is not None:
+                return differs
             codes = practice_codes_of(enriched)
             differs = (
                 None if codes is None else what_differs_coded(codes, deviance, flt, rep_ids=rep_ids)

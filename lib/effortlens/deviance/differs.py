@@ -11,6 +11,7 @@ Examples
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import functools
 from collections.abc import Sequence
 from dataclasses import replace
@@ -1541,3 +1542,204 @@ def practice_rep_cells_of(enriched, shares, sequences) -> PracticeRepCells:
     if entry not in _REP_CELLS:
         _REP_CELLS[entry] = PracticeRepCells(shares, sequences)
     return _REP_CELLS[entry]
+
+
+#: The page's period presets (days back from the last day with data, as
+#: ``effortlens_widgets.controls.PERIODS``) for which a build writes the practice cells and
+#: gap runs of the period (:func:`write_practice_periods`): a comparison over one of them then
+#: sums reps' rows as one without a period does, instead of counting every touch of the period.
+PRACTICE_PERIOD_DAYS: tuple[int, ...] = (364, 182)
+#: Their folder under a build: ``<days>/`` each.
+PRACTICE_PERIODS = "practice_periods"
+
+
+def preset_window(last: dt.date | None, days: int) -> tuple[dt.date, dt.date] | None:
+    """The first and last day of the period preset of ``days`` ending on ``last`` (the last
+    day with data), as the page's period control computes its filter; None without data.
+
+    Examples
+    --------
+    >>> preset_window(dt.date(2025, 12, 31), 364)
+    (datetime.date(2025, 1, 2), datetime.date(2025, 12, 31))
+    """
+    if last is None:
+        return None
+    return last - dt.timedelta(days=days - 1), last
+
+
+def build_last_day(folder) -> dt.date | None:
+    """The last day with data of the build written in ``folder``, as the page's
+    ``last_day`` reads it from the build: the daily roll-up's last day and the last
+    opportunity's creation day, whichever is later."""
+    from pathlib import Path
+
+    from effortlens.facts import FACTS_LAYOUT, TABLE_FILES, scan_fact
+
+    folder = Path(folder)
+    candidates = []
+    daily = scan_fact(folder, FACTS_LAYOUT["daily"]).select(pl.col("day").max()).collect()
+    if daily.item() is not None:
+        candidates.append(daily.item())
+    opps = folder / TABLE_FILES["opportunities"]
+    if opps.exists():
+        created = pl.scan_parquet(opps).select(pl.col("created_ts").max()).collect().item()
+        if created is not None:
+            candidates.append(created.date())
+    return max(candidates) if candidates else None
+
+
+def write_practice_periods(
+    practice: pl.LazyFrame, folder, last: dt.date | None, *, presets=PRACTICE_PERIOD_DAYS
+) -> dict[str, int]:
+    """For each preset of ``presets`` (days), :func:`practice_cells` and
+    :func:`practice_gaps` of :func:`practice_in` of the practice facts over the preset's
+    window ending on ``last`` (:func:`preset_window`), in ``folder/<days>/``: ``period.json``
+    (its first and last day), ``shares.parquet``, ``sequences.parquet``, ``gap_reps.parquet``
+    (by rep) and the follow-ups' runs (:func:`write_gap_runs`). Rows per relative path.
+
+    Examples
+    --------
+    >>> write_practice_periods(scan_fact(build, "practice.parquet"), build / PRACTICE_PERIODS,
+    ...     build_last_day(build))  # doctest: +SKIP
+    {'practice_periods/364/shares.parquet': 21540, ...}
+    """
+    import json
+    from pathlib import Path
+
+    from effortlens.facts import ROW_GROUP, _rep_sorted, _write_parquet
+    from effortlens.filters import Filter
+
+    folder = Path(folder)
+    rows: dict[str, int] = {}
+    windows = [(days, preset_window(last, days)) for days in presets]
+    windows = [(days, w) for days, w in windows if w is not None]
+    if not windows:
+        return rows
+    # the widest window's touches read once (the facts sorted by day: the row groups before
+    # it skipped), the rep columns as categories for the group-bys
+    rep = ["rep_id", "team", "segment", "role"]
+    first = min(w[0] for _, w in windows)
+    read = (
+        practice.lazy()
+        .filter(pl.col("day") >= first)
+        .with_columns(pl.col(rep).cast(pl.Categorical))
+        .collect()
+    )
+    for days, (start, end) in windows:
+        out = folder / str(days)
+        out.mkdir(parents=True, exist_ok=True)
+        touches = practice_in(read, Filter(start=start, end=end)).collect()
+        made = {**practice_cells(touches), **practice_gaps(touches)}
+        for name in ("shares", "sequences", "gap_reps"):
+            frame = _rep_sorted(made[name])
+            _write_parquet(frame, out / f"{name}.parquet", row_group_size=ROW_GROUP)
+            rows[f"{PRACTICE_PERIODS}/{days}/{name}.parquet"] = frame.height
+        gaps = sorted_gaps(made["gaps"])
+        rows[f"{PRACTICE_PERIODS}/{days}/seconds.npy"] = write_gap_runs(gaps, out)
+        del touches, made, gaps
+        (out / "period.json").write_text(
+            json.dumps({"days": days, "start": start.isoformat(), "end": end.isoformat()}),
+            "utf-8",
+        )
+    return rows
+
+
+class PracticePeriod:
+    """A build's practice cells and gap runs over one period preset
+    (:func:`write_practice_periods`): a view over exactly that period keeps whole reps of the
+    period's touches, so its what differs sums reps' rows (:class:`PracticeRepCells`) and
+    finds medians from their runs (:class:`PracticeGapRuns`), as a view without a period.
+
+    Examples
+    --------
+    >>> PracticePeriod(build / PRACTICE_PERIODS / "364").start  # doctest: +SKIP
+    datetime.date(2025, 1, 2)
+    """
+
+    def __init__(self, folder) -> None:
+        """Read the period's ends, its cells into arrays and map its runs."""
+        import json
+        from pathlib import Path
+
+        folder = Path(folder)
+        period = json.loads((folder / "period.json").read_text("utf-8"))
+        self.start = dt.date.fromisoformat(period["start"])
+        self.end = dt.date.fromisoformat(period["end"])
+        self.rep_cells = PracticeRepCells(
+            pl.read_parquet(folder / "shares.parquet"),
+            pl.read_parquet(folder / "sequences.parquet"),
+        )
+        self.gap_reps = pl.read_parquet(folder / "gap_reps.parquet")
+        self.runs = PracticeGapRuns(folder)
+
+
+#: (build folder, days) -> its :class:`PracticePeriod` (read once per process and build).
+_PERIODS: dict = {}
+
+
+def practice_period_of(enriched, flt) -> PracticePeriod | None:
+    """The build's :class:`PracticePeriod` whose window is exactly ``flt``'s period, or None
+    (no period, another one, facts enriched in memory, a build written before them)."""
+    from effortlens.facts import entry_of
+
+    if flt.start is None or flt.end is None:
+        return None
+    entry = entry_of(enriched)
+    if entry is None:
+        return None
+    start, end = (d.date() if isinstance(d, dt.datetime) else d for d in (flt.start, flt.end))
+    days = (end - start).days + 1
+    if days not in PRACTICE_PERIOD_DAYS:
+        return None
+    if (entry, days) not in _PERIODS:
+        folder = entry / PRACTICE_PERIODS / str(days)
+        needed = ("period.json", "shares.parquet", "sequences.parquet", "gap_reps.parquet")
+        if not all((folder / name).is_file() for name in (*needed, *_GAP_RUN_FILES)):
+            return None
+        _PERIODS[entry, days] = PracticePeriod(folder)
+    period = _PERIODS[entry, days]
+    return period if (period.start, period.end) == (start, end) else None
+
+
+def what_differs_preset(
+    enriched,
+    deviance: pl.DataFrame,
+    flt,
+    *,
+    direction: str = "positive",
+    rep_ids: Sequence[str] | None = None,
+    min_support: int = 100,
+) -> pl.DataFrame | None:
+    """:func:`what_differs_coded` of a filter whose period is one of the build's presets
+    (:func:`practice_period_of`), from the period's per-rep cells and gap runs: the same
+    table (whole-number counts; the moments of the days between touches summed by rep:
+    equal within 1e-12). None when the build has no such period or the filter names
+    activity types: the caller counts the period's touches instead.
+
+    Examples
+    --------
+    >>> what_differs_preset(enriched, rep_deviance(view), flt)  # doctest: +SKIP
+    """
+    from effortlens.filters import filter_frame
+
+    if flt.activity_types:
+        return None
+    period = practice_period_of(enriched, flt)
+    if period is None:
+        return None
+    reps = replace(flt, start=None, end=None)  # whole reps of the period's touches
+    gap_reps = period.gap_reps
+    return what_differs_in(
+        pl.LazyFrame(schema={"rep_id": pl.String}),  # not read: cells and gaps given
+        deviance,
+        direction=direction,
+        rep_ids=rep_ids,
+        min_support=min_support,
+        rep_cells=period.rep_cells.kept(reps),
+        gaps={
+            "gaps": None,
+            "all_gap_reps": gap_reps,
+            "gap_reps": filter_frame(gap_reps, reps),
+            "runs": period.runs,
+        },
+    )

@@ -1,0 +1,191 @@
+"""The practice cells and gap runs of the page's period presets (issue 13): a build writes,
+for "Last 52 weeks" and "Last 26 weeks", each rep's counts and follow-ups over the window the
+page's period control computes, and a comparison over exactly that window sums reps' rows as
+one without a period does: the same table as counting the period's touches, in both builds,
+and a build from before them (or another window) still counts the touches."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import effortlens.deviance.differs as differs
+from effortlens.deviance import rep_deviance
+from effortlens.deviance.differs import (
+    PRACTICE_PERIOD_DAYS,
+    PRACTICE_PERIODS,
+    practice_codes_of,
+    practice_period_of,
+    what_differs_coded,
+    what_differs_preset,
+)
+from effortlens.facts import open_build
+from effortlens.filters import Filter, filter_enriched
+from effortlens.settings import load_settings
+
+#: The presets' labels on the page (effortlens_widgets.controls.PERIODS).
+LABELS = {364: "Last 52 weeks", 182: "Last 26 weeks"}
+
+
+@pytest.fixture(scope="module")
+def page(tiny_planted):
+    from effortlens_widgets.apps.positive_deviance import positive_deviance_app
+
+    return positive_deviance_app(data_dir=tiny_planted)
+
+
+def _page_filter(page, label: str) -> Filter:
+    page.filter_bar.set_period(label)
+    try:
+        return page.filter_bar.current_filter()
+    finally:
+        page.filter_bar.set_period("All data")
+
+
+def test_the_build_s_windows_are_the_page_s_periods(page):
+    from effortlens_widgets.controls import PERIODS
+
+    enriched = page.state.enriched
+    assert set(LABELS) == set(PRACTICE_PERIOD_DAYS) <= set(PERIODS.values())
+    for days in PRACTICE_PERIOD_DAYS:
+        flt = _page_filter(page, LABELS[days])
+        assert PERIODS[LABELS[days]] == days and flt.start is not None
+        period = practice_period_of(enriched, flt)
+        assert period is not None, days
+        assert (period.start, period.end) == (flt.start, flt.end)
+        # a day off at either end is another period: the touches are counted
+        for other in (
+            dataclasses.replace(flt, start=flt.start + dt_day()),
+            dataclasses.replace(flt, end=flt.end - dt_day()),
+            dataclasses.replace(flt, start=flt.start - dt_day(), end=flt.end - dt_day()),
+        ):
+            assert practice_period_of(enriched, other) is None
+    # the 13 weeks are not written: counted from the codes
+    assert practice_period_of(enriched, _page_filter(page, "Last 13 weeks")) is None
+
+
+def dt_day():
+    import datetime as dt
+
+    return dt.timedelta(days=1)
+
+
+def _selections(enriched, flt):
+    reps = enriched.reps
+    yield "everything", flt, {}
+    for column, field in (("team", "teams"), ("segment", "segments"), ("role", "roles")):
+        for value in reps[column].drop_nulls().unique().sort()[:2]:
+            yield f"{column} {value}", dataclasses.replace(flt, **{field: (value,)}), {}
+    rep = reps["rep_id"].sort()[0]
+    yield "a rep filtered", dataclasses.replace(flt, reps=(rep,)), {}
+    yield "negative", flt, {"direction": "negative"}
+    yield "min support 1", flt, {"min_support": 1}
+
+
+def test_every_selection_over_a_preset_equals_counting_the_period_s_touches(page):
+    enriched = page.state.enriched
+    codes = practice_codes_of(enriched)
+    assert codes is not None
+    compared = 0
+    for days in PRACTICE_PERIOD_DAYS:
+        period = _page_filter(page, LABELS[days])
+        for name, flt, kwargs in _selections(enriched, period):
+            deviance = rep_deviance(filter_enriched(enriched, flt))
+            picks = [None]
+            if deviance.height:  # a rep picked in the funnel plot: the first and a peer
+                picks += [deviance["rep_id"].sort()[:1].to_list()]
+                picks += [deviance["rep_id"].sort()[-1:].to_list()]
+            for rep_ids in picks:
+                fast = what_differs_preset(enriched, deviance, flt, rep_ids=rep_ids, **kwargs)
+                slow = what_differs_coded(codes, deviance, flt, rep_ids=rep_ids, **kwargs)
+                assert fast is not None, (days, name)
+                assert_frame_equal(fast, slow, check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
+                compared += fast.height
+                medians = pl.col("feature") == "median_days_between_touches"
+                assert fast.filter(medians)["deviant_value"].to_list() == (
+                    slow.filter(medians)["deviant_value"].to_list()
+                )
+    assert compared > 50  # tables with rows were compared, not only empty ones
+    # activity types: only the events can say (None, as the codes say)
+    flt = dataclasses.replace(period, activity_types=("call",))
+    assert what_differs_preset(enriched, rep_deviance(enriched), flt) is None
+
+
+def test_the_page_takes_the_preset_s_cells_and_the_same_table(page, monkeypatch):
+    view = page.views[0]
+    calls: list[int] = []
+    of = differs.practice_period_of
+
+    def counted(enriched, flt):
+        found = of(enriched, flt)
+        calls.append(found is not None)
+        return found
+
+    monkeypatch.setattr(differs, "practice_period_of", counted)
+    page.filter_bar.set_period("Last 52 weeks")
+    try:
+        deviance = rep_deviance(filter_enriched(page.state.enriched, page.state.filter))
+        fast = view._what_differs(page.state.view, deviance)  # noqa: SLF001
+        assert calls and calls[-1]
+        monkeypatch.setattr(differs, "practice_period_of", lambda enriched, flt: None)
+        slow = view._what_differs(page.state.view, deviance)  # noqa: SLF001
+    finally:
+        page.filter_bar.set_period("All data")
+    assert_frame_equal(fast, slow, check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
+
+
+def test_a_build_from_before_them_counts_the_touches(tiny_planted, tmp_path):
+    built = open_build(tiny_planted, cache_dir=tmp_path / "cache")
+    enriched = built.enriched
+    last = differs.build_last_day(built.path)
+    start, end = differs.preset_window(last, 364)
+    flt = Filter(start=start, end=end)
+    assert practice_period_of(enriched, flt) is not None
+    shutil.rmtree(built.path / PRACTICE_PERIODS)
+    differs._PERIODS.clear()  # noqa: SLF001 - the process had read them
+    assert practice_period_of(enriched, flt) is None
+    assert what_differs_preset(enriched, rep_deviance(enriched), flt) is None
+
+
+def _settings(partition_rows: int, above: int = 20_000_000):
+    s = load_settings()
+    limits = dataclasses.replace(
+        s.limits, partition_rows=partition_rows, partition_above_rows=above
+    )
+    return dataclasses.replace(s, limits=limits)
+
+
+@pytest.mark.parametrize("above", [20_000_000, 10_000])
+def test_the_partitioned_build_writes_the_same_preset_files(tiny_planted, tmp_path, above):
+    settings = _settings(3_000, above=above)
+    whole = open_build(tiny_planted, settings=settings, cache_dir=tmp_path / "a", partitioned=False)
+    parts = open_build(tiny_planted, settings=settings, cache_dir=tmp_path / "b", partitioned=True)
+    one, other = whole.path / PRACTICE_PERIODS, parts.path / PRACTICE_PERIODS
+    files = sorted(str(p.relative_to(one)) for p in one.rglob("*") if p.is_file())
+    assert files == sorted(str(p.relative_to(other)) for p in other.rglob("*") if p.is_file())
+    assert len(files) == 8 * len(PRACTICE_PERIOD_DAYS)
+    for relative in files:
+        a, b = one / relative, other / relative
+        if relative.endswith(".json"):
+            assert json.loads(a.read_text()) == json.loads(b.read_text())
+        elif relative.endswith(".npy"):
+            x, y = np.load(a), np.load(b)
+            assert x.dtype == y.dtype and np.array_equal(x, y), relative
+        else:
+            x, y = pl.read_parquet(a), pl.read_parquet(b)
+            assert x.height > 0 and x.schema == y.schema, relative
+            keys = [c for c in x.columns if x.schema[c] != pl.Float64]
+            # a rep's rows in one order (their order within a rep is not decided)
+            x, y = x.sort(keys, nulls_last=True), y.sort(keys, nulls_last=True)
+            assert_frame_equal(x, y, check_exact=False, rel_tol=1e-12)
+    # and the period ends as the page's: the build's last day with data
+    for days in PRACTICE_PERIOD_DAYS:
+        period = json.loads((one / str(days) / "period.json").read_text())
+        start, end = differs.preset_window(differs.build_last_day(whole.path), days)
+        assert (period["start"], period["end"]) == (start.isoformat(), end.isoformat())
