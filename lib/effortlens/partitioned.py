@@ -1117,7 +1117,14 @@ def _day_ordered_touches(
         _write(frame, folder / relative, row_group_size=ROW_GROUP)
         rows[relative] = frame.height
         coded = frame.with_columns(pl.col(c).cast(e) for c, e in enums.items())
-        _write(coded, scratch / "codes" / f"part-{i:05d}.parquet", row_group_size=ROW_GROUP)
+        # scratch read whole twice (habit cells, touch codes): neither compressed nor with
+        # statistics (3m: written 0.36 -> 0.23 CPU s, read 0.16 -> 0.11; 1.6x the disk)
+        coded.write_parquet(
+            scratch / "codes" / f"part-{i:05d}.parquet",
+            compression="uncompressed",
+            statistics=False,
+            row_group_size=ROW_GROUP,
+        )
         del frame, coded
     return rows
 
