@@ -277,12 +277,13 @@ def write_gap_runs(gaps: pl.DataFrame, folder) -> int:
             out.write(column.slice(at, 1 << 22).to_numpy().astype(dtype, copy=False).data)
     edges = gap_bin_edges()
     np.save(folder / "edges.npy", edges)
-    seconds = np.load(folder / "seconds.npy", mmap_mode="r")
     bins = np.empty((lengths.size, edges.size + 1), dtype=np.uint32)
-    for row, (start, length) in enumerate(zip(starts, lengths, strict=True)):
-        bins[row, :-1] = np.searchsorted(seconds[start : start + length], edges, side="left")
+    for row, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
+        # a rep's run from the frame (the file just written, mapped, would bring its every
+        # page into the resident set: 320 MB at 100M)
+        run = column.slice(start, length).to_numpy()
+        bins[row, :-1] = np.searchsorted(run, edges, side="left")
         bins[row, -1] = length
-    del seconds
     np.save(folder / "bins.npy", bins)
     return rows
 
