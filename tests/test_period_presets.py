@@ -1,5 +1,5 @@
 """The practice cells and gap runs of the page's period presets (issue 13): a build writes,
-for "Last 52 weeks" and "Last 26 weeks", each rep's counts and follow-ups over the window the
+for "Last 52 weeks", each rep's counts and follow-ups over the window the
 page's period control computes, and a comparison over exactly that window sums reps' rows as
 one without a period does: the same table as counting the period's touches, in both builds,
 and a build from before them (or another window) still counts the touches."""
@@ -30,7 +30,7 @@ from effortlens.filters import Filter, filter_enriched
 from effortlens.settings import load_settings
 
 #: The presets' labels on the page (effortlens_widgets.controls.PERIODS).
-LABELS = {364: "Last 52 weeks", 182: "Last 26 weeks"}
+LABELS = {364: "Last 52 weeks"}
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +66,9 @@ def test_the_build_s_windows_are_the_page_s_periods(page):
             dataclasses.replace(flt, start=flt.start - dt_day(), end=flt.end - dt_day()),
         ):
             assert practice_period_of(enriched, other) is None
-    # the 13 weeks are not written: counted from the codes
-    assert practice_period_of(enriched, _page_filter(page, "Last 13 weeks")) is None
+    # the 26 and 13 weeks are not written: counted from the codes
+    for label in ("Last 26 weeks", "Last 13 weeks"):
+        assert practice_period_of(enriched, _page_filter(page, label)) is None
 
 
 def dt_day():
@@ -189,3 +190,26 @@ def test_the_partitioned_build_writes_the_same_preset_files(tiny_planted, tmp_pa
         period = json.loads((one / str(days) / "period.json").read_text())
         start, end = differs.preset_window(differs.build_last_day(whole.path), days)
         assert (period["start"], period["end"]) == (start.isoformat(), end.isoformat())
+
+
+def test_gaps_sorted_by_rank_are_sorted_gaps():
+    from effortlens.deviance.differs import (
+        _sorted_gaps_of,  # noqa: PLC2701 - the fast sort
+        sorted_gaps,
+    )
+
+    rng = np.random.default_rng(5)
+    n = 5_000
+    ids = np.array([f"R{i:04d}" for i in rng.permutation(300)] + ["r1", "R", "Rb", "é"])
+    for seconds in (
+        rng.integers(0, 2**31, n),  # the whole 32-bit range, ties
+        rng.integers(0, 5, n),
+        np.r_[rng.integers(0, 100, n - 1), 2**31],  # past Int32: the text sort
+        np.r_[rng.integers(0, 100, n - 1), -1],
+    ):
+        frame = pl.DataFrame(
+            {"rep_id": rng.choice(ids, n), "gap_seconds": seconds.astype(np.int64)}
+        ).with_columns(pl.col("rep_id").cast(pl.Categorical))
+        assert_frame_equal(_sorted_gaps_of(frame), sorted_gaps(frame))
+    with_null = frame.with_columns(pl.when(pl.col("gap_seconds") > 50).then("rep_id"))
+    assert_frame_equal(_sorted_gaps_of(with_null), sorted_gaps(with_null))
