@@ -1190,8 +1190,10 @@ def write_practice_periods(folder: Path) -> dict[str, int]:
     from effortlens.deviance.differs import PRACTICE_PERIODS, build_last_day
     from effortlens.deviance.differs import write_practice_periods as write_periods
 
-    practice = scan_fact(folder, AGGREGATES_LAYOUT["practice"])
-    return write_periods(practice, folder / PRACTICE_PERIODS, build_last_day(folder))
+    path = folder / AGGREGATES_LAYOUT["practice"]
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    parts = [pl.scan_parquet(f) for f in files]  # a partitioned build's one at a time
+    return write_periods(parts, folder / PRACTICE_PERIODS, build_last_day(folder))
 
 
 #: Build key -> the entry it was read from in this process (:func:`entry_of`).

@@ -1592,19 +1592,21 @@ def build_last_day(folder) -> dt.date | None:
 
 
 def write_practice_periods(
-    practice: pl.LazyFrame, folder, last: dt.date | None, *, presets=PRACTICE_PERIOD_DAYS
+    parts: Sequence[pl.LazyFrame], folder, last: dt.date | None, *, presets=PRACTICE_PERIOD_DAYS
 ) -> dict[str, int]:
     """For each preset of ``presets`` (days), :func:`practice_cells` and
-    :func:`practice_gaps` of :func:`practice_in` of the practice facts over the preset's
-    window ending on ``last`` (:func:`preset_window`), in ``folder/<days>/``: ``period.json``
-    (its first and last day), ``shares.parquet``, ``sequences.parquet``, ``gap_reps.parquet``
-    (by rep) and the follow-ups' runs (:func:`write_gap_runs`). Rows per relative path.
+    :func:`practice_gaps` of :func:`practice_in` of the practice facts (``parts``: scans of
+    their files, read one at a time: a partitioned build's memory is a part's window) over
+    the preset's window ending on ``last`` (:func:`preset_window`), in ``folder/<days>/``:
+    ``period.json`` (its first and last day), ``shares.parquet``, ``sequences.parquet``,
+    ``gap_reps.parquet`` (by rep; a rep's sums added over the parts) and the follow-ups'
+    runs (:func:`write_gap_runs`). Rows per relative path.
 
     Examples
     --------
-    >>> write_practice_periods(scan_fact(build, "practice.parquet"), build / PRACTICE_PERIODS,
-    ...     build_last_day(build))  # doctest: +SKIP
-    {'practice_periods/364/shares.parquet': 21540, ...}
+    >>> write_practice_periods([pl.scan_parquet(build / "practice.parquet")],
+    ...     build / PRACTICE_PERIODS, build_last_day(build))  # doctest: +SKIP
+    {'practice_periods/364/shares.parquet': 53033, ...}
     """
     import json
     from pathlib import Path
@@ -1614,37 +1616,52 @@ def write_practice_periods(
 
     folder = Path(folder)
     rows: dict[str, int] = {}
-    windows = [(days, preset_window(last, days)) for days in presets]
-    windows = [(days, w) for days, w in windows if w is not None]
-    if not windows:
-        return rows
-    # the widest window's touches read once (the facts sorted by day: the row groups before
-    # it skipped), the rep columns as categories for the group-bys
-    rep = ["rep_id", "team", "segment", "role"]
-    first = min(w[0] for _, w in windows)
-    read = (
-        practice.lazy()
-        .filter(pl.col("day") >= first)
-        .with_columns(pl.col(rep).cast(pl.Categorical))
-        .collect()
-    )
-    for days, (start, end) in windows:
+    rep = pl.col(_REP_KEYS).cast(pl.Categorical)  # the group-bys hash small integers
+    for days in presets:
+        window = preset_window(last, days)
+        if window is None:
+            continue
+        start, end = window
+        made: dict[str, list[pl.DataFrame]] = {}
+        for part in parts:  # the facts sorted by day: the row groups before the window skipped
+            read = part.lazy().filter(pl.col("day") >= start).with_columns(rep).collect()
+            touches = practice_in(read, Filter(start=start, end=end)).collect()
+            del read
+            for name, frame in {**practice_cells(touches), **practice_gaps(touches)}.items():
+                made.setdefault(name, []).append(frame.collect())
+            del touches
+        if not made:
+            continue
         out = folder / str(days)
         out.mkdir(parents=True, exist_ok=True)
-        touches = practice_in(read, Filter(start=start, end=end)).collect()
-        made = {**practice_cells(touches), **practice_gaps(touches)}
-        for name in ("shares", "sequences", "gap_reps"):
-            frame = _rep_sorted(made[name])
+        sums = {
+            "shares": [pl.col("n").sum()],
+            "sequences": [pl.col("n").sum()],
+            "gap_reps": [
+                pl.col("follow_ups").sum().cast(pl.UInt32),
+                pl.col("log_gap_sum", "log_gap_squares").sum(),
+            ],
+        }
+        for name, summed in sums.items():
+            frame = pl.concat(made.pop(name), rechunk=False)
+            keys = [c for c in frame.columns if c not in ("n", *_GAP_SUMS)]
+            if len(parts) > 1:  # a rep's rows in several parts: added up
+                frame = frame.group_by(keys).agg(summed).select(frame.columns)
+            frame = _rep_sorted(frame.lazy())
             _write_parquet(frame, out / f"{name}.parquet", row_group_size=ROW_GROUP)
             rows[f"{PRACTICE_PERIODS}/{days}/{name}.parquet"] = frame.height
-        gaps = _sorted_gaps_of(made["gaps"].collect())
+        gaps = _sorted_gaps_of(pl.concat(made.pop("gaps"), rechunk=True))
         rows[f"{PRACTICE_PERIODS}/{days}/seconds.npy"] = write_gap_runs(gaps, out)
-        del touches, made, gaps
+        del gaps
         (out / "period.json").write_text(
             json.dumps({"days": days, "start": start.isoformat(), "end": end.isoformat()}),
             "utf-8",
         )
     return rows
+
+
+#: The sums of a rep's follow-ups in :func:`practice_gaps`' ``"gap_reps"``.
+_GAP_SUMS = ("follow_ups", "log_gap_sum", "log_gap_squares")
 
 
 def _sorted_gaps_of(gaps: pl.DataFrame) -> pl.DataFrame:
