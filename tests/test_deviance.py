@@ -857,27 +857,32 @@ def test_quantiles_and_tails_left_to_scipy_are_scipys_without_importing_scipy_st
 
     from effortlens.deviance import funnel
 
+    # the internals each answer is checked against scipy's for
+    shapes = funnel._shapes  # noqa: SLF001
+    betabinom_ppf = funnel._betabinom_ppf  # noqa: SLF001
+    betabinom_two_sided = funnel._betabinom_two_sided  # noqa: SLF001
+    exact_limits = funnel._exact  # noqa: SLF001
     rng = np.random.default_rng(11)
     n = 600
     volume = rng.integers(0, 1500, n)
     rate, rho = rng.uniform(0.001, 0.999, n), 10 ** rng.uniform(-12, -0.5, n)
     rho[:20], rate[20:25] = 0.0, 0.0  # the binomial limit; invalid shapes (NaN, as scipy)
-    a, b = funnel._shapes(rate, rho)
+    a, b = shapes(rate, rho)
     with np.errstate(all="ignore"):
         dist = stats.betabinom(volume, a, b)
         for q in (0.001, 0.025, 0.3, 0.975, 0.999):
-            np.testing.assert_array_equal(funnel._betabinom_ppf(volume, rate, rho, q), dist.ppf(q))
+            np.testing.assert_array_equal(betabinom_ppf(volume, rate, rho, q), dist.ppf(q))
         k = rng.integers(-1, volume + 2)
         want = 2 * np.minimum(dist.cdf(k), dist.sf(k - 1))
-    np.testing.assert_array_equal(funnel._betabinom_two_sided(volume, rate, rho, k), want)
+    np.testing.assert_array_equal(betabinom_two_sided(volume, rate, rho, k), want)
     # every row of the exact tables undecided and rough: each answer is scipy's
     monkeypatch.setattr(funnel, "_MAX_ERROR", -1.0)
     keep = volume > 0
     v, r, h = volume[keep], np.clip(rate[keep], 0.01, 0.99), rho[keep]
     s = rng.integers(0, v + 1)
     quantiles = [0.001, 0.999]
-    counts, p = funnel._exact(v, r, h, quantiles, s)
-    aa, bb = funnel._shapes(r, h)
+    counts, p = exact_limits(v, r, h, quantiles, s)
+    aa, bb = shapes(r, h)
     exact = stats.betabinom(v, aa, bb)
     for got, q in zip(counts, quantiles, strict=True):
         np.testing.assert_array_equal(got, exact.ppf(q))
