@@ -15,6 +15,7 @@ from filter_support import reader_filters
 from polars.testing import assert_frame_equal
 
 import effortlens.deviance.differs as differs
+import effortlens.facts as facts
 from effortlens.deviance import (
     practice_cells,
     practice_facts,
@@ -171,7 +172,7 @@ def test_a_build_writes_the_gap_runs_and_one_from_before_them_still_works(tiny_p
     # a build written before them (the folder gone): no runs, the column read instead
     entry = built.path
     shutil.rmtree(folder)
-    differs._GAP_RUNS.pop(entry, None)  # noqa: SLF001 - the process had mapped them
+    facts._READ_ONCE.pop((entry, PRACTICE_GAP_RUNS), None)  # noqa: SLF001 - the process had mapped them
     assert practice_gap_runs_of(built.enriched) is None
     enriched = built.enriched
     deviance = rep_deviance(enriched)

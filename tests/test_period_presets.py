@@ -16,6 +16,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import effortlens.deviance.differs as differs
+import effortlens.facts as facts
 from effortlens.deviance import rep_deviance
 from effortlens.deviance.differs import (
     PRACTICE_PERIOD_DAYS,
@@ -149,7 +150,7 @@ def test_a_build_from_before_them_counts_the_touches(tiny_planted, tmp_path):
     flt = Filter(start=start, end=end)
     assert practice_period_of(enriched, flt) is not None
     shutil.rmtree(built.path / PRACTICE_PERIODS)
-    differs._PERIODS.clear()  # noqa: SLF001 - the process had read them
+    facts._READ_ONCE.clear()  # noqa: SLF001 - the process had read them
     assert practice_period_of(enriched, flt) is None
     assert what_differs_preset(enriched, rep_deviance(enriched), flt) is None
 

@@ -94,7 +94,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -1210,6 +1210,35 @@ def entry_of(enriched: Any) -> Path | None:
     PosixPath('/home/analyst/.cache/effortlens/builds/c377407abe2566df5bb848d1')
     """
     return _ENTRIES.get(getattr(enriched, "fingerprint", "") or "")
+
+
+#: (build folder, relative folder) -> what :func:`read_once` made of it in this process.
+_READ_ONCE: dict[tuple[Path, str], Any] = {}
+
+
+def read_once(
+    enriched: Any, relative: str, needed: Sequence[str], make: Callable[[Path], Any]
+) -> Any:
+    """``make(folder)`` for the folder ``relative`` of the build ``enriched`` was read from,
+    made once per process and build (the precomputed files a kernel maps: habit touch codes,
+    practice codes, gap runs, period presets), or None: facts enriched in memory, or a build
+    without every file of ``needed`` in that folder (written before them).
+
+    Examples
+    --------
+    >>> read_once(enriched, HABIT_TOUCHES, ("rep_cell.npy",), TouchCodes)  # doctest: +SKIP
+    <effortlens.habits.TouchCodes object at ...>
+    """
+    entry = entry_of(enriched)
+    if entry is None:
+        return None
+    key = (entry, relative)
+    if key not in _READ_ONCE:
+        folder = entry / relative
+        if not all((folder / name).is_file() for name in needed):
+            return None
+        _READ_ONCE[key] = make(folder)
+    return _READ_ONCE[key]
 
 
 #: The precomputed view facts a large (partitioned) build writes part by part

@@ -2089,9 +2089,6 @@ def _effect_sums(
     return n_tc, credit_tc[:, 1:], n_rc[:, 1:], excess_rc[:, 1:]
 
 
-_TOUCH_CODES: dict[Any, TouchCodes] = {}
-
-
 def touch_codes_of(enriched: Any) -> TouchCodes | None:
     """The :class:`TouchCodes` of the build ``enriched`` was read from (mapped once per
     process and build), or None: facts enriched in memory, or a build without them (older,
@@ -2102,17 +2099,9 @@ def touch_codes_of(enriched: Any) -> TouchCodes | None:
     >>> touch_codes_of(open_build(folder).enriched)  # doctest: +SKIP
     <effortlens.habits.TouchCodes object at ...>
     """
-    from effortlens.facts import HABIT_TOUCHES, entry_of
+    from effortlens.facts import HABIT_TOUCHES, read_once
 
-    entry = entry_of(enriched)
-    if entry is None:
-        return None
-    if entry not in _TOUCH_CODES:
-        folder = entry / HABIT_TOUCHES
-        if not (folder / "rep_cell.npy").is_file():
-            return None
-        _TOUCH_CODES[entry] = TouchCodes(folder)
-    return _TOUCH_CODES[entry]
+    return read_once(enriched, HABIT_TOUCHES, ("rep_cell.npy",), TouchCodes)
 
 
 #: Code -> the filter fields that restrict it.

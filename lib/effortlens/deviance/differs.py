@@ -379,10 +379,6 @@ class PracticeGapRuns:
         return float(low + (high - low) * 0.5)
 
 
-#: Build folder -> its :class:`PracticeGapRuns` (mapped once per process and build).
-_GAP_RUNS: dict = {}
-
-
 def practice_gap_runs_of(enriched) -> PracticeGapRuns | None:
     """The :class:`PracticeGapRuns` of the build ``enriched`` was read from, or None (facts
     enriched in memory, or a build written before them: the kernel then reads the compared
@@ -393,17 +389,9 @@ def practice_gap_runs_of(enriched) -> PracticeGapRuns | None:
     >>> practice_gap_runs_of(open_build(folder).enriched)  # doctest: +SKIP
     <effortlens.deviance.differs.PracticeGapRuns object at ...>
     """
-    from effortlens.facts import PRACTICE_GAP_RUNS, entry_of
+    from effortlens.facts import PRACTICE_GAP_RUNS, read_once
 
-    entry = entry_of(enriched)
-    if entry is None:
-        return None
-    if entry not in _GAP_RUNS:
-        folder = entry / PRACTICE_GAP_RUNS
-        if not all((folder / name).is_file() for name in _GAP_RUN_FILES):
-            return None
-        _GAP_RUNS[entry] = PracticeGapRuns(folder)
-    return _GAP_RUNS[entry]
+    return read_once(enriched, PRACTICE_GAP_RUNS, _GAP_RUN_FILES, PracticeGapRuns)
 
 
 def practice_in(practice: pl.DataFrame | pl.LazyFrame, flt) -> pl.LazyFrame | None:
@@ -1070,10 +1058,6 @@ class PracticeCodes:
         )
 
 
-#: Build folder -> its :class:`PracticeCodes` (mapped once per process and build).
-_PRACTICE_CODES: dict = {}
-
-
 def practice_codes_of(enriched) -> PracticeCodes | None:
     """The :class:`PracticeCodes` of the build ``enriched`` was read from, or None (facts
     enriched in memory, or a build without them).
@@ -1083,17 +1067,9 @@ def practice_codes_of(enriched) -> PracticeCodes | None:
     >>> practice_codes_of(open_build(folder).enriched)  # doctest: +SKIP
     <effortlens.deviance.differs.PracticeCodes object at ...>
     """
-    from effortlens.facts import PRACTICE_CODES, entry_of
+    from effortlens.facts import PRACTICE_CODES, read_once
 
-    entry = entry_of(enriched)
-    if entry is None:
-        return None
-    if entry not in _PRACTICE_CODES:
-        folder = entry / PRACTICE_CODES
-        if not (folder / "previous_day.npy").is_file():
-            return None
-        _PRACTICE_CODES[entry] = PracticeCodes(folder)
-    return _PRACTICE_CODES[entry]
+    return read_once(enriched, PRACTICE_CODES, ("previous_day.npy",), PracticeCodes)
 
 
 def _nonzero(counts: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -1713,32 +1689,22 @@ class PracticePeriod:
         self.runs = PracticeGapRuns(folder)
 
 
-#: (build folder, days) -> its :class:`PracticePeriod` (read once per process and build).
-_PERIODS: dict = {}
-
-
 def practice_period_of(enriched, flt) -> PracticePeriod | None:
     """The build's :class:`PracticePeriod` whose window is exactly ``flt``'s period, or None
     (no period, another one, facts enriched in memory, a build written before them)."""
-    from effortlens.facts import entry_of
+    from effortlens.facts import read_once
 
     if flt.start is None or flt.end is None:
-        return None
-    entry = entry_of(enriched)
-    if entry is None:
         return None
     start, end = (d.date() if isinstance(d, dt.datetime) else d for d in (flt.start, flt.end))
     days = (end - start).days + 1
     if days not in PRACTICE_PERIOD_DAYS:
         return None
-    if (entry, days) not in _PERIODS:
-        folder = entry / PRACTICE_PERIODS / str(days)
-        needed = ("period.json", "shares.parquet", "sequences.parquet", "gap_reps.parquet")
-        if not all((folder / name).is_file() for name in (*needed, *_GAP_RUN_FILES)):
-            return None
-        _PERIODS[entry, days] = PracticePeriod(folder)
-    period = _PERIODS[entry, days]
-    return period if (period.start, period.end) == (start, end) else None
+    needed = ("period.json", "shares.parquet", "sequences.parquet", "gap_reps.parquet")
+    period = read_once(
+        enriched, f"{PRACTICE_PERIODS}/{days}", (*needed, *_GAP_RUN_FILES), PracticePeriod
+    )
+    return period if period is not None and (period.start, period.end) == (start, end) else None
 
 
 def what_differs_preset(
