@@ -616,8 +616,14 @@ def test_streak_order_by_one_integer_key_or_three_is_the_same():
     from effortlens.roe import _event_order  # noqa: PLC2701 - both of its ways
 
     rng = np.random.default_rng(4)
-    contact = rng.integers(0, 30, 3_000)
-    for ts in (rng.integers(0, 20, 3_000), rng.integers(-(2**62), 2**62, 3_000)):  # fits / not
-        kind = np.arange(3_000) >= 2_000
+    kind = np.arange(3_000) >= 2_000
+    few, many = rng.integers(0, 30, 3_000), rng.integers(0, 2**31, 3_000)
+    for contact, ts in (
+        (few, rng.integers(0, 20, 3_000)),  # one key fits
+        (many, rng.integers(0, 2**40, 3_000)),  # it does not: by time, then contacts by radix
+        (few, rng.integers(-(2**62), 2**62, 3_000)),  # not even the time twice: lexsort
+    ):
+        contact[::7] = contact[1]  # a repeated contact, ties in time
+        ts[::5] = ts[0]
         want = np.lexsort((kind, ts, contact))
         assert _event_order(contact, ts, 2_000).tolist() == want.tolist()

@@ -70,8 +70,13 @@ def test_enum_touches_give_the_codes_of_the_text(tmp_path, monkeypatch, seed, ro
         numbered.append(keys_of(*args, **kwargs))
         return numbered[-1]
 
+    space = habits._KEY_SPACE  # noqa: SLF001 - narrowed for the reference
+    monkeypatch.setattr(habits, "_KEY_SPACE", 1)  # the reference: every code by the join
+    write_touch_codes(text, tmp_path / "joined")
+    monkeypatch.setattr(habits, "_KEY_SPACE", space)
     monkeypatch.setattr(habits, "_integer_key_code", spy)
     write_touch_codes(text, tmp_path / "text")
+    assert _files(tmp_path / "text") == _files(tmp_path / "joined") != {}
     # owner, cell, bin, type, sequence_2, sequence_3: text takes the join
     assert [n is not None for n in numbered] == [False, True, True, False, False, False]
     numbered.clear()
@@ -91,3 +96,19 @@ def test_too_many_keys_take_the_join(tmp_path, monkeypatch):
     monkeypatch.setattr(habits, "_KEY_SPACE", 10)  # the owners' keys no longer fit
     write_touch_codes(_as_enums(text), tmp_path / "enum")
     assert _files(tmp_path / "enum") == _files(tmp_path / "text")
+
+
+def test_integer_keys_past_int32_with_a_small_span_are_numbered_in_sort_order():
+    far = 2**40
+    part = pl.DataFrame(
+        {"big": [far + 3, far + 1, None, far + 3, far + 1], "small": [2, 5, 5, None, 5]},
+        schema={"big": pl.Int64, "small": pl.Int8},
+    )
+    code, keys = habits._integer_key_code(part, drop_null_first=False)  # noqa: SLF001
+    want = part.unique().sort(["big", "small"], nulls_last=True)
+    assert_frame_equal(keys, want)
+    rows = keys.with_row_index("code")
+    joined = part.join(
+        rows, on=["big", "small"], how="left", nulls_equal=True, maintain_order="left"
+    )
+    assert code.tolist() == joined["code"].to_list()

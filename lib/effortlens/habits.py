@@ -1457,9 +1457,10 @@ def _integer_key_code(
                 values = values.fill_null(low + width - 1)
             at = key[rows]
             at *= width
-            at += values.to_numpy()
-            if low:
-                at -= low
+            shifted = values.to_numpy()
+            if low:  # in the column's own type: values past int32 with a small span fit
+                shifted = shifted - low
+            at += shifted
     present = np.zeros(space, dtype=bool)
     present[key] = True
     if drop_null_first:  # the first column's null: the last block of keys

@@ -444,14 +444,22 @@ def streak_facts(
 def _event_order(contact: np.ndarray, ts: np.ndarray, n_touches: int) -> np.ndarray:
     """The stable order of events by (``contact``, ``ts``, touch before action): the first
     ``n_touches`` are touches, the rest actions; one integer sort when the key fits in int64,
-    else :func:`numpy.lexsort`."""
+    else a sort by (``ts``, kind) then a stable radix sort of ``contact``
+    (:func:`effortlens.touch_build.radix_order`)."""
     if not len(contact):
         return np.zeros(0, np.int64)
     kind = np.arange(len(contact)) >= n_touches
     low, span = int(ts.min()), int(ts.max()) - int(ts.min()) + 1
     if (int(contact.max()) + 1) * span * 2 < 2**63:
         return np.argsort((contact * span + (ts - low)) * 2 + kind, kind="stable")
-    return np.lexsort((kind, ts, contact))
+    from effortlens.touch_build import radix_order
+
+    # too many contacts for one key: by (ts, kind), then stably by contact in radix passes
+    if span * 2 < 2**63:
+        by_time = np.argsort((ts - low) * 2 + kind, kind="stable")
+    else:
+        by_time = np.lexsort((kind, ts))
+    return by_time[radix_order(contact[by_time])]
 
 
 def sort_streak_facts(frame: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:

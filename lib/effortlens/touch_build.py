@@ -127,13 +127,16 @@ def _contact_order(contact: pl.Series, ts: pl.Series, ids: pl.Series) -> np.ndar
 def _stable_order(g: np.ndarray, t: np.ndarray) -> np.ndarray:
     """The stable row order by (``g``, ``t``), both int64 and ``g`` >= 0: one integer sort
     of ``g`` x span + ``t`` when it fits in int64 (~3x faster than a sort by two keys), else
-    :func:`numpy.lexsort`."""
+    a sort by ``t`` then a stable :func:`radix_order` of ``g``."""
     if not len(g):
         return np.zeros(0, np.int64)
     low, span = int(t.min()), int(t.max()) - int(t.min()) + 1
     if (int(g.max()) + 1) * span < 2**63:
         return np.argsort(g * span + (t - low), kind="stable")
-    return np.lexsort((t, g))
+    # too many groups for one key (e.g. 550k contacts over 18 months of microseconds): by
+    # ``t``, then stably by ``g`` in 16-bit radix passes (~2x faster than numpy.lexsort)
+    by_t = np.argsort(t, kind="stable")
+    return by_t[radix_order(g[by_t])]
 
 
 def with_credits(
@@ -683,10 +686,10 @@ def _day_rep_argsort(day: pl.Series, rep: np.ndarray, n_reps: int) -> np.ndarray
     low = day.min() if day.null_count() < len(day) else 0
     day = (day - low + 1).fill_null(0)
     key = day.to_numpy() * (n_reps + 1) + rep
-    return _radix_order(key)
+    return radix_order(key)
 
 
-def _radix_order(key: np.ndarray) -> np.ndarray:
+def radix_order(key: np.ndarray) -> np.ndarray:
     """``numpy.argsort(key, kind="stable")`` of non-negative integers below 2**32, by two
     passes of 16 bits (numpy's stable sort of 16-bit integers is a radix sort): ~3-4x less
     CPU on millions of rows; larger keys by ``numpy.argsort``."""
@@ -764,7 +767,7 @@ def build_practice_facts(activities: pl.DataFrame | pl.LazyFrame) -> pl.DataFram
     previous_kind = np.where(same, np.r_[-1, kind[:-1]], -1)
     day = narrow["day"].to_physical().cast(pl.Int64)
     day = day.fill_null(int(day.min() or 0) - 1).to_numpy()
-    by_day = _radix_order(day - day.min(initial=0))
+    by_day = radix_order(day - day.min(initial=0))
     final = order[by_day]
     out = {}
     for column in PRACTICE_COLUMNS:
