@@ -1,5 +1,5 @@
 """The practice cells and gap runs of the page's period presets (issue 13): a build writes,
-for "Last 52 weeks", each rep's counts and follow-ups over the window the
+for "Last 52 weeks" and "Last 26 weeks", each rep's counts and follow-ups over the window the
 page's period control computes, and a comparison over exactly that window sums reps' rows as
 one without a period does: the same table as counting the period's touches, in both builds,
 and a build from before them (or another window) still counts the touches."""
@@ -31,7 +31,7 @@ from effortlens.filters import Filter, filter_enriched
 from effortlens.settings import load_settings
 
 #: The presets' labels on the page (effortlens_widgets.controls.PERIODS).
-LABELS = {364: "Last 52 weeks"}
+LABELS = {364: "Last 52 weeks", 182: "Last 26 weeks"}
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +67,8 @@ def test_the_build_s_windows_are_the_page_s_periods(page):
             dataclasses.replace(flt, start=flt.start - dt_day(), end=flt.end - dt_day()),
         ):
             assert practice_period_of(enriched, other) is None
-    # the 26 and 13 weeks are not written: counted from the codes
-    for label in ("Last 26 weeks", "Last 13 weeks"):
+    # the 13 and 4 weeks are not written: counted from the codes
+    for label in ("Last 13 weeks", "Last 4 weeks"):
         assert practice_period_of(enriched, _page_filter(page, label)) is None
 
 

@@ -1525,9 +1525,10 @@ def practice_rep_cells_of(enriched, shares, sequences) -> PracticeRepCells:
 #: ``effortlens_widgets.controls.PERIODS``) for which a build writes the practice cells and
 #: gap runs of the period (:func:`write_practice_periods`): a comparison over one of them then
 #: sums reps' rows as one without a period does, instead of counting every touch of the period.
-#: "Last 52 weeks" only: at 10m the 26 weeks' comparisons already take 20-50 CPU ms by the
-#: codes (every deviant's is two cells), and their files cost ~1.2 CPU s more to write.
-PRACTICE_PERIOD_DAYS: tuple[int, ...] = (364,)
+#: "Last 52 weeks" and "Last 26 weeks": at 100M a picked deviant over 26 weeks counted from
+#: the codes took 220 CPU ms (491 the first time in a kernel); the 26 weeks' files cost ~1.2
+#: CPU s more to write at 10m. The 13 and 4 weeks are counted from the codes.
+PRACTICE_PERIOD_DAYS: tuple[int, ...] = (364, 182)
 #: Their folder under a build: ``<days>/`` each.
 PRACTICE_PERIODS = "practice_periods"
 
