@@ -439,7 +439,7 @@ def test_the_fit_bracketed_by_the_last_round_equals_the_fit_over_the_whole_range
     assert cold.robust_weights[:1].max() < 0.5  # a planted deviant counts less
     floats = [c for c, t in table.schema.items() if t == pl.Float64]
     assert_frame_equal(table.drop(floats), whole.drop(floats))
-    assert_frame_equal(table.select(floats), whole.select(floats), rtol=1e-6, atol=1e-12)
+    assert_frame_equal(table.select(floats), whole.select(floats), rel_tol=1e-6, abs_tol=1e-12)
 
 
 def test_overdispersed_null_gives_no_more_false_deviants_than_the_998_limits_allow():

@@ -78,8 +78,11 @@ def test_a_bad_folder_is_said_in_words_in_start_here_and_an_app(browser, bad_ser
         box.fill(str(folders["rep_deleted"]))
         box.press("Enter")
         page.locator("button.widget-button", has_text="Load").click()
+        # the report's parts are widgets of their own, synced one after another: wait for the
+        # last of them (the listed rows, the third table) before reading the page
         page.wait_for_function(
-            "() => !document.querySelector('.el-error') && document.querySelector('.el-table')",
+            "() => !document.querySelector('.el-error')"
+            " && document.querySelectorAll('.el-table').length >= 3",
             timeout=120_000,
         )
         text = page.inner_text("body")
