@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
 import shutil
 from collections.abc import Callable
 from datetime import datetime
@@ -175,7 +176,7 @@ def write_partitioned(
         else:
             parts = partition_events(data.events, scratch / "parts", chunk_rows=chunk_rows)
         rows = _enrich_partitions(
-            data, parts, staging, scratch / "slim", settings=settings, layout=layout
+            data, parts, staging, scratch / "slim", settings=settings, layout=layout, step=say
         )
         say("write facts")
         # written by the child (100M: ~15M rows, never sent back through a pipe)
@@ -435,6 +436,89 @@ def loaded_order(frame: pl.DataFrame, keys: list[str]) -> pl.Series | None:
     return pl.Series(by_row[np.argsort(packed[by_row], kind="stable")])
 
 
+#: Memory a partition's process takes per event of ``limits.partition_rows`` (100M, 4.2M
+#: events a partition: pass 1 of the view facts peaked at 1.9 GB, the enrichment at 1.6).
+PARTITION_BYTES_PER_ROW = 500
+
+
+def build_workers(settings: Settings) -> int:
+    """How many partitions the partitioned build works on at once, each in a process of its
+    own: ``limits.build_workers``, or when it is 0, two, fewer on one core or when the memory
+    budget (:meth:`effortlens.settings.Limits.memory_budget_bytes`) holds fewer partitions
+    (about 0.5 GB per million ``limits.partition_rows`` each).
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> from effortlens.settings import load_settings
+    >>> s = load_settings()
+    >>> build_workers(s) in (1, 2)
+    True
+    >>> small = dataclasses.replace(s.limits, memory_budget_mb=1_024, partition_rows=4_000_000)
+    >>> build_workers(dataclasses.replace(s, limits=small))
+    1
+    >>> build_workers(dataclasses.replace(s, limits=dataclasses.replace(small, build_workers=3)))
+    3
+    """
+    limits = settings.limits
+    asked = getattr(limits, "build_workers", 0)
+    if asked:
+        return asked
+    rows = max(getattr(limits, "partition_rows", DEFAULT_CHUNK_ROWS), 1)
+    fits = limits.memory_budget_bytes() // (rows * PARTITION_BYTES_PER_ROW)
+    return int(max(1, min(2, os.cpu_count() or 1, fits)))
+
+
+def each_in_children(
+    function: Callable[..., Any],
+    calls: list[tuple[tuple, dict[str, Any]]],
+    *,
+    isolate: bool,
+    workers: int,
+    done: Callable[[int], None] | None = None,
+) -> list[Any]:
+    """``function(*args, **kwargs)`` for each ``(args, kwargs)`` of ``calls``; the results in
+    the order of ``calls``, whatever order they finish in.
+
+    With ``isolate``, each call runs in a fresh process of its own (:func:`in_child`: its
+    memory goes back when it ends), up to ``workers`` at once; else here, one after another.
+    ``done(k)`` is called (here) as each call finishes, ``k`` the calls finished so far. The
+    first call to fail raises here; calls not yet started are not run.
+
+    Examples
+    --------
+    >>> each_in_children(max, [((2, 3), {}), ((5, 1), {})], isolate=False, workers=2)
+    [3, 5]
+    """
+    finished = done or (lambda _k: None)
+    if not isolate or workers <= 1 or len(calls) <= 1:
+        results = []
+        for args, kwargs in calls:
+            run = in_child if isolate else (lambda f, *a, **k: f(*a, **k))
+            results.append(run(function, *args, **kwargs))
+            finished(len(results))
+        return results
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    results: list[Any] = [None] * len(calls)
+    # a thread per call at once, each waiting on its own child process (the thread that
+    # starts a child outlives it: the child's parent-death signal follows that thread)
+    with ThreadPoolExecutor(max_workers=min(workers, len(calls))) as threads:
+        futures = {
+            threads.submit(in_child, function, *args, **kwargs): i
+            for i, (args, kwargs) in enumerate(calls)
+        }
+        try:
+            for k, future in enumerate(as_completed(futures), start=1):
+                results[futures[future]] = future.result()
+                finished(k)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return results
+
+
 def _enrich_partitions(
     data: ChunkedLoad,
     n_parts: int,
@@ -443,10 +527,13 @@ def _enrich_partitions(
     *,
     settings: Settings,
     layout: dict[str, str],
+    step: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
-    """Enrich each partition (in a child process of its own when the data is large) and write
-    its part of the event facts and of the slim roll-up; the reps fact once."""
+    """Enrich each partition (in a child process of its own when the data is large, up to
+    :func:`build_workers` at once) and write its part of the event facts and of the slim
+    roll-up; the reps fact once."""
     slim.mkdir(parents=True, exist_ok=True)
+    say = step or (lambda _name: None)
     # a partition's enrichment reads its events and the reps only: the other tables are not
     # sent to every partition's process (100M: millions of stage and deal rows, 28 times)
     tables = {"reps": data.tables["reps"]}
@@ -454,15 +541,21 @@ def _enrich_partitions(
     _write(reps, staging / layout["reps"], row_group_size=max(reps.height, 1))
     counts = {layout["activities"]: 0, layout["actions"]: 0, layout["reps"]: reps.height}
     isolate = sum(data.rows.values()) > ISOLATE_ABOVE_ROWS
-    for p in range(max(n_parts, 1)):
-        arguments = (p, slim.parent / "parts", staging, slim, tables)
-        options = {"settings": settings, "layout": layout}
-        if isolate:  # a fresh process per partition: its memory goes back after it
-            written = in_child(enrich_partition, *arguments, **options)
-        else:
-            written = enrich_partition(*arguments, **options)
-        for relative, n in written.items():
-            counts[relative] += n
+    n = max(n_parts, 1)
+    options = {"settings": settings, "layout": layout}
+    calls = [((p, slim.parent / "parts", staging, slim, tables), options) for p in range(n)]
+    workers = build_workers(settings) if isolate else 1
+    say(f"enrich: {n} partitions, {min(workers, n)} at a time")
+    every = each_in_children(
+        enrich_partition,
+        calls,
+        isolate=isolate,
+        workers=workers,
+        done=lambda k: say(f"enrich: partition {k}/{n} done"),
+    )
+    for written in every:  # in partition order
+        for relative, rows in written.items():
+            counts[relative] += rows
     return counts
 
 
@@ -628,7 +721,8 @@ def write_view_facts(
         The build's settings.
     isolate
         Run each partition, the fit and each merge in a process of its own (their memory goes
-        back when they exit); default: above ``ISOLATE_ABOVE_ROWS`` events.
+        back when they exit), the partitions of each pass up to :func:`build_workers` at once
+        (the same files as one at a time); default: above ``ISOLATE_ABOVE_ROWS`` events.
     iterations
         EM iterations of the habit credit.
     step
@@ -662,14 +756,19 @@ def write_view_facts(
         extent = _touch_extent(folder)
         window = float(settings.attribution_window_days)
         per_part = getattr(settings.limits, "partition_rows", DEFAULT_CHUNK_ROWS)
-        metas = []
-        for name in names:
-            say(f"view facts: partition {name} (pass 1)")
-            meta = run(
-                _view_part, name, folder, scratch, settings=settings, window=window, **extent
-            )
+        n_parts = len(names)
+        workers = min(build_workers(settings) if isolate else 1, max(n_parts, 1))
+        say(f"view facts: pass 1, {n_parts} partitions, {workers} at a time")
+        options = {"settings": settings, "window": window, **extent}
+        metas = each_in_children(
+            _view_part,
+            [((name, folder, scratch), options) for name in names],
+            isolate=isolate,
+            workers=workers,
+            done=lambda k: say(f"view facts: pass 1, partition {k}/{n_parts} done"),
+        )
+        for meta in metas:  # in partition order, as one after another would give them
             rows.update(meta.pop("rows"))
-            metas.append(meta)
         n_touches = sum(m["touches"] for m in metas)
         credits = None
         if n_touches and extent["end"] is not None:
@@ -683,19 +782,18 @@ def write_view_facts(
                 exposure_scale=sum(m["contacts"] for m in metas) * span_hours,
                 iterations=iterations,
             )
-        offset = 0
-        for name, meta in zip(names, metas, strict=True):
-            say(f"view facts: partition {name} (pass 2)")
-            run(
-                _touch_part,
-                name,
-                folder,
-                scratch,
-                credits=credits,
-                offset=offset,
-                n=meta["touches"],
-            )
-            offset += meta["touches"]
+        offsets = np.cumsum([0] + [m["touches"] for m in metas]).tolist()
+        say(f"view facts: pass 2, {n_parts} partitions, {workers} at a time")
+        each_in_children(
+            _touch_part,
+            [
+                ((name, folder, scratch), {"credits": credits, "offset": at, "n": m["touches"]})
+                for name, m, at in zip(names, metas, offsets, strict=False)
+            ],
+            isolate=isolate,
+            workers=workers,
+            done=lambda k: say(f"view facts: pass 2, partition {k}/{n_parts} done"),
+        )
         say("view facts: touches in day order")
         rows.update(run(_day_ordered_touches, scratch, folder, rows_per_part=per_part))
         say("view facts: habit and practice cells")

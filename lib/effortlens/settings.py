@@ -87,6 +87,11 @@ class Limits:
         buyer actions) hold more rows than this; below it, in memory (about 0.4 GB per million).
     partition_rows
         Events per chunk and per partition of that build (about 0.5 GB each per million).
+    build_workers
+        Partitions that build works on at once, each in a process of its own (the same files
+        as one at a time, sooner on several cores). ``0`` (the default) means automatic:
+        two, or one on a single core or when :attr:`memory_budget_mb` cannot hold two
+        partitions (:func:`effortlens.partitioned.build_workers`).
 
     Examples
     --------
@@ -101,6 +106,7 @@ class Limits:
     memory_budget_mb: int = 0
     partition_above_rows: int = 20_000_000
     partition_rows: int = 4_000_000
+    build_workers: int = 0
 
     def memory_budget_bytes(self) -> int:
         """The memory budget in bytes: the setting, else half of the machine's memory.
@@ -364,6 +370,7 @@ def _limits(raw: dict[str, Any], origin: str) -> Limits:
         "memory_budget_mb": 64,
         "partition_above_rows": 0,
         "partition_rows": 1_000,
+        "build_workers": 0,
     }
     values = {}
     for key, floor in floors.items():
