@@ -100,6 +100,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
     partitioned = getattr(args, "partitioned", None)
     options = {} if partitioned is None else {"partitioned": partitioned}
     built = _open_build(args, open_build, force=args.force, **options)
+    warmed = None
+    if args.warm:  # the first viewer's kernel then finds the files in memory
+        from effortlens.warm import warm_build
+
+        warmed = warm_build(built.path)
     files = built.manifest["files"]
     size = sum(f["bytes"] for f in files.values())
     state = f"built ({built.rebuilt})" if built.rebuilt else "current (nothing to do)"
@@ -110,6 +115,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
         print(f"facts: {built.path} ({len(files)} files, {size / 2**20:,.1f} MiB)")
         if "build" in built.manifest:
             print(f"build: {built.manifest['build']}")
+        if warmed is not None:
+            print(f"warmed: {warmed}")
         print(built.data.report.to_text())
     return 0
 
@@ -461,6 +468,13 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--cache-dir", metavar="DIR", help="cache folder (default $EFFORTLENS_CACHE)")
     p.add_argument("--force", action="store_true", help="rebuild even when the build is current")
+    p.add_argument(
+        "--no-warm",
+        dest="warm",
+        action="store_false",
+        help="do not read the facts ahead into memory for the apps' first viewer (by default "
+        "up to half the memory available, read in the background)",
+    )
     p.add_argument(
         "--engine", choices=["polars", "spark"], default="polars", help="who computes the facts"
     )

@@ -1,0 +1,156 @@
+"""What the first viewer after a build meets (issue 13): the build's files read ahead into the
+page cache at the end of ``effortlens build`` (:mod:`effortlens.warm`), and the deviance
+page's period files read at its first draw (a preheated kernel's), not at the viewer's first
+period change."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import effortlens.facts as facts
+import effortlens.warm as warm
+from effortlens.cli import main
+from effortlens.deviance.differs import PRACTICE_PERIOD_DAYS, PRACTICE_PERIODS
+from effortlens.facts import MANIFEST_FILE, PRACTICE_CODES, open_build
+from effortlens.warm import EVENT_FACTS, TIERS, warm_build, warm_plan
+
+
+@pytest.fixture(scope="module")
+def entry(tiny_planted) -> Path:
+    return open_build(tiny_planted).path
+
+
+def _manifest_files(entry: Path) -> dict[str, int]:
+    files = json.loads((entry / MANIFEST_FILE).read_text("utf-8"))["files"]
+    return {name: int(about["bytes"]) for name, about in files.items()}
+
+
+def _recorded(entry: Path, **kwargs) -> dict[str, list[warm.Span]]:
+    asked: dict[str, list[warm.Span]] = {}
+
+    def advise(path, spans):
+        asked.setdefault(Path(path).relative_to(entry).as_posix(), []).extend(spans)
+
+    warm_build(entry, advise=advise, **kwargs)
+    return asked
+
+
+def _event_fact(name: str) -> bool:
+    return name in EVENT_FACTS or name.split("/", 1)[0] in EVENT_FACTS
+
+
+def _covered(spans) -> list[tuple[int, int]]:
+    merged: list[list[int]] = []
+    for start, end in sorted((s.offset, s.offset + s.length) for s in spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [tuple(m) for m in merged]
+
+
+def test_with_room_every_file_of_the_build_is_read_ahead_whole(entry):
+    files = _manifest_files(entry)
+    asked = _recorded(entry, budget=2**40)
+    assert set(files) <= set(asked)
+    assert set(asked) - set(files) <= {MANIFEST_FILE, facts.VERIFIED_FILE, facts.REPORT_FILE}
+    assert MANIFEST_FILE in asked  # read by every open before any fact
+    for name, size in files.items():
+        assert _covered(asked[name]) == ([(0, size)] if size else []), name
+
+
+def test_the_event_facts_footers_come_first(entry, monkeypatch):
+    # every file of the tiny build is below the size hashed at every open: lower it so the
+    # event facts are read ahead last, after their footers
+    monkeypatch.setattr(warm, "ALWAYS_HASH_BYTES", 1)
+    plan = warm_plan(entry, budget=2**40)
+    events = [s for s in plan if s.tier == "events"]
+    assert events and all(_event_fact(s.name) for s in events)
+    first_event = plan.index(events[0])
+    footers = [s for s in plan[:first_event] if _event_fact(s.name)]
+    assert {s.name for s in footers} == {s.name for s in events if s.name.endswith(".parquet")}
+    for span in footers:  # exactly the Parquet metadata and its 8-byte tail
+        path = entry / span.name
+        size = path.stat().st_size
+        assert span.offset + span.length == size
+        assert span.length == pq.ParquetFile(path).metadata.serialized_size + 8
+
+
+def test_a_budget_reads_the_tiers_in_order_then_the_same_last_share_of_each_file(
+    entry, monkeypatch
+):
+    monkeypatch.setattr(warm, "ALWAYS_HASH_BYTES", 64 * 2**10)
+    whole = warm_plan(entry, budget=2**40)
+    need = {t: sum(s.length for s in whole if s.tier == t) for t in TIERS}
+    assert all(need.values()), need  # every tier has files in this build
+    budget = need["every open"] + need["first draw"] + need["filter change"] // 3
+    plan = warm_plan(entry, budget=budget)
+    assert sum(s.length for s in plan) <= budget
+    assert [s.tier for s in plan] == sorted((s.tier for s in plan), key=TIERS.index)
+    assert {s.tier for s in plan} == {"every open", "first draw", "filter change"}
+    assert [s for s in plan if s.tier != "filter change"] == [
+        s for s in whole if s.tier in ("every open", "first draw")
+    ]
+    cut = [s for s in plan if s.tier == "filter change"]
+    sizes = {s.name: s.length for s in whole if s.tier == "filter change"}
+    assert len(cut) > 1
+    for span in cut:  # the file's tail: its latest days when sorted by day
+        assert span.offset + span.length == sizes[span.name]
+        assert span.length / sizes[span.name] == pytest.approx(1 / 3, abs=4096 / sizes[span.name])
+    assert warm_plan(entry, budget=0) == []
+
+
+def test_each_span_is_asked_of_the_system_in_chunks(entry, monkeypatch):
+    monkeypatch.setattr(warm, "CHUNK", 4096)
+    calls: dict[str, list[warm.Span]] = {}
+
+    def fadvise(fd, offset, length, advice):
+        assert advice == os.POSIX_FADV_WILLNEED and 0 < length <= 4096
+        name = Path(os.readlink(f"/proc/self/fd/{fd}")).relative_to(entry.resolve()).as_posix()
+        calls.setdefault(name, []).append(warm.Span(name, offset, length, ""))
+
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    warmed = warm_build(entry, budget=2**40)
+    files = _manifest_files(entry)
+    assert warmed.total == sum(files.values()) and warmed.bytes >= warmed.total
+    for name, size in files.items():
+        if size:
+            assert _covered(calls[name]) == [(0, size)], name
+
+
+def test_effortlens_build_reads_its_build_ahead_unless_told_not_to(
+    tiny_planted, entry, monkeypatch, capsys
+):
+    warmed: list[Path] = []
+    monkeypatch.setattr(
+        warm, "warm_build", lambda path: warmed.append(Path(path)) or warm.Warmed(1, 2, 3, 4)
+    )
+    assert main(["build", str(tiny_planted)]) == 0
+    assert warmed == [entry] and "warmed: " in capsys.readouterr().out
+    assert main(["build", str(tiny_planted), "--no-warm"]) == 0
+    assert warmed == [entry] and "warmed" not in capsys.readouterr().out
+
+
+def test_the_deviance_page_reads_its_period_files_at_its_first_draw(tiny_planted, monkeypatch):
+    from effortlens_widgets.apps.positive_deviance import positive_deviance_app
+
+    read: dict = {}  # this test's own memo of the files read once per process
+    monkeypatch.setattr(facts, "_READ_ONCE", read)
+    page = positive_deviance_app(data_dir=tiny_planted)
+    build = facts.entry_of(page.state.enriched)
+    ahead = {(build, f"{PRACTICE_PERIODS}/{days}") for days in PRACTICE_PERIOD_DAYS}
+    assert ahead | {(build, PRACTICE_CODES)} <= set(read)
+    assert "spans" in vars(read[build, PRACTICE_CODES])  # the codes' value spans too
+    kept = dict(read)
+    view = page.views[0]
+    for label in ("Last 52 weeks", "Last 26 weeks", "Last 13 weeks", "All data"):
+        page.filter_bar.set_period(label)
+        assert view.problem == "" and "deviance" in view.frames, label
+    # the viewer's period changes read no file of these again: the same objects
+    assert read.keys() == kept.keys()
+    assert all(read[key] is kept[key] for key in kept)
