@@ -229,6 +229,58 @@ def test_kernels_talk_to_their_server_over_unix_sockets_in_its_own_folder(tiny_p
     assert "Address already in use" not in log.read_text()
 
 
+def test_the_rep_mirror_is_served_by_its_preheated_kernel_on_the_rep_of_its_link(
+    tiny_planted, tmp_path
+):
+    # The mirror's notebook waits in its preheated kernel for the page's URL (``?rep=``): its
+    # rendering cannot finish before a viewer asks. The pool counted it as never ready, so
+    # every viewer got a cold kernel of their own (43 s at 100M) beside an idle preheated one.
+    import polars as pl
+    from jupyter_client import BlockingKernelClient
+
+    mirror = "07_rep_mirror.ipynb"
+    reps = pl.read_parquet(tiny_planted / "reps.parquet").filter(pl.col("exit_date").is_null())
+    rep_id = reps["rep_id"][3]  # not the first rep, which the page shows without a link
+    args = ["--pool", "0", "--pool-app", f"{mirror}=1", "--pool-refill-delay", "600"]
+    with served(
+        data=tiny_planted,
+        token=TOKEN,
+        log_path=tmp_path / "serve.log",
+        args=args,
+        timeout=300,
+        wait_for_pool=mirror,
+    ) as (url, proc):
+        (preheated,) = kernel_processes(proc.pid)
+        opener, _ = _login(url)
+        code, _, body = _request(
+            f"{url}/voila/render/{mirror}?rep={rep_id}&token={TOKEN}", opener=opener
+        )
+        assert code == 200 and b"application/vnd.jupyter.widget-view+json" in body
+        (kernel,) = kernel_processes(proc.pid)
+        assert kernel.pid == preheated.pid  # no kernel started for the viewer
+        # and that kernel shows the rep of the link
+        command = kernel.cmdline()
+        client = BlockingKernelClient(connection_file=command[command.index("-f") + 1])
+        client.load_connection_file()
+        client.start_channels()
+        try:
+            reply = client.execute_interactive(
+                "print(app.views[0].rep_id)", timeout=60, output_hook=_stdout_into(out := [])
+            )
+        finally:
+            client.stop_channels()
+        assert reply["content"]["status"] == "ok"
+        assert "".join(out).strip() == rep_id
+
+
+def _stdout_into(out: list[str]):
+    def hook(message):
+        if message["msg_type"] == "stream" and message["content"]["name"] == "stdout":
+            out.append(message["content"]["text"])
+
+    return hook
+
+
 def test_plain_voila_from_another_folder_starts_its_kernels_on_unix_sockets_too(tmp_path):
     # `voila` reads the installed etc/jupyter/voila.py (kernel_transport), from any folder
     import os

@@ -9,6 +9,7 @@ import json
 import tornado.web
 from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import APIHandler
+from voila.request_info_handler import RequestInfoSocketHandler
 from voila.static_file_handler import AllowListFileHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
@@ -136,10 +137,16 @@ class StatusHandler(APIHandler):
 
 
 def _ready(entry) -> bool:
-    """Whether a preheated pool entry has its kernel started and its notebook rendered."""
+    """Whether a preheated pool entry has its kernel started and its notebook rendered.
+
+    A notebook that reads its page's URL (the rep mirror's ``?rep=``, through
+    ``voila.utils.get_query_string``) cannot finish before a viewer asks for it: it is ready
+    once its kernel waits for that request, having run everything before.
+    """
     if not entry.done() or entry.cancelled() or entry.exception() is not None:
         return False
-    return entry.result()["task"].done()
+    result = entry.result()
+    return result["task"].done() or result["kernel_id"] in RequestInfoSocketHandler._waiters  # noqa: SLF001
 
 
 class AuthenticatedFileHandler(AllowListFileHandler):
