@@ -288,6 +288,56 @@ def write_gap_runs(gaps: pl.DataFrame, folder) -> int:
     return rows
 
 
+def write_gap_key_runs(keys: np.ndarray, names: pl.Series, folder) -> int:
+    """:func:`write_gap_runs` of the follow-ups ``keys`` (sorted int64: the rep's rank among
+    ``names``, the reps' ids sorted, above the seconds, 0..2**31), without a frame: each
+    rep's run is found by a search for its rank, each run's bins by searches in its keys,
+    and the seconds written a slice at a time. The same files as of the frame
+    (``rep_id`` ``names[key >> 32]``, ``gap_seconds`` ``key & 0xFFFFFFFF`` as Int32).
+
+    Examples
+    --------
+    >>> keys = np.array([(0 << 32) | 5, (1 << 32) | 2, (1 << 32) | 9])
+    >>> write_gap_key_runs(keys, pl.Series(["a", "b"]), build / "practice_gap_runs")
+    ... # doctest: +SKIP
+    3
+    """
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    bounds = np.searchsorted(keys, np.arange(len(names) + 1, dtype=np.int64) << 32)
+    lengths = np.diff(bounds)
+    present = np.flatnonzero(lengths)
+    starts, lengths = bounds[present], lengths[present]
+    pl.DataFrame(
+        {
+            "rep_id": names.cast(pl.String).gather(pl.Series(present)),
+            "start": pl.Series(starts, dtype=pl.Int64),
+            "follow_ups": pl.Series(lengths, dtype=pl.Int64),
+        }
+    ).write_parquet(folder / "rep.keys.parquet")
+    rows = len(keys)
+    with open(folder / "seconds.npy", "wb") as out:
+        dtype = np.dtype(np.int32)
+        header = {"descr": np.lib.format.dtype_to_descr(dtype)}
+        header |= {"fortran_order": False, "shape": (rows,)}
+        np.lib.format.write_array_header_1_0(out, header)
+        for at in range(0, rows, 1 << 22):  # a slice at a time
+            out.write((keys[at : at + (1 << 22)] & 0xFFFFFFFF).astype(dtype).data)
+    edges = gap_bin_edges()
+    np.save(folder / "edges.npy", edges)
+    bins = np.empty((lengths.size, edges.size + 1), dtype=np.uint32)
+    for row, (rank, start, length) in enumerate(
+        zip(present.tolist(), starts.tolist(), lengths.tolist(), strict=True)
+    ):
+        run = keys[start : start + length]  # a view: the rank above each value's seconds
+        bins[row, :-1] = np.searchsorted(run, (rank << 32) + edges, side="left")
+        bins[row, -1] = length
+    np.save(folder / "bins.npy", bins)
+    return rows
+
+
 class PracticeGapRuns:
     """The follow-ups' seconds by rep of a build (:func:`write_gap_runs`): the median of a
     (peer group, side) cell's follow-ups reads the cell's reps' rows of ``bins.npy``
@@ -1579,6 +1629,11 @@ def write_practice_periods(
     ``gap_reps.parquet`` (by rep; a rep's sums added over the parts) and the follow-ups'
     runs (:func:`write_gap_runs`). Rows per relative path.
 
+    Each part is read once for every preset (from the earliest window's first day); a rep's
+    sums are added up part by part and its follow-ups kept as one 64-bit key each (the rep's
+    category, then the seconds: :class:`_GapKeys`), so what is held is the sums and the keys,
+    not every part's frames.
+
     Examples
     --------
     >>> write_practice_periods([pl.scan_parquet(build / "practice.parquet")],
@@ -1593,43 +1648,51 @@ def write_practice_periods(
 
     folder = Path(folder)
     rows: dict[str, int] = {}
+    windows = {d: w for d in presets if (w := preset_window(last, d)) is not None}
+    if not windows:
+        return rows
+    first = min(start for start, _ in windows.values())
     rep = pl.col(_REP_KEYS).cast(pl.Categorical)  # the group-bys hash small integers
-    for days in presets:
-        window = preset_window(last, days)
-        if window is None:
-            continue
-        start, end = window
-        made: dict[str, list[pl.DataFrame]] = {}
-        for part in parts:  # the facts sorted by day: the row groups before the window skipped
-            read = part.lazy().filter(pl.col("day") >= start).with_columns(rep).collect()
+    sums = {
+        "shares": [pl.col("n").sum()],
+        "sequences": [pl.col("n").sum()],
+        "gap_reps": [
+            pl.col("follow_ups").sum().cast(pl.UInt32),
+            pl.col("log_gap_sum", "log_gap_squares").sum(),
+        ],
+    }
+    summed: dict[int, dict[str, pl.DataFrame]] = {days: {} for days in windows}
+    gaps = {days: _GapKeys() for days in windows}
+    for part in parts:  # the facts sorted by day: the row groups before the windows skipped
+        read = part.lazy().filter(pl.col("day") >= first).with_columns(rep).collect()
+        for days, (start, end) in windows.items():
             touches = practice_in(read, Filter(start=start, end=end)).collect()
-            del read
-            for name, frame in {**practice_cells(touches), **practice_gaps(touches)}.items():
-                made.setdefault(name, []).append(frame.collect())
-            del touches
-        if not made:
+            made = {**practice_cells(touches), **practice_gaps(touches)}
+            gaps[days].add(made.pop("gaps").collect())
+            for name, frame in made.items():
+                frame = frame.collect()
+                held = summed[days].get(name)
+                if held is not None:  # a rep's rows in several parts: added up
+                    keys = [c for c in frame.columns if c not in ("n", *_GAP_SUMS)]
+                    frame = (
+                        pl.concat([held, frame], rechunk=False)
+                        .group_by(keys)
+                        .agg(sums[name])
+                        .select(frame.columns)
+                    )
+                summed[days][name] = frame
+            del touches, made
+        del read
+    for days, (start, end) in windows.items():
+        if not summed[days]:
             continue
         out = folder / str(days)
         out.mkdir(parents=True, exist_ok=True)
-        sums = {
-            "shares": [pl.col("n").sum()],
-            "sequences": [pl.col("n").sum()],
-            "gap_reps": [
-                pl.col("follow_ups").sum().cast(pl.UInt32),
-                pl.col("log_gap_sum", "log_gap_squares").sum(),
-            ],
-        }
-        for name, summed in sums.items():
-            frame = pl.concat(made.pop(name), rechunk=False)
-            keys = [c for c in frame.columns if c not in ("n", *_GAP_SUMS)]
-            if len(parts) > 1:  # a rep's rows in several parts: added up
-                frame = frame.group_by(keys).agg(summed).select(frame.columns)
-            frame = _rep_sorted(frame.lazy())
+        for name in sums:
+            frame = _rep_sorted(summed[days].pop(name).lazy())
             _write_parquet(frame, out / f"{name}.parquet", row_group_size=ROW_GROUP)
             rows[f"{PRACTICE_PERIODS}/{days}/{name}.parquet"] = frame.height
-        gaps = _sorted_gaps_of(pl.concat(made.pop("gaps"), rechunk=True))
-        rows[f"{PRACTICE_PERIODS}/{days}/seconds.npy"] = write_gap_runs(gaps, out)
-        del gaps
+        rows[f"{PRACTICE_PERIODS}/{days}/seconds.npy"] = gaps.pop(days).write_runs(out)
         (out / "period.json").write_text(
             json.dumps({"days": days, "start": start.isoformat(), "end": end.isoformat()}),
             "utf-8",
@@ -1639,6 +1702,111 @@ def write_practice_periods(
 
 #: The sums of a rep's follow-ups in :func:`practice_gaps`' ``"gap_reps"``.
 _GAP_SUMS = ("follow_ups", "log_gap_sum", "log_gap_squares")
+
+
+class _GapKeys:
+    """Follow-ups (frames of :func:`practice_gaps`' ``"gaps"``, ``rep_id`` a category or
+    text) gathered part by part as one int64 each, the rep's number (in order of first
+    appearance) above the seconds, then sorted as :func:`sorted_gaps` sorts them: the
+    numbers renumbered as the reps' ids sort, the keys sorted in place (no text sort, no rep
+    id per follow-up). Follow-ups without a rep or with seconds outside 0..2**31 are kept
+    as frames and take :func:`sorted_gaps` (the same result)."""
+
+    def __init__(self) -> None:
+        self.keys: list[np.ndarray] = []
+        self.index: dict[str, int] = {}  # rep id -> its number
+        self.frames: list[pl.DataFrame] = []  # every part's, once one does not fit a key
+
+    def add(self, gaps: pl.DataFrame) -> None:
+        """Keep one part's follow-ups."""
+        reps = gaps.get_column("rep_id").cast(pl.Categorical)
+        seconds = gaps.get_column("gap_seconds")
+        fits = not reps.null_count() and (
+            gaps.is_empty() or (seconds.min() >= 0 and seconds.max() < 2**31)
+        )
+        if self.frames or not fits:
+            self.frames += [*self._as_frames(), gaps.with_columns(rep_id=reps)]
+            self.keys, self.index = [], {}
+            return
+        if gaps.is_empty():
+            return
+        # a category's code is the series' own: each part's codes mapped to the numbers
+        distinct = reps.unique()
+        local = distinct.to_physical().to_numpy().astype(np.int64)
+        number = np.zeros(int(local.max()) + 1, dtype=np.int64)
+        number[local] = [
+            self.index.setdefault(rep, len(self.index))
+            for rep in distinct.cast(pl.String).to_list()
+        ]
+        key = number[reps.to_physical().to_numpy()] << 32
+        key |= seconds.to_numpy().astype(np.int64)
+        self.keys.append(key)
+
+    def _names(self) -> pl.Series:
+        return pl.Series("rep_id", list(self.index), dtype=pl.String)
+
+    def _as_frames(self) -> list[pl.DataFrame]:
+        """The keys kept so far as follow-up frames (for :func:`sorted_gaps`)."""
+        names = self._names()
+        return [
+            pl.DataFrame(
+                {
+                    "rep_id": names.gather(pl.Series(key >> 32)).cast(pl.Categorical),
+                    "gap_seconds": pl.Series(key & 0xFFFFFFFF).cast(pl.Float64),
+                }
+            )
+            for key in self.keys
+        ]
+
+    def sorted_keys(self) -> tuple[np.ndarray, pl.Series] | None:
+        """The keys of every follow-up kept, sorted, the rep's rank among the reps' sorted
+        ids above its seconds, and those ids; None when some were kept as frames."""
+        if self.frames:
+            return None
+        names = self._names()
+        order = names.arg_sort().to_numpy()  # the reps' ranks as their ids sort
+        rank = np.empty(len(names), dtype=np.int64)
+        rank[order] = np.arange(len(names))
+        keys = np.empty(sum(len(k) for k in self.keys), dtype=np.int64)
+        at = 0
+        while self.keys:  # each part's keys let go once moved
+            key = self.keys.pop(0)
+            keys[at : at + len(key)] = (rank[key >> 32] << 32) | (key & 0xFFFFFFFF)
+            at += len(key)
+            del key
+        keys.sort()
+        return keys, names.gather(pl.Series(order))
+
+    def sorted_frame(self) -> pl.DataFrame:
+        """:func:`sorted_gaps` of the follow-ups kept as frames (when a key did not fit)."""
+        return sorted_gaps(pl.concat(self.frames, how="vertical_relaxed"))
+
+    def write_runs(self, folder) -> int:
+        """:func:`write_gap_runs` of all the follow-ups kept, sorted (:func:`sorted_gaps`)."""
+        made = self.sorted_keys()
+        if made is None:
+            return write_gap_runs(self.sorted_frame(), folder)
+        return write_gap_key_runs(*made, folder)
+
+
+def write_sorted_gap_keys(keys: np.ndarray, names: pl.Series, path, *, row_group_size: int) -> int:
+    """:func:`sorted_gaps`' frame of the sorted follow-up ``keys`` (the rep's rank among
+    ``names`` above the seconds) written to Parquet ``path`` as the build writes its files,
+    the rep ids spelled a slice at a time (streaming): no text column of every follow-up."""
+    from pathlib import Path
+
+    from effortlens.facts import PARQUET_CODEC
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pl.LazyFrame(
+        {
+            "rank": pl.Series(keys >> 32, dtype=pl.Int64).cast(pl.UInt32),
+            "gap_seconds": pl.Series((keys & 0xFFFFFFFF).astype(np.int32)),
+        }
+    ).select(
+        rep_id=pl.lit(names.cast(pl.String)).gather(pl.col("rank")), gap_seconds="gap_seconds"
+    ).sink_parquet(path, compression=PARQUET_CODEC, statistics=True, row_group_size=row_group_size)
+    return len(keys)
 
 
 def _sorted_gaps_of(gaps: pl.DataFrame) -> pl.DataFrame:
