@@ -194,6 +194,38 @@ def test_report_view_shows_the_notes(tiny_dirty):
         assert f"<li>{html.escape(note)}</li>" in page_html(view)
 
 
+def test_a_load_reaches_the_page_whole_with_the_headline_last(
+    tiny_dirty, tiny_planted, monkeypatch
+):
+    """The report's parts are widgets of their own, each synced by a message of its own: a
+    browser showed a load's first table before its reasons had come (and a test read the page
+    then). Now no part's message leaves before the whole report is drawn, each part sends one,
+    and the headline's comes last: a page showing the new headline shows all the rest."""
+    view = LoadReportView()
+    sent: list[tuple] = []  # (widget, what it sent, the view's headline and frames then)
+    send_state = widgets.Widget.send_state
+
+    def recording(widget, key=None):
+        state = widget.get_state(key=key)
+        if state:
+            sent.append((widget, set(state), view.headline, set(view.frames)))
+        return send_state(widget, key)
+
+    monkeypatch.setattr(widgets.Widget, "send_state", recording)
+    for data in (load_folder(tiny_dirty), load_folder(tiny_planted), None, load_folder(tiny_dirty)):
+        sent.clear()
+        view.value = data
+        (headline,) = [w for w in shown(view, widgets.HTML) if '<div class="el-headline' in w.value]
+        assert sent and sent[-1][0] is headline
+        assert len({id(widget) for widget, *_ in sent}) == len(sent), "one message per part"
+        assert [(h, f) for *_, h, f in sent] == [(view.headline, set(view.frames))] * len(sent)
+        if data is not None and view.reasons:
+            (picker,) = shown(view, widgets.Dropdown)
+            assert [keys for widget, keys, *_ in sent if widget is picker] == [
+                {"_options_labels", "index"}
+            ]
+
+
 def test_report_view_escapes_what_the_data_holds(tiny_dirty):
     data = load_folder(tiny_dirty)
     hostile = "<script>alert(1)</script>"

@@ -7,6 +7,8 @@ only draw it.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import ipywidgets as widgets
 import polars as pl
 from traitlets import Any, Bool, Dict, Int, TraitError, Unicode, observe, validate
@@ -126,65 +128,85 @@ class LoadReportView(widgets.VBox):
         )
 
     def _refresh(self) -> None:
-        """Redraw every part from ``value``; the one place the view is rebuilt."""
-        with self.hold_sync():
-            if self.value is None:
-                self.set_trait("sound", False)
-                self.set_trait("reasons", {})
-                self.set_trait("frames", {})
-                self._say(*_NO_DATA, sound=False)
-                self._tables.value = self._notes.value = ""
-                self._quarantine_box.layout.display = "none"
-                self.reason = ""
-                self._reason_picker.options = []
-                return
-            report = self.value.report
-            reasons = _reasons(report.to_dict())
-            # physical lines neither read nor accounted for (rows lost in reading): a problem
-            lost = report.lines_not_read() if hasattr(report, "lines_not_read") else []
-            self.set_trait("reasons", reasons)
-            self.set_trait("sound", not reasons and not lost)
-            frames: dict[str, pl.DataFrame] = {}
-            # an export's report also counts per source file: each export row once there,
-            # derived records apart (summing tables would count a bad deal and its derived
-            # stage rows twice)
-            if getattr(report, "files", ()):
-                frames["tables"] = _table_report(report.to_frame(), total=False)
-                frames["files"] = _files_report(report.files_frame())
-                said = _files_headline(report.files_frame(), reasons, self.value.missing_tables)
-                self._say(*_with_lost(said, lost, reasons), sound=self.sound)
-                self._tables.value = (
-                    '<div class="el-section">What was read, file by file</div>'
-                    + table(frames["files"], labels=_REPORT_LABELS, total_row=True)
-                    + '<div class="el-section">… and the records of each table (derived '
-                    "ones included)</div>" + table(frames["tables"], labels=_REPORT_LABELS)
-                )
-            else:
-                frames["tables"] = _table_report(report.to_frame())
-                said = _headline(report.to_frame(), reasons, self.value.missing_tables)
-                self._say(*_with_lost(said, lost, reasons), sound=self.sound)
-                self._tables.value = (
-                    '<div class="el-section">What was read, table by table</div>'
-                    + table(frames["tables"], labels=_REPORT_LABELS, total_row=True)
-                )
-            by_reason = _by_reason(report.to_dict(), reasons)
-            if by_reason is not None:
-                frames["by_reason"] = by_reason
-            self.set_trait("frames", frames)
-            self._quarantine_box.layout.display = None if reasons else "none"
-            self._by_reason.value = (
-                '<div class="el-section">Quarantined rows by table and reason</div>'
-                + table(by_reason, labels={code: code for code in reasons})
-                if by_reason is not None
-                else ""
-            )
+        """Redraw every part from ``value``; the one place the view is rebuilt.
+
+        Each part is a widget of its own, synced by a message of its own: their messages are
+        held until the whole report is drawn, then sent together, the headline last, so the
+        page never shows a new headline or table beside the old (or no) reasons and rows.
+        """
+        parts = (
+            self._headline,
+            self._tables,
+            self._quarantine_box.layout,
+            self._by_reason,
+            self._reason_picker,
+            self._rows,
+            self._notes,
+        )
+        with ExitStack() as held:
+            for part in (self, *parts):  # released in the reverse order: the headline last
+                held.enter_context(part.hold_sync())
+            self._draw()
+
+    def _draw(self) -> None:
+        """Draw every part from ``value`` (their messages held by :meth:`_refresh`)."""
+        if self.value is None:
+            self.set_trait("sound", False)
+            self.set_trait("reasons", {})
+            self.set_trait("frames", {})
+            self._say(*_NO_DATA, sound=False)
+            self._tables.value = self._notes.value = ""
+            self._quarantine_box.layout.display = "none"
             self.reason = ""
-            self._reason_picker.options = [
-                (f"{code} ({number(n)} rows)", code) for code, n in reasons.items()
-            ]
-            self.reason = next(iter(reasons), "")
-            self._notes.value = _lost(lost) + _notes(report.notes)
-            self._show_rows()
+            self._reason_picker.options = []
+            return
+        report = self.value.report
+        reasons = _reasons(report.to_dict())
+        # physical lines neither read nor accounted for (rows lost in reading): a problem
+        lost = report.lines_not_read() if hasattr(report, "lines_not_read") else []
+        self.set_trait("reasons", reasons)
+        self.set_trait("sound", not reasons and not lost)
+        frames: dict[str, pl.DataFrame] = {}
+        # an export's report also counts per source file: each export row once there,
+        # derived records apart (summing tables would count a bad deal and its derived
+        # stage rows twice)
+        if getattr(report, "files", ()):
+            frames["tables"] = _table_report(report.to_frame(), total=False)
+            frames["files"] = _files_report(report.files_frame())
+            said = _files_headline(report.files_frame(), reasons, self.value.missing_tables)
+            self._say(*_with_lost(said, lost, reasons), sound=self.sound)
+            self._tables.value = (
+                '<div class="el-section">What was read, file by file</div>'
+                + table(frames["files"], labels=_REPORT_LABELS, total_row=True)
+                + '<div class="el-section">… and the records of each table (derived '
+                "ones included)</div>" + table(frames["tables"], labels=_REPORT_LABELS)
+            )
+        else:
+            frames["tables"] = _table_report(report.to_frame())
+            said = _headline(report.to_frame(), reasons, self.value.missing_tables)
+            self._say(*_with_lost(said, lost, reasons), sound=self.sound)
+            self._tables.value = (
+                '<div class="el-section">What was read, table by table</div>'
+                + table(frames["tables"], labels=_REPORT_LABELS, total_row=True)
+            )
+        by_reason = _by_reason(report.to_dict(), reasons)
+        if by_reason is not None:
+            frames["by_reason"] = by_reason
+        self.set_trait("frames", frames)
+        self._quarantine_box.layout.display = None if reasons else "none"
+        self._by_reason.value = (
+            '<div class="el-section">Quarantined rows by table and reason</div>'
+            + table(by_reason, labels={code: code for code in reasons})
+            if by_reason is not None
+            else ""
+        )
+        self.reason = ""
+        self._reason_picker.options = [
+            (f"{code} ({number(n)} rows)", code) for code, n in reasons.items()
+        ]
+        self.reason = next(iter(reasons), "")
+        self._notes.value = _lost(lost) + _notes(report.notes)
+        self._show_rows()
 
     def _show_rows(self) -> None:
         frames = {name: frame for name, frame in self.frames.items() if name != "rows"}
