@@ -610,6 +610,29 @@ def test_streak_facts_are_the_silent_streaks_on_loads_full_of_ties(seed):
     )
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_streaks_by_binary_search_are_those_of_one_sort_of_touches_and_actions(
+    seed, monkeypatch, small_planted_enriched
+):
+    """The streaks found by a binary search of each touch among its contact's actions equal,
+    to the bit, those found by one sort of the touches and actions together (the way kept for
+    keys past 64 bits, the build's way before), on loads full of ties and the planted sample."""
+    from effortlens import touch_build
+    from effortlens.roe import streak_facts
+
+    enriched = small_planted_enriched[0]
+    for acts, actions, reps in (
+        _tied_touches(seed),
+        (enriched.activities, enriched.actions, enriched.reps),
+    ):
+        got = streak_facts(acts, actions, reps)
+        with monkeypatch.context() as patched:  # no time range small enough: one sort
+            patched.setattr(touch_build, "time_steps", lambda t: (t, 2**63))
+            want = streak_facts(acts, actions, reps)
+        assert got.height > 100 and got["ended_by_response"].any()
+        assert_frame_equal(got, want, check_exact=True)
+
+
 def test_streak_order_by_one_integer_key_or_three_is_the_same():
     import numpy as np
 

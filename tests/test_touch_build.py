@@ -369,6 +369,53 @@ def test_stable_order_by_one_key_or_two_is_the_sort_order():
     for t in (rng.integers(0, 30, 5_000), rng.integers(-(2**62), 2**62, 5_000)):  # fits / not
         want = pl.DataFrame({"g": g, "t": t}).select(pl.arg_sort_by("g", "t", maintain_order=True))
         assert _stable_order(g, t).tolist() == want.to_series().to_list()
+    # 2**20 groups over 2**45 microseconds: one key only counted in seconds (or milliseconds)
+    many = rng.integers(0, 2**20, 5_000)
+    for step in (1_000_000, 1_000, 1):
+        t = rng.integers(0, 2**45 // step, 5_000) * step
+        t[::9] = t[0]  # ties in time
+        want = pl.DataFrame({"g": many, "t": t}).select(
+            pl.arg_sort_by("g", "t", maintain_order=True)
+        )
+        assert _stable_order(many, t).tolist() == want.to_series().to_list()
+
+
+@pytest.mark.parametrize(("seed", "contacts"), [(1, 40), (3, 5)])
+def test_one_part_of_touches_serves_the_practice_facts_streaks_and_credit_inputs(seed, contacts):
+    """A partition's touches read, coded and ordered once (:class:`PartTouches`) and given in
+    turn to the practice facts, the streaks and the credit inputs, as the partitioned build's
+    pass 1 does, give what each gives on its own, on loads full of ties (same contact and
+    instant, ids not in the order read) and touches without a contact: the practice facts
+    equal :func:`effortlens.deviance.practice_facts` (the text sort), the credit frame the
+    in-memory touch facts (the text path's order)."""
+    from effortlens.deviance import practice_facts
+    from effortlens.roe import streak_facts
+    from effortlens.touch_build import PartTouches, build_practice_facts
+
+    enriched = enrich_tables(_random_load(seed, contacts=contacts), settings=load_settings())
+    acts, actions = enriched.lazy("activities"), enriched.lazy("actions")
+    part = PartTouches(acts, actions)
+    kinds = part.touches["activity_type"].drop_nulls().unique().sort().to_list()
+    end = max(part.touches["ts"].max(), actions.select(pl.col("ts").max()).collect().item())
+    practice = build_practice_facts(acts, part=part)
+    streaks = streak_facts(acts, actions, enriched.reps, part=part)
+    frame, arrays, n_actions = touch_build.touch_credit_inputs(
+        acts, actions, window=14.0, kinds=kinds, end=end, part=part
+    )
+    assert_frame_equal(practice, practice_facts(acts).collect(), check_exact=True)
+    assert practice["previous_type"].null_count() < practice.height
+    assert_frame_equal(streaks, streak_facts(acts, actions, enriched.reps), check_exact=True)
+    assert streaks.height > 10
+    alone = touch_build.touch_credit_inputs(acts, actions, window=14.0, kinds=kinds, end=end)
+    assert_frame_equal(frame, alone[0], check_exact=True)
+    assert n_actions == alone[2]
+    for key, values in arrays.items():
+        assert values.dtype == alone[1][key].dtype and np.array_equal(values, alone[1][key])
+    _, _, on_contact = touch_build._on_contact(acts)  # noqa: SLF001 - the in-memory path's
+    rng = np.random.default_rng(seed)
+    credits = {f: rng.random(on_contact.height) for f in ("timing", "cadence")}
+    want = touch_build.with_credits(on_contact, credits, acts)
+    assert_frame_equal(touch_build.credited_touches(frame, credits), want, check_exact=True)
 
 
 def test_the_stopped_fit_shows_what_a_converged_fit_shows(small_planted_enriched, monkeypatch):

@@ -154,3 +154,17 @@ def test_the_deviance_page_reads_its_period_files_at_its_first_draw(tiny_planted
     # the viewer's period changes read no file of these again: the same objects
     assert read.keys() == kept.keys()
     assert all(read[key] is kept[key] for key in kept)
+
+
+def test_a_server_reads_its_data_s_latest_build_ahead(tiny_planted, entry, monkeypatch, tmp_path):
+    from effortlens_serve.app import warm_data
+
+    warmed: list[Path] = []
+    monkeypatch.setattr(
+        warm, "warm_build", lambda path: warmed.append(Path(path)) or warm.Warmed(1, 2, 3, 4)
+    )
+    warm_data(str(tiny_planted)).join(60)
+    assert warmed == [entry]
+    assert warm_data(None) is None
+    assert warm.warm_latest_build(tmp_path) == warm.Warmed(0, 0, 0, 0)  # never built
+    assert warmed == [entry]

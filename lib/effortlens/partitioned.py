@@ -881,7 +881,7 @@ def _view_part(
     from effortlens.facts import AGGREGATES_LAYOUT, FACTS_LAYOUT, ROW_GROUP, _rep_sorted
     from effortlens.flow import verifier_facts
     from effortlens.roe import streak_facts
-    from effortlens.touch_build import build_practice_facts, touch_credit_inputs
+    from effortlens.touch_build import PartTouches, build_practice_facts, touch_credit_inputs
 
     acts = _scan_part(folder, "activities", name)
     actions = _scan_part(folder, "actions", name)
@@ -891,7 +891,9 @@ def _view_part(
         _write(frame, folder / relative, row_group_size=ROW_GROUP)
         rows[relative] = frame.height
 
-    practice = build_practice_facts(acts)
+    # the touches read, their text coded and ordered by contact once for the three below
+    part = PartTouches(acts, actions)
+    practice = build_practice_facts(acts, part=part)
     write(practice, f"{AGGREGATES_LAYOUT['practice']}/{name}")
     for cell, cells in practice_cells(practice).items():  # a rep's sums in this partition
         _write(_rep_sorted(cells), scratch / cell / name, row_group_size=ROW_GROUP)
@@ -904,10 +906,11 @@ def _view_part(
     )
     reps = pl.scan_parquet(folder / FACTS_LAYOUT["reps"]).collect()
     streaks = scratch / "streaks" / name
-    _write(streak_facts(acts, actions, reps), streaks, row_group_size=ROW_GROUP)
+    _write(streak_facts(acts, actions, reps, part=part), streaks, row_group_size=ROW_GROUP)
     touches, arrays, n_actions = touch_credit_inputs(
-        acts, actions, window=window, kinds=kinds, end=end
+        acts, actions, window=window, kinds=kinds, end=end, part=part
     )
+    del part
     _write(touches, scratch / "touch1" / name, row_group_size=ROW_GROUP)
     em = scratch / "em" / name
     em.mkdir(parents=True, exist_ok=True)

@@ -133,10 +133,165 @@ def _stable_order(g: np.ndarray, t: np.ndarray) -> np.ndarray:
     low, span = int(t.min()), int(t.max()) - int(t.min()) + 1
     if (int(g.max()) + 1) * span < 2**63:
         return np.argsort(g * span + (t - low), kind="stable")
+    steps, span = time_steps(t)  # whole seconds: the key fits again
+    if (int(g.max()) + 1) * span < 2**63:
+        return np.argsort(g * span + steps, kind="stable")
     # too many groups for one key (e.g. 550k contacts over 18 months of microseconds): by
     # ``t``, then stably by ``g`` in 16-bit radix passes (~2x faster than numpy.lexsort)
     by_t = np.argsort(t, kind="stable")
     return by_t[radix_order(g[by_t])]
+
+
+def time_steps(t: np.ndarray) -> tuple[np.ndarray, int]:
+    """``t`` (int64 times) counted from its least value in its largest common step among a
+    second and a millisecond of microseconds (else as is), and the span of those counts (max +
+    1): the same order and ties in a smaller range, so that a sort key made with a group (a
+    contact) fits in 64 bits. Real event times are whole seconds: 2**26 steps over two years
+    where microseconds take 2**46.
+
+    Examples
+    --------
+    >>> steps, span = time_steps(np.array([5_000_000, 2_000_000, 2_000_000]))
+    >>> steps.tolist(), span
+    ([3, 0, 0], 4)
+    """
+    if not len(t):
+        return t.astype(np.int64), 1
+    low, high = int(t.min()), int(t.max())
+    if high - low >= 2**63:  # a null time (the least int64): no smaller range
+        return t, high - low + 1
+    counted = t - low
+    for step in (1_000_000, 1_000):
+        if not (counted % step).any():
+            counted //= step
+            break
+    return counted, int(counted.max()) + 1
+
+
+#: The columns of a part's customer-facing touches that the practice facts, the streaks and
+#: the habit credit's inputs read (:class:`PartTouches`).
+_TOUCH_COLUMNS = [
+    "activity_id",
+    "contact_id",
+    "ts",
+    "rep_id",
+    "account_id",
+    "team",
+    "segment",
+    "role",
+    "day",
+    "activity_type",
+    "weekday",
+    "hour",
+    "responded",
+]
+
+
+class PartTouches:
+    """The customer-facing touches of some activities, read once, with the integer codes and
+    orders that :func:`build_practice_facts`, :func:`effortlens.roe.streak_facts` and
+    :func:`touch_credit_inputs` each computed from the text before: a build's pass over a
+    partition makes one and gives it to all three (each is computed when first asked for).
+
+    Attributes
+    ----------
+    touches
+        The touches as read (:data:`_TOUCH_COLUMNS` present in the activities), one chunk.
+    answered
+        The buyer actions on a contact: ``contact_id``, ``ts`` (empty without ``actions``).
+
+    Examples
+    --------
+    >>> part = PartTouches(enriched.activities, enriched.actions)  # doctest: +SKIP
+    >>> build_practice_facts(enriched.activities, part=part)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        activities: pl.DataFrame | pl.LazyFrame,
+        actions: pl.DataFrame | pl.LazyFrame | None = None,
+    ) -> None:
+        """Read the customer-facing touches of ``activities`` and the actions on a contact."""
+        acts = activities.lazy()
+        present = acts.collect_schema().names()
+        self.touches = (
+            acts.filter(pl.col("is_customer_facing"))
+            .select(c for c in _TOUCH_COLUMNS if c in present)
+            .collect()
+            .rechunk()  # a gather from a scan's many chunks is several times slower
+        )
+        if actions is None:
+            self.answered = pl.DataFrame(
+                schema={"contact_id": self.touches.schema["contact_id"], "ts": pl.Datetime("us")}
+            )
+        else:
+            self.answered = (
+                actions.lazy()
+                .filter(pl.col("contact_id").is_not_null())
+                .select("contact_id", "ts")
+                .collect()
+            )
+        self._codes: dict[str, tuple[pl.Series, np.ndarray]] = {}
+        self._orders: dict[str, Any] = {}
+
+    def coded(self, column: str) -> tuple[pl.Series, np.ndarray]:
+        """:func:`_coded` of a text column of the touches (made once)."""
+        if column not in self._codes:
+            self._codes[column] = _coded(self.touches[column])
+        return self._codes[column]
+
+    @property
+    def contacts(self) -> pl.Enum:
+        """Every contact, touched or acting, and :data:`_LAST_CONTACT`, in sorted order."""
+        if "contacts" not in self._orders:
+            ids = pl.concat(
+                [
+                    self.touches["contact_id"].drop_nulls().unique(),
+                    self.answered["contact_id"].unique(),
+                    pl.Series([_LAST_CONTACT], dtype=self.touches["contact_id"].dtype),
+                ]
+            )
+            self._orders["contacts"] = pl.Enum(ids.unique().sort())
+        return self._orders["contacts"]
+
+    @property
+    def contact(self) -> np.ndarray:
+        """Each touch's contact's place in :attr:`contacts` + 1, 0 without one (int64): the
+        contacts' order, as :func:`_rank`."""
+        if "contact" not in self._orders:
+            code = self.touches["contact_id"].cast(self.contacts).to_physical()
+            self._orders["contact"] = (code.cast(pl.Int64).fill_null(-1) + 1).to_numpy()
+        return self._orders["contact"]
+
+    @property
+    def ts(self) -> np.ndarray:
+        """The touches' times as int64 (null as the least int64: first, as ``sort`` puts it)."""
+        if "ts" not in self._orders:
+            ts = self.touches["ts"].to_physical().cast(pl.Int64)
+            self._orders["ts"] = ts.fill_null(np.iinfo(np.int64).min).to_numpy()
+        return self._orders["ts"]
+
+    @property
+    def by_time(self) -> np.ndarray:
+        """The touches' order by (contact, time), those without a contact first, ties as
+        read."""
+        if "by_time" not in self._orders:
+            self._orders["by_time"] = _stable_order(self.contact, self.ts)
+        return self._orders["by_time"]
+
+    @property
+    def order(self) -> np.ndarray:
+        """The touches' order by (contact, time, ``activity_id``), those without a contact
+        first (:func:`_contact_order`)."""
+        if "order" not in self._orders:
+            keys = pl.DataFrame({"g": self.contact, "t": self.ts})
+            self._orders["order"] = _ties_by_id(self.by_time, keys, self.touches["activity_id"])
+        return self._orders["order"]
+
+    @property
+    def without_contact(self) -> int:
+        """How many touches have no contact (the first of :attr:`by_time` and :attr:`order`)."""
+        return int(self.touches["contact_id"].null_count())
 
 
 def with_credits(
@@ -194,6 +349,7 @@ def touch_credit_inputs(
     window: float,
     kinds: list[str],
     end: Any,
+    part: PartTouches | None = None,
 ) -> tuple[pl.DataFrame, dict[str, np.ndarray], int]:
     """One part of the touches (every contact's whole history) and its inputs of the habit
     credit fits, numbered as over all the touches, for a build that fits the credit once
@@ -222,6 +378,9 @@ def touch_credit_inputs(
         The attribution window in days.
     kinds, end
         As above.
+    part
+        The touches of ``acts`` and the actions on a contact of ``actions`` read and coded
+        already (:class:`PartTouches`; shared with the practice facts and the streaks).
 
     Returns
     -------
@@ -238,42 +397,36 @@ def touch_credit_inputs(
     >>> credited_touches(frame, fit_credits(arrays, ...))  # doctest: +SKIP
     """
     depth = max(TOUCH_SEQUENCE_LENGTHS) - 1
-    wanted = dict.fromkeys(["activity_id", "contact_id", "ts", *_REP_COLUMNS, *_CALENDAR])
-    touches = acts.filter(pl.col("is_customer_facing")).select(*wanted).collect().rechunk()
-    answered = (
-        actions.filter(pl.col("contact_id").is_not_null()).select("contact_id", "ts").collect()
-    )
+    part = part or PartTouches(acts, actions)
+    touches, answered, contacts = part.touches, part.answered, part.contacts
     # every contact (touched or acting, and the stand-in's) numbered in sorted order: the
     # numbers sort as the ids, so candidate_pairs sorts and joins integers to the same rows
-    contacts = pl.concat(
-        [
-            touches["contact_id"].drop_nulls().unique(),
-            answered["contact_id"].unique(),
-            pl.Series([_LAST_CONTACT], dtype=touches["contact_id"].dtype),
-        ]
-    )
-    contacts = pl.Enum(contacts.unique().sort())
-    contact = touches["contact_id"].cast(contacts).to_physical()
-    has_contact = contact.is_not_null().to_numpy()
-    n_without = int((~has_contact).sum())
+    has_contact = part.contact > 0
+    n_without = part.without_contact
     # (contact, time, id) order, the touches without a contact first: then dropped
-    rank = contact.cast(pl.Int64).fill_null(-1) + 1
-    order = _contact_order(rank, touches["ts"], touches["activity_id"])[n_without:]
+    order = part.order[n_without:]
     n = len(order)
-    at = pl.Series(order)
-    history = pl.DataFrame({"contact_id": contact.gather(at), "ts": touches["ts"].gather(at)})
+    history = pl.DataFrame(
+        {
+            # as the Enum's codes (the type given's are: its physical type)
+            "contact_id": pl.Series(part.contact[order] - 1).cast(
+                pl.Series(dtype=contacts).to_physical().dtype
+            ),
+            "ts": touches["ts"].gather(order),
+        }
+    )
     same = [
         (history["contact_id"].shift(k) == history["contact_id"]).fill_null(False).to_numpy()
         for k in range(1, depth + 1)
     ]
-    kind_names, kind = _coded(touches["activity_type"])
+    kind_names, kind = part.coded("activity_type")
     on_kind = kind[order]
     bin_order = _bin_order(history, same[0])
     sequences = _sequence_codes(kind_names, on_kind, history["ts"], same)
     # the final order: the touches on a contact in the order above, then those without one
     # as read, sorted stably by (day, rep) (as with_credits orders them)
     rows = np.concatenate([order, np.flatnonzero(~has_contact)])
-    rep_names, rep = _coded(touches["rep_id"])
+    rep_names, rep = part.coded("rep_id")
     by_day = _day_rep_argsort(touches["day"].gather(rows), rep[rows] + 1, rep_names.len())
     final = rows[by_day]
     fit_row = pl.select(pl.when(pl.Series(by_day) < n).then(pl.Series(by_day))).to_series()
@@ -284,7 +437,7 @@ def touch_credit_inputs(
         elif column == "activity_type":
             out[column] = _spelled(kind_names, kind[final], column)
         elif touches.schema[column] == pl.String:
-            names, codes = _coded(touches[column])
+            names, codes = part.coded(column)
             out[column] = _spelled(names, codes[final], column)
         else:
             out[column] = touches[column].gather(final)
@@ -703,7 +856,9 @@ def radix_order(key: np.ndarray) -> np.ndarray:
     return order
 
 
-def build_practice_facts(activities: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+def build_practice_facts(
+    activities: pl.DataFrame | pl.LazyFrame, *, part: PartTouches | None = None
+) -> pl.DataFrame:
     """:func:`effortlens.deviance.practice_facts` collected, equal to it, by integer sorts.
 
     ``practice_facts`` sorts every touch by four keys, three of them strings, and shifts
@@ -711,7 +866,8 @@ def build_practice_facts(activities: pl.DataFrame | pl.LazyFrame) -> pl.DataFram
     replaced by their ranks (an ``Enum`` of the sorted distinct values), the touches are
     ordered by (rep, contact, time) as integers, the rare touches equal on all three are put
     in ``activity_id`` order as the original does, and the previous touch is the previous row
-    when it has the same rep and contact.
+    when it has the same rep and contact. ``part`` gives the touches of ``activities`` read
+    and coded already (:class:`PartTouches`; shared with the streaks and the credit inputs).
 
     Examples
     --------
@@ -721,40 +877,30 @@ def build_practice_facts(activities: pl.DataFrame | pl.LazyFrame) -> pl.DataFram
     """
     from effortlens.deviance import PRACTICE_COLUMNS
 
-    columns = ["rep_id", "activity_id", "contact_id", "ts", "activity_type", "weekday", "hour"]
-    touches = (
-        activities.lazy()
-        .filter(pl.col("is_customer_facing"))
-        .select(*columns, "team", "segment", "role", "day")
-        .collect()
-        .rechunk()  # a gather from a scan's many chunks is several times slower
-    )
+    part = part or PartTouches(activities)
+    touches = part.touches
     if touches.height == 0:
         return touches.with_columns(
             previous_type=pl.lit(None, pl.String),
             gap_days=pl.lit(None, pl.Float64),
             previous_day=pl.lit(None, pl.Date),
         ).select(PRACTICE_COLUMNS)
-    coded = {c: _coded(touches[c]) for c in ("rep_id", "activity_type")}  # made once
-    rep = pl.Series(coded["rep_id"][1] + 1)  # the rep's rank, 0 for null (as _rank)
-    contact = _rank(touches["contact_id"])
-    ts = touches["ts"].to_physical().cast(pl.Int64).fill_null(np.iinfo(np.int64).min)
+    rep = part.coded("rep_id")[1] + 1  # the rep's rank, 0 for null (as _rank)
+    contact = part.contact
     # nulls first, as sort puts them: ranks start at 1, null is 0
     group = rep * (int(contact.max()) + 1) + contact
-    keys = pl.DataFrame({"g": group, "t": ts})
-    # by (contact, time) in one integer sort, then stably by rep (a radix sort of small
-    # integers): the order of one sort by (rep, contact, time) at ~1/3 of its CPU
-    by_contact = _stable_order(contact.to_numpy(), keys["t"].to_numpy())
-    rep_of = rep.to_numpy()[by_contact]
+    # by (contact, time, id), then stably by rep (a radix sort of small integers): the order
+    # of one sort by (rep, contact, time, id), the contact order shared with the credit inputs
+    by_contact = part.order
+    rep_of = rep[by_contact]
     rep_of = rep_of.astype(np.int16) if rep_of.max(initial=0) < 2**15 else rep_of
     order = by_contact[np.argsort(rep_of, kind="stable")]
-    order = _ties_by_id(order, keys, touches["activity_id"])
     # the history on a narrow frame in (rep, contact, time) order; every column is then
     # gathered once, straight into the final (day) order. Text columns move as small integer
     # codes and are spelled out at the end from their few distinct values (a random gather of
     # millions of strings costs ~5x more than the codes and the spelling together).
-    g = group.to_numpy()[order]
-    same = np.r_[False, g[1:] == g[:-1]] & touches["contact_id"].is_not_null().to_numpy()[order]
+    g = group[order]
+    same = np.r_[False, g[1:] == g[:-1]] & (contact[order] > 0)
     narrow = touches.select("ts", "day")[order].with_columns(_same=pl.Series(same))
     history = narrow.select(
         gap_days=pl.when("_same").then(
@@ -762,7 +908,7 @@ def build_practice_facts(activities: pl.DataFrame | pl.LazyFrame) -> pl.DataFram
         ),
         previous_day=pl.when("_same").then(pl.col("day").shift(1)),
     )
-    kinds, kind = coded["activity_type"]
+    kinds, kind = part.coded("activity_type")
     kind = kind[order]
     previous_kind = np.where(same, np.r_[-1, kind[:-1]], -1)
     day = narrow["day"].to_physical().cast(pl.Int64)
@@ -776,7 +922,7 @@ def build_practice_facts(activities: pl.DataFrame | pl.LazyFrame) -> pl.DataFram
         elif column in history.columns:
             out[column] = history[column].gather(by_day)
         elif touches.schema[column] == pl.String:
-            names, codes = coded[column] if column in coded else _coded(touches[column])
+            names, codes = part.coded(column)
             out[column] = _spelled(names, codes[final], column)
         else:
             out[column] = touches[column].gather(final)

@@ -14,6 +14,7 @@ import os
 import secrets
 import socket
 import sys
+import threading
 from pathlib import Path
 
 from traitlets import Integer
@@ -504,6 +505,27 @@ def kernel_ipython_dir() -> str:
     return str(folder)
 
 
+def warm_data(data: str | os.PathLike | None) -> threading.Thread | None:
+    """Read the latest build of ``data`` ahead into memory in a background thread
+    (:func:`effortlens.warm.warm_latest_build`), so the first viewers' kernels find its files
+    there: ``make serve`` runs no ``effortlens build`` (which does the same), and a machine
+    restarted since the build has none of them in memory. The thread, or None without data."""
+    if not data:
+        return None
+
+    def run() -> None:
+        try:
+            from effortlens.warm import warm_latest_build
+
+            warm_latest_build(data)
+        except Exception:  # a read ahead, never a reason to fail the server
+            pass
+
+    thread = threading.Thread(target=run, name="effortlens-warm", daemon=True)
+    thread.start()
+    return thread
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve the apps (or hash a password) as the command line says; the exit status."""
     args = build_parser().parse_args(argv)
@@ -528,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("EFFORTLENS_SERVED", "1")
     if args.data:
         os.environ["EFFORTLENS_DATA"] = str(Path(args.data).resolve())
+    warm_data(os.environ.get("EFFORTLENS_DATA"))
     global _BUNDLE
     _BUNDLE = chart_bundle()
     os.environ["EFFORTLENS_CHART_BUNDLE"] = f"effortlens/static/{_BUNDLE[0]}"
