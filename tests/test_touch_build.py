@@ -154,7 +154,7 @@ def _close(got: tuple, want: tuple) -> bool:
 
 def test_the_em_is_the_plain_reference_em():
     args = _em_args(5, touches=500, pairs=1_200, actions=300, cells=40)
-    got = credit_em(*args, iterations=30)
+    got = credit_em(*args, iterations=30, tolerance=1e-9, accelerate=False)
     want = reference_credit_em(*args, iterations=30)
     assert _close(got, want)
     assert not _close(got, reference_credit_em(*args, iterations=29, tolerance=0))
@@ -170,7 +170,7 @@ def test_the_em_counts_touches_cut_at_the_end_and_on_the_edges_as_the_reference(
     left[80:100] = 335.5
     args[2] = left
     args[0] = args[0] * 1_000 + 7
-    got = credit_em(*args, iterations=40, tolerance=0)
+    got = credit_em(*args, iterations=40, tolerance=0, accelerate=False)
     want = reference_credit_em(*args, iterations=40, tolerance=0)
     assert _close(got, want)
     assert np.count_nonzero(got[0]) == 5 and len(got[0]) == 4_008
@@ -185,7 +185,7 @@ def test_the_em_by_chunks_in_small_integers_is_the_reference_em(monkeypatch, chu
     args = _em_args(
         8, touches=touches, pairs=1_500, actions=actions, cells=300, lag_scale=30, narrow=True
     )
-    got = credit_em(*args, iterations=25, tolerance=0)
+    got = credit_em(*args, iterations=25, tolerance=0, accelerate=False)
     want = reference_credit_em(*args, iterations=25, tolerance=0)
     assert _close(got, want)
     assert got[1].sum() > 0  # the credits are not all zero
@@ -209,19 +209,129 @@ def test_the_em_by_chunks_in_small_integers_is_the_reference_em(monkeypatch, chu
 
 def test_the_em_stops_when_converged_in_both_and_only_then():
     args = _em_args(6, touches=800, pairs=900, actions=500, cells=6, lag_scale=20)
-    stopped = credit_em(*args, iterations=400)
+    plain = functools.partial(credit_em, accelerate=False)
+    stopped = plain(*args, iterations=400)
     reference = reference_credit_em(*args, iterations=400, tolerance=CREDIT_TOLERANCE)
     assert _close(stopped, reference)
     # the stop gives what some number of whole iterations gives, well before the cap ...
-    runs = [credit_em(*args, iterations=n, tolerance=0) for n in range(1, 400)]
+    runs = [plain(*args, iterations=n, tolerance=0) for n in range(1, 400)]
     at = [n + 1 for n, run in enumerate(runs) if np.array_equal(run[1], stopped[1])]
     assert at and 1 < at[0] < 400
     assert np.array_equal(runs[at[0] - 1][0], stopped[0])
     # ... the credits of a far longer fit, to within the tolerance's order
-    longer = credit_em(*args, iterations=2_000, tolerance=0)[1]
+    longer = plain(*args, iterations=2_000, tolerance=0)[1]
     assert np.max(np.abs(stopped[1] - longer)) < 1_000 * CREDIT_TOLERANCE
     # ... and none of it before the parameters settled: a cruder tolerance stops sooner
-    assert not np.array_equal(credit_em(*args, iterations=400, tolerance=1e-3)[1], stopped[1])
+    assert not np.array_equal(plain(*args, iterations=400, tolerance=1e-3)[1], stopped[1])
+
+
+def _iterations(monkeypatch) -> list[int]:
+    """A list that counts the credit EM's iterations (its stopping rule runs once each)."""
+    count = [0]
+    change = touch_build._em_change  # noqa: SLF001 - counts its calls
+
+    def counted(*args):
+        count[0] += 1
+        return change(*args)
+
+    monkeypatch.setattr(touch_build, "_em_change", counted)
+    return count
+
+
+def test_the_accelerated_em_reaches_the_plain_em_fixed_point_in_fewer_iterations(monkeypatch):
+    # SQUAREM changes the path, not the fixed point: stopped at the default tolerance, its
+    # rates and credits are those of the plain reference run to convergence (1e-14), well
+    # within what the plain EM stopped at the same tolerance reaches, in fewer iterations
+    args = _em_args(4, touches=3_000, pairs=4_000, actions=2_500, cells=12, lag_scale=25)
+    converged = reference_credit_em(*args, iterations=20_000, tolerance=1e-14)
+    count = _iterations(monkeypatch)
+    fast = credit_em(*args, iterations=1_000)
+    n_fast, count[0] = count[0], 0
+    plain = credit_em(*args, iterations=1_000, accelerate=False)
+    n_plain = count[0]
+    assert 3 < n_fast < n_plain / 2 and n_plain < 1_000
+    for got in (fast, plain):
+        np.testing.assert_allclose(got[0], converged[0], rtol=1_000 * CREDIT_TOLERANCE, atol=0)
+        np.testing.assert_allclose(got[1], converged[1], rtol=0, atol=1_000 * CREDIT_TOLERANCE)
+    # a few iterations of each: the accelerated one is nearer the fixed point
+    far = [
+        np.abs(credit_em(*args, iterations=12, accelerate=a)[0] - converged[0]).max()
+        for a in (True, False)
+    ]
+    assert far[0] < far[1] / 3
+
+
+def test_an_extrapolated_point_that_would_leave_the_parameters_domain_steps_back():
+    from effortlens.touch_build import _extrapolated  # noqa: PLC2701 - its guard
+
+    widths = np.diff(np.asarray(LAG_EDGES_HOURS))
+    density = np.tile(1 / widths.sum() * np.ones(len(widths)), (1, 1))
+    points = [(np.array([rate, 0.5]), density, 0.01) for rate in (0.3, 0.1, 0.05)]
+    # far along the path the first rate would fall below 0: a shorter step keeps it >= 0
+    rate, got_density, background = _extrapolated(*points, widths)
+    assert (rate >= 0).all() and rate[0] < 0.05 and rate[1] == 0.5 and background == 0.01
+    np.testing.assert_allclose((got_density * widths).sum(axis=1), 1.0)
+    # no step between them: the last point as it is
+    assert _extrapolated(points[2], points[2], points[2], widths) is points[2]
+
+
+def _planted_pairs(seed: int, rates: list[float], *, mean_lag: float, background: float):
+    """Touches on contacts over 200 days, each of cell ``c`` causing Poisson(``rates[c]``)
+    buyer actions after an exponential lag (``mean_lag`` hours), and background actions at
+    ``background`` per contact-hour: the credit EM's arguments of their candidate pairs."""
+    from effortlens.habits import candidate_pairs
+
+    rng = np.random.default_rng(seed)
+    contacts, span = 4_000, 200 * 24
+    per = rng.poisson(5, contacts)
+    contact = np.repeat(np.arange(contacts), per)
+    hours = rng.uniform(0, span, len(contact))
+    cell = rng.integers(0, len(rates), len(contact))
+    caused = rng.poisson(np.asarray(rates)[cell])
+    act_contact = np.repeat(contact, caused)
+    act_hours = np.repeat(hours, caused) + rng.exponential(mean_lag, caused.sum())
+    n_background = rng.poisson(background * contacts * span)
+    act_contact = np.concatenate([act_contact, rng.integers(0, contacts, n_background)])
+    act_hours = np.concatenate([act_hours, rng.uniform(0, span, n_background)])
+    kept = act_hours <= span
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    order = np.lexsort((hours, contact))
+    touches = pl.DataFrame(
+        {
+            "contact_id": contact[order],
+            "ts": [t0 + timedelta(hours=float(h)) for h in hours[order]],
+        }
+    )
+    actions = pl.LazyFrame(
+        {
+            "contact_id": act_contact[kept],
+            "ts": [t0 + timedelta(hours=float(h)) for h in act_hours[kept]],
+        }
+    )
+    pairs = candidate_pairs(touches, actions, window=14)
+    left = np.minimum(-pairs.ts_hours, 14 * 24)
+    exposure = contacts * (pairs.end - touches["ts"].min()).total_seconds() / 3600
+    band = np.zeros(len(order), np.int64)
+    return (cell[order], band, left, pairs.action, pairs.touch, pairs.lag, pairs.actions, exposure)
+
+
+def test_the_fit_recovers_the_planted_rates():
+    # actions planted from the model itself: the accelerated fit finds each cell's rate (within
+    # the sampling error of ~5,000 touches a cell) and the background, as the plain EM run
+    # to convergence does
+    rates = [0.02, 0.06, 0.15, 0.3]
+    args = _planted_pairs(11, rates, mean_lag=20.0, background=2e-5)
+    rate, credit = credit_em(*args, iterations=1_000)
+    np.testing.assert_allclose(rate, rates, rtol=0.2)
+    assert np.all(np.diff(rate) > 0)
+    plain_rate, plain_credit = credit_em(
+        *args, iterations=20_000, tolerance=1e-13, accelerate=False
+    )
+    np.testing.assert_allclose(rate, plain_rate, rtol=1e-7)
+    np.testing.assert_allclose(credit, plain_credit, atol=1e-6)
+    # each action's credit is shared among its pairs and the background: never more than 1
+    totals = np.bincount(args[3], weights=credit, minlength=args[6])
+    assert totals.max() <= 1 + 1e-12
 
 
 @pytest.mark.parametrize(("seed", "contacts"), [(1, 40), (3, 5)])
@@ -425,7 +535,8 @@ def test_the_stopped_fit_shows_what_a_converged_fit_shows(small_planted_enriched
     # shows (to 0.01) equal
     enriched, _ = small_planted_enriched
     stopped = build_touch_facts(enriched, iterations=1_000)
-    exact = functools.partial(touch_build.credit_em, tolerance=1e-13)
+    fit = touch_build.credit_em
+    exact = functools.partial(fit, tolerance=1e-13)
     monkeypatch.setattr(touch_build, "credit_em", exact)
     converged = build_touch_facts(enriched, iterations=3_000)
     for feature, cell in (("timing", ["weekday", "hour"]), ("cadence", ["bin_order"])):
@@ -441,11 +552,14 @@ def test_the_stopped_fit_shows_what_a_converged_fit_shows(small_planted_enriched
         np.testing.assert_allclose(sums[0][credit], sums[1][credit], rtol=100 * CREDIT_TOLERANCE)
         lifts = [(s[credit] / s["len"] / (s[credit].sum() / s["len"].sum())).round(2) for s in sums]
         assert lifts[0].equals(lifts[1])
-    # the cap binds first at 60 iterations on so small a sample: the tolerance is not what
-    # keeps the default fit from the converged one there
-    assert (
-        build_touch_facts(enriched)["credit_cadence"] - stopped["credit_cadence"]
-    ).abs().max() > 1e-5
+    # the default cap of 60 iterations: accelerated, the fit reaches the tolerance even on so
+    # small a sample; the plain EM's cap binds long before it there
+    monkeypatch.setattr(touch_build, "credit_em", fit)
+    capped = build_touch_facts(enriched)["credit_cadence"]
+    assert (capped - stopped["credit_cadence"]).abs().max() < 1e-6
+    monkeypatch.setattr(touch_build, "credit_em", functools.partial(fit, accelerate=False))
+    plain = build_touch_facts(enriched)["credit_cadence"]
+    assert (plain - stopped["credit_cadence"]).abs().max() > 1e-5
 
 
 def test_radix_order_is_the_stable_argsort():
