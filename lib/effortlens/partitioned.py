@@ -56,6 +56,7 @@ import heapq
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -439,6 +440,9 @@ def loaded_order(frame: pl.DataFrame, keys: list[str]) -> pl.Series | None:
 #: Memory a partition's process takes per event of ``limits.partition_rows`` (100M, 4.2M
 #: events a partition: pass 1 of the view facts peaked at 1.9 GB, the enrichment at 1.6).
 PARTITION_BYTES_PER_ROW = 500
+#: Memory the habit credit's fit takes per touch (100M: 4.1 GB for 81.7M touches, the build's
+#: peak): the practice steps run beside it only when both fit the memory budget.
+FIT_BYTES_PER_TOUCH = 50
 
 
 def build_workers(settings: Settings) -> int:
@@ -469,6 +473,71 @@ def build_workers(settings: Settings) -> int:
     return int(max(1, min(2, os.cpu_count() or 1, fits)))
 
 
+class Children:
+    """Calls run each in a process of its own, at most ``workers`` at once over every thread
+    that makes them, when ``isolate``; else here, as plain calls (one at a time).
+
+    Examples
+    --------
+    >>> children = Children(isolate=False, workers=2)
+    >>> children(max, 2, 3), children.each(min, [((2, 3), {}), ((5, 1), {})])
+    (3, [2, 1])
+    """
+
+    def __init__(self, *, isolate: bool, workers: int) -> None:
+        """Children for calls in processes of their own when ``isolate`` (none started yet)."""
+        self.isolate = isolate
+        self.workers = max(1, workers) if isolate else 1
+        self._slots = threading.BoundedSemaphore(self.workers)
+
+    def __call__(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """``function(*args, **kwargs)``, in a fresh process of its own (:func:`in_child`: its
+        memory goes back when it ends) once one of the ``workers`` slots is free."""
+        if not self.isolate:
+            return function(*args, **kwargs)
+        with self._slots:
+            return in_child(function, *args, **kwargs)
+
+    def each(
+        self,
+        function: Callable[..., Any],
+        calls: list[tuple[tuple, dict[str, Any]]],
+        *,
+        done: Callable[[int], None] | None = None,
+    ) -> list[Any]:
+        """``function(*args, **kwargs)`` for each ``(args, kwargs)`` of ``calls``, as many at
+        once as slots are free; the results in the order of ``calls``, whatever order they
+        finish in. ``done(k)`` is called (in this thread) as each call finishes, ``k`` the
+        calls finished so far. The first call to fail raises here; calls not yet started are
+        not run."""
+        finished = done or (lambda _k: None)
+        if not self.isolate or self.workers <= 1 or len(calls) <= 1:
+            results = []
+            for args, kwargs in calls:
+                results.append(self(function, *args, **kwargs))
+                finished(len(results))
+            return results
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        results: list[Any] = [None] * len(calls)
+        # a thread per call at once, each waiting on its own child process (the thread that
+        # starts a child outlives it: the child's parent-death signal follows that thread)
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(calls))) as threads:
+            futures = {
+                threads.submit(self, function, *args, **kwargs): i
+                for i, (args, kwargs) in enumerate(calls)
+            }
+            try:
+                for k, future in enumerate(as_completed(futures), start=1):
+                    results[futures[future]] = future.result()
+                    finished(k)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        return results
+
+
 def each_in_children(
     function: Callable[..., Any],
     calls: list[tuple[tuple, dict[str, Any]]],
@@ -478,7 +547,7 @@ def each_in_children(
     done: Callable[[int], None] | None = None,
 ) -> list[Any]:
     """``function(*args, **kwargs)`` for each ``(args, kwargs)`` of ``calls``; the results in
-    the order of ``calls``, whatever order they finish in.
+    the order of ``calls``, whatever order they finish in (:meth:`Children.each`).
 
     With ``isolate``, each call runs in a fresh process of its own (:func:`in_child`: its
     memory goes back when it ends), up to ``workers`` at once; else here, one after another.
@@ -490,33 +559,7 @@ def each_in_children(
     >>> each_in_children(max, [((2, 3), {}), ((5, 1), {})], isolate=False, workers=2)
     [3, 5]
     """
-    finished = done or (lambda _k: None)
-    if not isolate or workers <= 1 or len(calls) <= 1:
-        results = []
-        for args, kwargs in calls:
-            run = in_child if isolate else (lambda f, *a, **k: f(*a, **k))
-            results.append(run(function, *args, **kwargs))
-            finished(len(results))
-        return results
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
-    results: list[Any] = [None] * len(calls)
-    # a thread per call at once, each waiting on its own child process (the thread that
-    # starts a child outlives it: the child's parent-death signal follows that thread)
-    with ThreadPoolExecutor(max_workers=min(workers, len(calls))) as threads:
-        futures = {
-            threads.submit(in_child, function, *args, **kwargs): i
-            for i, (args, kwargs) in enumerate(calls)
-        }
-        try:
-            for k, future in enumerate(as_completed(futures), start=1):
-                results[futures[future]] = future.result()
-                finished(k)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-    return results
+    return Children(isolate=isolate, workers=workers).each(function, calls, done=done)
 
 
 def _enrich_partitions(
@@ -721,8 +764,11 @@ def write_view_facts(
         The build's settings.
     isolate
         Run each partition, the fit and each merge in a process of its own (their memory goes
-        back when they exit), the partitions of each pass up to :func:`build_workers` at once
-        (the same files as one at a time); default: above ``ISOLATE_ABOVE_ROWS`` events.
+        back when they exit), up to :func:`build_workers` processes at once: the partitions
+        of each pass, and the practice facts' cells, gaps, periods and codes and the streaks
+        beside the habit credit's fit and the touch steps (when the fit and a partition fit
+        the memory budget together). The same files as one at a time. Default: above
+        ``ISOLATE_ABOVE_ROWS`` events.
     iterations
         EM iterations of the habit credit.
     step
@@ -746,72 +792,112 @@ def write_view_facts(
         )
         isolate = events > ISOLATE_ABOVE_ROWS
 
-    def run(function, /, *args, **kwargs):
-        return in_child(function, *args, **kwargs) if isolate else function(*args, **kwargs)
-
+    n_parts = len(names)
+    workers = min(build_workers(settings) if isolate else 1, max(n_parts, 1))
+    run = Children(isolate=isolate, workers=workers)
+    per_part = getattr(settings.limits, "partition_rows", DEFAULT_CHUNK_ROWS)
+    # a run of reps at a time: about four partitions' touches or follow-ups
+    slice_rows = 4 * per_part
     scratch = scratch_dir(folder.parent, "views")
     rows: dict[str, int] = {}
+    written: dict[str, dict[str, int]] = {}  # each later step's files, merged in order
+    stop = threading.Event()
+
+    def practice_side() -> None:
+        """The steps that read only what pass 1 wrote of the practice facts and streaks,
+        beside the habit credit's fit and the touch steps when two processes fit at once."""
+        steps = [
+            ("practice cells", _practice_cells, (scratch, folder), {}),
+            ("practice gaps", _practice_gap_facts, (scratch, folder), {"slice_rows": slice_rows}),
+            ("practice periods", _practice_periods, (folder,), {}),
+            ("practice codes", _practice_codes, (folder,), {}),
+            (
+                "streaks in order",
+                _ordered_streaks,
+                (streak_files(), folder),
+                {"rows_per_part": per_part},
+            ),
+        ]
+        for label, function, args, kwargs in steps:
+            if stop.is_set():  # the other steps failed
+                return
+            say(f"view facts: {label}")
+            written[label] = run(function, *args, **kwargs)
+        written["practice codes"] = {f"{PRACTICE_CODES}/day.npy": written["practice codes"]}
+
+    def streak_files() -> list[Path]:
+        return sorted((scratch / "streaks").glob("*.parquet"))
+
+    from concurrent.futures import ThreadPoolExecutor
+
     try:
         say("view facts: global extent")
         extent = _touch_extent(folder)
         window = float(settings.attribution_window_days)
-        per_part = getattr(settings.limits, "partition_rows", DEFAULT_CHUNK_ROWS)
-        n_parts = len(names)
-        workers = min(build_workers(settings) if isolate else 1, max(n_parts, 1))
         say(f"view facts: pass 1, {n_parts} partitions, {workers} at a time")
         options = {"settings": settings, "window": window, **extent}
-        metas = each_in_children(
+        metas = run.each(
             _view_part,
             [((name, folder, scratch), options) for name in names],
-            isolate=isolate,
-            workers=workers,
             done=lambda k: say(f"view facts: pass 1, partition {k}/{n_parts} done"),
         )
         for meta in metas:  # in partition order, as one after another would give them
             rows.update(meta.pop("rows"))
         n_touches = sum(m["touches"] for m in metas)
-        credits = None
-        if n_touches and extent["end"] is not None:
-            say(f"view facts: habit credit fit ({n_touches:,} touches)")
-            span_hours = (extent["end"] - extent["first"]).total_seconds() / 3600.0
-            credits = run(
-                _fit_touch_credits,
-                scratch,
-                names,
-                metas,
-                exposure_scale=sum(m["contacts"] for m in metas) * span_hours,
-                iterations=iterations,
-            )
-        offsets = np.cumsum([0] + [m["touches"] for m in metas]).tolist()
-        say(f"view facts: pass 2, {n_parts} partitions, {workers} at a time")
-        each_in_children(
-            _touch_part,
-            [
-                ((name, folder, scratch), {"credits": credits, "offset": at, "n": m["touches"]})
-                for name, m, at in zip(names, metas, offsets, strict=False)
-            ],
-            isolate=isolate,
-            workers=workers,
-            done=lambda k: say(f"view facts: pass 2, partition {k}/{n_parts} done"),
-        )
-        say("view facts: touches in day order")
-        rows.update(run(_day_ordered_touches, scratch, folder, rows_per_part=per_part))
-        say("view facts: habit and practice cells")
-        # a run of reps at a time: about four partitions' touches or follow-ups
-        slice_rows = 4 * getattr(settings.limits, "partition_rows", DEFAULT_CHUNK_ROWS)
-        rows.update(run(_habit_cells, scratch, folder, slice_rows=slice_rows))
-        rows.update(run(_practice_cells, scratch, folder))
-        rows.update(run(_practice_gap_facts, scratch, folder, slice_rows=slice_rows))
-        rows.update(run(_practice_periods, folder))
-        say("view facts: habit touch codes")
-        rows[f"{HABIT_TOUCHES}/day.npy"] = run(
-            _touch_codes, sorted((scratch / "codes").glob("*.parquet")), folder / HABIT_TOUCHES
-        )
-        say("view facts: practice codes")
-        rows[f"{PRACTICE_CODES}/day.npy"] = run(_practice_codes, folder)
-        say("view facts: streaks in order")
-        streaks = sorted((scratch / "streaks").glob("*.parquet"))
-        rows.update(run(_ordered_streaks, streaks, folder, rows_per_part=per_part))
+        # the practice side beside the fit when the fit and a partition fit in the budget
+        fit_bytes = n_touches * FIT_BYTES_PER_TOUCH + per_part * PARTITION_BYTES_PER_ROW
+        beside = workers > 1 and fit_bytes <= settings.limits.memory_budget_bytes()
+        with ThreadPoolExecutor(max_workers=1) as lane:
+            side = lane.submit(practice_side) if beside else None
+            try:
+                credits = None
+                if n_touches and extent["end"] is not None:
+                    say(f"view facts: habit credit fit ({n_touches:,} touches)")
+                    span_hours = (extent["end"] - extent["first"]).total_seconds() / 3600.0
+                    credits = run(
+                        _fit_touch_credits,
+                        scratch,
+                        names,
+                        metas,
+                        exposure_scale=sum(m["contacts"] for m in metas) * span_hours,
+                        iterations=iterations,
+                    )
+                offsets = np.cumsum([0] + [m["touches"] for m in metas]).tolist()
+                say(f"view facts: pass 2, {n_parts} partitions, {workers} at a time")
+                run.each(
+                    _touch_part,
+                    [
+                        (
+                            (name, folder, scratch),
+                            {"credits": credits, "offset": at, "n": m["touches"]},
+                        )
+                        for name, m, at in zip(names, metas, offsets, strict=False)
+                    ],
+                    done=lambda k: say(f"view facts: pass 2, partition {k}/{n_parts} done"),
+                )
+                say("view facts: touches in day order")
+                written["day order"] = run(
+                    _day_ordered_touches, scratch, folder, rows_per_part=per_part
+                )
+                say("view facts: habit cells")
+                written["habit cells"] = run(_habit_cells, scratch, folder, slice_rows=slice_rows)
+                say("view facts: habit touch codes")
+                codes = sorted((scratch / "codes").glob("*.parquet"))
+                written["touch codes"] = {
+                    f"{HABIT_TOUCHES}/day.npy": run(_touch_codes, codes, folder / HABIT_TOUCHES)
+                }
+            except BaseException:
+                stop.set()
+                raise
+            if side is None:
+                practice_side()
+            else:
+                side.result()
+        for step in (  # the files in the order of the steps one after another
+            "day order", "habit cells", "practice cells", "practice gaps", "practice periods",
+            "touch codes", "practice codes", "streaks in order",
+        ):  # fmt: skip
+            rows.update(written[step])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return rows
