@@ -597,7 +597,102 @@ def _with_calendar(
     frame: pl.DataFrame, *, timezone: str, rep_zones: dict[str, list[str]] | None = None
 ) -> pl.DataFrame:
     """Add local ``day``, ``week`` (its Monday), ISO ``weekday`` and ``hour`` of ``ts``: in
-    each rep's own zone (``rep_zones``, from the reps' ``timezone``), else in ``timezone``."""
+    each rep's own zone (``rep_zones``, from the reps' ``timezone``), else in ``timezone``.
+
+    A zone's offset from UTC is looked up for each hour of UTC the events span (its value at
+    the hour's first and last microsecond; an hour whose two differ holds a transition and its
+    events are converted one by one), and the calendar columns are integer arithmetic on the
+    local microseconds: the values of the time-zone conversion of every event (1M events:
+    0.06 -> 0.02 CPU s), assuming no zone changes its offset twice within one hour."""
+    zone_of_rows = _zone_of_rows(frame, timezone=timezone, rep_zones=rep_zones)
+    if zone_of_rows is not None:
+        calendar = _calendar_by_hour(frame["ts"], zone_of_rows)
+        if calendar is not None:
+            return frame.with_columns(calendar)
+    return _calendar_by_conversion(frame, timezone=timezone, rep_zones=rep_zones)
+
+
+def _zone_of_rows(
+    frame: pl.DataFrame, *, timezone: str, rep_zones: dict[str, list[str]] | None
+) -> tuple[list[str], np.ndarray] | None:
+    """The zones of ``frame``'s rows (``timezone`` first) and each row's index among them (the
+    first of ``rep_zones`` that holds its rep, as the conversion's chain picks); None when
+    ``ts`` is not UTC microseconds."""
+    if frame.schema.get("ts") != pl.Datetime("us", "UTC"):
+        return None
+    zones = [timezone]
+    which = np.zeros(frame.height, dtype=np.int32)
+    if rep_zones and "rep_id" in frame.columns:
+        taken = np.zeros(frame.height, dtype=bool)
+        for zone, ids in rep_zones.items():
+            here = frame["rep_id"].is_in(ids).fill_null(False).to_numpy() & ~taken
+            zones.append(zone)
+            which[here] = len(zones) - 1
+            taken |= here
+    return zones, which
+
+
+#: Microseconds in an hour and a day.
+_HOUR_US = 3_600_000_000
+_DAY_US = 24 * _HOUR_US
+#: At most this many hours of UTC are looked up per zone (~114 years), else one by one.
+_MOST_HOURS = 1_000_000
+
+
+def _calendar_by_hour(ts: pl.Series, zone_of_rows: tuple[list[str], np.ndarray]) -> list | None:
+    """``day``, ``week``, ``weekday`` and ``hour`` of UTC ``ts`` in each row's zone, by an
+    offset looked up per hour of UTC (see :func:`_with_calendar`); None when the events
+    span more than :data:`_MOST_HOURS` hours."""
+    zones, which = zone_of_rows
+    missing = ts.is_null().to_numpy() if ts.null_count() else None
+    physical = ts.to_physical()
+    least, most = physical.min(), physical.max()
+    first, last = (0, 0) if least is None else (least // _HOUR_US, most // _HOUR_US)
+    if last - first + 1 > _MOST_HOURS:
+        return None
+    us = physical.fill_null(first * _HOUR_US).to_numpy()
+    hour_of_row = us // _HOUR_US - first
+    starts = pl.Series(np.arange(first, last + 1, dtype=np.int64) * _HOUR_US)
+    local = np.empty(us.size, dtype=np.int64)
+    for z, zone in enumerate(zones):
+        rows = np.flatnonzero(which == z) if len(zones) > 1 else slice(None)
+        offset = {}
+        for end, at in (("first", starts), ("last", starts + (_HOUR_US - 1))):
+            utc = at.cast(pl.Datetime("us", "UTC"))
+            wall = utc.dt.convert_time_zone(zone).dt.replace_time_zone(None)
+            offset[end] = wall.to_physical().to_numpy() - at.to_numpy()
+        hours = hour_of_row[rows]
+        local[rows] = us[rows] + offset["first"][hours]
+        changing = np.flatnonzero(offset["first"] != offset["last"])
+        if changing.size:  # an hour with a transition: its events converted one by one
+            inside = np.isin(hours, changing)
+            exact = np.flatnonzero(inside) if isinstance(rows, slice) else rows[inside]
+            wall = (
+                ts.gather(exact).dt.convert_time_zone(zone).dt.replace_time_zone(None)
+            ).to_physical()
+            local[exact] = wall.fill_null(0).to_numpy()
+    day = local // _DAY_US  # floor: days before 1970 too
+    weekday = (day + 3) % 7 + 1  # 1970-01-01 was a Thursday (ISO 4)
+    hour = (local - day * _DAY_US) // _HOUR_US
+    columns = {
+        "day": day.astype(np.int32),
+        "week": (day - (weekday - 1)).astype(np.int32),
+        "weekday": weekday.astype(np.int8),
+        "hour": hour.astype(np.int8),
+    }
+    out = []
+    for name, values in columns.items():
+        column = pl.Series(name, values)
+        if missing is not None:
+            column = column.scatter(np.flatnonzero(missing), None)
+        out.append(column.cast(CALENDAR[name]))
+    return out
+
+
+def _calendar_by_conversion(
+    frame: pl.DataFrame, *, timezone: str, rep_zones: dict[str, list[str]] | None = None
+) -> pl.DataFrame:
+    """:func:`_with_calendar` by converting every event's time (any ``ts`` type)."""
     local = pl.col("ts").dt.convert_time_zone(timezone).dt.replace_time_zone(None)
     if rep_zones and "rep_id" in frame.columns:
         chain = None
@@ -701,7 +796,8 @@ def daily_of_rows(
 
     The keys are packed into one integer cell number, summed by cell after one stable sort
     (numpy's argsort of one int64 beats a hash group-by into millions of groups by ~3x at 10M
-    rows; the sums of a cell are added in row order), and unpacked. Rows of partial sums (the
+    rows; below 2**32 cells two 16-bit radix passes give the same order for ~half its CPU;
+    the sums of a cell are added in row order), and unpacked. Rows of partial sums (the
     partitioned build's, :func:`effortlens.partitioned.write_daily`) add up to the sums of
     their rows.
 
@@ -727,8 +823,15 @@ def daily_of_rows(
     cell = (rep_code.cast(pl.Int64) * n_days + (day - first_day)) * n_types + rows[
         "activity_type"
     ].cast(pl.Enum(types)).to_physical().cast(pl.Int64)
-    order = np.argsort(cell.to_numpy(), kind="stable")
-    sorted_cells = cell.to_numpy()[order]
+    # numpy's stable argsort of the cells, by 16-bit radix passes below 2**32 cells
+    from effortlens.touch_build import radix_order
+
+    cells_of_rows = cell.to_numpy()
+    if cell.null_count():  # a row without a day: last, as numpy sorts NaN
+        order = np.argsort(cells_of_rows, kind="stable")
+    else:
+        order = radix_order(cells_of_rows)
+    sorted_cells = cells_of_rows[order]
     starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
 
     def total(name: str) -> np.ndarray:
