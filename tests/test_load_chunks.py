@@ -103,6 +103,30 @@ def test_only_rows_of_repeated_ids_are_set_aside(tmp_path):
     assert none.len() == 0 and n_none == 0
 
 
+def test_repeated_ids_spilled_in_buckets_are_those_found_at_once(tmp_path, monkeypatch):
+    # a file hashed a range of rows at a time, each range's hashes spilled to buckets by their
+    # top bits: the same repeats (trimmed, far apart, across ranges) as every hash at once;
+    # its scratch is gone after
+    folder = tmp_path / "data"
+    _folder(folder)
+    file = folder / "activities.parquet"
+    whole, n_whole = pipeline.repeated_ids(file, "activity_id")
+    for rows in (300, 1_000, 2_399):  # 8, 3 and 2 ranges (8, 4 and 2 buckets)
+        scratch = tmp_path / f"h{rows}"
+        spilled, n_spilled = pipeline.repeated_ids(
+            file, "activity_id", scratch=scratch, rows_per_pass=rows
+        )
+        assert spilled.sort().to_list() == whole.sort().to_list() and n_spilled == n_whole == 7
+        assert not scratch.exists()
+    # and the whole chunked load that takes it loads as in memory
+    monkeypatch.setattr(pipeline, "REPEAT_PASS_ROWS", 500)
+    settings = load_settings()
+    data = load_folder_chunked(folder, tmp_path / "s", settings=settings, now=NOW, chunk_rows=700)
+    memory = load_folder(folder, settings=settings, now=NOW)
+    assert_frame_equal(_loaded(data, "activities"), memory.tables["activities"])
+    assert_frame_equal(pipeline.read_quarantine(data.quarantine), memory.quarantine)
+
+
 def test_a_range_reads_its_rows_with_their_input_row(tmp_path):
     folder = tmp_path / "data"
     _folder(folder)

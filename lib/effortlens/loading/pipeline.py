@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from effortlens.loading import guard
@@ -796,7 +797,9 @@ def _validate_in_chunks(
     n_ranges = max(1, -(-total // max(chunk_rows, 1)))
     size = max(1, -(-total // n_ranges))
     repeated, n_repeated = (
-        repeated_ids(file, id_column) if id_column is not None and n_ranges > 1 else (None, 0)
+        repeated_ids(file, id_column, scratch=out / "hashes")
+        if id_column is not None and n_ranges > 1
+        else (None, 0)
     )
     n_aside = -(-n_repeated // max(chunk_rows, 1))  # chunks of the set-aside rows
     out.mkdir(parents=True, exist_ok=True)
@@ -919,12 +922,27 @@ def _trimmed_id_hash(id_column: str) -> pl.Expr:
     return pl.when(key != "").then(key.hash(_BUCKET_SEED))
 
 
-def repeated_ids(file: Path, id_column: str) -> tuple[pl.Series, int]:
+#: Rows whose id hashes :func:`repeated_ids` holds at once (16M: 128 MB of hashes) when it
+#: may spill them to a scratch folder: a larger file is hashed a range at a time (at 10M rows
+#: that costs 0.4 CPU s more than one pass, so only files larger than this take it).
+REPEAT_PASS_ROWS = 16_000_000
+
+
+def repeated_ids(
+    file: Path,
+    id_column: str,
+    *,
+    scratch: Path | None = None,
+    rows_per_pass: int | None = None,
+) -> tuple[pl.Series, int]:
     """The hashes of the trimmed ids that occur more than once in ``file`` (a hash shared by
     two different ids counts too: it only sets rows aside), and the rows that carry them.
 
-    One streaming pass over the id column and a sort of its hashes (100M rows: 0.8 GB, ~2 GB
-    at most).
+    The hashes of ``rows_per_pass`` rows at a time (default :data:`REPEAT_PASS_ROWS`), each
+    range's written to ``scratch`` in buckets by their top bits (then each bucket sorted
+    alone: a repeat of a hash is in its bucket), so that no more than a range and a bucket
+    are held (100M rows: ~0.3 GB, where all the hashes sorted at once held ~2 GB); with no
+    ``scratch``, or a file of one range, every hash is held and sorted at once.
 
     Examples
     --------
@@ -934,22 +952,66 @@ def repeated_ids(file: Path, id_column: str) -> tuple[pl.Series, int]:
     >>> hashes, rows = repeated_ids(path, "activity_id")
     >>> hashes.len(), rows
     (1, 2)
+    >>> repeated_ids(path, "activity_id", scratch=path.parent / "h", rows_per_pass=2)[0].len()
+    1
     """
-    # the hashes streamed (the ids are never all held), then sorted (10m: 318 -> 260 MB peak)
-    hashes = (
-        pl.scan_parquet(file)
-        .select(_trimmed_id_hash(id_column).alias("h"))
-        .drop_nulls()
-        .collect(engine="streaming")
-        .to_series()
-        .sort()
-    )
-    # each hash against the one before, as views of the sorted values (no shifted copy)
-    values = hashes.to_numpy()
-    repeats = values[1:][values[1:] == values[:-1]]
-    del hashes, values
+    scan = pl.scan_parquet(file)
+    total = scan.select(pl.len()).collect().item()
+    rows_per_pass = rows_per_pass or REPEAT_PASS_ROWS
+    if scratch is None or total <= rows_per_pass:
+        # the hashes streamed (the ids are never all held), then sorted
+        hashes = scan.select(_trimmed_id_hash(id_column).alias("h")).drop_nulls()
+        repeats = _repeats(hashes.collect(engine="streaming").to_series())
+    else:
+        repeats = _spilled_repeats(scan, id_column, scratch, total, rows_per_pass)
     repeated = pl.Series("h", repeats, dtype=pl.UInt64).unique()
     return repeated, len(repeats) + repeated.len()  # each repeated hash: repeats + first
+
+
+def _repeats(hashes: pl.Series) -> np.ndarray:
+    """Every hash of ``hashes`` equal to an earlier one (once per repeat)."""
+    values = hashes.sort().to_numpy()
+    # each hash against the one before, as views of the sorted values (no shifted copy)
+    return values[1:][values[1:] == values[:-1]]
+
+
+def _spilled_repeats(
+    scan: pl.LazyFrame, id_column: str, scratch: Path, total: int, rows_per_pass: int
+) -> np.ndarray:
+    """:func:`_repeats` of the whole file's hashes, read a range of rows at a time and
+    spilled to ``scratch`` in buckets by their top bits, each bucket then sorted alone."""
+    n_buckets = 1 << min(8, max(1, -(-total // rows_per_pass) - 1).bit_length())
+    shift = np.uint64(64 - n_buckets.bit_length() + 1)
+    scratch.mkdir(parents=True, exist_ok=True)
+    paths = [scratch / f"hashes-{b:03d}.u64" for b in range(n_buckets)]
+    try:
+        for start in range(0, total, rows_per_pass):
+            # the slice first: the scan reads only the range's row groups
+            hashes = (
+                scan.slice(start, rows_per_pass)
+                .select(_trimmed_id_hash(id_column).alias("h"))
+                .drop_nulls()
+                .collect(engine="streaming")
+                .to_series()
+                .to_numpy()
+            )
+            bucket = (hashes >> shift).astype(np.uint8)
+            hashes = hashes[np.argsort(bucket, kind="stable")]  # by bucket (a radix sort)
+            ends = np.cumsum(np.bincount(bucket, minlength=n_buckets))
+            for b, path in enumerate(paths):
+                piece = hashes[(ends[b - 1] if b else 0) : ends[b]]
+                if piece.size:
+                    with path.open("ab") as out:
+                        piece.tofile(out)
+            del hashes, bucket
+        found = [
+            _repeats(pl.Series(np.fromfile(path, dtype=np.uint64)))
+            for path in paths
+            if path.exists()
+        ]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return np.concatenate(found) if found else np.zeros(0, np.uint64)
 
 
 @dataclass(frozen=True)
