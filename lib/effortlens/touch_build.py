@@ -763,14 +763,15 @@ def credit_em(
         # E step: each pair's weight (its code's), then its share of its action's total
         table = np.multiply.outer(rate[used], density.reshape(-1)).reshape(-1)
         for at in _chunks(n_pairs):
-            np.take(table, code[at], out=credit[at])
+            # mode "clip" (every code is in the table): "raise" buffers ``out`` first
+            np.take(table, code[at], out=credit[at], mode="clip")
         total = _summed(pair_action, credit, n_total)
         total += background
         background_share = background / total
         # M step (each chunk's credits summed by code while they are in the cache)
         by_code = np.zeros(n_codes)
         for at in _chunks(n_pairs):
-            given = np.take(total, pair_action[at], out=held[: at.stop - at.start])
+            given = np.take(total, pair_action[at], out=held[: at.stop - at.start], mode="clip")
             np.divide(credit[at], given, out=credit[at])
             by_code += np.bincount(code[at], weights=credit[at], minlength=n_codes)
         by_code = by_code.reshape(-1, n_slots)
