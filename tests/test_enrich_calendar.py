@@ -51,7 +51,9 @@ def _events(seed: int, low_s: float, high_s: float, n: int = 40_000) -> pl.DataF
     [(-2.5e9, 2.1e9), (1.70e9, 1.74e9), (-1.0e9, -0.9e9), (1e9, 1e9 + 30 * 3600)],
     ids=["1890-2036", "2023-2025", "1938-1941", "thirty-hours"],
 )
-def test_calendar_by_hour_equals_converting_every_event(low_s, high_s):
+@pytest.mark.parametrize("slice_rows", [7_777, 1 << 20])
+def test_calendar_by_hour_equals_converting_every_event(low_s, high_s, slice_rows, monkeypatch):
+    monkeypatch.setattr(enrich_module, "_CALENDAR_SLICE", slice_rows)
     frame = _events(int(low_s) % 1000, low_s, high_s)
     for timezone in ZONES[:4]:
         for rep_zones in REP_ZONES:
@@ -76,7 +78,7 @@ def test_calendar_of_no_event_or_no_time_and_of_other_time_types():
 def test_calendar_past_the_hours_looked_up_is_converted(monkeypatch):
     monkeypatch.setattr(enrich_module, "_MOST_HOURS", 10)
     frame = _events(2, 1.7e9, 1.71e9, n=2_000)
-    assert by_hour(frame["ts"], (["UTC"], np.zeros(2_000))) is None
+    assert by_hour(frame["ts"], (["UTC"], None)) is None
     got = with_calendar(frame, timezone="America/New_York")
     assert got.equals(by_conversion(frame, timezone="America/New_York"))
 

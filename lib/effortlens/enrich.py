@@ -614,15 +614,15 @@ def _with_calendar(
 
 def _zone_of_rows(
     frame: pl.DataFrame, *, timezone: str, rep_zones: dict[str, list[str]] | None
-) -> tuple[list[str], np.ndarray] | None:
+) -> tuple[list[str], np.ndarray | None] | None:
     """The zones of ``frame``'s rows (``timezone`` first) and each row's index among them (the
-    first of ``rep_zones`` that holds its rep, as the conversion's chain picks); None when
-    ``ts`` is not UTC microseconds."""
+    first of ``rep_zones`` that holds its rep, as the conversion's chain picks; None: all in
+    ``timezone``); None when ``ts`` is not UTC microseconds."""
     if frame.schema.get("ts") != pl.Datetime("us", "UTC"):
         return None
-    zones = [timezone]
-    which = np.zeros(frame.height, dtype=np.int32)
+    zones, which = [timezone], None
     if rep_zones and "rep_id" in frame.columns:
+        which = np.zeros(frame.height, dtype=np.int8 if len(rep_zones) < 127 else np.int32)
         taken = np.zeros(frame.height, dtype=bool)
         for zone, ids in rep_zones.items():
             here = frame["rep_id"].is_in(ids).fill_null(False).to_numpy() & ~taken
@@ -637,54 +637,77 @@ _HOUR_US = 3_600_000_000
 _DAY_US = 24 * _HOUR_US
 #: At most this many hours of UTC are looked up per zone (~114 years), else one by one.
 _MOST_HOURS = 1_000_000
+#: Events worked out at once (the temporary arrays: ~50 bytes an event of a slice).
+_CALENDAR_SLICE = 1 << 20
 
 
-def _calendar_by_hour(ts: pl.Series, zone_of_rows: tuple[list[str], np.ndarray]) -> list | None:
+def _calendar_by_hour(
+    ts: pl.Series, zone_of_rows: tuple[list[str], np.ndarray | None]
+) -> list[pl.Series] | None:
     """``day``, ``week``, ``weekday`` and ``hour`` of UTC ``ts`` in each row's zone, by an
-    offset looked up per hour of UTC (see :func:`_with_calendar`); None when the events
-    span more than :data:`_MOST_HOURS` hours."""
+    offset looked up per hour of UTC (see :func:`_with_calendar`), a slice of events at a time;
+    None when the events span more than :data:`_MOST_HOURS` hours."""
     zones, which = zone_of_rows
-    missing = ts.is_null().to_numpy() if ts.null_count() else None
     physical = ts.to_physical()
     least, most = physical.min(), physical.max()
     first, last = (0, 0) if least is None else (least // _HOUR_US, most // _HOUR_US)
     if last - first + 1 > _MOST_HOURS:
         return None
-    us = physical.fill_null(first * _HOUR_US).to_numpy()
-    hour_of_row = us // _HOUR_US - first
+    missing = np.flatnonzero(ts.is_null().to_numpy()) if ts.null_count() else None
+    us = (physical if missing is None else physical.fill_null(first * _HOUR_US)).to_numpy()
+    # each zone's offset at the first microsecond of every hour, and the hours whose last
+    # microsecond has another offset (a transition inside)
     starts = pl.Series(np.arange(first, last + 1, dtype=np.int64) * _HOUR_US)
-    local = np.empty(us.size, dtype=np.int64)
-    for z, zone in enumerate(zones):
-        rows = np.flatnonzero(which == z) if len(zones) > 1 else slice(None)
-        offset = {}
-        for end, at in (("first", starts), ("last", starts + (_HOUR_US - 1))):
-            utc = at.cast(pl.Datetime("us", "UTC"))
-            wall = utc.dt.convert_time_zone(zone).dt.replace_time_zone(None)
-            offset[end] = wall.to_physical().to_numpy() - at.to_numpy()
-        hours = hour_of_row[rows]
-        local[rows] = us[rows] + offset["first"][hours]
-        changing = np.flatnonzero(offset["first"] != offset["last"])
-        if changing.size:  # an hour with a transition: its events converted one by one
-            inside = np.isin(hours, changing)
-            exact = np.flatnonzero(inside) if isinstance(rows, slice) else rows[inside]
-            wall = (
-                ts.gather(exact).dt.convert_time_zone(zone).dt.replace_time_zone(None)
-            ).to_physical()
-            local[exact] = wall.fill_null(0).to_numpy()
-    day = local // _DAY_US  # floor: days before 1970 too
-    weekday = (day + 3) % 7 + 1  # 1970-01-01 was a Thursday (ISO 4)
-    hour = (local - day * _DAY_US) // _HOUR_US
-    columns = {
-        "day": day.astype(np.int32),
-        "week": (day - (weekday - 1)).astype(np.int32),
-        "weekday": weekday.astype(np.int8),
-        "hour": hour.astype(np.int8),
-    }
+    offsets = []
+    for zone in zones:
+        at_first, at_last = (
+            (at.cast(pl.Datetime("us", "UTC")).dt.convert_time_zone(zone))
+            .dt.replace_time_zone(None)
+            .to_physical()
+            .to_numpy()
+            - at.to_numpy()
+            for at in (starts, starts + (_HOUR_US - 1))
+        )
+        offsets.append((at_first, at_first != at_last))
+    n = us.size
+    day = np.empty(n, dtype=np.int32)
+    week = np.empty(n, dtype=np.int32)
+    weekday = np.empty(n, dtype=np.int8)
+    hour = np.empty(n, dtype=np.int8)
+    for at in range(0, n, _CALENDAR_SLICE):
+        part = slice(at, at + _CALENDAR_SLICE)
+        utc = us[part]
+        hours = utc // _HOUR_US - first
+        if which is None:
+            local, moved = offsets[0][0][hours], offsets[0][1][hours]
+        else:
+            zone_of = which[part]
+            local, moved = np.empty(utc.size, dtype=np.int64), np.empty(utc.size, dtype=bool)
+            for z, (offset, changing) in enumerate(offsets):
+                rows = zone_of == z
+                local[rows], moved[rows] = offset[hours[rows]], changing[hours[rows]]
+        del hours
+        local += utc
+        for z, zone in enumerate(zones):  # an hour with a transition: converted one by one
+            exact = np.flatnonzero(moved if which is None else moved & (zone_of == z))
+            if exact.size:
+                wall = ts.gather(exact + at).dt.convert_time_zone(zone).dt.replace_time_zone(None)
+                local[exact] = wall.to_physical().fill_null(0).to_numpy()
+        days = local // _DAY_US  # floor: days before 1970 too
+        local -= days * _DAY_US
+        local //= _HOUR_US
+        hour[part] = local
+        del local
+        days = days.astype(np.int32)
+        day[part] = days
+        iso = (days + 3) % 7 + 1  # 1970-01-01 was a Thursday (ISO 4)
+        weekday[part] = iso
+        week[part] = days - (iso - 1)
     out = []
-    for name, values in columns.items():
+    for name, values in (("day", day), ("week", week), ("weekday", weekday), ("hour", hour)):
         column = pl.Series(name, values)
         if missing is not None:
-            column = column.scatter(np.flatnonzero(missing), None)
+            column = column.scatter(missing, None)
         out.append(column.cast(CALENDAR[name]))
     return out
 
