@@ -168,3 +168,25 @@ def test_a_server_reads_its_data_s_latest_build_ahead(tiny_planted, entry, monke
     assert warm_data(None) is None
     assert warm.warm_latest_build(tmp_path) == warm.Warmed(0, 0, 0, 0)  # never built
     assert warmed == [entry]
+
+
+def test_a_period_s_last_day_reads_one_column_of_the_deals_once_per_load(tiny_planted, monkeypatch):
+    import polars as pl
+
+    import effortlens_widgets.controls as controls
+    from effortlens_widgets.apps.positive_deviance import positive_deviance_app
+
+    page = positive_deviance_app(data_dir=tiny_planted)
+    enriched = page.state.enriched
+    calls = []
+    real = controls.last_day
+    monkeypatch.setattr(controls, "last_day", lambda e: calls.append(e) or real(e))
+    for label in ("Last 52 weeks", "Last 13 weeks", "Last 52 weeks"):
+        page.filter_bar.set_period(label)
+    assert calls == [enriched]  # once for the load, whichever preset
+    # the deviance page never shows deals: its first period did not read their table
+    assert isinstance(dict.__getitem__(enriched.tables, "opportunities"), pl.LazyFrame)
+    opportunities = enriched.tables.lazy("opportunities").collect()
+    expected = max(enriched.daily["day"].max(), opportunities["created_ts"].max().date())
+    assert page.state.filter.end == expected
+    assert (page.state.filter.end - page.state.filter.start).days == 363
