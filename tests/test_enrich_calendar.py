@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 import effortlens.enrich as enrich_module
-from effortlens.enrich import daily_of_rows
+from effortlens.enrich import cell_order, daily_of_rows
 
 # the new path and the one it replaces, named once each
 with_calendar = enrich_module._with_calendar  # noqa: SLF001
@@ -84,8 +84,9 @@ def test_calendar_past_the_hours_looked_up_is_converted(monkeypatch):
 
 
 @pytest.mark.parametrize("n_reps", [3, 40_000])  # cells below 2**16 and past it
-def test_roll_up_sums_in_the_order_of_numpy_stable_argsort(n_reps, monkeypatch):
-    """The radix order is numpy's stable argsort of the cells, so the sums are the same to
+@pytest.mark.parametrize("runs", [False, True])  # random order; the partitions' sorted runs
+def test_roll_up_sums_in_the_order_of_numpy_stable_argsort(n_reps, runs, monkeypatch):
+    """:func:`cell_order` is numpy's stable argsort of the cells, so the sums are the same to
     the last bit as before (reduceat adds each cell's rows in the same order)."""
     rng = np.random.default_rng(n_reps)
     n = 50_000
@@ -100,15 +101,27 @@ def test_roll_up_sums_in_the_order_of_numpy_stable_argsort(n_reps, monkeypatch):
             "no_impact_hours": rng.random(n),
         }
     )
+    rep_code = pl.Series(rng.integers(0, n_reps, n), dtype=pl.UInt32)
+    if runs:  # four runs each sorted by rep, day, type, with ties
+        rows = rows.with_columns(rep_code=rep_code, part=rng.integers(0, 4, n))
+        rows = rows.sort("part", "rep_code", "day", "activity_type", maintain_order=True)
+        rep_code = rows["rep_code"]
+        rows = rows.drop("part", "rep_code")
     facts = pl.DataFrame(
         {"rep_id": [f"r{i:05d}" for i in range(n_reps)]}
         | {c: ["x"] * n_reps for c in ("team", "segment", "role", "peer_group")}
     )
-    rep_code = pl.Series(rng.integers(0, n_reps, n), dtype=pl.UInt32)
     got = daily_of_rows(rows, rep_code=rep_code, rep_facts=facts, customer_facing=["call"])
-    import effortlens.touch_build as touch_build
-
-    monkeypatch.setattr(touch_build, "radix_order", lambda key: np.argsort(key, kind="stable"))
+    monkeypatch.setattr(enrich_module, "cell_order", lambda key: np.argsort(key, kind="stable"))
     want = daily_of_rows(rows, rep_code=rep_code, rep_facts=facts, customer_facing=["call"])
     assert got.equals(want)
     assert got["activities"].sum() == n
+
+
+def test_cell_order_is_numpy_stable_argsort():
+    rng = np.random.default_rng(5)
+    for top in (2, 300, 70_000, 2**31, 2**40):
+        for n in (0, 1, 2, 1_000, 30_000):
+            cells = rng.integers(0, top, n)
+            for key in (cells, np.sort(cells), np.concatenate([np.sort(cells[: n // 2])] * 2)):
+                assert np.array_equal(cell_order(key), np.argsort(key, kind="stable"))
