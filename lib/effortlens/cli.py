@@ -473,7 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="warm",
         action="store_false",
         help="do not read the facts ahead into memory for the apps' first viewer (by default "
-        "up to half the memory available, read in the background)",
+        "up to half the memory available: seconds at 10M activities, up to half a minute at "
+        "100M)",
     )
     p.add_argument(
         "--engine", choices=["polars", "spark"], default="polars", help="who computes the facts"

@@ -809,8 +809,9 @@ def write_view_facts(
         steps = [
             ("practice cells", _practice_cells, (scratch, folder), {}),
             ("practice gaps", _practice_gap_facts, (scratch, folder), {"slice_rows": slice_rows}),
-            ("practice periods", _practice_periods, (folder,), {}),
+            # the codes first: the periods read a window's touches from them when written
             ("practice codes", _practice_codes, (folder,), {}),
+            ("practice periods", _practice_periods, (folder,), {}),
             (
                 "streaks in order",
                 _ordered_streaks,
