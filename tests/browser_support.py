@@ -122,6 +122,54 @@ def _stop(server: subprocess.Popen) -> None:
         server.wait(timeout=10)
 
 
+def wait_for_state(page, expression: str, *, arg=None, timeout: float = 120_000, what: str):
+    """Wait until the JavaScript function ``expression`` (given ``arg``) is true on ``page``.
+
+    The way to synchronise with a page: its parts are widgets synced by messages of their own,
+    in an order no test should assume, so a test waits for the final state its assertions
+    read (never a fixed sleep). If that state does not come within ``timeout`` ms, fail
+    saying ``what`` was awaited and what the page shows.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(expression, arg=arg, timeout=timeout)
+    except PlaywrightTimeout as err:
+        shown = page.inner_text("body")[:1500]
+        raise AssertionError(
+            f"not within {timeout / 1000:.0f} s: {what}; the page shows:\n{shown}"
+        ) from err
+
+
+def wait_for_text(page, texts, *, timeout: float = 120_000, selector: str = "body") -> None:
+    """Wait until the text of ``selector`` holds every one of ``texts``."""
+    wait_for_state(
+        page,
+        "([sel, texts]) => { const el = document.querySelector(sel);"
+        " return !!el && texts.every(t => el.innerText.includes(t)); }",
+        arg=[selector, list(texts)],
+        timeout=timeout,
+        what=f"{selector} showing {list(texts)}",
+    )
+
+
+def wait_for_upload(page, count: int, *, timeout: float = 120_000) -> None:
+    """Wait until the page's upload button has read ``count`` files and sent them.
+
+    ipywidgets' ``FileUpload`` reads the chosen files asynchronously, then in one go sets its
+    value, says "(count)" on its button and sends the files to the kernel: pressing Load
+    before that loads no upload at all.
+    """
+    wait_for_state(
+        page,
+        "n => [...document.querySelectorAll('button.widget-upload')]"
+        ".some(b => b.innerText.trim().endsWith(`(${n})`))",
+        arg=count,
+        timeout=timeout,
+        what=f"the upload button saying it holds {count} file(s)",
+    )
+
+
 def launch_chromium(playwright):
     """Debian's Chromium driven by Playwright (never a browser of Playwright's own)."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

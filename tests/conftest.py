@@ -313,13 +313,35 @@ def hand_enriched() -> Enriched:
 # --- browsers ----------------------------------------------------------------------------------
 
 
+#: Slows every page's JavaScript this many times (Chrome's CPU throttling), to shake out tests
+#: that read a page before its widgets have all drawn: ``EFFORTLENS_TEST_CPU_THROTTLE=4``.
+THROTTLE_ENV = "EFFORTLENS_TEST_CPU_THROTTLE"
+
+
+class _ThrottledBrowser:
+    """A browser whose ``new_page`` pages run their JavaScript ``rate`` times slower."""
+
+    def __init__(self, browser, rate: float) -> None:
+        self._browser, self._rate = browser, rate
+
+    def new_page(self, **kwargs):
+        page = self._browser.new_page(**kwargs)
+        session = page.context.new_cdp_session(page)
+        session.send("Emulation.setCPUThrottlingRate", {"rate": self._rate})
+        return page
+
+    def __getattr__(self, name: str):
+        return getattr(self._browser, name)
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Debian's Chromium driven by Playwright, one for the whole session."""
     sync_api = pytest.importorskip("playwright.sync_api")
     from browser_support import launch_chromium
 
+    rate = float(os.environ.get(THROTTLE_ENV) or 1)
     with sync_api.sync_playwright() as p:
         chromium = launch_chromium(p)
-        yield chromium
+        yield _ThrottledBrowser(chromium, rate) if rate > 1 else chromium
         chromium.close()

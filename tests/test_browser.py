@@ -8,7 +8,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from browser_support import ARTIFACTS, CHROMIUM, PAGE_FAILURES, voila_server
+from browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    PAGE_FAILURES,
+    voila_server,
+    wait_for_state,
+    wait_for_upload,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -35,7 +42,7 @@ def _open_start_here(browser, url: str):
     page = browser.new_page(viewport={"width": 1280, "height": 2200})
     page.goto(url + START_HERE, timeout=120_000)
     page.wait_for_selector(".el-headline h2", timeout=120_000)
-    page.wait_for_selector(".el-table", timeout=30_000)
+    page.wait_for_selector(".el-table", timeout=60_000)
     return page
 
 
@@ -125,7 +132,7 @@ def test_start_here_shows_why_rows_were_quarantined(browser, dirty_server, tiny_
         page.wait_for_function(
             "text => document.querySelectorAll('.el-table')[2].innerText.includes(text)",
             arg=expected,
-            timeout=15_000,
+            timeout=60_000,
         )
         page.screenshot(path=str(ARTIFACTS / "start_here_dirty.png"), full_page=True)
     finally:
@@ -153,7 +160,13 @@ def test_start_here_says_plainly_when_a_typed_folder_cannot_be_loaded(
         folder.fill(str(tmp_path / "no-such-export"))
         folder.press("Enter")
         page.locator("button.widget-button", has_text="Load").click()
-        page.wait_for_selector(".el-error", timeout=30_000)
+        # the report (cleared) and the loader's message are widgets of their own: wait for both
+        wait_for_state(
+            page,
+            "() => !!document.querySelector('.el-error')"
+            " && document.querySelector('.el-headline h2').innerText === 'No data loaded yet'",
+            what="the error and the cleared report",
+        )
         text = page.inner_text("body")
         assert "The data could not be loaded." in text
         assert "no-such-export" in page.inner_text(".el-error")
@@ -166,7 +179,7 @@ def test_start_here_says_plainly_when_a_typed_folder_cannot_be_loaded(
         page.locator("button.widget-button", has_text="Load").click()
         page.wait_for_function(
             "() => document.querySelector('.el-headline h2').innerText === 'The data is sound'",
-            timeout=30_000,
+            timeout=120_000,
         )
         assert page.locator(".el-error").count() == 0
     finally:
@@ -182,10 +195,12 @@ def test_start_here_loads_files_uploaded_in_the_page(browser, dirty_server, tiny
         with page.expect_file_chooser() as chooser:
             page.locator("button.widget-upload").click()
         chooser.value.set_files(files)
+        wait_for_upload(page, len(files))  # read and sent: Load before that loads nothing
         page.locator("button.widget-button", has_text="Load").click()
+        # the uploaded files are built afresh (their own cache), in a kernel of a busy machine
         page.wait_for_function(
             "() => document.querySelector('.el-headline h2').innerText === 'The data is sound'",
-            timeout=60_000,
+            timeout=240_000,
         )
         _assert_no_failure(page)
         page.screenshot(path=str(ARTIFACTS / "start_here_upload.png"), full_page=True)

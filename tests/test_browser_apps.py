@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from browser_support import ARTIFACTS, CHROMIUM, PAGE_FAILURES, voila_server
+from browser_support import ARTIFACTS, CHROMIUM, PAGE_FAILURES, voila_server, wait_for_state
 
 pytestmark = [
     pytest.mark.browser,
@@ -36,7 +36,7 @@ def _open(browser, url: str, notebook: str, *, query: str = "", charts: int = 1)
     page.goto(f"{url}/voila/render/{notebook}.ipynb{query}", timeout=180_000)
     page.wait_for_selector(CHART, timeout=180_000)
     page.wait_for_function(
-        f"document.querySelectorAll('.vega-embed').length >= {charts}", timeout=60_000
+        f"document.querySelectorAll('.vega-embed').length >= {charts}", timeout=120_000
     )
     _assert_sound(page)
     return page
@@ -59,14 +59,18 @@ def _select(page, label: str, option: str) -> None:
     box.locator("select").first.select_option(label=option)
 
 
-def _changes(page, selector: str, action, *, timeout: float = 60_000) -> str:
+def _changes(page, selector: str, action, *, showing: str = "", timeout: float = 120_000) -> str:
+    """The text of ``selector`` once ``action`` changed it (and it shows ``showing``)."""
     before = page.inner_text(selector)
     action()
-    page.wait_for_function(
-        "([sel, before]) => { const el = document.querySelector(sel);"
-        " return el && el.innerText !== before; }",
-        arg=[selector, before],
+    wait_for_state(
+        page,
+        "([sel, before, showing]) => { const el = document.querySelector(sel);"
+        " return !!el && el.innerText !== before && el.innerText.includes(showing); }",
+        arg=[selector, before, showing],
         timeout=timeout,
+        what=f"{selector} changed from {before[:200]!r}"
+        + (f" to show {showing!r}" * bool(showing)),
     )
     return page.inner_text(selector)
 
@@ -92,22 +96,26 @@ def test_landing_page_lists_every_app_with_its_question(server):
 
 def test_return_on_effort_follows_the_team_filter_and_hides_names(browser, server, names):
     page = _open(browser, server, "01_return_on_effort", charts=3)
-    kpis = _changes(page, ".el-kpis", lambda: _select(page, "Team", "SMB East"))
+    kpis = _changes(
+        page, ".el-kpis", lambda: _select(page, "Team", "SMB East"), showing="Customer-facing"
+    )
     assert "Customer-facing activities" in kpis
     _select(page, "Team", "(all)")
     page.get_by_role("button", name="Rep", exact=True).click()
     page.wait_for_function(
         "names => names.some(n => document.body.innerHTML.includes(n))",
         arg=names,
-        timeout=60_000,
+        timeout=120_000,
     )
     page.get_by_role("button", name="Hide names").click()
-    page.wait_for_function(
-        "names => !names.some(n => document.body.innerHTML.includes(n))",
+    # the names go and the pseudonyms come, part by part: wait for both
+    wait_for_state(
+        page,
+        "names => !names.some(n => document.body.innerHTML.includes(n))"
+        " && /Rep \\d\\d/.test(document.body.innerHTML)",
         arg=names,
-        timeout=60_000,
+        what="no real name left and pseudonyms shown",
     )
-    page.wait_for_timeout(1000)
     html = page.content()
     assert [n for n in names if n in html] == []
     assert re.search(r"Rep \d\d", html)
@@ -125,7 +133,10 @@ def test_positive_deviance_names_the_deviants_and_switches_to_win_rate(
     assert truth["deviant_practice"]["activity_type"] in finding
     _shot(page, "app-positive-deviance")
     after = _changes(
-        page, ".el-finding", lambda: page.get_by_role("button", name="Win rate").click()
+        page,
+        ".el-finding",
+        lambda: page.get_by_role("button", name="Win rate").click(),
+        showing="win rate",
     )
     assert "win rate" in after
     _assert_sound(page)
@@ -141,7 +152,7 @@ def test_buyer_journey_splits_by_segment(browser, server, small_planted):
     page.wait_for_function(
         "() => [...document.querySelectorAll('.vega-embed svg text')]"
         ".some(t => t.textContent.includes('Enterprise'))",
-        timeout=60_000,
+        timeout=120_000,
     )
     _assert_sound(page)
 
@@ -177,7 +188,7 @@ def test_rep_mirror_opens_on_the_rep_in_the_link_and_switches_rep(browser, serve
     page = _open(browser, server, "07_rep_mirror", query=f"?rep={rep_id}")
     assert name in page.inner_text(".el-finding")
     _shot(page, "app-rep-mirror")
-    after = _changes(page, ".el-finding", lambda: _select(page, "Rep", other))
+    after = _changes(page, ".el-finding", lambda: _select(page, "Rep", other), showing=other)
     assert other in after
     _assert_sound(page)
 
@@ -188,23 +199,28 @@ def test_pattern_session_steps_forward_and_back_with_names_hidden(browser, serve
     page.get_by_role("button", name="Next").click()
     page.wait_for_function(
         "() => document.querySelector('.el-step').innerText.includes('2. Effort with no answer')",
-        timeout=60_000,
+        timeout=120_000,
     )
     page.get_by_role("button", name="Next").click()
     page.get_by_role("button", name="Next").click()
-    page.wait_for_function(
-        "() => document.querySelector('.el-step').innerText.includes('4. Peers who do better')",
-        timeout=60_000,
+    # the step's title comes first, its views (built on first visit) after: wait for them, the
+    # deviants' finding and the chart of the reps against their peers
+    wait_for_state(
+        page,
+        "() => document.querySelector('.el-step').innerText.includes('4. Peers who do better')"
+        " && document.body.innerText.includes('beat peers just like them')"
+        " && [...document.querySelectorAll('.el-panel')].some(p =>"
+        " p.innerText.includes('Each rep against peers just like them')"
+        " && p.querySelector('.vega-embed svg, .vega-embed canvas'))",
+        what="step 4 with its deviants' finding and chart",
     )
-    page.wait_for_selector(CHART, timeout=60_000)
-    page.wait_for_timeout(1500)
     html = page.content()
     assert [n for n in names if n in html] == []
     _shot(page, "app-pattern-session")
     page.get_by_role("button", name="Back").click()
     page.wait_for_function(
         "() => document.querySelector('.el-step').innerText.includes('3. When buyers answer')",
-        timeout=60_000,
+        timeout=120_000,
     )
     _assert_sound(page)
 
@@ -223,6 +239,6 @@ def test_clicking_a_team_bar_narrows_the_page(browser, server):
     page.wait_for_function(
         "s => s.options[s.selectedIndex].text !== '(all)'",
         arg=team_select.element_handle(),
-        timeout=60_000,
+        timeout=120_000,
     )
     _assert_sound(page)

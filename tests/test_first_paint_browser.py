@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from browser_support import ARTIFACTS, CHROMIUM
+from browser_support import ARTIFACTS, CHROMIUM, wait_for_state
 from hostile_data import RAW_MARKUP, hostile_copy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -98,9 +98,8 @@ def test_the_interactive_chart_replaces_the_preview(browser, server):
         page.goto(server.format(APP), wait_until="commit", timeout=180_000)
         page.wait_for_selector(IMAGE, state="visible", timeout=120_000)
         page.wait_for_selector(CHART, timeout=300_000)
-        page.wait_for_timeout(500)
         # gone from the page, not only hidden (at the top of the output or in its panel)
-        assert page.locator(f"{PREVIEW}, {IN_PLACE}").count() == 0
+        _wait_until_gone(page)
         # one "Week by week" panel, with its one chart
         titles = page.locator("h3", has_text="Week by week")
         assert titles.count() == 1
@@ -111,6 +110,17 @@ def test_the_interactive_chart_replaces_the_preview(browser, server):
         _assert_nothing_ran(page, ran)
     finally:
         page.close()
+
+
+def _wait_until_gone(page) -> None:
+    """Wait until the preview has left the page (its script removes it once the chart drew)."""
+    wait_for_state(
+        page,
+        "sel => document.querySelectorAll(sel).length === 0",
+        arg=f"{PREVIEW}, {IN_PLACE}",
+        timeout=30_000,
+        what="the preview removed from the page once its chart drew",
+    )
 
 
 def _box(locator) -> dict:
@@ -136,8 +146,7 @@ def test_the_chart_draws_where_its_preview_was(browser, server):
         _assert_nothing_ran(waiting, ran)
         drawn.goto(server.format(APP), wait_until="commit", timeout=180_000)
         chart = _box(drawn.locator(f".el-first-paint-target {CHART}"))
-        drawn.wait_for_timeout(500)
-        assert drawn.locator(f"{PREVIEW}, {IN_PLACE}").count() == 0
+        _wait_until_gone(drawn)
         drawn.screenshot(path=str(ARTIFACTS / "first-paint-drawn.png"))
         # the same place, to a few pixels, and the same size, to a few percent (the same spec,
         # drawn by the same Vega; text is measured a little differently in the SVG writer)

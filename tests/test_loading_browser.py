@@ -83,7 +83,7 @@ def test_a_bad_folder_is_said_in_words_in_start_here_and_an_app(browser, bad_ser
         page.wait_for_function(
             "() => !document.querySelector('.el-error')"
             " && document.querySelectorAll('.el-table').length >= 3",
-            timeout=120_000,
+            timeout=240_000,
         )
         text = page.inner_text("body")
         assert not any(failure in text for failure in FAILURE_TEXT)

@@ -608,18 +608,22 @@ def test_the_journey_of_a_pipeline_snapshot_in_chromium(browser):
     """The buyer journey of a pipeline-only export, served by Voilà, as a sales leader sees it:
     the note on derived stages, the unknown-stage losses, no time in stage; a screenshot goes
     to $EFFORTLENS_TEST_ARTIFACTS."""
-    from browser_support import ARTIFACTS, voila_server
+    from browser_support import ARTIFACTS, voila_server, wait_for_text
 
+    said = [
+        "derived from each deal's current stage",
+        "do not say at which stage they ended",
+        "Times in stage are not measured",
+    ]
     with voila_server(PARTIAL / "pipeline_snake", log_path=ARTIFACTS / "voila-partial.log") as url:
         page = browser.new_page(viewport={"width": 1280, "height": 2400})
         page.goto(f"{url}/voila/render/03_buyer_journey.ipynb", timeout=180_000)
         page.wait_for_selector(".el-caveat", timeout=180_000)
         page.wait_for_selector(".vega-embed svg, .vega-embed canvas", timeout=120_000)
+        wait_for_text(page, said)  # the page's parts render one after another
         text = re.sub(r"\s+", " ", page.inner_text("body"))
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "partial-pipeline-journey.png"), full_page=True)
         page.close()
-    assert "derived from each deal's current stage" in text
-    assert "do not say at which stage they ended" in text
-    assert "Times in stage are not measured" in text
+    assert [words for words in said if words not in text] == []
     assert "wait longest" not in text and "Traceback" not in text

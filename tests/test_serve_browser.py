@@ -57,4 +57,7 @@ def _load_test(small_planted):
         + ["--pool-refill-max-wait", "60"],
         log_path=ARTIFACTS / "serve-5-viewers.log",
         back_to_pool_within=240,
+        # five pages at once on a busy 2-core runner: a page may take minutes, and a late one
+        # is a timing figure (printed above), not a failure (the default 120 s was one)
+        page_timeout=300,
     )
