@@ -104,3 +104,76 @@ def test_what_a_key_cannot_hold_takes_the_text_sort(tmp_path, odd):
     held.write_runs(tmp_path / "held")
     write_gap_runs(sorted_gaps(pl.concat(parts)), tmp_path / "text")
     _same_runs(tmp_path / "text", tmp_path / "held")
+
+
+def _same_period_files(one, other) -> None:
+    files = sorted(str(p.relative_to(one)) for p in one.rglob("*") if p.is_file())
+    assert files and files == sorted(
+        str(p.relative_to(other)) for p in other.rglob("*") if p.is_file()
+    )
+    for relative in files:
+        a, b = one / relative, other / relative
+        if relative.endswith(".npy"):
+            x, y = np.load(a), np.load(b)
+            assert x.dtype == y.dtype and np.array_equal(x, y), relative
+        elif relative.endswith(".parquet"):
+            x, y = pl.read_parquet(a), pl.read_parquet(b)
+            assert x.schema == y.schema, relative
+            keys = [c for c in x.columns if x.schema[c] != pl.Float64]
+            x, y = x.sort(keys, nulls_last=True), y.sort(keys, nulls_last=True)
+            assert_frame_equal(x, y, check_exact=False, rel_tol=1e-12)
+        else:
+            assert a.read_bytes() == b.read_bytes(), relative
+
+
+@pytest.mark.parametrize("chunk", [None, 1_000])
+def test_period_presets_from_the_codes_are_those_of_the_facts(
+    tiny_planted, tmp_path, monkeypatch, chunk
+):
+    """The preset files written from the practice codes (read whole, or 1,000 touches at a
+    time: the sums added chunk by chunk) equal those from the practice facts read part by
+    part, on real facts and on the same facts with a missing type, weekday, hour and
+    previous touch planted in the windows."""
+    import datetime as dt
+
+    import effortlens.deviance.differs as differs
+    from effortlens.deviance.differs import PracticeCodes, build_last_day, write_practice_periods
+
+    if chunk is not None:
+        monkeypatch.setattr(differs, "PERIOD_CODE_ROWS", chunk)
+    from effortlens.facts import AGGREGATES_LAYOUT, open_build
+    from effortlens.touch_build import write_practice_codes
+
+    built = open_build(tiny_planted, cache_dir=tmp_path / "cache")
+    practice = pl.read_parquet(built.path / AGGREGATES_LAYOUT["practice"])
+    last = build_last_day(built.path)
+    holes = (
+        practice.with_columns(
+            hole=(pl.int_range(pl.len()) % 17 == 3)
+            & (pl.col("day") > last - dt.timedelta(days=100))
+        )
+        .with_columns(
+            *(
+                pl.when(pl.col("hole")).then(None).otherwise(c).alias(c)
+                for c in ("activity_type", "weekday", "hour")
+            ),
+            *(
+                pl.when(pl.col("hole") & (pl.int_range(pl.len()) % 2 == 0))
+                .then(None)
+                .otherwise(c)
+                .alias(c)
+                for c in ("previous_type", "gap_days", "previous_day")
+            ),
+        )
+        .drop("hole")
+    )
+    for name, facts in (("real", practice), ("holes", holes)):
+        parts = [facts.slice(0, facts.height // 3), facts.slice(facts.height // 3)]
+        write_practice_codes(facts.lazy(), tmp_path / name / "codes")
+        codes = PracticeCodes(tmp_path / name / "codes")
+        window = codes.days(last - dt.timedelta(days=363), last)
+        assert chunk is None or window.stop - window.start > 3 * chunk  # several chunks
+        by_parts = write_practice_periods([p.lazy() for p in parts], tmp_path / name / "a", last)
+        by_codes = write_practice_periods([], tmp_path / name / "b", last, codes=codes)
+        assert by_parts == by_codes and by_parts
+        _same_period_files(tmp_path / name / "a", tmp_path / name / "b")

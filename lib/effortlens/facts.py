@@ -1187,13 +1187,19 @@ def write_practice_periods(folder: Path) -> dict[str, int]:
     """The practice cells and gap runs of the page's period presets
     (:func:`effortlens.deviance.differs.write_practice_periods`) from the practice facts
     written in build folder ``folder``, ending on its last day with data."""
-    from effortlens.deviance.differs import PRACTICE_PERIODS, build_last_day
+    from effortlens.deviance.differs import PRACTICE_PERIODS, PracticeCodes, build_last_day
     from effortlens.deviance.differs import write_practice_periods as write_periods
+    from effortlens.touch_build import PRACTICE_CODE_COLUMNS
 
     path = folder / AGGREGATES_LAYOUT["practice"]
     files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
     parts = [pl.scan_parquet(f) for f in files]  # a partitioned build's one at a time
-    return write_periods(parts, folder / PRACTICE_PERIODS, build_last_day(folder))
+    # the practice codes of the same facts, when written first: read instead of the Parquet
+    # text (3m: 1.5-1.7 -> 0.9-1.2 CPU s)
+    coded = folder / PRACTICE_CODES
+    needed = [f"{c}.npy" for c in PRACTICE_CODE_COLUMNS] + ["rep.keys.parquet", "type.keys.parquet"]
+    codes = PracticeCodes(coded) if all((coded / n).is_file() for n in needed) else None
+    return write_periods(parts, folder / PRACTICE_PERIODS, build_last_day(folder), codes=codes)
 
 
 #: Build key -> the entry it was read from in this process (:func:`entry_of`).

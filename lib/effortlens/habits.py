@@ -1361,8 +1361,10 @@ def _save_taken(path: Any, values: np.ndarray, order: np.ndarray, dtype: Any = N
 def _day_order(day: np.ndarray, rep_cell: np.ndarray, *, day_sorted: bool) -> np.ndarray:
     """``np.lexsort((rep_cell, day))``; for sorted days, a chunk of whole days at a time (its
     temporaries a chunk's; a day's touches never cross a chunk, so the order is the same)."""
+    from effortlens.touch_build import day_rep_order  # its lexsort, by one packed-key sort
+
     if not day_sorted:
-        return np.lexsort((rep_cell, day))
+        return day_rep_order(day, rep_cell)
     rows = len(day)
     order = np.empty(rows, dtype=np.int32 if rows < 2**31 else np.int64)
     lo = 0
@@ -1372,7 +1374,7 @@ def _day_order(day: np.ndarray, rep_cell: np.ndarray, *, day_sorted: bool) -> np
             hi = int(np.searchsorted(day, day[hi], side="left"))
             if hi <= lo:
                 hi = int(np.searchsorted(day, day[lo], side="right"))
-        local = np.lexsort((rep_cell[lo:hi], day[lo:hi]))
+        local = day_rep_order(day[lo:hi], rep_cell[lo:hi])
         local += lo
         order[lo:hi] = local
         lo = hi

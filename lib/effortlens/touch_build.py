@@ -936,6 +936,44 @@ def radix_order(key: np.ndarray) -> np.ndarray:
     return order
 
 
+def day_rep_order(day: np.ndarray, rep: np.ndarray) -> np.ndarray:
+    """``numpy.lexsort((rep, day))`` (integers, ``rep`` >= 0): when the day's offset, the
+    rep and the row number fit in 63 bits together, each row is one int64 of the three
+    (unique: the row breaks ties as the lexsort does) sorted by Polars, the row numbers
+    read from the low bits, int32 when the rows allow (20M rows of 700 days x 5,000 reps:
+    2.7 -> 1.0 CPU s, the same peak as the lexsort's), else the lexsort.
+
+    Examples
+    --------
+    >>> day_rep_order(np.array([3, 1, 3, 1]), np.array([0, 2, 0, 1])).tolist()
+    [3, 1, 0, 2]
+    """
+    rows = len(day)
+    if not rows:
+        return np.zeros(0, dtype=np.int64)
+    low = int(day.min())
+    span = int(day.max()) - low + 1
+    width = int(rep.max()) + 1
+    shift = max(rows - 1, 1).bit_length()
+    if int(rep.min()) < 0 or (span * width).bit_length() + shift > 63:
+        return np.lexsort((rep, day))
+    key = day.astype(np.int64)
+    key -= low
+    key *= width
+    key += rep
+    key <<= shift
+    for lo in range(0, rows, _CHUNK):  # the row numbers a chunk at a time: no second array
+        key[lo : lo + _CHUNK] |= np.arange(lo, min(lo + _CHUNK, rows), dtype=np.int64)
+    series = pl.Series(key)
+    del key
+    series = series.sort()  # the keys are unique: any sort is the order
+    ordered = series.to_numpy()
+    order = np.empty(rows, dtype=np.int32 if rows < 2**31 else np.int64)
+    for lo in range(0, rows, _CHUNK):
+        order[lo : lo + _CHUNK] = ordered[lo : lo + _CHUNK] & ((1 << shift) - 1)
+    return order
+
+
 def build_practice_facts(
     activities: pl.DataFrame | pl.LazyFrame, *, part: PartTouches | None = None
 ) -> pl.DataFrame:
@@ -1137,7 +1175,7 @@ def write_practice_codes(practice: pl.DataFrame | pl.LazyFrame, folder: Any) -> 
         pl.col("rep_id").cast(pl.Enum(known), strict=False).to_physical().fill_null(known.len()),
         rep_type,
     )
-    order = np.lexsort((rep, day))  # by day, then rep, ties in the facts' order
+    order = day_rep_order(day, rep)  # by day, then rep, ties in the facts' order
     if order.size < 2**31:
         order = order.astype(np.int32)
     rows = order.size

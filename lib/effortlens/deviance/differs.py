@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -1619,7 +1619,12 @@ def build_last_day(folder) -> dt.date | None:
 
 
 def write_practice_periods(
-    parts: Sequence[pl.LazyFrame], folder, last: dt.date | None, *, presets=PRACTICE_PERIOD_DAYS
+    parts: Sequence[pl.LazyFrame],
+    folder,
+    last: dt.date | None,
+    *,
+    presets=PRACTICE_PERIOD_DAYS,
+    codes: PracticeCodes | None = None,
 ) -> dict[str, int]:
     """For each preset of ``presets`` (days), :func:`practice_cells` and
     :func:`practice_gaps` of :func:`practice_in` of the practice facts (``parts``: scans of
@@ -1633,6 +1638,12 @@ def write_practice_periods(
     sums are added up part by part and its follow-ups kept as one 64-bit key each (the rep's
     category, then the seconds: :class:`_GapKeys`), so what is held is the sums and the keys,
     not every part's frames.
+
+    With ``codes`` (the build's :class:`PracticeCodes` of the same facts, written before),
+    the windows' touches are read from them instead, :data:`PERIOD_CODE_ROWS` at a time
+    (:func:`_practice_of_codes`: the same rows and values, the text of a few keys gathered
+    instead of text columns decoded from Parquet); the sums equal the parts' up to the order
+    they are added in.
 
     Examples
     --------
@@ -1663,14 +1674,27 @@ def write_practice_periods(
     }
     summed: dict[int, dict[str, pl.DataFrame]] = {days: {} for days in windows}
     gaps = {days: _GapKeys() for days in windows}
-    for part in parts:  # the facts sorted by day: the row groups before the windows skipped
-        read = part.lazy().filter(pl.col("day") >= first).with_columns(rep).collect()
+    if codes is not None:
+        reads = _practice_of_codes(codes, first, rows=PERIOD_CODE_ROWS)
+    else:  # the facts sorted by day: the row groups before the windows skipped
+        reads = (
+            part.lazy().filter(pl.col("day") >= first).with_columns(rep).collect() for part in parts
+        )
+    # from the codes, each window's follow-ups are keys at once (the rep's code is its rank)
+    keyed = {}
+    if codes is not None:
+        keyed = {d: _period_gap_keys(codes, *w, rows=PERIOD_CODE_ROWS) for d, w in windows.items()}
+    for read in reads:
         for days, (start, end) in windows.items():
             touches = practice_in(read, Filter(start=start, end=end)).collect()
-            made = {**practice_cells(touches), **practice_gaps(touches)}
-            gaps[days].add(made.pop("gaps").collect())
+            plans = {**practice_cells(touches), **practice_gaps(touches)}
+            if keyed.get(days) is not None:
+                del plans["gaps"]
+            # collected together: the touches' common scans shared, the group-bys in parallel
+            made = dict(zip(plans, pl.collect_all(list(plans.values())), strict=True))
+            if "gaps" in made:
+                gaps[days].add(made.pop("gaps"))
             for name, frame in made.items():
-                frame = frame.collect()
                 held = summed[days].get(name)
                 if held is not None:  # a rep's rows in several parts: added up
                     keys = [c for c in frame.columns if c not in ("n", *_GAP_SUMS)]
@@ -1692,12 +1716,102 @@ def write_practice_periods(
             frame = _rep_sorted(summed[days].pop(name).lazy())
             _write_parquet(frame, out / f"{name}.parquet", row_group_size=ROW_GROUP)
             rows[f"{PRACTICE_PERIODS}/{days}/{name}.parquet"] = frame.height
-        rows[f"{PRACTICE_PERIODS}/{days}/seconds.npy"] = gaps.pop(days).write_runs(out)
+        made = keyed.pop(days, None)
+        held = gaps.pop(days)
+        written = held.write_runs(out) if made is None else write_gap_key_runs(*made, out)
+        rows[f"{PRACTICE_PERIODS}/{days}/seconds.npy"] = written
+        del made, held
         (out / "period.json").write_text(
             json.dumps({"days": days, "start": start.isoformat(), "end": end.isoformat()}),
             "utf-8",
         )
     return rows
+
+
+#: Touches :func:`write_practice_periods` reads from the practice codes at a time.
+PERIOD_CODE_ROWS = 1 << 21
+
+
+def _practice_of_codes(
+    codes: PracticeCodes, first: dt.date, *, rows: int = PERIOD_CODE_ROWS
+) -> Iterator[pl.DataFrame]:
+    """The practice facts from day ``first`` on, as :func:`write_practice_periods` reads
+    them from Parquet (:data:`PRACTICE_COLUMNS`, the rep columns as categories), rebuilt
+    from ``codes`` ``rows`` touches at a time, in the codes' order (by day, then rep): each
+    rep column gathered from the rep keys by the rep's code, the types from the type keys,
+    -1 (none) as null, ``gap_days`` as ``gap_seconds / 86400`` (which it is exactly) and a
+    previous day of -2**31 (none) as null."""
+    keys = codes.reps
+    reps = {c: keys.get_column(c).cast(pl.Categorical) for c in _REP_KEYS}
+    types = pl.concat([codes.types.cast(pl.String), pl.Series([None], dtype=pl.String)])
+    at = codes.days(first, None)
+    none = np.iinfo(np.int32).min
+    for lo in range(at.start, at.stop, rows):
+        part = slice(lo, min(lo + rows, at.stop))
+        rep = pl.Series(codes.read("rep", part))
+        kind, previous = (
+            pl.Series(codes.read("type", part)),
+            pl.Series(codes.read("previous", part)),
+        )
+        frame = pl.DataFrame(
+            {
+                **{c: reps[c].gather(rep) for c in _REP_KEYS},
+                "day": pl.Series(codes.read("day", part)),
+                "activity_type": types.gather(kind),
+                "weekday": pl.Series(codes.read("weekday", part)),
+                "hour": pl.Series(codes.read("hour", part)),
+                "previous_type": types.gather(previous),
+                "gap_seconds": pl.Series(codes.read("gap_seconds", part)),
+                "previous_day": pl.Series(codes.read("previous_day", part)),
+            }
+        )
+        del rep, kind, previous
+        yield frame.select(
+            *_REP_KEYS,
+            pl.col("day").cast(pl.Date),
+            "activity_type",
+            *(pl.when(pl.col(c) >= 0).then(pl.col(c)).alias(c) for c in ("weekday", "hour")),
+            "previous_type",
+            gap_days=pl.when(pl.col("gap_seconds") >= 0).then(pl.col("gap_seconds") / _DAY_SECONDS),
+            previous_day=pl.when(pl.col("previous_day") != none).then(
+                pl.col("previous_day").cast(pl.Date)
+            ),
+        )
+
+
+def _period_gap_keys(
+    codes: PracticeCodes, start: dt.date, end: dt.date, *, rows: int = PERIOD_CODE_ROWS
+) -> tuple[np.ndarray, pl.Series] | None:
+    """:func:`practice_gaps`' follow-ups of :func:`practice_in` over ``start`` .. ``end``,
+    from ``codes``: each the rep's code (its rank among the reps' sorted ids) above its
+    seconds, sorted (:func:`_sorted_keys`), and those ids; None when one has no rep or its
+    seconds do not fit 31 bits (then they are counted from the frames)."""
+    from effortlens.filters import day_number
+
+    at = codes.days(start, end)
+    first = day_number(start)
+    known = codes.reps.get_column("rep_id").drop_nulls()  # a null rep: the keys' last row
+    parts = []
+    for lo in range(at.start, at.stop, rows):
+        part = slice(lo, min(lo + rows, at.stop))
+        seconds = codes.read("gap_seconds", part)
+        # a follow-up seen in the period: its previous touch on or after the first day
+        kept = (seconds >= 0) & (codes.read("previous_day", part) >= first)
+        rep, seconds = codes.read("rep", part)[kept], seconds[kept]
+        if rep.size and (int(rep.max()) >= known.len() or int(seconds.max()) >= 2**31):
+            return None
+        key = rep.astype(np.int64) << 32
+        key |= seconds
+        parts.append(key)
+        del seconds, kept, rep
+    keys = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    del parts
+    return _sorted_keys(keys), known
+
+
+def _sorted_keys(keys: np.ndarray) -> np.ndarray:
+    """``numpy.sort(keys)`` (int64) by Polars' sort (~2x less CPU here; read-only)."""
+    return pl.Series(keys, dtype=pl.Int64).sort().to_numpy()
 
 
 #: The sums of a rep's follow-ups in :func:`practice_gaps`' ``"gap_reps"``.
@@ -1774,8 +1888,7 @@ class _GapKeys:
             keys[at : at + len(key)] = (rank[key >> 32] << 32) | (key & 0xFFFFFFFF)
             at += len(key)
             del key
-        keys.sort()
-        return keys, names.gather(pl.Series(order))
+        return _sorted_keys(keys), names.gather(pl.Series(order))
 
     def sorted_frame(self) -> pl.DataFrame:
         """:func:`sorted_gaps` of the follow-ups kept as frames (when a key did not fit)."""
