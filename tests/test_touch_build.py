@@ -490,6 +490,39 @@ def test_stable_order_by_one_key_or_two_is_the_sort_order():
         assert _stable_order(many, t).tolist() == want.to_series().to_list()
 
 
+def _credit_inputs(enriched) -> tuple:
+    """:func:`touch_build.touch_credit_inputs` of all of ``enriched`` (one part)."""
+    acts, actions = enriched.lazy("activities"), enriched.lazy("actions")
+    touches = acts.filter(pl.col("is_customer_facing") & pl.col("contact_id").is_not_null())
+    kinds = touches.select(pl.col("activity_type").drop_nulls().unique().sort()).collect()
+    end = pl.concat([touches.select("ts"), actions.select("ts")]).select(pl.max("ts")).collect()
+    return touch_build.touch_credit_inputs(
+        acts, actions, window=14.0, kinds=kinds.to_series().to_list(), end=end.item()
+    )
+
+
+@pytest.mark.parametrize(("seed", "contacts"), [(1, 40), (2, 400), (3, 5), (0, 0)])
+def test_credit_pairs_by_binary_search_are_those_of_the_as_of_join(
+    seed, contacts, monkeypatch, small_planted_enriched
+):
+    """Each action's latest touch found by a binary search of one integer key gives the
+    fit's inputs :func:`effortlens.habits.candidate_pairs` gives (its as-of join: the way
+    kept for keys past 64 bits), to the bit, on loads full of ties (actions at a touch's
+    very instant, touches at one instant) and on the planted sample (seed 0)."""
+    if seed:
+        enriched = enrich_tables(_random_load(seed, contacts=contacts), settings=load_settings())
+    else:
+        enriched = small_planted_enriched[0]
+    got = _credit_inputs(enriched)
+    with monkeypatch.context() as patched:  # no time range small enough: the as-of join
+        patched.setattr(touch_build, "time_steps", lambda t: (t, 2**63))
+        want = _credit_inputs(enriched)
+    assert len(got[1]["pair_touch"]) > 100 and got[2] == want[2] > 0
+    assert_frame_equal(got[0], want[0], check_exact=True)
+    for key, values in got[1].items():
+        assert values.dtype == want[1][key].dtype and np.array_equal(values, want[1][key]), key
+
+
 @pytest.mark.parametrize(("seed", "contacts"), [(1, 40), (3, 5)])
 def test_one_part_of_touches_serves_the_practice_facts_streaks_and_credit_inputs(seed, contacts):
     """A partition's touches read, coded and ordered once (:class:`PartTouches`) and given in

@@ -793,10 +793,47 @@ def candidate_pairs(
         check_sortedness=False,
     ).filter(pl.col("row").is_not_null())
     key = touches["contact_id"].to_numpy() if touch_key is None else touch_key
-    ts_hours = (touches["ts"] - end).dt.total_seconds().to_numpy() / 3600.0
-    last_row = latest["row"].to_numpy().astype(np.int64)
-    action_idx = latest["action"].to_numpy().astype(np.int64)
-    action_hours = (latest["action_ts"] - end).dt.total_seconds().to_numpy() / 3600.0
+    return pairs_before(
+        latest["row"].to_numpy().astype(np.int64),
+        latest["action"].to_numpy().astype(np.int64),
+        latest["action_ts"],
+        touches["ts"],
+        key=key,
+        end=end,
+        window=window,
+        actions=actions.height,
+    )
+
+
+def pairs_before(
+    last_row: np.ndarray,
+    action: np.ndarray,
+    action_ts: pl.Series,
+    ts: pl.Series,
+    *,
+    key: np.ndarray,
+    end: Any,
+    window: float,
+    actions: int,
+) -> CandidatePairs:
+    """:func:`candidate_pairs` from each action's latest touch at or before it on its
+    contact: ``last_row`` (the touch's row; touches sorted by contact, then time), ``action``
+    (the action's number) and ``action_ts`` of the actions that have one; ``ts`` the
+    touches' times, ``key`` their contacts' numbers, ``end`` the latest touch or action,
+    ``actions`` the actions on a known contact.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> t = pl.Series([dt.datetime(2025, 1, 6, h) for h in (9, 10, 12)])
+    >>> acted = pl.Series([dt.datetime(2025, 1, 6, 11)])
+    >>> latest, action, key = np.array([1]), np.array([0]), np.zeros(3)
+    >>> pairs = pairs_before(latest, action, acted, t, key=key, end=t.max(), window=14, actions=1)
+    >>> pairs.touch.tolist(), pairs.lag.tolist()
+    ([1, 0], [1.0, 2.0])
+    """
+    ts_hours = (ts - end).dt.total_seconds().to_numpy() / 3600.0
+    action_hours = (action_ts - end).dt.total_seconds().to_numpy() / 3600.0
     action_key = key[last_row]
     rows, act, lag = [], [], []
     for k in range(MAX_CANDIDATES):
@@ -807,15 +844,10 @@ def candidate_pairs(
         delay = action_hours - ts_hours[g_safe]
         ok &= (delay >= 0) & (delay <= window * 24)
         rows.append(g_safe[ok])
-        act.append(action_idx[ok])
+        act.append(action[ok])
         lag.append(delay[ok])
     return CandidatePairs(
-        np.concatenate(rows),
-        np.concatenate(act),
-        np.concatenate(lag),
-        ts_hours,
-        end,
-        actions.height,
+        np.concatenate(rows), np.concatenate(act), np.concatenate(lag), ts_hours, end, actions
     )
 
 

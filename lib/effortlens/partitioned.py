@@ -993,12 +993,19 @@ def _view_part(
     )
     reps = pl.scan_parquet(folder / FACTS_LAYOUT["reps"]).collect()
     streaks = scratch / "streaks" / name
-    _write(streak_facts(acts, actions, reps, part=part), streaks, row_group_size=ROW_GROUP)
+    # in any order: _ordered_streaks sorts every partition's together
+    found = streak_facts(acts, actions, reps, part=part, ordered=False)
+    _write(found, streaks, row_group_size=ROW_GROUP)
+    del found
     touches, arrays, n_actions = touch_credit_inputs(
         acts, actions, window=window, kinds=kinds, end=end, part=part
     )
     del part
-    _write(touches, scratch / "touch1" / name, row_group_size=ROW_GROUP)
+    # read whole by pass 2 only: no statistics (~15% of the write's CPU)
+    (scratch / "touch1").mkdir(parents=True, exist_ok=True)
+    touches.write_parquet(
+        scratch / "touch1" / name, compression="lz4", statistics=False, row_group_size=ROW_GROUP
+    )
     em = scratch / "em" / name
     em.mkdir(parents=True, exist_ok=True)
     for key, values in arrays.items():

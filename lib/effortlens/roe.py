@@ -347,6 +347,7 @@ def streak_facts(
     reps: pl.DataFrame | pl.LazyFrame,
     *,
     part: PartTouches | None = None,
+    ordered: bool = True,
 ) -> pl.DataFrame:
     """Every silent streak of two or more touches over all the data, for the build to store.
 
@@ -366,6 +367,9 @@ def streak_facts(
         The touches of ``activities`` and the actions on a contact of ``actions`` read and
         coded already (:class:`effortlens.touch_build.PartTouches`; a build's pass over a
         partition shares them with the practice facts and the credit inputs).
+    ordered
+        In :func:`sort_streak_facts`' order (else in any order: a build that sorts the
+        streaks of every partition together saves a sort per partition).
 
     Returns
     -------
@@ -444,7 +448,8 @@ def streak_facts(
         day=touches["day"].gather(last),
     )
     rep_columns = reps.lazy().select("rep_id", "team", "segment", "role").unique("rep_id")
-    return sort_streak_facts(streaks.lazy().join(rep_columns, on="rep_id", how="left"))
+    with_reps = streaks.lazy().join(rep_columns, on="rep_id", how="left")
+    return sort_streak_facts(with_reps) if ordered else with_reps.collect()
 
 
 def _event_order(contact: np.ndarray, ts: np.ndarray, n_touches: int) -> np.ndarray:

@@ -40,7 +40,9 @@ from effortlens.habits import (
     LAG_EDGES_HOURS,
     TOUCH_SEQUENCE_DAYS,
     TOUCH_SEQUENCE_LENGTHS,
+    CandidatePairs,
     candidate_pairs,
+    pairs_before,
 )
 from effortlens.vocabulary import SEQUENCE_SEPARATOR
 
@@ -215,11 +217,16 @@ class PartTouches:
         """Read the customer-facing touches of ``activities`` and the actions on a contact."""
         acts = activities.lazy()
         present = acts.collect_schema().names()
-        self.touches = (
+        touches = (
             acts.filter(pl.col("is_customer_facing"))
             .select(c for c in _TOUCH_COLUMNS if c in present)
             .collect()
-            .rechunk()  # a gather from a scan's many chunks is several times slower
+        )
+        # a gather from a scan's many chunks is several times slower: the columns gathered
+        # whole are put in one chunk; text is coded, not gathered whole (copying it costs
+        # ~0.25 CPU s per 2.5M touches)
+        self.touches = touches.with_columns(
+            touches[c].rechunk() for c, kind in touches.schema.items() if kind != pl.String
         )
         if actions is None:
             self.answered = pl.DataFrame(
@@ -460,7 +467,7 @@ def touch_credit_inputs(
     given = pl.concat([answered, stand_in]).with_columns(
         pl.col("contact_id").cast(contacts).to_physical()
     )
-    pairs = candidate_pairs(history, given.lazy(), window=window, touch_key=np.cumsum(~same[0]))
+    pairs = _contact_pairs(history, given, window=window, touch_key=np.cumsum(~same[0]))
     kind_code = kind_names.cast(pl.Enum(kinds), strict=False).to_physical().cast(pl.Int64)
     kind_code = np.append(kind_code.fill_null(-1).to_numpy(), -1)[on_kind] + 1
     hour = touches["hour"].cast(pl.Int64).fill_null(-1).to_numpy()[order]
@@ -479,6 +486,43 @@ def touch_credit_inputs(
         "pair_lag": pairs.lag,
     }
     return frame, arrays, pairs.actions - 1
+
+
+def _contact_pairs(
+    history: pl.DataFrame, given: pl.DataFrame, *, window: float, touch_key: np.ndarray
+) -> CandidatePairs:
+    """:func:`effortlens.habits.candidate_pairs` of ``history`` (touches by contact, then
+    time) and ``given`` (actions), both with integer ``contact_id``: each action's latest
+    touch at or before it on its contact found by a binary search of one integer key
+    (contact, then time) instead of sorting the actions by two columns and an as-of join
+    (~3x less CPU); by ``candidate_pairs`` itself when the key does not fit in 64 bits."""
+    contact = history["contact_id"].cast(pl.Int64).to_numpy()
+    acting = given["contact_id"].cast(pl.Int64).to_numpy()
+    none = np.iinfo(np.int64).min
+    ts = history["ts"].to_physical().cast(pl.Int64).fill_null(none).to_numpy()
+    acted = given["ts"].to_physical().cast(pl.Int64).fill_null(none).to_numpy()
+    steps, span = time_steps(np.concatenate([ts, acted]))
+    largest = max(int(contact.max(initial=0)), int(acting.max(initial=0))) + 1
+    if largest * span >= 2**63 or given["contact_id"].null_count():
+        return candidate_pairs(history, given.lazy(), window=window, touch_key=touch_key)
+    touch_key_sorted = contact * span + steps[: len(ts)]  # ascending: history's order
+    action_key = acting * span + steps[len(ts) :]
+    by_action = np.argsort(action_key, kind="stable")  # the actions' numbers: by (contact, time)
+    # the last touch at or before each action (a touch at its instant counts), on its contact
+    last = np.searchsorted(touch_key_sorted, action_key[by_action], side="right") - 1
+    found = last >= 0
+    found[found] = contact[last[found]] == acting[by_action[found]]
+    end = max(history["ts"].max(), given["ts"].max() or history["ts"].max())
+    return pairs_before(
+        last[found],
+        np.flatnonzero(found),
+        given["ts"].gather(by_action[found]),
+        history["ts"],
+        key=touch_key,
+        end=end,
+        window=window,
+        actions=given.height,
+    )
 
 
 def credited_touches(frame: pl.DataFrame, credits: dict[str, np.ndarray]) -> pl.DataFrame:
@@ -1019,7 +1063,8 @@ def build_practice_facts(
     # millions of strings costs ~5x more than the codes and the spelling together).
     g = group[order]
     same = np.r_[False, g[1:] == g[:-1]] & (contact[order] > 0)
-    narrow = touches.select("ts", "day")[order].with_columns(_same=pl.Series(same))
+    at = pl.Series(order)  # (a frame indexed by a numpy array gathers ~7x slower)
+    narrow = touches.select(pl.col("ts", "day").gather(at), _same=pl.Series(same))
     history = narrow.select(
         gap_days=pl.when("_same").then(
             (pl.col("ts") - pl.col("ts").shift(1)).dt.total_seconds() / 86_400
