@@ -17,8 +17,8 @@ actions at ``rate[c]`` in all, spread over the lag since it by the density ``den
 
 It stops after ``iterations``, or once no rate, lag-bin probability (density x width) or the
 background changes by ``tolerance`` or more (the rates and background relative to the larger
-of their old and new value). Sums over pairs or touches add their terms in order
-(``numpy.add.at``), as a bincount does.
+of their old and new value, a rate's floored at 1e-12 of the largest rate). Sums over pairs
+or touches add their terms in order (``numpy.add.at``), as a bincount does.
 """
 
 from __future__ import annotations
@@ -83,9 +83,10 @@ def reference_credit_em(
         density = density / (density * widths).sum(axis=1, keepdims=True)
         background = background_share.sum() / exposure_scale
         # the stopping rule
+        floor = max(1e-12 * float(rate.max(initial=0.0)), np.finfo(np.float64).tiny)
         tiny = np.finfo(np.float64).tiny
         moved = max(
-            float((np.abs(rate - old_rate) / np.maximum(np.maximum(rate, old_rate), tiny)).max()),
+            float((np.abs(rate - old_rate) / np.maximum(np.maximum(rate, old_rate), floor)).max()),
             float((np.abs(density - old_density) * widths).max()),
             abs(background - old_background) / max(background, old_background, tiny),
         )

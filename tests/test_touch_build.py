@@ -225,6 +225,26 @@ def test_the_em_stops_when_converged_in_both_and_only_then():
     assert not np.array_equal(plain(*args, iterations=400, tolerance=1e-3)[1], stopped[1])
 
 
+def test_a_cell_whose_rate_decays_to_zero_does_not_hold_the_em_to_its_cap(monkeypatch):
+    # cell 1's touches are only ever candidates beside a touch of cell 0 (same lag), which
+    # alone answers as many actions again: cell 1's rate halves at every plain EM step towards
+    # zero. Measured relative to itself it changed by ~50% at every step, into subnormal
+    # numbers: the plain fit took 1,053 iterations (the default cap is 60)
+    cell = np.r_[np.zeros(200, np.int64), np.ones(200, np.int64)]
+    band = np.zeros(400, np.int64)
+    left = np.full(400, 500.0)
+    pair_action = np.r_[np.arange(200), np.arange(200), 200 + np.arange(200)]
+    pair_touch = np.r_[np.arange(200), 200 + np.arange(200), np.arange(200)]
+    pair_lag = np.full(600, 2.0)
+    args = (cell, band, left, pair_action, pair_touch, pair_lag, 450, 1e4)
+    for accelerate in (True, False):
+        count = _iterations(monkeypatch)
+        rate, _ = credit_em(*args, iterations=3_000, accelerate=accelerate)
+        assert rate[1] < 1e-15 * rate[0]  # it did decay ...
+        assert count[0] < 200  # ... and the fit stopped on its own
+        monkeypatch.undo()
+
+
 def _iterations(monkeypatch) -> list[int]:
     """A list that counts the credit EM's iterations (its stopping rule runs once each)."""
     count = [0]

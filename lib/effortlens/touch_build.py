@@ -942,7 +942,11 @@ def _em_change(old: tuple, new: tuple, widths: np.ndarray) -> float:
     from ``old`` to ``new`` (:func:`credit_em`'s stopping rule)."""
     (rate0, density0, background0), (rate1, density1, background1) = old, new
     tiny = np.finfo(np.float64).tiny
-    rates = np.abs(rate1 - rate0) / np.maximum(np.maximum(rate0, rate1), tiny)
+    # relative to the larger rate, floored at 1e-12 of the largest: a cell whose rate decays
+    # towards zero (1e-105, 1e-108, ... into subnormals) otherwise changes by ~100% at every
+    # step and holds the fit to its iteration cap
+    floor = max(1e-12 * float(rate1.max(initial=0.0)), tiny)
+    rates = np.abs(rate1 - rate0) / np.maximum(np.maximum(rate0, rate1), floor)
     shares = np.abs(density1 - density0) * widths
     background = abs(background1 - background0) / max(background0, background1, tiny)
     return max(float(rates.max(initial=0.0)), float(shares.max(initial=0.0)), background)

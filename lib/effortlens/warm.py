@@ -204,7 +204,7 @@ def warm_build(
     try:
         plan = warm_plan(entry, budget=budget)
         files = json.loads((entry / MANIFEST_FILE).read_text("utf-8"))["files"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return Warmed(0, 0, 0, budget)
     by_file: dict[str, list[Span]] = {}
     for span in plan:
