@@ -3,6 +3,8 @@ paths they replace (every event's time converted; numpy's stable argsort)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import polars as pl
 import pytest
@@ -81,6 +83,24 @@ def test_calendar_past_the_hours_looked_up_is_converted(monkeypatch):
     assert by_hour(frame["ts"], (["UTC"], None)) is None
     got = with_calendar(frame, timezone="America/New_York")
     assert got.equals(by_conversion(frame, timezone="America/New_York"))
+
+
+def test_a_stray_event_decades_away_looks_up_only_the_hours_with_events():
+    # one event of 1915 among 2023's: every hour between them was looked up in every zone
+    frame = _events(5, 1.70e9, 1.71e9, n=20_000)
+    stray = pl.DataFrame(
+        {"rep_id": ["a"], "ts": [datetime(1915, 3, 1, 12, tzinfo=UTC)], "n": [-1]},
+        schema=frame.schema,
+    )
+    frame = pl.concat([frame, stray])
+    us = frame["ts"].drop_nulls().to_physical().to_numpy()
+    first, last = us.min() // 3_600_000_000, us.max() // 3_600_000_000
+    looked_up = enrich_module.hours_with_events(us, first, last, n_zones=3)
+    assert looked_up is not None and looked_up.size <= us.size < last - first
+    for rep_zones in REP_ZONES:
+        got = with_calendar(frame, timezone="America/New_York", rep_zones=rep_zones)
+        assert got.equals(by_conversion(frame, timezone="America/New_York", rep_zones=rep_zones))
+    assert got.filter(pl.col("n") == -1)["day"].dt.year().item() == 1915
 
 
 @pytest.mark.parametrize("n_reps", [3, 40_000])  # cells below 2**16 and past it
