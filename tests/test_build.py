@@ -146,7 +146,6 @@ def _damage(path: Path, how: str, entry: Path) -> None:
 def test_a_damaged_build_is_reported_once_deleted_and_rebuilt(
     data, tmp_path, loads, how, fact, monkeypatch
 ):
-    monkeypatch.setattr(facts, "ALWAYS_HASH_BYTES", 0)  # large-file path: stamps, then hashes
     cache = tmp_path / "cache"
     first = open_build(data, cache_dir=cache)
     daily = first.enriched.daily
@@ -164,6 +163,82 @@ def test_a_damaged_build_is_reported_once_deleted_and_rebuilt(
     on_disk = pl.read_parquet(again.path / "daily.parquet")
     assert_frame_equal(on_disk.cast({c: daily.schema[c] for c in facts.KERNEL_CATEGORICAL}), daily)
     assert _quiet_open(data, cache).rebuilt == ""  # reported once: the next open is silent
+
+
+def _hashed(monkeypatch) -> list[str]:
+    """The names of the files hashed whole from now on (a spy on hashlib.file_digest)."""
+    import hashlib
+
+    names: list[str] = []
+    real = hashlib.file_digest
+
+    def spy(f, digest, /, **kwargs):
+        names.append(Path(f.name).name)
+        return real(f, digest, **kwargs)
+
+    monkeypatch.setattr(hashlib, "file_digest", spy)
+    return names
+
+
+def test_an_open_whose_stamps_match_hashes_no_file_of_any_size(data, tmp_path, monkeypatch):
+    # session 13: files under 16 MiB were hashed at every open (193 MB at 10M activities)
+    cache = tmp_path / "cache"
+    first = open_build(data, cache_dir=cache)
+    assert first.manifest["files"]["daily.parquet"]["bytes"] < 2**20  # a small file
+    hashed = _hashed(monkeypatch)
+    os.utime(first.path / facts.VERIFIED_FILE)  # the record's tick is long past the files'
+    assert _quiet_open(data, cache).rebuilt == ""
+    assert hashed == []
+
+
+@pytest.mark.parametrize("how", ["byte flips", "another table", "doubled values"])
+def test_a_small_file_damaged_after_the_build_fails_its_checksum(data, tmp_path, how):
+    first = open_build(data, cache_dir=tmp_path / "cache")
+    path = first.path / "reps.parquet"
+    stat = path.stat()
+    assert stat.st_size < 2**20
+    _damage(path, how, first.path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # a tamper that restores mtime
+    with pytest.raises(facts.DamagedBuild, match="reps.parquet"):
+        verify_entry(first.path)
+
+
+def test_a_file_rewritten_in_the_tick_of_its_stamp_is_hashed_and_caught(
+    data, tmp_path, monkeypatch
+):
+    # The file system's clock ticks every few ms: a write in the tick of the file's stamp can
+    # keep its ctime. Make that happen: damage a file, record its new stamp as if it had been
+    # taken in that tick (the record's mtime = the file's ctime).
+    import json
+
+    first = open_build(data, cache_dir=tmp_path / "cache")
+    path = first.path / "daily.parquet"
+    _damage(path, "byte flips", first.path)
+    record = first.path / facts.VERIFIED_FILE
+    stamps = json.loads(record.read_text("utf-8"))
+    now = path.stat()
+    stamps["daily.parquet"] = [now.st_ino, now.st_size, now.st_mtime_ns, now.st_ctime_ns]
+    record.write_text(json.dumps(stamps), "utf-8")
+    ctime = path.stat().st_ctime_ns
+    os.utime(record, ns=(ctime, ctime))
+    hashed = _hashed(monkeypatch)
+    with pytest.raises(facts.DamagedBuild, match="daily.parquet fails its checksum"):
+        verify_entry(first.path)
+    assert hashed == ["daily.parquet"]  # the other files' stamps are older than the record
+
+
+def test_a_file_hashed_in_the_tick_of_the_record_is_recorded_anew(data, tmp_path, monkeypatch):
+    first = open_build(data, cache_dir=tmp_path / "cache")
+    record = first.path / facts.VERIFIED_FILE
+    ctime = (first.path / "reps.parquet").stat().st_ctime_ns
+    os.utime(record, ns=(ctime, ctime))  # as if written in the tick of reps.parquet's write
+    hashed = _hashed(monkeypatch)
+    verify_entry(first.path)
+    assert "reps.parquet" in hashed
+    assert record.stat().st_mtime_ns > ctime  # written again, after: the next open trusts it
+    hashed.clear()
+    verify_entry(first.path)
+    assert hashed == []
 
 
 def test_cache_is_env_else_per_user_never_in_data_or_repo(data, tmp_path, monkeypatch):

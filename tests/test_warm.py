@@ -65,9 +65,9 @@ def test_with_room_every_file_of_the_build_is_read_ahead_whole(entry):
 
 
 def test_the_event_facts_footers_come_first(entry, monkeypatch):
-    # every file of the tiny build is below the size hashed at every open: lower it so the
+    # every file of the tiny build is below the size read ahead first: lower it so the
     # event facts are read ahead last, after their footers
-    monkeypatch.setattr(warm, "ALWAYS_HASH_BYTES", 1)
+    monkeypatch.setattr(warm, "SMALL_FILE_BYTES", 1)
     plan = warm_plan(entry, budget=2**40)
     events = [s for s in plan if s.tier == "events"]
     assert events and all(_event_fact(s.name) for s in events)
@@ -84,7 +84,7 @@ def test_the_event_facts_footers_come_first(entry, monkeypatch):
 def test_a_budget_reads_the_tiers_in_order_then_the_same_last_share_of_each_file(
     entry, monkeypatch
 ):
-    monkeypatch.setattr(warm, "ALWAYS_HASH_BYTES", 64 * 2**10)
+    monkeypatch.setattr(warm, "SMALL_FILE_BYTES", 64 * 2**10)
     whole = warm_plan(entry, budget=2**40)
     need = {t: sum(s.length for s in whole if s.tier == t) for t in TIERS}
     assert all(need.values()), need  # every tier has files in this build

@@ -63,13 +63,20 @@ The cache key
 Verifying a build
 -----------------
 Every file's SHA-256 is in the manifest. Opening a build checks each file's size and
-``(inode, mtime_ns, ctime_ns)`` against the stamp recorded when it was last fully hashed; a
-file whose stamp differs (any write changes ``ctime``, which no user can set back) is hashed
-again, and files under 16 MiB are always hashed. A damaged, foreign or tampered entry (byte
-flips, a valid Parquet file of another table, same-schema values changed) fails its checksum,
-is reported once (:class:`BuildWarning`), deleted and rebuilt. The cache cannot defend against
-someone who rewrites the manifest as well: it detects damage, not an adversary with write
-access to the cache.
+``(inode, size, mtime_ns, ctime_ns)`` against the stamp recorded (``verified.json``) when it
+was last fully hashed; a file whose stamp differs is hashed again. Any write through the file
+system changes ``ctime``, which no user can set back, and a file put in its place has another
+inode. One gap is the file system's clock: it ticks every few milliseconds, so a write in the
+same tick as the file's last one could keep its ``ctime``. A stamp is therefore trusted only
+when the file's ``ctime`` is older than the record (its ``mtime``); a file written in the
+record's tick is hashed at the next open, which records it anew. This holds for a file of any
+size: until session 13 files under 16 MiB were hashed at every open as well (193 MB read and
+hashed by every kernel at 10M activities), which added nothing a stamp misses but damage
+below the file system (a failing disk), and that only for the small files. A damaged, foreign
+or tampered entry (byte flips, a valid Parquet file of another table, same-schema values
+changed) fails its checksum, is reported once (:class:`BuildWarning`), deleted and rebuilt.
+The cache cannot defend against someone who rewrites the manifest as well: it detects
+damage, not an adversary with write access to the cache.
 
 Examples
 --------
@@ -185,8 +192,6 @@ KERNEL_CATEGORICAL: tuple[str, ...] = ("activity_type", "team", "segment", "role
 _CODE_WIDTHS = ((pl.UInt8, 127), (pl.UInt16, 32_767))
 #: Rows per Parquet row group of the event facts.
 ROW_GROUP = 262_144
-#: Files below this size are hashed on every open.
-ALWAYS_HASH_BYTES = 16 * 2**20
 
 #: Modules read whole into the key (:func:`code_version`): loading, validation, enrichment and
 #: this module run only to build (or open) facts.
@@ -1429,10 +1434,15 @@ def verify_entry(entry: Path, *, key: str | None = None) -> dict[str, Any]:
     if extra:
         raise DamagedBuild(f"{extra[0]} is not part of the build")
     try:
-        stamps = json.loads((entry / VERIFIED_FILE).read_text("utf-8"))
+        with open(entry / VERIFIED_FILE, "rb") as f:
+            recorded = os.fstat(f.fileno()).st_mtime_ns  # when the stamps were taken (or later)
+            stamps = json.loads(f.read())
     except (OSError, ValueError):
-        stamps = {}
-    fresh = {}
+        recorded, stamps = 0, {}
+    if not isinstance(stamps, dict):
+        recorded, stamps = 0, {}
+    fresh: dict[str, list[int]] = {}
+    hashed = False
     for name, expected in files.items():
         path = entry / name
         try:
@@ -1442,13 +1452,14 @@ def verify_entry(entry: Path, *, key: str | None = None) -> dict[str, Any]:
         if stat.st_size != expected["bytes"]:
             raise DamagedBuild(f"{name} has {stat.st_size} bytes, not {expected['bytes']}")
         stamp = _stamp(stat)
-        if stat.st_size >= ALWAYS_HASH_BYTES and stamps.get(name) == stamp:
+        if stamps.get(name) == stamp and stat.st_ctime_ns < recorded:
             fresh[name] = stamp
             continue
         if _sha256(path) != expected["sha256"]:
             raise DamagedBuild(f"{name} fails its checksum")
         fresh[name] = stamp
-    if fresh != stamps:
+        hashed = True
+    if hashed or fresh != stamps:  # recorded anew, after the files' last writes
         try:
             _atomic_write(entry / VERIFIED_FILE, json.dumps(fresh))
         except OSError:
