@@ -4,9 +4,19 @@ returned to is drawn without computing its statistics again)."""
 from __future__ import annotations
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from effortlens.filters import Filter
+
+
+@pytest.fixture(autouse=True)
+def _no_work_ahead_between_tests():
+    """Every page's presets worked ahead (a background thread each) are done before and
+    after each test: the tests that count computations count their own page's only."""
+    _ahead_done()
+    yield
+    _ahead_done()
 
 
 def test_a_selection_returned_to_is_drawn_from_the_tables_kept_for_it(tiny_planted, monkeypatch):
@@ -25,6 +35,7 @@ def test_a_selection_returned_to_is_drawn_from_the_tables_kept_for_it(tiny_plant
     monkeypatch.setattr(views, "rep_deviance", counted("deviance", views.rep_deviance))
     for name in ("what_differs", "what_differs_in"):  # from the events or the build
         monkeypatch.setattr(views, name, counted("differs", getattr(views, name)))
+    monkeypatch.setattr(views.Deviance, "WORK_AHEAD", False)  # the changes' own counts
     page = positive_deviance_app(data_dir=tiny_planted)
     view = page.views[0]
     everything = {name: frame.clone() for name, frame in view.frames.items()}
@@ -113,6 +124,7 @@ def test_everything_is_kept_however_many_selections_were_drawn_since(tiny_plante
         return original(*args, **kwargs)
 
     monkeypatch.setattr(views, "rep_deviance", counted)
+    monkeypatch.setattr(views.Deviance, "WORK_AHEAD", False)  # the change's own counts
     page = positive_deviance_app(data_dir=tiny_planted)
     view = page.views[0]
     everything = view.frames["deviance"].clone()
@@ -127,3 +139,95 @@ def test_everything_is_kept_however_many_selections_were_drawn_since(tiny_plante
     assert_frame_equal(view.frames["deviance"], everything)
     page.state.filter = periods[0]  # the oldest period: forgotten, computed again
     assert len(computed) == 2 + len(periods)
+
+
+def _ahead_done(timeout: float = 120.0) -> None:
+    """Wait for the pages' presets worked ahead (their background threads) to be done."""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name == "effortlens-deviance-ahead":
+            thread.join(timeout)
+            assert not thread.is_alive()
+
+
+def test_the_presets_worked_ahead_are_the_tables_a_change_computes(tiny_planted, monkeypatch):
+    """After the first draw, each period preset's deviance and what differs are worked out in
+    the background: a change to the preset then computes nothing and draws the same tables
+    as a page that computes them at the change."""
+    import effortlens.deviance.differs as differs
+    from effortlens_widgets import views
+    from effortlens_widgets.apps.positive_deviance import positive_deviance_app
+    from effortlens_widgets.controls import PERIODS
+
+    monkeypatch.setattr(views.Deviance, "AHEAD_QUIET", 0.0)
+    page = positive_deviance_app(data_dir=tiny_planted)
+    view = page.views[0]
+    _ahead_done()
+    presets = [label for label, days in PERIODS.items() if days is not None]
+    assert {days for days in PERIODS.values() if days} == set(view.AHEAD_DAYS)
+    assert {k[0] for k in view.worked_ahead} == {"deviance", "differs"}
+    assert len(view.worked_ahead) == 2 * len(presets)
+    computed: list[str] = []
+
+    def counted(name, function):
+        def call(*args, **kwargs):
+            computed.append(name)
+            return function(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(views, "rep_deviance", counted("deviance", views.rep_deviance))
+    for module, name in [
+        (views, "what_differs"),
+        (views, "what_differs_in"),
+        (differs, "what_differs_preset"),
+        (differs, "what_differs_coded"),
+    ]:
+        monkeypatch.setattr(module, name, counted("differs", getattr(module, name)))
+    drawn = {}
+    for label in presets:
+        page.filter_bar.set_period(label)
+        assert view.problem == ""
+        drawn[label] = {name: frame.clone() for name, frame in view.frames.items()}
+        assert "deviance" in drawn[label], label
+    assert sum("what_differs" in frames for frames in drawn.values()) >= 2  # deviants compared
+    assert computed == []  # every preset's tables were ready
+    page.filter_bar.team = page.state.enriched.reps["team"].drop_nulls().sort()[0]
+    assert computed[0] == "deviance"  # a preset with a team: computed at the change
+
+    monkeypatch.undo()  # the functions as they are; nothing worked ahead
+    monkeypatch.setattr(views.Deviance, "WORK_AHEAD", False)
+    other = positive_deviance_app(data_dir=tiny_planted)
+    assert other.views[0].worked_ahead == ()
+    for label in presets:
+        other.filter_bar.set_period(label)
+        frames = other.views[0].frames
+        assert frames.keys() == drawn[label].keys(), label
+        for name, frame in drawn[label].items():
+            assert_frame_equal(frames[name], frame)
+
+
+def test_a_new_load_lets_go_of_the_last_ones_data(tiny_planted):
+    """The filter bar's last day and the deviance page's kept tables and marks are dropped
+    when another load arrives, not at the next period pick or draw."""
+    from effortlens_widgets.apps.positive_deviance import positive_deviance_app
+
+    page = positive_deviance_app(data_dir=tiny_planted)
+    view, bar = page.views[0], page.filter_bar
+    _ahead_done()
+    bar.set_period("Last 26 weeks")
+    old = page.state.enriched
+    assert bar.held_loads == [old] and view.held_loads == [old] and view.worked_ahead
+    page.state.enriched = None  # no load: nothing of the last one is kept
+    assert bar.held_loads == [] and view.held_loads == [] and view.worked_ahead == ()
+    page.state.enriched = old
+    bar.set_period("All data")  # no period asked: the last day is not looked up again
+    assert bar.held_loads == [old]
+    data = page.state.data
+    page.state.data = None
+    page.state.data = data  # a new load of the same data: a new Enriched
+    new = page.state.enriched
+    assert new is not None and new is not old
+    assert bar.held_loads == []  # dropped at the load, not at the next period pick
+    assert view.held_loads == [new]  # the new load's first draw: its own files and tables

@@ -109,6 +109,8 @@ class FilterBar(widgets.HBox):
 
     def _on_data(self, change=None) -> None:
         enriched = self._state.enriched
+        if self._last_day is not None and self._last_day[0] is not enriched:
+            self._last_day = None  # another load's: not held until the next period pick
         reps = None if enriched is None else enriched.reps
         acts = None if enriched is None else enriched.daily  # every type with an activity
         self._syncing = True
@@ -124,6 +126,11 @@ class FilterBar(widgets.HBox):
         finally:
             self._syncing = False
         self._on_control()
+
+    @property
+    def held_loads(self) -> list:
+        """The loads whose data the bar keeps (its period's last day, found once per load)."""
+        return [] if self._last_day is None else [self._last_day[0]]
 
     def _rep_options(self, reps: pl.DataFrame | None) -> list:
         if reps is None or reps.height == 0:

@@ -7,6 +7,8 @@ no page imports another page.
 
 from __future__ import annotations
 
+import threading
+import time
 import weakref
 from collections import OrderedDict
 
@@ -598,6 +600,13 @@ class Deviance(View):
         self._memo_data = None
         self._counts_index = None  # (the load's Enriched, its ResponseCountIndex)
         self._period_files_of = None  # the load whose period files were read ahead
+        # the period presets' tables worked out ahead (_work_ahead), by memo key, and their load
+        self._ahead: dict[tuple, pl.DataFrame] = {}
+        self._ahead_of = None
+        self._idle = threading.Event()  # set while the page is not drawing
+        self._idle.set()
+        self._drawn_at = 0.0  # time.monotonic() at the end of the last draw
+        state.observe(self._on_load, names="enriched")
         self._differs = ChartPanel(
             title="What they do differently",
             caption="Practice mix of the positive deviants (or the rep you clicked) against "
@@ -628,6 +637,38 @@ class Deviance(View):
     def _on_metric(self, change) -> None:
         self.refresh()
 
+    @property
+    def held_loads(self) -> list:
+        """The loads (:class:`effortlens.enrich.Enriched`) whose data this view keeps: its
+        remembered and worked-ahead tables, running counts and read-ahead mark (at most the
+        page's current load)."""
+        held = [self._period_files_of, self._ahead_of, self._memo_data]
+        held.append(None if self._counts_index is None else self._counts_index[0])
+        return [h for i, h in enumerate(held) if h is not None and h not in held[:i]]
+
+    @property
+    def worked_ahead(self) -> tuple:
+        """The memo keys of the tables worked out ahead for the period presets so far
+        (:meth:`_work_ahead`): ``("deviance", filter, metric)`` and ``("differs", filter,
+        metric, None)``."""
+        return tuple(self._ahead)
+
+    def _on_load(self, change) -> None:
+        """A new load (or none): let go of everything kept of another load (its period files'
+        mark, running counts, remembered and worked-ahead tables), so a replaced load's data is
+        not held until the next draw."""
+        enriched = self.state.enriched
+        if self._period_files_of is not enriched:
+            self._period_files_of = None
+        if self._counts_index is not None and self._counts_index[0] is not enriched:
+            self._counts_index = None
+        if self._memo_data is not enriched:
+            self._memo.clear()
+            self._memo_data = None
+        if self._ahead_of is not enriched:
+            self._ahead = {}
+            self._ahead_of = None  # a thread still working for the old load stops
+
     #: Tables kept per filter, metric and rep: going back to a selection redraws it without
     #: computing its statistics again (a few small frames each).
     MEMO_SIZE = 12
@@ -644,26 +685,32 @@ class Deviance(View):
         if key in self._memo:
             self._memo.move_to_end(key)
             return self._memo[key]
-        value = compute()
+        value = self._ahead.get(key) if self._ahead_of is enriched else None
+        if value is None:
+            value = compute()
         self._memo[key] = value
         others = [k for k in self._memo if not _whole_page(k)]
         for old in others[: max(len(others) - self.MEMO_SIZE, 0)]:
             del self._memo[old]
         return value
 
-    def _response_counts(self, metric: str) -> pl.DataFrame | None:
-        """The page filter's response counts per rep from the load's running counts
+    def _response_counts(self, metric: str, enriched=None, flt=None) -> pl.DataFrame | None:
+        """The page filter's (or ``flt``'s, in load ``enriched``) response counts per rep
+        from the load's running counts
         (:func:`effortlens.deviance.response_count_index`, made at the first draw: the
         counts of any period are then two look-ups per rep, no day row read); None where
         :func:`effortlens.deviance.rep_deviance` counts them itself (the win rate, facts
         enriched in memory, a filter on activity types)."""
-        enriched, flt = self.state.enriched, self.state.filter
+        if enriched is None:
+            enriched, flt = self.state.enriched, self.state.filter
         if metric != "response_rate" or not enriched.is_lazy or flt.activity_types:
             return None
         kept = self._counts_index
         if kept is None or kept[0] is not enriched:
             index = response_count_index(enriched.daily, rep_ids=enriched.reps["rep_id"])
-            kept = self._counts_index = (enriched, index)
+            kept = (enriched, index)
+            if enriched is self.state.enriched:
+                self._counts_index = kept
         # every rep's: peer_deviance keeps the filtered view's reps (a team, a rep...)
         return response_counts_between(kept[1], start=flt.start, end=flt.end)
 
@@ -687,6 +734,14 @@ class Deviance(View):
 
     def render(self, view) -> None:
         """Draw the funnel plot, the finding, what differs and the deviants table."""
+        self._idle.clear()  # the presets worked ahead wait while the page draws
+        try:
+            self._render(view)
+        finally:
+            self._drawn_at = time.monotonic()
+            self._idle.set()
+
+    def _render(self, view) -> None:
         coverage = page_coverage(self.state)
         if not coverage.response_measurable and self.metric != "win_rate":
             self.metric = "win_rate"  # no activities or no buyer actions: no response rate
@@ -801,6 +856,69 @@ class Deviance(View):
                 codes.spans  # noqa: B018  (read once, then kept)
         except (Exception, pl.exceptions.PanicException) as err:
             log_problem("the period files could not be read ahead", err)
+            return
+        if self.WORK_AHEAD:
+            self._ahead, self._ahead_of = {}, enriched
+            threading.Thread(
+                target=self._work_ahead,
+                args=(enriched, end, self.metric),
+                name="effortlens-deviance-ahead",
+                daemon=True,
+            ).start()
+
+    #: Work out the period presets' comparisons of every rep in the background after the
+    #: page's first draw (:meth:`_work_ahead`); False: each at the change that asks for it.
+    WORK_AHEAD = True
+    #: The presets worked ahead, in this order (days; the dearest first: at 10m a "Last 26
+    #: weeks" with every deviant took 81-116 CPU ms at the change, the exact funnel tables).
+    AHEAD_DAYS = (182, 364, 91, 28)
+    #: Seconds the page must have been still (no draw) before a preset is worked ahead: the
+    #: work fills the time a viewer reads, and never shares the CPU with changes made in a
+    #: quick row (at most one preset's work, tens of ms at 10m, overlaps a change).
+    AHEAD_QUIET = 0.3
+
+    def _quiet(self) -> None:
+        """Wait until the page has not drawn for :attr:`AHEAD_QUIET` seconds."""
+        while True:
+            self._idle.wait()
+            left = self._drawn_at + self.AHEAD_QUIET - time.monotonic()
+            if left <= 0 and self._idle.is_set():
+                return
+            time.sleep(max(left, 0.01))
+
+    def _work_ahead(self, enriched, end, metric: str) -> None:
+        """In a background thread, for each period preset of :data:`AHEAD_DAYS` with no other
+        filter (what the period dropdown alone gives): the deviance of every rep and what the
+        positive deviants do differently, the same tables a change to it computes (the same
+        functions), kept in ``_ahead`` under the memo's keys for :meth:`_remembered`. One
+        preset at a time, never while the page draws (a change waits for no preset: it
+        computes what is not ready yet); stops when another load arrives. A failure is left
+        to the change that meets it (which shows it)."""
+        import datetime as dt
+
+        from effortlens.filters import Filter
+
+        try:
+            for days in self.AHEAD_DAYS:
+                self._quiet()
+                if self._ahead_of is not enriched:
+                    return
+                flt = Filter(start=end - dt.timedelta(days=days - 1), end=end)
+                view = filter_enriched(enriched, flt)
+                deviance = rep_deviance(
+                    view, metric=metric, counts=self._response_counts(metric, enriched, flt)
+                )
+                ahead = {("deviance", flt, metric): deviance}
+                if enriched.n_activities and (deviance.get_column("volume") > 0).any():
+                    self._quiet()
+                    ahead[("differs", flt, metric, None)] = self._what_differs(
+                        view, deviance, enriched, flt, rep=None
+                    )
+                if self._ahead_of is not enriched:
+                    return
+                self._ahead = {**self._ahead, **ahead}  # one assignment: read whole or not
+        except (Exception, pl.exceptions.PanicException):
+            return
 
     def _render_differs(self, view, deviance: pl.DataFrame) -> pl.DataFrame:
         # the load's count (made once): a view's would collect its filtered day rows
@@ -825,9 +943,15 @@ class Deviance(View):
         self.keep(what_differs=differs)
         return differs
 
-    def _what_differs(self, view, deviance: pl.DataFrame) -> pl.DataFrame:
-        rep_ids = [self.rep] if self.rep else None
-        enriched, flt = self.state.enriched, self.state.filter
+    def _what_differs(
+        self, view, deviance: pl.DataFrame, enriched=None, flt=None, rep: str | None = ...
+    ) -> pl.DataFrame:
+        """What the picked rep (``rep``; default the page's pick) or every positive deviant
+        does differently, in load ``enriched`` under ``flt`` (default the page's)."""
+        if enriched is None:
+            enriched, flt = self.state.enriched, self.state.filter
+        rep = self.rep if rep is ... else rep
+        rep_ids = [rep] if rep else None
         if flt.start is not None or flt.end is not None:
             # a period: the build's practice codes, a slice of days counted by numpy
             from effortlens.deviance.differs import (
