@@ -9,10 +9,13 @@ the size of a partition rather than of the data:
    event table is split by one streaming pass (``sink_parquet`` to ``pl.PartitionBy``) into
    chunks by a hash of its id, so the duplicate rule stays exact; each chunk is validated as a
    whole table would be, and the input row number of every loaded row is kept.
-2. **Partition by connected keys.** Attribution matches an action to an activity on the same
-   opportunity, else contact, else account. The keys of every loaded activity and action
-   (distinct ``(account, contact, opportunity)`` triples, found by a streaming ``unique``) are
-   the edges of a graph; its connected components are the accounts when the data is
+2. **Partition by connected keys**, planned before the load (:func:`plan_partitions`) so
+   that each chunk writes its loaded rows by partition at once (no pass that reads every
+   event again to split them). Attribution matches an action to an activity on the same
+   opportunity, else contact, else account. The keys of every activity and action read
+   (distinct ``(account, contact, opportunity)`` triples as the load reads them, found by a
+   streaming ``unique``; the rows the load quarantines too, which can only join components)
+   are the edges of a graph; its connected components are the accounts when the data is
    consistent (opportunities and contacts nest inside one account). Rows whose keys disagree
    across accounts (an opportunity or contact seen under two accounts) join those accounts
    into one component: **nothing is quarantined and no second pass is needed**, the match is
@@ -20,7 +23,9 @@ the size of a partition rather than of the data:
    packed into partitions of about ``chunk_rows`` events (largest first, into the lightest
    partition). A single component larger than that stays whole: its partition is bigger.
    Events without any key match nothing: they are spread over every partition by input row.
-   Each event finds its partition by its key triple (:func:`partition_events`).
+   Each event finds its partition by its first key (account, else contact, else
+   opportunity; :class:`~effortlens.loading.pipeline.Partitions`), or, when a key column
+   cannot be planned, after the load by its key triple (:func:`partition_events`).
 3. **Enrich per partition** with :func:`effortlens.enrich.enrich_tables`, the partition's
    rows sorted in the loaded order (the tables' sort keys, ties by input row): the tie rule of
    attribution (at equal times on the same key, the activity *later in the loaded table*
@@ -68,9 +73,11 @@ import polars as pl
 from effortlens.cache import scratch_dir
 from effortlens.enrich import DAILY_SCHEMA, DAILY_SUMS, REP_COLUMNS, enrich_tables
 from effortlens.loading.pipeline import (
+    EVENT_TABLES,
     ISOLATE_ABOVE_ROWS,
     SCRATCH_CODEC,
     ChunkedLoad,
+    Partitions,
     in_child,
     load_folder_chunked,
     scan_quarantine,
@@ -164,13 +171,17 @@ def write_partitioned(
         isolated = (streamable_rows(folder) or 0) > ISOLATE_ABOVE_ROWS
         run = in_child if isolated else (lambda function, *a, **k: function(*a, **k))
         arguments = (folder, scratch / "valid")
+        # the load writes its loaded events by partition (:func:`plan_partitions`)
         options = {"settings": settings, "now": now, "chunk_rows": chunk_rows}
+        options["parts"] = scratch / "parts"
         if isolated:  # its frames come back through files, not a pipe (100M: 1 GB pickled)
             data = _read_load(in_child(_load_to_files, *arguments, **options))
         else:
-            data = load_folder_chunked(*arguments, **options)
+            data = _load_by_partition(*arguments, **options)
         say("enrich")
-        if sum(data.rows.values()) > ISOLATE_ABOVE_ROWS:  # its memory goes back after it
+        if data.partitions is not None:
+            parts = data.partitions
+        elif sum(data.rows.values()) > ISOLATE_ABOVE_ROWS:  # its memory goes back after it
             parts = in_child(
                 partition_events, data.events, scratch / "parts", chunk_rows=chunk_rows
             )
@@ -210,13 +221,20 @@ def write_partitioned(
     return rows
 
 
+def _load_by_partition(folder: Path, out: Path, *, parts: Path, **options: Any) -> ChunkedLoad:
+    """:func:`load_folder_chunked` writing its loaded events by partition under ``parts``
+    (:func:`plan_partitions`), or in chunks when the keys cannot be planned."""
+    plan = plan_partitions(folder, parts, chunk_rows=options["chunk_rows"])
+    return load_folder_chunked(folder, out, partitions=plan, **options)
+
+
 def _load_to_files(folder: Path, out: Path, **options: Any) -> ChunkedLoad:
-    """:func:`load_folder_chunked`, its frames written under ``out/frames`` and replaced by
+    """:func:`_load_by_partition`, its frames written under ``out/frames`` and replaced by
     the paths (what a child process sends back: a pickled frame of 1 GB would be held three
     times at once, by the child, the pipe and the parent); the quarantine is files already."""
     import dataclasses
 
-    data = load_folder_chunked(folder, out, **options)
+    data = _load_by_partition(folder, out, **options)
     frames = out / "frames"
     frames.mkdir(parents=True, exist_ok=True)
     tables = {}
@@ -255,9 +273,15 @@ def _components(events: dict[str, list[Path]]) -> tuple[pl.DataFrame, np.ndarray
     no key), events per component, and events without any key."""
     keys = [key for key, _ in _KEYS]
     scans = [pl.scan_parquet(paths).select(keys) for paths in events.values() if paths]
+    return _triple_components(pl.concat(scans))
+
+
+def _triple_components(scan: pl.LazyFrame) -> tuple[pl.DataFrame, np.ndarray, int]:
+    """:func:`_components` of the key triples of ``scan`` (one row an event)."""
+    keys = [key for key, _ in _KEYS]
     # distinct triples first (a streaming group-by on the raw keys): 9M distinct triples at
     # 100M events
-    triples = pl.concat(scans).group_by(keys).agg(pl.len().alias("n")).collect(engine="streaming")
+    triples = scan.group_by(keys).agg(pl.len().alias("n")).collect(engine="streaming")
     # the graph's nodes are the prefixed keys "a:<account>", "c:<contact>", "o:<opportunity>"
     # numbered in their sorted order: the prefixes sort the levels, the values' own order
     # within one; a node's code is its level's offset plus the value's rank among the level's
@@ -321,6 +345,73 @@ def _pack(weight: np.ndarray, *, chunk_rows: int, keyless: int = 0) -> np.ndarra
         out[c] = p
         heapq.heappush(heap, (load + float(weight[c]), p))
     return out
+
+
+def plan_partitions(folder: Path, out: Path, *, chunk_rows: int) -> Partitions | None:
+    """The partition of every key value of ``folder``'s event tables, found before the load
+    from their key columns as the load reads them (text, trimmed, empty as null): what
+    :func:`effortlens.loading.pipeline.load_folder_chunked` needs to write each chunk's loaded
+    rows by partition (:class:`~effortlens.loading.pipeline.Partitions`); ``None`` when a key
+    column is not plain (the load then writes chunks and :func:`partition_events` splits them).
+
+    The graph is the one :func:`partition_events` builds, over every *read* event (the rows
+    the load will quarantine too): its components are those of the loaded events or unions of
+    them, so every event attribution may match is still in its partition, and a partition is
+    still about ``chunk_rows`` events read. An event's partition is its first key's
+    (account, else contact, else opportunity; its keys are all in one component); without
+    any key, its input row modulo the number of partitions, as :func:`partition_events`.
+    """
+    from effortlens.loading.columns import canonical_header
+    from effortlens.loading.pipeline import _table_files
+
+    if streamable_rows(folder) is None:
+        return None  # the load says why
+    keys = [key for key, _ in _KEYS]
+    files, _ = _table_files(folder)
+    scans = []
+    for name in EVENT_TABLES:
+        if name not in files:
+            continue
+        given: dict[str, str] = {}
+        for column, dtype in pl.read_parquet_schema(files[name]).items():
+            key = canonical_header(column)
+            if key not in keys:
+                continue
+            if key in given or dtype.is_nested() or dtype in (pl.Binary, pl.Object):
+                return None  # the load refuses or decides: no plan
+            given[key] = column
+        scans.append(
+            pl.scan_parquet(files[name]).select(
+                _read_key(given[key]).alias(key) if key in given else pl.lit(None, pl.String)
+                for key in keys
+            )
+        )
+    if not scans:
+        return None
+    try:
+        triples, weight, keyless = _triple_components(pl.concat(scans))
+    except (pl.exceptions.PolarsError, OSError):
+        return None  # an unreadable file: the load says what is wrong with it
+    n_parts = max(1, int(-(-(weight.sum() + keyless) // max(chunk_rows, 1))))
+    part = pl.Series(_PART, _pack(weight, chunk_rows=chunk_rows, keyless=keyless)).gather(
+        triples["component"]
+    )
+    triples = triples.select(keys).with_columns(part)
+    out.mkdir(parents=True, exist_ok=True)
+    maps, earlier = [], pl.lit(True)
+    for key in keys:  # each value of a key where it is a triple's first key
+        first = earlier & pl.col(key).is_not_null()
+        path = out / f"map-{key}.parquet"
+        triples.filter(first).select(key, _PART).unique(key).write_parquet(path)
+        maps.append(path)
+        earlier = earlier & pl.col(key).is_null()
+    return Partitions(out, tuple(keys), tuple(maps), n_parts)
+
+
+def _read_key(column: str) -> pl.Expr:
+    """A key column as the load reads it (:func:`effortlens.loading.columns.parse_text`)."""
+    text = pl.col(column).cast(pl.String).str.strip_chars()
+    return pl.when(text != "").then(text)
 
 
 def partition_events(events: dict[str, list[Path]], out: Path, *, chunk_rows: int) -> int:

@@ -540,6 +540,8 @@ class ChunkedLoad:
         Each chunk writes its own as it goes (100M: 6.7M rows, ~3 GB in memory).
     report, settings, missing_tables, source
         As :class:`LoadedData`.
+    partitions
+        When the load wrote its events by partition (:class:`Partitions`), their number.
     """
 
     tables: dict[str, pl.DataFrame]
@@ -550,6 +552,100 @@ class ChunkedLoad:
     settings: Settings
     missing_tables: tuple[str, ...]
     source: str
+    partitions: int | None = None
+
+
+@dataclass(frozen=True)
+class Partitions:
+    """Where a chunked load writes its loaded event rows: already by partition.
+
+    The partitioned build (:func:`effortlens.partitioned.plan_partitions`) finds, before the
+    load, the partition of every key value; each chunk then writes its loaded rows of
+    partition ``p`` to ``out/<table>/__part=<p>/part-<chunk>.parquet`` (with ``__row``, in
+    the chunk's row order) instead of one file, so no later pass reads every event to split
+    them.
+
+    Attributes
+    ----------
+    out
+        The partitions' folder.
+    keys
+        The key columns, in the order a row's partition is found: its first non-null key's.
+    maps
+        One Parquet file per key: each value (as the load reads it) and its partition
+        (``__part``).
+    count
+        Partitions; an event without any key goes to ``__row`` modulo ``count``.
+    """
+
+    out: Path
+    keys: tuple[str, ...]
+    maps: tuple[Path, ...]
+    count: int
+
+    def write(self, table: str, frame: pl.DataFrame, k: int) -> list[Path]:
+        """The loaded rows ``frame`` of chunk ``k`` of ``table`` written by partition; the
+        files written.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp())
+        >>> pl.DataFrame({"account_id": ["a"], "__part": [1]}, schema_overrides={"__part":
+        ...     pl.UInt32}).write_parquet(out / "a.parquet")
+        >>> pl.DataFrame({"contact_id": ["c"], "__part": [0]}, schema_overrides={"__part":
+        ...     pl.UInt32}).write_parquet(out / "c.parquet")
+        >>> route = Partitions(out, ("account_id", "contact_id"),
+        ...                    (out / "a.parquet", out / "c.parquet"), 2)
+        >>> frame = pl.DataFrame({"account_id": ["a", None, None], "contact_id": ["c", "c", None],
+        ...                       "__row": [1, 2, 3]})
+        >>> [p.parent.name for p in route.write("activities", frame, 0)]
+        ['__part=0', '__part=1']
+        >>> pl.read_parquet(out / "activities" / "__part=1")["__row"].to_list()
+        [1, 3]
+        """
+        part = self.partition_of(frame)
+        written = []
+        split = frame.with_columns(part).partition_by(
+            _PART, as_dict=True, maintain_order=True, include_key=False
+        )
+        for (p,), rows in sorted(split.items()):
+            folder = self.out / table / f"{_PART}={p}"
+            folder.mkdir(parents=True, exist_ok=True)
+            # written once, read whole once: neither compressed nor with statistics
+            rows.write_parquet(
+                folder / f"part-{k:05d}.parquet", compression="uncompressed", statistics=False
+            )
+            written.append(folder / f"part-{k:05d}.parquet")
+        return written
+
+    def partition_of(self, frame: pl.DataFrame) -> pl.Series:
+        """The partition of each row of ``frame``: its first non-null key's; without any
+        key, its input row (``__row``) modulo :attr:`count`."""
+        part = pl.Series(_PART, np.zeros(frame.height, np.uint32))
+        todo = pl.Series(np.ones(frame.height, dtype=bool))  # rows without a key so far
+        for key, path in zip(self.keys, self.maps, strict=True):
+            if key not in frame.columns:
+                continue
+            take = todo & frame[key].is_not_null()
+            if not take.any():
+                continue
+            values = frame.select(pl.col(key).filter(take))
+            mapping = pl.read_parquet(path)
+            found = values.join(mapping, on=key, how="left", maintain_order="left")[_PART]
+            if found.null_count():  # never: the plan read every key the load reads
+                missing = values.filter(found.is_null())[key][0]
+                raise RuntimeError(f"{key} {missing!r} is in no partition (a bug)")
+            part = part.scatter(take.arg_true(), found)
+            todo = todo & ~take
+        if todo.any():
+            spread = (frame[ROW].filter(todo) % self.count).cast(pl.UInt32)
+            part = part.scatter(todo.arg_true(), spread)
+        return part
+
+
+#: The partition column of :class:`Partitions` (a Hive-style folder name, as the build reads).
+_PART = "__part"
 
 
 def scan_quarantine(files: list[Path]) -> pl.LazyFrame:
@@ -628,6 +724,7 @@ def load_folder_chunked(
     settings: Settings | None = None,
     now: datetime | None = None,
     chunk_rows: int = 4_000_000,
+    partitions: Partitions | None = None,
 ) -> ChunkedLoad:
     """Validate a canonical folder whose event tables are Parquet, the event tables in chunks.
 
@@ -652,6 +749,10 @@ def load_folder_chunked(
         As for :func:`load_folder`.
     chunk_rows
         Rows per chunk (about).
+    partitions
+        Write each chunk's loaded rows by partition (:class:`Partitions`; then
+        :attr:`ChunkedLoad.events` lists every partition file and
+        :attr:`ChunkedLoad.partitions` their number) instead of one file a chunk.
 
     Returns
     -------
@@ -705,6 +806,7 @@ def load_folder_chunked(
                         now=now,
                         references=references,
                         chunk_rows=chunk_rows,
+                        partitions=partitions,
                     )
                 tables[name] = TABLES[name].empty()
                 references[name] = None  # no table refers to an event table
@@ -744,6 +846,7 @@ def load_folder_chunked(
             settings=settings,
             missing_tables=tuple(t for t in TABLES if entries[t].missing),
             source=str(folder),
+            partitions=None if partitions is None else partitions.count,
         )
 
 
@@ -758,6 +861,7 @@ class _Counts:
     lines: int | None = None
     blank_lines: int = 0
     quoted_lines: int = 0
+    parts: tuple[Path, ...] | None = None  # the loaded rows' files, when by partition
 
 
 def _validate_in_chunks(
@@ -769,6 +873,7 @@ def _validate_in_chunks(
     now: datetime,
     references: dict[str, pl.Series | None],
     chunk_rows: int,
+    partitions: Partitions | None = None,
 ) -> tuple[list[Path], _Counts]:
     """Validate ``file`` in chunks of consecutive rows, every repeat of an id in one chunk;
     write each chunk's loaded rows and quarantine.
@@ -822,13 +927,17 @@ def _validate_in_chunks(
         "now": now,
         "references": {t: keys for t, keys in references.items() if t in needed},
         "max_field_chars": guard.current_limits().max_field_chars,
+        "partitions": partitions,
     }
     with _chunk_processes(isolate) as run:
         for k, source in enumerate(sources):
             counts = _validate_source(k, source, name, file, out, run, options)
             if counts is None:
                 continue
-            parts.append(out / f"part-{k:05d}.parquet")
+            if counts.parts is None:
+                parts.append(out / f"part-{k:05d}.parquet")
+            else:
+                parts += counts.parts
             quarantines += counts.quarantine
             notes += counts.notes
             loaded += counts.loaded
@@ -1180,11 +1289,13 @@ def validate_chunk(
     now: datetime,
     references: dict[str, pl.Series | None],
     max_field_chars: int,
+    partitions: Partitions | None = None,
 ) -> _Counts | None:
     """Validate one chunk of an event table (a range of its rows, or set-aside rows' files,
     deleted after reading: :func:`read_chunk`); write the loaded rows with their input row
     (``__row``) to ``part`` and the quarantined rows, in input row order, to ``quarantine``
-    (none when there are none); ``None`` when it has no row."""
+    (none when there are none); ``None`` when it has no row. With ``partitions``, the loaded
+    rows go to the partitions' files (:meth:`Partitions.write`) instead of ``part``."""
     frame = read_chunk(source)
     if not frame.height:
         return None
@@ -1201,8 +1312,11 @@ def validate_chunk(
         distinct_keys=isinstance(source, InputRange) and source.distinct_keys,
     )
     del frame
-    # read whole by the partitioned build, never filtered: no statistics
-    result.loaded.write_parquet(part, compression=SCRATCH_CODEC, statistics=False)
+    written = None
+    if partitions is not None:
+        written = tuple(partitions.write(name, result.loaded, int(part.stem.split("-")[-1])))
+    else:  # read whole by the partitioned build, never filtered: no statistics
+        result.loaded.write_parquet(part, compression=SCRATCH_CODEC, statistics=False)
     held: list[Path] = []
     sorted_rows = result.quarantine  # in the chunk's row order unless it came unsorted
     if not sorted_rows["row"].is_sorted():
@@ -1216,6 +1330,7 @@ def validate_chunk(
         result.notes,
         None,
         result.blank_lines,
+        parts=written,
     )
 
 
