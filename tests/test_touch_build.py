@@ -354,6 +354,41 @@ def test_the_fit_recovers_the_planted_rates():
     assert totals.max() <= 1 + 1e-12
 
 
+def _ranks(pair_action: np.ndarray) -> np.ndarray:
+    """Each pair's number among its action's pairs, in the pairs' order (one at a time)."""
+    seen: dict[int, int] = {}
+    out = []
+    for a in pair_action.tolist():
+        out.append(seen.get(a, 0))
+        seen[a] = out[-1] + 1
+    return np.asarray(out)
+
+
+@pytest.mark.parametrize("as_runs", [False, True])
+def test_the_pairs_layout_keeps_each_actions_pairs_in_order(as_runs):
+    # the pairs in any order (ranked by a sort) or as the candidate pairs come, one run of
+    # increasing actions per rank (ranked run by run): the same ranks as counted one by one,
+    # each block a prefix of one order of the actions (most pairs first, then by number)
+    args = _em_args(4, touches=400, pairs=2_000, actions=300, cells=10)
+    pair_action = args[3]
+    if as_runs:
+        pair_action = pair_action[np.lexsort((pair_action, _ranks(pair_action)))]
+    layout = touch_build._pair_layout(pair_action, 310)  # noqa: SLF001
+    rank = _ranks(pair_action)
+    assert np.array_equal(layout.rank, rank)
+    counts = np.bincount(pair_action, minlength=310)
+    order = np.lexsort((np.arange(310), -counts))
+    assert np.array_equal(layout.place[order], np.arange(310))
+    assert layout.sizes == [int((counts > k).sum()) for k in range(counts.max())]
+    rows = layout.rows(slice(0, len(pair_action)), pair_action)
+    assert np.array_equal(np.sort(rows), np.arange(len(pair_action)))  # one row each
+    # and the fit on the pairs in that order is the plain reference's
+    reordered = list(args)
+    reordered[3] = pair_action
+    got = credit_em(*reordered, iterations=20, tolerance=0, accelerate=False)
+    assert _close(got, reference_credit_em(*reordered, iterations=20, tolerance=0))
+
+
 @pytest.mark.parametrize(("seed", "contacts"), [(1, 40), (3, 5)])
 def test_practice_facts_equal_on_random_loads_full_of_ties(seed, contacts):
     from effortlens.deviance import practice_facts

@@ -28,7 +28,7 @@ True
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -554,24 +554,36 @@ def fit_credits(
     memory-mapped); ``exposure_scale`` is the contacts touched times the hours from the
     first touch to ``end``; ``features`` the fits to make (one at a time holds less).
 
+    The pairs' layout by action (:func:`_pair_layout`) is made once for every fit, and a
+    touch's credit is its pairs' credits added in the pairs' order (the bits of
+    ``numpy.bincount(pair_touch, credit_em(...)[1])``) without the credits in that order.
+
     Examples
     --------
     >>> fit_credits(arrays, n_actions=n, exposure_scale=scale)["timing"]  # doctest: +SKIP
     """
+    pair_action, pair_touch = np.asarray(arrays["pair_action"]), np.asarray(arrays["pair_touch"])
+    layout = _pair_layout(pair_action, _action_count(pair_action, n_actions))
     out = {}
     for feature in features:
-        _, credit = credit_em(
+        _, credit = _credit_fit(
             arrays[f"cell_{feature}"],
             arrays["band"],
             arrays["left"],
-            arrays["pair_action"],
-            arrays["pair_touch"],
+            pair_action,
+            pair_touch,
             arrays["pair_lag"],
             n_actions,
             exposure_scale,
+            layout=layout,
             iterations=iterations,
         )
-        out[feature] = _summed(arrays["pair_touch"], credit, len(arrays["band"]))
+        summed = np.zeros(len(arrays["band"]))
+        for at in _chunks(len(pair_touch)):
+            # (``intp`` indices: numpy's fast path of ``add.at``, ~8x a narrower type's)
+            touch = pair_touch[at].astype(np.intp)
+            np.add.at(summed, touch, credit[layout.rows(at, pair_action)])
+        out[feature] = summed
         del credit
     return out
 
@@ -717,15 +729,23 @@ def credit_em(
 
     - each pair's cell and lag slot (band x lag bin) are one small integer, its *code*,
       the cells renumbered to those that have touches: a pair's weight is a lookup of its
-      code in the table rate x density, and the M step's sums by cell and by slot are one
-      :func:`numpy.bincount` by code (summed over slots, then over cells);
+      code in the table rate x density;
+    - the pairs are laid out by action (:func:`_pair_layout`): block ``k`` holds each
+      action's ``k``-th pair, every block in one order of the actions, so an action's total
+      is its rows of blocks 0, 1, ... added in place (in the pairs' order: the sums of a
+      lookup by action, without its random reads and ``numpy.add.at``);
+    - a pair's credit is its weight over its action's total, so the M step's sums by cell
+      and by slot are the table times one :func:`numpy.bincount` by code of the pairs'
+      actions' inverse totals (summed over slots, then over cells): no credit per pair is
+      held until the last iteration's are given;
     - a touch's exposure depends only on its band unless the end of the data cuts its
       window (the touches of the last 14 days): each cell's uncut touches are counted per
       band once, and only the cut touches are summed one by one.
 
-    It holds one float per pair (the weights, divided in place into the credits), each
-    pair's code in the smallest integer that holds it, and the cut touches; every other
-    per-pair value is made :data:`_CHUNK` rows at a time.
+    It holds each pair's code in the smallest integer that holds it and its rank among its
+    action's pairs, two floats per action, and the cut touches; every other per-pair value
+    is made :data:`_CHUNK` rows at a time (3m: 7 ms an iteration for 2M pairs where a
+    lookup by action and ``add.at`` took 24 ms).
 
     The iterations are accelerated (``accelerate``, SQUAREM: :func:`_fixed_point`): every
     third starts from a point extrapolated along the path of the three before it. It stops
@@ -750,6 +770,109 @@ def credit_em(
     [1.0]
     """
     # plain views of memory-mapped inputs (a slice of a numpy.memmap costs ~40 us more)
+    pair_action = np.asarray(pair_action)
+    layout = _pair_layout(pair_action, _action_count(pair_action, n_actions))
+    rate, placed = _credit_fit(
+        touch_cell,
+        touch_band,
+        touch_left,
+        pair_action,
+        pair_touch,
+        pair_lag,
+        n_actions,
+        background_exposure,
+        layout=layout,
+        iterations=iterations,
+        tolerance=tolerance,
+        accelerate=accelerate,
+    )
+    credit = np.empty(len(pair_action))
+    for at in _chunks(len(pair_action)):
+        np.take(placed, layout.rows(at, pair_action), out=credit[at], mode="clip")
+    return rate, credit
+
+
+def _action_count(pair_action: np.ndarray, n_actions: int) -> int:
+    """The actions the fit counts: ``n_actions``, or more if a pair names a later one."""
+    return max(n_actions, int(pair_action.max()) + 1 if len(pair_action) else 0)
+
+
+class _Layout(NamedTuple):
+    """Where :func:`_credit_fit` keeps each candidate pair (:func:`_pair_layout`): block
+    ``k`` holds every action's ``k``-th pair (in the pairs' order), the actions in one order
+    in every block (most pairs first, then by number), so that block ``k`` is a prefix of
+    that order and an action's total is block 0's row plus block 1's row ... in place."""
+
+    rank: np.ndarray  #: each pair's block (its number among its action's pairs)
+    place: np.ndarray  #: each action's row in every block
+    starts: list[int]  #: each block's first row
+    sizes: list[int]  #: each block's rows (actions with more than ``k`` pairs)
+
+    def rows(self, at: slice, pair_action: np.ndarray) -> np.ndarray:
+        """The rows of the pairs ``at`` (in the pairs' order) in the layout."""
+        start = np.asarray(self.starts, np.int64)
+        return start[self.rank[at]] + self.place[pair_action[at]]
+
+
+def _pair_layout(pair_action: np.ndarray, n_total: int) -> _Layout:
+    """:class:`_Layout` of the pairs of actions ``pair_action`` (numbered below ``n_total``).
+
+    A pair's rank among its action's pairs comes from runs of pairs whose actions increase
+    (each action once in a run): the candidate pairs come as one run per rank (per partition
+    in the partitioned build), so no sort is needed; pairs in any other order are ranked by a
+    stable sort of their actions."""
+    n_pairs = len(pair_action)
+    breaks = [0]
+    for at in _chunks(n_pairs):
+        lo = max(at.start - 1, 0)
+        step = pair_action[lo + 1 : at.stop] <= pair_action[lo : at.stop - 1]
+        breaks.extend((np.flatnonzero(step) + lo + 1).tolist())
+        if len(breaks) > max(64, n_pairs >> 10):
+            break
+    if len(breaks) <= max(64, n_pairs >> 10):  # a few runs: ranked run by run
+        counts = np.zeros(n_total, np.int64)
+        rank = np.empty(n_pairs, _small_int(len(breaks)))
+        for first, last in zip(breaks, [*breaks[1:], n_pairs], strict=True):
+            acting = pair_action[first:last]
+            rank[first:last] = counts[acting]
+            counts[acting] += 1
+    else:
+        order = np.argsort(pair_action, kind="stable")
+        counts = np.bincount(pair_action, minlength=n_total)
+        first = np.cumsum(counts) - counts  # each action's first row in that order
+        ranked = np.arange(n_pairs) - np.repeat(first, counts)
+        rank = np.empty(n_pairs, _small_int(int(counts.max(initial=0))))
+        rank[order] = ranked
+        del order, ranked
+    most = int(counts.max(initial=0))
+    # most pairs first, then by number: a stable sort of the counts, descending
+    by_pairs = np.argsort((most - counts).astype(_small_int(most)), kind="stable")
+    place = np.empty(n_total, _small_int(max(n_total, 1)))
+    place[by_pairs] = np.arange(n_total)
+    del by_pairs
+    per_count = np.bincount(counts, minlength=most + 1)
+    sizes = [int(n) for n in per_count[::-1].cumsum()[::-1][1:]]  # actions with > k pairs
+    starts = np.cumsum([0, *sizes[:-1]]).tolist() if sizes else []
+    return _Layout(rank, place, [int(s) for s in starts], sizes)
+
+
+def _credit_fit(
+    touch_cell: np.ndarray,
+    touch_band: np.ndarray,
+    touch_left: np.ndarray,
+    pair_action: np.ndarray,
+    pair_touch: np.ndarray,
+    pair_lag: np.ndarray,
+    n_actions: int,
+    background_exposure: float,
+    *,
+    layout: _Layout,
+    iterations: int,
+    tolerance: float = CREDIT_TOLERANCE,
+    accelerate: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`credit_em` on the pairs' ``layout``: the rates, and each pair's credit at its
+    row of the layout (:meth:`_Layout.rows`)."""
     touch_cell, touch_band, touch_left, pair_action, pair_touch, pair_lag = (
         np.asarray(a)
         for a in (touch_cell, touch_band, touch_left, pair_action, pair_touch, pair_lag)
@@ -791,33 +914,49 @@ def credit_em(
     uncut = uncut[used]
     cut_cell = dense[cut_cell]
     n_codes = max(len(used), 1) * n_slots
+    # each pair's code at its row of the layout: an action's pairs in the same row of
+    # blocks 0, 1, ... (its total is those rows added in order, no lookup by action)
     code = np.empty(n_pairs, _small_int(n_codes))
     for at in _chunks(n_pairs):
         lag_bin = np.searchsorted(edges, pair_lag[at], side="right") - 1
         np.clip(lag_bin, 0, n_bins - 1, out=lag_bin)
         touch = pair_touch[at]
         slot = touch_band[touch].astype(np.int64) * n_bins + lag_bin
-        code[at] = dense[touch_cell[touch]] * n_slots + slot
-    n_total = max(n_actions, int(pair_action.max()) + 1 if n_pairs else 0)
-    credit = np.zeros(n_pairs)
-    held = np.empty(min(n_pairs, _CHUNK))  # a chunk's action totals
+        code[layout.rows(at, pair_action)] = dense[touch_cell[touch]] * n_slots + slot
+    # the actions without a pair: their total is the background alone
+    alone = len(layout.place) - (layout.sizes[0] if layout.sizes else 0)
+    blocks = [
+        (slice(start + at.start, start + at.stop), at)
+        for start, size in zip(layout.starts, layout.sizes, strict=True)
+        for at in _chunks(size)
+    ]
+    totals = np.zeros(layout.sizes[0] if layout.sizes else 0)  # per action with a pair
+    inverse = np.zeros(len(totals))
+    held = np.empty(min(n_pairs, _CHUNK))  # a chunk's weights
+    last = {}  # the last E step's table of weights (``totals`` holds its totals)
 
     def em_step(rate: np.ndarray, density: np.ndarray, background: float) -> tuple:
-        """One iteration from these parameters: ``credit`` filled, the next parameters."""
-        # E step: each pair's weight (its code's), then its share of its action's total
+        """One iteration from these parameters: the next parameters. A pair's credit is its
+        weight over its action's total, so a code's credits are its weight times the sum of
+        its pairs' actions' inverse totals: no credit is held per pair."""
+        # E step: each pair's weight (its code's), added to its action's total
         table = np.multiply.outer(rate[used], density.reshape(-1)).reshape(-1)
-        for at in _chunks(n_pairs):
+        last["table"] = table
+        totals[:] = 0.0
+        for rows, acting in blocks:  # each action's pairs added in their order, as by rank
             # mode "clip" (every code is in the table): "raise" buffers ``out`` first
-            np.take(table, code[at], out=credit[at], mode="clip")
-        total = _summed(pair_action, credit, n_total)
-        total += background
-        background_share = background / total
-        # M step (each chunk's credits summed by code while they are in the cache)
+            weight = np.take(table, code[rows], out=held[: len(totals[acting])], mode="clip")
+            totals[acting] += weight
+        np.add(totals, background, out=totals)
+        np.divide(1.0, totals, out=inverse)
+        # (an action without a pair: background / background, as its total is the background)
+        alone_share = alone * np.divide(background, background) if alone else 0.0
+        background_share = math.fsum((float((background / totals).sum()), alone_share))
+        # M step (each chunk's inverse totals summed by code while they are in the cache)
         by_code = np.zeros(n_codes)
-        for at in _chunks(n_pairs):
-            given = np.take(total, pair_action[at], out=held[: at.stop - at.start], mode="clip")
-            np.divide(credit[at], given, out=credit[at])
-            by_code += np.bincount(code[at], weights=credit[at], minlength=n_codes)
+        for rows, acting in blocks:
+            by_code += np.bincount(code[rows], weights=inverse[acting], minlength=n_codes)
+        by_code *= table
         by_code = by_code.reshape(-1, n_slots)
         cumulative = np.concatenate(
             [np.zeros((n_bands, 1)), np.cumsum(density * widths, axis=1)], axis=1
@@ -835,7 +974,7 @@ def credit_em(
         mass = np.sort(by_code, axis=0).sum(axis=0).reshape(n_bands, n_bins)
         density = (mass + 1e-9) / widths
         density /= (density * widths).sum(axis=1, keepdims=True)
-        return rate, density, background_share.sum() / max(background_exposure, 1e-9)
+        return rate, density, background_share / max(background_exposure, 1e-9)
 
     start = (
         # (0 for a cell without touches, as after any iteration: nothing in the acceleration
@@ -852,6 +991,11 @@ def credit_em(
         tolerance=tolerance,
         accelerate=accelerate,
     )[0]
+    # each pair's credit by the last E step: its weight over its action's total
+    credit = np.zeros(n_pairs)
+    for rows, acting in blocks:
+        np.take(last["table"], code[rows], out=credit[rows], mode="clip")
+        np.divide(credit[rows], totals[acting], out=credit[rows])
     return rate, credit
 
 
@@ -933,7 +1077,8 @@ def _summed(index: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
     ``index`` as ``intp`` that ``bincount`` makes."""
     out = np.zeros(n)
     for at in _chunks(len(index)):
-        np.add.at(out, index[at], weights[at])
+        # (``intp`` indices: numpy's fast path of ``add.at``, ~8x a narrower type's)
+        np.add.at(out, index[at].astype(np.intp), weights[at])
     return out
 
 
