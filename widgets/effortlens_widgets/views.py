@@ -600,9 +600,10 @@ class Deviance(View):
         self._memo_data = None
         self._counts_index = None  # (the load's Enriched, its ResponseCountIndex)
         self._period_files_of = None  # the load whose period files were read ahead
-        # the period presets' tables worked out ahead (_work_ahead), by memo key, and their load
-        self._ahead: dict[tuple, pl.DataFrame] = {}
-        self._ahead_of = None
+        # (a load, the period presets' tables worked out ahead for it by memo key): replaced
+        # whole, under the lock when the background thread adds to it (_work_ahead)
+        self._ahead: tuple = (None, {})
+        self._ahead_lock = threading.Lock()
         self._idle = threading.Event()  # set while the page is not drawing
         self._idle.set()
         self._drawn_at = 0.0  # time.monotonic() at the end of the last draw
@@ -642,7 +643,7 @@ class Deviance(View):
         """The loads (:class:`effortlens.enrich.Enriched`) whose data this view keeps: its
         remembered and worked-ahead tables, running counts and read-ahead mark (at most the
         page's current load)."""
-        held = [self._period_files_of, self._ahead_of, self._memo_data]
+        held = [self._period_files_of, self._ahead[0], self._memo_data]
         held.append(None if self._counts_index is None else self._counts_index[0])
         return [h for i, h in enumerate(held) if h is not None and h not in held[:i]]
 
@@ -651,7 +652,7 @@ class Deviance(View):
         """The memo keys of the tables worked out ahead for the period presets so far
         (:meth:`_work_ahead`): ``("deviance", filter, metric)`` and ``("differs", filter,
         metric, None)``."""
-        return tuple(self._ahead)
+        return tuple(self._ahead[1])
 
     def _on_load(self, change) -> None:
         """A new load (or none): let go of everything kept of another load (its period files'
@@ -665,9 +666,9 @@ class Deviance(View):
         if self._memo_data is not enriched:
             self._memo.clear()
             self._memo_data = None
-        if self._ahead_of is not enriched:
-            self._ahead = {}
-            self._ahead_of = None  # a thread still working for the old load stops
+        with self._ahead_lock:
+            if self._ahead[0] is not enriched:
+                self._ahead = (None, {})  # a thread still working for the old load stops
 
     #: Tables kept per filter, metric and rep: going back to a selection redraws it without
     #: computing its statistics again (a few small frames each).
@@ -685,7 +686,8 @@ class Deviance(View):
         if key in self._memo:
             self._memo.move_to_end(key)
             return self._memo[key]
-        value = self._ahead.get(key) if self._ahead_of is enriched else None
+        ahead_of, ahead = self._ahead
+        value = ahead.get(key) if ahead_of is enriched else None
         if value is None:
             value = compute()
         self._memo[key] = value
@@ -858,7 +860,8 @@ class Deviance(View):
             log_problem("the period files could not be read ahead", err)
             return
         if self.WORK_AHEAD:
-            self._ahead, self._ahead_of = {}, enriched
+            with self._ahead_lock:
+                self._ahead = (enriched, {})
             threading.Thread(
                 target=self._work_ahead,
                 args=(enriched, end, self.metric),
@@ -901,7 +904,7 @@ class Deviance(View):
         try:
             for days in self.AHEAD_DAYS:
                 self._quiet()
-                if self._ahead_of is not enriched:
+                if self._ahead[0] is not enriched:
                     return
                 flt = Filter(start=end - dt.timedelta(days=days - 1), end=end)
                 view = filter_enriched(enriched, flt)
@@ -914,9 +917,10 @@ class Deviance(View):
                     ahead[("differs", flt, metric, None)] = self._what_differs(
                         view, deviance, enriched, flt, rep=None
                     )
-                if self._ahead_of is not enriched:
-                    return
-                self._ahead = {**self._ahead, **ahead}  # one assignment: read whole or not
+                with self._ahead_lock:
+                    if self._ahead[0] is not enriched:  # another load came meanwhile
+                        return
+                    self._ahead = (enriched, {**self._ahead[1], **ahead})
         except (Exception, pl.exceptions.PanicException):
             return
 
