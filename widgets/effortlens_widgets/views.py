@@ -7,6 +7,7 @@ no page imports another page.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import weakref
@@ -727,7 +728,18 @@ class Deviance(View):
     @observe("rep")
     def _on_rep(self, change) -> None:
         if self._last_deviance is not None:
-            self._render_differs(self.state.view, self._last_deviance)
+            with self._drawing():
+                self._render_differs(self.state.view, self._last_deviance)
+
+    @contextlib.contextmanager
+    def _drawing(self):
+        """The page draws: the presets worked ahead wait (:meth:`_quiet`)."""
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._drawn_at = time.monotonic()
+            self._idle.set()
 
     def pick(self, points: list[dict]) -> None:
         """Compare the clicked rep (a funnel-plot selection; [] for all deviants) with peers."""
@@ -736,12 +748,8 @@ class Deviance(View):
 
     def render(self, view) -> None:
         """Draw the funnel plot, the finding, what differs and the deviants table."""
-        self._idle.clear()  # the presets worked ahead wait while the page draws
-        try:
+        with self._drawing():  # the presets worked ahead wait while the page draws
             self._render(view)
-        finally:
-            self._drawn_at = time.monotonic()
-            self._idle.set()
 
     def _render(self, view) -> None:
         coverage = page_coverage(self.state)
