@@ -1,0 +1,160 @@
+"""The partitioned build's touch steps after the habit credit's fit (effortlens.partitioned):
+pass 2's partitions merged into day order give one stable sort of them by (day, rep), the
+same whether pass 1 wrote the text or ``Enum`` codes; the habit cells summed from the habit
+touch codes equal the group-bys over the touches, and the same bytes twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from effortlens import partitioned
+from effortlens.facts import AGGREGATES_LAYOUT
+from effortlens.touch_build import build_touch_facts
+
+CREDITS = ("credit_timing", "credit_cadence")
+CELLS = ("habit_timing", "habit_cadence", "habit_sequence_2", "habit_sequence_3")
+# the steps themselves (private to the build)
+touch_part = partitioned._touch_part  # noqa: SLF001
+day_order_plan = partitioned._day_order_plan  # noqa: SLF001
+day_ordered_touches = partitioned._day_ordered_touches  # noqa: SLF001
+habit_cells = partitioned._habit_cells  # noqa: SLF001
+touch_codes = partitioned._touch_codes  # noqa: SLF001
+habit_cells_of_codes = partitioned._habit_cells_of_codes  # noqa: SLF001
+
+
+@pytest.fixture(scope="module")
+def touches(tiny_planted_enriched) -> pl.DataFrame:
+    """The in-memory build's touch facts of the tiny planted sample (day, rep order)."""
+    enriched, _ = tiny_planted_enriched
+    facts = build_touch_facts(enriched)
+    assert facts.height > 1_000
+    # every 50th touch as one without a contact: no credits (pass 1 gives it no fit row)
+    without = pl.int_range(pl.len()) % 50 == 0
+    return facts.with_columns(pl.when(~without).then(pl.col(c)) for c in CREDITS)
+
+
+def _stage(touches: pl.DataFrame, scratch: Path, *, parts: int, enums: bool) -> list[dict]:
+    """``touches`` dealt into ``parts`` partitions (each still in day, rep order) written as
+    pass 1 writes them (credits apart, ``fit_row``), then pass 2 over each."""
+    em = scratch / "em"
+    (scratch / "touch1").mkdir(parents=True)
+    em.mkdir()
+    frames, credits, names = [], {c: [] for c in CREDITS}, []
+    for p in range(parts):
+        part = touches.filter(pl.int_range(pl.len()) % parts == p)
+        on = part["credit_timing"].is_not_null()
+        fit_row = pl.select(pl.when(pl.Series(on)).then(pl.Series(on).cum_sum() - 1)).to_series()
+        for c in CREDITS:
+            credits[c].append(part.filter(on)[c].to_numpy())
+        frame = part.drop(*CREDITS).with_columns(fit_row.alias("fit_row"))
+        if enums:  # pass 1 writing its text as codes
+            frame = frame.with_columns(
+                pl.col(c).cast(pl.Enum(frame[c].drop_nulls().unique()))
+                for c, t in frame.schema.items()
+                if t == pl.String
+            )
+        name = f"part-{p:05d}.parquet"
+        frame.write_parquet(scratch / "touch1" / name)
+        frames.append(frame)
+        names.append(name)
+    paths = {}
+    for c in CREDITS:
+        paths[c.removeprefix("credit_")] = em / f"{c}.npy"
+        np.save(paths[c.removeprefix("credit_")], np.concatenate(credits[c]))
+    offsets = np.cumsum([0] + [len(x) for x in credits["credit_timing"]]).tolist()
+    return [
+        touch_part(
+            name,
+            scratch,
+            scratch,
+            credits=paths,
+            offset=offsets[p],
+            n=offsets[p + 1] - offsets[p],
+        )
+        for p, name in enumerate(names)
+    ]
+
+
+@pytest.mark.parametrize("enums", [False, True])
+def test_pass_two_merged_in_day_order_is_one_stable_sort(touches, tmp_path, enums):
+    parts = 3
+    scratch, folder = tmp_path / "scratch", tmp_path / "build"
+    made = _stage(touches, scratch, parts=parts, enums=enums)
+    assert [m["rows"] for m in made] == [
+        touches.filter(pl.int_range(pl.len()) % parts == p).height for p in range(parts)
+    ]
+    rows_per_part = touches.height // 5  # several part files of whole days
+    groups, shared = day_order_plan(scratch, made, rows_per_part=rows_per_part, workers=2)
+    assert len(groups) == 2
+    written = {}
+    for group in groups:
+        written.update(day_ordered_touches(scratch, folder, group, **shared))
+    files = sorted((folder / AGGREGATES_LAYOUT["touches"]).glob("*.parquet"))
+    assert len(files) == len(written) >= 5
+    got = [pl.read_parquet(f) for f in files]
+    assert all(f.height <= rows_per_part for f in got)
+    for a, b in zip(got, got[1:], strict=False):  # whole days in each file
+        assert a["day"].max() < b["day"].min()
+    # the partitions end to end, sorted stably by day then rep: a rep's touches of a day in
+    # partition order
+    dealt = pl.concat(
+        touches.filter(pl.int_range(pl.len()) % parts == p) for p in range(parts)
+    ).sort("day", "rep_id", nulls_last=False, maintain_order=True)
+    assert_frame_equal(pl.concat(got), dealt, check_exact=True)
+    # beside each file its rows with the text as Enums of every value, sorted
+    coded = pl.concat(pl.read_ipc(f) for f in sorted((scratch / "codes").glob("*.arrow")))
+    for column, dtype in coded.schema.items():
+        if isinstance(dtype, pl.Enum):
+            assert dtype.categories.equals(touches[column].drop_nulls().unique().sort())
+    assert_frame_equal(coded.with_columns(pl.col(pl.Enum).cast(pl.String)), dealt)
+
+
+def test_habit_cells_from_the_touch_codes_equal_the_group_bys(touches, tmp_path, monkeypatch):
+    scratch = tmp_path / "scratch"
+    (scratch / "codes").mkdir(parents=True)
+    coded = touches.with_columns(
+        pl.col(c).cast(pl.Enum(touches[c].drop_nulls().unique().sort()))
+        for c, t in touches.schema.items()
+        if t == pl.String
+    )
+    third = coded.height // 3 + 1
+    for i, frame in enumerate(coded.iter_slices(third)):
+        frame.write_ipc(scratch / "codes" / f"part-{i:05d}.arrow")
+    files = sorted((scratch / "codes").glob("*.arrow"))
+    # the group-bys over the touches, a run of reps at a time
+    habit_cells(scratch, tmp_path / "old", slice_rows=third)
+    n, cells = touch_codes(files, tmp_path / "new" / "habit_touches", cells=tmp_path / "new")
+    assert n == touches.height
+    assert set(cells) == {AGGREGATES_LAYOUT[c] for c in CELLS}
+    for relative, rows in cells.items():
+        old = pl.read_parquet(tmp_path / "old" / relative)
+        new = pl.read_parquet(tmp_path / "new" / relative)
+        assert old.schema == new.schema and old.height == new.height == rows > 0
+        keys = [c for c in old.columns if c not in ("n", "responded", "n_contact", "credited")]
+        as_text = pl.col(pl.Categorical).cast(pl.String)
+        old = old.with_columns(as_text).sort(keys, nulls_last=True)
+        new_sorted = new.with_columns(as_text).sort(keys, nulls_last=True)
+        counts = [c for c in ("n", "responded", "n_contact") if c in old.columns]
+        assert_frame_equal(
+            old.drop("credited", strict=False), new_sorted.drop("credited", strict=False)
+        )
+        if "credited" in old.columns:
+            assert_frame_equal(old, new_sorted, check_exact=False, rel_tol=1e-12, abs_tol=1e-15)
+        assert old[counts[0]].sum() > 0
+        # by rep (nulls first), as the group-bys' files, and within a rep by the other keys
+        assert (
+            new["rep_id"].to_list() == new.sort("rep_id", maintain_order=True)["rep_id"].to_list()
+        )
+    # a few owners at a time, and again: the same bytes (the sums' order is fixed)
+    monkeypatch.setattr(partitioned, "_CELL_ROWS", 97)
+    again = habit_cells_of_codes(tmp_path / "new" / "habit_touches", tmp_path / "again")
+    assert again == cells
+    for relative in cells:
+        assert (tmp_path / "again" / relative).read_bytes() == (
+            tmp_path / "new" / relative
+        ).read_bytes()
