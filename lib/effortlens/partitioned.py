@@ -1131,44 +1131,36 @@ def _fit_touch_credits(
     exposure_scale: float,
     iterations: int,
 ) -> dict[str, Path]:
-    """The habit credit's fits over every partition's inputs, concatenated into one
-    memory-mapped file per input; each touch's credits saved (in partition order)."""
-    from numpy.lib.format import open_memmap
-
-    from effortlens.touch_build import CREDIT_INPUTS, fit_credits
+    """The habit credit's fits over every partition's inputs, read where pass 1 wrote them
+    (memory-mapped, not concatenated: :func:`effortlens.touch_build.fitted_credits`); each
+    touch's credits saved (in partition order)."""
+    from effortlens.touch_build import CREDIT_INPUTS, fitted_credits
 
     em = scratch / "em"
-    touch_at = np.cumsum([0] + [m["touches"] for m in metas])
-    action_at = np.cumsum([0] + [m["actions"] for m in metas])
-    moved = {"pair_touch": touch_at, "pair_action": action_at}
-    arrays = {}
-    for key, dtype in CREDIT_INPUTS.items():
-        size = sum(m["pairs"] if key.startswith("pair_") else m["touches"] for m in metas)
-        whole = open_memmap(em / f"{key}.npy", mode="w+", dtype=dtype, shape=(size,))
-        at = 0
-        for p, name in enumerate(names):
-            part = np.load(em / name / f"{key}.npy")
-            if key in moved:
-                part = part + dtype(moved[key][p])
-            whole[at : at + len(part)] = part
-            at += len(part)
-            (em / name / f"{key}.npy").unlink()
-        whole.flush()
-        del whole
-        arrays[key] = np.load(em / f"{key}.npy", mmap_mode="r")
+    parts = [{key: _mapped(em / name / f"{key}.npy") for key in CREDIT_INPUTS} for name in names]
     out = {}
-    for feature in ("timing", "cadence"):  # one at a time: the first's credits leave memory
-        credits = fit_credits(
-            arrays,
-            n_actions=int(action_at[-1]),
-            exposure_scale=exposure_scale,
-            iterations=iterations,
-            features=(feature,),
-        )
+    fits = fitted_credits(
+        parts,
+        n_actions=[m["actions"] for m in metas],
+        exposure_scale=exposure_scale,
+        iterations=iterations,
+    )
+    for feature, credits in fits:  # one at a time: the first's credits leave memory
         out[feature] = em / f"credit_{feature}.npy"
-        np.save(out[feature], credits[feature])
+        np.save(out[feature], credits)
         del credits
+    del parts, fits
+    for name in names:
+        shutil.rmtree(em / name, ignore_errors=True)
     return out
+
+
+def _mapped(path: Path) -> np.ndarray:
+    """The ``.npy`` file ``path`` memory-mapped (read as it is used), or read if empty."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except ValueError:  # an empty array cannot be mapped
+        return np.load(path)
 
 
 def _touch_part(

@@ -28,6 +28,7 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -358,6 +359,7 @@ def touch_credit_inputs(
     kinds: list[str],
     end: Any,
     part: PartTouches | None = None,
+    coded: bool = False,
 ) -> tuple[pl.DataFrame, dict[str, np.ndarray], int]:
     """One part of the touches (every contact's whole history) and its inputs of the habit
     credit fits, numbered as over all the touches, for a build that fits the credit once
@@ -389,6 +391,9 @@ def touch_credit_inputs(
     part
         The touches of ``acts`` and the actions on a contact of ``actions`` read and coded
         already (:class:`PartTouches`; shared with the practice facts and the streaks).
+    coded
+        The frame's text columns as ``Enum``s of the values they hold instead of ``String``
+        (:func:`_enumed`): a build's scratch written and read again as codes, never spelled.
 
     Returns
     -------
@@ -438,20 +443,22 @@ def touch_credit_inputs(
     by_day = _day_rep_argsort(touches["day"].gather(rows), rep[rows] + 1, rep_names.len())
     final = rows[by_day]
     fit_row = pl.select(pl.when(pl.Series(by_day) < n).then(pl.Series(by_day))).to_series()
+    spell = _enumed if coded else _spelled
     out: dict[str, pl.Series] = {}
     for column in [*_REP_COLUMNS, *_CALENDAR]:
         if column == "rep_id":
-            out[column] = _spelled(rep_names, rep[final], column)
+            out[column] = spell(rep_names, rep[final], column)
         elif column == "activity_type":
-            out[column] = _spelled(kind_names, kind[final], column)
+            out[column] = spell(kind_names, kind[final], column)
         elif touches.schema[column] == pl.String:
             names, codes = part.coded(column)
-            out[column] = _spelled(names, codes[final], column)
+            out[column] = spell(names, codes[final], column)
         else:
             out[column] = touches[column].gather(final)
     out["bin_order"] = bin_order.gather(fit_row)
     for k, (labels, known) in zip(TOUCH_SEQUENCE_LENGTHS, sequences, strict=True):
-        out[f"sequence_{k}"] = labels.gather(known.gather(fit_row))
+        at = known.gather(fit_row)
+        out[f"sequence_{k}"] = _present_enum(labels, at) if coded else labels.gather(at)
     out["fit_row"] = fit_row.rename("fit_row")
     frame = pl.DataFrame(out)
     arrays = {name: np.zeros(0, dtype) for name, dtype in CREDIT_INPUTS.items()}
@@ -542,9 +549,9 @@ def credited_touches(frame: pl.DataFrame, credits: dict[str, np.ndarray]) -> pl.
 
 
 def fit_credits(
-    arrays: dict[str, np.ndarray],
+    arrays: dict[str, np.ndarray] | list[dict[str, np.ndarray]],
     *,
-    n_actions: int,
+    n_actions: int | list[int],
     exposure_scale: float,
     iterations: int = 60,
     features: tuple[str, ...] = ("timing", "cadence"),
@@ -552,40 +559,66 @@ def fit_credits(
     """Each touch's credit by the timing and by the cadence fit (:func:`credit_em`) from
     the inputs of :func:`touch_credit_inputs` over all the touches (arrays may be
     memory-mapped); ``exposure_scale`` is the contacts touched times the hours from the
-    first touch to ``end``; ``features`` the fits to make (one at a time holds less).
-
-    The pairs' layout by action (:func:`_pair_layout`) is made once for every fit, and a
-    touch's credit is its pairs' credits added in the pairs' order (the bits of
-    ``numpy.bincount(pair_touch, credit_em(...)[1])``) without the credits in that order.
+    first touch to ``end``; ``features`` the fits to make. :func:`fitted_credits` one at a
+    time (the parts as one).
 
     Examples
     --------
     >>> fit_credits(arrays, n_actions=n, exposure_scale=scale)["timing"]  # doctest: +SKIP
     """
-    pair_action, pair_touch = np.asarray(arrays["pair_action"]), np.asarray(arrays["pair_touch"])
-    layout = _pair_layout(pair_action, _action_count(pair_action, n_actions))
-    out = {}
-    for feature in features:
-        _, credit = _credit_fit(
-            arrays[f"cell_{feature}"],
-            arrays["band"],
-            arrays["left"],
-            pair_action,
-            pair_touch,
-            arrays["pair_lag"],
-            n_actions,
+    parts = arrays if isinstance(arrays, list) else [arrays]
+    counts = n_actions if isinstance(n_actions, list) else [n_actions]
+    return dict(
+        fitted_credits(
+            parts,
+            n_actions=counts,
+            exposure_scale=exposure_scale,
+            iterations=iterations,
+            features=features,
+        )
+    )
+
+
+def fitted_credits(
+    parts: list[dict[str, np.ndarray]],
+    *,
+    n_actions: list[int],
+    exposure_scale: float,
+    iterations: int = 60,
+    features: tuple[str, ...] = ("timing", "cadence"),
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Each feature's fit (:func:`credit_em`) over the inputs of :func:`touch_credit_inputs`
+    of every part, as if concatenated (each part's ``pair_touch`` and ``pair_action``
+    numbered within it; ``n_actions`` per part): ``(feature, each touch's credit)`` in the
+    parts' order, one fit at a time (the first's credits may leave memory before the next).
+
+    The parts are read a chunk at a time where they lie (memory-mapped, never copied
+    into one array), and what both fits share is made once: each pair's layout row
+    (:func:`_pair_layout`), lag slot and touch. A touch's credit is its pairs' credits
+    added in the pairs' order (the bits of ``numpy.bincount(pair_touch,
+    credit_em(...)[1])`` over the parts concatenated).
+    """
+    fits, layout = _credit_setup(parts, n_actions, [f"cell_{f}" for f in features])
+    for feature, fit in zip(features, fits, strict=True):
+        rate, credit = _credit_fit(
+            fit,
+            layout,
+            sum(n_actions),
             exposure_scale,
-            layout=layout,
             iterations=iterations,
         )
-        summed = np.zeros(len(arrays["band"]))
-        for at in _chunks(len(pair_touch)):
-            # (``intp`` indices: numpy's fast path of ``add.at``, ~8x a narrower type's)
-            touch = pair_touch[at].astype(np.intp)
-            np.add.at(summed, touch, credit[layout.rows(at, pair_action)])
-        out[feature] = summed
+        del rate
+        summed = []
+        for part, rows in _part_rows(parts, layout):
+            pair_touch = np.asarray(part["pair_touch"])
+            out = np.zeros(len(part["band"]))
+            for at in _chunks(len(pair_touch)):
+                # (``intp`` indices: numpy's fast path of ``add.at``, ~8x a narrower type's)
+                np.add.at(out, pair_touch[at].astype(np.intp), credit[rows(at)])
+            summed.append(out)
         del credit
-    return out
+        yield feature, np.concatenate(summed) if len(summed) != 1 else summed[0]
+        del summed
 
 
 def _bin_order(touches: pl.DataFrame, same_contact: np.ndarray) -> pl.Series:
@@ -769,32 +802,31 @@ def credit_em(
     >>> credit.round(3).tolist()  # one touch before the one action: all of its credit
     [1.0]
     """
-    # plain views of memory-mapped inputs (a slice of a numpy.memmap costs ~40 us more)
-    pair_action = np.asarray(pair_action)
-    layout = _pair_layout(pair_action, _action_count(pair_action, n_actions))
+    parts = [
+        {
+            "cell": touch_cell,
+            "band": touch_band,
+            "left": touch_left,
+            "pair_action": pair_action,
+            "pair_touch": pair_touch,
+            "pair_lag": pair_lag,
+        }
+    ]
+    (fit,), layout = _credit_setup(parts, [n_actions], ["cell"])
     rate, placed = _credit_fit(
-        touch_cell,
-        touch_band,
-        touch_left,
-        pair_action,
-        pair_touch,
-        pair_lag,
+        fit,
+        layout,
         n_actions,
         background_exposure,
-        layout=layout,
         iterations=iterations,
         tolerance=tolerance,
         accelerate=accelerate,
     )
     credit = np.empty(len(pair_action))
-    for at in _chunks(len(pair_action)):
-        np.take(placed, layout.rows(at, pair_action), out=credit[at], mode="clip")
+    for _, rows in _part_rows(parts, layout):
+        for at in _chunks(len(pair_action)):
+            np.take(placed, rows(at), out=credit[at], mode="clip")
     return rate, credit
-
-
-def _action_count(pair_action: np.ndarray, n_actions: int) -> int:
-    """The actions the fit counts: ``n_actions``, or more if a pair names a later one."""
-    return max(n_actions, int(pair_action.max()) + 1 if len(pair_action) else 0)
 
 
 class _Layout(NamedTuple):
@@ -807,6 +839,8 @@ class _Layout(NamedTuple):
     place: np.ndarray  #: each action's row in every block
     starts: list[int]  #: each block's first row
     sizes: list[int]  #: each block's rows (actions with more than ``k`` pairs)
+    #: each part's pairs and actions before it (:func:`_part_rows`)
+    offsets: tuple[tuple[int, int], ...] = ((0, 0),)
 
     def rows(self, at: slice, pair_action: np.ndarray) -> np.ndarray:
         """The rows of the pairs ``at`` (in the pairs' order) in the layout."""
@@ -815,35 +849,51 @@ class _Layout(NamedTuple):
 
 
 def _pair_layout(pair_action: np.ndarray, n_total: int) -> _Layout:
-    """:class:`_Layout` of the pairs of actions ``pair_action`` (numbered below ``n_total``).
+    """:class:`_Layout` of the pairs of actions ``pair_action`` (numbered below ``n_total``)."""
+    rank, counts = _ranked(pair_action, n_total)
+    return _laid_out(rank, counts)
 
-    A pair's rank among its action's pairs comes from runs of pairs whose actions increase
-    (each action once in a run): the candidate pairs come as one run per rank (per partition
-    in the partitioned build), so no sort is needed; pairs in any other order are ranked by a
-    stable sort of their actions."""
+
+def _ranked(pair_action: np.ndarray, n_total: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair's rank among its action's pairs (in the pairs' order) and each action's
+    pairs (``n_total`` actions).
+
+    The ranks come from runs of pairs whose actions increase (each action once in a run):
+    the candidate pairs come as one run per rank (per partition in the partitioned build),
+    so no sort is needed; pairs in any other order are ranked by a stable sort of their
+    actions."""
     n_pairs = len(pair_action)
+    most_runs = max(64, n_pairs >> 10)
     breaks = [0]
     for at in _chunks(n_pairs):
         lo = max(at.start - 1, 0)
         step = pair_action[lo + 1 : at.stop] <= pair_action[lo : at.stop - 1]
         breaks.extend((np.flatnonzero(step) + lo + 1).tolist())
-        if len(breaks) > max(64, n_pairs >> 10):
+        if len(breaks) > most_runs:
             break
-    if len(breaks) <= max(64, n_pairs >> 10):  # a few runs: ranked run by run
+    if len(breaks) <= most_runs:  # a few runs: ranked run by run
         counts = np.zeros(n_total, np.int64)
         rank = np.empty(n_pairs, _small_int(len(breaks)))
         for first, last in zip(breaks, [*breaks[1:], n_pairs], strict=True):
             acting = pair_action[first:last]
             rank[first:last] = counts[acting]
             counts[acting] += 1
-    else:
-        order = np.argsort(pair_action, kind="stable")
-        counts = np.bincount(pair_action, minlength=n_total)
-        first = np.cumsum(counts) - counts  # each action's first row in that order
-        ranked = np.arange(n_pairs) - np.repeat(first, counts)
-        rank = np.empty(n_pairs, _small_int(int(counts.max(initial=0))))
-        rank[order] = ranked
-        del order, ranked
+        return rank, counts
+    order = np.argsort(pair_action, kind="stable")
+    counts = np.bincount(pair_action, minlength=n_total)
+    first = np.cumsum(counts) - counts  # each action's first row in that order
+    ranked = np.arange(n_pairs) - np.repeat(first, counts)
+    rank = np.empty(n_pairs, _small_int(int(counts.max(initial=0))))
+    rank[order] = ranked
+    return rank, counts
+
+
+def _laid_out(
+    rank: np.ndarray, counts: np.ndarray, offsets: tuple[tuple[int, int], ...] = ((0, 0),)
+) -> _Layout:
+    """:class:`_Layout` of pairs ranked ``rank`` among their action's ``counts`` pairs (the
+    parts' pairs and actions before each: ``offsets``)."""
+    n_total = len(counts)
     most = int(counts.max(initial=0))
     # most pairs first, then by number: a stable sort of the counts, descending
     by_pairs = np.argsort((most - counts).astype(_small_int(most)), kind="stable")
@@ -853,76 +903,153 @@ def _pair_layout(pair_action: np.ndarray, n_total: int) -> _Layout:
     per_count = np.bincount(counts, minlength=most + 1)
     sizes = [int(n) for n in per_count[::-1].cumsum()[::-1][1:]]  # actions with > k pairs
     starts = np.cumsum([0, *sizes[:-1]]).tolist() if sizes else []
-    return _Layout(rank, place, [int(s) for s in starts], sizes)
+    return _Layout(rank, place, [int(s) for s in starts], sizes, offsets)
+
+
+def _part_rows(parts: list[dict[str, np.ndarray]], layout: _Layout):
+    """Per part, the part and a function of a slice of its pairs giving their layout rows
+    (the parts' pairs and actions numbered on from the parts before: ``layout.offsets``)."""
+    start = np.asarray(layout.starts, np.int64)
+    for part, (at_pairs, at_actions) in zip(parts, layout.offsets, strict=True):
+        pair_action = np.asarray(part["pair_action"])
+
+        def rows(at: slice, pair_action=pair_action, at_pairs=at_pairs, at_actions=at_actions):
+            ranks = layout.rank[at_pairs + at.start : at_pairs + at.stop]
+            return start[ranks] + layout.place[pair_action[at].astype(np.int64) + at_actions]
+
+        yield part, rows
+
+
+class _Fit(NamedTuple):
+    """What one fit's iterations do not change (:func:`_credit_setup`)."""
+
+    has: np.ndarray  #: the cells that have touches
+    uncut: np.ndarray  #: per cell that has, the touches of each band whose window is whole
+    cut_cell: np.ndarray  #: per touch whose window the end cuts: its cell (of those that have)
+    cut_slot: np.ndarray  #: its slot of the density
+    cut_below: np.ndarray  #: its place in the cumulative density
+    cut_hours: np.ndarray  #: its hours in the cut bin
+    code: np.ndarray  #: each pair's code (cell that has x slot) at its layout row
+    n_bands: int
+    touches: int
+    pairs: int
+
+
+def _credit_setup(
+    parts: list[dict[str, np.ndarray]], n_actions: list[int], cells: list[str]
+) -> tuple[list[_Fit], _Layout]:
+    """:class:`_Fit` of each touch cell column ``cells`` of the ``parts`` (the inputs of
+    :func:`credit_em` as :func:`fitted_credits` takes them) and the pairs' layout; each
+    part's action count goes in ``part["n_total"]``."""
+    edges = np.asarray(LAG_EDGES_HOURS)
+    n_bins = len(edges) - 1
+    # plain views of memory-mapped inputs (a slice of a numpy.memmap costs ~40 us more)
+    parts = [{key: np.asarray(values) for key, values in part.items()} for part in parts]
+    n_bands = max((int(p["band"].max()) + 1 for p in parts if p["band"].size), default=1)
+    n_cells = [max((int(p[c].max()) + 1 for p in parts if p[c].size), default=1) for c in cells]
+    # per touch band, the uncut touches of each cell and the cut touches one by one
+    uncut = [np.zeros((n, n_bands), np.int64) for n in n_cells]
+    cut_parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in cells]
+    ranks, counts, offsets = [], [], []
+    pairs_before = actions_before = 0
+    for part, n in zip(parts, n_actions, strict=True):
+        for at in _chunks(len(part["band"])):
+            band = part["band"][at].astype(np.int64)
+            cut_bin = np.searchsorted(edges, part["left"][at], side="right") - 1
+            np.clip(cut_bin, 0, n_bins, out=cut_bin)
+            is_cut = cut_bin < n_bins
+            whole = ~is_cut
+            slot = band[is_cut] * n_bins + cut_bin[is_cut]  # its slot of the density
+            below = band[is_cut] * (n_bins + 1) + cut_bin[is_cut]  # its place in the cumulative
+            hours = part["left"][at][is_cut] - edges[cut_bin[is_cut]]  # its hours in the cut bin
+            for c, column in enumerate(cells):
+                cell = part[column][at]
+                key = cell[whole].astype(np.int64) * n_bands + band[whole]
+                uncut[c] += np.bincount(key, minlength=n_cells[c] * n_bands).reshape(-1, n_bands)
+                cut_parts[c].append((cell[is_cut].astype(np.int64), slot, below, hours))
+        pair_action = part["pair_action"]
+        rank, count = _ranked(pair_action, _action_count(pair_action, n))
+        ranks.append(rank)
+        counts.append(count)
+        offsets.append((pairs_before, actions_before))
+        pairs_before += len(rank)
+        actions_before += len(count)
+    layout = _laid_out(
+        np.concatenate(ranks) if len(ranks) != 1 else ranks[0],
+        np.concatenate(counts) if len(counts) != 1 else counts[0],
+        tuple(offsets),
+    )
+    del ranks, counts
+    n_slots = n_bands * n_bins
+    n_pairs = len(layout.rank)
+    setups = []
+    for c in range(len(cells)):
+        cut_cell, cut_slot, cut_below, cut_hours = (
+            np.concatenate([p[k] for p in cut_parts[c]]) if cut_parts[c] else np.zeros(0, np.int64)
+            for k in range(4)
+        )
+        cut_parts[c] = []
+        # the cells that have touches, renumbered 0.. (the others' rate is 0, as their exposure)
+        has = (uncut[c].sum(axis=1) > 0) | (np.bincount(cut_cell, minlength=n_cells[c]) > 0)
+        dense = np.cumsum(has) - 1
+        n_codes = max(int(has.sum()), 1) * n_slots
+        setups.append(
+            [has, uncut[c][has], dense[cut_cell], cut_slot, cut_below, cut_hours, dense, n_codes]
+        )
+    # each pair's code at its row of the layout: an action's pairs in the same row of
+    # blocks 0, 1, ... (its total is those rows added in order, no lookup by action)
+    codes = [np.empty(n_pairs, _small_int(s[-1])) for s in setups]
+    for part, rows in _part_rows(parts, layout):
+        for at in _chunks(len(part["pair_action"])):
+            lag_bin = np.searchsorted(edges, part["pair_lag"][at], side="right") - 1
+            np.clip(lag_bin, 0, n_bins - 1, out=lag_bin)
+            touch = part["pair_touch"][at]
+            slot = part["band"][touch].astype(np.int64) * n_bins + lag_bin
+            placed = rows(at)
+            for c, column in enumerate(cells):
+                dense = setups[c][6]
+                codes[c][placed] = dense[part[column][touch]] * n_slots + slot
+    n_touches = sum(len(p["band"]) for p in parts)
+    fits = [
+        _Fit(*s[:6], code, n_bands, n_touches, n_pairs)
+        for s, code in zip(setups, codes, strict=True)
+    ]
+    return fits, layout
+
+
+def _action_count(pair_action: np.ndarray, n_actions: int) -> int:
+    """The actions the fit counts: ``n_actions``, or more if a pair names a later one."""
+    return max(n_actions, int(pair_action.max()) + 1 if len(pair_action) else 0)
 
 
 def _credit_fit(
-    touch_cell: np.ndarray,
-    touch_band: np.ndarray,
-    touch_left: np.ndarray,
-    pair_action: np.ndarray,
-    pair_touch: np.ndarray,
-    pair_lag: np.ndarray,
+    fit: _Fit,
+    layout: _Layout,
     n_actions: int,
     background_exposure: float,
     *,
-    layout: _Layout,
     iterations: int,
     tolerance: float = CREDIT_TOLERANCE,
     accelerate: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`credit_em` on the pairs' ``layout``: the rates, and each pair's credit at its
-    row of the layout (:meth:`_Layout.rows`)."""
-    touch_cell, touch_band, touch_left, pair_action, pair_touch, pair_lag = (
-        np.asarray(a)
-        for a in (touch_cell, touch_band, touch_left, pair_action, pair_touch, pair_lag)
-    )
+    """:func:`credit_em` of a :class:`_Fit` on the pairs' ``layout``: the rates, and each
+    pair's credit at its row of the layout."""
     edges = np.asarray(LAG_EDGES_HOURS)
     widths = np.diff(edges)
     n_bins = len(widths)
-    n_bands = int(touch_band.max()) + 1 if touch_band.size else 1
-    n_cells = int(touch_cell.max()) + 1 if touch_cell.size else 1
+    n_bands = fit.n_bands
     n_slots = n_bands * n_bins
-    n_pairs, n_touches = len(pair_action), len(touch_cell)
-    # per touch band, the uncut touches of each cell and the cut touches one by one
-    uncut = np.zeros((n_cells, n_bands), np.int64)
-    cut_parts: list[tuple[np.ndarray, ...]] = []
-    for at in _chunks(n_touches):
-        band = touch_band[at].astype(np.int64)
-        cut_bin = np.searchsorted(edges, touch_left[at], side="right") - 1
-        np.clip(cut_bin, 0, n_bins, out=cut_bin)
-        is_cut = cut_bin < n_bins
-        whole = touch_cell[at][~is_cut].astype(np.int64) * n_bands + band[~is_cut]
-        uncut += np.bincount(whole, minlength=n_cells * n_bands).reshape(n_cells, n_bands)
-        cut_parts.append(
-            (
-                touch_cell[at][is_cut].astype(np.int64),
-                band[is_cut] * n_bins + cut_bin[is_cut],  # its slot of the density
-                band[is_cut] * (n_bins + 1) + cut_bin[is_cut],  # its place in the cumulative
-                touch_left[at][is_cut] - edges[cut_bin[is_cut]],  # its hours in the cut bin
-            )
-        )
+    has, uncut, code = fit.has, fit.uncut, fit.code
     cut_cell, cut_slot, cut_below, cut_hours = (
-        np.concatenate([p[k] for p in cut_parts]) if cut_parts else np.zeros(0, np.int64)
-        for k in range(4)
+        fit.cut_cell,
+        fit.cut_slot,
+        fit.cut_below,
+        fit.cut_hours,
     )
-    del cut_parts
-    # the cells that have touches, renumbered 0.. (the others' rate is 0, as their exposure)
-    has = (uncut.sum(axis=1) > 0) | (np.bincount(cut_cell, minlength=n_cells) > 0)
     used = np.flatnonzero(has)
-    dense = np.cumsum(has) - 1
-    uncut = uncut[used]
-    cut_cell = dense[cut_cell]
+    n_cells = len(has)
     n_codes = max(len(used), 1) * n_slots
-    # each pair's code at its row of the layout: an action's pairs in the same row of
-    # blocks 0, 1, ... (its total is those rows added in order, no lookup by action)
-    code = np.empty(n_pairs, _small_int(n_codes))
-    for at in _chunks(n_pairs):
-        lag_bin = np.searchsorted(edges, pair_lag[at], side="right") - 1
-        np.clip(lag_bin, 0, n_bins - 1, out=lag_bin)
-        touch = pair_touch[at]
-        slot = touch_band[touch].astype(np.int64) * n_bins + lag_bin
-        code[layout.rows(at, pair_action)] = dense[touch_cell[touch]] * n_slots + slot
+    n_pairs, n_touches = fit.pairs, fit.touches
     # the actions without a pair: their total is the background alone
     alone = len(layout.place) - (layout.sizes[0] if layout.sizes else 0)
     blocks = [
@@ -1168,7 +1295,10 @@ def day_rep_order(day: np.ndarray, rep: np.ndarray) -> np.ndarray:
 
 
 def build_practice_facts(
-    activities: pl.DataFrame | pl.LazyFrame, *, part: PartTouches | None = None
+    activities: pl.DataFrame | pl.LazyFrame,
+    *,
+    part: PartTouches | None = None,
+    coded: bool = False,
 ) -> pl.DataFrame:
     """:func:`effortlens.deviance.practice_facts` collected, equal to it, by integer sorts.
 
@@ -1179,6 +1309,8 @@ def build_practice_facts(
     in ``activity_id`` order as the original does, and the previous touch is the previous row
     when it has the same rep and contact. ``part`` gives the touches of ``activities`` read
     and coded already (:class:`PartTouches`; shared with the streaks and the credit inputs).
+    ``coded``: the text columns as ``Enum``s of the part's values (:func:`_enumed`) instead
+    of ``String`` (a build groups them by rep as codes; the same values).
 
     Examples
     --------
@@ -1227,15 +1359,16 @@ def build_practice_facts(
     day = day.fill_null(int(day.min() or 0) - 1).to_numpy()
     by_day = radix_order(day - day.min(initial=0))
     final = order[by_day]
+    spell = _enumed if coded else _spelled
     out = {}
     for column in PRACTICE_COLUMNS:
         if column == "previous_type":
-            out[column] = _spelled(kinds, previous_kind[by_day], column)
+            out[column] = spell(kinds, previous_kind[by_day], column)
         elif column in history.columns:
             out[column] = history[column].gather(by_day)
         elif touches.schema[column] == pl.String:
             names, codes = part.coded(column)
-            out[column] = _spelled(names, codes[final], column)
+            out[column] = spell(names, codes[final], column)
         else:
             out[column] = touches[column].gather(final)
     return pl.DataFrame(out)
@@ -1253,6 +1386,27 @@ def _spelled(names: pl.Series, codes: np.ndarray, name: str) -> pl.Series:
     """The values of :func:`_coded`'s ``codes`` (null for -1), as a text column ``name``."""
     at = pl.Series(codes)
     return names.gather(pl.select(pl.when(at >= 0).then(at)).to_series()).rename(name)
+
+
+def _enumed(names: pl.Series, codes: np.ndarray, name: str) -> pl.Series:
+    """:func:`_spelled` as an ``Enum`` of ``names`` (the same values: the codes are its
+    physical codes; ~10x less CPU than spelling millions of rows, and written to Parquet
+    without hashing the text)."""
+    at = pl.Series(name, codes)
+    physical = pl.select(pl.when(at >= 0).then(at)).to_series().cast(pl.UInt32)
+    return physical.cat.to(pl.Enum(names)).rename(name)
+
+
+def _present_enum(labels: pl.Series, at: pl.Series) -> pl.Series:
+    """``labels.gather(at)`` as an ``Enum`` of the labels it holds (in their order in
+    ``labels``), as text when two labels are equal."""
+    present = at.drop_nulls().unique().sort()
+    held = labels.gather(present)
+    if held.n_unique() < held.len():
+        return labels.gather(at)
+    codes = np.searchsorted(present.to_numpy(), at.fill_null(0).to_numpy())
+    physical = pl.select(pl.when(at.is_not_null()).then(pl.Series(codes))).to_series()
+    return physical.cast(pl.UInt32).cat.to(pl.Enum(held)).rename(labels.name)
 
 
 def _rank(values: pl.Series) -> pl.Series:
