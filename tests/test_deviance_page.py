@@ -231,3 +231,23 @@ def test_a_new_load_lets_go_of_the_last_ones_data(tiny_planted):
     assert new is not None and new is not old
     assert bar.held_loads == []  # dropped at the load, not at the next period pick
     assert view.held_loads == [new]  # the new load's first draw: its own files and tables
+
+
+def test_the_presets_are_worked_ahead_only_once_the_page_is_still(tiny_planted, monkeypatch):
+    """Nothing is worked ahead while the page has drawn within AHEAD_QUIET seconds; once it
+    has been still that long, every preset is."""
+    import time
+
+    from effortlens_widgets import views
+    from effortlens_widgets.apps.positive_deviance import positive_deviance_app
+
+    monkeypatch.setattr(views.Deviance, "AHEAD_QUIET", 3600.0)
+    page = positive_deviance_app(data_dir=tiny_planted)
+    view = page.views[0]
+    time.sleep(0.5)
+    assert view.worked_ahead == ()
+    page.filter_bar.set_period("Last 13 weeks")  # computed at the change, as without
+    assert view.problem == "" and view.worked_ahead == ()
+    monkeypatch.setattr(views.Deviance, "AHEAD_QUIET", 0.0)
+    _ahead_done()
+    assert len(view.worked_ahead) == 2 * len(view.AHEAD_DAYS)

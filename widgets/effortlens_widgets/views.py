@@ -895,7 +895,7 @@ class Deviance(View):
             left = self._drawn_at + self.AHEAD_QUIET - time.monotonic()
             if left <= 0 and self._idle.is_set():
                 return
-            time.sleep(max(left, 0.01))
+            time.sleep(min(max(left, 0.01), 0.1))
 
     def _work_ahead(self, enriched, end, metric: str) -> None:
         """In a background thread, for each period preset of :data:`AHEAD_DAYS` with no other
