@@ -657,3 +657,43 @@ def test_radix_order_is_the_stable_argsort():
     for top in (300, 2**20, 2**40):  # one pass, two, numpy's own sort
         key = rng.integers(0, top, 20_000)
         assert radix_order(key).tolist() == np.argsort(key, kind="stable").tolist()
+
+
+@pytest.mark.parametrize(("seed", "contacts"), [(1, 40), (2, 400), (3, 5)])
+def test_coded_practice_facts_and_touch_frame_hold_the_text_values_as_enums(seed, contacts):
+    """With ``coded=True`` (the partitioned build's pass 1) the practice facts and the credit
+    frame hold every text column as an ``Enum`` of the values it holds (the sequences: only
+    the labels present, not every combination of types) and are the text frames once spelled,
+    row for row, on loads full of ties and touches without a contact; the arrays are the
+    same."""
+    from effortlens.partitioned import _spelled_enums  # noqa: PLC2701 - pass 1's spelling
+    from effortlens.touch_build import PartTouches, build_practice_facts
+
+    enriched = enrich_tables(_random_load(seed, contacts=contacts), settings=load_settings())
+    acts, actions = enriched.lazy("activities"), enriched.lazy("actions")
+    part = PartTouches(acts, actions)
+    kinds = part.touches["activity_type"].drop_nulls().unique().sort().to_list()
+    end = max(part.touches["ts"].max(), actions.select(pl.col("ts").max()).collect().item())
+    practice = build_practice_facts(acts, part=part)
+    coded = build_practice_facts(acts, part=part, coded=True)
+    text = [c for c, t in practice.schema.items() if t == pl.String]
+    assert text and all(isinstance(coded.schema[c], pl.Enum) for c in text)
+    assert_frame_equal(_spelled_enums(coded), practice, check_exact=True)
+    assert_frame_equal(coded.with_columns(pl.col(text).cast(pl.String)), practice)
+    args = {"window": 14.0, "kinds": kinds, "end": end, "part": part}
+    frame, arrays, n_actions = touch_build.touch_credit_inputs(acts, actions, **args)
+    enums, coded_arrays, coded_actions = touch_build.touch_credit_inputs(
+        acts, actions, coded=True, **args
+    )
+    text = [c for c, t in frame.schema.items() if t == pl.String]
+    assert {"rep_id", "activity_type", "sequence_2", "sequence_3"} <= set(text)
+    for column in text:
+        dtype = enums.schema[column]
+        assert isinstance(dtype, pl.Enum), column
+        # no category that no row holds (pass 2 and the day order take them as the values)
+        held = frame[column].drop_nulls().unique().sort()
+        assert dtype.categories.sort().to_list() == held.to_list(), column
+    assert_frame_equal(_spelled_enums(enums), frame, check_exact=True)
+    assert n_actions == coded_actions
+    for key, values in arrays.items():
+        assert np.array_equal(values, coded_arrays[key]) and values.dtype == coded_arrays[key].dtype

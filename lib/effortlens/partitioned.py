@@ -1083,12 +1083,15 @@ def _view_part(
 
     # the touches read, their text coded and ordered by contact once for the three below
     part = PartTouches(acts, actions)
-    practice = build_practice_facts(acts, part=part)
-    write(practice, f"{AGGREGATES_LAYOUT['practice']}/{name}")
+    # text as Enum codes: grouped by rep as integers (3.5M events: 0.8 -> 0.4 CPU s), spelled
+    # for the stored facts and the (small) sums only
+    practice = build_practice_facts(acts, part=part, coded=True)
+    write(_spelled_enums(practice), f"{AGGREGATES_LAYOUT['practice']}/{name}")
     for cell, cells in practice_cells(practice).items():  # a rep's sums in this partition
-        _write(_rep_sorted(cells), scratch / cell / name, row_group_size=ROW_GROUP)
+        sums = _rep_sorted(cells.with_columns(pl.col(pl.Enum).cast(pl.String)))
+        _write(sums, scratch / cell / name, row_group_size=ROW_GROUP)
     for kind, frame in practice_gaps(practice).items():  # its follow-ups, its reps' sums
-        _write(frame.collect(), scratch / kind / name, row_group_size=ROW_GROUP)
+        _write(_spelled_enums(frame.collect()), scratch / kind / name, row_group_size=ROW_GROUP)
     del practice
     write(
         verifier_facts(actions, settings=settings).collect(),
@@ -1101,10 +1104,11 @@ def _view_part(
     _write(found, streaks, row_group_size=ROW_GROUP)
     del found
     touches, arrays, n_actions = touch_credit_inputs(
-        acts, actions, window=window, kinds=kinds, end=end, part=part
+        acts, actions, window=window, kinds=kinds, end=end, part=part, coded=True
     )
     del part
-    # read whole by pass 2 only: no statistics (~15% of the write's CPU)
+    # read whole by pass 2 only: no statistics (~15% of the write's CPU); text as Enum codes
+    # of the values it holds (pass 2 keeps them as its codes: nothing spelled or hashed)
     (scratch / "touch1").mkdir(parents=True, exist_ok=True)
     touches.write_parquet(
         scratch / "touch1" / name, compression="lz4", statistics=False, row_group_size=ROW_GROUP
@@ -1121,6 +1125,16 @@ def _view_part(
         # the first touch on each contact has cadence bin 0
         "contacts": int((touches["bin_order"] == 0).sum()),
     }
+
+
+def _spelled_enums(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its ``Enum`` columns as text: each value gathered from the categories by
+    its code (millions of rows: ~2x less CPU than ``cast(pl.String)``)."""
+    return frame.with_columns(
+        pl.Series(c, t.categories).gather(frame[c].to_physical())
+        for c, t in frame.schema.items()
+        if isinstance(t, pl.Enum)
+    )
 
 
 def _fit_touch_credits(
