@@ -80,9 +80,13 @@ def _rows(files: list[Path]) -> pl.DataFrame:
     return pl.read_parquet(files, hive_partitioning=False).sort("__row")
 
 
-def test_the_load_by_partition_loads_what_the_chunked_load_loads(tmp_path):
+@pytest.mark.parametrize("without", [None, "contact_id"])
+def test_the_load_by_partition_loads_what_the_chunked_load_loads(tmp_path, without):
     folder = tmp_path / "data"
     _untidy(folder)
+    if without:  # a key column the buyer actions do not have
+        actions = pl.read_parquet(folder / "buyer_actions.parquet").drop(without)
+        actions.write_parquet(folder / "buyer_actions.parquet")
     settings = _settings(600)
     plan = partitioned.plan_partitions(folder, tmp_path / "parts", chunk_rows=600)
     assert plan is not None and plan.count == 6  # 3,302 events read, 600 a partition

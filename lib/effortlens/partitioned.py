@@ -276,12 +276,16 @@ def _components(events: dict[str, list[Path]]) -> tuple[pl.DataFrame, np.ndarray
     return _triple_components(pl.concat(scans))
 
 
-def _triple_components(scan: pl.LazyFrame) -> tuple[pl.DataFrame, np.ndarray, int]:
-    """:func:`_components` of the key triples of ``scan`` (one row an event)."""
+def _triple_components(
+    scan: pl.LazyFrame, *, count: pl.Expr | None = None
+) -> tuple[pl.DataFrame, np.ndarray, int]:
+    """:func:`_components` of the key triples of ``scan`` (one row an event, or, with
+    ``count``, the events of a row: ``count`` summed per triple)."""
     keys = [key for key, _ in _KEYS]
     # distinct triples first (a streaming group-by on the raw keys): 9M distinct triples at
     # 100M events
-    triples = scan.group_by(keys).agg(pl.len().alias("n")).collect(engine="streaming")
+    counted = pl.len() if count is None else count
+    triples = scan.group_by(keys).agg(counted.alias("n")).collect(engine="streaming")
     # the graph's nodes are the prefixed keys "a:<account>", "c:<contact>", "o:<opportunity>"
     # numbered in their sorted order: the prefixes sort the levels, the values' own order
     # within one; a node's code is its level's offset plus the value's rank among the level's
@@ -382,14 +386,20 @@ def plan_partitions(folder: Path, out: Path, *, chunk_rows: int) -> Partitions |
             given[key] = column
         scans.append(
             pl.scan_parquet(files[name]).select(
-                _read_key(given[key]).alias(key) if key in given else pl.lit(None, pl.String)
+                pl.col(given[key]).cast(pl.String).alias(key)
+                if key in given
+                else pl.lit(None, pl.String).alias(key)
                 for key in keys
             )
         )
     if not scans:
         return None
     try:
-        triples, weight, keyless = _triple_components(pl.concat(scans))
+        # the distinct triples as written, then as the load reads them (trimmed, empty as
+        # null; 3m: 0.8 -> 0.6 CPU s against trimming every row first)
+        written = pl.concat(scans).group_by(keys).agg(pl.len().alias("n"))
+        read = written.select(*(_read_key(key).alias(key) for key in keys), "n")
+        triples, weight, keyless = _triple_components(read, count=pl.col("n").sum())
     except (pl.exceptions.PolarsError, OSError):
         return None  # an unreadable file: the load says what is wrong with it
     n_parts = max(1, int(-(-(weight.sum() + keyless) // max(chunk_rows, 1))))
