@@ -1172,10 +1172,10 @@ def _fit_touch_credits(
     """The habit credit's fits over every partition's inputs, read where pass 1 wrote them
     (memory-mapped, not concatenated: :func:`effortlens.touch_build.fitted_credits`); each
     touch's credits saved (in partition order)."""
-    from effortlens.touch_build import CREDIT_INPUTS, fitted_credits
+    from effortlens.touch_build import CREDIT_INPUTS, MappedInputs, fitted_credits
 
     em = scratch / "em"
-    parts = [{key: _mapped(em / name / f"{key}.npy") for key in CREDIT_INPUTS} for name in names]
+    parts = [MappedInputs(em / name, CREDIT_INPUTS) for name in names]
     out = {}
     fits = fitted_credits(
         parts,
@@ -1185,20 +1185,19 @@ def _fit_touch_credits(
     )
     for feature, credits in fits:  # one at a time: the first's credits leave memory
         out[feature] = em / f"credit_{feature}.npy"
-        np.save(out[feature], credits)
+        with open(out[feature], "wb") as file:  # the parts end to end: one array
+            shape = (sum(len(c) for c in credits),)
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float64))}
+            np.lib.format.write_array_header_1_0(
+                file, header | {"fortran_order": False, "shape": shape}
+            )
+            for part in credits:
+                file.write(part.astype(np.float64, copy=False).data)
         del credits
     del parts, fits
     for name in names:
         shutil.rmtree(em / name, ignore_errors=True)
     return out
-
-
-def _mapped(path: Path) -> np.ndarray:
-    """The ``.npy`` file ``path`` memory-mapped (read as it is used), or read if empty."""
-    try:
-        return np.load(path, mmap_mode="r")
-    except ValueError:  # an empty array cannot be mapped
-        return np.load(path)
 
 
 def _touch_parts(

@@ -28,7 +28,7 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -548,6 +548,28 @@ def credited_touches(frame: pl.DataFrame, credits: dict[str, np.ndarray]) -> pl.
     )
 
 
+class MappedInputs(Mapping):
+    """Arrays saved as ``folder/KEY.npy`` (a partition's :data:`CREDIT_INPUTS`, for
+    :func:`fitted_credits`), each memory-mapped as it is looked up and unmapped when dropped:
+    a fit holds no input's pages between its reads (100M: ~2.4 GB of inputs)."""
+
+    def __init__(self, folder: Any, keys: Iterable[str]) -> None:  # noqa: D107
+        self.folder, self.keys_ = folder, list(keys)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        path = self.folder / f"{key}.npy"
+        try:
+            return np.load(path, mmap_mode="r")
+        except ValueError:  # an empty array cannot be mapped (older numpy)
+            return np.load(path)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys_)
+
+    def __len__(self) -> int:
+        return len(self.keys_)
+
+
 def fit_credits(
     arrays: dict[str, np.ndarray] | list[dict[str, np.ndarray]],
     *,
@@ -568,15 +590,14 @@ def fit_credits(
     """
     parts = arrays if isinstance(arrays, list) else [arrays]
     counts = n_actions if isinstance(n_actions, list) else [n_actions]
-    return dict(
-        fitted_credits(
-            parts,
-            n_actions=counts,
-            exposure_scale=exposure_scale,
-            iterations=iterations,
-            features=features,
-        )
+    fits = fitted_credits(
+        parts,
+        n_actions=counts,
+        exposure_scale=exposure_scale,
+        iterations=iterations,
+        features=features,
     )
+    return {f: np.concatenate(each) if len(each) != 1 else each[0] for f, each in fits}
 
 
 def fitted_credits(
@@ -586,11 +607,11 @@ def fitted_credits(
     exposure_scale: float,
     iterations: int = 60,
     features: tuple[str, ...] = ("timing", "cadence"),
-) -> Iterator[tuple[str, np.ndarray]]:
+) -> Iterator[tuple[str, list[np.ndarray]]]:
     """Each feature's fit (:func:`credit_em`) over the inputs of :func:`touch_credit_inputs`
     of every part, as if concatenated (each part's ``pair_touch`` and ``pair_action``
-    numbered within it; ``n_actions`` per part): ``(feature, each touch's credit)`` in the
-    parts' order, one fit at a time (the first's credits may leave memory before the next).
+    numbered within it; ``n_actions`` per part): ``(feature, each part's touches' credits)``,
+    one fit at a time (the first's credits may leave memory before the next).
 
     The parts are read a chunk at a time where they lie (memory-mapped, never copied
     into one array), and what both fits share is made once: each pair's layout row
@@ -617,7 +638,7 @@ def fitted_credits(
                 np.add.at(out, pair_touch[at].astype(np.intp), credit[rows(at)])
             summed.append(out)
         del credit
-        yield feature, np.concatenate(summed) if len(summed) != 1 else summed[0]
+        yield feature, summed
         del summed
 
 
