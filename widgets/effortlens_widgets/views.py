@@ -646,7 +646,9 @@ class Deviance(View):
         page's current load)."""
         held = [self._period_files_of, self._ahead[0], self._memo_data]
         held.append(None if self._counts_index is None else self._counts_index[0])
-        return [h for i, h in enumerate(held) if h is not None and h not in held[:i]]
+        return [
+            h for i, h in enumerate(held) if h is not None and all(h is not o for o in held[:i])
+        ]
 
     @property
     def worked_ahead(self) -> tuple:
