@@ -697,3 +697,23 @@ def test_coded_practice_facts_and_touch_frame_hold_the_text_values_as_enums(seed
     assert n_actions == coded_actions
     for key, values in arrays.items():
         assert np.array_equal(values, coded_arrays[key]) and values.dtype == coded_arrays[key].dtype
+
+
+def test_a_reps_team_coded_by_its_rep_is_the_text_coded_and_refused_when_a_rep_has_two():
+    """:func:`touch_build._coded_by` (a team, segment or role coded through the rep's code)
+    gives :func:`touch_build._coded`'s names and codes, nulls included, and None as soon as
+    one rep's rows hold two values."""
+    from effortlens.touch_build import _coded, _coded_by  # noqa: PLC2701 - both ways
+
+    rng = np.random.default_rng(5)
+    reps = rng.integers(-1, 30, 5_000)  # -1: no rep
+    teams = np.array([f"t{r % 7}" for r in range(31)] + [None], dtype=object)
+    values = pl.Series("team", teams[np.where(reps >= 0, reps, 31)].tolist(), pl.String)
+    values = values.scatter(np.flatnonzero(reps == 3), None)  # a rep whose team is null
+    got = _coded_by(values, reps)
+    want = _coded(values)
+    assert got is not None and got[0].equals(want[0]) and np.array_equal(got[1], want[1])
+    assert want[0].to_list() == [f"t{k}" for k in range(7)] and (want[1] == -1).any()
+    assert _coded_by(values.scatter(int(np.flatnonzero(reps == 5)[-1]), "t6"), reps) is None
+    assert _coded_by(values.scatter(int(np.flatnonzero(reps == 3)[0]), "t1"), reps) is None
+    assert _coded_by(values.head(0), reps[:0]) is None
