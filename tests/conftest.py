@@ -161,6 +161,19 @@ def _repository_stays_clean():
         )
 
 
+@pytest.fixture(autouse=True)
+def _deviance_work_ahead_done():
+    """After each test, wait for the deviance pages' presets worked ahead (a background
+    thread per page, ``Deviance._work_ahead``): none of them runs on into the next test (where
+    it could meet that test's patched functions or counters)."""
+    yield
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name == "effortlens-deviance-ahead":
+            thread.join(120)
+
+
 # --- generated data sets -----------------------------------------------------------------------
 
 

@@ -4,19 +4,9 @@ returned to is drawn without computing its statistics again)."""
 from __future__ import annotations
 
 import polars as pl
-import pytest
 from polars.testing import assert_frame_equal
 
 from effortlens.filters import Filter
-
-
-@pytest.fixture(autouse=True)
-def _no_work_ahead_between_tests():
-    """Every page's presets worked ahead (a background thread each) are done before and
-    after each test: the tests that count computations count their own page's only."""
-    _ahead_done()
-    yield
-    _ahead_done()
 
 
 def test_a_selection_returned_to_is_drawn_from_the_tables_kept_for_it(tiny_planted, monkeypatch):
