@@ -241,6 +241,98 @@ def test_a_file_hashed_in_the_tick_of_the_record_is_recorded_anew(data, tmp_path
     assert hashed == []
 
 
+# --- checksums taken while the build writes, footers read at an open (session 13) -----------
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_watcher_keeps_a_hash_while_the_file_is_unchanged_and_hashes_a_rewrite(tmp_path):
+    import time
+
+    kept, rewritten, late = tmp_path / "kept.bin", tmp_path / "sub" / "again.bin", tmp_path / "z"
+    rewritten.parent.mkdir()
+    kept.write_bytes(b"k" * 5000)
+    rewritten.write_bytes(b"a" * 5000)
+    watcher = facts.ChecksumWatcher(tmp_path, settled_s=0.2)
+    assert watcher.scan() == 0  # just written: not settled yet
+    time.sleep(0.3)
+    assert watcher.scan() == 2 and watcher.scan() == 0  # hashed once, then kept
+    rewritten.write_bytes(b"b" * 5000)  # the same size, rewritten in place after its hash
+    late.write_bytes(b"late")
+    sums = watcher.checksums()
+    assert sorted(watcher.hashed_at_end) == ["sub/again.bin", "z"]
+    assert sums == {
+        "kept.bin": (5000, _sha(kept)),
+        "sub/again.bin": (5000, _sha(rewritten)),  # the final bytes'
+        "z": (4, _sha(late)),
+    }
+
+
+def test_a_file_that_changed_after_its_hash_waits_longer_before_the_next(tmp_path):
+    import time
+
+    path = tmp_path / "growing.bin"
+    path.write_bytes(b"x")
+    watcher = facts.ChecksumWatcher(tmp_path, settled_s=0.1)
+    time.sleep(0.15)
+    assert watcher.scan() == 1
+    path.write_bytes(b"xy")  # a writer that paused
+    time.sleep(0.15)
+    assert watcher.scan() == 0  # settled for 0.1 s but not for 0.2
+    time.sleep(0.1)
+    assert watcher.scan() == 1
+    assert watcher.checksums() == {"growing.bin": (2, _sha(path))}
+
+
+def test_a_build_hashes_its_files_as_they_are_written_and_its_manifest_is_of_the_final_bytes(
+    data, tmp_path, monkeypatch
+):
+    import json
+    import time
+
+    watchers: list[facts.ChecksumWatcher] = []
+
+    class Recorded(facts.ChecksumWatcher):
+        def start(self):
+            watchers.append(self)
+            return super().start()
+
+        def scan(self):
+            time.sleep(0.02)  # let the build write between scans
+            return super().scan()
+
+    monkeypatch.setattr(facts, "ChecksumWatcher", Recorded)
+    monkeypatch.setattr(facts, "SETTLED_S", 0.0)
+    monkeypatch.setattr(facts, "WATCH_EVERY_S", 0.0)
+    built = open_build(data, cache_dir=tmp_path / "cache")
+    (watcher,) = watchers
+    assert watcher.hashed_while, "nothing was hashed while the build ran"
+    files = json.loads((built.path / facts.MANIFEST_FILE).read_text("utf-8"))["files"]
+    assert set(watcher.hashed_at_end) < set(files)
+    for name, about in files.items():  # every checksum is of the bytes the build left
+        assert about["sha256"] == _sha(built.path / name), name
+        assert about["bytes"] == (built.path / name).stat().st_size
+
+
+def test_an_open_reads_each_parquet_files_tail_once_and_nothing_more(data, tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+
+    built = open_build(data, cache_dir=tmp_path / "cache")
+    manifest = json.loads((built.path / facts.MANIFEST_FILE).read_text("utf-8"))
+    expected = 0
+    for name, about in manifest["files"].items():
+        if name.endswith(".parquet"):
+            footer = pq.ParquetFile(built.path / name).metadata.serialized_size + 8
+            expected += min(max(footer, facts.FOOTER_READ), about["bytes"])
+    assert expected and facts.read_footers(built.path, manifest) == expected
+
+
 def test_cache_is_env_else_per_user_never_in_data_or_repo(data, tmp_path, monkeypatch):
     monkeypatch.delenv("EFFORTLENS_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
