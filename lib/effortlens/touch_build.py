@@ -1077,10 +1077,13 @@ def _credit_fit(
     n_pairs, n_touches = fit.pairs, fit.touches
     # the actions without a pair: their total is the background alone
     alone = len(layout.place) - (layout.sizes[0] if layout.sizes else 0)
+    # a chunk of actions at a time, its rows of every block in turn: the chunk's totals stay
+    # in the cache while its actions' pairs are added (each action's in rank order as before)
     blocks = [
-        (slice(start + at.start, start + at.stop), at)
+        (slice(start + at.start, start + min(at.stop, size)), slice(at.start, min(at.stop, size)))
+        for at in _chunks(layout.sizes[0] if layout.sizes else 0)
         for start, size in zip(layout.starts, layout.sizes, strict=True)
-        for at in _chunks(size)
+        if size > at.start
     ]
     totals = np.zeros(layout.sizes[0] if layout.sizes else 0)  # per action with a pair
     inverse = np.zeros(len(totals))
