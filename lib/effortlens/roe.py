@@ -398,7 +398,7 @@ def streak_facts(
     ts = part.ts[row]
     acting = part.answered
     acted = (
-        acting["contact_id"].cast(part.contacts).to_physical().cast(pl.Int64).to_numpy() + 1,
+        part.acting,  # coded once (shared with the credit inputs)
         acting["ts"].to_physical().cast(pl.Int64).fill_null(np.iinfo(np.int64).min).to_numpy(),
     )
     steps, span = time_steps(np.concatenate([ts, acted[1]]))

@@ -302,6 +302,15 @@ class PartTouches:
         return self._orders["order"]
 
     @property
+    def acting(self) -> np.ndarray:
+        """Each action of :attr:`answered`'s contact's place in :attr:`contacts` + 1 (int64),
+        as :attr:`contact` (coded once for the streaks and the credit inputs)."""
+        if "acting" not in self._orders:
+            code = self.answered["contact_id"].cast(self.contacts).to_physical()
+            self._orders["acting"] = (code.cast(pl.Int64) + 1).to_numpy()
+        return self._orders["acting"]
+
+    @property
     def without_contact(self) -> int:
         """How many touches have no contact (the first of :attr:`by_time` and :attr:`order`)."""
         return int(self.touches["contact_id"].null_count())
@@ -475,8 +484,14 @@ def touch_credit_inputs(
         {"contact_id": [_LAST_CONTACT], "ts": [end]},
         schema={"contact_id": answered.schema["contact_id"], "ts": answered.schema["ts"]},
     )
-    given = pl.concat([answered, stand_in]).with_columns(
-        pl.col("contact_id").cast(contacts).to_physical()
+    last = int(contacts.categories.search_sorted(_LAST_CONTACT))  # the stand-in's code
+    given = pl.DataFrame(
+        {
+            "contact_id": pl.Series(np.append(part.acting - 1, last)).cast(
+                pl.Series(dtype=contacts).to_physical().dtype
+            ),
+            "ts": pl.concat([answered["ts"], stand_in["ts"]]),
+        }
     )
     pairs = _contact_pairs(history, given, window=window, touch_key=np.cumsum(~same[0]))
     kind_code = kind_names.cast(pl.Enum(kinds), strict=False).to_physical().cast(pl.Int64)
