@@ -45,8 +45,8 @@ def _stage(touches: pl.DataFrame, scratch: Path, *, parts: int, enums: bool) -> 
     (scratch / "touch1").mkdir(parents=True)
     em.mkdir()
     frames, credits, names = [], {c: [] for c in CREDITS}, []
-    for p in range(parts):
-        part = touches.filter(pl.int_range(pl.len()) % parts == p)
+    for p in range(parts + 1):  # and a partition without touches last
+        part = touches.filter(pl.int_range(pl.len()) % parts == p) if p < parts else touches.clear()
         on = part["credit_timing"].is_not_null()
         fit_row = pl.select(pl.when(pl.Series(on)).then(pl.Series(on).cum_sum() - 1)).to_series()
         for c in CREDITS:
@@ -87,7 +87,7 @@ def test_pass_two_merged_in_day_order_is_one_stable_sort(touches, tmp_path, enum
     made = _stage(touches, scratch, parts=parts, enums=enums)
     assert [m["rows"] for m in made] == [
         touches.filter(pl.int_range(pl.len()) % parts == p).height for p in range(parts)
-    ]
+    ] + [0]
     rows_per_part = touches.height // 5  # several part files of whole days
     groups, shared = day_order_plan(scratch, made, rows_per_part=rows_per_part, workers=2)
     assert len(groups) == 2
@@ -158,3 +158,15 @@ def test_habit_cells_from_the_touch_codes_equal_the_group_bys(touches, tmp_path,
         assert (tmp_path / "again" / relative).read_bytes() == (
             tmp_path / "new" / relative
         ).read_bytes()
+
+
+def test_no_touch_at_all_gives_one_empty_part_of_the_touch_schema(touches, tmp_path):
+    scratch, folder = tmp_path / "scratch", tmp_path / "build"
+    made = _stage(touches.clear(), scratch, parts=2, enums=False)
+    assert [m["rows"] for m in made] == [0, 0, 0]
+    groups, shared = day_order_plan(scratch, made, rows_per_part=1_000, workers=2)
+    assert len(groups) == 1
+    written = day_ordered_touches(scratch, folder, groups[0], **shared)
+    assert list(written.values()) == [0]
+    (path,) = sorted((folder / AGGREGATES_LAYOUT["touches"]).glob("*.parquet"))
+    assert pl.read_parquet(path).schema == touches.schema

@@ -846,12 +846,13 @@ def write_view_facts(
       touches without credits and its fit inputs as integer codes numbered as over all
       touches (:func:`effortlens.touch_build.touch_credit_inputs`); the fit runs once over the
       inputs concatenated (memory-mapped); pass 2 writes each partition's touch facts with
-      their credits (its part in (day, rep) order);
-    - the habit cells: the group-by sums of :func:`effortlens.habits.touch_cells`, streamed
-      over the touch part files;
-    - the habit touch codes: :func:`effortlens.habits.write_touch_codes` per partition, then
-      one dictionary per code (the union, sorted as it sorts) and every column merged in day
-      order (:func:`merge_touch_codes`).
+      their credits as codes (its part in (day, rep) order, :func:`_touch_part`), merged into
+      part files of whole days by one stable integer sort per range (:func:`_day_order_plan`,
+      :func:`_day_ordered_touches`);
+    - the habit touch codes: :func:`effortlens.habits.write_touch_codes` of the merged codes;
+    - the habit cells: summed from the habit touch codes (:func:`_habit_cells_of_codes`; the
+      group-by sums of :func:`effortlens.habits.touch_cells` a run of reps at a time,
+      :func:`_habit_cells`, when some touch has no day).
 
     The fit adds its sums in another order than the in-memory build (the touches and pairs
     are in partition order), so the credits may differ from it in the last bits; every
