@@ -190,3 +190,55 @@ def test_a_period_s_last_day_reads_one_column_of_the_deals_once_per_load(tiny_pl
     expected = max(enriched.daily["day"].max(), opportunities["created_ts"].max().date())
     assert page.state.filter.end == expected
     assert (page.state.filter.end - page.state.filter.start).days == 363
+
+
+# --- a kernel opening a build reads ahead what is not in memory (session 13) -----------------
+
+
+def _willneed(monkeypatch, folder: Path) -> dict[str, list[tuple[int, int]]]:
+    """The (offset, length) asked with WILLNEED of the files in ``folder``, from now on."""
+    asked: dict[str, list[tuple[int, int]]] = {}
+    real = os.posix_fadvise
+
+    def fadvise(fd, offset, length, advice):
+        path = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        if advice == os.POSIX_FADV_WILLNEED and path.is_relative_to(folder.resolve()):
+            asked.setdefault(path.name, []).append((offset, length))
+        return real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    return asked
+
+
+def test_opening_a_build_reads_ahead_in_a_thread_what_is_not_in_memory(
+    tiny_planted, tmp_path, monkeypatch
+):
+    import shutil
+
+    copy = tmp_path / "build"
+    shutil.copytree(open_build(tiny_planted).path, copy)
+    files = _manifest_files(copy)
+    for name in files:  # in memory, then this test's copy of the daily roll-up dropped
+        with open(copy / name, "rb") as f:
+            f.read()
+    with open(copy / "daily.parquet", "rb") as f:
+        os.fdatasync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    asked = _willneed(monkeypatch, copy)
+    thread = warm.warm_opened(copy)
+    thread.join(60)
+    assert set(asked) == {"daily.parquet"}  # the rest is in memory: nothing asked of it
+    spans = [warm.Span("", o, n, "") for o, n in asked["daily.parquet"]]
+    assert _covered(spans) == [(0, files["daily.parquet"])]
+
+
+def test_an_open_reads_ahead_every_tier_but_the_event_facts(tiny_planted, entry, monkeypatch):
+    monkeypatch.setattr(warm, "SMALL_FILE_BYTES", 1)  # the event facts as large as at 10M
+    plan = warm_plan(entry, budget=2**40, tiers=warm.OPEN_TIERS)
+    assert {s.tier for s in plan} == set(warm.OPEN_TIERS) and "events" not in warm.OPEN_TIERS
+    events = [s for s in plan if _event_fact(s.name)]
+    assert events and all(s.length < (entry / s.name).stat().st_size for s in events)  # footers
+    started: list[Path] = []
+    monkeypatch.setattr(warm, "warm_opened", lambda path: started.append(Path(path)))
+    open_build(tiny_planted)
+    assert started == [entry]

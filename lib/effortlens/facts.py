@@ -1644,6 +1644,9 @@ def read_footers(entry: Path, manifest: Mapping[str, Any]) -> int:
 def _open_entry(entry: Path, *, key: str, settings: Settings) -> Build:
     manifest = verify_entry(entry, key=key)
     read_footers(entry, manifest)  # before the scans: their faults would read 4 MB each
+    from effortlens.warm import warm_opened
+
+    warm_opened(entry)  # what is not in memory, read in a thread while the page draws
     try:
         return _read_entry(entry, manifest, settings=settings)
     except (OSError, ValueError, KeyError, pl.exceptions.PolarsError) as err:

@@ -4,10 +4,10 @@ wait on the disk.
 A build's files are read by every app kernel: whole when a page opens them (the daily roll-up,
 the tables, the habit cells and most files below :data:`SMALL_FILE_BYTES`), a slice when a
 filter changes (the mapped ``.npy`` columns of the habit touch codes, the practice codes,
-the gap runs, the period presets) and a footer and a few row groups of the event-level facts. The kernels that come later find them in memory;
-the first one after a build (or after the machine dropped them) read them from disk: at 10M
-activities its first chart took 4.6 s against 0.7-2.0, at 100M a habits change 609 ms wall
-for 223 ms of CPU.
+the gap runs, the period presets) and a footer and a few row groups of the event-level
+facts. The kernels that come later find them in memory; the first one after a build (or
+after the machine dropped them) read them from disk: at 10M activities its first chart took
+4.6 s against 0.7-2.0, at 100M a habits change 609 ms wall for 223 ms of CPU.
 
 :func:`warm_build` asks the kernel to read them ahead (``posix_fadvise(WILLNEED)``, in
 chunks: one call over a whole file reads only its first few MB), in the order a viewer
@@ -17,12 +17,18 @@ its files, since the day-sorted columns end with the latest days every period pr
 The calls return once the reads are queued, about as long as the disk takes to read them
 (1.5 GB at 10M: 2-6 s wall under load, 0.35 CPU s; 3 GB at 100M: 14-28 s, 0.7 CPU s); page
 cache is memory the system takes back when a process needs it.
+
+A kernel that opens a build (:func:`effortlens.facts.open_build`) reads ahead, in a thread,
+the chunks of every file but the event facts that are not in memory (:func:`warm_opened`):
+nothing on a build in memory, and on one that has left it (a larger build ran since) the
+files its first draw and filter changes read, while it draws.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,10 +134,11 @@ def _tier(name: str, size: int) -> str:
     return "filter change" if name.endswith(".npy") else "first draw"
 
 
-def warm_plan(entry: str | Path, *, budget: int) -> list[Span]:
-    """The spans of the build in ``entry`` to read ahead, in :data:`TIERS` order, at most
-    ``budget`` bytes: each tier whole while it fits, then the last share of each file of the
-    first tier that does not (the same share of each), and nothing after it.
+def warm_plan(entry: str | Path, *, budget: int, tiers: tuple[str, ...] = TIERS) -> list[Span]:
+    """The spans of the build in ``entry`` to read ahead, in :data:`TIERS` order (those of
+    ``tiers``), at most ``budget`` bytes: each tier whole while it fits, then the last share
+    of each file of the first tier that does not (the same share of each), and nothing after
+    it.
 
     Examples
     --------
@@ -155,7 +162,7 @@ def warm_plan(entry: str | Path, *, budget: int) -> list[Span]:
         by_tier[tier].append(Span(name, 0, size, tier))
     plan: list[Span] = []
     left = budget
-    for tier in TIERS:
+    for tier in tiers:
         spans = by_tier[tier]
         need = sum(s.length for s in spans)
         if need <= left:
@@ -182,6 +189,93 @@ def _advise(path: Path, spans: Iterable[Span]) -> None:
         os.close(fd)
 
 
+#: What a kernel reads ahead when it opens a build (:func:`warm_opened`): all but the
+#: event-level facts, of which a page reads only footers and a few row groups.
+OPEN_TIERS: tuple[str, ...] = ("every open", "first draw", "filter change")
+
+
+def _resident(fd: int, size: int) -> bytes | None:
+    """One byte per page of the file open as ``fd``, its low bit set when the page is in
+    memory (``mincore``); ``None`` where it cannot be asked."""
+    if not size:
+        return b""
+    try:
+        import ctypes
+        import mmap
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+        mapped = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)  # faults in no page
+    except (OSError, ValueError, AttributeError, ImportError):
+        return None
+    try:
+        anchor = ctypes.c_char.from_buffer(mapped)
+        pages = ctypes.create_string_buffer((size + mmap.PAGESIZE - 1) // mmap.PAGESIZE)
+        failed = libc.mincore(ctypes.addressof(anchor), size, pages)
+        del anchor
+        return None if failed else pages.raw
+    finally:
+        mapped.close()
+
+
+def _advise_missing(path: Path, spans: Iterable[Span]) -> None:
+    """:func:`_advise` of the chunks not already in memory (a kernel opening a build that is
+    in memory asks nothing)."""
+    import mmap
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        pages = _resident(fd, os.fstat(fd).st_size)
+        if pages is not None:  # 1 where in memory (the other bits are reserved)
+            pages = pages.translate(bytes(b & 1 for b in range(256)))
+        for span in spans:
+            end = span.offset + span.length
+            for offset in range(span.offset, end, CHUNK):
+                length = min(CHUNK, end - offset)
+                first, last = offset // mmap.PAGESIZE, (offset + length - 1) // mmap.PAGESIZE
+                if pages is not None and 0 not in pages[first : last + 1]:
+                    continue
+                os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+    finally:
+        os.close(fd)
+
+
+def _idle_io() -> None:
+    """Give the calling thread's disk reads the idle class (Linux ``ioprio_set``: served when
+    no other read waits); nothing where it cannot be set."""
+    try:
+        import ctypes
+        import platform
+
+        number = {"x86_64": 251, "aarch64": 30}.get(platform.machine())
+        if number is not None:  # IOPRIO_WHO_PROCESS, this thread, IOPRIO_CLASS_IDLE
+            ctypes.CDLL(None, use_errno=True).syscall(number, 1, 0, 3 << 13)
+    except (OSError, AttributeError, ImportError):
+        pass
+
+
+def warm_opened(entry: str | Path) -> threading.Thread | None:
+    """Read ahead, in a thread, what of the build in ``entry`` is not in memory: every tier
+    but the event facts (:data:`OPEN_TIERS`), within the default budget. Called by
+    :func:`effortlens.facts.open_build` on a build it opens, so that a kernel meeting a build
+    that has left the page cache (a larger build ran since, the machine's memory went to
+    other work) reads the files its first draw and its filter changes use while it draws,
+    not one fault at a time. On a build in memory it asks nothing (``mincore``)."""
+    if not hasattr(os, "posix_fadvise"):
+        return None
+
+    def run() -> None:
+        _idle_io()  # the page's own reads and other processes' come first
+        try:
+            _warm(Path(entry), budget=None, advise=_advise_missing, tiers=OPEN_TIERS)
+        except Exception:  # a read-ahead never fails an open
+            pass
+
+    thread = threading.Thread(target=run, name="effortlens-read-ahead", daemon=True)
+    thread.start()
+    return thread
+
+
 def warm_build(
     entry: str | Path,
     *,
@@ -198,13 +292,22 @@ def warm_build(
     >>> print(warm_build(open_build("exports/acme").path))  # doctest: +SKIP
     1,436 of 1,491 MiB in 96 files read ahead into memory (budget 8,113 MiB)
     """
-    entry = Path(entry)
+    return _warm(Path(entry), budget=budget, advise=advise, tiers=TIERS)
+
+
+def _warm(
+    entry: Path,
+    *,
+    budget: int | None,
+    advise: Callable[[Path, Iterable[Span]], None],
+    tiers: tuple[str, ...],
+) -> Warmed:
     if budget is None:
         budget = available_memory() // 2
     if not hasattr(os, "posix_fadvise"):  # not on this system: nothing to ask
         return Warmed(0, 0, 0, budget)
     try:
-        plan = warm_plan(entry, budget=budget)
+        plan = warm_plan(entry, budget=budget, tiers=tiers)
         files = json.loads((entry / MANIFEST_FILE).read_text("utf-8"))["files"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return Warmed(0, 0, 0, budget)
