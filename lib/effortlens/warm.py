@@ -218,7 +218,7 @@ def _resident(fd: int, size: int) -> bytes | None:
         mapped.close()
 
 
-def _advise_missing(path: Path, spans: Iterable[Span]) -> None:
+def advise_missing(path: Path, spans: Iterable[Span]) -> None:
     """:func:`_advise` of the chunks not already in memory (a kernel opening a build that is
     in memory asks nothing)."""
     import mmap
@@ -267,7 +267,7 @@ def warm_opened(entry: str | Path) -> threading.Thread | None:
     def run() -> None:
         _idle_io()  # the page's own reads and other processes' come first
         try:
-            _warm(Path(entry), budget=None, advise=_advise_missing, tiers=OPEN_TIERS)
+            _warm(Path(entry), budget=None, advise=advise_missing, tiers=OPEN_TIERS)
         except Exception:  # a read-ahead never fails an open
             pass
 
