@@ -583,6 +583,7 @@ def _report_bug(err: Exception) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the ``effortlens`` command line on ``argv``; return the exit code (never raise)."""
     from effortlens.adapters import MappingError
+    from effortlens.build_failure import BuildFailed
     from effortlens.loading import DataError
     from effortlens.loading.report import LoadBug
     from effortlens.settings import SettingsError
@@ -604,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     except LoadBug as err:
         _report_bug(err)
         return 3
-    except (SettingsError, DataError, MappingError) as err:
+    except (SettingsError, DataError, MappingError, BuildFailed) as err:  # in words
         print(f"effortlens: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # an unreadable folder, settings or mapping file

@@ -574,9 +574,70 @@ def build_workers(settings: Settings) -> int:
     return int(max(1, min(2, os.cpu_count() or 1, fits)))
 
 
+#: Environment variables that size a process's thread pools: Polars' (read once, when it is
+#: imported) and numpy's BLAS. Set for the children when several run at once (:class:`Children`).
+THREAD_VARIABLES = (
+    "POLARS_MAX_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+)  # fmt: skip
+#: What each step of the build that runs in a child is called in a failure's message.
+_STEP_WORDS = {
+    "enrich_partition": "enrich",
+    "_view_part": "view facts: pass 1",
+    "_fit_touch_credits": "view facts: habit credit fit",
+    "_touch_part": "view facts: pass 2",
+    "_day_ordered_touches": "view facts: touches in day order",
+    "_habit_cells": "view facts: habit cells",
+    "_touch_codes": "view facts: habit touch codes",
+    "_practice_cells": "view facts: practice cells",
+    "_practice_gap_facts": "view facts: practice gaps",
+    "_practice_codes": "view facts: practice codes",
+    "_practice_periods": "view facts: practice periods",
+    "_ordered_streaks": "view facts: streaks in order",
+    "write_daily": "write facts: daily roll-up",
+}
+#: Held while a child is started with its own thread counts in the environment it inherits.
+_SPAWNING = threading.Lock()
+
+
+def child_threads(workers: int, cores: int | None = None) -> int | None:
+    """Threads each child's pools get when ``workers`` children run at once: the cores shared
+    out (two children on two cores: one each, not two each fighting over two cores); ``None``
+    (as many as the cores) for one at a time.
+
+    Examples
+    --------
+    >>> child_threads(2, cores=2), child_threads(2, cores=8), child_threads(1, cores=8)
+    (1, 4, None)
+    """
+    if workers <= 1:
+        return None
+    return max(1, (cores if cores is not None else os.cpu_count() or 1) // workers)
+
+
+def _step_words(function: Callable[..., Any]) -> str:
+    name = getattr(function, "__name__", "a step")
+    return _STEP_WORDS.get(name, name.strip("_").replace("_", " "))
+
+
+class _Stopped(Exception):
+    """A call refused or cut short because another call of its :class:`Children` failed."""
+
+
 class Children:
     """Calls run each in a process of its own, at most ``workers`` at once over every thread
     that makes them, when ``isolate``; else here, as plain calls (one at a time).
+
+    The first call to fail stops the others: their processes are killed and calls not yet
+    started are refused, so the failure is raised at once (not after the partition beside it
+    ends). A child killed outright (the out-of-memory killer) raises
+    :class:`effortlens.build_failure.BuildFailed` naming the step and the partition; an
+    exception raised in a child is raised here as it was, with a note naming them.
+
+    A child that starts while another runs, or one of several calls that :meth:`each` runs at
+    once, gets its share of the cores for its Polars and BLAS thread pools
+    (:func:`child_threads`: two children on two cores, one thread each, not two each fighting
+    over two cores); a child alone, as many threads as cores. ``threads`` fixes the count
+    for every child instead (0: as they choose).
 
     Examples
     --------
@@ -585,19 +646,118 @@ class Children:
     (3, [2, 1])
     """
 
-    def __init__(self, *, isolate: bool, workers: int) -> None:
+    def __init__(self, *, isolate: bool, workers: int, threads: int | None = None) -> None:
         """Children for calls in processes of their own when ``isolate`` (none started yet)."""
         self.isolate = isolate
         self.workers = max(1, workers) if isolate else 1
+        self.threads = threads
         self._slots = threading.BoundedSemaphore(self.workers)
+        self._lock = threading.Lock()
+        self._live: set[Any] = set()
+        #: The first failure of any call; every later call is refused.
+        self.failure: BaseException | None = None
 
     def __call__(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """``function(*args, **kwargs)``, in a fresh process of its own (:func:`in_child`: its
-        memory goes back when it ends) once one of the ``workers`` slots is free."""
+        """``function(*args, **kwargs)``, in a fresh process of its own (its memory goes back
+        when it ends) once one of the ``workers`` slots is free. Stopped by another call's
+        failure, it raises that failure."""
+        return self._first_failure(self.call, _step_words(function), function, args, kwargs)
+
+    def call(
+        self,
+        what: str,
+        function: Callable[..., Any],
+        args: tuple,
+        kwargs: dict[str, Any],
+        *,
+        together: int = 1,
+    ) -> Any:
+        """:meth:`__call__`, ``what`` naming the call in a failure's message; ``together``:
+        how many calls run at once with it (its threads: its share of the cores)."""
         if not self.isolate:
             return function(*args, **kwargs)
         with self._slots:
-            return in_child(function, *args, **kwargs)
+            if self.failure is not None:
+                raise _Stopped(what)
+            try:
+                return self._in_child(what, function, args, kwargs, together=together)
+            except _Stopped:
+                raise
+            except BaseException as err:
+                self.stop(err)
+                raise
+
+    def stop(self, failure: BaseException) -> None:
+        """Kill every running child and refuse new calls: ``failure`` is the build's."""
+        with self._lock:
+            if self.failure is None:
+                self.failure = failure
+            live = list(self._live)
+        for process in live:
+            process.kill()
+
+    def _in_child(
+        self,
+        what: str,
+        function: Callable[..., Any],
+        args: tuple,
+        kwargs: dict[str, Any],
+        *,
+        together: int,
+    ) -> Any:
+        import multiprocessing
+
+        from effortlens import build_failure
+
+        context = multiprocessing.get_context("spawn")
+        reader, writer = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_child_main, args=(writer, os.getpid(), function, args, kwargs)
+        )
+        with _SPAWNING:  # the child's pools are sized when it imports Polars: before it runs
+            with self._lock:
+                count = self.threads
+                if count is None:
+                    count = child_threads(max(together, len(self._live) + 1, 1))
+            threads = {name: str(count) for name in THREAD_VARIABLES} if count else {}
+            saved = {name: os.environ.get(name) for name in threads}
+            os.environ.update(threads)
+            try:
+                with self._lock:
+                    if self.failure is not None:
+                        raise _Stopped(what)
+                    process.start()
+                    self._live.add(process)
+            finally:
+                for name, value in saved.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
+                writer.close()
+        try:
+            try:
+                status, value, trace = reader.recv()
+            except EOFError:  # ended without a word: killed, or exited
+                status, value, trace = "died", None, ""
+            except Exception as err:  # an answer that does not unpickle here
+                status, value, trace = "raised", RuntimeError(f"its answer: {err!r}"), ""
+            process.join()
+        finally:
+            reader.close()
+            with self._lock:
+                self._live.discard(process)
+        if status == "ok":
+            return value
+        if self.failure is not None:  # killed because another call failed first
+            raise _Stopped(what)
+        if status == "died":
+            raise build_failure.died(what, process.exitcode)
+        if isinstance(value, MemoryError):
+            raise build_failure.out_of_memory(what) from value
+        value.__cause__ = _ChildTraceback(trace)
+        value.add_note(f"(in the build step {what}, in a process of its own)")
+        raise value
 
     def each(
         self,
@@ -605,38 +765,79 @@ class Children:
         calls: list[tuple[tuple, dict[str, Any]]],
         *,
         done: Callable[[int], None] | None = None,
+        what: str | None = None,
     ) -> list[Any]:
         """``function(*args, **kwargs)`` for each ``(args, kwargs)`` of ``calls``, as many at
         once as slots are free; the results in the order of ``calls``, whatever order they
         finish in. ``done(k)`` is called (in this thread) as each call finishes, ``k`` the
-        calls finished so far. The first call to fail raises here; calls not yet started are
-        not run."""
+        calls finished so far. The first call to fail raises here at once (the others are
+        killed; calls not yet started are not run); its message names call ``i`` as
+        "``what``, partition i of n" (``what`` default: the step of ``function``)."""
         finished = done or (lambda _k: None)
-        if not self.isolate or self.workers <= 1 or len(calls) <= 1:
+        what = what or _step_words(function)
+        n = len(calls)
+        named = [(f"{what}, partition {i} of {n}", a, k) for i, (a, k) in enumerate(calls, 1)]
+        if not self.isolate or self.workers <= 1 or n <= 1:
             results = []
-            for args, kwargs in calls:
-                results.append(self(function, *args, **kwargs))
+            for name, args, kwargs in named:
+                results.append(self._first_failure(self.call, name, function, args, kwargs))
                 finished(len(results))
             return results
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
-        results: list[Any] = [None] * len(calls)
+        results: list[Any] = [None] * n
         # a thread per call at once, each waiting on its own child process (the thread that
         # starts a child outlives it: the child's parent-death signal follows that thread)
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(calls))) as threads:
+        with ThreadPoolExecutor(max_workers=min(self.workers, n)) as threads:
+            at_once = min(self.workers, n)
             futures = {
-                threads.submit(self, function, *args, **kwargs): i
-                for i, (args, kwargs) in enumerate(calls)
+                threads.submit(self.call, name, function, args, kwargs, together=at_once): i
+                for i, (name, args, kwargs) in enumerate(named)
             }
             try:
                 for k, future in enumerate(as_completed(futures), start=1):
-                    results[futures[future]] = future.result()
+                    results[futures[future]] = self._first_failure(future.result)
                     finished(k)
-            except BaseException:
+            except BaseException as err:
+                self.stop(err)  # the calls running are killed: their threads end at once
                 for future in futures:
                     future.cancel()
                 raise
         return results
+
+    def _first_failure(self, function: Callable[..., Any], /, *args: Any) -> Any:
+        """``function(*args)``; a call stopped by another's failure raises that failure."""
+        try:
+            return function(*args)
+        except _Stopped:
+            if self.failure is None:
+                raise
+            raise self.failure from None
+
+
+class _ChildTraceback(Exception):
+    """The traceback of an exception raised in a child process (as its cause)."""
+
+    def __str__(self) -> str:
+        return "\n" + (self.args[0] if self.args else "")
+
+
+def _child_main(writer: Any, parent: int, function: Callable[..., Any], args, kwargs) -> None:
+    """In a child of :class:`Children`: run the call, send back ``(status, value, trace)``."""
+    import traceback
+
+    from effortlens.loading.pipeline import _die_with_parent
+
+    _die_with_parent(parent)
+    try:
+        answer = ("ok", function(*args, **kwargs), "")
+    except BaseException as err:  # sent back as raised: the parent raises it
+        answer = ("raised", err, traceback.format_exc())
+    try:
+        writer.send(answer)
+    except Exception as err:  # an exception or result that does not pickle: said in words
+        writer.send(("raised", RuntimeError(f"{answer[1]!r} ({err})"), answer[2]))
+    writer.close()
 
 
 def each_in_children(
@@ -646,21 +847,23 @@ def each_in_children(
     isolate: bool,
     workers: int,
     done: Callable[[int], None] | None = None,
+    what: str | None = None,
 ) -> list[Any]:
     """``function(*args, **kwargs)`` for each ``(args, kwargs)`` of ``calls``; the results in
     the order of ``calls``, whatever order they finish in (:meth:`Children.each`).
 
-    With ``isolate``, each call runs in a fresh process of its own (:func:`in_child`: its
-    memory goes back when it ends), up to ``workers`` at once; else here, one after another.
-    ``done(k)`` is called (here) as each call finishes, ``k`` the calls finished so far. The
-    first call to fail raises here; calls not yet started are not run.
+    With ``isolate``, each call runs in a fresh process of its own (its memory goes back when
+    it ends), up to ``workers`` at once; else here, one after another. ``done(k)`` is called
+    (here) as each call finishes, ``k`` the calls finished so far. The first call to fail
+    raises here at once, named "``what``, partition i of n" (the others are killed; calls not
+    yet started are not run).
 
     Examples
     --------
     >>> each_in_children(max, [((2, 3), {}), ((5, 1), {})], isolate=False, workers=2)
     [3, 5]
     """
-    return Children(isolate=isolate, workers=workers).each(function, calls, done=done)
+    return Children(isolate=isolate, workers=workers).each(function, calls, done=done, what=what)
 
 
 def _enrich_partitions(
@@ -696,6 +899,7 @@ def _enrich_partitions(
         isolate=isolate,
         workers=workers,
         done=lambda k: say(f"enrich: partition {k}/{n} done"),
+        what="enrich",
     )
     for written in every:  # in partition order
         for relative, rows in written.items():
@@ -1015,8 +1219,9 @@ def write_view_facts(
                     say("view facts: habit cells")
                     cells = run(_habit_cells, scratch, folder, slice_rows=slice_rows)
                 written["habit cells"] = cells
-            except BaseException:
+            except BaseException as err:
                 stop.set()
+                run.stop(err)  # the practice side's process too: the failure is told at once
                 raise
             if side is None:
                 practice_side()

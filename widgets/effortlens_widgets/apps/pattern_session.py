@@ -160,11 +160,28 @@ class PatternSession(widgets.VBox):
             f'<p>{escape(s.talk)}</p><p class="el-ask">Ask the team: {escape(s.ask)}</p></div>'
         )
         if index not in self._built:
-            views = [make(self.state) for make in s.views]
-            for view in views:
-                view.refresh()
-            self._built[index] = widgets.VBox(views)
+            # the previous step's charts come down at once: under this step's title they would
+            # read as its own while its views are built (seconds, on a first visit)
+            self._body.children = [self._building(index)]
+            self._back.disabled = self._next.disabled = True
+            try:
+                views = [make(self.state) for make in s.views]
+                for view in views:
+                    view.refresh()
+                self._built[index] = widgets.VBox(views)
+            finally:
+                self._back.disabled = index == 0
+                self._next.disabled = index == len(self._steps) - 1
         self._body.children = [self._built[index]]
+
+    def _building(self, index: int) -> widgets.Widget:
+        """What the body shows while step ``index``'s views are built."""
+        note = widgets.HTML(
+            f'<div class="el-note el-building">Building step {index + 1}, '
+            f"{escape(self._steps[index].title)}…</div>"
+        )
+        note.add_class("el-building")
+        return note
 
 
 def pattern_session_app(*, anonymise: bool = True, **kwargs) -> App:

@@ -1,0 +1,131 @@
+"""A build that fails, said in words: which step, which partition, why, and what to do.
+
+The partitioned build works in child processes (:class:`effortlens.partitioned.Children`). A
+child killed outright (the system's out-of-memory killer sends SIGKILL) leaves no exception
+behind, only an exit status: :func:`died` turns it into a :class:`BuildFailed` that names the
+step and the partition and, for SIGKILL, says that memory most likely ran out and which settings
+lower it. A full disk (``ENOSPC``, from Python or from Polars' writers) is told by
+:func:`disk_full`: the folder, the space free and about how much the build needs.
+
+Examples
+--------
+>>> str(died("enrich, partition 2 of 4", -9)).split(":")[0]
+'enrich, partition 2 of 4'
+>>> is_disk_full(OSError(28, "No space left on device"))
+True
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import signal
+from pathlib import Path
+
+#: Settings that bound a partition's memory, named when a child ran out of it.
+MEMORY_ADVICE = (
+    "set limits.build_workers = 1 (one partition at a time) or a smaller "
+    "limits.partition_rows (or limits.memory_budget_mb) in the data folder's settings.toml, "
+    "and build again"
+)
+
+
+class BuildFailed(RuntimeError):
+    """A build step failed for a reason the user can act on (memory, disk, a killed process);
+    the message says the step, the partition and the cause. Nothing of the build is kept; a
+    previous build of the folder is left as it was."""
+
+
+class DiskFull(BuildFailed):
+    """The disk holding a build filled up while it was written (``ENOSPC``)."""
+
+
+def died(what: str, exitcode: int | None) -> BuildFailed:
+    """The failure of a child that ended without a result (killed, or exited early).
+
+    Examples
+    --------
+    >>> print(died("view facts: pass 1, partition 3 of 28", -9))  # doctest: +ELLIPSIS
+    view facts: pass 1, partition 3 of 28: its process was killed (SIGKILL), most likely by ...
+    >>> print(died("enrich, partition 1 of 2", 3))  # doctest: +ELLIPSIS
+    enrich, partition 1 of 2: its process ended (exit status 3) without finishing (an error ...
+    """
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        if -exitcode == signal.SIGKILL:
+            return BuildFailed(
+                f"{what}: its process was killed (SIGKILL), most likely by the system's "
+                f"out-of-memory killer: the machine ran out of memory. To use less, {MEMORY_ADVICE}"
+            )
+        return BuildFailed(f"{what}: its process was stopped by {name}")
+    if exitcode is None:  # not known (a pool's process ended abruptly)
+        return BuildFailed(
+            f"{what}: its process was killed or ended abruptly, most often by the system's "
+            f"out-of-memory killer: the machine ran out of memory. To use less, {MEMORY_ADVICE}"
+        )
+    return BuildFailed(
+        f"{what}: its process ended (exit status {exitcode}) without finishing (an error it "
+        "printed as it started, if any, is above)"
+    )
+
+
+def out_of_memory(what: str) -> BuildFailed:
+    """The failure of a step that raised ``MemoryError``.
+
+    Examples
+    --------
+    >>> print(out_of_memory("enrich, partition 1 of 2"))  # doctest: +ELLIPSIS
+    enrich, partition 1 of 2: out of memory. To use less, set limits.build_workers = 1 ...
+    """
+    return BuildFailed(f"{what}: out of memory. To use less, {MEMORY_ADVICE}")
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` (or what caused it) is a full disk: ``ENOSPC`` from Python, or Polars'
+    writers' "No space left on device (os error 28)".
+
+    Examples
+    --------
+    >>> is_disk_full(ValueError("parquet: IO error: No space left on device (os error 28)"))
+    True
+    >>> is_disk_full(OSError(2, "No such file or directory"))
+    False
+    """
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(err)
+        if "No space left on device" in text or "os error 28" in text:
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def disk_full(folder: Path, *, needed: int, what: str = "the build") -> DiskFull:
+    """The failure of a build whose disk filled up: ``folder`` (where it was written), the
+    space free there now (the build's scratch deleted) and ``needed``, about what it takes.
+
+    Examples
+    --------
+    >>> print(disk_full(Path("/"), needed=3 << 30))  # doctest: +ELLIPSIS
+    the disk of / is full: the build needs about 3.0 GB there (... GB free now)...
+    """
+    try:
+        free = shutil.disk_usage(folder).free
+        now = f"{_gb(free)} free now"
+    except OSError:
+        now = "free space unknown"
+    return DiskFull(
+        f"the disk of {folder} is full: {what} needs about {_gb(needed)} there ({now}). "
+        "Nothing of it was kept and any previous build is as it was. Free space on that disk or "
+        "choose a cache folder on a larger one (EFFORTLENS_CACHE or --cache-dir), and build again",
+    )
+
+
+def _gb(n: int) -> str:
+    return f"{n / 2**30:,.1f} GB"
