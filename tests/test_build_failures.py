@@ -274,3 +274,23 @@ def test_a_build_killed_outright_leaves_no_child_running(tmp_path):
         build.wait()
     _gone, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, f"children {[p.pid for p in alive]} outlived the killed build"
+
+
+def _load_killed(*_args, **_kwargs):
+    """The partitioned build's load, killed outright in its process (a process pool's child)."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_the_load_killed_in_its_process_pool_is_named_not_broken_process_pool(
+    tiny_planted, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(partitioned, "ISOLATE_ABOVE_ROWS", 0)  # the load in a child
+    monkeypatch.setattr(partitioned, "_load_to_files", _load_killed)
+    settings = _settings(partition_rows=6_000, partition_above_rows=6_000)
+    cache = tmp_path / "cache"
+    with pytest.raises(BuildFailed) as failed:
+        open_build(tiny_planted, settings=settings, cache_dir=cache, partitioned=True)
+    message = str(failed.value)
+    assert message.startswith("load and validate: its process was killed or ended abruptly")
+    assert "out-of-memory" in message and "BrokenProcessPool" not in message
+    assert _leftovers(cache) == []

@@ -64,7 +64,8 @@ def died(what: str, exitcode: int | None) -> BuildFailed:
     if exitcode is None:  # not known (a pool's process ended abruptly)
         return BuildFailed(
             f"{what}: its process was killed or ended abruptly, most often by the system's "
-            f"out-of-memory killer: the machine ran out of memory. To use less, {MEMORY_ADVICE}"
+            "out-of-memory killer (an error it printed as it started, if any, is above). If "
+            f"the machine ran out of memory: to use less, {MEMORY_ADVICE}"
         )
     return BuildFailed(
         f"{what}: its process ended (exit status {exitcode}) without finishing (an error it "
