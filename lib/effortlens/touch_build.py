@@ -817,8 +817,8 @@ def credit_em(
 
     It holds each pair's code in the smallest integer that holds it and its rank among its
     action's pairs, two floats per action, and the cut touches; every other per-pair value
-    is made :data:`_CHUNK` rows at a time (3m: 7 ms an iteration for 2M pairs where a
-    lookup by action and ``add.at`` took 24 ms).
+    is made :data:`_CHUNK` rows at a time (15.8M pairs: 3.8 CPU ns a pair an iteration where
+    a lookup by action and ``add.at`` took 9.3).
 
     The iterations are accelerated (``accelerate``, SQUAREM: :func:`_fixed_point`): every
     third starts from a point extrapolated along the path of the three before it. It stops
