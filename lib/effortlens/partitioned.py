@@ -1049,7 +1049,7 @@ def write_view_facts(
       (:func:`effortlens.touch_build.credit_em`, two fits). Pass 1 writes each partition's
       touches without credits and its fit inputs as integer codes numbered as over all
       touches (:func:`effortlens.touch_build.touch_credit_inputs`); the fit runs once over the
-      inputs concatenated (memory-mapped); pass 2 writes each partition's touch facts with
+      inputs where pass 1 wrote them (mapped); pass 2 writes each partition's touch facts with
       their credits as codes (its part in (day, rep) order, :func:`_touch_part`), merged into
       part files of whole days by one stable integer sort per range (:func:`_day_order_plan`,
       :func:`_day_ordered_touches`);
