@@ -6,6 +6,7 @@ build's facts equal to the in-memory build's."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -185,3 +186,21 @@ def test_a_loaded_key_outside_the_plan_is_refused(tmp_path):
     frame = pl.DataFrame({"account_id": ["a", "b"], "__row": [1, 2]})
     with pytest.raises(RuntimeError, match="'b' is in no partition"):
         plan.partition_of(frame)
+
+
+def test_a_chunk_process_killed_outright_is_not_told_as_a_bug(tmp_path, monkeypatch):
+    # the chunks in processes of their own; the first one dies at once (what the system's
+    # out-of-memory killer does): the pool's BrokenProcessPool comes out as it is, for the
+    # build to say which step died and why (facts._told), not as a bug in the file
+    from concurrent.futures.process import BrokenProcessPool
+
+    folder = tmp_path / "data"
+    _untidy(folder)
+    monkeypatch.setattr(pipeline, "ISOLATE_ABOVE_ROWS", 0)
+    monkeypatch.setattr(
+        pipeline,
+        "_validate_source",
+        lambda k, source, name, file, out, run, options: run(os._exit, 9),
+    )
+    with pytest.raises(BrokenProcessPool):
+        load_folder_chunked(folder, tmp_path / "a", settings=_settings(600), chunk_rows=600)

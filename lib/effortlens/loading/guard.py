@@ -209,7 +209,9 @@ def guarded(file: str, *, step: str = "") -> Iterator[None]:
     names the files it reads and ``step`` says what it does (``"linking Task.csv to
     Opportunity.csv"``): a bug then names both (see :meth:`LoadBug.of`).
 
-    :class:`DataError` passes as it is; ``OSError`` becomes a :class:`DataError` (see
+    :class:`DataError` passes as it is, and so does a process pool broken by a child that
+    was killed outright (the out-of-memory killer, most often: the build says which step
+    died, not a bug in ``file``); ``OSError`` becomes a :class:`DataError` (see
     :func:`unreadable`); a Polars panic (a ``BaseException``) or any other exception becomes
     a :class:`LoadBug`. ``KeyboardInterrupt`` and ``SystemExit`` pass.
 
@@ -221,9 +223,11 @@ def guarded(file: str, *, step: str = "") -> Iterator[None]:
     ...
     effortlens.loading.report.LoadBug: reps.csv: EffortLens failed on this file (a bug: ...
     """
+    from concurrent.futures.process import BrokenProcessPool
+
     try:
         yield
-    except DataError:
+    except (DataError, BrokenProcessPool):  # a child killed outright: the build tells it
         raise
     except OSError as err:
         raise unreadable(err.filename and os.path.basename(str(err.filename)) or file, err) from err
