@@ -203,14 +203,10 @@ class Enriched:
 
     @property
     def n_activities(self) -> int:
-        """How many activities there are, without collecting them (from ``daily``; a roll-up
-        not yet collected is summed lazily: one column read, not the whole roll-up)."""
+        """How many activities there are, without collecting them (from ``daily``)."""
         if not self.is_lazy:
             return self._events["activities"].height
-        daily = self._held_daily.frame
-        if isinstance(daily, pl.LazyFrame):
-            return int(daily.select(pl.col("activities").sum()).collect().item() or 0)
-        return int(daily["activities"].sum() or 0)
+        return int(self.daily["activities"].sum() or 0)
 
     def replace(self, **changes: Any) -> Enriched:
         """A copy with some fields replaced (``activities=``, ``daily=``, …)."""
