@@ -69,13 +69,18 @@ def test_two_partitions_at_a_time_write_the_same_files_as_one(tiny_planted, tmp_
         assert a.height == b.height > 0
         assert_frame_equal(a.sort(a.columns), b.sort(b.columns), check_exact=False, rel_tol=1e-12)
     n = len(parts)
-    for workers in (1, 2):  # each pass says how many at a time, then each partition done
+    for workers in (1, 2):  # each pass says how many at a time, then what is done
         said = steps[workers]
         assert f"enrich: {n} partitions, {workers} at a time" in said
         for kind in ("pass 1", "pass 2"):
             assert f"view facts: {kind}, {n} partitions, {workers} at a time" in said
-            done = [s for s in said if s.startswith(f"view facts: {kind}, partition ")]
-            assert done == [f"view facts: {kind}, partition {k}/{n} done" for k in range(1, n + 1)]
+        done = [s for s in said if s.startswith("view facts: pass 1, partition ")]
+        assert done == [f"view facts: pass 1, partition {k}/{n} done" for k in range(1, n + 1)]
+        # pass 2: the partitions in one run of about equal touches per worker, a child each
+        runs = [s for s in said if s.startswith("view facts: pass 2, ") and "runs done" in s]
+        assert runs == [
+            f"view facts: pass 2, {k}/{workers} runs done" for k in range(1, workers + 1)
+        ]
 
 
 def test_children_run_at_once_and_answer_in_the_calls_order(tmp_path):

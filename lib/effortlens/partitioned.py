@@ -1760,8 +1760,9 @@ def _day_order_plan(
 
 
 def _plain(values: pl.Series, shift: int) -> np.ndarray:
-    """``values`` (integers) + ``shift`` as int64, null as 0."""
-    return (values.cast(pl.Int64) + shift).fill_null(0).to_numpy()
+    """``values`` (integers) + ``shift`` as int64, null as 0: an array of its own (a column
+    of one chunk would otherwise come as a read-only view of Polars' buffer)."""
+    return (values.cast(pl.Int64) + shift).fill_null(0).to_numpy(writable=True)
 
 
 def _taken(frame: pl.DataFrame, order: np.ndarray) -> pl.DataFrame:
