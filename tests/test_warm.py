@@ -248,3 +248,33 @@ def test_an_open_reads_ahead_every_tier_but_the_event_facts(tiny_planted, entry,
     monkeypatch.setattr(warm, "warm_opened", lambda path: started.append(Path(path)))
     open_build(tiny_planted)
     assert started == [entry]
+
+
+def test_a_kernels_read_ahead_is_capped_and_takes_the_tiers_in_order(
+    tiny_planted, tmp_path, monkeypatch
+):
+    # a cold 100M build: 7.75 GB of tiers a kernel would read ahead; each kernel of a pool
+    # asks at most OPEN_READ_AHEAD_BYTES, the files its first draw reads first
+    import shutil
+
+    copy = tmp_path / "build"
+    shutil.copytree(open_build(tiny_planted).path, copy)
+    files = _manifest_files(copy)
+    for name in files:  # the whole copy dropped from memory
+        with open(copy / name, "rb") as f:
+            os.fdatasync(f.fileno())
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    monkeypatch.setattr(warm, "SMALL_FILE_BYTES", 1)  # tiers as a large build's
+    plan = warm.warm_plan(copy, budget=2**40, tiers=warm.OPEN_TIERS)
+    first = [s for s in plan if s.tier == plan[0].tier]
+    cap = sum(s.length for s in first) + 4096  # the first tier and a little of the next
+    assert cap < sum(s.length for s in plan) // 2
+    monkeypatch.setattr(warm, "OPEN_READ_AHEAD_BYTES", cap)
+    asked = _willneed(monkeypatch, copy)
+    warm.warm_opened(copy).join(60)
+    total = sum(n for spans in asked.values() for _, n in spans)
+    assert 0 < total <= cap
+    # the tiers in order: nothing asked of a file only the last tier holds
+    last = {Path(s.name).name for s in plan if s.tier == warm.OPEN_TIERS[-1]}
+    earlier = {Path(s.name).name for s in plan if s.tier != warm.OPEN_TIERS[-1]}
+    assert last - earlier and not set(asked) & (last - earlier)

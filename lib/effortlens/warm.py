@@ -254,9 +254,17 @@ def _idle_io() -> None:
         pass
 
 
+#: The most one kernel's open reads ahead (:func:`warm_opened`), the tiers in order: at 10M
+#: activities all but the event facts (~950 MB); at 100M the first draw's files and a part
+#: of the filter changes' (of 7.75 GB), so that each kernel of a served pool meeting a cold
+#: 100M build does not fill the page cache with what the others push out again.
+OPEN_READ_AHEAD_BYTES = 3 * 2**29
+
+
 def warm_opened(entry: str | Path) -> threading.Thread | None:
     """Read ahead, in a thread, what of the build in ``entry`` is not in memory: every tier
-    but the event facts (:data:`OPEN_TIERS`), within the default budget. Called by
+    but the event facts (:data:`OPEN_TIERS`), the tiers in order, within half the memory
+    available and at most :data:`OPEN_READ_AHEAD_BYTES`. Called by
     :func:`effortlens.facts.open_build` on a build it opens, so that a kernel meeting a build
     that has left the page cache (a larger build ran since, the machine's memory went to
     other work) reads the files its first draw and its filter changes use while it draws,
@@ -266,8 +274,9 @@ def warm_opened(entry: str | Path) -> threading.Thread | None:
 
     def run() -> None:
         _idle_io()  # the page's own reads and other processes' come first
+        budget = min(available_memory() // 2, OPEN_READ_AHEAD_BYTES)
         try:
-            _warm(Path(entry), budget=None, advise=advise_missing, tiers=OPEN_TIERS)
+            _warm(Path(entry), budget=budget, advise=advise_missing, tiers=OPEN_TIERS)
         except Exception:  # a read-ahead never fails an open
             pass
 
