@@ -294,3 +294,26 @@ def test_the_load_killed_in_its_process_pool_is_named_not_broken_process_pool(
     assert message.startswith("load and validate: its process was killed or ended abruptly")
     assert "out-of-memory" in message and "BrokenProcessPool" not in message
     assert _leftovers(cache) == []
+
+
+def test_a_forced_rebuild_without_room_for_two_builds_deletes_the_old_one_first(
+    tiny_planted, tmp_path, monkeypatch
+):
+    # at 100M a build is ~15 GB: keeping the old one until the new one is sealed needs both
+    cache = tmp_path / "cache"
+    before = open_build(tiny_planted, cache_dir=cache)
+    said: list[str] = []
+
+    def fails(*args, **kwargs):
+        said.append("building")
+        raise RuntimeError("the new build failed")
+
+    monkeypatch.setattr(facts, "_write_build", fails)
+    with pytest.raises(RuntimeError):  # room for both: the old build put back
+        open_build(tiny_planted, cache_dir=cache, force=True)
+    assert (before.path / "manifest.json").is_file()
+    monkeypatch.setattr(facts, "_space_needed", lambda folder: 2**62)  # no room for both
+    with pytest.raises(RuntimeError):
+        open_build(tiny_planted, cache_dir=cache, force=True, say=said.append)
+    assert not before.path.exists() and _leftovers(cache) == []
+    assert any("not enough free disk" in s for s in said)

@@ -752,8 +752,15 @@ def open_build(
             reason = _why_stale(root, folder, inputs, settings=settings)
             if reason:
                 say(f"the build of {folder} is stale ({reason}): rebuilding")
-        # a forced rebuild puts the build aside, back if the new one fails
-        aside = _put_aside(entry) if force and entry.is_dir() else None
+        # a forced rebuild puts the build aside, back if the new one fails; when the disk
+        # cannot hold both (at 100M a build is ~15 GB) the old one goes first, as it must
+        aside = None
+        if force and entry.is_dir():
+            if shutil.disk_usage(entry.parent).free >= _space_needed(folder):
+                aside = _put_aside(entry)
+            else:
+                say("not enough free disk to keep the build until the new one is done: deleted")
+                shutil.rmtree(entry, ignore_errors=True)
         progress = progress or Progress(BUILD_STEPS)
         try:
             _write_build(

@@ -1853,8 +1853,6 @@ def _practice_codes(folder: Path) -> int:
 #: Touches per step of :func:`_habit_cells_of_codes` (a run of whole owners) and the most
 #: cells one step sums in its dense arrays.
 _CELL_ROWS = 1 << 22
-
-
 _CELL_SPACE = 1 << 24
 
 
