@@ -10,8 +10,8 @@ import polars as pl
 from traitlets import Int, observe, validate
 
 from effortlens.findings import by_section, findings_html, team_findings
-from effortlens_widgets._html import escape
-from effortlens_widgets.app import App, View
+from effortlens_widgets._html import error_box, escape
+from effortlens_widgets.app import DRAW_PROBLEM, App, View, log_problem
 from effortlens_widgets.state import PageState
 from effortlens_widgets.views import (
     BySlice,
@@ -167,8 +167,18 @@ class PatternSession(widgets.VBox):
             try:
                 views = [make(self.state) for make in s.views]
                 for view in views:
-                    view.refresh()
+                    view.refresh()  # a view that cannot draw says so in its place
                 self._built[index] = widgets.VBox(views)
+            except (Exception, pl.exceptions.PanicException) as err:  # never a traceback
+                at = log_problem(f"step {index + 1} of the pattern session", err)
+                self._body.children = [
+                    widgets.HTML(
+                        error_box(
+                            f"Step {index + 1} could not be built.", DRAW_PROBLEM.format(at=at)
+                        )
+                    )
+                ]
+                return
             finally:
                 self._back.disabled = index == 0
                 self._next.disabled = index == len(self._steps) - 1
