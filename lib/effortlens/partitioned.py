@@ -728,6 +728,9 @@ class Children:
                         raise _Stopped(what)
                     process.start()
                     self._live.add(process)
+            except BaseException:  # stopped (or failed to start): no child will answer
+                reader.close()
+                raise
             finally:
                 for name, value in saved.items():
                     if value is None:
