@@ -3,10 +3,22 @@ returned to is drawn without computing its statistics again)."""
 
 from __future__ import annotations
 
+import functools
+
 import polars as pl
 from polars.testing import assert_frame_equal
 
 from effortlens.filters import Filter
+
+
+def _counted(computed: list[str], name: str, function):
+    """``function``, noting ``name`` in ``computed`` at each call."""
+
+    def call(*args, **kwargs):
+        computed.append(name)
+        return function(*args, **kwargs)
+
+    return call
 
 
 def test_a_selection_returned_to_is_drawn_from_the_tables_kept_for_it(tiny_planted, monkeypatch):
@@ -14,13 +26,7 @@ def test_a_selection_returned_to_is_drawn_from_the_tables_kept_for_it(tiny_plant
     from effortlens_widgets.apps.positive_deviance import positive_deviance_app
 
     computed: list[str] = []
-
-    def counted(name, function):
-        def call(*args, **kwargs):
-            computed.append(name)
-            return function(*args, **kwargs)
-
-        return call
+    counted = functools.partial(_counted, computed)
 
     monkeypatch.setattr(views, "rep_deviance", counted("deviance", views.rep_deviance))
     for name in ("what_differs", "what_differs_in"):  # from the events or the build
@@ -159,13 +165,7 @@ def test_the_presets_worked_ahead_are_the_tables_a_change_computes(tiny_planted,
     assert {k[0] for k in view.worked_ahead} == {"deviance", "differs"}
     assert len(view.worked_ahead) == 2 * len(presets)
     computed: list[str] = []
-
-    def counted(name, function):
-        def call(*args, **kwargs):
-            computed.append(name)
-            return function(*args, **kwargs)
-
-        return call
+    counted = functools.partial(_counted, computed)
 
     monkeypatch.setattr(views, "rep_deviance", counted("deviance", views.rep_deviance))
     for module, name in [
