@@ -196,12 +196,28 @@ def test_rep_mirror_opens_on_the_rep_in_the_link_and_switches_rep(browser, serve
 def test_pattern_session_steps_forward_and_back_with_names_hidden(browser, server, names):
     page = _open(browser, server, "08_pattern_session")
     assert "1. Where our effort goes" in page.inner_text(".el-step")
-    page.get_by_role("button", name="Next").click()
-    page.wait_for_function(
-        "() => document.querySelector('.el-step').innerText.includes('2. Effort with no answer')",
-        timeout=120_000,
+    # a step's first visit builds its views with Back and Next disabled (a click then is
+    # not queued behind it): each click waits for the step before it to be drawn, its own
+    # panel there and the previous step's gone, and Next enabled again
+    panel = (
+        "[...document.querySelectorAll('.el-panel')].some(p => p.innerText.includes('{}')"
+        " && p.querySelector('.vega-embed svg, .vega-embed canvas'))"
     )
-    page.get_by_role("button", name="Next").click()
+    next_enabled = (
+        "[...document.querySelectorAll('button')].some(b =>"
+        " b.innerText.trim() === 'Next' && !b.disabled)"
+    )
+    for title, own, gone in (
+        ("2. Effort with no answer", "Return on effort by slice", "Week by week"),
+        ("3. When buyers answer", "When buyers answer", "Return on effort by slice"),
+    ):
+        page.get_by_role("button", name="Next").click()
+        wait_for_state(
+            page,
+            f"() => document.querySelector('.el-step').innerText.includes('{title}')"
+            f" && {panel.format(own)} && !({panel.format(gone)}) && {next_enabled}",
+            what=f"step {title} drawn, Next enabled",
+        )
     page.get_by_role("button", name="Next").click()
     # the step's title comes first, its views (built on first visit) after: wait for them, the
     # deviants' finding and the chart of the reps against their peers
