@@ -302,7 +302,6 @@ def sweep_ipython_folders(root: str | os.PathLike | None = None) -> list[Path]:
     >>> sweep_ipython_folders()  # doctest: +SKIP
     [PosixPath('/tmp/effortlens-ipython-k2j4h1x0')]
     """
-    import shutil
     import stat
 
     removed = []
@@ -314,11 +313,29 @@ def sweep_ipython_folders(root: str | os.PathLike | None = None) -> list[Path]:
             config = (profile / "ipython_kernel_config.py").lstat()
             if not stat.S_ISDIR(profile.lstat().st_mode) or not stat.S_ISREG(config.st_mode):
                 continue
-            shutil.rmtree(folder)  # removes links inside, never follows them
+            _remove_tree(folder)  # removes links inside, never follows them
         except OSError:  # gone meanwhile, or not ours to remove
             continue
         removed.append(folder)
     return removed
+
+
+def _remove_tree(folder: Path, *, tries: int = 5, pause_s: float = 0.2) -> None:
+    """``shutil.rmtree(folder)``, tried again while it fails: a killed server's kernels run on
+    for a moment (they notice their server is gone within a second or two) and may still write
+    into their IPython folder while it is being removed."""
+    import shutil
+    import time
+
+    for _ in range(tries - 1):
+        try:
+            shutil.rmtree(folder)
+            return
+        except OSError:
+            if not folder.exists():
+                return
+            time.sleep(pause_s)
+    shutil.rmtree(folder)
 
 
 def hash_password(password: str) -> str:
