@@ -278,3 +278,48 @@ def test_a_kernels_read_ahead_is_capped_and_takes_the_tiers_in_order(
     last = {Path(s.name).name for s in plan if s.tier == warm.OPEN_TIERS[-1]}
     earlier = {Path(s.name).name for s in plan if s.tier != warm.OPEN_TIERS[-1]}
     assert last - earlier and not set(asked) & (last - earlier)
+
+
+def test_effortlens_build_makes_the_notebooks_chart_module_unless_told_not_to(
+    tiny_planted, monkeypatch, tmp_path
+):
+    # the very first notebook kernel after a build into a new cache folder made the offline
+    # chart module itself (a child process: 2.6 s of its first chart's 4.3 s at 10M
+    # activities, issue 13); the build makes it beside itself, once per cache folder
+    import altair as alt
+
+    from effortlens_widgets import panels
+
+    started: list[Path] = []
+    real = warm.start_chart_bundle
+    monkeypatch.setattr(warm, "start_chart_bundle", lambda path: started.append(path) or real(path))
+    cache = tmp_path / "cache"
+    module = warm.chart_bundle_path(cache)
+    assert main(["build", str(tiny_planted), "--cache-dir", str(cache), "--no-warm"]) == 0
+    assert started == [] and not warm.has_chart_bundle(module)
+    assert main(["build", str(tiny_planted), "--cache-dir", str(cache)]) == 0
+    assert started == [module] and warm.has_chart_bundle(module)
+    assert module.read_text("utf-8").count("vega") > 10
+    assert not list(module.parent.glob("*.tmp"))  # written whole under another name, moved
+    assert main(["build", str(tiny_planted), "--cache-dir", str(cache)]) == 0
+    assert started == [module]  # there: not made again
+    # a kernel on that cache folder takes it as it is, and starts no child process
+    monkeypatch.setenv("EFFORTLENS_CACHE", str(cache))
+    monkeypatch.delenv(panels.SERVED_BUNDLE_ENV, raising=False)
+    monkeypatch.setattr(panels, "_OFFLINE", False)
+    chart = alt.JupyterChart
+    monkeypatch.setattr(chart, "_esm", chart._esm)  # noqa: SLF001  (restored after the test)
+    monkeypatch.setattr(chart, "_is_offline", chart._is_offline)  # noqa: SLF001
+    panels.enable_offline_charts()
+    assert started == [module]
+    assert chart._esm == module.read_text("utf-8")  # noqa: SLF001
+
+
+def test_a_damaged_chart_module_is_made_again(tmp_path):
+    module = warm.chart_bundle_path(tmp_path)
+    module.parent.mkdir(parents=True)
+    module.write_text("export default {}", "utf-8")  # a stub, as a full disk might leave
+    assert not warm.has_chart_bundle(module)
+    child = warm.prepare_chart_bundle(tmp_path)
+    assert child is not None and child.wait(120) == 0
+    assert warm.has_chart_bundle(module) and warm.prepare_chart_bundle(tmp_path) is None

@@ -90,6 +90,17 @@ def _open_build(args: argparse.Namespace, open_build, **options):
     )
 
 
+def _wait_for(child, timeout: float = 300.0) -> None:
+    """Wait for a child process (at most ``timeout`` seconds, then end it)."""
+    import subprocess
+
+    try:
+        child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     if args.engine == "spark":
         from effortlens import spark_build
@@ -99,12 +110,21 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     partitioned = getattr(args, "partitioned", None)
     options = {} if partitioned is None else {"partitioned": partitioned}
-    built = _open_build(args, open_build, force=args.force, **options)
-    warmed = None
-    if args.warm:  # the first viewer's kernel then finds the files in memory
-        from effortlens.warm import warm_build
+    bundle = None
+    if args.warm:  # a cache folder's first notebook kernel would make the chart module
+        from effortlens.warm import prepare_chart_bundle
 
-        warmed = warm_build(built.path)
+        bundle = prepare_chart_bundle(getattr(args, "cache_dir", None))  # beside the build
+    try:
+        built = _open_build(args, open_build, force=args.force, **options)
+        warmed = None
+        if args.warm:  # the first viewer's kernel then finds the files in memory
+            from effortlens.warm import warm_build
+
+            warmed = warm_build(built.path)
+    finally:
+        if bundle is not None:
+            _wait_for(bundle)
     files = built.manifest["files"]
     size = sum(f["bytes"] for f in files.values())
     state = f"built ({built.rebuilt})" if built.rebuilt else "current (nothing to do)"
@@ -474,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="do not read the facts ahead into memory for the apps' first viewer (by default "
         "up to half the memory available: seconds at 10M activities, up to half a minute at "
-        "100M)",
+        "100M), nor make the notebooks' chart module when the cache folder lacks it (by "
+        "default beside the build, in a child process: about three CPU seconds, once)",
     )
     p.add_argument(
         "--engine", choices=["polars", "spark"], default="polars", help="who computes the facts"

@@ -333,6 +333,87 @@ def _warm(
     return Warmed(len(by_file), asked, sum(int(f["bytes"]) for f in files.values()), budget)
 
 
+#: Bytes below which a chart module file is taken as damaged (the module is ~0.9 MB).
+CHART_BUNDLE_MIN_BYTES = 10_000
+
+# Written by a child process: vl-convert's JavaScript runtime, once started in a process,
+# stays resident there (~100 MB). The file is written whole under another name, then renamed.
+_CHART_BUNDLE_SCRIPT = (
+    "import os, sys, altair as alt\n"
+    "alt.JupyterChart.enable_offline()\n"
+    "tmp = f'{sys.argv[1]}.{os.getpid()}.tmp'\n"
+    "with open(tmp, 'w', encoding='utf-8') as f:\n"
+    "    f.write(alt.JupyterChart._esm)\n"
+    f"os.replace(tmp, sys.argv[1]) if os.path.getsize(tmp) > {CHART_BUNDLE_MIN_BYTES} "
+    "else os.unlink(tmp)\n"
+)
+
+
+def chart_bundle_path(cache_dir: str | Path | None = None) -> Path:
+    """Where the offline chart module of the installed Altair and vl-convert (Vega,
+    Vega-Lite and vega-embed in one JavaScript module, which every chart of a notebook
+    kernel carries) is kept: ``js/`` below the cache folder (``cache_dir``, default
+    :func:`effortlens.cache.default_cache_dir`), named by the two versions.
+
+    Examples
+    --------
+    >>> chart_bundle_path("/tmp/c").name  # doctest: +SKIP
+    'jupyterchart-6.3.0-1.9.0.post1.js'
+    """
+    from importlib.metadata import version  # not vl_convert itself: its runtime is large
+
+    from effortlens.cache import default_cache_dir
+
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    stem = f"jupyterchart-{version('altair')}-{version('vl-convert-python')}.js"
+    return root / "js" / stem
+
+
+def has_chart_bundle(path: Path) -> bool:
+    """Whether the chart module file ``path`` is there (and not a damaged stub)."""
+    try:
+        return path.stat().st_size > CHART_BUNDLE_MIN_BYTES
+    except OSError:
+        return False
+
+
+def start_chart_bundle(path: Path):
+    """Start a child process writing the chart module to ``path`` (:data:`_CHART_BUNDLE_SCRIPT`:
+    about three CPU seconds); its :class:`subprocess.Popen`, or None where it cannot start."""
+    import subprocess
+    import sys
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return subprocess.Popen(
+            [sys.executable, "-c", _CHART_BUNDLE_SCRIPT, str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except OSError:
+        return None
+
+
+def prepare_chart_bundle(cache_dir: str | Path | None = None):
+    """Start making the chart module of the cache folder when it lacks it
+    (:func:`start_chart_bundle`); the child process, or None when there is nothing to do.
+
+    A notebook kernel's first chart on a cache folder without it made it (in a child
+    process: 2.6 s of the first chart's 4.3 s at 10M activities, the very first kernel after
+    ``effortlens build`` into a new cache folder): ``effortlens build`` starts this beside
+    the build, so that kernel finds the module on disk. Served kernels never make it (the
+    server serves the module).
+    """
+    from importlib.metadata import PackageNotFoundError
+
+    try:
+        path = chart_bundle_path(cache_dir)
+    except PackageNotFoundError:  # no Altair or vl-convert: no notebook charts to prepare
+        return None
+    return None if has_chart_bundle(path) else start_chart_bundle(path)
+
+
 def warm_latest_build(data_dir: str | Path, *, cache_dir: str | Path | None = None) -> Warmed:
     """:func:`warm_build` of the latest build of ``data_dir`` (current or not: a server
     about to open it), or nothing when it was never built."""

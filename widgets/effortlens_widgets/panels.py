@@ -53,45 +53,23 @@ export default {
 CHART_EMBED_OPTIONS = {"actions": False}
 
 
-def _bundle_cache() -> Path:
-    from importlib.metadata import version  # not vl_convert itself: its runtime is large
-
-    from effortlens.cache import default_cache_dir
-
-    stem = f"jupyterchart-{alt.__version__}-{version('vl-convert-python')}.js"
-    return default_cache_dir() / "js" / stem
-
-
-#: Made in a process of its own: vl-convert's JavaScript runtime, once started in a kernel,
-#: stays resident there (~100 MB and ~3 CPU s in the first kernel on a new cache folder).
-_BUNDLE_SCRIPT = (
-    "import sys, altair as alt; alt.JupyterChart.enable_offline(); "
-    "open(sys.argv[1], 'w', encoding='utf-8').write(alt.JupyterChart._esm)"
-)
-
-
 def _bundle_in_child(cached: Path) -> bool:
-    """Write the offline chart module to ``cached`` from a child process; whether it did."""
+    """Write the offline chart module to ``cached`` from a child process
+    (:func:`effortlens.warm.start_chart_bundle`: vl-convert's JavaScript runtime, once
+    started in a kernel, stays resident there, ~100 MB); whether it did."""
     import subprocess
-    import sys
 
-    tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-c", _BUNDLE_SCRIPT, str(tmp)],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-        if tmp.stat().st_size <= 10_000:
-            return False
-        tmp.replace(cached)
-        return True
-    except (OSError, subprocess.SubprocessError):
+    from effortlens.warm import has_chart_bundle, start_chart_bundle
+
+    child = start_chart_bundle(cached)
+    if child is None:
         return False
-    finally:
-        tmp.unlink(missing_ok=True)
+    try:
+        child.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    return has_chart_bundle(cached)
 
 
 def enable_offline_charts() -> None:
@@ -118,8 +96,10 @@ def enable_offline_charts() -> None:
         chart_class._is_offline = True  # noqa: SLF001
         _OFFLINE = True
         return
-    cached = _bundle_cache()
-    if (cached.is_file() and cached.stat().st_size > 10_000) or _bundle_in_child(cached):
+    from effortlens.warm import chart_bundle_path, has_chart_bundle
+
+    cached = chart_bundle_path()  # made by `effortlens build` beside the build, else here
+    if has_chart_bundle(cached) or _bundle_in_child(cached):
         chart_class._esm = cached.read_text("utf-8")  # noqa: SLF001
         chart_class._is_offline = True  # noqa: SLF001
     else:  # no child process or a read-only disk: in this process
