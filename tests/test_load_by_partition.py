@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -188,19 +189,23 @@ def test_a_loaded_key_outside_the_plan_is_refused(tmp_path):
         plan.partition_of(frame)
 
 
+def _exits(*_args, **_kwargs):
+    """validate_chunk, but its process ends at once (as a process killed outright)."""
+    os._exit(9)
+
+
 def test_a_chunk_process_killed_outright_is_not_told_as_a_bug(tmp_path, monkeypatch):
     # the chunks in processes of their own; the first one dies at once (what the system's
-    # out-of-memory killer does): the pool's BrokenProcessPool comes out as it is, for the
-    # build to say which step died and why (facts._told), not as a bug in the file
-    from concurrent.futures.process import BrokenProcessPool
+    # out-of-memory killer does): the load says which chunk's process died (the build then
+    # fails with that message), not a bug in the file
+    from effortlens.build_failure import BuildFailed
 
     folder = tmp_path / "data"
     _untidy(folder)
     monkeypatch.setattr(pipeline, "ISOLATE_ABOVE_ROWS", 0)
-    monkeypatch.setattr(
-        pipeline,
-        "_validate_source",
-        lambda k, source, name, file, out, run, options: run(os._exit, 9),
-    )
-    with pytest.raises(BrokenProcessPool):
+    monkeypatch.setattr(pipeline, "validate_chunk", _exits)  # the children find it by name
+    with pytest.raises(BuildFailed) as failed:
         load_folder_chunked(folder, tmp_path / "a", settings=_settings(600), chunk_rows=600)
+    message = str(failed.value)  # the first of the two children at once to end
+    assert re.match(r"load and validate: activities, chunks (1-3|4-5): its process ended", message)
+    assert "exit status 9" in message and "bug" not in message

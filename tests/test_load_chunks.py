@@ -4,6 +4,7 @@ loaded rows, quarantine and report are the in-memory load's."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -157,16 +158,37 @@ def test_distinct_keys_skips_only_the_search_for_repeats(tmp_path):
         assert (repeats > 0) == has_repeats
 
 
-def test_child_processes_run_a_few_calls_each_then_end():
-    children = pipeline.ChildProcesses(2)
-    try:
-        pids = [children(os.getpid) for _ in range(5)]
-    finally:
-        children.close()
-    assert os.getpid() not in pids
-    # a new child after every two calls: [a, a, b, b, c]
-    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4] and len(set(pids)) == 3
-    assert children.pool is None
+def _noting_its_process(*args, **kwargs):
+    """validate_chunk, its notes saying which process validated it."""
+    counts = _validate_chunk(*args, **kwargs)
+    if counts is not None:
+        counts.notes.append(f"chunk {args[3].name} in process {os.getpid()}")
+    return counts
+
+
+_validate_chunk = pipeline.validate_chunk
+
+
+def test_a_child_process_validates_a_few_chunks_then_ends(tmp_path, monkeypatch):
+    folder = tmp_path / "data"
+    _folder(folder)
+    monkeypatch.setattr(pipeline, "ISOLATE_ABOVE_ROWS", 0)
+    monkeypatch.setattr(pipeline, "CHUNKS_PER_CHILD", 2)
+    monkeypatch.setattr(pipeline, "validate_chunk", _noting_its_process)  # found by name
+    settings = load_settings()
+    two = dataclasses.replace(settings.limits, build_workers=2)  # two children at once
+    settings = dataclasses.replace(settings, limits=two)
+    data = load_folder_chunked(folder, tmp_path / "s", settings=settings, now=NOW, chunk_rows=500)
+    by_process: dict[int, int] = {}
+    for note in data.report.notes:
+        if " in process " in note:
+            pid = int(note.split(" in process ")[1])
+            by_process[pid] = by_process.get(pid, 0) + 1
+    # activities: five ranges (children of 2, 2 and 1 chunks), then the set-aside repeats
+    # (1); buyer actions: two ranges (a child each: no fewer children than run at once),
+    # then their set-aside repeat (1)
+    assert os.getpid() not in by_process
+    assert sorted(by_process.values()) == [1, 1, 1, 1, 1, 2, 2]
 
 
 def test_chunks_in_child_processes_load_as_in_memory(tmp_path, monkeypatch):

@@ -209,9 +209,10 @@ def guarded(file: str, *, step: str = "") -> Iterator[None]:
     names the files it reads and ``step`` says what it does (``"linking Task.csv to
     Opportunity.csv"``): a bug then names both (see :meth:`LoadBug.of`).
 
-    :class:`DataError` passes as it is, and so does a process pool broken by a child that
-    was killed outright (the out-of-memory killer, most often: the build says which step
-    died, not a bug in ``file``); ``OSError`` becomes a :class:`DataError` (see
+    :class:`DataError` passes as it is, and so does a child process killed outright (the
+    out-of-memory killer, most often: a process pool broken by it, or the
+    :class:`~effortlens.build_failure.BuildFailed` that names the step that died; not a bug
+    in ``file``); ``OSError`` becomes a :class:`DataError` (see
     :func:`unreadable`); a Polars panic (a ``BaseException``) or any other exception becomes
     a :class:`LoadBug`. ``KeyboardInterrupt`` and ``SystemExit`` pass.
 
@@ -225,9 +226,11 @@ def guarded(file: str, *, step: str = "") -> Iterator[None]:
     """
     from concurrent.futures.process import BrokenProcessPool
 
+    from effortlens.build_failure import BuildFailed
+
     try:
         yield
-    except (DataError, BrokenProcessPool):  # a child killed outright: the build tells it
+    except (DataError, BrokenProcessPool, BuildFailed):  # a child killed: the build tells it
         raise
     except OSError as err:
         raise unreadable(err.filename and os.path.basename(str(err.filename)) or file, err) from err

@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -738,6 +739,12 @@ def load_folder_chunked(
     partition by the table's sort keys, ties by that row, as the whole load's order). The report
     counts as the in-memory load does: ``loaded + quarantined == read`` per table.
 
+    A table of more than :data:`ISOLATE_ABOVE_ROWS` rows is validated in child processes,
+    ``limits.build_workers`` at once (:func:`effortlens.partitioned.build_workers`: two on two
+    cores), a few consecutive chunks each (:class:`_ChunkRunner`), while this process goes on
+    with the next table; each chunk's files are named by its number and its results taken in
+    that order, so what is written is the same whichever chunks run at once.
+
     Parameters
     ----------
     path
@@ -793,45 +800,61 @@ def load_folder_chunked(
         references: dict[str, pl.Series | None] = {}
         events: dict[str, list[Path]] = {}
         rows: dict[str, int] = {}
-        for name in TABLE_ORDER:
-            earlier = pre.filter(pl.col("table") == name)
-            if name in EVENT_TABLES and name in files:
+        # each table's quarantine files and notes, put in table order at the end: the event
+        # tables' chunks run in child processes while the small tables are validated here
+        held_by: dict[str, list[Path]] = {name: [] for name in TABLE_ORDER}
+        notes_by: dict[str, list[str]] = {name: [] for name in TABLE_ORDER}
+        started: dict[str, Callable[[], tuple[list[Path], _Counts]]] = {}
+        with _chunk_runner(settings) as runner:
+            for name in TABLE_ORDER:
+                if name in EVENT_TABLES and name in files:
+                    file = files[name]
+                    with guard.guarded(file.name):
+                        started[name] = _validate_in_chunks(
+                            name,
+                            file,
+                            out / name,
+                            settings=settings,
+                            now=now,
+                            references=references,
+                            chunk_rows=chunk_rows,
+                            partitions=partitions,
+                            runner=runner,
+                        )
+                    tables[name] = TABLES[name].empty()
+                    references[name] = None  # no table refers to an event table
+                    continue
+                earlier = pre.filter(pl.col("table") == name)
+                if name not in raw:
+                    tables[name] = TABLES[name].empty()
+                    references[name] = None
+                    entries[name] = _not_given_entry(name, earlier)
+                    continue
+                with guard.guarded(raw[name].file):
+                    result = validate_table(
+                        raw[name], settings=settings, now=now, references=references
+                    )
+                tables[name] = result.loaded
+                key = TABLES[name].key
+                references[name] = result.loaded[key] if key else None
+                index = TABLE_ORDER.index(name) + 1
+                path = held / f"{index:02d}-{name}.parquet"
+                _quarantine_file(result.quarantine, path, held_by[name])
+                notes_by[name] = result.notes
+                entries[name] = _table_entry(name, raw[name].file, result, earlier)
+            for name, finish in started.items():  # the chunks' results, in table order
                 file = files[name]
                 with guard.guarded(file.name):
-                    parts, counts = _validate_in_chunks(
-                        name,
-                        file,
-                        out / name,
-                        settings=settings,
-                        now=now,
-                        references=references,
-                        chunk_rows=chunk_rows,
-                        partitions=partitions,
-                    )
-                tables[name] = TABLES[name].empty()
-                references[name] = None  # no table refers to an event table
+                    parts, counts = finish()
                 events[name] = parts
                 rows[name] = counts.loaded
-                quarantines += counts.quarantine
-                notes += counts.notes
+                held_by[name] = counts.quarantine
+                notes_by[name] = counts.notes
+                earlier = pre.filter(pl.col("table") == name)
                 entries[name] = _table_entry(name, file.name, counts, earlier)
-                continue
-            if name not in raw:
-                tables[name] = TABLES[name].empty()
-                references[name] = None
-                entries[name] = _not_given_entry(name, earlier)
-                continue
-            with guard.guarded(raw[name].file):
-                result = validate_table(
-                    raw[name], settings=settings, now=now, references=references
-                )
-            tables[name] = result.loaded
-            key = TABLES[name].key
-            references[name] = result.loaded[key] if key else None
-            index = TABLE_ORDER.index(name) + 1
-            _quarantine_file(result.quarantine, held / f"{index:02d}-{name}.parquet", quarantines)
-            notes += result.notes
-            entries[name] = _table_entry(name, raw[name].file, result, earlier)
+        for name in TABLE_ORDER:
+            quarantines += held_by[name]
+            notes += notes_by[name]
         ignored = tuple(f"ignored file {why_ignored(name)}" for name in others)
         report = LoadReport(
             tables=tuple(entries[t] for t in TABLES),
@@ -873,16 +896,21 @@ def _validate_in_chunks(
     now: datetime,
     references: dict[str, pl.Series | None],
     chunk_rows: int,
+    runner: _ChunkRunner,
     partitions: Partitions | None = None,
-) -> tuple[list[Path], _Counts]:
-    """Validate ``file`` in chunks of consecutive rows, every repeat of an id in one chunk;
-    write each chunk's loaded rows and quarantine.
+) -> Callable[[], tuple[list[Path], _Counts]]:
+    """Start validating ``file`` in chunks of consecutive rows, every repeat of an id in one
+    chunk, each chunk writing its loaded rows and quarantine; what to call for the result
+    (the chunks' files, and their counts) once every chunk has run.
 
     The chunks are ranges of input rows read straight from ``file`` (no copy of the table is
-    written first). The duplicate rule needs every row of one id in one chunk: the rows whose
-    trimmed id's hash occurs more than once in the file (one pass over the id column; none in
-    most files) are set aside by the range that reads them and validated after the ranges, in
-    chunks by that hash (exact: a repeat of an id has the id's hash).
+    written first), run by ``runner`` (:class:`_ChunkRunner`: in child processes, several at
+    once, while the caller goes on). The duplicate rule needs every row of one id in one
+    chunk: the rows whose trimmed id's hash occurs more than once in the file (one pass over
+    the id column; none in most files) are set aside by the range that reads them and
+    validated after the ranges, in chunks by that hash (exact: a repeat of an id has the id's
+    hash). Each chunk's files are named by its number, and the results are taken in that
+    order, so which chunks run at once changes nothing written.
     """
     schema = pl.read_parquet_schema(file)
     spec = TABLES[name]
@@ -909,15 +937,10 @@ def _validate_in_chunks(
     n_aside = -(-n_repeated // max(chunk_rows, 1))  # chunks of the set-aside rows
     out.mkdir(parents=True, exist_ok=True)
     aside = out / "repeated"
-    sources: list[list[Path] | InputRange] = [
+    ranges: list[list[Path] | InputRange] = [
         InputRange(file, keep, start, size, id_column, repeated, n_aside, aside)
         for start in range(0, total, size)
     ]
-    sources += [aside / f"{b:05d}" for b in range(n_aside)]  # read once every range has run
-    parts: list[Path] = []
-    quarantines: list[Path] = []
-    notes: list[str] = []
-    loaded = read = blank = 0
     # a child process validates a few chunks and ends: its memory goes back to the system
     isolate = total > ISOLATE_ABOVE_ROWS
     # only the keys this table's rows point at go to each chunk's process (not every deal id)
@@ -929,9 +952,21 @@ def _validate_in_chunks(
         "max_field_chars": guard.current_limits().max_field_chars,
         "partitions": partitions,
     }
-    with _chunk_processes(isolate) as run:
-        for k, source in enumerate(sources):
-            counts = _validate_source(k, source, name, file, out, run, options)
+    chunks = [(k, source) for k, source in enumerate(ranges)]
+    started = runner.start(name, file, out, chunks, options, isolate=isolate)
+
+    def finish() -> tuple[list[Path], _Counts]:
+        results = runner.results(started)
+        if n_aside:  # read once every range has run (the ranges write them)
+            later = [(len(ranges) + b, aside / f"{b:05d}") for b in range(n_aside)]
+            results += runner.results(
+                runner.start(name, file, out, later, options, isolate=isolate)
+            )
+        parts: list[Path] = []
+        quarantines: list[Path] = []
+        notes: list[str] = []
+        loaded = read = blank = 0
+        for k, counts in results:
             if counts is None:
                 continue
             if counts.parts is None:
@@ -944,85 +979,139 @@ def _validate_in_chunks(
             read += counts.read
             blank += counts.blank_lines
             guard.check_memory(file.name, f"validating chunk {k + 1} of the {name} table")
-    shutil.rmtree(aside, ignore_errors=True)
-    if n_aside:  # the set-aside rows' quarantine comes last: merged back into row order
-        quarantines = _merge_by_row(quarantines, out / "quarantine", rows=total, window=chunk_rows)
-    # else the ranges' files, each in row order, are in row order one after the other
-    return parts, _Counts(loaded, quarantines, read, merge_notes(notes), None, blank)
+        shutil.rmtree(aside, ignore_errors=True)
+        if n_aside:  # the set-aside rows' quarantine comes last: merged back into row order
+            quarantines = _merge_by_row(
+                quarantines, out / "quarantine", rows=total, window=chunk_rows
+            )
+        # else the ranges' files, each in row order, are in row order one after the other
+        return parts, _Counts(loaded, quarantines, read, merge_notes(notes), None, blank)
+
+    return finish
 
 
-#: Chunks validated by one child process before the next starts (a child costs ~0.4 CPU s
-#: to start; the allocator keeps some of what a chunk took, so not all in one).
+#: Chunks validated by one child process before it ends (a child costs ~0.4 CPU s to start;
+#: the allocator keeps some of what a chunk took, so not all in one).
 CHUNKS_PER_CHILD = 3
 
 
 @contextmanager
-def _chunk_processes(isolate: bool):
-    """A function running ``validate_chunk`` in child processes (spawned, one at a time, each
-    for :data:`CHUNKS_PER_CHILD` chunks, then ended) when ``isolate``, else in this process."""
-    if not isolate:
-        yield lambda function, *args, **kwargs: function(*args, **kwargs)
-        return
-    children = ChildProcesses(CHUNKS_PER_CHILD)
+def _chunk_runner(settings: Settings) -> Iterator[_ChunkRunner]:
+    """A :class:`_ChunkRunner` for one load; its children stopped if the load fails."""
+    from effortlens.partitioned import build_workers
+
+    runner = _ChunkRunner(build_workers(settings))
     try:
-        yield children
+        yield runner
+    except BaseException as err:
+        runner.stop(err)
+        raise
     finally:
-        children.close()
+        runner.close()
 
 
-class ChildProcesses:
-    """Calls run in a spawned child process, a new one after every ``per_child`` calls (what a
-    child costs to start is paid once for several; its memory still goes back after them).
+class _ChunkRunner:
+    """Runs the chunks of the chunked load: those of a large table in child processes
+    (:class:`effortlens.partitioned.Children`), :data:`CHUNKS_PER_CHILD` consecutive chunks
+    a child, up to ``workers`` children at once while the caller goes on (the next table's
+    preparation, the small tables); those of a small table here, at once, one after another.
 
-    Examples
-    --------
-    >>> children = ChildProcesses(2)  # doctest: +SKIP
-    >>> [children(os.getpid) for _ in range(3)]  # doctest: +SKIP
-    [4101, 4101, 4107]
-    >>> children.close()  # doctest: +SKIP
+    A failed child stops the others (they are killed; calls not started are not run) and is
+    raised by :meth:`results` (a child killed outright: a
+    :class:`effortlens.build_failure.BuildFailed` naming the table and its rows).
     """
 
-    def __init__(self, per_child: int) -> None:
-        """Children that each run ``per_child`` calls (none started yet)."""
-        self.per_child = per_child
-        self.pool = None
-        self.calls = 0
+    def __init__(self, workers: int) -> None:
+        """A runner of at most ``workers`` children at once (none started yet)."""
+        from concurrent.futures import ThreadPoolExecutor
 
-    def __call__(self, function, /, *args, **kwargs):
-        """``function(*args, **kwargs)`` in the current child (started if none), its result."""
-        if self.pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+        from effortlens.partitioned import Children
 
-            self.pool = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_die_with_parent,
-                initargs=(os.getpid(),),
+        self.workers = max(1, workers)
+        self.children = Children(isolate=True, workers=self.workers)
+        # a thread per child at once, each waiting on its child (its parent-death signal
+        # follows the thread that started it: the threads outlive their children)
+        self.threads = ThreadPoolExecutor(max_workers=self.workers)
+
+    def start(
+        self,
+        name: str,
+        file: Path,
+        out: Path,
+        chunks: list[tuple[int, Path | InputRange]],
+        options: dict,
+        *,
+        isolate: bool,
+    ) -> list:
+        """Start validating ``chunks`` (number, source) of table ``name``; what
+        :meth:`results` takes. Not ``isolate``: validated here, now."""
+        from concurrent.futures import Future
+
+        calls = [(k, _chunk_arguments(k, source, name, file, out)) for k, source in chunks]
+        if not isolate:
+            done: Future = Future()
+            done.set_result(_run_chunks(validate_chunk, calls, options))
+            return [done]
+        started = []
+        # a few chunks a child, but no fewer children than run at once (3 chunks: 2 and 1)
+        per_child = max(1, min(CHUNKS_PER_CHILD, -(-len(calls) // self.workers)))
+        for i in range(0, len(calls), per_child):
+            group = calls[i : i + per_child]
+            first, last = group[0][0] + 1, group[-1][0] + 1
+            what = f"load and validate: {name}, chunk{'s' if last > first else ''} " + (
+                f"{first}-{last}" if last > first else f"{first}"
             )
-        try:
-            return self.pool.submit(function, *args, **kwargs).result()
-        finally:
-            self.calls += 1
-            if self.calls >= self.per_child:
-                self.close()
+            started.append(self.threads.submit(self._call, what, group, options))
+        return started
+
+    def _call(self, what: str, group: list, options: dict) -> list:
+        arguments = (validate_chunk, group, options)  # the function as named here (tests)
+        return self.children.call(what, _run_chunks, arguments, {}, together=self.workers)
+
+    def results(self, started: list) -> list[tuple[int, _Counts | None]]:
+        """The results of :meth:`start`'s chunks, in chunk order, once they have all run;
+        the first failure of any chunk is raised."""
+        results = []
+        for future in started:
+            try:
+                results += future.result()
+            except BaseException:
+                failure = self.children.failure
+                if failure is not None and failure is not future.exception():
+                    raise failure from None  # stopped by another chunk's failure
+                raise
+        return results
+
+    def stop(self, failure: BaseException) -> None:
+        """Kill the running children and run no other chunk (the load failed)."""
+        self.children.stop(failure)
 
     def close(self) -> None:
-        """End the current child, if any."""
-        if self.pool is not None:
-            self.pool.shutdown()
-        self.pool, self.calls = None, 0
+        """Wait for the threads (each ends with its child, or at once when stopped)."""
+        self.threads.shutdown(wait=True, cancel_futures=True)
 
 
-def _validate_source(k, source, name, file, out, run, options) -> _Counts | None:
-    """Chunk ``k`` of an event table validated by ``run``; ``None`` when it holds no row."""
-    if isinstance(source, Path):
-        source = sorted(source.glob("*.parquet"))
-        if not source:
-            return None
+def _chunk_arguments(k: int, source: Path | InputRange, name: str, file: Path, out: Path):
+    """The arguments of :func:`validate_chunk` for chunk ``k`` (its files named by ``k``)."""
     part = out / f"part-{k:05d}.parquet"
-    arguments = (name, file.name, source, part, out / f"quarantine-{k:05d}.parquet")
-    return run(validate_chunk, *arguments, **options)
+    return (name, file.name, source, part, out / f"quarantine-{k:05d}.parquet")
+
+
+def _run_chunks(
+    validate: Callable[..., _Counts | None], group: list, options: dict
+) -> list[tuple[int, _Counts | None]]:
+    """``validate`` (:func:`validate_chunk`) of each chunk ``(k, arguments)`` of ``group``
+    (a child process's chunks); ``None`` for a chunk without a row (a folder of set-aside
+    rows with no file, read here when its turn comes)."""
+    results: list[tuple[int, _Counts | None]] = []
+    for k, (name, file, source, part, quarantine) in group:
+        if isinstance(source, Path):
+            source = sorted(source.glob("*.parquet"))
+            if not source:
+                results.append((k, None))
+                continue
+        results.append((k, validate(name, file, source, part, quarantine, **options)))
+    return results
 
 
 def _trimmed_id_hash(id_column: str) -> pl.Expr:
