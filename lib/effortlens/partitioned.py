@@ -1119,7 +1119,7 @@ def write_view_facts(
             ("practice cells", _practice_cells, (scratch, folder), {}),
             ("practice gaps", _practice_gap_facts, (scratch, folder), {"slice_rows": slice_rows}),
             # the codes first: the periods read a window's touches from them when written
-            ("practice codes", _practice_codes, (folder,), {}),
+            ("practice codes", _practice_codes, (folder, scratch), {}),
             ("practice periods", _practice_periods, (folder,), {}),
             (
                 "streaks in order",
@@ -1320,6 +1320,7 @@ def _view_part(
     # for the stored facts and the (small) sums only
     practice = build_practice_facts(acts, part=part, coded=True)
     write(_spelled_enums(practice), f"{AGGREGATES_LAYOUT['practice']}/{name}")
+    _practice_part_codes(practice, scratch, name)  # merged by the practice codes step
     for cell, cells in practice_cells(practice).items():  # a rep's sums in this partition
         sums = _rep_sorted(cells.with_columns(pl.col(pl.Enum).cast(pl.String)))
         _write(sums, scratch / cell / name, row_group_size=ROW_GROUP)
@@ -1841,16 +1842,37 @@ def _day_ordered_touches(
     return rows
 
 
-def _practice_codes(folder: Path) -> int:
+def _practice_codes(folder: Path, scratch: Path | None = None) -> int:
     """:func:`effortlens.touch_build.write_practice_codes` of every partition's practice
-    facts (read a column at a time, its text as ``Enum`` codes; put in day, then rep order)."""
+    facts: merged from the codes each partition's pass 1 wrote in ``scratch``
+    (:func:`_practice_part_codes`; no text read or hashed), or, when some partition wrote
+    none, read from the facts (a column at a time, its text as ``Enum`` codes); put in day,
+    then rep order. The same files either way."""
     from effortlens.facts import AGGREGATES_LAYOUT, PRACTICE_CODES, scan_fact
-    from effortlens.touch_build import write_practice_codes
+    from effortlens.touch_build import merge_practice_codes, write_practice_codes
 
     practice = scan_fact(folder, AGGREGATES_LAYOUT["practice"])
     if not practice.collect_schema().names():  # no partition wrote practice facts
         return 0
+    if scratch is not None:
+        files = sorted((folder / AGGREGATES_LAYOUT["practice"]).glob("*.parquet"))
+        parts = [scratch / PRACTICE_CODES / Path(f.name).stem for f in files]
+        if parts and all((p / "done").is_file() for p in parts):
+            return merge_practice_codes(parts, folder / PRACTICE_CODES)
     return write_practice_codes(practice, folder / PRACTICE_CODES)
+
+
+def _practice_part_codes(practice: pl.DataFrame, scratch: Path, name: str) -> None:
+    """Pass 1's part of the practice codes: partition ``name``'s ``practice`` as codes among
+    its own values (:func:`effortlens.touch_build.practice_part_codes`) in ``scratch``,
+    marked done when whole (:func:`_practice_codes` merges them)."""
+    from effortlens.facts import PRACTICE_CODES
+    from effortlens.touch_build import practice_part_codes
+
+    out = scratch / PRACTICE_CODES / Path(name).stem
+    shutil.rmtree(out, ignore_errors=True)
+    practice_part_codes(practice, out)
+    (out / "done").touch()
 
 
 #: Touches per step of :func:`_habit_cells_of_codes` (a run of whole owners) and the most

@@ -1,0 +1,110 @@
+"""The practice codes of a partitioned build merged from each partition's codes
+(touch_build.practice_part_codes / merge_practice_codes) are the files write_practice_codes
+writes from the practice facts, byte for byte."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+
+from effortlens import partitioned
+from effortlens.touch_build import (
+    build_practice_facts,
+    merge_practice_codes,
+    practice_part_codes,
+    write_practice_codes,
+)
+
+practice_codes = partitioned._practice_codes  # noqa: SLF001
+practice_codes_of_part = partitioned._practice_part_codes  # noqa: SLF001
+spelled_enums = partitioned._spelled_enums  # noqa: SLF001
+
+SCHEMA = {
+    **{c: pl.String for c in ("rep_id", "team", "segment", "role")},
+    "day": pl.Date,
+    "activity_type": pl.String,
+    "weekday": pl.Int8,
+    "hour": pl.Int8,
+    "previous_type": pl.String,
+    "gap_days": pl.Float64,
+    "previous_day": pl.Date,
+}
+
+
+def _odd_part(*, huge_gap: bool) -> pl.DataFrame:
+    """Touches the samples lack: without a day (naming a rep and a type no dated touch
+    does), without a rep, a rep of another partition in another team (two tuples: the
+    smallest is kept), a type only as the previous one, and a gap past 2**31 seconds."""
+    row = {"rep_id": "R001", "team": "ZZ team", "segment": "SMB", "role": "AE"}
+    row |= {"day": dt.date(2025, 1, 6), "activity_type": "call", "weekday": 0, "hour": 9}
+    row |= {"previous_type": "email", "gap_days": 0.25, "previous_day": dt.date(2025, 1, 5)}
+    rows = [
+        row,
+        {**row, "day": None, "rep_id": "nobody dated", "activity_type": "fax"},
+        {**row, "rep_id": None, "team": None, "hour": None, "previous_type": None},
+        {**row, "previous_type": "carrier pigeon", "gap_days": None, "previous_day": None},
+        {**row, "day": dt.date(2024, 12, 30), "weekday": None},
+        {**row, "gap_days": 30_000.0 if huge_gap else 3.5},
+    ]
+    return pl.DataFrame(rows, schema=SCHEMA)
+
+
+def _parts(activities: pl.DataFrame, *, huge_gap: bool) -> list[pl.DataFrame]:
+    """Practice facts of the touches dealt into partitions by contact, as pass 1 makes them
+    (text as ``Enum`` codes of each partition's values), one as text, one empty."""
+    contact = pl.col("contact_id").hash(seed=3) % 3
+    coded = [build_practice_facts(activities.filter(contact == k), coded=True) for k in range(3)]
+    empty = build_practice_facts(activities.head(0), coded=True)
+    return [coded[0], _odd_part(huge_gap=huge_gap), coded[1], empty, coded[2]]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_merged_practice_codes_are_the_codes_of_the_facts_byte_for_byte(
+    tiny_planted_enriched, tmp_path
+):
+    activities = tiny_planted_enriched[0].activities
+    for huge_gap in (False, True):
+        parts = _parts(activities, huge_gap=huge_gap)
+        assert any(isinstance(t, pl.Enum) for t in parts[0].dtypes)  # coded, as pass 1's
+        facts = pl.concat([spelled_enums(p) for p in parts])  # as the part files read
+        want, got = tmp_path / f"want{huge_gap}", tmp_path / f"got{huge_gap}"
+        n = write_practice_codes(facts.lazy(), want)
+        folders = [tmp_path / f"part{huge_gap}{k}" for k in range(len(parts))]
+        written = [practice_part_codes(p, f) for p, f in zip(parts, folders, strict=True)]
+        assert sum(written) == n == facts["day"].count() > 1_000
+        assert merge_practice_codes(folders, got) == n
+        assert _files(got) == _files(want)
+        keys = pl.read_parquet(got / "rep.keys.parquet")
+        assert keys.filter(pl.col("rep_id") == "R001")["team"].to_list() != ["ZZ team"]
+        assert keys["rep_id"].null_count() == 1  # the rep of no one, last
+        assert "carrier pigeon" in pl.read_parquet(got / "type.keys.parquet").to_series()
+        assert "fax" not in pl.read_parquet(got / "type.keys.parquet").to_series()
+        wide = (got / "gap_seconds.npy").read_bytes()[:128]
+        assert (b"<i8" in wide) is huge_gap
+
+
+def test_the_build_step_merges_when_every_partition_wrote_its_codes_else_reads_the_facts(
+    tiny_planted_enriched, tmp_path
+):
+    from effortlens.facts import AGGREGATES_LAYOUT, PRACTICE_CODES
+
+    parts = _parts(tiny_planted_enriched[0].activities, huge_gap=False)
+    folder, scratch = tmp_path / "build", tmp_path / "scratch"
+    for k, part in enumerate(parts):
+        name = f"part-{k:05d}.parquet"
+        target = folder / AGGREGATES_LAYOUT["practice"] / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        spelled_enums(part).write_parquet(target)
+        practice_codes_of_part(part, scratch, name)
+    merged = practice_codes(folder, scratch)
+    files = _files(folder / PRACTICE_CODES)
+    (folder / PRACTICE_CODES / "day.npy").unlink()
+    # a partition without its codes (an old scratch): the facts are read instead
+    (scratch / PRACTICE_CODES / "part-00002" / "done").unlink()
+    assert practice_codes(folder, scratch) == merged
+    assert _files(folder / PRACTICE_CODES) == files
