@@ -223,9 +223,14 @@ def test_a_new_load_lets_go_of_the_last_ones_data(tiny_planted):
     assert view.held_loads == [new]  # the new load's first draw: its own files and tables
 
 
+def _preset_days(keys) -> set[int]:
+    """The periods (days) of worked-ahead memo keys."""
+    return {(key[1].end - key[1].start).days + 1 for key in keys}
+
+
 def test_the_presets_are_worked_ahead_only_once_the_page_is_still(tiny_planted, monkeypatch):
-    """Nothing is worked ahead while the page has drawn within AHEAD_QUIET seconds; once it
-    has been still that long, every preset is."""
+    """Beyond the presets of the first draw, nothing is worked ahead while the page has drawn
+    within AHEAD_QUIET seconds; once it has been still that long, every preset is."""
     import time
 
     from effortlens_widgets import views
@@ -235,9 +240,57 @@ def test_the_presets_are_worked_ahead_only_once_the_page_is_still(tiny_planted, 
     page = positive_deviance_app(data_dir=tiny_planted)
     view = page.views[0]
     time.sleep(0.5)
-    assert view.worked_ahead == ()
+    first = view.worked_ahead
+    assert _preset_days(first) == set(view.AHEAD_DAYS[: view.AHEAD_IN_FIRST_DRAW])
     page.filter_bar.set_period("Last 13 weeks")  # computed at the change, as without
-    assert view.problem == "" and view.worked_ahead == ()
+    assert view.problem == "" and view.worked_ahead == first
     monkeypatch.setattr(views.Deviance, "AHEAD_QUIET", 0.0)
     _ahead_done()
     assert len(view.worked_ahead) == 2 * len(view.AHEAD_DAYS)
+    assert _preset_days(view.worked_ahead) == set(view.AHEAD_DAYS)
+
+
+def test_the_dearest_presets_are_ready_for_a_change_right_after_the_first_draw(
+    tiny_planted, monkeypatch
+):
+    """A change made before the page has been still (a quick viewer, a script) finds the
+    first draw's presets ("Last 26 weeks" and "Last 52 weeks": at 10m 61-93 CPU ms each at
+    the change) worked out: it computes neither their deviance nor what differs, and draws
+    the tables a page computing them at the change draws."""
+    import effortlens.deviance.differs as differs
+    from effortlens_widgets import views
+    from effortlens_widgets.apps.positive_deviance import positive_deviance_app
+
+    monkeypatch.setattr(views.Deviance, "AHEAD_QUIET", 3600.0)  # the background never works
+    page = positive_deviance_app(data_dir=tiny_planted)
+    view = page.views[0]
+    assert view.AHEAD_DAYS[: view.AHEAD_IN_FIRST_DRAW] == (182, 364)
+    assert {k[0] for k in view.worked_ahead} == {"deviance", "differs"}
+    computed: list[str] = []
+    counted = functools.partial(_counted, computed)
+    monkeypatch.setattr(views, "rep_deviance", counted("deviance", views.rep_deviance))
+    for module, name in [
+        (views, "what_differs"),
+        (views, "what_differs_in"),
+        (differs, "what_differs_preset"),
+        (differs, "what_differs_coded"),
+    ]:
+        monkeypatch.setattr(module, name, counted("differs", getattr(module, name)))
+    drawn = {}
+    for label in ("Last 26 weeks", "Last 52 weeks"):
+        page.filter_bar.set_period(label)
+        assert view.problem == "" and "what_differs" in view.frames, label
+        drawn[label] = {name: frame.clone() for name, frame in view.frames.items()}
+    assert computed == []
+    page.filter_bar.set_period("Last 13 weeks")  # not of the first draw: computed now
+    assert computed[:2] == ["deviance", "differs"]  # (a preset file, then the codes)
+
+    monkeypatch.undo()
+    monkeypatch.setattr(views.Deviance, "WORK_AHEAD", False)
+    other = positive_deviance_app(data_dir=tiny_planted)
+    assert other.views[0].worked_ahead == ()
+    for label, frames in drawn.items():
+        other.filter_bar.set_period(label)
+        assert other.views[0].frames.keys() == frames.keys(), label
+        for name, frame in frames.items():
+            assert_frame_equal(other.views[0].frames[name], frame)

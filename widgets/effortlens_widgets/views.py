@@ -608,6 +608,7 @@ class Deviance(View):
         self._idle = threading.Event()  # set while the page is not drawing
         self._idle.set()
         self._drawn_at = 0.0  # time.monotonic() at the end of the last draw
+        self._ahead_due = None  # (a load, its last day): presets to work out as a draw ends
         state.observe(self._on_load, names="enriched")
         self._differs = ChartPanel(
             title="What they do differently",
@@ -749,9 +750,14 @@ class Deviance(View):
         self.rep = self.state.unmask("rep", shown) if shown else None
 
     def render(self, view) -> None:
-        """Draw the funnel plot, the finding, what differs and the deviants table."""
+        """Draw the funnel plot, the finding, what differs and the deviants table (and, at
+        a load's first draw, work out the period presets ahead: :meth:`_start_work_ahead`)."""
         with self._drawing():  # the presets worked ahead wait while the page draws
+            self._ahead_due = None
             self._render(view)
+            due, self._ahead_due = self._ahead_due, None
+            if due is not None:
+                self._start_work_ahead(*due)
 
     def _render(self, view) -> None:
         coverage = page_coverage(self.state)
@@ -870,21 +876,38 @@ class Deviance(View):
             log_problem("the period files could not be read ahead", err)
             return
         if self.WORK_AHEAD:
-            with self._ahead_lock:
-                self._ahead = (enriched, {})
+            self._ahead_due = (enriched, end)  # once every part of the page is drawn
+
+    def _start_work_ahead(self, enriched, end) -> None:
+        """Work out the first :attr:`AHEAD_IN_FIRST_DRAW` presets of :attr:`AHEAD_DAYS` now
+        (the end of a load's first draw), the others in a background thread once the page
+        is still (:meth:`_work_ahead`)."""
+        with self._ahead_lock:
+            self._ahead = (enriched, {})
+        now = self.AHEAD_DAYS[: self.AHEAD_IN_FIRST_DRAW]
+        later = self.AHEAD_DAYS[self.AHEAD_IN_FIRST_DRAW :]
+        self._work_ahead(enriched, end, self.metric, now, quiet=False)
+        if later:
             threading.Thread(
                 target=self._work_ahead,
-                args=(enriched, end, self.metric),
+                args=(enriched, end, self.metric, later),
                 name="effortlens-deviance-ahead",
                 daemon=True,
             ).start()
 
-    #: Work out the period presets' comparisons of every rep in the background after the
-    #: page's first draw (:meth:`_work_ahead`); False: each at the change that asks for it.
+    #: Work out the period presets' comparisons of every rep at the end of the page's first
+    #: draw and in the background after it (:meth:`_start_work_ahead`); False: each at the
+    #: change that asks for it.
     WORK_AHEAD = True
     #: The presets worked ahead, in this order (days; the dearest first: at 10m a "Last 26
     #: weeks" with every deviant took 81-116 CPU ms at the change, the exact funnel tables).
     AHEAD_DAYS = (182, 364, 91, 28)
+    #: How many of :attr:`AHEAD_DAYS` (the first ones) are worked out within a load's first
+    #: draw, not in the background: a change made before the page has been still for
+    #: :attr:`AHEAD_QUIET` (a viewer or a script quicker than that) took 61-93 CPU ms for
+    #: "Last 26 weeks" at 10m, 60-76 for "Last 52 weeks"; the first draw takes ~0.1 CPU s
+    #: more for them (a preheated kernel's, in a served page).
+    AHEAD_IN_FIRST_DRAW = 2
     #: Seconds the page must have been still (no draw) before a preset is worked ahead: the
     #: work fills the time a viewer reads, and never shares the CPU with changes made in a
     #: quick row (at most one preset's work, tens of ms at 10m, overlaps a change).
@@ -899,21 +922,24 @@ class Deviance(View):
                 return
             time.sleep(min(max(left, 0.01), 0.1))
 
-    def _work_ahead(self, enriched, end, metric: str) -> None:
-        """In a background thread, for each period preset of :data:`AHEAD_DAYS` with no other
-        filter (what the period dropdown alone gives): the deviance of every rep and what the
-        positive deviants do differently, the same tables a change to it computes (the same
-        functions), kept in ``_ahead`` under the memo's keys for :meth:`_remembered`. One
-        preset at a time, never while the page draws (a change waits for no preset: it
-        computes what is not ready yet); stops when another load arrives. A failure is left
-        to the change that meets it (which shows it)."""
+    def _work_ahead(
+        self, enriched, end, metric: str, presets: tuple[int, ...], *, quiet: bool = True
+    ) -> None:
+        """For each period preset of ``presets`` (days) with no other filter (what the period
+        dropdown alone gives): the deviance of every rep and what the positive deviants do
+        differently, the same tables a change to it computes (the same functions), kept in
+        ``_ahead`` under the memo's keys for :meth:`_remembered`. In a background thread
+        (``quiet``): one preset at a time, never while the page draws (a change waits for no
+        preset: it computes what is not ready yet); stops when another load arrives. A
+        failure is left to the change that meets it (which shows it)."""
         import datetime as dt
 
         from effortlens.filters import Filter
 
+        wait = self._quiet if quiet else (lambda: None)
         try:
-            for days in self.AHEAD_DAYS:
-                self._quiet()
+            for days in presets:
+                wait()
                 if self._ahead[0] is not enriched:
                     return
                 flt = Filter(start=end - dt.timedelta(days=days - 1), end=end)
@@ -923,7 +949,7 @@ class Deviance(View):
                 )
                 ahead = {("deviance", flt, metric): deviance}
                 if enriched.n_activities and (deviance.get_column("volume") > 0).any():
-                    self._quiet()
+                    wait()
                     ahead[("differs", flt, metric, None)] = self._what_differs(
                         view, deviance, enriched, flt, rep=None
                     )
