@@ -163,7 +163,9 @@ def test_a_build_whose_partition_is_killed_says_so_and_keeps_the_previous_build(
     monkeypatch.setattr(partitioned, "enrich_partition", _dies_on_second_partition)
     with pytest.raises(BuildFailed) as failed:
         open_build(tiny_planted, settings=settings, cache_dir=cache, partitioned=True, force=True)
-    assert str(failed.value).startswith(f"enrich, partition 2 of {n}: its process was killed")
+    # above partition_above_rows, pass 1 of the view facts runs in the enrichment's process
+    fused = f"enrich and view facts' pass 1, partition 2 of {n}"
+    assert str(failed.value).startswith(f"{fused}: its process was killed")
     assert "out-of-memory" in str(failed.value)
     assert _leftovers(cache) == []  # scratch and staging deleted, the build put back
     assert (before.path / "manifest.json").read_text() == manifest
@@ -178,7 +180,7 @@ def test_a_build_whose_partition_is_killed_says_so_and_keeps_the_previous_build(
     code = cli.main([*argv, "--force", "--partitioned"])
     err = capsys.readouterr().err
     assert code == 2
-    assert f"effortlens: enrich, partition 2 of {n}: its process was killed (SIGKILL)" in err
+    assert f"effortlens: {fused}: its process was killed (SIGKILL)" in err
     assert "Traceback" not in err and "BrokenProcessPool" not in err
 
 

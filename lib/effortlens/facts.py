@@ -1114,17 +1114,20 @@ def _write_partitioned_build(
     how: str,
 ) -> Path:
     """:func:`_write_build` by :func:`effortlens.partitioned.write_partitioned`: the same
-    files, the event facts as folders of part files (one per partition)."""
+    files, the event facts as folders of part files (one per partition). Above
+    ``limits.partition_above_rows`` events, pass 1 of the view facts runs in each partition's
+    process with its enrichment (its scratch in ``views``), the later steps after."""
     from effortlens.partitioned import write_partitioned
 
     builds = root / "builds"
     staging = scratch_dir(builds, key)
+    views = scratch_dir(builds, "views")
     watcher = ChecksumWatcher(staging).start()  # each file hashed while still in memory
     try:
-        rows = write_partitioned(
+        rows, pass_one = write_partitioned(
             folder, staging, settings=settings, layout=FACTS_LAYOUT, table_files=TABLE_FILES,
             quarantine_file=QUARANTINE_FILE, report_file=REPORT_FILE,
-            report_json=_report_to_json, step=progress.step,
+            report_json=_report_to_json, step=progress.step, views=views,
         )  # fmt: skip
         events = sum(
             n
@@ -1135,8 +1138,12 @@ def _write_partitioned_build(
         progress.step("precompute views")
         if events <= settings.limits.partition_above_rows:
             rows.update(write_aggregates(staging, settings=settings))
-        else:  # part by part (the whole would not fit)
-            rows.update(write_partition_aggregates(staging, settings=settings, step=progress.step))
+        else:  # part by part (the whole would not fit), pass 1 done with the enrichment
+            rows.update(
+                write_partition_aggregates(
+                    staging, settings=settings, step=progress.step, pass_one=pass_one
+                )
+            )
         _seal(
             staging, builds / key, rows=rows, progress=progress, key=key, folder=folder,
             inputs=inputs, settings=settings, format=format, engine=None, how=how,
@@ -1144,6 +1151,7 @@ def _write_partitioned_build(
         )  # fmt: skip
     finally:
         watcher.stop()
+        shutil.rmtree(views, ignore_errors=True)
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     progress.done()
@@ -1335,11 +1343,17 @@ PARTITION_AGGREGATES: tuple[str, ...] = tuple(AGGREGATES_LAYOUT)
 
 
 def write_partition_aggregates(
-    folder: Path, *, settings: Settings, step: Callable[[str], None] | None = None
+    folder: Path,
+    *,
+    settings: Settings,
+    step: Callable[[str], None] | None = None,
+    pass_one: Any = None,
 ) -> dict[str, int]:
     """:data:`PARTITION_AGGREGATES` and the habit touch codes of a partitioned build in
     ``folder``, with memory bounded by a partition (and by the habit credit's one fit over
-    compact inputs): :func:`effortlens.partitioned.write_view_facts`. Rows per relative path.
+    compact inputs): :func:`effortlens.partitioned.write_view_facts`, given ``pass_one``
+    (:class:`effortlens.partitioned.PassOne`) when pass 1 ran with the enrichment. Rows per
+    relative path.
 
     Examples
     --------
@@ -1348,7 +1362,7 @@ def write_partition_aggregates(
     """
     from effortlens.partitioned import write_view_facts
 
-    return write_view_facts(folder, settings=settings, step=step)
+    return write_view_facts(folder, settings=settings, step=step, pass_one=pass_one)
 
 
 def practice_cells_of(folder: Path) -> dict[str, pl.LazyFrame]:
