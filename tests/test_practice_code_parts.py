@@ -8,6 +8,7 @@ import datetime as dt
 from pathlib import Path
 
 import polars as pl
+from polars.testing import assert_frame_equal
 
 from effortlens import partitioned
 from effortlens.touch_build import (
@@ -108,3 +109,65 @@ def test_the_build_step_merges_when_every_partition_wrote_its_codes_else_reads_t
     (scratch / PRACTICE_CODES / "part-00002" / "done").unlink()
     assert practice_codes(folder, scratch) == merged
     assert _files(folder / PRACTICE_CODES) == files
+
+
+PRACTICE_SIDE = (
+    "_practice_cells",
+    "_practice_gap_facts",
+    "_practice_codes",
+    "_practice_periods",
+    "_ordered_streaks",
+)
+
+
+def test_the_practice_side_starts_no_step_while_pass_two_and_the_day_order_run(
+    tiny_planted, tmp_path, monkeypatch
+):
+    """Pass 2 and the day order run a process in each slot: the practice side (beside the
+    fit and the habit touch codes) starts none of its steps between their start and end.
+    The files are those of the view facts written one step at a time, in process."""
+    import dataclasses
+    import shutil
+    import threading
+    import time
+
+    from effortlens.facts import open_build
+    from effortlens.settings import load_settings
+
+    s = load_settings()
+    limits = dataclasses.replace(s.limits, partition_rows=3_000, partition_above_rows=3_000)
+    settings = dataclasses.replace(s, limits=limits)
+    built = open_build(tiny_planted, settings=settings, cache_dir=tmp_path / "b", partitioned=True)
+    folders = {}
+    for how in ("children", "in process"):
+        folders[how] = tmp_path / how.replace(" ", "_") / "build"
+        shutil.copytree(built.path, folders[how])
+    calls: list[tuple[str, float, float]] = []
+    lock = threading.Lock()
+    in_child = partitioned.Children._in_child  # noqa: SLF001
+
+    def traced(self, what, function, args, kwargs, **options):
+        start = time.perf_counter()
+        try:
+            return in_child(self, what, function, args, kwargs, **options)
+        finally:
+            with lock:
+                calls.append((function.__name__, start, time.perf_counter()))
+
+    monkeypatch.setattr(partitioned.Children, "_in_child", traced)
+    rows = partitioned.write_view_facts(folders["children"], settings=settings, isolate=True)
+    wide = [c for c in calls if c[0] in ("_touch_parts", "_day_ordered_touches")]
+    assert len(wide) >= 3 and {c[0] for c in calls} >= set(PRACTICE_SIDE)
+    first, last = min(c[1] for c in wide), max(c[2] for c in wide)
+    for name, start, _ in calls:
+        if name in PRACTICE_SIDE:
+            assert not first <= start < last, (name, start - first, last - first)
+    alone = partitioned.write_view_facts(folders["in process"], settings=settings, isolate=False)
+    assert rows == alone
+    for relative in rows:  # the practice side's files (a group-by's rows in any order)
+        if relative.startswith(("practice", "streaks")) and relative.endswith(".parquet"):
+            a, b = (pl.read_parquet(folders[how] / relative) for how in folders)
+            assert_frame_equal(a.sort(a.columns), b.sort(b.columns), rel_tol=1e-12)
+        elif relative.startswith("practice"):
+            want = (folders["in process"] / relative).read_bytes()
+            assert (folders["children"] / relative).read_bytes() == want, relative

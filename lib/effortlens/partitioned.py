@@ -1283,10 +1283,17 @@ def write_view_facts(
     rows: dict[str, int] = {}
     written: dict[str, dict[str, int]] = {}  # each later step's files, merged in order
     stop = threading.Event()
+    # set but while the touch steps run a process in each slot (pass 2, the day order): the
+    # practice side starts none of its steps then (it would take one of their two slots),
+    # but beside the fit and the habit touch codes, one process each
+    narrow = threading.Event()
+    narrow.set()
 
     def practice_side() -> None:
         """The steps that read only what pass 1 wrote of the practice facts and streaks,
-        beside the habit credit's fit and the touch steps when two processes fit at once."""
+        beside the habit credit's fit and the touch steps when two processes fit at once:
+        each started while the touch steps run one process (the fit, the habit touch codes),
+        so that both cores stay busy and neither side waits for a slot."""
         steps = [
             ("practice cells", _practice_cells, (scratch, folder), {}),
             ("practice gaps", _practice_gap_facts, (scratch, folder), {"slice_rows": slice_rows}),
@@ -1301,6 +1308,7 @@ def write_view_facts(
             ),
         ]
         for label, function, args, kwargs in steps:
+            narrow.wait()
             if stop.is_set():  # the other steps failed
                 return
             say(f"view facts: {label}")
@@ -1351,6 +1359,7 @@ def write_view_facts(
                         iterations=iterations,
                     )
                 offsets = np.cumsum([0] + [m["touches"] for m in metas]).tolist()
+                narrow.clear()  # both slots for pass 2 and the day order
                 say(f"view facts: pass 2, {n_parts} partitions, {workers} at a time")
                 # the partitions in `workers` runs of about equal touches, a child each (a
                 # child's start, ~0.5 CPU s of imports, paid once a run, not a partition)
@@ -1392,6 +1401,7 @@ def write_view_facts(
                         for relative, n in group.items()
                     )
                 )
+                narrow.set()  # the practice side's next steps beside the touch codes
                 say("view facts: habit touch codes and cells")
                 codes = sorted((scratch / "codes").glob("*.arrow"))
                 n_codes, cells = run(_touch_codes, codes, folder / HABIT_TOUCHES, cells=folder)
@@ -1402,6 +1412,7 @@ def write_view_facts(
                 written["habit cells"] = cells
             except BaseException as err:
                 stop.set()
+                narrow.set()  # the practice side, if waiting, sees the failure and ends
                 run.stop(err)  # the practice side's process too: the failure is told at once
                 raise
             if side is None:
