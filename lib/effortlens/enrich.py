@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -248,7 +248,7 @@ class Enriched:
         Categorical
         """
         held = self._held_daily
-        frame = held.frame
+        frame = held.made() if held.deferred else held.frame
         names = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
         kept = names if daily_columns is None else [c for c in names if c in set(daily_columns)]
         casts = [pl.col(c).cast(t) for c, t in (types or {}).items() if c in kept]
@@ -266,8 +266,10 @@ class Enriched:
 
 
 class Once:
-    """A frame that may be a lazy query, collected the first time it is asked for; shared by
-    the copies of an :class:`Enriched` (:meth:`Enriched.replace`), so that it is made once.
+    """A frame that may be a lazy query, collected the first time it is asked for, or a
+    function that makes it, called the first time (:func:`enrich_tables`' roll-up: a
+    partition of the partitioned build never reads it); shared by the copies of an
+    :class:`Enriched` (:meth:`Enriched.replace`), so that it is made once.
 
     ``engine``: how a lazy one is collected (a build's roll-up: ``"streaming"``,
     :mod:`effortlens.facts`).
@@ -277,19 +279,35 @@ class Once:
     >>> once = Once(pl.LazyFrame({"a": [1, 2]}))
     >>> once.made() is once.made(), isinstance(once.frame, pl.DataFrame)
     (True, True)
+    >>> later = Once(lambda: pl.DataFrame({"a": [1]}))
+    >>> later.deferred, later.made().height, later.deferred
+    (True, 1, False)
     """
 
     __slots__ = ("engine", "frame")
 
-    def __init__(self, frame: pl.DataFrame | pl.LazyFrame, *, engine: str = "auto") -> None:
-        """Hold ``frame``, collected with ``engine`` when first made (if lazy)."""
+    def __init__(
+        self,
+        frame: pl.DataFrame | pl.LazyFrame | Callable[[], pl.DataFrame],
+        *,
+        engine: str = "auto",
+    ) -> None:
+        """Hold ``frame``, collected with ``engine`` (if lazy) or called (if a function) when
+        first made."""
         self.frame = frame
         self.engine = engine
 
+    @property
+    def deferred(self) -> bool:
+        """True while the frame is a function not called yet."""
+        return not isinstance(self.frame, pl.DataFrame | pl.LazyFrame)
+
     def made(self) -> pl.DataFrame:
-        """The frame, collected now if it is still lazy (and kept)."""
+        """The frame, collected or made now if it is not yet (and kept)."""
         if isinstance(self.frame, pl.LazyFrame):
             self.frame = self.frame.collect(engine=self.engine)
+        elif self.deferred:
+            self.frame = self.frame()
         return self.frame
 
 
@@ -458,11 +476,13 @@ def enrich_tables(
     rep_code, rep_facts = _rep_codes(activities["rep_id"], reps)
     zones = _rep_zones(reps, timezone=settings.timezone)
 
+    facing = activities["activity_type"].is_in(settings.customer_facing_types)
     rows = attribution_rows(
         activities,
         actions,
         window_days=settings.attribution_window_days,
         customer_facing=settings.customer_facing_types,
+        facing=facing,
     )
     # columns made by expressions first, while every column still has the input's chunks; the
     # computed ones are then cut to the same chunks (an expression over a frame whose columns
@@ -471,9 +491,7 @@ def enrich_tables(
         _with_responses(
             _with_calendar(
                 activities.with_columns(
-                    pl.col("activity_type")
-                    .is_in(settings.customer_facing_types)
-                    .alias("is_customer_facing"),
+                    facing.alias("is_customer_facing"),
                     (pl.col("duration_min") / 60).alias("hours"),
                 ),
                 timezone=settings.timezone,
@@ -494,11 +512,15 @@ def enrich_tables(
     return Enriched(
         activities=enriched_activities,
         actions=enriched_actions,
-        daily=_daily(
-            enriched_activities,
-            rep_code=rep_code,
-            rep_facts=rep_facts,
-            customer_facing=settings.customer_facing_types,
+        # made when first read: a partition of the partitioned build reads its rows instead
+        # (daily_rows; at 100M a partition's roll-up has ~93% of its activities' rows)
+        daily=Once(
+            lambda: _daily(
+                enriched_activities,
+                rep_code=rep_code,
+                rep_facts=rep_facts,
+                customer_facing=settings.customer_facing_types,
+            )
         ),
         reps=reps,
         tables=tables,
@@ -777,22 +799,41 @@ def _daily(
     """
     if activities.height == 0:
         return pl.DataFrame(schema=DAILY_SCHEMA)
-    values = activities.select(
-        pl.col("hours").fill_null(0),
-        pl.col("responded").cast(pl.UInt32).fill_null(0),
-        pl.col("response_weight").fill_null(0),
-        pl.when(pl.col("responded"))
-        .then(0.0)
-        .otherwise(pl.col("hours"))
-        .fill_null(0)
-        .alias("no_impact_hours"),
-    )
     return daily_of_rows(
-        activities.select("day", "activity_type").hstack(values),
+        activities.select("day", "activity_type", *_DAILY_VALUES),
         rep_code=rep_code,
         rep_facts=rep_facts,
         customer_facing=customer_facing,
     )
+
+
+#: What the roll-up sums of each activity (:data:`DAILY_SUMS` but the count), nulls as 0.
+_DAILY_VALUES = (
+    pl.col("hours").fill_null(0),
+    pl.col("responded").cast(pl.UInt32).fill_null(0),
+    pl.col("response_weight").fill_null(0),
+    pl.when(pl.col("responded"))
+    .then(0.0)
+    .otherwise(pl.col("hours"))
+    .fill_null(0)
+    .alias("no_impact_hours"),
+)
+
+
+def daily_rows(activities: pl.DataFrame) -> pl.DataFrame:
+    """One row per enriched activity with what the daily roll-up sums of it: ``rep_id``,
+    ``day``, ``activity_type`` and :data:`DAILY_SUMS` but ``activities`` (each row counts
+    one), in the activities' order, unsummed. A partition of the partitioned build writes
+    these (at 100M its own roll-up would have ~93% of its activities' rows); the partitions'
+    rows summed by :func:`daily_of_rows` with ``part`` give the roll-up.
+
+    Examples
+    --------
+    >>> from effortlens.settings import load_settings
+    >>> daily_rows(enrich_tables({}, settings=load_settings()).activities).columns
+    ['rep_id', 'day', 'activity_type', 'hours', 'responded', 'response_weight', 'no_impact_hours']
+    """
+    return activities.select("rep_id", "day", "activity_type", *_DAILY_VALUES)
 
 
 def daily_of_activities(
@@ -861,6 +902,7 @@ def daily_of_rows(
     rep_code: pl.Series,
     rep_facts: pl.DataFrame,
     customer_facing: Sequence[str],
+    part: str | None = None,
 ) -> pl.DataFrame:
     """The daily roll-up of ``rows`` (``day``, ``activity_type`` and the sums of
     :data:`DAILY_SUMS`, nulls as 0; without ``activities`` each row counts one): summed per
@@ -872,6 +914,11 @@ def daily_of_rows(
     groups by ~3x at 10M rows; the sums of a cell are added in row order), and unpacked.
     Rows of partial sums (the partitioned build's, :func:`effortlens.partitioned.write_daily`)
     add up to the sums of their rows.
+
+    ``part``: the column that numbers each row's partition, the rows in partition order (the
+    partitions' :func:`daily_rows` end to end): a cell's rows are summed per partition first,
+    then those sums in partition order, the very additions of summing each partition's own
+    roll-up and then the partitions' roll-ups' rows (the same bits).
 
     Examples
     --------
@@ -901,11 +948,26 @@ def daily_of_rows(
     else:
         order = cell_order(cells_of_rows)
     sorted_cells = cells_of_rows[order]
-    starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
+    new_cell = np.r_[True, sorted_cells[1:] != sorted_cells[:-1]]
+    starts = np.flatnonzero(new_cell)
+    if part is None:
+        runs = None
+    else:  # a cell's rows of one partition are a run: summed first, then the runs' sums
+        of_part = rows[part].to_numpy()
+        if np.any(of_part[1:] < of_part[:-1]):
+            raise ValueError(f"rows not in the order of their {part!r}")
+        of_part = of_part[order]
+        new_run = new_cell.copy()
+        new_run[1:] |= of_part[1:] != of_part[:-1]
+        runs = np.flatnonzero(new_run)
+        del of_part, new_run
+        starts_in_runs = np.flatnonzero(new_cell[runs])
 
     def total(name: str) -> np.ndarray:
         values = rows[name].fill_null(0).to_numpy()
-        return np.add.reduceat(values[order], starts)
+        if runs is None:
+            return np.add.reduceat(values[order], starts)
+        return np.add.reduceat(np.add.reduceat(values[order], runs), starts_in_runs)
 
     if "activities" in rows.columns:
         counts = total("activities")
