@@ -250,3 +250,16 @@ def test_enrichment_passes_its_customer_facing_flags_to_attribution(tiny_planted
     )
     enriched = enrich_tables(tables, settings=settings)
     assert seen[0].equals(enriched.activities["is_customer_facing"], check_names=False)
+
+
+@pytest.mark.parametrize(
+    "facing",
+    [[], ["call"], ["call", "email", "call"], ["none"], [f"t{i}" for i in range(20)] + ["call"]],
+)
+def test_customer_facing_flags_are_is_in(facing):
+    types = pl.Series(
+        "activity_type", random.Random(3).choices(["call", "email", "admin", None, "t7", ""], k=500)
+    )
+    assert enrich_module.is_customer_facing(types, facing).equals(
+        types.is_in(facing), check_names=False
+    )
