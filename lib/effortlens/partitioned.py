@@ -58,6 +58,7 @@ Examples
 from __future__ import annotations
 
 import heapq
+import io
 import json
 import os
 import shutil
@@ -72,6 +73,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from effortlens import processes
 from effortlens.cache import scratch_dir
 from effortlens.enrich import DAILY_SCHEMA, DAILY_SUMS, REP_COLUMNS, enrich_tables
 from effortlens.loading.pipeline import (
@@ -676,11 +678,6 @@ def build_workers(settings: Settings) -> int:
     return int(max(1, min(2, os.cpu_count() or 1, fits)))
 
 
-#: Environment variables that size a process's thread pools: Polars' (read once, when it is
-#: imported) and numpy's BLAS. Set for the children when several run at once (:class:`Children`).
-THREAD_VARIABLES = (
-    "POLARS_MAX_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-)  # fmt: skip
 #: What each step of the build that runs in a child is called in a failure's message.
 _STEP_WORDS = {
     "enrich_partition": "enrich",
@@ -697,8 +694,6 @@ _STEP_WORDS = {
     "_ordered_streaks": "view facts: streaks in order",
     "write_daily": "write facts: daily roll-up",
 }
-#: Held while a child is started with its own thread counts in the environment it inherits.
-_SPAWNING = threading.Lock()
 
 
 def child_threads(workers: int, cores: int | None = None) -> int | None:
@@ -728,6 +723,13 @@ class _Stopped(Exception):
 class Children:
     """Calls run each in a process of its own, at most ``workers`` at once over every thread
     that makes them, when ``isolate``; else here, as plain calls (one at a time).
+
+    The processes are workers (:mod:`effortlens.processes`) that run one call after another:
+    a call takes a worker that has just finished one (with the same thread count) rather than
+    start a process, so that neither the imports nor the memory's first touch are paid again
+    (each page a fresh process touches is a page fault: at 100M a quarter of the build's CPU).
+    A worker no call takes within ``processes.IDLE_SECONDS`` ends and its memory goes back; the
+    idle ones end too when a new process must start, when a call fails, and at :meth:`close`.
 
     The first call to fail stops the others: their processes are killed and calls not yet
     started are refused, so the failure is raised at once (not after the partition beside it
@@ -790,13 +792,28 @@ class Children:
                 raise
 
     def stop(self, failure: BaseException) -> None:
-        """Kill every running child and refuse new calls: ``failure`` is the build's."""
+        """Kill every running child and refuse new calls: ``failure`` is the build's. The
+        idle workers end too (their memory goes back)."""
         with self._lock:
             if self.failure is None:
                 self.failure = failure
             live = list(self._live)
         for process in live:
             process.kill()
+        processes.end_idle()
+
+    def close(self) -> None:
+        """End the idle workers now (their memory goes back) rather than when they time out:
+        before a step that needs the memory."""
+        processes.end_idle()
+
+    def __enter__(self) -> Children:
+        """Children that :meth:`close` when the block ends."""
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """:meth:`close`."""
+        self.close()
 
     def _in_child(
         self,
@@ -807,57 +824,31 @@ class Children:
         *,
         together: int,
     ) -> Any:
-        import multiprocessing
-
         from effortlens import build_failure
 
-        context = multiprocessing.get_context("spawn")
-        reader, writer = context.Pipe(duplex=False)
-        process = context.Process(
-            target=_child_main, args=(writer, os.getpid(), function, args, kwargs)
-        )
-        with _SPAWNING:  # the child's pools are sized when it imports Polars: before it runs
-            with self._lock:
-                count = self.threads
-                if count is None:
-                    count = child_threads(max(together, len(self._live) + 1, 1))
-            threads = {name: str(count) for name in THREAD_VARIABLES} if count else {}
-            saved = {name: os.environ.get(name) for name in threads}
-            os.environ.update(threads)
-            try:
-                with self._lock:
-                    if self.failure is not None:
-                        raise _Stopped(what)
-                    process.start()
-                    self._live.add(process)
-            except BaseException:  # stopped (or failed to start): no child will answer
-                reader.close()
-                raise
-            finally:
-                for name, value in saved.items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
-                writer.close()
+        with self._lock:
+            count = self.threads
+            if count is None:
+                count = child_threads(max(together, len(self._live) + 1, 1))
+        worker = processes.take(count or None)
+        with self._lock:
+            if self.failure is not None:
+                processes.give_back(worker)
+                raise _Stopped(what)
+            self._live.add(worker.process)
         try:
-            try:
-                status, value, trace = reader.recv()
-            except EOFError:  # ended without a word: killed, or exited
-                status, value, trace = "died", None, ""
-            except Exception as err:  # an answer that does not unpickle here
-                status, value, trace = "raised", RuntimeError(f"its answer: {err!r}"), ""
-            process.join()
+            status, value, trace = worker.run(function, args, kwargs)
         finally:
-            reader.close()
             with self._lock:
-                self._live.discard(process)
+                self._live.discard(worker.process)
         if status == "ok":
+            processes.give_back(worker)
             return value
+        worker.end()  # a worker whose call failed is not used again
         if self.failure is not None:  # killed because another call failed first
             raise _Stopped(what)
         if status == "died":
-            raise build_failure.died(what, process.exitcode)
+            raise build_failure.died(what, worker.process.exitcode)
         if isinstance(value, MemoryError):
             raise build_failure.out_of_memory(what) from value
         value.__cause__ = _ChildTraceback(trace)
@@ -925,24 +916,6 @@ class _ChildTraceback(Exception):
 
     def __str__(self) -> str:
         return "\n" + (self.args[0] if self.args else "")
-
-
-def _child_main(writer: Any, parent: int, function: Callable[..., Any], args, kwargs) -> None:
-    """In a child of :class:`Children`: run the call, send back ``(status, value, trace)``."""
-    import traceback
-
-    from effortlens.loading.pipeline import _die_with_parent
-
-    _die_with_parent(parent)
-    try:
-        answer = ("ok", function(*args, **kwargs), "")
-    except BaseException as err:  # sent back as raised: the parent raises it
-        answer = ("raised", err, traceback.format_exc())
-    try:
-        writer.send(answer)
-    except Exception as err:  # an exception or result that does not pickle: said in words
-        writer.send(("raised", RuntimeError(f"{answer[1]!r} ({err})"), answer[2]))
-    writer.close()
 
 
 def each_in_children(

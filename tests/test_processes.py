@@ -1,0 +1,180 @@
+"""The partitioned build's worker processes (effortlens.processes through partitioned.Children):
+a worker runs one call after another, keeps its memory and its thread count, ends when idle, and
+is named when it fails; none outlives its build. Real processes throughout."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+from effortlens import processes
+from effortlens.build_failure import BuildFailed
+from effortlens.partitioned import Children
+
+_PID = "__import__('os').getpid()"
+_POOL = "__import__('polars').thread_pool_size()"
+
+
+def _faults_of_a_big_column(rows: int) -> int:
+    """Minor page faults taken while a Polars column of ``rows`` integers (8 bytes each, far
+    above jemalloc's 8 MB "oversize" threshold) is made, summed and dropped."""
+    import resource
+
+    import polars as pl
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    column = pl.int_range(0, rows, eager=True) * 3
+    assert column.sum() > 0
+    del column
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+@pytest.fixture(autouse=True)
+def _no_idle_workers(monkeypatch):
+    # idle for long enough that a loaded machine does not end a worker between two calls
+    monkeypatch.setattr(processes, "IDLE_SECONDS", 60.0)
+    processes.end_idle()
+    yield
+    processes.end_idle()
+
+
+def test_calls_one_after_another_run_in_the_same_worker():
+    children = Children(isolate=True, workers=2)
+    slow = f"__import__('time').sleep(1) or {_PID}"  # both at once: two workers
+    first = children.each(eval, [((slow,), {}), ((slow,), {})])
+    # the pool's threads that started them have ended: the workers live on and are taken again
+    second = children.each(eval, [((_PID,), {}), ((_PID,), {})])
+    assert os.getpid() not in first and len(set(first)) == 2
+    assert set(second) <= set(first)  # no process started
+    assert sorted(processes.idle_workers()) == sorted(first)
+    children.close()
+    assert processes.idle_workers() == []
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in first)
+
+
+def test_a_reused_worker_keeps_its_thread_count_and_another_count_gets_another_worker():
+    expected = max(1, (os.cpu_count() or 1) // 2)
+    two = Children(isolate=True, workers=2)
+    pools = [((_POOL,), {}), ((_POOL,), {})]
+    assert two.each(eval, pools) == [expected, expected]
+    pids = processes.idle_workers()
+    assert two.each(eval, pools) == [expected, expected]  # the same workers, the same pools
+    assert sorted(processes.idle_workers()) == sorted(pids)
+    # a call alone wants every core: not one of those workers (they are ended: memory back)
+    alone = Children(isolate=True, workers=1)
+    assert alone.call("alone", eval, (f"({_POOL}, {_PID})",), {})[1] not in pids
+    assert len(processes.idle_workers()) == 1
+
+
+def test_a_worker_keeps_the_memory_a_call_freed_for_the_next_call():
+    # Polars' allocator gives freed memory back to the system within about 1.5 s (its decay:
+    # dirty_decay_ms:500, muzzy_decay_ms:1000), so a later call (a partition's next step, the
+    # next partition) faults its columns in again (here: 78k faults each time); a worker's
+    # allocator keeps them
+    run = Children(isolate=True, workers=1)
+    rows = 20_000_000  # 160 MB: ~40k pages, twice
+    faults = []
+    for _ in range(3):
+        faults.append(run(_faults_of_a_big_column, rows))
+        time.sleep(2.5)
+    first, second, third = faults
+    assert len(set(processes.idle_workers())) == 1
+    assert first > 20_000
+    assert second < first / 4 and third < first / 4, (first, second, third)
+
+
+def test_the_callers_environment_is_the_workers_but_its_thread_count_stays(monkeypatch):
+    run = Children(isolate=True, workers=2)
+    probe = "__import__('os').environ.get('EFFORTLENS_PROBE', '-')"
+    threads = "__import__('os').environ.get('POLARS_MAX_THREADS', '-')"
+    both = [((f"({probe}, {threads}, {_PID})",), {})] * 2
+    before = run.each(eval, both)
+    monkeypatch.setenv("EFFORTLENS_PROBE", "set after the workers started")
+    monkeypatch.setenv("POLARS_MAX_THREADS", "7")
+    after = run.each(eval, both)
+    assert sorted(p for *_, p in after) == sorted(p for *_, p in before)  # the same workers
+    expected = str(max(1, (os.cpu_count() or 1) // 2))
+    assert [(v, t) for v, t, _ in before] == [("-", expected)] * 2
+    assert [(v, t) for v, t, _ in after] == [("set after the workers started", expected)] * 2
+
+
+def test_a_worker_ends_when_no_call_takes_it(monkeypatch):
+    monkeypatch.setattr(processes, "IDLE_SECONDS", 0.4)
+    run = Children(isolate=True, workers=1)
+    pid = run(eval, _PID)
+    assert processes.idle_workers() == [pid]
+    deadline = time.monotonic() + 20
+    while processes.idle_workers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes.idle_workers() == []
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+def test_a_reused_worker_that_fails_is_named_and_not_used_again():
+    run = Children(isolate=True, workers=1)
+    pid = run(eval, _PID)
+    killed = "__import__('os').kill(__import__('os').getpid(), 9)"
+    with pytest.raises(BuildFailed, match=r"^view facts: pass 2: .*SIGKILL.*out-of-memory"):
+        run.call("view facts: pass 2", eval, (killed,), {})
+    assert processes.idle_workers() == []
+    # an exception raised in a worker keeps its type and names the step; that worker ends too
+    again = Children(isolate=True, workers=1)
+    assert again(eval, _PID) != pid
+    with pytest.raises(ZeroDivisionError) as failed:
+        again.call("enrich, partition 3 of 4", eval, ("1 / 0",), {})
+    assert "enrich, partition 3 of 4" in " ".join(failed.value.__notes__)
+    assert processes.idle_workers() == []
+
+
+def _script(body: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(body)]
+
+
+def test_a_build_killed_outright_leaves_no_worker_idle_or_busy(tmp_path):
+    ready = tmp_path / "ready"
+    body = f"""
+        import time
+        from pathlib import Path
+        from effortlens import processes
+        from effortlens.partitioned import Children
+
+        processes.IDLE_SECONDS = 600
+        run = Children(isolate=True, workers=2)
+        run.each(time.sleep, [((0,), {{}}), ((0,), {{}})])  # two workers, idle from now
+        Path({str(ready)!r}).write_text(" ".join(map(str, processes.idle_workers())))
+        time.sleep(120)
+        """
+    build = subprocess.Popen(_script(body))
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pids = [int(p) for p in ready.read_text().split()]
+        assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids)
+    finally:
+        build.send_signal(signal.SIGKILL)
+        build.wait()
+    workers = [psutil.Process(p) for p in pids if psutil.pid_exists(p)]
+    _gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"workers {[p.pid for p in alive]} outlived the killed build"
+
+
+def test_a_build_that_ends_with_idle_workers_exits_at_once():
+    body = """
+        from effortlens import processes
+        from effortlens.partitioned import Children
+
+        processes.IDLE_SECONDS = 600
+        print(Children(isolate=True, workers=1)(max, 2, 3))
+        """
+    started = time.monotonic()
+    done = subprocess.run(_script(body), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "3", done.stderr
+    assert time.monotonic() - started < 60  # not the 600 s of the idle worker
