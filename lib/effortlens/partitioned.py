@@ -327,9 +327,17 @@ def _loaded_extent(parts: Path, settings: Settings) -> dict[str, Any]:
 
 def _load_by_partition(folder: Path, out: Path, *, parts: Path, **options: Any) -> ChunkedLoad:
     """:func:`load_folder_chunked` writing its loaded events by partition under ``parts``
-    (:func:`plan_partitions`), or in chunks when the keys cannot be planned."""
-    plan = plan_partitions(folder, parts, chunk_rows=options["chunk_rows"])
-    return load_folder_chunked(folder, out, partitions=plan, **options)
+    (:func:`plan_partitions`), or in chunks when the keys cannot be planned.
+
+    The plan is found in a thread while the load reads and validates the small tables and
+    hashes the event tables' ids (Polars works without the interpreter's lock: both cores),
+    and waited for before the first chunk is validated.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        plan = thread.submit(plan_partitions, folder, parts, chunk_rows=options["chunk_rows"])
+        return load_folder_chunked(folder, out, partitions=plan.result, **options)
 
 
 def _load_to_files(folder: Path, out: Path, **options: Any) -> ChunkedLoad:

@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -725,7 +726,7 @@ def load_folder_chunked(
     settings: Settings | None = None,
     now: datetime | None = None,
     chunk_rows: int = 4_000_000,
-    partitions: Partitions | None = None,
+    partitions: Partitions | Callable[[], Partitions | None] | None = None,
 ) -> ChunkedLoad:
     """Validate a canonical folder whose event tables are Parquet, the event tables in chunks.
 
@@ -759,7 +760,9 @@ def load_folder_chunked(
     partitions
         Write each chunk's loaded rows by partition (:class:`Partitions`; then
         :attr:`ChunkedLoad.events` lists every partition file and
-        :attr:`ChunkedLoad.partitions` their number) instead of one file a chunk.
+        :attr:`ChunkedLoad.partitions` their number) instead of one file a chunk; or what
+        to call for them (called once, when the first chunk is about to start: the caller
+        may still be finding them while the small tables and the ids are read).
 
     Returns
     -------
@@ -778,6 +781,7 @@ def load_folder_chunked(
     elif now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     folder, out = Path(path), Path(out)
+    plan = functools.cache(partitions if callable(partitions) else lambda: partitions)
     with guard.load_scope(settings.limits) as scope, guard.guarded(str(folder)):
         if streamable_rows(folder) is None:
             raise DataError(f"{folder}: not a folder whose activities are Parquet")
@@ -818,7 +822,7 @@ def load_folder_chunked(
                             now=now,
                             references=references,
                             chunk_rows=chunk_rows,
-                            partitions=partitions,
+                            partitions=plan,
                             runner=runner,
                         )
                     tables[name] = TABLES[name].empty()
@@ -869,7 +873,7 @@ def load_folder_chunked(
             settings=settings,
             missing_tables=tuple(t for t in TABLES if entries[t].missing),
             source=str(folder),
-            partitions=None if partitions is None else partitions.count,
+            partitions=None if plan() is None else plan().count,
         )
 
 
@@ -897,7 +901,7 @@ def _validate_in_chunks(
     references: dict[str, pl.Series | None],
     chunk_rows: int,
     runner: _ChunkRunner,
-    partitions: Partitions | None = None,
+    partitions: Callable[[], Partitions | None],
 ) -> Callable[[], tuple[list[Path], _Counts]]:
     """Start validating ``file`` in chunks of consecutive rows, every repeat of an id in one
     chunk, each chunk writing its loaded rows and quarantine; what to call for the result
@@ -950,7 +954,7 @@ def _validate_in_chunks(
         "now": now,
         "references": {t: keys for t, keys in references.items() if t in needed},
         "max_field_chars": guard.current_limits().max_field_chars,
-        "partitions": partitions,
+        "partitions": partitions(),  # waited for here, once the ids are hashed
     }
     chunks = [(k, source) for k, source in enumerate(ranges)]
     started = runner.start(name, file, out, chunks, options, isolate=isolate)
@@ -1087,8 +1091,12 @@ class _ChunkRunner:
         self.children.stop(failure)
 
     def close(self) -> None:
-        """Wait for the threads (each ends with its child, or at once when stopped)."""
+        """Wait for the threads (each ends with its child, or at once when stopped); the
+        children's processes end (their memory goes back before the next step)."""
         self.threads.shutdown(wait=True, cancel_futures=True)
+        close = getattr(self.children, "close", None)
+        if close is not None:
+            close()
 
 
 def _chunk_arguments(k: int, source: Path | InputRange, name: str, file: Path, out: Path):
