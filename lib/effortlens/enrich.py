@@ -898,7 +898,8 @@ def cell_order(cells: np.ndarray) -> np.ndarray:
     digits = cells.view(np.uint16)  # row i's k-th 16 bits at 4 * i + k
     order = np.argsort(digits[0::4], kind="stable").astype(np.int32 if n < 2**31 else np.int64)
     if top >= 2**16:
-        order = order[np.argsort(digits[1::4][order], kind="stable")]
+        # np.take: numpy's fancy indexing by int32 converts the indices first (~1.5x slower)
+        order = np.take(order, np.argsort(np.take(digits[1::4], order), kind="stable"))
     return order
 
 
@@ -964,7 +965,7 @@ def daily_of_rows(
         order = np.argsort(cells_of_rows, kind="stable")
     else:
         order = cell_order(cells_of_rows)
-    sorted_cells = cells_of_rows[order]
+    sorted_cells = np.take(cells_of_rows, order)
     new_cell = np.r_[True, sorted_cells[1:] != sorted_cells[:-1]]
     starts = np.flatnonzero(new_cell)
     if part is None:
@@ -973,7 +974,7 @@ def daily_of_rows(
         of_part = rows[part].to_numpy()
         if np.any(of_part[1:] < of_part[:-1]):
             raise ValueError(f"rows not in the order of their {part!r}")
-        of_part = of_part[order]
+        of_part = np.take(of_part, order)
         new_run = new_cell.copy()
         new_run[1:] |= of_part[1:] != of_part[:-1]
         runs = np.flatnonzero(new_run)
@@ -983,8 +984,8 @@ def daily_of_rows(
     def total(name: str) -> np.ndarray:
         values = rows[name].fill_null(0).to_numpy()
         if runs is None:
-            return np.add.reduceat(values[order], starts)
-        return np.add.reduceat(np.add.reduceat(values[order], runs), starts_in_runs)
+            return np.add.reduceat(np.take(values, order), starts)
+        return np.add.reduceat(np.add.reduceat(np.take(values, order), runs), starts_in_runs)
 
     if "activities" in rows.columns:
         counts = total("activities")
