@@ -178,3 +178,23 @@ def test_a_build_that_ends_with_idle_workers_exits_at_once():
     done = subprocess.run(_script(body), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "3", done.stderr
     assert time.monotonic() - started < 60  # not the 600 s of the idle worker
+
+
+def _uses_a_worker_and_returns() -> None:
+    """In a child process (the partitioned load's): a call in a worker, left idle."""
+    processes.IDLE_SECONDS = 600
+    assert Children(isolate=True, workers=1)(max, 2, 3) == 3
+
+
+def test_a_child_process_that_used_workers_ends_when_its_target_returns():
+    import multiprocessing
+
+    # multiprocessing waits for a child's own children as the child ends: idle workers first end
+    child = multiprocessing.get_context("spawn").Process(target=_uses_a_worker_and_returns)
+    child.start()
+    child.join(timeout=90)
+    stuck = child.is_alive()
+    if stuck:
+        child.kill()
+        child.join()
+    assert not stuck and child.exitcode == 0

@@ -33,9 +33,8 @@ Examples
 
 from __future__ import annotations
 
-import atexit
 import multiprocessing
-import multiprocessing.util  # noqa: F401 - its exit handler registered before this module's
+import multiprocessing.util
 import os
 import pickle
 import queue
@@ -251,9 +250,10 @@ class _Launcher:
 
 
 _LAUNCHER = _Launcher()
-# idle workers ended before multiprocessing's own exit handler (registered when it was
-# imported, so run after this one) waits for every child process still running
-atexit.register(end_idle)
+# the idle workers end as this process exits, before multiprocessing's exit handler waits for
+# every child process still running (in the main process at exit, in a child process as its
+# target returns: a process of the load that used workers)
+multiprocessing.util.Finalize(None, end_idle, exitpriority=100)
 
 
 def _serve(conn: Any, parent: int) -> None:
