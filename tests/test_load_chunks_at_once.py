@@ -95,8 +95,17 @@ def _load(folder: Path, out: Path, workers: int):
     plan = partitioned.plan_partitions(folder, out / "parts", chunk_rows=500)
     assert plan is not None
     data = load_folder_chunked(
-        folder, out / "s", settings=settings, now=NOW, chunk_rows=500, partitions=plan
+        folder,
+        out / "s",
+        settings=settings,
+        now=NOW,
+        chunk_rows=500,
+        partitions=plan,
+        tables_to=out / "tables",
     )
+    # every table also written to a file (the small ones while the chunks run)
+    for name, frame in data.tables.items():
+        assert_frame_equal(pl.read_parquet(out / "tables" / f"{name}.parquet"), frame)
     return data, settings
 
 

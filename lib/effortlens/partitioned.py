@@ -346,13 +346,9 @@ def _load_to_files(folder: Path, out: Path, **options: Any) -> ChunkedLoad:
     times at once, by the child, the pipe and the parent); the quarantine is files already."""
     import dataclasses
 
-    data = _load_by_partition(folder, out, **options)
-    frames = out / "frames"
-    frames.mkdir(parents=True, exist_ok=True)
-    tables = {}
-    for name, frame in data.tables.items():
-        tables[name] = frames / f"{name}.parquet"
-        frame.write_parquet(tables[name], compression=SCRATCH_CODEC)
+    frames = out / "frames"  # each small table written as soon as it is validated
+    data = _load_by_partition(folder, out, tables_to=frames, **options)
+    tables = {name: frames / f"{name}.parquet" for name in data.tables}
     return dataclasses.replace(data, tables=tables)
 
 

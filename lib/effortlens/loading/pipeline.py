@@ -727,6 +727,7 @@ def load_folder_chunked(
     now: datetime | None = None,
     chunk_rows: int = 4_000_000,
     partitions: Partitions | Callable[[], Partitions | None] | None = None,
+    tables_to: Path | None = None,
 ) -> ChunkedLoad:
     """Validate a canonical folder whose event tables are Parquet, the event tables in chunks.
 
@@ -763,6 +764,10 @@ def load_folder_chunked(
         :attr:`ChunkedLoad.partitions` their number) instead of one file a chunk; or what
         to call for them (called once, when the first chunk is about to start: the caller
         may still be finding them while the small tables and the ids are read).
+    tables_to
+        Also write every canonical table to ``tables_to/<table>.parquet`` (the event tables
+        empty), each small one as soon as it is validated, while the event tables' chunks
+        run (what a load in a child process sends back instead of the frames).
 
     Returns
     -------
@@ -844,6 +849,8 @@ def load_folder_chunked(
                 index = TABLE_ORDER.index(name) + 1
                 path = held / f"{index:02d}-{name}.parquet"
                 _quarantine_file(result.quarantine, path, held_by[name])
+                if tables_to is not None:  # while the chunks run
+                    _table_file(result.loaded, tables_to, name)
                 notes_by[name] = result.notes
                 entries[name] = _table_entry(name, raw[name].file, result, earlier)
             for name, finish in started.items():  # the chunks' results, in table order
@@ -859,6 +866,8 @@ def load_folder_chunked(
         for name in TABLE_ORDER:
             quarantines += held_by[name]
             notes += notes_by[name]
+            if tables_to is not None and not (tables_to / f"{name}.parquet").exists():
+                _table_file(tables[name], tables_to, name)  # empty
         ignored = tuple(f"ignored file {why_ignored(name)}" for name in others)
         report = LoadReport(
             tables=tuple(entries[t] for t in TABLES),
@@ -875,6 +884,12 @@ def load_folder_chunked(
             source=str(folder),
             partitions=None if plan() is None else plan().count,
         )
+
+
+def _table_file(frame: pl.DataFrame, folder: Path, name: str) -> None:
+    """A validated table written to ``folder/<name>.parquet`` (scratch: read once)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(folder / f"{name}.parquet", compression=SCRATCH_CODEC)
 
 
 @dataclass(frozen=True)
