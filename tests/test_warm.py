@@ -130,10 +130,42 @@ def test_effortlens_build_reads_its_build_ahead_unless_told_not_to(
     monkeypatch.setattr(
         warm, "warm_build", lambda path: warmed.append(Path(path)) or warm.Warmed(1, 2, 3, 4)
     )
+    imports: list[str] = []
+    monkeypatch.setattr(warm, "warm_kernel_imports", lambda: imports.append("asked") or 0)
     assert main(["build", str(tiny_planted)]) == 0
     assert warmed == [entry] and "warmed: " in capsys.readouterr().out
+    assert imports == ["asked"]  # the kernels' packages too
     assert main(["build", str(tiny_planted), "--no-warm"]) == 0
     assert warmed == [entry] and "warmed" not in capsys.readouterr().out
+    assert imports == ["asked"]
+
+
+def test_a_page_kernels_imports_are_read_ahead():
+    # a build pushes the installed packages out of memory; the next kernel read its imports
+    # from disk one fault at a time (issue 13): every compiled module a page's kernel holds
+    # of KERNEL_PACKAGES is among those read ahead, each file whole
+    import sys
+
+    import effortlens_widgets.apps.positive_deviance  # noqa: F401  (scipy.stats too)
+    import effortlens_widgets.apps.return_on_effort  # noqa: F401
+
+    files = {p.resolve() for p in warm.kernel_import_files()}
+    held, tops = set(), set()
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if name.split(".")[0] not in warm.KERNEL_PACKAGES or spec is None or not spec.origin:
+            continue
+        compiled = spec.origin if spec.origin.endswith(".so") else spec.cached
+        if compiled and Path(compiled).is_file():
+            held.add(Path(compiled).resolve())
+            tops.add(name.split(".")[0])
+    assert {"altair", "ipywidgets", "polars", "scipy", "IPython"} <= tops
+    assert len(held) > 300 and held <= files, sorted(held - files)[:5]
+    asked: dict[Path, list[warm.Span]] = {}
+    total = warm.warm_kernel_imports(advise=lambda path, spans: asked.update({path: spans}))
+    assert {p.resolve() for p in asked} == files
+    assert total == sum(p.stat().st_size for p in asked) > 50 * 2**20
+    assert all(s.offset == 0 and s.length == p.stat().st_size for p, (s,) in asked.items())
 
 
 def test_the_deviance_page_reads_its_period_files_at_its_first_draw(tiny_planted, monkeypatch):

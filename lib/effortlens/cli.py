@@ -119,8 +119,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
         built = _open_build(args, open_build, force=args.force, **options)
         warmed = None
         if args.warm:  # the first viewer's kernel then finds the files in memory
-            from effortlens.warm import warm_build
+            from effortlens.warm import warm_build, warm_kernel_imports
 
+            warm_kernel_imports()  # what a build pushed out of memory of the kernel's imports
             warmed = warm_build(built.path)
     finally:
         if bundle is not None:

@@ -194,6 +194,21 @@ def _advise(path: Path, spans: Iterable[Span]) -> None:
 OPEN_TIERS: tuple[str, ...] = ("every open", "first draw", "filter change")
 
 
+_MINCORE: list = []  # libc's mincore, its argument types set (made once)
+#: ``bytes.translate`` table keeping the low bit of each byte (``mincore``'s "in memory").
+_LOW_BIT = bytes(b & 1 for b in range(256))
+
+
+def _mincore():
+    if not _MINCORE:
+        import ctypes
+
+        mincore = ctypes.CDLL(None, use_errno=True).mincore
+        mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+        _MINCORE.append(mincore)
+    return _MINCORE[0]
+
+
 def _resident(fd: int, size: int) -> bytes | None:
     """One byte per page of the file open as ``fd``, its low bit set when the page is in
     memory (``mincore``); ``None`` where it cannot be asked."""
@@ -203,15 +218,14 @@ def _resident(fd: int, size: int) -> bytes | None:
         import ctypes
         import mmap
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+        mincore = _mincore()
         mapped = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)  # faults in no page
     except (OSError, ValueError, AttributeError, ImportError):
         return None
     try:
         anchor = ctypes.c_char.from_buffer(mapped)
         pages = ctypes.create_string_buffer((size + mmap.PAGESIZE - 1) // mmap.PAGESIZE)
-        failed = libc.mincore(ctypes.addressof(anchor), size, pages)
+        failed = mincore(ctypes.addressof(anchor), size, pages)
         del anchor
         return None if failed else pages.raw
     finally:
@@ -227,7 +241,7 @@ def advise_missing(path: Path, spans: Iterable[Span]) -> None:
     try:
         pages = _resident(fd, os.fstat(fd).st_size)
         if pages is not None:  # 1 where in memory (the other bits are reserved)
-            pages = pages.translate(bytes(b & 1 for b in range(256)))
+            pages = pages.translate(_LOW_BIT)
         for span in spans:
             end = span.offset + span.length
             for offset in range(span.offset, end, CHUNK):
@@ -331,6 +345,111 @@ def _warm(
             continue
         asked += sum(s.length for s in spans)
     return Warmed(len(by_file), asked, sum(int(f["bytes"]) for f in files.values()), budget)
+
+
+#: The packages a notebook page's kernel imports (its own, the charts', the widgets' and the
+#: kernel's; SciPy for the deviance page: the modules a return-on-effort kernel held after its
+#: first chart, by top-level name), whose compiled modules :func:`warm_kernel_imports` reads
+#: ahead. Polars and NumPy too: a build maps only the parts of their libraries it runs.
+KERNEL_PACKAGES: tuple[str, ...] = (
+    "effortlens_widgets",
+    "polars",
+    "_polars_runtime_32",
+    "numpy",
+    "numpy.libs",
+    "altair",
+    "narwhals",
+    "jsonschema",
+    "jsonschema_specifications",
+    "referencing",
+    "rpds",
+    "jinja2",
+    "markupsafe",
+    "ipywidgets",
+    "anywidget",
+    "psygnal",
+    "traitlets",
+    "comm",
+    "IPython",
+    "ipykernel",
+    "jupyter_client",
+    "jupyter_core",
+    "zmq",
+    "tornado",
+    "scipy",
+    "scipy.libs",
+    # what jsonschema (Altair's validation) and the kernel import beside them
+    "attr",
+    "attrs",
+    "arrow",
+    "dateutil",
+    "packaging",
+    "idna",
+    "webcolors",
+    "isoduration",
+    "uri_template",
+    "fqdn",
+    "jsonpointer",
+    "rfc3986_validator",
+    "typing_extensions",
+    "six",
+)
+
+
+def kernel_import_files(packages: Iterable[str] = KERNEL_PACKAGES) -> list[Path]:
+    """The compiled modules (this interpreter's ``.pyc`` files and the shared libraries) of
+    the installed ``packages``, found without importing them; a package that is not
+    installed has none."""
+    import importlib.util
+    import sys
+
+    tag = f".{sys.implementation.cache_tag}."
+    files: list[Path] = []
+    for name in packages:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        folders = list(spec.submodule_search_locations or []) if spec is not None else []
+        if spec is None:  # a folder of libraries beside the packages (``numpy.libs``)
+            folders = [
+                str(Path(entry) / name) for entry in sys.path if (Path(entry) / name).is_dir()
+            ][:1]
+        elif not folders and spec.origin:  # a single module
+            files += [Path(f) for f in (spec.origin, spec.cached) if f and Path(f).is_file()]
+        for folder in folders:
+            for root, _, names in os.walk(folder):
+                for f in names:
+                    if ".so" in f or (f.endswith(".pyc") and tag in f):
+                        files.append(Path(root) / f)
+    return files
+
+
+def warm_kernel_imports(
+    *,
+    packages: Iterable[str] = KERNEL_PACKAGES,
+    advise: Callable[[Path, Iterable[Span]], None] = advise_missing,
+) -> int:
+    """Ask the system to read ahead what of a notebook kernel's imports
+    (:func:`kernel_import_files`) is not in memory; bytes of the files asked about.
+
+    A build writes and reads gigabytes: at 100M activities it pushes the installed packages
+    out of the page cache, and the next kernel read its imports from disk one fault at a
+    time (at 10m, a kernel whose packages had left memory read 13-145 MB importing its page:
+    seconds). ``effortlens build`` calls this at its end; a file in memory is not read.
+    """
+    if not hasattr(os, "posix_fadvise"):
+        return 0
+    asked = 0
+    for path in kernel_import_files(packages):
+        try:
+            size = path.stat().st_size
+            if size:
+                advise(path, [Span(path.name, 0, size, "imports")])
+                asked += size
+        except OSError:
+            continue
+    return asked
 
 
 #: Bytes below which a chart module file is taken as damaged (the module is ~0.9 MB).

@@ -532,8 +532,9 @@ def warm_data(data: str | os.PathLike | None) -> threading.Thread | None:
 
     def run() -> None:
         try:
-            from effortlens.warm import warm_latest_build
+            from effortlens.warm import warm_kernel_imports, warm_latest_build
 
+            warm_kernel_imports()  # the kernels' packages, where a larger build pushed them out
             warm_latest_build(data)
         except Exception:  # a read ahead, never a reason to fail the server
             pass
