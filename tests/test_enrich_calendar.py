@@ -145,3 +145,39 @@ def test_cell_order_is_numpy_stable_argsort():
             cells = rng.integers(0, top, n)
             for key in (cells, np.sort(cells), np.concatenate([np.sort(cells[: n // 2])] * 2)):
                 assert np.array_equal(cell_order(key), np.argsort(key, kind="stable"))
+
+
+#: (zone, events from, to (s since 1970), the table path taken, hours with a transition inside)
+WHOLE_HOURS = [
+    ("America/New_York", -2.5e9, 2.1e9, True, False),  # transitions on whole hours of UTC
+    ("America/New_York", 1e9, 1e9 + 30 * 3600, True, False),
+    ("America/Sao_Paulo", 1.70e9, 1.74e9, True, False),
+    ("Europe/London", -2.5e9, 2.1e9, True, False),
+    ("UTC", 1.70e9, 1.74e9, True, False),
+    ("America/Goose_Bay", 1e8, 1.3e9, True, True),  # transitions at 00:01 local till 2010
+    ("Asia/Hong_Kong", 0, 3e8, True, True),  # at 03:30 local
+    ("America/Goose_Bay", -2.5e9, 2.1e9, False, False),  # -3:30 before 1966
+    ("Asia/Kathmandu", 1.70e9, 1.74e9, False, False),  # +5:45
+]
+
+
+@pytest.mark.parametrize(("timezone", "low_s", "high_s", "tables_used", "moved"), WHOLE_HOURS)
+def test_one_zone_in_whole_hours_by_a_calendar_per_hour(
+    timezone, low_s, high_s, tables_used, moved, monkeypatch
+):
+    """One zone whose offsets are whole hours over the events' hours: each hour of UTC's
+    calendar is worked out once and gathered (an hour with a transition inside: its events
+    converted one by one); equal to converting every event."""
+    tables = []
+    of_local = enrich_module._calendar_of_local  # noqa: SLF001
+    monkeypatch.setattr(
+        enrich_module,
+        "_calendar_of_local",
+        lambda local: tables.append(local.size) or of_local(local),
+    )
+    monkeypatch.setattr(enrich_module, "_CALENDAR_SLICE", 9_999)
+    frame = _events(int(high_s) % 997, low_s, high_s, n=60_000)
+    got = with_calendar(frame, timezone=timezone)
+    assert got.equals(by_conversion(frame, timezone=timezone)), timezone
+    assert bool(tables) == tables_used  # the per-hour calendar, or the general path
+    assert (len(tables) > 1) == moved  # events converted one by one

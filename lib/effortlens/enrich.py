@@ -735,6 +735,25 @@ def _calendar_by_hour(
     week = np.empty(n, dtype=np.int32)
     weekday = np.empty(n, dtype=np.int8)
     hour = np.empty(n, dtype=np.int8)
+    columns = (day, week, weekday, hour)
+    if which is None and not np.any(offsets[0][0] % _HOUR_US):
+        # one zone, whole hours from UTC: every microsecond of an hour of UTC falls in one
+        # local hour, so each hour's calendar is worked out once and gathered per event
+        tables = _calendar_of_local(grid * _HOUR_US + offsets[0][0])
+        changing = offsets[0][1]
+        for at in range(0, n, _CALENDAR_SLICE):
+            part = slice(at, at + _CALENDAR_SLICE)
+            hours = us[part] // _HOUR_US
+            hours = hours - first if present is None else np.searchsorted(present, hours)
+            for table, column in zip(tables, columns, strict=True):
+                np.take(table, hours, out=column[part])
+            exact = np.flatnonzero(changing[hours]) + at  # a transition inside: one by one
+            if exact.size:
+                wall = ts.gather(exact).dt.convert_time_zone(zones[0]).dt.replace_time_zone(None)
+                local = wall.to_physical().fill_null(0).to_numpy()
+                for values, column in zip(_calendar_of_local(local), columns, strict=True):
+                    column[exact] = values
+        return _calendar_columns(columns, missing)
     for at in range(0, n, _CALENDAR_SLICE):
         part = slice(at, at + _CALENDAR_SLICE)
         utc = us[part]
@@ -765,8 +784,24 @@ def _calendar_by_hour(
         iso = (days + 3) % 7 + 1  # 1970-01-01 was a Thursday (ISO 4)
         weekday[part] = iso
         week[part] = days - (iso - 1)
+    return _calendar_columns(columns, missing)
+
+
+def _calendar_of_local(local: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Day (since 1970), its week's Monday, ISO weekday and hour of local microseconds."""
+    days = local // _DAY_US  # floor: days before 1970 too
+    hour = ((local - days * _DAY_US) // _HOUR_US).astype(np.int8)
+    days = days.astype(np.int32)
+    iso = ((days + 3) % 7 + 1).astype(np.int8)  # 1970-01-01 was a Thursday (ISO 4)
+    return days, days - (iso - 1), iso, hour
+
+
+def _calendar_columns(
+    columns: tuple[np.ndarray, ...], missing: np.ndarray | None
+) -> list[pl.Series]:
+    """The calendar's day, week, weekday and hour as Series, null where ``ts`` was."""
     out = []
-    for name, values in (("day", day), ("week", week), ("weekday", weekday), ("hour", hour)):
+    for name, values in zip(CALENDAR, columns, strict=True):
         column = pl.Series(name, values)
         if missing is not None:
             column = column.scatter(missing, None)
