@@ -75,7 +75,7 @@ import polars as pl
 
 from effortlens import processes
 from effortlens.cache import scratch_dir
-from effortlens.enrich import DAILY_SCHEMA, DAILY_SUMS, REP_COLUMNS, enrich_tables
+from effortlens.enrich import DAILY_SCHEMA, DAILY_SUMS, REP_COLUMNS, daily_rows, enrich_tables
 from effortlens.loading.pipeline import (
     EVENT_TABLES,
     ISOLATE_ABOVE_ROWS,
@@ -1059,13 +1059,17 @@ def enrich_partition(
         if not facts[fact].height and p:
             continue
         _write(facts[fact], staging / layout[fact] / name, row_group_size=262_144)
-    # whole files only (moved into place): write_daily may be waiting for them
+    # what the roll-up sums of each activity, unsummed (its own roll-up, which write_daily
+    # would add up across partitions, has ~93% of its rows at 100M: not made at all), with
+    # its partition; whole files only (moved into place): write_daily may be waiting for them
     if facts["activities"].height:
-        slim_rows(enriched.daily).write_parquet(slim / f".{name}", compression=SCRATCH_CODEC)
+        own = daily_rows(facts["activities"]).with_columns(pl.lit(p, pl.UInt32).alias(_PART))
+        own.write_parquet(slim / f".{name}", compression=SCRATCH_CODEC)
         (slim / f".{name}").rename(slim / name)
+        del own
     else:  # no roll-up rows: said by an empty file of another name
         (slim / f"part-{p:05d}.none").touch()
-    del enriched  # the roll-up, the reps: pass 1 reads the event facts only
+    del enriched  # the reps: pass 1 reads the event facts only
     if views is None or not (facts["activities"].height or p == 0):
         return written, None
     options = {k: v for k, v in views.items() if k != "scratch"}
@@ -1077,10 +1081,11 @@ def enrich_partition(
 
 
 def slim_rows(daily: pl.DataFrame) -> pl.DataFrame:
-    """What :func:`write_daily` sums of a partition: the keys and sums of its own daily
-    roll-up (a rep's day of one type may have events in several partitions). The partition
-    made its roll-up anyway: its rows are about 70% of its activities at 3M events, and it
-    sums them into whole cells (one integer cell number a row) without any text group-by."""
+    """Rows of partial sums :func:`write_daily` adds up too: the keys and sums of a part's
+    own daily roll-up (a rep's day of one type may have events in several parts). A
+    partition of the build writes its activities' unsummed rows instead
+    (:func:`effortlens.enrich.daily_rows` and its partition's number, :func:`enrich_partition`):
+    its own roll-up has ~93% of its activities' rows at 100M."""
     return daily.select("rep_id", "day", "activity_type", *DAILY_SUMS)
 
 
@@ -1096,12 +1101,13 @@ def write_daily(
     """The daily roll-up summed across partitions, in the in-memory roll-up's order, written
     to ``target`` as the in-memory build writes it; its rows.
 
-    ``slim`` holds each partition's roll-up rows (:func:`slim_rows`): their sums per rep x
-    day x type are added up a slice of reps at a time, each slice a run of reps in the
-    roll-up's order holding about ``slice_rows`` rows: one ``group_by`` over every rep x day x
-    type at once went past 8 GB at 100M events (~15-22M groups with text keys), a slice's
-    stays near its own size. The slices' sorted sums, put end to end, are the whole roll-up's
-    order.
+    ``slim`` holds each partition's rows (:func:`effortlens.enrich.daily_rows` with their
+    partition's number in ``__part``, a file per partition; or rows of partial sums,
+    :func:`slim_rows`): their sums per rep x day x type are added up a slice of reps at a
+    time, each slice a run of reps in the roll-up's order holding about ``slice_rows`` rows:
+    one ``group_by`` over every rep x day x type at once went past 8 GB at 100M events
+    (~15-22M groups with text keys), a slice's stays near its own size. The slices' sorted
+    sums, put end to end, are the whole roll-up's order.
 
     With ``parts``, it first waits until that many partitions have written their rows (a
     file each, ``part-<p>.none`` when it has none: :func:`enrich_partition`), started
@@ -1156,13 +1162,16 @@ def _daily_of(rows: pl.LazyFrame, facts: pl.DataFrame, settings: Settings) -> pl
     a streaming text group-by of every activity and a sort on the text keys)."""
     from effortlens.enrich import _rep_codes, daily_of_rows
 
-    frame = rows.collect()
+    frame = rows.collect()  # the files' rows in their order: partition order
     rep_code, rep_facts = _rep_codes(frame["rep_id"], facts)
     return daily_of_rows(
         frame.drop("rep_id"),
         rep_code=rep_code,
         rep_facts=rep_facts,
         customer_facing=settings.customer_facing_types,
+        # a cell summed per partition, then across: the additions of the partitions' own
+        # roll-ups added up (the same bits)
+        part=_PART if _PART in frame.columns else None,
     ).cast(dict(DAILY_SCHEMA))
 
 
