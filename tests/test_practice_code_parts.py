@@ -155,10 +155,24 @@ def test_the_practice_side_starts_no_step_while_pass_two_and_the_day_order_run(
                 calls.append((function.__name__, start, time.perf_counter()))
 
     monkeypatch.setattr(partitioned.Children, "_in_child", traced)
+    closed: list[float] = []
+    close = partitioned.Children.close
+
+    def closing(self):
+        closed.append(time.perf_counter())
+        close(self)
+
+    monkeypatch.setattr(partitioned.Children, "close", closing)
     rows = partitioned.write_view_facts(folders["children"], settings=settings, isolate=True)
     wide = [c for c in calls if c[0] in ("_touch_parts", "_day_ordered_touches")]
     assert len(wide) >= 3 and {c[0] for c in calls} >= set(PRACTICE_SIDE)
     first, last = min(c[1] for c in wide), max(c[2] for c in wide)
+    # the idle workers (pass 1's, then the fit's: a reused worker keeps its peak) end before
+    # the fit and the practice side start, and once the fit is done
+    (fit,) = [c for c in calls if c[0] == "_fit_touch_credits"]
+    starts = [c[1] for c in calls if c[0] in (*PRACTICE_SIDE, "_fit_touch_credits")]
+    assert any(max(c[2] for c in calls if c[0] == "_view_part") <= t <= min(starts) for t in closed)
+    assert any(fit[2] <= t <= first for t in closed)
     for name, start, _ in calls:
         if name in PRACTICE_SIDE:
             assert not first <= start < last, (name, start - first, last - first)

@@ -1329,6 +1329,9 @@ def write_view_facts(
         # the practice side beside the fit when the fit and a partition fit in the budget
         fit_bytes = n_touches * FIT_BYTES_PER_TOUCH + per_part * PARTITION_BYTES_PER_ROW
         beside = workers > 1 and fit_bytes <= settings.limits.memory_budget_bytes()
+        # the idle workers end (pass 1's: a reused worker keeps its peak), their memory back
+        # for the fit and the practice side beside it
+        run.close()
         with ThreadPoolExecutor(max_workers=1) as lane:
             side = lane.submit(practice_side) if beside else None
             try:
@@ -1344,6 +1347,7 @@ def write_view_facts(
                         exposure_scale=sum(m["contacts"] for m in metas) * span_hours,
                         iterations=iterations,
                     )
+                    run.close()  # the fit's worker (100M: ~4 GB at its peak) ends
                 offsets = np.cumsum([0] + [m["touches"] for m in metas]).tolist()
                 narrow.clear()  # both slots for pass 2 and the day order
                 say(f"view facts: pass 2, {n_parts} partitions, {workers} at a time")
