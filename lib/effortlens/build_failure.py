@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import errno
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -84,9 +85,18 @@ def out_of_memory(what: str) -> BuildFailed:
     return BuildFailed(f"{what}: out of memory. To use less, {MEMORY_ADVICE}")
 
 
-def is_disk_full(err: BaseException) -> bool:
-    """Whether ``err`` (or what caused it) is a full disk: ``ENOSPC`` from Python, or Polars'
-    writers' "No space left on device (os error 28)".
+#: Free space below which a failed write on a disk is taken for that disk filling up (what a
+#: writer says then is not always ``ENOSPC``: Polars' Parquet writer may fail on the thrift
+#: footer it could not write, Python on a short write).
+NEARLY_FULL_BYTES = 64 << 20
+
+
+def is_disk_full(err: BaseException, folder: Path | None = None) -> bool:
+    """Whether ``err`` (or what caused it) is a full disk: ``ENOSPC`` from Python, Polars'
+    writers' "No space left on device (os error 28)", a short write ("N requested and M
+    written"), or, when ``folder`` is given and its disk has less than
+    :data:`NEARLY_FULL_BYTES` free, Polars' Parquet writer failing on its footer ("Invalid
+    thrift: transport error").
 
     Examples
     --------
@@ -94,8 +104,13 @@ def is_disk_full(err: BaseException) -> bool:
     True
     >>> is_disk_full(OSError(2, "No such file or directory"))
     False
+    >>> is_disk_full(OSError("3990 requested and 3568 written"))
+    True
+    >>> is_disk_full(ValueError("parquet: Invalid thrift: transport error"))
+    False
     """
     seen = set()
+    thrift = False
     while err is not None and id(err) not in seen:
         seen.add(id(err))
         if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -103,8 +118,27 @@ def is_disk_full(err: BaseException) -> bool:
         text = str(err)
         if "No space left on device" in text or "os error 28" in text:
             return True
+        if _SHORT_WRITE.search(text):
+            return True
+        thrift = thrift or "Invalid thrift: transport error" in text
         err = err.__cause__ or err.__context__
+    if thrift and folder is not None:
+        try:
+            return shutil.disk_usage(_existing(folder)).free < NEARLY_FULL_BYTES
+        except OSError:
+            return False
     return False
+
+
+_SHORT_WRITE = re.compile(r"\b\d+ requested and \d+ written\b")
+
+
+def _existing(folder: Path) -> Path:
+    """``folder`` or its nearest existing parent (a build's folders may be gone already)."""
+    folder = Path(folder)
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder
 
 
 def disk_full(folder: Path, *, needed: int, what: str = "the build") -> DiskFull:
