@@ -846,7 +846,10 @@ class Children:
             with self._lock:
                 self._live.discard(worker.process)
         if status == "ok":
-            processes.give_back(worker)
+            if self.failure is None:
+                processes.give_back(worker)
+            else:  # another call failed meanwhile: the build stops, the memory goes back now
+                worker.end()
             return value
         worker.end()  # a worker whose call failed is not used again
         if self.failure is not None:  # killed because another call failed first
@@ -945,7 +948,11 @@ def each_in_children(
     >>> each_in_children(max, [((2, 3), {}), ((5, 1), {})], isolate=False, workers=2)
     [3, 5]
     """
-    return Children(isolate=isolate, workers=workers).each(function, calls, done=done, what=what)
+    children = Children(isolate=isolate, workers=workers)
+    try:
+        return children.each(function, calls, done=done, what=what)
+    finally:
+        children.close()
 
 
 def _enrich_partitions(
