@@ -717,3 +717,75 @@ def test_a_reps_team_coded_by_its_rep_is_the_text_coded_and_refused_when_a_rep_h
     assert _coded_by(values.scatter(int(np.flatnonzero(reps == 5)[-1]), "t6"), reps) is None
     assert _coded_by(values.scatter(int(np.flatnonzero(reps == 3)[0]), "t1"), reps) is None
     assert _coded_by(values.head(0), reps[:0]) is None
+
+
+@pytest.mark.parametrize(("seed", "contacts"), [(1, 40), (3, 5)])
+def test_coded_facts_written_as_text_are_the_spelled_facts_written(seed, contacts, tmp_path):
+    """Pass 1 writes the coded practice facts and follow-ups without spelling them
+    (:func:`effortlens.partitioned._write_enums_as_text`): each file reads back as the spelled frame
+    written by :func:`partitioned._write` (text columns, nulls, values), with the same
+    statistics in every row group; an ``Enum`` of unsorted categories is spelled first."""
+    import pyarrow.parquet as pq
+
+    from effortlens import partitioned
+    from effortlens.deviance import practice_gaps
+
+    spelled_enums = partitioned._spelled_enums  # noqa: SLF001 - pass 1's writes
+    write, write_as_text = partitioned._write, partitioned._write_enums_as_text  # noqa: SLF001
+    from effortlens.touch_build import PartTouches, build_practice_facts
+
+    enriched = enrich_tables(_random_load(seed, contacts=contacts), settings=load_settings())
+    acts = enriched.lazy("activities")
+    coded = build_practice_facts(acts, part=PartTouches(acts), coded=True)
+    unsorted = pl.Enum(["z", "a"])
+    frames = {
+        "practice": coded,
+        "gaps": practice_gaps(coded)["gaps"].collect(),
+        "unsorted": coded.head(50).with_columns(
+            pl.Series("rep_id", ["z", None, "a", "z", "a"] * 10, unsorted)
+        ),
+    }
+    assert coded["previous_type"].null_count() and coded.height > 300
+    for name, frame in frames.items():
+        assert any(isinstance(t, pl.Enum) for t in frame.schema.values())
+        got, want = tmp_path / f"{name}.parquet", tmp_path / f"{name}_spelled.parquet"
+        assert write_as_text(frame, got, row_group_size=100) == frame.height
+        write(spelled_enums(frame), want, row_group_size=100)
+        read = pl.read_parquet(got)
+        assert read.schema == pl.read_parquet(want).schema
+        assert all(t != pl.Categorical and not isinstance(t, pl.Enum) for t in read.schema.values())
+        assert_frame_equal(read, pl.read_parquet(want), check_exact=True)
+        one, other = pq.ParquetFile(got).metadata, pq.ParquetFile(want).metadata
+        assert one.num_row_groups == other.num_row_groups > (name != "unsorted")
+        for group in range(one.num_row_groups):
+            for column in range(one.num_columns):
+                a = one.row_group(group).column(column).statistics
+                b = other.row_group(group).column(column).statistics
+                assert (a.min, a.max, a.null_count) == (b.min, b.max, b.null_count)
+
+
+@pytest.mark.parametrize(("seed", "contacts"), [(1, 40), (2, 400), (3, 5)])
+def test_part_orders_by_the_kept_key_are_the_sort_orders(seed, contacts, monkeypatch):
+    """:class:`PartTouches`' (contact, time, id) order found from the (contact, time) key its
+    (contact, time) order sorted (ties: equal neighbours of that key) is
+    :func:`touch_build._contact_order`'s, and the order without a key (keys past 64 bits),
+    on loads full of ties (one contact at one instant, ids not in the order read) and
+    touches without a contact; the rep columns coded through each rep's first row are the
+    text coded."""
+    from effortlens.touch_build import PartTouches, _coded, _contact_order, _rank  # noqa: PLC2701
+
+    enriched = enrich_tables(_random_load(seed, contacts=contacts), settings=load_settings())
+    acts = enriched.lazy("activities")
+    touches = acts.filter(pl.col("is_customer_facing")).collect()
+    want = _contact_order(_rank(touches["contact_id"]), touches["ts"], touches["activity_id"])
+    part = PartTouches(acts)
+    assert part.without_contact > 0 and part.order.tolist() == want.tolist()
+    sorted_keys = touches[part.by_time].select("contact_id", "ts")
+    assert sorted_keys.is_duplicated().sum() > 10  # ties for the ids to break
+    with monkeypatch.context() as patched:  # no key fits: the frame of keys
+        patched.setattr(touch_build, "_stable_key", lambda g, t: None)
+        assert PartTouches(acts).order.tolist() == want.tolist()
+    for column in ("team", "segment", "role"):
+        names, codes = part.coded(column)
+        text = _coded(touches[column])
+        assert names.equals(text[0]) and np.array_equal(codes, text[1]), column

@@ -1509,13 +1509,14 @@ def _view_part(
     # text as Enum codes: grouped by rep as integers (3.5M events: 0.8 -> 0.4 CPU s), spelled
     # for the stored facts and the (small) sums only
     practice = build_practice_facts(acts, part=part, coded=True)
-    write(_spelled_enums(practice), f"{AGGREGATES_LAYOUT['practice']}/{name}")
+    relative = f"{AGGREGATES_LAYOUT['practice']}/{name}"
+    rows[relative] = _write_enums_as_text(practice, folder / relative, row_group_size=ROW_GROUP)
     _practice_part_codes(practice, scratch, name)  # merged by the practice codes step
     for cell, cells in practice_cells(practice).items():  # a rep's sums in this partition
         sums = _rep_sorted(cells.with_columns(pl.col(pl.Enum).cast(pl.String)))
         _write(sums, scratch / cell / name, row_group_size=ROW_GROUP)
     for kind, frame in practice_gaps(practice).items():  # its follow-ups, its reps' sums
-        _write(_spelled_enums(frame.collect()), scratch / kind / name, row_group_size=ROW_GROUP)
+        _write_enums_as_text(frame.collect(), scratch / kind / name, row_group_size=ROW_GROUP)
     del practice
     write(
         verifier_facts(actions, settings=settings).collect(),
@@ -1559,6 +1560,38 @@ def _spelled_enums(frame: pl.DataFrame) -> pl.DataFrame:
         for c, t in frame.schema.items()
         if isinstance(t, pl.Enum)
     )
+
+
+def _write_enums_as_text(frame: pl.DataFrame, path: Path, *, row_group_size: int | None) -> int:
+    """Write ``frame`` as :func:`_write` writes :func:`_spelled_enums` of it (its ``Enum``
+    columns read back as ``String``: the same values, schema and statistics), without
+    spelling or hashing millions of strings: Polars writes an ``Enum`` as its codes and
+    categories (a dictionary page), and the file's Arrow schema is the text frame's (3.5M
+    practice facts: 0.59 -> 0.25 CPU s). The text frame is written instead when the file
+    would not read back as text (an ``Enum`` of unsorted categories, or a Polars that keeps
+    its own schema). Returns the rows written."""
+    from effortlens.facts import PARQUET_CODEC
+
+    enums = [c for c, t in frame.schema.items() if isinstance(t, pl.Enum)]
+    text = pl.Schema({c: pl.String if c in enums else t for c, t in frame.schema.items()})
+    if not enums or not all(frame.schema[c].categories.is_sorted() for c in enums):
+        _write(_spelled_enums(frame), path, row_group_size=row_group_size)
+        return frame.height
+    buffer = io.BytesIO()  # the Arrow schema a text frame is written with
+    pl.DataFrame(schema=text).write_parquet(buffer)
+    buffer.seek(0)
+    schema = pl.read_parquet_metadata(buffer)["ARROW:schema"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(
+        path,
+        compression=PARQUET_CODEC,
+        statistics=True,
+        row_group_size=row_group_size,
+        metadata={"ARROW:schema": schema},
+    )
+    if pl.read_parquet_schema(path) != text:
+        _write(_spelled_enums(frame), path, row_group_size=row_group_size)
+    return frame.height
 
 
 def _fit_touch_credits(
