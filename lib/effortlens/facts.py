@@ -810,7 +810,8 @@ def _told(err: BaseException, *, root: Path, folder: Path, step: str) -> BaseExc
 
     if isinstance(err, build_failure.DiskFull) or not isinstance(err, Exception):
         return err
-    if build_failure.is_disk_full(err):
+    # Polars' writers may say a full disk only as a broken footer: the disk is asked too
+    if build_failure.is_disk_full(err, root / "builds"):
         return build_failure.disk_full(root / "builds", needed=_space_needed(folder))
     if isinstance(err, BrokenProcessPool):  # a child of the load, killed outright
         return build_failure.died(step or "the build", None)

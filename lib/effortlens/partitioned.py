@@ -221,8 +221,9 @@ def write_partitioned(
                 run.stop(err)  # the partitions' processes too: the failure is told at once
                 raise
 
-        # the files that need none of the partitions, written while they are enriched
-        with ThreadPoolExecutor(max_workers=1) as lane:
+        # the files that need none of the partitions, written while they are enriched; the
+        # partitions' idle processes ended after (their memory back for the habit credit's fit)
+        with ThreadPoolExecutor(max_workers=1) as lane, run:
             loaded = lane.submit(loaded_files)
             rows = _enrich_partitions(
                 data, parts, staging, scratch / "slim", settings=settings, layout=layout,
