@@ -263,3 +263,38 @@ def test_customer_facing_flags_are_is_in(facing):
     assert enrich_module.is_customer_facing(types, facing).equals(
         types.is_in(facing), check_names=False
     )
+
+
+def test_responses_equal_the_weighted_counts_they_replace(tiny_planted_enriched):
+    """Counts by integer ``bincount`` (verifier flags null as not), weights by a weighted one:
+    the values (and types) of counting every credited action with weights 1, flag, weight."""
+    whole = tiny_planted_enriched.enriched
+    acts = whole.tables["activities"]
+    actions = whole.tables["buyer_actions"]
+    rng = np.random.default_rng(4)
+    actions = actions.with_columns(  # nulls among the flags and weights
+        actions[name].scatter(rng.integers(0, actions.height, 40), None)
+        for name in ("is_verifier", "weight")
+    )
+    rows = attribution_rows(
+        acts, actions, window_days=14, customer_facing=whole.settings.customer_facing_types
+    )
+    got = enrich_module._with_responses(acts, actions, rows)  # noqa: SLF001
+    credited = rows["activity_row"].is_not_null()
+    at = rows["activity_row"].filter(credited).to_numpy()
+    earned = actions.filter(credited)
+
+    def per_activity(weights):
+        w = None if weights is None else weights.fill_null(0).cast(pl.Float64).to_numpy()
+        return np.bincount(at, weights=w, minlength=acts.height)
+
+    want = acts.with_columns(
+        pl.Series("n_responses", per_activity(None), pl.UInt32),
+        pl.Series("response_weight", per_activity(earned["weight"]), pl.Float64),
+        pl.Series("verifier_responses", per_activity(earned["is_verifier"]), pl.UInt32),
+        pl.Series("responded", per_activity(None) > 0, pl.Boolean),
+    )
+    assert got.equals(want)
+    assert got["verifier_responses"].sum() > 0 and got["n_responses"].sum() > 0
+    none = enrich_module._with_responses(acts, actions.head(0), rows.head(0))  # noqa: SLF001
+    assert none.schema == want.schema and none["n_responses"].sum() == 0

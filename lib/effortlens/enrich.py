@@ -580,16 +580,13 @@ def _with_responses(
     at = rows["activity_row"].filter(credited).to_numpy()
     earned = actions.select("weight", "is_verifier").filter(credited)
     size = activities.height
-
-    def per_activity(weights: pl.Series | None) -> np.ndarray:
-        w = None if weights is None else weights.fill_null(0).cast(pl.Float64).to_numpy()
-        return np.bincount(at, weights=w, minlength=size)
-
-    responses = per_activity(None)
+    responses = np.bincount(at, minlength=size)
+    verified = np.bincount(at[earned["is_verifier"].fill_null(False).to_numpy()], minlength=size)
+    weights = earned["weight"].fill_null(0).cast(pl.Float64).to_numpy()
     return activities.with_columns(
         pl.Series("n_responses", responses, pl.UInt32),
-        pl.Series("response_weight", per_activity(earned["weight"]), pl.Float64),
-        pl.Series("verifier_responses", per_activity(earned["is_verifier"]), pl.UInt32),
+        pl.Series("response_weight", np.bincount(at, weights=weights, minlength=size), pl.Float64),
+        pl.Series("verifier_responses", verified, pl.UInt32),
         pl.Series("responded", responses > 0, pl.Boolean),
     )
 
