@@ -578,21 +578,31 @@ def test_credit_pairs_by_binary_search_are_those_of_the_as_of_join(
         assert values.dtype == want[1][key].dtype and np.array_equal(values, want[1][key]), key
 
 
-@pytest.mark.parametrize(("seed", "contacts"), [(1, 40), (3, 5)])
-def test_one_part_of_touches_serves_the_practice_facts_streaks_and_credit_inputs(seed, contacts):
+@pytest.mark.parametrize(
+    ("seed", "contacts", "every_contact"),
+    [(1, 40, False), (3, 5, False), (1, 40, True), (2, 9, True)],
+)
+def test_one_part_of_touches_serves_the_practice_facts_streaks_and_credit_inputs(
+    seed, contacts, every_contact
+):
     """A partition's touches read, coded and ordered once (:class:`PartTouches`) and given in
     turn to the practice facts, the streaks and the credit inputs, as the partitioned build's
     pass 1 does, give what each gives on its own, on loads full of ties (same contact and
-    instant, ids not in the order read) and touches without a contact: the practice facts
-    equal :func:`effortlens.deviance.practice_facts` (the text sort), the credit frame the
-    in-memory touch facts (the text path's order)."""
+    instant, ids not in the order read), with touches without a contact or (the credit frame
+    then in the practice facts' order, its columns theirs) without: the practice facts equal
+    :func:`effortlens.deviance.practice_facts` (the text sort), the credit frame the in-memory
+    touch facts (the text path's order)."""
     from effortlens.deviance import practice_facts
     from effortlens.roe import streak_facts
     from effortlens.touch_build import PartTouches, build_practice_facts
 
-    enriched = enrich_tables(_random_load(seed, contacts=contacts), settings=load_settings())
+    load = _random_load(seed, contacts=contacts)
+    if every_contact:
+        load["activities"] = load["activities"].filter(pl.col("contact_id").is_not_null())
+    enriched = enrich_tables(load, settings=load_settings())
     acts, actions = enriched.lazy("activities"), enriched.lazy("actions")
     part = PartTouches(acts, actions)
+    assert (part.without_contact == 0) == every_contact
     kinds = part.touches["activity_type"].drop_nulls().unique().sort().to_list()
     end = max(part.touches["ts"].max(), actions.select(pl.col("ts").max()).collect().item())
     practice = build_practice_facts(acts, part=part)

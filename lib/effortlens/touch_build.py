@@ -252,6 +252,7 @@ class PartTouches:
             )
         self._codes: dict[str, tuple[pl.Series, np.ndarray]] = {}
         self._orders: dict[str, Any] = {}
+        self._in_day_order: dict[tuple[str, bool], pl.Series] = {}
 
     def coded(self, column: str) -> tuple[pl.Series, np.ndarray]:
         """:func:`_coded` of a text column of the touches (made once); a rep's team,
@@ -339,6 +340,52 @@ class PartTouches:
     def without_contact(self) -> int:
         """How many touches have no contact (the first of :attr:`by_time` and :attr:`order`)."""
         return int(self.touches["contact_id"].null_count())
+
+    @property
+    def by_rep(self) -> np.ndarray:
+        """Places in :attr:`order` sorted stably by rep (nulls first): ``order[by_rep]`` is
+        the (rep, contact, time, id) order (a radix sort of small integers)."""
+        if "by_rep" not in self._orders:
+            rep_of = self.coded("rep_id")[1][self.order] + 1  # the rep's rank, 0 for null
+            rep_of = rep_of.astype(np.int16) if rep_of.max(initial=0) < 2**15 else rep_of
+            self._orders["by_rep"] = np.argsort(rep_of, kind="stable")
+        return self._orders["by_rep"]
+
+    @property
+    def rep_day(self) -> np.ndarray:
+        """Places in ``order[by_rep]`` sorted stably by day (nulls first): the touches by
+        (day, rep, contact, time, id), the practice facts' final order."""
+        if "rep_day" not in self._orders:
+            at = pl.Series(self.order[self.by_rep])
+            day = self.touches["day"].gather(at).to_physical().cast(pl.Int64)
+            day = day.fill_null(int(day.min() or 0) - 1).to_numpy()
+            self._orders["rep_day"] = radix_order(day - day.min(initial=0))
+        return self._orders["rep_day"]
+
+    @property
+    def by_day(self) -> np.ndarray:
+        """Places in :attr:`order` sorted stably by (day, rep), nulls first: ``order[by_day]``
+        is the practice facts' final order, and the touch frame's when every touch has a
+        contact (:func:`touch_credit_inputs`)."""
+        if "by_day" not in self._orders:
+            self._orders["by_day"] = self.by_rep[self.rep_day]
+        return self._orders["by_day"]
+
+    def in_day_order(self, column: str, *, coded: bool) -> pl.Series:
+        """The touches' ``column`` in ``order[by_day]``, text as an ``Enum`` of its values
+        when ``coded`` (:func:`_enumed`) else spelled (:func:`_spelled`): gathered once for
+        the practice facts and the touch frame, which share that order."""
+        if (column, coded) not in self._in_day_order:
+            if "final" not in self._orders:
+                self._orders["final"] = self.order[self.by_day]
+            final = self._orders["final"]
+            if self.touches.schema[column] == pl.String:
+                names, codes = self.coded(column)
+                gathered = (_enumed if coded else _spelled)(names, codes[final], column)
+            else:
+                gathered = self.touches[column].gather(final)
+            self._in_day_order[column, coded] = gathered
+        return self._in_day_order[column, coded]
 
 
 def with_credits(
@@ -475,15 +522,20 @@ def touch_credit_inputs(
     sequences = _sequence_codes(kind_names, on_kind, history["ts"], same)
     # the final order: the touches on a contact in the order above, then those without one
     # as read, sorted stably by (day, rep) (as with_credits orders them)
-    rows = np.concatenate([order, np.flatnonzero(~has_contact)])
     rep_names, rep = part.coded("rep_id")
-    by_day = _day_rep_argsort(touches["day"].gather(rows), rep[rows] + 1, rep_names.len())
-    final = rows[by_day]
+    if n_without:
+        rows = np.concatenate([order, np.flatnonzero(~has_contact)])
+        by_day = _day_rep_argsort(touches["day"].gather(rows), rep[rows] + 1, rep_names.len())
+        final = rows[by_day]
+    else:  # every touch on a contact: the practice facts' order, its columns gathered once
+        by_day = part.by_day
     fit_row = pl.select(pl.when(pl.Series(by_day) < n).then(pl.Series(by_day))).to_series()
     spell = _enumed if coded else _spelled
     out: dict[str, pl.Series] = {}
     for column in [*_REP_COLUMNS, *_CALENDAR]:
-        if column == "rep_id":
+        if not n_without:
+            out[column] = part.in_day_order(column, coded=coded)
+        elif column == "rep_id":
             out[column] = spell(rep_names, rep[final], column)
         elif column == "activity_type":
             out[column] = spell(kind_names, kind[final], column)
@@ -1407,10 +1459,7 @@ def build_practice_facts(
     group = rep * (int(contact.max()) + 1) + contact
     # by (contact, time, id), then stably by rep (a radix sort of small integers): the order
     # of one sort by (rep, contact, time, id), the contact order shared with the credit inputs
-    by_contact = part.order
-    rep_of = rep[by_contact]
-    rep_of = rep_of.astype(np.int16) if rep_of.max(initial=0) < 2**15 else rep_of
-    order = by_contact[np.argsort(rep_of, kind="stable")]
+    order = part.order[part.by_rep]
     # the history on a narrow frame in (rep, contact, time) order; every column is then
     # gathered once, straight into the final (day) order. Text columns move as small integer
     # codes and are spelled out at the end from their few distinct values (a random gather of
@@ -1428,10 +1477,9 @@ def build_practice_facts(
     kinds, kind = part.coded("activity_type")
     kind = kind[order]
     previous_kind = np.where(same, np.r_[-1, kind[:-1]], -1)
-    day = narrow["day"].to_physical().cast(pl.Int64)
-    day = day.fill_null(int(day.min() or 0) - 1).to_numpy()
-    by_day = radix_order(day - day.min(initial=0))
-    final = order[by_day]
+    # then stably by day: (day, rep, contact, time, id), the touch frame's order too when
+    # every touch has a contact (the touches' columns gathered once for both)
+    by_day = part.rep_day
     spell = _enumed if coded else _spelled
     out = {}
     for column in PRACTICE_COLUMNS:
@@ -1439,11 +1487,8 @@ def build_practice_facts(
             out[column] = spell(kinds, previous_kind[by_day], column)
         elif column in history.columns:
             out[column] = history[column].gather(by_day)
-        elif touches.schema[column] == pl.String:
-            names, codes = part.coded(column)
-            out[column] = spell(names, codes[final], column)
         else:
-            out[column] = touches[column].gather(final)
+            out[column] = part.in_day_order(column, coded=coded)
     return pl.DataFrame(out)
 
 
