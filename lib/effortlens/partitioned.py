@@ -32,16 +32,22 @@ the size of a partition rather than of the data:
    wins) is decided exactly as in memory. Each partition writes one part file of
    ``activities.parquet/`` and ``actions.parquet/`` (folders of part files,
    :func:`effortlens.facts.scan_fact`).
-4. **Daily roll-up**: each partition writes its own roll-up's keys and sums (rep, day, type),
-   added up across partitions a run of reps at a time (about four partitions' rows; one
+4. **Daily roll-up**: each partition writes what the roll-up sums of each of its activities
+   (:func:`effortlens.enrich.daily_rows`, with its partition's number), added up per partition
+   then across partitions a run of reps at a time (about four partitions' rows; one
    ``group_by`` over every event passed 8 GB at 100M) by one integer cell number a row, in the
-   in-memory roll-up's order, and written by the process that sums it.
+   in-memory roll-up's order, and written by the process that sums it: started as soon as
+   every partition has started and a process is free, beside the last partitions.
 
 5. **View facts** (above ``limits.partition_above_rows``, :func:`write_view_facts`): what a
    contact's history gives, per partition (practice, verifiers, streaks, the touches' history
-   columns); the habit credit as **one** fit over the compact inputs of every partition
-   (memory-mapped integer codes and lags), the touch facts then rewritten in day order, the
-   habit and practice cells summed over them, and the habit touch codes made from them.
+   columns), in the partition's enrichment process on its facts in memory (pass 1, the touches'
+   extent taken from the loaded partitions first); the habit credit as **one** fit over the
+   compact inputs of every partition (memory-mapped integer codes and lags), the touch facts
+   then rewritten in day order, the habit and practice cells summed over them, and the habit
+   touch codes made from them.
+
+The small tables, the quarantine and the load's report are written beside the partitions.
 
 What differs from the in-memory build: the event facts are in partition order (loaded order
 within each partition) rather than one loaded order; the sums of the daily roll-up and of the
