@@ -99,7 +99,7 @@ def test_the_callers_environment_is_the_workers_but_its_thread_count_stays(monke
     monkeypatch.setenv("EFFORTLENS_PROBE", "set after the workers started")
     monkeypatch.setenv("POLARS_MAX_THREADS", "7")
     after = run.each(eval, both)
-    assert sorted(p for *_, p in after) == sorted(p for *_, p in before)  # the same workers
+    assert {p for *_, p in after} <= {p for *_, p in before}  # workers started before
     expected = str(max(1, (os.cpu_count() or 1) // 2))
     assert [(v, t) for v, t, _ in before] == [("-", expected)] * 2
     assert [(v, t) for v, t, _ in after] == [("set after the workers started", expected)] * 2
