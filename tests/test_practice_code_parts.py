@@ -146,7 +146,10 @@ def test_the_practice_side_starts_no_step_while_pass_two_and_the_day_order_run(
     lock = threading.Lock()
     in_child = partitioned.Children._in_child  # noqa: SLF001
 
+    together: dict[str, int] = {}
+
     def traced(self, what, function, args, kwargs, **options):
+        together[function.__name__] = options.get("together", 1)
         start = time.perf_counter()
         try:
             return in_child(self, what, function, args, kwargs, **options)
@@ -173,6 +176,8 @@ def test_the_practice_side_starts_no_step_while_pass_two_and_the_day_order_run(
     starts = [c[1] for c in calls if c[0] in (*PRACTICE_SIDE, "_fit_touch_credits")]
     assert any(max(c[2] for c in calls if c[0] == "_view_part") <= t <= min(starts) for t in closed)
     assert any(fit[2] <= t <= first for t in closed)
+    # the habit touch codes take one core: the practice side's next steps start beside them
+    assert together["_touch_codes"] == 2
     for name, start, _ in calls:
         if name in PRACTICE_SIDE:
             assert not first <= start < last, (name, start - first, last - first)

@@ -1408,7 +1408,18 @@ def write_view_facts(
                 narrow.set()  # the practice side's next steps beside the touch codes
                 say("view facts: habit touch codes and cells")
                 codes = sorted((scratch / "codes").glob("*.arrow"))
-                n_codes, cells = run(_touch_codes, codes, folder / HABIT_TOUCHES, cells=folder)
+                try:  # one thread when the practice side's next steps run beside it
+                    n_codes, cells = run.call(
+                        _step_words(_touch_codes),
+                        _touch_codes,
+                        (codes, folder / HABIT_TOUCHES),
+                        {"cells": folder},
+                        together=workers if beside else 1,
+                    )
+                except _Stopped:  # by the practice side's failure: that one is the build's
+                    if run.failure is None:
+                        raise
+                    raise run.failure from None
                 written["touch codes"] = {f"{HABIT_TOUCHES}/day.npy": n_codes}
                 if cells is None:  # touches without a day, or too many cells for dense sums
                     say("view facts: habit cells")
