@@ -163,7 +163,9 @@ def test_the_daily_roll_up_waits_for_every_partitions_rows(tiny_planted, tmp_pat
     (slim / "part-00001.none").touch()  # a partition without activities
     time.sleep(0.5)
     assert summing.is_alive() and not target.exists()  # one partition to go
-    partitioned.slim_rows(daily.head(0)).write_parquet(slim / "part-00002.parquet")
+    # a whole file moved into place, as a partition writes it (never seen half written)
+    partitioned.slim_rows(daily.head(0)).write_parquet(slim / ".part-00002.parquet")
+    (slim / ".part-00002.parquet").rename(slim / "part-00002.parquet")
     summing.join(timeout=60)
     assert got == [daily.height]
     written = pl.read_parquet(target).with_columns(pl.col(pl.Categorical).cast(pl.String))
