@@ -1,0 +1,87 @@
+"""The partitioned build's streak files (partitioned._ordered_streaks: parts by ranges of
+lengths, then by ranges of teams) are the whole sorted as the in-memory build sorts it
+(roe.sort_streak_facts, roe.rep_ordered_streaks), on streaks with ties, nulls, one or several
+partitions, one or many ranges."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from effortlens import partitioned
+from effortlens.roe import rep_ordered_streaks, sort_streak_facts
+
+
+def _streaks(seed: int, n: int, *, contacts: list[str | None]) -> pl.DataFrame:
+    """Streak facts with ties in length, contact and first touch (never all three: a
+    contact's streaks lie in one partition, as a build's), null teams and reps, and contacts
+    of different lengths."""
+    rng = np.random.default_rng(seed)
+    contact = rng.integers(0, len(contacts), n)
+    touches = rng.integers(2, 9, n)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    # a contact's streaks of one length start at distinct times; other contacts share them
+    ts = [start + dt.timedelta(hours=int(h)) for h in rng.integers(0, 40, n)]
+    frame = pl.DataFrame(
+        {
+            "contact_id": pl.Series([contacts[c] for c in contact], dtype=pl.String),
+            "account_id": [f"A{c % 7}" for c in contact],
+            "rep_id": pl.Series(
+                [None if r == 0 else f"R{r}" for r in rng.integers(0, 6, n)], dtype=pl.String
+            ),
+            "touches": pl.Series(touches, dtype=pl.UInt32),
+            "reps": pl.Series(rng.integers(1, 3, n), dtype=pl.UInt32),
+            "first_ts": pl.Series(ts, dtype=pl.Datetime("us", "UTC")),
+        }
+    ).unique(["contact_id", "touches", "first_ts"], keep="first", maintain_order=True)
+    teams = ["T b", "T a", None, "T c"]
+    return frame.with_columns(
+        last_ts=pl.col("first_ts") + pl.duration(hours=pl.col("touches").cast(pl.Int64)),
+        days=pl.col("touches").cast(pl.Float64) / 24,
+        ended_by_response=pl.col("reps") == 2,
+        day=pl.col("first_ts").dt.date(),
+        team=pl.Series([teams[i] for i in rng.integers(0, 4, frame.height)], dtype=pl.String),
+        segment=pl.lit("SMB"),
+        role=pl.lit("SDR"),
+    )
+
+
+def _files(folder: Path, frames: list[pl.DataFrame]) -> list[Path]:
+    folder.mkdir(parents=True)
+    paths = []
+    for i, frame in enumerate(frames):
+        paths.append(folder / f"part-{i:05d}.parquet")
+        frame.write_parquet(paths[-1], row_group_size=50)
+    return paths
+
+
+CONTACTS = [f"CON{i}" for i in range(0, 300, 7)] + ["CON", "CON1", "CON10", "CON100"]
+SHORT = [f"C{i}" for i in range(40)]
+WIDE = [f"{chr(65 + i % 26)}{i:03d}-{i * 7919:08d}" for i in range(60)]  # 13 bytes, no prefix
+
+
+@pytest.mark.parametrize(
+    ("contacts", "parts", "rows_per_part"),
+    [
+        (CONTACTS, 3, 40),  # many ranges of lengths and of teams
+        (CONTACTS + [None], 1, 10**6),  # one partition, one range; null contacts
+        (SHORT, 4, 1),  # one length (or team) per part
+        (WIDE, 2, 100),  # long contacts
+    ],
+)
+def test_parts_in_name_order_are_the_sorted_whole(tmp_path, contacts, parts, rows_per_part):
+    every = _streaks(parts, 400 * parts, contacts=contacts)
+    place = pl.col("contact_id").rank("dense").fill_null(0) % parts  # a contact's partition
+    frames = [every.filter(place == i) for i in range(parts)]
+    whole = pl.concat(frames)
+    files = _files(tmp_path / "in", frames)
+    rows = partitioned._ordered_streaks(files, tmp_path / "out", rows_per_part=rows_per_part)  # noqa: SLF001
+    assert len(rows) > (4 if rows_per_part < 100 else 1)
+    stored = pl.read_parquet(tmp_path / "out" / "streaks.parquet")
+    assert stored.equals(sort_streak_facts(whole))
+    by_rep = pl.read_parquet(tmp_path / "out" / "streaks_by_rep.parquet")
+    assert by_rep.equals(rep_ordered_streaks(stored))
