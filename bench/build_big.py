@@ -259,14 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
     }
     flag = {None: [], True: ["--partitioned"], False: ["--in-memory"]}[args.partitioned]
-    # as `effortlens build` runs itself (effortlens.processes.rerun_build_with_allocator)
-    from effortlens.processes import worker_environment
-
     run = _measured(
         [sys.executable, __file__, folder, "--child", *flag]
         + (["--cache-dir", args.cache_dir] if args.cache_dir else []),
         limit_mb=args.limit_mb,
-        env={**env, **worker_environment(None)},
+        env=env,
     )
     try:
         run["result"] = json.loads(run["stdout"].strip().splitlines()[-1])

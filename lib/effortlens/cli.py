@@ -610,10 +610,6 @@ def main(argv: list[str] | None = None) -> int:
     from effortlens.loading.report import LoadBug
     from effortlens.settings import SettingsError
 
-    if argv is None and sys.argv[1:2] == ["build"]:  # the program itself, not a caller's call
-        from effortlens.processes import rerun_build_with_allocator
-
-        rerun_build_with_allocator(sys.argv[1:])  # returns only where it is not done
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:
         from effortlens_serve import main as serve

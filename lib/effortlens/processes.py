@@ -38,7 +38,6 @@ import multiprocessing.util
 import os
 import pickle
 import queue
-import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -182,33 +181,6 @@ def worker_environment(threads: int | None) -> dict[str, str]:
     inherited = os.environ.get("_RJEM_MALLOC_CONF", "")
     variables["_RJEM_MALLOC_CONF"] = f"{inherited},{ALLOCATOR_CONF}".lstrip(",")
     return variables
-
-
-BUILD_MARK = "EFFORTLENS_BUILD_ALLOCATOR"  # set in a build's process run again with it
-
-
-def rerun_build_with_allocator(argv: list[str]) -> None:
-    """Run this ``effortlens build`` again, as this same process (``exec``), with jemalloc's
-    decay off (:func:`worker_environment`); return only where that is not done: already so
-    (:data:`BUILD_MARK`), not POSIX, or the ``exec`` failed (the build then runs as it is).
-
-    The setting is read once, when Polars loads, which ``import effortlens`` has done: a
-    process must start with it. The build's own process does the in-memory build and the
-    partitioned build's parent steps; with Polars' default (freed memory handed back to the
-    system after ~1.5 s) every step faults its memory in again (10m in-memory build: 32 s of
-    its 107 CPU s were the kernel's). The process keeps its high-water memory instead, which
-    a build reaches anyway. Kernels and servers keep Polars' default (their resident set).
-    """
-    if os.name != "posix" or os.environ.get(BUILD_MARK):
-        return
-    variables = dict(os.environ, **worker_environment(None), **{BUILD_MARK: "1"})
-    command = [sys.executable, "-m", "effortlens.cli", *argv]
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    try:
-        os.execve(sys.executable, command, variables)
-    except OSError:  # e.g. no executable at sys.executable: run as this process is
-        return
 
 
 def _start(threads: int | None) -> Worker:
