@@ -137,7 +137,7 @@ def _script(body: str) -> list[str]:
     return [sys.executable, "-c", textwrap.dedent(body)]
 
 
-def test_a_build_killed_outright_leaves_no_worker_idle_or_busy(tmp_path):
+def test_a_build_killed_outright_leaves_no_busy_worker(tmp_path):
     ready = tmp_path / "ready"
     body = f"""
         import time
@@ -145,10 +145,20 @@ def test_a_build_killed_outright_leaves_no_worker_idle_or_busy(tmp_path):
         from effortlens import processes
         from effortlens.partitioned import Children
 
+        import threading
+
         processes.IDLE_SECONDS = 600
         run = Children(isolate=True, workers=2)
         run.each(time.sleep, [((0,), {{}}), ((0,), {{}})])  # two workers, idle from now
-        Path({str(ready)!r}).write_text(" ".join(map(str, processes.idle_workers())))
+        pids = processes.idle_workers()
+        # both taken again, each in a call of a minute: busy when the build is killed (an idle
+        # worker also ends when its pipe closes; a busy one only by its parent-death signal)
+        busy = threading.Thread(target=run.each, args=(time.sleep, [((60,), {{}}), ((60,), {{}})]))
+        busy.start()
+        while processes.idle_workers():
+            time.sleep(0.05)
+        time.sleep(0.5)
+        Path({str(ready)!r}).write_text(" ".join(map(str, pids)))
         time.sleep(120)
         """
     build = subprocess.Popen(_script(body))
