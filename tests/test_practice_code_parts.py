@@ -190,3 +190,44 @@ def test_the_practice_side_starts_no_step_while_pass_two_and_the_day_order_run(
         elif relative.startswith("practice"):
             want = (folders["in process"] / relative).read_bytes()
             assert (folders["children"] / relative).read_bytes() == want, relative
+
+
+def test_the_habit_touch_codes_take_every_core_once_the_practice_side_is_done(
+    tiny_planted, tmp_path, monkeypatch
+):
+    """The practice side runs beside the fit; when it has no step left by the time the habit
+    touch codes start, they get the cores of both slots (at 100M they ran 40 s on one thread
+    while the other core idled)."""
+    import dataclasses
+    import threading
+    import time
+
+    from effortlens.facts import open_build
+    from effortlens.settings import load_settings
+
+    s = load_settings()
+    limits = dataclasses.replace(s.limits, partition_rows=3_000, partition_above_rows=3_000)
+    settings = dataclasses.replace(s, limits=limits)
+    built = open_build(tiny_planted, settings=settings, cache_dir=tmp_path / "b", partitioned=True)
+    in_child = partitioned.Children._in_child  # noqa: SLF001
+    together: dict[str, int] = {}
+    side_done: list[str] = []
+    lock = threading.Lock()
+
+    def traced(self, what, function, args, kwargs, **options):
+        together[function.__name__] = options.get("together", 1)
+        if function.__name__ == "_fit_touch_credits":  # a long fit: the side ends beside it
+            deadline = time.monotonic() + 120
+            while len(side_done) < len(PRACTICE_SIDE) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        try:
+            return in_child(self, what, function, args, kwargs, **options)
+        finally:
+            if function.__name__ in PRACTICE_SIDE:
+                with lock:
+                    side_done.append(function.__name__)
+
+    monkeypatch.setattr(partitioned.Children, "_in_child", traced)
+    partitioned.write_view_facts(built.path, settings=settings, isolate=True)
+    assert sorted(side_done) == sorted(PRACTICE_SIDE)
+    assert together["_touch_codes"] == 1

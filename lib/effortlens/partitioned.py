@@ -1412,13 +1412,17 @@ def write_view_facts(
                 narrow.set()  # the practice side's next steps beside the touch codes
                 say("view facts: habit touch codes and cells")
                 codes = sorted((scratch / "codes").glob("*.arrow"))
-                try:  # one thread when the practice side's next steps run beside it
+                # one thread when the practice side's next steps run beside it, every core
+                # when it is done (100M, 43a875f: it had ended 38 s before, and the touch
+                # codes ran 40 s on one thread while the other core idled)
+                alone = side is None or side.done()
+                try:
                     n_codes, cells = run.call(
                         _step_words(_touch_codes),
                         _touch_codes,
                         (codes, folder / HABIT_TOUCHES),
                         {"cells": folder},
-                        together=workers if beside else 1,
+                        together=1 if alone else workers,
                     )
                 except _Stopped:  # by the practice side's failure: that one is the build's
                     if run.failure is None:
