@@ -48,6 +48,8 @@ from effortlens.habits import (
 from effortlens.vocabulary import SEQUENCE_SEPARATOR
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from effortlens.enrich import Enriched
 
 _REP_COLUMNS = ["rep_id", "team", "segment", "role"]
@@ -1603,6 +1605,17 @@ PRACTICE_CODE_COLUMNS: tuple[str, ...] = (
 _PRACTICE_SLICE = 1 << 19
 
 
+def _save_in_order(path: Path, values: np.ndarray, order: np.ndarray) -> None:
+    """``values[order]`` written to ``path`` as a ``.npy`` file, permuted a chunk at a time (no
+    second copy of the column)."""
+    with open(path, "wb") as out:
+        header = {"descr": np.lib.format.dtype_to_descr(values.dtype)}
+        header |= {"fortran_order": False, "shape": (order.size,)}
+        np.lib.format.write_array_header_1_0(out, header)
+        for at in range(0, order.size, _CHUNK):
+            out.write(np.take(values, order[at : at + _CHUNK]).data)
+
+
 def write_practice_codes(practice: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
     """Write :func:`effortlens.deviance.practice_facts` as integer codes, one ``.npy`` per
     column (:data:`PRACTICE_CODE_COLUMNS`), sorted by day, then rep: what
@@ -1682,12 +1695,7 @@ def write_practice_codes(practice: pl.DataFrame | pl.LazyFrame, folder: Any) -> 
     rows = order.size
 
     def save(name: str, values: np.ndarray) -> None:
-        with open(folder / f"{name}.npy", "wb") as out:
-            header = {"descr": np.lib.format.dtype_to_descr(values.dtype)}
-            header |= {"fortran_order": False, "shape": (rows,)}
-            np.lib.format.write_array_header_1_0(out, header)
-            for at in range(0, rows, _CHUNK):  # permuted a chunk at a time: no second copy
-                out.write(np.take(values, order[at : at + _CHUNK]).data)
+        _save_in_order(folder / f"{name}.npy", values, order)
 
     save("rep", rep)
     save("day", day)
@@ -1890,12 +1898,7 @@ def merge_practice_codes(parts: list[Any], folder: Any) -> int:
     rows = order.size
 
     def save(name: str, values: np.ndarray) -> None:
-        with open(folder / f"{name}.npy", "wb") as out:
-            header = {"descr": np.lib.format.dtype_to_descr(values.dtype)}
-            header |= {"fortran_order": False, "shape": (rows,)}
-            np.lib.format.write_array_header_1_0(out, header)
-            for at in range(0, rows, _CHUNK):  # permuted a chunk at a time: no second copy
-                out.write(np.take(values, order[at : at + _CHUNK]).data)
+        _save_in_order(folder / f"{name}.npy", values, order)
 
     save("rep", rep)
     save("day", day)
