@@ -922,7 +922,9 @@ class Children:
         except _Stopped:
             if self.failure is None:
                 raise
-            raise self.failure from None
+            # its own cause kept (the child's traceback): `from None` would wipe it from the
+            # failure's object, which the other call raises too
+            raise self.failure from self.failure.__cause__
 
 
 class _ChildTraceback(Exception):
@@ -1427,7 +1429,7 @@ def write_view_facts(
                 except _Stopped:  # by the practice side's failure: that one is the build's
                     if run.failure is None:
                         raise
-                    raise run.failure from None
+                    raise run.failure from run.failure.__cause__  # its child's traceback kept
                 written["touch codes"] = {f"{HABIT_TOUCHES}/day.npy": n_codes}
                 if cells is None:  # touches without a day, or too many cells for dense sums
                     say("view facts: habit cells")
