@@ -17,7 +17,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from effortlens import partitioned
-from effortlens.enrich import enrich_tables
+from effortlens.enrich import daily_rows, enrich_tables
 from effortlens.facts import open_build
 from effortlens.loading import load_folder
 from effortlens.settings import load_settings
@@ -170,3 +170,71 @@ def test_the_daily_roll_up_waits_for_every_partitions_rows(tiny_planted, tmp_pat
     assert got == [daily.height]
     written = pl.read_parquet(target).with_columns(pl.col(pl.Categorical).cast(pl.String))
     assert_frame_equal(written, daily, check_exact=False, rel_tol=1e-12)
+
+
+def test_the_roll_up_by_runs_of_reps_is_the_roll_up_of_whole_files_bit_for_bit(
+    tiny_planted, tmp_path
+):
+    # each partition writes its roll-up rows a file per run of reps (fixed before the
+    # partitions), each run summed from its own files: the very sums of the partitions' whole
+    # files filtered a slice at a time (same additions, same order), whatever the runs
+    settings = load_settings()
+    data = load_folder(tiny_planted, settings=settings)
+    acts = enrich_tables(data.tables, settings=settings).activities
+    ghost = acts.head(5).with_columns(rep_id=pl.lit("not-a-rep"))  # a rep the table lacks
+    # cells of many rows in one part and in many parts (numpy adds runs of 9+ pairwise)
+    heavy = pl.concat([acts.head(40)] * 3)
+    parts = [acts[::3], heavy, acts[1::3], ghost, acts[2::3], heavy.head(11)]
+    reps = data.tables["reps"]
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    for p, part in enumerate(parts):
+        rows = daily_rows(part).with_columns(pl.lit(p, pl.UInt32).alias("__part"))
+        rows.write_parquet(whole / f"part-{p:05d}.parquet")
+    kwargs = {"settings": settings, "slice_rows": 977}
+    partitioned.write_daily(whole, reps, tmp_path / "whole.parquet", **kwargs)
+    expected = pl.read_parquet(tmp_path / "whole.parquet")
+    assert expected["activities"].max() >= 9 and expected["rep_id"][-1] == "not-a-rep"
+    facts = partitioned._rep_facts(reps, settings)  # noqa: SLF001
+    for rows_a_run in (1, 977, 10**9):  # a rep a run, some reps a run, one run
+        slices = partitioned.roll_up_slices(facts, acts.height, slice_rows=rows_a_run)
+        slim = tmp_path / f"runs-{rows_a_run}"
+        slim.mkdir()
+        for p, part in enumerate(parts):
+            partitioned._write_roll_up_rows(daily_rows(part), slim, p, slices)  # noqa: SLF001
+        assert len(list(slim.glob("part-*"))) == len(parts) and not list(slim.glob(".*"))
+        for threads in (1, 2):
+            target = tmp_path / f"runs-{rows_a_run}-{threads}.parquet"
+            n = partitioned.write_daily(
+                slim, reps, target, slices=slices, threads=threads, parts=len(parts), **kwargs
+            )
+            got = pl.read_parquet(target)
+            assert n == got.height == expected.height
+            assert got.equals(expected)  # every bit
+    # runs of other reps than the table's: refused, not summed wrongly
+    other = partitioned.roll_up_slices(facts.tail(3), 10, slice_rows=5)
+    with pytest.raises(ValueError, match="runs of reps"):
+        partitioned.write_daily(slim, reps, tmp_path / "x.parquet", slices=other, **kwargs)
+
+
+def write_daily(*_args, **_kwargs):
+    """:func:`effortlens.partitioned.write_daily` (its name names the step) that fails, in
+    the roll-up's process."""
+    raise ValueError("roll-up broke")
+
+
+def test_a_failure_in_the_roll_up_is_named_and_leaves_nothing(tiny_planted, tmp_path, monkeypatch):
+    # the roll-up runs in a process of its own (every core's threads), beside the last
+    # partitions: its failure is the build's, named, and leaves nothing behind
+    monkeypatch.setattr(partitioned, "ISOLATE_ABOVE_ROWS", 0)  # every partition in a child
+    settings = _settings(partition_rows=6_000, partition_above_rows=6_000, build_workers=2)
+    cache = tmp_path / "cache"
+    before = open_build(tiny_planted, settings=settings, cache_dir=cache, partitioned=True)
+    manifest = (before.path / "manifest.json").read_text()
+    monkeypatch.setattr(partitioned, "write_daily", write_daily)
+    with pytest.raises(ValueError, match="roll-up broke") as failed:
+        open_build(tiny_planted, settings=settings, cache_dir=cache, partitioned=True, force=True)
+    where = "(in the build step write facts: daily roll-up, in a process of its own)"
+    assert where in failed.value.__notes__
+    assert _leftovers(cache) == []
+    assert (before.path / "manifest.json").read_text() == manifest

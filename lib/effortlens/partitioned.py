@@ -101,6 +101,8 @@ DEFAULT_CHUNK_ROWS = 4_000_000
 #: The key levels attribution matches on, as graph node prefixes.
 _KEYS = (("account_id", "a"), ("contact_id", "c"), ("opportunity_id", "o"))
 _PART = "__part"
+#: A roll-up row's rep: its place in :attr:`RollUpSlices.reps` (:func:`_write_roll_up_rows`).
+_REP = "__rep"
 #: The seed of the hash that finds each event's key triple (:func:`partition_events`).
 _TRIPLE_SEED = 20240501
 #: The partitions' scratch files: each is written once and read whole once, so neither
@@ -996,7 +998,13 @@ def _enrich_partitions(
     if pass_one is not None:
         window = float(settings.attribution_window_days)
         views = {"scratch": pass_one.scratch, "window": window, **pass_one.extent}
-    options = {"settings": settings, "layout": layout, "views": views}
+    # the runs of reps the roll-up is summed by, fixed now: each partition writes its rows by
+    # run and each run's sum reads its own files (not every file once a run)
+    slices = roll_up_slices(
+        _rep_facts(data.tables["reps"], settings), data.rows.get("activities", 0),
+        slice_rows=slice_rows,
+    )  # fmt: skip
+    options = {"settings": settings, "layout": layout, "views": views, "slices": slices}
     calls = [((p, slim.parent / "parts", staging, slim, tables), options) for p in range(n)]
     at_once = min(run.workers, n)
     say(
@@ -1010,6 +1018,11 @@ def _enrich_partitions(
         if k > n - at_once:
             free.set()
 
+    # the roll-up's process has every core's threads: it sums once the last partition has
+    # written its rows, mostly after the last partition, the cores its alone (it starts when
+    # no partition is left to start and a slot of `run` is free: never a third process)
+    summing = Children(isolate=run.isolate, workers=1, threads=0)
+
     def roll_up() -> int | None:
         free.wait()
         if run.failure is not None:
@@ -1018,11 +1031,14 @@ def _enrich_partitions(
         # partitions' high-water memory (10m, 3.9M events: 2.7-2.8 GB), the roll-up's would
         # come on top of it (100M: ~3 GB); in a fresh process it is the roll-up's alone
         run.close()
-        # written by its process (100M: ~15M rows, never sent back through a pipe)
-        return run(
-            write_daily, slim, data.tables["reps"], staging / layout["daily"],
-            settings=settings, slice_rows=slice_rows, parts=n,
-        )  # fmt: skip
+        try:  # written by its process (100M: ~18M rows, never sent back through a pipe)
+            return summing(
+                write_daily, slim, data.tables["reps"], staging / layout["daily"],
+                settings=settings, slice_rows=slice_rows, parts=n, slices=slices,
+            )  # fmt: skip
+        except BaseException as err:
+            run.stop(err)  # the last partitions too: the failure is told at once
+            raise
 
     what = "enrich and view facts' pass 1" if views else "enrich"
     with ThreadPoolExecutor(max_workers=1) as lane:
@@ -1030,7 +1046,8 @@ def _enrich_partitions(
         try:
             every = run.each(enrich_partition, calls, done=done, what=what)
         except BaseException as err:
-            run.stop(err)  # the roll-up is refused, or killed
+            run.stop(err)
+            summing.stop(err)  # the roll-up is refused, or killed
             raise
         finally:
             free.set()
@@ -1053,8 +1070,10 @@ def enrich_partition(
     settings: Settings,
     layout: dict[str, str],
     views: dict[str, Any] | None = None,
+    slices: RollUpSlices | None = None,
 ) -> tuple[dict[str, int], dict[str, Any] | None]:
-    """Enrich partition ``p``; write its event facts and slim roll-up rows; with ``views``
+    """Enrich partition ``p``; write its event facts and slim roll-up rows (with ``slices``,
+    a file per run of reps: :func:`_write_roll_up_rows`); with ``views``
     (the view facts' ``scratch`` folder, ``window`` and the extent of :func:`_view_part`),
     pass 1 of its view facts over its facts as they are in memory. Rows written per fact,
     and pass 1's result (``None`` when it did not run: it runs where
@@ -1071,6 +1090,19 @@ def enrich_partition(
     enriched = enrich_tables(given, settings=settings)
     del given, activities, actions
     name = f"part-{p:05d}.parquet"
+    # what the roll-up sums of each activity, unsummed (its own roll-up, which write_daily
+    # would add up across partitions, has ~93% of its rows at 100M: not made at all), with
+    # its partition; whole files only (moved into place): write_daily may be waiting for them,
+    # so they come first (the last partition's, before its facts and its pass 1)
+    if enriched.activities.height and slices is not None:
+        _write_roll_up_rows(daily_rows(enriched.activities), slim, p, slices)
+    elif enriched.activities.height:
+        own = daily_rows(enriched.activities).with_columns(pl.lit(p, pl.UInt32).alias(_PART))
+        own.write_parquet(slim / f".{name}", compression=SCRATCH_CODEC)
+        (slim / f".{name}").rename(slim / name)
+        del own
+    else:  # no roll-up rows: said by an empty file of another name
+        (slim / f"part-{p:05d}.none").touch()
     written = {}
     facts = {}
     for fact, schema in (("activities", ACTIVITIES_SCHEMA), ("actions", ACTIONS_SCHEMA)):
@@ -1079,16 +1111,6 @@ def enrich_partition(
         if not facts[fact].height and p:
             continue
         _write(facts[fact], staging / layout[fact] / name, row_group_size=262_144)
-    # what the roll-up sums of each activity, unsummed (its own roll-up, which write_daily
-    # would add up across partitions, has ~93% of its rows at 100M: not made at all), with
-    # its partition; whole files only (moved into place): write_daily may be waiting for them
-    if facts["activities"].height:
-        own = daily_rows(facts["activities"]).with_columns(pl.lit(p, pl.UInt32).alias(_PART))
-        own.write_parquet(slim / f".{name}", compression=SCRATCH_CODEC)
-        (slim / f".{name}").rename(slim / name)
-        del own
-    else:  # no roll-up rows: said by an empty file of another name
-        (slim / f"part-{p:05d}.none").touch()
     del enriched  # the reps: pass 1 reads the event facts only
     if views is None or not (facts["activities"].height or p == 0):
         return written, None
@@ -1098,6 +1120,81 @@ def enrich_partition(
     return written, _view_part(
         name, staging, views["scratch"], settings=settings, events=events, **options
     )
+
+
+@dataclass(frozen=True)
+class RollUpSlices:
+    """The runs of reps the daily roll-up is summed by (:func:`write_daily`), fixed before any
+    partition is enriched: each partition writes its roll-up rows a file per run
+    (:func:`_write_roll_up_rows`), so that each run's sum reads its own files only.
+
+    Attributes
+    ----------
+    reps
+        The rep ids in the roll-up's order (:func:`_rep_facts`).
+    starts
+        The place in ``reps`` of each run's first rep (ascending, the first 0).
+    """
+
+    reps: tuple[str, ...]
+    starts: tuple[int, ...]
+
+
+def _rep_facts(reps: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+    """The daily roll-up's rep columns, a row per rep in the roll-up's order (the first row
+    of a rep id listed twice)."""
+    from effortlens.coverage import with_known_groups
+    from effortlens.peers import with_peer_group
+
+    reps = with_peer_group(with_known_groups(reps), keys=settings.peer_keys)
+    return reps.select("rep_id", *REP_COLUMNS).unique("rep_id", keep="first", maintain_order=True)
+
+
+def roll_up_slices(facts: pl.DataFrame, rows: int, *, slice_rows: int) -> RollUpSlices:
+    """Runs of the reps of ``facts`` (:func:`_rep_facts`) of equal counts, about two per
+    ``slice_rows`` of the ``rows`` activities (the roll-up sums two runs at once).
+
+    Examples
+    --------
+    >>> facts = pl.DataFrame({"rep_id": ["a", "b", "c", "d", "e"]})
+    >>> roll_up_slices(facts, 100, slice_rows=80).starts
+    (0, 1, 3)
+    >>> roll_up_slices(facts, 10**9, slice_rows=1).starts
+    (0, 1, 2, 3, 4)
+    """
+    n = facts.height
+    k = max(1, min(n, -(-2 * max(rows, 0) // max(slice_rows, 1))))
+    return RollUpSlices(tuple(facts["rep_id"].to_list()), tuple(i * n // k for i in range(k)))
+
+
+def _write_roll_up_rows(rows: pl.DataFrame, slim: Path, p: int, slices: RollUpSlices) -> None:
+    """Partition ``p``'s roll-up rows (:func:`effortlens.enrich.daily_rows`, ``rows``) with its
+    number in ``__part``, written into the folder ``slim/part-<p>`` a file per run of reps of
+    ``slices`` (``<run>.arrow``, its rows in their order, each rep by its place in
+    ``slices.reps`` in ``__rep``), rows of reps not in it in ``unknown.arrow`` (by ``rep_id``).
+    Arrow IPC, uncompressed: written once and read once, memory-mapped. The folder is moved
+    into place whole: :func:`write_daily` may be waiting."""
+    folder = slim / f".part-{p:05d}"
+    folder.mkdir()
+    rows = rows.with_columns(pl.lit(p, pl.UInt32).alias(_PART))
+    code = rows["rep_id"].cast(pl.Enum(slices.reps), strict=False).to_physical()
+    unknown = code.is_null()
+    if unknown.any():
+        rows.filter(unknown).write_ipc(folder / "unknown.arrow", compression="uncompressed")
+        rows, code = rows.filter(~unknown), code.filter(~unknown)
+    known = rows.drop("rep_id").with_columns(code.cast(pl.UInt32).alias(_REP))
+    of_run = np.searchsorted(np.asarray(slices.starts), code.to_numpy(), side="right") - 1
+    ends = np.cumsum(np.bincount(of_run, minlength=len(slices.starts)))
+    if len(slices.starts) > 1 and known.height:  # runs end to end, each in its rows' order
+        known = known[np.argsort(of_run.astype(np.uint16), kind="stable")]
+    start = 0
+    for run, end in enumerate(ends.tolist()):
+        if end > start:
+            known.slice(start, end - start).write_ipc(
+                folder / f"{run:05d}.arrow", compression="uncompressed"
+            )
+        start = end
+    folder.rename(slim / f"part-{p:05d}")
 
 
 def slim_rows(daily: pl.DataFrame) -> pl.DataFrame:
@@ -1117,6 +1214,8 @@ def write_daily(
     settings: Settings,
     slice_rows: int,
     parts: int | None = None,
+    slices: RollUpSlices | None = None,
+    threads: int = 2,
 ) -> int:
     """The daily roll-up summed across partitions, in the in-memory roll-up's order, written
     to ``target`` as the in-memory build writes it; its rows.
@@ -1129,44 +1228,34 @@ def write_daily(
     (~15-22M groups with text keys), a slice's stays near its own size. The slices' sorted
     sums, put end to end, are the whole roll-up's order.
 
+    With ``slices`` the partitions wrote their rows a folder each, a file per run of reps
+    (:func:`_write_roll_up_rows`): each run is summed from its own files (without, each slice
+    is filtered out of every file). ``threads`` runs are summed at once.
+
     With ``parts``, it first waits until that many partitions have written their rows (a
-    file each, ``part-<p>.none`` when it has none: :func:`enrich_partition`), started
-    beside the last partitions (:func:`_enrich_partitions`).
+    file or folder each, ``part-<p>.none`` when it has none: :func:`enrich_partition`),
+    started beside the last partitions (:func:`_enrich_partitions`).
     """
     import time
 
-    from effortlens.coverage import with_known_groups
     from effortlens.facts import KERNEL_CATEGORICAL, ROW_GROUP
-    from effortlens.peers import with_peer_group
 
     while parts is not None and len(list(slim.glob("part-*"))) < parts:
         time.sleep(0.05)  # killed with the build if a partition fails
-    files = sorted(slim.glob("part-*.parquet"))
-    reps = with_peer_group(with_known_groups(reps), keys=settings.peer_keys)
-    facts = reps.select("rep_id", *REP_COLUMNS).unique("rep_id", keep="first", maintain_order=True)
+    facts = _rep_facts(reps, settings)
     categorical = pl.col(KERNEL_CATEGORICAL).cast(pl.Categorical)
-    sliced = [pl.DataFrame(schema=DAILY_SCHEMA)]  # no events: no rows
-    if files:
-        rows = pl.scan_parquet(files)
-        per_rep = (  # rows per rep, in the roll-up's order; reps not in `reps` last
-            rows.group_by("rep_id")
-            .agg(pl.len().alias("n"))
-            .collect(engine="streaming")
-            .join(facts.select("rep_id").with_row_index("__rep"), on="rep_id", how="left")
-            .sort("__rep", "rep_id", nulls_last=True)
-        )
-        known = per_rep.filter(pl.col("__rep").is_not_null())
-        cut = (known["n"].cum_sum() - 1) // max(slice_rows, 1)  # slice number of each rep
-        groups = [known.filter(cut == c)["rep_id"] for c in cut.unique(maintain_order=True)]
-        unknown = per_rep.filter(pl.col("__rep").is_null())["rep_id"]
-        if unknown.len():  # sorted among themselves as the whole roll-up sorts them: last
-            groups.append(unknown)
-        sliced = [
-            _daily_of(
-                rows.filter(pl.col("rep_id").is_in(ids.implode())), facts, settings
-            ).with_columns(categorical)
-            for ids in groups
-        ]
+    if slices is not None:
+        if list(slices.reps) != facts["rep_id"].to_list():
+            raise ValueError("the roll-up's runs of reps are not of these reps")
+        groups = _runs_of_rows(slim, slices)
+    else:
+        groups = _slices_of_rows(slim, facts, slice_rows)
+
+    def summed(rows: pl.LazyFrame) -> pl.DataFrame:
+        return _daily_of(rows, facts, settings).with_columns(categorical)
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        sliced = list(pool.map(summed, groups)) or [pl.DataFrame(schema=DAILY_SCHEMA)]
     daily = pl.concat(sliced, rechunk=False).with_columns(categorical)
     del sliced
     # as the in-memory build writes it: every kernel reads it at its first draw (one row
@@ -1175,17 +1264,59 @@ def write_daily(
     return daily.height
 
 
+def _runs_of_rows(slim: Path, slices: RollUpSlices) -> list[pl.LazyFrame]:
+    """Each run's rows (:func:`_write_roll_up_rows`) in partition order, the reps not in the
+    runs last."""
+    folders = sorted(path for path in slim.glob("part-*") if path.is_dir())
+    names = [f"{run:05d}.arrow" for run in range(len(slices.starts))] + ["unknown.arrow"]
+    groups = []
+    for name in names:
+        files = [folder / name for folder in folders if (folder / name).is_file()]
+        if files:
+            groups.append(pl.scan_ipc(files))
+    return groups
+
+
+def _slices_of_rows(slim: Path, facts: pl.DataFrame, slice_rows: int) -> list[pl.LazyFrame]:
+    """Runs of reps of about ``slice_rows`` rows of the files ``slim/part-*.parquet``, each
+    filtered out of every file, the reps not in ``facts`` last."""
+    files = sorted(slim.glob("part-*.parquet"))
+    if not files:
+        return []
+    rows = pl.scan_parquet(files)
+    per_rep = (  # rows per rep, in the roll-up's order; reps not in `reps` last
+        rows.group_by("rep_id")
+        .agg(pl.len().alias("n"))
+        .collect(engine="streaming")
+        .join(facts.select("rep_id").with_row_index("__rep"), on="rep_id", how="left")
+        .sort("__rep", "rep_id", nulls_last=True)
+    )
+    known = per_rep.filter(pl.col("__rep").is_not_null())
+    cut = (known["n"].cum_sum() - 1) // max(slice_rows, 1)  # slice number of each rep
+    groups = [known.filter(cut == c)["rep_id"] for c in cut.unique(maintain_order=True)]
+    unknown = per_rep.filter(pl.col("__rep").is_null())["rep_id"]
+    if unknown.len():  # sorted among themselves as the whole roll-up sorts them: last
+        groups.append(unknown)
+    return [rows.filter(pl.col("rep_id").is_in(ids.implode())) for ids in groups]
+
+
 def _daily_of(rows: pl.LazyFrame, facts: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     """The daily roll-up of ``rows`` (the partitions' roll-up rows of some reps), sorted by
     rep (its row in ``facts``; reps not in it after, by id), day, type: summed by one integer
     cell number a row (:func:`effortlens.enrich.daily_of_rows`; 3m: 0.4 CPU s against 2.2 by
-    a streaming text group-by of every activity and a sort on the text keys)."""
+    a streaming text group-by of every activity and a sort on the text keys). A row's rep is
+    its ``rep_id``, or its row in ``facts`` (``__rep``, :func:`_write_roll_up_rows`)."""
     from effortlens.enrich import _rep_codes, daily_of_rows
 
     frame = rows.collect()  # the files' rows in their order: partition order
-    rep_code, rep_facts = _rep_codes(frame["rep_id"], facts)
+    if _REP in frame.columns:
+        rep_code, rep_facts = frame[_REP], facts
+        frame = frame.drop(_REP)
+    else:
+        rep_code, rep_facts = _rep_codes(frame["rep_id"], facts)
+        frame = frame.drop("rep_id")
     return daily_of_rows(
-        frame.drop("rep_id"),
+        frame,
         rep_code=rep_code,
         rep_facts=rep_facts,
         customer_facing=settings.customer_facing_types,
