@@ -799,3 +799,196 @@ def test_part_orders_by_the_kept_key_are_the_sort_orders(seed, contacts, monkeyp
         names, codes = part.coded(column)
         text = _coded(touches[column])
         assert names.equals(text[0]) and np.array_equal(codes, text[1]), column
+
+
+@pytest.mark.parametrize(("seed", "contacts", "every_contact"), [(1, 40, False), (4, 300, True)])
+def test_the_enrichments_coded_rep_columns_give_what_their_text_gives(
+    seed, contacts, every_contact
+):
+    """The enrichment's coded facts (``enrich_tables(coded=True)``: rep, team, segment and role
+    as ``Enum``s of sorted categories, reps without a touch among them), given to
+    :class:`PartTouches` as the partitioned build's pass 1 gets them, give the practice facts,
+    streaks and credit inputs of the text facts, text or coded: the coded frames' ``Enum``s hold
+    only the values present (their dtypes equal the text path's), on loads full of ties with a
+    rep missing from the reps table, a teamless rep and touches without a contact."""
+    from effortlens.deviance import practice_cells
+    from effortlens.deviance.differs import coded_practice_cells
+    from effortlens.roe import streak_facts
+    from effortlens.touch_build import PartTouches, build_practice_facts
+
+    load = _random_load(seed, contacts=contacts)
+    idle = {"rep_id": ["r0", "r9"], "team": ["Z", "A"], "segment": ["MM"] * 2, "role": ["SDR"] * 2}
+    load["reps"] = pl.concat([load["reps"], pl.DataFrame({**idle, "timezone": [None, None]})])
+    if every_contact:
+        load["activities"] = load["activities"].filter(pl.col("contact_id").is_not_null())
+    settings = load_settings()
+    made = {coded: enrich_tables(load, settings=settings, coded=coded) for coded in (False, True)}
+    team = made[True].activities.schema["team"]
+    assert isinstance(team, pl.Enum) and "Z" in team.categories.to_list()  # a team no touch has
+    assert isinstance(made[True].activities.schema["rep_id"], pl.Enum)
+    got = {}
+    for coded, enriched in made.items():
+        acts, actions = enriched.lazy("activities"), enriched.lazy("actions")
+        part = PartTouches(acts, actions)
+        kinds = part.touches["activity_type"].drop_nulls().unique().sort().to_list()
+        end = max(part.touches["ts"].max(), actions.select(pl.col("ts").max()).collect().item())
+        args = {"window": 14.0, "kinds": kinds, "end": end, "part": part}
+        got[coded] = {
+            "practice": build_practice_facts(acts, part=part),
+            "practice_codes": build_practice_facts(acts, part=part, coded=True),
+            "streaks": streak_facts(acts, actions, made[False].reps, part=part),
+            "inputs": touch_build.touch_credit_inputs(acts, actions, **args),
+            "coded_inputs": touch_build.touch_credit_inputs(acts, actions, coded=True, **args),
+        }
+    text, codes = got[False], got[True]
+    for name in ("practice", "practice_codes", "streaks"):
+        assert_frame_equal(codes[name], text[name], check_exact=True)
+    assert isinstance(codes["practice_codes"].schema["team"], pl.Enum)
+    assert "Z" not in codes["practice_codes"].schema["team"].categories.to_list()
+    assert codes["streaks"].schema["rep_id"] == pl.String and codes["streaks"].height > 10
+    for name in ("inputs", "coded_inputs"):
+        (frame, arrays, n_actions), (want, want_arrays, want_actions) = codes[name], text[name]
+        assert_frame_equal(frame, want, check_exact=True)
+        assert n_actions == want_actions
+        for key, values in arrays.items():
+            assert values.dtype == want_arrays[key].dtype
+            assert np.array_equal(values, want_arrays[key])
+    cells = coded_practice_cells(codes["practice_codes"])
+    assert cells is not None
+    for cell, frame in practice_cells(text["practice"]).items():
+        want = frame.collect()
+        assert_frame_equal(cells[cell].sort(want.columns), want.sort(want.columns))
+
+
+def test_enum_codes_of_sorted_categories_are_the_text_codes_and_unsorted_ones_are_spelled():
+    """:func:`touch_build._coded` of an ``Enum`` (numbered from its codes, its categories
+    present) equals that of the same values as text; unsorted categories take the text path."""
+    values = pl.Series("team", ["b", None, "d", "b", "a", None])
+    want_names, want_codes = touch_build._coded(values)  # noqa: SLF001
+    for categories in (["a", "b", "c", "d", "e"], ["e", "d", "c", "b", "a"]):
+        names, codes = touch_build._coded(values.cast(pl.Enum(categories)))  # noqa: SLF001
+        assert names.dtype == pl.String
+        assert names.to_list() == want_names.to_list() == ["a", "b", "d"]
+        assert codes.tolist() == want_codes.tolist() == [1, -1, 2, 1, 0, -1]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_candidate_pairs_stepping_back_only_while_candidates_are_those_of_every_step(seed):
+    """:func:`touch_build._pairs_before` (each action steps back only while its touches are
+    candidates) finds :func:`effortlens.habits.pairs_before`'s pairs in its order, on touches
+    by contact then time with runs of one instant, null times first and actions past the
+    window."""
+    from effortlens.habits import pairs_before
+
+    rng = np.random.default_rng(seed)
+    n = 5_000
+    contact = np.sort(rng.integers(0, 300, n))
+    hours = rng.integers(0, 24 * 40, n)
+    hours[rng.random(n) < 0.02] = -1  # null times: first within their contact
+    frame = pl.DataFrame({"c": contact, "h": hours}).sort("c", "h")
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    ts = pl.Series(
+        [None if h < 0 else t0 + timedelta(hours=int(h)) for h in frame["h"]],
+        dtype=pl.Datetime("us", "UTC"),
+    )
+    key = frame["c"].to_numpy()
+    m = 2_000
+    last_row = np.sort(rng.integers(0, n, m))
+    acted = pl.Series(
+        [
+            t0 + timedelta(hours=int(max(frame["h"][int(r)], 0) + rng.integers(0, 24 * 20)))
+            for r in last_row
+        ],
+        dtype=pl.Datetime("us", "UTC"),
+    )
+    args = {"key": key, "end": t0 + timedelta(days=80), "window": 14.0, "actions": m}
+    want = pairs_before(last_row, np.arange(m), acted, ts, **args)
+    got = touch_build._pairs_before(last_row, np.arange(m), acted, ts, **args)  # noqa: SLF001
+    assert len(want.touch) > m  # actions with several candidates
+    for field in ("touch", "action", "lag", "ts_hours"):
+        a, b = getattr(got, field), getattr(want, field)
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), field
+    assert got.end == want.end and got.actions == want.actions
+
+
+@pytest.mark.parametrize("distinct", [1, 7, 5_000, 40_000])
+def test_text_ranked_by_hashed_slots_is_the_enum_rank(distinct, monkeypatch):
+    """:func:`touch_build._ranked_text` (each value's hash put in a table by some of its bits,
+    a few rounds) numbers the rows as an ``Enum`` of the sorted values does, with few or many
+    distinct values (many rounds in a small table); None when the rounds run out."""
+    rng = np.random.default_rng(distinct)
+    values = pl.Series([f"c{v}" for v in rng.integers(0, distinct, 60_000)])
+    names = values.unique().sort()
+    want = values.cast(pl.Enum(names)).to_physical().cast(pl.Int64).to_numpy()
+    monkeypatch.setattr(touch_build, "_SLOT_BITS", (12, 12))  # 4,096 slots: several rounds
+    got = touch_build._ranked_text(values)  # noqa: SLF001
+    assert got is not None
+    assert got[0].to_list() == names.to_list() and np.array_equal(got[1], want)
+    monkeypatch.setattr(touch_build, "_SLOT_ROUNDS", 0)
+    assert touch_build._ranked_text(values) is None  # noqa: SLF001
+
+
+def test_contacts_ranked_by_the_enum_when_the_hashed_ranks_are_refused(monkeypatch):
+    """Pass 1's touches numbered by their contacts' ``Enum`` (the fallback when
+    :func:`touch_build._ranked_text` refuses) give the same places, names and orders."""
+    from effortlens.touch_build import PartTouches
+
+    enriched = enrich_tables(_random_load(5, contacts=300), settings=load_settings())
+    acts, actions = enriched.lazy("activities"), enriched.lazy("actions")
+    part = PartTouches(acts, actions)
+    assert part.without_contact > 0
+    monkeypatch.setattr(touch_build, "_SLOT_ROUNDS", 0)
+    other = PartTouches(acts, actions)
+    for name in ("contact", "acting", "order"):
+        assert np.array_equal(getattr(part, name), getattr(other, name)), name
+    assert part.contact_names.to_list() == other.contact_names.to_list()
+    assert part.contacts == other.contacts
+
+
+def test_pass_one_of_the_enrichments_coded_facts_writes_the_text_facts_files(tmp_path):
+    """The partitioned build's pass 1 (``partitioned._view_part``) over the enrichment's coded
+    facts (rep columns and the actions' rep and level as ``Enum``s) writes what it writes over
+    the text facts: every file, the stored ones (practice facts, verifiers) read back as text
+    with the same schema, the scratch frames and the credit fit's arrays."""
+    from effortlens import partitioned
+    from effortlens.facts import FACTS_LAYOUT
+
+    load = _random_load(6, contacts=200)
+    settings = load_settings()
+    written = {}
+    for coded in (False, True):
+        enriched = enrich_tables(load, settings=settings, coded=coded)
+        folder = tmp_path / f"coded{coded}"
+        folder.mkdir()
+        enriched.reps.write_parquet(folder / FACTS_LAYOUT["reps"])
+        acts = enriched.activities.filter(pl.col("is_customer_facing"))
+        on = acts.filter(pl.col("contact_id").is_not_null())
+        extent = {
+            "kinds": on["activity_type"].drop_nulls().unique().sort().to_list(),
+            "first": on["ts"].min(),
+            "end": max(on["ts"].max(), enriched.actions["ts"].max()),
+        }
+        events = (enriched.activities.lazy(), enriched.actions.lazy())
+        partitioned._view_part(  # noqa: SLF001 - pass 1 of one partition
+            "part-00000.parquet", folder, folder / "scratch", settings=settings, window=14.0,
+            events=events, **extent,
+        )  # fmt: skip
+        written[coded] = {
+            p.relative_to(folder): p for p in folder.rglob("*") if p.is_file() and "reps" != p.stem
+        }
+    assert written[True].keys() == written[False].keys()
+    assert any("verifiers" in str(p) for p in written[True])
+    for relative, path in written[True].items():
+        other = written[False][relative]
+        if path.suffix == ".npy":
+            assert np.array_equal(np.load(path), np.load(other)), relative
+        elif path.suffix == ".parquet" and "scratch" not in str(relative):  # stored: as text
+            assert pl.read_parquet_schema(path) == pl.read_parquet_schema(other), relative
+            assert_frame_equal(pl.read_parquet(path), pl.read_parquet(other), check_exact=True)
+        elif path.suffix in (".parquet", ".arrow"):
+            read = pl.read_ipc if path.suffix == ".arrow" else pl.read_parquet
+            frame = read(path).with_columns(pl.col(pl.Enum).cast(pl.String))
+            want = read(other).with_columns(pl.col(pl.Enum).cast(pl.String))
+            assert_frame_equal(frame.sort(frame.columns), want.sort(want.columns)), relative
+        else:
+            assert path.read_bytes() == other.read_bytes(), relative

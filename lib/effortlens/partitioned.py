@@ -1649,6 +1649,7 @@ def _view_part(
     ``events``: its activities and actions facts when held (the enrichment's frames, in its
     process: :func:`enrich_partition`), else read from ``folder``."""
     from effortlens.deviance import practice_cells, practice_gaps
+    from effortlens.deviance.differs import coded_practice_cells
     from effortlens.facts import AGGREGATES_LAYOUT, FACTS_LAYOUT, ROW_GROUP, _rep_sorted
     from effortlens.flow import verifier_facts
     from effortlens.roe import streak_facts
@@ -1659,9 +1660,8 @@ def _view_part(
     acts, actions = events
     rows: dict[str, int] = {}
 
-    def write(frame: pl.DataFrame, relative: str) -> None:
-        _write(frame, folder / relative, row_group_size=ROW_GROUP)
-        rows[relative] = frame.height
+    def write(frame: pl.DataFrame, relative: str) -> None:  # Enum codes as text
+        rows[relative] = _write_enums_as_text(frame, folder / relative, row_group_size=ROW_GROUP)
 
     # the touches read, their text coded and ordered by contact once for the three below
     part = PartTouches(acts, actions)
@@ -1671,8 +1671,10 @@ def _view_part(
     relative = f"{AGGREGATES_LAYOUT['practice']}/{name}"
     rows[relative] = _write_enums_as_text(practice, folder / relative, row_group_size=ROW_GROUP)
     _practice_part_codes(practice, scratch, name)  # merged by the practice codes step
-    for cell, cells in practice_cells(practice).items():  # a rep's sums in this partition
-        sums = _rep_sorted(cells.with_columns(pl.col(pl.Enum).cast(pl.String)))
+    # a rep's sums in this partition: by bincount of the codes (else grouped), as text
+    counted = coded_practice_cells(practice) or practice_cells(practice)
+    for cell, cells in counted.items():
+        sums = _rep_sorted(cells.lazy().with_columns(pl.col(pl.Enum).cast(pl.String)))
         _write(sums, scratch / cell / name, row_group_size=ROW_GROUP)
     for kind, frame in practice_gaps(practice).items():  # its follow-ups, its reps' sums
         _write_enums_as_text(frame.collect(), scratch / kind / name, row_group_size=ROW_GROUP)

@@ -389,7 +389,7 @@ def streak_facts(
     # search in the actions' (contact, time) keys; runs cut and summed in numpy, text
     # gathered for the streaks only. The same rows (a contact's touches at one instant in the
     # order read, where silent_streaks leaves them undecided), ~3x less CPU than the frames
-    from effortlens.touch_build import PartTouches, time_steps
+    from effortlens.touch_build import PartTouches, _spelled, time_steps
 
     part = part or PartTouches(activities, actions)
     touches = part.touches
@@ -425,18 +425,19 @@ def streak_facts(
     ends = np.r_[starts[1:], len(row)] - 1
     kept = (ends - starts + 1) >= STREAK_FACTS_MIN_TOUCHES
     group = np.cumsum(np.r_[True, (on[1:] != on[:-1]) | (run[1:] != run[:-1])]) - 1
-    rep_names, rep = part.coded("rep_id")
-    rep = rep[row] + 1  # a null rep counts as one value
+    rep_names, rep_code = part.coded("rep_id")
+    rep = rep_code[row] + 1  # a null rep counts as one value
     pairs = pl.Series(group * (rep_names.len() + 1) + rep).unique()  # (run, rep) pairs
     distinct = pairs.to_numpy() // (rep_names.len() + 1)
     rep_counts = np.bincount(distinct, minlength=len(starts))
     first, last = pl.Series(row[starts[kept]]), pl.Series(row[ends[kept]])
-    contacts = pl.Series(part.contacts.categories)
+    contacts = part.contact_names
     streaks = pl.DataFrame(
         {
             "contact_id": contacts.gather(pl.Series(on[starts[kept]] - 1)),
             "account_id": touches["account_id"].gather(first),
-            "rep_id": touches["rep_id"].gather(last),
+            # as text (an Enum of the enrichment's codes spelled: its reps present)
+            "rep_id": _spelled(rep_names, rep_code[row[ends[kept]]], "rep_id"),
             "touches": pl.Series((ends - starts + 1)[kept], dtype=pl.UInt32),
             "reps": pl.Series(rep_counts[kept], dtype=pl.UInt32),
             "first_ts": touches["ts"].gather(first),
