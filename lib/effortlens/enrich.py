@@ -505,32 +505,32 @@ def enrich_tables(
         credited = credited.with_columns(on_reps["rep_id"].gather(rep_code))
         rows = rows.with_columns(pl.col("attribution_level").cast(LEVEL_ENUM))
     # columns made by expressions first, while every column still has the input's chunks; the
-    # computed ones are then cut to the same chunks (an expression over a frame whose columns
-    # are chunked differently copies the whole frame: 1 GB at 10M activities)
-    enriched_activities = _same_chunks(
-        _with_responses(
-            _with_calendar(
-                activities.with_columns(
-                    facing.alias("is_customer_facing"),
-                    (pl.col("duration_min") / 60).alias("hours"),
-                ),
-                timezone=settings.timezone,
-                rep_zones=zones,
-            ),
-            actions,
-            rows,
-        )
-        .drop("rep_id" if coded else [])
-        .hstack(on_reps.drop([] if coded else "rep_id")[rep_code])
-    ).select(ACTIVITIES_SCHEMA.names())
-    # an action's local day is its credited rep's (buyer-initiated ones: the settings' zone)
-    enriched_actions = _same_chunks(
+    # computed ones are then cut to the same chunks (an expression, a select or a drop over a
+    # frame whose columns are chunked differently copies the whole frame: 1 GB at 10M
+    # activities; the columns are picked by name instead)
+    responded = _with_responses(
         _with_calendar(
-            with_attribution(actions, credited, rows),
+            activities.with_columns(
+                facing.alias("is_customer_facing"),
+                (pl.col("duration_min") / 60).alias("hours"),
+            ),
             timezone=settings.timezone,
             rep_zones=zones,
-        ).select(ACTIONS_SCHEMA.names())
+        ),
+        actions,
+        rows,
     )
+    gathered = on_reps.drop([] if coded else "rep_id")[rep_code]
+    enriched_activities = _same_chunks(
+        pl.DataFrame(
+            gathered[c] if c in gathered.columns else responded[c] for c in ACTIVITIES_SCHEMA
+        )
+    )
+    # an action's local day is its credited rep's (buyer-initiated ones: the settings' zone)
+    attributed = _with_calendar(
+        with_attribution(actions, credited, rows), timezone=settings.timezone, rep_zones=zones
+    )
+    enriched_actions = _same_chunks(pl.DataFrame(attributed[c] for c in ACTIONS_SCHEMA))
     return Enriched(
         activities=enriched_activities,
         actions=enriched_actions,
