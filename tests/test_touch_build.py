@@ -992,3 +992,20 @@ def test_pass_one_of_the_enrichments_coded_facts_writes_the_text_facts_files(tmp
             assert_frame_equal(frame.sort(frame.columns), want.sort(want.columns)), relative
         else:
             assert path.read_bytes() == other.read_bytes(), relative
+
+
+@pytest.mark.parametrize("unit", ["ns", "us", "ms"])
+def test_whole_seconds_back_are_polars_total_seconds_where_times_do_not_go_back(unit):
+    """:func:`touch_build._whole_seconds_back` (the cadence bins' and sequences' spans from
+    the times' integers) equals Polars' ``total_seconds`` of the differences wherever the
+    earlier row is not later (a contact's touches by time), to the second, around whole
+    seconds; None with a null time."""
+    rng = np.random.default_rng(3)
+    ticks = {"ns": 10**9, "us": 10**6, "ms": 10**3}[unit]
+    raw = np.sort(rng.integers(0, 400 * ticks, 4_000)) + rng.choice([0, 1, ticks - 1], 4_000)
+    ts = pl.Series(np.sort(raw)).cast(pl.Datetime(unit, "UTC"))
+    for back in (1, 2, 3):
+        got = touch_build._whole_seconds_back(ts, back)  # noqa: SLF001
+        want = (ts - ts.shift(back)).dt.total_seconds().fill_null(0).to_numpy()
+        assert np.array_equal(got, want), back
+    assert touch_build._whole_seconds_back(ts.scatter(5, None), 1) is None  # noqa: SLF001

@@ -574,18 +574,19 @@ def touch_credit_inputs(
     # (contact, time, id) order, the touches without a contact first: then dropped
     order = part.order[n_without:]
     n = len(order)
+    contact_of = part.contact[order]
     history = pl.DataFrame(
         {
             # the contacts' places in `contacts` (Int64, as the actions' below: an empty
             # Enum of every contact for its physical type cost ~0.03 CPU s each)
-            "contact_id": pl.Series(part.contact[order] - 1),
+            "contact_id": pl.Series(contact_of - 1),
             "ts": touches["ts"].gather(order),
         }
     )
-    same = [
-        (history["contact_id"].shift(k) == history["contact_id"]).fill_null(False).to_numpy()
-        for k in range(1, depth + 1)
-    ]
+    same = []  # whether the k-th touch before is on the same contact
+    for k in range(1, depth + 1):
+        same.append(np.zeros(n, bool))
+        same[-1][k:] = contact_of[k:] == contact_of[: max(n - k, 0)]
     kind_names, kind = part.coded("activity_type")
     on_kind = kind[order]
     bin_order = _bin_order(history, same[0])
@@ -843,8 +844,26 @@ def fitted_credits(
         del summed
 
 
+def _whole_seconds_back(ts: pl.Series, back: int) -> np.ndarray | None:
+    """``(ts - ts.shift(back)).dt.total_seconds()`` (whole seconds, as int64) from the times'
+    integers, where the row ``back`` rows above is not later (elsewhere a floor, not Polars'
+    truncation; the first ``back`` rows 0, not null); None when a time is null."""
+    if ts.null_count() or not isinstance(ts.dtype, pl.Datetime):
+        return None
+    per_second = {"ns": 1_000_000_000, "us": 1_000_000, "ms": 1_000}[ts.dtype.time_unit]
+    times = ts.to_physical().to_numpy()
+    spans = np.zeros(len(times), np.int64)
+    if back < len(times):
+        spans[back:] = times[back:] - times[:-back]
+    return spans // per_second
+
+
 def _bin_order(touches: pl.DataFrame, same_contact: np.ndarray) -> pl.Series:
     """As ``habits._bin_order`` (0 = first touch on the contact)."""
+    seconds = _whole_seconds_back(touches["ts"], 1)
+    if seconds is not None:  # the same days, in numpy (a contact's touches are by time)
+        bins = 1 + np.searchsorted(np.asarray(CADENCE_EDGES), seconds / 86_400, side="right")
+        return pl.Series("bin_order", np.where(same_contact, bins, 0), pl.Int8)
     days_since = touches.select(
         ((pl.col("ts") - pl.col("ts").shift(1)).dt.total_seconds() / 86_400).fill_null(0.0)
     ).to_series()
@@ -871,11 +890,15 @@ def _sequence_codes(
     out = []
     for k in TOUCH_SEQUENCE_LENGTHS:
         back = k - 1
-        first_ts = ts.shift(back)
-        span_days = (
-            pl.select((ts - first_ts).dt.total_seconds() / 86_400).to_series().fill_null(np.inf)
-        )
-        keep = same[back - 1] & (span_days <= TOUCH_SEQUENCE_DAYS).to_numpy()
+        seconds = _whole_seconds_back(ts, back)
+        if seconds is not None:  # (rows of one contact: by time, not negative)
+            keep = same[back - 1] & (seconds / 86_400 <= TOUCH_SEQUENCE_DAYS)
+        else:
+            first_ts = ts.shift(back)
+            span_days = (
+                pl.select((ts - first_ts).dt.total_seconds() / 86_400).to_series().fill_null(np.inf)
+            )
+            keep = same[back - 1] & (span_days <= TOUCH_SEQUENCE_DAYS).to_numpy()
         number = np.zeros(len(code), dtype=np.int64)
         known = keep.copy()
         for j in range(back, -1, -1):  # the earliest touch first, the measured touch last
