@@ -394,15 +394,19 @@ def _components(events: dict[str, list[Path]]) -> tuple[pl.DataFrame, np.ndarray
 
 
 def _triple_components(
-    scan: pl.LazyFrame, *, count: pl.Expr | None = None
+    scan: pl.LazyFrame | pl.DataFrame, *, count: pl.Expr | None = None
 ) -> tuple[pl.DataFrame, np.ndarray, int]:
     """:func:`_components` of the key triples of ``scan`` (one row an event, or, with
-    ``count``, the events of a row: ``count`` summed per triple)."""
+    ``count``, the events of a row: ``count`` summed per triple; or, a ``DataFrame``, the
+    distinct triples already, their events in ``n``)."""
     keys = [key for key, _ in _KEYS]
-    # distinct triples first (a streaming group-by on the raw keys): 9M distinct triples at
-    # 100M events
-    counted = pl.len() if count is None else count
-    triples = scan.group_by(keys).agg(counted.alias("n")).collect(engine="streaming")
+    if isinstance(scan, pl.DataFrame):
+        triples = scan
+    else:
+        # distinct triples first (a streaming group-by on the raw keys): 9M distinct triples
+        # at 100M events
+        counted = pl.len() if count is None else count
+        triples = scan.group_by(keys).agg(counted.alias("n")).collect(engine="streaming")
     # the graph's nodes are the prefixed keys "a:<account>", "c:<contact>", "o:<opportunity>"
     # numbered in their sorted order: the prefixes sort the levels, the values' own order
     # within one; a node's code is its level's offset plus the value's rank among the level's
@@ -482,7 +486,7 @@ def plan_partitions(folder: Path, out: Path, *, chunk_rows: int) -> Partitions |
     (account, else contact, else opportunity; its keys are all in one component); without
     any key, its input row modulo the number of partitions, as :func:`partition_events`.
     """
-    from effortlens.loading.columns import canonical_header
+    from effortlens.loading.columns import canonical_header, is_untidy
     from effortlens.loading.pipeline import _table_files
 
     if streamable_rows(folder) is None:
@@ -513,10 +517,18 @@ def plan_partitions(folder: Path, out: Path, *, chunk_rows: int) -> Partitions |
         return None
     try:
         # the distinct triples as written, then as the load reads them (trimmed, empty as
-        # null; 3m: 0.8 -> 0.6 CPU s against trimming every row first)
-        written = pl.concat(scans).group_by(keys).agg(pl.len().alias("n"))
-        read = written.select(*(_read_key(key).alias(key) for key in keys), "n")
-        triples, weight, keyless = _triple_components(read, count=pl.col("n").sum())
+        # null; 3m: 0.8 -> 0.6 CPU s against trimming every row first): the same triples
+        # when no value has blanks around it or is empty (then no chunk looks for one)
+        written = (
+            pl.concat(scans).group_by(keys).agg(pl.len().alias("n")).collect(engine="streaming")
+        )
+        untidy = written.select(is_untidy(key) for key in keys).row(0)
+        tidy = tuple(key for key, flag in zip(keys, untidy, strict=True) if not flag)
+        if len(tidy) == len(keys):
+            triples, weight, keyless = _triple_components(written)
+        else:
+            read = written.lazy().select(*(_read_key(key).alias(key) for key in keys), "n")
+            triples, weight, keyless = _triple_components(read, count=pl.col("n").sum())
     except (pl.exceptions.PolarsError, OSError):
         return None  # an unreadable file: the load says what is wrong with it
     n_parts = max(1, int(-(-(weight.sum() + keyless) // max(chunk_rows, 1))))
@@ -532,7 +544,7 @@ def plan_partitions(folder: Path, out: Path, *, chunk_rows: int) -> Partitions |
         triples.filter(first).select(key, _PART).unique(key).write_parquet(path)
         maps.append(path)
         earlier = earlier & pl.col(key).is_null()
-    return Partitions(out, tuple(keys), tuple(maps), n_parts)
+    return Partitions(out, tuple(keys), tuple(maps), n_parts, tidy)
 
 
 def _read_key(column: str) -> pl.Expr:

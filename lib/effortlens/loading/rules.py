@@ -150,6 +150,7 @@ def parse_table(
     settings: Settings,
     now: datetime,
     decimal_comma: bool = False,
+    tidy: frozenset[str] = frozenset(),
 ) -> ParsedTable:
     """Parse every canonical column present and check rules 1–7 on each row.
 
@@ -167,6 +168,8 @@ def parse_table(
         The load time (rule 5).
     decimal_comma
         Numbers may be written ``12,5``.
+    tidy
+        Text columns known to hold no value to trim and no empty one: not looked at.
 
     Returns
     -------
@@ -183,7 +186,7 @@ def parse_table(
     ['North']
     """
     out = ParsedTable(table, file)
-    _parse_columns(out, frame, settings=settings, decimal_comma=decimal_comma)
+    _parse_columns(out, frame, settings=settings, decimal_comma=decimal_comma, tidy=tidy)
     _translate_vocabularies(out, frame, settings=settings)
     _check_required(out, frame.height)
     _check_durations(out)
@@ -192,18 +195,23 @@ def parse_table(
 
 
 def _parse_columns(
-    out: ParsedTable, frame: pl.DataFrame, *, settings: Settings, decimal_comma: bool
+    out: ParsedTable,
+    frame: pl.DataFrame,
+    *,
+    settings: Settings,
+    decimal_comma: bool,
+    tidy: frozenset[str] = frozenset(),
 ) -> None:
     """Every canonical column by its type: rules 2 and 3 for unreadable values."""
     spec = TABLES[out.table]
-    # which text columns need trimming, checked in one parallel pass
+    # which text columns need trimming (but those known not to), checked in one parallel pass
     texts = [
         c
         for c, t in spec.columns.items()
-        if t == pl.String and c in frame.columns and frame[c].dtype == pl.String
+        if t == pl.String and c in frame.columns and frame[c].dtype == pl.String and c not in tidy
     ]
     untidy = frame.select(is_untidy(c) for c in texts).row(0) if texts else ()
-    tidy = {c for c, flag in zip(texts, untidy, strict=True) if not flag}
+    tidy = tidy | {c for c, flag in zip(texts, untidy, strict=True) if not flag}
     for column, dtype in spec.columns.items():
         if column not in frame.columns:
             continue

@@ -187,6 +187,7 @@ def validate_table(
     keep_row: bool = False,
     in_order: bool = True,
     distinct_keys: bool = False,
+    tidy: frozenset[str] = frozenset(),
 ) -> TableResult:
     """Validate one table row by row: its loaded rows, quarantined rows and notes.
 
@@ -209,6 +210,9 @@ def validate_table(
     distinct_keys
         The caller knows that no two rows share a key (trimmed, non-empty): the duplicate rule
         is not looked for (the chunked load knows it from the hashes of the whole file's ids).
+    tidy
+        Text columns the caller knows hold no value with blanks around it and no empty one
+        (the chunked load read them whole before): not looked at for one.
 
     Returns
     -------
@@ -220,7 +224,13 @@ def validate_table(
     """
     frame, notes = prepare(raw)
     table = parse_table(
-        raw.table, raw.file, frame, settings=settings, now=now, decimal_comma=raw.decimal_comma
+        raw.table,
+        raw.file,
+        frame,
+        settings=settings,
+        now=now,
+        decimal_comma=raw.decimal_comma,
+        tidy=tidy,
     )
     notes += table.notes
     order = {reason: i for i, reason in enumerate(REASONS)}
