@@ -264,12 +264,18 @@ def test_a_build_killed_outright_leaves_no_child_running(tmp_path):
         workers: list[psutil.Process] = []
         while time.monotonic() < deadline and len(workers) < 2:
             time.sleep(0.2)
-            workers = [
+            workers = [  # spawned, or forked by the fork server (its children)
                 p
                 for p in psutil.Process(build.pid).children(recursive=True)
                 if "spawn_main" in " ".join(p.cmdline())
+                or p.ppid() != build.pid
+                and "forkserver" in " ".join(p.cmdline())
             ]
         assert len(workers) == 2, "the build's two children never started"
+        # and the fork server they were forked from, if any
+        workers += [
+            p for p in psutil.Process(build.pid).children() if "forkserver" in " ".join(p.cmdline())
+        ]
         time.sleep(2.0)  # each child has asked to die with its parent by the time it sleeps
     finally:
         build.send_signal(signal.SIGKILL)

@@ -90,6 +90,86 @@ def test_a_worker_keeps_the_memory_a_call_freed_for_the_next_call():
     assert second < first / 4 and third < first / 4, (first, second, third)
 
 
+def _faults_of_a_big_array(rows: int) -> int:
+    """Minor page faults taken while a numpy array of ``rows`` integers (far above glibc's
+    32 MB ``mmap`` threshold) is made and dropped, on 4 KB pages (numpy's huge pages off for
+    it: each would be one fault for 2 MB, the zeroing the same)."""
+    import resource
+
+    import numpy as np
+    from numpy._core.multiarray import _set_madvise_hugepage  # noqa: PLC2701
+
+    _set_madvise_hugepage(False)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    array = np.arange(rows) * 3
+    assert array[-1] > 0
+    del array
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_a_worker_keeps_the_memory_numpy_freed_for_the_next_call():
+    # numpy's arrays come from glibc's malloc, which maps a large one with a fresh mmap and
+    # unmaps it when freed: each call faulted it in again (here 39k faults each time, with
+    # glibc's defaults); a worker's heap serves every size and keeps what was freed
+    run = Children(isolate=True, workers=1)
+    rows = 20_000_000  # 160 MB
+    first, second, third = (run(_faults_of_a_big_array, rows) for _ in range(3))
+    assert len(set(processes.idle_workers())) == 1
+    assert first > 20_000
+    assert second < first / 4 and third < first / 4, (first, second, third)
+
+
+_THREADS: list = []
+
+
+def _resident_after_a_thread_of_small_columns() -> int:
+    """The resident bytes of this process after a new thread (left running) made and dropped
+    200 MB of Polars columns of 4 MB each (under jemalloc's 8 MB "oversize" threshold: from
+    the thread's own arena)."""
+    import threading
+
+    import polars as pl
+
+    made = threading.Event()
+
+    def columns() -> None:
+        held = [pl.int_range(0, 500_000, eager=True) * 3 for _ in range(50)]
+        assert sum(c.len() for c in held) == 25_000_000
+        del held
+        made.set()
+        threading.Event().wait()  # alive: a thread that ends gives its arena to the next one
+
+    thread = threading.Thread(target=columns, daemon=True)
+    thread.start()
+    made.wait()
+    _THREADS.append(thread)
+    return processes.resident_bytes(os.getpid())
+
+
+def test_a_worker_does_not_grow_by_the_memory_each_of_its_threads_once_held():
+    # each thread of a process takes a jemalloc arena of its own (8 on two cores), and with
+    # decay off an arena keeps the most it ever held: a worker whose calls ran on other threads
+    # (Polars' pool, its I/O and streaming executors) grew by a partition's memory each time
+    # (here +200 MB a call, each call's thread another arena); a worker has one arena
+    run = Children(isolate=True, workers=1)
+    resident = [run(_resident_after_a_thread_of_small_columns) for _ in range(4)]
+    assert len(set(processes.idle_workers())) == 1
+    assert resident[-1] - resident[0] < 100 * 2**20, resident
+
+
+def test_a_worker_starts_without_importing_polars_and_numpy_again():
+    # forked from a server that imported them (and the build's modules) once: a spawned worker
+    # spent 0.4-0.5 CPU s importing them before its first call
+    if not processes._forked():  # noqa: SLF001
+        pytest.skip("workers are spawned here (not Linux, or Polars cannot be told its threads)")
+    run = Children(isolate=True, workers=2)
+    spent = "(__import__('time').process_time(), " + _POOL + ")"
+    first = run.each(eval, [((spent,), {}), ((spent,), {})])
+    expected = max(1, (os.cpu_count() or 1) // 2)
+    assert all(cpu < 0.2 for cpu, _ in first), first
+    assert [pool for _, pool in first] == [expected, expected]
+
+
 def test_the_callers_environment_is_the_workers_but_its_thread_count_stays(monkeypatch):
     run = Children(isolate=True, workers=2)
     probe = "__import__('os').environ.get('EFFORTLENS_PROBE', '-')"

@@ -9,19 +9,23 @@ allocator (jemalloc) to give freed memory back to the system after 0.5 s
 (``dirty_decay_ms:500``; allocations above 8 MB at once), so within one process each
 partition's columns were faulted in again too.
 
-A worker (:func:`take`) is a spawned process that waits for calls and runs them, its memory
-kept from one call to the next: jemalloc's decay is off in it (:data:`ALLOCATOR_CONF`), so the
-pages a call freed are reused by the next call without a fault (the process keeps its high-water
-mark while it lives, as a call in a fresh process would at its peak). :class:`Worker`'s thread
-count (Polars' and BLAS' pools, sized once when the process starts) is part of what it is: a
-call asking for another count gets another worker.
+A worker (:func:`take`) is a process that waits for calls and runs them, its memory kept from
+one call to the next: jemalloc's decay is off in it (:data:`ALLOCATOR_CONF`), and so is glibc's
+giving back of numpy's large arrays (:data:`HEAP_TUNABLES`), so the pages a call freed are
+reused by the next call without a fault (the process keeps its high-water mark while it lives,
+as a call in a fresh process would at its peak). On Linux the workers are forked from a server
+process that imported Polars, numpy and the build's modules once (:data:`PRELOAD`,
+``multiprocessing``'s fork server), not spawned: a worker starts in ~20 ms instead of 0.4-0.5
+CPU s of imports. :class:`Worker`'s thread count (Polars' pool, sized once as it starts) is part
+of what it is: a call asking for another count gets another worker.
 
 A worker no call takes for :data:`IDLE_SECONDS` ends, and so its memory goes back; so do the
 idle workers when a new one has to start (never more processes than calls at once, each holding
 its memory), when a build fails (:func:`end_idle`) and when this process exits. A worker dies
-with the process that started it (``PR_SET_PDEATHSIG``, on Linux): the workers are started by
+with the process that started it (``PR_SET_PDEATHSIG``, on Linux): a spawned one is started by
 one long-lived thread of this module, since the signal follows the *thread* that started a
-process, not the process.
+process, not the process; a forked one dies with its fork server, which ends as this process
+does (its pipe from this process closes).
 
 Examples
 --------
@@ -38,6 +42,7 @@ import multiprocessing.util
 import os
 import pickle
 import queue
+import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -56,7 +61,32 @@ THREAD_VARIABLES = (
 #: thread): the 2nd and 3rd cost system 0.05-0.25 CPU s and 7k-50k page faults instead of
 #: 1.4-2.0 s and 550k-700k, the peak +260 MB (2.59 vs 2.33 GB). Above 8 MB at once jemalloc
 #: otherwise purges at once (its "oversize" arena): with decay off, not that either.
-ALLOCATOR_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+#: ``narenas:1``: one arena for every thread. Polars' threads (its pool, its I/O and streaming
+#: executors, the caller's) each take an arena of their own otherwise (8 on two cores), and with
+#: decay off each arena keeps the most *it* ever held: a worker grew with every partition (the
+#: 10m build's 2.9M-event partitions, one after another in one process: 1.50, 1.89, 1.95, 1.97,
+#: 2.16, 2.68 GB; 100M: 2.4 -> 3.8 GB over six) until :data:`KEEP_BYTES` ended it, and a new
+#: worker faulted everything in again. With one arena: 1.16, 1.19, 1.19, 1.21, 1.21, 1.23 GB,
+#: the same user CPU (its lock is rarely contended: small sizes come from each thread's cache,
+#: above 8 MB from the oversize arena, which every thread shares anyway).
+ALLOCATOR_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1,narenas:1"
+#: glibc malloc's setting in a worker (``GLIBC_TUNABLES``, read as a process starts): numpy's
+#: arrays come from glibc, which maps each one above 32 MB (and, with the default dynamic
+#: threshold, many smaller) with a fresh ``mmap`` and unmaps it when freed, so every call faulted
+#: its arrays in again, numpy asking for huge pages on them (each a 2 MB page zeroed:
+#: ``do_huge_pmd_anonymous_page``, 4.5% of a worker's CPU). Never ``mmap`` (``mmap_max=0``: the
+#: heap serves every size) and never give the heap's top back (``trim_threshold``): a reused
+#: worker's later partitions then fault 2-6k pages instead of 36-170k, system 0.24-0.49 CPU s a
+#: partition instead of 0.76-1.35 (the 10m build's partitions, 100M-sized).
+HEAP_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
+#: Modules the fork server imports once, before any worker is forked from it (each worker has
+#: them at once; a name that does not import is skipped). ``__main__``: the main script, which a
+#: worker would otherwise run again as it starts.
+PRELOAD = (
+    "__main__", "numpy", "polars", "effortlens.partitioned", "effortlens.facts",
+    "effortlens.touch_build", "effortlens.habits", "effortlens.roe", "effortlens.flow",
+    "effortlens.deviance", "effortlens.attribution",
+)  # fmt: skip
 #: Seconds a worker waits for another call before it ends (and its memory goes back).
 IDLE_SECONDS = 2.0
 #: A worker holding more than this after a call ends instead of waiting for the next one. What
@@ -185,8 +215,8 @@ def _end_stale() -> None:
 
 def worker_environment(threads: int | None) -> dict[str, str]:
     """The environment variables a worker with ``threads`` threads starts with (beside this
-    process's own): its thread counts when fixed, and jemalloc's decay off
-    (:data:`ALLOCATOR_CONF`).
+    process's own): its thread counts (fixed, or this process's when ``None``), jemalloc's
+    decay off (:data:`ALLOCATOR_CONF`) and glibc's heap kept (:data:`HEAP_TUNABLES`).
 
     Examples
     --------
@@ -194,21 +224,82 @@ def worker_environment(threads: int | None) -> dict[str, str]:
     '1'
     >>> worker_environment(None)["_RJEM_MALLOC_CONF"].endswith(ALLOCATOR_CONF)
     True
+    >>> worker_environment(None)["GLIBC_TUNABLES"].endswith(HEAP_TUNABLES)
+    True
     """
-    variables = {name: str(threads) for name in THREAD_VARIABLES} if threads else {}
-    inherited = os.environ.get("_RJEM_MALLOC_CONF", "")
-    variables["_RJEM_MALLOC_CONF"] = f"{inherited},{ALLOCATOR_CONF}".lstrip(",")
+    if threads:
+        variables = {name: str(threads) for name in THREAD_VARIABLES}
+    else:
+        variables = {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}
+    for name, value in (("_RJEM_MALLOC_CONF", ALLOCATOR_CONF), ("GLIBC_TUNABLES", HEAP_TUNABLES)):
+        inherited = os.environ.get(name, "")
+        variables[name] = f"{inherited}{',' if name[0] == '_' else ':'}{value}".lstrip(",:")
     return variables
+
+
+def _forked() -> bool:
+    """Whether workers are forked from a fork server (Linux, with Polars able to size its pool
+    after the fork) rather than spawned."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:  # what Polars.Config's setters call: its settings read again from the environment
+        from polars._plr import config_reload_env_var  # noqa: F401, PLC2701
+    except ImportError:
+        return False
+    return True
+
+
+def _server() -> int:
+    """The fork server's process id, started if it is not running, with the workers' allocator
+    settings (read once, as it imports Polars) and without this process's thread counts."""
+    from multiprocessing import forkserver
+
+    variables = worker_environment(None)
+    with _STARTING:
+        saved = {name: os.environ.get(name) for name in (*variables, *THREAD_VARIABLES)}
+        for name in THREAD_VARIABLES:
+            os.environ.pop(name, None)
+        os.environ.update({k: v for k, v in variables.items() if k not in THREAD_VARIABLES})
+        try:
+            multiprocessing.get_context("forkserver").set_forkserver_preload(list(PRELOAD))
+            forkserver.ensure_running()
+        finally:
+            _restore(saved)
+    return _fork_server()._forkserver_pid  # noqa: SLF001  (its pid: not public)
+
+
+def _fork_server() -> Any:
+    """``multiprocessing``'s fork server of this process (its pid and its client pipe are
+    not public)."""
+    from multiprocessing import forkserver
+
+    return forkserver._forkserver  # noqa: SLF001
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _start(threads: int | None) -> Worker:
     """A new worker (run by the launcher's thread: the worker's parent-death signal follows
-    the thread that started it, and that thread lives as long as this process)."""
-    context = multiprocessing.get_context("spawn")
-    here, there = context.Pipe(duplex=True)
-    process = context.Process(target=_serve, args=(there, os.getpid()), name="effortlens-worker")
+    the thread that started it, and that thread lives as long as this process), forked from
+    the fork server where there is one (:func:`_forked`), else spawned."""
     variables = worker_environment(threads)
-    with _STARTING:  # the worker's pools and allocator are set as it imports Polars and numpy
+    own = {name: variables[name] for name in (*THREAD_VARIABLES, "_RJEM_MALLOC_CONF")
+           if name in variables}  # fmt: skip
+    if _forked():
+        parent = _server()
+        context = multiprocessing.get_context("forkserver")
+    else:
+        parent = os.getpid()
+        context = multiprocessing.get_context("spawn")
+    here, there = context.Pipe(duplex=True)
+    process = context.Process(target=_serve, args=(there, parent, own), name="effortlens-worker")
+    with _STARTING:  # a spawned worker's pools and allocator are set as it imports them
         saved = {name: os.environ.get(name) for name in variables}
         os.environ.update(variables)
         try:
@@ -217,11 +308,7 @@ def _start(threads: int | None) -> Worker:
             here.close()
             raise
         finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            _restore(saved)
             there.close()
     return Worker(process, here, threads)
 
@@ -274,16 +361,30 @@ _LAUNCHER = _Launcher()
 multiprocessing.util.Finalize(None, end_idle, exitpriority=100)
 
 
-def _serve(conn: Any, parent: int) -> None:
+def _serve(conn: Any, parent: int, own: dict[str, str]) -> None:
     """In a worker: run the calls that come, one after another, each answered with
-    ``(status, value, trace)``; end when the pipe closes."""
+    ``(status, value, trace)``; end when the pipe closes. ``own``: its thread counts and
+    allocator (a forked worker's Polars reads its thread count again, before its pool starts)."""
     import traceback
 
     from effortlens.loading.pipeline import _die_with_parent
 
+    server = _fork_server()
+    alive = server._forkserver_alive_fd  # noqa: SLF001
+    if alive is not None:
+        # forked by the server, with a copy of its client's end of the pipe whose closing ends
+        # the server: closed here, else the server (and so this worker, its child) would
+        # outlive a killed build; a worker that starts workers starts a server of its own
+        os.close(alive)
+        server.__init__()  # as never started, in this process
     _die_with_parent(parent)
-    own = {name: os.environ[name] for name in (*THREAD_VARIABLES, "_RJEM_MALLOC_CONF")
-           if name in os.environ}  # fmt: skip
+    for name in THREAD_VARIABLES:
+        os.environ.pop(name, None)
+    os.environ.update(own)
+    if "polars" in sys.modules:  # imported by the fork server, its pool not started yet
+        from polars._plr import config_reload_env_var  # noqa: PLC2701
+
+        config_reload_env_var("POLARS_MAX_THREADS")
     while True:
         try:
             message = conn.recv_bytes()
