@@ -991,6 +991,7 @@ def daily_of_rows(
     rep_facts: pl.DataFrame,
     customer_facing: Sequence[str],
     part: str | None = None,
+    types: pl.Series | None = None,
 ) -> pl.DataFrame:
     """The daily roll-up of ``rows`` (``day``, ``activity_type`` and the sums of
     :data:`DAILY_SUMS`, nulls as 0; without ``activities`` each row counts one): summed per
@@ -1008,6 +1009,9 @@ def daily_of_rows(
     then those sums in partition order, the very additions of summing each partition's own
     roll-up and then the partitions' roll-ups' rows (the same bits).
 
+    ``types``: the activity types, sorted and distinct, when ``activity_type`` holds each
+    row's place among them (integers) rather than the text: the same cells in the same order.
+
     Examples
     --------
     >>> import datetime as dt
@@ -1023,13 +1027,17 @@ def daily_of_rows(
     """
     if rows.height == 0:
         return pl.DataFrame(schema=DAILY_SCHEMA)
-    types = rows["activity_type"].unique().sort()
+    if types is None:
+        types = rows["activity_type"].unique().sort()
+        kind_of_rows = rows["activity_type"].cast(pl.Enum(types)).to_physical()
+    else:
+        kind_of_rows = rows["activity_type"]
     day = rows["day"].to_physical().cast(pl.Int64)
     first_day = day.min()
     n_days, n_types = day.max() - first_day + 1, types.len()
-    cell = (rep_code.cast(pl.Int64) * n_days + (day - first_day)) * n_types + rows[
-        "activity_type"
-    ].cast(pl.Enum(types)).to_physical().cast(pl.Int64)
+    cell = (rep_code.cast(pl.Int64) * n_days + (day - first_day)) * n_types + kind_of_rows.cast(
+        pl.Int64
+    )
     cells_of_rows = cell.to_numpy()
     if cell.null_count():  # a row without a day: last, as numpy sorts NaN
         order = np.argsort(cells_of_rows, kind="stable")

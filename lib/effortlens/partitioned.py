@@ -103,6 +103,9 @@ _KEYS = (("account_id", "a"), ("contact_id", "c"), ("opportunity_id", "o"))
 _PART = "__part"
 #: A roll-up row's rep: its place in :attr:`RollUpSlices.reps` (:func:`_write_roll_up_rows`).
 _REP = "__rep"
+#: Roll-up rows summed at once (:func:`write_daily`): numpy's sort and gathers of pieces that
+#: stay in the cache (100M, a run of 6.3M rows: 1.7-1.9 CPU s whole, ~0.8 in pieces of ~260k).
+_PIECE_ROWS = 1 << 18
 #: The seed of the hash that finds each event's key triple (:func:`partition_events`).
 _TRIPLE_SEED = 20240501
 #: The partitions' scratch files: each is written once and read whole once, so neither
@@ -1180,24 +1183,38 @@ def roll_up_slices(facts: pl.DataFrame, rows: int, *, slice_rows: int) -> RollUp
 
 
 def _write_roll_up_rows(rows: pl.DataFrame, slim: Path, p: int, slices: RollUpSlices) -> None:
-    """Partition ``p``'s roll-up rows (:func:`effortlens.enrich.daily_rows`, ``rows``) with its
-    number in ``__part``, written into the folder ``slim/part-<p>`` a file per run of reps of
-    ``slices`` (``<run>.arrow``, its rows in their order, each rep by its place in
-    ``slices.reps`` in ``__rep``), rows of reps not in it in ``unknown.arrow`` (by ``rep_id``).
-    Arrow IPC, uncompressed: written once and read once, memory-mapped. The folder is moved
-    into place whole: :func:`write_daily` may be waiting."""
+    """Partition ``p``'s roll-up rows (:func:`effortlens.enrich.daily_rows`, ``rows``),
+    written into the folder ``slim/part-<p>`` a file per run of reps of ``slices``
+    (``<run>.arrow``): its rows in their order, the rep as its place in ``slices.reps``
+    (``__rep``), the activity type as an ``Enum`` of the partition's own types, sorted. Rows
+    of reps not in ``slices.reps`` go to ``unknown.arrow`` (by ``rep_id`` as text, with the
+    partition's number in ``__part``). Arrow IPC, uncompressed: written once and read once,
+    memory-mapped. The folder is moved into place whole: :func:`write_daily` may be waiting
+    for it."""
     folder = slim / f".part-{p:05d}"
     folder.mkdir()
-    rows = rows.with_columns(pl.lit(p, pl.UInt32).alias(_PART))
-    code = rows["rep_id"].cast(pl.Enum(slices.reps), strict=False).to_physical()
+    ids = rows["rep_id"]
+    if isinstance(ids.dtype, pl.Enum):  # each category's place, gathered by the codes
+        places = ids.dtype.categories.cast(pl.Enum(slices.reps), strict=False)
+        code = places.to_physical().gather(ids.to_physical())
+    else:
+        code = ids.cast(pl.Enum(slices.reps), strict=False).to_physical()
     unknown = code.is_null()
-    if unknown.any():
-        rows.filter(unknown).write_ipc(folder / "unknown.arrow", compression="uncompressed")
+    if unknown.any():  # as text: an Enum's categories differ between partitions
+        rows.filter(unknown).with_columns(
+            pl.col("rep_id").cast(pl.String), pl.lit(p, pl.UInt32).alias(_PART)
+        ).write_ipc(folder / "unknown.arrow", compression="uncompressed")
         rows, code = rows.filter(~unknown), code.filter(~unknown)
-    known = rows.drop("rep_id").with_columns(code.cast(pl.UInt32).alias(_REP))
-    of_run = np.searchsorted(np.asarray(slices.starts), code.to_numpy(), side="right") - 1
+    kinds = rows["activity_type"].cast(pl.String)
+    places = code.cast(pl.UInt32).to_numpy()
+    known = rows.drop("rep_id").with_columns(
+        kinds.cast(pl.Enum(kinds.unique().drop_nulls().sort())), pl.Series(_REP, places)
+    )
+    # runs end to end, each in its rows' order: a gather that reads forward (by rep it
+    # costs ~0.3 CPU s more a partition of 3.2M rows; write_daily sorts a run's rows by rep)
+    of_run = np.searchsorted(np.asarray(slices.starts), places, side="right") - 1
     ends = np.cumsum(np.bincount(of_run, minlength=len(slices.starts)))
-    if len(slices.starts) > 1 and known.height:  # runs end to end, each in its rows' order
+    if len(slices.starts) > 1 and known.height:
         known = known[np.argsort(of_run.astype(np.uint16), kind="stable")]
     start = 0
     for run, end in enumerate(ends.tolist()):
@@ -1255,20 +1272,24 @@ def write_daily(
     while parts is not None and len(list(slim.glob("part-*"))) < parts:
         time.sleep(0.05)  # killed with the build if a partition fails
     facts = _rep_facts(reps, settings)
+    held = facts.with_columns(pl.col(REP_COLUMNS).cast(pl.Categorical))  # gathered as codes
     categorical = pl.col(KERNEL_CATEGORICAL).cast(pl.Categorical)
+
+    def summed(rows: pl.LazyFrame | pl.DataFrame, types: pl.Series | None = None) -> pl.DataFrame:
+        return _daily_of(rows, held, settings, types=types).with_columns(categorical)
+
     if slices is not None:
         if list(slices.reps) != facts["rep_id"].to_list():
             raise ValueError("the roll-up's runs of reps are not of these reps")
-        groups = _runs_of_rows(slim, slices)
+        sliced = _summed_runs(slim, slices, summed, threads=threads)
+        unknown = sorted(slim.glob("part-*/unknown.arrow"))
+        if unknown:  # reps not in the table: last, by id (as _rep_codes numbers them)
+            sliced.append(summed(pl.scan_ipc(unknown)))
     else:
-        groups = _slices_of_rows(slim, facts, slice_rows)
-
-    def summed(rows: pl.LazyFrame) -> pl.DataFrame:
-        return _daily_of(rows, facts, settings).with_columns(categorical)
-
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        sliced = list(pool.map(summed, groups)) or [pl.DataFrame(schema=DAILY_SCHEMA)]
-    daily = pl.concat(sliced, rechunk=False).with_columns(categorical)
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            sliced = list(pool.map(summed, _slices_of_rows(slim, facts, slice_rows)))
+    daily = pl.concat(sliced or [pl.DataFrame(schema=DAILY_SCHEMA)], rechunk=False)
+    daily = daily.with_columns(categorical)
     del sliced
     # as the in-memory build writes it: every kernel reads it at its first draw (one row
     # group of text columns at 10m: +170 MB peak, +0.8 CPU s for the habits page)
@@ -1276,17 +1297,64 @@ def write_daily(
     return daily.height
 
 
-def _runs_of_rows(slim: Path, slices: RollUpSlices) -> list[pl.LazyFrame]:
-    """Each run's rows (:func:`_write_roll_up_rows`) in partition order, the reps not in the
-    runs last."""
+def _summed_runs(
+    slim: Path,
+    slices: RollUpSlices,
+    summed: Callable[[pl.DataFrame, pl.Series], pl.DataFrame],
+    *,
+    threads: int,
+) -> list[pl.DataFrame]:
+    """The roll-up of the partitions' rows by runs of reps (:func:`_write_roll_up_rows`) in
+    the roll-up's order: a run's files read (memory-mapped), in partition order, each sorted
+    by rep (stably: ~200k rows a file at 100M, in the cache) with its partition's number and
+    the activity types as places among every file's types (sorted), then summed in pieces of
+    consecutive reps of about :data:`_PIECE_ROWS` rows (a slice of each file), ``threads``
+    at a time, by ``summed(piece, types)``."""
     folders = sorted(path for path in slim.glob("part-*") if path.is_dir())
-    names = [f"{run:05d}.arrow" for run in range(len(slices.starts))] + ["unknown.arrow"]
-    groups = []
-    for name in names:
-        files = [folder / name for folder in folders if (folder / name).is_file()]
-        if files:
-            groups.append(pl.scan_ipc(files))
-    return groups
+    names = [f"{run:05d}.arrow" for run in range(len(slices.starts))]
+    runs = [
+        [(int(folder.name.removeprefix("part-")), folder / name) for folder in folders]
+        for name in names
+    ]
+    runs = [[(p, path) for p, path in files if path.is_file()] for files in runs]
+    kinds = [pl.read_ipc_schema(path)["activity_type"].categories for f in runs for _, path in f]
+    types = pl.concat([pl.Series("activity_type", [], pl.String), *kinds]).unique().sort()
+    ends = [*slices.starts[1:], len(slices.reps)]
+    small = len(slices.reps) <= 2**16  # numpy sorts 16-bit integers by radix
+
+    def read(p: int, path: Path) -> pl.DataFrame:
+        frame = pl.read_ipc(path)
+        rep = frame[_REP].to_numpy()
+        frame = frame[np.argsort(rep.astype(np.uint16) if small else rep, kind="stable")]
+        kind = frame["activity_type"]
+        place = kind.dtype.categories.cast(pl.Enum(types)).to_physical()
+        return frame.with_columns(
+            place.gather(kind.to_physical()).alias("activity_type"),
+            pl.lit(p, pl.UInt32).alias(_PART),
+        )
+
+    out = []
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for first, end, files in zip(slices.starts, ends, runs, strict=True):
+            frames = list(pool.map(lambda file: read(*file), files))
+            if not frames:
+                continue
+            reps = [frame[_REP].to_numpy() for frame in frames]
+            per_rep = sum(np.bincount(r - first, minlength=end - first) for r in reps)
+            piece = (np.cumsum(per_rep) - 1) // _PIECE_ROWS  # each rep's piece
+            cuts = first + np.r_[0, np.flatnonzero(np.diff(piece)) + 1, end - first]
+            at = [np.searchsorted(r, cuts) for r in reps]  # each file's rows of each piece
+            pieces = [
+                pl.concat(
+                    [
+                        frame.slice(a[k], a[k + 1] - a[k])
+                        for frame, a in zip(frames, at, strict=True)
+                    ]
+                )
+                for k in range(len(cuts) - 1)
+            ]
+            out += pool.map(lambda rows: summed(rows, types), pieces)
+    return out
 
 
 def _slices_of_rows(slim: Path, facts: pl.DataFrame, slice_rows: int) -> list[pl.LazyFrame]:
@@ -1312,15 +1380,23 @@ def _slices_of_rows(slim: Path, facts: pl.DataFrame, slice_rows: int) -> list[pl
     return [rows.filter(pl.col("rep_id").is_in(ids.implode())) for ids in groups]
 
 
-def _daily_of(rows: pl.LazyFrame, facts: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+def _daily_of(
+    rows: pl.LazyFrame | pl.DataFrame,
+    facts: pl.DataFrame,
+    settings: Settings,
+    *,
+    types: pl.Series | None = None,
+) -> pl.DataFrame:
     """The daily roll-up of ``rows`` (the partitions' roll-up rows of some reps), sorted by
     rep (its row in ``facts``; reps not in it after, by id), day, type: summed by one integer
     cell number a row (:func:`effortlens.enrich.daily_of_rows`; 3m: 0.4 CPU s against 2.2 by
     a streaming text group-by of every activity and a sort on the text keys). A row's rep is
-    its ``rep_id``, or its row in ``facts`` (``__rep``, :func:`_write_roll_up_rows`)."""
+    its ``rep_id``, or its row in ``facts`` (``__rep``, :func:`_write_roll_up_rows`); its
+    activity type its text, or with ``types`` its place among them. The rep columns come as
+    ``facts`` has them (``Categorical``: gathered as codes)."""
     from effortlens.enrich import _rep_codes, daily_of_rows
 
-    frame = rows.collect()  # the files' rows in their order: partition order
+    frame = rows.collect() if isinstance(rows, pl.LazyFrame) else rows  # partition order
     if _REP in frame.columns:
         rep_code, rep_facts = frame[_REP], facts
         frame = frame.drop(_REP)
@@ -1335,7 +1411,8 @@ def _daily_of(rows: pl.LazyFrame, facts: pl.DataFrame, settings: Settings) -> pl
         # a cell summed per partition, then across: the additions of the partitions' own
         # roll-ups added up (the same bits)
         part=_PART if _PART in frame.columns else None,
-    ).cast(dict(DAILY_SCHEMA))
+        types=types,
+    ).cast({name: kind for name, kind in DAILY_SCHEMA.items() if name not in REP_COLUMNS})
 
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "should_partition", "write_partitioned"]
