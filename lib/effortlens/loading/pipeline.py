@@ -1201,6 +1201,8 @@ def repeated_ids(
     return repeated, len(repeats) + repeated.len()  # each repeated hash: repeats + first
 
 
+#: Rows of the id column :func:`ids_in_order` reads at a time (~0.3 GB of text at once).
+_ORDER_PASS_ROWS = 4_000_000
 #: Rows of the id column :func:`ids_in_order` looks at first (one row group of most writers):
 #: ids out of order there go straight to :func:`repeated_ids`.
 _ORDER_PROBE_ROWS = 262_144
@@ -1216,7 +1218,7 @@ def ids_in_order(
     columns.is_untidy` would say so of every chunk).
 
     The column is read a range of ``rows_per_pass`` rows at a time (default
-    :data:`REPEAT_PASS_ROWS`), the first few rows first: the first range out of order ends it.
+    :data:`_ORDER_PASS_ROWS`), the first few rows first: the first range out of order ends it.
     100M ids in order: ~0.05 CPU s per million, where hashing and sorting them took ~0.1.
 
     Examples
@@ -1234,26 +1236,36 @@ def ids_in_order(
     if dtype != pl.String and not dtype.is_integer():
         return False, False
     total = scan.select(pl.len()).collect().item()
-    rows_per_pass = rows_per_pass or REPEAT_PASS_ROWS
+    rows_per_pass = rows_per_pass or _ORDER_PASS_ROWS
+    ids = pl.col(id_column)
+    if dtype == pl.String:  # an empty id hashes to null (never a repeat)
+        given = ids.filter(ids.is_not_null() & (ids != ""))
+        untidy = (given.str.strip_chars().str.len_bytes() != given.str.len_bytes()).any()
+        empty = (ids == "").any()
+    else:
+        given, untidy, empty = ids.drop_nulls(), pl.lit(False), pl.lit(False)
+    checks = [
+        (given > given.shift(1)).fill_null(True).all().alias("ordered"),
+        untidy.alias("untidy"),
+        empty.alias("empty"),
+        given.first().alias("first"),
+        given.last().alias("last"),
+    ]
     probe = min(_ORDER_PROBE_ROWS, rows_per_pass, total)
-    last, empty = None, False
+    last, any_empty = None, False
     for start in [0, *range(probe, total, rows_per_pass)]:
         # the slice first: the scan reads only the range's row groups
         length = probe if start == 0 else rows_per_pass
-        piece = scan.slice(start, length).select(id_column).collect().to_series().drop_nulls()
-        if dtype == pl.String:  # an empty id hashes to null (never a repeat)
-            given = piece.filter(piece != "")
-            empty = empty or given.len() < piece.len()
-            piece = given
-            if (piece.str.strip_chars().str.len_bytes() != piece.str.len_bytes()).any():
-                return False, False
-        if not piece.len():
-            continue
-        ordered = (piece.slice(1) > piece.slice(0, piece.len() - 1)).all()
-        if not ordered or (last is not None and not piece[0] > last):
+        found = scan.slice(start, length).select(checks).collect().row(0, named=True)
+        if not found["ordered"] or found["untidy"]:
             return False, False
-        last = piece[-1]
-    return True, not empty
+        any_empty = any_empty or bool(found["empty"])
+        if found["first"] is None:
+            continue
+        if last is not None and not found["first"] > last:
+            return False, False
+        last = found["last"]
+    return True, not any_empty
 
 
 def _repeats(hashes: pl.Series) -> np.ndarray:
