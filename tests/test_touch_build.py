@@ -948,8 +948,9 @@ def test_contacts_ranked_by_the_enum_when_the_hashed_ranks_are_refused(monkeypat
 def test_pass_one_of_the_enrichments_coded_facts_writes_the_text_facts_files(tmp_path):
     """The partitioned build's pass 1 (``partitioned._view_part``) over the enrichment's coded
     facts (rep columns and the actions' rep and level as ``Enum``s) writes what it writes over
-    the text facts: every file, the stored ones (practice facts, verifiers) read back as text
-    with the same schema, the scratch frames and the credit fit's arrays."""
+    the text facts: every file, the stored ones (practice facts, verifiers) byte for byte (a
+    build that fuses pass 1 with the enrichment writes the files of one that reads the text
+    facts back), the scratch frames and the credit fit's arrays."""
     from effortlens import partitioned
     from effortlens.facts import FACTS_LAYOUT
 
@@ -985,6 +986,7 @@ def test_pass_one_of_the_enrichments_coded_facts_writes_the_text_facts_files(tmp
         elif path.suffix == ".parquet" and "scratch" not in str(relative):  # stored: as text
             assert pl.read_parquet_schema(path) == pl.read_parquet_schema(other), relative
             assert_frame_equal(pl.read_parquet(path), pl.read_parquet(other), check_exact=True)
+            assert path.read_bytes() == other.read_bytes(), relative  # a fused build's bytes
         elif path.suffix in (".parquet", ".arrow"):
             read = pl.read_ipc if path.suffix == ".arrow" else pl.read_parquet
             frame = read(path).with_columns(pl.col(pl.Enum).cast(pl.String))

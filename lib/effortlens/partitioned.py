@@ -1749,8 +1749,10 @@ def _view_part(
     acts, actions = events
     rows: dict[str, int] = {}
 
-    def write(frame: pl.DataFrame, relative: str) -> None:  # Enum codes as text
-        rows[relative] = _write_enums_as_text(frame, folder / relative, row_group_size=ROW_GROUP)
+    def write(frame: pl.DataFrame, relative: str) -> None:
+        # Enums spelled (the actions' rep_id: small): the bytes of a pass over the text facts
+        _write(_spelled_enums(frame), folder / relative, row_group_size=ROW_GROUP)
+        rows[relative] = frame.height
 
     # the touches read, their text coded and ordered by contact once for the three below
     part = PartTouches(acts, actions)
