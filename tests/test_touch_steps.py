@@ -5,6 +5,7 @@ touch codes equal the group-bys over the touches, and the same bytes twice."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +171,60 @@ def test_no_touch_at_all_gives_one_empty_part_of_the_touch_schema(touches, tmp_p
     assert list(written.values()) == [0]
     (path,) = sorted((folder / AGGREGATES_LAYOUT["touches"]).glob("*.parquet"))
     assert pl.read_parquet(path).schema == touches.schema
+
+
+def _small_chunks(monkeypatch, size: int) -> None:
+    """The touch codes' passes over the touches in chunks of ``size`` rows."""
+    from effortlens import habits
+
+    chunks = habits._chunks  # noqa: SLF001
+    monkeypatch.setattr(habits, "_CHUNK", size)
+    monkeypatch.setattr(habits, "_chunks", lambda rows, size=size: chunks(rows, size))
+
+
+@pytest.mark.parametrize(("parts", "files", "chunk"), [(3, 5, 97), (1, 1, 1 << 20), (4, 9, 1000)])
+def test_the_day_order_writes_the_habit_touch_codes_of_the_codes_step(
+    touches, tmp_path, monkeypatch, parts, files, chunk
+):
+    # the day order's ranges write the habit touch codes (and the cells from them) byte for
+    # byte as the touch codes step wrote them from the day order's scratch: every .npy
+    # (the credit sums per day added in the same chunks of all touches), the key tables
+    _small_chunks(monkeypatch, chunk)
+    scratch, old, new = tmp_path / "scratch", tmp_path / "old", tmp_path / "new"
+    made = _stage(touches, scratch, parts=parts, enums=True)
+    rows_per_part = touches.height // files + 1
+    groups, shared = day_order_plan(scratch, made, rows_per_part=rows_per_part, workers=2)
+    assert "codes" not in shared
+    for group in groups:
+        day_ordered_touches(scratch, old, group, **shared)
+    files_old = sorted((scratch / "codes").glob("*.arrow"))
+    n_old, cells_old = touch_codes(files_old, old / "habit_touches", cells=old)
+    shutil.rmtree(scratch / "codes")
+    groups, shared = day_order_plan(
+        scratch, made, rows_per_part=rows_per_part, workers=2, codes=new / "habit_touches"
+    )
+    assert shared["codes"] is not None
+    for group in groups:
+        day_ordered_touches(scratch, new, group, **shared)
+    assert not (scratch / "codes").exists()  # nothing written to be read again
+    n_new, cells_new = partitioned._touch_codes_of_ranges(shared["codes"], cells=new)  # noqa: SLF001
+    assert n_new == n_old == touches.height
+    assert cells_new == cells_old and len(cells_new) == len(CELLS)
+    made_old = sorted(p.relative_to(old) for p in old.rglob("*") if p.is_file())
+    made_new = sorted(p.relative_to(new) for p in new.rglob("*") if p.is_file())
+    assert made_new == made_old
+    assert len([p for p in made_old if p.suffix == ".npy"]) == 31
+    for relative in made_old:
+        assert (new / relative).read_bytes() == (old / relative).read_bytes(), relative
+
+
+def test_touch_codes_keep_the_scratch_when_a_touch_has_no_day(touches, tmp_path):
+    scratch = tmp_path / "scratch"
+    undated = touches.with_columns(
+        pl.when(pl.int_range(pl.len()) % 101 != 3).then(pl.col("day")).alias("day")
+    ).sort("day", "rep_id", nulls_last=False, maintain_order=True)
+    made = _stage(undated, scratch, parts=2, enums=True)
+    groups, shared = day_order_plan(
+        scratch, made, rows_per_part=1_000, workers=2, codes=tmp_path / "codes"
+    )
+    assert "codes" not in shared and not (tmp_path / "codes").exists()

@@ -31,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -2408,3 +2409,368 @@ def period_habits(
         for feature, key in (("timing", "cell"), ("cadence", "bin"))
     }
     return {"timing": timing, "cadence": cadence, "sequences": sequences, "effects": effects}
+
+
+# ------------------------------- the touch codes written a range of whole days at a time
+
+
+def touch_code_dictionary(part: pl.DataFrame, name: str) -> pl.DataFrame:
+    """The key table of code ``name`` (:data:`TOUCH_CODE_KEYS`) of touches whose key columns
+    are ``part`` (or their distinct rows: the same table): the distinct rows sorted, nulls
+    last (without those whose first column is null, for the codes that number them -1), as
+    :func:`_touch_code` numbers them."""
+    columns = list(TOUCH_CODE_KEYS[name])
+    dictionary = part.select(columns).unique()
+    if name in _NULL_CODED:
+        dictionary = dictionary.drop_nulls(columns[0])
+    return dictionary.sort(columns, nulls_last=True)
+
+
+#: The per-touch columns of :func:`write_touch_codes` in day order (``<name>.npy``).
+_PER_TOUCH = (
+    "day",
+    "owner",
+    "cell",
+    "bin",
+    "rep_cell",
+    "type",
+    *(f"sequence_{k}" for k in TOUCH_SEQUENCE_LENGTHS),
+    "responded",
+    "credit_timing",
+    "credit_cadence",
+    "type_cell",
+    "type_bin",
+    "rep_bin",
+)
+#: Those whose type is their largest value's (:func:`_pair_code`): known once all are made.
+_PAIRED = ("rep_cell", "type_cell", "type_bin", "rep_bin")
+
+
+def touch_code_layout(
+    dictionaries: dict[str, pl.DataFrame], *, rows: int, first: int, last: int
+) -> dict[str, Any] | None:
+    """What :func:`write_touch_code_range` and :func:`finish_touch_codes` share to write
+    :func:`write_touch_codes`' files a range of whole days at a time: the key tables
+    (:func:`touch_code_dictionary` of every touch), the ``rows`` touches (all with a day,
+    from day ``first`` to ``last``, days since 1970-01-01) and each column's type. Each key
+    column must be an ``Enum`` (the ranges give its physical codes) or an integer; ``None``
+    when one is not, or the keys do not pack in 62 bits."""
+    packed: dict[str, tuple[list[tuple[int, int]], np.ndarray]] = {}
+    for name, dictionary in dictionaries.items():
+        places = []
+        space = 1
+        for column in TOUCH_CODE_KEYS[name]:
+            dtype = dictionary.schema[column]
+            if isinstance(dtype, pl.Enum):
+                low, count = 0, len(dtype.categories)
+            elif dtype.is_integer():
+                known = dictionary[column].drop_nulls()
+                low = int(known.min()) if known.len() else 0
+                count = int(known.max()) - low + 1 if known.len() else 0
+            else:
+                return None
+            places.append((low, count + 1))
+            space *= count + 1
+        if space >= 1 << 62:
+            return None
+        keys = _packed(
+            {c: dictionary[c].to_physical() for c in TOUCH_CODE_KEYS[name]}, name, places
+        )
+        if len(keys) and not (np.diff(keys) > 0).all():  # never: the key table's order
+            raise RuntimeError(f"the touch codes' {name} keys are not in packed order")
+        packed[name] = (places, keys)
+    sizes = {name: dictionary.height for name, dictionary in dictionaries.items()}
+    rep_of_owner = _rep_of_owner(dictionaries["owner"])
+    most_rep = int(rep_of_owner.max(initial=0))
+    n_cells, n_bins, n_types = sizes["cell"], sizes["bin"], sizes["type"]
+    dtypes = {name: np.dtype(_narrowest(size)) for name, size in sizes.items()}
+    dtypes.update(
+        day=np.dtype(np.int32),
+        responded=np.dtype(np.bool_),
+        credit_timing=np.dtype(np.float64),
+        credit_cadence=np.dtype(np.float64),
+        # as _pair_code starts them: by their bound (narrowed at the end if need be)
+        rep_cell=np.dtype(_narrowest((most_rep + 1) * (n_cells + 1))),
+        type_cell=np.dtype(_narrowest(n_types * (n_cells + 1))),
+        type_bin=np.dtype(_narrowest(n_types * (n_bins + 1))),
+        rep_bin=np.dtype(_narrowest((most_rep + 1) * (n_bins + 1))),
+    )
+    return {
+        "dictionaries": dictionaries,
+        "packed": packed,
+        "sizes": sizes,
+        "rep_of_owner": rep_of_owner,
+        "most_rep": most_rep,
+        "dtypes": dtypes,
+        "rows": rows,
+        "first": first,
+        "span": last - first + 1,
+        "weeks": (last - first) // TOUCH_WEEK_DAYS + 1,
+    }
+
+
+def _packed(columns: dict[str, pl.Series], name: str, places: list[tuple[int, int]]) -> np.ndarray:
+    """Each row's key columns (physical values) as one int64, in the key table's order
+    (each column's value - its low, null after every value)."""
+    key = np.zeros(0, dtype=np.int64)
+    for k, (column, (low, width)) in enumerate(zip(TOUCH_CODE_KEYS[name], places, strict=True)):
+        values = columns[column]
+        if values.null_count():  # null: the digit after every value
+            if values.dtype in (pl.Int8, pl.Int16, pl.UInt8, pl.UInt16):  # max + 1 fits
+                values = values.cast(pl.Int32)
+            values = values.fill_null(low + width - 1)
+        digits = values.to_numpy()
+        if not k:
+            key = digits.astype(np.int64)
+        else:
+            key *= width
+            key += digits
+        if low:
+            key -= low
+    return key
+
+
+#: The most keys a code's lookup table holds (:func:`_coded`; 100M activities' owners: 30M
+#: keys of 5,000 reps x 501 teams x 3 segments x 2 roles); past it, a binary search.
+_LOOKUP_SPACE = 1 << 25
+
+
+def _coded(columns: dict[str, pl.Series], name: str, layout: dict[str, Any]) -> np.ndarray:
+    """Code ``name`` of each row whose key columns (physical values) are ``columns``: its
+    key's place among the key table's (-1 where there is none: a null first column of the
+    codes that number it so), by a lookup table of every key (made once per ``layout``)."""
+    places, keys = layout["packed"][name]
+    key = _packed(columns, name, places)
+    dtype = layout["dtypes"][name]
+    space = int(np.prod([width for _, width in places], dtype=np.int64))
+    if space <= _LOOKUP_SPACE:
+        tables = layout.setdefault("tables", {})
+        if name not in tables:
+            table = np.full(space, -1, dtype=dtype)
+            table[keys] = np.arange(len(keys))
+            tables[name] = table
+        code = tables[name][key]
+        if name not in _NULL_CODED and len(code) and int(code.min()) < 0:  # never
+            raise RuntimeError(f"a touch's {name} is not in the touch codes' key table")
+        return code
+    at = np.searchsorted(keys, key)
+    found = at < len(keys)
+    found[found] = keys[at[found]] == key[found]
+    if name not in _NULL_CODED and not found.all():  # never: the tables hold every key
+        raise RuntimeError(f"a touch's {name} is not in the touch codes' key table")
+    at[~found] = -1
+    return at.astype(dtype)
+
+
+def _data_at(path: Any) -> int:
+    """Where the data of ``path`` (an ``.npy``) start."""
+    from numpy.lib import format as npy
+
+    with open(path, "rb") as file:
+        npy.read_magic(file)
+        npy.read_array_header_1_0(file)
+        return file.tell()
+
+
+def start_touch_codes(folder: Any, layout: dict[str, Any]) -> None:
+    """The per-touch files of :func:`write_touch_codes` in ``folder``, their header written
+    and their length set, for :func:`write_touch_code_range` to fill a range at a time."""
+    from pathlib import Path
+
+    from numpy.lib import format as npy
+
+    folder = Path(folder)
+    (folder / "by_owner").mkdir(parents=True, exist_ok=True)
+    for name in _PER_TOUCH:
+        dtype = layout["dtypes"][name]
+        header = {
+            "descr": npy.dtype_to_descr(dtype),
+            "fortran_order": False,
+            "shape": (layout["rows"],),
+        }
+        with open(folder / f"{name}.npy", "wb") as out:
+            npy.write_array_header_1_0(out, header)
+            out.truncate(out.tell() + layout["rows"] * dtype.itemsize)
+
+
+def write_touch_code_range(
+    frame: pl.DataFrame, folder: Any, scratch: Any, *, index: int, at: int, layout: dict[str, Any]
+) -> None:
+    """Range ``index`` of :func:`write_touch_codes`' files: ``frame``, whole days of the
+    touches in the order the codes are read (by day, then rep), every one with a day, its
+    key text as physical codes of the key tables' ``Enum``s, are rows ``at …`` of the
+    touches. Their codes are written in place into ``folder``'s per-touch files
+    (:func:`start_touch_codes`), each day's touches ordered by rep x timing cell as
+    :func:`write_touch_codes` orders them (a stable sort of whole days: the same order);
+    the range's per-day counts and credit sums and per-week counts go to ``scratch`` for
+    :func:`finish_touch_codes` (the credit sums added in :func:`_day_sums`' chunks of every
+    touch: the same float sums)."""
+    from pathlib import Path
+
+    folder, scratch = Path(folder), Path(scratch)
+    rows = frame.height
+    sizes, dtypes = layout["sizes"], layout["dtypes"]
+    n_cells, n_bins, n_types = sizes["cell"], sizes["bin"], sizes["type"]
+    day = frame["day"].to_physical().cast(pl.Int32).to_numpy()
+    if rows and (frame["day"].null_count() or not frame["day"].is_sorted()):
+        raise RuntimeError("a range of the touch codes without a day or out of day order")
+    physical = {c: frame[c].to_physical() for c in {c for k in TOUCH_CODE_KEYS.values() for c in k}}
+    code = {
+        name: _coded({c: physical[c] for c in columns}, name, layout)
+        for name, columns in TOUCH_CODE_KEYS.items()
+    }
+    del physical
+    rep = layout["rep_of_owner"][code["owner"]]
+    bin_slot = _slot(code["bin"])
+    cell_slot = _slot(code["cell"])
+    cell_slot *= bin_slot > 0  # a timing cell on a contact only
+    rep_cell = rep.astype(np.int64) * (n_cells + 1)
+    rep_cell += cell_slot
+    order = _day_order(day, rep_cell, day_sorted=True)
+    values = {
+        "day": day,
+        "owner": code["owner"],
+        "cell": code["cell"],
+        "bin": code["bin"],
+        "rep_cell": rep_cell,
+        "type": code["type"],
+        **{f"sequence_{k}": code[f"sequence_{k}"] for k in TOUCH_SEQUENCE_LENGTHS},
+        "responded": frame["responded"].fill_null(False).to_numpy(),
+        "credit_timing": frame["credit_timing"].fill_null(0.0).to_numpy(),
+        "credit_cadence": frame["credit_cadence"].fill_null(0.0).to_numpy(),
+    }
+    taken = {name: np.take(v, order) for name, v in values.items()}
+    del values, code, rep_cell
+    rep = np.take(rep, order).astype(np.int64)
+    bin_slot = np.take(bin_slot, order)
+    cell_slot = np.take(cell_slot, order)
+    kind = taken["type"].astype(np.int64)
+    taken["type_cell"] = kind * (n_cells + 1) + cell_slot
+    taken["type_bin"] = kind * (n_bins + 1) + bin_slot
+    taken["rep_bin"] = rep * (n_bins + 1) + bin_slot
+    most = {name: int(taken[name].max(initial=0)) for name in _PAIRED}
+    for name in _PER_TOUCH:
+        dtype = dtypes[name]
+        values = np.ascontiguousarray(taken[name].astype(dtype, copy=False))
+        path = folder / f"{name}.npy"
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, memoryview(values).cast("B"), _data_at(path) + at * dtype.itemsize)
+        finally:
+            os.close(fd)
+    # what the running totals add up: per day (this range's days), per week (its weeks)
+    first = layout["first"]
+    days = taken["day"].astype(np.int64) - first
+    d0 = int(days[0]) if rows else 0
+    n_days = int(days[-1]) - d0 + 1 if rows else 0
+    local = days - d0
+    answered = taken["responded"].astype(np.int64)
+
+    def per_day(codes: np.ndarray, size: int) -> np.ndarray:
+        return np.bincount(local * size + codes, minlength=n_days * size).reshape(n_days, size)
+
+    size = n_types * (n_bins + 1) * n_cells * 2
+    tbc = ((kind * (n_bins + 1) + bin_slot) * n_cells + taken["cell"]) * 2 + answered
+    sums: dict[str, np.ndarray] = {"counts": per_day(tbc, size)}
+    del tbc
+    for k in TOUCH_SEQUENCE_LENGTHS:
+        name = f"sequence_{k}"
+        slot = _slot(taken[name]).astype(np.int64) * 2 + answered
+        sums[f"running_{name}"] = per_day(slot, (sizes[name] + 1) * 2)
+    # the credit per day by type x (1 + cell or bin): added in _day_sums' chunks of all
+    # the touches (a day's sum is its chunks' sums added in order: the same bits)
+    cuts = [0]
+    chunk = ((at // _CHUNK) + 1) * _CHUNK - at
+    while chunk < rows:
+        cuts.append(chunk)
+        chunk += _CHUNK
+    cuts.append(rows)
+    for feature, name, width in (("timing", "cell", n_cells + 1), ("cadence", "bin", n_bins + 1)):
+        paired = taken[f"type_{name}"].astype(np.int64)
+        credit = taken[f"credit_{feature}"]
+        span = n_types * width
+        total = np.zeros((n_days, span))
+        flat = total.reshape(-1)
+        for lo, hi in zip(cuts, cuts[1:], strict=False):
+            if hi <= lo:
+                continue
+            a, b = int(local[lo]), int(local[hi - 1])
+            key = (local[lo:hi] - a) * span + paired[lo:hi]
+            flat[a * span : (b + 1) * span] += np.bincount(
+                key, weights=credit[lo:hi], minlength=(b - a + 1) * span
+            )
+        sums[f"credit_{feature}"] = total
+        # the touches per rep x (1 + cell or bin) per week
+        weeks = days // TOUCH_WEEK_DAYS
+        w0 = int(weeks[0]) if rows else 0
+        n_weeks = int(weeks[-1]) - w0 + 1 if rows else 0
+        width_rep = (layout["most_rep"] + 1) * width
+        sums[f"rep_{name}"] = np.bincount(
+            (weeks - w0) * width_rep + taken[f"rep_{name}"], minlength=n_weeks * width_rep
+        ).reshape(n_weeks, width_rep)
+        sums[f"rep_{name}_week"] = np.array(w0)
+    sums["day0"] = np.array(d0)
+    sums["most"] = np.array([most[name] for name in _PAIRED], dtype=np.int64)
+    np.savez(scratch / f"range-{index:05d}.npz", **sums)
+
+
+def finish_touch_codes(folder: Any, scratch: Any, layout: dict[str, Any]) -> int:
+    """What :func:`write_touch_codes` writes besides the per-touch columns, once every range
+    is in (:func:`write_touch_code_range`): the key tables, the running totals (added up
+    from the ranges' sums), the columns by owner; the paired codes narrowed to their largest
+    value's type. The same files as :func:`write_touch_codes` of the touches. Returns the
+    number of touches."""
+    from pathlib import Path
+
+    folder, scratch = Path(folder), Path(scratch)
+    for name, dictionary in layout["dictionaries"].items():
+        written = dictionary.with_columns(pl.col(pl.Enum).cast(pl.String))
+        if name.startswith("sequence_"):
+            written = written.rename({TOUCH_CODE_KEYS[name][0]: "sequence"})
+        written.write_parquet(folder / f"{name}.keys.parquet")
+    ranges = [dict(np.load(p)) for p in sorted(scratch.glob("range-*.npz"))]
+    rows, span, n_weeks = layout["rows"], layout["span"], layout["weeks"]
+    most = np.max([r["most"] for r in ranges], axis=0) if ranges else np.zeros(len(_PAIRED))
+    for name, largest in zip(_PAIRED, most.tolist(), strict=True):
+        dtype = np.dtype(_narrowest(int(largest)))
+        if dtype != layout["dtypes"][name]:  # as _pair_code narrows them
+            np.save(folder / f"{name}.npy", np.load(folder / f"{name}.npy").astype(dtype))
+
+    def running(name: str, *, weekly: str | None = None) -> np.ndarray:
+        size = ranges[0][name].shape[1]
+        total = np.zeros(((n_weeks if weekly else span) + 1, size), dtype=np.intp)
+        for r in ranges:
+            at = int(r[weekly] if weekly else r["day0"])
+            total[1 + at : 1 + at + len(r[name])] += r[name]
+        np.cumsum(total, axis=0, out=total)
+        return total
+
+    counts = running("counts")
+    np.save(folder / "running_counts.npy", counts.astype(_narrowest(int(counts[-1].sum()))))
+    del counts
+    for k in TOUCH_SEQUENCE_LENGTHS:
+        name = f"running_sequence_{k}"
+        np.save(folder / f"{name}.npy", running(name).astype(_narrowest(rows)))
+    # the columns again by owner, then day (a stable sort keeps the day order)
+    owner = np.load(folder / "owner.npy")
+    order = np.argsort(owner, kind="stable")
+    starts = np.searchsorted(owner[order], np.arange(layout["sizes"]["owner"] + 1))
+    del owner
+    np.save(folder / "by_owner" / "starts.npy", starts.astype(np.int64))
+    for name in TOUCH_BY_OWNER:
+        values = np.load(folder / f"{name}.npy")
+        _save_taken(folder / "by_owner" / f"{name}.npy", values, order)
+        del values
+    del order
+    for feature, name in (("timing", "cell"), ("cadence", "bin")):
+        per_day = np.zeros((span, ranges[0][f"credit_{feature}"].shape[1]))
+        for r in ranges:
+            at = int(r["day0"])
+            per_day[at : at + len(r[f"credit_{feature}"])] = r[f"credit_{feature}"]
+        np.save(folder / f"running_credit_{feature}.npy", _running_double(per_day))
+        del per_day
+        weekly = running(f"rep_{name}", weekly=f"rep_{name}_week")
+        most_week = int(weekly[-1].max(initial=0))
+        np.save(folder / f"running_rep_{name}.npy", weekly.astype(_narrowest(most_week)))
+        del weekly
+    return rows

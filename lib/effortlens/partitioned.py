@@ -1618,7 +1618,11 @@ def write_view_facts(
                 ]
                 say("view facts: touches in day order")
                 groups, shared = _day_order_plan(
-                    scratch, parts, rows_per_part=per_part, workers=workers
+                    scratch,
+                    parts,
+                    rows_per_part=per_part,
+                    workers=workers,
+                    codes=folder / HABIT_TOUCHES,
                 )
                 del parts
                 written["day order"] = dict(
@@ -1638,11 +1642,15 @@ def write_view_facts(
                 # when it is done (100M, 43a875f: it had ended 38 s before, and the touch
                 # codes ran 40 s on one thread while the other core idled)
                 alone = side is None or side.done()
+                if shared.get("codes") is not None:  # written by the day order's ranges
+                    function, args = _touch_codes_of_ranges, (shared["codes"],)
+                else:
+                    function, args = _touch_codes, (codes, folder / HABIT_TOUCHES)
                 try:
                     n_codes, cells = run.call(
-                        _step_words(_touch_codes),
-                        _touch_codes,
-                        (codes, folder / HABIT_TOUCHES),
+                        _step_words(function),
+                        function,
+                        args,
                         {"cells": folder},
                         together=1 if alone else workers,
                     )
@@ -1954,7 +1962,68 @@ def _touch_part(
         "counts": runs.struct.field("len").to_list(),
         "names": names,
         "schema": {c: (pl.String if c in names else t) for c, t in frame.schema.items()},
+        "keys": _touch_code_keys(frame),
     }
+
+
+def _touch_code_keys(frame: pl.DataFrame) -> dict[str, pl.DataFrame] | None:
+    """The distinct rows of each habit touch code's key columns
+    (:data:`effortlens.habits.TOUCH_CODE_KEYS`) among ``frame``'s touches with a day, as
+    they are in ``frame`` (text as the partition's codes); ``None`` when some key column is
+    missing."""
+    from effortlens.habits import TOUCH_CODE_KEYS
+
+    if any(c not in frame.columns for columns in TOUCH_CODE_KEYS.values() for c in columns):
+        return None
+    dated = frame["day"].is_not_null().to_numpy() if frame["day"].null_count() else None
+    return {
+        name: _distinct_rows(frame.select(columns), dated)
+        for name, columns in TOUCH_CODE_KEYS.items()
+    }
+
+
+def _distinct_rows(frame: pl.DataFrame, kept: np.ndarray | None = None) -> pl.DataFrame:
+    """The distinct rows of ``frame`` (integer columns: codes, small numbers) among those
+    ``kept`` (a mask; all without), in any order: each row one integer of its columns'
+    values (null after every value), marked present in an array of all of them (a 100M
+    partition's 2.7M rows: a few ms a column, several times less than Polars' unique of
+    the rows); a unique of the rows when that array would pass 2**26."""
+    places = []
+    space = 1
+    for column in frame.columns:
+        values = frame[column].to_physical()
+        if not values.dtype.is_integer():
+            space = 1 << 27
+            break
+        known = values.len() - values.null_count()
+        low = int(values.min()) if known else 0
+        width = (int(values.max()) - low + 2) if known else 1
+        places.append((low, width))
+        space *= width
+    if space > 1 << 26:
+        kept_rows = frame if kept is None else frame.filter(pl.Series(kept))
+        return kept_rows.unique()
+    key = np.zeros(frame.height, dtype=np.int64)
+    for column, (low, width) in zip(frame.columns, places, strict=True):
+        values = frame[column].to_physical()
+        if values.null_count():  # null: the digit after every value
+            if values.dtype in (pl.Int8, pl.Int16, pl.UInt8, pl.UInt16):  # max + 1 fits
+                values = values.cast(pl.Int32)
+            values = values.fill_null(low + width - 1)
+        key *= width
+        key += values.to_numpy()
+        key -= low
+    present = np.zeros(space, dtype=bool)
+    present[key if kept is None else key[kept]] = True
+    found = np.flatnonzero(present)
+    columns = {}
+    for column, (low, width) in reversed(list(zip(frame.columns, places, strict=True))):
+        digit = pl.Series(found % width)
+        found = found // width
+        values = pl.select(pl.when(digit < width - 1).then(digit + low)).to_series()
+        physical = frame[column].to_physical().dtype
+        columns[column] = values.cast(physical).cast(frame.schema[column])
+    return pl.DataFrame([columns[c].rename(c) for c in frame.columns])
 
 
 def _habit_cells(scratch: Path, folder: Path, *, slice_rows: int) -> dict[str, int]:
@@ -2169,7 +2238,12 @@ def _ordered_streaks(
 
 
 def _day_order_plan(
-    scratch: Path, parts: list[dict[str, Any]], *, rows_per_part: int, workers: int
+    scratch: Path,
+    parts: list[dict[str, Any]],
+    *,
+    rows_per_part: int,
+    workers: int,
+    codes: Path | None = None,
 ) -> tuple[list[list[tuple[int, list[tuple[Path, int, int, int]]]]], dict[str, Any]]:
     """How :func:`_day_ordered_touches` merges pass 2's partitions (:func:`_touch_part`'s
     ``parts``, in partition order) into part files of a range of days each: the ranges as
@@ -2177,7 +2251,10 @@ def _day_order_plan(
     the touches without a day in the first), each with every partition's rows of it (a
     slice of rows: each partition is in day order), in up to ``workers`` groups of about
     equal rows; and what every group shares (``shared``: each text column's values over all
-    partitions, sorted, and each partition's codes renumbered among them)."""
+    partitions, sorted, and each partition's codes renumbered among them).
+
+    With ``codes`` (the habit touch codes' folder), when every touch has a day: the ranges
+    write the habit touch codes too (``shared["codes"]``: :func:`_touch_code_ranges`)."""
     texts = list(parts[0]["names"]) if parts else []
     names = {
         c: pl.Series(c, [v for p in parts for v in p["names"][c]], pl.String).unique().sort()
@@ -2235,7 +2312,71 @@ def _day_order_plan(
         load[g] += rows
     low = min((d for d in per_day if d is not None), default=0)
     schema = parts[0]["schema"] if parts else {}
-    return groups, {"names": names, "remaps": remaps, "low": low, "schema": schema}
+    shared = {"names": names, "remaps": remaps, "low": low, "schema": schema}
+    if codes is not None and None not in per_day:
+        at = np.cumsum([0] + [rows for _, _, rows in ranges]).tolist()
+        shared["codes"] = _touch_code_ranges(
+            parts, names, remaps, codes, scratch / "touch_codes", at=at[:-1], days=per_day
+        )
+    return groups, shared
+
+
+def _touch_code_ranges(
+    parts: list[dict[str, Any]],
+    names: dict[str, pl.Series],
+    remaps: list[dict[str, pl.Series]],
+    out: Path,
+    scratch: Path,
+    *,
+    at: list[int],
+    days: dict[Any, int],
+) -> dict[str, Any] | None:
+    """What the day order's ranges need to write the habit touch codes
+    (:func:`effortlens.habits.write_touch_code_range`): the key tables, from every
+    partition's distinct key rows (:func:`_touch_code_keys`, renumbered as ``Enum``s of the
+    sorted values, as the ranges' codes), the layout, the files started in ``out``; each
+    range's first row (``at``). ``None`` (the codes read from the day order's scratch, as
+    before) when a partition has no key rows, there are no touches, or the keys do not pack
+    (:func:`effortlens.habits.touch_code_layout`); or when the habit cells from the codes would
+    not fit their dense sums (:data:`_CELL_SPACE`)."""
+    from effortlens.habits import (
+        TOUCH_CODE_KEYS,
+        TOUCH_SEQUENCE_LENGTHS,
+        start_touch_codes,
+        touch_code_dictionary,
+        touch_code_layout,
+    )
+
+    rows = sum(days.values())
+    if not rows or any(p["keys"] is None for p in parts if p["rows"]):
+        return None
+    dictionaries = {}
+    for name, columns in TOUCH_CODE_KEYS.items():
+        found = [
+            p["keys"][name].with_columns(
+                names[c].gather(remaps[k][c].gather(p["keys"][name][c])).cast(pl.Enum(names[c]))
+                for c in columns
+                if c in names
+            )
+            for k, p in enumerate(parts)
+            if p["rows"]
+        ]
+        dictionaries[name] = touch_code_dictionary(pl.concat(found), name).rechunk()
+    layout = touch_code_layout(dictionaries, rows=rows, first=min(days), last=max(days))
+    if layout is None:
+        return None
+    sizes = layout["sizes"]
+    widest = max(
+        sizes["type"] * sizes["cell"],
+        sizes["type"] * sizes["bin"],
+        *(sizes[f"sequence_{k}"] for k in TOUCH_SEQUENCE_LENGTHS),
+    )
+    if widest * 4 > _CELL_SPACE:  # the cells by the group-bys, from the codes' scratch
+        return None
+    shutil.rmtree(out, ignore_errors=True)
+    start_touch_codes(out, layout)
+    scratch.mkdir(parents=True, exist_ok=True)
+    return {"out": out, "scratch": scratch, "layout": layout, "at": at}
 
 
 def _plain(values: pl.Series, shift: int) -> np.ndarray:
@@ -2266,12 +2407,15 @@ def _day_ordered_touches(
     remaps: list[dict[str, pl.Series]],
     low: int,
     schema: dict[str, Any],
+    codes: dict[str, Any] | None = None,
 ) -> dict[str, int]:
     """The touch facts of some ranges of days (:func:`_day_order_plan`) in the in-memory
     build's order, by day then rep (a day's touches of one rep in partition order), one part
     file per range; beside each, its rows with their text keys as ``Enum``s of the sorted
     values of all the touches (``scratch/codes``: what :func:`_habit_cells` and
-    :func:`_touch_codes` read).
+    :func:`_touch_codes` read); or, with ``codes`` (:func:`_touch_code_ranges`), the
+    range's habit touch codes written in place instead
+    (:func:`effortlens.habits.write_touch_code_range`: no scratch written and read again).
 
     Each range's rows are read in place from pass 2's files (each partition's rows of the
     range: a slice, in day then rep order), their codes renumbered among all the values, and
@@ -2282,7 +2426,8 @@ def _day_ordered_touches(
     from effortlens.facts import AGGREGATES_LAYOUT, ROW_GROUP
 
     rows = {}
-    (scratch / "codes").mkdir(parents=True, exist_ok=True)
+    if codes is None:
+        (scratch / "codes").mkdir(parents=True, exist_ok=True)
     n_reps = names["rep_id"].len() if "rep_id" in names else 0
     for i, pieces in ranges:
         frames = []
@@ -2310,6 +2455,19 @@ def _day_ordered_touches(
         _write(spelled, folder / relative, row_group_size=ROW_GROUP)
         rows[relative] = spelled.height
         del spelled
+        if codes is not None:  # the range's habit touch codes, in place
+            from effortlens.habits import write_touch_code_range
+
+            write_touch_code_range(
+                frame,
+                codes["out"],
+                codes["scratch"],
+                index=i,
+                at=codes["at"][i],
+                layout=codes["layout"],
+            )
+            del frame
+            continue
         coded = frame.with_columns(pl.col(c).cat.to(pl.Enum(names[c])) for c in names)
         # scratch read whole twice (habit cells, touch codes), in place: Arrow IPC
         coded.write_ipc(scratch / "codes" / f"part-{i:05d}.arrow", compression="uncompressed")
@@ -2466,6 +2624,18 @@ def _habit_cells_of_codes(codes: Path, folder: Path) -> dict[str, int] | None:
         _write(frame, folder / relative, row_group_size=ROW_GROUP)
         written[relative] = frame.height
     return written
+
+
+def _touch_codes_of_ranges(
+    codes: dict[str, Any], *, cells: Path
+) -> tuple[int, dict[str, int] | None]:
+    """:func:`_touch_codes` when the day order wrote the habit touch codes' columns a range
+    at a time (:func:`_touch_code_ranges`): the rest of them
+    (:func:`effortlens.habits.finish_touch_codes`), then the habit cells from the codes."""
+    from effortlens.habits import finish_touch_codes
+
+    written = finish_touch_codes(codes["out"], codes["scratch"], codes["layout"])
+    return written, _habit_cells_of_codes(codes["out"], cells)
 
 
 def _touch_codes(
