@@ -2513,6 +2513,8 @@ def _packed(columns: dict[str, pl.Series], name: str, places: list[tuple[int, in
     """Each row's key columns (physical values) as one int64, in the key table's order
     (each column's value - its low, null after every value)."""
     key = np.zeros(0, dtype=np.int64)
+    space = int(np.prod([width for _, width in places], dtype=np.int64))
+    kind = np.int32 if space < 1 << 31 else np.int64
     for k, (column, (low, width)) in enumerate(zip(TOUCH_CODE_KEYS[name], places, strict=True)):
         values = columns[column]
         if values.null_count():  # null: the digit after every value
@@ -2521,7 +2523,7 @@ def _packed(columns: dict[str, pl.Series], name: str, places: list[tuple[int, in
             values = values.fill_null(low + width - 1)
         digits = values.to_numpy()
         if not k:
-            key = digits.astype(np.int64)
+            key = digits.astype(kind)
         else:
             key *= width
             key += digits
@@ -2560,6 +2562,14 @@ def _coded(columns: dict[str, pl.Series], name: str, layout: dict[str, Any]) -> 
         raise RuntimeError(f"a touch's {name} is not in the touch codes' key table")
     at[~found] = -1
     return at.astype(dtype)
+
+
+def _times_plus(first: np.ndarray, width: int, then: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``first * width + then`` in ``dtype`` (wide enough for every value)."""
+    out = first.astype(dtype)
+    out *= width
+    np.add(out, then, out=out, casting="unsafe")
+    return out
 
 
 def _data_at(path: Any) -> int:
@@ -2624,8 +2634,7 @@ def write_touch_code_range(
     bin_slot = _slot(code["bin"])
     cell_slot = _slot(code["cell"])
     cell_slot *= bin_slot > 0  # a timing cell on a contact only
-    rep_cell = rep.astype(np.int64) * (n_cells + 1)
-    rep_cell += cell_slot
+    rep_cell = _times_plus(rep, n_cells + 1, cell_slot, dtypes["rep_cell"])
     order = _day_order(day, rep_cell, day_sorted=True)
     values = {
         "day": day,
@@ -2641,13 +2650,15 @@ def write_touch_code_range(
     }
     taken = {name: np.take(v, order) for name, v in values.items()}
     del values, code, rep_cell
-    rep = np.take(rep, order).astype(np.int64)
+    rep = np.take(rep, order)
     bin_slot = np.take(bin_slot, order)
     cell_slot = np.take(cell_slot, order)
-    kind = taken["type"].astype(np.int64)
-    taken["type_cell"] = kind * (n_cells + 1) + cell_slot
-    taken["type_bin"] = kind * (n_bins + 1) + bin_slot
-    taken["rep_bin"] = rep * (n_bins + 1) + bin_slot
+    kind = taken["type"]
+    taken["type_cell"] = _times_plus(kind, n_cells + 1, cell_slot, dtypes["type_cell"])
+    taken["type_bin"] = _times_plus(kind, n_bins + 1, bin_slot, dtypes["type_bin"])
+    taken["rep_bin"] = _times_plus(rep, n_bins + 1, bin_slot, dtypes["rep_bin"])
+    del rep
+    kind = kind.astype(np.int64)
     most = {name: int(taken[name].max(initial=0)) for name in _PAIRED}
     for name in _PER_TOUCH:
         dtype = dtypes[name]

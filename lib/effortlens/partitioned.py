@@ -33,11 +33,12 @@ the size of a partition rather than of the data:
    ``activities.parquet/`` and ``actions.parquet/`` (folders of part files,
    :func:`effortlens.facts.scan_fact`).
 4. **Daily roll-up**: each partition writes what the roll-up sums of each of its activities
-   (:func:`effortlens.enrich.daily_rows`, with its partition's number), added up per partition
-   then across partitions a run of reps at a time (about four partitions' rows; one
-   ``group_by`` over every event passed 8 GB at 100M) by one integer cell number a row, in the
-   in-memory roll-up's order, and written by the process that sums it: started as soon as
-   every partition has started and a process is free, beside the last partitions.
+   (:func:`effortlens.enrich.daily_rows`), a file per run of reps (the runs fixed before any
+   partition starts, :func:`roll_up_slices`; one ``group_by`` over every event passed 8 GB at
+   100M), added up per partition then across partitions by one integer cell number a row, in
+   the in-memory roll-up's order, a piece of consecutive reps at a time (:func:`write_daily`),
+   and written by the process that sums it: started as soon as every partition has started
+   and a process is free, beside the last partitions.
 
 5. **View facts** (above ``limits.partition_above_rows``, :func:`write_view_facts`): what a
    contact's history gives, per partition (practice, verifiers, streaks, the touches' history
@@ -1977,53 +1978,53 @@ def _touch_code_keys(frame: pl.DataFrame) -> dict[str, pl.DataFrame] | None:
         return None
     dated = frame["day"].is_not_null().to_numpy() if frame["day"].null_count() else None
     return {
-        name: _distinct_rows(frame.select(columns), dated)
+        name: _distinct_rows([frame[c] for c in columns], dated)
         for name, columns in TOUCH_CODE_KEYS.items()
     }
 
 
-def _distinct_rows(frame: pl.DataFrame, kept: np.ndarray | None = None) -> pl.DataFrame:
-    """The distinct rows of ``frame`` (integer columns: codes, small numbers) among those
+def _distinct_rows(columns: list[pl.Series], kept: np.ndarray | None = None) -> pl.DataFrame:
+    """The distinct rows of ``columns`` (integers: codes, small numbers) among those
     ``kept`` (a mask; all without), in any order: each row one integer of its columns'
     values (null after every value), marked present in an array of all of them (a 100M
     partition's 2.7M rows: a few ms a column, several times less than Polars' unique of
     the rows); a unique of the rows when that array would pass 2**26."""
     places = []
     space = 1
-    for column in frame.columns:
-        values = frame[column].to_physical()
-        if not values.dtype.is_integer():
+    for values in columns:
+        physical = values.to_physical()
+        if not physical.dtype.is_integer():
             space = 1 << 27
             break
-        known = values.len() - values.null_count()
-        low = int(values.min()) if known else 0
-        width = (int(values.max()) - low + 2) if known else 1
+        known = physical.len() - physical.null_count()
+        low = int(physical.min()) if known else 0
+        width = (int(physical.max()) - low + 2) if known else 1
         places.append((low, width))
         space *= width
     if space > 1 << 26:
-        kept_rows = frame if kept is None else frame.filter(pl.Series(kept))
-        return kept_rows.unique()
-    key = np.zeros(frame.height, dtype=np.int64)
-    for column, (low, width) in zip(frame.columns, places, strict=True):
-        values = frame[column].to_physical()
-        if values.null_count():  # null: the digit after every value
-            if values.dtype in (pl.Int8, pl.Int16, pl.UInt8, pl.UInt16):  # max + 1 fits
-                values = values.cast(pl.Int32)
-            values = values.fill_null(low + width - 1)
+        frame = pl.DataFrame(columns)
+        return (frame if kept is None else frame.filter(pl.Series(kept))).unique()
+    key = np.zeros(columns[0].len() if columns else 0, dtype=np.int32)  # space <= 2**26
+    for values, (low, width) in zip(columns, places, strict=True):
+        physical = values.to_physical()
+        if physical.null_count():  # null: the digit after every value
+            if physical.dtype in (pl.Int8, pl.Int16, pl.UInt8, pl.UInt16):  # max + 1 fits
+                physical = physical.cast(pl.Int32)
+            physical = physical.fill_null(low + width - 1)
         key *= width
-        key += values.to_numpy()
-        key -= low
+        key += physical.to_numpy()
+        if low:
+            key -= low
     present = np.zeros(space, dtype=bool)
     present[key if kept is None else key[kept]] = True
     found = np.flatnonzero(present)
-    columns = {}
-    for column, (low, width) in reversed(list(zip(frame.columns, places, strict=True))):
+    out = {}
+    for values, (low, width) in reversed(list(zip(columns, places, strict=True))):
         digit = pl.Series(found % width)
         found = found // width
-        values = pl.select(pl.when(digit < width - 1).then(digit + low)).to_series()
-        physical = frame[column].to_physical().dtype
-        columns[column] = values.cast(physical).cast(frame.schema[column])
-    return pl.DataFrame([columns[c].rename(c) for c in frame.columns])
+        decoded = pl.select(pl.when(digit < width - 1).then(digit + low)).to_series()
+        out[values.name] = decoded.cast(values.to_physical().dtype).cast(values.dtype)
+    return pl.DataFrame([out[values.name].rename(values.name) for values in columns])
 
 
 def _habit_cells(scratch: Path, folder: Path, *, slice_rows: int) -> dict[str, int]:
