@@ -1011,3 +1011,55 @@ def test_whole_seconds_back_are_polars_total_seconds_where_times_do_not_go_back(
         want = (ts - ts.shift(back)).dt.total_seconds().fill_null(0).to_numpy()
         assert np.array_equal(got, want), back
     assert touch_build._whole_seconds_back(ts.scatter(5, None), 1) is None  # noqa: SLF001
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 17])
+def test_the_fit_on_several_threads_gives_the_bits_of_one(monkeypatch, chunk):
+    # the partitioned build's inputs in three parts (int32 cells and indices, each part's
+    # pairs and actions numbered within it): the parts' setup, each iteration's chunks of
+    # actions and the per-touch sums shared out to threads, and the thread count changed
+    # between steps (the fit widens when the practice side is done), give the bits of the
+    # fit on one thread
+    monkeypatch.setattr(touch_build, "_CHUNK", chunk)
+    parts, counts = [], []
+    for seed in (11, 12, 13):
+        args = _em_args(
+            seed, touches=900, pairs=2_000, actions=500, cells=300, lag_scale=30, narrow=True
+        )
+        keys = ["cell_timing", "band", "left", "pair_action", "pair_touch", "pair_lag"]
+        arrays = dict(zip(keys, args[:6], strict=True))
+        parts.append(arrays | {"cell_cadence": (args[0] % 17).astype(np.int32)})
+        counts.append(500)
+    options = {"n_actions": counts, "exposure_scale": 1e5, "iterations": 25}
+    one = dict(touch_build.fitted_credits(parts, **options))
+    asked = []
+
+    def widening() -> int:  # one thread for the first few steps, then three
+        asked.append(1)
+        return 1 if len(asked) < 6 else 3
+
+    for threads in (2, widening):
+        got = dict(touch_build.fitted_credits(parts, **options, threads=threads))
+        assert got.keys() == one.keys() == {"timing", "cadence"}
+        for feature in one:
+            assert len(got[feature]) == 3
+            for a, b in zip(got[feature], one[feature], strict=True):
+                assert np.array_equal(a, b)  # to the bit
+    assert len(asked) > 6  # asked at every step
+    assert all(c.sum() > 0 for c in one["timing"])
+    # and one thread is the plain fit of the parts put together
+    whole = {
+        key: np.concatenate(
+            [
+                p[key]
+                + (500 * k if key == "pair_action" else 900 * k if key == "pair_touch" else 0)
+                for k, p in enumerate(parts)
+            ]
+        )
+        for key in parts[0]
+    }
+    args = (whole["cell_timing"], whole["band"], whole["left"], whole["pair_action"],
+            whole["pair_touch"], whole["pair_lag"], 1_500, 1e5)  # fmt: skip
+    credit = credit_em(*args, iterations=25)[1]
+    want = np.bincount(whole["pair_touch"], weights=credit, minlength=2_700)
+    assert np.allclose(np.concatenate(one["timing"]), want, rtol=1e-9, atol=1e-12)

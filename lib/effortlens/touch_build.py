@@ -28,7 +28,7 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -809,6 +809,7 @@ def fitted_credits(
     exposure_scale: float,
     iterations: int = 60,
     features: tuple[str, ...] = ("timing", "cadence"),
+    threads: int | Callable[[], int] = 1,
 ) -> Iterator[tuple[str, list[np.ndarray]]]:
     """Each feature's fit (:func:`credit_em`) over the inputs of :func:`touch_credit_inputs`
     of every part, as if concatenated (each part's ``pair_touch`` and ``pair_action``
@@ -820,28 +821,38 @@ def fitted_credits(
     (:func:`_pair_layout`), lag slot and touch. A touch's credit is its pairs' credits
     added in the pairs' order (the bits of ``numpy.bincount(pair_touch,
     credit_em(...)[1])`` over the parts concatenated).
+
+    ``threads``: how many threads work on it (an int, or a function asked at each step: the
+    fit widens when the other work on the machine is done); the parts, and each iteration's
+    chunks of actions, are shared out, and every sum is added in the order of one thread: the
+    same bits on any number of threads.
     """
-    fits, layout = _credit_setup(parts, n_actions, [f"cell_{f}" for f in features])
-    for feature, fit in zip(features, fits, strict=True):
-        rate, credit = _credit_fit(
-            fit,
-            layout,
-            sum(n_actions),
-            exposure_scale,
-            iterations=iterations,
-        )
-        del rate
-        summed = []
-        for part, rows in _part_rows(parts, layout):
-            pair_touch = np.asarray(part["pair_touch"])
-            out = np.zeros(len(part["band"]))
-            for at in _chunks(len(pair_touch)):
-                # (``intp`` indices: numpy's fast path of ``add.at``, ~8x a narrower type's)
-                np.add.at(out, pair_touch[at].astype(np.intp), credit[rows(at)])
-            summed.append(out)
-        del credit
-        yield feature, summed
-        del summed
+    with _Lanes(threads) as lanes:
+        fits, layout = _credit_setup(parts, n_actions, [f"cell_{f}" for f in features], lanes)
+        for feature, fit in zip(features, fits, strict=True):
+            rate, credit = _credit_fit(
+                fit,
+                layout,
+                sum(n_actions),
+                exposure_scale,
+                iterations=iterations,
+                lanes=lanes,
+            )
+            del rate
+
+            def summed(part_rows: tuple, credit: np.ndarray = credit) -> np.ndarray:
+                part, rows = part_rows
+                pair_touch = np.asarray(part["pair_touch"])
+                out = np.zeros(len(part["band"]))
+                for at in _chunks(len(pair_touch)):
+                    # (``intp`` indices: numpy's fast path of ``add.at``, ~8x a narrower type's)
+                    np.add.at(out, pair_touch[at].astype(np.intp), credit[rows(at)])
+                return out
+
+            credits = list(lanes.map(summed, _part_rows(parts, layout)))
+            del credit, summed
+            yield feature, credits
+            del credits
 
 
 def _whole_seconds_back(ts: pl.Series, back: int) -> np.ndarray | None:
@@ -1181,42 +1192,60 @@ class _Fit(NamedTuple):
 
 
 def _credit_setup(
-    parts: list[dict[str, np.ndarray]], n_actions: list[int], cells: list[str]
+    parts: list[dict[str, np.ndarray]],
+    n_actions: list[int],
+    cells: list[str],
+    lanes: _Lanes | None = None,
 ) -> tuple[list[_Fit], _Layout]:
     """:class:`_Fit` of each touch cell column ``cells`` of the ``parts`` (the inputs of
     :func:`credit_em` as :func:`fitted_credits` takes them) and the pairs' layout; each
-    part's action count goes in ``part["n_total"]``."""
+    part's action count goes in ``part["n_total"]``. ``lanes``: the threads the parts are
+    shared out to (:class:`_Lanes`; default one, here)."""
+    lanes = lanes or _Lanes(1)
     edges = np.asarray(LAG_EDGES_HOURS)
     n_bins = len(edges) - 1
     # plain views of memory-mapped inputs (a slice of a numpy.memmap costs ~40 us more)
     parts = [{key: np.asarray(values) for key, values in part.items()} for part in parts]
     n_bands = max((int(p["band"].max()) + 1 for p in parts if p["band"].size), default=1)
     n_cells = [max((int(p[c].max()) + 1 for p in parts if p[c].size), default=1) for c in cells]
-    # per touch band, the uncut touches of each cell and the cut touches one by one
-    uncut = [np.zeros((n, n_bands), np.int64) for n in n_cells]
-    cut_parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in cells]
-    ranks, counts, offsets = [], [], []
-    pairs_before = actions_before = 0
-    for part, n in zip(parts, n_actions, strict=True):
+
+    def touches_of(part_n: tuple) -> tuple:
+        """A part's uncut touches of each cell per touch band, its cut touches one by one,
+        its pairs' ranks and its actions' pair counts."""
+        part, n = part_n
+        uncut = [np.zeros((k, n_bands), np.int64) for k in n_cells]
+        cut: list[list[tuple[np.ndarray, ...]]] = [[] for _ in cells]
         for at in _chunks(len(part["band"]), _SETUP_CHUNK):
             band = part["band"][at].astype(np.int64)
             left = part["left"][at]
             cut_bin = np.searchsorted(edges, left, side="right") - 1
             np.clip(cut_bin, 0, n_bins, out=cut_bin)
-            cut = np.flatnonzero(cut_bin < n_bins)  # a few: the touches of the last 14 days
-            cut_band, cut_at = band[cut], cut_bin[cut]
+            cuts = np.flatnonzero(cut_bin < n_bins)  # a few: the touches of the last 14 days
+            cut_band, cut_at = band[cuts], cut_bin[cuts]
             slot = cut_band * n_bins + cut_at  # its slot of the density
             below = cut_band * (n_bins + 1) + cut_at  # its place in the cumulative
-            hours = left[cut] - edges[cut_at]  # its hours in the cut bin
+            hours = left[cuts] - edges[cut_at]  # its hours in the cut bin
             for c, column in enumerate(cells):
                 cell = part[column][at].astype(np.int64)
                 key = cell * n_bands + band
                 size = n_cells[c] * n_bands
-                counted = np.bincount(key, minlength=size) - np.bincount(key[cut], minlength=size)
+                counted = np.bincount(key, minlength=size) - np.bincount(key[cuts], minlength=size)
                 uncut[c] += counted.reshape(-1, n_bands)
-                cut_parts[c].append((cell[cut], slot, below, hours))
+                cut[c].append((cell[cuts], slot, below, hours))
         pair_action = part["pair_action"]
-        rank, count = _ranked(pair_action, _action_count(pair_action, n))
+        return (uncut, cut, *_ranked(pair_action, _action_count(pair_action, n)))
+
+    # per touch band, the uncut touches of each cell and the cut touches one by one
+    uncut = [np.zeros((n, n_bands), np.int64) for n in n_cells]
+    cut_parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in cells]
+    ranks, counts, offsets = [], [], []
+    pairs_before = actions_before = 0
+    for part_uncut, part_cut, rank, count in lanes.map(
+        touches_of, zip(parts, n_actions, strict=True)
+    ):
+        for c in range(len(cells)):  # (counts: the same in any order)
+            uncut[c] += part_uncut[c]
+            cut_parts[c] += part_cut[c]  # in the parts' order
         ranks.append(rank)
         counts.append(count)
         offsets.append((pairs_before, actions_before))
@@ -1247,7 +1276,10 @@ def _credit_setup(
     # each pair's code at its row of the layout: an action's pairs in the same row of
     # blocks 0, 1, ... (its total is those rows added in order, no lookup by action)
     codes = [np.empty(n_pairs, _small_int(s[-1])) for s in setups]
-    for part, rows in _part_rows(parts, layout):
+
+    def place(part_rows: tuple) -> None:
+        """A part's pairs' codes, each at its row (the parts' rows are apart)."""
+        part, rows = part_rows
         for at in _chunks(len(part["pair_action"]), _SETUP_CHUNK):
             lag_bin = np.searchsorted(edges, part["pair_lag"][at], side="right") - 1
             np.clip(lag_bin, 0, n_bins - 1, out=lag_bin)
@@ -1257,6 +1289,9 @@ def _credit_setup(
             for c, column in enumerate(cells):
                 dense = setups[c][6]
                 codes[c][placed] = dense[part[column][touch]] * n_slots + slot
+
+    for _ in lanes.map(place, _part_rows(parts, layout)):
+        pass
     n_touches = sum(len(p["band"]) for p in parts)
     fits = [
         _Fit(*s[:6], code, n_bands, n_touches, n_pairs)
@@ -1279,9 +1314,12 @@ def _credit_fit(
     iterations: int,
     tolerance: float = CREDIT_TOLERANCE,
     accelerate: bool = True,
+    lanes: _Lanes | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`credit_em` of a :class:`_Fit` on the pairs' ``layout``: the rates, and each
-    pair's credit at its row of the layout."""
+    pair's credit at its row of the layout. ``lanes``: the threads its chunks of actions
+    run on (:class:`_Lanes`; default one, here)."""
+    lanes = lanes or _Lanes(1)
     edges = np.asarray(LAG_EDGES_HOURS)
     widths = np.diff(edges)
     n_bins = len(widths)
@@ -1301,39 +1339,62 @@ def _credit_fit(
     # the actions without a pair: their total is the background alone
     alone = len(layout.place) - (layout.sizes[0] if layout.sizes else 0)
     # a chunk of actions at a time, its rows of every block in turn: the chunk's totals stay
-    # in the cache while its actions' pairs are added (each action's in rank order as before)
-    blocks = [
-        (slice(start + at.start, start + min(at.stop, size)), slice(at.start, min(at.stop, size)))
+    # in the cache while its actions' pairs are added (each action's in rank order as before);
+    # the chunks' actions are apart, so the chunks run on any thread in any order
+    chunks = [
+        (
+            slice(at.start, min(at.stop, layout.sizes[0])),
+            [
+                (
+                    slice(start + at.start, start + min(at.stop, size)),
+                    slice(at.start, min(at.stop, size)),
+                )
+                for start, size in zip(layout.starts, layout.sizes, strict=True)
+                if size > at.start
+            ],
+        )
         for at in _chunks(layout.sizes[0] if layout.sizes else 0)
-        for start, size in zip(layout.starts, layout.sizes, strict=True)
-        if size > at.start
     ]
     totals = np.zeros(layout.sizes[0] if layout.sizes else 0)  # per action with a pair
     inverse = np.zeros(len(totals))
-    held = np.empty(min(n_pairs, _CHUNK))  # a chunk's weights
+    # each action's background share (background / total), summed over all at once: held
+    # for every iteration (100M: 16M actions; a new array each time cost ~80 ms of page faults)
+    shares = np.zeros(len(totals))
     last = {}  # the last E step's table of weights (``totals`` holds its totals)
+
+    def em_chunk(chunk: tuple, table: np.ndarray, background: float) -> list[np.ndarray]:
+        """The E step of a chunk of actions (its pairs' weights added to its actions'
+        totals, block after block), then its part of the M step: each block's inverse
+        totals summed by code."""
+        actions, blocks = chunk
+        held = np.empty(actions.stop - actions.start)  # a block's weights
+        totals[actions] = 0.0
+        for rows, acting in blocks:  # each action's pairs added in their order, as by rank
+            # mode "clip" (every code is in the table): "raise" buffers ``out`` first
+            weight = np.take(table, code[rows], out=held[: rows.stop - rows.start], mode="clip")
+            totals[acting] += weight
+        np.add(totals[actions], background, out=totals[actions])
+        np.divide(1.0, totals[actions], out=inverse[actions])
+        np.divide(background, totals[actions], out=shares[actions])
+        return [
+            np.bincount(code[rows], weights=inverse[acting], minlength=n_codes)
+            for rows, acting in blocks
+        ]
 
     def em_step(rate: np.ndarray, density: np.ndarray, background: float) -> tuple:
         """One iteration from these parameters: the next parameters. A pair's credit is its
         weight over its action's total, so a code's credits are its weight times the sum of
         its pairs' actions' inverse totals: no credit is held per pair."""
-        # E step: each pair's weight (its code's), added to its action's total
         table = np.multiply.outer(rate[used], density.reshape(-1)).reshape(-1)
         last["table"] = table
-        totals[:] = 0.0
-        for rows, acting in blocks:  # each action's pairs added in their order, as by rank
-            # mode "clip" (every code is in the table): "raise" buffers ``out`` first
-            weight = np.take(table, code[rows], out=held[: len(totals[acting])], mode="clip")
-            totals[acting] += weight
-        np.add(totals, background, out=totals)
-        np.divide(1.0, totals, out=inverse)
+        # M step: each block's sums by code added in the blocks' order (chunk by chunk)
+        by_code = np.zeros(n_codes)
+        for sums in lanes.map(lambda chunk: em_chunk(chunk, table, background), chunks):
+            for summed in sums:
+                by_code += summed
         # (an action without a pair: background / background, as its total is the background)
         alone_share = alone * np.divide(background, background) if alone else 0.0
-        background_share = math.fsum((float((background / totals).sum()), alone_share))
-        # M step (each chunk's inverse totals summed by code while they are in the cache)
-        by_code = np.zeros(n_codes)
-        for rows, acting in blocks:
-            by_code += np.bincount(code[rows], weights=inverse[acting], minlength=n_codes)
+        background_share = math.fsum((float(shares.sum()), alone_share))
         by_code *= table
         by_code = by_code.reshape(-1, n_slots)
         cumulative = np.concatenate(
@@ -1371,10 +1432,62 @@ def _credit_fit(
     )[0]
     # each pair's credit by the last E step: its weight over its action's total
     credit = np.zeros(n_pairs)
-    for rows, acting in blocks:
-        np.take(last["table"], code[rows], out=credit[rows], mode="clip")
-        np.divide(credit[rows], totals[acting], out=credit[rows])
+
+    def credit_chunk(chunk: tuple) -> None:
+        for rows, acting in chunk[1]:
+            np.take(last["table"], code[rows], out=credit[rows], mode="clip")
+            np.divide(credit[rows], totals[acting], out=credit[rows])
+
+    for _ in lanes.map(credit_chunk, chunks):
+        pass
     return rate, credit
+
+
+class _Lanes:
+    """Calls of one function over items, on up to ``threads`` threads (an int, or a function
+    asked before each :meth:`map`: the fit widens when the cores free up), their results in
+    the items' order. Numpy lets go of the interpreter in the fit's loops, so the threads
+    use the cores; each result is the one a call here gives (the calls share no sum)."""
+
+    def __init__(self, threads: int | Callable[[], int] = 1) -> None:  # noqa: D107
+        self.threads = threads
+        self.pool: Any = None
+
+    def __enter__(self) -> _Lanes:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the threads."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def map(self, function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        """``function(item)`` of each item, in order (a few ahead of the one given)."""
+        threads = self.threads() if callable(self.threads) else self.threads
+        if threads <= 1:
+            yield from map(function, items)
+            return
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self.pool is None or self.pool._max_workers < threads:  # noqa: SLF001
+            self.close()
+            self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="credit")
+        ahead: deque = deque()
+        try:
+            for item in items:
+                ahead.append(self.pool.submit(function, item))
+                if len(ahead) > 2 * threads:
+                    yield ahead.popleft().result()
+            while ahead:
+                yield ahead.popleft().result()
+        finally:
+            for future in ahead:  # a failure: the calls not started are dropped
+                future.cancel()
 
 
 def _fixed_point(
