@@ -1,6 +1,6 @@
-"""The enrichment's coded facts (``enrich_tables(coded=True)``: the rep's text columns and the
-attribution level as ``Enum`` codes, what a partition of the partitioned build writes): the
-same values as the text facts, and the same files once written."""
+"""The enrichment's coded facts (``enrich_tables(coded=True)``: the rep's text columns, the
+activity type and the attribution level as ``Enum`` codes, what a partition of the partitioned
+build writes): the same values as the text facts, and the same files once written."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from effortlens.loading import load_folder
 from effortlens.settings import load_settings
 
 CODED = {
-    "activities": ["rep_id", "team", "segment", "role", "peer_group"],
+    "activities": ["rep_id", "activity_type", "team", "segment", "role", "peer_group"],
     "actions": ["rep_id", "attribution_level"],
 }
 
@@ -110,3 +110,16 @@ def test_no_events_coded():
     e = enrich_tables({}, settings=load_settings(), coded=True)
     assert e.activities.height == e.actions.height == 0
     assert e.activities.columns == ACTIVITIES_SCHEMA.names()
+
+
+def test_customer_facing_flags_of_coded_types():
+    """An ``Enum`` of types (the coded facts') is flagged by its categories: the same flags as
+    the text, with customer-facing types the column does not hold and a null type."""
+    from effortlens.enrich import is_customer_facing
+
+    text = pl.Series("activity_type", ["call", None, "admin", "email", "call"])
+    coded = text.cast(pl.Enum(["admin", "call", "email"]))
+    for wanted in (["call"], ["email", "meeting", "call"], [], ["meeting"]):
+        flags = is_customer_facing(coded, wanted)
+        assert flags.name == "activity_type"
+        assert flags.to_list() == is_customer_facing(text, wanted).to_list()
