@@ -112,9 +112,14 @@ def parse_text(values: pl.Series, *, tidy: bool = False) -> pl.Series:
 
 
 def translate_distinct(
-    values: pl.Series, translate: Callable[[str], object], dtype=pl.String
+    values: pl.Series,
+    translate: Callable[[str], object],
+    dtype=pl.String,
+    *,
+    distinct: list[str] | None = None,
 ) -> pl.Series:
-    """``translate`` applied once to each distinct value: fast on long columns of few values.
+    """``translate`` applied once to each distinct value (``distinct``, when the caller has
+    them): fast on long columns of few values.
 
     Examples
     --------
@@ -122,7 +127,11 @@ def translate_distinct(
     ['EUR', 'USD', 'EUR']
     """
     values = values.cast(pl.String)
-    mapping = {u: translate(u) for u in values.drop_nulls().unique().to_list()}
+    if distinct is None:
+        distinct = values.drop_nulls().unique().to_list()
+    mapping = {u: translate(u) for u in distinct}
+    if dtype == pl.String and all(u == word for u, word in mapping.items()):
+        return values  # every value its own translation (canonical data): no lookup a row
     return values.replace_strict(mapping, default=None, return_dtype=dtype)
 
 
@@ -240,8 +249,8 @@ def parse_activity_types(
             return None
         return word if word in ACTIVITY_TYPES else settings.activity_map.get(word, "other")
 
-    types = translate_distinct(values, canonical)
     uniques = values.cast(pl.String).drop_nulls().unique().to_list()
+    types = translate_distinct(values, canonical, distinct=uniques)
     unmapped = [u for u in uniques if canonical(u) == "other" and u.strip().lower() != "other"]
     counts: list[tuple[str, int]] = []
     if unmapped:
