@@ -228,3 +228,28 @@ def test_touch_codes_keep_the_scratch_when_a_touch_has_no_day(touches, tmp_path)
         scratch, made, rows_per_part=1_000, workers=2, codes=tmp_path / "codes"
     )
     assert "codes" not in shared and not (tmp_path / "codes").exists()
+
+
+def test_the_partitioned_build_takes_the_codes_the_day_order_wrote(
+    tiny_planted, tmp_path, monkeypatch
+):
+    # a loaded build's touches all have a day: its touch codes step finishes what the day
+    # order's ranges wrote, and never reads the touches again (in process: the patch holds)
+    import dataclasses
+
+    from effortlens.facts import HABIT_TOUCHES, open_build
+    from effortlens.settings import load_settings
+
+    def read_again(*_args, **_kwargs):
+        raise AssertionError("the touch codes read from the day order's scratch")
+
+    monkeypatch.setattr(partitioned, "_touch_codes", read_again)
+    settings = load_settings()
+    limits = dataclasses.replace(settings.limits, partition_rows=3_000, partition_above_rows=10_000)
+    settings = dataclasses.replace(settings, limits=limits)
+    parts = open_build(tiny_planted, settings=settings, cache_dir=tmp_path, partitioned=True)
+    codes = parts.path / HABIT_TOUCHES
+    day = np.load(codes / "day.npy")
+    assert len(day) == parts.enriched.aggregates["touches"].collect().height > 1_000
+    assert (np.diff(day) >= 0).all()
+    assert len(np.load(codes / "by_owner" / "starts.npy")) > 2
