@@ -231,3 +231,100 @@ def test_the_habit_touch_codes_take_every_core_once_the_practice_side_is_done(
     partitioned.write_view_facts(built.path, settings=settings, isolate=True)
     assert sorted(side_done) == sorted(PRACTICE_SIDE)
     assert together["_touch_codes"] == 1
+
+
+def _gap_files(folder: Path) -> dict[str, bytes | pl.DataFrame]:
+    # the reps' sums as frames: a rep's parts are added by a group-by, in any order
+    return {
+        str(p.relative_to(folder)): pl.read_parquet(p) if "gap_reps" in p.name else p.read_bytes()
+        for p in sorted(folder.rglob("*.*"))
+    }
+
+
+def _same_gap_files(a: dict, b: dict) -> bool:
+    for name in a.keys() | b.keys():
+        if isinstance(a.get(name), pl.DataFrame) and isinstance(b.get(name), pl.DataFrame):
+            assert_frame_equal(a[name], b[name], rel_tol=1e-12)
+        elif a.get(name) != b.get(name):
+            return False
+    return True
+
+
+def test_the_practice_gaps_read_pass_ones_files_as_ipc_with_enum_reps_as_parquet(tmp_path):
+    """Pass 1 may write its follow-ups as uncompressed Arrow IPC, rep_id an Enum of the
+    partition's own reps: the gap facts, runs and rep sums are those of its Parquet files
+    with text reps, byte for byte; also when a follow-up without a rep sends them down the
+    sort by text."""
+    import numpy as np
+
+    from effortlens.deviance import practice_gaps
+    from effortlens.facts import AGGREGATES_LAYOUT, PRACTICE_GAP_RUNS
+
+    rng = np.random.default_rng(3)
+    written = {}
+    for how in ("parquet", "arrow", "parquet without rep", "arrow without rep"):
+        scratch, folder = tmp_path / how / "scratch", tmp_path / how / "build"
+        for k in range(3):
+            n = 400
+            reps = [f"R{r:03d}" for r in rng.permutation(60)[:20]]  # each its own reps
+            practice = pl.DataFrame(
+                {
+                    "rep_id": rng.choice(reps, n),
+                    "team": "T",
+                    "segment": "S",
+                    "role": "AE",
+                    "gap_days": np.where(rng.random(n) < 0.2, np.nan, rng.exponential(3, n)),
+                }
+            ).with_columns(pl.col("gap_days").fill_nan(None))
+            if how.endswith("without rep") and k == 1:
+                practice = practice.with_columns(
+                    rep_id=pl.when(pl.int_range(n) == 7).then(None).otherwise("rep_id")
+                )
+            for kind, frame in practice_gaps(practice).items():
+                out = scratch / kind / f"part-{k:05d}"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                frame = frame.collect()
+                if how.startswith("arrow") and kind == "gaps":
+                    enum = pl.Enum(frame["rep_id"].drop_nulls().unique().sort())
+                    frame = frame.with_columns(pl.col("rep_id").cast(enum))
+                    frame.write_ipc(out.with_suffix(".arrow"), compression="uncompressed")
+                else:
+                    frame.write_parquet(out.with_suffix(".parquet"))
+        rng = np.random.default_rng(3)  # the same follow-ups for each way
+        rows = partitioned._practice_gap_facts(scratch, folder, slice_rows=100)  # noqa: SLF001
+        assert rows[AGGREGATES_LAYOUT["practice_gaps"]] > 0
+        assert (folder / PRACTICE_GAP_RUNS / "seconds.npy").is_file()
+        written[how] = (rows, _gap_files(folder))
+    for how in ("", " without rep"):
+        (rows, files), (want_rows, want) = written[f"arrow{how}"], written[f"parquet{how}"]
+        assert rows == want_rows and files.keys() == want.keys()
+        assert _same_gap_files(files, want)
+    assert written["parquet"][0] != written["parquet without rep"][0]  # one rep less
+
+
+def test_the_fit_takes_every_core_once_the_practice_side_is_done(tmp_path, monkeypatch):
+    """The fit asks at each step how many threads to use: ``threads`` while the file
+    ``wide`` is missing (the practice side runs beside it), every core once it exists, and
+    every core from the start without ``wide`` (nothing beside it)."""
+    import os
+
+    from effortlens import touch_build
+
+    asked = {}
+
+    def fitted(parts, **options):
+        asked["threads"] = options["threads"]
+        return iter(())
+
+    monkeypatch.setattr(touch_build, "fitted_credits", fitted)
+    (tmp_path / "em").mkdir()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    wide = tmp_path / "em" / "wide"
+    fit = partitioned._fit_touch_credits  # noqa: SLF001
+    fit(tmp_path, [], [], exposure_scale=1.0, iterations=3, wide=wide, threads=1)
+    lanes = asked["threads"]
+    assert lanes() == 1
+    wide.touch()
+    assert lanes() == cores
+    fit(tmp_path, [], [], exposure_scale=1.0, iterations=3, threads=1)
+    assert asked["threads"]() == cores

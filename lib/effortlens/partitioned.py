@@ -1515,18 +1515,23 @@ def write_view_facts(
     # but beside the fit and the habit touch codes, one process each
     narrow = threading.Event()
     narrow.set()
+    # made when the practice side's steps beside the fit are done: the fit then takes every
+    # core (before, one core's threads: the side's process has the other)
+    wide = scratch / "em" / "wide"
 
     def practice_side() -> None:
         """The steps that read only what pass 1 wrote of the practice facts and streaks,
         beside the habit credit's fit and the touch steps when two processes fit at once:
-        each started while the touch steps run one process (the fit, the habit touch codes),
-        so that both cores stay busy and neither side waits for a slot."""
+        the practice facts' beside the fit (which takes every core once they are done:
+        ``wide``), the streaks beside the habit touch codes (one process each, so that both
+        cores stay busy and neither side waits for a slot)."""
         steps = [
             ("practice cells", _practice_cells, (scratch, folder), {}),
             ("practice gaps", _practice_gap_facts, (scratch, folder), {"slice_rows": slice_rows}),
             # the codes first: the periods read a window's touches from them when written
             ("practice codes", _practice_codes, (folder, scratch), {}),
             ("practice periods", _practice_periods, (folder,), {}),
+            None,  # the fit's cores: every one from here on
             (
                 "streaks in order",
                 _ordered_streaks,
@@ -1534,7 +1539,12 @@ def write_view_facts(
                 {"rows_per_part": per_part},
             ),
         ]
-        for label, function, args, kwargs in steps:
+        for each in steps:
+            if each is None:
+                wide.parent.mkdir(parents=True, exist_ok=True)
+                wide.touch()
+                continue
+            label, function, args, kwargs = each
             narrow.wait()
             if stop.is_set():  # the other steps failed
                 return
@@ -1587,6 +1597,8 @@ def write_view_facts(
                         metas,
                         exposure_scale=sum(m["contacts"] for m in metas) * span_hours,
                         iterations=iterations,
+                        wide=None if side is None else wide,
+                        threads=child_threads(workers) or 1,
                     )
                     run.close()  # the fit's worker (100M: ~4 GB at its peak) ends
                 offsets = np.cumsum([0] + [m["touches"] for m in metas]).tolist()
@@ -1862,11 +1874,22 @@ def _fit_touch_credits(
     *,
     exposure_scale: float,
     iterations: int,
+    wide: Path | None = None,
+    threads: int = 1,
 ) -> dict[str, Path]:
     """The habit credit's fits over every partition's inputs, read where pass 1 wrote them
     (memory-mapped, not concatenated: :func:`effortlens.touch_build.fitted_credits`); each
-    touch's credits saved (in partition order)."""
+    touch's credits saved (in partition order).
+
+    On ``threads`` threads until the file ``wide`` exists (the practice side beside it is
+    done), then on every core; on every core from the start without ``wide``. The same bits
+    on any number of threads."""
     from effortlens.touch_build import CREDIT_INPUTS, MappedInputs, fitted_credits
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+    def lanes() -> int:
+        return max(cores or 1, 1) if wide is None or wide.exists() else max(threads, 1)
 
     em = scratch / "em"
     parts = [MappedInputs(em / name, CREDIT_INPUTS) for name in names]
@@ -1876,6 +1899,7 @@ def _fit_touch_credits(
         n_actions=[m["actions"] for m in metas],
         exposure_scale=exposure_scale,
         iterations=iterations,
+        threads=lanes,
     )
     for feature, credits in fits:  # one at a time: the first's credits leave memory
         out[feature] = em / f"credit_{feature}.npy"
@@ -2117,10 +2141,10 @@ def _practice_gap_facts(scratch: Path, folder: Path, *, slice_rows: int) -> dict
     )
     from effortlens.facts import AGGREGATES_LAYOUT, PRACTICE_GAP_RUNS, ROW_GROUP, _rep_sorted
 
-    files = sorted((scratch / "gaps").glob("*.parquet"))
+    files = _scratch_files(scratch / "gaps")
     held = _GapKeys()
     for path in files:
-        held.add(pl.read_parquet(path))
+        held.add(_read_scratch(path))
         if held.frames:
             break
     made = None if held.frames or not files else held.sorted_keys()
@@ -2139,7 +2163,9 @@ def _practice_gap_facts(scratch: Path, folder: Path, *, slice_rows: int) -> dict
     else:
         # sorted a run of reps at a time (one sort of all of them with text reps would
         # pass 8 GB at 100M), the runs end to end in rep order: the whole sort's order
-        scan = pl.scan_parquet(files).with_columns(pl.col("rep_id").cast(pl.String))
+        scan = pl.concat(  # (an Enum's categories differ from one partition to the next)
+            [_scan_scratch(path).with_columns(pl.col("rep_id").cast(pl.String)) for path in files]
+        )
         per_rep = scan.group_by("rep_id").agg(pl.len().alias("n")).collect().sort("rep_id")
         run = (per_rep["n"].cum_sum() - 1) // slice_rows
         slices = [
@@ -2169,6 +2195,23 @@ def _practice_gap_facts(scratch: Path, folder: Path, *, slice_rows: int) -> dict
     _write(summed, folder / relative, row_group_size=ROW_GROUP)
     rows[relative] = summed.height
     return rows
+
+
+def _scratch_files(folder: Path) -> list[Path]:
+    """Pass 1's files of one kind in ``folder``, in partition order: Parquet or, where pass 1
+    wrote them so, uncompressed Arrow IPC (``.arrow``)."""
+    files = [*folder.glob("*.parquet"), *folder.glob("*.arrow")]
+    return sorted(files, key=lambda path: (path.stem, path.suffix))
+
+
+def _read_scratch(path: Path) -> pl.DataFrame:
+    """A file of :func:`_scratch_files`, read whole."""
+    return pl.read_ipc(path) if path.suffix == ".arrow" else pl.read_parquet(path)
+
+
+def _scan_scratch(path: Path) -> pl.LazyFrame:
+    """A file of :func:`_scratch_files`, scanned."""
+    return pl.scan_ipc(path) if path.suffix == ".arrow" else pl.scan_parquet(path)
 
 
 def _ordered_streaks(
