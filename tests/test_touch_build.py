@@ -6,6 +6,7 @@ gaps and buyer actions at a touch's instant."""
 from __future__ import annotations
 
 import functools
+import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -1013,53 +1014,153 @@ def test_whole_seconds_back_are_polars_total_seconds_where_times_do_not_go_back(
     assert touch_build._whole_seconds_back(ts.scatter(5, None), 1) is None  # noqa: SLF001
 
 
-@pytest.mark.parametrize("chunk", [7, 1 << 17])
-def test_the_fit_on_several_threads_gives_the_bits_of_one(monkeypatch, chunk):
-    # the partitioned build's inputs in three parts (int32 cells and indices, each part's
-    # pairs and actions numbered within it): the parts' setup, each iteration's chunks of
-    # actions and the per-touch sums shared out to threads, and the thread count changed
-    # between steps (the fit widens when the practice side is done), give the bits of the
-    # fit on one thread
-    monkeypatch.setattr(touch_build, "_CHUNK", chunk)
-    parts, counts = [], []
-    for seed in (11, 12, 13):
+def _base_credit_fit(
+    fit: touch_build._Fit,
+    layout: touch_build._Layout,
+    n_actions: int,
+    background_exposure: float,
+    *,
+    iterations: int,
+    tolerance: float = touch_build.CREDIT_TOLERANCE,
+    accelerate: bool = True,
+    lanes: object = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """2520967\'s ``touch_build._credit_fit``: the E step over every block, then the M step\'s
+    sums by code block after block (the order of every sum the fit\'s bits hold to)."""
+    edges = np.asarray(touch_build.LAG_EDGES_HOURS)
+    widths = np.diff(edges)
+    n_bins = len(widths)
+    n_bands = fit.n_bands
+    n_slots = n_bands * n_bins
+    has, uncut, code = fit.has, fit.uncut, fit.code
+    cut_cell, cut_slot, cut_below, cut_hours = (
+        fit.cut_cell,
+        fit.cut_slot,
+        fit.cut_below,
+        fit.cut_hours,
+    )
+    used = np.flatnonzero(has)
+    n_cells = len(has)
+    n_codes = max(len(used), 1) * n_slots
+    n_pairs, n_touches = fit.pairs, fit.touches
+    # the actions without a pair: their total is the background alone
+    alone = len(layout.place) - (layout.sizes[0] if layout.sizes else 0)
+    # a chunk of actions at a time, its rows of every block in turn: the chunk's totals stay
+    # in the cache while its actions' pairs are added (each action's in rank order as before)
+    blocks = [
+        (slice(start + at.start, start + min(at.stop, size)), slice(at.start, min(at.stop, size)))
+        for at in touch_build._chunks(layout.sizes[0] if layout.sizes else 0)  # noqa: SLF001
+        for start, size in zip(layout.starts, layout.sizes, strict=True)
+        if size > at.start
+    ]
+    totals = np.zeros(layout.sizes[0] if layout.sizes else 0)  # per action with a pair
+    inverse = np.zeros(len(totals))
+    held = np.empty(min(n_pairs, touch_build._CHUNK))  # noqa: SLF001
+    last = {}  # the last E step's table of weights (``totals`` holds its totals)
+
+    def em_step(rate: np.ndarray, density: np.ndarray, background: float) -> tuple:
+        """One iteration from these parameters: the next parameters. A pair's credit is its
+        weight over its action's total, so a code's credits are its weight times the sum of
+        its pairs' actions' inverse totals: no credit is held per pair."""
+        # E step: each pair's weight (its code's), added to its action's total
+        table = np.multiply.outer(rate[used], density.reshape(-1)).reshape(-1)
+        last["table"] = table
+        totals[:] = 0.0
+        for rows, acting in blocks:  # each action's pairs added in their order, as by rank
+            # mode "clip" (every code is in the table): "raise" buffers ``out`` first
+            weight = np.take(table, code[rows], out=held[: len(totals[acting])], mode="clip")
+            totals[acting] += weight
+        np.add(totals, background, out=totals)
+        np.divide(1.0, totals, out=inverse)
+        # (an action without a pair: background / background, as its total is the background)
+        alone_share = alone * np.divide(background, background) if alone else 0.0
+        background_share = math.fsum((float((background / totals).sum()), alone_share))
+        # M step (each chunk's inverse totals summed by code while they are in the cache)
+        by_code = np.zeros(n_codes)
+        for rows, acting in blocks:
+            by_code += np.bincount(code[rows], weights=inverse[acting], minlength=n_codes)
+        by_code *= table
+        by_code = by_code.reshape(-1, n_slots)
+        cumulative = np.concatenate(
+            [np.zeros((n_bands, 1)), np.cumsum(density * widths, axis=1)], axis=1
+        ).reshape(-1)
+        whole = np.clip(cumulative.reshape(n_bands, n_bins + 1)[:, -1], 1e-9, 1.0)
+        exposure = cumulative[cut_below] + cut_hours * density.reshape(-1)[cut_slot]
+        np.clip(exposure, 1e-9, 1.0, out=exposure)
+        exposed = np.bincount(cut_cell, exposure, minlength=len(used)).astype(np.float64)
+        for b in range(n_bands):  # (not a matrix product: its sums' order varies with shapes)
+            exposed += uncut[:, b] * whole[b]
+        rate = np.zeros(n_cells)
+        rate[used] = np.where(exposed > 0, by_code.sum(axis=1) / np.maximum(exposed, 1e-12), 0.0)
+        # each slot's credits of every cell added in the order of their values (not of the
+        # cells' numbers: the event path numbers the same cells otherwise, and gives these bits)
+        mass = np.sort(by_code, axis=0).sum(axis=0).reshape(n_bands, n_bins)
+        density = (mass + 1e-9) / widths
+        density /= (density * widths).sum(axis=1, keepdims=True)
+        return rate, density, background_share / max(background_exposure, 1e-9)
+
+    start = (
+        # (0 for a cell without touches, as after any iteration: nothing in the acceleration
+        # depends on how many such cells the numbering leaves)
+        np.where(has, max(n_pairs, 1) / max(n_touches, 1), 0.0),
+        np.tile(1 / (edges[-1] * np.ones(n_bins)), (n_bands, 1)),  # per hour
+        0.1 * n_actions / max(background_exposure, 1e-9),
+    )
+    rate = touch_build._fixed_point(  # noqa: SLF001
+        em_step,
+        start,
+        widths=widths,
+        iterations=iterations,
+        tolerance=tolerance,
+        accelerate=accelerate,
+    )[0]
+    # each pair's credit by the last E step: its weight over its action's total
+    credit = np.zeros(n_pairs)
+    for rows, acting in blocks:
+        np.take(last["table"], code[rows], out=credit[rows], mode="clip")
+        np.divide(credit[rows], totals[acting], out=credit[rows])
+    return rate, credit
+
+
+def _parts_of_fits(seeds: tuple[int, ...]) -> list[dict[str, np.ndarray]]:
+    """The partitioned build's credit inputs in parts (int32 cells and indices, each part's
+    pairs and actions numbered within it), many pairs a code and an action, lags spread over
+    magnitudes: the order of the fit's sums shows in its bits."""
+    parts = []
+    for seed in seeds:
         args = _em_args(
-            seed, touches=900, pairs=2_000, actions=500, cells=300, lag_scale=30, narrow=True
+            seed, touches=900, pairs=3_000, actions=400, cells=40, lag_scale=8, narrow=True
         )
         keys = ["cell_timing", "band", "left", "pair_action", "pair_touch", "pair_lag"]
         arrays = dict(zip(keys, args[:6], strict=True))
         parts.append(arrays | {"cell_cadence": (args[0] % 17).astype(np.int32)})
-        counts.append(500)
-    options = {"n_actions": counts, "exposure_scale": 1e5, "iterations": 25}
-    one = dict(touch_build.fitted_credits(parts, **options))
+    return parts
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 17])
+def test_the_fit_on_several_threads_gives_the_bits_of_2520967s_one(monkeypatch, chunk):
+    # three parts: the parts' setup, each iteration's chunks of actions and the per-touch
+    # sums shared out to threads, and the thread count changed between steps (the fit widens
+    # when the practice side is done), give the bits of 2520967's fit (every block's E step,
+    # then the M step block after block) on one thread
+    monkeypatch.setattr(touch_build, "_CHUNK", chunk)
+    parts = _parts_of_fits((11, 12, 13))
+    options = {"n_actions": [400] * 3, "exposure_scale": 1e5, "iterations": 25}
+    with monkeypatch.context() as patched:
+        patched.setattr(touch_build, "_credit_fit", _base_credit_fit)
+        want = dict(touch_build.fitted_credits(parts, **options))
     asked = []
 
     def widening() -> int:  # one thread for the first few steps, then three
         asked.append(1)
         return 1 if len(asked) < 6 else 3
 
-    for threads in (2, widening):
+    for threads in (1, 2, widening):
         got = dict(touch_build.fitted_credits(parts, **options, threads=threads))
-        assert got.keys() == one.keys() == {"timing", "cadence"}
-        for feature in one:
+        assert got.keys() == want.keys() == {"timing", "cadence"}
+        for feature in want:
             assert len(got[feature]) == 3
-            for a, b in zip(got[feature], one[feature], strict=True):
-                assert np.array_equal(a, b)  # to the bit
+            for a, b in zip(got[feature], want[feature], strict=True):
+                assert np.array_equal(a, b), (threads, feature)  # to the bit
     assert len(asked) > 6  # asked at every step
-    assert all(c.sum() > 0 for c in one["timing"])
-    # and one thread is the plain fit of the parts put together
-    whole = {
-        key: np.concatenate(
-            [
-                p[key]
-                + (500 * k if key == "pair_action" else 900 * k if key == "pair_touch" else 0)
-                for k, p in enumerate(parts)
-            ]
-        )
-        for key in parts[0]
-    }
-    args = (whole["cell_timing"], whole["band"], whole["left"], whole["pair_action"],
-            whole["pair_touch"], whole["pair_lag"], 1_500, 1e5)  # fmt: skip
-    credit = credit_em(*args, iterations=25)[1]
-    want = np.bincount(whole["pair_touch"], weights=credit, minlength=2_700)
-    assert np.allclose(np.concatenate(one["timing"]), want, rtol=1e-9, atol=1e-12)
+    assert all(c.sum() > 0 for c in want["timing"])

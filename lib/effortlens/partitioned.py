@@ -1789,7 +1789,10 @@ def _view_part(
         sums = _rep_sorted(cells.lazy().with_columns(pl.col(pl.Enum).cast(pl.String)))
         _write(sums, scratch / cell / name, row_group_size=ROW_GROUP)
     for kind, frame in practice_gaps(practice).items():  # its follow-ups, its reps' sums
-        _write_enums_as_text(frame.collect(), scratch / kind / name, row_group_size=ROW_GROUP)
+        if kind == "gaps":  # read whole once by the gap facts: Arrow IPC (rep_id an Enum)
+            _write_scratch(frame.collect(), scratch / kind / f"{Path(name).stem}.arrow")
+        else:
+            _write_enums_as_text(frame.collect(), scratch / kind / name, row_group_size=ROW_GROUP)
     del practice
     write(
         verifier_facts(actions, settings=settings).collect(),
@@ -1823,6 +1826,14 @@ def _view_part(
         # the first touch on each contact has cadence bin 0
         "contacts": int((touches["bin_order"] == 0).sum()),
     }
+
+
+def _write_scratch(frame: pl.DataFrame, path: Path) -> None:
+    """``frame`` as uncompressed Arrow IPC, for scratch that a later step of the build reads
+    whole once (its types kept, ``Enum``s included: nothing encoded or compressed; 3.5M-event
+    partition: its 2M follow-ups 0.06-0.15 -> ~0.01 CPU s against Parquet)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_ipc(path, compression="uncompressed")
 
 
 def _spelled_enums(frame: pl.DataFrame) -> pl.DataFrame:
