@@ -1522,22 +1522,24 @@ def write_view_facts(
     def practice_side() -> None:
         """The steps that read only what pass 1 wrote of the practice facts and streaks,
         beside the habit credit's fit and the touch steps when two processes fit at once:
-        the practice facts' beside the fit (which takes every core once they are done:
-        ``wide``), the streaks beside the habit touch codes (one process each, so that both
-        cores stay busy and neither side waits for a slot)."""
+        each started while the touch steps run one process (the fit, the habit touch codes),
+        so that both cores stay busy and neither side waits for a slot; the fit takes every
+        core once the side has no step left (``wide``)."""
         steps = [
             ("practice cells", _practice_cells, (scratch, folder), {}),
             ("practice gaps", _practice_gap_facts, (scratch, folder), {"slice_rows": slice_rows}),
             # the codes first: the periods read a window's touches from them when written
             ("practice codes", _practice_codes, (folder, scratch), {}),
             ("practice periods", _practice_periods, (folder,), {}),
-            None,  # the fit's cores: every one from here on
             (
                 "streaks in order",
                 _ordered_streaks,
                 (streak_files(), folder),
                 {"rows_per_part": per_part},
             ),
+            # nothing of the side left to run beside the fit: every core is the fit's (the
+            # streaks wait for the day order when the fit ends first)
+            None,
         ]
         for each in steps:
             if each is None:
