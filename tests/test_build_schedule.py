@@ -184,7 +184,12 @@ def test_the_roll_up_by_runs_of_reps_is_the_roll_up_of_whole_files_bit_for_bit(
     ghost = acts.head(5).with_columns(rep_id=pl.lit("not-a-rep"))  # a rep the table lacks
     # cells of many rows in one part and in many parts (numpy adds runs of 9+ pairwise)
     heavy = pl.concat([acts.head(40)] * 3)
-    parts = [acts[::3], heavy, acts[1::3], ghost, acts[2::3], heavy.head(11)]
+    row = pl.int_range(pl.len())
+    holes = acts.head(60).with_columns(  # no_impact_hours is made again from these two
+        pl.when(row % 3 == 0).then(None).otherwise(pl.col("responded")).alias("responded"),
+        pl.when(row % 2 == 0).then(None).otherwise(pl.col("hours")).alias("hours"),
+    )
+    parts = [acts[::3], heavy, acts[1::3], ghost, acts[2::3], heavy.head(11), holes]
     reps = data.tables["reps"]
     whole = tmp_path / "whole"
     whole.mkdir()

@@ -107,6 +107,12 @@ _REP = "__rep"
 #: Roll-up rows summed at once (:func:`write_daily`): numpy's sort and gathers of pieces that
 #: stay in the cache (100M, a run of 6.3M rows: 1.7-1.9 CPU s whole, ~0.8 in pieces of ~260k).
 _PIECE_ROWS = 1 << 18
+#: A roll-up row's ``no_impact_hours`` from its ``hours`` and ``responded`` (nulls as 0): the
+#: value :func:`effortlens.enrich.daily_rows` gives (its hours when it has no response), not
+#: written by the partitions (8 of 37 bytes a row).
+_NO_IMPACT = (
+    pl.when(pl.col("responded") == 1).then(0.0).otherwise(pl.col("hours")).alias("no_impact_hours")
+)
 #: The seed of the hash that finds each event's key triple (:func:`partition_events`).
 _TRIPLE_SEED = 20240501
 #: The partitions' scratch files: each is written once and read whole once, so neither
@@ -1208,7 +1214,8 @@ def _write_roll_up_rows(rows: pl.DataFrame, slim: Path, p: int, slices: RollUpSl
         rows, code = rows.filter(~unknown), code.filter(~unknown)
     kinds = rows["activity_type"].cast(pl.String)
     places = code.cast(pl.UInt32).to_numpy()
-    known = rows.drop("rep_id").with_columns(
+    # no `no_impact_hours`: write_daily makes it from `hours` and `responded` (_NO_IMPACT)
+    known = rows.drop("rep_id", "no_impact_hours", strict=False).with_columns(
         kinds.cast(pl.Enum(kinds.unique().drop_nulls().sort())), pl.Series(_REP, places)
     )
     # runs end to end, each in its rows' order: a gather that reads forward (by rep it
@@ -1331,6 +1338,7 @@ def _summed_runs(
         place = kind.dtype.categories.cast(pl.Enum(types)).to_physical()
         return frame.with_columns(
             place.gather(kind.to_physical()).alias("activity_type"),
+            _NO_IMPACT,
             pl.lit(p, pl.UInt32).alias(_PART),
         )
 
