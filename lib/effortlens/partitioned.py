@@ -1109,7 +1109,7 @@ def enrich_partition(
         given["activities"] = activities
     if actions.width:
         given["buyer_actions"] = actions
-    enriched = enrich_tables(given, settings=settings)
+    enriched = enrich_tables(given, settings=settings, coded=True)
     del given, activities, actions
     name = f"part-{p:05d}.parquet"
     # what the roll-up sums of each activity, unsummed (its own roll-up, which write_daily
@@ -1132,7 +1132,7 @@ def enrich_partition(
         written[layout[fact]] = facts[fact].height
         if not facts[fact].height and p:
             continue
-        _write(facts[fact], staging / layout[fact] / name, row_group_size=262_144)
+        _write_enums_as_text(facts[fact], staging / layout[fact] / name, row_group_size=262_144)
     del enriched  # the reps: pass 1 reads the event facts only
     if views is None or not (facts["activities"].height or p == 0):
         return written, None
