@@ -170,6 +170,24 @@ def test_a_worker_starts_without_importing_polars_and_numpy_again():
     assert [pool for _, pool in first] == [expected, expected]
 
 
+def _faults_of_a_big_column_made_twice(rows: int) -> tuple[int, int]:
+    """:func:`_faults_of_a_big_column` twice, 2.5 s apart (Polars' own decay gives freed
+    memory back within ~1.5 s)."""
+    first = _faults_of_a_big_column(rows)
+    time.sleep(2.5)
+    return first, _faults_of_a_big_column(rows)
+
+
+def test_the_loads_process_keeps_what_it_freed_for_a_few_seconds():
+    from effortlens.loading.pipeline import in_child
+
+    # the partitioned load's process (in_child): with Polars' decay its later steps faulted in
+    # again what its earlier ones had freed (here 78k faults the second time)
+    first, second = in_child(_faults_of_a_big_column_made_twice, 20_000_000)
+    assert first > 20_000
+    assert second < first / 4, (first, second)
+
+
 def test_the_callers_environment_is_the_workers_but_its_thread_count_stays(monkeypatch):
     run = Children(isolate=True, workers=2)
     probe = "__import__('os').environ.get('EFFORTLENS_PROBE', '-')"

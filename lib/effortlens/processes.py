@@ -37,6 +37,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.util
 import os
@@ -45,6 +46,7 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -274,6 +276,19 @@ def _fork_server() -> Any:
     from multiprocessing import forkserver
 
     return forkserver._forkserver  # noqa: SLF001
+
+
+@contextlib.contextmanager
+def environment(variables: dict[str, str]) -> Iterator[None]:
+    """``variables`` set in this process's environment for a process started in the block
+    (while no worker starts: they inherit the environment too), as they were after it."""
+    with _STARTING:
+        saved = {name: os.environ.get(name) for name in variables}
+        os.environ.update(variables)
+        try:
+            yield
+        finally:
+            _restore(saved)
 
 
 def _restore(saved: dict[str, str | None]) -> None:
