@@ -189,7 +189,9 @@ def test_the_roll_up_by_runs_of_reps_is_the_roll_up_of_whole_files_bit_for_bit(
         pl.when(row % 3 == 0).then(None).otherwise(pl.col("responded")).alias("responded"),
         pl.when(row % 2 == 0).then(None).otherwise(pl.col("hours")).alias("hours"),
     )
-    parts = [acts[::3], heavy, acts[1::3], ghost, acts[2::3], heavy.head(11), holes]
+    other = acts.filter(pl.col("activity_type") != ghost["activity_type"][0]).head(4)
+    ghost_too = other.with_columns(rep_id=pl.lit("not-a-rep"))  # other types than ghost's
+    parts = [acts[::3], heavy, acts[1::3], ghost, acts[2::3], heavy.head(11), holes, ghost_too]
     reps = data.tables["reps"]
     whole = tmp_path / "whole"
     whole.mkdir()
@@ -207,8 +209,11 @@ def test_the_roll_up_by_runs_of_reps_is_the_roll_up_of_whole_files_bit_for_bit(
         slim.mkdir()
         for p, part in enumerate(parts):
             rows = daily_rows(part)
-            if p % 2:  # rep_id as enrich_tables(coded=True) gives it (the ghost's part too)
-                rows = rows.with_columns(pl.col("rep_id").cast(pl.Enum(rows["rep_id"].unique())))
+            if p % 2:  # rep_id and the type coded, each an Enum of its own part (ghosts too)
+                rows = rows.with_columns(
+                    pl.col(name).cast(pl.Enum(rows[name].unique()))
+                    for name in ("rep_id", "activity_type")
+                )
             partitioned._write_roll_up_rows(rows, slim, p, slices)  # noqa: SLF001
         assert len(list(slim.glob("part-*"))) == len(parts) and not list(slim.glob(".*"))
         for threads, piece in ((1, 1 << 18), (2, 1 << 18), (2, 97), (1, 1)):

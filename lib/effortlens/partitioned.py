@@ -1004,9 +1004,10 @@ def _enrich_partitions(
     """Enrich each partition (by ``run``: in a child process of its own when the data is
     large, up to :func:`build_workers` at once) and write its part of the event facts and of
     the slim roll-up, with ``pass_one`` pass 1 of its view facts too (its results go to
-    ``pass_one.metas``); the reps fact once; the daily roll-up (:func:`write_daily`) by
-    ``run`` as soon as every partition has started and a slot is free, beside the last
-    partitions (it waits there for their roll-up rows). Rows per file written."""
+    ``pass_one.metas``); the reps fact once; the daily roll-up (:func:`write_daily`) in a
+    process of its own (every core's threads) as soon as every partition has started and a
+    slot of ``run`` is free, beside the last partitions (it waits there for their roll-up
+    rows). Rows per file written."""
     slim.mkdir(parents=True, exist_ok=True)
     say = step or (lambda _name: None)
     # a partition's enrichment reads its events and the reps only: the other tables are not
@@ -1174,7 +1175,7 @@ def _rep_facts(reps: pl.DataFrame, settings: Settings) -> pl.DataFrame:
 
 def roll_up_slices(facts: pl.DataFrame, rows: int, *, slice_rows: int) -> RollUpSlices:
     """Runs of the reps of ``facts`` (:func:`_rep_facts`) of equal counts, about two per
-    ``slice_rows`` of the ``rows`` activities (the roll-up sums two runs at once).
+    ``slice_rows`` of the ``rows`` activities (a run's files are held while it is summed).
 
     Examples
     --------
@@ -1209,7 +1210,7 @@ def _write_roll_up_rows(rows: pl.DataFrame, slim: Path, p: int, slices: RollUpSl
     unknown = code.is_null()
     if unknown.any():  # as text: an Enum's categories differ between partitions
         rows.filter(unknown).with_columns(
-            pl.col("rep_id").cast(pl.String), pl.lit(p, pl.UInt32).alias(_PART)
+            pl.col(pl.Enum, pl.Categorical).cast(pl.String), pl.lit(p, pl.UInt32).alias(_PART)
         ).write_ipc(folder / "unknown.arrow", compression="uncompressed")
         rows, code = rows.filter(~unknown), code.filter(~unknown)
     kinds = rows["activity_type"].cast(pl.String)
@@ -1267,7 +1268,8 @@ def write_daily(
 
     With ``slices`` the partitions wrote their rows a folder each, a file per run of reps
     (:func:`_write_roll_up_rows`): each run is summed from its own files (without, each slice
-    is filtered out of every file). ``threads`` runs are summed at once.
+    is filtered out of every file), one run after another, a piece of consecutive reps at a
+    time, ``threads`` pieces at once (:func:`_summed_runs`).
 
     With ``parts``, it first waits until that many partitions have written their rows (a
     file or folder each, ``part-<p>.none`` when it has none: :func:`enrich_partition`),
