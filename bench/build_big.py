@@ -8,8 +8,9 @@ Usage (from the repository root, in the project's venv)::
 Runs ``effortlens build DATA --force`` (partitioned unless ``--in-memory``) in a child process
 and reports its wall time, CPU time and
 peak resident set (the child's own ``VmHWM``, read by the child as it exits; ``maxrss`` from
-``wait4`` is the largest of it and of the processes it spawned; the resident set of the whole
-process tree, summed, is sampled every second), with the time,
+``wait4`` is the largest of it and of the processes it waited for — not the build's workers,
+which are children of a fork server it never waits for; the resident set of the whole
+process tree, summed, is sampled every second: the figure to read), with the time,
 resident set and load average at each step of the build, and the load average sampled every
 second. A guard stops the child if its resident set passes ``--limit-mb`` (default 7,800):
 the machine is shared.
@@ -129,7 +130,10 @@ def child(folder: str, *, cache_dir: str | None, partitioned: bool | None) -> in
                 "hwm_mb": vm_mb("self", "VmHWM"),
                 "load": [round(x, 1) for x in os.getloadavg()],
             }
-            print("STEP " + json.dumps(record), file=sys.stderr, flush=True)
+            # one write a line: two threads of the build (the practice side's lane and the
+            # main one) draw steps, and print() may interleave their text on stderr
+            sys.stderr.flush()
+            os.write(2, ("STEP " + json.dumps(record) + "\n").encode())
 
     built = facts.open_build(
         folder,
@@ -344,7 +348,7 @@ def write_section(figures: dict, path: Path, *, label: str) -> None:
         f"| `effortlens build --force` ({result.get('build', 'failed')}) | {run['wall_s']:.0f} | "
         f"{run['cpu_s']:.0f} (user {run.get('user_s')}, system {run.get('system_s')}; "
         f"{run.get('cpu_source', 'wait4')}) | {peak:,} (build process VmHWM); "
-        f"{run['maxrss_mb']:,} (largest process, wait4); "
+        f"{run['maxrss_mb']:,} (largest process waited for, wait4); "
         f"{run['max_sampled_rss_mb']:,} (process tree, sampled) |",
     ]
     warm = figures.get("warm_roe")
