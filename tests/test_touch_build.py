@@ -875,11 +875,30 @@ def test_enum_codes_of_sorted_categories_are_the_text_codes_and_unsorted_ones_ar
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_candidate_pairs_stepping_back_only_while_candidates_are_those_of_every_step(seed):
-    """:func:`touch_build._pairs_before` (each action steps back only while its touches are
-    candidates) finds :func:`effortlens.habits.pairs_before`'s pairs in its order, on touches
-    by contact then time with runs of one instant, null times first and actions past the
-    window."""
-    from effortlens.habits import pairs_before
+    """:func:`effortlens.habits.pairs_before` (each action steps back only while its touches
+    are candidates) finds the pairs of every step back for every action, in their order, on
+    touches by contact then time with runs of one instant, null times first and actions past
+    the window."""
+    from effortlens.habits import MAX_CANDIDATES, CandidatePairs, pairs_before
+
+    def every_step(last_row, action, action_ts, ts, *, key, end, window, actions):
+        # the definition: MAX_CANDIDATES steps back for every action, each step's in order
+        ts_hours = (ts - end).dt.total_seconds().to_numpy() / 3600.0
+        action_hours = (action_ts - end).dt.total_seconds().to_numpy() / 3600.0
+        rows, act, lag = [], [], []
+        for k in range(MAX_CANDIDATES):
+            g = last_row - k
+            ok = g >= 0
+            g_safe = np.where(ok, g, 0)
+            ok &= key[g_safe] == key[last_row]
+            delay = action_hours - ts_hours[g_safe]
+            ok &= (delay >= 0) & (delay <= window * 24)
+            rows.append(g_safe[ok])
+            act.append(action[ok])
+            lag.append(delay[ok])
+        return CandidatePairs(
+            np.concatenate(rows), np.concatenate(act), np.concatenate(lag), ts_hours, end, actions
+        )
 
     rng = np.random.default_rng(seed)
     n = 5_000
@@ -903,8 +922,8 @@ def test_candidate_pairs_stepping_back_only_while_candidates_are_those_of_every_
         dtype=pl.Datetime("us", "UTC"),
     )
     args = {"key": key, "end": t0 + timedelta(days=80), "window": 14.0, "actions": m}
-    want = pairs_before(last_row, np.arange(m), acted, ts, **args)
-    got = touch_build._pairs_before(last_row, np.arange(m), acted, ts, **args)  # noqa: SLF001
+    want = every_step(last_row, np.arange(m), acted, ts, **args)
+    got = pairs_before(last_row, np.arange(m), acted, ts, **args)
     assert len(want.touch) > m  # actions with several candidates
     for field in ("touch", "action", "lag", "ts_hours"):
         a, b = getattr(got, field), getattr(want, field)

@@ -39,11 +39,11 @@ from effortlens.habits import (
     CADENCE_EDGES,
     HOUR_BANDS,
     LAG_EDGES_HOURS,
-    MAX_CANDIDATES,
     TOUCH_SEQUENCE_DAYS,
     TOUCH_SEQUENCE_LENGTHS,
     CandidatePairs,
     candidate_pairs,
+    pairs_before,
 )
 from effortlens.vocabulary import SEQUENCE_SEPARATOR
 
@@ -684,7 +684,7 @@ def _contact_pairs(
     found = last >= 0
     found[found] = contact[last[found]] == acting[by_action[found]]
     end = max(history["ts"].max(), given["ts"].max() or history["ts"].max())
-    return _pairs_before(
+    return pairs_before(
         last[found],
         np.flatnonzero(found),
         given["ts"].gather(by_action[found]),
@@ -693,44 +693,6 @@ def _contact_pairs(
         end=end,
         window=window,
         actions=given.height,
-    )
-
-
-def _pairs_before(
-    last_row: np.ndarray,
-    action: np.ndarray,
-    action_ts: pl.Series,
-    ts: pl.Series,
-    *,
-    key: np.ndarray,
-    end: Any,
-    window: float,
-    actions: int,
-) -> CandidatePairs:
-    """:func:`effortlens.habits.pairs_before` (the same pairs, in its order), each step back
-    taken only by the actions whose touch one step nearer was a candidate: the touches run by
-    contact, then time, so a touch of another contact, a null time or one past the window
-    ends an action's candidates (3.5M events: ~0.5M actions x 8 steps -> a few steps of
-    those with more; the same pairs, each step's in action order)."""
-    ts_hours = (ts - end).dt.total_seconds().to_numpy() / 3600.0
-    action_hours = (action_ts - end).dt.total_seconds().to_numpy() / 3600.0
-    action_key = key[last_row]
-    rows, act, lag = [], [], []
-    for k in range(MAX_CANDIDATES):
-        g = last_row - k
-        ok = g >= 0
-        g_safe = np.where(ok, g, 0)
-        ok &= key[g_safe] == action_key
-        delay = action_hours - ts_hours[g_safe]
-        ok &= (delay >= 0) & (delay <= window * 24)
-        rows.append(g_safe[ok])
-        act.append(action[ok])
-        lag.append(delay[ok])
-        if not ok.all():  # the others have no candidate further back
-            last_row, action = last_row[ok], action[ok]
-            action_hours, action_key = action_hours[ok], action_key[ok]
-    return CandidatePairs(
-        np.concatenate(rows), np.concatenate(act), np.concatenate(lag), ts_hours, end, actions
     )
 
 
