@@ -1465,6 +1465,27 @@ def _touch_code(touches: pl.LazyFrame, name: str, folder: Any) -> tuple[np.ndarr
 _KEY_SPACE = 1 << 24
 
 
+def _value_span(values: pl.Series) -> tuple[int, int] | None:
+    """The least physical value of an ``Enum`` or integer column and how many values from it
+    to its largest (an ``Enum``: 0 and its categories' count; no value: 0, 0); ``None`` for
+    any other type. One key column's place when rows are packed into one integer.
+
+    >>> _value_span(pl.Series([3, None, 5]))
+    (3, 3)
+    >>> _value_span(pl.Series(["b"], dtype=pl.Enum(["a", "b"])))
+    (0, 2)
+    """
+    if isinstance(values.dtype, pl.Enum):
+        return 0, len(values.dtype.categories)
+    if not values.dtype.is_integer():
+        return None
+    known = values.drop_nulls()
+    if not known.len():
+        return 0, 0
+    low = int(known.min())
+    return low, int(known.max()) - low + 1
+
+
 def _integer_key_code(
     part: pl.DataFrame, *, drop_null_first: bool
 ) -> tuple[np.ndarray, pl.DataFrame] | None:
@@ -1479,15 +1500,10 @@ def _integer_key_code(
     places: list[tuple[int, int]] = []  # per column: its offset and its values' count + 1
     space = 1
     for column in columns:
-        dtype = part.schema[column]
-        if isinstance(dtype, pl.Enum):
-            low, count = 0, len(dtype.categories)
-        elif dtype.is_integer():
-            known = part[column].drop_nulls()
-            low = int(known.min()) if known.len() else 0
-            count = int(known.max()) - low + 1 if known.len() else 0
-        else:
+        span = _value_span(part[column])
+        if span is None:
             return None
+        low, count = span
         places.append((low, count + 1))
         space *= count + 1
         if space > _KEY_SPACE:
@@ -2469,15 +2485,10 @@ def touch_code_layout(
         places = []
         space = 1
         for column in TOUCH_CODE_KEYS[name]:
-            dtype = dictionary.schema[column]
-            if isinstance(dtype, pl.Enum):
-                low, count = 0, len(dtype.categories)
-            elif dtype.is_integer():
-                known = dictionary[column].drop_nulls()
-                low = int(known.min()) if known.len() else 0
-                count = int(known.max()) - low + 1 if known.len() else 0
-            else:
+            span = _value_span(dictionary[column])
+            if span is None:
                 return None
+            low, count = span
             places.append((low, count + 1))
             space *= count + 1
         if space >= 1 << 62:
