@@ -5,6 +5,7 @@ beacon (XSRF) and culling, checked on a real server by counting its kernel proce
 from __future__ import annotations
 
 import http.cookiejar
+import os
 import re
 import subprocess
 import sys
@@ -328,6 +329,37 @@ def test_app_kernels_keep_no_command_history(monkeypatch):
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+_BUNDLE_PROBE = (
+    "import sys\n"
+    "from effortlens_serve.app import chart_bundle\n"
+    "name, content = chart_bundle()\n"
+    "print(name, len(content), 'vl_convert' in sys.modules)\n"
+)
+
+
+def test_the_server_serves_the_cache_folders_chart_module_without_its_runtime(tmp_path):
+    # vl-convert's runtime, once started in a process, stays there (~100 MB): the server reads
+    # the cache folder's module file, made by a short-lived child when missing
+    from effortlens.warm import chart_bundle_path
+
+    env = {**os.environ, "EFFORTLENS_CACHE": str(tmp_path)}
+    module = chart_bundle_path(tmp_path)
+    assert not module.exists()
+    made = subprocess.run(
+        [sys.executable, "-c", _BUNDLE_PROBE], env=env, capture_output=True, text=True, check=True
+    )
+    name, size, runtime = made.stdout.split()
+    assert (name, int(size), runtime) == (module.name, module.stat().st_size, "False")
+    assert b"vega" in module.read_bytes()
+
+    stand_in = b"// the module of this cache folder\n" * 1000
+    module.write_bytes(stand_in)  # read, not made again
+    read = subprocess.run(
+        [sys.executable, "-c", _BUNDLE_PROBE], env=env, capture_output=True, text=True, check=True
+    )
+    assert read.stdout.split() == [module.name, str(len(stand_in)), "False"]
 
 
 def _run_in_own_loop(coroutine):

@@ -97,7 +97,26 @@ _BUNDLE: tuple[str, bytes] | None = None
 
 
 def chart_bundle() -> tuple[str, bytes]:
-    """The offline Altair chart module (Vega, Vega-Lite, vega-embed) and its versioned name."""
+    """The offline Altair chart module (Vega, Vega-Lite, vega-embed) and its versioned name.
+
+    Read from the cache folder's copy (:func:`effortlens.warm.chart_bundle_path`: the file
+    ``effortlens build`` and the kernels use), made there by a short-lived child when it is
+    missing: vl-convert's JavaScript runtime, once started in a process, stays resident (about
+    100 MB and 3 CPU seconds), and the server lives as long as its pages. Made in this process
+    only when the cache folder cannot hold the file.
+    """
+    from effortlens.warm import chart_bundle_path, has_chart_bundle, start_chart_bundle
+
+    path = chart_bundle_path()
+    if not has_chart_bundle(path):
+        child = start_chart_bundle(path)
+        if child is not None:
+            child.wait()
+    try:
+        if has_chart_bundle(path):
+            return path.name, path.read_bytes()
+    except OSError:
+        pass
     import altair as alt
     import vl_convert
 
