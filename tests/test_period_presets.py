@@ -216,3 +216,140 @@ def test_gaps_sorted_by_rank_are_sorted_gaps():
         assert_frame_equal(_sorted_gaps_of(frame), sorted_gaps(frame))
     with_null = frame.with_columns(pl.when(pl.col("gap_seconds") > 50).then("rep_id"))
     assert_frame_equal(_sorted_gaps_of(with_null), sorted_gaps(with_null))
+
+
+def _period_files(folder) -> dict:
+    """Every file of a practice periods folder: Parquet frames sorted by their keys (a rep's
+    rows in one order), arrays, the period's JSON."""
+    out = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = str(path.relative_to(folder))
+        if relative.endswith(".json"):
+            out[relative] = json.loads(path.read_text())
+        elif relative.endswith(".npy"):
+            out[relative] = np.load(path)
+        else:
+            frame = pl.read_parquet(path)
+            keys = [c for c in frame.columns if frame.schema[c] != pl.Float64]
+            out[relative] = frame.sort(keys, nulls_last=True)
+    return out
+
+
+def _assert_same_periods(one, other) -> None:
+    a, b = _period_files(one), _period_files(other)
+    assert sorted(a) == sorted(b)
+    for relative, x in a.items():
+        y = b[relative]
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and np.array_equal(x, y), relative
+        elif isinstance(x, pl.DataFrame):
+            assert x.schema == y.schema, relative
+            assert_frame_equal(x, y, check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
+        else:
+            assert x == y, relative
+
+
+@pytest.mark.parametrize("data", ["tiny_planted", "tiny_null"])
+def test_the_presets_counted_from_the_codes_equal_the_facts_frames(data, request, tmp_path):
+    """The integer counts of the codes (differs._coded_periods) against the Polars group-bys
+    of the practice facts they were made from, planted differences or none."""
+    built = open_build(request.getfixturevalue(data), cache_dir=tmp_path / "cache")
+    folder = built.path
+    codes = differs.PracticeCodes(folder / facts.PRACTICE_CODES)
+    last = differs.build_last_day(folder)
+    parts = [pl.scan_parquet(folder / facts.AGGREGATES_LAYOUT["practice"])]
+    frames = differs.write_practice_periods(parts, tmp_path / "frames", last)
+    counted = differs.write_practice_periods(parts, tmp_path / "codes", last, codes=codes)
+    assert frames == counted and all(frames.values())
+    _assert_same_periods(tmp_path / "frames", tmp_path / "codes")
+    _assert_same_periods(tmp_path / "codes", folder / PRACTICE_PERIODS)  # what the build wrote
+    # the rows of each file: a rep's together, in rep order (no group-by's order)
+    for days in PRACTICE_PERIOD_DAYS:
+        shares = pl.read_parquet(tmp_path / "codes" / str(days) / "shares.parquet")
+        assert shares["rep_id"].is_sorted()
+        feature = shares.select(pl.col("feature").rle_id().over("rep_id"))["feature"]
+        assert feature.max() == 3  # the four features' runs of each rep
+        assert shares.select(pl.col("feature").n_unique().over("rep_id")).to_series().max() == 4
+
+
+def _edge_facts(seed: int) -> pl.DataFrame:
+    """Practice facts with what a period must decide: previous touches before the window,
+    follow-ups either side of the two days (and exactly two days), types, weekdays and hours
+    missing, reps without a segment, a type only ever previous, touches without a type."""
+    import datetime as dt
+
+    rng = np.random.default_rng(seed)
+    n = 6_000
+    first = dt.date(2024, 1, 1)
+    day = np.sort(rng.integers(0, 500, n))
+    rep = rng.integers(0, 40, n)
+    has_previous = rng.random(n) < 0.7
+    gap = rng.choice([0, 3_600, 2 * 86_400, 2 * 86_400 + 1, 9 * 86_400, 400 * 86_400], n)
+
+    def some(values, missing: float) -> list:
+        return [None if rng.random() < missing else v for v in values.tolist()]
+
+    def dates(days) -> list:
+        return [None if d is None else first + dt.timedelta(days=d) for d in days]
+
+    previous_day = (day - rng.integers(0, 300, n)).tolist()
+    return pl.DataFrame(
+        {
+            "rep_id": [f"R{r:03d}" for r in rep],
+            "team": [f"T{r % 3}" for r in rep],
+            "segment": [None if r < 5 else "S" for r in rep],
+            "role": "AE",
+            "day": pl.Series(dates(day.tolist()), dtype=pl.Date),
+            "activity_type": some(rng.choice(["call", "email", "meeting"], n), 0.02),
+            "weekday": pl.Series(some(rng.integers(1, 8, n), 0.03), dtype=pl.Int8),
+            "hour": pl.Series(some(rng.integers(0, 24, n), 0.03), dtype=pl.Int8),
+            "previous_type": [
+                t if p else None
+                for t, p in zip(
+                    some(rng.choice(["call", "email", "demo"], n), 0.02),
+                    has_previous.tolist(),
+                    strict=True,
+                )
+            ],
+            "gap_days": pl.Series(
+                [g / 86_400 if p else None for g, p in zip(gap, has_previous, strict=True)],
+                dtype=pl.Float64,
+            ),
+            "previous_day": pl.Series(
+                dates(d if p else None for d, p in zip(previous_day, has_previous, strict=True)),
+                dtype=pl.Date,
+            ),
+        }
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_presets_counted_from_the_codes_decide_the_edges_as_the_frames(seed, tmp_path):
+    import datetime as dt
+
+    from effortlens.touch_build import write_practice_codes
+
+    facts_frame = _edge_facts(seed)
+    path = tmp_path / "practice.parquet"
+    facts_frame.write_parquet(path)
+    write_practice_codes(facts_frame, tmp_path / "practice_codes")
+    codes = differs.PracticeCodes(tmp_path / "practice_codes")
+    last = dt.date(2024, 1, 1) + dt.timedelta(days=499)
+    parts = [pl.scan_parquet(path)]
+    for presets in (PRACTICE_PERIOD_DAYS, (364, 182, 30, 1), (1_000,)):
+        one, other = tmp_path / f"frames{presets}", tmp_path / f"codes{presets}"
+        frames = differs.write_practice_periods(parts, one, last, presets=presets)
+        counted = differs.write_practice_periods(parts, other, last, presets=presets, codes=codes)
+        assert frames == counted
+        _assert_same_periods(one, other)
+    # a follow-up without a rep: the frames count them (the same files)
+    no_rep = facts_frame.with_columns(pl.when(pl.col("rep_id") != "R007").then(pl.col("rep_id")))
+    no_rep.write_parquet(tmp_path / "no_rep.parquet")
+    parts = [pl.scan_parquet(tmp_path / "no_rep.parquet")]
+    write_practice_codes(no_rep, tmp_path / "codes_no_rep")
+    codes = differs.PracticeCodes(tmp_path / "codes_no_rep")
+    assert differs._coded_periods(codes, {364: differs.preset_window(last, 364)}) is None  # noqa: SLF001
+    frames = differs.write_practice_periods(parts, tmp_path / "f_no_rep", last)
+    counted = differs.write_practice_periods(parts, tmp_path / "c_no_rep", last, codes=codes)
+    assert frames == counted
+    _assert_same_periods(tmp_path / "f_no_rep", tmp_path / "c_no_rep")

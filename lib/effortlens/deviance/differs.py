@@ -1763,7 +1763,6 @@ def write_practice_periods(
     ...     build / PRACTICE_PERIODS, build_last_day(build))  # doctest: +SKIP
     {'practice_periods/364/shares.parquet': 53033, ...}
     """
-    import json
     from pathlib import Path
 
     from effortlens.facts import ROW_GROUP, _rep_sorted, _write_parquet
@@ -1784,6 +1783,24 @@ def write_practice_periods(
             pl.col("log_gap_sum", "log_gap_squares").sum(),
         ],
     }
+    counted = None
+    if codes is not None:  # the windows counted from the codes at once (none: the frames)
+        counted = _coded_periods(codes, windows)
+    if counted is not None:
+        if codes.days(first, None).stop == codes.days(first, None).start:
+            return rows  # no touch from the first window's first day on: as no part read
+        for days, (start, end) in windows.items():
+            made = counted.pop(days)
+            out = folder / str(days)
+            out.mkdir(parents=True, exist_ok=True)
+            for name in sums:
+                _write_parquet(made[name], out / f"{name}.parquet", row_group_size=ROW_GROUP)
+                rows[f"{PRACTICE_PERIODS}/{days}/{name}.parquet"] = made[name].height
+            written = write_gap_key_runs(*made.pop("gap_keys"), out)
+            rows[f"{PRACTICE_PERIODS}/{days}/seconds.npy"] = written
+            del made
+            _write_period(out, days, start, end)
+        return rows
     summed: dict[int, dict[str, pl.DataFrame]] = {days: {} for days in windows}
     gaps = {days: _GapKeys() for days in windows}
     if codes is not None:
@@ -1833,11 +1850,17 @@ def write_practice_periods(
         written = held.write_runs(out) if made is None else write_gap_key_runs(*made, out)
         rows[f"{PRACTICE_PERIODS}/{days}/seconds.npy"] = written
         del made, held
-        (out / "period.json").write_text(
-            json.dumps({"days": days, "start": start.isoformat(), "end": end.isoformat()}),
-            "utf-8",
-        )
+        _write_period(out, days, start, end)
     return rows
+
+
+def _write_period(out, days: int, start: dt.date, end: dt.date) -> None:
+    """A preset's ``period.json``: its days, first and last day."""
+    import json
+
+    (out / "period.json").write_text(
+        json.dumps({"days": days, "start": start.isoformat(), "end": end.isoformat()}), "utf-8"
+    )
 
 
 #: Touches :func:`write_practice_periods` reads from the practice codes at a time.
@@ -2012,6 +2035,219 @@ class _GapKeys:
         if made is None:
             return write_gap_runs(self.sorted_frame(), folder)
         return write_gap_key_runs(*made, folder)
+
+
+#: The columns of each preset's files (:func:`write_practice_periods`), in their order.
+_PERIOD_COLUMNS: dict[str, list[str]] = {
+    "shares": ["rep_id", "feature", "level", "n", "team", "segment", "role"],
+    "sequences": [*_REP_KEYS, "previous_type", "activity_type", "n"],
+    "gap_reps": [*_REP_KEYS, *_GAP_SUMS],
+}
+
+
+class _PeriodCounts:
+    """One preset's counts per rep code from the practice codes (:func:`_coded_periods`): the
+    touches per (rep, level) of each share, per (rep, previous type x type) of the
+    transitions, the follow-ups per rep (within the days or after) with the sums of
+    ``log1p(days)`` and of its square, and the follow-ups' keys (the rep's code above the
+    seconds) chunk by chunk."""
+
+    def __init__(self, n_rep: int, widths: dict[str, int]) -> None:
+        self.shares = {f: np.zeros(n_rep * w, dtype=np.int64) for f, w in widths.items()}
+        self.sequences = np.zeros(n_rep * widths["activity_type_share"] ** 2, dtype=np.int64)
+        self.follow_ups = np.zeros(n_rep * 2, dtype=np.int64)  # (rep, within the days)
+        self.log_sums = np.zeros((2, n_rep), dtype=np.float64)  # log1p(days), its square
+        self.keys: list[np.ndarray] = []
+
+
+def _coded_periods(
+    codes: PracticeCodes,
+    windows: dict[int, tuple[dt.date, dt.date]],
+    *,
+    rows: int = PERIOD_CODE_ROWS,
+) -> dict[int, dict] | None:
+    """For each window (days -> first and last day), :func:`practice_cells` and
+    :func:`practice_gaps` of :func:`practice_in` of the practice facts over it, counted from
+    ``codes`` by ``numpy.bincount`` of small integer keys (the rep's code times a level's
+    width plus the level's code), ``rows`` touches at a time, instead of Polars group-bys of
+    frames rebuilt with text: the frames of :func:`write_practice_periods` (``"shares"``,
+    ``"sequences"``, ``"gap_reps"``: the same rows and values, whole-number counts; the sums of
+    ``log1p(days)`` added in another order, equal within a few ``eps``; the rows in rep order,
+    then feature and level in the codes' order: decided) and ``"gap_keys"`` (the follow-ups'
+    sorted keys and the reps' ids, :func:`write_gap_key_runs`). A window reads its rows of the
+    days; the type, weekday and hour counts of rows two windows share are made once.
+
+    None when a follow-up has no rep or seconds past 31 bits, a rep code lies outside the
+    rep keys, or a weekday or hour is below -1: the frames then count them."""
+    from effortlens.filters import day_number
+
+    if not windows:
+        return {}
+    n_rep = codes.reps.height
+    known = codes.reps.get_column("rep_id").drop_nulls()
+    width = codes.types.len() + 1  # the last: none
+    none = width - 1
+    spans = codes.spans  # weekday and hour + 1: 0 (none) .. span - 1
+    widths = {
+        "activity_type_share": width,
+        "weekday_share": spans["weekday"],
+        "hour_share": spans["hour"],
+    }
+    slices = {d: codes.days(start, end) for d, (start, end) in windows.items()}
+    firsts = {d: day_number(start) for d, (start, _) in windows.items()}
+    counts = {d: _PeriodCounts(n_rep, widths) for d in windows}
+    # the rows cut where any window starts or ends: each piece's type, weekday and hour
+    # counts added to every window holding it
+    bounds = sorted({b for s in slices.values() for b in (s.start, s.stop)})
+    pieces = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
+        for at in range(lo, hi, rows):
+            pieces.append(slice(at, min(at + rows, hi)))
+    for piece in pieces:
+        holding = [d for d, s in slices.items() if s.start <= piece.start and piece.stop <= s.stop]
+        if not holding:
+            continue
+        rep = codes.read("rep", piece).astype(np.int32)
+        if rep.size and (int(rep.min()) < 0 or int(rep.max()) >= n_rep):
+            return None
+        kind = codes.read("type", piece)
+        levels = {
+            "activity_type_share": kind,
+            "weekday_share": codes.read("weekday", piece),
+            "hour_share": codes.read("hour", piece),
+        }
+        for feature in ("weekday_share", "hour_share"):
+            value = levels[feature]
+            if value.size and int(value.min()) < -1:
+                return None
+            levels[feature] = value.astype(np.int32) + 1
+        for feature, level in levels.items():
+            key = rep * widths[feature]
+            key += level
+            n = np.bincount(key, minlength=n_rep * widths[feature])
+            for days in holding:
+                counts[days].shares[feature] += n
+        del levels, key, n
+        seconds = codes.read("gap_seconds", piece)
+        previous_day = codes.read("previous_day", piece)
+        previous = codes.read("previous", piece)
+        for days in holding:
+            held = counts[days]
+            # a previous touch before the window (or none): the view never sees it
+            seen = previous_day >= firsts[days]
+            followed = seen & (seconds >= 0)
+            by_rep, gap = rep[followed], seconds[followed]
+            if gap.size and (int(gap.max()) >= 2**31 or int(by_rep.max()) >= known.len()):
+                return None
+            key = by_rep * 2
+            key += gap <= FOLLOW_UP_DAYS * _DAY_SECONDS
+            held.follow_ups += np.bincount(key, minlength=n_rep * 2)
+            logs = np.divide(gap, _DAY_SECONDS)
+            np.log1p(logs, out=logs)
+            held.log_sums[0] += np.bincount(by_rep, weights=logs, minlength=n_rep)
+            logs *= logs
+            held.log_sums[1] += np.bincount(by_rep, weights=logs, minlength=n_rep)
+            key = by_rep.astype(np.int64) << 32
+            key |= gap
+            held.keys.append(key)
+            del logs, key, by_rep, gap
+            seen &= previous != none
+            key = rep[seen] * (width * width)
+            step = previous[seen].astype(np.int32)
+            step *= width
+            key += step
+            key += kind[seen]
+            held.sequences += np.bincount(key, minlength=held.sequences.size)
+            del seen, followed, key, step
+    return {d: _period_frames(counts.pop(d), codes, widths) for d in list(counts)}
+
+
+def _period_frames(counts: _PeriodCounts, codes: PracticeCodes, widths: dict[str, int]) -> dict:
+    """The frames of one window's :class:`_PeriodCounts` (:func:`_coded_periods`), a rep's
+    rows together in the files' order (by ``rep_id``, none first)."""
+    reps = codes.reps
+    n_rep = reps.height
+    width = widths["activity_type_share"]
+    types = pl.concat([codes.types.cast(pl.String), pl.Series([None], dtype=pl.String)])
+    # a rep code's place in the files' order (the codes' order but a rep without an id first)
+    null = reps.get_column("rep_id").is_null().to_numpy()
+    rank = np.empty(n_rep, dtype=np.int64)
+    rank[np.argsort(~null, kind="stable")] = np.arange(n_rep)
+
+    def by_rep(table: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # the held (rep, level) cells of a count table, in the files' rep order
+        at = np.flatnonzero(table)
+        at = at[np.argsort(rank[at // levels], kind="stable")]
+        return at // levels, at % levels, table[at].astype(np.float64)
+
+    def named(feature: str, level: np.ndarray) -> pl.Series:
+        # each level code's name as _share_counts names the level values (only those held)
+        if feature == "activity_type_share":
+            return types.gather(pl.Series(level)).rename("level")
+        if feature == "follow_up_share":
+            within, after = f"within {FOLLOW_UP_DAYS:g} days", f"after {FOLLOW_UP_DAYS:g} days"
+            return pl.Series("level", np.where(level == 1, within, after), pl.String)
+        held = np.unique(level)
+        value = pl.Series("level", held - 1, dtype=pl.Int8)  # code 0: none
+        value = pl.select(pl.when(value >= 0).then(value).alias("level"))
+        name = weekday_name("level") if feature == "weekday_share" else hour_name("level")
+        names = value.select(name).to_series()
+        return names.gather(pl.Series(np.searchsorted(held, level)))
+
+    parts = []
+    for feature, table in (*counts.shares.items(), ("follow_up_share", counts.follow_ups)):
+        rep, level, n = by_rep(table, table.size // n_rep)
+        parts.append((rep, feature, named(feature, level), n))
+    rep = np.concatenate([np.zeros(0, np.int64), *(p[0] for p in parts)])
+    order = np.argsort(rank[rep], kind="stable")  # the features' rows of a rep together
+    cells = pl.DataFrame(
+        {
+            "feature": pl.concat(
+                [pl.Series([f] * len(r), dtype=pl.String) for r, f, _, _ in parts]
+            ),
+            "level": pl.concat([p[2] for p in parts]),
+            "n": np.concatenate([np.zeros(0), *(p[3] for p in parts)]),
+        }
+    )[pl.Series(order)]
+    shares = pl.concat([reps[pl.Series(rep[order])], cells], how="horizontal")
+    rep, pair, n = by_rep(counts.sequences, width * width)
+    sequences = pl.concat(
+        [
+            reps[pl.Series(rep)],
+            pl.DataFrame(
+                {
+                    "previous_type": types.gather(pl.Series(pair // width)),
+                    "activity_type": types.gather(pl.Series(pair % width)),
+                    "n": n,
+                }
+            ),
+        ],
+        how="horizontal",
+    )
+    follow_ups = counts.follow_ups.reshape(n_rep, 2).sum(axis=1)
+    rep, _, n = by_rep(follow_ups, 1)
+    del n
+    gap_reps = pl.concat(
+        [
+            reps[pl.Series(rep)],
+            pl.DataFrame(
+                {
+                    "follow_ups": pl.Series(follow_ups[rep], dtype=pl.UInt32),
+                    "log_gap_sum": counts.log_sums[0][rep],
+                    "log_gap_squares": counts.log_sums[1][rep],
+                }
+            ),
+        ],
+        how="horizontal",
+    )
+    keys = np.concatenate([np.zeros(0, np.int64), *counts.keys])
+    counts.keys.clear()
+    return {
+        "shares": shares.select(_PERIOD_COLUMNS["shares"]),
+        "sequences": sequences.select(_PERIOD_COLUMNS["sequences"]),
+        "gap_reps": gap_reps.select(_PERIOD_COLUMNS["gap_reps"]),
+        "gap_keys": (_sorted_keys(keys), reps.get_column("rep_id").drop_nulls()),
+    }
 
 
 def write_sorted_gap_keys(keys: np.ndarray, names: pl.Series, path, *, row_group_size: int) -> int:
