@@ -1183,3 +1183,58 @@ def test_the_fit_on_several_threads_gives_the_bits_of_2520967s_one(monkeypatch, 
                 assert np.array_equal(a, b), (threads, feature)  # to the bit
     assert len(asked) > 6  # asked at every step
     assert all(c.sum() > 0 for c in want["timing"])
+
+
+@pytest.mark.parametrize("distinct", [1, 7, 5_000, 40_000])
+def test_ids_of_one_prefix_ranked_by_their_numbers_are_the_enum_rank(distinct):
+    """:func:`touch_build._numbered_text` (ids of one prefix and width ranked by their numbers,
+    H3 s16) numbers the rows as an ``Enum`` of the sorted values does; ids whose text would
+    not sort as their numbers are refused (None), never ranked wrong."""
+    rng = np.random.default_rng(distinct)
+    values = pl.Series([f"CON{v:06d}" for v in rng.integers(0, distinct, 60_000) * 7 + 3])
+    names = values.unique().sort()
+    want = values.cast(pl.Enum(names)).to_physical().cast(pl.Int64).to_numpy()
+    got = touch_build._numbered_text(values)  # noqa: SLF001
+    assert got is not None
+    assert got[0].to_list() == names.to_list() and np.array_equal(got[1], want)
+    for refused in (
+        ["C7", "C10", "C7"],  # widths differ: "C10" sorts before "C7"
+        ["CON000011", "CAN000012"],  # another prefix: the numbers' order is not the text's
+        ["CON+12345", "CON012344"],  # a sign: "+" sorts before "0"
+        ["CON 12345", "CON012345"],  # a space
+        ["CON0000001", "CON9000000"] * 3,  # numbers too sparse for a table over their range
+        ["CON000001", None],
+        ["CONABC", "CONDEF"],  # no number
+    ):
+        assert touch_build._numbered_text(pl.Series(refused)) is None, refused  # noqa: SLF001
+
+
+def test_contacts_ranked_by_their_numbers_give_the_hashed_ranks_places_and_orders(monkeypatch):
+    """Pass 1's touches whose contacts are one prefix and a number (the samples' ``CON...``)
+    get the places, names and orders the hashed ranks give them (with touches and actions
+    without a contact); a contact id sorting after the stand-in's is ranked by the hashes."""
+    from effortlens.touch_build import PartTouches
+
+    tables = _random_load(5, contacts=300)
+    for name in ("activities", "buyer_actions"):
+        tables[name] = tables[name].with_columns(
+            pl.col("contact_id")
+            .str.slice(1)
+            .cast(pl.Int64)
+            .map_elements(lambda c: f"CON{c:06d}", return_dtype=pl.String)
+        )
+    enriched = enrich_tables(tables, settings=load_settings())
+    acts, actions = enriched.lazy("activities"), enriched.lazy("actions")
+    calls = []
+    numbered = touch_build._numbered_text  # noqa: SLF001
+    monkeypatch.setattr(touch_build, "_numbered_text", lambda v: calls.append(1) or numbered(v))
+    part = PartTouches(acts, actions)
+    assert part.without_contact > 0 and part.answered.height > 0
+    assert len(part.contact) and calls  # ranked by their numbers
+    assert numbered(part.touches["contact_id"].drop_nulls()) is not None
+    monkeypatch.setattr(touch_build, "_numbered_text", lambda _: None)
+    other = PartTouches(acts, actions)
+    for name in ("contact", "acting", "order", "by_day"):
+        assert np.array_equal(getattr(part, name), getattr(other, name)), name
+    assert part.contact_names.to_list() == other.contact_names.to_list()
+    assert part.contact_names[-1] == touch_build._LAST_CONTACT  # noqa: SLF001

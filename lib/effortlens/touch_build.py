@@ -339,7 +339,12 @@ class PartTouches:
         held = touched.is_not_null().to_numpy() if touched.null_count() else None
         on = touched if held is None else touched.filter(pl.Series(held))
         last = pl.Series([_LAST_CONTACT], dtype=touched.dtype)
-        found = _ranked_text(pl.concat([on, acting.drop_nulls(), last], rechunk=True))
+        given = pl.concat([on, acting.drop_nulls()], rechunk=True)
+        found = _numbered_text(given)  # ids of one prefix and width: ranked by their number
+        if found is not None and found[0].len() and found[0][-1] < _LAST_CONTACT:
+            found = (pl.concat([found[0], last]), found[1])
+        else:
+            found = _ranked_text(pl.concat([given, last], rechunk=True))
         if found is None or acting.null_count():  # (no such actions: PartTouches drops them)
             ids = pl.concat([on.unique(), acting.drop_nulls().unique(), last]).unique().sort()
             enum = pl.Enum(ids)
@@ -1785,6 +1790,51 @@ def _ranked_text(values: pl.Series) -> tuple[pl.Series, np.ndarray] | None:
 
 #: The seed of :func:`_ranked_text`'s hashes.
 _TEXT_SEED = 0x5EED
+
+
+def _numbered_text(values: pl.Series) -> tuple[pl.Series, np.ndarray] | None:
+    """:func:`_ranked_text` of ids that are one prefix and a number of a fixed width
+    (``CON008735``): the numbers, parsed from the text, rank the rows (a table over their
+    range, no hash or sort of the text). None when the ids are not so (nulls, widths or
+    prefixes that differ, numbers too sparse): every row is checked against its name and the
+    names must sort as the numbers. 3.1M contact ids: ~0.22 -> ~0.11 CPU s.
+
+    Examples
+    --------
+    >>> names, rank = _numbered_text(pl.Series(["C07", "C03", "C07", "C10"]))
+    >>> names.to_list(), rank.tolist()
+    (['C03', 'C07', 'C10'], [1, 0, 1, 2])
+    >>> _numbered_text(pl.Series(["C7", "C10"])) is None  # widths differ: text order is not 7, 10
+    True
+    """
+    n = values.len()
+    if not n or values.null_count() or not _is_text(values.dtype):
+        return None
+    values = values.cast(pl.String)
+    width = values.str.len_bytes()
+    one = values[0]
+    digits = len(one) - len(one.rstrip("0123456789"))
+    if width.min() != width.max() or not 0 < digits <= 18:
+        return None
+    number = values.str.slice(-digits).cast(pl.Int64, strict=False)
+    if number.null_count():
+        return None
+    at = number.to_numpy()
+    low = int(at.min())
+    span = int(at.max()) - low + 1
+    if span > max(4 * n, 1 << 20):  # sparse numbers: a table would cost more than the hash
+        return None
+    at = at - low
+    seen = np.zeros(span, bool)
+    seen[at] = True
+    dense = np.cumsum(seen) - 1
+    rank = dense[at]
+    row = np.empty(int(dense[-1]) + 1, np.int64)
+    row[rank] = np.arange(n)  # a row of each number (the last written)
+    names = values.gather(pl.Series(row))
+    if not names.is_sorted() or not (names.gather(pl.Series(rank)) == values).all():
+        return None  # another prefix, signs or spaces: the text does not sort as the numbers
+    return names, rank
 
 
 def _coded_by(
