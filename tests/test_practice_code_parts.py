@@ -336,3 +336,57 @@ def test_the_fit_takes_every_core_once_the_practice_side_is_done(tmp_path, monke
     assert lanes() == cores
     fit(tmp_path, [], [], exposure_scale=1.0, iterations=3, threads=1)
     assert asked["threads"]() == cores
+
+
+def test_ranked_gap_keys_are_the_gap_keys_sorted(tmp_path):
+    """The follow-ups' keys made with each rep's rank as its part is read (the parts' Enum
+    categories, in any order and naming reps without a follow-up) name the same rep and
+    seconds, in the same order, as the keys numbered by appearance and renumbered; a part
+    without an Enum, a follow-up without a rep or past 31 bits: None (the other way)."""
+    import numpy as np
+
+    from effortlens.deviance.differs import (
+        _GapKeys,  # noqa: PLC2701 - the way it replaces
+        ranked_gap_keys,
+    )
+
+    rng = np.random.default_rng(8)
+    frames = []
+    for k in range(4):
+        n = 3_000 if k != 2 else 0
+        reps = [f"R{r:03d}" for r in rng.permutation(90)[:30]]  # each part its own, unsorted
+        frame = pl.DataFrame(
+            {
+                "rep_id": pl.Series(rng.choice(reps[:25], n), dtype=pl.Enum(reps)),
+                "gap_seconds": rng.choice([0, 1, 86_400, 2**31 - 1], n).astype(np.float64),
+            }
+        )
+        frames.append(frame)
+    held = _GapKeys()
+    for frame in frames:
+        held.add(frame)
+    want_keys, want_names = held.sorted_keys()
+    keys, names = ranked_gap_keys([f.lazy() for f in frames])
+    assert len(keys) == sum(f.height for f in frames) and np.all(np.diff(keys) >= 0)
+    assert names.len() > want_names.len()  # reps without a follow-up named too
+    assert keys.dtype == want_keys.dtype == np.int64
+    spelled = [
+        pl.DataFrame({"rep_id": by.gather(pl.Series(k >> 32)), "gap_seconds": k & 0xFFFFFFFF})
+        for k, by in ((keys, names), (want_keys, want_names))
+    ]
+    assert spelled[0].equals(spelled[1])
+    # the files written from either are the same bytes
+    from effortlens.deviance.differs import write_gap_key_runs, write_sorted_gap_keys
+
+    for k, by, name in ((keys, names, "a"), (want_keys, want_names, "b")):
+        write_sorted_gap_keys(k, by, tmp_path / name / "gaps.parquet", row_group_size=1000)
+        write_gap_key_runs(k, by, tmp_path / name / "runs")
+    for path in sorted((tmp_path / "a").rglob("*.*")):
+        other = tmp_path / "b" / path.relative_to(tmp_path / "a")
+        assert path.read_bytes() == other.read_bytes(), path.name
+    text = frames[0].with_columns(pl.col("rep_id").cast(pl.String))
+    no_rep = frames[1].with_columns(pl.when(pl.int_range(pl.len()) != 5).then("rep_id"))
+    too_far = frames[3].with_columns(pl.lit(2.0**31).alias("gap_seconds"))
+    for odd in (text, no_rep, too_far):
+        assert ranked_gap_keys([frames[0].lazy(), odd.lazy()]) is None
+    assert ranked_gap_keys([]) is not None and len(ranked_gap_keys([])[0]) == 0

@@ -2173,6 +2173,7 @@ def _practice_gap_facts(scratch: Path, folder: Path, *, slice_rows: int) -> dict
     from effortlens.deviance import sorted_gaps
     from effortlens.deviance.differs import (
         _GapKeys,
+        ranked_gap_keys,
         write_gap_key_runs,
         write_gap_runs,
         write_sorted_gap_keys,
@@ -2180,13 +2181,17 @@ def _practice_gap_facts(scratch: Path, folder: Path, *, slice_rows: int) -> dict
     from effortlens.facts import AGGREGATES_LAYOUT, PRACTICE_GAP_RUNS, ROW_GROUP, _rep_sorted
 
     files = _scratch_files(scratch / "gaps")
-    held = _GapKeys()
-    for path in files:
-        held.add(_read_scratch(path))
-        if held.frames:
-            break
-    made = None if held.frames or not files else held.sorted_keys()
-    del held
+    # each follow-up's key made with its rep's rank as its part is read (the parts' Enum
+    # categories known first); else numbered in order of appearance, then renumbered
+    made = ranked_gap_keys([_scan_scratch(path) for path in files]) if files else None
+    if made is None and files:
+        held = _GapKeys()
+        for path in files:
+            held.add(_read_scratch(path))
+            if held.frames:
+                break
+        made = None if held.frames else held.sorted_keys()
+        del held
     relative = AGGREGATES_LAYOUT["practice_gaps"]
     rows = {}
     if made is not None:

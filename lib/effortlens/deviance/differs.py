@@ -2250,6 +2250,44 @@ def _period_frames(counts: _PeriodCounts, codes: PracticeCodes, widths: dict[str
     }
 
 
+def ranked_gap_keys(parts: Sequence[pl.LazyFrame]) -> tuple[np.ndarray, pl.Series] | None:
+    """:class:`_GapKeys`' sorted keys of the follow-ups ``parts`` (scans of frames of
+    :func:`practice_gaps`' ``"gaps"``, ``rep_id`` an ``Enum``), made as each part is read:
+    the reps' ids are every part's categories sorted (read from the parts' schemas first), so
+    each follow-up's key holds its rep's rank at once (a look-up of its part's code), in one
+    array of every follow-up (the parts' row counts read first): no second pass to renumber,
+    no copy to put the parts together. The reps' ids may name reps without a follow-up (no
+    run of keys: :func:`write_gap_key_runs` and :func:`write_sorted_gap_keys` skip them).
+    None when a part's ``rep_id`` is not an ``Enum``, or a follow-up has no rep or seconds
+    outside 0..2**31 (then :class:`_GapKeys` sorts them)."""
+    kinds = [part.collect_schema().get("rep_id") for part in parts]
+    if not all(isinstance(kind, pl.Enum) for kind in kinds):
+        return None
+    names = (
+        pl.concat([pl.Series("rep_id", [], pl.String), *(k.categories for k in kinds)])
+        .unique()
+        .sort()
+    )
+    sizes = [part.select(pl.len()).collect().item() for part in parts]
+    keys = np.empty(sum(sizes), dtype=np.int64)
+    at = 0
+    for part, kind, size in zip(parts, kinds, sizes, strict=True):
+        frame = part.collect()
+        if frame.height != size:  # never: the part changed while read
+            return None
+        reps, seconds = frame.get_column("rep_id"), frame.get_column("gap_seconds")
+        if size and (reps.null_count() or seconds.min() < 0 or seconds.max() >= 2**31):
+            return None
+        rank = kind.categories.cast(pl.Enum(names)).to_physical().to_numpy().astype(np.int64)
+        key = keys[at : at + size]
+        np.take(rank, reps.to_physical().to_numpy(), out=key, mode="clip")  # unbuffered
+        key <<= 32
+        key |= seconds.to_numpy().astype(np.int64)
+        at += size
+        del frame, reps, seconds, key
+    return _sorted_keys(keys), names
+
+
 def write_sorted_gap_keys(keys: np.ndarray, names: pl.Series, path, *, row_group_size: int) -> int:
     """:func:`sorted_gaps`' frame of the sorted follow-up ``keys`` (the rep's rank among
     ``names`` above the seconds) written to Parquet ``path`` as the build writes its files,
