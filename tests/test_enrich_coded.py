@@ -123,3 +123,34 @@ def test_customer_facing_flags_of_coded_types():
         flags = is_customer_facing(coded, wanted)
         assert flags.name == "activity_type"
         assert flags.to_list() == is_customer_facing(text, wanted).to_list()
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_coded_input_gives_the_same_facts(tiny_planted, zone):
+    """The activities' ``CODED_INPUT`` columns given as an ``Enum`` (what a partition reads:
+    ``read_partition(coded=...)``) give the facts of the text input: the rep missing from the
+    reps table, the reps in zones of their own, each type; an ``Enum`` that is not of the
+    sorted values the column holds too (its categories unsorted, or one it does not hold)."""
+    from effortlens.enrich import CODED_INPUT
+
+    tables = _tables(tiny_planted)
+    settings = dataclasses.replace(load_settings(), timezone=zone)
+    expected = enrich_tables(tables, settings=settings, coded=True)
+    acts = tables["activities"]
+    held = {c: acts[c].drop_nulls().unique().sort() for c in CODED_INPUT}
+    assert held["rep_id"].is_in(tables["reps"]["rep_id"].implode()).sum() < held["rep_id"].len()
+    given = {
+        "sorted": {c: pl.Enum(held[c]) for c in CODED_INPUT},
+        "unsorted": {c: pl.Enum(held[c].reverse()) for c in CODED_INPUT},
+        "one more": {c: pl.Enum([*held[c], "~zz"]) for c in CODED_INPUT},
+    }
+    for how, enums in given.items():
+        coded = acts.with_columns(pl.col(c).cast(enums[c]) for c in CODED_INPUT)
+        got = enrich_tables({**tables, "activities": coded}, settings=settings, coded=True)
+        assert_frame_equal(got.activities, expected.activities)
+        assert_frame_equal(got.actions, expected.actions)
+        assert_frame_equal(got.reps, expected.reps)
+    # the text build (not coded) casts an Enum to its text: the text facts
+    coded = acts.with_columns(pl.col(c).cast(given["sorted"][c]) for c in CODED_INPUT)
+    text = enrich_tables({**tables, "activities": coded}, settings=settings)
+    assert_frame_equal(text.activities, enrich_tables(tables, settings=settings).activities)

@@ -669,3 +669,40 @@ def test_a_partition_is_read_in_the_loaded_order(tmp_path, wide):
     expected = frame.sort("opportunity_id", "ts", "__row", nulls_last=True).drop("__row")
     assert expected["ts"].n_unique() < n / 100  # many ties, broken by the input row
     assert_frame_equal(partitioned.read_partition(tmp_path, "activities"), expected)
+
+
+def test_a_partition_is_read_coded(tmp_path):
+    # the columns named `coded` as an Enum of the sorted values they hold, the same values in
+    # the loaded order: a column in runs of equal values (reps, as the load writes them: coded
+    # per run) with nulls among them, one not in runs (types: coded per row); others as text
+    rng = np.random.default_rng(5)
+    n = 90_000
+    reps = np.repeat([f"r{i:03d}" for i in rng.permutation(300)], n // 300).astype(object)
+    reps[rng.integers(0, n, 50)] = None
+    frame = pl.DataFrame(
+        {
+            "rep_id": reps,
+            "activity_type": rng.choice(["email", "call", "demo", "admin"], n),
+            "opportunity_id": [f"o{x}" if x else None for x in rng.integers(0, 900, n)],
+            "ts": [
+                datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=int(h))
+                for h in rng.integers(0, 5_000, n)
+            ],
+            "__row": pl.Series(np.arange(n), dtype=pl.UInt32),
+        }
+    )
+    for k, at in enumerate(range(0, n, 30_000)):  # chunk files in input order
+        frame[at : at + 30_000].write_parquet(tmp_path / f"part-{k:05d}.parquet")
+    text = partitioned.read_partition(tmp_path, "activities")
+    coded = partitioned.read_partition(
+        tmp_path, "activities", coded=("rep_id", "activity_type", "ts")
+    )
+    for c in ("rep_id", "activity_type"):
+        assert coded.schema[c] == pl.Enum(text[c].drop_nulls().unique().sort()), c
+    assert coded.schema["ts"] == text.schema["ts"]  # not text: as it is
+    assert coded.schema["opportunity_id"] == pl.String
+    assert coded["rep_id"].null_count() == 50
+    assert_frame_equal(coded.with_columns(pl.col(pl.Enum).cast(pl.String)), text)
+    assert_frame_equal(
+        text, frame.sort("opportunity_id", "ts", "__row", nulls_last=True).drop("__row")
+    )

@@ -80,6 +80,10 @@ DAILY_SCHEMA = pl.Schema(
 _FACTS = ("activities", "actions", "daily", "reps")
 #: The attribution levels as an ``Enum`` of sorted names (:func:`enrich_tables` with ``coded``).
 LEVEL_ENUM = pl.Enum(sorted(name for name, _ in LEVELS))
+#: The activities' text columns :func:`enrich_tables` with ``coded`` takes as given when they
+#: come as an ``Enum`` of their sorted distinct values (a partition of the partitioned build
+#: reads them so: :func:`effortlens.partitioned.read_partition`).
+CODED_INPUT: tuple[str, ...] = ("rep_id", "activity_type")
 
 
 class Enriched:
@@ -469,7 +473,9 @@ def enrich_tables(
         values. A partition of the partitioned build writes them so (Parquet keeps an
         ``Enum`` as its codes and a dictionary page: 3.0M activities' fact ~1.4 -> ~1.05 CPU s
         to write, no text hashed; :func:`effortlens.partitioned._write_enums_as_text` reads
-        them back as text) and hands them to pass 1 of the view facts as codes.
+        them back as text) and hands them to pass 1 of the view facts as codes. The
+        activities' :data:`CODED_INPUT` columns may then come as an ``Enum`` of their sorted
+        distinct values (no text cast; the same facts).
 
     Returns
     -------
@@ -484,7 +490,7 @@ def enrich_tables(
     >>> e.reps["peer_group"].to_list(), e.activities.height, e.daily.height
     (['SMB · AE'], 0, 0)
     """
-    tables = _canonical_tables(tables)
+    tables = _canonical_tables(tables, coded=coded)
     activities = _same_chunks(tables["activities"])
     actions = _same_chunks(tables["buyer_actions"])
     # a rep without a team, segment or role is the group "(unknown)", never a null group
@@ -494,7 +500,7 @@ def enrich_tables(
 
     kinds = activities["activity_type"]
     if coded:  # coded once: flagged by its categories, written as codes, pass 1 takes them
-        kinds = kinds.cast(pl.Enum(kinds.drop_nulls().unique().sort()))
+        kinds = _sorted_enum(kinds)
     facing = is_customer_facing(kinds, settings.customer_facing_types)
     rows = attribution_rows(
         activities,
@@ -578,28 +584,66 @@ def is_customer_facing(types: pl.Series, customer_facing: Sequence[str]) -> pl.S
     return types.to_frame().select(either).to_series()
 
 
-def _canonical_tables(tables: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+def _canonical_tables(
+    tables: Mapping[str, pl.DataFrame], *, coded: bool = False
+) -> dict[str, pl.DataFrame]:
     """All seven tables, each conformed to its schema (a no-op for loaded ones); missing ones
-    empty."""
-    return {
-        name: conform(tables[name], name).collect(engine="in-memory")
-        if name in tables
-        else spec.empty()
-        for name, spec in TABLES.items()
-    }
+    empty. With ``coded``, the activities' :data:`CODED_INPUT` columns given as an ``Enum``
+    are kept so (each conformed as its text would be: the same values)."""
+    out = {}
+    for name, spec in TABLES.items():
+        if name not in tables:
+            out[name] = spec.empty()
+            continue
+        frame = tables[name]
+        kept = [
+            frame[c]
+            for c in (CODED_INPUT if coded and name == "activities" else ())
+            if isinstance(frame.schema.get(c), pl.Enum)
+        ]
+        conformed = conform(frame.drop([c.name for c in kept]), name).collect(engine="in-memory")
+        out[name] = conformed.with_columns(kept) if kept else conformed
+    return out
+
+
+def _sorted_enum(values: pl.Series) -> pl.Series:
+    """``values`` (text, or an ``Enum``) as an ``Enum`` of their sorted distinct values: the
+    same values; an ``Enum`` of those categories already is returned as it is.
+
+    Examples
+    --------
+    >>> _sorted_enum(pl.Series(["b", None, "a", "b"])).dtype
+    Enum(categories=['a', 'b'])
+    >>> given = pl.Series(["b", "a"], dtype=pl.Enum(["a", "b"]))
+    >>> _sorted_enum(given) is given, _sorted_enum(given[:1]).dtype
+    (True, Enum(categories=['b']))
+    """
+    if isinstance(values.dtype, pl.Enum):
+        categories = values.dtype.categories
+        codes = values.to_physical().drop_nulls().to_numpy()
+        held = np.count_nonzero(np.bincount(codes, minlength=categories.len()))
+        if categories.is_sorted() and held == categories.len():
+            return values
+        values = values.cast(pl.String)
+    return values.cast(pl.Enum(values.drop_nulls().unique().sort()))
 
 
 def _rep_codes(rep_ids: pl.Series, reps: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame]:
     """Each activity's row in the returned rep facts (``rep_id`` and :data:`REP_COLUMNS`).
 
     Reps missing from ``reps`` (the loader quarantines them, hand-made tables may not) get rows
-    of their own with null rep columns. Cheaper than a join on the string ``rep_id``.
+    of their own with null rep columns. Cheaper than a join on the string ``rep_id``. An
+    ``Enum`` of the reps the rows hold: its categories looked up, gathered by its codes.
     """
+    if isinstance(rep_ids.dtype, pl.Enum):
+        rep_ids = _sorted_enum(rep_ids)  # of the reps held, as the rows' unknown reps are
+        of_category, facts = _rep_codes(rep_ids.dtype.categories, reps)
+        return of_category.gather(rep_ids.to_physical()), facts
     facts = reps.select("rep_id", *REP_COLUMNS).unique("rep_id", keep="first", maintain_order=True)
     codes = rep_ids.cast(pl.Enum(facts["rep_id"]), strict=False)
     if codes.null_count():
         unknown = rep_ids.filter(codes.is_null()).unique().sort()
-        facts = pl.concat([facts, unknown.to_frame()], how="diagonal")
+        facts = pl.concat([facts, unknown.to_frame("rep_id")], how="diagonal")
         codes = rep_ids.cast(pl.Enum(facts["rep_id"]))
     return codes.to_physical(), facts
 
