@@ -390,3 +390,41 @@ def test_ranked_gap_keys_are_the_gap_keys_sorted(tmp_path):
     for odd in (text, no_rep, too_far):
         assert ranked_gap_keys([frames[0].lazy(), odd.lazy()]) is None
     assert ranked_gap_keys([]) is not None and len(ranked_gap_keys([])[0]) == 0
+
+
+def test_codes_merged_a_day_at_a_time_are_the_codes_of_the_facts(
+    tiny_planted_enriched, tmp_path, monkeypatch
+):
+    """Partitions whose rows are by day (as pass 1 writes them) are merged a day at a time
+    (touch_build._merged_by_day), one that is not by the stable sort of every row: the same
+    bytes as write_practice_codes of the facts either way."""
+    import effortlens.touch_build as touch_build
+
+    by_day = touch_build._merged_by_day  # noqa: SLF001
+    calls = []
+    monkeypatch.setattr(
+        touch_build, "_merged_by_day", lambda *a, **k: calls.append(1) or by_day(*a, **k)
+    )
+    activities = tiny_planted_enriched[0].activities
+    for in_day_order in (True, False):
+        parts = _parts(activities, huge_gap=in_day_order)
+        if in_day_order:  # the odd part's touches by day, as the facts are written
+            parts[1] = parts[1].sort("day", maintain_order=True)
+        facts = pl.concat([spelled_enums(p) for p in parts])
+        want, got = tmp_path / f"want{in_day_order}", tmp_path / f"got{in_day_order}"
+        n = write_practice_codes(facts.lazy(), want)
+        folders = [tmp_path / f"part{in_day_order}{k}" for k in range(len(parts))]
+        for part, folder in zip(parts, folders, strict=True):
+            practice_part_codes(part, folder)
+        calls.clear()
+        assert merge_practice_codes(folders, got) == n > 1_000
+        assert calls == ([1] if in_day_order else [])
+        assert _files(got) == _files(want)
+    # no touch with a day at all: the same empty files
+    empty = [build_practice_facts(activities.head(0), coded=True)] * 2
+    folders = [tmp_path / f"empty{k}" for k in range(2)]
+    for part, folder in zip(empty, folders, strict=True):
+        practice_part_codes(part, folder)
+    write_practice_codes(pl.concat([spelled_enums(p) for p in empty]).lazy(), tmp_path / "ew")
+    assert merge_practice_codes(folders, tmp_path / "eg") == 0
+    assert _files(tmp_path / "eg") == _files(tmp_path / "ew")

@@ -2158,6 +2158,64 @@ def practice_part_codes(practice: pl.DataFrame, folder: Any) -> int:
     return dated.height
 
 
+def _ascending(values: np.ndarray) -> bool:
+    """Whether ``values`` never go down."""
+    return len(values) < 2 or bool(np.all(values[1:] >= values[:-1]))
+
+
+def _merged_by_day(
+    parts: list[Path], folder: Path, luts: dict[str, list[np.ndarray]], dtypes: dict[str, Any]
+) -> int:
+    """The tail of :func:`merge_practice_codes` when every partition's rows are by day: a
+    day at a time, the day's rows of every partition (a slice of each, in partition order)
+    put in rep order by a stable sort of their reps (a radix sort of 16-bit codes, in the
+    cache), each column's day written as it is gathered: the same order as one stable sort
+    of (day, rep) over the partitions end to end, without that sort or any whole column held
+    (100M: 81.8M touches, 11.5 -> 6.0 CPU s). ``luts``: each partition's code + 1 -> the
+    build's (rep, type, previous); ``dtypes``: each column's written type."""
+    days = [np.load(p / "day.npy", mmap_mode="r") for p in parts]
+    rows = sum(len(d) for d in days)
+    rep = [
+        np.take(luts["rep"][k], np.load(p / "rep.npy").astype(np.intp) + 1)
+        for k, p in enumerate(parts)
+    ]
+    held = [d for d in days if len(d)]
+    spans = []  # a day's number, its slice of each partition, its rows' order
+    if held:
+        edges = np.arange(min(int(d[0]) for d in held), max(int(d[-1]) for d in held) + 2)
+        bounds = np.stack([np.searchsorted(d, edges.astype(d.dtype)) for d in days])
+        for j in range(len(edges) - 1):
+            starts, stops = bounds[:, j].tolist(), bounds[:, j + 1].tolist()
+            cut = [
+                (k, lo, hi) for k, (lo, hi) in enumerate(zip(starts, stops, strict=True)) if hi > lo
+            ]
+            if cut:
+                reps = np.concatenate([rep[k][lo:hi] for k, lo, hi in cut])
+                spans.append((int(edges[j]), cut, np.argsort(reps, kind="stable")))
+    for name, dtype in dtypes.items():
+        pieces = (
+            rep if name == "rep" else [np.load(p / f"{name}.npy", mmap_mode="r") for p in parts]
+        )
+        lut = None if name == "rep" else luts.get(name)
+        with open(folder / f"{name}.npy", "wb") as out:
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype))}
+            header |= {"fortran_order": False, "shape": (rows,)}
+            np.lib.format.write_array_header_1_0(out, header)
+            for day, cut, order in spans:
+                if name == "day":
+                    out.write(np.full(len(order), day, dtype=dtype).data)
+                    continue
+                if lut is None:
+                    values = np.concatenate([pieces[k][lo:hi] for k, lo, hi in cut])
+                else:
+                    values = np.concatenate(
+                        [np.take(lut[k], pieces[k][lo:hi].astype(np.intp) + 1) for k, lo, hi in cut]
+                    )
+                out.write(np.take(values, order).astype(dtype, copy=False).data)
+        del pieces
+    return rows
+
+
 def merge_practice_codes(parts: list[Any], folder: Any) -> int:
     """:func:`write_practice_codes` of a partitioned build's practice facts from each
     partition's codes (:func:`practice_part_codes`, ``parts`` in partition order): the same
@@ -2233,6 +2291,18 @@ def merge_practice_codes(parts: list[Any], folder: Any) -> int:
             at += len(piece)
         return out
 
+    dtypes = {
+        "rep": rep_type,
+        "day": np.int32,
+        "type": kind,
+        "previous": kind,
+        "weekday": np.int8,
+        "hour": np.int8,
+        "gap_seconds": wide,
+        "previous_day": np.int32,
+    }
+    if all(_ascending(np.load(p / "day.npy", mmap_mode="r")) for p in parts):
+        return _merged_by_day(parts, folder, luts, dtypes)
     day, rep = column("day", np.int32), column("rep", rep_type)
     # by day, then rep, ties in the facts' order (day_rep_order's): each partition's rows
     # are by day, then rep already, so numpy's stable sort (a timsort) merges their runs
