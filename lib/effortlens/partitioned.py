@@ -422,20 +422,38 @@ def _triple_components(
     # within one; a node's code is its level's offset plus the value's rank among the level's
     # distinct values, found by a join on the raw key (3m: 0.34 CPU s by an `Enum` cast of
     # the formatted nodes, 0.17 by joins)
-    codes, size = {}, 0
+    codes, values = [], []
     for key, prefix in _KEYS:
         distinct = triples[key].drop_nulls().unique().sort()
         ranks = pl.DataFrame(
-            {
-                key: distinct,
-                prefix: pl.int_range(size, size + distinct.len(), dtype=pl.UInt32, eager=True),
-            }
+            {key: distinct, prefix: pl.int_range(distinct.len(), dtype=pl.UInt32, eager=True)}
         )
-        codes[prefix] = triples.select(key).join(ranks, on=key, how="left", maintain_order="left")[
-            prefix
-        ]
+        codes.append(
+            triples.select(key).join(ranks, on=key, how="left", maintain_order="left")[prefix]
+        )
+        values.append(distinct)
+    component, weight, keyless = _coded_components(codes, triples["n"], values)
+    return triples.select(keys).with_columns(component), weight, keyless
+
+
+def _coded_components(
+    codes: list[pl.Series], n: pl.Series, values: list[pl.Series]
+) -> tuple[pl.Series, np.ndarray, int]:
+    """The ``component`` of each distinct key triple (null: no key), events per component
+    and events without any key, from each key's code in a triple (its rank among the key's
+    ``values``, sorted; null: none) and the triple's events ``n``.
+
+    The graph's nodes are the prefixed keys "a:<account>", "c:<contact>", "o:<opportunity>"
+    numbered in their sorted order (the prefixes sort the levels): a node's number is its
+    level's offset plus its code; components are numbered by their first node.
+    """
+    size, shifted = 0, []
+    for code, distinct in zip(codes, values, strict=True):
+        shifted.append(code + size if size else code)
         size += distinct.len()
-    coded = pl.DataFrame([*codes.values(), triples["n"]])
+    coded = pl.DataFrame(
+        [s.alias(prefix) for s, (_, prefix) in zip(shifted, _KEYS, strict=True)] + [n.alias("n")]
+    )
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -458,7 +476,7 @@ def _triple_components(
     keyless = first.filter(pl.col("code").is_null())["n"].sum()
     of_code = pl.Series("component", labels, dtype=pl.UInt32)
     component = of_code.gather(first["code"])  # null: no key
-    return triples.select(keys).with_columns(component), weight, int(keyless or 0)
+    return component, weight, int(keyless or 0)
 
 
 def _pack(weight: np.ndarray, *, chunk_rows: int, keyless: int = 0) -> np.ndarray:
@@ -482,6 +500,150 @@ def _pack(weight: np.ndarray, *, chunk_rows: int, keyless: int = 0) -> np.ndarra
     return out
 
 
+def _dictionary_triples(
+    sources: list[tuple[Path, dict[str, str]]],
+) -> tuple[list[pl.Series], pl.Series, list[pl.Series], tuple[str, ...]]:
+    """The distinct key triples of the event files ``sources`` (each file and its text key
+    columns: key -> column) as the load reads them (trimmed, empty as null), coded: each
+    key's code in each triple (its rank among the key's distinct read values; null: none),
+    the triple's events, each key's distinct read values (sorted), and the keys whose every
+    written value needs no trimming and is not empty.
+
+    No text is hashed a row: each row group's key columns are read as Parquet keeps them,
+    indices into a small dictionary of the row group's values (Arrow's reader); the row
+    group's triples of indices are counted (one integer a triple), and only those are put
+    in one code space through the dictionaries' distinct values (10m: 1.5M triples of row
+    groups and 1.7M dictionary values for 11.6M events, against 11.6M triples of text hashed
+    and grouped by :func:`_text_triples`).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from effortlens.loading.columns import is_untidy
+
+    keys = [key for key, _ in _KEYS]
+    dictionaries: list[list[pa.Array]] = [[] for _ in keys]
+    offsets = [0] * len(keys)  # flat codes: each dictionary's values, then its null code
+    local: list[list[np.ndarray]] = []
+    batch: list[list[np.ndarray]] = [[] for _ in keys]
+    base, held = list(offsets), 0  # the batch's first flat codes, its rows
+
+    def count() -> None:  # the batch's triples of flat codes, counted
+        spans = [offset - first for offset, first in zip(offsets, base, strict=True)]
+        local.append(_counted_triples([np.concatenate(b) for b in batch], spans, base))
+        for b in batch:
+            b.clear()
+
+    for file, given in sources:
+        columns = [given[key] for key in keys if key in given]
+        parquet = pq.ParquetFile(file, read_dictionary=columns)
+        for group in range(parquet.num_row_groups):
+            table = parquet.read_row_group(group, columns=columns, use_threads=False)
+            if not table.num_rows:
+                continue
+            for j, key in enumerate(keys):
+                if key in given:
+                    column = table.column(given[key])
+                    if column.num_chunks == 1:
+                        column = column.chunk(0)
+                    else:
+                        column = column.unify_dictionaries().combine_chunks()
+                    dictionary, index = column.dictionary, column.indices
+                    if index.null_count:  # a null's index: the dictionary's size
+                        index = pc.fill_null(index, len(dictionary))
+                    index = index.to_numpy().astype(np.uint64)
+                else:  # no such column: every row's key is null
+                    dictionary = pa.array([], pa.string())
+                    index = np.zeros(table.num_rows, np.uint64)
+                dictionaries[j].append(dictionary)
+                batch[j].append(index + np.uint64(offsets[j] - base[j]))
+                offsets[j] += len(dictionary) + 1
+            held += table.num_rows
+            if held >= _PLAN_BATCH_ROWS:
+                count()
+                base, held = list(offsets), 0
+    if held:
+        count()
+    # each flat code's value as the load reads it, then its rank among the distinct ones
+    codes, values, tidy = [], [], []
+    n = pl.Series("n", np.concatenate([part[-1] for part in local]) if local else [], pl.UInt32)
+    for j, key in enumerate(keys):
+        parts = []
+        for dictionary in dictionaries[j]:
+            parts += [dictionary.cast(pa.large_string()), pa.nulls(1, pa.large_string())]
+        flat = pa.concat_arrays(parts) if parts else pa.array([], pa.large_string())
+        encoded = pc.dictionary_encode(flat)  # each written value once, nulls kept
+        written = pl.from_arrow(encoded.dictionary).alias(key)
+        if not written.to_frame().select(is_untidy(key)).item():
+            tidy.append(key)  # the written values are the read ones: ranked by one sort
+            order = written.arg_sort().to_numpy()
+            rank = np.empty(len(order), np.uint32)
+            rank[order] = np.arange(len(order), dtype=np.uint32)
+            of_written = pl.Series("code", rank)
+            distinct = written.gather(order)
+        else:
+            read = written.to_frame().select(_read_key(key)).to_series()
+            distinct = read.drop_nulls().unique().sort()
+            ranks = pl.DataFrame(
+                {key: distinct, "code": pl.int_range(distinct.len(), dtype=pl.UInt32, eager=True)}
+            )
+            of_written = read.to_frame().join(ranks, on=key, how="left", maintain_order="left")
+            of_written = of_written["code"]
+        of_flat = of_written.gather(pl.from_arrow(encoded.indices))  # null: null
+        triples = np.concatenate([part[j] for part in local]) if local else []
+        codes.append(of_flat.gather(pl.Series(triples, dtype=pl.UInt32)).alias(key))
+        values.append(distinct)
+    # the triples of every row group in one code space, counted once more (packed, when
+    # one integer holds them)
+    bits = [int(distinct.len()).bit_length() for distinct in values]
+    if sum(bits) <= 64:
+        packed, shift = pl.lit(0, pl.UInt64), 0
+        for code, distinct, width in zip(codes, values, bits, strict=True):
+            packed = packed | (code.fill_null(distinct.len()).cast(pl.UInt64) * (1 << shift))
+            shift += width
+        counted = pl.select(packed.alias("p"), n).group_by("p").agg(pl.col("n").sum())
+        shift, unpacked = 0, []
+        for key, distinct, width in zip(keys, values, bits, strict=True):
+            code = (pl.col("p") // (1 << shift)) % (1 << width)
+            unpacked.append(pl.when(code < distinct.len()).then(code).cast(pl.UInt32).alias(key))
+            shift += width
+        coded = counted.select(*unpacked, "n")
+    else:
+        coded = pl.DataFrame([*codes, n]).group_by(keys).agg(pl.col("n").sum())
+    return [coded[key] for key in keys], coded["n"], values, tuple(tidy)
+
+
+#: Rows whose key triples :func:`_dictionary_triples` counts at once (a few row groups).
+_PLAN_BATCH_ROWS = 1_000_000
+
+
+def _counted_triples(
+    codes: list[np.ndarray], spans: list[int], base: list[int]
+) -> list[np.ndarray]:
+    """The distinct rows of ``codes`` (one array a key, each code below its ``spans``), each
+    plus its key's ``base``, and their counts (last)."""
+    bits = [int(span).bit_length() for span in spans]
+    if sum(bits) <= 64:  # one integer a row
+        packed, shift = codes[0], bits[0]
+        for code, width in zip(codes[1:], bits[1:], strict=True):
+            packed = packed | (code << np.uint64(shift))
+            shift += width
+        counted = pl.DataFrame({"p": packed}).group_by("p").agg(pl.len().alias("n"))
+        packed, shift, distinct = counted["p"].to_numpy(), 0, []
+        for width in bits:
+            mask = np.uint64((1 << width) - 1)
+            distinct.append(((packed >> np.uint64(shift)) & mask).astype(np.uint32))
+            shift += width
+    else:
+        frame = pl.DataFrame({f"k{j}": code for j, code in enumerate(codes)})
+        counted = frame.group_by(frame.columns).agg(pl.len().alias("n"))
+        distinct = [counted[f"k{j}"].to_numpy().astype(np.uint32) for j in range(len(codes))]
+    return [code + np.uint32(first) for code, first in zip(distinct, base, strict=True)] + [
+        counted["n"].to_numpy()
+    ]
+
+
 def plan_partitions(folder: Path, out: Path, *, chunk_rows: int) -> Partitions | None:
     """The partition of every key value of ``folder``'s event tables, found before the load
     from their key columns as the load reads them (text, trimmed, empty as null): what
@@ -496,14 +658,16 @@ def plan_partitions(folder: Path, out: Path, *, chunk_rows: int) -> Partitions |
     (account, else contact, else opportunity; its keys are all in one component); without
     any key, its input row modulo the number of partitions, as :func:`partition_events`.
     """
-    from effortlens.loading.columns import canonical_header, is_untidy
+    from pyarrow import ArrowException as ArrowError
+
+    from effortlens.loading.columns import canonical_header
     from effortlens.loading.pipeline import _table_files
 
     if streamable_rows(folder) is None:
         return None  # the load says why
     keys = [key for key, _ in _KEYS]
     files, _ = _table_files(folder)
-    scans = []
+    scans, sources, plain = [], [], True
     for name in EVENT_TABLES:
         if name not in files:
             continue
@@ -515,6 +679,8 @@ def plan_partitions(folder: Path, out: Path, *, chunk_rows: int) -> Partitions |
             if key in given or dtype.is_nested() or dtype in (pl.Binary, pl.Object):
                 return None  # the load refuses or decides: no plan
             given[key] = column
+            plain = plain and dtype == pl.String
+        sources.append((files[name], given))
         scans.append(
             pl.scan_parquet(files[name]).select(
                 pl.col(given[key]).cast(pl.String).alias(key)
@@ -526,35 +692,58 @@ def plan_partitions(folder: Path, out: Path, *, chunk_rows: int) -> Partitions |
     if not scans:
         return None
     try:
-        # the distinct triples as written, then as the load reads them (trimmed, empty as
-        # null; 3m: 0.8 -> 0.6 CPU s against trimming every row first): the same triples
-        # when no value has blanks around it or is empty (then no chunk looks for one)
-        written = (
-            pl.concat(scans).group_by(keys).agg(pl.len().alias("n")).collect(engine="streaming")
-        )
-        untidy = written.select(is_untidy(key) for key in keys).row(0)
-        tidy = tuple(key for key, flag in zip(keys, untidy, strict=True) if not flag)
-        if len(tidy) == len(keys):
-            triples, weight, keyless = _triple_components(written)
+        if plain:  # text keys: their triples from the files' dictionaries, no text hashed
+            codes, n, values, tidy = _dictionary_triples(sources)
         else:
-            read = written.lazy().select(*(_read_key(key).alias(key) for key in keys), "n")
-            triples, weight, keyless = _triple_components(read, count=pl.col("n").sum())
-    except (pl.exceptions.PolarsError, OSError):
+            codes, n, values, tidy = _text_triples(scans)
+    except (pl.exceptions.PolarsError, OSError, ArrowError):
         return None  # an unreadable file: the load says what is wrong with it
+    component, weight, keyless = _coded_components(codes, n, values)
     n_parts = max(1, int(-(-(weight.sum() + keyless) // max(chunk_rows, 1))))
-    part = pl.Series(_PART, _pack(weight, chunk_rows=chunk_rows, keyless=keyless)).gather(
-        triples["component"]
-    )
-    triples = triples.select(keys).with_columns(part)
+    part = pl.Series(_PART, _pack(weight, chunk_rows=chunk_rows, keyless=keyless)).gather(component)
+    coded = pl.DataFrame([code.alias(key) for code, key in zip(codes, keys, strict=True)])
+    coded = coded.with_columns(part)
     out.mkdir(parents=True, exist_ok=True)
     maps, earlier = [], pl.lit(True)
-    for key in keys:  # each value of a key where it is a triple's first key
-        first = earlier & pl.col(key).is_not_null()
+    for key, distinct in zip(keys, values, strict=True):  # each value of a key where it is
+        first = earlier & pl.col(key).is_not_null()  # a triple's first key
         path = out / f"map-{key}.parquet"
-        triples.filter(first).select(key, _PART).unique(key).write_parquet(path)
+        found = coded.filter(first).select(key, _PART).unique(key)
+        found.select(distinct.gather(found[key]).alias(key), _PART).write_parquet(path)
         maps.append(path)
         earlier = earlier & pl.col(key).is_null()
     return Partitions(out, tuple(keys), tuple(maps), n_parts, tidy)
+
+
+def _text_triples(
+    scans: list[pl.LazyFrame],
+) -> tuple[list[pl.Series], pl.Series, list[pl.Series], tuple[str, ...]]:
+    """:func:`_dictionary_triples` of key columns read as text (``scans``: the event tables'
+    key columns cast to text, as written): one streaming group-by of every row's triple."""
+    from effortlens.loading.columns import is_untidy
+
+    keys = [key for key, _ in _KEYS]
+    # the distinct triples as written, then as the load reads them (trimmed, empty as
+    # null; 3m: 0.8 -> 0.6 CPU s against trimming every row first): the same triples
+    # when no value has blanks around it or is empty (then no chunk looks for one)
+    written = pl.concat(scans).group_by(keys).agg(pl.len().alias("n")).collect(engine="streaming")
+    untidy = written.select(is_untidy(key) for key in keys).row(0)
+    tidy = tuple(key for key, flag in zip(keys, untidy, strict=True) if not flag)
+    triples = written
+    if len(tidy) != len(keys):
+        read = written.lazy().select(*(_read_key(key).alias(key) for key in keys), "n")
+        triples = read.group_by(keys).agg(pl.col("n").sum()).collect(engine="streaming")
+    codes, values = [], []
+    for key in keys:
+        distinct = triples[key].drop_nulls().unique().sort()
+        ranks = pl.DataFrame(
+            {key: distinct, "code": pl.int_range(distinct.len(), dtype=pl.UInt32, eager=True)}
+        )
+        codes.append(
+            triples.select(key).join(ranks, on=key, how="left", maintain_order="left")["code"]
+        )
+        values.append(distinct)
+    return codes, triples["n"], values, tidy
 
 
 def _read_key(column: str) -> pl.Expr:
