@@ -1238,3 +1238,54 @@ def test_contacts_ranked_by_their_numbers_give_the_hashed_ranks_places_and_order
         assert np.array_equal(getattr(part, name), getattr(other, name)), name
     assert part.contact_names.to_list() == other.contact_names.to_list()
     assert part.contact_names[-1] == touch_build._LAST_CONTACT  # noqa: SLF001
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_columns_moved_in_one_packed_gather_are_the_columns_gathered(seed, monkeypatch):
+    """:class:`PartTouches`' columns in the final (day, rep, contact, time, id) order, moved
+    as one packed int64 per touch (H3 s16): each equals the column gathered by
+    ``order[by_day]`` (dtype, values, nulls; text as its codes, as ``Enum`` and spelled),
+    with nulls planted in every packed column; a column that would pass 63 bits is gathered
+    (an ``Int64`` hour of 60 bits), as are all when nothing is packed; the in-order arrays
+    the three passes share are the arrays gathered by ``order``."""
+    from effortlens.touch_build import PartTouches
+
+    enriched = enrich_tables(_random_load(seed, contacts=200), settings=load_settings())
+    rng = np.random.default_rng(seed)
+    acts = enriched.activities
+    n = acts.height
+
+    def nulled(column: str) -> pl.Expr:
+        hit = pl.Series(rng.random(n) < 0.05)
+        return pl.when(hit).then(None).otherwise(pl.col(column)).alias(column)
+
+    variants = {
+        "as enriched": acts,
+        "nulls": acts.with_columns(
+            nulled(c) for c in ("day", "weekday", "hour", "responded", "activity_type")
+        ),
+        "wide hour": acts.with_columns(
+            hour=pl.col("hour").cast(pl.Int64) * (1 << 55) + pl.col("weekday").cast(pl.Int64)
+        ),
+    }
+    columns = ["rep_id", "team", "day", "activity_type", "weekday", "hour", "responded"]
+    for label, frame in variants.items():
+        for packing in (True, False):
+            with monkeypatch.context() as patched:
+                if not packing:
+                    patched.setattr(touch_build, "_PACKED_COLUMNS", ())
+                part = PartTouches(frame.lazy())
+                final = pl.Series(part.order[part.by_day])
+                for column in columns:
+                    want = part.touches[column].gather(final)
+                    got = part.in_day_order(column, coded=False)
+                    assert_frame_equal(got.to_frame(), want.to_frame(), check_exact=True)
+                    enum = part.in_day_order(column, coded=True)
+                    assert enum.cast(pl.String).equals(want.cast(pl.String)), (label, column)
+                packed = part._packed_in_final_order()[1]  # noqa: SLF001
+                assert ("hour" in packed) == (packing and label != "wide hour"), label
+                for name, values in (("contact", part.contact), ("ts", part.ts)):
+                    assert np.array_equal(part.in_order(name), values[part.order]), name
+                rep = part.coded("rep_id")[1][part.order]
+                assert np.array_equal(part.in_order("rep_id"), rep)
+                assert np.array_equal(part.rep_order, part.order[part.by_rep])

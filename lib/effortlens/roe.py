@@ -394,8 +394,13 @@ def streak_facts(
     part = part or PartTouches(activities, actions)
     touches = part.touches
     row = part.by_time[part.without_contact :]  # the touches on a contact, in contact order
-    on = part.contact[row]
-    ts = part.ts[row]
+    # their contacts and times: those in `order` (shared; it differs from by_time only among
+    # rows equal on both)
+    on = part.in_order("contact")[part.without_contact :]
+    ts = part.in_order("ts")[part.without_contact :]
+    # their reps (a null rep counts as one value), in `order` too: rows in another place than
+    # in by_time's are in one run, so the (run, rep) pairs counted below are the same
+    rep = part.in_order("rep_id")[part.without_contact :] + 1
     acting = part.answered
     acted = (
         part.acting,  # coded once (shared with the credit inputs)
@@ -420,13 +425,12 @@ def streak_facts(
         answered = (np.r_[~is_touch[1:], False] & same_next)[is_touch]
         run = np.cumsum(~is_touch)[is_touch]  # grows at every action: with the contact, a run
         moved = events[is_touch]  # as they were (the touches were in this order), but sure
-        row, on = row[moved], on[moved]
+        row, on, rep = row[moved], on[moved], rep[moved]
     starts = np.flatnonzero(np.r_[True, (on[1:] != on[:-1]) | (run[1:] != run[:-1])])
     ends = np.r_[starts[1:], len(row)] - 1
     kept = (ends - starts + 1) >= STREAK_FACTS_MIN_TOUCHES
     group = np.cumsum(np.r_[True, (on[1:] != on[:-1]) | (run[1:] != run[:-1])]) - 1
     rep_names, rep_code = part.coded("rep_id")
-    rep = rep_code[row] + 1  # a null rep counts as one value
     pairs = pl.Series(group * (rep_names.len() + 1) + rep).unique()  # (run, rep) pairs
     distinct = pairs.to_numpy() // (rep_names.len() + 1)
     rep_counts = np.bincount(distinct, minlength=len(starts))

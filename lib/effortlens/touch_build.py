@@ -213,6 +213,10 @@ _TOUCH_COLUMNS = [
 ]
 
 
+#: The columns :meth:`PartTouches._packed_in_final_order` moves in one gather.
+_PACKED_COLUMNS = ("rep_id", "activity_type", "day", "weekday", "hour", "responded")
+
+
 class PartTouches:
     """The customer-facing touches of some activities, read once, with the integer codes and
     orders that :func:`build_practice_facts`, :func:`effortlens.roe.streak_facts` and
@@ -303,10 +307,68 @@ class PartTouches:
             table = self._by_rep.get(column)
             if table is not None:
                 codes = table[self._in_final_order("rep_id") + 1]
+            elif (unpacked := self._unpacked(column)) is not None:
+                values, low = unpacked
+                codes = values + (low - 1)  # null (0): -1
             else:
                 codes = self.coded(column)[1][self._orders["final"]]
             self._orders["final", column] = codes
         return self._orders["final", column]
+
+    def _packed_in_final_order(self) -> tuple[np.ndarray, dict[str, tuple[int, int, int]]]:
+        """The codes of ``rep_id`` and ``activity_type`` (:meth:`coded`) and the integers of
+        ``day``, ``weekday``, ``hour`` and ``responded`` in ``order[by_day]``, moved by ONE
+        gather of an int64 per touch that holds them all (each a few bits), then taken apart
+        (a random gather of 2.6M rows costs 0.03-0.08 CPU s, the packing and unpacking a few
+        sequential passes): the packed integers and ``{column: (shift, bits, low)}``, each
+        column's value ``v`` (``bits`` from ``shift``) the row's ``v - 1 + low`` (0: null),
+        for the columns that fit in 63 bits together (made once; each column taken apart
+        when asked for: :meth:`_unpacked`)."""
+        if "packed" in self._orders:
+            return self._orders["packed"]
+        fields = []  # (column, low, bits), the first in the highest bits
+        packed = np.zeros(self.touches.height, np.int64)
+        held = 0
+        for column in _PACKED_COLUMNS:
+            dtype = self.touches.schema.get(column)
+            if dtype is None:
+                continue
+            if _is_text(dtype):
+                values, low = self.coded(column)[1] + 1, 0
+            elif dtype == pl.Boolean or dtype == pl.Date or dtype.is_integer():
+                physical = self.touches[column].to_physical().cast(pl.Int64)
+                low = int(physical.min() or 0)
+                values = (physical - (low - 1)).fill_null(0).to_numpy()
+            else:
+                continue
+            bits = int(values.max(initial=0)).bit_length()
+            if held + bits > 63:
+                continue
+            fields.append((column, low, bits))
+            held += bits
+            packed <<= bits
+            packed |= values
+        if "final" not in self._orders:
+            self._orders["final"] = self.order[self.by_day]
+        packed = packed[self._orders["final"]]
+        out = {}
+        shift = held
+        for column, low, bits in fields:
+            shift -= bits
+            out[column] = (shift, bits, low)
+        self._orders["packed"] = packed, out
+        return self._orders["packed"]
+
+    def _unpacked(self, column: str) -> tuple[np.ndarray, int] | None:
+        """``column`` of :meth:`_packed_in_final_order`: its values (0: null) and ``low``, or
+        None when it is not packed."""
+        packed, fields = self._packed_in_final_order()
+        if column not in fields:
+            return None
+        shift, bits, low = fields[column]
+        values = packed >> shift
+        values &= (1 << bits) - 1
+        return values, low
 
     @property
     def contacts(self) -> pl.Enum:
@@ -403,6 +465,38 @@ class PartTouches:
                 self._orders["order"] = _tied_by_id(by_time, tie, ids)
         return self._orders["order"]
 
+    def in_order(self, name: str) -> np.ndarray:
+        """The touches' ``contact`` (:attr:`contact`), ``ts`` (:attr:`ts`) or the codes of a
+        text column (:meth:`coded`) in :attr:`order`, made once for the practice facts, the
+        streaks and the credit inputs (a random gather of 2.6M rows costs 0.03-0.08 CPU s).
+        ``contact`` and ``ts`` are also those in :attr:`by_time` (the two orders differ only
+        among rows equal on both). Touches without ``activity_id`` (no :attr:`order`: only
+        the streaks read them): in :attr:`by_time`."""
+        if ("in_order", name) not in self._orders:
+            if name == "contact":
+                values = self.contact
+            elif name == "ts":
+                values = self.ts
+            else:
+                values = self.coded(name)[1]
+            ids = "activity_id" in self.touches.columns
+            self._orders["in_order", name] = values[self.order if ids else self.by_time]
+        return self._orders["in_order", name]
+
+    @property
+    def rep_order(self) -> np.ndarray:
+        """``order[by_rep]``: the touches by (rep, contact, time, id) (made once)."""
+        if "rep_order" not in self._orders:
+            self._orders["rep_order"] = self.order[self.by_rep]
+        return self._orders["rep_order"]
+
+    @property
+    def day_by_rep(self) -> pl.Series:
+        """The touches' ``day`` in :attr:`rep_order` (made once)."""
+        if "day_by_rep" not in self._orders:
+            self._orders["day_by_rep"] = self.touches["day"].gather(pl.Series(self.rep_order))
+        return self._orders["day_by_rep"]
+
     @property
     def acting(self) -> np.ndarray:
         """Each action of :attr:`answered`'s contact's place in :attr:`contacts` + 1 (int64),
@@ -420,18 +514,25 @@ class PartTouches:
         """Places in :attr:`order` sorted stably by rep (nulls first): ``order[by_rep]`` is
         the (rep, contact, time, id) order (a radix sort of small integers)."""
         if "by_rep" not in self._orders:
-            rep_of = self.coded("rep_id")[1][self.order] + 1  # the rep's rank, 0 for null
+            rep_of = self.in_order("rep_id") + 1  # the rep's rank, 0 for null
             rep_of = rep_of.astype(np.int16) if rep_of.max(initial=0) < 2**15 else rep_of
             self._orders["by_rep"] = np.argsort(rep_of, kind="stable")
+            self._orders["rep_count"] = np.bincount(rep_of)
         return self._orders["by_rep"]
+
+    @property
+    def rep_count(self) -> np.ndarray:
+        """The touches of each rep (at its rank + 1; 0: no rep): the runs of :attr:`by_rep`."""
+        if "rep_count" not in self._orders:
+            _ = self.by_rep
+        return self._orders["rep_count"]
 
     @property
     def rep_day(self) -> np.ndarray:
         """Places in ``order[by_rep]`` sorted stably by day (nulls first): the touches by
         (day, rep, contact, time, id), the practice facts' final order."""
         if "rep_day" not in self._orders:
-            at = pl.Series(self.order[self.by_rep])
-            day = self.touches["day"].gather(at).to_physical().cast(pl.Int64)
+            day = self.day_by_rep.to_physical().cast(pl.Int64)
             day = day.fill_null(int(day.min() or 0) - 1).to_numpy()
             self._orders["rep_day"] = radix_order(day - day.min(initial=0))
         return self._orders["rep_day"]
@@ -453,10 +554,18 @@ class PartTouches:
             if "final" not in self._orders:
                 self._orders["final"] = self.order[self.by_day]
             final = self._orders["final"]
-            if _is_text(self.touches.schema[column]):
+            dtype = self.touches.schema[column]
+            if _is_text(dtype):
                 names = self.coded(column)[0]
                 codes = self._in_final_order(column)
                 gathered = (_enumed if coded else _spelled)(names, codes, column)
+            elif (unpacked := self._unpacked(column)) is not None:  # from the packed gather
+                values, low = unpacked
+                gathered = pl.Series(column, values + (low - 1))
+                if self.touches[column].null_count():
+                    gathered = pl.select(pl.when(pl.Series(values > 0)).then(gathered)).to_series()
+                physical = self.touches[column].to_physical().dtype
+                gathered = gathered.cast(pl.Int8 if dtype == pl.Boolean else physical).cast(dtype)
             else:
                 gathered = self.touches[column].gather(final)
             self._in_day_order[column, coded] = gathered
@@ -579,13 +688,18 @@ def touch_credit_inputs(
     # (contact, time, id) order, the touches without a contact first: then dropped
     order = part.order[n_without:]
     n = len(order)
-    contact_of = part.contact[order]
+    contact_of = part.in_order("contact")[n_without:]  # (shared with the other two)
+    ts = touches["ts"]
+    if isinstance(ts.dtype, pl.Datetime) and not ts.null_count():  # its integers, ordered
+        ts = pl.Series("ts", part.in_order("ts")[n_without:]).cast(ts.dtype)
+    else:
+        ts = ts.gather(order)
     history = pl.DataFrame(
         {
             # the contacts' places in `contacts` (Int64, as the actions' below: an empty
             # Enum of every contact for its physical type cost ~0.03 CPU s each)
             "contact_id": pl.Series(contact_of - 1),
-            "ts": touches["ts"].gather(order),
+            "ts": ts,
         }
     )
     same = []  # whether the k-th touch before is on the same contact
@@ -593,7 +707,7 @@ def touch_credit_inputs(
         same.append(np.zeros(n, bool))
         same[-1][k:] = contact_of[k:] == contact_of[: max(n - k, 0)]
     kind_names, kind = part.coded("activity_type")
-    on_kind = kind[order]
+    on_kind = part.in_order("activity_type")[n_without:]
     bin_order = _bin_order(history, same[0])
     sequences = _sequence_codes(kind_names, on_kind, history["ts"], same)
     # the final order: the touches on a contact in the order above, then those without one
@@ -648,14 +762,18 @@ def touch_credit_inputs(
     kind_code = np.append(kind_code.fill_null(-1).to_numpy(), -1)[on_kind] + 1
     hour = touches["hour"].cast(pl.Int64).fill_null(-1).to_numpy()[order]
     weekday = touches["weekday"].cast(pl.Int64).fill_null(-1).to_numpy()[order]
-    band = np.searchsorted(np.asarray(HOUR_BANDS), touches["hour"].to_numpy(), side="right")
+    if touches["hour"].null_count():  # (a null hour's band: after the last, as NaN sorts)
+        band = np.searchsorted(np.asarray(HOUR_BANDS), touches["hour"].to_numpy(), side="right")
+        band = band[order]
+    else:  # from the hours in order: no second gather
+        band = np.searchsorted(np.asarray(HOUR_BANDS), hour, side="right")
     arrays = {
         # as _credits numbers them
         "cell_timing": ((kind_code * 9 + weekday + 1) * 26 + hour + 1).astype(np.int32),
         "cell_cadence": (kind_code * 256 + bin_order.cast(pl.Int64).to_numpy() + 128).astype(
             np.int32
         ),
-        "band": band[order].astype(np.int8),
+        "band": band.astype(np.int8),
         "left": np.minimum(-pairs.ts_hours, window * 24),
         "pair_touch": pairs.touch.astype(np.int32),
         "pair_action": pairs.action.astype(np.int32),
@@ -1664,29 +1782,27 @@ def build_practice_facts(
             gap_days=pl.lit(None, pl.Float64),
             previous_day=pl.lit(None, pl.Date),
         ).select(PRACTICE_COLUMNS)
-    rep = part.coded("rep_id")[1] + 1  # the rep's rank, 0 for null (as _rank)
-    contact = part.contact
-    # nulls first, as sort puts them: ranks start at 1, null is 0
-    group = rep * (int(contact.max()) + 1) + contact
     # by (contact, time, id), then stably by rep (a radix sort of small integers): the order
     # of one sort by (rep, contact, time, id), the contact order shared with the credit inputs
-    order = part.order[part.by_rep]
+    by_rep = part.by_rep
     # the history on a narrow frame in (rep, contact, time) order; every column is then
     # gathered once, straight into the final (day) order. Text columns move as small integer
     # codes and are spelled out at the end from their few distinct values (a random gather of
     # millions of strings costs ~5x more than the codes and the spelling together).
-    g = group[order]
-    same = np.r_[False, g[1:] == g[:-1]] & (contact[order] > 0)
-    at = pl.Series(order)  # (a frame indexed by a numpy array gathers ~7x slower)
-    narrow = touches.select(pl.col("ts", "day").gather(at), _same=pl.Series(same))
+    # The reps in that order are sorted: counted, not gathered (nulls first, as 0)
+    rep = np.repeat(np.arange(part.rep_count.size), part.rep_count)
+    contact = part.in_order("contact")[by_rep]
+    same = np.r_[False, (rep[1:] == rep[:-1]) & (contact[1:] == contact[:-1])] & (contact > 0)
+    at = pl.Series(part.rep_order)  # (a frame indexed by a numpy array gathers ~7x slower)
+    narrow = pl.DataFrame([touches["ts"].gather(at), part.day_by_rep, pl.Series("_same", same)])
     history = narrow.select(
         gap_days=pl.when("_same").then(
             (pl.col("ts") - pl.col("ts").shift(1)).dt.total_seconds() / 86_400
         ),
         previous_day=pl.when("_same").then(pl.col("day").shift(1)),
     )
-    kinds, kind = part.coded("activity_type")
-    kind = kind[order]
+    kinds = part.coded("activity_type")[0]
+    kind = part.in_order("activity_type")[by_rep]
     previous_kind = np.full(len(kind), -1, kind.dtype)  # the previous row's, if the same
     np.copyto(previous_kind[1:], kind[:-1], where=same[1:])
     # then stably by day: (day, rep, contact, time, id), the touch frame's order too when
