@@ -296,3 +296,49 @@ def test_the_day_order_writes_its_parts_from_the_codes_as_the_text(touches, tmp_
         # (its statistics are its own values', not the Enum's categories': the check can fail)
         ends = {c: (v[0], v[-1]) for c, v in shared["names"].items()}
         assert any(tuple(g[1 + got.columns.index(c)][:2]) != ends[c] for g in written for c in ends)
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+def test_pass_one_scratch_gives_the_files_of_pass_two(touches, tmp_path, parts):
+    # pass 1 writing its touches as the day order reads them (_touch_scratch: no pass 2, the
+    # day order takes the credits by fit row) gives the same part files and habit touch
+    # codes, byte for byte, as pass 2 over pass 1's Parquet; every 50th touch has no credits
+    old, new = tmp_path / "old", tmp_path / "new"
+    made = _stage(touches, old / "scratch", parts=parts, enums=True)
+    credits = {f: old / "scratch" / "em" / f"credit_{f}.npy" for f in ("timing", "cadence")}
+    scratched, at = [], [0]
+    for p, part in enumerate(made):
+        frame = pl.read_parquet(old / "scratch" / "touch1" / part["name"])
+        scratched.append(
+            partitioned._touch_scratch(frame, new / "scratch", part["name"])  # noqa: SLF001
+        )
+        at.append(at[-1] + int(frame["fit_row"].is_not_null().sum()))
+        assert scratched[-1]["fit_rows"] and scratched[-1]["rows"] == part["rows"], p
+        assert scratched[-1]["schema"] == part["schema"]
+    assert at[-1] == len(np.load(credits["timing"])) > 0
+    rows_per_part = touches.height // 4 + 1
+    for folder, plan, kwargs in (
+        (old, made, {}),
+        (new, scratched, {"credits": credits, "offsets": at}),
+    ):
+        groups, shared = day_order_plan(
+            folder / "scratch",
+            plan,
+            rows_per_part=rows_per_part,
+            workers=2,
+            codes=folder / "habit_touches",
+            **kwargs,
+        )
+        assert ("credits" in shared) == bool(kwargs)
+        for group in groups:
+            day_ordered_touches(folder / "scratch", folder, group, **shared)
+        partitioned._touch_codes_of_ranges(shared["codes"], cells=folder)  # noqa: SLF001
+    for folder in (old, new):
+        shutil.rmtree(folder / "scratch")
+    made_old = sorted(p.relative_to(old) for p in old.rglob("*") if p.is_file())
+    made_new = sorted(p.relative_to(new) for p in new.rglob("*") if p.is_file())
+    assert made_new == made_old and len(made_old) > 40
+    for relative in made_old:
+        assert (new / relative).read_bytes() == (old / relative).read_bytes(), relative
+    got = pl.concat(pl.read_parquet(f) for f in sorted((new / "touches.parquet").glob("*")))
+    assert got["credit_timing"].null_count() == touches["credit_timing"].null_count() > 0

@@ -1835,6 +1835,9 @@ def write_view_facts(
             )
         for meta in metas:  # in partition order, as one after another would give them
             rows.update(meta.pop("rows"))
+        # pass 1's touches as the day order reads them (_touch_scratch), when it wrote them
+        # so: no pass 2 (kept from the fit's inputs)
+        scratched = [meta.pop("touch", None) for meta in metas]
         n_touches = sum(m["touches"] for m in metas)
         # the practice side beside the fit when the fit and a partition fit in the budget
         fit_bytes = n_touches * FIT_BYTES_PER_TOUCH + per_part * PARTITION_BYTES_PER_ROW
@@ -1862,32 +1865,36 @@ def write_view_facts(
                     run.close()  # the fit's worker (100M: ~4 GB at its peak) ends
                 offsets = np.cumsum([0] + [m["touches"] for m in metas]).tolist()
                 narrow.clear()  # both slots for pass 2 and the day order
-                say(f"view facts: pass 2, {n_parts} partitions, {workers} at a time")
-                # the partitions in `workers` runs of about equal touches, a child each (a
-                # child's start, ~0.5 CPU s of imports, paid once a run, not a partition)
-                cuts = np.searchsorted(
-                    offsets, np.linspace(0, offsets[-1], workers + 1)[1:-1], side="right"
-                )
-                runs = [r.tolist() for r in np.split(np.arange(n_parts), cuts) if len(r)]
-                parts = [
-                    part
-                    for done in run.each(
-                        _touch_parts,
-                        [
-                            (
-                                ([names[i] for i in r], folder, scratch),
-                                {
-                                    "credits": credits,
-                                    "offsets": [offsets[i] for i in r],
-                                    "counts": [metas[i]["touches"] for i in r],
-                                },
-                            )
-                            for r in runs
-                        ],
-                        done=lambda k: say(f"view facts: pass 2, {k}/{len(runs)} runs done"),
+                if scratched and all(part is not None for part in scratched):
+                    parts = scratched  # credited by the day order
+                else:
+                    say(f"view facts: pass 2, {n_parts} partitions, {workers} at a time")
+                    # the partitions in `workers` runs of about equal touches, a child each
+                    # (a child's start, ~0.5 CPU s of imports, paid once a run)
+                    cuts = np.searchsorted(
+                        offsets, np.linspace(0, offsets[-1], workers + 1)[1:-1], side="right"
                     )
-                    for part in done
-                ]
+                    runs = [r.tolist() for r in np.split(np.arange(n_parts), cuts) if len(r)]
+                    parts = [
+                        part
+                        for done in run.each(
+                            _touch_parts,
+                            [
+                                (
+                                    ([names[i] for i in r], folder, scratch),
+                                    {
+                                        "credits": credits,
+                                        "offsets": [offsets[i] for i in r],
+                                        "counts": [metas[i]["touches"] for i in r],
+                                    },
+                                )
+                                for r in runs
+                            ],
+                            done=lambda k: say(f"view facts: pass 2, {k}/{len(runs)} runs done"),
+                        )
+                        for part in done
+                    ]
+                del scratched
                 say("view facts: touches in day order")
                 groups, shared = _day_order_plan(
                     scratch,
@@ -1895,6 +1902,8 @@ def write_view_facts(
                     rows_per_part=per_part,
                     workers=workers,
                     codes=folder / HABIT_TOUCHES,
+                    credits=credits,
+                    offsets=offsets,
                 )
                 del parts
                 written["day order"] = dict(
@@ -2067,12 +2076,8 @@ def _view_part(
         acts, actions, window=window, kinds=kinds, end=end, part=part, coded=True
     )
     del part
-    # read whole by pass 2 only: no statistics (~15% of the write's CPU); text as Enum codes
-    # of the values it holds (pass 2 keeps them as its codes: nothing spelled or hashed)
-    (scratch / "touch1").mkdir(parents=True, exist_ok=True)
-    touches.write_parquet(
-        scratch / "touch1" / name, compression="lz4", statistics=False, row_group_size=ROW_GROUP
-    )
+    # as the day order reads them: no pass 2 (text as the codes of the values it holds)
+    touch = _touch_scratch(touches, scratch, name)
     em = scratch / "em" / name
     em.mkdir(parents=True, exist_ok=True)
     for key, values in arrays.items():
@@ -2084,6 +2089,7 @@ def _view_part(
         "actions": n_actions,
         # the first touch on each contact has cadence bin 0
         "contacts": int((touches["bin_order"] == 0).sum()),
+        "touch": touch,
     }
 
 
@@ -2214,15 +2220,10 @@ def _touch_part(
     offset: int,
     n: int,
 ) -> dict[str, Any]:
-    """Pass 2 over partition ``name``: its touch facts with their credits, their text as
-    codes (scratch ``touch2/<name>.arrow``, uncompressed Arrow IPC: the day order reads
-    ranges of its rows in place); pass 1 wrote them in their final order, by day then rep
-    (:func:`effortlens.touch_build.touch_credit_inputs`).
-
-    Each text column (``String``, or ``Enum`` as written) becomes its codes among the
-    partition's own values; returned: those values per column (``names``: code *i* spells
-    ``names[column][i]``), the rows and the rows per day (``days``, ``counts``: the
-    partition's runs of days, null first) that :func:`_day_order_plan` merges by."""
+    """Pass 2 over partition ``name``, when pass 1 wrote its touches as Parquet
+    (``touch1/<name>``, in their final order, by day then rep:
+    :func:`effortlens.touch_build.touch_credit_inputs`): its touch facts with their credits,
+    their text as codes (scratch ``touch2/<name>.arrow``: :func:`_touch_file`)."""
     from effortlens.touch_build import credited_touches
 
     touches = pl.read_parquet(scratch / "touch1" / name)
@@ -2234,6 +2235,34 @@ def _touch_part(
             given[feature] = np.array(np.load(credits[feature], mmap_mode="r")[offset : offset + n])
     frame = credited_touches(touches, given)
     del touches
+    return _touch_file(frame, scratch / "touch2" / f"{Path(name).stem}.arrow", name)
+
+
+def _touch_scratch(touches: pl.DataFrame, scratch: Path, name: str) -> dict[str, Any]:
+    """Pass 1's touches of partition ``name`` (:func:`effortlens.touch_build.touch_credit_inputs`:
+    in their final order, by day then rep; ``fit_row`` for the credits) written as the day
+    order reads them (scratch ``touch1/<name>.arrow``: :func:`_touch_file`): no pass 2 then,
+    the day order takes each touch's credits by its ``fit_row`` (:func:`_credited`). Pass 2
+    read the Parquet pass 1 wrote, took the credits and wrote the same again (100M: 18-24
+    CPU s, a step of its own); this costs pass 1 about what its Parquet write did."""
+    if "fit_row" in touches.columns:  # a row of the partition's fit rows: 4 bytes enough
+        touches = touches.with_columns(pl.col("fit_row").cast(pl.UInt32))
+    return _touch_file(touches, scratch / "touch1" / f"{Path(name).stem}.arrow", name)
+
+
+#: The credit columns the fit gives each touch (``credit_<feature>``, in this order).
+_CREDIT_FEATURES = ("timing", "cadence")
+
+
+def _touch_file(frame: pl.DataFrame, path: Path, name: str) -> dict[str, Any]:
+    """A partition's touch facts ``frame`` (by day then rep; credited, or with their
+    ``fit_row``) written to ``path`` as the day order reads them (uncompressed Arrow IPC:
+    ranges of its rows read in place), each text column (``String``, or ``Enum``) as its
+    codes among the partition's own values; returned, what :func:`_day_order_plan` merges
+    by: those values per column (``names``: code *i* spells ``names[column][i]``), the rows
+    and the rows per day (``days``, ``counts``: the partition's runs of days, null first),
+    the touch facts' schema, the distinct key rows (:func:`_touch_code_keys`) and whether
+    the rows hold ``fit_row`` (``fit_rows``: credited by the day order)."""
     names: dict[str, list[str]] = {}
     coded = {}
     for column, dtype in frame.schema.items():
@@ -2242,23 +2271,51 @@ def _touch_part(
         elif not isinstance(dtype, pl.Enum):
             continue
         names[column] = dtype.categories.to_list()
-        coded[column] = frame[column].cast(dtype).to_physical().cast(pl.UInt32)
+        coded[column] = frame[column].cast(dtype).to_physical()
     frame = frame.with_columns(**coded)
-    (scratch / "touch2").mkdir(parents=True, exist_ok=True)
-    frame.write_ipc(scratch / "touch2" / f"{Path(name).stem}.arrow", compression="uncompressed")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_ipc(path, compression="uncompressed")
     runs = frame["day"].to_physical().rle()
     day = runs.struct.field("value")
     if not day.is_sorted(nulls_last=False) or day.null_count() > 1 or day.n_unique() < len(day):
         raise RuntimeError(f"pass 1 wrote the touches of {name} out of day order")  # a bug
+    fit_rows = "fit_row" in frame.columns
+    schema = {c: (pl.String if c in names else t) for c, t in frame.schema.items()}
+    if fit_rows:  # the touch facts' columns: the credits in place of the fit row
+        del schema["fit_row"]
+        schema.update({f"credit_{feature}": pl.Float64 for feature in _CREDIT_FEATURES})
     return {
         "name": name,
+        "file": path,
         "rows": frame.height,
         "days": day.to_list(),
         "counts": runs.struct.field("len").to_list(),
         "names": names,
-        "schema": {c: (pl.String if c in names else t) for c, t in frame.schema.items()},
+        "schema": schema,
         "keys": _touch_code_keys(frame),
+        "fit_rows": fit_rows,
     }
+
+
+def _credited(piece: pl.DataFrame, credits: dict[str, np.ndarray], offset: int) -> pl.DataFrame:
+    """``piece`` (rows of a partition's :func:`_touch_scratch`) with each touch's credits in
+    place of its ``fit_row``, as :func:`effortlens.touch_build.credited_touches` gives them:
+    ``credits`` per feature (every touch's, in the fit's order; the partition's from
+    ``offset``), null without a fit row."""
+    at = piece["fit_row"]
+    known = at.len() - at.null_count()
+    where = (at.cast(pl.Int64).fill_null(0) + offset).to_numpy() if known else None
+    columns = []
+    for feature in _CREDIT_FEATURES:
+        name = f"credit_{feature}"
+        if where is None:  # no touch of it on a contact
+            columns.append(pl.Series(name, [None] * at.len(), pl.Float64))
+            continue
+        values = pl.Series(name, np.take(credits[feature], where))
+        if known < at.len():
+            values = pl.select(pl.when(at.is_not_null()).then(values)).to_series()
+        columns.append(values)
+    return piece.drop("fit_row").with_columns(columns)
 
 
 def _touch_code_keys(frame: pl.DataFrame) -> dict[str, pl.DataFrame] | None:
@@ -2563,6 +2620,8 @@ def _day_order_plan(
     rows_per_part: int,
     workers: int,
     codes: Path | None = None,
+    credits: dict[str, Path] | None = None,
+    offsets: list[int] | None = None,
 ) -> tuple[list[list[tuple[int, list[tuple[Path, int, int, int]]]]], dict[str, Any]]:
     """How :func:`_day_ordered_touches` merges pass 2's partitions (:func:`_touch_part`'s
     ``parts``, in partition order) into part files of a range of days each: the ranges as
@@ -2573,7 +2632,9 @@ def _day_order_plan(
     partitions, sorted, and each partition's codes renumbered among them).
 
     With ``codes`` (the habit touch codes' folder), when every touch has a day: the ranges
-    write the habit touch codes too (``shared["codes"]``: :func:`_touch_code_ranges`)."""
+    write the habit touch codes too (``shared["codes"]``: :func:`_touch_code_ranges`). Parts
+    written by pass 1 (:func:`_touch_scratch`) are credited by the day order: from the fit's
+    ``credits`` (files per feature), each partition's from its ``offsets``."""
     texts = list(parts[0]["names"]) if parts else []
     names = {
         c: pl.Series(c, [v for p in parts for v in p["names"][c]], pl.String).unique().sort()
@@ -2612,7 +2673,7 @@ def _day_order_plan(
             )
             stops.append(int(counts[runs - 1]) if runs else 0)
         ends.append(stops)
-    files = [scratch / "touch2" / f"{Path(p['name']).stem}.arrow" for p in parts]
+    files = [p.get("file", scratch / "touch2" / f"{Path(p['name']).stem}.arrow") for p in parts]
     planned = []
     for i, (_, _, rows) in enumerate(ranges):
         pieces = [
@@ -2632,6 +2693,10 @@ def _day_order_plan(
     low = min((d for d in per_day if d is not None), default=0)
     schema = parts[0]["schema"] if parts else {}
     shared = {"names": names, "remaps": remaps, "low": low, "schema": schema}
+    if any(p.get("fit_rows") for p in parts):
+        if offsets is None:  # never: write_view_facts gives them
+            raise RuntimeError("touches with fit rows and no credit offsets")
+        shared.update(credits=credits, offsets=offsets[: len(parts)])
     if codes is not None and None not in per_day:
         at = np.cumsum([0] + [rows for _, _, rows in ranges]).tolist()
         shared["codes"] = _touch_code_ranges(
@@ -2727,6 +2792,8 @@ def _day_ordered_touches(
     low: int,
     schema: dict[str, Any],
     codes: dict[str, Any] | None = None,
+    credits: dict[str, Path] | None = None,
+    offsets: list[int] | None = None,
 ) -> dict[str, int]:
     """The touch facts of some ranges of days (:func:`_day_order_plan`) in the in-memory
     build's order, by day then rep (a day's touches of one rep in partition order), one part
@@ -2736,7 +2803,9 @@ def _day_ordered_touches(
     range's habit touch codes written in place instead
     (:func:`effortlens.habits.write_touch_code_range`: no scratch written and read again).
 
-    Each range's rows are read in place from pass 2's files (each partition's rows of the
+    Each range's rows are read in place from pass 2's files, or pass 1's
+    (:func:`_touch_scratch`: credited here, :func:`_credited` from the fit's ``credits``,
+    mapped, each partition's from its ``offsets``) (each partition's rows of the
     range: a slice, in day then rep order), their codes renumbered among all the values, and
     merged by one stable integer sort of (day, rep) (the rep's place among the sorted reps):
     no text is read, hashed or sorted (3m, with pass 2: 3.2-3.5 -> 2.1 CPU s; the text sort
@@ -2749,11 +2818,15 @@ def _day_ordered_touches(
     if codes is None:
         (scratch / "codes").mkdir(parents=True, exist_ok=True)
     n_reps = names["rep_id"].len() if "rep_id" in names else 0
+    given = {feature: np.load(path, mmap_mode="r") for feature, path in (credits or {}).items()}
     for i, pieces in ranges:
         frames = []
         for path, start, stop, k in pieces:
             piece = pl.scan_ipc(path).slice(start, stop - start).collect()
-            frames.append(piece.with_columns(remaps[k][c].gather(piece[c]).alias(c) for c in names))
+            piece = piece.with_columns(remaps[k][c].gather(piece[c]).alias(c) for c in names)
+            if "fit_row" in piece.columns:
+                piece = _credited(piece, given, offsets[k])
+            frames.append(piece)
         if frames:
             frame = pl.concat(frames, rechunk=False)
         else:  # no touch at all: an empty part file of the touch facts' schema
