@@ -1289,3 +1289,51 @@ def test_columns_moved_in_one_packed_gather_are_the_columns_gathered(seed, monke
                 rep = part.coded("rep_id")[1][part.order]
                 assert np.array_equal(part.in_order("rep_id"), rep)
                 assert np.array_equal(part.rep_order, part.order[part.by_rep])
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_practice_history_by_packed_gathers_is_the_reference_or_refused(seed, monkeypatch):
+    """The practice facts' history moved by two packed gathers (``_packed_history``, H3 s16)
+    gives :func:`effortlens.deviance.practice_facts`' rows to the bit (gaps of seconds to
+    weeks, days with nulls planted, ties, touches without a contact); times that are not
+    whole seconds, or null, take the frames' path (refused) and give them too."""
+    from effortlens.deviance import practice_facts
+    from effortlens.touch_build import PartTouches, build_practice_facts
+
+    packed_history = touch_build._packed_history  # noqa: SLF001
+
+    rng = np.random.default_rng(seed)
+    acts = enrich_tables(_random_load(seed, contacts=60), settings=load_settings()).activities
+    n = acts.height
+    seconds = pl.Series(rng.integers(0, 86_400 * 9, n) * 1_000_000).cast(pl.Duration("us"))
+    variants = {
+        "seconds apart": acts.with_columns(pl.col("ts") + seconds),
+        "null days": acts.with_columns(
+            day=pl.when(pl.Series(rng.random(n) < 0.1)).then(None).otherwise(pl.col("day"))
+        ),
+        "microseconds": acts.with_columns(
+            pl.col("ts") + pl.Series(rng.integers(0, 5, n)).cast(pl.Duration("us"))
+        ),
+        "null time": acts.with_columns(
+            ts=pl.when(pl.col("is_customer_facing").cum_sum() == 1)  # the first touch's
+            .then(None)
+            .otherwise(pl.col("ts"))
+        ),
+    }
+    calls = []
+
+    def recorded(part):
+        calls.append(packed_history(part))
+        return calls[-1]
+
+    monkeypatch.setattr(touch_build, "_packed_history", recorded)
+    for label, frame in variants.items():
+        calls.clear()
+        want = practice_facts(frame).collect()
+        assert want["gap_days"].null_count() < want.height
+        assert_frame_equal(build_practice_facts(frame), want, check_exact=True)
+        refused = label in ("microseconds", "null time")
+        assert (calls[0] is None) == refused, label
+        if not refused:  # the frames' path gives the same history
+            part = PartTouches(frame)
+            assert packed_history(part) is not None
