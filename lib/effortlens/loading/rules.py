@@ -415,7 +415,11 @@ def duplicate_check(table: str, duplicate: pl.Series) -> Check:
 
 
 def reference_checks(
-    table: str, parsed: dict[str, pl.Series], references: dict[str, pl.Series | None]
+    table: str,
+    parsed: dict[str, pl.Series],
+    references: dict[str, pl.Series | None],
+    *,
+    unknown: dict[str, pl.Series] | None = None,
 ) -> list[Check]:
     """Rules 9 and 10: ids of ``table`` that point at no loaded row of the table they name.
 
@@ -428,6 +432,8 @@ def reference_checks(
     references
         Canonical table name to its loaded keys, ``None`` when the table was not given (then
         nothing is checked against it).
+    unknown
+        Column to its rows already found to name no loaded row (not looked up again).
 
     Examples
     --------
@@ -441,12 +447,15 @@ def reference_checks(
         known = references.get(target)
         if table not in applies or column not in parsed or known is None:
             continue
-        unknown = parsed[column].is_not_null() & ~parsed[column].is_in(known.implode())
+        if unknown is not None and column in unknown:
+            failed = unknown[column]
+        else:
+            failed = parsed[column].is_not_null() & ~parsed[column].is_in(known.implode())
         checks.append(
             Check(
                 reason,
                 column,
-                unknown,
+                failed,
                 "{} '{}' is not among the loaded {}",
                 (column, raw_value(column), target),
             )

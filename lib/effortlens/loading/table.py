@@ -24,9 +24,10 @@ from datetime import datetime
 
 import polars as pl
 
-from effortlens.loading.columns import canonical_header, no_failures
+from effortlens.loading.columns import canonical_header, is_untidy, no_failures
 from effortlens.loading.report import QUARANTINE_SCHEMA, REASONS, DataError, counted
 from effortlens.loading.rules import (
+    REFERENCES,
     Check,
     duplicate_check,
     first_failure,
@@ -223,6 +224,10 @@ def validate_table(
     See the module docstring.
     """
     frame, notes = prepare(raw)
+    # a column naming rows of a loaded table whose every value is one of their keys (trimmed,
+    # never empty) is not searched for blanks, and its rule 9/10 check is that lookup
+    looked_up = _looked_up(raw.table, frame, references, tidy)
+    tidy = tidy | looked_up.keys()
     table = parse_table(
         raw.table,
         raw.file,
@@ -257,7 +262,7 @@ def validate_table(
         first_rows = work.filter(survivor & first).select(*keys, pl.col(ROW).alias("__first_row"))
     later = [
         duplicate_check(raw.table, duplicate),
-        *reference_checks(raw.table, table.parsed, references),
+        *reference_checks(raw.table, table.parsed, references, unknown=looked_up),
     ]
     work = work.with_columns(
         pl.coalesce(pl.col("__rule"), first_failure(later, offset=len(checks))).alias("__rule")
@@ -277,6 +282,42 @@ def validate_table(
     quarantine = _quarantine_rows(raw, frame, work, ~good, checks, first_rows, key_columns)
     blank = raw.frame.height - frame.height  # prepare() drops blank lines only
     return TableResult(loaded, quarantine, frame.height, notes, raw.lines, blank, raw.quoted_lines)
+
+
+def _looked_up(
+    table: str,
+    frame: pl.DataFrame,
+    references: dict[str, pl.Series | None],
+    tidy: frozenset[str],
+) -> dict[str, pl.Series]:
+    """Of each text column of ``frame`` naming rows of a loaded table (rules 9 and 10), the
+    rows whose value is none of that table's keys, when no such value has blanks around it
+    nor is empty: the column then reads as written (its values are loaded keys, or unknown
+    ones read as given) and the check is this lookup. Columns with a value to trim are left
+    out (read, then looked up, as before).
+
+    Examples
+    --------
+    >>> reps = {"reps": pl.Series(["r1"])}
+    >>> frame = pl.DataFrame({"rep_id": ["r1", "r9", None]})
+    >>> _looked_up("activities", frame, reps, frozenset())["rep_id"].to_list()
+    [False, True, False]
+    >>> _looked_up("activities", pl.DataFrame({"rep_id": ["r1", " r9"]}), reps, frozenset())
+    {}
+    """
+    found = {}
+    for column, target, _, applies in REFERENCES:
+        keys = references.get(target)
+        if table not in applies or keys is None or column in tidy or column not in frame.columns:
+            continue
+        values = frame[column]
+        if values.dtype != pl.String or keys.dtype != pl.String:
+            continue
+        unknown = values.is_not_null() & ~values.is_in(keys.implode())
+        if unknown.any() and values.filter(unknown).to_frame().select(is_untidy(column)).item():
+            continue
+        found[column] = unknown
+    return found
 
 
 def _default_fills(table: str, settings: Settings) -> list[tuple[str, pl.Expr, str]]:
