@@ -1337,3 +1337,30 @@ def test_practice_history_by_packed_gathers_is_the_reference_or_refused(seed, mo
         if not refused:  # the frames' path gives the same history
             part = PartTouches(frame)
             assert packed_history(part) is not None
+
+
+def test_lag_bins_by_whole_hours_are_the_binary_searchs_bins():
+    # the credit setup's lag and cut bins by a lookup of whole hours: the clipped
+    # searchsorted bins of every value, edges, just under them, NaN, infinities, negatives
+    from effortlens.touch_build import _lag_bins  # noqa: PLC2701 - its equality
+
+    edges = np.asarray(LAG_EDGES_HOURS)
+    rng = np.random.default_rng(3)
+    hours = np.concatenate(
+        [
+            rng.uniform(-5, 400, 20_000),
+            rng.exponential(30, 20_000),
+            edges,
+            np.nextafter(edges, -np.inf),
+            np.nextafter(edges, np.inf),
+            [np.nan, np.inf, -np.inf, -0.0, -1e-300, 1e300],
+        ]
+    )
+    want = np.clip(np.searchsorted(edges, hours, side="right") - 1, 0, len(edges) - 1)
+    got = _lag_bins(hours, edges)
+    assert got.dtype == np.int64 and np.array_equal(got, want)
+    assert len(np.unique(got)) == len(edges)  # every bin met
+    # edges that are not whole numbers: the binary search itself
+    odd = np.asarray([0.0, 0.5, 2.25, 7.0])
+    want = np.clip(np.searchsorted(odd, hours, side="right") - 1, 0, len(odd) - 1)
+    assert np.array_equal(_lag_bins(hours, odd), want)

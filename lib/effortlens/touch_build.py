@@ -1303,8 +1303,7 @@ def _credit_setup(
         for at in _chunks(len(part["band"]), _SETUP_CHUNK):
             band = part["band"][at].astype(np.int64)
             left = part["left"][at]
-            cut_bin = np.searchsorted(edges, left, side="right") - 1
-            np.clip(cut_bin, 0, n_bins, out=cut_bin)
+            cut_bin = _lag_bins(left, edges)  # (n_bins: not cut)
             cuts = np.flatnonzero(cut_bin < n_bins)  # a few: the touches of the last 14 days
             cut_band, cut_at = band[cuts], cut_bin[cuts]
             slot = cut_band * n_bins + cut_at  # its slot of the density
@@ -1366,8 +1365,8 @@ def _credit_setup(
         """A part's pairs' codes, each at its row (the parts' rows are apart)."""
         part, rows = part_rows
         for at in _chunks(len(part["pair_action"]), _SETUP_CHUNK):
-            lag_bin = np.searchsorted(edges, part["pair_lag"][at], side="right") - 1
-            np.clip(lag_bin, 0, n_bins - 1, out=lag_bin)
+            lag_bin = _lag_bins(part["pair_lag"][at], edges)
+            np.minimum(lag_bin, n_bins - 1, out=lag_bin)
             touch = part["pair_touch"][at]
             slot = part["band"][touch].astype(np.int64) * n_bins + lag_bin
             placed = rows(at)
@@ -1642,6 +1641,23 @@ def _chunks(n: int, size: int | None = None):
     """Slices of ``n`` rows, ``size`` (default :data:`_CHUNK`) at a time, in order."""
     size = size or _CHUNK
     return (slice(start, min(start + size, n)) for start in range(0, n, size))
+
+
+def _lag_bins(hours: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Each value's bin among ``edges`` (increasing, from 0): ``numpy.searchsorted(edges,
+    hours, side="right") - 1`` clipped to ``0 .. len(edges) - 1`` (NaN: the last), as int64.
+    When the edges are whole numbers (the lag edges), by a lookup of each value's whole
+    part (clipped to 0 .. the last edge): a value's bin is its whole part's, as no edge lies
+    between them (100M's 82M lags and 82M touches: ~0.6 CPU s less than the binary search)."""
+    top = float(edges[-1]) if len(edges) else 0.0
+    whole = len(edges) > 1 and edges[0] == 0 and top <= 1 << 16
+    if not whole or not np.array_equal(edges, np.round(edges)):
+        bins = np.searchsorted(edges, hours, side="right") - 1
+        return np.clip(bins, 0, len(edges) - 1, out=bins)
+    table = np.searchsorted(edges, np.arange(int(top) + 1), side="right") - 1
+    at = np.fmin(hours, top)  # (NaN: the last edge, as searchsorted puts NaN after all)
+    np.fmax(at, 0.0, out=at)
+    return table.take(at.astype(np.intp))
 
 
 def _small_int(largest: int) -> np.dtype:
