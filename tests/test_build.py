@@ -288,6 +288,60 @@ def test_a_file_that_changed_after_its_hash_waits_longer_before_the_next(tmp_pat
     assert watcher.checksums() == {"growing.bin": (2, _sha(path))}
 
 
+def test_the_watcher_hashes_no_file_a_process_still_writes_or_maps_writable(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    fcntl = pytest.importorskip("fcntl")
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"")
+    with open(probe, "rb") as reading:  # a read lease, as the watcher takes one
+        try:
+            fcntl.fcntl(reading.fileno(), fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        except (AttributeError, OSError):
+            pytest.skip("no file leases here (not Linux, or a file system without them)")
+        fcntl.fcntl(reading.fileno(), fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    probe.unlink()
+    done, kept_open, mapped = tmp_path / "done.bin", tmp_path / "open.bin", tmp_path / "m.npy"
+    elsewhere = tmp_path / "elsewhere.bin"
+    done.write_bytes(b"d" * 5000)
+    writer = open(kept_open, "wb")  # noqa: SIM115 - a writer that pauses mid-file
+    writer.write(b"o" * 5000)
+    writer.flush()
+    array = np.lib.format.open_memmap(mapped, mode="w+", dtype=np.int64, shape=(4096,))
+    array[:100] = 7  # the touch codes fill their arrays so, the file itself closed
+    script = (
+        "import sys\n"
+        f"with open({str(elsewhere)!r}, 'wb') as f:\n"
+        "    f.write(b'e' * 5000); f.flush(); print('written', flush=True); sys.stdin.read()\n"
+        "    f.write(b'end')\n"
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert other.stdout.readline().strip() == "written"
+    watcher = facts.ChecksumWatcher(tmp_path, settled_s=0.05)
+    time.sleep(0.2)  # every file settled: unchanged for longer than settled_s
+    assert watcher.scan() == 1 and watcher.hashed_while == ["done.bin"]
+    writer.write(b"p" * 100)
+    writer.close()
+    array[100:] = 9
+    array.flush()
+    del array
+    other.communicate("", timeout=60)
+    time.sleep(0.2)
+    assert watcher.scan() == 3
+    sums = watcher.checksums()
+    assert watcher.hashed_at_end == []  # each hashed once, whole
+    assert sorted(watcher.hashed_while) == ["done.bin", "elsewhere.bin", "m.npy", "open.bin"]
+    for path in (done, kept_open, mapped, elsewhere):
+        assert sums[path.name] == (path.stat().st_size, _sha(path)), path.name
+    assert sums["elsewhere.bin"][0] == 5003
+
+
 def test_a_build_hashes_its_files_as_they_are_written_and_its_manifest_is_of_the_final_bytes(
     data, tmp_path, monkeypatch
 ):

@@ -252,3 +252,38 @@ def test_a_failure_in_the_roll_up_is_named_and_leaves_nothing(tiny_planted, tmp_
     assert where in failed.value.__notes__
     assert _leftovers(cache) == []
     assert (before.path / "manifest.json").read_text() == manifest
+
+
+def test_the_partitions_scratch_is_deleted_while_the_view_facts_go_on(
+    tiny_planted, tmp_path, monkeypatch
+):
+    # 100M: ~10 GB of loaded partitions and roll-up rows took 10 s to delete, the build
+    # waiting; now a thread deletes them beside the next steps, and the build waits for it
+    # only at its end
+    import shutil
+
+    real = shutil.rmtree
+    marks: list[tuple[str, float]] = []
+
+    def slow(path, *args, **kwargs):
+        if Path(path).name.startswith(".partitioned-"):
+            time.sleep(1.5)  # a disk still writing the folder back
+            marks.append(("deleted", time.monotonic()))
+        return real(path, *args, **kwargs)
+
+    def step(name):
+        marks.append((name, time.monotonic()))
+
+    monkeypatch.setattr(shutil, "rmtree", slow)
+    settings = _settings(partition_rows=6_000, partition_above_rows=6_000)
+    progress = type("Steps", (), {"step": staticmethod(step), "done": lambda self: None})()
+    cache = tmp_path / "cache"
+    built = open_build(
+        tiny_planted, settings=settings, cache_dir=cache, partitioned=True, progress=progress
+    )
+    names = [name for name, _ in marks]
+    assert names.count("deleted") == 1
+    deleted = names.index("deleted")
+    assert names.index("precompute views") < deleted  # the build went on meanwhile
+    assert _leftovers(cache) == [] and not partitioned._DISCARDING  # noqa: SLF001
+    assert built.enriched.aggregates["touches"].collect().height > 1_000

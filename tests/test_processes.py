@@ -336,3 +336,37 @@ def test_a_worker_holding_more_than_keep_bytes_after_a_call_ends_and_the_next_ca
     fresh = children(eval, f"hasattr(__import__('sys'), '_held') or {_PID}")
     assert fresh not in (heavy, True)  # a new process: nothing of the last call's memory
     children.close()
+
+
+def test_the_spawned_workers_where_no_fork_server_can_be_had(monkeypatch):
+    # on Linux every worker is forked from the fork server: the spawn path (not Linux, or a
+    # Polars that cannot size its pool after a fork) is run here with the fork choice off
+    monkeypatch.setattr(processes, "_forked", lambda: False)
+    run = Children(isolate=True, workers=2)
+    probe = (
+        f"({_PID}, __import__('os').getppid(), {_POOL}, "
+        "__import__('os').environ.get('_RJEM_MALLOC_CONF', ''), "
+        "'polars' in __import__('sys').modules)"
+    )
+    slow = f"__import__('time').sleep(1) or {probe}"
+    first = run.each(eval, [((slow,), {}), ((slow,), {})])  # both at once: two workers
+    expected = max(1, (os.cpu_count() or 1) // 2)
+    assert len({pid for pid, *_ in first}) == 2
+    for _pid, parent, pool, allocator, _polars in first:
+        assert parent == os.getpid()  # started by this process, not by a fork server
+        assert pool == expected and allocator.endswith(processes.ALLOCATOR_CONF)
+    again = run.each(eval, [((probe,), {}), ((probe,), {})])
+    assert {p for p, *_ in again} <= {p for p, *_ in first}  # reused, not started anew
+    with pytest.raises(ZeroDivisionError) as failed:
+        run.call("enrich, partition 2 of 3", eval, ("1 / 0",), {})
+    assert "enrich, partition 2 of 3" in " ".join(failed.value.__notes__)
+    alone = Children(isolate=True, workers=1)
+    pid, parent, pool, _allocator, _polars = alone(eval, probe)
+    assert parent == os.getpid() and pool == (os.cpu_count() or 1)  # every core when alone
+    alone.close()
+    assert processes.idle_workers() == []
+    # the two were ended (their memory back) when the call alone started its own worker
+    _gone, alive = psutil.wait_procs(
+        [psutil.Process(p) for p, *_ in first if psutil.pid_exists(p)], timeout=10
+    )
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]

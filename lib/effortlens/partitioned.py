@@ -249,9 +249,35 @@ def write_partitioned(
             )  # fmt: skip
             say("write facts")
             rows.update(loaded.result())
-    finally:
+    except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    _discard(scratch)  # the loaded partitions and roll-up rows: not waited for
     return rows, pass_one
+
+
+#: Folders :func:`_discard` is deleting, each in a thread of its own.
+_DISCARDING: list[threading.Thread] = []
+
+
+def _discard(folder: Path) -> None:
+    """Delete ``folder`` in a thread of its own (:func:`discarded` waits for it): the build
+    goes on meanwhile. The partitioned scratch (the loaded partitions and the roll-up rows)
+    took 0.5 s of the build's wall at 10m in the 100M shape, nearly all of it waiting on the
+    disk (0.08 CPU s); at 100M it is ~10 GB, much of it not yet written back, and the stretch
+    that deleted it took 10 s with a core idle. A build killed meanwhile leaves it to the next
+    one (:func:`effortlens.cache.scratch_dir` deletes the working folders of processes gone)."""
+    thread = threading.Thread(
+        target=shutil.rmtree, args=(folder,), kwargs={"ignore_errors": True}, daemon=True
+    )
+    thread.start()
+    _DISCARDING.append(thread)
+
+
+def discarded() -> None:
+    """Wait until every folder given to :func:`_discard` is deleted."""
+    while _DISCARDING:
+        _DISCARDING.pop().join()
 
 
 def _write_loaded(
