@@ -1247,7 +1247,8 @@ def test_columns_moved_in_one_packed_gather_are_the_columns_gathered(seed, monke
     ``order[by_day]`` (dtype, values, nulls; text as its codes, as ``Enum`` and spelled),
     with nulls planted in every packed column; a column that would pass 63 bits is gathered
     (an ``Int64`` hour of 60 bits), as are all when nothing is packed; the in-order arrays
-    the three passes share are the arrays gathered by ``order``."""
+    the three passes share (packed too, or gathered one by one for times that are not whole
+    seconds) are the arrays gathered by ``order``."""
     from effortlens.touch_build import PartTouches
 
     enriched = enrich_tables(_random_load(seed, contacts=200), settings=load_settings())
@@ -1266,6 +1267,9 @@ def test_columns_moved_in_one_packed_gather_are_the_columns_gathered(seed, monke
         ),
         "wide hour": acts.with_columns(
             hour=pl.col("hour").cast(pl.Int64) * (1 << 55) + pl.col("weekday").cast(pl.Int64)
+        ),
+        "microseconds": acts.with_columns(
+            pl.col("ts") + pl.Series(rng.integers(0, 5, n)).cast(pl.Duration("us"))
         ),
     }
     columns = ["rep_id", "team", "day", "activity_type", "weekday", "hour", "responded"]
@@ -1288,7 +1292,12 @@ def test_columns_moved_in_one_packed_gather_are_the_columns_gathered(seed, monke
                     assert np.array_equal(part.in_order(name), values[part.order]), name
                 rep = part.coded("rep_id")[1][part.order]
                 assert np.array_equal(part.in_order("rep_id"), rep)
+                kind = part.coded("activity_type")[1][part.order]
+                assert np.array_equal(part.in_order("activity_type"), kind)
                 assert np.array_equal(part.rep_order, part.order[part.by_rep])
+                # the four moved in one packed gather but for times not whole seconds
+                whole = part._packed_in_order(part.order)  # noqa: SLF001
+                assert whole == (label != "microseconds"), label
 
 
 @pytest.mark.parametrize("seed", [1, 2])
