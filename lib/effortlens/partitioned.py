@@ -635,7 +635,7 @@ def _dictionary_triples(
         for code, distinct, width in zip(codes, values, bits, strict=True):
             packed = packed | (code.fill_null(distinct.len()).cast(pl.UInt64) * (1 << shift))
             shift += width
-        counted = pl.select(packed.alias("p"), n).group_by("p").agg(pl.col("n").sum())
+        counted = _counted(pl.select(packed.alias("p"), n), ["p"], pl.col("n").sum())
         shift, unpacked = 0, []
         for key, distinct, width in zip(keys, values, bits, strict=True):
             code = (pl.col("p") // (1 << shift)) % (1 << width)
@@ -643,8 +643,16 @@ def _dictionary_triples(
             shift += width
         coded = counted.select(*unpacked, "n")
     else:
-        coded = pl.DataFrame([*codes, n]).group_by(keys).agg(pl.col("n").sum())
+        coded = _counted(pl.DataFrame([*codes, n]), keys, pl.col("n").sum())
     return [coded[key] for key in keys], coded["n"], values, tuple(tidy)
+
+
+def _counted(frame: pl.DataFrame, keys: list[str], count: pl.Expr) -> pl.DataFrame:
+    """``frame``'s distinct ``keys`` with ``count`` (as ``n``) by Polars' streaming group-by
+    (in memory too: 1M integers of 100k values 33 ns a row against 52 for the eager one; 11.6M
+    of 4.6M, 0.97 against 2.17 CPU s)."""
+    grouped = frame.lazy().group_by(keys).agg(count.alias("n"))
+    return grouped.collect(engine="streaming")
 
 
 #: Rows whose key triples :func:`_dictionary_triples` counts at once (a few row groups).
@@ -662,7 +670,7 @@ def _counted_triples(
         for code, width in zip(codes[1:], bits[1:], strict=True):
             packed = packed | (code << np.uint64(shift))
             shift += width
-        counted = pl.DataFrame({"p": packed}).group_by("p").agg(pl.len().alias("n"))
+        counted = _counted(pl.DataFrame({"p": packed}), ["p"], pl.len())
         packed, shift, distinct = counted["p"].to_numpy(), 0, []
         for width in bits:
             mask = np.uint64((1 << width) - 1)
@@ -670,7 +678,7 @@ def _counted_triples(
             shift += width
     else:
         frame = pl.DataFrame({f"k{j}": code for j, code in enumerate(codes)})
-        counted = frame.group_by(frame.columns).agg(pl.len().alias("n"))
+        counted = _counted(frame, frame.columns, pl.len())
         distinct = [counted[f"k{j}"].to_numpy().astype(np.uint32) for j in range(len(codes))]
     return [code + np.uint32(first) for code, first in zip(distinct, base, strict=True)] + [
         counted["n"].to_numpy()
