@@ -1344,8 +1344,10 @@ def test_practice_history_by_packed_gathers_is_the_reference_or_refused(seed, mo
         refused = label in ("microseconds", "null time")
         assert (calls[0] is None) == refused, label
         if not refused:  # the frames' path gives the same history
-            part = PartTouches(frame)
-            assert packed_history(part) is not None
+            assert packed_history(PartTouches(frame)) is not None
+            with monkeypatch.context() as patched:
+                patched.setattr(touch_build, "_packed_history", lambda _: None)
+                assert_frame_equal(build_practice_facts(frame), want, check_exact=True)
 
 
 def test_lag_bins_by_whole_hours_are_the_binary_searchs_bins():
