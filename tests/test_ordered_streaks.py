@@ -85,3 +85,34 @@ def test_parts_in_name_order_are_the_sorted_whole(tmp_path, contacts, parts, row
     assert stored.equals(sort_streak_facts(whole))
     by_rep = pl.read_parquet(tmp_path / "out" / "streaks_by_rep.parquet")
     assert by_rep.equals(rep_ordered_streaks(stored))
+
+
+@pytest.mark.parametrize(
+    ("contacts", "by_key"),
+    [
+        (CONTACTS, (True, True)),  # a shared prefix, ids 3-6 bytes: a prefix sorts first
+        (SHORT + ["C", "C9999999"], (True, False)),  # 7 bytes past the prefix: 56 bits
+        (["same"] * 5, (True, True)),  # one contact: nothing past the prefix
+        (["CON1é", "CON1e", "CON1f", "CON1"], (False, False)),  # not ASCII: by text
+        (["CON1\x00", "CON1", "CON10"], (False, False)),  # a NUL byte: by text
+        (WIDE, (False, False)),  # 13 bytes past no prefix: by text
+    ],
+)
+def test_streaks_sorted_by_integer_keys_are_sorted_as_by_text(contacts, by_key):
+    """_sorted_streaks (the contact's bytes past the shared prefix in a 64-bit key beside the
+    length) puts streaks in sort_streak_facts' order, ties of length and contact by first
+    touch, whatever the ids; the key is made only where it keeps the text's order (lengths
+    over 3 bits, then over 20: a 7-byte id's key no longer fits)."""
+    sorted_streaks = partitioned._sorted_streaks  # noqa: SLF001
+    key_of = partitioned._streak_key  # noqa: SLF001
+    rng = np.random.default_rng(len(contacts))
+    for touches, keyed in zip(((2, 9), (2, 2**20)), by_key, strict=True):
+        frame = _streaks(3, 600, contacts=contacts)
+        length = pl.Series(rng.integers(*touches, frame.height), dtype=pl.UInt32)
+        # never alike in all three keys (their order is not decided), as a build's
+        frame = frame.with_columns(touches=length).unique(
+            ["contact_id", "touches", "first_ts"], keep="first", maintain_order=True
+        )
+        frame = pl.concat([frame.head(250), frame.tail(frame.height - 250)], rechunk=False)
+        assert sorted_streaks(frame).equals(sort_streak_facts(frame))
+        assert (key_of(frame) is not None) == keyed
