@@ -272,20 +272,42 @@ def test_the_watcher_keeps_a_hash_while_the_file_is_unchanged_and_hashes_a_rewri
     }
 
 
-def test_a_file_that_changed_after_its_hash_waits_longer_before_the_next(tmp_path):
+def test_a_file_that_changed_after_its_hash_is_hashed_again_only_at_the_end(tmp_path):
     import time
 
-    path = tmp_path / "growing.bin"
+    path, other = tmp_path / "pieces.bin", tmp_path / "other.bin"
     path.write_bytes(b"x")
     watcher = facts.ChecksumWatcher(tmp_path, settled_s=0.1)
     time.sleep(0.15)
     assert watcher.scan() == 1
-    path.write_bytes(b"xy")  # a writer that paused
+    path.write_bytes(b"xy")  # written in pieces (the habit touch codes' arrays): a second one
+    time.sleep(0.3)
+    assert watcher.scan() == 0  # settled, but it may get a third: left to the end
+    other.write_bytes(b"o")
+    (tmp_path / ".working").mkdir()
+    (tmp_path / ".working" / "a.bin").write_bytes(b"w")  # renamed into place when written
+    (tmp_path / ".b.bin").write_bytes(b"w")
     time.sleep(0.15)
-    assert watcher.scan() == 0  # settled for 0.1 s but not for 0.2
-    time.sleep(0.1)
-    assert watcher.scan() == 1
-    assert watcher.checksums() == {"growing.bin": (2, _sha(path))}
+    assert watcher.scan() == 1  # other files are still hashed as they settle
+    shutil.rmtree(tmp_path / ".working")
+    (tmp_path / ".b.bin").unlink()
+    path.write_bytes(b"xyz")
+    time.sleep(0.15)
+    assert watcher.scan() == 0
+    assert watcher.checksums() == {"other.bin": (1, _sha(other)), "pieces.bin": (3, _sha(path))}
+    assert watcher.hashed_while == ["pieces.bin", "other.bin"]
+    assert watcher.hashed_at_end == ["pieces.bin"]
+
+
+def test_what_is_left_at_the_end_is_hashed_in_the_files_order(tmp_path):
+    names = [f"{k:02d}.bin" for k in range(12)]
+    for k, name in enumerate(names):
+        (tmp_path / name).write_bytes(bytes([k]) * (1 << 20) * (1 + k % 3))
+    watcher = facts.ChecksumWatcher(tmp_path, settled_s=60)  # nothing settles: all at the end
+    assert watcher.scan() == 0
+    sums = watcher.checksums()
+    assert list(sums) == names == watcher.hashed_at_end
+    assert sums == {n: ((tmp_path / n).stat().st_size, _sha(tmp_path / n)) for n in names}
 
 
 def test_the_watcher_hashes_no_file_a_process_still_writes_or_maps_writable(tmp_path):

@@ -1453,8 +1453,13 @@ class ChecksumWatcher:
     the one kept while its stamp is unchanged, else one taken then. A file written again
     after it was hashed has another stamp, so the manifest holds the hash of its final bytes;
     and since a file is hashed only once its ``ctime`` is ``settled_s`` old, a later write
-    cannot fall in the tick of that ``ctime``. A file that changed after it was hashed waits
-    twice as long before the next hash (a writer that pauses is not hashed over and over).
+    cannot fall in the tick of that ``ctime``. A file some process holds open for writing, or
+    mapped writable, is not hashed then (:func:`_being_written`). A file that changed after it
+    was hashed is one written in pieces (the habit touch codes' arrays: a slice by each range
+    of the day order, in several processes, then narrowed): it is hashed again only at the
+    end, not after each piece (10m in the 100M shape: those arrays were hashed 3 times each).
+    Nor is a file under a name starting with ``.`` (a working name, renamed into place when
+    written). What is left at the end is hashed on every core.
 
     Examples
     --------
@@ -1477,7 +1482,7 @@ class ChecksumWatcher:
         self.every_s = WATCH_EVERY_S if every_s is None else every_s
         #: relative path -> (stamp when hashed, size, sha256)
         self.known: dict[str, tuple[list[int], int, str]] = {}
-        self._wait: dict[str, int] = {}  # a file's settling time once it changed after a hash
+        self._later: set[str] = set()  # changed after a hash: written in pieces, hashed at end
         #: files hashed while the build ran / by :meth:`checksums` (the ones not kept)
         self.hashed_while: list[str] = []
         self.hashed_at_end: list[str] = []
@@ -1522,11 +1527,12 @@ class ChecksumWatcher:
             kept = self.known.get(relative)
             if kept is not None and kept[0] == stamp:
                 continue
-            if kept is not None:  # changed after its hash: wait longer next time
-                self._wait[relative] = 2 * self._wait.get(relative, self.settled_ns)
+            if kept is not None:  # changed after its hash: written in pieces
+                self._later.add(relative)
                 del self.known[relative]
-            wait = self._wait.get(relative, self.settled_ns)
-            if time.time_ns() - before.st_ctime_ns < wait:
+            if relative in self._later or time.time_ns() - before.st_ctime_ns < self.settled_ns:
+                continue
+            if "/." in f"/{relative}":  # a file written under a working name
                 continue
             try:
                 digest = _sha256(path, unless_written=True)
@@ -1542,8 +1548,11 @@ class ChecksumWatcher:
     def checksums(self) -> dict[str, tuple[int, str]]:
         """Stop the thread; every file's size and SHA-256 (relative path -> both), as its
         bytes are now: the hash kept while its stamp is unchanged, else one taken now."""
+        from concurrent.futures import ThreadPoolExecutor
+
         self.stop()
-        sums: dict[str, tuple[int, str]] = {}
+        sums: dict[str, tuple[int, str] | None] = {}
+        left: list[tuple[str, Path, int]] = []
         for path in _files_of(self.folder):
             relative = path.relative_to(self.folder).as_posix()
             stat = path.stat()
@@ -1551,9 +1560,15 @@ class ChecksumWatcher:
             if kept is not None and kept[0] == _stamp(stat):
                 sums[relative] = (kept[1], kept[2])
                 continue
-            sums[relative] = (stat.st_size, _sha256(path))
+            sums[relative] = None  # its place in the order
+            left.append((relative, path, stat.st_size))
             self.hashed_at_end.append(relative)
-        return sums
+        with ThreadPoolExecutor(max_workers=max(1, min(len(left), os.cpu_count() or 1))) as pool:
+            for (relative, _path, size), digest in zip(
+                left, pool.map(lambda file: _sha256(file[1]), left), strict=True
+            ):
+                sums[relative] = (size, digest)
+        return sums  # type: ignore[return-value]
 
 
 def _stats_of(folder: Path) -> Iterator[tuple[str, str, os.stat_result]]:
