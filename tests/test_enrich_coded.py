@@ -144,7 +144,7 @@ def test_coded_input_gives_the_same_facts(tiny_planted, zone):
         "unsorted": {c: pl.Enum(held[c].reverse()) for c in CODED_INPUT},
         "one more": {c: pl.Enum([*held[c], "~zz"]) for c in CODED_INPUT},
     }
-    for how, enums in given.items():
+    for enums in given.values():
         coded = acts.with_columns(pl.col(c).cast(enums[c]) for c in CODED_INPUT)
         got = enrich_tables({**tables, "activities": coded}, settings=settings, coded=True)
         assert_frame_equal(got.activities, expected.activities)
