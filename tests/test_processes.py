@@ -370,3 +370,29 @@ def test_the_spawned_workers_where_no_fork_server_can_be_had(monkeypatch):
         [psutil.Process(p) for p, *_ in first if psutil.pid_exists(p)], timeout=10
     )
     assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_call_may_ask_for_every_cores_threads_beside_another(tmp_path):
+    # a lane's step that may outlive the other lane's process: every core's threads from its
+    # start (the system shares the cores until the other ends), not its share of them
+    import threading
+
+    done = tmp_path / "done"
+    exists = f"__import__('os').path.exists({str(done)!r})"
+    waits = f"[__import__('time').sleep(0.05) for _ in iter(lambda: not {exists}, False)]"
+    run = Children(isolate=True, workers=2)
+    beside = threading.Thread(target=run, args=(eval, waits))
+    beside.start()
+    deadline = time.monotonic() + 60
+    while not run._live and time.monotonic() < deadline:  # noqa: SLF001
+        time.sleep(0.05)
+    try:
+        shared = run.call("a side step", eval, (_POOL,), {})
+        every = run.call("a side step", eval, (_POOL,), {}, threads=0)
+        two = run.call("a side step", eval, (_POOL,), {}, threads=2)
+        assert run._live  # noqa: SLF001 - the other call still ran beside all three
+    finally:
+        done.touch()
+        beside.join()
+    assert shared == max(1, (os.cpu_count() or 1) // 2)
+    assert every == (os.cpu_count() or 1) and two == 2

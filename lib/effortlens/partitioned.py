@@ -1089,16 +1089,22 @@ class Children:
         kwargs: dict[str, Any],
         *,
         together: int = 1,
+        threads: int | None = None,
     ) -> Any:
         """:meth:`__call__`, ``what`` naming the call in a failure's message; ``together``:
-        how many calls run at once with it (its threads: its share of the cores)."""
+        how many calls run at once with it (its threads: its share of the cores). ``threads``
+        fixes this call's thread count instead (0: every core's, whatever runs beside it: a
+        step of one lane that may outlive the other lane's process, so that it has the cores
+        when that one ends; the system shares them until then)."""
         if not self.isolate:
             return function(*args, **kwargs)
         with self._slots:
             if self.failure is not None:
                 raise _Stopped(what)
             try:
-                return self._in_child(what, function, args, kwargs, together=together)
+                return self._in_child(
+                    what, function, args, kwargs, together=together, threads=threads
+                )
             except _Stopped:
                 raise
             except BaseException as err:
@@ -1137,11 +1143,12 @@ class Children:
         kwargs: dict[str, Any],
         *,
         together: int,
+        threads: int | None = None,
     ) -> Any:
         from effortlens import build_failure
 
         with self._lock:
-            count = self.threads
+            count = self.threads if threads is None else threads
             if count is None:
                 count = child_threads(max(together, len(self._live) + 1, 1))
         worker = processes.take(count or None)
