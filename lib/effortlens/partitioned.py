@@ -1745,10 +1745,10 @@ def write_view_facts(
       (:func:`effortlens.touch_build.credit_em`, two fits). Pass 1 writes each partition's
       touches without credits and its fit inputs as integer codes numbered as over all
       touches (:func:`effortlens.touch_build.touch_credit_inputs`); the fit runs once over the
-      inputs where pass 1 wrote them (mapped); pass 2 writes each partition's touch facts with
-      their credits as codes (its part in (day, rep) order, :func:`_touch_part`), merged into
-      part files of whole days by one stable integer sort per range (:func:`_day_order_plan`,
-      :func:`_day_ordered_touches`);
+      inputs where pass 1 wrote them (mapped); pass 1 also writes each partition's touches
+      with their text as codes (its part in (day, rep) order, :func:`_touch_scratch`), merged
+      into part files of whole days by one stable integer sort per range, each touch's credits
+      taken by its fit row (:func:`_day_order_plan`, :func:`_day_ordered_touches`);
     - the habit touch codes: :func:`effortlens.habits.write_touch_codes` of the merged codes;
     - the habit cells: summed from the habit touch codes (:func:`_habit_cells_of_codes`; the
       group-by sums of :func:`effortlens.habits.touch_cells` a run of reps at a time,
@@ -1808,7 +1808,7 @@ def write_view_facts(
     rows: dict[str, int] = {}
     written: dict[str, dict[str, int]] = {}  # each later step's files, merged in order
     stop = threading.Event()
-    # set but while the touch steps run a process in each slot (pass 2, the day order): the
+    # set but while the touch steps run a process in each slot (the day order): the
     # practice side starts none of its steps then (it would take one of their two slots),
     # but beside the fit and the habit touch codes, one process each
     narrow = threading.Event()
@@ -1876,8 +1876,8 @@ def write_view_facts(
             )
         for meta in metas:  # in partition order, as one after another would give them
             rows.update(meta.pop("rows"))
-        # pass 1's touches as the day order reads them (_touch_scratch), when it wrote them
-        # so: no pass 2 (kept from the fit's inputs)
+        # pass 1's touches as the day order reads them (_touch_scratch; kept from the fit's
+        # inputs)
         scratched = [meta.pop("touch", None) for meta in metas]
         n_touches = sum(m["touches"] for m in metas)
         # the practice side beside the fit when the fit and a partition fit in the budget
@@ -1905,36 +1905,12 @@ def write_view_facts(
                     )
                     run.close()  # the fit's worker (100M: ~4 GB at its peak) ends
                 offsets = np.cumsum([0] + [m["touches"] for m in metas]).tolist()
-                narrow.clear()  # both slots for pass 2 and the day order
-                if scratched and all(part is not None for part in scratched):
-                    parts = scratched  # credited by the day order
-                else:
-                    say(f"view facts: pass 2, {n_parts} partitions, {workers} at a time")
-                    # the partitions in `workers` runs of about equal touches, a child each
-                    # (a child's start, ~0.5 CPU s of imports, paid once a run)
-                    cuts = np.searchsorted(
-                        offsets, np.linspace(0, offsets[-1], workers + 1)[1:-1], side="right"
-                    )
-                    runs = [r.tolist() for r in np.split(np.arange(n_parts), cuts) if len(r)]
-                    parts = [
-                        part
-                        for done in run.each(
-                            _touch_parts,
-                            [
-                                (
-                                    ([names[i] for i in r], folder, scratch),
-                                    {
-                                        "credits": credits,
-                                        "offsets": [offsets[i] for i in r],
-                                        "counts": [metas[i]["touches"] for i in r],
-                                    },
-                                )
-                                for r in runs
-                            ],
-                            done=lambda k: say(f"view facts: pass 2, {k}/{len(runs)} runs done"),
-                        )
-                        for part in done
-                    ]
+                narrow.clear()  # both slots for the day order
+                # no pass 2: pass 1 wrote each partition's touches as the day order reads
+                # them, which takes their credits (_touch_scratch, _credited)
+                if any(part is None for part in scratched):  # never: a bug
+                    raise RuntimeError("pass 1 wrote no touches for the day order")
+                parts = scratched
                 del scratched
                 say("view facts: touches in day order")
                 groups, shared = _day_order_plan(
@@ -2235,23 +2211,6 @@ def _fit_touch_credits(
     return out
 
 
-def _touch_parts(
-    names: list[str],
-    folder: Path,
-    scratch: Path,
-    *,
-    credits: dict[str, Path] | None,
-    offsets: list[int],
-    counts: list[int],
-) -> list[dict[str, Any]]:
-    """:func:`_touch_part` of each partition of ``names`` in turn (their touches from
-    ``offsets``, ``counts`` of them, in the fit's order)."""
-    return [
-        _touch_part(name, folder, scratch, credits=credits, offset=at, n=n)
-        for name, at, n in zip(names, offsets, counts, strict=True)
-    ]
-
-
 def _touch_part(
     name: str,
     folder: Path,
@@ -2261,10 +2220,12 @@ def _touch_part(
     offset: int,
     n: int,
 ) -> dict[str, Any]:
-    """Pass 2 over partition ``name``, when pass 1 wrote its touches as Parquet
-    (``touch1/<name>``, in their final order, by day then rep:
-    :func:`effortlens.touch_build.touch_credit_inputs`): its touch facts with their credits,
-    their text as codes (scratch ``touch2/<name>.arrow``: :func:`_touch_file`)."""
+    """Pass 2 over partition ``name`` as the build ran it before pass 1 wrote its touches for
+    the day order (:func:`_touch_scratch`): pass 1's Parquet (``touch1/<name>``, in their
+    final order, by day then rep: :func:`effortlens.touch_build.touch_credit_inputs`) with
+    their credits, their text as codes (scratch ``touch2/<name>.arrow``:
+    :func:`_touch_file`). No build runs it now: the tests' reference for the day order of
+    credited touches (tests/test_touch_steps.py)."""
     from effortlens.touch_build import credited_touches
 
     touches = pl.read_parquet(scratch / "touch1" / name)
