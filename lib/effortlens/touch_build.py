@@ -2436,17 +2436,18 @@ def _merged_by_day(
     ]
     held = [d for d in days if len(d)]
     spans = []  # a day's number, its slice of each partition, its rows' order
-    if held:
-        edges = np.arange(min(int(d[0]) for d in held), max(int(d[-1]) for d in held) + 2)
-        bounds = np.stack([np.searchsorted(d, edges.astype(d.dtype)) for d in days])
-        for j in range(len(edges) - 1):
-            starts, stops = bounds[:, j].tolist(), bounds[:, j + 1].tolist()
+    if held:  # the days some partition holds (not every day between: one stray date is far)
+        present = np.unique(np.concatenate([d[np.r_[True, d[1:] != d[:-1]]] for d in held]))
+        firsts = np.stack([np.searchsorted(d, present.astype(d.dtype), "left") for d in days])
+        lasts = np.stack([np.searchsorted(d, present.astype(d.dtype), "right") for d in days])
+        for j in range(len(present)):
+            starts, stops = firsts[:, j].tolist(), lasts[:, j].tolist()
             cut = [
                 (k, lo, hi) for k, (lo, hi) in enumerate(zip(starts, stops, strict=True)) if hi > lo
             ]
             if cut:
                 reps = np.concatenate([rep[k][lo:hi] for k, lo, hi in cut])
-                spans.append((int(edges[j]), cut, np.argsort(reps, kind="stable")))
+                spans.append((int(present[j]), cut, np.argsort(reps, kind="stable")))
     for name, dtype in dtypes.items():
         pieces = (
             rep if name == "rep" else [np.load(p / f"{name}.npy", mmap_mode="r") for p in parts]
