@@ -128,11 +128,11 @@ def _touch_codes_together(together: dict[str, int]) -> int:
     return together[name]
 
 
-def test_the_practice_side_starts_no_step_while_pass_two_and_the_day_order_run(
+def test_the_practice_side_starts_no_step_while_the_day_order_runs(
     tiny_planted, tmp_path, monkeypatch
 ):
-    """Pass 2 and the day order run a process in each slot: the practice side (beside the
-    fit and the habit touch codes) starts none of its steps between their start and end.
+    """The day order runs a process in each slot: the practice side (beside the fit and the
+    habit touch codes) starts none of its steps between its start and end.
     The files are those of the view facts written one step at a time, in process."""
     import dataclasses
     import shutil
@@ -175,9 +175,8 @@ def test_the_practice_side_starts_no_step_while_pass_two_and_the_day_order_run(
 
     monkeypatch.setattr(partitioned.Children, "close", closing)
     rows = partitioned.write_view_facts(folders["children"], settings=settings, isolate=True)
-    # pass 2's runs (none when pass 1 wrote the touches pass 2 made: the day order credits
-    # them) and the day order's two ranges
-    wide = [c for c in calls if c[0] in ("_touch_parts", "_day_ordered_touches")]
+    # the day order's two ranges (it credits pass 1's touches: no pass 2 since 0591558)
+    wide = [c for c in calls if c[0] == "_day_ordered_touches"]
     assert len(wide) >= 2 and {c[0] for c in calls} >= set(PRACTICE_SIDE)
     first, last = min(c[1] for c in wide), max(c[2] for c in wide)
     # the idle workers (pass 1's, then the fit's: a reused worker keeps its peak) end before
