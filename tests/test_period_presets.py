@@ -353,3 +353,25 @@ def test_the_presets_counted_from_the_codes_decide_the_edges_as_the_frames(seed,
     counted = differs.write_practice_periods(parts, tmp_path / "c_no_rep", last, codes=codes)
     assert frames == counted
     _assert_same_periods(tmp_path / "f_no_rep", tmp_path / "c_no_rep")
+
+
+def test_a_build_without_seller_activities_completes_without_periods(tmp_path):
+    """Deals only (no activities, so no touch and no rep in the practice codes): the build
+    completes (the counts by rep had no width: a ZeroDivisionError in every such build,
+    caught by the CLI's empty-result tests) and, as before the counts, writes no period
+    (no touch in any window: the page has nothing to read there)."""
+    data = tmp_path / "deals"
+    data.mkdir()
+    (data / "reps.csv").write_text("rep_id,rep_name\nr1,Ann\n")
+    (data / "opportunities.csv").write_text(
+        "opportunity_id,account_id,rep_id,created_ts,outcome\no1,a1,r1,2024-01-02,open\n"
+    )
+    folder = open_build(data, cache_dir=tmp_path / "cache").path
+    codes = differs.PracticeCodes(folder / facts.PRACTICE_CODES)
+    assert codes.reps.height == 0
+    last = differs.build_last_day(folder)
+    windows = {d: w for d in PRACTICE_PERIOD_DAYS if (w := differs.preset_window(last, d))}
+    assert differs._coded_periods(codes, windows) is None  # noqa: SLF001
+    assert not (folder / PRACTICE_PERIODS).exists()
+    parts = [pl.scan_parquet(folder / facts.AGGREGATES_LAYOUT["practice"])]
+    assert differs.write_practice_periods(parts, tmp_path / "codes", last, codes=codes) == {}

@@ -2077,13 +2077,16 @@ def _coded_periods(
     sorted keys and the reps' ids, :func:`write_gap_key_runs`). A window reads its rows of the
     days; the type, weekday and hour counts of rows two windows share are made once.
 
-    None when a follow-up has no rep or seconds past 31 bits, a rep code lies outside the
-    rep keys, or a weekday or hour is below -1: the frames then count them."""
+    None when the codes hold no rep at all (no touch: a build without seller activities), a
+    follow-up has no rep or seconds past 31 bits, a rep code lies outside the rep keys, or a
+    weekday or hour is below -1: the frames then count them."""
     from effortlens.filters import day_number
 
     if not windows:
         return {}
     n_rep = codes.reps.height
+    if n_rep == 0:  # no touch: nothing to count by rep (the tables would have no width)
+        return None
     known = codes.reps.get_column("rep_id").drop_nulls()
     width = codes.types.len() + 1  # the last: none
     none = width - 1
