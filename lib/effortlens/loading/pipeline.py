@@ -173,21 +173,13 @@ def validate_tables(
     entries: dict[str, TableReport] = {}
     references: dict[str, pl.Series | None] = {}
     for name in TABLE_ORDER:
-        earlier = pre.filter(pl.col("table") == name)
-        if name not in raw:
-            tables[name] = TABLES[name].empty()
-            references[name] = None
-            entries[name] = _not_given_entry(name, earlier)
-            continue
-        with guard.guarded(raw[name].file):
-            result = validate_table(raw[name], settings=settings, now=now, references=references)
-            guard.check_memory(raw[name].file, f"validating the {name} table")
-        tables[name] = result.loaded
-        key = TABLES[name].key
-        references[name] = result.loaded[key] if key else None
-        quarantines.append(result.quarantine)
-        notes += result.notes
-        entries[name] = _table_entry(name, raw[name].file, result, earlier)
+        result = _validate_one(
+            name, raw, pre, settings=settings, now=now, references=references,
+            tables=tables, entries=entries, check_memory=True,
+        )  # fmt: skip
+        if result is not None:
+            quarantines.append(result.quarantine)
+            notes += result.notes
 
     return LoadedData(
         tables={t: tables[t] for t in TABLES},
@@ -197,6 +189,41 @@ def validate_tables(
         missing_tables=tuple(t for t in TABLES if entries[t].missing),
         source=", ".join(sorted({t.file for t in raw.values()})),
     )
+
+
+def _validate_one(
+    name: str,
+    raw: dict[str, RawTable],
+    pre: pl.DataFrame,
+    *,
+    settings: Settings,
+    now: datetime,
+    references: dict[str, pl.Series | None],
+    tables: dict[str, pl.DataFrame],
+    entries: dict[str, TableReport],
+    check_memory: bool = False,
+) -> TableResult | None:
+    """Validate table ``name`` of ``raw`` whole (the step :func:`validate_tables` and
+    :func:`load_folder_chunked` take for each table not validated in chunks): its loaded rows
+    go in ``tables``, its keys in ``references`` (what later tables' rules 9-10 look up), its
+    report, with the rows of it set aside in ``pre``, in ``entries``. Its result (the caller
+    keeps its quarantine and notes), or ``None`` when it was not given (an empty table).
+    ``check_memory``: stop the load there when it is over its memory budget."""
+    earlier = pre.filter(pl.col("table") == name)
+    if name not in raw:
+        tables[name] = TABLES[name].empty()
+        references[name] = None
+        entries[name] = _not_given_entry(name, earlier)
+        return None
+    with guard.guarded(raw[name].file):
+        result = validate_table(raw[name], settings=settings, now=now, references=references)
+        if check_memory:
+            guard.check_memory(raw[name].file, f"validating the {name} table")
+    tables[name] = result.loaded
+    key = TABLES[name].key
+    references[name] = result.loaded[key] if key else None
+    entries[name] = _table_entry(name, raw[name].file, result, earlier)
+    return result
 
 
 def _check_names(raw: dict[str, RawTable]) -> None:
@@ -839,26 +866,18 @@ def load_folder_chunked(
                     tables[name] = TABLES[name].empty()
                     references[name] = None  # no table refers to an event table
                     continue
-                earlier = pre.filter(pl.col("table") == name)
-                if name not in raw:
-                    tables[name] = TABLES[name].empty()
-                    references[name] = None
-                    entries[name] = _not_given_entry(name, earlier)
+                result = _validate_one(
+                    name, raw, pre, settings=settings, now=now, references=references,
+                    tables=tables, entries=entries,
+                )  # fmt: skip
+                if result is None:
                     continue
-                with guard.guarded(raw[name].file):
-                    result = validate_table(
-                        raw[name], settings=settings, now=now, references=references
-                    )
-                tables[name] = result.loaded
-                key = TABLES[name].key
-                references[name] = result.loaded[key] if key else None
                 index = TABLE_ORDER.index(name) + 1
                 path = held / f"{index:02d}-{name}.parquet"
                 _quarantine_file(result.quarantine, path, held_by[name])
                 if tables_to is not None:  # while the chunks run
                     _table_file(result.loaded, tables_to, name)
                 notes_by[name] = result.notes
-                entries[name] = _table_entry(name, raw[name].file, result, earlier)
             for name, finish in started.items():  # the chunks' results, in table order
                 file = files[name]
                 with guard.guarded(file.name):
