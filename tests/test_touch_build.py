@@ -1280,13 +1280,13 @@ def test_columns_moved_in_one_packed_gather_are_the_columns_gathered(seed, monke
                     patched.setattr(touch_build, "_PACKED_COLUMNS", ())
                 part = PartTouches(frame.lazy())
                 final = pl.Series(part.order[part.by_day])
+                packed = set(part._packed_in_final_order())  # noqa: SLF001
                 for column in columns:
                     want = part.touches[column].gather(final)
                     got = part.in_day_order(column, coded=False)
                     assert_frame_equal(got.to_frame(), want.to_frame(), check_exact=True)
                     enum = part.in_day_order(column, coded=True)
                     assert enum.cast(pl.String).equals(want.cast(pl.String)), (label, column)
-                packed = part._packed_in_final_order()[1]  # noqa: SLF001
                 assert ("hour" in packed) == (packing and label != "wide hour"), label
                 for name, values in (("contact", part.contact), ("ts", part.ts)):
                     assert np.array_equal(part.in_order(name), values[part.order]), name
@@ -1375,3 +1375,70 @@ def test_lag_bins_by_whole_hours_are_the_binary_searchs_bins():
     odd = np.asarray([0.0, 0.5, 2.25, 7.0])
     want = np.clip(np.searchsorted(odd, hours, side="right") - 1, 0, len(odd) - 1)
     assert np.array_equal(_lag_bins(hours, odd), want)
+
+
+def test_fields_moved_by_one_packed_gather_are_the_fields_gathered():
+    """:func:`touch_build._gathered_packed` (pass 1's one mechanism for moving small
+    integer columns by one gather, s17): planted fields of 0 to 40 bits, zeros, a null coded
+    0 (:func:`touch_build._from_one`) and one field alone come out as ``field[order]``
+    (int64), the arrays unchanged and the list emptied; fields of exactly 63 bits are
+    packed, of 64 refused (None, nothing emptied)."""
+    from effortlens.touch_build import _from_one, _gathered_packed  # noqa: PLC2701
+
+    rng = np.random.default_rng(17)
+    n = 50_000
+    order = rng.permutation(n)[: n - 7]  # a random gather, some rows left out
+    for widths in ([40, 1, 13, 9], [0, 5, 0], [20], [31, 32], [62, 1], [21, 21, 21]):
+        fields = [rng.integers(0, 1 << w, n) if w else np.zeros(n, np.int64) for w in widths]
+        for field, w in zip(fields, widths, strict=True):
+            if w:
+                field[rng.integers(0, n)] = (1 << w) - 1  # the field's widest value held
+        kept = [f.copy() for f in fields]
+        given = list(fields)
+        moved = _gathered_packed(given, order)
+        assert moved is not None and given == [], widths
+        assert len(moved) == len(widths)
+        for got, field, before in zip(moved, fields, kept, strict=True):
+            assert got.dtype == np.int64 and np.array_equal(got, before[order]), widths
+            assert np.array_equal(field, before)  # not changed
+    for widths in ([32, 32], [63, 1], [40, 13, 11]):  # 64 bits
+        fields = [np.full(n, (1 << w) - 1, np.int64) for w in widths]
+        given = list(fields)
+        assert _gathered_packed(given, order) is None and len(given) == len(widths), widths
+    # a day with nulls and one of booleans, as the final order packs them
+    days = pl.Series([None, 19_000, 19_003, None, 19_001], dtype=pl.Int32).cast(pl.Date)
+    flags = pl.Series([True, None, False, True, None])
+    (day, low_day), (flag, low_flag) = _from_one(days), _from_one(flags)
+    assert low_day == 19_000 and day.tolist() == [0, 1, 4, 0, 2]
+    assert low_flag == 0 and flag.tolist() == [2, 0, 1, 2, 0]
+    at = np.array([4, 3, 2, 1, 0, 2])
+    moved_day, moved_flag = _gathered_packed([day, flag], at)
+    assert moved_day.tolist() == day[at].tolist() and moved_flag.tolist() == flag[at].tolist()
+    nothing, low = _from_one(pl.Series([None, None], dtype=pl.Int16))
+    assert low == 0 and nothing.tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("unit", ["ns", "us", "ms"])
+def test_whole_seconds_since_the_first_or_refused(unit):
+    """:func:`touch_build._whole_seconds` (the packed gathers' times, s17): the seconds since
+    the least time, that time's integer and the unit's ticks a second, from the integers in
+    any order; None for a time off the first's whole seconds, a null, no time or no
+    ``Datetime``."""
+    from effortlens.touch_build import _whole_seconds  # noqa: PLC2701
+
+    per_second = {"ns": 10**9, "us": 10**6, "ms": 10**3}[unit]
+    rng = np.random.default_rng(5)
+    first = 1_700_000_000 * per_second + 123  # not a whole second since 1970: since the first
+    ints = first + rng.integers(0, 86_400 * 60, 10_000) * per_second
+    ints[17] = first
+    ts = pl.Series(ints).cast(pl.Datetime(unit))
+    shuffled = rng.permutation(ints)
+    seconds, low, ticks = _whole_seconds(ts, shuffled)
+    assert (low, ticks) == (first, per_second)
+    assert seconds.dtype == np.int64 and np.array_equal(seconds * per_second + low, shuffled)
+    off = ints.copy()
+    off[5] += 1  # one tick off
+    assert _whole_seconds(pl.Series(off).cast(pl.Datetime(unit)), off) is None
+    assert _whole_seconds(ts.scatter(3, None), ints) is None
+    assert _whole_seconds(ts.head(0), ints[:0]) is None
+    assert _whole_seconds(pl.Series(ints), ints) is None  # integers, not times

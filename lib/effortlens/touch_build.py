@@ -318,60 +318,44 @@ class PartTouches:
             self._orders["final", column] = codes
         return self._orders["final", column]
 
-    def _packed_in_final_order(self) -> tuple[np.ndarray, dict[str, tuple[int, int, int]]]:
+    def _packed_in_final_order(self) -> dict[str, tuple[np.ndarray, int]]:
         """The codes of ``rep_id`` and ``activity_type`` (:meth:`coded`) and the integers of
         ``day``, ``weekday``, ``hour`` and ``responded`` in ``order[by_day]``, moved by ONE
-        gather of an int64 per touch that holds them all (each a few bits), then taken apart
-        (a random gather of 2.6M rows costs 0.03-0.08 CPU s, the packing and unpacking a few
-        sequential passes): the packed integers and ``{column: (shift, bits, low)}``, each
-        column's value ``v`` (``bits`` from ``shift``) the row's ``v - 1 + low`` (0: null),
-        for the columns that fit in 63 bits together (made once; each column taken apart
-        when asked for: :meth:`_unpacked`)."""
-        if "packed" in self._orders:
-            return self._orders["packed"]
-        fields = []  # (column, low, bits), the first in the highest bits
-        packed = np.zeros(self.touches.height, np.int64)
-        held = 0
-        for column in _PACKED_COLUMNS:
-            dtype = self.touches.schema.get(column)
-            if dtype is None:
-                continue
-            if _is_text(dtype):
-                values, low = self.coded(column)[1] + 1, 0
-            elif dtype == pl.Boolean or dtype == pl.Date or dtype.is_integer():
-                physical = self.touches[column].to_physical().cast(pl.Int64)
-                low = int(physical.min() or 0)
-                values = (physical - (low - 1)).fill_null(0).to_numpy()
-            else:
-                continue
-            bits = int(values.max(initial=0)).bit_length()
-            if held + bits > 63:
-                continue
-            fields.append((column, low, bits))
-            held += bits
-            packed <<= bits
-            packed |= values
-        if "final" not in self._orders:
-            self._orders["final"] = self.order[self.by_day]
-        packed = packed[self._orders["final"]]
-        out = {}
-        shift = held
-        for column, low, bits in fields:
-            shift -= bits
-            out[column] = (shift, bits, low)
-        self._orders["packed"] = packed, out
+        gather of an int64 per touch that holds them all (each a few bits:
+        :func:`_gathered_packed`): ``{column: (values, low)}``, the row's value ``v - 1 + low``
+        (``v`` 0: null), for the columns that fit in 63 bits together (made once; each taken
+        out when asked for: :meth:`_unpacked`)."""
+        if "packed" not in self._orders:
+            columns, fields, lows = [], [], []
+            held = 0
+            for column in _PACKED_COLUMNS:
+                dtype = self.touches.schema.get(column)
+                if dtype is None:
+                    continue
+                if _is_text(dtype):
+                    values, low = self.coded(column)[1] + 1, 0
+                elif dtype == pl.Boolean or dtype == pl.Date or dtype.is_integer():
+                    values, low = _from_one(self.touches[column])
+                else:
+                    continue
+                bits = int(values.max(initial=0)).bit_length()
+                if held + bits > 63:  # gathered alone
+                    continue
+                held += bits
+                columns.append(column)
+                fields.append(values)
+                lows.append(low)
+            values = None  # (each let go once packed)
+            if "final" not in self._orders:
+                self._orders["final"] = self.order[self.by_day]
+            moved = _gathered_packed(fields, self._orders["final"])  # (they fit: not None)
+            self._orders["packed"] = dict(zip(columns, zip(moved, lows, strict=True), strict=True))
         return self._orders["packed"]
 
     def _unpacked(self, column: str) -> tuple[np.ndarray, int] | None:
-        """``column`` of :meth:`_packed_in_final_order`: its values (0: null) and ``low``, or
-        None when it is not packed."""
-        packed, fields = self._packed_in_final_order()
-        if column not in fields:
-            return None
-        shift, bits, low = fields[column]
-        values = packed >> shift
-        values &= (1 << bits) - 1
-        return values, low
+        """``column`` of :meth:`_packed_in_final_order` (taken out: its callers keep what they
+        make of it), or None when it is not packed (or taken already)."""
+        return self._packed_in_final_order().pop(column, None)
 
     @property
     def contacts(self) -> pl.Enum:
@@ -492,47 +476,28 @@ class PartTouches:
 
     def _packed_in_order(self, order: np.ndarray) -> bool:
         """:meth:`in_order` of the contact, time, rep and type by one gather of an int64 per
-        touch packing the four (the time as whole seconds since the first), then taken apart
-        (sequential passes); False (nothing made) when the times are not whole seconds or
-        null, or the four pass 63 bits."""
-        dtype = self.touches.schema.get("ts")
-        if (
-            not isinstance(dtype, pl.Datetime)
-            or not len(self.ts)
-            or self.touches["ts"].null_count()
-            or not all(c in self.touches.columns for c in ("rep_id", "activity_type"))
-        ):
+        touch packing the four (the time as whole seconds since the first:
+        :func:`_whole_seconds`; :func:`_gathered_packed`); False (nothing made) when the
+        times are not whole seconds or null, or the four pass 63 bits."""
+        if not all(c in self.touches.columns for c in ("rep_id", "activity_type")):
             return False
-        per_second = {"ns": 1_000_000_000, "us": 1_000_000, "ms": 1_000}[dtype.time_unit]
-        low = int(self.ts.min())
-        seconds = self.ts - low
-        if (seconds % per_second).any():
+        whole = _whole_seconds(self.touches["ts"], self.ts)
+        if whole is None:
             return False
-        seconds //= per_second
-        fields = {
-            "ts": seconds,
-            "contact": self.contact,
-            "rep_id": self.coded("rep_id")[1] + 1,  # 0: null
-            "activity_type": self.coded("activity_type")[1] + 1,
-        }
-        bits = {name: int(v.max(initial=0)).bit_length() for name, v in fields.items()}
-        if sum(bits.values()) > 63:
+        low, per_second = whole[1:]
+        fields = [whole[0], self.contact]
+        fields += [self.coded(c)[1] + 1 for c in ("rep_id", "activity_type")]  # 0: null
+        del whole
+        moved = _gathered_packed(fields, order)
+        if moved is None:
             return False
-        packed = seconds
-        for name in _IN_ORDER_PACKED[1:]:
-            packed <<= bits[name]
-            packed |= fields[name]
-        del fields
-        packed = packed[order]
-        for name in _IN_ORDER_PACKED[::-1]:
-            values = packed & ((1 << bits[name]) - 1)
-            if name == "ts":
-                values = packed * per_second
-                values += low
-            elif name in ("rep_id", "activity_type"):
-                values -= 1
+        ts, contact, rep, kind = moved
+        ts *= per_second
+        ts += low
+        rep -= 1
+        kind -= 1
+        for name, values in zip(_IN_ORDER_PACKED, (ts, contact, rep, kind), strict=True):
             self._orders["in_order", name] = values
-            packed >>= bits[name]
         return True
 
     @property
@@ -602,11 +567,12 @@ class PartTouches:
         """The touches' ``column`` in ``order[by_day]``, text as an ``Enum`` of its values
         when ``coded`` (:func:`_enumed`) else spelled (:func:`_spelled`): gathered once for
         the practice facts and the touch frame, which share that order."""
+        dtype = self.touches.schema[column]
+        coded = coded and _is_text(dtype)  # (the same Series for other columns)
         if (column, coded) not in self._in_day_order:
             if "final" not in self._orders:
                 self._orders["final"] = self.order[self.by_day]
             final = self._orders["final"]
-            dtype = self.touches.schema[column]
             if _is_text(dtype):
                 names = self.coded(column)[0]
                 codes = self._in_final_order(column)
@@ -1902,61 +1868,122 @@ def build_practice_facts(
 def _packed_history(part: PartTouches) -> dict[str, Any] | None:
     """:func:`build_practice_facts`' history in its final order: ``gap_days`` and
     ``previous_day`` (as its frames make them) and ``previous_type``'s codes (-1: none), by two
-    gathers of one int64 per touch instead of six: each touch's whole seconds since the first,
-    contact and type code moved into the (rep, contact, time, id) order, the previous touch of
-    the same rep and contact found there, and the gap's seconds, the previous day and type
-    moved into the final order. None (the frames' path) when a time is null or not whole
-    seconds, or the fields pass 63 bits."""
-    touches = part.touches
-    dtype = touches.schema["ts"]
-    if not isinstance(dtype, pl.Datetime) or touches["ts"].null_count() or not len(part.ts):
+    gathers of one int64 per touch instead of six (:func:`_gathered_packed`): each touch's
+    whole seconds since the first, contact and type code moved into the (rep, contact, time,
+    id) order, the previous touch of the same rep and contact found there, and the gap's
+    seconds, the previous day and type moved into the final order. None (the frames' path)
+    when a time is null or not whole seconds (:func:`_whole_seconds`), or the fields pass 63
+    bits."""
+    whole = _whole_seconds(part.touches["ts"], part.in_order("ts"))
+    if whole is None:
         return None
-    per_second = {"ns": 1_000_000_000, "us": 1_000_000, "ms": 1_000}[dtype.time_unit]
-    ts = part.in_order("ts")
-    seconds = ts - ts.min()
-    if (seconds % per_second).any():
+    fields = [whole[0], part.in_order("contact"), part.in_order("activity_type") + 1]  # 0: none
+    del whole
+    moved = _gathered_packed(fields, part.by_rep)  # (rep, contact, time, id): reps counted
+    if moved is None:
         return None
-    seconds //= per_second
-    contact = part.in_order("contact")
-    kind = part.in_order("activity_type") + 1  # 0: none
-    day = part.day_by_rep.to_physical().cast(pl.Int64)
-    low_day = int(day.min() or 0)
-    day = (day - (low_day - 1)).fill_null(0).to_numpy()  # 0: none
-    bits_c, bits_k = (int(v.max(initial=0)).bit_length() for v in (contact, kind))
-    bits_t, bits_d = (int(v.max(initial=0)).bit_length() for v in (seconds, day))
-    if max(bits_t + bits_c, bits_t + 1 + bits_d) + bits_k > 63:
-        return None
-    packed = seconds << (bits_c + bits_k)
-    packed |= contact << bits_k
-    packed |= kind
-    packed = packed[part.by_rep]  # (rep, contact, time, id): the reps sorted, counted
+    seconds, contact, kind = moved
+    del moved
+    day, low_day = _from_one(part.day_by_rep)  # 0: none
     rep = np.repeat(np.arange(part.rep_count.size), part.rep_count)
-    kind = packed & ((1 << bits_k) - 1)
-    contact = (packed >> bits_k) & ((1 << bits_c) - 1)
-    packed >>= bits_c + bits_k  # the seconds
     same = np.zeros(len(rep), bool)  # the previous touch is of the same rep and contact
     same[1:] = (rep[1:] == rep[:-1]) & (contact[1:] == contact[:-1]) & (contact[1:] > 0)
     del rep, contact
-    history = np.zeros(len(same), np.int64)  # gap seconds + 1, previous day, previous type
-    history[1:] = packed[1:] - packed[:-1] + 1
-    history[1:] <<= bits_d
-    history[1:] |= day[:-1]
-    history[1:] <<= bits_k
-    history[1:] |= kind[:-1]
-    history[~same] = 0
-    history = history[part.rep_day]
-    previous = (history & ((1 << bits_k) - 1)) - 1
-    history >>= bits_k
-    previous_day = history & ((1 << bits_d) - 1)
-    history >>= bits_d  # the gap's seconds + 1
+    gap = np.zeros(len(same), np.int64)  # the gap's seconds + 1, the previous day and type
+    gap[1:] = seconds[1:] - seconds[:-1] + 1
+    del seconds
+    before = [gap, np.zeros(len(same), np.int64), np.zeros(len(same), np.int64)]
+    before[1][1:] = day[:-1]
+    before[2][1:] = kind[:-1]
+    del gap, day, kind
+    for values in before:
+        values *= same  # 0 unless the previous touch is of the same rep and contact
+    moved = _gathered_packed(before, part.rep_day)
+    if moved is None:
+        return None
+    gap, previous_day, previous = moved
+    previous -= 1
     # divided as the frames divide total_seconds() (Polars multiplies by the reciprocal)
-    gap_days = pl.select(pl.lit(pl.Series("gap_days", history - 1)) / 86_400).to_series()
+    gap_days = pl.select(pl.lit(pl.Series("gap_days", gap - 1)) / 86_400).to_series()
     dated = pl.Series("previous_day", previous_day + (low_day - 1)).cast(pl.Int32).cast(pl.Date)
     return {
         "previous_type": previous,
-        "gap_days": pl.select(pl.when(pl.Series(history > 0)).then(gap_days)).to_series(),
+        "gap_days": pl.select(pl.when(pl.Series(gap > 0)).then(gap_days)).to_series(),
         "previous_day": pl.select(pl.when(pl.Series(previous_day > 0)).then(dated)).to_series(),
     }
+
+
+#: A ``Datetime`` unit's ticks in a second.
+_PER_SECOND = {"ns": 1_000_000_000, "us": 1_000_000, "ms": 1_000}
+
+
+def _whole_seconds(ts: pl.Series, ints: np.ndarray) -> tuple[np.ndarray, int, int] | None:
+    """``ts``' integers ``ints`` (in any order) as whole seconds since the first: the
+    seconds (int64), the first's integer and the unit's ticks a second; None when ``ts`` is
+    not a ``Datetime``, is empty or holds a null, or a time is not a whole number of seconds
+    after the first.
+
+    >>> ts = pl.Series([2_000_000, 5_000_000]).cast(pl.Datetime("us"))
+    >>> _whole_seconds(ts, ts.to_physical().to_numpy())
+    (array([0, 3]), 2000000, 1000000)
+    >>> later = ts + pl.Series([0, 1]).cast(pl.Duration("us"))
+    >>> _whole_seconds(later, later.to_physical().to_numpy()) is None
+    True
+    """
+    if not isinstance(ts.dtype, pl.Datetime) or not len(ints) or ts.null_count():
+        return None
+    per_second = _PER_SECOND[ts.dtype.time_unit]
+    low = int(ints.min())
+    seconds = ints - low
+    if (seconds % per_second).any():
+        return None
+    seconds //= per_second
+    return seconds, low, per_second
+
+
+def _from_one(values: pl.Series) -> tuple[np.ndarray, int]:
+    """A Boolean, Date or integer column's integers ``v`` as ``v - low + 1`` (int64; null:
+    0) and ``low``, their least (0 when all are null): small non-negative fields for
+    :func:`_gathered_packed`.
+
+    >>> _from_one(pl.Series([7, None, 5]))
+    (array([3, 0, 1]), 5)
+    """
+    physical = values.to_physical().cast(pl.Int64)
+    low = int(physical.min() or 0)
+    return (physical - (low - 1)).fill_null(0).to_numpy(), low
+
+
+def _gathered_packed(fields: list[np.ndarray], order: np.ndarray) -> list[np.ndarray] | None:
+    """``[field[order] for field in fields]`` (int64) by ONE gather: the fields, small
+    non-negative integers, packed into one int64 per row (the first in the highest bits, each
+    as wide as its largest value), gathered by ``order`` and taken apart (a random gather of
+    2.6M rows costs 0.03-0.08 CPU s, the packing and unpacking a few sequential passes).
+    None when the fields need more than 63 bits together. The arrays are not changed; the
+    list is emptied once they are packed (a caller's temporaries let go before the gather).
+
+    >>> _gathered_packed([np.array([3, 0, 1]), np.array([0, 5, 2])], np.array([2, 0]))
+    [array([1, 3]), array([2, 0])]
+    >>> _gathered_packed([np.array([1 << 40]), np.array([1 << 22])], np.array([0])) is None
+    True
+    """
+    bits = [int(field.max(initial=0)).bit_length() for field in fields]
+    if sum(bits) > 63:
+        return None
+    if not fields:
+        return []
+    packed = fields[0].astype(np.int64)
+    for field, width in zip(fields[1:], bits[1:], strict=True):
+        packed <<= width
+        packed |= field
+    fields.clear()
+    packed = packed[order]
+    moved = []
+    for width in bits[:0:-1]:  # the last field in the lowest bits
+        moved.append(packed & ((1 << width) - 1))
+        packed >>= width
+    moved.append(packed)
+    return moved[::-1]
 
 
 def _coded(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
