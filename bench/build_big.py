@@ -153,12 +153,20 @@ def child(folder: str, *, cache_dir: str | None, partitioned: bool | None) -> in
                 "bytes": sum(f["bytes"] for f in files.values()),
                 "read": {t: r["read"] for t, r in report.items() if isinstance(r, dict)},
                 "loaded": {t: r["loaded"] for t, r in report.items() if isinstance(r, dict)},
-                "daily_rows": built.enriched.daily.height,
+                "daily_rows": _daily_rows(built),
                 "vm_hwm_mb": vm_mb("self", "VmHWM"),
             }
         )
     )
     return 0
+
+
+def _daily_rows(built) -> int:
+    """The roll-up's rows, from the manifest where it counts them: reading the roll-up (18M
+    rows at 100M, ~3.4 CPU s) only to count it would add to the measured wall what
+    ``effortlens build`` never does."""
+    rows = built.manifest["files"].get("daily.parquet", {}).get("rows")
+    return built.enriched.daily.height if rows is None else rows
 
 
 def _measured(argv: list[str], *, limit_mb: int, env: dict) -> dict:
