@@ -103,10 +103,13 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
 LAST_TOUCH = ("rep_id", "day", "team", "segment", "role")
 
 
-def _assert_same_view_facts(whole, parts, *, instant_ties: bool = False) -> None:
+def _assert_same_view_facts(
+    whole, parts, *, instant_ties: bool = False, credited: bool = True
+) -> None:
     """Every view fact of a build written part by part equals the in-memory build's: the same
-    rows (floats to :data:`CREDIT_TOL`), streaks in the same order, each touch part in (day,
-    rep) order, the habit touch codes with the same dictionaries and the same rows by day."""
+    rows (floats to :data:`CREDIT_TOL`) and schema, streaks in the same order, each touch part
+    in (day, rep) order, the habit touch codes with the same dictionaries and the same rows by
+    day. ``credited``: some buyer action was credited (else no touch has a credit)."""
     assert parts.manifest["build"].startswith("partitioned")
     assert (
         set(parts.enriched.aggregates) == set(whole.enriched.aggregates) == set(AGGREGATES_LAYOUT)
@@ -143,7 +146,10 @@ def _assert_same_view_facts(whole, parts, *, instant_ties: bool = False) -> None
     touches = parts.enriched.aggregates["touches"].collect()
     keys = touches.select("day", "rep_id")
     assert keys.equals(keys.sort("day", "rep_id", nulls_last=False, maintain_order=True))
-    assert touches["credit_timing"].sum() > 10  # pairs were fitted
+    if credited:
+        assert touches["credit_timing"].sum() > 10  # pairs were fitted
+    else:
+        assert touches["credit_timing"].sum() == 0 == touches["credit_cadence"].sum()
     # the habit touch codes: the same key tables, the same rows of codes per day
     one, other = whole.path / HABIT_TOUCHES, parts.path / HABIT_TOUCHES
     assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in other.iterdir())
@@ -236,6 +242,26 @@ def test_one_partition_writes_the_same_view_facts(tmp_path):
     assert len(list((parts.path / "activities.parquet").glob("*.parquet"))) == 1
     assert parts.enriched.aggregates["touches"].collect().height == 2_000
     _assert_same_view_facts(whole, parts, instant_ties=True)
+
+
+def test_no_buyer_actions_writes_the_same_view_facts(tmp_path):
+    # no buyer action: no pair to credit; both builds write the touches' credits (and the
+    # habit cells' credited sums) as Float64 zeros (the in-memory build wrote Int64: numpy's
+    # bincount of no pairs)
+    folder = tmp_path / "data"
+    _contacts_only(folder)
+    (folder / "buyer_actions.parquet").unlink()
+    settings = _settings(1_000, above=500)  # view facts part by part: two parts
+    whole = open_build(folder, settings=settings, cache_dir=tmp_path / "a", partitioned=False)
+    parts = open_build(folder, settings=settings, cache_dir=tmp_path / "b", partitioned=True)
+    assert len(list((parts.path / "activities.parquet").glob("*.parquet"))) >= 2
+    for built in (whole, parts):
+        touches = built.enriched.aggregates["touches"].collect()
+        assert touches.height == 2_000
+        assert touches.schema["credit_timing"] == touches.schema["credit_cadence"] == pl.Float64
+        for name in ("habit_timing", "habit_cadence"):
+            assert built.enriched.aggregates[name].collect_schema()["credited"] == pl.Float64
+    _assert_same_view_facts(whole, parts, instant_ties=True, credited=False)
 
 
 def test_view_facts_part_by_part_in_child_processes(tmp_path, monkeypatch):

@@ -736,8 +736,9 @@ def _touch_credit(
         touches["contact_id"].n_unique() * span_hours,
         iterations=iterations,
     )
+    # as floats when no pair was credited too (np.bincount then gives integers)
     credited = np.bincount(pair_touch, weights=credit, minlength=touches.height)
-    return touches.select(keep).with_columns(credited=pl.Series(credited))
+    return touches.select(keep).with_columns(credited=pl.Series(credited, dtype=pl.Float64))
 
 
 class CandidatePairs(NamedTuple):

@@ -603,8 +603,9 @@ def with_credits(
     81265
     """
     on_contact = on_contact.with_columns(
-        # typed as habits' (np.bincount's type: integers when nothing was credited)
-        pl.Series(f"credit_{feature}", credit)
+        # Float64 always: np.bincount of no pairs gives integers (no buyer actions), and the
+        # partitioned build writes its credits as Float64 (habits' event path casts too)
+        pl.Series(f"credit_{feature}", credit, pl.Float64)
         for feature, credit in credits.items()
     )
     columns = on_contact.columns
