@@ -342,3 +342,45 @@ def test_pass_one_scratch_gives_the_files_of_pass_two(touches, tmp_path, parts):
         assert (new / relative).read_bytes() == (old / relative).read_bytes(), relative
     got = pl.concat(pl.read_parquet(f) for f in sorted((new / "touches.parquet").glob("*")))
     assert got["credit_timing"].null_count() == touches["credit_timing"].null_count() > 0
+
+
+@pytest.mark.parametrize(("cell_rows", "threads"), [(97, 2), (1_000, 3), (1 << 22, 1)])
+def test_the_touch_codes_by_owner_and_cells_in_runs_on_threads_are_the_same_bytes(
+    touches, tmp_path, monkeypatch, cell_rows, threads
+):
+    # the columns by owner written a run of owners at a time, runs on several threads at
+    # once beside the running totals, the cells summed from each run as it is gathered: the
+    # same bytes as write_touch_codes of the touches and the cells read back from its files
+    from effortlens import habits
+
+    monkeypatch.setattr(partitioned, "_CELL_ROWS", cell_rows)
+    monkeypatch.setattr(habits, "BY_OWNER_ROWS", cell_rows)
+    scratch, old, new = tmp_path / "scratch", tmp_path / "old", tmp_path / "new"
+    made = _stage(touches, scratch, parts=3, enums=True)
+    rows_per_part = touches.height // 4 + 1
+    groups, shared = day_order_plan(scratch, made, rows_per_part=rows_per_part, workers=2)
+    for group in groups:
+        day_ordered_touches(scratch, old, group, **shared)
+    files_old = sorted((scratch / "codes").glob("*.arrow"))
+    n_old, cells_old = touch_codes(files_old, old / "habit_touches", cells=old)
+    shutil.rmtree(scratch / "codes")
+    groups, shared = day_order_plan(
+        scratch, made, rows_per_part=rows_per_part, workers=2, codes=new / "habit_touches"
+    )
+    for group in groups:
+        day_ordered_touches(scratch, new, group, **shared)
+    runs = habits.owner_runs(
+        np.load(old / "habit_touches" / "by_owner" / "starts.npy"), rows=cell_rows
+    )
+    assert len(runs) > 10 if cell_rows < touches.height else len(runs) == 1  # whole owners
+    n_new, cells_new = partitioned._touch_codes_of_ranges(  # noqa: SLF001
+        shared["codes"], cells=new, threads=threads
+    )
+    assert n_new == n_old == touches.height
+    assert cells_new == cells_old and len(cells_new) == len(CELLS)
+    made_old = sorted(p.relative_to(old) for p in old.rglob("*") if p.is_file())
+    made_new = sorted(p.relative_to(new) for p in new.rglob("*") if p.is_file())
+    assert made_new == made_old
+    assert len([p for p in made_old if p.parent.name == "by_owner"]) == 10
+    for relative in made_old:
+        assert (new / relative).read_bytes() == (old / relative).read_bytes(), relative

@@ -32,7 +32,8 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -2746,12 +2747,45 @@ def write_touch_code_range(
     np.savez(scratch / f"range-{index:05d}.npz", **sums)
 
 
-def finish_touch_codes(folder: Any, scratch: Any, layout: dict[str, Any]) -> int:
+def finish_touch_codes(
+    folder: Any,
+    scratch: Any,
+    layout: dict[str, Any],
+    *,
+    each_run: Callable[[int, int, np.ndarray, dict[str, np.ndarray]], Any] | None = None,
+    runs_of: Callable[[np.ndarray], list[tuple[int, int]]] | None = None,
+    threads: int = 1,
+) -> int:
     """What :func:`write_touch_codes` writes besides the per-touch columns, once every range
     is in (:func:`write_touch_code_range`): the key tables, the running totals (added up
-    from the ranges' sums), the columns by owner; the paired codes narrowed to their largest
-    value's type. The same files as :func:`write_touch_codes` of the touches. Returns the
-    number of touches."""
+    from the ranges' sums), the columns by owner (:func:`write_by_owner`, ``each_run`` and
+    ``runs_of`` as there); the paired codes narrowed to their largest value's type. The same
+    files as :func:`write_touch_codes` of the touches. Returns the number of touches.
+
+    With ``threads`` > 1, the totals are added up beside the columns by owner, and the
+    owners' runs of those run that many at once (numpy's sorts, gathers, bincounts and the
+    writes let go of the GIL): the step was one thread (100M: ~10 CPU s in ~10 s of wall, the
+    other core idle)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        totals = pool.submit(_touch_code_totals, folder, scratch, layout)
+        if threads <= 1:  # one after another, as before
+            totals.result()
+        write_by_owner(
+            folder,
+            owners=layout["sizes"]["owner"],
+            each_run=each_run,
+            runs_of=runs_of,
+            pool=pool if threads > 1 else None,
+        )
+        totals.result()
+    return layout["rows"]
+
+
+def _touch_code_totals(folder: Any, scratch: Any, layout: dict[str, Any]) -> None:
+    """:func:`finish_touch_codes` but the columns by owner: the key tables, the paired codes
+    narrowed, the running totals and credit sums added up from the ranges' sums."""
     from pathlib import Path
 
     folder, scratch = Path(folder), Path(scratch)
@@ -2783,17 +2817,6 @@ def finish_touch_codes(folder: Any, scratch: Any, layout: dict[str, Any]) -> int
     for k in TOUCH_SEQUENCE_LENGTHS:
         name = f"running_sequence_{k}"
         np.save(folder / f"{name}.npy", running(name).astype(_narrowest(rows)))
-    # the columns again by owner, then day (a stable sort keeps the day order)
-    owner = np.load(folder / "owner.npy")
-    order = np.argsort(owner, kind="stable")
-    starts = np.searchsorted(owner[order], np.arange(layout["sizes"]["owner"] + 1))
-    del owner
-    np.save(folder / "by_owner" / "starts.npy", starts.astype(np.int64))
-    for name in TOUCH_BY_OWNER:
-        values = np.load(folder / f"{name}.npy")
-        _save_taken(folder / "by_owner" / f"{name}.npy", values, order)
-        del values
-    del order
     for feature, name in (("timing", "cell"), ("cadence", "bin")):
         per_day = np.zeros((span, ranges[0][f"credit_{feature}"].shape[1]))
         for r in ranges:
@@ -2805,4 +2828,102 @@ def finish_touch_codes(folder: Any, scratch: Any, layout: dict[str, Any]) -> int
         most_week = int(weekly[-1].max(initial=0))
         np.save(folder / f"running_rep_{name}.npy", weekly.astype(_narrowest(most_week)))
         del weekly
-    return rows
+
+
+#: Touches a run of whole owners holds at most (but one owner with more) when
+#: :func:`write_by_owner` writes the columns by owner a run at a time.
+BY_OWNER_ROWS = 1 << 22
+
+
+def owner_runs(starts: np.ndarray, *, rows: int, most: int | None = None) -> list[tuple[int, int]]:
+    """Runs of whole owners, in owner order, each ``(first, last)``: owners ``first`` to
+    ``last - 1``, rows ``starts[first]:starts[last]`` of the columns by owner (``starts`` as
+    ``by_owner/starts.npy``), about ``rows`` touches (one owner at least), ``most`` owners
+    at most.
+
+    Examples
+    --------
+    >>> owner_runs(np.array([0, 3, 3, 9, 10]), rows=4)
+    [(0, 2), (2, 3), (3, 4)]
+    >>> owner_runs(np.array([0, 3, 3, 9, 10]), rows=100, most=3)
+    [(0, 3), (3, 4)]
+    """
+    n = len(starts) - 1
+    runs = []
+    first = 0
+    while first < n:
+        last = int(np.searchsorted(starts, starts[first] + rows, side="right")) - 1
+        last = min(max(last, first + 1), n, first + most if most else n)
+        runs.append((first, last))
+        first = last
+    return runs
+
+
+def write_by_owner(
+    folder: Any,
+    *,
+    owners: int,
+    each_run: Callable[[int, int, np.ndarray, dict[str, np.ndarray]], Any] | None = None,
+    runs_of: Callable[[np.ndarray], list[tuple[int, int]]] | None = None,
+    pool: Executor | None = None,
+) -> list[Any]:
+    """The columns :data:`TOUCH_BY_OWNER` of ``folder``'s per-touch files (``owner.npy`` of
+    ``owners`` codes) again by owner, then day, in ``folder/by_owner`` with ``starts.npy``:
+    the bytes :func:`write_touch_codes` writes there. A run of whole owners at a time
+    (``runs_of(starts)``, default :func:`owner_runs` of :data:`BY_OWNER_ROWS`): each column's
+    rows of the run gathered from the per-touch file (mapped: no copy of it read in) and
+    written in place, the files held open for writing until all are in (the build's checksum
+    watcher waits for them); ``pool`` runs the runs at once. ``each_run(first, last, counts,
+    columns)`` is called with each run's owners, their touches and the run's columns (by
+    owner) as they are gathered, here or in ``pool``: its results, in run order, are
+    returned."""
+    from pathlib import Path
+
+    from numpy.lib import format as npy
+
+    folder = Path(folder)
+    (folder / "by_owner").mkdir(parents=True, exist_ok=True)
+    owner = np.load(folder / "owner.npy")
+    # a stable sort keeps the day order within an owner; each owner's first row counted
+    # (every code is below `owners`: not gathered and searched)
+    order = np.argsort(owner, kind="stable")
+    starts = np.zeros(owners + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=owners)[:owners], out=starts[1:])
+    del owner
+    np.save(folder / "by_owner" / "starts.npy", starts.astype(np.int64))
+    columns = {name: _mapped(folder / f"{name}.npy") for name in TOUCH_BY_OWNER}
+    files: dict[str, tuple[int, int, int]] = {}  # name: descriptor, data offset, item size
+    try:
+        for name, values in columns.items():
+            path = folder / "by_owner" / f"{name}.npy"
+            header = {
+                "descr": npy.dtype_to_descr(values.dtype),
+                "fortran_order": False,
+                "shape": (len(order),),
+            }
+            with open(path, "wb") as out:
+                npy.write_array_header_1_0(out, header)
+                at = out.tell()
+                out.truncate(at + len(order) * values.dtype.itemsize)
+            files[name] = (os.open(path, os.O_WRONLY), at, values.dtype.itemsize)
+
+        def one(run: tuple[int, int]) -> Any:
+            first, last = run
+            lo, hi = int(starts[first]), int(starts[last])
+            taken = {}
+            for name, values in columns.items():
+                taken[name] = np.ascontiguousarray(np.take(values, order[lo:hi]))
+                fd, at, size = files[name]
+                data = memoryview(taken[name]).cast("B")
+                done = 0
+                while done < len(data):
+                    done += os.pwrite(fd, data[done:], at + lo * size + done)
+            if each_run is None:
+                return None
+            return each_run(first, last, np.diff(starts[first : last + 1]), taken)
+
+        runs = (runs_of or (lambda s: owner_runs(s, rows=BY_OWNER_ROWS)))(starts)
+        return list(pool.map(one, runs) if pool is not None else map(one, runs))
+    finally:
+        for fd, _, _ in files.values():
+            os.close(fd)

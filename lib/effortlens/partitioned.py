@@ -3025,124 +3025,194 @@ def _habit_cells_of_codes(codes: Path, folder: Path) -> dict[str, int] | None:
     """The habit cells (:func:`effortlens.habits.touch_cells` summed, as :func:`_habit_cells`
     writes them) from the habit touch codes in ``codes`` (every touch with a day,
     :func:`effortlens.habits.write_touch_codes`), read by owner (``by_owner/``: a run of
-    whole owners, about :data:`_CELL_ROWS` touches, at a time): each cell one integer of the
-    owner's place in the run and the touch's type and timing cell, cadence bin or sequence
-    code, summed by ``numpy.bincount`` (the key tables give the cells' columns). The sums
-    are added by owner, then in day order, so two builds write the same bytes (a group-by's
-    order changes the last bits of the credit sums and the rows' order within a rep).
+    whole owners, about :data:`_CELL_ROWS` touches, at a time): :class:`_CellSums`.
     ``None`` (nothing written) when a run's cells would pass :data:`_CELL_SPACE`.
 
     3m (2.6M touches): ~0.3 against ~1.0 CPU s for the group-bys over the touches."""
-    from effortlens.facts import AGGREGATES_LAYOUT, ROW_GROUP, _cells
-    from effortlens.habits import TOUCH_SEQUENCE_LENGTHS, _mapped
+    from effortlens.habits import TOUCH_BY_OWNER, _mapped, owner_runs
 
-    sequences = [f"sequence_{k}" for k in TOUCH_SEQUENCE_LENGTHS]
-    keys = {
-        name: pl.read_parquet(codes / f"{name}.keys.parquet")
-        for name in ("owner", "type", "cell", "bin", *sequences)
-    }
-    n_type, n_cell, n_bin = (keys[k].height for k in ("type", "cell", "bin"))
-    width = {"timing": n_type * n_cell, "cadence": n_type * n_bin}
-    width.update({s: keys[s].height for s in sequences})
-    per_owner = max(max(width.values()) * 4, 1)  # the timing cells' four counters
-    if per_owner > _CELL_SPACE:
+    sums = _CellSums.of_keys(codes)
+    if sums is None:
         return None
     by_owner = codes / "by_owner"
     starts = np.load(by_owner / "starts.npy")
-    column = {
-        name: _mapped(by_owner / f"{name}.npy")
-        for name in ("type", "cell", "bin", "responded", "credit_timing", "credit_cadence")
-    }
-    column.update({s: _mapped(by_owner / f"{s}.npy") for s in sequences})
-    found: dict[str, list[tuple[np.ndarray, dict[str, np.ndarray]]]] = {c: [] for c in width}
-
-    def cells(
-        cell: str, key: np.ndarray, first: int, size: int, weights: np.ndarray | None = None
-    ) -> None:
-        """Each cell's sums of one run: ``key`` = cell x 4 + on contact x 2 + answered
-        (timing), cell x 2 + answered (the rest)."""
-        parts = 4 if cell == "timing" else 2
-        counts = np.bincount(key, minlength=size * width[cell] * parts)
-        counts = counts.reshape(-1, parts)
-        n = counts.sum(axis=1)
-        present = np.flatnonzero(n)
-        sums = {"n": n[present], "responded": counts[present, 1]}
-        if cell == "timing":
-            sums["responded"] = sums["responded"] + counts[present, 3]
-            sums["n_contact"] = counts[present, 2] + counts[present, 3]
-        if weights is not None:
-            credited = np.bincount(key // parts, weights=weights, minlength=size * width[cell])
-            sums["credited"] = credited[present]
-        found[cell].append((present + first * width[cell], sums))
-
-    n_owners = len(starts) - 1
-    first = 0
-    while first < n_owners:  # a run of whole owners: about _CELL_ROWS touches, few cells
-        last = int(np.searchsorted(starts, starts[first] + _CELL_ROWS, side="right")) - 1
-        last = min(max(last, first + 1), n_owners, first + _CELL_SPACE // per_owner)
-        size = last - first
+    column = {name: _mapped(by_owner / f"{name}.npy") for name in TOUCH_BY_OWNER}
+    runs = []
+    for first, last in owner_runs(starts, rows=_CELL_ROWS, most=sums.most_owners):
         at = slice(int(starts[first]), int(starts[last]))
-        owner = np.repeat(np.arange(size, dtype=np.int64), np.diff(starts[first : last + 1]))
-        kind = owner * n_type + column["type"][at]
-        answered = column["responded"][at].astype(np.int64)
-        bins = column["bin"][at]
-        on_contact = bins >= 0
-        key = ((kind * n_cell + column["cell"][at]) * 2 + on_contact) * 2 + answered
-        cells("timing", key, first, size, column["credit_timing"][at])
-        key = ((kind * n_bin + bins) * 2 + answered)[on_contact]
-        cells("cadence", key, first, size, column["credit_cadence"][at][on_contact])
-        for name in sequences:
-            sequence = column[name][at]
-            has = sequence >= 0
-            cells(name, ((owner * width[name] + sequence) * 2 + answered)[has], first, size)
-        del owner, kind, answered, bins, on_contact, key
-        first = last
+        counts = np.diff(starts[first : last + 1])
+        runs.append(sums.of_run(first, last, counts, {n: c[at] for n, c in column.items()}))
+    return sums.written(runs, codes, folder)
 
-    named = {
-        "timing": ("n", "responded", "n_contact", "credited"),
-        "cadence": ("n", "responded", "credited"),
-    }
-    owners = keys["owner"].select("rep_id", "team", "segment", "role")
-    kinds = keys["type"].select("activity_type")
-    written = {}
-    for cell, runs in found.items():
-        index = np.concatenate([r[0] for r in runs]) if runs else np.zeros(0, np.int64)
-        if cell in ("timing", "cadence"):
-            inner = keys["cell"] if cell == "timing" else keys["bin"].select("bin_order")
-            span = n_cell if cell == "timing" else n_bin
-            columns = [
-                owners[index // width[cell]],
-                kinds[(index // span) % n_type],
-                inner[index % span],
-            ]
-        else:
-            columns = [
-                owners[index // width[cell]],
-                keys[cell][index % width[cell]].select("activity_type", "sequence"),
-            ]
-        sums = {}
-        for name in named.get(cell, ("n", "responded")):
-            values = np.concatenate([r[1][name] for r in runs]) if runs else np.zeros(0)
-            sums[name] = pl.Series(name, values).cast(
-                pl.Float64 if name == "credited" else pl.UInt32
-            )
-        frame = _cells(pl.concat([*columns, pl.DataFrame(sums)], how="horizontal").lazy())
-        relative = AGGREGATES_LAYOUT[f"habit_{cell}"]
-        _write(frame, folder / relative, row_group_size=ROW_GROUP)
-        written[relative] = frame.height
-    return written
+
+class _CellSums:
+    """The habit cells' sums a run of whole owners at a time, from the habit touch codes by
+    owner (:func:`_habit_cells_of_codes`; or as :func:`effortlens.habits.write_by_owner`
+    gathers them, :func:`_touch_codes_of_ranges`): each cell one integer of the owner's
+    place in the run and the touch's type and timing cell, cadence bin or sequence code,
+    summed by ``numpy.bincount`` (the key tables give the cells' columns). The sums are added
+    by owner, then in day order, so two builds write the same bytes (a group-by's order
+    changes the last bits of the credit sums and the rows' order within a rep), whatever
+    the runs."""
+
+    def __init__(self, sizes: dict[str, int]) -> None:
+        """Sums over key tables of ``sizes`` rows (by name: type, cell, bin, sequences)."""
+        from effortlens.habits import TOUCH_SEQUENCE_LENGTHS
+
+        self.sequences = [f"sequence_{k}" for k in TOUCH_SEQUENCE_LENGTHS]
+        self.n_type, self.n_cell, self.n_bin = (sizes[k] for k in ("type", "cell", "bin"))
+        self.width = {"timing": self.n_type * self.n_cell, "cadence": self.n_type * self.n_bin}
+        self.width.update({s: sizes[s] for s in self.sequences})
+        #: an owner's cells (the timing cells' four counters)
+        self.per_owner = max(max(self.width.values()) * 4, 1)
+        #: the most owners a run holds: its cells within _CELL_SPACE
+        self.most_owners = _CELL_SPACE // self.per_owner
+
+    @classmethod
+    def of_keys(cls, codes: Path) -> _CellSums | None:
+        """Sums over the key tables in ``codes``; ``None`` when one owner's cells would pass
+        :data:`_CELL_SPACE`."""
+        from effortlens.habits import TOUCH_SEQUENCE_LENGTHS
+
+        names = ("type", "cell", "bin", *(f"sequence_{k}" for k in TOUCH_SEQUENCE_LENGTHS))
+        sizes = {
+            n: pl.scan_parquet(codes / f"{n}.keys.parquet").select(pl.len()).collect().item()
+            for n in names
+        }
+        sums = cls(sizes)
+        return sums if sums.most_owners else None
+
+    def of_run(
+        self, first: int, last: int, counts: np.ndarray, column: dict[str, np.ndarray]
+    ) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """The cells of owners ``first`` to ``last - 1`` with ``counts`` touches each, whose
+        touches' columns by owner (type, cell, bin, responded, credits, sequences) are
+        ``column``: per cell, each present cell's number and its sums."""
+        width = self.width
+        found = {}
+
+        def cells(cell: str, key: np.ndarray, size: int, weights: np.ndarray | None = None) -> None:
+            """Each cell's sums of one run: ``key`` = cell x 4 + on contact x 2 + answered
+            (timing), cell x 2 + answered (the rest)."""
+            parts = 4 if cell == "timing" else 2
+            counts = np.bincount(key, minlength=size * width[cell] * parts)
+            counts = counts.reshape(-1, parts)
+            n = counts.sum(axis=1)
+            present = np.flatnonzero(n)
+            sums = {"n": n[present], "responded": counts[present, 1]}
+            if cell == "timing":
+                sums["responded"] = sums["responded"] + counts[present, 3]
+                sums["n_contact"] = counts[present, 2] + counts[present, 3]
+            if weights is not None:
+                credited = np.bincount(key // parts, weights=weights, minlength=size * width[cell])
+                sums["credited"] = credited[present]
+            found[cell] = (present + first * width[cell], sums)
+
+        size = last - first
+        owner = np.repeat(np.arange(size, dtype=np.int64), counts)
+        kind = owner * self.n_type + column["type"]
+        answered = column["responded"].astype(np.int64)
+        bins = column["bin"]
+        on_contact = bins >= 0
+        key = ((kind * self.n_cell + column["cell"]) * 2 + on_contact) * 2 + answered
+        cells("timing", key, size, column["credit_timing"])
+        key = ((kind * self.n_bin + bins) * 2 + answered)[on_contact]
+        cells("cadence", key, size, column["credit_cadence"][on_contact])
+        for name in self.sequences:
+            sequence = column[name]
+            has = sequence >= 0
+            cells(name, ((owner * width[name] + sequence) * 2 + answered)[has], size)
+        return found
+
+    def written(
+        self,
+        runs: list[dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]],
+        codes: Path,
+        folder: Path,
+    ) -> dict[str, int]:
+        """The habit cells of ``runs`` (:meth:`of_run`'s, in owner order) written into the
+        build folder ``folder``, their columns from the key tables in ``codes``; rows per
+        file."""
+        from effortlens.facts import AGGREGATES_LAYOUT, ROW_GROUP, _cells
+
+        keys = {
+            name: pl.read_parquet(codes / f"{name}.keys.parquet")
+            for name in ("owner", "type", "cell", "bin", *self.sequences)
+        }
+        width, n_type, n_cell, n_bin = self.width, self.n_type, self.n_cell, self.n_bin
+        named = {
+            "timing": ("n", "responded", "n_contact", "credited"),
+            "cadence": ("n", "responded", "credited"),
+        }
+        owners = keys["owner"].select("rep_id", "team", "segment", "role")
+        kinds = keys["type"].select("activity_type")
+        written = {}
+        for cell in width:
+            found = [run[cell] for run in runs]
+            index = np.concatenate([r[0] for r in found]) if found else np.zeros(0, np.int64)
+            if cell in ("timing", "cadence"):
+                inner = keys["cell"] if cell == "timing" else keys["bin"].select("bin_order")
+                span = n_cell if cell == "timing" else n_bin
+                columns = [
+                    owners[index // width[cell]],
+                    kinds[(index // span) % n_type],
+                    inner[index % span],
+                ]
+            else:
+                columns = [
+                    owners[index // width[cell]],
+                    keys[cell][index % width[cell]].select("activity_type", "sequence"),
+                ]
+            sums = {}
+            for name in named.get(cell, ("n", "responded")):
+                values = np.concatenate([r[1][name] for r in found]) if found else np.zeros(0)
+                sums[name] = pl.Series(name, values).cast(
+                    pl.Float64 if name == "credited" else pl.UInt32
+                )
+            frame = _cells(pl.concat([*columns, pl.DataFrame(sums)], how="horizontal").lazy())
+            relative = AGGREGATES_LAYOUT[f"habit_{cell}"]
+            _write(frame, folder / relative, row_group_size=ROW_GROUP)
+            written[relative] = frame.height
+        return written
 
 
 def _touch_codes_of_ranges(
-    codes: dict[str, Any], *, cells: Path
+    codes: dict[str, Any], *, cells: Path, threads: int | None = None
 ) -> tuple[int, dict[str, int] | None]:
     """:func:`_touch_codes` when the day order wrote the habit touch codes' columns a range
     at a time (:func:`_touch_code_ranges`): the rest of them
-    (:func:`effortlens.habits.finish_touch_codes`), then the habit cells from the codes."""
-    from effortlens.habits import finish_touch_codes
+    (:func:`effortlens.habits.finish_touch_codes`), the habit cells summed from each run of
+    owners' columns as they are written by owner (:class:`_CellSums`: not read back), on
+    ``threads`` threads (default: a core each; the totals beside the runs, two runs at once:
+    100M, ~10 CPU s on one thread before, the other core idle)."""
+    from effortlens.habits import finish_touch_codes, owner_runs
 
-    written = finish_touch_codes(codes["out"], codes["scratch"], codes["layout"])
-    return written, _habit_cells_of_codes(codes["out"], cells)
+    layout = codes["layout"]
+    sums = _CellSums(layout["sizes"])
+    each_run = runs_of = None
+    if sums.most_owners:  # else the cells by the group-bys (None)
+        each_run = sums.of_run
+
+        def runs_of(starts: np.ndarray) -> list[tuple[int, int]]:
+            return owner_runs(starts, rows=_CELL_ROWS, most=sums.most_owners)
+
+    runs: list[Any] = []
+
+    def kept(first: int, last: int, counts: np.ndarray, column: dict[str, np.ndarray]) -> None:
+        runs.append((first, each_run(first, last, counts, column)))
+
+    written = finish_touch_codes(
+        codes["out"],
+        codes["scratch"],
+        layout,
+        each_run=None if each_run is None else kept,
+        runs_of=runs_of,
+        threads=threads or os.cpu_count() or 1,
+    )
+    if each_run is None:
+        return written, None
+    runs = [found for _, found in sorted(runs, key=lambda run: run[0])]
+    return written, sums.written(runs, codes["out"], cells)
 
 
 def _touch_codes(
