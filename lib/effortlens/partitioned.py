@@ -375,14 +375,25 @@ def _load_by_partition(folder: Path, out: Path, *, parts: Path, **options: Any) 
     (:func:`plan_partitions`), or in chunks when the keys cannot be planned.
 
     The plan is found in a thread while the load reads and validates the small tables and
-    hashes the event tables' ids (Polars works without the interpreter's lock: both cores),
-    and waited for before the first chunk is validated.
+    checks the event tables' ids (Polars works without the interpreter's lock: both cores);
+    the chunks start as soon as the ids are checked, each waiting for the plan after its
+    validation (:class:`~effortlens.loading.pipeline.PendingPartitions`): the plan's end
+    (100M: ~10 s on one core) has the chunks' processes beside it, not an idle core.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from effortlens.loading.pipeline import PendingPartitions
+
+    pending = PendingPartitions(Path(out) / "plan.pickle")
+
+    def planned() -> Partitions | None:
+        plan = plan_partitions(folder, parts, chunk_rows=options["chunk_rows"])
+        pending.found(plan)  # for the chunks' processes waiting on the file
+        return plan
+
     with ThreadPoolExecutor(max_workers=1) as thread:
-        plan = thread.submit(plan_partitions, folder, parts, chunk_rows=options["chunk_rows"])
-        return load_folder_chunked(folder, out, partitions=plan.result, **options)
+        pending.future = thread.submit(planned)
+        return load_folder_chunked(folder, out, partitions=pending, **options)
 
 
 def _load_to_files(folder: Path, out: Path, **options: Any) -> ChunkedLoad:

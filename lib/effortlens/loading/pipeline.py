@@ -30,9 +30,12 @@ from __future__ import annotations
 import functools
 import json
 import os
+import pickle
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -681,6 +684,67 @@ class Partitions:
 _PART = "__part"
 
 
+class PendingPartitions:
+    """:class:`Partitions` still being found in this process (``future``, a thread's) when the
+    chunks start: each chunk's process validates its rows, then waits for them (:meth:`wait`:
+    the file ``path``, a pickled :class:`Partitions` or ``None``, written by :meth:`found`).
+
+    The plan is the load's longest step before the chunks (100M: ~22 CPU s, ~10 s of it alone
+    on one core once the small tables and the ids are done); the chunks' reads and validation
+    need none of it, so they run beside its end.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from concurrent.futures import Future
+    >>> future = Future()
+    >>> pending = PendingPartitions(Path(tempfile.mkdtemp()) / "plan.pickle", future)
+    >>> pending.done()
+    False
+    >>> pending.found(None)
+    >>> future.set_result(None)
+    >>> import pickle
+    >>> there = pickle.loads(pickle.dumps(pending))  # what a chunk's process gets
+    >>> there.done(), there.wait() is None
+    (True, True)
+    """
+
+    def __init__(self, path: Path, future: Future | None = None) -> None:
+        """Partitions to be written to ``path``; ``future`` gives them in this process."""
+        self.path = path
+        self.future = future
+
+    def __getstate__(self) -> dict:
+        """What another process gets: the file to wait for (a future is of this process)."""
+        return {"path": self.path, "future": None}
+
+    def found(self, plan: Partitions | None) -> None:
+        """Write ``plan`` (found) for the processes waiting on :attr:`path`."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        part = self.path.with_name(self.path.name + ".part")
+        part.write_bytes(pickle.dumps(plan))
+        part.rename(self.path)  # whole or not at all
+
+    def done(self) -> bool:
+        """Whether the partitions are found (waiting for them would not wait)."""
+        if self.future is not None:
+            return self.future.done()
+        return self.path.exists()
+
+    def wait(self) -> Partitions | None:
+        """The partitions, once found (in this process, the plan's own failure is raised; a
+        chunk's process waits for the file: it is killed if the load fails meanwhile)."""
+        if self.future is not None:
+            return self.future.result()
+        while not self.path.exists():
+            time.sleep(_PLAN_POLL_S)
+        return pickle.loads(self.path.read_bytes())
+
+
+#: How often a chunk's process looks for the partitions it waits for (:class:`PendingPartitions`).
+_PLAN_POLL_S = 0.02
+
+
 def scan_quarantine(files: list[Path]) -> pl.LazyFrame:
     """The quarantine of a :class:`ChunkedLoad` (its files, in order) as one lazy frame.
 
@@ -757,7 +821,7 @@ def load_folder_chunked(
     settings: Settings | None = None,
     now: datetime | None = None,
     chunk_rows: int = 4_000_000,
-    partitions: Partitions | Callable[[], Partitions | None] | None = None,
+    partitions: Partitions | PendingPartitions | Callable[[], Partitions | None] | None = None,
     tables_to: Path | None = None,
 ) -> ChunkedLoad:
     """Validate a canonical folder whose event tables are Parquet, the event tables in chunks.
@@ -794,7 +858,9 @@ def load_folder_chunked(
         :attr:`ChunkedLoad.events` lists every partition file and
         :attr:`ChunkedLoad.partitions` their number) instead of one file a chunk; or what
         to call for them (called once, when the first chunk is about to start: the caller
-        may still be finding them while the small tables and the ids are read).
+        may still be finding them while the small tables and the ids are read); or
+        :class:`PendingPartitions`: the chunks start at once and each waits for them after
+        its validation.
     tables_to
         Also write every canonical table to ``tables_to/<table>.parquet`` (the event tables
         empty), each small one as soon as it is validated, while the event tables' chunks
@@ -817,7 +883,11 @@ def load_folder_chunked(
     elif now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     folder, out = Path(path), Path(out)
-    plan = functools.cache(partitions if callable(partitions) else lambda: partitions)
+    pending = partitions if isinstance(partitions, PendingPartitions) else None
+    if pending is not None:
+        plan = functools.cache(pending.wait)
+    else:
+        plan = functools.cache(partitions if callable(partitions) else lambda: partitions)
     with guard.load_scope(settings.limits) as scope, guard.guarded(str(folder)):
         if streamable_rows(folder) is None:
             raise DataError(f"{folder}: not a folder whose activities are Parquet")
@@ -861,6 +931,7 @@ def load_folder_chunked(
                             references=references,
                             chunk_rows=chunk_rows,
                             partitions=plan,
+                            pending=pending,
                             runner=runner,
                         )
                     tables[name] = TABLES[name].empty()
@@ -942,6 +1013,7 @@ def _validate_in_chunks(
     chunk_rows: int,
     runner: _ChunkRunner,
     partitions: Callable[[], Partitions | None],
+    pending: PendingPartitions | None = None,
 ) -> Callable[[], tuple[list[Path], _Counts]]:
     """Start validating ``file`` in chunks of consecutive rows, every repeat of an id in one
     chunk, each chunk writing its loaded rows and quarantine; what to call for the result
@@ -955,6 +1027,9 @@ def _validate_in_chunks(
     validated after the ranges, in chunks by that hash (exact: a repeat of an id has the id's
     hash). Each chunk's files are named by its number, and the results are taken in that
     order, so which chunks run at once changes nothing written.
+
+    With ``pending`` partitions not found yet, the chunks start without them and wait for
+    them after their validation (:class:`PendingPartitions`).
     """
     schema = pl.read_parquet_schema(file)
     spec = TABLES[name]
@@ -997,15 +1072,20 @@ def _validate_in_chunks(
         "now": now,
         "references": {t: keys for t, keys in references.items() if t in needed},
         "max_field_chars": guard.current_limits().max_field_chars,
-        "partitions": partitions(),  # waited for here, once the ids are hashed
     }
-    # columns without a value to trim in the whole table: no chunk looks for one
-    plan = options["partitions"]
-    options["tidy"] = tuple(sorted(tidy | set(plan.tidy if plan is not None else ())))
+    if pending is not None and not pending.done():  # each chunk waits after its validation
+        options["partitions"] = pending
+        options["tidy"] = tuple(sorted(tidy))  # the plan's are added by the chunks that can
+    else:
+        plan = partitions()  # waited for here, once the ids are hashed
+        options["partitions"] = plan
+        # columns without a value to trim in the whole table: no chunk looks for one
+        options["tidy"] = tuple(sorted(tidy | set(plan.tidy if plan is not None else ())))
     chunks = [(k, source) for k, source in enumerate(ranges)]
     started = runner.start(name, file, out, chunks, options, isolate=isolate)
 
     def finish() -> tuple[list[Path], _Counts]:
+        partitions()  # the plan's failure first: its waiting chunks are then stopped
         results = runner.results(started)
         if n_aside:  # read once every range has run (the ranges write them)
             later = [(len(ranges) + b, aside / f"{b:05d}") for b in range(n_aside)]
@@ -1517,15 +1597,19 @@ def validate_chunk(
     now: datetime,
     references: dict[str, pl.Series | None],
     max_field_chars: int,
-    partitions: Partitions | None = None,
+    partitions: Partitions | PendingPartitions | None = None,
     tidy: tuple[str, ...] = (),
 ) -> _Counts | None:
     """Validate one chunk of an event table (a range of its rows, or set-aside rows' files,
     deleted after reading: :func:`read_chunk`); write the loaded rows with their input row
     (``__row``) to ``part`` and the quarantined rows, in input row order, to ``quarantine``
     (none when there are none); ``None`` when it has no row. With ``partitions``, the loaded
-    rows go to the partitions' files (:meth:`Partitions.write`) instead of ``part``; ``tidy``:
-    text columns known to need no trimming in the whole table (:func:`validate_table`)."""
+    rows go to the partitions' files (:meth:`Partitions.write`) instead of ``part``, waited for
+    after the validation when still being found (:class:`PendingPartitions`); ``tidy``: text
+    columns known to need no trimming in the whole table (:func:`validate_table`)."""
+    if isinstance(partitions, PendingPartitions) and partitions.done():
+        partitions = partitions.wait()  # found already: its tidy columns are known
+        tidy = tuple(sorted({*tidy, *(partitions.tidy if partitions is not None else ())}))
     frame = read_chunk(source)
     if not frame.height:
         return None
@@ -1544,6 +1628,8 @@ def validate_chunk(
     )
     del frame
     written = None
+    if isinstance(partitions, PendingPartitions):
+        partitions = partitions.wait()
     if partitions is not None:
         written = tuple(partitions.write(name, result.loaded, int(part.stem.split("-")[-1])))
     else:  # read whole by the partitioned build, never filtered: no statistics
