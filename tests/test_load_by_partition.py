@@ -79,6 +79,9 @@ def _untidy(folder: Path) -> None:
 
 
 def _rows(files: list[Path]) -> pl.DataFrame:
+    # the partitions' files hold the key columns as codes: read back as text
+    if files and files[0].parent.name.startswith("__part="):
+        return pl.concat(partitioned.read_loaded(f) for f in files).sort("__row")
     return pl.read_parquet(files, hive_partitioning=False).sort("__row")
 
 
@@ -111,9 +114,9 @@ def test_the_load_by_partition_loads_what_the_chunked_load_loads(tmp_path, witho
         assert_frame_equal(_rows(files), _rows(chunked.events[table]))
     # each key value in one partition; events without any key by input row
     every = pl.concat(
-        pl.scan_parquet(f, hive_partitioning=False)
-        .select(*KEYS, "__row", pl.lit(int(f.parent.name.split("=")[1])).alias("p"))
-        .collect()
+        partitioned.read_loaded(f).select(
+            *KEYS, "__row", pl.lit(int(f.parent.name.split("=")[1])).alias("p")
+        )
         for table in ("activities", "buyer_actions")
         for f in by_part.events[table]
     )
@@ -125,6 +128,57 @@ def test_the_load_by_partition_loads_what_the_chunked_load_loads(tmp_path, witho
     assert keyless.height == 2 and (keyless["p"] == keyless["__row"] % plan.count).all()
     # the trimmed keys are the loaded ones: "acc1" with and without blanks in one partition
     assert every.filter(pl.col("account_id") == "acc1")["p"].n_unique() == 1
+
+
+@pytest.mark.parametrize("without", [None, "contact_id"])
+def test_keys_written_as_codes_read_back_as_the_text_written(tmp_path, without):
+    # the load writes the key columns as codes in their partition (Partitions.codes): each
+    # partition read as the enrichment reads it (read_partition: the loaded order, the keys
+    # as text) equals the same load's partitions written as text
+    folder = tmp_path / "data"
+    _untidy(folder)
+    activities = pl.read_parquet(folder / "activities.parquet")  # every key as text
+    activities.with_columns(pl.col("contact_id").cast(pl.String)).write_parquet(
+        folder / "activities.parquet", row_group_size=500
+    )
+    if without:  # a key column the buyer actions do not have
+        actions = pl.read_parquet(folder / "buyer_actions.parquet").drop(without)
+        actions.write_parquet(folder / "buyer_actions.parquet")
+    plan = partitioned.plan_partitions(folder, tmp_path / "codes", chunk_rows=600)
+    assert plan is not None and plan.codes is not None
+    as_text = dataclasses.replace(plan, out=tmp_path / "text", codes=None)
+    loads = {
+        name: load_folder_chunked(
+            folder,
+            tmp_path / f"s-{name}",
+            settings=_settings(600),
+            now=NOW,
+            chunk_rows=600,
+            partitions=partitions,
+        )  # fmt: skip
+        for name, partitions in (("codes", plan), ("text", as_text))
+    }
+    coded = 0
+    for table in ("activities", "buyer_actions"):
+        for p in range(plan.count):
+            codes = tmp_path / "codes" / table / f"__part={p}"
+            text = tmp_path / "text" / table / f"__part={p}"
+            assert codes.is_dir() == text.is_dir()
+            if not codes.is_dir():
+                continue
+            written = pl.read_parquet(codes, hive_partitioning=False)
+            keys = [key for key in KEYS if key in written.columns]
+            assert all(written[key].dtype == pl.UInt32 for key in keys)
+            coded += written.select(pl.col(keys).is_not_null().sum()).sum_horizontal().item()
+            for coded_input in ((), ("rep_id", "activity_type")):
+                if table != "activities" and coded_input:
+                    continue
+                assert_frame_equal(
+                    partitioned.read_partition(codes, table, coded=coded_input),
+                    partitioned.read_partition(text, table, coded=coded_input),
+                )
+    assert coded > 3_000
+    assert loads["codes"].report.to_dict() == loads["text"].report.to_dict()
 
 
 def test_the_partitioned_build_by_partition_equals_the_in_memory_build(tmp_path, monkeypatch):

@@ -137,7 +137,7 @@ def test_two_chunks_at_once_write_exactly_what_one_at_a_time_writes(tmp_path, mo
     assert one.report.to_dict() == whole.report.to_dict()
     keyless = 0
     for table in ("activities", "buyer_actions"):
-        rows = pl.read_parquet(two.events[table], hive_partitioning=False)
+        rows = pl.concat(partitioned.read_loaded(f) for f in two.events[table])  # keys as text
         loaded = rows.sort([*SORT_KEYS[table], ROW], nulls_last=True).drop(ROW)
         assert_frame_equal(loaded, whole.tables[table])
         keys = [k for k in ("account_id", "contact_id", "opportunity_id") if k in rows.columns]

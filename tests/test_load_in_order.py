@@ -105,7 +105,7 @@ def _load(folder: Path, out: Path, monkeypatch, *, know: bool) -> tuple[pipeline
 
 
 def _rows(data: pipeline.ChunkedLoad, name: str) -> pl.DataFrame:
-    rows = pl.read_parquet(data.events[name], hive_partitioning=False)
+    rows = pl.concat(partitioned.read_loaded(f) for f in data.events[name])  # keys as text
     return rows.sort([*SORT_KEYS[name], ROW], nulls_last=True).drop(ROW)
 
 

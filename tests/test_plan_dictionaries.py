@@ -123,7 +123,7 @@ class _InPieces(pq.ParquetFile):
         return found
 
 
-def _by_text(sources: list[tuple[Path, dict[str, str]]]):
+def _by_text(sources: list[tuple[Path, dict[str, str]]], rows_to: Path | None = None):
     """The plan's triples as before: one group-by of every row's text."""
     scans = [
         pl.scan_parquet(file).select(
@@ -200,7 +200,7 @@ def test_keys_of_another_type_are_planned_from_their_text(tmp_path, monkeypatch)
     frame.with_columns(pl.col("contact_id").str.slice(3).cast(pl.Int64)).write_parquet(path)
     called = []
     with monkeypatch.context() as patch:
-        patch.setattr(partitioned, "_dictionary_triples", lambda s: called.append(s))
+        patch.setattr(partitioned, "_dictionary_triples", lambda s, **_: called.append(s))
         plan = partitioned.plan_partitions(folder, tmp_path / "plan", chunk_rows=2_500)
     assert not called
     assert plan is not None and plan.count > 3

@@ -611,6 +611,15 @@ class Partitions:
     tidy
         The key columns whose every value in every event table is written without blanks
         around it and not empty (the plan read them all): no chunk looks for one to trim.
+    codes
+        When given, the key columns are written as integer codes, not text: a folder of the
+        plan's arrays (:func:`effortlens.partitioned.plan_partitions`): each input row's
+        place in the files' dictionaries (``rows-<table>-<key>.u32``), each place's value
+        (``flat-<key>.u32``, :data:`NO_CODE`: none), each value's code (its rank among the
+        sorted values of that key in its partition: ``local-<key>.u32``) and partition
+        (``part-<key>.u32``); each partition's values of each key, sorted, in
+        ``out/values/__part=<p>/<key>.parquet``
+        (:func:`effortlens.partitioned.read_partition` gives the text back).
     """
 
     out: Path
@@ -618,10 +627,11 @@ class Partitions:
     maps: tuple[Path, ...]
     count: int
     tidy: tuple[str, ...] = ()
+    codes: Path | None = None
 
     def write(self, table: str, frame: pl.DataFrame, k: int) -> list[Path]:
         """The loaded rows ``frame`` of chunk ``k`` of ``table`` written by partition; the
-        files written.
+        files written. With :attr:`codes`, its key columns as their codes.
 
         Examples
         --------
@@ -640,7 +650,10 @@ class Partitions:
         >>> pl.read_parquet(out / "activities" / "__part=1")["__row"].to_list()
         [1, 3]
         """
-        part = self.partition_of(frame)
+        if self.codes is None:
+            part = self.partition_of(frame)
+        else:  # the key columns as codes (UInt32): 4-byte gathers, no text to encode
+            frame, part = self.coded(table, frame)
         written = []
         split = frame.with_columns(part).partition_by(
             _PART, as_dict=True, maintain_order=True, include_key=False
@@ -654,6 +667,45 @@ class Partitions:
             )
             written.append(folder / f"part-{k:05d}.parquet")
         return written
+
+    def coded(self, table: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+        """``frame`` (loaded rows of ``table``) with its key columns replaced by their codes
+        in their partition, and the partition of each row (as :meth:`partition_of`), looked
+        up by each row's input row (``__row``) in :attr:`codes`: what the plan read of that
+        row is what the load read (its keys trimmed, empty as null). No text is hashed: 10m,
+        3.16M rows, ~0.1 CPU s against 0.2 for :meth:`partition_of`'s join on the account,
+        and the key columns' gathers by partition and dictionary encoding in the writes
+        (~0.3) saved."""
+        assert self.codes is not None
+        rows = frame[ROW].to_numpy().astype(np.int64) - 1
+        part = np.zeros(frame.height, np.uint32)
+        todo = np.ones(frame.height, dtype=bool)  # rows without a key so far
+        columns = []
+        for key in self.keys:
+            if key not in frame.columns:
+                continue
+            flat = _mapped(self.codes / f"rows-{table}-{key}.u32")[rows]
+            value = _mapped(self.codes / f"flat-{key}.u32")[flat]
+            none = value == NO_CODE
+            if none.all():  # (and perhaps no value of this key at all)
+                code = pl.repeat(None, frame.height, dtype=pl.UInt32, eager=True).alias(key)
+            else:
+                value[none] = 0
+                code = pl.Series(key, _mapped(self.codes / f"local-{key}.u32")[value])
+                if none.any():
+                    code = code.scatter(np.flatnonzero(none), None)
+            if (code.null_count() != frame[key].null_count()) or (
+                code.is_null() != frame[key].is_null()
+            ).any():  # never: the plan read every row the load reads
+                raise RuntimeError(f"{table}: {key} of the plan and of the load differ (a bug)")
+            columns.append(code)
+            take = todo & ~none
+            if take.any():
+                part[take] = _mapped(self.codes / f"part-{key}.u32")[value[take]]
+            todo &= none
+        if todo.any():
+            part[todo] = (rows[todo] + 1) % self.count
+        return frame.with_columns(columns), pl.Series(_PART, part)
 
     def partition_of(self, frame: pl.DataFrame) -> pl.Series:
         """The partition of each row of ``frame``: its first non-null key's; without any
@@ -682,6 +734,13 @@ class Partitions:
 
 #: The partition column of :class:`Partitions` (a Hive-style folder name, as the build reads).
 _PART = "__part"
+#: No value in :attr:`Partitions.codes`' arrays (a null key).
+NO_CODE = np.uint32(0xFFFFFFFF)
+
+
+def _mapped(path: Path) -> np.ndarray:
+    """One of :attr:`Partitions.codes`' arrays, mapped (read where it is looked at)."""
+    return np.memmap(path, dtype=np.uint32, mode="r")
 
 
 class PendingPartitions:
