@@ -1442,3 +1442,48 @@ def test_whole_seconds_since_the_first_or_refused(unit):
     assert _whole_seconds(ts.scatter(3, None), ints) is None
     assert _whole_seconds(ts.head(0), ints[:0]) is None
     assert _whole_seconds(pl.Series(ints), ints) is None  # integers, not times
+
+
+@pytest.mark.parametrize(("seed", "contacts"), [(1, 40), (2, 400)])
+def test_coded_gap_sums_are_the_group_bys_in_rep_order_and_decided(seed, contacts):
+    """:func:`deviance.differs.coded_practice_gaps` (pass 1's per-partition gap sums by
+    ``numpy.bincount``, s17): the follow-ups as :func:`practice_gaps`; ``gap_reps`` the
+    group-by's rows in the reps' order (counts exact, sums to 1e-12), the same bits every
+    run, with follow-ups of no rep planted; None for a rep in two teams or text reps; no
+    follow-up at all: no row, the group-by's schema."""
+    from effortlens.deviance import practice_gaps
+    from effortlens.deviance.differs import coded_practice_gaps
+    from effortlens.touch_build import build_practice_facts
+
+    enriched = enrich_tables(_random_load(seed, contacts=contacts), settings=load_settings())
+    coded = build_practice_facts(enriched.lazy("activities"), coded=True)
+    rng = np.random.default_rng(seed)
+    hit = pl.Series(rng.random(coded.height) < 0.05)
+    unrepped = coded.with_columns(  # a follow-up without a rep: its team and the rest too
+        pl.when(hit).then(None).otherwise(pl.col(c)).alias(c)
+        for c in ("rep_id", "team", "segment", "role")
+    )
+    for practice in (coded, unrepped):
+        want = {k: f.collect() for k, f in practice_gaps(practice).items()}
+        got = coded_practice_gaps(practice)
+        assert got is not None
+        assert_frame_equal(got["gaps"], want["gaps"], check_exact=True)
+        reps = got["gap_reps"]
+        assert reps.height > 2 and reps.schema == want["gap_reps"].schema
+        assert reps["rep_id"].to_physical().fill_null(2**31).is_sorted()  # (null last)
+        expected = want["gap_reps"].sort(pl.col("rep_id").to_physical(), nulls_last=True)
+        sums = ["log_gap_sum", "log_gap_squares"]
+        assert_frame_equal(reps.drop(sums), expected.drop(sums), check_exact=True)
+        assert_frame_equal(reps, expected, check_exact=False, rel_tol=1e-12)
+        assert coded_practice_gaps(practice)["gap_reps"].equals(reps)
+    assert unrepped["gap_days"].filter(hit).null_count() < hit.sum()  # follow-ups of no rep
+    follow_ups = coded.with_row_index().filter(
+        pl.col("gap_days").is_not_null(), pl.col("team").is_not_null()
+    )
+    row = follow_ups["index"][0]
+    other = pl.when(pl.int_range(pl.len()) == row).then(None).otherwise(pl.col("team"))
+    assert coded_practice_gaps(coded.with_columns(team=other)) is None  # the rep in two teams
+    assert coded_practice_gaps(coded.with_columns(pl.col("rep_id").cast(pl.String))) is None
+    none = coded_practice_gaps(coded.with_columns(gap_days=pl.lit(None, pl.Float64)))
+    assert none["gap_reps"].height == 0
+    assert none["gap_reps"].schema == practice_gaps(coded)["gap_reps"].collect().schema

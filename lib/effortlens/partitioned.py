@@ -2141,7 +2141,7 @@ def _view_part(
     ``events``: its activities and actions facts when held (the enrichment's frames, in its
     process: :func:`enrich_partition`), else read from ``folder``."""
     from effortlens.deviance import practice_cells, practice_gaps
-    from effortlens.deviance.differs import coded_practice_cells
+    from effortlens.deviance.differs import coded_practice_cells, coded_practice_gaps
     from effortlens.facts import AGGREGATES_LAYOUT, FACTS_LAYOUT, ROW_GROUP, _rep_sorted
     from effortlens.flow import verifier_facts
     from effortlens.roe import streak_facts
@@ -2170,11 +2170,15 @@ def _view_part(
     for cell, cells in counted.items():
         sums = _rep_sorted(cells.lazy().with_columns(pl.col(pl.Enum).cast(pl.String)))
         _write(sums, scratch / cell / name, row_group_size=ROW_GROUP)
-    for kind, frame in practice_gaps(practice).items():  # its follow-ups, its reps' sums
+    # its follow-ups, its reps' sums (by bincount in row order: the same bits in every run)
+    gaps = coded_practice_gaps(practice)
+    for kind, frame in (gaps or practice_gaps(practice)).items():
+        frame = frame.lazy().collect()
         if kind == "gaps":  # read whole once by the gap facts: Arrow IPC (rep_id an Enum)
-            _write_scratch(frame.collect(), scratch / kind / f"{Path(name).stem}.arrow")
+            _write_scratch(frame, scratch / kind / f"{Path(name).stem}.arrow")
         else:
-            _write_enums_as_text(frame.collect(), scratch / kind / name, row_group_size=ROW_GROUP)
+            _write_enums_as_text(frame, scratch / kind / name, row_group_size=ROW_GROUP)
+    del gaps
     del practice
     write(
         verifier_facts(actions, settings=settings).collect(),

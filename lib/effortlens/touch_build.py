@@ -491,14 +491,26 @@ class PartTouches:
         moved = _gathered_packed(fields, order)
         if moved is None:
             return False
-        ts, contact, rep, kind = moved
-        ts *= per_second
+        seconds, contact, rep, kind = moved
+        ts = seconds * per_second
         ts += low
         rep -= 1
         kind -= 1
         for name, values in zip(_IN_ORDER_PACKED, (ts, contact, rep, kind), strict=True):
             self._orders["in_order", name] = values
+        self._orders["in_order", "seconds"] = seconds  # for the practice history
         return True
+
+    def seconds_in_order(self) -> np.ndarray | None:
+        """:func:`_whole_seconds` of the times in :attr:`order` (as :meth:`in_order`), or
+        None when the times are not whole seconds or null: kept from :meth:`in_order`'s
+        packed gather when it made them, and taken out (its one caller, the practice
+        history, asks once: not held for the rest of the pass)."""
+        ts = self.in_order("ts")
+        if ("in_order", "seconds") in self._orders:
+            return self._orders.pop(("in_order", "seconds"))
+        whole = _whole_seconds(self.touches["ts"], ts)
+        return None if whole is None else whole[0]
 
     @property
     def rep_order(self) -> np.ndarray:
@@ -779,8 +791,13 @@ def touch_credit_inputs(
     pairs = _contact_pairs(history, given, window=window, touch_key=np.cumsum(~same[0]))
     kind_code = kind_names.cast(pl.Enum(kinds), strict=False).to_physical().cast(pl.Int64)
     kind_code = np.append(kind_code.fill_null(-1).to_numpy(), -1)[on_kind] + 1
-    hour = touches["hour"].cast(pl.Int64).fill_null(-1).to_numpy()[order]
-    weekday = touches["weekday"].cast(pl.Int64).fill_null(-1).to_numpy()[order]
+    hour, weekday = (
+        touches[c].cast(pl.Int64).fill_null(-1).to_numpy() + 1 for c in ("hour", "weekday")
+    )
+    moved = _gathered_packed([hour, weekday], order)  # one gather (0: null)
+    hour, weekday = [v[order] for v in (hour, weekday)] if moved is None else moved
+    hour -= 1
+    weekday -= 1
     if touches["hour"].null_count():  # (a null hour's band: after the last, as NaN sorts)
         band = np.searchsorted(np.asarray(HOUR_BANDS), touches["hour"].to_numpy(), side="right")
         band = band[order]
@@ -1875,11 +1892,11 @@ def _packed_history(part: PartTouches) -> dict[str, Any] | None:
     seconds, the previous day and type moved into the final order. None (the frames' path)
     when a time is null or not whole seconds (:func:`_whole_seconds`), or the fields pass 63
     bits."""
-    whole = _whole_seconds(part.touches["ts"], part.in_order("ts"))
-    if whole is None:
+    seconds = part.seconds_in_order()
+    if seconds is None:
         return None
-    fields = [whole[0], part.in_order("contact"), part.in_order("activity_type") + 1]  # 0: none
-    del whole
+    fields = [seconds, part.in_order("contact"), part.in_order("activity_type") + 1]  # 0: none
+    del seconds
     moved = _gathered_packed(fields, part.by_rep)  # (rep, contact, time, id): reps counted
     if moved is None:
         return None
@@ -2159,8 +2176,18 @@ def _enumed(names: pl.Series, codes: np.ndarray, name: str) -> pl.Series:
     """:func:`_spelled` as an ``Enum`` of ``names`` (the same values: the codes are its
     physical codes; ~10x less CPU than spelling millions of rows, and written to Parquet
     without hashing the text)."""
-    physical = pl.Series(name, codes).cast(pl.UInt32, strict=False)  # -1: null
-    return physical.cat.to(pl.Enum(names))
+    enum = pl.Enum(names)
+    physical = _ENUM_PHYSICAL[pl.Series(dtype=enum).to_physical().dtype]
+    # the codes in the Enum's own width (no cast in Polars: ~2x less CPU), -1 as null (0
+    # under it, as the cast left it)
+    if codes.min(initial=0) >= 0:
+        return pl.Series(name, codes.astype(physical)).cat.to(enum)
+    values = pl.Series(name, np.maximum(codes, 0).astype(physical))
+    return pl.select(pl.when(pl.Series(codes >= 0)).then(values)).to_series().cat.to(enum)
+
+
+#: The numpy type of an ``Enum``'s physical codes.
+_ENUM_PHYSICAL = {pl.UInt8: np.uint8, pl.UInt16: np.uint16, pl.UInt32: np.uint32}
 
 
 def _present_enum(labels: pl.Series, at: pl.Series) -> pl.Series:

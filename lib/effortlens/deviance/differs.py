@@ -302,6 +302,69 @@ def practice_gaps(practice: pl.DataFrame | pl.LazyFrame) -> dict[str, pl.LazyFra
     }
 
 
+def coded_practice_gaps(practice: pl.DataFrame) -> dict[str, pl.DataFrame] | None:
+    """:func:`practice_gaps` of ``practice`` collected, for practice facts whose rep columns
+    are ``Enum`` codes (a build's pass 1): ``"gap_reps"`` summed by ``numpy.bincount`` of
+    each follow-up's rep code in row order, one row per rep in the reps' order, so the sums
+    are the same in every run (a Polars group-by's float sums are not: their last bits
+    differ from run to run, even on one thread); the sums equal the group-by's but for the
+    order they are added in. ``"gaps"`` as :func:`practice_gaps`. None (:func:`practice_gaps`
+    then) when a rep column is not an ``Enum`` or a rep has two teams, segments or roles.
+
+    Examples
+    --------
+    >>> reps = pl.Enum(["a", "b"])
+    >>> practice = pl.DataFrame({"rep_id": pl.Series(["b", "a", "b"], dtype=reps),
+    ...     "team": pl.Series(["T"] * 3, dtype=pl.Enum(["T"])),
+    ...     "segment": pl.Series(["S"] * 3, dtype=pl.Enum(["S"])),
+    ...     "role": pl.Series(["R"] * 3, dtype=pl.Enum(["R"])), "gap_days": [1.0, None, 3.0]})
+    >>> coded_practice_gaps(practice)["gap_reps"].select("rep_id", "follow_ups").rows()
+    [('b', 2)]
+    """
+    types = [practice.schema.get(c) for c in _REP_KEYS]
+    if not all(isinstance(t, pl.Enum) for t in types) or "gap_days" not in practice.columns:
+        return None
+    gap = practice["gap_days"]
+    held = gap.is_not_null()
+    widths = [t.categories.len() + 1 for t in types]  # a null as the last code
+    codes = [
+        practice[c].filter(held).to_physical().fill_null(w - 1).to_numpy().astype(np.int64)
+        for c, w in zip(_REP_KEYS, widths, strict=True)
+    ]
+    rep = codes[0]
+    of_rep = []  # each rep's team, segment and role (codes), one a rep
+    for code, width in zip(codes[1:], widths[1:], strict=True):
+        table = np.full(widths[0], width - 1, np.int64)
+        table[rep] = code
+        if not np.array_equal(table[rep], code):
+            return None
+        of_rep.append(table)
+    log = gap.drop_nulls().log1p().to_numpy()
+    n = np.bincount(rep, minlength=widths[0])
+    at = np.flatnonzero(n)
+
+    def spelled(column: str, code: np.ndarray, width: int) -> pl.Series:
+        """Codes of ``column``'s ``Enum`` (``width - 1``: null) as that ``Enum``."""
+        physical = pl.Series(column, code)
+        physical = pl.select(pl.when(physical < width - 1).then(physical)).to_series()
+        return physical.cast(pl.UInt32).cat.to(practice.schema[column])
+
+    gap_reps = pl.DataFrame(
+        [
+            spelled("rep_id", at, widths[0]),
+            *(
+                spelled(c, table[at], w)
+                for c, table, w in zip(_REP_KEYS[1:], of_rep, widths[1:], strict=True)
+            ),
+            pl.Series("follow_ups", n[at], pl.UInt32),
+            # (Float64 with no follow-up too: numpy's bincount then gives integers)
+            pl.Series("log_gap_sum", np.bincount(rep, log, widths[0])[at], pl.Float64),
+            pl.Series("log_gap_squares", np.bincount(rep, log * log, widths[0])[at], pl.Float64),
+        ]
+    )
+    return {"gaps": practice_gaps(practice)["gaps"].collect(), "gap_reps": gap_reps}
+
+
 def sorted_gaps(gaps: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """``"gaps"`` of :func:`practice_gaps` as a build writes it: sorted by rep, then gap, the
     seconds as 32-bit integers when they fit (else 64-bit).
