@@ -458,3 +458,115 @@ def test_codes_merged_a_day_at_a_time_with_stray_dates_far_apart(
     assert merge_practice_codes(folders, tmp_path / "got") == n
     assert calls == [1]
     assert _files(tmp_path / "got") == _files(tmp_path / "want")
+
+
+def _cell_parts(scratch: Path, rng, *, shuffled: bool) -> None:
+    """Pass 1's practice cells of three partitions (shares, sequences and gap_reps per rep,
+    the same reps in several partitions, a rep without an id): the same rows each time,
+    ``shuffled`` within each file. A rep's ``log_gap_sum`` is 1e16, 1 and -1e16 in the
+    partitions' order: 0 added in that order, 1 in some others."""
+    import numpy as np
+
+    reps = [None, "R1", "R2", "R3", "R10"]
+    for k in range(3):
+        shares = pl.DataFrame(
+            {
+                "rep_id": [r for r in reps for _ in range(6)],
+                "feature": ["weekday_share", "activity_type_share", "hour_share"] * 10,
+                "level": [f"L{j % 4}" for j in range(30)],
+                "n": rng.integers(1, 50, 30).astype(float),
+            }
+        ).unique(["rep_id", "feature", "level"], keep="first", maintain_order=True)
+        sequences = pl.DataFrame(
+            {
+                "rep_id": [r for r in reps for _ in range(4)],
+                "previous_type": ["call", "email", None, "call"] * 5,
+                "activity_type": ["email", "email", "call", "call"] * 5,
+                "n": rng.integers(1, 50, 20).astype(float),
+            }
+        )
+        gap_reps = pl.DataFrame(
+            {
+                "rep_id": reps,
+                "team": ["T", "T", None, "U", "U"],
+                "follow_ups": pl.Series(rng.integers(1, 9, 5), dtype=pl.UInt32),
+                "log_gap_sum": [1e16, 1.0, -1e16][k] * np.ones(5),
+                "log_gap_squares": rng.random(5),
+            }
+        )
+        for kind, frame in (("shares", shares), ("sequences", sequences), ("gap_reps", gap_reps)):
+            if shuffled:
+                frame = frame.sample(fraction=1.0, shuffle=True, seed=k)
+            out = scratch / kind / f"part-{k:05d}.parquet"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            frame.write_parquet(out)
+
+
+def test_practice_cells_come_in_one_order_with_their_sums_added_in_partition_order(tmp_path):
+    """The practice cells (shares, sequences) come by rep, none first, then by their other
+    keys, and the reps' gap sums are their partitions' rows added in partition order: the
+    same bytes however the rows lie in the partitions' files (a group-by's order and float
+    sums differed from one build to the next)."""
+    import numpy as np
+
+    from effortlens.deviance import practice_gaps
+    from effortlens.facts import AGGREGATES_LAYOUT
+
+    written = []
+    for shuffled in (False, True, True):
+        scratch, folder = tmp_path / f"{len(written)}" / "scratch", tmp_path / f"{len(written)}"
+        _cell_parts(scratch, np.random.default_rng(5), shuffled=shuffled)
+        practice = pl.DataFrame(
+            {"rep_id": ["R1", "R2"], "team": "T", "segment": "S", "role": "AE", "gap_days": 1.5}
+        )
+        gaps = practice_gaps(practice)["gaps"].collect()
+        gaps.write_parquet((scratch / "gaps").mkdir() or scratch / "gaps" / "part-00000.parquet")
+        rows = partitioned._practice_cells(scratch, folder)  # noqa: SLF001
+        rows |= partitioned._practice_gap_facts(scratch, folder, slice_rows=10)  # noqa: SLF001
+        cells = ("shares", "sequences", "gap_reps")
+        files = {c: (folder / AGGREGATES_LAYOUT[f"practice_{c}"]).read_bytes() for c in cells}
+        written.append((rows, files))
+    assert written[0] == written[1] == written[2]
+    for cell in ("shares", "sequences"):
+        frame = pl.read_parquet(folder / AGGREGATES_LAYOUT[f"practice_{cell}"])
+        keys = ["rep_id", *(c for c in frame.columns if c not in ("rep_id", "n"))]
+        assert frame.equals(frame.sort(keys, nulls_last=False))
+        assert (
+            frame["rep_id"][0] is None
+            and frame.height == rows[AGGREGATES_LAYOUT[f"practice_{cell}"]]
+        )
+        parts = pl.read_parquet(tmp_path / "0" / "scratch" / cell)
+        summed = parts.group_by(keys).agg(pl.col("n").sum())
+        assert_frame_equal(frame, summed.select(frame.columns), check_row_order=False)
+    reps = pl.read_parquet(folder / AGGREGATES_LAYOUT["practice_gap_reps"])
+    assert reps["rep_id"].to_list() == [None, "R1", "R10", "R2", "R3"]
+    assert reps["log_gap_sum"].to_list() == [0.0] * 5  # (1e16 + 1) - 1e16, in that order
+    parts = pl.read_parquet(tmp_path / "0" / "scratch" / "gap_reps")
+    follow_ups = parts.group_by("rep_id").agg(pl.col("follow_ups").sum()).sort("rep_id")
+    assert reps["follow_ups"].to_list() == follow_ups["follow_ups"].to_list()
+    assert reps.schema["follow_ups"] == pl.UInt32
+
+
+def test_two_partitioned_builds_write_the_same_practice_cells(tiny_planted, tmp_path):
+    """Two partitioned builds of the same data and code write each practice cells file byte
+    for byte alike (the shares' and sequences' rows were in a group-by's order within a rep,
+    which differed between two builds; the reps' gap sums too in their last bits)."""
+    import dataclasses
+
+    from effortlens.facts import open_build
+    from effortlens.settings import load_settings
+
+    settings = load_settings()
+    limits = dataclasses.replace(
+        settings.limits, partition_rows=3_000, partition_above_rows=1_000
+    )
+    settings = dataclasses.replace(settings, limits=limits)
+    files = []
+    for k in range(2):
+        built = open_build(
+            tiny_planted, settings=settings, cache_dir=tmp_path / f"b{k}", partitioned=True
+        )
+        cells = sorted((built.path / "practice_cells").glob("*.parquet"))
+        assert len(cells) == 4
+        files.append({p.name: p.read_bytes() for p in cells})
+    assert files[0] == files[1]

@@ -2527,7 +2527,9 @@ def _habit_cells(scratch: Path, folder: Path, *, slice_rows: int) -> dict[str, i
 
 def _practice_cells(scratch: Path, folder: Path) -> dict[str, int]:
     """The practice cells: each partition's sums per rep added up (a rep's touches may lie in
-    several partitions), by rep as :func:`effortlens.facts.write_aggregates` writes them."""
+    several partitions), by rep as :func:`effortlens.facts.write_aggregates` writes them, a
+    rep's rows in the order of their other keys (a group-by's order, which differed from one
+    build to the next; the counts are whole numbers, their sums exact in any order)."""
     from effortlens.facts import AGGREGATES_LAYOUT, ROW_GROUP, _rep_sorted
 
     rows = {}
@@ -2536,6 +2538,8 @@ def _practice_cells(scratch: Path, folder: Path) -> dict[str, int]:
         columns = parts.collect_schema().names()
         keys = [c for c in columns if c != "n"]
         summed = _rep_sorted(parts.group_by(keys).agg(pl.col("n").sum()).select(columns))
+        # (each row's keys are its own: one order; the reps' none first, as _rep_sorted)
+        summed = summed.sort(["rep_id", *(k for k in keys if k != "rep_id")])
         relative = AGGREGATES_LAYOUT[f"practice_{cell}"]
         _write(summed, folder / relative, row_group_size=ROW_GROUP)
         rows[relative] = summed.height
@@ -2618,18 +2622,38 @@ def _practice_gap_facts(scratch: Path, folder: Path, *, slice_rows: int) -> dict
         rows[f"{PRACTICE_GAP_RUNS}/seconds.npy"] = write_gap_runs(gaps, folder / PRACTICE_GAP_RUNS)
         del gaps
     parts = pl.scan_parquet(sorted((scratch / "gap_reps").glob("*.parquet")))
-    columns = parts.collect_schema().names()
-    sums = ["follow_ups", "log_gap_sum", "log_gap_squares"]
-    keys = [c for c in columns if c not in sums]
-    summed = _rep_sorted(
-        parts.group_by(keys)
-        .agg(pl.col("follow_ups").sum().cast(pl.UInt32), pl.col(sums[1:]).sum())
-        .select(columns)
-    )
+    sums = {"follow_ups": pl.UInt32, "log_gap_sum": pl.Float64, "log_gap_squares": pl.Float64}
+    summed = _rep_sorted(_summed_in_order(parts.collect(), sums).lazy())
     relative = AGGREGATES_LAYOUT["practice_gap_reps"]
     _write(summed, folder / relative, row_group_size=ROW_GROUP)
     rows[relative] = summed.height
     return rows
+
+
+def _summed_in_order(frame: pl.DataFrame, sums: dict[str, Any]) -> pl.DataFrame:
+    """The columns ``sums`` of ``frame`` summed over its rows of equal other columns (nulls
+    equal, counted as 0), as ``sums``' types: one row per key, in the keys' order (nulls
+    first), each key's rows added in their order in ``frame`` (the parts' order), so the
+    same bits in every build (a Polars group-by's float sums differ from run to run)."""
+    keys = [c for c in frame.columns if c not in sums]
+    ordered = frame.with_row_index("_row").sort([*keys, "_row"])
+    new = [pl.col(k).ne_missing(pl.col(k).shift(1)) for k in keys]
+    first = ordered.select(
+        pl.any_horizontal(pl.int_range(pl.len()) == 0, *new).alias("first")
+    ).to_series()
+    group = np.cumsum(first.to_numpy()) - 1
+    out = ordered.filter(first).select(keys)
+    return out.with_columns(
+        pl.Series(
+            name,
+            np.bincount(
+                group,
+                weights=ordered[name].cast(pl.Float64).fill_null(0.0).to_numpy(),
+                minlength=out.height,
+            ),
+        ).cast(dtype)
+        for name, dtype in sums.items()
+    ).select(frame.columns)
 
 
 def _scratch_files(folder: Path) -> list[Path]:
