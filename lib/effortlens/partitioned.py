@@ -1822,7 +1822,7 @@ def write_view_facts(
     *,
     settings: Settings,
     isolate: bool | None = None,
-    iterations: int = 60,
+    iterations: int | None = None,
     step: Callable[[str], None] | None = None,
     pass_one: PassOne | None = None,
 ) -> dict[str, int]:
@@ -1869,7 +1869,8 @@ def write_view_facts(
         the memory budget together). The same files as one at a time. Default: above
         ``ISOLATE_ABOVE_ROWS`` events.
     iterations
-        EM iterations of the habit credit.
+        EM iterations of the habit credit (default
+        :data:`effortlens.habits.CREDIT_ITERATIONS`).
     step
         Called with what is being done (a progress note).
     pass_one
@@ -1990,6 +1991,8 @@ def write_view_facts(
                 if n_touches and extent["end"] is not None:
                     say(f"view facts: habit credit fit ({n_touches:,} touches)")
                     span_hours = (extent["end"] - extent["first"]).total_seconds() / 3600.0
+                    if iterations is None:
+                        from effortlens.habits import CREDIT_ITERATIONS as iterations
                     credits = run(
                         _fit_touch_credits,
                         scratch,
