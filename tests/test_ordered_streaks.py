@@ -116,3 +116,25 @@ def test_streaks_sorted_by_integer_keys_are_sorted_as_by_text(contacts, by_key):
         frame = pl.concat([frame.head(250), frame.tail(frame.height - 250)], rechunk=False)
         assert sorted_streaks(frame).equals(sort_streak_facts(frame))
         assert (key_of(frame) is not None) == keyed
+
+
+def test_parts_written_as_arrow_ipc_give_the_files_of_parquet_parts(tmp_path):
+    # pass 1 may write its streaks as uncompressed Arrow IPC (``.arrow``), some partitions or
+    # all: the same streak files, byte for byte
+    every = _streaks(3, 1_200, contacts=CONTACTS + [None])
+    place = pl.col("contact_id").rank("dense").fill_null(0) % 3
+    frames = [every.filter(place == i) for i in range(3)]
+    written = {}
+    for how in ("parquet", "some arrow", "all arrow"):
+        files = _files(tmp_path / how / "in", frames)
+        for path in files[1:] if how == "some arrow" else files if how == "all arrow" else []:
+            pl.read_parquet(path).write_ipc(path.with_suffix(".arrow"), compression="uncompressed")
+            path.unlink()
+        files = partitioned._scratch_files(tmp_path / how / "in")  # noqa: SLF001
+        assert len(files) == 3 and (how == "parquet") == all(f.suffix == ".parquet" for f in files)
+        partitioned._ordered_streaks(files, tmp_path / how / "out", rows_per_part=40)  # noqa: SLF001
+        out = tmp_path / how / "out"
+        files = [f for f in out.rglob("*.parquet") if f.is_file()]
+        written[how] = {str(f.relative_to(out)): f.read_bytes() for f in files}
+    assert len(written["parquet"]) > 4
+    assert written["parquet"] == written["some arrow"] == written["all arrow"]

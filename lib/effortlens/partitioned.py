@@ -1950,8 +1950,8 @@ def write_view_facts(
             written[label] = run(function, *args, **kwargs)
         written["practice codes"] = {f"{PRACTICE_CODES}/day.npy": written["practice codes"]}
 
-    def streak_files() -> list[Path]:
-        return sorted((scratch / "streaks").glob("*.parquet"))
+    def streak_files() -> list[Path]:  # Parquet or Arrow IPC, in partition order
+        return _scratch_files(scratch / "streaks")
 
     from concurrent.futures import ThreadPoolExecutor
 
@@ -2795,7 +2795,9 @@ def _ordered_streaks(
         write_rep_ordered_streaks,
     )
 
-    streaks = pl.scan_parquet(files)
+    # (pass 1's parts: Parquet or uncompressed Arrow IPC, :func:`_scratch_files`)
+    scans = [_scan_scratch(path) for path in files]
+    streaks = pl.concat(scans) if scans else pl.scan_parquet(files)
     lengths = (
         streaks.group_by("touches")
         .len()
