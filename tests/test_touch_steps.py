@@ -384,3 +384,100 @@ def test_the_touch_codes_by_owner_and_cells_in_runs_on_threads_are_the_same_byte
     assert len([p for p in made_old if p.parent.name == "by_owner"]) == 10
     for relative in made_old:
         assert (new / relative).read_bytes() == (old / relative).read_bytes(), relative
+
+
+def test_pass_one_touch_files_are_read_ahead_before_the_day_order(
+    tiny_planted, tmp_path, monkeypatch
+):
+    # the day order reads pass 1's touch files right after the fit: they are asked into
+    # memory (WILLNEED of the chunks not in memory) as the fit ends, each file once a call,
+    # in partition order, before the day order reads any
+    import dataclasses
+
+    from effortlens import warm
+    from effortlens.facts import open_build
+    from effortlens.settings import load_settings
+
+    asked: list[tuple[str, int]] = []
+    read: list[str] = []
+    advise = warm.advise_missing
+
+    def advised(path, spans):
+        if path.suffix == ".arrow":  # not the build's files (a kernel's open reads ahead)
+            asked.append((path.name, sum(span.length for span in spans)))
+            assert path.stat().st_size == asked[-1][1] > 0  # the whole file
+        return advise(path, spans)
+
+    ordered = partitioned._day_ordered_touches  # noqa: SLF001
+
+    def day_order(scratch, folder, ranges, **kwargs):
+        read.append(f"{len(asked)} asked")
+        return ordered(scratch, folder, ranges, **kwargs)
+
+    monkeypatch.setattr(warm, "advise_missing", advised)
+    monkeypatch.setattr(partitioned, "_day_ordered_touches", day_order)
+    s = load_settings()
+    limits = dataclasses.replace(s.limits, partition_rows=3_000, partition_above_rows=3_000)
+    settings = dataclasses.replace(s, limits=limits)
+    open_build(tiny_planted, settings=settings, cache_dir=tmp_path / "b", partitioned=True)
+    parts = sorted(p.name for p in (tmp_path / "b").rglob("activities.parquet/*.parquet"))
+    names = [f"{Path(p).stem}.arrow" for p in parts]
+    assert len(names) >= 5
+    # the last call (as the fit ends) asked every file, in order, before the day order read
+    assert [name for name, _ in asked[-len(names) :]] == names
+    assert read and all(int(r.split()[0]) >= len(names) for r in read)
+    # a file gone meanwhile is skipped, the others still asked
+    gone = tmp_path / "gone.arrow"
+    kept = tmp_path / "kept.arrow"
+    kept.write_bytes(b"x" * 10_000)
+    asked.clear()
+    partitioned._read_ahead([gone, kept]).join()  # noqa: SLF001
+    assert asked == [("kept.arrow", 10_000)]
+
+
+def test_the_habit_touch_codes_run_in_the_day_orders_last_worker(
+    tiny_planted, tmp_path, monkeypatch
+):
+    # the touch codes step asks for the day order's thread count: it takes the day order's
+    # last worker again (its memory faulted in already), not a fresh process; also when
+    # the practice side is done by then (the step alone: at 100M, as a rule)
+    import dataclasses
+    import time
+
+    from effortlens import processes
+    from effortlens.facts import open_build
+    from effortlens.settings import load_settings
+
+    s = load_settings()
+    limits = dataclasses.replace(s.limits, partition_rows=3_000, partition_above_rows=3_000)
+    settings = dataclasses.replace(s, limits=limits)
+    if partitioned.build_workers(settings) < 2:
+        pytest.skip("one worker: the day order and the practice side one at a time")
+    built = open_build(tiny_planted, settings=settings, cache_dir=tmp_path / "b", partitioned=True)
+    ran: list[tuple[str, int, int, int | None]] = []
+    run = processes.Worker.run
+
+    def traced(self, function, args, kwargs):
+        ran.append((function.__name__, self.process.pid, self.calls, self.threads))
+        return run(self, function, args, kwargs)
+
+    side = ("_practice_cells", "_practice_gap_facts", "_practice_codes", "_practice_periods")
+    side += ("_ordered_streaks",)
+
+    def waiting(self, function, args, kwargs):
+        if function.__name__ == "_fit_touch_credits":  # a long fit: the side ends beside it
+            deadline = time.monotonic() + 120
+            while len({r[0] for r in ran} & set(side)) < len(side):
+                if time.monotonic() > deadline:  # the side's steps not beside the fit
+                    break
+                time.sleep(0.05)
+            time.sleep(0.5)  # the side's last call returned
+        return traced(self, function, args, kwargs)
+
+    monkeypatch.setattr(processes.Worker, "run", waiting)
+    partitioned.write_view_facts(built.path, settings=settings, isolate=True)
+    day = [r for r in ran if r[0] == "_day_ordered_touches"]
+    (codes,) = [r for r in ran if r[0] == "_touch_codes_of_ranges"]
+    assert len(day) >= 2
+    assert codes[3] == day[-1][3] == 1  # the day order's thread count: one each of two
+    assert codes[1] in {r[1] for r in day} and codes[2] > 0  # a worker's later call

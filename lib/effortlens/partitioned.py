@@ -1731,8 +1731,15 @@ def _summed_runs(
 
     out = []
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for first, end, files in zip(slices.starts, ends, runs, strict=True):
-            frames = list(pool.map(lambda file: read(*file), files))
+        # a run's files are read while the run before is cut and summed (queued before its
+        # sums: the threads never wait for this one to cut the pieces, nor the first sums of
+        # a run for the last read of it; 100M: 15 runs, one core idle ~20% of the roll-up's
+        # 13 s when each run waited for its reads, then its sums)
+        reading = [pool.submit(read, *file) for file in runs[0]] if runs else []
+        for i, (first, end) in enumerate(zip(slices.starts, ends, strict=True)):
+            frames = [future.result() for future in reading]
+            later = runs[i + 1] if i + 1 < len(runs) else []
+            reading = [pool.submit(read, *file) for file in later]
             if not frames:
                 continue
             reps = [frame[_REP].to_numpy() for frame in frames]
@@ -1749,8 +1756,10 @@ def _summed_runs(
                 )
                 for k in range(len(cuts) - 1)
             ]
-            out += pool.map(lambda rows: summed(rows, types), pieces)
-    return out
+            del frames
+            out += [pool.submit(summed, rows, types) for rows in pieces]
+            del pieces
+        return [piece.result() for piece in out]
 
 
 def _slices_of_rows(slim: Path, facts: pl.DataFrame, slice_rows: int) -> list[pl.LazyFrame]:
@@ -1986,6 +1995,14 @@ def write_view_facts(
         run.close()
         with ThreadPoolExecutor(max_workers=1) as lane:
             side = lane.submit(practice_side) if beside else None
+            # pass 1's touch files, read by the day order right after the fit: written with
+            # the partitions, some have left the page cache by then (100M: ~1.7 GB; the day
+            # order's first seconds waited on faults reading them a few pages at a time, one
+            # core idle): read ahead as the practice side ends (beside the fit's end) and
+            # again as the fit ends (what is in memory is not asked for again)
+            ahead = [part["file"] for part in scratched if part is not None]
+            if side is not None:
+                side.add_done_callback(lambda _side: _read_ahead(ahead))
             try:
                 credits = None
                 if n_touches and extent["end"] is not None:
@@ -2004,6 +2021,7 @@ def write_view_facts(
                         threads=child_threads(workers) or 1,
                     )
                     run.close()  # the fit's worker (100M: ~4 GB at its peak) ends
+                _read_ahead(ahead)
                 offsets = np.cumsum([0] + [m["touches"] for m in metas]).tolist()
                 narrow.clear()  # both slots for the day order
                 # no pass 2: pass 1 wrote each partition's touches as the day order reads
@@ -2040,17 +2058,18 @@ def write_view_facts(
                 # when it is done (100M, 43a875f: it had ended 38 s before, and the touch
                 # codes ran 40 s on one thread while the other core idled)
                 alone = side is None or side.done()
+                how: dict[str, Any] = {"together": 1 if alone else workers}
                 if shared.get("codes") is not None:  # written by the day order's ranges
                     function, args = _touch_codes_of_ranges, (shared["codes"],)
+                    # in the day order's last worker, taken again: its memory is faulted in
+                    # already (100M-size stage: a fresh process spent ~2.6 CPU s more, most
+                    # of it system time); the step's threads are its own (a core each)
+                    how["threads"] = child_threads(min(workers, len(groups))) or 0
                 else:
                     function, args = _touch_codes, (codes, folder / HABIT_TOUCHES)
                 try:
                     n_codes, cells = run.call(
-                        _step_words(function),
-                        function,
-                        args,
-                        {"cells": folder},
-                        together=1 if alone else workers,
+                        _step_words(function), function, args, {"cells": folder}, **how
                     )
                 except _Stopped:  # by the practice side's failure: that one is the build's
                     if run.failure is None:
@@ -2078,6 +2097,28 @@ def write_view_facts(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return rows
+
+
+def _read_ahead(paths: list[Path]) -> threading.Thread:
+    """Ask the system to read the files ``paths`` into memory, in order, in a thread of its
+    own (``posix_fadvise(WILLNEED)`` of the chunks not in memory:
+    :func:`effortlens.warm.advise_missing`): the reads are queued at the disk's pace, large
+    and in order, instead of a process faulting each page in when it reads it. Nothing is
+    asked where ``posix_fadvise`` is missing; a file gone is skipped."""
+    from effortlens.warm import Span, advise_missing
+
+    def run() -> None:
+        if not hasattr(os, "posix_fadvise"):
+            return
+        for path in paths:
+            try:
+                advise_missing(path, [Span(path.name, 0, path.stat().st_size, "scratch")])
+            except (OSError, ValueError):  # gone (the scratch deleted) or unreadable
+                continue
+
+    thread = threading.Thread(target=run, name="effortlens-read-ahead", daemon=True)
+    thread.start()
+    return thread
 
 
 def _part_names(parts: Path) -> list[str]:
