@@ -2229,10 +2229,10 @@ def _view_part(
         f"{AGGREGATES_LAYOUT['verifiers']}/{name}",
     )
     reps = pl.scan_parquet(folder / FACTS_LAYOUT["reps"]).collect()
-    streaks = scratch / "streaks" / name
-    # in any order: _ordered_streaks sorts every partition's together
+    # in any order: _ordered_streaks sorts every partition's together, reading each whole
+    # once: Arrow IPC (3.5M events: ~0.1 -> ~0.02 CPU s against Parquet)
     found = streak_facts(acts, actions, reps, part=part, ordered=False)
-    _write(found, streaks, row_group_size=ROW_GROUP)
+    _write_scratch(found, scratch / "streaks" / f"{Path(name).stem}.arrow")
     del found
     touches, arrays, n_actions = touch_credit_inputs(
         acts, actions, window=window, kinds=kinds, end=end, part=part, coded=True
