@@ -651,7 +651,7 @@ def test_the_stopped_fit_shows_what_a_converged_fit_shows(small_planted_enriched
         np.testing.assert_allclose(sums[0][credit], sums[1][credit], rtol=100 * CREDIT_TOLERANCE)
         lifts = [(s[credit] / s["len"] / (s[credit].sum() / s["len"].sum())).round(2) for s in sums]
         assert lifts[0].equals(lifts[1])
-    # the default cap (CREDIT_ITERATIONS): accelerated, the fit reaches the tolerance even on so
+    # the default cap of 60 iterations: accelerated, the fit reaches the tolerance even on so
     # small a sample; the plain EM's cap binds long before it there
     monkeypatch.setattr(touch_build, "credit_em", fit)
     capped = build_touch_facts(enriched)["credit_cadence"]
@@ -1442,98 +1442,6 @@ def test_whole_seconds_since_the_first_or_refused(unit):
     assert _whole_seconds(ts.scatter(3, None), ints) is None
     assert _whole_seconds(ts.head(0), ints[:0]) is None
     assert _whole_seconds(pl.Series(ints), ints) is None  # integers, not times
-
-
-def _squarem_fixed_point(step, start, *, widths, iterations, tolerance, accelerate):
-    """d009034's ``touch_build._fixed_point``: SQUAREM alone, every third step starting from
-    the point extrapolated from the three before it (the reference of the leaps' gain)."""
-    current, cycle, last = start, [start], start
-    for _ in range(iterations):
-        last = step(*current)
-        if touch_build._em_change(current, last, widths) < tolerance:  # noqa: SLF001
-            break
-        current = last
-        if not accelerate:
-            continue
-        cycle.append(last)
-        if len(cycle) == 3:
-            current, cycle = touch_build._extrapolated(*cycle, widths), []  # noqa: SLF001
-    return last
-
-
-def test_leaps_to_each_parameters_limit_keep_the_plain_em_fixed_point_on_a_planted_case(
-    monkeypatch,
-):
-    # planted from the model: four cells' rates, answers after an exponential lag of 6 hours,
-    # so the lag bins past 96 hours answer ~nothing and their density decays towards ~0 by a
-    # ratio near 1 at each step (the slow mode SQUAREM alone follows badly), a background.
-    # Leaping each such parameter to its geometric limit changes the path, not the fixed
-    # point: stopped at the tolerance, the rates and credits are the plain EM's run to
-    # convergence, and at a cap of steps they are nearer to them than SQUAREM alone's
-    rates = [0.02, 0.06, 0.15, 0.3]
-    args = _planted_pairs(12, rates, mean_lag=6.0, background=2e-5)
-    converged = credit_em(*args, iterations=20_000, tolerance=1e-13, accelerate=False)
-    np.testing.assert_allclose(converged[0], rates, rtol=0.2)  # the planted rates
-    leapt = touch_build._leapt  # noqa: SLF001 - counts the parameters it moves to a limit
-    taken = []
-
-    def counted(points, widths):
-        out = leapt(points, widths)
-        squarem = touch_build._extrapolated(*points[-3:], widths)  # noqa: SLF001
-        taken.append(int(np.sum(out[0] != squarem[0])) + int(out[2] != squarem[2]))
-        return out
-
-    monkeypatch.setattr(touch_build, "_leapt", counted)
-    count = _iterations(monkeypatch)
-    rate, credit = credit_em(*args, iterations=1_000)
-    assert count[0] < 200 and sum(taken) > 0  # stopped on its own; some limits were taken
-    np.testing.assert_allclose(rate, converged[0], rtol=1e-7, atol=0)
-    np.testing.assert_allclose(credit, converged[1], rtol=0, atol=1e-6)
-    for steps in (20, 30, 40):
-        leaping = credit_em(*args, iterations=steps, tolerance=0)[1]
-        monkeypatch.setattr(touch_build, "_fixed_point", _squarem_fixed_point)
-        squarem = credit_em(*args, iterations=steps, tolerance=0)[1]
-        monkeypatch.setattr(touch_build, "_fixed_point", _fixed_point)
-        far = [np.abs(c - converged[1]).max() for c in (leaping, squarem)]
-        assert far[0] < far[1], (steps, far)
-
-
-_fixed_point = touch_build._fixed_point  # noqa: SLF001
-
-
-def test_a_leap_takes_each_geometric_parameters_limit_and_squarems_point_elsewhere():
-    widths = np.diff(np.asarray(LAG_EDGES_HOURS))
-    k = np.arange(4)
-    rate = np.stack(
-        [
-            0.3 + 0.2 * 0.5**k,  # -> 0.3
-            0.3 + 0.2 * np.array([1.0, 0.9, 0.5, 0.45]),  # ratios 0.9, 0.56, 0.9: not steady
-            -0.01 + 0.2 * 0.8**k,  # all > 0, but its limit -0.01 is not a rate
-        ],
-        axis=1,
-    )
-    density = np.ones((4, 1, len(widths))) / widths.sum()
-    density[:, 0, -1] *= 1 + 0.5 * 0.9**k  # the last bin decays by 0.9 a step
-    background = 1e-5 * (1 + 0.5**k)  # -> 1e-5
-    points = [(rate[i], density[i], float(background[i])) for i in range(4)]
-    got = touch_build._leapt(points, widths)  # noqa: SLF001
-    squarem = touch_build._extrapolated(*points[1:], widths)  # noqa: SLF001
-    assert got[0][0] == pytest.approx(0.3, rel=1e-12)
-    assert got[0][1] == squarem[0][1] and got[0][2] == squarem[0][2]
-    assert got[2] == pytest.approx(1e-5, rel=1e-12)
-    np.testing.assert_allclose((got[1] * widths).sum(axis=1), 1.0)
-    # the decaying bin at its limit (1 / 336), the others at SQUAREM's point (not moving:
-    # no ratio), then the band normalised
-    want = squarem[1].copy()
-    want[0, -1] = 1 / widths.sum()
-    np.testing.assert_allclose(got[1], want / (want * widths).sum(), rtol=1e-12)
-    assert not np.allclose(got[1], squarem[1], rtol=1e-3)
-    # rates and background not steady: SQUAREM's
-    wobble = [1 + 0.1 * (-1) ** i for i in range(4)]  # ratios below 0
-    jumbled = [(r * w, d, b * w) for w, (r, d, b) in zip(wobble, points, strict=True)]
-    plain = touch_build._leapt(jumbled, widths)  # noqa: SLF001
-    want = touch_build._extrapolated(*jumbled[1:], widths)  # noqa: SLF001
-    assert np.array_equal(plain[0], want[0]) and plain[2] == want[2]
 
 
 @pytest.mark.parametrize(("seed", "contacts"), [(1, 40), (2, 400)])

@@ -589,11 +589,6 @@ MIN_HABIT_LIFT = 1.2
 #: Fewest touches a cell needs to be tested (a rep-clustered error needs many reps' touches).
 MIN_HABIT_ACTIVITIES = 200
 HABIT_ALPHA = 0.05
-#: Iterations at most of each habit credit fit (``effortlens.touch_build.credit_em``, every
-#: build and the event path): at 100M the fits stop here, not at their tolerance, 48 + 48
-#: steps of the accelerated EM nearer the converged fit than 60 + 60 of SQUAREM alone
-#: (``effortlens.touch_build._fixed_point``); the samples' fits end well before it.
-CREDIT_ITERATIONS = 48
 
 
 def _habit_cells(feature: str) -> list[str]:
@@ -611,7 +606,7 @@ def habit_effects(
     feature: str = "timing",
     edges: Sequence[int] = CADENCE_EDGES,
     window_days: float | None = None,
-    iterations: int = CREDIT_ITERATIONS,
+    iterations: int = 60,
     min_lift: float = MIN_HABIT_LIFT,
     min_activities: int = MIN_HABIT_ACTIVITIES,
     alpha: float = HABIT_ALPHA,
@@ -1016,7 +1011,7 @@ TOUCH_SEQUENCE_LENGTHS: tuple[int, ...] = (2, 3)
 TOUCH_SEQUENCE_DAYS: float = 14
 
 
-def touch_facts(enriched: Enriched, *, iterations: int = CREDIT_ITERATIONS) -> pl.DataFrame:
+def touch_facts(enriched: Enriched, *, iterations: int = 60) -> pl.DataFrame:
     """One row per customer-facing touch with everything the habit views group by, computed
     once over all the data (the build stores it: a view then filters and sums, never sorts).
 

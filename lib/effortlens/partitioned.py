@@ -1831,7 +1831,7 @@ def write_view_facts(
     *,
     settings: Settings,
     isolate: bool | None = None,
-    iterations: int | None = None,
+    iterations: int = 60,
     step: Callable[[str], None] | None = None,
     pass_one: PassOne | None = None,
 ) -> dict[str, int]:
@@ -1878,8 +1878,7 @@ def write_view_facts(
         the memory budget together). The same files as one at a time. Default: above
         ``ISOLATE_ABOVE_ROWS`` events.
     iterations
-        EM iterations of the habit credit (default
-        :data:`effortlens.habits.CREDIT_ITERATIONS`).
+        EM iterations of the habit credit.
     step
         Called with what is being done (a progress note).
     pass_one
@@ -2008,8 +2007,6 @@ def write_view_facts(
                 if n_touches and extent["end"] is not None:
                     say(f"view facts: habit credit fit ({n_touches:,} touches)")
                     span_hours = (extent["end"] - extent["first"]).total_seconds() / 3600.0
-                    if iterations is None:
-                        from effortlens.habits import CREDIT_ITERATIONS as iterations
                     credits = run(
                         _fit_touch_credits,
                         scratch,

@@ -37,7 +37,6 @@ import polars as pl
 from effortlens.enrich import events
 from effortlens.habits import (
     CADENCE_EDGES,
-    CREDIT_ITERATIONS,
     HOUR_BANDS,
     LAG_EDGES_HOURS,
     TOUCH_SEQUENCE_DAYS,
@@ -57,7 +56,7 @@ _REP_COLUMNS = ["rep_id", "team", "segment", "role"]
 _CALENDAR = ["day", "activity_type", "weekday", "hour", "responded"]
 
 
-def build_touch_facts(enriched: Enriched, *, iterations: int = CREDIT_ITERATIONS) -> pl.DataFrame:
+def build_touch_facts(enriched: Enriched, *, iterations: int = 60) -> pl.DataFrame:
     """:func:`effortlens.habits.touch_facts` of ``enriched``, equal to it, in one sort.
 
     Parameters
@@ -899,7 +898,7 @@ def fit_credits(
     *,
     n_actions: int | list[int],
     exposure_scale: float,
-    iterations: int = CREDIT_ITERATIONS,
+    iterations: int = 60,
     features: tuple[str, ...] = ("timing", "cadence"),
 ) -> dict[str, np.ndarray]:
     """Each touch's credit by the timing and by the cadence fit (:func:`credit_em`) from
@@ -929,7 +928,7 @@ def fitted_credits(
     *,
     n_actions: list[int],
     exposure_scale: float,
-    iterations: int = CREDIT_ITERATIONS,
+    iterations: int = 60,
     features: tuple[str, ...] = ("timing", "cadence"),
     threads: int | Callable[[], int] = 1,
 ) -> Iterator[tuple[str, list[np.ndarray]]]:
@@ -1158,20 +1157,17 @@ def credit_em(
     is made :data:`_CHUNK` rows at a time (15.8M pairs: 3.8 CPU ns a pair an iteration where
     a lookup by action and ``add.at`` took 9.3).
 
-    The iterations are accelerated (``accelerate``: :func:`_fixed_point`): every fourth
-    starts from a point leapt to from the four before it (SQUAREM's extrapolation along
-    their path, and each parameter that converges geometrically at its limit: :func:`_leapt`).
-    It stops after at most ``iterations`` (:data:`effortlens.habits.CREDIT_ITERATIONS` by
-    default in the callers), or as soon as one iteration
+    The iterations are accelerated (``accelerate``, SQUAREM: :func:`_fixed_point`): every
+    third starts from a point extrapolated along the path of the three before it. It stops
+    after at most ``iterations``, or as soon as one iteration
     changes no parameter by ``tolerance`` or more, relatively: each cell's rate and the
     background rate relative to their larger value (old or new), each lag bin's probability
     (density x width, a share of its band's 1). The default :data:`CREDIT_TOLERANCE` (1e-9)
-    stopped the two fits after 24 and 23 iterations on ``effortlens sample --size 3000000``
-    with SQUAREM alone (plain, without acceleration, 1e-7 took 36 and 30, 1e-9 took 53 and
-    44); measured against a fit run to 1e-14, a cell's rate is then within 8e-10 relatively
-    and a touch's credit within 2e-7 (credits reach 3.1; plain to 1e-7: 2.7e-7 and 4e-5), so
-    the numbers shown (rates in %, lifts to 0.01) are those of the converged fit. At 100M
-    (82M pairs) neither fit reaches the tolerance within the cap: see :func:`_fixed_point`.
+    stops the two fits after 24 and 23 iterations on ``effortlens sample --size 3000000``
+    (plain, without acceleration, 1e-7 took 36 and 30, 1e-9 took 53 and 44); measured
+    against a fit run to 1e-14, a cell's rate is then within 8e-10 relatively and a touch's
+    credit within 2e-7 (credits reach 3.1; plain to 1e-7: 2.7e-7 and 4e-5), so the numbers
+    shown (rates in %, lifts to 0.01) are those of the converged fit.
     ``accelerate=False`` runs the plain EM (tests/credit_reference.py's iterations);
     ``tolerance=0`` runs every iteration.
 
@@ -1621,26 +1617,12 @@ def _fixed_point(
     ``start`` until one changes no parameter by ``tolerance`` (:func:`_em_change`) or after
     ``iterations`` steps.
 
-    Plain, every step starts from the last one's result. Accelerated, every fourth step (the
-    first time: the third) starts from the point :func:`_leapt` takes from the four
-    parameters before it (SQUAREM's extrapolation, Varadhan and Roland 2008, scheme S3, along
-    the path of the last three, and each parameter that converges geometrically at its
-    limit): the same fixed point in fewer steps. The stopping rule is the plain one: the last
-    step, from wherever it started, changed no parameter by ``tolerance``.
-
-    At 100M (82M pairs) the fits stop at their cap, so the cap decides how close they come to
-    the fixed point. Measured against fits run to a change of 1e-12 (session 17): SQUAREM
-    alone (every third step extrapolated, the scheme before) at 60 + 60 steps, a touch's credit
-    within 1.4e-4 (timing) and 1.9e-3 (cadence) of the converged fit's, the rates within
-    1.3e-6 and 3.1e-6 relatively; this scheme at 48 + 48 steps within 3.5e-5 and 5.2e-4, the
-    rates 2.8e-7 and 2.7e-7, and the log-likelihood nearer the converged fit's (0.005 and
-    0.008 below it, against 0.068 and 0.068; near the fixed point it changes linearly with
-    the densities' distance from it, up on one side and down on the other: the fixed point
-    is not its maximum, as the densities' M step leaves out the cut touches' exposure):
-    every credit, rate and log-likelihood measure closer in 24 fewer steps.
-    SQUAREM alone cannot follow the slowest parameters: lag bins whose density decays
-    towards ~0 and the rates against the background, each shrinking by its own ratio near 1
-    (plain EM: ~0.994 a step; to 1e-13, 1,300 and 2,700 steps on 8M pairs).
+    Plain, every step starts from the last one's result. Accelerated (SQUAREM, Varadhan and
+    Roland 2008, scheme S3), every third step starts from a point extrapolated from the three
+    before it, along the path the plain iterations take: the same fixed point in fewer steps
+    (``effortlens sample --size 3000000``: to a tolerance of 1e-10 in 26 + 27 steps where the
+    plain EM takes 61 + 52; to 1e-7, 36 + 30). The stopping rule is the plain one: the
+    last step, from wherever it started, changed no parameter by ``tolerance``.
     """
     current, cycle, last = start, [start], start
     for _ in range(iterations):
@@ -1651,46 +1633,9 @@ def _fixed_point(
         if not accelerate:
             continue
         cycle.append(last)
-        if len(cycle) == 4:
-            current, cycle = _leapt(cycle, widths), []
+        if len(cycle) == 3:
+            current, cycle = _extrapolated(*cycle, widths), []
     return last
-
-
-#: :func:`_leapt` takes a parameter's geometric limit when its last two steps shrank by
-#: ratios this close, relatively to ``1 - ratio``: a steady geometric convergence.
-_STEADY = 0.05
-
-
-def _leapt(points: list[tuple], widths: np.ndarray) -> tuple:
-    """The point :func:`_fixed_point` starts from after four successive EM parameters
-    ``points`` (rate, density, background): SQUAREM's point from the last three
-    (:func:`_extrapolated`), but each parameter (a cell's rate, a lag bin's density, the
-    background) whose last two steps shrank by about one ratio ``q`` (``0 < q < 1``, the
-    two ratios within :data:`_STEADY` x ``(1 - q)``) at its geometric limit, the last value
-    plus the last step x ``q / (1 - q)`` (Aitken's delta-squared, parameter by parameter),
-    where that limit keeps a rate >= 0 and a density or the background > 0; each band's
-    density then normalised to 1 again. Each parameter's own: the same values however the
-    cells are numbered."""
-
-    def flat(params: tuple) -> np.ndarray:
-        return np.concatenate([params[0], params[1].reshape(-1), [params[2]]])
-
-    third = points[-1]
-    x = flat(_extrapolated(*points[-3:], widths))
-    p0, p1, p2, p3 = (flat(p) for p in points[-4:])
-    d1, d2, d3 = p1 - p0, p2 - p1, p3 - p2
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        q1, q2 = d2 / d1, d3 / d2
-        steady = (q1 > 0) & (q2 > 0) & (q2 < 1) & (np.abs(q1 - q2) < _STEADY * (1 - q2))
-        limit = p3 + d3 * q2 / (1 - q2)
-    n_rates = len(third[0])
-    steady &= np.isfinite(limit)
-    steady[:n_rates] &= limit[:n_rates] >= 0
-    steady[n_rates:] &= limit[n_rates:] > 0
-    x = np.where(steady, limit, x)
-    density = x[n_rates:-1].reshape(third[1].shape)
-    density = density / (density * widths).sum(axis=1, keepdims=True)
-    return x[:n_rates], density, float(x[-1])
 
 
 def _extrapolated(first: tuple, second: tuple, third: tuple, widths: np.ndarray) -> tuple:
