@@ -557,9 +557,7 @@ def test_two_partitioned_builds_write_the_same_practice_cells(tiny_planted, tmp_
     from effortlens.settings import load_settings
 
     settings = load_settings()
-    limits = dataclasses.replace(
-        settings.limits, partition_rows=3_000, partition_above_rows=1_000
-    )
+    limits = dataclasses.replace(settings.limits, partition_rows=3_000, partition_above_rows=1_000)
     settings = dataclasses.replace(settings, limits=limits)
     files = []
     for k in range(2):
