@@ -182,17 +182,13 @@ def _small_chunks(monkeypatch, size: int) -> None:
     monkeypatch.setattr(habits, "_chunks", lambda rows, size=size: chunks(rows, size))
 
 
-@pytest.mark.parametrize(("parts", "files", "chunk"), [(3, 5, 97), (1, 1, 1 << 20), (4, 9, 1000)])
-def test_the_day_order_writes_the_habit_touch_codes_of_the_codes_step(
-    touches, tmp_path, monkeypatch, parts, files, chunk
-):
-    # the day order's ranges write the habit touch codes (and the cells from them) byte for
-    # byte as the touch codes step wrote them from the day order's scratch: every .npy
-    # (the credit sums per day added in the same chunks of all touches), the key tables
-    _small_chunks(monkeypatch, chunk)
+def _day_ordered_both_ways(touches, tmp_path, *, parts: int, rows_per_part: int):
+    """The day order of ``touches`` staged in ``parts`` parts run twice: first writing its
+    codes to scratch for the touch codes step (run here into ``old``), then with the habit
+    touch codes written in place (into ``new``, not yet finished). ``(old, new, shared,
+    touches coded, cells)``: the second plan's ``shared`` and the first way's results."""
     scratch, old, new = tmp_path / "scratch", tmp_path / "old", tmp_path / "new"
     made = _stage(touches, scratch, parts=parts, enums=True)
-    rows_per_part = touches.height // files + 1
     groups, shared = day_order_plan(scratch, made, rows_per_part=rows_per_part, workers=2)
     assert "codes" not in shared
     for group in groups:
@@ -207,6 +203,20 @@ def test_the_day_order_writes_the_habit_touch_codes_of_the_codes_step(
     for group in groups:
         day_ordered_touches(scratch, new, group, **shared)
     assert not (scratch / "codes").exists()  # nothing written to be read again
+    return old, new, shared, n_old, cells_old
+
+
+@pytest.mark.parametrize(("parts", "files", "chunk"), [(3, 5, 97), (1, 1, 1 << 20), (4, 9, 1000)])
+def test_the_day_order_writes_the_habit_touch_codes_of_the_codes_step(
+    touches, tmp_path, monkeypatch, parts, files, chunk
+):
+    # the day order's ranges write the habit touch codes (and the cells from them) byte for
+    # byte as the touch codes step wrote them from the day order's scratch: every .npy
+    # (the credit sums per day added in the same chunks of all touches), the key tables
+    _small_chunks(monkeypatch, chunk)
+    old, new, shared, n_old, cells_old = _day_ordered_both_ways(
+        touches, tmp_path, parts=parts, rows_per_part=touches.height // files + 1
+    )
     n_new, cells_new = partitioned._touch_codes_of_ranges(shared["codes"], cells=new)  # noqa: SLF001
     assert n_new == n_old == touches.height
     assert cells_new == cells_old and len(cells_new) == len(CELLS)
@@ -355,20 +365,9 @@ def test_the_touch_codes_by_owner_and_cells_in_runs_on_threads_are_the_same_byte
 
     monkeypatch.setattr(partitioned, "_CELL_ROWS", cell_rows)
     monkeypatch.setattr(habits, "BY_OWNER_ROWS", cell_rows)
-    scratch, old, new = tmp_path / "scratch", tmp_path / "old", tmp_path / "new"
-    made = _stage(touches, scratch, parts=3, enums=True)
-    rows_per_part = touches.height // 4 + 1
-    groups, shared = day_order_plan(scratch, made, rows_per_part=rows_per_part, workers=2)
-    for group in groups:
-        day_ordered_touches(scratch, old, group, **shared)
-    files_old = sorted((scratch / "codes").glob("*.arrow"))
-    n_old, cells_old = touch_codes(files_old, old / "habit_touches", cells=old)
-    shutil.rmtree(scratch / "codes")
-    groups, shared = day_order_plan(
-        scratch, made, rows_per_part=rows_per_part, workers=2, codes=new / "habit_touches"
+    old, new, shared, n_old, cells_old = _day_ordered_both_ways(
+        touches, tmp_path, parts=3, rows_per_part=touches.height // 4 + 1
     )
-    for group in groups:
-        day_ordered_touches(scratch, new, group, **shared)
     runs = habits.owner_runs(
         np.load(old / "habit_touches" / "by_owner" / "starts.npy"), rows=cell_rows
     )
