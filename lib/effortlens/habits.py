@@ -1708,18 +1708,9 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
         np.save(folder / f"running_{name}.npy", running.astype(_narrowest(rows)))
         del sequence, running
     del days
-    # the columns again by owner, then day (a stable sort keeps the day order)
-    owner = col.pop("owner")
-    col.clear()  # read again one at a time below: the sort holds only the owner codes
-    order = np.argsort(owner, kind="stable")
-    starts = np.searchsorted(owner[order], np.arange(sizes["owner"] + 1))
-    del owner
-    np.save(folder / "by_owner" / "starts.npy", starts.astype(np.int64))
-    for name in TOUCH_BY_OWNER:
-        values = load(name)
-        _save_taken(folder / "by_owner" / f"{name}.npy", values, order)
-        del values
-    del order
+    # the columns again by owner, then day (as the partitioned build's ranges write them)
+    col.clear()
+    write_by_owner(folder, owners=sizes["owner"])
     # per feature, what a period's habit effects need besides each touch's excess credit:
     # the credit per type x (1 + cell or bin) as per-day running double-doubles, and the
     # touches per rep x (1 + cell or bin) as per-week running counts (read from the files)
@@ -2609,20 +2600,24 @@ def start_touch_codes(folder: Any, layout: dict[str, Any]) -> None:
     and their length set, for :func:`write_touch_code_range` to fill a range at a time."""
     from pathlib import Path
 
-    from numpy.lib import format as npy
-
     folder = Path(folder)
     (folder / "by_owner").mkdir(parents=True, exist_ok=True)
     for name in _PER_TOUCH:
-        dtype = layout["dtypes"][name]
-        header = {
-            "descr": npy.dtype_to_descr(dtype),
-            "fortran_order": False,
-            "shape": (layout["rows"],),
-        }
-        with open(folder / f"{name}.npy", "wb") as out:
-            npy.write_array_header_1_0(out, header)
-            out.truncate(out.tell() + layout["rows"] * dtype.itemsize)
+        _npy_sized(folder / f"{name}.npy", layout["dtypes"][name], layout["rows"])
+
+
+def _npy_sized(path: Any, dtype: Any, rows: int) -> int:
+    """An ``.npy`` file of ``rows`` values of ``dtype`` at ``path``: its header written and
+    its length set (the values zero until written in place); where the values start."""
+    from numpy.lib import format as npy
+
+    dtype = np.dtype(dtype)
+    header = {"descr": npy.dtype_to_descr(dtype), "fortran_order": False, "shape": (rows,)}
+    with open(path, "wb") as out:
+        npy.write_array_header_1_0(out, header)
+        at = out.tell()
+        out.truncate(at + rows * dtype.itemsize)
+    return at
 
 
 def write_touch_code_range(
@@ -2868,8 +2863,8 @@ def write_by_owner(
     pool: Executor | None = None,
 ) -> list[Any]:
     """The columns :data:`TOUCH_BY_OWNER` of ``folder``'s per-touch files (``owner.npy`` of
-    ``owners`` codes) again by owner, then day, in ``folder/by_owner`` with ``starts.npy``:
-    the bytes :func:`write_touch_codes` writes there. A run of whole owners at a time
+    ``owners`` codes) again by owner, then day, in ``folder/by_owner`` with ``starts.npy``
+    (for :func:`write_touch_codes` and :func:`finish_touch_codes`). A run of whole owners at a time
     (``runs_of(starts)``, default :func:`owner_runs` of :data:`BY_OWNER_ROWS`): each column's
     rows of the run gathered from the per-touch file (mapped: no copy of it read in) and
     written in place, the files held open for writing until all are in (the build's checksum
@@ -2878,8 +2873,6 @@ def write_by_owner(
     owner) as they are gathered, here or in ``pool``: its results, in run order, are
     returned."""
     from pathlib import Path
-
-    from numpy.lib import format as npy
 
     folder = Path(folder)
     (folder / "by_owner").mkdir(parents=True, exist_ok=True)
@@ -2896,15 +2889,7 @@ def write_by_owner(
     try:
         for name, values in columns.items():
             path = folder / "by_owner" / f"{name}.npy"
-            header = {
-                "descr": npy.dtype_to_descr(values.dtype),
-                "fortran_order": False,
-                "shape": (len(order),),
-            }
-            with open(path, "wb") as out:
-                npy.write_array_header_1_0(out, header)
-                at = out.tell()
-                out.truncate(at + len(order) * values.dtype.itemsize)
+            at = _npy_sized(path, values.dtype, len(order))
             files[name] = (os.open(path, os.O_WRONLY), at, values.dtype.itemsize)
 
         def one(run: tuple[int, int]) -> Any:
