@@ -467,6 +467,67 @@ def test_the_build_chooses_the_partitioned_path_when_large(tiny_planted, tmp_pat
     assert not should_partition(csv, settings=small)[0]  # text files are loaded whole
 
 
+def test_the_input_files_are_read_ahead_once_in_a_thread_as_the_build_starts(
+    tiny_planted, tmp_path, monkeypatch
+):
+    # cold input: the load's scattered reads of the raw files waited on the disk (100M: ~45 s);
+    # the build asks every raw file into memory, whole, once, from a thread of its own,
+    # the small tables first and the event tables last, before the load reads them
+    import threading
+
+    from effortlens import warm
+
+    folder = tmp_path / "data"
+    shutil.copytree(tiny_planted, folder)
+    asked: list[tuple[str, int, str]] = []
+    advise = warm.advise_missing
+
+    def advised(path, spans):
+        if path.parent == folder:
+            length = sum(span.length for span in spans)
+            asked.append((path.name, length, threading.current_thread().name))
+        return advise(path, spans)
+
+    plan, ahead = partitioned.plan_partitions, partitioned._read_ahead  # noqa: SLF001
+    order: list[str] = []
+
+    def plan_partitions(*args, **kwargs):
+        order.append("plan")
+        return plan(*args, **kwargs)
+
+    def read_ahead(paths):
+        order.append("read ahead")
+        return ahead(paths)
+
+    monkeypatch.setattr(warm, "advise_missing", advised)
+    monkeypatch.setattr(partitioned, "plan_partitions", plan_partitions)
+    monkeypatch.setattr(partitioned, "_read_ahead", read_ahead)
+    for thread in threading.enumerate():  # an earlier test's read-ahead, if any, is done
+        if thread.name == "effortlens-read-ahead":
+            thread.join()
+    open_build(folder, settings=_settings(5_000), cache_dir=tmp_path / "b", partitioned=True)
+    for thread in threading.enumerate():
+        if thread.name == "effortlens-read-ahead":
+            thread.join()
+    raw = sorted(p.name for p in folder.glob("*.parquet") if not p.name.startswith("_"))
+    assert len(raw) >= 5 and sorted(name for name, _, _ in asked) == raw  # each once
+    assert all(length == (folder / name).stat().st_size for name, length, _ in asked)
+    assert {thread for _, _, thread in asked} == {"effortlens-read-ahead"}
+    names = [name for name, _, _ in asked]
+    assert names[-2:] == ["activities.parquet", "buyer_actions.parquet"]
+    assert order[:2] == ["read ahead", "plan"]  # asked before the load's first read
+    # with the files larger than half the memory available, nothing is asked
+    asked.clear()
+    monkeypatch.setattr(warm, "available_memory", lambda: 2 * sum(
+        (folder / name).stat().st_size for name in raw) - 2)  # fmt: skip
+    assert partitioned._read_input_ahead(folder) is None  # noqa: SLF001
+    assert asked == []
+    monkeypatch.setattr(warm, "available_memory", lambda: 2 * sum(
+        (folder / name).stat().st_size for name in raw))  # fmt: skip
+    partitioned._read_input_ahead(folder).join()  # noqa: SLF001
+    assert sorted(name for name, _, _ in asked) == raw
+
+
 @pytest.mark.parametrize(
     ("notes", "merged"),
     [
