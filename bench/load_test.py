@@ -38,6 +38,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from effortlens.processes import dies_with_this_process
+
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 # Debian's Chromium, never a browser of Playwright's own; the one home of these flags (the
@@ -275,6 +277,7 @@ def served(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=dies_with_this_process(),
         )
         url = f"http://127.0.0.1:{port}"
         try:

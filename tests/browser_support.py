@@ -19,6 +19,8 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from effortlens.processes import dies_with_this_process
+
 REPO = Path(__file__).resolve().parents[1]
 #: Screenshots and Voilà logs: a temporary folder per test session, never the repository
 #: (tests/conftest.py names it in ``$EFFORTLENS_TEST_ARTIFACTS`` and prints it at the end).
@@ -87,6 +89,7 @@ def voila_process(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=dies_with_this_process(),
         )
         url = f"http://127.0.0.1:{port}"
         try:

@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 from browser_support import ARTIFACTS, CHROMIUM, free_port
 
+from effortlens.processes import dies_with_this_process
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "deploy" / "jupyterhub" / "jupyterhub_config.py"
 CHP = REPO / ".venv" / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -132,6 +134,7 @@ def hub(tmp_path_factory, small_planted):
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=dies_with_this_process(),
     )
     url = f"http://127.0.0.1:{port}"
     try:

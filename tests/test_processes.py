@@ -396,3 +396,38 @@ def test_a_call_may_ask_for_every_cores_threads_beside_another(tmp_path):
         beside.join()
     assert shared == max(1, (os.cpu_count() or 1) // 2)
     assert every == (os.cpu_count() or 1) and two == 2
+
+
+def test_a_server_started_to_die_with_its_parent_ends_when_the_parent_is_killed(tmp_path):
+    # a test's server runs in a session of its own (stopped by its process group); the test
+    # run killed outright (SIGKILL) must not leave it running: it is sent SIGTERM
+    pid_file = tmp_path / "pid"
+    body = (
+        "import signal, subprocess, sys, time\n"
+        "from effortlens.processes import dies_with_this_process\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'],\n"
+        "    start_new_session=True, preexec_fn=dies_with_this_process())\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", body])
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline, "the parent never started its child"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    assert _alive(child)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), "the child outlived its killed parent"
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, ended but not reaped by its new parent, counts as not)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from browser_support import free_port
 
+from effortlens.processes import dies_with_this_process
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from load_test import stop  # noqa: E402
 
@@ -43,6 +45,7 @@ def _serve(cmd: list[str], env: dict, log: Path):
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=dies_with_this_process(),
     )
 
 

@@ -1614,7 +1614,10 @@ def in_child(function, /, *args, **kwargs):
     inherited = os.environ.get("_RJEM_MALLOC_CONF", "")
     allocator = {"_RJEM_MALLOC_CONF": f"{inherited},{ONE_CALL_ALLOCATOR}".lstrip(",")}
     with ProcessPoolExecutor(
-        max_workers=1, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
+        max_workers=1,
+        mp_context=context,
+        initializer=processes.die_with_parent,
+        initargs=(os.getpid(),),
     ) as pool:
         with processes.environment(allocator):  # the process starts as the call is submitted
             future = pool.submit(function, *args, **kwargs)
@@ -1625,24 +1628,6 @@ def in_child(function, /, *args, **kwargs):
 #: option wins): what it frees is kept 5 s for its next use (Polars: 0.5 s), in one arena for
 #: all its threads (each thread's arena keeps its own otherwise).
 ONE_CALL_ALLOCATOR = "dirty_decay_ms:5000,muzzy_decay_ms:0,narenas:1"
-
-
-def _die_with_parent(parent: int) -> None:
-    """In a child of :func:`in_child`: be killed when the build that started it dies.
-
-    A build killed outright (SIGKILL, the memory killer) would otherwise leave its worker
-    running, holding gigabytes, with nobody to read its result (Linux; elsewhere a no-op).
-    """
-    import ctypes
-    import signal
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before the request was made
-        os._exit(1)
 
 
 def validate_chunk(
