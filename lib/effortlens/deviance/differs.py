@@ -362,6 +362,8 @@ def coded_practice_gaps(practice: pl.DataFrame) -> dict[str, pl.DataFrame] | Non
             pl.Series("log_gap_squares", np.bincount(rep, log * log, widths[0])[at], pl.Float64),
         ]
     )
+    # practice_gaps' frames are lazy: only its "gaps" is collected here; its "gap_reps"
+    # group-by, which the bincounts above replace, is never run
     return {"gaps": practice_gaps(practice)["gaps"].collect(), "gap_reps": gap_reps}
 
 
