@@ -1265,7 +1265,11 @@ def _narrowest(most: int) -> type:
 
 #: The per-day running totals :func:`write_touch_codes` adds (``running_<name>.npy``, row
 #: *i* = the sums of the touches before the *i*-th day from the first): a period without a
-#: rep, team, segment or role restriction is the difference of two rows.
+#: rep, team, segment or role restriction is the difference of two rows. Days without a
+#: touch have no row when some are missing between the first and the last: the rows' days
+#: (from the first) are then in ``running_days.npy`` (weeks: ``running_weeks.npy``), so
+#: the files grow with the days that have touches, not with the span (an activity dated
+#: 0001-01-01 beside this year's: 739,000 days, ~58 GB of totals at ~78 KB a day).
 TOUCH_RUNNING: tuple[str, ...] = ("counts", *(f"sequence_{k}" for k in TOUCH_SEQUENCE_LENGTHS))
 #: The running sums of the habit effects :func:`write_touch_codes` adds: per day the credit
 #: per type x (1 + cell or bin) as double-doubles (``running_credit_<feature>.npy``: day x
@@ -1310,25 +1314,64 @@ def _sums_by(codes: np.ndarray, size: int, *, weights: np.ndarray | None = None)
     return np.bincount(codes, weights=weights, minlength=size)[:size]
 
 
-def _running(code_of: Any, days: np.ndarray, span: int, size: int) -> np.ndarray:
+def _running(code_of: Any, days: np.ndarray, present: np.ndarray, size: int) -> np.ndarray:
     """Running totals by day of the counts of ``code_of(rows)`` (codes below ``size`` of the
-    touches ``rows``, a slice), ``days`` the touches' day numbers from the first, sorted: row
-    *i* holds the counts over the touches of days ``0 … i - 1`` (``span + 1`` rows). Counted
-    :data:`_CHUNK` touches at a time (each chunk's days only)."""
-    running = np.zeros((span + 1, size), dtype=np.intp)
+    touches ``rows``, a slice), ``days`` the touches' day numbers from the first, sorted, and
+    ``present`` the distinct ones (:func:`_distinct_sorted`): row *i* holds the counts over
+    the touches of the days ``present[0 … i - 1]`` (``len(present) + 1`` rows; a day without
+    a touch would add a row equal to the one before it, so it has none: one activity dated
+    0001-01-01 would otherwise make 739,000 rows). Counted :data:`_CHUNK` touches at a time
+    (each chunk's days only).
+
+    Examples
+    --------
+    >>> days = np.array([0, 0, 9])
+    >>> _running(lambda rows: np.array([1, 0, 1])[rows], days, np.array([0, 9]), 2).tolist()
+    [[0, 0], [1, 1], [1, 2]]
+    """
+    running = np.zeros((len(present) + 1, size), dtype=np.intp)
     per_day = running[1:].reshape(-1)  # a view: each day's counts, then summed in place
     for rows in _chunks(len(days)):
-        first, last = int(days[rows.start]), int(days[rows.stop - 1])
-        key = days[rows].astype(np.int64)
+        key = _row_of_day(days[rows], present)
+        first, last = int(key[0]), int(key[-1])
         key -= first
         key *= size
         key += code_of(rows)
         per_day[first * size : (last + 1) * size] += np.bincount(
             key, minlength=(last - first + 1) * size
         )
-    for row in range(2, span + 1):
-        running[row] += running[row - 1]
+    np.cumsum(running, axis=0, out=running)
     return running
+
+
+def _distinct_sorted(values: np.ndarray) -> np.ndarray:
+    """The distinct values of ``values`` (sorted: days or weeks of the touches), in order, as
+    ``int32``; read :data:`_CHUNK` values at a time.
+
+    Examples
+    --------
+    >>> _distinct_sorted(np.array([3, 3, 5, 9, 9])).tolist()
+    [3, 5, 9]
+    """
+    parts = []
+    for rows in _chunks(len(values)):
+        chunk = values[rows]
+        new = np.empty(len(chunk), dtype=bool)
+        new[0] = rows.start == 0 or chunk[0] != values[rows.start - 1]
+        np.not_equal(chunk[1:], chunk[:-1], out=new[1:])
+        parts.append(chunk[new].astype(np.int32))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+
+
+def _row_of_day(days: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """The row of each of ``days`` among ``present`` (sorted, holding every one of them) as
+    ``int64``: simply ``days - present[0]`` when no day between the first and the last is
+    missing (a row per day: the usual case, no search)."""
+    if len(present) and int(present[-1]) - int(present[0]) + 1 == len(present):
+        rows = days.astype(np.int64)
+        rows -= int(present[0])
+        return rows
+    return np.searchsorted(present, days).astype(np.int64, copy=False)
 
 
 #: Rows per step of :func:`write_touch_codes`'s passes over the touches (their temporary
@@ -1340,16 +1383,17 @@ TOUCH_WEEK_DAYS = 7
 
 
 def _day_sums(
-    code: np.ndarray, weights: np.ndarray, days: np.ndarray, span: int, size: int
+    code: np.ndarray, weights: np.ndarray, days: np.ndarray, present: np.ndarray, size: int
 ) -> np.ndarray:
     """Per day the sums of ``weights`` by ``code`` (below ``size``) of the touches, ``days``
-    their day numbers from the first, sorted: ``(span, size)``, :data:`_CHUNK` touches at a
+    their day numbers from the first, sorted, ``present`` the distinct ones: ``(len(present),
+    size)``, a row per day with a touch (as :func:`_running`), :data:`_CHUNK` touches at a
     time."""
-    sums = np.zeros((span, size))
+    sums = np.zeros((len(present), size))
     flat = sums.reshape(-1)
     for rows in _chunks(len(days)):
-        first, last = int(days[rows.start]), int(days[rows.stop - 1])
-        key = days[rows].astype(np.int64)
+        key = _row_of_day(days[rows], present)
+        first, last = int(key[0]), int(key[-1])
         key -= first
         key *= size
         key += code[rows]
@@ -1675,11 +1719,13 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
     ):
         make = pair(first, width, cell=col["cell"] if timing else None, bins=col["bin"])
         np.save(folder / f"{name}.npy", _pair_code(rows, most * width, make))
-    # per-day running totals
+    # per-day running totals: a row per day with a touch (and its day, when some are missing)
     day = col["day"]
     span = int(day[-1]) - int(day[0]) + 1 if rows else 0
     days = day - day[0] if rows else day
     del day
+    present = _distinct_sorted(days)
+    _save_present(folder / "running_days.npy", present, span)
 
     def per_tbc(chunk: slice) -> np.ndarray:
         codes = col["type"][chunk].astype(np.int64) * (n_bins + 1)
@@ -1691,7 +1737,7 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
         return codes
 
     size = n_types * (n_bins + 1) * n_cells
-    counts = _running(per_tbc, days, span, size * 2)
+    counts = _running(per_tbc, days, present, size * 2)
     np.save(folder / "running_counts.npy", counts.astype(_narrowest(int(counts[-1].sum()))))
     del counts
     for k in TOUCH_SEQUENCE_LENGTHS:
@@ -1704,7 +1750,7 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
             codes += col["responded"][chunk]
             return codes
 
-        running = _running(per_sequence, days, span, (sizes[name] + 1) * 2)
+        running = _running(per_sequence, days, present, (sizes[name] + 1) * 2)
         np.save(folder / f"running_{name}.npy", running.astype(_narrowest(rows)))
         del sequence, running
     del days
@@ -1718,18 +1764,30 @@ def write_touch_codes(touches: pl.DataFrame | pl.LazyFrame, folder: Any) -> int:
     days = (day - day[0]).astype(np.int32) if rows else np.zeros(0, dtype=np.int32)
     weeks = days // TOUCH_WEEK_DAYS
     n_weeks = int(weeks[-1]) + 1 if rows else 0
+    present_weeks = _distinct_sorted(weeks)
+    _save_present(folder / "running_weeks.npy", present_weeks, n_weeks)
     for feature, name, width in (("timing", "cell", n_cells + 1), ("cadence", "bin", n_bins + 1)):
         code = _mapped(folder / f"type_{name}.npy")
         credit = _mapped(folder / f"credit_{feature}.npy")
-        per_day = _day_sums(code, credit, days, span, n_types * width)
+        per_day = _day_sums(code, credit, days, present, n_types * width)
         np.save(folder / f"running_credit_{feature}.npy", _running_double(per_day))
         del per_day
         code = _mapped(folder / f"rep_{name}.npy")
-        weekly = _running(lambda c, code=code: code[c], weeks, n_weeks, (most_rep + 1) * width)
+        weekly = _running(
+            lambda c, code=code: code[c], weeks, present_weeks, (most_rep + 1) * width
+        )
         most = int(weekly[-1].max(initial=0))
         np.save(folder / f"running_rep_{name}.npy", weekly.astype(_narrowest(most)))
         del weekly, code, credit
     return rows
+
+
+def _save_present(path: Any, present: np.ndarray, span: int) -> None:
+    """``present`` (the days, or weeks, from the first with a touch: the running totals'
+    rows) to ``path`` when some of the ``span`` from the first to the last are missing; else
+    nothing (a row per day, as readers take the files without it)."""
+    if len(present) < span:
+        np.save(path, present.astype(np.int32, copy=False))
 
 
 def _mapped(path: Any, *, mode: str = "r") -> np.ndarray:
@@ -1805,6 +1863,14 @@ class TouchCodes:
         #: period's touches are summed instead)
         self.running_effects = all(
             (folder / f"running_{name}.npy").is_file() for name in TOUCH_RUNNING_EFFECTS
+        )
+        #: the days (weeks) from the first of the running totals' rows, when some days
+        #: (weeks) without a touch have none; None: a row per day (week)
+        self.running_days, self.running_weeks = (
+            np.load(folder / f"running_{unit}.npy")
+            if (folder / f"running_{unit}.npy").is_file()
+            else None
+            for unit in ("days", "weeks")
         )
         self.columns.map(
             "day",
@@ -1926,12 +1992,19 @@ class TouchCodes:
         hi = span if last is None else min(max(last - int(day[0]) + 1, lo), span)
         return lo, hi
 
+    def _running_rows(self, flt: Any) -> tuple[int, int]:
+        """The rows of the per-day running totals whose difference is the period of ``flt``
+        (every touch has a day: there is one)."""
+        day = self.columns["day"]
+        lo, hi = self._day_span(flt, int(day[-1]) - int(day[0]) + 1)
+        return _rows_of(self.running_days, lo, hi)
+
     def _running_sums(self, name: str, flt: Any) -> np.ndarray:
         """The sums of ``running_<name>`` over the period of ``flt``: two rows."""
         running = self.columns[f"running_{name}"]
         if not len(self.columns["day"]):
             return np.zeros(running.shape[1], dtype=np.int64)
-        lo, hi = self._day_span(flt, running.shape[0] - 1)
+        lo, hi = self._running_rows(flt)
         return running[hi].astype(np.int64) - running[lo]
 
     def _period_credit(self, feature: str, flt: Any) -> np.ndarray:
@@ -1940,7 +2013,7 @@ class TouchCodes:
         running = self.columns[f"running_credit_{feature}"]
         if not len(self.columns["day"]):
             return np.zeros(running.shape[2])
-        lo, hi = self._day_span(flt, running.shape[0] - 1)
+        lo, hi = self._running_rows(flt)
         return (running[hi, 0] - running[lo, 0]) + (running[hi, 1] - running[lo, 1])
 
     def _period_rep_counts(self, name: str, flt: Any) -> np.ndarray:
@@ -1955,12 +2028,13 @@ class TouchCodes:
         lo, hi = self._day_span(flt, days)
         week = TOUCH_WEEK_DAYS
         first_week = -(-lo // week)  # the whole weeks inside lo … hi
-        end_week = running.shape[0] - 1 if hi == days else hi // week
+        end_week = (days - 1) // week + 1 if hi == days else hi // week
         start = int(day[0])
         if first_week >= end_week:  # no whole week: the touches themselves
             rows = self._day_rows(day, start + lo, start + hi - 1)
             return _sums_by(code[rows], running.shape[1]).astype(np.int64)
-        counts = running[end_week].astype(np.int64) - running[first_week]
+        first_row, end_row = _rows_of(self.running_weeks, first_week, end_week)
+        counts = running[end_row].astype(np.int64) - running[first_row]
         for a, b in ((lo, first_week * week), (end_week * week, hi)):
             if b > a:
                 rows = self._day_rows(day, start + a, start + b - 1)
@@ -2072,6 +2146,21 @@ class TouchCodes:
             return codes[name] if name in codes else gather(name)
 
         return sums, take, len(reps)
+
+
+def _rows_of(present: np.ndarray | None, lo: int, hi: int) -> tuple[int, int]:
+    """The rows of running totals whose difference sums the days (or weeks) ``lo`` to ``hi``
+    (exclusive) from the first: ``lo, hi`` with a row per day, else the places of ``lo`` and
+    ``hi`` among the days ``present`` (row *i* sums ``present[0 … i - 1]``).
+
+    Examples
+    --------
+    >>> _rows_of(np.array([0, 5, 6]), 1, 6), _rows_of(None, 1, 6)
+    ((1, 2), (1, 6))
+    """
+    if present is None:
+        return lo, hi
+    return int(np.searchsorted(present, lo)), int(np.searchsorted(present, hi))
 
 
 #: Touches per step of :func:`_effect_sums`' pass over a period's touches: its working arrays
@@ -2686,12 +2775,13 @@ def write_touch_code_range(
             os.pwrite(fd, memoryview(values).cast("B"), _data_at(path) + at * dtype.itemsize)
         finally:
             os.close(fd)
-    # what the running totals add up: per day (this range's days), per week (its weeks)
+    # what the running totals add up: per day (this range's days with a touch), per week
+    # (its weeks with one)
     first = layout["first"]
     days = taken["day"].astype(np.int64) - first
-    d0 = int(days[0]) if rows else 0
-    n_days = int(days[-1]) - d0 + 1 if rows else 0
-    local = days - d0
+    present = _distinct_sorted(days)
+    n_days = len(present)
+    local = _row_of_day(days, present)
     answered = taken["responded"].astype(np.int64)
 
     def per_day(codes: np.ndarray, size: int) -> np.ndarray:
@@ -2730,14 +2820,15 @@ def write_touch_code_range(
         sums[f"credit_{feature}"] = total
         # the touches per rep x (1 + cell or bin) per week
         weeks = days // TOUCH_WEEK_DAYS
-        w0 = int(weeks[0]) if rows else 0
-        n_weeks = int(weeks[-1]) - w0 + 1 if rows else 0
+        present_weeks = _distinct_sorted(weeks)
+        n_weeks = len(present_weeks)
         width_rep = (layout["most_rep"] + 1) * width
         sums[f"rep_{name}"] = np.bincount(
-            (weeks - w0) * width_rep + taken[f"rep_{name}"], minlength=n_weeks * width_rep
+            _row_of_day(weeks, present_weeks) * width_rep + taken[f"rep_{name}"],
+            minlength=n_weeks * width_rep,
         ).reshape(n_weeks, width_rep)
-        sums[f"rep_{name}_week"] = np.array(w0)
-    sums["day0"] = np.array(d0)
+        sums[f"rep_{name}_weeks"] = present_weeks
+    sums["days"] = present
     sums["most"] = np.array([most[name] for name in _PAIRED], dtype=np.int64)
     np.savez(scratch / f"range-{index:05d}.npz", **sums)
 
@@ -2797,12 +2888,20 @@ def _touch_code_totals(folder: Any, scratch: Any, layout: dict[str, Any]) -> Non
         if dtype != layout["dtypes"][name]:  # as _pair_code narrows them
             np.save(folder / f"{name}.npy", np.load(folder / f"{name}.npy").astype(dtype))
 
+    # a row per day (week) with a touch: the ranges hold whole days, one after the other;
+    # a week may be in two
+    none = [np.zeros(0, dtype=np.int32)]
+    days = np.unique(np.concatenate([r["days"] for r in ranges] or none))
+    _save_present(folder / "running_days.npy", days, span)
+    weeks = np.unique(np.concatenate([r["rep_cell_weeks"] for r in ranges] or none))
+    _save_present(folder / "running_weeks.npy", weeks, n_weeks)
+
     def running(name: str, *, weekly: str | None = None) -> np.ndarray:
         size = ranges[0][name].shape[1]
-        total = np.zeros(((n_weeks if weekly else span) + 1, size), dtype=np.intp)
+        present = weeks if weekly else days
+        total = np.zeros((len(present) + 1, size), dtype=np.intp)
         for r in ranges:
-            at = int(r[weekly] if weekly else r["day0"])
-            total[1 + at : 1 + at + len(r[name])] += r[name]
+            total[1 + np.searchsorted(present, r[weekly] if weekly else r["days"])] += r[name]
         np.cumsum(total, axis=0, out=total)
         return total
 
@@ -2813,13 +2912,12 @@ def _touch_code_totals(folder: Any, scratch: Any, layout: dict[str, Any]) -> Non
         name = f"running_sequence_{k}"
         np.save(folder / f"{name}.npy", running(name).astype(_narrowest(rows)))
     for feature, name in (("timing", "cell"), ("cadence", "bin")):
-        per_day = np.zeros((span, ranges[0][f"credit_{feature}"].shape[1]))
+        per_day = np.zeros((len(days), ranges[0][f"credit_{feature}"].shape[1]))
         for r in ranges:
-            at = int(r["day0"])
-            per_day[at : at + len(r[f"credit_{feature}"])] = r[f"credit_{feature}"]
+            per_day[np.searchsorted(days, r["days"])] = r[f"credit_{feature}"]
         np.save(folder / f"running_credit_{feature}.npy", _running_double(per_day))
         del per_day
-        weekly = running(f"rep_{name}", weekly=f"rep_{name}_week")
+        weekly = running(f"rep_{name}", weekly=f"rep_{name}_weeks")
         most_week = int(weekly[-1].max(initial=0))
         np.save(folder / f"running_rep_{name}.npy", weekly.astype(_narrowest(most_week)))
         del weekly
