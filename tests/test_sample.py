@@ -612,6 +612,8 @@ def _defects(table: str, frame: pl.DataFrame, rep_ids: pl.Series) -> dict[str, p
     if stamp:
         checks["bad_timestamp"] = ~_parses(stamp)
         checks["future_timestamp"] = pl.col(stamp).str.starts_with("2099")
+        year = pl.col(stamp).str.extract(r"^(\d{4})-").cast(pl.Int32)
+        checks["early_timestamp"] = year < SETTINGS.earliest_timestamp.year
     if "rep_id" in frame.columns and table != "reps":
         checks["unknown_rep"] = ~pl.col("rep_id").is_in(rep_ids.implode())
     if table == "activities":
@@ -659,6 +661,7 @@ def test_dirty_csvs_hold_exactly_the_expected_bad_rows(tiny_dirty):
         "duplicate_id",
         "negative_duration",
         "future_timestamp",
+        "early_timestamp",
         "unknown_stage",
         "no_account",
         "bad_value",

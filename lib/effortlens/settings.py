@@ -20,12 +20,17 @@ import json
 import os
 import tomllib
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_SETTINGS_FILE = "default_settings.toml"
+
+#: The default of ``earliest_timestamp``: after the placeholder dates exports write for a
+#: missing time (0001-01-01, 1900-01-01, 1970-01-01), before any CRM's records.
+EARLIEST_TIMESTAMP = date(1990, 1, 1)
 
 #: Canonical vocabularies (DESIGN §4). Settings may extend activity types via the map only.
 ACTIVITY_TYPES: tuple[str, ...] = (
@@ -152,6 +157,10 @@ class Settings:
     min_peer_reps: int = 5
     #: What one load may cost (``[limits]``); not part of :meth:`fingerprint`.
     limits: Limits = field(default_factory=Limits)
+    #: Timestamps before this day (midnight UTC) are placeholders, not times: quarantined
+    #: (``early_timestamp``), or read as empty where a value may be missing. Part of
+    #: :meth:`fingerprint`: it decides which rows load.
+    earliest_timestamp: date = EARLIEST_TIMESTAMP
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -165,8 +174,13 @@ class Settings:
         payload = asdict(self)
         payload.pop("source", None)
         payload.pop("limits", None)  # they refuse inputs, they never change a result
-        blob = json.dumps(payload, sort_keys=True, default=list).encode()
+        blob = json.dumps(payload, sort_keys=True, default=_as_json).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _as_json(value: Any) -> Any:
+    """A settings value JSON cannot write: a date as ISO text, a tuple or set as a list."""
+    return value.isoformat() if isinstance(value, date) else list(value)
 
 
 def _default_toml() -> dict[str, Any]:
@@ -336,6 +350,7 @@ def _validate(raw: dict[str, Any], origin: str) -> Settings:
         raise _fail(origin, "peers.min_peer_reps", "a whole number >= 2", min_peer_reps)
     rates = _number_map(raw["currency_rates"], origin, "currency_rates", positive=True)
     limits = _limits(raw.get("limits", {}), origin)
+    earliest = _earliest(raw.get("earliest_timestamp", EARLIEST_TIMESTAMP), origin)
 
     return Settings(
         timezone=tz,
@@ -356,8 +371,39 @@ def _validate(raw: dict[str, Any], origin: str) -> Settings:
         currency_rates=rates,
         min_peer_reps=min_peer_reps,
         limits=limits,
+        earliest_timestamp=earliest,
         source=origin,
     )
+
+
+def _earliest(value: Any, origin: str) -> date:
+    """``earliest_timestamp``: a TOML date (``1990-01-01``) or the same as text, not in the
+    future (every row would be quarantined).
+
+    Examples
+    --------
+    >>> _earliest("1985-06-01", "settings.toml")
+    datetime.date(1985, 6, 1)
+    >>> try:
+    ...     _earliest("01/06/1985", "settings.toml")
+    ... except SettingsError as err:
+    ...     print(err)
+    settings.toml: earliest_timestamp must be a date such as 1990-01-01
+    (timestamps before it are quarantined), got '01/06/1985'
+    """
+    expected = "a date such as 1990-01-01 (timestamps before it are quarantined)"
+    day = value
+    if isinstance(value, str):
+        try:
+            day = date.fromisoformat(value.strip())
+        except ValueError:
+            day = None
+    # a TOML date-time is a datetime, itself a date: refused, the day alone is meant
+    if not isinstance(day, date) or type(day) is not date:
+        raise _fail(origin, "earliest_timestamp", expected, value)
+    if day > date.today():
+        raise _fail(origin, "earliest_timestamp", "a date not in the future", value)
+    return day
 
 
 def _limits(raw: dict[str, Any], origin: str) -> Limits:

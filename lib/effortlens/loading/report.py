@@ -91,6 +91,7 @@ REASONS: tuple[str, ...] = (
     "bad_value",
     "negative_duration",
     "future_timestamp",
+    "early_timestamp",
     "unknown_stage",
     "no_account",
     "duplicate_id",

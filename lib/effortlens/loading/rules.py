@@ -8,8 +8,11 @@ Rules are checked in this order; the first one a row fails gives its reason:
 3. ``bad_value`` — a number, true/false value or date cannot be read; an outcome, exit reason
    or buyer action type outside its vocabulary; a required text value is empty;
 4. ``negative_duration`` — ``duration_min`` below zero;
-5. ``future_timestamp`` — a timestamp after ``now`` (an open deal's ``close_ts`` may be ahead:
-   it is an expected close date);
+5. an implausible timestamp: ``future_timestamp`` — after ``now`` (an open deal's
+   ``close_ts`` may be ahead: it is an expected close date); ``early_timestamp`` — an
+   activity's, buyer action's or stage entry's before the settings' ``earliest_timestamp``
+   (a placeholder such as 0001-01-01; a deal's ``created_ts`` or ``close_ts`` that early is
+   read as empty instead, and noted: :func:`_check_early`);
 6. ``unknown_stage`` — a stage neither among the settings' stages nor in ``[stages.map]``;
 7. ``no_account`` — a buyer action without ``account_id``;
 8. ``duplicate_id`` — the key seen in an earlier row that passed rules 1–7 (first kept); for
@@ -36,7 +39,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 import polars as pl
 
@@ -163,9 +166,9 @@ def parse_table(
     frame
         Columns named canonically, as given (text or typed).
     settings
-        Vocabularies and the time zone of naive times.
+        Vocabularies, the time zone of naive times and the earliest timestamp (rule 5).
     now
-        The load time (rule 5).
+        The load time (rule 5: no timestamp after it).
     decimal_comma
         Numbers may be written ``12,5``.
     tidy
@@ -191,6 +194,7 @@ def parse_table(
     _check_required(out, frame.height)
     _check_durations(out)
     _check_future(out, now)
+    _check_early(out, settings.earliest_timestamp)
     return out
 
 
@@ -383,6 +387,52 @@ def _check_future(out: ParsedTable, now: datetime) -> None:
             raw_value(column),
             pl.col(f"parsed:{column}").dt.strftime("%Y-%m-%d %H:%M UTC"),
             load_time,
+        )
+
+
+def _check_early(out: ParsedTable, earliest: date) -> None:
+    """Rule 5's other half: no timestamp before ``earliest`` (midnight UTC): real exports write
+    0001-01-01 (.NET's and SQL's smallest date), 1900-01-01 (Excel's day zero) or 1970-01-01
+    (a Unix time of 0) where a time is missing; no CRM record is that old.
+
+    Every UTC timestamp column is checked, as rule 5 checks them. An activity's, buyer
+    action's or stage entry's time is required (its day, week and hour place it), so its row
+    is quarantined: kept, one stray day decades before the rest would also stretch every
+    per-day series of the build across the years between. A deal's ``created_ts`` and
+    ``close_ts`` may be empty (an unknown age, no close date yet): there the placeholder is
+    read as empty and the deal kept, with a note (an open deal's close date of 0001-01-01 is a
+    .NET export's "none"; quarantining the deal would drop it from the pipeline).
+    Dates are not checked (``hire_date``, ``exit_date``, an intervention's days): a rep hired
+    in 1985 is real, and those dates are only compared with the activities' days.
+    """
+    start = datetime(earliest.year, earliest.month, earliest.day, tzinfo=UTC)
+    limit = f"{earliest.isoformat()} (earliest_timestamp in the settings)"
+    parsed = out.parsed
+    spec = TABLES[out.table]
+    for column, dtype in spec.columns.items():
+        if column not in parsed or dtype != UTC_TS:
+            continue
+        early = (parsed[column] < start).fill_null(False)
+        if column not in spec.not_null:
+            if early.any():
+                n_early = counted(int(early.sum()), "row")
+                out.note(
+                    column,
+                    f"{n_early} had a {column} before {limit}, read as empty (a placeholder "
+                    "for a missing date; set earliest_timestamp earlier if such dates are "
+                    "real)",
+                )
+                parsed[column] = pl.select(pl.when(~early).then(parsed[column])).to_series()
+            continue
+        out.check(
+            "early_timestamp",
+            column,
+            early,
+            "'{}' ({}) is before the earliest timestamp accepted, {}; a date this early is a "
+            "placeholder for a missing one (set earliest_timestamp earlier if it is real)",
+            raw_value(column),
+            pl.col(f"parsed:{column}").dt.strftime("%Y-%m-%d %H:%M UTC"),
+            limit,
         )
 
 

@@ -32,6 +32,9 @@ OFFSET_LOCAL = "%Y-%m-%dT%H:%M:%S%:z"
 SEPARATOR = {"opportunities": ";"}
 BOM = {"reps"}
 BAD_TIMESTAMPS = ("not a date", "2025-13-45", "yesterday", "31/31/2025 10:00")
+#: The placeholders exports write for a missing time (.NET/SQL, Excel, Unix): read as times,
+#: quarantined as before the settings' ``earliest_timestamp``.
+EARLY_TIMESTAMPS = ("0001-01-01T00:00:00Z", "1900-01-01T00:00:00Z", "1970-01-01T00:00:00Z")
 UNKNOWN_STAGES = ("on hold", "Stage X", "waiting for budget")
 
 #: Which defects go into which table, and the column each one touches.
@@ -44,12 +47,14 @@ DEFECTS: dict[str, dict[str, str | None]] = {
         "duplicate_id": None,
         "negative_duration": "duration_min",
         "future_timestamp": "ts",
+        "early_timestamp": "ts",
     },
     "buyer_actions": {
         "missing_id": "action_id",
         "bad_timestamp": "ts",
         "duplicate_id": None,
         "future_timestamp": "ts",
+        "early_timestamp": "ts",
         "no_account": "account_id",
     },
     "opportunities": {
@@ -117,6 +122,8 @@ def _bad_row(row: dict, table: str, reason: str, k: int, settings: Settings) -> 
         bad[column] = BAD_TIMESTAMPS[k % len(BAD_TIMESTAMPS)]
     elif reason == "future_timestamp":
         bad[column] = f"2099-06-{1 + k % 28:02d}T10:00:00Z"
+    elif reason == "early_timestamp":
+        bad[column] = EARLY_TIMESTAMPS[k % len(EARLY_TIMESTAMPS)]
     elif reason == "unknown_rep":
         bad[column] = f"R9{k:03d}"
     elif reason == "negative_duration":
