@@ -127,6 +127,36 @@ def test_the_latest_build_record_names_the_folders_current_build(data, tmp_path)
     assert record["key"] == second.path.name != first.path.name
 
 
+def test_a_first_build_is_announced_to_a_caller_that_listens(data, tmp_path, capsys):
+    # a script's `effortlens roe DATA --json 2>log` on a folder never built waited minutes at
+    # 10M with an empty stderr; a caller that gives no `say` is not warned of a first build
+    said: list[str] = []
+    open_build(data, cache_dir=tmp_path / "cache", say=said.append)
+    assert said == [f"no build of {data} yet: building it"]
+    open_build(data, cache_dir=tmp_path / "cache", say=said.append)
+    assert len(said) == 1  # current: nothing to say
+    _quiet_open(data, tmp_path / "other")  # no say: no BuildWarning either
+    assert main(["roe", str(data), "--json", "--cache-dir", str(tmp_path / "cli")]) == 0
+    assert f"effortlens: no build of {data} yet: building it" in capsys.readouterr().err
+
+
+def test_a_copy_of_a_built_folder_is_said_stale_when_it_changes(data, tmp_path, loads):
+    # the same files in two places open one build (the key is by content); the copy's next
+    # change was rebuilt with no word, as no record named the copy's latest build
+    cache = tmp_path / "cache"
+    first = open_build(data, cache_dir=cache)
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)  # the files' times kept: the same key
+    said: list[str] = []
+    assert open_build(copy, cache_dir=cache, say=said.append).path == first.path
+    assert said == [] and len(loads) == 1
+    assert facts.latest_build_record(copy, cache_dir=cache)["key"] == first.path.name
+    (copy / "reps.parquet").touch()
+    open_build(copy, cache_dir=cache, say=said.append)
+    assert said == [f"the build of {copy} is stale (reps.parquet changed): rebuilding"]
+    assert len(loads) == 2
+
+
 def _damage(path: Path, how: str, entry: Path) -> None:
     if how == "byte flips":
         raw = bytearray(path.read_bytes())

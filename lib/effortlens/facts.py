@@ -743,6 +743,7 @@ def open_build(
     root = check_cache_dir(
         Path(cache_dir) if cache_dir is not None else default_cache_dir(), data=folder
     )
+    announce = say  # a first build is announced to a caller that listens, not warned of
     say = say or _warn
     try:
         inputs = input_fingerprint(folder, mapping=mapping_path)
@@ -755,14 +756,14 @@ def open_build(
     entry = root / "builds" / key
     if entry.is_dir() and not force:
         try:
-            return _open_entry(entry, key=key, settings=settings)
+            return _opened(entry, root, folder, key=key, inputs=inputs, settings=settings)
         except DamagedBuild:
             pass  # checked again under the lock: another process may be repairing it
     with _build_lock(root, key):  # kernels starting together build once, the others wait
         reason = ""
         if entry.is_dir() and not force:
             try:
-                return _open_entry(entry, key=key, settings=settings)
+                return _opened(entry, root, folder, key=key, inputs=inputs, settings=settings)
             except DamagedBuild as err:
                 reason = f"the build of {folder} was damaged ({err}): deleted, rebuilding"
                 say(reason)
@@ -773,6 +774,8 @@ def open_build(
             reason = _why_stale(root, folder, inputs, settings=settings)
             if reason:
                 say(f"the build of {folder} is stale ({reason}): rebuilding")
+            elif announce is not None:  # a script's stderr says why it waits (10M: minutes)
+                announce(f"no build of {folder} yet: building it")
         # a forced rebuild puts the build aside, back if the new one fails; when the disk
         # cannot hold both (at 100M a build is ~15 GB) the old one goes first, as it must
         aside = None
@@ -900,6 +903,27 @@ def _folder_settings(folder: Path) -> Settings:
 def _source_record(root: Path, folder: Path) -> Path:
     name = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:24]
     return root / "sources" / f"{name}.json"
+
+
+def _opened(
+    entry: Path, root: Path, folder: Path, *, key: str, inputs, settings: Settings
+) -> Build:
+    """:func:`_open_entry` of a current build, noted as ``folder``'s latest (:func:`_remember`)
+    when its record names another build or none: a folder whose files equal an already
+    built one's (a copy, the same export in two places) opens that build, and its next
+    change must still be said stale. A record that cannot be written (a cache folder read-only
+    here) is left as it is: the build is current all the same."""
+    built = _open_entry(entry, key=key, settings=settings)
+    try:
+        latest = json.loads(_source_record(root, folder).read_text("utf-8")).get("key")
+    except (OSError, ValueError, AttributeError):
+        latest = None
+    if latest != key:
+        try:
+            _remember(root, folder, key=key, inputs=inputs, settings=settings)
+        except OSError:
+            pass
+    return built
 
 
 def _remember(root: Path, folder: Path, *, key: str, inputs, settings: Settings) -> None:
