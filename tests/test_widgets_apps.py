@@ -504,6 +504,28 @@ def test_rep_mirror_opens_on_the_rep_in_the_url(small_planted, monkeypatch):
         mirror.rep_id = "no such rep"
 
 
+def test_a_link_to_a_rep_not_listed_says_so_above_the_rep_shown(small_planted, monkeypatch):
+    # `?rep=R007` where ids are R0001…: the page fell back to the first rep with no word
+    reps = pl.read_parquet(small_planted / "reps.parquet")
+    monkeypatch.delenv("VOILA_PREHEAT", raising=False)
+    monkeypatch.setenv("QUERY_STRING", "rep=R007%3Cb%3E")  # not an id, with markup in it
+    mirror = rep_mirror_app(data_dir=small_planted).views[0]
+    note = mirror._unknown.value  # noqa: SLF001
+    shown = mirror.rep_id
+    name = reps.filter(pl.col("rep_id") == shown)["rep_name"][0]
+    assert "No rep with the id &#x27;R007&lt;b&gt;&#x27; in this data" in note, note
+    assert f"showing {name} instead" in note and "<b>" not in note
+    mirror.rep_id = reps.filter(pl.col("exit_date").is_null())["rep_id"][3]
+    assert mirror._unknown.value == ""  # noqa: SLF001  (another rep picked: the note goes)
+    left = reps.filter(pl.col("exit_date").is_not_null()).row(0, named=True)
+    monkeypatch.setenv("QUERY_STRING", f"rep={left['rep_id']}")
+    mirror = rep_mirror_app(data_dir=small_planted).views[0]
+    note = mirror._unknown.value  # noqa: SLF001
+    assert f"{left['rep_name']} left on {left['exit_date']:%Y-%m-%d}" in note, note
+    monkeypatch.setenv("QUERY_STRING", f"rep={shown}")  # a listed rep: nothing to say
+    assert rep_mirror_app(data_dir=small_planted).views[0]._unknown.value == ""  # noqa: SLF001
+
+
 def test_clicking_a_rep_in_the_funnel_compares_that_rep(small_planted):
     truth = json.loads((small_planted / "truth.json").read_text())
     app = positive_deviance_app(data_dir=small_planted)

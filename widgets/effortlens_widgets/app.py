@@ -317,11 +317,38 @@ def load_error_text(err: BaseException) -> str:
     )
 
 
+#: A table's rows, one of them, in the data line ("1 intervention", not "1 interventions").
+_ONE_ROW = {
+    "reps": "rep",
+    "activities": "activity",
+    "buyer_actions": "buyer action",
+    "opportunities": "opportunity",
+    "stage_history": "stage history row",
+    "interventions": "intervention",
+    "intervention_participants": "intervention participant",
+}
+
+
+def _table_count(table: str, n: int) -> str:
+    """``n`` rows of ``table`` in words.
+
+    Examples
+    --------
+    >>> _table_count("interventions", 1), _table_count("stage_history", 5_578_354)
+    ('1 intervention', '5,578,354 stage history rows')
+    """
+    one = _ONE_ROW.get(table)
+    if one is None:
+        return f"{n:,} {table.replace('_', ' ')}"
+    plural = {"activity": "activities", "opportunity": "opportunities"}.get(one, f"{one}s")
+    return f"{n:,} {one if n == 1 else plural}"
+
+
 def _status_line(data) -> str:
     report = data.report.to_dict()
     loaded = {t: r["loaded"] for t, r in report.items() if not r.get("missing")}
     quarantined = sum(sum(r["quarantined"].values()) for r in report.values())
-    parts = ", ".join(f"{n:,} {t.replace('_', ' ')}" for t, n in loaded.items() if n)
+    parts = ", ".join(_table_count(t, n) for t, n in loaded.items() if n)
     q = f" · {quarantined:,} rows quarantined (see <i>Start here</i>)" if quarantined else ""
     rebuilt = getattr(data, "rebuilt", "")
     b = f" · facts built now: {escape(rebuilt)}" if rebuilt else ""

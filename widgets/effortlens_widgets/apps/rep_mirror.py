@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from html import escape
 from urllib.parse import parse_qs
 
 import ipywidgets as widgets
@@ -59,6 +60,7 @@ class Mirror(View):
         )
         widgets.link((self._rep, "value"), (self, "rep_id"))
         self._wanted = rep_id
+        self._unknown = widgets.HTML()  # a link's rep that is not listed: said, not ignored
         self._cards = KpiCards()
         self._finding = widgets.HTML()
         self._chart = ChartPanel(
@@ -69,7 +71,7 @@ class Mirror(View):
         )
         state.observe(self._on_names, names=["enriched", "anonymise"])
         self._on_names()
-        self.children = [self._rep, self._cards, self._finding, self._chart]
+        self.children = [self._rep, self._unknown, self._cards, self._finding, self._chart]
 
     @validate("rep_id")
     def _valid_rep_id(self, proposal):
@@ -80,13 +82,43 @@ class Mirror(View):
 
     @observe("rep_id")
     def _on_rep_id(self, change) -> None:
+        self._unknown.value = ""  # another rep picked: the link's is no longer the question
         self.refresh()
 
     def select(self, rep_id: str | None) -> None:
-        """Open the mirror on ``rep_id`` when it is one of the listed reps."""
+        """Open the mirror on ``rep_id`` when it is one of the listed reps; else say so above
+        the rep shown instead."""
         if rep_id is not None and rep_id in [value for _, value in self._rep.options]:
             self.rep_id = rep_id
         self._wanted = rep_id or self._wanted
+        self._say_unlisted(rep_id)
+
+    def _say_unlisted(self, wanted: str | None) -> None:
+        """Say that ``wanted`` (a link's ``?rep=``) is not among the listed reps, and whom the
+        page shows instead; nothing when it is listed, not given, or the data not loaded."""
+        enriched = self.state.enriched
+        if wanted is None or enriched is None or wanted == self.rep_id:
+            return
+        shown = self.rep_id
+        instead = (
+            f"showing {escape(self.state.rep_label(shown))} instead; pick a rep above."
+            if shown
+            else "pick a rep above."
+        )
+        left = enriched.reps.filter(pl.col("rep_id") == wanted)
+        if left.height:  # listed only while active: a rep who left
+            when = left["exit_date"][0]
+            said = (
+                f"{escape(self.state.rep_label(wanted))} left"
+                + (f" on {when:%Y-%m-%d}" if when is not None else "")
+                + ": the mirror lists the reps still active"
+            )
+        else:
+            example = self._rep.options[0][1] if self._rep.options else None
+            said = f"No rep with the id {escape(repr(wanted))} in this data" + (
+                f" (ids here look like {escape(example)})" if example else ""
+            )
+        self._unknown.value = f'<p class="el-note">{said}: {instead}</p>'
 
     def _on_names(self, change=None) -> None:
         enriched = self.state.enriched
@@ -101,6 +133,7 @@ class Mirror(View):
             self._rep.value = current
         elif ids:
             self._rep.value = ids[0]
+            self._say_unlisted(self._wanted)
 
     def render(self, view) -> None:
         """Draw the mirror of ``rep_id`` over their whole history."""
