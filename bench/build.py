@@ -34,6 +34,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from results_file import replace_section
+
 HERE = Path(__file__).resolve().parent
 APPS = (
     "return_on_effort",
@@ -45,8 +47,8 @@ APPS = (
     "rep_mirror",
     "pattern_session",
 )
-BEGIN = "<!-- built-facts:begin -->"
-END = "<!-- built-facts:end -->"
+#: Its section of RESULTS.md (:func:`results_file.replace_section`).
+SECTION = "built-facts"
 
 
 def _run(argv: list[str], *, env: dict | None = None) -> dict:
@@ -181,7 +183,6 @@ def _median(values):
 def write_section(figures: dict, path: Path, *, label: str) -> None:
     """Replace the built-facts section of ``path`` (between its markers) with ``figures``."""
     lines = [
-        BEGIN,
         f"## Built facts: {label}",
         "",
         f"Written by `python bench/build.py` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
@@ -236,14 +237,7 @@ def write_section(figures: dict, path: Path, *, label: str) -> None:
             f"{', '.join(str(x) for x in k['filter_changes_ms'])} | {k['peak_mb']:,} | "
             f"{', '.join(k['views_with_problem']) or '–'} |"
         )
-    lines.append(END)
-    text = path.read_text() if path.is_file() else ""
-    section = "\n".join(lines)
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
+    replace_section(path, lines, name=SECTION)
 
 
 if __name__ == "__main__":

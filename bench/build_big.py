@@ -40,13 +40,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from results_file import replace_section
+
 HERE = Path(__file__).resolve().parent
 #: Where a cgroup of the build's own is made (cgroup v1's CPU accounting).
 CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 #: The environment variable naming that cgroup's folder to the build (its steps' CPU s).
 CGROUP_ENV = "EFFORTLENS_BENCH_CGROUP"
-BEGIN = "<!-- big-build:begin -->"
-END = "<!-- big-build:end -->"
+#: Its section of RESULTS.md (:func:`results_file.replace_section`).
+SECTION = "big-build"
 
 
 def vm_mb(pid: int | str, field: str) -> int:
@@ -344,7 +346,6 @@ def write_section(figures: dict, path: Path, *, label: str) -> None:
     result = run.get("result") or {}
     peak = result.get("vm_hwm_mb") or run["max_sampled_rss_mb"]
     lines = [
-        BEGIN,
         f"### Measured: {label} ({figures['started']}, `python bench/build_big.py`)",
         "",
         f"Load average at start {figures['load_at_start']}, after the build "
@@ -389,14 +390,7 @@ def write_section(figures: dict, path: Path, *, label: str) -> None:
         ]
     if run["stopped_at_mb"]:
         lines += ["", f"**Stopped by the guard at {run['stopped_at_mb']:,} MB.**"]
-    lines.append(END)
-    text = path.read_text() if path.is_file() else ""
-    section = "\n".join(lines)
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
+    replace_section(path, lines, name=SECTION)
 
 
 if __name__ == "__main__":

@@ -36,10 +36,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from results_file import replace_section
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 IMPLEMENTATIONS = ("effortlens", "duckdb", "pandas")
 TABLES = ("reps", "activities", "buyer_actions")
+#: Its section of RESULTS.md, at the top (:func:`results_file.replace_section`).
+SECTION = "enrichment"
 
 
 # -- worker: runs in its own process -------------------------------------------------------
@@ -314,8 +318,6 @@ def _median(values: list[float]) -> float:
 def write_results(results: dict, path: Path) -> None:
     info = results["machine"]
     lines = [
-        "# EffortLens benchmark results",
-        "",
         f"Written by `python bench/run.py` on {info['date']}. Machine: {info['cores']} cores, "
         f"{info['ram_gb']} GB RAM ({info['cpu']}); Python {info['python']}, Polars "
         f"{info['polars']}, DuckDB {info['duckdb']}, pandas {info['pandas']}, NumPy "
@@ -388,7 +390,9 @@ def write_results(results: dict, path: Path) -> None:
     lines += _targets(results)
     if results.get("notes"):
         lines += [results["notes"], ""]
-    path.write_text("\n".join(lines))
+    if not path.is_file():
+        path.write_text("# EffortLens benchmark results\n")
+    replace_section(path, lines, name=SECTION, first=True)  # the rest of the file kept
 
 
 def _targets(results: dict) -> list[str]:
