@@ -125,6 +125,48 @@ def test_a_deals_placeholder_created_or_close_date_reads_as_empty(tmp_path):
     assert len(notes) == 2 and all("before 1990-01-01 (earliest_timestamp" in n for n in notes)
 
 
+def test_the_earliest_timestamp_itself_is_accepted_and_a_second_before_is_not(tmp_path):
+    (tmp_path / "reps.csv").write_text("rep_id\nr1\n")
+    (tmp_path / "activities.csv").write_text(
+        "activity_id,rep_id,ts,activity_type\n"
+        "a1,r1,1990-01-01T00:00:00Z,call\n"
+        "a2,r1,1989-12-31T23:59:59Z,call\n"
+        "a3,r1,1990-01-01T01:30:00+02:00,call\n"  # 1989-12-31 23:30 UTC: midnight is UTC's
+    )
+    data = load_folder(tmp_path, now=NOW)
+    assert data.tables["activities"]["activity_id"].to_list() == ["a1"]
+    early = data.quarantine.filter(pl.col("reason") == "early_timestamp")
+    assert early["row"].to_list() == [2, 3]  # the data rows, counted from 1
+
+
+def test_a_crm_deal_snapshots_placeholder_dates_place_no_derived_stage_entry(tmp_path):
+    # a HubSpot deals export without stage history: each deal's entries are derived from its
+    # created and close dates; a won deal closed on 0001-01-01 (a missing close date) must
+    # still reach the last stage, at its created time, as one with an empty close date does
+    # (H2's review: it was placed on 0001-01-01 and quarantined, the deal missing from commit)
+    from effortlens.adapters import load_any
+    from effortlens.enrich import enrich
+    from effortlens.flow import flow_table
+
+    (tmp_path / "deals.csv").write_text(
+        "Record ID,Deal Name,Deal Stage,Deal owner,Create Date,Close Date,Amount\n"
+        "1,A,Presentation Scheduled,Ann,2024-01-03 10:00,1970-01-01 00:00,\n"
+        "2,B,Closed Won,Ann,2024-01-03 10:00,0001-01-01 00:00,100\n"
+        "3,C,Closed Won,Ann,2024-01-03 10:00,,100\n"
+        "4,D,Presentation Scheduled,Ann,2024-01-03 10:00,,\n"
+    )
+    data = load_any(tmp_path, settings=load_settings(), now=NOW)
+    assert data.quarantine.is_empty(), data.quarantine["message"].to_list()
+    history = data.tables["stage_history"]
+    assert history["entered_ts"].min() >= dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
+    won = history.filter(pl.col("opportunity_id").is_in(["2", "3"])).sort("opportunity_id")
+    assert won.group_by("opportunity_id").len()["len"].to_list() == [2, 2]
+    flow = flow_table(enrich(data, cache_dir=tmp_path / "cache"))
+    reached = dict(zip(flow["stage"], flow["reached"], strict=True))
+    stages = load_settings().stages
+    assert reached[stages[0]] == 4 and reached[stages[-1]] == 2  # both won deals at commit
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

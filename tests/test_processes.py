@@ -400,12 +400,21 @@ def test_a_call_may_ask_for_every_cores_threads_beside_another(tmp_path):
 
 def test_a_server_started_to_die_with_its_parent_ends_when_the_parent_is_killed(tmp_path):
     # a test's server runs in a session of its own (stopped by its process group); the test
-    # run killed outright (SIGKILL) must not leave it running: it is sent SIGTERM
-    pid_file = tmp_path / "pid"
+    # run killed outright (SIGKILL) must not leave it running: it is sent SIGTERM (a Voila
+    # server then stops its kernels), which its handler records
+    pid_file, told = tmp_path / "pid", tmp_path / "told"
+    server = (
+        "import signal, sys, time\n"
+        "def stop(*_):\n"
+        f"    open({str(told)!r}, 'w').write(signal.Signals(_[0]).name)\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "time.sleep(120)\n"
+    )
     body = (
-        "import signal, subprocess, sys, time\n"
+        "import subprocess, sys, time\n"
         "from effortlens.processes import dies_with_this_process\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'],\n"
+        f"child = subprocess.Popen([sys.executable, '-c', {server!r}],\n"
         "    start_new_session=True, preexec_fn=dies_with_this_process())\n"
         f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
         "time.sleep(120)\n"
@@ -416,6 +425,7 @@ def test_a_server_started_to_die_with_its_parent_ends_when_the_parent_is_killed(
         assert time.monotonic() < deadline, "the parent never started its child"
         time.sleep(0.05)
     child = int(pid_file.read_text())
+    time.sleep(0.5)  # its handler in place
     assert _alive(child)
     parent.send_signal(signal.SIGKILL)
     parent.wait(timeout=30)
@@ -423,6 +433,21 @@ def test_a_server_started_to_die_with_its_parent_ends_when_the_parent_is_killed(
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child), "the child outlived its killed parent"
+    assert told.read_text() == "SIGTERM"
+
+
+def test_a_child_whose_parent_is_already_gone_ends_at_once_whatever_its_handlers():
+    # the parent died before the request was made: nothing would ever signal the child, so it
+    # ends there (os._exit: a SIGTERM handler it inherited cannot keep it going)
+    body = (
+        "import signal\n"
+        "from effortlens.processes import die_with_parent\n"
+        "signal.signal(signal.SIGTERM, lambda *_: None)\n"
+        "die_with_parent(1, signal.SIGTERM)  # not this process's parent\n"
+        "print('went on')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "went on" not in done.stdout, done
 
 
 def _alive(pid: int) -> bool:

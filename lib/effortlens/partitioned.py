@@ -199,8 +199,8 @@ def write_partitioned(
     if chunk_rows is None:
         chunk_rows = getattr(settings.limits, "partition_rows", DEFAULT_CHUNK_ROWS)
     scratch = scratch_dir(staging.parent, "partitioned")
-    _read_input_ahead(Path(folder))
     try:
+        _read_input_ahead(Path(folder))
         say("load and validate")
         # the whole load in a process of its own when large: what the parent keeps of it is
         # the result (the small tables), not the validation's high-water mark (100M: 4.8 GB)

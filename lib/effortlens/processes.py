@@ -216,37 +216,48 @@ def _end_stale() -> None:
         worker.end()
 
 
-def die_with_parent(parent: int, signal_number: int = signal.SIGKILL) -> None:
+def die_with_parent(parent: int, signal_number: int = signal.SIGKILL, prctl: Any = None) -> None:
     """In a child process: be sent ``signal_number`` (default SIGKILL) when the thread that
     started it ends, its parent killed outright included (``PR_SET_PDEATHSIG``, Linux;
     elsewhere a no-op). ``parent`` is the starting process's id: if it died before the
-    request was made, the signal comes at once.
+    request was made, the child ends at once (``os._exit``: no handler can keep it going).
+    ``prctl``: the C library's, looked up beforehand (:func:`dies_with_this_process`: in a
+    ``preexec_fn`` the child runs no lookup between fork and exec).
 
     A worker of a build killed by SIGKILL or the memory killer would otherwise go on, holding
     gigabytes, with nobody to read its result (:func:`effortlens.loading.pipeline.in_child`);
     a test's Voilà server started in a session of its own (``start_new_session``, stopped by
     its process group) would go on with its kernels when the test run is killed (one left
-    such a server and nine kernels, 1.5 GB): ``preexec_fn=functools.partial(die_with_parent,
-    os.getpid(), signal.SIGTERM)`` (SIGTERM: the server stops its kernels).
+    such a server and nine kernels, 1.5 GB).
     """
+    if prctl is None:
+        prctl = _prctl()
+    if prctl is None:
+        return
+    prctl(1, signal_number)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _prctl() -> Any:
+    """The C library's ``prctl`` (Linux), or ``None``."""
     import ctypes
 
     if not sys.platform.startswith("linux"):
-        return
+        return None
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal_number)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:
-        os.kill(os.getpid(), signal_number)
+        return None
 
 
 def dies_with_this_process(signal_number: int = signal.SIGTERM) -> Any:
     """A ``preexec_fn`` for :class:`subprocess.Popen`: the child is sent ``signal_number``
-    when the calling thread ends (:func:`die_with_parent`)."""
+    (default SIGTERM: a Voilà server then stops its kernels) when the calling thread ends
+    (:func:`die_with_parent`)."""
     import functools
 
-    return functools.partial(die_with_parent, os.getpid(), signal_number)
+    return functools.partial(die_with_parent, os.getpid(), signal_number, _prctl())
 
 
 def worker_environment(threads: int | None) -> dict[str, str]:

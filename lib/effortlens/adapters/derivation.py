@@ -7,6 +7,9 @@ Every derivation is written in a note of the load report.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from effortlens.adapters.matching import merge_spellings, normalise_key
@@ -14,6 +17,9 @@ from effortlens.adapters.pieces import REASON, Piece, make_piece
 from effortlens.adapters.reading import LINE, RAW, Context
 from effortlens.adapters.values import closing_stage, outcome_vocabulary
 from effortlens.loading.report import counted
+
+if TYPE_CHECKING:
+    from effortlens.settings import Settings
 
 
 def reps_from_owners(pieces: list[Piece], ctx: Context) -> list[Piece]:
@@ -111,6 +117,7 @@ def derived_stage_entries(
     stage: pl.Series,
     stage_ts: pl.Series | None = None,
     file: str | None = None,
+    settings: Settings | None = None,
 ) -> tuple[Piece, dict[str, int]]:
     """Stage entries derived from a snapshot of deals (no stage history in the export).
 
@@ -134,6 +141,11 @@ def derived_stage_entries(
     - a stage name that is none of the stages is passed on and validation quarantines it
       (``unknown_stage``).
 
+    A created, close or stage time before ``settings``' ``earliest_timestamp`` is a placeholder
+    for a missing one (the deal's own validation reads it as empty, rule 5): it places no entry
+    either, so a won deal whose close date is 0001-01-01 enters the last stage at its created
+    time, as one whose close date is empty.
+
     Returns the piece and counts for the notes.
     """
     frame = opportunities.frame.with_columns(
@@ -147,6 +159,10 @@ def derived_stage_entries(
     for column in ("created_ts", "close_ts"):  # a mapping may leave them out
         if column not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(column))
+        elif settings is not None:
+            frame = frame.with_columns(_placeholder_as_empty(frame[column], settings))
+    if settings is not None:  # a stage date of 0001-01-01 too: the created time places it
+        frame = frame.with_columns(_placeholder_as_empty(frame["__stage_ts"], settings))
     won = pl.col("outcome") == "won"
     known = pl.col("__stage").is_not_null()
     placed = known | won | (pl.col("outcome") == "open")  # a loss at no known stage: no entry
@@ -198,6 +214,25 @@ def current_stage(stages: pl.Series, ctx: Context) -> pl.Series:
     return pl.select(pl.when(~pl.lit(closing)).then(pl.lit(stages))).to_series()
 
 
+def _placeholder_as_empty(text: pl.Series, settings: Settings) -> pl.Series:
+    """``text`` (a deal's time as exported) with the times before ``earliest_timestamp`` as
+    empty, as the deal's validation reads them (:func:`effortlens.loading.rules._check_early`).
+
+    Examples
+    --------
+    >>> from effortlens.settings import load_settings
+    >>> text = pl.Series("close_ts", ["0001-01-01", "2025-03-04", None, "soon"])
+    >>> _placeholder_as_empty(text, load_settings()).to_list()
+    [None, '2025-03-04', None, 'soon']
+    """
+    from effortlens.loading.timestamps import parse_timestamps
+
+    earliest = settings.earliest_timestamp
+    start = datetime(earliest.year, earliest.month, earliest.day, tzinfo=UTC)
+    parsed = parse_timestamps(text.cast(pl.String), timezone=settings.timezone).values
+    return pl.select(pl.when(~(parsed < start).fill_null(False)).then(text)).to_series()
+
+
 def derive_missing_history(
     opportunities: Piece,
     stages: pl.Series,
@@ -221,6 +256,7 @@ def derive_missing_history(
         stages=ctx.settings.stages,
         stage=current_stage(stages.filter(missing), ctx),
         stage_ts=stage_ts.filter(missing) if stage_ts is not None else None,
+        settings=ctx.settings,
     )
     note = derived_note(opportunities.file, counts, stage_date=stage_ts is not None)
     if history:

@@ -435,7 +435,7 @@ def _stage_entries(
         ctx.note(f"{spec.file}: no stage column; no stage history (win rates still work)")
         return []
     derived, counts = derived_stage_entries(
-        piece, stages=ctx.settings.stages, stage=stage, stage_ts=stage_date
+        piece, stages=ctx.settings.stages, stage=stage, stage_ts=stage_date, settings=ctx.settings
     )
     ctx.note(derived_note(spec.file, counts, stage_date=stage_date is not None))
     return [derived]
