@@ -108,15 +108,22 @@ def test_the_earliest_timestamp_moved_back_loads_the_old_rows(placeholder_folder
     assert settings.fingerprint() != load_settings().fingerprint()
 
 
+def _one_rep_and(folder: Path, table: str, text: str):
+    """The load of ``folder`` holding one rep ``r1`` and ``table`` (CSV) written as ``text``."""
+    (folder / "reps.csv").write_text("rep_id\nr1\n")
+    (folder / f"{table}.csv").write_text(text)
+    return load_folder(folder, now=NOW)
+
+
 def test_a_deals_placeholder_created_or_close_date_reads_as_empty(tmp_path):
-    (tmp_path / "reps.csv").write_text("rep_id\nr1\n")
-    (tmp_path / "opportunities.csv").write_text(
+    data = _one_rep_and(
+        tmp_path,
+        "opportunities",
         "opportunity_id,rep_id,created_ts,outcome,close_ts\n"
         "o1,r1,2024-03-05,open,0001-01-01\n"
         "o2,r1,1900-01-01,won,2024-05-01\n"
-        "o3,r1,2024-03-05,lost,2024-04-01\n"
+        "o3,r1,2024-03-05,lost,2024-04-01\n",
     )
-    data = load_folder(tmp_path, now=NOW)
     deals = data.tables["opportunities"]
     assert data.quarantine.is_empty() and deals["opportunity_id"].to_list() == ["o1", "o2", "o3"]
     assert deals["close_ts"].is_null().to_list() == [True, False, False]
@@ -126,14 +133,14 @@ def test_a_deals_placeholder_created_or_close_date_reads_as_empty(tmp_path):
 
 
 def test_the_earliest_timestamp_itself_is_accepted_and_a_second_before_is_not(tmp_path):
-    (tmp_path / "reps.csv").write_text("rep_id\nr1\n")
-    (tmp_path / "activities.csv").write_text(
+    data = _one_rep_and(
+        tmp_path,
+        "activities",
         "activity_id,rep_id,ts,activity_type\n"
         "a1,r1,1990-01-01T00:00:00Z,call\n"
         "a2,r1,1989-12-31T23:59:59Z,call\n"
-        "a3,r1,1990-01-01T01:30:00+02:00,call\n"  # 1989-12-31 23:30 UTC: midnight is UTC's
+        "a3,r1,1990-01-01T01:30:00+02:00,call\n",  # 1989-12-31 23:30 UTC: midnight is UTC's
     )
-    data = load_folder(tmp_path, now=NOW)
     assert data.tables["activities"]["activity_id"].to_list() == ["a1"]
     early = data.quarantine.filter(pl.col("reason") == "early_timestamp")
     assert early["row"].to_list() == [2, 3]  # the data rows, counted from 1
