@@ -4,6 +4,7 @@ stale and damaged builds are rebuilt, and the cache lives in one place outside d
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -155,6 +156,28 @@ def test_a_copy_of_a_built_folder_is_said_stale_when_it_changes(data, tmp_path, 
     open_build(copy, cache_dir=cache, say=said.append)
     assert said == [f"the build of {copy} is stale (reps.parquet changed): rebuilding"]
     assert len(loads) == 2
+
+
+def test_the_progress_bar_names_each_view_table_and_covers_a_longer_line(data, tmp_path):
+    # "precompute views" is most of a 10m build: the bar sat on it for 60% of the time (H3)
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    progress = facts.Progress(facts.BUILD_STEPS, stream=terminal)
+    open_build(data, cache_dir=tmp_path / "cache", progress=progress)
+    lines = [line.rstrip("\n") for line in terminal.getvalue().split("\r")[1:]]
+    drawn = [re.match(r"\[[#.]+\] (\d)/6 (.*?) +[\d.]+ s *$", line) for line in lines]
+    assert all(drawn), lines
+    labels = [m[2] for m in drawn]
+    views = labels[labels.index("precompute views") + 1 : labels.index("checksums")]
+    assert "view facts: touches" in views and "view facts: habit touch codes" in views, labels
+    assert {m[1] for m in drawn if m[2].startswith("view facts")} == {"4"}  # step 4 of 6
+    for before, after in zip(lines, lines[1:], strict=False):  # no end of a longer line left
+        assert len(after) >= len(before.rstrip()), (before, after)
 
 
 def _damage(path: Path, how: str, entry: Path) -> None:

@@ -549,6 +549,7 @@ class Progress:
         self.started = time.perf_counter()
         self.at = 0
         self.current = ""  # the step being done (a failure names it)
+        self._drawn = 0  # the length of the line last drawn (a shorter one must cover it)
 
     def step(self, name: str) -> None:
         """Start step ``name``."""
@@ -577,10 +578,12 @@ class Progress:
         width = 30
         filled = round(width * self.at / max(len(self.steps), 1))
         elapsed = time.perf_counter() - self.started
-        self.stream.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {self.at}/{len(self.steps)} "
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {self.at}/{len(self.steps)} "
             f"{label:<28} {elapsed:6.1f} s"
         )
+        self.stream.write(f"\r{line:<{self._drawn}}")  # blanks over a longer line's end
+        self._drawn = len(line)
         self.stream.flush()
 
 
@@ -1062,7 +1065,7 @@ def _write_build(
         (staging / REPORT_FILE).write_text(json.dumps(report, indent=1, default=str), "utf-8")
         del data  # the raw rows are not needed for what follows: it reads the written facts
         progress.step("precompute views")
-        rows.update(write_aggregates(staging, settings=settings))
+        rows.update(write_aggregates(staging, settings=settings, step=progress.step))
         _seal(
             staging, builds / key, rows=rows, progress=progress, key=key, folder=folder,
             inputs=inputs, settings=settings, format=format, engine=engine, how=how,
@@ -1183,7 +1186,7 @@ def _write_partitioned_build(
         )
         progress.step("precompute views")
         if events <= settings.limits.partition_above_rows:
-            rows.update(write_aggregates(staging, settings=settings))
+            rows.update(write_aggregates(staging, settings=settings, step=progress.step))
         else:  # part by part (the whole would not fit), pass 1 done with the enrichment
             rows.update(
                 write_partition_aggregates(
@@ -1205,9 +1208,13 @@ def _write_partitioned_build(
     return builds / key
 
 
-def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
+def write_aggregates(
+    folder: Path, *, settings: Settings, step: Callable[[str], None] | None = None
+) -> dict[str, int]:
     """Compute :data:`AGGREGATES_LAYOUT` from the facts written in build folder ``folder``
     (lazy scans: whichever engine wrote them) and write them there; rows per relative path.
+    ``step`` is told each table as it starts (``"view facts: touches"``: the progress bar;
+    this is most of a 10m build).
 
     Examples
     --------
@@ -1236,6 +1243,7 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
         write_practice_codes,
     )
 
+    say = step or (lambda _name: None)
     facts = {name: scan_fact(folder, relative) for name, relative in FACTS_LAYOUT.items()}
     reps = facts["reps"].collect()
     written = Enriched(
@@ -1292,6 +1300,7 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
         ("verifiers", lambda: verifier_facts(facts["actions"], settings=settings).collect()),
         *((cell, lambda cell=cell: _cells(cells()[cell])) for cell in _HABIT_CELLS),
     ):
+        say(f"view facts: {name.replace('_', ' ')}")
         frame = compute()
         relative = AGGREGATES_LAYOUT[name]
         if name == "streaks":  # read a few rows at a time by the ROE page: lz4, small groups
@@ -1310,12 +1319,15 @@ def write_aggregates(folder: Path, *, settings: Settings) -> dict[str, int]:
         del frame
     held.clear()
     practice.clear()
+    say("view facts: habit touch codes")
     touches = pl.scan_parquet(folder / AGGREGATES_LAYOUT["touches"])
     rows[f"{HABIT_TOUCHES}/day.npy"] = write_touch_codes(touches, folder / HABIT_TOUCHES)
+    say("view facts: practice codes")
     practice_facts = scan_fact(folder, AGGREGATES_LAYOUT["practice"])
     rows[f"{PRACTICE_CODES}/day.npy"] = write_practice_codes(
         practice_facts, folder / PRACTICE_CODES
     )
+    say("view facts: practice periods")
     rows.update(write_practice_periods(folder))
     return rows
 
